@@ -1,0 +1,200 @@
+#include "backend/local.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/strv.h"
+
+static const unsigned all_namespaces =
+  ESB_NS_USER | ESB_NS_MOUNT | ESB_NS_PID | ESB_NS_NET | ESB_NS_IPC | ESB_NS_UTS;
+
+static int make_removable(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)ftw;
+  if (type == FTW_D || type == FTW_DNR)
+    chmod(path, (st->st_mode & 07777) | S_IRWXU);
+  return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st; (void)type; (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/* rm -rf that also gets through directories the program made unreadable. */
+static void remove_tree(const char *dir) {
+  nftw(dir, make_removable, 16, FTW_PHYS | FTW_MOUNT);
+  nftw(dir, remove_entry, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
+}
+
+static void finished(struct esb_exec *exec, void *userdata) {
+  struct esb_local_run *run = userdata;
+  (void)exec;
+  if (run->tmpdir) {
+    remove_tree(run->tmpdir);
+    free(run->tmpdir);
+    run->tmpdir = NULL;
+  }
+  if (run->on_done)
+    run->on_done(run, run->userdata);
+}
+
+static int make_workdir(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
+  const char *base = getenv("TMPDIR");
+  if (!base || base[0] != '/')
+    base = "/tmp";
+  if (asprintf(&run->tmpdir, "%s/echo-sandbox-XXXXXX", base) < 0) {
+    run->tmpdir = NULL;
+    snprintf(why, n, "out of memory");
+    return -1;
+  }
+  if (!mkdtemp(run->tmpdir)) {
+    snprintf(why, n, "creating the working dir under %s: %s", base, strerror(errno));
+    free(run->tmpdir);
+    run->tmpdir = NULL;
+    return -1;
+  }
+  if (geteuid() == 0 && chown(run->tmpdir, plan->local.uid, plan->local.gid) < 0) {
+    snprintf(why, n, "handing the working dir to uid %u: %s", (unsigned)plan->local.uid, strerror(errno));
+    remove_tree(run->tmpdir);
+    free(run->tmpdir);
+    run->tmpdir = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static int build_env(struct esb_local_run *run, const struct esb_plan *plan, const char *dir) {
+  struct esb_strv env = ESB_STRV_INIT;
+  bool has_home = false;
+  for (char **e = plan->env; e && *e; e++) {
+    has_home |= strncmp(*e, "HOME=", 5) == 0;
+    if (esb_strv_push(&env, *e) < 0)
+      goto oom;
+  }
+  if (!has_home) {
+    char *home;
+    if (asprintf(&home, "HOME=%s", dir) < 0 || esb_strv_take(&env, home) < 0)
+      goto oom;
+  }
+  if (!(run->env = esb_strv_detach(&env)))
+    return -1;
+  return 0;
+oom:
+  esb_strv_clear(&env);
+  return -1;
+}
+
+static void fill_sandbox(struct esb_sandbox *sb, const struct esb_plan *plan, const char *dir) {
+  const struct esb_local_settings *ls = &plan->local;
+  bool root = geteuid() == 0;
+  sb->namespaces = all_namespaces & ~(ls->network ? ESB_NS_NET : 0u);
+  sb->switch_ids = root;
+  sb->uid = ls->uid;
+  sb->gid = ls->gid;
+  sb->inner_uid = root ? ls->uid : 65534;
+  sb->inner_gid = root ? ls->gid : 65534;
+  sb->readonly_root = true;
+  sb->private_tmp = true;
+  sb->tmp_size_bytes = ls->tmp_size_bytes;
+  sb->writable_dir = dir;
+  sb->hostname = "echo-sandbox";
+  sb->limits = ls->limits;
+}
+
+/* Without namespaces: rlimits, and other ids when we are root. */
+static void fill_fallback(struct esb_sandbox *sb, const struct esb_plan *plan) {
+  bool root = geteuid() == 0;
+  *sb = (struct esb_sandbox){ .switch_ids = root, .uid = plan->local.uid, .gid = plan->local.gid,
+                              .limits = plan->local.limits };
+}
+
+static bool namespaces_refused(int err) {
+  return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS || err == EACCES;
+}
+
+int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
+  struct esb_exec *e = &run->exec;
+  char why[512];
+  e->result.sandbox_type = "local";
+  const char *dir = plan->working_dir;
+  if (dir) {
+    struct stat st;
+    if (dir[0] != '/' || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+      esb_result_fail(&e->result, ESB_E_INVALID_REQUEST,
+                      "working_dir %s is not an existing absolute directory", dir);
+      return -1;
+    }
+  } else {
+    if (make_workdir(run, plan, why, sizeof why) < 0) {
+      esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
+      return -1;
+    }
+    dir = run->tmpdir;
+  }
+  if (build_env(run, plan, dir) < 0) {
+    esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
+    goto fail;
+  }
+  fill_sandbox(&run->sandbox, plan, dir);
+  e->child.argv = (const char *const *)plan->argv;
+  e->child.env = (const char *const *)run->env;
+  e->child.dir = dir;
+  e->child.sandbox = &run->sandbox;
+  e->stdin_data = plan->stdin_data;
+  e->stdin_len = plan->stdin_len;
+  e->timeout_ms = plan->timeout_ms;
+  e->kill_grace_ms = plan->kill_grace_ms;
+  e->max_output_bytes = plan->max_output_bytes;
+  e->on_done = finished;
+  e->userdata = run;
+  e->result.isolation = "namespaces";
+  if (esb_exec_start(loop, e) == 0)
+    return 0;
+  if (plan->local.require_namespaces || !namespaces_refused(errno)) {
+    if (namespaces_refused(errno))
+      esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
+                      "this host refuses the namespaces the sandbox needs (%s) and the policy "
+                      "requires them", e->result.error_message ? e->result.error_message : "clone");
+    goto fail;
+  }
+  fill_fallback(&run->sandbox, plan);
+  esb_result_release(&e->result);
+  e->result.sandbox_type = "local";
+  e->result.isolation = "rlimits";
+  if (esb_exec_start(loop, e) == 0)
+    return 0;
+fail:
+  if (run->tmpdir) {
+    remove_tree(run->tmpdir);
+    free(run->tmpdir);
+    run->tmpdir = NULL;
+  }
+  return -1;
+}
+
+void esb_local_release(struct esb_local_run *run) {
+  esb_strv_free(run->env);
+  run->env = NULL;
+  if (run->tmpdir) { /* only when the run never completed */
+    remove_tree(run->tmpdir);
+    free(run->tmpdir);
+    run->tmpdir = NULL;
+  }
+}
+
+void esb_local_run_plan(const struct esb_plan *plan, struct esb_result *result, int interrupt_fd) {
+  struct esb_loop loop = ESB_LOOP_INIT;
+  loop.interrupt_fd = interrupt_fd;
+  struct esb_local_run run = ESB_LOCAL_RUN_INIT;
+  if (esb_local_start(&run, &loop, plan) == 0)
+    esb_loop_run(&loop);
+  *result = run.exec.result;
+  run.exec.result = (struct esb_result)ESB_RESULT_INIT;
+  esb_local_release(&run);
+}

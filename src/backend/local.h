@@ -1,0 +1,40 @@
+/* The local backend: runs a plan on this machine in a namespace + rlimit
+ * sandbox (see README "Local sandbox"). A fresh working dir is made under
+ * $TMPDIR (or /tmp) for each run and removed when the run is done.
+ *
+ * The caller owns the struct esb_local_run (it may live on the stack for a
+ * single run) and the plan, which must outlive the run. */
+#ifndef ESB_BACKEND_LOCAL_H
+#define ESB_BACKEND_LOCAL_H
+
+#include "engine/loop.h"
+#include "engine/plan.h"
+
+struct esb_local_run;
+typedef void (*esb_local_done_fn)(struct esb_local_run *run, void *userdata);
+
+struct esb_local_run {
+  struct esb_exec exec;        /* exec.result is the result */
+  struct esb_sandbox sandbox;
+  char **env;                  /* plan env + HOME */
+  char *tmpdir;                /* ours to remove; NULL when the request named a dir */
+  esb_local_done_fn on_done;
+  void *userdata;
+};
+
+#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT }
+
+/* Starts the run on the loop. Returns 0, after which on_done runs once the
+ * result is complete (the working dir is already removed then); or -1, with
+ * the result saying why and nothing left behind (on_done does not run). */
+int esb_local_start(struct esb_local_run *run, struct esb_loop *loop,
+                    const struct esb_plan *plan);
+
+/* Frees what the run holds except its result. */
+void esb_local_release(struct esb_local_run *run);
+
+/* Runs one plan to completion on a loop of its own; interrupt_fd as in
+ * struct esb_loop (-1: none). */
+void esb_local_run_plan(const struct esb_plan *plan, struct esb_result *result, int interrupt_fd);
+
+#endif

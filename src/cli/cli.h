@@ -1,0 +1,7 @@
+/* The echo-sandbox command line: one file per subcommand. */
+#ifndef ESB_CLI_H
+#define ESB_CLI_H
+
+int esb_cli_run(int argc, char **argv);
+
+#endif

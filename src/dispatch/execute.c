@@ -1,0 +1,21 @@
+#include "dispatch/execute.h"
+
+#include "backend/local.h"
+#include "engine/plan.h"
+
+void esb_execute(struct esb_policy *policy, const struct esb_request *req,
+                 struct esb_result *result, int interrupt_fd) {
+  struct esb_plan plan = ESB_PLAN_INIT;
+  char err[2048];
+  enum esb_error code = esb_policy_plan(policy, req, &plan, err, sizeof err);
+  if (code != ESB_OK) {
+    esb_result_fail(result, code, "%s", err);
+    return;
+  }
+  if (req->backend == ESB_BACKEND_K8S || plan.backend == ESB_BACKEND_K8S)
+    esb_result_fail(result, ESB_E_BACKEND_UNAVAILABLE,
+                    "the k8s backend is not available in this build yet; use backend \"local\"");
+  else
+    esb_local_run_plan(&plan, result, interrupt_fd);
+  esb_plan_release(&plan);
+}

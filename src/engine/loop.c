@@ -1,0 +1,329 @@
+#include "engine/loop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MS 1000000ull
+/* After the program is gone, how long pipes still held by escaped processes
+ * (outside a pid namespace) may keep the result waiting. */
+#define DRAIN_AFTER_EXIT_NS (500 * MS)
+#define READ_CHUNK 65536
+
+uint64_t esb_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+static bool in_pid_namespace(const struct esb_exec *e) {
+  return e->child.sandbox && (e->child.sandbox->namespaces & ESB_NS_PID);
+}
+
+static bool exec_done(const struct esb_exec *e) {
+  return e->child.reaped && e->child.out < 0 && e->child.err < 0 && e->child.report < 0;
+}
+
+/* Reads what is there; closes the fd at EOF or error. Bounded per round so
+ * that one flooding program cannot starve the others. */
+static void read_stream(int *fd, struct esb_capture *cap) {
+  char buf[READ_CHUNK];
+  for (int round = 0; round < 16; round++) {
+    ssize_t n = read(*fd, buf, sizeof buf);
+    if (n > 0) {
+      esb_capture_append(cap, buf, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    close_fd(fd);
+    return;
+  }
+}
+
+static void read_report(struct esb_exec *e) {
+  for (;;) {
+    char *dst = (char *)&e->report + e->report_got;
+    ssize_t n = read(e->child.report, dst, sizeof e->report - e->report_got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    if (n <= 0) {
+      close_fd(&e->child.report);
+      return;
+    }
+    e->report_got += (size_t)n;
+    if (e->report_got < sizeof e->report)
+      continue;
+    if (e->report.kind == ESB_REPORT_STATUS) {
+      e->report_status = true;
+      e->wait_status = e->report.status;
+      e->report_got = 0; /* nothing follows a status; keep reading to EOF */
+    } else {
+      /* A failure: keep it in e->report and stop reading. */
+      close_fd(&e->child.report);
+      return;
+    }
+  }
+}
+
+/* SIGPIPE is blocked for the whole step (see esb_loop_step), so a reader that
+ * went away gives EPIPE here; the signal that was raised is consumed below. */
+static void write_stdin(struct esb_exec *e) {
+  while (e->stdin_off < e->stdin_len) {
+    size_t left = e->stdin_len - e->stdin_off;
+    ssize_t n = write(e->child.in, e->stdin_data + e->stdin_off, left < READ_CHUNK ? left : READ_CHUNK);
+    if (n > 0) {
+      e->stdin_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return;
+    if (n < 0 && errno == EPIPE) {
+      sigset_t pipe_set;
+      sigemptyset(&pipe_set);
+      sigaddset(&pipe_set, SIGPIPE);
+      struct timespec zero = { 0, 0 };
+      sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    break;
+  }
+  close_fd(&e->child.in);
+}
+
+static void on_exit_seen(struct esb_exec *e, uint64_t now) {
+  /* Outside a pid namespace, processes the program left behind still run:
+   * kill its group while the zombie keeps the group id from being reused. */
+  if (!in_pid_namespace(e))
+    esb_child_kill(&e->child, SIGKILL, true);
+  int status;
+  if (esb_child_reap(&e->child, &status, true) != 1)
+    return;
+  if (!e->report_status)
+    e->wait_status = status;
+  e->result.duration_ms = (double)(now - e->started_ns) / 1e6;
+  close_fd(&e->child.in);
+  e->drain_until_ns = now + DRAIN_AFTER_EXIT_NS;
+}
+
+static void finish_result(struct esb_exec *e) {
+  struct esb_result *r = &e->result;
+  const char *prog = e->child.argv && e->child.argv[0] ? e->child.argv[0] : "program";
+  if (e->report_got == sizeof e->report && e->report.kind == ESB_REPORT_EXEC_FAILED) {
+    int err = e->report.error;
+    if (err == ENOENT)
+      esb_result_fail(r, ESB_E_EXEC_NOT_FOUND, "program not found: %s", prog);
+    else
+      esb_result_fail(r, ESB_E_EXEC_DENIED, "cannot execute %s: %s", prog, strerror(err));
+    return;
+  }
+  if (e->report_got == sizeof e->report && e->report.kind == ESB_REPORT_SETUP_FAILED) {
+    esb_result_fail(r, ESB_E_SANDBOX_SETUP, "sandbox setup failed (%s): %s",
+                    esb_setup_step_name(e->report.step), strerror(e->report.error));
+    return;
+  }
+  if (e->interrupted) {
+    esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the program was killed");
+    return;
+  }
+  int st = e->wait_status;
+  r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+  r->killed_by_us = e->term_sent;
+  if (e->term_sent) {
+    r->status = ESB_STATUS_TIMED_OUT;
+    r->reason = "DeadlineExceeded";
+  } else if (WIFSIGNALED(st)) {
+    r->status = ESB_STATUS_SIGNALED;
+    r->reason = "Signaled";
+  } else {
+    r->status = ESB_STATUS_EXITED;
+    r->exit_code = WEXITSTATUS(st);
+    r->reason = r->exit_code == 0 ? "Completed" : "Error";
+  }
+  r->exit_code = esb_result_exit_code(r);
+}
+
+static void unlink_exec(struct esb_loop *loop, struct esb_exec *e) {
+  for (struct esb_exec **p = &loop->active; *p; p = &(*p)->next) {
+    if (*p == e) {
+      *p = e->next;
+      loop->count--;
+      break;
+    }
+  }
+  e->next = NULL;
+}
+
+static void complete(struct esb_loop *loop, struct esb_exec *e) {
+  unlink_exec(loop, e);
+  close_fd(&e->child.in);
+  close_fd(&e->child.out);
+  close_fd(&e->child.err);
+  esb_child_close(&e->child);
+  if (e->result.duration_ms == 0)
+    e->result.duration_ms = (double)(esb_now_ns() - e->started_ns) / 1e6;
+  finish_result(e);
+  if (e->on_done)
+    e->on_done(e, e->userdata);
+}
+
+int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
+  char why[256];
+  e->result.out.cap = e->max_output_bytes;
+  e->result.err.cap = e->max_output_bytes;
+  e->child.in = e->stdin_data ? ESB_CHILD_PIPE : ESB_CHILD_NULL;
+  e->child.out = ESB_CHILD_PIPE;
+  e->child.err = ESB_CHILD_PIPE;
+  e->started_ns = esb_now_ns();
+  if (esb_child_start(&e->child, why, sizeof why) < 0) {
+    int saved = errno;
+    esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
+    errno = saved;
+    return -1;
+  }
+  if (!e->stdin_data)
+    e->child.in = -1;
+  e->deadline_ns = e->timeout_ms ? e->started_ns + e->timeout_ms * MS : 0;
+  e->next = loop->active;
+  loop->active = e;
+  loop->count++;
+  return 0;
+}
+
+static void check_deadlines(struct esb_exec *e, uint64_t now) {
+  if (e->child.reaped) {
+    if (now >= e->drain_until_ns) {
+      /* Something escaped the group and holds the pipes: stop waiting. */
+      close_fd(&e->child.out);
+      close_fd(&e->child.err);
+      close_fd(&e->child.report);
+    }
+    return;
+  }
+  if (e->deadline_ns && !e->term_sent && now >= e->deadline_ns) {
+    esb_child_kill(&e->child, SIGTERM, true);
+    e->term_sent = true;
+    e->kill_at_ns = now + e->kill_grace_ms * MS;
+  }
+  if (e->term_sent && !e->kill_sent && now >= e->kill_at_ns) {
+    esb_child_kill(&e->child, SIGKILL, true);
+    e->kill_sent = true;
+  }
+}
+
+static uint64_t next_wakeup(const struct esb_exec *e) {
+  if (e->child.reaped)
+    return e->drain_until_ns;
+  if (e->term_sent)
+    return e->kill_sent ? 0 : e->kill_at_ns;
+  return e->deadline_ns;
+}
+
+size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
+  if (!loop->count)
+    return 0;
+  size_t cap = loop->count * 5 + 1;
+  struct pollfd *pfd = calloc(cap, sizeof *pfd);
+  struct esb_exec **owner = calloc(cap, sizeof *owner);
+  if (!pfd || !owner) {
+    free(pfd);
+    free(owner);
+    struct timespec ts = { 0, 10 * 1000000L }; /* out of memory: retry soon */
+    nanosleep(&ts, NULL);
+    return loop->count;
+  }
+  uint64_t now = esb_now_ns(), wake = 0;
+  size_t n = 0;
+  for (struct esb_exec *e = loop->active; e; e = e->next) {
+    struct esb_child *c = &e->child;
+    if (c->in >= 0) { pfd[n] = (struct pollfd){ c->in, POLLOUT, 0 }; owner[n++] = e; }
+    if (c->out >= 0) { pfd[n] = (struct pollfd){ c->out, POLLIN, 0 }; owner[n++] = e; }
+    if (c->err >= 0) { pfd[n] = (struct pollfd){ c->err, POLLIN, 0 }; owner[n++] = e; }
+    if (c->report >= 0) { pfd[n] = (struct pollfd){ c->report, POLLIN, 0 }; owner[n++] = e; }
+    if (!c->reaped) { pfd[n] = (struct pollfd){ c->pidfd, POLLIN, 0 }; owner[n++] = e; }
+    uint64_t w = next_wakeup(e);
+    if (w && (!wake || w < wake))
+      wake = w;
+  }
+  if (loop->interrupt_fd >= 0 && !loop->interrupted) {
+    pfd[n] = (struct pollfd){ loop->interrupt_fd, POLLIN, 0 };
+    owner[n++] = NULL;
+  }
+  int wait_ms = timeout_ms;
+  if (wake) {
+    uint64_t left = wake > now ? (wake - now + MS - 1) / MS : 0;
+    if (wait_ms < 0 || left < (uint64_t)wait_ms)
+      wait_ms = (int)(left > 60000 ? 60000 : left);
+  }
+
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  int ready = poll(pfd, n, wait_ms);
+  now = esb_now_ns();
+  for (size_t i = 0; ready > 0 && i < n; i++) {
+    if (!pfd[i].revents)
+      continue;
+    struct esb_exec *e = owner[i];
+    if (!e) {
+      loop->interrupted = true;
+      for (struct esb_exec *x = loop->active; x; x = x->next) {
+        if (x->child.reaped)
+          continue; /* its own result stands */
+        x->interrupted = true;
+        if (!x->term_sent)
+          x->deadline_ns = now;
+      }
+      continue;
+    }
+    struct esb_child *c = &e->child;
+    int fd = pfd[i].fd;
+    if (fd == c->in) write_stdin(e);
+    else if (fd == c->out) read_stream(&c->out, &e->result.out);
+    else if (fd == c->err) read_stream(&c->err, &e->result.err);
+    else if (fd == c->report) read_report(e);
+    else if (fd == c->pidfd && !c->reaped) on_exit_seen(e, now);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  free(pfd);
+  free(owner);
+
+  for (struct esb_exec *e = loop->active, *next; e; e = next) {
+    next = e->next;
+    check_deadlines(e, now);
+    if (exec_done(e))
+      complete(loop, e);
+  }
+  return loop->count;
+}
+
+void esb_loop_run(struct esb_loop *loop) {
+  while (esb_loop_step(loop, -1) > 0) {
+  }
+}
+
+void esb_loop_abort(struct esb_loop *loop) {
+  uint64_t now = esb_now_ns();
+  for (struct esb_exec *e = loop->active; e; e = e->next)
+    if (!e->term_sent && !e->child.reaped)
+      e->deadline_ns = now;
+  esb_loop_run(loop);
+}

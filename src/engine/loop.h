@@ -1,0 +1,80 @@
+/* The event loop: one poll(2) drives every execution in flight — the stdin
+ * writers, the stdout/stderr readers, the report pipes, the pidfds and the
+ * deadlines (CLOCK_MONOTONIC). It installs no signal handler and never waits
+ * for a child it did not start.
+ *
+ * Use: esb_loop_init; fill an esb_exec (ESB_EXEC_INIT) and esb_exec_start it;
+ * esb_loop_run until idle (or esb_loop_step from a host loop). When an exec is
+ * done its on_done callback runs once, with exec->result complete; the exec's
+ * fds are closed and its child reaped by then, and the loop no longer refers
+ * to it, so the callback may free it or start new execs. */
+#ifndef ESB_LOOP_H
+#define ESB_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/result.h"
+#include "engine/spawn.h"
+
+struct esb_exec;
+typedef void (*esb_exec_done_fn)(struct esb_exec *exec, void *userdata);
+
+struct esb_exec {
+  /* inputs: child.argv/env/dir/sandbox; the loop sets child.in/out/err */
+  struct esb_child child;
+  const char *stdin_data;   /* not owned, must outlive the exec; NULL: EOF at once */
+  size_t stdin_len;
+  uint64_t timeout_ms;      /* 0: none */
+  uint64_t kill_grace_ms;   /* between SIGTERM and SIGKILL at the deadline */
+  size_t max_output_bytes;  /* per stream */
+  esb_exec_done_fn on_done;
+  void *userdata;
+
+  /* output: owned by the exec's owner (esb_result_release) */
+  struct esb_result result;
+
+  /* private to the loop */
+  struct esb_exec *next;
+  uint64_t started_ns, deadline_ns, kill_at_ns, drain_until_ns;
+  size_t stdin_off;
+  int wait_status;
+  struct esb_report report;
+  size_t report_got;
+  bool report_status, term_sent, kill_sent, interrupted;
+};
+
+#define ESB_EXEC_INIT { .child = ESB_CHILD_INIT, .kill_grace_ms = 200, \
+                        .max_output_bytes = 1 << 20, .result = ESB_RESULT_INIT }
+
+struct esb_loop {
+  struct esb_exec *active;
+  size_t count;
+  int interrupt_fd;   /* optional (-1: none), e.g. a signalfd: once readable,
+                         every exec is killed as at its deadline and ends with
+                         error "interrupted"; the fd is not read */
+  bool interrupted;
+};
+
+#define ESB_LOOP_INIT { .interrupt_fd = -1 }
+
+/* Spawns the exec's child and adds it to the loop. On failure -1 is returned
+ * with errno set and the result saying why; on_done does not run and nothing
+ * is left in the loop. */
+int esb_exec_start(struct esb_loop *loop, struct esb_exec *exec);
+
+/* One poll round, waiting at most timeout_ms (-1: until something happens).
+ * Returns the number of execs still in flight. */
+size_t esb_loop_step(struct esb_loop *loop, int timeout_ms);
+
+/* Steps until no exec is in flight. */
+void esb_loop_run(struct esb_loop *loop);
+
+/* Kills every exec in flight (as at a deadline, but now) and runs the loop
+ * until they are done: for shutdown on a signal. */
+void esb_loop_abort(struct esb_loop *loop);
+
+uint64_t esb_now_ns(void);
+
+#endif

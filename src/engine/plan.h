@@ -1,0 +1,41 @@
+/* What the policy made of a request: everything a backend needs to run it,
+ * with every default applied. Built by the policy layer (src/policy), run by
+ * a backend (src/backend). Pointers are owned by the plan unless noted. */
+#ifndef ESB_PLAN_H
+#define ESB_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine/request.h"
+#include "engine/spawn.h"
+
+struct esb_local_settings {
+  uid_t uid;                 /* host ids the program runs as when the engine is root */
+  gid_t gid;
+  bool require_namespaces;   /* false: fall back to rlimits only, and say so */
+  bool network;              /* false: a new network namespace with loopback only */
+  uint64_t tmp_size_bytes;   /* private /tmp and the fresh working dir */
+  struct esb_rlimits limits;
+};
+
+struct esb_plan {
+  enum esb_backend backend;
+  char **argv;               /* NULL-terminated */
+  char **env;                /* NULL-terminated "K=V"; HOME is added by the backend */
+  char *working_dir;         /* NULL: a fresh temp dir, removed afterwards */
+  const char *stdin_data;    /* borrowed from the request */
+  size_t stdin_len;
+  uint64_t timeout_ms;
+  uint64_t kill_grace_ms;
+  uint64_t max_output_bytes;
+  struct esb_local_settings local;
+};
+
+#define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, \
+                        .local = { .uid = 65534, .gid = 65534, .require_namespaces = true } }
+
+void esb_plan_release(struct esb_plan *plan);
+
+#endif

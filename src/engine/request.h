@@ -1,0 +1,46 @@
+/* A request as the engine sees it, after a face (CLI, module, daemon) has
+ * validated it. Every pointer is owned by the request (esb_request_release). */
+#ifndef ESB_REQUEST_H
+#define ESB_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum esb_request_kind { ESB_REQUEST_SHELL, ESB_REQUEST_PROGRAM, ESB_REQUEST_CODE };
+enum esb_backend { ESB_BACKEND_AUTO, ESB_BACKEND_LOCAL, ESB_BACKEND_K8S };
+
+/* 0 means "not given": the policy's default applies. */
+struct esb_limits {
+  uint64_t memory_bytes;
+  uint64_t cpu_time_secs;
+  uint64_t max_output_bytes;
+  uint64_t max_processes;
+  int network; /* -1 not given, 0 off, 1 on */
+};
+
+struct esb_request {
+  enum esb_request_kind kind;
+  char *shell;            /* kind SHELL */
+  char *program;          /* kind PROGRAM */
+  char *language, *code;  /* kind CODE */
+  char **args;            /* NULL-terminated; for PROGRAM and CODE */
+  size_t nargs;
+  char *stdin_data;       /* NULL: no stdin, the program reads EOF at once */
+  size_t stdin_len;
+  char **env;             /* NULL-terminated "KEY=VALUE" */
+  size_t nenv;
+  char *working_dir;
+  uint64_t timeout_ms;    /* 0: policy default */
+  enum esb_backend backend;
+  struct esb_limits limits;
+  char **labels;          /* NULL-terminated "KEY=VALUE", for the policy */
+  size_t nlabels;
+};
+
+#define ESB_REQUEST_INIT { .limits = { .network = -1 } }
+
+void esb_request_release(struct esb_request *req);
+const char *esb_backend_name(enum esb_backend b);
+
+#endif

@@ -1,0 +1,67 @@
+/* The outcome of one execution: what happened, the program's output, and, when
+ * the engine itself failed, an error code from our own small vocabulary. */
+#ifndef ESB_RESULT_H
+#define ESB_RESULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/capture.h"
+
+enum esb_status {
+  ESB_STATUS_EXITED,     /* the program exited by itself: exit_code is its code */
+  ESB_STATUS_SIGNALED,   /* a signal not sent by us ended it: signal is set */
+  ESB_STATUS_TIMED_OUT,  /* we killed it at its deadline */
+  ESB_STATUS_OOM_KILLED, /* the memory limit killed it */
+  ESB_STATUS_ERROR,      /* the engine could not run it: error is set */
+};
+
+/* Error codes of the engine. The names (esb_error_name) are part of the result
+ * contract; the messages (esb_strerror) are for people. */
+enum esb_error {
+  ESB_OK = 0,
+  ESB_E_INVALID_REQUEST,
+  ESB_E_POLICY,
+  ESB_E_BACKEND_UNAVAILABLE,
+  ESB_E_EXEC_NOT_FOUND,   /* the program does not exist: exit code 127 */
+  ESB_E_EXEC_DENIED,      /* it exists but cannot be executed: exit code 126 */
+  ESB_E_SANDBOX_SETUP,    /* building the sandbox failed */
+  ESB_E_SYSTEM,           /* a system call of the engine failed */
+  ESB_E_INTERRUPTED,      /* the executor got a signal and killed the program */
+  ESB_E__COUNT
+};
+
+struct esb_result {
+  enum esb_status status;
+  int exit_code;          /* the program's code; 128+n when signaled; 124 when timed out;
+                             125/126/127 for errors, as the CLI exits */
+  int signal;             /* signal that ended it, 0 if none */
+  bool killed_by_us;      /* we sent the signal (deadline) */
+  double duration_ms;
+  const char *sandbox_type; /* static string: "local" or "k8s" */
+  const char *isolation;    /* static string: what the local sandbox achieved */
+  const char *reason;       /* static string: "Completed", "Error", ... */
+  struct esb_capture out, err;
+  enum esb_error error;
+  char *error_message;    /* owned, NULL unless status is ERROR */
+};
+
+#define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \
+                          .out = ESB_CAPTURE_INIT, .err = ESB_CAPTURE_INIT }
+
+/* Frees what the result owns and leaves it as ESB_RESULT_INIT. */
+void esb_result_release(struct esb_result *r);
+
+/* Marks the result as an engine error; message is printf-style and copied. */
+void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+
+/* Never NULL, for any value. */
+const char *esb_strerror(enum esb_error code);
+const char *esb_error_name(enum esb_error code);
+const char *esb_status_name(enum esb_status status);
+
+/* The exit code a shell would report for this result (see exit_code above). */
+int esb_result_exit_code(const struct esb_result *r);
+
+#endif

@@ -1,0 +1,257 @@
+#include "engine/sandbox_child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/mount.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <grp.h>
+
+enum step {
+  STEP_SIGNALS = 1, STEP_SYNC, STEP_SETPGID, STEP_FSIDS, STEP_PRIVATE, STEP_CLONE_DIR,
+  STEP_READONLY, STEP_TMP, STEP_MOUNTPOINT, STEP_MOVE_DIR, STEP_PROC, STEP_HOSTNAME,
+  STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
+  STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP__COUNT
+};
+
+static const char *const step_names[STEP__COUNT] = {
+  [STEP_SIGNALS] = "reset signals", [STEP_SYNC] = "wait for the id maps",
+  [STEP_SETPGID] = "new process group", [STEP_FSIDS] = "set filesystem ids",
+  [STEP_PRIVATE] = "make mounts private", [STEP_CLONE_DIR] = "clone the working dir mount",
+  [STEP_READONLY] = "make the root read-only", [STEP_TMP] = "mount a private /tmp",
+  [STEP_MOUNTPOINT] = "create the working dir mount point",
+  [STEP_MOVE_DIR] = "mount the working dir", [STEP_PROC] = "mount /proc",
+  [STEP_HOSTNAME] = "set the hostname", [STEP_LOOPBACK] = "bring up loopback",
+  [STEP_FORK] = "fork the program", [STEP_STDIO] = "set up stdin/stdout/stderr",
+  [STEP_FDS] = "close inherited fds", [STEP_GROUPS] = "drop supplementary groups",
+  [STEP_GID] = "set gid", [STEP_UID] = "set uid", [STEP_NO_NEW_PRIVS] = "set no_new_privs",
+  [STEP_RLIMIT] = "set resource limits", [STEP_PDEATHSIG] = "set the parent-death signal",
+  [STEP_CHDIR] = "enter the working dir",
+};
+
+const char *esb_setup_step_name(int step) {
+  if (step > 0 && step < STEP__COUNT && step_names[step])
+    return step_names[step];
+  return "sandbox setup";
+}
+
+static void report(const struct esb_child_plan *p, int kind, int step, int err, int status) {
+  struct esb_report r = { .kind = kind, .step = step, .error = err, .status = status };
+  ssize_t n;
+  do n = write(p->report_fd, &r, sizeof r); while (n < 0 && errno == EINTR);
+}
+
+_Noreturn static void fail(const struct esb_child_plan *p, int step) {
+  report(p, ESB_REPORT_SETUP_FAILED, step, errno, 0);
+  _exit(125);
+}
+
+/* Default dispositions and an empty mask: the parent blocked every signal
+ * around the clone so none of its handlers can run here. */
+static void reset_signals(void) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &dfl, NULL); /* fails harmlessly for the reserved ones */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Puts plan->stdio on 0, 1, 2 and closes every other fd but `keep`. */
+static void setup_fds(const struct esb_child_plan *p, int keep) {
+  for (int i = 0; i < 3; i++) {
+    if (p->stdio[i] == i) {
+      if (fcntl(i, F_SETFD, 0) < 0) fail(p, STEP_STDIO);
+    } else if (dup2(p->stdio[i], i) < 0) {
+      fail(p, STEP_STDIO);
+    }
+  }
+  /* The host may hold fds without close-on-exec, and other executions' pipes
+   * must not stay open in this tree (a stdin pipe would never see EOF). */
+  if (keep > 3 && syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u) < 0) fail(p, STEP_FDS);
+  if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) < 0) fail(p, STEP_FDS);
+}
+
+static void set_rlimit(const struct esb_child_plan *p, int resource, uint64_t soft, uint64_t hard) {
+  struct rlimit rl = { .rlim_cur = soft, .rlim_max = hard };
+  if (setrlimit(resource, &rl) < 0) fail(p, STEP_RLIMIT);
+}
+
+static void apply_rlimits(const struct esb_child_plan *p, const struct esb_rlimits *l) {
+  if (l->address_space) set_rlimit(p, RLIMIT_AS, l->address_space, l->address_space);
+  if (l->cpu_secs) set_rlimit(p, RLIMIT_CPU, l->cpu_secs, l->cpu_secs + 1);
+  if (l->file_size) set_rlimit(p, RLIMIT_FSIZE, l->file_size, l->file_size);
+  if (l->open_files) set_rlimit(p, RLIMIT_NOFILE, l->open_files, l->open_files);
+  if (l->processes) set_rlimit(p, RLIMIT_NPROC, l->processes, l->processes);
+  if (l->no_core) set_rlimit(p, RLIMIT_CORE, 0, 0);
+}
+
+/* The last steps before the program: ids, limits, directory, exec. */
+_Noreturn static void exec_program(const struct esb_child_plan *p) {
+  const struct esb_sandbox *sb = p->sandbox;
+  setup_fds(p, p->report_fd);
+  if (sb && sb->switch_ids) {
+    uid_t uid = (sb->namespaces & ESB_NS_USER) ? sb->inner_uid : sb->uid;
+    gid_t gid = (sb->namespaces & ESB_NS_USER) ? sb->inner_gid : sb->gid;
+    if (setgroups(0, NULL) < 0) fail(p, STEP_GROUPS);
+    if (setresgid(gid, gid, gid) < 0) fail(p, STEP_GID);
+    if (setresuid(uid, uid, uid) < 0) fail(p, STEP_UID);
+  }
+  if (sb) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(p, STEP_NO_NEW_PRIVS);
+    apply_rlimits(p, &sb->limits);
+  }
+  /* Changing ids clears the parent-death signal, so it is set afterwards. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
+  if (p->dir && chdir(p->dir) < 0) fail(p, STEP_CHDIR);
+
+  /* Like execvp, prepared: ENOENT/ENOTDIR try the next candidate, EACCES is
+   * remembered, anything else stops the search. */
+  int err = ENOENT;
+  for (const char *const *path = p->exec_paths; *path; path++) {
+    execve(*path, p->argv, p->envp);
+    if (errno == EACCES) err = EACCES;
+    else if (errno != ENOENT && errno != ENOTDIR) { err = errno; break; }
+  }
+  report(p, ESB_REPORT_EXEC_FAILED, 0, err, 0);
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+static void bring_up_loopback(const struct esb_child_plan *p) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail(p, STEP_LOOPBACK);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, "lo", 3);
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) fail(p, STEP_LOOPBACK);
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) fail(p, STEP_LOOPBACK);
+  close(fd);
+}
+
+/* mkdir -p in a fixed buffer; the path is absolute and was checked by the parent. */
+static void make_dirs(const struct esb_child_plan *p, const char *path) {
+  char buf[PATH_MAX];
+  size_t n = strlen(path);
+  if (n >= sizeof buf) { errno = ENAMETOOLONG; fail(p, STEP_MOUNTPOINT); }
+  memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char c = buf[i];
+    buf[i] = '\0';
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) fail(p, STEP_MOUNTPOINT);
+    buf[i] = c;
+  }
+}
+
+static void build_mounts(const struct esb_child_plan *p) {
+  const struct esb_sandbox *sb = p->sandbox;
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(p, STEP_PRIVATE);
+
+  /* Take a writable copy of the working dir before the tree turns read-only. */
+  int dir_fd = -1;
+  if (sb->writable_dir) {
+    dir_fd = (int)syscall(SYS_open_tree, AT_FDCWD, sb->writable_dir,
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (dir_fd < 0) fail(p, STEP_CLONE_DIR);
+  }
+  if (sb->readonly_root) {
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID };
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0)
+      fail(p, STEP_READONLY);
+  }
+  if (sb->private_tmp &&
+      mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_options) < 0)
+    fail(p, STEP_TMP);
+  if (dir_fd >= 0) {
+    if (p->writable_dir_under_tmp) make_dirs(p, sb->writable_dir);
+    if (syscall(SYS_move_mount, dir_fd, "", AT_FDCWD, sb->writable_dir,
+                MOVE_MOUNT_F_EMPTY_PATH) < 0)
+      fail(p, STEP_MOVE_DIR);
+    close(dir_fd);
+  }
+  if (sb->namespaces & ESB_NS_PID &&
+      mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    fail(p, STEP_PROC);
+}
+
+/* Namespaces are in place: finish the sandbox around this process. */
+static void prepare_sandbox(const struct esb_child_plan *p) {
+  const struct esb_sandbox *sb = p->sandbox;
+  if (p->sync_fd >= 0) {
+    char go;
+    ssize_t n;
+    do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
+    if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
+    close(p->sync_fd);
+  }
+  if (sb->namespaces & ESB_NS_USER) {
+    /* Files we create (mount points in the fresh /tmp) need a mapped owner. */
+    setfsgid(sb->inner_gid);
+    setfsuid(sb->inner_uid);
+    if ((gid_t)setfsgid((gid_t)-1) != sb->inner_gid || (uid_t)setfsuid((uid_t)-1) != sb->inner_uid) {
+      errno = EPERM;
+      fail(p, STEP_FSIDS);
+    }
+  }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
+  if (sb->namespaces & ESB_NS_MOUNT) build_mounts(p);
+  if (sb->namespaces & ESB_NS_UTS && sb->hostname &&
+      sethostname(sb->hostname, strlen(sb->hostname)) < 0)
+    fail(p, STEP_HOSTNAME);
+  if (sb->namespaces & ESB_NS_NET) bring_up_loopback(p);
+}
+
+/* fork() without glibc's atfork handlers, which could take locks another
+ * thread of the host held at clone time. */
+static pid_t raw_fork(void) {
+  struct clone_args args;
+  memset(&args, 0, sizeof args);
+  args.exit_signal = SIGCHLD;
+  return (pid_t)syscall(SYS_clone3, &args, sizeof args);
+}
+
+/* pid 1 of the sandbox: start the program, reap everything until it ends. */
+_Noreturn static void run_init(const struct esb_child_plan *p) {
+  pid_t program = raw_fork();
+  if (program < 0) fail(p, STEP_FORK);
+  if (program == 0) exec_program(p);
+
+  /* Hold nothing of the program's pipes, only the report pipe. */
+  if (p->report_fd > 0) syscall(SYS_close_range, 0u, (unsigned)p->report_fd - 1, 0u);
+  syscall(SYS_close_range, (unsigned)p->report_fd + 1, ~0u, 0u);
+  for (;;) {
+    int status;
+    pid_t w = waitpid(-1, &status, 0);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) _exit(125);
+    if (w == program) {
+      report(p, ESB_REPORT_STATUS, 0, 0, status);
+      _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+  }
+}
+
+_Noreturn void esb_child_main(const struct esb_child_plan *p) {
+  reset_signals();
+  if (setpgid(0, 0) < 0) fail(p, STEP_SETPGID);
+  if (p->sandbox && p->sandbox->namespaces) prepare_sandbox(p);
+  if (p->sandbox && (p->sandbox->namespaces & ESB_NS_PID)) run_init(p);
+  exec_program(p);
+}

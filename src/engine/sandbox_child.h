@@ -1,0 +1,26 @@
+/* The child's side of esb_child_start: runs between clone and exec, so it may
+ * make async-signal-safe calls only and touches nothing but this plan, which
+ * the parent prepared completely before cloning. Internal to the engine. */
+#ifndef ESB_SANDBOX_CHILD_H
+#define ESB_SANDBOX_CHILD_H
+
+#include <stdbool.h>
+
+#include "engine/spawn.h"
+
+struct esb_child_plan {
+  char *const *argv;
+  char *const *envp;
+  const char *const *exec_paths;  /* where to try argv[0], in order */
+  const char *dir;
+  const struct esb_sandbox *sandbox; /* NULL: plain child */
+  int stdio[3];                   /* fds for 0, 1, 2 */
+  int report_fd;                  /* write end, close-on-exec */
+  int sync_fd;                    /* read end: one byte once the id maps are written; -1 without */
+  bool writable_dir_under_tmp;    /* its mount point must be made in the fresh /tmp */
+  char tmp_options[64];           /* tmpfs options for /tmp */
+};
+
+_Noreturn void esb_child_main(const struct esb_child_plan *plan);
+
+#endif

@@ -1,0 +1,352 @@
+#include "engine/spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/sandbox_child.h"
+
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+/* A close-on-exec pipe whose ends are both above stdio, so that placing the
+ * child's 0/1/2 can never clobber one of them. */
+static int pipe_above_stdio(int fds[2]) {
+  if (pipe2(fds, O_CLOEXEC) < 0)
+    return -1;
+  for (int i = 0; i < 2; i++) {
+    if (fds[i] > 2)
+      continue;
+    int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+    if (moved < 0) {
+      close(fds[0]);
+      close(fds[1]);
+      return -1;
+    }
+    close(fds[i]);
+    fds[i] = moved;
+  }
+  return 0;
+}
+
+static int set_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Everything the child needs, allocated before the clone. */
+struct prepared {
+  struct esb_child_plan plan;
+  char **exec_paths;
+  int child_ends[3];   /* fds that go to the child's stdio and that we close after */
+  int report_w, sync_r, sync_w;
+  bool made_pipe[3];   /* our end of a pipe we made sits in the child struct */
+};
+
+static void prepared_release(struct prepared *pr) {
+  if (pr->exec_paths) {
+    for (char **p = pr->exec_paths; *p; p++)
+      free(*p);
+    free(pr->exec_paths);
+  }
+  for (int i = 0; i < 3; i++)
+    close_fd(&pr->child_ends[i]);
+  close_fd(&pr->report_w);
+  close_fd(&pr->sync_r);
+  close_fd(&pr->sync_w);
+}
+
+static const char *env_path(const char *const *env) {
+  for (; env && *env; env++)
+    if (strncmp(*env, "PATH=", 5) == 0)
+      return *env + 5;
+  return DEFAULT_PATH;
+}
+
+/* argv[0] with a '/' is used as is; otherwise every absolute PATH entry. */
+static char **exec_candidates(const char *prog, const char *path) {
+  size_t n = 1;
+  for (const char *s = path; *s; s++)
+    n += *s == ':';
+  char **out = calloc(n + 2, sizeof *out);
+  if (!out)
+    return NULL;
+  size_t k = 0;
+  if (strchr(prog, '/')) {
+    if (!(out[k++] = strdup(prog)))
+      goto oom;
+    return out;
+  }
+  for (const char *s = path; ; ) {
+    const char *e = strchrnul(s, ':');
+    if (e > s && *s == '/') {  /* empty and relative entries are never searched */
+      if (asprintf(&out[k], "%.*s/%s", (int)(e - s), s, prog) < 0) {
+        out[k] = NULL;
+        goto oom;
+      }
+      k++;
+    }
+    if (!*e)
+      break;
+    s = e + 1;
+  }
+  return out;
+oom:
+  for (size_t i = 0; i < k; i++)
+    free(out[i]);
+  free(out);
+  return NULL;
+}
+
+/* stdio slot i: a pipe (our end into *ours), /dev/null, or a passed fd. */
+static int prepare_stdio(struct prepared *pr, int i, int *ours) {
+  if (*ours == ESB_CHILD_PIPE) {
+    int fds[2];
+    if (pipe_above_stdio(fds) < 0)
+      return -1;
+    int mine = i == 0 ? fds[1] : fds[0], theirs = i == 0 ? fds[0] : fds[1];
+    if (set_nonblock(mine) < 0) {
+      close(fds[0]);
+      close(fds[1]);
+      return -1;
+    }
+    *ours = mine;
+    pr->child_ends[i] = theirs;
+    pr->made_pipe[i] = true;
+  } else if (*ours == ESB_CHILD_NULL) {
+    int fd = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+    if (fd >= 0 && fd <= 2) {
+      int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      close(fd);
+      fd = moved;
+    }
+    if (fd < 0)
+      return -1;
+    pr->child_ends[i] = fd;
+  }
+  pr->plan.stdio[i] = pr->child_ends[i] >= 0 ? pr->child_ends[i] : *ours;
+  return 0;
+}
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  size_t len = strlen(text);
+  ssize_t n = write(fd, text, len);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return n == (ssize_t)len ? 0 : -1;
+}
+
+/* Maps the sandbox's single uid/gid onto the host ids the program runs as. As
+ * root any host id may be mapped; otherwise only our own, without setgroups. */
+static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
+  char path[64], line[64];
+  uid_t outer_uid = sb->switch_ids ? sb->uid : geteuid();
+  gid_t outer_gid = sb->switch_ids ? sb->gid : getegid();
+  snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+  snprintf(line, sizeof line, "%u %u 1\n", (unsigned)sb->inner_uid, (unsigned)outer_uid);
+  if (write_file(path, line) < 0) {
+    snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (!sb->switch_ids) {
+    snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
+    if (write_file(path, "deny") < 0) {
+      snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
+      return -1;
+    }
+  }
+  snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+  snprintf(line, sizeof line, "%u %u 1\n", (unsigned)sb->inner_gid, (unsigned)outer_gid);
+  if (write_file(path, line) < 0) {
+    snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static uint64_t clone_flags(unsigned ns) {
+  uint64_t f = 0;
+  if (ns & ESB_NS_USER) f |= CLONE_NEWUSER;
+  if (ns & ESB_NS_MOUNT) f |= CLONE_NEWNS;
+  if (ns & ESB_NS_PID) f |= CLONE_NEWPID;
+  if (ns & ESB_NS_NET) f |= CLONE_NEWNET;
+  if (ns & ESB_NS_IPC) f |= CLONE_NEWIPC;
+  if (ns & ESB_NS_UTS) f |= CLONE_NEWUTS;
+  return f;
+}
+
+static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t whylen) {
+  const struct esb_sandbox *sb = c->sandbox;
+  struct esb_child_plan *plan = &pr->plan;
+  plan->argv = (char *const *)c->argv;
+  plan->envp = (char *const *)c->env;
+  plan->dir = c->dir;
+  plan->sandbox = sb;
+  plan->sync_fd = -1;
+  if (!c->argv || !c->argv[0] || !c->argv[0][0]) {
+    errno = EINVAL;
+    snprintf(why, whylen, "no program to run");
+    return -1;
+  }
+  pr->exec_paths = exec_candidates(c->argv[0], env_path(c->env));
+  if (!pr->exec_paths)
+    goto sys;
+  plan->exec_paths = (const char *const *)pr->exec_paths;
+  if (prepare_stdio(pr, 0, &c->in) < 0 || prepare_stdio(pr, 1, &c->out) < 0 ||
+      prepare_stdio(pr, 2, &c->err) < 0)
+    goto sys;
+  int fds[2];
+  if (pipe_above_stdio(fds) < 0)
+    goto sys;
+  c->report = fds[0];
+  pr->report_w = fds[1];
+  plan->report_fd = fds[1];
+  if (set_nonblock(c->report) < 0)
+    goto sys;
+  if (sb && (sb->namespaces & ESB_NS_USER)) {
+    if (pipe_above_stdio(fds) < 0)
+      goto sys;
+    pr->sync_r = fds[0];
+    pr->sync_w = fds[1];
+    plan->sync_fd = fds[0];
+  }
+  if (sb && sb->writable_dir) {
+    if (sb->writable_dir[0] != '/') {
+      errno = EINVAL;
+      snprintf(why, whylen, "writable dir %s is not absolute", sb->writable_dir);
+      return -1;
+    }
+    plan->writable_dir_under_tmp = sb->private_tmp && strncmp(sb->writable_dir, "/tmp/", 5) == 0;
+  }
+  if (sb && sb->private_tmp) {
+    if (sb->tmp_size_bytes)
+      snprintf(plan->tmp_options, sizeof plan->tmp_options, "mode=1777,size=%llu",
+               (unsigned long long)sb->tmp_size_bytes);
+    else
+      snprintf(plan->tmp_options, sizeof plan->tmp_options, "mode=1777");
+  }
+  return 0;
+sys:
+  snprintf(why, whylen, "preparing the child: %s", strerror(errno));
+  return -1;
+}
+
+int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
+  struct prepared pr = { .child_ends = {-1, -1, -1}, .report_w = -1, .sync_r = -1, .sync_w = -1 };
+  int saved;
+  c->pid = -1;
+  c->pidfd = -1;
+  c->report = -1;
+  c->reaped = false;
+  if (prepare(c, &pr, why, whylen) < 0)
+    goto fail;
+
+  /* Block every signal across the clone: the child must not run a handler of
+   * ours before it has reset them all. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  struct clone_args args;
+  memset(&args, 0, sizeof args);
+  int pidfd = -1;
+  args.flags = CLONE_PIDFD | (c->sandbox ? clone_flags(c->sandbox->namespaces) : 0);
+  args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+  args.exit_signal = 0; /* no SIGCHLD: see the header */
+  long pid = syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0)
+    esb_child_main(&pr.plan);
+  saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) {
+    errno = saved;
+    snprintf(why, whylen, "clone: %s", strerror(errno));
+    goto fail;
+  }
+  c->pid = (pid_t)pid;
+  c->pidfd = pidfd;
+  setpgid(c->pid, c->pid); /* also done by the child; whoever is first wins */
+
+  if (pr.sync_w >= 0) {
+    if (write_id_maps(c->pid, c->sandbox, why, whylen) < 0)
+      goto kill;
+    if (write(pr.sync_w, "", 1) != 1) {
+      snprintf(why, whylen, "releasing the child: %s", strerror(errno));
+      goto kill;
+    }
+  }
+  prepared_release(&pr);
+  return 0;
+kill:
+  esb_child_close(c);
+fail:
+  saved = errno;
+  int *ends[3] = { &c->in, &c->out, &c->err };
+  for (int i = 0; i < 3; i++)
+    if (pr.made_pipe[i])
+      close_fd(ends[i]);
+  prepared_release(&pr);
+  close_fd(&c->report);
+  errno = saved;
+  return -1;
+}
+
+void esb_child_kill(struct esb_child *c, int sig, bool group) {
+  if (c->pid <= 0 || c->reaped)
+    return;
+  if (group)
+    kill(-c->pid, sig);
+  if (c->pidfd >= 0)
+    syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
+}
+
+int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang) {
+  if (c->reaped || c->pidfd < 0) {
+    errno = ECHILD;
+    return -1;
+  }
+  siginfo_t info;
+  for (;;) {
+    memset(&info, 0, sizeof info);
+    int rc = waitid((idtype_t)P_PIDFD, (id_t)c->pidfd, &info, WEXITED | __WALL | (nohang ? WNOHANG : 0));
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc < 0)
+      return -1;
+    break;
+  }
+  if (info.si_pid == 0)
+    return 0;
+  c->reaped = true;
+  if (info.si_code == CLD_EXITED)
+    *wstatus = (info.si_status & 0xff) << 8;
+  else
+    *wstatus = info.si_status & 0x7f;
+  return 1;
+}
+
+void esb_child_close(struct esb_child *c) {
+  if (c->pid > 0 && !c->reaped) {
+    int status;
+    esb_child_kill(c, SIGKILL, true);
+    esb_child_reap(c, &status, false);
+  }
+  close_fd(&c->pidfd);
+  close_fd(&c->report);
+}

@@ -1,0 +1,108 @@
+/* Starting a child process, optionally inside a namespace sandbox.
+ *
+ * Shaped like git's run-command: fill a struct esb_child (ESB_CHILD_INIT), call
+ * esb_child_start, drive its pipes (the loop does), then esb_child_reap and
+ * esb_child_close. Everything the child needs is prepared before the clone; the
+ * child itself makes only async-signal-safe calls.
+ *
+ * The child is created with clone3(CLONE_PIDFD) and no exit signal, so no
+ * SIGCHLD reaches the host and a host's own waitpid(-1) cannot reap it; it is
+ * waited for through its pidfd only. It leads its own process group.
+ *
+ * With a sandbox that has ESB_NS_PID, the cloned child is an init process (pid
+ * 1 of the new namespace): it sets up the mounts, forks the program, reaps
+ * everything, reports the program's wait status over the report pipe and
+ * exits; the kernel then kills whatever is left in the namespace.
+ *
+ * Errors: esb_child_start returns -1 with errno set and a message in `why`
+ * when the clone or its preparation failed; nothing is left behind (pipes it
+ * made are closed and their fields set to -1). Failures
+ * after the clone (sandbox setup, exec) arrive as reports (esb_child_read_report). */
+#ifndef ESB_SPAWN_H
+#define ESB_SPAWN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum {
+  ESB_NS_USER = 1 << 0,
+  ESB_NS_MOUNT = 1 << 1,
+  ESB_NS_PID = 1 << 2,
+  ESB_NS_NET = 1 << 3,
+  ESB_NS_IPC = 1 << 4,
+  ESB_NS_UTS = 1 << 5,
+};
+
+/* 0 means "leave unlimited" except where noted. */
+struct esb_rlimits {
+  uint64_t address_space; /* RLIMIT_AS, bytes */
+  uint64_t cpu_secs;      /* RLIMIT_CPU soft; hard is one second more */
+  uint64_t file_size;     /* RLIMIT_FSIZE, bytes */
+  uint64_t open_files;    /* RLIMIT_NOFILE */
+  uint64_t processes;     /* RLIMIT_NPROC (counted per user namespace) */
+  bool no_core;           /* RLIMIT_CORE 0 */
+};
+
+struct esb_sandbox {
+  unsigned namespaces;      /* ESB_NS_* */
+  bool switch_ids;          /* become uid/gid before exec (the engine runs as root) */
+  uid_t uid;                /* host uid the program runs as */
+  gid_t gid;
+  uid_t inner_uid;          /* the same ids as seen inside the user namespace */
+  gid_t inner_gid;
+  bool readonly_root;       /* needs ESB_NS_MOUNT: the whole tree read-only, nosuid */
+  bool private_tmp;         /* needs ESB_NS_MOUNT: a fresh tmpfs on /tmp */
+  uint64_t tmp_size_bytes;  /* size of that tmpfs; 0 = kernel default */
+  const char *writable_dir; /* needs ESB_NS_MOUNT: stays writable, at the same path */
+  const char *hostname;     /* with ESB_NS_UTS */
+  struct esb_rlimits limits;
+};
+
+enum { ESB_CHILD_PIPE = -1, ESB_CHILD_NULL = -2 };
+
+struct esb_child {
+  /* inputs */
+  const char *const *argv;  /* argv[0] without '/' is looked up in env's PATH */
+  const char *const *env;   /* the whole environment, NULL-terminated */
+  const char *dir;          /* working directory; NULL to keep ours */
+  const struct esb_sandbox *sandbox; /* NULL: a plain child */
+  int in, out, err;         /* ESB_CHILD_PIPE: a pipe whose other end (non-blocking,
+                               close-on-exec) replaces the value; ESB_CHILD_NULL:
+                               /dev/null; else an fd of ours to pass (not closed) */
+  /* outputs of esb_child_start, owned by the child struct until esb_child_close */
+  pid_t pid;
+  int pidfd;
+  int report;               /* read end of the report pipe, non-blocking */
+  bool reaped;
+};
+
+#define ESB_CHILD_INIT { .in = ESB_CHILD_NULL, .out = ESB_CHILD_NULL, \
+                         .err = ESB_CHILD_NULL, .pid = -1, .pidfd = -1, .report = -1 }
+
+int esb_child_start(struct esb_child *c, char *why, size_t whylen);
+
+/* Signals the child's process group (group true) or the child alone. Does
+ * nothing once the child has been reaped, so a reused pid is never hit. */
+void esb_child_kill(struct esb_child *c, int sig, bool group);
+
+/* Collects the exit status through the pidfd. Returns 1 when reaped (status
+ * set), 0 when still running (nohang), -1 on error. */
+int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang);
+
+/* Closes the fds the struct still holds; kills and reaps a child that was not
+ * reaped yet, so nothing outlives it. */
+void esb_child_close(struct esb_child *c);
+
+/* Messages the child sends over the report pipe. */
+enum esb_report_kind { ESB_REPORT_SETUP_FAILED = 1, ESB_REPORT_EXEC_FAILED, ESB_REPORT_STATUS };
+struct esb_report {
+  int32_t kind;   /* enum esb_report_kind */
+  int32_t step;   /* SETUP_FAILED: which step (esb_setup_step_name) */
+  int32_t error;  /* errno of the failure */
+  int32_t status; /* STATUS: the program's wait status */
+};
+const char *esb_setup_step_name(int step);
+
+#endif

@@ -1,0 +1,24 @@
+/* NULL-terminated vectors of owned strings (argv, env). */
+#ifndef ESB_STRV_H
+#define ESB_STRV_H
+
+#include <stddef.h>
+
+struct esb_strv {
+  char **v;      /* NULL-terminated once anything was pushed; owned */
+  size_t n, alloc;
+};
+
+#define ESB_STRV_INIT { 0 }
+
+/* Appends a copy of s (or takes s when own is set). -1 on ENOMEM, the vector
+ * unchanged (a taken s is freed). */
+int esb_strv_push(struct esb_strv *sv, const char *s);
+int esb_strv_take(struct esb_strv *sv, char *s);
+/* Hands the vector over (an empty one becomes {NULL}); NULL on ENOMEM. */
+char **esb_strv_detach(struct esb_strv *sv);
+void esb_strv_clear(struct esb_strv *sv);
+/* Frees a detached vector. */
+void esb_strv_free(char **v);
+
+#endif

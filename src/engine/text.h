@@ -1,0 +1,17 @@
+/* Output encoding helpers: a result carries a stream as text only when it is
+ * valid UTF-8, otherwise as base64, so bytes are never silently corrupted. */
+#ifndef ESB_TEXT_H
+#define ESB_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+bool esb_utf8_valid(const char *s, size_t n);
+
+/* Standard base64 with padding: esb_base64_length(n) bytes go to out (no
+ * terminator is written). */
+static inline size_t esb_base64_length(size_t n) { return (n + 2) / 3 * 4; }
+void esb_base64_encode(const char *s, size_t n, char *out);
+
+#endif
