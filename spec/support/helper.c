@@ -1,19 +1,17 @@
-/* esb-spec-helper: small behaviours the specs need on both sides of the
- * sandbox, without depending on which interpreters a machine has.
+/* esb-spec-helper: what the specs need on the host side that Lua alone
+ * cannot do.
  *
  *   esb-spec-helper listen PORTFILE       accept TCP connections on 127.0.0.1 (free port
  *                                         written to PORTFILE), answer "hello\n", forever
- *   esb-spec-helper connect PORT          exit 0 if 127.0.0.1:PORT accepts, 1 if not
- *   esb-spec-helper flood BYTES           write BYTES bytes of 'x' to stdout
- *   esb-spec-helper bytes HEX...          write the given bytes to stdout
- *   esb-spec-helper alloc MIB             allocate and touch MIB MiB; exit 0 if it could
- *   esb-spec-helper kill SIGNAL           kill itself with SIGNAL
- *   esb-spec-helper fds                   print the fds open in this process
+ *   esb-spec-helper leaks PID             print what could leak from process PID: its open
+ *                                         fds, its descendants (but this helper and its shell),
+ *                                         processes of uid 65534 and echo-sandbox-* temp dirs
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
+#include <limits.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,69 +42,85 @@ static int cmd_listen(const char *portfile) {
   }
 }
 
-static int cmd_connect(const char *port) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port)),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-  if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
-    perror("connect");
-    return 1;
+static int read_stat(int pid, int *ppid, unsigned *uid, char *cmd, size_t cmdlen) {
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *close_paren = strrchr(buf, ')');
+  if (!close_paren || sscanf(close_paren + 2, "%*c %d", ppid) != 1) return -1;
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  *uid = (unsigned)-1;
+  if ((f = fopen(path, "r"))) {
+    while (fgets(buf, sizeof buf, f))
+      if (sscanf(buf, "Uid: %u", uid) == 1) break;
+    fclose(f);
   }
-  char buf[16];
-  ssize_t n = read(s, buf, sizeof buf);
-  if (n > 0) fwrite(buf, 1, (size_t)n, stdout);
-  return 0;
-}
-
-static int cmd_flood(const char *count) {
-  long long left = atoll(count);
-  static char buf[65536];
-  memset(buf, 'x', sizeof buf);
-  while (left > 0) {
-    ssize_t n = write(1, buf, left < (long long)sizeof buf ? (size_t)left : sizeof buf);
-    if (n <= 0) return 1;
-    left -= n;
-  }
-  return 0;
-}
-
-static int cmd_bytes(int argc, char **argv) {
-  for (int i = 0; i < argc; i++) {
-    unsigned char b = (unsigned char)strtoul(argv[i], NULL, 16);
-    (void)!write(1, &b, 1);
+  snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+  cmd[0] = 0;
+  if ((f = fopen(path, "r"))) {
+    n = fread(cmd, 1, cmdlen - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++) if (!cmd[i]) cmd[i] = ' ';
+    cmd[n] = 0;
   }
   return 0;
 }
 
-static int cmd_alloc(const char *mib) {
-  size_t n = (size_t)atoll(mib) << 20;
-  char *p = malloc(n);
-  if (!p) {
-    fprintf(stderr, "alloc: cannot allocate %s MiB\n", mib);
-    return 3;
+/* Descendants of root, found by walking parents up from every process. */
+static int is_descendant(int pid, int root) {
+  for (int depth = 0; pid > 1 && depth < 64; depth++) {
+    int ppid;
+    unsigned uid;
+    char cmd[8];
+    if (read_stat(pid, &ppid, &uid, cmd, sizeof cmd) < 0) return 0;
+    if (ppid == root) return 1;
+    pid = ppid;
   }
-  for (size_t i = 0; i < n; i += 4096) p[i] = 1;
-  printf("allocated %s MiB\n", mib);
   return 0;
 }
 
-static int cmd_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
+static int cmd_leaks(const char *pidarg) {
+  int root = atoi(pidarg), self = getpid(), shell = getppid();
+  char path[64], target[PATH_MAX], cmd[256];
+  snprintf(path, sizeof path, "/proc/%d/fd", root);
+  DIR *d = opendir(path);
   struct dirent *e;
-  while (d && (e = readdir(d)))
-    if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d)) printf("%s\n", e->d_name);
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char link[PATH_MAX];
+    snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = 0;
+    /* the pipe of the popen that runs us is new each time: name it by kind */
+    if (!strncmp(target, "pipe:", 5)) strcpy(target, "pipe");
+    printf("fd %s %s\n", e->d_name, target);
+  }
   if (d) closedir(d);
+  DIR *proc = opendir("/proc");
+  while (proc && (e = readdir(proc))) {
+    if (!isdigit((unsigned char)e->d_name[0])) continue;
+    int pid = atoi(e->d_name), ppid;
+    unsigned uid;
+    if (pid == self || pid == shell || read_stat(pid, &ppid, &uid, cmd, sizeof cmd) < 0) continue;
+    if (uid == 65534) printf("proc %d uid 65534: %s\n", pid, cmd);
+    else if (is_descendant(pid, root)) printf("child %d: %s\n", pid, cmd);
+  }
+  if (proc) closedir(proc);
+  const char *tmp = getenv("TMPDIR");
+  DIR *t = opendir(tmp && *tmp ? tmp : "/tmp");
+  while (t && (e = readdir(t)))
+    if (!strncmp(e->d_name, "echo-sandbox-", 13)) printf("tmp %s\n", e->d_name);
+  if (t) closedir(t);
   return 0;
 }
 
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "listen")) return cmd_listen(argv[2]);
-  if (argc >= 3 && !strcmp(argv[1], "connect")) return cmd_connect(argv[2]);
-  if (argc >= 3 && !strcmp(argv[1], "flood")) return cmd_flood(argv[2]);
-  if (argc >= 2 && !strcmp(argv[1], "bytes")) return cmd_bytes(argc - 2, argv + 2);
-  if (argc >= 3 && !strcmp(argv[1], "alloc")) return cmd_alloc(argv[2]);
-  if (argc >= 3 && !strcmp(argv[1], "kill")) { raise(atoi(argv[2])); return 0; }
-  if (argc >= 2 && !strcmp(argv[1], "fds")) return cmd_fds();
-  fprintf(stderr, "usage: esb-spec-helper listen|connect|flood|bytes|alloc|kill|fds ...\n");
+  if (argc >= 3 && !strcmp(argv[1], "leaks")) return cmd_leaks(argv[2]);
+  fprintf(stderr, "usage: esb-spec-helper listen PORTFILE | leaks PID ...\n");
   return 2;
 }

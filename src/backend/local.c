@@ -141,7 +141,10 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
     goto fail;
   }
-  fill_sandbox(&run->sandbox, plan, dir);
+  if (plan->local.isolation == ESB_ISOLATION_RLIMITS)
+    fill_fallback(&run->sandbox, plan);
+  else
+    fill_sandbox(&run->sandbox, plan, dir);
   e->child.argv = (const char *const *)plan->argv;
   e->child.env = (const char *const *)run->env;
   e->child.dir = dir;
@@ -153,10 +156,10 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   e->max_output_bytes = plan->max_output_bytes;
   e->on_done = finished;
   e->userdata = run;
-  e->result.isolation = "namespaces";
+  e->result.isolation = plan->local.isolation == ESB_ISOLATION_RLIMITS ? "rlimits" : "namespaces";
   if (esb_exec_start(loop, e) == 0)
     return 0;
-  if (plan->local.require_namespaces || !namespaces_refused(errno)) {
+  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !namespaces_refused(errno)) {
     if (namespaces_refused(errno))
       esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
                       "this host refuses the namespaces the sandbox needs (%s) and the policy "
@@ -168,7 +171,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   e->result.sandbox_type = "local";
   e->result.isolation = "rlimits";
   if (esb_exec_start(loop, e) == 0)
-    return 0;
+    return 0; /* the result's isolation says "rlimits" */
 fail:
   if (run->tmpdir) {
     remove_tree(run->tmpdir);

@@ -11,10 +11,19 @@
 #include "engine/request.h"
 #include "engine/spawn.h"
 
+/* How the local backend isolates a program. */
+enum esb_isolation {
+  ESB_ISOLATION_NAMESPACES,  /* namespaces + rlimits; an error where the host refuses them */
+  ESB_ISOLATION_BEST_EFFORT, /* namespaces where the host allows them, else rlimits only */
+  ESB_ISOLATION_RLIMITS,     /* rlimits (and another uid when root) only: for hosts that
+                                are a sandbox already, or tools that cannot follow
+                                namespaces (valgrind) */
+};
+
 struct esb_local_settings {
   uid_t uid;                 /* host ids the program runs as when the engine is root */
   gid_t gid;
-  bool require_namespaces;   /* false: fall back to rlimits only, and say so */
+  enum esb_isolation isolation;
   bool network;              /* false: a new network namespace with loopback only */
   uint64_t tmp_size_bytes;   /* private /tmp and the fresh working dir */
   struct esb_rlimits limits;
@@ -34,7 +43,7 @@ struct esb_plan {
 };
 
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, \
-                        .local = { .uid = 65534, .gid = 65534, .require_namespaces = true } }
+                        .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES } }
 
 void esb_plan_release(struct esb_plan *plan);
 

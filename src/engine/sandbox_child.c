@@ -1,10 +1,11 @@
 #include "engine/sandbox_child.h"
 
+#include "engine/clone.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/mount.h>
-#include <linux/sched.h>
 #include <net/if.h>
 #include <signal.h>
 #include <string.h>
@@ -88,8 +89,13 @@ static void setup_fds(const struct esb_child_plan *p, int keep) {
   if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) < 0) fail(p, STEP_FDS);
 }
 
+/* Lowers a limit to at most soft/hard; a limit already lower stays (raising
+ * it would need privilege and is never what a sandbox wants). */
 static void set_rlimit(const struct esb_child_plan *p, int resource, uint64_t soft, uint64_t hard) {
-  struct rlimit rl = { .rlim_cur = soft, .rlim_max = hard };
+  struct rlimit rl;
+  if (getrlimit(resource, &rl) < 0) fail(p, STEP_RLIMIT);
+  if (hard < rl.rlim_max) rl.rlim_max = hard;
+  rl.rlim_cur = soft < rl.rlim_max ? soft : rl.rlim_max;
   if (setrlimit(resource, &rl) < 0) fail(p, STEP_RLIMIT);
 }
 
@@ -218,18 +224,11 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
   if (sb->namespaces & ESB_NS_NET) bring_up_loopback(p);
 }
 
-/* fork() without glibc's atfork handlers, which could take locks another
- * thread of the host held at clone time. */
-static pid_t raw_fork(void) {
-  struct clone_args args;
-  memset(&args, 0, sizeof args);
-  args.exit_signal = SIGCHLD;
-  return (pid_t)syscall(SYS_clone3, &args, sizeof args);
-}
-
 /* pid 1 of the sandbox: start the program, reap everything until it ends. */
 _Noreturn static void run_init(const struct esb_child_plan *p) {
-  pid_t program = raw_fork();
+  /* Not fork(): glibc's atfork handlers could wait for locks that another
+   * thread of the host held at clone time. */
+  pid_t program = esb_clone(0, NULL, SIGCHLD);
   if (program < 0) fail(p, STEP_FORK);
   if (program == 0) exec_program(p);
 

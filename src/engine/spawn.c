@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/clone.h"
 #include "engine/sandbox_child.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -263,13 +264,9 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  struct clone_args args;
-  memset(&args, 0, sizeof args);
   int pidfd = -1;
-  args.flags = CLONE_PIDFD | (c->sandbox ? clone_flags(c->sandbox->namespaces) : 0);
-  args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-  args.exit_signal = 0; /* no SIGCHLD: see the header */
-  long pid = syscall(SYS_clone3, &args, sizeof args);
+  /* No exit signal, so no SIGCHLD: see the header. */
+  pid_t pid = esb_clone(CLONE_PIDFD | (c->sandbox ? clone_flags(c->sandbox->namespaces) : 0), &pidfd, 0);
   if (pid == 0)
     esb_child_main(&pr.plan);
   saved = errno;
@@ -312,8 +309,10 @@ void esb_child_kill(struct esb_child *c, int sig, bool group) {
     return;
   if (group)
     kill(-c->pid, sig);
-  if (c->pidfd >= 0)
-    syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
+  /* The pid cannot be reused before we reap it; the pidfd is the belt to
+   * those braces where the kernel (or valgrind) has pidfd_send_signal. */
+  if (c->pidfd < 0 || (syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0) < 0 && errno == ENOSYS))
+    kill(c->pid, sig);
 }
 
 int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang) {

@@ -158,7 +158,8 @@ static void check_keys(struct checker *c, int t, const char *const *known, const
       if (k)
         snprintf(c->err, c->errlen, "invalid request: unknown field '%s%s'", where, k);
       else
-        snprintf(c->err, c->errlen, "invalid request: %s keys must be strings", *where ? where : "request");
+        snprintf(c->err, c->errlen, "invalid request: %s must be an object with named fields, "
+                 "not an array", *where ? where : "the request");
     }
   }
 }

@@ -411,7 +411,16 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
   if (t == LUA_TTABLE) {
     ls->uid = (uid_t)read_uint(rd, -1, "uid", "local.uid", ls->uid);
     ls->gid = (gid_t)read_uint(rd, -1, "gid", "local.gid", ls->gid);
-    ls->require_namespaces = read_bool(rd, -1, "require_namespaces", "local.require_namespaces", true);
+    char *iso = read_string(rd, -1, "isolation", "local.isolation");
+    if (!iso || strcmp(iso, "namespaces") == 0) ls->isolation = ESB_ISOLATION_NAMESPACES;
+    else if (strcmp(iso, "best_effort") == 0) ls->isolation = ESB_ISOLATION_BEST_EFFORT;
+    else if (strcmp(iso, "rlimits") == 0) ls->isolation = ESB_ISOLATION_RLIMITS;
+    else {
+      field(rd, -1, "isolation");
+      bad(rd, "local.isolation", "\"namespaces\", \"best_effort\" or \"rlimits\"");
+      lua_pop(L, 1);
+    }
+    free(iso);
     ls->tmp_size_bytes = read_uint(rd, -1, "tmp_size_bytes", "local.tmp_size_bytes", 0);
     ls->limits.file_size = read_uint(rd, -1, "file_size_bytes", "local.file_size_bytes", 0);
     ls->limits.open_files = read_uint(rd, -1, "open_files", "local.open_files", 0);

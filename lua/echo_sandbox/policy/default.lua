@@ -19,7 +19,7 @@
 --   limits         memory_bytes, cpu_time_secs, max_output_bytes,
 --                  max_processes (integers, 0 = none) and network (boolean)
 --   local          settings of the local sandbox: uid, gid (never 0),
---                  require_namespaces, tmp_size_bytes, file_size_bytes,
+--                  isolation, tmp_size_bytes, file_size_bytes,
 --                  open_files
 --   backend        "local" (the only one so far)
 
@@ -67,7 +67,12 @@ policy.env = {
 policy.local_sandbox = {
   uid = 65534,                 -- nobody: what the program runs as when we are root
   gid = 65534,
-  require_namespaces = true,   -- false: run with rlimits only where namespaces are refused
+  -- "namespaces": user, mount, pid, ipc, uts (+ net unless network) and rlimits;
+  --   an error where the host refuses namespaces.
+  -- "best_effort": the same, or rlimits only (with a warning) where refused.
+  -- "rlimits": rlimits (and uid/gid when root) only, for hosts that are a
+  --   sandbox already, or tools that cannot follow namespaces (valgrind).
+  isolation = "namespaces",
   tmp_size_bytes = 256 * Mi,
   file_size_bytes = 64 * Mi,
   open_files = 256,

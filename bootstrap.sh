@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine for echo-sandbox and builds it, then:
+#   ./bootstrap.sh demo          runs a Python snippet in the local sandbox
+#   ./bootstrap.sh test          runs the whole test suite (spec/run)
+#   ./bootstrap.sh run ARGS...   runs echo-sandbox ARGS...
+#   ./bootstrap.sh build         only sets up and builds (into $ESB_BUILD_DIR, default build/)
+# Packages that are missing are installed with apt-get (as root); nothing is
+# downloaded from anywhere else. Safe to run again: it only does what is missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${ESB_BUILD_DIR:-$here/build}
+
+packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev lua-busted python3 bash coreutils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "bootstrap: missing packages: ${missing[*]}; run as root, or: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${ESB_CMAKE_FLAGS:-} >/dev/null
+cmake --build "$build" -j"$(nproc)" >/dev/null
+
+case "${1:-demo}" in
+  demo) exec "$build/echo-sandbox" run --lang python --code 'print("6 * 7 =", 6 * 7)' ;;
+  test) shift; ESB_BUILD_DIR=$build exec "$here/spec/run" "$@" ;;
+  run) shift; exec "$build/echo-sandbox" "$@" ;;
+  build) ;;
+  *) echo "usage: $0 [demo | test | run ARGS... | build]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,157 @@
+local env = require "spec.support.env"
+local cjson = require "cjson"
+
+local function run_json(request, extra)
+  local args = { "run", "--json" }
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  local out, err, code = env.cli_run(args, cjson.encode(request))
+  local ok, result = pcall(cjson.decode, out)
+  assert(ok, "stdout is not a JSON result: " .. out .. "\nstderr: " .. err)
+  return result, code, err
+end
+
+describe("echo-sandbox run", function()
+  env.check_leaks()
+
+  it("runs python code from the policy's language table", function()
+    local r, code = run_json { language = "python", code = "print(6*7)" }
+    assert.are.equal(0, code)
+    assert.are.equal(0, r.exit_code)
+    assert.are.equal("42\n", r.stdout)
+    assert.are.equal("local", r.sandbox_type)
+    assert.are.equal("exited", r.status)
+    assert.are.equal("Completed", r.reason)
+  end)
+
+  it("prints the program's output and exits with its code in flag form", function()
+    local out, err, code = env.cli_run { "run", "--shell", "echo out; echo err >&2; exit 3" }
+    assert.are.equal("out\n", out)
+    assert.are.equal("err\n", err)
+    assert.are.equal(3, code)
+  end)
+
+  it("keeps stdout and stderr apart and reports exit codes 0, 3 and 255", function()
+    for _, n in ipairs { 0, 3, 255 } do
+      local r = run_json { shell = ("echo to-out; echo to-err >&2; exit %d"):format(n) }
+      assert.are.equal(n, r.exit_code)
+      assert.are.equal("to-out\n", r.stdout)
+      assert.are.equal("to-err\n", r.stderr)
+      assert.are.equal("exited", r.status)
+    end
+  end)
+
+  it("reports a program killed by a signal", function()
+    local r, code = run_json { shell = "kill -KILL $$" }
+    assert.are.equal("signaled", r.status)
+    assert.are.equal(9, r.signal)
+    assert.are.equal(137, r.exit_code)
+    assert.are.equal(137, code)
+    assert.is_false(r.killed_by_us)
+  end)
+
+  it("passes 20 MB of stdin through cat byte for byte", function()
+    local data = {}
+    for i = 1, 20 * 1024 do data[i] = string.char(i % 256):rep(1024) end
+    data = table.concat(data)
+    local path = os.tmpname()
+    env.write_file(path, data)
+    local out, err, code = env.cli_run { "run", "--max-output", "25Mi", "--stdin-file", path, "--", "cat" }
+    os.remove(path)
+    assert.are.equal(0, code, err)
+    assert.are.equal(#data, #out)
+    assert.is_true(out == data)
+  end)
+
+  it("gives a program without stdin EOF at once", function()
+    local r = run_json { shell = "cat; echo done" , timeout_ms = 5000 }
+    assert.are.equal("exited", r.status)
+    assert.are.equal("done\n", r.stdout)
+  end)
+
+  it("kills a timed-out shell and every process it started", function()
+    local r, code = run_json { shell = "sleep 30 & sleep 30; wait", timeout_ms = 500 }
+    assert.are.equal("timed_out", r.status)
+    assert.is_true(r.timed_out)
+    assert.is_true(r.killed_by_us)
+    assert.are.equal(124, code)
+    -- the run did not wait for the sleeps (30 s) to end; the leak check after
+    -- this spec proves none of them is left
+    assert.is_true(r.duration_ms < 10000)
+  end)
+
+  it("caps the output and counts what was written", function()
+    local r = run_json { shell = "head -c 5000000 /dev/zero | tr '\\0' x", limits = { max_output_bytes = 1000 } }
+    assert.are.equal(1000, #r.stdout)
+    assert.is_true(r.stdout_truncated)
+    assert.are.equal(5000000, r.stdout_bytes)
+    assert.is_false(r.stderr_truncated)
+  end)
+
+  it("returns output that is not UTF-8 as base64", function()
+    local r = run_json { shell = "printf '\\377\\376\\000A'" }
+    assert.is_nil(r.stdout)
+    assert.are.equal("//4AQQ==", r.stdout_base64)
+    assert.are.equal(4, r.stdout_bytes)
+  end)
+
+  it("does not pass its own environment on, but the request's env", function()
+    local out = env.cli_run({ "run", "--env", "GIVEN=yes", "--shell", "echo given=$GIVEN secret=$ESB_SECRET" },
+                            nil, "ESB_SECRET=leaked")
+    assert.are.equal("given=yes secret=\n", out)
+  end)
+
+  it("enforces the memory limit", function()
+    local r = run_json { language = "python", code = "x = bytearray(512 * 1024 * 1024)\nprint('allocated')",
+                         limits = { memory_bytes = 64 * 1024 * 1024 } }
+    assert.are_not.equal(0, r.exit_code)
+    assert.is_nil(r.stdout:find("allocated"))
+    assert.truthy(r.stderr:find("MemoryError"))
+  end)
+
+  it("exits 127 and names a program that is not there", function()
+    local out, err, code = env.cli_run { "run", "--", "no-such-program-here" }
+    assert.are.equal(127, code)
+    assert.truthy(err:find("no-such-program-here", 1, true))
+    local r = run_json { program = "no-such-program-here" }
+    assert.are.equal("error", r.status)
+    assert.are.equal("exec_not_found", r.error.code)
+    assert.truthy(r.error.message:find("no-such-program-here", 1, true))
+    assert.are.equal("", out)
+  end)
+
+  it("exits 126 for a file that cannot be executed", function()
+    local r, code = run_json { program = "/etc/hostname" }
+    assert.are.equal(126, code)
+    assert.are.equal("exec_denied", r.error.code)
+  end)
+
+  it("rejects malformed JSON with exit 125 and says where", function()
+    local out, err, code = env.cli_run({ "run", "--json" }, "{\"shell\": ")
+    assert.are.equal(125, code)
+    assert.truthy(err:find("invalid request JSON", 1, true))
+    local r = cjson.decode(out)
+    assert.are.equal("invalid_request", r.error.code)
+  end)
+
+  it("names the field of an invalid request", function()
+    for request, field in pairs {
+      ['{"shell": 5}'] = "'shell'",
+      ['{"shell": "true", "timeout_ms": -1}'] = "'timeout_ms'",
+      ['{"shell": "true", "limits": {"memroy_bytes": 5}}'] = "limits.memroy_bytes",
+      ['{"shell": "true", "program": "ls"}'] = "exactly one",
+      ['{"language": "cobol", "code": "x"}'] = "cobol",
+      ['[1, 2]'] = "must be an object",
+    } do
+      local out, err, code = env.cli_run({ "run", "--json" }, request)
+      assert.are.equal(125, code)
+      assert.truthy(err:find(field, 1, true), request .. " -> " .. err)
+      assert.are.equal("invalid_request", cjson.decode(out).error.code)
+    end
+  end)
+
+  it("refuses unknown flags with exit 125", function()
+    local _, err, code = env.cli_run { "run", "--bogus" }
+    assert.are.equal(125, code)
+    assert.truthy(err:find("--bogus", 1, true))
+  end)
+end)

@@ -1,0 +1,91 @@
+-- Shared by the specs: where the build is, how to run the CLI, and the leak
+-- check every spec that starts a process runs after itself.
+local assert = require "luassert"
+local M = {}
+
+M.build = os.getenv("ESB_BUILD_DIR") or "build"
+M.cli = M.build .. "/echo-sandbox"
+M.helper = M.build .. "/esb-spec-helper"
+-- Put before the CLI in every spec that runs it: the CI's ASan and valgrind
+-- steps wrap the CLI this way.
+M.cli_prefix = os.getenv("ESB_CLI_PREFIX") or ""
+-- Policies that specs write use this isolation (the valgrind step: "rlimits").
+M.isolation = os.getenv("ESB_SPEC_ISOLATION") or "namespaces"
+package.cpath = M.build .. "/?.so;" .. package.cpath
+
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+M.read_file = read_file
+
+function M.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+-- Runs the CLI with args (an array), feeding stdin (a string) when given.
+-- Returns stdout, stderr, exit code.
+function M.cli_run(args, stdin, env_prefix)
+  local parts = { env_prefix or "", M.cli_prefix, M.quote(M.cli) }
+  for _, a in ipairs(args) do parts[#parts + 1] = M.quote(a) end
+  local errfile, infile = os.tmpname(), os.tmpname()
+  M.write_file(infile, stdin or "")
+  local cmd = table.concat(parts, " ") .. " <" .. infile .. " 2>" .. errfile
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local err = read_file(errfile)
+  os.remove(errfile)
+  os.remove(infile)
+  return out, err, code
+end
+
+function M.is_root()
+  local p = assert(io.popen("id -u"))
+  local uid = p:read("n")
+  p:close()
+  return uid == 0
+end
+
+local function own_pid()
+  return read_file("/proc/self/stat"):match("^(%d+)")
+end
+
+-- What could leak from this process: fds, children, sandbox-uid processes,
+-- temp dirs. Compared before and after each spec.
+function M.leak_snapshot()
+  local p = assert(io.popen(M.quote(M.helper) .. " leaks " .. own_pid(), "r"))
+  local lines = {}
+  for line in p:lines() do lines[#lines + 1] = line end
+  p:close()
+  table.sort(lines)
+  return lines
+end
+
+-- Installs before_each/after_each hooks in the current describe block.
+function M.check_leaks()
+  local busted = require "busted"
+  local before_each, after_each = busted.before_each, busted.after_each
+  local before
+  before_each(function() before = M.leak_snapshot() end)
+  after_each(function()
+    local after = M.leak_snapshot()
+    -- processes that are exiting may take a moment to be reaped by init
+    for _ = 1, 50 do
+      if table.concat(after, "\n") == table.concat(before, "\n") then break end
+      os.execute("sleep 0.05")
+      after = M.leak_snapshot()
+    end
+    assert.are.same(before, after)
+  end)
+end
+
+return M
