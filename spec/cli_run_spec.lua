@@ -149,6 +149,33 @@ describe("echo-sandbox run", function()
     end
   end)
 
+  it("kills the program and cleans up when it gets SIGTERM", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -m 777 " .. dir))
+    local script = table.concat({
+      "%s %s run --working-dir %s --shell 'touch started; exec sleep 30' & pid=$!",
+      "while [ ! -e %s/started ]; do sleep 0.01; done",
+      "kill -TERM $pid; wait $pid; echo $?" }, "\n")
+    local p = io.popen(script:format(env.cli_prefix, env.quote(env.cli), dir, dir))
+    local code = p:read("n")
+    p:close()
+    os.execute("rm -rf " .. dir)
+    assert.are.equal(143, code)
+  end)
+
+  it("removes its fresh working dir when it gets SIGINT", function()
+    -- the leak check after this spec fails if the dir or the sleep is left
+    local script = table.concat({
+      "%s %s run --shell 'exec sleep 30' & pid=$!",
+      "while ! ls -d ${TMPDIR:-/tmp}/echo-sandbox-* >/dev/null 2>&1; do sleep 0.01; done",
+      "kill -INT $pid; wait $pid; echo $?" }, "\n")
+    local p = io.popen(script:format(env.cli_prefix, env.quote(env.cli)))
+    local code = p:read("n")
+    p:close()
+    assert.are.equal(130, code)
+  end)
+
   it("refuses unknown flags with exit 125", function()
     local _, err, code = env.cli_run { "run", "--bogus" }
     assert.are.equal(125, code)
