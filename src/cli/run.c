@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,29 +180,28 @@ static int push_flag_request(lua_State *L) {
     lua_setfield(L, -2, "timeout_ms");
   }
   lua_newtable(L);
-  if (o->memory) {
-    if (parse_quantity(o->memory, &v) < 0)
-      return luaL_error(L, "--memory %s: expected bytes or a quantity like 256Mi", o->memory);
+  static const struct {
+    size_t option;  /* offset of the flag's value in struct run_options */
+    const char *key, *flag, *expected;
+    int (*parse)(const char *, long long *);
+  } limit_flags[] = {
+    {offsetof(struct run_options, memory), "memory_bytes", "--memory",
+     "bytes or a quantity like 256Mi", parse_quantity},
+    {offsetof(struct run_options, cpu_time), "cpu_time_secs", "--cpu-time",
+     "a positive whole number of seconds", parse_count},
+    {offsetof(struct run_options, max_processes), "max_processes", "--max-processes",
+     "a positive whole number", parse_count},
+    {offsetof(struct run_options, max_output), "max_output_bytes", "--max-output",
+     "a positive number of bytes, or a quantity like 64k", parse_quantity},
+  };
+  for (size_t i = 0; i < sizeof limit_flags / sizeof limit_flags[0]; i++) {
+    const char *value = *(const char **)((const char *)o + limit_flags[i].option);
+    if (!value)
+      continue;
+    if (limit_flags[i].parse(value, &v) < 0)
+      return luaL_error(L, "%s %s: expected %s", limit_flags[i].flag, value, limit_flags[i].expected);
     lua_pushinteger(L, v);
-    lua_setfield(L, -2, "memory_bytes");
-  }
-  if (o->cpu_time) {
-    if (parse_count(o->cpu_time, &v) < 0)
-      return luaL_error(L, "--cpu-time %s: expected a positive whole number of seconds", o->cpu_time);
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, "cpu_time_secs");
-  }
-  if (o->max_processes) {
-    if (parse_count(o->max_processes, &v) < 0)
-      return luaL_error(L, "--max-processes %s: expected a positive whole number", o->max_processes);
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, "max_processes");
-  }
-  if (o->max_output) {
-    if (parse_quantity(o->max_output, &v) < 0)
-      return luaL_error(L, "--max-output %s: expected a positive number of bytes", o->max_output);
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, "max_output_bytes");
+    lua_setfield(L, -2, limit_flags[i].key);
   }
   if (o->network) {
     lua_pushboolean(L, 1);

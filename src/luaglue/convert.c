@@ -9,6 +9,7 @@
 
 #include "engine/strv.h"
 #include "engine/text.h"
+#include "luaglue/tables.h"
 
 struct checker {
   lua_State *L;
@@ -45,21 +46,11 @@ static bool get(lua_State *L, int t, const char *key) {
   return true;
 }
 
-/* A Lua string without NUL bytes. */
-static const char *plain_string(lua_State *L, int idx, size_t *lenp) {
-  size_t len;
-  if (lua_type(L, idx) != LUA_TSTRING)
-    return NULL;
-  const char *s = lua_tolstring(L, idx, &len);
-  if (lenp) *lenp = len;
-  return strlen(s) == len ? s : NULL;
-}
-
 static char *take_string(struct checker *c, int t, const char *key) {
   char *v = NULL;
   if (!get(c->L, t, key))
     return NULL;
-  const char *s = plain_string(c->L, -1, NULL);
+  const char *s = esb_lua_plain_string(c->L, -1);
   if (!s)
     reject(c, key, "must be a string without NUL bytes", -1);
   else if (!(v = strdup(s)))
@@ -82,57 +73,20 @@ static uint64_t take_count(struct checker *c, int t, const char *key, const char
   return v;
 }
 
-static char **take_array(struct checker *c, int t, const char *key, size_t *np) {
+/* An array of strings (map false) or an object of strings as "NAME=value"
+ * (map true), as a NULL-terminated vector with its length in *np. */
+static char **take_vector(struct checker *c, int t, const char *key, bool map, size_t *np) {
   struct esb_strv sv = ESB_STRV_INIT;
   if (!get(c->L, t, key))
     return NULL;
-  if (lua_type(c->L, -1) != LUA_TTABLE) {
-    reject(c, key, "must be an array of strings", -1);
-  } else {
-    lua_Unsigned n = lua_rawlen(c->L, -1);
-    for (lua_Unsigned i = 1; i <= n && !c->failed; i++) {
-      lua_rawgeti(c->L, -1, (lua_Integer)i);
-      const char *s = plain_string(c->L, -1, NULL);
-      if (!s)
-        reject(c, key, "must hold strings without NUL bytes", -1);
-      else if (esb_strv_push(&sv, s) < 0)
-        reject(c, key, "could not be copied (out of memory)", -1);
-      lua_pop(c->L, 1);
-    }
-  }
-  lua_pop(c->L, 1);
-  if (c->failed) {
-    esb_strv_clear(&sv);
-    return NULL;
-  }
-  *np = sv.n;
-  return esb_strv_detach(&sv);
-}
-
-/* A map of names to strings, as "NAME=value". */
-static char **take_map(struct checker *c, int t, const char *key, size_t *np) {
-  struct esb_strv sv = ESB_STRV_INIT;
-  if (!get(c->L, t, key))
-    return NULL;
-  if (lua_type(c->L, -1) != LUA_TTABLE) {
-    reject(c, key, "must be an object of strings", -1);
-  } else {
-    lua_pushnil(c->L);
-    while (lua_next(c->L, -2)) {
-      const char *k = plain_string(c->L, -2, NULL), *v = plain_string(c->L, -1, NULL);
-      char *kv;
-      if (c->failed) {
-        /* keep iterating only to leave the stack balanced */
-      } else if (!k || !*k || strchr(k, '=')) {
-        reject(c, key, "must have names that are non-empty strings without '='", -2);
-      } else if (!v) {
-        reject(c, key, "must have string values without NUL bytes", -1);
-      } else if (asprintf(&kv, "%s=%s", k, v) < 0 || esb_strv_take(&sv, kv) < 0) {
-        reject(c, key, "could not be copied (out of memory)", -1);
-      }
-      lua_pop(c->L, 1);
-    }
-  }
+  enum esb_lua_vec rc = ESB_LUA_VEC_BAD;
+  if (lua_type(c->L, -1) == LUA_TTABLE)
+    rc = map ? esb_lua_map_to_strv(c->L, -1, &sv) : esb_lua_array_to_strv(c->L, -1, &sv);
+  if (rc == ESB_LUA_VEC_NOMEM)
+    reject(c, key, "could not be copied (out of memory)", -1);
+  else if (rc == ESB_LUA_VEC_BAD)
+    reject(c, key, map ? "must be an object of strings, with names that are non-empty and without '='"
+                       : "must be an array of strings", -1);
   lua_pop(c->L, 1);
   if (c->failed) {
     esb_strv_clear(&sv);
@@ -192,7 +146,7 @@ static void take_limits(struct checker *c, int t, struct esb_limits *l) {
 static void take_backend(struct checker *c, int t, struct esb_request *req) {
   if (!get(c->L, t, "backend"))
     return;
-  const char *s = plain_string(c->L, -1, NULL);
+  const char *s = esb_lua_plain_string(c->L, -1);
   if (s && strcmp(s, "auto") == 0) req->backend = ESB_BACKEND_AUTO;
   else if (s && strcmp(s, "local") == 0) req->backend = ESB_BACKEND_LOCAL;
   else if (s && strcmp(s, "k8s") == 0) req->backend = ESB_BACKEND_K8S;
@@ -215,9 +169,9 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err
   req->program = take_string(&c, t, "program");
   req->language = take_string(&c, t, "language");
   req->code = take_string(&c, t, "code");
-  req->args = take_array(&c, t, "args", &req->nargs);
-  req->env = take_map(&c, t, "env", &req->nenv);
-  req->labels = take_map(&c, t, "labels", &req->nlabels);
+  req->args = take_vector(&c, t, "args", false, &req->nargs);
+  req->env = take_vector(&c, t, "env", true, &req->nenv);
+  req->labels = take_vector(&c, t, "labels", true, &req->nlabels);
   req->working_dir = take_string(&c, t, "working_dir");
   req->timeout_ms = take_count(&c, t, "timeout_ms", "timeout_ms");
   take_backend(&c, t, req);

@@ -12,6 +12,7 @@
 #include <lualib.h>
 
 #include "engine/strv.h"
+#include "luaglue/tables.h"
 
 int luaopen_cjson(lua_State *L);
 
@@ -317,60 +318,20 @@ static char *read_string(struct reader *rd, int idx, const char *key, const char
   return v;
 }
 
-static bool clean_string(lua_State *L, int idx, const char **s) {
-  size_t len;
-  if (lua_type(L, idx) != LUA_TSTRING)
-    return false;
-  *s = lua_tolstring(L, idx, &len);
-  return strlen(*s) == len;
-}
-
-static char **read_argv(struct reader *rd, int idx) {
+/* An array of strings (map false) or a map of names to strings (map true). */
+static char **read_vector(struct reader *rd, int idx, const char *key, bool map) {
   struct esb_strv sv = ESB_STRV_INIT;
-  if (field(rd, idx, "argv") != LUA_TTABLE || lua_rawlen(rd->L, -1) == 0) {
-    bad(rd, "argv", "a non-empty array of strings");
-    lua_pop(rd->L, 1);
-    return NULL;
-  }
-  lua_Unsigned n = lua_rawlen(rd->L, -1);
-  for (lua_Unsigned i = 1; i <= n && !rd->failed; i++) {
-    const char *s;
-    lua_rawgeti(rd->L, -1, (lua_Integer)i);
-    if (!clean_string(rd->L, -1, &s))
-      bad(rd, "argv", "strings without NUL bytes");
-    else if (esb_strv_push(&sv, s) < 0)
-      bad(rd, "argv", "memory for it");
-    lua_pop(rd->L, 1);
-  }
-  lua_pop(rd->L, 1);
-  if (rd->failed) {
-    esb_strv_clear(&sv);
-    return NULL;
-  }
-  return esb_strv_detach(&sv);
-}
-
-static char **read_env(struct reader *rd, int idx) {
-  struct esb_strv sv = ESB_STRV_INIT;
-  int t = field(rd, idx, "env");
-  if (t == LUA_TTABLE) {
-    lua_pushnil(rd->L);
-    while (lua_next(rd->L, -2)) {
-      const char *k, *v;
-      char *kv;
-      if (rd->failed) {
-        lua_pop(rd->L, 1);
-        continue;
-      }
-      if (!clean_string(rd->L, -2, &k) || !*k || strchr(k, '=') || !clean_string(rd->L, -1, &v))
-        bad(rd, "env", "a map of names (no '=') to strings");
-      else if (asprintf(&kv, "%s=%s", k, v) < 0 || esb_strv_take(&sv, kv) < 0)
-        bad(rd, "env", "memory for it");
-      lua_pop(rd->L, 1);
-    }
-  } else if (t != LUA_TNIL) {
-    bad(rd, "env", "a table");
-  }
+  int t = field(rd, idx, key);
+  enum esb_lua_vec rc = ESB_LUA_VEC_BAD;
+  if (t == LUA_TTABLE && (map || lua_rawlen(rd->L, -1) > 0))
+    rc = map ? esb_lua_map_to_strv(rd->L, -1, &sv) : esb_lua_array_to_strv(rd->L, -1, &sv);
+  else if (t == LUA_TNIL && map)
+    rc = ESB_LUA_VEC_OK;
+  if (rc == ESB_LUA_VEC_NOMEM)
+    bad(rd, key, "memory for it");
+  else if (rc == ESB_LUA_VEC_BAD)
+    bad(rd, key, map ? "a map of names (no '=') to strings without NUL bytes"
+                     : "a non-empty array of strings without NUL bytes");
   lua_pop(rd->L, 1);
   if (rd->failed) {
     esb_strv_clear(&sv);
@@ -386,8 +347,8 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
   else if (backend && strcmp(backend, "k8s") == 0) plan->backend = ESB_BACKEND_K8S;
   else if (backend) bad(rd, "backend", "\"local\" or \"k8s\"");
   free(backend);
-  plan->argv = read_argv(rd, -1);
-  plan->env = read_env(rd, -1);
+  plan->argv = read_vector(rd, -1, "argv", false);
+  plan->env = read_vector(rd, -1, "env", true);
   plan->working_dir = read_string(rd, -1, "working_dir", "working_dir");
   plan->timeout_ms = read_uint(rd, -1, "timeout_ms", "timeout_ms", 0);
   if (!rd->failed && plan->timeout_ms == 0) {
