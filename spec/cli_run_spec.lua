@@ -155,7 +155,7 @@ describe("echo-sandbox run", function()
     assert(os.execute("mkdir -m 777 " .. dir))
     local script = table.concat({
       "%s %s run --working-dir %s --shell 'touch started; exec sleep 30' & pid=$!",
-      "while [ ! -e %s/started ]; do sleep 0.01; done",
+      "for i in $(seq 1000); do [ -e %s/started ] && break; sleep 0.01; done",
       "kill -TERM $pid; wait $pid; echo $?" }, "\n")
     local p = io.popen(script:format(env.cli_prefix, env.quote(env.cli), dir, dir))
     local code = p:read("n")
@@ -168,7 +168,7 @@ describe("echo-sandbox run", function()
     -- the leak check after this spec fails if the dir or the sleep is left
     local script = table.concat({
       "%s %s run --shell 'exec sleep 30' & pid=$!",
-      "while ! ls -d ${TMPDIR:-/tmp}/echo-sandbox-* >/dev/null 2>&1; do sleep 0.01; done",
+      "for i in $(seq 1000); do ls -d ${TMPDIR:-/tmp}/echo-sandbox-* >/dev/null 2>&1 && break; sleep 0.01; done",
       "kill -INT $pid; wait $pid; echo $?" }, "\n")
     local p = io.popen(script:format(env.cli_prefix, env.quote(env.cli)))
     local code = p:read("n")

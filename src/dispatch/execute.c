@@ -7,7 +7,7 @@ void esb_execute(struct esb_policy *policy, const struct esb_request *req,
                  struct esb_result *result, int interrupt_fd) {
   struct esb_plan plan = ESB_PLAN_INIT;
   char err[2048];
-  enum esb_error code = esb_policy_plan(policy, req, &plan, err, sizeof err);
+  enum esb_error code = esb_policy_plan(policy, req, &plan, false, err, sizeof err);
   if (code != ESB_OK) {
     esb_result_fail(result, code, "%s", err);
     return;

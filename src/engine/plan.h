@@ -29,6 +29,18 @@ struct esb_local_settings {
   struct esb_rlimits limits;
 };
 
+/* Filled only for the k8s backend (and explain). */
+struct esb_k8s_settings {
+  char *image;
+  char *namespace_;
+  char *pod_name;            /* echo-sandbox-<32 hex>: a DNS-1123 label */
+  char *overrides_json;      /* the pod override, invariants applied */
+  char *pod_running_timeout;
+  char *context;             /* NULL: kubectl's current context */
+  char *kubeconfig;          /* NULL: $KUBECONFIG or kubectl's default */
+  bool handshake;
+};
+
 struct esb_plan {
   enum esb_backend backend;
   char **argv;               /* NULL-terminated */
@@ -40,6 +52,7 @@ struct esb_plan {
   uint64_t kill_grace_ms;
   uint64_t max_output_bytes;
   struct esb_local_settings local;
+  struct esb_k8s_settings k8s;
 };
 
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, \

@@ -1,7 +1,7 @@
-/* The policy VM: a Lua 5.4 state, built deliberately (base, string, table,
- * math, utf8, cjson, our lua/ modules; no io, os, debug, C loaders or binary
- * chunks), that loads one policy file at start-up and turns each request into
- * a plan (engine/plan.h) through the policy's `plan` hook.
+/* A policy: one policy file, loaded once at start-up into its own VM
+ * (policy/vm.h), that turns each request into a plan (engine/plan.h) through
+ * the policy's `plan` hook; the engine's own k8s invariants are laid over the
+ * result (lua/echo_sandbox/engine/k8s_pod.lua).
  *
  * Which file: the explicit path, else $ECHO_SANDBOX_POLICY, else
  * /etc/echo-sandbox/policy.lua, else the installed policies/default.lua (and,
@@ -9,6 +9,7 @@
 #ifndef ESB_POLICY_H
 #define ESB_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/plan.h"
@@ -24,11 +25,12 @@ void esb_policy_close(struct esb_policy *policy);
 /* The file that was loaded. */
 const char *esb_policy_path(const struct esb_policy *policy);
 
-/* Fills plan (ESB_PLAN_INIT on entry) from the request. Returns ESB_OK, or
- * ESB_E_INVALID_REQUEST (the hook refused the request: nil, message) or
- * ESB_E_POLICY (the hook failed or returned something malformed) with a
- * message; the plan is then left empty. */
+/* Fills plan (ESB_PLAN_INIT on entry) from the request; plan->k8s too when
+ * the plan's backend is k8s or want_k8s is set (explain, check). Returns
+ * ESB_OK, or ESB_E_INVALID_REQUEST (the hook refused the request: nil,
+ * message) or ESB_E_POLICY (a hook failed, hit a limit, or returned something
+ * malformed) with a message; the plan is then left empty. */
 enum esb_error esb_policy_plan(struct esb_policy *policy, const struct esb_request *req,
-                               struct esb_plan *plan, char *err, size_t errlen);
+                               struct esb_plan *plan, bool want_k8s, char *err, size_t errlen);
 
 #endif

@@ -1,27 +1,55 @@
 -- The default echo-sandbox policy, as a module that site policies extend:
 --
 --   local policy = require "echo_sandbox.policy.default"
---   policy.languages.python.command = { "python3", "-I", "-c" }
+--   policy.languages.python.image = "registry.example.com/python:3.12"
+--   policy.k8s.namespace = "sandboxes"
 --   return policy
 --
--- A policy is a table with data and one hook the engine calls for every
--- request, policy:plan(request). The request table has the fields of the
--- request contract (shell | program + args | language + code, env, limits,
--- labels, timeout_ms, working_dir, backend) and stdin_bytes instead of stdin.
--- plan returns a table, or nil and a message that rejects the request:
+-- THE CONTRACT. A policy file returns a table; the engine calls its hooks as
+-- methods (policy:plan(req)). The only hook the engine calls is plan; the
+-- default plan is made of the hooks image_for, argv_for, env_for, limits_for,
+-- resources_for, namespace_for and pod_for, there to be replaced one by one,
+-- and of the data tables below them.
 --
---   argv           array of strings, the program and its arguments
---   env            map NAME -> value, the program's whole environment (the
+-- req, the request as the hooks see it: shell | program + args | language +
+-- code, env, labels (maps of strings), limits (memory_bytes, cpu_time_secs,
+-- max_output_bytes, max_processes, network; each only when the request gave
+-- it), timeout_ms, working_dir, backend ("auto" | "local" | "k8s") and
+-- stdin_bytes (the size of stdin, when there is one) instead of stdin.
+--
+-- plan(req) returns a table, or nil and a message that rejects the request
+-- as invalid_request:
+--   backend        "local" or "k8s"
+--   argv           array of strings: the program and its arguments
+--   env            map NAME -> value: the program's whole environment (the
 --                  local backend adds HOME = the working dir unless set)
---   working_dir    string or nil (nil: a fresh temp dir, removed afterwards)
---   timeout_ms     positive integer, wall-clock deadline
+--   working_dir    string or nil (local: nil = a fresh temp dir)
+--   timeout_ms     positive integer, the wall-clock deadline
 --   kill_grace_ms  time between SIGTERM and SIGKILL at the deadline
 --   limits         memory_bytes, cpu_time_secs, max_output_bytes,
---                  max_processes (integers, 0 = none) and network (boolean)
+--                  max_processes (integers) and network (boolean)
 --   local          settings of the local sandbox: uid, gid (never 0),
---                  isolation, tmp_size_bytes, file_size_bytes,
---                  open_files
---   backend        "local" (the only one so far)
+--                  isolation ("namespaces" | "best_effort" | "rlimits"),
+--                  tmp_size_bytes, file_size_bytes, open_files
+--   k8s            image (string), namespace (a DNS-1123 label), handshake
+--                  (boolean: the container waits for a line on stdin before
+--                  it execs argv; needs a shell in the image), pod (the pod
+--                  override table, applied with a strategic merge patch:
+--                  spec.containers[1] is the program's container),
+--                  pod_running_timeout (kubectl's), context and kubeconfig
+--                  (kubectl's --context/--kubeconfig, when set)
+--
+-- Whatever plan returns, the engine owns: the pod name (also the container's
+-- name), the labels app.kubernetes.io/managed-by, echo-sandbox.io/instance
+-- and echo-sandbox.io/network, the annotation echo-sandbox.io/expires-at, and
+-- activeDeadlineSeconds, which is lowered to the request's deadline when
+-- larger. The engine overwrites these; it does not fail the request.
+--
+-- Hooks run under an instruction budget and a memory cap; the policy VM has
+-- the base, string, table, math and utf8 libraries, cjson and the modules in
+-- lua/echo_sandbox (quantity, merge, this one). print goes to stderr.
+
+local quantity = require "echo_sandbox.quantity"
 
 local policy = {}
 
@@ -39,7 +67,17 @@ policy.languages = {
   php = { image = "php:8.3-cli", command = { "php", "-r" } },
   lua = { image = "nickblah/lua:5.4", command = { "lua5.4", "-e" } },
   sh = { image = "debian:12-slim", command = { "sh", "-c" } },
-  bash = { image = "debian:12-slim", command = { "bash", "-c" } },
+  bash = { image = "bash:5", command = { "bash", "-c" } },
+}
+
+-- Image of a tool named by a shell command's first word or a program's
+-- basename, when the language table has no entry of that name.
+policy.tool_images = {
+  python = "python:3.12-slim", python3 = "python:3.12-slim", pip = "python:3.12-slim",
+  node = "node:20-slim", npm = "node:20-slim", npx = "node:20-slim",
+  ruby = "ruby:3.3-slim", gem = "ruby:3.3-slim", perl = "perl:5-slim", php = "php:8.3-cli",
+  go = "golang:1.22", java = "eclipse-temurin:21", rustc = "rust:1", cargo = "rust:1",
+  gcc = "gcc:13", make = "gcc:13", git = "alpine/git:latest",
 }
 
 policy.default_image = "debian:12-slim"
@@ -49,12 +87,20 @@ policy.defaults = {
   timeout_ms = 30000,
   kill_grace_ms = 200,
   limits = {
-    memory_bytes = 512 * Mi,
+    memory_bytes = 256 * Mi,
     cpu_time_secs = 30,
     max_output_bytes = 1 * Mi,
     max_processes = 64,
     network = false,
   },
+}
+
+-- Kubernetes resources: requests are fixed, limits follow the request's
+-- limits (memory_bytes; cpu_time_secs is a time, not a rate, so CPU stays at
+-- its default) and are never below the requests. No hidden multipliers.
+policy.resources = {
+  cpu_request = "100m", cpu_limit = "500m",
+  memory_request = "64Mi", memory_limit = "256Mi",
 }
 
 -- The program's environment before the request's env is laid over it.
@@ -69,7 +115,7 @@ policy.local_sandbox = {
   gid = 65534,
   -- "namespaces": user, mount, pid, ipc, uts (+ net unless network) and rlimits;
   --   an error where the host refuses namespaces.
-  -- "best_effort": the same, or rlimits only (with a warning) where refused.
+  -- "best_effort": the same, or rlimits only where refused (the result says so).
   -- "rlimits": rlimits (and uid/gid when root) only, for hosts that are a
   --   sandbox already, or tools that cannot follow namespaces (valgrind).
   isolation = "namespaces",
@@ -78,14 +124,53 @@ policy.local_sandbox = {
   open_files = 256,
 }
 
-local function known_languages(languages)
+policy.k8s = {
+  namespace = "echo-sandbox",
+  service_account = nil,       -- serviceAccountName, when set
+  node_selector = nil,         -- map, when set
+  tolerations = nil,           -- array, when set
+  handshake = true,
+  run_as_user = 65534,
+  pod_running_timeout = "2m",  -- kubectl run --pod-running-timeout
+  context = nil,               -- kubectl --context, when set
+  kubeconfig = nil,            -- kubectl --kubeconfig, when set (else $KUBECONFIG)
+}
+
+-- "auto" requests go to this backend.
+policy.backend = "local"
+
+local function known(t)
   local names = {}
-  for name in pairs(languages) do names[#names + 1] = name end
+  for name in pairs(t) do names[#names + 1] = name end
   table.sort(names)
   return table.concat(names, ", ")
 end
 
-function policy:argv(req)
+local function basename(path)
+  return path:match("([^/\\]+)$") or path
+end
+
+-- The image, by the seed's precedence: code -> its language's image;
+-- shell -> its first word; program -> its basename; a word is looked up in
+-- the language table, then tool_images, else default_image. A first word
+-- with a path in it ("/" or "\") goes straight to default_image.
+function policy:image_for(req)
+  if req.code then
+    local lang = self.languages[req.language]
+    return lang and lang.image or self.default_image
+  end
+  local word
+  if req.shell then
+    word = req.shell:match("^%s*(%S+)")
+    if not word or word:find("[/\\]") then return self.default_image end
+  else
+    word = basename(req.program)
+  end
+  local lang = self.languages[word]
+  return lang and lang.image or self.tool_images[word] or self.default_image
+end
+
+function policy:argv_for(req)
   local argv
   if req.shell then
     return { "/bin/sh", "-c", req.shell }
@@ -94,32 +179,98 @@ function policy:argv(req)
   else
     local lang = self.languages[req.language]
     if not lang then
-      return nil, ("unknown language %q (known: %s)"):format(req.language, known_languages(self.languages))
+      return nil, ("unknown language %q (known: %s)"):format(req.language, known(self.languages))
     end
     argv = table.move(lang.command, 1, #lang.command, 1, {})
     argv[#argv + 1] = req.code
   end
-  return table.move(req.args or {}, 1, #(req.args or {}), #argv + 1, argv)
+  local args = req.args or {}
+  return table.move(args, 1, #args, #argv + 1, argv)
 end
 
-function policy:plan(req)
-  local argv, err = self:argv(req)
-  if not argv then return nil, err end
+function policy:env_for(req)
   local env = {}
   for k, v in pairs(self.env) do env[k] = v end
   for k, v in pairs(req.env or {}) do env[k] = v end
+  return env
+end
+
+function policy:limits_for(req)
   local limits = {}
   for k, v in pairs(self.defaults.limits) do limits[k] = v end
   for k, v in pairs(req.limits or {}) do limits[k] = v end
+  return limits
+end
+
+-- requests/limits as Kubernetes quantities.
+function policy:resources_for(req, limits)
+  local r = self.resources
+  local memory_limit = req.limits and req.limits.memory_bytes or quantity.check(r.memory_limit)
+  local memory_request = math.min(quantity.check(r.memory_request), memory_limit)
   return {
-    backend = "local",
+    requests = { cpu = r.cpu_request, memory = quantity.format_memory(memory_request) },
+    limits = { cpu = r.cpu_limit, memory = quantity.format_memory(memory_limit) },
+  }
+end
+
+function policy:namespace_for(req)
+  return self.k8s.namespace
+end
+
+-- The pod override: Pod Security Standards "restricted", the resources, and
+-- the scheduling settings of self.k8s.
+function policy:pod_for(req, resources)
+  local k = self.k8s
+  local uid = k.run_as_user
+  local pod = {
+    spec = {
+      automountServiceAccountToken = false,
+      enableServiceLinks = false,
+      securityContext = {
+        runAsNonRoot = true, runAsUser = uid, runAsGroup = uid, fsGroup = uid,
+        seccompProfile = { type = "RuntimeDefault" },
+      },
+      containers = { {
+        resources = resources,
+        securityContext = {
+          allowPrivilegeEscalation = false,
+          capabilities = { drop = { "ALL" } },
+          runAsNonRoot = true, runAsUser = uid,
+        },
+      } },
+    },
+  }
+  pod.spec.serviceAccountName = k.service_account
+  pod.spec.nodeSelector = k.node_selector
+  pod.spec.tolerations = k.tolerations
+  return pod
+end
+
+function policy:plan(req)
+  local argv, err = self:argv_for(req)
+  if not argv then return nil, err end
+  local limits = self:limits_for(req)
+  local backend = req.backend
+  if backend == nil or backend == "auto" then backend = self.backend end
+  local resources = self:resources_for(req, limits)
+  return {
+    backend = backend,
     argv = argv,
-    env = env,
+    env = self:env_for(req),
     working_dir = req.working_dir,
     timeout_ms = req.timeout_ms or self.defaults.timeout_ms,
     kill_grace_ms = self.defaults.kill_grace_ms,
     limits = limits,
     ["local"] = self.local_sandbox,
+    k8s = {
+      image = self:image_for(req),
+      namespace = self:namespace_for(req),
+      handshake = self.k8s.handshake,
+      pod = self:pod_for(req, resources),
+      pod_running_timeout = self.k8s.pod_running_timeout,
+      context = self.k8s.context,
+      kubeconfig = self.k8s.kubeconfig,
+    },
   }
 end
 

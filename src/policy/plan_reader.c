@@ -1,0 +1,162 @@
+#include "policy/plan_reader.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "engine/strv.h"
+#include "luaglue/tables.h"
+
+
+
+struct reader {
+  lua_State *L;
+  char *err;
+  size_t errlen;
+  bool failed;
+};
+
+static void bad(struct reader *rd, const char *field, const char *expected) {
+  if (rd->failed)
+    return;
+  rd->failed = true;
+  snprintf(rd->err, rd->errlen, "policy hook 'plan' returned a bad field '%s': expected %s, got %s",
+           field, expected, luaL_typename(rd->L, -1));
+}
+
+/* Pushes t[key] (raw) for the table at idx. */
+static int field(struct reader *rd, int idx, const char *key) {
+  lua_pushstring(rd->L, key);
+  return lua_rawget(rd->L, idx < 0 ? idx - 1 : idx);
+}
+
+static uint64_t read_uint(struct reader *rd, int idx, const char *key, const char *name, uint64_t dflt) {
+  uint64_t v = dflt;
+  int isint = 0;
+  if (field(rd, idx, key) != LUA_TNIL) {
+    lua_Integer i = lua_type(rd->L, -1) == LUA_TNUMBER ? lua_tointegerx(rd->L, -1, &isint) : 0;
+    if (!isint || i < 0)
+      bad(rd, name, "a non-negative integer");
+    else
+      v = (uint64_t)i;
+  }
+  lua_pop(rd->L, 1);
+  return v;
+}
+
+static bool read_bool(struct reader *rd, int idx, const char *key, const char *name, bool dflt) {
+  bool v = dflt;
+  int t = field(rd, idx, key);
+  if (t == LUA_TBOOLEAN)
+    v = lua_toboolean(rd->L, -1);
+  else if (t != LUA_TNIL)
+    bad(rd, name, "a boolean");
+  lua_pop(rd->L, 1);
+  return v;
+}
+
+/* A string without NUL bytes, copied; NULL when absent or bad. */
+static char *read_string(struct reader *rd, int idx, const char *key, const char *name) {
+  char *v = NULL;
+  int t = field(rd, idx, key);
+  if (t == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(rd->L, -1, &len);
+    if (strlen(s) != len)
+      bad(rd, name, "a string without NUL bytes");
+    else if (!(v = strdup(s)))
+      bad(rd, name, "memory for it");
+  } else if (t != LUA_TNIL) {
+    bad(rd, name, "a string");
+  }
+  lua_pop(rd->L, 1);
+  return v;
+}
+
+/* An array of strings (map false) or a map of names to strings (map true). */
+static char **read_vector(struct reader *rd, int idx, const char *key, bool map) {
+  struct esb_strv sv = ESB_STRV_INIT;
+  int t = field(rd, idx, key);
+  enum esb_lua_vec rc = ESB_LUA_VEC_BAD;
+  if (t == LUA_TTABLE && (map || lua_rawlen(rd->L, -1) > 0))
+    rc = map ? esb_lua_map_to_strv(rd->L, -1, &sv) : esb_lua_array_to_strv(rd->L, -1, &sv);
+  else if (t == LUA_TNIL && map)
+    rc = ESB_LUA_VEC_OK;
+  if (rc == ESB_LUA_VEC_NOMEM)
+    bad(rd, key, "memory for it");
+  else if (rc == ESB_LUA_VEC_BAD)
+    bad(rd, key, map ? "a map of names (no '=') to strings without NUL bytes"
+                     : "a non-empty array of strings without NUL bytes");
+  lua_pop(rd->L, 1);
+  if (rd->failed) {
+    esb_strv_clear(&sv);
+    return NULL;
+  }
+  return esb_strv_detach(&sv);
+}
+
+static void read_plan(struct reader *rd, struct esb_plan *plan) {
+  lua_State *L = rd->L;
+  char *backend = read_string(rd, -1, "backend", "backend");
+  if (backend && strcmp(backend, "local") == 0) plan->backend = ESB_BACKEND_LOCAL;
+  else if (backend && strcmp(backend, "k8s") == 0) plan->backend = ESB_BACKEND_K8S;
+  else if (backend) bad(rd, "backend", "\"local\" or \"k8s\"");
+  free(backend);
+  plan->argv = read_vector(rd, -1, "argv", false);
+  plan->env = read_vector(rd, -1, "env", true);
+  plan->working_dir = read_string(rd, -1, "working_dir", "working_dir");
+  plan->timeout_ms = read_uint(rd, -1, "timeout_ms", "timeout_ms", 0);
+  if (!rd->failed && plan->timeout_ms == 0) {
+    lua_pushnil(L);
+    bad(rd, "timeout_ms", "a positive integer");
+    lua_pop(L, 1);
+  }
+  plan->kill_grace_ms = read_uint(rd, -1, "kill_grace_ms", "kill_grace_ms", plan->kill_grace_ms);
+  struct esb_local_settings *ls = &plan->local;
+  if (field(rd, -1, "limits") == LUA_TTABLE) {
+    plan->max_output_bytes = read_uint(rd, -1, "max_output_bytes", "limits.max_output_bytes", 1 << 20);
+    ls->limits.address_space = read_uint(rd, -1, "memory_bytes", "limits.memory_bytes", 0);
+    ls->limits.cpu_secs = read_uint(rd, -1, "cpu_time_secs", "limits.cpu_time_secs", 0);
+    ls->limits.processes = read_uint(rd, -1, "max_processes", "limits.max_processes", 0);
+    ls->network = read_bool(rd, -1, "network", "limits.network", false);
+  } else {
+    bad(rd, "limits", "a table");
+  }
+  lua_pop(L, 1);
+  int t = field(rd, -1, "local");
+  if (t == LUA_TTABLE) {
+    ls->uid = (uid_t)read_uint(rd, -1, "uid", "local.uid", ls->uid);
+    ls->gid = (gid_t)read_uint(rd, -1, "gid", "local.gid", ls->gid);
+    char *iso = read_string(rd, -1, "isolation", "local.isolation");
+    if (!iso || strcmp(iso, "namespaces") == 0) ls->isolation = ESB_ISOLATION_NAMESPACES;
+    else if (strcmp(iso, "best_effort") == 0) ls->isolation = ESB_ISOLATION_BEST_EFFORT;
+    else if (strcmp(iso, "rlimits") == 0) ls->isolation = ESB_ISOLATION_RLIMITS;
+    else {
+      field(rd, -1, "isolation");
+      bad(rd, "local.isolation", "\"namespaces\", \"best_effort\" or \"rlimits\"");
+      lua_pop(L, 1);
+    }
+    free(iso);
+    ls->tmp_size_bytes = read_uint(rd, -1, "tmp_size_bytes", "local.tmp_size_bytes", 0);
+    ls->limits.file_size = read_uint(rd, -1, "file_size_bytes", "local.file_size_bytes", 0);
+    ls->limits.open_files = read_uint(rd, -1, "open_files", "local.open_files", 0);
+  } else if (t != LUA_TNIL) {
+    bad(rd, "local", "a table");
+  }
+  lua_pop(L, 1);
+  ls->limits.no_core = true;
+  if (!rd->failed && (ls->uid == 0 || ls->gid == 0)) {
+    lua_pushnil(L);
+    bad(rd, "local.uid/gid", "ids other than 0 (the program never runs as root)");
+    lua_pop(L, 1);
+  }
+}
+
+int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen) {
+  struct reader rd = { L, err, errlen, false };
+  read_plan(&rd, plan);
+  return rd.failed ? -1 : 0;
+}

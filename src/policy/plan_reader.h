@@ -1,0 +1,16 @@
+/* Reads the table a policy's plan hook returned into a struct esb_plan.
+ * Raw access only: never raises a Lua error. Internal to src/policy. */
+#ifndef ESB_POLICY_PLAN_READER_H
+#define ESB_POLICY_PLAN_READER_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "engine/plan.h"
+
+/* The table is on top of the stack. Returns 0, or -1 with a message naming
+ * the field; the plan then holds partial data for the caller to release. */
+int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen);
+
+#endif

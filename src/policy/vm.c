@@ -1,0 +1,198 @@
+#include "policy/vm.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "engine/loop.h" /* esb_now_ns */
+
+int luaopen_cjson(lua_State *L);
+
+#define HOOK_EVERY 1000
+
+struct esb_vm {
+  lua_State *L;
+  struct esb_vm_limits limits;
+  size_t memory_used;
+  /* the budget of the call in progress */
+  uint64_t instructions_left, deadline_ns;
+  const char *stopped; /* the limit that stopped the call, NULL while none */
+};
+
+static void hook(lua_State *L, lua_Debug *ar);
+
+static void stop(struct esb_vm *vm, const char *why) {
+  if (!vm->stopped) {
+    vm->stopped = why;
+    /* From now on every instruction raises, in every pcall the policy has. */
+    lua_sethook(vm->L, hook, LUA_MASKCOUNT, 1);
+  }
+}
+
+static void hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  struct esb_vm *vm = *(struct esb_vm **)lua_getextraspace(L);
+  if (!vm->stopped) {
+    if (vm->instructions_left <= HOOK_EVERY)
+      stop(vm, "instruction budget exceeded");
+    else if (esb_now_ns() > vm->deadline_ns)
+      stop(vm, "time limit exceeded");
+    else
+      vm->instructions_left -= HOOK_EVERY;
+  }
+  if (vm->stopped)
+    luaL_error(L, "policy stopped: %s", vm->stopped);
+}
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  struct esb_vm *vm = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    vm->memory_used -= old;
+    return NULL;
+  }
+  if (nsize > old && vm->memory_used + (nsize - old) > vm->limits.memory_bytes) {
+    if (vm->L) /* not while the state itself is being made */
+      stop(vm, "memory cap exceeded");
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (p)
+    vm->memory_used = vm->memory_used - old + nsize;
+  return p;
+}
+
+static int message_handler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* print() writes to stderr: stdout belongs to results. */
+static int policy_print(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "policy:");
+  for (int i = 1; i <= n; i++) {
+    luaL_addchar(&b, i == 1 ? ' ' : '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  fputs(lua_tostring(L, -1), stderr);
+  return 0;
+}
+
+static const char *const prelude =
+  "local load = load\n"
+  "_G.load = function(chunk, name, mode, env)\n"
+  "  return load(chunk, name, 't', env)\n"
+  "end\n"
+  "_G.dofile, _G.loadfile = nil, nil\n"
+  "package.loadlib, package.cpath = nil, ''\n"
+  "package.searchers[3], package.searchers[4] = nil, nil\n";
+
+static int open_libraries(lua_State *L) {
+  const char *lua_dir = lua_tostring(L, 1);
+  static const luaL_Reg libs[] = {
+    {LUA_GNAME, luaopen_base}, {LUA_LOADLIBNAME, luaopen_package},
+    {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
+    {LUA_MATHLIBNAME, luaopen_math}, {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
+  for (const luaL_Reg *lib = libs; lib->func; lib++) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  lua_pushcfunction(L, policy_print);
+  lua_setglobal(L, "print");
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_cjson);
+  lua_setfield(L, -2, "cjson");
+  lua_pop(L, 1);
+  lua_getglobal(L, "package");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", lua_dir, lua_dir);
+  lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
+  if (luaL_loadbufferx(L, prelude, strlen(prelude), "=prelude", "t") != LUA_OK)
+    return lua_error(L);
+  lua_call(L, 0, 0);
+  return 0;
+}
+
+struct esb_vm *esb_vm_open(const char *lua_dir, struct esb_vm_limits limits, char *err, size_t errlen) {
+  struct esb_vm *vm = calloc(1, sizeof *vm);
+  if (!vm) {
+    snprintf(err, errlen, "policy VM: out of memory");
+    return NULL;
+  }
+  vm->limits = limits;
+  lua_State *L = lua_newstate(capped_alloc, vm);
+  if (!L) {
+    snprintf(err, errlen, "policy VM: out of memory");
+    free(vm);
+    return NULL;
+  }
+  vm->L = L;
+  *(struct esb_vm **)lua_getextraspace(L) = vm;
+  lua_pushcfunction(L, open_libraries);
+  lua_pushstring(L, lua_dir);
+  if (esb_vm_call(vm, 1, 0, "policy VM", err, errlen) < 0) {
+    esb_vm_close(vm);
+    return NULL;
+  }
+  return vm;
+}
+
+void esb_vm_close(struct esb_vm *vm) {
+  if (!vm)
+    return;
+  if (vm->L)
+    lua_close(vm->L);
+  free(vm);
+}
+
+lua_State *esb_vm_state(struct esb_vm *vm) {
+  return vm->L;
+}
+
+int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, char *err, size_t errlen) {
+  lua_State *L = vm->L;
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, message_handler);
+  lua_insert(L, base);
+  vm->stopped = NULL;
+  vm->instructions_left = vm->limits.instructions;
+  vm->deadline_ns = esb_now_ns() + vm->limits.wall_ms * 1000000ull;
+  lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+  int status = lua_pcall(L, nargs, nresults, base);
+  lua_sethook(L, NULL, 0, 0);
+  lua_remove(L, base);
+  if (status == LUA_OK && !vm->stopped)
+    return 0;
+  if (vm->stopped) {
+    /* Whatever the code made of the error, the stop is what happened. */
+    const char *where = status != LUA_OK ? lua_tostring(L, -1) : NULL;
+    snprintf(err, errlen, "%s: %s (limits: %llu instructions, %llu ms, %zu MiB)%s%s", what, vm->stopped,
+             (unsigned long long)vm->limits.instructions, (unsigned long long)vm->limits.wall_ms,
+             vm->limits.memory_bytes >> 20, where ? "\n" : "", where ? where : "");
+    lua_settop(L, base - 1);
+    vm->stopped = NULL;
+    lua_gc(L, LUA_GCCOLLECT);
+    return -1;
+  }
+  const char *msg = lua_tostring(L, -1);
+  snprintf(err, errlen, "%s: %s", what, msg ? msg : "(no message)");
+  lua_settop(L, base - 1);
+  return -1;
+}
