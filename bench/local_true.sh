@@ -5,10 +5,8 @@
 # Writes bench/results/local_true.md and prints the ratio to bwrap.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-for p in hyperfine bubblewrap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
-done
+. "$here/bench/common.sh"
+ensure_packages hyperfine bubblewrap
 "$here/bootstrap.sh" build
 cli="$here/build/echo-sandbox"
 mkdir -p "$here/bench/results"
@@ -17,13 +15,5 @@ hyperfine -N --warmup 20 --runs "${RUNS:-300}" --export-json "$out.json" --expor
   -n echo-sandbox "$cli run --backend local -- /bin/true" \
   -n bwrap "bwrap --unshare-all --die-with-parent --ro-bind / / --dev /dev --proc /proc /bin/true" \
   -n bare "/bin/true"
-lua5.4 - "$out.json" <<'LUA'
-local cjson = require "cjson"
-local f = assert(io.open(arg[1]))
-local report = cjson.decode(f:read("a"))
-f:close()
-local mean = {}
-for _, r in ipairs(report.results) do mean[r.command] = r.mean end
-print(("echo-sandbox / bwrap = %.2f, echo-sandbox / bare = %.2f"):format(
-  mean["echo-sandbox"] / mean.bwrap, mean["echo-sandbox"] / mean.bare))
-LUA
+with_means "$out.json" 'print(("echo-sandbox / bwrap = %.2f, echo-sandbox / bare = %.2f"):format(
+  mean["echo-sandbox"] / mean.bwrap, mean["echo-sandbox"] / mean.bare))'

@@ -90,13 +90,14 @@ oom:
   return -1;
 }
 
-static void fill_sandbox(struct esb_sandbox *sb, const struct esb_plan *plan, const char *dir) {
+void esb_local_sandbox_for(const struct esb_plan *plan, const char *dir, bool fallback,
+                           struct esb_sandbox *sb) {
   const struct esb_local_settings *ls = &plan->local;
   bool root = geteuid() == 0;
+  *sb = (struct esb_sandbox){ .switch_ids = root, .uid = ls->uid, .gid = ls->gid, .limits = ls->limits };
+  if (fallback || ls->isolation == ESB_ISOLATION_RLIMITS)
+    return; /* rlimits, and other ids when we are root */
   sb->namespaces = all_namespaces & ~(ls->network ? ESB_NS_NET : 0u);
-  sb->switch_ids = root;
-  sb->uid = ls->uid;
-  sb->gid = ls->gid;
   sb->inner_uid = root ? ls->uid : 65534;
   sb->inner_gid = root ? ls->gid : 65534;
   sb->readonly_root = true;
@@ -104,14 +105,6 @@ static void fill_sandbox(struct esb_sandbox *sb, const struct esb_plan *plan, co
   sb->tmp_size_bytes = ls->tmp_size_bytes;
   sb->writable_dir = dir;
   sb->hostname = "echo-sandbox";
-  sb->limits = ls->limits;
-}
-
-/* Without namespaces: rlimits, and other ids when we are root. */
-static void fill_fallback(struct esb_sandbox *sb, const struct esb_plan *plan) {
-  bool root = geteuid() == 0;
-  *sb = (struct esb_sandbox){ .switch_ids = root, .uid = plan->local.uid, .gid = plan->local.gid,
-                              .limits = plan->local.limits };
 }
 
 static bool namespaces_refused(int err) {
@@ -141,10 +134,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
     goto fail;
   }
-  if (plan->local.isolation == ESB_ISOLATION_RLIMITS)
-    fill_fallback(&run->sandbox, plan);
-  else
-    fill_sandbox(&run->sandbox, plan, dir);
+  esb_local_sandbox_for(plan, dir, false, &run->sandbox);
   e->child.argv = (const char *const *)plan->argv;
   e->child.env = (const char *const *)run->env;
   e->child.dir = dir;
@@ -166,7 +156,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
                       "requires them", e->result.error_message ? e->result.error_message : "clone");
     goto fail;
   }
-  fill_fallback(&run->sandbox, plan);
+  esb_local_sandbox_for(plan, dir, true, &run->sandbox);
   esb_result_release(&e->result);
   e->result.sandbox_type = "local";
   e->result.isolation = "rlimits";

@@ -33,6 +33,11 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop,
 /* Frees what the run holds except its result. */
 void esb_local_release(struct esb_local_run *run);
 
+/* The sandbox the plan gets: namespaces as its isolation says, or rlimits
+ * only when fallback is set; dir is the working dir (kept as a pointer). */
+void esb_local_sandbox_for(const struct esb_plan *plan, const char *dir, bool fallback,
+                           struct esb_sandbox *sb);
+
 /* Runs one plan to completion on a loop of its own; interrupt_fd as in
  * struct esb_loop (-1: none). */
 void esb_local_run_plan(const struct esb_plan *plan, struct esb_result *result, int interrupt_fd);

@@ -3,5 +3,6 @@
 #define ESB_CLI_H
 
 int esb_cli_run(int argc, char **argv);
+int esb_cli_policy(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static const char usage[] =
   "\n"
   "commands:\n"
   "  run        run one request (flags, or request JSON on stdin with --json)\n"
+  "  policy     explain what the policy makes of a request; check a policy file\n"
   "\n"
   "echo-sandbox COMMAND --help describes a command.\n";
 
@@ -27,6 +28,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "run") == 0)
     return esb_cli_run(argc - 1, argv + 1);
+  if (strcmp(argv[1], "policy") == 0)
+    return esb_cli_policy(argc - 1, argv + 1);
   fprintf(stderr, "echo-sandbox: unknown command '%s'\n%s", argv[1], usage);
   return 2;
 }

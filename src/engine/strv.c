@@ -45,3 +45,10 @@ void esb_strv_free(char **v) {
     free(*p);
   free(v);
 }
+
+size_t esb_strv_length(char *const *v) {
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  return n;
+}

@@ -11,13 +11,15 @@ struct esb_strv {
 
 #define ESB_STRV_INIT { 0 }
 
-/* Appends a copy of s (or takes s when own is set). -1 on ENOMEM, the vector
- * unchanged (a taken s is freed). */
+/* push appends a copy of s, take appends s itself (malloc'd; NULL counts as
+ * out of memory). -1 on ENOMEM, the vector unchanged (a taken s is freed). */
 int esb_strv_push(struct esb_strv *sv, const char *s);
 int esb_strv_take(struct esb_strv *sv, char *s);
 /* Hands the vector over (an empty one becomes {NULL}); NULL on ENOMEM. */
 char **esb_strv_detach(struct esb_strv *sv);
 void esb_strv_clear(struct esb_strv *sv);
+/* The number of strings in a detached vector. */
+size_t esb_strv_length(char *const *v);
 /* Frees a detached vector. */
 void esb_strv_free(char **v);
 

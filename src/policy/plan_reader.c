@@ -98,6 +98,10 @@ static char **read_vector(struct reader *rd, int idx, const char *key, bool map)
   return esb_strv_detach(&sv);
 }
 
+static int compare_strings(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void read_plan(struct reader *rd, struct esb_plan *plan) {
   lua_State *L = rd->L;
   char *backend = read_string(rd, -1, "backend", "backend");
@@ -107,6 +111,8 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
   free(backend);
   plan->argv = read_vector(rd, -1, "argv", false);
   plan->env = read_vector(rd, -1, "env", true);
+  if (plan->env) /* a map has no order; the environment (and explain) get one */
+    qsort(plan->env, esb_strv_length(plan->env), sizeof *plan->env, compare_strings);
   plan->working_dir = read_string(rd, -1, "working_dir", "working_dir");
   plan->timeout_ms = read_uint(rd, -1, "timeout_ms", "timeout_ms", 0);
   if (!rd->failed && plan->timeout_ms == 0) {

@@ -150,24 +150,23 @@ local function basename(path)
   return path:match("([^/\\]+)$") or path
 end
 
--- The image, by the seed's precedence: code -> its language's image;
--- shell -> its first word; program -> its basename; a word is looked up in
--- the language table, then tool_images, else default_image. A first word
--- with a path in it ("/" or "\") goes straight to default_image.
+-- The image, by the seed's precedence. The name to look up: code -> its
+-- language; shell -> its first word, except that a first word with a path
+-- in it ("/" or "\") goes straight to default_image; program -> its
+-- basename. A name is looked up in the language table, then in tool_images,
+-- else default_image.
 function policy:image_for(req)
+  local name
   if req.code then
-    local lang = self.languages[req.language]
-    return lang and lang.image or self.default_image
-  end
-  local word
-  if req.shell then
-    word = req.shell:match("^%s*(%S+)")
-    if not word or word:find("[/\\]") then return self.default_image end
+    name = req.language
+  elseif req.shell then
+    name = req.shell:match("^%s*(%S+)")
+    if not name or name:find("[/\\]") then return self.default_image end
   else
-    word = basename(req.program)
+    name = basename(req.program)
   end
-  local lang = self.languages[word]
-  return lang and lang.image or self.tool_images[word] or self.default_image
+  local lang = self.languages[name]
+  return lang and lang.image or self.tool_images[name] or self.default_image
 end
 
 function policy:argv_for(req)
@@ -202,10 +201,12 @@ function policy:limits_for(req)
   return limits
 end
 
--- requests/limits as Kubernetes quantities.
+-- requests/limits as Kubernetes quantities. limits: what limits_for made of
+-- the request's limits (so a policy that caps them caps the pod as well).
 function policy:resources_for(req, limits)
   local r = self.resources
-  local memory_limit = req.limits and req.limits.memory_bytes or quantity.check(r.memory_limit)
+  local asked = req.limits and req.limits.memory_bytes
+  local memory_limit = asked and limits.memory_bytes or quantity.check(r.memory_limit)
   local memory_request = math.min(quantity.check(r.memory_request), memory_limit)
   return {
     requests = { cpu = r.cpu_request, memory = quantity.format_memory(memory_request) },

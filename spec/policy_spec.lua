@@ -1,0 +1,279 @@
+local env = require "spec.support.env"
+local cjson = require "cjson"
+package.path = "lua/?.lua;" .. package.path
+
+-- Writes a policy file (the default, changed by `body`) and returns its path.
+local function policy_file(body)
+  local path = os.tmpname()
+  env.write_file(path, "local policy = require 'echo_sandbox.policy.default'\n" .. body .. "\nreturn policy\n")
+  return path
+end
+
+local function explain(args, stdin)
+  local full = { "policy", "explain", "--json" }
+  for _, a in ipairs(args) do full[#full + 1] = a end
+  local out, err, code = env.cli_run(full, stdin)
+  assert.are.equal(0, code, err)
+  return cjson.decode(out)
+end
+
+describe("policy image precedence", function()
+  local policy = require "echo_sandbox.policy.default"
+  local cases = {
+    { { language = "python", code = "x" }, "python:3.12-slim", "code: its language's image" },
+    { { language = "go", code = "x" }, "golang:1.22", "code: a language only tool_images knows" },
+    { { language = "cobol", code = "x" }, "debian:12-slim", "code: an unknown language" },
+    { { shell = "python3 -c 'print(1)'" }, "python:3.12-slim", "shell: its first word" },
+    { { shell = "  node app.js" }, "node:20-slim", "shell: leading blanks" },
+    { { shell = "gcc -o a a.c && ./a" }, "gcc:13", "shell: a tool from tool_images" },
+    { { shell = "/usr/bin/python3 x.py" }, "debian:12-slim", "shell: a path goes to the default" },
+    { { shell = "C:\\python\\python.exe x" }, "debian:12-slim", "shell: a Windows path too" },
+    { { shell = "frobnicate --all" }, "debian:12-slim", "shell: an unknown word" },
+    { { program = "/usr/local/bin/node", args = { "-v" } }, "node:20-slim", "program: its basename" },
+    { { program = "ruby" }, "ruby:3.3-slim", "program: a language's name" },
+    { { program = "cargo" }, "rust:1", "program: a tool" },
+    { { program = "/opt/x/unknown" }, "debian:12-slim", "program: an unknown basename" },
+  }
+  for _, case in ipairs(cases) do
+    it(case[3], function()
+      assert.are.equal(case[2], policy:image_for(case[1]))
+    end)
+  end
+
+  it("is what explain shows for the k8s backend", function()
+    local x = explain { "--backend", "k8s", "--", "/usr/local/bin/node", "-v" }
+    assert.are.equal("node:20-slim", x.k8s.image)
+    x = explain { "--backend", "k8s", "--shell", "/usr/bin/python3 -V" }
+    assert.are.equal("debian:12-slim", x.k8s.image)
+  end)
+end)
+
+describe("policy explain", function()
+  env.check_leaks()
+
+  it("shows the k8s plan of the default policy, with the engine's invariants", function()
+    local x = explain({}, cjson.encode { backend = "k8s", language = "python", code = "print(6*7)", timeout_ms = 5000 })
+    assert.are.equal("k8s", x.backend)
+    assert.truthy(x.policy:find("policies/default.lua", 1, true))
+    assert.are.same({ "python3", "-c", "print(6*7)" }, x.argv)
+    local k = x.k8s
+    assert.are.equal("python:3.12-slim", k.image)
+    assert.are.equal("echo-sandbox", k.namespace)
+    assert.truthy(k.pod_name:find("^echo%-sandbox%-%x+$"))
+    assert.is_true(#k.pod_name <= 63)
+    local spec = k.overrides.spec
+    local c = spec.containers[1]
+    assert.are.equal(k.pod_name, c.name)
+    assert.are.same({ requests = { cpu = "100m", memory = "64Mi" }, limits = { cpu = "500m", memory = "256Mi" } },
+                    c.resources)
+    assert.is_false(c.securityContext.allowPrivilegeEscalation)
+    assert.are.same({ "ALL" }, c.securityContext.capabilities.drop)
+    assert.is_true(spec.securityContext.runAsNonRoot)
+    assert.are.equal("RuntimeDefault", spec.securityContext.seccompProfile.type)
+    assert.is_false(spec.automountServiceAccountToken)
+    assert.is_false(spec.enableServiceLinks)
+    assert.are.equal(5, spec.activeDeadlineSeconds)
+    local labels = k.overrides.metadata.labels
+    assert.are.equal("echo-sandbox", labels["app.kubernetes.io/managed-by"])
+    assert.are.equal("none", labels["echo-sandbox.io/network"])
+    assert.truthy(k.overrides.metadata.annotations["echo-sandbox.io/expires-at"]:find("^%d+%-%d+%-%d+T%d+:%d+:%d+Z$"))
+    -- the exact kubectl command line, with none of the flags kubectl removed
+    local argv = table.concat(k.kubectl, " ")
+    for _, flag in ipairs { "--restart=Never", "--attach", "-i", "-q", "--override-type=strategic",
+                            "--namespace=echo-sandbox", "--image=python:3.12-slim", "--command" } do
+      assert.truthy(argv:find(flag, 1, true), flag)
+    end
+    for _, removed in ipairs { "--requests", "--limits", "--serviceaccount", "--rm", " -t", "--tty" } do
+      assert.is_nil(argv:find(removed, 1, true), removed)
+    end
+  end)
+
+  it("derives memory from the request's limits, without multipliers", function()
+    local x = explain { "--backend", "k8s", "--memory", "512Mi", "--shell", "true" }
+    assert.are.equal("512Mi", x.k8s.overrides.spec.containers[1].resources.limits.memory)
+    assert.are.equal(512 * 1024 * 1024, x.limits.memory_bytes)
+  end)
+
+  it("shows the local sandbox's settings", function()
+    local x = explain { "--shell", "true" }
+    assert.are.equal("local", x.backend)
+    assert.are.equal("namespaces", x["local"].isolation)
+    assert.are.same({ "user", "mount", "pid", "net", "ipc", "uts" }, x["local"].namespaces)
+    assert.are.equal(65534, x["local"].uid)
+    x = explain { "--network", "--shell", "true" }
+    assert.are.same({ "user", "mount", "pid", "ipc", "uts" }, x["local"].namespaces)
+  end)
+
+  it("explains NDJSON requests one by one", function()
+    local out, err, code = env.cli_run({ "policy", "explain", "--json" },
+      '{"shell":"true"}\n{"backend":"k8s","program":"ls"}\n')
+    assert.are.equal(0, code, err)
+    local backends = {}
+    for line in out:gmatch("[^\n]+") do backends[#backends + 1] = cjson.decode(line).backend end
+    assert.are.same({ "local", "k8s" }, backends)
+  end)
+
+  it("routes tenants to namespaces (policies/tenant-namespaces.lua)", function()
+    local p = { "--policy", "policies/tenant-namespaces.lua" }
+    local x = explain(p, cjson.encode { backend = "k8s", shell = "true", labels = { tenant = "team-a" } })
+    assert.are.equal("sandbox-team-a", x.k8s.namespace)
+    assert.truthy(table.concat(x.k8s.kubectl, " "):find("--namespace=sandbox-team-a", 1, true))
+    x = explain(p, cjson.encode { backend = "k8s", shell = "true" })
+    assert.are.equal("echo-sandbox", x.k8s.namespace)
+    local _, err, code = env.cli_run({ "policy", "explain", "--policy", "policies/tenant-namespaces.lua" },
+      cjson.encode { backend = "k8s", shell = "true", labels = { tenant = "Team A" } })
+    assert.are.equal(125, code)
+    assert.truthy(err:find("invalid_request", 1, true))
+    assert.truthy(err:find("Team A", 1, true))
+  end)
+
+  it("sends cuda-python to GPU nodes (policies/gpu.lua)", function()
+    local x = explain({ "--policy", "policies/gpu.lua" },
+      cjson.encode { backend = "k8s", language = "cuda-python", code = "import torch" })
+    local spec = x.k8s.overrides.spec
+    assert.are.equal("nvcr.io/nvidia/pytorch:24.05-py3", x.k8s.image)
+    assert.are.same({ ["nvidia.com/gpu.present"] = "true" }, spec.nodeSelector)
+    assert.are.same({ { key = "nvidia.com/gpu", operator = "Exists", effect = "NoSchedule" } }, spec.tolerations)
+    assert.are.equal("1", spec.containers[1].resources.limits["nvidia.com/gpu"])
+    -- other languages stay off the GPU nodes
+    x = explain({ "--policy", "policies/gpu.lua" }, cjson.encode { backend = "k8s", language = "python", code = "1" })
+    assert.is_nil(x.k8s.overrides.spec.nodeSelector)
+  end)
+
+  it("is stricter with policies/strict.lua", function()
+    local p = { "--policy", "policies/strict.lua" }
+    local x = explain(p, cjson.encode { backend = "k8s", shell = "true", timeout_ms = 60000,
+                                        limits = { memory_bytes = 1073741824, network = true } })
+    local c = x.k8s.overrides.spec.containers[1]
+    assert.is_true(c.securityContext.readOnlyRootFilesystem)
+    assert.are.same({ { name = "tmp", mountPath = "/tmp" } }, c.volumeMounts)
+    assert.are.equal("128Mi", c.resources.limits.memory)
+    assert.are.equal(10000, x.timeout_ms)
+    assert.are.equal(128 * 1024 * 1024, x.limits.memory_bytes)
+    assert.is_false(x.limits.network)
+    assert.are.equal(10, x.k8s.overrides.spec.activeDeadlineSeconds)
+    x = explain(p, cjson.encode { shell = "true" })
+    assert.are.equal(65536, x.limits.max_output_bytes)
+  end)
+
+  it("passes policy check for every shipped policy", function()
+    for _, file in ipairs { "default", "tenant-namespaces", "gpu", "strict" } do
+      local out, err, code = env.cli_run { "policy", "check", "policies/" .. file .. ".lua" }
+      assert.are.equal(0, code, out .. err)
+      assert.truthy(out:find("0 problems", 1, true))
+    end
+  end)
+end)
+
+describe("a policy file", function()
+  env.check_leaks()
+
+  it("takes effect at the next start when changed on disk", function()
+    local path = os.tmpname()
+    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.k8s.namespace = 'first'\nreturn p\n")
+    local x = explain({ "--policy", path, "--backend", "k8s", "--shell", "true" })
+    assert.are.equal("first", x.k8s.namespace)
+    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.k8s.namespace = 'second'\nreturn p\n")
+    x = explain({ "--policy", path, "--backend", "k8s", "--shell", "true" })
+    assert.are.equal("second", x.k8s.namespace)
+    local out = env.cli_run({ "run", "--policy", path, "--shell", "echo $WHO" })
+    assert.are.equal("\n", out)
+    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.env.WHO = 'changed'\nreturn p\n")
+    out = env.cli_run({ "run", "--policy", path, "--shell", "echo $WHO" })
+    os.remove(path)
+    assert.are.equal("changed\n", out)
+  end)
+end)
+
+describe("a failing policy", function()
+  env.check_leaks()
+
+  -- Runs a request that would create a file in a fresh dir under the policy
+  -- `body`; returns the result, the exit code, stderr and whether the file appeared.
+  local function run_under(body, request)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -m 777 " .. dir))
+    local path = policy_file(body)
+    request = request or { shell = "touch started" }
+    request.working_dir = dir
+    local out, err, code = env.cli_run({ "run", "--json", "--policy", path }, cjson.encode(request))
+    os.remove(path)
+    local started = io.open(dir .. "/started") ~= nil
+    os.execute("rm -rf " .. dir)
+    return cjson.decode(out), code, err, started, path
+  end
+
+  local function assert_policy_error(body, pattern, request)
+    local r, code, err, started, path = run_under(body, request)
+    assert.are.equal(125, code)
+    assert.are.equal("error", r.status)
+    assert.are.equal("policy_error", r.error.code, r.error.message)
+    assert.truthy(r.error.message:find(pattern), r.error.message)
+    assert.truthy(err:find(pattern), err)
+    assert.is_false(started)
+    return r.error.message, path
+  end
+
+  it("with a syntax error: exit 125, file:line", function()
+    local path = os.tmpname()
+    env.write_file(path, "local p = {\n  plan = function( end\n}\nreturn p\n")
+    local out, err, code = env.cli_run({ "run", "--json", "--policy", path }, '{"shell":"true"}')
+    os.remove(path)
+    assert.are.equal(125, code)
+    assert.are.equal("policy_error", cjson.decode(out).error.code)
+    assert.truthy(err:find(path .. ":2:", 1, true), err)
+  end)
+
+  it("with a runtime error in a hook: file:line and a traceback", function()
+    local msg, path = assert_policy_error("function policy:argv_for(req) return req.nothing.here end", "attempt to index")
+    assert.truthy(msg:find(path .. ":2:", 1, true), msg)
+    assert.truthy(msg:find("stack traceback", 1, true), msg)
+  end)
+
+  it("with an endless loop, even inside its own pcall", function()
+    assert_policy_error("function policy:argv_for(req) while true do end end", "instruction budget exceeded")
+    assert_policy_error([[
+      function policy:argv_for(req)
+        for _ = 1, 100 do pcall(function() while true do end end) end
+        return { "true" }
+      end]], "instruction budget exceeded")
+  end)
+
+  it("with a memory bomb, even inside its own pcall", function()
+    assert_policy_error("function policy:argv_for(req) return { string.rep('x', 1 << 30) } end",
+                        "memory cap exceeded")
+    assert_policy_error([[
+      function policy:argv_for(req)
+        local ok = pcall(function()
+          local t = {}
+          for i = 1, math.huge do t[i] = ("x"):rep(1000) .. i end
+        end)
+        return { "true" }
+      end]], "memory cap exceeded")
+  end)
+
+  it("that reaches for os, io or a binary chunk", function()
+    assert_policy_error("function policy:argv_for(req) os.execute('touch started') end", "global 'os'")
+    assert_policy_error("function policy:argv_for(req) io.open('/etc/passwd') end", "global 'io'")
+    assert_policy_error([[
+      function policy:argv_for(req)
+        local f, err = load(string.dump(function() return { "true" } end))
+        if not f then error(err) end
+        return f()
+      end]], "binary chunk")
+    assert_policy_error("function policy:argv_for(req) return { require('io') } end", "module 'io' not found")
+  end)
+
+  it("that returns the wrong types, naming the hook and the field", function()
+    assert_policy_error("function policy:argv_for(req) return 'ls -la' end", "'argv'")
+    assert_policy_error("local plan = policy.plan\nfunction policy:plan(req) local p = plan(self, req); p.timeout_ms = 'soon'; return p end",
+                        "'timeout_ms'")
+    assert_policy_error("policy.local_sandbox.uid = 0", "local.uid")
+    assert_policy_error("policy.local_sandbox.isolation = 'chroot'", "local.isolation")
+    assert_policy_error("function policy:plan(req) return 42 end", "expected a table")
+    assert_policy_error("function policy:image_for(req) return 3 end", "k8s.image", { backend = "k8s", shell = "true" })
+    assert_policy_error("policy.k8s.namespace = 'Not_A_Label'", "k8s.namespace", { backend = "k8s", shell = "true" })
+    assert_policy_error("policy.resources.cpu_limit = 'lots'", "resources.limits.cpu", { backend = "k8s", shell = "true" })
+  end)
+end)

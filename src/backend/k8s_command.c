@@ -1,0 +1,56 @@
+#include "backend/k8s_command.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine/strv.h"
+
+const char esb_k8s_handshake_script[] = "IFS= read -r _ || exit 125; exec \"$@\"";
+
+const char *esb_k8s_kubectl(void) {
+  const char *k = getenv("ECHO_SANDBOX_KUBECTL");
+  return k && *k ? k : "kubectl";
+}
+
+static int push_flag(struct esb_strv *sv, const char *name, const char *value) {
+  char *s;
+  if (asprintf(&s, "--%s=%s", name, value) < 0)
+    return -1;
+  return esb_strv_take(sv, s);
+}
+
+char **esb_k8s_run_argv(const struct esb_plan *plan) {
+  const struct esb_k8s_settings *k = &plan->k8s;
+  struct esb_strv sv = ESB_STRV_INIT;
+  int rc = esb_strv_push(&sv, esb_k8s_kubectl());
+  if (k->kubeconfig) rc |= push_flag(&sv, "kubeconfig", k->kubeconfig);
+  if (k->context) rc |= push_flag(&sv, "context", k->context);
+  rc |= push_flag(&sv, "namespace", k->namespace_);
+  rc |= esb_strv_push(&sv, "run");
+  rc |= esb_strv_push(&sv, k->pod_name);
+  rc |= push_flag(&sv, "image", k->image);
+  rc |= esb_strv_push(&sv, "--restart=Never");
+  rc |= esb_strv_push(&sv, "--attach");
+  rc |= esb_strv_push(&sv, "-i");
+  rc |= esb_strv_push(&sv, "-q");
+  rc |= push_flag(&sv, "pod-running-timeout", k->pod_running_timeout);
+  rc |= esb_strv_push(&sv, "--override-type=strategic");
+  rc |= push_flag(&sv, "overrides", k->overrides_json);
+  for (char **e = plan->env; e && *e; e++)
+    rc |= push_flag(&sv, "env", *e);
+  rc |= esb_strv_push(&sv, "--command");
+  rc |= esb_strv_push(&sv, "--");
+  if (k->handshake) {
+    rc |= esb_strv_push(&sv, "/bin/sh");
+    rc |= esb_strv_push(&sv, "-c");
+    rc |= esb_strv_push(&sv, esb_k8s_handshake_script);
+    rc |= esb_strv_push(&sv, "echo-sandbox");
+  }
+  for (char **a = plan->argv; a && *a; a++)
+    rc |= esb_strv_push(&sv, *a);
+  if (rc) {
+    esb_strv_clear(&sv);
+    return NULL;
+  }
+  return esb_strv_detach(&sv);
+}

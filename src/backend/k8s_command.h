@@ -1,0 +1,26 @@
+/* The kubectl command lines of the k8s backend, built from a plan. Pure
+ * functions: `policy explain` prints them, the backend runs them.
+ *
+ * Rules (DESIGN.md, "kubectl backend"): resources, service account, node
+ * selector, tolerations, labels and annotations travel in --overrides,
+ * applied as a strategic merge patch so the generated container keeps its
+ * image and command; always -i (stdin carries the handshake and the
+ * program's input) and -q (kubectl's chatter stays out of the program's
+ * stderr); never -t, never --rm (pods are deleted explicitly). */
+#ifndef ESB_BACKEND_K8S_COMMAND_H
+#define ESB_BACKEND_K8S_COMMAND_H
+
+#include "engine/plan.h"
+
+/* The kubectl to run: $ECHO_SANDBOX_KUBECTL, else "kubectl" from PATH. */
+const char *esb_k8s_kubectl(void);
+
+/* The shell line a container runs first when the plan wants the handshake:
+ * it waits for one line on stdin, then execs the program. */
+extern const char esb_k8s_handshake_script[];
+
+/* argv of `kubectl run` for the plan (plan->k8s filled). NULL-terminated,
+ * freed with esb_strv_free; NULL when out of memory. */
+char **esb_k8s_run_argv(const struct esb_plan *plan);
+
+#endif

@@ -1,0 +1,367 @@
+/* echo-sandbox policy explain | check: what a policy makes of requests,
+ * without running anything. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "backend/k8s_command.h"
+#include "backend/local.h"
+#include "cli/cli.h"
+#include "cli/request.h"
+#include "engine/strv.h"
+#include "luaglue/convert.h"
+#include "policy/policy.h"
+
+static const char policy_usage[] =
+  "usage: echo-sandbox policy explain [--policy FILE] [--backend local|k8s] [--json] [REQUEST FLAGS]\n"
+  "       echo-sandbox policy explain [--policy FILE] [--json] < request.json\n"
+  "       echo-sandbox policy check FILE\n"
+  "\n"
+  "explain evaluates the policy for a request (from the request flags of\n"
+  "`echo-sandbox run`, or on stdin: a request object, or NDJSON, one request\n"
+  "per line, each explained in turn) and prints the policy\n"
+  "file, argv, environment, limits, and the local sandbox's settings or the\n"
+  "image, pod override and exact kubectl command line. It runs nothing and\n"
+  "needs no cluster. The pod name differs at every evaluation.\n"
+  "\n"
+  "check loads FILE and evaluates it for a set of sample requests on both\n"
+  "backends; it exits 0, or 1 after listing the problems.\n"
+  "\n"
+  "options:\n"
+  "  --json               print the explanation as a JSON object\n";
+
+static const char *const namespace_names[] = {"user", "mount", "pid", "net", "ipc", "uts"};
+
+static const char *isolation_name(enum esb_isolation i) {
+  switch (i) {
+  case ESB_ISOLATION_NAMESPACES: return "namespaces";
+  case ESB_ISOLATION_BEST_EFFORT: return "best_effort";
+  case ESB_ISOLATION_RLIMITS: return "rlimits";
+  }
+  return "namespaces";
+}
+
+struct explanation {
+  const char *policy_path;
+  const struct esb_plan *plan;
+  char **kubectl; /* NULL for local */
+  struct esb_sandbox sandbox;
+};
+
+static void set_int(lua_State *L, const char *key, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, key);
+}
+
+static void push_strv(lua_State *L, char **v) {
+  lua_newtable(L);
+  for (int i = 0; v && v[i]; i++) {
+    lua_pushstring(L, v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* The explanation as a Lua table (runs protected). */
+static int push_explanation(lua_State *L) {
+  const struct explanation *x = lua_touserdata(L, 1);
+  const struct esb_plan *p = x->plan;
+  lua_newtable(L);
+  lua_pushstring(L, x->policy_path);
+  lua_setfield(L, -2, "policy");
+  lua_pushstring(L, esb_backend_name(p->backend));
+  lua_setfield(L, -2, "backend");
+  push_strv(L, p->argv);
+  lua_setfield(L, -2, "argv");
+  lua_newtable(L);
+  for (char **e = p->env; e && *e; e++) {
+    const char *eq = strchr(*e, '=');
+    lua_pushlstring(L, *e, (size_t)(eq - *e));
+    lua_pushstring(L, eq + 1);
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "env");
+  if (p->working_dir) {
+    lua_pushstring(L, p->working_dir);
+    lua_setfield(L, -2, "working_dir");
+  }
+  set_int(L, "timeout_ms", p->timeout_ms);
+  set_int(L, "kill_grace_ms", p->kill_grace_ms);
+  lua_newtable(L);
+  set_int(L, "memory_bytes", p->local.limits.address_space);
+  set_int(L, "cpu_time_secs", p->local.limits.cpu_secs);
+  set_int(L, "max_output_bytes", p->max_output_bytes);
+  set_int(L, "max_processes", p->local.limits.processes);
+  lua_pushboolean(L, p->local.network);
+  lua_setfield(L, -2, "network");
+  lua_setfield(L, -2, "limits");
+  if (x->kubectl) {
+    const struct esb_k8s_settings *k = &p->k8s;
+    lua_newtable(L);
+    lua_pushstring(L, k->image);
+    lua_setfield(L, -2, "image");
+    lua_pushstring(L, k->namespace_);
+    lua_setfield(L, -2, "namespace");
+    lua_pushstring(L, k->pod_name);
+    lua_setfield(L, -2, "pod_name");
+    lua_pushboolean(L, k->handshake);
+    lua_setfield(L, -2, "handshake");
+    lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+    lua_getfield(L, -1, "decode");
+    lua_pushstring(L, k->overrides_json);
+    lua_call(L, 1, 1);
+    lua_setfield(L, -3, "overrides");
+    lua_pop(L, 1);
+    push_strv(L, x->kubectl);
+    lua_setfield(L, -2, "kubectl");
+    lua_setfield(L, -2, "k8s");
+  } else {
+    const struct esb_sandbox *sb = &x->sandbox;
+    lua_newtable(L);
+    lua_pushstring(L, isolation_name(p->local.isolation));
+    lua_setfield(L, -2, "isolation");
+    lua_newtable(L);
+    for (int i = 0, n = 0; i < 6; i++) {
+      if (sb->namespaces & (1u << i)) {
+        lua_pushstring(L, namespace_names[i]);
+        lua_rawseti(L, -2, ++n);
+      }
+    }
+    lua_setfield(L, -2, "namespaces");
+    set_int(L, "uid", p->local.uid);
+    set_int(L, "gid", p->local.gid);
+    lua_pushboolean(L, sb->readonly_root);
+    lua_setfield(L, -2, "readonly_root");
+    set_int(L, "tmp_size_bytes", sb->private_tmp ? sb->tmp_size_bytes : 0);
+    lua_newtable(L);
+    set_int(L, "address_space", sb->limits.address_space);
+    set_int(L, "cpu_secs", sb->limits.cpu_secs);
+    set_int(L, "file_size", sb->limits.file_size);
+    set_int(L, "open_files", sb->limits.open_files);
+    set_int(L, "processes", sb->limits.processes);
+    lua_setfield(L, -2, "rlimits");
+    lua_setfield(L, -2, "local");
+  }
+  return 1;
+}
+
+/* Words a shell would read back as the same argv. */
+static void print_quoted(char **argv) {
+  for (int i = 0; argv[i]; i++) {
+    const char *a = argv[i];
+    bool plain = *a && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789_./:=@%+,-") == strlen(a);
+    fputs(i ? " " : "", stdout);
+    if (plain) {
+      fputs(a, stdout);
+      continue;
+    }
+    putchar('\'');
+    for (; *a; a++)
+      fputs(*a == '\'' ? "'\\''" : (char[2]){*a, 0}, stdout);
+    putchar('\'');
+  }
+  putchar('\n');
+}
+
+static void print_text(const struct explanation *x) {
+  const struct esb_plan *p = x->plan;
+  printf("policy      %s\nbackend     %s\nargv        ", x->policy_path, esb_backend_name(p->backend));
+  print_quoted(p->argv);
+  printf("env        ");
+  for (char **e = p->env; e && *e; e++)
+    printf(" %s", *e);
+  printf("\nworking dir %s\n", p->working_dir ? p->working_dir : "(a fresh temp dir)");
+  printf("timeout     %llu ms, then SIGTERM and SIGKILL %llu ms later\n",
+         (unsigned long long)p->timeout_ms, (unsigned long long)p->kill_grace_ms);
+  printf("limits      memory %llu bytes, cpu %llu s, output %llu bytes per stream, processes %llu, network %s\n",
+         (unsigned long long)p->local.limits.address_space, (unsigned long long)p->local.limits.cpu_secs,
+         (unsigned long long)p->max_output_bytes, (unsigned long long)p->local.limits.processes,
+         p->local.network ? "on" : "off");
+  if (x->kubectl) {
+    const struct esb_k8s_settings *k = &p->k8s;
+    printf("image       %s\nnamespace   %s\npod         %s\nhandshake   %s\noverrides   %s\nkubectl     ",
+           k->image, k->namespace_, k->pod_name, k->handshake ? "yes" : "no", k->overrides_json);
+    print_quoted(x->kubectl);
+    return;
+  }
+  const struct esb_sandbox *sb = &x->sandbox;
+  printf("isolation   %s, namespaces:", isolation_name(p->local.isolation));
+  for (int i = 0; i < 6; i++)
+    if (sb->namespaces & (1u << i))
+      printf(" %s", namespace_names[i]);
+  printf("%s\nuid/gid     %u/%u\n", sb->namespaces ? "" : " none",
+         (unsigned)p->local.uid, (unsigned)p->local.gid);
+  if (sb->readonly_root)
+    printf("filesystem  host read-only; /tmp a private %llu-byte tmpfs; the working dir writable\n",
+           (unsigned long long)sb->tmp_size_bytes);
+  printf("rlimits     as %llu, cpu %llu s, fsize %llu, nofile %llu, nproc %llu, core 0\n",
+         (unsigned long long)sb->limits.address_space, (unsigned long long)sb->limits.cpu_secs,
+         (unsigned long long)sb->limits.file_size, (unsigned long long)sb->limits.open_files,
+         (unsigned long long)sb->limits.processes);
+}
+
+/* Explains the request table on top of the stack (and pops it). */
+static int explain_one(lua_State *L, struct esb_policy *policy, bool json) {
+  char err[4096];
+  struct esb_request req = ESB_REQUEST_INIT;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  struct explanation x = { 0 };
+  int rc = 125;
+  int bad = esb_lua_to_request(L, -1, &req, err, sizeof err);
+  lua_pop(L, 1);
+  if (bad < 0) {
+    fprintf(stderr, "echo-sandbox: %s\n", err);
+    return rc;
+  }
+  enum esb_error code = esb_policy_plan(policy, &req, &plan, req.backend == ESB_BACKEND_K8S, err, sizeof err);
+  if (code != ESB_OK) {
+    fprintf(stderr, "echo-sandbox: %s: %s\n", esb_error_name(code), err);
+    goto out;
+  }
+  x.policy_path = esb_policy_path(policy);
+  x.plan = &plan;
+  if (plan.backend == ESB_BACKEND_K8S) {
+    if (!(x.kubectl = esb_k8s_run_argv(&plan))) {
+      fprintf(stderr, "echo-sandbox: out of memory\n");
+      goto out;
+    }
+  } else {
+    esb_local_sandbox_for(&plan, plan.working_dir ? plan.working_dir : "/tmp/echo-sandbox-XXXXXX", false,
+                          &x.sandbox);
+  }
+  if (json) {
+    lua_pushcfunction(L, push_explanation);
+    lua_pushlightuserdata(L, &x);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      fprintf(stderr, "echo-sandbox: %s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
+      goto out;
+    }
+    esb_cli_print_json(L);
+  } else {
+    print_text(&x);
+  }
+  rc = 0;
+out:
+  esb_strv_free(x.kubectl);
+  esb_plan_release(&plan);
+  esb_request_release(&req);
+  return rc;
+}
+
+static int explain(int argc, char **argv) {
+  char usage[4096], err[4096];
+  snprintf(usage, sizeof usage, "%s%s", policy_usage, esb_cli_request_flags_help);
+  struct esb_cli_options o = { 0 };
+  struct esb_policy *policy = NULL;
+  lua_State *L = NULL;
+  int rc = esb_cli_parse(argc, argv, &o, usage);
+  if (rc >= 0)
+    goto out;
+  rc = 125;
+  if (!(L = esb_cli_frontend())) {
+    fprintf(stderr, "echo-sandbox: out of memory\n");
+    goto out;
+  }
+  if (esb_cli_read_request_list(L, &o, err, sizeof err) < 0 ||
+      !(policy = esb_policy_open(o.policy, err, sizeof err))) {
+    fprintf(stderr, "echo-sandbox: %s\n", err);
+    goto out;
+  }
+  lua_Unsigned n = lua_rawlen(L, -1);
+  rc = 0;
+  for (lua_Unsigned i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i);
+    if (explain_one(L, policy, o.json) != 0)
+      rc = 125;
+  }
+out:
+  esb_policy_close(policy);
+  if (L)
+    lua_close(L);
+  esb_cli_options_release(&o);
+  return rc;
+}
+
+/* Requests every policy must be able to plan. */
+static const char *const samples[] = {
+  "{\"language\":\"python\",\"code\":\"print(6*7)\"}",
+  "{\"language\":\"node\",\"code\":\"console.log(42)\",\"args\":[\"x\"]}",
+  "{\"language\":\"sh\",\"code\":\"echo hi\",\"env\":{\"A\":\"b\"}}",
+  "{\"shell\":\"ls -la /\"}",
+  "{\"shell\":\"/usr/bin/env python3 -V\"}",
+  "{\"program\":\"/usr/bin/python3\",\"args\":[\"-V\"]}",
+  "{\"program\":\"cat\",\"stdin\":\"hello\"}",
+  "{\"shell\":\"true\",\"timeout_ms\":1500,\"limits\":{\"memory_bytes\":134217728,"
+    "\"cpu_time_secs\":5,\"max_output_bytes\":4096,\"max_processes\":8}}",
+  "{\"shell\":\"curl -sI http://example.com\",\"limits\":{\"network\":true}}",
+  "{\"shell\":\"echo tenant\",\"labels\":{\"tenant\":\"team-a\"}}",
+};
+
+static int check(int argc, char **argv) {
+  if (argc != 2 || argv[1][0] == '-') {
+    fputs(policy_usage, argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
+    return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 125;
+  }
+  char err[4096];
+  struct esb_policy *policy = esb_policy_open(argv[1], err, sizeof err);
+  if (!policy) {
+    fprintf(stderr, "problem: %s\n", err);
+    return 1;
+  }
+  lua_State *L = esb_cli_frontend();
+  int problems = 0, checked = 0;
+  static const enum esb_backend backends[] = {ESB_BACKEND_LOCAL, ESB_BACKEND_K8S};
+  for (size_t i = 0; L && i < sizeof samples / sizeof samples[0]; i++) {
+    for (size_t b = 0; b < 2; b++) {
+      struct esb_request req = ESB_REQUEST_INIT;
+      struct esb_plan plan = ESB_PLAN_INIT;
+      lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+      lua_getfield(L, -1, "decode");
+      lua_pushstring(L, samples[i]);
+      int bad = lua_pcall(L, 1, 1, 0) != LUA_OK;
+      if (bad)
+        snprintf(err, sizeof err, "%s", lua_tostring(L, -1));
+      else
+        bad = esb_lua_to_request(L, -1, &req, err, sizeof err) < 0;
+      lua_pop(L, 2);
+      if (bad) {
+        fprintf(stderr, "problem: sample %s: %s\n", samples[i], err);
+        problems++;
+        continue;
+      }
+      req.backend = backends[b];
+      enum esb_error code = esb_policy_plan(policy, &req, &plan, true, err, sizeof err);
+      checked++;
+      if (code == ESB_E_INVALID_REQUEST) {
+        printf("rejects  %-5s %s: %s\n", esb_backend_name(backends[b]), samples[i], err);
+      } else if (code != ESB_OK) {
+        printf("problem  %-5s %s: %s\n", esb_backend_name(backends[b]), samples[i], err);
+        problems++;
+      } else {
+        printf("ok       %-5s %s\n", esb_backend_name(backends[b]), samples[i]);
+      }
+      esb_plan_release(&plan);
+      esb_request_release(&req);
+    }
+  }
+  printf("%s: %d sample plans, %d problem%s\n", esb_policy_path(policy), checked, problems,
+         problems == 1 ? "" : "s");
+  if (L)
+    lua_close(L);
+  esb_policy_close(policy);
+  return problems ? 1 : 0;
+}
+
+int esb_cli_policy(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "explain"))
+    return explain(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "check"))
+    return check(argc - 1, argv + 1);
+  bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+  fputs(policy_usage, help ? stdout : stderr);
+  return help ? 0 : 125;
+}

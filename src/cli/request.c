@@ -1,0 +1,376 @@
+#include "cli/request.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "luaglue/convert.h"
+
+int luaopen_cjson(lua_State *L);
+
+const char esb_cli_request_flags_help[] =
+  "  --shell CMD          run CMD with /bin/sh -c\n"
+  "  --lang LANGUAGE      the language of --code/--code-file (see the policy)\n"
+  "  --code CODE          source code to run\n"
+  "  --code-file FILE     read the source code from FILE\n"
+  "  --stdin-file FILE    give FILE to the program as stdin ('-': our stdin);\n"
+  "                       without it the program reads EOF at once\n"
+  "  --env NAME=VALUE     set a variable in the program's environment (repeatable)\n"
+  "  --working-dir DIR    run in DIR instead of a fresh temporary dir\n"
+  "  --timeout SECONDS    wall-clock limit (decimals allowed)\n"
+  "  --memory QUANTITY    address-space limit: bytes or 512k, 256M, 1G, 256Mi, 1Gi\n"
+  "  --cpu-time SECONDS   CPU-time limit\n"
+  "  --max-processes N    process limit inside the sandbox\n"
+  "  --max-output BYTES   keep at most BYTES of stdout and of stderr\n"
+  "  --network            allow network access (default: loopback only, isolated)\n"
+  "  --backend NAME       auto, local or k8s\n"
+  "  --policy FILE        load this policy instead of the default search\n"
+  "  -h, --help           show this help\n";
+
+static int fail_usage(const char *command, const char *fmt, const char *arg) {
+  fprintf(stderr, "echo-sandbox %s: ", command);
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(echo-sandbox %s --help lists the options)\n", command);
+  return 125;
+}
+
+/* Reads a whole file ('-': stdin) into a malloc'd buffer. */
+char *esb_cli_slurp(const char *path, size_t *lenp) {
+  int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  size_t len = 0, cap = 65536;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (len == cap) {
+      char *p = realloc(buf, cap *= 2);
+      if (!p) { free(buf); buf = NULL; errno = ENOMEM; break; }
+      buf = p;
+    }
+    ssize_t n = read(fd, buf + len, cap - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { int e = errno; free(buf); buf = NULL; errno = e; break; }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  if (fd > 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  *lenp = len;
+  return buf;
+}
+
+/* Kubernetes-style quantity: an integer with an optional suffix k M G T
+ * (powers of 1000) or Ki Mi Gi Ti (powers of 1024). */
+static int parse_quantity(const char *s, long long *out) {
+  static const struct { const char *suffix; long long factor; } units[] = {
+    {"", 1}, {"k", 1000LL}, {"M", 1000000LL}, {"G", 1000000000LL}, {"T", 1000000000000LL},
+    {"Ki", 1LL << 10}, {"Mi", 1LL << 20}, {"Gi", 1LL << 30}, {"Ti", 1LL << 40}};
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || v <= 0)
+    return -1;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strcmp(end, units[i].suffix) == 0) {
+      if (v > INT64_MAX / units[i].factor)
+        return -1;
+      *out = v * units[i].factor;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static int parse_count(const char *s, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v <= 0)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* Builds the request table from the options; runs protected. */
+static int push_flag_request(lua_State *L) {
+  struct esb_cli_options *o = lua_touserdata(L, 1);
+  lua_newtable(L);
+  if (o->shell) { lua_pushstring(L, o->shell); lua_setfield(L, -2, "shell"); }
+  if (o->lang) { lua_pushstring(L, o->lang); lua_setfield(L, -2, "language"); }
+  if (o->code) { lua_pushstring(L, o->code); lua_setfield(L, -2, "code"); }
+  if (o->code_data) { lua_pushlstring(L, o->code_data, o->code_len); lua_setfield(L, -2, "code"); }
+  if (o->stdin_data) { lua_pushlstring(L, o->stdin_data, o->stdin_len); lua_setfield(L, -2, "stdin"); }
+  if (o->working_dir) { lua_pushstring(L, o->working_dir); lua_setfield(L, -2, "working_dir"); }
+  if (o->backend) { lua_pushstring(L, o->backend); lua_setfield(L, -2, "backend"); }
+  if (o->program && o->program[0]) {
+    bool is_code = o->code || o->code_data;
+    int i = 0;
+    if (!is_code) {
+      lua_pushstring(L, o->program[0]);
+      lua_setfield(L, -2, "program");
+      i = 1;
+    }
+    lua_newtable(L);
+    for (int k = 1; o->program[i]; i++, k++) {
+      lua_pushstring(L, o->program[i]);
+      lua_rawseti(L, -2, k);
+    }
+    lua_setfield(L, -2, "args");
+  }
+  if (o->nenv) {
+    lua_newtable(L);
+    for (int i = 0; i < o->nenv; i++) {
+      const char *eq = strchr(o->env[i], '=');
+      if (!eq)
+        return luaL_error(L, "--env %s: expected NAME=VALUE", o->env[i]);
+      lua_pushlstring(L, o->env[i], (size_t)(eq - o->env[i]));
+      lua_pushstring(L, eq + 1);
+      lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, "env");
+  }
+  long long v;
+  if (o->timeout) {
+    char *end;
+    double secs = strtod(o->timeout, &end);
+    if (end == o->timeout || *end || !(secs > 0) || secs > 1e9)
+      return luaL_error(L, "--timeout %s: expected a positive number of seconds", o->timeout);
+    lua_pushinteger(L, (lua_Integer)ceil(secs * 1000.0));
+    lua_setfield(L, -2, "timeout_ms");
+  }
+  lua_newtable(L);
+  static const struct {
+    size_t option;  /* offset of the flag's value in struct esb_cli_options */
+    const char *key, *flag, *expected;
+    int (*parse)(const char *, long long *);
+  } limit_flags[] = {
+    {offsetof(struct esb_cli_options, memory), "memory_bytes", "--memory",
+     "bytes or a quantity like 256Mi", parse_quantity},
+    {offsetof(struct esb_cli_options, cpu_time), "cpu_time_secs", "--cpu-time",
+     "a positive whole number of seconds", parse_count},
+    {offsetof(struct esb_cli_options, max_processes), "max_processes", "--max-processes",
+     "a positive whole number", parse_count},
+    {offsetof(struct esb_cli_options, max_output), "max_output_bytes", "--max-output",
+     "a positive number of bytes, or a quantity like 64k", parse_quantity},
+  };
+  for (size_t i = 0; i < sizeof limit_flags / sizeof limit_flags[0]; i++) {
+    const char *value = *(const char **)((const char *)o + limit_flags[i].option);
+    if (!value)
+      continue;
+    if (limit_flags[i].parse(value, &v) < 0)
+      return luaL_error(L, "%s %s: expected %s", limit_flags[i].flag, value, limit_flags[i].expected);
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, limit_flags[i].key);
+  }
+  if (o->network) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "network");
+  }
+  lua_setfield(L, -2, "limits");
+  return 1;
+}
+
+static int open_frontend(lua_State *L) {
+  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+  luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+  luaL_requiref(L, "cjson", luaopen_cjson, 0);
+  lua_setfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+  return 0;
+}
+
+lua_State *esb_cli_frontend(void) {
+  lua_State *L = luaL_newstate();
+  if (!L)
+    return NULL;
+  lua_pushcfunction(L, open_frontend);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+void esb_cli_write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static int encode_top(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+  lua_getfield(L, -1, "encode");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+void esb_cli_print_json(lua_State *L) {
+  lua_pushcfunction(L, encode_top);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    fprintf(stderr, "echo-sandbox: cannot encode JSON: %s\n", lua_tostring(L, -1));
+  } else {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    esb_cli_write_all(1, s, len);
+    esb_cli_write_all(1, "\n", 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* One JSON document, or NDJSON: one request per line. */
+static const char split_requests[] =
+  "local decode, text = ...\n"
+  "local ok, first = pcall(decode, text)\n"
+  "if ok then return { first } end\n"
+  "local list = {}\n"
+  "for line in text:gmatch('[^\\n]+') do\n"
+  "  if line:find('%S') then\n"
+  "    local ok_line, request = pcall(decode, line)\n"
+  "    if not ok_line then error(first, 0) end\n"
+  "    list[#list + 1] = request\n"
+  "  end\n"
+  "end\n"
+  "if #list < 2 then error(first, 0) end\n"
+  "return list\n";
+
+static int decode_requests(lua_State *L) {
+  if (luaL_loadbufferx(L, split_requests, sizeof split_requests - 1, "=requests", "t") != LUA_OK)
+    return lua_error(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+  lua_getfield(L, -1, "decode");
+  lua_remove(L, -2);
+  lua_pushvalue(L, 1);
+  lua_call(L, 2, 1);
+  return 1;
+}
+
+int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, char *err, size_t errlen) {
+  if (esb_cli_has_request_flags(o)) {
+    lua_createtable(L, 1, 0);
+    lua_pushcfunction(L, push_flag_request);
+    lua_pushlightuserdata(L, (void *)o);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      snprintf(err, errlen, "%s", lua_tostring(L, -1));
+      lua_pop(L, 2);
+      return -1;
+    }
+    lua_rawseti(L, -2, 1);
+    return 0;
+  }
+  if (o->stdin_file) {
+    snprintf(err, errlen, "a request on stdin carries its own stdin; drop --stdin-file");
+    return -1;
+  }
+  size_t len;
+  char *text = esb_cli_slurp("-", &len);
+  if (!text) {
+    snprintf(err, errlen, "reading requests from stdin: %s", strerror(errno));
+    return -1;
+  }
+  lua_pushcfunction(L, decode_requests);
+  lua_pushlstring(L, text, len);
+  free(text);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    snprintf(err, errlen, "invalid request JSON: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  return 0;
+}
+
+bool esb_cli_has_request_flags(const struct esb_cli_options *o) {
+  return o->shell || o->lang || o->code || o->code_file || o->program[0];
+}
+
+void esb_cli_options_release(struct esb_cli_options *o) {
+  free(o->env);
+  free(o->code_data);
+  free(o->stdin_data);
+}
+
+int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct esb_request *req,
+                         char *err, size_t errlen) {
+  if (esb_cli_read_request_list(L, o, err, errlen) < 0)
+    return -1;
+  if (lua_rawlen(L, -1) != 1) {
+    snprintf(err, errlen, "expected one request, got %llu (NDJSON is for batch)",
+             (unsigned long long)lua_rawlen(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  lua_rawgeti(L, -1, 1);
+  int rc = esb_lua_to_request(L, -1, req, err, errlen);
+  lua_pop(L, 2);
+  return rc;
+}
+
+int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *usage) {
+  enum { O_SHELL = 256, O_LANG, O_CODE, O_CODE_FILE, O_STDIN_FILE, O_ENV, O_WORKDIR, O_TIMEOUT,
+         O_MEMORY, O_CPU, O_PROCS, O_OUTPUT, O_NETWORK, O_BACKEND, O_POLICY, O_JSON };
+  static const struct option longopts[] = {
+    {"shell", required_argument, 0, O_SHELL}, {"lang", required_argument, 0, O_LANG},
+    {"code", required_argument, 0, O_CODE}, {"code-file", required_argument, 0, O_CODE_FILE},
+    {"stdin-file", required_argument, 0, O_STDIN_FILE}, {"env", required_argument, 0, O_ENV},
+    {"working-dir", required_argument, 0, O_WORKDIR}, {"timeout", required_argument, 0, O_TIMEOUT},
+    {"memory", required_argument, 0, O_MEMORY}, {"cpu-time", required_argument, 0, O_CPU},
+    {"max-processes", required_argument, 0, O_PROCS}, {"max-output", required_argument, 0, O_OUTPUT},
+    {"network", no_argument, 0, O_NETWORK}, {"backend", required_argument, 0, O_BACKEND},
+    {"policy", required_argument, 0, O_POLICY}, {"json", no_argument, 0, O_JSON},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  o->env = calloc((size_t)argc + 1, sizeof *o->env);
+  if (!o->env)
+    return fail_usage(argv[0], "%s", "out of memory");
+  optind = 1;
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_SHELL: o->shell = optarg; break;
+    case O_LANG: o->lang = optarg; break;
+    case O_CODE: o->code = optarg; break;
+    case O_CODE_FILE: o->code_file = optarg; break;
+    case O_STDIN_FILE: o->stdin_file = optarg; break;
+    case O_ENV: o->env[o->nenv++] = optarg; break;
+    case O_WORKDIR: o->working_dir = optarg; break;
+    case O_TIMEOUT: o->timeout = optarg; break;
+    case O_MEMORY: o->memory = optarg; break;
+    case O_CPU: o->cpu_time = optarg; break;
+    case O_PROCS: o->max_processes = optarg; break;
+    case O_OUTPUT: o->max_output = optarg; break;
+    case O_NETWORK: o->network = true; break;
+    case O_BACKEND: o->backend = optarg; break;
+    case O_POLICY: o->policy = optarg; break;
+    case O_JSON: o->json = true; break;
+    case 'h': fputs(usage, stdout); return 0;
+    default:
+      return fail_usage(argv[0], "unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+  }
+  o->program = argv + optind;
+  if (o->code && o->code_file)
+    return fail_usage(argv[0], "%s", "give --code or --code-file, not both");
+  if (o->code_file && !(o->code_data = esb_cli_slurp(o->code_file, &o->code_len)))
+    return fail_usage(argv[0], "--code-file: %s", strerror(errno));
+  if (o->stdin_file && !(o->stdin_data = esb_cli_slurp(o->stdin_file, &o->stdin_len)))
+    return fail_usage(argv[0], "--stdin-file: %s", strerror(errno));
+  return -1; /* go on */
+}
+

@@ -1,0 +1,58 @@
+/* What `run` and `policy explain` share: the request flags, reading a
+ * request (flags or JSON on stdin) into a struct esb_request through the one
+ * Lua-table validator, and the front-end Lua state that holds cjson. */
+#ifndef ESB_CLI_REQUEST_H
+#define ESB_CLI_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "engine/request.h"
+
+/* Lines for a command's --help. */
+extern const char esb_cli_request_flags_help[];
+
+struct esb_cli_options {
+  /* request flags */
+  const char *shell, *lang, *code, *code_file, *stdin_file, *working_dir, *backend;
+  const char *memory, *cpu_time, *max_processes, *max_output, *timeout;
+  char **env;
+  int nenv;
+  bool network;
+  char **program;  /* argv after the options */
+  /* command flags */
+  const char *policy;
+  bool json;
+  /* owned: read from files */
+  char *code_data, *stdin_data;
+  size_t code_len, stdin_len;
+};
+
+/* Parses argv (argv[0] is the command's name). Returns -1 to go on, or the
+ * exit code (0 after --help, which prints usage; 125 after a bad flag). */
+int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *usage);
+void esb_cli_options_release(struct esb_cli_options *o);
+bool esb_cli_has_request_flags(const struct esb_cli_options *o);
+
+/* A Lua state with cjson for the front end; NULL when out of memory. */
+lua_State *esb_cli_frontend(void);
+
+/* Builds one request from the flags, or from JSON on stdin when no request
+ * flag is given. Returns 0, or -1 with a message. */
+int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct esb_request *req,
+                         char *err, size_t errlen);
+
+/* Pushes an array of request tables (not yet validated): the one the flags
+ * make, or those on stdin, one JSON document or NDJSON (one per line).
+ * Returns 0, or -1 with a message and nothing pushed. */
+int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, char *err, size_t errlen);
+
+/* Encodes the value on top of the stack as JSON, writes it and a newline to
+ * fd 1 and pops it. */
+void esb_cli_print_json(lua_State *L);
+
+void esb_cli_write_all(int fd, const char *p, size_t n);
+
+#endif
