@@ -61,15 +61,8 @@ describe("require 'echo_sandbox'", function()
 
   it("uses the policy named in the options", function()
     local path = os.tmpname()
-    env.write_file(path, ([[
-      local policy = require "echo_sandbox.policy.default"
-      policy.env.GREETING = "from the site policy"
-      if %q == "rlimits" then -- as spec/support/rlimits_policy.lua
-        policy.local_sandbox.isolation = "rlimits"
-        policy.local_sandbox.open_files = nil
-      end
-      return policy
-    ]]):format(env.isolation))
+    env.write_file(path, 'local policy = require "echo_sandbox.policy.default"\n' ..
+      'policy.env.GREETING = "from the site policy"\n' .. env.policy_isolation("policy") .. "return policy\n")
     local r = assert(sbx.run({ shell = "echo $GREETING" }, { policy = path }))
     os.remove(path)
     assert.are.equal("from the site policy\n", r.stdout)

@@ -11,6 +11,14 @@ M.helper = M.build .. "/esb-spec-helper"
 M.cli_prefix = os.getenv("ESB_CLI_PREFIX") or ""
 -- Policies that specs write use this isolation (the valgrind step: "rlimits").
 M.isolation = os.getenv("ESB_SPEC_ISOLATION") or "namespaces"
+
+-- Lua lines for a policy a spec writes, after `local <name> = require
+-- "echo_sandbox.policy.default"`: the isolation above, as
+-- spec/support/rlimits_policy.lua has it.
+function M.policy_isolation(name)
+  if M.isolation ~= "rlimits" then return "" end
+  return ("%s.local_sandbox.isolation = 'rlimits'\n%s.local_sandbox.open_files = nil\n"):format(name, name)
+end
 package.cpath = M.build .. "/?.so;" .. package.cpath
 
 function M.quote(s)
