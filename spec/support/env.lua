@@ -9,6 +9,8 @@ M.helper = M.build .. "/esb-spec-helper"
 -- Put before the CLI in every spec that runs it: the CI's ASan and valgrind
 -- steps wrap the CLI this way.
 M.cli_prefix = os.getenv("ESB_CLI_PREFIX") or ""
+-- Under a wrapper (valgrind) the CLI runs many times slower.
+M.wrapped = M.cli_prefix:find("%S") ~= nil
 -- Policies that specs write use this isolation (the valgrind step: "rlimits").
 M.isolation = os.getenv("ESB_SPEC_ISOLATION") or "namespaces"
 
