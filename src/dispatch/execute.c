@@ -1,6 +1,8 @@
 #include "dispatch/execute.h"
 
+#include "backend/k8s.h"
 #include "backend/local.h"
+#include "luaglue/pod_status.h"
 #include "engine/plan.h"
 
 void esb_execute(struct esb_policy *policy, const struct esb_request *req,
@@ -12,9 +14,8 @@ void esb_execute(struct esb_policy *policy, const struct esb_request *req,
     esb_result_fail(result, code, "%s", err);
     return;
   }
-  if (req->backend == ESB_BACKEND_K8S || plan.backend == ESB_BACKEND_K8S)
-    esb_result_fail(result, ESB_E_BACKEND_UNAVAILABLE,
-                    "the k8s backend is not available in this build yet; use backend \"local\"");
+  if (plan.backend == ESB_BACKEND_K8S)
+    esb_k8s_run_plan(&plan, esb_lua_parse_pod_status, result, interrupt_fd);
   else
     esb_local_run_plan(&plan, result, interrupt_fd);
   esb_plan_release(&plan);

@@ -15,6 +15,7 @@ static const struct { const char *name, *message; } error_table[ESB_E__COUNT] = 
   [ESB_E_SANDBOX_SETUP] = {"sandbox_setup", "the sandbox could not be set up"},
   [ESB_E_SYSTEM] = {"system_error", "a system call of the engine failed"},
   [ESB_E_INTERRUPTED] = {"interrupted", "the executor was interrupted"},
+  [ESB_E_BACKEND] = {"backend_error", "the backend could not run the program"},
 };
 
 const char *esb_strerror(enum esb_error code) {
@@ -44,6 +45,7 @@ void esb_result_release(struct esb_result *r) {
   esb_capture_release(&r->out);
   esb_capture_release(&r->err);
   free(r->error_message);
+  free(r->cleanup_error);
   *r = (struct esb_result)ESB_RESULT_INIT;
 }
 

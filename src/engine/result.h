@@ -28,6 +28,7 @@ enum esb_error {
   ESB_E_SANDBOX_SETUP,    /* building the sandbox failed */
   ESB_E_SYSTEM,           /* a system call of the engine failed */
   ESB_E_INTERRUPTED,      /* the executor got a signal and killed the program */
+  ESB_E_BACKEND,          /* the backend could not run the program (k8s: the pod never ran) */
   ESB_E__COUNT
 };
 
@@ -44,6 +45,8 @@ struct esb_result {
   struct esb_capture out, err;
   enum esb_error error;
   char *error_message;    /* owned, NULL unless status is ERROR */
+  char pod[64];           /* k8s: the pod's name, "" otherwise */
+  char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
 };
 
 #define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \

@@ -272,6 +272,14 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_pushstring(L, r->isolation);
     lua_setfield(L, -2, "isolation");
   }
+  if (r->pod[0]) {
+    lua_pushstring(L, r->pod);
+    lua_setfield(L, -2, "pod");
+  }
+  if (r->cleanup_error) {
+    lua_pushstring(L, r->cleanup_error);
+    lua_setfield(L, -2, "cleanup_error");
+  }
   if (r->status == ESB_STATUS_ERROR) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, esb_error_name(r->error));

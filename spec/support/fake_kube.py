@@ -1,0 +1,493 @@
+#!/usr/bin/env python3
+"""A loopback fake Kubernetes API server for the echo-sandbox specs.
+
+Real kubectl talks to it through a kubeconfig the specs write. It serves
+/version (the minor given), discovery, pods create/get/list/watch/delete,
+pod logs, and attach over WebSocket (v5.channel.k8s.io: channel 0 stdin,
+1 stdout, 2 stderr, 3 status, 255 close). A created pod "runs" its
+container's command as a local process (output written before an attach is
+lost, as on a real node). Every pod body it receives is recorded.
+
+What a pod does is chosen by its image name:
+  ...fake-oom...       killed as OOMKilled (exit 137) once it has run
+  ...fake-pending...   stays Pending, unschedulable, forever
+and by options: --forbid NS (403 on creating pods in NS), --hang-delete
+(DELETE never answers). activeDeadlineSeconds is enforced (DeadlineExceeded).
+
+Control endpoints for the specs: GET /_fake/pods (pods present now),
+GET /_fake/received (every pod body received), GET /_fake/requests (a log).
+The server writes its port to --port-file and runs until killed.
+"""
+import argparse
+import base64
+import copy
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+state_lock = threading.Condition()
+pods = {}           # (namespace, name) -> Pod
+received = []       # pod bodies as received
+requests_log = []
+resource_version = [1]
+options = None
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def next_rv():
+    resource_version[0] += 1
+    return str(resource_version[0])
+
+
+class Pod:
+    def __init__(self, obj):
+        self.obj = obj
+        self.proc = None
+        self.output = []          # everything the container wrote, for /log
+        self.attached = None      # the attach session's sender, once attached
+        self.exited = threading.Event()
+        self.deleted = False
+
+    @property
+    def key(self):
+        m = self.obj["metadata"]
+        return (m["namespace"], m["name"])
+
+    def container(self):
+        return self.obj["spec"]["containers"][0]
+
+    def set_status(self, phase, state, reason=None, message=None, ready=False):
+        """Changes the pod's status and wakes the watchers. Call with state_lock held.
+        A Pending pod with a reason is unschedulable: it has no container statuses."""
+        c = self.container()
+        status = {
+            "phase": phase,
+            "conditions": [
+                {"type": "PodScheduled", "status": "False" if phase == "Pending" and reason else "True"},
+                {"type": "Ready", "status": "True" if ready else "False"},
+            ],
+            "containerStatuses": [{
+                "name": c["name"], "image": c["image"], "ready": ready, "restartCount": 0,
+                "state": state, "started": phase == "Running",
+            }],
+        }
+        if phase == "Pending" and reason:
+            status["conditions"][0].update({"reason": reason, "message": message})
+            del status["containerStatuses"]
+        elif reason:
+            status["reason"] = reason
+            status["message"] = message
+        self.obj["status"] = status
+        self.obj["metadata"]["resourceVersion"] = next_rv()
+        state_lock.notify_all()
+
+    def start(self):
+        c = self.container()
+        argv = list(c.get("command", [])) + list(c.get("args", []))
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for e in c.get("env", []):
+            env[e["name"]] = e.get("value", "")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+        with state_lock:
+            self.set_status("Running", {"running": {"startedAt": now()}}, ready=True)
+        for fd, channel in ((self.proc.stdout, 1), (self.proc.stderr, 2)):
+            threading.Thread(target=self.pump, args=(fd, channel), daemon=True).start()
+        threading.Thread(target=self.wait, daemon=True).start()
+        deadline = self.obj["spec"].get("activeDeadlineSeconds")
+        if deadline:
+            threading.Timer(float(deadline), self.deadline_exceeded).start()
+
+    def pump(self, fd, channel):
+        while True:
+            data = os.read(fd.fileno(), 65536)
+            if not data:
+                break
+            with state_lock:
+                self.output.append(data)
+                sender = self.attached
+            if sender:
+                sender(channel, data)
+
+    def wait(self):
+        code = self.proc.wait()
+        time.sleep(0.05)  # let the pumps hand over the last output
+        with state_lock:
+            if self.deleted or self.obj["status"]["phase"] != "Running":
+                self.exited.set()
+                return
+            image = self.container()["image"]
+            if "fake-oom" in image:
+                term = {"exitCode": 137, "reason": "OOMKilled", "finishedAt": now()}
+                self.set_status("Failed", {"terminated": term})
+            else:
+                term = {"exitCode": code if code >= 0 else 128 - code,
+                        "reason": "Completed" if code == 0 else "Error", "finishedAt": now()}
+                self.set_status("Succeeded" if code == 0 else "Failed", {"terminated": term})
+        self.exited.set()
+
+    def deadline_exceeded(self):
+        with state_lock:
+            if self.deleted or self.obj["status"]["phase"] != "Running":
+                return
+            self.kill()
+            term = {"exitCode": 137, "reason": "Error", "finishedAt": now()}
+            self.set_status("Failed", {"terminated": term}, reason="DeadlineExceeded",
+                            message="Pod was active on the node longer than the specified deadline")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def status_obj(code, reason, message):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+DISCOVERY_V1 = {
+    "kind": "APIResourceList", "groupVersion": "v1",
+    "resources": [
+        {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
+         "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+         "shortNames": ["po"]},
+        {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions",
+         "verbs": ["create", "get"]},
+        {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+        {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
+         "verbs": ["get", "list"], "shortNames": ["ns"]},
+    ],
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_json(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(n) or b"{}")
+
+    def route(self, method):
+        url = urlparse(self.path)
+        q = parse_qs(url.query)
+        parts = [p for p in url.path.split("/") if p]
+        with state_lock:
+            requests_log.append("%s %s" % (method, self.path))
+        if method == "GET" and url.path == "/version":
+            minor = str(options.minor)
+            return self.send_json(200, {"major": "1", "minor": minor, "gitVersion": "v1.%s.0" % minor,
+                                        "platform": "linux/amd64"})
+        if method == "GET" and url.path == "/api":
+            return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"],
+                                        "serverAddressByClientCIDRs": []})
+        if method == "GET" and url.path == "/apis":
+            return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        if method == "GET" and url.path == "/api/v1":
+            return self.send_json(200, DISCOVERY_V1)
+        if url.path.startswith("/_fake/"):
+            return self.control(parts[1])
+        if len(parts) >= 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
+            ns = parts[3]
+            name = parts[5] if len(parts) > 5 else None
+            sub = parts[6] if len(parts) > 6 else None
+            if name is None and method == "POST":
+                return self.create(ns)
+            if name is None and method == "GET":
+                return self.watch(ns, q) if q.get("watch", ["false"])[0] in ("true", "1") else self.list(ns, q)
+            if name and sub is None and method == "GET":
+                return self.get(ns, name)
+            if name and sub is None and method == "DELETE":
+                return self.delete(ns, name)
+            if name and sub == "attach":
+                return self.attach(ns, name)
+            if name and sub == "log" and method == "GET":
+                return self.log(ns, name)
+        if method == "GET" and parts[:2] == ["api", "v1"] and parts[2:3] == ["pods"]:
+            return self.list(None, q)
+        self.send_json(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
+
+    def do_GET(self):
+        self.route("GET")
+
+    def do_POST(self):
+        self.route("POST")
+
+    def do_DELETE(self):
+        self.route("DELETE")
+
+    def control(self, what):
+        with state_lock:
+            if what == "pods":
+                return self.send_json(200, [p.obj for p in pods.values()])
+            if what == "received":
+                return self.send_json(200, received)
+            if what == "requests":
+                return self.send_json(200, requests_log)
+        self.send_json(404, {})
+
+    def create(self, ns):
+        obj = self.body()
+        with state_lock:
+            received.append(copy.deepcopy(obj))
+        if ns in options.forbid:
+            msg = 'pods is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create ' \
+                  'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
+            return self.send_json(403, status_obj(403, "Forbidden", msg))
+        meta = obj.setdefault("metadata", {})
+        meta.update({"namespace": ns, "uid": str(uuid.uuid4()), "creationTimestamp": now()})
+        with state_lock:
+            if (ns, meta["name"]) in pods:
+                return self.send_json(409, status_obj(409, "AlreadyExists",
+                                                      'pods "%s" already exists' % meta["name"]))
+            pod = Pod(obj)
+            pods[pod.key] = pod
+            if "fake-pending" in pod.container()["image"]:
+                pod.set_status("Pending", {"waiting": {"reason": "Pending"}}, reason="Unschedulable",
+                               message="0/1 nodes are available: 1 Insufficient cpu.")
+            else:
+                pod.set_status("Pending", {"waiting": {"reason": "ContainerCreating"}})
+            created = copy.deepcopy(pod.obj)
+        if "fake-pending" not in pod.container()["image"]:
+            threading.Timer(0.05, pod.start).start()
+        self.send_json(201, created)
+
+    def get(self, ns, name):
+        with state_lock:
+            pod = pods.get((ns, name))
+            obj = copy.deepcopy(pod.obj) if pod else None
+        if obj is None:
+            return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+        self.send_json(200, obj)
+
+    def matching(self, ns, q):
+        field = q.get("fieldSelector", [""])[0]
+        label = q.get("labelSelector", [""])[0]
+        out = []
+        for pod in pods.values():
+            m = pod.obj["metadata"]
+            if ns and m["namespace"] != ns:
+                continue
+            if field.startswith("metadata.name=") and m["name"] != field.split("=", 1)[1]:
+                continue
+            ok = True
+            for term in filter(None, label.split(",")):
+                k, _, v = term.partition("=")
+                if m.get("labels", {}).get(k) != v:
+                    ok = False
+            if ok:
+                out.append(pod)
+        return out
+
+    def list(self, ns, q):
+        with state_lock:
+            items = [copy.deepcopy(p.obj) for p in self.matching(ns, q)]
+            rv = str(resource_version[0])
+        self.send_json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv},
+                             "items": items})
+
+    def watch(self, ns, q):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        timeout = float(q.get("timeoutSeconds", ["300"])[0])
+        end = time.time() + timeout
+        seen = {}
+        since = int(q.get("resourceVersion", ["0"])[0] or 0)
+        try:
+            while time.time() < end:
+                events = []
+                with state_lock:
+                    current = {p.key: p for p in self.matching(ns, q)}
+                    for key, pod in current.items():
+                        rv = pod.obj["metadata"]["resourceVersion"]
+                        if seen.get(key) != rv and int(rv) > since:
+                            events.append({"type": "ADDED" if key not in seen else "MODIFIED",
+                                           "object": copy.deepcopy(pod.obj)})
+                        seen[key] = rv
+                    for key in [k for k in seen if k not in current]:
+                        events.append({"type": "DELETED", "object": {"kind": "Pod", "apiVersion": "v1",
+                                       "metadata": {"name": key[1], "namespace": key[0],
+                                                    "resourceVersion": next_rv()}}})
+                        del seen[key]
+                    if not events:
+                        state_lock.wait(0.5)
+                for ev in events:
+                    data = (json.dumps(ev) + "\n").encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+    def delete(self, ns, name):
+        self.body()  # DeleteOptions: read it, or it spoils the kept-alive connection
+        if options.hang_delete:
+            while True:  # until the client gives up and the server is killed
+                time.sleep(1)
+        with state_lock:
+            pod = pods.pop((ns, name), None)
+            if pod:
+                pod.deleted = True
+                pod.kill()
+                state_lock.notify_all()
+        if not pod:
+            return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+        self.send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
+                             "details": {"name": name, "kind": "pods"}})
+
+    def log(self, ns, name):
+        with state_lock:
+            pod = pods.get((ns, name))
+            data = b"".join(pod.output) if pod else None
+        if data is None:
+            return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    # ---- attach over WebSocket ----
+
+    def attach(self, ns, name):
+        with state_lock:
+            pod = pods.get((ns, name))
+        if not pod or pod.proc is None:
+            return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        proto = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+        key = self.headers.get("Sec-WebSocket-Key")
+        if not key or not proto:
+            return self.send_json(400, status_obj(400, "BadRequest", "websocket v4/v5 required"))
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("Sec-WebSocket-Protocol", proto)
+        self.end_headers()
+        self.wfile.flush()
+        sock = self.connection
+        send_lock = threading.Lock()
+
+        def send_frame(opcode, payload):
+            header = bytes([0x80 | opcode])
+            n = len(payload)
+            if n < 126:
+                header += bytes([n])
+            elif n < 65536:
+                header += bytes([126]) + struct.pack(">H", n)
+            else:
+                header += bytes([127]) + struct.pack(">Q", n)
+            with send_lock:
+                try:
+                    sock.sendall(header + payload)
+                except OSError:
+                    pass
+
+        def sender(channel, data):
+            send_frame(0x2, bytes([channel]) + data)
+
+        with state_lock:
+            pod.attached = sender
+        reader = threading.Thread(target=self.read_client, args=(pod, send_frame), daemon=True)
+        reader.start()
+        pod.exited.wait()
+        time.sleep(0.05)
+        send_frame(0x8, struct.pack(">H", 1000))
+        self.close_connection = True
+
+    def read_client(self, pod, send_frame):
+        rfile = self.rfile
+        try:
+            while True:
+                head = rfile.read(2)
+                if len(head) < 2:
+                    break
+                opcode = head[0] & 0x0F
+                n = head[1] & 0x7F
+                if n == 126:
+                    n = struct.unpack(">H", rfile.read(2))[0]
+                elif n == 127:
+                    n = struct.unpack(">Q", rfile.read(8))[0]
+                mask = rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+                data = bytes(b ^ mask[i % 4] for i, b in enumerate(rfile.read(n)))
+                if opcode == 0x8:
+                    break
+                if opcode == 0x9:
+                    send_frame(0xA, data)
+                    continue
+                if not data:
+                    continue
+                channel, payload = data[0], data[1:]
+                if channel == 0 and payload:
+                    pod.proc.stdin.write(payload)
+                    pod.proc.stdin.flush()
+                elif channel == 255 and payload[:1] == b"\0":
+                    pod.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        # stdinOnce: the container's stdin ends with the attach session
+        try:
+            pod.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+
+
+def main():
+    global options
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--minor", type=int, default=30)
+    ap.add_argument("--forbid", action="append", default=[])
+    ap.add_argument("--hang-delete", action="store_true")
+    options = ap.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    tmp = options.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % server.server_address[1])
+    os.rename(tmp, options.port_file)
+
+    def stop(*_):
+        with state_lock:
+            for pod in pods.values():
+                pod.kill()
+        os._exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

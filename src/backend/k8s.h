@@ -1,0 +1,67 @@
+/* The k8s backend: one pod per run, driven by kubectl, as a state machine of
+ * kubectl children on the engine's loop:
+ *
+ *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
+ *            the handshake line, then the request's stdin
+ *   get      only when kubectl failed: kubectl get pod -o json, to tell the
+ *            program's own failure (exit code, OOMKilled, DeadlineExceeded)
+ *            from a pod that never ran (image pull, unschedulable, forbidden)
+ *   delete   always, also after a timeout or an interrupt: kubectl delete pod
+ *            --ignore-not-found --wait=false, under its own deadline; a
+ *            failed or hung delete is reported in result.cleanup_error and
+ *            left to the pod's activeDeadlineSeconds and `cleanup`
+ *
+ * The caller owns the struct esb_k8s_run and the plan (which must outlive
+ * the run). */
+#ifndef ESB_BACKEND_K8S_H
+#define ESB_BACKEND_K8S_H
+
+#include "engine/loop.h"
+#include "engine/plan.h"
+#include "engine/pod_status.h"
+
+/* Deadlines of the get and delete steps. */
+#define ESB_K8S_GET_TIMEOUT_MS 15000
+#define ESB_K8S_DELETE_TIMEOUT_MS 10000
+
+struct esb_k8s_run;
+typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);
+
+struct esb_k8s_run {
+  /* inputs */
+  esb_pod_status_parser parse_pod;
+  esb_k8s_done_fn on_done;
+  void *userdata;
+  /* output */
+  struct esb_result result;
+  /* private */
+  struct esb_exec exec;      /* the step in progress */
+  struct esb_loop *loop;
+  const struct esb_plan *plan;
+  char **argv;               /* of the step in progress */
+  char *stdin_buf;
+  size_t stdin_len;
+  int step;
+  bool interrupted;
+  struct esb_pod_status pod;
+  bool have_pod;
+  char *kubectl_stderr;      /* what kubectl said when it failed */
+};
+
+#define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT }
+
+/* Starts the run on the loop. Returns 0, after which on_done runs once with
+ * the result complete and the pod deleted (or the failure to delete it in
+ * result.cleanup_error); or -1 with the result saying why (on_done does not
+ * run; no pod was created). */
+int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct esb_plan *plan);
+
+/* Frees what the run holds except its result. */
+void esb_k8s_release(struct esb_k8s_run *run);
+
+/* Runs one plan to completion on a loop of its own; interrupt_fd as in
+ * struct esb_loop (-1: none). */
+void esb_k8s_run_plan(const struct esb_plan *plan, esb_pod_status_parser parse_pod,
+                      struct esb_result *result, int interrupt_fd);
+
+#endif

@@ -1,0 +1,22 @@
+/* What the k8s backend needs to know of a pod after kubectl failed: read
+ * from `kubectl get pod -o json` by a parser the caller provides (the engine
+ * itself has no JSON: src/luaglue/pod_status.c parses with cjson). */
+#ifndef ESB_POD_STATUS_H
+#define ESB_POD_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct esb_pod_status {
+  char phase[32];          /* status.phase */
+  bool terminated;         /* containerStatuses[0].state.terminated exists */
+  int exit_code;           /* its exitCode */
+  char reason[64];         /* its reason: Completed, Error, OOMKilled, ... */
+  char pod_reason[64];     /* status.reason: DeadlineExceeded, Evicted, ... */
+  char message[512];       /* status.message, a waiting reason's message, or an unmet condition's */
+};
+
+/* Returns 0, or -1 when the text is not a pod. */
+typedef int (*esb_pod_status_parser)(const char *json, size_t len, struct esb_pod_status *out);
+
+#endif
