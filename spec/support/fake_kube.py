@@ -17,6 +17,8 @@ and by options: --forbid NS (403 on creating pods in NS), --hang-delete
 Control endpoints for the specs: GET /_fake/pods (pods present now),
 GET /_fake/received (every pod body received), GET /_fake/requests (a log).
 The server writes its port to --port-file and runs until killed.
+`fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
+of BODY) to a running server.
 """
 import argparse
 import base64
@@ -464,8 +466,21 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
+def query(port, path, body=None):
+    """For the specs: prints the JSON answer of GET (or POST body to) path."""
+    import urllib.request
+    req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path),
+                                 data=body.encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        print(r.read().decode())
+
+
 def main():
     global options
+    import sys
+    if len(sys.argv) >= 4 and sys.argv[1] == "query":
+        return query(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     ap = argparse.ArgumentParser()
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--minor", type=int, default=30)

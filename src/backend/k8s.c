@@ -61,10 +61,13 @@ static int start_get(struct esb_k8s_run *run) {
 }
 
 static int start_delete(struct esb_k8s_run *run) {
-  const char *tail[] = {"delete", "pod", run->plan->k8s.pod_name, "--ignore-not-found", "--wait=false",
-                        "--request-timeout=8s", NULL};
+  const struct esb_k8s_settings *k = &run->plan->k8s;
+  char request_timeout[64];
+  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums",
+           (unsigned long long)k->delete_timeout_ms);
+  const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
   run->step = STEP_DELETE;
-  return start_kubectl(run, kubectl_argv(&run->plan->k8s, tail), NULL, 0, ESB_K8S_DELETE_TIMEOUT_MS, 65536);
+  return start_kubectl(run, kubectl_argv(k, tail), NULL, 0, k->delete_timeout_ms, 65536);
 }
 
 /* kubectl appends "pod NS/NAME terminated (REASON)\n<message>" to the

@@ -20,9 +20,8 @@
 #include "engine/plan.h"
 #include "engine/pod_status.h"
 
-/* Deadlines of the get and delete steps. */
+/* Deadline of the get step (the delete step's is the plan's). */
 #define ESB_K8S_GET_TIMEOUT_MS 15000
-#define ESB_K8S_DELETE_TIMEOUT_MS 10000
 
 struct esb_k8s_run;
 typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);

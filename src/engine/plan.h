@@ -38,6 +38,7 @@ struct esb_k8s_settings {
   char *pod_running_timeout;
   char *context;             /* NULL: kubectl's current context */
   char *kubeconfig;          /* NULL: $KUBECONFIG or kubectl's default */
+  uint64_t delete_timeout_ms;
   bool handshake;
 };
 

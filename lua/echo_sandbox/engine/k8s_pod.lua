@@ -40,7 +40,7 @@ end
 
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
 -- deadline_seconds, network (boolean). Returns image, namespace, handshake,
--- pod_running_timeout, context, kubeconfig, override JSON.
+-- pod_running_timeout, context, kubeconfig, delete_timeout_ms, override JSON.
 return function(k8s, ctx)
   if type(k8s) ~= "table" then bad("", "a table", k8s) end
   local image, namespace = k8s.image, k8s.namespace
@@ -57,6 +57,10 @@ return function(k8s, ctx)
   for _, key in ipairs { "pod_running_timeout", "context", "kubeconfig" } do
     local v = k8s[key]
     if v ~= nil and (type(v) ~= "string" or v == "") then bad(key, "a non-empty string", v) end
+  end
+  local delete_timeout_ms = k8s.delete_timeout_ms or 10000
+  if not tointeger(delete_timeout_ms) or delete_timeout_ms < 1 then
+    bad("delete_timeout_ms", "a positive integer", delete_timeout_ms)
   end
 
   local pod = k8s.pod
@@ -100,5 +104,6 @@ return function(k8s, ctx)
   if not ok then
     error("policy hook 'plan' returned a pod override that is not JSON: " .. tostring(json), 0)
   end
-  return image, namespace, handshake, k8s.pod_running_timeout or "2m", k8s.context, k8s.kubeconfig, json
+  return image, namespace, handshake, k8s.pod_running_timeout or "2m", k8s.context, k8s.kubeconfig,
+         tointeger(delete_timeout_ms), json
 end

@@ -36,7 +36,8 @@
 --                  it execs argv; needs a shell in the image), pod (the pod
 --                  override table, applied with a strategic merge patch:
 --                  spec.containers[1] is the program's container),
---                  pod_running_timeout (kubectl's), context and kubeconfig
+--                  pod_running_timeout (kubectl's), delete_timeout_ms (how
+--                  long deleting the pod may take), context and kubeconfig
 --                  (kubectl's --context/--kubeconfig, when set)
 --
 -- Whatever plan returns, the engine owns: the pod name (also the container's
@@ -132,6 +133,7 @@ policy.k8s = {
   handshake = true,
   run_as_user = 65534,
   pod_running_timeout = "2m",  -- kubectl run --pod-running-timeout
+  delete_timeout_ms = 10000,   -- how long deleting the pod may take before the run gives up on it
   context = nil,               -- kubectl --context, when set
   kubeconfig = nil,            -- kubectl --kubeconfig, when set (else $KUBECONFIG)
 }
@@ -269,6 +271,7 @@ function policy:plan(req)
       handshake = self.k8s.handshake,
       pod = self:pod_for(req, resources),
       pod_running_timeout = self.k8s.pod_running_timeout,
+      delete_timeout_ms = self.k8s.delete_timeout_ms,
       context = self.k8s.context,
       kubeconfig = self.k8s.kubeconfig,
     },
