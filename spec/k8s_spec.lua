@@ -14,7 +14,7 @@ local function run(server, request, extra_env)
   return result, code, err
 end
 
-for _, minor in ipairs { 30, 31, 32, 33 } do
+for _, minor in ipairs(env.kubectl_minors) do
   describe(("k8s backend, kubectl 1.%d"):format(minor), function()
     env.check_leaks()
     local server

@@ -11,6 +11,13 @@ M.helper = M.build .. "/esb-spec-helper"
 M.cli_prefix = os.getenv("ESB_CLI_PREFIX") or ""
 -- Under a wrapper (valgrind) the CLI runs many times slower.
 M.wrapped = M.cli_prefix:find("%S") ~= nil
+-- The kubectl minors the k8s specs run against (the fake API server reports
+-- the minor; the kubectl dispatcher picks its client by it).
+M.kubectl_minors = {}
+for minor in (os.getenv("ESB_SPEC_MINORS") or "30 31 32 33"):gmatch("%d+") do
+  M.kubectl_minors[#M.kubectl_minors + 1] = tonumber(minor)
+end
+
 -- Policies that specs write use this isolation (the valgrind step: "rlimits").
 M.isolation = os.getenv("ESB_SPEC_ISOLATION") or "namespaces"
 

@@ -12,7 +12,9 @@ What a pod does is chosen by its image name:
   ...fake-oom...       killed as OOMKilled (exit 137) once it has run
   ...fake-pending...   stays Pending, unschedulable, forever
 and by options: --forbid NS (403 on creating pods in NS), --hang-delete
-(DELETE never answers). activeDeadlineSeconds is enforced (DeadlineExceeded).
+(DELETE never answers), --deny "VERB RESOURCE" (kubectl auth can-i says no),
+--network-policy (a NetworkPolicy selecting echo-sandbox.io/network=none
+exists). activeDeadlineSeconds is enforced (DeadlineExceeded).
 
 Control endpoints for the specs: GET /_fake/pods (pods present now),
 GET /_fake/received (every pod body received), GET /_fake/requests (a log).
@@ -179,6 +181,19 @@ DISCOVERY_V1 = {
 }
 
 
+DISCOVERY_NETWORKING = {
+    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "networking.k8s.io/v1",
+    "resources": [{"name": "networkpolicies", "singularName": "networkpolicy", "namespaced": True,
+                   "kind": "NetworkPolicy", "verbs": ["get", "list"], "shortNames": ["netpol"]}],
+}
+
+DISCOVERY_AUTHORIZATION = {
+    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1",
+    "resources": [{"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+                   "namespaced": False, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}],
+}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -211,7 +226,25 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"],
                                         "serverAddressByClientCIDRs": []})
         if method == "GET" and url.path == "/apis":
-            return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+            return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": g + "/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": g + "/v1", "version": "v1"}}
+                for g in ("authorization.k8s.io", "networking.k8s.io")]})
+        if method == "GET" and url.path == "/apis/networking.k8s.io/v1":
+            return self.send_json(200, DISCOVERY_NETWORKING)
+        if method == "GET" and url.path == "/apis/authorization.k8s.io/v1":
+            return self.send_json(200, DISCOVERY_AUTHORIZATION)
+        if method == "POST" and url.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
+            return self.access_review()
+        if method == "GET" and parts[:3] == ["apis", "networking.k8s.io", "v1"] and parts[-1] == "networkpolicies":
+            items = []
+            if options.network_policy:
+                items.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                              "metadata": {"name": "echo-sandbox-deny-all", "namespace": parts[4]},
+                              "spec": {"podSelector": {"matchLabels": {"echo-sandbox.io/network": "none"}},
+                                       "policyTypes": ["Ingress", "Egress"]}})
+            return self.send_json(200, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList",
+                                        "metadata": {"resourceVersion": "1"}, "items": items})
         if method == "GET" and url.path == "/api/v1":
             return self.send_json(200, DISCOVERY_V1)
         if url.path.startswith("/_fake/"):
@@ -254,6 +287,24 @@ class Handler(BaseHTTPRequestHandler):
             if what == "requests":
                 return self.send_json(200, requests_log)
         self.send_json(404, {})
+
+    def access_review(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "json" in self.headers.get("Content-Type", "json"):
+            attrs = json.loads(raw).get("spec", {}).get("resourceAttributes", {})
+            verb, resource, sub = attrs.get("verb"), attrs.get("resource"), attrs.get("subresource")
+        else:
+            # newer kubectl sends protobuf: its strings stand in the bytes as they are
+            words = set(raw.replace(b"\x00", b" ").split())
+            words = {w.strip(b"\x01\x02\x03\x04\x05\x06\x07\x08\x0a\x12\x1a\x22\x2a\x32\x3a").decode("latin-1")
+                     for w in words}
+            verb = next((v for v in ("create", "get", "list", "delete", "watch") if any(v in w for w in words)), None)
+            resource = "pods" if any("pods" in w for w in words) else None
+            sub = "attach" if any("attach" in w for w in words) else None
+        what = "%s %s%s" % (verb, resource, "/" + sub if sub else "")
+        self.send_json(201, {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                             "metadata": {}, "spec": {},
+                             "status": {"allowed": what not in options.deny}})
 
     def create(self, ns):
         obj = self.body()
@@ -486,6 +537,8 @@ def main():
     ap.add_argument("--minor", type=int, default=30)
     ap.add_argument("--forbid", action="append", default=[])
     ap.add_argument("--hang-delete", action="store_true")
+    ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
+    ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")
     options = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -36,28 +36,10 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   return esb_exec_start(run->loop, e);
 }
 
-static char **kubectl_argv(const struct esb_k8s_settings *k, const char *const *tail) {
-  struct esb_strv sv = ESB_STRV_INIT;
-  char *flag;
-  int rc = esb_strv_push(&sv, esb_k8s_kubectl());
-  if (k->kubeconfig)
-    rc |= asprintf(&flag, "--kubeconfig=%s", k->kubeconfig) < 0 ? -1 : esb_strv_take(&sv, flag);
-  if (k->context)
-    rc |= asprintf(&flag, "--context=%s", k->context) < 0 ? -1 : esb_strv_take(&sv, flag);
-  rc |= asprintf(&flag, "--namespace=%s", k->namespace_) < 0 ? -1 : esb_strv_take(&sv, flag);
-  for (; *tail; tail++)
-    rc |= esb_strv_push(&sv, *tail);
-  if (rc) {
-    esb_strv_clear(&sv);
-    return NULL;
-  }
-  return esb_strv_detach(&sv);
-}
-
 static int start_get(struct esb_k8s_run *run) {
   const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", "--request-timeout=10s", NULL};
   run->step = STEP_GET;
-  return start_kubectl(run, kubectl_argv(&run->plan->k8s, tail), NULL, 0, ESB_K8S_GET_TIMEOUT_MS, 4u << 20);
+  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ESB_K8S_GET_TIMEOUT_MS, 4u << 20);
 }
 
 static int start_delete(struct esb_k8s_run *run) {
@@ -67,7 +49,7 @@ static int start_delete(struct esb_k8s_run *run) {
            (unsigned long long)k->delete_timeout_ms);
   const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
   run->step = STEP_DELETE;
-  return start_kubectl(run, kubectl_argv(k, tail), NULL, 0, k->delete_timeout_ms, 65536);
+  return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, k->delete_timeout_ms, 65536);
 }
 
 /* kubectl appends "pod NS/NAME terminated (REASON)\n<message>" to the
@@ -257,4 +239,23 @@ void esb_k8s_run_plan(const struct esb_plan *plan, esb_pod_status_parser parse_p
   *result = run.result;
   run.result = (struct esb_result)ESB_RESULT_INIT;
   esb_k8s_release(&run);
+}
+
+void esb_k8s_kubectl_run(const struct esb_k8s_settings *k, const char *const *tail, uint64_t timeout_ms,
+                         struct esb_result *result) {
+  char **argv = esb_k8s_kubectl_argv(k, tail);
+  if (!argv) {
+    esb_result_fail(result, ESB_E_SYSTEM, "out of memory");
+    return;
+  }
+  struct esb_loop loop = ESB_LOOP_INIT;
+  struct esb_exec exec = ESB_EXEC_INIT;
+  exec.child.argv = (const char *const *)argv;
+  exec.child.env = (const char *const *)environ;
+  exec.timeout_ms = timeout_ms;
+  exec.max_output_bytes = 64u << 20;
+  if (esb_exec_start(&loop, &exec) == 0)
+    esb_loop_run(&loop);
+  *result = exec.result;
+  esb_strv_free(argv);
 }

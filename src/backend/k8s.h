@@ -63,4 +63,10 @@ void esb_k8s_release(struct esb_k8s_run *run);
 void esb_k8s_run_plan(const struct esb_plan *plan, esb_pod_status_parser parse_pod,
                       struct esb_result *result, int interrupt_fd);
 
+/* Runs one kubectl command to completion, with k's connection flags (k may
+ * be NULL) and tail, for at most timeout_ms; the result holds its exit code
+ * and output (the caller releases it). */
+void esb_k8s_kubectl_run(const struct esb_k8s_settings *k, const char *const *tail, uint64_t timeout_ms,
+                         struct esb_result *result);
+
 #endif

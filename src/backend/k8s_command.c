@@ -21,33 +21,42 @@ static int push_flag(struct esb_strv *sv, const char *name, const char *value) {
 
 char **esb_k8s_run_argv(const struct esb_plan *plan) {
   const struct esb_k8s_settings *k = &plan->k8s;
-  struct esb_strv sv = ESB_STRV_INIT;
-  int rc = esb_strv_push(&sv, esb_k8s_kubectl());
-  if (k->kubeconfig) rc |= push_flag(&sv, "kubeconfig", k->kubeconfig);
-  if (k->context) rc |= push_flag(&sv, "context", k->context);
-  rc |= push_flag(&sv, "namespace", k->namespace_);
-  rc |= esb_strv_push(&sv, "run");
-  rc |= esb_strv_push(&sv, k->pod_name);
-  rc |= push_flag(&sv, "image", k->image);
-  rc |= esb_strv_push(&sv, "--restart=Never");
-  rc |= esb_strv_push(&sv, "--attach");
-  rc |= esb_strv_push(&sv, "-i");
-  rc |= esb_strv_push(&sv, "-q");
-  rc |= push_flag(&sv, "pod-running-timeout", k->pod_running_timeout);
-  rc |= esb_strv_push(&sv, "--override-type=strategic");
-  rc |= push_flag(&sv, "overrides", k->overrides_json);
+  struct esb_strv tail = ESB_STRV_INIT;
+  int rc = esb_strv_push(&tail, "run");
+  rc |= esb_strv_push(&tail, k->pod_name);
+  rc |= push_flag(&tail, "image", k->image);
+  rc |= esb_strv_push(&tail, "--restart=Never");
+  rc |= esb_strv_push(&tail, "--attach");
+  rc |= esb_strv_push(&tail, "-i");
+  rc |= esb_strv_push(&tail, "-q");
+  rc |= push_flag(&tail, "pod-running-timeout", k->pod_running_timeout);
+  rc |= esb_strv_push(&tail, "--override-type=strategic");
+  rc |= push_flag(&tail, "overrides", k->overrides_json);
   for (char **e = plan->env; e && *e; e++)
-    rc |= push_flag(&sv, "env", *e);
-  rc |= esb_strv_push(&sv, "--command");
-  rc |= esb_strv_push(&sv, "--");
+    rc |= push_flag(&tail, "env", *e);
+  rc |= esb_strv_push(&tail, "--command");
+  rc |= esb_strv_push(&tail, "--");
   if (k->handshake) {
-    rc |= esb_strv_push(&sv, "/bin/sh");
-    rc |= esb_strv_push(&sv, "-c");
-    rc |= esb_strv_push(&sv, esb_k8s_handshake_script);
-    rc |= esb_strv_push(&sv, "echo-sandbox");
+    rc |= esb_strv_push(&tail, "/bin/sh");
+    rc |= esb_strv_push(&tail, "-c");
+    rc |= esb_strv_push(&tail, esb_k8s_handshake_script);
+    rc |= esb_strv_push(&tail, "echo-sandbox");
   }
   for (char **a = plan->argv; a && *a; a++)
-    rc |= esb_strv_push(&sv, *a);
+    rc |= esb_strv_push(&tail, *a);
+  char **argv = rc ? NULL : esb_k8s_kubectl_argv(k, (const char *const *)tail.v);
+  esb_strv_clear(&tail);
+  return argv;
+}
+
+char **esb_k8s_kubectl_argv(const struct esb_k8s_settings *k, const char *const *tail) {
+  struct esb_strv sv = ESB_STRV_INIT;
+  int rc = esb_strv_push(&sv, esb_k8s_kubectl());
+  if (k && k->kubeconfig) rc |= push_flag(&sv, "kubeconfig", k->kubeconfig);
+  if (k && k->context) rc |= push_flag(&sv, "context", k->context);
+  if (k && k->namespace_) rc |= push_flag(&sv, "namespace", k->namespace_);
+  for (; *tail; tail++)
+    rc |= esb_strv_push(&sv, *tail);
   if (rc) {
     esb_strv_clear(&sv);
     return NULL;

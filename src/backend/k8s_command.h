@@ -19,6 +19,11 @@ const char *esb_k8s_kubectl(void);
  * it waits for one line on stdin, then execs the program. */
 extern const char esb_k8s_handshake_script[];
 
+/* kubectl [--kubeconfig] [--context] [--namespace] TAIL...: the connection
+ * flags of k (all left out when k is NULL), then tail (NULL-terminated).
+ * Freed with esb_strv_free; NULL when out of memory. */
+char **esb_k8s_kubectl_argv(const struct esb_k8s_settings *k, const char *const *tail);
+
 /* argv of `kubectl run` for the plan (plan->k8s filled). NULL-terminated,
  * freed with esb_strv_free; NULL when out of memory. */
 char **esb_k8s_run_argv(const struct esb_plan *plan);

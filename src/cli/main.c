@@ -12,6 +12,8 @@ static const char usage[] =
   "commands:\n"
   "  run        run one request (flags, or request JSON on stdin with --json)\n"
   "  policy     explain what the policy makes of a request; check a policy file\n"
+  "  cleanup    delete the expired pods an executor left on Kubernetes\n"
+  "  doctor     check kubectl, the cluster, RBAC, the NetworkPolicy and local isolation\n"
   "\n"
   "echo-sandbox COMMAND --help describes a command.\n";
 
@@ -30,6 +32,10 @@ int main(int argc, char **argv) {
     return esb_cli_run(argc - 1, argv + 1);
   if (strcmp(argv[1], "policy") == 0)
     return esb_cli_policy(argc - 1, argv + 1);
+  if (strcmp(argv[1], "cleanup") == 0)
+    return esb_cli_cleanup(argc - 1, argv + 1);
+  if (strcmp(argv[1], "doctor") == 0)
+    return esb_cli_doctor(argc - 1, argv + 1);
   fprintf(stderr, "echo-sandbox: unknown command '%s'\n%s", argv[1], usage);
   return 2;
 }

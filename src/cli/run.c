@@ -118,7 +118,7 @@ int esb_cli_run(int argc, char **argv) {
   sigset_t exit_signals;
   sigfd = block_exit_signals(&exit_signals);
   struct esb_result result = ESB_RESULT_INIT;
-  esb_execute(policy, &req, &result, sigfd);
+  esb_execute(policy, &req, &result, sigfd, stderr);
   if (result.status == ESB_STATUS_ERROR)
     fprintf(stderr, "echo-sandbox: %s\n", result.error_message ? result.error_message : esb_strerror(result.error));
   if (o.json)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Wall time of one run on the k8s backend against raw kubectl on the same
+# loopback fake API server (spec/support/fake_kube.py, reporting 1.${MINOR:-32}),
+# in one hyperfine run:
+#   echo-sandbox     echo-sandbox run --backend k8s -- /bin/true
+#   kubectl (same)   the same kubectl run command line (from `policy explain`,
+#                    a fresh pod name each time), then the same kubectl delete
+#   kubectl --rm     a plain kubectl run --attach -i -q --rm, without the
+#                    strategic-merge override and the handshake
+# Writes bench/results/k8s.md and prints the ratios.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/common.sh"
+ensure_packages hyperfine python3
+"$here/bootstrap.sh" build
+work=$(mktemp -d)
+python3 "$here/spec/support/fake_kube.py" --port-file "$work/port" --minor "${MINOR:-32}" &
+server=$!
+trap 'kill $server; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+cat > "$work/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$work/port")"}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: echo-sandbox}}]
+current-context: fake
+users: [{name: fake, user: {token: fake}}]
+KC
+export KUBECONFIG=$work/kubeconfig
+raw='kubectl run b$RANDOM$RANDOM --image=x --restart=Never --attach -i -q'
+# explain prints the kubectl line shell-quoted; the pod name (also inside the
+# quoted override) becomes a fresh one for each run, by sed before the shell
+line=$("$here/build/echo-sandbox" policy explain --backend k8s -- /bin/true | sed -n 's/^kubectl  *//p')
+pod=$(echo "$line" | grep -o 'echo-sandbox-[0-9a-f]\{32\}' | head -n 1)
+{
+  echo "echo | ${line//$pod/PODNAME}"
+  echo 'kubectl --namespace=echo-sandbox delete pod PODNAME --ignore-not-found --wait=false >/dev/null'
+} > "$work/same.template"
+echo 'sed "s/PODNAME/bench-$RANDOM$RANDOM/g" "$(dirname "$0")/same.template" | bash' > "$work/same.sh"
+mkdir -p "$here/bench/results"
+out="$here/bench/results/k8s"
+hyperfine --warmup 3 --runs "${RUNS:-30}" --export-json "$out.json" --export-markdown "$out.md" \
+  -n echo-sandbox "$here/build/echo-sandbox run --backend k8s -- /bin/true" \
+  -n "kubectl (same)" "bash $work/same.sh" \
+  -n "kubectl --rm" "echo | $raw --rm --command -- /bin/true"
+with_means "$out.json" '
+print(("echo-sandbox / kubectl (same) = %.2f, echo-sandbox / kubectl --rm = %.2f"):format(
+  mean["echo-sandbox"] / mean["kubectl (same)"], mean["echo-sandbox"] / mean["kubectl --rm"]))'

@@ -1,0 +1,134 @@
+local env = require "spec.support.env"
+local fake = require "spec.support.fake_kube"
+local cjson = require "cjson"
+
+local function orphan(server, name, expires)
+  fake.query(server, "/api/v1/namespaces/echo-sandbox/pods", cjson.encode {
+    metadata = { name = name, labels = { ["app.kubernetes.io/managed-by"] = "echo-sandbox" },
+                 annotations = { ["echo-sandbox.io/expires-at"] = expires } },
+    spec = { containers = { { name = name, image = "x", command = { "sleep", "30" } } } },
+  })
+end
+
+local function pod_names(server)
+  local names = {}
+  for _, pod in ipairs(fake.pods(server)) do names[#names + 1] = pod.metadata.name end
+  table.sort(names)
+  return names
+end
+
+for _, minor in ipairs(env.kubectl_minors) do
+  describe(("echo-sandbox cleanup, kubectl 1.%d"):format(minor), function()
+    env.check_leaks()
+    local server
+    before_each(function() server = fake.start(minor) end)
+    after_each(function()
+      local left = fake.pods(server)
+      fake.stop(server)
+      assert.are.same({}, left)
+    end)
+
+    it("removes an expired orphan and spares an in-flight pod", function()
+      -- a run in flight, held by its program until we are done
+      local script = table.concat({
+        "%s %s %s run --backend k8s --shell 'sleep 30' >/dev/null 2>&1 & pid=$!",
+        "for i in $(seq 1000); do python3 %s query %d /_fake/pods | grep -q Running && break; sleep 0.02; done",
+        "echo $pid" }, "\n")
+      local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), fake.script, server.port))
+      local run_pid = p:read("l")
+      p:close()
+      local function stop_run()
+        os.execute("kill -TERM " .. run_pid .. " 2>/dev/null; while kill -0 " .. run_pid ..
+                   " 2>/dev/null; do sleep 0.01; done")
+      end
+      finally(stop_run)
+      orphan(server, "echo-sandbox-orphan", "2000-01-01T00:00:00Z")
+      local in_flight
+      for _, name in ipairs(pod_names(server)) do
+        if name ~= "echo-sandbox-orphan" then in_flight = name end
+      end
+      assert.truthy(in_flight)
+
+      local out, err, code = env.cli_run({ "cleanup", "--dry-run" }, nil, server.env)
+      assert.are.equal(0, code, err)
+      assert.truthy(out:find("would delete echo-sandbox-orphan", 1, true), out)
+      assert.truthy(out:find("keeping " .. in_flight, 1, true), out)
+      local both = { "echo-sandbox-orphan", in_flight }
+      table.sort(both)
+      assert.are.same(both, pod_names(server))
+
+      out, err, code = env.cli_run({ "cleanup" }, nil, server.env)
+      assert.are.equal(0, code, err)
+      assert.are.same({ in_flight }, pod_names(server))
+
+      stop_run() -- it deletes its own pod
+      assert.are.same({}, pod_names(server))
+    end)
+
+    it("deletes every managed pod with --all", function()
+      orphan(server, "echo-sandbox-a", "2999-01-01T00:00:00Z")
+      orphan(server, "echo-sandbox-b", "2000-01-01T00:00:00Z")
+      local out, err, code = env.cli_run({ "cleanup", "--all" }, nil, server.env)
+      assert.are.equal(0, code, err)
+      assert.are.same({}, pod_names(server))
+      assert.truthy(out:find("deleting echo-sandbox-a", 1, true))
+    end)
+  end)
+end
+
+describe("echo-sandbox doctor", function()
+  env.check_leaks()
+
+  it("passes against a ready cluster and says which policy it loaded", function()
+    local server = fake.start(33, "--network-policy")
+    local out, err, code = env.cli_run({ "doctor", "--policy", "policies/default.lua" }, nil, server.env)
+    fake.stop(server)
+    assert.are.equal(0, code, out .. err)
+    assert.truthy(out:find("ok    policy         policies/default.lua", 1, true), out)
+    assert.truthy(out:find("ok    cluster        Server Version: v1.33", 1, true), out)
+    assert.truthy(out:find("may create pods/attach", 1, true), out)
+    assert.truthy(out:find("ok    networkpolicy", 1, true), out)
+    assert.truthy(out:find("0 failed, 0 warnings", 1, true), out)
+  end)
+
+  it("fails when RBAC says no, and warns without a NetworkPolicy", function()
+    local server = fake.start(31, "--deny 'delete pods'")
+    local out, _, code = env.cli_run({ "doctor" }, nil, server.env)
+    fake.stop(server)
+    assert.are.equal(1, code)
+    assert.truthy(out:find("FAIL  rbac           may not delete pods", 1, true), out)
+    assert.truthy(out:find("warn  networkpolicy", 1, true), out)
+  end)
+
+  it("fails when the cluster does not answer", function()
+    local out, _, code = env.cli_run({ "doctor" }, nil, "KUBECONFIG=/nonexistent/kubeconfig")
+    assert.are.equal(1, code)
+    assert.truthy(out:find("FAIL", 1, true), out)
+    assert.truthy(out:find("local ", 1, true), out)
+  end)
+end)
+
+describe("backend auto", function()
+  env.check_leaks()
+
+  it("picks k8s when the policy does and the cluster answers, else local, and says which", function()
+    local path = os.tmpname()
+    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.backend = 'k8s'\n" ..
+                         env.policy_isolation("p") .. "return p\n")
+    local server = fake.start(32)
+    local out, err, code = env.cli_run({ "run", "--json", "--policy", path, "--shell", "echo hi" }, nil, server.env)
+    local left = fake.pods(server)
+    fake.stop(server)
+    assert.are.equal(0, code, err)
+    assert.are.equal("k8s", cjson.decode(out).sandbox_type)
+    assert.truthy(err:find("backend auto: using k8s", 1, true), err)
+    assert.are.same({}, left)
+
+    out, err, code = env.cli_run({ "run", "--json", "--policy", path, "--shell", "echo hi" }, nil,
+                                 "KUBECONFIG=/nonexistent/kubeconfig")
+    os.remove(path)
+    assert.are.equal(0, code, err)
+    assert.are.equal("local", cjson.decode(out).sandbox_type)
+    assert.truthy(err:find("the cluster does not answer; using local", 1, true), err)
+  end)
+end)

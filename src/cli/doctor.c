@@ -1,0 +1,188 @@
+/* echo-sandbox doctor: is this machine ready to run sandboxes? */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "backend/k8s_command.h"
+#include "backend/local.h"
+#include "backend/k8s.h"
+#include "cli/cli.h"
+#include "cli/kubectl.h"
+#include "cli/request.h"
+
+static const char doctor_usage[] =
+  "usage: echo-sandbox doctor [--policy FILE] [--local-only]\n"
+  "\n"
+  "Checks, and prints each check: the policy file, kubectl and its version, that\n"
+  "the cluster answers, the current context and the policy's namespace, that\n"
+  "RBAC lets us create pods and pods/attach, get and delete pods, that a\n"
+  "NetworkPolicy selects echo-sandbox.io/network=none (a warning when none\n"
+  "does), and which isolation the local sandbox achieves. Exits 1 when a check\n"
+  "fails. --local-only skips the Kubernetes checks.\n";
+
+struct tally {
+  int failed, warned;
+};
+
+static void report(struct tally *t, const char *level, const char *what, const char *fmt, const char *detail) {
+  if (!strcmp(level, "FAIL")) t->failed++;
+  if (!strcmp(level, "warn")) t->warned++;
+  printf("%-5s %-14s ", level, what);
+  printf(fmt, detail ? detail : "");
+  putchar('\n');
+}
+
+/* The first line of a capture, for messages. */
+static const char *first_line(const struct esb_capture *c, char *buf, size_t n) {
+  snprintf(buf, n, "%.*s", (int)c->len, c->data ? c->data : "");
+  buf[strcspn(buf, "\n")] = '\0';
+  return buf;
+}
+
+static bool kubectl_ok(const struct esb_k8s_settings *k, const char *const *tail, struct esb_result *r) {
+  esb_result_release(r);
+  esb_k8s_kubectl_run(k, tail, 15000, r);
+  return r->status == ESB_STATUS_EXITED && r->exit_code == 0;
+}
+
+/* Does some NetworkPolicy's podSelector pick echo-sandbox.io/network=none? */
+static bool has_network_policy(const char *json, size_t len) {
+  static const char find[] =
+    "local decode, text = ...\n"
+    "for _, np in ipairs(decode(text).items or {}) do\n"
+    "  local sel = type(np.spec) == 'table' and np.spec.podSelector or {}\n"
+    "  local labels = type(sel.matchLabels) == 'table' and sel.matchLabels or {}\n"
+    "  if labels['echo-sandbox.io/network'] == 'none' then return true end\n"
+    "end\n"
+    "return false\n";
+  lua_State *L = esb_cli_frontend();
+  if (!L)
+    return false;
+  bool found = false;
+  if (luaL_loadbufferx(L, find, sizeof find - 1, "=doctor", "t") == LUA_OK) {
+    lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+    lua_getfield(L, -1, "decode");
+    lua_remove(L, -2);
+    lua_pushlstring(L, json, len);
+    found = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+  }
+  lua_close(L);
+  return found;
+}
+
+static void check_kubernetes(struct esb_policy *policy, struct tally *t) {
+  char err[4096], line[512], detail[1024];
+  struct esb_plan plan = ESB_PLAN_INIT;
+  struct esb_result r = ESB_RESULT_INIT;
+  if (esb_cli_k8s_settings(policy, &plan, err, sizeof err) < 0) {
+    report(t, "FAIL", "policy (k8s)", "%s", err);
+    return;
+  }
+  const struct esb_k8s_settings *k = &plan.k8s;
+  const char *client[] = {"version", "--client", NULL};
+  if (!kubectl_ok(NULL, client, &r)) {
+    report(t, "FAIL", "kubectl", "%s", r.error_message ? r.error_message : first_line(&r.err, line, sizeof line));
+    goto out;
+  }
+  snprintf(detail, sizeof detail, "%s: %s", esb_k8s_kubectl(), first_line(&r.out, line, sizeof line));
+  report(t, "ok", "kubectl", "%s", detail);
+  const char *context[] = {"config", "current-context", NULL};
+  if (k->context)
+    report(t, "ok", "context", "%s (from the policy)", k->context);
+  else if (kubectl_ok(k, context, &r))
+    report(t, "ok", "context", "%s", first_line(&r.out, line, sizeof line));
+  else
+    report(t, "FAIL", "context", "%s", first_line(&r.err, line, sizeof line));
+  const char *server[] = {"version", "--request-timeout=5s", NULL};
+  if (!kubectl_ok(k, server, &r)) {
+    report(t, "FAIL", "cluster", "does not answer: %s", first_line(&r.err, line, sizeof line));
+    goto out;
+  }
+  const char *sv = r.out.data ? strstr(r.out.data, "Server Version") : NULL;
+  snprintf(line, sizeof line, "%.*s", sv ? (int)strcspn(sv, "\n") : 8, sv ? sv : "answers");
+  report(t, "ok", "cluster", "%s", line);
+  report(t, "ok", "namespace", "%s", k->namespace_);
+  static const char *const rights[][2] = {
+    {"create", "pods"}, {"create", "pods/attach"}, {"get", "pods"}, {"delete", "pods"}};
+  for (size_t i = 0; i < sizeof rights / sizeof rights[0]; i++) {
+    const char *can[] = {"auth", "can-i", rights[i][0], rights[i][1], NULL};
+    snprintf(detail, sizeof detail, "%s %s", rights[i][0], rights[i][1]);
+    bool yes = kubectl_ok(k, can, &r);
+    report(t, yes ? "ok" : "FAIL", "rbac", yes ? "may %s" : "may not %s", detail);
+  }
+  const char *netpol[] = {"get", "networkpolicies", "-o", "json", "--request-timeout=10s", NULL};
+  if (!kubectl_ok(k, netpol, &r))
+    report(t, "warn", "networkpolicy", "cannot list NetworkPolicies: %s", first_line(&r.err, line, sizeof line));
+  else if (has_network_policy(r.out.data ? r.out.data : "", r.out.len))
+    report(t, "ok", "networkpolicy", "%s", "one selects echo-sandbox.io/network=none");
+  else
+    report(t, "warn", "networkpolicy", "%s",
+           "none selects echo-sandbox.io/network=none: pods without network are not isolated "
+           "(apply deploy/networkpolicy.yaml)");
+out:
+  esb_result_release(&r);
+  esb_plan_release(&plan);
+}
+
+static void check_local(struct esb_policy *policy, struct tally *t) {
+  char err[4096], detail[4200];
+  char *argv[] = {"/bin/true", NULL};
+  struct esb_request req = ESB_REQUEST_INIT;
+  req.kind = ESB_REQUEST_PROGRAM;
+  req.program = argv[0];
+  req.backend = ESB_BACKEND_LOCAL;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  if (esb_policy_plan(policy, &req, &plan, false, err, sizeof err) != ESB_OK) {
+    report(t, "FAIL", "local", "%s", err);
+    return;
+  }
+  plan.backend = ESB_BACKEND_LOCAL;
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_local_run_plan(&plan, &r, -1);
+  if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
+    snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" in %.1f ms", r.isolation, r.duration_ms);
+    report(t, strcmp(r.isolation, "namespaces") ? "warn" : "ok", "local", "%s", detail);
+  } else {
+    report(t, "FAIL", "local", "%s", r.error_message ? r.error_message : "/bin/true failed");
+  }
+  esb_result_release(&r);
+  esb_plan_release(&plan);
+}
+
+int esb_cli_doctor(int argc, char **argv) {
+  static const struct option longopts[] = {
+    {"policy", required_argument, 0, 'p'}, {"local-only", no_argument, 0, 'l'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  const char *policy_path = NULL;
+  bool local_only = false;
+  optind = 1;
+  opterr = 0;
+  for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
+    switch (c) {
+    case 'p': policy_path = optarg; break;
+    case 'l': local_only = true; break;
+    case 'h': fputs(doctor_usage, stdout); return 0;
+    default:
+      fprintf(stderr, "echo-sandbox doctor: unknown or incomplete option '%s'\n%s", argv[optind - 1], doctor_usage);
+      return 125;
+    }
+  }
+  struct tally t = { 0, 0 };
+  char err[4096];
+  struct esb_policy *policy = esb_policy_open(policy_path, err, sizeof err);
+  if (!policy) {
+    report(&t, "FAIL", "policy", "%s", err);
+    return 1;
+  }
+  report(&t, "ok", "policy", "%s", esb_policy_path(policy));
+  if (!local_only)
+    check_kubernetes(policy, &t);
+  check_local(policy, &t);
+  esb_policy_close(policy);
+  printf("%d failed, %d warning%s\n", t.failed, t.warned, t.warned == 1 ? "" : "s");
+  return t.failed ? 1 : 0;
+}
