@@ -19,59 +19,61 @@ end
 
 for _, minor in ipairs(env.kubectl_minors) do
   describe(("echo-sandbox cleanup, kubectl 1.%d"):format(minor), function()
-    env.check_leaks()
-    local server
-    before_each(function() server = fake.start(minor) end)
-    after_each(function()
-      local left = fake.pods(server)
-      fake.stop(server)
-      assert.are.same({}, left)
-    end)
+    env.check_leaks() -- in this outer block, so it runs after the server is stopped
+    describe("on a fake API server", function()
+      local server
+      before_each(function() server = fake.start(minor) end)
+      after_each(function()
+        local left = fake.pods(server)
+        fake.stop(server)
+        assert.are.same({}, left)
+      end)
 
-    it("removes an expired orphan and spares an in-flight pod", function()
-      -- a run in flight, held by its program until we are done
-      local script = table.concat({
-        "%s %s %s run --backend k8s --shell 'sleep 30' >/dev/null 2>&1 & pid=$!",
-        "for i in $(seq 1000); do python3 %s query %d /_fake/pods | grep -q Running && break; sleep 0.02; done",
-        "echo $pid" }, "\n")
-      local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), fake.script, server.port))
-      local run_pid = p:read("l")
-      p:close()
-      local function stop_run()
-        os.execute("kill -TERM " .. run_pid .. " 2>/dev/null; while kill -0 " .. run_pid ..
-                   " 2>/dev/null; do sleep 0.01; done")
-      end
-      finally(stop_run)
-      orphan(server, "echo-sandbox-orphan", "2000-01-01T00:00:00Z")
-      local in_flight
-      for _, name in ipairs(pod_names(server)) do
-        if name ~= "echo-sandbox-orphan" then in_flight = name end
-      end
-      assert.truthy(in_flight)
+      it("removes an expired orphan and spares an in-flight pod", function()
+        -- a run in flight, held by its program until we are done
+        local script = table.concat({
+          "%s %s %s run --backend k8s --shell 'sleep 30' >/dev/null 2>&1 & pid=$!",
+          "for i in $(seq 1000); do python3 %s query %d /_fake/pods | grep -q Running && break; sleep 0.02; done",
+          "echo $pid" }, "\n")
+        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), fake.script, server.port))
+        local run_pid = p:read("l")
+        p:close()
+        local function stop_run()
+          os.execute("kill -TERM " .. run_pid .. " 2>/dev/null; while kill -0 " .. run_pid ..
+                     " 2>/dev/null; do sleep 0.01; done")
+        end
+        finally(stop_run)
+        orphan(server, "echo-sandbox-orphan", "2000-01-01T00:00:00Z")
+        local in_flight
+        for _, name in ipairs(pod_names(server)) do
+          if name ~= "echo-sandbox-orphan" then in_flight = name end
+        end
+        assert.truthy(in_flight)
 
-      local out, err, code = env.cli_run({ "cleanup", "--dry-run" }, nil, server.env)
-      assert.are.equal(0, code, err)
-      assert.truthy(out:find("would delete echo-sandbox-orphan", 1, true), out)
-      assert.truthy(out:find("keeping " .. in_flight, 1, true), out)
-      local both = { "echo-sandbox-orphan", in_flight }
-      table.sort(both)
-      assert.are.same(both, pod_names(server))
+        local out, err, code = env.cli_run({ "cleanup", "--dry-run" }, nil, server.env)
+        assert.are.equal(0, code, err)
+        assert.truthy(out:find("would delete echo-sandbox-orphan", 1, true), out)
+        assert.truthy(out:find("keeping " .. in_flight, 1, true), out)
+        local both = { "echo-sandbox-orphan", in_flight }
+        table.sort(both)
+        assert.are.same(both, pod_names(server))
 
-      out, err, code = env.cli_run({ "cleanup" }, nil, server.env)
-      assert.are.equal(0, code, err)
-      assert.are.same({ in_flight }, pod_names(server))
+        out, err, code = env.cli_run({ "cleanup" }, nil, server.env)
+        assert.are.equal(0, code, err)
+        assert.are.same({ in_flight }, pod_names(server))
 
-      stop_run() -- it deletes its own pod
-      assert.are.same({}, pod_names(server))
-    end)
+        stop_run() -- it deletes its own pod
+        assert.are.same({}, pod_names(server))
+      end)
 
-    it("deletes every managed pod with --all", function()
-      orphan(server, "echo-sandbox-a", "2999-01-01T00:00:00Z")
-      orphan(server, "echo-sandbox-b", "2000-01-01T00:00:00Z")
-      local out, err, code = env.cli_run({ "cleanup", "--all" }, nil, server.env)
-      assert.are.equal(0, code, err)
-      assert.are.same({}, pod_names(server))
-      assert.truthy(out:find("deleting echo-sandbox-a", 1, true))
+      it("deletes every managed pod with --all", function()
+        orphan(server, "echo-sandbox-a", "2999-01-01T00:00:00Z")
+        orphan(server, "echo-sandbox-b", "2000-01-01T00:00:00Z")
+        local out, err, code = env.cli_run({ "cleanup", "--all" }, nil, server.env)
+        assert.are.equal(0, code, err)
+        assert.are.same({}, pod_names(server))
+        assert.truthy(out:find("deleting echo-sandbox-a", 1, true))
+      end)
     end)
   end)
 end

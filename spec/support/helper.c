@@ -5,7 +5,9 @@
  *                                         written to PORTFILE), answer "hello\n", forever
  *   esb-spec-helper leaks PID             print what could leak from process PID: its open
  *                                         fds, its descendants (but this helper and its shell),
- *                                         processes of uid 65534 and echo-sandbox-* temp dirs
+ *                                         processes of uid 65534, processes that carry PID's
+ *                                         $ESB_SPEC_MARK in their environment (started by the
+ *                                         specs, even if reparented), echo-sandbox-* temp dirs
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -83,6 +85,32 @@ static int is_descendant(int pid, int root) {
   return 0;
 }
 
+static int has_mark(int pid, const char *mark) {
+  char path[64], buf[65536];
+  snprintf(path, sizeof path, "/proc/%d/environ", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  size_t mlen = strlen(mark);
+  for (size_t i = 0; i + mlen <= n; i += strlen(buf + i) + 1)
+    if (!memcmp(buf + i, mark, mlen) && (i + mlen == n || buf[i + mlen] == 0)) return 1;
+  return 0;
+}
+
+/* root and the processes above it (they carry the mark too). */
+static int is_ancestor_or_self(int pid, int root) {
+  for (int depth = 0; root > 1 && depth < 64; depth++) {
+    if (pid == root) return 1;
+    int ppid;
+    unsigned uid;
+    char cmd[8];
+    if (read_stat(root, &ppid, &uid, cmd, sizeof cmd) < 0) return 0;
+    root = ppid;
+  }
+  return 0;
+}
+
 static int cmd_leaks(const char *pidarg) {
   int root = atoi(pidarg), self = getpid(), shell = getppid();
   char path[64], target[PATH_MAX], cmd[256];
@@ -100,6 +128,9 @@ static int cmd_leaks(const char *pidarg) {
     printf("fd %s %s\n", e->d_name, target);
   }
   if (d) closedir(d);
+  char mark[256] = "";
+  const char *m = getenv("ESB_SPEC_MARK");
+  if (m && *m) snprintf(mark, sizeof mark, "ESB_SPEC_MARK=%s", m);
   DIR *proc = opendir("/proc");
   while (proc && (e = readdir(proc))) {
     if (!isdigit((unsigned char)e->d_name[0])) continue;
@@ -108,6 +139,8 @@ static int cmd_leaks(const char *pidarg) {
     if (pid == self || pid == shell || read_stat(pid, &ppid, &uid, cmd, sizeof cmd) < 0) continue;
     if (uid == 65534) printf("proc %d uid 65534: %s\n", pid, cmd);
     else if (is_descendant(pid, root)) printf("child %d: %s\n", pid, cmd);
+    else if (*mark && has_mark(pid, mark) && !is_ancestor_or_self(pid, root))
+      printf("proc %d started by the specs: %s\n", pid, cmd);
   }
   if (proc) closedir(proc);
   const char *tmp = getenv("TMPDIR");
