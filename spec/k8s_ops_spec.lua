@@ -21,16 +21,11 @@ for _, minor in ipairs(env.kubectl_minors) do
   describe(("echo-sandbox cleanup, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- in this outer block, so it runs after the server is stopped
     describe("on a fake API server", function()
-      local server
-      before_each(function() server = fake.start(minor) end)
-      after_each(function()
-        local left = fake.pods(server)
-        fake.stop(server)
-        assert.are.same({}, left)
-      end)
+      local fixture = fake.per_spec(minor)
 
       it("removes an expired orphan and spares an in-flight pod", function()
-        -- a run in flight, held by its program until we are done
+        local server = fixture.server
+      -- a run in flight, held by its program until we are done
         local script = table.concat({
           "%s %s %s run --backend k8s --shell 'sleep 30' >/dev/null 2>&1 & pid=$!",
           "for i in $(seq 1000); do python3 %s query %d /_fake/pods | grep -q Running && break; sleep 0.02; done",
@@ -67,6 +62,7 @@ for _, minor in ipairs(env.kubectl_minors) do
       end)
 
       it("deletes every managed pod with --all", function()
+        local server = fixture.server
         orphan(server, "echo-sandbox-a", "2999-01-01T00:00:00Z")
         orphan(server, "echo-sandbox-b", "2000-01-01T00:00:00Z")
         local out, err, code = env.cli_run({ "cleanup", "--all" }, nil, server.env)

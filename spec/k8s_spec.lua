@@ -18,14 +18,9 @@ for _, minor in ipairs(env.kubectl_minors) do
   describe(("k8s backend, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- in this outer block, so it runs after the server is stopped
     describe("on a fake API server", function()
+      local fixture = fake.per_spec(minor, "--forbid forbidden-ns")
       local server
-
-      before_each(function() server = fake.start(minor, "--forbid forbidden-ns") end)
-      after_each(function()
-        local left = fake.pods(server)
-        fake.stop(server)
-        assert.are.same({}, left)
-      end)
+      before_each(function() server = fixture.server end)
 
       it("runs python in a restricted pod and deletes it", function()
         local r, code = run(server, { language = "python", code = "print(6*7)" })

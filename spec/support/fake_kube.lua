@@ -59,4 +59,20 @@ function M.stop(server)
   os.execute("rm -rf " .. server.dir)
 end
 
+-- In a describe block: a fresh server for each spec (hooks.server), stopped
+-- after it, and a failure if it still holds a pod then. Put env.check_leaks()
+-- in an enclosing block, so that the leak check runs after the stop.
+function M.per_spec(minor, extra)
+  local busted = require "busted"
+  local assert = require "luassert"
+  local hooks = {}
+  busted.before_each(function() hooks.server = M.start(minor, extra) end)
+  busted.after_each(function()
+    local left = M.pods(hooks.server)
+    M.stop(hooks.server)
+    assert.are.same({}, left)
+  end)
+  return hooks
+end
+
 return M
