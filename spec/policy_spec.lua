@@ -90,6 +90,32 @@ describe("policy explain", function()
     end
   end)
 
+  it("keeps the engine's invariants whatever the policy's override says", function()
+    local path = policy_file([[
+      local pod_for = policy.pod_for
+      function policy:pod_for(req, resources)
+        local pod = pod_for(self, req, resources)
+        pod.metadata = { name = "mine", namespace = "elsewhere",
+                         labels = { ["app.kubernetes.io/managed-by"] = "someone-else",
+                                    ["echo-sandbox.io/network"] = "open", team = "a" },
+                         annotations = { ["echo-sandbox.io/expires-at"] = "never" } }
+        pod.spec.activeDeadlineSeconds = 99999
+        pod.spec.containers[1].name = "renamed"
+        return pod
+      end]])
+    local x = explain({ "--policy", path }, cjson.encode { backend = "k8s", shell = "true", timeout_ms = 7000 })
+    os.remove(path)
+    local o = x.k8s.overrides
+    assert.is_nil(o.metadata.name)
+    assert.is_nil(o.metadata.namespace)
+    assert.are.equal("echo-sandbox", o.metadata.labels["app.kubernetes.io/managed-by"])
+    assert.are.equal("none", o.metadata.labels["echo-sandbox.io/network"])
+    assert.are.equal("a", o.metadata.labels.team)
+    assert.are_not.equal("never", o.metadata.annotations["echo-sandbox.io/expires-at"])
+    assert.are.equal(7, o.spec.activeDeadlineSeconds)
+    assert.are.equal(x.k8s.pod_name, o.spec.containers[1].name)
+  end)
+
   it("derives memory from the request's limits, without multipliers", function()
     local x = explain { "--backend", "k8s", "--memory", "512Mi", "--shell", "true" }
     assert.are.equal("512Mi", x.k8s.overrides.spec.containers[1].resources.limits.memory)
