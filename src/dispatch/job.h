@@ -1,0 +1,48 @@
+/* One request on a loop, whatever the backend: the policy plans it, then a
+ * local or k8s run carries it out. Every face (run, batch, the module) goes
+ * through here, so they cannot drift apart.
+ *
+ * The caller owns the struct esb_job, which must stay put until on_done. */
+#ifndef ESB_DISPATCH_JOB_H
+#define ESB_DISPATCH_JOB_H
+
+#include <stdio.h>
+
+#include "backend/k8s.h"
+#include "backend/local.h"
+#include "engine/loop.h"
+#include "engine/plan.h"
+#include "engine/request.h"
+#include "engine/result.h"
+#include "policy/policy.h"
+
+struct esb_job;
+typedef void (*esb_job_done_fn)(struct esb_job *job, void *userdata);
+
+struct esb_job {
+  /* inputs */
+  esb_job_done_fn on_done;
+  void *userdata;
+  /* output: the caller releases it (esb_result_release) */
+  struct esb_result result;
+  /* private */
+  struct esb_plan plan;
+  struct esb_local_run local;
+  struct esb_k8s_run k8s;
+};
+
+#define ESB_JOB_INIT { .result = ESB_RESULT_INIT, .plan = ESB_PLAN_INIT, \
+                       .local = ESB_LOCAL_RUN_INIT, .k8s = ESB_K8S_RUN_INIT }
+
+/* Plans the request and starts it on the loop. Returns 0, after which
+ * on_done runs once with job->result complete; or -1 with job->result saying
+ * why (on_done does not run). notes: where to say which backend "auto" chose
+ * (NULL: nowhere). "auto" goes to the policy's backend; when that is k8s,
+ * only if the cluster answers `kubectl version` within a few seconds. */
+int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy *policy,
+                  const struct esb_request *req, FILE *notes);
+
+/* Frees what the job holds but its result. */
+void esb_job_release(struct esb_job *job);
+
+#endif
