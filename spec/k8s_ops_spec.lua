@@ -130,3 +130,29 @@ describe("backend auto", function()
     assert.truthy(err:find("the cluster does not answer; using local", 1, true), err)
   end)
 end)
+
+describe("echo-sandbox batch on the k8s backend", function()
+  env.check_leaks()
+  describe("on a fake API server", function()
+    local fixture = fake.per_spec(env.kubectl_minors[#env.kubectl_minors])
+
+    it("runs pods side by side in one loop and deletes every one", function()
+      local lines = {}
+      for i = 1, 8 do
+        lines[i] = cjson.encode { id = i, backend = "k8s", shell = "echo pod-" .. i .. "; sleep 0.5" }
+      end
+      local out, err, code = env.cli_run({ "batch", "-j", "8" }, table.concat(lines, "\n"), fixture.server.env)
+      assert.are.equal(0, code, err)
+      local pods = {}
+      for text in out:gmatch("[^\n]+") do
+        local r = cjson.decode(text)
+        assert.are.equal("k8s", r.sandbox_type)
+        assert.are.equal("pod-" .. math.tointeger(r.id) .. "\n", r.stdout)
+        pods[r.pod] = true
+      end
+      local n = 0
+      for _ in pairs(pods) do n = n + 1 end
+      assert.are.equal(8, n)
+    end)
+  end)
+end)

@@ -55,4 +55,7 @@ void esb_cli_print_json(lua_State *L);
 
 void esb_cli_write_all(int fd, const char *p, size_t n);
 
+/* Reads a whole file ('-': stdin) into a malloc'd buffer; NULL with errno. */
+char *esb_cli_slurp(const char *path, size_t *lenp);
+
 #endif

@@ -1,0 +1,100 @@
+local env = require "spec.support.env"
+local cjson = require "cjson"
+
+describe("echo-sandbox batch", function()
+  env.check_leaks()
+
+  it("runs 200 mixed requests, 8 at once, and answers each by id", function()
+    local lines, expect = {}, {}
+    for i = 1, 200 do
+      local id = "req-" .. i
+      local request
+      if i == 100 then
+        lines[i] = "{this is not json"
+        expect[i] = "malformed"
+      else
+        local kind = i % 5
+        if kind == 0 then
+          request = { id = id, shell = "sleep 0.3; echo slept" }
+          expect[i] = "sleep"
+        elseif kind == 1 then
+          request = { id = id, shell = "exit 3" }
+          expect[i] = "fail"
+        elseif kind == 2 then
+          request = { id = id, shell = "sleep 5", timeout_ms = 200 }
+          expect[i] = "timeout"
+        elseif kind == 3 then
+          request = { id = id, program = "cat", stdin = id }
+          expect[i] = "echo"
+        else
+          request = { id = id, program = "no-such-program" }
+          expect[i] = "notfound"
+        end
+        lines[i] = cjson.encode(request)
+      end
+    end
+    local out, err, code = env.cli_run({ "batch", "-j", "8" }, table.concat(lines, "\n") .. "\n")
+    assert.are.equal(0, code, err)
+
+    local seen, spans = {}, {}
+    for text in out:gmatch("[^\n]+") do
+      local r = cjson.decode(text)
+      local line = math.tointeger(r.line)
+      assert.is_nil(seen[line], "two results for line " .. tostring(line))
+      seen[line] = true
+      local want = expect[line]
+      if want == "malformed" then
+        assert.are.equal(cjson.null, r.id)
+        assert.are.equal("invalid_request", r.error.code)
+      else
+        assert.are.equal("req-" .. line, r.id)
+        if want == "sleep" then
+          assert.are.equal(0, r.exit_code)
+          spans[#spans + 1] = r.stdout
+        elseif want == "fail" then
+          assert.are.equal(3, r.exit_code)
+        elseif want == "timeout" then
+          assert.are.equal("timed_out", r.status)
+        elseif want == "echo" then
+          assert.are.equal(r.id, r.stdout)
+        else
+          assert.are.equal("exec_not_found", r.error.code)
+        end
+      end
+    end
+    for i = 1, 200 do assert.is_true(seen[i], "no result for line " .. i) end
+
+    assert.are.equal(39, #spans)
+  end)
+
+  it("keeps exactly -j programs in flight", function()
+    local lines = {}
+    for i = 1, 16 do
+      lines[i] = cjson.encode { id = i, shell = "date +%s%N; sleep 0.3; date +%s%N" }
+    end
+    local out, err, code = env.cli_run({ "batch", "-j", "8" }, table.concat(lines, "\n"))
+    assert.are.equal(0, code, err)
+    local spans = {}
+    for text in out:gmatch("[^\n]+") do
+      local from, to = cjson.decode(text).stdout:match("^(%d+)\n(%d+)\n$")
+      spans[#spans + 1] = { tonumber(from), tonumber(to) }
+    end
+    assert.are.equal(16, #spans)
+    -- the most that ran at the same moment (ns since the epoch, as they said)
+    local most = 0
+    for _, a in ipairs(spans) do
+      local together = 0
+      for _, b in ipairs(spans) do
+        if b[1] <= a[1] and a[1] < b[2] then together = together + 1 end
+      end
+      most = math.max(most, together)
+    end
+    assert.are.equal(8, most)
+  end)
+
+  it("refuses a bad -j", function()
+    local _, err, code = env.cli_run({ "batch", "-j", "0" }, "")
+    assert.are.equal(125, code)
+    assert.truthy(err:find("-j 0", 1, true))
+  end)
+end)
