@@ -10,7 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${ESB_BUILD_DIR:-$here/build}
 
-packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev lua-busted python3 bash coreutils)
+packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev libmicrohttpd-dev lua-busted python3 bash coreutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

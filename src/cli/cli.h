@@ -7,5 +7,6 @@ int esb_cli_policy(int argc, char **argv);
 int esb_cli_cleanup(int argc, char **argv);
 int esb_cli_doctor(int argc, char **argv);
 int esb_cli_batch(int argc, char **argv);
+int esb_cli_serve(int argc, char **argv);
 
 #endif

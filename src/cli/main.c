@@ -12,6 +12,7 @@ static const char usage[] =
   "commands:\n"
   "  run        run one request (flags, or request JSON on stdin with --json)\n"
   "  batch      run NDJSON requests, many at once, results as NDJSON\n"
+  "  serve      an HTTP daemon: POST /v1/run, GET /healthz, GET /metrics\n"
   "  policy     explain what the policy makes of a request; check a policy file\n"
   "  cleanup    delete the expired pods an executor left on Kubernetes\n"
   "  doctor     check kubectl, the cluster, RBAC, the NetworkPolicy and local isolation\n"
@@ -33,6 +34,8 @@ int main(int argc, char **argv) {
     return esb_cli_run(argc - 1, argv + 1);
   if (strcmp(argv[1], "policy") == 0)
     return esb_cli_policy(argc - 1, argv + 1);
+  if (strcmp(argv[1], "serve") == 0)
+    return esb_cli_serve(argc - 1, argv + 1);
   if (strcmp(argv[1], "batch") == 0)
     return esb_cli_batch(argc - 1, argv + 1);
   if (strcmp(argv[1], "cleanup") == 0)

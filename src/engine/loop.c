@@ -236,10 +236,26 @@ static uint64_t next_wakeup(const struct esb_exec *e) {
   return e->deadline_ns;
 }
 
+int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void *userdata) {
+  if (loop->nwatches == ESB_LOOP_WATCHES)
+    return -1;
+  loop->watches[loop->nwatches++] = (struct esb_loop_watch){ fd, on_ready, userdata };
+  return 0;
+}
+
+void esb_loop_unwatch(struct esb_loop *loop, int fd) {
+  for (size_t i = 0; i < loop->nwatches; i++) {
+    if (loop->watches[i].fd == fd) {
+      loop->watches[i] = loop->watches[--loop->nwatches];
+      return;
+    }
+  }
+}
+
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
-  if (!loop->count)
+  if (!loop->count && !loop->nwatches)
     return 0;
-  size_t cap = loop->count * 5 + 1;
+  size_t cap = loop->count * 5 + 1 + ESB_LOOP_WATCHES;
   struct pollfd *pfd = calloc(cap, sizeof *pfd);
   struct esb_exec **owner = calloc(cap, sizeof *owner);
   if (!pfd || !owner) {
@@ -262,11 +278,19 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (w && (!wake || w < wake))
       wake = w;
   }
+  size_t interrupt_at = n, watches_at = n;
   if (loop->interrupt_fd >= 0 && !loop->interrupted) {
     pfd[n] = (struct pollfd){ loop->interrupt_fd, POLLIN, 0 };
     owner[n++] = NULL;
+    watches_at = n;
+  }
+  for (size_t i = 0; i < loop->nwatches; i++) {
+    pfd[n] = (struct pollfd){ loop->watches[i].fd, POLLIN, 0 };
+    owner[n++] = NULL;
   }
   int wait_ms = timeout_ms;
+  if (loop->nwatches && (wait_ms < 0 || wait_ms > 1000))
+    wait_ms = 1000;
   if (wake) {
     uint64_t left = wake > now ? (wake - now + MS - 1) / MS : 0;
     if (wait_ms < 0 || left < (uint64_t)wait_ms)
@@ -283,7 +307,11 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (!pfd[i].revents)
       continue;
     struct esb_exec *e = owner[i];
-    if (!e) {
+    if (!e && i >= watches_at) {
+      /* the host's: after the executions are seen to (below) */
+      continue;
+    }
+    if (!e && i == interrupt_at) {
       loop->interrupted = true;
       for (struct esb_exec *x = loop->active; x; x = x->next) {
         if (x->child.reaped)
@@ -303,6 +331,13 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     else if (fd == c->pidfd && !c->reaped) on_exit_seen(e, now);
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  /* Copied first: a callback may change the watches. */
+  struct esb_loop_watch woken[ESB_LOOP_WATCHES];
+  size_t nwoken = 0;
+  for (size_t i = watches_at; i < n; i++)
+    for (size_t w = 0; w < loop->nwatches; w++)
+      if (pfd[i].revents && loop->watches[w].fd == pfd[i].fd)
+        woken[nwoken++] = loop->watches[w];
   free(pfd);
   free(owner);
 
@@ -312,6 +347,10 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (exec_done(e))
       complete(loop, e);
   }
+  for (size_t i = 0; i < nwoken; i++)
+    woken[i].on_ready(woken[i].userdata);
+  if (loop->after_poll)
+    loop->after_poll(loop->after_poll_userdata);
   return loop->count;
 }
 

@@ -48,9 +48,23 @@ struct esb_exec {
 #define ESB_EXEC_INIT { .child = ESB_CHILD_INIT, .kill_grace_ms = 200, \
                         .max_output_bytes = 1 << 20, .result = ESB_RESULT_INIT }
 
+#define ESB_LOOP_WATCHES 4
+
+/* An fd of the loop's host (a server socket, a signalfd), polled with the
+ * executions: on_ready runs when it is readable. */
+struct esb_loop_watch {
+  int fd;
+  void (*on_ready)(void *userdata);
+  void *userdata;
+};
+
 struct esb_loop {
   struct esb_exec *active;
   size_t count;
+  struct esb_loop_watch watches[ESB_LOOP_WATCHES];
+  size_t nwatches;
+  void (*after_poll)(void *userdata); /* optional: runs after every poll round */
+  void *after_poll_userdata;
   int interrupt_fd;   /* optional (-1: none), e.g. a signalfd: once readable,
                          every exec is killed as at its deadline and ends with
                          error "interrupted"; the fd is not read */
@@ -64,8 +78,14 @@ struct esb_loop {
  * is left in the loop. */
 int esb_exec_start(struct esb_loop *loop, struct esb_exec *exec);
 
+/* Adds a watch; -1 when all ESB_LOOP_WATCHES are taken. With watches the loop
+ * wakes at least once a second (for the host's own timers). */
+int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void *userdata);
+void esb_loop_unwatch(struct esb_loop *loop, int fd);
+
 /* One poll round, waiting at most timeout_ms (-1: until something happens).
- * Returns the number of execs still in flight. */
+ * Returns the number of execs still in flight. Without execs or watches it
+ * returns at once. */
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms);
 
 /* Steps until no exec is in flight. */

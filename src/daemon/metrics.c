@@ -1,0 +1,73 @@
+#include "daemon/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Upper bounds of the duration histogram, in seconds. */
+static const double bucket_le[ESB_METRICS_BUCKETS] = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60};
+
+void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r) {
+  int backend = r->sandbox_type && !strcmp(r->sandbox_type, "k8s");
+  m->runs[backend][r->status]++;
+  double s = r->duration_ms / 1000.0;
+  for (int i = 0; i < ESB_METRICS_BUCKETS; i++)
+    if (s <= bucket_le[i])
+      m->duration_buckets[i]++;
+  m->duration_count++;
+  m->duration_sum_s += s;
+}
+
+struct out {
+  char *buf;
+  size_t n, len;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void put(struct out *o, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(o->len < o->n ? o->buf + o->len : NULL, o->len < o->n ? o->n - o->len : 0, fmt, ap);
+  va_end(ap);
+  if (w > 0)
+    o->len += (size_t)w;
+}
+
+size_t esb_metrics_render(const struct esb_metrics *m, char *buf, size_t n) {
+  static const char *const backends[] = {"local", "k8s"};
+  struct out o = { buf, n, 0 };
+  put(&o, "# HELP echo_sandbox_runs_total Runs finished, by backend and status.\n"
+          "# TYPE echo_sandbox_runs_total counter\n");
+  for (int b = 0; b < 2; b++)
+    for (int st = 0; st <= ESB_STATUS_ERROR; st++)
+      put(&o, "echo_sandbox_runs_total{backend=\"%s\",status=\"%s\"} %llu\n", backends[b],
+          esb_status_name((enum esb_status)st), (unsigned long long)m->runs[b][st]);
+  put(&o, "# HELP echo_sandbox_run_duration_seconds Wall time of finished runs.\n"
+          "# TYPE echo_sandbox_run_duration_seconds histogram\n");
+  for (int i = 0; i < ESB_METRICS_BUCKETS; i++)
+    put(&o, "echo_sandbox_run_duration_seconds_bucket{le=\"%g\"} %llu\n", bucket_le[i],
+        (unsigned long long)m->duration_buckets[i]);
+  put(&o, "echo_sandbox_run_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+          "echo_sandbox_run_duration_seconds_sum %.6f\n"
+          "echo_sandbox_run_duration_seconds_count %llu\n",
+      (unsigned long long)m->duration_count, m->duration_sum_s, (unsigned long long)m->duration_count);
+  put(&o, "# HELP echo_sandbox_in_flight Runs in flight.\n# TYPE echo_sandbox_in_flight gauge\n"
+          "echo_sandbox_in_flight %zu\n"
+          "# HELP echo_sandbox_queued Requests waiting for a free slot.\n# TYPE echo_sandbox_queued gauge\n"
+          "echo_sandbox_queued %zu\n", m->in_flight, m->queued);
+  put(&o, "# HELP echo_sandbox_rejected_total Requests refused before running, by reason.\n"
+          "# TYPE echo_sandbox_rejected_total counter\n"
+          "echo_sandbox_rejected_total{reason=\"busy\"} %llu\n"
+          "echo_sandbox_rejected_total{reason=\"bad_request\"} %llu\n"
+          "echo_sandbox_rejected_total{reason=\"too_large\"} %llu\n"
+          "echo_sandbox_rejected_total{reason=\"unauthorized\"} %llu\n",
+      (unsigned long long)m->rejected_busy, (unsigned long long)m->rejected_bad,
+      (unsigned long long)m->rejected_too_large, (unsigned long long)m->rejected_unauthorized);
+  put(&o, "# HELP echo_sandbox_policy_reloads_total Policy reloads (SIGHUP), and those that failed.\n"
+          "# TYPE echo_sandbox_policy_reloads_total counter\n"
+          "echo_sandbox_policy_reloads_total %llu\n"
+          "# TYPE echo_sandbox_policy_reload_failures_total counter\n"
+          "echo_sandbox_policy_reload_failures_total %llu\n",
+      (unsigned long long)m->policy_reloads, (unsigned long long)m->policy_reload_failures);
+  return o.len;
+}

@@ -1,0 +1,28 @@
+/* The daemon's counters, rendered in the Prometheus text format. */
+#ifndef ESB_DAEMON_METRICS_H
+#define ESB_DAEMON_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/result.h"
+
+#define ESB_METRICS_BUCKETS 10
+
+struct esb_metrics {
+  uint64_t runs[2][ESB_STATUS_ERROR + 1];      /* [local, k8s][status] */
+  uint64_t duration_buckets[ESB_METRICS_BUCKETS]; /* cumulative at render time */
+  uint64_t duration_count;
+  double duration_sum_s;
+  uint64_t rejected_busy, rejected_bad, rejected_too_large, rejected_unauthorized;
+  uint64_t policy_reloads, policy_reload_failures;
+  size_t in_flight, queued;
+};
+
+void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);
+
+/* Writes the text into buf (NUL-terminated); returns its length, or the
+ * length it needs when that is n or more. */
+size_t esb_metrics_render(const struct esb_metrics *m, char *buf, size_t n);
+
+#endif

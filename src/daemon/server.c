@@ -1,0 +1,498 @@
+#include "daemon/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <microhttpd.h>
+
+#include "daemon/metrics.h"
+#include "dispatch/job.h"
+#include "luaglue/convert.h"
+
+int luaopen_cjson(lua_State *L);
+
+struct conn;
+
+struct server {
+  const struct esb_server_options *o;
+  struct MHD_Daemon *mhd;
+  int listen_fd, sigfd;
+  char *unix_path;
+  struct esb_loop loop;
+  struct esb_policy *policy;
+  lua_State *L;             /* cjson, for requests and results */
+  struct esb_metrics m;
+  struct conn *queue_head, *queue_tail;
+  bool stopping, done;
+  uint64_t stop_deadline_ns;
+};
+
+/* One HTTP request. */
+struct conn {
+  struct server *s;
+  struct MHD_Connection *c;
+  char *body;
+  size_t len, cap;
+  bool too_large;
+  unsigned code;            /* the response, once there is one */
+  char *response;
+  size_t response_len;
+  const char *content_type;
+  struct esb_request req;
+  struct esb_job job;
+  bool running;
+  struct conn *next;        /* in the queue */
+};
+
+/* ---- responses ---- */
+
+static void set_response(struct conn *st, unsigned code, const char *type, const char *body, size_t len) {
+  free(st->response);
+  st->response = malloc(len ? len : 1);
+  if (st->response)
+    memcpy(st->response, body, len);
+  st->response_len = st->response ? len : 0;
+  st->code = st->response ? code : MHD_HTTP_INTERNAL_SERVER_ERROR;
+  st->content_type = type;
+}
+
+static int encode_result(lua_State *L) {
+  const struct esb_result *r = lua_touserdata(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+  lua_getfield(L, -1, "encode");
+  lua_getfield(L, -2, "null");
+  esb_lua_push_result(L, r, -1);
+  lua_remove(L, -2);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static void respond_result(struct conn *st, unsigned code, const struct esb_result *r) {
+  lua_State *L = st->s->L;
+  lua_pushcfunction(L, encode_result);
+  lua_pushlightuserdata(L, (void *)r);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const char *fallback = "{\"status\":\"error\",\"error\":{\"code\":\"system_error\",\"message\":\"cannot encode the result\"}}";
+    set_response(st, 500, "application/json", fallback, strlen(fallback));
+  } else {
+    size_t len;
+    const char *json = lua_tolstring(L, -1, &len);
+    set_response(st, code, "application/json", json, len);
+  }
+  lua_pop(L, 1);
+}
+
+static void respond_error(struct conn *st, unsigned code, enum esb_error err, const char *msg) {
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_fail(&r, err, "%s", msg);
+  respond_result(st, code, &r);
+  esb_result_release(&r);
+}
+
+static enum MHD_Result send_response(struct conn *st) {
+  struct MHD_Response *resp =
+    MHD_create_response_from_buffer(st->response_len, st->response ? st->response : (void *)"", MHD_RESPMEM_MUST_COPY);
+  if (!resp)
+    return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, st->content_type);
+  enum MHD_Result ok = MHD_queue_response(st->c, st->code, resp);
+  MHD_destroy_response(resp);
+  return ok;
+}
+
+/* ---- runs ---- */
+
+static void start_queued(struct server *s);
+
+static void job_done(struct esb_job *job, void *userdata) {
+  struct conn *st = userdata;
+  struct server *s = st->s;
+  esb_metrics_record(&s->m, &job->result);
+  respond_result(st, 200, &job->result);
+  esb_result_release(&job->result);
+  esb_job_release(job);
+  st->running = false;
+  s->m.in_flight--;
+  MHD_resume_connection(st->c);
+  start_queued(s);
+}
+
+/* Starts the conn's request; false when it ended at once (response set). */
+static bool start_run(struct conn *st) {
+  struct server *s = st->s;
+  st->job = (struct esb_job)ESB_JOB_INIT;
+  st->job.on_done = job_done;
+  st->job.userdata = st;
+  if (esb_job_start(&st->job, &s->loop, s->policy, &st->req, NULL) == 0) {
+    st->running = true;
+    s->m.in_flight++;
+    return true;
+  }
+  unsigned code = st->job.result.error == ESB_E_INVALID_REQUEST ? 400 : 200;
+  if (code == 400)
+    s->m.rejected_bad++;
+  else
+    esb_metrics_record(&s->m, &st->job.result);
+  respond_result(st, code, &st->job.result);
+  esb_result_release(&st->job.result);
+  esb_job_release(&st->job);
+  return false;
+}
+
+static void start_queued(struct server *s) {
+  while (s->queue_head && s->m.in_flight < s->o->max_running) {
+    struct conn *st = s->queue_head;
+    s->queue_head = st->next;
+    if (!s->queue_head)
+      s->queue_tail = NULL;
+    s->m.queued--;
+    if (!start_run(st))
+      MHD_resume_connection(st->c);
+  }
+}
+
+/* ---- requests ---- */
+
+static int decode_body(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
+  lua_getfield(L, -1, "decode");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* POST /v1/run, body complete: answers now, or suspends until the run ends. */
+static enum MHD_Result handle_run(struct conn *st) {
+  struct server *s = st->s;
+  char err[2048];
+  if (st->too_large) {
+    s->m.rejected_too_large++;
+    snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
+    respond_error(st, 413, ESB_E_INVALID_REQUEST, err);
+    return send_response(st);
+  }
+  if (s->stopping) {
+    respond_error(st, 503, ESB_E_BACKEND_UNAVAILABLE, "the daemon is shutting down");
+    return send_response(st);
+  }
+  lua_State *L = s->L;
+  lua_pushcfunction(L, decode_body);
+  lua_pushlstring(L, st->body ? st->body : "", st->len);
+  int bad = 0;
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    snprintf(err, sizeof err, "invalid request JSON: %s", lua_tostring(L, -1));
+    bad = 1;
+  } else {
+    bad = esb_lua_to_request(L, -1, &st->req, err, sizeof err) < 0;
+  }
+  lua_pop(L, 1);
+  if (bad) {
+    s->m.rejected_bad++;
+    respond_error(st, 400, ESB_E_INVALID_REQUEST, err);
+    return send_response(st);
+  }
+  if (s->m.in_flight < s->o->max_running) {
+    if (!start_run(st))
+      return send_response(st);
+  } else if (s->m.queued < s->o->max_queue) {
+    if (s->queue_tail)
+      s->queue_tail->next = st;
+    else
+      s->queue_head = st;
+    s->queue_tail = st;
+    s->m.queued++;
+  } else {
+    s->m.rejected_busy++;
+    snprintf(err, sizeof err, "busy: %zu runs in flight and %zu waiting", s->m.in_flight, s->m.queued);
+    respond_error(st, 429, ESB_E_BACKEND_UNAVAILABLE, err);
+    return send_response(st);
+  }
+  MHD_suspend_connection(st->c);
+  return MHD_YES;
+}
+
+static bool authorized(struct server *s, struct MHD_Connection *c) {
+  if (!s->o->token)
+    return true;
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, s->o->token);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  (void)version;
+  struct server *s = cls;
+  struct conn *st = *con_cls;
+  if (!st) {
+    if (!(st = calloc(1, sizeof *st)))
+      return MHD_NO;
+    st->s = s;
+    st->c = c;
+    st->req = (struct esb_request)ESB_REQUEST_INIT;
+    *con_cls = st;
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (st->too_large || st->len + n > s->o->max_body) {
+      st->too_large = true; /* read on, keep nothing */
+      return MHD_YES;
+    }
+    if (st->len + n > st->cap) {
+      size_t want = (st->len + n) * 2;
+      char *p = realloc(st->body, want);
+      if (!p)
+        return MHD_NO;
+      st->body = p;
+      st->cap = want;
+    }
+    memcpy(st->body + st->len, upload_data, n);
+    st->len += n;
+    return MHD_YES;
+  }
+  if (st->response)
+    return send_response(st); /* after a suspended run */
+  if (!authorized(s, c)) {
+    s->m.rejected_unauthorized++;
+    respond_error(st, 401, ESB_E_INVALID_REQUEST, "a valid \"Authorization: Bearer TOKEN\" is required");
+    return send_response(st);
+  }
+  if (!strcmp(url, "/v1/run")) {
+    if (strcmp(method, "POST")) {
+      respond_error(st, 405, ESB_E_INVALID_REQUEST, "POST /v1/run");
+      return send_response(st);
+    }
+    return handle_run(st);
+  }
+  if (!strcmp(url, "/healthz") && !strcmp(method, "GET")) {
+    set_response(st, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    return send_response(st);
+  }
+  if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
+    char buf[8192];
+    size_t len = esb_metrics_render(&s->m, buf, sizeof buf);
+    set_response(st, 200, "text/plain; version=0.0.4", buf, len < sizeof buf ? len : sizeof buf - 1);
+    return send_response(st);
+  }
+  respond_error(st, 404, ESB_E_INVALID_REQUEST, "no such endpoint: use POST /v1/run, GET /healthz or GET /metrics");
+  return send_response(st);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why) {
+  (void)cls; (void)c; (void)why;
+  struct conn *st = *con_cls;
+  if (!st)
+    return;
+  free(st->body);
+  free(st->response);
+  esb_request_release(&st->req);
+  free(st);
+  *con_cls = NULL;
+}
+
+/* ---- the loop ---- */
+
+static void drive_http(void *userdata) {
+  struct server *s = userdata;
+  MHD_run(s->mhd);
+}
+
+static void reload_policy(struct server *s) {
+  char err[4096];
+  s->m.policy_reloads++;
+  struct esb_policy *fresh = esb_policy_open(s->o->policy_path, err, sizeof err);
+  if (!fresh) {
+    s->m.policy_reload_failures++;
+    fprintf(stderr, "echo-sandbox serve: policy reload failed, keeping the old one: %s\n", err);
+    return;
+  }
+  /* Plans are made when runs start; a run in flight holds no reference. */
+  esb_policy_close(s->policy);
+  s->policy = fresh;
+  fprintf(stderr, "echo-sandbox serve: policy reloaded from %s\n", esb_policy_path(fresh));
+}
+
+static void on_signal(void *userdata) {
+  struct server *s = userdata;
+  struct signalfd_siginfo si;
+  while (read(s->sigfd, &si, sizeof si) == sizeof si) {
+    if (si.ssi_signo == SIGHUP) {
+      reload_policy(s);
+    } else if (!s->stopping) {
+      s->stopping = true;
+      s->stop_deadline_ns = esb_now_ns() + s->o->grace_ms * 1000000ull;
+      int fd = MHD_quiesce_daemon(s->mhd); /* accept no more */
+      if (fd >= 0) {
+        close(fd);
+        s->listen_fd = -1;
+      }
+      fprintf(stderr, "echo-sandbox serve: stopping; %zu runs in flight\n", s->m.in_flight);
+    }
+  }
+}
+
+/* ---- listening ---- */
+
+static int listen_on(struct server *s, const char *spec, char *where, size_t wlen) {
+  int fd;
+  if (!strncmp(spec, "unix:", 5)) {
+    const char *path = spec + 5;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof a.sun_path) {
+      fprintf(stderr, "echo-sandbox serve: socket path too long: %s\n", path);
+      return -1;
+    }
+    strcpy(a.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+      unlink(path); /* a stale socket of an earlier daemon */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 512) < 0) {
+      fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
+      if (fd >= 0) close(fd);
+      return -1;
+    }
+    s->unix_path = strdup(path);
+    snprintf(where, wlen, "%s", path);
+    return fd;
+  }
+  char host[256];
+  const char *colon = strrchr(spec, ':');
+  if (!colon || (size_t)(colon - spec) >= sizeof host) {
+    fprintf(stderr, "echo-sandbox serve: --listen %s: expected HOST:PORT or unix:/path\n", spec);
+    return -1;
+  }
+  snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
+  if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+    memmove(host, host + 1, strlen(host));
+    host[strlen(host) - 1] = '\0';
+  }
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+  int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+  if (rc) {
+    fprintf(stderr, "echo-sandbox serve: --listen %s: %s\n", spec, gai_strerror(rc));
+    return -1;
+  }
+  fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd >= 0)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 512) < 0) {
+    fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
+    if (fd >= 0) close(fd);
+    freeaddrinfo(ai);
+    return -1;
+  }
+  freeaddrinfo(ai);
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &blen);
+  int port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                               : ((struct sockaddr_in *)&bound)->sin_port);
+  snprintf(where, wlen, "%d", port);
+  return fd;
+}
+
+int esb_serve(const struct esb_server_options *o) {
+  struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT };
+  char err[4096], where[256];
+  int rc = 125;
+  if (!(s.policy = esb_policy_open(o->policy_path, err, sizeof err))) {
+    fprintf(stderr, "echo-sandbox serve: %s\n", err);
+    goto out;
+  }
+  if (!(s.L = luaL_newstate()))
+    goto out;
+  luaL_requiref(s.L, "cjson", luaopen_cjson, 0);
+  lua_setfield(s.L, LUA_REGISTRYINDEX, "esb.cjson");
+  if ((s.listen_fd = listen_on(&s, o->listen, where, sizeof where)) < 0)
+    goto out;
+  s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                           on_request, &s,
+                           MHD_OPTION_LISTEN_SOCKET, s.listen_fd,
+                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
+                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                           MHD_OPTION_END);
+  if (!s.mhd) {
+    fprintf(stderr, "echo-sandbox serve: cannot start the HTTP server\n");
+    goto out;
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  s.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s.mhd, MHD_DAEMON_INFO_EPOLL_FD);
+  esb_loop_watch(&s.loop, info->epoll_fd, drive_http, &s);
+  esb_loop_watch(&s.loop, s.sigfd, on_signal, &s);
+  s.loop.after_poll = drive_http;
+  s.loop.after_poll_userdata = &s;
+  if (o->port_file) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->port_file);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+      fprintf(f, "%s\n", where);
+      fclose(f);
+      rename(tmp, o->port_file);
+    }
+  }
+  fprintf(stderr, "echo-sandbox serve: listening on %s%s (policy %s)\n",
+          s.unix_path ? "unix:" : "port ", where, esb_policy_path(s.policy));
+  for (;;) {
+    esb_loop_step(&s.loop, -1);
+    if (!s.stopping)
+      continue;
+    if (s.m.in_flight == 0 && s.m.queued == 0)
+      break;
+    if (esb_now_ns() >= s.stop_deadline_ns) {
+      /* Grace is over: no more queued starts, kill what runs (pods are deleted). */
+      while (s.queue_head) {
+        struct conn *st = s.queue_head;
+        s.queue_head = st->next;
+        s.m.queued--;
+        respond_error(st, 503, ESB_E_BACKEND_UNAVAILABLE, "the daemon shut down before this request ran");
+        MHD_resume_connection(st->c);
+      }
+      s.queue_tail = NULL;
+      esb_loop_abort(&s.loop);
+    }
+  }
+  MHD_run(s.mhd); /* hand out the last answers */
+  rc = 0;
+out:
+  if (s.mhd)
+    MHD_stop_daemon(s.mhd);
+  if (s.listen_fd >= 0)
+    close(s.listen_fd);
+  if (s.sigfd >= 0)
+    close(s.sigfd);
+  if (s.unix_path) {
+    unlink(s.unix_path);
+    free(s.unix_path);
+  }
+  esb_policy_close(s.policy);
+  if (s.L)
+    lua_close(s.L);
+  return rc;
+}

@@ -1,0 +1,37 @@
+/* echo-sandbox serve: an HTTP/1.1 daemon (libmicrohttpd, driven from the
+ * engine's own loop through its epoll fd) for OpenResty/nginx and services.
+ *
+ *   POST /v1/run   request JSON -> result JSON: 200, or 400 for a request
+ *                  that is malformed or invalid (the result's error object
+ *                  says why); 413 over the body limit; 429 when max_running
+ *                  runs are in flight and max_queue requests wait already;
+ *                  503 while shutting down
+ *   GET /healthz   200 {"status":"ok"}
+ *   GET /metrics   Prometheus text (daemon/metrics.h)
+ *
+ * With a token, every request needs "Authorization: Bearer TOKEN" (else 401).
+ * SIGHUP reloads the policy: one that fails to load is reported on stderr and
+ * counted, and the old one stays. SIGTERM/SIGINT: stop accepting, let the
+ * runs in flight finish within the grace period, then kill them (pods are
+ * deleted), answer, and exit 0. */
+#ifndef ESB_DAEMON_SERVER_H
+#define ESB_DAEMON_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct esb_server_options {
+  const char *listen;       /* "HOST:PORT" (PORT 0: any free port) or "unix:/path" */
+  const char *policy_path;  /* NULL: the default search */
+  const char *token;        /* NULL: no authentication */
+  const char *port_file;    /* NULL, or where to write the bound port (or socket path) */
+  size_t max_body;
+  size_t max_running;
+  size_t max_queue;
+  uint64_t grace_ms;
+};
+
+/* Runs until SIGTERM or SIGINT; returns the exit code. */
+int esb_serve(const struct esb_server_options *options);
+
+#endif
