@@ -1,0 +1,163 @@
+local env = require "spec.support.env"
+local daemon = require "spec.support.daemon"
+local cjson = require "cjson"
+
+describe("echo-sandbox serve", function()
+  env.check_leaks()
+
+  it("runs requests, answers healthz, and counts the runs in metrics", function()
+    local d = daemon.start()
+    local status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { language = "python", code = "print(6*7)" })
+    assert.are.equal(200, status)
+    assert.are.equal("42\n", r.stdout)
+    status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "exit 3" })
+    assert.are.equal(200, status)
+    assert.are.equal(3, r.exit_code)
+    local health
+    status, health = daemon.request(d, "GET", "/healthz")
+    assert.are.equal(200, status)
+    assert.are.same({ status = "ok" }, health)
+    local _, metrics = daemon.request(d, "GET", "/metrics")
+    daemon.stop(d)
+    assert.truthy(metrics:find('echo_sandbox_runs_total{backend="local",status="exited"} 2', 1, true), metrics)
+    assert.truthy(metrics:find("echo_sandbox_run_duration_seconds_count 2", 1, true), metrics)
+    assert.truthy(metrics:find("echo_sandbox_in_flight 0", 1, true), metrics)
+  end)
+
+  it("answers 400 to malformed JSON and invalid requests, with the error object", function()
+    local d = daemon.start()
+    local status, r = daemon.request(d, "POST", "/v1/run", "{not json")
+    assert.are.equal(400, status)
+    assert.are.equal("invalid_request", r.error.code)
+    status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true", timeout_ms = "soon" })
+    assert.are.equal(400, status)
+    assert.truthy(r.error.message:find("timeout_ms", 1, true))
+    status = daemon.request(d, "GET", "/nowhere")
+    assert.are.equal(404, status)
+    daemon.stop(d)
+  end)
+
+  it("answers 413 to a body over the limit", function()
+    local d = daemon.start("--max-body 1Ki")
+    local status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true", stdin = ("x"):rep(4096) })
+    daemon.stop(d)
+    assert.are.equal(413, status)
+    assert.are.equal("invalid_request", r.error.code)
+  end)
+
+  it("answers 429 under a flood beyond its queue of 1", function()
+    local d = daemon.start("--max-running 1 --max-queue 1")
+    local statuses = daemon.flood(d, 6, { shell = "sleep 0.5" })
+    local _, metrics = daemon.request(d, "GET", "/metrics")
+    daemon.stop(d)
+    local count = {}
+    for _, s in ipairs(statuses) do count[s] = (count[s] or 0) + 1 end
+    assert.are.equal(2, count[200])
+    assert.are.equal(4, count[429])
+    assert.truthy(metrics:find('echo_sandbox_rejected_total{reason="busy"} 4', 1, true), metrics)
+  end)
+
+  it("refuses requests without the token and accepts them with it", function()
+    local tokenfile = os.tmpname()
+    env.write_file(tokenfile, "s3cret\n")
+    local d = daemon.start("--token-file " .. tokenfile)
+    local denied = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true" })
+    local wrong = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true" }, "guess")
+    local status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "echo in" }, "s3cret")
+    daemon.stop(d)
+    os.remove(tokenfile)
+    assert.are.equal(401, denied)
+    assert.are.equal(401, wrong)
+    assert.are.equal(200, status)
+    assert.are.equal("in\n", r.stdout)
+  end)
+
+  it("reloads the policy on SIGHUP, and keeps the old one when the new one is broken", function()
+    local path = os.tmpname()
+    local function write_policy(value)
+      env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.env.WHICH = '" .. value .. "'\n" ..
+                           env.policy_isolation("p") .. "return p\n")
+    end
+    write_policy("first")
+    local d = daemon.start("--policy " .. path)
+    local request = cjson.encode { shell = "echo $WHICH" }
+    local _, r = daemon.request(d, "POST", "/v1/run", request)
+    assert.are.equal("first\n", r.stdout)
+    write_policy("second")
+    daemon.signal(d, "HUP")
+    for _ = 1, 200 do
+      if (daemon.log(d) or ""):find("policy reloaded", 1, true) then break end
+      os.execute("sleep 0.01")
+    end
+    _, r = daemon.request(d, "POST", "/v1/run", request)
+    assert.are.equal("second\n", r.stdout)
+    env.write_file(path, "return {")
+    daemon.signal(d, "HUP")
+    for _ = 1, 200 do
+      if (daemon.log(d) or ""):find("reload failed", 1, true) then break end
+      os.execute("sleep 0.01")
+    end
+    _, r = daemon.request(d, "POST", "/v1/run", request)
+    local _, metrics = daemon.request(d, "GET", "/metrics")
+    daemon.stop(d)
+    os.remove(path)
+    assert.are.equal("second\n", r.stdout)
+    assert.truthy(metrics:find("echo_sandbox_policy_reloads_total 2", 1, true), metrics)
+    assert.truthy(metrics:find("echo_sandbox_policy_reload_failures_total 1", 1, true), metrics)
+  end)
+
+  it("lets a run in flight finish on SIGTERM, then exits", function()
+    local d = daemon.start("--grace 10")
+    local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
+      :format(env.quote(d.addr), env.quote(cjson.encode { shell = "sleep 0.5; echo finished" })))
+    -- wait until the run is in flight
+    for _ = 1, 500 do
+      local _, m = daemon.request(d, "GET", "/metrics")
+      if m:find("echo_sandbox_in_flight 1", 1, true) then break end
+      os.execute("sleep 0.01")
+    end
+    daemon.stop(d)
+    local r = cjson.decode(p:read("a"))
+    p:close()
+    assert.are.equal(200, r.status)
+    assert.are.equal("finished\n", cjson.decode(r.body).stdout)
+  end)
+
+  it("kills a run that outlasts the grace period on SIGTERM", function()
+    local d = daemon.start("--grace 1")
+    local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
+      :format(env.quote(d.addr), env.quote(cjson.encode { shell = "sleep 30" })))
+    for _ = 1, 500 do
+      local _, m = daemon.request(d, "GET", "/metrics")
+      if m:find("echo_sandbox_in_flight 1", 1, true) then break end
+      os.execute("sleep 0.01")
+    end
+    daemon.stop(d)
+    local r = cjson.decode(p:read("a"))
+    p:close()
+    assert.are.equal(200, r.status)
+    assert.are.equal("timed_out", cjson.decode(r.body).status)
+  end)
+
+  it("runs 200 one-second sleeps side by side, on a unix socket", function()
+    local d = daemon.start(nil, "unix")
+    local statuses, bodies = daemon.flood(d, 200, { shell = "date +%s%N; sleep 1; date +%s%N" })
+    daemon.stop(d)
+    local spans = {}
+    for i, status in ipairs(statuses) do
+      assert.are.equal(200, status, bodies[i])
+      local from, to = cjson.decode(bodies[i]).stdout:match("^(%d+)\n(%d+)\n$")
+      spans[#spans + 1] = { tonumber(from), tonumber(to) }
+    end
+    -- the most that were sleeping at the same moment: all of them, or near
+    local most = 0
+    for _, a in ipairs(spans) do
+      local together = 0
+      for _, b in ipairs(spans) do
+        if b[1] <= a[1] and a[1] < b[2] then together = together + 1 end
+      end
+      most = math.max(most, together)
+    end
+    assert.is_true(most >= 150, "at most " .. most .. " ran at once")
+  end)
+end)

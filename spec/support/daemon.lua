@@ -1,0 +1,76 @@
+-- Starts and stops `echo-sandbox serve` for the specs, and talks HTTP to it
+-- through spec/support/http_client.py.
+local env = require "spec.support.env"
+local cjson = require "cjson"
+
+local M = {}
+local client = "spec/support/http_client.py"
+
+-- options: extra serve flags (a string); listen: "tcp" (default) or "unix";
+-- prefix: environment assignments for the daemon.
+function M.start(options, listen, prefix)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local d = { dir = dir }
+  local addr = listen == "unix" and ("unix:" .. dir .. "/sock") or "127.0.0.1:0"
+  local cmd = ("%s %s %s serve --listen %s --port-file %s/port %s >%s/log 2>&1 & echo $!")
+    :format(prefix or "", env.cli_prefix, env.quote(env.cli), addr, dir, options or "", dir)
+  local p = io.popen(cmd)
+  d.pid = p:read("l")
+  p:close()
+  for _ = 1, 1000 do
+    local f = io.open(dir .. "/port")
+    if f then
+      local where = f:read("l")
+      f:close()
+      d.addr = listen == "unix" and ("unix:" .. where) or where
+      break
+    end
+    os.execute("sleep 0.01")
+  end
+  assert(d.addr, "the daemon did not start: " .. (env.read_file(dir .. "/log") or ""))
+  return d
+end
+
+function M.log(d)
+  return env.read_file(d.dir .. "/log")
+end
+
+-- Sends a signal; waits for the daemon to end when wait is set; returns its
+-- exit code then.
+function M.signal(d, sig, wait)
+  if not wait then
+    os.execute("kill -" .. sig .. " " .. d.pid)
+    return
+  end
+  -- the daemon is not our child: its exit code comes from a wrapper below
+  local p = io.popen(("kill -%s %s; while kill -0 %s 2>/dev/null; do sleep 0.01; done"):format(sig, d.pid, d.pid))
+  p:read("a")
+  p:close()
+end
+
+function M.stop(d)
+  M.signal(d, "TERM", true)
+  os.execute("rm -rf " .. d.dir)
+end
+
+function M.request(d, method, path, body, token)
+  local cmd = ("python3 %s request %s %s %s %s %s"):format(client, env.quote(d.addr), method, path,
+    body and env.quote(body) or "", token and ("--token " .. env.quote(token)) or "")
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  p:close()
+  local r = cjson.decode(out)
+  local ok, decoded = pcall(cjson.decode, r.body)
+  return r.status, ok and decoded or r.body
+end
+
+function M.flood(d, n, request)
+  local p = io.popen(("python3 %s flood %s %d %s"):format(client, env.quote(d.addr), n, env.quote(cjson.encode(request))))
+  local out = cjson.decode(p:read("a"))
+  p:close()
+  return out.statuses, out.bodies
+end
+
+return M

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""HTTP requests for the serve specs (Lua has no sockets).
+
+  http_client.py request ADDR METHOD PATH [BODY] [--token T]
+      prints {"status": N, "body": "..."} for one request
+  http_client.py flood ADDR N BODY
+      sends N POST /v1/run at once, each on its own connection; prints
+      {"statuses": [...], "bodies": [...]}
+
+ADDR is a TCP port on 127.0.0.1 or unix:/path.
+"""
+import http.client
+import json
+import socket
+import sys
+import threading
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.path_ = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path_)
+
+
+def connect(addr, timeout=120):
+    if addr.startswith("unix:"):
+        return UnixConnection(addr[5:], timeout)
+    return http.client.HTTPConnection("127.0.0.1", int(addr), timeout=timeout)
+
+
+def request(addr, method, path, body=None, token=None):
+    c = connect(addr)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    c.request(method, path, body=body.encode() if body is not None else None, headers=headers)
+    r = c.getresponse()
+    data = r.read().decode("utf-8", "replace")
+    c.close()
+    return r.status, data
+
+
+def main():
+    args = sys.argv[1:]
+    token = None
+    if "--token" in args:
+        i = args.index("--token")
+        token = args[i + 1]
+        del args[i:i + 2]
+    if args[0] == "request":
+        status, body = request(args[1], args[2], args[3], args[4] if len(args) > 4 else None, token)
+        print(json.dumps({"status": status, "body": body}))
+    elif args[0] == "flood":
+        n, body = int(args[2]), args[3]
+        statuses, bodies = [None] * n, [None] * n
+
+        def one(i):
+            try:
+                statuses[i], bodies[i] = request(args[1], "POST", "/v1/run", body, token)
+            except Exception as e:  # reported, not raised: the spec decides
+                statuses[i], bodies[i] = 0, str(e)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(json.dumps({"statuses": statuses, "bodies": bodies}))
+
+
+if __name__ == "__main__":
+    main()
