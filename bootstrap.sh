@@ -10,7 +10,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${ESB_BUILD_DIR:-$here/build}
 
-packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev libmicrohttpd-dev lua-busted python3 bash coreutils)
+packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev libmicrohttpd-dev
+          lua-busted python3 bash coreutils)
+# The nginx spec's: nginx with lua-nginx-module (LuaJIT), for the resty client.
+if [ "${1:-demo}" = test ]; then
+  packages+=(nginx libnginx-mod-http-lua)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,7 +27,15 @@ if ((${#missing[@]})); then
   fi
   echo "bootstrap: installing ${missing[*]}" >&2
   apt-get update -qq
+  # Installing nginx must not start the distribution's nginx service.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+  trap - EXIT
 fi
 
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${ESB_CMAKE_FLAGS:-} >/dev/null

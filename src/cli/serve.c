@@ -28,7 +28,8 @@ static const char serve_usage[] =
   "  --max-running N      runs in flight at once (default 256)\n"
   "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond)\n"
   "  --grace SECONDS      on SIGTERM, how long runs may finish (default 10)\n"
-  "  --port-file FILE     write the bound port (or socket path) there once listening\n";
+  "  --port-file FILE     write the bound port (or socket path) there once listening\n"
+  "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n";
 
 static int parse_size(const char *s, size_t *out) {
   char *end;
@@ -47,9 +48,11 @@ int esb_cli_serve(int argc, char **argv) {
     {"token-file", required_argument, 0, 't'}, {"max-body", required_argument, 0, 'b'},
     {"max-running", required_argument, 0, 'r'}, {"max-queue", required_argument, 0, 'q'},
     {"grace", required_argument, 0, 'g'}, {"port-file", required_argument, 0, 'f'},
+    {"socket-mode", required_argument, 0, 'm'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   struct esb_server_options o = {
-    .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000};
+    .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000,
+    .socket_mode = 0660};
   const char *token_file = NULL;
   optind = 1;
   opterr = 0;
@@ -60,6 +63,16 @@ int esb_cli_serve(int argc, char **argv) {
     case 'p': o.policy_path = optarg; break;
     case 't': token_file = optarg; break;
     case 'f': o.port_file = optarg; break;
+    case 'm': {
+      char *end;
+      unsigned long mode = strtoul(optarg, &end, 8);
+      if (*end || end == optarg || mode > 0777) {
+        fprintf(stderr, "echo-sandbox serve: --socket-mode %s: expected octal permissions like 0660\n", optarg);
+        return 125;
+      }
+      o.socket_mode = (unsigned)mode;
+      break;
+    }
     case 'b': case 'r': case 'q': case 'g':
       if (parse_size(optarg, &v) < 0) {
         fprintf(stderr, "echo-sandbox serve: %s %s: expected a positive number\n", argv[optind - 2], optarg);

@@ -369,6 +369,12 @@ static int listen_on(struct server *s, const char *spec, char *where, size_t wle
       if (fd >= 0) close(fd);
       return -1;
     }
+    if (chmod(path, s->o->socket_mode) < 0) {
+      fprintf(stderr, "echo-sandbox serve: chmod %s: %s\n", path, strerror(errno));
+      close(fd);
+      unlink(path);
+      return -1;
+    }
     s->unix_path = strdup(path);
     snprintf(where, wlen, "%s", path);
     return fd;

@@ -25,6 +25,7 @@ struct esb_server_options {
   const char *policy_path;  /* NULL: the default search */
   const char *token;        /* NULL: no authentication */
   const char *port_file;    /* NULL, or where to write the bound port (or socket path) */
+  unsigned socket_mode;     /* permissions of a unix socket (connecting needs write) */
   size_t max_body;
   size_t max_running;
   size_t max_queue;
