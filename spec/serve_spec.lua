@@ -1,5 +1,6 @@
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
+local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
 
 describe("echo-sandbox serve", function()
@@ -159,5 +160,29 @@ describe("echo-sandbox serve", function()
       most = math.max(most, together)
     end
     assert.is_true(most >= 150, "at most " .. most .. " ran at once")
+  end)
+
+  describe("on the k8s backend", function()
+    local fixture = fake.per_spec(env.kubectl_minors[#env.kubectl_minors])
+
+    it("deletes the pod of a run that outlasts the grace period on SIGTERM", function()
+      local d = daemon.start("--grace 1", nil, fixture.server.env)
+      local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
+        :format(env.quote(d.addr), env.quote(cjson.encode { backend = "k8s", shell = "sleep 30" })))
+      for _ = 1, 1000 do
+        local pods = fake.pods(fixture.server)
+        if pods[1] and pods[1].status and pods[1].status.phase == "Running" then break end
+        os.execute("sleep 0.02")
+      end
+      daemon.stop(d)
+      local r = cjson.decode(p:read("a"))
+      p:close()
+      assert.are.equal(200, r.status)
+      local result = cjson.decode(r.body)
+      assert.are.equal("k8s", result.sandbox_type)
+      assert.are.equal("timed_out", result.status)
+      assert.is_nil(result.cleanup_error)
+      -- the fixture checks that the fake API server holds no pod
+    end)
   end)
 end)

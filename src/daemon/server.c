@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -484,7 +485,13 @@ int esb_serve(const struct esb_server_options *o) {
       esb_loop_abort(&s.loop);
     }
   }
-  MHD_run(s.mhd); /* hand out the last answers */
+  /* Hand out the last answers: a resumed connection needs a few rounds to
+   * queue and write its response; kept-alive idle ones are not waited for. */
+  for (int round = 0; round < 20; round++) {
+    MHD_run(s.mhd);
+    struct timespec pause = { 0, 10 * 1000000L };
+    nanosleep(&pause, NULL);
+  }
   rc = 0;
 out:
   if (s.mhd)
