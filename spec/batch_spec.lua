@@ -81,15 +81,7 @@ describe("echo-sandbox batch", function()
     end
     assert.are.equal(16, #spans)
     -- the most that ran at the same moment (ns since the epoch, as they said)
-    local most = 0
-    for _, a in ipairs(spans) do
-      local together = 0
-      for _, b in ipairs(spans) do
-        if b[1] <= a[1] and a[1] < b[2] then together = together + 1 end
-      end
-      most = math.max(most, together)
-    end
-    assert.are.equal(8, most)
+    assert.are.equal(8, env.most_at_once(spans))
   end)
 
   it("refuses a bad -j", function()

@@ -3,6 +3,21 @@ local daemon = require "spec.support.daemon"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
 
+-- Sends request to the daemon, stops it (SIGTERM) once `running` says the
+-- run is in flight, and returns the HTTP status and the decoded result.
+local function stop_during(d, request, running)
+  local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
+    :format(env.quote(d.addr), env.quote(cjson.encode(request))))
+  for _ = 1, 1000 do
+    if running() then break end
+    os.execute("sleep 0.01")
+  end
+  daemon.stop(d)
+  local r = cjson.decode(p:read("a"))
+  p:close()
+  return r.status, cjson.decode(r.body)
+end
+
 describe("echo-sandbox serve", function()
   env.check_leaks()
 
@@ -107,37 +122,25 @@ describe("echo-sandbox serve", function()
     assert.truthy(metrics:find("echo_sandbox_policy_reload_failures_total 1", 1, true), metrics)
   end)
 
+  local function in_flight(d)
+    return function()
+      local _, m = daemon.request(d, "GET", "/metrics")
+      return m:find("echo_sandbox_in_flight 1", 1, true) ~= nil
+    end
+  end
+
   it("lets a run in flight finish on SIGTERM, then exits", function()
     local d = daemon.start("--grace 10")
-    local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
-      :format(env.quote(d.addr), env.quote(cjson.encode { shell = "sleep 0.5; echo finished" })))
-    -- wait until the run is in flight
-    for _ = 1, 500 do
-      local _, m = daemon.request(d, "GET", "/metrics")
-      if m:find("echo_sandbox_in_flight 1", 1, true) then break end
-      os.execute("sleep 0.01")
-    end
-    daemon.stop(d)
-    local r = cjson.decode(p:read("a"))
-    p:close()
-    assert.are.equal(200, r.status)
-    assert.are.equal("finished\n", cjson.decode(r.body).stdout)
+    local status, r = stop_during(d, { shell = "sleep 0.5; echo finished" }, in_flight(d))
+    assert.are.equal(200, status)
+    assert.are.equal("finished\n", r.stdout)
   end)
 
   it("kills a run that outlasts the grace period on SIGTERM", function()
     local d = daemon.start("--grace 1")
-    local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
-      :format(env.quote(d.addr), env.quote(cjson.encode { shell = "sleep 30" })))
-    for _ = 1, 500 do
-      local _, m = daemon.request(d, "GET", "/metrics")
-      if m:find("echo_sandbox_in_flight 1", 1, true) then break end
-      os.execute("sleep 0.01")
-    end
-    daemon.stop(d)
-    local r = cjson.decode(p:read("a"))
-    p:close()
-    assert.are.equal(200, r.status)
-    assert.are.equal("timed_out", cjson.decode(r.body).status)
+    local status, r = stop_during(d, { shell = "sleep 30" }, in_flight(d))
+    assert.are.equal(200, status)
+    assert.are.equal("timed_out", r.status)
   end)
 
   it("runs 200 one-second sleeps side by side, on a unix socket", function()
@@ -151,14 +154,7 @@ describe("echo-sandbox serve", function()
       spans[#spans + 1] = { tonumber(from), tonumber(to) }
     end
     -- the most that were sleeping at the same moment: all of them, or near
-    local most = 0
-    for _, a in ipairs(spans) do
-      local together = 0
-      for _, b in ipairs(spans) do
-        if b[1] <= a[1] and a[1] < b[2] then together = together + 1 end
-      end
-      most = math.max(most, together)
-    end
+    local most = env.most_at_once(spans)
     assert.is_true(most >= 150, "at most " .. most .. " ran at once")
   end)
 
@@ -167,18 +163,11 @@ describe("echo-sandbox serve", function()
 
     it("deletes the pod of a run that outlasts the grace period on SIGTERM", function()
       local d = daemon.start("--grace 1", nil, fixture.server.env)
-      local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
-        :format(env.quote(d.addr), env.quote(cjson.encode { backend = "k8s", shell = "sleep 30" })))
-      for _ = 1, 1000 do
+      local status, result = stop_during(d, { backend = "k8s", shell = "sleep 30" }, function()
         local pods = fake.pods(fixture.server)
-        if pods[1] and pods[1].status and pods[1].status.phase == "Running" then break end
-        os.execute("sleep 0.02")
-      end
-      daemon.stop(d)
-      local r = cjson.decode(p:read("a"))
-      p:close()
-      assert.are.equal(200, r.status)
-      local result = cjson.decode(r.body)
+        return pods[1] ~= nil and pods[1].status ~= nil and pods[1].status.phase == "Running"
+      end)
+      assert.are.equal(200, status)
       assert.are.equal("k8s", result.sandbox_type)
       assert.are.equal("timed_out", result.status)
       assert.is_nil(result.cleanup_error)

@@ -76,6 +76,19 @@ local function own_pid()
   return read_file("/proc/self/stat"):match("^(%d+)")
 end
 
+-- spans: {from, to} pairs of times; the most that overlap at one moment.
+function M.most_at_once(spans)
+  local most = 0
+  for _, a in ipairs(spans) do
+    local together = 0
+    for _, b in ipairs(spans) do
+      if b[1] <= a[1] and a[1] < b[2] then together = together + 1 end
+    end
+    most = math.max(most, together)
+  end
+  return most
+end
+
 -- What could leak from this process: fds, children, sandbox-uid processes,
 -- temp dirs. Compared before and after each spec.
 function M.leak_snapshot()
