@@ -7,7 +7,9 @@
 #                    a fresh pod name each time), then the same kubectl delete
 #   kubectl --rm     a plain kubectl run --attach -i -q --rm, without the
 #                    strategic-merge override and the handshake
-# Writes bench/results/k8s.md and prints the ratios.
+# then 50 runs at once: one `echo-sandbox batch -j 50` against 50 of the same
+# kubectl lines through xargs -P 50.
+# Writes bench/results/k8s.md and k8s-50.md and prints the ratios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/common.sh"
@@ -46,3 +48,10 @@ hyperfine --warmup 3 --runs "${RUNS:-30}" --export-json "$out.json" --export-mar
 with_means "$out.json" '
 print(("echo-sandbox / kubectl (same) = %.2f, echo-sandbox / kubectl --rm = %.2f"):format(
   mean["echo-sandbox"] / mean["kubectl (same)"], mean["echo-sandbox"] / mean["kubectl --rm"]))'
+
+for i in $(seq 50); do echo "{\"id\":$i,\"backend\":\"k8s\",\"program\":\"/bin/true\"}"; done > "$work/fifty.ndjson"
+hyperfine --warmup 1 --runs "${RUNS_50:-5}" --export-json "$out-50.json" --export-markdown "$out-50.md" \
+  -n "batch -j 50" "$here/build/echo-sandbox batch -j 50 < $work/fifty.ndjson > /dev/null" \
+  -n "xargs -P 50" "seq 50 | xargs -P 50 -I{} bash $work/same.sh"
+with_means "$out-50.json" '
+print(("50 at once: batch / kubectl (same) = %.2f"):format(mean["batch -j 50"] / mean["xargs -P 50"]))'
