@@ -8,6 +8,9 @@
 -- other value from `override` replace what `base` has, as a list in a
 -- Kubernetes object is replaced by a JSON merge, not spliced. merge.DELETE as
 -- a value removes the key. Neither argument is modified.
+--
+-- Debian's lua-cjson 2.1.0 has no cjson.empty_array: an empty table encodes
+-- as {} (an object). Leave a list out rather than send it empty.
 local M = {}
 
 M.DELETE = setmetatable({}, { __tostring = function() return "merge.DELETE" end })
