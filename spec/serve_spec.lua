@@ -21,6 +21,26 @@ end
 describe("echo-sandbox serve", function()
   env.check_leaks()
 
+  it("hands over to the echo-sandbox-serve program, and says so when it is missing", function()
+    local out, _, code = env.cli_run { "serve", "--help" }
+    assert.are.equal(0, code)
+    assert.truthy(out:find("usage: echo-sandbox serve", 1, true), out)
+    -- The CLI alone in a directory: no sibling daemon to start.
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir .. " && cp " .. env.quote(env.cli) .. " " .. dir .. "/"))
+    local p = io.popen(dir .. "/echo-sandbox serve --help 2>&1")
+    local text = p:read("a")
+    local _, _, alone_code = p:close()
+    os.execute("rm -rf " .. dir)
+    if os.execute("test -x /usr/local/libexec/echo-sandbox/echo-sandbox-serve") then
+      pending("an installed echo-sandbox-serve answers instead")
+      return
+    end
+    assert.are.equal(125, alone_code)
+    assert.truthy(text:find("echo-sandbox-serve is not installed", 1, true), text)
+  end)
+
   it("runs requests, answers healthz, and counts the runs in metrics", function()
     local d = daemon.start()
     local status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { language = "python", code = "print(6*7)" })

@@ -13,9 +13,10 @@
 #include <lua.h>
 
 #include "cli/cli.h"
-#include "cli/request.h"
 #include "dispatch/job.h"
+#include "engine/fileio.h"
 #include "luaglue/convert.h"
+#include "luaglue/json.h"
 
 static const char batch_usage[] =
   "usage: echo-sandbox batch [-j N] [--policy FILE] < requests.ndjson\n"
@@ -51,8 +52,7 @@ static int push_line_result(lua_State *L) {
   const struct esb_result *r = lua_touserdata(L, 1);
   lua_Integer line = lua_tointeger(L, 2);
   int ids = (int)lua_tointeger(L, 3);
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "null");
+  esb_json_field(L, "null");
   int null_idx = lua_gettop(L);
   esb_lua_push_result(L, r, null_idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ids);
@@ -78,7 +78,7 @@ static void print_result(struct batch *b, const struct esb_result *r, long line)
     lua_pop(b->L, 1);
     return;
   }
-  esb_cli_print_json(b->L);
+  esb_json_print(b->L);
 }
 
 static void forget_id(struct batch *b, long line) {
@@ -102,8 +102,7 @@ static void job_done(struct esb_job *job, void *userdata) {
 
 /* Decodes a line and keeps its id (runs protected): pushes the request. */
 static int decode_line(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "decode");
+  esb_json_field(L, "decode");
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
   if (lua_istable(L, -1)) {
@@ -199,13 +198,13 @@ int esb_cli_batch(int argc, char **argv) {
   size_t len = 0;
   char *input = NULL;
   int sigfd = -1;
-  if (!(b.L = esb_cli_frontend()) || !(b.policy = esb_policy_open(policy_path, err, sizeof err))) {
+  if (!(b.L = esb_json_state()) || !(b.policy = esb_policy_open(policy_path, err, sizeof err))) {
     fprintf(stderr, "echo-sandbox batch: %s\n", b.L ? err : "out of memory");
     goto out;
   }
   lua_newtable(b.L);
   b.ids = luaL_ref(b.L, LUA_REGISTRYINDEX);
-  if (!(input = esb_cli_slurp("-", &len))) {
+  if (!(input = esb_read_file("-", &len))) {
     fprintf(stderr, "echo-sandbox batch: reading stdin: %s\n", strerror(errno));
     goto out;
   }

@@ -12,7 +12,7 @@
 #include "backend/k8s.h"
 #include "cli/cli.h"
 #include "cli/kubectl.h"
-#include "cli/request.h"
+#include "luaglue/json.h"
 #include "engine/strv.h"
 
 static const char cleanup_usage[] =
@@ -41,8 +41,7 @@ static int pods_of_list(lua_State *L) {
     "  out[#out + 1] = { m.name, a['echo-sandbox.io/expires-at'] or '' }\n"
     "end\n"
     "return out\n";
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "decode");
+  esb_json_field(L, "decode");
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
   if (luaL_loadbufferx(L, pick, sizeof pick - 1, "=cleanup", "t") != LUA_OK)
@@ -97,7 +96,7 @@ int esb_cli_cleanup(int argc, char **argv) {
             got.error_message ? got.error_message : "", got.err.data ? got.err.data : "");
     goto out;
   }
-  if (!(L = esb_cli_frontend()))
+  if (!(L = esb_json_state()))
     goto out;
   lua_pushcfunction(L, pods_of_list);
   lua_pushlstring(L, got.out.data ? got.out.data : "", got.out.len);

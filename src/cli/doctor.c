@@ -12,7 +12,7 @@
 #include "backend/k8s.h"
 #include "cli/cli.h"
 #include "cli/kubectl.h"
-#include "cli/request.h"
+#include "luaglue/json.h"
 
 static const char doctor_usage[] =
   "usage: echo-sandbox doctor [--policy FILE] [--local-only]\n"
@@ -59,14 +59,12 @@ static bool has_network_policy(const char *json, size_t len) {
     "  if labels['echo-sandbox.io/network'] == 'none' then return true end\n"
     "end\n"
     "return false\n";
-  lua_State *L = esb_cli_frontend();
+  lua_State *L = esb_json_state();
   if (!L)
     return false;
   bool found = false;
   if (luaL_loadbufferx(L, find, sizeof find - 1, "=doctor", "t") == LUA_OK) {
-    lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-    lua_getfield(L, -1, "decode");
-    lua_remove(L, -2);
+    esb_json_field(L, "decode");
     lua_pushlstring(L, json, len);
     found = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
   }

@@ -11,6 +11,7 @@
 #include "backend/local.h"
 #include "cli/cli.h"
 #include "cli/request.h"
+#include "luaglue/json.h"
 #include "engine/strv.h"
 #include "luaglue/convert.h"
 #include "policy/policy.h"
@@ -108,12 +109,10 @@ static int push_explanation(lua_State *L) {
     lua_setfield(L, -2, "pod_name");
     lua_pushboolean(L, k->handshake);
     lua_setfield(L, -2, "handshake");
-    lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-    lua_getfield(L, -1, "decode");
+    esb_json_field(L, "decode");
     lua_pushstring(L, k->overrides_json);
     lua_call(L, 1, 1);
-    lua_setfield(L, -3, "overrides");
-    lua_pop(L, 1);
+    lua_setfield(L, -2, "overrides");
     push_strv(L, x->kubectl);
     lua_setfield(L, -2, "kubectl");
     lua_setfield(L, -2, "k8s");
@@ -240,7 +239,7 @@ static int explain_one(lua_State *L, struct esb_policy *policy, bool json) {
       lua_pop(L, 1);
       goto out;
     }
-    esb_cli_print_json(L);
+    esb_json_print(L);
   } else {
     print_text(&x);
   }
@@ -262,7 +261,7 @@ static int explain(int argc, char **argv) {
   if (rc >= 0)
     goto out;
   rc = 125;
-  if (!(L = esb_cli_frontend())) {
+  if (!(L = esb_json_state())) {
     fprintf(stderr, "echo-sandbox: out of memory\n");
     goto out;
   }
@@ -312,22 +311,18 @@ static int check(int argc, char **argv) {
     fprintf(stderr, "problem: %s\n", err);
     return 1;
   }
-  lua_State *L = esb_cli_frontend();
+  lua_State *L = esb_json_state();
   int problems = 0, checked = 0;
   static const enum esb_backend backends[] = {ESB_BACKEND_LOCAL, ESB_BACKEND_K8S};
   for (size_t i = 0; L && i < sizeof samples / sizeof samples[0]; i++) {
     for (size_t b = 0; b < 2; b++) {
       struct esb_request req = ESB_REQUEST_INIT;
       struct esb_plan plan = ESB_PLAN_INIT;
-      lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-      lua_getfield(L, -1, "decode");
-      lua_pushstring(L, samples[i]);
-      int bad = lua_pcall(L, 1, 1, 0) != LUA_OK;
-      if (bad)
-        snprintf(err, sizeof err, "%s", lua_tostring(L, -1));
-      else
+      int bad = esb_json_decode(L, samples[i], strlen(samples[i]), err, sizeof err) < 0;
+      if (!bad) {
         bad = esb_lua_to_request(L, -1, &req, err, sizeof err) < 0;
-      lua_pop(L, 2);
+        lua_pop(L, 1);
+      }
       if (bad) {
         fprintf(stderr, "problem: sample %s: %s\n", samples[i], err);
         problems++;

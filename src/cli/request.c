@@ -12,11 +12,10 @@
 #include <unistd.h>
 
 #include <lauxlib.h>
-#include <lualib.h>
 
+#include "engine/fileio.h"
 #include "luaglue/convert.h"
-
-int luaopen_cjson(lua_State *L);
+#include "luaglue/json.h"
 
 const char esb_cli_request_flags_help[] =
   "  --shell CMD          run CMD with /bin/sh -c\n"
@@ -42,34 +41,6 @@ static int fail_usage(const char *command, const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n(echo-sandbox %s --help lists the options)\n", command);
   return 125;
-}
-
-/* Reads a whole file ('-': stdin) into a malloc'd buffer. */
-char *esb_cli_slurp(const char *path, size_t *lenp) {
-  int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return NULL;
-  size_t len = 0, cap = 65536;
-  char *buf = malloc(cap);
-  while (buf) {
-    if (len == cap) {
-      char *p = realloc(buf, cap *= 2);
-      if (!p) { free(buf); buf = NULL; errno = ENOMEM; break; }
-      buf = p;
-    }
-    ssize_t n = read(fd, buf + len, cap - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { int e = errno; free(buf); buf = NULL; errno = e; break; }
-    if (n == 0) break;
-    len += (size_t)n;
-  }
-  if (fd > 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-  }
-  *lenp = len;
-  return buf;
 }
 
 /* Kubernetes-style quantity: an integer with an optional suffix k M G T
@@ -183,58 +154,6 @@ static int push_flag_request(lua_State *L) {
   return 1;
 }
 
-static int open_frontend(lua_State *L) {
-  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
-  luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
-  luaL_requiref(L, "cjson", luaopen_cjson, 0);
-  lua_setfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  return 0;
-}
-
-lua_State *esb_cli_frontend(void) {
-  lua_State *L = luaL_newstate();
-  if (!L)
-    return NULL;
-  lua_pushcfunction(L, open_frontend);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-    lua_close(L);
-    return NULL;
-  }
-  return L;
-}
-
-void esb_cli_write_all(int fd, const char *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-static int encode_top(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "encode");
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  return 1;
-}
-
-void esb_cli_print_json(lua_State *L) {
-  lua_pushcfunction(L, encode_top);
-  lua_insert(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    fprintf(stderr, "echo-sandbox: cannot encode JSON: %s\n", lua_tostring(L, -1));
-  } else {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    esb_cli_write_all(1, s, len);
-    esb_cli_write_all(1, "\n", 1);
-  }
-  lua_pop(L, 1);
-}
-
 /* One JSON document, or NDJSON: one request per line. */
 static const char split_requests[] =
   "local decode, text = ...\n"
@@ -254,9 +173,7 @@ static const char split_requests[] =
 static int decode_requests(lua_State *L) {
   if (luaL_loadbufferx(L, split_requests, sizeof split_requests - 1, "=requests", "t") != LUA_OK)
     return lua_error(L);
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "decode");
-  lua_remove(L, -2);
+  esb_json_field(L, "decode");
   lua_pushvalue(L, 1);
   lua_call(L, 2, 1);
   return 1;
@@ -280,7 +197,7 @@ int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, cha
     return -1;
   }
   size_t len;
-  char *text = esb_cli_slurp("-", &len);
+  char *text = esb_read_file("-", &len);
   if (!text) {
     snprintf(err, errlen, "reading requests from stdin: %s", strerror(errno));
     return -1;
@@ -367,9 +284,9 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
   o->program = argv + optind;
   if (o->code && o->code_file)
     return fail_usage(argv[0], "%s", "give --code or --code-file, not both");
-  if (o->code_file && !(o->code_data = esb_cli_slurp(o->code_file, &o->code_len)))
+  if (o->code_file && !(o->code_data = esb_read_file(o->code_file, &o->code_len)))
     return fail_usage(argv[0], "--code-file: %s", strerror(errno));
-  if (o->stdin_file && !(o->stdin_data = esb_cli_slurp(o->stdin_file, &o->stdin_len)))
+  if (o->stdin_file && !(o->stdin_data = esb_read_file(o->stdin_file, &o->stdin_len)))
     return fail_usage(argv[0], "--stdin-file: %s", strerror(errno));
   return -1; /* go on */
 }

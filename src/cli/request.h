@@ -1,6 +1,6 @@
 /* What `run` and `policy explain` share: the request flags, reading a
  * request (flags or JSON on stdin) into a struct esb_request through the one
- * Lua-table validator, and the front-end Lua state that holds cjson. */
+ * Lua-table validator (on a luaglue/json.h state). */
 #ifndef ESB_CLI_REQUEST_H
 #define ESB_CLI_REQUEST_H
 
@@ -36,9 +36,6 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
 void esb_cli_options_release(struct esb_cli_options *o);
 bool esb_cli_has_request_flags(const struct esb_cli_options *o);
 
-/* A Lua state with cjson for the front end; NULL when out of memory. */
-lua_State *esb_cli_frontend(void);
-
 /* Builds one request from the flags, or from JSON on stdin when no request
  * flag is given. Returns 0, or -1 with a message. */
 int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct esb_request *req,
@@ -48,14 +45,5 @@ int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct e
  * make, or those on stdin, one JSON document or NDJSON (one per line).
  * Returns 0, or -1 with a message and nothing pushed. */
 int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, char *err, size_t errlen);
-
-/* Encodes the value on top of the stack as JSON, writes it and a newline to
- * fd 1 and pops it. */
-void esb_cli_print_json(lua_State *L);
-
-void esb_cli_write_all(int fd, const char *p, size_t n);
-
-/* Reads a whole file ('-': stdin) into a malloc'd buffer; NULL with errno. */
-char *esb_cli_slurp(const char *path, size_t *lenp);
 
 #endif

@@ -7,13 +7,13 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
 #include <lua.h>
 
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "dispatch/execute.h"
-#include "luaglue/convert.h"
+#include "engine/fileio.h"
+#include "luaglue/json.h"
 
 static const char run_usage[] =
   "usage: echo-sandbox run [OPTIONS] --shell CMD\n"
@@ -31,28 +31,17 @@ static const char run_usage[] =
   "  --json               result JSON on stdout; the request JSON on stdin unless\n"
   "                       request flags are given\n";
 
-static int push_result_json(lua_State *L) {
-  const struct esb_result *r = lua_touserdata(L, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "null");
-  esb_lua_push_result(L, r, -1);
-  return 1;
-}
-
 static void print_result_json(lua_State *L, const struct esb_result *r) {
-  lua_pushcfunction(L, push_result_json);
-  lua_pushlightuserdata(L, (void *)r);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    fprintf(stderr, "echo-sandbox: cannot encode the result: %s\n", lua_tostring(L, -1));
-    lua_pop(L, 1);
+  if (esb_json_push_result(L, r) < 0) {
+    fprintf(stderr, "echo-sandbox: cannot encode the result: out of memory\n");
     return;
   }
-  esb_cli_print_json(L);
+  esb_json_print(L);
 }
 
 static void print_plain(const struct esb_result *r) {
-  if (r->out.data) esb_cli_write_all(1, r->out.data, r->out.len);
-  if (r->err.data) esb_cli_write_all(2, r->err.data, r->err.len);
+  if (r->out.data) esb_write_all(1, r->out.data, r->out.len);
+  if (r->err.data) esb_write_all(2, r->err.data, r->err.len);
   if (esb_capture_truncated(&r->out))
     fprintf(stderr, "echo-sandbox: stdout truncated: %llu bytes written, %zu kept\n",
             (unsigned long long)r->out.total, r->out.len);
@@ -98,7 +87,7 @@ int esb_cli_run(int argc, char **argv) {
   lua_State *L = NULL;
   if (rc >= 0)
     goto out;
-  if (!(L = esb_cli_frontend())) {
+  if (!(L = esb_json_state())) {
     rc = early_error(NULL, false, ESB_E_SYSTEM, "out of memory");
     goto out;
   }

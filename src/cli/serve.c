@@ -1,112 +1,49 @@
-/* echo-sandbox serve: flags -> daemon/server.h. */
+/* echo-sandbox serve: execs the daemon program, echo-sandbox-serve (see
+ * src/daemon/main.c for why it is a program of its own). It is looked up
+ * next to this executable first (a build tree, or both installed in one
+ * directory), then in the libexec directory the build was configured for. */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/request.h"
-#include "daemon/server.h"
 
-static const char serve_usage[] =
-  "usage: echo-sandbox serve [--listen HOST:PORT | --listen unix:/path] [OPTIONS]\n"
-  "\n"
-  "An HTTP/1.1 daemon: POST /v1/run (request JSON -> result JSON), GET /healthz,\n"
-  "GET /metrics (Prometheus). Listens on loopback unless told otherwise.\n"
-  "SIGHUP reloads the policy (a broken one is reported and the old one stays);\n"
-  "SIGTERM stops accepting, lets runs in flight finish within the grace period,\n"
-  "then kills them and deletes their pods.\n"
-  "\n"
-  "options:\n"
-  "  --listen ADDR        HOST:PORT (PORT 0: a free one) or unix:/path (default 127.0.0.1:7878)\n"
-  "  --policy FILE        load this policy instead of the default search\n"
-  "  --token-file FILE    require \"Authorization: Bearer <the file's first line>\"\n"
-  "  --max-body BYTES     largest request body (default 16Mi; 413 beyond)\n"
-  "  --max-running N      runs in flight at once (default 256)\n"
-  "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond)\n"
-  "  --grace SECONDS      on SIGTERM, how long runs may finish (default 10)\n"
-  "  --port-file FILE     write the bound port (or socket path) there once listening\n"
-  "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n";
+static const char daemon_name[] = "echo-sandbox-serve";
 
-static int parse_size(const char *s, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  unsigned long long unit = !strcmp(end, "") ? 1 : !strcmp(end, "Ki") ? 1024 : !strcmp(end, "Mi") ? 1 << 20 : 0;
-  if (errno || end == s || !unit || v == 0)
+/* Fills path with the sibling of our own executable; -1 if it has none. */
+static int sibling_path(char *path, size_t size) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
     return -1;
-  *out = (size_t)(v * unit);
-  return 0;
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  if (!slash)
+    return -1;
+  *slash = '\0';
+  int len = snprintf(path, size, "%s/%s", self, daemon_name);
+  return len > 0 && (size_t)len < size ? 0 : -1;
 }
 
 int esb_cli_serve(int argc, char **argv) {
-  static const struct option longopts[] = {
-    {"listen", required_argument, 0, 'l'}, {"policy", required_argument, 0, 'p'},
-    {"token-file", required_argument, 0, 't'}, {"max-body", required_argument, 0, 'b'},
-    {"max-running", required_argument, 0, 'r'}, {"max-queue", required_argument, 0, 'q'},
-    {"grace", required_argument, 0, 'g'}, {"port-file", required_argument, 0, 'f'},
-    {"socket-mode", required_argument, 0, 'm'},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  struct esb_server_options o = {
-    .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000,
-    .socket_mode = 0660};
-  const char *token_file = NULL;
-  optind = 1;
-  opterr = 0;
-  for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
-    size_t v;
-    switch (c) {
-    case 'l': o.listen = optarg; break;
-    case 'p': o.policy_path = optarg; break;
-    case 't': token_file = optarg; break;
-    case 'f': o.port_file = optarg; break;
-    case 'm': {
-      char *end;
-      unsigned long mode = strtoul(optarg, &end, 8);
-      if (*end || end == optarg || mode > 0777) {
-        fprintf(stderr, "echo-sandbox serve: --socket-mode %s: expected octal permissions like 0660\n", optarg);
-        return 125;
-      }
-      o.socket_mode = (unsigned)mode;
-      break;
-    }
-    case 'b': case 'r': case 'q': case 'g':
-      if (parse_size(optarg, &v) < 0) {
-        fprintf(stderr, "echo-sandbox serve: %s %s: expected a positive number\n", argv[optind - 2], optarg);
-        return 125;
-      }
-      if (c == 'b') o.max_body = v;
-      else if (c == 'r') o.max_running = v;
-      else if (c == 'q') o.max_queue = v;
-      else o.grace_ms = (uint64_t)v * 1000;
-      break;
-    case 'h': fputs(serve_usage, stdout); return 0;
-    default:
-      fprintf(stderr, "echo-sandbox serve: unknown or incomplete option '%s'\n%s", argv[optind - 1], serve_usage);
-      return 125;
-    }
+  char path[PATH_MAX];
+  const char *candidates[2];
+  int ncandidates = 0;
+  if (sibling_path(path, sizeof path) == 0)
+    candidates[ncandidates++] = path;
+  candidates[ncandidates++] = ESB_LIBEXEC_DIR "/echo-sandbox-serve";
+  for (int i = 0; i < ncandidates; i++) {
+    if (access(candidates[i], X_OK) != 0)
+      continue;
+    argv[0] = (char *)candidates[i];
+    execv(candidates[i], argv);
+    fprintf(stderr, "echo-sandbox serve: cannot start %s: %s\n", candidates[i], strerror(errno));
+    return 125;
   }
-  char *token = NULL;
-  if (token_file) {
-    size_t len;
-    if (!(token = esb_cli_slurp(token_file, &len)) || !len) {
-      fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, token ? "empty" : strerror(errno));
-      free(token);
-      return 125;
-    }
-    token[strcspn(token, "\r\n")] = '\0';
-    o.token = token;
-  }
-  /* Hundreds of runs in flight hold a few fds each: take what the host allows. */
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  int rc = esb_serve(&o);
-  free(token);
-  return rc;
+  (void)argc;
+  fprintf(stderr, "echo-sandbox serve: %s is not installed (looked next to this program and in %s)\n",
+          daemon_name, ESB_LIBEXEC_DIR);
+  return 125;
 }

@@ -16,16 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
 #include <microhttpd.h>
 
 #include "daemon/metrics.h"
 #include "dispatch/job.h"
 #include "luaglue/convert.h"
-
-int luaopen_cjson(lua_State *L);
+#include "luaglue/json.h"
 
 struct conn;
 
@@ -72,29 +69,17 @@ static void set_response(struct conn *st, unsigned code, const char *type, const
   st->content_type = type;
 }
 
-static int encode_result(lua_State *L) {
-  const struct esb_result *r = lua_touserdata(L, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "encode");
-  lua_getfield(L, -2, "null");
-  esb_lua_push_result(L, r, -1);
-  lua_remove(L, -2);
-  lua_call(L, 1, 1);
-  return 1;
-}
-
 static void respond_result(struct conn *st, unsigned code, const struct esb_result *r) {
   lua_State *L = st->s->L;
-  lua_pushcfunction(L, encode_result);
-  lua_pushlightuserdata(L, (void *)r);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+  char err[256];
+  if (esb_json_push_result(L, r) < 0 || esb_json_encode(L, err, sizeof err) < 0) {
     const char *fallback = "{\"status\":\"error\",\"error\":{\"code\":\"system_error\",\"message\":\"cannot encode the result\"}}";
     set_response(st, 500, "application/json", fallback, strlen(fallback));
-  } else {
-    size_t len;
-    const char *json = lua_tolstring(L, -1, &len);
-    set_response(st, code, "application/json", json, len);
+    return;
   }
+  size_t len;
+  const char *json = lua_tolstring(L, -1, &len);
+  set_response(st, code, "application/json", json, len);
   lua_pop(L, 1);
 }
 
@@ -169,14 +154,6 @@ static void start_queued(struct server *s) {
 
 /* ---- requests ---- */
 
-static int decode_body(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "esb.cjson");
-  lua_getfield(L, -1, "decode");
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  return 1;
-}
-
 /* POST /v1/run, body complete: answers now, or suspends until the run ends. */
 static enum MHD_Result handle_run(struct conn *st) {
   struct server *s = st->s;
@@ -192,16 +169,11 @@ static enum MHD_Result handle_run(struct conn *st) {
     return send_response(st);
   }
   lua_State *L = s->L;
-  lua_pushcfunction(L, decode_body);
-  lua_pushlstring(L, st->body ? st->body : "", st->len);
-  int bad = 0;
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    snprintf(err, sizeof err, "invalid request JSON: %s", lua_tostring(L, -1));
-    bad = 1;
-  } else {
+  int bad = esb_json_decode(L, st->body ? st->body : "", st->len, err, sizeof err) < 0;
+  if (!bad) {
     bad = esb_lua_to_request(L, -1, &st->req, err, sizeof err) < 0;
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   if (bad) {
     s->m.rejected_bad++;
     respond_error(st, 400, ESB_E_INVALID_REQUEST, err);
@@ -425,10 +397,10 @@ int esb_serve(const struct esb_server_options *o) {
     fprintf(stderr, "echo-sandbox serve: %s\n", err);
     goto out;
   }
-  if (!(s.L = luaL_newstate()))
+  if (!(s.L = esb_json_state())) {
+    fprintf(stderr, "echo-sandbox serve: out of memory\n");
     goto out;
-  luaL_requiref(s.L, "cjson", luaopen_cjson, 0);
-  lua_setfield(s.L, LUA_REGISTRYINDEX, "esb.cjson");
+  }
   if ((s.listen_fd = listen_on(&s, o->listen, where, sizeof where)) < 0)
     goto out;
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,

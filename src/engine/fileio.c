@@ -1,0 +1,44 @@
+#include "engine/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *esb_read_file(const char *path, size_t *lenp) {
+  int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  size_t len = 0, cap = 65536;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (len == cap) {
+      char *p = realloc(buf, cap *= 2);
+      if (!p) { free(buf); buf = NULL; errno = ENOMEM; break; }
+      buf = p;
+    }
+    ssize_t n = read(fd, buf + len, cap - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { int e = errno; free(buf); buf = NULL; errno = e; break; }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  if (fd > 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  *lenp = len;
+  return buf;
+}
+
+void esb_write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    p += w;
+    n -= (size_t)w;
+  }
+}

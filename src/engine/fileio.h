@@ -1,0 +1,16 @@
+/* Whole-file reads and whole-buffer writes, for front ends (requests, token
+ * files, results). */
+#ifndef ESB_ENGINE_FILEIO_H
+#define ESB_ENGINE_FILEIO_H
+
+#include <stddef.h>
+
+/* Reads all of PATH ('-': stdin) into a malloc'd buffer the caller frees;
+ * *lenp gets its length. NULL with errno on failure. */
+char *esb_read_file(const char *path, size_t *lenp);
+
+/* Writes all N bytes, retrying short writes and EINTR; gives up silently when
+ * the reader is gone (a result nobody reads is not an error of ours). */
+void esb_write_all(int fd, const char *p, size_t n);
+
+#endif

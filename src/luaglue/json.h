@@ -1,0 +1,38 @@
+/* The JSON front end that the CLI commands and the daemon share: a small Lua
+ * state holding cjson (base and string libraries only: it runs our own
+ * snippets, never a policy), and protected encode/decode calls on it so a
+ * malformed document or an out-of-memory error becomes a message, not a
+ * longjmp past the caller's frees. The caller owns the state (lua_close). */
+#ifndef ESB_LUAGLUE_JSON_H
+#define ESB_LUAGLUE_JSON_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "engine/result.h"
+
+/* A new front-end state; NULL when out of memory. */
+lua_State *esb_json_state(void);
+
+/* Pushes cjson's field NAME ("decode", "encode", "null"). Raw access: never
+ * raises. */
+void esb_json_field(lua_State *L, const char *name);
+
+/* Decodes TEXT and pushes the value: 0; or -1 with "invalid request JSON:
+ * ..." in err and nothing pushed. */
+int esb_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
+
+/* Replaces the value on top of the stack by its JSON text: 0; or -1 with the
+ * value popped and the reason in err. */
+int esb_json_encode(lua_State *L, char *err, size_t errlen);
+
+/* Pushes the result as a table, cjson.null where the result model has null:
+ * 0; or -1 (out of memory) with nothing pushed. */
+int esb_json_push_result(lua_State *L, const struct esb_result *r);
+
+/* Encodes the value on top of the stack, writes it and a newline to fd 1 and
+ * pops it; a value that cannot be encoded is reported on stderr. */
+void esb_json_print(lua_State *L);
+
+#endif
