@@ -1,4 +1,5 @@
 #include "policy/vm.h"
+#include "policy/embedded.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -104,6 +105,18 @@ static const char *const prelude =
   "package.loadlib, package.cpath = nil, ''\n"
   "package.searchers[3], package.searchers[4] = nil, nil\n";
 
+/* package.preload loader of an embedded module: upvalue 1 is its index in
+ * esb_embedded_modules. Bytecode is loaded from our own binary only. */
+static int load_embedded(lua_State *L) {
+  const struct esb_embedded_module *m = &esb_embedded_modules[lua_tointeger(L, lua_upvalueindex(1))];
+  if (luaL_loadbufferx(L, (const char *)m->bytecode, m->size, m->chunk_name, "b") != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, m->name);
+  lua_pushliteral(L, ":embedded:");
+  lua_call(L, 2, 1);
+  return 1;
+}
+
 static int open_libraries(lua_State *L) {
   const char *lua_dir = lua_tostring(L, 1);
   static const luaL_Reg libs[] = {
@@ -119,6 +132,11 @@ static int open_libraries(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_cjson);
   lua_setfield(L, -2, "cjson");
+  for (lua_Integer i = 0; esb_embedded_modules[i].name; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, esb_embedded_modules[i].name);
+  }
   lua_pop(L, 1);
   lua_getglobal(L, "package");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", lua_dir, lua_dir);

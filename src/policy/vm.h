@@ -2,7 +2,8 @@
  *
  * Libraries: base (no dofile/loadfile; load takes text only), package (Lua
  * modules from our lua/ dir only, no C loaders), string, table, math, utf8,
- * and cjson preloaded. print writes to stderr.
+ * and cjson preloaded, as are the engine's own modules, compiled into the
+ * binary (policy/embedded.h). print writes to stderr.
  *
  * Every call into it (esb_vm_call) runs under an instruction budget, a
  * wall-clock limit and a memory cap. Once one is exceeded, a count hook
