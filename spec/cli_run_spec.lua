@@ -100,12 +100,51 @@ describe("echo-sandbox run", function()
     assert.are.equal("given=yes secret=\n", out)
   end)
 
-  it("enforces the memory limit", function()
-    local r = run_json { language = "python", code = "x = bytearray(512 * 1024 * 1024)\nprint('allocated')",
-                         limits = { memory_bytes = 64 * 1024 * 1024 } }
+  local hog = { language = "python", code = "x = bytearray(512 * 1024 * 1024)\nprint('allocated')",
+                limits = { memory_bytes = 64 * 1024 * 1024 } }
+
+  it("enforces the memory limit, by cgroup where the host allows", function()
+    local r = run_json(hog)
     assert.are_not.equal(0, r.exit_code)
     assert.is_nil(r.stdout:find("allocated"))
+    if env.cgroups_available() then
+      -- the kernel's OOM killer ends it, and the result says so
+      assert.are.equal("oom_killed", r.status)
+      assert.are.equal("OOMKilled", r.reason)
+      assert.are.equal(137, r.exit_code)
+      assert.are.equal(9, r.signal)
+    else
+      assert.truthy(r.stderr:find("MemoryError"))
+    end
+  end)
+
+  it("enforces the memory limit as an address-space limit when the policy turns cgroups off", function()
+    local path = os.tmpname()
+    env.write_file(path, 'local p = require "echo_sandbox.policy.default"\n'
+      .. env.policy_isolation("p") .. "p.local_sandbox.cgroups = false\nreturn p\n")
+    local r = run_json(hog, { "--policy", path })
+    os.remove(path)
+    assert.are.equal("exited", r.status)
+    assert.are.equal(1, r.exit_code)
     assert.truthy(r.stderr:find("MemoryError"))
+  end)
+
+  it("counts what a program uses, not what it reserves, against a cgroup memory limit", function()
+    if not env.cgroups_available() then
+      pending("no cgroup v1 memory hierarchy this user may write to")
+      return
+    end
+    -- 1 GiB of address space reserved, 8 MiB touched, under a 64 MiB limit
+    local r = run_json { language = "python", limits = { memory_bytes = 64 * 1024 * 1024 },
+      code = "import mmap\nm = mmap.mmap(-1, 1 << 30)\nm[:8 << 20] = b'x' * (8 << 20)\nprint('ok')" }
+    assert.are.equal("ok\n", r.stdout)
+    assert.are.equal("exited", r.status)
+  end)
+
+  it("bounds the number of processes", function()
+    local r = run_json { shell = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; wait",
+                         limits = { max_processes = 6 }, timeout_ms = 3000 }
+    assert.truthy(r.stderr:find("fork", 1, true) or r.stderr:find("resource", 1, true), r.stderr)
   end)
 
   it("exits 127 and names a program that is not there", function()

@@ -65,6 +65,12 @@ function M.cli_run(args, stdin, env_prefix)
   return out, err, code
 end
 
+-- Whether the engine can make cgroup v1 memory cgroups here (root, and the
+-- hierarchy mounted writable): then the memory limit is a cgroup's.
+function M.cgroups_available()
+  return M.is_root() and os.execute("test -w /sys/fs/cgroup/memory/cgroup.procs") == true
+end
+
 function M.is_root()
   local p = assert(io.popen("id -u"))
   local uid = p:read("n")

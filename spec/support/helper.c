@@ -8,10 +8,12 @@
  *                                         processes of uid 65534, processes that carry PID's
  *                                         $ESB_SPEC_MARK in their environment (started by the
  *                                         specs, even if reparented), echo-sandbox-* temp dirs
+ *                                         and echo-sandbox-* cgroups (v1 memory and pids)
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -111,6 +113,13 @@ static int is_ancestor_or_self(int pid, int root) {
   return 0;
 }
 
+static int print_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  if (type == FTW_D && ftw->level > 0 && !strncmp(path + ftw->base, "echo-sandbox-", 13))
+    printf("cgroup %s\n", path);
+  return 0;
+}
+
 static int cmd_leaks(const char *pidarg) {
   int root = atoi(pidarg), self = getpid(), shell = getppid();
   char path[64], target[PATH_MAX], cmd[256];
@@ -148,6 +157,8 @@ static int cmd_leaks(const char *pidarg) {
   while (t && (e = readdir(t)))
     if (!strncmp(e->d_name, "echo-sandbox-", 13)) printf("tmp %s\n", e->d_name);
   if (t) closedir(t);
+  nftw("/sys/fs/cgroup/memory", print_cgroup, 16, FTW_PHYS | FTW_MOUNT);
+  nftw("/sys/fs/cgroup/pids", print_cgroup, 16, FTW_PHYS | FTW_MOUNT);
   return 0;
 }
 

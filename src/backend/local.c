@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,25 @@ static void remove_tree(const char *dir) {
   nftw(dir, remove_entry, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
 }
 
+/* The kernel's OOM killer ended the program (or the shell around it saw its
+ * child die of SIGKILL): what Kubernetes reports as OOMKilled. */
+static void note_oom(struct esb_local_run *run, struct esb_result *r) {
+  if (!run->cgroup.dirs[ESB_CGROUP_MEMORY] || !esb_cgroup_oom_killed(&run->cgroup))
+    return;
+  bool killed = (r->status == ESB_STATUS_SIGNALED && r->signal == SIGKILL) ||
+                (r->status == ESB_STATUS_EXITED && r->exit_code == 128 + SIGKILL);
+  if (!killed)
+    return;
+  r->status = ESB_STATUS_OOM_KILLED;
+  r->signal = SIGKILL;
+  r->reason = "OOMKilled";
+  r->exit_code = esb_result_exit_code(r);
+}
+
 static void finished(struct esb_exec *exec, void *userdata) {
   struct esb_local_run *run = userdata;
-  (void)exec;
+  note_oom(run, &exec->result);
+  esb_cgroup_destroy(&run->cgroup);
   if (run->tmpdir) {
     remove_tree(run->tmpdir);
     free(run->tmpdir);
@@ -107,6 +124,22 @@ void esb_local_sandbox_for(const struct esb_plan *plan, const char *dir, bool fa
   sb->hostname = "echo-sandbox";
 }
 
+/* Memory (and pids) by cgroup where the host lets us: then the address space
+ * is left alone. Without a cgroup, RLIMIT_AS stands in. */
+static void use_cgroups(struct esb_local_run *run, const struct esb_plan *plan) {
+  const struct esb_rlimits *l = &plan->local.limits;
+  if (!plan->local.cgroups || !l->address_space)
+    return;
+  if (!run->cgroup.dirs[ESB_CGROUP_MEMORY]) {
+    char why[512];
+    if (esb_cgroup_create(&run->cgroup, l->address_space, l->processes, why, sizeof why) < 0)
+      return;
+  }
+  run->sandbox.cgroup_procs = esb_cgroup_procs_fds(&run->cgroup);
+  run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
+  run->sandbox.limits.address_space = 0;
+}
+
 static bool namespaces_refused(int err) {
   return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS || err == EACCES;
 }
@@ -135,6 +168,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     goto fail;
   }
   esb_local_sandbox_for(plan, dir, false, &run->sandbox);
+  use_cgroups(run, plan);
   e->child.argv = (const char *const *)plan->argv;
   e->child.env = (const char *const *)run->env;
   e->child.dir = dir;
@@ -157,12 +191,14 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     goto fail;
   }
   esb_local_sandbox_for(plan, dir, true, &run->sandbox);
+  use_cgroups(run, plan);
   esb_result_release(&e->result);
   e->result.sandbox_type = "local";
   e->result.isolation = "rlimits";
   if (esb_exec_start(loop, e) == 0)
     return 0; /* the result's isolation says "rlimits" */
 fail:
+  esb_cgroup_destroy(&run->cgroup);
   if (run->tmpdir) {
     remove_tree(run->tmpdir);
     free(run->tmpdir);
@@ -172,6 +208,7 @@ fail:
 }
 
 void esb_local_release(struct esb_local_run *run) {
+  esb_cgroup_destroy(&run->cgroup);
   esb_strv_free(run->env);
   run->env = NULL;
   if (run->tmpdir) { /* only when the run never completed */

@@ -1,12 +1,15 @@
 /* The local backend: runs a plan on this machine in a namespace + rlimit
  * sandbox (see README "Local sandbox"). A fresh working dir is made under
- * $TMPDIR (or /tmp) for each run and removed when the run is done.
+ * $TMPDIR (or /tmp) for each run and removed when the run is done. With
+ * plan->local.cgroups, the memory and process limits are a cgroup's where the
+ * host lets the engine make one (engine/cgroup.h), else rlimits.
  *
  * The caller owns the struct esb_local_run (it may live on the stack for a
  * single run) and the plan, which must outlive the run. */
 #ifndef ESB_BACKEND_LOCAL_H
 #define ESB_BACKEND_LOCAL_H
 
+#include "engine/cgroup.h"
 #include "engine/loop.h"
 #include "engine/plan.h"
 
@@ -16,13 +19,14 @@ typedef void (*esb_local_done_fn)(struct esb_local_run *run, void *userdata);
 struct esb_local_run {
   struct esb_exec exec;        /* exec.result is the result */
   struct esb_sandbox sandbox;
+  struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
   char **env;                  /* plan env + HOME */
   char *tmpdir;                /* ours to remove; NULL when the request named a dir */
   esb_local_done_fn on_done;
   void *userdata;
 };
 
-#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT }
+#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once the
  * result is complete (the working dir is already removed then); or -1, with

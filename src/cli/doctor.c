@@ -9,6 +9,7 @@
 
 #include "backend/k8s_command.h"
 #include "backend/local.h"
+#include "engine/cgroup.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
 #include "cli/kubectl.h"
@@ -126,6 +127,24 @@ out:
   esb_plan_release(&plan);
 }
 
+/* How the local backend will enforce the memory limit. */
+static void check_memory_limit(const struct esb_plan *plan, struct tally *t) {
+  char why[512];
+  struct esb_cgroup cg = ESB_CGROUP_INIT;
+  if (!plan->local.cgroups) {
+    report(t, "ok", "memory", "%s", "RLIMIT_AS (the policy turned cgroups off)");
+  } else if (esb_cgroup_create(&cg, plan->local.limits.address_space, plan->local.limits.processes,
+                               why, sizeof why) == 0) {
+    report(t, "ok", "memory", "%s", cg.dirs[ESB_CGROUP_PIDS] ? "cgroup v1 memory and pids" : "cgroup v1 memory");
+  } else {
+    char detail[1024];
+    snprintf(detail, sizeof detail, "RLIMIT_AS (address space), as no cgroup can be made: %s; "
+             "runtimes that reserve much (node, java) need a larger memory limit", why);
+    report(t, "warn", "memory", "%s", detail);
+  }
+  esb_cgroup_destroy(&cg);
+}
+
 static void check_local(struct esb_policy *policy, struct tally *t) {
   char err[4096], detail[4200];
   char *argv[] = {"/bin/true", NULL};
@@ -140,6 +159,7 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   }
   plan.backend = ESB_BACKEND_LOCAL;
   struct esb_result r = ESB_RESULT_INIT;
+  check_memory_limit(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
     snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" in %.1f ms", r.isolation, r.duration_ms);

@@ -25,6 +25,8 @@ struct esb_local_settings {
   gid_t gid;
   enum esb_isolation isolation;
   bool network;              /* false: a new network namespace with loopback only */
+  bool cgroups;              /* memory (and pids) limits by cgroup where the host allows;
+                                limits.address_space is then not applied as RLIMIT_AS */
   uint64_t tmp_size_bytes;   /* private /tmp and the fresh working dir */
   struct esb_rlimits limits;
 };
@@ -57,7 +59,8 @@ struct esb_plan {
 };
 
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, \
-                        .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES } }
+                        .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES, \
+                                   .cgroups = true } }
 
 void esb_plan_release(struct esb_plan *plan);
 

@@ -200,13 +200,6 @@ static void build_mounts(const struct esb_child_plan *p) {
 /* Namespaces are in place: finish the sandbox around this process. */
 static void prepare_sandbox(const struct esb_child_plan *p) {
   const struct esb_sandbox *sb = p->sandbox;
-  if (p->sync_fd >= 0) {
-    char go;
-    ssize_t n;
-    do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
-    if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
-    close(p->sync_fd);
-  }
   if (sb->namespaces & ESB_NS_USER) {
     /* Files we create (mount points in the fresh /tmp) need a mapped owner. */
     setfsgid(sb->inner_gid);
@@ -250,6 +243,14 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
 _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   reset_signals();
   if (setpgid(0, 0) < 0) fail(p, STEP_SETPGID);
+  /* The parent writes our id maps and moves us into our cgroups first. */
+  if (p->sync_fd >= 0) {
+    char go;
+    ssize_t n;
+    do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
+    if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
+    close(p->sync_fd);
+  }
   if (p->sandbox && p->sandbox->namespaces) prepare_sandbox(p);
   if (p->sandbox && (p->sandbox->namespaces & ESB_NS_PID)) run_init(p);
   exec_program(p);

@@ -14,6 +14,10 @@
  * everything, reports the program's wait status over the report pipe and
  * exits; the kernel then kills whatever is left in the namespace.
  *
+ * A sandbox with cgroup_procs: the parent writes the child's pid to each
+ * before releasing it (the child waits on a sync pipe), so everything the
+ * program ever starts is in those cgroups.
+ *
  * Errors: esb_child_start returns -1 with errno set and a message in `why`
  * when the clone or its preparation failed; nothing is left behind (pipes it
  * made are closed and their fields set to -1). Failures
@@ -58,6 +62,8 @@ struct esb_sandbox {
   const char *writable_dir; /* needs ESB_NS_MOUNT: stays writable, at the same path */
   const char *hostname;     /* with ESB_NS_UTS */
   struct esb_rlimits limits;
+  const int *cgroup_procs;  /* cgroup.procs files (engine/cgroup.h) the child is moved */
+  size_t n_cgroup_procs;    /* into before it runs anything; -1 entries are skipped */
 };
 
 enum { ESB_CHILD_PIPE = -1, ESB_CHILD_NULL = -2 };

@@ -146,6 +146,7 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
       lua_pop(L, 1);
     }
     free(iso);
+    ls->cgroups = read_bool(rd, -1, "cgroups", "local.cgroups", ls->cgroups);
     ls->tmp_size_bytes = read_uint(rd, -1, "tmp_size_bytes", "local.tmp_size_bytes", 0);
     ls->limits.file_size = read_uint(rd, -1, "file_size_bytes", "local.file_size_bytes", 0);
     ls->limits.open_files = read_uint(rd, -1, "open_files", "local.open_files", 0);

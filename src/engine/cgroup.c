@@ -1,0 +1,242 @@
+#include "engine/cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const controller_names[ESB_CGROUP__COUNT] = { "memory", "pids" };
+
+/* Is name one of the comma-separated words of list? */
+static bool has_word(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0)
+      return true;
+    p = comma ? comma + 1 : NULL;
+  }
+  return false;
+}
+
+/* Where the v1 hierarchy of the controller is mounted, and the root of that
+ * mount ("/" unless a container shows only part of the hierarchy). */
+static int find_mount(const char *controller, char **mountpoint, char **root) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f)
+    return -1;
+  char *line = NULL;
+  size_t cap = 0;
+  int rc = -1;
+  while (rc < 0 && getline(&line, &cap, f) > 0) {
+    /* id parent major:minor root mountpoint options [optional...] - fstype source superoptions */
+    char *dash = strstr(line, " - ");
+    if (!dash)
+      continue;
+    char fstype[32], source[256], super[512];
+    if (sscanf(dash + 3, "%31s %255s %511s", fstype, source, super) != 3 || strcmp(fstype, "cgroup") != 0 ||
+        !has_word(super, controller))
+      continue;
+    char r[4096], m[4096];
+    if (sscanf(line, "%*s %*s %*s %4095s %4095s", r, m) != 2)
+      continue;
+    *root = strdup(r);
+    *mountpoint = strdup(m);
+    if (*root && *mountpoint)
+      rc = 0;
+    else {
+      free(*root);
+      free(*mountpoint);
+    }
+  }
+  free(line);
+  fclose(f);
+  return rc;
+}
+
+/* Our own cgroup in the controller's hierarchy, from /proc/self/cgroup. */
+static char *own_path(const char *controller) {
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (!f)
+    return NULL;
+  char *line = NULL, *path = NULL;
+  size_t cap = 0;
+  while (!path && getline(&line, &cap, f) > 0) {
+    char *first = strchr(line, ':');
+    char *second = first ? strchr(first + 1, ':') : NULL;
+    if (!second)
+      continue;
+    *second = '\0';
+    if (!has_word(first + 1, controller))
+      continue;
+    second[1 + strcspn(second + 1, "\n")] = '\0';
+    path = strdup(second + 1);
+  }
+  free(line);
+  fclose(f);
+  return path;
+}
+
+/* The directory of a new cgroup for this run, next to nothing of anyone
+ * else's: a child of our own cgroup. */
+static char *new_cgroup_dir(const char *controller) {
+  static unsigned long counter;
+  char *mountpoint = NULL, *root = NULL, *own = own_path(controller), *dir = NULL;
+  if (own && find_mount(controller, &mountpoint, &root) == 0) {
+    /* Without a cgroup namespace the path is the full one; the mount may
+     * show only the part of the hierarchy below its root. */
+    const char *rel = own;
+    size_t rootlen = strlen(root);
+    if (strcmp(root, "/") != 0 && strncmp(own, root, rootlen) == 0 && (own[rootlen] == '/' || !own[rootlen]))
+      rel = own + rootlen;
+    unsigned long n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+    if (asprintf(&dir, "%s%s%secho-sandbox-%ld-%lu", mountpoint, rel,
+                 rel[0] && rel[strlen(rel) - 1] == '/' ? "" : "/", (long)getpid(), n) < 0)
+      dir = NULL;
+  }
+  free(own);
+  free(mountpoint);
+  free(root);
+  return dir;
+}
+
+static int write_file(const char *dir, const char *name, uint64_t value) {
+  char path[4096], text[32];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int len = snprintf(text, sizeof text, "%" PRIu64, value);
+  ssize_t w = write(fd, text, (size_t)len);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return w == len ? 0 : -1;
+}
+
+static int open_procs(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  return open(path, O_WRONLY | O_CLOEXEC);
+}
+
+/* Makes one controller's cgroup and applies its limit. */
+static int make_one(struct esb_cgroup *cg, int which, uint64_t limit, char *why, size_t whylen) {
+  const char *name = controller_names[which];
+  char *dir = new_cgroup_dir(name);
+  if (!dir) {
+    snprintf(why, whylen, "no cgroup v1 %s hierarchy of ours to use", name);
+    return -1;
+  }
+  if (mkdir(dir, 0755) < 0) {
+    snprintf(why, whylen, "making %s: %s", dir, strerror(errno));
+    free(dir);
+    return -1;
+  }
+  cg->dirs[which] = dir;
+  int rc = 0;
+  if (which == ESB_CGROUP_MEMORY) {
+    rc = write_file(dir, "memory.limit_in_bytes", limit);
+    /* Swap counted too, where the kernel accounts it; absent otherwise. */
+    if (rc == 0 && write_file(dir, "memory.memsw.limit_in_bytes", limit) < 0 && errno != ENOENT)
+      rc = -1;
+  } else if (limit) {
+    rc = write_file(dir, "pids.max", limit);
+  }
+  if (rc == 0 && (cg->procs[which] = open_procs(dir)) < 0)
+    rc = -1;
+  if (rc < 0)
+    snprintf(why, whylen, "setting up %s: %s", dir, strerror(errno));
+  return rc;
+}
+
+int esb_cgroup_create(struct esb_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
+                      char *why, size_t whylen) {
+  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+  if (make_one(cg, ESB_CGROUP_MEMORY, memory_bytes, why, whylen) < 0) {
+    esb_cgroup_destroy(cg);
+    return -1;
+  }
+  /* pids is a bonus: RLIMIT_NPROC still bounds the processes without it. */
+  char ignored[256];
+  if (make_one(cg, ESB_CGROUP_PIDS, max_pids, ignored, sizeof ignored) < 0 && cg->dirs[ESB_CGROUP_PIDS]) {
+    close(cg->procs[ESB_CGROUP_PIDS]);
+    cg->procs[ESB_CGROUP_PIDS] = -1;
+    rmdir(cg->dirs[ESB_CGROUP_PIDS]);
+    free(cg->dirs[ESB_CGROUP_PIDS]);
+    cg->dirs[ESB_CGROUP_PIDS] = NULL;
+  }
+  return 0;
+}
+
+const int *esb_cgroup_procs_fds(const struct esb_cgroup *cg) {
+  return cg->procs;
+}
+
+bool esb_cgroup_oom_killed(const struct esb_cgroup *cg) {
+  if (!cg->dirs[ESB_CGROUP_MEMORY])
+    return false;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/memory.oom_control", cg->dirs[ESB_CGROUP_MEMORY]);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return false;
+  unsigned long long kills = 0;
+  char key[64];
+  unsigned long long value;
+  while (fscanf(f, "%63s %llu", key, &value) == 2)
+    if (strcmp(key, "oom_kill") == 0)
+      kills = value;
+  fclose(f);
+  return kills > 0;
+}
+
+/* SIGKILLs every process listed in dir/cgroup.procs; returns how many. */
+static int kill_members(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return 0;
+  int n = 0;
+  long pid;
+  while (fscanf(f, "%ld", &pid) == 1) {
+    kill((pid_t)pid, SIGKILL);
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+
+/* A cgroup whose last process is still being released (it was reaped a
+ * moment ago) cannot be removed yet: kill what is left and wait, starting
+ * with a few microseconds, for at most about half a second. */
+static void remove_dir(const char *dir) {
+  long pause_ns = 10000;
+  for (long waited = 0; waited < 500000000L; waited += pause_ns, pause_ns = pause_ns < 10000000L ? pause_ns * 2 : pause_ns) {
+    if (rmdir(dir) == 0 || errno != EBUSY)
+      return;
+    kill_members(dir);
+    struct timespec pause = { 0, pause_ns };
+    nanosleep(&pause, NULL);
+  }
+}
+
+void esb_cgroup_destroy(struct esb_cgroup *cg) {
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
+    if (cg->procs[i] >= 0)
+      close(cg->procs[i]);
+    if (cg->dirs[i]) {
+      remove_dir(cg->dirs[i]);
+      free(cg->dirs[i]);
+    }
+  }
+  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+}
