@@ -12,9 +12,10 @@ build=${ESB_BUILD_DIR:-$here/build}
 
 packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev libmicrohttpd-dev
           lua-busted python3 bash coreutils)
-# The nginx spec's: nginx with lua-nginx-module (LuaJIT), for the resty client.
+# The nginx spec's: nginx with lua-nginx-module (LuaJIT), for the resty client;
+# the language spec's: the interpreters the default policy names.
 if [ "${1:-demo}" = test ]; then
-  packages+=(nginx libnginx-mod-http-lua)
+  packages+=(nginx libnginx-mod-http-lua nodejs ruby perl php-cli)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -30,6 +30,8 @@
 --                  max_processes (integers) and network (boolean)
 --   local          settings of the local sandbox: uid, gid (never 0),
 --                  isolation ("namespaces" | "best_effort" | "rlimits"),
+--                  cgroups (boolean: memory and pids limits by cgroup where
+--                  the host allows),
 --                  tmp_size_bytes, file_size_bytes, open_files
 --   k8s            image (string), namespace (a DNS-1123 label), handshake
 --                  (boolean: the container waits for a line on stdin before
@@ -57,7 +59,8 @@ local policy = {}
 local Mi = 1024 * 1024
 
 -- language -> image (k8s) and the interpreter argv; the code follows it as
--- one argument, then the request's args.
+-- one argument (less what the pattern `strip` matches, when given), then the
+-- request's args.
 policy.languages = {
   python = { image = "python:3.12-slim", command = { "python3", "-c" } },
   python3 = { image = "python:3.12-slim", command = { "python3", "-c" } },
@@ -65,7 +68,8 @@ policy.languages = {
   javascript = { image = "node:20-slim", command = { "node", "-e" } },
   ruby = { image = "ruby:3.3-slim", command = { "ruby", "-e" } },
   perl = { image = "perl:5-slim", command = { "perl", "-e" } },
-  php = { image = "php:8.3-cli", command = { "php", "-r" } },
+  -- php -r takes code without its opening tag: a leading "<?php" goes.
+  php = { image = "php:8.3-cli", command = { "php", "-r" }, strip = "^%s*<%?php%f[^%w]" },
   lua = { image = "nickblah/lua:5.4", command = { "lua5.4", "-e" } },
   sh = { image = "debian:12-slim", command = { "sh", "-c" } },
   bash = { image = "bash:5", command = { "bash", "-c" } },
@@ -120,6 +124,12 @@ policy.local_sandbox = {
   -- "rlimits": rlimits (and uid/gid when root) only, for hosts that are a
   --   sandbox already, or tools that cannot follow namespaces (valgrind).
   isolation = "namespaces",
+  -- true: where the engine may make cgroups (v1 memory, pids; as root), the
+  --   memory limit is a cgroup's, which counts what the program uses, and an
+  --   OOM kill is reported as status oom_killed; elsewhere, and with false,
+  --   it is RLIMIT_AS, which counts the address space it reserves (V8 and
+  --   the JVM reserve far more than they use: node needs --memory 1Gi then).
+  cgroups = true,
   tmp_size_bytes = 256 * Mi,
   file_size_bytes = 64 * Mi,
   open_files = 256,
@@ -183,7 +193,7 @@ function policy:argv_for(req)
       return nil, ("unknown language %q (known: %s)"):format(req.language, known(self.languages))
     end
     argv = table.move(lang.command, 1, #lang.command, 1, {})
-    argv[#argv + 1] = req.code
+    argv[#argv + 1] = lang.strip and req.code:gsub(lang.strip, "", 1) or req.code
   end
   local args = req.args or {}
   return table.move(args, 1, #args, #argv + 1, argv)
