@@ -16,8 +16,7 @@ struct esb_child_plan {
   const struct esb_sandbox *sandbox; /* NULL: plain child */
   int stdio[3];                   /* fds for 0, 1, 2 */
   int report_fd;                  /* write end, close-on-exec */
-  int sync_fd;                    /* read end: one byte once the id maps are written and the
-                                     cgroups joined; -1 without */
+  int sync_fd;                    /* read end: one byte once the id maps are written; -1 without */
   bool writable_dir_under_tmp;    /* its mount point must be made in the fresh /tmp */
   char tmp_options[64];           /* tmpfs options for /tmp */
 };

@@ -182,20 +182,6 @@ static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, siz
   return 0;
 }
 
-static int join_cgroups(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
-  char text[32];
-  int len = snprintf(text, sizeof text, "%ld", (long)pid);
-  for (size_t i = 0; i < sb->n_cgroup_procs; i++) {
-    if (sb->cgroup_procs[i] < 0)
-      continue;
-    if (write(sb->cgroup_procs[i], text, (size_t)len) != len) {
-      snprintf(why, whylen, "moving the child into its cgroup: %s", strerror(errno));
-      return -1;
-    }
-  }
-  return 0;
-}
-
 static uint64_t clone_flags(unsigned ns) {
   uint64_t f = 0;
   if (ns & ESB_NS_USER) f |= CLONE_NEWUSER;
@@ -235,7 +221,7 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
   plan->report_fd = fds[1];
   if (set_nonblock(c->report) < 0)
     goto sys;
-  if (sb && ((sb->namespaces & ESB_NS_USER) || sb->n_cgroup_procs)) {
+  if (sb && (sb->namespaces & ESB_NS_USER)) {
     if (pipe_above_stdio(fds) < 0)
       goto sys;
     pr->sync_r = fds[0];
@@ -295,9 +281,7 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   setpgid(c->pid, c->pid); /* also done by the child; whoever is first wins */
 
   if (pr.sync_w >= 0) {
-    if (join_cgroups(c->pid, c->sandbox, why, whylen) < 0)
-      goto kill;
-    if ((c->sandbox->namespaces & ESB_NS_USER) && write_id_maps(c->pid, c->sandbox, why, whylen) < 0)
+    if (write_id_maps(c->pid, c->sandbox, why, whylen) < 0)
       goto kill;
     if (write(pr.sync_w, "", 1) != 1) {
       snprintf(why, whylen, "releasing the child: %s", strerror(errno));

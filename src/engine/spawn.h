@@ -14,9 +14,11 @@
  * everything, reports the program's wait status over the report pipe and
  * exits; the kernel then kills whatever is left in the namespace.
  *
- * A sandbox with cgroup_procs: the parent writes the child's pid to each
- * before releasing it (the child waits on a sync pipe), so everything the
- * program ever starts is in those cgroups.
+ * A sandbox with cgroup_procs: the child writes "0" (itself) to each of those
+ * fds first thing, so everything the program ever starts is in those cgroups.
+ * The kernel checks the permission of whoever opened the file (cgroup v1), so
+ * this works from inside the new user namespace, and the attach (which can
+ * wait for an RCU grace period) holds up this run only, not the caller's loop.
  *
  * Errors: esb_child_start returns -1 with errno set and a message in `why`
  * when the clone or its preparation failed; nothing is left behind (pipes it
@@ -62,8 +64,8 @@ struct esb_sandbox {
   const char *writable_dir; /* needs ESB_NS_MOUNT: stays writable, at the same path */
   const char *hostname;     /* with ESB_NS_UTS */
   struct esb_rlimits limits;
-  const int *cgroup_procs;  /* cgroup.procs files (engine/cgroup.h) the child is moved */
-  size_t n_cgroup_procs;    /* into before it runs anything; -1 entries are skipped */
+  const int *cgroup_procs;  /* open cgroup.procs files (engine/cgroup.h) the child joins */
+  size_t n_cgroup_procs;    /* before it runs anything; -1 entries are skipped */
 };
 
 enum { ESB_CHILD_PIPE = -1, ESB_CHILD_NULL = -2 };
