@@ -51,7 +51,7 @@ static void note_oom(struct esb_local_run *run, struct esb_result *r) {
 static void finished(struct esb_exec *exec, void *userdata) {
   struct esb_local_run *run = userdata;
   note_oom(run, &exec->result);
-  esb_cgroup_destroy(&run->cgroup);
+  esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
     remove_tree(run->tmpdir);
     free(run->tmpdir);
@@ -132,7 +132,7 @@ static void use_cgroups(struct esb_local_run *run, const struct esb_plan *plan) 
     return;
   if (!run->cgroup.dirs[ESB_CGROUP_MEMORY]) {
     char why[512];
-    if (esb_cgroup_create(&run->cgroup, l->address_space, l->processes, why, sizeof why) < 0)
+    if (esb_cgroup_acquire(run->cgroup_pool, &run->cgroup, l->address_space, l->processes, why, sizeof why) < 0)
       return;
   }
   run->sandbox.cgroup_procs = esb_cgroup_procs_fds(&run->cgroup);
@@ -148,6 +148,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   struct esb_exec *e = &run->exec;
   char why[512];
   e->result.sandbox_type = "local";
+  run->cgroup_pool = loop->cgroup_pool;
   const char *dir = plan->working_dir;
   if (dir) {
     struct stat st;
@@ -198,7 +199,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   if (esb_exec_start(loop, e) == 0)
     return 0; /* the result's isolation says "rlimits" */
 fail:
-  esb_cgroup_destroy(&run->cgroup);
+  esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
     remove_tree(run->tmpdir);
     free(run->tmpdir);
@@ -208,7 +209,7 @@ fail:
 }
 
 void esb_local_release(struct esb_local_run *run) {
-  esb_cgroup_destroy(&run->cgroup);
+  esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   esb_strv_free(run->env);
   run->env = NULL;
   if (run->tmpdir) { /* only when the run never completed */

@@ -20,6 +20,7 @@ struct esb_local_run {
   struct esb_exec exec;        /* exec.result is the result */
   struct esb_sandbox sandbox;
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
+  struct esb_cgroup_pool *cgroup_pool; /* the loop's, where the cgroup goes back */
   char **env;                  /* plan env + HOME */
   char *tmpdir;                /* ours to remove; NULL when the request named a dir */
   esb_local_done_fn on_done;

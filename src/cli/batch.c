@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "dispatch/job.h"
+#include "engine/cgroup.h"
 #include "engine/fileio.h"
 #include "luaglue/convert.h"
 #include "luaglue/json.h"
@@ -198,6 +199,7 @@ int esb_cli_batch(int argc, char **argv) {
   size_t len = 0;
   char *input = NULL;
   int sigfd = -1;
+  struct esb_cgroup_pool cgroups = ESB_CGROUP_POOL_INIT;
   if (!(b.L = esb_json_state()) || !(b.policy = esb_policy_open(policy_path, err, sizeof err))) {
     fprintf(stderr, "echo-sandbox batch: %s\n", b.L ? err : "out of memory");
     goto out;
@@ -216,6 +218,7 @@ int esb_cli_batch(int argc, char **argv) {
   sigfd = signalfd(-1, &exit_signals, SFD_CLOEXEC | SFD_NONBLOCK);
   struct esb_loop loop = ESB_LOOP_INIT;
   loop.interrupt_fd = sigfd;
+  loop.cgroup_pool = &cgroups;
   char *next = input, *end = input + len;
   long line = 0;
   while (next < end || b.in_flight > 0) {
@@ -235,6 +238,7 @@ int esb_cli_batch(int argc, char **argv) {
   }
   rc = loop.interrupted ? 130 : 0;
 out:
+  esb_cgroup_pool_clear(&cgroups);
   if (sigfd >= 0)
     close(sigfd);
   free(input);

@@ -21,6 +21,7 @@
 
 #include "daemon/metrics.h"
 #include "dispatch/job.h"
+#include "engine/cgroup.h"
 #include "luaglue/convert.h"
 #include "luaglue/json.h"
 
@@ -32,6 +33,7 @@ struct server {
   int listen_fd, sigfd;
   char *unix_path;
   struct esb_loop loop;
+  struct esb_cgroup_pool cgroups; /* idle cgroups of finished local runs */
   struct esb_policy *policy;
   lua_State *L;             /* cjson, for requests and results */
   struct esb_metrics m;
@@ -390,7 +392,9 @@ static int listen_on(struct server *s, const char *spec, char *where, size_t wle
 }
 
 int esb_serve(const struct esb_server_options *o) {
-  struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT };
+  struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT,
+                      .cgroups = ESB_CGROUP_POOL_INIT };
+  s.loop.cgroup_pool = &s.cgroups;
   char err[4096], where[256];
   int rc = 125;
   if (!(s.policy = esb_policy_open(o->policy_path, err, sizeof err))) {
@@ -476,6 +480,7 @@ out:
     unlink(s.unix_path);
     free(s.unix_path);
   }
+  esb_cgroup_pool_clear(&s.cgroups);
   esb_policy_close(s.policy);
   if (s.L)
     lua_close(s.L);

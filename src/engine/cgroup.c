@@ -107,18 +107,58 @@ static char *new_cgroup_dir(const char *controller) {
   return dir;
 }
 
-static int write_file(const char *dir, const char *name, uint64_t value) {
-  char path[4096], text[32];
+static int write_file_text(const char *dir, const char *name, const char *text) {
+  char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0)
     return -1;
-  int len = snprintf(text, sizeof text, "%" PRIu64, value);
-  ssize_t w = write(fd, text, (size_t)len);
+  size_t len = strlen(text);
+  ssize_t w = write(fd, text, len);
   int saved = errno;
   close(fd);
   errno = saved;
-  return w == len ? 0 : -1;
+  return w == (ssize_t)len ? 0 : -1;
+}
+
+static int write_file(const char *dir, const char *name, uint64_t value) {
+  char text[32];
+  snprintf(text, sizeof text, "%" PRIu64, value);
+  return write_file_text(dir, name, text);
+}
+
+static unsigned long long oom_kills(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/memory.oom_control", dir);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return 0;
+  unsigned long long kills = 0, value;
+  char key[64];
+  while (fscanf(f, "%63s %llu", key, &value) == 2)
+    if (strcmp(key, "oom_kill") == 0)
+      kills = value;
+  fclose(f);
+  return kills;
+}
+
+/* The limit of one controller: memory (swap included where the kernel
+ * accounts it: memsw must never be below the plain limit, so the order of
+ * the two writes follows the direction of the change) or pids (0: none). */
+static int set_limit(struct esb_cgroup *cg, int which, uint64_t limit) {
+  const char *dir = cg->dirs[which];
+  if (which == ESB_CGROUP_PIDS)
+    return limit ? write_file(dir, "pids.max", limit) : write_file_text(dir, "pids.max", "max");
+  bool raising = limit > cg->memory_limit;
+  const char *first = raising ? "memory.memsw.limit_in_bytes" : "memory.limit_in_bytes";
+  const char *second = raising ? "memory.limit_in_bytes" : "memory.memsw.limit_in_bytes";
+  /* memsw is absent where swap is not accounted. */
+  if (write_file(dir, first, limit) < 0 && (errno != ENOENT || !raising))
+    return -1;
+  if (write_file(dir, second, limit) < 0 && (errno != ENOENT || raising))
+    return -1;
+  cg->memory_limit = limit;
+  return 0;
 }
 
 static int open_procs(const char *dir) {
@@ -141,15 +181,9 @@ static int make_one(struct esb_cgroup *cg, int which, uint64_t limit, char *why,
     return -1;
   }
   cg->dirs[which] = dir;
-  int rc = 0;
-  if (which == ESB_CGROUP_MEMORY) {
-    rc = write_file(dir, "memory.limit_in_bytes", limit);
-    /* Swap counted too, where the kernel accounts it; absent otherwise. */
-    if (rc == 0 && write_file(dir, "memory.memsw.limit_in_bytes", limit) < 0 && errno != ENOENT)
-      rc = -1;
-  } else if (limit) {
-    rc = write_file(dir, "pids.max", limit);
-  }
+  if (which == ESB_CGROUP_MEMORY)
+    cg->memory_limit = UINT64_MAX; /* a new memory cgroup starts unlimited */
+  int rc = set_limit(cg, which, limit);
   if (rc == 0 && (cg->procs[which] = open_procs(dir)) < 0)
     rc = -1;
   if (rc < 0)
@@ -181,21 +215,7 @@ const int *esb_cgroup_procs_fds(const struct esb_cgroup *cg) {
 }
 
 bool esb_cgroup_oom_killed(const struct esb_cgroup *cg) {
-  if (!cg->dirs[ESB_CGROUP_MEMORY])
-    return false;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/memory.oom_control", cg->dirs[ESB_CGROUP_MEMORY]);
-  FILE *f = fopen(path, "re");
-  if (!f)
-    return false;
-  unsigned long long kills = 0;
-  char key[64];
-  unsigned long long value;
-  while (fscanf(f, "%63s %llu", key, &value) == 2)
-    if (strcmp(key, "oom_kill") == 0)
-      kills = value;
-  fclose(f);
-  return kills > 0;
+  return cg->dirs[ESB_CGROUP_MEMORY] && oom_kills(cg->dirs[ESB_CGROUP_MEMORY]) > cg->oom_kills_before;
 }
 
 /* SIGKILLs every process listed in dir/cgroup.procs; returns how many. */
@@ -239,4 +259,63 @@ void esb_cgroup_destroy(struct esb_cgroup *cg) {
     }
   }
   *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+}
+
+/* Does dir/cgroup.procs list any process? */
+static bool has_members(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return true;
+  long pid;
+  bool any = fscanf(f, "%ld", &pid) == 1;
+  fclose(f);
+  return any;
+}
+
+/* Readies an idle cgroup for a new run; -1 when it cannot be. */
+static int reuse(struct esb_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids) {
+  const char *mem = cg->dirs[ESB_CGROUP_MEMORY];
+  if (set_limit(cg, ESB_CGROUP_MEMORY, memory_bytes) < 0)
+    return -1;
+  if (cg->dirs[ESB_CGROUP_PIDS] && set_limit(cg, ESB_CGROUP_PIDS, max_pids) < 0)
+    return -1;
+  /* What the last run left readable in its cgroup: its peak and failures. */
+  static const char *const counters[] = { "memory.max_usage_in_bytes", "memory.failcnt",
+                                          "memory.memsw.max_usage_in_bytes", "memory.memsw.failcnt" };
+  for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+    write_file_text(mem, counters[i], "0");
+  cg->oom_kills_before = oom_kills(mem);
+  return 0;
+}
+
+int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg, uint64_t memory_bytes,
+                       uint64_t max_pids, char *why, size_t whylen) {
+  while (pool && pool->count > 0) {
+    *cg = pool->idle[--pool->count];
+    if (reuse(cg, memory_bytes, max_pids) == 0)
+      return 0;
+    esb_cgroup_destroy(cg);
+  }
+  return esb_cgroup_create(cg, memory_bytes, max_pids, why, whylen);
+}
+
+void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
+  if (pool && cg->dirs[ESB_CGROUP_MEMORY] && pool->count < ESB_CGROUP_POOL_SIZE) {
+    bool busy = false;
+    for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+      busy |= cg->dirs[i] && has_members(cg->dirs[i]);
+    if (!busy) {
+      pool->idle[pool->count++] = *cg;
+      *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+      return;
+    }
+  }
+  esb_cgroup_destroy(cg);
+}
+
+void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool) {
+  while (pool->count > 0)
+    esb_cgroup_destroy(&pool->idle[--pool->count]);
 }

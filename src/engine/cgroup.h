@@ -25,9 +25,37 @@ enum { ESB_CGROUP_MEMORY, ESB_CGROUP_PIDS, ESB_CGROUP__COUNT };
 struct esb_cgroup {
   char *dirs[ESB_CGROUP__COUNT]; /* owned: the directories made, NULL when not */
   int procs[ESB_CGROUP__COUNT];  /* their cgroup.procs, open for writing; -1 when not */
+  uint64_t memory_limit;         /* what memory.limit_in_bytes says */
+  uint64_t oom_kills_before;     /* the oom_kill counter when this run got the cgroup */
 };
 
 #define ESB_CGROUP_INIT { .procs = { -1, -1 } }
+
+/* Idle cgroups that a long-lived caller (batch, serve) keeps for its next
+ * runs: making and removing a memory cgroup per run costs more than the
+ * rest of the cgroup work. An idle cgroup has no process; before it is
+ * handed out again its limits are set for the new run and its usage
+ * high-water marks and failure counts reset (the OOM-kill counter cannot
+ * be: its value at hand-out is kept instead). The owner empties the pool
+ * with esb_cgroup_pool_clear before it exits. */
+#define ESB_CGROUP_POOL_SIZE 64
+struct esb_cgroup_pool {
+  struct esb_cgroup idle[ESB_CGROUP_POOL_SIZE];
+  size_t count;
+};
+
+#define ESB_CGROUP_POOL_INIT { .count = 0 }
+
+/* esb_cgroup_create, taking an idle cgroup from pool when it has one. */
+int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg, uint64_t memory_bytes,
+                       uint64_t max_pids, char *why, size_t whylen);
+
+/* Gives a cgroup whose run is over back to pool (NULL: destroys it); one
+ * that still has processes, or a full pool, gets esb_cgroup_destroy. */
+void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
+
+/* Destroys every idle cgroup of the pool. */
+void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
 
 /* Makes the cgroups: memory (limit memory_bytes, swap included where the
  * kernel accounts it) and, when available, pids (limit max_pids; 0: none).

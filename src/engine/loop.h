@@ -58,6 +58,8 @@ struct esb_loop_watch {
   void *userdata;
 };
 
+struct esb_cgroup_pool;
+
 struct esb_loop {
   struct esb_exec *active;
   size_t count;
@@ -69,6 +71,8 @@ struct esb_loop {
                          every exec is killed as at its deadline and ends with
                          error "interrupted"; the fd is not read */
   bool interrupted;
+  struct esb_cgroup_pool *cgroup_pool; /* optional: idle cgroups local runs reuse
+                                          (engine/cgroup.h); the owner clears it */
 };
 
 #define ESB_LOOP_INIT { .interrupt_fd = -1 }
