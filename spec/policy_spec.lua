@@ -128,6 +128,12 @@ describe("policy explain", function()
     assert.are.equal("namespaces", x["local"].isolation)
     assert.are.same({ "user", "mount", "pid", "net", "ipc", "uts" }, x["local"].namespaces)
     assert.are.equal(65534, x["local"].uid)
+    assert.is_true(x["local"].cgroups)
+    local path = os.tmpname()
+    env.write_file(path, 'local p = require "echo_sandbox.policy.default"\np.local_sandbox.cgroups = false\nreturn p\n')
+    x = explain { "--policy", path, "--shell", "true" }
+    os.remove(path)
+    assert.is_false(x["local"].cgroups)
     x = explain { "--policy", "policies/default.lua", "--network", "--shell", "true" }
     assert.are.same({ "user", "mount", "pid", "ipc", "uts" }, x["local"].namespaces)
   end)

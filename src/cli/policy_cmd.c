@@ -133,6 +133,8 @@ static int push_explanation(lua_State *L) {
     set_int(L, "gid", p->local.gid);
     lua_pushboolean(L, sb->readonly_root);
     lua_setfield(L, -2, "readonly_root");
+    lua_pushboolean(L, p->local.cgroups);
+    lua_setfield(L, -2, "cgroups");
     set_int(L, "tmp_size_bytes", sb->private_tmp ? sb->tmp_size_bytes : 0);
     lua_newtable(L);
     set_int(L, "address_space", sb->limits.address_space);
@@ -196,6 +198,8 @@ static void print_text(const struct explanation *x) {
   if (sb->readonly_root)
     printf("filesystem  host read-only; /tmp a private %llu-byte tmpfs; the working dir writable\n",
            (unsigned long long)sb->tmp_size_bytes);
+  if (p->local.cgroups)
+    printf("cgroups     memory and pids where the engine can make them (then no RLIMIT_AS)\n");
   printf("rlimits     as %llu, cpu %llu s, fsize %llu, nofile %llu, nproc %llu, core 0\n",
          (unsigned long long)sb->limits.address_space, (unsigned long long)sb->limits.cpu_secs,
          (unsigned long long)sb->limits.file_size, (unsigned long long)sb->limits.open_files,
