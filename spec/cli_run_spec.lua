@@ -141,6 +141,27 @@ describe("echo-sandbox run", function()
     assert.are.equal("exited", r.status)
   end)
 
+  it("removes the cgroups that an engine which is gone left behind", function()
+    if not env.cgroups_available() then
+      pending("no cgroup v1 memory hierarchy this user may write to")
+      return
+    end
+    local own = io.open("/proc/self/cgroup"):read("a"):match("%d+:memory:(%S*)")
+    local p = io.popen("sh -c 'echo $$'")
+    local gone = p:read("n")
+    p:close()
+    local stale = ("/sys/fs/cgroup/memory%s/echo-sandbox-%d-3"):format(own:gsub("/$", ""), gone)
+    local alive = ("/sys/fs/cgroup/memory%s/echo-sandbox-1-3"):format(own:gsub("/$", ""))
+    assert(os.execute("mkdir " .. stale .. " " .. alive))
+    local r = run_json { shell = "true" }
+    local stale_left = os.execute("test -d " .. stale)
+    local alive_left = os.execute("test -d " .. alive)
+    os.execute("rmdir " .. alive .. " " .. stale .. " 2>/dev/null")
+    assert.are.equal(0, r.exit_code)
+    assert.is_falsy(stale_left)
+    assert.is_true(alive_left) -- pid 1 is there: not ours to remove
+  end)
+
   it("bounds the number of processes", function()
     local r = run_json { shell = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; wait",
                          limits = { max_processes = 6 }, timeout_ms = 3000 }

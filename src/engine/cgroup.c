@@ -1,5 +1,6 @@
 #include "engine/cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -84,10 +85,8 @@ static char *own_path(const char *controller) {
   return path;
 }
 
-/* The directory of a new cgroup for this run, next to nothing of anyone
- * else's: a child of our own cgroup. */
-static char *new_cgroup_dir(const char *controller) {
-  static unsigned long counter;
+/* Our own cgroup's directory in the controller's hierarchy. */
+static char *own_dir(const char *controller) {
   char *mountpoint = NULL, *root = NULL, *own = own_path(controller), *dir = NULL;
   if (own && find_mount(controller, &mountpoint, &root) == 0) {
     /* Without a cgroup namespace the path is the full one; the mount may
@@ -96,14 +95,58 @@ static char *new_cgroup_dir(const char *controller) {
     size_t rootlen = strlen(root);
     if (strcmp(root, "/") != 0 && strncmp(own, root, rootlen) == 0 && (own[rootlen] == '/' || !own[rootlen]))
       rel = own + rootlen;
-    unsigned long n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
-    if (asprintf(&dir, "%s%s%secho-sandbox-%ld-%lu", mountpoint, rel,
-                 rel[0] && rel[strlen(rel) - 1] == '/' ? "" : "/", (long)getpid(), n) < 0)
+    size_t len = strlen(rel);
+    while (len > 0 && rel[len - 1] == '/')
+      len--;
+    if (asprintf(&dir, "%s%.*s", mountpoint, (int)len, rel) < 0)
       dir = NULL;
   }
   free(own);
   free(mountpoint);
   free(root);
+  return dir;
+}
+
+static void remove_dir(const char *dir);
+
+/* Removes the cgroups that engines which are gone left in parent (killed
+ * before they could clean up): echo-sandbox-PID-N whose PID is no process.
+ * Once per process and controller. */
+static void sweep_stale(const char *parent, int which) {
+  static bool swept[ESB_CGROUP__COUNT];
+  if (__atomic_exchange_n(&swept[which], true, __ATOMIC_RELAXED))
+    return;
+  DIR *d = opendir(parent);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    long pid;
+    unsigned long n;
+    char tail;
+    if (sscanf(e->d_name, "echo-sandbox-%ld-%lu%c", &pid, &n, &tail) != 2 || pid <= 0 || pid == (long)getpid())
+      continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+    remove_dir(path);
+  }
+  closedir(d);
+}
+
+/* The directory of a new cgroup for this run: a child of our own cgroup,
+ * named after this process so that a sweep can tell whose it is. */
+static char *new_cgroup_dir(int which) {
+  static unsigned long counter;
+  char *parent = own_dir(controller_names[which]), *dir = NULL;
+  if (parent) {
+    sweep_stale(parent, which);
+    unsigned long n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+    if (asprintf(&dir, "%s/echo-sandbox-%ld-%lu", parent, (long)getpid(), n) < 0)
+      dir = NULL;
+  }
+  free(parent);
   return dir;
 }
 
@@ -170,7 +213,7 @@ static int open_procs(const char *dir) {
 /* Makes one controller's cgroup and applies its limit. */
 static int make_one(struct esb_cgroup *cg, int which, uint64_t limit, char *why, size_t whylen) {
   const char *name = controller_names[which];
-  char *dir = new_cgroup_dir(name);
+  char *dir = new_cgroup_dir(which);
   if (!dir) {
     snprintf(why, whylen, "no cgroup v1 %s hierarchy of ours to use", name);
     return -1;

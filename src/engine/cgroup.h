@@ -12,7 +12,10 @@
  * RLIMIT_AS and RLIMIT_NPROC, which work everywhere.
  *
  * The caller owns the struct; esb_cgroup_destroy kills whatever is left in
- * the cgroups and removes them, and is safe on ESB_CGROUP_INIT. */
+ * the cgroups and removes them, and is safe on ESB_CGROUP_INIT. Cgroups are
+ * named echo-sandbox-PID-N after the process that made them; the first one a
+ * process makes also removes those of engines that are gone (killed before
+ * they could clean up). */
 #ifndef ESB_ENGINE_CGROUP_H
 #define ESB_ENGINE_CGROUP_H
 
