@@ -107,11 +107,11 @@ static char *own_dir(const char *controller) {
   return dir;
 }
 
-static void remove_dir(const char *dir);
-
 /* Removes the cgroups that engines which are gone left in parent (killed
  * before they could clean up): echo-sandbox-PID-N whose PID is no process.
- * Once per process and controller. */
+ * Only empty ones: an engine in another pid namespace would look gone from
+ * here, and its runs must not be touched (a gone engine's runs died with it:
+ * their parent-death signal). Once per process and controller. */
 static void sweep_stale(const char *parent, int which) {
   static bool swept[ESB_CGROUP__COUNT];
   if (__atomic_exchange_n(&swept[which], true, __ATOMIC_RELAXED))
@@ -130,7 +130,7 @@ static void sweep_stale(const char *parent, int which) {
       continue;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
-    remove_dir(path);
+    rmdir(path);
   }
   closedir(d);
 }
