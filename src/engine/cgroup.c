@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/fileio.h"
+
 static const char *const controller_names[ESB_CGROUP__COUNT] = { "memory", "pids" };
 
 /* Is name one of the comma-separated words of list? */
@@ -153,15 +155,7 @@ static char *new_cgroup_dir(int which) {
 static int write_file_text(const char *dir, const char *name, const char *text) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  size_t len = strlen(text);
-  ssize_t w = write(fd, text, len);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return w == (ssize_t)len ? 0 : -1;
+  return esb_write_file(path, text);
 }
 
 static int write_file(const char *dir, const char *name, uint64_t value) {

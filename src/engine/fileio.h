@@ -9,6 +9,10 @@
  * *lenp gets its length. NULL with errno on failure. */
 char *esb_read_file(const char *path, size_t *lenp);
 
+/* Replaces the content of an existing file (a /proc or cgroup control file)
+ * with text in one write: 0, or -1 with errno. */
+int esb_write_file(const char *path, const char *text);
+
 /* Writes all N bytes, retrying short writes and EINTR; gives up silently when
  * the reader is gone (a result nobody reads is not an error of ours). */
 void esb_write_all(int fd, const char *p, size_t n);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/clone.h"
+#include "engine/fileio.h"
 #include "engine/sandbox_child.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -142,18 +143,6 @@ static int prepare_stdio(struct prepared *pr, int i, int *ours) {
   return 0;
 }
 
-static int write_file(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  size_t len = strlen(text);
-  ssize_t n = write(fd, text, len);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return n == (ssize_t)len ? 0 : -1;
-}
-
 /* Maps the sandbox's single uid/gid onto the host ids the program runs as. As
  * root any host id may be mapped; otherwise only our own, without setgroups. */
 static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
@@ -162,20 +151,20 @@ static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, siz
   gid_t outer_gid = sb->switch_ids ? sb->gid : getegid();
   snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
   snprintf(line, sizeof line, "%u %u 1\n", (unsigned)sb->inner_uid, (unsigned)outer_uid);
-  if (write_file(path, line) < 0) {
+  if (esb_write_file(path, line) < 0) {
     snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
     return -1;
   }
   if (!sb->switch_ids) {
     snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
-    if (write_file(path, "deny") < 0) {
+    if (esb_write_file(path, "deny") < 0) {
       snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
       return -1;
     }
   }
   snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
   snprintf(line, sizeof line, "%u %u 1\n", (unsigned)sb->inner_gid, (unsigned)outer_gid);
-  if (write_file(path, line) < 0) {
+  if (esb_write_file(path, line) < 0) {
     snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
     return -1;
   }
