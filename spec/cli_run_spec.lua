@@ -141,17 +141,25 @@ describe("echo-sandbox run", function()
     assert.are.equal("exited", r.status)
   end)
 
-  it("removes the cgroups that an engine which is gone left behind", function()
+  -- Our own memory cgroup's directory, where the engine makes its cgroups;
+  -- nil (and the test pending) where it can make none.
+  local function cgroup_parent()
     if not env.cgroups_available() then
       pending("no cgroup v1 memory hierarchy this user may write to")
-      return
+      return nil
     end
     local own = io.open("/proc/self/cgroup"):read("a"):match("%d+:memory:(%S*)")
+    return "/sys/fs/cgroup/memory" .. own:gsub("/$", "")
+  end
+
+  it("removes the cgroups that an engine which is gone left behind", function()
+    local parent = cgroup_parent()
+    if not parent then return end
     local p = io.popen("sh -c 'echo $$'")
     local gone = p:read("n")
     p:close()
-    local stale = ("/sys/fs/cgroup/memory%s/echo-sandbox-%d-3"):format(own:gsub("/$", ""), gone)
-    local alive = ("/sys/fs/cgroup/memory%s/echo-sandbox-1-3"):format(own:gsub("/$", ""))
+    local stale = ("%s/echo-sandbox-%d-3"):format(parent, gone)
+    local alive = parent .. "/echo-sandbox-1-3"
     assert(os.execute("mkdir " .. stale .. " " .. alive))
     local r = run_json { shell = "true" }
     local stale_left = os.execute("test -d " .. stale)
@@ -160,6 +168,25 @@ describe("echo-sandbox run", function()
     assert.are.equal(0, r.exit_code)
     assert.is_falsy(stale_left)
     assert.is_true(alive_left) -- pid 1 is there: not ours to remove
+  end)
+
+  it("takes the next cgroup name when one of its own pid is left from an engine before it", function()
+    local parent = cgroup_parent()
+    if not parent then return end
+    -- the shell makes echo-sandbox-<its pid>-0, then becomes the CLI (same pid)
+    local pidfile, infile = os.tmpname(), os.tmpname()
+    env.write_file(infile, cjson.encode(hog))
+    local script = ("mkdir %s/echo-sandbox-$$-0 && echo $$ > %s && exec %s %s run --json < %s"):format(
+      parent, pidfile, env.cli_prefix, env.quote(env.cli), infile)
+    local f = io.popen("sh -c " .. env.quote(script))
+    local out = f:read("a")
+    f:close()
+    local pid = env.read_file(pidfile):match("%d+")
+    os.remove(pidfile)
+    os.remove(infile)
+    os.execute(("rmdir %s/echo-sandbox-%s-0"):format(parent, pid))
+    local r = cjson.decode(out)
+    assert.are.equal("oom_killed", r.status) -- a cgroup, not the address-space fallback
   end)
 
   it("bounds the number of processes", function()

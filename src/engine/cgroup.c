@@ -207,16 +207,24 @@ static int open_procs(const char *dir) {
 /* Makes one controller's cgroup and applies its limit. */
 static int make_one(struct esb_cgroup *cg, int which, uint64_t limit, char *why, size_t whylen) {
   const char *name = controller_names[which];
-  char *dir = new_cgroup_dir(which);
-  if (!dir) {
-    snprintf(why, whylen, "no cgroup v1 %s hierarchy of ours to use", name);
-    return -1;
-  }
-  if (mkdir(dir, 0755) < 0) {
+  char *dir = NULL;
+  /* A name can be taken already by a cgroup that a gone engine with our pid
+   * left with processes in it: the next number is free. */
+  for (int attempt = 0; attempt < 8; attempt++) {
+    if (!(dir = new_cgroup_dir(which))) {
+      snprintf(why, whylen, "no cgroup v1 %s hierarchy of ours to use", name);
+      return -1;
+    }
+    if (mkdir(dir, 0755) == 0)
+      break;
     snprintf(why, whylen, "making %s: %s", dir, strerror(errno));
     free(dir);
-    return -1;
+    dir = NULL;
+    if (errno != EEXIST)
+      return -1;
   }
+  if (!dir)
+    return -1;
   cg->dirs[which] = dir;
   if (which == ESB_CGROUP_MEMORY)
     cg->memory_limit = UINT64_MAX; /* a new memory cgroup starts unlimited */
