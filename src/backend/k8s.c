@@ -228,19 +228,6 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_result_release(&run->exec.result);
 }
 
-void esb_k8s_run_plan(const struct esb_plan *plan, esb_pod_status_parser parse_pod,
-                      struct esb_result *result, int interrupt_fd) {
-  struct esb_loop loop = ESB_LOOP_INIT;
-  loop.interrupt_fd = interrupt_fd;
-  struct esb_k8s_run run = ESB_K8S_RUN_INIT;
-  run.parse_pod = parse_pod;
-  if (esb_k8s_start(&run, &loop, plan) == 0)
-    esb_loop_run(&loop);
-  *result = run.result;
-  run.result = (struct esb_result)ESB_RESULT_INIT;
-  esb_k8s_release(&run);
-}
-
 void esb_k8s_kubectl_run(const struct esb_k8s_settings *k, const char *const *tail, uint64_t timeout_ms,
                          struct esb_result *result) {
   char **argv = esb_k8s_kubectl_argv(k, tail);

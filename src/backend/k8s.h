@@ -58,11 +58,6 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
 /* Frees what the run holds except its result. */
 void esb_k8s_release(struct esb_k8s_run *run);
 
-/* Runs one plan to completion on a loop of its own; interrupt_fd as in
- * struct esb_loop (-1: none). */
-void esb_k8s_run_plan(const struct esb_plan *plan, esb_pod_status_parser parse_pod,
-                      struct esb_result *result, int interrupt_fd);
-
 /* Runs one kubectl command to completion, with k's connection flags (k may
  * be NULL) and tail, for at most timeout_ms; the result holds its exit code
  * and output (the caller releases it). */

@@ -36,7 +36,7 @@ static void remove_tree(const char *dir) {
 /* The kernel's OOM killer ended the program (or the shell around it saw its
  * child die of SIGKILL): what Kubernetes reports as OOMKilled. */
 static void note_oom(struct esb_local_run *run, struct esb_result *r) {
-  if (!run->cgroup.dirs[ESB_CGROUP_MEMORY] || !esb_cgroup_oom_killed(&run->cgroup))
+  if (!esb_cgroup_oom_killed(&run->cgroup))
     return;
   bool killed = (r->status == ESB_STATUS_SIGNALED && r->signal == SIGKILL) ||
                 (r->status == ESB_STATUS_EXITED && r->exit_code == 128 + SIGKILL);
@@ -135,7 +135,7 @@ static void use_cgroups(struct esb_local_run *run, const struct esb_plan *plan) 
     if (esb_cgroup_acquire(run->cgroup_pool, &run->cgroup, l->address_space, l->processes, why, sizeof why) < 0)
       return;
   }
-  run->sandbox.cgroup_procs = esb_cgroup_procs_fds(&run->cgroup);
+  run->sandbox.cgroup_procs = run->cgroup.procs;
   run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
   run->sandbox.limits.address_space = 0;
 }

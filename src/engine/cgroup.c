@@ -255,10 +255,6 @@ int esb_cgroup_create(struct esb_cgroup *cg, uint64_t memory_bytes, uint64_t max
   return 0;
 }
 
-const int *esb_cgroup_procs_fds(const struct esb_cgroup *cg) {
-  return cg->procs;
-}
-
 bool esb_cgroup_oom_killed(const struct esb_cgroup *cg) {
   return cg->dirs[ESB_CGROUP_MEMORY] && oom_kills(cg->dirs[ESB_CGROUP_MEMORY]) > cg->oom_kills_before;
 }

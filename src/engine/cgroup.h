@@ -27,7 +27,8 @@ enum { ESB_CGROUP_MEMORY, ESB_CGROUP_PIDS, ESB_CGROUP__COUNT };
 
 struct esb_cgroup {
   char *dirs[ESB_CGROUP__COUNT]; /* owned: the directories made, NULL when not */
-  int procs[ESB_CGROUP__COUNT];  /* their cgroup.procs, open for writing; -1 when not */
+  int procs[ESB_CGROUP__COUNT];  /* their cgroup.procs, open for writing; -1 when not:
+                                    what esb_sandbox.cgroup_procs points at */
   uint64_t memory_limit;         /* what memory.limit_in_bytes says */
   uint64_t oom_kills_before;     /* the oom_kill counter when this run got the cgroup */
 };
@@ -66,10 +67,6 @@ void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
  * nothing left behind otherwise. */
 int esb_cgroup_create(struct esb_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
                       char *why, size_t whylen);
-
-/* The fds to write a new process's pid to (ESB_CGROUP__COUNT of them, -1 for
- * a controller not used): what esb_sandbox.cgroup_procs points at. */
-const int *esb_cgroup_procs_fds(const struct esb_cgroup *cg);
 
 /* True when the kernel's OOM killer killed a process of the memory cgroup. */
 bool esb_cgroup_oom_killed(const struct esb_cgroup *cg);
