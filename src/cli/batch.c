@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -210,12 +209,8 @@ int esb_cli_batch(int argc, char **argv) {
     fprintf(stderr, "echo-sandbox batch: reading stdin: %s\n", strerror(errno));
     goto out;
   }
-  sigset_t exit_signals;
-  sigemptyset(&exit_signals);
-  sigaddset(&exit_signals, SIGINT);
-  sigaddset(&exit_signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &exit_signals, NULL);
-  sigfd = signalfd(-1, &exit_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  static const int exit_signals[] = { SIGINT, SIGTERM };
+  sigfd = esb_signal_fd(exit_signals, 2);
   struct esb_loop loop = ESB_LOOP_INIT;
   loop.interrupt_fd = sigfd;
   loop.cgroup_pool = &cgroups;

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "dispatch/execute.h"
+#include "engine/loop.h"
 #include "engine/fileio.h"
 #include "luaglue/json.h"
 
@@ -50,18 +51,6 @@ static void print_plain(const struct esb_result *r) {
             (unsigned long long)r->err.total, r->err.len);
   if (r->status == ESB_STATUS_TIMED_OUT)
     fprintf(stderr, "echo-sandbox: timed out after %.0f ms\n", r->duration_ms);
-}
-
-/* SIGINT, SIGTERM and SIGHUP arrive on an fd the loop watches, so the
- * sandbox is torn down before we exit. */
-static int block_exit_signals(sigset_t *set) {
-  sigemptyset(set);
-  sigaddset(set, SIGINT);
-  sigaddset(set, SIGTERM);
-  sigaddset(set, SIGHUP);
-  if (sigprocmask(SIG_BLOCK, set, NULL) < 0)
-    return -1;
-  return signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 /* Prints an engine error before a request could run, as the output mode wants. */
@@ -104,8 +93,10 @@ int esb_cli_run(int argc, char **argv) {
     rc = early_error(L, o.json, ESB_E_POLICY, err);
     goto out;
   }
-  sigset_t exit_signals;
-  sigfd = block_exit_signals(&exit_signals);
+  /* SIGINT, SIGTERM and SIGHUP arrive on an fd the loop watches, so the
+   * sandbox is torn down before we exit. */
+  static const int exit_signals[] = { SIGINT, SIGTERM, SIGHUP };
+  sigfd = esb_signal_fd(exit_signals, 3);
   struct esb_result result = ESB_RESULT_INIT;
   esb_execute(policy, &req, &result, sigfd, stderr);
   if (result.status == ESB_STATUS_ERROR)

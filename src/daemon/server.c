@@ -418,13 +418,8 @@ int esb_serve(const struct esb_server_options *o) {
     fprintf(stderr, "echo-sandbox serve: cannot start the HTTP server\n");
     goto out;
   }
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGHUP);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, NULL);
-  s.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  static const int handled[] = { SIGHUP, SIGTERM, SIGINT };
+  s.sigfd = esb_signal_fd(handled, 3);
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s.mhd, MHD_DAEMON_INFO_EPOLL_FD);
   esb_loop_watch(&s.loop, info->epoll_fd, drive_http, &s);
   esb_loop_watch(&s.loop, s.sigfd, on_signal, &s);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,13 +244,14 @@ int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void
   return 0;
 }
 
-void esb_loop_unwatch(struct esb_loop *loop, int fd) {
-  for (size_t i = 0; i < loop->nwatches; i++) {
-    if (loop->watches[i].fd == fd) {
-      loop->watches[i] = loop->watches[--loop->nwatches];
-      return;
-    }
-  }
+int esb_signal_fd(const int *signals, size_t n) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < n; i++)
+    sigaddset(&set, signals[i]);
+  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+    return -1;
+  return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {

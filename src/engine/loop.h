@@ -85,7 +85,10 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *exec);
 /* Adds a watch; -1 when all ESB_LOOP_WATCHES are taken. With watches the loop
  * wakes at least once a second (for the host's own timers). */
 int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void *userdata);
-void esb_loop_unwatch(struct esb_loop *loop, int fd);
+
+/* Blocks the n signals and returns a non-blocking, close-on-exec signalfd
+ * that reads them (for interrupt_fd or a watch), or -1 with errno. */
+int esb_signal_fd(const int *signals, size_t n);
 
 /* One poll round, waiting at most timeout_ms (-1: until something happens).
  * Returns the number of execs still in flight. Without execs or watches it
