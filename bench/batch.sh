@@ -15,8 +15,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for i in $(seq 1000); do echo "{\"id\":$i,\"program\":\"/bin/true\"}"; done > "$work/requests.ndjson"
 for i in $(seq 1000); do echo "{\"id\":$i,\"program\":\"/bin/true\",\"limits\":{\"network\":true}}"; done > "$work/network.ndjson"
-printf 'local p = require "echo_sandbox.policy.default"\np.local_sandbox.cgroups = false\nreturn p\n' > "$work/nocg.lua"
-printf 'local p = require "echo_sandbox.policy.default"\np.local_sandbox.cgroups = false\np.local_sandbox.isolation = "rlimits"\nreturn p\n' > "$work/rlimits.lua"
+policy_file "$work/nocg.lua" 'p.local_sandbox.cgroups = false'
+policy_file "$work/rlimits.lua" 'p.local_sandbox.cgroups = false' 'p.local_sandbox.isolation = "rlimits"'
 mkdir -p "$here/bench/results"
 out="$here/bench/results/batch"
 hyperfine --warmup 1 --runs "${RUNS:-5}" --export-json "$out.json" --export-markdown "$out.md" \

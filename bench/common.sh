@@ -11,6 +11,13 @@ ensure_packages() {
   fi
 }
 
+# Writes the policy file $1: the default policy as p, then the Lua lines $2...
+policy_file() {
+  local file=$1
+  shift
+  { echo 'local p = require "echo_sandbox.policy.default"'; printf '%s\n' "$@"; echo 'return p'; } > "$file"
+}
+
 # Runs the Lua expression $2 with `mean`, a table of each command's mean time
 # in seconds by name, read from hyperfine's --export-json file $1.
 with_means() {

@@ -18,7 +18,7 @@ mkdir -p "$here/bench/results"
 # The default policy with the memory limit as RLIMIT_AS instead of a cgroup.
 nocg=$(mktemp --suffix=.lua)
 trap 'rm -f "$nocg"' EXIT
-printf 'local p = require "echo_sandbox.policy.default"\np.local_sandbox.cgroups = false\nreturn p\n' > "$nocg"
+policy_file "$nocg" 'p.local_sandbox.cgroups = false'
 out="$here/bench/results/local_true"
 hyperfine -N --warmup 20 --runs "${RUNS:-300}" --export-json "$out.json" --export-markdown "$out.md" \
   -n echo-sandbox "$cli run --backend local -- /bin/true" \
