@@ -119,9 +119,7 @@ describe("echo-sandbox run", function()
   end)
 
   it("enforces the memory limit as an address-space limit when the policy turns cgroups off", function()
-    local path = os.tmpname()
-    env.write_file(path, 'local p = require "echo_sandbox.policy.default"\n'
-      .. env.policy_isolation("p") .. "p.local_sandbox.cgroups = false\nreturn p\n")
+    local path = env.policy_file("policy.local_sandbox.cgroups = false")
     local r = run_json(hog, { "--policy", path })
     os.remove(path)
     assert.are.equal("exited", r.status)

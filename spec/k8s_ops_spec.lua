@@ -113,9 +113,7 @@ describe("backend auto", function()
   env.check_leaks()
 
   it("picks k8s when the policy does and the cluster answers, else local, and says which", function()
-    local path = os.tmpname()
-    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.backend = 'k8s'\n" ..
-                         env.policy_isolation("p") .. "return p\n")
+    local path = env.policy_file("policy.backend = 'k8s'")
     local server = fake.start(32)
     local out, err, code = env.cli_run({ "run", "--json", "--policy", path, "--shell", "echo hi" }, nil, server.env)
     local left = fake.pods(server)

@@ -135,8 +135,7 @@ for _, minor in ipairs(env.kubectl_minors) do
 
     it("does not hang the run beyond the delete timeout", function()
       local server = fake.start(minor, "--hang-delete")
-      local path = os.tmpname()
-      env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.k8s.delete_timeout_ms = 1000\nreturn p\n")
+      local path = env.policy_file("policy.k8s.delete_timeout_ms = 1000")
       local out, err, code = env.cli_run({ "run", "--json", "--policy", path },
                                          cjson.encode { backend = "k8s", shell = "echo done" }, server.env)
       os.remove(path)

@@ -60,9 +60,7 @@ describe("require 'echo_sandbox'", function()
   end)
 
   it("uses the policy named in the options", function()
-    local path = os.tmpname()
-    env.write_file(path, 'local policy = require "echo_sandbox.policy.default"\n' ..
-      'policy.env.GREETING = "from the site policy"\n' .. env.policy_isolation("policy") .. "return policy\n")
+    local path = env.policy_file('policy.env.GREETING = "from the site policy"')
     local r = assert(sbx.run({ shell = "echo $GREETING" }, { policy = path }))
     os.remove(path)
     assert.are.equal("from the site policy\n", r.stdout)

@@ -2,14 +2,6 @@ local env = require "spec.support.env"
 local cjson = require "cjson"
 package.path = "lua/?.lua;" .. package.path
 
--- Writes a policy file (the default, changed by `body`) and returns its path.
-local function policy_file(body)
-  local path = os.tmpname()
-  env.write_file(path, "local policy = require 'echo_sandbox.policy.default'\n" ..
-    env.policy_isolation("policy") .. body .. "\nreturn policy\n")
-  return path
-end
-
 local function explain(args, stdin)
   local full = { "policy", "explain", "--json" }
   for _, a in ipairs(args) do full[#full + 1] = a end
@@ -19,6 +11,7 @@ local function explain(args, stdin)
 end
 
 describe("policy image precedence", function()
+  env.check_leaks()
   local policy = require "echo_sandbox.policy.default"
   local cases = {
     { { language = "python", code = "x" }, "python:3.12-slim", "code: its language's image" },
@@ -91,7 +84,7 @@ describe("policy explain", function()
   end)
 
   it("keeps the engine's invariants whatever the policy's override says", function()
-    local path = policy_file([[
+    local path = env.policy_file([[
       local pod_for = policy.pod_for
       function policy:pod_for(req, resources)
         local pod = pod_for(self, req, resources)
@@ -129,8 +122,7 @@ describe("policy explain", function()
     assert.are.same({ "user", "mount", "pid", "net", "ipc", "uts" }, x["local"].namespaces)
     assert.are.equal(65534, x["local"].uid)
     assert.is_true(x["local"].cgroups)
-    local path = os.tmpname()
-    env.write_file(path, 'local p = require "echo_sandbox.policy.default"\np.local_sandbox.cgroups = false\nreturn p\n')
+    local path = env.policy_file("policy.local_sandbox.cgroups = false")
     x = explain { "--policy", path, "--shell", "true" }
     os.remove(path)
     assert.is_false(x["local"].cgroups)
@@ -219,19 +211,16 @@ describe("a policy file", function()
   env.check_leaks()
 
   it("takes effect at the next start when changed on disk", function()
-    local path = os.tmpname()
-    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.k8s.namespace = 'first'\nreturn p\n")
+    local path = env.policy_file("policy.k8s.namespace = 'first'")
     local x = explain({ "--policy", path, "--backend", "k8s", "--shell", "true" })
     assert.are.equal("first", x.k8s.namespace)
-    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.k8s.namespace = 'second'\nreturn p\n")
+    env.write_policy(path, "policy.k8s.namespace = 'second'")
     x = explain({ "--policy", path, "--backend", "k8s", "--shell", "true" })
     assert.are.equal("second", x.k8s.namespace)
-    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\n" .. env.policy_isolation("p") ..
-      "return p\n")
+    env.write_policy(path)
     local out = env.cli_run({ "run", "--policy", path, "--shell", "echo $WHO" })
     assert.are.equal("\n", out)
-    env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.env.WHO = 'changed'\n" ..
-      env.policy_isolation("p") .. "return p\n")
+    env.write_policy(path, "policy.env.WHO = 'changed'")
     out = env.cli_run({ "run", "--policy", path, "--shell", "echo $WHO" })
     os.remove(path)
     assert.are.equal("changed\n", out)
@@ -247,7 +236,7 @@ describe("a failing policy", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -m 777 " .. dir))
-    local path = policy_file(body)
+    local path = env.policy_file(body)
     request = request or { shell = "touch started" }
     request.working_dir = dir
     local out, err, code = env.cli_run({ "run", "--json", "--policy", path }, cjson.encode(request))
@@ -284,7 +273,7 @@ describe("a failing policy", function()
 
   it("with a runtime error in a hook: file:line and a traceback", function()
     local msg, path = assert_policy_error("function policy:argv_for(req) return req.nothing.here end", "attempt to index")
-    local line = 2 + select(2, env.policy_isolation("policy"):gsub("\n", ""))
+    local line = 2 + select(2, env.policy_isolation():gsub("\n", ""))
     assert.truthy(msg:find(path .. ":" .. line .. ":", 1, true), msg)
     assert.truthy(msg:find("stack traceback", 1, true), msg)
   end)

@@ -111,8 +111,7 @@ describe("echo-sandbox serve", function()
   it("reloads the policy on SIGHUP, and keeps the old one when the new one is broken", function()
     local path = os.tmpname()
     local function write_policy(value)
-      env.write_file(path, "local p = require 'echo_sandbox.policy.default'\np.env.WHICH = '" .. value .. "'\n" ..
-                           env.policy_isolation("p") .. "return p\n")
+      env.write_policy(path, "policy.env.WHICH = '" .. value .. "'")
     end
     write_policy("first")
     local d = daemon.start("--policy " .. path)

@@ -21,12 +21,12 @@ end
 -- Policies that specs write use this isolation (the valgrind step: "rlimits").
 M.isolation = os.getenv("ESB_SPEC_ISOLATION") or "namespaces"
 
--- Lua lines for a policy a spec writes, after `local <name> = require
+-- Lua lines for a policy a spec writes, after `local policy = require
 -- "echo_sandbox.policy.default"`: the isolation above, as
 -- spec/support/rlimits_policy.lua has it.
-function M.policy_isolation(name)
+function M.policy_isolation()
   if M.isolation ~= "rlimits" then return "" end
-  return ("%s.local_sandbox.isolation = 'rlimits'\n%s.local_sandbox.open_files = nil\n"):format(name, name)
+  return "policy.local_sandbox.isolation = 'rlimits'\npolicy.local_sandbox.open_files = nil\n"
 end
 package.cpath = M.build .. "/?.so;" .. package.cpath
 
@@ -69,6 +69,20 @@ end
 -- hierarchy mounted writable): then the memory limit is a cgroup's.
 function M.cgroups_available()
   return M.is_root() and os.execute("test -w /sys/fs/cgroup/memory/cgroup.procs") == true
+end
+
+-- Writes a policy file at path: the default policy as `policy`, the
+-- isolation above, then body (Lua lines that change `policy`).
+function M.write_policy(path, body)
+  M.write_file(path, "local policy = require 'echo_sandbox.policy.default'\n" .. M.policy_isolation() ..
+    (body or "") .. "\nreturn policy\n")
+end
+
+-- The same in a new temp file; returns its path (the caller removes it).
+function M.policy_file(body)
+  local path = os.tmpname()
+  M.write_policy(path, body)
+  return path
 end
 
 function M.is_root()
