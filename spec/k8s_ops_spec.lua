@@ -132,6 +132,43 @@ describe("backend auto", function()
   end)
 end)
 
+describe("backend auto in batch", function()
+  env.check_leaks()
+
+  it("asks the cluster once, not for every request", function()
+    local path = env.policy_file("policy.backend = 'k8s'")
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    -- a kubectl that notes each command line, then is the real one
+    env.write_file(dir .. "/kubectl", ('#!/bin/sh\necho "$*" >> %s/calls\nexec kubectl "$@"\n'):format(dir))
+    assert(os.execute("chmod +x " .. dir .. "/kubectl"))
+    local server = fake.start(32)
+    local lines = {}
+    for i = 1, 4 do lines[i] = cjson.encode { id = i, shell = "echo " .. i } end
+    local out, err, code = env.cli_run({ "batch", "-j", "1", "--policy", path }, table.concat(lines, "\n") .. "\n",
+                                       server.env .. " ECHO_SANDBOX_KUBECTL=" .. dir .. "/kubectl")
+    local left = fake.pods(server)
+    fake.stop(server)
+    local calls = env.read_file(dir .. "/calls")
+    os.execute("rm -rf " .. dir)
+    os.remove(path)
+    assert.are.equal(0, code, err)
+    local n = 0
+    for text in out:gmatch("[^\n]+") do
+      assert.are.equal("k8s", cjson.decode(text).sandbox_type)
+      n = n + 1
+    end
+    assert.are.equal(4, n)
+    local probes = 0
+    for line in calls:gmatch("[^\n]+") do
+      if (" " .. line .. " "):find(" version ", 1, true) then probes = probes + 1 end
+    end
+    assert.are.equal(1, probes, calls)
+    assert.are.same({}, left)
+  end)
+end)
+
 describe("echo-sandbox batch on the k8s backend", function()
   env.check_leaks()
   describe("on a fake API server", function()

@@ -1,21 +1,81 @@
 #include "dispatch/job.h"
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "luaglue/pod_status.h"
 
-/* backend "auto" and a policy that picks k8s: k8s only when the cluster answers. */
+/* How long what a cluster answered stands. The probe is a kubectl process
+ * that blocks the caller's loop for as long as it takes: batch and serve
+ * must not run one per request. */
+#define PROBE_TTL_NS (30ull * 1000000000ull)
+
+/* The last answers, by cluster (context, kubeconfig, $KUBECONFIG). */
+static struct probe_answer {
+  char *cluster;
+  bool answers;
+  uint64_t at_ns;
+} probe_cache[8];
+static size_t probe_next;
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Returns 1 or 0 when the cache knows the cluster, -1 when not. */
+static int cached_answer(const char *cluster, uint64_t now) {
+  int found = -1;
+  pthread_mutex_lock(&probe_lock);
+  for (size_t i = 0; i < sizeof probe_cache / sizeof probe_cache[0]; i++) {
+    struct probe_answer *a = &probe_cache[i];
+    if (a->cluster && strcmp(a->cluster, cluster) == 0 && now - a->at_ns < PROBE_TTL_NS)
+      found = a->answers;
+  }
+  pthread_mutex_unlock(&probe_lock);
+  return found;
+}
+
+static void remember_answer(const char *cluster, bool answers, uint64_t now) {
+  char *copy = strdup(cluster);
+  if (!copy)
+    return;
+  pthread_mutex_lock(&probe_lock);
+  size_t n = sizeof probe_cache / sizeof probe_cache[0], slot = probe_next;
+  for (size_t i = 0; i < n; i++)
+    if (probe_cache[i].cluster && strcmp(probe_cache[i].cluster, cluster) == 0)
+      slot = i;
+  if (slot == probe_next)
+    probe_next = (probe_next + 1) % n;
+  free(probe_cache[slot].cluster);
+  probe_cache[slot] = (struct probe_answer){ copy, answers, now };
+  pthread_mutex_unlock(&probe_lock);
+}
+
+/* backend "auto" and a policy that picks k8s: k8s only when the cluster
+ * answers (asked at most every PROBE_TTL_NS per cluster). */
 static void choose_auto(struct esb_plan *plan, FILE *notes) {
-  const char *tail[] = {"version", "--request-timeout=3s", NULL};
-  struct esb_result probe = ESB_RESULT_INIT;
-  esb_k8s_kubectl_run(&plan->k8s, tail, 5000, &probe);
-  bool answers = probe.status == ESB_STATUS_EXITED && probe.exit_code == 0;
+  const struct esb_k8s_settings *k = &plan->k8s;
+  const char *env_config = getenv("KUBECONFIG");
+  char *cluster = NULL;
+  if (asprintf(&cluster, "%s\n%s\n%s", k->context ? k->context : "", k->kubeconfig ? k->kubeconfig : "",
+               env_config ? env_config : "") < 0)
+    cluster = NULL;
+  uint64_t now = esb_now_ns();
+  int answers = cluster ? cached_answer(cluster, now) : -1;
+  if (answers < 0) {
+    const char *tail[] = {"version", "--request-timeout=3s", NULL};
+    struct esb_result probe = ESB_RESULT_INIT;
+    esb_k8s_kubectl_run(k, tail, 5000, &probe);
+    answers = probe.status == ESB_STATUS_EXITED && probe.exit_code == 0;
+    esb_result_release(&probe);
+    if (cluster)
+      remember_answer(cluster, answers, now);
+  }
+  free(cluster);
   if (!answers)
     plan->backend = ESB_BACKEND_LOCAL;
   if (notes)
     fprintf(notes, "echo-sandbox: backend auto: %s\n",
             answers ? "using k8s" : "the cluster does not answer; using local");
-  esb_result_release(&probe);
 }
 
 static void local_done(struct esb_local_run *run, void *userdata) {

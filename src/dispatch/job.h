@@ -38,7 +38,8 @@ struct esb_job {
  * on_done runs once with job->result complete; or -1 with job->result saying
  * why (on_done does not run). notes: where to say which backend "auto" chose
  * (NULL: nowhere). "auto" goes to the policy's backend; when that is k8s,
- * only if the cluster answers `kubectl version` within a few seconds. */
+ * only if the cluster answers `kubectl version` within a few seconds; the
+ * answer stands for 30 s per cluster (context, kubeconfig, $KUBECONFIG). */
 int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy *policy,
                   const struct esb_request *req, FILE *notes);
 
