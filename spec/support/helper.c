@@ -5,14 +5,25 @@
  *                                         written to PORTFILE), answer "hello\n", forever
  *   esb-spec-helper leaks PID             print what could leak from process PID: its open
  *                                         fds, its descendants (but this helper and its shell),
- *                                         processes of uid 65534, processes that carry PID's
- *                                         $ESB_SPEC_MARK in their environment (started by the
- *                                         specs, even if reparented), echo-sandbox-* temp dirs
- *                                         and echo-sandbox-* cgroups (v1 memory and pids)
+ *                                         processes that carry PID's $ESB_SPEC_MARK in their
+ *                                         environment (started by the specs, even if reparented),
+ *                                         processes and cgroups inside the suite's own cgroups
+ *                                         ($ESB_SPEC_CGROUPS: sandboxes, whose environment is
+ *                                         cleared, are found there), and echo-sandbox-* temp
+ *                                         dirs in $TMPDIR (the suite's own temp root)
+ *   esb-spec-helper cgroup-enter PID NAME make a cgroup NAME below PID's cgroup in each
+ *                                         hierarchy the engine may use (v1 memory and pids, or
+ *                                         v2), move PID into it, print the directories made
+ *   esb-spec-helper cgroup-leave PID DIR...  move PID back to each DIR's parent and remove DIR;
+ *                                         exit 1 when one cannot be removed (something left in it)
+ *
+ * The leak check looks only at what the suite started, so the suite passes
+ * beside other users of the machine (a deployed serve, another checkout).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -20,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int cmd_listen(const char *portfile) {
@@ -113,11 +125,129 @@ static int is_ancestor_or_self(int pid, int root) {
   return 0;
 }
 
+/* The suite's cgroup directories ($ESB_SPEC_CGROUPS, space-separated). */
+static int suite_cgroups(char dirs[][PATH_MAX], int max) {
+  const char *list = getenv("ESB_SPEC_CGROUPS");
+  int n = 0;
+  while (list && *list && n < max) {
+    size_t len = strcspn(list, " ");
+    if (len > 0 && len < PATH_MAX) {
+      memcpy(dirs[n], list, len);
+      dirs[n++][len] = 0;
+    }
+    list += len + (list[len] == ' ');
+  }
+  return n;
+}
+
+static int walk_self, walk_shell, walk_procs;
+
+/* Every cgroup below the suite's, and every process in any of them. */
 static int print_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw) {
   (void)st;
-  if (type == FTW_D && ftw->level > 0 && !strncmp(path + ftw->base, "echo-sandbox-", 13))
+  if (type != FTW_D)
+    return 0;
+  if (ftw->level > 0)
     printf("cgroup %s\n", path);
+  if (!walk_procs)
+    return 0;
+  char procs[PATH_MAX + 16], cmd[256];
+  snprintf(procs, sizeof procs, "%s/cgroup.procs", path);
+  FILE *f = fopen(procs, "r");
+  int pid, ppid;
+  unsigned uid;
+  while (f && fscanf(f, "%d", &pid) == 1)
+    if (pid != walk_self && pid != walk_shell && read_stat(pid, &ppid, &uid, cmd, sizeof cmd) == 0)
+      printf("proc %d in the suite's cgroup: %s\n", pid, cmd);
+  if (f)
+    fclose(f);
   return 0;
+}
+
+/* PID's cgroup directory in the hierarchy mounted at mountpoint with root
+ * root, whose line in /proc/PID/cgroup has controllers (v2: empty). */
+static int cgroup_dir_of(int pid, const char *controllers, const char *mountpoint, const char *root,
+                         char *dir, size_t len) {
+  char path[64], line[PATH_MAX + 64];
+  snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
+  FILE *f = fopen(path, "r");
+  int found = -1;
+  while (f && found < 0 && fgets(line, sizeof line, f)) {
+    char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+    if (!b)
+      continue;
+    *b = 0;
+    if (strcmp(a + 1, controllers))
+      continue;
+    b[1 + strcspn(b + 1, "\n")] = 0;
+    const char *rel = b + 1;
+    size_t rootlen = strlen(root);
+    if (strcmp(root, "/") && !strncmp(rel, root, rootlen))
+      rel += rootlen;
+    snprintf(dir, len, "%s%s", mountpoint, strcmp(rel, "/") ? rel : "");
+    found = 0;
+  }
+  if (f)
+    fclose(f);
+  return found;
+}
+
+static int write_pid(const char *dir, int pid) {
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fprintf(f, "%d\n", pid);
+  return fclose(f);
+}
+
+static int cmd_cgroup_enter(int pid, const char *name) {
+  FILE *m = fopen("/proc/self/mountinfo", "r");
+  char line[4096];
+  while (m && fgets(line, sizeof line, m)) {
+    char root[PATH_MAX], mountpoint[PATH_MAX], fstype[64], options[1024];
+    const char *dash = strstr(line, " - ");
+    if (!dash || sscanf(line, "%*s %*s %*s %4095s %4095s", root, mountpoint) != 2 ||
+        sscanf(dash + 3, "%63s %*s %1023s", fstype, options) != 2)
+      continue;
+    const char *controllers = NULL;
+    if (!strcmp(fstype, "cgroup2") && !strcmp(mountpoint, "/sys/fs/cgroup"))
+      controllers = "";
+    else if (!strcmp(fstype, "cgroup") && (strstr(options, ",memory") || strstr(options, ",pids")))
+      controllers = strstr(options, ",memory") ? "memory" : "pids";
+    char dir[PATH_MAX], made[PATH_MAX + 256];
+    if (!controllers || cgroup_dir_of(pid, controllers, mountpoint, root, dir, sizeof dir) < 0)
+      continue;
+    snprintf(made, sizeof made, "%s/%s", dir, name);
+    if ((mkdir(made, 0755) < 0 && errno != EEXIST) || write_pid(made, pid) < 0) {
+      rmdir(made);
+      continue;
+    }
+    printf("%s\n", made);
+  }
+  if (m)
+    fclose(m);
+  return 0;
+}
+
+static int cmd_cgroup_leave(int pid, char **dirs, int n) {
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dirs[i]);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+      continue;
+    *slash = 0;
+    write_pid(parent, pid);
+    write_pid(parent, getpid()); /* we were started inside it too */
+    if (rmdir(dirs[i]) < 0 && errno != ENOENT) {
+      fprintf(stderr, "esb-spec-helper: cannot remove the suite's cgroup %s: %s\n", dirs[i], strerror(errno));
+      rc = 1;
+    }
+  }
+  return rc;
 }
 
 static int cmd_leaks(const char *pidarg) {
@@ -146,8 +276,7 @@ static int cmd_leaks(const char *pidarg) {
     int pid = atoi(e->d_name), ppid;
     unsigned uid;
     if (pid == self || pid == shell || read_stat(pid, &ppid, &uid, cmd, sizeof cmd) < 0) continue;
-    if (uid == 65534) printf("proc %d uid 65534: %s\n", pid, cmd);
-    else if (is_descendant(pid, root)) printf("child %d: %s\n", pid, cmd);
+    if (is_descendant(pid, root)) printf("child %d: %s\n", pid, cmd);
     else if (*mark && has_mark(pid, mark) && !is_ancestor_or_self(pid, root))
       printf("proc %d started by the specs: %s\n", pid, cmd);
   }
@@ -157,14 +286,22 @@ static int cmd_leaks(const char *pidarg) {
   while (t && (e = readdir(t)))
     if (!strncmp(e->d_name, "echo-sandbox-", 13)) printf("tmp %s\n", e->d_name);
   if (t) closedir(t);
-  nftw("/sys/fs/cgroup/memory", print_cgroup, 16, FTW_PHYS | FTW_MOUNT);
-  nftw("/sys/fs/cgroup/pids", print_cgroup, 16, FTW_PHYS | FTW_MOUNT);
+  char cgroups[4][PATH_MAX];
+  walk_self = self;
+  walk_shell = shell;
+  for (int i = 0, n = suite_cgroups(cgroups, 4); i < n; i++) {
+    walk_procs = i == 0; /* a process is in one cgroup of each hierarchy: list it once */
+    nftw(cgroups[i], print_cgroup, 16, FTW_PHYS | FTW_MOUNT);
+  }
   return 0;
 }
 
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "listen")) return cmd_listen(argv[2]);
   if (argc >= 3 && !strcmp(argv[1], "leaks")) return cmd_leaks(argv[2]);
-  fprintf(stderr, "usage: esb-spec-helper listen PORTFILE | leaks PID ...\n");
+  if (argc == 4 && !strcmp(argv[1], "cgroup-enter")) return cmd_cgroup_enter(atoi(argv[2]), argv[3]);
+  if (argc >= 3 && !strcmp(argv[1], "cgroup-leave")) return cmd_cgroup_leave(atoi(argv[2]), argv + 3, argc - 3);
+  fprintf(stderr, "usage: esb-spec-helper listen PORTFILE | leaks PID | cgroup-enter PID NAME | "
+                  "cgroup-leave PID DIR...\n");
   return 2;
 }

@@ -1,0 +1,90 @@
+-- The leak check every spec runs looks only at what the suite started (its
+-- own cgroups, temp root and marked processes), so the suite passes beside
+-- other sandboxes on the machine: a deployed `serve`, another checkout.
+local env = require "spec.support.env"
+
+-- Whether a process with this command line (NUL-separated) runs.
+local function running(cmdline)
+  local ls = io.popen("ls /proc")
+  for name in ls:lines() do
+    local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline", "rb")
+    if f then
+      local text = f:read("a")
+      f:close()
+      if text == cmdline then ls:close(); return true end
+    end
+  end
+  ls:close()
+  return false
+end
+
+-- Starts `echo-sandbox run -- sleep TOKEN` detached from
+-- the suite (a new session, reparented, without the suite's mark). foreign:
+-- also out of the suite's cgroups and temp root, as another user of the
+-- machine would be. Returns once the sandboxed program runs (an interlock:
+-- its process is there, not a clock); stop() stops it.
+local function start_detached(foreign, stop)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local token = ("%d.%d"):format(math.random(1000, 9999), math.random(1, 999999))
+  local leave = ""
+  if foreign then
+    for cgroup in os.getenv("ESB_SPEC_CGROUPS"):gmatch("%S+") do
+      leave = leave .. ("echo $$ > %s/cgroup.procs; "):format(env.quote(cgroup:match("^(.*)/")))
+    end
+    leave = leave .. "export TMPDIR=/tmp; "
+  end
+  local script = leave .. ("echo $$ > %s/pid; exec env -u ESB_SPEC_MARK %s run -- sleep %s")
+    :format(dir, env.quote(env.cli), token)
+  assert(os.execute(("(setsid sh -c %s >%s/out 2>&1 </dev/null &)"):format(env.quote(script), dir)))
+  stop.fn = function()
+    local pid = env.read_file(dir .. "/pid"):match("%d+")
+    os.execute(("kill -TERM %s; while kill -0 %s 2>/dev/null; do sleep 0.01; done"):format(pid, pid))
+    os.execute("rm -rf " .. dir)
+  end
+  for _ = 1, 1000 do
+    if running("sleep\0" .. token .. "\0") then return end
+    os.execute("sleep 0.01")
+  end
+  error("the sandbox did not start: " .. env.read_file(dir .. "/out"))
+end
+
+describe("the suite's leak check", function()
+  env.check_leaks()
+  if (os.getenv("ESB_SPEC_CGROUPS") or "") == "" then
+    pending("the suite has no cgroups of its own here (not root, or no cgroup hierarchy it may write)")
+    return
+  end
+
+  it("does not see a sandbox started beside the suite", function()
+    local before, stop = env.leak_snapshot(), {}
+    finally(function() if stop.fn then stop.fn() end end)
+    start_detached(true, stop)
+    local during = env.leak_snapshot()
+    assert.are.same(before, during)
+  end)
+
+  -- The check above must be able to fail: the same sandbox, reparented and
+  -- without the mark, but inside the suite's cgroups and temp root, is seen
+  -- (its processes, its run's cgroups, its working dir).
+  it("sees a sandbox the suite started, even reparented and unmarked", function()
+    local before, stop = env.leak_snapshot(), {}
+    finally(function() if stop.fn then stop.fn() end end)
+    start_detached(false, stop)
+    local during = env.leak_snapshot()
+    local had = {}
+    for _, line in ipairs(before) do had[line] = true end
+    local new = {}
+    for _, line in ipairs(during) do
+      if not had[line] then new[#new + 1] = line end
+    end
+    local seen = table.concat(new, "\n") .. "\n"
+    assert.truthy(seen:find("in the suite's cgroup: sleep", 1, true), seen)
+    assert.is_nil(seen:find("started by the specs", 1, true), seen) -- found by its cgroup alone
+    assert.truthy(("\n" .. seen):find("\ntmp echo-sandbox-", 1, true), seen)
+    if env.cgroups_available() then
+      assert.truthy(seen:find("/echo%-sandbox%-%d+%-%d+\n"), seen)
+    end
+  end)
+end)
