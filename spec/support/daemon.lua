@@ -13,7 +13,8 @@ function M.start(options, listen, prefix)
   os.remove(dir)
   assert(os.execute("mkdir " .. dir))
   local d = { dir = dir }
-  local addr = listen == "unix" and ("unix:" .. dir .. "/sock") or "127.0.0.1:0"
+  -- the socket's directory does not exist yet: serve makes it
+  local addr = listen == "unix" and ("unix:" .. dir .. "/run/echo-sandbox.sock") or "127.0.0.1:0"
   local cmd = ("%s %s %s serve --listen %s --port-file %s/port %s >%s/log 2>&1 & echo $!")
     :format(prefix or "", env.cli_prefix, env.quote(env.cli), addr, dir, options or "", dir)
   local p = io.popen(cmd)

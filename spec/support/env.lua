@@ -11,11 +11,67 @@ M.helper = M.build .. "/esb-spec-helper"
 M.cli_prefix = os.getenv("ESB_CLI_PREFIX") or ""
 -- Under a wrapper (valgrind) the CLI runs many times slower.
 M.wrapped = M.cli_prefix:find("%S") ~= nil
--- The kubectl minors the k8s specs run against (the fake API server reports
--- the minor; the kubectl dispatcher picks its client by it).
+-- The kubectl builds the k8s specs run, one per minor, each against a fake
+-- API server reporting that minor: spec/support/fetch_kubectl.py puts them in
+-- this cache (`bootstrap.sh test` runs it), from spec/support/kubectl-builds.txt.
+-- They come first, whatever kubectl is on PATH.
+local function kubectl_cache()
+  local dir = os.getenv("ESB_KUBECTL_CACHE")
+  if dir and dir ~= "" then return dir end
+  local base = os.getenv("XDG_CACHE_HOME")
+  if not base or base == "" then base = (os.getenv("HOME") or "/root") .. "/.cache" end
+  return base .. "/echo-sandbox/kubectl"
+end
+M.kubectl_cache = kubectl_cache()
+
+-- The minors of the matrix: $ESB_SPEC_MINORS, else every line of the builds file.
 M.kubectl_minors = {}
-for minor in (os.getenv("ESB_SPEC_MINORS") or "30 31 32 33"):gmatch("%d+") do
+local minors = os.getenv("ESB_SPEC_MINORS")
+if not minors then
+  local lines = {}
+  for line in io.lines("spec/support/kubectl-builds.txt") do
+    lines[#lines + 1] = line:match("^(%d+)%s")
+  end
+  minors = table.concat(lines, " ")
+end
+for minor in minors:gmatch("%d+") do
   M.kubectl_minors[#M.kubectl_minors + 1] = tonumber(minor)
+end
+
+-- The kubectl of a minor, or nil and why it cannot be had.
+function M.kubectl(minor)
+  local dir = ("%s/1.%d"):format(M.kubectl_cache, minor)
+  if os.execute("test -x " .. M.quote(dir .. "/kubectl")) then return dir .. "/kubectl" end
+  local f = io.open(dir .. "/error")
+  local why = f and f:read("l") or "not fetched: run spec/support/fetch_kubectl.py (bootstrap.sh test does)"
+  if f then f:close() end
+  return nil, ("kubectl 1.%d: %s"):format(minor, why)
+end
+
+-- In a describe block: body(minor) for each minor of the matrix whose kubectl
+-- is here; for each that is not, one pending spec that says why.
+function M.each_kubectl(body)
+  local busted = require "busted"
+  for _, minor in ipairs(M.kubectl_minors) do
+    local _, why = M.kubectl(minor)
+    if why then
+      busted.describe(("kubectl 1.%d"):format(minor), function() busted.pending(why) end)
+    else
+      body(minor)
+    end
+  end
+end
+
+-- The newest minor of the matrix whose kubectl is here; else nil, and one
+-- pending spec that says why.
+function M.newest_kubectl()
+  local whys = {}
+  for i = #M.kubectl_minors, 1, -1 do
+    local path, why = M.kubectl(M.kubectl_minors[i])
+    if path then return M.kubectl_minors[i] end
+    whys[#whys + 1] = why
+  end
+  require("busted").pending(#whys > 0 and table.concat(whys, "; ") or "no kubectl minor in ESB_SPEC_MINORS")
 end
 
 -- Policies that specs write use this isolation (the valgrind step: "rlimits").

@@ -5,7 +5,16 @@ local env = require "spec.support.env"
 local M = {}
 M.script = "spec/support/fake_kube.py"
 
--- Starts a server reporting version 1.<minor>; extra: more options.
+-- What to put before a command so that it (the CLI, or a kubectl found on
+-- PATH) runs the matrix's kubectl of minor with kubeconfig.
+function M.kubectl_env(minor, kubeconfig)
+  local kubectl = assert(env.kubectl(minor))
+  return ("KUBECONFIG=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\""):format(
+    env.quote(kubeconfig), env.quote(kubectl), env.quote(kubectl:match("^(.*)/")))
+end
+
+-- Starts a server reporting version 1.<minor>; extra: more options. Its env
+-- makes the CLI (and a kubectl on PATH) use the matrix's kubectl of that minor.
 function M.start(minor, extra)
   local dir = os.tmpname()
   os.remove(dir)
@@ -38,7 +47,7 @@ users:
   user: {token: fake}
 ]]):format(server.port))
   -- what to put before a command so that its kubectl finds this server
-  server.env = "KUBECONFIG=" .. server.kubeconfig
+  server.env = M.kubectl_env(minor, server.kubeconfig)
   return server
 end
 

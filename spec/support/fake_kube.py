@@ -2,7 +2,8 @@
 """A loopback fake Kubernetes API server for the echo-sandbox specs.
 
 Real kubectl talks to it through a kubeconfig the specs write. It serves
-/version (the minor given), discovery, pods create/get/list/watch/delete,
+/version (the minor given), discovery, pods create/get/list/watch (also
+streaming lists: sendInitialEvents, as kubectl 1.35 asks)/delete,
 pod logs, and attach over WebSocket (v5.channel.k8s.io: channel 0 stdin,
 1 stdout, 2 stderr, 3 status, 255 close). A created pod "runs" its
 container's command as a local process (output written before an attach is
@@ -375,6 +376,11 @@ class Handler(BaseHTTPRequestHandler):
         end = time.time() + timeout
         seen = {}
         since = int(q.get("resourceVersion", ["0"])[0] or 0)
+        # A streaming list (kubectl 1.35's WatchListClient): every pod as
+        # ADDED, then a bookmark that marks the end of the initial events.
+        initial = q.get("sendInitialEvents", ["false"])[0] == "true"
+        if initial:
+            since = 0
         try:
             while time.time() < end:
                 events = []
@@ -391,7 +397,12 @@ class Handler(BaseHTTPRequestHandler):
                                        "metadata": {"name": key[1], "namespace": key[0],
                                                     "resourceVersion": next_rv()}}})
                         del seen[key]
-                    if not events:
+                    if initial:
+                        events.append({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {
+                            "resourceVersion": str(resource_version[0]),
+                            "annotations": {"k8s.io/initial-events-end": "true"}}}})
+                        initial = False
+                    elif not events:
                         state_lock.wait(0.5)
                 for ev in events:
                     data = (json.dumps(ev) + "\n").encode()

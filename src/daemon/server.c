@@ -325,6 +325,22 @@ static void on_signal(void *userdata) {
 
 /* ---- listening ---- */
 
+/* Makes the directories above a socket path that do not exist yet (mode
+ * 0755, as systemd's RuntimeDirectory= would), so that --listen
+ * unix:/run/echo-sandbox/x.sock works outside systemd too. Who may connect is
+ * the socket's own mode (--socket-mode). Returns 0, or -1 with errno. */
+static int make_parents(const char *path) {
+  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
+  snprintf(dir, sizeof dir, "%s", path);
+  for (char *slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+    *slash = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+      return -1;
+    *slash = '/';
+  }
+  return 0;
+}
+
 static int listen_on(struct server *s, const char *spec, char *where, size_t wlen) {
   int fd;
   if (!strncmp(spec, "unix:", 5)) {
@@ -338,6 +354,10 @@ static int listen_on(struct server *s, const char *spec, char *where, size_t wle
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
       unlink(path); /* a stale socket of an earlier daemon */
+    if (make_parents(path) < 0) {
+      fprintf(stderr, "echo-sandbox serve: making the directory of %s: %s\n", path, strerror(errno));
+      return -1;
+    }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 512) < 0) {
       fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
