@@ -17,7 +17,7 @@ local function pod_names(server)
   return names
 end
 
-for _, minor in ipairs(env.kubectl_minors) do
+env.each_kubectl(function(minor)
   describe(("echo-sandbox cleanup, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- in this outer block, so it runs after the server is stopped
     describe("on a fake API server", function()
@@ -72,18 +72,20 @@ for _, minor in ipairs(env.kubectl_minors) do
       end)
     end)
   end)
-end
+end)
 
 describe("echo-sandbox doctor", function()
   env.check_leaks()
+  local minor = env.newest_kubectl()
+  if not minor then return end
 
   it("passes against a ready cluster and says which policy it loaded", function()
-    local server = fake.start(33, "--network-policy")
+    local server = fake.start(minor, "--network-policy")
     local out, err, code = env.cli_run({ "doctor", "--policy", "policies/default.lua" }, nil, server.env)
     fake.stop(server)
     assert.are.equal(0, code, out .. err)
     assert.truthy(out:find("ok    policy         policies/default.lua", 1, true), out)
-    assert.truthy(out:find("ok    cluster        Server Version: v1.33", 1, true), out)
+    assert.truthy(out:find(("ok    cluster        Server Version: v1.%d"):format(minor), 1, true), out)
     assert.truthy(out:find("may create pods/attach", 1, true), out)
     assert.truthy(out:find("ok    networkpolicy", 1, true), out)
     if env.cgroups_available() then
@@ -92,9 +94,14 @@ describe("echo-sandbox doctor", function()
     assert.truthy(out:find("0 failed, 0 warnings", 1, true), out)
   end)
 
+  -- A policy that sends requests to k8s by itself needs the cluster.
+  local k8s_policy
+  setup(function() k8s_policy = env.policy_file("policy.backend = 'k8s'") end)
+  teardown(function() os.remove(k8s_policy) end)
+
   it("fails when RBAC says no, and warns without a NetworkPolicy", function()
-    local server = fake.start(31, "--deny 'delete pods'")
-    local out, _, code = env.cli_run({ "doctor" }, nil, server.env)
+    local server = fake.start(minor, "--deny 'delete pods'")
+    local out, _, code = env.cli_run({ "doctor", "--policy", k8s_policy }, nil, server.env)
     fake.stop(server)
     assert.are.equal(1, code)
     assert.truthy(out:find("FAIL  rbac           may not delete pods", 1, true), out)
@@ -102,19 +109,39 @@ describe("echo-sandbox doctor", function()
   end)
 
   it("fails when the cluster does not answer", function()
-    local out, _, code = env.cli_run({ "doctor" }, nil, "KUBECONFIG=/nonexistent/kubeconfig")
+    local out, _, code = env.cli_run({ "doctor", "--policy", k8s_policy }, nil,
+                                     fake.kubectl_env(minor, "/nonexistent/kubeconfig"))
     assert.are.equal(1, code)
-    assert.truthy(out:find("FAIL", 1, true), out)
+    assert.truthy(out:find("FAIL  cluster", 1, true), out)
     assert.truthy(out:find("local ", 1, true), out)
+  end)
+
+  it("only warns about the cluster when the policy's backend is local", function()
+    local out, _, code = env.cli_run({ "doctor" }, nil, fake.kubectl_env(minor, "/nonexistent/kubeconfig"))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("warn  cluster", 1, true), out)
+    assert.truthy(out:find("ok    backend        local", 1, true), out)
+  end)
+
+  it("only warns that kubectl is missing when the policy's backend is local", function()
+    local out, _, code = env.cli_run({ "doctor" }, nil, "ECHO_SANDBOX_KUBECTL=/nonexistent/kubectl")
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("warn  kubectl        program not found: /nonexistent/kubectl", 1, true), out)
+    assert.truthy(out:find("0 failed, 1 warning\n", 1, true), out)
+    out, _, code = env.cli_run({ "doctor", "--policy", k8s_policy }, nil, "ECHO_SANDBOX_KUBECTL=/nonexistent/kubectl")
+    assert.are.equal(1, code, out)
+    assert.truthy(out:find("FAIL  kubectl        program not found", 1, true), out)
   end)
 end)
 
 describe("backend auto", function()
   env.check_leaks()
+  local minor = env.newest_kubectl()
+  if not minor then return end
 
   it("picks k8s when the policy does and the cluster answers, else local, and says which", function()
     local path = env.policy_file("policy.backend = 'k8s'")
-    local server = fake.start(32)
+    local server = fake.start(minor)
     local out, err, code = env.cli_run({ "run", "--json", "--policy", path, "--shell", "echo hi" }, nil, server.env)
     local left = fake.pods(server)
     fake.stop(server)
@@ -124,7 +151,7 @@ describe("backend auto", function()
     assert.are.same({}, left)
 
     out, err, code = env.cli_run({ "run", "--json", "--policy", path, "--shell", "echo hi" }, nil,
-                                 "KUBECONFIG=/nonexistent/kubeconfig")
+                                 fake.kubectl_env(minor, "/nonexistent/kubeconfig"))
     os.remove(path)
     assert.are.equal(0, code, err)
     assert.are.equal("local", cjson.decode(out).sandbox_type)
@@ -134,6 +161,8 @@ end)
 
 describe("backend auto in batch", function()
   env.check_leaks()
+  local minor = env.newest_kubectl()
+  if not minor then return end
 
   it("asks the cluster once, not for every request", function()
     local path = env.policy_file("policy.backend = 'k8s'")
@@ -143,7 +172,7 @@ describe("backend auto in batch", function()
     -- a kubectl that notes each command line, then is the real one
     env.write_file(dir .. "/kubectl", ('#!/bin/sh\necho "$*" >> %s/calls\nexec kubectl "$@"\n'):format(dir))
     assert(os.execute("chmod +x " .. dir .. "/kubectl"))
-    local server = fake.start(32)
+    local server = fake.start(minor)
     local lines = {}
     for i = 1, 4 do lines[i] = cjson.encode { id = i, shell = "echo " .. i } end
     local out, err, code = env.cli_run({ "batch", "-j", "1", "--policy", path }, table.concat(lines, "\n") .. "\n",
@@ -172,7 +201,9 @@ end)
 describe("echo-sandbox batch on the k8s backend", function()
   env.check_leaks()
   describe("on a fake API server", function()
-    local fixture = fake.per_spec(env.kubectl_minors[#env.kubectl_minors])
+    local minor = env.newest_kubectl()
+    if not minor then return end
+    local fixture = fake.per_spec(minor)
 
     it("runs pods side by side in one loop and deletes every one", function()
       local lines = {}
