@@ -155,6 +155,17 @@ describe("policy explain", function()
     assert.are.same({ "local", "k8s" }, backends)
   end)
 
+  it("names the bad lines of NDJSON and explains the others", function()
+    local out, err, code = env.cli_run({ "policy", "explain", "--json" },
+      '{"shell":"true"}\n{not json\n\n{"shell":42}\n{"backend":"k8s","program":"ls"}\n')
+    assert.are.equal(125, code)
+    local backends = {}
+    for line in out:gmatch("[^\n]+") do backends[#backends + 1] = cjson.decode(line).backend end
+    assert.are.same({ "local", "k8s" }, backends)
+    assert.truthy(err:find("line 2: invalid request JSON", 1, true), err)
+    assert.truthy(err:find("line 4: invalid request: 'shell' must be a string", 1, true), err)
+  end)
+
   it("routes tenants to namespaces (policies/tenant-namespaces.lua)", function()
     local p = { "--policy", "policies/tenant-namespaces.lua" }
     local x = explain(p, cjson.encode { backend = "k8s", shell = "true", labels = { tenant = "team-a" } })

@@ -206,8 +206,9 @@ static void print_text(const struct explanation *x) {
          (unsigned long long)sb->limits.processes);
 }
 
-/* Explains the request table on top of the stack (and pops it). */
-static int explain_one(lua_State *L, struct esb_policy *policy, bool json) {
+/* Explains the request table on top of the stack (and pops it); where
+ * ("line N: " or "") starts its error messages. */
+static int explain_one(lua_State *L, struct esb_policy *policy, bool json, const char *where) {
   char err[4096];
   struct esb_request req = ESB_REQUEST_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
@@ -216,12 +217,12 @@ static int explain_one(lua_State *L, struct esb_policy *policy, bool json) {
   int bad = esb_lua_to_request(L, -1, &req, err, sizeof err);
   lua_pop(L, 1);
   if (bad < 0) {
-    fprintf(stderr, "echo-sandbox: %s\n", err);
+    fprintf(stderr, "echo-sandbox: %s%s\n", where, err);
     return rc;
   }
   enum esb_error code = esb_policy_plan(policy, &req, &plan, req.backend == ESB_BACKEND_K8S, err, sizeof err);
   if (code != ESB_OK) {
-    fprintf(stderr, "echo-sandbox: %s: %s\n", esb_error_name(code), err);
+    fprintf(stderr, "echo-sandbox: %s%s: %s\n", where, esb_error_name(code), err);
     goto out;
   }
   x.policy_path = esb_policy_path(policy);
@@ -275,11 +276,23 @@ static int explain(int argc, char **argv) {
     goto out;
   }
   lua_Unsigned n = lua_rawlen(L, -1);
+  lua_getfield(L, -1, "lines"); /* requests, lines (NDJSON) or nil */
+  lua_insert(L, -2);            /* lines, requests */
   rc = 0;
   for (lua_Unsigned i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, (lua_Integer)i);
-    if (explain_one(L, policy, o.json) != 0)
+    char where[64] = "";
+    if (lua_istable(L, -2)) {
+      lua_rawgeti(L, -2, (lua_Integer)i);
+      snprintf(where, sizeof where, "line %lld: ", (long long)lua_tointeger(L, -1));
+      lua_pop(L, 1);
+    }
+    if (lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TSTRING) { /* a line that is not JSON */
+      fprintf(stderr, "echo-sandbox: %s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
       rc = 125;
+    } else if (explain_one(L, policy, o.json, where) != 0) {
+      rc = 125;
+    }
   }
 out:
   esb_policy_close(policy);

@@ -155,20 +155,25 @@ static int push_flag_request(lua_State *L) {
   return 1;
 }
 
-/* One JSON document, or NDJSON: one request per line. */
+/* One JSON document, or NDJSON: one request per line. A line of NDJSON that
+ * is not JSON becomes the string "line N: ..." in its place, as batch reports
+ * it, and list.lines[i] is the line of list[i]; text that is neither (no line
+ * decodes) is one bad document. */
 static const char split_requests[] =
   "local decode, text = ...\n"
   "local ok, first = pcall(decode, text)\n"
   "if ok then return { first } end\n"
-  "local list = {}\n"
-  "for line in text:gmatch('[^\\n]+') do\n"
+  "local list, decoded, n = { lines = {} }, 0, 0\n"
+  "for line in (text .. '\\n'):gmatch('([^\\n]*)\\n') do\n"
+  "  n = n + 1\n"
   "  if line:find('%S') then\n"
   "    local ok_line, request = pcall(decode, line)\n"
-  "    if not ok_line then error(first, 0) end\n"
-  "    list[#list + 1] = request\n"
+  "    if ok_line then decoded = decoded + 1 end\n"
+  "    list[#list + 1] = ok_line and request or ('line ' .. n .. ': invalid request JSON: ' .. request)\n"
+  "    list.lines[#list] = n\n"
   "  end\n"
   "end\n"
-  "if #list < 2 then error(first, 0) end\n"
+  "if #list < 2 or decoded == 0 then error(first, 0) end\n"
   "return list\n";
 
 static int decode_requests(lua_State *L) {
@@ -235,6 +240,11 @@ int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct e
     return -1;
   }
   lua_rawgeti(L, -1, 1);
+  if (lua_type(L, -1) == LUA_TSTRING) { /* cannot be: one line is one document */
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 2);
+    return -1;
+  }
   int rc = esb_lua_to_request(L, -1, req, err, errlen);
   lua_pop(L, 2);
   return rc;
@@ -285,10 +295,15 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
   o->program = argv + optind;
   if (o->code && o->code_file)
     return fail_usage(argv[0], "%s", "give --code or --code-file, not both");
-  if (o->code_file && !(o->code_data = esb_read_file(o->code_file, &o->code_len)))
-    return fail_usage(argv[0], "--code-file: %s", strerror(errno));
-  if (o->stdin_file && !(o->stdin_data = esb_read_file(o->stdin_file, &o->stdin_len)))
-    return fail_usage(argv[0], "--stdin-file: %s", strerror(errno));
+  char why[4200];
+  if (o->code_file && !(o->code_data = esb_read_file(o->code_file, &o->code_len))) {
+    snprintf(why, sizeof why, "--code-file %s: %s", o->code_file, strerror(errno));
+    return fail_usage(argv[0], "%s", why);
+  }
+  if (o->stdin_file && !(o->stdin_data = esb_read_file(o->stdin_file, &o->stdin_len))) {
+    snprintf(why, sizeof why, "--stdin-file %s: %s", o->stdin_file, strerror(errno));
+    return fail_usage(argv[0], "%s", why);
+  }
   return -1; /* go on */
 }
 

@@ -42,8 +42,11 @@ int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct e
                          char *err, size_t errlen);
 
 /* Pushes an array of request tables (not yet validated): the one the flags
- * make, or those on stdin, one JSON document or NDJSON (one per line).
- * Returns 0, or -1 with a message and nothing pushed. */
+ * make, or those on stdin, one JSON document or NDJSON (one per line). A line
+ * of NDJSON that is not JSON is a string in the array instead: "line N:
+ * invalid request JSON: ...", and the array's field "lines" holds the line
+ * number of each entry (NDJSON only). Returns 0, or -1 with a message and
+ * nothing pushed. */
 int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, char *err, size_t errlen);
 
 #endif
