@@ -118,6 +118,16 @@ describe("echo-sandbox run", function()
     end
   end)
 
+  it("says on stderr when the flag form's program was OOM-killed", function()
+    if not env.cgroups_available() then
+      pending("no memory cgroup here: the limit is RLIMIT_AS and nothing is OOM-killed")
+      return
+    end
+    local _, err, code = env.cli_run { "run", "--memory", "64Mi", "--lang", "python", "--code", hog.code }
+    assert.are.equal(137, code)
+    assert.truthy(err:find("echo%-sandbox: killed after %d+ ms: out of memory"), err)
+  end)
+
   it("enforces the memory limit as an address-space limit when the policy turns cgroups off", function()
     local path = env.policy_file("policy.local_sandbox.cgroups = false")
     local r = run_json(hog, { "--policy", path })
@@ -259,6 +269,15 @@ describe("echo-sandbox run", function()
     local code = p:read("n")
     p:close()
     assert.are.equal(130, code)
+  end)
+
+  it("names the file that --code-file or --stdin-file cannot read", function()
+    local _, err, code = env.cli_run { "run", "--lang", "python", "--code-file", "/nonexistent/job.py" }
+    assert.are.equal(125, code)
+    assert.truthy(err:find("--code-file /nonexistent/job.py: No such file or directory", 1, true), err)
+    _, err, code = env.cli_run { "run", "--stdin-file", "/nonexistent/in.txt", "--", "cat" }
+    assert.are.equal(125, code)
+    assert.truthy(err:find("--stdin-file /nonexistent/in.txt: No such file or directory", 1, true), err)
   end)
 
   it("refuses unknown flags with exit 125", function()

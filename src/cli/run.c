@@ -51,6 +51,9 @@ static void print_plain(const struct esb_result *r) {
             (unsigned long long)r->err.total, r->err.len);
   if (r->status == ESB_STATUS_TIMED_OUT)
     fprintf(stderr, "echo-sandbox: timed out after %.0f ms\n", r->duration_ms);
+  if (r->status == ESB_STATUS_OOM_KILLED)
+    fprintf(stderr, "echo-sandbox: killed after %.0f ms: out of memory (the run's memory limit)\n",
+            r->duration_ms);
 }
 
 /* Prints an engine error before a request could run, as the output mode wants. */
