@@ -22,7 +22,7 @@
 #include <grp.h>
 
 enum step {
-  STEP_SIGNALS = 1, STEP_SYNC, STEP_SETPGID, STEP_FSIDS, STEP_PRIVATE, STEP_CLONE_DIR,
+  STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_CLONE_DIR,
   STEP_READONLY, STEP_TMP, STEP_MOUNTPOINT, STEP_MOVE_DIR, STEP_PROC, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP__COUNT
@@ -30,7 +30,7 @@ enum step {
 
 static const char *const step_names[STEP__COUNT] = {
   [STEP_CGROUP] = "join the run's cgroups", [STEP_SIGNALS] = "reset signals", [STEP_SYNC] = "wait for the id maps",
-  [STEP_SETPGID] = "new process group", [STEP_FSIDS] = "set filesystem ids",
+  [STEP_SETSID] = "new session", [STEP_FSIDS] = "set filesystem ids",
   [STEP_PRIVATE] = "make mounts private", [STEP_CLONE_DIR] = "clone the working dir mount",
   [STEP_READONLY] = "make the root read-only", [STEP_TMP] = "mount a private /tmp",
   [STEP_MOUNTPOINT] = "create the working dir mount point",
@@ -246,7 +246,10 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
 
 _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   reset_signals();
-  if (setpgid(0, 0) < 0) fail(p, STEP_SETPGID);
+  /* A new session, so a new process group and no controlling terminal: the
+   * program cannot open /dev/tty and push keystrokes into the terminal of
+   * whoever started us (TIOCSTI), nor get its signals. */
+  if (setsid() < 0) fail(p, STEP_SETSID);
   /* The parent writes our id maps first; then we join our cgroups. */
   if (p->sync_fd >= 0) {
     char go;

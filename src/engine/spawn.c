@@ -267,7 +267,8 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   }
   c->pid = (pid_t)pid;
   c->pidfd = pidfd;
-  setpgid(c->pid, c->pid); /* also done by the child; whoever is first wins */
+  /* The child makes its own session (so its group) first thing; until then
+   * esb_child_kill reaches it through its pid, and it has started nothing. */
 
   if (pr.sync_w >= 0) {
     if (write_id_maps(c->pid, c->sandbox, why, whylen) < 0)

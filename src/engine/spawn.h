@@ -7,7 +7,8 @@
  *
  * The child is created with clone3(CLONE_PIDFD) and no exit signal, so no
  * SIGCHLD reaches the host and a host's own waitpid(-1) cannot reap it; it is
- * waited for through its pidfd only. It leads its own process group.
+ * waited for through its pidfd only. It leads its own session and process
+ * group (setsid: it has no controlling terminal).
  *
  * With a sandbox that has ESB_NS_PID, the cloned child is an init process (pid
  * 1 of the new namespace): it sets up the mounts, forks the program, reaps
