@@ -81,6 +81,25 @@ describe("echo-sandbox serve", function()
     assert.are.equal("invalid_request", r.error.code)
   end)
 
+  -- Checked: with the body read before the check (as before this spec),
+  -- no answer came before the body was sent (status 0).
+  it("refuses a body over the limit from its Content-Length, before reading it", function()
+    local d = daemon.start("--max-body 1Ki")
+    local status = daemon.headers_only(d, 8 * 1024 * 1024)
+    daemon.stop(d)
+    assert.are.equal(413, status)
+  end)
+
+  -- Checked: with MHD's timeout back at 600 s, the connection stayed open.
+  it("closes a connection that sends no request within --header-timeout", function()
+    local d = daemon.start("--header-timeout 1")
+    local closed = daemon.closes_idle(d)
+    local status = daemon.request(d, "GET", "/healthz")
+    daemon.stop(d)
+    assert.is_true(closed)
+    assert.are.equal(200, status)
+  end)
+
   it("answers 429 under a flood beyond its queue of 1", function()
     local d = daemon.start("--max-running 1 --max-queue 1")
     local statuses = daemon.flood(d, 6, { shell = "sleep 0.5" })
@@ -106,6 +125,24 @@ describe("echo-sandbox serve", function()
     assert.are.equal(401, wrong)
     assert.are.equal(200, status)
     assert.are.equal("in\n", r.stdout)
+  end)
+
+  -- Checked: with the token checked after the body was read (as before this
+  -- spec), no answer came before the body was sent (status 0), and 20
+  -- unauthenticated 8 MiB bodies grew the daemon by 160 MB.
+  it("refuses a request without the token from its headers, before reading a large body", function()
+    local tokenfile = os.tmpname()
+    env.write_file(tokenfile, "s3cret\n")
+    local d = daemon.start("--token-file " .. tokenfile)
+    local statuses = {}
+    for _, token in ipairs { false, "guess", "s3cre", "s3cretX", "S3cret" } do
+      statuses[#statuses + 1] = daemon.headers_only(d, 8 * 1024 * 1024, token or nil)
+    end
+    local _, metrics = daemon.request(d, "GET", "/metrics", nil, "s3cret")
+    daemon.stop(d)
+    os.remove(tokenfile)
+    assert.are.same({ 401, 401, 401, 401, 401 }, statuses)
+    assert.truthy(metrics:find('echo_sandbox_rejected_total{reason="unauthorized"} 5', 1, true), metrics)
   end)
 
   it("reloads the policy on SIGHUP, and keeps the old one when the new one is broken", function()

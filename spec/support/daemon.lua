@@ -67,6 +67,24 @@ function M.request(d, method, path, body, token)
   return r.status, ok and decoded or r.body
 end
 
+-- Sends only the headers of a POST with a body of length bytes; the status
+-- answered before any of the body was sent (0: none).
+function M.headers_only(d, length, token)
+  local p = io.popen(("python3 %s headers-only %s %d %s"):format(client, env.quote(d.addr), length,
+    token and ("--token " .. env.quote(token)) or ""))
+  local out = cjson.decode(p:read("a"))
+  p:close()
+  return math.tointeger(out.status)
+end
+
+-- Whether the daemon closes a connection that sends nothing (within 20 s).
+function M.closes_idle(d)
+  local p = io.popen(("python3 %s idle %s"):format(client, env.quote(d.addr)))
+  local out = cjson.decode(p:read("a"))
+  p:close()
+  return out.closed
+end
+
 function M.flood(d, n, request)
   local p = io.popen(("python3 %s flood %s %d %s"):format(client, env.quote(d.addr), n, env.quote(cjson.encode(request))))
   local out = cjson.decode(p:read("a"))

@@ -6,6 +6,13 @@
   http_client.py flood ADDR N BODY
       sends N POST /v1/run at once, each on its own connection; prints
       {"statuses": [...], "bodies": [...]}
+  http_client.py headers-only ADDR LENGTH [--token T]
+      sends the headers of a POST /v1/run with Content-Length LENGTH and no
+      byte of the body, then waits (20 s at most) for an answer; prints
+      {"status": N} (0: no answer before the body was sent)
+  http_client.py idle ADDR
+      connects and sends nothing; prints {"closed": true} once the server
+      closes the connection, {"closed": false} if it has not within 20 s
 
 ADDR is a TCP port on 127.0.0.1 or unix:/path.
 """
@@ -45,6 +52,40 @@ def request(addr, method, path, body=None, token=None):
     return r.status, data
 
 
+def raw_socket(addr):
+    if addr.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(addr[5:])
+    else:
+        s = socket.create_connection(("127.0.0.1", int(addr)))
+    s.settimeout(20)
+    return s
+
+
+def headers_only(addr, length, token):
+    s = raw_socket(addr)
+    auth = "Authorization: Bearer %s\r\n" % token if token else ""
+    s.sendall(("POST /v1/run HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+               "Content-Length: %d\r\n%s\r\n" % (length, auth)).encode())
+    try:
+        line = s.recv(4096).split(b"\r\n", 1)[0].split()
+        return int(line[1]) if len(line) > 1 else 0
+    except socket.timeout:
+        return 0
+    finally:
+        s.close()
+
+
+def idle(addr):
+    s = raw_socket(addr)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    finally:
+        s.close()
+
+
 def main():
     args = sys.argv[1:]
     token = None
@@ -55,6 +96,10 @@ def main():
     if args[0] == "request":
         status, body = request(args[1], args[2], args[3], args[4] if len(args) > 4 else None, token)
         print(json.dumps({"status": status, "body": body}))
+    elif args[0] == "headers-only":
+        print(json.dumps({"status": headers_only(args[1], int(args[2]), token)}))
+    elif args[0] == "idle":
+        print(json.dumps({"closed": idle(args[1])}))
     elif args[0] == "flood":
         n, body = int(args[2]), args[3]
         statuses, bodies = [None] * n, [None] * n

@@ -32,6 +32,8 @@ static const char serve_usage[] =
   "  --max-running N      runs in flight at once (default 256)\n"
   "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond)\n"
   "  --grace SECONDS      on SIGTERM, how long runs may finish (default 10)\n"
+  "  --header-timeout SECONDS  close a connection idle that long without a complete\n"
+  "                       request (default 30)\n"
   "  --port-file FILE     write the bound port (or socket path) there once listening\n"
   "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n";
 
@@ -54,11 +56,11 @@ int main(int argc, char **argv) {
     {"token-file", required_argument, 0, 't'}, {"max-body", required_argument, 0, 'b'},
     {"max-running", required_argument, 0, 'r'}, {"max-queue", required_argument, 0, 'q'},
     {"grace", required_argument, 0, 'g'}, {"port-file", required_argument, 0, 'f'},
-    {"socket-mode", required_argument, 0, 'm'},
+    {"socket-mode", required_argument, 0, 'm'}, {"header-timeout", required_argument, 0, 'H'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   struct esb_server_options o = {
     .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000,
-    .socket_mode = 0660};
+    .socket_mode = 0660, .header_timeout_s = 30};
   const char *token_file = NULL;
   optind = 1;
   opterr = 0;
@@ -77,6 +79,17 @@ int main(int argc, char **argv) {
         return 125;
       }
       o.socket_mode = (unsigned)mode;
+      break;
+    }
+    case 'H': {
+      char *end;
+      errno = 0;
+      unsigned long secs = strtoul(optarg, &end, 10);
+      if (errno || *end || end == optarg || secs == 0 || secs > 86400) {
+        fprintf(stderr, "echo-sandbox serve: --header-timeout %s: expected whole seconds, 1 to 86400\n", optarg);
+        return 125;
+      }
+      o.header_timeout_s = (unsigned)secs;
       break;
     }
     case 'b': case 'r': case 'q': case 'g':

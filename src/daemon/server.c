@@ -201,11 +201,21 @@ static enum MHD_Result handle_run(struct conn *st) {
   return MHD_YES;
 }
 
+/* Compares a secret in time that depends on the length of what was sent
+ * only, never on how much of it matches. */
+static bool same_secret(const char *given, const char *secret) {
+  size_t n = strlen(given), m = strlen(secret);
+  volatile unsigned char diff = (unsigned char)(n != m);
+  for (size_t i = 0; i < n; i++)
+    diff |= (unsigned char)(given[i] ^ secret[i % m]);
+  return diff == 0;
+}
+
 static bool authorized(struct server *s, struct MHD_Connection *c) {
   if (!s->o->token)
     return true;
   const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, s->o->token);
+  return h && !strncmp(h, "Bearer ", 7) && same_secret(h + 7, s->o->token);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -221,6 +231,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     st->c = c;
     st->req = (struct esb_request)ESB_REQUEST_INIT;
     *con_cls = st;
+    /* The headers are in, no byte of the body is read yet: refuse here, so
+     * that an unauthenticated or oversized body costs us nothing (MHD then
+     * closes the connection instead of reading it). */
+    if (!authorized(s, c)) {
+      s->m.rejected_unauthorized++;
+      respond_error(st, 401, ESB_E_INVALID_REQUEST, "a valid \"Authorization: Bearer TOKEN\" is required");
+      return send_response(st);
+    }
+    const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && strtoull(length, NULL, 10) > s->o->max_body) {
+      char err[128];
+      snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
+      respond_error(st, 413, ESB_E_INVALID_REQUEST, err);
+      return send_response(st);
+    }
     return MHD_YES;
   }
   if (*upload_data_size) {
@@ -243,12 +268,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   if (st->response)
-    return send_response(st); /* after a suspended run */
-  if (!authorized(s, c)) {
-    s->m.rejected_unauthorized++;
-    respond_error(st, 401, ESB_E_INVALID_REQUEST, "a valid \"Authorization: Bearer TOKEN\" is required");
-    return send_response(st);
-  }
+    return send_response(st); /* after a suspended run, or refused above */
   if (!strcmp(url, "/v1/run")) {
     if (strcmp(method, "POST")) {
       respond_error(st, 405, ESB_E_INVALID_REQUEST, "POST /v1/run");
@@ -432,7 +452,10 @@ int esb_serve(const struct esb_server_options *o) {
                            MHD_OPTION_LISTEN_SOCKET, s.listen_fd,
                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                           /* idle that long without a complete request: closed (a
+                              run in flight suspends its connection, which does not
+                              time out) */
+                           MHD_OPTION_CONNECTION_TIMEOUT, s.o->header_timeout_s,
                            MHD_OPTION_END);
   if (!s.mhd) {
     fprintf(stderr, "echo-sandbox serve: cannot start the HTTP server\n");

@@ -9,7 +9,11 @@
  *   GET /healthz   200 {"status":"ok"}
  *   GET /metrics   Prometheus text (daemon/metrics.h)
  *
- * With a token, every request needs "Authorization: Bearer TOKEN" (else 401).
+ * With a token, every request needs "Authorization: Bearer TOKEN" (else 401,
+ * answered from the headers before any byte of the body is read; the token
+ * is compared in constant time). A body whose Content-Length is over
+ * max_body is refused the same way (413). A connection idle for
+ * header_timeout_s without a complete request is closed.
  * SIGHUP reloads the policy: one that fails to load is reported on stderr and
  * counted, and the old one stays. SIGTERM/SIGINT: stop accepting, let the
  * runs in flight finish within the grace period, then kill them (pods are
@@ -30,6 +34,7 @@ struct esb_server_options {
   size_t max_running;
   size_t max_queue;
   uint64_t grace_ms;
+  unsigned header_timeout_s;
 };
 
 /* Runs until SIGTERM or SIGINT; returns the exit code. */
