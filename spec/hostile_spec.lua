@@ -62,4 +62,23 @@ describe("the local sandbox against hostile code", function()
     assert.truthy(shown:find("no tty, errno 6", 1, true), shown) -- ENXIO
     assert.is_nil(shown:find("INJECTED", 1, true), shown)
   end)
+
+  -- Defence: the default policy's ceilings (policy.ceilings, limits_for).
+  -- Checked: without them the program saw ulimit -t 100000 and -u 1000000,
+  -- and the pod asked for 1Ti.
+  it("gets the policy's ceilings, not the 1 TiB, day-long run it asks for", function()
+    local greedy = { program = "bash", args = { "-c", "ulimit -t; ulimit -u" }, timeout_ms = 24 * 3600 * 1000,
+                     limits = { memory_bytes = 1024 ^ 4 // 1, cpu_time_secs = 100000, max_processes = 1000000 } }
+    local r = run(greedy)
+    assert.are.equal(0, r.exit_code, r.stderr)
+    assert.are.equal("300\n1024\n", r.stdout)
+    greedy.backend = "k8s"
+    local out, err, code = env.cli_run({ "policy", "explain", "--json" }, cjson.encode(greedy))
+    assert.are.equal(0, code, err)
+    local x = cjson.decode(out)
+    assert.are.equal(600000, x.timeout_ms)
+    assert.are.equal(4 * 1024 ^ 3, x.limits.memory_bytes)
+    assert.are.equal("4Gi", x.k8s.overrides.spec.containers[1].resources.limits.memory)
+    assert.truthy(table.concat(x.clamped, "\n"):find("memory_bytes 1099511627776 lowered", 1, true))
+  end)
 end)

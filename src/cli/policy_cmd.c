@@ -98,6 +98,10 @@ static int push_explanation(lua_State *L) {
   lua_pushboolean(L, p->local.network);
   lua_setfield(L, -2, "network");
   lua_setfield(L, -2, "limits");
+  if (p->clamped) {
+    push_strv(L, p->clamped);
+    lua_setfield(L, -2, "clamped");
+  }
   if (x->kubectl) {
     const struct esb_k8s_settings *k = &p->k8s;
     lua_newtable(L);
@@ -181,6 +185,8 @@ static void print_text(const struct explanation *x) {
          (unsigned long long)p->local.limits.address_space, (unsigned long long)p->local.limits.cpu_secs,
          (unsigned long long)p->max_output_bytes, (unsigned long long)p->local.limits.processes,
          p->local.network ? "on" : "off");
+  for (char **note = p->clamped; note && *note; note++)
+    printf("clamped     %s\n", *note);
   if (x->kubectl) {
     const struct esb_k8s_settings *k = &p->k8s;
     printf("image       %s\nnamespace   %s\npod         %s\nhandshake   %s\noverrides   %s\nkubectl     ",

@@ -7,6 +7,7 @@
 void esb_plan_release(struct esb_plan *plan) {
   esb_strv_free(plan->argv);
   esb_strv_free(plan->env);
+  esb_strv_free(plan->clamped);
   free(plan->working_dir);
   struct esb_k8s_settings *k = &plan->k8s;
   free(k->image);

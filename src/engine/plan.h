@@ -54,6 +54,8 @@ struct esb_plan {
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
   uint64_t max_output_bytes;
+  char **clamped;            /* NULL-terminated notes of what of the request the policy
+                                lowered to its ceilings; NULL when nothing was */
   struct esb_local_settings local;
   struct esb_k8s_settings k8s;
 };

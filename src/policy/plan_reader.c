@@ -76,20 +76,22 @@ static char *read_string(struct reader *rd, int idx, const char *key, const char
   return v;
 }
 
-/* An array of strings (map false) or a map of names to strings (map true). */
-static char **read_vector(struct reader *rd, int idx, const char *key, bool map) {
+/* An array of strings (map false) or a map of names to strings (map true).
+ * optional: an absent or empty array is NULL rather than an error. */
+static char **read_vector(struct reader *rd, int idx, const char *key, bool map, bool optional) {
   struct esb_strv sv = ESB_STRV_INIT;
   int t = field(rd, idx, key);
   enum esb_lua_vec rc = ESB_LUA_VEC_BAD;
   if (t == LUA_TTABLE && (map || lua_rawlen(rd->L, -1) > 0))
     rc = map ? esb_lua_map_to_strv(rd->L, -1, &sv) : esb_lua_array_to_strv(rd->L, -1, &sv);
-  else if (t == LUA_TNIL && map)
+  else if ((t == LUA_TNIL && (map || optional)) || (t == LUA_TTABLE && optional))
     rc = ESB_LUA_VEC_OK;
   if (rc == ESB_LUA_VEC_NOMEM)
     bad(rd, key, "memory for it");
   else if (rc == ESB_LUA_VEC_BAD)
     bad(rd, key, map ? "a map of names (no '=') to strings without NUL bytes"
-                     : "a non-empty array of strings without NUL bytes");
+                     : optional ? "an array of strings without NUL bytes"
+                                : "a non-empty array of strings without NUL bytes");
   lua_pop(rd->L, 1);
   if (rd->failed) {
     esb_strv_clear(&sv);
@@ -109,8 +111,13 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
   else if (backend && strcmp(backend, "k8s") == 0) plan->backend = ESB_BACKEND_K8S;
   else if (backend) bad(rd, "backend", "\"local\" or \"k8s\"");
   free(backend);
-  plan->argv = read_vector(rd, -1, "argv", false);
-  plan->env = read_vector(rd, -1, "env", true);
+  plan->argv = read_vector(rd, -1, "argv", false, false);
+  plan->env = read_vector(rd, -1, "env", true, false);
+  plan->clamped = read_vector(rd, -1, "clamped", false, true);
+  if (plan->clamped && !plan->clamped[0]) { /* none: NULL, as the plan says */
+    esb_strv_free(plan->clamped);
+    plan->clamped = NULL;
+  }
   if (plan->env) /* a map has no order; the environment (and explain) get one */
     qsort(plan->env, esb_strv_length(plan->env), sizeof *plan->env, compare_strings);
   plan->working_dir = read_string(rd, -1, "working_dir", "working_dir");

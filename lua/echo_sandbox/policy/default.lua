@@ -28,6 +28,8 @@
 --   kill_grace_ms  time between SIGTERM and SIGKILL at the deadline
 --   limits         memory_bytes, cpu_time_secs, max_output_bytes,
 --                  max_processes (integers) and network (boolean)
+--   clamped        array of strings or nil: what of the request was lowered
+--                  to the policy's ceilings (policy explain shows it)
 --   local          settings of the local sandbox: uid, gid (never 0),
 --                  isolation ("namespaces" | "best_effort" | "rlimits"),
 --                  cgroups (boolean: memory and pids limits by cgroup where
@@ -97,6 +99,19 @@ policy.defaults = {
     max_output_bytes = 1 * Mi,
     max_processes = 64,
     network = false,
+  },
+}
+
+-- The most a request may ask, on either backend: a request that asks more
+-- gets the ceiling, and `policy explain` says so. An operator raises or
+-- lowers them here; a request never can.
+policy.ceilings = {
+  timeout_ms = 10 * 60 * 1000,
+  limits = {
+    memory_bytes = 4 * 1024 * Mi,
+    cpu_time_secs = 300,
+    max_output_bytes = 64 * Mi,
+    max_processes = 1024,
   },
 }
 
@@ -206,11 +221,28 @@ function policy:env_for(req)
   return env
 end
 
+-- value, or the ceiling when value is above it; and a note saying so.
+local function clamp(name, value, ceiling)
+  if ceiling and value > ceiling then
+    return ceiling, ("%s %d lowered to the policy's ceiling %d"):format(name, value, ceiling)
+  end
+  return value
+end
+
+-- The limits: the request's within self.ceilings, else the defaults. Also
+-- returns the notes of what was lowered (an array, maybe empty).
 function policy:limits_for(req)
-  local limits = {}
+  local limits, clamped = {}, {}
   for k, v in pairs(self.defaults.limits) do limits[k] = v end
-  for k, v in pairs(req.limits or {}) do limits[k] = v end
-  return limits
+  local ceilings = self.ceilings and self.ceilings.limits or {}
+  for k, v in pairs(req.limits or {}) do
+    local note
+    if math.type(v) == "integer" then v, note = clamp(k, v, ceilings[k]) end
+    limits[k] = v
+    clamped[#clamped + 1] = note
+  end
+  table.sort(clamped)
+  return limits, clamped
 end
 
 -- requests/limits as Kubernetes quantities. limits: what limits_for made of
@@ -262,7 +294,10 @@ end
 function policy:plan(req)
   local argv, err = self:argv_for(req)
   if not argv then return nil, err end
-  local limits = self:limits_for(req)
+  local limits, clamped = self:limits_for(req)
+  local timeout_ms, note = clamp("timeout_ms", req.timeout_ms or self.defaults.timeout_ms,
+                                 self.ceilings and self.ceilings.timeout_ms)
+  if clamped then clamped[#clamped + 1] = note end
   local backend = req.backend
   if backend == nil or backend == "auto" then backend = self.backend end
   local resources = self:resources_for(req, limits)
@@ -271,9 +306,10 @@ function policy:plan(req)
     argv = argv,
     env = self:env_for(req),
     working_dir = req.working_dir,
-    timeout_ms = req.timeout_ms or self.defaults.timeout_ms,
+    timeout_ms = timeout_ms,
     kill_grace_ms = self.defaults.kill_grace_ms,
     limits = limits,
+    clamped = clamped,
     ["local"] = self.local_sandbox,
     k8s = {
       image = self:image_for(req),
