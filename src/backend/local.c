@@ -169,6 +169,10 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     goto fail;
   }
   esb_local_sandbox_for(plan, dir, false, &run->sandbox);
+  if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, why, sizeof why) < 0) {
+    esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
+    goto fail;
+  }
   use_cgroups(run, plan);
   e->child.argv = (const char *const *)plan->argv;
   e->child.env = (const char *const *)run->env;
@@ -191,7 +195,9 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
                       "requires them", e->result.error_message ? e->result.error_message : "clone");
     goto fail;
   }
+  const struct sock_fprog *filter = run->sandbox.seccomp;
   esb_local_sandbox_for(plan, dir, true, &run->sandbox);
+  run->sandbox.seccomp = filter;
   use_cgroups(run, plan);
   esb_result_release(&e->result);
   e->result.sandbox_type = "local";

@@ -173,7 +173,8 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   check_memory_limit(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
-    snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" in %.1f ms", r.isolation, r.duration_ms);
+    snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",
+             r.isolation, esb_seccomp_profile_name(plan.local.seccomp), r.duration_ms);
     report(t, strcmp(r.isolation, "namespaces") ? "warn" : "ok", "local", "%s", detail);
   } else {
     report(t, "FAIL", "local", "%s", r.error_message ? r.error_message : "/bin/true failed");

@@ -139,6 +139,8 @@ static int push_explanation(lua_State *L) {
     lua_setfield(L, -2, "readonly_root");
     lua_pushboolean(L, p->local.cgroups);
     lua_setfield(L, -2, "cgroups");
+    lua_pushstring(L, esb_seccomp_profile_name(p->local.seccomp));
+    lua_setfield(L, -2, "seccomp");
     set_int(L, "tmp_size_bytes", sb->private_tmp ? sb->tmp_size_bytes : 0);
     lua_newtable(L);
     set_int(L, "address_space", sb->limits.address_space);
@@ -206,6 +208,9 @@ static void print_text(const struct explanation *x) {
            (unsigned long long)sb->tmp_size_bytes);
   if (p->local.cgroups)
     printf("cgroups     memory and pids where the engine can make them (then no RLIMIT_AS)\n");
+  printf("seccomp     %s%s%s\n", esb_seccomp_profile_name(p->local.seccomp),
+         p->local.seccomp == ESB_SECCOMP_NONE ? " (no system-call filter)" : "",
+         sb->namespaces & ESB_NS_USER ? "; no nested user namespaces" : "");
   printf("rlimits     as %llu, cpu %llu s, fsize %llu, nofile %llu, nproc %llu, core 0\n",
          (unsigned long long)sb->limits.address_space, (unsigned long long)sb->limits.cpu_secs,
          (unsigned long long)sb->limits.file_size, (unsigned long long)sb->limits.open_files,

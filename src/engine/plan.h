@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "engine/request.h"
+#include "engine/seccomp.h"
 #include "engine/spawn.h"
 
 /* How the local backend isolates a program. */
@@ -28,6 +29,7 @@ struct esb_local_settings {
   bool cgroups;              /* memory (and pids) limits by cgroup where the host allows;
                                 limits.address_space is then not applied as RLIMIT_AS */
   uint64_t tmp_size_bytes;   /* private /tmp and the fresh working dir */
+  enum esb_seccomp_profile seccomp; /* the program's system-call filter */
   struct esb_rlimits limits;
 };
 

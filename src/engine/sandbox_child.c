@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -25,7 +26,8 @@ enum step {
   STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_CLONE_DIR,
   STEP_READONLY, STEP_TMP, STEP_MOUNTPOINT, STEP_MOVE_DIR, STEP_PROC, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
-  STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP__COUNT
+  STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
+  STEP_SECCOMP, STEP__COUNT
 };
 
 static const char *const step_names[STEP__COUNT] = {
@@ -41,6 +43,7 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_GID] = "set gid", [STEP_UID] = "set uid", [STEP_NO_NEW_PRIVS] = "set no_new_privs",
   [STEP_RLIMIT] = "set resource limits", [STEP_PDEATHSIG] = "set the parent-death signal",
   [STEP_CHDIR] = "enter the working dir",
+  [STEP_NO_USERNS] = "forbid nested user namespaces", [STEP_SECCOMP] = "install the seccomp filter",
 };
 
 const char *esb_setup_step_name(int step) {
@@ -126,6 +129,9 @@ _Noreturn static void exec_program(const struct esb_child_plan *p) {
   /* Changing ids clears the parent-death signal, so it is set afterwards. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
   if (p->dir && chdir(p->dir) < 0) fail(p, STEP_CHDIR);
+  /* Last, so that nothing above needs a call the filter denies. */
+  if (sb && sb->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, sb->seccomp, 0, 0) < 0)
+    fail(p, STEP_SECCOMP);
 
   /* Like execvp, prepared: ENOENT/ENOTDIR try the next candidate, EACCES is
    * remembered, anything else stops the search. */
@@ -197,6 +203,16 @@ static void build_mounts(const struct esb_child_plan *p) {
     fail(p, STEP_PROC);
 }
 
+/* No user namespace can be made below ours, whatever the filter lets
+ * through: the limit is per user namespace, and only we, with the
+ * capabilities the program will not have, may raise it again (what
+ * bubblewrap's --disable-userns does). */
+static void forbid_nested_userns(const struct esb_child_plan *p) {
+  int fd = open("/proc/sys/user/max_user_namespaces", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "0", 1) != 1) fail(p, STEP_NO_USERNS);
+  close(fd);
+}
+
 /* Namespaces are in place: finish the sandbox around this process. */
 static void prepare_sandbox(const struct esb_child_plan *p) {
   const struct esb_sandbox *sb = p->sandbox;
@@ -211,6 +227,8 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
   }
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
   if (sb->namespaces & ESB_NS_MOUNT) build_mounts(p);
+  if ((sb->namespaces & (ESB_NS_USER | ESB_NS_PID)) == (ESB_NS_USER | ESB_NS_PID))
+    forbid_nested_userns(p); /* through our own /proc: the host's is read-only here */
   if (sb->namespaces & ESB_NS_UTS && sb->hostname &&
       sethostname(sb->hostname, strlen(sb->hostname)) < 0)
     fail(p, STEP_HOSTNAME);

@@ -33,6 +33,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct sock_fprog;
+
 enum {
   ESB_NS_USER = 1 << 0,
   ESB_NS_MOUNT = 1 << 1,
@@ -65,6 +67,8 @@ struct esb_sandbox {
   const char *writable_dir; /* needs ESB_NS_MOUNT: stays writable, at the same path */
   const char *hostname;     /* with ESB_NS_UTS */
   struct esb_rlimits limits;
+  const struct sock_fprog *seccomp; /* NULL, or the filter the program gets, installed last
+                               before exec (engine/seccomp.h) */
   const int *cgroup_procs;  /* open cgroup.procs files (engine/cgroup.h) the child joins */
   size_t n_cgroup_procs;    /* before it runs anything; -1 entries are skipped */
 };

@@ -154,6 +154,13 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
     }
     free(iso);
     ls->cgroups = read_bool(rd, -1, "cgroups", "local.cgroups", ls->cgroups);
+    char *profile = read_string(rd, -1, "seccomp", "local.seccomp");
+    if (profile && esb_seccomp_profile_parse(profile, &ls->seccomp) < 0) {
+      field(rd, -1, "seccomp");
+      bad(rd, "local.seccomp", "\"default\", \"strict\" or \"none\"");
+      lua_pop(L, 1);
+    }
+    free(profile);
     ls->tmp_size_bytes = read_uint(rd, -1, "tmp_size_bytes", "local.tmp_size_bytes", 0);
     ls->limits.file_size = read_uint(rd, -1, "file_size_bytes", "local.file_size_bytes", 0);
     ls->limits.open_files = read_uint(rd, -1, "open_files", "local.open_files", 0);

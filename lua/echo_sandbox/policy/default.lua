@@ -33,7 +33,8 @@
 --   local          settings of the local sandbox: uid, gid (never 0),
 --                  isolation ("namespaces" | "best_effort" | "rlimits"),
 --                  cgroups (boolean: memory and pids limits by cgroup where
---                  the host allows),
+--                  the host allows), seccomp ("default" | "strict" | "none":
+--                  the program's system-call filter, engine/seccomp.h),
 --                  tmp_size_bytes, file_size_bytes, open_files
 --   k8s            image (string), namespace (a DNS-1123 label), handshake
 --                  (boolean: the container waits for a line on stdin before
@@ -145,6 +146,14 @@ policy.local_sandbox = {
   --   it is RLIMIT_AS, which counts the address space it reserves (V8 and
   --   the JVM reserve far more than they use: node needs --memory 1Gi then).
   cgroups = true,
+  -- The system-call filter, installed last before the program starts:
+  --   "default": namespaces, the mount API, keyrings, bpf, perf_event_open,
+  --     userfaultfd, io_uring, module and kexec loading, clock setting,
+  --     TIOCSTI ... fail with EPERM; other ABIs (i386, x32) are killed.
+  --   "strict": also ptrace, process_vm_*, and sockets other than unix,
+  --     IPv4 and IPv6.
+  --   "none": no filter (the namespaces and limits stay).
+  seccomp = "default",
   tmp_size_bytes = 256 * Mi,
   file_size_bytes = 64 * Mi,
   open_files = 256,
