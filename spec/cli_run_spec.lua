@@ -215,7 +215,7 @@ describe("echo-sandbox run", function()
   end)
 
   it("exits 126 for a file that cannot be executed", function()
-    local r, code = run_json { program = "/etc/hostname" }
+    local r, code = run_json { program = "/etc/passwd" }
     assert.are.equal(126, code)
     assert.are.equal("exec_denied", r.error.code)
   end)

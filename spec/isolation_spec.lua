@@ -74,10 +74,7 @@ describe("the local sandbox", function()
     it("writes in its working dir and its /tmp", function()
       local r = run { shell = "echo a > here && echo b > /tmp/there && cat here /tmp/there && pwd" }
       assert.are.equal(0, r.exit_code, r.stderr)
-      local a, b, dir = r.stdout:match("^(%a)\n(%a)\n(%S+)\n$")
-      assert.are.equal("a", a)
-      assert.are.equal("b", b)
-      assert.truthy(dir:find("echo-sandbox-", 1, true))
+      assert.are.equal("a\nb\n/work\n", r.stdout)
     end)
 
     it("has a /tmp of its own", function()
@@ -93,20 +90,21 @@ describe("the local sandbox", function()
       assert.is_true(tonumber(r.stdout) <= 4, r.stdout)
     end)
 
-    it("runs in a given working dir and leaves it in place", function()
-      local dir = os.tmpname()
-      os.remove(dir)
-      os.execute("mkdir " .. dir .. " && chmod 777 " .. dir)
-      local r = run { shell = "pwd; echo hi > out.txt", working_dir = dir }
-      assert.are.equal(dir .. "\n", r.stdout, r.stderr)
-      assert.are.equal("hi\n", env.read_file(dir .. "/out.txt"))
-      os.execute("rm -rf " .. dir)
+    it("makes a given working dir inside the sandbox, and nothing on the host", function()
+      for _, dir in ipairs { "/home/agent/project", "/tmp/job/1" } do
+        local r = run { shell = "pwd; echo hi > out.txt; cat out.txt; echo $HOME", working_dir = dir }
+        assert.are.equal(dir .. "\nhi\n" .. dir .. "\n", r.stdout, r.stderr)
+      end
+      assert.is_nil(io.open("/home/agent/project"))
+      assert.is_nil(io.open("/tmp/job"))
     end)
 
-    it("rejects a working dir that does not exist", function()
-      local r = run { shell = "true", working_dir = "/nonexistent/dir" }
-      assert.are.equal("invalid_request", r.error.code)
-      assert.truthy(r.error.message:find("/nonexistent/dir", 1, true))
+    it("rejects a working dir that is not one clean path inside the sandbox", function()
+      for _, dir in ipairs { "work", "/work/../etc", "/", "/proc/1", "/etc", "/usr/lib", "/a//b" } do
+        local r = run { shell = "true", working_dir = dir }
+        assert.are.equal("invalid_request", r.error and r.error.code, dir .. ": " .. cjson.encode(r))
+        assert.truthy(r.error.message:find(dir, 1, true))
+      end
     end)
   end)
 end)

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/rootfs.h"
+#include "engine/seccomp.h"
 #include "engine/strv.h"
 
 static const unsigned all_namespaces =
@@ -27,10 +29,36 @@ static int remove_entry(const char *path, const struct stat *st, int type, struc
   return 0;
 }
 
-/* rm -rf that also gets through directories the program made unreadable. */
+/* rm -rf that also gets through directories the program made unreadable.
+ * It goes by path, so a directory the program swaps for a symlink while it
+ * runs could lead it elsewhere: only for what runs as our own uid. */
 static void remove_tree(const char *dir) {
   nftw(dir, make_removable, 16, FTW_PHYS | FTW_MOUNT);
   nftw(dir, remove_entry, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
+}
+
+/* Removes the host working dir of a run without namespaces (isolation
+ * rlimits). As root, the removal runs as the program's own uid, in a child
+ * of its own: whatever the program planted there (a symlink swapped in
+ * mid-removal), the removal can delete nothing the program could not have
+ * deleted itself. Otherwise we are the program's uid already. */
+static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
+  if (!sb->switch_ids) {
+    remove_tree(dir);
+    return;
+  }
+  struct esb_sandbox as_program = { .switch_ids = true, .uid = sb->uid, .gid = sb->gid };
+  const char *argv[] = {"/bin/sh", "-c", "chmod -R u+rwx -- \"$0\" 2>/dev/null; exec rm -rf -- \"$0\"", dir, NULL};
+  const char *env[] = {"PATH=/usr/bin:/bin", NULL};
+  struct esb_child c = ESB_CHILD_INIT;
+  c.argv = argv;
+  c.env = env;
+  c.sandbox = &as_program;
+  char why[256];
+  int status;
+  if (esb_child_start(&c, why, sizeof why) == 0)
+    esb_child_reap(&c, &status, false);
+  esb_child_close(&c);
 }
 
 /* The kernel's OOM killer ended the program (or the shell around it saw its
@@ -53,7 +81,7 @@ static void finished(struct esb_exec *exec, void *userdata) {
   note_oom(run, &exec->result);
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
-    remove_tree(run->tmpdir);
+    remove_workdir(&run->sandbox, run->tmpdir);
     free(run->tmpdir);
     run->tmpdir = NULL;
   }
@@ -78,7 +106,7 @@ static int make_workdir(struct esb_local_run *run, const struct esb_plan *plan, 
   }
   if (geteuid() == 0 && chown(run->tmpdir, plan->local.uid, plan->local.gid) < 0) {
     snprintf(why, n, "handing the working dir to uid %u: %s", (unsigned)plan->local.uid, strerror(errno));
-    remove_tree(run->tmpdir);
+    rmdir(run->tmpdir); /* still empty: ours alone */
     free(run->tmpdir);
     run->tmpdir = NULL;
     return -1;
@@ -107,8 +135,7 @@ oom:
   return -1;
 }
 
-void esb_local_sandbox_for(const struct esb_plan *plan, const char *dir, bool fallback,
-                           struct esb_sandbox *sb) {
+void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct esb_sandbox *sb) {
   const struct esb_local_settings *ls = &plan->local;
   bool root = geteuid() == 0;
   *sb = (struct esb_sandbox){ .switch_ids = root, .uid = ls->uid, .gid = ls->gid, .limits = ls->limits };
@@ -117,10 +144,11 @@ void esb_local_sandbox_for(const struct esb_plan *plan, const char *dir, bool fa
   sb->namespaces = all_namespaces & ~(ls->network ? ESB_NS_NET : 0u);
   sb->inner_uid = root ? ls->uid : 65534;
   sb->inner_gid = root ? ls->gid : 65534;
-  sb->readonly_root = true;
-  sb->private_tmp = true;
+  sb->mounts = ls->mounts;
+  sb->n_mounts = ls->n_mounts;
+  sb->workdir = plan->working_dir ? plan->working_dir : ls->working_dir;
+  sb->workdir_size_bytes = ls->workdir_size_bytes;
   sb->tmp_size_bytes = ls->tmp_size_bytes;
-  sb->writable_dir = dir;
   sb->hostname = "echo-sandbox";
 }
 
@@ -144,39 +172,58 @@ static bool namespaces_refused(int err) {
   return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS || err == EACCES;
 }
 
+/* A host working dir for a run without namespaces, and its environment. */
+static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *plan) {
+  char why[512];
+  struct esb_exec *e = &run->exec;
+  if (make_workdir(run, plan, why, sizeof why) < 0) {
+    esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
+    return -1;
+  }
+  esb_strv_free(run->env);
+  run->env = NULL;
+  if (build_env(run, plan, run->tmpdir) < 0) {
+    esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
+    return -1;
+  }
+  e->child.dir = run->tmpdir;
+  e->child.env = (const char *const *)run->env;
+  return 0;
+}
+
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   struct esb_exec *e = &run->exec;
   char why[512];
   e->result.sandbox_type = "local";
   run->cgroup_pool = loop->cgroup_pool;
-  const char *dir = plan->working_dir;
-  if (dir) {
-    struct stat st;
-    if (dir[0] != '/' || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-      esb_result_fail(&e->result, ESB_E_INVALID_REQUEST,
-                      "working_dir %s is not an existing absolute directory", dir);
-      return -1;
-    }
-  } else {
-    if (make_workdir(run, plan, why, sizeof why) < 0) {
-      esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
-      return -1;
-    }
-    dir = run->tmpdir;
-  }
-  if (build_env(run, plan, dir) < 0) {
-    esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
-    goto fail;
-  }
-  esb_local_sandbox_for(plan, dir, false, &run->sandbox);
+  esb_local_sandbox_for(plan, false, &run->sandbox);
   if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, why, sizeof why) < 0) {
     esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
+    return -1;
+  }
+  if (run->sandbox.namespaces) {
+    /* The working dir is a path inside: a tmpfs the sandbox makes there. */
+    if (esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, run->sandbox.workdir, why,
+                                 sizeof why) < 0) {
+      esb_result_fail(&e->result, ESB_E_INVALID_REQUEST, "%s", why);
+      return -1;
+    }
+    if (build_env(run, plan, run->sandbox.workdir) < 0) {
+      esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
+      goto fail;
+    }
+    e->child.dir = run->sandbox.workdir;
+    e->child.env = (const char *const *)run->env;
+  } else if (plan->working_dir) {
+    esb_result_fail(&e->result, ESB_E_INVALID_REQUEST,
+                    "working_dir %s: the policy's isolation \"rlimits\" gives the program no filesystem of "
+                    "its own to make it in", plan->working_dir);
+    return -1;
+  } else if (use_host_workdir(run, plan) < 0) {
     goto fail;
   }
   use_cgroups(run, plan);
   e->child.argv = (const char *const *)plan->argv;
-  e->child.env = (const char *const *)run->env;
-  e->child.dir = dir;
   e->child.sandbox = &run->sandbox;
   e->stdin_data = plan->stdin_data;
   e->stdin_len = plan->stdin_len;
@@ -188,7 +235,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   e->result.isolation = plan->local.isolation == ESB_ISOLATION_RLIMITS ? "rlimits" : "namespaces";
   if (esb_exec_start(loop, e) == 0)
     return 0;
-  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !namespaces_refused(errno)) {
+  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !namespaces_refused(errno) || plan->working_dir) {
     if (namespaces_refused(errno))
       esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
                       "this host refuses the namespaces the sandbox needs (%s) and the policy "
@@ -196,18 +243,20 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     goto fail;
   }
   const struct sock_fprog *filter = run->sandbox.seccomp;
-  esb_local_sandbox_for(plan, dir, true, &run->sandbox);
+  esb_local_sandbox_for(plan, true, &run->sandbox);
   run->sandbox.seccomp = filter;
-  use_cgroups(run, plan);
   esb_result_release(&e->result);
   e->result.sandbox_type = "local";
   e->result.isolation = "rlimits";
+  if (use_host_workdir(run, plan) < 0)
+    goto fail;
+  use_cgroups(run, plan);
   if (esb_exec_start(loop, e) == 0)
     return 0; /* the result's isolation says "rlimits" */
 fail:
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
-    remove_tree(run->tmpdir);
+    remove_workdir(&run->sandbox, run->tmpdir);
     free(run->tmpdir);
     run->tmpdir = NULL;
   }
@@ -219,7 +268,7 @@ void esb_local_release(struct esb_local_run *run) {
   esb_strv_free(run->env);
   run->env = NULL;
   if (run->tmpdir) { /* only when the run never completed */
-    remove_tree(run->tmpdir);
+    remove_workdir(&run->sandbox, run->tmpdir);
     free(run->tmpdir);
     run->tmpdir = NULL;
   }

@@ -1,6 +1,9 @@
 /* The local backend: runs a plan on this machine in a namespace + rlimit
- * sandbox (see README "Local sandbox"). A fresh working dir is made under
- * $TMPDIR (or /tmp) for each run and removed when the run is done. With
+ * sandbox (see README "Local sandbox"). With namespaces, the program sees a
+ * minimal root of its own (engine/rootfs.h) whose working dir is a tmpfs
+ * that vanishes with the sandbox: nothing of a run is on the host's disk.
+ * With isolation "rlimits" only, a fresh working dir is made under $TMPDIR
+ * (or /tmp) and removed afterwards as the program's own uid. With
  * plan->local.cgroups, the memory and process limits are a cgroup's where the
  * host lets the engine make one (engine/cgroup.h), else rlimits.
  *
@@ -22,7 +25,7 @@ struct esb_local_run {
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
   struct esb_cgroup_pool *cgroup_pool; /* the loop's, where the cgroup goes back */
   char **env;                  /* plan env + HOME */
-  char *tmpdir;                /* ours to remove; NULL when the request named a dir */
+  char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */
   esb_local_done_fn on_done;
   void *userdata;
 };
@@ -38,10 +41,10 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop,
 /* Frees what the run holds except its result. */
 void esb_local_release(struct esb_local_run *run);
 
-/* The sandbox the plan gets: namespaces as its isolation says, or rlimits
- * only when fallback is set; dir is the working dir (kept as a pointer). */
-void esb_local_sandbox_for(const struct esb_plan *plan, const char *dir, bool fallback,
-                           struct esb_sandbox *sb);
+/* The sandbox the plan gets: namespaces and the minimal root as its
+ * isolation says, or rlimits only when fallback is set. It points into the
+ * plan, which must outlive it. */
+void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct esb_sandbox *sb);
 
 /* Runs one plan to completion on a loop of its own; interrupt_fd as in
  * struct esb_loop (-1: none). */

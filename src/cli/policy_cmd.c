@@ -135,13 +135,28 @@ static int push_explanation(lua_State *L) {
     lua_setfield(L, -2, "namespaces");
     set_int(L, "uid", p->local.uid);
     set_int(L, "gid", p->local.gid);
-    lua_pushboolean(L, sb->readonly_root);
-    lua_setfield(L, -2, "readonly_root");
+    lua_newtable(L);
+    for (size_t i = 0; i < sb->n_mounts; i++) {
+      lua_createtable(L, 0, 3);
+      lua_pushstring(L, sb->mounts[i].host);
+      lua_setfield(L, -2, "host");
+      lua_pushstring(L, sb->mounts[i].path);
+      lua_setfield(L, -2, "path");
+      lua_pushboolean(L, sb->mounts[i].writable);
+      lua_setfield(L, -2, "writable");
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "mounts");
+    if (sb->workdir) {
+      lua_pushstring(L, sb->workdir);
+      lua_setfield(L, -2, "working_dir");
+    }
+    set_int(L, "workdir_size_bytes", sb->workdir_size_bytes);
     lua_pushboolean(L, p->local.cgroups);
     lua_setfield(L, -2, "cgroups");
     lua_pushstring(L, esb_seccomp_profile_name(p->local.seccomp));
     lua_setfield(L, -2, "seccomp");
-    set_int(L, "tmp_size_bytes", sb->private_tmp ? sb->tmp_size_bytes : 0);
+    set_int(L, "tmp_size_bytes", sb->tmp_size_bytes);
     lua_newtable(L);
     set_int(L, "address_space", sb->limits.address_space);
     set_int(L, "cpu_secs", sb->limits.cpu_secs);
@@ -180,7 +195,7 @@ static void print_text(const struct explanation *x) {
   printf("env        ");
   for (char **e = p->env; e && *e; e++)
     printf(" %s", *e);
-  printf("\nworking dir %s\n", p->working_dir ? p->working_dir : "(a fresh temp dir)");
+  printf("\nworking dir %s\n", p->working_dir ? p->working_dir : p->local.working_dir);
   printf("timeout     %llu ms, then SIGTERM and SIGKILL %llu ms later\n",
          (unsigned long long)p->timeout_ms, (unsigned long long)p->kill_grace_ms);
   printf("limits      memory %llu bytes, cpu %llu s, output %llu bytes per stream, processes %llu, network %s\n",
@@ -203,9 +218,21 @@ static void print_text(const struct explanation *x) {
       printf(" %s", namespace_names[i]);
   printf("%s\nuid/gid     %u/%u\n", sb->namespaces ? "" : " none",
          (unsigned)p->local.uid, (unsigned)p->local.gid);
-  if (sb->readonly_root)
-    printf("filesystem  host read-only; /tmp a private %llu-byte tmpfs; the working dir writable\n",
-           (unsigned long long)sb->tmp_size_bytes);
+  if (sb->namespaces & ESB_NS_MOUNT) {
+    printf("filesystem  a root of its own, read-only: a fresh /dev, its own /proc, no /sys, generated\n"
+           "            /etc/passwd, group and hosts; /tmp and /dev/shm private %llu-byte tmpfs; the working\n"
+           "            dir %s a private %llu-byte tmpfs; of the host only:\n",
+           (unsigned long long)sb->tmp_size_bytes, sb->workdir, (unsigned long long)sb->workdir_size_bytes);
+    for (size_t i = 0; i < sb->n_mounts; i++) {
+      const struct esb_mount *m = &sb->mounts[i];
+      if (strcmp(m->host, m->path))
+        printf("mount       %s at %s, %s\n", m->host, m->path, m->writable ? "writable" : "read-only");
+      else
+        printf("mount       %s, %s\n", m->host, m->writable ? "writable" : "read-only");
+    }
+  } else {
+    printf("filesystem  the host's, as uid %u; a fresh working dir under $TMPDIR\n", (unsigned)p->local.uid);
+  }
   if (p->local.cgroups)
     printf("cgroups     memory and pids where the engine can make them (then no RLIMIT_AS)\n");
   printf("seccomp     %s%s%s\n", esb_seccomp_profile_name(p->local.seccomp),
@@ -244,8 +271,7 @@ static int explain_one(lua_State *L, struct esb_policy *policy, bool json, const
       goto out;
     }
   } else {
-    esb_local_sandbox_for(&plan, plan.working_dir ? plan.working_dir : "/tmp/echo-sandbox-XXXXXX", false,
-                          &x.sandbox);
+    esb_local_sandbox_for(&plan, false, &x.sandbox);
   }
   if (json) {
     lua_pushcfunction(L, push_explanation);

@@ -9,6 +9,12 @@ void esb_plan_release(struct esb_plan *plan) {
   esb_strv_free(plan->env);
   esb_strv_free(plan->clamped);
   free(plan->working_dir);
+  free(plan->local.working_dir);
+  for (size_t i = 0; i < plan->local.n_mounts; i++) {
+    free((char *)plan->local.mounts[i].host);
+    free((char *)plan->local.mounts[i].path);
+  }
+  free(plan->local.mounts);
   struct esb_k8s_settings *k = &plan->k8s;
   free(k->image);
   free(k->namespace_);

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "engine/request.h"
+#include "engine/rootfs.h"
 #include "engine/seccomp.h"
 #include "engine/spawn.h"
 
@@ -28,7 +29,11 @@ struct esb_local_settings {
   bool network;              /* false: a new network namespace with loopback only */
   bool cgroups;              /* memory (and pids) limits by cgroup where the host allows;
                                 limits.address_space is then not applied as RLIMIT_AS */
-  uint64_t tmp_size_bytes;   /* private /tmp and the fresh working dir */
+  uint64_t tmp_size_bytes;   /* the sandbox's /tmp and /dev/shm */
+  uint64_t workdir_size_bytes; /* the working dir's tmpfs */
+  char *working_dir;         /* the working dir's path inside when the request names none */
+  struct esb_mount *mounts;  /* the host paths of the sandbox's root (strings owned) */
+  size_t n_mounts;
   enum esb_seccomp_profile seccomp; /* the program's system-call filter */
   struct esb_rlimits limits;
 };
@@ -50,7 +55,8 @@ struct esb_plan {
   enum esb_backend backend;
   char **argv;               /* NULL-terminated */
   char **env;                /* NULL-terminated "K=V"; HOME is added by the backend */
-  char *working_dir;         /* NULL: a fresh temp dir, removed afterwards */
+  char *working_dir;         /* the request's, a path inside the sandbox; NULL: the
+                                local sandbox's default */
   const char *stdin_data;    /* borrowed from the request */
   size_t stdin_len;
   uint64_t timeout_ms;

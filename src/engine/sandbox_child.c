@@ -4,8 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <linux/mount.h>
 #include <net/if.h>
 #include <signal.h>
 #include <string.h>
@@ -23,8 +21,7 @@
 #include <grp.h>
 
 enum step {
-  STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_CLONE_DIR,
-  STEP_READONLY, STEP_TMP, STEP_MOUNTPOINT, STEP_MOVE_DIR, STEP_PROC, STEP_HOSTNAME,
+  STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_ROOTFS, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
   STEP_SECCOMP, STEP__COUNT
@@ -33,10 +30,7 @@ enum step {
 static const char *const step_names[STEP__COUNT] = {
   [STEP_CGROUP] = "join the run's cgroups", [STEP_SIGNALS] = "reset signals", [STEP_SYNC] = "wait for the id maps",
   [STEP_SETSID] = "new session", [STEP_FSIDS] = "set filesystem ids",
-  [STEP_PRIVATE] = "make mounts private", [STEP_CLONE_DIR] = "clone the working dir mount",
-  [STEP_READONLY] = "make the root read-only", [STEP_TMP] = "mount a private /tmp",
-  [STEP_MOUNTPOINT] = "create the working dir mount point",
-  [STEP_MOVE_DIR] = "mount the working dir", [STEP_PROC] = "mount /proc",
+  [STEP_PRIVATE] = "make mounts private", [STEP_ROOTFS] = "build the root filesystem",
   [STEP_HOSTNAME] = "set the hostname", [STEP_LOOPBACK] = "bring up loopback",
   [STEP_FORK] = "fork the program", [STEP_STDIO] = "set up stdin/stdout/stderr",
   [STEP_FDS] = "close inherited fds", [STEP_GROUPS] = "drop supplementary groups",
@@ -157,50 +151,11 @@ static void bring_up_loopback(const struct esb_child_plan *p) {
   close(fd);
 }
 
-/* mkdir -p in a fixed buffer; the path is absolute and was checked by the parent. */
-static void make_dirs(const struct esb_child_plan *p, const char *path) {
-  char buf[PATH_MAX];
-  size_t n = strlen(path);
-  if (n >= sizeof buf) { errno = ENAMETOOLONG; fail(p, STEP_MOUNTPOINT); }
-  memcpy(buf, path, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (buf[i] != '/' && buf[i] != '\0') continue;
-    char c = buf[i];
-    buf[i] = '\0';
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) fail(p, STEP_MOUNTPOINT);
-    buf[i] = c;
-  }
-}
-
-static void build_mounts(const struct esb_child_plan *p) {
-  const struct esb_sandbox *sb = p->sandbox;
+/* The minimal root (engine/rootfs.h), in a mount namespace of our own. */
+static void build_root(const struct esb_child_plan *p) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(p, STEP_PRIVATE);
-
-  /* Take a writable copy of the working dir before the tree turns read-only. */
-  int dir_fd = -1;
-  if (sb->writable_dir) {
-    dir_fd = (int)syscall(SYS_open_tree, AT_FDCWD, sb->writable_dir,
-                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    if (dir_fd < 0) fail(p, STEP_CLONE_DIR);
-  }
-  if (sb->readonly_root) {
-    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID };
-    if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0)
-      fail(p, STEP_READONLY);
-  }
-  if (sb->private_tmp &&
-      mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_options) < 0)
-    fail(p, STEP_TMP);
-  if (dir_fd >= 0) {
-    if (p->writable_dir_under_tmp) make_dirs(p, sb->writable_dir);
-    if (syscall(SYS_move_mount, dir_fd, "", AT_FDCWD, sb->writable_dir,
-                MOVE_MOUNT_F_EMPTY_PATH) < 0)
-      fail(p, STEP_MOVE_DIR);
-    close(dir_fd);
-  }
-  if (sb->namespaces & ESB_NS_PID &&
-      mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-    fail(p, STEP_PROC);
+  long failed;
+  if (esb_rootfs_apply(p->rootfs, &failed) < 0) fail(p, STEP_ROOTFS);
 }
 
 /* No user namespace can be made below ours, whatever the filter lets
@@ -226,7 +181,7 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
     }
   }
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
-  if (sb->namespaces & ESB_NS_MOUNT) build_mounts(p);
+  if (sb->namespaces & ESB_NS_MOUNT) build_root(p);
   if ((sb->namespaces & (ESB_NS_USER | ESB_NS_PID)) == (ESB_NS_USER | ESB_NS_PID))
     forbid_nested_userns(p); /* through our own /proc: the host's is read-only here */
   if (sb->namespaces & ESB_NS_UTS && sb->hostname &&

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "engine/rootfs.h"
 #include "engine/spawn.h"
 
 struct esb_child_plan {
@@ -17,8 +18,7 @@ struct esb_child_plan {
   int stdio[3];                   /* fds for 0, 1, 2 */
   int report_fd;                  /* write end, close-on-exec */
   int sync_fd;                    /* read end: one byte once the id maps are written; -1 without */
-  bool writable_dir_under_tmp;    /* its mount point must be made in the fresh /tmp */
-  char tmp_options[64];           /* tmpfs options for /tmp */
+  const struct esb_rootfs *rootfs; /* the root's steps, with ESB_NS_MOUNT */
 };
 
 _Noreturn void esb_child_main(const struct esb_child_plan *plan);

@@ -56,6 +56,7 @@ struct prepared {
   int child_ends[3];   /* fds that go to the child's stdio and that we close after */
   int report_w, sync_r, sync_w;
   bool made_pipe[3];   /* our end of a pipe we made sits in the child struct */
+  struct esb_rootfs rootfs; /* the sandbox's root, with ESB_NS_MOUNT */
 };
 
 static void prepared_release(struct prepared *pr) {
@@ -69,6 +70,7 @@ static void prepared_release(struct prepared *pr) {
   close_fd(&pr->report_w);
   close_fd(&pr->sync_r);
   close_fd(&pr->sync_w);
+  esb_rootfs_release(&pr->rootfs);
 }
 
 static const char *env_path(const char *const *env) {
@@ -217,20 +219,10 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
     pr->sync_w = fds[1];
     plan->sync_fd = fds[0];
   }
-  if (sb && sb->writable_dir) {
-    if (sb->writable_dir[0] != '/') {
-      errno = EINVAL;
-      snprintf(why, whylen, "writable dir %s is not absolute", sb->writable_dir);
+  if (sb && (sb->namespaces & ESB_NS_MOUNT)) {
+    if (esb_rootfs_plan(sb, &pr->rootfs, why, whylen) < 0)
       return -1;
-    }
-    plan->writable_dir_under_tmp = sb->private_tmp && strncmp(sb->writable_dir, "/tmp/", 5) == 0;
-  }
-  if (sb && sb->private_tmp) {
-    if (sb->tmp_size_bytes)
-      snprintf(plan->tmp_options, sizeof plan->tmp_options, "mode=1777,size=%llu",
-               (unsigned long long)sb->tmp_size_bytes);
-    else
-      snprintf(plan->tmp_options, sizeof plan->tmp_options, "mode=1777");
+    plan->rootfs = &pr->rootfs;
   }
   return 0;
 sys:

@@ -34,6 +34,7 @@
 #include <sys/types.h>
 
 struct sock_fprog;
+struct esb_mount;
 
 enum {
   ESB_NS_USER = 1 << 0,
@@ -61,10 +62,14 @@ struct esb_sandbox {
   gid_t gid;
   uid_t inner_uid;          /* the same ids as seen inside the user namespace */
   gid_t inner_gid;
-  bool readonly_root;       /* needs ESB_NS_MOUNT: the whole tree read-only, nosuid */
-  bool private_tmp;         /* needs ESB_NS_MOUNT: a fresh tmpfs on /tmp */
-  uint64_t tmp_size_bytes;  /* size of that tmpfs; 0 = kernel default */
-  const char *writable_dir; /* needs ESB_NS_MOUNT: stays writable, at the same path */
+  /* With ESB_NS_MOUNT, the program sees a minimal root of its own
+   * (engine/rootfs.h): these host paths, a fresh /dev, /proc, /tmp, and the
+   * working dir, a tmpfs of its own. */
+  const struct esb_mount *mounts; /* the host paths, in order */
+  size_t n_mounts;
+  const char *workdir;      /* the working dir's path inside */
+  uint64_t workdir_size_bytes; /* the size of its tmpfs */
+  uint64_t tmp_size_bytes;  /* the size of /tmp and of /dev/shm */
   const char *hostname;     /* with ESB_NS_UTS */
   struct esb_rlimits limits;
   const struct sock_fprog *seccomp; /* NULL, or the filter the program gets, installed last

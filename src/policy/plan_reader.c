@@ -100,6 +100,54 @@ static char **read_vector(struct reader *rd, int idx, const char *key, bool map,
   return esb_strv_detach(&sv);
 }
 
+/* local.mounts: an array of host paths (seen at the same path, read-only)
+ * or of tables { host = ..., path = ... (default: host), writable = bool }. */
+static void read_mounts(struct reader *rd, int idx, struct esb_local_settings *ls) {
+  lua_State *L = rd->L;
+  int t = field(rd, idx, "mounts");
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (t != LUA_TTABLE) {
+    bad(rd, "local.mounts", "an array of paths or of {host, path, writable}");
+    lua_pop(L, 1);
+    return;
+  }
+  lua_Unsigned n = lua_rawlen(L, -1);
+  if (n > 256 || !(ls->mounts = calloc(n ? n : 1, sizeof *ls->mounts))) {
+    bad(rd, "local.mounts", n > 256 ? "at most 256 entries" : "memory for it");
+    lua_pop(L, 1);
+    return;
+  }
+  for (lua_Unsigned i = 1; i <= n && !rd->failed; i++) {
+    struct esb_mount *m = &ls->mounts[ls->n_mounts];
+    char name[64];
+    snprintf(name, sizeof name, "local.mounts[%llu]", (unsigned long long)i);
+    int kind = lua_rawgeti(L, -1, (lua_Integer)i);
+    char *host = NULL, *path = NULL;
+    if (kind == LUA_TSTRING) {
+      size_t len;
+      const char *v = lua_tolstring(L, -1, &len);
+      if (strlen(v) != len || !(host = strdup(v)))
+        bad(rd, name, "a path without NUL bytes");
+    } else if (kind == LUA_TTABLE) {
+      host = read_string(rd, -1, "host", name);
+      path = read_string(rd, -1, "path", name);
+      m->writable = read_bool(rd, -1, "writable", name, false);
+    }
+    if (!path && host)
+      path = strdup(host);
+    if (!rd->failed && (!host || !path || !esb_rootfs_path_ok(host) || !esb_rootfs_path_ok(path)))
+      bad(rd, name, "a host path and a sandbox path, each absolute without '.' or '..'");
+    m->host = host;
+    m->path = path;
+    ls->n_mounts++;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 static int compare_strings(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -161,13 +209,27 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
       lua_pop(L, 1);
     }
     free(profile);
-    ls->tmp_size_bytes = read_uint(rd, -1, "tmp_size_bytes", "local.tmp_size_bytes", 0);
+    ls->tmp_size_bytes = read_uint(rd, -1, "tmp_size_bytes", "local.tmp_size_bytes", 64 << 20);
+    ls->workdir_size_bytes = read_uint(rd, -1, "workdir_size_bytes", "local.workdir_size_bytes", 256 << 20);
+    ls->working_dir = read_string(rd, -1, "working_dir", "local.working_dir");
+    read_mounts(rd, -1, ls);
     ls->limits.file_size = read_uint(rd, -1, "file_size_bytes", "local.file_size_bytes", 0);
     ls->limits.open_files = read_uint(rd, -1, "open_files", "local.open_files", 0);
   } else if (t != LUA_TNIL) {
     bad(rd, "local", "a table");
   }
   lua_pop(L, 1);
+  if (!rd->failed && !ls->working_dir && !(ls->working_dir = strdup("/work"))) {
+    lua_pushnil(L);
+    bad(rd, "local.working_dir", "memory for it");
+    lua_pop(L, 1);
+  }
+  if (!rd->failed && !esb_rootfs_path_ok(ls->working_dir)) {
+    field(rd, -1, "local");
+    lua_getfield(L, -1, "working_dir");
+    bad(rd, "local.working_dir", "an absolute path without '.' or '..'");
+    lua_pop(L, 2);
+  }
   ls->limits.no_core = true;
   if (!rd->failed && (ls->uid == 0 || ls->gid == 0)) {
     lua_pushnil(L);

@@ -23,7 +23,8 @@
 --   argv           array of strings: the program and its arguments
 --   env            map NAME -> value: the program's whole environment (the
 --                  local backend adds HOME = the working dir unless set)
---   working_dir    string or nil (local: nil = a fresh temp dir)
+--   working_dir    string or nil: a path inside the sandbox (local: a tmpfs of
+--                  its own there; nil = local.working_dir)
 --   timeout_ms     positive integer, the wall-clock deadline
 --   kill_grace_ms  time between SIGTERM and SIGKILL at the deadline
 --   limits         memory_bytes, cpu_time_secs, max_output_bytes,
@@ -35,7 +36,11 @@
 --                  cgroups (boolean: memory and pids limits by cgroup where
 --                  the host allows), seccomp ("default" | "strict" | "none":
 --                  the program's system-call filter, engine/seccomp.h),
---                  tmp_size_bytes, file_size_bytes, open_files
+--                  tmp_size_bytes (/tmp, /dev/shm), workdir_size_bytes,
+--                  working_dir (the default working dir's path inside),
+--                  mounts (the host paths of the sandbox's root: an array
+--                  of paths, or of { host = ..., path = ..., writable =
+--                  true }), file_size_bytes, open_files
 --   k8s            image (string), namespace (a DNS-1123 label), handshake
 --                  (boolean: the container waits for a line on stdin before
 --                  it execs argv; needs a shell in the image), pod (the pod
@@ -154,7 +159,25 @@ policy.local_sandbox = {
   --     IPv4 and IPv6.
   --   "none": no filter (the namespaces and limits stay).
   seccomp = "default",
-  tmp_size_bytes = 256 * Mi,
+  tmp_size_bytes = 64 * Mi,     -- /tmp and /dev/shm, each
+  -- The working dir: a tmpfs of its own at this path (or the request's
+  -- working_dir, a path inside the sandbox), of this size or the run's
+  -- memory limit if smaller; it lives and dies with the sandbox.
+  working_dir = "/work",
+  workdir_size_bytes = 256 * Mi,
+  -- What the program sees of the host: these paths only, read-only (a
+  -- table { host = "/srv/data", path = "/data", writable = true } for
+  -- another place or writable), plus a generated /etc/passwd, group and
+  -- hosts, a fresh /dev, its own /proc, /tmp and working dir. A path the
+  -- host lacks is left out. No /home, /root, /var, /run, /srv, /opt, /mnt,
+  -- /media, /boot or /sys unless named here.
+  mounts = {
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+    "/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/timezone", "/etc/nsswitch.conf",
+    "/etc/mime.types", "/etc/os-release", "/etc/debian_version",
+    "/etc/python3", "/etc/python3.11", "/etc/perl", "/etc/php", "/etc/ruby",
+  },
   file_size_bytes = 64 * Mi,
   open_files = 256,
 }
@@ -300,6 +323,20 @@ function policy:pod_for(req, resources)
   return pod
 end
 
+-- The local sandbox's settings for this request: local_sandbox, with the
+-- working dir no larger than the memory limit, and the host's resolver
+-- configuration when the network is on.
+function policy:local_for(req, limits)
+  local settings = {}
+  for k, v in pairs(self.local_sandbox) do settings[k] = v end
+  settings.workdir_size_bytes = math.min(settings.workdir_size_bytes, limits.memory_bytes)
+  if limits.network then
+    settings.mounts = table.move(settings.mounts, 1, #settings.mounts, 1, {})
+    settings.mounts[#settings.mounts + 1] = "/etc/resolv.conf"
+  end
+  return settings
+end
+
 function policy:plan(req)
   local argv, err = self:argv_for(req)
   if not argv then return nil, err end
@@ -319,7 +356,7 @@ function policy:plan(req)
     kill_grace_ms = self.defaults.kill_grace_ms,
     limits = limits,
     clamped = clamped,
-    ["local"] = self.local_sandbox,
+    ["local"] = self:local_for(req, limits),
     k8s = {
       image = self:image_for(req),
       namespace = self:namespace_for(req),

@@ -1,0 +1,327 @@
+#include "engine/rootfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "engine/spawn.h"
+
+bool esb_rootfs_path_ok(const char *path) {
+  if (path[0] != '/' || !path[1] || strlen(path) >= 1024)
+    return false;
+  for (const char *c = path + 1;; ) {
+    size_t len = strcspn(c, "/");
+    if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+      return false;
+    if (!c[len])
+      return true;
+    c += len + 1;
+  }
+}
+
+/* Whether path is dir or below it. */
+static bool within(const char *path, const char *dir) {
+  size_t n = strlen(dir);
+  return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+int esb_rootfs_check_workdir(const struct esb_mount *mounts, size_t n, const char *workdir, char *why,
+                             size_t whylen) {
+  static const char *const generated[] = {"/proc", "/dev", "/etc"};
+  if (!esb_rootfs_path_ok(workdir)) {
+    snprintf(why, whylen, "working_dir %s: expected an absolute path inside the sandbox, without '.' or '..'",
+             workdir);
+    return -1;
+  }
+  for (size_t i = 0; i < sizeof generated / sizeof generated[0]; i++) {
+    if (within(workdir, generated[i])) {
+      snprintf(why, whylen, "working_dir %s: %s belongs to the sandbox", workdir, generated[i]);
+      return -1;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (within(workdir, mounts[i].path)) {
+      snprintf(why, whylen, "working_dir %s: %s is a mount of the policy", workdir, mounts[i].path);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---- the parent's side: the steps ---- */
+
+static int push(struct esb_rootfs *fs, enum esb_rootfs_step_kind kind, const char *source, const char *dest,
+                const char *data, bool writable) {
+  if (fs->count == fs->cap) {
+    size_t cap = fs->cap ? fs->cap * 2 : 32;
+    struct esb_rootfs_step *steps = realloc(fs->steps, cap * sizeof *steps);
+    if (!steps)
+      return -1;
+    fs->steps = steps;
+    fs->cap = cap;
+  }
+  struct esb_rootfs_step *s = &fs->steps[fs->count];
+  *s = (struct esb_rootfs_step){ .kind = kind, .writable = writable };
+  if ((source && !(s->source = strdup(source))) || !(s->dest = strdup(dest)) || (data && !(s->data = strdup(data)))) {
+    free(s->source);
+    free(s->dest);
+    return -1;
+  }
+  fs->count++;
+  return 0;
+}
+
+/* Whether path is a directory of the new root once the steps so far are
+ * applied: "/", one they make, or one inside a host directory they bind
+ * (which the host has, or the bind of path fails). */
+static bool is_dir(const struct esb_rootfs *fs, const char *path) {
+  if (!strcmp(path, "/"))
+    return true;
+  size_t len = strlen(path);
+  for (size_t i = 0; i < fs->count; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    size_t dlen = strlen(s->dest);
+    bool container = s->kind == ESB_ROOTFS_DIR || s->kind == ESB_ROOTFS_TMPFS;
+    if (container && dlen == len && !memcmp(s->dest, path, len))
+      return true;
+    if (s->kind == ESB_ROOTFS_BIND && dlen < len && !memcmp(s->dest, path, dlen) && path[dlen] == '/')
+      return true;
+  }
+  return false;
+}
+
+static bool has_dest(const struct esb_rootfs *fs, const char *path) {
+  for (size_t i = 0; i < fs->count; i++)
+    if (!strcmp(fs->steps[i].dest, path))
+      return true;
+  return false;
+}
+
+/* DIR steps for path and the directories above it that are not there yet. */
+static int make_dirs(struct esb_rootfs *fs, const char *path) {
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0')
+      continue;
+    char c = buf[i];
+    buf[i] = '\0';
+    if (!is_dir(fs, buf) && push(fs, ESB_ROOTFS_DIR, NULL, buf, NULL, false) < 0)
+      return -1;
+    buf[i] = c;
+  }
+  return 0;
+}
+
+static int make_parent_dirs(struct esb_rootfs *fs, const char *path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  char *slash = strrchr(buf, '/');
+  if (!slash || slash == buf)
+    return 0;
+  *slash = '\0';
+  return make_dirs(fs, buf);
+}
+
+/* One host path of the mount list: the same symlink, or a bind of the
+ * directory or file; nothing when the host has no such path. */
+static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why, size_t whylen) {
+  struct stat st;
+  if (lstat(m->host, &st) < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return 0;
+    snprintf(why, whylen, "mount %s: %s", m->host, strerror(errno));
+    return -1;
+  }
+  char source[4096], target[4096];
+  snprintf(source, sizeof source, "%s%s", ESB_ROOTFS_OLDROOT, m->host);
+  if (make_parent_dirs(fs, m->path) < 0)
+    goto oom;
+  if (S_ISLNK(st.st_mode)) {
+    ssize_t n = readlink(m->host, target, sizeof target - 1);
+    if (n < 0) {
+      snprintf(why, whylen, "mount %s: %s", m->host, strerror(errno));
+      return -1;
+    }
+    target[n] = '\0';
+    if (push(fs, ESB_ROOTFS_SYMLINK, NULL, m->path, target, false) < 0)
+      goto oom;
+    return 0;
+  }
+  if (push(fs, S_ISDIR(st.st_mode) ? ESB_ROOTFS_DIR : ESB_ROOTFS_FILE, NULL, m->path, S_ISDIR(st.st_mode) ? NULL : "",
+           false) < 0 ||
+      push(fs, ESB_ROOTFS_BIND, source, m->path, NULL, m->writable) < 0)
+    goto oom;
+  return 0;
+oom:
+  snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
+  return -1;
+}
+
+/* The account files a program may look itself up in. */
+static int add_etc(struct esb_rootfs *fs, const struct esb_sandbox *sb) {
+  char passwd[512], group[256];
+  const char *name = sb->inner_uid == 65534 ? "nobody" : "sandbox";
+  const char *gname = sb->inner_gid == 65534 ? "nogroup" : "sandbox";
+  int n = snprintf(passwd, sizeof passwd, "root:x:0:0:root:/root:/usr/sbin/nologin\n%s:x:%u:%u:%s:%s:/bin/sh\n",
+                   name, (unsigned)sb->inner_uid, (unsigned)sb->inner_gid, name, sb->workdir);
+  if (n < 0 || (size_t)n >= sizeof passwd) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  snprintf(group, sizeof group, "root:x:0:\n%s:x:%u:\n", gname, (unsigned)sb->inner_gid);
+  static const char hosts[] = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  const struct { const char *path, *data; } files[] = {
+    {"/etc/passwd", passwd}, {"/etc/group", group}, {"/etc/hosts", hosts}};
+  if (make_dirs(fs, "/etc") < 0)
+    return -1;
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+    if (!has_dest(fs, files[i].path) && push(fs, ESB_ROOTFS_FILE, NULL, files[i].path, files[i].data, false) < 0)
+      return -1;
+  return 0;
+}
+
+static int add_dev(struct esb_rootfs *fs, const char *shm_options) {
+  static const char *const nodes[] = {"null", "zero", "full", "random", "urandom"};
+  static const char *const links[][2] = {
+    {"/dev/fd", "/proc/self/fd"}, {"/dev/stdin", "/proc/self/fd/0"}, {"/dev/stdout", "/proc/self/fd/1"},
+    {"/dev/stderr", "/proc/self/fd/2"}, {"/dev/ptmx", "pts/ptmx"}};
+  if (push(fs, ESB_ROOTFS_DIR, NULL, "/dev", NULL, false) < 0 ||
+      push(fs, ESB_ROOTFS_TMPFS, NULL, "/dev", "mode=0755,size=64k,nr_inodes=64", false) < 0)
+    return -1;
+  for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+    char dest[32], source[64];
+    snprintf(dest, sizeof dest, "/dev/%s", nodes[i]);
+    snprintf(source, sizeof source, "%s/dev/%s", ESB_ROOTFS_OLDROOT, nodes[i]);
+    if (push(fs, ESB_ROOTFS_FILE, NULL, dest, "", false) < 0 ||
+        push(fs, ESB_ROOTFS_BIND, source, dest, NULL, true) < 0)
+      return -1;
+  }
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+    if (push(fs, ESB_ROOTFS_SYMLINK, NULL, links[i][0], links[i][1], false) < 0)
+      return -1;
+  return push(fs, ESB_ROOTFS_DIR, NULL, "/dev/pts", NULL, false) < 0 ||
+         push(fs, ESB_ROOTFS_DEVPTS, NULL, "/dev/pts", NULL, false) < 0 ||
+         push(fs, ESB_ROOTFS_DIR, NULL, "/dev/shm", NULL, false) < 0 ||
+         push(fs, ESB_ROOTFS_TMPFS, NULL, "/dev/shm", shm_options, false) < 0 ? -1 : 0;
+}
+
+int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *why, size_t whylen) {
+  char tmp_options[64], workdir_options[128];
+  *fs = (struct esb_rootfs)ESB_ROOTFS_INIT;
+  if (!sb->workdir || sb->workdir[0] != '/') {
+    snprintf(why, whylen, "the working dir %s is not an absolute path", sb->workdir ? sb->workdir : "(none)");
+    errno = EINVAL;
+    return -1;
+  }
+  for (size_t i = 0; i < sb->n_mounts; i++)
+    if (add_mount(fs, &sb->mounts[i], why, whylen) < 0)
+      goto fail;
+  snprintf(tmp_options, sizeof tmp_options, "mode=1777,size=%llu", (unsigned long long)sb->tmp_size_bytes);
+  snprintf(workdir_options, sizeof workdir_options, "mode=0755,uid=%u,gid=%u,size=%llu",
+           (unsigned)sb->inner_uid, (unsigned)sb->inner_gid, (unsigned long long)sb->workdir_size_bytes);
+  if (add_etc(fs, sb) < 0 || add_dev(fs, tmp_options) < 0 ||
+      push(fs, ESB_ROOTFS_DIR, NULL, "/proc", NULL, false) < 0 ||
+      push(fs, ESB_ROOTFS_PROC, NULL, "/proc", NULL, false) < 0 ||
+      make_dirs(fs, "/tmp") < 0 || push(fs, ESB_ROOTFS_TMPFS, NULL, "/tmp", tmp_options, false) < 0 ||
+      make_dirs(fs, sb->workdir) < 0 || push(fs, ESB_ROOTFS_TMPFS, NULL, sb->workdir, workdir_options, false) < 0) {
+    snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
+    goto fail;
+  }
+  return 0;
+fail:
+  esb_rootfs_release(fs);
+  return -1;
+}
+
+void esb_rootfs_release(struct esb_rootfs *fs) {
+  for (size_t i = 0; i < fs->count; i++) {
+    free(fs->steps[i].source);
+    free(fs->steps[i].dest);
+    free(fs->steps[i].data);
+  }
+  free(fs->steps);
+  *fs = (struct esb_rootfs)ESB_ROOTFS_INIT;
+}
+
+/* ---- the child's side: async-signal-safe calls only ---- */
+
+static int write_file(const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0)
+    return -1;
+  size_t len = strlen(data), done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      close(fd);
+      return -1;
+    }
+    done += (size_t)n;
+  }
+  return close(fd);
+}
+
+static int apply(const struct esb_rootfs_step *s) {
+  switch (s->kind) {
+  case ESB_ROOTFS_DIR:
+    return mkdir(s->dest, 0755) < 0 && errno != EEXIST ? -1 : 0;
+  case ESB_ROOTFS_FILE:
+    return write_file(s->dest, s->data);
+  case ESB_ROOTFS_SYMLINK:
+    return symlink(s->data, s->dest);
+  case ESB_ROOTFS_BIND: {
+    if (mount(s->source, s->dest, NULL, MS_BIND | MS_REC, NULL) < 0)
+      return -1;
+    /* Only adds restrictions, which a user namespace may do to the host's
+     * locked mounts too. */
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+    if (!s->writable)
+      attr.attr_set |= MOUNT_ATTR_RDONLY;
+    if (!strncmp(s->dest, "/dev/", 5))
+      attr.attr_set &= ~(uint64_t)MOUNT_ATTR_NODEV; /* the device nodes themselves */
+    return (int)syscall(SYS_mount_setattr, AT_FDCWD, s->dest, AT_RECURSIVE, &attr, sizeof attr);
+  }
+  case ESB_ROOTFS_TMPFS:
+    return mount("tmpfs", s->dest, "tmpfs", MS_NOSUID | MS_NODEV, s->data);
+  case ESB_ROOTFS_DEVPTS:
+    return mount("devpts", s->dest, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+  case ESB_ROOTFS_PROC:
+    return mount("proc", s->dest, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed) {
+  *failed = -1;
+  /* The new root, mounted where every host has a directory; then the host's
+   * root goes under it, so that steps can still name host paths. */
+  if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0 ||
+      mkdir("/tmp" ESB_ROOTFS_OLDROOT, 0700) < 0 ||
+      syscall(SYS_pivot_root, "/tmp", "/tmp" ESB_ROOTFS_OLDROOT) < 0 || chdir("/") < 0)
+    return -1;
+  for (size_t i = 0; i < fs->count; i++) {
+    if (apply(&fs->steps[i]) < 0) {
+      *failed = (long)i;
+      return -1;
+    }
+  }
+  if (umount2(ESB_ROOTFS_OLDROOT, MNT_DETACH) < 0 || rmdir(ESB_ROOTFS_OLDROOT) < 0)
+    return -1;
+  return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+}

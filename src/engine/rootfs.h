@@ -1,0 +1,92 @@
+/* The sandbox's root filesystem, built as data: the parent turns a
+ * struct esb_sandbox into a list of setup steps (esb_rootfs_plan), and the
+ * child, in its new mount namespace, applies them in one loop
+ * (esb_rootfs_apply), as bubblewrap does with its SetupOp list.
+ *
+ * The root is a fresh tmpfs, made read-only once built, holding only:
+ *   - the host paths of the policy's mount list (runtimes: /usr, /bin, /lib*,
+ *     the /etc files they need), read-only unless the list says writable; a
+ *     host path that is a symlink (/bin -> usr/bin) becomes the same symlink,
+ *     one that does not exist is left out;
+ *   - a generated /etc/passwd, /etc/group and /etc/hosts;
+ *   - a fresh /dev: null, zero, full, random, urandom, a private devpts
+ *     (ptmx), a tmpfs /dev/shm, and the fd/stdin/stdout/stderr links;
+ *   - its own /proc; no /sys;
+ *   - a private tmpfs /tmp, and the working dir: a tmpfs of its own, of a
+ *     bounded size, owned by the program's uid.
+ * Nothing else of the host is there. Every tmpfs lives in the sandbox's mount
+ * namespace only and vanishes with it, so a run leaves nothing on the host to
+ * remove, and no removal can be led astray by a symlink the program planted.
+ *
+ * The child pivots into the new root first; the host's root stays reachable
+ * at OLDROOT (the steps' sources name it) until the steps are done, then is
+ * detached. */
+#ifndef ESB_ENGINE_ROOTFS_H
+#define ESB_ENGINE_ROOTFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ESB_ROOTFS_OLDROOT "/.oldroot"
+
+/* A host path in the sandbox (the policy's mount list). */
+struct esb_mount {
+  const char *host;   /* absolute */
+  const char *path;   /* absolute, inside the sandbox */
+  bool writable;
+};
+
+enum esb_rootfs_step_kind {
+  ESB_ROOTFS_DIR,      /* mkdir dest */
+  ESB_ROOTFS_FILE,     /* create dest with data (may be empty: a mount point) */
+  ESB_ROOTFS_SYMLINK,  /* dest -> data */
+  ESB_ROOTFS_BIND,     /* bind source (recursively) on dest; read-only unless writable */
+  ESB_ROOTFS_TMPFS,    /* a tmpfs on dest with the options in data */
+  ESB_ROOTFS_DEVPTS,   /* a private devpts on dest */
+  ESB_ROOTFS_PROC,     /* a proc on dest (of the sandbox's pid namespace) */
+};
+
+struct esb_rootfs_step {
+  enum esb_rootfs_step_kind kind;
+  char *source;        /* BIND: the host path under OLDROOT */
+  char *dest;          /* inside the new root */
+  char *data;          /* FILE: contents; SYMLINK: target; TMPFS: options */
+  bool writable;
+};
+
+struct esb_rootfs {
+  struct esb_rootfs_step *steps;
+  size_t count, cap;
+};
+
+#define ESB_ROOTFS_INIT { .steps = NULL }
+
+struct esb_sandbox;
+
+/* Whether path is absolute, not "/" itself, and has no empty, "." or ".."
+ * component (and no trailing "/"): a path that names one place, whatever
+ * the tree. */
+bool esb_rootfs_path_ok(const char *path);
+
+/* Whether workdir can be a run's working dir in a root with these mounts: a
+ * path as above, not /proc, /dev or /etc (or below them), not a mount of the
+ * list nor below one. Returns 0, or -1 with a reason. */
+int esb_rootfs_check_workdir(const struct esb_mount *mounts, size_t n, const char *workdir, char *why,
+                             size_t whylen);
+
+/* Builds the steps for sb (which must have ESB_NS_MOUNT, mounts and
+ * workdir). Reads the host's mount sources with lstat (the policy's paths,
+ * never the program's). Returns 0, or -1 with a reason and nothing held. */
+int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *why, size_t whylen);
+
+void esb_rootfs_release(struct esb_rootfs *fs);
+
+/* The child's side: pivots into a new tmpfs root, applies the steps, detaches
+ * the host's root and makes the new root read-only. Async-signal-safe.
+ * Returns 0, or -1 with errno set and *failed the index of the step that
+ * failed (-1: the pivot or the final remount). */
+int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed);
+
+#endif
