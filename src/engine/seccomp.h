@@ -8,10 +8,11 @@
  * (clone3 with ENOSYS, so that libc falls back to clone, whose flags the
  * filter can see); calls of another ABI (i386, x32) kill the process.
  *
- * The filter is built in the engine, once per process and profile, and
- * handed to the child as a BPF program that it installs as its last step
- * before exec (PR_SET_SECCOMP needs no privilege after no_new_privs, and is
- * async-signal-safe, unlike libseccomp's own loader). */
+ * libseccomp compiles the filters to BPF at build time (seccomp_gen.c), so
+ * a run pays nothing for it; the engine hands the child a filter that it
+ * installs as its last step before exec (PR_SET_SECCOMP needs no privilege
+ * after no_new_privs, and is async-signal-safe, unlike libseccomp's own
+ * loader). */
 #ifndef ESB_ENGINE_SECCOMP_H
 #define ESB_ENGINE_SECCOMP_H
 
@@ -34,7 +35,7 @@ int esb_seccomp_profile_parse(const char *name, enum esb_seccomp_profile *profil
 
 /* The BPF program of a profile: *prog is NULL for ESB_SECCOMP_NONE, else it
  * points to storage that lives as long as the process. Returns 0, or -1
- * with a reason. Not for concurrent first calls from several threads. */
+ * with a reason (a profile that does not exist). */
 int esb_seccomp_program(enum esb_seccomp_profile profile, const struct sock_fprog **prog,
                         char *why, size_t whylen);
 
