@@ -14,11 +14,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${ESB_BUILD_DIR:-$here/build}
 
 packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev libmicrohttpd-dev
-          libseccomp-dev lua-busted python3 bash coreutils)
+          libseccomp-dev passt lua-busted python3 bash coreutils)
 # The nginx spec's: nginx with lua-nginx-module (LuaJIT), for the resty client;
-# the language spec's: the interpreters the default policy names.
+# the language spec's: the interpreters the default policy names; the network
+# specs': iproute2, for their test hosts in network namespaces of their own.
+# passt (pasta) is the sandbox's user-mode network stack for network: true.
 if [ "${1:-demo}" = test ]; then
-  packages+=(nginx libnginx-mod-http-lua nodejs ruby perl php-cli)
+  packages+=(nginx libnginx-mod-http-lua nodejs ruby perl php-cli iproute2)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,7 @@
 /* esb-spec-helper: what the specs need on the host side that Lua alone
  * cannot do.
  *
- *   esb-spec-helper listen PORTFILE       accept TCP connections on 127.0.0.1 (free port
+ *   esb-spec-helper listen PORTFILE [ADDR] accept TCP connections on 127.0.0.1 or ADDR (free port
  *                                         written to PORTFILE), answer "hello\n", forever
  *   esb-spec-helper leaks PID             print what could leak from process PID: its open
  *                                         fds, its descendants (but this helper and its shell),
@@ -34,9 +34,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int cmd_listen(const char *portfile) {
+static int cmd_listen(const char *portfile, const char *addr) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  if (addr && inet_pton(AF_INET, addr, &a.sin_addr) != 1) {
+    fprintf(stderr, "listen: not an IPv4 address: %s\n", addr);
+    return 1;
+  }
   socklen_t len = sizeof a;
   if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 16) < 0 ||
       getsockname(s, (struct sockaddr *)&a, &len) < 0) {
@@ -297,7 +301,7 @@ static int cmd_leaks(const char *pidarg) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 3 && !strcmp(argv[1], "listen")) return cmd_listen(argv[2]);
+  if (argc >= 3 && !strcmp(argv[1], "listen")) return cmd_listen(argv[2], argc >= 4 ? argv[3] : NULL);
   if (argc >= 3 && !strcmp(argv[1], "leaks")) return cmd_leaks(argv[2]);
   if (argc == 4 && !strcmp(argv[1], "cgroup-enter")) return cmd_cgroup_enter(atoi(argv[2]), argv[3]);
   if (argc >= 3 && !strcmp(argv[1], "cgroup-leave")) return cmd_cgroup_leave(atoi(argv[2]), argv + 3, argc - 3);

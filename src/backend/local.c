@@ -79,6 +79,7 @@ static void note_oom(struct esb_local_run *run, struct esb_result *r) {
 static void finished(struct esb_exec *exec, void *userdata) {
   struct esb_local_run *run = userdata;
   note_oom(run, &exec->result);
+  esb_netstack_detach(&run->net);
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
     remove_workdir(&run->sandbox, run->tmpdir);
@@ -141,7 +142,7 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
   *sb = (struct esb_sandbox){ .switch_ids = root, .uid = ls->uid, .gid = ls->gid, .limits = ls->limits };
   if (fallback || ls->isolation == ESB_ISOLATION_RLIMITS)
     return; /* rlimits, and other ids when we are root */
-  sb->namespaces = all_namespaces & ~(ls->network ? ESB_NS_NET : 0u);
+  sb->namespaces = all_namespaces; /* network: a namespace of its own all the same */
   sb->inner_uid = root ? ls->uid : 65534;
   sb->inner_gid = root ? ls->gid : 65534;
   sb->mounts = ls->mounts;
@@ -166,6 +167,12 @@ static void use_cgroups(struct esb_local_run *run, const struct esb_plan *plan) 
   run->sandbox.cgroup_procs = run->cgroup.procs;
   run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
   run->sandbox.limits.address_space = 0;
+}
+
+/* network: true: pasta on the sandbox's network namespace, before it goes on. */
+static int attach_network(pid_t child, void *arg, char *why, size_t whylen) {
+  struct esb_local_run *run = arg;
+  return esb_netstack_attach(&run->net, child, why, whylen);
 }
 
 static bool namespaces_refused(int err) {
@@ -222,6 +229,10 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   } else if (use_host_workdir(run, plan) < 0) {
     goto fail;
   }
+  if (run->sandbox.namespaces && plan->local.network) {
+    run->sandbox.before_release = attach_network;
+    run->sandbox.before_release_arg = run;
+  }
   use_cgroups(run, plan);
   e->child.argv = (const char *const *)plan->argv;
   e->child.sandbox = &run->sandbox;
@@ -243,6 +254,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     goto fail;
   }
   const struct sock_fprog *filter = run->sandbox.seccomp;
+  esb_netstack_detach(&run->net);
   esb_local_sandbox_for(plan, true, &run->sandbox);
   run->sandbox.seccomp = filter;
   esb_result_release(&e->result);
@@ -254,6 +266,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   if (esb_exec_start(loop, e) == 0)
     return 0; /* the result's isolation says "rlimits" */
 fail:
+  esb_netstack_detach(&run->net);
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
     remove_workdir(&run->sandbox, run->tmpdir);
@@ -264,6 +277,7 @@ fail:
 }
 
 void esb_local_release(struct esb_local_run *run) {
+  esb_netstack_detach(&run->net);
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   esb_strv_free(run->env);
   run->env = NULL;

@@ -15,6 +15,7 @@
 #include "engine/cgroup.h"
 #include "engine/loop.h"
 #include "engine/plan.h"
+#include "backend/netstack.h"
 
 struct esb_local_run;
 typedef void (*esb_local_done_fn)(struct esb_local_run *run, void *userdata);
@@ -24,13 +25,14 @@ struct esb_local_run {
   struct esb_sandbox sandbox;
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
   struct esb_cgroup_pool *cgroup_pool; /* the loop's, where the cgroup goes back */
+  struct esb_netstack net;     /* pasta, for network: true */
   char **env;                  /* plan env + HOME */
   char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */
   esb_local_done_fn on_done;
   void *userdata;
 };
 
-#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT }
+#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once the
  * result is complete (the working dir is already removed then); or -1, with

@@ -7,6 +7,8 @@
 #include <net/if.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/seccomp.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
@@ -24,7 +26,7 @@ enum step {
   STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_ROOTFS, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
-  STEP_SECCOMP, STEP__COUNT
+  STEP_SECCOMP, STEP_LINK_LOCAL, STEP__COUNT
 };
 
 static const char *const step_names[STEP__COUNT] = {
@@ -38,6 +40,7 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_RLIMIT] = "set resource limits", [STEP_PDEATHSIG] = "set the parent-death signal",
   [STEP_CHDIR] = "enter the working dir",
   [STEP_NO_USERNS] = "forbid nested user namespaces", [STEP_SECCOMP] = "install the seccomp filter",
+  [STEP_LINK_LOCAL] = "make 169.254.0.0/16 unreachable",
 };
 
 const char *esb_setup_step_name(int step) {
@@ -139,6 +142,45 @@ _Noreturn static void exec_program(const struct esb_child_plan *p) {
   _exit(err == ENOENT ? 127 : 126);
 }
 
+/* A "prohibit" route for 169.254.0.0/16 in the sandbox's own network
+ * namespace: the link-local range, where clouds serve instance metadata and
+ * credentials (169.254.169.254), is unreachable however the namespace is
+ * connected. The program, without CAP_NET_ADMIN, cannot remove it. */
+static void prohibit_link_local(const struct esb_child_plan *p) {
+  struct {
+    struct nlmsghdr nh;
+    struct rtmsg rt;
+    struct rtattr dst_attr;
+    unsigned char dst[4];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = sizeof req;
+  req.nh.nlmsg_type = RTM_NEWROUTE;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+  req.rt.rtm_family = AF_INET;
+  req.rt.rtm_dst_len = 16;
+  req.rt.rtm_table = RT_TABLE_MAIN;
+  req.rt.rtm_protocol = RTPROT_STATIC;
+  req.rt.rtm_scope = RT_SCOPE_NOWHERE;
+  req.rt.rtm_type = RTN_PROHIBIT;
+  req.dst_attr.rta_len = RTA_LENGTH(4);
+  req.dst_attr.rta_type = RTA_DST;
+  req.dst[0] = 169;
+  req.dst[1] = 254;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0 || send(fd, &req, sizeof req, 0) != (ssize_t)sizeof req) fail(p, STEP_LINK_LOCAL);
+  struct {
+    struct nlmsghdr nh;
+    struct nlmsgerr err;
+  } ack;
+  ssize_t n = recv(fd, &ack, sizeof ack, 0);
+  if (n < (ssize_t)sizeof ack || ack.nh.nlmsg_type != NLMSG_ERROR || ack.err.error != 0) {
+    errno = n >= (ssize_t)sizeof ack && ack.err.error ? -ack.err.error : EPROTO;
+    fail(p, STEP_LINK_LOCAL);
+  }
+  close(fd);
+}
+
 static void bring_up_loopback(const struct esb_child_plan *p) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) fail(p, STEP_LOOPBACK);
@@ -187,7 +229,10 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
   if (sb->namespaces & ESB_NS_UTS && sb->hostname &&
       sethostname(sb->hostname, strlen(sb->hostname)) < 0)
     fail(p, STEP_HOSTNAME);
-  if (sb->namespaces & ESB_NS_NET) bring_up_loopback(p);
+  if (sb->namespaces & ESB_NS_NET) {
+    bring_up_loopback(p);
+    prohibit_link_local(p);
+  }
 }
 
 /* pid 1 of the sandbox: start the program, reap everything until it ends. */

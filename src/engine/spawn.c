@@ -265,6 +265,9 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   if (pr.sync_w >= 0) {
     if (write_id_maps(c->pid, c->sandbox, why, whylen) < 0)
       goto kill;
+    if (c->sandbox->before_release &&
+        c->sandbox->before_release(c->pid, c->sandbox->before_release_arg, why, whylen) < 0)
+      goto kill;
     if (write(pr.sync_w, "", 1) != 1) {
       snprintf(why, whylen, "releasing the child: %s", strerror(errno));
       goto kill;

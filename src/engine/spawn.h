@@ -74,6 +74,12 @@ struct esb_sandbox {
   struct esb_rlimits limits;
   const struct sock_fprog *seccomp; /* NULL, or the filter the program gets, installed last
                                before exec (engine/seccomp.h) */
+  /* With ESB_NS_USER: called once the child's namespaces exist, before it
+   * goes on, to attach something to them from outside (the user-mode
+   * network stack of network: true). Returns 0, or -1 with a reason, which
+   * fails the start. */
+  int (*before_release)(pid_t child, void *arg, char *why, size_t whylen);
+  void *before_release_arg;
   const int *cgroup_procs;  /* open cgroup.procs files (engine/cgroup.h) the child joins */
   size_t n_cgroup_procs;    /* before it runs anything; -1 entries are skipped */
 };
