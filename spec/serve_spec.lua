@@ -212,9 +212,11 @@ describe("echo-sandbox serve", function()
     assert.are.equal("600", socket_mode)
   end)
 
-  it("runs 200 one-second sleeps side by side, on a unix socket", function()
+  -- Three seconds, so that starting 200 sandboxes on two cores (each builds
+  -- its own root) fits inside the sleep even under the sanitizers.
+  it("runs 200 three-second sleeps side by side, on a unix socket", function()
     local d = daemon.start(nil, "unix")
-    local statuses, bodies = daemon.flood(d, 200, { shell = "date +%s%N; sleep 1; date +%s%N" })
+    local statuses, bodies = daemon.flood(d, 200, { shell = "date +%s%N; sleep 3; date +%s%N" })
     daemon.stop(d)
     local spans = {}
     for i, status in ipairs(statuses) do

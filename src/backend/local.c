@@ -41,7 +41,8 @@ static void remove_tree(const char *dir) {
  * rlimits). As root, the removal runs as the program's own uid, in a child
  * of its own: whatever the program planted there (a symlink swapped in
  * mid-removal), the removal can delete nothing the program could not have
- * deleted itself. Otherwise we are the program's uid already. */
+ * deleted itself. Otherwise we are the program's uid already. The
+ * directory itself, empty by then, we remove. */
 static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
   if (!sb->switch_ids) {
     remove_tree(dir);
@@ -59,6 +60,9 @@ static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
   if (esb_child_start(&c, why, sizeof why) == 0)
     esb_child_reap(&c, &status, false);
   esb_child_close(&c);
+  /* Its parent may not be the program's to write in ($TMPDIR): the empty
+   * directory itself is ours to remove, and rmdir follows no symlink. */
+  rmdir(dir);
 }
 
 /* The kernel's OOM killer ended the program (or the shell around it saw its
