@@ -126,8 +126,16 @@ describe("policy explain", function()
     x = explain { "--policy", path, "--shell", "true" }
     os.remove(path)
     assert.is_false(x["local"].cgroups)
+    -- network: a namespace of its own all the same (pasta connects it), and
+    -- the host's resolver configuration in the sandbox's root
     x = explain { "--policy", "policies/default.lua", "--network", "--shell", "true" }
-    assert.are.same({ "user", "mount", "pid", "ipc", "uts" }, x["local"].namespaces)
+    assert.are.same({ "user", "mount", "pid", "net", "ipc", "uts" }, x["local"].namespaces)
+    assert.is_true(x.limits.network)
+    local mounted = {}
+    for _, m in ipairs(x["local"].mounts) do mounted[m.path] = m.writable end
+    assert.are.equal(false, mounted["/etc/resolv.conf"])
+    assert.are.equal(false, mounted["/usr"])
+    assert.is_nil(mounted["/home"])
   end)
 
   it("says which policy file it loaded: --policy, then $ECHO_SANDBOX_POLICY, then the default", function()
