@@ -3,21 +3,6 @@
 -- other sandboxes on the machine: a deployed `serve`, another checkout.
 local env = require "spec.support.env"
 
--- Whether a process with this command line (NUL-separated) runs.
-local function running(cmdline)
-  local ls = io.popen("ls /proc")
-  for name in ls:lines() do
-    local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline", "rb")
-    if f then
-      local text = f:read("a")
-      f:close()
-      if text == cmdline then ls:close(); return true end
-    end
-  end
-  ls:close()
-  return false
-end
-
 -- Starts `echo-sandbox run -- sleep TOKEN` detached from
 -- the suite (a new session, reparented, without the suite's mark). foreign:
 -- also out of the suite's cgroups and temp root, as another user of the
@@ -27,7 +12,7 @@ local function start_detached(foreign, stop)
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir " .. dir))
-  local token = ("%d.%d"):format(math.random(1000, 9999), math.random(1, 999999))
+  local token = env.unique_seconds(3700)
   local leave = ""
   if foreign then
     for cgroup in os.getenv("ESB_SPEC_CGROUPS"):gmatch("%S+") do
@@ -43,11 +28,9 @@ local function start_detached(foreign, stop)
     os.execute(("kill -TERM %s; while kill -0 %s 2>/dev/null; do sleep 0.01; done"):format(pid, pid))
     os.execute("rm -rf " .. dir)
   end
-  for _ = 1, 1000 do
-    if running("sleep\0" .. token .. "\0") then return end
-    os.execute("sleep 0.01")
+  if not env.wait_running { "sleep", token } then
+    error("the sandbox did not start: " .. env.read_file(dir .. "/out"))
   end
-  error("the sandbox did not start: " .. env.read_file(dir .. "/out"))
 end
 
 describe("the suite's leak check", function()

@@ -141,6 +141,69 @@ function M.policy_file(body)
   return path
 end
 
+-- Whether a process runs whose command line is exactly argv (its arguments
+-- joined with NUL bytes, as /proc has it).
+function M.running(argv)
+  local cmdline = table.concat(argv, "\0") .. "\0"
+  local ls = io.popen("ls /proc")
+  for name in ls:lines() do
+    local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline", "rb")
+    if f then
+      local text = f:read("a")
+      f:close()
+      if text == cmdline then ls:close(); return true end
+    end
+  end
+  ls:close()
+  return false
+end
+
+-- Waits until such a process runs (an interlock on the process itself, not a
+-- clock); false if none came within about ten seconds.
+function M.wait_running(argv)
+  for _ = 1, 1000 do
+    if M.running(argv) then return true end
+    os.execute("sleep 0.01")
+  end
+  return false
+end
+
+-- A unique argument for `sleep` (seconds, with a fraction), so that a spec
+-- can find its own sleeping program.
+function M.unique_seconds(whole)
+  return ("%d.%06d"):format(whole, math.random(0, 999999))
+end
+
+-- Starts the CLI with args in the background. Returns its pid and a
+-- function that waits for it to end and returns its exit code.
+function M.cli_background(args)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local parts = { M.cli_prefix, M.quote(M.cli) }
+  for _, a in ipairs(args) do parts[#parts + 1] = M.quote(a) end
+  assert(os.execute(("(%s </dev/null >/dev/null 2>&1 & echo $! > %s/pid; wait $!; echo $? > %s/code.tmp; " ..
+    "mv %s/code.tmp %s/code) &"):format(table.concat(parts, " "), dir, dir, dir, dir)))
+  local pid
+  for _ = 1, 500 do
+    local f = io.open(dir .. "/pid")
+    pid = f and f:read("n")
+    if f then f:close() end
+    if pid then break end
+    os.execute("sleep 0.01")
+  end
+  return pid, function()
+    local code
+    while not code do
+      local f = io.open(dir .. "/code")
+      code = f and f:read("n")
+      if f then f:close() else os.execute("sleep 0.01") end
+    end
+    os.execute("rm -rf " .. dir)
+    return code
+  end
+end
+
 function M.is_root()
   local p = assert(io.popen("id -u"))
   local uid = p:read("n")
