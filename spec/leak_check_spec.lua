@@ -50,7 +50,8 @@ describe("the suite's leak check", function()
 
   -- The check above must be able to fail: the same sandbox, reparented and
   -- without the mark, but inside the suite's cgroups and temp root, is seen
-  -- (its processes and its run's cgroups; a run in the namespace sandbox has no working dir on the host).
+  -- (its processes and its run's cgroups; a run in the namespace sandbox
+  -- has no working dir on the host).
   it("sees a sandbox the suite started, even reparented and unmarked", function()
     local before, stop = env.leak_snapshot(), {}
     finally(function() if stop.fn then stop.fn() end end)

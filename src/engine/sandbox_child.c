@@ -214,7 +214,8 @@ static void forbid_nested_userns(const struct esb_child_plan *p) {
 static void prepare_sandbox(const struct esb_child_plan *p) {
   const struct esb_sandbox *sb = p->sandbox;
   if (sb->namespaces & ESB_NS_USER) {
-    /* Files we create (mount points in the fresh /tmp) need a mapped owner. */
+    /* Files we create (the new root's mount points and /etc files) need a
+     * mapped owner. */
     setfsgid(sb->inner_gid);
     setfsuid(sb->inner_uid);
     if ((gid_t)setfsgid((gid_t)-1) != sb->inner_gid || (uid_t)setfsuid((uid_t)-1) != sb->inner_uid) {
