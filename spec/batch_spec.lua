@@ -4,54 +4,7 @@ local cjson = require "cjson"
 describe("echo-sandbox batch", function()
   env.check_leaks()
 
-  it("hands a cgroup on from run to run with nothing of the last run in it", function()
-    if not env.cgroups_available() then
-      pending("no cgroup v1 memory hierarchy this user may write to")
-      return
-    end
-    local Mi = 1024 * 1024
-    -- where the run's memory cgroup is, and its peak usage so far
-    local report = "d=/sys/fs/cgroup/memory$(grep ':memory:' /proc/self/cgroup | cut -d: -f3); "
-      .. "echo \"$d $(cat $d/memory.max_usage_in_bytes)\""
-    local hog = "x = bytearray(512 << 20)"
-    local big = "x = bytearray(100 << 20)"
-    local requests = {
-      { id = 1, language = "python", code = hog, limits = { memory_bytes = 64 * Mi } },
-      { id = 2, language = "python", code = big, limits = { memory_bytes = 256 * Mi } },
-      { id = 3, shell = report .. "; kill -9 $$", limits = { memory_bytes = 32 * Mi } },
-      { id = 4, language = "python", code = hog, limits = { memory_bytes = 64 * Mi } },
-      { id = 5, shell = report, limits = { memory_bytes = 48 * Mi } },
-    }
-    local lines = {}
-    for i, r in ipairs(requests) do lines[i] = cjson.encode(r) end
-    -- one at a time: each run gets the cgroup the run before it gave back;
-    -- the runs see the host's memory cgroups (read-only) to report on theirs
-    local path = env.policy_file("table.insert(policy.local_sandbox.mounts, '/sys/fs/cgroup/memory')")
-    local out, err, code = env.cli_run({ "batch", "-j", "1", "--policy", path }, table.concat(lines, "\n") .. "\n")
-    os.remove(path)
-    assert.are.equal(0, code, err)
-    local results = {}
-    for text in out:gmatch("[^\n]+") do
-      local r = cjson.decode(text)
-      results[r.id] = r
-    end
-    assert.are.equal("oom_killed", results[1].status)
-    assert.are.equal("exited", results[2].status, results[2].stderr)
-    assert.are.equal(0, results[2].exit_code)
-    -- OOM kills are counted from this run's start: a SIGKILL after the hog
-    -- two runs before is the program's own
-    assert.are.equal("signaled", results[3].status)
-    assert.are.equal(9, results[3].signal)
-    assert.are.equal("oom_killed", results[4].status)
-    assert.are.equal("exited", results[5].status)
-    local dir3, peak3 = results[3].stdout:match("^(%S+) (%d+)")
-    local dir5, peak5 = results[5].stdout:match("^(%S+) (%d+)")
-    assert.truthy(dir3, results[3].stdout .. results[3].stderr)
-    assert.are.equal(dir3, dir5) -- the same cgroup, reused
-    -- the peak is this run's (a shell: a few MiB), not the 100 MiB before it
-    assert.is_true(tonumber(peak3) < 32 * Mi, peak3)
-    assert.is_true(tonumber(peak5) < 48 * Mi, peak5)
-  end)
+  -- Cgroups handed on from run to run: spec/cgroup_spec.lua.
 
   it("runs 200 mixed requests, 8 at once, and answers each by id", function()
     local lines, expect = {}, {}

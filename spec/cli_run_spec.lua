@@ -1,14 +1,7 @@
 local env = require "spec.support.env"
 local cjson = require "cjson"
 
-local function run_json(request, extra)
-  local args = { "run", "--json" }
-  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local out, err, code = env.cli_run(args, cjson.encode(request))
-  local ok, result = pcall(cjson.decode, out)
-  assert(ok, "stdout is not a JSON result: " .. out .. "\nstderr: " .. err)
-  return result, code, err
-end
+local run_json = env.run_json
 
 describe("echo-sandbox run", function()
   env.check_leaks()
@@ -103,31 +96,7 @@ describe("echo-sandbox run", function()
   local hog = { language = "python", code = "x = bytearray(512 * 1024 * 1024)\nprint('allocated')",
                 limits = { memory_bytes = 64 * 1024 * 1024 } }
 
-  it("enforces the memory limit, by cgroup where the host allows", function()
-    local r = run_json(hog)
-    assert.are_not.equal(0, r.exit_code)
-    assert.is_nil(r.stdout:find("allocated"))
-    if env.cgroups_available() then
-      -- the kernel's OOM killer ends it, and the result says so
-      assert.are.equal("oom_killed", r.status)
-      assert.are.equal("OOMKilled", r.reason)
-      assert.are.equal(137, r.exit_code)
-      assert.are.equal(9, r.signal)
-    else
-      assert.truthy(r.stderr:find("MemoryError"))
-    end
-  end)
-
-  it("says on stderr when the flag form's program was OOM-killed", function()
-    if not env.cgroups_available() then
-      pending("no memory cgroup here: the limit is RLIMIT_AS and nothing is OOM-killed")
-      return
-    end
-    local _, err, code = env.cli_run { "run", "--memory", "64Mi", "--lang", "python", "--code", hog.code }
-    assert.are.equal(137, code)
-    assert.truthy(err:find("echo%-sandbox: killed after %d+ ms: out of memory"), err)
-  end)
-
+  -- The cgroup limits are spec/cgroup_spec.lua's.
   it("enforces the memory limit as an address-space limit when the policy turns cgroups off", function()
     local path = env.policy_file("policy.local_sandbox.cgroups = false")
     local r = run_json(hog, { "--policy", path })
@@ -135,66 +104,6 @@ describe("echo-sandbox run", function()
     assert.are.equal("exited", r.status)
     assert.are.equal(1, r.exit_code)
     assert.truthy(r.stderr:find("MemoryError"))
-  end)
-
-  it("counts what a program uses, not what it reserves, against a cgroup memory limit", function()
-    if not env.cgroups_available() then
-      pending("no cgroup v1 memory hierarchy this user may write to")
-      return
-    end
-    -- 1 GiB of address space reserved, 8 MiB touched, under a 64 MiB limit
-    local r = run_json { language = "python", limits = { memory_bytes = 64 * 1024 * 1024 },
-      code = "import mmap\nm = mmap.mmap(-1, 1 << 30)\nm[:8 << 20] = b'x' * (8 << 20)\nprint('ok')" }
-    assert.are.equal("ok\n", r.stdout)
-    assert.are.equal("exited", r.status)
-  end)
-
-  -- Our own memory cgroup's directory, where the engine makes its cgroups;
-  -- nil (and the test pending) where it can make none.
-  local function cgroup_parent()
-    if not env.cgroups_available() then
-      pending("no cgroup v1 memory hierarchy this user may write to")
-      return nil
-    end
-    local own = io.open("/proc/self/cgroup"):read("a"):match("%d+:memory:(%S*)")
-    return "/sys/fs/cgroup/memory" .. own:gsub("/$", "")
-  end
-
-  it("removes the cgroups that an engine which is gone left behind", function()
-    local parent = cgroup_parent()
-    if not parent then return end
-    local p = io.popen("sh -c 'echo $$'")
-    local gone = p:read("n")
-    p:close()
-    local stale = ("%s/echo-sandbox-%d-3"):format(parent, gone)
-    local alive = parent .. "/echo-sandbox-1-3"
-    assert(os.execute("mkdir " .. stale .. " " .. alive))
-    local r = run_json { shell = "true" }
-    local stale_left = os.execute("test -d " .. stale)
-    local alive_left = os.execute("test -d " .. alive)
-    os.execute("rmdir " .. alive .. " " .. stale .. " 2>/dev/null")
-    assert.are.equal(0, r.exit_code)
-    assert.is_falsy(stale_left)
-    assert.is_true(alive_left) -- pid 1 is there: not ours to remove
-  end)
-
-  it("takes the next cgroup name when one of its own pid is left from an engine before it", function()
-    local parent = cgroup_parent()
-    if not parent then return end
-    -- the shell makes echo-sandbox-<its pid>-0, then becomes the CLI (same pid)
-    local pidfile, infile = os.tmpname(), os.tmpname()
-    env.write_file(infile, cjson.encode(hog))
-    local script = ("mkdir %s/echo-sandbox-$$-0 && echo $$ > %s && exec %s %s run --json < %s"):format(
-      parent, pidfile, env.cli_prefix, env.quote(env.cli), infile)
-    local f = io.popen("sh -c " .. env.quote(script))
-    local out = f:read("a")
-    f:close()
-    local pid = env.read_file(pidfile):match("%d+")
-    os.remove(pidfile)
-    os.remove(infile)
-    os.execute(("rmdir %s/echo-sandbox-%s-0"):format(parent, pid))
-    local r = cjson.decode(out)
-    assert.are.equal("oom_killed", r.status) -- a cgroup, not the address-space fallback
   end)
 
   it("bounds the number of processes", function()

@@ -89,7 +89,7 @@ describe("echo-sandbox doctor", function()
     assert.truthy(out:find("may create pods/attach", 1, true), out)
     assert.truthy(out:find("ok    networkpolicy", 1, true), out)
     if env.cgroups_available() then
-      assert.truthy(out:find("ok    memory         cgroup v1 memory", 1, true), out)
+      assert.truthy(out:find("ok    limits         cgroup v1: memory", 1, true), out)
     end
     assert.truthy(out:find("0 failed, 0 warnings", 1, true), out)
   end)

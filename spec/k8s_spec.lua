@@ -38,7 +38,7 @@ env.each_kubectl(function(minor)
         assert.are.equal("python:3.12-slim", c.image)
         local argv = table.concat(c.command or {}, " ") .. " " .. table.concat(c.args or {}, " ")
         assert.truthy(argv:find("python3 -c print(6*7)", 1, true), argv)
-        assert.are.same({ requests = { cpu = "100m", memory = "64Mi" }, limits = { cpu = "500m", memory = "256Mi" } },
+        assert.are.same({ requests = { cpu = "100m", memory = "64Mi" }, limits = { cpu = "1", memory = "256Mi" } },
                         c.resources)
         assert.is_false(c.securityContext.allowPrivilegeEscalation)
         assert.are.same({ "ALL" }, c.securityContext.capabilities.drop)

@@ -45,6 +45,43 @@ end)
 describe("policy explain", function()
   env.check_leaks()
 
+  it("takes a cpu limit in cores or millicores, and the pod's CPU limit follows it", function()
+    for _, case in ipairs { { { "--cpu", "250m" }, 250, "250m", "100m" }, { { "--cpu", "0.05" }, 50, "50m", "50m" },
+                            { { "--cpu", "2" }, 2000, "2", "100m" }, { { "--cpu", "1.5" }, 1500, "1500m", "100m" } } do
+      local args = { "--backend", "k8s" }
+      for _, a in ipairs(case[1]) do args[#args + 1] = a end
+      args[#args + 1] = "--"
+      args[#args + 1] = "true"
+      local x = explain(args)
+      assert.are.equal(case[2], x.limits.cpu_millicores)
+      local resources = x.k8s.overrides.spec.containers[1].resources
+      assert.are.equal(case[3], resources.limits.cpu)
+      assert.are.equal(case[4], resources.requests.cpu) -- never above the limit
+    end
+    -- a JSON request: a number of cores or a quantity
+    assert.are.equal(500, explain({}, '{"shell": "true", "limits": {"cpu": 0.5}}').limits.cpu_millicores)
+    assert.are.equal(500, explain({}, '{"shell": "true", "limits": {"cpu": "500m"}}').limits.cpu_millicores)
+    -- the default, and the ceiling
+    assert.are.equal(1000, explain({ "--", "true" }).limits.cpu_millicores)
+    local x = explain { "--cpu", "64", "--", "true" }
+    assert.are.equal(4000, x.limits.cpu_millicores)
+    assert.truthy(table.concat(x.clamped, "\n"):find("cpu_millicores 64000 lowered to the policy's ceiling 4000", 1, true))
+  end)
+
+  it("refuses a cpu limit that is no number of cores, naming it", function()
+    for _, bad in ipairs { "0", "-1", "lots", "1e3", "0x10", "500mm", "", "." } do
+      local _, err, code = env.cli_run { "policy", "explain", "--cpu", bad, "--", "true" }
+      assert.are.equal(125, code, bad)
+      assert.truthy(err:find("--cpu", 1, true), err)
+    end
+    for _, bad in ipairs { '0', '-0.5', '"lots"', 'true', '"1e3"' } do
+      local out, err, code = env.cli_run({ "run", "--json" }, '{"shell": "true", "limits": {"cpu": ' .. bad .. '}}')
+      assert.are.equal(125, code, bad)
+      assert.truthy(err:find("limits.cpu", 1, true), err)
+      assert.are.equal("invalid_request", cjson.decode(out).error.code)
+    end
+  end)
+
   it("shows the k8s plan of the default policy, with the engine's invariants", function()
     local x = explain({ "--policy", "policies/default.lua" },
       cjson.encode { backend = "k8s", language = "python", code = "print(6*7)", timeout_ms = 5000 })
@@ -59,7 +96,7 @@ describe("policy explain", function()
     local spec = k.overrides.spec
     local c = spec.containers[1]
     assert.are.equal(k.pod_name, c.name)
-    assert.are.same({ requests = { cpu = "100m", memory = "64Mi" }, limits = { cpu = "500m", memory = "256Mi" } },
+    assert.are.same({ requests = { cpu = "100m", memory = "64Mi" }, limits = { cpu = "1", memory = "256Mi" } },
                     c.resources)
     assert.is_false(c.securityContext.allowPrivilegeEscalation)
     assert.are.same({ "ALL" }, c.securityContext.capabilities.drop)
@@ -345,6 +382,6 @@ describe("a failing policy", function()
     assert_policy_error("function policy:plan(req) return 42 end", "expected a table")
     assert_policy_error("function policy:image_for(req) return 3 end", "k8s.image", { backend = "k8s", shell = "true" })
     assert_policy_error("policy.k8s.namespace = 'Not_A_Label'", "k8s.namespace", { backend = "k8s", shell = "true" })
-    assert_policy_error("policy.resources.cpu_limit = 'lots'", "resources.limits.cpu", { backend = "k8s", shell = "true" })
+    assert_policy_error("policy.resources.cpu_limit = 'lots'", "policy.resources.cpu_limit", { backend = "k8s", shell = "true" })
   end)
 end)

@@ -13,9 +13,14 @@
  *                                         dirs in $TMPDIR (the suite's own temp root)
  *   esb-spec-helper cgroup-enter PID NAME make a cgroup NAME below PID's cgroup in each
  *                                         hierarchy the engine may use (v1 memory and pids, or
- *                                         v2), move PID into it, print the directories made
- *   esb-spec-helper cgroup-leave PID DIR...  move PID back to each DIR's parent and remove DIR;
- *                                         exit 1 when one cannot be removed (something left in it)
+ *                                         v2), move PID into it, print the directories made.
+ *                                         v2: PID goes into NAME/harness, a leaf, and NAME gets
+ *                                         the memory, pids and cpu controllers where PID's cgroup
+ *                                         can give them (PID was alone in it), so the engines the
+ *                                         specs start make their runs' cgroups in NAME
+ *   esb-spec-helper cgroup-leave PID DIR...  move PID back to each DIR's parent and remove DIR
+ *                                         (and DIR/harness); exit 1 when one cannot be removed
+ *                                         (something left in it)
  *
  * The leak check looks only at what the suite started, so the suite passes
  * beside other users of the machine (a deployed serve, another checkout).
@@ -206,6 +211,28 @@ static int write_pid(const char *dir, int pid) {
   return fclose(f);
 }
 
+/* Enables what of memory, pids and cpu dir's cgroup.controllers offers in
+ * its subtree; quietly does less where the kernel refuses (dir has processes). */
+static void enable_controllers(const char *dir) {
+  static const char *const names[] = {"memory", "pids", "cpu"};
+  char path[PATH_MAX + 32], offered[512] = "";
+  snprintf(path, sizeof path, "%s/cgroup.controllers", dir);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    if (!fgets(offered, sizeof offered, f)) offered[0] = 0;
+    fclose(f);
+  }
+  snprintf(path, sizeof path, "%s/cgroup.subtree_control", dir);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!strstr(offered, names[i])) continue;
+    FILE *w = fopen(path, "w");
+    if (w) {
+      fprintf(w, "+%s", names[i]);
+      fclose(w);
+    }
+  }
+}
+
 static int cmd_cgroup_enter(int pid, const char *name) {
   FILE *m = fopen("/proc/self/mountinfo", "r");
   char line[4096];
@@ -224,6 +251,22 @@ static int cmd_cgroup_enter(int pid, const char *name) {
     if (!controllers || cgroup_dir_of(pid, controllers, mountpoint, root, dir, sizeof dir) < 0)
       continue;
     snprintf(made, sizeof made, "%s/%s", dir, name);
+    if (!*controllers) {
+      /* v2: no process may stay where controllers are enabled for children. */
+      char harness[PATH_MAX + 300];
+      snprintf(harness, sizeof harness, "%s/harness", made);
+      if ((mkdir(made, 0755) < 0 && errno != EEXIST) || (mkdir(harness, 0755) < 0 && errno != EEXIST) ||
+          write_pid(harness, pid) < 0 || write_pid(harness, getpid()) < 0) {
+        write_pid(dir, pid);
+        rmdir(harness);
+        rmdir(made);
+        continue;
+      }
+      enable_controllers(dir);
+      enable_controllers(made);
+      printf("%s\n", made);
+      continue;
+    }
     if ((mkdir(made, 0755) < 0 && errno != EEXIST) || write_pid(made, pid) < 0) {
       rmdir(made);
       continue;
@@ -246,6 +289,9 @@ static int cmd_cgroup_leave(int pid, char **dirs, int n) {
     *slash = 0;
     write_pid(parent, pid);
     write_pid(parent, getpid()); /* we were started inside it too */
+    char harness[PATH_MAX + 16];
+    snprintf(harness, sizeof harness, "%s/harness", dirs[i]);
+    rmdir(harness); /* v2's leaf, where there is one */
     if (rmdir(dirs[i]) < 0 && errno != ENOENT) {
       fprintf(stderr, "esb-spec-helper: cannot remove the suite's cgroup %s: %s\n", dirs[i], strerror(errno));
       rc = 1;

@@ -82,9 +82,23 @@ static void note_oom(struct esb_local_run *run, struct esb_result *r) {
   r->exit_code = esb_result_exit_code(r);
 }
 
+/* The cgroup's count of CPU time and memory covers every process of the run,
+ * also those the kernel killed with the namespace; the rusage the loop put
+ * in, only what was reaped. */
+static void note_usage(struct esb_local_run *run, struct esb_result *r) {
+  int64_t cpu_ms, peak;
+  esb_cgroup_usage(&run->cgroup, &cpu_ms, &peak);
+  if (cpu_ms >= 0)
+    r->cpu_time_ms = cpu_ms;
+  if (peak >= 0)
+    r->memory_peak_bytes = peak;
+}
+
 static void finished(struct esb_exec *exec, void *userdata) {
   struct esb_local_run *run = userdata;
   note_oom(run, &exec->result);
+  if (exec->result.status != ESB_STATUS_ERROR)
+    note_usage(run, &exec->result);
   esb_netstack_detach(&run->net);
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
@@ -159,19 +173,23 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
   sb->hostname = "echo-sandbox";
 }
 
-/* Memory (and pids) by cgroup where the host lets us: then the address space
- * is left alone. Without a cgroup, RLIMIT_AS stands in. */
+/* Memory, pids and the CPU rate by cgroup where the host lets us: then the
+ * address space is left alone. Without a cgroup, RLIMIT_AS stands in, and
+ * there is no CPU rate limit (RLIMIT_CPU still bounds the CPU time). */
 static void use_cgroups(struct esb_local_run *run, const struct esb_plan *plan) {
   const struct esb_rlimits *l = &plan->local.limits;
   if (!plan->local.cgroups || !l->address_space)
     return;
   if (!run->cgroup.dirs[ESB_CGROUP_MEMORY]) {
+    struct esb_cgroup_limits limits = { .memory_bytes = l->address_space, .max_pids = l->processes,
+                                        .cpu_millicores = plan->local.cpu_millicores };
     char why[512];
-    if (esb_cgroup_acquire(run->cgroup_pool, &run->cgroup, l->address_space, l->processes, why, sizeof why) < 0)
+    if (esb_cgroup_acquire(run->cgroup_pool, &run->cgroup, &limits, why, sizeof why) < 0)
       return;
   }
   run->sandbox.cgroup_procs = run->cgroup.procs;
   run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
+  run->sandbox.cgroup_dir = run->cgroup.version == ESB_CGROUP_V2 ? &run->cgroup.dir_fd : NULL;
   run->sandbox.limits.address_space = 0;
 }
 

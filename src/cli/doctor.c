@@ -131,20 +131,27 @@ out:
   esb_plan_release(&plan);
 }
 
-/* How the local backend will enforce the memory limit. */
-static void check_memory_limit(const struct esb_plan *plan, struct tally *t) {
-  char why[512];
+/* How the local backend will enforce the memory, process and CPU limits:
+ * by making a cgroup as a run would. */
+static void check_limits(const struct esb_plan *plan, struct tally *t) {
+  char why[512], detail[1400];
   struct esb_cgroup cg = ESB_CGROUP_INIT;
+  struct esb_cgroup_limits limits = { .memory_bytes = plan->local.limits.address_space,
+                                      .max_pids = plan->local.limits.processes,
+                                      .cpu_millicores = plan->local.cpu_millicores };
   if (!plan->local.cgroups) {
-    report(t, "ok", "memory", "%s", "RLIMIT_AS (the policy turned cgroups off)");
-  } else if (esb_cgroup_create(&cg, plan->local.limits.address_space, plan->local.limits.processes,
-                               why, sizeof why) == 0) {
-    report(t, "ok", "memory", "%s", cg.dirs[ESB_CGROUP_PIDS] ? "cgroup v1 memory and pids" : "cgroup v1 memory");
+    report(t, "ok", "limits", "%s", "memory by RLIMIT_AS, processes by RLIMIT_NPROC, no CPU rate limit "
+           "(the policy turned cgroups off)");
+  } else if (esb_cgroup_create(&cg, &limits, why, sizeof why) == 0) {
+    struct esb_cgroup_host host;
+    esb_cgroup_setup(&host);
+    esb_cgroup_describe(&host, detail, sizeof detail);
+    report(t, "ok", "limits", "%s", detail);
   } else {
-    char detail[1024];
-    snprintf(detail, sizeof detail, "RLIMIT_AS (address space), as no cgroup can be made: %s; "
-             "runtimes that reserve much (node, java) need a larger memory limit", why);
-    report(t, "warn", "memory", "%s", detail);
+    snprintf(detail, sizeof detail, "memory by RLIMIT_AS (address space), processes by RLIMIT_NPROC, no CPU "
+             "rate limit, as no cgroup can be made: %s; runtimes that reserve much (node, java) need a larger "
+             "memory limit", why);
+    report(t, "warn", "limits", "%s", detail);
   }
   esb_cgroup_destroy(&cg);
 }
@@ -170,7 +177,7 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   }
   plan.backend = ESB_BACKEND_LOCAL;
   struct esb_result r = ESB_RESULT_INIT;
-  check_memory_limit(&plan, t);
+  check_limits(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
     snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "luaglue/json.h"
+#include "engine/cgroup.h"
 #include "engine/strv.h"
 #include "luaglue/convert.h"
 #include "policy/policy.h"
@@ -95,6 +96,7 @@ static int push_explanation(lua_State *L) {
   set_int(L, "cpu_time_secs", p->local.limits.cpu_secs);
   set_int(L, "max_output_bytes", p->max_output_bytes);
   set_int(L, "max_processes", p->local.limits.processes);
+  set_int(L, "cpu_millicores", p->local.cpu_millicores);
   lua_pushboolean(L, p->local.network);
   lua_setfield(L, -2, "network");
   lua_setfield(L, -2, "limits");
@@ -154,6 +156,15 @@ static int push_explanation(lua_State *L) {
     set_int(L, "workdir_size_bytes", sb->workdir_size_bytes);
     lua_pushboolean(L, p->local.cgroups);
     lua_setfield(L, -2, "cgroups");
+    if (p->local.cgroups) {
+      /* What this host would give a run: the hierarchy and its controllers. */
+      struct esb_cgroup_host host;
+      char text[1200];
+      esb_cgroup_probe(&host);
+      esb_cgroup_describe(&host, text, sizeof text);
+      lua_pushstring(L, text);
+      lua_setfield(L, -2, "cgroup");
+    }
     lua_pushstring(L, esb_seccomp_profile_name(p->local.seccomp));
     lua_setfield(L, -2, "seccomp");
     set_int(L, "tmp_size_bytes", sb->tmp_size_bytes);
@@ -198,10 +209,11 @@ static void print_text(const struct explanation *x) {
   printf("\nworking dir %s\n", p->working_dir ? p->working_dir : p->local.working_dir);
   printf("timeout     %llu ms, then SIGTERM and SIGKILL %llu ms later\n",
          (unsigned long long)p->timeout_ms, (unsigned long long)p->kill_grace_ms);
-  printf("limits      memory %llu bytes, cpu %llu s, output %llu bytes per stream, processes %llu, network %s\n",
+  printf("limits      memory %llu bytes, cpu %llu s, cpu rate %llum (cores x 1000), output %llu bytes per "
+         "stream, processes %llu, network %s\n",
          (unsigned long long)p->local.limits.address_space, (unsigned long long)p->local.limits.cpu_secs,
-         (unsigned long long)p->max_output_bytes, (unsigned long long)p->local.limits.processes,
-         p->local.network ? "on" : "off");
+         (unsigned long long)p->local.cpu_millicores, (unsigned long long)p->max_output_bytes,
+         (unsigned long long)p->local.limits.processes, p->local.network ? "on" : "off");
   for (char **note = p->clamped; note && *note; note++)
     printf("clamped     %s\n", *note);
   if (x->kubectl) {
@@ -233,8 +245,15 @@ static void print_text(const struct explanation *x) {
   } else {
     printf("filesystem  the host's, as uid %u; a fresh working dir under $TMPDIR\n", (unsigned)p->local.uid);
   }
-  if (p->local.cgroups)
-    printf("cgroups     memory and pids where the engine can make them (then no RLIMIT_AS)\n");
+  if (p->local.cgroups) {
+    /* Probed, not made: explain changes nothing on the host. */
+    struct esb_cgroup_host host;
+    char text[1200];
+    esb_cgroup_probe(&host);
+    esb_cgroup_describe(&host, text, sizeof text);
+    printf("cgroups     %s%s\n", text,
+           host.version == ESB_CGROUP_NONE ? " (so memory by RLIMIT_AS, no CPU rate limit)" : " (then no RLIMIT_AS)");
+  }
   printf("seccomp     %s%s%s\n", esb_seccomp_profile_name(p->local.seccomp),
          p->local.seccomp == ESB_SECCOMP_NONE ? " (no system-call filter)" : "",
          sb->namespaces & ESB_NS_USER ? "; no nested user namespaces" : "");

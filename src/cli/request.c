@@ -13,6 +13,7 @@
 
 #include <lauxlib.h>
 
+#include "engine/cpu.h"
 #include "engine/fileio.h"
 #include "luaglue/convert.h"
 #include "luaglue/json.h"
@@ -30,6 +31,7 @@ const char esb_cli_request_flags_help[] =
   "  --memory QUANTITY    memory limit: bytes or 512k, 256M, 1G, 256Mi, 1Gi (a cgroup's\n"
   "                       where the engine can make one, else the address space)\n"
   "  --cpu-time SECONDS   CPU-time limit\n"
+  "  --cpu CORES          CPU rate limit in cores: 0.5, 2 or 500m (a cgroup's)\n"
   "  --max-processes N    process limit inside the sandbox\n"
   "  --max-output BYTES   keep at most BYTES of stdout and of stderr\n"
   "  --network            allow network access (default: loopback only, isolated)\n"
@@ -147,6 +149,13 @@ static int push_flag_request(lua_State *L) {
     lua_pushinteger(L, v);
     lua_setfield(L, -2, limit_flags[i].key);
   }
+  if (o->cpu) {
+    uint64_t millicores;
+    if (esb_cpu_parse(o->cpu, &millicores) < 0)
+      return luaL_error(L, "--cpu %s: expected a positive number of cores (0.5, 2) or millicores (500m)", o->cpu);
+    lua_pushstring(L, o->cpu);
+    lua_setfield(L, -2, "cpu");
+  }
   if (o->network) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "network");
@@ -252,13 +261,14 @@ int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct e
 
 int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *usage) {
   enum { O_SHELL = 256, O_LANG, O_CODE, O_CODE_FILE, O_STDIN_FILE, O_ENV, O_WORKDIR, O_TIMEOUT,
-         O_MEMORY, O_CPU, O_PROCS, O_OUTPUT, O_NETWORK, O_BACKEND, O_POLICY, O_JSON };
+         O_MEMORY, O_CPU, O_CORES, O_PROCS, O_OUTPUT, O_NETWORK, O_BACKEND, O_POLICY, O_JSON };
   static const struct option longopts[] = {
     {"shell", required_argument, 0, O_SHELL}, {"lang", required_argument, 0, O_LANG},
     {"code", required_argument, 0, O_CODE}, {"code-file", required_argument, 0, O_CODE_FILE},
     {"stdin-file", required_argument, 0, O_STDIN_FILE}, {"env", required_argument, 0, O_ENV},
     {"working-dir", required_argument, 0, O_WORKDIR}, {"timeout", required_argument, 0, O_TIMEOUT},
     {"memory", required_argument, 0, O_MEMORY}, {"cpu-time", required_argument, 0, O_CPU},
+    {"cpu", required_argument, 0, O_CORES},
     {"max-processes", required_argument, 0, O_PROCS}, {"max-output", required_argument, 0, O_OUTPUT},
     {"network", no_argument, 0, O_NETWORK}, {"backend", required_argument, 0, O_BACKEND},
     {"policy", required_argument, 0, O_POLICY}, {"json", no_argument, 0, O_JSON},
@@ -281,6 +291,7 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
     case O_TIMEOUT: o->timeout = optarg; break;
     case O_MEMORY: o->memory = optarg; break;
     case O_CPU: o->cpu_time = optarg; break;
+    case O_CORES: o->cpu = optarg; break;
     case O_PROCS: o->max_processes = optarg; break;
     case O_OUTPUT: o->max_output = optarg; break;
     case O_NETWORK: o->network = true; break;

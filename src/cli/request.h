@@ -17,7 +17,7 @@ extern const char esb_cli_request_flags_help[];
 struct esb_cli_options {
   /* request flags */
   const char *shell, *lang, *code, *code_file, *stdin_file, *working_dir, *backend;
-  const char *memory, *cpu_time, *max_processes, *max_output, *timeout;
+  const char *memory, *cpu_time, *cpu, *max_processes, *max_output, *timeout;
   char **env;
   int nenv;
   bool network;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,38 +15,56 @@
 
 #include "engine/fileio.h"
 
-static const char *const controller_names[ESB_CGROUP__COUNT] = { "memory", "pids" };
+static const char *const controller_names[ESB_CGROUP__COUNT] = { "memory", "pids", "cpu" };
 
-/* Is name one of the comma-separated words of list? */
-static bool has_word(const char *list, const char *name) {
+/* The period of cpu.max and of v1's CFS bandwidth: the kernel's default. */
+enum { CPU_PERIOD_USEC = 100000 };
+
+const char *esb_cgroup_controller_name(int which) {
+  return which >= 0 && which < ESB_CGROUP__COUNT ? controller_names[which] : "?";
+}
+
+/* Is name one of the words of list, separated by any of seps? */
+static bool has_word(const char *list, const char *name, const char *seps) {
   size_t n = strlen(name);
   for (const char *p = list; p && *p;) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    size_t len = strcspn(p, seps);
     if (len == n && strncmp(p, name, n) == 0)
       return true;
-    p = comma ? comma + 1 : NULL;
+    p += len;
+    p += strspn(p, seps);
   }
   return false;
 }
 
-/* Where the v1 hierarchy of the controller is mounted, and the root of that
- * mount ("/" unless a container shows only part of the hierarchy). */
-static int find_mount(const char *controller, char **mountpoint, char **root) {
-  FILE *f = fopen("/proc/self/mountinfo", "re");
-  if (!f)
-    return -1;
-  char *line = NULL;
-  size_t cap = 0;
-  int rc = -1;
-  while (rc < 0 && getline(&line, &cap, f) > 0) {
+/* ---- where the hierarchies are ---------------------------------------- */
+
+/* The lines of text, one at a time, NUL-terminated in buf (cut at its
+ * size): returns where the next line starts, NULL at the end. */
+static const char *next_line(const char *text, char *buf, size_t n) {
+  if (!text || !*text)
+    return NULL;
+  size_t len = strcspn(text, "\n");
+  snprintf(buf, n, "%.*s", (int)len, text);
+  return text + len + (text[len] == '\n');
+}
+
+/* Where a hierarchy is mounted, and the root of that mount ("/" unless a
+ * container shows only part of it), from the text of /proc/self/mountinfo:
+ * v1's of the controller (fstype "cgroup"), or the unified one (controller
+ * NULL, fstype "cgroup2"). */
+static int find_mount(const char *mountinfo, const char *controller, char **mountpoint, char **root) {
+  char line[8192];
+  for (const char *p = mountinfo; (p = next_line(p, line, sizeof line));) {
     /* id parent major:minor root mountpoint options [optional...] - fstype source superoptions */
     char *dash = strstr(line, " - ");
     if (!dash)
       continue;
     char fstype[32], source[256], super[512];
-    if (sscanf(dash + 3, "%31s %255s %511s", fstype, source, super) != 3 || strcmp(fstype, "cgroup") != 0 ||
-        !has_word(super, controller))
+    if (sscanf(dash + 3, "%31s %255s %511s", fstype, source, super) != 3)
+      continue;
+    if (controller ? strcmp(fstype, "cgroup") != 0 || !has_word(super, controller, ",")
+                   : strcmp(fstype, "cgroup2") != 0)
       continue;
     char r[4096], m[4096];
     if (sscanf(line, "%*s %*s %*s %4095s %4095s", r, m) != 2)
@@ -53,44 +72,52 @@ static int find_mount(const char *controller, char **mountpoint, char **root) {
     *root = strdup(r);
     *mountpoint = strdup(m);
     if (*root && *mountpoint)
-      rc = 0;
-    else {
-      free(*root);
-      free(*mountpoint);
-    }
+      return 0;
+    free(*root);
+    free(*mountpoint);
   }
-  free(line);
-  fclose(f);
-  return rc;
+  return -1;
 }
 
-/* Our own cgroup in the controller's hierarchy, from /proc/self/cgroup. */
-static char *own_path(const char *controller) {
-  FILE *f = fopen("/proc/self/cgroup", "re");
-  if (!f)
-    return NULL;
-  char *line = NULL, *path = NULL;
-  size_t cap = 0;
-  while (!path && getline(&line, &cap, f) > 0) {
+/* Our own cgroup in a hierarchy, from the text of /proc/self/cgroup: the v1
+ * one of the controller, or the unified one (NULL: the line "0::PATH"). */
+static char *own_path(const char *cgroups, const char *controller) {
+  char line[4096];
+  for (const char *p = cgroups; (p = next_line(p, line, sizeof line));) {
     char *first = strchr(line, ':');
     char *second = first ? strchr(first + 1, ':') : NULL;
     if (!second)
       continue;
     *second = '\0';
-    if (!has_word(first + 1, controller))
-      continue;
-    second[1 + strcspn(second + 1, "\n")] = '\0';
-    path = strdup(second + 1);
+    bool unified = first == line + 1 && line[0] == '0' && second == first + 1; /* "0::PATH" */
+    if (controller ? has_word(first + 1, controller, ",") : unified)
+      return strdup(second + 1);
   }
-  free(line);
-  fclose(f);
-  return path;
+  return NULL;
 }
 
-/* Our own cgroup's directory in the controller's hierarchy. */
-static char *own_dir(const char *controller) {
-  char *mountpoint = NULL, *root = NULL, *own = own_path(controller), *dir = NULL;
-  if (own && find_mount(controller, &mountpoint, &root) == 0) {
+/* What the kernel says of our cgroups: /proc/self/mountinfo and
+ * /proc/self/cgroup, read once. */
+struct proc_view {
+  char *mountinfo, *cgroups;
+};
+
+static void proc_view_read(struct proc_view *v) {
+  size_t len;
+  v->mountinfo = esb_read_file("/proc/self/mountinfo", &len);
+  v->cgroups = esb_read_file("/proc/self/cgroup", &len);
+}
+
+static void proc_view_release(struct proc_view *v) {
+  free(v->mountinfo);
+  free(v->cgroups);
+}
+
+/* Our own cgroup's directory in a hierarchy (controller as for own_path);
+ * *at_root tells whether it is the mount's root. */
+static char *own_dir(const struct proc_view *v, const char *controller, bool *at_root) {
+  char *mountpoint = NULL, *root = NULL, *own = own_path(v->cgroups, controller), *dir = NULL;
+  if (own && find_mount(v->mountinfo, controller, &mountpoint, &root) == 0) {
     /* Without a cgroup namespace the path is the full one; the mount may
      * show only the part of the hierarchy below its root. */
     const char *rel = own;
@@ -100,6 +127,8 @@ static char *own_dir(const char *controller) {
     size_t len = strlen(rel);
     while (len > 0 && rel[len - 1] == '/')
       len--;
+    if (at_root)
+      *at_root = len == 0;
     if (asprintf(&dir, "%s%.*s", mountpoint, (int)len, rel) < 0)
       dir = NULL;
   }
@@ -109,48 +138,7 @@ static char *own_dir(const char *controller) {
   return dir;
 }
 
-/* Removes the cgroups that engines which are gone left in parent (killed
- * before they could clean up): echo-sandbox-PID-N whose PID is no process.
- * Only empty ones: an engine in another pid namespace would look gone from
- * here, and its runs must not be touched (a gone engine's runs died with it:
- * their parent-death signal). Once per process and controller. */
-static void sweep_stale(const char *parent, int which) {
-  static bool swept[ESB_CGROUP__COUNT];
-  if (__atomic_exchange_n(&swept[which], true, __ATOMIC_RELAXED))
-    return;
-  DIR *d = opendir(parent);
-  if (!d)
-    return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    long pid;
-    unsigned long n;
-    char tail;
-    if (sscanf(e->d_name, "echo-sandbox-%ld-%lu%c", &pid, &n, &tail) != 2 || pid <= 0 || pid == (long)getpid())
-      continue;
-    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-      continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
-    rmdir(path);
-  }
-  closedir(d);
-}
-
-/* The directory of a new cgroup for this run: a child of our own cgroup,
- * named after this process so that a sweep can tell whose it is. */
-static char *new_cgroup_dir(int which) {
-  static unsigned long counter;
-  char *parent = own_dir(controller_names[which]), *dir = NULL;
-  if (parent) {
-    sweep_stale(parent, which);
-    unsigned long n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
-    if (asprintf(&dir, "%s/echo-sandbox-%ld-%lu", parent, (long)getpid(), n) < 0)
-      dir = NULL;
-  }
-  free(parent);
-  return dir;
-}
+/* ---- control files ----------------------------------------------------- */
 
 static int write_file_text(const char *dir, const char *name, const char *text) {
   char path[4096];
@@ -164,32 +152,315 @@ static int write_file(const char *dir, const char *name, uint64_t value) {
   return write_file_text(dir, name, text);
 }
 
-static unsigned long long oom_kills(const char *dir) {
+/* The first line of dir/name, without its newline; "" when unreadable. */
+static void read_line(const char *dir, const char *name, char *buf, size_t n) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/memory.oom_control", dir);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  buf[0] = '\0';
   FILE *f = fopen(path, "re");
   if (!f)
-    return 0;
-  unsigned long long kills = 0, value;
-  char key[64];
-  while (fscanf(f, "%63s %llu", key, &value) == 2)
-    if (strcmp(key, "oom_kill") == 0)
-      kills = value;
+    return;
+  if (!fgets(buf, (int)n, f))
+    buf[0] = '\0';
+  buf[strcspn(buf, "\n")] = '\0';
   fclose(f);
-  return kills;
 }
 
-/* The limit of one controller: memory (swap included where the kernel
- * accounts it: memsw must never be below the plain limit, so the order of
- * the two writes follows the direction of the change) or pids (0: none). */
-static int set_limit(struct esb_cgroup *cg, int which, uint64_t limit) {
-  const char *dir = cg->dirs[which];
+/* The value of `key` in a flat keyed file (memory.events, cpu.stat,
+ * memory.oom_control); -1 when absent. */
+static int64_t keyed_value(const char *dir, const char *name, const char *key) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -1;
+  long long found = -1, value;
+  char k[64];
+  while (fscanf(f, "%63s %lld", k, &value) == 2)
+    if (strcmp(k, key) == 0)
+      found = value;
+  fclose(f);
+  return found;
+}
+
+static int64_t single_value(const char *dir, const char *name) {
+  char line[64];
+  read_line(dir, name, line, sizeof line);
+  char *end;
+  long long v = strtoll(line, &end, 10);
+  return end == line ? -1 : v;
+}
+
+/* Who is in dir: *any* process, and *others* than this one. Unreadable
+ * counts as both. */
+static void members(const char *dir, bool *any, bool *others) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  FILE *f = fopen(path, "re");
+  *any = *others = f == NULL;
+  long pid;
+  while (f && fscanf(f, "%ld", &pid) == 1) {
+    *any = true;
+    *others |= pid != (long)getpid();
+  }
+  if (f)
+    fclose(f);
+}
+
+static bool has_members(const char *dir) {
+  bool any, others;
+  members(dir, &any, &others);
+  return any;
+}
+
+/* Is this process the only one in dir? */
+static bool alone_in(const char *dir) {
+  bool any, others;
+  members(dir, &any, &others);
+  return any && !others;
+}
+
+/* ---- the parent of the runs' cgroups, found once per process ------------ */
+
+struct setup {
+  struct esb_cgroup_host host;
+  char *parents[ESB_CGROUP__COUNT]; /* v1: one per hierarchy; v2: parents[0] */
+};
+
+static bool v2_enabled(const char *dir, int which) {
+  char line[512];
+  read_line(dir, "cgroup.subtree_control", line, sizeof line);
+  return has_word(line, controller_names[which], " ");
+}
+
+/* Enables in dir's subtree what of memory, pids and cpu its cgroup.controllers
+ * offers (act false: only says whether they are, or could be, enabled:
+ * the root cgroup, or one with no process). True when memory is. */
+static bool v2_enable(const char *dir, bool is_root, bool act, bool *controllers) {
+  char offered[512];
+  read_line(dir, "cgroup.controllers", offered, sizeof offered);
+  bool may = is_root || !has_members(dir);
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
+    controllers[i] = v2_enabled(dir, i);
+    if (controllers[i] || !has_word(offered, controller_names[i], " "))
+      continue;
+    if (!act) {
+      controllers[i] = may;
+      continue;
+    }
+    char plus[16];
+    snprintf(plus, sizeof plus, "+%s", controller_names[i]);
+    controllers[i] = write_file_text(dir, "cgroup.subtree_control", plus) == 0;
+  }
+  return controllers[ESB_CGROUP_MEMORY];
+}
+
+/* The unified hierarchy: the steps of the header, acted on or not. */
+static void find_v2(struct setup *s, const struct proc_view *v, bool act) {
+  struct esb_cgroup_host *h = &s->host;
+  bool at_root = false;
+  char *own = own_dir(v, NULL, &at_root);
+  if (!own) {
+    snprintf(h->why, sizeof h->why, "no cgroup v1 memory hierarchy and no cgroup v2 of ours to use");
+    return;
+  }
+  char offered[512];
+  read_line(own, "cgroup.controllers", offered, sizeof offered);
+  if (!has_word(offered, "memory", " ")) {
+    snprintf(h->why, sizeof h->why, "cgroup v2: %s does not offer the memory controller (cgroup.controllers: \"%.200s\")",
+             own, offered);
+    free(own);
+    return;
+  }
+  /* 1. Our own cgroup, enabled already or where it may be. */
+  if (v2_enabled(own, ESB_CGROUP_MEMORY) || at_root) {
+    if (v2_enable(own, at_root, act, h->controllers)) {
+      h->version = ESB_CGROUP_V2;
+      s->parents[0] = own;
+      snprintf(h->where, sizeof h->where, "below %s, the engine's own cgroup", own);
+      return;
+    }
+  }
+  /* 2. Alone in it: into a leaf of its own, then enable. */
+  if (alone_in(own)) {
+    char *leaf = NULL;
+    if (asprintf(&leaf, "%s/echo-sandbox-engine-%ld", own, (long)getpid()) < 0) {
+      free(own);
+      snprintf(h->why, sizeof h->why, "out of memory");
+      return;
+    }
+    bool moved = !act || ((mkdir(leaf, 0755) == 0 || errno == EEXIST) &&
+                          write_file_text(leaf, "cgroup.procs", "0") == 0);
+    int err = errno;
+    if (moved && (!act || v2_enable(own, false, true, h->controllers))) {
+      if (!act)
+        v2_enable(own, true, false, h->controllers); /* what it offers, once we are out */
+      h->version = ESB_CGROUP_V2;
+      s->parents[0] = own;
+      snprintf(h->where, sizeof h->where, "below %s, the engine's own cgroup (the engine %s into %s)", own,
+               act ? "moved" : "moves", leaf);
+      free(leaf);
+      return;
+    }
+    if (moved) { /* back where we were: nothing of ours left behind */
+      write_file_text(own, "cgroup.procs", "0");
+      rmdir(leaf);
+    }
+    snprintf(h->why, sizeof h->why, "cgroup v2: cannot delegate %s to its runs (%s)", own,
+             moved ? "enabling its controllers failed" : strerror(err));
+    free(leaf);
+    free(own);
+    return;
+  }
+  /* 3. Shared with other processes: beside it, in its parent. */
+  char *slash = strrchr(own, '/');
+  if (!at_root && slash) {
+    char *parent = strndup(own, (size_t)(slash - own));
+    if (parent && v2_enable(parent, false, act, h->controllers)) {
+      h->version = ESB_CGROUP_V2;
+      s->parents[0] = parent;
+      snprintf(h->where, sizeof h->where, "below %s, beside the engine's own cgroup %s (which other processes share)",
+               parent, own);
+      free(own);
+      return;
+    }
+    free(parent);
+  }
+  snprintf(h->why, sizeof h->why,
+           "cgroup v2: %s holds other processes and its parent cannot be used; start echo-sandbox in a "
+           "cgroup of its own (a systemd service with Delegate=yes, or systemd-run --scope -p Delegate=yes)",
+           own);
+  free(own);
+}
+
+static void find_parents(struct setup *s, bool act) {
+  struct proc_view v;
+  proc_view_read(&v);
+  char *mountpoint = NULL, *root = NULL;
+  if (find_mount(v.mountinfo, "memory", &mountpoint, &root) < 0) {
+    find_v2(s, &v, act);
+    proc_view_release(&v);
+    return;
+  }
+  free(mountpoint);
+  free(root);
+  struct esb_cgroup_host *h = &s->host;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
+    s->parents[i] = own_dir(&v, controller_names[i], NULL);
+    h->controllers[i] = s->parents[i] != NULL;
+  }
+  proc_view_release(&v);
+  if (!s->parents[ESB_CGROUP_MEMORY]) {
+    snprintf(h->why, sizeof h->why, "no cgroup v1 memory hierarchy of ours to use");
+    return;
+  }
+  h->version = ESB_CGROUP_V1;
+  snprintf(h->where, sizeof h->where, "below %s (and the engine's own pids and cpu cgroups)",
+           s->parents[ESB_CGROUP_MEMORY]);
+}
+
+static struct setup setup;
+static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
+
+static void setup_now(void) {
+  find_parents(&setup, true);
+}
+
+void esb_cgroup_setup(struct esb_cgroup_host *host) {
+  pthread_once(&setup_once, setup_now);
+  *host = setup.host;
+}
+
+void esb_cgroup_describe(const struct esb_cgroup_host *h, char *buf, size_t n) {
+  if (h->version == ESB_CGROUP_NONE) {
+    snprintf(buf, n, "no cgroup: %s", h->why);
+    return;
+  }
+  char list[64] = "";
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    if (h->controllers[i])
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", controller_names[i]);
+  snprintf(buf, n, "cgroup v%d: %s %s", h->version == ESB_CGROUP_V1 ? 1 : 2, list, h->where);
+}
+
+void esb_cgroup_probe(struct esb_cgroup_host *host) {
+  struct setup s;
+  memset(&s, 0, sizeof s);
+  find_parents(&s, false);
+  *host = s.host;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    free(s.parents[i]);
+}
+
+/* Removes the cgroups that engines which are gone left in parent (killed
+ * before they could clean up): echo-sandbox-PID-N and echo-sandbox-engine-PID
+ * whose PID is no process. Only empty ones: an engine in another pid
+ * namespace would look gone from here, and its runs must not be touched (a
+ * gone engine's runs died with it: their parent-death signal). Once per
+ * process and hierarchy. */
+static void sweep_stale(const char *parent, int which) {
+  static bool swept[ESB_CGROUP__COUNT];
+  if (__atomic_exchange_n(&swept[which], true, __ATOMIC_RELAXED))
+    return;
+  DIR *d = opendir(parent);
+  if (!d)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    long pid;
+    unsigned long n;
+    char tail;
+    if (sscanf(e->d_name, "echo-sandbox-%ld-%lu%c", &pid, &n, &tail) != 2 &&
+        sscanf(e->d_name, "echo-sandbox-engine-%ld%c", &pid, &tail) != 1)
+      continue;
+    if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+    rmdir(path);
+  }
+  closedir(d);
+}
+
+/* ---- one run's cgroup ---------------------------------------------------- */
+
+/* The limit of one controller. Memory: v1 counts swap in memsw, which must
+ * never be below the plain limit, so the order of the two writes follows the
+ * direction of the change (memsw is absent where swap is not accounted); v2
+ * forbids swap outright. */
+static int set_limit(struct esb_cgroup *cg, int which, const struct esb_cgroup_limits *l) {
+  bool v2 = cg->version == ESB_CGROUP_V2;
+  const char *dir = cg->dirs[v2 ? 0 : which];
   if (which == ESB_CGROUP_PIDS)
-    return limit ? write_file(dir, "pids.max", limit) : write_file_text(dir, "pids.max", "max");
+    return l->max_pids ? write_file(dir, "pids.max", l->max_pids) : write_file_text(dir, "pids.max", "max");
+  if (which == ESB_CGROUP_CPU) {
+    uint64_t quota = l->cpu_millicores * (CPU_PERIOD_USEC / 1000);
+    if (quota && quota < 1000)
+      quota = 1000; /* the kernel's smallest quota */
+    char text[64];
+    if (v2) {
+      if (quota)
+        snprintf(text, sizeof text, "%" PRIu64 " %d", quota, CPU_PERIOD_USEC);
+      else
+        snprintf(text, sizeof text, "max %d", CPU_PERIOD_USEC);
+      return write_file_text(dir, "cpu.max", text);
+    }
+    if (write_file(dir, "cpu.cfs_period_us", CPU_PERIOD_USEC) < 0)
+      return -1;
+    return quota ? write_file(dir, "cpu.cfs_quota_us", quota) : write_file_text(dir, "cpu.cfs_quota_us", "-1");
+  }
+  uint64_t limit = l->memory_bytes;
+  if (v2) {
+    if (write_file(dir, "memory.max", limit) < 0)
+      return -1;
+    if (write_file_text(dir, "memory.swap.max", "0") < 0 && errno != ENOENT)
+      return -1;
+    cg->memory_limit = limit;
+    return 0;
+  }
   bool raising = limit > cg->memory_limit;
   const char *first = raising ? "memory.memsw.limit_in_bytes" : "memory.limit_in_bytes";
   const char *second = raising ? "memory.limit_in_bytes" : "memory.memsw.limit_in_bytes";
-  /* memsw is absent where swap is not accounted. */
   if (write_file(dir, first, limit) < 0 && (errno != ENOENT || !raising))
     return -1;
   if (write_file(dir, second, limit) < 0 && (errno != ENOENT || raising))
@@ -198,102 +469,186 @@ static int set_limit(struct esb_cgroup *cg, int which, uint64_t limit) {
   return 0;
 }
 
-static int open_procs(const char *dir) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  return open(path, O_WRONLY | O_CLOEXEC);
+/* Whether controller `which` is part of cg. */
+static bool has_controller(const struct esb_cgroup *cg, int which) {
+  return cg->version == ESB_CGROUP_V2 ? setup.host.controllers[which] : cg->dirs[which] != NULL;
 }
 
-/* Makes one controller's cgroup and applies its limit. */
-static int make_one(struct esb_cgroup *cg, int which, uint64_t limit, char *why, size_t whylen) {
-  const char *name = controller_names[which];
-  char *dir = NULL;
-  /* A name can be taken already by a cgroup that a gone engine with our pid
-   * left with processes in it: the next number is free. */
-  for (int attempt = 0; attempt < 8; attempt++) {
-    if (!(dir = new_cgroup_dir(which))) {
-      snprintf(why, whylen, "no cgroup v1 %s hierarchy of ours to use", name);
+static int set_limits(struct esb_cgroup *cg, const struct esb_cgroup_limits *l) {
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    if (has_controller(cg, i) && set_limit(cg, i, l) < 0)
       return -1;
-    }
-    if (mkdir(dir, 0755) == 0)
-      break;
-    snprintf(why, whylen, "making %s: %s", dir, strerror(errno));
-    free(dir);
-    dir = NULL;
-    if (errno != EEXIST)
-      return -1;
-  }
-  if (!dir)
-    return -1;
-  cg->dirs[which] = dir;
-  if (which == ESB_CGROUP_MEMORY)
-    cg->memory_limit = UINT64_MAX; /* a new memory cgroup starts unlimited */
-  int rc = set_limit(cg, which, limit);
-  if (rc == 0 && (cg->procs[which] = open_procs(dir)) < 0)
-    rc = -1;
-  if (rc < 0)
-    snprintf(why, whylen, "setting up %s: %s", dir, strerror(errno));
-  return rc;
-}
-
-int esb_cgroup_create(struct esb_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
-                      char *why, size_t whylen) {
-  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
-  if (make_one(cg, ESB_CGROUP_MEMORY, memory_bytes, why, whylen) < 0) {
-    esb_cgroup_destroy(cg);
-    return -1;
-  }
-  /* pids is a bonus: RLIMIT_NPROC still bounds the processes without it. */
-  char ignored[256];
-  if (make_one(cg, ESB_CGROUP_PIDS, max_pids, ignored, sizeof ignored) < 0 && cg->dirs[ESB_CGROUP_PIDS]) {
-    close(cg->procs[ESB_CGROUP_PIDS]);
-    cg->procs[ESB_CGROUP_PIDS] = -1;
-    rmdir(cg->dirs[ESB_CGROUP_PIDS]);
-    free(cg->dirs[ESB_CGROUP_PIDS]);
-    cg->dirs[ESB_CGROUP_PIDS] = NULL;
-  }
   return 0;
 }
 
-bool esb_cgroup_oom_killed(const struct esb_cgroup *cg) {
-  return cg->dirs[ESB_CGROUP_MEMORY] && oom_kills(cg->dirs[ESB_CGROUP_MEMORY]) > cg->oom_kills_before;
+static int open_in(const char *dir, const char *name, int flags) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return open(path, flags | O_CLOEXEC);
 }
 
-/* SIGKILLs every process listed in dir/cgroup.procs; returns how many. */
-static int kill_members(const char *dir) {
+static uint64_t oom_kills(const struct esb_cgroup *cg) {
+  int64_t n = cg->version == ESB_CGROUP_V2 ? keyed_value(cg->dirs[0], "memory.events", "oom_kill")
+                                           : keyed_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.oom_control", "oom_kill");
+  return n > 0 ? (uint64_t)n : 0;
+}
+
+/* CPU time in µs: v2's cpu.stat, or v1's cpuacct where it shares the cpu
+ * hierarchy; -1 where neither is. */
+static int64_t cpu_usec(const struct esb_cgroup *cg) {
+  if (cg->version == ESB_CGROUP_V2)
+    return keyed_value(cg->dirs[0], "cpu.stat", "usage_usec");
+  if (!cg->dirs[ESB_CGROUP_CPU])
+    return -1;
+  int64_t ns = single_value(cg->dirs[ESB_CGROUP_CPU], "cpuacct.usage");
+  return ns < 0 ? -1 : ns / 1000;
+}
+
+/* A new directory for this run below parent, named after this process so
+ * that a sweep can tell whose it is. A name can be taken already by a cgroup
+ * that a gone engine with our pid left with processes in it: the next
+ * number is free. */
+static char *make_dir(const char *parent, int which, char *why, size_t whylen) {
+  static unsigned long counter;
+  sweep_stale(parent, which);
+  for (int attempt = 0; attempt < 8; attempt++) {
+    char *dir = NULL;
+    unsigned long n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+    if (asprintf(&dir, "%s/echo-sandbox-%ld-%lu", parent, (long)getpid(), n) < 0) {
+      snprintf(why, whylen, "out of memory");
+      return NULL;
+    }
+    if (mkdir(dir, 0755) == 0)
+      return dir;
+    snprintf(why, whylen, "making %s: %s", dir, strerror(errno));
+    free(dir);
+    if (errno != EEXIST)
+      return NULL;
+  }
+  return NULL;
+}
+
+int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why,
+                      size_t whylen) {
+  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+  pthread_once(&setup_once, setup_now);
+  if (setup.host.version == ESB_CGROUP_NONE) {
+    snprintf(why, whylen, "%s", setup.host.why);
+    return -1;
+  }
+  cg->version = setup.host.version;
+  cg->memory_limit = UINT64_MAX; /* a new memory cgroup starts unlimited */
+  cg->peak_is_this_runs = true;
+  if (cg->version == ESB_CGROUP_V2) {
+    if (!(cg->dirs[0] = make_dir(setup.parents[0], 0, why, whylen)))
+      goto fail;
+    if (set_limits(cg, limits) < 0 ||
+        (cg->dir_fd = open(cg->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+        (cg->procs[0] = open_in(cg->dirs[0], "cgroup.procs", O_WRONLY)) < 0) {
+      snprintf(why, whylen, "setting up %s: %s", cg->dirs[0], strerror(errno));
+      goto fail;
+    }
+    return 0;
+  }
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
+    /* pids and cpu are a bonus: RLIMIT_NPROC still bounds the processes. */
+    if (!setup.parents[i] || (i == ESB_CGROUP_CPU && !limits->cpu_millicores))
+      continue;
+    char ignored[256];
+    bool required = i == ESB_CGROUP_MEMORY;
+    if (!(cg->dirs[i] = make_dir(setup.parents[i], i, required ? why : ignored, required ? whylen : sizeof ignored))) {
+      if (required)
+        goto fail;
+      continue;
+    }
+    /* `tasks`, not cgroup.procs: the sandbox moves its own single thread,
+     * which needs no grace period (cgroup.h). */
+    if (set_limit(cg, i, limits) == 0 && (cg->procs[i] = open_in(cg->dirs[i], "tasks", O_WRONLY)) >= 0)
+      continue;
+    if (required) {
+      snprintf(why, whylen, "setting up %s: %s", cg->dirs[i], strerror(errno));
+      goto fail;
+    }
+    rmdir(cg->dirs[i]);
+    free(cg->dirs[i]);
+    cg->dirs[i] = NULL;
+  }
+  return 0;
+fail:
+  esb_cgroup_destroy(cg);
+  return -1;
+}
+
+bool esb_cgroup_oom_killed(const struct esb_cgroup *cg) {
+  return cg->dirs[0] && oom_kills(cg) > cg->oom_kills_before;
+}
+
+void esb_cgroup_usage(const struct esb_cgroup *cg, int64_t *cpu_time_ms, int64_t *memory_peak_bytes) {
+  *cpu_time_ms = *memory_peak_bytes = -1;
+  if (!cg->dirs[0])
+    return;
+  int64_t usec = cpu_usec(cg);
+  if (usec >= 0 && (uint64_t)usec >= cg->cpu_usec_before)
+    *cpu_time_ms = (usec - (int64_t)cg->cpu_usec_before) / 1000;
+  if (!cg->peak_is_this_runs)
+    return;
+  if (cg->version == ESB_CGROUP_V1) {
+    *memory_peak_bytes = single_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.max_usage_in_bytes");
+  } else if (cg->peak_fd >= 0) {
+    char text[32];
+    ssize_t n = pread(cg->peak_fd, text, sizeof text - 1, 0);
+    if (n > 0) {
+      text[n] = '\0';
+      *memory_peak_bytes = strtoll(text, NULL, 10);
+    }
+  } else {
+    *memory_peak_bytes = single_value(cg->dirs[0], "memory.peak");
+  }
+}
+
+/* SIGKILLs every process listed in dir/cgroup.procs. */
+static void kill_members(const char *dir) {
   char path[4096];
   snprintf(path, sizeof path, "%s/cgroup.procs", dir);
   FILE *f = fopen(path, "re");
   if (!f)
-    return 0;
-  int n = 0;
+    return;
   long pid;
-  while (fscanf(f, "%ld", &pid) == 1) {
+  while (fscanf(f, "%ld", &pid) == 1)
     kill((pid_t)pid, SIGKILL);
-    n++;
-  }
   fclose(f);
-  return n;
 }
 
 /* A cgroup whose last process is still being released (it was reaped a
- * moment ago) cannot be removed yet: kill what is left and wait, starting
- * with a few microseconds, for at most about half a second. */
+ * moment ago) cannot be removed yet: kill what is left (all at once through
+ * cgroup.kill where the kernel has it) and wait, starting with a few
+ * microseconds, for at most about half a second. */
 static void remove_dir(const char *dir) {
   long pause_ns = 10000;
+  bool killed = false;
   for (long waited = 0; waited < 500000000L; waited += pause_ns, pause_ns = pause_ns < 10000000L ? pause_ns * 2 : pause_ns) {
     if (rmdir(dir) == 0 || errno != EBUSY)
       return;
-    kill_members(dir);
+    if (!killed)
+      killed = write_file_text(dir, "cgroup.kill", "1") == 0;
+    if (!killed)
+      kill_members(dir);
     struct timespec pause = { 0, pause_ns };
     nanosleep(&pause, NULL);
   }
 }
 
+static void close_fd(int *fd) {
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
 void esb_cgroup_destroy(struct esb_cgroup *cg) {
+  close_fd(&cg->dir_fd);
+  close_fd(&cg->peak_fd);
   for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
-    if (cg->procs[i] >= 0)
-      close(cg->procs[i]);
+    close_fd(&cg->procs[i]);
     if (cg->dirs[i]) {
       remove_dir(cg->dirs[i]);
       free(cg->dirs[i]);
@@ -302,48 +657,48 @@ void esb_cgroup_destroy(struct esb_cgroup *cg) {
   *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
 }
 
-/* Does dir/cgroup.procs list any process? */
-static bool has_members(const char *dir) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  FILE *f = fopen(path, "re");
-  if (!f)
-    return true;
-  long pid;
-  bool any = fscanf(f, "%ld", &pid) == 1;
-  fclose(f);
-  return any;
-}
-
 /* Readies an idle cgroup for a new run; -1 when it cannot be. */
-static int reuse(struct esb_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids) {
-  const char *mem = cg->dirs[ESB_CGROUP_MEMORY];
-  if (set_limit(cg, ESB_CGROUP_MEMORY, memory_bytes) < 0)
+static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) {
+  if (set_limits(cg, limits) < 0)
     return -1;
-  if (cg->dirs[ESB_CGROUP_PIDS] && set_limit(cg, ESB_CGROUP_PIDS, max_pids) < 0)
-    return -1;
-  /* What the last run left readable in its cgroup: its peak and failures. */
-  static const char *const counters[] = { "memory.max_usage_in_bytes", "memory.failcnt",
-                                          "memory.memsw.max_usage_in_bytes", "memory.memsw.failcnt" };
-  for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
-    write_file_text(mem, counters[i], "0");
-  cg->oom_kills_before = oom_kills(mem);
+  if (cg->version == ESB_CGROUP_V1) {
+    /* What the last run left readable in its cgroup: its peak and failures. */
+    static const char *const counters[] = { "memory.max_usage_in_bytes", "memory.failcnt",
+                                            "memory.memsw.max_usage_in_bytes", "memory.memsw.failcnt" };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+      write_file_text(cg->dirs[ESB_CGROUP_MEMORY], counters[i], "0");
+  } else {
+    /* Since Linux 6.12 a write to memory.peak makes it count from now, as
+     * read through the same open file; before, the peak is the cgroup's
+     * whole life's, not this run's. */
+    close_fd(&cg->peak_fd);
+    cg->peak_fd = open_in(cg->dirs[0], "memory.peak", O_RDWR);
+    cg->peak_is_this_runs = cg->peak_fd >= 0 && write(cg->peak_fd, "reset\n", 6) == 6;
+    if (!cg->peak_is_this_runs)
+      close_fd(&cg->peak_fd);
+  }
+  cg->oom_kills_before = oom_kills(cg);
+  int64_t usec = cpu_usec(cg);
+  cg->cpu_usec_before = usec > 0 ? (uint64_t)usec : 0;
   return 0;
 }
 
-int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg, uint64_t memory_bytes,
-                       uint64_t max_pids, char *why, size_t whylen) {
+int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
+                       const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
   while (pool && pool->count > 0) {
     *cg = pool->idle[--pool->count];
-    if (reuse(cg, memory_bytes, max_pids) == 0)
+    /* A v1 cgroup without a cpu hierarchy of its own cannot take a CPU limit. */
+    bool fits = cg->version == ESB_CGROUP_V2 || !limits->cpu_millicores || cg->dirs[ESB_CGROUP_CPU] ||
+                !setup.parents[ESB_CGROUP_CPU];
+    if (fits && reuse(cg, limits) == 0)
       return 0;
     esb_cgroup_destroy(cg);
   }
-  return esb_cgroup_create(cg, memory_bytes, max_pids, why, whylen);
+  return esb_cgroup_create(cg, limits, why, whylen);
 }
 
 void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
-  if (pool && cg->dirs[ESB_CGROUP_MEMORY] && pool->count < ESB_CGROUP_POOL_SIZE) {
+  if (pool && cg->dirs[0] && pool->count < ESB_CGROUP_POOL_SIZE) {
     bool busy = false;
     for (int i = 0; i < ESB_CGROUP__COUNT; i++)
       busy |= cg->dirs[i] && has_members(cg->dirs[i]);

@@ -1,21 +1,44 @@
-/* A cgroup per run for the memory and process limits, where the host lets
- * the engine make one: cgroup v1's memory and pids controllers, as a child of
- * the cgroup the engine itself is in (/proc/self/cgroup). The memory limit
- * then counts what the program really uses (RSS, page cache, tmpfs) instead
- * of the address space it reserves, so runtimes that reserve gigabytes
- * (V8, the JVM, Go) run under small limits, and a run the kernel's OOM killer
- * ended is reported as such (memory.oom_control's oom_kill counter).
+/* A cgroup per run for the memory, process and CPU limits, where the host
+ * lets the engine make one. The memory limit then counts what the program
+ * really uses (RSS, page cache, tmpfs) instead of the address space it
+ * reserves, so runtimes that reserve gigabytes (V8, the JVM, Go) run under
+ * small limits; a run the kernel's OOM killer ended is reported as such; the
+ * CPU limit is a rate (cores), and the run's CPU time and peak memory are
+ * read back.
  *
- * Where there is no such controller, or the engine may not create cgroups
- * (not root, read-only cgroupfs, a cgroup v2-only host: not supported yet),
+ * Two hierarchies:
+ *  - cgroup v1 (a memory hierarchy is mounted): one child per controller
+ *    (memory, pids, cpu) of the cgroup the engine is in; the sandbox joins
+ *    them by writing "0" to their `tasks` files (esb_sandbox.cgroup_procs)
+ *    while it is single-threaded: the kernel moves one thread that moves
+ *    itself without taking cgroup_threadgroup_rwsem for writing, which a
+ *    write to cgroup.procs does, and whose RCU grace period cost such a move
+ *    7 ms and more whenever the lock had been idle for a while.
+ *  - cgroup v2 (only the unified hierarchy): one child with memory.max,
+ *    memory.swap.max 0, pids.max and cpu.max, made under a parent where those
+ *    controllers are enabled, found or made once per process:
+ *      1. the engine's own cgroup, when its subtree_control has them already
+ *         (an operator or a previous engine set it up), or the kernel lets us
+ *         enable them there (the root cgroup);
+ *      2. else, when the engine is alone in its cgroup (a systemd service
+ *         with Delegate=yes, `systemd-run --scope -p Delegate=yes`, a
+ *         container's only process), it moves itself into a leaf child
+ *         echo-sandbox-engine-PID and enables them in its cgroup: the
+ *         no-internal-processes rule allows nothing else;
+ *      3. else (a shell's or a CI job's cgroup, shared with other processes),
+ *         the parent of the engine's cgroup, when they are enabled there or
+ *         we may enable them: runs are siblings of the engine's cgroup.
+ *    The sandbox starts inside its cgroup (clone3 CLONE_INTO_CGROUP through
+ *    esb_sandbox.cgroup_dir), so nothing of it ever runs outside.
+ * Where neither works (not root, no delegation, read-only cgroupfs),
  * esb_cgroup_create fails with a reason and the caller falls back to
- * RLIMIT_AS and RLIMIT_NPROC, which work everywhere.
+ * RLIMIT_AS and RLIMIT_NPROC, which work everywhere, with no CPU rate limit.
  *
  * The caller owns the struct; esb_cgroup_destroy kills whatever is left in
- * the cgroups and removes them, and is safe on ESB_CGROUP_INIT. Cgroups are
- * named echo-sandbox-PID-N after the process that made them; the first one a
- * process makes also removes the empty ones of engines that are gone (killed
- * before they could clean up). */
+ * the cgroups (cgroup.kill where the kernel has it) and removes them, and is
+ * safe on ESB_CGROUP_INIT. Cgroups are named echo-sandbox-PID-N after the
+ * process that made them; the first one a process makes also removes the
+ * empty ones of engines that are gone (killed before they could clean up). */
 #ifndef ESB_ENGINE_CGROUP_H
 #define ESB_ENGINE_CGROUP_H
 
@@ -23,25 +46,65 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { ESB_CGROUP_MEMORY, ESB_CGROUP_PIDS, ESB_CGROUP__COUNT };
+enum esb_cgroup_version { ESB_CGROUP_NONE, ESB_CGROUP_V1, ESB_CGROUP_V2 };
 
-struct esb_cgroup {
-  char *dirs[ESB_CGROUP__COUNT]; /* owned: the directories made, NULL when not */
-  int procs[ESB_CGROUP__COUNT];  /* their cgroup.procs, open for writing; -1 when not:
-                                    what esb_sandbox.cgroup_procs points at */
-  uint64_t memory_limit;         /* what memory.limit_in_bytes says */
-  uint64_t oom_kills_before;     /* the oom_kill counter when this run got the cgroup */
+/* The controllers, as v1 hierarchies (v2: one directory, dirs[0]). */
+enum { ESB_CGROUP_MEMORY, ESB_CGROUP_PIDS, ESB_CGROUP_CPU, ESB_CGROUP__COUNT };
+
+/* 0: no limit of that kind. */
+struct esb_cgroup_limits {
+  uint64_t memory_bytes;
+  uint64_t max_pids;
+  uint64_t cpu_millicores; /* cores x 1000: 500 is half a core */
 };
 
-#define ESB_CGROUP_INIT { .procs = { -1, -1 } }
+struct esb_cgroup {
+  enum esb_cgroup_version version;
+  char *dirs[ESB_CGROUP__COUNT]; /* owned: the directories made, NULL when not */
+  int procs[ESB_CGROUP__COUNT];  /* open for writing, -1 when not: v1 their `tasks`; v2
+                                    procs[0] is cgroup.procs, for a kernel without
+                                    clone3; what esb_sandbox.cgroup_procs points at */
+  int dir_fd;                    /* v2: the directory, for CLONE_INTO_CGROUP; -1 when not */
+  uint64_t memory_limit;         /* what the memory limit file says */
+  uint64_t oom_kills_before;     /* the oom_kill counter when this run got the cgroup */
+  uint64_t cpu_usec_before;      /* v2: cpu.stat usage_usec then */
+  bool peak_is_this_runs;        /* the peak file counts this run only (a new cgroup, or
+                                    one whose high-water mark could be reset) */
+  int peak_fd;                   /* v2: memory.peak, open when it was reset through it */
+};
+
+#define ESB_CGROUP_INIT { .procs = { -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1 }
+
+/* What a run's cgroup would be made of here, without making one (doctor,
+ * policy explain): the hierarchy, the controllers that limits can use, and
+ * where runs go. Nothing is moved or enabled. On ESB_CGROUP_NONE, `why`
+ * says what stands in the way. */
+struct esb_cgroup_host {
+  enum esb_cgroup_version version;
+  bool controllers[ESB_CGROUP__COUNT];
+  char where[512];
+  char why[512];
+};
+void esb_cgroup_probe(struct esb_cgroup_host *host);
+
+/* The same, as found (and acted on: moved, enabled) for this process's
+ * runs: what esb_cgroup_create uses. Done once per process. */
+void esb_cgroup_setup(struct esb_cgroup_host *host);
+
+/* One line for people: "cgroup v2: memory, pids, cpu below ..." or, on
+ * ESB_CGROUP_NONE, "no cgroup: WHY". */
+void esb_cgroup_describe(const struct esb_cgroup_host *host, char *buf, size_t n);
+
+/* "memory", "pids", "cpu". */
+const char *esb_cgroup_controller_name(int which);
 
 /* Idle cgroups that a long-lived caller (batch, serve) keeps for its next
  * runs: making and removing a memory cgroup per run costs more than the
  * rest of the cgroup work. An idle cgroup has no process; before it is
  * handed out again its limits are set for the new run and its usage
- * high-water marks and failure counts reset (the OOM-kill counter cannot
- * be: its value at hand-out is kept instead). The owner empties the pool
- * with esb_cgroup_pool_clear before it exits. */
+ * high-water marks and failure counts reset (the OOM-kill counter and the
+ * CPU time cannot be: their values at hand-out are kept instead). The owner
+ * empties the pool with esb_cgroup_pool_clear before it exits. */
 #define ESB_CGROUP_POOL_SIZE 64
 struct esb_cgroup_pool {
   struct esb_cgroup idle[ESB_CGROUP_POOL_SIZE];
@@ -51,8 +114,8 @@ struct esb_cgroup_pool {
 #define ESB_CGROUP_POOL_INIT { .count = 0 }
 
 /* esb_cgroup_create, taking an idle cgroup from pool when it has one. */
-int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg, uint64_t memory_bytes,
-                       uint64_t max_pids, char *why, size_t whylen);
+int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
+                       const struct esb_cgroup_limits *limits, char *why, size_t whylen);
 
 /* Gives a cgroup whose run is over back to pool (NULL: destroys it); one
  * that still has processes, or a full pool, gets esb_cgroup_destroy. */
@@ -61,15 +124,18 @@ void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
 /* Destroys every idle cgroup of the pool. */
 void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
 
-/* Makes the cgroups: memory (limit memory_bytes, swap included where the
- * kernel accounts it) and, when available, pids (limit max_pids; 0: none).
- * Returns 0 when at least the memory cgroup exists; -1 with a reason and
- * nothing left behind otherwise. */
-int esb_cgroup_create(struct esb_cgroup *cg, uint64_t memory_bytes, uint64_t max_pids,
-                      char *why, size_t whylen);
+/* Makes the run's cgroup(s): memory (limit memory_bytes, no swap beyond it)
+ * and, where available, pids and cpu. Returns 0 when at least the memory
+ * controller is there; -1 with a reason and nothing left behind otherwise. */
+int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why,
+                      size_t whylen);
 
 /* True when the kernel's OOM killer killed a process of the memory cgroup. */
 bool esb_cgroup_oom_killed(const struct esb_cgroup *cg);
+
+/* The run's usage so far, where the cgroup knows it: CPU time (user +
+ * system) in ms and the memory high-water mark in bytes; -1 where unknown. */
+void esb_cgroup_usage(const struct esb_cgroup *cg, int64_t *cpu_time_ms, int64_t *memory_peak_bytes);
 
 /* SIGKILLs what is left in the cgroups, removes them, frees the struct's
  * memory and leaves it as ESB_CGROUP_INIT. */

@@ -159,6 +159,12 @@ static void finish_result(struct esb_exec *e) {
     r->reason = r->exit_code == 0 ? "Completed" : "Error";
   }
   r->exit_code = esb_result_exit_code(r);
+  /* What the kernel counted for the child and what it reaped; a backend that
+   * knows better (a cgroup) overwrites it. */
+  if (e->child.reaped) {
+    r->cpu_time_ms = e->child.cpu_time_ms;
+    r->memory_peak_bytes = e->child.max_rss_bytes;
+  }
 }
 
 static void unlink_exec(struct esb_loop *loop, struct esb_exec *e) {

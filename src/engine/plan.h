@@ -35,6 +35,7 @@ struct esb_local_settings {
   struct esb_mount *mounts;  /* the host paths of the sandbox's root (strings owned) */
   size_t n_mounts;
   enum esb_seccomp_profile seccomp; /* the program's system-call filter */
+  uint64_t cpu_millicores;   /* the CPU rate by cgroup (cores x 1000); 0: none */
   struct esb_rlimits limits;
 };
 

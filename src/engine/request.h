@@ -16,6 +16,7 @@ struct esb_limits {
   uint64_t cpu_time_secs;
   uint64_t max_output_bytes;
   uint64_t max_processes;
+  uint64_t cpu_millicores; /* the CPU rate: cores x 1000 */
   int network; /* -1 not given, 0 off, 1 on */
 };
 

@@ -4,6 +4,7 @@
 #define ESB_RESULT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "engine/capture.h"
@@ -47,10 +48,13 @@ struct esb_result {
   char *error_message;    /* owned, NULL unless status is ERROR */
   char pod[64];           /* k8s: the pod's name, "" otherwise */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
+  int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
+  int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
 };
 
 #define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \
-                          .out = ESB_CAPTURE_INIT, .err = ESB_CAPTURE_INIT }
+                          .out = ESB_CAPTURE_INIT, .err = ESB_CAPTURE_INIT, \
+                          .cpu_time_ms = -1, .memory_peak_bytes = -1 }
 
 /* Frees what the result owns and leaves it as ESB_RESULT_INIT. */
 void esb_result_release(struct esb_result *r);

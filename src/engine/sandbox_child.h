@@ -19,6 +19,7 @@ struct esb_child_plan {
   int report_fd;                  /* write end, close-on-exec */
   int sync_fd;                    /* read end: one byte once the id maps are written; -1 without */
   const struct esb_rootfs *rootfs; /* the root's steps, with ESB_NS_MOUNT */
+  bool started_in_cgroup;         /* the clone put us in sandbox->cgroup_dir: nothing to join */
 };
 
 _Noreturn void esb_child_main(const struct esb_child_plan *plan);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -247,7 +248,9 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
   /* No exit signal, so no SIGCHLD: see the header. */
-  pid_t pid = esb_clone(CLONE_PIDFD | (c->sandbox ? clone_flags(c->sandbox->namespaces) : 0), &pidfd, 0);
+  int cgroup_fd = c->sandbox && c->sandbox->cgroup_dir ? *c->sandbox->cgroup_dir : -1;
+  pid_t pid = esb_clone(CLONE_PIDFD | (c->sandbox ? clone_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
+                        cgroup_fd, &pr.plan.started_in_cgroup);
   if (pid == 0)
     esb_child_main(&pr.plan);
   saved = errno;
@@ -306,9 +309,12 @@ int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang) {
     return -1;
   }
   siginfo_t info;
+  struct rusage ru;
   for (;;) {
     memset(&info, 0, sizeof info);
-    int rc = waitid((idtype_t)P_PIDFD, (id_t)c->pidfd, &info, WEXITED | __WALL | (nohang ? WNOHANG : 0));
+    memset(&ru, 0, sizeof ru);
+    /* The system call, not glibc's waitid: only it gives the rusage. */
+    long rc = syscall(SYS_waitid, P_PIDFD, c->pidfd, &info, WEXITED | __WALL | (nohang ? WNOHANG : 0), &ru);
     if (rc < 0 && errno == EINTR)
       continue;
     if (rc < 0)
@@ -318,6 +324,9 @@ int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang) {
   if (info.si_pid == 0)
     return 0;
   c->reaped = true;
+  c->cpu_time_ms = (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+  c->max_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
   if (info.si_code == CLD_EXITED)
     *wstatus = (info.si_status & 0xff) << 8;
   else

@@ -15,11 +15,13 @@
  * everything, reports the program's wait status over the report pipe and
  * exits; the kernel then kills whatever is left in the namespace.
  *
- * A sandbox with cgroup_procs: the child writes "0" (itself) to each of those
- * fds first thing, so everything the program ever starts is in those cgroups.
- * The kernel checks the permission of whoever opened the file (cgroup v1), so
- * this works from inside the new user namespace, and the attach (which can
- * wait for an RCU grace period) holds up this run only, not the caller's loop.
+ * A sandbox with cgroup_dir (cgroup v2) is cloned into that cgroup; one with
+ * cgroup_procs (v1: each hierarchy's `tasks` file) has the child write "0"
+ * to each once the sandbox is built, before the program starts, so
+ * everything the program ever starts is in them.
+ * The kernel checks the permission of whoever opened the file (cgroup v1),
+ * so this works from inside the new user namespace, and the attach holds up
+ * this run only, not the caller's loop.
  *
  * Errors: esb_child_start returns -1 with errno set and a message in `why`
  * when the clone or its preparation failed; nothing is left behind (pipes it
@@ -80,8 +82,11 @@ struct esb_sandbox {
    * fails the start. */
   int (*before_release)(pid_t child, void *arg, char *why, size_t whylen);
   void *before_release_arg;
-  const int *cgroup_procs;  /* open cgroup.procs files (engine/cgroup.h) the child joins */
+  const int *cgroup_procs;  /* open files (engine/cgroup.h) the child joins its cgroups by */
   size_t n_cgroup_procs;    /* before it runs anything; -1 entries are skipped */
+  const int *cgroup_dir;    /* NULL, or a cgroup v2 directory the child starts in
+                               (CLONE_INTO_CGROUP); cgroup_procs are then joined only
+                               where the kernel has no clone3 */
 };
 
 enum { ESB_CHILD_PIPE = -1, ESB_CHILD_NULL = -2 };
@@ -100,6 +105,10 @@ struct esb_child {
   int pidfd;
   int report;               /* read end of the report pipe, non-blocking */
   bool reaped;
+  /* set by esb_child_reap: the child's and its reaped descendants' CPU time
+   * (user + system) and largest resident set, from the kernel's rusage */
+  int64_t cpu_time_ms;
+  int64_t max_rss_bytes;
 };
 
 #define ESB_CHILD_INIT { .in = ESB_CHILD_NULL, .out = ESB_CHILD_NULL, \

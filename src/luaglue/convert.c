@@ -7,6 +7,7 @@
 
 #include <lauxlib.h>
 
+#include "engine/cpu.h"
 #include "engine/strv.h"
 #include "engine/text.h"
 #include "luaglue/tables.h"
@@ -73,6 +74,23 @@ static uint64_t take_count(struct checker *c, int t, const char *key, const char
   return v;
 }
 
+/* limits.cpu: cores as a number (0.5) or a Kubernetes quantity ("500m",
+ * "2"), as millicores. */
+static uint64_t take_cpu(struct checker *c, int t) {
+  uint64_t v = 0;
+  if (!get(c->L, t, "cpu"))
+    return 0;
+  int rc = -1;
+  if (lua_type(c->L, -1) == LUA_TNUMBER)
+    rc = esb_cpu_from_cores((double)lua_tonumber(c->L, -1), &v);
+  else if (lua_type(c->L, -1) == LUA_TSTRING)
+    rc = esb_cpu_parse(lua_tostring(c->L, -1), &v);
+  if (rc < 0)
+    reject(c, "limits.cpu", "must be a positive number of cores (0.5) or a quantity like \"500m\" or \"2\"", -1);
+  lua_pop(c->L, 1);
+  return v;
+}
+
 /* An array of strings (map false) or an object of strings as "NAME=value"
  * (map true), as a NULL-terminated vector with its length in *np. */
 static char **take_vector(struct checker *c, int t, const char *key, bool map, size_t *np) {
@@ -120,7 +138,7 @@ static void check_keys(struct checker *c, int t, const char *const *known, const
 
 static void take_limits(struct checker *c, int t, struct esb_limits *l) {
   static const char *const known[] = {"memory_bytes", "cpu_time_secs", "max_output_bytes",
-                                      "max_processes", "network", NULL};
+                                      "max_processes", "cpu", "network", NULL};
   if (!get(c->L, t, "limits"))
     return;
   int lt = lua_gettop(c->L);
@@ -132,6 +150,7 @@ static void take_limits(struct checker *c, int t, struct esb_limits *l) {
     l->cpu_time_secs = take_count(c, lt, "cpu_time_secs", "limits.cpu_time_secs");
     l->max_output_bytes = take_count(c, lt, "max_output_bytes", "limits.max_output_bytes");
     l->max_processes = take_count(c, lt, "max_processes", "limits.max_processes");
+    l->cpu_millicores = take_cpu(c, lt);
     if (get(c->L, lt, "network")) {
       if (lua_type(c->L, -1) != LUA_TBOOLEAN)
         reject(c, "limits.network", "must be a boolean", -1);
@@ -239,6 +258,17 @@ static void push_stream(lua_State *L, const char *name, const struct esb_capture
   lua_setfield(L, -2, key);
 }
 
+/* A usage figure, or null (nil without a null value) where unknown. */
+static void push_usage(lua_State *L, const char *key, int64_t value, int null_idx) {
+  if (value >= 0)
+    lua_pushinteger(L, (lua_Integer)value);
+  else if (null_idx)
+    lua_pushvalue(L, null_idx);
+  else
+    lua_pushnil(L);
+  lua_setfield(L, -2, key);
+}
+
 void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx) {
   if (null_idx)
     null_idx = lua_absindex(L, null_idx);
@@ -280,6 +310,8 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_pushstring(L, r->cleanup_error);
     lua_setfield(L, -2, "cleanup_error");
   }
+  push_usage(L, "cpu_time_ms", r->cpu_time_ms, null_idx);
+  push_usage(L, "memory_peak_bytes", r->memory_peak_bytes, null_idx);
   if (r->status == ESB_STATUS_ERROR) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, esb_error_name(r->error));

@@ -182,6 +182,7 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
     ls->limits.address_space = read_uint(rd, -1, "memory_bytes", "limits.memory_bytes", 0);
     ls->limits.cpu_secs = read_uint(rd, -1, "cpu_time_secs", "limits.cpu_time_secs", 0);
     ls->limits.processes = read_uint(rd, -1, "max_processes", "limits.max_processes", 0);
+    ls->cpu_millicores = read_uint(rd, -1, "cpu_millicores", "limits.cpu_millicores", 0);
     ls->network = read_bool(rd, -1, "network", "limits.network", false);
   } else {
     bad(rd, "limits", "a table");

@@ -171,11 +171,12 @@ static int push_request(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)r->stdin_len);
     lua_setfield(L, -2, "stdin_bytes");
   }
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   set_integer(L, "memory_bytes", r->limits.memory_bytes);
   set_integer(L, "cpu_time_secs", r->limits.cpu_time_secs);
   set_integer(L, "max_output_bytes", r->limits.max_output_bytes);
   set_integer(L, "max_processes", r->limits.max_processes);
+  set_integer(L, "cpu_millicores", r->limits.cpu_millicores);
   if (r->limits.network >= 0) {
     lua_pushboolean(L, r->limits.network);
     lua_setfield(L, -2, "network");

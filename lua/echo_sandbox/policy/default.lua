@@ -13,8 +13,8 @@
 --
 -- req, the request as the hooks see it: shell | program + args | language +
 -- code, env, labels (maps of strings), limits (memory_bytes, cpu_time_secs,
--- max_output_bytes, max_processes, network; each only when the request gave
--- it), timeout_ms, working_dir, backend ("auto" | "local" | "k8s") and
+-- cpu_millicores, max_output_bytes, max_processes, network; each only when
+-- the request gave it; the request's `cpu` in cores arrives as millicores), timeout_ms, working_dir, backend ("auto" | "local" | "k8s") and
 -- stdin_bytes (the size of stdin, when there is one) instead of stdin.
 --
 -- plan(req) returns a table, or nil and a message that rejects the request
@@ -27,14 +27,15 @@
 --                  its own there; nil = local.working_dir)
 --   timeout_ms     positive integer, the wall-clock deadline
 --   kill_grace_ms  time between SIGTERM and SIGKILL at the deadline
---   limits         memory_bytes, cpu_time_secs, max_output_bytes,
+--   limits         memory_bytes, cpu_time_secs, cpu_millicores (the CPU
+--                  rate: 500 is half a core), max_output_bytes,
 --                  max_processes (integers) and network (boolean)
 --   clamped        array of strings or nil: what of the request was lowered
 --                  to the policy's ceilings (policy explain shows it)
 --   local          settings of the local sandbox: uid, gid (never 0),
 --                  isolation ("namespaces" | "best_effort" | "rlimits"),
---                  cgroups (boolean: memory and pids limits by cgroup where
---                  the host allows), seccomp ("default" | "strict" | "none":
+--                  cgroups (boolean: memory, pids and CPU limits by cgroup
+--                  where the host allows), seccomp ("default" | "strict" | "none":
 --                  the program's system-call filter, engine/seccomp.h),
 --                  tmp_size_bytes (/tmp, /dev/shm), workdir_size_bytes,
 --                  working_dir (the default working dir's path inside),
@@ -102,6 +103,7 @@ policy.defaults = {
   limits = {
     memory_bytes = 256 * Mi,
     cpu_time_secs = 30,
+    cpu_millicores = 1000,
     max_output_bytes = 1 * Mi,
     max_processes = 64,
     network = false,
@@ -116,16 +118,19 @@ policy.ceilings = {
   limits = {
     memory_bytes = 4 * 1024 * Mi,
     cpu_time_secs = 300,
+    cpu_millicores = 4000,
     max_output_bytes = 64 * Mi,
     max_processes = 1024,
   },
 }
 
 -- Kubernetes resources: requests are fixed, limits follow the request's
--- limits (memory_bytes; cpu_time_secs is a time, not a rate, so CPU stays at
--- its default) and are never below the requests. No hidden multipliers.
+-- limits (memory_bytes, cpu_millicores; cpu_time_secs is a time, not a
+-- rate) when it gives them, else these, and are never below the requests.
+-- No hidden multipliers. The defaults match defaults.limits, so a request
+-- gets the same on both backends.
 policy.resources = {
-  cpu_request = "100m", cpu_limit = "500m",
+  cpu_request = "100m", cpu_limit = "1",
   memory_request = "64Mi", memory_limit = "256Mi",
 }
 
@@ -145,11 +150,13 @@ policy.local_sandbox = {
   -- "rlimits": rlimits (and uid/gid when root) only, for hosts that are a
   --   sandbox already, or tools that cannot follow namespaces (valgrind).
   isolation = "namespaces",
-  -- true: where the engine may make cgroups (v1 memory, pids; as root), the
-  --   memory limit is a cgroup's, which counts what the program uses, and an
-  --   OOM kill is reported as status oom_killed; elsewhere, and with false,
-  --   it is RLIMIT_AS, which counts the address space it reserves (V8 and
-  --   the JVM reserve far more than they use: node needs --memory 1Gi then).
+  -- true: where the engine may make cgroups (v1 or v2: memory, pids, cpu;
+  --   see the README's table), the memory limit is a cgroup's, which counts
+  --   what the program uses, an OOM kill is reported as status oom_killed,
+  --   and cpu_millicores caps the CPU rate; elsewhere, and with false, the
+  --   memory limit is RLIMIT_AS, which counts the address space it reserves
+  --   (V8 and the JVM reserve far more than they use: node needs --memory
+  --   1Gi then), and there is no CPU rate limit.
   cgroups = true,
   -- The system-call filter, installed last before the program starts:
   --   "default": namespaces, the mount API, keyrings, bpf, perf_event_open,
@@ -277,16 +284,24 @@ function policy:limits_for(req)
   return limits, clamped
 end
 
+-- self.resources[name] as a number, or an error that names it.
+local function resource(self, name)
+  local v, err = quantity.parse(self.resources[name])
+  if not v then error(("policy.resources.%s: %s"):format(name, err), 3) end
+  return v
+end
+
 -- requests/limits as Kubernetes quantities. limits: what limits_for made of
 -- the request's limits (so a policy that caps them caps the pod as well).
 function policy:resources_for(req, limits)
-  local r = self.resources
-  local asked = req.limits and req.limits.memory_bytes
-  local memory_limit = asked and limits.memory_bytes or quantity.check(r.memory_limit)
-  local memory_request = math.min(quantity.check(r.memory_request), memory_limit)
+  local asked = req.limits or {}
+  local memory_limit = asked.memory_bytes and limits.memory_bytes or resource(self, "memory_limit")
+  local memory_request = math.min(resource(self, "memory_request"), memory_limit)
+  local cpu_limit = asked.cpu_millicores and limits.cpu_millicores / 1000 or resource(self, "cpu_limit")
+  local cpu_request = math.min(resource(self, "cpu_request"), cpu_limit)
   return {
-    requests = { cpu = r.cpu_request, memory = quantity.format_memory(memory_request) },
-    limits = { cpu = r.cpu_limit, memory = quantity.format_memory(memory_limit) },
+    requests = { cpu = quantity.format_cpu(cpu_request), memory = quantity.format_memory(memory_request) },
+    limits = { cpu = quantity.format_cpu(cpu_limit), memory = quantity.format_memory(memory_limit) },
   }
 end
 

@@ -1,0 +1,292 @@
+-- The limits a run's cgroup enforces, and what it reports, on whichever
+-- hierarchy this host has: cgroup v1 here, cgroup v2 in the VM of
+-- spec/support/cgroup_v2_vm.sh (which .ci/run boots). Each spec that needs a
+-- cgroup is pending where the engine can make none (not root).
+local env = require "spec.support.env"
+local cjson = require "cjson"
+
+local Mi = 1024 * 1024
+
+local run_json = env.run_json
+
+-- The cgroups this host gives runs, or nil (and the spec pending).
+local function host()
+  local h, why = env.cgroup_host()
+  if not h then pending(why) end
+  return h
+end
+
+-- The names of the entries of dir that match pattern.
+local function entries(dir, pattern)
+  local names = {}
+  local p = io.popen("ls -a " .. env.quote(dir) .. " 2>/dev/null")
+  for name in p:lines() do
+    if name:match(pattern) then names[#names + 1] = name end
+  end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+-- A shell line that prints the cgroup it runs in (the memory one on v1).
+local where = "sed -n 's/^[0-9]*:memory:\\(.*\\)/\\1/p; s/^0::\\(.*\\)/\\1/p' /proc/self/cgroup | head -n 1"
+
+local hog = { language = "python", code = "x = bytearray(512 * 1024 * 1024)\nprint('allocated')",
+              limits = { memory_bytes = 64 * Mi } }
+
+describe("cgroups", function()
+  env.check_leaks()
+
+  it("are the hierarchy this host has, and policy explain and doctor say so", function()
+    local expected = env.expected_cgroup_version()
+    if not expected then
+      pending("no telling which hierarchy the engine should use here")
+      return
+    end
+    local h, why = env.cgroup_host()
+    assert.truthy(h, why)
+    assert.are.equal(expected, h.version, h.text)
+    local out = env.cli_run { "doctor" }
+    assert.truthy(out:find("ok    limits         cgroup v" .. expected .. ": memory, pids, cpu", 1, true), out)
+    out = env.cli_run { "policy", "explain", "--", "true" }
+    assert.truthy(out:find("cgroups     cgroup v" .. expected .. ": memory, pids, cpu", 1, true), out)
+  end)
+
+  it("end a memory bomb with the kernel's OOM killer, and the result says so", function()
+    if not host() then return end
+    local r = run_json(hog)
+    assert.is_nil(r.stdout:find("allocated"))
+    assert.are.equal("oom_killed", r.status)
+    assert.are.equal("OOMKilled", r.reason)
+    assert.are.equal(137, r.exit_code)
+    assert.are.equal(9, r.signal)
+  end)
+
+  it("say on stderr when the flag form's program was OOM-killed", function()
+    if not host() then return end
+    local _, err, code = env.cli_run { "run", "--memory", "64Mi", "--lang", "python", "--code", hog.code }
+    assert.are.equal(137, code)
+    assert.truthy(err:find("echo%-sandbox: killed after %d+ ms: out of memory"), err)
+  end)
+
+  it("count what a program uses, not what it reserves", function()
+    if not host() then return end
+    -- 1 GiB of address space reserved, 8 MiB touched, under a 64 MiB limit
+    local r = run_json { language = "python", limits = { memory_bytes = 64 * Mi },
+      code = "import mmap\nm = mmap.mmap(-1, 1 << 30)\nm[:8 << 20] = b'x' * (8 << 20)\nprint('ok')" }
+    assert.are.equal("ok\n", r.stdout, r.stderr)
+    assert.are.equal("exited", r.status)
+  end)
+
+  it("let node start under the default memory limit", function()
+    if not host() then return end
+    local r = run_json { language = "node", code = "console.log('hello world')" }
+    assert.are.equal("hello world\n", r.stdout, r.stderr)
+    assert.are.equal(0, r.exit_code)
+  end)
+
+  it("bound 200 background processes to max_processes and leave none behind", function()
+    if not host() then return end
+    -- each child sleeps; the program counts the forks that worked and exits
+    local r = run_json { language = "python", limits = { max_processes = 32 }, code = [[
+import os, time
+started = 0
+for _ in range(200):
+    try:
+        pid = os.fork()
+    except OSError:
+        continue
+    if pid == 0:
+        time.sleep(300)
+        os._exit(0)
+    started += 1
+print(started)]] }
+    assert.are.equal("exited", r.status)
+    local running = tonumber(r.stdout:match("%d+"))
+    assert.truthy(running, r.stdout .. r.stderr)
+    assert.is_true(running <= 32, r.stdout)
+    assert.is_true(running >= 16, r.stdout) -- many did start
+    -- the leak check after this spec finds no sleep left
+  end)
+
+  it("hold two busy processes to the cpu limit, as the run's CPU time against its wall time shows", function()
+    if not host() then return end
+    -- each burns one second of CPU time: 2 s in all, at most 0.5 s a second
+    local burn = "python3 -c 'import time\nwhile time.process_time() < 1: pass'"
+    local r = run_json { shell = burn .. " & " .. burn .. " & wait", limits = { cpu = "500m" },
+                         timeout_ms = 60000 }
+    assert.are.equal(0, r.exit_code, r.stderr)
+    assert.is_true(r.cpu_time_ms >= 2000, tostring(r.cpu_time_ms))
+    local cores = r.cpu_time_ms / r.duration_ms
+    assert.is_true(cores < 0.75, ("%.2f cores"):format(cores))
+    -- and as a number of cores: 2 busy processes under 1.5 cores
+    r = run_json { shell = burn .. " & " .. burn .. " & wait", limits = { cpu = 1.5 }, timeout_ms = 60000 }
+    assert.are.equal(0, r.exit_code, r.stderr)
+    cores = r.cpu_time_ms / r.duration_ms
+    assert.is_true(cores < 1.75, ("%.2f cores"):format(cores))
+  end)
+
+  it("report the run's CPU time and memory peak", function()
+    if not host() then return end
+    local r = run_json { language = "python", code = "import time\nwhile time.process_time() < 1: pass" }
+    assert.are.equal(0, r.exit_code, r.stderr)
+    assert.is_true(r.cpu_time_ms >= 800, tostring(r.cpu_time_ms))
+    r = run_json { language = "python", code = "x = bytearray(100 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1" }
+    assert.are.equal(0, r.exit_code, r.stderr)
+    assert.is_true(r.memory_peak_bytes >= 100 * Mi, tostring(r.memory_peak_bytes))
+  end)
+
+  it("start the program inside its cgroup, below the parent the engine reports", function()
+    local h = host()
+    if not h then return end
+    local r = run_json { shell = where }
+    local path = r.stdout:match("^(%S+)")
+    assert.truthy(path, r.stderr)
+    local dir = path:match("([^/]+)$")
+    assert.truthy(dir:match("^echo%-sandbox%-%d+%-%d+$"), path)
+    -- /proc/self/cgroup names it from the hierarchy's root
+    assert.are.equal(path, (h.parent .. "/" .. dir):sub(-#path))
+  end)
+
+  it("are handed on from run to run in a batch with nothing of the last run in them", function()
+    if not host() then return end
+    local report = where .. "; kill -9 $$"
+    local hog_run, big = "x = bytearray(512 << 20)", "x = bytearray(100 << 20)"
+    local requests = {
+      { id = 1, language = "python", code = hog_run, limits = { memory_bytes = 64 * Mi } },
+      { id = 2, language = "python", code = big, limits = { memory_bytes = 256 * Mi } },
+      { id = 3, shell = report, limits = { memory_bytes = 32 * Mi } },
+      { id = 4, language = "python", code = hog_run, limits = { memory_bytes = 64 * Mi } },
+      { id = 5, shell = where, limits = { memory_bytes = 48 * Mi } },
+    }
+    local lines = {}
+    for i, r in ipairs(requests) do lines[i] = cjson.encode(r) end
+    -- one at a time: each run gets the cgroup the run before it gave back
+    local out, err, code = env.cli_run({ "batch", "-j", "1" }, table.concat(lines, "\n") .. "\n")
+    assert.are.equal(0, code, err)
+    local results = {}
+    for text in out:gmatch("[^\n]+") do
+      local r = cjson.decode(text)
+      results[r.id] = r
+    end
+    assert.are.equal("oom_killed", results[1].status)
+    assert.are.equal("exited", results[2].status, results[2].stderr)
+    -- OOM kills are counted from this run's start: a SIGKILL after the hog
+    -- two runs before is the program's own
+    assert.are.equal("signaled", results[3].status)
+    assert.are.equal(9, results[3].signal)
+    assert.are.equal("oom_killed", results[4].status)
+    assert.are.equal("exited", results[5].status)
+    assert.truthy(results[3].stdout:match("echo%-sandbox%-"), results[3].stdout)
+    assert.are.equal(results[3].stdout, results[5].stdout) -- the same cgroup, reused
+    -- the peak is this run's (a shell: a few MiB), not the 100 MiB before it
+    assert.is_true(results[3].memory_peak_bytes < 32 * Mi, tostring(results[3].memory_peak_bytes))
+    assert.is_true(results[5].memory_peak_bytes < 48 * Mi, tostring(results[5].memory_peak_bytes))
+  end)
+
+  it("left by an engine that was killed are removed by the next run", function()
+    local h = host()
+    if not h then return end
+    local seconds = env.unique_seconds(300)
+    local input = os.tmpname()
+    local lines = {}
+    for i = 1, 2 do lines[i] = cjson.encode { id = i, program = "sleep", args = { seconds } } end
+    env.write_file(input, table.concat(lines, "\n") .. "\n")
+    local pid, wait = env.cli_background({ "batch", "-j", "2" }, input)
+    assert.is_true(env.wait_running { "sleep", seconds }, "the programs did not start")
+    local mine = "^echo%-sandbox%-" .. pid .. "%-%d+$"
+    assert.are_not.same({}, entries(h.parent, mine))
+    os.execute("kill -9 " .. pid)
+    wait()
+    os.remove(input)
+    -- the sandboxes die with their engine (their parent-death signal); the
+    -- next engine's first cgroup sweeps the empty ones away
+    for _ = 1, 100 do
+      if not env.running { "sleep", seconds } then break end
+      os.execute("sleep 0.05")
+    end
+    local r = run_json { shell = "true" }
+    assert.are.equal(0, r.exit_code)
+    assert.are.same({}, entries(h.parent, mine))
+  end)
+
+  it("of an engine that is gone are removed, and only those", function()
+    local h = host()
+    if not h then return end
+    local p = io.popen("sh -c 'echo $$'")
+    local gone = p:read("n")
+    p:close()
+    local stale = ("%s/echo-sandbox-%d-3"):format(h.parent, gone)
+    local alive = h.parent .. "/echo-sandbox-1-3"
+    assert(os.execute("mkdir " .. stale .. " " .. alive))
+    local r = run_json { shell = "true" }
+    local stale_left = os.execute("test -d " .. stale)
+    local alive_left = os.execute("test -d " .. alive)
+    os.execute("rmdir " .. alive .. " " .. stale .. " 2>/dev/null")
+    assert.are.equal(0, r.exit_code)
+    assert.is_falsy(stale_left)
+    assert.is_true(alive_left) -- pid 1 is there: not ours to remove
+  end)
+
+  it("take the next name when one of the engine's own pid is left from an engine before it", function()
+    local h = host()
+    if not h then return end
+    -- the shell makes echo-sandbox-<its pid>-0, then becomes the CLI (same pid)
+    local pidfile, infile = os.tmpname(), os.tmpname()
+    env.write_file(infile, cjson.encode(hog))
+    local script = ("mkdir %s/echo-sandbox-$$-0 && echo $$ > %s && exec %s %s run --json < %s"):format(
+      h.parent, pidfile, env.cli_prefix, env.quote(env.cli), infile)
+    local f = io.popen("sh -c " .. env.quote(script))
+    local out = f:read("a")
+    f:close()
+    local pid = env.read_file(pidfile):match("%d+")
+    os.remove(pidfile)
+    os.remove(infile)
+    os.execute(("rmdir %s/echo-sandbox-%s-0"):format(h.parent, pid))
+    local r = cjson.decode(out)
+    assert.are.equal("oom_killed", r.status) -- a cgroup, not the address-space fallback
+  end)
+
+  it("are delegated to the daemon by the shipped systemd unit", function()
+    local unit = env.read_file("deploy/echo-sandbox.service")
+    assert.truthy(unit:find("\nDelegate=yes\n", 1, true), unit)
+  end)
+
+  it("v2: an engine alone in its cgroup (a service with Delegate=yes) moves into a leaf and runs below it", function()
+    local h = host()
+    if not h then return end
+    if h.version ~= 2 then
+      pending("cgroup v1 here: the engine makes its runs' cgroups beside its own")
+      return
+    end
+    local service = h.parent .. "/esb-spec-service-" .. math.random(1, 999999)
+    assert(os.execute("mkdir " .. service))
+    local infile = os.tmpname()
+    env.write_file(infile, cjson.encode { shell = where })
+    local function alone() -- as systemd starts a service: alone in its cgroup
+      local script = ("echo $$ > %s/cgroup.procs && exec %s %s run --json < %s"):format(
+        service, env.cli_prefix, env.quote(env.cli), infile)
+      local f = io.popen("sh -c " .. env.quote(script))
+      local out = f:read("a")
+      f:close()
+      return cjson.decode(out)
+    end
+    local r = alone()
+    local left = entries(service, "^echo%-sandbox%-")
+    os.remove(infile)
+    -- what systemd does when the service stops: remove its cgroup, leaf and all
+    local removed = true
+    for _, name in ipairs(left) do removed = os.execute("rmdir " .. service .. "/" .. name) and removed end
+    removed = os.execute("rmdir " .. service) and removed
+    local rel = service:match("^/sys/fs/cgroup(/.*)$")
+    local path = r.stdout:match("^(%S+)\n$") or ""
+    assert.are.equal(rel .. "/", path:sub(1, #rel + 1), r.stdout .. r.stderr)
+    assert.truthy(path:sub(#rel + 2):match("^echo%-sandbox%-%d+%-0$"), path)
+    assert.are.equal("exited", r.status)
+    -- the engine's own leaf, which it cannot remove while it is in it; the
+    -- run's cgroup is gone
+    assert.are.equal(1, #left, table.concat(left, " "))
+    assert.truthy(left[1]:match("^echo%-sandbox%-engine%-%d+$"), left[1])
+    assert.is_true(removed)
+  end)
+end)
