@@ -7,6 +7,7 @@
 # util-linux's unshare making just the user + network namespaces, then all of
 # them (no mounts, no policy, no result): what the kernel and two execs cost
 # here before a sandbox does anything of its own.
+# Five rounds of hyperfine, merged (bench/common.sh: hyperfine_rounds).
 # Writes bench/results/local_true.md and prints the ratios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,7 @@ trap 'rm -f "$nocg" "$noseccomp"' EXIT
 policy_file "$nocg" 'p.local_sandbox.cgroups = false'
 policy_file "$noseccomp" 'p.local_sandbox.cgroups = false' 'p.local_sandbox.seccomp = "none"'
 out="$here/bench/results/local_true"
-hyperfine -N --warmup 20 --runs "${RUNS:-300}" --export-json "$out.json" --export-markdown "$out.md" \
+hyperfine_rounds "$out.json" "$out.md" "${RUNS:-300}" --warmup 20 \
   -n echo-sandbox "$cli run --backend local -- /bin/true" \
   -n bwrap "bwrap --unshare-all --die-with-parent --ro-bind / / --dev /dev --proc /proc /bin/true" \
   -n "echo-sandbox, cgroups off" "$cli run --backend local --policy $nocg -- /bin/true" \
