@@ -366,6 +366,15 @@ static void setup_now(void) {
   find_parents(&setup, true);
 }
 
+/* At exit, or when the Lua module that holds us is unloaded (its statics
+ * go with it): what the setup found is freed. */
+__attribute__((destructor)) static void setup_release(void) {
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
+    free(setup.parents[i]);
+    setup.parents[i] = NULL;
+  }
+}
+
 void esb_cgroup_setup(struct esb_cgroup_host *host) {
   pthread_once(&setup_once, setup_now);
   *host = setup.host;
