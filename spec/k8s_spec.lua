@@ -14,6 +14,18 @@ local function run(server, request, extra_env)
   return result, code, err
 end
 
+-- One run on a server of its own, started with options; inspect(server),
+-- when given, runs before the server stops. Returns the result, the exit
+-- code, stderr and what inspect returned.
+local function run_alone(minor, options, args, request, inspect)
+  local server = fake.start(minor, options)
+  local out, err, code = env.cli_run(args, request and cjson.encode(request), server.env)
+  local seen = inspect and inspect(server)
+  fake.stop(server)
+  local ok, r = pcall(cjson.decode, out)
+  return ok and r or out, code, err, seen
+end
+
 env.each_kubectl(function(minor)
   describe(("k8s backend, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- in this outer block, so it runs after the server is stopped
@@ -38,7 +50,8 @@ env.each_kubectl(function(minor)
         assert.are.equal("python:3.12-slim", c.image)
         local argv = table.concat(c.command or {}, " ") .. " " .. table.concat(c.args or {}, " ")
         assert.truthy(argv:find("python3 -c print(6*7)", 1, true), argv)
-        assert.are.same({ requests = { cpu = "100m", memory = "64Mi" }, limits = { cpu = "1", memory = "256Mi" } },
+        assert.are.same({ requests = { cpu = "100m", memory = "64Mi", ["ephemeral-storage"] = "64Mi" },
+                      limits = { cpu = "1", memory = "256Mi", ["ephemeral-storage"] = "512Mi" } },
                         c.resources)
         assert.is_false(c.securityContext.allowPrivilegeEscalation)
         assert.are.same({ "ALL" }, c.securityContext.capabilities.drop)
@@ -51,6 +64,13 @@ env.each_kubectl(function(minor)
         assert.are.equal("Never", pod.spec.restartPolicy)
         assert.is_true(c.stdin)
         assert.is_nil(c.tty)
+        -- a read-only root with writable emptyDirs for /tmp and the working dir
+        assert.is_true(c.securityContext.readOnlyRootFilesystem)
+        assert.are.equal("/work", c.workingDir)
+        assert.are.same({ { name = "tmp", mountPath = "/tmp" }, { name = "work", mountPath = "/work" } },
+                        c.volumeMounts)
+        assert.are.same({ { name = "tmp", emptyDir = { sizeLimit = "64Mi" } },
+                          { name = "work", emptyDir = { sizeLimit = "256Mi" } } }, pod.spec.volumes)
       end)
 
       it("keeps stdout and stderr apart and reports exit code 3, without kubectl's words", function()
@@ -105,6 +125,92 @@ env.each_kubectl(function(minor)
         assert.truthy(r.error.message:find("Insufficient cpu", 1, true), r.error.message)
       end)
 
+      it("ends at once when the image cannot be pulled, naming the image and the pull error", function()
+        local r, code = run(server, { shell = "true", timeout_ms = 60000, labels = { image = "nosuch-fake-pull-error" } })
+        assert.are.equal(125, code)
+        assert.are.equal("backend_error", r.error.code, r.error.message)
+        assert.truthy(r.reason == "ErrImagePull" or r.reason == "ImagePullBackOff", r.reason)
+        assert.truthy(r.error.message:find("nosuch-fake-pull-error", 1, true), r.error.message)
+        assert.truthy(r.error.message:find("not found", 1, true) or r.error.message:find("Back-off", 1, true),
+                      r.error.message)
+        assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms)) -- well before the deadline
+      end)
+
+      it("ends a run whose pod stays unschedulable after the policy's grace, with the scheduler's message", function()
+        local r = run(server, { shell = "true", timeout_ms = 60000,
+                                labels = { image = "fake-pending", unschedulable_grace_ms = "300" } })
+        assert.are.equal("backend_error", r.error.code)
+        assert.are.equal("Unschedulable", r.reason)
+        assert.truthy(r.error.message:find("0/1 nodes are available", 1, true), r.error.message)
+        assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms))
+      end)
+
+      -- Starts a run of shell in the background and returns a function that
+      -- waits for its result; the pod runs (its program started) by then.
+      local function run_started(shell)
+        local dir = os.tmpname()
+        os.remove(dir)
+        assert(os.execute("mkdir " .. dir))
+        env.write_file(dir .. "/in", cjson.encode { backend = "k8s", shell = shell, timeout_ms = 60000 })
+        assert(os.execute(("(%s %s %s run --json --policy %s <%s/in >%s/out 2>%s/err; echo $? >%s/code.tmp; " ..
+          "mv %s/code.tmp %s/code) &"):format(server.env, env.cli_prefix, env.quote(env.cli), policy, dir, dir,
+          dir, dir, dir, dir)))
+        local name
+        for _ = 1, 1000 do
+          for _, pod in ipairs(fake.pods(server)) do
+            if pod.status.phase == "Running" then name = pod.metadata.name end
+          end
+          if name then break end
+          os.execute("sleep 0.02")
+        end
+        assert.truthy(name, "the pod did not run")
+        return name, function()
+          while not io.open(dir .. "/code") do os.execute("sleep 0.02") end
+          local out, err = env.read_file(dir .. "/out"), env.read_file(dir .. "/err")
+          os.execute("rm -rf " .. dir)
+          local ok, r = pcall(cjson.decode, out)
+          assert(ok, out .. err)
+          return r
+        end
+      end
+
+      -- What the cluster does to a running pod, and what the result says.
+      for _, case in ipairs {
+        { "evict", "Evicted", "low on resource: memory", "reports a pod evicted while the program runs, with the kubelet's message" },
+        { "delete", "Deleted", "was deleted", "ends at once when its pod is deleted from outside" },
+      } do
+        it(case[4], function()
+          local name, result = run_started("echo started; exec sleep 60")
+          -- once the engine watches the pod, its list done (the API server's
+          -- request log says so: its selector names the namespace too)
+          local watched
+          for _ = 1, 1000 do
+            for _, line in ipairs(fake.query(server, "/_fake/requests")) do
+              watched = watched or (line:find("watch=", 1, true) and line:find(name, 1, true) and
+                                    line:find("metadata.namespace", 1, true))
+            end
+            if watched then break end
+            os.execute("sleep 0.02")
+          end
+          assert.truthy(watched, "the engine never watched the pod")
+          fake.query(server, "/_fake/" .. case[1] .. "/" .. name, "{}")
+          local r = result()
+          assert.truthy(r.error, cjson.encode(r))
+          assert.are.equal("backend_error", r.error.code, r.error.message)
+          assert.are.equal(case[2], r.reason)
+          assert.truthy(r.error.message:find(case[3], 1, true), r.error.message)
+          assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms)) -- well before the deadline
+        end)
+      end
+
+      it("refuses an env name the API server would refuse, before it creates anything", function()
+        local r, code = run(server, { shell = "true", env = { ["1ST"] = "x" } })
+        assert.are.equal(125, code)
+        assert.are.equal("invalid_request", r.error.code)
+        assert.truthy(r.error.message:find("env name '1ST'", 1, true), r.error.message)
+        assert.are.same({}, fake.query(server, "/_fake/received"))
+      end)
+
       it("reports a forbidden create as a backend error with the API server's message", function()
         local r, code = run(server, { shell = "true", labels = { namespace = "forbidden-ns" } })
         assert.are.equal(125, code)
@@ -130,17 +236,62 @@ env.each_kubectl(function(minor)
     end)
   end)
 
+  describe(("k8s backend, kubectl 1.%d, a pod status that cannot be read"):format(minor), function()
+    env.check_leaks()
+
+    it("keeps the program's exit code from kubectl's report, its stderr, and warns", function()
+      local r, code, err = run_alone(minor, "--fail-get", { "run", "--json", "--policy", policy },
+                                     { backend = "k8s", shell = "echo oops >&2; exit 3" })
+      assert.are.equal(3, code, err)
+      assert.are.equal("exited", r.status)
+      assert.are.equal(3, r.exit_code)
+      assert.are.equal("oops\n", r.stderr)
+      assert.truthy(r.warning and r.warning:find("could not be read", 1, true), cjson.encode(r))
+      assert.truthy(r.warning:find("InternalError", 1, true), r.warning)
+    end)
+  end)
+
+  describe(("k8s backend, kubectl 1.%d, deletes that fail"):format(minor), function()
+    env.check_leaks()
+
+    it("tries the delete again when the API server answers 500, and leaves no pod", function()
+      local deletes = 0
+      local r, code, err, left = run_alone(minor, "--fail-delete 2", { "run", "--json", "--policy", policy },
+                                           { backend = "k8s", shell = "echo done" }, function(server)
+        for _, line in ipairs(fake.query(server, "/_fake/requests")) do
+          if line:find("^DELETE ") then deletes = deletes + 1 end
+        end
+        return fake.pods(server)
+      end)
+      assert.are.equal(0, code, err)
+      assert.are.equal("done\n", r.stdout)
+      assert.is_nil(r.cleanup_error)
+      assert.are.same({}, left)
+      assert.are.equal(3, deletes)
+    end)
+
+    it("says on stderr in the flag form when the pod could not be deleted, and keeps the program's code", function()
+      local path = env.policy_file("policy.k8s.delete_timeout_ms = 1500")
+      local out, code, err, left = run_alone(minor, "--fail-delete 1000",
+                                             { "run", "--policy", path, "--backend", "k8s", "--shell", "echo done; exit 3" },
+                                             nil, fake.pods)
+      os.remove(path)
+      assert.are.equal(3, code)
+      assert.are.equal("done\n", out)
+      assert.are.equal(1, #left)
+      assert.truthy(err:find("kubectl delete pod " .. left[1].metadata.name .. " failed", 1, true), err)
+      assert.truthy(err:find("echo-sandbox cleanup", 1, true), err)
+    end)
+  end)
+
   describe(("k8s backend, kubectl 1.%d, a delete that hangs"):format(minor), function()
     env.check_leaks()
 
     it("does not hang the run beyond the delete timeout", function()
-      local server = fake.start(minor, "--hang-delete")
       local path = env.policy_file("policy.k8s.delete_timeout_ms = 1000")
-      local out, err, code = env.cli_run({ "run", "--json", "--policy", path },
-                                         cjson.encode { backend = "k8s", shell = "echo done" }, server.env)
+      local r, code, err = run_alone(minor, "--hang-delete", { "run", "--json", "--policy", path },
+                                     { backend = "k8s", shell = "echo done" })
       os.remove(path)
-      fake.stop(server)
-      local r = cjson.decode(out)
       assert.are.equal(0, code, err)
       assert.are.equal("done\n", r.stdout)
       assert.truthy(r.cleanup_error:find("timed out", 1, true), r.cleanup_error)

@@ -2,6 +2,13 @@ local env = require "spec.support.env"
 local cjson = require "cjson"
 package.path = "lua/?.lua;" .. package.path
 
+-- The body of a policy whose pod_for changes `pod`, the default's pod
+-- override, with the Lua lines of change.
+local function pod_change(change)
+  return "local pod_for = policy.pod_for\nfunction policy:pod_for(req, resources)\n" ..
+    "  local pod = pod_for(self, req, resources)\n" .. change .. "\n  return pod\nend\n"
+end
+
 local function explain(args, stdin)
   local full = { "policy", "explain", "--json" }
   for _, a in ipairs(args) do full[#full + 1] = a end
@@ -68,6 +75,18 @@ describe("policy explain", function()
     assert.truthy(table.concat(x.clamped, "\n"):find("cpu_millicores 64000 lowered to the policy's ceiling 4000", 1, true))
   end)
 
+  it("lowers kubectl's --pod-running-timeout to the request's deadline", function()
+    local x = explain { "--backend", "k8s", "--timeout", "5", "--", "true" }
+    assert.truthy(table.concat(x.k8s.kubectl, " "):find("--pod-running-timeout=5s", 1, true))
+    x = explain { "--backend", "k8s", "--timeout", "600", "--", "true" }
+    assert.truthy(table.concat(x.k8s.kubectl, " "):find("--pod-running-timeout=2m", 1, true))
+    local path = env.policy_file("policy.k8s.pod_running_timeout = 'soon'")
+    local _, err, code = env.cli_run { "policy", "explain", "--policy", path, "--backend", "k8s", "--", "true" }
+    os.remove(path)
+    assert.are.equal(125, code)
+    assert.truthy(err:find("pod_running_timeout", 1, true), err)
+  end)
+
   it("refuses a cpu limit that is no number of cores, naming it", function()
     for _, bad in ipairs { "0", "-1", "lots", "1e3", "0x10", "500mm", "", "." } do
       local _, err, code = env.cli_run { "policy", "explain", "--cpu", bad, "--", "true" }
@@ -96,7 +115,8 @@ describe("policy explain", function()
     local spec = k.overrides.spec
     local c = spec.containers[1]
     assert.are.equal(k.pod_name, c.name)
-    assert.are.same({ requests = { cpu = "100m", memory = "64Mi" }, limits = { cpu = "1", memory = "256Mi" } },
+    assert.are.same({ requests = { cpu = "100m", memory = "64Mi", ["ephemeral-storage"] = "64Mi" },
+                      limits = { cpu = "1", memory = "256Mi", ["ephemeral-storage"] = "512Mi" } },
                     c.resources)
     assert.is_false(c.securityContext.allowPrivilegeEscalation)
     assert.are.same({ "ALL" }, c.securityContext.capabilities.drop)
@@ -121,18 +141,13 @@ describe("policy explain", function()
   end)
 
   it("keeps the engine's invariants whatever the policy's override says", function()
-    local path = env.policy_file([[
-      local pod_for = policy.pod_for
-      function policy:pod_for(req, resources)
-        local pod = pod_for(self, req, resources)
+    local path = env.policy_file(pod_change([[
         pod.metadata = { name = "mine", namespace = "elsewhere",
                          labels = { ["app.kubernetes.io/managed-by"] = "someone-else",
                                     ["echo-sandbox.io/network"] = "open", team = "a" },
                          annotations = { ["echo-sandbox.io/expires-at"] = "never" } }
         pod.spec.activeDeadlineSeconds = 99999
-        pod.spec.containers[1].name = "renamed"
-        return pod
-      end]])
+        pod.spec.containers[1].name = "renamed"]]))
     local x = explain({ "--policy", path }, cjson.encode { backend = "k8s", shell = "true", timeout_ms = 7000 })
     os.remove(path)
     local o = x.k8s.overrides
@@ -383,5 +398,28 @@ describe("a failing policy", function()
     assert_policy_error("function policy:image_for(req) return 3 end", "k8s.image", { backend = "k8s", shell = "true" })
     assert_policy_error("policy.k8s.namespace = 'Not_A_Label'", "k8s.namespace", { backend = "k8s", shell = "true" })
     assert_policy_error("policy.resources.cpu_limit = 'lots'", "policy.resources.cpu_limit", { backend = "k8s", shell = "true" })
+    -- what the API server would refuse only after everything else was done
+    assert_policy_error(pod_change("pod.metadata = { labels = { ['team'] = 'a b' } }"), "pod.metadata.labels.team",
+                        { backend = "k8s", shell = "true" })
+    assert_policy_error(pod_change("pod.metadata = { labels = { ['-bad'] = 'x' } }"), "%-bad",
+                        { backend = "k8s", shell = "true" })
+    assert_policy_error(pod_change("pod.spec.containers[1].env = { { name = '1ST', value = 'x' } }"),
+                        "pod%.spec%.containers%[1%]%.env%[1%]%.name", { backend = "k8s", shell = "true" })
+  end)
+
+  it("gives every container the policy adds the program's container's security settings", function()
+    local path = env.policy_file(pod_change([[
+  pod.spec.initContainers = { { name = "init", image = "busybox", securityContext = { runAsUser = 1000 } } }
+  pod.spec.containers[2] = { name = "sidecar", image = "busybox" }]]))
+    local x = explain { "--policy", path, "--backend", "k8s", "--", "true" }
+    os.remove(path)
+    local spec = x.k8s.overrides.spec
+    for _, c in ipairs { spec.containers[2], spec.initContainers[1] } do
+      assert.is_false(c.securityContext.allowPrivilegeEscalation)
+      assert.are.same({ "ALL" }, c.securityContext.capabilities.drop)
+      assert.is_true(c.securityContext.readOnlyRootFilesystem)
+    end
+    assert.are.equal(1000, spec.initContainers[1].securityContext.runAsUser) -- its own stays
+    assert.are.equal(65534, spec.containers[2].securityContext.runAsUser)
   end)
 end)

@@ -10,15 +10,21 @@ container's command as a local process (output written before an attach is
 lost, as on a real node). Every pod body it receives is recorded.
 
 What a pod does is chosen by its image name:
-  ...fake-oom...       killed as OOMKilled (exit 137) once it has run
-  ...fake-pending...   stays Pending, unschedulable, forever
+  ...fake-oom...        killed as OOMKilled (exit 137) once it has run
+  ...fake-pending...    stays Pending, unschedulable, forever
+  ...fake-pull-error... never starts: ErrImagePull, then ImagePullBackOff
 and by options: --forbid NS (403 on creating pods in NS), --hang-delete
-(DELETE never answers), --deny "VERB RESOURCE" (kubectl auth can-i says no),
+(DELETE never answers), --fail-delete N (the first N DELETEs answer 500),
+--fail-get (a GET of one pod answers 500),
+--deny "VERB RESOURCE" (kubectl auth can-i says no),
 --network-policy (a NetworkPolicy selecting echo-sandbox.io/network=none
 exists). activeDeadlineSeconds is enforced (DeadlineExceeded).
 
 Control endpoints for the specs: GET /_fake/pods (pods present now),
-GET /_fake/received (every pod body received), GET /_fake/requests (a log).
+GET /_fake/received (every pod body received), GET /_fake/requests (a log),
+POST /_fake/evict/NAME (the kubelet evicts the pod: its container is
+killed, the pod Failed with reason Evicted), POST /_fake/delete/NAME (a
+delete from outside, as a node drain does).
 The server writes its port to --port-file and runs until killed.
 `fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
 of BODY) to a running server.
@@ -74,6 +80,10 @@ class Pod:
 
     def container(self):
         return self.obj["spec"]["containers"][0]
+
+    def waiting(self, reason, message):
+        """The container waits and will not start by itself (image pull). Call with state_lock held."""
+        self.set_status("Pending", {"waiting": {"reason": reason, "message": message}})
 
     def set_status(self, phase, state, reason=None, message=None, ready=False):
         """Changes the pod's status and wakes the watchers. Call with state_lock held.
@@ -280,6 +290,23 @@ class Handler(BaseHTTPRequestHandler):
         self.route("DELETE")
 
     def control(self, what):
+        parts = [p for p in urlparse(self.path).path.split("/") if p]
+        if self.command == "POST" and what in ("evict", "delete") and len(parts) == 3:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with state_lock:
+                found = [p for p in pods.values() if p.obj["metadata"]["name"] == parts[2]]
+                for pod in found:
+                    pod.kill()
+                    if what == "delete":
+                        pod.deleted = True
+                        del pods[pod.key]
+                    else:
+                        term = {"exitCode": 137, "reason": "Error", "finishedAt": now()}
+                        pod.set_status("Failed", {"terminated": term}, reason="Evicted",
+                                       message="The node was low on resource: memory. Threshold quantity: "
+                                               "100Mi, available: 91Mi.")
+                state_lock.notify_all()
+            return self.send_json(200 if found else 404, {"found": len(found)})
         with state_lock:
             if what == "pods":
                 return self.send_json(200, [p.obj for p in pods.values()])
@@ -323,17 +350,35 @@ class Handler(BaseHTTPRequestHandler):
                                                       'pods "%s" already exists' % meta["name"]))
             pod = Pod(obj)
             pods[pod.key] = pod
-            if "fake-pending" in pod.container()["image"]:
+            image = pod.container()["image"]
+            if "fake-pending" in image:
                 pod.set_status("Pending", {"waiting": {"reason": "Pending"}}, reason="Unschedulable",
                                message="0/1 nodes are available: 1 Insufficient cpu.")
             else:
                 pod.set_status("Pending", {"waiting": {"reason": "ContainerCreating"}})
             created = copy.deepcopy(pod.obj)
-        if "fake-pending" not in pod.container()["image"]:
+        if "fake-pull-error" in image:
+            threading.Timer(0.05, self.pull_fails, args=(pod, image)).start()
+        elif "fake-pending" not in image:
             threading.Timer(0.05, pod.start).start()
         self.send_json(201, created)
 
+    @staticmethod
+    def pull_fails(pod, image):
+        error = 'failed to pull and unpack image "docker.io/library/%s": failed to resolve reference ' \
+                '"docker.io/library/%s": not found' % (image, image)
+        with state_lock:
+            if not pod.deleted:
+                pod.waiting("ErrImagePull", 'rpc error: code = NotFound desc = %s' % error)
+        time.sleep(0.3)
+        with state_lock:
+            if not pod.deleted:
+                pod.waiting("ImagePullBackOff", 'Back-off pulling image "%s"' % image)
+
     def get(self, ns, name):
+        if options.fail_get:
+            return self.send_json(500, status_obj(500, "InternalError",
+                                                  "Internal error occurred: etcdserver: leader changed"))
         with state_lock:
             pod = pods.get((ns, name))
             obj = copy.deepcopy(pod.obj) if pod else None
@@ -349,7 +394,10 @@ class Handler(BaseHTTPRequestHandler):
             m = pod.obj["metadata"]
             if ns and m["namespace"] != ns:
                 continue
-            if field.startswith("metadata.name=") and m["name"] != field.split("=", 1)[1]:
+            fields = dict(term.split("=", 1) for term in field.split(",") if "=" in term)
+            if "metadata.name" in fields and m["name"] != fields["metadata.name"]:
+                continue
+            if "metadata.namespace" in fields and m["namespace"] != fields["metadata.namespace"]:
                 continue
             ok = True
             for term in filter(None, label.split(",")):
@@ -418,6 +466,12 @@ class Handler(BaseHTTPRequestHandler):
         if options.hang_delete:
             while True:  # until the client gives up and the server is killed
                 time.sleep(1)
+        with state_lock:
+            failing = options.fail_delete > 0
+            options.fail_delete -= failing
+        if failing:
+            return self.send_json(500, status_obj(500, "InternalError",
+                                                  "Internal error occurred: etcdserver: request timed out"))
         with state_lock:
             pod = pods.pop((ns, name), None)
             if pod:
@@ -548,6 +602,8 @@ def main():
     ap.add_argument("--minor", type=int, default=30)
     ap.add_argument("--forbid", action="append", default=[])
     ap.add_argument("--hang-delete", action="store_true")
+    ap.add_argument("--fail-delete", type=int, default=0, help="the first N DELETEs answer 500")
+    ap.add_argument("--fail-get", action="store_true", help="a GET of one pod answers 500")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
     ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")
     options = ap.parse_args()

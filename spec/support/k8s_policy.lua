@@ -1,7 +1,7 @@
 -- The default policy, with knobs for the k8s specs: labels.image picks the
--- image (the fake API server plays OOMKilled or Pending by image name),
--- labels.namespace the namespace, labels.deadline the pod's
--- activeDeadlineSeconds.
+-- image (the fake API server plays OOMKilled, Pending or a failed image pull
+-- by image name), labels.namespace the namespace, labels.deadline the pod's
+-- activeDeadlineSeconds, labels.unschedulable_grace_ms the k8s setting.
 local policy = require "echo_sandbox.policy.default"
 
 local image_for = policy.image_for
@@ -19,6 +19,14 @@ function policy:pod_for(req, resources)
   local pod = pod_for(self, req, resources)
   pod.spec.activeDeadlineSeconds = req.labels and math.tointeger(tonumber(req.labels.deadline))
   return pod
+end
+
+local plan = policy.plan
+function policy:plan(req)
+  local p, err = plan(self, req)
+  local grace = req.labels and math.tointeger(tonumber(req.labels.unschedulable_grace_ms))
+  if p and grace then p.k8s.unschedulable_grace_ms = grace end
+  return p, err
 end
 
 return policy

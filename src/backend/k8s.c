@@ -1,5 +1,6 @@
 #include "backend/k8s.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,129 @@ extern char **environ;
 enum { STEP_RUN, STEP_GET, STEP_DELETE, STEP_DONE };
 
 static void step_done(struct esb_exec *exec, void *userdata);
+
+static void finish(struct esb_k8s_run *run);
+
+static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
+  (void)exec; (void)data; (void)len;
+  if (stream == 1)
+    ((struct esb_k8s_run *)userdata)->pod_seen = true;
+}
+
+/* ---- the watch ---------------------------------------------------------- */
+
+/* Waiting reasons of a container that will not start by itself: the
+ * kubelet keeps retrying them, the run's deadline would pass. Spelled as
+ * the kubelet does; the result's reason points here. */
+static const char *const cannot_start[] = {
+  "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+  "CreateContainerError", NULL,
+};
+
+/* Ends the run for what the watch saw: the program's kubectl is stopped, and
+ * decide() reports reason and message. */
+static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...) {
+  if (run->verdict || run->step != STEP_RUN)
+    return;
+  run->verdict = reason;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(run->verdict_message, sizeof run->verdict_message, fmt, ap);
+  va_end(ap);
+  esb_exec_stop(&run->exec);
+}
+
+static void unschedulable_for_too_long(void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  verdict(run, "Unschedulable", "pod %s could not be scheduled for %llu ms: %s", run->plan->k8s.pod_name,
+          (unsigned long long)run->plan->k8s.unschedulable_grace_ms,
+          run->pod.message[0] ? run->pod.message : "no node fits it");
+}
+
+static void on_pod_event(const char *text, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  struct esb_pod_status p;
+  if (run->verdict || run->step != STEP_RUN || !run->parse_pod || run->parse_pod(text, len, &p) < 0)
+    return;
+  run->pod_seen = true;
+  const char *name = run->plan->k8s.pod_name;
+  if (strcmp(p.event, "DELETED") == 0) {
+    verdict(run, "Deleted", "pod %s was deleted while the program ran (a node drain, or a delete from outside)",
+            name);
+    return;
+  }
+  if (strcmp(p.pod_reason, "Evicted") == 0) {
+    verdict(run, "Evicted", "pod %s was evicted: %s", name, p.message[0] ? p.message : "no message");
+    return;
+  }
+  for (const char *const *r = cannot_start; *r; r++) {
+    if (strcmp(p.waiting_reason, *r) == 0) {
+      verdict(run, *r, "pod %s cannot start (image %s): %s", name, p.image, p.message);
+      return;
+    }
+  }
+  run->pod = p; /* the latest, for its message */
+  if (p.unschedulable && !run->unschedulable_timer.started) {
+    run->unschedulable_timer.at_ns = esb_now_ns() + run->plan->k8s.unschedulable_grace_ms * 1000000ull;
+    esb_timer_start(run->loop, &run->unschedulable_timer);
+  } else if (!p.unschedulable) {
+    esb_timer_stop(run->loop, &run->unschedulable_timer);
+  }
+}
+
+static void on_watch_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
+  (void)exec;
+  struct esb_k8s_run *run = userdata; /* stderr: kubectl's own words, nothing of the pod's */
+  if (stream == 1) {
+    esb_json_split_feed(&run->watch_split, data, len, 4u << 20, on_pod_event, run);
+  }
+}
+
+static void watch_done(struct esb_exec *exec, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_result_release(&exec->result);
+  run->watching = false;
+  if (run->steps_done)
+    finish(run);
+}
+
+static void start_watch(void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  if (run->step != STEP_RUN)
+    return;
+  /* The namespace is implied by --namespace; naming it in the selector too
+   * tells this watch's requests from those of kubectl run's own wait. */
+  char selector[256];
+  snprintf(selector, sizeof selector, "--field-selector=metadata.name=%s,metadata.namespace=%s",
+           run->plan->k8s.pod_name, run->plan->k8s.namespace_);
+  const char *tail[] = {"get", "pods", selector, "--watch", "--output-watch-events", "-o", "json", NULL};
+  run->watch_argv = esb_k8s_kubectl_argv(&run->plan->k8s, tail);
+  if (!run->watch_argv)
+    return; /* out of memory: the run goes on without its watch */
+  struct esb_exec *w = &run->watch;
+  *w = (struct esb_exec)ESB_EXEC_INIT;
+  w->child.argv = (const char *const *)run->watch_argv;
+  w->child.env = (const char *const *)environ;
+  w->kill_grace_ms = 1000;
+  w->max_output_bytes = 4096; /* the events go through on_output */
+  w->on_output = on_watch_output;
+  w->on_done = watch_done;
+  w->userdata = run;
+  if (esb_exec_start(run->loop, w) == 0)
+    run->watching = true;
+  else
+    esb_result_release(&w->result);
+}
+
+/* The program's kubectl is done: the watch has nothing more to say. */
+static void stop_watch(struct esb_k8s_run *run) {
+  esb_timer_stop(run->loop, &run->watch_timer);
+  esb_timer_stop(run->loop, &run->unschedulable_timer);
+  if (run->watching)
+    esb_exec_stop(&run->watch);
+}
 
 /* Starts one kubectl child on the loop; -1 with run->exec.result saying why. */
 static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, size_t in_len,
@@ -32,6 +156,7 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   e->kill_grace_ms = 1000;
   e->max_output_bytes = max_output;
   e->on_done = step_done;
+  e->on_output = run->step == STEP_RUN ? on_run_output : NULL;
   e->userdata = run;
   return esb_exec_start(run->loop, e);
 }
@@ -42,18 +167,55 @@ static int start_get(struct esb_k8s_run *run) {
   return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ESB_K8S_GET_TIMEOUT_MS, 4u << 20);
 }
 
+/* One delete attempt, within what is left of the delete budget. */
 static int start_delete(struct esb_k8s_run *run) {
   const struct esb_k8s_settings *k = &run->plan->k8s;
+  uint64_t now = esb_now_ns();
+  if (!run->delete_deadline_ns)
+    run->delete_deadline_ns = now + k->delete_timeout_ms * 1000000ull;
+  uint64_t left_ms = run->delete_deadline_ns > now ? (run->delete_deadline_ns - now) / 1000000ull : 1;
+  if (left_ms == 0)
+    left_ms = 1;
   char request_timeout[64];
-  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums",
-           (unsigned long long)k->delete_timeout_ms);
+  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)left_ms);
   const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
   run->step = STEP_DELETE;
-  return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, k->delete_timeout_ms, 65536);
+  run->delete_attempts++;
+  return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, left_ms, 65536);
+}
+
+static void retry_delete(void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  if (start_delete(run) < 0) {
+    run->result.cleanup_error = run->exec.result.error_message;
+    run->exec.result.error_message = NULL;
+    esb_result_release(&run->exec.result);
+    finish(run);
+  }
+}
+
+/* A failed delete is tried again, with backoff (0.1 s, doubling, at most
+ * 2 s between tries), while the budget lasts: an API server that answers
+ * 500 or 429, or is unreachable for a moment, must not leave the pod. What
+ * no retry can mend (403, 401) ends the tries. Returns whether it will. */
+static bool delete_again(struct esb_k8s_run *run, const struct esb_result *er) {
+  const char *err = er->err.data ? er->err.data : "";
+  if (er->status == ESB_STATUS_TIMED_OUT || strstr(err, "(Forbidden)") || strstr(err, "(Unauthorized)"))
+    return false;
+  uint64_t pause_ms = 100ull << (run->delete_attempts > 5 ? 5 : run->delete_attempts - 1);
+  if (pause_ms > 2000)
+    pause_ms = 2000;
+  uint64_t at = esb_now_ns() + pause_ms * 1000000ull;
+  if (at >= run->delete_deadline_ns)
+    return false;
+  run->delete_timer = (struct esb_timer){ .at_ns = at, .fire = retry_delete, .userdata = run };
+  esb_timer_start(run->loop, &run->delete_timer);
+  return true;
 }
 
 /* kubectl appends "pod NS/NAME terminated (REASON)\n<message>" to the
- * program's stderr after a non-zero exit, even with -q: drop it. */
+ * program's stderr after a non-zero exit, even with -q: drop it, keeping
+ * REASON (kubectl's own report of how the container ended). */
 static void drop_kubectl_trailer(struct esb_k8s_run *run, struct esb_capture *err) {
   if (!err->data)
     return;
@@ -64,6 +226,9 @@ static void drop_kubectl_trailer(struct esb_k8s_run *run, struct esb_capture *er
     last = p;
   if (!last || (last != err->data && last[-1] != '\n'))
     return;
+  const char *reason = last + strlen(needle);
+  size_t n = strcspn(reason, ")\n");
+  snprintf(run->trailer_reason, sizeof run->trailer_reason, "%.*s", (int)n, reason);
   size_t cut = err->len - (size_t)(last - err->data);
   err->len -= cut;
   err->total -= cut;
@@ -85,11 +250,42 @@ static void decide(struct esb_k8s_run *run) {
   }
   if (r->status == ESB_STATUS_ERROR)
     return; /* decided already */
+  if (run->verdict) {
+    esb_result_fail(r, ESB_E_BACKEND, "%s", run->verdict_message);
+    r->reason = run->verdict;
+    return;
+  }
   bool never_ran = run->have_pod && !pod->terminated && strcmp(pod->phase, "Pending") == 0;
   if (r->status == ESB_STATUS_TIMED_OUT && !never_ran)
     return; /* our deadline: kubectl was killed */
   if (r->status == ESB_STATUS_EXITED && r->exit_code == 0)
     return; /* kubectl exit 0: the program's result */
+  /* What the watch would have said, had kubectl not ended first. */
+  if (run->have_pod && strcmp(pod->pod_reason, "Evicted") == 0) {
+    esb_result_fail(r, ESB_E_BACKEND, "pod %s was evicted: %s", run->plan->k8s.pod_name,
+                    pod->message[0] ? pod->message : "no message");
+    r->reason = "Evicted";
+    return;
+  }
+  if (run->pod_gone) {
+    esb_result_fail(r, ESB_E_BACKEND, "pod %s was deleted while the program ran (a node drain, or a delete "
+                    "from outside)", run->plan->k8s.pod_name);
+    r->reason = "Deleted";
+    return;
+  }
+  /* The status could not be read, but kubectl saw the container end and
+   * exits with its code: that is the program's result. */
+  if (!run->have_pod && run->trailer_reason[0] && r->status == ESB_STATUS_EXITED) {
+    bool oom = strcmp(run->trailer_reason, "OOMKilled") == 0;
+    r->status = oom ? ESB_STATUS_OOM_KILLED : ESB_STATUS_EXITED;
+    r->signal = oom ? 9 : 0;
+    r->reason = oom ? "OOMKilled" : r->exit_code == 0 ? "Completed" : "Error";
+    r->exit_code = esb_result_exit_code(r);
+    if (asprintf(&r->warning, "the status of pod %s could not be read (%s); the exit code is kubectl's report "
+                 "of it", run->plan->k8s.pod_name, run->get_error[0] ? run->get_error : "kubectl get failed") < 0)
+      r->warning = NULL;
+    return;
+  }
   if (run->have_pod && pod->terminated) {
     if (strcmp(pod->reason, "OOMKilled") == 0) {
       r->status = ESB_STATUS_OOM_KILLED;
@@ -125,6 +321,9 @@ static void decide(struct esb_k8s_run *run) {
 }
 
 static void finish(struct esb_k8s_run *run) {
+  run->steps_done = true;
+  if (run->watching)
+    return; /* watch_done finishes */
   run->step = STEP_DONE;
   decide(run);
   if (run->on_done)
@@ -136,6 +335,7 @@ static void step_done(struct esb_exec *exec, void *userdata) {
   struct esb_result *er = &exec->result;
   switch (run->step) {
   case STEP_RUN: {
+    stop_watch(run);
     run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
     /* The run's result is the program's, with kubectl's words taken out. */
     const char *pod = run->result.pod;
@@ -146,6 +346,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     snprintf(run->result.pod, sizeof run->result.pod, "%s", pod_name);
     run->result.sandbox_type = "k8s";
     run->result.isolation = NULL;
+    /* kubectl's own usage, not the program's: unknown here */
+    run->result.cpu_time_ms = run->result.memory_peak_bytes = -1;
     bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0;
     if (failed)
       run->kubectl_stderr = capture_text(&run->result.err);
@@ -157,22 +359,34 @@ static void step_done(struct esb_exec *exec, void *userdata) {
       finish(run);
       return;
     }
-    /* A timeout too: a pod still Pending at the deadline never ran. */
-    if (failed && !run->interrupted && start_get(run) == 0)
+    /* A timeout too: a pod still Pending at the deadline never ran. What
+     * the watch saw needs no get. */
+    if (failed && !run->interrupted && !run->verdict && start_get(run) == 0)
       return;
     break;
   }
   case STEP_GET:
     if (er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod)
       run->have_pod = run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &run->pod) == 0;
+    /* The pod was created (kubectl got as far as running the program) and
+     * is gone now: deleted by someone else. */
+    run->pod_gone = !run->have_pod && run->pod_seen && er->err.data &&
+                    memmem(er->err.data, er->err.len, "(NotFound)", 10);
+    if (!run->have_pod)
+      snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
+               er->err.data ? er->err.data : "");
     esb_result_release(er);
     break;
   case STEP_DELETE:
+    if ((er->status != ESB_STATUS_EXITED || er->exit_code != 0) && delete_again(run, er)) {
+      esb_result_release(er);
+      return;
+    }
     if (er->status != ESB_STATUS_EXITED || er->exit_code != 0) {
       const char *what = er->status == ESB_STATUS_TIMED_OUT ? "timed out" : "failed";
       char *said = capture_text(&er->err);
-      if (asprintf(&run->result.cleanup_error, "kubectl delete pod %s %s%s%s", run->plan->k8s.pod_name, what,
-                   said && *said ? ": " : "", said ? said : "") < 0)
+      if (asprintf(&run->result.cleanup_error, "kubectl delete pod %s %s (%u tries)%s%s", run->plan->k8s.pod_name,
+                   what, run->delete_attempts, said && *said ? ": " : "", said ? said : "") < 0)
         run->result.cleanup_error = NULL;
       free(said);
     }
@@ -189,6 +403,18 @@ static void step_done(struct esb_exec *exec, void *userdata) {
   }
 }
 
+/* An environment variable name the API server accepts (a C identifier,
+ * plus '-' and '.'); the local backend takes any. */
+static bool valid_env_name(const char *s, size_t n) {
+  static const char first[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-.";
+  if (n == 0 || !strchr(first, s[0]))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!strchr(first, s[i]) && !(s[i] >= '0' && s[i] <= '9'))
+      return false;
+  return true;
+}
+
 int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   run->loop = loop;
   run->plan = plan;
@@ -196,6 +422,15 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   run->result.sandbox_type = "k8s";
   snprintf(run->result.pod, sizeof run->result.pod, "%s", plan->k8s.pod_name);
   const struct esb_k8s_settings *k = &plan->k8s;
+  /* Checked before anything is created: the create would fail on it. */
+  for (char **e = plan->env; e && *e; e++) {
+    size_t n = strcspn(*e, "=");
+    if (!valid_env_name(*e, n)) {
+      esb_result_fail(&run->result, ESB_E_INVALID_REQUEST, "env name '%.*s': on Kubernetes a name is letters, "
+                      "digits, '_', '-' and '.', and does not start with a digit", (int)(n > 100 ? 100 : n), *e);
+      return -1;
+    }
+  }
   if (k->handshake) {
     run->stdin_len = 1 + plan->stdin_len;
     if (!(run->stdin_buf = malloc(run->stdin_len))) {
@@ -215,12 +450,25 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
     esb_result_release(&run->exec.result);
     return -1;
   }
+  run->watch_timer = (struct esb_timer){ .at_ns = esb_now_ns() + ESB_K8S_WATCH_AFTER_MS * 1000000ull,
+                                         .fire = start_watch, .userdata = run };
+  run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
+  esb_timer_start(loop, &run->watch_timer);
   return 0;
 }
 
 void esb_k8s_release(struct esb_k8s_run *run) {
+  if (run->loop) {
+    esb_timer_stop(run->loop, &run->watch_timer);
+    esb_timer_stop(run->loop, &run->unschedulable_timer);
+    esb_timer_stop(run->loop, &run->delete_timer);
+  }
   esb_strv_free(run->argv);
   run->argv = NULL;
+  esb_strv_free(run->watch_argv);
+  run->watch_argv = NULL;
+  esb_json_split_release(&run->watch_split);
+  esb_result_release(&run->watch.result);
   free(run->stdin_buf);
   run->stdin_buf = NULL;
   free(run->kubectl_stderr);

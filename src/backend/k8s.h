@@ -3,25 +3,37 @@
  *
  *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
  *            the handshake line, then the request's stdin
+ *   watch    beside run, from ESB_K8S_WATCH_AFTER_MS on: kubectl get pods -w
+ *            on the pod's name, whose events end the run at once when the
+ *            pod cannot start (ErrImagePull, ImagePullBackOff,
+ *            InvalidImageName, CreateContainerConfigError,
+ *            CreateContainerError), is evicted or is deleted from outside,
+ *            and when it stays unschedulable for the policy's grace; the
+ *            result is then backend_error with that reason and message
  *   get      only when kubectl failed: kubectl get pod -o json, to tell the
  *            program's own failure (exit code, OOMKilled, DeadlineExceeded)
  *            from a pod that never ran (image pull, unschedulable, forbidden)
  *   delete   always, also after a timeout or an interrupt: kubectl delete pod
- *            --ignore-not-found --wait=false, under its own deadline; a
- *            failed or hung delete is reported in result.cleanup_error and
- *            left to the pod's activeDeadlineSeconds and `cleanup`
+ *            --ignore-not-found --wait=false, tried again with backoff
+ *            while its budget (the plan's delete_timeout_ms) lasts; a delete
+ *            that still failed is reported in result.cleanup_error and left
+ *            to the pod's activeDeadlineSeconds and `cleanup`
  *
  * The caller owns the struct esb_k8s_run and the plan (which must outlive
  * the run). */
 #ifndef ESB_BACKEND_K8S_H
 #define ESB_BACKEND_K8S_H
 
+#include "backend/json_split.h"
 #include "engine/loop.h"
 #include "engine/plan.h"
 #include "engine/pod_status.h"
 
 /* Deadline of the get step (the delete step's is the plan's). */
 #define ESB_K8S_GET_TIMEOUT_MS 15000
+/* When the watch starts: a run that is over by then (most, on a warm
+ * cluster) costs no second kubectl. */
+#define ESB_K8S_WATCH_AFTER_MS 1000
 
 struct esb_k8s_run;
 typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);
@@ -45,9 +57,27 @@ struct esb_k8s_run {
   struct esb_pod_status pod;
   bool have_pod;
   char *kubectl_stderr;      /* what kubectl said when it failed */
+  /* the watch */
+  struct esb_exec watch;
+  char **watch_argv;
+  struct esb_json_split watch_split;
+  struct esb_timer watch_timer;         /* starts the watch */
+  struct esb_timer unschedulable_timer; /* ends a run whose pod stays unschedulable */
+  bool watching;             /* the watch's kubectl is in flight */
+  bool steps_done;           /* run, get and delete are over: finish once the watch is */
+  bool pod_seen;             /* the pod was there: the watch saw it, or the program wrote */
+  bool pod_gone;             /* the get after a failed run found no pod */
+  char get_error[256];       /* the first line of what a failed get said */
+  char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
+  const char *verdict;       /* static: why the watch ended the run (a reason), or NULL */
+  struct esb_timer delete_timer; /* the next delete try */
+  uint64_t delete_deadline_ns;   /* when the delete budget ends */
+  unsigned delete_attempts;
+  char verdict_message[768];
 };
 
-#define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT }
+#define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .watch = ESB_EXEC_INIT, \
+                           .watch_split = ESB_JSON_SPLIT_INIT }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once with
  * the result complete and the pod deleted (or the failure to delete it in

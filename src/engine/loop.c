@@ -39,12 +39,14 @@ static bool exec_done(const struct esb_exec *e) {
 
 /* Reads what is there; closes the fd at EOF or error. Bounded per round so
  * that one flooding program cannot starve the others. */
-static void read_stream(int *fd, struct esb_capture *cap) {
+static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capture *cap) {
   char buf[READ_CHUNK];
   for (int round = 0; round < 16; round++) {
     ssize_t n = read(*fd, buf, sizeof buf);
     if (n > 0) {
       esb_capture_append(cap, buf, (size_t)n);
+      if (e->on_output)
+        e->on_output(e, stream, buf, (size_t)n, e->userdata);
       continue;
     }
     if (n < 0 && errno == EINTR)
@@ -260,8 +262,46 @@ int esb_signal_fd(const int *signals, size_t n) {
   return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+void esb_exec_stop(struct esb_exec *e) {
+  if (!e->term_sent && !e->child.reaped)
+    e->deadline_ns = esb_now_ns();
+}
+
+void esb_timer_stop(struct esb_loop *loop, struct esb_timer *t) {
+  if (!t->started)
+    return;
+  for (struct esb_timer **p = &loop->timers; *p; p = &(*p)->next) {
+    if (*p == t) {
+      *p = t->next;
+      break;
+    }
+  }
+  t->next = NULL;
+  t->started = false;
+}
+
+void esb_timer_start(struct esb_loop *loop, struct esb_timer *t) {
+  esb_timer_stop(loop, t);
+  struct esb_timer **p = &loop->timers;
+  while (*p && (*p)->at_ns <= t->at_ns)
+    p = &(*p)->next;
+  t->next = *p;
+  *p = t;
+  t->started = true;
+}
+
+/* Fires the timers that are due; each may start or stop timers. */
+static void fire_timers(struct esb_loop *loop) {
+  uint64_t now = esb_now_ns();
+  while (loop->timers && loop->timers->at_ns <= now) {
+    struct esb_timer *t = loop->timers;
+    esb_timer_stop(loop, t);
+    t->fire(t->userdata);
+  }
+}
+
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
-  if (!loop->count && !loop->nwatches)
+  if (!loop->count && !loop->nwatches && !loop->timers)
     return 0;
   size_t cap = loop->count * 5 + 1 + ESB_LOOP_WATCHES;
   struct pollfd *pfd = calloc(cap, sizeof *pfd);
@@ -286,6 +326,8 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (w && (!wake || w < wake))
       wake = w;
   }
+  if (loop->timers && (!wake || loop->timers->at_ns < wake))
+    wake = loop->timers->at_ns;
   size_t interrupt_at = n, watches_at = n;
   if (loop->interrupt_fd >= 0 && !loop->interrupted) {
     pfd[n] = (struct pollfd){ loop->interrupt_fd, POLLIN, 0 };
@@ -333,8 +375,8 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     struct esb_child *c = &e->child;
     int fd = pfd[i].fd;
     if (fd == c->in) write_stdin(e);
-    else if (fd == c->out) read_stream(&c->out, &e->result.out);
-    else if (fd == c->err) read_stream(&c->err, &e->result.err);
+    else if (fd == c->out) read_stream(e, 1, &c->out, &e->result.out);
+    else if (fd == c->err) read_stream(e, 2, &c->err, &e->result.err);
     else if (fd == c->report) read_report(e);
     else if (fd == c->pidfd && !c->reaped) on_exit_seen(e, now);
   }
@@ -355,11 +397,12 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (exec_done(e))
       complete(loop, e);
   }
+  fire_timers(loop);
   for (size_t i = 0; i < nwoken; i++)
     woken[i].on_ready(woken[i].userdata);
   if (loop->after_poll)
     loop->after_poll(loop->after_poll_userdata);
-  return loop->count;
+  return loop->count + (loop->timers != NULL);
 }
 
 void esb_loop_run(struct esb_loop *loop) {

@@ -20,6 +20,10 @@
 
 struct esb_exec;
 typedef void (*esb_exec_done_fn)(struct esb_exec *exec, void *userdata);
+/* Each chunk the child writes, as it comes: stream 1 stdout, 2 stderr. The
+ * chunk also goes into the result's capture, within its cap. */
+typedef void (*esb_exec_output_fn)(struct esb_exec *exec, int stream, const char *data, size_t len,
+                                   void *userdata);
 
 struct esb_exec {
   /* inputs: child.argv/env/dir/sandbox; the loop sets child.in/out/err */
@@ -30,6 +34,7 @@ struct esb_exec {
   uint64_t kill_grace_ms;   /* between SIGTERM and SIGKILL at the deadline */
   size_t max_output_bytes;  /* per stream */
   esb_exec_done_fn on_done;
+  esb_exec_output_fn on_output; /* optional */
   void *userdata;
 
   /* output: owned by the exec's owner (esb_result_release) */
@@ -49,6 +54,16 @@ struct esb_exec {
                         .max_output_bytes = 1 << 20, .result = ESB_RESULT_INIT }
 
 #define ESB_LOOP_WATCHES 4
+
+/* A callback at a time (CLOCK_MONOTONIC, esb_now_ns), once. The owner keeps
+ * the struct alive while it is started. */
+struct esb_timer {
+  uint64_t at_ns;
+  void (*fire)(void *userdata);
+  void *userdata;
+  struct esb_timer *next; /* private to the loop */
+  bool started;           /* private to the loop */
+};
 
 /* An fd of the loop's host (a server socket, a signalfd), polled with the
  * executions: on_ready runs when it is readable. */
@@ -73,6 +88,7 @@ struct esb_loop {
   bool interrupted;
   struct esb_cgroup_pool *cgroup_pool; /* optional: idle cgroups local runs reuse
                                           (engine/cgroup.h); the owner clears it */
+  struct esb_timer *timers; /* private: started timers, soonest first */
 };
 
 #define ESB_LOOP_INIT { .interrupt_fd = -1 }
@@ -91,9 +107,20 @@ int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void
 int esb_signal_fd(const int *signals, size_t n);
 
 /* One poll round, waiting at most timeout_ms (-1: until something happens).
- * Returns the number of execs still in flight. Without execs or watches it
- * returns at once. */
+ * Returns the number of execs still in flight, plus one while a timer is
+ * started. Without execs, timers or watches it returns at once. */
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms);
+
+/* Ends an exec in flight now, as its deadline would (TERM, then KILL after
+ * its grace), whatever its deadline; its result says timed_out. Nothing once
+ * it was told to stop or its child is gone. */
+void esb_exec_stop(struct esb_exec *exec);
+
+/* Starts a timer (again: it moves); a started timer keeps the loop running
+ * as an exec does. esb_timer_stop takes it back if it has not fired; both
+ * may be called from callbacks, and fire runs with the timer stopped. */
+void esb_timer_start(struct esb_loop *loop, struct esb_timer *timer);
+void esb_timer_stop(struct esb_loop *loop, struct esb_timer *timer);
 
 /* Steps until no exec is in flight. */
 void esb_loop_run(struct esb_loop *loop);

@@ -49,6 +49,7 @@ struct esb_k8s_settings {
   char *context;             /* NULL: kubectl's current context */
   char *kubeconfig;          /* NULL: $KUBECONFIG or kubectl's default */
   uint64_t delete_timeout_ms;
+  uint64_t unschedulable_grace_ms; /* how long a pod may stay unschedulable */
   bool handshake;
 };
 

@@ -1,6 +1,8 @@
-/* What the k8s backend needs to know of a pod after kubectl failed: read
- * from `kubectl get pod -o json` by a parser the caller provides (the engine
- * itself has no JSON: src/luaglue/pod_status.c parses with cjson). */
+/* What the k8s backend needs to know of a pod: read from `kubectl get pod -o
+ * json` after kubectl failed, or from each event of `kubectl get -w -o json
+ * --output-watch-events` while the program runs, by a parser the caller
+ * provides (the engine itself has no JSON: src/luaglue/pod_status.c parses
+ * with cjson). */
 #ifndef ESB_POD_STATUS_H
 #define ESB_POD_STATUS_H
 
@@ -14,6 +16,10 @@ struct esb_pod_status {
   char reason[64];         /* its reason: Completed, Error, OOMKilled, ... */
   char pod_reason[64];     /* status.reason: DeadlineExceeded, Evicted, ... */
   char message[512];       /* status.message, a waiting reason's message, or an unmet condition's */
+  char event[16];          /* a watch event's type (ADDED, MODIFIED, DELETED); "" for a pod */
+  char waiting_reason[64]; /* containerStatuses[0].state.waiting.reason: ErrImagePull, ... */
+  bool unschedulable;      /* the PodScheduled condition is False, reason Unschedulable */
+  char image[256];         /* spec.containers[0].image */
 };
 
 /* Returns 0, or -1 when the text is not a pod. */

@@ -46,6 +46,7 @@ void esb_result_release(struct esb_result *r) {
   esb_capture_release(&r->err);
   free(r->error_message);
   free(r->cleanup_error);
+  free(r->warning);
   *r = (struct esb_result)ESB_RESULT_INIT;
 }
 

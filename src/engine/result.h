@@ -48,6 +48,7 @@ struct esb_result {
   char *error_message;    /* owned, NULL unless status is ERROR */
   char pod[64];           /* k8s: the pod's name, "" otherwise */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
+  char *warning;          /* owned: what the result could not be sure of, or NULL */
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
 };

@@ -310,6 +310,10 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_pushstring(L, r->cleanup_error);
     lua_setfield(L, -2, "cleanup_error");
   }
+  if (r->warning) {
+    lua_pushstring(L, r->warning);
+    lua_setfield(L, -2, "warning");
+  }
   push_usage(L, "cpu_time_ms", r->cpu_time_ms, null_idx);
   push_usage(L, "memory_peak_bytes", r->memory_peak_bytes, null_idx);
   if (r->status == ESB_STATUS_ERROR) {

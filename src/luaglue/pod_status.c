@@ -11,6 +11,10 @@ int luaopen_cjson(lua_State *L);
 /* The fields, picked out in Lua: nil-safe walking is what Lua is good at. */
 static const char pick[] =
   "local pod = ...\n"
+  "local event = ''\n"
+  "if type(pod) == 'table' and type(pod.type) == 'string' and type(pod.object) == 'table' then\n"
+  "  event, pod = pod.type, pod.object -- a watch event\n"
+  "end\n"
   "if type(pod) ~= 'table' or pod.kind ~= 'Pod' then return nil end\n"
   "local status = type(pod.status) == 'table' and pod.status or {}\n"
   "local cs = type(status.containerStatuses) == 'table' and status.containerStatuses[1] or {}\n"
@@ -23,13 +27,20 @@ static const char pick[] =
   "    message = w.reason .. (w.message and (': ' .. w.message) or '')\n"
   "  end\n"
   "end\n"
-  "if not message and type(status.conditions) == 'table' then\n"
+  "local unschedulable = false\n"
+  "if type(status.conditions) == 'table' then\n"
   "  for _, c in ipairs(status.conditions) do\n"
-  "    if type(c) == 'table' and c.status == 'False' and c.message then message = c.message break end\n"
+  "    if type(c) == 'table' and c.status == 'False' then\n"
+  "      unschedulable = unschedulable or (c.type == 'PodScheduled' and c.reason == 'Unschedulable')\n"
+  "      if not message and c.message then message = c.message end\n"
+  "    end\n"
   "  end\n"
   "end\n"
-  "return status.phase, t ~= nil, t and math.tointeger(t.exitCode), t and t.reason,\n"
-  "       status.reason, message\n";
+  "local waiting = type(state.waiting) == 'table' and state.waiting.reason or nil\n"
+  "local spec = type(pod.spec) == 'table' and pod.spec or {}\n"
+  "local c1 = type(spec.containers) == 'table' and type(spec.containers[1]) == 'table' and spec.containers[1] or {}\n"
+  "return status.phase or '', t ~= nil, t and math.tointeger(t.exitCode), t and t.reason,\n"
+  "       status.reason, message, event, waiting, unschedulable, c1.image\n";
 
 static void copy(char *dst, size_t n, lua_State *L, int idx) {
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
@@ -49,8 +60,8 @@ static int parse(lua_State *L) {
   if (luaL_loadbufferx(L, pick, sizeof pick - 1, "=pod_status", "t") != LUA_OK)
     return lua_error(L);
   lua_pushvalue(L, pod);
-  lua_call(L, 1, 6);
-  return 6;
+  lua_call(L, 1, 10);
+  return 10;
 }
 
 int esb_lua_parse_pod_status(const char *json, size_t len, struct esb_pod_status *out) {
@@ -61,13 +72,17 @@ int esb_lua_parse_pod_status(const char *json, size_t len, struct esb_pod_status
   lua_pushcfunction(L, parse);
   lua_pushlstring(L, json, len);
   int rc = -1;
-  if (lua_pcall(L, 1, 6, 0) == LUA_OK && lua_type(L, -6) == LUA_TSTRING) {
-    copy(out->phase, sizeof out->phase, L, -6);
-    out->terminated = lua_toboolean(L, -5);
-    out->exit_code = (int)lua_tointeger(L, -4);
-    copy(out->reason, sizeof out->reason, L, -3);
-    copy(out->pod_reason, sizeof out->pod_reason, L, -2);
-    copy(out->message, sizeof out->message, L, -1);
+  if (lua_pcall(L, 1, 10, 0) == LUA_OK && lua_type(L, -10) == LUA_TSTRING) {
+    copy(out->phase, sizeof out->phase, L, -10);
+    out->terminated = lua_toboolean(L, -9);
+    out->exit_code = (int)lua_tointeger(L, -8);
+    copy(out->reason, sizeof out->reason, L, -7);
+    copy(out->pod_reason, sizeof out->pod_reason, L, -6);
+    copy(out->message, sizeof out->message, L, -5);
+    copy(out->event, sizeof out->event, L, -4);
+    copy(out->waiting_reason, sizeof out->waiting_reason, L, -3);
+    out->unschedulable = lua_toboolean(L, -2);
+    copy(out->image, sizeof out->image, L, -1);
     rc = 0;
   }
   lua_close(L);

@@ -38,9 +38,89 @@ local function check_resources(resources)
   end
 end
 
+-- Label keys and values as the API server checks them (a bad one would
+-- only fail the create, after everything else was done).
+local function label_word(w) -- a name part or a value: letters, digits, -_. inside
+  return #w <= 63 and (find(w, "^%w$") or find(w, "^%w[-_.%w]*%w$")) ~= nil
+end
+
+local function dns_subdomain(s)
+  if #s == 0 or #s > 253 then return false end
+  for part in (s .. "."):gmatch("([^.]*)%.") do
+    if not (find(part, "^[a-z0-9]$") or find(part, "^[a-z0-9][-a-z0-9]*[a-z0-9]$")) then return false end
+  end
+  return true
+end
+
+local function check_labels(labels)
+  for k, v in pairs(labels) do
+    if type(k) ~= "string" then bad("pod.metadata.labels", "string keys", k) end
+    local prefix, name = k:match("^(.*)/(.*)$")
+    if not prefix then name = k end
+    if prefix and not dns_subdomain(prefix) then
+      bad("pod.metadata.labels", "keys with a DNS-1123 subdomain prefix", k)
+    end
+    if not label_word(name) then
+      bad("pod.metadata.labels", "key names of at most 63 letters, digits, '-', '_' or '.', "
+          .. "starting and ending with a letter or digit", k)
+    end
+    if type(v) ~= "string" or (v ~= "" and not label_word(v)) then
+      bad("pod.metadata.labels." .. k, "a value of at most 63 letters, digits, '-', '_' or '.', "
+          .. "starting and ending with a letter or digit", v)
+    end
+  end
+end
+
+-- Environment variable names of a container, as the API server checks them.
+local function check_env(c, path)
+  if c.env == nil then return end
+  if type(c.env) ~= "table" then bad(path .. ".env", "an array", c.env) end
+  for i, e in ipairs(c.env) do
+    if type(e) ~= "table" or type(e.name) ~= "string" or not find(e.name, "^[-._%a][-._%w]*$") then
+      bad(("%s.env[%d].name"):format(path, i), "a name of letters, digits, '_', '-' or '.', not starting with a digit",
+          type(e) == "table" and e.name or e)
+    end
+  end
+end
+
+-- Every container the policy adds (sidecars, init containers) gets what of
+-- the program's container's securityContext it does not set itself.
+local function apply_security_to_all(spec, main)
+  local sc = main.securityContext
+  if type(sc) ~= "table" then return end
+  for _, list in ipairs { "containers", "initContainers" } do
+    local cs = spec[list]
+    if type(cs) == "table" then
+      for _, c in ipairs(cs) do
+        if type(c) == "table" and c ~= main then
+          local own = table_at(c, "securityContext", "pod.spec." .. list .. "[].securityContext")
+          for k, v in pairs(sc) do
+            if own[k] == nil then own[k] = v end
+          end
+        end
+      end
+    end
+  end
+end
+
+-- A Go duration ("2m", "1m30s", "500ms") in milliseconds, or nil.
+local duration_units = { h = 3600000, m = 60000, s = 1000, ms = 1, us = 0.001, ["µs"] = 0.001, ns = 0.000001 }
+local function duration_ms(text)
+  if type(text) ~= "string" or text == "" then return nil end
+  local total, rest = 0, text
+  while rest ~= "" do
+    local number, unit, tail = rest:match("^(%d+%.?%d*)(%a+)(.*)$")
+    if not number or not duration_units[unit] then return nil end
+    total = total + tonumber(number) * duration_units[unit]
+    rest = tail
+  end
+  return total
+end
+
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
 -- deadline_seconds, network (boolean). Returns image, namespace, handshake,
--- pod_running_timeout, context, kubeconfig, delete_timeout_ms, override JSON.
+-- pod_running_timeout (the policy's, lowered to the deadline), context,
+-- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, override JSON.
 return function(k8s, ctx)
   if type(k8s) ~= "table" then bad("", "a table", k8s) end
   local image, namespace = k8s.image, k8s.namespace
@@ -58,10 +138,19 @@ return function(k8s, ctx)
     local v = k8s[key]
     if v ~= nil and (type(v) ~= "string" or v == "") then bad(key, "a non-empty string", v) end
   end
-  local delete_timeout_ms = k8s.delete_timeout_ms or 10000
-  if not tointeger(delete_timeout_ms) or delete_timeout_ms < 1 then
-    bad("delete_timeout_ms", "a positive integer", delete_timeout_ms)
+  local running_timeout = k8s.pod_running_timeout or "2m"
+  local running_ms = duration_ms(running_timeout)
+  if not running_ms or running_ms <= 0 then
+    bad("pod_running_timeout", "a duration like \"2m\", \"90s\" or \"1m30s\"", running_timeout)
   end
+  -- waiting longer for the pod than the run may take is pointless
+  if running_ms > ctx.deadline_seconds * 1000 then running_timeout = ctx.deadline_seconds .. "s" end
+  for _, key in ipairs { "delete_timeout_ms", "unschedulable_grace_ms" } do
+    local v = k8s[key]
+    if v ~= nil and (not tointeger(v) or v < 1) then bad(key, "a positive integer", v) end
+  end
+  local delete_timeout_ms = k8s.delete_timeout_ms or 10000
+  local unschedulable_grace_ms = k8s.unschedulable_grace_ms or 15000
 
   local pod = k8s.pod
   if pod == nil then pod = {} elseif type(pod) ~= "table" then bad("pod", "a table", pod) end
@@ -84,6 +173,10 @@ return function(k8s, ctx)
     check_resources(container.resources)
   end
 
+  check_labels(labels)
+  for i, c in ipairs(containers) do check_env(c, ("pod.spec.containers[%d]"):format(i)) end
+  apply_security_to_all(spec, container)
+
   -- The engine's invariants.
   metadata.name = nil
   metadata.namespace = nil
@@ -104,6 +197,6 @@ return function(k8s, ctx)
   if not ok then
     error("policy hook 'plan' returned a pod override that is not JSON: " .. tostring(json), 0)
   end
-  return image, namespace, handshake, k8s.pod_running_timeout or "2m", k8s.context, k8s.kubeconfig,
-         tointeger(delete_timeout_ms), json
+  return image, namespace, handshake, running_timeout, k8s.context, k8s.kubeconfig,
+         tointeger(delete_timeout_ms), tointeger(unschedulable_grace_ms), json
 end

@@ -47,8 +47,10 @@
 --                  it execs argv; needs a shell in the image), pod (the pod
 --                  override table, applied with a strategic merge patch:
 --                  spec.containers[1] is the program's container),
---                  pod_running_timeout (kubectl's), delete_timeout_ms (how
---                  long deleting the pod may take), context and kubeconfig
+--                  pod_running_timeout (kubectl's, lowered to the deadline),
+--                  delete_timeout_ms (how long deleting the pod may take),
+--                  unschedulable_grace_ms (how long the pod may stay
+--                  unschedulable before the run ends), context and kubeconfig
 --                  (kubectl's --context/--kubeconfig, when set)
 --
 -- Whatever plan returns, the engine owns: the pod name (also the container's
@@ -132,6 +134,8 @@ policy.ceilings = {
 policy.resources = {
   cpu_request = "100m", cpu_limit = "1",
   memory_request = "64Mi", memory_limit = "256Mi",
+  -- the node's disk: the writable places below count against it
+  ephemeral_storage_request = "64Mi", ephemeral_storage_limit = "512Mi",
 }
 
 -- The program's environment before the request's env is laid over it.
@@ -196,7 +200,8 @@ policy.k8s = {
   tolerations = nil,           -- array, when set
   handshake = true,
   run_as_user = 65534,
-  pod_running_timeout = "2m",  -- kubectl run --pod-running-timeout
+  pod_running_timeout = "2m",  -- kubectl run --pod-running-timeout (lowered to the request's deadline)
+  unschedulable_grace_ms = 15000, -- how long a pod may stay unschedulable before the run ends
   delete_timeout_ms = 10000,   -- how long deleting the pod may take before the run gives up on it
   context = nil,               -- kubectl --context, when set
   kubeconfig = nil,            -- kubectl --kubeconfig, when set (else $KUBECONFIG)
@@ -299,9 +304,13 @@ function policy:resources_for(req, limits)
   local memory_request = math.min(resource(self, "memory_request"), memory_limit)
   local cpu_limit = asked.cpu_millicores and limits.cpu_millicores / 1000 or resource(self, "cpu_limit")
   local cpu_request = math.min(resource(self, "cpu_request"), cpu_limit)
+  local storage_limit = resource(self, "ephemeral_storage_limit")
+  local storage_request = math.min(resource(self, "ephemeral_storage_request"), storage_limit)
   return {
-    requests = { cpu = quantity.format_cpu(cpu_request), memory = quantity.format_memory(memory_request) },
-    limits = { cpu = quantity.format_cpu(cpu_limit), memory = quantity.format_memory(memory_limit) },
+    requests = { cpu = quantity.format_cpu(cpu_request), memory = quantity.format_memory(memory_request),
+                 ["ephemeral-storage"] = quantity.format_memory(storage_request) },
+    limits = { cpu = quantity.format_cpu(cpu_limit), memory = quantity.format_memory(memory_limit),
+               ["ephemeral-storage"] = quantity.format_memory(storage_limit) },
   }
 end
 
@@ -309,11 +318,15 @@ function policy:namespace_for(req)
   return self.k8s.namespace
 end
 
--- The pod override: Pod Security Standards "restricted", the resources, and
--- the scheduling settings of self.k8s.
+-- The pod override: Pod Security Standards "restricted", a read-only root
+-- file system with an emptyDir /tmp and working dir (local_sandbox's sizes;
+-- the program starts in the working dir), the resources, and the scheduling
+-- settings of self.k8s.
 function policy:pod_for(req, resources)
   local k = self.k8s
   local uid = k.run_as_user
+  local workdir = req.working_dir or self.local_sandbox.working_dir
+  local ls = self.local_sandbox
   local pod = {
     spec = {
       automountServiceAccountToken = false,
@@ -328,8 +341,18 @@ function policy:pod_for(req, resources)
           allowPrivilegeEscalation = false,
           capabilities = { drop = { "ALL" } },
           runAsNonRoot = true, runAsUser = uid,
+          readOnlyRootFilesystem = true,
+        },
+        workingDir = workdir,
+        volumeMounts = {
+          { name = "tmp", mountPath = "/tmp" },
+          workdir ~= "/tmp" and { name = "work", mountPath = workdir } or nil,
         },
       } },
+      volumes = {
+        { name = "tmp", emptyDir = { sizeLimit = quantity.format_memory(ls.tmp_size_bytes) } },
+        { name = "work", emptyDir = { sizeLimit = quantity.format_memory(ls.workdir_size_bytes) } },
+      },
     },
   }
   pod.spec.serviceAccountName = k.service_account
@@ -379,6 +402,7 @@ function policy:plan(req)
       pod = self:pod_for(req, resources),
       pod_running_timeout = self.k8s.pod_running_timeout,
       delete_timeout_ms = self.k8s.delete_timeout_ms,
+      unschedulable_grace_ms = self.k8s.unschedulable_grace_ms,
       context = self.k8s.context,
       kubeconfig = self.k8s.kubeconfig,
     },
