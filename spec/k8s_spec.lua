@@ -236,6 +236,38 @@ env.each_kubectl(function(minor)
     end)
   end)
 
+  describe(("k8s backend, kubectl 1.%d, an attach that breaks"):format(minor), function()
+    env.check_leaks()
+
+    it("is an error that keeps the output and says it is incomplete, without kubectl's words", function()
+      local r, code, err = run_alone(minor, "--drop-attach", { "run", "--json", "--policy", policy },
+                                     { backend = "k8s", shell = "echo one; sleep 1; echo two >&2; sleep 1; echo three" })
+      assert.are.equal(125, code, err)
+      assert.are.equal("backend_error", r.error.code, cjson.encode(r))
+      assert.are.equal("AttachLost", r.reason)
+      assert.truthy(r.error.message:find("incomplete", 1, true), r.error.message)
+      assert.truthy(r.stdout:find("^one\n"), r.stdout)
+      for _, word in ipairs { "Unhandled Error", "falling back", "couldn't attach", "websocket" } do
+        assert.is_nil(r.stderr:find(word, 1, true), r.stderr)
+        assert.is_nil(r.error.message:find(word, 1, true), r.error.message)
+      end
+    end)
+  end)
+
+  describe(("k8s backend, kubectl 1.%d, pods/attach forbidden"):format(minor), function()
+    env.check_leaks()
+
+    it("ends the run at once, naming the missing permission", function()
+      local r, code, err = run_alone(minor, "--deny-attach", { "run", "--json", "--policy", policy },
+                                     { backend = "k8s", shell = "echo never", timeout_ms = 60000 })
+      assert.are.equal(125, code, err)
+      assert.are.equal("backend_error", r.error.code, cjson.encode(r))
+      assert.are.equal("AttachForbidden", r.reason)
+      assert.truthy(r.error.message:find("pods/attach", 1, true), r.error.message)
+      assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms)) -- not the deadline
+    end)
+  end)
+
   describe(("k8s backend, kubectl 1.%d, a pod status that cannot be read"):format(minor), function()
     env.check_leaks()
 

@@ -15,7 +15,9 @@ What a pod does is chosen by its image name:
   ...fake-pull-error... never starts: ErrImagePull, then ImagePullBackOff
 and by options: --forbid NS (403 on creating pods in NS), --hang-delete
 (DELETE never answers), --fail-delete N (the first N DELETEs answer 500),
---fail-get (a GET of one pod answers 500),
+--fail-get (a GET of one pod answers 500), --drop-attach (the attach
+connection is cut, without a close frame, after the first output),
+--deny-attach (403 on pods/attach),
 --deny "VERB RESOURCE" (kubectl auth can-i says no),
 --network-policy (a NetworkPolicy selecting echo-sandbox.io/network=none
 exists). activeDeadlineSeconds is enforced (DeadlineExceeded).
@@ -498,6 +500,10 @@ class Handler(BaseHTTPRequestHandler):
     # ---- attach over WebSocket ----
 
     def attach(self, ns, name):
+        if options.deny_attach:
+            msg = 'pods "%s" is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create resource ' \
+                  '"pods/attach" in API group "" in the namespace "%s"' % (name, ns, ns)
+            return self.send_json(403, status_obj(403, "Forbidden", msg))
         with state_lock:
             pod = pods.get((ns, name))
         if not pod or pod.proc is None:
@@ -535,6 +541,13 @@ class Handler(BaseHTTPRequestHandler):
 
         def sender(channel, data):
             send_frame(0x2, bytes([channel]) + data)
+            if options.drop_attach:
+                with state_lock:
+                    pod.attached = None
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
         with state_lock:
             pod.attached = sender
@@ -604,6 +617,8 @@ def main():
     ap.add_argument("--hang-delete", action="store_true")
     ap.add_argument("--fail-delete", type=int, default=0, help="the first N DELETEs answer 500")
     ap.add_argument("--fail-get", action="store_true", help="a GET of one pod answers 500")
+    ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first output")
+    ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
     ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")
     options = ap.parse_args()

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/k8s_command.h"
+#include "backend/kubectl_words.h"
 #include "engine/strv.h"
 
 extern char **environ;
@@ -16,10 +17,37 @@ static void step_done(struct esb_exec *exec, void *userdata);
 
 static void finish(struct esb_k8s_run *run);
 
+static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+
+static void judge_attach(struct esb_k8s_run *run, const char *text, size_t n);
+
+/* The program's output as it comes: stdout shows the pod ran; kubectl's
+ * notice on stderr that the attach broke (or was refused) ends the run at
+ * once, as nothing it passes on after that can be trusted. */
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
-  (void)exec; (void)data; (void)len;
-  if (stream == 1)
-    ((struct esb_k8s_run *)userdata)->pod_seen = true;
+  struct esb_k8s_run *run = userdata;
+  (void)data;
+  if (stream == 1) {
+    run->pod_seen = true;
+    return;
+  }
+  const struct esb_capture *err = &exec->result.err;
+  size_t from = err->len > len + 64 ? err->len - len - 64 : 0; /* the notice may straddle two reads */
+  if (err->data)
+    judge_attach(run, err->data + from, err->len - from);
+}
+
+/* kubectl's notice that the attach broke (or was refused), in text. */
+static void judge_attach(struct esb_k8s_run *run, const char *text, size_t n) {
+  if (!memmem(text, n, ESB_KUBECTL_FELL_BACK, sizeof ESB_KUBECTL_FELL_BACK - 1))
+    return;
+  if (memmem(text, n, "forbidden", 9) || memmem(text, n, "Forbidden", 9))
+    verdict(run, "AttachForbidden", "kubectl may not attach to pod %s: its account needs \"create\" on "
+            "\"pods/attach\" in namespace %s (deploy/rbac.yaml)", run->plan->k8s.pod_name, run->plan->k8s.namespace_);
+  else
+    verdict(run, "AttachLost", "the attach to pod %s broke and kubectl fell back to the pod's logs: the output "
+            "is incomplete (lines may repeat, the rest may be missing)", run->plan->k8s.pod_name);
 }
 
 /* ---- the watch ---------------------------------------------------------- */
@@ -34,8 +62,6 @@ static const char *const cannot_start[] = {
 
 /* Ends the run for what the watch saw: the program's kubectl is stopped, and
  * decide() reports reason and message. */
-static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
 static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...) {
   if (run->verdict || run->step != STEP_RUN)
     return;
@@ -251,6 +277,7 @@ static void decide(struct esb_k8s_run *run) {
   if (r->status == ESB_STATUS_ERROR)
     return; /* decided already */
   if (run->verdict) {
+    /* The output so far stays in the result. */
     esb_result_fail(r, ESB_E_BACKEND, "%s", run->verdict_message);
     r->reason = run->verdict;
     return;
@@ -348,10 +375,22 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     run->result.isolation = NULL;
     /* kubectl's own usage, not the program's: unknown here */
     run->result.cpu_time_ms = run->result.memory_peak_bytes = -1;
-    bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0;
-    if (failed)
-      run->kubectl_stderr = capture_text(&run->result.err);
-    drop_kubectl_trailer(run, &run->result.err);
+    struct esb_capture *err = &run->result.err;
+    if (err->data)
+      judge_attach(run, err->data, err->len); /* a notice the stream did not show whole */
+    bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict;
+    if (failed) {
+      run->kubectl_stderr = capture_text(err);
+      if (run->kubectl_stderr)
+        run->kubectl_stderr[esb_kubectl_strip_own_lines(run->kubectl_stderr, strlen(run->kubectl_stderr))] = '\0';
+    }
+    drop_kubectl_trailer(run, err);
+    if (err->data) {
+      size_t kept = esb_kubectl_strip_own_lines(err->data, err->len);
+      err->total -= err->len - kept;
+      err->len = kept;
+      err->data[kept] = '\0';
+    }
     if (run->result.status == ESB_STATUS_ERROR && !run->interrupted) {
       /* kubectl did not start: no pod to look at or delete */
       esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),

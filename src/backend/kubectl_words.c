@@ -1,0 +1,51 @@
+#include "backend/kubectl_words.h"
+
+#include <string.h>
+
+static bool digits(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] < '0' || s[i] > '9')
+      return false;
+  return true;
+}
+
+/* klog's header: Lmmdd hh:mm:ss.uuuuuu THREADID FILE:LINE] */
+static bool klog_line(const char *s, size_t n) {
+  if (n < 23 || !strchr("IWEF", s[0]) || !digits(s + 1, 4) || s[5] != ' ' || !digits(s + 6, 2) ||
+      s[8] != ':' || !digits(s + 9, 2) || s[11] != ':' || !digits(s + 12, 2) || s[14] != '.' ||
+      !digits(s + 15, 6) || s[21] != ' ')
+    return false;
+  size_t i = 21;
+  while (i < n && s[i] == ' ')
+    i++;
+  size_t start = i;
+  while (i < n && s[i] >= '0' && s[i] <= '9')
+    i++;
+  if (i == start || i >= n || s[i] != ' ')
+    return false;
+  const char *bracket = memchr(s + i, ']', n - i);
+  const char *colon = bracket ? memchr(s + i, ':', (size_t)(bracket - (s + i))) : NULL;
+  return colon && colon + 1 < bracket && digits(colon + 1, (size_t)(bracket - colon - 1));
+}
+
+bool esb_kubectl_own_line(const char *line, size_t n) {
+  static const char notice[] = "warning: couldn't attach to pod/";
+  if (n >= sizeof notice - 1 && memcmp(line, notice, sizeof notice - 1) == 0)
+    return true;
+  return klog_line(line, n);
+}
+
+size_t esb_kubectl_strip_own_lines(char *buf, size_t len) {
+  size_t out = 0;
+  for (size_t at = 0; at < len;) {
+    const char *nl = memchr(buf + at, '\n', len - at);
+    size_t n = nl ? (size_t)(nl - (buf + at)) : len - at;
+    size_t with_nl = n + (nl != NULL);
+    if (!esb_kubectl_own_line(buf + at, n)) {
+      memmove(buf + out, buf + at, with_nl);
+      out += with_nl;
+    }
+    at += with_nl;
+  }
+  return out;
+}
