@@ -268,6 +268,27 @@ env.each_kubectl(function(minor)
     end)
   end)
 
+  describe(("k8s backend, kubectl 1.%d, an API server that stops answering"):format(minor), function()
+    env.check_leaks()
+
+    it("is kubectl not answering, not the program's timeout, and all after the deadline is bounded", function()
+      local path = env.policy_file("policy.k8s.delete_timeout_ms = 2000")
+      local started = os.time()
+      local r, code, err = run_alone(minor, "--hang-after-create", { "run", "--json", "--policy", path },
+                                     { backend = "k8s", shell = "true", timeout_ms = 3000 })
+      local took = os.time() - started
+      os.remove(path)
+      assert.are.equal(125, code, err)
+      assert.are.equal("backend_error", r.error.code, cjson.encode(r))
+      assert.are.equal("KubectlTimeout", r.reason)
+      assert.truthy(r.error.message:find("did not answer", 1, true), r.error.message)
+      assert.truthy(r.cleanup_error, cjson.encode(r)) -- the delete could not be sent either
+      -- the deadline (3 s), then get and delete in one 2 s budget; os.time's
+      -- whole seconds and a loaded machine get the rest
+      assert.is_true(took <= 10, took .. " s")
+    end)
+  end)
+
   describe(("k8s backend, kubectl 1.%d, a pod status that cannot be read"):format(minor), function()
     env.check_leaks()
 

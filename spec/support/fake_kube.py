@@ -17,7 +17,8 @@ and by options: --forbid NS (403 on creating pods in NS), --hang-delete
 (DELETE never answers), --fail-delete N (the first N DELETEs answer 500),
 --fail-get (a GET of one pod answers 500), --drop-attach (the attach
 connection is cut, without a close frame, after the first output),
---deny-attach (403 on pods/attach),
+--deny-attach (403 on pods/attach), --hang-after-create (once a pod is
+created, no request but the control endpoints is ever answered),
 --deny "VERB RESOURCE" (kubectl auth can-i says no),
 --network-policy (a NetworkPolicy selecting echo-sandbox.io/network=none
 exists). activeDeadlineSeconds is enforced (DeadlineExceeded).
@@ -231,6 +232,9 @@ class Handler(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         with state_lock:
             requests_log.append("%s %s" % (method, self.path))
+            hang = options.hang_after_create and pods and not url.path.startswith("/_fake/")
+        while hang:  # until the client gives up and the server is killed
+            time.sleep(1)
         if method == "GET" and url.path == "/version":
             minor = str(options.minor)
             return self.send_json(200, {"major": "1", "minor": minor, "gitVersion": "v1.%s.0" % minor,
@@ -619,6 +623,7 @@ def main():
     ap.add_argument("--fail-get", action="store_true", help="a GET of one pod answers 500")
     ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first output")
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
+    ap.add_argument("--hang-after-create", action="store_true", help="answer nothing once a pod exists")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
     ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")
     options = ap.parse_args()

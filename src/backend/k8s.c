@@ -29,7 +29,7 @@ static void on_run_output(struct esb_exec *exec, int stream, const char *data, s
   struct esb_k8s_run *run = userdata;
   (void)data;
   if (stream == 1) {
-    run->pod_seen = true;
+    run->pod_seen = run->pod_ran = true;
     return;
   }
   const struct esb_capture *err = &exec->result.err;
@@ -86,6 +86,8 @@ static void on_pod_event(const char *text, size_t len, void *userdata) {
   if (run->verdict || run->step != STEP_RUN || !run->parse_pod || run->parse_pod(text, len, &p) < 0)
     return;
   run->pod_seen = true;
+  run->pod_ran |= strcmp(p.phase, "Running") == 0 || strcmp(p.phase, "Succeeded") == 0 ||
+                  strcmp(p.phase, "Failed") == 0;
   const char *name = run->plan->k8s.pod_name;
   if (strcmp(p.event, "DELETED") == 0) {
     verdict(run, "Deleted", "pod %s was deleted while the program ran (a node drain, or a delete from outside)",
@@ -187,21 +189,32 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   return esb_exec_start(run->loop, e);
 }
 
-static int start_get(struct esb_k8s_run *run) {
-  const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", "--request-timeout=10s", NULL};
-  run->step = STEP_GET;
-  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ESB_K8S_GET_TIMEOUT_MS, 4u << 20);
+/* Milliseconds left of the budget that the steps after the run share. */
+static uint64_t budget_left_ms(const struct esb_k8s_run *run) {
+  uint64_t now = esb_now_ns();
+  return run->delete_deadline_ns > now ? (run->delete_deadline_ns - now) / 1000000ull : 0;
 }
 
-/* One delete attempt, within what is left of the delete budget. */
+/* The get takes at most half of what is left, so the delete has its turn. */
+static int start_get(struct esb_k8s_run *run) {
+  uint64_t ms = budget_left_ms(run) / 2;
+  if (ms > ESB_K8S_GET_TIMEOUT_MS)
+    ms = ESB_K8S_GET_TIMEOUT_MS;
+  if (ms < 100)
+    ms = 100;
+  char request_timeout[64];
+  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
+  const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
+  run->step = STEP_GET;
+  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ms, 4u << 20);
+}
+
+/* One delete attempt, within what is left of the budget. */
 static int start_delete(struct esb_k8s_run *run) {
   const struct esb_k8s_settings *k = &run->plan->k8s;
-  uint64_t now = esb_now_ns();
-  if (!run->delete_deadline_ns)
-    run->delete_deadline_ns = now + k->delete_timeout_ms * 1000000ull;
-  uint64_t left_ms = run->delete_deadline_ns > now ? (run->delete_deadline_ns - now) / 1000000ull : 1;
-  if (left_ms == 0)
-    left_ms = 1;
+  uint64_t left_ms = budget_left_ms(run);
+  if (left_ms < 100)
+    left_ms = 100; /* one try, however late */
   char request_timeout[64];
   snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)left_ms);
   const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
@@ -283,8 +296,19 @@ static void decide(struct esb_k8s_run *run) {
     return;
   }
   bool never_ran = run->have_pod && !pod->terminated && strcmp(pod->phase, "Pending") == 0;
-  if (r->status == ESB_STATUS_TIMED_OUT && !never_ran)
-    return; /* our deadline: kubectl was killed */
+  /* Our deadline: kubectl was killed. The program's timeout only where it
+   * is known to have run; where nothing was heard of the pod at all, it is
+   * kubectl (or the API server behind it) that did not answer. */
+  if (r->status == ESB_STATUS_TIMED_OUT && (run->pod_ran || (run->have_pod && !never_ran)))
+    return;
+  if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen) {
+    esb_result_fail(r, ESB_E_BACKEND, "kubectl did not answer within the run's deadline (%llu ms): the API server "
+                    "is unreachable or does not answer%s%s", (unsigned long long)run->plan->timeout_ms,
+                    run->get_error[0] ? "; kubectl get: " : "", run->get_error);
+    r->reason = "KubectlTimeout";
+    esb_capture_release(&r->err);
+    return;
+  }
   if (r->status == ESB_STATUS_EXITED && r->exit_code == 0)
     return; /* kubectl exit 0: the program's result */
   /* What the watch would have said, had kubectl not ended first. */
@@ -363,6 +387,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
   switch (run->step) {
   case STEP_RUN: {
     stop_watch(run);
+    /* What comes after the run (get, delete and its tries) shares one budget. */
+    run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
     run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
     /* The run's result is the program's, with kubectl's words taken out. */
     const char *pod = run->result.pod;

@@ -15,9 +15,12 @@
  *            from a pod that never ran (image pull, unschedulable, forbidden)
  *   delete   always, also after a timeout or an interrupt: kubectl delete pod
  *            --ignore-not-found --wait=false, tried again with backoff
- *            while its budget (the plan's delete_timeout_ms) lasts; a delete
- *            that still failed is reported in result.cleanup_error and left
- *            to the pod's activeDeadlineSeconds and `cleanup`
+ *            while the budget lasts; a delete that still failed is reported
+ *            in result.cleanup_error and left to the pod's
+ *            activeDeadlineSeconds and `cleanup`
+ *
+ * get and delete share one budget, the plan's delete_timeout_ms from the
+ * end of the run step: the get takes at most half of what is left.
  *
  * The caller owns the struct esb_k8s_run and the plan (which must outlive
  * the run). */
@@ -66,6 +69,7 @@ struct esb_k8s_run {
   bool watching;             /* the watch's kubectl is in flight */
   bool steps_done;           /* run, get and delete are over: finish once the watch is */
   bool pod_seen;             /* the pod was there: the watch saw it, or the program wrote */
+  bool pod_ran;              /* it ran: the watch saw it Running (or after), or the program wrote */
   bool pod_gone;             /* the get after a failed run found no pod */
   char get_error[256];       /* the first line of what a failed get said */
   char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
