@@ -289,6 +289,35 @@ env.each_kubectl(function(minor)
     end)
   end)
 
+  describe(("k8s backend, kubectl 1.%d, creates that fail"):format(minor), function()
+    env.check_leaks()
+
+    it("tries a create the API server refused for now again, and the run goes on", function()
+      local posts = 0
+      local r, code, err = run_alone(minor, "--fail-create 2", { "run", "--json", "--policy", policy },
+                                     { backend = "k8s", shell = "echo done" }, function(server)
+        for _, line in ipairs(fake.query(server, "/_fake/requests")) do
+          if line:find("^POST /api/v1/namespaces/[^/]+/pods") then posts = posts + 1 end
+        end
+      end)
+      assert.are.equal(0, code, err)
+      assert.are.equal("done\n", r.stdout)
+      assert.are.equal(3, posts)
+    end)
+
+    it("says when one that keeps failing may pass later, and when not", function()
+      local r = run_alone(minor, "--fail-create 1000", { "run", "--json", "--policy", policy },
+                          { backend = "k8s", shell = "true", timeout_ms = 3000 })
+      assert.are.equal("backend_error", r.error.code, cjson.encode(r))
+      assert.truthy(r.error.message:find("ServiceUnavailable", 1, true), r.error.message)
+      assert.is_true(r.error.retryable)
+      r = run_alone(minor, "--forbid forbidden-ns", { "run", "--json", "--policy", policy },
+                    { backend = "k8s", shell = "true", labels = { namespace = "forbidden-ns" } })
+      assert.are.equal("backend_error", r.error.code, cjson.encode(r))
+      assert.is_false(r.error.retryable)
+    end)
+  end)
+
   describe(("k8s backend, kubectl 1.%d, a pod status that cannot be read"):format(minor), function()
     env.check_leaks()
 

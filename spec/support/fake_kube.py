@@ -17,7 +17,8 @@ and by options: --forbid NS (403 on creating pods in NS), --hang-delete
 (DELETE never answers), --fail-delete N (the first N DELETEs answer 500),
 --fail-get (a GET of one pod answers 500), --drop-attach (the attach
 connection is cut, without a close frame, after the first output),
---deny-attach (403 on pods/attach), --hang-after-create (once a pod is
+--deny-attach (403 on pods/attach), --fail-create N (the first N pod
+creates answer 503), --hang-after-create (once a pod is
 created, no request but the control endpoints is ever answered),
 --deny "VERB RESOURCE" (kubectl auth can-i says no),
 --network-policy (a NetworkPolicy selecting echo-sandbox.io/network=none
@@ -344,6 +345,12 @@ class Handler(BaseHTTPRequestHandler):
         obj = self.body()
         with state_lock:
             received.append(copy.deepcopy(obj))
+        with state_lock:
+            failing = options.fail_create > 0
+            options.fail_create -= failing
+        if failing:
+            return self.send_json(503, status_obj(503, "ServiceUnavailable",
+                                                  "the server is currently unable to handle the request"))
         if ns in options.forbid:
             msg = 'pods is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create ' \
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
@@ -623,6 +630,7 @@ def main():
     ap.add_argument("--fail-get", action="store_true", help="a GET of one pod answers 500")
     ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first output")
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
+    ap.add_argument("--fail-create", type=int, default=0, help="the first N pod creates answer 503")
     ap.add_argument("--hang-after-create", action="store_true", help="answer nothing once a pod exists")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
     ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")

@@ -189,6 +189,71 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   return esb_exec_start(run->loop, e);
 }
 
+/* kubectl run, with what is left of the request's deadline, and its watch
+ * a moment later. */
+static int start_run_step(struct esb_k8s_run *run) {
+  const struct esb_plan *plan = run->plan;
+  uint64_t now = esb_now_ns();
+  uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
+  const char *in = plan->k8s.handshake ? run->stdin_buf : plan->stdin_data;
+  size_t in_len = plan->k8s.handshake ? run->stdin_len : plan->stdin_len;
+  run->step = STEP_RUN;
+  run->create_attempts++;
+  if (start_kubectl(run, esb_k8s_run_argv(plan), in, in_len, left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
+    return -1;
+  run->watch_timer = (struct esb_timer){ .at_ns = now + ESB_K8S_WATCH_AFTER_MS * 1000000ull,
+                                         .fire = start_watch, .userdata = run };
+  esb_timer_start(run->loop, &run->watch_timer);
+  return 0;
+}
+
+/* What kubectl says when the API server did not take the create but may
+ * take it again: overloaded, failing, unreachable. 403, 422 and 409 are
+ * not among them. */
+static bool create_may_succeed_later(const char *said) {
+  static const char *const transient[] = {
+    "(InternalError)", "(ServiceUnavailable)", "(TooManyRequests)", "(Timeout)", "(ServerTimeout)",
+    "connection refused", "Unable to connect to the server", "i/o timeout", "connection reset", "unexpected EOF",
+    NULL,
+  };
+  for (const char *const *t = transient; said && *t; t++)
+    if (strstr(said, *t))
+      return true;
+  return false;
+}
+
+static void retry_run_step(void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  if (start_run_step(run) == 0)
+    return;
+  esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
+                  run->exec.result.error_message ? run->exec.result.error_message : "unknown error");
+  esb_result_release(&run->exec.result);
+  finish(run);
+}
+
+/* A create the API server refused for now is tried again, with backoff
+ * (0.2 s, doubling, at most 2 s), while the request's deadline leaves time.
+ * Returns whether it will be; the result of the try that failed is dropped. */
+static bool create_again(struct esb_k8s_run *run) {
+  uint64_t pause_ms = 200ull << (run->create_attempts > 4 ? 4 : run->create_attempts - 1);
+  if (pause_ms > 2000)
+    pause_ms = 2000;
+  uint64_t at = esb_now_ns() + pause_ms * 1000000ull;
+  if (at + 500 * 1000000ull >= run->run_deadline_ns)
+    return false; /* no time left worth a try */
+  char pod[sizeof run->result.pod];
+  memcpy(pod, run->result.pod, sizeof pod);
+  esb_result_release(&run->result);
+  run->result.sandbox_type = "k8s";
+  memcpy(run->result.pod, pod, sizeof pod);
+  free(run->kubectl_stderr);
+  run->kubectl_stderr = NULL;
+  run->retry_timer = (struct esb_timer){ .at_ns = at, .fire = retry_run_step, .userdata = run };
+  esb_timer_start(run->loop, &run->retry_timer);
+  return true;
+}
+
 /* Milliseconds left of the budget that the steps after the run share. */
 static uint64_t budget_left_ms(const struct esb_k8s_run *run) {
   uint64_t now = esb_now_ns();
@@ -371,12 +436,24 @@ static void decide(struct esb_k8s_run *run) {
   esb_capture_release(&r->err);
 }
 
+/* Failures that another try may not meet: the cluster's passing states. */
+static bool reason_is_transient(const char *reason) {
+  static const char *const transient[] = { "KubectlTimeout", "AttachLost", "Evicted", "Deleted", "Unschedulable",
+                                           NULL };
+  for (const char *const *t = transient; reason && *t; t++)
+    if (strcmp(reason, *t) == 0)
+      return true;
+  return false;
+}
+
 static void finish(struct esb_k8s_run *run) {
   run->steps_done = true;
   if (run->watching)
     return; /* watch_done finishes */
   run->step = STEP_DONE;
   decide(run);
+  if (run->result.status == ESB_STATUS_ERROR)
+    run->result.retryable = run->retryable || reason_is_transient(run->result.reason);
   if (run->on_done)
     run->on_done(run, run->userdata);
 }
@@ -423,6 +500,12 @@ static void step_done(struct esb_exec *exec, void *userdata) {
                       run->result.error_message ? run->result.error_message : "unknown error");
       finish(run);
       return;
+    }
+    if (failed && !run->interrupted && !run->verdict && !run->pod_seen &&
+        run->result.status == ESB_STATUS_EXITED && create_may_succeed_later(run->kubectl_stderr)) {
+      if (create_again(run))
+        return;
+      run->retryable = true; /* out of time, not out of hope */
     }
     /* A timeout too: a pod still Pending at the deadline never ran. What
      * the watch saw needs no get. */
@@ -506,19 +589,15 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
     if (plan->stdin_len)
       memcpy(run->stdin_buf + 1, plan->stdin_data, plan->stdin_len);
   }
-  const char *in = k->handshake ? run->stdin_buf : plan->stdin_data;
-  size_t in_len = k->handshake ? run->stdin_len : plan->stdin_len;
-  if (start_kubectl(run, esb_k8s_run_argv(plan), in, in_len, plan->timeout_ms, plan->max_output_bytes) < 0) {
+  run->run_deadline_ns = esb_now_ns() + plan->timeout_ms * 1000000ull;
+  run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
+  if (start_run_step(run) < 0) {
     const char *msg = run->exec.result.error_message;
     esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
                     msg ? msg : "unknown error");
     esb_result_release(&run->exec.result);
     return -1;
   }
-  run->watch_timer = (struct esb_timer){ .at_ns = esb_now_ns() + ESB_K8S_WATCH_AFTER_MS * 1000000ull,
-                                         .fire = start_watch, .userdata = run };
-  run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
-  esb_timer_start(loop, &run->watch_timer);
   return 0;
 }
 
@@ -527,6 +606,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
     esb_timer_stop(run->loop, &run->watch_timer);
     esb_timer_stop(run->loop, &run->unschedulable_timer);
     esb_timer_stop(run->loop, &run->delete_timer);
+    esb_timer_stop(run->loop, &run->retry_timer);
   }
   esb_strv_free(run->argv);
   run->argv = NULL;

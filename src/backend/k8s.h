@@ -2,7 +2,9 @@
  * kubectl children on the engine's loop:
  *
  *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
- *            the handshake line, then the request's stdin
+ *            the handshake line, then the request's stdin; a create the
+ *            API server refused for now (5xx, 429, unreachable) is tried
+ *            again with backoff within the request's deadline
  *   watch    beside run, from ESB_K8S_WATCH_AFTER_MS on: kubectl get pods -w
  *            on the pod's name, whose events end the run at once when the
  *            pod cannot start (ErrImagePull, ImagePullBackOff,
@@ -75,6 +77,10 @@ struct esb_k8s_run {
   char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
   const char *verdict;       /* static: why the watch ended the run (a reason), or NULL */
   struct esb_timer delete_timer; /* the next delete try */
+  struct esb_timer retry_timer;  /* the next create try */
+  uint64_t run_deadline_ns;      /* the request's deadline, over every try */
+  unsigned create_attempts;
+  bool retryable;                /* the create kept failing in a way that may pass */
   uint64_t delete_deadline_ns;   /* when the delete budget ends */
   unsigned delete_attempts;
   char verdict_message[768];

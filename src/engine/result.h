@@ -49,6 +49,7 @@ struct esb_result {
   char pod[64];           /* k8s: the pod's name, "" otherwise */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
   char *warning;          /* owned: what the result could not be sure of, or NULL */
+  bool retryable;         /* with status ERROR: whether the same request may succeed later */
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
 };

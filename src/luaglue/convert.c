@@ -322,6 +322,8 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_setfield(L, -2, "code");
     lua_pushstring(L, r->error_message ? r->error_message : esb_strerror(r->error));
     lua_setfield(L, -2, "message");
+    lua_pushboolean(L, r->retryable);
+    lua_setfield(L, -2, "retryable");
     lua_setfield(L, -2, "error");
   }
 }
