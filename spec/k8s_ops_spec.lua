@@ -116,6 +116,22 @@ describe("echo-sandbox doctor", function()
     assert.truthy(out:find("local ", 1, true), out)
   end)
 
+  it("says that kubectl did not answer when it hangs", function()
+    -- a kubectl that knows itself and its context, and hangs on the cluster
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    env.write_file(dir .. "/kubectl", "#!/bin/sh\ncase \"$*\" in\n" ..
+                   "  *--client*) echo 'Client Version: v1.33.0'; exit 0;;\n" ..
+                   "  *current-context*) echo fake; exit 0;;\nesac\nexec sleep 60\n")
+    os.execute("chmod +x " .. dir .. "/kubectl")
+    local out, _, code = env.cli_run({ "doctor", "--policy", k8s_policy }, nil,
+                                     "ECHO_SANDBOX_KUBECTL=" .. env.quote(dir .. "/kubectl"))
+    os.execute("rm -rf " .. dir)
+    assert.are.equal(1, code)
+    assert.truthy(out:find("kubectl did not answer within 15 s", 1, true), out)
+  end)
+
   it("only warns about the cluster when the policy's backend is local", function()
     local out, _, code = env.cli_run({ "doctor" }, nil, fake.kubectl_env(minor, "/nonexistent/kubeconfig"))
     assert.are.equal(0, code, out)

@@ -9,6 +9,7 @@
 
 #include "backend/k8s_command.h"
 #include "backend/local.h"
+#include "backend/kubectl_words.h"
 #include "engine/cgroup.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
@@ -46,10 +47,30 @@ static const char *first_line(const struct esb_capture *c, char *buf, size_t n) 
   return buf;
 }
 
+#define KUBECTL_CHECK_MS 15000
+
 static bool kubectl_ok(const struct esb_k8s_settings *k, const char *const *tail, struct esb_result *r) {
   esb_result_release(r);
-  esb_k8s_kubectl_run(k, tail, 15000, r);
+  esb_k8s_kubectl_run(k, tail, KUBECTL_CHECK_MS, r);
   return r->status == ESB_STATUS_EXITED && r->exit_code == 0;
+}
+
+/* Why a kubectl check failed: kubectl's first line of its own words (klog
+ * lines left out), or that it did not answer at all. */
+static const char *why_failed(struct esb_result *r, char *buf, size_t n) {
+  if (r->status == ESB_STATUS_TIMED_OUT) {
+    snprintf(buf, n, "kubectl did not answer within %d s (a hung kubectl, or an API server that takes "
+             "connections and never answers)", KUBECTL_CHECK_MS / 1000);
+    return buf;
+  }
+  if (r->status == ESB_STATUS_ERROR)
+    return r->error_message ? r->error_message : "kubectl could not be run";
+  if (r->err.data)
+    r->err.len = esb_kubectl_strip_own_lines(r->err.data, r->err.len);
+  first_line(&r->err, buf, n);
+  if (!buf[0])
+    snprintf(buf, n, "kubectl exited with %d and said nothing", r->exit_code);
+  return buf;
 }
 
 /* Does some NetworkPolicy's podSelector pick echo-sandbox.io/network=none? */
@@ -88,7 +109,7 @@ static void check_kubernetes(struct esb_policy *policy, struct tally *t, const c
   const struct esb_k8s_settings *k = &plan.k8s;
   const char *client[] = {"version", "--client", NULL};
   if (!kubectl_ok(NULL, client, &r)) {
-    report(t, fail, "kubectl", "%s", r.error_message ? r.error_message : first_line(&r.err, line, sizeof line));
+    report(t, fail, "kubectl", "%s", why_failed(&r, line, sizeof line));
     goto out;
   }
   snprintf(detail, sizeof detail, "%s: %s", esb_k8s_kubectl(), first_line(&r.out, line, sizeof line));
@@ -99,10 +120,10 @@ static void check_kubernetes(struct esb_policy *policy, struct tally *t, const c
   else if (kubectl_ok(k, context, &r))
     report(t, "ok", "context", "%s", first_line(&r.out, line, sizeof line));
   else
-    report(t, fail, "context", "%s", first_line(&r.err, line, sizeof line));
+    report(t, fail, "context", "%s", why_failed(&r, line, sizeof line));
   const char *server[] = {"version", "--request-timeout=5s", NULL};
   if (!kubectl_ok(k, server, &r)) {
-    report(t, fail, "cluster", "does not answer: %s", first_line(&r.err, line, sizeof line));
+    report(t, fail, "cluster", "does not answer: %s", why_failed(&r, line, sizeof line));
     goto out;
   }
   const char *sv = r.out.data ? strstr(r.out.data, "Server Version") : NULL;
@@ -119,7 +140,7 @@ static void check_kubernetes(struct esb_policy *policy, struct tally *t, const c
   }
   const char *netpol[] = {"get", "networkpolicies", "-o", "json", "--request-timeout=10s", NULL};
   if (!kubectl_ok(k, netpol, &r))
-    report(t, "warn", "networkpolicy", "cannot list NetworkPolicies: %s", first_line(&r.err, line, sizeof line));
+    report(t, "warn", "networkpolicy", "cannot list NetworkPolicies: %s", why_failed(&r, line, sizeof line));
   else if (has_network_policy(r.out.data ? r.out.data : "", r.out.len))
     report(t, "ok", "networkpolicy", "%s", "one selects echo-sandbox.io/network=none");
   else
