@@ -318,6 +318,31 @@ env.each_kubectl(function(minor)
     end)
   end)
 
+  describe(("k8s backend, kubectl 1.%d, SIGTERM while the create is on its way"):format(minor), function()
+    env.check_leaks()
+
+    it("deletes the pod once it exists, and exits 143", function()
+      local code, left
+      run_alone(minor, "--slow-create 1", { "--version" }, nil, function(server)
+        local script = table.concat({
+          "%s %s %s run --backend k8s --policy %s --shell 'exec sleep 30' >/dev/null 2>&1 & pid=$!",
+          -- once the create has reached the API server, and before it is done
+          "for i in $(seq 1000); do python3 %s query %d /_fake/requests | grep -q 'POST /api/v1' && break; sleep 0.02; done",
+          "kill -TERM $pid; wait $pid; echo $?",
+          -- then the create is done on the server's side
+          "for i in $(seq 1000); do python3 %s query %d /_fake/requests | grep -q CREATED && break; sleep 0.02; done" },
+          "\n")
+        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), policy, fake.script,
+                                         server.port, fake.script, server.port))
+        code = p:read("n")
+        p:close()
+        left = fake.pods(server)
+      end)
+      assert.are.equal(143, code)
+      assert.are.same({}, left)
+    end)
+  end)
+
   describe(("k8s backend, kubectl 1.%d, a pod status that cannot be read"):format(minor), function()
     env.check_leaks()
 

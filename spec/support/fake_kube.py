@@ -18,14 +18,15 @@ and by options: --forbid NS (403 on creating pods in NS), --hang-delete
 --fail-get (a GET of one pod answers 500), --drop-attach (the attach
 connection is cut, without a close frame, after the first output),
 --deny-attach (403 on pods/attach), --fail-create N (the first N pod
-creates answer 503), --hang-after-create (once a pod is
+creates answer 503), --slow-create SECONDS (a create takes that long), --hang-after-create (once a pod is
 created, no request but the control endpoints is ever answered),
 --deny "VERB RESOURCE" (kubectl auth can-i says no),
 --network-policy (a NetworkPolicy selecting echo-sandbox.io/network=none
 exists). activeDeadlineSeconds is enforced (DeadlineExceeded).
 
 Control endpoints for the specs: GET /_fake/pods (pods present now),
-GET /_fake/received (every pod body received), GET /_fake/requests (a log),
+GET /_fake/received (every pod body received), GET /_fake/requests (a log,
+with a line "CREATED NS/NAME" when a create is done),
 POST /_fake/evict/NAME (the kubelet evicts the pod: its container is
 killed, the pod Failed with reason Evicted), POST /_fake/delete/NAME (a
 delete from outside, as a node drain does).
@@ -343,6 +344,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def create(self, ns):
         obj = self.body()
+        time.sleep(options.slow_create)
         with state_lock:
             received.append(copy.deepcopy(obj))
         with state_lock:
@@ -363,6 +365,7 @@ class Handler(BaseHTTPRequestHandler):
                                                       'pods "%s" already exists' % meta["name"]))
             pod = Pod(obj)
             pods[pod.key] = pod
+            requests_log.append("CREATED %s/%s" % pod.key)
             image = pod.container()["image"]
             if "fake-pending" in image:
                 pod.set_status("Pending", {"waiting": {"reason": "Pending"}}, reason="Unschedulable",
@@ -631,6 +634,7 @@ def main():
     ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first output")
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
     ap.add_argument("--fail-create", type=int, default=0, help="the first N pod creates answer 503")
+    ap.add_argument("--slow-create", type=float, default=0, help="seconds a create takes")
     ap.add_argument("--hang-after-create", action="store_true", help="answer nothing once a pod exists")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
     ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")

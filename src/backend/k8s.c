@@ -349,7 +349,12 @@ static void decide(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   const struct esb_pod_status *pod = &run->pod;
   if (run->interrupted) {
-    esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the pod was deleted");
+    /* Only a delete that went through is claimed. */
+    if (r->cleanup_error)
+      esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; deleting the pod failed "
+                      "(cleanup_error)");
+    else
+      esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the pod was deleted");
     return;
   }
   if (r->status == ESB_STATUS_ERROR)
@@ -467,6 +472,7 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     /* What comes after the run (get, delete and its tries) shares one budget. */
     run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
     run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
+    run->late_create_until_ns = esb_now_ns() + ESB_K8S_LATE_CREATE_MS * 1000000ull;
     /* The run's result is the program's, with kubectl's words taken out. */
     const char *pod = run->result.pod;
     char pod_name[64];
@@ -527,6 +533,15 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     break;
   case STEP_DELETE:
     if ((er->status != ESB_STATUS_EXITED || er->exit_code != 0) && delete_again(run, er)) {
+      esb_result_release(er);
+      return;
+    }
+    /* Interrupted before the pod was seen, the create may still be on its
+     * way through the API server: a delete that found nothing is tried
+     * again for a while (ESB_K8S_LATE_CREATE_MS), so that a pod created
+     * after it is not left behind. */
+    if (run->interrupted && !run->pod_seen && er->status == ESB_STATUS_EXITED && er->exit_code == 0 &&
+        er->out.len == 0 && esb_now_ns() < run->late_create_until_ns && delete_again(run, er)) {
       esb_result_release(er);
       return;
     }

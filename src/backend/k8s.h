@@ -39,6 +39,9 @@
 /* When the watch starts: a run that is over by then (most, on a warm
  * cluster) costs no second kubectl. */
 #define ESB_K8S_WATCH_AFTER_MS 1000
+/* After an interrupt before the pod was seen: how long deletes that find
+ * nothing go on, for a create still on its way (within the delete budget). */
+#define ESB_K8S_LATE_CREATE_MS 3000
 
 struct esb_k8s_run;
 typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);
@@ -83,6 +86,7 @@ struct esb_k8s_run {
   bool retryable;                /* the create kept failing in a way that may pass */
   uint64_t delete_deadline_ns;   /* when the delete budget ends */
   unsigned delete_attempts;
+  uint64_t late_create_until_ns;
   char verdict_message[768];
 };
 
