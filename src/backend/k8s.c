@@ -415,6 +415,13 @@ static void decide(struct esb_k8s_run *run) {
     } else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0) {
       r->status = ESB_STATUS_TIMED_OUT;
       r->reason = "DeadlineExceeded";
+    } else if (pod->exit_code > 128 && pod->exit_code < 128 + 32) {
+      /* The runtime reports a container killed by signal N as 128+N, as a
+       * shell does (a program that exits with such a code itself reads the
+       * same: the pod does not tell them apart). */
+      r->status = ESB_STATUS_SIGNALED;
+      r->signal = pod->exit_code - 128;
+      r->reason = "Signaled";
     } else {
       r->status = ESB_STATUS_EXITED;
       r->exit_code = pod->exit_code;
