@@ -593,6 +593,18 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   snprintf(run->result.pod, sizeof run->result.pod, "%s", plan->k8s.pod_name);
   const struct esb_k8s_settings *k = &plan->k8s;
   /* Checked before anything is created: the create would fail on it. */
+  for (char **a = plan->argv; a && *a; a++) {
+    /* Linux takes at most 128 KiB in one argument (MAX_ARG_STRLEN): kubectl
+     * could not even start. */
+    size_t n = strlen(*a);
+    if (n >= ESB_K8S_MAX_ARG_BYTES) {
+      esb_result_fail(&run->result, ESB_E_INVALID_REQUEST, "argv[%td] (the request's code, shell line or an "
+                      "argument) is %zu bytes: on Kubernetes it goes on kubectl's command line, where one "
+                      "argument may have at most %d bytes; pass large data as stdin", a - plan->argv, n,
+                      ESB_K8S_MAX_ARG_BYTES - 1);
+      return -1;
+    }
+  }
   for (char **e = plan->env; e && *e; e++) {
     size_t n = strcspn(*e, "=");
     if (!valid_env_name(*e, n)) {

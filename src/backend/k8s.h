@@ -42,6 +42,8 @@
 /* After an interrupt before the pod was seen: how long deletes that find
  * nothing go on, for a create still on its way (within the delete budget). */
 #define ESB_K8S_LATE_CREATE_MS 3000
+/* The kernel's MAX_ARG_STRLEN: the most one argument of a command line has. */
+#define ESB_K8S_MAX_ARG_BYTES (32 * 4096)
 
 struct esb_k8s_run;
 typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);
