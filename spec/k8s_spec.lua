@@ -211,6 +211,21 @@ env.each_kubectl(function(minor)
         end)
       end
 
+      it("survives an API server that is unreachable for a while mid-run: a clear error, and the delete gets through", function()
+        local name, result = run_started("echo started; exec sleep 60")
+        fake.query(server, "/_fake/outage/2", "{}")
+        local r = result()
+        assert.truthy(r.error, cjson.encode(r))
+        assert.are.equal("backend_error", r.error.code, r.error.message)
+        assert.are.equal("AttachLost", r.reason)
+        assert.is_true(r.error.retryable)
+        assert.is_nil(r.cleanup_error) -- tried again until the API server was back
+        assert.is_nil(r.error.message:find("E%d%d%d%d "), r.error.message)
+        assert.is_nil(r.stderr:find("E%d%d%d%d "), r.stderr)
+        assert.are.same({}, fake.pods(server))
+        assert.truthy(name)
+      end)
+
       it("refuses an env name the API server would refuse, before it creates anything", function()
         local r, code = run(server, { shell = "true", env = { ["1ST"] = "x" } })
         assert.are.equal(125, code)

@@ -29,7 +29,9 @@ GET /_fake/received (every pod body received), GET /_fake/requests (a log,
 with a line "CREATED NS/NAME" when a create is done),
 POST /_fake/evict/NAME (the kubelet evicts the pod: its container is
 killed, the pod Failed with reason Evicted), POST /_fake/delete/NAME (a
-delete from outside, as a node drain does).
+delete from outside, as a node drain does), POST /_fake/outage/SECONDS (the
+API server is unreachable that long: attach connections are cut, and every
+request but the control endpoints gets its connection closed unanswered).
 The server writes its port to --port-file and runs until killed.
 `fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
 of BODY) to a running server.
@@ -57,6 +59,7 @@ pods = {}           # (namespace, name) -> Pod
 received = []       # pod bodies as received
 requests_log = []
 resource_version = [1]
+outage_until = [0.0]   # time.time() until which the API server is unreachable
 options = None
 
 
@@ -75,6 +78,7 @@ class Pod:
         self.proc = None
         self.output = []          # everything the container wrote, for /log
         self.attached = None      # the attach session's sender, once attached
+        self.attach_sock = None   # and its socket
         self.exited = threading.Event()
         self.deleted = False
 
@@ -235,8 +239,16 @@ class Handler(BaseHTTPRequestHandler):
         with state_lock:
             requests_log.append("%s %s" % (method, self.path))
             hang = options.hang_after_create and pods and not url.path.startswith("/_fake/")
+            down = time.time() < outage_until[0] and not url.path.startswith("/_fake/")
         while hang:  # until the client gives up and the server is killed
             time.sleep(1)
+        if down:  # unreachable: the connection ends unanswered
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         if method == "GET" and url.path == "/version":
             minor = str(options.minor)
             return self.send_json(200, {"major": "1", "minor": minor, "gitVersion": "v1.%s.0" % minor,
@@ -299,6 +311,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def control(self, what):
         parts = [p for p in urlparse(self.path).path.split("/") if p]
+        if self.command == "POST" and what == "outage" and len(parts) == 3:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with state_lock:
+                outage_until[0] = time.time() + float(parts[2])
+                for pod in pods.values():
+                    if pod.attach_sock:
+                        pod.attached = None
+                        try:
+                            pod.attach_sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+            return self.send_json(200, {"until": outage_until[0]})
         if self.command == "POST" and what in ("evict", "delete") and len(parts) == 3:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with state_lock:
@@ -565,6 +589,7 @@ class Handler(BaseHTTPRequestHandler):
 
         with state_lock:
             pod.attached = sender
+            pod.attach_sock = sock
         reader = threading.Thread(target=self.read_client, args=(pod, send_frame), daemon=True)
         reader.start()
         pod.exited.wait()
