@@ -399,12 +399,22 @@ describe("a failing policy", function()
     assert_policy_error("policy.k8s.namespace = 'Not_A_Label'", "k8s.namespace", { backend = "k8s", shell = "true" })
     assert_policy_error("policy.resources.cpu_limit = 'lots'", "policy.resources.cpu_limit", { backend = "k8s", shell = "true" })
     -- what the API server would refuse only after everything else was done
-    assert_policy_error(pod_change("pod.metadata = { labels = { ['team'] = 'a b' } }"), "pod.metadata.labels.team",
-                        { backend = "k8s", shell = "true" })
-    assert_policy_error(pod_change("pod.metadata = { labels = { ['-bad'] = 'x' } }"), "%-bad",
-                        { backend = "k8s", shell = "true" })
     assert_policy_error(pod_change("pod.spec.containers[1].env = { { name = '1ST', value = 'x' } }"),
                         "pod%.spec%.containers%[1%]%.env%[1%]%.name", { backend = "k8s", shell = "true" })
+  end)
+
+  it("refuses a pod label the API server would refuse as an invalid request, naming it, before anything runs", function()
+    for change, name in pairs { ["pod.metadata = { labels = { team = 'a b' } }"] = 'team="a b"',
+                                ["pod.metadata = { labels = { ['-bad'] = 'x' } }"] = '"-bad"',
+                                ["pod.metadata = { labels = { ['a/b/c'] = 'x' } }"] = '"a/b/c"',
+                                [("pod.metadata = { labels = { team = '%s' } }"):format(("x"):rep(64))] = "team=" } do
+      local r, code, err, started = run_under(pod_change(change), { backend = "k8s", shell = "true" })
+      assert.are.equal(125, code)
+      assert.are.equal("invalid_request", r.error.code, r.error.message)
+      assert.truthy(r.error.message:find(name, 1, true), r.error.message)
+      assert.truthy(err:find(name, 1, true), err)
+      assert.is_false(started)
+    end
   end)
 
   it("gives every container the policy adds the program's container's security settings", function()

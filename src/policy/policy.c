@@ -218,19 +218,24 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   lua_setfield(L, -2, "deadline_seconds");
   lua_pushboolean(L, plan->local.network);
   lua_setfield(L, -2, "network");
-  if (esb_vm_call(p->vm, 2, 9, "policy", err, errlen) < 0)
+  if (esb_vm_call(p->vm, 2, 10, "policy", err, errlen) < 0)
     return ESB_E_POLICY;
-  k->image = dup_result(L, -9);
-  k->namespace_ = dup_result(L, -8);
-  k->handshake = lua_toboolean(L, -7);
-  k->pod_running_timeout = dup_result(L, -6);
-  k->context = dup_result(L, -5);
-  k->kubeconfig = dup_result(L, -4);
-  k->delete_timeout_ms = (uint64_t)lua_tointeger(L, -3);
-  k->unschedulable_grace_ms = (uint64_t)lua_tointeger(L, -2);
-  k->overrides_json = dup_result(L, -1);
+  if (lua_type(L, -1) == LUA_TSTRING) { /* a label the API server would refuse */
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 10);
+    return ESB_E_INVALID_REQUEST;
+  }
+  k->image = dup_result(L, -10);
+  k->namespace_ = dup_result(L, -9);
+  k->handshake = lua_toboolean(L, -8);
+  k->pod_running_timeout = dup_result(L, -7);
+  k->context = dup_result(L, -6);
+  k->kubeconfig = dup_result(L, -5);
+  k->delete_timeout_ms = (uint64_t)lua_tointeger(L, -4);
+  k->unschedulable_grace_ms = (uint64_t)lua_tointeger(L, -3);
+  k->overrides_json = dup_result(L, -2);
   k->pod_name = strdup(name);
-  lua_pop(L, 9);
+  lua_pop(L, 10);
   if (!k->image || !k->namespace_ || !k->pod_running_timeout || !k->overrides_json || !k->pod_name) {
     snprintf(err, errlen, "policy: out of memory");
     return ESB_E_SYSTEM;

@@ -52,21 +52,24 @@ local function dns_subdomain(s)
   return true
 end
 
-local function check_labels(labels)
+-- Returns why a label is one the API server refuses, or nil: a request's
+-- fault as much as the policy's (labels often come from the request), so
+-- the engine refuses it as invalid_request.
+local function label_problem(labels)
   for k, v in pairs(labels) do
-    if type(k) ~= "string" then bad("pod.metadata.labels", "string keys", k) end
+    if type(k) ~= "string" then return "pod label keys must be strings" end
     local prefix, name = k:match("^(.*)/(.*)$")
     if not prefix then name = k end
     if prefix and not dns_subdomain(prefix) then
-      bad("pod.metadata.labels", "keys with a DNS-1123 subdomain prefix", k)
+      return format("pod label %q: its prefix is no DNS-1123 subdomain", k)
     end
     if not label_word(name) then
-      bad("pod.metadata.labels", "key names of at most 63 letters, digits, '-', '_' or '.', "
-          .. "starting and ending with a letter or digit", k)
+      return format("pod label %q: a key's name is at most 63 letters, digits, '-', '_' or '.', "
+                    .. "starting and ending with a letter or digit", k)
     end
     if type(v) ~= "string" or (v ~= "" and not label_word(v)) then
-      bad("pod.metadata.labels." .. k, "a value of at most 63 letters, digits, '-', '_' or '.', "
-          .. "starting and ending with a letter or digit", v)
+      return format("pod label %s=%s: a value is at most 63 letters, digits, '-', '_' or '.', "
+                    .. "starting and ending with a letter or digit", k, type(v) == "string" and format("%q", v) or type(v))
     end
   end
 end
@@ -120,7 +123,8 @@ end
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
 -- deadline_seconds, network (boolean). Returns image, namespace, handshake,
 -- pod_running_timeout (the policy's, lowered to the deadline), context,
--- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, override JSON.
+-- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, override JSON, and
+-- why a label is one the API server would refuse (nil when none is).
 return function(k8s, ctx)
   if type(k8s) ~= "table" then bad("", "a table", k8s) end
   local image, namespace = k8s.image, k8s.namespace
@@ -173,7 +177,7 @@ return function(k8s, ctx)
     check_resources(container.resources)
   end
 
-  check_labels(labels)
+  local label_error = label_problem(labels)
   for i, c in ipairs(containers) do check_env(c, ("pod.spec.containers[%d]"):format(i)) end
   apply_security_to_all(spec, container)
 
@@ -198,5 +202,5 @@ return function(k8s, ctx)
     error("policy hook 'plan' returned a pod override that is not JSON: " .. tostring(json), 0)
   end
   return image, namespace, handshake, running_timeout, k8s.context, k8s.kubeconfig,
-         tointeger(delete_timeout_ms), tointeger(unschedulable_grace_ms), json
+         tointeger(delete_timeout_ms), tointeger(unschedulable_grace_ms), json, label_error
 end
