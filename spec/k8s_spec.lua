@@ -189,13 +189,12 @@ env.each_kubectl(function(minor)
       } do
         it(case[4], function()
           local name, result = run_started("echo started; exec sleep 60")
-          -- once the engine watches the pod, its list done (the API server's
-          -- request log says so: its selector names the namespace too)
+          -- once the engine watches its pods, its list done (the API server's
+          -- request log says so: the watch of the managed-by label)
           local watched
           for _ = 1, 1000 do
             for _, line in ipairs(fake.query(server, "/_fake/requests")) do
-              watched = watched or (line:find("watch=", 1, true) and line:find(name, 1, true) and
-                                    line:find("metadata.namespace", 1, true))
+              watched = watched or (line:find("watch=", 1, true) and line:find("managed-by", 1, true))
             end
             if watched then break end
             os.execute("sleep 0.02")
@@ -317,6 +316,33 @@ env.each_kubectl(function(minor)
       -- the deadline (3 s), then get and delete in one 2 s budget; os.time's
       -- whole seconds and a loaded machine get the rest
       assert.is_true(took <= 10, took .. " s")
+    end)
+  end)
+
+  describe(("k8s backend, kubectl 1.%d, many runs at once"):format(minor), function()
+    env.check_leaks()
+
+    it("share one pod watch", function()
+      local lines = {}
+      for i = 1, 3 do lines[i] = cjson.encode { id = i, backend = "k8s", shell = "sleep 2; echo " .. i } end
+      local server = fake.start(minor)
+      local out, err, code = env.cli_run({ "batch", "-j", "3", "--policy", policy }, table.concat(lines, "\n") .. "\n",
+                                         server.env)
+      local watches = 0
+      for _, line in ipairs(fake.query(server, "/_fake/requests")) do
+        if line:find("watch=", 1, true) and line:find("managed-by", 1, true) then watches = watches + 1 end
+      end
+      local left = fake.pods(server)
+      fake.stop(server)
+      assert.are.equal(0, code, err)
+      local seen = {}
+      for text in out:gmatch("[^\n]+") do
+        local r = cjson.decode(text)
+        seen[r.id] = r.stdout
+      end
+      assert.are.same({ "1\n", "2\n", "3\n" }, seen)
+      assert.are.equal(1, watches) -- every run lasted past the watch's start
+      assert.are.same({}, left)
     end)
   end)
 

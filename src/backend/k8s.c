@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/k8s_command.h"
+#include "backend/k8s_watch.h"
 #include "backend/kubectl_words.h"
 #include "engine/strv.h"
 
@@ -80,11 +81,11 @@ static void unschedulable_for_too_long(void *userdata) {
           run->pod.message[0] ? run->pod.message : "no node fits it");
 }
 
-static void on_pod_event(const char *text, size_t len, void *userdata) {
-  struct esb_k8s_run *run = userdata;
-  struct esb_pod_status p;
-  if (run->verdict || run->step != STEP_RUN || !run->parse_pod || run->parse_pod(text, len, &p) < 0)
+/* An event of the run's pod, from the shared watch (k8s_watch.h). */
+static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *ev) {
+  if (run->verdict || run->step != STEP_RUN)
     return;
+  struct esb_pod_status p = *ev;
   run->pod_seen = true;
   run->pod_ran |= strcmp(p.phase, "Running") == 0 || strcmp(p.phase, "Succeeded") == 0 ||
                   strcmp(p.phase, "Failed") == 0;
@@ -113,56 +114,17 @@ static void on_pod_event(const char *text, size_t len, void *userdata) {
   }
 }
 
-static void on_watch_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
-  (void)exec;
-  struct esb_k8s_run *run = userdata; /* stderr: kubectl's own words, nothing of the pod's */
-  if (stream == 1) {
-    esb_json_split_feed(&run->watch_split, data, len, 4u << 20, on_pod_event, run);
-  }
-}
-
-static void watch_done(struct esb_exec *exec, void *userdata) {
-  struct esb_k8s_run *run = userdata;
-  esb_result_release(&exec->result);
-  run->watching = false;
-  if (run->steps_done)
-    finish(run);
-}
-
 static void start_watch(void *userdata) {
   struct esb_k8s_run *run = userdata;
-  if (run->step != STEP_RUN)
-    return;
-  /* The namespace is implied by --namespace; naming it in the selector too
-   * tells this watch's requests from those of kubectl run's own wait. */
-  char selector[256];
-  snprintf(selector, sizeof selector, "--field-selector=metadata.name=%s,metadata.namespace=%s",
-           run->plan->k8s.pod_name, run->plan->k8s.namespace_);
-  const char *tail[] = {"get", "pods", selector, "--watch", "--output-watch-events", "-o", "json", NULL};
-  run->watch_argv = esb_k8s_kubectl_argv(&run->plan->k8s, tail);
-  if (!run->watch_argv)
-    return; /* out of memory: the run goes on without its watch */
-  struct esb_exec *w = &run->watch;
-  *w = (struct esb_exec)ESB_EXEC_INIT;
-  w->child.argv = (const char *const *)run->watch_argv;
-  w->child.env = (const char *const *)environ;
-  w->kill_grace_ms = 1000;
-  w->max_output_bytes = 4096; /* the events go through on_output */
-  w->on_output = on_watch_output;
-  w->on_done = watch_done;
-  w->userdata = run;
-  if (esb_exec_start(run->loop, w) == 0)
-    run->watching = true;
-  else
-    esb_result_release(&w->result);
+  if (run->step == STEP_RUN)
+    esb_k8s_watch_join(run, on_pod_event); /* on failure: on without a watch */
 }
 
 /* The program's kubectl is done: the watch has nothing more to say. */
 static void stop_watch(struct esb_k8s_run *run) {
   esb_timer_stop(run->loop, &run->watch_timer);
   esb_timer_stop(run->loop, &run->unschedulable_timer);
-  if (run->watching)
-    esb_exec_stop(&run->watch);
+  esb_k8s_watch_leave(run);
 }
 
 /* Starts one kubectl child on the loop; -1 with run->exec.result saying why. */
@@ -459,9 +421,6 @@ static bool reason_is_transient(const char *reason) {
 }
 
 static void finish(struct esb_k8s_run *run) {
-  run->steps_done = true;
-  if (run->watching)
-    return; /* watch_done finishes */
   run->step = STEP_DONE;
   decide(run);
   if (run->result.status == ESB_STATUS_ERROR)
@@ -644,10 +603,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   }
   esb_strv_free(run->argv);
   run->argv = NULL;
-  esb_strv_free(run->watch_argv);
-  run->watch_argv = NULL;
-  esb_json_split_release(&run->watch_split);
-  esb_result_release(&run->watch.result);
+  esb_k8s_watch_leave(run);
   free(run->stdin_buf);
   run->stdin_buf = NULL;
   free(run->kubectl_stderr);

@@ -5,8 +5,9 @@
  *            the handshake line, then the request's stdin; a create the
  *            API server refused for now (5xx, 429, unreachable) is tried
  *            again with backoff within the request's deadline
- *   watch    beside run, from ESB_K8S_WATCH_AFTER_MS on: kubectl get pods -w
- *            on the pod's name, whose events end the run at once when the
+ *   watch    beside run, from ESB_K8S_WATCH_AFTER_MS on: the pod's events
+ *            from a watch of every managed pod that the runs of the loop
+ *            share (k8s_watch.h), which end the run at once when the
  *            pod cannot start (ErrImagePull, ImagePullBackOff,
  *            InvalidImageName, CreateContainerConfigError,
  *            CreateContainerError), is evicted or is deleted from outside,
@@ -29,7 +30,6 @@
 #ifndef ESB_BACKEND_K8S_H
 #define ESB_BACKEND_K8S_H
 
-#include "backend/json_split.h"
 #include "engine/loop.h"
 #include "engine/plan.h"
 #include "engine/pod_status.h"
@@ -46,6 +46,7 @@
 #define ESB_K8S_MAX_ARG_BYTES (32 * 4096)
 
 struct esb_k8s_run;
+struct esb_k8s_watcher;
 typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);
 
 struct esb_k8s_run {
@@ -67,14 +68,10 @@ struct esb_k8s_run {
   struct esb_pod_status pod;
   bool have_pod;
   char *kubectl_stderr;      /* what kubectl said when it failed */
-  /* the watch */
-  struct esb_exec watch;
-  char **watch_argv;
-  struct esb_json_split watch_split;
-  struct esb_timer watch_timer;         /* starts the watch */
+  /* the watch (k8s_watch.h) */
+  struct esb_k8s_watcher *watcher;      /* joined, or NULL */
+  struct esb_timer watch_timer;         /* joins it */
   struct esb_timer unschedulable_timer; /* ends a run whose pod stays unschedulable */
-  bool watching;             /* the watch's kubectl is in flight */
-  bool steps_done;           /* run, get and delete are over: finish once the watch is */
   bool pod_seen;             /* the pod was there: the watch saw it, or the program wrote */
   bool pod_ran;              /* it ran: the watch saw it Running (or after), or the program wrote */
   bool pod_gone;             /* the get after a failed run found no pod */
@@ -92,8 +89,7 @@ struct esb_k8s_run {
   char verdict_message[768];
 };
 
-#define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .watch = ESB_EXEC_INIT, \
-                           .watch_split = ESB_JSON_SPLIT_INIT }
+#define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once with
  * the result complete and the pod deleted (or the failure to delete it in

@@ -20,6 +20,7 @@ struct esb_pod_status {
   char waiting_reason[64]; /* containerStatuses[0].state.waiting.reason: ErrImagePull, ... */
   bool unschedulable;      /* the PodScheduled condition is False, reason Unschedulable */
   char image[256];         /* spec.containers[0].image */
+  char name[64];           /* metadata.name */
 };
 
 /* Returns 0, or -1 when the text is not a pod. */

@@ -39,8 +39,9 @@ static const char pick[] =
   "local waiting = type(state.waiting) == 'table' and state.waiting.reason or nil\n"
   "local spec = type(pod.spec) == 'table' and pod.spec or {}\n"
   "local c1 = type(spec.containers) == 'table' and type(spec.containers[1]) == 'table' and spec.containers[1] or {}\n"
+  "local meta = type(pod.metadata) == 'table' and pod.metadata or {}\n"
   "return status.phase or '', t ~= nil, t and math.tointeger(t.exitCode), t and t.reason,\n"
-  "       status.reason, message, event, waiting, unschedulable, c1.image\n";
+  "       status.reason, message, event, waiting, unschedulable, c1.image, meta.name\n";
 
 static void copy(char *dst, size_t n, lua_State *L, int idx) {
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
@@ -60,8 +61,8 @@ static int parse(lua_State *L) {
   if (luaL_loadbufferx(L, pick, sizeof pick - 1, "=pod_status", "t") != LUA_OK)
     return lua_error(L);
   lua_pushvalue(L, pod);
-  lua_call(L, 1, 10);
-  return 10;
+  lua_call(L, 1, 11);
+  return 11;
 }
 
 int esb_lua_parse_pod_status(const char *json, size_t len, struct esb_pod_status *out) {
@@ -72,17 +73,18 @@ int esb_lua_parse_pod_status(const char *json, size_t len, struct esb_pod_status
   lua_pushcfunction(L, parse);
   lua_pushlstring(L, json, len);
   int rc = -1;
-  if (lua_pcall(L, 1, 10, 0) == LUA_OK && lua_type(L, -10) == LUA_TSTRING) {
-    copy(out->phase, sizeof out->phase, L, -10);
-    out->terminated = lua_toboolean(L, -9);
-    out->exit_code = (int)lua_tointeger(L, -8);
-    copy(out->reason, sizeof out->reason, L, -7);
-    copy(out->pod_reason, sizeof out->pod_reason, L, -6);
-    copy(out->message, sizeof out->message, L, -5);
-    copy(out->event, sizeof out->event, L, -4);
-    copy(out->waiting_reason, sizeof out->waiting_reason, L, -3);
-    out->unschedulable = lua_toboolean(L, -2);
-    copy(out->image, sizeof out->image, L, -1);
+  if (lua_pcall(L, 1, 11, 0) == LUA_OK && lua_type(L, -11) == LUA_TSTRING) {
+    copy(out->phase, sizeof out->phase, L, -11);
+    out->terminated = lua_toboolean(L, -10);
+    out->exit_code = (int)lua_tointeger(L, -9);
+    copy(out->reason, sizeof out->reason, L, -8);
+    copy(out->pod_reason, sizeof out->pod_reason, L, -7);
+    copy(out->message, sizeof out->message, L, -6);
+    copy(out->event, sizeof out->event, L, -5);
+    copy(out->waiting_reason, sizeof out->waiting_reason, L, -4);
+    out->unschedulable = lua_toboolean(L, -3);
+    copy(out->image, sizeof out->image, L, -2);
+    copy(out->name, sizeof out->name, L, -1);
     rc = 0;
   }
   lua_close(L);

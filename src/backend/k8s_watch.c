@@ -1,0 +1,250 @@
+#include "backend/k8s_watch.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/json_split.h"
+#include "backend/k8s.h"
+#include "backend/k8s_command.h"
+#include "engine/strv.h"
+
+extern char **environ;
+
+/* The latest state of one pod, for runs that join after its events. */
+struct latest {
+  struct esb_pod_status status;
+};
+
+struct esb_k8s_watcher {
+  struct esb_loop *loop;
+  char *namespace_, *context, *kubeconfig; /* owned copies: what the watch connects with */
+  esb_pod_status_parser parse;
+  esb_k8s_event_fn on_event;
+  struct esb_exec exec;
+  char **argv;
+  struct esb_json_split split;
+  struct esb_timer restart;
+  bool running;                 /* exec is in flight */
+  bool stopping;                /* and told to end: its last run left */
+  struct esb_k8s_run **runs;    /* joined */
+  size_t nruns, cap_runs;
+  struct latest *latest;        /* by pod name; a DELETED pod leaves */
+  size_t nlatest, cap_latest;
+  struct esb_k8s_watcher *next;
+};
+
+static struct esb_k8s_watcher *watchers;
+static pthread_mutex_t watchers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool same(const char *a, const char *b) {
+  return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void free_watcher(struct esb_k8s_watcher *w) {
+  free(w->namespace_);
+  free(w->context);
+  free(w->kubeconfig);
+  esb_strv_free(w->argv);
+  esb_json_split_release(&w->split);
+  esb_result_release(&w->exec.result);
+  free(w->runs);
+  free(w->latest);
+  free(w);
+}
+
+static struct latest *latest_of(struct esb_k8s_watcher *w, const char *name) {
+  for (size_t i = 0; i < w->nlatest; i++)
+    if (strcmp(w->latest[i].status.name, name) == 0)
+      return &w->latest[i];
+  return NULL;
+}
+
+/* Keeps p as its pod's latest state (a DELETED pod is forgotten); out of
+ * memory, a late joiner just learns less. */
+static void remember(struct esb_k8s_watcher *w, const struct esb_pod_status *p) {
+  struct latest *l = latest_of(w, p->name);
+  if (strcmp(p->event, "DELETED") == 0) {
+    if (l)
+      *l = w->latest[--w->nlatest];
+    return;
+  }
+  if (l) {
+    l->status = *p;
+    return;
+  }
+  if (w->nlatest == w->cap_latest) {
+    size_t cap = w->cap_latest ? w->cap_latest * 2 : 16;
+    struct latest *more = realloc(w->latest, cap * sizeof *more);
+    if (!more)
+      return;
+    w->latest = more;
+    w->cap_latest = cap;
+  }
+  w->latest[w->nlatest++].status = *p;
+}
+
+static void on_object(const char *text, size_t len, void *userdata) {
+  struct esb_k8s_watcher *w = userdata;
+  struct esb_pod_status p;
+  if (!w->parse || w->parse(text, len, &p) < 0 || !p.name[0])
+    return;
+  remember(w, &p);
+  /* A callback may leave: look the run up each time. */
+  for (size_t i = 0; i < w->nruns; i++) {
+    if (strcmp(w->runs[i]->plan->k8s.pod_name, p.name) == 0) {
+      w->on_event(w->runs[i], &p);
+      break;
+    }
+  }
+}
+
+static void on_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
+  (void)exec;
+  struct esb_k8s_watcher *w = userdata;
+  if (stream == 1)
+    esb_json_split_feed(&w->split, data, len, 4u << 20, on_object, w);
+}
+
+static int start_exec(struct esb_k8s_watcher *w);
+
+static void restart(void *userdata) {
+  struct esb_k8s_watcher *w = userdata;
+  if (w->nruns > 0 && !w->running)
+    start_exec(w);
+}
+
+static void unlink_watcher(struct esb_k8s_watcher *w) {
+  pthread_mutex_lock(&watchers_lock);
+  for (struct esb_k8s_watcher **p = &watchers; *p; p = &(*p)->next) {
+    if (*p == w) {
+      *p = w->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&watchers_lock);
+}
+
+static void on_done(struct esb_exec *exec, void *userdata) {
+  struct esb_k8s_watcher *w = userdata;
+  esb_result_release(&exec->result);
+  w->running = false;
+  esb_json_split_release(&w->split);
+  if (w->nruns == 0) {
+    unlink_watcher(w);
+    esb_timer_stop(w->loop, &w->restart);
+    free_watcher(w);
+    return;
+  }
+  /* Runs joined while it was ending: at once. It ended by itself with runs
+   * still there (the API server went away): again in a second. */
+  bool ours = w->stopping;
+  w->stopping = false;
+  if (ours && start_exec(w) == 0)
+    return;
+  w->restart = (struct esb_timer){ .at_ns = esb_now_ns() + 1000000000ull, .fire = restart, .userdata = w };
+  esb_timer_start(w->loop, &w->restart);
+}
+
+static int start_exec(struct esb_k8s_watcher *w) {
+  if (!w->argv) {
+    struct esb_k8s_settings k = { .namespace_ = w->namespace_, .context = w->context, .kubeconfig = w->kubeconfig };
+    const char *tail[] = {"get", "pods", "-l", "app.kubernetes.io/managed-by=echo-sandbox", "--watch",
+                          "--output-watch-events", "-o", "json", NULL};
+    if (!(w->argv = esb_k8s_kubectl_argv(&k, tail)))
+      return -1;
+  }
+  w->exec = (struct esb_exec)ESB_EXEC_INIT;
+  w->exec.child.argv = (const char *const *)w->argv;
+  w->exec.child.env = (const char *const *)environ;
+  w->exec.kill_grace_ms = 1000;
+  w->exec.max_output_bytes = 4096; /* the events go through on_output */
+  w->exec.on_output = on_output;
+  w->exec.on_done = on_done;
+  w->exec.userdata = w;
+  if (esb_exec_start(w->loop, &w->exec) < 0) {
+    esb_result_release(&w->exec.result);
+    return -1;
+  }
+  w->running = true;
+  return 0;
+}
+
+/* The watch of the run's loop and cluster, made when there is none. */
+static struct esb_k8s_watcher *watcher_for(struct esb_k8s_run *run, esb_k8s_event_fn on_event) {
+  const struct esb_k8s_settings *k = &run->plan->k8s;
+  pthread_mutex_lock(&watchers_lock);
+  struct esb_k8s_watcher *w = watchers;
+  while (w && !(w->loop == run->loop && same(w->namespace_, k->namespace_) && same(w->context, k->context) &&
+                same(w->kubeconfig, k->kubeconfig)))
+    w = w->next;
+  if (!w && (w = calloc(1, sizeof *w))) {
+    w->loop = run->loop;
+    w->parse = run->parse_pod;
+    w->on_event = on_event;
+    w->exec = (struct esb_exec)ESB_EXEC_INIT;
+    w->namespace_ = k->namespace_ ? strdup(k->namespace_) : NULL;
+    w->context = k->context ? strdup(k->context) : NULL;
+    w->kubeconfig = k->kubeconfig ? strdup(k->kubeconfig) : NULL;
+    if ((k->namespace_ && !w->namespace_) || (k->context && !w->context) || (k->kubeconfig && !w->kubeconfig)) {
+      free_watcher(w);
+      w = NULL;
+    } else {
+      w->next = watchers;
+      watchers = w;
+    }
+  }
+  pthread_mutex_unlock(&watchers_lock);
+  return w;
+}
+
+int esb_k8s_watch_join(struct esb_k8s_run *run, esb_k8s_event_fn on_event) {
+  struct esb_k8s_watcher *w = watcher_for(run, on_event);
+  if (!w)
+    return -1;
+  if (w->nruns == w->cap_runs) {
+    size_t cap = w->cap_runs ? w->cap_runs * 2 : 8;
+    struct esb_k8s_run **runs = realloc(w->runs, cap * sizeof *runs);
+    if (!runs)
+      return -1;
+    w->runs = runs;
+    w->cap_runs = cap;
+  }
+  w->runs[w->nruns++] = run;
+  run->watcher = w;
+  esb_timer_stop(w->loop, &w->restart);
+  if (!w->running && start_exec(w) < 0) {
+    esb_k8s_watch_leave(run);
+    return -1;
+  }
+  /* What the watch knows of the pod already. */
+  struct latest *l = latest_of(w, run->plan->k8s.pod_name);
+  if (l) {
+    struct esb_pod_status p = l->status;
+    on_event(run, &p);
+  }
+  return 0;
+}
+
+void esb_k8s_watch_leave(struct esb_k8s_run *run) {
+  struct esb_k8s_watcher *w = run->watcher;
+  if (!w)
+    return;
+  run->watcher = NULL;
+  for (size_t i = 0; i < w->nruns; i++) {
+    if (w->runs[i] == run) {
+      w->runs[i] = w->runs[--w->nruns];
+      break;
+    }
+  }
+  if (w->nruns > 0)
+    return;
+  if (w->running) {
+    w->stopping = true;
+    esb_exec_stop(&w->exec); /* on_done frees it, unless a run joins first */
+  } else {
+    esb_timer_stop(w->loop, &w->restart);
+    unlink_watcher(w);
+    free_watcher(w);
+  }
+}
