@@ -181,6 +181,14 @@ class Pod:
                 pass
 
 
+def take_failure(option):
+    """Whether this request fails: the option counts the failures still to come."""
+    with state_lock:
+        left = getattr(options, option)
+        setattr(options, option, max(left - 1, 0))
+    return left > 0
+
+
 def status_obj(code, reason, message):
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -371,10 +379,7 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(options.slow_create)
         with state_lock:
             received.append(copy.deepcopy(obj))
-        with state_lock:
-            failing = options.fail_create > 0
-            options.fail_create -= failing
-        if failing:
+        if take_failure("fail_create"):
             return self.send_json(503, status_obj(503, "ServiceUnavailable",
                                                   "the server is currently unable to handle the request"))
         if ns in options.forbid:
@@ -506,10 +511,7 @@ class Handler(BaseHTTPRequestHandler):
         if options.hang_delete:
             while True:  # until the client gives up and the server is killed
                 time.sleep(1)
-        with state_lock:
-            failing = options.fail_delete > 0
-            options.fail_delete -= failing
-        if failing:
+        if take_failure("fail_delete"):
             return self.send_json(500, status_obj(500, "InternalError",
                                                   "Internal error occurred: etcdserver: request timed out"))
         with state_lock:
