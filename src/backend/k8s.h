@@ -34,7 +34,8 @@
 #include "engine/plan.h"
 #include "engine/pod_status.h"
 
-/* Deadline of the get step (the delete step's is the plan's). */
+/* The most the get step takes (it and the delete share the plan's
+ * delete_timeout_ms after the run; the get takes at most half of it). */
 #define ESB_K8S_GET_TIMEOUT_MS 15000
 /* When the watch starts: a run that is over by then (most, on a warm
  * cluster) costs no second kubectl. */

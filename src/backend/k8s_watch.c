@@ -11,11 +11,6 @@
 
 extern char **environ;
 
-/* The latest state of one pod, for runs that join after its events. */
-struct latest {
-  struct esb_pod_status status;
-};
-
 struct esb_k8s_watcher {
   struct esb_loop *loop;
   char *namespace_, *context, *kubeconfig; /* owned copies: what the watch connects with */
@@ -29,7 +24,8 @@ struct esb_k8s_watcher {
   bool stopping;                /* and told to end: its last run left */
   struct esb_k8s_run **runs;    /* joined */
   size_t nruns, cap_runs;
-  struct latest *latest;        /* by pod name; a DELETED pod leaves */
+  struct esb_pod_status *latest; /* each pod's latest state, for runs that join after its
+                                    events; a DELETED pod leaves */
   size_t nlatest, cap_latest;
   struct esb_k8s_watcher *next;
 };
@@ -53,9 +49,9 @@ static void free_watcher(struct esb_k8s_watcher *w) {
   free(w);
 }
 
-static struct latest *latest_of(struct esb_k8s_watcher *w, const char *name) {
+static struct esb_pod_status *latest_of(struct esb_k8s_watcher *w, const char *name) {
   for (size_t i = 0; i < w->nlatest; i++)
-    if (strcmp(w->latest[i].status.name, name) == 0)
+    if (strcmp(w->latest[i].name, name) == 0)
       return &w->latest[i];
   return NULL;
 }
@@ -63,25 +59,25 @@ static struct latest *latest_of(struct esb_k8s_watcher *w, const char *name) {
 /* Keeps p as its pod's latest state (a DELETED pod is forgotten); out of
  * memory, a late joiner just learns less. */
 static void remember(struct esb_k8s_watcher *w, const struct esb_pod_status *p) {
-  struct latest *l = latest_of(w, p->name);
+  struct esb_pod_status *l = latest_of(w, p->name);
   if (strcmp(p->event, "DELETED") == 0) {
     if (l)
       *l = w->latest[--w->nlatest];
     return;
   }
   if (l) {
-    l->status = *p;
+    *l = *p;
     return;
   }
   if (w->nlatest == w->cap_latest) {
     size_t cap = w->cap_latest ? w->cap_latest * 2 : 16;
-    struct latest *more = realloc(w->latest, cap * sizeof *more);
+    struct esb_pod_status *more = realloc(w->latest, cap * sizeof *more);
     if (!more)
       return;
     w->latest = more;
     w->cap_latest = cap;
   }
-  w->latest[w->nlatest++].status = *p;
+  w->latest[w->nlatest++] = *p;
 }
 
 static void on_object(const char *text, size_t len, void *userdata) {
@@ -218,9 +214,9 @@ int esb_k8s_watch_join(struct esb_k8s_run *run, esb_k8s_event_fn on_event) {
     return -1;
   }
   /* What the watch knows of the pod already. */
-  struct latest *l = latest_of(w, run->plan->k8s.pod_name);
+  struct esb_pod_status *l = latest_of(w, run->plan->k8s.pod_name);
   if (l) {
-    struct esb_pod_status p = l->status;
+    struct esb_pod_status p = *l; /* on_event may change the table */
     on_event(run, &p);
   }
   return 0;

@@ -20,10 +20,6 @@ static const char *const controller_names[ESB_CGROUP__COUNT] = { "memory", "pids
 /* The period of cpu.max and of v1's CFS bandwidth: the kernel's default. */
 enum { CPU_PERIOD_USEC = 100000 };
 
-const char *esb_cgroup_controller_name(int which) {
-  return which >= 0 && which < ESB_CGROUP__COUNT ? controller_names[which] : "?";
-}
-
 /* Is name one of the words of list, separated by any of seps? */
 static bool has_word(const char *list, const char *name, const char *seps) {
   size_t n = strlen(name);

@@ -95,9 +95,6 @@ void esb_cgroup_setup(struct esb_cgroup_host *host);
  * ESB_CGROUP_NONE, "no cgroup: WHY". */
 void esb_cgroup_describe(const struct esb_cgroup_host *host, char *buf, size_t n);
 
-/* "memory", "pids", "cpu". */
-const char *esb_cgroup_controller_name(int which);
-
 /* Idle cgroups that a long-lived caller (batch, serve) keeps for its next
  * runs: making and removing a memory cgroup per run costs more than the
  * rest of the cgroup work. An idle cgroup has no process; before it is
