@@ -440,12 +440,10 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
     run->late_create_until_ns = esb_now_ns() + ESB_K8S_LATE_CREATE_MS * 1000000ull;
     /* The run's result is the program's, with kubectl's words taken out. */
-    const char *pod = run->result.pod;
-    char pod_name[64];
-    snprintf(pod_name, sizeof pod_name, "%s", pod);
-    run->result = *er;
-    *er = (struct esb_result)ESB_RESULT_INIT;
-    snprintf(run->result.pod, sizeof run->result.pod, "%s", pod_name);
+    char pod_name[sizeof run->result.pod];
+    memcpy(pod_name, run->result.pod, sizeof pod_name); /* the run's own, not kubectl's exec's */
+    esb_result_move(&run->result, er);
+    memcpy(run->result.pod, pod_name, sizeof pod_name);
     run->result.sandbox_type = "k8s";
     run->result.isolation = NULL;
     /* kubectl's own usage, not the program's: unknown here */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,22 +95,6 @@ static void note_usage(struct esb_local_run *run, struct esb_result *r) {
     r->memory_peak_bytes = peak;
 }
 
-static void finished(struct esb_exec *exec, void *userdata) {
-  struct esb_local_run *run = userdata;
-  note_oom(run, &exec->result);
-  if (exec->result.status != ESB_STATUS_ERROR)
-    note_usage(run, &exec->result);
-  esb_netstack_detach(&run->net);
-  esb_cgroup_release(run->cgroup_pool, &run->cgroup);
-  if (run->tmpdir) {
-    remove_workdir(&run->sandbox, run->tmpdir);
-    free(run->tmpdir);
-    run->tmpdir = NULL;
-  }
-  if (run->on_done)
-    run->on_done(run, run->userdata);
-}
-
 static int make_workdir(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
   const char *base = getenv("TMPDIR");
   if (!base || base[0] != '/')
@@ -176,16 +161,26 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
 /* Memory, pids and the CPU rate by cgroup where the host lets us: then the
  * address space is left alone. Without a cgroup, RLIMIT_AS stands in, and
  * there is no CPU rate limit (RLIMIT_CPU still bounds the CPU time). */
-static void use_cgroups(struct esb_local_run *run, const struct esb_plan *plan) {
+static bool wants_cgroups(const struct esb_plan *plan) {
+  return plan->local.cgroups && plan->local.limits.address_space;
+}
+
+/* The exec's before_start, on whichever thread starts the child: the file
+ * work of readying the cgroup an idle one taken from the pool or a new one. */
+static void ready_cgroups(struct esb_exec *exec, void *userdata) {
+  (void)exec;
+  struct esb_local_run *run = userdata;
+  const struct esb_plan *plan = run->plan;
   const struct esb_rlimits *l = &plan->local.limits;
-  if (!plan->local.cgroups || !l->address_space)
+  if (!wants_cgroups(plan))
     return;
-  if (!run->cgroup.dirs[ESB_CGROUP_MEMORY]) {
+  if (!run->cgroup_ready) {
     struct esb_cgroup_limits limits = { .memory_bytes = l->address_space, .max_pids = l->processes,
                                         .cpu_millicores = plan->local.cpu_millicores };
     char why[512];
-    if (esb_cgroup_acquire(run->cgroup_pool, &run->cgroup, &limits, why, sizeof why) < 0)
+    if (esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why) < 0)
       return;
+    run->cgroup_ready = true;
   }
   run->sandbox.cgroup_procs = run->cgroup.procs;
   run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
@@ -222,10 +217,90 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
   return 0;
 }
 
+/* What a run holds on the host besides its child: the network stack, the
+ * cgroups, the host working dir. */
+static void release_host_side(struct esb_local_run *run) {
+  esb_netstack_detach(&run->net);
+  esb_cgroup_release(run->cgroup_pool, &run->cgroup);
+  if (run->tmpdir) {
+    remove_workdir(&run->sandbox, run->tmpdir);
+    free(run->tmpdir);
+    run->tmpdir = NULL;
+  }
+}
+
+/* The sandbox's child could not be started (exec.start_error). Where the
+ * policy's isolation is best_effort and the host refuses namespaces, the run
+ * starts again without them. Returns 0 when it did; otherwise -1, with the
+ * result saying why. */
+static int start_failed(struct esb_local_run *run) {
+  const struct esb_plan *plan = run->plan;
+  struct esb_exec *e = &run->exec;
+  int err = e->start_error;
+  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !namespaces_refused(err) || plan->working_dir) {
+    if (namespaces_refused(err))
+      esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
+                      "this host refuses the namespaces the sandbox needs (%s) and the policy "
+                      "requires them", e->result.error_message ? e->result.error_message : "clone");
+    return -1;
+  }
+  const struct sock_fprog *filter = run->sandbox.seccomp;
+  esb_netstack_detach(&run->net);
+  esb_local_sandbox_for(plan, true, &run->sandbox);
+  run->sandbox.seccomp = filter;
+  esb_result_release(&e->result);
+  e->result.sandbox_type = "local";
+  e->result.isolation = "rlimits";
+  if (use_host_workdir(run, plan) < 0)
+    return -1;
+  return esb_exec_start(run->loop, e); /* the result's isolation says "rlimits" */
+}
+
+/* The end of a run, off the loop's thread where it is busy: what the
+ * cgroup saw (OOM kills, CPU time, peak memory) and whether it is empty. */
+static void settle(struct esb_local_run *run) {
+  struct esb_result *r = &run->exec.result;
+  note_oom(run, r);
+  if (r->status != ESB_STATUS_ERROR)
+    note_usage(run, r);
+  esb_cgroup_settle(&run->cgroup);
+}
+
+static void end(struct esb_local_run *run) {
+  esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* settled: only moved */
+  run->cgroup_ready = false;
+  release_host_side(run);
+  if (run->on_done)
+    run->on_done(run, run->userdata);
+}
+
+static void settle_work(struct esb_loop_work *w) {
+  settle((struct esb_local_run *)((char *)w - offsetof(struct esb_local_run, end_work)));
+}
+
+static void settled(struct esb_loop_work *w) {
+  end((struct esb_local_run *)((char *)w - offsetof(struct esb_local_run, end_work)));
+}
+
+static void finished(struct esb_exec *exec, void *userdata) {
+  struct esb_local_run *run = userdata;
+  if (exec->start_error && start_failed(run) == 0)
+    return; /* started again without namespaces: this runs again at its end */
+  if (run->cgroup.dirs[0] && esb_loop_busy(run->loop)) {
+    run->end_work = (struct esb_loop_work){ .work = settle_work, .done = settled };
+    esb_loop_offload(run->loop, &run->end_work);
+    return;
+  }
+  settle(run);
+  end(run);
+}
+
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   struct esb_exec *e = &run->exec;
   char why[512];
   e->result.sandbox_type = "local";
+  run->loop = loop;
+  run->plan = plan;
   run->cgroup_pool = loop->cgroup_pool;
   esb_local_sandbox_for(plan, false, &run->sandbox);
   if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, why, sizeof why) < 0) {
@@ -257,7 +332,9 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     run->sandbox.before_release = attach_network;
     run->sandbox.before_release_arg = run;
   }
-  use_cgroups(run, plan);
+  if (wants_cgroups(plan))
+    esb_cgroup_pool_take(run->cgroup_pool, &run->cgroup);
+  e->before_start = ready_cgroups;
   e->child.argv = (const char *const *)plan->argv;
   e->child.sandbox = &run->sandbox;
   e->stdin_data = plan->stdin_data;
@@ -268,48 +345,17 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   e->on_done = finished;
   e->userdata = run;
   e->result.isolation = plan->local.isolation == ESB_ISOLATION_RLIMITS ? "rlimits" : "namespaces";
-  if (esb_exec_start(loop, e) == 0)
+  if (esb_exec_start(loop, e) == 0 || start_failed(run) == 0)
     return 0;
-  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !namespaces_refused(errno) || plan->working_dir) {
-    if (namespaces_refused(errno))
-      esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
-                      "this host refuses the namespaces the sandbox needs (%s) and the policy "
-                      "requires them", e->result.error_message ? e->result.error_message : "clone");
-    goto fail;
-  }
-  const struct sock_fprog *filter = run->sandbox.seccomp;
-  esb_netstack_detach(&run->net);
-  esb_local_sandbox_for(plan, true, &run->sandbox);
-  run->sandbox.seccomp = filter;
-  esb_result_release(&e->result);
-  e->result.sandbox_type = "local";
-  e->result.isolation = "rlimits";
-  if (use_host_workdir(run, plan) < 0)
-    goto fail;
-  use_cgroups(run, plan);
-  if (esb_exec_start(loop, e) == 0)
-    return 0; /* the result's isolation says "rlimits" */
 fail:
-  esb_netstack_detach(&run->net);
-  esb_cgroup_release(run->cgroup_pool, &run->cgroup);
-  if (run->tmpdir) {
-    remove_workdir(&run->sandbox, run->tmpdir);
-    free(run->tmpdir);
-    run->tmpdir = NULL;
-  }
+  release_host_side(run);
   return -1;
 }
 
 void esb_local_release(struct esb_local_run *run) {
-  esb_netstack_detach(&run->net);
-  esb_cgroup_release(run->cgroup_pool, &run->cgroup);
+  release_host_side(run); /* a tmpdir is left only when the run never completed */
   esb_strv_free(run->env);
   run->env = NULL;
-  if (run->tmpdir) { /* only when the run never completed */
-    remove_workdir(&run->sandbox, run->tmpdir);
-    free(run->tmpdir);
-    run->tmpdir = NULL;
-  }
 }
 
 void esb_local_run_plan(const struct esb_plan *plan, struct esb_result *result, int interrupt_fd) {
@@ -318,7 +364,6 @@ void esb_local_run_plan(const struct esb_plan *plan, struct esb_result *result, 
   struct esb_local_run run = ESB_LOCAL_RUN_INIT;
   if (esb_local_start(&run, &loop, plan) == 0)
     esb_loop_run(&loop);
-  *result = run.exec.result;
-  run.exec.result = (struct esb_result)ESB_RESULT_INIT;
+  esb_result_move(result, &run.exec.result);
   esb_local_release(&run);
 }

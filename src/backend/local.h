@@ -24,7 +24,11 @@ struct esb_local_run {
   struct esb_exec exec;        /* exec.result is the result */
   struct esb_sandbox sandbox;
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
+  bool cgroup_ready;           /* limits set for this run */
+  struct esb_loop_work end_work; /* the cgroup's reading off the loop's thread */
   struct esb_cgroup_pool *cgroup_pool; /* the loop's, where the cgroup goes back */
+  struct esb_loop *loop;       /* where it runs */
+  const struct esb_plan *plan; /* what it runs */
   struct esb_netstack net;     /* pasta, for network: true */
   char **env;                  /* plan env + HOME */
   char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */

@@ -9,7 +9,6 @@ void esb_execute(struct esb_policy *policy, const struct esb_request *req,
   struct esb_job job = ESB_JOB_INIT;
   if (esb_job_start(&job, &loop, policy, req, notes) == 0)
     esb_loop_run(&loop);
-  *result = job.result;
-  job.result = (struct esb_result)ESB_RESULT_INIT;
+  esb_result_move(result, &job.result);
   esb_job_release(&job);
 }

@@ -80,16 +80,14 @@ static void choose_auto(struct esb_plan *plan, FILE *notes) {
 
 static void local_done(struct esb_local_run *run, void *userdata) {
   struct esb_job *job = userdata;
-  job->result = run->exec.result;
-  run->exec.result = (struct esb_result)ESB_RESULT_INIT;
+  esb_result_move(&job->result, &run->exec.result);
   if (job->on_done)
     job->on_done(job, job->userdata);
 }
 
 static void k8s_done(struct esb_k8s_run *run, void *userdata) {
   struct esb_job *job = userdata;
-  job->result = run->result;
-  run->result = (struct esb_result)ESB_RESULT_INIT;
+  esb_result_move(&job->result, &run->result);
   if (job->on_done)
     job->on_done(job, job->userdata);
 }
@@ -119,8 +117,7 @@ int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy 
       return 0;
     failed = &job->local.exec.result;
   }
-  job->result = *failed;
-  *failed = (struct esb_result)ESB_RESULT_INIT;
+  esb_result_move(&job->result, failed);
   return -1;
 }
 

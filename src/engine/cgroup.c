@@ -688,10 +688,16 @@ static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) 
   return 0;
 }
 
-int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
-                       const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
-  while (pool && pool->count > 0) {
-    *cg = pool->idle[--pool->count];
+bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
+  if (!pool || !pool->count)
+    return false;
+  *cg = pool->idle[--pool->count];
+  pool->idle[pool->count] = (struct esb_cgroup)ESB_CGROUP_INIT;
+  return true;
+}
+
+int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
+  if (cg->dirs[0]) {
     /* A v1 cgroup without a cpu hierarchy of its own cannot take a CPU limit. */
     bool fits = cg->version == ESB_CGROUP_V2 || !limits->cpu_millicores || cg->dirs[ESB_CGROUP_CPU] ||
                 !setup.parents[ESB_CGROUP_CPU];
@@ -702,18 +708,33 @@ int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
   return esb_cgroup_create(cg, limits, why, whylen);
 }
 
-void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
+int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
+                       const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
+  esb_cgroup_pool_take(pool, cg);
+  return esb_cgroup_ready(cg, limits, why, whylen);
+}
+
+void esb_cgroup_settle(struct esb_cgroup *cg) {
+  bool busy = false;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    busy |= cg->dirs[i] && has_members(cg->dirs[i]);
+  if (busy)
+    esb_cgroup_destroy(cg);
+}
+
+void esb_cgroup_pool_put(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
   if (pool && cg->dirs[0] && pool->count < ESB_CGROUP_POOL_SIZE) {
-    bool busy = false;
-    for (int i = 0; i < ESB_CGROUP__COUNT; i++)
-      busy |= cg->dirs[i] && has_members(cg->dirs[i]);
-    if (!busy) {
-      pool->idle[pool->count++] = *cg;
-      *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
-      return;
-    }
+    pool->idle[pool->count++] = *cg;
+    *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+    return;
   }
   esb_cgroup_destroy(cg);
+}
+
+void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
+  if (pool && cg->dirs[0] && pool->count < ESB_CGROUP_POOL_SIZE)
+    esb_cgroup_settle(cg);
+  esb_cgroup_pool_put(pool, cg);
 }
 
 void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool) {

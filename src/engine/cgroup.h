@@ -118,6 +118,19 @@ int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
  * that still has processes, or a full pool, gets esb_cgroup_destroy. */
 void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
 
+/* The same two in halves, for a loop that does the file work off its own
+ * thread (backend/local.c): the pool's halves only move structs, so only
+ * they need the pool's owner's thread.
+ *   take: pops an idle cgroup into cg (ESB_CGROUP_INIT), false when none;
+ *   ready: readies what take gave (or makes one): esb_cgroup_acquire's
+ *          work and return contract;
+ *   settle: destroys a cgroup whose run is over that still has processes;
+ *   put: into the pool when it has a cgroup and room, else destroyed. */
+bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
+int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen);
+void esb_cgroup_settle(struct esb_cgroup *cg);
+void esb_cgroup_pool_put(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
+
 /* Destroys every idle cgroup of the pool. */
 void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
 

@@ -1,10 +1,13 @@
 #include "engine/loop.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,7 +37,7 @@ static bool in_pid_namespace(const struct esb_exec *e) {
 }
 
 static bool exec_done(const struct esb_exec *e) {
-  return e->child.reaped && e->child.out < 0 && e->child.err < 0 && e->child.report < 0;
+  return !e->starting && e->child.reaped && e->child.out < 0 && e->child.err < 0 && e->child.report < 0;
 }
 
 /* Reads what is there; closes the fd at EOF or error. Bounded per round so
@@ -193,30 +196,146 @@ static void complete(struct esb_loop *loop, struct esb_exec *e) {
     e->on_done(e, e->userdata);
 }
 
+static void add_active(struct esb_loop *loop, struct esb_exec *e) {
+  e->next = loop->active;
+  loop->active = e;
+  loop->count++;
+}
+
+/* The child is started (or not): from now on the loop drives it. */
+static void start_done(struct esb_exec *e) {
+  if (!e->stdin_data)
+    e->child.in = -1;
+}
+
+static void work_on_pool(struct esb_spawner_job *job) {
+  struct esb_loop_work *w = (struct esb_loop_work *)((char *)job - offsetof(struct esb_loop_work, job));
+  struct esb_loop *loop = w->loop;
+  w->work(w);
+  pthread_mutex_lock(&loop->done_lock);
+  w->next_done = loop->done;
+  loop->done = w;
+  uint64_t one = 1;
+  if (write(loop->done_fd, &one, sizeof one) < 0) {
+    /* an eventfd does not fail a write of 1 short of 2^64 - 2 */
+  }
+  pthread_mutex_unlock(&loop->done_lock);
+}
+
+void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w) {
+  assert(w->work && w->done);
+  w->loop = loop;
+  w->job = (struct esb_spawner_job){ .run = work_on_pool };
+  loop->works++;
+  /* Without an eventfd or a pool thread the work runs here: its end still
+   * comes through the list, from the next step. */
+  if (loop->done_fd < 0)
+    loop->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (loop->done_fd < 0) {
+    w->work(w);
+    w->next_done = loop->done;
+    loop->done = w;
+    return;
+  }
+  if (esb_spawner_post(&w->job) < 0)
+    work_on_pool(&w->job);
+}
+
+/* The works the pool has finished since the last look, in the order they
+ * were done. */
+static void take_done(struct esb_loop *loop) {
+  uint64_t count;
+  if (loop->done_fd >= 0 && read(loop->done_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+    return;
+  pthread_mutex_lock(&loop->done_lock);
+  struct esb_loop_work *list = NULL;
+  while (loop->done) { /* reversed: first done first */
+    struct esb_loop_work *w = loop->done;
+    loop->done = w->next_done;
+    w->next_done = list;
+    list = w;
+  }
+  pthread_mutex_unlock(&loop->done_lock);
+  for (struct esb_loop_work *w = list, *next; w; w = next) {
+    next = w->next_done;
+    loop->works--;
+    w->done(w);
+  }
+  if (!loop->works && loop->done_fd >= 0) {
+    close(loop->done_fd);
+    loop->done_fd = -1;
+  }
+}
+
+#define EXEC_OF(w) ((struct esb_exec *)((char *)(w) - offsetof(struct esb_exec, start_work)))
+
+static void start_on_pool(struct esb_loop_work *w) {
+  struct esb_exec *e = EXEC_OF(w);
+  if (e->before_start)
+    e->before_start(e, e->userdata);
+  if (esb_child_start(&e->child, e->start_why, sizeof e->start_why) < 0)
+    e->start_error = errno ? errno : EIO;
+}
+
+/* Back on the loop: into its poll, or done when the start failed. */
+static void start_came_back(struct esb_loop_work *w) {
+  struct esb_exec *e = EXEC_OF(w);
+  struct esb_loop *loop = w->loop;
+  e->starting = false;
+  if (!e->start_error) {
+    start_done(e);
+    return;
+  }
+  unlink_exec(loop, e);
+  esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", e->start_why);
+  if (e->on_done)
+    e->on_done(e, e->userdata);
+}
+
+/* Off the loop's thread when it pays: namespaces to make (hundreds of
+ * microseconds of kernel work each) while other work waits for the loop. */
+bool esb_loop_busy(const struct esb_loop *loop) {
+  return loop->count || loop->nwatches || loop->works;
+}
+
+static bool start_elsewhere(const struct esb_loop *loop, const struct esb_exec *e) {
+  return e->child.sandbox && e->child.sandbox->namespaces && esb_loop_busy(loop);
+}
+
 int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
-  char why[256];
+  char why[sizeof e->start_why];
   e->result.out.cap = e->max_output_bytes;
   e->result.err.cap = e->max_output_bytes;
   e->child.in = e->stdin_data ? ESB_CHILD_PIPE : ESB_CHILD_NULL;
   e->child.out = ESB_CHILD_PIPE;
   e->child.err = ESB_CHILD_PIPE;
   e->started_ns = esb_now_ns();
+  e->deadline_ns = e->timeout_ms ? e->started_ns + e->timeout_ms * MS : 0;
+  e->start_error = 0;
+  if (start_elsewhere(loop, e)) {
+    e->starting = true;
+    e->start_work = (struct esb_loop_work){ .work = start_on_pool, .done = start_came_back };
+    add_active(loop, e);
+    esb_loop_offload(loop, &e->start_work);
+    return 0;
+  }
+  if (e->before_start)
+    e->before_start(e, e->userdata);
   if (esb_child_start(&e->child, why, sizeof why) < 0) {
     int saved = errno;
+    e->start_error = saved;
     esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
     errno = saved;
     return -1;
   }
-  if (!e->stdin_data)
-    e->child.in = -1;
-  e->deadline_ns = e->timeout_ms ? e->started_ns + e->timeout_ms * MS : 0;
-  e->next = loop->active;
-  loop->active = e;
-  loop->count++;
+  start_done(e);
+  add_active(loop, e);
   return 0;
 }
 
 static void check_deadlines(struct esb_exec *e, uint64_t now) {
+  if (e->starting)
+    return; /* looked at again once started */
   if (e->child.reaped) {
     if (now >= e->drain_until_ns) {
       /* Something escaped the group and holds the pipes: stop waiting. */
@@ -238,6 +357,8 @@ static void check_deadlines(struct esb_exec *e, uint64_t now) {
 }
 
 static uint64_t next_wakeup(const struct esb_exec *e) {
+  if (e->starting)
+    return 0;
   if (e->child.reaped)
     return e->drain_until_ns;
   if (e->term_sent)
@@ -263,7 +384,7 @@ int esb_signal_fd(const int *signals, size_t n) {
 }
 
 void esb_exec_stop(struct esb_exec *e) {
-  if (!e->term_sent && !e->child.reaped)
+  if (!e->term_sent && (e->starting || !e->child.reaped))
     e->deadline_ns = esb_now_ns();
 }
 
@@ -301,9 +422,9 @@ static void fire_timers(struct esb_loop *loop) {
 }
 
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
-  if (!loop->count && !loop->nwatches && !loop->timers)
+  if (!loop->count && !loop->nwatches && !loop->timers && !loop->works)
     return 0;
-  size_t cap = loop->count * 5 + 1 + ESB_LOOP_WATCHES;
+  size_t cap = loop->count * 5 + 2 + ESB_LOOP_WATCHES;
   struct pollfd *pfd = calloc(cap, sizeof *pfd);
   struct esb_exec **owner = calloc(cap, sizeof *owner);
   if (!pfd || !owner) {
@@ -315,8 +436,11 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
   }
   uint64_t now = esb_now_ns(), wake = 0;
   size_t n = 0;
+  bool wait_ms_zero = false;
   for (struct esb_exec *e = loop->active; e; e = e->next) {
     struct esb_child *c = &e->child;
+    if (e->starting)
+      continue;
     if (c->in >= 0) { pfd[n] = (struct pollfd){ c->in, POLLOUT, 0 }; owner[n++] = e; }
     if (c->out >= 0) { pfd[n] = (struct pollfd){ c->out, POLLIN, 0 }; owner[n++] = e; }
     if (c->err >= 0) { pfd[n] = (struct pollfd){ c->err, POLLIN, 0 }; owner[n++] = e; }
@@ -328,6 +452,15 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
   }
   if (loop->timers && (!wake || loop->timers->at_ns < wake))
     wake = loop->timers->at_ns;
+  size_t done_at = n;
+  bool works_done = false;
+  if (loop->works) {
+    /* without an eventfd (done_fd -1) poll skips it, and the work is done */
+    pfd[n] = (struct pollfd){ loop->done_fd, POLLIN, 0 };
+    owner[n++] = NULL;
+    if (loop->done_fd < 0)
+      wait_ms_zero = true;
+  }
   size_t interrupt_at = n, watches_at = n;
   if (loop->interrupt_fd >= 0 && !loop->interrupted) {
     pfd[n] = (struct pollfd){ loop->interrupt_fd, POLLIN, 0 };
@@ -338,7 +471,7 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     pfd[n] = (struct pollfd){ loop->watches[i].fd, POLLIN, 0 };
     owner[n++] = NULL;
   }
-  int wait_ms = timeout_ms;
+  int wait_ms = wait_ms_zero ? 0 : timeout_ms;
   if (loop->nwatches && (wait_ms < 0 || wait_ms > 1000))
     wait_ms = 1000;
   if (wake) {
@@ -357,6 +490,10 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (!pfd[i].revents)
       continue;
     struct esb_exec *e = owner[i];
+    if (!e && i == done_at && loop->works && pfd[i].fd == loop->done_fd) {
+      works_done = true; /* after the executions are seen to (below) */
+      continue;
+    }
     if (!e && i >= watches_at) {
       /* the host's: after the executions are seen to (below) */
       continue;
@@ -364,7 +501,7 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (!e && i == interrupt_at) {
       loop->interrupted = true;
       for (struct esb_exec *x = loop->active; x; x = x->next) {
-        if (x->child.reaped)
+        if (!x->starting && x->child.reaped)
           continue; /* its own result stands */
         x->interrupted = true;
         if (!x->term_sent)
@@ -391,6 +528,8 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
   free(pfd);
   free(owner);
 
+  if (works_done || wait_ms_zero)
+    take_done(loop);
   for (struct esb_exec *e = loop->active, *next; e; e = next) {
     next = e->next;
     check_deadlines(e, now);
@@ -402,7 +541,7 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     woken[i].on_ready(woken[i].userdata);
   if (loop->after_poll)
     loop->after_poll(loop->after_poll_userdata);
-  return loop->count + (loop->timers != NULL);
+  return loop->count + loop->works + (loop->timers != NULL);
 }
 
 void esb_loop_run(struct esb_loop *loop) {
@@ -413,7 +552,7 @@ void esb_loop_run(struct esb_loop *loop) {
 void esb_loop_abort(struct esb_loop *loop) {
   uint64_t now = esb_now_ns();
   for (struct esb_exec *e = loop->active; e; e = e->next)
-    if (!e->term_sent && !e->child.reaped)
+    if (!e->term_sent && (e->starting || !e->child.reaped))
       e->deadline_ns = now;
   esb_loop_run(loop);
 }

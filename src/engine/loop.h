@@ -11,12 +11,27 @@
 #ifndef ESB_LOOP_H
 #define ESB_LOOP_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "engine/result.h"
 #include "engine/spawn.h"
+#include "engine/spawner.h"
+
+/* Work for a pool thread (engine/spawner.h) whose end the loop sees: `work`
+ * runs on a pool thread, then `done` on the loop's thread, from
+ * esb_loop_step. The struct is the caller's and must stay alive until done
+ * runs; until then the loop counts it as in flight. */
+struct esb_loop_work {
+  void (*work)(struct esb_loop_work *w);
+  void (*done)(struct esb_loop_work *w);
+  /* private to the loop */
+  struct esb_spawner_job job;
+  struct esb_loop *loop;
+  struct esb_loop_work *next_done;
+};
 
 struct esb_exec;
 typedef void (*esb_exec_done_fn)(struct esb_exec *exec, void *userdata);
@@ -35,10 +50,16 @@ struct esb_exec {
   size_t max_output_bytes;  /* per stream */
   esb_exec_done_fn on_done;
   esb_exec_output_fn on_output; /* optional */
+  /* optional: runs just before the child is started, on whichever thread
+   * starts it (a pool thread: see esb_exec_start), to ready what the
+   * child's sandbox needs; it may change the sandbox */
+  void (*before_start)(struct esb_exec *exec, void *userdata);
   void *userdata;
 
   /* output: owned by the exec's owner (esb_result_release) */
   struct esb_result result;
+  int start_error;          /* the errno when its child could not be started
+                               (the result says why), else 0 */
 
   /* private to the loop */
   struct esb_exec *next;
@@ -48,6 +69,10 @@ struct esb_exec {
   struct esb_report report;
   size_t report_got;
   bool report_status, term_sent, kill_sent, interrupted;
+  bool starting;            /* its child is being started on a pool thread,
+                               which owns `child` until it hands it back */
+  struct esb_loop_work start_work;
+  char start_why[256];
 };
 
 #define ESB_EXEC_INIT { .child = ESB_CHILD_INIT, .kill_grace_ms = 200, \
@@ -89,14 +114,33 @@ struct esb_loop {
   struct esb_cgroup_pool *cgroup_pool; /* optional: idle cgroups local runs reuse
                                           (engine/cgroup.h); the owner clears it */
   struct esb_timer *timers; /* private: started timers, soonest first */
+  /* private: work done on the pool's threads comes back through `done`,
+   * with a word on done_fd (an eventfd, open while works are in flight) */
+  pthread_mutex_t done_lock;
+  struct esb_loop_work *done;
+  size_t works;
+  int done_fd;
 };
 
-#define ESB_LOOP_INIT { .interrupt_fd = -1 }
+#define ESB_LOOP_INIT { .interrupt_fd = -1, .done_lock = PTHREAD_MUTEX_INITIALIZER, .done_fd = -1 }
 
-/* Spawns the exec's child and adds it to the loop. On failure -1 is returned
- * with errno set and the result saying why; on_done does not run and nothing
- * is left in the loop. */
+/* Spawns the exec's child and adds it to the loop. A child in namespaces is
+ * started on a pool thread (engine/spawner.h) while the loop has other work,
+ * so their cost never holds up the loop's thread; if that start fails, the
+ * exec completes (on_done runs) with start_error set and the result saying
+ * why. A start on the loop's thread that fails returns -1 with errno set and
+ * the result saying why; on_done does not run and nothing is left in the
+ * loop. The exec's deadline counts from this call. */
 int esb_exec_start(struct esb_loop *loop, struct esb_exec *exec);
+
+/* Runs w->work on a pool thread, then w->done on the loop's (see struct
+ * esb_loop_work). Never fails: without a pool thread the work runs here,
+ * and done still comes from a later step. */
+void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w);
+
+/* True while the loop has other work in flight (execs, works, watches): work
+ * of its own then better goes to the pool than holds them up. */
+bool esb_loop_busy(const struct esb_loop *loop);
 
 /* Adds a watch; -1 when all ESB_LOOP_WATCHES are taken. With watches the loop
  * wakes at least once a second (for the host's own timers). */
@@ -107,8 +151,8 @@ int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void
 int esb_signal_fd(const int *signals, size_t n);
 
 /* One poll round, waiting at most timeout_ms (-1: until something happens).
- * Returns the number of execs still in flight, plus one while a timer is
- * started. Without execs, timers or watches it returns at once. */
+ * Returns the number of execs and works still in flight, plus one while a
+ * timer is started. Without execs, timers or watches it returns at once. */
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms);
 
 /* Ends an exec in flight now, as its deadline would (TERM, then KILL after

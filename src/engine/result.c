@@ -1,5 +1,6 @@
 #include "engine/result.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,13 @@ void esb_result_release(struct esb_result *r) {
   free(r->cleanup_error);
   free(r->warning);
   *r = (struct esb_result)ESB_RESULT_INIT;
+}
+
+void esb_result_move(struct esb_result *dst, struct esb_result *src) {
+  assert(dst != src);
+  esb_result_release(dst);
+  *dst = *src;
+  *src = (struct esb_result)ESB_RESULT_INIT;
 }
 
 void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt, ...) {

@@ -61,6 +61,11 @@ struct esb_result {
 /* Frees what the result owns and leaves it as ESB_RESULT_INIT. */
 void esb_result_release(struct esb_result *r);
 
+/* Moves a result (bubblewrap's steal_pointer for a struct): dst releases
+ * what it held and takes everything of src, which is left as
+ * ESB_RESULT_INIT. The one way results change hands. */
+void esb_result_move(struct esb_result *dst, struct esb_result *src);
+
 /* Marks the result as an engine error; message is printf-style and copied. */
 void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));

@@ -115,9 +115,13 @@ _Noreturn static void exec_program(const struct esb_child_plan *p) {
   if (sb && sb->switch_ids) {
     uid_t uid = (sb->namespaces & ESB_NS_USER) ? sb->inner_uid : sb->uid;
     gid_t gid = (sb->namespaces & ESB_NS_USER) ? sb->inner_gid : sb->gid;
-    if (setgroups(0, NULL) < 0) fail(p, STEP_GROUPS);
-    if (setresgid(gid, gid, gid) < 0) fail(p, STEP_GID);
-    if (setresuid(uid, uid, uid) < 0) fail(p, STEP_UID);
+    /* The system calls, not glibc's wrappers: those change the ids of every
+     * thread glibc knows of, signalling each and waiting for it, and this
+     * process is a clone of a host whose other threads (the loop's, the
+     * spawner's) are not here to answer: it would wait forever. */
+    if (syscall(SYS_setgroups, 0, NULL) < 0) fail(p, STEP_GROUPS);
+    if (syscall(SYS_setresgid, gid, gid, gid) < 0) fail(p, STEP_GID);
+    if (syscall(SYS_setresuid, uid, uid, uid) < 0) fail(p, STEP_UID);
   }
   if (sb) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(p, STEP_NO_NEW_PRIVS);
