@@ -75,6 +75,24 @@ describe("policy explain", function()
     assert.truthy(table.concat(x.clamped, "\n"):find("cpu_millicores 64000 lowered to the policy's ceiling 4000", 1, true))
   end)
 
+  it("reads flag quantities with the policies' grammar: 1.5Gi is a size, 1.5 bytes is not", function()
+    assert.are.equal(1610612736, explain({ "--memory", "1.5Gi", "--", "true" }).limits.memory_bytes)
+    assert.are.equal(1000, explain({ "--max-processes", "1k", "--", "true" }).limits.max_processes)
+    for _, bad in ipairs { "1.5", "1.5x", "-1", "0" } do
+      local _, err, code = env.cli_run { "policy", "explain", "--memory", bad, "--", "true" }
+      assert.are.equal(125, code, bad)
+      assert.truthy(err:find("--memory " .. bad .. ": expected", 1, true), err)
+    end
+  end)
+
+  it("explains the backend --backend names, for a request on stdin too", function()
+    local request = '{"program": "true"}'
+    assert.are.equal("k8s", explain({ "--backend", "k8s" }, request).backend)
+    assert.are.equal("local", explain({ "--backend", "local" }, '{"program": "true", "backend": "k8s"}').backend)
+    assert.are.equal("local", explain({}, request).backend)
+    assert.is_table(explain({ "--backend", "k8s" }, request).k8s)
+  end)
+
   it("lowers kubectl's --pod-running-timeout to the request's deadline", function()
     local x = explain { "--backend", "k8s", "--timeout", "5", "--", "true" }
     assert.truthy(table.concat(x.k8s.kubectl, " "):find("--pod-running-timeout=5s", 1, true))
@@ -88,12 +106,12 @@ describe("policy explain", function()
   end)
 
   it("refuses a cpu limit that is no number of cores, naming it", function()
-    for _, bad in ipairs { "0", "-1", "lots", "1e3", "0x10", "500mm", "", "." } do
+    for _, bad in ipairs { "0", "-1", "lots", "1e", "0x10", "1.5x", "500mm", "", "." } do
       local _, err, code = env.cli_run { "policy", "explain", "--cpu", bad, "--", "true" }
       assert.are.equal(125, code, bad)
       assert.truthy(err:find("--cpu", 1, true), err)
     end
-    for _, bad in ipairs { '0', '-0.5', '"lots"', 'true', '"1e3"' } do
+    for _, bad in ipairs { '0', '-0.5', '"lots"', 'true', '"1e"' } do
       local out, err, code = env.cli_run({ "run", "--json" }, '{"shell": "true", "limits": {"cpu": ' .. bad .. '}}')
       assert.are.equal(125, code, bad)
       assert.truthy(err:find("limits.cpu", 1, true), err)

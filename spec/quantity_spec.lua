@@ -2,7 +2,25 @@ package.path = "lua/?.lua;" .. package.path
 local quantity = require "echo_sandbox.quantity"
 local merge = require "echo_sandbox.merge"
 
+-- The cases the C parser (src/engine/quantity.c) is tested against too.
+local function shared_cases()
+  local cases = {}
+  for line in io.lines("spec/support/quantities.txt") do
+    local text, value = line:match("^([^#%s]%S*)%s+(%S+)$")
+    if text then cases[#cases + 1] = { text = text, value = value ~= "invalid" and tonumber(value) or nil } end
+  end
+  return cases
+end
+
 describe("echo_sandbox.quantity", function()
+  it("keeps to the grammar the C parser keeps to (spec/support/quantities.txt)", function()
+    local cases = shared_cases()
+    assert.is_true(#cases > 30)
+    for _, case in ipairs(cases) do
+      assert.are.equal(case.value, (quantity.parse(case.text)), case.text)
+    end
+  end)
+
   it("parses every suffix", function()
     local cases = {
       ["0"] = 0, ["2"] = 2, ["1.5"] = 1.5, ["500m"] = 0.5, ["100m"] = 0.1, ["1k"] = 1000,

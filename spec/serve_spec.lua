@@ -41,6 +41,14 @@ describe("echo-sandbox serve", function()
     assert.truthy(text:find("echo-sandbox-serve is not installed", 1, true), text)
   end)
 
+  it("refuses a --grace with a size's suffix, and sizes that are not whole", function()
+    for _, args in ipairs { { "--grace", "1Ki" }, { "--grace", "0" }, { "--max-body", "1.5" }, { "--max-running", "x" } } do
+      local out, err, code = env.cli_run { "serve", args[1], args[2], "--listen", "127.0.0.1:0" }
+      assert.are.equal(125, code, args[1] .. " " .. args[2] .. ": " .. out)
+      assert.truthy(err:find(args[1] .. " " .. args[2] .. ": expected", 1, true), err)
+    end
+  end)
+
   it("runs requests, answers healthz, and counts the runs in metrics", function()
     local d = daemon.start()
     local status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { language = "python", code = "print(6*7)" })
@@ -222,6 +230,7 @@ describe("echo-sandbox serve", function()
     for i, status in ipairs(statuses) do
       assert.are.equal(200, status, bodies[i])
       local from, to = cjson.decode(bodies[i]).stdout:match("^(%d+)\n(%d+)\n$")
+      assert.truthy(from and to, bodies[i])
       spans[#spans + 1] = { tonumber(from), tonumber(to) }
     end
     -- the most that were sleeping at the same moment: all of them, or near

@@ -265,7 +265,8 @@ static void print_text(const struct explanation *x) {
 
 /* Explains the request table on top of the stack (and pops it); where
  * ("line N: " or "") starts its error messages. */
-static int explain_one(lua_State *L, struct esb_policy *policy, bool json, const char *where) {
+static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb_cli_options *o,
+                       const char *where) {
   char err[4096];
   struct esb_request req = ESB_REQUEST_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
@@ -276,6 +277,12 @@ static int explain_one(lua_State *L, struct esb_policy *policy, bool json, const
   if (bad < 0) {
     fprintf(stderr, "echo-sandbox: %s%s\n", where, err);
     return rc;
+  }
+  /* --backend wins over a request's own, on stdin too: it is what the
+   * command line asks to have explained. */
+  if (o->backend && esb_backend_parse(o->backend, &req.backend) < 0) {
+    fprintf(stderr, "echo-sandbox: --backend %s: expected auto, local or k8s\n", o->backend);
+    goto out;
   }
   enum esb_error code = esb_policy_plan(policy, &req, &plan, req.backend == ESB_BACKEND_K8S, err, sizeof err);
   if (code != ESB_OK) {
@@ -292,7 +299,7 @@ static int explain_one(lua_State *L, struct esb_policy *policy, bool json, const
   } else {
     esb_local_sandbox_for(&plan, false, &x.sandbox);
   }
-  if (json) {
+  if (o->json) {
     lua_pushcfunction(L, push_explanation);
     lua_pushlightuserdata(L, &x);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -346,7 +353,7 @@ static int explain(int argc, char **argv) {
       fprintf(stderr, "echo-sandbox: %s\n", lua_tostring(L, -1));
       lua_pop(L, 1);
       rc = 125;
-    } else if (explain_one(L, policy, o.json, where) != 0) {
+    } else if (explain_one(L, policy, &o, where) != 0) {
       rc = 125;
     }
   }

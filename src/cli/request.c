@@ -15,6 +15,7 @@
 
 #include "engine/cpu.h"
 #include "engine/fileio.h"
+#include "engine/quantity.h"
 #include "luaglue/convert.h"
 #include "luaglue/json.h"
 
@@ -46,35 +47,12 @@ static int fail_usage(const char *command, const char *fmt, const char *arg) {
   return 125;
 }
 
-/* Kubernetes-style quantity: an integer with an optional suffix k M G T
- * (powers of 1000) or Ki Mi Gi Ti (powers of 1024). */
-static int parse_quantity(const char *s, long long *out) {
-  static const struct { const char *suffix; long long factor; } units[] = {
-    {"", 1}, {"k", 1000LL}, {"M", 1000000LL}, {"G", 1000000000LL}, {"T", 1000000000000LL},
-    {"Ki", 1LL << 10}, {"Mi", 1LL << 20}, {"Gi", 1LL << 30}, {"Ti", 1LL << 40}};
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || v <= 0)
+/* Sizes and counts: a whole quantity (engine/quantity.h), 1 or more. */
+static int parse_whole(const char *s, long long *out) {
+  uint64_t v;
+  if (esb_quantity_whole(s, 1, INT64_MAX, &v) < 0)
     return -1;
-  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-    if (strcmp(end, units[i].suffix) == 0) {
-      if (v > INT64_MAX / units[i].factor)
-        return -1;
-      *out = v * units[i].factor;
-      return 0;
-    }
-  }
-  return -1;
-}
-
-static int parse_count(const char *s, long long *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v <= 0)
-    return -1;
-  *out = v;
+  *out = (long long)v;
   return 0;
 }
 
@@ -118,9 +96,8 @@ static int push_flag_request(lua_State *L) {
   }
   long long v;
   if (o->timeout) {
-    char *end;
-    double secs = strtod(o->timeout, &end);
-    if (end == o->timeout || *end || !(secs > 0) || secs > 1e9)
+    double secs;
+    if (esb_quantity_number(o->timeout, &secs) < 0 || !(secs > 0) || secs > 1e9)
       return luaL_error(L, "--timeout %s: expected a positive number of seconds", o->timeout);
     lua_pushinteger(L, (lua_Integer)ceil(secs * 1000.0));
     lua_setfield(L, -2, "timeout_ms");
@@ -132,13 +109,13 @@ static int push_flag_request(lua_State *L) {
     int (*parse)(const char *, long long *);
   } limit_flags[] = {
     {offsetof(struct esb_cli_options, memory), "memory_bytes", "--memory",
-     "bytes or a quantity like 256Mi", parse_quantity},
+     "bytes or a quantity like 256Mi or 1.5Gi", parse_whole},
     {offsetof(struct esb_cli_options, cpu_time), "cpu_time_secs", "--cpu-time",
-     "a positive whole number of seconds", parse_count},
+     "a positive whole number of seconds", parse_whole},
     {offsetof(struct esb_cli_options, max_processes), "max_processes", "--max-processes",
-     "a positive whole number", parse_count},
+     "a positive whole number", parse_whole},
     {offsetof(struct esb_cli_options, max_output), "max_output_bytes", "--max-output",
-     "a positive number of bytes, or a quantity like 64k", parse_quantity},
+     "a positive number of bytes, or a quantity like 64k", parse_whole},
   };
   for (size_t i = 0; i < sizeof limit_flags / sizeof limit_flags[0]; i++) {
     const char *value = *(const char **)((const char *)o + limit_flags[i].option);

@@ -8,12 +8,14 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "daemon/server.h"
 #include "engine/fileio.h"
+#include "engine/quantity.h"
 
 static const char serve_usage[] =
   "usage: echo-sandbox serve [--listen HOST:PORT | --listen unix:/path] [OPTIONS]\n"
@@ -37,17 +39,6 @@ static const char serve_usage[] =
   "  --port-file FILE     write the bound port (or socket path) there once listening\n"
   "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n";
 
-static int parse_size(const char *s, size_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  unsigned long long unit = !strcmp(end, "") ? 1 : !strcmp(end, "Ki") ? 1024 : !strcmp(end, "Mi") ? 1 << 20 : 0;
-  if (errno || end == s || !unit || v == 0)
-    return -1;
-  *out = (size_t)(v * unit);
-  return 0;
-}
-
 int main(int argc, char **argv) {
   /* A client that goes away mid-answer must not kill the daemon. */
   signal(SIGPIPE, SIG_IGN);
@@ -65,7 +56,7 @@ int main(int argc, char **argv) {
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
-    size_t v;
+    uint64_t v;
     switch (c) {
     case 'l': o.listen = optarg; break;
     case 'p': o.policy_path = optarg; break;
@@ -92,16 +83,28 @@ int main(int argc, char **argv) {
       o.header_timeout_s = (unsigned)secs;
       break;
     }
-    case 'b': case 'r': case 'q': case 'g':
-      if (parse_size(optarg, &v) < 0) {
-        fprintf(stderr, "echo-sandbox serve: %s %s: expected a positive number\n", argv[optind - 2], optarg);
+    case 'b': case 'r': case 'q':
+      /* sizes and counts: a whole quantity (engine/quantity.h) */
+      if (esb_quantity_whole(optarg, 1, SIZE_MAX, &v) < 0) {
+        fprintf(stderr, "echo-sandbox serve: %s %s: expected a positive whole %s\n", argv[optind - 2], optarg,
+                c == 'b' ? "number of bytes or a quantity like 16Mi" : "number");
         return 125;
       }
-      if (c == 'b') o.max_body = v;
-      else if (c == 'r') o.max_running = v;
-      else if (c == 'q') o.max_queue = v;
-      else o.grace_ms = (uint64_t)v * 1000;
+      if (c == 'b') o.max_body = (size_t)v;
+      else if (c == 'r') o.max_running = (size_t)v;
+      else o.max_queue = (size_t)v;
       break;
+    case 'g': {
+      /* a duration: seconds, decimals allowed, no size suffix */
+      double secs;
+      if (esb_quantity_number(optarg, &secs) < 0 || !(secs > 0) || secs > 86400) {
+        fprintf(stderr, "echo-sandbox serve: --grace %s: expected a positive number of seconds, at most 86400 "
+                "(decimals allowed, no suffix)\n", optarg);
+        return 125;
+      }
+      o.grace_ms = (uint64_t)(secs * 1000.0 + 0.5);
+      break;
+    }
     case 'h': fputs(serve_usage, stdout); return 0;
     default:
       fprintf(stderr, "echo-sandbox serve: unknown or incomplete option '%s'\n%s", argv[optind - 1], serve_usage);

@@ -1,9 +1,8 @@
 #include "engine/cpu.h"
 
-#include <errno.h>
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
+
+#include "engine/quantity.h"
 
 int esb_cpu_from_cores(double cores, uint64_t *millicores) {
   /* NaN fails every comparison. */
@@ -16,19 +15,6 @@ int esb_cpu_from_cores(double cores, uint64_t *millicores) {
 }
 
 int esb_cpu_parse(const char *text, uint64_t *millicores) {
-  /* Digits and at most one point: no sign, exponent, hex, inf or nan. */
-  size_t digits = strspn(text, "0123456789");
-  size_t len = digits;
-  if (text[len] == '.')
-    len += 1 + strspn(text + len + 1, "0123456789");
-  if (len == 0 || (len == 1 && text[0] == '.'))
-    return -1;
-  const char *suffix = text + len;
-  if (*suffix && strcmp(suffix, "m") != 0)
-    return -1;
-  errno = 0;
-  double v = strtod(text, NULL);
-  if (errno)
-    return -1;
-  return esb_cpu_from_cores(*suffix ? v / 1000.0 : v, millicores);
+  double cores;
+  return esb_quantity_parse(text, &cores) < 0 ? -1 : esb_cpu_from_cores(cores, millicores);
 }

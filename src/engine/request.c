@@ -1,6 +1,7 @@
 #include "engine/request.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/strv.h"
 
@@ -17,11 +18,21 @@ void esb_request_release(struct esb_request *req) {
   *req = (struct esb_request)ESB_REQUEST_INIT;
 }
 
+/* The backends' words, for parsing and printing alike. */
+static const char *const backend_names[] = {
+  [ESB_BACKEND_AUTO] = "auto", [ESB_BACKEND_LOCAL] = "local", [ESB_BACKEND_K8S] = "k8s",
+};
+
 const char *esb_backend_name(enum esb_backend b) {
-  switch (b) {
-  case ESB_BACKEND_AUTO: return "auto";
-  case ESB_BACKEND_LOCAL: return "local";
-  case ESB_BACKEND_K8S: return "k8s";
+  return (unsigned)b < sizeof backend_names / sizeof backend_names[0] ? backend_names[b] : "auto";
+}
+
+int esb_backend_parse(const char *name, enum esb_backend *b) {
+  for (size_t i = 0; name && i < sizeof backend_names / sizeof backend_names[0]; i++) {
+    if (strcmp(name, backend_names[i]) == 0) {
+      *b = (enum esb_backend)i;
+      return 0;
+    }
   }
-  return "auto";
+  return -1;
 }

@@ -43,5 +43,7 @@ struct esb_request {
 
 void esb_request_release(struct esb_request *req);
 const char *esb_backend_name(enum esb_backend b);
+/* The backend named "auto", "local" or "k8s": 0, or -1 for any other name. */
+int esb_backend_parse(const char *name, enum esb_backend *b);
 
 #endif

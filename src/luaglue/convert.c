@@ -166,10 +166,8 @@ static void take_backend(struct checker *c, int t, struct esb_request *req) {
   if (!get(c->L, t, "backend"))
     return;
   const char *s = esb_lua_plain_string(c->L, -1);
-  if (s && strcmp(s, "auto") == 0) req->backend = ESB_BACKEND_AUTO;
-  else if (s && strcmp(s, "local") == 0) req->backend = ESB_BACKEND_LOCAL;
-  else if (s && strcmp(s, "k8s") == 0) req->backend = ESB_BACKEND_K8S;
-  else reject(c, "backend", "must be \"auto\", \"local\" or \"k8s\"", -1);
+  if (esb_backend_parse(s, &req->backend) < 0)
+    reject(c, "backend", "must be \"auto\", \"local\" or \"k8s\"", -1);
   lua_pop(c->L, 1);
 }
 
