@@ -4,9 +4,9 @@
 #include <string.h>
 
 static int keep(struct esb_json_split *s, char c, size_t max_bytes) {
+  if (s->len >= max_bytes)
+    return 1; /* too large: dropped */
   if (s->len == s->cap) {
-    if (s->cap >= max_bytes)
-      return 1; /* too large: dropped */
     size_t cap = s->cap ? s->cap * 2 : 4096;
     char *buf = realloc(s->buf, cap);
     if (!buf)

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "engine/clone.h"
+#include "engine/exec_path.h"
 #include "engine/fileio.h"
 #include "engine/sandbox_child.h"
-
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+#include "engine/strv.h"
 
 static void close_fd(int *fd) {
   if (*fd >= 0) {
@@ -61,59 +61,13 @@ struct prepared {
 };
 
 static void prepared_release(struct prepared *pr) {
-  if (pr->exec_paths) {
-    for (char **p = pr->exec_paths; *p; p++)
-      free(*p);
-    free(pr->exec_paths);
-  }
+  esb_strv_free(pr->exec_paths);
   for (int i = 0; i < 3; i++)
     close_fd(&pr->child_ends[i]);
   close_fd(&pr->report_w);
   close_fd(&pr->sync_r);
   close_fd(&pr->sync_w);
   esb_rootfs_release(&pr->rootfs);
-}
-
-static const char *env_path(const char *const *env) {
-  for (; env && *env; env++)
-    if (strncmp(*env, "PATH=", 5) == 0)
-      return *env + 5;
-  return DEFAULT_PATH;
-}
-
-/* argv[0] with a '/' is used as is; otherwise every absolute PATH entry. */
-static char **exec_candidates(const char *prog, const char *path) {
-  size_t n = 1;
-  for (const char *s = path; *s; s++)
-    n += *s == ':';
-  char **out = calloc(n + 2, sizeof *out);
-  if (!out)
-    return NULL;
-  size_t k = 0;
-  if (strchr(prog, '/')) {
-    if (!(out[k++] = strdup(prog)))
-      goto oom;
-    return out;
-  }
-  for (const char *s = path; ; ) {
-    const char *e = strchrnul(s, ':');
-    if (e > s && *s == '/') {  /* empty and relative entries are never searched */
-      if (asprintf(&out[k], "%.*s/%s", (int)(e - s), s, prog) < 0) {
-        out[k] = NULL;
-        goto oom;
-      }
-      k++;
-    }
-    if (!*e)
-      break;
-    s = e + 1;
-  }
-  return out;
-oom:
-  for (size_t i = 0; i < k; i++)
-    free(out[i]);
-  free(out);
-  return NULL;
 }
 
 /* stdio slot i: a pipe (our end into *ours), /dev/null, or a passed fd. */
@@ -198,7 +152,7 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
     snprintf(why, whylen, "no program to run");
     return -1;
   }
-  pr->exec_paths = exec_candidates(c->argv[0], env_path(c->env));
+  pr->exec_paths = esb_exec_candidates(c->argv[0], esb_env_path(c->env));
   if (!pr->exec_paths)
     goto sys;
   plan->exec_paths = (const char *const *)pr->exec_paths;

@@ -1,0 +1,37 @@
+#include "engine/text.h"
+
+#include "tap.h"
+
+static bool utf8(const char *s) { return esb_utf8_valid(s, strlen(s)); }
+
+static void base64_is(const char *in, size_t len, const char *want) {
+  char out[64];
+  size_t n = esb_base64_length(len);
+  esb_base64_encode(in, len, out);
+  out[n] = '\0';
+  is_str(out, want, "base64 of a short string");
+}
+
+int main(void) {
+  ok(utf8(""), "the empty string is UTF-8");
+  ok(utf8("hello"), "ASCII is UTF-8");
+  ok(utf8("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80"), "two-, three- and four-byte sequences");
+  ok(esb_utf8_valid("a\0b", 3), "a NUL byte is UTF-8");
+  ok(!utf8("\xc0\xaf"), "an overlong '/' is refused");
+  ok(!utf8("\xe0\x80\xaf"), "an overlong three-byte form is refused");
+  ok(!utf8("\xed\xa0\x80"), "a surrogate is refused");
+  ok(!utf8("\xf4\x90\x80\x80"), "above U+10FFFF is refused");
+  ok(!utf8("\xe2\x82"), "a sequence cut short is refused");
+  ok(!utf8("\x80"), "a lone continuation byte is refused");
+  ok(!utf8("\xff"), "0xff is refused");
+  is_int(esb_base64_length(0), 0, "base64 of nothing is empty");
+  is_int(esb_base64_length(1), 4, "one byte takes four characters");
+  is_int(esb_base64_length(3), 4, "three bytes take four characters");
+  is_int(esb_base64_length(4), 8, "four bytes take eight characters");
+  base64_is("f", 1, "Zg==");
+  base64_is("fo", 2, "Zm8=");
+  base64_is("foo", 3, "Zm9v");
+  base64_is("foobar", 6, "Zm9vYmFy");
+  base64_is("\xff\xfe\x00", 3, "//4A");
+  return tap_done();
+}
