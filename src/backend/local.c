@@ -58,7 +58,7 @@ static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
   c.argv = argv;
   c.env = env;
   c.sandbox = &as_program;
-  char why[256];
+  char why[ESB_MESSAGE_MAX];
   int status;
   if (esb_child_start(&c, why, sizeof why) == 0)
     esb_child_reap(&c, &status, false);
@@ -68,31 +68,38 @@ static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
   rmdir(dir);
 }
 
-/* The kernel's OOM killer ended the program (or the shell around it saw its
- * child die of SIGKILL): what Kubernetes reports as OOMKilled. */
-static void note_oom(struct esb_local_run *run, struct esb_result *r) {
-  if (!esb_cgroup_oom_killed(&run->cgroup))
+/* The exec's after_exit, on whichever thread reaped the child: what the
+ * cgroup saw (an OOM kill, the run's CPU time and peak memory, counting
+ * every process of the run, also those the kernel killed with the
+ * namespace) and whether it is empty, for finished() to apply. */
+static void read_cgroup(struct esb_exec *exec, void *userdata) {
+  (void)exec;
+  struct esb_local_run *run = userdata;
+  if (!run->cgroup.dirs[0])
     return;
-  bool killed = (r->status == ESB_STATUS_SIGNALED && r->signal == SIGKILL) ||
-                (r->status == ESB_STATUS_EXITED && r->exit_code == 128 + SIGKILL);
-  if (!killed)
-    return;
-  r->status = ESB_STATUS_OOM_KILLED;
-  r->signal = SIGKILL;
-  r->reason = "OOMKilled";
-  r->exit_code = esb_result_exit_code(r);
+  run->seen.oom_killed = esb_cgroup_oom_killed(&run->cgroup);
+  esb_cgroup_usage(&run->cgroup, &run->seen.cpu_time_ms, &run->seen.memory_peak_bytes);
+  esb_cgroup_settle(&run->cgroup);
 }
 
-/* The cgroup's count of CPU time and memory covers every process of the run,
- * also those the kernel killed with the namespace; the rusage the loop put
- * in, only what was reaped. */
-static void note_usage(struct esb_local_run *run, struct esb_result *r) {
-  int64_t cpu_ms, peak;
-  esb_cgroup_usage(&run->cgroup, &cpu_ms, &peak);
-  if (cpu_ms >= 0)
-    r->cpu_time_ms = cpu_ms;
-  if (peak >= 0)
-    r->memory_peak_bytes = peak;
+/* The cgroup's word into the result. The OOM killer ended the program (or
+ * the shell around it saw its child die of SIGKILL): what Kubernetes
+ * reports as OOMKilled. */
+static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
+  bool killed = (r->status == ESB_STATUS_SIGNALED && r->signal == SIGKILL) ||
+                (r->status == ESB_STATUS_EXITED && r->exit_code == 128 + SIGKILL);
+  if (run->seen.oom_killed && killed) {
+    r->status = ESB_STATUS_OOM_KILLED;
+    r->signal = SIGKILL;
+    r->reason = "OOMKilled";
+    r->exit_code = esb_result_exit_code(r);
+  }
+  if (r->status == ESB_STATUS_ERROR)
+    return;
+  if (run->seen.cpu_time_ms >= 0)
+    r->cpu_time_ms = run->seen.cpu_time_ms;
+  if (run->seen.memory_peak_bytes >= 0)
+    r->memory_peak_bytes = run->seen.memory_peak_bytes;
 }
 
 static int make_workdir(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
@@ -145,6 +152,7 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
   const struct esb_local_settings *ls = &plan->local;
   bool root = geteuid() == 0;
   *sb = (struct esb_sandbox){ .switch_ids = root, .uid = ls->uid, .gid = ls->gid, .limits = ls->limits };
+  sb->limits.address_space = ls->memory_bytes; /* until a cgroup takes the limit (ready_cgroups) */
   if (fallback || ls->isolation == ESB_ISOLATION_RLIMITS)
     return; /* rlimits, and other ids when we are root */
   sb->namespaces = all_namespaces; /* network: a namespace of its own all the same */
@@ -162,7 +170,7 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
  * address space is left alone. Without a cgroup, RLIMIT_AS stands in, and
  * there is no CPU rate limit (RLIMIT_CPU still bounds the CPU time). */
 static bool wants_cgroups(const struct esb_plan *plan) {
-  return plan->local.cgroups && plan->local.limits.address_space;
+  return plan->local.cgroups && plan->local.memory_bytes;
 }
 
 /* The exec's before_start, on whichever thread starts the child: the file
@@ -175,9 +183,9 @@ static void ready_cgroups(struct esb_exec *exec, void *userdata) {
   if (!wants_cgroups(plan))
     return;
   if (!run->cgroup_ready) {
-    struct esb_cgroup_limits limits = { .memory_bytes = l->address_space, .max_pids = l->processes,
+    struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes, .max_pids = l->processes,
                                         .cpu_millicores = plan->local.cpu_millicores };
-    char why[512];
+    char why[ESB_MESSAGE_MAX];
     if (esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why) < 0)
       return;
     run->cgroup_ready = true;
@@ -200,7 +208,7 @@ static bool namespaces_refused(int err) {
 
 /* A host working dir for a run without namespaces, and its environment. */
 static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *plan) {
-  char why[512];
+  char why[ESB_MESSAGE_MAX];
   struct esb_exec *e = &run->exec;
   if (make_workdir(run, plan, why, sizeof why) < 0) {
     esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
@@ -256,48 +264,21 @@ static int start_failed(struct esb_local_run *run) {
   return esb_exec_start(run->loop, e); /* the result's isolation says "rlimits" */
 }
 
-/* The end of a run, off the loop's thread where it is busy: what the
- * cgroup saw (OOM kills, CPU time, peak memory) and whether it is empty. */
-static void settle(struct esb_local_run *run) {
-  struct esb_result *r = &run->exec.result;
-  note_oom(run, r);
-  if (r->status != ESB_STATUS_ERROR)
-    note_usage(run, r);
-  esb_cgroup_settle(&run->cgroup);
-}
-
-static void end(struct esb_local_run *run) {
-  esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* settled: only moved */
+static void finished(struct esb_exec *exec, void *userdata) {
+  struct esb_local_run *run = userdata;
+  if (exec->start_error && start_failed(run) == 0)
+    return; /* started again without namespaces: this runs again at its end */
+  note_cgroup(run, &exec->result);
+  esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* read_cgroup settled it */
   run->cgroup_ready = false;
   release_host_side(run);
   if (run->on_done)
     run->on_done(run, run->userdata);
 }
 
-static void settle_work(struct esb_loop_work *w) {
-  settle((struct esb_local_run *)((char *)w - offsetof(struct esb_local_run, end_work)));
-}
-
-static void settled(struct esb_loop_work *w) {
-  end((struct esb_local_run *)((char *)w - offsetof(struct esb_local_run, end_work)));
-}
-
-static void finished(struct esb_exec *exec, void *userdata) {
-  struct esb_local_run *run = userdata;
-  if (exec->start_error && start_failed(run) == 0)
-    return; /* started again without namespaces: this runs again at its end */
-  if (run->cgroup.dirs[0] && esb_loop_busy(run->loop)) {
-    run->end_work = (struct esb_loop_work){ .work = settle_work, .done = settled };
-    esb_loop_offload(run->loop, &run->end_work);
-    return;
-  }
-  settle(run);
-  end(run);
-}
-
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   struct esb_exec *e = &run->exec;
-  char why[512];
+  char why[ESB_MESSAGE_MAX];
   e->result.sandbox_type = "local";
   run->loop = loop;
   run->plan = plan;
@@ -335,6 +316,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   if (wants_cgroups(plan))
     esb_cgroup_pool_take(run->cgroup_pool, &run->cgroup);
   e->before_start = ready_cgroups;
+  e->after_exit = read_cgroup;
   e->child.argv = (const char *const *)plan->argv;
   e->child.sandbox = &run->sandbox;
   e->stdin_data = plan->stdin_data;

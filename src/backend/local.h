@@ -25,7 +25,10 @@ struct esb_local_run {
   struct esb_sandbox sandbox;
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
   bool cgroup_ready;           /* limits set for this run */
-  struct esb_loop_work end_work; /* the cgroup's reading off the loop's thread */
+  struct {                     /* what the cgroup said when the child was reaped */
+    bool oom_killed;
+    int64_t cpu_time_ms, memory_peak_bytes; /* -1: unknown */
+  } seen;
   struct esb_cgroup_pool *cgroup_pool; /* the loop's, where the cgroup goes back */
   struct esb_loop *loop;       /* where it runs */
   const struct esb_plan *plan; /* what it runs */
@@ -36,7 +39,8 @@ struct esb_local_run {
   void *userdata;
 };
 
-#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT }
+#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
+                             .seen = { .cpu_time_ms = -1, .memory_peak_bytes = -1 } }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once the
  * result is complete (the working dir is already removed then); or -1, with

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/fileio.h"
+#include "engine/result.h"
 #include "engine/spawn.h"
 
 int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen) {
@@ -36,7 +37,7 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
   c.env = env;
   c.err = ESB_CHILD_PIPE;
   int status = 0, rc = -1;
-  char cwhy[256], err[256] = "";
+  char cwhy[ESB_MESSAGE_MAX], err[256] = "";
   if (esb_child_start(&c, cwhy, sizeof cwhy) < 0) {
     snprintf(why, whylen, "network: starting pasta: %s", cwhy);
     goto out;

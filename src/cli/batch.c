@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
+#include "engine/signals.h"
 #include "engine/fileio.h"
 #include "luaglue/convert.h"
 #include "luaglue/json.h"
@@ -123,7 +124,7 @@ static void fail_line(struct batch *b, long line, enum esb_error code, const cha
 }
 
 static void start_line(struct batch *b, struct esb_loop *loop, const char *text, size_t len, long line) {
-  char err[2048];
+  char err[ESB_MESSAGE_MAX];
   lua_State *L = b->L;
   lua_pushcfunction(L, decode_line);
   lua_pushlstring(L, text, len);
@@ -192,7 +193,7 @@ int esb_cli_batch(int argc, char **argv) {
       return 125;
     }
   }
-  char err[4096];
+  char err[ESB_MESSAGE_MAX];
   struct batch b = { 0 };
   int rc = 125;
   size_t len = 0;

@@ -11,7 +11,7 @@
 
 #include "backend/k8s.h"
 #include "cli/cli.h"
-#include "cli/kubectl.h"
+#include "policy/policy.h"
 #include "luaglue/json.h"
 #include "engine/strv.h"
 
@@ -73,24 +73,24 @@ int esb_cli_cleanup(int argc, char **argv) {
       return 125;
     }
   }
-  char err[4096];
+  char err[ESB_MESSAGE_MAX];
   int rc = 125;
-  struct esb_plan plan = ESB_PLAN_INIT;
+  struct esb_k8s_settings cluster = { 0 };
   struct esb_result got = ESB_RESULT_INIT, deleted = ESB_RESULT_INIT;
   struct esb_strv tail = ESB_STRV_INIT;
   lua_State *L = NULL;
   struct esb_policy *policy = esb_policy_open(policy_path, err, sizeof err);
-  if (!policy || esb_cli_k8s_settings(policy, &plan, err, sizeof err) < 0) {
+  if (!policy || esb_policy_cluster(policy, &cluster, err, sizeof err) != ESB_OK) {
     fprintf(stderr, "echo-sandbox cleanup: %s\n", err);
     goto out;
   }
   if (namespace_) {
-    free(plan.k8s.namespace_);
-    plan.k8s.namespace_ = strdup(namespace_);
+    free(cluster.namespace_);
+    cluster.namespace_ = strdup(namespace_);
   }
   const char *list[] = {"get", "pods", "-l", "app.kubernetes.io/managed-by=echo-sandbox", "-o", "json",
                         "--request-timeout=20s", NULL};
-  esb_k8s_kubectl_run(&plan.k8s, list, 30000, &got);
+  esb_k8s_kubectl_run(&cluster, list, 30000, &got);
   if (got.status != ESB_STATUS_EXITED || got.exit_code != 0) {
     fprintf(stderr, "echo-sandbox cleanup: listing pods failed: %s%s\n",
             got.error_message ? got.error_message : "", got.err.data ? got.err.data : "");
@@ -133,7 +133,7 @@ int esb_cli_cleanup(int argc, char **argv) {
   if (doomed && !dry_run) {
     esb_strv_push(&tail, "--ignore-not-found");
     esb_strv_push(&tail, "--wait=false");
-    esb_k8s_kubectl_run(&plan.k8s, (const char *const *)tail.v, 60000, &deleted);
+    esb_k8s_kubectl_run(&cluster, (const char *const *)tail.v, 60000, &deleted);
     if (deleted.status != ESB_STATUS_EXITED || deleted.exit_code != 0) {
       fprintf(stderr, "echo-sandbox cleanup: deleting failed: %s%s\n",
               deleted.error_message ? deleted.error_message : "", deleted.err.data ? deleted.err.data : "");
@@ -146,7 +146,7 @@ out:
     lua_close(L);
   esb_result_release(&got);
   esb_result_release(&deleted);
-  esb_plan_release(&plan);
+  esb_k8s_settings_release(&cluster);
   esb_policy_close(policy);
   return rc;
 }

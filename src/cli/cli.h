@@ -1,6 +1,6 @@
 /* The echo-sandbox command line: one file per subcommand. */
-#ifndef ESB_CLI_H
-#define ESB_CLI_H
+#ifndef ESB_CLI_CLI_H
+#define ESB_CLI_CLI_H
 
 int esb_cli_run(int argc, char **argv);
 int esb_cli_policy(int argc, char **argv);

@@ -11,9 +11,10 @@
 #include "backend/local.h"
 #include "backend/kubectl_words.h"
 #include "engine/cgroup.h"
+#include "engine/result.h"
+#include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
-#include "cli/kubectl.h"
 #include "luaglue/json.h"
 
 static const char doctor_usage[] =
@@ -99,14 +100,14 @@ static bool has_network_policy(const char *json, size_t len) {
 /* fail: the level of a check that does not pass ("FAIL", or "warn" when the
  * policy does not send requests to k8s by itself). */
 static void check_kubernetes(struct esb_policy *policy, struct tally *t, const char *fail) {
-  char err[4096], line[512], detail[1024];
-  struct esb_plan plan = ESB_PLAN_INIT;
+  char err[ESB_MESSAGE_MAX], line[512], detail[1024];
+  struct esb_k8s_settings cluster = { 0 };
   struct esb_result r = ESB_RESULT_INIT;
-  if (esb_cli_k8s_settings(policy, &plan, err, sizeof err) < 0) {
+  if (esb_policy_cluster(policy, &cluster, err, sizeof err) != ESB_OK) {
     report(t, fail, "policy (k8s)", "%s", err);
     return;
   }
-  const struct esb_k8s_settings *k = &plan.k8s;
+  const struct esb_k8s_settings *k = &cluster;
   const char *client[] = {"version", "--client", NULL};
   if (!kubectl_ok(NULL, client, &r)) {
     report(t, fail, "kubectl", "%s", why_failed(&r, line, sizeof line));
@@ -149,15 +150,15 @@ static void check_kubernetes(struct esb_policy *policy, struct tally *t, const c
            "(apply deploy/networkpolicy.yaml)");
 out:
   esb_result_release(&r);
-  esb_plan_release(&plan);
+  esb_k8s_settings_release(&cluster);
 }
 
 /* How the local backend will enforce the memory, process and CPU limits:
  * by making a cgroup as a run would. */
 static void check_limits(const struct esb_plan *plan, struct tally *t) {
-  char why[512], detail[1400];
+  char why[ESB_MESSAGE_MAX], detail[ESB_MESSAGE_MAX + 512];
   struct esb_cgroup cg = ESB_CGROUP_INIT;
-  struct esb_cgroup_limits limits = { .memory_bytes = plan->local.limits.address_space,
+  struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes,
                                       .max_pids = plan->local.limits.processes,
                                       .cpu_millicores = plan->local.cpu_millicores };
   if (!plan->local.cgroups) {
@@ -189,7 +190,7 @@ static enum esb_error plan_true(struct esb_policy *policy, enum esb_backend back
 }
 
 static void check_local(struct esb_policy *policy, struct tally *t) {
-  char err[4096], detail[4200];
+  char err[ESB_MESSAGE_MAX], detail[ESB_MESSAGE_MAX + 512];
   struct esb_plan plan = ESB_PLAN_INIT;
   if (plan_true(policy, ESB_BACKEND_LOCAL, &plan, err, sizeof err) != ESB_OK) {
     report(t, "FAIL", "local", "%s", err);
@@ -204,6 +205,12 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
     snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",
              r.isolation, esb_seccomp_profile_name(plan.local.seccomp), r.duration_ms);
     report(t, strcmp(r.isolation, "namespaces") ? "warn" : "ok", "local", "%s", detail);
+    const char *init = esb_init_program();
+    if (init)
+      report(t, "ok", "sandbox init", "%s starts each sandbox", init);
+    else
+      report(t, "warn", "sandbox init", "%s", "echo-sandbox-init is not installed (or ECHO_SANDBOX_INIT=none): "
+             "each sandbox is cloned from the engine itself, which costs a busy batch or daemon more");
   } else {
     report(t, "FAIL", "local", "%s", r.error_message ? r.error_message : "/bin/true failed");
   }
@@ -230,7 +237,7 @@ int esb_cli_doctor(int argc, char **argv) {
     }
   }
   struct tally t = { 0, 0 };
-  char err[4096];
+  char err[ESB_MESSAGE_MAX];
   struct esb_policy *policy = esb_policy_open(policy_path, err, sizeof err);
   if (!policy) {
     report(&t, "FAIL", "policy", "%s", err);

@@ -92,7 +92,7 @@ static int push_explanation(lua_State *L) {
   set_int(L, "timeout_ms", p->timeout_ms);
   set_int(L, "kill_grace_ms", p->kill_grace_ms);
   lua_newtable(L);
-  set_int(L, "memory_bytes", p->local.limits.address_space);
+  set_int(L, "memory_bytes", p->local.memory_bytes);
   set_int(L, "cpu_time_secs", p->local.limits.cpu_secs);
   set_int(L, "max_output_bytes", p->max_output_bytes);
   set_int(L, "max_processes", p->local.limits.processes);
@@ -211,7 +211,7 @@ static void print_text(const struct explanation *x) {
          (unsigned long long)p->timeout_ms, (unsigned long long)p->kill_grace_ms);
   printf("limits      memory %llu bytes, cpu %llu s, cpu rate %llum (cores x 1000), output %llu bytes per "
          "stream, processes %llu, network %s\n",
-         (unsigned long long)p->local.limits.address_space, (unsigned long long)p->local.limits.cpu_secs,
+         (unsigned long long)p->local.memory_bytes, (unsigned long long)p->local.limits.cpu_secs,
          (unsigned long long)p->local.cpu_millicores, (unsigned long long)p->max_output_bytes,
          (unsigned long long)p->local.limits.processes, p->local.network ? "on" : "off");
   for (char **note = p->clamped; note && *note; note++)
@@ -267,7 +267,7 @@ static void print_text(const struct explanation *x) {
  * ("line N: " or "") starts its error messages. */
 static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb_cli_options *o,
                        const char *where) {
-  char err[4096];
+  char err[ESB_MESSAGE_MAX];
   struct esb_request req = ESB_REQUEST_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
   struct explanation x = { 0 };
@@ -385,7 +385,7 @@ static int check(int argc, char **argv) {
     fputs(policy_usage, argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 125;
   }
-  char err[4096];
+  char err[ESB_MESSAGE_MAX];
   struct esb_policy *policy = esb_policy_open(argv[1], err, sizeof err);
   if (!policy) {
     fprintf(stderr, "problem: %s\n", err);

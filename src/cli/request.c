@@ -283,7 +283,7 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
   o->program = argv + optind;
   if (o->code && o->code_file)
     return fail_usage(argv[0], "%s", "give --code or --code-file, not both");
-  char why[4200];
+  char why[ESB_MESSAGE_MAX + 128];
   if (o->code_file && !(o->code_data = esb_read_file(o->code_file, &o->code_len))) {
     snprintf(why, sizeof why, "--code-file %s: %s", o->code_file, strerror(errno));
     return fail_usage(argv[0], "%s", why);

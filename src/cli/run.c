@@ -13,6 +13,7 @@
 #include "cli/request.h"
 #include "dispatch/execute.h"
 #include "engine/loop.h"
+#include "engine/signals.h"
 #include "engine/fileio.h"
 #include "luaglue/json.h"
 
@@ -80,7 +81,7 @@ int esb_cli_run(int argc, char **argv) {
   struct esb_cli_options o = { 0 };
   struct esb_request req = ESB_REQUEST_INIT;
   struct esb_policy *policy = NULL;
-  char err[2048];
+  char err[ESB_MESSAGE_MAX];
   int rc = esb_cli_parse(argc, argv, &o, usage), sigfd = -1;
   lua_State *L = NULL;
   if (rc >= 0)

@@ -16,6 +16,7 @@
 #include "daemon/server.h"
 #include "engine/fileio.h"
 #include "engine/quantity.h"
+#include "engine/spawn.h"
 
 static const char serve_usage[] =
   "usage: echo-sandbox serve [--listen HOST:PORT | --listen unix:/path] [OPTIONS]\n"
@@ -42,6 +43,9 @@ static const char serve_usage[] =
 int main(int argc, char **argv) {
   /* A client that goes away mid-answer must not kill the daemon. */
   signal(SIGPIPE, SIG_IGN);
+  /* We reap no child we did not start: sandboxes may start in
+   * echo-sandbox-init (engine/spawn.h, esb_init_program). */
+  esb_spawn_use_init(true);
   static const struct option longopts[] = {
     {"listen", required_argument, 0, 'l'}, {"policy", required_argument, 0, 'p'},
     {"token-file", required_argument, 0, 't'}, {"max-body", required_argument, 0, 'b'},

@@ -22,6 +22,7 @@
 #include "daemon/metrics.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
+#include "engine/signals.h"
 #include "luaglue/convert.h"
 #include "luaglue/json.h"
 
@@ -73,7 +74,7 @@ static void set_response(struct conn *st, unsigned code, const char *type, const
 
 static void respond_result(struct conn *st, unsigned code, const struct esb_result *r) {
   lua_State *L = st->s->L;
-  char err[256];
+  char err[ESB_MESSAGE_MAX];
   if (esb_json_push_result(L, r) < 0 || esb_json_encode(L, err, sizeof err) < 0) {
     const char *fallback = "{\"status\":\"error\",\"error\":{\"code\":\"system_error\",\"message\":\"cannot encode the result\"}}";
     set_response(st, 500, "application/json", fallback, strlen(fallback));
@@ -159,7 +160,7 @@ static void start_queued(struct server *s) {
 /* POST /v1/run, body complete: answers now, or suspends until the run ends. */
 static enum MHD_Result handle_run(struct conn *st) {
   struct server *s = st->s;
-  char err[2048];
+  char err[ESB_MESSAGE_MAX];
   if (st->too_large) {
     s->m.rejected_too_large++;
     snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
@@ -241,7 +242,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length && strtoull(length, NULL, 10) > s->o->max_body) {
-      char err[128];
+      char err[ESB_MESSAGE_MAX];
       snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
       respond_error(st, 413, ESB_E_INVALID_REQUEST, err);
       return send_response(st);
@@ -310,7 +311,7 @@ static void drive_http(void *userdata) {
 }
 
 static void reload_policy(struct server *s) {
-  char err[4096];
+  char err[ESB_MESSAGE_MAX];
   s->m.policy_reloads++;
   struct esb_policy *fresh = esb_policy_open(s->o->policy_path, err, sizeof err);
   if (!fresh) {
@@ -435,7 +436,7 @@ int esb_serve(const struct esb_server_options *o) {
   struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT,
                       .cgroups = ESB_CGROUP_POOL_INIT };
   s.loop.cgroup_pool = &s.cgroups;
-  char err[4096], where[256];
+  char err[ESB_MESSAGE_MAX], where[256];
   int rc = 125;
   if (!(s.policy = esb_policy_open(o->policy_path, err, sizeof err))) {
     fprintf(stderr, "echo-sandbox serve: %s\n", err);

@@ -94,7 +94,7 @@ static void k8s_done(struct esb_k8s_run *run, void *userdata) {
 
 int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy *policy,
                   const struct esb_request *req, FILE *notes) {
-  char err[2048];
+  char err[ESB_MESSAGE_MAX];
   enum esb_error code = esb_policy_plan(policy, req, &job->plan, false, err, sizeof err);
   if (code != ESB_OK) {
     esb_result_fail(&job->result, code, "%s", err);

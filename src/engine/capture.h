@@ -1,7 +1,7 @@
 /* A capped output buffer: keeps the first `cap` bytes of a stream and counts
  * the rest, so a flood costs the engine no memory beyond the cap. */
-#ifndef ESB_CAPTURE_H
-#define ESB_CAPTURE_H
+#ifndef ESB_ENGINE_CAPTURE_H
+#define ESB_ENGINE_CAPTURE_H
 
 #include <stdbool.h>
 #include <stddef.h>

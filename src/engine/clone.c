@@ -6,6 +6,22 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/spawn.h"
+
+/* One table: which kernel flag makes which of our namespaces. */
+static const struct { unsigned ours; uint64_t clone; } namespace_flags[] = {
+  {ESB_NS_USER, CLONE_NEWUSER}, {ESB_NS_MOUNT, CLONE_NEWNS}, {ESB_NS_PID, CLONE_NEWPID},
+  {ESB_NS_NET, CLONE_NEWNET},   {ESB_NS_IPC, CLONE_NEWIPC},  {ESB_NS_UTS, CLONE_NEWUTS},
+};
+
+uint64_t esb_namespace_flags(unsigned namespaces) {
+  uint64_t flags = 0;
+  for (size_t i = 0; i < sizeof namespace_flags / sizeof namespace_flags[0]; i++)
+    if (namespaces & namespace_flags[i].ours)
+      flags |= namespace_flags[i].clone;
+  return flags;
+}
+
 pid_t esb_clone(uint64_t flags, int *pidfd, int exit_signal, int cgroup_fd, bool *into_cgroup) {
   struct clone_args args;
   memset(&args, 0, sizeof args);
@@ -27,4 +43,58 @@ pid_t esb_clone(uint64_t flags, int *pidfd, int exit_signal, int cgroup_fd, bool
    * the third on every architecture we build for. No stack: fork semantics. */
   return (pid_t)syscall(SYS_clone, (unsigned long)flags | (unsigned long)exit_signal, 0UL,
                         (unsigned long)(uintptr_t)pidfd, 0UL, 0UL);
+}
+
+#if defined(__x86_64__)
+/* The child starts on the new stack at the instruction after `syscall`:
+ * it must not return into C, so it calls fn (kept in registers the system
+ * call preserves) and exits with what fn returns. */
+static long clone3_calling(struct clone_args *args, int (*fn)(void *), void *arg) {
+  register long rax __asm__("rax") = SYS_clone3;
+  register struct clone_args *rdi __asm__("rdi") = args;
+  register size_t rsi __asm__("rsi") = sizeof *args;
+  register int (*r12)(void *) __asm__("r12") = fn;
+  register void *r13 __asm__("r13") = arg;
+  __asm__ volatile("syscall\n\t"
+                   "test %%rax, %%rax\n\t"
+                   "jnz 1f\n\t"
+                   "xor %%ebp, %%ebp\n\t"
+                   "mov %%r13, %%rdi\n\t"
+                   "call *%%r12\n\t"
+                   "mov %%eax, %%edi\n\t"
+                   "mov $60, %%eax\n\t" /* SYS_exit */
+                   "syscall\n\t"
+                   "hlt\n"
+                   "1:"
+                   : "+r"(rax)
+                   : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+                   : "rcx", "r11", "memory", "cc");
+  return rax;
+}
+#endif
+
+pid_t esb_clone_vfork(int (*fn)(void *), void *arg, void *stack, size_t stack_size, int *pidfd,
+                      int cgroup_fd) {
+#if defined(__x86_64__)
+  struct clone_args args;
+  memset(&args, 0, sizeof args);
+  args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+  if (cgroup_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = (uint64_t)cgroup_fd;
+  }
+  args.pidfd = (uint64_t)(uintptr_t)pidfd;
+  args.stack = (uint64_t)(uintptr_t)stack;
+  args.stack_size = stack_size;
+  long rc = clone3_calling(&args, fn, arg);
+  if (rc < 0) {
+    errno = (int)-rc;
+    return -1;
+  }
+  return (pid_t)rc;
+#else
+  (void)fn; (void)arg; (void)stack; (void)stack_size; (void)pidfd; (void)cgroup_fd;
+  errno = ENOSYS;
+  return -1;
+#endif
 }

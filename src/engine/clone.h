@@ -1,9 +1,10 @@
 /* A fork-like clone: clone3 where the kernel (or valgrind) has it, clone
  * otherwise. Internal to the engine. Async-signal-safe. */
-#ifndef ESB_CLONE_H
-#define ESB_CLONE_H
+#ifndef ESB_ENGINE_CLONE_H
+#define ESB_ENGINE_CLONE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -13,5 +14,19 @@
  * whether it did: clone(2), the fallback, cannot. Returns the pid in the
  * parent, 0 in the child, -1 with errno. */
 pid_t esb_clone(uint64_t flags, int *pidfd, int exit_signal, int cgroup_fd, bool *into_cgroup);
+
+/* ESB_NS_* (engine/spawn.h) as CLONE_NEW* flags, for clone3 and unshare
+ * alike. */
+uint64_t esb_namespace_flags(unsigned namespaces);
+
+/* posix_spawn's clone: clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD, into
+ * cgroup_fd when not -1, no exit signal) running fn(arg) on the stack given
+ * (16-byte aligned size), while the caller waits until fn's process execs
+ * or exits; fn's return value is its exit status. fn shares the caller's
+ * memory: it may only place fds and exec. Returns the pid, or -1 with
+ * errno (ENOSYS where the kernel, valgrind or the architecture has no
+ * clone3 for it: x86-64 only). */
+pid_t esb_clone_vfork(int (*fn)(void *), void *arg, void *stack, size_t stack_size, int *pidfd,
+                      int cgroup_fd);
 
 #endif

@@ -1,8 +1,8 @@
 /* Where a program is looked for: the paths the sandbox's child tries in
  * order, computed before the clone (the child may not allocate). As
  * execvpe does, but never in an empty or relative PATH entry. Pure. */
-#ifndef ESB_EXEC_PATH_H
-#define ESB_EXEC_PATH_H
+#ifndef ESB_ENGINE_EXEC_PATH_H
+#define ESB_ENGINE_EXEC_PATH_H
 
 /* PATH of env (NULL-terminated "K=V"), else "/usr/local/bin:/usr/bin:/bin". */
 const char *esb_env_path(const char *const *env);

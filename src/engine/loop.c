@@ -2,13 +2,13 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <stddef.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,16 +19,39 @@
 #define DRAIN_AFTER_EXIT_NS (500 * MS)
 #define READ_CHUNK 65536
 
-uint64_t esb_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void close_fd(int *fd) {
   if (*fd >= 0) {
     close(*fd);
     *fd = -1;
+  }
+}
+
+/* The loop's own slots in own_slots. */
+enum { OWN_DONE, OWN_INTERRUPT, OWN_WATCHES };
+
+/* The epoll set, made when first needed; -1 when the kernel gives none. */
+static int loop_epoll(struct esb_loop *loop) {
+  if (loop->epfd < 0)
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  return loop->epfd;
+}
+
+static int watch_fd(struct esb_loop *loop, int fd, uint32_t events, struct esb_loop_slot *slot) {
+  struct epoll_event ev = { .events = events, .data.ptr = slot };
+  return loop_epoll(loop) < 0 ? -1 : epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Before an fd is closed: a copy a child still held for a moment would
+ * keep a closed fd's registration alive. */
+static void unwatch_fd(struct esb_loop *loop, int fd) {
+  if (loop->epfd >= 0 && fd >= 0)
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void exec_close(struct esb_exec *e, int *fd) {
+  if (*fd >= 0) {
+    unwatch_fd(e->loop, *fd);
+    close_fd(fd);
   }
 }
 
@@ -37,7 +60,7 @@ static bool in_pid_namespace(const struct esb_exec *e) {
 }
 
 static bool exec_done(const struct esb_exec *e) {
-  return !e->starting && e->child.reaped && e->child.out < 0 && e->child.err < 0 && e->child.report < 0;
+  return !e->starting && !e->reaping && e->child.reaped && e->child.out < 0 && e->child.err < 0 && e->child.report < 0;
 }
 
 /* Reads what is there; closes the fd at EOF or error. Bounded per round so
@@ -56,7 +79,7 @@ static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capt
       continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return;
-    close_fd(fd);
+    exec_close(e, fd);
     return;
   }
 }
@@ -70,7 +93,7 @@ static void read_report(struct esb_exec *e) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return;
     if (n <= 0) {
-      close_fd(&e->child.report);
+      exec_close(e, &e->child.report);
       return;
     }
     e->report_got += (size_t)n;
@@ -82,15 +105,15 @@ static void read_report(struct esb_exec *e) {
       e->report_got = 0; /* nothing follows a status; keep reading to EOF */
     } else {
       /* A failure: keep it in e->report and stop reading. */
-      close_fd(&e->child.report);
+      exec_close(e, &e->child.report);
       return;
     }
   }
 }
 
-/* SIGPIPE is blocked for the whole step (see esb_loop_step), so a reader that
- * went away gives EPIPE here; the signal that was raised is consumed below. */
-static void write_stdin(struct esb_exec *e) {
+/* SIGPIPE is blocked around the writes, so a reader that went away gives
+ * EPIPE here; the signal that was raised is consumed below. */
+static void write_some_stdin(struct esb_exec *e) {
   while (e->stdin_off < e->stdin_len) {
     size_t left = e->stdin_len - e->stdin_off;
     ssize_t n = write(e->child.in, e->stdin_data + e->stdin_off, left < READ_CHUNK ? left : READ_CHUNK);
@@ -111,22 +134,66 @@ static void write_stdin(struct esb_exec *e) {
     }
     break;
   }
-  close_fd(&e->child.in);
+  exec_close(e, &e->child.in);
 }
 
-static void on_exit_seen(struct esb_exec *e, uint64_t now) {
+static void write_stdin(struct esb_exec *e) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  write_some_stdin(e);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The child was reaped: what the loop does with it. */
+static void exited(struct esb_exec *e) {
+  esb_child_reaped(&e->child, &e->exit);
+  if (!e->report_status)
+    e->wait_status = e->exit.wstatus;
+  e->result.duration_ms = (double)(e->exited_ns - e->started_ns) / 1e6;
+  exec_close(e, &e->child.in);
+  e->drain_until_ns = esb_now_ns() + DRAIN_AFTER_EXIT_NS;
+}
+
+#define EXEC_OF_REAP(w) ((struct esb_exec *)((char *)(w) - offsetof(struct esb_exec, reap_work)))
+
+/* On a pool thread: the zombie's release is kernel work (its /proc entries
+ * go) the loop's thread need not do. */
+static void reap_on_pool(struct esb_loop_work *w) {
+  struct esb_exec *e = EXEC_OF_REAP(w);
+  if (esb_child_wait(e->child.pidfd, false, &e->exit) == 1 && e->after_exit)
+    e->after_exit(e, e->userdata);
+}
+
+static void reap_came_back(struct esb_loop_work *w) {
+  struct esb_exec *e = EXEC_OF_REAP(w);
+  e->reaping = false;
+  exited(e);
+}
+
+/* The child exited (its pidfd said so), or is about to (ending: pid 1 of
+ * its sandbox is gone, its report pipe said so): reaped on the pool while
+ * the loop is busy, else here. */
+static void on_exit_seen(struct esb_loop *loop, struct esb_exec *e, uint64_t now, bool ending) {
   /* Outside a pid namespace, processes the program left behind still run:
    * kill its group while the zombie keeps the group id from being reused. */
   if (!in_pid_namespace(e))
     esb_child_kill(&e->child, SIGKILL, true);
-  int status;
-  if (esb_child_reap(&e->child, &status, true) != 1)
+  e->exited_ns = now;
+  if (loop->count > 1 || loop->works || loop->nwatches) {
+    unwatch_fd(loop, e->child.pidfd);
+    e->reaping = true;
+    e->reap_work = (struct esb_loop_work){ .work = reap_on_pool, .done = reap_came_back };
+    esb_loop_offload(loop, &e->reap_work);
     return;
-  if (!e->report_status)
-    e->wait_status = status;
-  e->result.duration_ms = (double)(now - e->started_ns) / 1e6;
-  close_fd(&e->child.in);
-  e->drain_until_ns = now + DRAIN_AFTER_EXIT_NS;
+  }
+  if (esb_child_wait(e->child.pidfd, !ending, &e->exit) != 1)
+    return;
+  unwatch_fd(loop, e->child.pidfd);
+  if (e->after_exit)
+    e->after_exit(e, e->userdata);
+  exited(e);
 }
 
 static void finish_result(struct esb_exec *e) {
@@ -185,9 +252,11 @@ static void unlink_exec(struct esb_loop *loop, struct esb_exec *e) {
 
 static void complete(struct esb_loop *loop, struct esb_exec *e) {
   unlink_exec(loop, e);
-  close_fd(&e->child.in);
-  close_fd(&e->child.out);
-  close_fd(&e->child.err);
+  exec_close(e, &e->child.in);
+  exec_close(e, &e->child.out);
+  exec_close(e, &e->child.err);
+  exec_close(e, &e->child.report);
+  unwatch_fd(loop, e->child.pidfd);
   esb_child_close(&e->child);
   if (e->result.duration_ms == 0)
     e->result.duration_ms = (double)(esb_now_ns() - e->started_ns) / 1e6;
@@ -203,9 +272,35 @@ static void add_active(struct esb_loop *loop, struct esb_exec *e) {
 }
 
 /* The child is started (or not): from now on the loop drives it. */
-static void start_done(struct esb_exec *e) {
+/* The child is started: its fds into the epoll set. 0, or -1 with errno
+ * when the set refuses one (fs.epoll.max_user_watches): the child is then
+ * killed and reaped, and its fds closed. */
+static int start_done(struct esb_loop *loop, struct esb_exec *e) {
+  struct esb_child *c = &e->child;
   if (!e->stdin_data)
-    e->child.in = -1;
+    c->in = -1;
+  const struct { int fd; uint32_t events; } fds[ESB_SLOT__EXEC] = {
+    [ESB_SLOT_IN] = { c->in, EPOLLOUT }, [ESB_SLOT_OUT] = { c->out, EPOLLIN }, [ESB_SLOT_ERR] = { c->err, EPOLLIN },
+    [ESB_SLOT_REPORT] = { c->report, EPOLLIN },
+    /* In a pid namespace, the end of the report pipe is the child's end:
+     * one fd less to watch and one wake-up less. */
+    [ESB_SLOT_PIDFD] = { in_pid_namespace(e) ? -1 : c->pidfd, EPOLLIN },
+  };
+  for (int k = 0; k < ESB_SLOT__EXEC; k++) {
+    e->slots[k] = (struct esb_loop_slot){ e, k };
+    if (fds[k].fd >= 0 && watch_fd(loop, fds[k].fd, fds[k].events, &e->slots[k]) < 0) {
+      int saved = errno;
+      exec_close(e, &c->in);
+      exec_close(e, &c->out);
+      exec_close(e, &c->err);
+      exec_close(e, &c->report);
+      unwatch_fd(loop, c->pidfd);
+      esb_child_close(c);
+      errno = saved;
+      return -1;
+    }
+  }
+  return 0;
 }
 
 static void work_on_pool(struct esb_spawner_job *job) {
@@ -229,8 +324,11 @@ void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w) {
   loop->works++;
   /* Without an eventfd or a pool thread the work runs here: its end still
    * comes through the list, from the next step. */
-  if (loop->done_fd < 0)
-    loop->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (loop->done_fd < 0 && (loop->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0) {
+    loop->own_slots[OWN_DONE] = (struct esb_loop_slot){ NULL, OWN_DONE };
+    if (watch_fd(loop, loop->done_fd, EPOLLIN, &loop->own_slots[OWN_DONE]) < 0)
+      close_fd(&loop->done_fd);
+  }
   if (loop->done_fd < 0) {
     w->work(w);
     w->next_done = loop->done;
@@ -262,8 +360,8 @@ static void take_done(struct esb_loop *loop) {
     w->done(w);
   }
   if (!loop->works && loop->done_fd >= 0) {
-    close(loop->done_fd);
-    loop->done_fd = -1;
+    unwatch_fd(loop, loop->done_fd);
+    close_fd(&loop->done_fd);
   }
 }
 
@@ -283,8 +381,10 @@ static void start_came_back(struct esb_loop_work *w) {
   struct esb_loop *loop = w->loop;
   e->starting = false;
   if (!e->start_error) {
-    start_done(e);
-    return;
+    if (start_done(loop, e) == 0)
+      return;
+    e->start_error = errno;
+    snprintf(e->start_why, sizeof e->start_why, "epoll: %s", strerror(errno));
   }
   unlink_exec(loop, e);
   esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", e->start_why);
@@ -303,6 +403,7 @@ static bool start_elsewhere(const struct esb_loop *loop, const struct esb_exec *
 }
 
 int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
+  assert(loop && e && e->child.argv && !e->starting && !e->next);
   char why[sizeof e->start_why];
   e->result.out.cap = e->max_output_bytes;
   e->result.err.cap = e->max_output_bytes;
@@ -312,6 +413,7 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
   e->started_ns = esb_now_ns();
   e->deadline_ns = e->timeout_ms ? e->started_ns + e->timeout_ms * MS : 0;
   e->start_error = 0;
+  e->loop = loop;
   if (start_elsewhere(loop, e)) {
     e->starting = true;
     e->start_work = (struct esb_loop_work){ .work = start_on_pool, .done = start_came_back };
@@ -321,27 +423,32 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
   }
   if (e->before_start)
     e->before_start(e, e->userdata);
-  if (esb_child_start(&e->child, why, sizeof why) < 0) {
+  int rc = esb_child_start(&e->child, why, sizeof why);
+  if (rc == 0 && (rc = start_done(loop, e)) < 0) {
+    int saved = errno;
+    snprintf(why, sizeof why, "epoll: %s", strerror(saved));
+    errno = saved;
+  }
+  if (rc < 0) {
     int saved = errno;
     e->start_error = saved;
     esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
     errno = saved;
     return -1;
   }
-  start_done(e);
   add_active(loop, e);
   return 0;
 }
 
 static void check_deadlines(struct esb_exec *e, uint64_t now) {
-  if (e->starting)
-    return; /* looked at again once started */
+  if (e->starting || e->reaping)
+    return; /* looked at again once started or reaped */
   if (e->child.reaped) {
     if (now >= e->drain_until_ns) {
       /* Something escaped the group and holds the pipes: stop waiting. */
-      close_fd(&e->child.out);
-      close_fd(&e->child.err);
-      close_fd(&e->child.report);
+      exec_close(e, &e->child.out);
+      exec_close(e, &e->child.err);
+      exec_close(e, &e->child.report);
     }
     return;
   }
@@ -357,7 +464,7 @@ static void check_deadlines(struct esb_exec *e, uint64_t now) {
 }
 
 static uint64_t next_wakeup(const struct esb_exec *e) {
-  if (e->starting)
+  if (e->starting || e->reaping)
     return 0;
   if (e->child.reaped)
     return e->drain_until_ns;
@@ -367,20 +474,15 @@ static uint64_t next_wakeup(const struct esb_exec *e) {
 }
 
 int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void *userdata) {
+  assert(fd >= 0 && on_ready);
   if (loop->nwatches == ESB_LOOP_WATCHES)
+    return -1;
+  struct esb_loop_slot *slot = &loop->own_slots[OWN_WATCHES + loop->nwatches];
+  *slot = (struct esb_loop_slot){ NULL, OWN_WATCHES + (int)loop->nwatches };
+  if (watch_fd(loop, fd, EPOLLIN, slot) < 0)
     return -1;
   loop->watches[loop->nwatches++] = (struct esb_loop_watch){ fd, on_ready, userdata };
   return 0;
-}
-
-int esb_signal_fd(const int *signals, size_t n) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (size_t i = 0; i < n; i++)
-    sigaddset(&set, signals[i]);
-  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-    return -1;
-  return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 void esb_exec_stop(struct esb_exec *e) {
@@ -402,6 +504,7 @@ void esb_timer_stop(struct esb_loop *loop, struct esb_timer *t) {
 }
 
 void esb_timer_start(struct esb_loop *loop, struct esb_timer *t) {
+  assert(t->fire);
   esb_timer_stop(loop, t);
   struct esb_timer **p = &loop->timers;
   while (*p && (*p)->at_ns <= t->at_ns)
@@ -421,57 +524,68 @@ static void fire_timers(struct esb_loop *loop) {
   }
 }
 
+/* What an event on one of an exec's fds means. */
+static void exec_event(struct esb_loop *loop, struct esb_exec *e, int kind, uint64_t now) {
+  struct esb_child *c = &e->child;
+  switch (kind) {
+  case ESB_SLOT_IN:
+    if (c->in >= 0) write_stdin(e);
+    break;
+  case ESB_SLOT_OUT:
+    if (c->out >= 0) read_stream(e, 1, &c->out, &e->result.out);
+    break;
+  case ESB_SLOT_ERR:
+    if (c->err >= 0) read_stream(e, 2, &c->err, &e->result.err);
+    break;
+  case ESB_SLOT_REPORT:
+    if (c->report < 0)
+      break;
+    read_report(e);
+    /* pid 1 of the sandbox held the report pipe to its end: the child is
+     * exiting. Its pidfd is not even watched (start_done). */
+    if (c->report < 0 && in_pid_namespace(e) && !c->reaped && !e->reaping)
+      on_exit_seen(loop, e, now, true);
+    break;
+  case ESB_SLOT_PIDFD:
+    if (!c->reaped && !e->reaping) on_exit_seen(loop, e, now, false);
+    break;
+  }
+}
+
+static void interrupt_all(struct esb_loop *loop, uint64_t now) {
+  loop->interrupted = true;
+  unwatch_fd(loop, loop->interrupt_fd);
+  for (struct esb_exec *x = loop->active; x; x = x->next) {
+    if (!x->starting && x->child.reaped)
+      continue; /* its own result stands */
+    x->interrupted = true;
+    if (!x->term_sent)
+      x->deadline_ns = now;
+  }
+}
+
 size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
   if (!loop->count && !loop->nwatches && !loop->timers && !loop->works)
     return 0;
-  size_t cap = loop->count * 5 + 2 + ESB_LOOP_WATCHES;
-  struct pollfd *pfd = calloc(cap, sizeof *pfd);
-  struct esb_exec **owner = calloc(cap, sizeof *owner);
-  if (!pfd || !owner) {
-    free(pfd);
-    free(owner);
-    struct timespec ts = { 0, 10 * 1000000L }; /* out of memory: retry soon */
+  if (loop_epoll(loop) < 0) {
+    struct timespec ts = { 0, 10 * 1000000L }; /* no epoll set (out of memory): retry soon */
     nanosleep(&ts, NULL);
-    return loop->count;
+    return loop->count + loop->works + (loop->timers != NULL);
+  }
+  if (loop->interrupt_fd >= 0 && !loop->interrupted && !loop->interrupt_watched) {
+    loop->own_slots[OWN_INTERRUPT] = (struct esb_loop_slot){ NULL, OWN_INTERRUPT };
+    loop->interrupt_watched = watch_fd(loop, loop->interrupt_fd, EPOLLIN, &loop->own_slots[OWN_INTERRUPT]) == 0;
   }
   uint64_t now = esb_now_ns(), wake = 0;
-  size_t n = 0;
-  bool wait_ms_zero = false;
   for (struct esb_exec *e = loop->active; e; e = e->next) {
-    struct esb_child *c = &e->child;
-    if (e->starting)
-      continue;
-    if (c->in >= 0) { pfd[n] = (struct pollfd){ c->in, POLLOUT, 0 }; owner[n++] = e; }
-    if (c->out >= 0) { pfd[n] = (struct pollfd){ c->out, POLLIN, 0 }; owner[n++] = e; }
-    if (c->err >= 0) { pfd[n] = (struct pollfd){ c->err, POLLIN, 0 }; owner[n++] = e; }
-    if (c->report >= 0) { pfd[n] = (struct pollfd){ c->report, POLLIN, 0 }; owner[n++] = e; }
-    if (!c->reaped) { pfd[n] = (struct pollfd){ c->pidfd, POLLIN, 0 }; owner[n++] = e; }
     uint64_t w = next_wakeup(e);
     if (w && (!wake || w < wake))
       wake = w;
   }
   if (loop->timers && (!wake || loop->timers->at_ns < wake))
     wake = loop->timers->at_ns;
-  size_t done_at = n;
-  bool works_done = false;
-  if (loop->works) {
-    /* without an eventfd (done_fd -1) poll skips it, and the work is done */
-    pfd[n] = (struct pollfd){ loop->done_fd, POLLIN, 0 };
-    owner[n++] = NULL;
-    if (loop->done_fd < 0)
-      wait_ms_zero = true;
-  }
-  size_t interrupt_at = n, watches_at = n;
-  if (loop->interrupt_fd >= 0 && !loop->interrupted) {
-    pfd[n] = (struct pollfd){ loop->interrupt_fd, POLLIN, 0 };
-    owner[n++] = NULL;
-    watches_at = n;
-  }
-  for (size_t i = 0; i < loop->nwatches; i++) {
-    pfd[n] = (struct pollfd){ loop->watches[i].fd, POLLIN, 0 };
-    owner[n++] = NULL;
-  }
-  int wait_ms = wait_ms_zero ? 0 : timeout_ms;
+  /* without an eventfd (done_fd -1) the works are done already */
+  int wait_ms = loop->works && loop->done_fd < 0 ? 0 : timeout_ms;
   if (loop->nwatches && (wait_ms < 0 || wait_ms > 1000))
     wait_ms = 1000;
   if (wake) {
@@ -480,55 +594,24 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
       wait_ms = (int)(left > 60000 ? 60000 : left);
   }
 
-  sigset_t pipe_set, old;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  int ready = poll(pfd, n, wait_ms);
+  struct epoll_event events[64];
+  int ready = epoll_wait(loop->epfd, events, 64, wait_ms);
   now = esb_now_ns();
-  for (size_t i = 0; ready > 0 && i < n; i++) {
-    if (!pfd[i].revents)
-      continue;
-    struct esb_exec *e = owner[i];
-    if (!e && i == done_at && loop->works && pfd[i].fd == loop->done_fd) {
-      works_done = true; /* after the executions are seen to (below) */
-      continue;
-    }
-    if (!e && i >= watches_at) {
-      /* the host's: after the executions are seen to (below) */
-      continue;
-    }
-    if (!e && i == interrupt_at) {
-      loop->interrupted = true;
-      for (struct esb_exec *x = loop->active; x; x = x->next) {
-        if (!x->starting && x->child.reaped)
-          continue; /* its own result stands */
-        x->interrupted = true;
-        if (!x->term_sent)
-          x->deadline_ns = now;
-      }
-      continue;
-    }
-    struct esb_child *c = &e->child;
-    int fd = pfd[i].fd;
-    if (fd == c->in) write_stdin(e);
-    else if (fd == c->out) read_stream(e, 1, &c->out, &e->result.out);
-    else if (fd == c->err) read_stream(e, 2, &c->err, &e->result.err);
-    else if (fd == c->report) read_report(e);
-    else if (fd == c->pidfd && !c->reaped) on_exit_seen(e, now);
-  }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  /* Copied first: a callback may change the watches. */
+  bool works_done = loop->works && loop->done_fd < 0;
   struct esb_loop_watch woken[ESB_LOOP_WATCHES];
   size_t nwoken = 0;
-  for (size_t i = watches_at; i < n; i++)
-    for (size_t w = 0; w < loop->nwatches; w++)
-      if (pfd[i].revents && loop->watches[w].fd == pfd[i].fd)
-        woken[nwoken++] = loop->watches[w];
-  free(pfd);
-  free(owner);
-
-  if (works_done || wait_ms_zero)
+  for (int i = 0; i < ready; i++) {
+    struct esb_loop_slot *slot = events[i].data.ptr;
+    if (slot->exec)
+      exec_event(loop, slot->exec, slot->kind, now);
+    else if (slot->kind == OWN_DONE)
+      works_done = true; /* after the executions are seen to (below) */
+    else if (slot->kind == OWN_INTERRUPT)
+      interrupt_all(loop, now);
+    else if ((size_t)(slot->kind - OWN_WATCHES) < loop->nwatches)
+      woken[nwoken++] = loop->watches[slot->kind - OWN_WATCHES]; /* copied: a callback may change them */
+  }
+  if (works_done)
     take_done(loop);
   for (struct esb_exec *e = loop->active, *next; e; e = next) {
     next = e->next;
@@ -541,7 +624,13 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     woken[i].on_ready(woken[i].userdata);
   if (loop->after_poll)
     loop->after_poll(loop->after_poll_userdata);
-  return loop->count + loop->works + (loop->timers != NULL);
+  size_t left = loop->count + loop->works + (loop->timers != NULL);
+  if (!left && !loop->nwatches) {
+    /* Idle: the loop holds no fd (it has no destructor). */
+    close_fd(&loop->epfd);
+    loop->interrupt_watched = false;
+  }
+  return left;
 }
 
 void esb_loop_run(struct esb_loop *loop) {

@@ -1,21 +1,29 @@
-/* The event loop: one poll(2) drives every execution in flight — the stdin
- * writers, the stdout/stderr readers, the report pipes, the pidfds and the
- * deadlines (CLOCK_MONOTONIC). It installs no signal handler and never waits
+/* The event loop: one epoll set drives every execution in flight — the stdin
+ * writers, the stdout/stderr readers, the report pipes, the pidfds — and the
+ * deadlines (CLOCK_MONOTONIC). An fd is added once, when its execution
+ * starts, and taken out before it is closed, so a step costs what is ready,
+ * not what is in flight. It installs no signal handler and never waits
  * for a child it did not start.
+ *
+ * Its thread only moves bytes: while it has other work in flight, the slow
+ * kernel work of an execution (a sandbox's start, its reap, the exec's
+ * before_start and after_exit hooks) goes to the process's pool of threads
+ * (engine/spawner.h, esb_loop_offload), and comes back through an eventfd.
  *
  * Use: esb_loop_init; fill an esb_exec (ESB_EXEC_INIT) and esb_exec_start it;
  * esb_loop_run until idle (or esb_loop_step from a host loop). When an exec is
  * done its on_done callback runs once, with exec->result complete; the exec's
  * fds are closed and its child reaped by then, and the loop no longer refers
  * to it, so the callback may free it or start new execs. */
-#ifndef ESB_LOOP_H
-#define ESB_LOOP_H
+#ifndef ESB_ENGINE_LOOP_H
+#define ESB_ENGINE_LOOP_H
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/clock.h"
 #include "engine/result.h"
 #include "engine/spawn.h"
 #include "engine/spawner.h"
@@ -34,6 +42,15 @@ struct esb_loop_work {
 };
 
 struct esb_exec;
+struct esb_loop;
+
+/* What an fd in the loop's epoll set is (private to the loop). */
+struct esb_loop_slot {
+  struct esb_exec *exec;  /* NULL: one of the loop's own */
+  int kind;
+};
+enum { ESB_SLOT_IN, ESB_SLOT_OUT, ESB_SLOT_ERR, ESB_SLOT_REPORT, ESB_SLOT_PIDFD, ESB_SLOT__EXEC };
+
 typedef void (*esb_exec_done_fn)(struct esb_exec *exec, void *userdata);
 /* Each chunk the child writes, as it comes: stream 1 stdout, 2 stderr. The
  * chunk also goes into the result's capture, within its cap. */
@@ -54,6 +71,11 @@ struct esb_exec {
    * starts it (a pool thread: see esb_exec_start), to ready what the
    * child's sandbox needs; it may change the sandbox */
   void (*before_start)(struct esb_exec *exec, void *userdata);
+  /* optional: runs once the child is reaped, on whichever thread reaps it (a
+   * pool thread while the loop is busy), before the exec completes: for the
+   * file work of reading what the run used. It may not touch the loop, the
+   * child or the result. */
+  void (*after_exit)(struct esb_exec *exec, void *userdata);
   void *userdata;
 
   /* output: owned by the exec's owner (esb_result_release) */
@@ -69,10 +91,15 @@ struct esb_exec {
   struct esb_report report;
   size_t report_got;
   bool report_status, term_sent, kill_sent, interrupted;
+  struct esb_loop *loop;
+  struct esb_loop_slot slots[ESB_SLOT__EXEC];
   bool starting;            /* its child is being started on a pool thread,
                                which owns `child` until it hands it back */
-  struct esb_loop_work start_work;
-  char start_why[256];
+  bool reaping;             /* its child is being reaped on a pool thread */
+  struct esb_loop_work start_work, reap_work;
+  struct esb_child_exit exit;
+  uint64_t exited_ns;
+  char start_why[ESB_MESSAGE_MAX];
 };
 
 #define ESB_EXEC_INIT { .child = ESB_CHILD_INIT, .kill_grace_ms = 200, \
@@ -120,9 +147,12 @@ struct esb_loop {
   struct esb_loop_work *done;
   size_t works;
   int done_fd;
+  int epfd;                  /* private: the epoll set, -1 while the loop is idle */
+  bool interrupt_watched;
+  struct esb_loop_slot own_slots[2 + ESB_LOOP_WATCHES]; /* done_fd, interrupt_fd, watches */
 };
 
-#define ESB_LOOP_INIT { .interrupt_fd = -1, .done_lock = PTHREAD_MUTEX_INITIALIZER, .done_fd = -1 }
+#define ESB_LOOP_INIT { .interrupt_fd = -1, .done_lock = PTHREAD_MUTEX_INITIALIZER, .done_fd = -1, .epfd = -1 }
 
 /* Spawns the exec's child and adds it to the loop. A child in namespaces is
  * started on a pool thread (engine/spawner.h) while the loop has other work,
@@ -146,10 +176,6 @@ bool esb_loop_busy(const struct esb_loop *loop);
  * wakes at least once a second (for the host's own timers). */
 int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void *userdata);
 
-/* Blocks the n signals and returns a non-blocking, close-on-exec signalfd
- * that reads them (for interrupt_fd or a watch), or -1 with errno. */
-int esb_signal_fd(const int *signals, size_t n);
-
 /* One poll round, waiting at most timeout_ms (-1: until something happens).
  * Returns the number of execs and works still in flight, plus one while a
  * timer is started. Without execs, timers or watches it returns at once. */
@@ -172,7 +198,5 @@ void esb_loop_run(struct esb_loop *loop);
 /* Kills every exec in flight (as at a deadline, but now) and runs the loop
  * until they are done: for shutdown on a signal. */
 void esb_loop_abort(struct esb_loop *loop);
-
-uint64_t esb_now_ns(void);
 
 #endif

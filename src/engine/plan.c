@@ -15,7 +15,11 @@ void esb_plan_release(struct esb_plan *plan) {
     free((char *)plan->local.mounts[i].path);
   }
   free(plan->local.mounts);
-  struct esb_k8s_settings *k = &plan->k8s;
+  esb_k8s_settings_release(&plan->k8s);
+  *plan = (struct esb_plan)ESB_PLAN_INIT;
+}
+
+void esb_k8s_settings_release(struct esb_k8s_settings *k) {
   free(k->image);
   free(k->namespace_);
   free(k->pod_name);
@@ -23,5 +27,5 @@ void esb_plan_release(struct esb_plan *plan) {
   free(k->pod_running_timeout);
   free(k->context);
   free(k->kubeconfig);
-  *plan = (struct esb_plan)ESB_PLAN_INIT;
+  *k = (struct esb_k8s_settings){ 0 };
 }

@@ -1,8 +1,8 @@
 /* What the policy made of a request: everything a backend needs to run it,
  * with every default applied. Built by the policy layer (src/policy), run by
  * a backend (src/backend). Pointers are owned by the plan unless noted. */
-#ifndef ESB_PLAN_H
-#define ESB_PLAN_H
+#ifndef ESB_ENGINE_PLAN_H
+#define ESB_ENGINE_PLAN_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,8 +27,8 @@ struct esb_local_settings {
   gid_t gid;
   enum esb_isolation isolation;
   bool network;              /* false: a new network namespace with loopback only */
-  bool cgroups;              /* memory (and pids) limits by cgroup where the host allows;
-                                limits.address_space is then not applied as RLIMIT_AS */
+  bool cgroups;              /* memory, pids and CPU limits by cgroup where the host allows */
+  uint64_t memory_bytes;     /* the memory limit: the cgroup's, else RLIMIT_AS stands in */
   uint64_t tmp_size_bytes;   /* the sandbox's /tmp and /dev/shm */
   uint64_t workdir_size_bytes; /* the working dir's tmpfs */
   char *working_dir;         /* the working dir's path inside when the request names none */
@@ -36,7 +36,7 @@ struct esb_local_settings {
   size_t n_mounts;
   enum esb_seccomp_profile seccomp; /* the program's system-call filter */
   uint64_t cpu_millicores;   /* the CPU rate by cgroup (cores x 1000); 0: none */
-  struct esb_rlimits limits;
+  struct esb_rlimits limits; /* address_space unset: it is memory_bytes or nothing */
 };
 
 /* Filled only for the k8s backend (and explain). */
@@ -75,5 +75,8 @@ struct esb_plan {
                                    .cgroups = true } }
 
 void esb_plan_release(struct esb_plan *plan);
+
+/* Frees the strings of k8s settings and zeroes them. */
+void esb_k8s_settings_release(struct esb_k8s_settings *k);
 
 #endif

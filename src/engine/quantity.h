@@ -9,8 +9,8 @@
  * one suffix: binary Ki Mi Gi Ti Pi Ei (powers of 1024), decimal m k M G T
  * P E, or a decimal exponent e3 / E-2. No sign, no space, no hex, inf or
  * nan. */
-#ifndef ESB_QUANTITY_H
-#define ESB_QUANTITY_H
+#ifndef ESB_ENGINE_QUANTITY_H
+#define ESB_ENGINE_QUANTITY_H
 
 #include <stdint.h>
 

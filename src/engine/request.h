@@ -1,7 +1,7 @@
 /* A request as the engine sees it, after a face (CLI, module, daemon) has
  * validated it. Every pointer is owned by the request (esb_request_release). */
-#ifndef ESB_REQUEST_H
-#define ESB_REQUEST_H
+#ifndef ESB_ENGINE_REQUEST_H
+#define ESB_ENGINE_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -59,7 +59,7 @@ void esb_result_move(struct esb_result *dst, struct esb_result *src) {
 }
 
 void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt, ...) {
-  char buf[1024];
+  char buf[ESB_MESSAGE_MAX];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);

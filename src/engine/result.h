@@ -1,7 +1,27 @@
 /* The outcome of one execution: what happened, the program's output, and, when
- * the engine itself failed, an error code from our own small vocabulary. */
-#ifndef ESB_RESULT_H
-#define ESB_RESULT_H
+ * the engine itself failed, an error code from our own small vocabulary.
+ *
+ * THE ERROR CONVENTION of the engine, the backends and the faces:
+ *
+ *  - A function that can fail and has no result to fill returns int: 0 on
+ *    success, -1 on failure with errno set. Where it also takes
+ *    `char *why, size_t whylen`, why says in words what failed (for people;
+ *    a buffer of ESB_MESSAGE_MAX holds any of them). Nothing it made is left
+ *    behind on failure.
+ *  - A function that decides about a request (the policy, the request and
+ *    plan readers) returns enum esb_error: ESB_OK, or the code, with the
+ *    message in `err`.
+ *  - An execution never fails by return value once started: its struct
+ *    esb_result says what happened, an engine failure as status ERROR with
+ *    esb_result_fail's code and message.
+ *  - Misuse of a contract a header states (a NULL it forbids, a struct not
+ *    made with its INIT, a call out of order) is a bug, not an error: it is
+ *    an assert(), as in libuv. */
+#ifndef ESB_ENGINE_RESULT_H
+#define ESB_ENGINE_RESULT_H
+
+/* The size of every message buffer (why, err): messages quote others. */
+#define ESB_MESSAGE_MAX 4096
 
 #include <stdbool.h>
 #include <stdint.h>

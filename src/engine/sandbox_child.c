@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <linux/netlink.h>
@@ -26,7 +27,7 @@ enum step {
   STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_ROOTFS, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
-  STEP_SECCOMP, STEP_LINK_LOCAL, STEP__COUNT
+  STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP__COUNT
 };
 
 static const char *const step_names[STEP__COUNT] = {
@@ -41,6 +42,8 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_CHDIR] = "enter the working dir",
   [STEP_NO_USERNS] = "forbid nested user namespaces", [STEP_SECCOMP] = "install the seccomp filter",
   [STEP_LINK_LOCAL] = "make 169.254.0.0/16 unreachable",
+  [STEP_UNSHARE] = "make the namespaces", [STEP_PLAN] = "read the plan (echo-sandbox-init)",
+  [STEP_INIT] = "start echo-sandbox-init",
 };
 
 const char *esb_setup_step_name(int step) {
@@ -252,9 +255,22 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
   if (program < 0) fail(p, STEP_FORK);
   if (program == 0) exec_program(p);
 
-  /* Hold nothing of the program's pipes, only the report pipe. */
-  if (p->report_fd > 0) syscall(SYS_close_range, 0u, (unsigned)p->report_fd - 1, 0u);
-  syscall(SYS_close_range, (unsigned)p->report_fd + 1, ~0u, 0u);
+  /* Hold only the report pipe and the program's stdout and stderr: not its
+   * stdin (its reader must be the program alone, so a writer sees EPIPE
+   * once the program is gone), nor anything else. Holding stdout and stderr
+   * until the status is reported makes all three end together: one wake-up
+   * of the engine's loop instead of two. */
+  int keep[3] = { p->stdio[1], p->stdio[2], p->report_fd };
+  for (int i = 0; i < 3; i++) /* sorted, for the ranges between */
+    for (int j = i + 1; j < 3; j++)
+      if (keep[j] < keep[i]) { int t = keep[i]; keep[i] = keep[j]; keep[j] = t; }
+  unsigned from = 0;
+  for (int i = 0; i < 3; i++) {
+    if (keep[i] < 0 || (unsigned)keep[i] < from) continue;
+    if ((unsigned)keep[i] > from) syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0u);
+    from = (unsigned)keep[i] + 1;
+  }
+  syscall(SYS_close_range, from, ~0u, 0u);
   for (;;) {
     int status;
     pid_t w = waitpid(-1, &status, 0);
@@ -299,5 +315,54 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   if (p->sandbox && p->sandbox->namespaces) prepare_sandbox(p);
   join_cgroups(p);
   if (p->sandbox && (p->sandbox->namespaces & ESB_NS_PID)) run_init(p);
+  exec_program(p);
+}
+
+int esb_child_unshare_step(void) { return STEP_UNSHARE; }
+int esb_child_init_step(void) { return STEP_INIT; }
+
+_Noreturn void esb_child_plan_unreadable(int report_fd) {
+  struct esb_child_plan p = { .report_fd = report_fd };
+  fail(&p, STEP_PLAN);
+}
+
+/* The sync socket's half of the id-map handshake: say the namespaces exist,
+ * wait for the maps. */
+static void await_maps(const struct esb_child_plan *p) {
+  ssize_t n;
+  do n = write(p->sync_fd, "u", 1); while (n < 0 && errno == EINTR);
+  if (n != 1) fail(p, STEP_SYNC);
+  char go;
+  do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
+  if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
+  close(p->sync_fd);
+}
+
+_Noreturn void esb_child_main_exec(const struct esb_child_plan *p) {
+  const struct esb_sandbox *sb = p->sandbox;
+  /* Every signal stays blocked here (the engine blocked them around the
+   * clone): a SIGTERM for the program's group must not end us, the pid 1
+   * below would die with us before the program had its grace. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
+  if (setsid() < 0) fail(p, STEP_SETSID);
+  if (unshare((int)esb_namespace_flags(sb->namespaces)) < 0) fail(p, STEP_UNSHARE);
+  if (p->sync_fd >= 0) await_maps(p);
+  if (sb->namespaces & ESB_NS_PID) {
+    /* Our next child is pid 1 of the new namespace: it goes on; we wait
+     * for it, holding nothing of the run's pipes, and end as it ends. */
+    pid_t init = fork();
+    if (init < 0) fail(p, STEP_FORK);
+    if (init > 0) {
+      syscall(SYS_close_range, 0u, ~0u, 0u);
+      int status;
+      while (waitpid(init, &status, 0) < 0)
+        if (errno != EINTR) _exit(125);
+      _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+  }
+  reset_signals();
+  prepare_sandbox(p);
+  join_cgroups(p);
+  if (sb->namespaces & ESB_NS_PID) run_init(p);
   exec_program(p);
 }

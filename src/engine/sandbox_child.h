@@ -1,8 +1,8 @@
 /* The child's side of esb_child_start: runs between clone and exec, so it may
  * make async-signal-safe calls only and touches nothing but this plan, which
  * the parent prepared completely before cloning. Internal to the engine. */
-#ifndef ESB_SANDBOX_CHILD_H
-#define ESB_SANDBOX_CHILD_H
+#ifndef ESB_ENGINE_SANDBOX_CHILD_H
+#define ESB_ENGINE_SANDBOX_CHILD_H
 
 #include <stdbool.h>
 
@@ -23,5 +23,22 @@ struct esb_child_plan {
 };
 
 _Noreturn void esb_child_main(const struct esb_child_plan *plan);
+
+/* The same in echo-sandbox-init (engine/init_main.c), a fresh program the
+ * engine started without namespaces (a vfork-like clone: nothing of the
+ * engine's memory is copied or shared for the run's life): it makes the
+ * sandbox's namespaces itself, tells the engine over sync_fd ("u"), waits
+ * for the id maps ("g"), forks pid 1 of the new pid namespace and waits
+ * for it. plan->sandbox has namespaces. */
+_Noreturn void esb_child_main_exec(const struct esb_child_plan *plan);
+
+/* The step a failed unshare reports (the engine takes it for a clone that
+ * failed: the host refuses namespaces). */
+int esb_child_unshare_step(void);
+/* The step an exec of echo-sandbox-init that failed reports. */
+int esb_child_init_step(void);
+
+/* Reports that the plan could not be read, on report_fd, and exits. */
+_Noreturn void esb_child_plan_unreadable(int report_fd);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include <seccomp.h>
 
+#include "engine/result.h"
 #include "engine/seccomp.h"
 
 /* Denied outright in every profile but none: they fail with EPERM. */
@@ -146,7 +147,7 @@ int main(int argc, char **argv) {
          "#include <linux/filter.h>\n\n#include \"engine/seccomp.h\"\n\n");
   for (int p = 0; p < ESB_SECCOMP__COUNT; p++) {
     struct sock_fprog prog = { 0 };
-    char why[256];
+    char why[ESB_MESSAGE_MAX];
     if (p != ESB_SECCOMP_NONE && build((enum esb_seccomp_profile)p, &prog, why, sizeof why) < 0) {
       fprintf(stderr, "esb-seccomp-gen: %s\n", why);
       return 1;

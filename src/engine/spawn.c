@@ -1,17 +1,22 @@
 #include "engine/spawn.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/child_wire.h"
 #include "engine/clone.h"
 #include "engine/exec_path.h"
 #include "engine/fileio.h"
@@ -128,17 +133,6 @@ static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, siz
   return 0;
 }
 
-static uint64_t clone_flags(unsigned ns) {
-  uint64_t f = 0;
-  if (ns & ESB_NS_USER) f |= CLONE_NEWUSER;
-  if (ns & ESB_NS_MOUNT) f |= CLONE_NEWNS;
-  if (ns & ESB_NS_PID) f |= CLONE_NEWPID;
-  if (ns & ESB_NS_NET) f |= CLONE_NEWNET;
-  if (ns & ESB_NS_IPC) f |= CLONE_NEWIPC;
-  if (ns & ESB_NS_UTS) f |= CLONE_NEWUTS;
-  return f;
-}
-
 static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t whylen) {
   const struct esb_sandbox *sb = c->sandbox;
   struct esb_child_plan *plan = &pr->plan;
@@ -168,11 +162,13 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
   if (set_nonblock(c->report) < 0)
     goto sys;
   if (sb && (sb->namespaces & ESB_NS_USER)) {
-    if (pipe_above_stdio(fds) < 0)
+    /* A socket: echo-sandbox-init talks back on it (engine/child_wire.h). */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0 ||
+        ((fds[0] <= 2 || fds[1] <= 2) && (close(fds[0]), close(fds[1]), errno = EMFILE)))
       goto sys;
-    pr->sync_r = fds[0];
-    pr->sync_w = fds[1];
-    plan->sync_fd = fds[0];
+    pr->sync_r = fds[1];
+    pr->sync_w = fds[0];
+    plan->sync_fd = fds[1];
   }
   if (sb && (sb->namespaces & ESB_NS_MOUNT)) {
     if (esb_rootfs_plan(sb, &pr->rootfs, why, whylen) < 0)
@@ -185,7 +181,131 @@ sys:
   return -1;
 }
 
+/* echo-sandbox-init (engine/init_main.c), found once: $ECHO_SANDBOX_INIT
+ * ("none": do without), then the build tree's, then the installed one. It
+ * is opened for each start: the engine keeps no fd of its own open (a host
+ * such as nginx sees every fd it did not open as a leak). */
+static bool init_program_found;
+static char init_program_path[4096];
+static pthread_once_t init_program_once = PTHREAD_ONCE_INIT;
+
+static void find_init_program(void) {
+  const char *env = getenv("ECHO_SANDBOX_INIT");
+  if (env && strcmp(env, "none") == 0)
+    return;
+  const char *candidates[] = { env && *env ? env : NULL, ESB_INIT_BUILD_PATH, ESB_LIBEXEC_DIR "/echo-sandbox-init" };
+  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && !init_program_found; i++) {
+    if (candidates[i] && access(candidates[i], X_OK) == 0) {
+      snprintf(init_program_path, sizeof init_program_path, "%s", candidates[i]);
+      init_program_found = true;
+    }
+  }
+}
+
+static bool use_init;
+
+void esb_spawn_use_init(bool on) {
+  use_init = on;
+}
+
+const char *esb_init_program(void) {
+  pthread_once(&init_program_once, find_init_program);
+  return init_program_found ? init_program_path : NULL;
+}
+
+/* What the vfork-like child needs: all prepared, as it may not allocate. */
+struct init_exec {
+  int program;                 /* echo-sandbox-init */
+  int from[ESB_WIRE_FD__END];  /* the fd that becomes each of its fds; -1: none */
+  char *const *argv, *const *envp;
+};
+
+/* The child of esb_clone_vfork: the fds in place, then exec. It shares our
+ * memory while we wait, so system calls only, and no sanitizer's hooks. */
+__attribute__((no_sanitize("address", "undefined")))
+static int exec_init(void *arg) {
+  struct init_exec *x = arg;
+  int moved[ESB_WIRE_FD__END], program;
+  /* Above the numbers being placed first, so none is clobbered. */
+  program = (int)syscall(SYS_fcntl, x->program, F_DUPFD_CLOEXEC, ESB_WIRE_FD__END);
+  for (int i = 0; i < ESB_WIRE_FD__END; i++)
+    moved[i] = x->from[i] < 0 ? -1 : (int)syscall(SYS_fcntl, x->from[i], F_DUPFD_CLOEXEC, ESB_WIRE_FD__END);
+  for (int i = 0; i < ESB_WIRE_FD__END; i++) {
+    if (moved[i] >= 0)
+      syscall(SYS_dup2, moved[i], i); /* without close-on-exec */
+    else
+      syscall(SYS_close, i);
+  }
+  syscall(SYS_close_range, (unsigned)ESB_WIRE_FD__END, ~0u, CLOSE_RANGE_CLOEXEC);
+  syscall(SYS_execveat, program, "", x->argv, x->envp, AT_EMPTY_PATH);
+  struct esb_report r = { .kind = ESB_REPORT_SETUP_FAILED, .step = esb_child_init_step(), .error = errno };
+  syscall(SYS_write, ESB_WIRE_FD_REPORT, &r, sizeof r);
+  return 127;
+}
+
+/* Starts echo-sandbox-init for the prepared plan. Returns its pid, or -1
+ * with errno (ENOSYS: no vfork-like clone here; do it in process). */
+static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, int cgroup_fd) {
+  int program = open(init_program_path, O_PATH | O_CLOEXEC);
+  if (program < 0)
+    return -1;
+  int plan = esb_child_wire_write(&pr->plan);
+  if (plan < 0) {
+    int saved = errno;
+    close(program);
+    errno = saved;
+    return -1;
+  }
+  static char *const argv[] = { "echo-sandbox-init", NULL }, *const envp[] = { NULL };
+  struct init_exec x = { .program = program, .argv = argv, .envp = envp };
+  for (int i = 0; i < ESB_WIRE_FD__END; i++)
+    x.from[i] = -1;
+  for (int i = 0; i < 3; i++)
+    x.from[i] = pr->plan.stdio[i];
+  x.from[ESB_WIRE_FD_REPORT] = pr->report_w;
+  x.from[ESB_WIRE_FD_SYNC] = pr->sync_r;
+  x.from[ESB_WIRE_FD_PLAN] = plan;
+  const struct esb_sandbox *sb = c->sandbox;
+  for (size_t i = 0; i < sb->n_cgroup_procs && i < ESB_CGROUP__COUNT; i++)
+    x.from[ESB_WIRE_FD_CGROUP + i] = sb->cgroup_procs[i];
+  enum { STACK_SIZE = 64 * 1024 };
+  void *stack = malloc(STACK_SIZE);
+  pid_t pid = -1;
+  if (stack)
+    pid = esb_clone_vfork(exec_init, &x, stack, STACK_SIZE, pidfd, cgroup_fd);
+  int saved = stack ? errno : ENOMEM;
+  free(stack);
+  close(plan);
+  close(program);
+  errno = saved;
+  return pid;
+}
+
+/* echo-sandbox-init says "u" once its namespaces exist. If it ended
+ * instead, its report says why: a refused unshare is what a refused clone
+ * was (errno kept, so isolation best_effort can do without namespaces). */
+static int await_namespaces(struct esb_child *c, struct prepared *pr, char *why, size_t whylen) {
+  char said = 0;
+  ssize_t n;
+  do n = read(pr->sync_w, &said, 1); while (n < 0 && errno == EINTR);
+  if (n == 1 && said == 'u')
+    return 0;
+  struct esb_report r = { 0 };
+  if (read(c->report, &r, sizeof r) == (ssize_t)sizeof r && r.kind == ESB_REPORT_SETUP_FAILED) {
+    errno = r.error;
+    if (r.step == esb_child_unshare_step())
+      snprintf(why, whylen, "unshare: %s", strerror(r.error));
+    else
+      snprintf(why, whylen, "sandbox setup failed (%s): %s", esb_setup_step_name(r.step), strerror(r.error));
+  } else {
+    errno = EPROTO;
+    snprintf(why, whylen, "echo-sandbox-init ended before making the namespaces");
+  }
+  return -1;
+}
+
 int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
+  assert(c && c->pidfd < 0 && (c->pid <= 0 || c->reaped)); /* ESB_CHILD_INIT, or closed */
   struct prepared pr = { .child_ends = {-1, -1, -1}, .report_w = -1, .sync_r = -1, .sync_w = -1 };
   int saved;
   c->pid = -1;
@@ -203,10 +323,21 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   int pidfd = -1;
   /* No exit signal, so no SIGCHLD: see the header. */
   int cgroup_fd = c->sandbox && c->sandbox->cgroup_dir ? *c->sandbox->cgroup_dir : -1;
-  pid_t pid = esb_clone(CLONE_PIDFD | (c->sandbox ? clone_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
-                        cgroup_fd, &pr.plan.started_in_cgroup);
-  if (pid == 0)
-    esb_child_main(&pr.plan);
+  pid_t pid = -1;
+  bool via_init = false;
+  if (c->sandbox && c->sandbox->namespaces) {
+    if (use_init && esb_init_program()) {
+      pr.plan.started_in_cgroup = cgroup_fd >= 0;
+      pid = start_init(c, &pr, &pidfd, cgroup_fd);
+      via_init = pid >= 0 || errno != ENOSYS;
+    }
+  }
+  if (!via_init) {
+    pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
+                    cgroup_fd, &pr.plan.started_in_cgroup);
+    if (pid == 0)
+      esb_child_main(&pr.plan);
+  }
   saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (pid < 0) {
@@ -220,6 +351,8 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
    * esb_child_kill reaches it through its pid, and it has started nothing. */
 
   if (pr.sync_w >= 0) {
+    if (via_init && await_namespaces(c, &pr, why, whylen) < 0)
+      goto kill;
     if (write_id_maps(c->pid, c->sandbox, why, whylen) < 0)
       goto kill;
     if (c->sandbox->before_release &&
@@ -257,35 +390,53 @@ void esb_child_kill(struct esb_child *c, int sig, bool group) {
     kill(c->pid, sig);
 }
 
-int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang) {
-  if (c->reaped || c->pidfd < 0) {
-    errno = ECHILD;
-    return -1;
-  }
+int esb_child_wait(int pidfd, bool nohang, struct esb_child_exit *out) {
   siginfo_t info;
   struct rusage ru;
   for (;;) {
     memset(&info, 0, sizeof info);
     memset(&ru, 0, sizeof ru);
     /* The system call, not glibc's waitid: only it gives the rusage. */
-    long rc = syscall(SYS_waitid, P_PIDFD, c->pidfd, &info, WEXITED | __WALL | (nohang ? WNOHANG : 0), &ru);
+    long rc = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | __WALL | (nohang ? WNOHANG : 0), &ru);
     if (rc < 0 && errno == EINTR)
       continue;
+    if (rc < 0 && errno == ECHILD) {
+      /* Someone else reaped it (a host's waitpid(-1)): gone, status lost;
+       * the report pipe usually has the program's. */
+      *out = (struct esb_child_exit){ .wstatus = 125 << 8, .cpu_time_ms = -1, .max_rss_bytes = -1 };
+      return 1;
+    }
     if (rc < 0)
       return -1;
     break;
   }
   if (info.si_pid == 0)
     return 0;
-  c->reaped = true;
-  c->cpu_time_ms = (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-                   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
-  c->max_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
-  if (info.si_code == CLD_EXITED)
-    *wstatus = (info.si_status & 0xff) << 8;
-  else
-    *wstatus = info.si_status & 0x7f;
+  out->cpu_time_ms = (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                     (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+  out->max_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
+  out->wstatus = info.si_code == CLD_EXITED ? (info.si_status & 0xff) << 8 : info.si_status & 0x7f;
   return 1;
+}
+
+void esb_child_reaped(struct esb_child *c, const struct esb_child_exit *exit) {
+  c->reaped = true;
+  c->cpu_time_ms = exit->cpu_time_ms;
+  c->max_rss_bytes = exit->max_rss_bytes;
+}
+
+int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang) {
+  if (c->reaped || c->pidfd < 0) {
+    errno = ECHILD;
+    return -1;
+  }
+  struct esb_child_exit exit;
+  int rc = esb_child_wait(c->pidfd, nohang, &exit);
+  if (rc == 1) {
+    esb_child_reaped(c, &exit);
+    *wstatus = exit.wstatus;
+  }
+  return rc;
 }
 
 void esb_child_close(struct esb_child *c) {

@@ -7,7 +7,8 @@
  *
  * The child is created with clone3(CLONE_PIDFD) and no exit signal, so no
  * SIGCHLD reaches the host and a host's own waitpid(-1) cannot reap it; it is
- * waited for through its pidfd only. It leads its own session and process
+ * waited for through its pidfd only. (A sandbox started in echo-sandbox-init
+ * is the exception: see esb_init_program.) It leads its own session and process
  * group (setsid: it has no controlling terminal).
  *
  * With a sandbox that has ESB_NS_PID, the cloned child is an init process (pid
@@ -27,8 +28,8 @@
  * when the clone or its preparation failed; nothing is left behind (pipes it
  * made are closed and their fields set to -1). Failures
  * after the clone (sandbox setup, exec) arrive as reports (esb_child_read_report). */
-#ifndef ESB_SPAWN_H
-#define ESB_SPAWN_H
+#ifndef ESB_ENGINE_SPAWN_H
+#define ESB_ENGINE_SPAWN_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -124,9 +125,34 @@ void esb_child_kill(struct esb_child *c, int sig, bool group);
  * set), 0 when still running (nohang), -1 on error. */
 int esb_child_reap(struct esb_child *c, int *wstatus, bool nohang);
 
+/* The same in halves, for a reap on another thread while the struct is in
+ * use: esb_child_wait touches nothing but *exit (1: reaped, 0: still
+ * running with nohang, -1: error); esb_child_reaped then records it. */
+struct esb_child_exit {
+  int wstatus;
+  int64_t cpu_time_ms, max_rss_bytes;
+};
+int esb_child_wait(int pidfd, bool nohang, struct esb_child_exit *exit);
+void esb_child_reaped(struct esb_child *c, const struct esb_child_exit *exit);
+
 /* Closes the fds the struct still holds; kills and reaps a child that was not
  * reaped yet, so nothing outlives it. */
 void esb_child_close(struct esb_child *c);
+
+/* The echo-sandbox-init program a sandbox with namespaces starts in
+ * (engine/init_main.c says why): $ECHO_SANDBOX_INIT, else this build's,
+ * else the installed one. NULL when there is none (or $ECHO_SANDBOX_INIT
+ * is "none"): the engine then clones the sandbox from its own process.
+ *
+ * It is used only once a program turns it on with esb_spawn_use_init (the
+ * CLI and the daemon do; the Lua module does not): a child that execs gets
+ * SIGCHLD as its exit signal again (the kernel resets it on exec), so its
+ * end reaches the host as SIGCHLD, and a host that reaps children it did not
+ * start (waitpid(-1), SIGCHLD ignored, as nginx's processes do) could take
+ * its status. Such a host keeps the in-process clone, whose child never
+ * execs and so never signals. */
+const char *esb_init_program(void);
+void esb_spawn_use_init(bool on);
 
 /* Messages the child sends over the report pipe. */
 enum esb_report_kind { ESB_REPORT_SETUP_FAILED = 1, ESB_REPORT_EXEC_FAILED, ESB_REPORT_STATUS };

@@ -89,10 +89,17 @@ int esb_spawner_post(struct esb_spawner_job *job) {
   return 0;
 }
 
-/* At exit, or when the Lua module is unloaded: the threads' code must not
- * go away under them. Whatever is queued still runs. */
+/* When the Lua module is unloaded, the threads' code must not go away
+ * under them: they are stopped and joined. That is only done when all are
+ * idle (no loop of the module's has work in flight by then); at the exit
+ * of a program with work still in flight (a job blocked on a child), the
+ * kernel ends the threads instead of a join that could wait forever. */
 __attribute__((destructor)) static void pool_stop(void) {
   pthread_mutex_lock(&pool.lock);
+  if (pool.head || pool.n_idle < pool.n_threads) {
+    pthread_mutex_unlock(&pool.lock);
+    return;
+  }
   pool.stopping = true;
   pthread_cond_broadcast(&pool.wake);
   int n = pool.n_threads;

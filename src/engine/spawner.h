@@ -11,8 +11,8 @@
  * A job's run is called once on a pool thread; the job must stay alive until
  * then and is not touched by the pool afterwards. Posting never blocks on the
  * work itself. */
-#ifndef ESB_SPAWNER_H
-#define ESB_SPAWNER_H
+#ifndef ESB_ENGINE_SPAWNER_H
+#define ESB_ENGINE_SPAWNER_H
 
 struct esb_spawner_job {
   void (*run)(struct esb_spawner_job *job);

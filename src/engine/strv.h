@@ -1,6 +1,6 @@
 /* NULL-terminated vectors of owned strings (argv, env). */
-#ifndef ESB_STRV_H
-#define ESB_STRV_H
+#ifndef ESB_ENGINE_STRV_H
+#define ESB_ENGINE_STRV_H
 
 #include <stddef.h>
 

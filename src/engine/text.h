@@ -1,7 +1,7 @@
 /* Output encoding helpers: a result carries a stream as text only when it is
  * valid UTF-8, otherwise as base64, so bytes are never silently corrupted. */
-#ifndef ESB_TEXT_H
-#define ESB_TEXT_H
+#ifndef ESB_ENGINE_TEXT_H
+#define ESB_ENGINE_TEXT_H
 
 #include <stdbool.h>
 #include <stddef.h>

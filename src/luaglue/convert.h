@@ -1,5 +1,5 @@
 /* Requests and results as Lua tables: the one conversion that every face
- * shares (CLI via cjson, the Lua module directly, later the daemon).
+ * shares (the CLI and the daemon via cjson, the Lua module directly).
  *
  * esb_lua_to_request never raises a Lua error (raw access only), so it may
  * fill C allocations; esb_lua_push_result may raise (memory), so what it reads

@@ -82,7 +82,7 @@ int esb_json_push_result(lua_State *L, const struct esb_result *r) {
 }
 
 void esb_json_print(lua_State *L) {
-  char err[512];
+  char err[ESB_MESSAGE_MAX];
   if (esb_json_encode(L, err, sizeof err) < 0) {
     fprintf(stderr, "echo-sandbox: %s\n", err);
     return;

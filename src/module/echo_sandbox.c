@@ -58,7 +58,7 @@ static struct esb_policy *get_policy(lua_State *L, const char *path) {
   box = lua_newuserdatauv(L, sizeof *box, 0);
   box->policy = NULL;
   luaL_setmetatable(L, POLICY_MT);
-  char err[2048];
+  char err[ESB_MESSAGE_MAX];
   box->policy = esb_policy_open(path, err, sizeof err);
   if (!box->policy) {
     lua_pop(L, 1);
@@ -86,7 +86,7 @@ static int sbx_run(lua_State *L) {
   struct esb_request *req = lua_newuserdatauv(L, sizeof *req, 0);
   *req = (struct esb_request)ESB_REQUEST_INIT;
   luaL_setmetatable(L, REQUEST_MT);
-  char err[2048];
+  char err[ESB_MESSAGE_MAX];
   if (esb_lua_to_request(L, 1, req, err, sizeof err) < 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);

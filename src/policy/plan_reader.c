@@ -179,7 +179,7 @@ static void read_plan(struct reader *rd, struct esb_plan *plan) {
   struct esb_local_settings *ls = &plan->local;
   if (field(rd, -1, "limits") == LUA_TTABLE) {
     plan->max_output_bytes = read_uint(rd, -1, "max_output_bytes", "limits.max_output_bytes", 1 << 20);
-    ls->limits.address_space = read_uint(rd, -1, "memory_bytes", "limits.memory_bytes", 0);
+    ls->memory_bytes = read_uint(rd, -1, "memory_bytes", "limits.memory_bytes", 0);
     ls->limits.cpu_secs = read_uint(rd, -1, "cpu_time_secs", "limits.cpu_time_secs", 0);
     ls->limits.processes = read_uint(rd, -1, "max_processes", "limits.max_processes", 0);
     ls->cpu_millicores = read_uint(rd, -1, "cpu_millicores", "limits.cpu_millicores", 0);

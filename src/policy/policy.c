@@ -280,13 +280,71 @@ enum esb_error esb_policy_plan(struct esb_policy *p, const struct esb_request *r
     code = ESB_E_POLICY;
     goto out;
   }
-  if (plan->backend == ESB_BACKEND_K8S || want_k8s)
+  /* A local plan has a k8s part only where the request asked for k8s (the
+   * policy contract); want_k8s finishes it where there is one. */
+  lua_pushliteral(L, "k8s");
+  bool has_k8s = lua_rawget(L, -2) != LUA_TNIL; /* plan, plan.k8s */
+  lua_pop(L, 1);                                 /* plan */
+  if (plan->backend == ESB_BACKEND_K8S || (want_k8s && has_k8s))
     code = finish_k8s(p, plan, err, errlen);
   plan->stdin_data = req->stdin_data;
   plan->stdin_len = req->stdin_len;
 out:
   if (code != ESB_OK)
     esb_plan_release(plan);
+  lua_settop(L, top);
+  return code;
+}
+
+/* A string field of the table on top, copied into *out (NULL when absent). */
+static int cluster_string(lua_State *L, const char *field, bool required, char **out, char *err, size_t errlen) {
+  lua_getfield(L, -1, field); /* cluster, cluster[field] */
+  int type = lua_type(L, -1);
+  if (type == LUA_TNIL && !required) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (type != LUA_TSTRING || lua_rawlen(L, -1) == 0) {
+    snprintf(err, errlen, "policy hook 'cluster' returned a bad field '%s': expected a%s string, got %s", field,
+             type == LUA_TSTRING ? " non-empty" : "", luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  *out = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1); /* cluster */
+  if (!*out) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+enum esb_error esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, char *err, size_t errlen) {
+  lua_State *L = esb_vm_state(p->vm);
+  int top = lua_gettop(L);
+  enum esb_error code = ESB_E_POLICY;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref); /* policy */
+  lua_getfield(L, -1, "cluster");                    /* policy, policy.cluster */
+  if (!lua_isfunction(L, -1)) {
+    snprintf(err, errlen, "the policy has no hook 'cluster' (the default policy's tells the operator commands "
+             "which cluster to use)");
+    goto out;
+  }
+  lua_insert(L, -2);                                 /* cluster hook, policy */
+  if (esb_vm_call(p->vm, 1, 1, "policy hook 'cluster'", err, errlen) < 0)
+    goto out;
+  if (!lua_istable(L, -1)) {
+    snprintf(err, errlen, "policy hook 'cluster' returned %s, expected a table", luaL_typename(L, -1));
+    goto out;
+  }
+  if (cluster_string(L, "namespace", true, &k->namespace_, err, errlen) < 0 ||
+      cluster_string(L, "context", false, &k->context, err, errlen) < 0 ||
+      cluster_string(L, "kubeconfig", false, &k->kubeconfig, err, errlen) < 0) {
+    esb_k8s_settings_release(k);
+    goto out;
+  }
+  code = ESB_OK;
+out:
   lua_settop(L, top);
   return code;
 }

@@ -6,8 +6,8 @@
  * Which file: the explicit path, else $ECHO_SANDBOX_POLICY, else
  * /etc/echo-sandbox/policy.lua, else the installed policies/default.lua (and,
  * for an uninstalled build, the source tree's). */
-#ifndef ESB_POLICY_H
-#define ESB_POLICY_H
+#ifndef ESB_POLICY_POLICY_H
+#define ESB_POLICY_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,11 +26,20 @@ void esb_policy_close(struct esb_policy *policy);
 const char *esb_policy_path(const struct esb_policy *policy);
 
 /* Fills plan (ESB_PLAN_INIT on entry) from the request; plan->k8s too when
- * the plan's backend is k8s or want_k8s is set (explain, check). Returns
+ * the plan's backend is k8s, or when want_k8s is set (explain, check) and
+ * the plan has a k8s part (the policy gives a local plan one only for a
+ * request that asked for k8s). Returns
  * ESB_OK, or ESB_E_INVALID_REQUEST (the hook refused the request: nil,
  * message) or ESB_E_POLICY (a hook failed, hit a limit, or returned something
  * malformed) with a message; the plan is then left empty. */
 enum esb_error esb_policy_plan(struct esb_policy *policy, const struct esb_request *req,
                                struct esb_plan *plan, bool want_k8s, char *err, size_t errlen);
+
+/* The cluster the operator commands (doctor, cleanup) use, from the
+ * policy's hook `cluster`: k's namespace_, context and kubeconfig (k zeroed
+ * on entry; esb_k8s_settings_release frees them). Returns ESB_OK, or
+ * ESB_E_POLICY with a message and k left empty. */
+enum esb_error esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, char *err,
+                                  size_t errlen);
 
 #endif

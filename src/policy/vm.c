@@ -9,7 +9,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "engine/loop.h" /* esb_now_ns */
+#include "engine/clock.h"
 
 int luaopen_cjson(lua_State *L);
 

@@ -6,10 +6,11 @@
 --   return policy
 --
 -- THE CONTRACT. A policy file returns a table; the engine calls its hooks as
--- methods (policy:plan(req)). The only hook the engine calls is plan; the
+-- methods (policy:plan(req)). The engine calls plan for each request, and
+-- cluster (below) for the operator commands (doctor, cleanup); the
 -- default plan is made of the hooks image_for, argv_for, env_for, limits_for,
--- resources_for, namespace_for and pod_for, there to be replaced one by one,
--- and of the data tables below them.
+-- local_for, k8s_for (made of resources_for, namespace_for and pod_for),
+-- there to be replaced one by one, and of the data tables below them.
 --
 -- req, the request as the hooks see it: shell | program + args | language +
 -- code, env, labels (maps of strings), limits (memory_bytes, cpu_time_secs,
@@ -42,7 +43,11 @@
 --                  mounts (the host paths of the sandbox's root: an array
 --                  of paths, or of { host = ..., path = ..., writable =
 --                  true }), file_size_bytes, open_files
---   k8s            image (string), namespace (a DNS-1123 label), handshake
+--   k8s            only in a plan bound for Kubernetes (its backend is k8s,
+--                  or the request asked for k8s); nil in a local plan, which
+--                  has no use for it (building the pod costs more than the
+--                  rest of the plan):
+--                  image (string), namespace (a DNS-1123 label), handshake
 --                  (boolean: the container waits for a line on stdin before
 --                  it execs argv; needs a shell in the image), pod (the pod
 --                  override table, applied with a strategic merge patch:
@@ -375,6 +380,28 @@ function policy:local_for(req, limits)
   return settings
 end
 
+-- The cluster the operator commands (doctor, cleanup) talk to, for no
+-- request in particular: kubectl's namespace (a DNS-1123 label), context and
+-- kubeconfig (each a string or nil).
+function policy:cluster()
+  return { namespace = self.k8s.namespace, context = self.k8s.context, kubeconfig = self.k8s.kubeconfig }
+end
+
+-- The plan's k8s settings (see the contract above).
+function policy:k8s_for(req, limits)
+  return {
+    image = self:image_for(req),
+    namespace = self:namespace_for(req),
+    handshake = self.k8s.handshake,
+    pod = self:pod_for(req, self:resources_for(req, limits)),
+    pod_running_timeout = self.k8s.pod_running_timeout,
+    delete_timeout_ms = self.k8s.delete_timeout_ms,
+    unschedulable_grace_ms = self.k8s.unschedulable_grace_ms,
+    context = self.k8s.context,
+    kubeconfig = self.k8s.kubeconfig,
+  }
+end
+
 function policy:plan(req)
   local argv, err = self:argv_for(req)
   if not argv then return nil, err end
@@ -384,7 +411,7 @@ function policy:plan(req)
   if clamped then clamped[#clamped + 1] = note end
   local backend = req.backend
   if backend == nil or backend == "auto" then backend = self.backend end
-  local resources = self:resources_for(req, limits)
+  local to_k8s = backend == "k8s" or req.backend == "k8s"
   return {
     backend = backend,
     argv = argv,
@@ -395,17 +422,7 @@ function policy:plan(req)
     limits = limits,
     clamped = clamped,
     ["local"] = self:local_for(req, limits),
-    k8s = {
-      image = self:image_for(req),
-      namespace = self:namespace_for(req),
-      handshake = self.k8s.handshake,
-      pod = self:pod_for(req, resources),
-      pod_running_timeout = self.k8s.pod_running_timeout,
-      delete_timeout_ms = self.k8s.delete_timeout_ms,
-      unschedulable_grace_ms = self.k8s.unschedulable_grace_ms,
-      context = self.k8s.context,
-      kubeconfig = self.k8s.kubeconfig,
-    },
+    k8s = to_k8s and self:k8s_for(req, limits) or nil,
   }
 end
 

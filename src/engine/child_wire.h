@@ -1,0 +1,44 @@
+/* A sandbox's child plan as bytes, for the sandbox's init program
+ * (echo-sandbox-init, engine/init_main.c): the engine writes the plan into a
+ * memfd the program reads on its fd ESB_WIRE_FD_PLAN, its other fds placed
+ * at the numbers below. Internal to the engine; both sides are built from
+ * the same source, and a plan of another version is refused. */
+#ifndef ESB_ENGINE_CHILD_WIRE_H
+#define ESB_ENGINE_CHILD_WIRE_H
+
+#include <linux/filter.h>
+#include <stddef.h>
+
+#include "engine/cgroup.h"
+#include "engine/rootfs.h"
+#include "engine/sandbox_child.h"
+
+/* The init program's fds: 0, 1, 2 its stdio, then these; nothing else. */
+enum {
+  ESB_WIRE_FD_REPORT = 3,
+  ESB_WIRE_FD_SYNC = 4,   /* a socket: "u" once the namespaces exist, "g" back once mapped */
+  ESB_WIRE_FD_PLAN = 5,
+  ESB_WIRE_FD_CGROUP = 6, /* ESB_CGROUP__COUNT of them, where the plan has them */
+  ESB_WIRE_FD__END = ESB_WIRE_FD_CGROUP + ESB_CGROUP__COUNT,
+};
+
+/* A plan read back: everything points into this struct's own memory. */
+struct esb_child_wire {
+  struct esb_child_plan plan;
+  struct esb_sandbox sandbox;
+  struct esb_rootfs rootfs;
+  struct sock_fprog seccomp;
+  int cgroup_procs[ESB_CGROUP__COUNT];
+  char *bytes;             /* owned: the plan as read */
+  char **vectors;          /* owned: argv, envp and exec_paths, one block */
+};
+
+/* A memfd holding plan (with the fd numbers above), positioned at its
+ * start: the fd, or -1 with errno. */
+int esb_child_wire_write(const struct esb_child_plan *plan);
+
+/* Reads a plan from fd into w: 0, or -1 with errno (EPROTO: not a plan of
+ * this version). */
+int esb_child_wire_read(int fd, struct esb_child_wire *w);
+
+#endif

@@ -1,0 +1,26 @@
+/* echo-sandbox-init: the sandbox's first process, a program of its own.
+ *
+ * The engine starts it with a vfork-like clone3 (CLONE_VM | CLONE_VFORK, a
+ * stack of its own) whose child only places the fds (engine/child_wire.h)
+ * and execs this program: the engine's memory, however large, is neither
+ * copied nor left shared with a child that outlives the clone, so the
+ * engine's own threads take no copy-on-write fault for a run. Here, in a
+ * fresh program, the plan is read back and the sandbox built as the
+ * engine's in-process child builds it (engine/sandbox_child.c), but for
+ * the namespaces, which this program makes itself: a program exec'd inside
+ * a new user namespace whose id maps are not yet written would lose its
+ * capabilities there. Linked statically: it runs before any root of the
+ * sandbox exists and needs no loader. */
+#include <unistd.h>
+
+#include "engine/child_wire.h"
+#include "engine/sandbox_child.h"
+
+int main(void) {
+  static struct esb_child_wire wire;
+  if (esb_child_wire_read(ESB_WIRE_FD_PLAN, &wire) < 0 || !wire.plan.sandbox ||
+      !wire.plan.sandbox->namespaces)
+    esb_child_plan_unreadable(ESB_WIRE_FD_REPORT);
+  close(ESB_WIRE_FD_PLAN);
+  esb_child_main_exec(&wire.plan);
+}

@@ -1,0 +1,81 @@
+/* The plan echo-sandbox-init reads back is the plan the engine wrote. */
+#include "engine/child_wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+int main(void) {
+  char *argv[] = {"python3", "-c", "print('hi')", NULL};
+  char *envp[] = {"PATH=/usr/bin:/bin", "HOME=/work", "EMPTY=", NULL};
+  const char *paths[] = {"/usr/bin/python3", "/bin/python3", NULL};
+  struct sock_filter filter[] = { BPF_STMT(BPF_RET | BPF_K, 0x7fff0000), BPF_STMT(BPF_RET | BPF_K, 0) };
+  struct sock_fprog prog = { .len = 2, .filter = filter };
+  int cgroup_fds[ESB_CGROUP__COUNT] = { 40, -1, 42 };
+  struct esb_sandbox sb = { .namespaces = 0x3f, .switch_ids = true, .uid = 1000, .gid = 1001, .inner_uid = 1000,
+                            .inner_gid = 1001, .hostname = "echo-sandbox", .seccomp = &prog,
+                            .limits = { .address_space = 1 << 30, .cpu_secs = 30, .processes = 64, .no_core = true },
+                            .cgroup_procs = cgroup_fds, .n_cgroup_procs = ESB_CGROUP__COUNT };
+  struct esb_rootfs_step steps[] = {
+    { .kind = ESB_ROOTFS_DIR, .dest = "/usr" },
+    { .kind = ESB_ROOTFS_BIND, .source = "/.oldroot/usr", .dest = "/usr", .writable = false },
+    { .kind = ESB_ROOTFS_FILE, .dest = "/etc/passwd", .data = "root:x:0:0::/:/bin/sh\n" },
+    { .kind = ESB_ROOTFS_TMPFS, .dest = "/work", .data = "mode=0755,size=1024", .writable = true },
+  };
+  struct esb_rootfs fs = { .steps = steps, .count = 4, .cap = 4 };
+  struct esb_child_plan plan = { .argv = argv, .envp = envp, .exec_paths = paths, .dir = "/work", .sandbox = &sb,
+                                 .stdio = {7, 8, 9}, .report_fd = 10, .sync_fd = 11, .rootfs = &fs,
+                                 .started_in_cgroup = true };
+  int fd = esb_child_wire_write(&plan);
+  if (!ok(fd >= 0, "the plan is written to a memfd"))
+    return tap_done();
+  struct esb_child_wire w;
+  ok(esb_child_wire_read(fd, &w) == 0, "and read back");
+  close(fd);
+  const struct esb_child_plan *p = &w.plan;
+  is_str(p->argv[0], "python3", "argv[0]");
+  is_str(p->argv[2], "print('hi')", "argv[2]");
+  ok(p->argv[3] == NULL, "argv ends");
+  is_str(p->envp[2], "EMPTY=", "an empty value");
+  ok(p->envp[3] == NULL, "envp ends");
+  is_str(p->exec_paths[1], "/bin/python3", "the executable's candidates");
+  is_str(p->dir, "/work", "the working dir");
+  ok(p->stdio[0] == 0 && p->stdio[1] == 1 && p->stdio[2] == 2, "stdio is 0, 1, 2 in the init program");
+  is_int(p->report_fd, ESB_WIRE_FD_REPORT, "the report pipe at its number");
+  is_int(p->sync_fd, ESB_WIRE_FD_SYNC, "the sync socket at its number");
+  ok(p->started_in_cgroup, "started in its cgroup");
+  const struct esb_sandbox *s = p->sandbox;
+  if (ok(s != NULL, "the sandbox")) {
+    ok(s->namespaces == 0x3f && s->switch_ids && s->uid == 1000 && s->gid == 1001 && s->inner_uid == 1000 &&
+       s->inner_gid == 1001, "its namespaces and ids");
+    is_str(s->hostname, "echo-sandbox", "its hostname");
+    ok(s->limits.address_space == 1 << 30 && s->limits.cpu_secs == 30 && s->limits.processes == 64 &&
+       s->limits.no_core, "its rlimits");
+    ok(s->seccomp && s->seccomp->len == 2 && memcmp(s->seccomp->filter, filter, sizeof filter) == 0,
+       "its seccomp filter, byte for byte");
+    ok(s->cgroup_procs[0] == ESB_WIRE_FD_CGROUP && s->cgroup_procs[1] == -1 &&
+       s->cgroup_procs[2] == ESB_WIRE_FD_CGROUP + 2, "its cgroup files at their numbers, where it had them");
+  }
+  if (ok(p->rootfs && p->rootfs->count == 4, "the root's four steps")) {
+    const struct esb_rootfs_step *st = p->rootfs->steps;
+    ok(st[0].kind == ESB_ROOTFS_DIR && st[0].source == NULL && st[0].data == NULL, "a step without source and data");
+    is_str(st[1].source, "/.oldroot/usr", "a bind's source");
+    is_str(st[2].data, "root:x:0:0::/:/bin/sh\n", "a file's contents");
+    ok(st[3].kind == ESB_ROOTFS_TMPFS && st[3].writable, "a writable tmpfs");
+  }
+  free(w.bytes);
+  free(w.vectors);
+  free(w.rootfs.steps);
+  free((void *)w.seccomp.filter);
+
+  /* A plan cut short, or of another version, is refused. */
+  int cut = esb_child_wire_write(&plan);
+  ok(cut >= 0 && ftruncate(cut, 100) == 0, "a plan cut short");
+  ok(esb_child_wire_read(cut, &w) < 0 && errno == EPROTO, "is refused (EPROTO)");
+  free(w.bytes);
+  free(w.vectors);
+  close(cut);
+  return tap_done();
+}
