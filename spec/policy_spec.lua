@@ -420,6 +420,12 @@ describe("a failing policy", function()
         return f()
       end]], "binary chunk")
     assert_policy_error("function policy:argv_for(req) return { require('io') } end", "module 'io' not found")
+    -- the VM is opened from an allow-list (src/policy/vm.c): what is not on it is not there
+    assert_policy_error("function policy:argv_for(req) collectgarbage('stop') end", "global 'collectgarbage'")
+    assert_policy_error("function policy:argv_for(req) dofile('/etc/passwd') end", "global 'dofile'")
+    assert_policy_error("function policy:argv_for(req) package.loadlib('libc.so.6', '*') end", "field 'loadlib'")
+    assert_policy_error("function policy:argv_for(req) return { require('cjson.safe') } end",
+                        "module 'cjson.safe' not found")
   end)
 
   it("that returns the wrong types, naming the hook and the field", function()

@@ -39,6 +39,23 @@ int main(void) {
   esb_result_fail(&r, ESB_E_SYSTEM, "x");
   is_int(r.exit_code, 125, "the engine's own errors: 125");
 
+  struct esb_result seen = ESB_RESULT_INIT;
+  esb_result_wait_status(&seen, 3 << 8);
+  ok(seen.status == ESB_STATUS_EXITED && seen.exit_code == 3 && seen.signal == 0, "a wait status of exit 3");
+  is_str(seen.reason, "Error", "reads Error");
+  esb_result_wait_status(&seen, 0);
+  is_str(seen.reason, "Completed", "exit 0 reads Completed");
+  esb_result_wait_status(&seen, 15);
+  ok(seen.status == ESB_STATUS_SIGNALED && seen.signal == 15 && seen.exit_code == 143, "a wait status of SIGTERM");
+  is_str(seen.reason, "Signaled", "reads Signaled");
+  esb_result_timed_out(&seen);
+  ok(seen.status == ESB_STATUS_TIMED_OUT && seen.exit_code == 124 && seen.signal == 15,
+     "timed out keeps the signal that ended it, exit code 124");
+  is_str(seen.reason, "DeadlineExceeded", "reads DeadlineExceeded");
+  esb_result_oom_killed(&seen);
+  ok(seen.status == ESB_STATUS_OOM_KILLED && seen.signal == 9 && seen.exit_code == 137, "OOM-killed: SIGKILL, 137");
+  is_str(seen.reason, "OOMKilled", "reads OOMKilled, as Kubernetes says it");
+
   struct esb_result moved = ESB_RESULT_INIT;
   r.out.cap = 16;
   esb_capture_append(&r.out, "data", 4);

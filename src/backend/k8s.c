@@ -359,43 +359,31 @@ static void decide(struct esb_k8s_run *run) {
   /* The status could not be read, but kubectl saw the container end and
    * exits with its code: that is the program's result. */
   if (!run->have_pod && run->trailer_reason[0] && r->status == ESB_STATUS_EXITED) {
-    bool oom = strcmp(run->trailer_reason, "OOMKilled") == 0;
-    r->status = oom ? ESB_STATUS_OOM_KILLED : ESB_STATUS_EXITED;
-    r->signal = oom ? 9 : 0;
-    r->reason = oom ? "OOMKilled" : r->exit_code == 0 ? "Completed" : "Error";
-    r->exit_code = esb_result_exit_code(r);
+    if (strcmp(run->trailer_reason, "OOMKilled") == 0)
+      esb_result_oom_killed(r);
+    else
+      esb_result_exited(r, r->exit_code);
     if (asprintf(&r->warning, "the status of pod %s could not be read (%s); the exit code is kubectl's report "
                  "of it", run->plan->k8s.pod_name, run->get_error[0] ? run->get_error : "kubectl get failed") < 0)
       r->warning = NULL;
     return;
   }
   if (run->have_pod && pod->terminated) {
-    if (strcmp(pod->reason, "OOMKilled") == 0) {
-      r->status = ESB_STATUS_OOM_KILLED;
-      r->signal = 9;
-      r->reason = "OOMKilled";
-    } else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0) {
-      r->status = ESB_STATUS_TIMED_OUT;
-      r->reason = "DeadlineExceeded";
-    } else if (pod->exit_code > 128 && pod->exit_code < 128 + 32) {
+    if (strcmp(pod->reason, "OOMKilled") == 0)
+      esb_result_oom_killed(r);
+    else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0)
+      esb_result_timed_out(r);
+    else if (pod->exit_code > 128 && pod->exit_code < 128 + 32)
       /* The runtime reports a container killed by signal N as 128+N, as a
        * shell does (a program that exits with such a code itself reads the
        * same: the pod does not tell them apart). */
-      r->status = ESB_STATUS_SIGNALED;
-      r->signal = pod->exit_code - 128;
-      r->reason = "Signaled";
-    } else {
-      r->status = ESB_STATUS_EXITED;
-      r->exit_code = pod->exit_code;
-      r->reason = pod->exit_code == 0 ? "Completed" : "Error";
-    }
-    r->exit_code = esb_result_exit_code(r);
+      esb_result_signaled(r, pod->exit_code - 128);
+    else
+      esb_result_exited(r, pod->exit_code);
     return;
   }
   if (run->have_pod && strcmp(run->pod.pod_reason, "DeadlineExceeded") == 0) {
-    r->status = ESB_STATUS_TIMED_OUT;
-    r->reason = "DeadlineExceeded";
-    r->exit_code = esb_result_exit_code(r);
+    esb_result_timed_out(r);
     return;
   }
   /* The pod never ran: everything on stderr was kubectl's. */
@@ -609,6 +597,10 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_result_release(&run->exec.result);
 }
 
+static int start_exec(struct esb_loop *loop, void *exec) {
+  return esb_exec_start(loop, exec);
+}
+
 void esb_k8s_kubectl_run(const struct esb_k8s_settings *k, const char *const *tail, uint64_t timeout_ms,
                          struct esb_result *result) {
   char **argv = esb_k8s_kubectl_argv(k, tail);
@@ -616,14 +608,12 @@ void esb_k8s_kubectl_run(const struct esb_k8s_settings *k, const char *const *ta
     esb_result_fail(result, ESB_E_SYSTEM, "out of memory");
     return;
   }
-  struct esb_loop loop = ESB_LOOP_INIT;
   struct esb_exec exec = ESB_EXEC_INIT;
   exec.child.argv = (const char *const *)argv;
   exec.child.env = (const char *const *)environ;
   exec.timeout_ms = timeout_ms;
   exec.max_output_bytes = 64u << 20;
-  if (esb_exec_start(&loop, &exec) == 0)
-    esb_loop_run(&loop);
-  *result = exec.result;
+  esb_loop_run_job(-1, start_exec, &exec);
+  esb_result_move(result, &exec.result);
   esb_strv_free(argv);
 }

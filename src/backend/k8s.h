@@ -31,8 +31,8 @@
 #define ESB_BACKEND_K8S_H
 
 #include "engine/loop.h"
-#include "engine/plan.h"
-#include "engine/pod_status.h"
+#include "backend/plan.h"
+#include "backend/pod_status.h"
 
 /* The most the get step takes (it and the delete share the plan's
  * delete_timeout_ms after the run; the get takes at most half of it). */

@@ -10,7 +10,7 @@
 #ifndef ESB_BACKEND_K8S_COMMAND_H
 #define ESB_BACKEND_K8S_COMMAND_H
 
-#include "engine/plan.h"
+#include "backend/plan.h"
 
 /* The kubectl to run: $ECHO_SANDBOX_KUBECTL, else "kubectl" from PATH. */
 const char *esb_k8s_kubectl(void);

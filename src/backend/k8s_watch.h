@@ -12,7 +12,7 @@
 #ifndef ESB_BACKEND_K8S_WATCH_H
 #define ESB_BACKEND_K8S_WATCH_H
 
-#include "engine/pod_status.h"
+#include "backend/pod_status.h"
 
 struct esb_k8s_run;
 typedef void (*esb_k8s_event_fn)(struct esb_k8s_run *run, const struct esb_pod_status *pod);

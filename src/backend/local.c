@@ -88,12 +88,8 @@ static void read_cgroup(struct esb_exec *exec, void *userdata) {
 static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
   bool killed = (r->status == ESB_STATUS_SIGNALED && r->signal == SIGKILL) ||
                 (r->status == ESB_STATUS_EXITED && r->exit_code == 128 + SIGKILL);
-  if (run->seen.oom_killed && killed) {
-    r->status = ESB_STATUS_OOM_KILLED;
-    r->signal = SIGKILL;
-    r->reason = "OOMKilled";
-    r->exit_code = esb_result_exit_code(r);
-  }
+  if (run->seen.oom_killed && killed)
+    esb_result_oom_killed(r);
   if (r->status == ESB_STATUS_ERROR)
     return;
   if (run->seen.cpu_time_ms >= 0)
@@ -340,12 +336,19 @@ void esb_local_release(struct esb_local_run *run) {
   run->env = NULL;
 }
 
+struct plan_run {
+  struct esb_local_run run;
+  const struct esb_plan *plan;
+};
+
+static int start_plan(struct esb_loop *loop, void *arg) {
+  struct plan_run *x = arg;
+  return esb_local_start(&x->run, loop, x->plan);
+}
+
 void esb_local_run_plan(const struct esb_plan *plan, struct esb_result *result, int interrupt_fd) {
-  struct esb_loop loop = ESB_LOOP_INIT;
-  loop.interrupt_fd = interrupt_fd;
-  struct esb_local_run run = ESB_LOCAL_RUN_INIT;
-  if (esb_local_start(&run, &loop, plan) == 0)
-    esb_loop_run(&loop);
-  esb_result_move(result, &run.exec.result);
-  esb_local_release(&run);
+  struct plan_run x = { .run = ESB_LOCAL_RUN_INIT, .plan = plan };
+  esb_loop_run_job(interrupt_fd, start_plan, &x);
+  esb_result_move(result, &x.run.exec.result);
+  esb_local_release(&x.run);
 }

@@ -14,7 +14,7 @@
 
 #include "engine/cgroup.h"
 #include "engine/loop.h"
-#include "engine/plan.h"
+#include "backend/plan.h"
 #include "backend/netstack.h"
 
 struct esb_local_run;

@@ -19,6 +19,7 @@
 #include <lua.h>
 #include <microhttpd.h>
 
+#include "daemon/listen.h"
 #include "daemon/metrics.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
@@ -344,94 +345,6 @@ static void on_signal(void *userdata) {
   }
 }
 
-/* ---- listening ---- */
-
-/* Makes the directories above a socket path that do not exist yet (mode
- * 0755, as systemd's RuntimeDirectory= would), so that --listen
- * unix:/run/echo-sandbox/x.sock works outside systemd too. Who may connect is
- * the socket's own mode (--socket-mode). Returns 0, or -1 with errno. */
-static int make_parents(const char *path) {
-  char dir[sizeof ((struct sockaddr_un *)0)->sun_path];
-  snprintf(dir, sizeof dir, "%s", path);
-  for (char *slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
-    *slash = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-      return -1;
-    *slash = '/';
-  }
-  return 0;
-}
-
-static int listen_on(struct server *s, const char *spec, char *where, size_t wlen) {
-  int fd;
-  if (!strncmp(spec, "unix:", 5)) {
-    const char *path = spec + 5;
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof a.sun_path) {
-      fprintf(stderr, "echo-sandbox serve: socket path too long: %s\n", path);
-      return -1;
-    }
-    strcpy(a.sun_path, path);
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-      unlink(path); /* a stale socket of an earlier daemon */
-    if (make_parents(path) < 0) {
-      fprintf(stderr, "echo-sandbox serve: making the directory of %s: %s\n", path, strerror(errno));
-      return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 512) < 0) {
-      fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
-      if (fd >= 0) close(fd);
-      return -1;
-    }
-    if (chmod(path, s->o->socket_mode) < 0) {
-      fprintf(stderr, "echo-sandbox serve: chmod %s: %s\n", path, strerror(errno));
-      close(fd);
-      unlink(path);
-      return -1;
-    }
-    s->unix_path = strdup(path);
-    snprintf(where, wlen, "%s", path);
-    return fd;
-  }
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  if (!colon || (size_t)(colon - spec) >= sizeof host) {
-    fprintf(stderr, "echo-sandbox serve: --listen %s: expected HOST:PORT or unix:/path\n", spec);
-    return -1;
-  }
-  snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
-  if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-    memmove(host, host + 1, strlen(host));
-    host[strlen(host) - 1] = '\0';
-  }
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
-  int rc = getaddrinfo(host, colon + 1, &hints, &ai);
-  if (rc) {
-    fprintf(stderr, "echo-sandbox serve: --listen %s: %s\n", spec, gai_strerror(rc));
-    return -1;
-  }
-  fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (fd >= 0)
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 512) < 0) {
-    fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
-    if (fd >= 0) close(fd);
-    freeaddrinfo(ai);
-    return -1;
-  }
-  freeaddrinfo(ai);
-  struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
-  getsockname(fd, (struct sockaddr *)&bound, &blen);
-  int port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                               : ((struct sockaddr_in *)&bound)->sin_port);
-  snprintf(where, wlen, "%d", port);
-  return fd;
-}
-
 int esb_serve(const struct esb_server_options *o) {
   struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT,
                       .cgroups = ESB_CGROUP_POOL_INIT };
@@ -446,7 +359,7 @@ int esb_serve(const struct esb_server_options *o) {
     fprintf(stderr, "echo-sandbox serve: out of memory\n");
     goto out;
   }
-  if ((s.listen_fd = listen_on(&s, o->listen, where, sizeof where)) < 0)
+  if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, &s.unix_path, where, sizeof where)) < 0)
     goto out;
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                            on_request, &s,

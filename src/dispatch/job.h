@@ -11,7 +11,7 @@
 #include "backend/k8s.h"
 #include "backend/local.h"
 #include "engine/loop.h"
-#include "engine/plan.h"
+#include "backend/plan.h"
 #include "engine/request.h"
 #include "engine/result.h"
 #include "policy/policy.h"

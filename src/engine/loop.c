@@ -216,21 +216,10 @@ static void finish_result(struct esb_exec *e) {
     esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the program was killed");
     return;
   }
-  int st = e->wait_status;
-  r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+  esb_result_wait_status(r, e->wait_status);
   r->killed_by_us = e->term_sent;
-  if (e->term_sent) {
-    r->status = ESB_STATUS_TIMED_OUT;
-    r->reason = "DeadlineExceeded";
-  } else if (WIFSIGNALED(st)) {
-    r->status = ESB_STATUS_SIGNALED;
-    r->reason = "Signaled";
-  } else {
-    r->status = ESB_STATUS_EXITED;
-    r->exit_code = WEXITSTATUS(st);
-    r->reason = r->exit_code == 0 ? "Completed" : "Error";
-  }
-  r->exit_code = esb_result_exit_code(r);
+  if (e->term_sent)
+    esb_result_timed_out(r);
   /* What the kernel counted for the child and what it reaped; a backend that
    * knows better (a cgroup) overwrites it. */
   if (e->child.reaped) {
@@ -636,6 +625,15 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
 void esb_loop_run(struct esb_loop *loop) {
   while (esb_loop_step(loop, -1) > 0) {
   }
+}
+
+void esb_loop_run_job(int interrupt_fd, int (*start)(struct esb_loop *loop, void *arg), void *arg) {
+  struct esb_loop loop = ESB_LOOP_INIT;
+  loop.interrupt_fd = interrupt_fd;
+  if (start(&loop, arg) == 0 || esb_loop_busy(&loop))
+    esb_loop_run(&loop);
+  /* A start that failed after the loop made its epoll set leaves it. */
+  close_fd(&loop.epfd);
 }
 
 void esb_loop_abort(struct esb_loop *loop) {

@@ -195,6 +195,12 @@ void esb_timer_stop(struct esb_loop *loop, struct esb_timer *timer);
 /* Steps until no exec is in flight. */
 void esb_loop_run(struct esb_loop *loop);
 
+/* The one way a caller that waits runs a job to completion: a private loop
+ * (interrupt_fd as in struct esb_loop; -1: none), start(loop, arg) to put
+ * the job in flight (it returns -1 when it put nothing there), then the
+ * loop until nothing is in flight. The job's result is start's business. */
+void esb_loop_run_job(int interrupt_fd, int (*start)(struct esb_loop *loop, void *arg), void *arg);
+
 /* Kills every exec in flight (as at a deadline, but now) and runs the loop
  * until they are done: for shutdown on a signal. */
 void esb_loop_abort(struct esb_loop *loop);

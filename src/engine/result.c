@@ -1,10 +1,12 @@
 #include "engine/result.h"
 
 #include <assert.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static const struct { const char *name, *message; } error_table[ESB_E__COUNT] = {
   [ESB_OK] = {"ok", "no error"},
@@ -70,6 +72,38 @@ void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt,
   r->error = code;
   r->reason = esb_error_name(code);
   r->exit_code = esb_result_exit_code(r);
+}
+
+static void ended(struct esb_result *r, enum esb_status status, int code, int sig, const char *reason) {
+  r->status = status;
+  r->exit_code = code;
+  r->signal = sig;
+  r->reason = reason;
+  r->exit_code = esb_result_exit_code(r);
+}
+
+void esb_result_exited(struct esb_result *r, int code) {
+  ended(r, ESB_STATUS_EXITED, code, 0, code == 0 ? "Completed" : "Error");
+}
+
+void esb_result_signaled(struct esb_result *r, int sig) {
+  ended(r, ESB_STATUS_SIGNALED, 0, sig, "Signaled");
+}
+
+void esb_result_wait_status(struct esb_result *r, int wstatus) {
+  if (WIFSIGNALED(wstatus))
+    esb_result_signaled(r, WTERMSIG(wstatus));
+  else
+    esb_result_exited(r, WEXITSTATUS(wstatus));
+}
+
+/* The signal that ended it, if one did, stays: SIGTERM or SIGKILL, ours. */
+void esb_result_timed_out(struct esb_result *r) {
+  ended(r, ESB_STATUS_TIMED_OUT, 0, r->signal, "DeadlineExceeded");
+}
+
+void esb_result_oom_killed(struct esb_result *r) {
+  ended(r, ESB_STATUS_OOM_KILLED, 0, SIGKILL, "OOMKilled");
 }
 
 int esb_result_exit_code(const struct esb_result *r) {

@@ -7,9 +7,9 @@
 #include <lualib.h>
 
 #include "engine/fileio.h"
+#include "luaglue/cjson.h"
 #include "luaglue/convert.h"
 
-int luaopen_cjson(lua_State *L);
 
 /* Registry key of the cjson table. */
 static const char cjson_key[] = "esb.cjson";

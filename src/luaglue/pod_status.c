@@ -6,7 +6,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-int luaopen_cjson(lua_State *L);
+#include "luaglue/cjson.h"
 
 /* The fields, picked out in Lua: nil-safe walking is what Lua is good at. */
 static const char pick[] =

@@ -7,7 +7,7 @@
 
 #include <lua.h>
 
-#include "engine/plan.h"
+#include "backend/plan.h"
 
 /* The table is on top of the stack. Returns 0, or -1 with a message naming
  * the field; the plan then holds partial data for the caller to release. */

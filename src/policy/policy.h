@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "engine/plan.h"
+#include "backend/plan.h"
 #include "engine/request.h"
 #include "engine/result.h"
 

@@ -10,8 +10,8 @@
 #include <lualib.h>
 
 #include "engine/clock.h"
+#include "luaglue/cjson.h"
 
-int luaopen_cjson(lua_State *L);
 
 #define HOOK_EVERY 1000
 
@@ -96,13 +96,47 @@ static int policy_print(lua_State *L) {
   return 0;
 }
 
+/* What a policy gets, as data (Redis keeps its scripting allow-lists so):
+ * the libraries opened below, and of the base library and package only
+ * these names. Not there: dofile, loadfile (files), collectgarbage (the
+ * VM's memory is the engine's to manage), warn, package.loadlib and
+ * package.cpath (native code). */
+static const char *const allowed_globals[] = {
+  "_G", "_VERSION", "assert", "error", "getmetatable", "ipairs", "load", "next", "pairs", "pcall", "print",
+  "rawequal", "rawget", "rawlen", "rawset", "require", "select", "setmetatable", "tonumber", "tostring", "type",
+  "xpcall", LUA_LOADLIBNAME, LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, NULL };
+static const char *const allowed_package[] = {
+  "config", "loaded", "path", "preload", "searchers", "searchpath", NULL };
+
+static bool allowed(const char *const *list, const char *name) {
+  for (; *list; list++)
+    if (strcmp(*list, name) == 0)
+      return true;
+  return false;
+}
+
+/* Clears every field of the table at idx whose name is not in list (clearing
+ * existing fields during a traversal is allowed). */
+static void keep_only(lua_State *L, int idx, const char *const *list) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);                                   /* key */
+  while (lua_next(L, idx)) {                        /* key, value */
+    lua_pop(L, 1);                                  /* key */
+    if (lua_type(L, -1) != LUA_TSTRING || !allowed(list, lua_tostring(L, -1))) {
+      lua_pushvalue(L, -1);                         /* key, key */
+      lua_pushnil(L);                               /* key, key, nil */
+      lua_rawset(L, idx);                           /* key */
+    }
+  }
+}
+
+/* load takes text only: bytecode could break out of the VM. The native
+ * searchers go with package.cpath and loadlib. */
 static const char *const prelude =
   "local load = load\n"
   "_G.load = function(chunk, name, mode, env)\n"
   "  return load(chunk, name, 't', env)\n"
   "end\n"
-  "_G.dofile, _G.loadfile = nil, nil\n"
-  "package.loadlib, package.cpath = nil, ''\n"
   "package.searchers[3], package.searchers[4] = nil, nil\n";
 
 /* package.preload loader of an embedded module: upvalue 1 is its index in
@@ -129,6 +163,11 @@ static int open_libraries(lua_State *L) {
   }
   lua_pushcfunction(L, policy_print);
   lua_setglobal(L, "print");
+  lua_pushglobaltable(L);                 /* _G */
+  keep_only(L, -1, allowed_globals);
+  lua_getfield(L, -1, LUA_LOADLIBNAME);   /* _G, package */
+  keep_only(L, -1, allowed_package);
+  lua_pop(L, 2);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_cjson);
   lua_setfield(L, -2, "cjson");

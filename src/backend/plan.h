@@ -1,8 +1,8 @@
 /* What the policy made of a request: everything a backend needs to run it,
  * with every default applied. Built by the policy layer (src/policy), run by
  * a backend (src/backend). Pointers are owned by the plan unless noted. */
-#ifndef ESB_ENGINE_PLAN_H
-#define ESB_ENGINE_PLAN_H
+#ifndef ESB_BACKEND_PLAN_H
+#define ESB_BACKEND_PLAN_H
 
 #include <stdbool.h>
 #include <stdint.h>

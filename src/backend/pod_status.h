@@ -3,8 +3,8 @@
  * --output-watch-events` while the program runs, by a parser the caller
  * provides (the engine itself has no JSON: src/luaglue/pod_status.c parses
  * with cjson). */
-#ifndef ESB_ENGINE_POD_STATUS_H
-#define ESB_ENGINE_POD_STATUS_H
+#ifndef ESB_BACKEND_POD_STATUS_H
+#define ESB_BACKEND_POD_STATUS_H
 
 #include <stdbool.h>
 #include <stddef.h>
