@@ -204,11 +204,11 @@ static bool create_again(struct esb_k8s_run *run) {
   uint64_t at = esb_now_ns() + pause_ms * 1000000ull;
   if (at + 500 * 1000000ull >= run->run_deadline_ns)
     return false; /* no time left worth a try */
-  char pod[sizeof run->result.pod];
-  memcpy(pod, run->result.pod, sizeof pod);
+  char pod[sizeof run->result.sandbox_name];
+  memcpy(pod, run->result.sandbox_name, sizeof pod);
   esb_result_release(&run->result);
   run->result.sandbox_type = "k8s";
-  memcpy(run->result.pod, pod, sizeof pod);
+  memcpy(run->result.sandbox_name, pod, sizeof pod);
   free(run->kubectl_stderr);
   run->kubectl_stderr = NULL;
   run->retry_timer = (struct esb_timer){ .at_ns = at, .fire = retry_run_step, .userdata = run };
@@ -428,10 +428,10 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
     run->late_create_until_ns = esb_now_ns() + ESB_K8S_LATE_CREATE_MS * 1000000ull;
     /* The run's result is the program's, with kubectl's words taken out. */
-    char pod_name[sizeof run->result.pod];
-    memcpy(pod_name, run->result.pod, sizeof pod_name); /* the run's own, not kubectl's exec's */
+    char pod_name[sizeof run->result.sandbox_name];
+    memcpy(pod_name, run->result.sandbox_name, sizeof pod_name); /* the run's own, not kubectl's exec's */
     esb_result_move(&run->result, er);
-    memcpy(run->result.pod, pod_name, sizeof pod_name);
+    memcpy(run->result.sandbox_name, pod_name, sizeof pod_name);
     run->result.sandbox_type = "k8s";
     run->result.isolation = NULL;
     /* kubectl's own usage, not the program's: unknown here */
@@ -535,7 +535,7 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   run->plan = plan;
   run->step = STEP_RUN;
   run->result.sandbox_type = "k8s";
-  snprintf(run->result.pod, sizeof run->result.pod, "%s", plan->k8s.pod_name);
+  snprintf(run->result.sandbox_name, sizeof run->result.sandbox_name, "%s", plan->k8s.pod_name);
   const struct esb_k8s_settings *k = &plan->k8s;
   /* Checked before anything is created: the create would fail on it. */
   for (char **a = plan->argv; a && *a; a++) {

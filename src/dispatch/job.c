@@ -1,5 +1,6 @@
 #include "dispatch/job.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -102,28 +103,39 @@ int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy 
   }
   if (job->plan.backend == ESB_BACKEND_K8S && req->backend == ESB_BACKEND_AUTO)
     choose_auto(&job->plan, notes);
+  assert(job->running == ESB_BACKEND_AUTO); /* ESB_JOB_INIT, or released */
   struct esb_result *failed;
-  if (job->plan.backend == ESB_BACKEND_K8S) {
-    job->k8s.parse_pod = esb_lua_parse_pod_status;
-    job->k8s.on_done = k8s_done;
-    job->k8s.userdata = job;
-    if (esb_k8s_start(&job->k8s, loop, &job->plan) == 0)
+  job->running = job->plan.backend == ESB_BACKEND_K8S ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
+  if (job->running == ESB_BACKEND_K8S) {
+    struct esb_k8s_run *k8s = &job->run.k8s;
+    *k8s = (struct esb_k8s_run)ESB_K8S_RUN_INIT;
+    k8s->parse_pod = esb_lua_parse_pod_status;
+    k8s->on_done = k8s_done;
+    k8s->userdata = job;
+    if (esb_k8s_start(k8s, loop, &job->plan) == 0)
       return 0;
-    failed = &job->k8s.result;
+    failed = &k8s->result;
   } else {
-    job->local.on_done = local_done;
-    job->local.userdata = job;
-    if (esb_local_start(&job->local, loop, &job->plan) == 0)
+    struct esb_local_run *local = &job->run.local;
+    *local = (struct esb_local_run)ESB_LOCAL_RUN_INIT;
+    local->on_done = local_done;
+    local->userdata = job;
+    if (esb_local_start(local, loop, &job->plan) == 0)
       return 0;
-    failed = &job->local.exec.result;
+    failed = &local->exec.result;
   }
   esb_result_move(&job->result, failed);
   return -1;
 }
 
 void esb_job_release(struct esb_job *job) {
-  esb_local_release(&job->local);
-  esb_k8s_release(&job->k8s);
-  esb_result_release(&job->local.exec.result);
+  if (job->running == ESB_BACKEND_K8S) {
+    esb_k8s_release(&job->run.k8s);
+    esb_result_release(&job->run.k8s.result);
+  } else if (job->running == ESB_BACKEND_LOCAL) {
+    esb_local_release(&job->run.local);
+    esb_result_release(&job->run.local.exec.result);
+  }
+  job->running = ESB_BACKEND_AUTO;
   esb_plan_release(&job->plan);
 }

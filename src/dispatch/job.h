@@ -27,12 +27,14 @@ struct esb_job {
   struct esb_result result;
   /* private */
   struct esb_plan plan;
-  struct esb_local_run local;
-  struct esb_k8s_run k8s;
+  enum esb_backend running; /* which run is in use: LOCAL or K8S; AUTO: none yet */
+  union {
+    struct esb_local_run local;
+    struct esb_k8s_run k8s;
+  } run;
 };
 
-#define ESB_JOB_INIT { .result = ESB_RESULT_INIT, .plan = ESB_PLAN_INIT, \
-                       .local = ESB_LOCAL_RUN_INIT, .k8s = ESB_K8S_RUN_INIT }
+#define ESB_JOB_INIT { .result = ESB_RESULT_INIT, .plan = ESB_PLAN_INIT, .running = ESB_BACKEND_AUTO }
 
 /* Plans the request and starts it on the loop. Returns 0, after which
  * on_done runs once with job->result complete; or -1 with job->result saying

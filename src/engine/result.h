@@ -66,7 +66,8 @@ struct esb_result {
   struct esb_capture out, err;
   enum esb_error error;
   char *error_message;    /* owned, NULL unless status is ERROR */
-  char pod[64];           /* k8s: the pod's name, "" otherwise */
+  char sandbox_name[64];  /* the backend's name for where it ran (k8s: the pod; the
+                             result's "pod"), "" where it has none (local) */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
   char *warning;          /* owned: what the result could not be sure of, or NULL */
   bool retryable;         /* with status ERROR: whether the same request may succeed later */
