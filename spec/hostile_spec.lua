@@ -269,8 +269,10 @@ for name, nr, args in [("io_uring_setup", 425, [4, ctypes.addressof(buf)]),
 
   -- Defence: echo-sandbox-init (engine/init_main.c) builds the same sandbox
   -- as the engine's own clone (ECHO_SANDBOX_INIT=none), making the
-  -- namespaces itself. Checked: with its unshare left out, the facts below
-  -- differed (the host's uid, hostname, processes and network).
+  -- namespaces itself, and leaves the program no fd of its own. Checked:
+  -- with its unshare left out, the facts below differed (the host's uid,
+  -- hostname, processes and network); with the report pipe left without
+  -- close-on-exec, the program's fd table did.
   it("is the same sandbox whether echo-sandbox-init or the engine's own clone starts it", function()
     if env.isolation == "rlimits" then
       pending("the policy's isolation is rlimits here: no namespaces, so no init either")
@@ -280,7 +282,7 @@ for name, nr, args in [("io_uring_setup", 425, [4, ctypes.addressof(buf)]),
       "echo comm $(cat /proc/1/comm)", "echo pid $$", "id", "hostname", "ls /proc | grep -c '^[0-9]'",
       "ls / | tr '\\n' ' '", "echo", "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '",
       "echo", "grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status", "cat /proc/sys/user/max_user_namespaces",
-      "ip route 2>/dev/null | grep -c 169.254 || true",
+      "ip route 2>/dev/null | grep -c 169.254 || true", "ls /proc/self/fd | tr '\\n' ' '",
     }, "; ")
     local function facts_with(init)
       local out, err, code = env.cli_run({ "run", "--json", "--shell", facts }, nil,

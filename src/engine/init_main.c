@@ -11,6 +11,7 @@
  * a new user namespace whose id maps are not yet written would lose its
  * capabilities there. Linked statically: it runs before any root of the
  * sandbox exists and needs no loader. */
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "engine/child_wire.h"
@@ -18,6 +19,9 @@
 
 int main(void) {
   static struct esb_child_wire wire;
+  /* The fds were placed without close-on-exec, to cross our own exec; the
+   * report pipe must not cross the program's (nor stay open in it). */
+  fcntl(ESB_WIRE_FD_REPORT, F_SETFD, FD_CLOEXEC);
   if (esb_child_wire_read(ESB_WIRE_FD_PLAN, &wire) < 0 || !wire.plan.sandbox ||
       !wire.plan.sandbox->namespaces)
     esb_child_plan_unreadable(ESB_WIRE_FD_REPORT);

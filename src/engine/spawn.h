@@ -14,7 +14,9 @@
  * With a sandbox that has ESB_NS_PID, the cloned child is an init process (pid
  * 1 of the new namespace): it sets up the mounts, forks the program, reaps
  * everything, reports the program's wait status over the report pipe and
- * exits; the kernel then kills whatever is left in the namespace.
+ * exits; the kernel then kills whatever is left in the namespace. Started
+ * in echo-sandbox-init (esb_init_program), the child is that program, and
+ * pid 1 is its own child, which it waits for.
  *
  * A sandbox with cgroup_dir (cgroup v2) is cloned into that cgroup; one with
  * cgroup_procs (v1: each hierarchy's `tasks` file) has the child write "0"
