@@ -88,10 +88,14 @@ describe("the local sandbox", function()
         "ip addr add " .. host_addr .. "/30 dev " .. host_if, "ip link set " .. host_if .. " up",
         "ip -n " .. ns .. " addr add " .. test_addr .. "/30 dev " .. ns_if,
         "ip -n " .. ns .. " link set " .. ns_if .. " up", "ip -n " .. ns .. " link set lo up" }, " && ")
-      finally(function() os.execute("ip netns del " .. ns .. " 2>/dev/null") end)
+      -- One finally: busted keeps only the last one a spec registers.
+      local pid, test_port
+      finally(function()
+        if pid then stop(pid) end
+        os.execute("ip netns del " .. ns .. " 2>/dev/null")
+      end)
       assert(os.execute(setup), "could not make the test host")
-      local pid, test_port = listen(test_addr, ns)
-      finally(function() stop(pid) end)
+      pid, test_port = listen(test_addr, ns)
       local r = run { program = "bash", args = { "-c", connect:format(test_addr, test_port) },
                       limits = { network = true } }
       assert.are.equal(0, r.exit_code, r.stderr)
