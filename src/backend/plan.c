@@ -1,8 +1,29 @@
 #include "backend/plan.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/strv.h"
+
+static const char *const isolation_names[] = {
+  [ESB_ISOLATION_NAMESPACES] = "namespaces", [ESB_ISOLATION_BEST_EFFORT] = "best_effort",
+  [ESB_ISOLATION_RLIMITS] = "rlimits",
+};
+
+const char *esb_isolation_name(enum esb_isolation isolation) {
+  return (unsigned)isolation < sizeof isolation_names / sizeof isolation_names[0] ? isolation_names[isolation]
+                                                                                   : "namespaces";
+}
+
+int esb_isolation_parse(const char *name, enum esb_isolation *isolation) {
+  for (size_t i = 0; i < sizeof isolation_names / sizeof isolation_names[0]; i++) {
+    if (strcmp(name, isolation_names[i]) == 0) {
+      *isolation = (enum esb_isolation)i;
+      return 0;
+    }
+  }
+  return -1;
+}
 
 void esb_plan_release(struct esb_plan *plan) {
   esb_strv_free(plan->argv);

@@ -22,6 +22,10 @@ enum esb_isolation {
                                 namespaces (valgrind) */
 };
 
+/* The isolation words, for parsing and printing alike. */
+const char *esb_isolation_name(enum esb_isolation isolation);
+int esb_isolation_parse(const char *name, enum esb_isolation *isolation); /* 0, or -1 unknown */
+
 struct esb_local_settings {
   uid_t uid;                 /* host ids the program runs as when the engine is root */
   gid_t gid;
@@ -70,9 +74,11 @@ struct esb_plan {
   struct esb_k8s_settings k8s;
 };
 
-#define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, \
+/* The defaults of what a policy's plan may leave out. */
+#define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, .max_output_bytes = 1u << 20, \
                         .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES, \
-                                   .cgroups = true } }
+                                   .cgroups = true, .tmp_size_bytes = 64u << 20, \
+                                   .workdir_size_bytes = 256u << 20 } }
 
 void esb_plan_release(struct esb_plan *plan);
 

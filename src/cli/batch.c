@@ -17,6 +17,7 @@
 #include "engine/signals.h"
 #include "engine/fileio.h"
 #include "luaglue/convert.h"
+#include "luaglue/call.h"
 #include "luaglue/json.h"
 
 static const char batch_usage[] =
@@ -74,9 +75,9 @@ static void print_result(struct batch *b, const struct esb_result *r, long line)
   lua_pushlightuserdata(b->L, (void *)r);
   lua_pushinteger(b->L, line);
   lua_pushinteger(b->L, b->ids);
-  if (lua_pcall(b->L, 3, 1, 0) != LUA_OK) {
-    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", line, lua_tostring(b->L, -1));
-    lua_pop(b->L, 1);
+  char err[ESB_MESSAGE_MAX];
+  if (esb_lua_pcall(b->L, 3, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
+    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", line, err);
     return;
   }
   esb_json_print(b->L);
@@ -130,9 +131,9 @@ static void start_line(struct batch *b, struct esb_loop *loop, const char *text,
   lua_pushlstring(L, text, len);
   lua_pushinteger(L, line);
   lua_pushinteger(L, b->ids);
-  if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
-    snprintf(err, sizeof err, "line %ld: invalid request JSON: %s", line, lua_tostring(L, -1));
-    lua_pop(L, 1);
+  char what[64];
+  snprintf(what, sizeof what, "line %ld: invalid request JSON", line);
+  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, what, err, sizeof err) < 0) {
     fail_line(b, line, ESB_E_INVALID_REQUEST, err);
     return;
   }

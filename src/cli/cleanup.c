@@ -12,6 +12,8 @@
 #include "backend/k8s.h"
 #include "cli/cli.h"
 #include "policy/policy.h"
+#include "luaglue/call.h"
+#include "luaglue/embedded.h"
 #include "luaglue/json.h"
 #include "engine/strv.h"
 
@@ -29,25 +31,15 @@ static const char cleanup_usage[] =
   "  --namespace NS   look in NS instead of the policy's namespace\n"
   "  --policy FILE    load this policy instead of the default search\n";
 
-/* name, expires-at (or ""), for every pod in a PodList; pushes an array of
- * {name, expires} (runs protected). */
+/* Runs protected: decodes the PodList (1) and pushes kube.pods of it, an
+ * array of {name, expires-at or ""}. */
 static int pods_of_list(lua_State *L) {
-  static const char pick[] =
-    "local list = ...\n"
-    "local out = {}\n"
-    "for _, pod in ipairs(type(list) == 'table' and list.items or {}) do\n"
-    "  local m = pod.metadata or {}\n"
-    "  local a = type(m.annotations) == 'table' and m.annotations or {}\n"
-    "  out[#out + 1] = { m.name, a['echo-sandbox.io/expires-at'] or '' }\n"
-    "end\n"
-    "return out\n";
+  esb_lua_embedded_require(L, "echo_sandbox.engine.kube");
+  lua_getfield(L, -1, "pods");                 /* text, kube, pods */
   esb_json_field(L, "decode");
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  if (luaL_loadbufferx(L, pick, sizeof pick - 1, "=cleanup", "t") != LUA_OK)
-    return lua_error(L);
-  lua_insert(L, -2);
-  lua_call(L, 1, 1);
+  lua_pushvalue(L, 1);                         /* text, kube, pods, decode, text */
+  lua_call(L, 1, 1);                           /* text, kube, pods, list */
+  lua_call(L, 1, 1);                           /* text, kube, pods of list */
   return 1;
 }
 
@@ -100,8 +92,8 @@ int esb_cli_cleanup(int argc, char **argv) {
     goto out;
   lua_pushcfunction(L, pods_of_list);
   lua_pushlstring(L, got.out.data ? got.out.data : "", got.out.len);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    fprintf(stderr, "echo-sandbox cleanup: kubectl's pod list: %s\n", lua_tostring(L, -1));
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "kubectl's pod list", err, sizeof err) < 0) {
+    fprintf(stderr, "echo-sandbox cleanup: %s\n", err);
     goto out;
   }
   char now[32];

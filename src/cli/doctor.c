@@ -15,6 +15,8 @@
 #include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
+#include "luaglue/call.h"
+#include "luaglue/embedded.h"
 #include "luaglue/json.h"
 
 static const char doctor_usage[] =
@@ -74,25 +76,27 @@ static const char *why_failed(struct esb_result *r, char *buf, size_t n) {
   return buf;
 }
 
+/* Runs protected: decodes the NetworkPolicyList (1) and pushes
+ * kube.has_network_policy of it. */
+static int network_policy_in(lua_State *L) {
+  esb_lua_embedded_require(L, "echo_sandbox.engine.kube");
+  lua_getfield(L, -1, "has_network_policy");   /* text, kube, has_network_policy */
+  esb_json_field(L, "decode");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);                           /* text, kube, has_network_policy, list */
+  lua_call(L, 1, 1);                           /* text, kube, found */
+  return 1;
+}
+
 /* Does some NetworkPolicy's podSelector pick echo-sandbox.io/network=none? */
 static bool has_network_policy(const char *json, size_t len) {
-  static const char find[] =
-    "local decode, text = ...\n"
-    "for _, np in ipairs(decode(text).items or {}) do\n"
-    "  local sel = type(np.spec) == 'table' and np.spec.podSelector or {}\n"
-    "  local labels = type(sel.matchLabels) == 'table' and sel.matchLabels or {}\n"
-    "  if labels['echo-sandbox.io/network'] == 'none' then return true end\n"
-    "end\n"
-    "return false\n";
   lua_State *L = esb_json_state();
   if (!L)
     return false;
-  bool found = false;
-  if (luaL_loadbufferx(L, find, sizeof find - 1, "=doctor", "t") == LUA_OK) {
-    esb_json_field(L, "decode");
-    lua_pushlstring(L, json, len);
-    found = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
-  }
+  char err[ESB_MESSAGE_MAX];
+  lua_pushcfunction(L, network_policy_in);
+  lua_pushlstring(L, json, len);
+  bool found = esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) == 0 && lua_toboolean(L, -1);
   lua_close(L);
   return found;
 }

@@ -11,6 +11,7 @@
 #include "backend/local.h"
 #include "cli/cli.h"
 #include "cli/request.h"
+#include "luaglue/call.h"
 #include "luaglue/json.h"
 #include "engine/cgroup.h"
 #include "engine/strv.h"
@@ -36,15 +37,6 @@ static const char policy_usage[] =
   "  --json               print the explanation as a JSON object\n";
 
 static const char *const namespace_names[] = {"user", "mount", "pid", "net", "ipc", "uts"};
-
-static const char *isolation_name(enum esb_isolation i) {
-  switch (i) {
-  case ESB_ISOLATION_NAMESPACES: return "namespaces";
-  case ESB_ISOLATION_BEST_EFFORT: return "best_effort";
-  case ESB_ISOLATION_RLIMITS: return "rlimits";
-  }
-  return "namespaces";
-}
 
 struct explanation {
   const char *policy_path;
@@ -125,7 +117,7 @@ static int push_explanation(lua_State *L) {
   } else {
     const struct esb_sandbox *sb = &x->sandbox;
     lua_newtable(L);
-    lua_pushstring(L, isolation_name(p->local.isolation));
+    lua_pushstring(L, esb_isolation_name(p->local.isolation));
     lua_setfield(L, -2, "isolation");
     lua_newtable(L);
     for (int i = 0, n = 0; i < 6; i++) {
@@ -224,7 +216,7 @@ static void print_text(const struct explanation *x) {
     return;
   }
   const struct esb_sandbox *sb = &x->sandbox;
-  printf("isolation   %s, namespaces:", isolation_name(p->local.isolation));
+  printf("isolation   %s, namespaces:", esb_isolation_name(p->local.isolation));
   for (int i = 0; i < 6; i++)
     if (sb->namespaces & (1u << i))
       printf(" %s", namespace_names[i]);
@@ -302,9 +294,8 @@ static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb
   if (o->json) {
     lua_pushcfunction(L, push_explanation);
     lua_pushlightuserdata(L, &x);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      fprintf(stderr, "echo-sandbox: %s\n", lua_tostring(L, -1));
-      lua_pop(L, 1);
+    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
+      fprintf(stderr, "echo-sandbox: %s\n", err);
       goto out;
     }
     esb_json_print(L);

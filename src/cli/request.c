@@ -17,6 +17,8 @@
 #include "engine/fileio.h"
 #include "engine/quantity.h"
 #include "luaglue/convert.h"
+#include "luaglue/call.h"
+#include "luaglue/embedded.h"
 #include "luaglue/json.h"
 
 const char esb_cli_request_flags_help[] =
@@ -141,33 +143,14 @@ static int push_flag_request(lua_State *L) {
   return 1;
 }
 
-/* One JSON document, or NDJSON: one request per line. A line of NDJSON that
- * is not JSON becomes the string "line N: ..." in its place, as batch reports
- * it, and list.lines[i] is the line of list[i]; text that is neither (no line
- * decodes) is one bad document. */
-static const char split_requests[] =
-  "local decode, text = ...\n"
-  "local ok, first = pcall(decode, text)\n"
-  "if ok then return { first } end\n"
-  "local list, decoded, n = { lines = {} }, 0, 0\n"
-  "for line in (text .. '\\n'):gmatch('([^\\n]*)\\n') do\n"
-  "  n = n + 1\n"
-  "  if line:find('%S') then\n"
-  "    local ok_line, request = pcall(decode, line)\n"
-  "    if ok_line then decoded = decoded + 1 end\n"
-  "    list[#list + 1] = ok_line and request or ('line ' .. n .. ': invalid request JSON: ' .. request)\n"
-  "    list.lines[#list] = n\n"
-  "  end\n"
-  "end\n"
-  "if #list < 2 or decoded == 0 then error(first, 0) end\n"
-  "return list\n";
-
+/* Runs protected: pushes requests.split(cjson.decode, text) for the text
+ * (1): one JSON document, or NDJSON (lua/echo_sandbox/engine/requests.lua). */
 static int decode_requests(lua_State *L) {
-  if (luaL_loadbufferx(L, split_requests, sizeof split_requests - 1, "=requests", "t") != LUA_OK)
-    return lua_error(L);
+  esb_lua_embedded_require(L, "echo_sandbox.engine.requests");
+  lua_getfield(L, -1, "split");                /* text, requests, split */
   esb_json_field(L, "decode");
-  lua_pushvalue(L, 1);
-  lua_call(L, 2, 1);
+  lua_pushvalue(L, 1);                         /* text, requests, split, decode, text */
+  lua_call(L, 2, 1);                           /* text, requests, list */
   return 1;
 }
 
@@ -176,9 +159,8 @@ int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, cha
     lua_createtable(L, 1, 0);
     lua_pushcfunction(L, push_flag_request);
     lua_pushlightuserdata(L, (void *)o);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      snprintf(err, errlen, "%s", lua_tostring(L, -1));
-      lua_pop(L, 2);
+    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, errlen) < 0) {
+      lua_pop(L, 1);
       return -1;
     }
     lua_rawseti(L, -2, 1);
@@ -197,12 +179,7 @@ int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, cha
   lua_pushcfunction(L, decode_requests);
   lua_pushlstring(L, text, len);
   free(text);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    snprintf(err, errlen, "invalid request JSON: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  return 0;
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "invalid request JSON", err, errlen);
 }
 
 bool esb_cli_has_request_flags(const struct esb_cli_options *o) {

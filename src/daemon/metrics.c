@@ -33,7 +33,7 @@ static void put(struct out *o, const char *fmt, ...) {
     o->len += (size_t)w;
 }
 
-size_t esb_metrics_render(const struct esb_metrics *m, char *buf, size_t n) {
+size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, char *buf, size_t n) {
   static const char *const backends[] = {"local", "k8s"};
   struct out o = { buf, n, 0 };
   put(&o, "# HELP echo_sandbox_runs_total Runs finished, by backend and status.\n"
@@ -54,7 +54,7 @@ size_t esb_metrics_render(const struct esb_metrics *m, char *buf, size_t n) {
   put(&o, "# HELP echo_sandbox_in_flight Runs in flight.\n# TYPE echo_sandbox_in_flight gauge\n"
           "echo_sandbox_in_flight %zu\n"
           "# HELP echo_sandbox_queued Requests waiting for a free slot.\n# TYPE echo_sandbox_queued gauge\n"
-          "echo_sandbox_queued %zu\n", m->in_flight, m->queued);
+          "echo_sandbox_queued %zu\n", in_flight, queued);
   put(&o, "# HELP echo_sandbox_rejected_total Requests refused before running, by reason.\n"
           "# TYPE echo_sandbox_rejected_total counter\n"
           "echo_sandbox_rejected_total{reason=\"busy\"} %llu\n"

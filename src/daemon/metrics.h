@@ -16,13 +16,13 @@ struct esb_metrics {
   double duration_sum_s;
   uint64_t rejected_busy, rejected_bad, rejected_too_large, rejected_unauthorized;
   uint64_t policy_reloads, policy_reload_failures;
-  size_t in_flight, queued;
 };
 
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);
 
-/* Writes the text into buf (NUL-terminated); returns its length, or the
- * length it needs when that is n or more. */
-size_t esb_metrics_render(const struct esb_metrics *m, char *buf, size_t n);
+/* Writes the text, with the gauges of runs in flight and requests waiting,
+ * into buf (NUL-terminated); returns its length, or the length it needs
+ * when that is n or more. */
+size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, char *buf, size_t n);
 
 #endif

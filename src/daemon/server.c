@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,10 @@
 #include <lua.h>
 #include <microhttpd.h>
 
+#include "daemon/admission.h"
 #include "daemon/listen.h"
 #include "daemon/metrics.h"
+#include "daemon/routes.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
 #include "engine/signals.h"
@@ -39,7 +42,7 @@ struct server {
   struct esb_policy *policy;
   lua_State *L;             /* cjson, for requests and results */
   struct esb_metrics m;
-  struct conn *queue_head, *queue_tail;
+  struct esb_admission admission;
   bool stopping, done;
   uint64_t stop_deadline_ns;
 };
@@ -58,8 +61,12 @@ struct conn {
   struct esb_request req;
   struct esb_job job;
   bool running;
-  struct conn *next;        /* in the queue */
+  struct esb_waiter waiter; /* while it waits for a slot */
 };
+
+static struct conn *conn_of(struct esb_waiter *w) {
+  return (struct conn *)((char *)w - offsetof(struct conn, waiter));
+}
 
 /* ---- responses ---- */
 
@@ -117,12 +124,13 @@ static void job_done(struct esb_job *job, void *userdata) {
   esb_result_release(&job->result);
   esb_job_release(job);
   st->running = false;
-  s->m.in_flight--;
+  esb_admission_done(&s->admission);
   MHD_resume_connection(st->c);
   start_queued(s);
 }
 
-/* Starts the conn's request; false when it ended at once (response set). */
+/* Starts the conn's request, admitted in flight; false when it ended at
+ * once (response set, slot given back). */
 static bool start_run(struct conn *st) {
   struct server *s = st->s;
   st->job = (struct esb_job)ESB_JOB_INIT;
@@ -130,9 +138,9 @@ static bool start_run(struct conn *st) {
   st->job.userdata = st;
   if (esb_job_start(&st->job, &s->loop, s->policy, &st->req, NULL) == 0) {
     st->running = true;
-    s->m.in_flight++;
     return true;
   }
+  esb_admission_done(&s->admission);
   unsigned code = st->job.result.error == ESB_E_INVALID_REQUEST ? 400 : 200;
   if (code == 400)
     s->m.rejected_bad++;
@@ -145,12 +153,8 @@ static bool start_run(struct conn *st) {
 }
 
 static void start_queued(struct server *s) {
-  while (s->queue_head && s->m.in_flight < s->o->max_running) {
-    struct conn *st = s->queue_head;
-    s->queue_head = st->next;
-    if (!s->queue_head)
-      s->queue_tail = NULL;
-    s->m.queued--;
+  for (struct esb_waiter *w; (w = esb_admission_next(&s->admission));) {
+    struct conn *st = conn_of(w);
     if (!start_run(st))
       MHD_resume_connection(st->c);
   }
@@ -183,19 +187,17 @@ static enum MHD_Result handle_run(struct conn *st) {
     respond_error(st, 400, ESB_E_INVALID_REQUEST, err);
     return send_response(st);
   }
-  if (s->m.in_flight < s->o->max_running) {
+  switch (esb_admission_offer(&s->admission, &st->waiter)) {
+  case ESB_ADMIT_RUN:
     if (!start_run(st))
       return send_response(st);
-  } else if (s->m.queued < s->o->max_queue) {
-    if (s->queue_tail)
-      s->queue_tail->next = st;
-    else
-      s->queue_head = st;
-    s->queue_tail = st;
-    s->m.queued++;
-  } else {
+    break;
+  case ESB_ADMIT_WAIT:
+    break;
+  case ESB_ADMIT_REFUSE:
     s->m.rejected_busy++;
-    snprintf(err, sizeof err, "busy: %zu runs in flight and %zu waiting", s->m.in_flight, s->m.queued);
+    snprintf(err, sizeof err, "busy: %zu runs in flight and %zu waiting", s->admission.in_flight,
+             s->admission.queued);
     respond_error(st, 429, ESB_E_BACKEND_UNAVAILABLE, err);
     return send_response(st);
   }
@@ -271,24 +273,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   if (st->response)
     return send_response(st); /* after a suspended run, or refused above */
-  if (!strcmp(url, "/v1/run")) {
-    if (strcmp(method, "POST")) {
-      respond_error(st, 405, ESB_E_INVALID_REQUEST, "POST /v1/run");
-      return send_response(st);
-    }
+  const char *allowed = NULL;
+  char buf[8192];
+  switch (esb_route(method, url, &allowed)) {
+  case ESB_ENDPOINT_RUN:
     return handle_run(st);
-  }
-  if (!strcmp(url, "/healthz") && !strcmp(method, "GET")) {
+  case ESB_ENDPOINT_HEALTHZ:
     set_response(st, 200, "application/json", "{\"status\":\"ok\"}", 15);
-    return send_response(st);
-  }
-  if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
-    char buf[8192];
-    size_t len = esb_metrics_render(&s->m, buf, sizeof buf);
+    break;
+  case ESB_ENDPOINT_METRICS: {
+    size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, buf, sizeof buf);
     set_response(st, 200, "text/plain; version=0.0.4", buf, len < sizeof buf ? len : sizeof buf - 1);
-    return send_response(st);
+    break;
   }
-  respond_error(st, 404, ESB_E_INVALID_REQUEST, "no such endpoint: use POST /v1/run, GET /healthz or GET /metrics");
+  case ESB_ENDPOINT_WRONG_METHOD:
+    respond_error(st, 405, ESB_E_INVALID_REQUEST, allowed);
+    break;
+  case ESB_ENDPOINT_NONE: {
+    char list[256];
+    esb_routes_list(list, sizeof list);
+    snprintf(buf, sizeof buf, "no such endpoint: use %s", list);
+    respond_error(st, 404, ESB_E_INVALID_REQUEST, buf);
+    break;
+  }
+  }
   return send_response(st);
 }
 
@@ -340,14 +348,15 @@ static void on_signal(void *userdata) {
         close(fd);
         s->listen_fd = -1;
       }
-      fprintf(stderr, "echo-sandbox serve: stopping; %zu runs in flight\n", s->m.in_flight);
+      fprintf(stderr, "echo-sandbox serve: stopping; %zu runs in flight\n", s->admission.in_flight);
     }
   }
 }
 
 int esb_serve(const struct esb_server_options *o) {
   struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT,
-                      .cgroups = ESB_CGROUP_POOL_INIT };
+                      .cgroups = ESB_CGROUP_POOL_INIT,
+                      .admission = ESB_ADMISSION_INIT(o->max_running, o->max_queue) };
   s.loop.cgroup_pool = &s.cgroups;
   char err[ESB_MESSAGE_MAX], where[256];
   int rc = 125;
@@ -398,18 +407,15 @@ int esb_serve(const struct esb_server_options *o) {
     esb_loop_step(&s.loop, -1);
     if (!s.stopping)
       continue;
-    if (s.m.in_flight == 0 && s.m.queued == 0)
+    if (s.admission.in_flight == 0 && s.admission.queued == 0)
       break;
     if (esb_now_ns() >= s.stop_deadline_ns) {
       /* Grace is over: no more queued starts, kill what runs (pods are deleted). */
-      while (s.queue_head) {
-        struct conn *st = s.queue_head;
-        s.queue_head = st->next;
-        s.m.queued--;
+      for (struct esb_waiter *w; (w = esb_admission_drop(&s.admission));) {
+        struct conn *st = conn_of(w);
         respond_error(st, 503, ESB_E_BACKEND_UNAVAILABLE, "the daemon shut down before this request ran");
         MHD_resume_connection(st->c);
       }
-      s.queue_tail = NULL;
       esb_loop_abort(&s.loop);
     }
   }

@@ -10,223 +10,112 @@
 #include "engine/cpu.h"
 #include "engine/strv.h"
 #include "engine/text.h"
-#include "luaglue/tables.h"
-
-struct checker {
-  lua_State *L;
-  char *err;
-  size_t errlen;
-  bool failed;
-};
-
-static const char *type_of(lua_State *L, int idx) {
-  return lua_typename(L, lua_type(L, idx));
-}
-
-static void reject(struct checker *c, const char *field, const char *what, int idx) {
-  if (c->failed)
-    return;
-  c->failed = true;
-  snprintf(c->err, c->errlen, "invalid request: '%s' %s (got %s)", field, what, type_of(c->L, idx));
-}
-
-/* cjson.null (a NULL light userdata) counts as absent. */
-static bool absent(lua_State *L, int idx) {
-  int t = lua_type(L, idx);
-  return t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
-}
-
-/* Pushes t[key] raw; t is at the absolute index t. */
-static bool get(lua_State *L, int t, const char *key) {
-  lua_pushstring(L, key);
-  lua_rawget(L, t);
-  if (absent(L, -1)) {
-    lua_pop(L, 1);
-    return false;
-  }
-  return true;
-}
-
-static char *take_string(struct checker *c, int t, const char *key) {
-  char *v = NULL;
-  if (!get(c->L, t, key))
-    return NULL;
-  const char *s = esb_lua_plain_string(c->L, -1);
-  if (!s)
-    reject(c, key, "must be a string without NUL bytes", -1);
-  else if (!(v = strdup(s)))
-    reject(c, key, "could not be copied (out of memory)", -1);
-  lua_pop(c->L, 1);
-  return v;
-}
-
-static uint64_t take_count(struct checker *c, int t, const char *key, const char *name) {
-  uint64_t v = 0;
-  if (!get(c->L, t, key))
-    return 0;
-  int isint = 0;
-  lua_Integer i = lua_type(c->L, -1) == LUA_TNUMBER ? lua_tointegerx(c->L, -1, &isint) : 0;
-  if (!isint || i <= 0)
-    reject(c, name, "must be a positive integer", -1);
-  else
-    v = (uint64_t)i;
-  lua_pop(c->L, 1);
-  return v;
-}
+#include "luaglue/fields.h"
 
 /* limits.cpu: cores as a number (0.5) or a Kubernetes quantity ("500m",
  * "2"), as millicores. */
-static uint64_t take_cpu(struct checker *c, int t) {
-  uint64_t v = 0;
-  if (!get(c->L, t, "cpu"))
-    return 0;
+static void read_cpu(struct esb_fields *f, int t, uint64_t *millicores) {
+  if (!esb_fields_push(f, t, "cpu"))
+    return;                                    /* limits.cpu */
   int rc = -1;
-  if (lua_type(c->L, -1) == LUA_TNUMBER)
-    rc = esb_cpu_from_cores((double)lua_tonumber(c->L, -1), &v);
-  else if (lua_type(c->L, -1) == LUA_TSTRING)
-    rc = esb_cpu_parse(lua_tostring(c->L, -1), &v);
+  if (lua_type(f->L, -1) == LUA_TNUMBER)
+    rc = esb_cpu_from_cores((double)lua_tonumber(f->L, -1), millicores);
+  else if (lua_type(f->L, -1) == LUA_TSTRING)
+    rc = esb_cpu_parse(lua_tostring(f->L, -1), millicores);
   if (rc < 0)
-    reject(c, "limits.cpu", "must be a positive number of cores (0.5) or a quantity like \"500m\" or \"2\"", -1);
-  lua_pop(c->L, 1);
-  return v;
+    esb_fields_bad_value(f, -1, "cpu", "a positive number of cores (0.5) or a quantity like \"500m\" or \"2\"");
+  lua_pop(f->L, 1);                            /* -- */
 }
 
-/* An array of strings (map false) or an object of strings as "NAME=value"
- * (map true), as a NULL-terminated vector with its length in *np. */
-static char **take_vector(struct checker *c, int t, const char *key, bool map, size_t *np) {
-  struct esb_strv sv = ESB_STRV_INIT;
-  if (!get(c->L, t, key))
-    return NULL;
-  enum esb_lua_vec rc = ESB_LUA_VEC_BAD;
-  if (lua_type(c->L, -1) == LUA_TTABLE)
-    rc = map ? esb_lua_map_to_strv(c->L, -1, &sv) : esb_lua_array_to_strv(c->L, -1, &sv);
-  if (rc == ESB_LUA_VEC_NOMEM)
-    reject(c, key, "could not be copied (out of memory)", -1);
-  else if (rc == ESB_LUA_VEC_BAD)
-    reject(c, key, map ? "must be an object of strings, with names that are non-empty and without '='"
-                       : "must be an array of strings", -1);
-  lua_pop(c->L, 1);
-  if (c->failed) {
-    esb_strv_clear(&sv);
-    return NULL;
-  }
-  *np = sv.n;
-  return esb_strv_detach(&sv);
-}
-
-/* Every key must be one of `known`: a typo is an error, not a silent default. */
-static void check_keys(struct checker *c, int t, const char *const *known, const char *where) {
-  lua_pushnil(c->L);
-  while (lua_next(c->L, t)) {
-    lua_pop(c->L, 1);
-    if (c->failed)
-      continue;
-    const char *k = lua_type(c->L, -1) == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
-    bool ok = false;
-    for (const char *const *p = known; k && *p && !ok; p++)
-      ok = strcmp(k, *p) == 0;
-    if (!ok) {
-      c->failed = true;
-      if (k)
-        snprintf(c->err, c->errlen, "invalid request: unknown field '%s%s'", where, k);
-      else
-        snprintf(c->err, c->errlen, "invalid request: %s must be an object with named fields, "
-                 "not an array", *where ? where : "the request");
-    }
-  }
-}
-
-static void take_limits(struct checker *c, int t, struct esb_limits *l) {
+static void read_limits(struct esb_fields *f, int t, struct esb_limits *l) {
   static const char *const known[] = {"memory_bytes", "cpu_time_secs", "max_output_bytes",
                                       "max_processes", "cpu", "network", NULL};
-  if (!get(c->L, t, "limits"))
-    return;
-  int lt = lua_gettop(c->L);
-  if (lua_type(c->L, lt) != LUA_TTABLE) {
-    reject(c, "limits", "must be an object", lt);
-  } else {
-    check_keys(c, lt, known, "limits.");
-    l->memory_bytes = take_count(c, lt, "memory_bytes", "limits.memory_bytes");
-    l->cpu_time_secs = take_count(c, lt, "cpu_time_secs", "limits.cpu_time_secs");
-    l->max_output_bytes = take_count(c, lt, "max_output_bytes", "limits.max_output_bytes");
-    l->max_processes = take_count(c, lt, "max_processes", "limits.max_processes");
-    l->cpu_millicores = take_cpu(c, lt);
-    if (get(c->L, lt, "network")) {
-      if (lua_type(c->L, -1) != LUA_TBOOLEAN)
-        reject(c, "limits.network", "must be a boolean", -1);
-      else
-        l->network = lua_toboolean(c->L, -1);
-      lua_pop(c->L, 1);
-    }
-  }
-  lua_pop(c->L, 1);
+  if (!esb_fields_enter(f, t, "limits"))
+    return;                                    /* limits */
+  esb_fields_only(f, -1, known);
+  esb_fields_uint(f, -1, "memory_bytes", 1, &l->memory_bytes);
+  esb_fields_uint(f, -1, "cpu_time_secs", 1, &l->cpu_time_secs);
+  esb_fields_uint(f, -1, "max_output_bytes", 1, &l->max_output_bytes);
+  esb_fields_uint(f, -1, "max_processes", 1, &l->max_processes);
+  read_cpu(f, -1, &l->cpu_millicores);
+  bool network;
+  if (esb_fields_bool(f, -1, "network", &network))
+    l->network = network;
+  esb_fields_leave(f);                         /* -- */
 }
 
-static void take_backend(struct checker *c, int t, struct esb_request *req) {
-  if (!get(c->L, t, "backend"))
-    return;
-  const char *s = esb_lua_plain_string(c->L, -1);
-  if (esb_backend_parse(s, &req->backend) < 0)
-    reject(c, "backend", "must be \"auto\", \"local\" or \"k8s\"", -1);
-  lua_pop(c->L, 1);
+/* stdin: any bytes, NUL included. */
+static void read_stdin(struct esb_fields *f, int t, struct esb_request *req) {
+  if (!esb_fields_push(f, t, "stdin"))
+    return;                                    /* stdin */
+  size_t len;
+  if (lua_type(f->L, -1) != LUA_TSTRING) {
+    esb_fields_bad_value(f, -1, "stdin", "a string");
+  } else {
+    const char *s = lua_tolstring(f->L, -1, &len);
+    if ((req->stdin_data = malloc(len + 1))) {
+      memcpy(req->stdin_data, s, len + 1);
+      req->stdin_len = len;
+    } else {
+      esb_fields_nomem(f, "stdin");
+    }
+  }
+  lua_pop(f->L, 1);                            /* -- */
+}
+
+/* What a request must be beyond its fields' types: one kind, and the fields
+ * that go with it. NULL when it is one. */
+static const char *shape_problem(const struct esb_request *req) {
+  int kinds = !!req->shell + !!req->program + !!req->code;
+  if (kinds > 1)
+    return "give exactly one of 'shell', 'program' or 'code' (got more than one)";
+  if (kinds == 0)
+    return "give exactly one of 'shell', 'program' or 'code' (got none)";
+  if (req->code && !req->language)
+    return "'code' needs a 'language'";
+  if (req->language && !req->code)
+    return "'language' goes with 'code'";
+  if (req->args && req->shell)
+    return "'args' goes with 'program' or 'code', not 'shell'";
+  if (req->program && !*req->program)
+    return "'program' is empty";
+  return NULL;
 }
 
 int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err, size_t errlen) {
   static const char *const known[] = {"shell", "program", "args", "language", "code", "stdin",
                                       "env", "working_dir", "timeout_ms", "backend", "limits",
                                       "labels", "id", NULL};
-  struct checker c = { L, err, errlen, false };
+  struct esb_fields f = ESB_FIELDS_INIT(L, NULL, err, errlen);
   int t = lua_absindex(L, idx);
   if (lua_type(L, t) != LUA_TTABLE) {
-    snprintf(err, errlen, "invalid request: expected an object, got %s", type_of(L, t));
+    snprintf(err, errlen, "invalid request: expected an object, got %s", luaL_typename(L, t));
     return -1;
   }
-  check_keys(&c, t, known, "");
-  req->shell = take_string(&c, t, "shell");
-  req->program = take_string(&c, t, "program");
-  req->language = take_string(&c, t, "language");
-  req->code = take_string(&c, t, "code");
-  req->args = take_vector(&c, t, "args", false, &req->nargs);
-  req->env = take_vector(&c, t, "env", true, &req->nenv);
-  req->labels = take_vector(&c, t, "labels", true, &req->nlabels);
-  req->working_dir = take_string(&c, t, "working_dir");
-  req->timeout_ms = take_count(&c, t, "timeout_ms", "timeout_ms");
-  take_backend(&c, t, req);
-  take_limits(&c, t, &req->limits);
-  if (!c.failed && get(L, t, "stdin")) {
-    size_t len;
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      reject(&c, "stdin", "must be a string", -1);
-    } else {
-      const char *s = lua_tolstring(L, -1, &len);
-      if ((req->stdin_data = malloc(len + 1))) {
-        memcpy(req->stdin_data, s, len + 1);
-        req->stdin_len = len;
-      } else {
-        reject(&c, "stdin", "could not be copied (out of memory)", -1);
-      }
-    }
-    lua_pop(L, 1);
-  }
-  if (!c.failed) {
-    int kinds = !!req->shell + !!req->program + !!req->code;
-    if (kinds != 1)
-      snprintf(err, errlen, "invalid request: give exactly one of 'shell', 'program' or 'code' (%s)",
-               kinds ? "got more than one" : "got none"), c.failed = true;
-    else if (req->code && !req->language)
-      snprintf(err, errlen, "invalid request: 'code' needs a 'language'"), c.failed = true;
-    else if (req->language && !req->code)
-      snprintf(err, errlen, "invalid request: 'language' goes with 'code'"), c.failed = true;
-    else if (req->args && req->shell)
-      snprintf(err, errlen, "invalid request: 'args' goes with 'program' or 'code', not 'shell'"), c.failed = true;
-    else if (req->program && !*req->program)
-      snprintf(err, errlen, "invalid request: 'program' is empty"), c.failed = true;
-    req->kind = req->shell ? ESB_REQUEST_SHELL : req->program ? ESB_REQUEST_PROGRAM : ESB_REQUEST_CODE;
-  }
-  if (c.failed) {
+  esb_fields_only(&f, t, known);
+  req->shell = esb_fields_string(&f, t, "shell");
+  req->program = esb_fields_string(&f, t, "program");
+  req->language = esb_fields_string(&f, t, "language");
+  req->code = esb_fields_string(&f, t, "code");
+  req->args = esb_fields_strv(&f, t, "args", ESB_FIELDS_ARRAY, &req->nargs);
+  req->env = esb_fields_strv(&f, t, "env", ESB_FIELDS_MAP, &req->nenv);
+  req->labels = esb_fields_strv(&f, t, "labels", ESB_FIELDS_MAP, &req->nlabels);
+  req->working_dir = esb_fields_string(&f, t, "working_dir");
+  esb_fields_uint(&f, t, "timeout_ms", 1, &req->timeout_ms);
+  char *backend = esb_fields_string(&f, t, "backend");
+  if (backend && esb_backend_parse(backend, &req->backend) < 0)
+    esb_fields_bad(&f, t, "backend", "\"auto\", \"local\" or \"k8s\"");
+  free(backend);
+  read_limits(&f, t, &req->limits);
+  read_stdin(&f, t, req);
+  const char *problem = f.failed ? NULL : shape_problem(req);
+  if (problem)
+    snprintf(err, errlen, "invalid request: %s", problem);
+  if (f.failed || problem) {
     esb_request_release(req);
     return -1;
   }
+  req->kind = req->shell ? ESB_REQUEST_SHELL : req->program ? ESB_REQUEST_PROGRAM : ESB_REQUEST_CODE;
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <lualib.h>
 
 #include "engine/fileio.h"
+#include "luaglue/call.h"
 #include "luaglue/cjson.h"
 #include "luaglue/convert.h"
 
@@ -17,6 +18,7 @@ static const char cjson_key[] = "esb.cjson";
 static int open_state(lua_State *L) {
   luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+  luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
   luaL_requiref(L, "cjson", luaopen_cjson, 0);
   lua_setfield(L, LUA_REGISTRYINDEX, cjson_key);
   return 0;
@@ -26,8 +28,9 @@ lua_State *esb_json_state(void) {
   lua_State *L = luaL_newstate();
   if (!L)
     return NULL;
+  char err[256];
   lua_pushcfunction(L, open_state);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+  if (esb_lua_pcall(L, 0, 0, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
     lua_close(L);
     return NULL;
   }
@@ -36,32 +39,22 @@ lua_State *esb_json_state(void) {
 
 void esb_json_field(lua_State *L, const char *name) {
   lua_pushstring(L, cjson_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_rawget(L, LUA_REGISTRYINDEX);            /* cjson */
   lua_pushstring(L, name);
-  lua_rawget(L, -2);
-  lua_remove(L, -2);
+  lua_rawget(L, -2);                           /* cjson, cjson[name] */
+  lua_remove(L, -2);                           /* cjson[name] */
 }
 
 int esb_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
   esb_json_field(L, "decode");
   lua_pushlstring(L, text, len);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    snprintf(err, errlen, "invalid request JSON: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  return 0;
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "invalid request JSON", err, errlen);
 }
 
 int esb_json_encode(lua_State *L, char *err, size_t errlen) {
   esb_json_field(L, "encode");
-  lua_insert(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    snprintf(err, errlen, "cannot encode JSON: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  return 0;
+  lua_insert(L, -2);                           /* encode, value */
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "cannot encode JSON", err, errlen);
 }
 
 static int push_result(lua_State *L) {
@@ -74,11 +67,8 @@ static int push_result(lua_State *L) {
 int esb_json_push_result(lua_State *L, const struct esb_result *r) {
   lua_pushcfunction(L, push_result);
   lua_pushlightuserdata(L, (void *)r);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    return -1;
-  }
-  return 0;
+  char err[256];
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
 }
 
 void esb_json_print(lua_State *L) {

@@ -1,6 +1,6 @@
 /* The JSON front end that the CLI commands and the daemon share: a small Lua
- * state holding cjson (base and string libraries only: it runs our own
- * snippets, never a policy), and protected encode/decode calls on it so a
+ * state holding cjson (the base, string and math libraries only: it runs our
+ * own modules, never a policy's code), and protected encode/decode calls on it so a
  * malformed document or an out-of-memory error becomes a message, not a
  * longjmp past the caller's frees. The caller owns the state (lua_close). */
 #ifndef ESB_LUAGLUE_JSON_H

@@ -50,23 +50,23 @@ static int policy_gc(lua_State *L) {
  * nil, message on failure. */
 static struct esb_policy *get_policy(lua_State *L, const char *path) {
   const char *key = path ? path : "";
-  lua_getfield(L, lua_upvalueindex(1), key);
+  lua_getfield(L, lua_upvalueindex(1), key);   /* CACHE[key] */
   struct policy_box *box = lua_touserdata(L, -1);
-  lua_pop(L, 1);
+  lua_pop(L, 1);                                /* -- */
   if (box && box->policy)
     return box->policy;
-  box = lua_newuserdatauv(L, sizeof *box, 0);
+  box = lua_newuserdatauv(L, sizeof *box, 0);  /* box */
   box->policy = NULL;
   luaL_setmetatable(L, POLICY_MT);
   char err[ESB_MESSAGE_MAX];
   box->policy = esb_policy_open(path, err, sizeof err);
   if (!box->policy) {
-    lua_pop(L, 1);
+    lua_pop(L, 1);                              /* -- */
     lua_pushnil(L);
-    lua_pushstring(L, err);
+    lua_pushstring(L, err);                     /* nil, message */
     return NULL;
   }
-  lua_setfield(L, lua_upvalueindex(1), key);
+  lua_setfield(L, lua_upvalueindex(1), key);   /* -- (CACHE[key] = box) */
   return box->policy;
 }
 
@@ -81,9 +81,9 @@ static int sbx_run(lua_State *L) {
       return luaL_argerror(L, 2, "'policy' must be a path");
     lua_pop(L, 1);
   }
-  lua_settop(L, 2);
+  lua_settop(L, 2);                             /* request, options */
 
-  struct esb_request *req = lua_newuserdatauv(L, sizeof *req, 0);
+  struct esb_request *req = lua_newuserdatauv(L, sizeof *req, 0); /* request, options, REQ */
   *req = (struct esb_request)ESB_REQUEST_INIT;
   luaL_setmetatable(L, REQUEST_MT);
   char err[ESB_MESSAGE_MAX];
@@ -96,7 +96,7 @@ static int sbx_run(lua_State *L) {
   if (!policy)
     return 2;
 
-  struct esb_result *result = lua_newuserdatauv(L, sizeof *result, 0);
+  struct esb_result *result = lua_newuserdatauv(L, sizeof *result, 0); /* ..., REQ, RESULT */
   *result = (struct esb_result)ESB_RESULT_INIT;
   luaL_setmetatable(L, RESULT_MT);
   esb_execute(policy, req, result, -1, NULL);
@@ -105,7 +105,7 @@ static int sbx_run(lua_State *L) {
     lua_pushstring(L, result->error_message ? result->error_message : esb_strerror(result->error));
     return 2;
   }
-  esb_lua_push_result(L, result, 0);
+  esb_lua_push_result(L, result, 0);            /* ..., REQ, RESULT, result */
   return 1;
 }
 
@@ -118,10 +118,10 @@ int luaopen_echo_sandbox(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
   }
-  lua_newtable(L);
-  lua_newtable(L); /* the policy cache, upvalue of run */
-  lua_pushcclosure(L, sbx_run, 1);
-  lua_setfield(L, -2, "run");
+  lua_newtable(L);                              /* M */
+  lua_newtable(L);                              /* M, CACHE: the loaded policies, by path */
+  lua_pushcclosure(L, sbx_run, 1);              /* M, run */
+  lua_setfield(L, -2, "run");                   /* M */
   lua_pushliteral(L, ESB_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -12,6 +12,7 @@
 #include <lua.h>
 #include <uuid.h>
 
+#include "luaglue/fields.h"
 #include "policy/plan_reader.h"
 #include "policy/vm.h"
 
@@ -70,10 +71,10 @@ struct esb_policy *esb_policy_open(const char *explicit_path, char *err, size_t 
     goto fail;
   lua_State *L = esb_vm_state(p->vm);
   lua_getglobal(L, "require");
-  lua_pushliteral(L, "echo_sandbox.engine.k8s_pod");
+  lua_pushliteral(L, "echo_sandbox.engine.k8s_pod");   /* require, name */
   if (esb_vm_call(p->vm, 1, 1, "policy VM", err, errlen) < 0)
-    goto fail;
-  p->k8s_pod_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    goto fail;                                         /* k8s_pod */
+  p->k8s_pod_ref = luaL_ref(L, LUA_REGISTRYINDEX);     /* -- */
   /* Text only: a policy is source, never bytecode. */
   if (luaL_loadfilex(L, path, "t") != LUA_OK) {
     snprintf(err, errlen, "policy: %s", lua_tostring(L, -1));
@@ -81,20 +82,20 @@ struct esb_policy *esb_policy_open(const char *explicit_path, char *err, size_t 
     goto fail;
   }
   if (esb_vm_call(p->vm, 0, 1, "policy", err, errlen) < 0)
-    goto fail;
+    goto fail;                                         /* policy */
   if (!lua_istable(L, -1)) {
     snprintf(err, errlen, "policy %s: must return a table, returned %s", path, luaL_typename(L, -1));
     goto fail;
   }
   lua_pushliteral(L, "plan");
-  lua_gettable(L, -2); /* may run an __index of the policy's: it is a table we made it check */
+  lua_gettable(L, -2); /* policy, policy.plan: may run an __index of the policy's, so it is called protected */
   bool has_plan = lua_isfunction(L, -1);
-  lua_pop(L, 1);
+  lua_pop(L, 1);                                       /* policy */
   if (!has_plan) {
     snprintf(err, errlen, "policy %s: the returned table has no function 'plan'", path);
     goto fail;
   }
-  p->policy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  p->policy_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* -- */
   return p;
 fail:
   esb_policy_close(p);
@@ -187,9 +188,24 @@ static int push_request(lua_State *L) {
 
 /* ---- the k8s part ---- */
 
-static char *dup_result(lua_State *L, int idx) {
-  const char *s = lua_tostring(L, idx);
-  return s ? strdup(s) : NULL;
+/* The settings table k8s_pod.lua returned is on top of the stack. */
+static void read_k8s(struct esb_fields *f, struct esb_k8s_settings *k) {
+  int t = lua_gettop(f->L);
+  k->image = esb_fields_string(f, t, "image");
+  k->namespace_ = esb_fields_string(f, t, "namespace");
+  esb_fields_bool(f, t, "handshake", &k->handshake);
+  k->pod_running_timeout = esb_fields_string(f, t, "pod_running_timeout");
+  k->context = esb_fields_string(f, t, "context");
+  k->kubeconfig = esb_fields_string(f, t, "kubeconfig");
+  esb_fields_uint(f, t, "delete_timeout_ms", 1, &k->delete_timeout_ms);
+  esb_fields_uint(f, t, "unschedulable_grace_ms", 1, &k->unschedulable_grace_ms);
+  k->overrides_json = esb_fields_string(f, t, "overrides_json");
+  static const char *const required[] = {"image", "namespace", "pod_running_timeout", "overrides_json"};
+  for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+    if (!f->failed && !esb_fields_push(f, t, required[i]))
+      esb_fields_bad(f, t, required[i], "a string");
+    else if (!f->failed)
+      lua_pop(f->L, 1);
 }
 
 /* The plan table is on top of the stack. */
@@ -204,10 +220,10 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   gmtime_r(&at, &tm);
   strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref); /* plan, k8s_pod */
   lua_pushliteral(L, "k8s");
-  lua_rawget(L, -3);
-  lua_createtable(L, 0, 5);
+  lua_rawget(L, -3);                                 /* plan, k8s_pod, plan.k8s */
+  lua_createtable(L, 0, 5);                          /* plan, k8s_pod, plan.k8s, ctx */
   lua_pushstring(L, name);
   lua_setfield(L, -2, "pod_name");
   lua_pushstring(L, p->instance);
@@ -218,25 +234,21 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   lua_setfield(L, -2, "deadline_seconds");
   lua_pushboolean(L, plan->local.network);
   lua_setfield(L, -2, "network");
-  if (esb_vm_call(p->vm, 2, 10, "policy", err, errlen) < 0)
-    return ESB_E_POLICY;
-  if (lua_type(L, -1) == LUA_TSTRING) { /* a label the API server would refuse */
+  if (esb_vm_call(p->vm, 2, 2, "policy", err, errlen) < 0)
+    return ESB_E_POLICY;                             /* plan */
+  if (lua_isnil(L, -2)) {                            /* plan, nil, why: a label the API server would refuse */
     snprintf(err, errlen, "%s", lua_tostring(L, -1));
-    lua_pop(L, 10);
+    lua_pop(L, 2);                                   /* plan */
     return ESB_E_INVALID_REQUEST;
   }
-  k->image = dup_result(L, -10);
-  k->namespace_ = dup_result(L, -9);
-  k->handshake = lua_toboolean(L, -8);
-  k->pod_running_timeout = dup_result(L, -7);
-  k->context = dup_result(L, -6);
-  k->kubeconfig = dup_result(L, -5);
-  k->delete_timeout_ms = (uint64_t)lua_tointeger(L, -4);
-  k->unschedulable_grace_ms = (uint64_t)lua_tointeger(L, -3);
-  k->overrides_json = dup_result(L, -2);
-  k->pod_name = strdup(name);
-  lua_pop(L, 10);
-  if (!k->image || !k->namespace_ || !k->pod_running_timeout || !k->overrides_json || !k->pod_name) {
+  lua_pop(L, 1);                                     /* plan, settings */
+  struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err, errlen);
+  snprintf(f.path, sizeof f.path, "k8s.");
+  read_k8s(&f, k);
+  lua_pop(L, 1);                                     /* plan */
+  if (f.failed)
+    return ESB_E_POLICY;
+  if (!(k->pod_name = strdup(name))) {
     snprintf(err, errlen, "policy: out of memory");
     return ESB_E_SYSTEM;
   }
@@ -248,29 +260,28 @@ enum esb_error esb_policy_plan(struct esb_policy *p, const struct esb_request *r
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
   enum esb_error code = ESB_OK;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);  /* policy */
   lua_pushcfunction(L, push_request);
   lua_pushlightuserdata(L, (void *)req);
   if (esb_vm_call(p->vm, 1, 1, "policy", err, errlen) < 0) {
     code = ESB_E_POLICY;
     goto out;
-  }
-  /* policy.plan(policy, request) */
+  }                                                  /* policy, request */
   lua_pushliteral(L, "plan");
-  lua_rawget(L, -3);
-  lua_pushvalue(L, -3);
-  lua_rotate(L, -3, 2);
+  lua_rawget(L, -3);                                 /* policy, request, plan hook */
+  lua_pushvalue(L, -3);                              /* policy, request, hook, policy */
+  lua_rotate(L, -3, 2);                              /* policy, hook, policy, request */
   if (esb_vm_call(p->vm, 2, 2, "policy hook 'plan'", err, errlen) < 0) {
     code = ESB_E_POLICY;
     goto out;
-  }
+  }                                                  /* policy, plan, message */
   if (lua_isnil(L, -2)) {
     const char *msg = lua_tostring(L, -1);
     snprintf(err, errlen, "%s", msg ? msg : "the policy refused the request");
     code = ESB_E_INVALID_REQUEST;
     goto out;
   }
-  lua_pop(L, 1);
+  lua_pop(L, 1);                                     /* policy, plan */
   if (!lua_istable(L, -1)) {
     snprintf(err, errlen, "policy hook 'plan' returned %s, expected a table", luaL_typename(L, -1));
     code = ESB_E_POLICY;
@@ -296,29 +307,6 @@ out:
   return code;
 }
 
-/* A string field of the table on top, copied into *out (NULL when absent). */
-static int cluster_string(lua_State *L, const char *field, bool required, char **out, char *err, size_t errlen) {
-  lua_getfield(L, -1, field); /* cluster, cluster[field] */
-  int type = lua_type(L, -1);
-  if (type == LUA_TNIL && !required) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (type != LUA_TSTRING || lua_rawlen(L, -1) == 0) {
-    snprintf(err, errlen, "policy hook 'cluster' returned a bad field '%s': expected a%s string, got %s", field,
-             type == LUA_TSTRING ? " non-empty" : "", luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return -1;
-  }
-  *out = strdup(lua_tostring(L, -1));
-  lua_pop(L, 1); /* cluster */
-  if (!*out) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  return 0;
-}
-
 enum esb_error esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, char *err, size_t errlen) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
@@ -337,9 +325,17 @@ enum esb_error esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings 
     snprintf(err, errlen, "policy hook 'cluster' returned %s, expected a table", luaL_typename(L, -1));
     goto out;
   }
-  if (cluster_string(L, "namespace", true, &k->namespace_, err, errlen) < 0 ||
-      cluster_string(L, "context", false, &k->context, err, errlen) < 0 ||
-      cluster_string(L, "kubeconfig", false, &k->kubeconfig, err, errlen) < 0) {
+  struct esb_fields f = ESB_FIELDS_INIT(L, "cluster", err, errlen);
+  k->namespace_ = esb_fields_string(&f, -1, "namespace");
+  k->context = esb_fields_string(&f, -1, "context");
+  k->kubeconfig = esb_fields_string(&f, -1, "kubeconfig");
+  if (!k->namespace_ || !*k->namespace_)
+    esb_fields_bad(&f, -1, "namespace", "a non-empty string");
+  if (k->context && !*k->context)
+    esb_fields_bad(&f, -1, "context", "a non-empty string");
+  if (k->kubeconfig && !*k->kubeconfig)
+    esb_fields_bad(&f, -1, "kubeconfig", "a non-empty string");
+  if (f.failed) {
     esb_k8s_settings_release(k);
     goto out;
   }

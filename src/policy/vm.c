@@ -1,5 +1,4 @@
 #include "policy/vm.h"
-#include "policy/embedded.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,7 +9,10 @@
 #include <lualib.h>
 
 #include "engine/clock.h"
+#include "engine/result.h"
+#include "luaglue/call.h"
 #include "luaglue/cjson.h"
+#include "luaglue/embedded.h"
 
 
 #define HOOK_EVERY 1000
@@ -66,17 +68,6 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (p)
     vm->memory_used = vm->memory_used - old + nsize;
   return p;
-}
-
-static int message_handler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
 }
 
 /* print() writes to stderr: stdout belongs to results. */
@@ -140,14 +131,9 @@ static const char *const prelude =
   "package.searchers[3], package.searchers[4] = nil, nil\n";
 
 /* package.preload loader of an embedded module: upvalue 1 is its index in
- * esb_embedded_modules. Bytecode is loaded from our own binary only. */
+ * esb_embedded_modules. */
 static int load_embedded(lua_State *L) {
-  const struct esb_embedded_module *m = &esb_embedded_modules[lua_tointeger(L, lua_upvalueindex(1))];
-  if (luaL_loadbufferx(L, (const char *)m->bytecode, m->size, m->chunk_name, "b") != LUA_OK)
-    return lua_error(L);
-  lua_pushstring(L, m->name);
-  lua_pushliteral(L, ":embedded:");
-  lua_call(L, 2, 1);
+  esb_lua_embedded_load(L, &esb_embedded_modules[lua_tointeger(L, lua_upvalueindex(1))]);
   return 1;
 }
 
@@ -225,31 +211,26 @@ lua_State *esb_vm_state(struct esb_vm *vm) {
 
 int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, char *err, size_t errlen) {
   lua_State *L = vm->L;
-  int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, message_handler);
-  lua_insert(L, base);
+  int base = lua_gettop(L) - nargs;            /* the function's index */
   vm->stopped = NULL;
   vm->instructions_left = vm->limits.instructions;
   vm->deadline_ns = esb_now_ns() + vm->limits.wall_ms * 1000000ull;
   lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
-  int status = lua_pcall(L, nargs, nresults, base);
+  char where[ESB_MESSAGE_MAX] = "";
+  int rc = esb_lua_pcall(L, nargs, nresults, ESB_LUA_TRACEBACK, NULL, where, sizeof where);
   lua_sethook(L, NULL, 0, 0);
-  lua_remove(L, base);
-  if (status == LUA_OK && !vm->stopped)
-    return 0;
+  if (rc == 0 && !vm->stopped)
+    return 0;                                  /* results */
   if (vm->stopped) {
     /* Whatever the code made of the error, the stop is what happened. */
-    const char *where = status != LUA_OK ? lua_tostring(L, -1) : NULL;
     snprintf(err, errlen, "%s: %s (limits: %llu instructions, %llu ms, %zu MiB)%s%s", what, vm->stopped,
              (unsigned long long)vm->limits.instructions, (unsigned long long)vm->limits.wall_ms,
-             vm->limits.memory_bytes >> 20, where ? "\n" : "", where ? where : "");
-    lua_settop(L, base - 1);
+             vm->limits.memory_bytes >> 20, rc ? "\n" : "", where);
+    lua_settop(L, base - 1);                   /* -- */
     vm->stopped = NULL;
     lua_gc(L, LUA_GCCOLLECT);
     return -1;
   }
-  const char *msg = lua_tostring(L, -1);
-  snprintf(err, errlen, "%s: %s", what, msg ? msg : "(no message)");
-  lua_settop(L, base - 1);
+  snprintf(err, errlen, "%s: %s", what, where);
   return -1;
 }

@@ -3,7 +3,7 @@
  * Libraries: base (no dofile/loadfile; load takes text only), package (Lua
  * modules from our lua/ dir only, no C loaders), string, table, math, utf8,
  * and cjson preloaded, as are the engine's own modules, compiled into the
- * binary (policy/embedded.h). print writes to stderr.
+ * binary (luaglue/embedded.h). print writes to stderr.
  *
  * Every call into it (esb_vm_call) runs under an instruction budget, a
  * wall-clock limit and a memory cap. Once one is exceeded, a count hook
@@ -32,9 +32,10 @@ struct esb_vm *esb_vm_open(const char *lua_dir, struct esb_vm_limits limits, cha
 void esb_vm_close(struct esb_vm *vm);
 lua_State *esb_vm_state(struct esb_vm *vm);
 
-/* Calls the function below nargs arguments on the stack, like lua_pcall,
- * with a traceback message handler and the limits. On failure returns -1,
- * leaves nothing of the call on the stack and writes "<what>: <message>". */
+/* Calls the function below nargs arguments on the stack through
+ * esb_lua_pcall (a traceback: the policy's author reads it) under the
+ * limits. On failure returns -1, leaves nothing of the call on the stack and
+ * writes "<what>: <message>", the limit that stopped it first. */
 int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, char *err, size_t errlen);
 
 #endif

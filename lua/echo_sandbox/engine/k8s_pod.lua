@@ -121,10 +121,11 @@ local function duration_ms(text)
 end
 
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
--- deadline_seconds, network (boolean). Returns image, namespace, handshake,
+-- deadline_seconds, network (boolean). Returns the settings the engine runs
+-- the pod with (src/policy/policy.c reads them): image, namespace, handshake,
 -- pod_running_timeout (the policy's, lowered to the deadline), context,
--- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, override JSON, and
--- why a label is one the API server would refuse (nil when none is).
+-- kubeconfig, delete_timeout_ms, unschedulable_grace_ms and overrides_json;
+-- or nil and why a label is one the API server would refuse.
 return function(k8s, ctx)
   if type(k8s) ~= "table" then bad("", "a table", k8s) end
   local image, namespace = k8s.image, k8s.namespace
@@ -201,6 +202,10 @@ return function(k8s, ctx)
   if not ok then
     error("policy hook 'plan' returned a pod override that is not JSON: " .. tostring(json), 0)
   end
-  return image, namespace, handshake, running_timeout, k8s.context, k8s.kubeconfig,
-         tointeger(delete_timeout_ms), tointeger(unschedulable_grace_ms), json, label_error
+  if label_error then return nil, label_error end
+  return {
+    image = image, namespace = namespace, handshake = handshake, pod_running_timeout = running_timeout,
+    context = k8s.context, kubeconfig = k8s.kubeconfig, delete_timeout_ms = tointeger(delete_timeout_ms),
+    unschedulable_grace_ms = tointeger(unschedulable_grace_ms), overrides_json = json,
+  }
 end

@@ -1,0 +1,85 @@
+-- What the engine reads out of the Kubernetes API's JSON documents (as
+-- cjson decoded them): nil-safe walking is what Lua is good at. Run in the
+-- front end's small states (src/luaglue), never in the policy VM; the C side
+-- copies the fields out.
+local tointeger = math.tointeger
+
+local M = {}
+
+local function table_or_empty(v)
+  return type(v) == "table" and v or {}
+end
+
+local function string_or_nil(v)
+  return type(v) == "string" and v or nil
+end
+
+-- doc: a Pod, or a watch event { type, object = Pod }. Returns nil when it is
+-- neither, else a table: phase, terminated, exit_code, reason (the
+-- container's), pod_reason, message, event (the watch event's type or ""),
+-- waiting_reason, unschedulable, image (the first container's), name.
+function M.pod_status(doc)
+  local pod, event = doc, ""
+  if type(doc) == "table" and type(doc.type) == "string" and type(doc.object) == "table" then
+    event, pod = doc.type, doc.object
+  end
+  if type(pod) ~= "table" or pod.kind ~= "Pod" then return nil end
+  local status = table_or_empty(pod.status)
+  local cs = table_or_empty(table_or_empty(status.containerStatuses)[1])
+  local state = table_or_empty(cs.state)
+  local terminated = type(state.terminated) == "table" and state.terminated or nil
+  local waiting = type(state.waiting) == "table" and state.waiting or nil
+  local message = string_or_nil(status.message)
+  if not message and waiting and waiting.reason and waiting.reason ~= "ContainerCreating"
+     and waiting.reason ~= "PodInitializing" then
+    message = tostring(waiting.reason) .. (waiting.message and (": " .. tostring(waiting.message)) or "")
+  end
+  local unschedulable = false
+  for _, c in ipairs(table_or_empty(status.conditions)) do
+    if type(c) == "table" and c.status == "False" then
+      unschedulable = unschedulable or (c.type == "PodScheduled" and c.reason == "Unschedulable")
+      if not message then message = string_or_nil(c.message) end
+    end
+  end
+  local first = table_or_empty(table_or_empty(table_or_empty(pod.spec).containers)[1])
+  return {
+    phase = string_or_nil(status.phase) or "",
+    terminated = terminated ~= nil,
+    exit_code = terminated and tointeger(terminated.exitCode) or nil,
+    reason = terminated and string_or_nil(terminated.reason) or nil,
+    pod_reason = string_or_nil(status.reason),
+    message = message,
+    event = event,
+    waiting_reason = waiting and string_or_nil(waiting.reason) or nil,
+    unschedulable = unschedulable,
+    image = string_or_nil(first.image),
+    name = string_or_nil(table_or_empty(pod.metadata).name),
+  }
+end
+
+-- list: a PodList. Returns an array of { name, expires_at } (expires_at ""
+-- where the pod has no echo-sandbox.io/expires-at annotation).
+function M.pods(list)
+  local out = {}
+  for _, pod in ipairs(table_or_empty(table_or_empty(list).items)) do
+    local metadata = table_or_empty(table_or_empty(pod).metadata)
+    local annotations = table_or_empty(metadata.annotations)
+    local name = string_or_nil(metadata.name)
+    if name then
+      out[#out + 1] = { name, string_or_nil(annotations["echo-sandbox.io/expires-at"]) or "" }
+    end
+  end
+  return out
+end
+
+-- list: a NetworkPolicyList. Whether some policy's podSelector picks the
+-- pods of runs without network (label echo-sandbox.io/network=none).
+function M.has_network_policy(list)
+  for _, np in ipairs(table_or_empty(table_or_empty(list).items)) do
+    local selector = table_or_empty(table_or_empty(table_or_empty(np).spec).podSelector)
+    if table_or_empty(selector.matchLabels)["echo-sandbox.io/network"] == "none" then return true end
+  end
+  return false
+end
+
+return M

@@ -1,0 +1,61 @@
+-- The engine's own Lua modules that the front end runs (src/luaglue,
+-- src/cli), tested as Lua: the same files are compiled into the binaries.
+package.path = "lua/?.lua;" .. package.path
+local cjson = require "cjson"
+local requests = require "echo_sandbox.engine.requests"
+local kube = require "echo_sandbox.engine.kube"
+
+describe("echo_sandbox.engine.requests", function()
+  it("reads one JSON document as one request, whatever its lines", function()
+    local list = requests.split(cjson.decode, '{\n"shell": "true"\n}')
+    assert.are.equal(1, #list)
+    assert.are.equal("true", list[1].shell)
+  end)
+
+  it("reads NDJSON line by line, a bad line in its place, with the line numbers", function()
+    local list = requests.split(cjson.decode, '{"shell":"a"}\n\n{oops\n{"shell":"b"}\n')
+    assert.are.equal(3, #list)
+    assert.are.equal("a", list[1].shell)
+    assert.truthy(list[2]:find("^line 3: invalid request JSON: "), list[2])
+    assert.are.equal("b", list[3].shell)
+    assert.are.same({ 1, 3, 4 }, list.lines)
+  end)
+
+  it("raises the document's error for text that is neither", function()
+    local ok, err = pcall(requests.split, cjson.decode, "{oops")
+    assert.is_false(ok)
+    assert.truthy(err:find("Expected", 1, true), err)
+    ok = pcall(requests.split, cjson.decode, "{oops\n[nope")
+    assert.is_false(ok)
+  end)
+end)
+
+describe("echo_sandbox.engine.kube", function()
+  it("picks a watch event's pod status, with nil-safe walking", function()
+    local st = kube.pod_status(cjson.decode([[{"type":"MODIFIED","object":{"kind":"Pod",
+      "metadata":{"name":"p"},"status":{"phase":"Succeeded","containerStatuses":[
+      {"state":{"terminated":{"exitCode":3,"reason":"Completed"}}}]}}}]]))
+    assert.are.same({ phase = "Succeeded", terminated = true, exit_code = 3, reason = "Completed",
+                      event = "MODIFIED", unschedulable = false, name = "p" }, st)
+    assert.is_nil(kube.pod_status(cjson.decode('{"kind":"Node"}')))
+    assert.is_nil(kube.pod_status("text"))
+    assert.are.equal("", kube.pod_status({ kind = "Pod", status = cjson.null }).phase)
+  end)
+
+  it("lists pods with their expiry, and skips what has no name", function()
+    local list = cjson.decode([[{"items":[
+      {"metadata":{"name":"a","annotations":{"echo-sandbox.io/expires-at":"2026-01-01T00:00:00Z"}}},
+      {"metadata":{"name":"b"}}, {"metadata":{}}, 7]}]])
+    assert.are.same({ { "a", "2026-01-01T00:00:00Z" }, { "b", "" } }, kube.pods(list))
+    assert.are.same({}, kube.pods(cjson.decode("{}")))
+  end)
+
+  it("finds a NetworkPolicy for pods without network", function()
+    local with = cjson.decode([[{"items":[{"spec":{"podSelector":{}}},
+      {"spec":{"podSelector":{"matchLabels":{"echo-sandbox.io/network":"none"}}}}]}]])
+    local without = cjson.decode([[{"items":[{"spec":{"podSelector":{"matchLabels":{"app":"x"}}}}]}]])
+    assert.is_true(kube.has_network_policy(with))
+    assert.is_false(kube.has_network_policy(without))
+    assert.is_false(kube.has_network_policy(cjson.decode('{"items":[null]}')))
+  end)
+end)

@@ -1,0 +1,23 @@
+/* The daemon's endpoints as data: one table that routing and the 404's
+ * list of endpoints share (daemon/server.h says what each answers). */
+#ifndef ESB_DAEMON_ROUTES_H
+#define ESB_DAEMON_ROUTES_H
+
+#include <stddef.h>
+
+enum esb_endpoint {
+  ESB_ENDPOINT_RUN,
+  ESB_ENDPOINT_HEALTHZ,
+  ESB_ENDPOINT_METRICS,
+  ESB_ENDPOINT_NONE,          /* no endpoint has this path */
+  ESB_ENDPOINT_WRONG_METHOD,  /* one has, for another method */
+};
+
+/* The endpoint of METHOD PATH. For ESB_ENDPOINT_WRONG_METHOD, *allowed
+ * (when not NULL) is "POST /v1/run" or the like. */
+enum esb_endpoint esb_route(const char *method, const char *path, const char **allowed);
+
+/* "POST /v1/run, GET /healthz or GET /metrics" into buf. */
+void esb_routes_list(char *buf, size_t n);
+
+#endif

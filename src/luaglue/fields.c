@@ -1,0 +1,180 @@
+#include "luaglue/fields.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "engine/strv.h"
+#include "luaglue/tables.h"
+
+static bool absent(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  return t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
+}
+
+bool esb_fields_push(struct esb_fields *f, int t, const char *key) {
+  if (f->failed)
+    return false;
+  t = lua_absindex(f->L, t);
+  lua_pushstring(f->L, key);                   /* key */
+  lua_rawget(f->L, t);                         /* t[key] */
+  if (absent(f->L, -1)) {
+    lua_pop(f->L, 1);                          /* -- */
+    return false;
+  }
+  return true;
+}
+
+void esb_fields_bad_value(struct esb_fields *f, int idx, const char *name, const char *expected) {
+  if (f->failed)
+    return;
+  f->failed = true;
+  const char *got = absent(f->L, idx) ? "nothing" : luaL_typename(f->L, idx);
+  if (f->hook)
+    snprintf(f->err, f->errlen, "policy hook '%s' returned a bad field '%s%s': expected %s, got %s", f->hook,
+             f->path, name, expected, got);
+  else
+    snprintf(f->err, f->errlen, "invalid request: '%s%s' must be %s (got %s)", f->path, name, expected, got);
+}
+
+void esb_fields_bad(struct esb_fields *f, int t, const char *key, const char *expected) {
+  if (f->failed)
+    return;
+  t = lua_absindex(f->L, t);
+  lua_pushstring(f->L, key);                   /* key */
+  lua_rawget(f->L, t);                         /* t[key] */
+  esb_fields_bad_value(f, -1, key, expected);
+  lua_pop(f->L, 1);                            /* -- */
+}
+
+void esb_fields_nomem(struct esb_fields *f, const char *key) {
+  if (f->failed)
+    return;
+  f->failed = true;
+  snprintf(f->err, f->errlen, "out of memory reading '%s%s'", f->path, key);
+}
+
+void esb_fields_only(struct esb_fields *f, int t, const char *const *known) {
+  lua_State *L = f->L;
+  t = lua_absindex(L, t);
+  lua_pushnil(L);                              /* nil */
+  while (!f->failed && lua_next(L, t)) {       /* key, value */
+    lua_pop(L, 1);                             /* key */
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    bool ok = false;
+    for (const char *const *p = known; k && *p && !ok; p++)
+      ok = strcmp(k, *p) == 0;
+    if (ok)
+      continue;
+    f->failed = true;
+    if (f->hook && k)
+      snprintf(f->err, f->errlen, "policy hook '%s' returned an unknown field '%s%s'", f->hook, f->path, k);
+    else if (f->hook)
+      snprintf(f->err, f->errlen, "policy hook '%s' returned a table with unnamed fields at '%s'", f->hook,
+               f->path);
+    else if (k)
+      snprintf(f->err, f->errlen, "invalid request: unknown field '%s%s'", f->path, k);
+    else
+      snprintf(f->err, f->errlen, "invalid request: %.*s must be an object with named fields, not an array",
+               *f->path ? (int)strlen(f->path) - 1 : 11, *f->path ? f->path : "the request");
+    lua_pop(L, 1);                             /* -- */
+  }
+}
+
+char *esb_fields_string(struct esb_fields *f, int t, const char *key) {
+  char *v = NULL;
+  if (!esb_fields_push(f, t, key))
+    return NULL;                               /* t[key] */
+  const char *s = esb_lua_plain_string(f->L, -1);
+  if (!s)
+    esb_fields_bad_value(f, -1, key, lua_type(f->L, -1) == LUA_TSTRING ? "a string without NUL bytes" : "a string");
+  else if (!(v = strdup(s)))
+    esb_fields_nomem(f, key);
+  lua_pop(f->L, 1);                            /* -- */
+  return v;
+}
+
+bool esb_fields_uint(struct esb_fields *f, int t, const char *key, uint64_t min, uint64_t *v) {
+  assert(min <= 1);
+  if (!esb_fields_push(f, t, key))
+    return false;                              /* t[key] */
+  int isint = 0;
+  lua_Integer i = lua_type(f->L, -1) == LUA_TNUMBER ? lua_tointegerx(f->L, -1, &isint) : 0;
+  bool good = isint && i >= (lua_Integer)min;
+  if (good)
+    *v = (uint64_t)i;
+  else
+    esb_fields_bad_value(f, -1, key, min ? "a positive integer" : "a non-negative integer");
+  lua_pop(f->L, 1);                            /* -- */
+  return good;
+}
+
+bool esb_fields_bool(struct esb_fields *f, int t, const char *key, bool *v) {
+  if (!esb_fields_push(f, t, key))
+    return false;                              /* t[key] */
+  bool good = lua_type(f->L, -1) == LUA_TBOOLEAN;
+  if (good)
+    *v = lua_toboolean(f->L, -1);
+  else
+    esb_fields_bad_value(f, -1, key, "a boolean");
+  lua_pop(f->L, 1);                            /* -- */
+  return good;
+}
+
+char **esb_fields_strv(struct esb_fields *f, int t, const char *key, enum esb_fields_shape shape, size_t *n) {
+  struct esb_strv sv = ESB_STRV_INIT;
+  if (!esb_fields_push(f, t, key))
+    return NULL;                               /* t[key] */
+  enum esb_lua_vec rc = ESB_LUA_VEC_BAD;
+  if (lua_type(f->L, -1) == LUA_TTABLE)
+    rc = shape == ESB_FIELDS_MAP ? esb_lua_map_to_strv(f->L, -1, &sv) : esb_lua_array_to_strv(f->L, -1, &sv);
+  if (rc == ESB_LUA_VEC_NOMEM)
+    esb_fields_nomem(f, key);
+  else if (rc == ESB_LUA_VEC_BAD)
+    esb_fields_bad_value(f, -1, key, shape == ESB_FIELDS_MAP
+                         ? "an object of strings, with names that are non-empty and without '='"
+                         : "an array of strings without NUL bytes");
+  lua_pop(f->L, 1);                            /* -- */
+  if (f->failed) {
+    esb_strv_clear(&sv);
+    return NULL;
+  }
+  if (n)
+    *n = sv.n;
+  return esb_strv_detach(&sv);
+}
+
+/* Pushes the value already on top as the table entered under `name`. */
+static bool enter(struct esb_fields *f, const char *name) {
+  assert(f->depth < ESB_FIELDS_DEPTH);
+  if (lua_type(f->L, -1) != LUA_TTABLE) {
+    esb_fields_bad_value(f, -1, name, f->hook ? "a table" : "an object"); /* a request is JSON */
+    lua_pop(f->L, 1);
+    return false;
+  }
+  size_t at = strlen(f->path);
+  f->marks[f->depth++] = at;
+  snprintf(f->path + at, sizeof f->path - at, "%s.", name);
+  return true;
+}
+
+bool esb_fields_enter(struct esb_fields *f, int t, const char *key) {
+  return esb_fields_push(f, t, key) && enter(f, key);
+}
+
+bool esb_fields_enter_value(struct esb_fields *f, const char *name) {
+  if (f->failed) {
+    lua_pop(f->L, 1);
+    return false;
+  }
+  return enter(f, name);
+}
+
+void esb_fields_leave(struct esb_fields *f) {
+  assert(f->depth > 0);
+  f->path[f->marks[--f->depth]] = '\0';
+  lua_pop(f->L, 1);                            /* -- */
+}

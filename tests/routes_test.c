@@ -1,0 +1,25 @@
+/* The daemon's endpoints (src/daemon/routes.c). */
+#include "daemon/routes.h"
+
+#include "tap.h"
+
+int main(void) {
+  const char *allowed = NULL;
+  is_int(esb_route("POST", "/v1/run", &allowed), ESB_ENDPOINT_RUN, "POST /v1/run runs");
+  is_int(esb_route("GET", "/healthz", NULL), ESB_ENDPOINT_HEALTHZ, "GET /healthz");
+  is_int(esb_route("GET", "/metrics", NULL), ESB_ENDPOINT_METRICS, "GET /metrics");
+  is_int(esb_route("GET", "/v1/run", &allowed), ESB_ENDPOINT_WRONG_METHOD, "GET /v1/run: the wrong method");
+  is_str(allowed, "POST /v1/run", "naming the right one");
+  is_int(esb_route("POST", "/healthz", &allowed), ESB_ENDPOINT_WRONG_METHOD, "POST /healthz too");
+  is_str(allowed, "GET /healthz", "naming GET");
+  is_int(esb_route("GET", "/v1/run/", NULL), ESB_ENDPOINT_NONE, "paths match exactly");
+  is_int(esb_route("GET", "/", NULL), ESB_ENDPOINT_NONE, "no endpoint at /");
+  is_int(esb_route("post", "/v1/run", NULL), ESB_ENDPOINT_WRONG_METHOD, "methods are case-sensitive (RFC 9110)");
+  char list[128];
+  esb_routes_list(list, sizeof list);
+  is_str(list, "POST /v1/run, GET /healthz or GET /metrics", "the list of endpoints for a 404");
+  char small[8];
+  esb_routes_list(small, sizeof small);
+  ok(strlen(small) < sizeof small, "a short buffer stays terminated");
+  return tap_done();
+}
