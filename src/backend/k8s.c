@@ -1,13 +1,16 @@
 #include "backend/k8s.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backend/k8s_command.h"
 #include "backend/k8s_watch.h"
 #include "backend/kubectl_words.h"
+#include "engine/fileio.h"
 #include "engine/strv.h"
 
 extern char **environ;
@@ -23,16 +26,64 @@ static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt
 
 static void judge_attach(struct esb_k8s_run *run, const char *text, size_t n);
 
+/* The program's output to the run's sink. */
+static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_t len) {
+  if (run->output.fn)
+    run->output.fn(stream, data, len, run->output.userdata);
+  else if (run->output.fds[stream - 1] >= 0)
+    esb_write_all(run->output.fds[stream - 1], data, len);
+}
+
+/* The program's stderr, passed on live a whole line at a time without
+ * kubectl's own lines. Until the pod is known to have run, it is held:
+ * what kubectl says of a create that fails is no output of the program, and
+ * the result says it. finish: the run is over; pass on what is held if the
+ * pod ran, else drop it. */
+static void pass_stderr(struct esb_k8s_run *run, const char *data, size_t len, bool finish) {
+  if (len) {
+    char *p = realloc(run->err_line, run->err_line_len + len);
+    if (!p)
+      return; /* out of memory: the live copy loses it, the result keeps it */
+    memcpy(p + run->err_line_len, data, len);
+    run->err_line = p;
+    run->err_line_len += len;
+  }
+  if (!run->pod_ran) {
+    if (finish)
+      run->err_line_len = 0;
+    return;
+  }
+  char *line = run->err_line;
+  size_t left = run->err_line_len;
+  while (left) {
+    char *nl = memchr(line, '\n', left);
+    if (!nl && !finish)
+      break;
+    size_t n = nl ? (size_t)(nl - line) + 1 : left;
+    if (!esb_kubectl_own_line(line, nl ? n - 1 : n))
+      pass_on(run, 2, line, n);
+    line += n;
+    left -= n;
+  }
+  memmove(run->err_line, line, left);
+  run->err_line_len = left;
+}
+
 /* The program's output as it comes: stdout shows the pod ran; kubectl's
  * notice on stderr that the attach broke (or was refused) ends the run at
  * once, as nothing it passes on after that can be trusted. */
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
-  (void)data;
   if (stream == 1) {
     run->pod_seen = run->pod_ran = true;
+    if (esb_output_sink_set(&run->output)) {
+      pass_on(run, 1, data, len);
+      pass_stderr(run, NULL, 0, false); /* what was held, now that the pod ran */
+    }
     return;
   }
+  if (esb_output_sink_set(&run->output))
+    pass_stderr(run, data, len, false);
   const struct esb_capture *err = &exec->result.err;
   size_t from = err->len > len + 64 ? err->len - len - 64 : 0; /* the notice may straddle two reads */
   if (err->data)
@@ -151,18 +202,53 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   return esb_exec_start(run->loop, e);
 }
 
+/* What kubectl's stdin starts with: the handshake's newline, the request's
+ * stdin, and a streamed stdin that is no regular file (a pipe cannot be read
+ * again for a second try of the create), read to its end here. A regular
+ * file stays a stream (run->stdin_fd): each try reads it from its offset. */
+static int stdin_prefix(struct esb_k8s_run *run) {
+  const struct esb_plan *plan = run->plan;
+  struct stat st;
+  char *piped = NULL;
+  size_t piped_len = 0;
+  run->stdin_fd = -1;
+  if (plan->stdin_fd >= 0) {
+    if (fstat(plan->stdin_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      run->stdin_fd = plan->stdin_fd;
+    } else if (!(piped = esb_read_fd(plan->stdin_fd, &piped_len))) {
+      esb_result_fail(&run->result, ESB_E_SYSTEM, "reading stdin: %s", strerror(errno));
+      return -1;
+    }
+  }
+  size_t lead = plan->k8s.handshake ? 1 : 0;
+  run->stdin_len = lead + plan->stdin_len + piped_len;
+  if (!(run->stdin_buf = malloc(run->stdin_len ? run->stdin_len : 1))) {
+    free(piped);
+    esb_result_fail(&run->result, ESB_E_SYSTEM, "out of memory");
+    return -1;
+  }
+  if (lead)
+    run->stdin_buf[0] = '\n';
+  if (plan->stdin_len)
+    memcpy(run->stdin_buf + lead, plan->stdin_data, plan->stdin_len);
+  if (piped_len)
+    memcpy(run->stdin_buf + lead + plan->stdin_len, piped, piped_len);
+  free(piped);
+  return 0;
+}
+
 /* kubectl run, with what is left of the request's deadline, and its watch
  * a moment later. */
 static int start_run_step(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   uint64_t now = esb_now_ns();
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
-  const char *in = plan->k8s.handshake ? run->stdin_buf : plan->stdin_data;
-  size_t in_len = plan->k8s.handshake ? run->stdin_len : plan->stdin_len;
   run->step = STEP_RUN;
   run->create_attempts++;
-  if (start_kubectl(run, esb_k8s_run_argv(plan), in, in_len, left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
+  if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, left_ms ? left_ms : 1,
+                    plan->max_output_bytes) < 0)
     return -1;
+  run->exec.stdin_fd = run->stdin_fd; /* read again from its start by every try */
   run->watch_timer = (struct esb_timer){ .at_ns = now + ESB_K8S_WATCH_AFTER_MS * 1000000ull,
                                          .fire = start_watch, .userdata = run };
   esb_timer_start(run->loop, &run->watch_timer);
@@ -423,6 +509,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
   switch (run->step) {
   case STEP_RUN: {
     stop_watch(run);
+    if (esb_output_sink_set(&run->output))
+      pass_stderr(run, NULL, 0, true);
     /* What comes after the run (get, delete and its tries) shares one budget. */
     run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
     run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
@@ -536,7 +624,6 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   run->step = STEP_RUN;
   run->result.sandbox_type = "k8s";
   snprintf(run->result.sandbox_name, sizeof run->result.sandbox_name, "%s", plan->k8s.pod_name);
-  const struct esb_k8s_settings *k = &plan->k8s;
   /* Checked before anything is created: the create would fail on it. */
   for (char **a = plan->argv; a && *a; a++) {
     /* Linux takes at most 128 KiB in one argument (MAX_ARG_STRLEN): kubectl
@@ -558,16 +645,8 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
       return -1;
     }
   }
-  if (k->handshake) {
-    run->stdin_len = 1 + plan->stdin_len;
-    if (!(run->stdin_buf = malloc(run->stdin_len))) {
-      esb_result_fail(&run->result, ESB_E_SYSTEM, "out of memory");
-      return -1;
-    }
-    run->stdin_buf[0] = '\n';
-    if (plan->stdin_len)
-      memcpy(run->stdin_buf + 1, plan->stdin_data, plan->stdin_len);
-  }
+  if (stdin_prefix(run) < 0)
+    return -1;
   run->run_deadline_ns = esb_now_ns() + plan->timeout_ms * 1000000ull;
   run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
   if (start_run_step(run) < 0) {
@@ -592,6 +671,8 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_k8s_watch_leave(run);
   free(run->stdin_buf);
   run->stdin_buf = NULL;
+  free(run->err_line);
+  run->err_line = NULL;
   free(run->kubectl_stderr);
   run->kubectl_stderr = NULL;
   esb_result_release(&run->exec.result);

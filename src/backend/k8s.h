@@ -55,6 +55,10 @@ struct esb_k8s_run {
   esb_pod_status_parser parse_pod;
   esb_k8s_done_fn on_done;
   void *userdata;
+  struct esb_output_sink output; /* optional: the program's output as it
+                                    comes, stderr without kubectl's own lines
+                                    (written to fds: kubectl's output is text
+                                    we read anyway) */
   /* output */
   struct esb_result result;
   /* private */
@@ -62,8 +66,12 @@ struct esb_k8s_run {
   struct esb_loop *loop;
   const struct esb_plan *plan;
   char **argv;               /* of the step in progress */
-  char *stdin_buf;
+  char *stdin_buf;           /* what kubectl's stdin starts with */
   size_t stdin_len;
+  int stdin_fd;              /* then this regular file, streamed (-1: none) */
+  char *err_line;            /* stderr held back from on_output: a line not yet
+                                ended, or all of it until the pod ran */
+  size_t err_line_len;
   int step;
   bool interrupted;
   struct esb_pod_status pod;
@@ -90,7 +98,8 @@ struct esb_k8s_run {
   char verdict_message[768];
 };
 
-#define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT }
+#define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .stdin_fd = -1, \
+                           .output = ESB_OUTPUT_SINK_NONE }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once with
  * the result complete and the pod deleted (or the failure to delete it in

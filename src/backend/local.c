@@ -260,6 +260,12 @@ static int start_failed(struct esb_local_run *run) {
   return esb_exec_start(run->loop, e); /* the result's isolation says "rlimits" */
 }
 
+static void pass_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
+  (void)exec;
+  struct esb_local_run *run = userdata;
+  run->output.fn(stream, data, len, run->output.userdata);
+}
+
 static void finished(struct esb_exec *exec, void *userdata) {
   struct esb_local_run *run = userdata;
   if (exec->start_error && start_failed(run) == 0)
@@ -317,11 +323,16 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   e->child.sandbox = &run->sandbox;
   e->stdin_data = plan->stdin_data;
   e->stdin_len = plan->stdin_len;
+  e->stdin_fd = plan->stdin_fd;
   e->timeout_ms = plan->timeout_ms;
   e->kill_grace_ms = plan->kill_grace_ms;
   e->max_output_bytes = plan->max_output_bytes;
   e->on_done = finished;
   e->userdata = run;
+  if (run->output.fn)
+    e->on_output = pass_output;
+  e->sink_fds[0] = run->output.fds[0];
+  e->sink_fds[1] = run->output.fds[1];
   e->result.isolation = plan->local.isolation == ESB_ISOLATION_RLIMITS ? "rlimits" : "namespaces";
   if (esb_exec_start(loop, e) == 0 || start_failed(run) == 0)
     return 0;

@@ -37,9 +37,11 @@ struct esb_local_run {
   char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */
   esb_local_done_fn on_done;
   void *userdata;
+  struct esb_output_sink output; /* optional: the program's output as it comes */
 };
 
 #define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
+                             .output = ESB_OUTPUT_SINK_NONE, \
                              .seen = { .cpu_time_ms = -1, .memory_peak_bytes = -1 } }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once the

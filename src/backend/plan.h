@@ -65,6 +65,7 @@ struct esb_plan {
                                 local sandbox's default */
   const char *stdin_data;    /* borrowed from the request */
   size_t stdin_len;
+  int stdin_fd;              /* borrowed from the request: -1, or streamed after stdin_data */
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
   uint64_t max_output_bytes;
@@ -76,6 +77,7 @@ struct esb_plan {
 
 /* The defaults of what a policy's plan may leave out. */
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, .max_output_bytes = 1u << 20, \
+                        .stdin_fd = -1, \
                         .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES, \
                                    .cgroups = true, .tmp_size_bytes = 64u << 20, \
                                    .workdir_size_bytes = 256u << 20 } }

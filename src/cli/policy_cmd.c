@@ -270,6 +270,7 @@ static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb
     fprintf(stderr, "echo-sandbox: %s%s\n", where, err);
     return rc;
   }
+  req.stdin_fd = o->stdin_fd; /* its size, for the policy's stdin_bytes */
   /* --backend wins over a request's own, on stdin too: it is what the
    * command line asks to have explained. */
   if (o->backend && esb_backend_parse(o->backend, &req.backend) < 0) {

@@ -26,8 +26,8 @@ const char esb_cli_request_flags_help[] =
   "  --lang LANGUAGE      the language of --code/--code-file (see the policy)\n"
   "  --code CODE          source code to run\n"
   "  --code-file FILE     read the source code from FILE\n"
-  "  --stdin-file FILE    give FILE to the program as stdin ('-': our stdin);\n"
-  "                       without it the program reads EOF at once\n"
+  "  --stdin-file FILE    stream FILE to the program as stdin ('-': our stdin), as\n"
+  "                       it reads; without it the program reads EOF at once\n"
   "  --env NAME=VALUE     set a variable in the program's environment (repeatable)\n"
   "  --working-dir DIR    run in DIR instead of a fresh temporary dir\n"
   "  --timeout SECONDS    wall-clock limit (decimals allowed)\n"
@@ -66,7 +66,6 @@ static int push_flag_request(lua_State *L) {
   if (o->lang) { lua_pushstring(L, o->lang); lua_setfield(L, -2, "language"); }
   if (o->code) { lua_pushstring(L, o->code); lua_setfield(L, -2, "code"); }
   if (o->code_data) { lua_pushlstring(L, o->code_data, o->code_len); lua_setfield(L, -2, "code"); }
-  if (o->stdin_data) { lua_pushlstring(L, o->stdin_data, o->stdin_len); lua_setfield(L, -2, "stdin"); }
   if (o->working_dir) { lua_pushstring(L, o->working_dir); lua_setfield(L, -2, "working_dir"); }
   if (o->backend) { lua_pushstring(L, o->backend); lua_setfield(L, -2, "backend"); }
   if (o->program && o->program[0]) {
@@ -189,7 +188,9 @@ bool esb_cli_has_request_flags(const struct esb_cli_options *o) {
 void esb_cli_options_release(struct esb_cli_options *o) {
   free(o->env);
   free(o->code_data);
-  free(o->stdin_data);
+  if (o->stdin_fd > 0)
+    close(o->stdin_fd);
+  o->stdin_fd = -1;
 }
 
 int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct esb_request *req,
@@ -210,6 +211,8 @@ int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct e
   }
   int rc = esb_lua_to_request(L, -1, req, err, errlen);
   lua_pop(L, 2);
+  if (rc == 0)
+    req->stdin_fd = o->stdin_fd;
   return rc;
 }
 
@@ -227,6 +230,7 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
     {"network", no_argument, 0, O_NETWORK}, {"backend", required_argument, 0, O_BACKEND},
     {"policy", required_argument, 0, O_POLICY}, {"json", no_argument, 0, O_JSON},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  o->stdin_fd = -1;
   o->env = calloc((size_t)argc + 1, sizeof *o->env);
   if (!o->env)
     return fail_usage(argv[0], "%s", "out of memory");
@@ -265,9 +269,12 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
     snprintf(why, sizeof why, "--code-file %s: %s", o->code_file, strerror(errno));
     return fail_usage(argv[0], "%s", why);
   }
-  if (o->stdin_file && !(o->stdin_data = esb_read_file(o->stdin_file, &o->stdin_len))) {
-    snprintf(why, sizeof why, "--stdin-file %s: %s", o->stdin_file, strerror(errno));
-    return fail_usage(argv[0], "%s", why);
+  if (o->stdin_file) {
+    o->stdin_fd = strcmp(o->stdin_file, "-") == 0 ? 0 : open(o->stdin_file, O_RDONLY | O_CLOEXEC);
+    if (o->stdin_fd < 0) {
+      snprintf(why, sizeof why, "--stdin-file %s: %s", o->stdin_file, strerror(errno));
+      return fail_usage(argv[0], "%s", why);
+    }
   }
   return -1; /* go on */
 }

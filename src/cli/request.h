@@ -26,8 +26,9 @@ struct esb_cli_options {
   const char *policy;
   bool json;
   /* owned: read from files */
-  char *code_data, *stdin_data;
-  size_t code_len, stdin_len;
+  char *code_data;
+  size_t code_len;
+  int stdin_fd;    /* --stdin-file, opened (0 for '-'); -1 without */
 };
 
 /* Parses argv (argv[0] is the command's name). Returns -1 to go on, or the
@@ -37,7 +38,8 @@ void esb_cli_options_release(struct esb_cli_options *o);
 bool esb_cli_has_request_flags(const struct esb_cli_options *o);
 
 /* Builds one request from the flags, or from JSON on stdin when no request
- * flag is given. Returns 0, or -1 with a message. */
+ * flag is given. Returns 0, or -1 with a message. --stdin-file becomes the
+ * request's stdin_fd: streamed, never read into memory here. */
 int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct esb_request *req,
                          char *err, size_t errlen);
 

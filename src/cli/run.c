@@ -41,15 +41,8 @@ static void print_result_json(lua_State *L, const struct esb_result *r) {
   esb_json_print(L);
 }
 
+/* What the flag form says after the program's own output. */
 static void print_plain(const struct esb_result *r) {
-  if (r->out.data) esb_write_all(1, r->out.data, r->out.len);
-  if (r->err.data) esb_write_all(2, r->err.data, r->err.len);
-  if (esb_capture_truncated(&r->out))
-    fprintf(stderr, "echo-sandbox: stdout truncated: %llu bytes written, %zu kept\n",
-            (unsigned long long)r->out.total, r->out.len);
-  if (esb_capture_truncated(&r->err))
-    fprintf(stderr, "echo-sandbox: stderr truncated: %llu bytes written, %zu kept\n",
-            (unsigned long long)r->err.total, r->err.len);
   if (r->status == ESB_STATUS_TIMED_OUT)
     fprintf(stderr, "echo-sandbox: timed out after %.0f ms\n", r->duration_ms);
   if (r->status == ESB_STATUS_OOM_KILLED)
@@ -108,7 +101,10 @@ int esb_cli_run(int argc, char **argv) {
   static const int exit_signals[] = { SIGINT, SIGTERM, SIGHUP };
   sigfd = esb_signal_fd(exit_signals, 3);
   struct esb_result result = ESB_RESULT_INIT;
-  esb_execute(policy, &req, &result, sigfd, stderr);
+  /* The flag form streams the program's output to ours; --json keeps the
+   * capped capture for the result. */
+  struct esb_output_sink ours = { .fds = { 1, 2 } };
+  esb_execute(policy, &req, &result, sigfd, stderr, o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
     fprintf(stderr, "echo-sandbox: %s\n", result.error_message ? result.error_message : esb_strerror(result.error));
   if (o.json)

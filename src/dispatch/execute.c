@@ -15,8 +15,11 @@ static int start(struct esb_loop *loop, void *arg) {
 }
 
 void esb_execute(struct esb_policy *policy, const struct esb_request *req,
-                 struct esb_result *result, int interrupt_fd, FILE *notes) {
+                 struct esb_result *result, int interrupt_fd, FILE *notes,
+                 const struct esb_output_sink *output) {
   struct execution x = { .job = ESB_JOB_INIT, .policy = policy, .req = req, .notes = notes };
+  if (output)
+    x.job.output = *output;
   esb_loop_run_job(interrupt_fd, start, &x);
   esb_result_move(result, &x.job.result);
   esb_job_release(&x.job);

@@ -112,6 +112,7 @@ int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy 
     k8s->parse_pod = esb_lua_parse_pod_status;
     k8s->on_done = k8s_done;
     k8s->userdata = job;
+    k8s->output = job->output;
     if (esb_k8s_start(k8s, loop, &job->plan) == 0)
       return 0;
     failed = &k8s->result;
@@ -120,6 +121,7 @@ int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy 
     *local = (struct esb_local_run)ESB_LOCAL_RUN_INIT;
     local->on_done = local_done;
     local->userdata = job;
+    local->output = job->output;
     if (esb_local_start(local, loop, &job->plan) == 0)
       return 0;
     failed = &local->exec.result;

@@ -23,6 +23,10 @@ struct esb_job {
   /* inputs */
   esb_job_done_fn on_done;
   void *userdata;
+  struct esb_output_sink output; /* optional: the program's output as it
+                                    comes (engine/loop.h), whatever the
+                                    backend; a callback leaves the result its
+                                    capture, fds leave it the byte counts */
   /* output: the caller releases it (esb_result_release) */
   struct esb_result result;
   /* private */
@@ -34,7 +38,8 @@ struct esb_job {
   } run;
 };
 
-#define ESB_JOB_INIT { .result = ESB_RESULT_INIT, .plan = ESB_PLAN_INIT, .running = ESB_BACKEND_AUTO }
+#define ESB_JOB_INIT { .result = ESB_RESULT_INIT, .plan = ESB_PLAN_INIT, .running = ESB_BACKEND_AUTO, \
+                       .output = ESB_OUTPUT_SINK_NONE }
 
 /* Plans the request and starts it on the loop. Returns 0, after which
  * on_done runs once with job->result complete; or -1 with job->result saying

@@ -10,6 +10,16 @@ char *esb_read_file(const char *path, size_t *lenp) {
   int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return NULL;
+  char *buf = esb_read_fd(fd, lenp);
+  if (fd > 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  return buf;
+}
+
+char *esb_read_fd(int fd, size_t *lenp) {
   size_t len = 0, cap = 65536;
   char *buf = malloc(cap);
   while (buf) {
@@ -23,11 +33,6 @@ char *esb_read_file(const char *path, size_t *lenp) {
     if (n < 0) { int e = errno; free(buf); buf = NULL; errno = e; break; }
     if (n == 0) break;
     len += (size_t)n;
-  }
-  if (fd > 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
   }
   *lenp = len;
   return buf;

@@ -9,6 +9,9 @@
  * *lenp gets its length. NULL with errno on failure. */
 char *esb_read_file(const char *path, size_t *lenp);
 
+/* The same for what is left to read of an open fd (not closed). */
+char *esb_read_fd(int fd, size_t *lenp);
+
 /* Replaces the content of an existing file (a /proc or cgroup control file)
  * with text in one write: 0, or -1 with errno. */
 int esb_write_file(const char *path, const char *text);

@@ -2,7 +2,11 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,12 +22,30 @@
  * (outside a pid namespace) may keep the result waiting. */
 #define DRAIN_AFTER_EXIT_NS (500 * MS)
 #define READ_CHUNK 65536
+/* The pipes of a stream (a file to the child's stdin, its output to a sink
+ * we splice to): larger than the 64 KiB default, so a stream takes fewer
+ * wake-ups of the child and of us (within fs.pipe-max-size's default). */
+#define STREAM_PIPE_BYTES (1 << 20)
 
 static void close_fd(int *fd) {
   if (*fd >= 0) {
     close(*fd);
     *fd = -1;
   }
+}
+
+/* Writes all of buf to a blocking fd: 0, or -1 (the reader is gone). */
+static int write_fully(int fd, const char *buf, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, buf, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    buf += w;
+    n -= (size_t)w;
+  }
+  return 0;
 }
 
 /* The loop's own slots in own_slots. */
@@ -65,10 +87,56 @@ static bool exec_done(const struct esb_exec *e) {
 
 /* Reads what is there; closes the fd at EOF or error. Bounded per round so
  * that one flooding program cannot starve the others. */
+/* Moves what the program wrote to its sink: spliced (the bytes never pass
+ * through us); the capture only counts them. A sink whose reader is slow
+ * holds us up as a blocking write would: the caller asked for its output
+ * there. A sink whose reader is gone closes the program's pipe, so the
+ * program meets a broken pipe as it would in a shell's pipeline. Returns
+ * false when the kernel cannot splice to the sink (read_stream copies). */
+static bool to_sink(struct esb_exec *e, int *fd, int sink, struct esb_capture *cap) {
+  for (int round = 0; round < 64; round++) {
+    ssize_t n = splice(*fd, NULL, sink, NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      cap->total += (uint64_t)n;
+      continue;
+    }
+    if (n == 0) {
+      exec_close(e, fd);
+      return true;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno == EINVAL)
+      return false;
+    if (errno != EAGAIN) {
+      exec_close(e, fd); /* EPIPE and the like: the reader is gone */
+      return true;
+    }
+    /* Nothing to read, or a pipe as sink that is full: wait for its reader. */
+    struct pollfd p = { .fd = sink, .events = POLLOUT };
+    if (poll(&p, 1, 0) != 0)
+      return true;
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+      ;
+  }
+  return true;
+}
+
 static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capture *cap) {
+  int sink = e->sink_fds[stream - 1];
+  if (sink >= 0 && to_sink(e, fd, sink, cap))
+    return;
   char buf[READ_CHUNK];
   for (int round = 0; round < 16; round++) {
     ssize_t n = read(*fd, buf, sizeof buf);
+    if (n > 0 && sink >= 0) { /* a sink the kernel cannot splice to */
+      cap->total += (uint64_t)n;
+      if (write_fully(sink, buf, (size_t)n) < 0) {
+        exec_close(e, fd); /* the reader is gone, as above */
+        return;
+      }
+      continue;
+    }
     if (n > 0) {
       esb_capture_append(cap, buf, (size_t)n);
       if (e->on_output)
@@ -111,14 +179,126 @@ static void read_report(struct esb_exec *e) {
   }
 }
 
+/* The next bytes for the child's stdin: stdin_data, then stdin_fd's (read
+ * here, a chunk at a time). Sets *p and returns how many; 0 at the end of
+ * both; -1 when the source is a pipe or the like with nothing to read yet. */
+static ssize_t next_stdin(struct esb_exec *e, const char **p) {
+  if (e->stdin_off < e->stdin_len) {
+    *p = e->stdin_data + e->stdin_off;
+    return (ssize_t)(e->stdin_len - e->stdin_off);
+  }
+  if (e->stdin_fd < 0)
+    return 0;
+  if (e->source.off == e->source.len) {
+    if (!e->source.regular && !e->source.readable)
+      return -1;
+    if (!e->source.buf && !(e->source.buf = malloc(ESB_EXEC_SOURCE_CHUNK)))
+      return 0; /* no memory: the program sees the end of its input */
+    ssize_t n;
+    do
+      n = e->source.regular ? pread(e->stdin_fd, e->source.buf, ESB_EXEC_SOURCE_CHUNK, e->source.pos)
+                            : read(e->stdin_fd, e->source.buf, ESB_EXEC_SOURCE_CHUNK);
+    while (n < 0 && errno == EINTR);
+    e->source.readable = false; /* one read per wake-up: the next could block */
+    if (n <= 0)
+      return 0;
+    e->source.pos += n;
+    e->source.len = (size_t)n;
+    e->source.off = 0;
+  }
+  *p = e->source.buf + e->source.off;
+  return (ssize_t)(e->source.len - e->source.off);
+}
+
+/* A regular file as stdin: spliced into the pipe to the child, page cache
+ * to pipe, without passing through us. Returns what splice returned (-1
+ * with errno EINVAL: the kernel cannot, copy instead). */
+static ssize_t splice_stdin(struct esb_exec *e) {
+  loff_t pos = e->source.pos;
+  ssize_t n;
+  do
+    n = splice(e->stdin_fd, &pos, e->child.in, NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  while (n < 0 && errno == EINTR);
+  if (n > 0)
+    e->source.pos = pos;
+  return n;
+}
+
+static void consumed_stdin(struct esb_exec *e, size_t n) {
+  if (e->stdin_off < e->stdin_len)
+    e->stdin_off += n;
+  else
+    e->source.off += n;
+}
+
+/* Nothing to write until the source is readable: the pipe to the child
+ * leaves the epoll set (a writable pipe would wake us for nothing) and the
+ * source joins it; source_ready turns that round. */
+static void wait_for_source(struct esb_exec *e) {
+  if (e->source.waiting)
+    return;
+  unwatch_fd(e->loop, e->child.in);
+  if (watch_fd(e->loop, e->stdin_fd, EPOLLIN, &e->slots[ESB_SLOT_SOURCE]) < 0) {
+    /* not pollable after all (a regular file would not come here): read it
+     * as one that never blocks */
+    e->source.regular = false;
+    e->source.readable = true;
+    watch_fd(e->loop, e->child.in, EPOLLOUT, &e->slots[ESB_SLOT_IN]);
+    return;
+  }
+  e->source.waiting = true;
+}
+
+static void write_stdin(struct esb_exec *e);
+
+static void source_ready(struct esb_exec *e) {
+  unwatch_fd(e->loop, e->stdin_fd);
+  e->source.waiting = false;
+  e->source.readable = true;
+  if (e->child.in < 0)
+    return;
+  watch_fd(e->loop, e->child.in, EPOLLOUT, &e->slots[ESB_SLOT_IN]);
+  write_stdin(e);
+}
+
 /* SIGPIPE is blocked around the writes, so a reader that went away gives
  * EPIPE here; the signal that was raised is consumed below. */
 static void write_some_stdin(struct esb_exec *e) {
-  while (e->stdin_off < e->stdin_len) {
-    size_t left = e->stdin_len - e->stdin_off;
-    ssize_t n = write(e->child.in, e->stdin_data + e->stdin_off, left < READ_CHUNK ? left : READ_CHUNK);
+  for (;;) {
+    if (e->stdin_off == e->stdin_len && e->stdin_fd >= 0 && e->source.regular && !e->source.no_splice &&
+        e->source.off == e->source.len) {
+      ssize_t n = splice_stdin(e);
+      if (n > 0)
+        continue;
+      if (n == 0)
+        break;
+      if (errno == EAGAIN)
+        return;
+      if (errno == EINVAL) {
+        e->source.no_splice = true;
+        continue;
+      }
+      if (errno != EPIPE)
+        break; /* the file cannot be read: the program sees the end of it */
+      /* EPIPE: as for a write, below */
+      sigset_t pipe_set;
+      sigemptyset(&pipe_set);
+      sigaddset(&pipe_set, SIGPIPE);
+      struct timespec zero = { 0, 0 };
+      sigtimedwait(&pipe_set, NULL, &zero);
+      break;
+    }
+    const char *p;
+    ssize_t left = next_stdin(e, &p);
+    if (left < 0) {
+      wait_for_source(e);
+      return;
+    }
+    if (left == 0)
+      break;
+    ssize_t n = write(e->child.in, p, (size_t)left < READ_CHUNK ? (size_t)left : READ_CHUNK);
     if (n > 0) {
-      e->stdin_off += (size_t)n;
+      consumed_stdin(e, (size_t)n);
       continue;
     }
     if (n < 0 && errno == EINTR)
@@ -135,6 +315,8 @@ static void write_some_stdin(struct esb_exec *e) {
     break;
   }
   exec_close(e, &e->child.in);
+  if (e->source.waiting)
+    source_ready(e); /* takes the source out of the set */
 }
 
 static void write_stdin(struct esb_exec *e) {
@@ -241,6 +423,10 @@ static void unlink_exec(struct esb_loop *loop, struct esb_exec *e) {
 
 static void complete(struct esb_loop *loop, struct esb_exec *e) {
   unlink_exec(loop, e);
+  if (e->source.waiting)
+    unwatch_fd(loop, e->stdin_fd);
+  free(e->source.buf);
+  e->source.buf = NULL;
   exec_close(e, &e->child.in);
   exec_close(e, &e->child.out);
   exec_close(e, &e->child.err);
@@ -266,14 +452,26 @@ static void add_active(struct esb_loop *loop, struct esb_exec *e) {
  * killed and reaped, and its fds closed. */
 static int start_done(struct esb_loop *loop, struct esb_exec *e) {
   struct esb_child *c = &e->child;
-  if (!e->stdin_data)
+  int *stdio[3] = { &c->in, &c->out, &c->err };
+  for (int i = 0; i < 3; i++)
+    if (e->handed_over & (1u << i))
+      *stdio[i] = -1; /* the caller's: neither watched nor closed */
+  if (!e->stdin_data && e->stdin_fd < 0)
     c->in = -1;
+  /* Streams get larger pipes: fewer round trips; a refusal costs only speed. */
+  else if (e->stdin_fd >= 0 && c->in >= 0)
+    fcntl(c->in, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
+  if (e->sink_fds[0] >= 0 && c->out >= 0)
+    fcntl(c->out, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
+  if (e->sink_fds[1] >= 0 && c->err >= 0)
+    fcntl(c->err, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
   const struct { int fd; uint32_t events; } fds[ESB_SLOT__EXEC] = {
     [ESB_SLOT_IN] = { c->in, EPOLLOUT }, [ESB_SLOT_OUT] = { c->out, EPOLLIN }, [ESB_SLOT_ERR] = { c->err, EPOLLIN },
     [ESB_SLOT_REPORT] = { c->report, EPOLLIN },
     /* In a pid namespace, the end of the report pipe is the child's end:
      * one fd less to watch and one wake-up less. */
     [ESB_SLOT_PIDFD] = { in_pid_namespace(e) ? -1 : c->pidfd, EPOLLIN },
+    [ESB_SLOT_SOURCE] = { -1, 0 }, /* watched only while the child waits on it */
   };
   for (int k = 0; k < ESB_SLOT__EXEC; k++) {
     e->slots[k] = (struct esb_loop_slot){ e, k };
@@ -387,6 +585,18 @@ bool esb_loop_busy(const struct esb_loop *loop) {
   return loop->count || loop->nwatches || loop->works;
 }
 
+/* An fd of the caller's the child may have as its own stdio: a pipe or
+ * /dev/null. Through /proc/self/fd a child could reopen what it was given:
+ * a pipe gives it only the pipe again, a file the caller's file for
+ * writing, a terminal the caller's terminal (TIOCSTI), so those two are
+ * moved by us instead. */
+static bool may_hand_over(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    return false;
+  return S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+}
+
 static bool start_elsewhere(const struct esb_loop *loop, const struct esb_exec *e) {
   return e->child.sandbox && e->child.sandbox->namespaces && esb_loop_busy(loop);
 }
@@ -396,9 +606,28 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
   char why[sizeof e->start_why];
   e->result.out.cap = e->max_output_bytes;
   e->result.err.cap = e->max_output_bytes;
-  e->child.in = e->stdin_data ? ESB_CHILD_PIPE : ESB_CHILD_NULL;
+  e->child.in = e->stdin_data || e->stdin_fd >= 0 ? ESB_CHILD_PIPE : ESB_CHILD_NULL;
+  e->stdin_off = 0;
+  e->source = (struct esb_exec_source){ 0 };
+  if (e->stdin_fd >= 0) {
+    struct stat st;
+    e->source.regular = fstat(e->stdin_fd, &st) == 0 && S_ISREG(st.st_mode);
+    off_t at = e->source.regular ? lseek(e->stdin_fd, 0, SEEK_CUR) : 0;
+    e->source.pos = at > 0 ? at : 0;
+  }
   e->child.out = ESB_CHILD_PIPE;
   e->child.err = ESB_CHILD_PIPE;
+  e->handed_over = 0;
+  if (!e->stdin_data && e->stdin_fd >= 0 && may_hand_over(e->stdin_fd)) {
+    e->child.in = e->stdin_fd;
+    e->handed_over |= 1u << 0;
+  }
+  for (int i = 0; i < 2; i++) {
+    if (e->sink_fds[i] >= 0 && may_hand_over(e->sink_fds[i])) {
+      *(i == 0 ? &e->child.out : &e->child.err) = e->sink_fds[i];
+      e->handed_over |= 1u << (i + 1);
+    }
+  }
   e->started_ns = esb_now_ns();
   e->deadline_ns = e->timeout_ms ? e->started_ns + e->timeout_ms * MS : 0;
   e->start_error = 0;
@@ -537,6 +766,9 @@ static void exec_event(struct esb_loop *loop, struct esb_exec *e, int kind, uint
     break;
   case ESB_SLOT_PIDFD:
     if (!c->reaped && !e->reaping) on_exit_seen(loop, e, now, false);
+    break;
+  case ESB_SLOT_SOURCE:
+    if (e->source.waiting) source_ready(e);
     break;
   }
 }

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "engine/clock.h"
 #include "engine/result.h"
@@ -49,24 +50,72 @@ struct esb_loop_slot {
   struct esb_exec *exec;  /* NULL: one of the loop's own */
   int kind;
 };
-enum { ESB_SLOT_IN, ESB_SLOT_OUT, ESB_SLOT_ERR, ESB_SLOT_REPORT, ESB_SLOT_PIDFD, ESB_SLOT__EXEC };
+enum { ESB_SLOT_IN, ESB_SLOT_OUT, ESB_SLOT_ERR, ESB_SLOT_REPORT, ESB_SLOT_PIDFD, ESB_SLOT_SOURCE,
+       ESB_SLOT__EXEC };
 
 typedef void (*esb_exec_done_fn)(struct esb_exec *exec, void *userdata);
+/* The program's output as it comes, for the layers above the loop (a run,
+ * a job): stream 1 stdout, 2 stderr. */
+typedef void (*esb_output_fn)(int stream, const char *data, size_t len, void *userdata);
+
+/* Where a program's output goes as it comes, for the layers above the loop:
+ * a callback, or the caller's own fds (fds[0] stdout, fds[1] stderr; not
+ * owned), which get the bytes without their passing through ours where the
+ * kernel can (splice). */
+struct esb_output_sink {
+  esb_output_fn fn;
+  void *userdata;
+  int fds[2];
+};
+
+#define ESB_OUTPUT_SINK_NONE { .fds = { -1, -1 } }
+
+static inline bool esb_output_sink_set(const struct esb_output_sink *s) {
+  return s->fn || s->fds[0] >= 0 || s->fds[1] >= 0;
+}
 /* Each chunk the child writes, as it comes: stream 1 stdout, 2 stderr. The
  * chunk also goes into the result's capture, within its cap. */
 typedef void (*esb_exec_output_fn)(struct esb_exec *exec, int stream, const char *data, size_t len,
                                    void *userdata);
 
+/* stdin_fd's bytes on their way to the child (private to the loop). */
+struct esb_exec_source {
+  char *buf;                /* ESB_EXEC_SOURCE_CHUNK bytes, once needed */
+  size_t len, off;
+  off_t pos;                /* a regular file's next offset */
+  bool regular, readable, waiting;
+  bool no_splice;           /* the kernel refused to splice from it: copy */
+};
+
 struct esb_exec {
   /* inputs: child.argv/env/dir/sandbox; the loop sets child.in/out/err */
   struct esb_child child;
-  const char *stdin_data;   /* not owned, must outlive the exec; NULL: EOF at once */
+  const char *stdin_data;   /* not owned, must outlive the exec; written first */
   size_t stdin_len;
+  int stdin_fd;             /* -1, or an fd whose bytes follow stdin_data, moved
+                               as the child takes them (constant memory). A pipe
+                               (without stdin_data) is the child's stdin itself;
+                               a regular file is spliced from its current offset,
+                               which is left alone (another exec may read it
+                               again), never handed over (the child could reopen
+                               it for writing through /proc); a socket or a
+                               terminal is read as it becomes readable, never
+                               handed over either. Not owned. Without stdin_data
+                               and stdin_fd the child reads EOF at once. */
   uint64_t timeout_ms;      /* 0: none */
   uint64_t kill_grace_ms;   /* between SIGTERM and SIGKILL at the deadline */
   size_t max_output_bytes;  /* per stream */
   esb_exec_done_fn on_done;
   esb_exec_output_fn on_output; /* optional */
+  int sink_fds[2];          /* -1, or where stdout ([0]) and stderr ([1]) go
+                               instead of on_output and the capture: a pipe or
+                               /dev/null is the child's own stdout/stderr (as
+                               bubblewrap passes them; the capture then knows
+                               nothing of it); anything else gets the bytes
+                               spliced, or copied where the kernel cannot splice
+                               to it (a terminal), and the capture counts them.
+                               A regular file or a terminal is never handed
+                               over. Not owned. */
   /* optional: runs just before the child is started, on whichever thread
    * starts it (a pool thread: see esb_exec_start), to ready what the
    * child's sandbox needs; it may change the sandbox */
@@ -87,12 +136,14 @@ struct esb_exec {
   struct esb_exec *next;
   uint64_t started_ns, deadline_ns, kill_at_ns, drain_until_ns;
   size_t stdin_off;
+  struct esb_exec_source source;
   int wait_status;
   struct esb_report report;
   size_t report_got;
   bool report_status, term_sent, kill_sent, interrupted;
   struct esb_loop *loop;
   struct esb_loop_slot slots[ESB_SLOT__EXEC];
+  unsigned handed_over;     /* bit i: the child's stdio fd i is the caller's own */
   bool starting;            /* its child is being started on a pool thread,
                                which owns `child` until it hands it back */
   bool reaping;             /* its child is being reaped on a pool thread */
@@ -102,7 +153,9 @@ struct esb_exec {
   char start_why[ESB_MESSAGE_MAX];
 };
 
-#define ESB_EXEC_INIT { .child = ESB_CHILD_INIT, .kill_grace_ms = 200, \
+#define ESB_EXEC_SOURCE_CHUNK 65536
+
+#define ESB_EXEC_INIT { .child = ESB_CHILD_INIT, .kill_grace_ms = 200, .stdin_fd = -1, .sink_fds = { -1, -1 }, \
                         .max_output_bytes = 1 << 20, .result = ESB_RESULT_INIT }
 
 #define ESB_LOOP_WATCHES 4

@@ -27,8 +27,11 @@ struct esb_request {
   char *language, *code;  /* kind CODE */
   char **args;            /* NULL-terminated; for PROGRAM and CODE */
   size_t nargs;
-  char *stdin_data;       /* NULL: no stdin, the program reads EOF at once */
+  char *stdin_data;       /* written to the program's stdin first */
   size_t stdin_len;
+  int stdin_fd;           /* -1, or an fd (not owned) whose bytes follow stdin_data,
+                             streamed (engine/loop.h): the CLI's --stdin-file.
+                             Neither: the program reads EOF at once */
   char **env;             /* NULL-terminated "KEY=VALUE" */
   size_t nenv;
   char *working_dir;
@@ -39,7 +42,7 @@ struct esb_request {
   size_t nlabels;
 };
 
-#define ESB_REQUEST_INIT { .limits = { .network = -1 } }
+#define ESB_REQUEST_INIT { .stdin_fd = -1, .limits = { .network = -1 } }
 
 void esb_request_release(struct esb_request *req);
 const char *esb_backend_name(enum esb_backend b);

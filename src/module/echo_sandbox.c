@@ -99,7 +99,7 @@ static int sbx_run(lua_State *L) {
   struct esb_result *result = lua_newuserdatauv(L, sizeof *result, 0); /* ..., REQ, RESULT */
   *result = (struct esb_result)ESB_RESULT_INIT;
   luaL_setmetatable(L, RESULT_MT);
-  esb_execute(policy, req, result, -1, NULL);
+  esb_execute(policy, req, result, -1, NULL, NULL);
   if (result->status == ESB_STATUS_ERROR && result->error == ESB_E_INVALID_REQUEST) {
     lua_pushnil(L);
     lua_pushstring(L, result->error_message ? result->error_message : esb_strerror(result->error));

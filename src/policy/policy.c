@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,8 +169,12 @@ static int push_request(lua_State *L) {
   set_integer(L, "timeout_ms", r->timeout_ms);
   set_string(L, "backend", esb_backend_name(r->backend));
   set_map(L, "labels", r->labels);
-  if (r->stdin_data) {
-    lua_pushinteger(L, (lua_Integer)r->stdin_len);
+  struct stat st;
+  if (r->stdin_data || r->stdin_fd >= 0) { /* a streamed file's size; a pipe's is unknown */
+    uint64_t n = r->stdin_len;
+    if (r->stdin_fd >= 0 && fstat(r->stdin_fd, &st) == 0 && S_ISREG(st.st_mode))
+      n += (uint64_t)st.st_size;
+    lua_pushinteger(L, (lua_Integer)n);
     lua_setfield(L, -2, "stdin_bytes");
   }
   lua_createtable(L, 0, 6);
@@ -300,6 +305,7 @@ enum esb_error esb_policy_plan(struct esb_policy *p, const struct esb_request *r
     code = finish_k8s(p, plan, err, errlen);
   plan->stdin_data = req->stdin_data;
   plan->stdin_len = req->stdin_len;
+  plan->stdin_fd = req->stdin_fd;
 out:
   if (code != ESB_OK)
     esb_plan_release(plan);
