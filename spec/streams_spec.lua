@@ -19,19 +19,10 @@ end
 local function start(dir, args)
   local parts = { "timeout", "60", env.cli_prefix, env.quote(env.cli), "run", "--stdin-file", dir .. "/in" }
   for _, a in ipairs(args) do parts[#parts + 1] = env.quote(a) end
-  assert(os.execute(("(%s >%s/out 2>%s/err; echo $? > %s/code) &"):format(table.concat(parts, " "), dir, dir,
-    dir)))
+  local wait = env.in_background(("%s >%s/out 2>%s/err"):format(table.concat(parts, " "), dir, dir))
   local out = assert(io.open(dir .. "/out", "r")) -- the shell opened it: the CLI starts
   local input = assert(io.open(dir .. "/in", "w")) -- the CLI opened its --stdin-file
-  return out, input, function()
-    local code
-    while not code do
-      local f = io.open(dir .. "/code")
-      code = f and f:read("n")
-      if f then f:close() else os.execute("sleep 0.01") end
-    end
-    return code
-  end
+  return out, input, wait
 end
 
 describe("run in flag form streams", function()

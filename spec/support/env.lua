@@ -211,36 +211,49 @@ function M.unique_seconds(whole)
   return ("%d.%06d"):format(whole, math.random(0, 999999))
 end
 
+-- Waits for dir/code (an exit code the background shell wrote), removes
+-- dir and returns the code.
+local function wait_code(dir)
+  local code
+  while not code do
+    local f = io.open(dir .. "/code")
+    code = f and f:read("n")
+    if f then f:close() else os.execute("sleep 0.01") end
+  end
+  os.execute("rm -rf " .. dir)
+  return code
+end
+
+-- Runs the shell command line cmd (with its own redirections) in the
+-- background. Returns a function that waits for it to end and returns its
+-- exit code, and a dir of its own (removed by that function).
+function M.in_background(cmd)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  assert(os.execute(("(%s; echo $? > %s/code.tmp; mv %s/code.tmp %s/code) &"):format(cmd, dir, dir, dir)))
+  return function() return wait_code(dir) end, dir
+end
+
 -- Starts the CLI with args in the background, its stdin from the file
 -- stdin_path (default /dev/null). Returns its pid and a function that waits
 -- for it to end and returns its exit code.
 function M.cli_background(args, stdin_path)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir " .. dir))
   local parts = { M.cli_prefix, M.quote(M.cli) }
   for _, a in ipairs(args) do parts[#parts + 1] = M.quote(a) end
-  assert(os.execute(("(%s <%s >/dev/null 2>&1 & echo $! > %s/pid; wait $!; echo $? > %s/code.tmp; " ..
-    "mv %s/code.tmp %s/code) &"):format(table.concat(parts, " "), M.quote(stdin_path or "/dev/null"), dir, dir,
-    dir, dir)))
+  local pidfile = os.tmpname()
+  local wait = M.in_background(("%s <%s >/dev/null 2>&1 & echo $! > %s; wait $!"):format(table.concat(parts, " "),
+    M.quote(stdin_path or "/dev/null"), pidfile))
   local pid
   for _ = 1, 500 do
-    local f = io.open(dir .. "/pid")
+    local f = io.open(pidfile)
     pid = f and f:read("n")
     if f then f:close() end
     if pid then break end
     os.execute("sleep 0.01")
   end
-  return pid, function()
-    local code
-    while not code do
-      local f = io.open(dir .. "/code")
-      code = f and f:read("n")
-      if f then f:close() else os.execute("sleep 0.01") end
-    end
-    os.execute("rm -rf " .. dir)
-    return code
-  end
+  os.remove(pidfile)
+  return pid, wait
 end
 
 function M.is_root()

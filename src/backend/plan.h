@@ -69,6 +69,8 @@ struct esb_plan {
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
   uint64_t max_output_bytes;
+  uint64_t max_stream_bytes; /* the most of a run's output (both streams) that
+                                live output events carry */
   char **clamped;            /* NULL-terminated notes of what of the request the policy
                                 lowered to its ceilings; NULL when nothing was */
   struct esb_local_settings local;
@@ -77,6 +79,7 @@ struct esb_plan {
 
 /* The defaults of what a policy's plan may leave out. */
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, .max_output_bytes = 1u << 20, \
+                        .max_stream_bytes = 64u << 20, \
                         .stdin_fd = -1, \
                         .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES, \
                                    .cgroups = true, .tmp_size_bytes = 64u << 20, \

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "dispatch/job.h"
+#include "dispatch/output_events.h"
 #include "engine/cgroup.h"
 #include "engine/signals.h"
 #include "engine/fileio.h"
@@ -21,7 +23,7 @@
 #include "luaglue/json.h"
 
 static const char batch_usage[] =
-  "usage: echo-sandbox batch [-j N] [--policy FILE] < requests.ndjson\n"
+  "usage: echo-sandbox batch [-j N] [--events] [--policy FILE] < requests.ndjson\n"
   "\n"
   "Reads one request object per line and prints one result object per line,\n"
   "in the order the runs end, each with the request's \"id\" (null when it had\n"
@@ -30,6 +32,10 @@ static const char batch_usage[] =
   "the others go on. SIGINT/SIGTERM kill every run (and delete its pod).\n"
   "\n"
   "options:\n"
+  "  --events         also print each run's output as it comes, before its result:\n"
+  "                   {\"id\", \"line\", \"event\": \"output\", \"stream\": \"stdout\" or \"stderr\",\n"
+  "                   \"data\" (or \"data_base64\" where the bytes are not UTF-8)}, and\n"
+  "                   {\"event\": \"truncated\", \"max_stream_bytes\"} at the policy's ceiling\n"
   "  -j, --jobs N     runs in flight at once (default: twice the cores)\n"
   "  --policy FILE    load this policy instead of the default search\n";
 
@@ -40,6 +46,7 @@ struct batch_job {
   struct esb_request request; /* the job's plan borrows its stdin */
   struct batch *batch;
   long line;
+  struct esb_output_events events; /* with --events */
 };
 
 struct batch {
@@ -47,7 +54,59 @@ struct batch {
   struct esb_policy *policy;
   int ids;         /* registry ref: line -> the request's id */
   long in_flight;
+  bool events;     /* --events */
 };
+
+/* Pushes the event (1) with the id (from the ids table, 3) of its line (2)
+ * (runs protected). */
+static int push_line_event(lua_State *L) {
+  lua_Integer line = lua_tointeger(L, 2);
+  esb_json_event_table(L, lua_touserdata(L, 1));    /* event */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, 3));
+  lua_rawgeti(L, -1, line);                         /* event, ids, ids[line] */
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    esb_json_field(L, "null");
+  }
+  lua_setfield(L, -3, "id");
+  lua_pop(L, 1);                                    /* event */
+  lua_pushinteger(L, line);
+  lua_setfield(L, -2, "line");
+  return 1;
+}
+
+static void print_event(struct batch_job *bj, const struct esb_json_event *ev) {
+  lua_State *L = bj->batch->L;
+  char err[ESB_MESSAGE_MAX];
+  lua_pushcfunction(L, push_line_event);
+  lua_pushlightuserdata(L, (void *)ev);
+  lua_pushinteger(L, bj->line);
+  lua_pushinteger(L, bj->batch->ids);
+  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
+    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", bj->line, err);
+    return;
+  }
+  esb_json_print(L);
+}
+
+static void emit_output(int stream, const char *data, size_t len, bool text, void *userdata) {
+  struct batch_job *bj = userdata;
+  print_event(bj, &(struct esb_json_event){ .stream = stream, .data = data, .len = len, .text = text });
+}
+
+static void emit_ceiling(uint64_t sent, void *userdata) {
+  struct batch_job *bj = userdata;
+  (void)sent;
+  print_event(bj, &(struct esb_json_event){ .ceiling = bj->job.plan.max_stream_bytes });
+}
+
+/* The job's output as it comes, into events (the plan, and its ceiling, are
+ * made by the time output comes). */
+static void on_output(int stream, const char *data, size_t len, void *userdata) {
+  struct batch_job *bj = userdata;
+  bj->events.max_bytes = bj->job.plan.max_stream_bytes;
+  esb_output_events_feed(&bj->events, stream, data, len);
+}
 
 /* Prints {result..., id, line} (runs protected). */
 static int push_line_result(lua_State *L) {
@@ -93,6 +152,8 @@ static void forget_id(struct batch *b, long line) {
 static void job_done(struct esb_job *job, void *userdata) {
   struct batch_job *bj = userdata;
   struct batch *b = bj->batch;
+  if (b->events)
+    esb_output_events_flush(&bj->events);
   print_result(b, &job->result, bj->line);
   forget_id(b, bj->line);
   esb_result_release(&job->result);
@@ -153,6 +214,14 @@ static void start_line(struct batch *b, struct esb_loop *loop, const char *text,
   bj->job = (struct esb_job)ESB_JOB_INIT;
   bj->job.on_done = job_done;
   bj->job.userdata = bj;
+  if (b->events) {
+    bj->events = (struct esb_output_events)ESB_OUTPUT_EVENTS_INIT;
+    bj->events.emit = emit_output;
+    bj->events.reached_ceiling = emit_ceiling;
+    bj->events.userdata = bj;
+    bj->job.output.fn = on_output;
+    bj->job.output.userdata = bj;
+  }
   bj->request = req;
   bj->batch = b;
   bj->line = line;
@@ -170,11 +239,12 @@ static void start_line(struct batch *b, struct esb_loop *loop, const char *text,
 
 int esb_cli_batch(int argc, char **argv) {
   static const struct option longopts[] = {
-    {"jobs", required_argument, 0, 'j'}, {"policy", required_argument, 0, 'p'},
+    {"jobs", required_argument, 0, 'j'}, {"policy", required_argument, 0, 'p'}, {"events", no_argument, 0, 'e'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   long jobs = cores > 0 ? 2 * cores : 2;
   const char *policy_path = NULL;
+  bool events = false;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+hj:", longopts, NULL)) != -1;) {
@@ -188,6 +258,7 @@ int esb_cli_batch(int argc, char **argv) {
       }
       break;
     case 'p': policy_path = optarg; break;
+    case 'e': events = true; break;
     case 'h': fputs(batch_usage, stdout); return 0;
     default:
       fprintf(stderr, "echo-sandbox batch: unknown or incomplete option '%s'\n%s", argv[optind - 1], batch_usage);
@@ -195,7 +266,7 @@ int esb_cli_batch(int argc, char **argv) {
     }
   }
   char err[ESB_MESSAGE_MAX];
-  struct batch b = { 0 };
+  struct batch b = { .events = events };
   int rc = 125;
   size_t len = 0;
   char *input = NULL;

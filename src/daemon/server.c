@@ -24,6 +24,7 @@
 #include "daemon/listen.h"
 #include "daemon/metrics.h"
 #include "daemon/routes.h"
+#include "dispatch/output_events.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
 #include "engine/signals.h"
@@ -62,6 +63,16 @@ struct conn {
   struct esb_job job;
   bool running;
   struct esb_waiter waiter; /* while it waits for a slot */
+  /* POST /v1/run?stream=1: event lines, then the result line, as they come */
+  bool streaming;
+  char *lines;              /* NDJSON not yet taken by MHD */
+  size_t lines_len, lines_cap, lines_off;
+  bool lines_done;          /* the result line is in: the end follows it */
+  bool reader_waits;        /* the content reader suspended the connection */
+  bool stream_queued;       /* the streamed answer is MHD's: results go into it */
+  bool gone;                /* the client left while its run went on: the run
+                               frees the conn when it ends */
+  struct esb_output_events events;
 };
 
 static struct conn *conn_of(struct esb_waiter *w) {
@@ -116,10 +127,133 @@ static enum MHD_Result send_response(struct conn *st) {
 
 static void start_queued(struct server *s);
 
+/* ---- streamed answers (?stream=1) ---- */
+
+/* Appends the JSON value on top of the stack (popped) and a newline to the
+ * conn's lines, and wakes the content reader if it waits for them. */
+static void append_line(struct conn *st) {
+  lua_State *L = st->s->L;
+  char err[ESB_MESSAGE_MAX];
+  if (st->gone) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (esb_json_encode(L, err, sizeof err) < 0)
+    return;                                        /* -- */
+  size_t len;
+  const char *json = lua_tolstring(L, -1, &len);
+  size_t need = st->lines_len + len + 1;
+  if (need > st->lines_cap) {
+    char *p = realloc(st->lines, need * 2);
+    if (!p) {
+      lua_pop(L, 1);
+      return; /* out of memory: this line is lost; the result line says what the run did */
+    }
+    st->lines = p;
+    st->lines_cap = need * 2;
+  }
+  memcpy(st->lines + st->lines_len, json, len);
+  st->lines[st->lines_len + len] = '\n';
+  st->lines_len = need;
+  lua_pop(L, 1);                                   /* -- */
+  if (st->reader_waits) {
+    st->reader_waits = false;
+    MHD_resume_connection(st->c);
+  }
+}
+
+static void emit_event(int stream, const char *data, size_t len, bool text, void *userdata) {
+  struct conn *st = userdata;
+  if (esb_json_push_event(st->s->L, &(struct esb_json_event){ .stream = stream, .data = data, .len = len,
+                                                               .text = text }) == 0)
+    append_line(st);
+}
+
+static void emit_ceiling(uint64_t sent, void *userdata) {
+  struct conn *st = userdata;
+  (void)sent;
+  if (esb_json_push_event(st->s->L, &(struct esb_json_event){ .ceiling = st->job.plan.max_stream_bytes }) == 0)
+    append_line(st);
+}
+
+static void on_output(int stream, const char *data, size_t len, void *userdata) {
+  struct conn *st = userdata;
+  st->events.max_bytes = st->job.plan.max_stream_bytes; /* planned by the time output comes */
+  esb_output_events_feed(&st->events, stream, data, len);
+}
+
+/* {"event": "result", "result": {...}}, the stream's last line. */
+static void stream_result(struct conn *st, const struct esb_result *r) {
+  lua_State *L = st->s->L;
+  esb_output_events_flush(&st->events);
+  if (esb_json_push_result(L, r) == 0) {           /* result */
+    lua_createtable(L, 0, 2);                      /* result, line */
+    lua_pushliteral(L, "result");
+    lua_setfield(L, -2, "event");
+    lua_insert(L, -2);                             /* line, result */
+    lua_setfield(L, -2, "result");                 /* line */
+    append_line(st);
+  }
+  st->lines_done = true;
+  if (st->reader_waits && !st->gone) {
+    st->reader_waits = false;
+    MHD_resume_connection(st->c);
+  }
+}
+
+/* MHD's content reader of a streamed answer: the lines as they come. */
+static ssize_t read_lines(void *cls, uint64_t pos, char *buf, size_t max) {
+  struct conn *st = cls;
+  (void)pos;
+  size_t left = st->lines_len - st->lines_off;
+  if (left == 0) {
+    if (st->lines_done)
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    st->reader_waits = true; /* woken by append_line */
+    MHD_suspend_connection(st->c);
+    return 0;
+  }
+  size_t n = left < max ? left : max;
+  memcpy(buf, st->lines + st->lines_off, n);
+  st->lines_off += n;
+  if (st->lines_off == st->lines_len)
+    st->lines_off = st->lines_len = 0;
+  return (ssize_t)n;
+}
+
+static enum MHD_Result send_stream(struct conn *st) {
+  struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, read_lines, st, NULL);
+  if (!resp)
+    return MHD_NO;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+  enum MHD_Result ok = MHD_queue_response(st->c, 200, resp);
+  MHD_destroy_response(resp);
+  return ok;
+}
+
+static void free_conn(struct conn *st) {
+  free(st->body);
+  free(st->response);
+  free(st->lines);
+  esb_request_release(&st->req);
+  free(st);
+}
+
 static void job_done(struct esb_job *job, void *userdata) {
   struct conn *st = userdata;
   struct server *s = st->s;
   esb_metrics_record(&s->m, &job->result);
+  if (st->streaming) {
+    stream_result(st, &job->result);
+    esb_result_release(&job->result);
+    esb_job_release(job);
+    st->running = false;
+    esb_admission_done(&s->admission);
+    if (st->gone)
+      free_conn(st);
+    start_queued(s);
+    return;
+  }
   respond_result(st, 200, &job->result);
   esb_result_release(&job->result);
   esb_job_release(job);
@@ -136,6 +270,13 @@ static bool start_run(struct conn *st) {
   st->job = (struct esb_job)ESB_JOB_INIT;
   st->job.on_done = job_done;
   st->job.userdata = st;
+  if (st->streaming) {
+    st->events = (struct esb_output_events)ESB_OUTPUT_EVENTS_INIT;
+    st->events.emit = emit_event;
+    st->events.reached_ceiling = emit_ceiling;
+    st->events.userdata = st;
+    st->job.output = (struct esb_output_sink){ .fn = on_output, .userdata = st, .fds = { -1, -1 } };
+  }
   if (esb_job_start(&st->job, &s->loop, s->policy, &st->req, NULL) == 0) {
     st->running = true;
     return true;
@@ -146,7 +287,10 @@ static bool start_run(struct conn *st) {
     s->m.rejected_bad++;
   else
     esb_metrics_record(&s->m, &st->job.result);
-  respond_result(st, code, &st->job.result);
+  if (st->stream_queued) /* it waited for a slot: its answer has begun */
+    stream_result(st, &st->job.result);
+  else
+    respond_result(st, code, &st->job.result);
   esb_result_release(&st->job.result);
   esb_job_release(&st->job);
   return false;
@@ -155,8 +299,13 @@ static bool start_run(struct conn *st) {
 static void start_queued(struct server *s) {
   for (struct esb_waiter *w; (w = esb_admission_next(&s->admission));) {
     struct conn *st = conn_of(w);
-    if (!start_run(st))
-      MHD_resume_connection(st->c);
+    if (st->gone) { /* its client left while it waited */
+      esb_admission_done(&s->admission);
+      free_conn(st);
+      continue;
+    }
+    if (!start_run(st) && !st->stream_queued)
+      MHD_resume_connection(st->c); /* a streamed answer resumes itself */
   }
 }
 
@@ -187,6 +336,8 @@ static enum MHD_Result handle_run(struct conn *st) {
     respond_error(st, 400, ESB_E_INVALID_REQUEST, err);
     return send_response(st);
   }
+  const char *stream = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "stream");
+  st->streaming = stream && (strcmp(stream, "1") == 0 || strcmp(stream, "true") == 0);
   switch (esb_admission_offer(&s->admission, &st->waiter)) {
   case ESB_ADMIT_RUN:
     if (!start_run(st))
@@ -200,6 +351,10 @@ static enum MHD_Result handle_run(struct conn *st) {
              s->admission.queued);
     respond_error(st, 429, ESB_E_BACKEND_UNAVAILABLE, err);
     return send_response(st);
+  }
+  if (st->streaming) { /* the answer begins now; its reader waits for the lines */
+    st->stream_queued = true;
+    return send_stream(st);
   }
   MHD_suspend_connection(st->c);
   return MHD_YES;
@@ -305,11 +460,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
   struct conn *st = *con_cls;
   if (!st)
     return;
-  free(st->body);
-  free(st->response);
-  esb_request_release(&st->req);
-  free(st);
   *con_cls = NULL;
+  /* A streamed answer's client may leave while its run goes on, or while
+   * it waits for a slot: the run, or the queue, frees it then. */
+  if (st->running || (st->stream_queued && !st->lines_done)) {
+    st->gone = true;
+    return;
+  }
+  free_conn(st);
 }
 
 /* ---- the loop ---- */
@@ -413,8 +571,19 @@ int esb_serve(const struct esb_server_options *o) {
       /* Grace is over: no more queued starts, kill what runs (pods are deleted). */
       for (struct esb_waiter *w; (w = esb_admission_drop(&s.admission));) {
         struct conn *st = conn_of(w);
-        respond_error(st, 503, ESB_E_BACKEND_UNAVAILABLE, "the daemon shut down before this request ran");
-        MHD_resume_connection(st->c);
+        if (st->gone) {
+          free_conn(st);
+          continue;
+        }
+        struct esb_result r = ESB_RESULT_INIT;
+        esb_result_fail(&r, ESB_E_BACKEND_UNAVAILABLE, "the daemon shut down before this request ran");
+        if (st->stream_queued) {
+          stream_result(st, &r);
+        } else {
+          respond_result(st, 503, &r);
+          MHD_resume_connection(st->c);
+        }
+        esb_result_release(&r);
       }
       esb_loop_abort(&s.loop);
     }

@@ -262,7 +262,15 @@ static void source_ready(struct esb_exec *e) {
 }
 
 /* SIGPIPE is blocked around the writes, so a reader that went away gives
- * EPIPE here; the signal that was raised is consumed below. */
+ * EPIPE here; the signal that was raised is consumed, not left pending. */
+static void consume_sigpipe(void) {
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  struct timespec zero = { 0, 0 };
+  sigtimedwait(&pipe_set, NULL, &zero);
+}
+
 static void write_some_stdin(struct esb_exec *e) {
   for (;;) {
     if (e->stdin_off == e->stdin_len && e->stdin_fd >= 0 && e->source.regular && !e->source.no_splice &&
@@ -278,15 +286,9 @@ static void write_some_stdin(struct esb_exec *e) {
         e->source.no_splice = true;
         continue;
       }
-      if (errno != EPIPE)
-        break; /* the file cannot be read: the program sees the end of it */
-      /* EPIPE: as for a write, below */
-      sigset_t pipe_set;
-      sigemptyset(&pipe_set);
-      sigaddset(&pipe_set, SIGPIPE);
-      struct timespec zero = { 0, 0 };
-      sigtimedwait(&pipe_set, NULL, &zero);
-      break;
+      if (errno == EPIPE)
+        consume_sigpipe();
+      break; /* the child is gone, or the file cannot be read: the end of its input */
     }
     const char *p;
     ssize_t left = next_stdin(e, &p);
@@ -305,13 +307,8 @@ static void write_some_stdin(struct esb_exec *e) {
       continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return;
-    if (n < 0 && errno == EPIPE) {
-      sigset_t pipe_set;
-      sigemptyset(&pipe_set);
-      sigaddset(&pipe_set, SIGPIPE);
-      struct timespec zero = { 0, 0 };
-      sigtimedwait(&pipe_set, NULL, &zero);
-    }
+    if (n < 0 && errno == EPIPE)
+      consume_sigpipe();
     break;
   }
   exec_close(e, &e->child.in);

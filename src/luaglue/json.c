@@ -7,6 +7,7 @@
 #include <lualib.h>
 
 #include "engine/fileio.h"
+#include "engine/text.h"
 #include "luaglue/call.h"
 #include "luaglue/cjson.h"
 #include "luaglue/convert.h"
@@ -67,6 +68,45 @@ static int push_result(lua_State *L) {
 int esb_json_push_result(lua_State *L, const struct esb_result *r) {
   lua_pushcfunction(L, push_result);
   lua_pushlightuserdata(L, (void *)r);
+  char err[256];
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
+}
+
+void esb_json_event_table(lua_State *L, const struct esb_json_event *ev) {
+  lua_createtable(L, 0, 4);                         /* event */
+  if (ev->stream == 0) {
+    lua_pushliteral(L, "truncated");
+    lua_setfield(L, -2, "event");
+    lua_pushinteger(L, (lua_Integer)ev->ceiling);
+    lua_setfield(L, -2, "max_stream_bytes");
+    return;
+  }
+  lua_pushliteral(L, "output");
+  lua_setfield(L, -2, "event");
+  lua_pushstring(L, ev->stream == 1 ? "stdout" : "stderr");
+  lua_setfield(L, -2, "stream");
+  if (ev->text) {
+    lua_pushlstring(L, ev->data, ev->len);
+    lua_setfield(L, -2, "data");
+  } else {
+    size_t n = esb_base64_length(ev->len);
+    char *buf = lua_newuserdatauv(L, n ? n : 1, 0); /* event, buf: GC-owned, nothing leaks if a push raises */
+    esb_base64_encode(ev->data, ev->len, buf);
+    lua_pushlstring(L, buf, n);
+    lua_setfield(L, -3, "data_base64");
+    lua_pop(L, 1);                                  /* event */
+  }
+}
+
+/* Runs protected: the struct esb_json_event (1). */
+static int push_event(lua_State *L) {
+  esb_json_event_table(L, lua_touserdata(L, 1));
+  return 1;
+}
+
+int esb_json_push_event(lua_State *L, const struct esb_json_event *ev) {
+  lua_pushcfunction(L, push_event);
+  lua_pushlightuserdata(L, (void *)ev);
   char err[256];
   return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
 }

@@ -6,7 +6,9 @@
 #ifndef ESB_LUAGLUE_JSON_H
 #define ESB_LUAGLUE_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lua.h>
 
@@ -30,6 +32,24 @@ int esb_json_encode(lua_State *L, char *err, size_t errlen);
 /* Pushes the result as a table, cjson.null where the result model has null:
  * 0; or -1 (out of memory) with nothing pushed. */
 int esb_json_push_result(lua_State *L, const struct esb_result *r);
+
+/* An output event (dispatch/output_events.h), the one shape of every face:
+ * {"event": "output", "stream": "stdout" | "stderr", "data": TEXT} or, where
+ * text is false, "data_base64"; stream 0: {"event": "truncated",
+ * "max_stream_bytes": ceiling}. Pushes the table: 0; or -1 (out of memory)
+ * with nothing pushed. The caller may add fields (an id) before encoding. */
+struct esb_json_event {
+  int stream;
+  const char *data;
+  size_t len;
+  bool text;
+  uint64_t ceiling;
+};
+int esb_json_push_event(lua_State *L, const struct esb_json_event *ev);
+
+/* The same, unprotected (it raises when out of memory): for a caller's own
+ * protected function that adds to the table. [-0, +1, m] */
+void esb_json_event_table(lua_State *L, const struct esb_json_event *ev);
 
 /* Encodes the value on top of the stack, writes it and a newline to fd 1 and
  * pops it; a value that cannot be encoded is reported on stderr. */

@@ -120,6 +120,7 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
   if (!esb_fields_uint(&f, t, "timeout_ms", 1, &plan->timeout_ms))
     esb_fields_bad(&f, t, "timeout_ms", "a positive integer");
   esb_fields_uint(&f, t, "kill_grace_ms", 0, &plan->kill_grace_ms);
+  esb_fields_uint(&f, t, "max_stream_bytes", 0, &plan->max_stream_bytes);
   read_limits(&f, t, plan);
   read_local(&f, t, &plan->local);
   plan->local.limits.no_core = true;

@@ -28,6 +28,10 @@
 --                  its own there; nil = local.working_dir)
 --   timeout_ms     positive integer, the wall-clock deadline
 --   kill_grace_ms  time between SIGTERM and SIGKILL at the deadline
+--   max_stream_bytes  the most of a run's output (stdout and stderr
+--                  together) that live output events carry (batch --events,
+--                  POST /v1/run?stream=1); nil: 64 MiB. The result keeps
+--                  limits.max_output_bytes per stream apart from it
 --   limits         memory_bytes, cpu_time_secs, cpu_millicores (the CPU
 --                  rate: 500 is half a core), max_output_bytes,
 --                  max_processes (integers) and network (boolean)
@@ -129,6 +133,13 @@ policy.ceilings = {
     max_output_bytes = 64 * Mi,
     max_processes = 1024,
   },
+}
+
+-- Live output (batch --events, the daemon's ?stream=1): the most of a run's
+-- output, both streams together, that its output events carry. What the
+-- result keeps is limits.max_output_bytes per stream, apart from this.
+policy.streams = {
+  max_bytes = 64 * Mi,
 }
 
 -- Kubernetes resources: requests are fixed, limits follow the request's
@@ -419,6 +430,7 @@ function policy:plan(req)
     working_dir = req.working_dir,
     timeout_ms = timeout_ms,
     kill_grace_ms = self.defaults.kill_grace_ms,
+    max_stream_bytes = self.streams and self.streams.max_bytes,
     limits = limits,
     clamped = clamped,
     ["local"] = self:local_for(req, limits),
