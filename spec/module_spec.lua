@@ -20,6 +20,45 @@ describe("require 'echo_sandbox'", function()
     assert.is_number(r.duration_ms)
   end)
 
+  it("calls on_output with each piece of output as it comes, before it returns", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute(("mkdir -m 755 %s && mkfifo -m 666 %s/go"):format(dir, dir)))
+    finally(function() os.execute("rm -rf " .. dir) end)
+    local policy = env.policy_file(([[
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock" }]]):format(dir))
+    finally(function() os.remove(policy) end)
+    local events = {}
+    -- The program waits on the fifo; on_output writes it once "first" came:
+    -- the run could not end otherwise. (Isolation rlimits, the valgrind
+    -- step's, has no mount namespace: the program sees the host's path.)
+    local fifo = env.isolation == "rlimits" and dir .. "/go" or "/interlock/go"
+    local r = assert(sbx.run({ shell = ("echo first; read x < %s; echo \"got $x\" >&2"):format(fifo) },
+      { policy = policy, on_output = function(event)
+          events[#events + 1] = event
+          if event.data == "first\n" then
+            local go = assert(io.open(dir .. "/go", "w"))
+            go:write("hello\n")
+            go:close()
+          end
+        end }))
+    assert.are.same({ { event = "output", stream = "stdout", data = "first\n" },
+                      { event = "output", stream = "stderr", data = "got hello\n" } }, events)
+    assert.are.equal("got hello\n", r.stderr)
+  end)
+
+  it("raises what on_output raised once the run is over, and calls it no more", function()
+    local calls = 0
+    local ok, err = pcall(sbx.run, { shell = "echo a; sleep 0.1; echo b" }, { on_output = function()
+      calls = calls + 1
+      error("stop here")
+    end })
+    assert.is_false(ok)
+    assert.truthy(err:find("on_output: .*stop here"), err)
+    assert.are.equal(1, calls)
+    assert.has_error(function() sbx.run({ shell = "true" }, { on_output = 42 }) end)
+  end)
+
   it("returns nil and a message for an invalid request", function()
     for request, field in pairs {
       [{}] = "exactly one",

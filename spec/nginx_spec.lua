@@ -59,5 +59,19 @@ describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
     assert.are.equal(200, status)
     assert.truthy(body:find("HTTP 400", 1, true), body)
     assert.truthy(body:find("'shell'", 1, true), body)
+    -- client:stream: the output events as they came, then the result
+    status, body = get(port, "/stream")
+    assert.are.equal(200, status, body)
+    local seen = cjson.decode(body)
+    local text = { stdout = "", stderr = "" }
+    for i = 1, #seen - 1 do
+      assert.are.equal("output", seen[i].event)
+      text[seen[i].stream] = text[seen[i].stream] .. seen[i].data
+    end
+    assert.are.same({ stdout = "one\nthree\n", stderr = "two\n" }, text)
+    assert.are.equal("result", seen[#seen].event)
+    assert.are.equal("one\nthree\n", seen[#seen].result.stdout)
+    status, body = get(port, "/invalid-stream")
+    assert.truthy(body:find("HTTP 400", 1, true), body)
   end)
 end)

@@ -4,10 +4,15 @@
 --   local client = require("resty.echo_sandbox").new{ socket = "unix:/run/echo-sandbox.sock" }
 --   -- or new{ host = "127.0.0.1", port = 7878 }; optional timeout (ms), token
 --   local res, err = client:run{ language = "python", code = "print(6*7)" }
+--   local res, err = client:stream(request, function(event) ... end)
 --
 -- run returns the result table of the request contract, or nil and a message
 -- (a refused request: the daemon's error message; a transport failure: what
--- failed). Connections go back to the cosocket pool (keep-alive).
+-- failed). stream does the same through POST /v1/run?stream=1, calling
+-- on_event with each output event ({event = "output", stream = "stdout" |
+-- "stderr", data | data_base64}, or {event = "truncated", ...}) as it comes,
+-- before it returns the result. Connections go back to the cosocket pool
+-- (keep-alive).
 local cjson = require "cjson"
 
 local _M = { _VERSION = "0.1.0" }
@@ -28,8 +33,8 @@ function _M.new(opts)
   }, mt)
 end
 
--- Status, headers (lower-case names) and body of one response.
-local function read_response(sock)
+-- Status and headers (lower-case names) of one response.
+local function read_head(sock)
   local line, err = sock:receive("*l")
   if not line then return nil, "reading the status line: " .. err end
   local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)"))
@@ -42,17 +47,53 @@ local function read_response(sock)
     local name, value = line:match("^([^:]+):%s*(.-)%s*$")
     if name then headers[name:lower()] = value end
   end
-  local length = tonumber(headers["content-length"])
-  if not length then return nil, "the response has no Content-Length" end
-  local body = ""
-  if length > 0 then
-    body, err = sock:receive(length)
-    if not body then return nil, "reading the body: " .. err end
-  end
-  return status, headers, body
+  return status, headers
 end
 
-function _M:run(request)
+-- A body of Content-Length bytes.
+local function read_body(sock, headers)
+  local length = tonumber(headers["content-length"])
+  if not length then return nil, "the response has no Content-Length" end
+  if length == 0 then return "" end
+  local body, err = sock:receive(length)
+  if not body then return nil, "reading the body: " .. err end
+  return body
+end
+
+-- Calls on_line with each line of a chunked body, as the chunks come.
+local function read_chunked_lines(sock, on_line)
+  local pending = ""
+  while true do
+    local size_line, err = sock:receive("*l")
+    if not size_line then return nil, "reading a chunk: " .. err end
+    local size = tonumber(size_line:match("^%x+"), 16)
+    if not size then return nil, "a bad chunk size: " .. size_line end
+    if size == 0 then
+      repeat -- trailers, up to the empty line
+        size_line, err = sock:receive("*l")
+        if not size_line then return nil, "reading the end of the body: " .. err end
+      until size_line == ""
+      if pending ~= "" then on_line(pending) end
+      return true
+    end
+    local data
+    data, err = sock:receive(size)
+    if not data then return nil, "reading a chunk: " .. err end
+    local crlf
+    crlf, err = sock:receive("*l")
+    if not crlf then return nil, "reading a chunk: " .. err end
+    pending = pending .. data
+    while true do
+      local nl = pending:find("\n", 1, true)
+      if not nl then break end
+      on_line(pending:sub(1, nl - 1))
+      pending = pending:sub(nl + 1)
+    end
+  end
+end
+
+-- Connects and sends POST path with the request; returns the socket.
+local function send(self, path, request)
   if type(request) ~= "table" then return nil, "the request must be a table" end
   local ok, body = pcall(cjson.encode, request)
   if not ok then return nil, "cannot encode the request: " .. tostring(body) end
@@ -66,7 +107,7 @@ function _M:run(request)
   end
   if not connected then return nil, "connecting to echo-sandbox: " .. err end
   local head = {
-    "POST /v1/run HTTP/1.1\r\n",
+    "POST ", path, " HTTP/1.1\r\n",
     "Host: echo-sandbox\r\n",
     "Content-Type: application/json\r\n",
     "Content-Length: ", #body, "\r\n",
@@ -80,16 +121,20 @@ function _M:run(request)
     sock:close()
     return nil, "sending the request: " .. err
   end
-  local status, headers, text = read_response(sock)
-  if not status then
-    sock:close()
-    return nil, headers
-  end
+  return sock
+end
+
+-- Gives the connection back to the pool, or closes it when the server will.
+local function release(self, sock, headers)
   if (headers.connection or ""):lower() == "close" then
     sock:close()
   else
     sock:setkeepalive(self.keepalive_timeout, self.pool_size)
   end
+end
+
+-- The result of an answer that is no stream: nil and a message unless 200.
+local function result_of(status, text)
   local decoded_ok, result = pcall(cjson.decode, text)
   if not decoded_ok or type(result) ~= "table" then
     return nil, ("echo-sandbox answered HTTP %d: %s"):format(status, text)
@@ -98,6 +143,61 @@ function _M:run(request)
     local message = type(result.error) == "table" and result.error.message or text
     return nil, ("echo-sandbox answered HTTP %d: %s"):format(status, tostring(message))
   end
+  return result
+end
+
+function _M:run(request)
+  local sock, err = send(self, "/v1/run", request)
+  if not sock then return nil, err end
+  local status, headers = read_head(sock)
+  local text
+  if status then text, err = read_body(sock, headers) end
+  if not status or not text then
+    sock:close()
+    return nil, status and err or headers
+  end
+  release(self, sock, headers)
+  return result_of(status, text)
+end
+
+function _M:stream(request, on_event)
+  if type(on_event) ~= "function" then return nil, "on_event must be a function" end
+  local sock, err = send(self, "/v1/run?stream=1", request)
+  if not sock then return nil, err end
+  local status, headers = read_head(sock)
+  if not status then
+    sock:close()
+    return nil, headers
+  end
+  if status ~= 200 or not (headers["content-type"] or ""):find("ndjson", 1, true) then
+    local text
+    text, err = read_body(sock, headers)
+    if not text then
+      sock:close()
+      return nil, err
+    end
+    release(self, sock, headers)
+    return result_of(status, text)
+  end
+  local result, callback_error
+  local ok
+  ok, err = read_chunked_lines(sock, function(line)
+    local decoded, event = pcall(cjson.decode, line)
+    if not decoded or type(event) ~= "table" then return end
+    if event.event == "result" then
+      result = event.result
+    elseif not callback_error then
+      local called, why = pcall(on_event, event)
+      if not called then callback_error = why end
+    end
+  end)
+  if not ok then
+    sock:close()
+    return nil, err
+  end
+  release(self, sock, headers)
+  if callback_error then error(callback_error, 0) end
+  if type(result) ~= "table" then return nil, "the stream ended without a result" end
   return result
 end
 

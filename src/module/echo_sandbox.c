@@ -3,10 +3,16 @@
  *   local sbx = require "echo_sandbox"
  *   local result, err = sbx.run{ language = "python", code = "print(6*7)" }
  *   local result, err = sbx.run(request, { policy = "/path/policy.lua" })
+ *   sbx.run(request, { on_output = function(event) ... end })
  *
  * run returns the result table of the request contract, or nil and a message
  * when the request is invalid or the policy cannot be loaded. It blocks the
- * calling Lua thread until the program is done.
+ * calling Lua thread until the program is done. on_output, when given, is
+ * called with each piece of output as it comes, { event = "output", stream =
+ * "stdout" | "stderr", data = the bytes } (the daemon's and batch's event
+ * shape; Lua strings hold any bytes, so there is no data_base64), before run
+ * returns; an error it raises stops further calls and is raised by run once
+ * the run is over and cleaned up.
  *
  * Everything C holds while Lua code could raise an error (the request, the
  * result, the loaded policies) lives in a userdata with __gc, so an error
@@ -18,6 +24,7 @@
 #include <lua.h>
 
 #include "dispatch/execute.h"
+#include "luaglue/call.h"
 #include "luaglue/convert.h"
 
 #define REQUEST_MT "echo_sandbox.request"
@@ -70,9 +77,53 @@ static struct esb_policy *get_policy(lua_State *L, const char *path) {
   return box->policy;
 }
 
+/* on_output's call: the function at index fn, errors kept for after the run. */
+struct output_call {
+  lua_State *L;
+  int fn;
+  bool failed;
+  char err[ESB_MESSAGE_MAX];
+};
+
+/* Runs protected: stream (1), the bytes (2, light userdata) and their
+ * length (3). Nothing of the loop's may be pushed unprotected: a memory
+ * error would longjmp out of it. */
+static int push_output_event(lua_State *L) {
+  int stream = (int)lua_tointeger(L, 1);
+  const char *data = lua_touserdata(L, 2);
+  size_t len = (size_t)lua_tointeger(L, 3);
+  lua_createtable(L, 0, 3);                     /* event */
+  lua_pushliteral(L, "output");
+  lua_setfield(L, -2, "event");
+  lua_pushstring(L, stream == 1 ? "stdout" : "stderr");
+  lua_setfield(L, -2, "stream");
+  lua_pushlstring(L, data, len);
+  lua_setfield(L, -2, "data");
+  return 1;
+}
+
+static void call_on_output(int stream, const char *data, size_t len, void *userdata) {
+  struct output_call *c = userdata;
+  if (c->failed)
+    return;
+  lua_State *L = c->L;
+  lua_pushvalue(L, c->fn);                      /* on_output */
+  lua_pushcfunction(L, push_output_event);
+  lua_pushinteger(L, stream);
+  lua_pushlightuserdata(L, (void *)data);
+  lua_pushinteger(L, (lua_Integer)len);
+  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, NULL, c->err, sizeof c->err) < 0) {
+    lua_pop(L, 1);                              /* -- */
+    c->failed = true;
+    return;
+  }                                             /* on_output, event */
+  c->failed = esb_lua_pcall(L, 1, 0, ESB_LUA_TRACEBACK, "on_output", c->err, sizeof c->err) < 0;
+}
+
 static int sbx_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *policy_path = NULL;
+  struct output_call output = { .L = L };
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "policy");
@@ -80,10 +131,14 @@ static int sbx_run(lua_State *L) {
     if (!policy_path && !lua_isnil(L, -1))
       return luaL_argerror(L, 2, "'policy' must be a path");
     lua_pop(L, 1);
+    lua_getfield(L, 2, "on_output");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+      return luaL_argerror(L, 2, "'on_output' must be a function");
+    output.fn = lua_isfunction(L, -1) ? 3 : 0;
   }
-  lua_settop(L, 2);                             /* request, options */
+  lua_settop(L, 3);                             /* request, options, on_output or nil */                             /* request, options */
 
-  struct esb_request *req = lua_newuserdatauv(L, sizeof *req, 0); /* request, options, REQ */
+  struct esb_request *req = lua_newuserdatauv(L, sizeof *req, 0); /* request, options, on_output, REQ */
   *req = (struct esb_request)ESB_REQUEST_INIT;
   luaL_setmetatable(L, REQUEST_MT);
   char err[ESB_MESSAGE_MAX];
@@ -99,7 +154,10 @@ static int sbx_run(lua_State *L) {
   struct esb_result *result = lua_newuserdatauv(L, sizeof *result, 0); /* ..., REQ, RESULT */
   *result = (struct esb_result)ESB_RESULT_INIT;
   luaL_setmetatable(L, RESULT_MT);
-  esb_execute(policy, req, result, -1, NULL, NULL);
+  struct esb_output_sink sink = { .fn = call_on_output, .userdata = &output, .fds = { -1, -1 } };
+  esb_execute(policy, req, result, -1, NULL, output.fn ? &sink : NULL);
+  if (output.failed)
+    return luaL_error(L, "%s", output.err); /* the result's userdata is the GC's to free */
   if (result->status == ESB_STATUS_ERROR && result->error == ESB_E_INVALID_REQUEST) {
     lua_pushnil(L);
     lua_pushstring(L, result->error_message ? result->error_message : esb_strerror(result->error));
