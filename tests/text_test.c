@@ -33,5 +33,22 @@ int main(void) {
   base64_is("foo", 3, "Zm9v");
   base64_is("foobar", 6, "Zm9vYmFy");
   base64_is("\xff\xfe\x00", 3, "//4A");
+  static const char *const texts[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYmFy", "//4A"};
+  static const char *const bytes[] = {"", "f", "fo", "foo", "foobar", "\xff\xfe"};
+  static const size_t lens[] = {0, 1, 2, 3, 6, 3};
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+    char out[16];
+    size_t n = 99;
+    ok(esb_base64_decode(texts[i], strlen(texts[i]), out, &n) == 0 && n == lens[i] &&
+       memcmp(out, bytes[i], n) == 0, "base64 decodes what it encodes");
+  }
+  char out[16];
+  size_t n;
+  is_int(esb_base64_decode("Zg=", 3, out, &n), -1, "a length that is no multiple of 4 is refused");
+  is_int(esb_base64_decode("Zm9v\nYmFy", 9, out, &n), -1, "a line break is refused");
+  is_int(esb_base64_decode("Zh==", 4, out, &n), -1, "bits the padding leaves unused must be zero");
+  is_int(esb_base64_decode("Z===", 4, out, &n), -1, "three padding characters are refused");
+  is_int(esb_base64_decode("Zg==Zg==", 8, out, &n), -1, "padding only at the end");
+  is_int(esb_base64_decode("Zm9-", 4, out, &n), -1, "the URL alphabet is refused");
   return tap_done();
 }

@@ -1,6 +1,7 @@
 #include "backend/local.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stddef.h>
@@ -158,6 +159,8 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
   sb->n_mounts = ls->n_mounts;
   sb->workdir = plan->working_dir ? plan->working_dir : ls->working_dir;
   sb->workdir_size_bytes = ls->workdir_size_bytes;
+  sb->files = plan->files;
+  sb->n_files = plan->n_files;
   sb->tmp_size_bytes = ls->tmp_size_bytes;
   sb->hostname = "echo-sandbox";
 }
@@ -202,12 +205,47 @@ static bool namespaces_refused(int err) {
   return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS || err == EACCES;
 }
 
+/* The request's files into the fresh host working dir, before the program
+ * starts: nothing but us has written there yet (engine/rootfs.h). */
+static int write_host_files(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
+  if (!plan->n_files)
+    return 0;
+  int dir = open(run->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) {
+    snprintf(why, n, "opening the working dir: %s", strerror(errno));
+    return -1;
+  }
+  uid_t uid = geteuid() == 0 ? plan->local.uid : (uid_t)-1; /* -1: as is */
+  gid_t gid = geteuid() == 0 ? plan->local.gid : (gid_t)-1;
+  int rc = 0;
+  for (size_t i = 0; i < plan->n_files && rc == 0; i++) {
+    const struct esb_file *f = &plan->files[i];
+    char path[ESB_FILE_PATH_MAX + 1];
+    snprintf(path, sizeof path, "%s", f->path);
+    for (char *slash = strchr(path, '/'); slash && rc == 0; slash = strchr(slash + 1, '/')) {
+      *slash = '\0';
+      rc = esb_rootfs_make_dir_at(dir, path, uid, gid);
+      *slash = '/';
+    }
+    if (rc == 0)
+      rc = esb_rootfs_write_file_at(dir, path, f->data, f->len, f->mode & 0777, uid, gid);
+    if (rc < 0)
+      snprintf(why, n, "writing the request's file '%s': %s", f->path, strerror(errno));
+  }
+  close(dir);
+  return rc;
+}
+
 /* A host working dir for a run without namespaces, and its environment. */
 static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *plan) {
   char why[ESB_MESSAGE_MAX];
   struct esb_exec *e = &run->exec;
   if (make_workdir(run, plan, why, sizeof why) < 0) {
     esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
+    return -1;
+  }
+  if (write_host_files(run, plan, why, sizeof why) < 0) {
+    esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
     return -1;
   }
   esb_strv_free(run->env);

@@ -30,6 +30,8 @@ void esb_plan_release(struct esb_plan *plan) {
   esb_strv_free(plan->env);
   esb_strv_free(plan->clamped);
   free(plan->working_dir);
+  free(plan->code_file);
+  free(plan->owned_files); /* its entries' bytes are the request's */
   free(plan->local.working_dir);
   for (size_t i = 0; i < plan->local.n_mounts; i++) {
     free((char *)plan->local.mounts[i].host);

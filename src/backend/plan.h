@@ -66,6 +66,15 @@ struct esb_plan {
   const char *stdin_data;    /* borrowed from the request */
   size_t stdin_len;
   int stdin_fd;              /* borrowed from the request: -1, or streamed after stdin_data */
+  const struct esb_file *files; /* for the working dir: the request's, and the code's
+                                file when there is one (then in owned_files, whose
+                                entries borrow the request's bytes) */
+  size_t n_files;
+  struct esb_file *owned_files;
+  char *code_file;           /* where the local backend writes the request's code */
+  uint64_t max_code_bytes;
+  uint64_t max_files;        /* the policy's ceilings of the request's files: how many, */
+  uint64_t max_files_bytes;  /* and how many bytes together */
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
   uint64_t max_output_bytes;
@@ -79,7 +88,8 @@ struct esb_plan {
 
 /* The defaults of what a policy's plan may leave out. */
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, .max_output_bytes = 1u << 20, \
-                        .max_stream_bytes = 64u << 20, \
+                        .max_stream_bytes = 64u << 20, .max_files = 256, .max_files_bytes = 8u << 20, \
+                        .max_code_bytes = 8u << 20, \
                         .stdin_fd = -1, \
                         .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES, \
                                    .cgroups = true, .tmp_size_bytes = 64u << 20, \

@@ -69,6 +69,10 @@ static int push_explanation(lua_State *L) {
   lua_setfield(L, -2, "backend");
   push_strv(L, p->argv);
   lua_setfield(L, -2, "argv");
+  if (p->code_file) {
+    lua_pushstring(L, p->code_file);
+    lua_setfield(L, -2, "code_file");
+  }
   lua_newtable(L);
   for (char **e = p->env; e && *e; e++) {
     const char *eq = strchr(*e, '=');
@@ -195,6 +199,8 @@ static void print_text(const struct explanation *x) {
   const struct esb_plan *p = x->plan;
   printf("policy      %s\nbackend     %s\nargv        ", x->policy_path, esb_backend_name(p->backend));
   print_quoted(p->argv);
+  if (p->code_file)
+    printf("code file   %s in the working dir (the request's code)\n", p->code_file);
   printf("env        ");
   for (char **e = p->env; e && *e; e++)
     printf(" %s", *e);

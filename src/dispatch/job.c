@@ -79,6 +79,40 @@ static void choose_auto(struct esb_plan *plan, FILE *notes) {
             answers ? "using k8s" : "the cluster does not answer; using local");
 }
 
+/* The request's code and files against the policy's ceilings, naming the
+ * file that goes over one; and the backends that take files. */
+static bool request_too_big(const struct esb_plan *plan, const struct esb_request *req, char *err,
+                            size_t errlen) {
+  size_t code = req->code ? strlen(req->code) : 0;
+  if (code > plan->max_code_bytes) {
+    snprintf(err, errlen, "invalid request: 'code' is %zu bytes, more than the policy's %llu", code,
+             (unsigned long long)plan->max_code_bytes);
+    return true;
+  }
+  if (!req->nfiles)
+    return false;
+  if (plan->backend == ESB_BACKEND_K8S) {
+    snprintf(err, errlen, "invalid request: 'files' is not supported on the k8s backend yet (the local backend "
+             "takes them)");
+    return true;
+  }
+  if (req->nfiles > plan->max_files) {
+    snprintf(err, errlen, "invalid request: 'files' has %zu files, more than the policy's %llu (at '%s')",
+             req->nfiles, (unsigned long long)plan->max_files, req->files[plan->max_files].path);
+    return true;
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < req->nfiles; i++) {
+    total += req->files[i].len;
+    if (total > plan->max_files_bytes) {
+      snprintf(err, errlen, "invalid request: 'files' holds more than the policy's %llu bytes together (at '%s', "
+               "%zu bytes)", (unsigned long long)plan->max_files_bytes, req->files[i].path, req->files[i].len);
+      return true;
+    }
+  }
+  return false;
+}
+
 static void local_done(struct esb_local_run *run, void *userdata) {
   struct esb_job *job = userdata;
   esb_result_move(&job->result, &run->exec.result);
@@ -103,6 +137,11 @@ int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy 
   }
   if (job->plan.backend == ESB_BACKEND_K8S && req->backend == ESB_BACKEND_AUTO)
     choose_auto(&job->plan, notes);
+  if (request_too_big(&job->plan, req, err, sizeof err)) {
+    esb_result_fail(&job->result, ESB_E_INVALID_REQUEST, "%s", err);
+    esb_plan_release(&job->plan);
+    return -1;
+  }
   assert(job->running == ESB_BACKEND_AUTO); /* ESB_JOB_INIT, or released */
   struct esb_result *failed;
   job->running = job->plan.backend == ESB_BACKEND_K8S ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;

@@ -89,8 +89,16 @@ int esb_child_wire_write(const struct esb_child_plan *p) {
     put_u64(&o, s->kind);
     put_str(&o, s->source);
     put_str(&o, s->dest);
-    put_str(&o, s->data);
+    if (s->kind == ESB_ROOTFS_DATA) { /* bytes, not a string */
+      put_u64(&o, s->len);
+      put(&o, s->data, s->len);
+    } else {
+      put_str(&o, s->data);
+    }
     put_u64(&o, s->writable);
+    put_u64(&o, s->mode);
+    put_u64(&o, s->uid);
+    put_u64(&o, s->gid);
   }
   put_u64(&o, WIRE_MAGIC);
   if (o.failed) {
@@ -268,8 +276,19 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
       s->kind = (enum esb_rootfs_step_kind)take_u64(&in);
       s->source = take_str(&in);
       s->dest = take_str(&in);
-      s->data = take_str(&in);
+      if (s->kind == ESB_ROOTFS_DATA) {
+        uint64_t n = take_u64(&in);
+        s->data = n <= len ? take(&in, (size_t)n) : NULL;
+        s->len = (size_t)n;
+        if (!s->data && n)
+          goto bad;
+      } else {
+        s->data = take_str(&in);
+      }
       s->writable = take_u64(&in);
+      s->mode = (unsigned)take_u64(&in);
+      s->uid = (unsigned)take_u64(&in);
+      s->gid = (unsigned)take_u64(&in);
     }
     p->rootfs = &w->rootfs;
   }

@@ -5,7 +5,27 @@
 
 #include "engine/strv.h"
 
+bool esb_file_path_ok(const char *path) {
+  size_t n = strlen(path);
+  if (n == 0 || n > ESB_FILE_PATH_MAX || path[0] == '/' || path[n - 1] == '/')
+    return false;
+  for (const char *p = path; *p;) {
+    size_t len = strcspn(p, "/");
+    if (len == 0 || len > 255 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+      return false;
+    p += len;
+    if (*p == '/')
+      p++;
+  }
+  return true;
+}
+
 void esb_request_release(struct esb_request *req) {
+  for (size_t i = 0; i < req->nfiles; i++) {
+    free(req->files[i].path);
+    free(req->files[i].data);
+  }
+  free(req->files);
   free(req->shell);
   free(req->program);
   free(req->language);

@@ -20,6 +20,21 @@ struct esb_limits {
   int network; /* -1 not given, 0 off, 1 on */
 };
 
+/* A file the request puts into the program's working dir before it starts. */
+struct esb_file {
+  char *path;             /* relative to the working dir: esb_file_path_ok */
+  char *data;             /* any bytes */
+  size_t len;
+  unsigned mode;          /* permission bits, 0644 unless the request says */
+};
+
+#define ESB_FILE_PATH_MAX 1024
+
+/* Whether path names one place below a directory: not empty, relative, no
+ * empty, "." or ".." component, no trailing '/', at most ESB_FILE_PATH_MAX
+ * bytes and 255 a component. */
+bool esb_file_path_ok(const char *path);
+
 struct esb_request {
   enum esb_request_kind kind;
   char *shell;            /* kind SHELL */
@@ -40,6 +55,8 @@ struct esb_request {
   struct esb_limits limits;
   char **labels;          /* NULL-terminated "KEY=VALUE", for the policy */
   size_t nlabels;
+  struct esb_file *files; /* for the working dir, in the request's order */
+  size_t nfiles;
 };
 
 #define ESB_REQUEST_INIT { .stdin_fd = -1, .limits = { .network = -1 } }

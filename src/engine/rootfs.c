@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "engine/request.h"
 #include "engine/spawn.h"
 
 bool esb_rootfs_path_ok(const char *path) {
@@ -102,6 +103,47 @@ static bool has_dest(const struct esb_rootfs *fs, const char *path) {
     if (!strcmp(fs->steps[i].dest, path))
       return true;
   return false;
+}
+
+/* The request's files (sb->files) below the working dir, owned by the
+ * program's ids: OWN_DIR steps for the directories above them, DATA steps
+ * for the files. Their paths were checked (esb_file_path_ok), so nothing
+ * here leaves the working dir; the steps run before the program does, in a
+ * tmpfs nothing else has touched, and open without following links. */
+static int add_files(struct esb_rootfs *fs, const struct esb_sandbox *sb) {
+  char dest[ESB_FILE_PATH_MAX + 4096 + 2];
+  for (size_t i = 0; i < sb->n_files; i++) {
+    const struct esb_file *f = &sb->files[i];
+    int n = snprintf(dest, sizeof dest, "%s/%s", sb->workdir, f->path);
+    if (n < 0 || (size_t)n >= sizeof dest) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    size_t base = strlen(sb->workdir) + 1;
+    for (char *slash = strchr(dest + base, '/'); slash; slash = strchr(slash + 1, '/')) {
+      *slash = '\0';
+      if (!has_dest(fs, dest) && push(fs, ESB_ROOTFS_OWN_DIR, NULL, dest, NULL, false) < 0)
+        return -1;
+      fs->steps[fs->count - 1].uid = sb->inner_uid;
+      fs->steps[fs->count - 1].gid = sb->inner_gid;
+      *slash = '/';
+    }
+    if (has_dest(fs, dest)) { /* "a" as a file and "a/b" beside it */
+      errno = EEXIST;
+      return -1;
+    }
+    if (push(fs, ESB_ROOTFS_DATA, NULL, dest, NULL, false) < 0)
+      return -1;
+    struct esb_rootfs_step *s = &fs->steps[fs->count - 1];
+    if (!(s->data = malloc(f->len ? f->len : 1)))
+      return -1;
+    memcpy(s->data, f->data, f->len);
+    s->len = f->len;
+    s->mode = f->mode & 0777;
+    s->uid = sb->inner_uid;
+    s->gid = sb->inner_gid;
+  }
+  return 0;
 }
 
 /* DIR steps for path and the directories above it that are not there yet. */
@@ -240,6 +282,10 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
     snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
     goto fail;
   }
+  if (add_files(fs, sb) < 0) {
+    snprintf(why, whylen, "planning the request's files: %s", strerror(errno));
+    goto fail;
+  }
   return 0;
 fail:
   esb_rootfs_release(fs);
@@ -276,6 +322,35 @@ static int write_file(const char *path, const char *data) {
   return close(fd);
 }
 
+int esb_rootfs_write_file_at(int dirfd, const char *path, const char *data, size_t len, unsigned mode,
+                             uid_t uid, gid_t gid) {
+  int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return -1;
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    done += (size_t)n;
+  }
+  if (done < len || fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
+    int saved = done < len && !errno ? EIO : errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return close(fd);
+}
+
+int esb_rootfs_make_dir_at(int dirfd, const char *path, uid_t uid, gid_t gid) {
+  if (mkdirat(dirfd, path, 0755) < 0 && errno != EEXIST)
+    return -1;
+  return fchownat(dirfd, path, uid, gid, AT_SYMLINK_NOFOLLOW);
+}
+
 static int apply(const struct esb_rootfs_step *s) {
   switch (s->kind) {
   case ESB_ROOTFS_DIR:
@@ -302,6 +377,10 @@ static int apply(const struct esb_rootfs_step *s) {
     return mount("devpts", s->dest, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
   case ESB_ROOTFS_PROC:
     return mount("proc", s->dest, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  case ESB_ROOTFS_DATA:
+    return esb_rootfs_write_file_at(AT_FDCWD, s->dest, s->data, s->len, s->mode, s->uid, s->gid);
+  case ESB_ROOTFS_OWN_DIR:
+    return esb_rootfs_make_dir_at(AT_FDCWD, s->dest, s->uid, s->gid);
   }
   errno = EINVAL;
   return -1;

@@ -46,14 +46,20 @@ enum esb_rootfs_step_kind {
   ESB_ROOTFS_TMPFS,    /* a tmpfs on dest with the options in data */
   ESB_ROOTFS_DEVPTS,   /* a private devpts on dest */
   ESB_ROOTFS_PROC,     /* a proc on dest (of the sandbox's pid namespace) */
+  ESB_ROOTFS_DATA,     /* a request's file: dest made (never followed) with the len
+                          bytes of data and mode, owned by uid/gid */
+  ESB_ROOTFS_OWN_DIR,  /* mkdir dest (0755), owned by uid/gid: above a request's file */
 };
 
 struct esb_rootfs_step {
   enum esb_rootfs_step_kind kind;
   char *source;        /* BIND: the host path under OLDROOT */
   char *dest;          /* inside the new root */
-  char *data;          /* FILE: contents; SYMLINK: target; TMPFS: options */
+  char *data;          /* FILE: contents; SYMLINK: target; TMPFS: options; DATA: bytes */
   bool writable;
+  size_t len;          /* DATA: the bytes of data */
+  unsigned mode;       /* DATA */
+  unsigned uid, gid;   /* DATA, OWN_DIR: the owner, as seen inside */
 };
 
 struct esb_rootfs {
@@ -64,6 +70,18 @@ struct esb_rootfs {
 #define ESB_ROOTFS_INIT { .steps = NULL }
 
 struct esb_sandbox;
+
+/* A request's file, made under dirfd (never through a link: O_EXCL and
+ * O_NOFOLLOW), with len bytes of data, then owned by uid/gid and given mode
+ * (after the write: the umask is not ours to know). For a directory that
+ * only we have written to so far: the sandbox's working dir before the
+ * program starts. 0, or -1 with errno. Async-signal-safe. */
+int esb_rootfs_write_file_at(int dirfd, const char *path, const char *data, size_t len, unsigned mode,
+                             uid_t uid, gid_t gid);
+
+/* A directory above such a file (mode 0755; one that is there already is
+ * kept), owned by uid/gid. 0, or -1 with errno. Async-signal-safe. */
+int esb_rootfs_make_dir_at(int dirfd, const char *path, uid_t uid, gid_t gid);
 
 /* Whether path is absolute, not "/" itself, and has no empty, "." or ".."
  * component (and no trailing "/"): a path that names one place, whatever

@@ -73,6 +73,9 @@ struct esb_sandbox {
   const struct esb_mount *mounts; /* the host paths, in order */
   size_t n_mounts;
   const char *workdir;      /* the working dir's path inside */
+  const struct esb_file *files; /* the request's files, written into the working
+                               dir before the program starts (engine/request.h) */
+  size_t n_files;
   uint64_t workdir_size_bytes; /* the size of its tmpfs */
   uint64_t tmp_size_bytes;  /* the size of /tmp and of /dev/shm */
   const char *hostname;     /* with ESB_NS_UTS */

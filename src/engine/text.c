@@ -1,5 +1,6 @@
 #include "engine/text.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 bool esb_utf8_valid(const char *str, size_t n) {
@@ -43,4 +44,39 @@ void esb_base64_encode(const char *str, size_t n, char *out) {
     *o++ = i + 1 < n ? alphabet[v >> 6 & 63] : '=';
     *o++ = '=';
   }
+}
+
+static int base64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+int esb_base64_decode(const char *str, size_t n, char *out, size_t *outlen) {
+  const unsigned char *s = (const unsigned char *)str;
+  if (n % 4)
+    return -1;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 4) {
+    bool last = i + 4 == n;
+    int pad = last && s[i + 3] == '=' ? (s[i + 2] == '=' ? 2 : 1) : 0;
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++) {
+      int d = k >= 4 - pad ? 0 : base64_value(s[i + k]);
+      if (d < 0)
+        return -1;
+      v = v << 6 | (uint32_t)d;
+    }
+    /* the bits a padded group leaves unused must be zero: one text per bytes */
+    if ((pad == 1 && (v & 0xff)) || (pad == 2 && (v & 0xffff)))
+      return -1;
+    out[o++] = (char)(v >> 16);
+    if (pad < 2) out[o++] = (char)(v >> 8 & 0xff);
+    if (pad < 1) out[o++] = (char)(v & 0xff);
+  }
+  *outlen = o;
+  return 0;
 }

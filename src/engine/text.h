@@ -14,4 +14,9 @@ bool esb_utf8_valid(const char *s, size_t n);
 static inline size_t esb_base64_length(size_t n) { return (n + 2) / 3 * 4; }
 void esb_base64_encode(const char *s, size_t n, char *out);
 
+/* Decodes standard base64 with padding (no line breaks, nothing else) into
+ * out, which holds n / 4 * 3 bytes; *outlen gets the length. 0, or -1 for
+ * text that is not such base64. */
+int esb_base64_decode(const char *s, size_t n, char *out, size_t *outlen);
+
 #endif

@@ -8,9 +8,11 @@
 #include <lauxlib.h>
 
 #include "engine/cpu.h"
+#include "engine/text.h"
 #include "engine/strv.h"
 #include "engine/text.h"
 #include "luaglue/fields.h"
+#include "luaglue/tables.h"
 
 /* limits.cpu: cores as a number (0.5) or a Kubernetes quantity ("500m",
  * "2"), as millicores. */
@@ -63,6 +65,129 @@ static void read_stdin(struct esb_fields *f, int t, struct esb_request *req) {
   lua_pop(f->L, 1);                            /* -- */
 }
 
+/* One value of `files`: a string, or { text = ... | base64 = ..., mode = ... }
+ * (mode: an integer, or a string of octal digits). The file's path is the
+ * field's name in errors. */
+static void read_file_value(struct esb_fields *f, const char *name, struct esb_file *file) {
+  static const char *const known[] = {"text", "base64", "mode", NULL};
+  lua_State *L = f->L;
+  file->mode = 0644;
+  if (lua_type(L, -1) == LUA_TSTRING) {          /* files, path, content */
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!(file->data = malloc(len ? len : 1))) {
+      esb_fields_nomem(f, name);
+      return;
+    }
+    memcpy(file->data, s, len);
+    file->len = len;
+    return;
+  }
+  lua_pushvalue(L, -1);
+  if (!esb_fields_enter_value(f, name))           /* files, path, value, value */
+    return;
+  esb_fields_only(f, -1, known);
+  bool has_text = esb_fields_push(f, -1, "text");
+  if (has_text)
+    lua_pop(L, 1);
+  bool has_base64 = esb_fields_push(f, -1, "base64");
+  if (has_base64) {                               /* ..., value, base64 */
+    size_t len;
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!s)
+      esb_fields_bad_value(f, -1, "base64", "a string");
+    else if (!(file->data = malloc(len / 4 * 3 + 1)))
+      esb_fields_nomem(f, "base64");
+    else if (esb_base64_decode(s, len, file->data, &file->len) < 0)
+      esb_fields_bad_value(f, -1, "base64", "standard base64 with padding");
+    lua_pop(L, 1);
+  }
+  if (has_text == has_base64 && !f->failed) {
+    f->failed = true;
+    snprintf(f->err, f->errlen, "invalid request: '%.*s' must have one of 'text' and 'base64' (got %s)",
+             (int)strlen(f->path) - 1, f->path, has_text ? "both" : "neither");
+  }
+  char *text = has_text ? esb_fields_string(f, -1, "text") : NULL;
+  if (text) {
+    file->len = strlen(text);
+    file->data = text;
+  }
+  if (esb_fields_push(f, -1, "mode")) {           /* ..., value, mode */
+    int isint = 0;
+    lua_Integer m = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : -1;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *s = lua_tostring(L, -1);
+      char *end;
+      m = *s && strspn(s, "01234567") == strlen(s) ? (lua_Integer)strtol(s, &end, 8) : -1;
+      isint = 1;
+    }
+    if (!isint || m < 0 || m > 0777)
+      esb_fields_bad_value(f, -1, "mode", "permission bits: an integer up to 511, or octal digits like \"755\"");
+    else
+      file->mode = (unsigned)m;
+    lua_pop(L, 1);
+  }
+  esb_fields_leave(f);                            /* files, path, value */
+}
+
+static int compare_files(const void *a, const void *b) {
+  return strcmp(((const struct esb_file *)a)->path, ((const struct esb_file *)b)->path);
+}
+
+/* files: relative path -> content, sorted by path. */
+static void read_files(struct esb_fields *f, int t, struct esb_request *req) {
+  lua_State *L = f->L;
+  if (!esb_fields_enter(f, t, "files"))
+    return;                                       /* files */
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  if (n && !(req->files = calloc(n, sizeof *req->files)))
+    esb_fields_nomem(f, "");
+  lua_pushnil(L);                                 /* files, nil */
+  while (!f->failed && lua_next(L, -2)) {         /* files, path, value */
+    const char *path = lua_type(L, -2) == LUA_TSTRING ? esb_lua_plain_string(L, -2) : NULL;
+    char name[ESB_FILE_PATH_MAX + 8];
+    snprintf(name, sizeof name, "%s", path ? path : "?");
+    struct esb_file *file = &req->files[req->nfiles++];
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      f->failed = true;
+      snprintf(f->err, f->errlen, "invalid request: 'files' must be an object of paths to contents, not an array");
+    } else if (!path || !esb_file_path_ok(path)) {
+      lua_pushvalue(L, -2);
+      esb_fields_bad_value(f, -1, name, "a path relative to the working dir, without '.' or '..' components "
+                                        "(the field's name)");
+      lua_pop(L, 1);
+    } else if (!(file->path = strdup(path))) {
+      esb_fields_nomem(f, name);
+    } else {
+      read_file_value(f, name, file);
+    }
+    lua_pop(L, 1);                                /* files, path */
+  }
+  if (f->failed)
+    lua_pop(L, 1);                                /* files (the traversal stopped early) */
+  else if (req->nfiles)
+    qsort(req->files, req->nfiles, sizeof *req->files, compare_files);
+  /* Sorted, a file that is another's directory comes right before it. */
+  for (size_t i = 1; i < req->nfiles && !f->failed; i++) {
+    const char *a = req->files[i - 1].path;
+    size_t n = strlen(a);
+    for (size_t j = i; j < req->nfiles && !strncmp(req->files[j].path, a, n); j++) {
+      if (req->files[j].path[n] == '/') {
+        f->failed = true;
+        snprintf(f->err, f->errlen, "invalid request: 'files.%s' is a file, and the directory of '%s'", a,
+                 req->files[j].path);
+        break;
+      }
+    }
+  }
+  esb_fields_leave(f);                            /* -- */
+}
+
 /* What a request must be beyond its fields' types: one kind, and the fields
  * that go with it. NULL when it is one. */
 static const char *shape_problem(const struct esb_request *req) {
@@ -85,7 +210,7 @@ static const char *shape_problem(const struct esb_request *req) {
 int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err, size_t errlen) {
   static const char *const known[] = {"shell", "program", "args", "language", "code", "stdin",
                                       "env", "working_dir", "timeout_ms", "backend", "limits",
-                                      "labels", "id", NULL};
+                                      "labels", "id", "files", NULL};
   struct esb_fields f = ESB_FIELDS_INIT(L, NULL, err, errlen);
   int t = lua_absindex(L, idx);
   if (lua_type(L, t) != LUA_TTABLE) {
@@ -108,6 +233,7 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err
   free(backend);
   read_limits(&f, t, &req->limits);
   read_stdin(&f, t, req);
+  read_files(&f, t, req);
   const char *problem = f.failed ? NULL : shape_problem(req);
   if (problem)
     snprintf(err, errlen, "invalid request: %s", problem);

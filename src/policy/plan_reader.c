@@ -121,7 +121,16 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
     esb_fields_bad(&f, t, "timeout_ms", "a positive integer");
   esb_fields_uint(&f, t, "kill_grace_ms", 0, &plan->kill_grace_ms);
   esb_fields_uint(&f, t, "max_stream_bytes", 0, &plan->max_stream_bytes);
+  esb_fields_uint(&f, t, "max_code_bytes", 0, &plan->max_code_bytes);
+  plan->code_file = esb_fields_string(&f, t, "code_file");
+  if (plan->code_file && !esb_file_path_ok(plan->code_file))
+    esb_fields_bad(&f, t, "code_file", "a path relative to the working dir, without '.' or '..' components");
   read_limits(&f, t, plan);
+  if (esb_fields_enter(&f, t, "files")) {        /* files */
+    esb_fields_uint(&f, -1, "max_count", 0, &plan->max_files);
+    esb_fields_uint(&f, -1, "max_bytes", 0, &plan->max_files_bytes);
+    esb_fields_leave(&f);                         /* -- */
+  }
   read_local(&f, t, &plan->local);
   plan->local.limits.no_core = true;
   if (!f.failed && !plan->local.working_dir && !(plan->local.working_dir = strdup("/work")))

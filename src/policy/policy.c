@@ -260,6 +260,36 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   return ESB_OK;
 }
 
+/* The request's code as one more file, where the plan says. */
+static enum esb_error add_code_file(struct esb_plan *plan, const struct esb_request *req, char *err, size_t errlen) {
+  if (!req->code) {
+    snprintf(err, errlen, "policy hook 'plan' returned a code_file for a request without code");
+    return ESB_E_POLICY;
+  }
+  size_t n = strlen(plan->code_file);
+  for (size_t i = 0; i < req->nfiles; i++) {
+    const char *p = req->files[i].path;
+    size_t m = strlen(p);
+    bool clash = !strcmp(p, plan->code_file) || (m > n && !strncmp(p, plan->code_file, n) && p[n] == '/') ||
+                 (n > m && !strncmp(plan->code_file, p, m) && plan->code_file[m] == '/');
+    if (clash) {
+      snprintf(err, errlen, "invalid request: 'files.%s': the policy writes the code to '%s' in the working dir",
+               p, plan->code_file);
+      return ESB_E_INVALID_REQUEST;
+    }
+  }
+  if (!(plan->owned_files = calloc(req->nfiles + 1, sizeof *plan->owned_files))) {
+    snprintf(err, errlen, "policy: out of memory");
+    return ESB_E_SYSTEM;
+  }
+  memcpy(plan->owned_files, req->files, req->nfiles * sizeof *req->files);
+  plan->owned_files[req->nfiles] = (struct esb_file){ .path = plan->code_file, .data = req->code,
+                                                      .len = strlen(req->code), .mode = 0644 };
+  plan->files = plan->owned_files;
+  plan->n_files = req->nfiles + 1;
+  return ESB_OK;
+}
+
 enum esb_error esb_policy_plan(struct esb_policy *p, const struct esb_request *req,
                                struct esb_plan *plan, bool want_k8s, char *err, size_t errlen) {
   lua_State *L = esb_vm_state(p->vm);
@@ -306,6 +336,10 @@ enum esb_error esb_policy_plan(struct esb_policy *p, const struct esb_request *r
   plan->stdin_data = req->stdin_data;
   plan->stdin_len = req->stdin_len;
   plan->stdin_fd = req->stdin_fd;
+  plan->files = req->files;
+  plan->n_files = req->nfiles;
+  if (code == ESB_OK && plan->code_file)
+    code = add_code_file(plan, req, err, errlen);
 out:
   if (code != ESB_OK)
     esb_plan_release(plan);

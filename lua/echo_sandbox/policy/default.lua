@@ -28,6 +28,12 @@
 --                  its own there; nil = local.working_dir)
 --   timeout_ms     positive integer, the wall-clock deadline
 --   kill_grace_ms  time between SIGTERM and SIGKILL at the deadline
+--   code_file      a path relative to the working dir, or nil: the local
+--                  backend writes the request's code there (argv runs it)
+--   max_code_bytes the most code a request may give; nil: 8 MiB
+--   files          the ceilings of the request's files (written into the
+--                  working dir before the program starts): max_count,
+--                  max_bytes (all of them together); nil: 256 and 8 MiB
 --   max_stream_bytes  the most of a run's output (stdout and stderr
 --                  together) that live output events carry (batch --events,
 --                  POST /v1/run?stream=1); nil: 64 MiB. The result keeps
@@ -78,21 +84,23 @@ local policy = {}
 
 local Mi = 1024 * 1024
 
--- language -> image (k8s) and the interpreter argv; the code follows it as
--- one argument (less what the pattern `strip` matches, when given), then the
--- request's args.
+-- language -> image (k8s) and how the code runs. Where code_file_for says
+-- (the local backend, a language with `file` and `run`), the code is written
+-- to `file` in the working dir and argv is `run`, the file, then the
+-- request's args. Elsewhere argv is `command`, the code as one argument
+-- (less what the pattern `strip` matches, when given), then the args.
 policy.languages = {
-  python = { image = "python:3.12-slim", command = { "python3", "-c" } },
-  python3 = { image = "python:3.12-slim", command = { "python3", "-c" } },
-  node = { image = "node:20-slim", command = { "node", "-e" } },
-  javascript = { image = "node:20-slim", command = { "node", "-e" } },
-  ruby = { image = "ruby:3.3-slim", command = { "ruby", "-e" } },
-  perl = { image = "perl:5-slim", command = { "perl", "-e" } },
+  python = { image = "python:3.12-slim", command = { "python3", "-c" }, file = "main.py", run = { "python3" } },
+  python3 = { image = "python:3.12-slim", command = { "python3", "-c" }, file = "main.py", run = { "python3" } },
+  node = { image = "node:20-slim", command = { "node", "-e" }, file = "main.js", run = { "node" } },
+  javascript = { image = "node:20-slim", command = { "node", "-e" }, file = "main.js", run = { "node" } },
+  ruby = { image = "ruby:3.3-slim", command = { "ruby", "-e" }, file = "main.rb", run = { "ruby" } },
+  perl = { image = "perl:5-slim", command = { "perl", "-e" }, file = "main.pl", run = { "perl" } },
   -- php -r takes code without its opening tag: a leading "<?php" goes.
   php = { image = "php:8.3-cli", command = { "php", "-r" }, strip = "^%s*<%?php%f[^%w]" },
-  lua = { image = "nickblah/lua:5.4", command = { "lua5.4", "-e" } },
-  sh = { image = "debian:12-slim", command = { "sh", "-c" } },
-  bash = { image = "bash:5", command = { "bash", "-c" } },
+  lua = { image = "nickblah/lua:5.4", command = { "lua5.4", "-e" }, file = "main.lua", run = { "lua5.4" } },
+  sh = { image = "debian:12-slim", command = { "sh", "-c" }, file = "main.sh", run = { "sh" } },
+  bash = { image = "bash:5", command = { "bash", "-c" }, file = "main.sh", run = { "bash" } },
 }
 
 -- Image of a tool named by a shell command's first word or a program's
@@ -133,6 +141,20 @@ policy.ceilings = {
     max_output_bytes = 64 * Mi,
     max_processes = 1024,
   },
+}
+
+-- The request's code: at most this many bytes. On the local backend it is
+-- written to a file of the working dir (languages[...].file), so nothing of
+-- it is on a command line; elsewhere it still goes into argv.
+policy.code = {
+  max_bytes = 8 * Mi,
+}
+
+-- The request's files (its `files`, written into the working dir before the
+-- program starts): how many, and how many bytes all together, at most.
+policy.files = {
+  max_count = 256,
+  max_bytes = 8 * Mi,
 }
 
 -- Live output (batch --events, the daemon's ?stream=1): the most of a run's
@@ -256,7 +278,16 @@ function policy:image_for(req)
   return lang and lang.image or self.tool_images[name] or self.default_image
 end
 
-function policy:argv_for(req)
+-- The file a language's code goes into on this backend, or nil: the code
+-- then goes into argv (`command` and the code). Only the local backend
+-- writes files so far; php keeps `php -r` (its files need an opening tag).
+function policy:code_file_for(req, backend)
+  local lang = req.code and self.languages[req.language]
+  if backend == "local" and lang and lang.file and lang.run then return lang.file end
+end
+
+-- code_file: where code_file_for put the code (the argv runs it), or nil.
+function policy:argv_for(req, code_file)
   local argv
   if req.shell then
     return { "/bin/sh", "-c", req.shell }
@@ -267,8 +298,13 @@ function policy:argv_for(req)
     if not lang then
       return nil, ("unknown language %q (known: %s)"):format(req.language, known(self.languages))
     end
-    argv = table.move(lang.command, 1, #lang.command, 1, {})
-    argv[#argv + 1] = lang.strip and req.code:gsub(lang.strip, "", 1) or req.code
+    if code_file then
+      argv = table.move(lang.run, 1, #lang.run, 1, {})
+      argv[#argv + 1] = code_file
+    else
+      argv = table.move(lang.command, 1, #lang.command, 1, {})
+      argv[#argv + 1] = lang.strip and req.code:gsub(lang.strip, "", 1) or req.code
+    end
   end
   local args = req.args or {}
   return table.move(args, 1, #args, #argv + 1, argv)
@@ -414,14 +450,15 @@ function policy:k8s_for(req, limits)
 end
 
 function policy:plan(req)
-  local argv, err = self:argv_for(req)
+  local backend = req.backend
+  if backend == nil or backend == "auto" then backend = self.backend end
+  local code_file = self:code_file_for(req, backend)
+  local argv, err = self:argv_for(req, code_file)
   if not argv then return nil, err end
   local limits, clamped = self:limits_for(req)
   local timeout_ms, note = clamp("timeout_ms", req.timeout_ms or self.defaults.timeout_ms,
                                  self.ceilings and self.ceilings.timeout_ms)
   if clamped then clamped[#clamped + 1] = note end
-  local backend = req.backend
-  if backend == nil or backend == "auto" then backend = self.backend end
   local to_k8s = backend == "k8s" or req.backend == "k8s"
   return {
     backend = backend,
@@ -431,6 +468,9 @@ function policy:plan(req)
     timeout_ms = timeout_ms,
     kill_grace_ms = self.defaults.kill_grace_ms,
     max_stream_bytes = self.streams and self.streams.max_bytes,
+    files = self.files,
+    code_file = code_file,
+    max_code_bytes = self.code and self.code.max_bytes,
     limits = limits,
     clamped = clamped,
     ["local"] = self:local_for(req, limits),
