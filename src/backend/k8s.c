@@ -65,7 +65,8 @@ static void pass_stderr(struct esb_k8s_run *run, const char *data, size_t len, b
     line += n;
     left -= n;
   }
-  memmove(run->err_line, line, left);
+  if (left)
+    memmove(run->err_line, line, left);
   run->err_line_len = left;
 }
 

@@ -282,7 +282,8 @@ static enum esb_error add_code_file(struct esb_plan *plan, const struct esb_requ
     snprintf(err, errlen, "policy: out of memory");
     return ESB_E_SYSTEM;
   }
-  memcpy(plan->owned_files, req->files, req->nfiles * sizeof *req->files);
+  if (req->nfiles)
+    memcpy(plan->owned_files, req->files, req->nfiles * sizeof *req->files);
   plan->owned_files[req->nfiles] = (struct esb_file){ .path = plan->code_file, .data = req->code,
                                                       .len = strlen(req->code), .mode = 0644 };
   plan->files = plan->owned_files;
