@@ -45,6 +45,45 @@ describe("run in flag form streams", function()
     assert.are.equal("", env.read_file(dir .. "/err"))
   end)
 
+  it("never hands the program a named fifo of the host, given as stdin", function()
+    local dir = fifo_dir()
+    finally(function() os.execute("rm -rf " .. dir) end)
+    -- A fifo is a path of the host's: with its fd the program could change
+    -- it (fchmod, where it owns it). It gets a pipe of ours instead.
+    local out, input, wait = start(dir, { "--", "sh", "-c", "readlink /proc/self/fd/0; cat" })
+    local link = out:read("l")
+    input:write("through\n")
+    input:close()
+    assert.are.equal("through", out:read("l"))
+    out:close()
+    assert.are.equal(0, wait())
+    assert.truthy(link:find("^pipe:%[%d+%]$"), link)
+    assert.is_nil(link:find(dir, 1, true))
+  end)
+
+  it("does not let a reader that stops reading keep the program past its deadline", function()
+    -- stdout is a socket, so the engine moves the bytes (spliced) and waits
+    -- for a reader that never reads: only until the deadline. A wait without
+    -- end shows as "hang".
+    local script = [[
+import socket, subprocess, sys
+ours, theirs = socket.socketpair()
+p = subprocess.Popen(sys.argv[1:], stdout=theirs, stderr=subprocess.DEVNULL)
+theirs.close()
+try:
+    print(p.wait(timeout=60))
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.wait()
+    print("hang")
+]]
+    local p = io.popen(("python3 -c %s %s %s run --timeout 1 -- yes"):format(env.quote(script), env.cli_prefix,
+      env.quote(env.cli)))
+    local got = p:read("a")
+    p:close()
+    assert.are.equal("124\n", got)
+  end)
+
   it("passes input on line by line, each answered before the next is sent", function()
     local dir = fifo_dir()
     finally(function() os.execute("rm -rf " .. dir) end)

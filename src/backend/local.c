@@ -99,7 +99,7 @@ static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
     r->memory_peak_bytes = run->seen.memory_peak_bytes;
 }
 
-static int make_workdir(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
+static int make_workdir(struct esb_local_run *run, char *why, size_t n) {
   const char *base = getenv("TMPDIR");
   if (!base || base[0] != '/')
     base = "/tmp";
@@ -114,12 +114,17 @@ static int make_workdir(struct esb_local_run *run, const struct esb_plan *plan, 
     run->tmpdir = NULL;
     return -1;
   }
+  return 0;
+}
+
+/* The working dir goes to the program's uid only once the request's files
+ * are in: until then it is mkdtemp's 0700 of ours, which no other user (a
+ * sandbox of another run among them) can enter to swap a directory for a
+ * link while we write. */
+static int hand_over_workdir(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
   if (geteuid() == 0 && chown(run->tmpdir, plan->local.uid, plan->local.gid) < 0) {
     snprintf(why, n, "handing the working dir to uid %u: %s", (unsigned)plan->local.uid, strerror(errno));
-    rmdir(run->tmpdir); /* still empty: ours alone */
-    free(run->tmpdir);
-    run->tmpdir = NULL;
-    return -1;
+    return -1; /* removed with the run's host side */
   }
   return 0;
 }
@@ -206,7 +211,8 @@ static bool namespaces_refused(int err) {
 }
 
 /* The request's files into the fresh host working dir, before the program
- * starts: nothing but us has written there yet (engine/rootfs.h). */
+ * starts and before the dir is the program's (hand_over_workdir): nothing
+ * but us can have written there yet (engine/rootfs.h). */
 static int write_host_files(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
   if (!plan->n_files)
     return 0;
@@ -240,11 +246,11 @@ static int write_host_files(struct esb_local_run *run, const struct esb_plan *pl
 static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *plan) {
   char why[ESB_MESSAGE_MAX];
   struct esb_exec *e = &run->exec;
-  if (make_workdir(run, plan, why, sizeof why) < 0) {
+  if (make_workdir(run, why, sizeof why) < 0) {
     esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
     return -1;
   }
-  if (write_host_files(run, plan, why, sizeof why) < 0) {
+  if (write_host_files(run, plan, why, sizeof why) < 0 || hand_over_workdir(run, plan, why, sizeof why) < 0) {
     esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
     return -1;
   }

@@ -4,8 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <limits.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <stddef.h>
 #include <signal.h>
@@ -34,11 +38,44 @@ static void close_fd(int *fd) {
   }
 }
 
-/* Writes all of buf to a blocking fd: 0, or -1 (the reader is gone). */
-static int write_fully(int fd, const char *buf, size_t n) {
+/* Waits until a sink (an fd of the caller's, which we may not make
+ * non-blocking) takes bytes again, but not past the exec's deadline: a
+ * reader that stalls must not keep the program alive beyond it. False when
+ * the deadline came first. */
+static bool sink_writable(const struct esb_exec *e, int sink) {
+  struct pollfd p = { .fd = sink, .events = POLLOUT };
+  for (;;) {
+    int wait_ms = -1;
+    if (e->deadline_ns) {
+      uint64_t now = esb_now_ns();
+      if (now >= e->deadline_ns)
+        return poll(&p, 1, 0) > 0;
+      wait_ms = (int)((e->deadline_ns - now + MS - 1) / MS);
+    }
+    int rc = poll(&p, 1, wait_ms);
+    if (rc > 0)
+      return true;
+    if (rc == 0)
+      return false;
+    if (errno != EINTR)
+      return true; /* let the write say what is wrong */
+  }
+}
+
+/* Writes all of buf to a sink that is no regular file: 0, or -1 (the
+ * reader is gone, or stalled past the deadline). The fd is the caller's, so
+ * it stays blocking: a socket is sent to with MSG_DONTWAIT, anything else
+ * gets at most PIPE_BUF bytes a write once poll says it takes some, which a
+ * pipe takes without blocking. */
+static int write_fully(const struct esb_exec *e, int fd, const char *buf, size_t n) {
   while (n) {
-    ssize_t w = write(fd, buf, n);
-    if (w < 0 && errno == EINTR)
+    if (!sink_writable(e, fd))
+      return -1;
+    size_t chunk = n < PIPE_BUF ? n : PIPE_BUF;
+    ssize_t w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0 && errno == ENOTSOCK)
+      w = write(fd, buf, chunk);
+    if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
       continue;
     if (w <= 0)
       return -1;
@@ -85,14 +122,12 @@ static bool exec_done(const struct esb_exec *e) {
   return !e->starting && !e->reaping && e->child.reaped && e->child.out < 0 && e->child.err < 0 && e->child.report < 0;
 }
 
-/* Reads what is there; closes the fd at EOF or error. Bounded per round so
- * that one flooding program cannot starve the others. */
-/* Moves what the program wrote to its sink: spliced (the bytes never pass
- * through us); the capture only counts them. A sink whose reader is slow
- * holds us up as a blocking write would: the caller asked for its output
- * there. A sink whose reader is gone closes the program's pipe, so the
- * program meets a broken pipe as it would in a shell's pipeline. Returns
- * false when the kernel cannot splice to the sink (read_stream copies). */
+/* Moves what the program wrote to a sink that is a regular file: spliced
+ * (the bytes never pass through us); the capture only counts them. Only a
+ * file: splice to a socket blocks whatever its flags say. A sink that
+ * fails closes the program's pipe, so the program meets a broken pipe as
+ * it would in a shell's pipeline. Returns false when the kernel cannot
+ * splice to the file (read_stream copies). */
 static bool to_sink(struct esb_exec *e, int *fd, int sink, struct esb_capture *cap) {
   for (int round = 0; round < 64; round++) {
     ssize_t n = splice(*fd, NULL, sink, NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -108,31 +143,26 @@ static bool to_sink(struct esb_exec *e, int *fd, int sink, struct esb_capture *c
       continue;
     if (errno == EINVAL)
       return false;
-    if (errno != EAGAIN) {
-      exec_close(e, fd); /* EPIPE and the like: the reader is gone */
-      return true;
-    }
-    /* Nothing to read, or a pipe as sink that is full: wait for its reader. */
-    struct pollfd p = { .fd = sink, .events = POLLOUT };
-    if (poll(&p, 1, 0) != 0)
-      return true;
-    while (poll(&p, 1, -1) < 0 && errno == EINTR)
-      ;
+    if (errno != EAGAIN)
+      exec_close(e, fd); /* the file cannot be written */
+    return true;         /* EAGAIN: nothing more to read now */
   }
   return true;
 }
 
+/* Reads what is there; closes the fd at EOF or error. Bounded per round so
+ * that one flooding program cannot starve the others. */
 static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capture *cap) {
   int sink = e->sink_fds[stream - 1];
-  if (sink >= 0 && to_sink(e, fd, sink, cap))
+  if (sink >= 0 && (e->sink_files & (1u << (stream - 1))) && to_sink(e, fd, sink, cap))
     return;
   char buf[READ_CHUNK];
   for (int round = 0; round < 16; round++) {
     ssize_t n = read(*fd, buf, sizeof buf);
     if (n > 0 && sink >= 0) { /* a sink the kernel cannot splice to */
       cap->total += (uint64_t)n;
-      if (write_fully(sink, buf, (size_t)n) < 0) {
-        exec_close(e, fd); /* the reader is gone, as above */
+      if (write_fully(e, sink, buf, (size_t)n) < 0) {
+        exec_close(e, fd); /* the reader is gone or stalled, as above */
         return;
       }
       continue;
@@ -582,16 +612,20 @@ bool esb_loop_busy(const struct esb_loop *loop) {
   return loop->count || loop->nwatches || loop->works;
 }
 
-/* An fd of the caller's the child may have as its own stdio: a pipe or
- * /dev/null. Through /proc/self/fd a child could reopen what it was given:
- * a pipe gives it only the pipe again, a file the caller's file for
- * writing, a terminal the caller's terminal (TIOCSTI), so those two are
- * moved by us instead. */
+/* An fd of the caller's the child may have as its own stdio: an anonymous
+ * pipe or /dev/null. Through /proc/self/fd a child could reopen what it was
+ * given, and with the fd it may change what it owns (fchmod): an anonymous
+ * pipe gives it only the pipe again; a file, or a named fifo, is a path of
+ * the host's, and a terminal takes keystrokes (TIOCSTI), so those are moved
+ * by us instead. */
 static bool may_hand_over(int fd) {
   struct stat st;
+  struct statfs fs;
   if (fstat(fd, &st) < 0)
     return false;
-  return S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+  if (S_ISFIFO(st.st_mode))
+    return fstatfs(fd, &fs) == 0 && fs.f_type == PIPEFS_MAGIC;
+  return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
 }
 
 static bool start_elsewhere(const struct esb_loop *loop, const struct esb_exec *e) {
@@ -619,10 +653,14 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
     e->child.in = e->stdin_fd;
     e->handed_over |= 1u << 0;
   }
+  e->sink_files = 0;
   for (int i = 0; i < 2; i++) {
+    struct stat st;
     if (e->sink_fds[i] >= 0 && may_hand_over(e->sink_fds[i])) {
       *(i == 0 ? &e->child.out : &e->child.err) = e->sink_fds[i];
       e->handed_over |= 1u << (i + 1);
+    } else if (e->sink_fds[i] >= 0 && fstat(e->sink_fds[i], &st) == 0 && S_ISREG(st.st_mode)) {
+      e->sink_files |= 1u << i;
     }
   }
   e->started_ns = esb_now_ns();

@@ -93,29 +93,32 @@ struct esb_exec {
   const char *stdin_data;   /* not owned, must outlive the exec; written first */
   size_t stdin_len;
   int stdin_fd;             /* -1, or an fd whose bytes follow stdin_data, moved
-                               as the child takes them (constant memory). A pipe
-                               (without stdin_data) is the child's stdin itself;
-                               a regular file is spliced from its current offset,
-                               which is left alone (another exec may read it
-                               again), never handed over (the child could reopen
-                               it for writing through /proc); a socket or a
-                               terminal is read as it becomes readable, never
-                               handed over either. Not owned. Without stdin_data
-                               and stdin_fd the child reads EOF at once. */
+                               as the child takes them (constant memory). An
+                               anonymous pipe (without stdin_data) is the child's
+                               stdin itself; a regular file is spliced from its
+                               current offset, which is left alone (another exec
+                               may read it again), never handed over (the child
+                               could reopen it for writing through /proc); a
+                               named fifo, a socket or a terminal is read as it
+                               becomes readable, never handed over either. Not
+                               owned. Without stdin_data and stdin_fd the child
+                               reads EOF at once. */
   uint64_t timeout_ms;      /* 0: none */
   uint64_t kill_grace_ms;   /* between SIGTERM and SIGKILL at the deadline */
   size_t max_output_bytes;  /* per stream */
   esb_exec_done_fn on_done;
   esb_exec_output_fn on_output; /* optional */
   int sink_fds[2];          /* -1, or where stdout ([0]) and stderr ([1]) go
-                               instead of on_output and the capture: a pipe or
-                               /dev/null is the child's own stdout/stderr (as
-                               bubblewrap passes them; the capture then knows
-                               nothing of it); anything else gets the bytes
-                               spliced, or copied where the kernel cannot splice
-                               to it (a terminal), and the capture counts them.
-                               A regular file or a terminal is never handed
-                               over. Not owned. */
+                               instead of on_output and the capture: an
+                               anonymous pipe or /dev/null is the child's own
+                               stdout/stderr (as bubblewrap passes them; the
+                               capture then knows nothing of it); anything else
+                               gets the bytes spliced (a regular file) or
+                               copied, and the capture counts them; a reader
+                               that stalls past the deadline closes the child's
+                               pipe. A file, a
+                               named fifo or a terminal is never handed over.
+                               Not owned. */
   /* optional: runs just before the child is started, on whichever thread
    * starts it (a pool thread: see esb_exec_start), to ready what the
    * child's sandbox needs; it may change the sandbox */
@@ -144,6 +147,7 @@ struct esb_exec {
   struct esb_loop *loop;
   struct esb_loop_slot slots[ESB_SLOT__EXEC];
   unsigned handed_over;     /* bit i: the child's stdio fd i is the caller's own */
+  unsigned sink_files;      /* bit i: sink_fds[i] is a regular file (spliced to) */
   bool starting;            /* its child is being started on a pool thread,
                                which owns `child` until it hands it back */
   bool reaping;             /* its child is being reaped on a pool thread */
