@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,7 +70,7 @@ static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
   rmdir(dir);
 }
 
-/* The exec's after_exit, on whichever thread reaped the child: what the
+/* The cgroup's part of after_exit, on whichever thread reaped the child: what the
  * cgroup saw (an OOM kill, the run's CPU time and peak memory, counting
  * every process of the run, also those the kernel killed with the
  * namespace) and whether it is empty, for finished() to apply. */
@@ -81,6 +82,29 @@ static void read_cgroup(struct esb_exec *exec, void *userdata) {
   run->seen.oom_killed = esb_cgroup_oom_killed(&run->cgroup);
   esb_cgroup_usage(&run->cgroup, &run->seen.cpu_time_ms, &run->seen.memory_peak_bytes);
   esb_cgroup_settle(&run->cgroup);
+}
+
+/* Files out: the frames pid 1 wrote, or, for a run without namespaces,
+ * the host working dir walked here first (not followed anywhere by a link
+ * the program left: engine/collect.h). On the reaper's thread, with the
+ * cgroup's reading. */
+static void read_collected(struct esb_local_run *run) {
+  if (run->collect_fd < 0)
+    return;
+  if (!run->sandbox.namespaces && run->tmpdir) {
+    int dir = open(run->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir >= 0) {
+      esb_collect_walk(dir, &run->plan->collect, run->collect_fd);
+      close(dir);
+    }
+  }
+  esb_collect_read(run->collect_fd, &run->plan->collect, &run->collected); /* none where it fails */
+}
+
+/* The exec's after_exit, on whichever thread reaped the child. */
+static void after_exit(struct esb_exec *exec, void *userdata) {
+  read_cgroup(exec, userdata);
+  read_collected(userdata);
 }
 
 /* The cgroup's word into the result. The OOM killer ended the program (or
@@ -155,6 +179,8 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
   bool root = geteuid() == 0;
   *sb = (struct esb_sandbox){ .switch_ids = root, .uid = ls->uid, .gid = ls->gid, .limits = ls->limits };
   sb->limits.address_space = ls->memory_bytes; /* until a cgroup takes the limit (ready_cgroups) */
+  if (plan->collect.n_patterns)
+    sb->collect = &plan->collect; /* its fd is the run's (esb_local_start) */
   if (fallback || ls->isolation == ESB_ISOLATION_RLIMITS)
     return; /* rlimits, and other ids when we are root */
   sb->namespaces = all_namespaces; /* network: a namespace of its own all the same */
@@ -269,6 +295,9 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
  * cgroups, the host working dir. */
 static void release_host_side(struct esb_local_run *run) {
   esb_netstack_detach(&run->net);
+  if (run->collect_fd >= 0) /* read back once the child was reaped */
+    close(run->collect_fd);
+  run->collect_fd = -1;
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
   if (run->tmpdir) {
     remove_workdir(&run->sandbox, run->tmpdir);
@@ -299,6 +328,11 @@ static int start_failed(struct esb_local_run *run) {
   esb_result_release(&e->result);
   e->result.sandbox_type = "local";
   e->result.isolation = "rlimits";
+  if (run->collect_fd >= 0) {
+    run->sandbox.collect_fd = run->collect_fd;
+    if (ftruncate(run->collect_fd, 0) < 0)
+      return -1;
+  }
   if (use_host_workdir(run, plan) < 0)
     return -1;
   return esb_exec_start(run->loop, e); /* the result's isolation says "rlimits" */
@@ -315,6 +349,11 @@ static void finished(struct esb_exec *exec, void *userdata) {
   if (exec->start_error && start_failed(run) == 0)
     return; /* started again without namespaces: this runs again at its end */
   note_cgroup(run, &exec->result);
+  if (run->collect_fd >= 0 && exec->result.status != ESB_STATUS_ERROR) {
+    exec->result.files = run->collected; /* moved */
+    run->collected = (struct esb_collected){ 0 };
+    exec->result.files.wanted = true;
+  }
   esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* read_cgroup settled it */
   run->cgroup_ready = false;
   release_host_side(run);
@@ -359,10 +398,17 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     run->sandbox.before_release = attach_network;
     run->sandbox.before_release_arg = run;
   }
+  if (plan->collect.n_patterns) {
+    if ((run->collect_fd = memfd_create("echo-sandbox-collect", MFD_CLOEXEC)) < 0) {
+      esb_result_fail(&e->result, ESB_E_SYSTEM, "memfd_create: %s", strerror(errno));
+      goto fail;
+    }
+    run->sandbox.collect_fd = run->collect_fd;
+  }
   if (wants_cgroups(plan))
     esb_cgroup_pool_take(run->cgroup_pool, &run->cgroup);
   e->before_start = ready_cgroups;
-  e->after_exit = read_cgroup;
+  e->after_exit = after_exit;
   e->child.argv = (const char *const *)plan->argv;
   e->child.sandbox = &run->sandbox;
   e->stdin_data = plan->stdin_data;
@@ -387,6 +433,7 @@ fail:
 
 void esb_local_release(struct esb_local_run *run) {
   release_host_side(run); /* a tmpdir is left only when the run never completed */
+  esb_collected_release(&run->collected);
   esb_strv_free(run->env);
   run->env = NULL;
 }

@@ -3,7 +3,10 @@
  * minimal root of its own (engine/rootfs.h) whose working dir is a tmpfs
  * that vanishes with the sandbox: nothing of a run is on the host's disk.
  * With isolation "rlimits" only, a fresh working dir is made under $TMPDIR
- * (or /tmp) and removed afterwards as the program's own uid. With
+ * (or /tmp) and removed afterwards as the program's own uid. The files a
+ * request's collect patterns match are read once the program has ended
+ * (engine/collect.h): by the sandbox's pid 1 with namespaces, by us from
+ * the host working dir without. With
  * plan->local.cgroups, the memory and process limits are a cgroup's where the
  * host lets the engine make one (engine/cgroup.h), else rlimits.
  *
@@ -35,13 +38,15 @@ struct esb_local_run {
   struct esb_netstack net;     /* pasta, for network: true */
   char **env;                  /* plan env + HOME */
   char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */
+  int collect_fd;              /* a memfd the collected files are framed into; -1: none */
+  struct esb_collected collected; /* read back from it once the child is gone */
   esb_local_done_fn on_done;
   void *userdata;
   struct esb_output_sink output; /* optional: the program's output as it comes */
 };
 
 #define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
-                             .output = ESB_OUTPUT_SINK_NONE, \
+                             .output = ESB_OUTPUT_SINK_NONE, .collect_fd = -1, \
                              .seen = { .cpu_time_ms = -1, .memory_peak_bytes = -1 } }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once the

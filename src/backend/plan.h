@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine/collect.h"
 #include "engine/request.h"
 #include "engine/rootfs.h"
 #include "engine/seccomp.h"
@@ -75,6 +76,8 @@ struct esb_plan {
   uint64_t max_code_bytes;
   uint64_t max_files;        /* the policy's ceilings of the request's files: how many, */
   uint64_t max_files_bytes;  /* and how many bytes together */
+  struct esb_collect_spec collect; /* the files the result brings back: the request's
+                                patterns (borrowed), the policy's ceilings */
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
   uint64_t max_output_bytes;
@@ -90,6 +93,7 @@ struct esb_plan {
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, .max_output_bytes = 1u << 20, \
                         .max_stream_bytes = 64u << 20, .max_files = 256, .max_files_bytes = 8u << 20, \
                         .max_code_bytes = 8u << 20, \
+                        .collect = { .max_count = 64, .max_file_bytes = 4u << 20, .max_bytes = 16u << 20 }, \
                         .stdin_fd = -1, \
                         .local = { .uid = 65534, .gid = 65534, .isolation = ESB_ISOLATION_NAMESPACES, \
                                    .cgroups = true, .tmp_size_bytes = 64u << 20, \

@@ -89,6 +89,11 @@ static bool request_too_big(const struct esb_plan *plan, const struct esb_reques
              (unsigned long long)plan->max_code_bytes);
     return true;
   }
+  if (req->ncollect && plan->backend == ESB_BACKEND_K8S) {
+    snprintf(err, errlen, "invalid request: 'collect' is not supported on the k8s backend yet (the local backend "
+             "takes it)");
+    return true;
+  }
   if (!req->nfiles)
     return false;
   if (plan->backend == ESB_BACKEND_K8S) {

@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define WIRE_MAGIC 0x45534231u /* "ESB1": bump with any change below */
+#define WIRE_MAGIC 0x45534232u /* "ESB2": bump with any change below */
 
 struct out {
   char *buf;
@@ -81,6 +81,16 @@ int esb_child_wire_write(const struct esb_child_plan *p) {
       put(&o, sb->seccomp->filter, sb->seccomp->len * sizeof *sb->seccomp->filter);
     for (size_t i = 0; i < ESB_CGROUP__COUNT; i++)
       put_u64(&o, i < sb->n_cgroup_procs && sb->cgroup_procs[i] >= 0);
+    const struct esb_collect_spec *c = p->collect_fd >= 0 ? sb->collect : NULL;
+    put_u64(&o, c != NULL);
+    if (c) {
+      put_u64(&o, c->n_patterns);
+      for (size_t i = 0; i < c->n_patterns; i++)
+        put_str(&o, c->patterns[i]);
+      put_u64(&o, c->max_count);
+      put_u64(&o, c->max_file_bytes);
+      put_u64(&o, c->max_bytes);
+    }
   }
   const struct esb_rootfs *fs = p->rootfs;
   put_u64(&o, fs ? fs->count : 0);
@@ -233,6 +243,7 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
     p->stdio[i] = i;
   p->report_fd = ESB_WIRE_FD_REPORT;
   p->sync_fd = take_u64(&in) ? ESB_WIRE_FD_SYNC : -1;
+  p->collect_fd = -1;
   if (take_u64(&in)) {
     struct esb_sandbox *sb = &w->sandbox;
     sb->namespaces = (unsigned)take_u64(&in);
@@ -260,6 +271,24 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
       w->cgroup_procs[i] = take_u64(&in) ? ESB_WIRE_FD_CGROUP + i : -1;
     sb->cgroup_procs = w->cgroup_procs;
     sb->n_cgroup_procs = ESB_CGROUP__COUNT;
+    p->collect_fd = -1;
+    if (take_u64(&in)) {
+      struct esb_collect_spec *c = &w->collect;
+      uint64_t n = take_u64(&in);
+      if (in.bad || n > nslots - next - 1)
+        goto bad;
+      char **patterns = w->vectors + next;
+      next += (size_t)n + 1;
+      for (uint64_t i = 0; i < n; i++)
+        if (!(patterns[i] = take_str(&in)))
+          goto bad;
+      *c = (struct esb_collect_spec){ .patterns = (const char *const *)patterns, .n_patterns = (size_t)n };
+      c->max_count = take_u64(&in);
+      c->max_file_bytes = take_u64(&in);
+      c->max_bytes = take_u64(&in);
+      sb->collect = c;
+      p->collect_fd = ESB_WIRE_FD_COLLECT;
+    }
     sb->workdir = p->dir;
     p->sandbox = sb;
   }

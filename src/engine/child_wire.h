@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "engine/cgroup.h"
+#include "engine/collect.h"
 #include "engine/rootfs.h"
 #include "engine/sandbox_child.h"
 
@@ -19,7 +20,8 @@ enum {
   ESB_WIRE_FD_SYNC = 4,   /* a socket: "u" once the namespaces exist, "g" back once mapped */
   ESB_WIRE_FD_PLAN = 5,
   ESB_WIRE_FD_CGROUP = 6, /* ESB_CGROUP__COUNT of them, where the plan has them */
-  ESB_WIRE_FD__END = ESB_WIRE_FD_CGROUP + ESB_CGROUP__COUNT,
+  ESB_WIRE_FD_COLLECT = ESB_WIRE_FD_CGROUP + ESB_CGROUP__COUNT, /* where the plan collects files */
+  ESB_WIRE_FD__END,
 };
 
 /* A plan read back: everything points into this struct's own memory. */
@@ -29,6 +31,7 @@ struct esb_child_wire {
   struct esb_rootfs rootfs;
   struct sock_fprog seccomp;
   int cgroup_procs[ESB_CGROUP__COUNT];
+  struct esb_collect_spec collect;
   char *bytes;             /* owned: the plan as read */
   char **vectors;          /* owned: argv, envp and exec_paths, one block */
 };

@@ -50,12 +50,13 @@ int esb_write_file(const char *path, const char *text) {
   return n == (ssize_t)len ? 0 : -1;
 }
 
-void esb_write_all(int fd, const char *p, size_t n) {
+int esb_write_all(int fd, const char *p, size_t n) {
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
+    if (w <= 0) return -1;
     p += w;
     n -= (size_t)w;
   }
+  return 0;
 }

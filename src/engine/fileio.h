@@ -1,5 +1,5 @@
-/* Whole-file reads and whole-buffer writes, for front ends (requests, token
- * files, results). */
+/* Whole-file reads and whole-buffer writes: for front ends (requests, token
+ * files, results), and the collect walk's frames (esb_write_all). */
 #ifndef ESB_ENGINE_FILEIO_H
 #define ESB_ENGINE_FILEIO_H
 
@@ -16,8 +16,9 @@ char *esb_read_fd(int fd, size_t *lenp);
  * with text in one write: 0, or -1 with errno. */
 int esb_write_file(const char *path, const char *text);
 
-/* Writes all N bytes, retrying short writes and EINTR; gives up silently when
- * the reader is gone (a result nobody reads is not an error of ours). */
-void esb_write_all(int fd, const char *p, size_t n);
+/* Writes all N bytes, retrying short writes and EINTR: 0, or -1 where the
+ * write failed (a caller printing a result nobody reads may ignore it: not
+ * an error of ours). Async-signal-safe. */
+int esb_write_all(int fd, const char *p, size_t n);
 
 #endif

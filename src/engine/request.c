@@ -35,6 +35,7 @@ void esb_request_release(struct esb_request *req) {
   esb_strv_free(req->env);
   free(req->working_dir);
   esb_strv_free(req->labels);
+  esb_strv_free(req->collect);
   *req = (struct esb_request)ESB_REQUEST_INIT;
 }
 

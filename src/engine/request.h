@@ -55,8 +55,11 @@ struct esb_request {
   struct esb_limits limits;
   char **labels;          /* NULL-terminated "KEY=VALUE", for the policy */
   size_t nlabels;
-  struct esb_file *files; /* for the working dir, in the request's order */
+  struct esb_file *files; /* for the working dir, sorted by path */
   size_t nfiles;
+  char **collect;         /* NULL-terminated glob patterns (engine/collect.h) of the
+                             files the result brings back; NULL: none */
+  size_t ncollect;
 };
 
 #define ESB_REQUEST_INIT { .stdin_fd = -1, .limits = { .network = -1 } }

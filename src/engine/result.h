@@ -28,6 +28,7 @@
 #include <stddef.h>
 
 #include "engine/capture.h"
+#include "engine/collect.h"
 
 enum esb_status {
   ESB_STATUS_EXITED,     /* the program exited by itself: exit_code is its code */
@@ -73,6 +74,7 @@ struct esb_result {
   bool retryable;         /* with status ERROR: whether the same request may succeed later */
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
+  struct esb_collected files; /* what the request's collect patterns brought back */
 };
 
 #define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \

@@ -1,6 +1,7 @@
 #include "engine/sandbox_child.h"
 
 #include "engine/clone.h"
+#include "engine/collect.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -243,8 +244,41 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
   }
 }
 
+/* Closes every fd but those of keep (-1 entries aside). */
+static void close_all_but(int *keep, int n) {
+  for (int i = 0; i < n; i++) /* sorted, for the ranges between */
+    for (int j = i + 1; j < n; j++)
+      if (keep[j] < keep[i]) { int t = keep[i]; keep[i] = keep[j]; keep[j] = t; }
+  unsigned from = 0;
+  for (int i = 0; i < n; i++) {
+    if (keep[i] < 0 || (unsigned)keep[i] < from) continue;
+    if ((unsigned)keep[i] > from) syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0u);
+    from = (unsigned)keep[i] + 1;
+  }
+  syscall(SYS_close_range, from, ~0u, 0u);
+}
+
+/* Files out, once the program has ended: first every other process of the
+ * run goes (nothing writes while we read, and nothing of the program
+ * outlives its status anyway), then the working dir is walked as the
+ * program's own ids (our filesystem ids are its). A failure to collect is
+ * no failure of the run: what was written before it is read back. */
+static void collect_files(const struct esb_child_plan *p, int workdir) {
+  kill(-1, SIGKILL); /* all of our pid namespace but us */
+  for (;;) {
+    pid_t w = waitpid(-1, NULL, 0);
+    if (w < 0 && errno != EINTR) break;
+  }
+  esb_collect_walk(workdir, p->sandbox->collect, p->collect_fd);
+}
+
 /* pid 1 of the sandbox: start the program, reap everything until it ends. */
 _Noreturn static void run_init(const struct esb_child_plan *p) {
+  /* The working dir, by an fd taken before the program runs: the walk
+   * never looks a path up again. (volatile: it lives across the vfork.) */
+  volatile int workdir = -1;
+  if (p->collect_fd >= 0 && p->sandbox->collect)
+    workdir = open(p->dir ? p->dir : "/", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   /* vfork, as posix_spawn does: the program borrows this process's memory
    * until its exec instead of copying the page tables of what is a copy of
    * the whole host (about 6% of a batch of short runs), and no atfork
@@ -259,24 +293,18 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
    * stdin (its reader must be the program alone, so a writer sees EPIPE
    * once the program is gone), nor anything else. Holding stdout and stderr
    * until the status is reported makes all three end together: one wake-up
-   * of the engine's loop instead of two. */
-  int keep[3] = { p->stdio[1], p->stdio[2], p->report_fd };
-  for (int i = 0; i < 3; i++) /* sorted, for the ranges between */
-    for (int j = i + 1; j < 3; j++)
-      if (keep[j] < keep[i]) { int t = keep[i]; keep[i] = keep[j]; keep[j] = t; }
-  unsigned from = 0;
-  for (int i = 0; i < 3; i++) {
-    if (keep[i] < 0 || (unsigned)keep[i] < from) continue;
-    if ((unsigned)keep[i] > from) syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0u);
-    from = (unsigned)keep[i] + 1;
-  }
-  syscall(SYS_close_range, from, ~0u, 0u);
+   * of the engine's loop instead of two. And, to collect files, the working
+   * dir and the file they go to. */
+  int keep[5] = { p->stdio[1], p->stdio[2], p->report_fd, workdir >= 0 ? p->collect_fd : -1, workdir };
+  close_all_but(keep, 5);
   for (;;) {
     int status;
     pid_t w = waitpid(-1, &status, 0);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) _exit(125);
     if (w == program) {
+      if (workdir >= 0)
+        collect_files(p, workdir);
       report(p, ESB_REPORT_STATUS, 0, 0, status);
       _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }

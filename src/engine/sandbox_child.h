@@ -18,6 +18,7 @@ struct esb_child_plan {
   int stdio[3];                   /* fds for 0, 1, 2 */
   int report_fd;                  /* write end, close-on-exec */
   int sync_fd;                    /* read end: one byte once the id maps are written; -1 without */
+  int collect_fd;                 /* where pid 1 writes the collected files; -1: none */
   const struct esb_rootfs *rootfs; /* the root's steps, with ESB_NS_MOUNT */
   bool started_in_cgroup;         /* the clone put us in sandbox->cgroup_dir: nothing to join */
 };

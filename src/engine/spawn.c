@@ -141,6 +141,7 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
   plan->dir = c->dir;
   plan->sandbox = sb;
   plan->sync_fd = -1;
+  plan->collect_fd = sb && sb->collect && (sb->namespaces & ESB_NS_PID) ? sb->collect_fd : -1;
   if (!c->argv || !c->argv[0] || !c->argv[0][0]) {
     errno = EINVAL;
     snprintf(why, whylen, "no program to run");
@@ -265,6 +266,7 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
   x.from[ESB_WIRE_FD_REPORT] = pr->report_w;
   x.from[ESB_WIRE_FD_SYNC] = pr->sync_r;
   x.from[ESB_WIRE_FD_PLAN] = plan;
+  x.from[ESB_WIRE_FD_COLLECT] = pr->plan.collect_fd;
   const struct esb_sandbox *sb = c->sandbox;
   for (size_t i = 0; i < sb->n_cgroup_procs && i < ESB_CGROUP__COUNT; i++)
     x.from[ESB_WIRE_FD_CGROUP + i] = sb->cgroup_procs[i];

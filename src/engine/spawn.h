@@ -40,6 +40,7 @@
 
 struct sock_fprog;
 struct esb_mount;
+struct esb_collect_spec;
 
 enum {
   ESB_NS_USER = 1 << 0,
@@ -79,6 +80,13 @@ struct esb_sandbox {
   uint64_t workdir_size_bytes; /* the size of its tmpfs */
   uint64_t tmp_size_bytes;  /* the size of /tmp and of /dev/shm */
   const char *hostname;     /* with ESB_NS_UTS */
+  /* Files out (engine/collect.h), with ESB_NS_PID: once the program has
+   * ended, pid 1 kills what else of the run is left and writes the working
+   * dir's files that these patterns match to collect_fd, a file of the
+   * caller's (a memfd), before it reports the program's status. NULL: none
+   * (collect_fd is then not looked at). */
+  const struct esb_collect_spec *collect;
+  int collect_fd;
   struct esb_rlimits limits;
   const struct sock_fprog *seccomp; /* NULL, or the filter the program gets, installed last
                                before exec (engine/seccomp.h) */

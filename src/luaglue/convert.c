@@ -7,8 +7,8 @@
 
 #include <lauxlib.h>
 
+#include "engine/collect.h"
 #include "engine/cpu.h"
-#include "engine/text.h"
 #include "engine/strv.h"
 #include "engine/text.h"
 #include "luaglue/fields.h"
@@ -190,6 +190,28 @@ static void read_files(struct esb_fields *f, int t, struct esb_request *req) {
 
 /* What a request must be beyond its fields' types: one kind, and the fields
  * that go with it. NULL when it is one. */
+/* collect: glob patterns relative to the working dir. */
+static void read_collect(struct esb_fields *f, int t, struct esb_request *req) {
+  if (f->failed)
+    return;
+  req->collect = esb_fields_strv(f, t, "collect", ESB_FIELDS_ARRAY, &req->ncollect);
+  if (req->ncollect > ESB_COLLECT_MAX_PATTERNS) {
+    f->failed = true;
+    snprintf(f->err, f->errlen, "invalid request: 'collect' has %zu patterns, more than %d", req->ncollect,
+             ESB_COLLECT_MAX_PATTERNS);
+    return;
+  }
+  for (size_t i = 0; i < req->ncollect; i++) {
+    if (!esb_collect_pattern_ok(req->collect[i])) {
+      f->failed = true;
+      snprintf(f->err, f->errlen, "invalid request: 'collect[%zu]' (\"%.200s\") is no pattern relative to the "
+               "working dir: not empty, not absolute, no empty, '.' or '..' segment, at most %d bytes", i + 1,
+               req->collect[i], ESB_COLLECT_PATTERN_MAX);
+      return;
+    }
+  }
+}
+
 static const char *shape_problem(const struct esb_request *req) {
   int kinds = !!req->shell + !!req->program + !!req->code;
   if (kinds > 1)
@@ -210,7 +232,7 @@ static const char *shape_problem(const struct esb_request *req) {
 int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err, size_t errlen) {
   static const char *const known[] = {"shell", "program", "args", "language", "code", "stdin",
                                       "env", "working_dir", "timeout_ms", "backend", "limits",
-                                      "labels", "id", "files", NULL};
+                                      "labels", "id", "files", "collect", NULL};
   struct esb_fields f = ESB_FIELDS_INIT(L, NULL, err, errlen);
   int t = lua_absindex(L, idx);
   if (lua_type(L, t) != LUA_TTABLE) {
@@ -234,6 +256,7 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err
   read_limits(&f, t, &req->limits);
   read_stdin(&f, t, req);
   read_files(&f, t, req);
+  read_collect(&f, t, req);
   const char *problem = f.failed ? NULL : shape_problem(req);
   if (problem)
     snprintf(err, errlen, "invalid request: %s", problem);
@@ -280,6 +303,35 @@ static void push_usage(lua_State *L, const char *key, int64_t value, int null_id
   else
     lua_pushnil(L);
   lua_setfield(L, -2, key);
+}
+
+/* The collected files: files = [{path, size, base64, truncated}] (left
+ * out when there are none: cjson 2.1.0 writes an empty table as {}), and
+ * files_truncated, whether more matched than the ceilings let through. */
+static void push_files(lua_State *L, const struct esb_collected *c) {
+  if (c->count) {
+    lua_createtable(L, (int)c->count, 0);                /* result, files */
+    for (size_t i = 0; i < c->count; i++) {
+      const struct esb_collected_file *file = &c->files[i];
+      lua_createtable(L, 0, 4);                          /* result, files, file */
+      lua_pushstring(L, file->path);
+      lua_setfield(L, -2, "path");
+      lua_pushinteger(L, (lua_Integer)file->size);
+      lua_setfield(L, -2, "size");
+      size_t n = esb_base64_length(file->len);
+      char *buf = lua_newuserdatauv(L, n ? n : 1, 0);    /* result, files, file, buf */
+      esb_base64_encode(file->data, file->len, buf);
+      lua_pushlstring(L, buf, n);
+      lua_setfield(L, -3, "base64");
+      lua_pop(L, 1);                                     /* result, files, file */
+      lua_pushboolean(L, file->truncated);
+      lua_setfield(L, -2, "truncated");
+      lua_rawseti(L, -2, (lua_Integer)i + 1);            /* result, files */
+    }
+    lua_setfield(L, -2, "files");                        /* result */
+  }
+  lua_pushboolean(L, c->incomplete);
+  lua_setfield(L, -2, "files_truncated");
 }
 
 void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx) {
@@ -329,6 +381,8 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
   }
   push_usage(L, "cpu_time_ms", r->cpu_time_ms, null_idx);
   push_usage(L, "memory_peak_bytes", r->memory_peak_bytes, null_idx);
+  if (r->files.wanted)
+    push_files(L, &r->files);
   if (r->status == ESB_STATUS_ERROR) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, esb_error_name(r->error));

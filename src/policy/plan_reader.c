@@ -131,6 +131,12 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
     esb_fields_uint(&f, -1, "max_bytes", 0, &plan->max_files_bytes);
     esb_fields_leave(&f);                         /* -- */
   }
+  if (esb_fields_enter(&f, t, "collect")) {      /* collect */
+    esb_fields_uint(&f, -1, "max_count", 0, &plan->collect.max_count);
+    esb_fields_uint(&f, -1, "max_file_bytes", 0, &plan->collect.max_file_bytes);
+    esb_fields_uint(&f, -1, "max_bytes", 0, &plan->collect.max_bytes);
+    esb_fields_leave(&f);                         /* -- */
+  }
   read_local(&f, t, &plan->local);
   plan->local.limits.no_core = true;
   if (!f.failed && !plan->local.working_dir && !(plan->local.working_dir = strdup("/work")))

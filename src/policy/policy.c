@@ -169,6 +169,7 @@ static int push_request(lua_State *L) {
   set_integer(L, "timeout_ms", r->timeout_ms);
   set_string(L, "backend", esb_backend_name(r->backend));
   set_map(L, "labels", r->labels);
+  set_array(L, "collect", r->collect);
   struct stat st;
   if (r->stdin_data || r->stdin_fd >= 0) { /* a streamed file's size; a pipe's is unknown */
     uint64_t n = r->stdin_len;
@@ -339,6 +340,8 @@ enum esb_error esb_policy_plan(struct esb_policy *p, const struct esb_request *r
   plan->stdin_fd = req->stdin_fd;
   plan->files = req->files;
   plan->n_files = req->nfiles;
+  plan->collect.patterns = (const char *const *)req->collect;
+  plan->collect.n_patterns = req->ncollect;
   if (code == ESB_OK && plan->code_file)
     code = add_code_file(plan, req, err, errlen);
 out:

@@ -34,6 +34,10 @@
 --   files          the ceilings of the request's files (written into the
 --                  working dir before the program starts): max_count,
 --                  max_bytes (all of them together); nil: 256 and 8 MiB
+--   collect        the ceilings of the files the request's `collect`
+--                  patterns bring back: max_count, max_file_bytes (the rest
+--                  of a file is cut), max_bytes (all together); nil: 64,
+--                  4 MiB and 16 MiB
 --   max_stream_bytes  the most of a run's output (stdout and stderr
 --                  together) that live output events carry (batch --events,
 --                  POST /v1/run?stream=1); nil: 64 MiB. The result keeps
@@ -155,6 +159,15 @@ policy.code = {
 policy.files = {
   max_count = 256,
   max_bytes = 8 * Mi,
+}
+
+-- The files a request's `collect` patterns bring back in the result (its
+-- `files`): how many, how many bytes of one (the rest is cut, `truncated`),
+-- and how many bytes of all together.
+policy.collect = {
+  max_count = 64,
+  max_file_bytes = 4 * Mi,
+  max_bytes = 16 * Mi,
 }
 
 -- Live output (batch --events, the daemon's ?stream=1): the most of a run's
@@ -469,6 +482,7 @@ function policy:plan(req)
     kill_grace_ms = self.defaults.kill_grace_ms,
     max_stream_bytes = self.streams and self.streams.max_bytes,
     files = self.files,
+    collect = self.collect,
     code_file = code_file,
     max_code_bytes = self.code and self.code.max_bytes,
     limits = limits,
