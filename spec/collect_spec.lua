@@ -1,6 +1,7 @@
 -- Files out: a request's `collect` patterns bring the matching files of the
--- working dir back in the result (the local backend; k8s refuses collect so
--- far). Every defence named in src/engine/collect.h has its case here.
+-- working dir back in the result, on the local backend (the k8s backend's
+-- are in spec/k8s_files_spec.lua). Every defence named in
+-- src/engine/collect.h has its case here.
 local env = require "spec.support.env"
 local cjson = require "cjson"
 
@@ -9,12 +10,7 @@ local run_json = env.run_json
 -- The bytes of a PNG's signature and header chunk, NUL and high bytes in it.
 local png = "\137PNG\r\n\26\n\0\0\0\rIHDR\0\0\0\1\0\0\0\1\8\6\0\0\0\31\21\196\137\255\254"
 
-local function b64decode(s)
-  local p = assert(io.popen("echo " .. s .. " | base64 -d", "r"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local b64decode = env.unbase64
 
 local function by_path(r)
   local t = {}
@@ -43,14 +39,7 @@ describe("a request's collect", function()
   end)
 
   it("is byte-exact for a PNG-like file the request brought in and the program copied", function()
-    local path = os.tmpname()
-    finally(function() os.remove(path) end)
-    local file = assert(io.open(path, "wb"))
-    file:write(png)
-    file:close()
-    local p = assert(io.popen("base64 -w0 " .. path, "r"))
-    local encoded = p:read("a")
-    p:close()
+    local encoded = env.base64(png)
     local r = run_json {
       shell = "mkdir out && cp in.png out/copy.png",
       files = { ["in.png"] = { base64 = encoded } },
@@ -151,11 +140,14 @@ describe("a request's collect", function()
     assert.truthy(r.error.message:find("'collect'", 1, true), r.error.message)
   end)
 
-  it("is refused on the k8s backend, which cannot bring files back yet, before anything is created", function()
-    local r, code = run_json { shell = "true", backend = "k8s", collect = { "*" } }
+  it("is refused on the k8s backend when the policy turned its handshake off, before anything is created",
+     function()
+    local policy = env.policy_file("policy.k8s.handshake = false")
+    finally(function() os.remove(policy) end)
+    local r, code = run_json({ shell = "true", backend = "k8s", collect = { "*" } }, { "--policy", policy })
     assert.are.equal(125, code)
     assert.are.equal("invalid_request", r.error.code)
-    assert.truthy(r.error.message:find("'collect' is not supported on the k8s backend yet", 1, true))
+    assert.truthy(r.error.message:find("need the handshake on the k8s backend", 1, true), r.error.message)
   end)
 
   it("comes back through the Lua module, whose sandbox starts in the host's process", function()

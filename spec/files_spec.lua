@@ -1,6 +1,6 @@
 -- Files in: a request's `files`, and a language's code written to a file of
--- the working dir instead of argv (the local backend; k8s refuses files so
--- far, and keeps code in argv).
+-- the working dir instead of argv, on the local backend (the k8s backend's
+-- are in spec/k8s_files_spec.lua).
 local env = require "spec.support.env"
 local cjson = require "cjson"
 
@@ -75,11 +75,15 @@ describe("a request's files", function()
     assert.are.equal(0, r.exit_code)
   end)
 
-  it("are refused on the k8s backend, which cannot take them yet, before anything is created", function()
-    local r, code = run_json { shell = "true", backend = "k8s", files = { a = "x" } }
+  it("are refused on the k8s backend when the policy turned its handshake off, before anything is created",
+     function()
+    -- The pod's wrapper that writes them is a shell script (spec/k8s_files_spec.lua runs it).
+    local policy = env.policy_file("policy.k8s.handshake = false")
+    finally(function() os.remove(policy) end)
+    local r, code = run_json({ shell = "true", backend = "k8s", files = { a = "x" } }, { "--policy", policy })
     assert.are.equal(125, code)
     assert.are.equal("invalid_request", r.error.code)
-    assert.truthy(r.error.message:find("not supported on the k8s backend", 1, true), r.error.message)
+    assert.truthy(r.error.message:find("need the handshake on the k8s backend", 1, true), r.error.message)
   end)
 end)
 

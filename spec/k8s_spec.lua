@@ -49,7 +49,9 @@ env.each_kubectl(function(minor)
         assert.are.equal(r.pod, c.name)
         assert.are.equal("python:3.12-slim", c.image)
         local argv = table.concat(c.command or {}, " ") .. " " .. table.concat(c.args or {}, " ")
-        assert.truthy(argv:find("python3 -c print(6*7)", 1, true), argv)
+        -- the code is in a file of the pod (spec/k8s_files_spec.lua), argv runs it
+        assert.truthy(argv:find(" python3 main.py%s*$"), argv)
+        assert.is_nil(argv:find("print(6*7)", 1, true), argv)
         assert.are.same({ requests = { cpu = "100m", memory = "64Mi", ["ephemeral-storage"] = "64Mi" },
                       limits = { cpu = "1", memory = "256Mi", ["ephemeral-storage"] = "512Mi" } },
                         c.resources)
@@ -233,11 +235,13 @@ env.each_kubectl(function(minor)
         assert.are.same({}, fake.query(server, "/_fake/received"))
       end)
 
-      it("refuses code too large for kubectl's command line, naming it, before it creates anything", function()
-        local r, code = run(server, { language = "python", code = "x = 1\n" .. ("#" .. ("y"):rep(99) .. "\n"):rep(1800) })
+      it("refuses a shell line too large for kubectl's command line, naming it, before it creates anything",
+         function()
+        -- (code goes into a file of the pod: spec/k8s_files_spec.lua)
+        local r, code = run(server, { shell = "true\n" .. ("#" .. ("y"):rep(99) .. "\n"):rep(1800) })
         assert.are.equal(125, code)
         assert.are.equal("invalid_request", r.error.code, r.error.message)
-        assert.truthy(r.error.message:find("the request's code", 1, true), r.error.message)
+        assert.truthy(r.error.message:find("shell line", 1, true), r.error.message)
         assert.are.same({}, fake.query(server, "/_fake/received"))
       end)
 

@@ -167,6 +167,24 @@ function M.policy_file(body)
   return path
 end
 
+-- Standard base64 of bytes, and the bytes of such text (base64(1)).
+function M.base64(bytes)
+  local path = os.tmpname()
+  M.write_file(path, bytes)
+  local p = assert(io.popen("base64 -w0 " .. path, "r"))
+  local text = p:read("a")
+  p:close()
+  os.remove(path)
+  return text
+end
+
+function M.unbase64(text)
+  local p = assert(io.popen("printf %s " .. M.quote(text) .. " | base64 -d", "r"))
+  local bytes = p:read("a")
+  p:close()
+  return bytes
+end
+
 -- Runs `run --json` with request (a table) on stdin and extra arguments
 -- after it. Returns the decoded result, the exit code and stderr.
 function M.run_json(request, extra)

@@ -7,7 +7,9 @@ streaming lists: sendInitialEvents, as kubectl 1.35 asks)/delete,
 pod logs, and attach over WebSocket (v5.channel.k8s.io: channel 0 stdin,
 1 stdout, 2 stderr, 3 status, 255 close). A created pod "runs" its
 container's command as a local process (output written before an attach is
-lost, as on a real node). Every pod body it receives is recorded.
+lost, as on a real node), in a fresh directory of its own when the
+container has a workingDir (an emptyDir there, removed with the pod).
+Every pod body it receives is recorded.
 
 What a pod does is chosen by its image name:
   ...fake-oom...        killed as OOMKilled (exit 137) once it has run
@@ -22,7 +24,8 @@ creates answer 503), --slow-create SECONDS (a create takes that long), --hang-af
 created, no request but the control endpoints is ever answered),
 --deny "VERB RESOURCE" (kubectl auth can-i says no),
 --network-policy (a NetworkPolicy selecting echo-sandbox.io/network=none
-exists). activeDeadlineSeconds is enforced (DeadlineExceeded).
+exists), --busybox PATH (a pod's /bin/sh is that BusyBox, with only its
+applets on PATH: an Alpine-like image). activeDeadlineSeconds is enforced (DeadlineExceeded).
 
 Control endpoints for the specs: GET /_fake/pods (pods present now),
 GET /_fake/received (every pod body received), GET /_fake/requests (a log,
@@ -42,10 +45,12 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -61,6 +66,7 @@ requests_log = []
 resource_version = [1]
 outage_until = [0.0]   # time.time() until which the API server is unreachable
 options = None
+busybox_dir = [None]   # with --busybox: a directory of its applets, the pods' PATH
 
 
 def now():
@@ -81,6 +87,7 @@ class Pod:
         self.attach_sock = None   # and its socket
         self.exited = threading.Event()
         self.deleted = False
+        self.workdir = None       # the container's workingDir: an emptyDir of its own
 
     @property
     def key(self):
@@ -125,8 +132,16 @@ class Pod:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         for e in c.get("env", []):
             env[e["name"]] = e.get("value", "")
+        if options.busybox and argv[:1] == ["/bin/sh"]:
+            # an image whose shell and tools are BusyBox's, as Alpine's are
+            argv = [options.busybox, "sh"] + argv[1:]
+            env["PATH"] = busybox_dir[0]
+        if c.get("workingDir"):
+            # a fresh, empty directory, as the kubelet mounts an emptyDir there
+            self.workdir = tempfile.mkdtemp(prefix="esb-fake-pod.")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                     stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                     cwd=self.workdir)
         with state_lock:
             self.set_status("Running", {"running": {"startedAt": now()}}, ready=True)
         for fd, channel in ((self.proc.stdout, 1), (self.proc.stderr, 2)):
@@ -179,6 +194,9 @@ class Pod:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if self.workdir:  # the pod's emptyDir goes with it
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
 
 def take_failure(option):
@@ -665,7 +683,13 @@ def main():
     ap.add_argument("--hang-after-create", action="store_true", help="answer nothing once a pod exists")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
     ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")
+    ap.add_argument("--busybox", help="run pods' /bin/sh as this BusyBox, its applets alone on PATH")
     options = ap.parse_args()
+    if options.busybox:
+        busybox_dir[0] = tempfile.mkdtemp(prefix="esb-fake-busybox.")
+        applets = subprocess.run([options.busybox, "--list"], capture_output=True, text=True).stdout.split()
+        for applet in applets:
+            os.symlink(options.busybox, os.path.join(busybox_dir[0], applet))
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     tmp = options.port_file + ".tmp"
@@ -677,6 +701,8 @@ def main():
         with state_lock:
             for pod in pods.values():
                 pod.kill()
+        if busybox_dir[0]:
+            shutil.rmtree(busybox_dir[0], ignore_errors=True)
         os._exit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "backend/k8s_command.h"
 #include "backend/k8s_watch.h"
@@ -73,14 +74,25 @@ static void pass_stderr(struct esb_k8s_run *run, const char *data, size_t len, b
 /* The program's output as it comes: stdout shows the pod ran; kubectl's
  * notice on stderr that the attach broke (or was refused) ends the run at
  * once, as nothing it passes on after that can be trusted. */
+/* The program's part of kubectl's stdout, with collect (the frames split
+ * off): into the result, and on. */
+static void program_stdout(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_capture_append(&run->exec.result.out, data, len);
+  if (esb_output_sink_set(&run->output))
+    pass_on(run, 1, data, len);
+}
+
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
   if (stream == 1) {
     run->pod_seen = run->pod_ran = true;
-    if (esb_output_sink_set(&run->output)) {
+    if (exec->stdout_by_caller)
+      esb_k8s_frames_feed(&run->frames, data, len, program_stdout, run);
+    else if (esb_output_sink_set(&run->output))
       pass_on(run, 1, data, len);
+    if (esb_output_sink_set(&run->output))
       pass_stderr(run, NULL, 0, false); /* what was held, now that the pod ran */
-    }
     return;
   }
   if (esb_output_sink_set(&run->output))
@@ -221,15 +233,36 @@ static int stdin_prefix(struct esb_k8s_run *run) {
       return -1;
     }
   }
+  /* With the wrapper, after the newline: its header and block, which hold
+   * the program's stdin too, so its length is told first. */
+  char *head = NULL;
+  size_t head_len = 0;
+  if (esb_k8s_payload_wanted(plan)) {
+    uint64_t streamed = 0;
+    off_t at;
+    if (run->stdin_fd >= 0 && (at = lseek(run->stdin_fd, 0, SEEK_CUR)) >= 0 && st.st_size > at)
+      streamed = (uint64_t)(st.st_size - at);
+    if (esb_k8s_payload_marker(run->marker) < 0 ||
+        !(head = esb_k8s_payload_head(plan, plan->stdin_len + piped_len + streamed, run->marker, &head_len))) {
+      free(piped);
+      esb_result_fail(&run->result, ESB_E_SYSTEM, "preparing the files for the pod: %s", strerror(errno));
+      return -1;
+    }
+  }
   size_t lead = plan->k8s.handshake ? 1 : 0;
-  run->stdin_len = lead + plan->stdin_len + piped_len;
+  run->stdin_len = lead + head_len + plan->stdin_len + piped_len;
   if (!(run->stdin_buf = malloc(run->stdin_len ? run->stdin_len : 1))) {
     free(piped);
+    free(head);
     esb_result_fail(&run->result, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
   if (lead)
     run->stdin_buf[0] = '\n';
+  if (head_len)
+    memcpy(run->stdin_buf + lead, head, head_len);
+  free(head);
+  lead += head_len;
   if (plan->stdin_len)
     memcpy(run->stdin_buf + lead, plan->stdin_data, plan->stdin_len);
   if (piped_len)
@@ -250,6 +283,10 @@ static int start_run_step(struct esb_k8s_run *run) {
                     plan->max_output_bytes) < 0)
     return -1;
   run->exec.stdin_fd = run->stdin_fd; /* read again from its start by every try */
+  if (plan->collect.n_patterns) {
+    esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
+    run->exec.stdout_by_caller = true;
+  }
   run->watch_timer = (struct esb_timer){ .at_ns = now + ESB_K8S_WATCH_AFTER_MS * 1000000ull,
                                          .fire = start_watch, .userdata = run };
   esb_timer_start(run->loop, &run->watch_timer);
@@ -504,12 +541,25 @@ static void finish(struct esb_k8s_run *run) {
     run->on_done(run, run->userdata);
 }
 
+/* The files the wrapper sent back. None where the run ended before it
+ * could send them (killed at its deadline); frames that do not read are
+ * said in the warning. */
+static void read_frames(struct esb_k8s_run *run) {
+  struct esb_collected *files = &run->result.files;
+  files->wanted = true;
+  if (esb_k8s_frames_read(&run->frames, &run->plan->collect, files) < 0 && errno != ENOENT && !run->result.warning)
+    run->result.warning = strdup("the pod's files (collect) came back malformed or cut short: none are listed");
+  esb_k8s_frames_release(&run->frames);
+}
+
 static void step_done(struct esb_exec *exec, void *userdata) {
   struct esb_k8s_run *run = userdata;
   struct esb_result *er = &exec->result;
   switch (run->step) {
   case STEP_RUN: {
     stop_watch(run);
+    if (exec->stdout_by_caller)
+      esb_k8s_frames_end(&run->frames, program_stdout, run);
     if (esb_output_sink_set(&run->output))
       pass_stderr(run, NULL, 0, true);
     /* What comes after the run (get, delete and its tries) shares one budget. */
@@ -525,6 +575,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     run->result.isolation = NULL;
     /* kubectl's own usage, not the program's: unknown here */
     run->result.cpu_time_ms = run->result.memory_peak_bytes = -1;
+    if (run->plan->collect.n_patterns && run->result.status != ESB_STATUS_ERROR)
+      read_frames(run);
     struct esb_capture *err = &run->result.err;
     if (err->data)
       judge_attach(run, err->data, err->len); /* a notice the stream did not show whole */
@@ -672,6 +724,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_k8s_watch_leave(run);
   free(run->stdin_buf);
   run->stdin_buf = NULL;
+  esb_k8s_frames_release(&run->frames);
   free(run->err_line);
   run->err_line = NULL;
   free(run->kubectl_stderr);

@@ -31,6 +31,7 @@
 #define ESB_BACKEND_K8S_H
 
 #include "engine/loop.h"
+#include "backend/k8s_payload.h"
 #include "backend/plan.h"
 #include "backend/pod_status.h"
 
@@ -69,6 +70,8 @@ struct esb_k8s_run {
   char *stdin_buf;           /* what kubectl's stdin starts with */
   size_t stdin_len;
   int stdin_fd;              /* then this regular file, streamed (-1: none) */
+  char marker[ESB_K8S_MARKER_SIZE]; /* where the wrapper's frames start (collect) */
+  struct esb_k8s_frames frames; /* kubectl's stdout split, with collect */
   char *err_line;            /* stderr held back from on_output: a line not yet
                                 ended, or all of it until the pod ran */
   size_t err_line_len;

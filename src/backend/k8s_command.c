@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backend/k8s_payload.h"
 #include "engine/strv.h"
 
 const char esb_k8s_handshake_script[] = "IFS= read -r _ || exit 125; exec \"$@\"";
@@ -39,7 +40,7 @@ char **esb_k8s_run_argv(const struct esb_plan *plan) {
   if (k->handshake) {
     rc |= esb_strv_push(&tail, "/bin/sh");
     rc |= esb_strv_push(&tail, "-c");
-    rc |= esb_strv_push(&tail, esb_k8s_handshake_script);
+    rc |= esb_strv_push(&tail, esb_k8s_payload_wanted(plan) ? esb_k8s_payload_script : esb_k8s_handshake_script);
     rc |= esb_strv_push(&tail, "echo-sandbox");
   }
   for (char **a = plan->argv; a && *a; a++)

@@ -16,7 +16,8 @@
 const char *esb_k8s_kubectl(void);
 
 /* The shell line a container runs first when the plan wants the handshake:
- * it waits for one line on stdin, then execs the program. */
+ * it waits for one line on stdin, then execs the program. A plan with files
+ * or collect patterns gets the wrapper of backend/k8s_payload.h instead. */
 extern const char esb_k8s_handshake_script[];
 
 /* kubectl [--kubeconfig] [--context] [--namespace] TAIL...: the connection

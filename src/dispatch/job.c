@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/k8s_payload.h"
 #include "luaglue/pod_status.h"
 
 /* How long what a cluster answered stands. The probe is a kubectl process
@@ -80,7 +81,7 @@ static void choose_auto(struct esb_plan *plan, FILE *notes) {
 }
 
 /* The request's code and files against the policy's ceilings, naming the
- * file that goes over one; and the backends that take files. */
+ * file that goes over one; and what the k8s backend cannot pass on. */
 static bool request_too_big(const struct esb_plan *plan, const struct esb_request *req, char *err,
                             size_t errlen) {
   size_t code = req->code ? strlen(req->code) : 0;
@@ -89,18 +90,11 @@ static bool request_too_big(const struct esb_plan *plan, const struct esb_reques
              (unsigned long long)plan->max_code_bytes);
     return true;
   }
-  if (req->ncollect && plan->backend == ESB_BACKEND_K8S) {
-    snprintf(err, errlen, "invalid request: 'collect' is not supported on the k8s backend yet (the local backend "
-             "takes it)");
+  if (plan->backend == ESB_BACKEND_K8S && esb_k8s_payload_wanted(plan) &&
+      esb_k8s_payload_check(plan, err, errlen) < 0)
     return true;
-  }
   if (!req->nfiles)
     return false;
-  if (plan->backend == ESB_BACKEND_K8S) {
-    snprintf(err, errlen, "invalid request: 'files' is not supported on the k8s backend yet (the local backend "
-             "takes them)");
-    return true;
-  }
   if (req->nfiles > plan->max_files) {
     snprintf(err, errlen, "invalid request: 'files' has %zu files, more than the policy's %llu (at '%s')",
              req->nfiles, (unsigned long long)plan->max_files, req->files[plan->max_files].path);

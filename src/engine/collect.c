@@ -333,6 +333,35 @@ static int read_at(int fd, void *buf, size_t n, uint64_t at) {
   return 0;
 }
 
+int esb_collected_push(struct esb_collected *c, const char *path, size_t path_len, const char *data, size_t len,
+                       uint64_t size) {
+  struct esb_collected_file *files = realloc(c->files, (c->count + 1) * sizeof *files);
+  if (!files)
+    return -1;
+  c->files = files;
+  struct esb_collected_file *file = &files[c->count];
+  *file = (struct esb_collected_file){ .len = len, .size = size, .truncated = len < size };
+  file->path = malloc(path_len + 1);
+  file->data = malloc(len ? len : 1);
+  if (!file->path || !file->data) {
+    free(file->path);
+    free(file->data);
+    errno = ENOMEM;
+    return -1;
+  }
+  memcpy(file->path, path, path_len);
+  file->path[path_len] = '\0';
+  if (len)
+    memcpy(file->data, data, len);
+  c->count++;
+  return 0;
+}
+
+void esb_collected_sort(struct esb_collected *c) {
+  if (c->count > 1)
+    qsort(c->files, c->count, sizeof *c->files, by_path);
+}
+
 int esb_collect_read(int fd, const struct esb_collect_spec *spec, struct esb_collected *c) {
   esb_collected_release(c);
   struct stat st;
@@ -343,54 +372,45 @@ int esb_collect_read(int fd, const struct esb_collect_spec *spec, struct esb_col
     errno = EPROTO;
     return -1;
   }
-  size_t cap = 0;
+  char *buf = malloc(end ? (size_t)end : 1);
+  if (!buf || read_at(fd, buf, (size_t)end, 0) < 0)
+    goto fail;
   while (at < end) {
     struct frame f;
-    if (read_at(fd, &f, sizeof f, at) < 0)
-      goto fail;
+    if (end - at < sizeof f)
+      goto bad;
+    memcpy(&f, buf + at, sizeof f);
     at += sizeof f;
     if (f.kind == FRAME_MORE) {
       c->incomplete = true;
       continue;
     }
     if (f.kind != FRAME_FILE || f.path_len == 0 || f.path_len > ESB_FILE_PATH_MAX || c->count >= spec->max_count ||
-        f.len > spec->max_file_bytes || f.len > spec->max_bytes - bytes || f.len > end - at || f.len > f.size)
+        f.len > spec->max_file_bytes || f.len > spec->max_bytes - bytes || f.path_len > end - at ||
+        f.len > end - at - f.path_len || f.len > f.size)
       goto bad;
-    if (c->count == cap) {
-      size_t more = cap ? cap * 2 : 8;
-      struct esb_collected_file *files = realloc(c->files, more * sizeof *files);
-      if (!files)
-        goto fail;
-      c->files = files;
-      cap = more;
-    }
-    struct esb_collected_file *file = &c->files[c->count];
-    *file = (struct esb_collected_file){ .len = (size_t)f.len, .size = f.size, .truncated = f.len < f.size };
-    file->path = malloc(f.path_len + 1);
-    file->data = malloc(f.len ? (size_t)f.len : 1);
-    if (file->path && file->data)
-      c->count++;
-    if (!file->path || !file->data) {
-      free(file->path);
-      free(file->data);
-      goto fail;
-    }
-    if (read_at(fd, file->path, f.path_len, at) < 0 || read_at(fd, file->data, (size_t)f.len, at + f.path_len) < 0)
-      goto fail;
-    file->path[f.path_len] = '\0';
-    if (strlen(file->path) != f.path_len || !esb_file_path_ok(file->path))
+    const char *path = buf + at;
+    if (memchr(path, '\0', f.path_len) || esb_collected_push(c, path, f.path_len, path + f.path_len,
+                                                              (size_t)f.len, f.size) < 0)
+      goto bad;
+    if (!esb_file_path_ok(c->files[c->count - 1].path))
       goto bad;
     at += f.path_len + f.len;
     bytes += f.len;
   }
-  if (c->count > 1)
-    qsort(c->files, c->count, sizeof *c->files, by_path);
+  free(buf);
+  esb_collected_sort(c);
   return 0;
 bad:
   errno = EPROTO;
 fail:;
   int saved = errno;
+  free(buf);
+  return esb_collected_discard(c, saved);
+}
+
+int esb_collected_discard(struct esb_collected *c, int err) {
   esb_collected_release(c);
-  errno = saved;
+  errno = err;
   return -1;
 }

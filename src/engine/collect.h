@@ -82,6 +82,17 @@ struct esb_collected {
  * ceilings, which the walker never writes). */
 int esb_collect_read(int fd, const struct esb_collect_spec *spec, struct esb_collected *c);
 
+/* Adds a copy of one file to *c (path of path_len bytes, no NUL in it):
+ * 0, or -1 with errno (ENOMEM). */
+int esb_collected_push(struct esb_collected *c, const char *path, size_t path_len, const char *data, size_t len,
+                       uint64_t size);
+
+/* Sorts the files by path, as a result lists them. */
+void esb_collected_sort(struct esb_collected *c);
+
+/* The readers' way out: frees the files and returns -1 with errno err. */
+int esb_collected_discard(struct esb_collected *c, int err);
+
 /* Frees the files and leaves *c empty (wanted stays as it was). */
 void esb_collected_release(struct esb_collected *c);
 

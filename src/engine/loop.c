@@ -168,7 +168,8 @@ static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capt
       continue;
     }
     if (n > 0) {
-      esb_capture_append(cap, buf, (size_t)n);
+      if (!(stream == 1 && e->stdout_by_caller))
+        esb_capture_append(cap, buf, (size_t)n);
       if (e->on_output)
         e->on_output(e, stream, buf, (size_t)n, e->userdata);
       continue;

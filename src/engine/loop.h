@@ -108,6 +108,10 @@ struct esb_exec {
   size_t max_output_bytes;  /* per stream */
   esb_exec_done_fn on_done;
   esb_exec_output_fn on_output; /* optional */
+  bool stdout_by_caller;    /* stdout goes to on_output only, and the caller puts
+                               into result.out what of it is the program's (a
+                               child that frames its own data after the
+                               program's output: k8s) */
   int sink_fds[2];          /* -1, or where stdout ([0]) and stderr ([1]) go
                                instead of on_output and the capture: an
                                anonymous pipe or /dev/null is the child's own

@@ -28,8 +28,8 @@
 --                  its own there; nil = local.working_dir)
 --   timeout_ms     positive integer, the wall-clock deadline
 --   kill_grace_ms  time between SIGTERM and SIGKILL at the deadline
---   code_file      a path relative to the working dir, or nil: the local
---                  backend writes the request's code there (argv runs it)
+--   code_file      a path relative to the working dir, or nil: the backend
+--                  writes the request's code there (argv runs it)
 --   max_code_bytes the most code a request may give; nil: 8 MiB
 --   files          the ceilings of the request's files (written into the
 --                  working dir before the program starts): max_count,
@@ -89,7 +89,8 @@ local policy = {}
 local Mi = 1024 * 1024
 
 -- language -> image (k8s) and how the code runs. Where code_file_for says
--- (the local backend, a language with `file` and `run`), the code is written
+-- (a language with `file` and `run`; on k8s only with the handshake, whose
+-- shell writes the file in the pod), the code is written
 -- to `file` in the working dir and argv is `run`, the file, then the
 -- request's args. Elsewhere argv is `command`, the code as one argument
 -- (less what the pattern `strip` matches, when given), then the args.
@@ -292,11 +293,14 @@ function policy:image_for(req)
 end
 
 -- The file a language's code goes into on this backend, or nil: the code
--- then goes into argv (`command` and the code). Only the local backend
--- writes files so far; php keeps `php -r` (its files need an opening tag).
+-- then goes into argv (`command` and the code). The k8s backend writes
+-- files through its handshake's shell, so not without it; php keeps
+-- `php -r` (its files need an opening tag).
 function policy:code_file_for(req, backend)
   local lang = req.code and self.languages[req.language]
-  if backend == "local" and lang and lang.file and lang.run then return lang.file end
+  if lang and lang.file and lang.run and (backend == "local" or backend == "k8s" and self.k8s.handshake) then
+    return lang.file
+  end
 end
 
 -- code_file: where code_file_for put the code (the argv runs it), or nil.

@@ -1,0 +1,83 @@
+/* The k8s half of files in, code as a file and files out: what the engine
+ * sends the container's wrapper (backend/k8s_payload.sh, the container's
+ * first program in place of the plain handshake) on stdin, and how it reads
+ * the wrapper's frames back out of kubectl's stdout.
+ *
+ * stdin: the handshake's newline, then the header line
+ *   "INDEX_BYTES DATA_BYTES STDIN_BYTES MAX_COUNT MAX_FILE_BYTES MAX_BYTES MARKER"
+ * then the block: the index ("f OFFSET LENGTH MODE PATH" a file, OFFSET from
+ * the start of the data; "c PATTERN" a collect pattern; an empty line last),
+ * the files' bytes, and the program's stdin (STDIN_BYTES of it: the request's,
+ * then a streamed file's). The wrapper spools the block in the working dir
+ * before it writes anything, so the program's stdin is a file there.
+ *
+ * stdout, with collect: the program's output, then MARKER and a newline,
+ * then frames "F LENGTH SIZE PATH\n" + LENGTH bytes, and "E MORE\n" last.
+ * MARKER is random per run: the program's output cannot start the frames,
+ * and the frames are checked against the engine's own pattern matcher and
+ * ceilings (engine/collect.h) all the same. */
+#ifndef ESB_BACKEND_K8S_PAYLOAD_H
+#define ESB_BACKEND_K8S_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/plan.h"
+#include "engine/capture.h"
+#include "engine/collect.h"
+
+/* The wrapper's source (k8s_payload.sh), compiled in. */
+extern const char esb_k8s_payload_script[];
+
+/* Whether the plan needs the wrapper: files for the working dir (the code's
+ * file among them) or collect patterns. */
+bool esb_k8s_payload_wanted(const struct esb_plan *plan);
+
+/* Why the plan's files or patterns cannot go to the wrapper, which reads
+ * lines (a newline in a path or pattern), or that the policy turned the
+ * handshake off (the wrapper is a shell script): -1 with err; else 0. */
+int esb_k8s_payload_check(const struct esb_plan *plan, char *err, size_t errlen);
+
+/* "\036echo-sandbox-files-" and 32 random hex digits. */
+#define ESB_K8S_MARKER_SIZE 53 /* with its NUL */
+int esb_k8s_payload_marker(char marker[ESB_K8S_MARKER_SIZE]); /* 0, or -1 with errno */
+
+/* The header line and the block up to the program's stdin, which is
+ * stdin_bytes long and follows it (the handshake's newline is not in it).
+ * A malloc'd buffer and its length, or NULL (ENOMEM). */
+char *esb_k8s_payload_head(const struct esb_plan *plan, uint64_t stdin_bytes, const char *marker, size_t *len);
+
+/* kubectl's stdout, split as it comes into the program's output and the
+ * frames after the marker. */
+typedef void (*esb_k8s_output_fn)(const char *data, size_t len, void *userdata);
+
+struct esb_k8s_frames {
+  char marker[ESB_K8S_MARKER_SIZE + 1]; /* with its newline */
+  size_t marker_len;
+  char held[ESB_K8S_MARKER_SIZE + 1];   /* output that may be the marker's start */
+  size_t held_len;
+  bool seen;                            /* the marker came: what follows is frames */
+  struct esb_capture frames;            /* kept up to what the ceilings allow */
+};
+
+/* Readies f for a run whose frames take at most spec's ceilings. */
+void esb_k8s_frames_init(struct esb_k8s_frames *f, const char *marker, const struct esb_collect_spec *spec);
+
+/* A chunk of kubectl's stdout: the program's part goes to out, at once but
+ * for a tail that may be the marker's start. */
+void esb_k8s_frames_feed(struct esb_k8s_frames *f, const char *data, size_t len, esb_k8s_output_fn out,
+                         void *userdata);
+
+/* kubectl's stdout ended: a held tail that never became the marker is output. */
+void esb_k8s_frames_end(struct esb_k8s_frames *f, esb_k8s_output_fn out, void *userdata);
+
+/* The frames into *c, only files a pattern of spec matches, within its
+ * ceilings: 0; or -1 with errno (EPROTO: frames cut short or malformed;
+ * ENOENT: the marker never came, as when the run was killed). */
+int esb_k8s_frames_read(const struct esb_k8s_frames *f, const struct esb_collect_spec *spec,
+                        struct esb_collected *c);
+
+void esb_k8s_frames_release(struct esb_k8s_frames *f);
+
+#endif
