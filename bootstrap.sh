@@ -58,8 +58,10 @@ case "${1:-demo}" in
   demo) exec "$build/echo-sandbox" run --lang python --code 'print("6 * 7 =", 6 * 7)' ;;
   test)
     shift
-    # The kubectl of each minor of the k8s specs' matrix, once, into a cache.
+    # The kubectl of each minor of the k8s specs' matrix, once, into a cache;
+    # promtool for the metrics spec, the same way.
     python3 "$here/spec/support/fetch_kubectl.py"
+    "$here/spec/support/fetch_promtool.sh" || echo "bootstrap: no promtool: the metrics spec will fail" >&2
     if (($#)); then ESB_BUILD_DIR=$build exec "$here/spec/run" "$@"; fi
     # Through CTest: the C unit tests (label unit), then the suite (label
     # spec, streamed); the last line sums both up.

@@ -93,6 +93,18 @@ describe("files on the k8s backend", function()
       assert.are.same({ "a.txt" }, paths(r))
     end)
 
+    it("refuses paths and patterns that leave the working dir, naming them, before anything is created", function()
+      for _, path in ipairs { "/etc/passwd", "../x", "a/../../x" } do
+        local r, code = run_k8s(fixture.server, { shell = "true", files = { [path] = "x" } })
+        assert.are.equal(125, code)
+        assert.are.equal("invalid_request", r.error.code)
+        assert.truthy(r.error.message:find("'files." .. path .. "'", 1, true), r.error.message)
+        r = run_k8s(fixture.server, { shell = "true", collect = { path } })
+        assert.truthy(r.error.message:find("'collect[1]' (\"" .. path .. "\")", 1, true), r.error.message)
+      end
+      assert.are.same({}, fake.query(fixture.server, "/_fake/received"))
+    end)
+
     it("refuses a path or pattern with a newline, which the wrapper cannot read, before anything is created",
        function()
       local r, code = run_k8s(fixture.server, { shell = "true", files = { ["a\nb"] = "x" } })

@@ -8,6 +8,12 @@ int main(void) {
   is_int(esb_route("POST", "/v1/run", &allowed), ESB_ENDPOINT_RUN, "POST /v1/run runs");
   is_int(esb_route("GET", "/healthz", NULL), ESB_ENDPOINT_HEALTHZ, "GET /healthz");
   is_int(esb_route("GET", "/metrics", NULL), ESB_ENDPOINT_METRICS, "GET /metrics");
+  is_int(esb_route("GET", "/readyz", NULL), ESB_ENDPOINT_READYZ, "GET /readyz");
+  is_int(esb_route("GET", "/v1/languages", NULL), ESB_ENDPOINT_LANGUAGES, "GET /v1/languages");
+  ok(esb_route_is_probe("/healthz") && esb_route_is_probe("/readyz") && esb_route_is_probe("/metrics"),
+     "the probes are healthz, readyz and metrics");
+  ok(!esb_route_is_probe("/v1/run") && !esb_route_is_probe("/v1/languages") && !esb_route_is_probe("/"),
+     "and nothing else");
   is_int(esb_route("GET", "/v1/run", &allowed), ESB_ENDPOINT_WRONG_METHOD, "GET /v1/run: the wrong method");
   is_str(allowed, "POST /v1/run", "naming the right one");
   is_int(esb_route("POST", "/healthz", &allowed), ESB_ENDPOINT_WRONG_METHOD, "POST /healthz too");
@@ -17,7 +23,8 @@ int main(void) {
   is_int(esb_route("post", "/v1/run", NULL), ESB_ENDPOINT_WRONG_METHOD, "methods are case-sensitive (RFC 9110)");
   char list[128];
   esb_routes_list(list, sizeof list);
-  is_str(list, "POST /v1/run, GET /healthz or GET /metrics", "the list of endpoints for a 404");
+  is_str(list, "POST /v1/run, GET /v1/languages, GET /healthz, GET /readyz or GET /metrics",
+         "the list of endpoints for a 404");
   char small[8];
   esb_routes_list(small, sizeof small);
   ok(strlen(small) < sizeof small, "a short buffer stays terminated");

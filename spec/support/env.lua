@@ -24,6 +24,15 @@ local function kubectl_cache()
 end
 M.kubectl_cache = kubectl_cache()
 
+-- promtool (spec/support/fetch_promtool.sh puts it in the cache beside the
+-- kubectl builds; `bootstrap.sh test` runs it), or nil.
+function M.promtool()
+  local base = os.getenv("XDG_CACHE_HOME")
+  if not base or base == "" then base = (os.getenv("HOME") or "/root") .. "/.cache" end
+  local path = base .. "/echo-sandbox/promtool/promtool"
+  if os.execute("test -x " .. M.quote(path)) then return path end
+end
+
 -- The minors of the matrix: $ESB_SPEC_MINORS, else every line of the builds file.
 M.kubectl_minors = {}
 local minors = os.getenv("ESB_SPEC_MINORS")

@@ -21,8 +21,9 @@
 static const char serve_usage[] =
   "usage: echo-sandbox serve [--listen HOST:PORT | --listen unix:/path] [OPTIONS]\n"
   "\n"
-  "An HTTP/1.1 daemon: POST /v1/run (request JSON -> result JSON), GET /healthz,\n"
-  "GET /metrics (Prometheus). Listens on loopback unless told otherwise.\n"
+  "An HTTP/1.1 daemon: POST /v1/run (request JSON -> result JSON), GET /v1/languages,\n"
+  "GET /healthz, GET /readyz, GET /metrics (Prometheus). Listens on loopback unless\n"
+  "told otherwise.\n"
   "SIGHUP reloads the policy (a broken one is reported and the old one stays);\n"
   "SIGTERM stops accepting, lets runs in flight finish within the grace period,\n"
   "then kills them and deletes their pods.\n"
@@ -31,6 +32,7 @@ static const char serve_usage[] =
   "  --listen ADDR        HOST:PORT (PORT 0: a free one) or unix:/path (default 127.0.0.1:7878)\n"
   "  --policy FILE        load this policy instead of the default search\n"
   "  --token-file FILE    require \"Authorization: Bearer <the file's first line>\"\n"
+  "  --public-probes      with a token: /healthz, /readyz and /metrics need none\n"
   "  --max-body BYTES     largest request body (default 16Mi; 413 beyond)\n"
   "  --max-running N      runs in flight at once (default 256)\n"
   "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond)\n"
@@ -52,7 +54,7 @@ int main(int argc, char **argv) {
     {"max-running", required_argument, 0, 'r'}, {"max-queue", required_argument, 0, 'q'},
     {"grace", required_argument, 0, 'g'}, {"port-file", required_argument, 0, 'f'},
     {"socket-mode", required_argument, 0, 'm'}, {"header-timeout", required_argument, 0, 'H'},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"public-probes", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   struct esb_server_options o = {
     .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000,
     .socket_mode = 0660, .header_timeout_s = 30};
@@ -64,6 +66,7 @@ int main(int argc, char **argv) {
     switch (c) {
     case 'l': o.listen = optarg; break;
     case 'p': o.policy_path = optarg; break;
+    case 'P': o.public_probes = true; break;
     case 't': token_file = optarg; break;
     case 'f': o.port_file = optarg; break;
     case 'm': {

@@ -63,11 +63,15 @@ size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t 
           "echo_sandbox_rejected_total{reason=\"unauthorized\"} %llu\n",
       (unsigned long long)m->rejected_busy, (unsigned long long)m->rejected_bad,
       (unsigned long long)m->rejected_too_large, (unsigned long long)m->rejected_unauthorized);
-  put(&o, "# HELP echo_sandbox_policy_reloads_total Policy reloads (SIGHUP), and those that failed.\n"
+  put(&o, "# HELP echo_sandbox_policy_reloads_total Policy reloads (SIGHUP).\n"
           "# TYPE echo_sandbox_policy_reloads_total counter\n"
           "echo_sandbox_policy_reloads_total %llu\n"
+          "# HELP echo_sandbox_policy_reload_failures_total Policy reloads that failed (the old policy stayed).\n"
           "# TYPE echo_sandbox_policy_reload_failures_total counter\n"
           "echo_sandbox_policy_reload_failures_total %llu\n",
       (unsigned long long)m->policy_reloads, (unsigned long long)m->policy_reload_failures);
+  put(&o, "# HELP echo_sandbox_build_info The running build: its version, always 1.\n"
+          "# TYPE echo_sandbox_build_info gauge\n"
+          "echo_sandbox_build_info{version=\"%s\"} 1\n", ESB_VERSION);
   return o.len;
 }

@@ -6,10 +6,13 @@
 static const struct route {
   const char *method, *path, *both; /* both: "METHOD PATH", as messages say it */
   enum esb_endpoint endpoint;
+  bool probe;
 } routes[] = {
-  { "POST", "/v1/run", "POST /v1/run", ESB_ENDPOINT_RUN },
-  { "GET", "/healthz", "GET /healthz", ESB_ENDPOINT_HEALTHZ },
-  { "GET", "/metrics", "GET /metrics", ESB_ENDPOINT_METRICS },
+  { "POST", "/v1/run", "POST /v1/run", ESB_ENDPOINT_RUN, false },
+  { "GET", "/v1/languages", "GET /v1/languages", ESB_ENDPOINT_LANGUAGES, false },
+  { "GET", "/healthz", "GET /healthz", ESB_ENDPOINT_HEALTHZ, true },
+  { "GET", "/readyz", "GET /readyz", ESB_ENDPOINT_READYZ, true },
+  { "GET", "/metrics", "GET /metrics", ESB_ENDPOINT_METRICS, true },
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -26,6 +29,13 @@ enum esb_endpoint esb_route(const char *method, const char *path, const char **a
       *allowed = routes[i].both;
   }
   return found;
+}
+
+bool esb_route_is_probe(const char *path) {
+  for (size_t i = 0; i < N_ROUTES; i++)
+    if (routes[i].probe && strcmp(path, routes[i].path) == 0)
+      return true;
+  return false;
 }
 
 void esb_routes_list(char *buf, size_t n) {

@@ -3,11 +3,14 @@
 #ifndef ESB_DAEMON_ROUTES_H
 #define ESB_DAEMON_ROUTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum esb_endpoint {
   ESB_ENDPOINT_RUN,
+  ESB_ENDPOINT_LANGUAGES,
   ESB_ENDPOINT_HEALTHZ,
+  ESB_ENDPOINT_READYZ,
   ESB_ENDPOINT_METRICS,
   ESB_ENDPOINT_NONE,          /* no endpoint has this path */
   ESB_ENDPOINT_WRONG_METHOD,  /* one has, for another method */
@@ -17,7 +20,11 @@ enum esb_endpoint {
  * (when not NULL) is "POST /v1/run" or the like. */
 enum esb_endpoint esb_route(const char *method, const char *path, const char **allowed);
 
-/* "POST /v1/run, GET /healthz or GET /metrics" into buf. */
+/* "POST /v1/run, GET /v1/languages, ... or GET /metrics" into buf. */
 void esb_routes_list(char *buf, size_t n);
+
+/* Whether PATH is a probe's (healthz, readyz, metrics): what
+ * --public-probes leaves open, whatever the method. */
+bool esb_route_is_probe(const char *path);
 
 #endif

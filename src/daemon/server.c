@@ -27,7 +27,12 @@
 #include "dispatch/output_events.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
+#include "engine/exec_path.h"
+#include "engine/strv.h"
 #include "engine/signals.h"
+#include "backend/k8s_command.h"
+#include "dispatch/execute.h"
+#include "luaglue/call.h"
 #include "luaglue/convert.h"
 #include "luaglue/json.h"
 
@@ -46,6 +51,10 @@ struct server {
   struct esb_admission admission;
   bool stopping, done;
   uint64_t stop_deadline_ns;
+  /* readiness (GET /readyz), checked at start and after each reload */
+  bool ready;
+  const char *ready_backend;   /* static: "local" or "k8s" */
+  char ready_reason[ESB_MESSAGE_MAX];
 };
 
 /* One HTTP request. */
@@ -110,6 +119,112 @@ static void respond_error(struct conn *st, unsigned code, enum esb_error err, co
   esb_result_fail(&r, err, "%s", msg);
   respond_result(st, code, &r);
   esb_result_release(&r);
+}
+
+/* The answers built as Lua tables, in the cjson state, protected: a push
+ * that runs out of memory is a 500, not a longjmp. */
+struct table_answer {
+  struct server *s;
+  enum esb_endpoint endpoint;
+  const struct esb_language *languages;
+  size_t n;
+};
+
+static void set_field(lua_State *L, const char *key, const char *value) {
+  if (!value)
+    return;
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, key);
+}
+
+static int push_answer(lua_State *L) {
+  const struct table_answer *a = lua_touserdata(L, 1);
+  lua_newtable(L);                                     /* answer */
+  if (a->endpoint == ESB_ENDPOINT_LANGUAGES) {
+    lua_createtable(L, (int)a->n, 0);                  /* answer, list */
+    for (size_t i = 0; i < a->n; i++) {
+      lua_createtable(L, 0, 3);                        /* answer, list, language */
+      set_field(L, "name", a->languages[i].name);
+      set_field(L, "image", a->languages[i].image);
+      set_field(L, "file", a->languages[i].file);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);          /* answer, list */
+    }
+    lua_setfield(L, -2, "languages");                  /* answer */
+  } else {
+    const struct server *s = a->s;
+    set_field(L, "status", s->ready ? "ready" : "not_ready");
+    set_field(L, "backend", s->ready_backend);
+    set_field(L, "policy", s->policy ? esb_policy_path(s->policy) : NULL);
+    if (!s->ready)
+      set_field(L, "reason", s->ready_reason);
+  }
+  return 1;
+}
+
+static void respond_table(struct conn *st, unsigned code, const struct table_answer *a) {
+  lua_State *L = st->s->L;
+  char err[ESB_MESSAGE_MAX];
+  lua_pushcfunction(L, push_answer);
+  lua_pushlightuserdata(L, (void *)a);
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0 || esb_json_encode(L, err, sizeof err) < 0) {
+    respond_error(st, 500, ESB_E_SYSTEM, err);
+    return;
+  }
+  size_t len;
+  const char *json = lua_tolstring(L, -1, &len);
+  set_response(st, code, "application/json", json, len);
+  lua_pop(L, 1);
+}
+
+static void respond_languages(struct conn *st) {
+  char err[ESB_MESSAGE_MAX];
+  struct table_answer a = { .s = st->s, .endpoint = ESB_ENDPOINT_LANGUAGES };
+  struct esb_language *list;
+  if (esb_policy_languages(st->s->policy, &list, &a.n, err, sizeof err) != ESB_OK) {
+    respond_error(st, 500, ESB_E_POLICY, err);
+    return;
+  }
+  a.languages = list;
+  respond_table(st, 200, &a);
+  esb_languages_free(list, a.n);
+}
+
+/* Whether the policy's default backend can run something: local, a run of
+ * `true` through the whole engine; k8s, a kubectl to run (the cluster's
+ * health is the cluster's probes' business, and a pod per probe would cost
+ * it). */
+static void check_ready(struct server *s) {
+  char err[ESB_MESSAGE_MAX];
+  struct esb_request req = ESB_REQUEST_INIT;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  s->ready = false;
+  s->ready_backend = NULL;
+  req.kind = ESB_REQUEST_PROGRAM;
+  if (!(req.program = strdup("true"))) {
+    snprintf(s->ready_reason, sizeof s->ready_reason, "out of memory");
+    return;
+  }
+  if (esb_policy_plan(s->policy, &req, &plan, false, err, sizeof err) != ESB_OK) {
+    snprintf(s->ready_reason, sizeof s->ready_reason, "the policy cannot plan a run: %.3900s", err);
+  } else if ((s->ready_backend = esb_backend_name(plan.backend)), plan.backend == ESB_BACKEND_K8S) {
+    const char *k = esb_k8s_kubectl();
+    char **candidates = esb_exec_candidates(k, getenv("PATH"));
+    for (char **c = candidates; c && *c && !s->ready; c++)
+      s->ready = access(*c, X_OK) == 0;
+    esb_strv_free(candidates);
+    if (!s->ready)
+      snprintf(s->ready_reason, sizeof s->ready_reason, "the k8s backend has no %s to run", k);
+  } else {
+    struct esb_result r = ESB_RESULT_INIT;
+    esb_execute(s->policy, &req, &r, -1, NULL, NULL);
+    s->ready = r.status == ESB_STATUS_EXITED && r.exit_code == 0;
+    if (!s->ready)
+      snprintf(s->ready_reason, sizeof s->ready_reason, "a local run of `true` failed: %.3900s",
+               r.error_message ? r.error_message : esb_status_name(r.status));
+    esb_result_release(&r);
+  }
+  esb_plan_release(&plan);
+  esb_request_release(&req);
 }
 
 static enum MHD_Result send_response(struct conn *st) {
@@ -393,7 +508,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* The headers are in, no byte of the body is read yet: refuse here, so
      * that an unauthenticated or oversized body costs us nothing (MHD then
      * closes the connection instead of reading it). */
-    if (!authorized(s, c)) {
+    if (!(s->o->public_probes && esb_route_is_probe(url)) && !authorized(s, c)) {
       s->m.rejected_unauthorized++;
       respond_error(st, 401, ESB_E_INVALID_REQUEST, "a valid \"Authorization: Bearer TOKEN\" is required");
       return send_response(st);
@@ -433,8 +548,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   switch (esb_route(method, url, &allowed)) {
   case ESB_ENDPOINT_RUN:
     return handle_run(st);
+  case ESB_ENDPOINT_LANGUAGES:
+    respond_languages(st);
+    break;
   case ESB_ENDPOINT_HEALTHZ:
     set_response(st, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    break;
+  case ESB_ENDPOINT_READYZ:
+    respond_table(st, s->ready ? 200 : 503, &(struct table_answer){ .s = s, .endpoint = ESB_ENDPOINT_READYZ });
     break;
   case ESB_ENDPOINT_METRICS: {
     size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, buf, sizeof buf);
@@ -490,6 +611,7 @@ static void reload_policy(struct server *s) {
   esb_policy_close(s->policy);
   s->policy = fresh;
   fprintf(stderr, "echo-sandbox serve: policy reloaded from %s\n", esb_policy_path(fresh));
+  check_ready(s);
 }
 
 static void on_signal(void *userdata) {
@@ -526,6 +648,9 @@ int esb_serve(const struct esb_server_options *o) {
     fprintf(stderr, "echo-sandbox serve: out of memory\n");
     goto out;
   }
+  check_ready(&s);
+  if (!s.ready)
+    fprintf(stderr, "echo-sandbox serve: not ready (GET /readyz answers 503): %s\n", s.ready_reason);
   if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, &s.unix_path, where, sizeof where)) < 0)
     goto out;
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,

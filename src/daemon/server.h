@@ -9,10 +9,17 @@
  *                  says why); 413 over the body limit; 429 when max_running
  *                  runs are in flight and max_queue requests wait already;
  *                  503 while shutting down
- *   GET /healthz   200 {"status":"ok"}
+ *   GET /v1/languages  200 {"languages": [{"name", "image", "file"}, ...]}: what
+ *                  the policy's hook known_languages lists
+ *   GET /healthz   200 {"status":"ok"}: the daemon answers
+ *   GET /readyz    200 {"status":"ready", ...}, or 503 {"status":"not_ready",
+ *                  "reason": ...}: a policy is loaded and its default backend
+ *                  can run (local: a probe run of `true` at start and after
+ *                  each reload; k8s: kubectl is there)
  *   GET /metrics   Prometheus text (daemon/metrics.h)
  *
  * With a token, every request needs "Authorization: Bearer TOKEN" (else 401,
+ * but for the probes with public_probes
  * answered from the headers before any byte of the body is read; the token
  * is compared in constant time). A body whose Content-Length is over
  * max_body is refused the same way (413). A connection idle for
@@ -24,6 +31,7 @@
 #ifndef ESB_DAEMON_SERVER_H
 #define ESB_DAEMON_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +39,7 @@ struct esb_server_options {
   const char *listen;       /* "HOST:PORT" (PORT 0: any free port) or "unix:/path" */
   const char *policy_path;  /* NULL: the default search */
   const char *token;        /* NULL: no authentication */
+  bool public_probes;       /* with a token: the probes (healthz, readyz, metrics) need none */
   const char *port_file;    /* NULL, or where to write the bound port (or socket path) */
   unsigned socket_mode;     /* permissions of a unix socket (connecting needs write) */
   size_t max_body;

@@ -351,6 +351,67 @@ out:
   return code;
 }
 
+void esb_languages_free(struct esb_language *languages, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(languages[i].name);
+    free(languages[i].image);
+    free(languages[i].file);
+  }
+  free(languages);
+}
+
+enum esb_error esb_policy_languages(struct esb_policy *p, struct esb_language **out, size_t *n, char *err,
+                                    size_t errlen) {
+  lua_State *L = esb_vm_state(p->vm);
+  int top = lua_gettop(L);
+  enum esb_error code = ESB_E_POLICY;
+  *out = NULL;
+  *n = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref); /* policy */
+  lua_getfield(L, -1, "known_languages");            /* policy, hook */
+  if (!lua_isfunction(L, -1)) {
+    snprintf(err, errlen, "the policy has no hook 'known_languages' (the default policy's lists its languages)");
+    goto out;
+  }
+  lua_insert(L, -2);                                 /* hook, policy */
+  if (esb_vm_call(p->vm, 1, 1, "policy hook 'known_languages'", err, errlen) < 0)
+    goto out;                                        /* list */
+  if (!lua_istable(L, -1)) {
+    snprintf(err, errlen, "policy hook 'known_languages' returned %s, expected an array", luaL_typename(L, -1));
+    goto out;
+  }
+  size_t count = (size_t)lua_rawlen(L, -1);
+  struct esb_language *list = calloc(count ? count : 1, sizeof *list);
+  if (!list) {
+    snprintf(err, errlen, "out of memory");
+    goto out;
+  }
+  struct esb_fields f = ESB_FIELDS_INIT(L, "known_languages", err, errlen);
+  for (size_t i = 0; i < count && !f.failed; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);          /* list, entry */
+    if (!lua_istable(L, -1)) {
+      esb_fields_bad_value(&f, -1, "an entry", "a table { name, image, file }");
+    } else {
+      list[i].name = esb_fields_string(&f, -1, "name");
+      list[i].image = esb_fields_string(&f, -1, "image");
+      list[i].file = esb_fields_string(&f, -1, "file");
+      if (!f.failed && !list[i].name)
+        esb_fields_bad(&f, -1, "name", "a string");
+    }
+    lua_pop(L, 1);                                   /* list */
+  }
+  if (f.failed) {
+    esb_languages_free(list, count);
+    goto out;
+  }
+  *out = list;
+  *n = count;
+  code = ESB_OK;
+out:
+  lua_settop(L, top);
+  return code;
+}
+
 enum esb_error esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, char *err, size_t errlen) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);

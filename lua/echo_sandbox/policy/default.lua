@@ -451,6 +451,17 @@ function policy:cluster()
   return { namespace = self.k8s.namespace, context = self.k8s.context, kubeconfig = self.k8s.kubeconfig }
 end
 
+-- The languages a request may name (GET /v1/languages), by name: { name =
+-- ..., image = the k8s image, file = where the code goes (nil: argv) }.
+function policy:known_languages()
+  local list = {}
+  for name, lang in pairs(self.languages) do
+    list[#list + 1] = { name = name, image = lang.image, file = lang.file and lang.run and lang.file or nil }
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  return list
+end
+
 -- The plan's k8s settings (see the contract above).
 function policy:k8s_for(req, limits)
   return {
