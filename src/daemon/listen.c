@@ -20,8 +20,12 @@ static int make_parents(const char *path) {
   snprintf(dir, sizeof dir, "%s", path);
   for (char *slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
     *slash = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+    if (mkdir(dir, 0755) == 0) {
+      if (chmod(dir, 0755) < 0) /* whatever the umask (the unit's is 0077) */
+        return -1;
+    } else if (errno != EEXIST) {
       return -1;
+    }
     *slash = '/';
   }
   return 0;
