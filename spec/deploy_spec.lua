@@ -17,12 +17,7 @@ local function unit_copy()
   return dir, path
 end
 
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
+local run = env.sh
 
 -- The unit's CapabilityBoundingSet as setpriv's --bounding-set.
 local function bounding_set()

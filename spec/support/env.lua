@@ -176,6 +176,15 @@ function M.policy_file(body)
   return path
 end
 
+-- Runs a shell command line: whether it succeeded, and its output (stderr
+-- with stdout).
+function M.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok == true, out
+end
+
 -- Standard base64 of bytes, and the bytes of such text (base64(1)).
 function M.base64(bytes)
   local path = os.tmpname()

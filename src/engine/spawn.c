@@ -18,6 +18,7 @@
 
 #include "engine/child_wire.h"
 #include "engine/clone.h"
+#include "engine/install_paths.h"
 #include "engine/exec_path.h"
 #include "engine/fileio.h"
 #include "engine/sandbox_child.h"
@@ -183,7 +184,8 @@ sys:
 }
 
 /* echo-sandbox-init (engine/init_main.c), found once: $ECHO_SANDBOX_INIT
- * ("none": do without), then the build tree's, then the installed one. It
+ * ("none": do without), else the installation's (engine/install_paths.h:
+ * the build's in a build tree). It
  * is opened for each start: the engine keeps no fd of its own open (a host
  * such as nginx sees every fd it did not open as a leak). */
 static bool init_program_found;
@@ -194,7 +196,10 @@ static void find_init_program(void) {
   const char *env = getenv("ECHO_SANDBOX_INIT");
   if (env && strcmp(env, "none") == 0)
     return;
-  const char *candidates[] = { env && *env ? env : NULL, ESB_INIT_BUILD_PATH, ESB_LIBEXEC_DIR "/echo-sandbox-init" };
+  const char *libexec = esb_install_dir(ESB_DIR_LIBEXEC);
+  char installed[sizeof init_program_path];
+  snprintf(installed, sizeof installed, "%s/echo-sandbox-init", libexec ? libexec : "");
+  const char *candidates[] = { env && *env ? env : NULL, libexec ? installed : NULL };
   for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && !init_program_found; i++) {
     if (candidates[i] && access(candidates[i], X_OK) == 0) {
       snprintf(init_program_path, sizeof init_program_path, "%s", candidates[i]);

@@ -153,8 +153,8 @@ void esb_child_reaped(struct esb_child *c, const struct esb_child_exit *exit);
 void esb_child_close(struct esb_child *c);
 
 /* The echo-sandbox-init program a sandbox with namespaces starts in
- * (engine/init_main.c says why): $ECHO_SANDBOX_INIT, else this build's,
- * else the installed one. NULL when there is none (or $ECHO_SANDBOX_INIT
+ * (engine/init_main.c says why): $ECHO_SANDBOX_INIT, else the
+ * installation's (engine/install_paths.h). NULL when there is none (or $ECHO_SANDBOX_INIT
  * is "none"): the engine then clones the sandbox from its own process.
  *
  * It is used only once a program turns it on with esb_spawn_use_init (the

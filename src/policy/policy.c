@@ -13,6 +13,7 @@
 #include <lua.h>
 #include <uuid.h>
 
+#include "engine/install_paths.h"
 #include "luaglue/fields.h"
 #include "policy/plan_reader.h"
 #include "policy/vm.h"
@@ -41,16 +42,16 @@ static const char *find_policy(const char *explicit_path) {
     return env;
   if (readable("/etc/echo-sandbox/policy.lua"))
     return "/etc/echo-sandbox/policy.lua";
-  if (readable(ESB_DATA_DIR "/policies/default.lua"))
-    return ESB_DATA_DIR "/policies/default.lua";
-  return ESB_SOURCE_DIR "/policies/default.lua";
+  static char shipped[4096];
+  const char *dir = esb_install_dir(ESB_DIR_POLICIES);
+  snprintf(shipped, sizeof shipped, "%s/default.lua", dir ? dir : "(the installation's policies)");
+  return shipped;
 }
 
-/* Our lua/ modules: installed, else the source tree's. */
+/* Our lua/ modules: the installation's (the source tree's in a build tree). */
 static const char *find_lua_dir(void) {
-  if (readable(ESB_DATA_DIR "/../lua/5.4/echo_sandbox/policy/default.lua"))
-    return ESB_DATA_DIR "/../lua/5.4";
-  return ESB_SOURCE_DIR "/lua";
+  const char *dir = esb_install_dir(ESB_DIR_LUA);
+  return dir ? dir : "";
 }
 
 static void hex_uuid(char out[33]) {

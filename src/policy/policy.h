@@ -4,8 +4,8 @@
  * result (lua/echo_sandbox/engine/k8s_pod.lua).
  *
  * Which file: the explicit path, else $ECHO_SANDBOX_POLICY, else
- * /etc/echo-sandbox/policy.lua, else the installed policies/default.lua (and,
- * for an uninstalled build, the source tree's). */
+ * /etc/echo-sandbox/policy.lua, else the installation's policies/default.lua
+ * (engine/install_paths.h: the source tree's for a binary in its build tree). */
 #ifndef ESB_POLICY_POLICY_H
 #define ESB_POLICY_POLICY_H
 

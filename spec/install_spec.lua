@@ -1,0 +1,106 @@
+-- The installation: `cmake --install --prefix P` for a P other than the
+-- configured prefix, used with the source copy and the build removed, so
+-- that nothing can come from either; its man pages and bash completion.
+local env = require "spec.support.env"
+local daemon = require "spec.support.daemon"
+local cjson = require "cjson"
+
+local sh = env.sh
+
+describe("an installation", function()
+  env.check_leaks()
+  local root, prefix
+
+  -- One installation for the specs below: configured for root/configured,
+  -- installed to root/installed, its source and build removed.
+  setup(function()
+    root = os.tmpname()
+    os.remove(root)
+    assert(os.execute("mkdir -p " .. root .. "/src"))
+    -- the tree as a clean clone has it, with what is not committed yet
+    local ok, out = sh(("git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C %s/src"):format(root))
+    assert(ok, out)
+    ok, out = sh(("cmake -S %s/src -B %s/build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=%s/configured "
+                  .. "&& cmake --build %s/build -j2 --target echo-sandbox echo-sandbox-serve echo-sandbox-init echo_sandbox "
+                  .. "&& cmake --install %s/build --prefix %s/installed")
+                  :format(root, root, root, root, root, root))
+    assert(ok, out)
+    assert(os.execute(("rm -rf %s/src %s/build"):format(root, root)))
+    prefix = root .. "/installed"
+  end)
+
+  teardown(function()
+    if root then os.execute("rm -rf " .. root) end
+  end)
+
+  it("runs from the prefix it was installed to, not the one it was configured with", function()
+    local ok, out = sh(prefix .. "/bin/echo-sandbox run -- sh -c 'echo hi from $(pwd)'")
+    assert(ok, out)
+    assert.are.equal("hi from /work\n", out)
+    assert.is_false(os.execute("test -e " .. root .. "/configured") == true)
+    ok, out = sh(prefix .. "/bin/echo-sandbox policy explain --json --lang python --code 'print(1)'")
+    assert(ok, out)
+    local x = cjson.decode(out)
+    assert.are.equal(prefix .. "/share/echo-sandbox/policies/default.lua", x.policy)
+    assert.are.same({ "python3", "main.py" }, x.argv)
+  end)
+
+  it("serves from there, ready, its daemon found beside the installed CLI", function()
+    local saved = env.cli
+    env.cli = prefix .. "/bin/echo-sandbox"
+    local d = daemon.start()
+    env.cli = saved
+    local status, ready = daemon.request(d, "GET", "/readyz")
+    local ran, r = daemon.request(d, "POST", "/v1/run", cjson.encode { language = "python", code = "print(6*7)" })
+    daemon.stop(d)
+    assert.are.equal(200, status)
+    assert.are.equal(prefix .. "/share/echo-sandbox/policies/default.lua", ready.policy)
+    assert.are.equal(200, ran)
+    assert.are.equal("42\n", r.stdout)
+  end)
+
+  it("loads as a Lua module from its lib dir, and finds the rest from there", function()
+    local ok, out = sh(("LUA_CPATH='%s/lib/lua/5.4/?.so;%s/lib/*/lua/5.4/?.so' lua5.4 -e "
+                        .. "'local r = require(\"echo_sandbox\").run { shell = \"echo from the module\" } "
+                        .. "io.write(r.stdout, r.isolation)'"):format(prefix, prefix))
+    assert(ok, out)
+    assert.are.equal("from the module\nnamespaces", out)
+  end)
+
+  it("has man pages that render without a warning, echo-sandbox(1) naming every command", function()
+    for _, page in ipairs { "man1/echo-sandbox.1", "man5/echo-sandbox-policy.5" } do
+      local ok, out = sh(("groff -man -ww -z %s/share/man/%s"):format(prefix, page))
+      assert(ok, out)
+      assert.are.equal("", out, page)
+    end
+    local page = env.read_file(prefix .. "/share/man/man1/echo-sandbox.1")
+    local _, help = sh(prefix .. "/bin/echo-sandbox --help")
+    local commands = 0
+    for command in help:gmatch("\n  (%l+)  ") do
+      commands = commands + 1
+      assert.truthy(page:find("\n.SS " .. command .. "\n", 1, true), command)
+    end
+    assert.are.equal(6, commands)
+    local policy = env.read_file(prefix .. "/share/man/man5/echo-sandbox-policy.5")
+    for _, hook in ipairs { "plan(", "cluster()", "known_languages()" } do
+      assert.truthy(policy:find(hook, 1, true), hook)
+    end
+  end)
+
+  it("has a bash completion for the commands, their options and values", function()
+    local script = prefix .. "/share/bash-completion/completions/echo-sandbox"
+    local function complete(...)
+      local words = { "echo-sandbox", ... }
+      local quoted = {}
+      for i, w in ipairs(words) do quoted[i] = env.quote(w) end
+      local ok, out = sh(("bash -c %s"):format(env.quote(("source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _echo_sandbox; "
+        .. "echo \"${COMPREPLY[*]}\""):format(script, table.concat(quoted, " "), #words - 1))))
+      assert(ok, out)
+      return out
+    end
+    assert.are.equal("run batch serve policy cleanup doctor --help --version\n", complete(""))
+    assert.are.equal("--public-probes\n", complete("serve", "--pub"))
+    assert.are.equal("explain check\n", complete("policy", ""))
+    assert.are.equal("auto local k8s\n", complete("run", "--backend", ""))
+  end)
+end)
