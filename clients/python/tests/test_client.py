@@ -1,0 +1,142 @@
+"""The client against a real daemon: $ECHO_SANDBOX_BIN serve (default: the
+build tree's echo-sandbox), started for these tests on a free port and on a
+unix socket with a token.
+
+    ECHO_SANDBOX_BIN=build/echo-sandbox python3 -m unittest discover clients/python/tests
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from echo_sandbox import Client, EchoSandboxError, Result  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("ECHO_SANDBOX_BIN") or os.path.join(HERE, "..", "..", "..", "build", "echo-sandbox")
+
+
+class Daemon:
+    def __init__(self, *args):
+        self.dir = tempfile.mkdtemp(prefix="esb-py-")
+        self.port_file = os.path.join(self.dir, "port")
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.proc = subprocess.Popen([BIN, "serve", "--port-file", self.port_file] + list(args),
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(1000):
+            if os.path.exists(self.port_file):
+                break
+            time.sleep(0.01)
+        with open(self.port_file) as f:
+            self.where = f.read().strip()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        self.log.close()
+        shutil.rmtree(self.dir)
+
+
+class OverTcp(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon = Daemon("--listen", "127.0.0.1:0")
+        port = cls.daemon.where.rsplit(":", 1)[-1]
+        cls.client = Client(url="http://127.0.0.1:%s" % port, timeout=60)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+
+    def test_runs_code_from_keywords(self):
+        r = self.client.run(language="python", code="print(6*7)")
+        self.assertIsInstance(r, Result)
+        self.assertEqual(r.exit_code, 0)
+        self.assertEqual(r.stdout, "42\n")
+        self.assertEqual(r.status, "exited")
+        self.assertTrue(r.ok)
+
+    def test_runs_a_request_dict_and_reports_failure_as_a_result(self):
+        r = self.client.run({"shell": "echo out; echo err >&2; exit 3"})
+        self.assertEqual((r.exit_code, r.stdout, r.stderr, r.ok), (3, "out\n", "err\n", False))
+
+    def test_gives_bytes_that_are_not_utf8(self):
+        r = self.client.run(shell="printf '\\377\\376'")
+        self.assertEqual(r.stdout_raw, b"\xff\xfe")
+
+    def test_files_in_and_out(self):
+        r = self.client.run(shell="cat in.txt > out.txt", files={"in.txt": "carried\n"}, collect=["*.txt"])
+        self.assertEqual([f["path"] for f in r.files], ["in.txt", "out.txt"])
+        self.assertEqual(r.files[1]["data"], b"carried\n")
+
+    def test_raises_the_engines_error_code(self):
+        with self.assertRaises(EchoSandboxError) as caught:
+            self.client.run(shell="true", timeout_ms=-1)
+        self.assertEqual(caught.exception.code, "invalid_request")
+        self.assertEqual(caught.exception.http_status, 400)
+        self.assertIn("timeout_ms", caught.exception.message)
+        with self.assertRaises(EchoSandboxError) as caught:
+            self.client.run(program="/nonexistent/program")
+        self.assertEqual(caught.exception.code, "exec_not_found")
+        self.assertEqual(caught.exception.result["exit_code"], 127)
+
+    def test_streams_output_before_the_result(self):
+        events = list(self.client.stream(shell="echo one; echo two >&2"))
+        kinds = [(e["event"], e.get("stream")) for e in events]
+        self.assertEqual(kinds[-1], ("result", None))
+        self.assertIn(("output", "stdout"), kinds[:-1])
+        self.assertEqual(b"".join(e["bytes"] for e in events if e.get("stream") == "stdout"), b"one\n")
+        self.assertEqual(events[-1]["result"].stderr, "two\n")
+
+    def test_stream_raises_for_a_request_refused_at_once(self):
+        with self.assertRaises(EchoSandboxError) as caught:
+            list(self.client.stream(shell=5))
+        self.assertEqual(caught.exception.code, "invalid_request")
+
+    def test_lists_languages_and_readiness(self):
+        names = [lang["name"] for lang in self.client.languages()]
+        self.assertIn("python", names)
+        ready, said = self.client.ready()
+        self.assertTrue(ready, said)
+
+    def test_refuses_unclear_arguments(self):
+        with self.assertRaises(ValueError):
+            Client()
+        with self.assertRaises(ValueError):
+            Client(url="ftp://x")
+        with self.assertRaises(ValueError):
+            self.client.run({"shell": "true"}, shell="true")
+
+
+class OverUnixSocketWithToken(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="esb-py-token-")
+        token_file = os.path.join(cls.tmp, "token")
+        with open(token_file, "w") as f:
+            f.write("s3cret\n")
+        cls.socket_path = os.path.join(cls.tmp, "run", "echo-sandbox.sock")
+        cls.daemon = Daemon("--listen", "unix:" + cls.socket_path, "--token-file", token_file)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+        shutil.rmtree(cls.tmp)
+
+    def test_runs_with_the_token(self):
+        r = Client(socket=self.socket_path, token="s3cret").run(shell="echo via the socket")
+        self.assertEqual(r.stdout, "via the socket\n")
+
+    def test_raises_without_it(self):
+        with self.assertRaises(EchoSandboxError) as caught:
+            Client(socket=self.socket_path).run(shell="true")
+        self.assertEqual(caught.exception.http_status, 401)
+
+
+if __name__ == "__main__":
+    unittest.main()
