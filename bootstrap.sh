@@ -64,6 +64,8 @@ case "${1:-demo}" in
     # promtool for the metrics spec, the same way.
     python3 "$here/spec/support/fetch_kubectl.py"
     "$here/spec/support/fetch_promtool.sh" || echo "bootstrap: no promtool: the metrics spec will fail" >&2
+    # The MCP server's packages, as its committed lock file has them.
+    (cd "$here/clients/mcp" && npm ci --no-audit --no-fund --prefer-offline >/dev/null)
     if (($#)); then ESB_BUILD_DIR=$build exec "$here/spec/run" "$@"; fi
     # Through CTest: the C unit tests (label unit), then the suite (label
     # spec, streamed); the last line sums both up.

@@ -29,7 +29,7 @@ _echo_sandbox() {
                  --header-timeout --port-file --socket-mode --help" ;;
     policy)
       if [[ $COMP_CWORD -eq $((i + 1)) ]]; then
-        COMPREPLY=($(compgen -W "explain check" -- "$cur")); return
+        COMPREPLY=($(compgen -W "explain check languages" -- "$cur")); return
       fi
       opts="--policy --backend --json --shell --lang --code --code-file --env --timeout --memory --help" ;;
     cleanup) opts="--policy --namespace --all --dry-run --help" ;;

@@ -100,7 +100,7 @@ describe("an installation", function()
     end
     assert.are.equal("run batch serve policy cleanup doctor --help --version\n", complete(""))
     assert.are.equal("--public-probes\n", complete("serve", "--pub"))
-    assert.are.equal("explain check\n", complete("policy", ""))
+    assert.are.equal("explain check languages\n", complete("policy", ""))
     assert.are.equal("auto local k8s\n", complete("run", "--backend", ""))
   end)
 end)

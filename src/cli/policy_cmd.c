@@ -22,6 +22,7 @@ static const char policy_usage[] =
   "usage: echo-sandbox policy explain [--policy FILE] [--backend local|k8s] [--json] [REQUEST FLAGS]\n"
   "       echo-sandbox policy explain [--policy FILE] [--json] < request.json\n"
   "       echo-sandbox policy check FILE\n"
+  "       echo-sandbox policy languages [--policy FILE]\n"
   "\n"
   "explain evaluates the policy for a request (from the request flags of\n"
   "`echo-sandbox run`, or on stdin: a request object, or NDJSON, one request\n"
@@ -32,6 +33,9 @@ static const char policy_usage[] =
   "\n"
   "check loads FILE and evaluates it for a set of sample requests on both\n"
   "backends; it exits 0, or 1 after listing the problems.\n"
+  "\n"
+  "languages prints the languages the policy knows as JSON, as the daemon's\n"
+  "GET /v1/languages does: {\"languages\": [{\"name\", \"image\", \"file\"}, ...]}.\n"
   "\n"
   "options:\n"
   "  --json               print the explanation as a JSON object\n";
@@ -429,7 +433,44 @@ static int check(int argc, char **argv) {
   return problems ? 1 : 0;
 }
 
+/* policy languages [--policy FILE] */
+static int languages(int argc, char **argv) {
+  const char *path = NULL;
+  if (argc == 3 && !strcmp(argv[1], "--policy"))
+    path = argv[2];
+  else if (argc != 1) {
+    fprintf(stderr, "echo-sandbox policy languages: expected at most --policy FILE\n%s", policy_usage);
+    return 125;
+  }
+  char err[ESB_MESSAGE_MAX];
+  struct esb_policy *policy = esb_policy_open(path, err, sizeof err);
+  lua_State *L = policy ? esb_json_state() : NULL;
+  struct esb_language *list = NULL;
+  size_t n = 0;
+  int rc = 125;
+  if (!policy)
+    fprintf(stderr, "echo-sandbox: %s\n", err);
+  else if (!L)
+    fprintf(stderr, "echo-sandbox: out of memory\n");
+  else if (esb_policy_languages(policy, &list, &n, err, sizeof err) != ESB_OK)
+    fprintf(stderr, "echo-sandbox: %s\n", err);
+  else if (esb_json_push_languages(L, list, n) < 0)
+    fprintf(stderr, "echo-sandbox: out of memory\n");
+  else {
+    esb_json_print(L);
+    rc = 0;
+  }
+  esb_languages_free(list, n);
+  if (L)
+    lua_close(L);
+  if (policy)
+    esb_policy_close(policy);
+  return rc;
+}
+
 int esb_cli_policy(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "languages"))
+    return languages(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "explain"))
     return explain(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "check"))

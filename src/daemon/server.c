@@ -121,52 +121,11 @@ static void respond_error(struct conn *st, unsigned code, enum esb_error err, co
   esb_result_release(&r);
 }
 
-/* The answers built as Lua tables, in the cjson state, protected: a push
- * that runs out of memory is a 500, not a longjmp. */
-struct table_answer {
-  struct server *s;
-  enum esb_endpoint endpoint;
-  const struct esb_language *languages;
-  size_t n;
-};
-
-static void set_field(lua_State *L, const char *key, const char *value) {
-  if (!value)
-    return;
-  lua_pushstring(L, value);
-  lua_setfield(L, -2, key);
-}
-
-static int push_answer(lua_State *L) {
-  const struct table_answer *a = lua_touserdata(L, 1);
-  lua_newtable(L);                                     /* answer */
-  if (a->endpoint == ESB_ENDPOINT_LANGUAGES) {
-    lua_createtable(L, (int)a->n, 0);                  /* answer, list */
-    for (size_t i = 0; i < a->n; i++) {
-      lua_createtable(L, 0, 3);                        /* answer, list, language */
-      set_field(L, "name", a->languages[i].name);
-      set_field(L, "image", a->languages[i].image);
-      set_field(L, "file", a->languages[i].file);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);          /* answer, list */
-    }
-    lua_setfield(L, -2, "languages");                  /* answer */
-  } else {
-    const struct server *s = a->s;
-    set_field(L, "status", s->ready ? "ready" : "not_ready");
-    set_field(L, "backend", s->ready_backend);
-    set_field(L, "policy", s->policy ? esb_policy_path(s->policy) : NULL);
-    if (!s->ready)
-      set_field(L, "reason", s->ready_reason);
-  }
-  return 1;
-}
-
-static void respond_table(struct conn *st, unsigned code, const struct table_answer *a) {
+/* The table on top of the cjson state as the JSON answer (popped). */
+static void respond_table(struct conn *st, unsigned code) {
   lua_State *L = st->s->L;
   char err[ESB_MESSAGE_MAX];
-  lua_pushcfunction(L, push_answer);
-  lua_pushlightuserdata(L, (void *)a);
-  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0 || esb_json_encode(L, err, sizeof err) < 0) {
+  if (esb_json_encode(L, err, sizeof err) < 0) {
     respond_error(st, 500, ESB_E_SYSTEM, err);
     return;
   }
@@ -178,15 +137,46 @@ static void respond_table(struct conn *st, unsigned code, const struct table_ans
 
 static void respond_languages(struct conn *st) {
   char err[ESB_MESSAGE_MAX];
-  struct table_answer a = { .s = st->s, .endpoint = ESB_ENDPOINT_LANGUAGES };
   struct esb_language *list;
-  if (esb_policy_languages(st->s->policy, &list, &a.n, err, sizeof err) != ESB_OK) {
+  size_t n;
+  if (esb_policy_languages(st->s->policy, &list, &n, err, sizeof err) != ESB_OK) {
     respond_error(st, 500, ESB_E_POLICY, err);
     return;
   }
-  a.languages = list;
-  respond_table(st, 200, &a);
-  esb_languages_free(list, a.n);
+  if (esb_json_push_languages(st->s->L, list, n) == 0)
+    respond_table(st, 200);
+  else
+    respond_error(st, 500, ESB_E_SYSTEM, "out of memory");
+  esb_languages_free(list, n);
+}
+
+static void set_field(lua_State *L, const char *key, const char *value) {
+  if (!value)
+    return;
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, key);
+}
+
+static int push_readiness(lua_State *L) {
+  const struct server *s = lua_touserdata(L, 1);
+  lua_createtable(L, 0, 4);                            /* answer */
+  set_field(L, "status", s->ready ? "ready" : "not_ready");
+  set_field(L, "backend", s->ready_backend);
+  set_field(L, "policy", s->policy ? esb_policy_path(s->policy) : NULL);
+  if (!s->ready)
+    set_field(L, "reason", s->ready_reason);
+  return 1;
+}
+
+static void respond_readiness(struct conn *st) {
+  lua_State *L = st->s->L;
+  char err[ESB_MESSAGE_MAX];
+  lua_pushcfunction(L, push_readiness);
+  lua_pushlightuserdata(L, st->s);
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0)
+    respond_error(st, 500, ESB_E_SYSTEM, err);
+  else
+    respond_table(st, st->s->ready ? 200 : 503);
 }
 
 /* Whether the policy's default backend can run something: local, a run of
@@ -555,7 +545,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     set_response(st, 200, "application/json", "{\"status\":\"ok\"}", 15);
     break;
   case ESB_ENDPOINT_READYZ:
-    respond_table(st, s->ready ? 200 : 503, &(struct table_answer){ .s = s, .endpoint = ESB_ENDPOINT_READYZ });
+    respond_readiness(st);
     break;
   case ESB_ENDPOINT_METRICS: {
     size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, buf, sizeof buf);

@@ -111,6 +111,39 @@ int esb_json_push_event(lua_State *L, const struct esb_json_event *ev) {
   return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
 }
 
+struct languages {
+  const struct esb_language *list;
+  size_t n;
+};
+
+static int push_languages(lua_State *L) {
+  const struct languages *l = lua_touserdata(L, 1);
+  lua_createtable(L, 0, 1);                          /* answer */
+  lua_createtable(L, (int)l->n, 0);                  /* answer, list */
+  for (size_t i = 0; i < l->n; i++) {
+    lua_createtable(L, 0, 3);                        /* answer, list, language */
+    const char *fields[][2] = { { "name", l->list[i].name }, { "image", l->list[i].image },
+                                { "file", l->list[i].file } };
+    for (int f = 0; f < 3; f++) {
+      if (fields[f][1]) {
+        lua_pushstring(L, fields[f][1]);
+        lua_setfield(L, -2, fields[f][0]);
+      }
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);          /* answer, list */
+  }
+  lua_setfield(L, -2, "languages");                  /* answer */
+  return 1;
+}
+
+int esb_json_push_languages(lua_State *L, const struct esb_language *list, size_t n) {
+  struct languages l = { list, n };
+  lua_pushcfunction(L, push_languages);
+  lua_pushlightuserdata(L, &l);
+  char err[256];
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
+}
+
 void esb_json_print(lua_State *L) {
   char err[ESB_MESSAGE_MAX];
   if (esb_json_encode(L, err, sizeof err) < 0) {

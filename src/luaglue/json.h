@@ -13,6 +13,7 @@
 #include <lua.h>
 
 #include "engine/result.h"
+#include "policy/policy.h"
 
 /* A new front-end state; NULL when out of memory. */
 lua_State *esb_json_state(void);
@@ -50,6 +51,11 @@ int esb_json_push_event(lua_State *L, const struct esb_json_event *ev);
 /* The same, unprotected (it raises when out of memory): for a caller's own
  * protected function that adds to the table. [-0, +1, m] */
 void esb_json_event_table(lua_State *L, const struct esb_json_event *ev);
+
+/* {"languages": [{"name", "image", "file"}, ...]} (policy/policy.h's list,
+ * absent fields left out), the answer of GET /v1/languages and `policy
+ * languages`: 0; or -1 (out of memory) with nothing pushed. */
+int esb_json_push_languages(lua_State *L, const struct esb_language *list, size_t n);
 
 /* Encodes the value on top of the stack, writes it and a newline to fd 1 and
  * pops it; a value that cannot be encoded is reported on stderr. */
