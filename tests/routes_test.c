@@ -10,6 +10,7 @@ int main(void) {
   is_int(esb_route("GET", "/metrics", NULL), ESB_ENDPOINT_METRICS, "GET /metrics");
   is_int(esb_route("GET", "/readyz", NULL), ESB_ENDPOINT_READYZ, "GET /readyz");
   is_int(esb_route("GET", "/v1/languages", NULL), ESB_ENDPOINT_LANGUAGES, "GET /v1/languages");
+  is_int(esb_route("GET", "/openapi.json", NULL), ESB_ENDPOINT_OPENAPI, "GET /openapi.json");
   ok(esb_route_is_probe("/healthz") && esb_route_is_probe("/readyz") && esb_route_is_probe("/metrics"),
      "the probes are healthz, readyz and metrics");
   ok(!esb_route_is_probe("/v1/run") && !esb_route_is_probe("/v1/languages") && !esb_route_is_probe("/"),
@@ -21,9 +22,9 @@ int main(void) {
   is_int(esb_route("GET", "/v1/run/", NULL), ESB_ENDPOINT_NONE, "paths match exactly");
   is_int(esb_route("GET", "/", NULL), ESB_ENDPOINT_NONE, "no endpoint at /");
   is_int(esb_route("post", "/v1/run", NULL), ESB_ENDPOINT_WRONG_METHOD, "methods are case-sensitive (RFC 9110)");
-  char list[128];
+  char list[160];
   esb_routes_list(list, sizeof list);
-  is_str(list, "POST /v1/run, GET /v1/languages, GET /healthz, GET /readyz or GET /metrics",
+  is_str(list, "POST /v1/run, GET /v1/languages, GET /healthz, GET /readyz, GET /metrics or GET /openapi.json",
          "the list of endpoints for a 404");
   char small[8];
   esb_routes_list(small, sizeof small);

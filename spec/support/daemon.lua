@@ -63,6 +63,11 @@ function M.request(d, method, path, body, token)
   local out = p:read("a")
   p:close()
   local r = cjson.decode(out)
+  -- every exchange must be what doc/openapi.json says (http_client.py checks)
+  if r.schema_errors and #r.schema_errors > 0 then
+    error(("%s %s does not match doc/openapi.json:\n  %s\nanswer %d: %s"):format(method, path,
+      table.concat(r.schema_errors, "\n  "), r.status, r.body), 2)
+  end
   local ok, decoded = pcall(cjson.decode, r.body)
   return r.status, ok and decoded or r.body
 end

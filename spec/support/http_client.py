@@ -15,9 +15,17 @@
       closes the connection, {"closed": false} if it has not within 20 s
 
 ADDR is a TCP port on 127.0.0.1 or unix:/path.
+
+Every request and answer of `request` is checked against the daemon's
+OpenAPI description (doc/openapi.json) with python3-jsonschema: the answer
+against what the document says that status answers, and the request body
+of a run the daemon took (200) against the Request schema. What does not
+match is listed in the output's "schema_errors" (spec/support/daemon.lua
+fails the spec on it).
 """
 import http.client
 import json
+import os
 import socket
 import sys
 import threading
@@ -49,7 +57,49 @@ def request(addr, method, path, body=None, token=None):
     r = c.getresponse()
     data = r.read().decode("utf-8", "replace")
     c.close()
+    request.content_type = (r.getheader("Content-Type") or "").split(";")[0]
     return r.status, data
+
+
+OPENAPI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "doc", "openapi.json")
+
+
+def schema_errors(method, path, body, status, content_type, answer):
+    """What of this exchange doc/openapi.json does not allow, as strings."""
+    try:
+        from jsonschema import Draft202012Validator
+    except ImportError:
+        return ["python3-jsonschema is missing (bootstrap.sh test installs it)"]
+    with open(OPENAPI) as f:
+        doc = json.load(f)
+
+    def check(value, ref, what):
+        # the document as the root, so that its #/components refs resolve
+        validator = Draft202012Validator(dict(doc, **{"$ref": ref}))
+        return ["%s: %s at %s" % (what, e.message, "/".join(map(str, e.absolute_path)) or "the top")
+                for e in validator.iter_errors(value)]
+
+    route = doc["paths"].get(path.split("?")[0], {}).get(method.lower())
+    if route is None:
+        return [] if status in (404, 405) else ["%s %s is not in the document" % (method, path)]
+    errors = []
+    answer_doc = route["responses"].get(str(status))
+    if answer_doc is None:
+        errors.append("%s %s answered %d, which the document does not list" % (method, path, status))
+    elif content_type not in answer_doc.get("content", {}):
+        errors.append("%s %s answered %d as %s, which the document does not list" % (method, path, status,
+                                                                                      content_type))
+    elif content_type == "application/json":
+        schema = answer_doc["content"][content_type]["schema"]
+        if "$ref" in schema:  # (the document itself is "an object")
+            errors += check(json.loads(answer), schema["$ref"], "the answer")
+    elif content_type == "application/x-ndjson":
+        for line in answer.splitlines():
+            if line.strip():
+                errors += check(json.loads(line), "#/components/schemas/Event", "an event line")
+    if status == 200 and body is not None and "requestBody" in route:
+        errors += check(json.loads(body), "#/components/schemas/Request", "the request")
+    return errors
 
 
 def raw_socket(addr):
@@ -94,8 +144,10 @@ def main():
         token = args[i + 1]
         del args[i:i + 2]
     if args[0] == "request":
-        status, body = request(args[1], args[2], args[3], args[4] if len(args) > 4 else None, token)
-        print(json.dumps({"status": status, "body": body}))
+        sent = args[4] if len(args) > 4 else None
+        status, body = request(args[1], args[2], args[3], sent, token)
+        errors = schema_errors(args[2], args[3], sent, status, request.content_type, body)
+        print(json.dumps({"status": status, "body": body, "schema_errors": errors}))
     elif args[0] == "headers-only":
         print(json.dumps({"status": headers_only(args[1], int(args[2]), token)}))
     elif args[0] == "idle":

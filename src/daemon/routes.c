@@ -13,6 +13,7 @@ static const struct route {
   { "GET", "/healthz", "GET /healthz", ESB_ENDPOINT_HEALTHZ, true },
   { "GET", "/readyz", "GET /readyz", ESB_ENDPOINT_READYZ, true },
   { "GET", "/metrics", "GET /metrics", ESB_ENDPOINT_METRICS, true },
+  { "GET", "/openapi.json", "GET /openapi.json", ESB_ENDPOINT_OPENAPI, false },
 };
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])

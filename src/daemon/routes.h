@@ -12,6 +12,7 @@ enum esb_endpoint {
   ESB_ENDPOINT_HEALTHZ,
   ESB_ENDPOINT_READYZ,
   ESB_ENDPOINT_METRICS,
+  ESB_ENDPOINT_OPENAPI,
   ESB_ENDPOINT_NONE,          /* no endpoint has this path */
   ESB_ENDPOINT_WRONG_METHOD,  /* one has, for another method */
 };

@@ -121,6 +121,9 @@ static void respond_error(struct conn *st, unsigned code, enum esb_error err, co
   esb_result_release(&r);
 }
 
+/* doc/openapi.json, compiled in (CMakeLists.txt). */
+extern const char esb_openapi_json[];
+
 /* The table on top of the cjson state as the JSON answer (popped). */
 static void respond_table(struct conn *st, unsigned code) {
   lua_State *L = st->s->L;
@@ -543,6 +546,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     break;
   case ESB_ENDPOINT_HEALTHZ:
     set_response(st, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    break;
+  case ESB_ENDPOINT_OPENAPI:
+    set_response(st, 200, "application/json", esb_openapi_json, strlen(esb_openapi_json));
     break;
   case ESB_ENDPOINT_READYZ:
     respond_readiness(st);

@@ -17,6 +17,7 @@
  *                  can run (local: a probe run of `true` at start and after
  *                  each reload; k8s: kubectl is there)
  *   GET /metrics   Prometheus text (daemon/metrics.h)
+ *   GET /openapi.json  this API as OpenAPI 3.1 (doc/openapi.json)
  *
  * With a token, every request needs "Authorization: Bearer TOKEN" (else 401,
  * but for the probes with public_probes
