@@ -223,7 +223,24 @@ DISCOVERY_V1 = {
         {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
         {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
          "verbs": ["get", "list"], "shortNames": ["ns"]},
+        # known, so that `kubectl apply --dry-run=client` of deploy/ maps them
+        {"name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
+         "verbs": ["get"], "shortNames": ["svc"]},
+        {"name": "serviceaccounts", "singularName": "serviceaccount", "namespaced": True, "kind": "ServiceAccount",
+         "verbs": ["get"], "shortNames": ["sa"]},
+        {"name": "configmaps", "singularName": "configmap", "namespaced": True, "kind": "ConfigMap",
+         "verbs": ["get"], "shortNames": ["cm"]},
     ],
+}
+
+# The kinds of deploy/ beyond the core ones (GET answers 404: none exists).
+DISCOVERY_GROUPS = {
+    "apps": [{"name": "deployments", "singularName": "deployment", "namespaced": True, "kind": "Deployment",
+              "verbs": ["get"], "shortNames": ["deploy"]}],
+    "rbac.authorization.k8s.io": [
+        {"name": "roles", "singularName": "role", "namespaced": True, "kind": "Role", "verbs": ["get"]},
+        {"name": "rolebindings", "singularName": "rolebinding", "namespaced": True, "kind": "RoleBinding",
+         "verbs": ["get"]}],
 }
 
 
@@ -286,7 +303,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 {"name": g, "versions": [{"groupVersion": g + "/v1", "version": "v1"}],
                  "preferredVersion": {"groupVersion": g + "/v1", "version": "v1"}}
-                for g in ("authorization.k8s.io", "networking.k8s.io")]})
+                for g in ("authorization.k8s.io", "networking.k8s.io") + tuple(DISCOVERY_GROUPS)]})
+        if method == "GET" and parts[:1] == ["apis"] and len(parts) == 3 and parts[1] in DISCOVERY_GROUPS:
+            return self.send_json(200, {"kind": "APIResourceList", "apiVersion": "v1",
+                                        "groupVersion": parts[1] + "/v1", "resources": DISCOVERY_GROUPS[parts[1]]})
         if method == "GET" and url.path == "/apis/networking.k8s.io/v1":
             return self.send_json(200, DISCOVERY_NETWORKING)
         if method == "GET" and url.path == "/apis/authorization.k8s.io/v1":

@@ -1,0 +1,5 @@
+-- The policy of the in-cluster server (server.yaml, as the ConfigMap
+-- echo-sandbox-policy): every request becomes a pod of its own.
+local policy = require "echo_sandbox.policy.default"
+policy.backend = "k8s"
+return policy
