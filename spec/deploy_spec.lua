@@ -13,7 +13,9 @@ local function unit_copy()
   os.remove(dir)
   assert(os.execute("mkdir " .. dir))
   local path = dir .. "/echo-sandbox.service"
-  env.write_file(path, (env.read_file(unit):gsub("/usr/local/bin/echo%-sandbox", env.cli)))
+  -- systemd takes absolute paths only; the CLI may be named relative to here
+  local cli = env.cli:sub(1, 1) == "/" and env.cli or (os.getenv("PWD") .. "/" .. env.cli)
+  env.write_file(path, (env.read_file(unit):gsub("/usr/local/bin/echo%-sandbox", cli)))
   return dir, path
 end
 
