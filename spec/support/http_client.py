@@ -53,7 +53,10 @@ def request(addr, method, path, body=None, token=None):
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = "Bearer " + token
-    c.request(method, path, body=body.encode() if body is not None else None, headers=headers)
+    try:
+        c.request(method, path, body=body.encode() if body is not None else None, headers=headers)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused from the headers (401, 413), the body unread: the answer is there
     r = c.getresponse()
     data = r.read().decode("utf-8", "replace")
     c.close()

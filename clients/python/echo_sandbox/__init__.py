@@ -135,7 +135,13 @@ class Client:
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
         try:
-            conn.request(method, path, body=body, headers=headers)
+            try:
+                conn.request(method, path, body=body, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # The daemon answers some refusals (401, 413) from the
+                # headers and closes without reading the body: its answer
+                # is there to read all the same.
+                pass
             return conn, conn.getresponse()
         except BaseException:
             conn.close()
