@@ -12,6 +12,13 @@ local png = "\137PNG\r\n\26\n\0\0\0\rIHDR\0\0\0\1\0\0\0\1\8\6\0\0\0\31\21\196\13
 
 local b64decode = env.unbase64
 
+-- The arguments that run with a policy of these lines (removed after the spec).
+local function with_policy(lines)
+  local path = env.policy_file(lines)
+  finally(function() os.remove(path) end)
+  return { "--policy", path }
+end
+
 local function by_path(r)
   local t = {}
   for _, f in ipairs(r.files or {}) do t[f.path] = f end
@@ -88,10 +95,9 @@ describe("a request's collect", function()
   end)
 
   it("keeps to the policy's ceilings: a file cut to max_file_bytes, its size told; at most max_count files", function()
-    local policy = env.policy_file("policy.collect.max_file_bytes = 4\npolicy.collect.max_count = 2")
-    finally(function() os.remove(policy) end)
+    local policy = with_policy("policy.collect.max_file_bytes = 4\npolicy.collect.max_count = 2")
     local r = run_json({ shell = "echo 0123456789 > a.txt; echo b > b.txt; echo c > c.txt", collect = { "*.txt" } },
-                       { "--policy", policy })
+                       policy)
     assert.are.equal(0, r.exit_code, r.stderr)
     assert.are.equal(2, #r.files)
     assert.is_true(r.files_truncated)
@@ -101,15 +107,13 @@ describe("a request's collect", function()
       assert.is_true(a.truncated)
       assert.are.equal("0123", b64decode(a.base64))
     end
-    r = run_json({ shell = "echo 0123456789 > a.txt", collect = { "*.txt" } }, { "--policy", policy })
+    r = run_json({ shell = "echo 0123456789 > a.txt", collect = { "*.txt" } }, policy)
     assert.are.same({ path = "a.txt", size = 11, truncated = true, base64 = "MDEyMw==" }, r.files[1])
   end)
 
   it("collects from the host working dir with isolation rlimits, following no symlink there either", function()
-    local policy = env.policy_file('policy.local_sandbox.isolation = "rlimits"')
-    finally(function() os.remove(policy) end)
     local r = run_json({ shell = "ln -s /etc/passwd p.txt; echo here > h.txt", collect = { "*.txt" } },
-                       { "--policy", policy })
+                       with_policy('policy.local_sandbox.isolation = "rlimits"'))
     assert.are.equal("rlimits", r.isolation)
     assert.are.equal(1, #r.files)
     assert.are.equal("h.txt", r.files[1].path)

@@ -72,6 +72,16 @@ function M.request(d, method, path, body, token)
   return r.status, ok and decoded or r.body
 end
 
+-- One exchange with a daemon of its own: started with options (and
+-- prefix), asked, stopped. Returns the status and the decoded answer.
+function M.exchange(options, method, path, body, prefix)
+  local d = M.start(options, nil, prefix)
+  local ok, status, answer = pcall(M.request, d, method, path, body)
+  M.stop(d)
+  assert(ok, status)
+  return status, answer
+end
+
 -- Sends only the headers of a POST with a body of length bytes; the status
 -- answered before any of the body was sent (0: none).
 function M.headers_only(d, length, token)
