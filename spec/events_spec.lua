@@ -62,10 +62,13 @@ describe("batch --events", function()
 
   it("on the local backend: the program's first line comes before it gets its input, then the result", function()
     local dir = interlock_dir()
-    finally(function() os.execute("rm -rf " .. dir) end)
     local policy = env.policy_file(([[
 policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock" }]]):format(dir))
-    finally(function() os.remove(policy) end)
+    -- one finally: busted keeps only the last one a spec registers
+    finally(function()
+      os.execute("rm -rf " .. dir)
+      os.remove(policy)
+    end)
     local r = check_order(dir, { "--policy", policy }, "/interlock/go")
     assert.are.equal("local", r.sandbox_type)
   end)
@@ -128,12 +131,14 @@ print(json.dumps({"status": resp.status, "type": resp.getheader("Content-Type"),
 
   it("answers with the output events as they come, then the result, as NDJSON in chunks", function()
     local dir = interlock_dir()
-    finally(function() os.execute("rm -rf " .. dir) end)
     local policy = env.policy_file(([[
 policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock" }]]):format(dir))
-    finally(function() os.remove(policy) end)
     local d = daemon.start("--policy " .. env.quote(policy))
-    finally(function() daemon.stop(d) end)
+    finally(function()
+      daemon.stop(d)
+      os.execute("rm -rf " .. dir)
+      os.remove(policy)
+    end)
     local request = cjson.encode { shell = "echo first; read x < /interlock/go; echo \"got $x\"" }
     local p = io.popen(("timeout 60 python3 -c %s %s %s %s"):format(env.quote(interlock), env.quote(d.addr),
       env.quote(dir .. "/go"), env.quote(request)))

@@ -24,10 +24,13 @@ describe("require 'echo_sandbox'", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute(("mkdir -m 755 %s && mkfifo -m 666 %s/go"):format(dir, dir)))
-    finally(function() os.execute("rm -rf " .. dir) end)
     local policy = env.policy_file(([[
 policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock" }]]):format(dir))
-    finally(function() os.remove(policy) end)
+    -- one finally: busted keeps only the last one a spec registers
+    finally(function()
+      os.execute("rm -rf " .. dir)
+      os.remove(policy)
+    end)
     local events = {}
     -- The program waits on the fifo; on_output writes it once "first" came:
     -- the run could not end otherwise. (Isolation rlimits, the valgrind
