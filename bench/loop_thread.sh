@@ -9,7 +9,9 @@
 #      loop can start a second whatever the cores.
 #   2. hyperfine, in one run: that batch against `xargs -P J unshare` making
 #      the same namespaces (user, mount, pid, net, ipc, uts) around each
-#      /bin/true: the kernel's floor for the same work without a sandbox.
+#      /bin/true: the kernel's floor for the same work without a sandbox;
+#      and the same batch with each run's init exec'd rather than forked by
+#      the init's fork server (ECHO_SANDBOX_FORK_SERVER=0).
 # J defaults to 8, N to 1000 (JOBS=16 on a 16-core host).
 # Writes bench/results/loop_thread.md and prints both.
 set -euo pipefail
@@ -46,6 +48,8 @@ mkdir -p "$here/bench/results"
 out="$here/bench/results/loop_thread"
 hyperfine -N --warmup 1 --runs "${RUNS:-10}" --export-json "$out.json" \
   -n "batch -j $jobs" "bash -c '$cli batch -j $jobs < $work/requests.ndjson > /dev/null'" \
+  -n "batch -j $jobs, init exec per run" \
+     "bash -c 'ECHO_SANDBOX_FORK_SERVER=0 $cli batch -j $jobs < $work/requests.ndjson > /dev/null'" \
   -n "xargs -P $jobs unshare" \
      "bash -c 'seq $n | xargs -P $jobs -I{} unshare --user --map-root-user --mount --pid --fork --net --ipc --uts /bin/true'" \
   >/dev/null
@@ -57,5 +61,7 @@ ratio=$(with_means "$out.json" "io.write(('%.2f'):format(mean['batch -j $jobs'] 
   with_means "$out.json" "
     for name, m in pairs(mean) do print(('| %s, mean | %.3f s |'):format(name, m)) end"
   echo "| batch -j $jobs / xargs -P $jobs unshare | $ratio |"
+  with_means "$out.json" "io.write(('| batch -j $jobs, init exec per run / xargs -P $jobs unshare | %.2f |\\n'):format(
+    mean['batch -j $jobs, init exec per run'] / mean['xargs -P $jobs unshare']))"
 } > "$out.md"
 cat "$out.md"

@@ -1,11 +1,29 @@
 #include "engine/child_wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+__attribute__((no_sanitize("address", "undefined")))
+void esb_child_wire_place(const int from[ESB_WIRE_FD__END], bool close_rest) {
+  int moved[ESB_WIRE_FD__END];
+  /* Above the numbers being placed first, so none is clobbered. */
+  for (int i = 0; i < ESB_WIRE_FD__END; i++)
+    moved[i] = from[i] < 0 ? -1 : (int)syscall(SYS_fcntl, from[i], F_DUPFD_CLOEXEC, ESB_WIRE_FD__END);
+  for (int i = 0; i < ESB_WIRE_FD__END; i++) {
+    if (moved[i] >= 0)
+      syscall(SYS_dup2, moved[i], i); /* without close-on-exec */
+    else
+      syscall(SYS_close, i);
+  }
+  syscall(SYS_close_range, (unsigned)ESB_WIRE_FD__END, ~0u, close_rest ? 0u : CLOSE_RANGE_CLOEXEC);
+}
 
 #define WIRE_MAGIC 0x45534232u /* "ESB2": bump with any change below */
 

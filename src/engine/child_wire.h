@@ -7,6 +7,7 @@
 #define ESB_ENGINE_CHILD_WIRE_H
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/cgroup.h"
@@ -35,6 +36,12 @@ struct esb_child_wire {
   char *bytes;             /* owned: the plan as read */
   char **vectors;          /* owned: argv, envp and exec_paths, one block */
 };
+
+/* Places the init program's fds: from[i] (-1: none, so fd i is closed)
+ * becomes fd i, without close-on-exec; every fd from ESB_WIRE_FD__END up
+ * is then closed (close_rest) or marked close-on-exec. Makes system calls
+ * only (no errno, no sanitizer hooks): it runs in a vfork-like child. */
+void esb_child_wire_place(const int from[ESB_WIRE_FD__END], bool close_rest);
 
 /* A memfd holding plan (with the fd numbers above), positioned at its
  * start: the fd, or -1 with errno. */

@@ -10,14 +10,20 @@
  * the namespaces, which this program makes itself: a program exec'd inside
  * a new user namespace whose id maps are not yet written would lose its
  * capabilities there. Linked statically: it runs before any root of the
- * sandbox exists and needs no loader. */
+ * sandbox exists and needs no loader.
+ *
+ * With the argument --fork-server it is started once and forks the init
+ * process of each run instead (engine/fork_server.h); each such child
+ * goes on below as the exec'd program would. */
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "engine/child_wire.h"
+#include "engine/fork_server.h"
 #include "engine/sandbox_child.h"
 
-int main(void) {
+_Noreturn static void run_from_wire(void) {
   static struct esb_child_wire wire;
   /* The fds were placed without close-on-exec, to cross our own exec; the
    * report pipe must not cross the program's (nor stay open in it). */
@@ -27,4 +33,10 @@ int main(void) {
     esb_child_plan_unreadable(ESB_WIRE_FD_REPORT);
   close(ESB_WIRE_FD_PLAN);
   esb_child_main_exec(&wire.plan);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], ESB_FORK_SERVER_ARG) == 0)
+    esb_fork_server_main(run_from_wire);
+  run_from_wire();
 }

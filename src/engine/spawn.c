@@ -3,7 +3,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <linux/sched.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +17,7 @@
 
 #include "engine/child_wire.h"
 #include "engine/clone.h"
-#include "engine/install_paths.h"
+#include "engine/init_program.h"
 #include "engine/exec_path.h"
 #include "engine/fileio.h"
 #include "engine/sandbox_child.h"
@@ -183,107 +182,34 @@ sys:
   return -1;
 }
 
-/* echo-sandbox-init (engine/init_main.c), found once: $ECHO_SANDBOX_INIT
- * ("none": do without), else the installation's (engine/install_paths.h:
- * the build's in a build tree). It
- * is opened for each start: the engine keeps no fd of its own open (a host
- * such as nginx sees every fd it did not open as a leak). */
-static bool init_program_found;
-static char init_program_path[4096];
-static pthread_once_t init_program_once = PTHREAD_ONCE_INIT;
-
-static void find_init_program(void) {
-  const char *env = getenv("ECHO_SANDBOX_INIT");
-  if (env && strcmp(env, "none") == 0)
-    return;
-  const char *libexec = esb_install_dir(ESB_DIR_LIBEXEC);
-  char installed[sizeof init_program_path];
-  snprintf(installed, sizeof installed, "%s/echo-sandbox-init", libexec ? libexec : "");
-  const char *candidates[] = { env && *env ? env : NULL, libexec ? installed : NULL };
-  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && !init_program_found; i++) {
-    if (candidates[i] && access(candidates[i], X_OK) == 0) {
-      snprintf(init_program_path, sizeof init_program_path, "%s", candidates[i]);
-      init_program_found = true;
-    }
-  }
-}
-
 static bool use_init;
 
 void esb_spawn_use_init(bool on) {
   use_init = on;
 }
 
-const char *esb_init_program(void) {
-  pthread_once(&init_program_once, find_init_program);
-  return init_program_found ? init_program_path : NULL;
-}
-
-/* What the vfork-like child needs: all prepared, as it may not allocate. */
-struct init_exec {
-  int program;                 /* echo-sandbox-init */
-  int from[ESB_WIRE_FD__END];  /* the fd that becomes each of its fds; -1: none */
-  char *const *argv, *const *envp;
-};
-
-/* The child of esb_clone_vfork: the fds in place, then exec. It shares our
- * memory while we wait, so system calls only, and no sanitizer's hooks. */
-__attribute__((no_sanitize("address", "undefined")))
-static int exec_init(void *arg) {
-  struct init_exec *x = arg;
-  int moved[ESB_WIRE_FD__END], program;
-  /* Above the numbers being placed first, so none is clobbered. */
-  program = (int)syscall(SYS_fcntl, x->program, F_DUPFD_CLOEXEC, ESB_WIRE_FD__END);
-  for (int i = 0; i < ESB_WIRE_FD__END; i++)
-    moved[i] = x->from[i] < 0 ? -1 : (int)syscall(SYS_fcntl, x->from[i], F_DUPFD_CLOEXEC, ESB_WIRE_FD__END);
-  for (int i = 0; i < ESB_WIRE_FD__END; i++) {
-    if (moved[i] >= 0)
-      syscall(SYS_dup2, moved[i], i); /* without close-on-exec */
-    else
-      syscall(SYS_close, i);
-  }
-  syscall(SYS_close_range, (unsigned)ESB_WIRE_FD__END, ~0u, CLOSE_RANGE_CLOEXEC);
-  syscall(SYS_execveat, program, "", x->argv, x->envp, AT_EMPTY_PATH);
-  struct esb_report r = { .kind = ESB_REPORT_SETUP_FAILED, .step = esb_child_init_step(), .error = errno };
-  syscall(SYS_write, ESB_WIRE_FD_REPORT, &r, sizeof r);
-  return 127;
-}
-
-/* Starts echo-sandbox-init for the prepared plan. Returns its pid, or -1
- * with errno (ENOSYS: no vfork-like clone here; do it in process). */
+/* Starts echo-sandbox-init for the prepared plan (engine/init_program.h).
+ * Returns its pid, or -1 with errno (ENOSYS: no vfork-like clone here; do
+ * it in process). */
 static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, int cgroup_fd) {
-  int program = open(init_program_path, O_PATH | O_CLOEXEC);
-  if (program < 0)
-    return -1;
   int plan = esb_child_wire_write(&pr->plan);
-  if (plan < 0) {
-    int saved = errno;
-    close(program);
-    errno = saved;
+  if (plan < 0)
     return -1;
-  }
-  static char *const argv[] = { "echo-sandbox-init", NULL }, *const envp[] = { NULL };
-  struct init_exec x = { .program = program, .argv = argv, .envp = envp };
+  int from[ESB_WIRE_FD__END];
   for (int i = 0; i < ESB_WIRE_FD__END; i++)
-    x.from[i] = -1;
+    from[i] = -1;
   for (int i = 0; i < 3; i++)
-    x.from[i] = pr->plan.stdio[i];
-  x.from[ESB_WIRE_FD_REPORT] = pr->report_w;
-  x.from[ESB_WIRE_FD_SYNC] = pr->sync_r;
-  x.from[ESB_WIRE_FD_PLAN] = plan;
-  x.from[ESB_WIRE_FD_COLLECT] = pr->plan.collect_fd;
+    from[i] = pr->plan.stdio[i];
+  from[ESB_WIRE_FD_REPORT] = pr->report_w;
+  from[ESB_WIRE_FD_SYNC] = pr->sync_r;
+  from[ESB_WIRE_FD_PLAN] = plan;
+  from[ESB_WIRE_FD_COLLECT] = pr->plan.collect_fd;
   const struct esb_sandbox *sb = c->sandbox;
   for (size_t i = 0; i < sb->n_cgroup_procs && i < ESB_CGROUP__COUNT; i++)
-    x.from[ESB_WIRE_FD_CGROUP + i] = sb->cgroup_procs[i];
-  enum { STACK_SIZE = 64 * 1024 };
-  void *stack = malloc(STACK_SIZE);
-  pid_t pid = -1;
-  if (stack)
-    pid = esb_clone_vfork(exec_init, &x, stack, STACK_SIZE, pidfd, cgroup_fd);
-  int saved = stack ? errno : ENOMEM;
-  free(stack);
+    from[ESB_WIRE_FD_CGROUP + i] = sb->cgroup_procs[i];
+  pid_t pid = esb_init_start(from, cgroup_fd, pidfd);
+  int saved = errno;
   close(plan);
-  close(program);
   errno = saved;
   return pid;
 }

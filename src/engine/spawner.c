@@ -19,8 +19,15 @@ static struct {
   bool stopping;
 } pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &pool.head, {0}, 0, 0, false };
 
+static _Thread_local bool on_pool;
+
+bool esb_spawner_on_pool(void) {
+  return on_pool;
+}
+
 static void *worker(void *arg) {
   (void)arg;
+  on_pool = true;
   pthread_mutex_lock(&pool.lock);
   for (;;) {
     while (!pool.head && !pool.stopping) {

@@ -14,6 +14,8 @@
 #ifndef ESB_ENGINE_SPAWNER_H
 #define ESB_ENGINE_SPAWNER_H
 
+#include <stdbool.h>
+
 struct esb_spawner_job {
   void (*run)(struct esb_spawner_job *job);
   struct esb_spawner_job *next; /* private to the pool */
@@ -22,5 +24,11 @@ struct esb_spawner_job {
 /* Queues the job. Returns 0, or a negative errno when no pool thread could
  * be made (then the job was not queued and the caller runs it itself). */
 int esb_spawner_post(struct esb_spawner_job *job);
+
+/* Whether the calling thread is one of the pool's, which live as long as
+ * the process: a child whose parent-death signal follows the thread that
+ * started it (the init fork server's children, engine/init_program.c) is
+ * safe with one of these as its parent. */
+bool esb_spawner_on_pool(void);
 
 #endif

@@ -1,0 +1,58 @@
+/* echo-sandbox-init as a fork server: started once (exec'd) by an engine
+ * that uses the init program, it forks the init process of each run, so a
+ * run pays a fork of a small static program instead of an exec and a C
+ * library's start-up (the CPU-feature probing of a static glibc is some
+ * 200 µs where CPUID traps to a hypervisor). Internal to the engine; both
+ * sides are built from the same source, and the server's greeting names
+ * this protocol's version.
+ *
+ * The server's socket (SOCK_SEQPACKET) is its fd ESB_FORK_SERVER_FD; it
+ * holds nothing else. For each request it receives the run's fds
+ * (SCM_RIGHTS: the init program's fds, engine/child_wire.h, and a cgroup v2
+ * directory to start in), clones with CLONE_PARENT | CLONE_PIDFD, and
+ * answers with the pid and the pidfd. CLONE_PARENT makes the child the
+ * engine's own, as an exec'd init was: the engine reaps it through the
+ * pidfd, and the child's parent-death signal follows the engine's thread
+ * that started the server (a thread that lives as long as the process:
+ * engine/init_program.c). The child places its fds, closes every other (the
+ * server's socket too) and goes on as the exec'd program would
+ * (engine/init_main.c): nothing of one run is ever open in the server
+ * while another forks.
+ *
+ * Every signal stays blocked in the server, as the engine blocked them
+ * around its clone: the children rely on it. The server ends when the
+ * engine's end of the socket closes (the engine's exit) or with the
+ * engine (parent-death signal). */
+#ifndef ESB_ENGINE_FORK_SERVER_H
+#define ESB_ENGINE_FORK_SERVER_H
+
+#include <stdint.h>
+
+#include "engine/child_wire.h"
+
+enum { ESB_FORK_SERVER_FD = 3 };
+
+#define ESB_FORK_SERVER_MAGIC 0x45534631u /* "ESF1": bump with any change below */
+#define ESB_FORK_SERVER_ARG "--fork-server"
+
+/* The engine's request; the fds follow as SCM_RIGHTS. slot[i]: the index
+ * of init fd i among them, -1 for none; cgroup likewise. */
+struct esb_fork_request {
+  uint32_t magic;
+  int32_t slot[ESB_WIRE_FD__END];
+  int32_t cgroup;
+};
+
+/* The server's greeting (pid 0, error 0) and its answers: the child's pid
+ * with its pidfd as SCM_RIGHTS, or pid -1 and the clone's errno. */
+struct esb_fork_reply {
+  uint32_t magic;
+  int32_t pid;
+  int32_t error;
+};
+
+/* The server's loop, in echo-sandbox-init; each child calls run_init once
+ * its fds are in place (run_init does not return). */
+_Noreturn void esb_fork_server_main(void (*run_init)(void));
+
+#endif
