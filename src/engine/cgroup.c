@@ -480,9 +480,16 @@ static bool has_controller(const struct esb_cgroup *cg, int which) {
 }
 
 static int set_limits(struct esb_cgroup *cg, const struct esb_cgroup_limits *l) {
+  bool same = cg->limits_set && cg->limits.memory_bytes == l->memory_bytes &&
+              cg->limits.max_pids == l->max_pids && cg->limits.cpu_millicores == l->cpu_millicores;
+  if (same)
+    return 0;
+  cg->limits_set = false;
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
     if (has_controller(cg, i) && set_limit(cg, i, l) < 0)
       return -1;
+  cg->limits = *l;
+  cg->limits_set = true;
   return 0;
 }
 
@@ -503,7 +510,7 @@ static uint64_t oom_kills(const struct esb_cgroup *cg) {
 static int64_t cpu_usec(const struct esb_cgroup *cg) {
   if (cg->version == ESB_CGROUP_V2)
     return keyed_value(cg->dirs[0], "cpu.stat", "usage_usec");
-  if (!cg->dirs[ESB_CGROUP_CPU])
+  if (!cg->dirs[ESB_CGROUP_CPU] || cg->no_cpu_usage)
     return -1;
   int64_t ns = single_value(cg->dirs[ESB_CGROUP_CPU], "cpuacct.usage");
   return ns < 0 ? -1 : ns / 1000;
@@ -578,6 +585,8 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
     free(cg->dirs[i]);
     cg->dirs[i] = NULL;
   }
+  cg->limits = *limits;
+  cg->limits_set = true;
   return 0;
 fail:
   esb_cgroup_destroy(cg);
@@ -684,6 +693,7 @@ static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) 
   }
   cg->oom_kills_before = oom_kills(cg);
   int64_t usec = cpu_usec(cg);
+  cg->no_cpu_usage = usec < 0 && cg->version == ESB_CGROUP_V1;
   cg->cpu_usec_before = usec > 0 ? (uint64_t)usec : 0;
   return 0;
 }

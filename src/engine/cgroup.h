@@ -71,6 +71,10 @@ struct esb_cgroup {
   bool peak_is_this_runs;        /* the peak file counts this run only (a new cgroup, or
                                     one whose high-water mark could be reset) */
   int peak_fd;                   /* v2: memory.peak, open when it was reset through it */
+  struct esb_cgroup_limits limits; /* what its limit files say, once limits_set: a run
+                                    with the same limits rewrites none of them */
+  bool limits_set;
+  bool no_cpu_usage;             /* v1: no cpuacct.usage beside the cpu files (not asked again) */
 };
 
 #define ESB_CGROUP_INIT { .procs = { -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1 }
