@@ -118,6 +118,13 @@ static bool in_pid_namespace(const struct esb_exec *e) {
   return e->child.sandbox && (e->child.sandbox->namespaces & ESB_NS_PID);
 }
 
+/* The pidfd is watched only outside a pid namespace (start_done): a
+ * removal of what was never added would be a system call for nothing. */
+static void unwatch_pidfd(struct esb_loop *loop, struct esb_exec *e) {
+  if (!in_pid_namespace(e))
+    unwatch_fd(loop, e->child.pidfd);
+}
+
 static bool exec_done(const struct esb_exec *e) {
   return !e->starting && !e->reaping && e->child.reaped && e->child.out < 0 && e->child.err < 0 && e->child.report < 0;
 }
@@ -392,7 +399,7 @@ static void on_exit_seen(struct esb_loop *loop, struct esb_exec *e, uint64_t now
     esb_child_kill(&e->child, SIGKILL, true);
   e->exited_ns = now;
   if (loop->count > 1 || loop->works || loop->nwatches) {
-    unwatch_fd(loop, e->child.pidfd);
+    unwatch_pidfd(loop, e);
     e->reaping = true;
     e->reap_work = (struct esb_loop_work){ .work = reap_on_pool, .done = reap_came_back };
     esb_loop_offload(loop, &e->reap_work);
@@ -400,7 +407,7 @@ static void on_exit_seen(struct esb_loop *loop, struct esb_exec *e, uint64_t now
   }
   if (esb_child_wait(e->child.pidfd, !ending, &e->exit) != 1)
     return;
-  unwatch_fd(loop, e->child.pidfd);
+  unwatch_pidfd(loop, e);
   if (e->after_exit)
     e->after_exit(e, e->userdata);
   exited(e);
@@ -459,7 +466,7 @@ static void complete(struct esb_loop *loop, struct esb_exec *e) {
   exec_close(e, &e->child.out);
   exec_close(e, &e->child.err);
   exec_close(e, &e->child.report);
-  unwatch_fd(loop, e->child.pidfd);
+  unwatch_pidfd(loop, e);
   esb_child_close(&e->child);
   if (e->result.duration_ms == 0)
     e->result.duration_ms = (double)(esb_now_ns() - e->started_ns) / 1e6;
@@ -509,7 +516,7 @@ static int start_done(struct esb_loop *loop, struct esb_exec *e) {
       exec_close(e, &c->out);
       exec_close(e, &c->err);
       exec_close(e, &c->report);
-      unwatch_fd(loop, c->pidfd);
+      unwatch_pidfd(loop, e);
       esb_child_close(c);
       errno = saved;
       return -1;
