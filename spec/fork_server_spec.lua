@@ -1,7 +1,10 @@
 -- echo-sandbox-init's fork server (src/engine/fork_server.h): a daemon's
 -- sandboxes are forked by one server of the daemon's own instead of an
 -- exec each; a server that is killed is replaced at the next run, and none
--- outlives the daemon.
+-- outlives the daemon. The server keeps templates of the runs' roots
+-- (src/engine/rootfs.h): each run gets a read-only copy and writable
+-- mounts of its own, and a template is not used once a host file it
+-- mounts was replaced.
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
@@ -43,6 +46,23 @@ local function gone(pid)
   return false
 end
 
+-- The templates a server holds: the mounts of its hub (on /sys in its
+-- own mount namespace) named t<N>.
+local function templates_of(server)
+  local found = {}
+  for line in (proc_file("/proc/" .. server .. "/mountinfo") or ""):gmatch("[^\n]+") do
+    local point = line:match("^%S+ %S+ %S+ %S+ (%S+)")
+    if point and point:match("^/sys/t%d+$") then found[#found + 1] = point end
+  end
+  return found
+end
+
+local function run_shell(d, script)
+  local status, result = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = script })
+  assert.are.equal(200, status)
+  return result
+end
+
 local function run_true(d)
   local status, result = daemon.request(d, "POST", "/v1/run", cjson.encode { program = "/bin/echo",
     args = { "ran" } })
@@ -76,6 +96,60 @@ describe("the init's fork server", function()
     daemon.stop(d)
     assert(ok, err)
     assert.is_true(gone(d.server), "the server ended with the daemon")
+  end)
+
+  it("gives each run a read-only copy of one template: what a run writes is not in the next", function()
+    local d = daemon.start()
+    local ok, err = pcall(function()
+      local first = run_shell(d, "touch /tmp/left /dev/shm/left /work/left && echo wrote; " ..
+        "for f in /x /dev/x /etc/x /usr/x; do touch $f 2>/dev/null && echo wrote $f; done; true")
+      assert.are.equal("wrote\n", first.stdout, first.stderr)
+      local server = servers_of(d.pid)[1]
+      assert.are.equal(1, #templates_of(server), "the server holds the run's template")
+      local second = run_shell(d, "ls -A /tmp /dev/shm /work; ls /dev")
+      assert.are.equal("/dev/shm:\n\n/tmp:\n\n/work:\n" ..
+        "fd\nfull\nnull\nptmx\npts\nrandom\nshm\nstderr\nstdin\nstdout\nurandom\nzero\n", second.stdout)
+      assert.are.equal(1, #templates_of(server), "the next run of the policy used the same template")
+    end)
+    daemon.stop(d)
+    assert(ok, err)
+  end)
+
+  it("builds a new template once a host file the policy mounts was replaced", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    env.write_file(dir .. "/probe", "one\n")
+    local policy = env.policy_file(([[
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/etc/esb-probe" }]]):format(
+      dir .. "/probe"))
+    local d = daemon.start("--policy " .. env.quote(policy))
+    local ok, err = pcall(function()
+      assert.are.equal("one\n", run_shell(d, "cat /etc/esb-probe").stdout)
+      -- replaced as package managers and ldconfig do: a new file renamed over
+      env.write_file(dir .. "/probe.new", "two\n")
+      assert(os.rename(dir .. "/probe.new", dir .. "/probe"))
+      assert.are.equal("two\n", run_shell(d, "cat /etc/esb-probe").stdout)
+      assert.are.equal(2, #templates_of(servers_of(d.pid)[1]))
+    end)
+    daemon.stop(d)
+    os.remove(policy)
+    os.execute("rm -rf " .. dir)
+    assert(ok, err)
+  end)
+
+  it("refuses a policy that mounts the host's /proc or /sys, naming it", function()
+    for _, host in ipairs { "/proc/1", "/sys", "/sys/fs/cgroup" } do
+      local policy = env.policy_file(([[
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/mnt/host" }]]):format(host))
+      local out, err, code = env.cli_run({ "run", "--json", "--policy", policy, "--", "/bin/true" })
+      os.remove(policy)
+      local result = cjson.decode(out)
+      assert.are_not.equal(0, code)
+      assert.are.equal("error", result.status)
+      assert.truthy(result.error.message:find("mount " .. host .. ": the host's /proc and /sys are no part of a sandbox",
+        1, true), result.error.message .. (err or ""))
+    end
   end)
 
   it("is not started with ECHO_SANDBOX_FORK_SERVER=0: every run execs the init program", function()

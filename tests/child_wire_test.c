@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "tap.h"
@@ -20,9 +21,10 @@ int main(void) {
                             .cgroup_procs = cgroup_fds, .n_cgroup_procs = ESB_CGROUP__COUNT };
   struct esb_rootfs_step steps[] = {
     { .kind = ESB_ROOTFS_DIR, .dest = "/usr" },
-    { .kind = ESB_ROOTFS_BIND, .source = "/.oldroot/usr", .dest = "/usr", .writable = false },
+    { .kind = ESB_ROOTFS_BIND, .source = "/.oldroot/usr", .dest = "/usr", .writable = false,
+      .source_dev = 2049, .source_ino = 77 },
     { .kind = ESB_ROOTFS_FILE, .dest = "/etc/passwd", .data = "root:x:0:0::/:/bin/sh\n" },
-    { .kind = ESB_ROOTFS_TMPFS, .dest = "/work", .data = "mode=0755,size=1024", .writable = true },
+    { .kind = ESB_ROOTFS_TMPFS, .dest = "/work", .data = "mode=0755,size=1024", .writable = true, .per_run = true },
   };
   struct esb_rootfs fs = { .steps = steps, .count = 4, .cap = 4 };
   struct esb_child_plan plan = { .argv = argv, .envp = envp, .exec_paths = paths, .dir = "/work", .sandbox = &sb,
@@ -62,8 +64,10 @@ int main(void) {
     const struct esb_rootfs_step *st = p->rootfs->steps;
     ok(st[0].kind == ESB_ROOTFS_DIR && st[0].source == NULL && st[0].data == NULL, "a step without source and data");
     is_str(st[1].source, "/.oldroot/usr", "a bind's source");
+    ok(st[1].source_dev == 2049 && st[1].source_ino == 77, "and the file it was when planned");
     is_str(st[2].data, "root:x:0:0::/:/bin/sh\n", "a file's contents");
-    ok(st[3].kind == ESB_ROOTFS_TMPFS && st[3].writable, "a writable tmpfs");
+    ok(st[3].kind == ESB_ROOTFS_TMPFS && st[3].writable && st[3].per_run, "a writable tmpfs of the run's own");
+    ok(!st[0].per_run && !st[2].per_run, "the other steps a template's");
   }
   free(w.bytes);
   free(w.vectors);
@@ -77,5 +81,36 @@ int main(void) {
   free(w.bytes);
   free(w.vectors);
   close(cut);
+
+  /* A root's template: the steps that are not the run's own, and the ids. */
+  char *key;
+  size_t key_len;
+  ok(esb_child_wire_template_write(&fs, 1000, 1001, &key, &key_len) == 0, "a template's key is written");
+  struct esb_rootfs t;
+  uid_t uid;
+  gid_t gid;
+  ok(esb_child_wire_template_read(key, key_len, &t, &uid, &gid) == 0, "and read back");
+  is_int(t.count, 3, "with the three steps that are not the run's own");
+  ok(uid == 1000 && gid == 1001, "and the ids its files are made with");
+  is_str(t.steps[1].dest, "/usr", "a step's dest");
+  ok(t.steps[1].source_ino == 77, "a bind's source file");
+  free(t.steps);
+  char *other;
+  size_t other_len;
+  steps[1].source_ino = 78;
+  ok(esb_child_wire_template_write(&fs, 1000, 1001, &other, &other_len) == 0 &&
+     (other_len != key_len || memcmp(other, key, key_len) != 0), "a bind's source replaced: another key");
+  free(other);
+  steps[1].source_ino = 77;
+  steps[3].data = "mode=0755,size=2048";
+  ok(esb_child_wire_template_write(&fs, 1000, 1001, &other, &other_len) == 0 && other_len == key_len &&
+     memcmp(other, key, key_len) == 0, "a run's own step changed: the same key");
+  free(other);
+  ok(esb_child_wire_template_write(&fs, 1000, 1002, &other, &other_len) == 0 &&
+     memcmp(other, key, key_len) != 0, "other ids: another key");
+  free(other);
+  ok(esb_child_wire_template_read(key, key_len - 1, &t, &uid, &gid) < 0 && errno == EPROTO,
+     "a key cut short is refused (EPROTO)");
+  free(key);
   return tap_done();
 }

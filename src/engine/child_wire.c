@@ -25,7 +25,7 @@ void esb_child_wire_place(const int from[ESB_WIRE_FD__END], bool close_rest) {
   syscall(SYS_close_range, (unsigned)ESB_WIRE_FD__END, ~0u, close_rest ? 0u : CLOSE_RANGE_CLOEXEC);
 }
 
-#define WIRE_MAGIC 0x45534232u /* "ESB2": bump with any change below */
+#define WIRE_MAGIC 0x45534233u /* "ESB3": bump with any change below */
 
 struct out {
   char *buf;
@@ -74,6 +74,47 @@ static void put_strv(struct out *o, char *const *v) {
     put_str(o, v[i]);
 }
 
+static void put_step(struct out *o, const struct esb_rootfs_step *s) {
+  put_u64(o, s->kind);
+  put_str(o, s->source);
+  put_str(o, s->dest);
+  if (s->kind == ESB_ROOTFS_DATA) { /* bytes, not a string */
+    put_u64(o, s->len);
+    put(o, s->data, s->len);
+  } else {
+    put_str(o, s->data);
+  }
+  put_u64(o, s->writable);
+  put_u64(o, s->mode);
+  put_u64(o, s->uid);
+  put_u64(o, s->gid);
+  put_u64(o, s->source_dev);
+  put_u64(o, s->source_ino);
+  put_u64(o, s->per_run);
+}
+
+int esb_child_wire_template_write(const struct esb_rootfs *fs, uid_t uid, gid_t gid, char **bytes, size_t *len) {
+  struct out o = { 0 };
+  size_t count = 0;
+  for (size_t i = 0; i < fs->count; i++)
+    count += !fs->steps[i].per_run;
+  put_u64(&o, WIRE_MAGIC);
+  put_u64(&o, uid);
+  put_u64(&o, gid);
+  put_u64(&o, count);
+  for (size_t i = 0; i < fs->count; i++)
+    if (!fs->steps[i].per_run)
+      put_step(&o, &fs->steps[i]);
+  if (o.failed) {
+    free(o.buf);
+    errno = ENOMEM;
+    return -1;
+  }
+  *bytes = o.buf;
+  *len = o.len;
+  return 0;
+}
+
 int esb_child_wire_write(const struct esb_child_plan *p) {
   struct out o = { 0 };
   const struct esb_sandbox *sb = p->sandbox;
@@ -112,22 +153,8 @@ int esb_child_wire_write(const struct esb_child_plan *p) {
   }
   const struct esb_rootfs *fs = p->rootfs;
   put_u64(&o, fs ? fs->count : 0);
-  for (size_t i = 0; fs && i < fs->count; i++) {
-    const struct esb_rootfs_step *s = &fs->steps[i];
-    put_u64(&o, s->kind);
-    put_str(&o, s->source);
-    put_str(&o, s->dest);
-    if (s->kind == ESB_ROOTFS_DATA) { /* bytes, not a string */
-      put_u64(&o, s->len);
-      put(&o, s->data, s->len);
-    } else {
-      put_str(&o, s->data);
-    }
-    put_u64(&o, s->writable);
-    put_u64(&o, s->mode);
-    put_u64(&o, s->uid);
-    put_u64(&o, s->gid);
-  }
+  for (size_t i = 0; fs && i < fs->count; i++)
+    put_step(&o, &fs->steps[i]);
   put_u64(&o, WIRE_MAGIC);
   if (o.failed) {
     free(o.buf);
@@ -238,6 +265,56 @@ static char *read_all(int fd, size_t *len) {
   return buf;
 }
 
+static int take_step(struct in *in, struct esb_rootfs_step *s) {
+  s->kind = (enum esb_rootfs_step_kind)take_u64(in);
+  s->source = take_str(in);
+  s->dest = take_str(in);
+  if (s->kind == ESB_ROOTFS_DATA) {
+    uint64_t n = take_u64(in);
+    s->data = n <= (uint64_t)(in->end - in->p) ? take(in, (size_t)n) : NULL;
+    s->len = (size_t)n;
+    if (!s->data && n)
+      return -1;
+  } else {
+    s->data = take_str(in);
+  }
+  s->writable = take_u64(in);
+  s->mode = (unsigned)take_u64(in);
+  s->uid = (unsigned)take_u64(in);
+  s->gid = (unsigned)take_u64(in);
+  s->source_dev = take_u64(in);
+  s->source_ino = take_u64(in);
+  s->per_run = take_u64(in);
+  return in->bad || !s->dest ? -1 : 0;
+}
+
+int esb_child_wire_template_read(char *bytes, size_t len, struct esb_rootfs *fs, uid_t *uid, gid_t *gid) {
+  struct in in = { bytes, bytes + len, false };
+  *fs = (struct esb_rootfs)ESB_ROOTFS_INIT;
+  if (take_u64(&in) != WIRE_MAGIC)
+    goto bad;
+  *uid = (uid_t)take_u64(&in);
+  *gid = (gid_t)take_u64(&in);
+  uint64_t count = take_u64(&in);
+  if (in.bad || count > len)
+    goto bad;
+  fs->steps = calloc((size_t)count + 1, sizeof *fs->steps);
+  if (!fs->steps)
+    return -1;
+  fs->count = fs->cap = (size_t)count;
+  for (size_t i = 0; i < count; i++)
+    if (take_step(&in, &fs->steps[i]) < 0 || fs->steps[i].per_run)
+      goto bad;
+  if (in.p != in.end)
+    goto bad;
+  return 0;
+bad:
+  free(fs->steps);
+  *fs = (struct esb_rootfs)ESB_ROOTFS_INIT;
+  errno = EPROTO;
+  return -1;
+}
+
 int esb_child_wire_read(int fd, struct esb_child_wire *w) {
   memset(w, 0, sizeof *w);
   size_t len;
@@ -318,25 +395,9 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
     if (!w->rootfs.steps)
       goto fail;
     w->rootfs.count = w->rootfs.cap = (size_t)steps;
-    for (size_t i = 0; i < steps; i++) {
-      struct esb_rootfs_step *s = &w->rootfs.steps[i];
-      s->kind = (enum esb_rootfs_step_kind)take_u64(&in);
-      s->source = take_str(&in);
-      s->dest = take_str(&in);
-      if (s->kind == ESB_ROOTFS_DATA) {
-        uint64_t n = take_u64(&in);
-        s->data = n <= len ? take(&in, (size_t)n) : NULL;
-        s->len = (size_t)n;
-        if (!s->data && n)
-          goto bad;
-      } else {
-        s->data = take_str(&in);
-      }
-      s->writable = take_u64(&in);
-      s->mode = (unsigned)take_u64(&in);
-      s->uid = (unsigned)take_u64(&in);
-      s->gid = (unsigned)take_u64(&in);
-    }
+    for (size_t i = 0; i < steps; i++)
+      if (take_step(&in, &w->rootfs.steps[i]) < 0)
+        goto bad;
     p->rootfs = &w->rootfs;
   }
   if (take_u64(&in) != WIRE_MAGIC || in.bad || !p->argv || !p->envp || !p->exec_paths)

@@ -9,6 +9,7 @@
 #include <linux/filter.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "engine/cgroup.h"
 #include "engine/collect.h"
@@ -50,5 +51,17 @@ int esb_child_wire_write(const struct esb_child_plan *plan);
 /* Reads a plan from fd into w: 0, or -1 with errno (EPROTO: not a plan of
  * this version). */
 int esb_child_wire_read(int fd, struct esb_child_wire *w);
+
+/* A root's template (engine/rootfs.h): the steps of fs that are not per
+ * run and the host ids their files are made with, as bytes, malloc'd into
+ * *bytes. They are the fork server's key for the template as well as what
+ * it builds one from. 0, or -1 with errno. */
+int esb_child_wire_template_write(const struct esb_rootfs *fs, uid_t uid, gid_t gid, char **bytes,
+                                  size_t *len);
+
+/* Reads such bytes back into fs, whose strings point into bytes (fs->steps
+ * is malloc'd: free it). 0, or -1 with errno (EPROTO: not a template of
+ * this version). */
+int esb_child_wire_template_read(char *bytes, size_t len, struct esb_rootfs *fs, uid_t *uid, gid_t *gid);
 
 #endif

@@ -34,14 +34,20 @@ enum { ESB_FORK_SERVER_FD = 3 };
 
 #define ESB_FORK_SERVER_MAGIC 0x45534631u /* "ESF1": bump with any change below */
 #define ESB_FORK_SERVER_ARG "--fork-server"
+#define ESB_FORK_SERVER_HUB "/sys"
 
 /* The engine's request; the fds follow as SCM_RIGHTS. slot[i]: the index
- * of init fd i among them, -1 for none; cgroup likewise. */
+ * of init fd i among them, -1 for none; cgroup likewise. key_len bytes
+ * follow the struct: the run's root template (esb_child_wire_template_write),
+ * none when 0. */
 struct esb_fork_request {
   uint32_t magic;
   int32_t slot[ESB_WIRE_FD__END];
   int32_t cgroup;
+  uint32_t key_len;
 };
+
+enum { ESB_FORK_KEY_MAX = 64 * 1024 };
 
 /* The server's greeting (pid 0, error 0) and its answers: the child's pid
  * with its pidfd as SCM_RIGHTS, or pid -1 and the clone's errno. */
@@ -52,7 +58,23 @@ struct esb_fork_reply {
 };
 
 /* The server's loop, in echo-sandbox-init; each child calls run_init once
- * its fds are in place (run_init does not return). */
-_Noreturn void esb_fork_server_main(void (*run_init)(void));
+ * its fds are in place (run_init does not return), with the template of
+ * its root that the server holds for the run's key (a directory below the
+ * child's working directory), or NULL.
+ *
+ * Templates (engine/rootfs.h): the server makes a mount namespace of its
+ * own (a slave of the host's: host mounts made later reach it), and in it
+ * a tmpfs that holds the templates, the hub, mounted on /sys: a sandbox
+ * has no part of the host's /sys (a mount of the policy may not name it),
+ * and the runs' child processes need none. The hub is the server's
+ * working directory and so its children's, where they find their
+ * template (the kernel lets a run make a user namespace only while its
+ * root is its mount namespace's, so the hub cannot be mounted over the
+ * root itself). A template is built by a
+ * child of the server (which shares its mount namespace) for the first run
+ * of each key, at most eight kept, the least recently used detached first.
+ * Where the namespace, the tmpfs or a build fails, runs build their root
+ * step by step, as without a server. */
+_Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template));
 
 #endif

@@ -23,7 +23,7 @@
 #include "engine/fork_server.h"
 #include "engine/sandbox_child.h"
 
-_Noreturn static void run_from_wire(void) {
+_Noreturn static void run_from_wire(const char *rootfs_template) {
   static struct esb_child_wire wire;
   /* The fds were placed without close-on-exec, to cross our own exec; the
    * report pipe must not cross the program's (nor stay open in it). */
@@ -32,11 +32,13 @@ _Noreturn static void run_from_wire(void) {
       !wire.plan.sandbox->namespaces)
     esb_child_plan_unreadable(ESB_WIRE_FD_REPORT);
   close(ESB_WIRE_FD_PLAN);
+  if (wire.plan.rootfs)
+    wire.plan.rootfs_template = rootfs_template;
   esb_child_main_exec(&wire.plan);
 }
 
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], ESB_FORK_SERVER_ARG) == 0)
     esb_fork_server_main(run_from_wire);
-  run_from_wire();
+  run_from_wire(NULL);
 }

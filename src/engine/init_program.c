@@ -175,19 +175,29 @@ static int server_start(void) {
 /* Asks the server for a run's init: its pid, or -1 with errno (EPIPE or
  * EPROTO: the server is of no use; else the clone's errno, and the
  * server goes on). Called with the lock held. */
-static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, int *pidfd) {
-  struct esb_fork_request req = { .magic = ESB_FORK_SERVER_MAGIC, .cgroup = -1 };
+static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
+                         int *pidfd) {
+  static union {
+    struct esb_fork_request req;
+    char bytes[sizeof(struct esb_fork_request) + ESB_FORK_KEY_MAX];
+  } message; /* the lock is held */
+  struct esb_fork_request *req = &message.req;
+  *req = (struct esb_fork_request){ .magic = ESB_FORK_SERVER_MAGIC, .cgroup = -1 };
+  if (key_len <= ESB_FORK_KEY_MAX) { /* a larger root is built by its run */
+    req->key_len = (uint32_t)key_len;
+    memcpy(message.bytes + sizeof *req, key, key_len);
+  }
   int fds[ESB_WIRE_FD__END + 1], n = 0;
   for (int i = 0; i < ESB_WIRE_FD__END; i++) {
-    req.slot[i] = from[i] < 0 ? -1 : n;
+    req->slot[i] = from[i] < 0 ? -1 : n;
     if (from[i] >= 0)
       fds[n++] = from[i];
   }
   if (cgroup_fd >= 0) {
-    req.cgroup = n;
+    req->cgroup = n;
     fds[n++] = cgroup_fd;
   }
-  if (esb_fd_send(server.sock, &req, sizeof req, fds, n) < 0) {
+  if (esb_fd_send(server.sock, message.bytes, sizeof *req + req->key_len, fds, n) < 0) {
     errno = EPIPE;
     return -1;
   }
@@ -205,7 +215,8 @@ static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, int *p
   return reply.pid;
 }
 
-pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, int *pidfd) {
+pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
+                     int *pidfd) {
   if (server_wanted()) {
     pthread_mutex_lock(&server.lock);
     pid_t pid = -1;
@@ -215,7 +226,7 @@ pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, int *pidfd
         server.failed = true; /* it would fail the same way each time */
       if (server.sock < 0)
         break;
-      pid = server_fork(from, cgroup_fd, pidfd);
+      pid = server_fork(from, cgroup_fd, key, key_len, pidfd);
       if (pid < 0 && errno != EPIPE && errno != EPROTO)
         break; /* its clone failed: the exec below says why */
       if (pid < 0)

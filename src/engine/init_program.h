@@ -16,16 +16,20 @@
 #define ESB_ENGINE_INIT_PROGRAM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "engine/child_wire.h"
 
 /* Starts the program (esb_init_program: one must exist) with from[i] as
  * its fd i (-1: none; the fds stay ours), in the cgroup v2 directory
- * cgroup_fd (-1: ours). The caller blocks every signal around the call:
- * the program starts with that mask. Returns its pid with *pidfd set; or
- * -1 with errno (ENOSYS: no vfork-like clone here, so the caller clones
- * in process). */
-pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, int *pidfd);
+ * cgroup_fd (-1: ours). key (key_len bytes, none when 0) names the
+ * template of the run's root (esb_child_wire_template_write) the fork
+ * server may give it. The caller blocks every signal around the call: the
+ * program starts with that mask. Returns its pid with *pidfd set; or -1
+ * with errno (ENOSYS: no vfork-like clone here, so the caller clones in
+ * process). */
+pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
+                     int *pidfd);
 
 #endif

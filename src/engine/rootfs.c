@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/mount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -98,6 +100,33 @@ static bool is_dir(const struct esb_rootfs *fs, const char *path) {
   return false;
 }
 
+/* Marks the step pushed last as one of each run's own (engine/rootfs.h). */
+static int per_run(int pushed, struct esb_rootfs *fs) {
+  if (pushed == 0)
+    fs->steps[fs->count - 1].per_run = true;
+  return pushed;
+}
+
+/* Whether path is dir or below it. */
+static bool at_or_below(const char *path, const char *dir) {
+  size_t n = strlen(dir);
+  return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* A step below a run's own mount (made after it) is the run's own too:
+ * a template has no such mount to make it in. */
+static void mark_below_per_run(struct esb_rootfs *fs) {
+  for (size_t i = 0; i < fs->count; i++) {
+    const struct esb_rootfs_step *m = &fs->steps[i];
+    bool mount = m->kind == ESB_ROOTFS_TMPFS || m->kind == ESB_ROOTFS_PROC || m->kind == ESB_ROOTFS_DEVPTS;
+    if (!m->per_run || !mount)
+      continue;
+    for (size_t j = i + 1; j < fs->count; j++)
+      if (at_or_below(fs->steps[j].dest, m->dest))
+        fs->steps[j].per_run = true;
+  }
+}
+
 static bool has_dest(const struct esb_rootfs *fs, const char *path) {
   for (size_t i = 0; i < fs->count; i++)
     if (!strcmp(fs->steps[i].dest, path))
@@ -180,6 +209,13 @@ static int make_parent_dirs(struct esb_rootfs *fs, const char *path) {
 /* One host path of the mount list: the same symlink, or a bind of the
  * directory or file; nothing when the host has no such path. */
 static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why, size_t whylen) {
+  if (at_or_below(m->host, "/proc") || at_or_below(m->host, "/sys")) {
+    /* The host's processes and devices; /sys is also where the fork
+     * server keeps the roots' templates (engine/fork_server.h). */
+    snprintf(why, whylen, "mount %s: the host's /proc and /sys are no part of a sandbox", m->host);
+    errno = EINVAL;
+    return -1;
+  }
   struct stat st;
   if (lstat(m->host, &st) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -206,6 +242,8 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why
            false) < 0 ||
       push(fs, ESB_ROOTFS_BIND, source, m->path, NULL, m->writable) < 0)
     goto oom;
+  fs->steps[fs->count - 1].source_dev = st.st_dev;
+  fs->steps[fs->count - 1].source_ino = st.st_ino;
   return 0;
 oom:
   snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
@@ -255,9 +293,9 @@ static int add_dev(struct esb_rootfs *fs, const char *shm_options) {
     if (push(fs, ESB_ROOTFS_SYMLINK, NULL, links[i][0], links[i][1], false) < 0)
       return -1;
   return push(fs, ESB_ROOTFS_DIR, NULL, "/dev/pts", NULL, false) < 0 ||
-         push(fs, ESB_ROOTFS_DEVPTS, NULL, "/dev/pts", NULL, false) < 0 ||
+         per_run(push(fs, ESB_ROOTFS_DEVPTS, NULL, "/dev/pts", NULL, false), fs) < 0 ||
          push(fs, ESB_ROOTFS_DIR, NULL, "/dev/shm", NULL, false) < 0 ||
-         push(fs, ESB_ROOTFS_TMPFS, NULL, "/dev/shm", shm_options, false) < 0 ? -1 : 0;
+         per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/dev/shm", shm_options, false), fs) < 0 ? -1 : 0;
 }
 
 int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *why, size_t whylen) {
@@ -276,9 +314,10 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
            (unsigned)sb->inner_uid, (unsigned)sb->inner_gid, (unsigned long long)sb->workdir_size_bytes);
   if (add_etc(fs, sb) < 0 || add_dev(fs, tmp_options) < 0 ||
       push(fs, ESB_ROOTFS_DIR, NULL, "/proc", NULL, false) < 0 ||
-      push(fs, ESB_ROOTFS_PROC, NULL, "/proc", NULL, false) < 0 ||
-      make_dirs(fs, "/tmp") < 0 || push(fs, ESB_ROOTFS_TMPFS, NULL, "/tmp", tmp_options, false) < 0 ||
-      make_dirs(fs, sb->workdir) < 0 || push(fs, ESB_ROOTFS_TMPFS, NULL, sb->workdir, workdir_options, false) < 0) {
+      per_run(push(fs, ESB_ROOTFS_PROC, NULL, "/proc", NULL, false), fs) < 0 ||
+      make_dirs(fs, "/tmp") < 0 || per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/tmp", tmp_options, false), fs) < 0 ||
+      make_dirs(fs, sb->workdir) < 0 ||
+      per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, sb->workdir, workdir_options, false), fs) < 0) {
     snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
     goto fail;
   }
@@ -286,6 +325,7 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
     snprintf(why, whylen, "planning the request's files: %s", strerror(errno));
     goto fail;
   }
+  mark_below_per_run(fs);
   return 0;
 fail:
   esb_rootfs_release(fs);
@@ -351,16 +391,38 @@ int esb_rootfs_make_dir_at(int dirfd, const char *path, uid_t uid, gid_t gid) {
   return fchownat(dirfd, path, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
-static int apply(const struct esb_rootfs_step *s) {
+/* prefix + path into buf (PATH_MAX): with memcpy, safe after a fork. */
+static const char *join(char *buf, const char *prefix, const char *path) {
+  size_t a = strlen(prefix), b = strlen(path);
+  if (a + b >= PATH_MAX) {
+    errno = ENAMETOOLONG;
+    return NULL;
+  }
+  memcpy(buf, prefix, a);
+  memcpy(buf + a, path, b + 1);
+  return buf;
+}
+
+/* One step, its dest below prefix ("" in the new root itself); a bind's
+ * source without OLDROOT when host_sources (a template's builder sees the
+ * host's root as its own). */
+static int apply(const struct esb_rootfs_step *s, const char *prefix, bool host_sources) {
+  char dest_buf[PATH_MAX];
+  const char *dest = *prefix ? join(dest_buf, prefix, s->dest) : s->dest;
+  if (!dest)
+    return -1;
   switch (s->kind) {
   case ESB_ROOTFS_DIR:
-    return mkdir(s->dest, 0755) < 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(dest, 0755) < 0 && errno != EEXIST ? -1 : 0;
   case ESB_ROOTFS_FILE:
-    return write_file(s->dest, s->data);
+    return write_file(dest, s->data);
   case ESB_ROOTFS_SYMLINK:
-    return symlink(s->data, s->dest);
+    return symlink(s->data, dest);
   case ESB_ROOTFS_BIND: {
-    if (mount(s->source, s->dest, NULL, MS_BIND | MS_REC, NULL) < 0)
+    size_t skip = strlen(ESB_ROOTFS_OLDROOT);
+    const char *source = host_sources && !strncmp(s->source, ESB_ROOTFS_OLDROOT "/", skip + 1)
+                           ? s->source + skip : s->source;
+    if (mount(source, dest, NULL, MS_BIND | MS_REC, NULL) < 0)
       return -1;
     /* Only adds restrictions, which a user namespace may do to the host's
      * locked mounts too. */
@@ -369,21 +431,40 @@ static int apply(const struct esb_rootfs_step *s) {
       attr.attr_set |= MOUNT_ATTR_RDONLY;
     if (!strncmp(s->dest, "/dev/", 5))
       attr.attr_set &= ~(uint64_t)MOUNT_ATTR_NODEV; /* the device nodes themselves */
-    return (int)syscall(SYS_mount_setattr, AT_FDCWD, s->dest, AT_RECURSIVE, &attr, sizeof attr);
+    return (int)syscall(SYS_mount_setattr, AT_FDCWD, dest, AT_RECURSIVE, &attr, sizeof attr);
   }
   case ESB_ROOTFS_TMPFS:
-    return mount("tmpfs", s->dest, "tmpfs", MS_NOSUID | MS_NODEV, s->data);
+    return mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, s->data);
   case ESB_ROOTFS_DEVPTS:
-    return mount("devpts", s->dest, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+    return mount("devpts", dest, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
   case ESB_ROOTFS_PROC:
-    return mount("proc", s->dest, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    return mount("proc", dest, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   case ESB_ROOTFS_DATA:
-    return esb_rootfs_write_file_at(AT_FDCWD, s->dest, s->data, s->len, s->mode, s->uid, s->gid);
+    return esb_rootfs_write_file_at(AT_FDCWD, dest, s->data, s->len, s->mode, s->uid, s->gid);
   case ESB_ROOTFS_OWN_DIR:
-    return esb_rootfs_make_dir_at(AT_FDCWD, s->dest, s->uid, s->gid);
+    return esb_rootfs_make_dir_at(AT_FDCWD, dest, s->uid, s->gid);
   }
   errno = EINVAL;
   return -1;
+}
+
+static int remount_read_only(const char *path) {
+  return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+}
+
+/* The tmpfs a template holds (/dev) read-only: whatever a run writes there
+ * would be every run's. Built step by step, a root is made the same. */
+static int seal_tmpfs(const struct esb_rootfs *fs, const char *prefix) {
+  char buf[PATH_MAX];
+  for (size_t i = 0; i < fs->count; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (s->kind != ESB_ROOTFS_TMPFS || s->per_run)
+      continue;
+    const char *path = *prefix ? join(buf, prefix, s->dest) : s->dest;
+    if (!path || remount_read_only(path) < 0)
+      return -1;
+  }
+  return 0;
 }
 
 int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed) {
@@ -395,12 +476,64 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed) {
       syscall(SYS_pivot_root, "/tmp", "/tmp" ESB_ROOTFS_OLDROOT) < 0 || chdir("/") < 0)
     return -1;
   for (size_t i = 0; i < fs->count; i++) {
-    if (apply(&fs->steps[i]) < 0) {
+    if (apply(&fs->steps[i], "", false) < 0) {
       *failed = (long)i;
       return -1;
     }
   }
-  if (umount2(ESB_ROOTFS_OLDROOT, MNT_DETACH) < 0 || rmdir(ESB_ROOTFS_OLDROOT) < 0)
+  if (seal_tmpfs(fs, "") < 0 || umount2(ESB_ROOTFS_OLDROOT, MNT_DETACH) < 0 || rmdir(ESB_ROOTFS_OLDROOT) < 0)
     return -1;
-  return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+  return remount_read_only("/");
+}
+
+int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
+                              long *failed) {
+  *failed = -1;
+  if (mkdir(dir, 0711) < 0)
+    return -1;
+  /* What the steps make is owned as a run's own root would have it: the
+   * tmpfs takes our fs ids for its root. */
+  setfsgid(gid);
+  setfsuid(uid);
+  if ((gid_t)setfsgid((gid_t)-1) != gid || (uid_t)setfsuid((uid_t)-1) != uid) {
+    errno = EPERM;
+    return -1;
+  }
+  if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0)
+    return -1;
+  for (size_t i = 0; i < fs->count; i++) {
+    if (!fs->steps[i].per_run && apply(&fs->steps[i], dir, true) < 0) {
+      *failed = (long)i;
+      return -1;
+    }
+  }
+  return seal_tmpfs(fs, dir) < 0 ? -1 : remount_read_only(dir);
+}
+
+int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long *failed) {
+  *failed = -1;
+  /* The template's copy is locked to the host's root below it, so it
+   * cannot be pivoted to itself: a bind of it, ours, can. The host's root
+   * goes on /tmp (every root has it) until /proc is mounted, which the
+   * kernel allows only while a proc of the host is in the namespace. */
+  if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+    return errno == ENOENT ? esb_rootfs_apply(fs, failed) : -1;
+  if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", "tmp") < 0 || chdir("/") < 0)
+    return -1;
+  bool host_root = true;
+  for (size_t i = 0; i < fs->count; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (!s->per_run)
+      continue;
+    if (host_root && at_or_below(s->dest, "/tmp")) {
+      if (umount2("/tmp", MNT_DETACH) < 0)
+        return -1;
+      host_root = false;
+    }
+    if (apply(s, "", false) < 0) {
+      *failed = (long)i;
+      return -1;
+    }
+  }
+  return host_root ? umount2("/tmp", MNT_DETACH) : 0;
 }

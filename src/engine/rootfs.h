@@ -20,7 +20,18 @@
  *
  * The child pivots into the new root first; the host's root stays reachable
  * at OLDROOT (the steps' sources name it) until the steps are done, then is
- * detached. */
+ * detached.
+ *
+ * The steps that are the same for every run of a policy (all but the
+ * tmpfs of /tmp, /dev/shm and the working dir, /proc, /dev/pts, the
+ * request's files, and whatever lies below one of those) can be built once
+ * as a template: echo-sandbox-init's fork server (engine/fork_server.h)
+ * keeps templates, read-only, in a mount namespace of its own, and each run
+ * forked from it takes a copy of one (locked read-only in the run's user
+ * namespace) and adds only its own steps: a copy of some 25 mounts instead
+ * of building them, with their directories and files, each time. A root
+ * built so and one built step by step are the same: /dev is read-only in
+ * both (but for its devices, /dev/pts and /dev/shm). */
 #ifndef ESB_ENGINE_ROOTFS_H
 #define ESB_ENGINE_ROOTFS_H
 
@@ -60,6 +71,9 @@ struct esb_rootfs_step {
   size_t len;          /* DATA: the bytes of data */
   unsigned mode;       /* DATA */
   unsigned uid, gid;   /* DATA, OWN_DIR: the owner, as seen inside */
+  uint64_t source_dev, source_ino; /* BIND: the host path's file when planned, so that a
+                          template of a file since replaced (renamed over) is not used */
+  bool per_run;        /* not part of a template: see above */
 };
 
 struct esb_rootfs {
@@ -106,5 +120,23 @@ void esb_rootfs_release(struct esb_rootfs *fs);
  * Returns 0, or -1 with errno set and *failed the index of the step that
  * failed (-1: the pivot or the final remount). */
 int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed);
+
+/* The template of fs's steps that are not per run, built by a privileged
+ * process (the fork server's builder, in the server's mount namespace) at
+ * dir, a new directory below the working directory: a tmpfs of its own
+ * with the steps' files owned by uid/gid (the host ids the program runs
+ * as, as a run makes them), read-only once built. Host paths are the
+ * sources' without OLDROOT. 0, or -1 with errno and *failed as above. */
+int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
+                              long *failed);
+
+/* The child's side with a template (the one built for these same steps,
+ * at dir below the working directory, which the child's mount namespace
+ * copied): a copy of it becomes the root, then the per-run steps are
+ * applied and the host's root is detached. A template that is not there
+ * (the server dropped it before the child's namespace copied it) is done
+ * without: esb_rootfs_apply. Async-signal-safe. 0, or -1 with errno and
+ * *failed as above. */
+int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long *failed);
 
 #endif

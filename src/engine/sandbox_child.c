@@ -205,7 +205,9 @@ static void bring_up_loopback(const struct esb_child_plan *p) {
 static void build_root(const struct esb_child_plan *p) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(p, STEP_PRIVATE);
   long failed;
-  if (esb_rootfs_apply(p->rootfs, &failed) < 0) fail(p, STEP_ROOTFS);
+  int rc = p->rootfs_template ? esb_rootfs_apply_template(p->rootfs, p->rootfs_template, &failed)
+                              : esb_rootfs_apply(p->rootfs, &failed);
+  if (rc < 0) fail(p, STEP_ROOTFS);
 }
 
 /* No user namespace can be made below ours, whatever the filter lets

@@ -21,6 +21,8 @@ struct esb_child_plan {
   int collect_fd;                 /* where pid 1 writes the collected files; -1: none */
   const struct esb_rootfs *rootfs; /* the root's steps, with ESB_NS_MOUNT */
   bool started_in_cgroup;         /* the clone put us in sandbox->cgroup_dir: nothing to join */
+  const char *rootfs_template;    /* a template of rootfs below our working dir (engine/rootfs.h),
+                                     which the fork server that forked us built; NULL: none */
 };
 
 _Noreturn void esb_child_main(const struct esb_child_plan *plan);

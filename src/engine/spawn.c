@@ -105,12 +105,19 @@ static int prepare_stdio(struct prepared *pr, int i, int *ours) {
   return 0;
 }
 
+/* The host ids the program runs as: the sandbox's, or ours. */
+static void outer_ids(const struct esb_sandbox *sb, uid_t *uid, gid_t *gid) {
+  *uid = sb->switch_ids ? sb->uid : geteuid();
+  *gid = sb->switch_ids ? sb->gid : getegid();
+}
+
 /* Maps the sandbox's single uid/gid onto the host ids the program runs as. As
  * root any host id may be mapped; otherwise only our own, without setgroups. */
 static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
   char path[64], line[64];
-  uid_t outer_uid = sb->switch_ids ? sb->uid : geteuid();
-  gid_t outer_gid = sb->switch_ids ? sb->gid : getegid();
+  uid_t outer_uid;
+  gid_t outer_gid;
+  outer_ids(sb, &outer_uid, &outer_gid);
   snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
   snprintf(line, sizeof line, "%u %u 1\n", (unsigned)sb->inner_uid, (unsigned)outer_uid);
   if (esb_write_file(path, line) < 0) {
@@ -207,8 +214,20 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
   const struct esb_sandbox *sb = c->sandbox;
   for (size_t i = 0; i < sb->n_cgroup_procs && i < ESB_CGROUP__COUNT; i++)
     from[ESB_WIRE_FD_CGROUP + i] = sb->cgroup_procs[i];
-  pid_t pid = esb_init_start(from, cgroup_fd, pidfd);
+  /* The key of the root's template (engine/rootfs.h), made with the ids
+   * its files are owned by. Without one the run builds its root itself. */
+  char *key = NULL;
+  size_t key_len = 0;
+  if (pr->plan.rootfs) {
+    uid_t uid;
+    gid_t gid;
+    outer_ids(sb, &uid, &gid);
+    if (esb_child_wire_template_write(pr->plan.rootfs, uid, gid, &key, &key_len) < 0)
+      key_len = 0;
+  }
+  pid_t pid = esb_init_start(from, cgroup_fd, key, key_len, pidfd);
   int saved = errno;
+  free(key);
   close(plan);
   errno = saved;
   return pid;
