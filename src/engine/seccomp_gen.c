@@ -111,6 +111,11 @@ static int build(enum esb_seccomp_profile profile, struct sock_fprog *prog, char
   }
   int fd = -1, rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
   if (!rc) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* the child sets it itself */
+  /* A binary tree of the system call numbers rather than a chain: when the
+   * filter is installed the kernel runs it for every number of every
+   * architecture to cache which are always allowed (with interrupts off, in
+   * each run), and a chain of some 90 compares made that 80 µs a run. */
+  if (!rc) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
   if (!rc) rc = add_rules(ctx, profile);
   if (rc) {
     snprintf(why, whylen, "building the filter of profile %d: %s", (int)profile, strerror(-rc));
