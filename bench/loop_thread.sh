@@ -7,7 +7,7 @@
 #      run, median of three batches. The sandboxes are started on the pool's
 #      threads (src/engine/spawner.h), so this is what bounds the runs one
 #      loop can start a second whatever the cores.
-#   2. hyperfine, in one run: that batch against `xargs -P J unshare` making
+#   2. hyperfine, in one run (in rounds, bench/common.sh): that batch against `xargs -P J unshare` making
 #      the same namespaces (user, mount, pid, net, ipc, uts) around each
 #      /bin/true: the kernel's floor for the same work without a sandbox;
 #      and the same batch with each run's init exec'd rather than forked by
@@ -25,39 +25,44 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for i in $(seq "$n"); do echo "{\"id\":$i,\"program\":\"/bin/true\"}"; done > "$work/requests.ndjson"
 
-# The loop thread's CPU ticks when the batch ends (the main thread's tid is
-# the pid).
-loop_ticks() {
+# The loop thread's CPU when the batch ends (the main thread's tid is the
+# pid): "TICKS NS", the ticks of utime + stime in /proc/PID/task/PID/stat
+# and, to the nanosecond, the time on a CPU in its schedstat.
+loop_cpu() {
   "$cli" batch -j "$jobs" < "$work/requests.ndjson" > "$work/out.ndjson" &
-  local pid=$! last=0 stat fields
-  while stat=$(cat "/proc/$pid/task/$pid/stat" 2>/dev/null); do
+  local pid=$! last=0 ns=0 stat sched fields
+  while stat=$(cat "/proc/$pid/task/$pid/stat" 2>/dev/null) &&
+        sched=$(cat "/proc/$pid/task/$pid/schedstat" 2>/dev/null); do
     read -r -a fields <<< "${stat##*) }"
     last=$((fields[11] + fields[12]))
+    ns=${sched%% *}
     sleep 0.005
   done
   wait "$pid"
   [ "$(grep -c '"exit_code":0' "$work/out.ndjson")" = "$n" ] || { echo "a run failed" >&2; exit 1; }
-  echo "$last"
+  echo "$last $ns"
 }
 hz=$(getconf CLK_TCK)
-samples=$(for _ in 1 2 3; do loop_ticks; done | sort -n | tr '\n' ' ')
+cpu=$(for _ in 1 2 3; do loop_cpu; done)
+samples=$(echo "$cpu" | cut -d' ' -f1 | sort -n | tr '\n' ' ')
 median=$(echo "$samples" | awk '{print $2}')
+sched_us=$(echo "$cpu" | cut -d' ' -f2 | sort -n | awk -v n="$n" 'NR == 2 { printf "%.0f", $1 / 1000 / n }')
 per_run_us=$(awk -v t="$median" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
 
 mkdir -p "$here/bench/results"
 out="$here/bench/results/loop_thread"
-hyperfine -N --warmup 1 --runs "${RUNS:-10}" --export-json "$out.json" \
+hyperfine_rounds "$out.json" "$out.runs.md" "${RUNS:-20}" --warmup 1 \
   -n "batch -j $jobs" "bash -c '$cli batch -j $jobs < $work/requests.ndjson > /dev/null'" \
   -n "batch -j $jobs, init exec per run" \
      "bash -c 'ECHO_SANDBOX_FORK_SERVER=0 $cli batch -j $jobs < $work/requests.ndjson > /dev/null'" \
   -n "xargs -P $jobs unshare" \
-     "bash -c 'seq $n | xargs -P $jobs -I{} unshare --user --map-root-user --mount --pid --fork --net --ipc --uts /bin/true'" \
-  >/dev/null
+     "bash -c 'seq $n | xargs -P $jobs -I{} unshare --user --map-root-user --mount --pid --fork --net --ipc --uts /bin/true'"
 ratio=$(with_means "$out.json" "io.write(('%.2f'):format(mean['batch -j $jobs'] / mean['xargs -P $jobs unshare']))")
 {
   echo "| measure | value |"
   echo "|---|---|"
   echo "| loop thread CPU per run, batch -j $jobs of $n /bin/true (ticks of 1/$hz s: $samples) | ${per_run_us} µs |"
+  echo "| the same from its schedstat (time on a CPU, median of the three) | ${sched_us} µs |"
   with_means "$out.json" "
     for name, m in pairs(mean) do print(('| %s, mean | %.3f s |'):format(name, m)) end"
   echo "| batch -j $jobs / xargs -P $jobs unshare | $ratio |"
