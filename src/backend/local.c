@@ -81,7 +81,11 @@ static void read_cgroup(struct esb_exec *exec, void *userdata) {
     return;
   run->seen.oom_killed = esb_cgroup_oom_killed(&run->cgroup);
   esb_cgroup_usage(&run->cgroup, &run->seen.cpu_time_ms, &run->seen.memory_peak_bytes);
-  esb_cgroup_settle(&run->cgroup);
+  /* In a pid namespace of its own the run has no process left once we
+   * reaped its child: the kernel ends pid 1 of a namespace only after every
+   * other process in it is gone, and no process leaves the namespace. */
+  if (!(run->sandbox.namespaces & ESB_NS_PID))
+    esb_cgroup_settle(&run->cgroup);
 }
 
 /* Files out: the frames pid 1 wrote, or, for a run without namespaces,

@@ -593,8 +593,13 @@ fail:
   return -1;
 }
 
-bool esb_cgroup_oom_killed(const struct esb_cgroup *cg) {
-  return cg->dirs[0] && oom_kills(cg) > cg->oom_kills_before;
+bool esb_cgroup_oom_killed(struct esb_cgroup *cg) {
+  if (!cg->dirs[0])
+    return false;
+  uint64_t now = oom_kills(cg), before = cg->oom_kills_before;
+  cg->oom_kills_before = now;
+  cg->oom_kills_known = true;
+  return now > before;
 }
 
 void esb_cgroup_usage(const struct esb_cgroup *cg, int64_t *cpu_time_ms, int64_t *memory_peak_bytes) {
@@ -691,7 +696,9 @@ static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) 
     if (!cg->peak_is_this_runs)
       close_fd(&cg->peak_fd);
   }
-  cg->oom_kills_before = oom_kills(cg);
+  if (!cg->oom_kills_known)
+    cg->oom_kills_before = oom_kills(cg);
+  cg->oom_kills_known = false;
   int64_t usec = cpu_usec(cg);
   cg->no_cpu_usage = usec < 0 && cg->version == ESB_CGROUP_V1;
   cg->cpu_usec_before = usec > 0 ? (uint64_t)usec : 0;

@@ -75,6 +75,7 @@ struct esb_cgroup {
                                     with the same limits rewrites none of them */
   bool limits_set;
   bool no_cpu_usage;             /* v1: no cpuacct.usage beside the cpu files (not asked again) */
+  bool oom_kills_known;          /* oom_kills_before holds the count at the last run's end */
 };
 
 #define ESB_CGROUP_INIT { .procs = { -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1 }
@@ -144,8 +145,10 @@ void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
 int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why,
                       size_t whylen);
 
-/* True when the kernel's OOM killer killed a process of the memory cgroup. */
-bool esb_cgroup_oom_killed(const struct esb_cgroup *cg);
+/* True when the kernel's OOM killer killed a process of the memory cgroup
+ * during this run. The count read is kept as the next run's start: an
+ * idle cgroup has no process to kill. */
+bool esb_cgroup_oom_killed(struct esb_cgroup *cg);
 
 /* The run's usage so far, where the cgroup knows it: CPU time (user +
  * system) in ms and the memory high-water mark in bytes; -1 where unknown. */
