@@ -138,6 +138,30 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     assert(ok, err)
   end)
 
+  it("builds no template through a symlink of the root, which would lead its builder to the host's paths", function()
+    -- /link is the policy's absolute symlink to a host directory anyone may
+    -- write; a mount below it must not be made there
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute(("mkdir -p %s/target %s/data && chmod 0777 %s/target && ln -s %s/target %s/link")
+      :format(dir, dir, dir, dir, dir)))
+    local policy = env.policy_file(([[
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = %q, path = "/link" }
+mounts[#mounts + 1] = { host = %q, path = "/link/sub" }]]):format(dir .. "/link", dir .. "/data"))
+    local d = daemon.start("--policy " .. env.quote(policy))
+    local ok, err = pcall(function()
+      local result = run_shell(d, "true")
+      assert.are.equal("error", result.status, cjson.encode(result))
+      assert.are.same({}, templates_of(servers_of(d.pid)[1]))
+      assert.is_nil(io.open(dir .. "/target/sub"), "a directory was made on the host")
+    end)
+    daemon.stop(d)
+    os.remove(policy)
+    os.execute("rm -rf " .. dir)
+    assert(ok, err)
+  end)
+
   it("refuses a policy that mounts the host's /proc or /sys, naming it", function()
     for _, host in ipairs { "/proc/1", "/sys", "/sys/fs/cgroup" } do
       local policy = env.policy_file(([[

@@ -486,6 +486,31 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed) {
   return remount_read_only("/");
 }
 
+/* Whether a step's dest below dir would go through a symlink (one a step
+ * made): the builder's root is the host's, so an absolute link's target
+ * would be the host's own path. Such a root is built by its runs, where the
+ * link resolves inside it. The last component counts for a mount, which
+ * follows it; a file or directory step makes its last component itself. */
+static bool through_link(const char *dir, const struct esb_rootfs_step *s) {
+  char path[PATH_MAX];
+  if (!join(path, dir, s->dest))
+    return true;
+  bool mounts = s->kind == ESB_ROOTFS_BIND || s->kind == ESB_ROOTFS_TMPFS || s->kind == ESB_ROOTFS_PROC ||
+                s->kind == ESB_ROOTFS_DEVPTS;
+  for (char *slash = path + strlen(dir) + 1;; slash++) {
+    slash = strchr(slash, '/');
+    if (!slash && !mounts)
+      return false;
+    if (slash)
+      *slash = '\0';
+    struct stat st;
+    bool link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    if (link || !slash)
+      return link;
+    *slash = '/';
+  }
+}
+
 int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
                               long *failed) {
   *failed = -1;
@@ -502,7 +527,15 @@ int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_
   if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0)
     return -1;
   for (size_t i = 0; i < fs->count; i++) {
-    if (!fs->steps[i].per_run && apply(&fs->steps[i], dir, true) < 0) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (s->per_run)
+      continue;
+    if (through_link(dir, s)) {
+      *failed = (long)i;
+      errno = ELOOP;
+      return -1;
+    }
+    if (apply(s, dir, true) < 0) {
       *failed = (long)i;
       return -1;
     }

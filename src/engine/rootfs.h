@@ -126,7 +126,9 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed);
  * dir, a new directory below the working directory: a tmpfs of its own
  * with the steps' files owned by uid/gid (the host ids the program runs
  * as, as a run makes them), read-only once built. Host paths are the
- * sources' without OLDROOT. 0, or -1 with errno and *failed as above. */
+ * sources' without OLDROOT. A step whose dest goes through a symlink is
+ * refused (ELOOP): here it would lead to the host's paths. 0, or -1 with
+ * errno and *failed as above. */
 int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
                               long *failed);
 
