@@ -71,6 +71,25 @@ local function run_true(d)
   assert.are.equal(0, math.tointeger(result.exit_code))
 end
 
+-- Runs body(d, dir) against a daemon of its own: with the policy lines
+-- given (formatted with dir, a temp dir of the spec's own, made by setup
+-- when given) and the environment prefix; then stops the daemon and
+-- removes the policy and dir, whatever body did.
+local function with_daemon(o, body)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  if o.setup then o.setup(dir) end
+  local policy = o.policy and env.policy_file(o.policy:gsub("DIR", dir))
+  local d = daemon.start(policy and ("--policy " .. env.quote(policy)), nil, o.prefix)
+  local ok, err = pcall(body, d, dir)
+  daemon.stop(d)
+  if policy then os.remove(policy) end
+  os.execute("rm -rf " .. dir)
+  assert(ok, err)
+  return d
+end
+
 describe("the init's fork server", function()
   env.check_leaks()
   if env.isolation ~= "namespaces" then
@@ -79,8 +98,8 @@ describe("the init's fork server", function()
   end
 
   it("forks a daemon's sandboxes from one server; a killed one is replaced at the next run; none outlives the daemon", function()
-    local d = daemon.start()
-    local ok, err = pcall(function()
+    local server
+    with_daemon({}, function(d)
       run_true(d)
       run_true(d)
       local first = servers_of(d.pid)
@@ -91,16 +110,13 @@ describe("the init's fork server", function()
       local second = servers_of(d.pid)
       assert.are.equal(1, #second, "a server again after the next run")
       assert.are_not.equal(first[1], second[1])
-      d.server = second[1]
+      server = second[1]
     end)
-    daemon.stop(d)
-    assert(ok, err)
-    assert.is_true(gone(d.server), "the server ended with the daemon")
+    assert.is_true(gone(server), "the server ended with the daemon")
   end)
 
   it("gives each run a read-only copy of one template: what a run writes is not in the next", function()
-    local d = daemon.start()
-    local ok, err = pcall(function()
+    with_daemon({}, function(d)
       local first = run_shell(d, "touch /tmp/left /dev/shm/left /work/left && echo wrote; " ..
         "for f in /x /dev/x /etc/x /usr/x; do touch $f 2>/dev/null && echo wrote $f; done; true")
       assert.are.equal("wrote\n", first.stdout, first.stderr)
@@ -111,20 +127,14 @@ describe("the init's fork server", function()
         "fd\nfull\nnull\nptmx\npts\nrandom\nshm\nstderr\nstdin\nstdout\nurandom\nzero\n", second.stdout)
       assert.are.equal(1, #templates_of(server), "the next run of the policy used the same template")
     end)
-    daemon.stop(d)
-    assert(ok, err)
   end)
 
   it("builds a new template once a host file the policy mounts was replaced", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. dir))
-    env.write_file(dir .. "/probe", "one\n")
-    local policy = env.policy_file(([[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/etc/esb-probe" }]]):format(
-      dir .. "/probe"))
-    local d = daemon.start("--policy " .. env.quote(policy))
-    local ok, err = pcall(function()
+    with_daemon({
+      setup = function(dir) env.write_file(dir .. "/probe", "one\n") end,
+      policy = [[
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = "DIR/probe", path = "/etc/esb-probe" }]],
+    }, function(d, dir)
       assert.are.equal("one\n", run_shell(d, "cat /etc/esb-probe").stdout)
       -- replaced as package managers and ldconfig do: a new file renamed over
       env.write_file(dir .. "/probe.new", "two\n")
@@ -132,34 +142,26 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
       assert.are.equal("two\n", run_shell(d, "cat /etc/esb-probe").stdout)
       assert.are.equal(2, #templates_of(servers_of(d.pid)[1]))
     end)
-    daemon.stop(d)
-    os.remove(policy)
-    os.execute("rm -rf " .. dir)
-    assert(ok, err)
   end)
 
   it("builds no template through a symlink of the root, which would lead its builder to the host's paths", function()
     -- /link is the policy's absolute symlink to a host directory anyone may
     -- write; a mount below it must not be made there
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute(("mkdir -p %s/target %s/data && chmod 0777 %s/target && ln -s %s/target %s/link")
-      :format(dir, dir, dir, dir, dir)))
-    local policy = env.policy_file(([[
+    with_daemon({
+      setup = function(dir)
+        assert(os.execute(("mkdir -p %s/target %s/data && chmod 0777 %s/target && ln -s %s/target %s/link")
+          :format(dir, dir, dir, dir, dir)))
+      end,
+      policy = [[
 local mounts = policy.local_sandbox.mounts
-mounts[#mounts + 1] = { host = %q, path = "/link" }
-mounts[#mounts + 1] = { host = %q, path = "/link/sub" }]]):format(dir .. "/link", dir .. "/data"))
-    local d = daemon.start("--policy " .. env.quote(policy))
-    local ok, err = pcall(function()
+mounts[#mounts + 1] = { host = "DIR/link", path = "/link" }
+mounts[#mounts + 1] = { host = "DIR/data", path = "/link/sub" }]],
+    }, function(d, dir)
       local result = run_shell(d, "true")
       assert.are.equal("error", result.status, cjson.encode(result))
       assert.are.same({}, templates_of(servers_of(d.pid)[1]))
       assert.is_nil(io.open(dir .. "/target/sub"), "a directory was made on the host")
     end)
-    daemon.stop(d)
-    os.remove(policy)
-    os.execute("rm -rf " .. dir)
-    assert(ok, err)
   end)
 
   it("refuses a policy that mounts the host's /proc or /sys, naming it", function()
@@ -177,12 +179,9 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
   end)
 
   it("is not started with ECHO_SANDBOX_FORK_SERVER=0: every run execs the init program", function()
-    local d = daemon.start(nil, nil, "ECHO_SANDBOX_FORK_SERVER=0")
-    local ok, err = pcall(function()
+    with_daemon({ prefix = "ECHO_SANDBOX_FORK_SERVER=0" }, function(d)
       run_true(d)
       assert.are.same({}, servers_of(d.pid))
     end)
-    daemon.stop(d)
-    assert(ok, err)
   end)
 end)
