@@ -165,4 +165,37 @@ describe("the local sandbox", function()
       end
     end)
   end)
+
+  -- The engine in a user namespace whose user.max_user_namespaces is 0: the
+  -- sandbox's init cannot make its own. Before the engine let go of the
+  -- init's end of their socket, it waited for the init's word forever.
+  describe("on a host that refuses user namespaces", function()
+    if env.isolation ~= "namespaces" or not env.is_root() then
+      pending("needs root and the namespace sandbox")
+      return
+    end
+
+    local function run_refused(prefix)
+      local policy = env.policy_file("")
+      -- the guard against a hang fails the spec instead; it times nothing
+      local cmd = ("env -u LD_PRELOAD timeout 120 unshare --user --map-root-user sh -c %s"):format(env.quote(
+        ("echo 0 > /proc/sys/user/max_user_namespaces && exec %s %s %s run --json --policy %s -- /bin/echo ran")
+        :format(prefix or "", env.cli_prefix, env.quote(env.cli), env.quote(policy))))
+      local p = io.popen(cmd .. " 2>/dev/null")
+      local out = p:read("a")
+      local _, _, code = p:close()
+      os.remove(policy)
+      assert.are_not.equal(124, code, "the engine waited for an init that had ended")
+      return cjson.decode(out)
+    end
+
+    for _, prefix in ipairs { "", "env ECHO_SANDBOX_FORK_SERVER=0" } do
+      local how = prefix == "" and "forked by the fork server" or "exec'd"
+      it("says so when the policy requires them, the init " .. how, function()
+        local r = run_refused(prefix)
+        assert.are.equal("sandbox_setup", r.error and r.error.code, cjson.encode(r))
+        assert.truthy(r.error.message:find("refuses the namespaces", 1, true), r.error.message)
+      end)
+    end
+  end)
 end)

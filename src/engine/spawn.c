@@ -299,6 +299,10 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   }
   c->pid = (pid_t)pid;
   c->pidfd = pidfd;
+  /* The child's end of the sync socket is the child's alone now: should it
+   * end before it says "u" (its unshare refused), our read sees the end
+   * instead of waiting for a byte that will never come. */
+  close_fd(&pr.sync_r);
   /* The child makes its own session (so its group) first thing; until then
    * esb_child_kill reaches it through its pid, and it has started nothing. */
 
