@@ -84,7 +84,8 @@ static void drop(struct template *t) {
 }
 
 /* Builds key's template in t, by a child of ours (which shares our mount
- * namespace; its fs ids and what it leaves are its own). */
+ * namespace; its fs ids and what it leaves are its own). The steps are
+ * read from t's own copy of the key, which they point into. */
 static void build(struct template *t, const char *key, size_t len) {
   t->key = malloc(len);
   if (!t->key)
@@ -95,11 +96,13 @@ static void build(struct template *t, const char *key, size_t len) {
   struct esb_rootfs fs;
   uid_t uid;
   gid_t gid;
-  char *parsed = malloc(len);
   int status = -1;
-  if (parsed && (memcpy(parsed, key, len), esb_child_wire_template_read(parsed, len, &fs, &uid, &gid) == 0)) {
+  if (esb_child_wire_template_read(t->key, len, &fs, &uid, &gid) == 0) {
     pid_t builder = fork();
     if (builder == 0) {
+      /* The run being asked for has its fds open here (its pipes among
+       * them): the builder holds none of them. */
+      syscall(SYS_close_range, 0u, ~0u, 0u);
       long failed;
       _exit(esb_rootfs_build_template(&fs, t->name, uid, gid, &failed) < 0 ? 1 : 0);
     }
@@ -107,7 +110,6 @@ static void build(struct template *t, const char *key, size_t len) {
       ;
     free(fs.steps);
   }
-  free(parsed);
   if (status != 0) {
     umount2(t->name, MNT_DETACH);
     rmdir(t->name);
