@@ -178,6 +178,19 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     end
   end)
 
+  it("says why when the init program cannot be executed, the server's start or each run's exec", function()
+    local program = os.tmpname()
+    env.write_file(program, "not a program\n")
+    os.execute("chmod +x " .. program)
+    for _, prefix in ipairs { "", "ECHO_SANDBOX_FORK_SERVER=0 " } do
+      local out = env.cli_run({ "run", "--json", "--", "/bin/true" }, nil, prefix .. "ECHO_SANDBOX_INIT=" .. program)
+      local result = cjson.decode(out)
+      assert.are.equal("sandbox setup failed (start echo-sandbox-init): Exec format error",
+        result.error and result.error.message, out)
+    end
+    os.remove(program)
+  end)
+
   it("is not started with ECHO_SANDBOX_FORK_SERVER=0: every run execs the init program", function()
     with_daemon({ prefix = "ECHO_SANDBOX_FORK_SERVER=0" }, function(d)
       run_true(d)

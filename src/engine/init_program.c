@@ -54,7 +54,8 @@ struct init_exec {
   int program;                 /* echo-sandbox-init */
   const int *from;             /* the fd that becomes each of its fds; -1: none */
   char *const *argv, *const *envp;
-  int report_fd;               /* where a failed exec is reported; -1: nowhere */
+  bool report;                 /* a failed exec is reported on ESB_WIRE_FD_REPORT (which is
+                                  the fork server's socket when the program is that) */
 };
 
 /* The child of esb_clone_vfork: the fds in place, then exec. It shares our
@@ -67,21 +68,21 @@ static int exec_init(void *arg) {
   esb_child_wire_place(x->from, false);
   syscall(SYS_execveat, program, "", x->argv, x->envp, AT_EMPTY_PATH);
   struct esb_report r = { .kind = ESB_REPORT_SETUP_FAILED, .step = esb_child_init_step(), .error = errno };
-  if (x->report_fd >= 0)
-    syscall(SYS_write, x->report_fd, &r, sizeof r);
+  if (x->report) /* placed: the caller's number for it may be another fd's now */
+    syscall(SYS_write, ESB_WIRE_FD_REPORT, &r, sizeof r);
   return 127;
 }
 
 /* Execs the program with the fds from[] in place: its pid, or -1 with
  * errno (ENOSYS: no vfork-like clone here). */
-static pid_t exec_program(const int from[ESB_WIRE_FD__END], char *const *argv, int report_fd,
+static pid_t exec_program(const int from[ESB_WIRE_FD__END], char *const *argv, bool report,
                           int cgroup_fd, int *pidfd) {
   int program = open(init_program_path, O_PATH | O_CLOEXEC);
   if (program < 0)
     return -1;
   static char *const envp[] = { NULL };
   struct init_exec x = { .program = program, .from = from, .argv = argv, .envp = envp,
-                         .report_fd = report_fd };
+                         .report = report };
   enum { STACK_SIZE = 64 * 1024 };
   void *stack = malloc(STACK_SIZE);
   pid_t pid = -1;
@@ -154,7 +155,7 @@ static int server_start(void) {
     from[i] = -1;
   from[ESB_FORK_SERVER_FD] = fds[1];
   static char *const argv[] = { "echo-sandbox-init", ESB_FORK_SERVER_ARG, NULL };
-  pid_t pid = exec_program(from, argv, -1, -1, &server.pidfd);
+  pid_t pid = exec_program(from, argv, false, -1, &server.pidfd);
   close(fds[1]);
   server.sock = fds[0];
   if (pid < 0) {
@@ -238,5 +239,5 @@ pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char
     /* Else this run execs the program, which then tells what failed. */
   }
   static char *const argv[] = { "echo-sandbox-init", NULL };
-  return exec_program(from, argv, from[ESB_WIRE_FD_REPORT], cgroup_fd, pidfd);
+  return exec_program(from, argv, from[ESB_WIRE_FD_REPORT] >= 0, cgroup_fd, pidfd);
 }
