@@ -481,11 +481,15 @@ static void add_active(struct esb_loop *loop, struct esb_exec *e) {
   loop->count++;
 }
 
-/* The child is started (or not): from now on the loop drives it. */
-/* The child is started: its fds into the epoll set. 0, or -1 with errno
- * when the set refuses one (fs.epoll.max_user_watches): the child is then
- * killed and reaped, and its fds closed. */
-static int start_done(struct esb_loop *loop, struct esb_exec *e) {
+/* The fds of a started child the loop watches, by slot (-1: none). */
+struct watch_list {
+  int fd[ESB_SLOT__EXEC];
+  uint32_t events[ESB_SLOT__EXEC];
+};
+
+/* The child is started: which of its fds the loop watches, and their pipes
+ * sized. Touches only the exec's child (its owner's, whoever starts it). */
+static void start_prepare(struct esb_exec *e, struct watch_list *wl) {
   struct esb_child *c = &e->child;
   int *stdio[3] = { &c->in, &c->out, &c->err };
   for (int i = 0; i < 3; i++)
@@ -500,74 +504,123 @@ static int start_done(struct esb_loop *loop, struct esb_exec *e) {
     fcntl(c->out, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
   if (e->sink_fds[1] >= 0 && c->err >= 0)
     fcntl(c->err, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
-  const struct { int fd; uint32_t events; } fds[ESB_SLOT__EXEC] = {
-    [ESB_SLOT_IN] = { c->in, EPOLLOUT }, [ESB_SLOT_OUT] = { c->out, EPOLLIN }, [ESB_SLOT_ERR] = { c->err, EPOLLIN },
-    [ESB_SLOT_REPORT] = { c->report, EPOLLIN },
-    /* In a pid namespace, the end of the report pipe is the child's end:
-     * one fd less to watch and one wake-up less. */
-    [ESB_SLOT_PIDFD] = { in_pid_namespace(e) ? -1 : c->pidfd, EPOLLIN },
-    [ESB_SLOT_SOURCE] = { -1, 0 }, /* watched only while the child waits on it */
+  *wl = (struct watch_list){
+    .fd = { [ESB_SLOT_IN] = c->in, [ESB_SLOT_OUT] = c->out, [ESB_SLOT_ERR] = c->err, [ESB_SLOT_REPORT] = c->report,
+            /* In a pid namespace, the end of the report pipe is the child's
+             * end: one fd less to watch and one wake-up less. */
+            [ESB_SLOT_PIDFD] = in_pid_namespace(e) ? -1 : c->pidfd,
+            [ESB_SLOT_SOURCE] = -1 /* watched only while the child waits on it */ },
+    .events = { [ESB_SLOT_IN] = EPOLLOUT, [ESB_SLOT_OUT] = EPOLLIN, [ESB_SLOT_ERR] = EPOLLIN,
+                [ESB_SLOT_REPORT] = EPOLLIN, [ESB_SLOT_PIDFD] = EPOLLIN },
   };
-  for (int k = 0; k < ESB_SLOT__EXEC; k++) {
+  for (int k = 0; k < ESB_SLOT__EXEC; k++)
     e->slots[k] = (struct esb_loop_slot){ e, k };
-    if (fds[k].fd >= 0 && watch_fd(loop, fds[k].fd, fds[k].events, &e->slots[k]) < 0) {
-      int saved = errno;
-      exec_close(e, &c->in);
-      exec_close(e, &c->out);
-      exec_close(e, &c->err);
-      exec_close(e, &c->report);
-      unwatch_pidfd(loop, e);
-      esb_child_close(c);
-      errno = saved;
+}
+
+/* Adds the fds to the epoll set, in slot order: the fd that says the child
+ * ended (its pidfd, or its report pipe in a pid namespace) comes last, so a
+ * set that refused one never saw that fd, and no reap of the child can be
+ * under way. 0, or -1 with errno (fs.epoll.max_user_watches). Reads only
+ * the list and writes nothing of the exec's: a pool thread calls it while
+ * the loop may already serve the fds it added. */
+static int start_watch(struct esb_loop *loop, const struct watch_list *wl, struct esb_loop_slot *slots) {
+  for (int k = 0; k < ESB_SLOT__EXEC; k++)
+    if (wl->fd[k] >= 0 && watch_fd(loop, wl->fd[k], wl->events[k], &slots[k]) < 0)
       return -1;
-    }
-  }
   return 0;
 }
 
-static void work_on_pool(struct esb_spawner_job *job) {
-  struct esb_loop_work *w = (struct esb_loop_work *)((char *)job - offsetof(struct esb_loop_work, job));
-  struct esb_loop *loop = w->loop;
-  w->work(w);
+/* A started child the loop could not watch: killed and reaped, its fds
+ * closed (those in the set taken out first). */
+static void start_unwind(struct esb_loop *loop, struct esb_exec *e) {
+  struct esb_child *c = &e->child;
+  exec_close(e, &c->in);
+  exec_close(e, &c->out);
+  exec_close(e, &c->err);
+  exec_close(e, &c->report);
+  unwatch_pidfd(loop, e);
+  esb_child_close(c);
+}
+
+/* The child is started, on the loop's thread: its fds into the epoll set.
+ * 0, or -1 with errno when the set refuses one: the child is then killed
+ * and reaped, and its fds closed. */
+static int start_done(struct esb_loop *loop, struct esb_exec *e) {
+  struct watch_list wl;
+  start_prepare(e, &wl);
+  if (start_watch(loop, &wl, e->slots) == 0)
+    return 0;
+  int saved = errno;
+  start_unwind(loop, e);
+  errno = saved;
+  return -1;
+}
+
+/* Puts a finished work on the loop's list; wake: says so on the eventfd.
+ * The work is the loop's again once it is on the list. */
+static void push_done(struct esb_loop *loop, struct esb_loop_work *w, bool wake) {
   pthread_mutex_lock(&loop->done_lock);
   w->next_done = loop->done;
   loop->done = w;
   uint64_t one = 1;
-  if (write(loop->done_fd, &one, sizeof one) < 0) {
+  if (wake && loop->done_fd >= 0 && write(loop->done_fd, &one, sizeof one) < 0) {
     /* an eventfd does not fail a write of 1 short of 2^64 - 2 */
   }
   pthread_mutex_unlock(&loop->done_lock);
 }
 
-void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w) {
-  assert(w->work && w->done);
+static void work_on_pool(struct esb_spawner_job *job) {
+  struct esb_loop_work *w = (struct esb_loop_work *)((char *)job - offsetof(struct esb_loop_work, job));
+  w->work(w);
+  push_done(w->loop, w, true);
+}
+
+/* Counts a work in flight, with the eventfd its end is said on made where
+ * missing. false: the kernel gave no eventfd; the caller then does the work
+ * on this thread, and its end comes through the list from the next step. */
+static bool offload_begin(struct esb_loop *loop, struct esb_loop_work *w, void (*run)(struct esb_spawner_job *)) {
+  assert(w->done);
   w->loop = loop;
-  w->job = (struct esb_spawner_job){ .run = work_on_pool };
+  w->job = (struct esb_spawner_job){ .run = run };
   loop->works++;
-  /* Without an eventfd or a pool thread the work runs here: its end still
-   * comes through the list, from the next step. */
   if (loop->done_fd < 0 && (loop->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0) {
     loop->own_slots[OWN_DONE] = (struct esb_loop_slot){ NULL, OWN_DONE };
     if (watch_fd(loop, loop->done_fd, EPOLLIN, &loop->own_slots[OWN_DONE]) < 0)
       close_fd(&loop->done_fd);
   }
-  if (loop->done_fd < 0) {
+  return loop->done_fd >= 0;
+}
+
+void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w) {
+  assert(w->work);
+  if (!offload_begin(loop, w, work_on_pool)) {
     w->work(w);
-    w->next_done = loop->done;
-    loop->done = w;
+    push_done(loop, w, false);
     return;
   }
   if (esb_spawner_post(&w->job) < 0)
     work_on_pool(&w->job);
 }
 
+/* Starts the pool finished without a word on the eventfd (start_on_pool)
+ * are taken at every step while any is in flight. Those whose end the loop
+ * now waits on, because their fds already spoke or their deadline is past,
+ * are marked: their push says so. Called with done_lock held. */
+static void await_quiet_starts(struct esb_loop *loop, uint64_t now) {
+  for (struct esb_exec *e = loop->active; e; e = e->next)
+    if (e->starting && !e->start_pushed && (e->spoke_starting || (e->deadline_ns && now >= e->deadline_ns)))
+      e->start_awaited = true;
+}
+
 /* The works the pool has finished since the last look, in the order they
- * were done. */
-static void take_done(struct esb_loop *loop) {
+ * were done. woken: the eventfd said so (it is read). */
+static void take_done(struct esb_loop *loop, bool woken, uint64_t now) {
   uint64_t count;
-  if (loop->done_fd >= 0 && read(loop->done_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+  if (woken && loop->done_fd >= 0 && read(loop->done_fd, &count, sizeof count) < 0 && errno != EAGAIN)
     return;
   pthread_mutex_lock(&loop->done_lock);
+  if (loop->quiet_starts)
+    await_quiet_starts(loop, now);
   struct esb_loop_work *list = NULL;
   while (loop->done) { /* reversed: first done first */
     struct esb_loop_work *w = loop->done;
@@ -589,25 +642,49 @@ static void take_done(struct esb_loop *loop) {
 
 #define EXEC_OF(w) ((struct esb_exec *)((char *)(w) - offsetof(struct esb_exec, start_work)))
 
-static void start_on_pool(struct esb_loop_work *w) {
+/* On a pool thread: the child started and its fds put into the epoll set
+ * here, so the loop's thread learns of the start from the child's own fds,
+ * not from a wake-up of its own. The work goes on the list after the fds
+ * are in the set, quietly unless the start failed or the loop already
+ * waits on it (await_quiet_starts); until the loop takes it, the loop may
+ * serve the fds but not end the exec (exec_done). */
+static void start_on_pool(struct esb_spawner_job *job) {
+  struct esb_loop_work *w = (struct esb_loop_work *)((char *)job - offsetof(struct esb_loop_work, job));
   struct esb_exec *e = EXEC_OF(w);
+  struct esb_loop *loop = w->loop;
   if (e->before_start)
     e->before_start(e, e->userdata);
-  if (esb_child_start(&e->child, e->start_why, sizeof e->start_why) < 0)
+  bool failed = true;
+  if (esb_child_start(&e->child, e->start_why, sizeof e->start_why) < 0) {
     e->start_error = errno ? errno : EIO;
+  } else {
+    struct watch_list wl;
+    start_prepare(e, &wl);
+    if (start_watch(loop, &wl, e->slots) < 0) {
+      e->start_error = errno;
+      snprintf(e->start_why, sizeof e->start_why, "epoll: %s", strerror(errno));
+    } else {
+      failed = false;
+    }
+  }
+  pthread_mutex_lock(&loop->done_lock);
+  e->start_pushed = true;
+  bool wake = failed || e->start_awaited;
+  pthread_mutex_unlock(&loop->done_lock);
+  push_done(loop, w, wake);
 }
 
-/* Back on the loop: into its poll, or done when the start failed. */
+/* Back on the loop: the child is in its poll already, or the start failed
+ * and the exec is done. */
 static void start_came_back(struct esb_loop_work *w) {
   struct esb_exec *e = EXEC_OF(w);
   struct esb_loop *loop = w->loop;
   e->starting = false;
-  if (!e->start_error) {
-    if (start_done(loop, e) == 0)
-      return;
-    e->start_error = errno;
-    snprintf(e->start_why, sizeof e->start_why, "epoll: %s", strerror(errno));
-  }
+  loop->quiet_starts--;
+  if (!e->start_error)
+    return;
+  if (e->child.pid > 0)
+    start_unwind(loop, e); /* started, but not all its fds are watched */
   unlink_exec(loop, e);
   esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", e->start_why);
   if (e->on_done)
@@ -677,9 +754,12 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
   e->loop = loop;
   if (start_elsewhere(loop, e)) {
     e->starting = true;
-    e->start_work = (struct esb_loop_work){ .work = start_on_pool, .done = start_came_back };
+    e->spoke_starting = e->start_pushed = e->start_awaited = false;
+    e->start_work = (struct esb_loop_work){ .done = start_came_back };
     add_active(loop, e);
-    esb_loop_offload(loop, &e->start_work);
+    loop->quiet_starts++;
+    if (!offload_begin(loop, &e->start_work, start_on_pool) || esb_spawner_post(&e->start_work.job) < 0)
+      start_on_pool(&e->start_work.job);
     return 0;
   }
   if (e->before_start)
@@ -725,7 +805,11 @@ static void check_deadlines(struct esb_exec *e, uint64_t now) {
 }
 
 static uint64_t next_wakeup(const struct esb_exec *e) {
-  if (e->starting || e->reaping)
+  /* A start not back by its deadline is awaited (await_quiet_starts): its
+   * push wakes the loop. */
+  if (e->starting)
+    return e->start_awaited ? 0 : e->deadline_ns;
+  if (e->reaping)
     return 0;
   if (e->child.reaped)
     return e->drain_until_ns;
@@ -788,6 +872,9 @@ static void fire_timers(struct esb_loop *loop) {
 /* What an event on one of an exec's fds means. */
 static void exec_event(struct esb_loop *loop, struct esb_exec *e, int kind, uint64_t now) {
   struct esb_child *c = &e->child;
+  /* Its fds speak before its start came back (start_on_pool): it may soon
+   * wait on nothing but that. */
+  e->spoke_starting |= e->starting;
   switch (kind) {
   case ESB_SLOT_IN:
     if (c->in >= 0) write_stdin(e);
@@ -861,7 +948,9 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
   struct epoll_event events[64];
   int ready = epoll_wait(loop->epfd, events, 64, wait_ms);
   now = esb_now_ns();
-  bool works_done = loop->works && loop->done_fd < 0;
+  /* without an eventfd the works are done already; quiet starts are taken
+   * at every step (start_on_pool) */
+  bool done_said = false, works_done = loop->works && (loop->done_fd < 0 || loop->quiet_starts);
   struct esb_loop_watch woken[ESB_LOOP_WATCHES];
   size_t nwoken = 0;
   for (int i = 0; i < ready; i++) {
@@ -869,14 +958,14 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
     if (slot->exec)
       exec_event(loop, slot->exec, slot->kind, now);
     else if (slot->kind == OWN_DONE)
-      works_done = true; /* after the executions are seen to (below) */
+      done_said = works_done = true; /* after the executions are seen to (below) */
     else if (slot->kind == OWN_INTERRUPT)
       interrupt_all(loop, now);
     else if ((size_t)(slot->kind - OWN_WATCHES) < loop->nwatches)
       woken[nwoken++] = loop->watches[slot->kind - OWN_WATCHES]; /* copied: a callback may change them */
   }
   if (works_done)
-    take_done(loop);
+    take_done(loop, done_said, now);
   for (struct esb_exec *e = loop->active, *next; e; e = next) {
     next = e->next;
     check_deadlines(e, now);

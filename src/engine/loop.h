@@ -154,6 +154,9 @@ struct esb_exec {
   unsigned sink_files;      /* bit i: sink_fds[i] is a regular file (spliced to) */
   bool starting;            /* its child is being started on a pool thread,
                                which owns `child` until it hands it back */
+  bool spoke_starting;      /* its fds had events before its start came back */
+  bool start_pushed, start_awaited; /* under the loop's done_lock: the pool
+                               finished its start; the loop waits on that */
   bool reaping;             /* its child is being reaped on a pool thread */
   struct esb_loop_work start_work, reap_work;
   struct esb_child_exit exit;
@@ -207,6 +210,8 @@ struct esb_loop {
   pthread_mutex_t done_lock;
   struct esb_loop_work *done;
   size_t works;
+  size_t quiet_starts;       /* private: starts on the pool not yet taken back,
+                                whose end may come without a word on done_fd */
   int done_fd;
   int epfd;                  /* private: the epoll set, -1 while the loop is idle */
   bool interrupt_watched;
