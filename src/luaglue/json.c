@@ -1,7 +1,9 @@
 #include "luaglue/json.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -152,7 +154,15 @@ void esb_json_print(lua_State *L) {
   }
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);
-  esb_write_all(1, s, len);
-  esb_write_all(1, "\n", 1);
+  /* The line and its end in one system call where the kernel takes both. */
+  struct iovec line[2] = { { (void *)s, len }, { "\n", 1 } };
+  ssize_t n;
+  do n = writev(1, line, 2); while (n < 0 && errno == EINTR);
+  if (n >= 0 && (size_t)n < len + 1) {
+    size_t done = (size_t)n;
+    if (done < len)
+      esb_write_all(1, s + done, len - done);
+    esb_write_all(1, "\n", 1);
+  }
   lua_pop(L, 1);
 }
