@@ -2,6 +2,7 @@
  * in one event loop. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <lua.h>
 
 #include "cli/cli.h"
+#include "cli/plan_queue.h"
 #include "dispatch/job.h"
 #include "dispatch/output_events.h"
 #include "engine/cgroup.h"
@@ -41,36 +43,52 @@ static const char batch_usage[] =
 
 struct batch;
 
+/* A line of the input: planned on the planner thread, run on the loop's. */
 struct batch_job {
-  struct esb_job job;
+  struct esb_plan_queue_item link; /* in the queue, planner to loop */
+  struct esb_job job;         /* planned (job.planned), or job.result says
+                                 why the line is not run */
   struct esb_request request; /* the job's plan borrows its stdin */
   struct batch *batch;
   long line;
+  char *id;                   /* the request's "id" as JSON text; NULL: none */
   struct esb_output_events events; /* with --events */
 };
 
+/* The lines are decoded and planned on a thread of their own, a queue of
+ * `jobs` ahead of the runs, so the loop's thread only starts runs, moves
+ * their bytes and prints results: the policy's Lua and the request's JSON
+ * cost the loop nothing. Each thread has a Lua state of its own (the
+ * planner's decodes, the loop's encodes); the policy is the planner's. */
 struct batch {
-  lua_State *L;
-  struct esb_policy *policy;
-  int ids;         /* registry ref: line -> the request's id */
+  lua_State *L;                /* the loop's: results and events to JSON */
   long in_flight;
-  bool events;     /* --events */
+  bool events;                 /* --events */
+  struct esb_plan_queue queue;
+  /* the planner's */
+  lua_State *planner_L;
+  struct esb_policy *policy;
+  const char *next, *end;      /* the lines not yet planned */
+  long lost;                   /* lines it could not hand over (out of memory) */
 };
 
-/* Pushes the event (1) with the id (from the ids table, 3) of its line (2)
- * (runs protected). */
-static int push_line_event(lua_State *L) {
-  lua_Integer line = lua_tointeger(L, 2);
-  esb_json_event_table(L, lua_touserdata(L, 1));    /* event */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, 3));
-  lua_rawgeti(L, -1, line);                         /* event, ids, ids[line] */
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
+/* Pushes cjson.decode(id), or cjson.null without one (runs protected). */
+static void push_id(lua_State *L, const char *id) {
+  if (!id) {
     esb_json_field(L, "null");
+    return;
   }
-  lua_setfield(L, -3, "id");
-  lua_pop(L, 1);                                    /* event */
-  lua_pushinteger(L, line);
+  esb_json_field(L, "decode");
+  lua_pushstring(L, id);
+  lua_call(L, 1, 1);
+}
+
+/* Pushes the event (1) with the id (3) of its line (2) (runs protected). */
+static int push_line_event(lua_State *L) {
+  esb_json_event_table(L, lua_touserdata(L, 1));    /* event */
+  push_id(L, lua_touserdata(L, 3));                 /* event, id */
+  lua_setfield(L, -2, "id");
+  lua_pushvalue(L, 2);
   lua_setfield(L, -2, "line");
   return 1;
 }
@@ -81,7 +99,7 @@ static void print_event(struct batch_job *bj, const struct esb_json_event *ev) {
   lua_pushcfunction(L, push_line_event);
   lua_pushlightuserdata(L, (void *)ev);
   lua_pushinteger(L, bj->line);
-  lua_pushinteger(L, bj->batch->ids);
+  lua_pushlightuserdata(L, bj->id);
   if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
     fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", bj->line, err);
     return;
@@ -108,133 +126,154 @@ static void on_output(int stream, const char *data, size_t len, void *userdata) 
   esb_output_events_feed(&bj->events, stream, data, len);
 }
 
-/* Prints {result..., id, line} (runs protected). */
+/* Pushes {result..., id, line}: the result (1), its line (2), its id (3)
+ * (runs protected). */
 static int push_line_result(lua_State *L) {
-  const struct esb_result *r = lua_touserdata(L, 1);
-  lua_Integer line = lua_tointeger(L, 2);
-  int ids = (int)lua_tointeger(L, 3);
   esb_json_field(L, "null");
-  int null_idx = lua_gettop(L);
-  esb_lua_push_result(L, r, null_idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ids);
-  lua_rawgeti(L, -1, line);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushvalue(L, null_idx);
-  }
-  lua_setfield(L, -3, "id");
-  lua_pop(L, 1);
-  lua_pushinteger(L, line);
+  esb_lua_push_result(L, lua_touserdata(L, 1), lua_gettop(L)); /* null, result */
+  push_id(L, lua_touserdata(L, 3));
+  lua_setfield(L, -2, "id");
+  lua_pushvalue(L, 2);
   lua_setfield(L, -2, "line");
   return 1;
 }
 
-static void print_result(struct batch *b, const struct esb_result *r, long line) {
-  lua_pushcfunction(b->L, push_line_result);
-  lua_pushlightuserdata(b->L, (void *)r);
-  lua_pushinteger(b->L, line);
-  lua_pushinteger(b->L, b->ids);
+static void print_result(struct batch_job *bj) {
+  lua_State *L = bj->batch->L;
+  lua_pushcfunction(L, push_line_result);
+  lua_pushlightuserdata(L, &bj->job.result);
+  lua_pushinteger(L, bj->line);
+  lua_pushlightuserdata(L, bj->id);
   char err[ESB_MESSAGE_MAX];
-  if (esb_lua_pcall(b->L, 3, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
-    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", line, err);
+  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
+    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", bj->line, err);
     return;
   }
-  esb_json_print(b->L);
+  esb_json_print(L);
 }
 
-static void forget_id(struct batch *b, long line) {
-  lua_rawgeti(b->L, LUA_REGISTRYINDEX, b->ids);
-  lua_pushnil(b->L);
-  lua_rawseti(b->L, -2, line);
-  lua_pop(b->L, 1);
+static void batch_job_free(struct batch_job *bj) {
+  esb_result_release(&bj->job.result);
+  esb_job_release(&bj->job);
+  esb_request_release(&bj->request);
+  free(bj->id);
+  free(bj);
 }
 
 static void job_done(struct esb_job *job, void *userdata) {
   struct batch_job *bj = userdata;
-  struct batch *b = bj->batch;
-  if (b->events)
+  (void)job; /* bj's own */
+  if (bj->batch->events)
     esb_output_events_flush(&bj->events);
-  print_result(b, &job->result, bj->line);
-  forget_id(b, bj->line);
-  esb_result_release(&job->result);
-  esb_job_release(job);
-  esb_request_release(&bj->request);
-  free(bj);
-  b->in_flight--;
+  print_result(bj);
+  bj->batch->in_flight--;
+  batch_job_free(bj);
 }
 
-/* Decodes a line and keeps its id (runs protected): pushes the request. */
+/* On the loop's thread: a planned line started, or a line that failed
+ * printed. */
+static void start_job(struct batch *b, struct esb_loop *loop, struct batch_job *bj) {
+  if (bj->job.planned) {
+    bj->job.on_done = job_done;
+    bj->job.userdata = bj;
+    if (b->events) {
+      esb_output_events_init(&bj->events, emit_output, emit_ceiling, bj);
+      bj->job.output = (struct esb_output_sink){ .fn = on_output, .userdata = bj, .fds = { -1, -1 } };
+    }
+    if (esb_job_run(&bj->job, loop) == 0) {
+      b->in_flight++;
+      return;
+    }
+  }
+  print_result(bj);
+  batch_job_free(bj);
+}
+
+/* Decodes the line (1): pushes the request and its "id" as JSON text, or
+ * nil without one (runs protected). */
 static int decode_line(lua_State *L) {
   esb_json_field(L, "decode");
   lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  if (lua_istable(L, -1)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, 3));
-    lua_getfield(L, -2, "id");
-    lua_rawseti(L, -2, lua_tointeger(L, 2));
-    lua_pop(L, 1);
+  lua_call(L, 1, 1);                                /* line, request */
+  if (lua_istable(L, -1))
+    lua_getfield(L, -1, "id");
+  else
+    lua_pushnil(L);                                 /* line, request, id */
+  if (!lua_isnil(L, -1)) {
+    esb_json_field(L, "encode");
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);                              /* line, request, id's text */
   }
-  return 1;
+  return 2;
 }
 
-static void fail_line(struct batch *b, long line, enum esb_error code, const char *msg) {
-  struct esb_result r = ESB_RESULT_INIT;
-  esb_result_fail(&r, code, "%s", msg);
-  print_result(b, &r, line);
-  esb_result_release(&r);
-  forget_id(b, line);
-}
-
-static void start_line(struct batch *b, struct esb_loop *loop, const char *text, size_t len, long line) {
+/* On the planner's thread: the line decoded and planned, or failed. */
+static void plan_line(struct batch *b, struct batch_job *bj, const char *text, size_t len) {
   char err[ESB_MESSAGE_MAX];
-  lua_State *L = b->L;
+  lua_State *L = b->planner_L;
   lua_pushcfunction(L, decode_line);
   lua_pushlstring(L, text, len);
-  lua_pushinteger(L, line);
-  lua_pushinteger(L, b->ids);
   char what[64];
-  snprintf(what, sizeof what, "line %ld: invalid request JSON", line);
-  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, what, err, sizeof err) < 0) {
-    fail_line(b, line, ESB_E_INVALID_REQUEST, err);
+  snprintf(what, sizeof what, "line %ld: invalid request JSON", bj->line);
+  if (esb_lua_pcall(L, 1, 2, ESB_LUA_MESSAGE, what, err, sizeof err) < 0) {
+    esb_result_fail(&bj->job.result, ESB_E_INVALID_REQUEST, "%s", err);
     return;
   }
-  struct esb_request req = ESB_REQUEST_INIT;
-  int bad = esb_lua_to_request(L, -1, &req, err, sizeof err);
-  lua_pop(L, 1);
+  if (lua_type(L, -1) == LUA_TSTRING && !(bj->id = strdup(lua_tostring(L, -1)))) {
+    lua_pop(L, 2);
+    esb_result_fail(&bj->job.result, ESB_E_SYSTEM, "out of memory");
+    return;
+  }
+  int bad = esb_lua_to_request(L, lua_absindex(L, -2), &bj->request, err, sizeof err);
+  lua_pop(L, 2);
   if (bad < 0) {
-    fail_line(b, line, ESB_E_INVALID_REQUEST, err);
+    esb_result_fail(&bj->job.result, ESB_E_INVALID_REQUEST, "%s", err);
     return;
   }
-  struct batch_job *bj = calloc(1, sizeof *bj);
-  if (!bj) {
-    esb_request_release(&req);
-    fail_line(b, line, ESB_E_SYSTEM, "out of memory");
-    return;
+  esb_job_plan(&bj->job, b->policy, &bj->request, stderr);
+}
+
+static void *planner(void *arg) {
+  struct batch *b = arg;
+  long line = 0;
+  pthread_setname_np(pthread_self(), "esb-planner"); /* top -H, bench/loop_thread.sh */
+  while (b->next < b->end) {
+    const char *nl = memchr(b->next, '\n', (size_t)(b->end - b->next));
+    const char *stop = nl ? nl : b->end, *text = b->next;
+    size_t n = (size_t)(stop - text);
+    b->next = nl ? nl + 1 : b->end;
+    line++;
+    if (!n || strspn(text, " \t\r") >= n)
+      continue;
+    struct batch_job *bj = calloc(1, sizeof *bj);
+    if (!bj) {
+      fprintf(stderr, "echo-sandbox batch: line %ld: out of memory\n", line);
+      b->lost++;
+      continue;
+    }
+    *bj = (struct batch_job){ .job = ESB_JOB_INIT, .request = ESB_REQUEST_INIT, .batch = b, .line = line };
+    plan_line(b, bj, text, n);
+    if (!esb_plan_queue_put(&b->queue, &bj->link)) {
+      batch_job_free(bj); /* stopped by a signal: start nothing more */
+      break;
+    }
   }
-  bj->job = (struct esb_job)ESB_JOB_INIT;
-  bj->job.on_done = job_done;
-  bj->job.userdata = bj;
-  if (b->events) {
-    bj->events = (struct esb_output_events)ESB_OUTPUT_EVENTS_INIT;
-    bj->events.emit = emit_output;
-    bj->events.reached_ceiling = emit_ceiling;
-    bj->events.userdata = bj;
-    bj->job.output.fn = on_output;
-    bj->job.output.userdata = bj;
-  }
-  bj->request = req;
-  bj->batch = b;
-  bj->line = line;
-  if (esb_job_start(&bj->job, loop, b->policy, &bj->request, stderr) == 0) {
-    b->in_flight++;
-    return;
-  }
-  print_result(b, &bj->job.result, line);
-  forget_id(b, line);
-  esb_result_release(&bj->job.result);
-  esb_job_release(&bj->job);
-  esb_request_release(&bj->request);
-  free(bj);
+  esb_plan_queue_close(&b->queue);
+  return NULL;
+}
+
+static void queue_readable(void *userdata) {
+  esb_plan_queue_clear_wake(userdata);
+}
+
+/* Starts the planner with every signal blocked: they are the loop's. */
+static int start_planner(struct batch *b, pthread_t *thread) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(thread, NULL, planner, b);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return -rc;
 }
 
 int esb_cli_batch(int argc, char **argv) {
@@ -266,51 +305,70 @@ int esb_cli_batch(int argc, char **argv) {
     }
   }
   char err[ESB_MESSAGE_MAX];
-  struct batch b = { .events = events };
+  struct batch b = { .events = events, .queue = { .wake_fd = -1 } };
   int rc = 125;
   size_t len = 0;
   char *input = NULL;
   int sigfd = -1;
+  bool queue_made = false, planning = false;
+  pthread_t planner_thread;
   struct esb_cgroup_pool cgroups = ESB_CGROUP_POOL_INIT;
-  if (!(b.L = esb_json_state()) || !(b.policy = esb_policy_open(policy_path, err, sizeof err))) {
-    fprintf(stderr, "echo-sandbox batch: %s\n", b.L ? err : "out of memory");
+  struct esb_loop loop = ESB_LOOP_INIT;
+  if (!(b.L = esb_json_state()) || !(b.planner_L = esb_json_state()) ||
+      !(b.policy = esb_policy_open(policy_path, err, sizeof err))) {
+    fprintf(stderr, "echo-sandbox batch: %s\n", b.L && b.planner_L ? err : "out of memory");
     goto out;
   }
-  lua_newtable(b.L);
-  b.ids = luaL_ref(b.L, LUA_REGISTRYINDEX);
   if (!(input = esb_read_file("-", &len))) {
     fprintf(stderr, "echo-sandbox batch: reading stdin: %s\n", strerror(errno));
     goto out;
   }
+  b.next = input;
+  b.end = input + len;
   static const int exit_signals[] = { SIGINT, SIGTERM };
   sigfd = esb_signal_fd(exit_signals, 2);
-  struct esb_loop loop = ESB_LOOP_INIT;
   loop.interrupt_fd = sigfd;
   loop.cgroup_pool = &cgroups;
-  char *next = input, *end = input + len;
-  long line = 0;
-  while (next < end || b.in_flight > 0) {
-    while (next < end && b.in_flight < jobs && !loop.interrupted) {
-      char *nl = memchr(next, '\n', (size_t)(end - next));
-      char *stop = nl ? nl : end;
-      line++;
-      size_t n = (size_t)(stop - next);
-      if (n && strspn(next, " \t\r") < n)
-        start_line(&b, &loop, next, n, line);
-      next = nl ? nl + 1 : end;
-    }
-    if (loop.interrupted && next < end)
-      next = end; /* a signal: start nothing more */
-    if (b.in_flight > 0)
-      esb_loop_step(&loop, -1);
+  /* The planner keeps up to `jobs` ahead (at most 64: a plan holds its
+   * request's code and files). */
+  int made = esb_plan_queue_init(&b.queue, jobs < 64 ? (size_t)jobs : 64);
+  queue_made = made == 0;
+  if (made < 0 || esb_loop_watch(&loop, b.queue.wake_fd, queue_readable, &b.queue) < 0 ||
+      (made = start_planner(&b, &planner_thread)) < 0) {
+    fprintf(stderr, "echo-sandbox batch: %s\n", strerror(made < 0 ? -made : EMFILE));
+    goto out;
   }
-  rc = loop.interrupted ? 130 : 0;
+  planning = true;
+  for (;;) {
+    bool finished = false;
+    struct esb_plan_queue_item *item;
+    while (b.in_flight < jobs && !loop.interrupted && (item = esb_plan_queue_take(&b.queue, &finished)))
+      start_job(&b, &loop, (struct batch_job *)item);
+    if (loop.interrupted)
+      esb_plan_queue_stop(&b.queue); /* a signal: start nothing more */
+    if (b.in_flight == 0 && (finished || loop.interrupted))
+      break;
+    esb_loop_step(&loop, -1);
+  }
+  rc = loop.interrupted ? 130 : b.lost ? 1 : 0;
 out:
+  if (planning) {
+    esb_plan_queue_stop(&b.queue);
+    pthread_join(planner_thread, NULL);
+    bool finished;
+    for (struct esb_plan_queue_item *item; (item = esb_plan_queue_take(&b.queue, &finished));)
+      batch_job_free((struct batch_job *)item);
+  }
+  esb_loop_unwatch(&loop, b.queue.wake_fd);
+  if (queue_made)
+    esb_plan_queue_destroy(&b.queue);
   esb_cgroup_pool_clear(&cgroups);
   if (sigfd >= 0)
     close(sigfd);
   free(input);
   esb_policy_close(b.policy);
+  if (b.planner_L)
+    lua_close(b.planner_L);
   if (b.L)
     lua_close(b.L);
   return rc;

@@ -379,10 +379,7 @@ static bool start_run(struct conn *st) {
   st->job.on_done = job_done;
   st->job.userdata = st;
   if (st->streaming) {
-    st->events = (struct esb_output_events)ESB_OUTPUT_EVENTS_INIT;
-    st->events.emit = emit_event;
-    st->events.reached_ceiling = emit_ceiling;
-    st->events.userdata = st;
+    esb_output_events_init(&st->events, emit_event, emit_ceiling, st);
     st->job.output = (struct esb_output_sink){ .fn = on_output, .userdata = st, .fds = { -1, -1 } };
   }
   if (esb_job_start(&st->job, &s->loop, s->policy, &st->req, NULL) == 0) {

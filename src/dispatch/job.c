@@ -126,8 +126,8 @@ static void k8s_done(struct esb_k8s_run *run, void *userdata) {
     job->on_done(job, job->userdata);
 }
 
-int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy *policy,
-                  const struct esb_request *req, FILE *notes) {
+int esb_job_plan(struct esb_job *job, struct esb_policy *policy, const struct esb_request *req, FILE *notes) {
+  assert(job->running == ESB_BACKEND_AUTO && !job->planned); /* ESB_JOB_INIT, or released */
   char err[ESB_MESSAGE_MAX];
   enum esb_error code = esb_policy_plan(policy, req, &job->plan, false, err, sizeof err);
   if (code != ESB_OK) {
@@ -141,7 +141,12 @@ int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy 
     esb_plan_release(&job->plan);
     return -1;
   }
-  assert(job->running == ESB_BACKEND_AUTO); /* ESB_JOB_INIT, or released */
+  job->planned = true;
+  return 0;
+}
+
+int esb_job_run(struct esb_job *job, struct esb_loop *loop) {
+  assert(job->planned && job->running == ESB_BACKEND_AUTO);
   struct esb_result *failed;
   job->running = job->plan.backend == ESB_BACKEND_K8S ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
   if (job->running == ESB_BACKEND_K8S) {
@@ -168,6 +173,11 @@ int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy 
   return -1;
 }
 
+int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy *policy,
+                  const struct esb_request *req, FILE *notes) {
+  return esb_job_plan(job, policy, req, notes) < 0 ? -1 : esb_job_run(job, loop);
+}
+
 void esb_job_release(struct esb_job *job) {
   if (job->running == ESB_BACKEND_K8S) {
     esb_k8s_release(&job->run.k8s);
@@ -177,5 +187,6 @@ void esb_job_release(struct esb_job *job) {
     esb_result_release(&job->run.local.exec.result);
   }
   job->running = ESB_BACKEND_AUTO;
+  job->planned = false;
   esb_plan_release(&job->plan);
 }

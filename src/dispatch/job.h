@@ -6,6 +6,7 @@
 #ifndef ESB_DISPATCH_JOB_H
 #define ESB_DISPATCH_JOB_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "backend/k8s.h"
@@ -31,6 +32,7 @@ struct esb_job {
   struct esb_result result;
   /* private */
   struct esb_plan plan;
+  bool planned;             /* plan is the request's (esb_job_plan) */
   enum esb_backend running; /* which run is in use: LOCAL or K8S; AUTO: none yet */
   union {
     struct esb_local_run local;
@@ -49,6 +51,14 @@ struct esb_job {
  * answer stands for 30 s per cluster (context, kubeconfig, $KUBECONFIG). */
 int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy *policy,
                   const struct esb_request *req, FILE *notes);
+
+/* esb_job_start in two steps, for a caller that plans on one thread and
+ * runs on the loop's (batch): esb_job_plan returns 0, or -1 with
+ * job->result saying why; it touches no loop and may run on any thread
+ * that owns the policy. esb_job_run then starts the planned job on the loop,
+ * as esb_job_start does. */
+int esb_job_plan(struct esb_job *job, struct esb_policy *policy, const struct esb_request *req, FILE *notes);
+int esb_job_run(struct esb_job *job, struct esb_loop *loop);
 
 /* Frees what the job holds but its result. */
 void esb_job_release(struct esb_job *job);

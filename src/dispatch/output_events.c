@@ -35,6 +35,15 @@ static bool emit_within(struct esb_output_events *ev, int stream, const char *da
   return !ev->capped;
 }
 
+void esb_output_events_init(struct esb_output_events *ev,
+                            void (*emit)(int stream, const char *data, size_t len, bool text, void *userdata),
+                            void (*reached_ceiling)(uint64_t sent, void *userdata), void *userdata) {
+  *ev = (struct esb_output_events)ESB_OUTPUT_EVENTS_INIT;
+  ev->emit = emit;
+  ev->reached_ceiling = reached_ceiling;
+  ev->userdata = userdata;
+}
+
 void esb_output_events_feed(struct esb_output_events *ev, int stream, const char *data, size_t len) {
   assert(stream == 1 || stream == 2);
   if (ev->capped || !len)

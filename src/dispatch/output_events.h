@@ -31,6 +31,11 @@ struct esb_output_events {
 
 #define ESB_OUTPUT_EVENTS_INIT { .max_bytes = UINT64_MAX }
 
+/* Readies ev (as ESB_OUTPUT_EVENTS_INIT) with its callbacks. */
+void esb_output_events_init(struct esb_output_events *ev,
+                            void (*emit)(int stream, const char *data, size_t len, bool text, void *userdata),
+                            void (*reached_ceiling)(uint64_t sent, void *userdata), void *userdata);
+
 /* Feeds a chunk of stream 1 or 2. */
 void esb_output_events_feed(struct esb_output_events *ev, int stream, const char *data, size_t len);
 

@@ -830,6 +830,26 @@ int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void
   return 0;
 }
 
+void esb_loop_unwatch(struct esb_loop *loop, int fd) {
+  for (size_t i = 0; i < loop->nwatches; i++) {
+    if (loop->watches[i].fd != fd)
+      continue;
+    unwatch_fd(loop, fd);
+    /* The last watch takes its place, and its slot with it. */
+    size_t last = --loop->nwatches;
+    if (i != last) {
+      loop->watches[i] = loop->watches[last];
+      struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &loop->own_slots[OWN_WATCHES + i] };
+      epoll_ctl(loop->epfd, EPOLL_CTL_MOD, loop->watches[i].fd, &ev);
+    }
+    break;
+  }
+  if (!loop->count && !loop->nwatches && !loop->timers && !loop->works) {
+    close_fd(&loop->epfd); /* idle: the loop holds no fd */
+    loop->interrupt_watched = false;
+  }
+}
+
 void esb_exec_stop(struct esb_exec *e) {
   if (!e->term_sent && (e->starting || !e->child.reaped))
     e->deadline_ns = esb_now_ns();

@@ -242,6 +242,10 @@ bool esb_loop_busy(const struct esb_loop *loop);
  * wakes at least once a second (for the host's own timers). */
 int esb_loop_watch(struct esb_loop *loop, int fd, void (*on_ready)(void *), void *userdata);
 
+/* Takes the watch of fd out (nothing without one). A loop left idle by it
+ * closes its epoll set, as a step does. */
+void esb_loop_unwatch(struct esb_loop *loop, int fd);
+
 /* One poll round, waiting at most timeout_ms (-1: until something happens).
  * Returns the number of execs and works still in flight, plus one while a
  * timer is started. Without execs, timers or watches it returns at once. */
