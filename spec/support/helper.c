@@ -278,22 +278,51 @@ static int cmd_cgroup_enter(int pid, const char *name) {
   return 0;
 }
 
+/* What keeps a cgroup from going: its child cgroups and their processes. */
+static int say_what_is_left(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  if (type != FTW_D)
+    return 0;
+  char procs[PATH_MAX + 16], line[64], pids[512] = "";
+  snprintf(procs, sizeof procs, "%s/cgroup.procs", path);
+  FILE *f = fopen(procs, "r");
+  while (f && fgets(line, sizeof line, f) && strlen(pids) + strlen(line) < sizeof pids - 1)
+    strcat(pids, line[strlen(line) - 1] == '\n' ? (line[strlen(line) - 1] = ' ', line) : line);
+  if (f)
+    fclose(f);
+  fprintf(stderr, "esb-spec-helper:   %s (processes: %s)\n", path, *pids ? pids : "none");
+  return 0;
+}
+
+/* Moves pid out of dir, into its parent; on cgroup v2 a parent with
+ * controllers enabled for its children takes no process (we enabled them
+ * there, cmd_cgroup_enter), so into the nearest ancestor that takes it:
+ * the root always does. */
+static void move_out(const char *dir, int pid) {
+  char up[PATH_MAX];
+  snprintf(up, sizeof up, "%s", dir);
+  for (char *slash; (slash = strrchr(up, '/')) && slash != up;) {
+    *slash = 0;
+    if (write_pid(up, pid) == 0 || errno != EBUSY)
+      return;
+  }
+}
+
 static int cmd_cgroup_leave(int pid, char **dirs, int n) {
   int rc = 0;
   for (int i = 0; i < n; i++) {
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dirs[i]);
-    char *slash = strrchr(parent, '/');
-    if (!slash)
+    if (!strrchr(dirs[i], '/'))
       continue;
-    *slash = 0;
-    write_pid(parent, pid);
-    write_pid(parent, getpid()); /* we were started inside it too */
+    move_out(dirs[i], pid);
+    move_out(dirs[i], getpid()); /* we were started inside it too */
     char harness[PATH_MAX + 16];
     snprintf(harness, sizeof harness, "%s/harness", dirs[i]);
     rmdir(harness); /* v2's leaf, where there is one */
     if (rmdir(dirs[i]) < 0 && errno != ENOENT) {
-      fprintf(stderr, "esb-spec-helper: cannot remove the suite's cgroup %s: %s\n", dirs[i], strerror(errno));
+      fprintf(stderr, "esb-spec-helper: cannot remove the suite's cgroup %s: %s; left in it:\n", dirs[i],
+              strerror(errno));
+      nftw(dirs[i], say_what_is_left, 8, FTW_PHYS);
       rc = 1;
     }
   }
