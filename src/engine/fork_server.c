@@ -41,7 +41,8 @@ static int receive(int *fds, int *n) {
     return 0;
   const struct esb_fork_request *req = &message.req;
   bool ok = got >= (ssize_t)sizeof *req && req->magic == ESB_FORK_SERVER_MAGIC &&
-            (size_t)got == sizeof *req + req->key_len && req->cgroup >= -1 && req->cgroup < *n;
+            (size_t)got == sizeof *req + req->key_len && req->cgroup >= -1 && req->cgroup < *n &&
+            !(req->namespaces & ~ESB_FORK_NAMESPACES);
   for (int i = 0; ok && i < ESB_WIRE_FD__END; i++)
     ok = req->slot[i] >= -1 && req->slot[i] < *n;
   if (!ok) {
@@ -142,7 +143,7 @@ static void answer(pid_t pid, int error, int pidfd) {
     _exit(0); /* the engine is gone */
 }
 
-_Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template)) {
+_Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template, uint64_t namespaces_made)) {
   /* Our end of the socket crosses no exec; the engine's end tells us when
    * it is gone, and so does this signal should it die first. */
   fcntl(ESB_FORK_SERVER_FD, F_SETFD, FD_CLOEXEC);
@@ -163,7 +164,7 @@ _Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template
     struct clone_args args;
     memset(&args, 0, sizeof args);
     int pidfd = -1;
-    args.flags = CLONE_PARENT | CLONE_PIDFD;
+    args.flags = CLONE_PARENT | CLONE_PIDFD | req->namespaces;
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     if (req->cgroup >= 0) {
       args.flags |= CLONE_INTO_CGROUP;
@@ -176,7 +177,7 @@ _Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template
       for (int i = 0; i < ESB_WIRE_FD__END; i++)
         from[i] = req->slot[i] < 0 ? -1 : fds[req->slot[i]];
       esb_child_wire_place(from, true);
-      run_init(rootfs_template);
+      run_init(rootfs_template, req->namespaces);
       _exit(127);
     }
     int error = pid < 0 ? errno : 0;

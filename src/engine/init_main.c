@@ -13,9 +13,11 @@
  * sandbox exists and needs no loader.
  *
  * With the argument --fork-server it is started once and forks the init
- * process of each run instead (engine/fork_server.h); each such child
- * goes on below as the exec'd program would. */
+ * process of each run instead (engine/fork_server.h), into the run's user
+ * and pid namespaces; each such child goes on below as the exec'd program
+ * would, but for those namespaces. */
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,7 +25,7 @@
 #include "engine/fork_server.h"
 #include "engine/sandbox_child.h"
 
-_Noreturn static void run_from_wire(const char *rootfs_template) {
+_Noreturn static void run_from_wire(const char *rootfs_template, uint64_t namespaces_made) {
   static struct esb_child_wire wire;
   /* The fds were placed without close-on-exec, to cross our own exec; the
    * report pipe must not cross the program's (nor stay open in it). */
@@ -34,11 +36,11 @@ _Noreturn static void run_from_wire(const char *rootfs_template) {
   close(ESB_WIRE_FD_PLAN);
   if (wire.plan.rootfs)
     wire.plan.rootfs_template = rootfs_template;
-  esb_child_main_exec(&wire.plan);
+  esb_child_main_exec(&wire.plan, namespaces_made);
 }
 
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], ESB_FORK_SERVER_ARG) == 0)
     esb_fork_server_main(run_from_wire);
-  run_from_wire(NULL);
+  run_from_wire(NULL, 0);
 }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "engine/child_wire.h"
@@ -25,11 +26,13 @@
  * its fd i (-1: none; the fds stay ours), in the cgroup v2 directory
  * cgroup_fd (-1: ours). key (key_len bytes, none when 0) names the
  * template of the run's root (esb_child_wire_template_write) the fork
- * server may give it. The caller blocks every signal around the call: the
+ * server may give it. clone_flags: the run's CLONE_NEW* flags; the fork
+ * server clones the program into those of ESB_FORK_NAMESPACES, and the
+ * program makes the rest (engine/fork_server.h). The caller blocks every signal around the call: the
  * program starts with that mask. Returns its pid with *pidfd set; or -1
  * with errno (ENOSYS: no vfork-like clone here, so the caller clones in
  * process). */
 pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
-                     int *pidfd);
+                     uint64_t clone_flags, int *pidfd);
 
 #endif

@@ -328,6 +328,24 @@ static void join_cgroups(const struct esb_child_plan *p) {
       fail(p, STEP_CGROUP);
 }
 
+/* The engine wrote our id maps (and did what else comes first): go on. */
+static void await_release(const struct esb_child_plan *p) {
+  char go;
+  ssize_t n;
+  do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
+  if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
+  close(p->sync_fd);
+}
+
+/* The sync socket's half of the id-map handshake: say the namespaces exist,
+ * wait for the maps. */
+static void await_maps(const struct esb_child_plan *p) {
+  ssize_t n;
+  do n = write(p->sync_fd, "u", 1); while (n < 0 && errno == EINTR);
+  if (n != 1) fail(p, STEP_SYNC);
+  await_release(p);
+}
+
 _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   reset_signals();
   /* A new session, so a new process group and no controlling terminal: the
@@ -335,13 +353,7 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
    * whoever started us (TIOCSTI), nor get its signals. */
   if (setsid() < 0) fail(p, STEP_SETSID);
   /* The parent writes our id maps first. */
-  if (p->sync_fd >= 0) {
-    char go;
-    ssize_t n;
-    do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
-    if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
-    close(p->sync_fd);
-  }
+  if (p->sync_fd >= 0) await_release(p);
   if (p->sandbox && p->sandbox->namespaces) prepare_sandbox(p);
   join_cgroups(p);
   if (p->sandbox && (p->sandbox->namespaces & ESB_NS_PID)) run_init(p);
@@ -356,28 +368,17 @@ _Noreturn void esb_child_plan_unreadable(int report_fd) {
   fail(&p, STEP_PLAN);
 }
 
-/* The sync socket's half of the id-map handshake: say the namespaces exist,
- * wait for the maps. */
-static void await_maps(const struct esb_child_plan *p) {
-  ssize_t n;
-  do n = write(p->sync_fd, "u", 1); while (n < 0 && errno == EINTR);
-  if (n != 1) fail(p, STEP_SYNC);
-  char go;
-  do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
-  if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
-  close(p->sync_fd);
-}
-
-_Noreturn void esb_child_main_exec(const struct esb_child_plan *p) {
+_Noreturn void esb_child_main_exec(const struct esb_child_plan *p, uint64_t namespaces_made) {
   const struct esb_sandbox *sb = p->sandbox;
   /* Every signal stays blocked here (the engine blocked them around the
    * clone): a SIGTERM for the program's group must not end us, the pid 1
    * below would die with us before the program had its grace. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
   if (setsid() < 0) fail(p, STEP_SETSID);
-  if (unshare((int)esb_namespace_flags(sb->namespaces)) < 0) fail(p, STEP_UNSHARE);
+  uint64_t rest = esb_namespace_flags(sb->namespaces) & ~namespaces_made;
+  if (rest && unshare((int)rest) < 0) fail(p, STEP_UNSHARE);
   if (p->sync_fd >= 0) await_maps(p);
-  if (sb->namespaces & ESB_NS_PID) {
+  if ((sb->namespaces & ESB_NS_PID) && !(namespaces_made & CLONE_NEWPID)) {
     /* Our next child is pid 1 of the new namespace: it goes on; we wait
      * for it, holding nothing of the run's pipes, and end as it ends. */
     pid_t init = fork();

@@ -32,8 +32,11 @@ _Noreturn void esb_child_main(const struct esb_child_plan *plan);
  * engine's memory is copied or shared for the run's life): it makes the
  * sandbox's namespaces itself, tells the engine over sync_fd ("u"), waits
  * for the id maps ("g"), forks pid 1 of the new pid namespace and waits
- * for it. plan->sandbox has namespaces. */
-_Noreturn void esb_child_main_exec(const struct esb_child_plan *plan);
+ * for it. plan->sandbox has namespaces. namespaces_made: the CLONE_NEW*
+ * flags of those the fork server cloned us into (engine/fork_server.h),
+ * which we do not make; cloned into its pid namespace, we are pid 1 of it
+ * already. */
+_Noreturn void esb_child_main_exec(const struct esb_child_plan *plan, uint64_t namespaces_made);
 
 /* The step a failed unshare reports (the engine takes it for a clone that
  * failed: the host refuses namespaces). */

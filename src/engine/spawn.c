@@ -225,7 +225,7 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
     if (esb_child_wire_template_write(pr->plan.rootfs, uid, gid, &key, &key_len) < 0)
       key_len = 0;
   }
-  pid_t pid = esb_init_start(from, cgroup_fd, key, key_len, pidfd);
+  pid_t pid = esb_init_start(from, cgroup_fd, key, key_len, esb_namespace_flags(sb->namespaces), pidfd);
   int saved = errno;
   free(key);
   close(plan);
