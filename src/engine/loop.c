@@ -557,15 +557,20 @@ static int start_done(struct esb_loop *loop, struct esb_exec *e) {
 }
 
 /* Puts a finished work on the loop's list; wake: says so on the eventfd.
- * The work is the loop's again once it is on the list. */
-static void push_done(struct esb_loop *loop, struct esb_loop_work *w, bool wake) {
-  pthread_mutex_lock(&loop->done_lock);
+ * The work is the loop's again once it is on the list. Called with
+ * done_lock held. */
+static void push_done_locked(struct esb_loop *loop, struct esb_loop_work *w, bool wake) {
   w->next_done = loop->done;
   loop->done = w;
   uint64_t one = 1;
   if (wake && loop->done_fd >= 0 && write(loop->done_fd, &one, sizeof one) < 0) {
     /* an eventfd does not fail a write of 1 short of 2^64 - 2 */
   }
+}
+
+static void push_done(struct esb_loop *loop, struct esb_loop_work *w, bool wake) {
+  pthread_mutex_lock(&loop->done_lock);
+  push_done_locked(loop, w, wake);
   pthread_mutex_unlock(&loop->done_lock);
 }
 
@@ -667,11 +672,12 @@ static void start_on_pool(struct esb_spawner_job *job) {
       failed = false;
     }
   }
+  /* Marked pushed and put on the list at once: a loop that saw it pushed
+   * finds it there. */
   pthread_mutex_lock(&loop->done_lock);
   e->start_pushed = true;
-  bool wake = failed || e->start_awaited;
+  push_done_locked(loop, w, failed || e->start_awaited);
   pthread_mutex_unlock(&loop->done_lock);
-  push_done(loop, w, wake);
 }
 
 /* Back on the loop: the child is in its poll already, or the start failed
