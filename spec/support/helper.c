@@ -287,8 +287,13 @@ static int say_what_is_left(const char *path, const struct stat *st, int type, s
   char procs[PATH_MAX + 16], line[64], pids[512] = "";
   snprintf(procs, sizeof procs, "%s/cgroup.procs", path);
   FILE *f = fopen(procs, "r");
-  while (f && fgets(line, sizeof line, f) && strlen(pids) + strlen(line) < sizeof pids - 1)
-    strcat(pids, line[strlen(line) - 1] == '\n' ? (line[strlen(line) - 1] = ' ', line) : line);
+  while (f && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    if (strlen(pids) + strlen(line) + 2 > sizeof pids)
+      break;
+    strcat(pids, line);
+    strcat(pids, " ");
+  }
   if (f)
     fclose(f);
   fprintf(stderr, "esb-spec-helper:   %s (processes: %s)\n", path, *pids ? pids : "none");
