@@ -51,7 +51,7 @@ def connect(addr, timeout=120):
 def request(addr, method, path, body=None, token=None):
     c = connect(addr)
     headers = {"Content-Type": "application/json"}
-    if token:
+    if token is not None:  # "": "Authorization: Bearer " and nothing after it
         headers["Authorization"] = "Bearer " + token
     try:
         c.request(method, path, body=body.encode() if body is not None else None, headers=headers)

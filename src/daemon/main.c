@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/server.h"
+#include "daemon/token.h"
 #include "engine/fileio.h"
 #include "engine/quantity.h"
 #include "engine/spawn.h"
@@ -31,7 +32,8 @@ static const char serve_usage[] =
   "options:\n"
   "  --listen ADDR        HOST:PORT (PORT 0: a free one) or unix:/path (default 127.0.0.1:7878)\n"
   "  --policy FILE        load this policy instead of the default search\n"
-  "  --token-file FILE    require \"Authorization: Bearer <the file's first line>\"\n"
+  "  --token-file FILE    require \"Authorization: Bearer <the file's first line>\" (a\n"
+  "                       token: visible ASCII, no blanks; start-up fails otherwise)\n"
   "  --public-probes      with a token: /healthz, /readyz and /metrics need none\n"
   "  --max-body BYTES     largest request body (default 16Mi; 413 beyond)\n"
   "  --max-running N      runs in flight at once (default 256)\n"
@@ -121,12 +123,18 @@ int main(int argc, char **argv) {
   char *token = NULL;
   if (token_file) {
     size_t len;
-    if (!(token = esb_read_file(token_file, &len)) || !len) {
-      fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, token ? "empty" : strerror(errno));
+    if (!(token = esb_read_file(token_file, &len))) {
+      fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, strerror(errno));
+      return 125;
+    }
+    /* An empty token would let "Bearer " in: refused, as is one that no
+     * client could send as written. */
+    const char *wrong = esb_token_take(token);
+    if (wrong) {
+      fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, wrong);
       free(token);
       return 125;
     }
-    token[strcspn(token, "\r\n")] = '\0';
     o.token = token;
   }
   /* Hundreds of runs in flight hold a few fds each: take what the host allows. */

@@ -24,6 +24,7 @@
 #include "daemon/listen.h"
 #include "daemon/metrics.h"
 #include "daemon/routes.h"
+#include "daemon/token.h"
 #include "dispatch/output_events.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
@@ -465,21 +466,11 @@ static enum MHD_Result handle_run(struct conn *st) {
   return MHD_YES;
 }
 
-/* Compares a secret in time that depends on the length of what was sent
- * only, never on how much of it matches. */
-static bool same_secret(const char *given, const char *secret) {
-  size_t n = strlen(given), m = strlen(secret);
-  volatile unsigned char diff = (unsigned char)(n != m);
-  for (size_t i = 0; i < n; i++)
-    diff |= (unsigned char)(given[i] ^ secret[i % m]);
-  return diff == 0;
-}
-
 static bool authorized(struct server *s, struct MHD_Connection *c) {
   if (!s->o->token)
     return true;
   const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  return h && !strncmp(h, "Bearer ", 7) && same_secret(h + 7, s->o->token);
+  return h && !strncmp(h, "Bearer ", 7) && esb_token_matches(h + 7, s->o->token);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,

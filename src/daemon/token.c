@@ -1,0 +1,30 @@
+#include "daemon/token.h"
+
+#include <stddef.h>
+#include <string.h>
+
+const char *esb_token_take(char *text) {
+  text[strcspn(text, "\r\n")] = '\0';
+  if (!*text)
+    return "its first line is empty: the token goes there";
+  for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+    if (*c <= ' ' || *c >= 0x7f)
+      return "its first line holds a blank, a control or a non-ASCII character: "
+             "a token is visible ASCII characters only";
+  }
+  return NULL;
+}
+
+bool esb_token_matches(const char *given, const char *secret) {
+  size_t n = strlen(given), m = strlen(secret);
+  /* No secret is no key: refusing here also keeps the modulo below from
+   * dividing by zero. */
+  if (m == 0)
+    return false;
+  /* Every byte of GIVEN is compared, against the secret's bytes in turn,
+   * with no early exit: the time says how long GIVEN is, nothing else. */
+  volatile unsigned char diff = (unsigned char)(n != m);
+  for (size_t i = 0; i < n; i++)
+    diff |= (unsigned char)(given[i] ^ secret[i % m]);
+  return diff == 0;
+}

@@ -1,0 +1,21 @@
+/* The bearer token of `serve --token-file`: what a token file must hold,
+ * and the comparison of a token a client sent with it. Pure (no HTTP), so
+ * both have unit tests. */
+#ifndef ESB_DAEMON_TOKEN_H
+#define ESB_DAEMON_TOKEN_H
+
+#include <stdbool.h>
+
+/* Cuts TEXT (a token file's contents) at its first line's end, in place,
+ * and says what is wrong with that line as a token: NULL when it is one,
+ * else a reason ("its first line is empty", ...). A token is one or more
+ * visible ASCII characters: anything else cannot travel in an
+ * Authorization header as it was written (HTTP trims blanks). */
+const char *esb_token_take(char *text);
+
+/* Whether GIVEN is SECRET, in time that depends on GIVEN's length only,
+ * never on how much of it matches. Safe for any lengths: an empty SECRET
+ * matches nothing, not even an empty GIVEN. */
+bool esb_token_matches(const char *given, const char *secret);
+
+#endif
