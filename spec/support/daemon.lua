@@ -56,9 +56,17 @@ function M.stop(d)
   os.execute("rm -rf " .. d.dir)
 end
 
-function M.request(d, method, path, body, token)
+-- One exchange; opts (all optional): body, token, body_file, chunked,
+-- pad_header (bytes of one more header), deadline (seconds for the whole
+-- exchange: status 0 past it). Returns the status and the decoded answer.
+function M.send(d, method, path, opts)
+  local flags = {}
+  for _, f in ipairs { "token", "body_file", "pad_header", "deadline" } do
+    if opts[f] then flags[#flags + 1] = ("--%s %s"):format((f:gsub("_", "-")), env.quote(tostring(opts[f]))) end
+  end
+  if opts.chunked then flags[#flags + 1] = "--chunked" end
   local cmd = ("python3 %s request %s %s %s %s %s"):format(client, env.quote(d.addr), method, path,
-    body and env.quote(body) or "", token and ("--token " .. env.quote(token)) or "")
+    opts.body and env.quote(opts.body) or "", table.concat(flags, " "))
   local p = io.popen(cmd)
   local out = p:read("a")
   p:close()
@@ -70,6 +78,10 @@ function M.request(d, method, path, body, token)
   end
   local ok, decoded = pcall(cjson.decode, r.body)
   return r.status, ok and decoded or r.body
+end
+
+function M.request(d, method, path, body, token)
+  return M.send(d, method, path, { body = body, token = token })
 end
 
 -- One exchange with a daemon of its own: started with options (and

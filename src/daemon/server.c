@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stddef.h>
@@ -582,6 +583,19 @@ static void drive_http(void *userdata) {
   MHD_run(s->mhd);
 }
 
+/* How long the loop may sleep before MHD must run again. MHD watches its
+ * connections edge-triggered and reads or writes one buffer of a connection
+ * per MHD_run: a connection with more to do stays on MHD's own ready list,
+ * which no event of the epoll fd announces. Only MHD_get_timeout says so
+ * (0), and sleeping past it left a body read, or a streamed answer
+ * written, one buffer per wake-up of the loop. */
+static int http_wait_ms(struct server *s) {
+  MHD_UNSIGNED_LONG_LONG ms;
+  if (MHD_get_timeout(s->mhd, &ms) != MHD_YES)
+    return -1; /* no connection has a deadline: its fds wake the loop */
+  return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 static void reload_policy(struct server *s) {
   char err[ESB_MESSAGE_MAX];
   s->m.policy_reloads++;
@@ -671,7 +685,7 @@ int esb_serve(const struct esb_server_options *o) {
   fprintf(stderr, "echo-sandbox serve: listening on %s%s (policy %s)\n",
           s.unix_path ? "unix:" : "port ", where, esb_policy_path(s.policy));
   for (;;) {
-    esb_loop_step(&s.loop, -1);
+    esb_loop_step(&s.loop, http_wait_ms(&s));
     if (!s.stopping)
       continue;
     if (s.admission.in_flight == 0 && s.admission.queued == 0)

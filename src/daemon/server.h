@@ -23,7 +23,10 @@
  * but for the probes with public_probes
  * answered from the headers before any byte of the body is read; the token
  * is compared in constant time). A body whose Content-Length is over
- * max_body is refused the same way (413). A connection idle for
+ * max_body is refused the same way (413); a chunked one, once it ends (MHD
+ * takes an answer only then: the rest is read and dropped). A request line
+ * or header over MHD's memory for one connection (32 KiB) is answered 431
+ * (414 for the line) by MHD itself. A connection idle for
  * header_timeout_s without a complete request is closed.
  * SIGHUP reloads the policy: one that fails to load is reported on stderr and
  * counted, and the old one stays. SIGTERM/SIGINT: stop accepting, let the
