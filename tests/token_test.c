@@ -6,28 +6,35 @@
 
 #include "tap.h"
 
-static const char *take(const char *text, char *copy) {
-  strcpy(copy, text);
-  return esb_token_take(copy);
+/* The reason esb_token_line gives for TEXT (its bytes up to the NUL), and
+ * the token's length in *n. */
+static const char *line(const char *text, size_t *n) {
+  return esb_token_line(text, strlen(text), n);
 }
 
 int main(void) {
-  char copy[64];
-  ok(take("s3cret\n", copy) == NULL, "a token on its own line is one");
-  is_str(copy, "s3cret", "cut at the line's end");
-  ok(take("s3cret\r\nmore\n", copy) == NULL && strcmp(copy, "s3cret") == 0, "a CRLF line, the rest ignored");
-  ok(take("s3cret", copy) == NULL, "no newline at the end");
+  size_t n;
+  ok(line("s3cret\n", &n) == NULL, "a token on its own line is one");
+  is_int(n, 6, "cut at the line's end");
+  ok(line("s3cret\r\nmore\n", &n) == NULL && n == 6, "a CRLF line, the rest ignored");
+  ok(line("s3cret", &n) == NULL && n == 6, "no newline at the end");
+  /* The file's bytes are not NUL-terminated: only len of them count.
+   * Checked: with the line cut by strcspn (a C string), this read past the
+   * buffer (ASan) and took the bytes after it into the token. */
+  ok(esb_token_line("s3cretGARBAGE", 6, &n) == NULL && n == 6, "only the file's bytes are read");
   /* Checked: without the check of an empty first line, "\nsecond-line"
    * gave the token "". */
-  static const char *const empty[] = { "", "\n", "\r\n", "\nsecond-line\n" };
+  static const char *const empty[] = { "", "\n", "\r\n", "\r", "\nsecond-line\n" };
   for (size_t i = 0; i < sizeof empty / sizeof *empty; i++) {
-    const char *why = take(empty[i], copy);
+    const char *why = line(empty[i], &n);
     ok(why && strstr(why, "empty"), "an empty first line is no token");
   }
-  ok(take("s3cret \n", copy) != NULL, "a trailing blank is refused");
-  ok(take(" s3cret\n", copy) != NULL, "a leading blank too");
-  ok(take("s3\tcret\n", copy) != NULL, "a tab");
-  ok(take("s3cr\xc3\xa9t\n", copy) != NULL, "a non-ASCII byte");
+  ok(line("s3cret \n", &n) != NULL, "a trailing blank is refused");
+  ok(line(" s3cret\n", &n) != NULL, "a leading blank too");
+  ok(line("s3\tcret\n", &n) != NULL, "a tab");
+  ok(line("s3\rcret\n", &n) != NULL, "a CR inside the line");
+  ok(line("s3cr\xc3\xa9t\n", &n) != NULL, "a non-ASCII byte");
+  ok(esb_token_line("s3\0cret\n", 7, &n) != NULL, "a NUL, which would cut the token short");
 
   ok(esb_token_matches("s3cret", "s3cret"), "the token matches");
   ok(!esb_token_matches("", "s3cret"), "empty does not");

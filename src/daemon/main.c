@@ -122,17 +122,20 @@ int main(int argc, char **argv) {
   }
   char *token = NULL;
   if (token_file) {
-    size_t len;
-    if (!(token = esb_read_file(token_file, &len))) {
+    size_t len, token_len;
+    char *text = esb_read_file(token_file, &len);
+    if (!text) {
       fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, strerror(errno));
       return 125;
     }
     /* An empty token would let "Bearer " in: refused, as is one that no
      * client could send as written. */
-    const char *wrong = esb_token_take(token);
+    const char *wrong = esb_token_line(text, len, &token_len);
+    if (!wrong && !(token = strndup(text, token_len)))
+      wrong = strerror(errno);
+    free(text);
     if (wrong) {
       fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, wrong);
-      free(token);
       return 125;
     }
     o.token = token;

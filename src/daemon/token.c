@@ -3,12 +3,18 @@
 #include <stddef.h>
 #include <string.h>
 
-const char *esb_token_take(char *text) {
-  text[strcspn(text, "\r\n")] = '\0';
-  if (!*text)
+const char *esb_token_line(const char *text, size_t len, size_t *token_len) {
+  size_t n = 0;
+  while (n < len && text[n] != '\n')
+    n++;
+  if (n > 0 && text[n - 1] == '\r') /* a CRLF line */
+    n--;
+  *token_len = n;
+  if (n == 0)
     return "its first line is empty: the token goes there";
-  for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
-    if (*c <= ' ' || *c >= 0x7f)
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c <= ' ' || c >= 0x7f)
       return "its first line holds a blank, a control or a non-ASCII character: "
              "a token is visible ASCII characters only";
   }

@@ -5,13 +5,15 @@
 #define ESB_DAEMON_TOKEN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
-/* Cuts TEXT (a token file's contents) at its first line's end, in place,
- * and says what is wrong with that line as a token: NULL when it is one,
- * else a reason ("its first line is empty", ...). A token is one or more
- * visible ASCII characters: anything else cannot travel in an
- * Authorization header as it was written (HTTP trims blanks). */
-const char *esb_token_take(char *text);
+/* What is wrong with the first line of TEXT[0..len) (a token file's
+ * contents, not NUL-terminated) as a token: NULL when it is one, with its
+ * length in *token_len; else a reason ("its first line is empty", ...). A
+ * token is one or more visible ASCII characters: anything else cannot
+ * travel in an Authorization header as it was written (HTTP trims blanks),
+ * and a NUL would cut it short. */
+const char *esb_token_line(const char *text, size_t len, size_t *token_len);
 
 /* Whether GIVEN is SECRET, in time that depends on GIVEN's length only,
  * never on how much of it matches. Safe for any lengths: an empty SECRET
