@@ -136,6 +136,62 @@ print(started)]] }
     assert.is_true(r.memory_peak_bytes >= 100 * Mi, tostring(r.memory_peak_bytes))
   end)
 
+  -- Six busy loops, each its own process, under a shell that ignores
+  -- SIGTERM: what a program that forks workers does to a CPU-time limit
+  -- per process.
+  local spinners = "trap '' TERM; for i in 1 2 3 4 5 6; do (while :; do :; done) & done; wait"
+  local six = { shell = spinners, limits = { cpu_time_secs = 2, cpu = 2 }, timeout_ms = 60000 }
+
+  local function out_of_cpu(r)
+    assert.are.equal("timed_out", r.status, cjson.encode(r))
+    assert.are.equal("CpuTimeExceeded", r.reason)
+    assert.are.equal(124, r.exit_code)
+    assert.is_true(r.timed_out)
+    assert.is_true(r.cpu_time_ms >= 2000, tostring(r.cpu_time_ms))
+    assert.is_true(r.cpu_time_ms <= 3000, tostring(r.cpu_time_ms))
+    assert.is_nil(r.warning)
+  end
+
+  it("hold the whole run to cpu_time_secs, six busy processes together, and say it was the CPU", function()
+    if not host() then return end
+    -- Checked: without the engine's watch of the cgroup's count (RLIMIT_CPU
+    -- per process only), the six used 15.8 s of CPU and the run ended
+    -- "exited".
+    out_of_cpu(run_json(six))
+  end)
+
+  it("give a run out of CPU time no grace to spend more", function()
+    if not host() then return end
+    -- Outside a pid namespace the shell that ignores SIGTERM would keep
+    -- the six spinning through the policy's grace. Checked: with the grace
+    -- (10 s here) instead of none, they used 10.8 s of CPU.
+    local path = env.policy_file("policy.local_sandbox.isolation = 'rlimits'\npolicy.defaults.kill_grace_ms = 10000")
+    local r = run_json(six, { "--policy", path })
+    os.remove(path)
+    out_of_cpu(r)
+  end)
+
+  it("let a run under its CPU time end by itself", function()
+    if not host() then return end
+    local r = run_json { language = "python", limits = { cpu_time_secs = 4 }, timeout_ms = 60000,
+                         code = "import time\nwhile time.process_time() < 1.5: pass\nprint('done')" }
+    assert.are.equal("done\n", r.stdout, r.stderr)
+    assert.are.equal("exited", r.status)
+    assert.are.equal("Completed", r.reason)
+    assert.is_true(r.cpu_time_ms >= 1500 and r.cpu_time_ms < 4000, tostring(r.cpu_time_ms))
+    assert.is_nil(r.warning)
+  end)
+
+  it("without cgroups hold each process to cpu_time_secs, and the result says so", function()
+    -- Checked: without the warning, nothing told the caller that six
+    -- processes may each use the whole budget.
+    local path = env.policy_file("policy.local_sandbox.cgroups = false")
+    local r = run_json({ shell = "true", limits = { cpu_time_secs = 2 } }, { "--policy", path })
+    os.remove(path)
+    assert.are.equal("exited", r.status, cjson.encode(r))
+    assert.truthy(r.warning and r.warning:find("per process", 1, true), cjson.encode(r))
+  end)
+
   it("start the program inside its cgroup, below the parent the engine reports", function()
     local h = host()
     if not h then return end

@@ -14,7 +14,7 @@ int main(void) {
   const char *paths[] = {"/usr/bin/python3", "/bin/python3", NULL};
   struct sock_filter filter[] = { BPF_STMT(BPF_RET | BPF_K, 0x7fff0000), BPF_STMT(BPF_RET | BPF_K, 0) };
   struct sock_fprog prog = { .len = 2, .filter = filter };
-  int cgroup_fds[ESB_CGROUP__COUNT] = { 40, -1, 42 };
+  int cgroup_fds[ESB_CGROUP__COUNT] = { 40, -1, 42, -1 };
   struct esb_sandbox sb = { .namespaces = 0x3f, .switch_ids = true, .uid = 1000, .gid = 1001, .inner_uid = 1000,
                             .inner_gid = 1001, .hostname = "echo-sandbox", .seccomp = &prog,
                             .limits = { .address_space = 1 << 30, .cpu_secs = 30, .processes = 64, .no_core = true },

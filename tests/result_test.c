@@ -52,6 +52,10 @@ int main(void) {
   ok(seen.status == ESB_STATUS_TIMED_OUT && seen.exit_code == 124 && seen.signal == 15,
      "timed out keeps the signal that ended it, exit code 124");
   is_str(seen.reason, "DeadlineExceeded", "reads DeadlineExceeded");
+  esb_result_cpu_time_exceeded(&seen);
+  ok(seen.status == ESB_STATUS_TIMED_OUT && seen.exit_code == 124 && seen.signal == 15,
+     "out of CPU time is a timeout, with the signal that ended it");
+  is_str(seen.reason, "CpuTimeExceeded", "reads CpuTimeExceeded");
   esb_result_oom_killed(&seen);
   ok(seen.status == ESB_STATUS_OOM_KILLED && seen.signal == 9 && seen.exit_code == 137, "OOM-killed: SIGKILL, 137");
   is_str(seen.reason, "OOMKilled", "reads OOMKilled, as Kubernetes says it");

@@ -111,6 +111,71 @@ static void after_exit(struct esb_exec *exec, void *userdata) {
   read_collected(userdata);
 }
 
+/* ---- the CPU-time budget of the whole run -------------------------------
+ *
+ * cpu_time_secs counts every process of the run together: RLIMIT_CPU alone
+ * holds each process to it, and a program that forks N workers gets N times
+ * the budget. The run's cgroup counts them all, so the loop reads that
+ * count when the budget could be spent at the fastest the run may go (its
+ * CPU rate, or every CPU of the host), and again then for what is left: a
+ * run well under its budget costs one small read per budget/rate, a run
+ * that reaches it is stopped within CPU_WATCH_MIN_NS of it, without a
+ * grace (it has no CPU time left to spend in one). RLIMIT_CPU stays, a
+ * second later per process, as the backstop. Without a cgroup that counts
+ * (none, or the policy's cgroups = false) the budget is RLIMIT_CPU's, per
+ * process, and the result's warning says so. */
+#define CPU_WATCH_MIN_NS 10000000ull   /* 10 ms between two reads at most */
+#define CPU_WATCH_MAX_USEC 3600000000ull /* an hour of CPU: a policy's huge budget, read hourly */
+
+static void watch_cpu_at(struct esb_local_run *run, uint64_t cpu_left_usec, uint64_t rate_millicores) {
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  uint64_t cpus = online > 0 ? (uint64_t)online * 1000 : 1000;
+  if (!rate_millicores || rate_millicores > cpus)
+    rate_millicores = cpus;
+  if (cpu_left_usec > CPU_WATCH_MAX_USEC)
+    cpu_left_usec = CPU_WATCH_MAX_USEC;
+  uint64_t wait_ns = cpu_left_usec * 1000000 / rate_millicores;
+  run->cpu_watch.at_ns = esb_now_ns() + (wait_ns > CPU_WATCH_MIN_NS ? wait_ns : CPU_WATCH_MIN_NS);
+  esb_timer_start(run->loop, &run->cpu_watch);
+}
+
+static void watch_cpu(void *userdata) {
+  struct esb_local_run *run = userdata;
+  struct esb_exec *e = &run->exec;
+  uint64_t budget_usec = run->plan->local.limits.cpu_secs * 1000000;
+  switch (esb_exec_phase(e)) {
+  case ESB_EXEC_STARTING: /* its child may run already, not yet seen to by the loop */
+    watch_cpu_at(run, 0, 0);
+    return;
+  case ESB_EXEC_ENDING:
+    return;
+  case ESB_EXEC_RUNNING:
+    break;
+  }
+  int64_t used = run->cgroup_ready ? esb_cgroup_cpu_usec(&run->cgroup) : -1;
+  if (used < 0)
+    return; /* nothing counts the run: RLIMIT_CPU does, per process */
+  if ((uint64_t)used >= budget_usec) {
+    run->cpu_exceeded = true;
+    e->kill_grace_ms = 0;
+    esb_exec_stop(e);
+    return;
+  }
+  watch_cpu_at(run, budget_usec - (uint64_t)used, esb_cgroup_cpu_rate(&run->cgroup));
+}
+
+/* Whether the run's cgroup counts its CPU time for the budget. */
+static bool counts_cpu(const struct esb_plan *plan) {
+  return plan->local.limits.cpu_secs && plan->local.cgroups && plan->local.memory_bytes;
+}
+
+static void start_cpu_watch(struct esb_local_run *run) {
+  if (!counts_cpu(run->plan))
+    return;
+  run->cpu_watch = (struct esb_timer){ .fire = watch_cpu, .userdata = run };
+  watch_cpu_at(run, run->plan->local.limits.cpu_secs * 1000000, 0);
+}
+
 /* The cgroup's word into the result. The OOM killer ended the program (or
  * the shell around it saw its child die of SIGKILL): what Kubernetes
  * reports as OOMKilled. */
@@ -119,8 +184,13 @@ static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
                 (r->status == ESB_STATUS_EXITED && r->exit_code == 128 + SIGKILL);
   if (run->seen.oom_killed && killed)
     esb_result_oom_killed(r);
+  if (run->cpu_exceeded && r->status == ESB_STATUS_TIMED_OUT)
+    esb_result_cpu_time_exceeded(r);
   if (r->status == ESB_STATUS_ERROR)
     return;
+  if (run->plan->local.limits.cpu_secs && run->seen.cpu_time_ms < 0 && !r->warning)
+    r->warning = strdup("cpu_time_secs was a limit per process (RLIMIT_CPU), not of the whole run: no cgroup "
+                        "counted the run's CPU time"); /* NULL on OOM: no warning */
   if (run->seen.cpu_time_ms >= 0)
     r->cpu_time_ms = run->seen.cpu_time_ms;
   if (run->seen.memory_peak_bytes >= 0)
@@ -218,7 +288,8 @@ static void ready_cgroups(struct esb_exec *exec, void *userdata) {
     return;
   if (!run->cgroup_ready) {
     struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes, .max_pids = l->processes,
-                                        .cpu_millicores = plan->local.cpu_millicores };
+                                        .cpu_millicores = plan->local.cpu_millicores,
+                                        .count_cpu = counts_cpu(plan) };
     char why[ESB_MESSAGE_MAX];
     if (esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why) < 0)
       return;
@@ -228,6 +299,10 @@ static void ready_cgroups(struct esb_exec *exec, void *userdata) {
   run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
   run->sandbox.cgroup_dir = run->cgroup.version == ESB_CGROUP_V2 ? &run->cgroup.dir_fd : NULL;
   run->sandbox.limits.address_space = 0;
+  /* The cgroup holds the run to its CPU time (watch_cpu): RLIMIT_CPU,
+   * a second later, only backs it up, rather than race it per process. */
+  if (l->cpu_secs && esb_cgroup_counts_cpu(&run->cgroup))
+    run->sandbox.limits.cpu_secs = l->cpu_secs + 1;
 }
 
 /* network: true: pasta on the sandbox's network namespace, before it goes on. */
@@ -298,6 +373,7 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
 /* What a run holds on the host besides its child: the network stack, the
  * cgroups, the host working dir. */
 static void release_host_side(struct esb_local_run *run) {
+  esb_timer_stop(run->loop, &run->cpu_watch);
   esb_netstack_detach(&run->net);
   if (run->collect_fd >= 0) /* read back once the child was reaped */
     close(run->collect_fd);
@@ -428,8 +504,10 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   e->sink_fds[0] = run->output.fds[0];
   e->sink_fds[1] = run->output.fds[1];
   e->result.isolation = plan->local.isolation == ESB_ISOLATION_RLIMITS ? "rlimits" : "namespaces";
-  if (esb_exec_start(loop, e) == 0 || start_failed(run) == 0)
+  if (esb_exec_start(loop, e) == 0 || start_failed(run) == 0) {
+    start_cpu_watch(run);
     return 0;
+  }
 fail:
   release_host_side(run);
   return -1;

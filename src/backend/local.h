@@ -43,6 +43,8 @@ struct esb_local_run {
   esb_local_done_fn on_done;
   void *userdata;
   struct esb_output_sink output; /* optional: the program's output as it comes */
+  struct esb_timer cpu_watch;  /* the CPU-time budget of the whole run, read off its cgroup */
+  bool cpu_exceeded;           /* the watch ended the run: its result says CpuTimeExceeded */
 };
 
 #define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \

@@ -164,19 +164,23 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
   struct esb_cgroup cg = ESB_CGROUP_INIT;
   struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes,
                                       .max_pids = plan->local.limits.processes,
-                                      .cpu_millicores = plan->local.cpu_millicores };
+                                      .cpu_millicores = plan->local.cpu_millicores,
+                                      .count_cpu = plan->local.limits.cpu_secs != 0 };
   if (!plan->local.cgroups) {
-    report(t, "ok", "limits", "%s", "memory by RLIMIT_AS, processes by RLIMIT_NPROC, no CPU rate limit "
-           "(the policy turned cgroups off)");
+    report(t, "ok", "limits", "%s", "memory by RLIMIT_AS, processes by RLIMIT_NPROC, no CPU rate limit, CPU "
+           "time per process by RLIMIT_CPU (the policy turned cgroups off)");
   } else if (esb_cgroup_create(&cg, &limits, why, sizeof why) == 0) {
     struct esb_cgroup_host host;
     esb_cgroup_setup(&host);
     esb_cgroup_describe(&host, detail, sizeof detail);
+    if (limits.count_cpu && !esb_cgroup_counts_cpu(&cg))
+      snprintf(detail + strlen(detail), sizeof detail - strlen(detail), "; CPU time per process by RLIMIT_CPU "
+               "(no cpuacct counts the run's)");
     report(t, "ok", "limits", "%s", detail);
   } else {
     snprintf(detail, sizeof detail, "memory by RLIMIT_AS (address space), processes by RLIMIT_NPROC, no CPU "
-             "rate limit, as no cgroup can be made: %s; runtimes that reserve much (node, java) need a larger "
-             "memory limit", why);
+             "rate limit, CPU time per process by RLIMIT_CPU, as no cgroup can be made: %s; runtimes that "
+             "reserve much (node, java) need a larger memory limit", why);
     report(t, "warn", "limits", "%s", detail);
   }
   esb_cgroup_destroy(&cg);

@@ -254,7 +254,10 @@ static void print_text(const struct explanation *x) {
     esb_cgroup_probe(&host);
     esb_cgroup_describe(&host, text, sizeof text);
     printf("cgroups     %s%s\n", text,
-           host.version == ESB_CGROUP_NONE ? " (so memory by RLIMIT_AS, no CPU rate limit)" : " (then no RLIMIT_AS)");
+           host.version == ESB_CGROUP_NONE ? " (so memory by RLIMIT_AS, no CPU rate limit, CPU time per process)"
+                                           : " (then no RLIMIT_AS; CPU time counts the whole run)");
+  } else {
+    printf("cgroups     off (memory by RLIMIT_AS, no CPU rate limit, CPU time per process)\n");
   }
   printf("seccomp     %s%s%s\n", esb_seccomp_profile_name(p->local.seccomp),
          p->local.seccomp == ESB_SECCOMP_NONE ? " (no system-call filter)" : "",

@@ -44,7 +44,8 @@ static void print_result_json(lua_State *L, const struct esb_result *r) {
 /* What the flag form says after the program's own output. */
 static void print_plain(const struct esb_result *r) {
   if (r->status == ESB_STATUS_TIMED_OUT)
-    fprintf(stderr, "echo-sandbox: timed out after %.0f ms\n", r->duration_ms);
+    fprintf(stderr, "echo-sandbox: timed out after %.0f ms%s\n", r->duration_ms,
+            r->reason && strcmp(r->reason, "CpuTimeExceeded") == 0 ? ": out of CPU time (the run's cpu_time_secs)" : "");
   if (r->status == ESB_STATUS_OOM_KILLED)
     fprintf(stderr, "echo-sandbox: killed after %.0f ms: out of memory (the run's memory limit)\n",
             r->duration_ms);

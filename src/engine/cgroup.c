@@ -15,7 +15,7 @@
 
 #include "engine/fileio.h"
 
-static const char *const controller_names[ESB_CGROUP__COUNT] = { "memory", "pids", "cpu" };
+static const char *const controller_names[ESB_CGROUP__COUNT] = { "memory", "pids", "cpu", "cpuacct" };
 
 /* The period of cpu.max and of v1's CFS bandwidth: the kernel's default. */
 enum { CPU_PERIOD_USEC = 100000 };
@@ -221,6 +221,8 @@ static bool alone_in(const char *dir) {
 struct setup {
   struct esb_cgroup_host host;
   char *parents[ESB_CGROUP__COUNT]; /* v1: one per hierarchy; v2: parents[0] */
+  bool cpu_counts;                  /* v1: cpuacct is mounted with cpu (parents[ESB_CGROUP_CPUACCT]
+                                       is then NULL: the cpu cgroup counts) */
 };
 
 static bool v2_enabled(const char *dir, int which) {
@@ -345,13 +347,21 @@ static void find_parents(struct setup *s, bool act) {
     s->parents[i] = own_dir(&v, controller_names[i], NULL);
     h->controllers[i] = s->parents[i] != NULL;
   }
+  /* cpu,cpuacct mounted as one hierarchy: one cgroup there does both (two
+   * in one hierarchy would take the run from each other). */
+  char *acct = s->parents[ESB_CGROUP_CPUACCT], *cpu = s->parents[ESB_CGROUP_CPU];
+  if (acct && cpu && strcmp(acct, cpu) == 0) {
+    s->cpu_counts = true;
+    free(acct);
+    s->parents[ESB_CGROUP_CPUACCT] = NULL;
+  }
   proc_view_release(&v);
   if (!s->parents[ESB_CGROUP_MEMORY]) {
     snprintf(h->why, sizeof h->why, "no cgroup v1 memory hierarchy of ours to use");
     return;
   }
   h->version = ESB_CGROUP_V1;
-  snprintf(h->where, sizeof h->where, "below %s (and the engine's own pids and cpu cgroups)",
+  snprintf(h->where, sizeof h->where, "below %s (and the engine's own pids, cpu and cpuacct cgroups)",
            s->parents[ESB_CGROUP_MEMORY]);
 }
 
@@ -436,6 +446,8 @@ static void sweep_stale(const char *parent, int which) {
 static int set_limit(struct esb_cgroup *cg, int which, const struct esb_cgroup_limits *l) {
   bool v2 = cg->version == ESB_CGROUP_V2;
   const char *dir = cg->dirs[v2 ? 0 : which];
+  if (which == ESB_CGROUP_CPUACCT)
+    return 0; /* it only counts */
   if (which == ESB_CGROUP_PIDS)
     return l->max_pids ? write_file(dir, "pids.max", l->max_pids) : write_file_text(dir, "pids.max", "max");
   if (which == ESB_CGROUP_CPU) {
@@ -505,15 +517,27 @@ static uint64_t oom_kills(const struct esb_cgroup *cg) {
   return n > 0 ? (uint64_t)n : 0;
 }
 
-/* CPU time in µs: v2's cpu.stat, or v1's cpuacct where it shares the cpu
- * hierarchy; -1 where neither is. */
+/* CPU time in µs: v2's cpu.stat, or v1's cpuacct (a hierarchy of its own,
+ * or sharing the cpu one); -1 where none is. */
 static int64_t cpu_usec(const struct esb_cgroup *cg) {
   if (cg->version == ESB_CGROUP_V2)
     return keyed_value(cg->dirs[0], "cpu.stat", "usage_usec");
-  if (!cg->dirs[ESB_CGROUP_CPU] || cg->no_cpu_usage)
-    return -1;
-  int64_t ns = single_value(cg->dirs[ESB_CGROUP_CPU], "cpuacct.usage");
+  const char *dir = cg->dirs[ESB_CGROUP_CPUACCT];
+  if (!dir && !cg->no_cpu_usage)
+    dir = cg->dirs[ESB_CGROUP_CPU];
+  int64_t ns = dir ? single_value(dir, "cpuacct.usage") : -1;
   return ns < 0 ? -1 : ns / 1000;
+}
+
+/* Whether a v1 cgroup has a directory of its own where one is wanted:
+ * the cpu one for a CPU rate, one that counts CPU time for a budget
+ * (wherever the host has such hierarchies). */
+static bool wanted_v1(int which, const struct esb_cgroup_limits *l) {
+  if (which == ESB_CGROUP_CPU)
+    return l->cpu_millicores || (l->count_cpu && setup.cpu_counts);
+  if (which == ESB_CGROUP_CPUACCT)
+    return l->count_cpu;
+  return true;
 }
 
 /* A new directory for this run below parent, named after this process so
@@ -564,7 +588,7 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
   }
   for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
     /* pids and cpu are a bonus: RLIMIT_NPROC still bounds the processes. */
-    if (!setup.parents[i] || (i == ESB_CGROUP_CPU && !limits->cpu_millicores))
+    if (!setup.parents[i] || !wanted_v1(i, limits))
       continue;
     char ignored[256];
     bool required = i == ESB_CGROUP_MEMORY;
@@ -623,6 +647,24 @@ void esb_cgroup_usage(const struct esb_cgroup *cg, int64_t *cpu_time_ms, int64_t
   } else {
     *memory_peak_bytes = single_value(cg->dirs[0], "memory.peak");
   }
+}
+
+int64_t esb_cgroup_cpu_usec(const struct esb_cgroup *cg) {
+  int64_t usec = cg->dirs[0] ? cpu_usec(cg) : -1;
+  if (usec < 0)
+    return -1;
+  return (uint64_t)usec > cg->cpu_usec_before ? usec - (int64_t)cg->cpu_usec_before : 0;
+}
+
+bool esb_cgroup_counts_cpu(const struct esb_cgroup *cg) {
+  if (cg->version == ESB_CGROUP_V2)
+    return cg->dirs[0] != NULL;
+  return cg->dirs[ESB_CGROUP_CPUACCT] || (cg->dirs[ESB_CGROUP_CPU] && setup.cpu_counts && !cg->no_cpu_usage);
+}
+
+uint64_t esb_cgroup_cpu_rate(const struct esb_cgroup *cg) {
+  bool limited = cg->version == ESB_CGROUP_V2 ? setup.host.controllers[ESB_CGROUP_CPU] : cg->dirs[ESB_CGROUP_CPU] != NULL;
+  return limited && cg->limits_set ? cg->limits.cpu_millicores : 0;
 }
 
 /* SIGKILLs every process listed in dir/cgroup.procs. */
@@ -715,9 +757,11 @@ bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
 
 int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
   if (cg->dirs[0]) {
-    /* A v1 cgroup without a cpu hierarchy of its own cannot take a CPU limit. */
-    bool fits = cg->version == ESB_CGROUP_V2 || !limits->cpu_millicores || cg->dirs[ESB_CGROUP_CPU] ||
-                !setup.parents[ESB_CGROUP_CPU];
+    /* A v1 cgroup without the cpu or cpuacct directory the run wants
+     * cannot take its CPU limit or count its CPU time. */
+    bool fits = true;
+    for (int i = ESB_CGROUP_CPU; cg->version == ESB_CGROUP_V1 && i <= ESB_CGROUP_CPUACCT; i++)
+      fits &= cg->dirs[i] || !setup.parents[i] || !wanted_v1(i, limits);
     if (fits && reuse(cg, limits) == 0)
       return 0;
     esb_cgroup_destroy(cg);

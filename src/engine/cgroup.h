@@ -8,7 +8,7 @@
  *
  * Two hierarchies:
  *  - cgroup v1 (a memory hierarchy is mounted): one child per controller
- *    (memory, pids, cpu) of the cgroup the engine is in; the sandbox joins
+ *    (memory, pids, cpu, cpuacct) of the cgroup the engine is in; the sandbox joins
  *    them by writing "0" to their `tasks` files (esb_sandbox.cgroup_procs)
  *    while it is single-threaded: the kernel moves one thread that moves
  *    itself without taking cgroup_threadgroup_rwsem for writing, which a
@@ -48,14 +48,20 @@
 
 enum esb_cgroup_version { ESB_CGROUP_NONE, ESB_CGROUP_V1, ESB_CGROUP_V2 };
 
-/* The controllers, as v1 hierarchies (v2: one directory, dirs[0]). */
-enum { ESB_CGROUP_MEMORY, ESB_CGROUP_PIDS, ESB_CGROUP_CPU, ESB_CGROUP__COUNT };
+/* The controllers, as v1 hierarchies (v2: one directory, dirs[0]). v1's
+ * cpuacct counts the run's CPU time where a CPU-time budget needs it and
+ * the host mounts it apart from cpu (co-mounted, the cpu directory counts;
+ * v2's cpu.stat always does). */
+enum { ESB_CGROUP_MEMORY, ESB_CGROUP_PIDS, ESB_CGROUP_CPU, ESB_CGROUP_CPUACCT, ESB_CGROUP__COUNT };
 
 /* 0: no limit of that kind. */
 struct esb_cgroup_limits {
   uint64_t memory_bytes;
   uint64_t max_pids;
   uint64_t cpu_millicores; /* cores x 1000: 500 is half a core */
+  bool count_cpu;          /* the run's CPU time must be readable while it runs (a
+                              CPU-time budget): on v1 a cpu or cpuacct cgroup is
+                              made for it even without a CPU rate */
 };
 
 struct esb_cgroup {
@@ -78,7 +84,7 @@ struct esb_cgroup {
   bool oom_kills_known;          /* oom_kills_before holds the count at the last run's end */
 };
 
-#define ESB_CGROUP_INIT { .procs = { -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1 }
+#define ESB_CGROUP_INIT { .procs = { -1, -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1 }
 
 /* What a run's cgroup would be made of here, without making one (doctor,
  * policy explain): the hierarchy, the controllers that limits can use, and
@@ -153,6 +159,17 @@ bool esb_cgroup_oom_killed(struct esb_cgroup *cg);
 /* The run's usage so far, where the cgroup knows it: CPU time (user +
  * system) in ms and the memory high-water mark in bytes; -1 where unknown. */
 void esb_cgroup_usage(const struct esb_cgroup *cg, int64_t *cpu_time_ms, int64_t *memory_peak_bytes);
+
+/* The run's CPU time (user + system, every process of it) so far in µs,
+ * read now; -1 where the cgroup does not count it. Cheap (one small file):
+ * for a watch of a CPU-time budget while the run goes on. */
+int64_t esb_cgroup_cpu_usec(const struct esb_cgroup *cg);
+
+/* Whether the cgroup counts its run's CPU time (without reading it). */
+bool esb_cgroup_counts_cpu(const struct esb_cgroup *cg);
+
+/* The CPU rate the cgroup holds its run to, in millicores; 0: none. */
+uint64_t esb_cgroup_cpu_rate(const struct esb_cgroup *cg);
 
 /* SIGKILLs what is left in the cgroups, removes them, frees the struct's
  * memory and leaves it as ESB_CGROUP_INIT. */

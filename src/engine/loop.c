@@ -861,6 +861,12 @@ void esb_exec_stop(struct esb_exec *e) {
     e->deadline_ns = esb_now_ns();
 }
 
+enum esb_exec_phase esb_exec_phase(const struct esb_exec *e) {
+  if (e->starting)
+    return ESB_EXEC_STARTING;
+  return e->term_sent || e->reaping || e->child.reaped || e->child.pid <= 0 ? ESB_EXEC_ENDING : ESB_EXEC_RUNNING;
+}
+
 void esb_timer_stop(struct esb_loop *loop, struct esb_timer *t) {
   if (!t->started)
     return;

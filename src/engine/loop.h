@@ -256,6 +256,12 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms);
  * it was told to stop or its child is gone. */
 void esb_exec_stop(struct esb_exec *exec);
 
+/* Where an exec in flight is: its child still being started, running,
+ * or ending (told to stop, exited, or done). A caller's watch of the run
+ * reads what the child uses only while it runs. */
+enum esb_exec_phase { ESB_EXEC_STARTING, ESB_EXEC_RUNNING, ESB_EXEC_ENDING };
+enum esb_exec_phase esb_exec_phase(const struct esb_exec *exec);
+
 /* Starts a timer (again: it moves); a started timer keeps the loop running
  * as an exec does. esb_timer_stop takes it back if it has not fired; both
  * may be called from callbacks, and fire runs with the timer stopped. */

@@ -103,6 +103,10 @@ void esb_result_timed_out(struct esb_result *r) {
   ended(r, ESB_STATUS_TIMED_OUT, 0, r->signal, "DeadlineExceeded");
 }
 
+void esb_result_cpu_time_exceeded(struct esb_result *r) {
+  ended(r, ESB_STATUS_TIMED_OUT, 0, r->signal, "CpuTimeExceeded");
+}
+
 void esb_result_oom_killed(struct esb_result *r) {
   ended(r, ESB_STATUS_OOM_KILLED, 0, SIGKILL, "OOMKilled");
 }

@@ -100,12 +100,15 @@ const char *esb_status_name(enum esb_status status);
 
 /* What was observed, as a result: the one place that spells the reasons of
  * a program's end ("Completed", "Error", "Signaled", "DeadlineExceeded",
- * "OOMKilled", Kubernetes' words). Each sets status, exit_code, signal and
- * reason, and leaves the rest of the result as it is. */
+ * "OOMKilled", Kubernetes' words, and "CpuTimeExceeded": the run's CPU
+ * time, all its processes together, reached cpu_time_secs). Each sets
+ * status, exit_code, signal and reason, and leaves the rest of the result
+ * as it is. */
 void esb_result_exited(struct esb_result *r, int code);
 void esb_result_signaled(struct esb_result *r, int sig);
 void esb_result_wait_status(struct esb_result *r, int wstatus); /* exited or signaled */
 void esb_result_timed_out(struct esb_result *r);
+void esb_result_cpu_time_exceeded(struct esb_result *r); /* timed_out, too */
 void esb_result_oom_killed(struct esb_result *r);
 
 /* The exit code a shell would report for this result (see exit_code above). */

@@ -209,10 +209,13 @@ policy.local_sandbox = {
   -- true: where the engine may make cgroups (v1 or v2: memory, pids, cpu;
   --   see the README's table), the memory limit is a cgroup's, which counts
   --   what the program uses, an OOM kill is reported as status oom_killed,
-  --   and cpu_millicores caps the CPU rate; elsewhere, and with false, the
-  --   memory limit is RLIMIT_AS, which counts the address space it reserves
-  --   (V8 and the JVM reserve far more than they use: node needs --memory
-  --   1Gi then), and there is no CPU rate limit.
+  --   cpu_millicores caps the CPU rate and cpu_time_secs the CPU time of
+  --   the whole run (all its processes together: reason CpuTimeExceeded);
+  --   elsewhere, and with false, the memory limit is RLIMIT_AS, which counts
+  --   the address space it reserves (V8 and the JVM reserve far more than
+  --   they use: node needs --memory 1Gi then), there is no CPU rate limit,
+  --   and cpu_time_secs holds each process on its own (RLIMIT_CPU; the
+  --   result's warning says so).
   cgroups = true,
   -- The system-call filter, installed last before the program starts:
   --   "default": namespaces, the mount API, keyrings, bpf, perf_event_open,
