@@ -82,7 +82,7 @@ const struct esb_seccomp_rule esb_seccomp_rules[] = {
 
 int esb_seccomp_rule_text(const struct esb_seccomp_rule *rule, char *buf, size_t len) {
   static const char *const tests[] = {
-    [ESB_SECCOMP_ANY_BIT] = "any of", [ESB_SECCOMP_ONE_OF] = "one of", [ESB_SECCOMP_NONE_OF] = "none of",
+    [ESB_SECCOMP_ANY_BIT] = "having any of", [ESB_SECCOMP_ONE_OF] = "one of", [ESB_SECCOMP_NONE_OF] = "other than",
   };
   if (rule->test == ESB_SECCOMP_OTHER_ABI)
     return snprintf(buf, len, "a call of another ABI kills the process (SIGSYS): %s", rule->why);
