@@ -23,10 +23,16 @@
 
 static int add(scmp_filter_ctx ctx, int err, const char *name, unsigned n, const struct scmp_arg_cmp *cmp) {
   int nr = seccomp_syscall_resolve_name(name);
-  if (nr == __NR_SCMP_ERROR)
-    return 0; /* not a call of this architecture (vm86 on x86-64) */
+  if (nr == __NR_SCMP_ERROR) {
+    /* A name of no architecture: a typo, or a call newer than this
+     * libseccomp, whose rule would be left out without a word. */
+    const struct scmp_version *v = seccomp_version();
+    fprintf(stderr, "esb-seccomp-gen: libseccomp %u.%u.%u knows no system call %s\n", v->major, v->minor,
+            v->micro, name);
+    return -ENOENT;
+  }
   int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((uint32_t)err), nr, n, cmp);
-  return rc == -EACCES ? 0 : rc; /* a pseudo-syscall libseccomp cannot filter here */
+  return rc == -EACCES ? 0 : rc; /* not a call of this architecture (vm86 on x86-64) */
 }
 
 /* Adds the rule's calls, refused when the comparison holds (and its when). */
