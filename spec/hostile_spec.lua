@@ -93,7 +93,8 @@ describe("the local sandbox against hostile code", function()
 import ctypes, errno, mmap, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-page = ctypes.addressof(ctypes.c_char.from_buffer(mmap.mmap(-1, 4096)))
+mem = mmap.mmap(-1, 4096)
+page = ctypes.addressof(ctypes.c_char.from_buffer(mem))
 def call(name, nr, *args, fd=False):
     r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
     print(name, "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno()), flush=True)
@@ -143,7 +144,8 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
   -- netlink). vsock knows no network namespace: a run could bind the host's
   -- vsock ports and connect to the hypervisor (only socket() is tried here).
   -- Checked: without the family row, socket(AF_VSOCK) succeeded with the
-  -- network off and on (and AF_PACKET said EPERM, AF_ALG EAFNOSUPPORT).
+  -- network off and on (AF_PACKET said EPERM, AF_ALG EAFNOSUPPORT, the
+  -- vsock pair EOPNOTSUPP: the kernel's own answers).
   it("cannot open a vsock socket, with the network off or on, nor one of another family", function()
     for _, network in ipairs { false, true } do
       local _, got = calls([[
@@ -169,7 +171,8 @@ call("vsock pair", 53, 40, 1, 0, page)
   -- Defence: the filter's netlink protocols (route and sock_diag only), with
   -- the kernel's answer for a protocol it lacks, which libaudit's callers
   -- take for "no audit here". Checked: without the protocol row, the audit
-  -- and generic netlink sockets were made.
+  -- generic and netfilter netlink sockets were made (the audit pair said
+  -- EOPNOTSUPP).
   it("cannot open an audit netlink socket, nor one of another protocol but route and sock_diag", function()
     local _, got = calls [[
 call("audit", 41, 16, 3, 9, fd=True)
@@ -177,8 +180,9 @@ call("generic", 41, 16, 3, 16, fd=True)
 call("netfilter", 41, 16, 3, 12, fd=True)
 call("route", 41, 16, 3, 0, fd=True)
 call("sock_diag", 41, 16, 3, 4, fd=True)
+call("audit pair", 53, 16, 3, 9, page)
 ]]
-    for _, name in ipairs { "audit", "generic", "netfilter" } do
+    for _, name in ipairs { "audit", "generic", "netfilter", "audit pair" } do
       assert.are.equal("EPROTONOSUPPORT", got[name], name)
     end
     assert.are.equal("ok", got.route)
@@ -222,11 +226,13 @@ print("persona", open("/proc/self/personality").read().strip())
   end)
 
   -- Defence: the filter refuses the NUMA placement calls, but not
-  -- get_mempolicy. Checked: without their row, each call below succeeded.
+  -- get_mempolicy. Checked: without their row, each call below succeeded
+  -- (mbind bound the page to node 0, which set_mempolicy_home_node needs).
   it("refuses set_mempolicy, mbind and the other NUMA placement calls", function()
     local _, got = calls [[
+mem[0] = 1  # the page is also a node mask: node 0
 call("set_mempolicy", 238, 0, 0, 0)
-call("mbind", 237, page, 4096, 0, 0, 0, 0)
+call("mbind", 237, page, 4096, 2, page, 64, 0)  # MPOL_BIND
 call("set_mempolicy_home_node", 450, page, 4096, 0, 0)
 call("migrate_pages", 256, 0, 64, page, page)
 call("move_pages", 279, 0, 0, 0, 0, 0, 0)
@@ -246,7 +252,7 @@ call("get_mempolicy", 239, 0, 0, 0, 0, 0)
     assert.are.equal(0, code, err)
     for _, row in ipairs {
       "socket, socketpair with family other than AF_UNIX, AF_INET, AF_INET6, AF_NETLINK: EAFNOSUPPORT",
-      "socket of AF_NETLINK with protocol other than NETLINK_ROUTE, NETLINK_SOCK_DIAG: EPROTONOSUPPORT",
+      "socket, socketpair of AF_NETLINK with protocol other than NETLINK_ROUTE, NETLINK_SOCK_DIAG: EPROTONOSUPPORT",
       "personality with persona other than PER_LINUX, 0xffffffff (the query): EPERM",
       "memfd_secret: EPERM",
       "mbind, set_mempolicy, set_mempolicy_home_node, migrate_pages, move_pages: EPERM",
