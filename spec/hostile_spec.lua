@@ -88,12 +88,13 @@ describe("the local sandbox against hostile code", function()
 
   -- Calls through libc's syscall(), so that no runtime stands in the way:
   -- call(name, nr, args...) prints "name ok" or "name ERRNO" (and closes
-  -- what it opened); `page` is a page of memory to name.
+  -- the fd it made with fd=True); `page` is a page of memory to name.
   local syscalls = [[
 import ctypes, errno, mmap, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 mem = mmap.mmap(-1, 4096)
+mem[0] = 1  # the page is a NUMA node mask too: node 0
 page = ctypes.addressof(ctypes.c_char.from_buffer(mem))
 def call(name, nr, *args, fd=False):
     r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
@@ -107,6 +108,20 @@ def call(name, nr, *args, fd=False):
     assert.are.equal(0, r.exit_code, r.stderr)
     local got = {}
     for name, outcome in r.stdout:gmatch("([^\n]+) (%S+)\n") do got[name] = outcome end
+    return r, got
+  end
+
+  -- Makes each call ({ name, "nr, args", outcome }, args in python: `page`
+  -- is there) and expects its outcome; then runs the python code after, if
+  -- any. Returns the result and the outcomes.
+  local function expect_calls(expected, limits, after)
+    local lines = {}
+    for i, c in ipairs(expected) do lines[i] = ("call(%q, %s)"):format(c[1], c[2]) end
+    local r, got = calls(table.concat(lines, "\n") .. "\n" .. (after or ""), limits)
+    for _, c in ipairs(expected) do
+      local network = limits and (", network " .. tostring(limits.network)) or ""
+      assert.are.equal(c[3], got[c[1]], c[1] .. network .. ": " .. r.stdout)
+    end
     return r, got
   end
 
@@ -148,23 +163,14 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
   -- vsock pair EOPNOTSUPP: the kernel's own answers).
   it("cannot open a vsock socket, with the network off or on, nor one of another family", function()
     for _, network in ipairs { false, true } do
-      local _, got = calls([[
-call("vsock", 41, 40, 1, 0, fd=True)
-call("vsock, high bits set", 41, (1 << 32) | 40, 1, 0, fd=True)
-call("packet", 41, 17, 3, 0, fd=True)
-call("alg", 41, 38, 5, 0, fd=True)
-call("unix", 41, 1, 1, 0, fd=True)
-call("inet", 41, 2, 2, 0, fd=True)
-call("inet6", 41, 10, 2, 0, fd=True)
-call("netlink", 41, 16, 3, 0, fd=True)
-call("vsock pair", 53, 40, 1, 0, page)
-]], { network = network })
-      for _, name in ipairs { "vsock", "vsock, high bits set", "packet", "alg", "vsock pair" } do
-        assert.are.equal("EAFNOSUPPORT", got[name], name .. ", network " .. tostring(network))
-      end
-      for _, name in ipairs { "unix", "inet", "inet6", "netlink" } do
-        assert.are.equal("ok", got[name], name .. ", network " .. tostring(network))
-      end
+      expect_calls({ { "vsock", "41, 40, 1, 0, fd=True", "EAFNOSUPPORT" },
+                     { "vsock, high bits set", "41, (1 << 32) | 40, 1, 0, fd=True", "EAFNOSUPPORT" },
+                     { "packet", "41, 17, 3, 0, fd=True", "EAFNOSUPPORT" },
+                     { "alg", "41, 38, 5, 0, fd=True", "EAFNOSUPPORT" },
+                     { "vsock pair", "53, 40, 1, 0, page", "EAFNOSUPPORT" },
+                     { "unix", "41, 1, 1, 0, fd=True", "ok" }, { "inet", "41, 2, 2, 0, fd=True", "ok" },
+                     { "inet6", "41, 10, 2, 0, fd=True", "ok" }, { "netlink", "41, 16, 3, 0, fd=True", "ok" } },
+                   { network = network })
     end
   end)
 
@@ -174,19 +180,11 @@ call("vsock pair", 53, 40, 1, 0, page)
   -- generic and netfilter netlink sockets were made (the audit pair said
   -- EOPNOTSUPP).
   it("cannot open an audit netlink socket, nor one of another protocol but route and sock_diag", function()
-    local _, got = calls [[
-call("audit", 41, 16, 3, 9, fd=True)
-call("generic", 41, 16, 3, 16, fd=True)
-call("netfilter", 41, 16, 3, 12, fd=True)
-call("route", 41, 16, 3, 0, fd=True)
-call("sock_diag", 41, 16, 3, 4, fd=True)
-call("audit pair", 53, 16, 3, 9, page)
-]]
-    for _, name in ipairs { "audit", "generic", "netfilter", "audit pair" } do
-      assert.are.equal("EPROTONOSUPPORT", got[name], name)
-    end
-    assert.are.equal("ok", got.route)
-    assert.are.equal("ok", got.sock_diag)
+    expect_calls { { "audit", "41, 16, 3, 9, fd=True", "EPROTONOSUPPORT" },
+                   { "generic", "41, 16, 3, 16, fd=True", "EPROTONOSUPPORT" },
+                   { "netfilter", "41, 16, 3, 12, fd=True", "EPROTONOSUPPORT" },
+                   { "audit pair", "53, 16, 3, 9, page", "EPROTONOSUPPORT" },
+                   { "route", "41, 16, 3, 0, fd=True", "ok" }, { "sock_diag", "41, 16, 3, 4, fd=True", "ok" } }
   end)
 
   -- Defence: the filter's personas (PER_LINUX and the query only), over
@@ -194,21 +192,14 @@ call("audit pair", 53, 16, 3, 9, page)
   -- the personality row, every call below succeeded and the persona read
   -- back was 00040000.
   it("cannot turn ASLR off with personality(ADDR_NO_RANDOMIZE), while personality(0xffffffff) answers", function()
-    local r, got = calls [[
-call("query", 135, 0xffffffff)
-call("PER_LINUX", 135, 0)
-for name, persona in [("ADDR_NO_RANDOMIZE", 0x0040000), ("READ_IMPLIES_EXEC", 0x0400000),
-                      ("PER_LINUX32", 8), ("1", 1), ("0x7fffffff", 0x7fffffff), ("0x80000000", 0x80000000),
-                      ("0xfffffffe", 0xfffffffe), ("high bits", (1 << 32) | 0x0040000)]:
-    call(name, 135, persona)
-print("persona", open("/proc/self/personality").read().strip())
-]]
-    assert.are.equal("ok", got.query)
-    assert.are.equal("ok", got.PER_LINUX)
-    for _, name in ipairs { "ADDR_NO_RANDOMIZE", "READ_IMPLIES_EXEC", "PER_LINUX32", "1", "0x7fffffff", "0x80000000",
-                            "0xfffffffe", "high bits" } do
-      assert.are.equal("EPERM", got[name], name .. ": " .. r.stdout)
+    local personas = { { "query", "135, 0xffffffff", "ok" }, { "PER_LINUX", "135, 0", "ok" } }
+    for _, refused in ipairs { "ADDR_NO_RANDOMIZE 0x0040000", "READ_IMPLIES_EXEC 0x0400000", "PER_LINUX32 8", "1 1",
+                               "0x7fffffff 0x7fffffff", "0x80000000 0x80000000", "0xfffffffe 0xfffffffe",
+                               "high-bits (1 << 32) | 0x0040000" } do
+      local name, persona = refused:match("^(%S+) (.*)$")
+      personas[#personas + 1] = { name, "135, " .. persona, "EPERM" }
     end
+    local _, got = expect_calls(personas, nil, "print('persona', open('/proc/self/personality').read().strip())")
     assert.are.equal("00000000", got.persona)
   end)
 
@@ -220,28 +211,19 @@ print("persona", open("/proc/self/personality").read().strip())
   -- Checked: without its row, memfd_secret gave a file descriptor.
   it(("refuses memfd_secret (which this kernel %s)"):format(
        secretmem == "ok" and "has" or "lacks: " .. tostring(secretmem) .. " without the filter"), function()
-    local _, got = calls "call('memfd_secret', 447, 0, fd=True)"
     assert.is_true(secretmem == "ok" or secretmem == "ENOSYS", "without the filter: " .. tostring(secretmem))
-    assert.are.equal("EPERM", got.memfd_secret)
+    expect_calls { { "memfd_secret", "447, 0, fd=True", "EPERM" } }
   end)
 
   -- Defence: the filter refuses the NUMA placement calls, but not
   -- get_mempolicy. Checked: without their row, each call below succeeded
   -- (mbind bound the page to node 0, which set_mempolicy_home_node needs).
   it("refuses set_mempolicy, mbind and the other NUMA placement calls", function()
-    local _, got = calls [[
-mem[0] = 1  # the page is also a node mask: node 0
-call("set_mempolicy", 238, 0, 0, 0)
-call("mbind", 237, page, 4096, 2, page, 64, 0)  # MPOL_BIND
-call("set_mempolicy_home_node", 450, page, 4096, 0, 0)
-call("migrate_pages", 256, 0, 64, page, page)
-call("move_pages", 279, 0, 0, 0, 0, 0, 0)
-call("get_mempolicy", 239, 0, 0, 0, 0, 0)
-]]
-    for _, name in ipairs { "set_mempolicy", "mbind", "set_mempolicy_home_node", "migrate_pages", "move_pages" } do
-      assert.are.equal("EPERM", got[name], name)
-    end
-    assert.are.equal("ok", got.get_mempolicy)
+    expect_calls { { "set_mempolicy", "238, 0, 0, 0", "EPERM" },
+                   { "mbind", "237, page, 4096, 2, page, 64, 0", "EPERM" }, -- MPOL_BIND
+                   { "set_mempolicy_home_node", "450, page, 4096, 0, 0", "EPERM" },
+                   { "migrate_pages", "256, 0, 64, page, page", "EPERM" },
+                   { "move_pages", "279, 0, 0, 0, 0, 0, 0", "EPERM" }, { "get_mempolicy", "239, 0, 0, 0, 0, 0", "ok" } }
   end)
 
   -- Defence: policy explain prints the rows the filter is compiled from

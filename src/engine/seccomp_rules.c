@@ -72,8 +72,9 @@ const struct esb_seccomp_rule esb_seccomp_rules[] = {
    * others (netfilter, xfrm, generic, uevents) are the host's business.
    * socketpair too: it makes the sockets (and may load the protocol's
    * module) before netlink says it has no pairs. */
-  { DEFAULT, CALLS("socket", "socketpair"), ESB_SECCOMP_NONE_OF, 2, "protocol", VALUES(V(NETLINK_ROUTE), V(NETLINK_SOCK_DIAG)),
-    VALUES(V(AF_NETLINK)), REFUSE(EPROTONOSUPPORT), .why = "audit and every other netlink protocol" },
+  { DEFAULT, CALLS("socket", "socketpair"), ESB_SECCOMP_NONE_OF, 2, "protocol",
+    VALUES(V(NETLINK_ROUTE), V(NETLINK_SOCK_DIAG)), VALUES(V(AF_NETLINK)), REFUSE(EPROTONOSUPPORT),
+    .why = "audit and every other netlink protocol" },
   { STRICT, CALLS("ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "personality"), ESB_SECCOMP_ALWAYS,
     REFUSE(EPERM), .why = "other processes' memory, personas" },
   { STRICT, CALLS("socket", "socketpair"), ESB_SECCOMP_NONE_OF, 0, "family",
