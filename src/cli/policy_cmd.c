@@ -62,6 +62,19 @@ static void push_strv(lua_State *L, char **v) {
   }
 }
 
+/* The filter's rows of the profile in words, one a call (*i from 0): buf,
+ * or NULL after the last. */
+static const char *seccomp_rule(enum esb_seccomp_profile profile, size_t *i, char *buf, size_t len) {
+  for (const struct esb_seccomp_rule *r; (r = &esb_seccomp_rules[*i])->profiles; ++*i) {
+    if (r->profiles & 1u << profile) {
+      ++*i;
+      esb_seccomp_rule_text(r, buf, len);
+      return buf;
+    }
+  }
+  return NULL;
+}
+
 /* The explanation as a Lua table (runs protected). */
 static int push_explanation(lua_State *L) {
   const struct explanation *x = lua_touserdata(L, 1);
@@ -167,6 +180,13 @@ static int push_explanation(lua_State *L) {
     }
     lua_pushstring(L, esb_seccomp_profile_name(p->local.seccomp));
     lua_setfield(L, -2, "seccomp");
+    lua_newtable(L);
+    char rule[ESB_MESSAGE_MAX];
+    for (size_t i = 0, n = 1; seccomp_rule(p->local.seccomp, &i, rule, sizeof rule); n++) {
+      lua_pushstring(L, rule);
+      lua_rawseti(L, -2, (lua_Integer)n);
+    }
+    lua_setfield(L, -2, "seccomp_rules");
     set_int(L, "tmp_size_bytes", sb->tmp_size_bytes);
     lua_newtable(L);
     set_int(L, "address_space", sb->limits.address_space);
@@ -262,6 +282,9 @@ static void print_text(const struct explanation *x) {
   printf("seccomp     %s%s%s\n", esb_seccomp_profile_name(p->local.seccomp),
          p->local.seccomp == ESB_SECCOMP_NONE ? " (no system-call filter)" : "",
          sb->namespaces & ESB_NS_USER ? "; no nested user namespaces" : "");
+  char rule[ESB_MESSAGE_MAX];
+  for (size_t i = 0; seccomp_rule(p->local.seccomp, &i, rule, sizeof rule);)
+    printf("filter      %s\n", rule);
   printf("rlimits     as %llu, cpu %llu s, fsize %llu, nofile %llu, nproc %llu, core 0\n",
          (unsigned long long)sb->limits.address_space, (unsigned long long)sb->limits.cpu_secs,
          (unsigned long long)sb->limits.file_size, (unsigned long long)sb->limits.open_files,

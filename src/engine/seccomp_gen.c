@@ -8,14 +8,12 @@
  */
 #include <errno.h>
 #include <linux/filter.h>
-#include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <seccomp.h>
@@ -23,77 +21,94 @@
 #include "engine/result.h"
 #include "engine/seccomp.h"
 
-/* Denied outright in every profile but none: they fail with EPERM. */
-static const char *const denied[] = {
-  /* new namespaces and joining others' (clone's flags: below) */
-  "unshare", "setns",
-  /* the mount API, old and new */
-  "mount", "umount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount", "fsopen",
-  "fsconfig", "fsmount", "fspick", "mount_setattr",
-  /* keyrings: not namespaced */
-  "add_key", "keyctl", "request_key",
-  /* the kernel's largest attack surfaces that programs do without */
-  "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
-  "io_uring_register", "fanotify_init", "open_by_handle_at", "name_to_handle_at",
-  "lookup_dcookie", "uselib", "vm86", "vm86old", "iopl", "ioperm", "modify_ldt",
-  /* the machine's, not the program's */
-  "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-  "reboot", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "syslog",
-  "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime",
-  "nfsservctl", "vhangup", "_sysctl",
-};
-
-/* Also denied by strict. */
-static const char *const denied_strict[] = {
-  "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "personality",
-};
-
-/* clone with any of these fails with EPERM. */
-static const uint64_t namespace_flags[] = {
-  CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS,
-  CLONE_NEWCGROUP, 0x00000080 /* CLONE_NEWTIME */,
-};
-
-/* ioctl requests that reach beyond the program: typing into a terminal, the
- * console's own commands. */
-static const uint64_t denied_ioctls[] = { TIOCSTI, TIOCLINUX };
-
 static int add(scmp_filter_ctx ctx, int err, const char *name, unsigned n, const struct scmp_arg_cmp *cmp) {
   int nr = seccomp_syscall_resolve_name(name);
-  if (nr == __NR_SCMP_ERROR)
-    return 0; /* not a call of this architecture (vm86 on x86-64) */
+  if (nr == __NR_SCMP_ERROR) {
+    /* A name of no architecture: a typo, or a call newer than this
+     * libseccomp, whose rule would be left out without a word. */
+    const struct scmp_version *v = seccomp_version();
+    fprintf(stderr, "esb-seccomp-gen: libseccomp %u.%u.%u knows no system call %s\n", v->major, v->minor,
+            v->micro, name);
+    return -ENOENT;
+  }
   int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((uint32_t)err), nr, n, cmp);
-  return rc == -EACCES ? 0 : rc; /* a pseudo-syscall libseccomp cannot filter here */
+  return rc == -EACCES ? 0 : rc; /* not a call of this architecture (vm86 on x86-64) */
+}
+
+/* Adds the rule's calls, refused when the comparison holds (and its when). */
+static int add_calls(scmp_filter_ctx ctx, const struct esb_seccomp_rule *r, struct scmp_arg_cmp cmp) {
+  struct scmp_arg_cmp cmps[2] = { cmp };
+  unsigned n = r->test != ESB_SECCOMP_ALWAYS;
+  if (r->when)
+    cmps[n++] = SCMP_A0(SCMP_CMP_EQ, r->when->value);
+  int rc = 0;
+  for (const char *const *call = r->calls; !rc && *call; call++)
+    rc = add(ctx, r->err, *call, n, cmps);
+  return rc;
+}
+
+static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, uint64_t a, uint64_t b) {
+  return (struct scmp_arg_cmp){ .arg = arg, .op = op, .datum_a = a, .datum_b = b };
+}
+
+/* An allow-list: refuses every number but the values, the whole 64 bits
+ * compared (a number with high bits set is refused even where the kernel
+ * reads only the low 32, which is safe). The numbers below the largest
+ * value are listed one by one; a gap too wide to list is one case only,
+ * personality's 0 and 0xffffffff: a 32-bit word that is neither has, going
+ * round it, a 1 bit followed by a 0 bit, so 32 masked compares. */
+static int add_none_of(scmp_filter_ctx ctx, const struct esb_seccomp_rule *r) {
+  uint64_t max = 0;
+  size_t count = 0;
+  for (const struct esb_seccomp_value *v = r->values; v->name; v++, count++)
+    max = v->value > max ? v->value : max;
+  int rc = add_calls(ctx, r, arg_cmp(r->arg, SCMP_CMP_GT, max, 0));
+  if (count == 2 && max == 0xffffffff && (!r->values[0].value || !r->values[1].value)) {
+    for (unsigned bit = 0; !rc && bit < 32; bit++) {
+      uint64_t one = 1ull << bit, zero = 1ull << (bit + 1) % 32;
+      rc = add_calls(ctx, r, arg_cmp(r->arg, SCMP_CMP_MASKED_EQ, one | zero, one));
+    }
+    return rc;
+  }
+  if (max > 255)
+    return -E2BIG;
+  for (uint64_t x = 0; !rc && x < max; x++) {
+    bool listed = false;
+    for (const struct esb_seccomp_value *v = r->values; v->name; v++)
+      listed |= v->value == x;
+    if (!listed)
+      rc = add_calls(ctx, r, arg_cmp(r->arg, SCMP_CMP_EQ, x, 0));
+  }
+  return rc;
+}
+
+static int add_rule(scmp_filter_ctx ctx, const struct esb_seccomp_rule *r) {
+  int rc = 0;
+  switch (r->test) {
+  case ESB_SECCOMP_ALWAYS:
+    return add_calls(ctx, r, (struct scmp_arg_cmp){ 0 });
+  case ESB_SECCOMP_ANY_BIT:
+    for (const struct esb_seccomp_value *v = r->values; !rc && v->name; v++)
+      rc = add_calls(ctx, r, arg_cmp(r->arg, SCMP_CMP_MASKED_EQ, v->value, v->value));
+    return rc;
+  case ESB_SECCOMP_ONE_OF:
+    /* an int argument: its low 32 bits, whatever the high ones */
+    for (const struct esb_seccomp_value *v = r->values; !rc && v->name; v++)
+      rc = add_calls(ctx, r, arg_cmp(r->arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, v->value));
+    return rc;
+  case ESB_SECCOMP_NONE_OF:
+    return add_none_of(ctx, r);
+  case ESB_SECCOMP_OTHER_ABI:
+    return seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  }
+  return -EINVAL;
 }
 
 static int add_rules(scmp_filter_ctx ctx, enum esb_seccomp_profile profile) {
   int rc = 0;
-  for (size_t i = 0; !rc && i < sizeof denied / sizeof denied[0]; i++)
-    rc = add(ctx, EPERM, denied[i], 0, NULL);
-  for (size_t i = 0; !rc && i < sizeof namespace_flags / sizeof namespace_flags[0]; i++) {
-    struct scmp_arg_cmp has_flag = SCMP_A0(SCMP_CMP_MASKED_EQ, namespace_flags[i], namespace_flags[i]);
-    rc = add(ctx, EPERM, "clone", 1, &has_flag);
-  }
-  /* clone3 passes its flags in memory the filter cannot read */
-  if (!rc) rc = add(ctx, ENOSYS, "clone3", 0, NULL);
-  for (size_t i = 0; !rc && i < sizeof denied_ioctls / sizeof denied_ioctls[0]; i++) {
-    /* the request is an int: compare its low 32 bits, whatever the high ones */
-    struct scmp_arg_cmp is = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, denied_ioctls[i]);
-    rc = add(ctx, EPERM, "ioctl", 1, &is);
-  }
-  if (profile != ESB_SECCOMP_STRICT)
-    return rc;
-  for (size_t i = 0; !rc && i < sizeof denied_strict / sizeof denied_strict[0]; i++)
-    rc = add(ctx, EPERM, denied_strict[i], 0, NULL);
-  /* sockets: unix, IPv4 and IPv6 only (netlink, packet, vsock, alg ... not) */
-  for (uint64_t family = AF_UNIX + 1; !rc && family < AF_INET6; family++) {
-    if (family == AF_INET)
-      continue;
-    struct scmp_arg_cmp is = SCMP_A0(SCMP_CMP_EQ, family);
-    rc = add(ctx, EAFNOSUPPORT, "socket", 1, &is);
-  }
-  struct scmp_arg_cmp above = SCMP_A0(SCMP_CMP_GT, AF_INET6);
-  if (!rc) rc = add(ctx, EAFNOSUPPORT, "socket", 1, &above);
+  for (const struct esb_seccomp_rule *r = esb_seccomp_rules; !rc && r->profiles; r++)
+    if (r->profiles & 1u << profile)
+      rc = add_rule(ctx, r);
   return rc;
 }
 
@@ -109,8 +124,7 @@ static int build(enum esb_seccomp_profile profile, struct sock_fprog *prog, char
     snprintf(why, whylen, "cannot make a filter");
     return -1;
   }
-  int fd = -1, rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-  if (!rc) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* the child sets it itself */
+  int fd = -1, rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* the child sets it itself */
   /* A binary tree of the system call numbers rather than a chain: when the
    * filter is installed the kernel runs it for every number of every
    * architecture to cache which are always allowed (with interrupts off, in
