@@ -141,7 +141,8 @@ int esb_child_wire_write(const struct esb_child_plan *p) {
     for (size_t i = 0; i < ESB_CGROUP__COUNT; i++)
       put_u64(&o, i < sb->n_cgroup_procs && sb->cgroup_procs[i] >= 0);
     put_u64(&o, sb->n_net_rules);
-    put(&o, sb->net_rules, sb->n_net_rules * sizeof *sb->net_rules);
+    if (sb->n_net_rules)
+      put(&o, sb->net_rules, sb->n_net_rules * sizeof *sb->net_rules);
     const struct esb_collect_spec *c = p->collect_fd >= 0 ? sb->collect : NULL;
     put_u64(&o, c != NULL);
     if (c) {
