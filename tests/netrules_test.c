@@ -16,19 +16,23 @@ static const char *round_trip(const char *text) {
 }
 
 int main(void) {
-  is_str(round_trip("10.1.0.0/16"), "10.1.0.0/16", "an IPv4 range");
-  is_str(round_trip("203.0.113.7"), "203.0.113.7/32", "an address alone is a range of one");
-  is_str(round_trip("fd00:ec2::254"), "fd00:ec2::254/128", "so is an IPv6 one");
-  is_str(round_trip("fc00::/7"), "fc00::/7", "an IPv6 range");
-  is_str(round_trip("0.0.0.0/0"), "0.0.0.0/0", "everything");
-  is_str(round_trip("10.1.2.0/16"), "bits are set past the prefix length", "host bits are refused");
-  is_str(round_trip("10.1.0.0/33"), "the prefix length must be 0 to 32", "a prefix too long");
-  is_str(round_trip("fd00::/129"), "the prefix length must be 0 to 128", "an IPv6 prefix too long");
-  is_str(round_trip("10.1.0.0/"), "the prefix length must be 0 to 32", "an empty prefix");
-  is_str(round_trip("10.1.0.0/+8"), "the prefix length must be 0 to 32", "a signed prefix");
-  is_str(round_trip("example.com"), "not an IPv4 or IPv6 address", "a name");
-  is_str(round_trip("10.1/16"), "not an IPv4 or IPv6 address", "a short form inet_aton would take");
-  is_str(round_trip(""), "not an IPv4 or IPv6 address", "nothing");
+  static const struct { const char *text, *want, *what; } cases[] = {
+    { "10.1.0.0/16", "10.1.0.0/16", "an IPv4 range" },
+    { "203.0.113.7", "203.0.113.7/32", "an address alone is a range of one" },
+    { "fd00:ec2::254", "fd00:ec2::254/128", "so is an IPv6 one" },
+    { "fc00::/7", "fc00::/7", "an IPv6 range" },
+    { "0.0.0.0/0", "0.0.0.0/0", "everything" },
+    { "10.1.2.0/16", "bits are set past the prefix length", "host bits are refused" },
+    { "10.1.0.0/33", "the prefix length must be 0 to 32", "a prefix too long" },
+    { "fd00::/129", "the prefix length must be 0 to 128", "an IPv6 prefix too long" },
+    { "10.1.0.0/", "the prefix length must be 0 to 32", "an empty prefix" },
+    { "10.1.0.0/+8", "the prefix length must be 0 to 32", "a signed prefix" },
+    { "example.com", "not an IPv4 or IPv6 address", "a name" },
+    { "10.1/16", "not an IPv4 or IPv6 address", "a short form inet_aton would take" },
+    { "", "not an IPv4 or IPv6 address", "nothing" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    is_str(round_trip(cases[i].text), cases[i].want, cases[i].what);
 
   size_t n;
   const struct esb_net_range *blocked = esb_netrules_blocked(&n);
