@@ -244,6 +244,16 @@ describe("network: true", function()
     assert.are.equal("203.0.113.2 hello\n", r.stdout, r.stderr)
   end)
 
+  it("is said by doctor: what pasta runs as", function()
+    local out = env.cli_run({ "doctor", "--local-only" }, nil, in_host())
+    assert.truthy(out:find("ok    network        pasta runs as the run's uid 65534, not root\n", 1, true), out)
+    local _, mode = env.sh("stat -c %a /dev/net/tun")
+    out = env.cli_run({ "doctor", "--local-only" }, nil, in_host(false))
+    local line = mode:match("66\n$") and "ok    network        pasta runs as the run's uid 65534, not root\n"
+                 or "ok    network        pasta runs as root: /dev/net/tun is not open to the run's uid 65534"
+    assert.truthy(out:find(line, 1, true), out)
+  end)
+
   -- Defence: check_network_allow (policy/policy.c). Checked: without it,
   -- the error came only from the plan, as a bad field of the hook's.
   it("refuses a policy whose network_allow has a bad range when it is loaded, naming it", function()

@@ -39,6 +39,10 @@ static bool tun_open_to(uid_t uid, gid_t gid) {
   return (st.st_mode & rw) == rw;
 }
 
+bool esb_netstack_unprivileged(uid_t uid, gid_t gid) {
+  return geteuid() == 0 && uid != 0 && tun_open_to(uid, gid);
+}
+
 /* A file for pasta's pid, which pasta (perhaps as the run's uid) writes. */
 static int make_pidfile(const struct esb_netstack *ns, bool as_run, char *path, size_t len) {
   const char *tmp = getenv("TMPDIR");
@@ -96,7 +100,7 @@ static int read_pid(struct esb_netstack *ns, const char *pidfile, char *why, siz
 
 int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen) {
   char pidfile[4096], target[32], ids[3][32], err[256] = "", cwhy[ESB_MESSAGE_MAX];
-  bool as_run = geteuid() == 0 && ns->uid != 0 && tun_open_to(ns->uid, ns->gid);
+  bool as_run = esb_netstack_unprivileged(ns->uid, ns->gid);
   if (make_pidfile(ns, as_run, pidfile, sizeof pidfile) < 0) {
     snprintf(why, whylen, "network: a pid file for pasta: %s", strerror(errno));
     return -1;

@@ -26,6 +26,7 @@
 #ifndef ESB_BACKEND_NETSTACK_H
 #define ESB_BACKEND_NETSTACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -45,6 +46,10 @@ struct esb_netstack {
  * and the ids pasta runs as. 0, or -1 with a reason. */
 int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *allow, size_t n_allow, uid_t uid,
                          gid_t gid, char *why, size_t whylen);
+
+/* Whether pasta will run as uid/gid (not root) here: the engine is root
+ * and /dev/net/tun is open to them. */
+bool esb_netstack_unprivileged(uid_t uid, gid_t gid);
 
 /* Returns 0, or -1 with a reason (pasta missing, or it failed). */
 int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen);
