@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "tap.h"
 
 int main(void) {
@@ -15,10 +17,14 @@ int main(void) {
   struct sock_filter filter[] = { BPF_STMT(BPF_RET | BPF_K, 0x7fff0000), BPF_STMT(BPF_RET | BPF_K, 0) };
   struct sock_fprog prog = { .len = 2, .filter = filter };
   int cgroup_fds[ESB_CGROUP__COUNT] = { 40, -1, 42, -1 };
+  struct esb_net_rule rules[] = { { .range = { AF_INET, 8, { 10 } }, .action = ESB_NET_REFUSE, .priority = 3000 },
+                                  { .range = { AF_INET6, 7, { 0xfc } }, .action = ESB_NET_ALLOW, .protocol = 17,
+                                    .port = 53, .priority = 500 } };
   struct esb_sandbox sb = { .namespaces = 0x3f, .switch_ids = true, .uid = 1000, .gid = 1001, .inner_uid = 1000,
                             .inner_gid = 1001, .hostname = "echo-sandbox", .seccomp = &prog,
                             .limits = { .address_space = 1 << 30, .cpu_secs = 30, .processes = 64, .no_core = true },
-                            .cgroup_procs = cgroup_fds, .n_cgroup_procs = ESB_CGROUP__COUNT };
+                            .cgroup_procs = cgroup_fds, .n_cgroup_procs = ESB_CGROUP__COUNT,
+                            .net_rules = rules, .n_net_rules = 2 };
   struct esb_rootfs_step steps[] = {
     { .kind = ESB_ROOTFS_DIR, .dest = "/usr" },
     { .kind = ESB_ROOTFS_BIND, .source = "/.oldroot/usr", .dest = "/usr", .writable = false,
@@ -57,6 +63,7 @@ int main(void) {
        s->limits.no_core, "its rlimits");
     ok(s->seccomp && s->seccomp->len == 2 && memcmp(s->seccomp->filter, filter, sizeof filter) == 0,
        "its seccomp filter, byte for byte");
+    ok(s->n_net_rules == 2 && memcmp(s->net_rules, rules, sizeof rules) == 0, "its network rules, byte for byte");
     ok(s->cgroup_procs[0] == ESB_WIRE_FD_CGROUP && s->cgroup_procs[1] == -1 &&
        s->cgroup_procs[2] == ESB_WIRE_FD_CGROUP + 2, "its cgroup files at their numbers, where it had them");
   }
@@ -73,6 +80,7 @@ int main(void) {
   free(w.vectors);
   free(w.rootfs.steps);
   free((void *)w.seccomp.filter);
+  free(w.net_rules);
 
   /* A plan cut short, or of another version, is refused. */
   int cut = esb_child_wire_write(&plan);

@@ -475,6 +475,14 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     goto fail;
   }
   if (run->sandbox.namespaces && plan->local.network) {
+    const struct esb_local_settings *ls = &plan->local;
+    if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, ls->uid, ls->gid, why,
+                             sizeof why) < 0) {
+      esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
+      goto fail;
+    }
+    run->sandbox.net_rules = run->net.rules;
+    run->sandbox.n_net_rules = run->net.n_rules;
     run->sandbox.before_release = attach_network;
     run->sandbox.before_release_arg = run;
   }

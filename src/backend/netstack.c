@@ -1,11 +1,13 @@
 #include "backend/netstack.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,30 +16,110 @@
 #include "engine/result.h"
 #include "engine/spawn.h"
 
-int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen) {
+int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *allow, size_t n_allow, uid_t uid,
+                         gid_t gid, char *why, size_t whylen) {
+  ns->uid = uid;
+  ns->gid = gid;
+  free(ns->rules);
+  ns->rules = NULL;
+  ns->n_rules = 0;
+  if (esb_netrules_build("/etc/resolv.conf", allow, n_allow, &ns->rules, &ns->n_rules) < 0) {
+    snprintf(why, whylen, "network: the host's addresses: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Whether uid/gid (no other groups) may open /dev/net/tun for writing. */
+static bool tun_open_to(uid_t uid, gid_t gid) {
+  struct stat st;
+  if (stat("/dev/net/tun", &st) < 0)
+    return false;
+  mode_t rw = st.st_uid == uid ? S_IRUSR | S_IWUSR : st.st_gid == gid ? S_IRGRP | S_IWGRP : S_IROTH | S_IWOTH;
+  return (st.st_mode & rw) == rw;
+}
+
+bool esb_netstack_unprivileged(uid_t uid, gid_t gid) {
+  return geteuid() == 0 && uid != 0 && tun_open_to(uid, gid);
+}
+
+/* A file for pasta's pid, which pasta (perhaps as the run's uid) writes. */
+static int make_pidfile(const struct esb_netstack *ns, bool as_run, char *path, size_t len) {
   const char *tmp = getenv("TMPDIR");
-  char pidfile[4096], target[32], runas[32];
-  snprintf(pidfile, sizeof pidfile, "%s/echo-sandbox-pasta-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
-  int fd = mkstemp(pidfile);
-  if (fd < 0) {
+  snprintf(path, len, "%s/echo-sandbox-pasta-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return -1;
+  int rc = as_run ? fchown(fd, ns->uid, ns->gid) : 0;
+  int saved = errno;
+  close(fd);
+  if (rc < 0)
+    unlink(path);
+  errno = saved;
+  return rc;
+}
+
+/* pasta's words, into argv (room for 32). As root, with a run's uid that
+ * may use the tun device: setpriv makes it that uid with CAP_SYS_ADMIN
+ * only (ambient, so it holds across the exec; the bounding set keeps it from
+ * gaining more), which lets it join the user namespace on its stdin. Else
+ * as before: pasta joins the child's namespaces as the engine's uid. */
+static void pasta_argv(const struct esb_netstack *ns, bool as_run, const char *pidfile, const char *target,
+                       char ids[3][32], const char **argv) {
+  size_t n = 0;
+  if (as_run) {
+    snprintf(ids[0], 32, "--reuid=%u", (unsigned)ns->uid);
+    snprintf(ids[1], 32, "--regid=%u", (unsigned)ns->gid);
+    snprintf(ids[2], 32, "%u:%u", (unsigned)ns->uid, (unsigned)ns->gid);
+    const char *setpriv[] = { "setpriv", ids[0], ids[1], "--clear-groups", "--inh-caps=-all,+sys_admin",
+                              "--ambient-caps=-all,+sys_admin", "--bounding-set=-all,+sys_admin", "--",
+                              "pasta", "--userns", "/proc/self/fd/0" };
+    memcpy(argv, setpriv, sizeof setpriv);
+    n = sizeof setpriv / sizeof *setpriv;
+  } else {
+    argv[n++] = "pasta";
+    snprintf(ids[2], 32, "%u", (unsigned)geteuid()); /* root without --runas would be nobody */
+  }
+  const char *rest[] = { "--runas", ids[2], "--config-net", "--no-map-gw", "--quiet", "-t", "none", "-u", "none",
+                         "-T", "none", "-U", "none", "--pid", pidfile, target, NULL };
+  memcpy(argv + n, rest, sizeof rest);
+}
+
+/* pasta's pid, from its file, as a pidfd. */
+static int read_pid(struct esb_netstack *ns, const char *pidfile, char *why, size_t whylen) {
+  size_t len;
+  char *text = esb_read_file(pidfile, &len);
+  int pid = text ? atoi(text) : 0;
+  free(text);
+  if (pid <= 0 || (ns->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) {
+    snprintf(why, whylen, "network: pasta's pid (%d): %s", pid, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen) {
+  char pidfile[4096], target[32], ids[3][32], err[256] = "", cwhy[ESB_MESSAGE_MAX];
+  bool as_run = esb_netstack_unprivileged(ns->uid, ns->gid);
+  if (make_pidfile(ns, as_run, pidfile, sizeof pidfile) < 0) {
     snprintf(why, whylen, "network: a pid file for pasta: %s", strerror(errno));
     return -1;
   }
-  close(fd);
+  const char *argv[32];
   snprintf(target, sizeof target, "%d", (int)child);
-  /* As root pasta would drop to nobody, who cannot enter the namespaces we
-   * made; it drops its capabilities and sandboxes itself once set up. */
-  snprintf(runas, sizeof runas, "%u", (unsigned)geteuid());
-  const char *argv[] = {"pasta", "--runas", runas, "--config-net", "--no-map-gw", "--quiet",
-                        "-t", "none", "-u", "none", "-T", "none", "-U", "none",
-                        "--pid", pidfile, target, NULL};
+  pasta_argv(ns, as_run, pidfile, target, ids, argv);
   const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", NULL};
   struct esb_child c = ESB_CHILD_INIT;
   c.argv = argv;
   c.env = env;
   c.err = ESB_CHILD_PIPE;
   int status = 0, rc = -1;
-  char cwhy[ESB_MESSAGE_MAX], err[256] = "";
+  snprintf(cwhy, sizeof cwhy, "/proc/%d/ns/user", (int)child);
+  if (as_run && (c.in = open(cwhy, O_RDONLY | O_CLOEXEC)) < 0) {
+    snprintf(why, whylen, "network: the sandbox's user namespace: %s", strerror(errno));
+    c.in = ESB_CHILD_NULL;
+    goto out;
+  }
   if (esb_child_start(&c, cwhy, sizeof cwhy) < 0) {
     snprintf(why, whylen, "network: starting pasta: %s", cwhy);
     goto out;
@@ -47,8 +129,8 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
     snprintf(why, whylen, "network: waiting for pasta: %s", strerror(errno));
     goto out;
   }
-  ssize_t n = read(c.err, err, sizeof err - 1);
-  err[n > 0 ? n : 0] = '\0';
+  ssize_t got = read(c.err, err, sizeof err - 1);
+  err[got > 0 ? got : 0] = '\0';
   err[strcspn(err, "\n")] = '\0';
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     struct esb_report r;
@@ -57,22 +139,20 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
              : err[0] ? err : "pasta failed");
     goto out;
   }
-  size_t len;
-  char *text = esb_read_file(pidfile, &len);
-  int pid = text ? atoi(text) : 0;
-  free(text);
-  if (pid <= 0 || (ns->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) {
-    snprintf(why, whylen, "network: pasta's pid (%d): %s", pid, strerror(errno));
-    goto out;
-  }
-  rc = 0;
+  rc = read_pid(ns, pidfile, why, whylen);
 out:
+  if (c.in >= 0)
+    close(c.in);
+  c.in = ESB_CHILD_NULL;
   esb_child_close(&c);
   unlink(pidfile);
   return rc;
 }
 
 void esb_netstack_detach(struct esb_netstack *ns) {
+  free(ns->rules);
+  ns->rules = NULL;
+  ns->n_rules = 0;
   if (ns->pidfd < 0)
     return;
   syscall(SYS_pidfd_send_signal, ns->pidfd, SIGTERM, NULL, 0);

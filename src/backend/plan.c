@@ -38,6 +38,7 @@ void esb_plan_release(struct esb_plan *plan) {
     free((char *)plan->local.mounts[i].path);
   }
   free(plan->local.mounts);
+  free(plan->local.network_allow);
   esb_k8s_settings_release(&plan->k8s);
   *plan = (struct esb_plan)ESB_PLAN_INIT;
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "engine/collect.h"
+#include "engine/netrules.h"
 #include "engine/request.h"
 #include "engine/rootfs.h"
 #include "engine/seccomp.h"
@@ -32,6 +33,9 @@ struct esb_local_settings {
   gid_t gid;
   enum esb_isolation isolation;
   bool network;              /* false: a new network namespace with loopback only */
+  struct esb_net_range *network_allow; /* with network: ranges reachable though private
+                                (engine/netrules.h); the host's own addresses stay refused */
+  size_t n_network_allow;
   bool cgroups;              /* memory, pids and CPU limits by cgroup where the host allows */
   uint64_t memory_bytes;     /* the memory limit: the cgroup's, else RLIMIT_AS stands in */
   uint64_t tmp_size_bytes;   /* the sandbox's /tmp and /dev/shm */

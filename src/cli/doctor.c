@@ -3,12 +3,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "backend/k8s_command.h"
 #include "backend/local.h"
+#include "backend/netstack.h"
 #include "backend/kubectl_words.h"
 #include "engine/cgroup.h"
 #include "engine/result.h"
@@ -186,6 +188,22 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
   esb_cgroup_destroy(&cg);
 }
 
+/* network: true: what pasta runs as (backend/netstack.h). */
+static void check_network(const struct esb_plan *plan, struct tally *t) {
+  char detail[256];
+  const struct esb_local_settings *ls = &plan->local;
+  if (geteuid() != 0)
+    snprintf(detail, sizeof detail, "pasta runs as uid %u (ours)", (unsigned)geteuid());
+  else if (esb_netstack_unprivileged(ls->uid, ls->gid))
+    snprintf(detail, sizeof detail, "pasta runs as the run's uid %u, not root", (unsigned)ls->uid);
+  else
+    snprintf(detail, sizeof detail, "pasta runs as root: /dev/net/tun is not open to the run's uid %u (udev "
+             "makes it 0666)", (unsigned)ls->uid);
+  /* Said, not warned: the program is kept out of the host's addresses
+   * either way, and this is how a container's /dev often is. */
+  report(t, "ok", "network", "%s", detail);
+}
+
 /* The policy's plan for /bin/true on backend (AUTO: the one the policy picks). */
 static enum esb_error plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
                                 char *err, size_t errlen) {
@@ -208,6 +226,7 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   plan.backend = ESB_BACKEND_LOCAL;
   struct esb_result r = ESB_RESULT_INIT;
   check_limits(&plan, t);
+  check_network(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
     snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",

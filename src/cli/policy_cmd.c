@@ -14,6 +14,7 @@
 #include "luaglue/call.h"
 #include "luaglue/json.h"
 #include "engine/cgroup.h"
+#include "engine/netrules.h"
 #include "engine/strv.h"
 #include "luaglue/convert.h"
 #include "policy/policy.h"
@@ -178,6 +179,16 @@ static int push_explanation(lua_State *L) {
       lua_pushstring(L, text);
       lua_setfield(L, -2, "cgroup");
     }
+    if (p->local.network) {
+      lua_newtable(L);
+      for (size_t i = 0; i < p->local.n_network_allow; i++) {
+        char range[64];
+        esb_net_range_format(&p->local.network_allow[i], range, sizeof range);
+        lua_pushstring(L, range);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      lua_setfield(L, -2, "network_allow");
+    }
     lua_pushstring(L, esb_seccomp_profile_name(p->local.seccomp));
     lua_setfield(L, -2, "seccomp");
     lua_newtable(L);
@@ -198,6 +209,26 @@ static int push_explanation(lua_State *L) {
     lua_setfield(L, -2, "local");
   }
   return 1;
+}
+
+/* network: true, as the run will have it (backend/netstack.h). */
+static void print_network(const struct esb_local_settings *ls) {
+  size_t n;
+  const struct esb_net_range *blocked = esb_netrules_blocked(&n);
+  printf("network     its own namespace behind pasta (not root where /dev/net/tun is open to the run's uid);\n"
+         "            refused: the host's own addresses (at run start)");
+  for (size_t i = 0; i < n; i++) {
+    char range[64];
+    esb_net_range_format(&blocked[i], range, sizeof range);
+    printf("%s%s", i % 6 ? ", " : ",\n            ", range);
+  }
+  printf("\n            unless allowed:");
+  for (size_t i = 0; i < ls->n_network_allow; i++) {
+    char range[64];
+    esb_net_range_format(&ls->network_allow[i], range, sizeof range);
+    printf(" %s", range);
+  }
+  printf("%s\n", ls->n_network_allow ? "" : " none (local_sandbox.network_allow)");
 }
 
 /* Words a shell would read back as the same argv. */
@@ -279,6 +310,8 @@ static void print_text(const struct explanation *x) {
   } else {
     printf("cgroups     off (memory by RLIMIT_AS, no CPU rate limit, CPU time per process)\n");
   }
+  if (p->local.network && (sb->namespaces & ESB_NS_NET))
+    print_network(&p->local);
   printf("seccomp     %s%s%s\n", esb_seccomp_profile_name(p->local.seccomp),
          p->local.seccomp == ESB_SECCOMP_NONE ? " (no system-call filter)" : "",
          sb->namespaces & ESB_NS_USER ? "; no nested user namespaces" : "");

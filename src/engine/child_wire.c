@@ -140,6 +140,9 @@ int esb_child_wire_write(const struct esb_child_plan *p) {
       put(&o, sb->seccomp->filter, sb->seccomp->len * sizeof *sb->seccomp->filter);
     for (size_t i = 0; i < ESB_CGROUP__COUNT; i++)
       put_u64(&o, i < sb->n_cgroup_procs && sb->cgroup_procs[i] >= 0);
+    put_u64(&o, sb->n_net_rules);
+    if (sb->n_net_rules)
+      put(&o, sb->net_rules, sb->n_net_rules * sizeof *sb->net_rules);
     const struct esb_collect_spec *c = p->collect_fd >= 0 ? sb->collect : NULL;
     put_u64(&o, c != NULL);
     if (c) {
@@ -366,6 +369,17 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
       w->cgroup_procs[i] = take_u64(&in) ? ESB_WIRE_FD_CGROUP + i : -1;
     sb->cgroup_procs = w->cgroup_procs;
     sb->n_cgroup_procs = ESB_CGROUP__COUNT;
+    uint64_t rules = take_u64(&in);
+    if (rules > len / sizeof *w->net_rules)
+      goto bad;
+    if (rules) { /* copied: the bytes need not be aligned */
+      void *bytes = take(&in, (size_t)rules * sizeof *w->net_rules);
+      if (!bytes || !(w->net_rules = malloc((size_t)rules * sizeof *w->net_rules)))
+        goto bad;
+      memcpy(w->net_rules, bytes, (size_t)rules * sizeof *w->net_rules);
+      sb->net_rules = w->net_rules;
+      sb->n_net_rules = (size_t)rules;
+    }
     p->collect_fd = -1;
     if (take_u64(&in)) {
       struct esb_collect_spec *c = &w->collect;

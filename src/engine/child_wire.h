@@ -13,6 +13,7 @@
 
 #include "engine/cgroup.h"
 #include "engine/collect.h"
+#include "engine/netrules.h"
 #include "engine/rootfs.h"
 #include "engine/sandbox_child.h"
 
@@ -34,6 +35,7 @@ struct esb_child_wire {
   struct sock_fprog seccomp;
   int cgroup_procs[ESB_CGROUP__COUNT];
   struct esb_collect_spec collect;
+  struct esb_net_rule *net_rules; /* owned */
   char *bytes;             /* owned: the plan as read */
   char **vectors;          /* owned: argv, envp and exec_paths, one block */
 };

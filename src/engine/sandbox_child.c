@@ -2,6 +2,7 @@
 
 #include "engine/clone.h"
 #include "engine/collect.h"
+#include "engine/netrules.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@ enum step {
   STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_ROOTFS, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
-  STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP__COUNT
+  STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP_NET_RULES, STEP__COUNT
 };
 
 static const char *const step_names[STEP__COUNT] = {
@@ -45,6 +46,7 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_LINK_LOCAL] = "make 169.254.0.0/16 unreachable",
   [STEP_UNSHARE] = "make the namespaces", [STEP_PLAN] = "read the plan (echo-sandbox-init)",
   [STEP_INIT] = "start echo-sandbox-init",
+  [STEP_NET_RULES] = "refuse the host's and private addresses",
 };
 
 const char *esb_setup_step_name(int step) {
@@ -243,6 +245,8 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
   if (sb->namespaces & ESB_NS_NET) {
     bring_up_loopback(p);
     prohibit_link_local(p);
+    if (sb->n_net_rules && esb_netrules_apply(sb->net_rules, sb->n_net_rules) < 0)
+      fail(p, STEP_NET_RULES);
   }
 }
 

@@ -41,6 +41,7 @@
 struct sock_fprog;
 struct esb_mount;
 struct esb_collect_spec;
+struct esb_net_rule;
 
 enum {
   ESB_NS_USER = 1 << 0,
@@ -96,6 +97,11 @@ struct esb_sandbox {
    * fails the start. */
   int (*before_release)(pid_t child, void *arg, char *why, size_t whylen);
   void *before_release_arg;
+  /* With ESB_NS_NET: routing-policy rules the child adds to its namespace
+   * before the program runs (engine/netrules.h), once before_release is
+   * done. */
+  const struct esb_net_rule *net_rules;
+  size_t n_net_rules;
   const int *cgroup_procs;  /* open files (engine/cgroup.h) the child joins its cgroups by */
   size_t n_cgroup_procs;    /* before it runs anything; -1 entries are skipped */
   const int *cgroup_dir;    /* NULL, or a cgroup v2 directory the child starts in

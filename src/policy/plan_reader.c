@@ -68,6 +68,54 @@ static void read_limits(struct esb_fields *f, int t, struct esb_plan *plan) {
   esb_fields_leave(f);                         /* -- */
 }
 
+int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, size_t *n, char *why,
+                        size_t whylen) {
+  *ranges = NULL;
+  *n = 0;
+  if (!lua_istable(L, idx)) {
+    snprintf(why, whylen, "not an array");
+    return -1;
+  }
+  lua_Unsigned count = lua_rawlen(L, idx);
+  if (count > 256) {
+    snprintf(why, whylen, "more than 256 entries");
+    return -1;
+  }
+  if (!(*ranges = calloc(count ? count : 1, sizeof **ranges))) {
+    snprintf(why, whylen, "out of memory");
+    return -1;
+  }
+  for (lua_Unsigned i = 1; i <= count; i++) {
+    char reason[96];
+    size_t len = 0;
+    const char *text = lua_rawgeti(L, idx, (lua_Integer)i) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    int rc = text && strlen(text) == len ? esb_net_range_parse(text, &(*ranges)[i - 1], reason, sizeof reason) : -1;
+    if (rc < 0)
+      snprintf(why, whylen, "[%llu] '%.64s': %s", (unsigned long long)i, text ? text : luaL_typename(L, -1),
+               text ? reason : "not a string");
+    lua_pop(L, 1);
+    if (rc < 0) {
+      free(*ranges);
+      *ranges = NULL;
+      return -1;
+    }
+  }
+  *n = (size_t)count;
+  return 0;
+}
+
+/* local.network_allow, read as esb_read_net_ranges reads it. */
+static void read_network_allow(struct esb_fields *f, int t, struct esb_local_settings *ls) {
+  if (!esb_fields_push(f, t, "network_allow"))
+    return;                                    /* network_allow */
+  char why[200], expected[300];
+  if (esb_read_net_ranges(f->L, -1, &ls->network_allow, &ls->n_network_allow, why, sizeof why) < 0) {
+    snprintf(expected, sizeof expected, "an array of address ranges such as \"10.1.0.0/16\" (%s)", why);
+    esb_fields_bad_value(f, -1, "network_allow", expected);
+  }
+  lua_pop(f->L, 1);                            /* -- */
+}
+
 static void read_local(struct esb_fields *f, int t, struct esb_local_settings *ls) {
   if (!esb_fields_enter(f, t, "local"))
     return;                                    /* local */
@@ -93,6 +141,7 @@ static void read_local(struct esb_fields *f, int t, struct esb_local_settings *l
   if (ls->working_dir && !esb_rootfs_path_ok(ls->working_dir))
     esb_fields_bad(f, -1, "working_dir", "an absolute path without '.' or '..'");
   read_mounts(f, -1, ls);
+  read_network_allow(f, -1, ls);
   esb_fields_uint(f, -1, "file_size_bytes", 0, &ls->limits.file_size);
   esb_fields_uint(f, -1, "open_files", 0, &ls->limits.open_files);
   esb_fields_leave(f);                         /* -- */

@@ -61,6 +61,28 @@ static void hex_uuid(char out[33]) {
     snprintf(out + 2 * i, 3, "%02x", u[i]);
 }
 
+/* local_sandbox.network_allow, checked once at load: a bad range is the
+ * operator's to fix now, not a surprise at the first request with network.
+ * The policy table is on top of the stack; raw access, nothing raises. */
+static int check_network_allow(lua_State *L, const char *path, char *err, size_t errlen) {
+  int rc = 0;
+  if (lua_getfield(L, -1, "local_sandbox") == LUA_TTABLE) {  /* policy, local_sandbox */
+    lua_pushliteral(L, "network_allow");
+    if (lua_rawget(L, -2) != LUA_TNIL) {                     /* policy, local_sandbox, allow */
+      struct esb_net_range *ranges;
+      size_t n;
+      char why[200];
+      if ((rc = esb_read_net_ranges(L, -1, &ranges, &n, why, sizeof why)) < 0)
+        snprintf(err, errlen, "policy %s: local_sandbox.network_allow: %s (expected address ranges such as "
+                 "\"10.1.0.0/16\" or \"fd12:3456::/32\")", path, why);
+      free(ranges);
+    }
+    lua_pop(L, 1);                                           /* policy, local_sandbox */
+  }
+  lua_pop(L, 1);                                             /* policy */
+  return rc;
+}
+
 struct esb_policy *esb_policy_open(const char *explicit_path, char *err, size_t errlen) {
   const char *path = find_policy(explicit_path);
   struct esb_policy *p = calloc(1, sizeof *p);
@@ -97,6 +119,8 @@ struct esb_policy *esb_policy_open(const char *explicit_path, char *err, size_t 
     snprintf(err, errlen, "policy %s: the returned table has no function 'plan'", path);
     goto fail;
   }
+  if (check_network_allow(L, path, err, errlen) < 0)
+    goto fail;
   p->policy_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* -- */
   return p;
 fail:

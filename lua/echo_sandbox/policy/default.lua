@@ -56,7 +56,9 @@
 --                  working_dir (the default working dir's path inside),
 --                  mounts (the host paths of the sandbox's root: an array
 --                  of paths, or of { host = ..., path = ..., writable =
---                  true }), file_size_bytes, open_files
+--                  true }), file_size_bytes, open_files, network_allow
+--                  (with the network: address ranges reachable though
+--                  private, e.g. { "10.1.0.0/16" }; echo-sandbox-policy(5))
 --   k8s            only in a plan bound for Kubernetes (its backend is k8s,
 --                  or the request asked for k8s); nil in a local plan, which
 --                  has no use for it (building the pod costs more than the
@@ -246,6 +248,12 @@ policy.local_sandbox = {
   },
   file_size_bytes = 64 * Mi,
   open_files = 256,
+  -- With the network on, the program reaches the internet but not the
+  -- host's own addresses, nor private, link-local, unique-local or metadata
+  -- ranges (10/8, 169.254/16, fc00::/7, ...; policy explain lists them).
+  -- Ranges named here are reachable all the same (the host's own addresses
+  -- in them are not), e.g. { "10.1.0.0/16", "fd12:3456::/32" }.
+  network_allow = nil,
 }
 
 policy.k8s = {

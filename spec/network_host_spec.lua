@@ -1,0 +1,276 @@
+-- network: true reaches the internet, not the host: pasta makes each of
+-- the program's connections a socket of the host's, so the sandbox's
+-- namespace refuses the host's own addresses and the private, link-local,
+-- unique-local and metadata ranges (engine/netrules.h), and pasta is not
+-- root (backend/netstack.h).
+--
+-- Everything happens among network namespaces this spec makes: "host", the
+-- engine's, where echo-sandbox runs (pasta takes it for the host), with a
+-- veth to "peer", a test host on 203.0.113.0/24 (TEST-NET-3, the
+-- internet here) that also carries 10.98.0.2 (a private neighbour). The
+-- host namespace has more addresses on a second interface: 10.99.0.1 and
+-- 10.99.0.53 (private), 198.51.100.1 (public-looking, TEST-NET-2) and
+-- fd00:ec2::254 (AWS's IPv6 metadata address), and a listener on every
+-- address, [::] with IPv4 too. No packet goes anywhere else.
+local env = require "spec.support.env"
+local cjson = require "cjson"
+
+-- A TCP listener on [::] and 0.0.0.0 at the port of argv[2] (0: any, told
+-- in the file argv[1]); it answers "hello\n". With argv[3], a directory: it
+-- first makes argv[3]/accepted, then waits for argv[3]/release (the spec's
+-- interlock), then answers.
+local listener = [[
+import os, socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", int(sys.argv[2]))); s.listen(16)
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % s.getsockname()[1])
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    c, _ = s.accept()
+    if len(sys.argv) > 3:
+        open(os.path.join(sys.argv[3], "accepted"), "w").close()
+        while not os.path.exists(os.path.join(sys.argv[3], "release")):
+            time.sleep(0.01)
+    c.sendall(b"hello\n"); c.close()
+]]
+
+local function sh(cmd)
+  local ok, out = env.sh(cmd)
+  assert(ok, cmd .. ": " .. out)
+  return out
+end
+
+local function wait_for(path)
+  for _ = 1, 1000 do
+    local f = io.open(path)
+    if f then f:close() return true end
+    os.execute("sleep 0.01")
+  end
+  return false
+end
+
+describe("network: true", function()
+  if not env.is_root() then
+    it("needs root to make network namespaces", function() pending("not root") end)
+    return
+  end
+  env.check_leaks()
+
+  local id = ("%d"):format(os.time() % 10000 * 10 + math.random(0, 9))
+  local host, peer = "esb-nh-" .. id, "esb-np-" .. id
+  local dir, script = os.tmpname(), nil
+  local listeners = {}  -- pid -> true
+  local ports = {}      -- host, peer, peer_hold, dns
+
+  -- Starts the listener in namespace ns; returns its port.
+  local function listen(name, ns, port, hold)
+    local file = dir .. "/port-" .. name
+    local pid = sh(("ip netns exec %s python3 %s %s %d %s >/dev/null 2>&1 & echo $!"):format(
+      ns, script, file, port or 0, hold or ""))
+    listeners[#listeners + 1] = pid:match("%d+")
+    assert(wait_for(file), "listener " .. name .. " did not start")
+    local f = io.open(file)
+    local got = f:read("n")
+    f:close()
+    return got
+  end
+
+  setup(function()
+    os.remove(dir)
+    sh("mkdir " .. dir)
+    script = dir .. "/listen.py"
+    env.write_file(script, listener)
+    -- ip netns exec mounts this over /etc/resolv.conf in the host namespace:
+    -- the engine, and the sandbox, take 10.99.0.53 for their resolver.
+    sh("mkdir -p /etc/netns/" .. host .. " && echo 'nameserver 10.99.0.53' > /etc/netns/" .. host .. "/resolv.conf")
+    local H, P = "ip -n " .. host .. " ", "ip -n " .. peer .. " "
+    sh(table.concat({
+      "ip netns add " .. host, "ip netns add " .. peer,
+      H .. "link set lo up", P .. "link set lo up",
+      H .. "link add eh" .. id .. " type veth peer name ep" .. id .. " netns " .. peer,
+      H .. "addr add 203.0.113.1/24 dev eh" .. id, H .. "addr add 2001:db8:1::1/64 dev eh" .. id .. " nodad",
+      H .. "link set eh" .. id .. " up",
+      P .. "addr add 203.0.113.2/24 dev ep" .. id, P .. "addr add 2001:db8:1::2/64 dev ep" .. id .. " nodad",
+      P .. "addr add 10.98.0.2/32 dev lo", P .. "link set ep" .. id .. " up",
+      H .. "route add default via 203.0.113.2", H .. "-6 route add default via 2001:db8:1::2",
+      H .. "route add 10.98.0.0/24 via 203.0.113.2",
+      -- the host's second interface (no dummy module here: a veth pair)
+      H .. "link add ea" .. id .. " type veth peer name eb" .. id,
+      H .. "link set ea" .. id .. " up", H .. "link set eb" .. id .. " up",
+      H .. "addr add 10.99.0.1/24 dev ea" .. id, H .. "addr add 10.99.0.53/24 dev ea" .. id,
+      H .. "addr add 198.51.100.1/24 dev ea" .. id, H .. "addr add fd00:ec2::254/64 dev ea" .. id .. " nodad",
+    }, " && "))
+    ports.host = listen("host", host)
+    ports.dns = listen("dns", host, 53)
+    ports.peer = listen("peer", peer)
+    sh("mkdir " .. dir .. "/hold")
+    ports.hold = listen("hold", peer, nil, dir .. "/hold")
+  end)
+
+  teardown(function()
+    for _, pid in ipairs(listeners) do
+      os.execute("kill " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
+    end
+    os.execute("ip netns del " .. host .. " 2>/dev/null; ip netns del " .. peer .. " 2>/dev/null")
+    os.execute("rm -rf " .. dir .. " /etc/netns/" .. host)
+    -- what this spec made is gone
+    local _, names = env.sh("ip netns list")
+    assert.is_nil(names:find(id, 1, true), names)
+    assert.is_false(os.execute("test -e /etc/netns/" .. host) == true)
+  end)
+
+  -- The CLI in the host namespace, in a mount namespace of its own where
+  -- /dev/net/tun is a 0666 node as udev makes it (a container's /dev may
+  -- have it 0600, where pasta has to stay root).
+  local function in_host(tun)
+    return ("ip netns exec %s unshare -m sh -c '%sexec \"$@\"' sh"):format(host, tun == false and "" or
+      "d=$(mktemp -d) && mknod -m 666 $d/tun c 10 200 && mount --bind $d/tun /dev/net/tun && rm -r $d && ")
+  end
+
+  local function run(script_text, policy_body, tun)
+    local args = { "run", "--json" }
+    local policy
+    if policy_body then
+      policy = env.policy_file(policy_body)
+      args[#args + 1] = "--policy"
+      args[#args + 1] = policy
+    end
+    local out, err = env.cli_run(args, cjson.encode { program = "bash", args = { "-c", script_text },
+                                                      limits = { network = true } }, in_host(tun))
+    if policy then os.remove(policy) end
+    local ok, result = pcall(cjson.decode, out)
+    assert(ok, "no JSON result: " .. out .. err)
+    return result
+  end
+
+  -- One line per address: "ADDR hello" when the listener answered, else
+  -- "ADDR refused: <bash's reason>".
+  local function probe(targets)
+    local lines = { "c() { if out=$({ exec 3<>/dev/tcp/$1/$2 && head -c 5 <&3; } 2>/tmp/e); then echo \"$1 $out\";" ..
+                    " else echo \"$1 refused: $(sed -n '$s/.*: //p' /tmp/e)\"; fi; }" }
+    for _, t in ipairs(targets) do lines[#lines + 1] = ("c %s %d"):format(t[1], t[2]) end
+    return table.concat(lines, "\n")
+  end
+
+  local function said(r, addr)
+    return r.stdout:match("\n?(" .. addr:gsub("[%.%-]", "%%%0") .. " [^\n]*)")
+  end
+
+  -- Defence: the host's own addresses and the private ranges are refused
+  -- by rules in the sandbox's namespace (engine/netrules.c). Checked:
+  -- without the rules (esb_netrules_apply not called), 10.99.0.1 read
+  -- "hello" from the host's listener; without the host's addresses
+  -- (add_host_addresses), 198.51.100.1 did.
+  it("cannot reach a listener on the host's other addresses, private or public", function()
+    local r = run(probe { { "10.99.0.1", ports.host }, { "198.51.100.1", ports.host }, { "10.99.0.53", ports.host } })
+    assert.are.equal("10.99.0.1 refused: Permission denied", said(r, "10.99.0.1"), r.stdout .. r.stderr)
+    assert.are.equal("198.51.100.1 refused: Permission denied", said(r, "198.51.100.1"), r.stdout)
+    assert.are.equal("10.99.0.53 refused: Permission denied", said(r, "10.99.0.53"), r.stdout)
+  end)
+
+  -- Defence: fc00::/7 among the refused ranges (engine/netrules.c).
+  -- Checked: without it, and without the rules at all, fd00:ec2::254
+  -- answered "hello".
+  it("cannot reach fd00:ec2::254 (IPv6 instance metadata) nor a private neighbour", function()
+    local r = run(probe { { "fd00:ec2::254", ports.host }, { "10.98.0.2", ports.peer } })
+    assert.are.equal("fd00:ec2::254 refused: Permission denied", said(r, "fd00:ec2::254"), r.stdout .. r.stderr)
+    assert.are.equal("10.98.0.2 refused: Permission denied", said(r, "10.98.0.2"), r.stdout)
+  end)
+
+  -- The positive control: the rules refuse no public address, and a
+  -- range the policy allows is reached; the host's own addresses in it
+  -- are not (defence: their rules come first. Checked: without the
+  -- host's addresses, 10.99.0.1 answered "hello").
+  it("reaches a public address (IPv4 and IPv6) and a private range the policy allows", function()
+    local targets = { { "203.0.113.2", ports.peer }, { "2001:db8:1::2", ports.peer }, { "10.98.0.2", ports.peer },
+                      { "10.99.0.1", ports.host } }
+    local r = run(probe(targets), 'policy.local_sandbox.network_allow = { "10.96.0.0/12" }')
+    assert.are.equal("203.0.113.2 hello", said(r, "203.0.113.2"), r.stdout .. r.stderr)
+    assert.are.equal("2001:db8:1::2 hello", said(r, "2001:db8:1::2"), r.stdout)
+    assert.are.equal("10.98.0.2 hello", said(r, "10.98.0.2"), r.stdout)
+    assert.are.equal("10.99.0.1 refused: Permission denied", said(r, "10.99.0.1"), r.stdout)
+  end)
+
+  -- The host's resolver is allowed on port 53 alone (engine/netrules.c
+  -- add_resolvers; the first spec shows another port of it refused).
+  -- Checked: without add_resolvers, port 53 was refused too.
+  it("still reaches the host's resolver, on port 53 only", function()
+    local r = run(probe { { "10.99.0.53", ports.dns } })
+    assert.are.equal("10.99.0.53 hello", said(r, "10.99.0.53"), r.stdout .. r.stderr)
+  end)
+
+  -- Checked: without the rules, the count of prohibit rules was 0.
+  it("cannot remove the rules: the program has no capability", function()
+    local r = run("grep CapEff /proc/self/status; ip rule del priority 3000 2>&1; ip -6 rule flush 2>&1; " ..
+                  "ip rule | grep -c prohibit")
+    assert.truthy(r.stdout:find("CapEff:\t0000000000000000\n", 1, true), r.stdout .. r.stderr)
+    assert.truthy(r.stdout:find("RTNETLINK answers: Operation not permitted\n", 1, true), r.stdout)
+    assert.is_nil(r.stdout:find("\n0\n$"), r.stdout)
+  end)
+
+  -- Defence: pasta started by setpriv as the run's uid (backend/netstack.c).
+  -- Checked: without it (as_run false), pasta's uid was 0. The run is held
+  -- inside a connection to the peer while the spec looks at pasta.
+  it("runs pasta as the run's uid, not root", function()
+    local hold, port = dir .. "/hold", ports.hold
+    local request = dir .. "/request.json"
+    env.write_file(request, cjson.encode { program = "bash", limits = { network = true },
+                                           args = { "-c", probe { { "203.0.113.2", port } } } })
+    local parts = { in_host(), env.cli_prefix, env.quote(env.cli), "run", "--json" }
+    local wait = env.in_background(table.concat(parts, " ") .. " <" .. request .. " >" .. dir .. "/out.json")
+    local seen = wait_for(hold .. "/accepted")
+    local uids = {}
+    if seen then
+      local pids = sh("ip netns pids " .. host)
+      for pid in pids:gmatch("%d+") do
+        local cmdline = io.open("/proc/" .. pid .. "/cmdline") -- its comm is passt's (passt.avx2, say)
+        local status = io.open("/proc/" .. pid .. "/status")
+        if cmdline and cmdline:read("a"):match("^[^%z]*") == "pasta" and status then
+          uids[#uids + 1] = status:read("a"):match("\nUid:%s+(%d+)")
+        end
+        if cmdline then cmdline:close() end
+        if status then status:close() end
+      end
+    end
+    sh("touch " .. hold .. "/release")
+    assert.are.equal(0, wait())
+    assert.is_true(seen, "the run never connected")
+    assert.are.same({ "65534" }, uids)
+    local f = io.open(dir .. "/out.json")
+    local r = cjson.decode(f:read("a"))
+    f:close()
+    assert.are.equal("203.0.113.2 hello\n", r.stdout, r.stderr)
+  end)
+
+  it("is said by doctor: what pasta runs as", function()
+    local out = env.cli_run({ "doctor", "--local-only" }, nil, in_host())
+    assert.truthy(out:find("ok    network        pasta runs as the run's uid 65534, not root\n", 1, true), out)
+    local _, mode = env.sh("stat -c %a /dev/net/tun")
+    out = env.cli_run({ "doctor", "--local-only" }, nil, in_host(false))
+    local line = mode:match("66\n$") and "ok    network        pasta runs as the run's uid 65534, not root\n"
+                 or "ok    network        pasta runs as root: /dev/net/tun is not open to the run's uid 65534"
+    assert.truthy(out:find(line, 1, true), out)
+  end)
+
+  -- Defence: check_network_allow (policy/policy.c). Checked: without it,
+  -- the error came only from the plan, as a bad field of the hook's.
+  it("refuses a policy whose network_allow has a bad range when it is loaded, naming it", function()
+    local policy = env.policy_file('policy.local_sandbox.network_allow = { "10.1.0.0/16", "10.1.2.0/16" }')
+    local out, err, code = env.cli_run { "policy", "explain", "--policy", policy, "--", "true" }
+    os.remove(policy)
+    assert.are_not.equal(0, code, out)
+    assert.truthy(err:find("local_sandbox.network_allow: [2] '10.1.2.0/16': bits are set past the prefix length",
+                           1, true), err)
+  end)
+
+  it("shows what a run with the network refuses and allows (policy explain)", function()
+    local policy = env.policy_file('policy.local_sandbox.network_allow = { "10.1.0.0/16", "fd12::/16" }')
+    local out, err = env.cli_run({ "policy", "explain", "--policy", policy, "--json" },
+                                 cjson.encode { shell = "true", limits = { network = true } })
+    os.remove(policy)
+    local x = cjson.decode(out)
+    assert.are.same({ "10.1.0.0/16", "fd12::/16" }, x["local"].network_allow, err)
+  end)
+end)
