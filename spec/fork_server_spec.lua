@@ -4,7 +4,7 @@
 -- outlives the daemon. The server keeps templates of the runs' roots
 -- (src/engine/rootfs.h): each run gets a read-only copy and writable
 -- mounts of its own, and a template is not used once a host file it
--- mounts was replaced.
+-- mounts writable was replaced.
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
@@ -129,17 +129,28 @@ describe("the init's fork server", function()
     end)
   end)
 
-  it("builds a new template once a host file the policy mounts was replaced", function()
+  -- A read-only mount is no part of a template (each run binds it from an
+  -- overlay of its own): a template holds the writable ones.
+  it("builds a new template once a host file the policy mounts writable was replaced", function()
     with_daemon({
-      setup = function(dir) env.write_file(dir .. "/probe", "one\n") end,
+      setup = function(dir)
+        env.write_file(dir .. "/probe", "one\n")
+        env.write_file(dir .. "/rw", "one\n")
+      end,
       policy = [[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = "DIR/probe", path = "/etc/esb-probe" }]],
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = "DIR/probe", path = "/etc/esb-probe" }
+mounts[#mounts + 1] = { host = "DIR/rw", path = "/etc/esb-rw", writable = true }]],
     }, function(d, dir)
-      assert.are.equal("one\n", run_shell(d, "cat /etc/esb-probe").stdout)
+      assert.are.equal("one\none\n", run_shell(d, "cat /etc/esb-probe /etc/esb-rw").stdout)
       -- replaced as package managers and ldconfig do: a new file renamed over
       env.write_file(dir .. "/probe.new", "two\n")
       assert(os.rename(dir .. "/probe.new", dir .. "/probe"))
-      assert.are.equal("two\n", run_shell(d, "cat /etc/esb-probe").stdout)
+      assert.are.equal("two\none\n", run_shell(d, "cat /etc/esb-probe /etc/esb-rw").stdout)
+      assert.are.equal(1, #templates_of(servers_of(d.pid)[1]))
+      env.write_file(dir .. "/rw.new", "two\n")
+      assert(os.rename(dir .. "/rw.new", dir .. "/rw"))
+      assert.are.equal("two\ntwo\n", run_shell(d, "cat /etc/esb-probe /etc/esb-rw").stdout)
       assert.are.equal(2, #templates_of(servers_of(d.pid)[1]))
     end)
   end)

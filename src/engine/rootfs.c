@@ -118,7 +118,8 @@ static bool at_or_below(const char *path, const char *dir) {
 static void mark_below_per_run(struct esb_rootfs *fs) {
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *m = &fs->steps[i];
-    bool mount = m->kind == ESB_ROOTFS_TMPFS || m->kind == ESB_ROOTFS_PROC || m->kind == ESB_ROOTFS_DEVPTS;
+    bool mount = m->kind == ESB_ROOTFS_TMPFS || m->kind == ESB_ROOTFS_PROC || m->kind == ESB_ROOTFS_DEVPTS ||
+                 m->kind == ESB_ROOTFS_BIND;
     if (!m->per_run || !mount)
       continue;
     for (size_t j = i + 1; j < fs->count; j++)
@@ -206,6 +207,29 @@ static int make_parent_dirs(struct esb_rootfs *fs, const char *path) {
   return make_dirs(fs, buf);
 }
 
+/* The empty directory of every root that an overlay takes as its second
+ * layer (the kernel wants two where there is no upper one): /proc, made
+ * before any overlay and empty until the sandbox's proc is mounted on it. */
+#define EMPTY_LAYER "/proc"
+
+/* An overlay for the read-only bind of host (engine/rootfs.h): of its
+ * directory, or of itself right below "/" (the host's root has mounts
+ * below it). None for a file there, nor where one is made already at or
+ * above that directory (the bind goes through it). */
+static int add_overlay(struct esb_rootfs *fs, const char *host, bool is_dir) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s%s", ESB_ROOTFS_OLDROOT, host);
+  char *slash = strrchr(dir, '/');
+  if (slash > dir + strlen(ESB_ROOTFS_OLDROOT))
+    *slash = '\0';
+  else if (!is_dir)
+    return 0;
+  for (size_t i = 0; i < fs->count; i++)
+    if (fs->steps[i].kind == ESB_ROOTFS_OVERLAY && at_or_below(dir, fs->steps[i].source))
+      return 0;
+  return per_run(push(fs, ESB_ROOTFS_OVERLAY, dir, dir, EMPTY_LAYER, false), fs);
+}
+
 /* One host path of the mount list: the same symlink, or a bind of the
  * directory or file; nothing when the host has no such path. */
 static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why, size_t whylen) {
@@ -240,10 +264,16 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why
   }
   if (push(fs, S_ISDIR(st.st_mode) ? ESB_ROOTFS_DIR : ESB_ROOTFS_FILE, NULL, m->path, S_ISDIR(st.st_mode) ? NULL : "",
            false) < 0 ||
+      (!m->writable && add_overlay(fs, m->host, S_ISDIR(st.st_mode)) < 0) ||
       push(fs, ESB_ROOTFS_BIND, source, m->path, NULL, m->writable) < 0)
     goto oom;
-  fs->steps[fs->count - 1].source_dev = st.st_dev;
-  fs->steps[fs->count - 1].source_ino = st.st_ino;
+  struct esb_rootfs_step *bind = &fs->steps[fs->count - 1];
+  bind->source_dev = st.st_dev;
+  bind->source_ino = st.st_ino;
+  /* Made from an overlay of the run's own, so not in a template. */
+  for (size_t i = 0; i + 1 < fs->count && !m->writable; i++)
+    if (fs->steps[i].kind == ESB_ROOTFS_OVERLAY && at_or_below(source, fs->steps[i].source))
+      bind->per_run = true;
   return 0;
 oom:
   snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
@@ -306,6 +336,10 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
     errno = EINVAL;
     return -1;
   }
+  if (push(fs, ESB_ROOTFS_DIR, NULL, EMPTY_LAYER, NULL, false) < 0) {
+    snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
+    goto fail;
+  }
   for (size_t i = 0; i < sb->n_mounts; i++)
     if (add_mount(fs, &sb->mounts[i], why, whylen) < 0)
       goto fail;
@@ -313,7 +347,6 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
   snprintf(workdir_options, sizeof workdir_options, "mode=0755,uid=%u,gid=%u,size=%llu",
            (unsigned)sb->inner_uid, (unsigned)sb->inner_gid, (unsigned long long)sb->workdir_size_bytes);
   if (add_etc(fs, sb) < 0 || add_dev(fs, tmp_options) < 0 ||
-      push(fs, ESB_ROOTFS_DIR, NULL, "/proc", NULL, false) < 0 ||
       per_run(push(fs, ESB_ROOTFS_PROC, NULL, "/proc", NULL, false), fs) < 0 ||
       make_dirs(fs, "/tmp") < 0 || per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/tmp", tmp_options, false), fs) < 0 ||
       make_dirs(fs, sb->workdir) < 0 ||
@@ -403,13 +436,35 @@ static const char *join(char *buf, const char *prefix, const char *path) {
   return buf;
 }
 
-/* One step, its dest below prefix ("" in the new root itself); a bind's
- * source without OLDROOT when host_sources (a template's builder sees the
- * host's root as its own). */
-static int apply(const struct esb_rootfs_step *s, const char *prefix, bool host_sources) {
-  char dest_buf[PATH_MAX];
+/* A read-only overlay of dir (a host directory), its second layer the
+ * empty directory empty, mounted on dir itself (engine/rootfs.h). One the
+ * kernel refuses is no failure: dir stays the host's. */
+static void overlay(const char *dir, const char *empty) {
+  int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC), mnt = -1;
+  if (fs < 0)
+    return;
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", dir, 0) == 0 &&
+      syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", empty, 0) == 0 &&
+      syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+    mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+  if (mnt >= 0) {
+    syscall(SYS_move_mount, mnt, "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH);
+    close(mnt);
+  }
+  close(fs);
+}
+
+/* One step, its dest below prefix ("" in the new root itself); a source
+ * under OLDROOT is found under host_root, where the host's root is ("" for
+ * a template's builder, which sees it as its own). */
+static int apply(const struct esb_rootfs_step *s, const char *prefix, const char *host_root) {
+  char dest_buf[PATH_MAX], source_buf[PATH_MAX];
   const char *dest = *prefix ? join(dest_buf, prefix, s->dest) : s->dest;
   if (!dest)
+    return -1;
+  size_t skip = strlen(ESB_ROOTFS_OLDROOT);
+  const char *source = s->source;
+  if (source && !strncmp(source, ESB_ROOTFS_OLDROOT "/", skip + 1) && !(source = join(source_buf, host_root, source + skip)))
     return -1;
   switch (s->kind) {
   case ESB_ROOTFS_DIR:
@@ -419,9 +474,6 @@ static int apply(const struct esb_rootfs_step *s, const char *prefix, bool host_
   case ESB_ROOTFS_SYMLINK:
     return symlink(s->data, dest);
   case ESB_ROOTFS_BIND: {
-    size_t skip = strlen(ESB_ROOTFS_OLDROOT);
-    const char *source = host_sources && !strncmp(s->source, ESB_ROOTFS_OLDROOT "/", skip + 1)
-                           ? s->source + skip : s->source;
     if (mount(source, dest, NULL, MS_BIND | MS_REC, NULL) < 0)
       return -1;
     /* Only adds restrictions, which a user namespace may do to the host's
@@ -443,6 +495,9 @@ static int apply(const struct esb_rootfs_step *s, const char *prefix, bool host_
     return esb_rootfs_write_file_at(AT_FDCWD, dest, s->data, s->len, s->mode, s->uid, s->gid);
   case ESB_ROOTFS_OWN_DIR:
     return esb_rootfs_make_dir_at(AT_FDCWD, dest, s->uid, s->gid);
+  case ESB_ROOTFS_OVERLAY:
+    overlay(source, s->data);
+    return 0;
   }
   errno = EINVAL;
   return -1;
@@ -476,7 +531,7 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed) {
       syscall(SYS_pivot_root, "/tmp", "/tmp" ESB_ROOTFS_OLDROOT) < 0 || chdir("/") < 0)
     return -1;
   for (size_t i = 0; i < fs->count; i++) {
-    if (apply(&fs->steps[i], "", false) < 0) {
+    if (apply(&fs->steps[i], "", ESB_ROOTFS_OLDROOT) < 0) {
       *failed = (long)i;
       return -1;
     }
@@ -535,7 +590,7 @@ int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_
       errno = ELOOP;
       return -1;
     }
-    if (apply(s, dir, true) < 0) {
+    if (apply(s, dir, "") < 0) {
       *failed = (long)i;
       return -1;
     }
@@ -563,7 +618,7 @@ int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long
         return -1;
       host_root = false;
     }
-    if (apply(s, "", false) < 0) {
+    if (apply(s, "", "/tmp") < 0) {
       *failed = (long)i;
       return -1;
     }

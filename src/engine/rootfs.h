@@ -14,7 +14,22 @@
  *   - its own /proc; no /sys;
  *   - a private tmpfs /tmp, and the working dir: a tmpfs of its own, of a
  *     bounded size, owned by the program's uid.
- * Nothing else of the host is there. Every tmpfs lives in the sandbox's mount
+ * Nothing else of the host is there.
+ *
+ * A read-only host path is seen through an overlay of the run's own: an
+ * overlay (two lower layers, no upper one, so read-only) of the host
+ * directory above it (of the path itself, for one right below "/"),
+ * mounted on the host's root while the steps run, and the path bound from
+ * there. Every file the program can open through the mount list is then an
+ * inode of its own run's overlays: an inotify or fanotify watch sees the
+ * run's own accesses only, never the host's or another run's, and a flock
+ * or POSIX lock meets only the run's own (a lock on a host file is no
+ * channel between runs, and cannot block the host's tools). Where the
+ * kernel refuses the overlay (no "lowerdir+" before 6.7, a host directory
+ * with mounts below it), the path is bound from the host's directory, as a
+ * writable one always is.
+ *
+ * Every tmpfs lives in the sandbox's mount
  * namespace only and vanishes with it, so a run leaves nothing on the host to
  * remove, and no removal can be led astray by a symlink the program planted.
  *
@@ -24,12 +39,15 @@
  *
  * The steps that are the same for every run of a policy (all but the
  * tmpfs of /tmp, /dev/shm and the working dir, /proc, /dev/pts, the
- * request's files, and whatever lies below one of those) can be built once
- * as a template: echo-sandbox-init's fork server (engine/fork_server.h)
- * keeps templates, read-only, in a mount namespace of its own, and each run
- * forked from it takes a copy of one (locked read-only in the run's user
- * namespace) and adds only its own steps: a copy of some 25 mounts instead
- * of building them, with their directories and files, each time. A root
+ * overlays and the binds made from them, the request's files, and whatever
+ * lies below one of those) can be built once as a template:
+ * echo-sandbox-init's fork server (engine/fork_server.h) keeps templates,
+ * read-only, in a mount namespace of its own, and each run forked from it
+ * takes a copy of one (locked read-only in the run's user namespace) and
+ * adds only its own steps: the template's directories, files and /dev are
+ * copied instead of made each time, and the run binds the host's paths
+ * into them from its overlays (a template of the overlays' inodes would
+ * be every run's). A root
  * built so and one built step by step are the same: /dev is read-only in
  * both (but for its devices, /dev/pts and /dev/shm). */
 #ifndef ESB_ENGINE_ROOTFS_H
@@ -60,11 +78,14 @@ enum esb_rootfs_step_kind {
   ESB_ROOTFS_DATA,     /* a request's file: dest made (never followed) with the len
                           bytes of data and mode, owned by uid/gid */
   ESB_ROOTFS_OWN_DIR,  /* mkdir dest (0755), owned by uid/gid: above a request's file */
+  ESB_ROOTFS_OVERLAY,  /* a read-only overlay of the host dir source, mounted on source
+                          itself (under OLDROOT: it goes with the host's root), with the
+                          empty directory data of the new root as its second layer */
 };
 
 struct esb_rootfs_step {
   enum esb_rootfs_step_kind kind;
-  char *source;        /* BIND: the host path under OLDROOT */
+  char *source;        /* BIND, OVERLAY: the host path under OLDROOT */
   char *dest;          /* inside the new root */
   char *data;          /* FILE: contents; SYMLINK: target; TMPFS: options; DATA: bytes */
   bool writable;
