@@ -270,10 +270,9 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why
   struct esb_rootfs_step *bind = &fs->steps[fs->count - 1];
   bind->source_dev = st.st_dev;
   bind->source_ino = st.st_ino;
-  /* Made from an overlay of the run's own, so not in a template. */
-  for (size_t i = 0; i + 1 < fs->count && !m->writable; i++)
-    if (fs->steps[i].kind == ESB_ROOTFS_OVERLAY && at_or_below(source, fs->steps[i].source))
-      bind->per_run = true;
+  /* Each run's own, from its overlays (or the host's, writable): a
+   * template holds no mount below its root (engine/rootfs.h). */
+  bind->per_run = true;
   return 0;
 oom:
   snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
@@ -436,22 +435,24 @@ static const char *join(char *buf, const char *prefix, const char *path) {
   return buf;
 }
 
-/* A read-only overlay of dir (a host directory), its second layer the
- * empty directory empty, mounted on dir itself (engine/rootfs.h). One the
- * kernel refuses is no failure: dir stays the host's. */
-static void overlay(const char *dir, const char *empty) {
-  int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC), mnt = -1;
+/* A read-only overlay of lower, its second layer the empty directory
+ * empty, mounted on target. 0, or -1 with errno. */
+static int overlay(const char *lower, const char *empty, const char *target) {
+  int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC), mnt = -1, rc = -1;
   if (fs < 0)
-    return;
-  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", dir, 0) == 0 &&
+    return -1;
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", lower, 0) == 0 &&
       syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", empty, 0) == 0 &&
       syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
     mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
   if (mnt >= 0) {
-    syscall(SYS_move_mount, mnt, "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH);
+    rc = (int)syscall(SYS_move_mount, mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
     close(mnt);
   }
+  int saved = errno;
   close(fs);
+  errno = saved;
+  return rc;
 }
 
 /* One step, its dest below prefix ("" in the new root itself); a source
@@ -496,7 +497,8 @@ static int apply(const struct esb_rootfs_step *s, const char *prefix, const char
   case ESB_ROOTFS_OWN_DIR:
     return esb_rootfs_make_dir_at(AT_FDCWD, dest, s->uid, s->gid);
   case ESB_ROOTFS_OVERLAY:
-    overlay(source, s->data);
+    /* One the kernel refuses is no failure: the host's directory stays. */
+    overlay(source, s->data, source);
     return 0;
   }
   errno = EINVAL;
@@ -507,15 +509,28 @@ static int remount_read_only(const char *path) {
   return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
 }
 
+/* A template (engine/rootfs.h) is a small tmpfs holding its root, its /dev
+ * beside the root and not in it (the one mount a template holds), and an
+ * empty directory: a root with no mount below it can be the first layer
+ * of a run's overlay, and the empty directory its second. */
+#define TEMPLATE_ROOT "/root"
+#define TEMPLATE_EMPTY "/empty"
+
+/* The prefix of a step's dest: beside for /dev and below, root for the
+ * rest (both "" in a root built step by step). */
+static const char *prefix_of(const char *dest, const char *root, const char *beside) {
+  return at_or_below(dest, "/dev") ? beside : root;
+}
+
 /* The tmpfs a template holds (/dev) read-only: whatever a run writes there
  * would be every run's. Built step by step, a root is made the same. */
-static int seal_tmpfs(const struct esb_rootfs *fs, const char *prefix) {
+static int seal_tmpfs(const struct esb_rootfs *fs, const char *root, const char *beside) {
   char buf[PATH_MAX];
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
     if (s->kind != ESB_ROOTFS_TMPFS || s->per_run)
       continue;
-    const char *path = *prefix ? join(buf, prefix, s->dest) : s->dest;
+    const char *path = join(buf, prefix_of(s->dest, root, beside), s->dest);
     if (!path || remount_read_only(path) < 0)
       return -1;
   }
@@ -536,7 +551,7 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed) {
       return -1;
     }
   }
-  if (seal_tmpfs(fs, "") < 0 || umount2(ESB_ROOTFS_OLDROOT, MNT_DETACH) < 0 || rmdir(ESB_ROOTFS_OLDROOT) < 0)
+  if (seal_tmpfs(fs, "", "") < 0 || umount2(ESB_ROOTFS_OLDROOT, MNT_DETACH) < 0 || rmdir(ESB_ROOTFS_OLDROOT) < 0)
     return -1;
   return remount_read_only("/");
 }
@@ -569,7 +584,9 @@ static bool through_link(const char *dir, const struct esb_rootfs_step *s) {
 int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
                               long *failed) {
   *failed = -1;
-  if (mkdir(dir, 0711) < 0)
+  char root[PATH_MAX], empty[PATH_MAX], root_dev[PATH_MAX];
+  if (!join(root, dir, TEMPLATE_ROOT) || !join(empty, dir, TEMPLATE_EMPTY) || !join(root_dev, root, "/dev") ||
+      mkdir(dir, 0711) < 0)
     return -1;
   /* What the steps make is owned as a run's own root would have it: the
    * tmpfs takes our fs ids for its root. */
@@ -579,34 +596,47 @@ int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_
     errno = EPERM;
     return -1;
   }
-  if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0)
+  if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16k,nr_inodes=16") < 0 ||
+      mkdir(root, 0755) < 0 || mkdir(empty, 0755) < 0 ||
+      mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0 ||
+      mkdir(root_dev, 0755) < 0)
     return -1;
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
     if (s->per_run)
       continue;
-    if (through_link(dir, s)) {
+    const char *prefix = prefix_of(s->dest, root, dir);
+    if (through_link(prefix, s)) {
       *failed = (long)i;
       errno = ELOOP;
       return -1;
     }
-    if (apply(s, dir, "") < 0) {
+    if (apply(s, prefix, "") < 0) {
       *failed = (long)i;
       return -1;
     }
   }
-  return seal_tmpfs(fs, dir) < 0 ? -1 : remount_read_only(dir);
+  return seal_tmpfs(fs, root, dir) < 0 || remount_read_only(root) < 0 ? -1 : remount_read_only(dir);
 }
 
 int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long *failed) {
   *failed = -1;
-  /* The template's copy is locked to the host's root below it, so it
-   * cannot be pivoted to itself: a bind of it, ours, can. The host's root
-   * goes on /tmp (every root has it) until /proc is mounted, which the
-   * kernel allows only while a proc of the host is in the namespace. */
-  if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+  char root[PATH_MAX], empty[PATH_MAX], dev[PATH_MAX], root_dev[PATH_MAX];
+  if (!join(root, dir, TEMPLATE_ROOT) || !join(empty, dir, TEMPLATE_EMPTY) || !join(dev, dir, "/dev") ||
+      !join(root_dev, root, "/dev"))
+    return -1;
+  /* The root: an overlay of the template's, its inodes the run's own (a
+   * watch or a lock on the template's /etc/passwd would reach every run of
+   * it). Where the kernel refuses it, a bind of the template's (whose copy
+   * is locked to the host's root below it, so it cannot be pivoted to
+   * itself: a bind of it, ours, can). */
+  if (overlay(root, empty, root) < 0 && mount(root, root, NULL, MS_BIND, NULL) < 0)
     return errno == ENOENT ? esb_rootfs_apply(fs, failed) : -1;
-  if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", "tmp") < 0 || chdir("/") < 0)
+  /* The host's root goes on /tmp (every root has it) until /proc is
+   * mounted, which the kernel allows only while a proc of the host is in
+   * the namespace. */
+  if (mount(dev, root_dev, NULL, MS_BIND | MS_REC, NULL) < 0 || chdir(root) < 0 ||
+      syscall(SYS_pivot_root, ".", "tmp") < 0 || chdir("/") < 0)
     return -1;
   bool host_root = true;
   for (size_t i = 0; i < fs->count; i++) {
