@@ -627,11 +627,22 @@ int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long
     return -1;
   /* The root: an overlay of the template's, its inodes the run's own (a
    * watch or a lock on the template's /etc/passwd would reach every run of
-   * it). Where the kernel refuses it, a bind of the template's (whose copy
-   * is locked to the host's root below it, so it cannot be pivoted to
-   * itself: a bind of it, ours, can). */
+   * it). Every run's: a run given the template's own inodes would see the
+   * others' accesses through their overlays, which reach the layer's
+   * inodes too. Where the kernel refuses the overlay, a bind of the
+   * template's (whose copy is locked to the host's root below it, so it
+   * cannot be pivoted to itself: a bind of it, ours, can). */
   if (overlay(root, empty, root) < 0 && mount(root, root, NULL, MS_BIND, NULL) < 0)
     return errno == ENOENT ? esb_rootfs_apply(fs, failed) : -1;
+  /* The host's directories' overlays, on the host's root while it is ours:
+   * their second layer is the template's empty directory, whose (negative)
+   * entries stay cached from run to run, where the root's /proc, an
+   * overlay's, would be looked up afresh in each. */
+  for (size_t i = 0; i < fs->count; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (s->kind == ESB_ROOTFS_OVERLAY)
+      overlay(s->source + strlen(ESB_ROOTFS_OLDROOT), empty, s->source + strlen(ESB_ROOTFS_OLDROOT));
+  }
   /* The host's root goes on /tmp (every root has it) until /proc is
    * mounted, which the kernel allows only while a proc of the host is in
    * the namespace. */
@@ -641,7 +652,7 @@ int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long
   bool host_root = true;
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
-    if (!s->per_run)
+    if (!s->per_run || s->kind == ESB_ROOTFS_OVERLAY)
       continue;
     if (host_root && at_or_below(s->dest, "/tmp")) {
       if (umount2("/tmp", MNT_DETACH) < 0)
