@@ -3,8 +3,8 @@
 -- exec each; a server that is killed is replaced at the next run, and none
 -- outlives the daemon. The server keeps templates of the runs' roots
 -- (src/engine/rootfs.h): each run gets a read-only copy and writable
--- mounts of its own, and a template is not used once a host file it
--- mounts was replaced.
+-- mounts of its own, and the policy's mounts are bound by each run, so a
+-- host file replaced is seen by the next.
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
@@ -129,18 +129,28 @@ describe("the init's fork server", function()
     end)
   end)
 
-  it("builds a new template once a host file the policy mounts was replaced", function()
+  -- A mount of the policy is no part of a template: each run binds it
+  -- (from an overlay of its own where read-only), so a replaced host file
+  -- needs no new template.
+  it("binds the host files the policy mounts in each run: the next run sees one replaced, from the same template", function()
     with_daemon({
-      setup = function(dir) env.write_file(dir .. "/probe", "one\n") end,
+      setup = function(dir)
+        env.write_file(dir .. "/probe", "one\n")
+        env.write_file(dir .. "/rw", "one\n")
+      end,
       policy = [[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = "DIR/probe", path = "/etc/esb-probe" }]],
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = "DIR/probe", path = "/etc/esb-probe" }
+mounts[#mounts + 1] = { host = "DIR/rw", path = "/etc/esb-rw", writable = true }]],
     }, function(d, dir)
-      assert.are.equal("one\n", run_shell(d, "cat /etc/esb-probe").stdout)
+      assert.are.equal("one\none\n", run_shell(d, "cat /etc/esb-probe /etc/esb-rw").stdout)
       -- replaced as package managers and ldconfig do: a new file renamed over
-      env.write_file(dir .. "/probe.new", "two\n")
-      assert(os.rename(dir .. "/probe.new", dir .. "/probe"))
-      assert.are.equal("two\n", run_shell(d, "cat /etc/esb-probe").stdout)
-      assert.are.equal(2, #templates_of(servers_of(d.pid)[1]))
+      for _, name in ipairs { "probe", "rw" } do
+        env.write_file(dir .. "/" .. name .. ".new", "two\n")
+        assert(os.rename(dir .. "/" .. name .. ".new", dir .. "/" .. name))
+      end
+      assert.are.equal("two\ntwo\n", run_shell(d, "cat /etc/esb-probe /etc/esb-rw").stdout)
+      assert.are.equal(1, #templates_of(servers_of(d.pid)[1]))
     end)
   end)
 

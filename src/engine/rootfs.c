@@ -118,7 +118,8 @@ static bool at_or_below(const char *path, const char *dir) {
 static void mark_below_per_run(struct esb_rootfs *fs) {
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *m = &fs->steps[i];
-    bool mount = m->kind == ESB_ROOTFS_TMPFS || m->kind == ESB_ROOTFS_PROC || m->kind == ESB_ROOTFS_DEVPTS;
+    bool mount = m->kind == ESB_ROOTFS_TMPFS || m->kind == ESB_ROOTFS_PROC || m->kind == ESB_ROOTFS_DEVPTS ||
+                 m->kind == ESB_ROOTFS_BIND;
     if (!m->per_run || !mount)
       continue;
     for (size_t j = i + 1; j < fs->count; j++)
@@ -206,6 +207,29 @@ static int make_parent_dirs(struct esb_rootfs *fs, const char *path) {
   return make_dirs(fs, buf);
 }
 
+/* The empty directory of every root that an overlay takes as its second
+ * layer (the kernel wants two where there is no upper one): /proc, made
+ * before any overlay and empty until the sandbox's proc is mounted on it. */
+#define EMPTY_LAYER "/proc"
+
+/* An overlay for the read-only bind of host (engine/rootfs.h): of its
+ * directory, or of itself right below "/" (the host's root has mounts
+ * below it). None for a file there, nor where one is made already at or
+ * above that directory (the bind goes through it). */
+static int add_overlay(struct esb_rootfs *fs, const char *host, bool is_dir) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s%s", ESB_ROOTFS_OLDROOT, host);
+  char *slash = strrchr(dir, '/');
+  if (slash > dir + strlen(ESB_ROOTFS_OLDROOT))
+    *slash = '\0';
+  else if (!is_dir)
+    return 0;
+  for (size_t i = 0; i < fs->count; i++)
+    if (fs->steps[i].kind == ESB_ROOTFS_OVERLAY && at_or_below(dir, fs->steps[i].source))
+      return 0;
+  return per_run(push(fs, ESB_ROOTFS_OVERLAY, dir, dir, EMPTY_LAYER, false), fs);
+}
+
 /* One host path of the mount list: the same symlink, or a bind of the
  * directory or file; nothing when the host has no such path. */
 static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why, size_t whylen) {
@@ -240,10 +264,15 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why
   }
   if (push(fs, S_ISDIR(st.st_mode) ? ESB_ROOTFS_DIR : ESB_ROOTFS_FILE, NULL, m->path, S_ISDIR(st.st_mode) ? NULL : "",
            false) < 0 ||
+      (!m->writable && add_overlay(fs, m->host, S_ISDIR(st.st_mode)) < 0) ||
       push(fs, ESB_ROOTFS_BIND, source, m->path, NULL, m->writable) < 0)
     goto oom;
-  fs->steps[fs->count - 1].source_dev = st.st_dev;
-  fs->steps[fs->count - 1].source_ino = st.st_ino;
+  struct esb_rootfs_step *bind = &fs->steps[fs->count - 1];
+  bind->source_dev = st.st_dev;
+  bind->source_ino = st.st_ino;
+  /* Each run's own, from its overlays (or the host's, writable): a
+   * template holds no mount below its root (engine/rootfs.h). */
+  bind->per_run = true;
   return 0;
 oom:
   snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
@@ -306,6 +335,10 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
     errno = EINVAL;
     return -1;
   }
+  if (push(fs, ESB_ROOTFS_DIR, NULL, EMPTY_LAYER, NULL, false) < 0) {
+    snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
+    goto fail;
+  }
   for (size_t i = 0; i < sb->n_mounts; i++)
     if (add_mount(fs, &sb->mounts[i], why, whylen) < 0)
       goto fail;
@@ -313,7 +346,6 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
   snprintf(workdir_options, sizeof workdir_options, "mode=0755,uid=%u,gid=%u,size=%llu",
            (unsigned)sb->inner_uid, (unsigned)sb->inner_gid, (unsigned long long)sb->workdir_size_bytes);
   if (add_etc(fs, sb) < 0 || add_dev(fs, tmp_options) < 0 ||
-      push(fs, ESB_ROOTFS_DIR, NULL, "/proc", NULL, false) < 0 ||
       per_run(push(fs, ESB_ROOTFS_PROC, NULL, "/proc", NULL, false), fs) < 0 ||
       make_dirs(fs, "/tmp") < 0 || per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/tmp", tmp_options, false), fs) < 0 ||
       make_dirs(fs, sb->workdir) < 0 ||
@@ -403,13 +435,37 @@ static const char *join(char *buf, const char *prefix, const char *path) {
   return buf;
 }
 
-/* One step, its dest below prefix ("" in the new root itself); a bind's
- * source without OLDROOT when host_sources (a template's builder sees the
- * host's root as its own). */
-static int apply(const struct esb_rootfs_step *s, const char *prefix, bool host_sources) {
-  char dest_buf[PATH_MAX];
+/* A read-only overlay of lower, its second layer the empty directory
+ * empty, mounted on target. 0, or -1 with errno. */
+static int overlay(const char *lower, const char *empty, const char *target) {
+  int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC), mnt = -1, rc = -1;
+  if (fs < 0)
+    return -1;
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", lower, 0) == 0 &&
+      syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "lowerdir+", empty, 0) == 0 &&
+      syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+    mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+  if (mnt >= 0) {
+    rc = (int)syscall(SYS_move_mount, mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+    close(mnt);
+  }
+  int saved = errno;
+  close(fs);
+  errno = saved;
+  return rc;
+}
+
+/* One step, its dest below prefix ("" in the new root itself); a source
+ * under OLDROOT is found under host_root, where the host's root is ("" for
+ * a template's builder, which sees it as its own). */
+static int apply(const struct esb_rootfs_step *s, const char *prefix, const char *host_root) {
+  char dest_buf[PATH_MAX], source_buf[PATH_MAX];
   const char *dest = *prefix ? join(dest_buf, prefix, s->dest) : s->dest;
   if (!dest)
+    return -1;
+  size_t skip = strlen(ESB_ROOTFS_OLDROOT);
+  const char *source = s->source;
+  if (source && !strncmp(source, ESB_ROOTFS_OLDROOT "/", skip + 1) && !(source = join(source_buf, host_root, source + skip)))
     return -1;
   switch (s->kind) {
   case ESB_ROOTFS_DIR:
@@ -419,9 +475,6 @@ static int apply(const struct esb_rootfs_step *s, const char *prefix, bool host_
   case ESB_ROOTFS_SYMLINK:
     return symlink(s->data, dest);
   case ESB_ROOTFS_BIND: {
-    size_t skip = strlen(ESB_ROOTFS_OLDROOT);
-    const char *source = host_sources && !strncmp(s->source, ESB_ROOTFS_OLDROOT "/", skip + 1)
-                           ? s->source + skip : s->source;
     if (mount(source, dest, NULL, MS_BIND | MS_REC, NULL) < 0)
       return -1;
     /* Only adds restrictions, which a user namespace may do to the host's
@@ -443,6 +496,10 @@ static int apply(const struct esb_rootfs_step *s, const char *prefix, bool host_
     return esb_rootfs_write_file_at(AT_FDCWD, dest, s->data, s->len, s->mode, s->uid, s->gid);
   case ESB_ROOTFS_OWN_DIR:
     return esb_rootfs_make_dir_at(AT_FDCWD, dest, s->uid, s->gid);
+  case ESB_ROOTFS_OVERLAY:
+    /* One the kernel refuses is no failure: the host's directory stays. */
+    overlay(source, s->data, source);
+    return 0;
   }
   errno = EINVAL;
   return -1;
@@ -452,15 +509,28 @@ static int remount_read_only(const char *path) {
   return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
 }
 
+/* A template (engine/rootfs.h) is a small tmpfs holding its root, its /dev
+ * beside the root and not in it (the one mount a template holds), and an
+ * empty directory: a root with no mount below it can be the first layer
+ * of a run's overlay, and the empty directory its second. */
+#define TEMPLATE_ROOT "/root"
+#define TEMPLATE_EMPTY "/empty"
+
+/* The prefix of a step's dest: beside for /dev and below, root for the
+ * rest (both "" in a root built step by step). */
+static const char *prefix_of(const char *dest, const char *root, const char *beside) {
+  return at_or_below(dest, "/dev") ? beside : root;
+}
+
 /* The tmpfs a template holds (/dev) read-only: whatever a run writes there
  * would be every run's. Built step by step, a root is made the same. */
-static int seal_tmpfs(const struct esb_rootfs *fs, const char *prefix) {
+static int seal_tmpfs(const struct esb_rootfs *fs, const char *root, const char *beside) {
   char buf[PATH_MAX];
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
     if (s->kind != ESB_ROOTFS_TMPFS || s->per_run)
       continue;
-    const char *path = *prefix ? join(buf, prefix, s->dest) : s->dest;
+    const char *path = join(buf, prefix_of(s->dest, root, beside), s->dest);
     if (!path || remount_read_only(path) < 0)
       return -1;
   }
@@ -476,12 +546,12 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed) {
       syscall(SYS_pivot_root, "/tmp", "/tmp" ESB_ROOTFS_OLDROOT) < 0 || chdir("/") < 0)
     return -1;
   for (size_t i = 0; i < fs->count; i++) {
-    if (apply(&fs->steps[i], "", false) < 0) {
+    if (apply(&fs->steps[i], "", ESB_ROOTFS_OLDROOT) < 0) {
       *failed = (long)i;
       return -1;
     }
   }
-  if (seal_tmpfs(fs, "") < 0 || umount2(ESB_ROOTFS_OLDROOT, MNT_DETACH) < 0 || rmdir(ESB_ROOTFS_OLDROOT) < 0)
+  if (seal_tmpfs(fs, "", "") < 0 || umount2(ESB_ROOTFS_OLDROOT, MNT_DETACH) < 0 || rmdir(ESB_ROOTFS_OLDROOT) < 0)
     return -1;
   return remount_read_only("/");
 }
@@ -514,7 +584,9 @@ static bool through_link(const char *dir, const struct esb_rootfs_step *s) {
 int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
                               long *failed) {
   *failed = -1;
-  if (mkdir(dir, 0711) < 0)
+  char root[PATH_MAX], empty[PATH_MAX], root_dev[PATH_MAX];
+  if (!join(root, dir, TEMPLATE_ROOT) || !join(empty, dir, TEMPLATE_EMPTY) || !join(root_dev, root, "/dev") ||
+      mkdir(dir, 0711) < 0)
     return -1;
   /* What the steps make is owned as a run's own root would have it: the
    * tmpfs takes our fs ids for its root. */
@@ -524,46 +596,70 @@ int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_
     errno = EPERM;
     return -1;
   }
-  if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0)
+  if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16k,nr_inodes=16") < 0 ||
+      mkdir(root, 0755) < 0 || mkdir(empty, 0755) < 0 ||
+      mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0 ||
+      mkdir(root_dev, 0755) < 0)
     return -1;
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
     if (s->per_run)
       continue;
-    if (through_link(dir, s)) {
+    const char *prefix = prefix_of(s->dest, root, dir);
+    if (through_link(prefix, s)) {
       *failed = (long)i;
       errno = ELOOP;
       return -1;
     }
-    if (apply(s, dir, true) < 0) {
+    if (apply(s, prefix, "") < 0) {
       *failed = (long)i;
       return -1;
     }
   }
-  return seal_tmpfs(fs, dir) < 0 ? -1 : remount_read_only(dir);
+  return seal_tmpfs(fs, root, dir) < 0 || remount_read_only(root) < 0 ? -1 : remount_read_only(dir);
 }
 
 int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long *failed) {
   *failed = -1;
-  /* The template's copy is locked to the host's root below it, so it
-   * cannot be pivoted to itself: a bind of it, ours, can. The host's root
-   * goes on /tmp (every root has it) until /proc is mounted, which the
-   * kernel allows only while a proc of the host is in the namespace. */
-  if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+  char root[PATH_MAX], empty[PATH_MAX], dev[PATH_MAX], root_dev[PATH_MAX];
+  if (!join(root, dir, TEMPLATE_ROOT) || !join(empty, dir, TEMPLATE_EMPTY) || !join(dev, dir, "/dev") ||
+      !join(root_dev, root, "/dev"))
+    return -1;
+  /* The root: an overlay of the template's, its inodes the run's own (a
+   * watch or a lock on the template's /etc/passwd would reach every run of
+   * it). Every run's: a run given the template's own inodes would see the
+   * others' accesses through their overlays, which reach the layer's
+   * inodes too. Where the kernel refuses the overlay, a bind of the
+   * template's (whose copy is locked to the host's root below it, so it
+   * cannot be pivoted to itself: a bind of it, ours, can). */
+  if (overlay(root, empty, root) < 0 && mount(root, root, NULL, MS_BIND, NULL) < 0)
     return errno == ENOENT ? esb_rootfs_apply(fs, failed) : -1;
-  if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", "tmp") < 0 || chdir("/") < 0)
+  /* The host's directories' overlays, on the host's root while it is ours:
+   * their second layer is the template's empty directory, whose (negative)
+   * entries stay cached from run to run, where the root's /proc, an
+   * overlay's, would be looked up afresh in each. */
+  for (size_t i = 0; i < fs->count; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (s->kind == ESB_ROOTFS_OVERLAY)
+      overlay(s->source + strlen(ESB_ROOTFS_OLDROOT), empty, s->source + strlen(ESB_ROOTFS_OLDROOT));
+  }
+  /* The host's root goes on /tmp (every root has it) until /proc is
+   * mounted, which the kernel allows only while a proc of the host is in
+   * the namespace. */
+  if (mount(dev, root_dev, NULL, MS_BIND | MS_REC, NULL) < 0 || chdir(root) < 0 ||
+      syscall(SYS_pivot_root, ".", "tmp") < 0 || chdir("/") < 0)
     return -1;
   bool host_root = true;
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
-    if (!s->per_run)
+    if (!s->per_run || s->kind == ESB_ROOTFS_OVERLAY)
       continue;
     if (host_root && at_or_below(s->dest, "/tmp")) {
       if (umount2("/tmp", MNT_DETACH) < 0)
         return -1;
       host_root = false;
     }
-    if (apply(s, "", false) < 0) {
+    if (apply(s, "", "/tmp") < 0) {
       *failed = (long)i;
       return -1;
     }

@@ -14,7 +14,22 @@
  *   - its own /proc; no /sys;
  *   - a private tmpfs /tmp, and the working dir: a tmpfs of its own, of a
  *     bounded size, owned by the program's uid.
- * Nothing else of the host is there. Every tmpfs lives in the sandbox's mount
+ * Nothing else of the host is there.
+ *
+ * A read-only host path is seen through an overlay of the run's own: an
+ * overlay (two lower layers, no upper one, so read-only) of the host
+ * directory above it (of the path itself, for one right below "/"),
+ * mounted on the host's root while the steps run, and the path bound from
+ * there. Every file the program can open through the mount list is then an
+ * inode of its own run's overlays: an inotify or fanotify watch sees the
+ * run's own accesses only, never the host's or another run's, and a flock
+ * or POSIX lock meets only the run's own (a lock on a host file is no
+ * channel between runs, and cannot block the host's tools). Where the
+ * kernel refuses the overlay (no "lowerdir+" before 6.7, a host directory
+ * with mounts below it), the path is bound from the host's directory, as a
+ * writable one always is.
+ *
+ * Every tmpfs lives in the sandbox's mount
  * namespace only and vanishes with it, so a run leaves nothing on the host to
  * remove, and no removal can be led astray by a symlink the program planted.
  *
@@ -24,14 +39,21 @@
  *
  * The steps that are the same for every run of a policy (all but the
  * tmpfs of /tmp, /dev/shm and the working dir, /proc, /dev/pts, the
- * request's files, and whatever lies below one of those) can be built once
- * as a template: echo-sandbox-init's fork server (engine/fork_server.h)
- * keeps templates, read-only, in a mount namespace of its own, and each run
- * forked from it takes a copy of one (locked read-only in the run's user
- * namespace) and adds only its own steps: a copy of some 25 mounts instead
- * of building them, with their directories and files, each time. A root
- * built so and one built step by step are the same: /dev is read-only in
- * both (but for its devices, /dev/pts and /dev/shm). */
+ * overlays, the binds of the mount list, the request's files, and whatever
+ * lies below one of those) can be built once as a template:
+ * echo-sandbox-init's fork server (engine/fork_server.h) keeps templates,
+ * read-only, in a mount namespace of its own, and each run forked from it
+ * takes a copy of one (locked read-only in the run's user namespace) and
+ * adds only its own steps: the directories, files and /dev are copied
+ * instead of made each time. A template's inodes would be every run's, so
+ * a run's root is a read-only overlay of the template's (the template
+ * keeps its /dev beside its root, not in it: a layer of an overlay has no
+ * mount below it), and the run binds the template's /dev and the host's
+ * paths into it. A root built so and one built step by step are the
+ * same: read-only, /dev too (but for its devices, /dev/pts and /dev/shm).
+ *
+ * Still shared: the devices of /dev (null, zero, full, random, urandom)
+ * are the host's, bound: an overlay in a user namespace opens no device. */
 #ifndef ESB_ENGINE_ROOTFS_H
 #define ESB_ENGINE_ROOTFS_H
 
@@ -60,19 +82,22 @@ enum esb_rootfs_step_kind {
   ESB_ROOTFS_DATA,     /* a request's file: dest made (never followed) with the len
                           bytes of data and mode, owned by uid/gid */
   ESB_ROOTFS_OWN_DIR,  /* mkdir dest (0755), owned by uid/gid: above a request's file */
+  ESB_ROOTFS_OVERLAY,  /* a read-only overlay of the host dir source, mounted on source
+                          itself (under OLDROOT: it goes with the host's root), with the
+                          empty directory data of the new root as its second layer */
 };
 
 struct esb_rootfs_step {
   enum esb_rootfs_step_kind kind;
-  char *source;        /* BIND: the host path under OLDROOT */
+  char *source;        /* BIND, OVERLAY: the host path under OLDROOT */
   char *dest;          /* inside the new root */
   char *data;          /* FILE: contents; SYMLINK: target; TMPFS: options; DATA: bytes */
   bool writable;
   size_t len;          /* DATA: the bytes of data */
   unsigned mode;       /* DATA */
   unsigned uid, gid;   /* DATA, OWN_DIR: the owner, as seen inside */
-  uint64_t source_dev, source_ino; /* BIND: the host path's file when planned, so that a
-                          template of a file since replaced (renamed over) is not used */
+  uint64_t source_dev, source_ino; /* BIND: the host path's file when planned (a key of
+                          a template that held it; the mount list's are each run's) */
   bool per_run;        /* not part of a template: see above */
 };
 
@@ -124,8 +149,9 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed);
 /* The template of fs's steps that are not per run, built by a privileged
  * process (the fork server's builder, in the server's mount namespace) at
  * dir, a new directory below the working directory: a tmpfs of its own
- * with the steps' files owned by uid/gid (the host ids the program runs
- * as, as a run makes them), read-only once built. Host paths are the
+ * holding root (a tmpfs: all but /dev), dev (the /dev tmpfs) and empty (a
+ * directory), with the steps' files owned by uid/gid (the host ids the
+ * program runs as, as a run makes them), read-only once built. Host paths are the
  * sources' without OLDROOT. A step whose dest goes through a symlink is
  * refused (ELOOP): here it would lead to the host's paths. 0, or -1 with
  * errno and *failed as above. */
@@ -134,8 +160,9 @@ int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_
 
 /* The child's side with a template (the one built for these same steps,
  * at dir below the working directory, which the child's mount namespace
- * copied): a copy of it becomes the root, then the per-run steps are
- * applied and the host's root is detached. A template that is not there
+ * copied): an overlay of its root becomes the root (a bind of it where the
+ * kernel refuses the overlay), with its /dev bound in, then the per-run
+ * steps are applied and the host's root is detached. A template that is not there
  * (the server dropped it before the child's namespace copied it) is done
  * without: esb_rootfs_apply. Async-signal-safe. 0, or -1 with errno and
  * *failed as above. */
