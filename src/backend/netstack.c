@@ -16,7 +16,7 @@
 
 int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen) {
   const char *tmp = getenv("TMPDIR");
-  char pidfile[4096], target[32], runas[32];
+  char pidfile[4096], target[64], runas[32];
   snprintf(pidfile, sizeof pidfile, "%s/echo-sandbox-pasta-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
   int fd = mkstemp(pidfile);
   if (fd < 0) {
@@ -24,17 +24,33 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
     return -1;
   }
   close(fd);
-  snprintf(target, sizeof target, "%d", (int)child);
+  /* The child's namespaces, opened here and given to pasta as its stdin
+   * and stdout: the child runs as the run's own host uid, not ours, and
+   * pasta, which keeps no CAP_SYS_PTRACE, could not open them by its pid. */
+  int userns, netns;
+  snprintf(target, sizeof target, "/proc/%d/ns/user", (int)child);
+  userns = open(target, O_RDONLY | O_CLOEXEC);
+  snprintf(target, sizeof target, "/proc/%d/ns/net", (int)child);
+  netns = open(target, O_RDONLY | O_CLOEXEC);
+  if (userns < 0 || netns < 0) {
+    snprintf(why, whylen, "network: opening the sandbox's namespaces: %s", strerror(errno));
+    if (userns >= 0)
+      close(userns);
+    unlink(pidfile);
+    return -1;
+  }
   /* As root pasta would drop to nobody, who cannot enter the namespaces we
    * made; it drops its capabilities and sandboxes itself once set up. */
   snprintf(runas, sizeof runas, "%u", (unsigned)geteuid());
   const char *argv[] = {"pasta", "--runas", runas, "--config-net", "--no-map-gw", "--quiet",
                         "-t", "none", "-u", "none", "-T", "none", "-U", "none",
-                        "--pid", pidfile, target, NULL};
+                        "--pid", pidfile, "--userns", "/proc/self/fd/0", "--netns", "/proc/self/fd/1", NULL};
   const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", NULL};
   struct esb_child c = ESB_CHILD_INIT;
   c.argv = argv;
   c.env = env;
+  c.in = userns;
+  c.out = netns;
   c.err = ESB_CHILD_PIPE;
   int status = 0, rc = -1;
   char cwhy[ESB_MESSAGE_MAX], err[256] = "";
@@ -68,6 +84,8 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
   rc = 0;
 out:
   esb_child_close(&c);
+  close(userns);
+  close(netns);
   unlink(pidfile);
   return rc;
 }

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -12,6 +13,7 @@
 #include "backend/kubectl_words.h"
 #include "engine/cgroup.h"
 #include "engine/result.h"
+#include "engine/uid_slot.h"
 #include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
@@ -182,6 +184,36 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
   esb_cgroup_destroy(&cg);
 }
 
+/* Whose per-user kernel counters a run charges, and whom it could signal:
+ * a host uid of its own per run (engine/uid_slot.h), or one shared. */
+static void check_host_uids(const struct esb_plan *plan, struct tally *t) {
+  const struct esb_local_settings *ls = &plan->local;
+  char detail[ESB_MESSAGE_MAX + 512];
+  uid_t me = geteuid();
+  if (me != 0) {
+    snprintf(detail, sizeof detail, "every run is this user's (uid %u) on the host: the runs share its per-user "
+             "kernel counters (inotify instances, message queues, processes) with each other and with its own "
+             "processes, and can signal each other; a host uid per run needs the engine to run as root "
+             "(echo-sandbox does not use newuidmap and an /etc/subuid range)", (unsigned)me);
+    report(t, "warn", "host uids", "%s", detail);
+  } else if (!ls->uid_count) {
+    snprintf(detail, sizeof detail, "every run is uid %u on the host (the policy's local.uid_range is false): "
+             "the runs share its per-user kernel counters and can signal each other", (unsigned)ls->uid);
+    report(t, "warn", "host uids", "%s", detail);
+  } else if (!esb_uid_slot_usable(ls->uid_first, ls->uid_count)) {
+    snprintf(detail, sizeof detail, "this engine's user namespace does not map the policy's uid_range "
+             "(%llu from %llu): every run is uid %u on the host, sharing its per-user kernel counters",
+             (unsigned long long)ls->uid_count, (unsigned long long)ls->uid_first, (unsigned)ls->uid);
+    report(t, "warn", "host uids", "%s", detail);
+  } else {
+    snprintf(detail, sizeof detail, "each live run has a host uid of its own, %llu..%llu (%llu at once), which "
+             "owns its user namespace: per-user kernel counters are the run's own, and runs cannot signal "
+             "each other", (unsigned long long)ls->uid_first,
+             (unsigned long long)(ls->uid_first + ls->uid_count - 1), (unsigned long long)ls->uid_count);
+    report(t, "ok", "host uids", "%s", detail);
+  }
+}
+
 /* The policy's plan for /bin/true on backend (AUTO: the one the policy picks). */
 static enum esb_error plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
                                 char *err, size_t errlen) {
@@ -204,6 +236,7 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   plan.backend = ESB_BACKEND_LOCAL;
   struct esb_result r = ESB_RESULT_INIT;
   check_limits(&plan, t);
+  check_host_uids(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
     snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",
