@@ -254,4 +254,21 @@ policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(dir, first 
     assert.is_true(outer >= first and outer < first + count, r.stdout)
     assert.are.equal(before, ids())
   end)
+
+  -- Defence: a cgroup namespace for every namespaced run, made once it is
+  -- in its cgroups (sandbox_child.c: enter_cgroup_namespace). Checked:
+  -- without it, /proc/self/cgroup named the host's paths of the run's
+  -- cgroups (with the engine's pid).
+  it("sees its cgroups as /, not the host's paths", function()
+    if env.isolation == "rlimits" then
+      pending("needs namespaces")
+      return
+    end
+    local r = env.run_json { shell = "cat /proc/self/cgroup" }
+    assert.are.equal(0, r.exit_code, r.stderr)
+    assert.truthy(r.stdout:find("\n", 1, true), r.stdout)
+    for line in r.stdout:gmatch("[^\n]+") do
+      assert.truthy(line:match(":/$"), r.stdout)
+    end
+  end)
 end)

@@ -28,7 +28,7 @@ enum step {
   STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_ROOTFS, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
-  STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP_OWNER,
+  STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP_CGROUP_NS, STEP_OWNER,
   STEP__COUNT
 };
 
@@ -45,7 +45,7 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_NO_USERNS] = "limit the user namespace (nested ones, inotify, fanotify)", [STEP_SECCOMP] = "install the seccomp filter",
   [STEP_LINK_LOCAL] = "make 169.254.0.0/16 unreachable",
   [STEP_UNSHARE] = "make the namespaces", [STEP_PLAN] = "read the plan (echo-sandbox-init)",
-  [STEP_INIT] = "start echo-sandbox-init",
+  [STEP_INIT] = "start echo-sandbox-init", [STEP_CGROUP_NS] = "make the cgroup namespace",
   [STEP_OWNER] = "take the run's host uid for its user namespace",
 };
 
@@ -348,6 +348,16 @@ static void join_cgroups(const struct esb_child_plan *p) {
       fail(p, STEP_CGROUP);
 }
 
+/* A cgroup namespace rooted where we are now, in the run's cgroups (or
+ * ours, where there are none): /proc/self/cgroup and the cgroup paths the
+ * program can see say "/", not the host's paths (and the engine's pid in
+ * them). After join_cgroups: the namespace's root is the cgroup a process
+ * is in when it makes it. */
+static void enter_cgroup_namespace(const struct esb_child_plan *p) {
+  if (p->sandbox && (p->sandbox->namespaces & ESB_NS_USER) && unshare(CLONE_NEWCGROUP) < 0)
+    fail(p, STEP_CGROUP_NS);
+}
+
 /* The engine wrote our id maps (and did what else comes first): go on. */
 static void await_release(const struct esb_child_plan *p) {
   char go;
@@ -376,6 +386,7 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   if (p->sync_fd >= 0) await_release(p);
   if (p->sandbox && p->sandbox->namespaces) prepare_sandbox(p);
   join_cgroups(p);
+  enter_cgroup_namespace(p);
   if (p->sandbox && (p->sandbox->namespaces & ESB_NS_PID)) run_init(p);
   exec_program(p);
 }
@@ -421,6 +432,7 @@ _Noreturn void esb_child_main_exec(const struct esb_child_plan *p, uint64_t name
   reset_signals();
   prepare_sandbox(p);
   join_cgroups(p);
+  enter_cgroup_namespace(p);
   if (sb->namespaces & ESB_NS_PID) run_init(p);
   exec_program(p);
 }
