@@ -59,7 +59,7 @@ end
 -- its pid and its real uid there.
 local function find(token)
   for _ = 1, 1000 do
-    local p = io.popen("grep -l -a -- " .. env.quote(token) .. " /proc/[0-9]*/cmdline 2>/dev/null")
+    local p = io.popen("unset LD_PRELOAD; grep -l -a -- " .. env.quote(token) .. " /proc/[0-9]*/cmdline 2>/dev/null")
     for path in p:lines() do
       local pid = path:match("^/proc/(%d+)/")
       local f = pid and io.open("/proc/" .. pid .. "/status")
