@@ -101,9 +101,8 @@ pid_t esb_clone_vfork(int (*fn)(void *), void *arg, void *stack, size_t stack_si
 #endif
 }
 
-int esb_owner_enter(uid_t uid, gid_t gid, struct esb_owner_saved *saved) {
+int esb_owner_enter(uid_t uid, struct esb_owner_saved *saved) {
   saved->euid = geteuid();
-  saved->egid = getegid();
   saved->securebits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
   saved->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
   saved->pdeath_signal = 0;
@@ -111,7 +110,7 @@ int esb_owner_enter(uid_t uid, gid_t gid, struct esb_owner_saved *saved) {
       prctl(PR_GET_PDEATHSIG, &saved->pdeath_signal, 0, 0, 0) < 0 ||
       prctl(PR_SET_SECUREBITS, (unsigned long)saved->securebits | SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0)
     return -1;
-  if (syscall(SYS_setresgid, -1, gid, -1) < 0 || syscall(SYS_setresuid, -1, uid, -1) < 0) {
+  if (syscall(SYS_setresuid, -1, uid, -1) < 0) {
     int saved_errno = errno;
     esb_owner_leave(saved);
     errno = saved_errno;
@@ -126,7 +125,6 @@ int esb_owner_enter(uid_t uid, gid_t gid, struct esb_owner_saved *saved) {
 
 void esb_owner_leave(const struct esb_owner_saved *saved) {
   syscall(SYS_setresuid, -1, saved->euid, -1);
-  syscall(SYS_setresgid, -1, saved->egid, -1);
   prctl(PR_SET_SECUREBITS, (unsigned long)saved->securebits, 0, 0, 0);
   prctl(PR_SET_DUMPABLE, (unsigned long)saved->dumpable, 0, 0, 0);
   prctl(PR_SET_PDEATHSIG, (unsigned long)saved->pdeath_signal, 0, 0, 0);

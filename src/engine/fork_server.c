@@ -175,7 +175,7 @@ _Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template
      * made as the run's owner where the engine names one. */
     struct esb_owner_saved ids;
     bool as_owner = req->owner_uid != ESB_FORK_NO_OWNER && (req->namespaces & CLONE_NEWUSER);
-    bool entered = as_owner && esb_owner_enter(req->owner_uid, req->owner_gid, &ids) == 0;
+    bool entered = as_owner && esb_owner_enter(req->owner_uid, &ids) == 0;
     long pid = -1;
     if (!as_owner || entered)
       pid = syscall(SYS_clone3, &args, sizeof args);

@@ -45,16 +45,16 @@ enum { ESB_FORK_SERVER_FD = 3 };
  * follow the struct: the run's root template (esb_child_wire_template_write),
  * none when 0. namespaces: the CLONE_NEW* flags the child is cloned with,
  * of ESB_FORK_NAMESPACES; a clone the kernel refuses is answered with its
- * errno, as any. owner_uid, owner_gid: the ids the clone is made as, so
- * that they own the run's user namespace (engine/clone.h), or
- * ESB_FORK_NO_OWNER: the server's own. */
+ * errno, as any. owner_uid: the uid the clone is made as, so that it
+ * owns the run's user namespace (engine/clone.h), or ESB_FORK_NO_OWNER:
+ * the server's own. reserved: 0. */
 struct esb_fork_request {
   uint32_t magic;
   int32_t slot[ESB_WIRE_FD__END];
   int32_t cgroup;
   uint32_t key_len;
   uint64_t namespaces;
-  uint32_t owner_uid, owner_gid;
+  uint32_t owner_uid, reserved;
 };
 
 #define ESB_FORK_NO_OWNER UINT32_MAX

@@ -177,7 +177,7 @@ static int server_start(void) {
  * EPROTO: the server is of no use; else the clone's errno, and the
  * server goes on). Called with the lock held. */
 static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
-                         uint64_t clone_flags, const struct esb_ns_owner *owner, int *pidfd) {
+                         uint64_t clone_flags, uid_t owner, int *pidfd) {
   static union {
     struct esb_fork_request req;
     char bytes[sizeof(struct esb_fork_request) + ESB_FORK_KEY_MAX];
@@ -185,8 +185,7 @@ static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, const 
   struct esb_fork_request *req = &message.req;
   *req = (struct esb_fork_request){ .magic = ESB_FORK_SERVER_MAGIC, .cgroup = -1,
                                     .namespaces = clone_flags & ESB_FORK_NAMESPACES,
-                                    .owner_uid = owner ? (uint32_t)owner->uid : ESB_FORK_NO_OWNER,
-                                    .owner_gid = owner ? (uint32_t)owner->gid : ESB_FORK_NO_OWNER };
+                                    .owner_uid = owner == (uid_t)-1 ? ESB_FORK_NO_OWNER : (uint32_t)owner };
   if (key_len <= ESB_FORK_KEY_MAX) { /* a larger root is built by its run */
     req->key_len = (uint32_t)key_len;
     memcpy(message.bytes + sizeof *req, key, key_len);
@@ -220,7 +219,7 @@ static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, const 
 }
 
 pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
-                     uint64_t clone_flags, const struct esb_ns_owner *owner, int *pidfd) {
+                     uint64_t clone_flags, uid_t owner, int *pidfd) {
   if (server_wanted()) {
     pthread_mutex_lock(&server.lock);
     pid_t pid = -1;

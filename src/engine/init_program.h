@@ -29,13 +29,13 @@
  * template of the run's root (esb_child_wire_template_write) the fork
  * server may give it. clone_flags: the run's CLONE_NEW* flags; the fork
  * server clones the program into those of ESB_FORK_NAMESPACES, and the
- * program makes the rest (engine/fork_server.h). owner (NULL: ours): the
- * ids the run's user namespace is made as (engine/clone.h). The caller blocks every signal around the call: the
+ * program makes the rest (engine/fork_server.h). owner ((uid_t)-1: ours): the
+ * uid the run's user namespace is made as (engine/clone.h). The caller blocks every signal around the call: the
  * program starts with that mask. Returns its pid with *pidfd set; or -1
  * with errno (ENOSYS: no vfork-like clone here, so the caller clones in
  * process). */
 pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
                      uint64_t clone_flags,
-                     const struct esb_ns_owner *owner, int *pidfd);
+                     uid_t owner, int *pidfd);
 
 #endif

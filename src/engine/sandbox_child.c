@@ -42,7 +42,7 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_GID] = "set gid", [STEP_UID] = "set uid", [STEP_NO_NEW_PRIVS] = "set no_new_privs",
   [STEP_RLIMIT] = "set resource limits", [STEP_PDEATHSIG] = "set the parent-death signal",
   [STEP_CHDIR] = "enter the working dir",
-  [STEP_NO_USERNS] = "limit the user namespace (nested ones, inotify, fanotify)", [STEP_SECCOMP] = "install the seccomp filter",
+  [STEP_NO_USERNS] = "limit the user namespace (nested ones, inotify)", [STEP_SECCOMP] = "install the seccomp filter",
   [STEP_LINK_LOCAL] = "make 169.254.0.0/16 unreachable",
   [STEP_UNSHARE] = "make the namespaces", [STEP_PLAN] = "read the plan (echo-sandbox-init)",
   [STEP_INIT] = "start echo-sandbox-init", [STEP_CGROUP_NS] = "make the cgroup namespace",
@@ -215,18 +215,18 @@ static void build_root(const struct esb_child_plan *p) {
 /* Limits of our own user namespace, below the host's per-user ones (the
  * kernel checks a count against every namespace up to the host's): no
  * user namespace can be made below ours, whatever the filter lets through
- * (what bubblewrap's --disable-userns does), and inotify and fanotify,
- * whose kernel memory no cgroup of the run bounds everywhere, are held to
- * a run's share. The limits are per user namespace, and only we, with
- * the capabilities the program will not have, may raise them again. A
- * limit this kernel lacks (its file is not there) is left: only the first
- * must hold. */
+ * (what bubblewrap's --disable-userns does), and inotify is held to half
+ * of the host's default per-user instances (128) and a run's share of
+ * watches. The limits are per user namespace, and only we, with the
+ * capabilities the program will not have, may raise them again. The
+ * other namespace kinds need a capability the program never has here;
+ * fanotify is bounded by the run's own host uid's limits (each write costs
+ * some 5 µs). A limit this kernel lacks (its file is not there) is left:
+ * only the first must hold. */
 static const struct { const char *path, *value; } namespace_limits[] = {
   { "/proc/sys/user/max_user_namespaces", "0" },
   { "/proc/sys/user/max_inotify_instances", "64" },
   { "/proc/sys/user/max_inotify_watches", "16384" },
-  { "/proc/sys/user/max_fanotify_groups", "16" },
-  { "/proc/sys/user/max_fanotify_marks", "16384" },
 };
 
 static void limit_namespace(const struct esb_child_plan *p) {
@@ -407,7 +407,7 @@ _Noreturn void esb_child_main_exec(const struct esb_child_plan *p, uint64_t name
    * the namespace's own creds. First: the change of ids resets the
    * parent-death signal. */
   struct esb_owner_saved ids;
-  if ((rest & CLONE_NEWUSER) && sb->switch_ids && sb->owns_userns && esb_owner_enter(sb->uid, sb->gid, &ids) < 0)
+  if ((rest & CLONE_NEWUSER) && sb->switch_ids && sb->owns_userns && esb_owner_enter(sb->uid, &ids) < 0)
     fail(p, STEP_OWNER);
   /* Every signal stays blocked here (the engine blocked them around the
    * clone): a SIGTERM for the program's group must not end us, the pid 1

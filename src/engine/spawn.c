@@ -111,13 +111,12 @@ static void outer_ids(const struct esb_sandbox *sb, uid_t *uid, gid_t *gid) {
   *gid = sb->switch_ids ? sb->gid : getegid();
 }
 
-/* The owner a sandbox's user namespace is made as: the host ids the program
- * runs as, when they are not ours (engine/clone.h says why). NULL: ours. */
-static const struct esb_ns_owner *ns_owner(const struct esb_sandbox *sb, struct esb_ns_owner *owner) {
+/* The uid a sandbox's user namespace is made as: the run's own host uid
+ * (engine/clone.h says why), or -1: ours. */
+static uid_t ns_owner(const struct esb_sandbox *sb) {
   if (!sb || !sb->switch_ids || !sb->owns_userns || !(sb->namespaces & ESB_NS_USER))
-    return NULL;
-  outer_ids(sb, &owner->uid, &owner->gid);
-  return owner;
+    return (uid_t)-1;
+  return sb->uid;
 }
 
 /* Maps the sandbox's single uid/gid onto the host ids the program runs as. As
@@ -240,9 +239,8 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
     if (esb_child_wire_template_write(pr->plan.rootfs, uid, gid, &key, &key_len) < 0)
       key_len = 0;
   }
-  struct esb_ns_owner owner;
   pid_t pid = esb_init_start(from, cgroup_fd, key, key_len, esb_namespace_flags(sb->namespaces),
-                             ns_owner(sb, &owner), pidfd);
+                             ns_owner(sb), pidfd);
   int saved = errno;
   free(key);
   close(plan);
@@ -302,17 +300,17 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
     }
   }
   if (!via_init) {
-    struct esb_ns_owner owner;
-    const struct esb_ns_owner *as = ns_owner(c->sandbox, &owner);
+    uid_t owner = ns_owner(c->sandbox);
+    bool as_owner = owner != (uid_t)-1;
     struct esb_owner_saved ids;
-    if (as && esb_owner_enter(as->uid, as->gid, &ids) < 0) {
+    if (as_owner && esb_owner_enter(owner, &ids) < 0) {
       pid = -1;
     } else {
       pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
                       cgroup_fd, &pr.plan.started_in_cgroup);
       if (pid == 0)
         esb_child_main(&pr.plan);
-      if (as) {
+      if (as_owner) {
         saved = errno;
         esb_owner_leave(&ids);
         errno = saved;
