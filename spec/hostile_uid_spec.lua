@@ -157,10 +157,10 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
   -- engine's clone), so its inotify instances and queue bytes are counted
   -- against that uid, not root's; and its namespace's own
   -- max_inotify_instances (64). Checked: with the namespace made as root
-  -- (esb_owner_enter left out), the two runs took root's 128 instances
-  -- and its message-queue bytes, and root's inotify_init and mq_open on the
-  -- host, and a third run's, failed with EMFILE (24); without the
-  -- namespace's limit each run took 128.
+  -- (esb_owner_enter a no-op), the two runs took root's 128 instances and
+  -- root's inotify_init on the host failed with EMFILE (24), and the
+  -- second run got no message queue at all (the first had taken root's
+  -- RLIMIT_MSGQUEUE); without the namespace's limit each run took 128.
   it("leaves inotify and message queues to root and to a third run while two runs hold all they can", function()
     if not root_with_namespaces() then return end
     local wait_a, token_a = hog_run("a")
@@ -211,8 +211,8 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
   end)
 
   -- Defence: each run holds its uid until its end; a range with none free
-  -- fails the run at once, saying so. Checked: the second run of a
-  -- one-uid range got the same uid as the first while it lived.
+  -- fails the run at once, saying so. Checked: without the lock, the
+  -- second run of a one-uid range ran (as the first's uid) instead.
   it("refuses a run when every uid of the range is held, and says why", function()
     if not root_with_namespaces() then return end
     local one = os.tmpname()
@@ -241,8 +241,7 @@ policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(dir, first 
   -- dumpable flag and parent-death signal the kernel reset
   -- (engine/clone.h: esb_owner_leave). The Lua module clones in the
   -- process that loaded it (this one). Checked: without esb_owner_leave,
-  -- this process's effective uid was the run's after the run, and its
-  -- parent-death signal was gone.
+  -- this process's effective uid was the run's after the run.
   it("leaves the process that embeds the engine its own ids and capabilities", function()
     if not root_with_namespaces() then return end
     local sbx = require "echo_sandbox"
