@@ -28,8 +28,37 @@ local function entries(dir, pattern)
   return names
 end
 
--- A shell line that prints the cgroup it runs in (the memory one on v1).
-local where = "sed -n 's/^[0-9]*:memory:\\(.*\\)/\\1/p; s/^0::\\(.*\\)/\\1/p' /proc/self/cgroup | head -n 1"
+-- A run sees its own cgroup as "/" (a cgroup namespace of its own): where
+-- it is, the host says. A request that runs `sleep SECONDS` (unique), and
+-- what the host names the cgroup of that process (the memory one on v1)
+-- once it runs; the process is then killed (SIGKILL), which ends the run.
+local function sleeper()
+  local seconds = env.unique_seconds(300)
+  return { program = "sleep", args = { seconds } }, function()
+    assert.is_true(env.wait_running { "sleep", seconds }, "the program did not start")
+    local p = io.popen("unset LD_PRELOAD; pgrep -x -f " .. env.quote("sleep " .. seconds))
+    local pid = p:read("n")
+    p:close()
+    local text = env.read_file("/proc/" .. pid .. "/cgroup")
+    os.execute("kill -9 " .. pid)
+    return text:match("%d+:memory:([^\n]*)") or text:match("0::([^\n]*)")
+  end
+end
+
+-- Runs the CLI with args in the background, stdin from the file infile;
+-- returns a function that waits for it and returns its stdout.
+local function cli_output(args, infile, prefix)
+  local parts = { prefix or "", env.cli_prefix, env.quote(env.cli) }
+  for _, a in ipairs(args) do parts[#parts + 1] = env.quote(a) end
+  local out = os.tmpname()
+  local wait = env.in_background(("%s <%s >%s 2>/dev/null"):format(table.concat(parts, " "), infile, out))
+  return function()
+    wait()
+    local text = env.read_file(out)
+    os.remove(out)
+    return text
+  end
+end
 
 local hog = { language = "python", code = "x = bytearray(512 * 1024 * 1024)\nprint('allocated')",
               limits = { memory_bytes = 64 * Mi } }
@@ -192,11 +221,30 @@ print(started)]] }
     assert.truthy(r.warning and r.warning:find("per process", 1, true), cjson.encode(r))
   end)
 
+  -- Defence: a cgroup namespace of its own, made once the run is in its
+  -- cgroups (sandbox_child.c: enter_cgroup_namespace). Checked: without
+  -- it, the run read the host's path of its cgroup, with the engine's pid.
+  it("are the run's root: it sees its own as /, not the host's path", function()
+    if not host() then return end
+    local r = run_json { shell = "cat /proc/self/cgroup" }
+    assert.are.equal(0, r.exit_code, r.stderr)
+    assert.truthy(r.stdout:match("memory:/\n") or r.stdout:match("^0::/\n$"), r.stdout)
+    for line in r.stdout:gmatch("[^\n]+") do
+      assert.truthy(line:match(":/$"), r.stdout)
+    end
+  end)
+
   it("start the program inside its cgroup, below the parent the engine reports", function()
     local h = host()
     if not h then return end
-    local r = run_json { shell = where }
-    local path = r.stdout:match("^(%S+)")
+    local request, where = sleeper()
+    local infile = os.tmpname()
+    env.write_file(infile, cjson.encode(request))
+    local wait = cli_output({ "run", "--json" }, infile)
+    local path = where()
+    local r = cjson.decode(wait())
+    os.remove(infile)
+    assert.are.equal("signaled", r.status, r.stderr)
     assert.truthy(path, r.stderr)
     local dir = path:match("([^/]+)$")
     assert.truthy(dir:match("^echo%-sandbox%-%d+%-%d+$"), path)
@@ -206,20 +254,27 @@ print(started)]] }
 
   it("are handed on from run to run in a batch with nothing of the last run in them", function()
     if not host() then return end
-    local report = where .. "; kill -9 $$"
+    local report, where3 = sleeper()
+    local last, where5 = sleeper()
     local hog_run, big = "x = bytearray(512 << 20)", "x = bytearray(100 << 20)"
+    report.id, report.limits = 3, { memory_bytes = 32 * Mi }
+    last.id, last.limits = 5, { memory_bytes = 48 * Mi }
     local requests = {
       { id = 1, language = "python", code = hog_run, limits = { memory_bytes = 64 * Mi } },
       { id = 2, language = "python", code = big, limits = { memory_bytes = 256 * Mi } },
-      { id = 3, shell = report, limits = { memory_bytes = 32 * Mi } },
+      report,
       { id = 4, language = "python", code = hog_run, limits = { memory_bytes = 64 * Mi } },
-      { id = 5, shell = where, limits = { memory_bytes = 48 * Mi } },
+      last,
     }
     local lines = {}
     for i, r in ipairs(requests) do lines[i] = cjson.encode(r) end
     -- one at a time: each run gets the cgroup the run before it gave back
-    local out, err, code = env.cli_run({ "batch", "-j", "1" }, table.concat(lines, "\n") .. "\n")
-    assert.are.equal(0, code, err)
+    local infile = os.tmpname()
+    env.write_file(infile, table.concat(lines, "\n") .. "\n")
+    local wait = cli_output({ "batch", "-j", "1" }, infile)
+    local path3, path5 = where3(), where5()
+    local out = wait()
+    os.remove(infile)
     local results = {}
     for text in out:gmatch("[^\n]+") do
       local r = cjson.decode(text)
@@ -232,9 +287,9 @@ print(started)]] }
     assert.are.equal("signaled", results[3].status)
     assert.are.equal(9, results[3].signal)
     assert.are.equal("oom_killed", results[4].status)
-    assert.are.equal("exited", results[5].status)
-    assert.truthy(results[3].stdout:match("echo%-sandbox%-"), results[3].stdout)
-    assert.are.equal(results[3].stdout, results[5].stdout) -- the same cgroup, reused
+    assert.are.equal("signaled", results[5].status)
+    assert.truthy(path3:match("echo%-sandbox%-"), path3)
+    assert.are.equal(path3, path5) -- the same cgroup, reused
     -- the peak is this run's (a shell: a few MiB), not the 100 MiB before it
     assert.is_true(results[3].memory_peak_bytes < 32 * Mi, tostring(results[3].memory_peak_bytes))
     assert.is_true(results[5].memory_peak_bytes < 48 * Mi, tostring(results[5].memory_peak_bytes))
@@ -318,16 +373,20 @@ print(started)]] }
     local service = h.parent .. "/esb-spec-service-" .. math.random(1, 999999)
     assert(os.execute("mkdir " .. service))
     local infile = os.tmpname()
-    env.write_file(infile, cjson.encode { shell = where })
+    local request, where = sleeper()
+    env.write_file(infile, cjson.encode(request))
     local function alone() -- as systemd starts a service: alone in its cgroup
-      local script = ("echo $$ > %s/cgroup.procs && exec %s %s run --json < %s"):format(
-        service, env.cli_prefix, env.quote(env.cli), infile)
-      local f = io.popen("sh -c " .. env.quote(script))
-      local out = f:read("a")
-      f:close()
-      return cjson.decode(out)
+      local out = os.tmpname()
+      local script = ("echo $$ > %s/cgroup.procs && exec %s %s run --json < %s > %s"):format(
+        service, env.cli_prefix, env.quote(env.cli), infile, out)
+      local wait = env.in_background("sh -c " .. env.quote(script))
+      local path = where()
+      wait()
+      local r = cjson.decode(env.read_file(out))
+      os.remove(out)
+      return r, path
     end
-    local r = alone()
+    local r, path = alone()
     local left = entries(service, "^echo%-sandbox%-")
     os.remove(infile)
     -- what systemd does when the service stops: remove its cgroup, leaf and all
@@ -335,10 +394,10 @@ print(started)]] }
     for _, name in ipairs(left) do removed = os.execute("rmdir " .. service .. "/" .. name) and removed end
     removed = os.execute("rmdir " .. service) and removed
     local rel = service:match("^/sys/fs/cgroup(/.*)$")
-    local path = r.stdout:match("^(%S+)\n$") or ""
-    assert.are.equal(rel .. "/", path:sub(1, #rel + 1), r.stdout .. r.stderr)
+    path = path or ""
+    assert.are.equal(rel .. "/", path:sub(1, #rel + 1), r.stderr)
     assert.truthy(path:sub(#rel + 2):match("^echo%-sandbox%-%d+%-0$"), path)
-    assert.are.equal("exited", r.status)
+    assert.are.equal("signaled", r.status)
     -- the engine's own leaf, which it cannot remove while it is in it; the
     -- run's cgroup is gone
     assert.are.equal(1, #left, table.concat(left, " "))

@@ -219,9 +219,9 @@ static int make_workdir(struct esb_local_run *run, char *why, size_t n) {
  * are in: until then it is mkdtemp's 0700 of ours, which no other user (a
  * sandbox of another run among them) can enter to swap a directory for a
  * link while we write. */
-static int hand_over_workdir(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
-  if (geteuid() == 0 && chown(run->tmpdir, plan->local.uid, plan->local.gid) < 0) {
-    snprintf(why, n, "handing the working dir to uid %u: %s", (unsigned)plan->local.uid, strerror(errno));
+static int hand_over_workdir(struct esb_local_run *run, char *why, size_t n) {
+  if (geteuid() == 0 && chown(run->tmpdir, run->sandbox.uid, run->sandbox.gid) < 0) {
+    snprintf(why, n, "handing the working dir to uid %u: %s", (unsigned)run->sandbox.uid, strerror(errno));
     return -1; /* removed with the run's host side */
   }
   return 0;
@@ -268,6 +268,26 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
   sb->n_files = plan->n_files;
   sb->tmp_size_bytes = ls->tmp_size_bytes;
   sb->hostname = "echo-sandbox";
+}
+
+/* The run's own host uid, where the policy gives a range and we are root
+ * (engine/uid_slot.h): taken once, it holds for the run's sandbox and a
+ * start again without namespaces alike. 0, or -1 with the result saying
+ * why. */
+static int own_host_ids(struct esb_local_run *run, const struct esb_plan *plan) {
+  if (!run->sandbox.switch_ids || !plan->local.uid_count ||
+      !esb_uid_slot_usable(plan->local.uid_first, plan->local.uid_count))
+    return 0;
+  char why[ESB_MESSAGE_MAX];
+  if (run->uid_slot.fd < 0 &&
+      esb_uid_slot_take(plan->local.uid_first, plan->local.uid_count, &run->uid_slot, why, sizeof why) < 0) {
+    esb_result_fail(&run->exec.result, errno == ENOSPC ? ESB_E_BACKEND_UNAVAILABLE : ESB_E_SYSTEM, "%s", why);
+    return -1;
+  }
+  run->sandbox.uid = run->uid_slot.uid;
+  run->sandbox.gid = (gid_t)run->uid_slot.uid;
+  run->sandbox.owns_userns = true;
+  return 0;
 }
 
 /* Memory, pids and the CPU rate by cgroup where the host lets us: then the
@@ -326,8 +346,8 @@ static int write_host_files(struct esb_local_run *run, const struct esb_plan *pl
     snprintf(why, n, "opening the working dir: %s", strerror(errno));
     return -1;
   }
-  uid_t uid = geteuid() == 0 ? plan->local.uid : (uid_t)-1; /* -1: as is */
-  gid_t gid = geteuid() == 0 ? plan->local.gid : (gid_t)-1;
+  uid_t uid = geteuid() == 0 ? run->sandbox.uid : (uid_t)-1; /* -1: as is */
+  gid_t gid = geteuid() == 0 ? run->sandbox.gid : (gid_t)-1;
   int rc = 0;
   for (size_t i = 0; i < plan->n_files && rc == 0; i++) {
     const struct esb_file *f = &plan->files[i];
@@ -355,7 +375,7 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
     esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
     return -1;
   }
-  if (write_host_files(run, plan, why, sizeof why) < 0 || hand_over_workdir(run, plan, why, sizeof why) < 0) {
+  if (write_host_files(run, plan, why, sizeof why) < 0 || hand_over_workdir(run, why, sizeof why) < 0) {
     esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
     return -1;
   }
@@ -384,6 +404,7 @@ static void release_host_side(struct esb_local_run *run) {
     free(run->tmpdir);
     run->tmpdir = NULL;
   }
+  esb_uid_slot_release(&run->uid_slot); /* last: the removal above ran as it */
 }
 
 /* The sandbox's child could not be started (exec.start_error). Where the
@@ -405,6 +426,8 @@ static int start_failed(struct esb_local_run *run) {
   esb_netstack_detach(&run->net);
   esb_local_sandbox_for(plan, true, &run->sandbox);
   run->sandbox.seccomp = filter;
+  if (own_host_ids(run, plan) < 0)
+    return -1;
   esb_result_release(&e->result);
   e->result.sandbox_type = "local";
   e->result.isolation = "rlimits";
@@ -449,6 +472,8 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   run->plan = plan;
   run->cgroup_pool = loop->cgroup_pool;
   esb_local_sandbox_for(plan, false, &run->sandbox);
+  if (own_host_ids(run, plan) < 0)
+    return -1;
   if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, why, sizeof why) < 0) {
     esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
     return -1;
@@ -476,8 +501,9 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   }
   if (run->sandbox.namespaces && plan->local.network) {
     const struct esb_local_settings *ls = &plan->local;
-    if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, ls->uid, ls->gid, why,
-                             sizeof why) < 0) {
+    /* pasta, where it can run unprivileged, runs as the run's own host ids */
+    if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, run->sandbox.uid,
+                             run->sandbox.gid, why, sizeof why) < 0) {
       esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
       goto fail;
     }

@@ -17,6 +17,7 @@
 
 #include "engine/cgroup.h"
 #include "engine/loop.h"
+#include "engine/uid_slot.h"
 #include "backend/plan.h"
 #include "backend/netstack.h"
 
@@ -27,6 +28,7 @@ struct esb_local_run {
   struct esb_exec exec;        /* exec.result is the result */
   struct esb_sandbox sandbox;
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
+  struct esb_uid_slot uid_slot; /* the run's own host uid, held until its end (root only) */
   bool cgroup_ready;           /* limits set for this run */
   struct {                     /* what the cgroup said when the child was reaped */
     bool oom_killed;
@@ -49,6 +51,7 @@ struct esb_local_run {
 
 #define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
                              .output = ESB_OUTPUT_SINK_NONE, .collect_fd = -1, \
+                             .uid_slot = ESB_UID_SLOT_INIT, \
                              .seen = { .cpu_time_ms = -1, .memory_peak_bytes = -1 } }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once the

@@ -59,30 +59,44 @@ static int make_pidfile(const struct esb_netstack *ns, bool as_run, char *path, 
   return rc;
 }
 
-/* pasta's words, into argv (room for 32). As root, with a run's uid that
- * may use the tun device: setpriv makes it that uid with CAP_SYS_ADMIN
- * only (ambient, so it holds across the exec; the bounding set keeps it from
- * gaining more), which lets it join the user namespace on its stdin. Else
- * as before: pasta joins the child's namespaces as the engine's uid. */
-static void pasta_argv(const struct esb_netstack *ns, bool as_run, const char *pidfile, const char *target,
-                       char ids[3][32], const char **argv) {
+/* pasta's words, into argv (room for 32). It joins the sandbox's namespaces
+ * through fds 0 (user) and 1 (net) that the engine opened: the sandbox runs
+ * as the run's own host uid, and pasta, which keeps no CAP_SYS_PTRACE, could
+ * not open them by the child's pid. As root, with a run's uid that may use
+ * the tun device: setpriv makes pasta that uid with CAP_SYS_ADMIN only
+ * (ambient, so it holds across the exec; the bounding set keeps it from
+ * gaining more). Else pasta runs as the engine's uid, as root would drop to
+ * nobody, who cannot enter the namespaces; it drops its capabilities and
+ * sandboxes itself once set up. */
+static void pasta_argv(const struct esb_netstack *ns, bool as_run, const char *pidfile, char ids[3][32],
+                       const char **argv) {
   size_t n = 0;
   if (as_run) {
     snprintf(ids[0], 32, "--reuid=%u", (unsigned)ns->uid);
     snprintf(ids[1], 32, "--regid=%u", (unsigned)ns->gid);
     snprintf(ids[2], 32, "%u:%u", (unsigned)ns->uid, (unsigned)ns->gid);
     const char *setpriv[] = { "setpriv", ids[0], ids[1], "--clear-groups", "--inh-caps=-all,+sys_admin",
-                              "--ambient-caps=-all,+sys_admin", "--bounding-set=-all,+sys_admin", "--",
-                              "pasta", "--userns", "/proc/self/fd/0" };
+                              "--ambient-caps=-all,+sys_admin", "--bounding-set=-all,+sys_admin", "--", "pasta" };
     memcpy(argv, setpriv, sizeof setpriv);
     n = sizeof setpriv / sizeof *setpriv;
   } else {
     argv[n++] = "pasta";
-    snprintf(ids[2], 32, "%u", (unsigned)geteuid()); /* root without --runas would be nobody */
+    snprintf(ids[2], 32, "%u", (unsigned)geteuid());
   }
   const char *rest[] = { "--runas", ids[2], "--config-net", "--no-map-gw", "--quiet", "-t", "none", "-u", "none",
-                         "-T", "none", "-U", "none", "--pid", pidfile, target, NULL };
+                         "-T", "none", "-U", "none", "--pid", pidfile, "--userns", "/proc/self/fd/0",
+                         "--netns", "/proc/self/fd/1", NULL };
   memcpy(argv + n, rest, sizeof rest);
+}
+
+/* The child's namespace of this kind, opened for pasta. */
+static int open_ns(pid_t child, const char *kind, char *why, size_t whylen) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)child, kind);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    snprintf(why, whylen, "network: the sandbox's %s namespace: %s", kind, strerror(errno));
+  return fd;
 }
 
 /* pasta's pid, from its file, as a pidfd. */
@@ -99,27 +113,22 @@ static int read_pid(struct esb_netstack *ns, const char *pidfile, char *why, siz
 }
 
 int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen) {
-  char pidfile[4096], target[32], ids[3][32], err[256] = "", cwhy[ESB_MESSAGE_MAX];
+  char pidfile[4096], ids[3][32], err[256] = "", cwhy[ESB_MESSAGE_MAX];
   bool as_run = esb_netstack_unprivileged(ns->uid, ns->gid);
   if (make_pidfile(ns, as_run, pidfile, sizeof pidfile) < 0) {
     snprintf(why, whylen, "network: a pid file for pasta: %s", strerror(errno));
     return -1;
   }
   const char *argv[32];
-  snprintf(target, sizeof target, "%d", (int)child);
-  pasta_argv(ns, as_run, pidfile, target, ids, argv);
+  pasta_argv(ns, as_run, pidfile, ids, argv);
   const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", NULL};
   struct esb_child c = ESB_CHILD_INIT;
   c.argv = argv;
   c.env = env;
   c.err = ESB_CHILD_PIPE;
   int status = 0, rc = -1;
-  snprintf(cwhy, sizeof cwhy, "/proc/%d/ns/user", (int)child);
-  if (as_run && (c.in = open(cwhy, O_RDONLY | O_CLOEXEC)) < 0) {
-    snprintf(why, whylen, "network: the sandbox's user namespace: %s", strerror(errno));
-    c.in = ESB_CHILD_NULL;
+  if ((c.in = open_ns(child, "user", why, whylen)) < 0 || (c.out = open_ns(child, "net", why, whylen)) < 0)
     goto out;
-  }
   if (esb_child_start(&c, cwhy, sizeof cwhy) < 0) {
     snprintf(why, whylen, "network: starting pasta: %s", cwhy);
     goto out;
@@ -141,9 +150,12 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
   }
   rc = read_pid(ns, pidfile, why, whylen);
 out:
+  /* Ours, not the child machinery's: esb_child_close leaves given fds alone. */
   if (c.in >= 0)
     close(c.in);
-  c.in = ESB_CHILD_NULL;
+  if (c.out >= 0)
+    close(c.out);
+  c.in = c.out = ESB_CHILD_NULL;
   esb_child_close(&c);
   unlink(pidfile);
   return rc;

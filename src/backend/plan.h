@@ -29,8 +29,10 @@ const char *esb_isolation_name(enum esb_isolation isolation);
 int esb_isolation_parse(const char *name, enum esb_isolation *isolation); /* 0, or -1 unknown */
 
 struct esb_local_settings {
-  uid_t uid;                 /* host ids the program runs as when the engine is root */
-  gid_t gid;
+  uid_t uid;                 /* the ids the program runs as when the engine is root: inside */
+  gid_t gid;                 /* its user namespace, or on the host without a uid range */
+  uint64_t uid_first;        /* when the engine is root and uid_count > 0: each run's own */
+  uint64_t uid_count;        /* host uid (and gid) of [uid_first, +uid_count) (engine/uid_slot.h) */
   enum esb_isolation isolation;
   bool network;              /* false: a new network namespace with loopback only */
   struct esb_net_range *network_allow; /* with network: ranges reachable though private

@@ -14,6 +14,7 @@
 #include "backend/kubectl_words.h"
 #include "engine/cgroup.h"
 #include "engine/result.h"
+#include "engine/uid_slot.h"
 #include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
@@ -192,16 +193,50 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
 static void check_network(const struct esb_plan *plan, struct tally *t) {
   char detail[256];
   const struct esb_local_settings *ls = &plan->local;
+  /* A run's host ids: the first of the policy's range stands for them all. */
+  bool own = geteuid() == 0 && ls->uid_count && esb_uid_slot_usable(ls->uid_first, ls->uid_count);
+  uid_t uid = own ? (uid_t)ls->uid_first : ls->uid;
+  gid_t gid = own ? (gid_t)ls->uid_first : ls->gid;
   if (geteuid() != 0)
     snprintf(detail, sizeof detail, "pasta runs as uid %u (ours)", (unsigned)geteuid());
-  else if (esb_netstack_unprivileged(ls->uid, ls->gid))
-    snprintf(detail, sizeof detail, "pasta runs as the run's uid %u, not root", (unsigned)ls->uid);
+  else if (esb_netstack_unprivileged(uid, gid))
+    snprintf(detail, sizeof detail, "pasta runs as the run's own uid (%u for the first), not root", (unsigned)uid);
   else
     snprintf(detail, sizeof detail, "pasta runs as root: /dev/net/tun is not open to the run's uid %u (udev "
-             "makes it 0666)", (unsigned)ls->uid);
+             "makes it 0666)", (unsigned)uid);
   /* Said, not warned: the program is kept out of the host's addresses
    * either way, and this is how a container's /dev often is. */
   report(t, "ok", "network", "%s", detail);
+}
+
+/* Whose per-user kernel counters a run charges, and whom it could signal:
+ * a host uid of its own per run (engine/uid_slot.h), or one shared. */
+static void check_host_uids(const struct esb_plan *plan, struct tally *t) {
+  const struct esb_local_settings *ls = &plan->local;
+  char detail[ESB_MESSAGE_MAX + 512];
+  uid_t me = geteuid();
+  if (me != 0) {
+    snprintf(detail, sizeof detail, "every run is this user's (uid %u) on the host: the runs share its per-user "
+             "kernel counters (inotify instances, message queues, processes) with each other and with its own "
+             "processes, and can signal each other; a host uid per run needs the engine to run as root "
+             "(echo-sandbox does not use newuidmap and an /etc/subuid range)", (unsigned)me);
+    report(t, "warn", "host uids", "%s", detail);
+  } else if (!ls->uid_count) {
+    snprintf(detail, sizeof detail, "every run is uid %u on the host (the policy's local.uid_range is false): "
+             "the runs share its per-user kernel counters and can signal each other", (unsigned)ls->uid);
+    report(t, "warn", "host uids", "%s", detail);
+  } else if (!esb_uid_slot_usable(ls->uid_first, ls->uid_count)) {
+    snprintf(detail, sizeof detail, "this engine's user namespace does not map the policy's uid_range "
+             "(%llu from %llu): every run is uid %u on the host, sharing its per-user kernel counters",
+             (unsigned long long)ls->uid_count, (unsigned long long)ls->uid_first, (unsigned)ls->uid);
+    report(t, "warn", "host uids", "%s", detail);
+  } else {
+    snprintf(detail, sizeof detail, "each live run has a host uid of its own, %llu..%llu (%llu at once), which "
+             "owns its user namespace: per-user kernel counters are the run's own, and runs cannot signal "
+             "each other", (unsigned long long)ls->uid_first,
+             (unsigned long long)(ls->uid_first + ls->uid_count - 1), (unsigned long long)ls->uid_count);
+    report(t, "ok", "host uids", "%s", detail);
+  }
 }
 
 /* The policy's plan for /bin/true on backend (AUTO: the one the policy picks). */
@@ -227,6 +262,7 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   struct esb_result r = ESB_RESULT_INIT;
   check_limits(&plan, t);
   check_network(&plan, t);
+  check_host_uids(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
     snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",

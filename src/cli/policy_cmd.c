@@ -151,6 +151,12 @@ static int push_explanation(lua_State *L) {
     lua_setfield(L, -2, "namespaces");
     set_int(L, "uid", p->local.uid);
     set_int(L, "gid", p->local.gid);
+    if (p->local.uid_count) {
+      lua_createtable(L, 0, 2);
+      set_int(L, "first", p->local.uid_first);
+      set_int(L, "count", p->local.uid_count);
+      lua_setfield(L, -2, "uid_range");
+    }
     lua_newtable(L);
     for (size_t i = 0; i < sb->n_mounts; i++) {
       lua_createtable(L, 0, 3);
@@ -283,6 +289,10 @@ static void print_text(const struct explanation *x) {
       printf(" %s", namespace_names[i]);
   printf("%s\nuid/gid     %u/%u\n", sb->namespaces ? "" : " none",
          (unsigned)p->local.uid, (unsigned)p->local.gid);
+  if (p->local.uid_count)
+    printf("host uid    its own per live run, of %llu..%llu, when the engine is root (doctor says)\n",
+           (unsigned long long)p->local.uid_first,
+           (unsigned long long)(p->local.uid_first + p->local.uid_count - 1));
   if (sb->namespaces & ESB_NS_MOUNT) {
     printf("filesystem  a root of its own, read-only: a fresh /dev, its own /proc, no /sys, generated\n"
            "            /etc/passwd, group and hosts; /tmp and /dev/shm private %llu-byte tmpfs; the working\n"

@@ -129,6 +129,7 @@ int esb_child_wire_write(const struct esb_child_plan *p) {
   if (sb) {
     put_u64(&o, sb->namespaces);
     put_u64(&o, sb->switch_ids);
+    put_u64(&o, sb->owns_userns);
     put_u64(&o, sb->uid);
     put_u64(&o, sb->gid);
     put_u64(&o, sb->inner_uid);
@@ -346,6 +347,7 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
     struct esb_sandbox *sb = &w->sandbox;
     sb->namespaces = (unsigned)take_u64(&in);
     sb->switch_ids = take_u64(&in);
+    sb->owns_userns = take_u64(&in);
     sb->uid = (uid_t)take_u64(&in);
     sb->gid = (gid_t)take_u64(&in);
     sb->inner_uid = (uid_t)take_u64(&in);

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <linux/sched.h>
+#include <linux/securebits.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -97,4 +99,33 @@ pid_t esb_clone_vfork(int (*fn)(void *), void *arg, void *stack, size_t stack_si
   errno = ENOSYS;
   return -1;
 #endif
+}
+
+int esb_owner_enter(uid_t uid, struct esb_owner_saved *saved) {
+  saved->euid = geteuid();
+  saved->securebits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+  saved->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  saved->pdeath_signal = 0;
+  if (saved->securebits < 0 || saved->dumpable < 0 ||
+      prctl(PR_GET_PDEATHSIG, &saved->pdeath_signal, 0, 0, 0) < 0 ||
+      prctl(PR_SET_SECUREBITS, (unsigned long)saved->securebits | SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0)
+    return -1;
+  if (syscall(SYS_setresuid, -1, uid, -1) < 0) {
+    int saved_errno = errno;
+    esb_owner_leave(saved);
+    errno = saved_errno;
+    return -1;
+  }
+  /* A clone copies the dumpable flag the change of ids cleared: without
+   * it the run's first process could not be entered by the engine's
+   * helpers that drop their capabilities first (pasta). */
+  prctl(PR_SET_DUMPABLE, (unsigned long)saved->dumpable, 0, 0, 0);
+  return 0;
+}
+
+void esb_owner_leave(const struct esb_owner_saved *saved) {
+  syscall(SYS_setresuid, -1, saved->euid, -1);
+  prctl(PR_SET_SECUREBITS, (unsigned long)saved->securebits, 0, 0, 0);
+  prctl(PR_SET_DUMPABLE, (unsigned long)saved->dumpable, 0, 0, 0);
+  prctl(PR_SET_PDEATHSIG, (unsigned long)saved->pdeath_signal, 0, 0, 0);
 }

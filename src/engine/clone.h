@@ -29,4 +29,28 @@ uint64_t esb_namespace_flags(unsigned namespaces);
 pid_t esb_clone_vfork(int (*fn)(void *), void *arg, void *stack, size_t stack_size, int *pidfd,
                       int cgroup_fd);
 
+/* The user namespace a clone or unshare makes is owned by the caller's
+ * effective uid, and what its processes charge to a per-user kernel
+ * counter (inotify, message queues, processes) is charged, one level up,
+ * to that owner: a run's namespace made by root charges root's. Between
+ * esb_owner_enter and esb_owner_leave the calling thread (only it: the
+ * system calls, not glibc's wrappers, which change every thread's ids) has
+ * uid as its effective (and filesystem) uid (the gid plays no part: each
+ * cred change costs some 2.5 µs), keeping its capabilities
+ * (SECBIT_NO_SETUID_FIXUP), so a clone or unshare of CLONE_NEWUSER made in
+ * between makes a namespace that uid owns, with every permission check of
+ * root's still passing (CLONE_INTO_CGROUP's write to the cgroup). The new
+ * namespace's creds start with the default securebits: nothing of the
+ * window reaches the run. The caller's dumpable flag, which the kernel
+ * clears with the ids, is set again at once (a clone copies it). Leaving
+ * restores the ids, the securebits, and what else the kernel reset with
+ * the ids: the parent-death signal. Async-signal-safe. Root only; 0, or -1 with errno
+ * (nothing changed). */
+struct esb_owner_saved {
+  uid_t euid;
+  int securebits, dumpable, pdeath_signal;
+};
+int esb_owner_enter(uid_t uid, struct esb_owner_saved *saved);
+void esb_owner_leave(const struct esb_owner_saved *saved);
+
 #endif

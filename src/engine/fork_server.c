@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/clone.h"
 #include "engine/fd_passing.h"
 #include "engine/rootfs.h"
 
@@ -170,8 +171,19 @@ _Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template
       args.flags |= CLONE_INTO_CGROUP;
       args.cgroup = (uint64_t)fds[req->cgroup];
     }
-    /* No stack of its own: fork semantics, the child on a copy of ours. */
-    long pid = syscall(SYS_clone3, &args, sizeof args);
+    /* No stack of its own: fork semantics, the child on a copy of ours;
+     * made as the run's owner where the engine names one. */
+    struct esb_owner_saved ids;
+    bool as_owner = req->owner_uid != ESB_FORK_NO_OWNER && (req->namespaces & CLONE_NEWUSER);
+    bool entered = as_owner && esb_owner_enter(req->owner_uid, &ids) == 0;
+    long pid = -1;
+    if (!as_owner || entered)
+      pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid != 0 && entered) {
+      int saved = errno;
+      esb_owner_leave(&ids);
+      errno = saved;
+    }
     if (pid == 0) {
       int from[ESB_WIRE_FD__END];
       for (int i = 0; i < ESB_WIRE_FD__END; i++)

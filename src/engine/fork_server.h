@@ -36,7 +36,7 @@
 
 enum { ESB_FORK_SERVER_FD = 3 };
 
-#define ESB_FORK_SERVER_MAGIC 0x45534632u /* "ESF2": bump with any change below */
+#define ESB_FORK_SERVER_MAGIC 0x45534633u /* "ESF3": bump with any change below */
 #define ESB_FORK_SERVER_ARG "--fork-server"
 #define ESB_FORK_SERVER_HUB "/sys"
 
@@ -45,14 +45,19 @@ enum { ESB_FORK_SERVER_FD = 3 };
  * follow the struct: the run's root template (esb_child_wire_template_write),
  * none when 0. namespaces: the CLONE_NEW* flags the child is cloned with,
  * of ESB_FORK_NAMESPACES; a clone the kernel refuses is answered with its
- * errno, as any. */
+ * errno, as any. owner_uid: the uid the clone is made as, so that it
+ * owns the run's user namespace (engine/clone.h), or ESB_FORK_NO_OWNER:
+ * the server's own. reserved: 0. */
 struct esb_fork_request {
   uint32_t magic;
   int32_t slot[ESB_WIRE_FD__END];
   int32_t cgroup;
   uint32_t key_len;
   uint64_t namespaces;
+  uint32_t owner_uid, reserved;
 };
+
+#define ESB_FORK_NO_OWNER UINT32_MAX
 
 /* The namespaces the server clones a run into, of those the run has: its
  * user namespace and its pid namespace, so the child is pid 1 already,

@@ -177,14 +177,15 @@ static int server_start(void) {
  * EPROTO: the server is of no use; else the clone's errno, and the
  * server goes on). Called with the lock held. */
 static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
-                         uint64_t clone_flags, int *pidfd) {
+                         uint64_t clone_flags, uid_t owner, int *pidfd) {
   static union {
     struct esb_fork_request req;
     char bytes[sizeof(struct esb_fork_request) + ESB_FORK_KEY_MAX];
   } message; /* the lock is held */
   struct esb_fork_request *req = &message.req;
   *req = (struct esb_fork_request){ .magic = ESB_FORK_SERVER_MAGIC, .cgroup = -1,
-                                    .namespaces = clone_flags & ESB_FORK_NAMESPACES };
+                                    .namespaces = clone_flags & ESB_FORK_NAMESPACES,
+                                    .owner_uid = owner == (uid_t)-1 ? ESB_FORK_NO_OWNER : (uint32_t)owner };
   if (key_len <= ESB_FORK_KEY_MAX) { /* a larger root is built by its run */
     req->key_len = (uint32_t)key_len;
     memcpy(message.bytes + sizeof *req, key, key_len);
@@ -218,7 +219,7 @@ static pid_t server_fork(const int from[ESB_WIRE_FD__END], int cgroup_fd, const 
 }
 
 pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
-                     uint64_t clone_flags, int *pidfd) {
+                     uint64_t clone_flags, uid_t owner, int *pidfd) {
   if (server_wanted()) {
     pthread_mutex_lock(&server.lock);
     pid_t pid = -1;
@@ -228,7 +229,7 @@ pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char
         server.failed = true; /* it would fail the same way each time */
       if (server.sock < 0)
         break;
-      pid = server_fork(from, cgroup_fd, key, key_len, clone_flags, pidfd);
+      pid = server_fork(from, cgroup_fd, key, key_len, clone_flags, owner, pidfd);
       if (pid < 0 && errno != EPIPE && errno != EPROTO)
         break; /* its clone failed: the exec below says why */
       if (pid < 0)

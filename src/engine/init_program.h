@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "engine/child_wire.h"
+#include "engine/clone.h"
 
 /* Starts the program (esb_init_program: one must exist) with from[i] as
  * its fd i (-1: none; the fds stay ours), in the cgroup v2 directory
@@ -28,11 +29,13 @@
  * template of the run's root (esb_child_wire_template_write) the fork
  * server may give it. clone_flags: the run's CLONE_NEW* flags; the fork
  * server clones the program into those of ESB_FORK_NAMESPACES, and the
- * program makes the rest (engine/fork_server.h). The caller blocks every signal around the call: the
+ * program makes the rest (engine/fork_server.h). owner ((uid_t)-1: ours): the
+ * uid the run's user namespace is made as (engine/clone.h). The caller blocks every signal around the call: the
  * program starts with that mask. Returns its pid with *pidfd set; or -1
  * with errno (ENOSYS: no vfork-like clone here, so the caller clones in
  * process). */
 pid_t esb_init_start(const int from[ESB_WIRE_FD__END], int cgroup_fd, const char *key, size_t key_len,
-                     uint64_t clone_flags, int *pidfd);
+                     uint64_t clone_flags,
+                     uid_t owner, int *pidfd);
 
 #endif

@@ -29,7 +29,8 @@ enum step {
   STEP_SIGNALS = 1, STEP_SYNC, STEP_SETSID, STEP_FSIDS, STEP_PRIVATE, STEP_ROOTFS, STEP_HOSTNAME,
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
-  STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP_NET_RULES, STEP__COUNT
+  STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP_NET_RULES, STEP_CGROUP_NS,
+  STEP_OWNER, STEP__COUNT
 };
 
 static const char *const step_names[STEP__COUNT] = {
@@ -42,11 +43,13 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_GID] = "set gid", [STEP_UID] = "set uid", [STEP_NO_NEW_PRIVS] = "set no_new_privs",
   [STEP_RLIMIT] = "set resource limits", [STEP_PDEATHSIG] = "set the parent-death signal",
   [STEP_CHDIR] = "enter the working dir",
-  [STEP_NO_USERNS] = "forbid nested user namespaces", [STEP_SECCOMP] = "install the seccomp filter",
+  [STEP_NO_USERNS] = "limit the user namespace (nested ones, inotify)", [STEP_SECCOMP] = "install the seccomp filter",
   [STEP_LINK_LOCAL] = "make 169.254.0.0/16 unreachable",
   [STEP_UNSHARE] = "make the namespaces", [STEP_PLAN] = "read the plan (echo-sandbox-init)",
   [STEP_INIT] = "start echo-sandbox-init",
   [STEP_NET_RULES] = "refuse the host's and private addresses",
+  [STEP_CGROUP_NS] = "make the cgroup namespace",
+  [STEP_OWNER] = "take the run's host uid for its user namespace",
 };
 
 const char *esb_setup_step_name(int step) {
@@ -212,14 +215,32 @@ static void build_root(const struct esb_child_plan *p) {
   if (rc < 0) fail(p, STEP_ROOTFS);
 }
 
-/* No user namespace can be made below ours, whatever the filter lets
- * through: the limit is per user namespace, and only we, with the
- * capabilities the program will not have, may raise it again (what
- * bubblewrap's --disable-userns does). */
-static void forbid_nested_userns(const struct esb_child_plan *p) {
-  int fd = open("/proc/sys/user/max_user_namespaces", O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, "0", 1) != 1) fail(p, STEP_NO_USERNS);
-  close(fd);
+/* Limits of our own user namespace, below the host's per-user ones (the
+ * kernel checks a count against every namespace up to the host's): no
+ * user namespace can be made below ours, whatever the filter lets through
+ * (what bubblewrap's --disable-userns does), and inotify is held to half
+ * of the host's default per-user instances (128) and a run's share of
+ * watches. The limits are per user namespace, and only we, with the
+ * capabilities the program will not have, may raise them again. The
+ * other namespace kinds need a capability the program never has here;
+ * fanotify is bounded by the run's own host uid's limits (each write costs
+ * some 5 µs). A limit this kernel lacks (its file is not there) is left:
+ * only the first must hold. */
+static const struct { const char *path, *value; } namespace_limits[] = {
+  { "/proc/sys/user/max_user_namespaces", "0" },
+  { "/proc/sys/user/max_inotify_instances", "64" },
+  { "/proc/sys/user/max_inotify_watches", "16384" },
+};
+
+static void limit_namespace(const struct esb_child_plan *p) {
+  for (size_t i = 0; i < sizeof namespace_limits / sizeof namespace_limits[0]; i++) {
+    int fd = open(namespace_limits[i].path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && i > 0)
+      continue;
+    size_t len = strlen(namespace_limits[i].value);
+    if (fd < 0 || write(fd, namespace_limits[i].value, len) != (ssize_t)len) fail(p, STEP_NO_USERNS);
+    close(fd);
+  }
 }
 
 /* Namespaces are in place: finish the sandbox around this process. */
@@ -238,7 +259,7 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
   if (sb->namespaces & ESB_NS_MOUNT) build_root(p);
   if ((sb->namespaces & (ESB_NS_USER | ESB_NS_PID)) == (ESB_NS_USER | ESB_NS_PID))
-    forbid_nested_userns(p); /* through our own /proc: the host's is read-only here */
+    limit_namespace(p); /* through our own /proc: the host's is read-only here */
   if (sb->namespaces & ESB_NS_UTS && sb->hostname &&
       sethostname(sb->hostname, strlen(sb->hostname)) < 0)
     fail(p, STEP_HOSTNAME);
@@ -332,6 +353,16 @@ static void join_cgroups(const struct esb_child_plan *p) {
       fail(p, STEP_CGROUP);
 }
 
+/* A cgroup namespace rooted where we are now, in the run's cgroups (or
+ * ours, where there are none): /proc/self/cgroup and the cgroup paths the
+ * program can see say "/", not the host's paths (and the engine's pid in
+ * them). After join_cgroups: the namespace's root is the cgroup a process
+ * is in when it makes it. */
+static void enter_cgroup_namespace(const struct esb_child_plan *p) {
+  if (p->sandbox && (p->sandbox->namespaces & ESB_NS_USER) && unshare(CLONE_NEWCGROUP) < 0)
+    fail(p, STEP_CGROUP_NS);
+}
+
 /* The engine wrote our id maps (and did what else comes first): go on. */
 static void await_release(const struct esb_child_plan *p) {
   char go;
@@ -360,6 +391,7 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   if (p->sync_fd >= 0) await_release(p);
   if (p->sandbox && p->sandbox->namespaces) prepare_sandbox(p);
   join_cgroups(p);
+  enter_cgroup_namespace(p);
   if (p->sandbox && (p->sandbox->namespaces & ESB_NS_PID)) run_init(p);
   exec_program(p);
 }
@@ -374,12 +406,19 @@ _Noreturn void esb_child_plan_unreadable(int report_fd) {
 
 _Noreturn void esb_child_main_exec(const struct esb_child_plan *p, uint64_t namespaces_made) {
   const struct esb_sandbox *sb = p->sandbox;
+  uint64_t rest = esb_namespace_flags(sb->namespaces) & ~namespaces_made;
+  /* Our user namespace is the run's host uid's, not root's (engine/clone.h):
+   * we take that uid as our effective one for the unshare, which gives us
+   * the namespace's own creds. First: the change of ids resets the
+   * parent-death signal. */
+  struct esb_owner_saved ids;
+  if ((rest & CLONE_NEWUSER) && sb->switch_ids && sb->owns_userns && esb_owner_enter(sb->uid, &ids) < 0)
+    fail(p, STEP_OWNER);
   /* Every signal stays blocked here (the engine blocked them around the
    * clone): a SIGTERM for the program's group must not end us, the pid 1
    * below would die with us before the program had its grace. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
   if (setsid() < 0) fail(p, STEP_SETSID);
-  uint64_t rest = esb_namespace_flags(sb->namespaces) & ~namespaces_made;
   if (rest && unshare((int)rest) < 0) fail(p, STEP_UNSHARE);
   if (p->sync_fd >= 0) await_maps(p);
   if ((sb->namespaces & ESB_NS_PID) && !(namespaces_made & CLONE_NEWPID)) {
@@ -398,6 +437,7 @@ _Noreturn void esb_child_main_exec(const struct esb_child_plan *p, uint64_t name
   reset_signals();
   prepare_sandbox(p);
   join_cgroups(p);
+  enter_cgroup_namespace(p);
   if (sb->namespaces & ESB_NS_PID) run_init(p);
   exec_program(p);
 }

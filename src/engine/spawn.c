@@ -111,6 +111,14 @@ static void outer_ids(const struct esb_sandbox *sb, uid_t *uid, gid_t *gid) {
   *gid = sb->switch_ids ? sb->gid : getegid();
 }
 
+/* The uid a sandbox's user namespace is made as: the run's own host uid
+ * (engine/clone.h says why), or -1: ours. */
+static uid_t ns_owner(const struct esb_sandbox *sb) {
+  if (!sb || !sb->switch_ids || !sb->owns_userns || !(sb->namespaces & ESB_NS_USER))
+    return (uid_t)-1;
+  return sb->uid;
+}
+
 /* Maps the sandbox's single uid/gid onto the host ids the program runs as. As
  * root any host id may be mapped; otherwise only our own, without setgroups. */
 static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
@@ -219,13 +227,20 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
   char *key = NULL;
   size_t key_len = 0;
   if (pr->plan.rootfs) {
-    uid_t uid;
-    gid_t gid;
-    outer_ids(sb, &uid, &gid);
+    /* The policy's ids (the program's inside), not the run's own host
+     * ids, which differ from run to run: one template serves every run of
+     * the policy. A run with a host uid of its own does not map the
+     * template's owner, which the kernel shows it as the overflow id
+     * (nobody, 65534: the default policy's ids inside too). */
+    uid_t uid = sb->inner_uid;
+    gid_t gid = sb->inner_gid;
+    if (!sb->switch_ids)
+      outer_ids(sb, &uid, &gid);
     if (esb_child_wire_template_write(pr->plan.rootfs, uid, gid, &key, &key_len) < 0)
       key_len = 0;
   }
-  pid_t pid = esb_init_start(from, cgroup_fd, key, key_len, esb_namespace_flags(sb->namespaces), pidfd);
+  pid_t pid = esb_init_start(from, cgroup_fd, key, key_len, esb_namespace_flags(sb->namespaces),
+                             ns_owner(sb), pidfd);
   int saved = errno;
   free(key);
   close(plan);
@@ -285,10 +300,22 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
     }
   }
   if (!via_init) {
-    pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
-                    cgroup_fd, &pr.plan.started_in_cgroup);
-    if (pid == 0)
-      esb_child_main(&pr.plan);
+    uid_t owner = ns_owner(c->sandbox);
+    bool as_owner = owner != (uid_t)-1;
+    struct esb_owner_saved ids;
+    if (as_owner && esb_owner_enter(owner, &ids) < 0) {
+      pid = -1;
+    } else {
+      pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
+                      cgroup_fd, &pr.plan.started_in_cgroup);
+      if (pid == 0)
+        esb_child_main(&pr.plan);
+      if (as_owner) {
+        saved = errno;
+        esb_owner_leave(&ids);
+        errno = saved;
+      }
+    }
   }
   saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -65,6 +65,8 @@ struct esb_rlimits {
 struct esb_sandbox {
   unsigned namespaces;      /* ESB_NS_* */
   bool switch_ids;          /* become uid/gid before exec (the engine runs as root) */
+  bool owns_userns;         /* with switch_ids and ESB_NS_USER: uid/gid, the run's own,
+                               own its user namespace (made as them: engine/clone.h) */
   uid_t uid;                /* host uid the program runs as */
   gid_t gid;
   uid_t inner_uid;          /* the same ids as seen inside the user namespace */

@@ -116,6 +116,28 @@ static void read_network_allow(struct esb_fields *f, int t, struct esb_local_set
   lua_pop(f->L, 1);                            /* -- */
 }
 
+/* uid_range = { first = N, count = N }: each run's own host uid; false
+ * (or absent): every run has uid/gid on the host. */
+static void read_uid_range(struct esb_fields *f, struct esb_local_settings *ls) {
+  if (esb_fields_push(f, -1, "uid_range")) {
+    bool off = lua_isboolean(f->L, -1) && !lua_toboolean(f->L, -1);
+    lua_pop(f->L, 1);
+    if (off) {
+      ls->uid_count = 0;
+      return;
+    }
+  }
+  if (!esb_fields_enter(f, -1, "uid_range"))
+    return;                                    /* local.uid_range */
+  static const char *const known[] = { "first", "count", NULL };
+  esb_fields_only(f, -1, known);
+  if (!esb_fields_uint(f, -1, "first", 1, &ls->uid_first))
+    esb_fields_bad(f, -1, "first", "a host uid above 0");
+  if (!esb_fields_uint(f, -1, "count", 1, &ls->uid_count) || ls->uid_first + ls->uid_count - 1 >= UINT32_MAX)
+    esb_fields_bad(f, -1, "count", "a positive number of uids that ends the range below 4294967295");
+  esb_fields_leave(f);                         /* -- */
+}
+
 static void read_local(struct esb_fields *f, int t, struct esb_local_settings *ls) {
   if (!esb_fields_enter(f, t, "local"))
     return;                                    /* local */
@@ -126,6 +148,7 @@ static void read_local(struct esb_fields *f, int t, struct esb_local_settings *l
     esb_fields_bad(f, -1, uid == 0 ? "uid" : "gid", "an id other than 0 (the program never runs as root)");
   ls->uid = (uid_t)uid;
   ls->gid = (gid_t)gid;
+  read_uid_range(f, ls);
   char *isolation = esb_fields_string(f, -1, "isolation");
   if (isolation && esb_isolation_parse(isolation, &ls->isolation) < 0)
     esb_fields_bad(f, -1, "isolation", "\"namespaces\", \"best_effort\" or \"rlimits\"");

@@ -48,6 +48,8 @@
 --   clamped        array of strings or nil: what of the request was lowered
 --                  to the policy's ceilings (policy explain shows it)
 --   local          settings of the local sandbox: uid, gid (never 0),
+--                  uid_range ({ first, count } of host uids, one per live
+--                  run, or false),
 --                  isolation ("namespaces" | "best_effort" | "rlimits"),
 --                  cgroups (boolean: memory, pids and CPU limits by cgroup
 --                  where the host allows), seccomp ("default" | "strict" | "none":
@@ -201,7 +203,20 @@ policy.env = {
 
 policy.local_sandbox = {
   uid = 65534,                 -- nobody: what the program runs as when we are root
-  gid = 65534,
+  gid = 65534,                 --   (inside its user namespace, with uid_range)
+  -- When we are root, each live run has a host uid (and gid, the same
+  --   number) of its own from this range, as /etc/subuid gives ranges:
+  --   its user namespace maps uid/gid to it and is made as it, so what the
+  --   program charges to a per-user kernel counter (inotify, message
+  --   queues, processes) is charged to its own uid, never to root's or a
+  --   neighbour's, and runs cannot signal each other (isolation "rlimits"
+  --   too: the program runs as that uid). The default lies in what
+  --   systemd leaves unused (1879048192...2147352575: above the container
+  --   ranges of systemd-nspawn and the subuid ranges useradd gives): no
+  --   user of the host and no other tool's range may hold these uids.
+  --   A run that finds every uid held fails at once with an error that
+  --   says so. false: every run runs as uid/gid on the host.
+  uid_range = { first = 1879048192, count = 65536 },
   -- "namespaces": user, mount, pid, ipc, uts (+ net unless network) and rlimits;
   --   an error where the host refuses namespaces.
   -- "best_effort": the same, or rlimits only where refused (the result says so).
