@@ -9,7 +9,6 @@
 #include <lualib.h>
 
 #include "engine/fileio.h"
-#include "engine/text.h"
 #include "luaglue/call.h"
 #include "luaglue/cjson.h"
 #include "luaglue/convert.h"
@@ -91,12 +90,8 @@ void esb_json_event_table(lua_State *L, const struct esb_json_event *ev) {
     lua_pushlstring(L, ev->data, ev->len);
     lua_setfield(L, -2, "data");
   } else {
-    size_t n = esb_base64_length(ev->len);
-    char *buf = lua_newuserdatauv(L, n ? n : 1, 0); /* event, buf: GC-owned, nothing leaks if a push raises */
-    esb_base64_encode(ev->data, ev->len, buf);
-    lua_pushlstring(L, buf, n);
-    lua_setfield(L, -3, "data_base64");
-    lua_pop(L, 1);                                  /* event */
+    esb_lua_push_base64(L, ev->data, ev->len);
+    lua_setfield(L, -2, "data_base64");
   }
 }
 
