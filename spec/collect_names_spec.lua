@@ -1,8 +1,9 @@
 -- A collected file's name is the program's choice of bytes, UTF-8 or not.
 -- The result stays JSON whatever they are: a name that is not UTF-8 comes
 -- back as path_base64 (as output that is not comes back as stdout_base64),
--- through every face and on both backends. A strict client (RFC 8259: JSON
--- is UTF-8) reads each answer here; cjson alone would take any bytes.
+-- through every face and on both backends; a message that quotes such a
+-- name keeps it readable. A strict client (RFC 8259: JSON is UTF-8) reads
+-- each answer here; cjson alone would take any bytes.
 --
 -- Checked: without esb_lua_set_bytes for a file's path in push_files
 -- (src/luaglue/convert.c; the path pushed raw, as before), every case here
@@ -77,6 +78,39 @@ local function through_every_face(args, prefix, req)
     check_files(r)
   end)
 end
+
+-- Words for people quote names too: a message keeps them readable, with
+-- U+FFFD for each byte that is not UTF-8, and the answer stays JSON.
+--
+-- Checked: without push_words for error.message in esb_lua_push_result
+-- (src/luaglue/convert.c; lua_pushstring, as before), the three faces here
+-- fail: run --json and batch print lines that are not UTF-8, serve's answer
+-- is "not UTF-8" in http_client.py's check.
+describe("a message that quotes a name that is not UTF-8", function()
+  env.check_leaks()
+  -- the request's JSON as cjson writes it: the bytes as they are
+  local req = cjson.encode { program = "./caf\xe9" }
+  local function check_message(r)
+    assert.are.equal("exec_not_found", r.error.code, cjson.encode(r))
+    assert.truthy(r.error.message:find("caf\u{FFFD}", 1, true), r.error.message)
+  end
+
+  it("run --json", function()
+    local out, err, code = env.cli_run({ "run", "--json" }, req)
+    assert.are.equal(127, code, err)
+    check_message(strict_decode(out, err))
+  end)
+
+  it("batch", function()
+    local out, err = env.cli_run({ "batch" }, req .. "\n")
+    check_message(strict_decode(out:match("[^\n]+"), err))
+  end)
+
+  it("serve", function()
+    local _, r = daemon.exchange("", "POST", "/v1/run", req)
+    check_message(r)
+  end)
+end)
 
 describe("a collected file whose name is not UTF-8", function()
   env.check_leaks() -- in this outer block, so it runs after the fake server is stopped

@@ -55,7 +55,9 @@ def request(addr, method, path, body=None, token=None):
     if token:
         headers["Authorization"] = "Bearer " + token
     try:
-        c.request(method, path, body=body.encode() if body is not None else None, headers=headers)
+        # the bytes the spec gave, UTF-8 or not (argv's surrogateescape undone)
+        sent = body.encode("utf-8", "surrogateescape") if body is not None else None
+        c.request(method, path, body=sent, headers=headers)
     except (BrokenPipeError, ConnectionResetError):
         pass  # refused from the headers (401, 413), the body unread: the answer is there
     r = c.getresponse()

@@ -291,6 +291,21 @@ void esb_lua_set_bytes(lua_State *L, const char *name, const char *data, size_t 
   lua_setfield(L, -2, key);
 }
 
+/* Words for people (a message, a reason) that may quote bytes the engine
+ * did not choose: a request's names, kubectl's stderr (the program's with
+ * it), a cluster's messages. Bytes that are not UTF-8 become U+FFFD there,
+ * so the result stays JSON; data (streams, paths) goes whole to base64. */
+static void push_words(lua_State *L, const char *s) {
+  size_t n = strlen(s);
+  if (esb_utf8_valid(s, n)) {
+    lua_pushlstring(L, s, n);
+    return;
+  }
+  char *buf = lua_newuserdatauv(L, 3 * n, 0);
+  lua_pushlstring(L, buf, esb_utf8_scrub(s, n, buf));
+  lua_remove(L, -2);
+}
+
 static void push_stream(lua_State *L, const char *name, const struct esb_capture *cap) {
   char key[32];
   esb_lua_set_bytes(L, name, cap->data ? cap->data : "", cap->len);
@@ -366,7 +381,7 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
   lua_pushboolean(L, r->killed_by_us);
   lua_setfield(L, -2, "killed_by_us");
   if (r->reason) {
-    lua_pushstring(L, r->reason);
+    push_words(L, r->reason);
     lua_setfield(L, -2, "reason");
   }
   if (r->isolation) {
@@ -378,11 +393,11 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_setfield(L, -2, "pod"); /* k8s is the one backend that names it */
   }
   if (r->cleanup_error) {
-    lua_pushstring(L, r->cleanup_error);
+    push_words(L, r->cleanup_error);
     lua_setfield(L, -2, "cleanup_error");
   }
   if (r->warning) {
-    lua_pushstring(L, r->warning);
+    push_words(L, r->warning);
     lua_setfield(L, -2, "warning");
   }
   push_usage(L, "cpu_time_ms", r->cpu_time_ms, null_idx);
@@ -393,7 +408,7 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_createtable(L, 0, 2);
     lua_pushstring(L, esb_error_name(r->error));
     lua_setfield(L, -2, "code");
-    lua_pushstring(L, r->error_message ? r->error_message : esb_strerror(r->error));
+    push_words(L, r->error_message ? r->error_message : esb_strerror(r->error));
     lua_setfield(L, -2, "message");
     lua_pushboolean(L, r->retryable);
     lua_setfield(L, -2, "retryable");
