@@ -80,7 +80,9 @@ local function through_every_face(args, prefix, req)
 end
 
 -- Words for people quote names too: a message keeps them readable, with
--- U+FFFD for each byte that is not UTF-8, and the answer stays JSON.
+-- U+FFFD for each byte that is not UTF-8, and the answer stays JSON. Here
+-- the name is a policy's (Lua strings hold any bytes); on the k8s backend
+-- kubectl's stderr, quoted where the pod never ran, carries the program's.
 --
 -- Checked: without push_words for error.message in esb_lua_push_result
 -- (src/luaglue/convert.c; lua_pushstring, as before), the three faces here
@@ -88,27 +90,61 @@ end
 -- is "not UTF-8" in http_client.py's check.
 describe("a message that quotes a name that is not UTF-8", function()
   env.check_leaks()
-  -- the request's JSON as cjson writes it: the bytes as they are
-  local req = cjson.encode { program = "./caf\xe9" }
+  local policy
+  setup(function() policy = env.policy_file('policy.languages.cafe = { command = { "./caf\\xe9", "-c" } }') end)
+  teardown(function() os.remove(policy) end)
+  local req = cjson.encode { language = "cafe", code = "true" }
   local function check_message(r)
     assert.are.equal("exec_not_found", r.error.code, cjson.encode(r))
-    assert.truthy(r.error.message:find("caf\u{FFFD}", 1, true), r.error.message)
+    assert.truthy(r.error.message:find("./caf\u{FFFD}", 1, true), r.error.message)
   end
 
   it("run --json", function()
-    local out, err, code = env.cli_run({ "run", "--json" }, req)
+    local out, err, code = env.cli_run({ "run", "--json", "--policy", policy }, req)
     assert.are.equal(127, code, err)
     check_message(strict_decode(out, err))
   end)
 
   it("batch", function()
-    local out, err = env.cli_run({ "batch" }, req .. "\n")
+    local out, err = env.cli_run({ "batch", "--policy", policy }, req .. "\n")
     check_message(strict_decode(out:match("[^\n]+"), err))
   end)
 
   it("serve", function()
-    local _, r = daemon.exchange("", "POST", "/v1/run", req)
+    local _, r = daemon.exchange("--policy " .. policy, "POST", "/v1/run", req)
     check_message(r)
+  end)
+end)
+
+-- A request is JSON, so UTF-8 (RFC 8259): cjson alone takes any bytes in a
+-- string, and what a request names comes back in its result (batch's id,
+-- a program name in a message). Such a request is refused, naming the byte.
+--
+-- Checked: without strict_decode (src/luaglue/json.c; cjson's decode as it
+-- is), these fail: batch echoes the id's bytes (a line that is not UTF-8),
+-- run --json and serve run the program and quote its name.
+describe("a request that is not UTF-8", function()
+  env.check_leaks()
+  local function check_refused(r, at)
+    assert.are.equal("invalid_request", r.error.code, cjson.encode(r))
+    assert.truthy(r.error.message:find("not UTF-8 at byte " .. at, 1, true), r.error.message)
+  end
+
+  it("run --json", function()
+    local out, err, code = env.cli_run({ "run", "--json" }, '{"program": "./caf\xe9"}')
+    assert.are.equal(125, code, err)
+    check_refused(strict_decode(out, err), 19)
+  end)
+
+  it("batch, whose result would carry the request's id", function()
+    local out, err = env.cli_run({ "batch" }, '{"id": "caf\xe9", "shell": "true"}\n')
+    check_refused(strict_decode(out:match("[^\n]+"), err), 12)
+  end)
+
+  it("serve", function()
+    local status, r = daemon.exchange("", "POST", "/v1/run", '{"program": "./caf\xe9"}')
+    assert.are.equal(400, status)
+    check_refused(r, 19)
   end)
 end)
 

@@ -31,6 +31,8 @@ int main(void) {
   ok(!utf8("\xe2\x82"), "a sequence cut short is refused");
   ok(!utf8("\x80"), "a lone continuation byte is refused");
   ok(!utf8("\xff"), "0xff is refused");
+  is_int(esb_utf8_prefix("ab\xc3\xbc\xe9x", 6), 4, "the valid prefix ends before the first bad byte");
+  is_int(esb_utf8_prefix("ab", 2), 2, "all of valid text is its prefix");
   scrub_is("gr\xc3\xbc\xc3\x9f", 6, "gr\xc3\xbc\xc3\x9f", "scrub keeps valid UTF-8 as it is");
   scrub_is("caf\xe9.txt", 8, "caf\xef\xbf\xbd.txt", "scrub replaces a Latin-1 byte by U+FFFD");
   scrub_is("\xff\xfe", 2, "\xef\xbf\xbd\xef\xbf\xbd", "each byte that starts no character, one U+FFFD");

@@ -26,13 +26,15 @@ static size_t utf8_char(const unsigned char *s, size_t n) {
   return len;
 }
 
-bool esb_utf8_valid(const char *str, size_t n) {
+size_t esb_utf8_prefix(const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
-  for (size_t i = 0, len; i < n; i += len)
-    if (!(len = utf8_char(s + i, n - i)))
-      return false;
-  return true;
+  size_t i = 0;
+  for (size_t len; i < n && (len = utf8_char(s + i, n - i)); i += len)
+    ;
+  return i;
 }
+
+bool esb_utf8_valid(const char *s, size_t n) { return esb_utf8_prefix(s, n) == n; }
 
 size_t esb_utf8_scrub(const char *str, size_t n, char *out) {
   const unsigned char *s = (const unsigned char *)str;

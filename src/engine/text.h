@@ -9,6 +9,10 @@
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
 bool esb_utf8_valid(const char *s, size_t n);
 
+/* How many of the n bytes at s are valid UTF-8 before the first that is
+ * not (n: all are). */
+size_t esb_utf8_prefix(const char *s, size_t n);
+
 /* Text for people (a message that quotes bytes from outside the engine) as
  * valid UTF-8: each byte that starts no valid character becomes U+FFFD.
  * out holds 3 * n bytes; returns the length written (no terminator). Not
