@@ -170,4 +170,19 @@ describe("a collected file whose name is not UTF-8", function()
       through_every_face({ "--policy", "spec/support/k8s_policy.lua" }, function() return fixture.server.env end, k8s)
     end
   end)
+
+  local busybox = os.execute("test -x /usr/bin/busybox") and "/usr/bin/busybox"
+  describe("on the k8s backend, on an image whose shell and tools are BusyBox's", function()
+    local k8s = { backend = "k8s" }
+    for k, v in pairs(request) do k8s[k] = v end
+    local fixture = minor and busybox and fake.per_spec(minor, "--busybox " .. busybox)
+    if fixture then
+      it("run --json", function()
+        local out, err, code = env.cli_run({ "run", "--json", "--policy", "spec/support/k8s_policy.lua" },
+                                           cjson.encode(k8s), fixture.server.env)
+        assert.are.equal(0, code, err)
+        check_files(strict_decode(out, err))
+      end)
+    end
+  end)
 end)
