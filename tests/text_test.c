@@ -4,6 +4,13 @@
 
 static bool utf8(const char *s) { return esb_utf8_valid(s, strlen(s)); }
 
+/* esb_utf8_scrub of in (len bytes) is want, and valid UTF-8. */
+static void scrub_is(const char *in, size_t len, const char *want, const char *what) {
+  char out[64];
+  size_t n = esb_utf8_scrub(in, len, out);
+  ok(n == strlen(want) && memcmp(out, want, n) == 0 && esb_utf8_valid(out, n), what);
+}
+
 static void base64_is(const char *in, size_t len, const char *want) {
   char out[64];
   size_t n = esb_base64_length(len);
@@ -24,6 +31,13 @@ int main(void) {
   ok(!utf8("\xe2\x82"), "a sequence cut short is refused");
   ok(!utf8("\x80"), "a lone continuation byte is refused");
   ok(!utf8("\xff"), "0xff is refused");
+  is_int(esb_utf8_prefix("ab\xc3\xbc\xe9x", 6), 4, "the valid prefix ends before the first bad byte");
+  is_int(esb_utf8_prefix("ab", 2), 2, "all of valid text is its prefix");
+  scrub_is("gr\xc3\xbc\xc3\x9f", 6, "gr\xc3\xbc\xc3\x9f", "scrub keeps valid UTF-8 as it is");
+  scrub_is("caf\xe9.txt", 8, "caf\xef\xbf\xbd.txt", "scrub replaces a Latin-1 byte by U+FFFD");
+  scrub_is("\xff\xfe", 2, "\xef\xbf\xbd\xef\xbf\xbd", "each byte that starts no character, one U+FFFD");
+  scrub_is("\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd", "a sequence cut short: U+FFFD per byte");
+  scrub_is("\xed\xa0\x80!", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!", "a surrogate is no character");
   is_int(esb_base64_length(0), 0, "base64 of nothing is empty");
   is_int(esb_base64_length(1), 4, "one byte takes four characters");
   is_int(esb_base64_length(3), 4, "three bytes take four characters");

@@ -24,7 +24,8 @@ ADDR is a TCP port on 127.0.0.1 or unix:/path.
 Every request and answer of `request` is checked against the daemon's
 OpenAPI description (doc/openapi.json) with python3-jsonschema: the answer
 against what the document says that status answers, and the request body
-of a run the daemon took (200) against the Request schema. What does not
+of a run the daemon took (200) against the Request schema; an answer that
+is not UTF-8 is no JSON at all. What does not
 match is listed in the output's "schema_errors" (spec/support/daemon.lua
 fails the spec on it).
 """
@@ -66,7 +67,8 @@ def request(addr, method, path, body=None, token=None, chunked=False, pad_header
         headers["Authorization"] = "Bearer " + token
     if pad_header:
         headers["X-Padding"] = "x" * pad_header
-    data = body.encode() if body is not None else None
+    # the bytes the spec gave, UTF-8 or not (argv's surrogateescape undone)
+    data = body.encode("utf-8", "surrogateescape") if body is not None else None
     if chunked:
         headers["Transfer-Encoding"] = "chunked"
         data = chunks(data)
@@ -75,8 +77,14 @@ def request(addr, method, path, body=None, token=None, chunked=False, pad_header
     except (BrokenPipeError, ConnectionResetError):
         pass  # refused from the headers (401, 413), the body unread: the answer is there
     r = c.getresponse()
-    data = r.read().decode("utf-8", "replace")
+    raw = r.read()
     c.close()
+    # JSON is UTF-8 (RFC 8259): a strict client refuses anything else.
+    request.utf8 = True
+    try:
+        data = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        request.utf8, data = False, raw.decode("utf-8", "replace")
     request.content_type = (r.getheader("Content-Type") or "").split(";")[0]
     return r.status, data
 
@@ -194,6 +202,8 @@ def main():
             status, body = 0, "no answer within %s s" % deadline
             request.content_type = ""
         errors = [] if status == 0 else schema_errors(args[2], args[3], sent, status, request.content_type, body)
+        if status != 0 and not request.utf8:
+            errors.insert(0, "the answer is not UTF-8, so no JSON a strict client reads")
         print(json.dumps({"status": status, "body": body, "schema_errors": errors}))
     elif args[0] == "headers-only":
         print(json.dumps({"status": headers_only(args[1], int(args[2]), token)}))

@@ -2,29 +2,54 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
-bool esb_utf8_valid(const char *str, size_t n) {
+/* The length of the valid UTF-8 character at s (n > 0 bytes there), or 0
+ * where the bytes are none (strict, as esb_utf8_valid says). */
+static size_t utf8_char(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  if (c < 0x80)
+    return 1;
+  size_t len;
+  uint32_t min, cp;
+  if ((c & 0xE0) == 0xC0) { len = 2; min = 0x80; cp = c & 0x1F; }
+  else if ((c & 0xF0) == 0xE0) { len = 3; min = 0x800; cp = c & 0x0F; }
+  else if ((c & 0xF8) == 0xF0) { len = 4; min = 0x10000; cp = c & 0x07; }
+  else return 0;
+  if (n < len) return 0;
+  for (size_t k = 1; k < len; k++) {
+    if ((s[k] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[k] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+size_t esb_utf8_prefix(const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    if (c < 0x80) { i++; continue; }
-    size_t len;
-    uint32_t min, cp;
-    if ((c & 0xE0) == 0xC0) { len = 2; min = 0x80; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; min = 0x800; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; min = 0x10000; cp = c & 0x07; }
-    else return false;
-    if (n - i < len) return false;
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
+  for (size_t len; i < n && (len = utf8_char(s + i, n - i)); i += len)
+    ;
+  return i;
+}
+
+bool esb_utf8_valid(const char *s, size_t n) { return esb_utf8_prefix(s, n) == n; }
+
+size_t esb_utf8_scrub(const char *str, size_t n, char *out) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t o = 0;
+  for (size_t i = 0, len; i < n; i += len ? len : 1) {
+    len = utf8_char(s + i, n - i);
+    if (len) {
+      memcpy(out + o, s + i, len);
+      o += len;
+    } else {
+      memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD REPLACEMENT CHARACTER */
+      o += 3;
     }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
   }
-  return true;
+  return o;
 }
 
 void esb_base64_encode(const char *str, size_t n, char *out) {

@@ -270,22 +270,45 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err
 
 /* ---- results ---- */
 
-static void push_stream(lua_State *L, const char *name, const struct esb_capture *cap) {
-  const char *data = cap->data ? cap->data : "";
-  char key[32];
-  if (esb_utf8_valid(data, cap->len)) {
-    lua_pushlstring(L, data, cap->len);
+void esb_lua_push_base64(lua_State *L, const char *data, size_t len) {
+  /* Encoded into GC-owned memory: nothing leaks if a push raises. */
+  size_t n = esb_base64_length(len);
+  char *buf = lua_newuserdatauv(L, n ? n : 1, 0);
+  esb_base64_encode(data, len, buf);
+  lua_pushlstring(L, buf, n);
+  lua_remove(L, -2);
+}
+
+void esb_lua_set_bytes(lua_State *L, const char *name, const char *data, size_t len) {
+  if (esb_utf8_valid(data, len)) {
+    lua_pushlstring(L, data, len);
     lua_setfield(L, -2, name);
-  } else {
-    /* Encoded into GC-owned memory: nothing leaks if a push raises. */
-    size_t n = esb_base64_length(cap->len);
-    char *buf = lua_newuserdatauv(L, n ? n : 1, 0);
-    esb_base64_encode(data, cap->len, buf);
-    lua_pushlstring(L, buf, n);
-    snprintf(key, sizeof key, "%s_base64", name);
-    lua_setfield(L, -3, key);
-    lua_pop(L, 1);
+    return;
   }
+  char key[64];
+  snprintf(key, sizeof key, "%s_base64", name);
+  esb_lua_push_base64(L, data, len);
+  lua_setfield(L, -2, key);
+}
+
+/* Words for people (a message, a reason) that may quote bytes the engine
+ * did not choose: a request's names, kubectl's stderr (the program's with
+ * it), a cluster's messages. Bytes that are not UTF-8 become U+FFFD there,
+ * so the result stays JSON; data (streams, paths) goes whole to base64. */
+static void push_words(lua_State *L, const char *s) {
+  size_t n = strlen(s);
+  if (esb_utf8_valid(s, n)) {
+    lua_pushlstring(L, s, n);
+    return;
+  }
+  char *buf = lua_newuserdatauv(L, 3 * n, 0);
+  lua_pushlstring(L, buf, esb_utf8_scrub(s, n, buf));
+  lua_remove(L, -2);
+}
+
+static void push_stream(lua_State *L, const char *name, const struct esb_capture *cap) {
+  char key[32];
+  esb_lua_set_bytes(L, name, cap->data ? cap->data : "", cap->len);
   snprintf(key, sizeof key, "%s_truncated", name);
   lua_pushboolean(L, esb_capture_truncated(cap));
   lua_setfield(L, -2, key);
@@ -305,25 +328,23 @@ static void push_usage(lua_State *L, const char *key, int64_t value, int null_id
   lua_setfield(L, -2, key);
 }
 
-/* The collected files: files = [{path, size, base64, truncated}] (left
- * out when there are none: cjson 2.1.0 writes an empty table as {}), and
- * files_truncated, whether more matched than the ceilings let through. */
+/* The collected files: files = [{path (or path_base64), size, base64,
+ * truncated}] (left out when there are none: cjson 2.1.0 writes an empty
+ * table as {}), and files_truncated, whether more matched than the
+ * ceilings let through. */
 static void push_files(lua_State *L, const struct esb_collected *c) {
   if (c->count) {
     lua_createtable(L, (int)c->count, 0);                /* result, files */
     for (size_t i = 0; i < c->count; i++) {
       const struct esb_collected_file *file = &c->files[i];
       lua_createtable(L, 0, 4);                          /* result, files, file */
-      lua_pushstring(L, file->path);
-      lua_setfield(L, -2, "path");
+      /* The program named the file: bytes that are not UTF-8 come back as
+       * path_base64, or the result would not be JSON. */
+      esb_lua_set_bytes(L, "path", file->path, strlen(file->path));
       lua_pushinteger(L, (lua_Integer)file->size);
       lua_setfield(L, -2, "size");
-      size_t n = esb_base64_length(file->len);
-      char *buf = lua_newuserdatauv(L, n ? n : 1, 0);    /* result, files, file, buf */
-      esb_base64_encode(file->data, file->len, buf);
-      lua_pushlstring(L, buf, n);
-      lua_setfield(L, -3, "base64");
-      lua_pop(L, 1);                                     /* result, files, file */
+      esb_lua_push_base64(L, file->data, file->len);
+      lua_setfield(L, -2, "base64");
       lua_pushboolean(L, file->truncated);
       lua_setfield(L, -2, "truncated");
       lua_rawseti(L, -2, (lua_Integer)i + 1);            /* result, files */
@@ -360,7 +381,7 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
   lua_pushboolean(L, r->killed_by_us);
   lua_setfield(L, -2, "killed_by_us");
   if (r->reason) {
-    lua_pushstring(L, r->reason);
+    push_words(L, r->reason);
     lua_setfield(L, -2, "reason");
   }
   if (r->isolation) {
@@ -372,11 +393,11 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_setfield(L, -2, "pod"); /* k8s is the one backend that names it */
   }
   if (r->cleanup_error) {
-    lua_pushstring(L, r->cleanup_error);
+    push_words(L, r->cleanup_error);
     lua_setfield(L, -2, "cleanup_error");
   }
   if (r->warning) {
-    lua_pushstring(L, r->warning);
+    push_words(L, r->warning);
     lua_setfield(L, -2, "warning");
   }
   push_usage(L, "cpu_time_ms", r->cpu_time_ms, null_idx);
@@ -387,7 +408,7 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_createtable(L, 0, 2);
     lua_pushstring(L, esb_error_name(r->error));
     lua_setfield(L, -2, "code");
-    lua_pushstring(L, r->error_message ? r->error_message : esb_strerror(r->error));
+    push_words(L, r->error_message ? r->error_message : esb_strerror(r->error));
     lua_setfield(L, -2, "message");
     lua_pushboolean(L, r->retryable);
     lua_setfield(L, -2, "retryable");

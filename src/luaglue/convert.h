@@ -23,4 +23,13 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err
  * JSON null (cjson.null), or 0 to leave such fields out. */
 void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx);
 
+/* Pushes the standard base64 of data[0..len). [-0, +1, m] */
+void esb_lua_push_base64(lua_State *L, const char *data, size_t len);
+
+/* Sets field name of the table on top to data[0..len) where those bytes are
+ * valid UTF-8, else name.."_base64" to their base64: a result is JSON (and
+ * its Lua table the same shape) whatever bytes a program wrote or named.
+ * [-0, +0, m] */
+void esb_lua_set_bytes(lua_State *L, const char *name, const char *data, size_t len);
+
 #endif

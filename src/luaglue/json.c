@@ -18,11 +18,30 @@
 /* Registry key of the cjson table. */
 static const char cjson_key[] = "esb.cjson";
 
+/* cjson.decode for text that is UTF-8, as JSON text is (RFC 8259 8.1).
+ * cjson takes any bytes in a string, and what a request names comes back
+ * in its result (batch's id, a program name in a message): bytes that are
+ * not UTF-8 would make that result no JSON. Upvalue 1: cjson's decode. */
+static int strict_decode(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  size_t valid = esb_utf8_prefix(text, len);
+  if (valid < len)
+    return luaL_error(L, "not UTF-8 at byte %d", (int)valid + 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 static int open_state(lua_State *L) {
   luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
   luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
-  luaL_requiref(L, "cjson", luaopen_cjson, 0);
+  luaL_requiref(L, "cjson", luaopen_cjson, 0);  /* cjson */
+  lua_getfield(L, -1, "decode");                 /* cjson, decode */
+  lua_pushcclosure(L, strict_decode, 1);
+  lua_setfield(L, -2, "decode");                 /* cjson */
   lua_setfield(L, LUA_REGISTRYINDEX, cjson_key);
   return 0;
 }
@@ -91,12 +110,8 @@ void esb_json_event_table(lua_State *L, const struct esb_json_event *ev) {
     lua_pushlstring(L, ev->data, ev->len);
     lua_setfield(L, -2, "data");
   } else {
-    size_t n = esb_base64_length(ev->len);
-    char *buf = lua_newuserdatauv(L, n ? n : 1, 0); /* event, buf: GC-owned, nothing leaks if a push raises */
-    esb_base64_encode(ev->data, ev->len, buf);
-    lua_pushlstring(L, buf, n);
-    lua_setfield(L, -3, "data_base64");
-    lua_pop(L, 1);                                  /* event */
+    esb_lua_push_base64(L, ev->data, ev->len);
+    lua_setfield(L, -2, "data_base64");
   }
 }
 

@@ -39,17 +39,26 @@ class EchoSandboxError(Exception):
         self.result = result
 
 
-def _stream_bytes(obj, name):
+def _field_bytes(obj, name):
+    """The bytes of a field the daemon sends as text, or as name_base64
+    where they are not UTF-8 (a stream, an event's data, a file's path)."""
     if name + "_base64" in obj:
         return base64.b64decode(obj[name + "_base64"])
     return obj.get(name, "").encode("utf-8")
 
 
+def _collected_file(f):
+    path_raw = _field_bytes(f, "path")
+    f = {k: v for k, v in f.items() if k != "path_base64"}
+    return dict(f, path=path_raw.decode("utf-8", "replace"), path_raw=path_raw, data=base64.b64decode(f["base64"]))
+
+
 class Result:
     """One run's result. stdout and stderr are text (bytes that are not
     UTF-8 decoded with replacement characters); stdout_raw and stderr_raw
-    are the bytes. files: the collected files, each a dict with path, size,
-    truncated and data (bytes). raw: the result object as the daemon sent it."""
+    are the bytes. files: the collected files, each a dict with path (text,
+    as stdout), path_raw (its bytes), size, truncated and data (bytes). raw:
+    the result object as the daemon sent it."""
 
     def __init__(self, obj):
         self.raw = obj
@@ -65,13 +74,13 @@ class Result:
         self.warning = obj.get("warning")
         self.cpu_time_ms = obj.get("cpu_time_ms")
         self.memory_peak_bytes = obj.get("memory_peak_bytes")
-        self.stdout_raw = _stream_bytes(obj, "stdout")
-        self.stderr_raw = _stream_bytes(obj, "stderr")
+        self.stdout_raw = _field_bytes(obj, "stdout")
+        self.stderr_raw = _field_bytes(obj, "stderr")
         self.stdout = self.stdout_raw.decode("utf-8", "replace")
         self.stderr = self.stderr_raw.decode("utf-8", "replace")
         self.stdout_truncated = obj.get("stdout_truncated", False)
         self.stderr_truncated = obj.get("stderr_truncated", False)
-        self.files = [dict(f, data=base64.b64decode(f["base64"])) for f in obj.get("files", [])]
+        self.files = [_collected_file(f) for f in obj.get("files", [])]
         self.files_truncated = obj.get("files_truncated", False)
         self.error = obj.get("error")
 
@@ -197,7 +206,7 @@ class Client:
                         _raise_for(obj, resp.status)
                     event["result"] = Result(obj)
                 elif event.get("event") == "output":
-                    event["bytes"] = _stream_bytes(event, "data")
+                    event["bytes"] = _field_bytes(event, "data")
                 yield event
         finally:
             conn.close()

@@ -74,6 +74,13 @@ class OverTcp(unittest.TestCase):
         self.assertEqual([f["path"] for f in r.files], ["in.txt", "out.txt"])
         self.assertEqual(r.files[1]["data"], b"carried\n")
 
+    def test_gives_a_collected_name_that_is_not_utf8(self):
+        r = self.client.run(shell="printf x > \"$(printf 'caf\\351').txt\"", collect=["*.txt"])
+        self.assertEqual(r.raw["files"][0]["path_base64"], "Y2Fm6S50eHQ=")
+        self.assertEqual(r.files[0]["path_raw"], b"caf\xe9.txt")
+        self.assertEqual(r.files[0]["path"], "caf\ufffd.txt")
+        self.assertEqual(r.files[0]["data"], b"x")
+
     def test_raises_the_engines_error_code(self):
         with self.assertRaises(EchoSandboxError) as caught:
             self.client.run(shell="true", timeout_ms=-1)
