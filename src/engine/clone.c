@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <linux/sched.h>
-#include <linux/securebits.h>
+#include <linux/capability.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -101,16 +101,34 @@ pid_t esb_clone_vfork(int (*fn)(void *), void *arg, void *stack, size_t stack_si
 #endif
 }
 
+/* The thread's capability sets, through the system calls (per thread). */
+static int caps_get(struct __user_cap_data_struct data[2]) {
+  struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+  return (int)syscall(SYS_capget, &header, data);
+}
+
+static int caps_set(const struct __user_cap_data_struct data[2]) {
+  struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+  return (int)syscall(SYS_capset, &header, data);
+}
+
 int esb_owner_enter(uid_t uid, struct esb_owner_saved *saved) {
   saved->euid = geteuid();
-  saved->securebits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
   saved->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
   saved->pdeath_signal = 0;
-  if (saved->securebits < 0 || saved->dumpable < 0 ||
-      prctl(PR_GET_PDEATHSIG, &saved->pdeath_signal, 0, 0, 0) < 0 ||
-      prctl(PR_SET_SECUREBITS, (unsigned long)saved->securebits | SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0)
+  if (saved->dumpable < 0 || prctl(PR_GET_PDEATHSIG, &saved->pdeath_signal, 0, 0, 0) < 0 ||
+      caps_get(saved->caps) < 0)
     return -1;
-  if (syscall(SYS_setresuid, -1, uid, -1) < 0) {
+  if (syscall(SYS_setresuid, -1, uid, -1) < 0)
+    return -1;
+  /* The kernel cleared the effective set with the effective uid; the
+   * permitted set stays while the real and saved uids are still root, and
+   * raising the effective set within it needs no capability (securebits,
+   * which would keep it, need CAP_SETPCAP, which a unit may not grant). */
+  struct __user_cap_data_struct raised[2] = { saved->caps[0], saved->caps[1] };
+  for (int i = 0; i < 2; i++)
+    raised[i].effective = raised[i].permitted;
+  if (caps_set(raised) < 0) {
     int saved_errno = errno;
     esb_owner_leave(saved);
     errno = saved_errno;
@@ -125,7 +143,7 @@ int esb_owner_enter(uid_t uid, struct esb_owner_saved *saved) {
 
 void esb_owner_leave(const struct esb_owner_saved *saved) {
   syscall(SYS_setresuid, -1, saved->euid, -1);
-  prctl(PR_SET_SECUREBITS, (unsigned long)saved->securebits, 0, 0, 0);
+  caps_set(saved->caps); /* back to root, the effective set is the permitted: make it what it was */
   prctl(PR_SET_DUMPABLE, (unsigned long)saved->dumpable, 0, 0, 0);
   prctl(PR_SET_PDEATHSIG, (unsigned long)saved->pdeath_signal, 0, 0, 0);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/capability.h>
 #include <sys/types.h>
 
 /* flags: CLONE_* (namespaces, CLONE_PIDFD with *pidfd); exit_signal: 0 or
@@ -36,19 +37,20 @@ pid_t esb_clone_vfork(int (*fn)(void *), void *arg, void *stack, size_t stack_si
  * esb_owner_enter and esb_owner_leave the calling thread (only it: the
  * system calls, not glibc's wrappers, which change every thread's ids) has
  * uid as its effective (and filesystem) uid (the gid plays no part: each
- * cred change costs some 2.5 µs), keeping its capabilities
- * (SECBIT_NO_SETUID_FIXUP), so a clone or unshare of CLONE_NEWUSER made in
- * between makes a namespace that uid owns, with every permission check of
- * root's still passing (CLONE_INTO_CGROUP's write to the cgroup). The new
- * namespace's creds start with the default securebits: nothing of the
- * window reaches the run. The caller's dumpable flag, which the kernel
- * clears with the ids, is set again at once (a clone copies it). Leaving
- * restores the ids, the securebits, and what else the kernel reset with
- * the ids: the parent-death signal. Async-signal-safe. Root only; 0, or -1 with errno
+ * cred change costs some 2.5 µs), with its effective capabilities raised
+ * again from its permitted set (which stays while its real and saved uids
+ * are root; no CAP_SETPCAP needed), so a clone or unshare of CLONE_NEWUSER
+ * made in between makes a namespace that uid owns, with every permission
+ * check of root's still passing (CLONE_INTO_CGROUP's write to the cgroup).
+ * The caller's dumpable flag, which the kernel clears with the ids, is set
+ * again at once (a clone copies it). Leaving restores the ids, the
+ * capability sets, and what else the kernel reset with the ids: the
+ * parent-death signal. Async-signal-safe. Root only; 0, or -1 with errno
  * (nothing changed). */
 struct esb_owner_saved {
   uid_t euid;
-  int securebits, dumpable, pdeath_signal;
+  int dumpable, pdeath_signal;
+  struct __user_cap_data_struct caps[2];
 };
 int esb_owner_enter(uid_t uid, struct esb_owner_saved *saved);
 void esb_owner_leave(const struct esb_owner_saved *saved);

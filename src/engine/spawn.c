@@ -121,7 +121,7 @@ static uid_t ns_owner(const struct esb_sandbox *sb) {
 
 /* Maps the sandbox's single uid/gid onto the host ids the program runs as. As
  * root any host id may be mapped; otherwise only our own, without setgroups. */
-static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
+static int write_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
   char path[64], line[64];
   uid_t outer_uid;
   gid_t outer_gid;
@@ -146,6 +146,28 @@ static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, siz
     return -1;
   }
   return 0;
+}
+
+/* A namespace the run's uid owns is written to as its owner: the kernel
+ * asks a map's writer for CAP_SYS_ADMIN over the namespace, which only its
+ * owner has without CAP_SYS_ADMIN on the host (a unit's bounding set may
+ * leave that out); the map of uid 0 to the owner's own uid needs nothing
+ * more, the gid map our CAP_SETGID. */
+static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
+  uid_t owner = ns_owner(sb);
+  struct esb_owner_saved ids;
+  if (owner != (uid_t)-1 && esb_owner_enter(owner, &ids) < 0) {
+    snprintf(why, whylen, "taking the run's host uid %u to write its id maps: %s", (unsigned)owner,
+             strerror(errno));
+    return -1;
+  }
+  int rc = write_maps(pid, sb, why, whylen);
+  if (owner != (uid_t)-1) {
+    int saved = errno;
+    esb_owner_leave(&ids);
+    errno = saved;
+  }
+  return rc;
 }
 
 static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t whylen) {
