@@ -256,6 +256,15 @@ describe("network: true", function()
     local line = mode:match("66\n$") and own
                  or "ok    network        pasta runs as root: /dev/net/tun is not open to the run's uid 1879048192"
     assert.truthy(out:find(line, 1, true), out)
+    -- A tun device closed to the run's uid, and an engine without
+    -- CAP_SYS_ADMIN (a unit's bounding set): pasta as root could not enter
+    -- the namespaces the run's uid owns. Checked: without the check,
+    -- doctor said "ok" and every network: true run failed.
+    local closed = "unshare -m sh -c 'd=$(mktemp -d) && mknod -m 600 $d/tun c 10 200 && " ..
+                   "mount --bind $d/tun /dev/net/tun && rm -r $d && exec \"$@\"' sh setpriv --bounding-set -sys_admin"
+    out = env.cli_run({ "doctor", "--local-only" }, nil, closed)
+    assert.truthy(out:find("warn  network        network: true runs fail: /dev/net/tun is not open to the run's " ..
+                           "uid 1879048192", 1, true), out)
   end)
 
   -- Defence: check_network_allow (policy/policy.c). Checked: without it,

@@ -503,7 +503,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     const struct esb_local_settings *ls = &plan->local;
     /* pasta, where it can run unprivileged, runs as the run's own host ids */
     if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, run->sandbox.uid,
-                             run->sandbox.gid, why, sizeof why) < 0) {
+                             run->sandbox.gid, run->sandbox.owns_userns, why, sizeof why) < 0) {
       esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
       goto fail;
     }

@@ -12,14 +12,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/clone.h"
 #include "engine/fileio.h"
 #include "engine/result.h"
 #include "engine/spawn.h"
 
 int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *allow, size_t n_allow, uid_t uid,
-                         gid_t gid, char *why, size_t whylen) {
+                         gid_t gid, bool owner, char *why, size_t whylen) {
   ns->uid = uid;
   ns->gid = gid;
+  ns->owner = owner;
   free(ns->rules);
   ns->rules = NULL;
   ns->n_rules = 0;
@@ -63,15 +65,25 @@ static int make_pidfile(const struct esb_netstack *ns, bool as_run, char *path, 
  * through fds 0 (user) and 1 (net) that the engine opened: the sandbox runs
  * as the run's own host uid, and pasta, which keeps no CAP_SYS_PTRACE, could
  * not open them by the child's pid. As root, with a run's uid that may use
- * the tun device: setpriv makes pasta that uid with CAP_SYS_ADMIN only
- * (ambient, so it holds across the exec; the bounding set keeps it from
- * gaining more). Else pasta runs as the engine's uid, as root would drop to
- * nobody, who cannot enter the namespaces; it drops its capabilities and
- * sandboxes itself once set up. */
+ * the tun device: setpriv makes pasta that uid, with no capability where
+ * that uid owns the namespaces (it has every one inside them), else with
+ * CAP_SYS_ADMIN only (ambient, so it holds across the exec; the bounding
+ * set keeps it from gaining more). Else pasta runs as the engine's uid, as
+ * root would drop to nobody, who cannot enter the namespaces (root needs
+ * CAP_SYS_ADMIN on the host to enter those the run's uid owns); it drops its
+ * capabilities and sandboxes itself once set up. */
 static void pasta_argv(const struct esb_netstack *ns, bool as_run, const char *pidfile, char ids[3][32],
                        const char **argv) {
   size_t n = 0;
-  if (as_run) {
+  if (as_run && ns->owner) {
+    /* The run's uid owns the namespaces: pasta needs no capability at all */
+    snprintf(ids[0], 32, "--reuid=%u", (unsigned)ns->uid);
+    snprintf(ids[1], 32, "--regid=%u", (unsigned)ns->gid);
+    snprintf(ids[2], 32, "%u:%u", (unsigned)ns->uid, (unsigned)ns->gid);
+    const char *setpriv[] = { "setpriv", ids[0], ids[1], "--clear-groups", "--inh-caps=-all", "--", "pasta" };
+    memcpy(argv, setpriv, sizeof setpriv);
+    n = sizeof setpriv / sizeof *setpriv;
+  } else if (as_run) {
     snprintf(ids[0], 32, "--reuid=%u", (unsigned)ns->uid);
     snprintf(ids[1], 32, "--regid=%u", (unsigned)ns->gid);
     snprintf(ids[2], 32, "%u:%u", (unsigned)ns->uid, (unsigned)ns->gid);
@@ -89,13 +101,24 @@ static void pasta_argv(const struct esb_netstack *ns, bool as_run, const char *p
   memcpy(argv + n, rest, sizeof rest);
 }
 
-/* The child's namespace of this kind, opened for pasta. */
-static int open_ns(pid_t child, const char *kind, char *why, size_t whylen) {
+/* The child's namespace of this kind, opened for pasta. The open asks for
+ * ptrace's read access to the child: a child whose user namespace the
+ * run's uid owns is opened as that uid, which has every capability there,
+ * not with CAP_SYS_PTRACE on the host (a unit's bounding set may leave it
+ * out). */
+static int open_ns(const struct esb_netstack *ns, pid_t child, const char *kind, char *why, size_t whylen) {
   char path[64];
+  struct esb_owner_saved ids;
   snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)child, kind);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (ns->owner && esb_owner_enter(ns->uid, &ids) < 0) {
+    snprintf(why, whylen, "network: taking the run's host uid %u: %s", (unsigned)ns->uid, strerror(errno));
+    return -1;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC), saved = errno;
+  if (ns->owner)
+    esb_owner_leave(&ids);
   if (fd < 0)
-    snprintf(why, whylen, "network: the sandbox's %s namespace: %s", kind, strerror(errno));
+    snprintf(why, whylen, "network: the sandbox's %s namespace: %s", kind, strerror(saved));
   return fd;
 }
 
@@ -127,7 +150,7 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
   c.env = env;
   c.err = ESB_CHILD_PIPE;
   int status = 0, rc = -1;
-  if ((c.in = open_ns(child, "user", why, whylen)) < 0 || (c.out = open_ns(child, "net", why, whylen)) < 0)
+  if ((c.in = open_ns(ns, child, "user", why, whylen)) < 0 || (c.out = open_ns(ns, child, "net", why, whylen)) < 0)
     goto out;
   if (esb_child_start(&c, cwhy, sizeof cwhy) < 0) {
     snprintf(why, whylen, "network: starting pasta: %s", cwhy);

@@ -38,14 +38,16 @@ struct esb_netstack {
   size_t n_rules;
   uid_t uid;                  /* pasta's ids when the engine is root */
   gid_t gid;
+  bool owner;                 /* the sandbox's user namespace is uid's (engine/clone.h) */
 };
 
 #define ESB_NETSTACK_INIT { .pidfd = -1 }
 
 /* The rules of a run that may reach the ranges allow (and the internet),
- * and the ids pasta runs as. 0, or -1 with a reason. */
+ * the ids pasta runs as, and whether uid owns the sandbox's user namespace
+ * (then its namespaces are opened as that uid). 0, or -1 with a reason. */
 int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *allow, size_t n_allow, uid_t uid,
-                         gid_t gid, char *why, size_t whylen);
+                         gid_t gid, bool owner, char *why, size_t whylen);
 
 /* Whether pasta will run as uid/gid (not root) here: the engine is root
  * and /dev/net/tun is open to them. */

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "backend/netstack.h"
 #include "backend/kubectl_words.h"
 #include "engine/cgroup.h"
+#include "engine/fileio.h"
 #include "engine/result.h"
 #include "engine/uid_slot.h"
 #include "policy/policy.h"
@@ -189,6 +191,16 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
   esb_cgroup_destroy(&cg);
 }
 
+/* Whether CAP_SYS_ADMIN is in our effective set (CapEff of our status). */
+static bool has_cap_sys_admin(void) {
+  size_t len;
+  char *status = esb_read_file("/proc/self/status", &len);
+  const char *line = status ? strstr(status, "\nCapEff:") : NULL;
+  bool has = line && (strtoull(line + 8, NULL, 16) >> 21 & 1); /* CAP_SYS_ADMIN is 21 */
+  free(status);
+  return has;
+}
+
 /* network: true: what pasta runs as (backend/netstack.h). */
 static void check_network(const struct esb_plan *plan, struct tally *t) {
   char detail[256];
@@ -201,7 +213,14 @@ static void check_network(const struct esb_plan *plan, struct tally *t) {
     snprintf(detail, sizeof detail, "pasta runs as uid %u (ours)", (unsigned)geteuid());
   else if (esb_netstack_unprivileged(uid, gid))
     snprintf(detail, sizeof detail, "pasta runs as the run's own uid (%u for the first), not root", (unsigned)uid);
-  else
+  else if (own && !has_cap_sys_admin()) {
+    /* Root without CAP_SYS_ADMIN (a unit's bounding set) cannot enter the
+     * namespaces the run's uid owns: every network: true run would fail. */
+    snprintf(detail, sizeof detail, "network: true runs fail: /dev/net/tun is not open to the run's uid %u (udev "
+             "makes it 0666), and pasta as root needs CAP_SYS_ADMIN, which this engine lacks", (unsigned)uid);
+    report(t, "warn", "network", "%s", detail);
+    return;
+  } else
     snprintf(detail, sizeof detail, "pasta runs as root: /dev/net/tun is not open to the run's uid %u (udev "
              "makes it 0666)", (unsigned)uid);
   /* Said, not warned: the program is kept out of the host's addresses
