@@ -7,6 +7,8 @@ local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
 
 -- A dir with the fifos: go (the program waits on it) and out (batch's stdout).
+-- It is mounted writable: a read-only mount reaches the run through an
+-- overlay of its own, whose fifos are the run's, not the host's.
 local function interlock_dir()
   local dir = os.tmpname()
   os.remove(dir)
@@ -63,7 +65,8 @@ describe("batch --events", function()
   it("on the local backend: the program's first line comes before it gets its input, then the result", function()
     local dir = interlock_dir()
     local policy = env.policy_file(([[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock" }]]):format(dir))
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock",
+  writable = true }]]):format(dir))
     -- one finally: busted keeps only the last one a spec registers
     finally(function()
       os.execute("rm -rf " .. dir)
@@ -132,7 +135,8 @@ print(json.dumps({"status": resp.status, "type": resp.getheader("Content-Type"),
   it("answers with the output events as they come, then the result, as NDJSON in chunks", function()
     local dir = interlock_dir()
     local policy = env.policy_file(([[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock" }]]):format(dir))
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock",
+  writable = true }]]):format(dir))
     local d = daemon.start("--policy " .. env.quote(policy))
     finally(function()
       daemon.stop(d)

@@ -25,7 +25,8 @@ describe("require 'echo_sandbox'", function()
     os.remove(dir)
     assert(os.execute(("mkdir -m 755 %s && mkfifo -m 666 %s/go"):format(dir, dir)))
     local policy = env.policy_file(([[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock" }]]):format(dir))
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/interlock",
+  writable = true }]]):format(dir))
     -- one finally: busted keeps only the last one a spec registers
     finally(function()
       os.execute("rm -rf " .. dir)
