@@ -37,13 +37,19 @@ int main(void) {
   size_t n;
   const struct esb_net_range *blocked = esb_netrules_blocked(&n);
   char text[64];
-  bool metadata = false, ula = false;
+  bool metadata = false, ula = false, nat64 = false, sixtofour = false, teredo = false, compatible = false;
   for (size_t i = 0; i < n; i++) {
     esb_net_range_format(&blocked[i], text, sizeof text);
     metadata |= strcmp(text, "169.254.0.0/16") == 0;
     ula |= strcmp(text, "fc00::/7") == 0;
+    nat64 |= strcmp(text, "64:ff9b::/96") == 0;
+    sixtofour |= strcmp(text, "2002::/16") == 0;
+    teredo |= strcmp(text, "2001::/32") == 0;
+    compatible |= strcmp(text, "::/96") == 0;
   }
   ok(metadata && ula, "the blocked ranges hold both metadata ranges");
+  /* each a way to an IPv4 address, a private one too, through an IPv6 one */
+  ok(nat64 && sixtofour && teredo && compatible, "and the IPv6 forms of IPv4 addresses: NAT64, 6to4, Teredo");
 
   struct esb_net_range allow = { AF_INET, 16, { 10, 1 } };
   struct esb_net_rule *rules;

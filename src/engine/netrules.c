@@ -32,10 +32,13 @@ static const struct esb_net_range blocked[] = {
   V4(192, 0, 0, 0, 24),       /* IETF protocol assignments */
   V4(192, 168, 0, 0, 16),     /* private */
   V4(224, 0, 0, 0, 3),        /* multicast, reserved, broadcast */
-  V6(128, 0),                 /* :: */
+  V6(96, 0),                  /* ::, ::1 and the IPv4-compatible form of any IPv4 address */
   V6(128, [15] = 1),          /* ::1 */
   V6(96, [10] = 0xff, [11] = 0xff), /* IPv4-mapped */
+  V6(96, 0, 0x64, 0xff, 0x9b), /* NAT64 (RFC 6052): a gateway's way to private IPv4 ranges */
   V6(48, 0, 0x64, 0xff, 0x9b, 0, 1), /* NAT64, local use (RFC 8215) */
+  V6(16, 0x20, 0x02),         /* 6to4: an IPv4 address inside, private ones too */
+  V6(32, 0x20, 0x01, 0, 0),   /* Teredo: likewise */
   V6(7, 0xfc),                /* unique local: fd00:ec2::254 is AWS's metadata */
   V6(10, 0xfe, 0x80),         /* link-local */
   V6(10, 0xfe, 0xc0),         /* site-local (deprecated) */
