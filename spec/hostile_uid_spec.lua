@@ -236,6 +236,34 @@ policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(dir, first 
     assert.are.equal(0, again.exit_code, again.stderr) -- given back at the run's end
   end)
 
+  -- Defence: esb_uid_slot_end_processes (engine/uid_slot.h), for a run
+  -- without a pid namespace. Checked: without it, the process an rlimits
+  -- run without cgroups left behind lived on as the uid the next run was
+  -- given, and could signal that run or read its environment.
+  it("ends what a run without a pid namespace left behind before its uid is given again", function()
+    if not root_with_namespaces() then return end
+    local token = ("esb-left-%d"):format(math.random(1, 1e9))
+    local path = env.policy_file(([[
+policy.local_sandbox.isolation = "rlimits"
+policy.local_sandbox.cgroups = false
+policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(first + count + 1))
+    local left = ("setsid python3 -c 'import time; time.sleep(60)' %s </dev/null >/dev/null 2>&1 & echo started")
+    local r = env.run_json({ shell = left:format(token) }, { "--policy", path })
+    os.remove(path)
+    assert.are.equal("started\n", r.stdout, r.stderr)
+    local found
+    for _ = 1, 500 do -- SIGKILL was sent before the CLI ended; its death may take a moment
+      -- "[e]sb-left": the pattern does not match the shell that runs grep
+      local p = io.popen("unset LD_PRELOAD; grep -l -a -e " .. env.quote("[e]" .. token:sub(2)) ..
+                         " /proc/[0-9]*/cmdline 2>/dev/null")
+      found = p:read("a")
+      p:close()
+      if found == "" then break end
+      os.execute("sleep 0.01")
+    end
+    assert.are.equal("", found)
+  end)
+
   -- Defence: the engine takes the run's uid on its cloning thread only
   -- and gives it back after the clone, with the securebits, and the
   -- dumpable flag and parent-death signal the kernel reset

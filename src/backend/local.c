@@ -395,6 +395,9 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
 static void release_host_side(struct esb_local_run *run) {
   esb_timer_stop(run->loop, &run->cpu_watch);
   esb_netstack_detach(&run->net);
+  /* Without a pid namespace what the run left behind lives on as its uid */
+  if (!(run->sandbox.namespaces & ESB_NS_PID))
+    esb_uid_slot_end_processes(&run->uid_slot);
   if (run->collect_fd >= 0) /* read back once the child was reaped */
     close(run->collect_fd);
   run->collect_fd = -1;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,7 +191,13 @@ void esb_netstack_detach(struct esb_netstack *ns) {
   ns->n_rules = 0;
   if (ns->pidfd < 0)
     return;
-  syscall(SYS_pidfd_send_signal, ns->pidfd, SIGTERM, NULL, 0);
+  /* Killed and waited for: it runs as the run's uid, which is given to
+   * another run once the run is over. It has nothing to flush. */
+  if (syscall(SYS_pidfd_send_signal, ns->pidfd, SIGKILL, NULL, 0) == 0) {
+    struct pollfd exited = { .fd = ns->pidfd, .events = POLLIN };
+    while (poll(&exited, 1, 5000) < 0 && errno == EINTR) {
+    }
+  }
   close(ns->pidfd);
   ns->pidfd = -1;
 }

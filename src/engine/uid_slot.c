@@ -2,12 +2,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "engine/clone.h"
 
 /* The lock file, opened anew for this slot: made (with its directory) by
  * the first engine that needs it. Only a regular file of root's that no one
@@ -110,6 +116,28 @@ int esb_uid_slot_take(uint64_t first, uint64_t count, struct esb_uid_slot *slot,
            (unsigned long long)count, (unsigned long long)first);
   errno = ENOSPC;
   return -1;
+}
+
+int esb_uid_slot_end_processes(const struct esb_uid_slot *slot) {
+  if (slot->fd < 0)
+    return 0;
+  int pidfd = -1;
+  /* No exit signal: a host that reaps what it did not start (nginx with
+   * the Lua module) never sees this child. */
+  pid_t pid = esb_clone(CLONE_PIDFD, &pidfd, 0, -1, NULL);
+  if (pid < 0)
+    return -1;
+  if (pid == 0) { /* the system calls alone: we may be one thread of many */
+    if (syscall(SYS_setresuid, slot->uid, slot->uid, slot->uid) == 0)
+      kill(-1, SIGKILL);
+    _exit(0);
+  }
+  siginfo_t info;
+  long rc;
+  do rc = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | __WALL, NULL);
+  while (rc < 0 && errno == EINTR);
+  close(pidfd);
+  return rc < 0 ? -1 : 0;
 }
 
 void esb_uid_slot_release(struct esb_uid_slot *slot) {

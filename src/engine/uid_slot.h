@@ -45,6 +45,14 @@ bool esb_uid_slot_usable(uint64_t first, uint64_t count);
  * (ENOSPC: every uid of the range is held) and a reason in why. */
 int esb_uid_slot_take(uint64_t first, uint64_t count, struct esb_uid_slot *slot, char *why, size_t whylen);
 
+/* Ends every process that runs as the slot's uid (SIGKILL from a child of
+ * that uid: kill(-1) reaches exactly the processes it may signal, those
+ * whose real or saved uid is the slot's), and waits for that child. For a
+ * run without a pid namespace, whose leftovers nothing else ends: a
+ * process left behind would otherwise meet the next run given the uid,
+ * and could signal or trace it. Root only; 0, or -1 with errno. */
+int esb_uid_slot_end_processes(const struct esb_uid_slot *slot);
+
 /* Gives the uid back (nothing when none is held). Only once nothing of
  * the run is left that runs as it. */
 void esb_uid_slot_release(struct esb_uid_slot *slot);
