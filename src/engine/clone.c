@@ -112,9 +112,23 @@ static int caps_set(const struct __user_cap_data_struct data[2]) {
   return (int)syscall(SYS_capset, &header, data);
 }
 
+/* The process's dumpable flag before any thread took a run's uid: the flag
+ * is the whole process's, so a thread that read it while another was in
+ * its window would read the 0 the kernel set there, and leave it. Kept
+ * from the first call, which precedes every window. */
+static int process_dumpable(void) {
+  static int dumpable = -1;
+  int d = __atomic_load_n(&dumpable, __ATOMIC_ACQUIRE);
+  if (d < 0) {
+    d = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    __atomic_store_n(&dumpable, d, __ATOMIC_RELEASE);
+  }
+  return d;
+}
+
 int esb_owner_enter(uid_t uid, struct esb_owner_saved *saved) {
   saved->euid = geteuid();
-  saved->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  saved->dumpable = process_dumpable();
   saved->pdeath_signal = 0;
   if (saved->dumpable < 0 || prctl(PR_GET_PDEATHSIG, &saved->pdeath_signal, 0, 0, 0) < 0 ||
       caps_get(saved->caps) < 0)
