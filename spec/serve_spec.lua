@@ -287,9 +287,12 @@ describe("echo-sandbox serve", function()
     end
   end
 
+  -- The run lasts long enough (3 s of the 10 s grace) for the first look at
+  -- /metrics to find it in flight even under the sanitizers: with 0.5 s it
+  -- could end before that look, and the spec then polled a thousand times.
   it("lets a run in flight finish on SIGTERM, then exits", function()
     local d = daemon.start("--grace 10")
-    local status, r = stop_during(d, { shell = "sleep 0.5; echo finished" }, in_flight(d))
+    local status, r = stop_during(d, { shell = "sleep 3; echo finished" }, in_flight(d))
     assert.are.equal(200, status)
     assert.are.equal("finished\n", r.stdout)
   end)
