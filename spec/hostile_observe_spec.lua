@@ -63,7 +63,8 @@ def seen():
 
 -- Both ways a root is built: from the fork server's template (echo-sandbox-init)
 -- and step by step (the engine's own clone).
-for _, start in ipairs { { "from a template", "" }, { "step by step", "ECHO_SANDBOX_INIT=none" } } do
+for _, start in ipairs { { "from a template", "ECHO_SANDBOX_INIT=" .. env.quote(env.init) },
+                         { "step by step", "ECHO_SANDBOX_INIT=none" } } do
   describe("the local sandbox against a program that watches others, its root built " .. start[1], function()
     env.check_leaks()
 

@@ -437,7 +437,7 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
       assert.are.equal(0, code, err)
       return cjson.decode(out).stdout
     end
-    local with_init, with_clone = facts_with(nil), facts_with("none")
+    local with_init, with_clone = facts_with(env.init), facts_with("none")
     assert.truthy(with_init:find("comm echo-sandbox-in\n", 1, true), with_init)
     assert.falsy(with_clone:find("comm echo-sandbox-in\n", 1, true), with_clone)
     assert.truthy(with_init:find("\npid 2\n", 1, true), with_init) -- pid 1 is the init, the shell the next

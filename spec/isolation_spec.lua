@@ -189,8 +189,11 @@ describe("the local sandbox", function()
       return cjson.decode(out)
     end
 
-    for _, prefix in ipairs { "", "env ECHO_SANDBOX_FORK_SERVER=0" } do
-      local how = prefix == "" and "forked by the fork server" or "exec'd"
+    local init = "env ECHO_SANDBOX_INIT=" .. env.quote(env.init)
+    local hows = { [""] = "cloned by the engine", [init] = "forked by the fork server",
+                   [init .. " ECHO_SANDBOX_FORK_SERVER=0"] = "exec'd" }
+    for _, prefix in ipairs { "", init, init .. " ECHO_SANDBOX_FORK_SERVER=0" } do
+      local how = hows[prefix]
       it("says so when the policy requires them, the init " .. how, function()
         local r = run_refused(prefix)
         assert.are.equal("sandbox_setup", r.error and r.error.code, cjson.encode(r))

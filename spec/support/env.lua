@@ -6,6 +6,9 @@ local M = {}
 M.build = os.getenv("ESB_BUILD_DIR") or "build"
 M.cli = M.build .. "/echo-sandbox"
 M.helper = M.build .. "/esb-spec-helper"
+-- The build's init program: named in ECHO_SANDBOX_INIT, `run` starts its one
+-- sandbox in it too (else the engine clones it itself: src/cli/run.c).
+M.init = M.build .. "/echo-sandbox-init"
 -- Put before the CLI in every spec that runs it: the CI's ASan and valgrind
 -- steps wrap the CLI this way.
 M.cli_prefix = os.getenv("ESB_CLI_PREFIX") or ""

@@ -289,7 +289,7 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
     report(t, strcmp(r.isolation, "namespaces") ? "warn" : "ok", "local", "%s", detail);
     const char *init = esb_init_program();
     if (init)
-      report(t, "ok", "sandbox init", "%s starts each sandbox", init);
+      report(t, "ok", "sandbox init", "%s starts each sandbox of batch and serve", init);
     else
       report(t, "warn", "sandbox init", "%s", "echo-sandbox-init is not installed (or ECHO_SANDBOX_INIT=none): "
              "each sandbox is cloned from the engine itself, which costs a busy batch or daemon more");
