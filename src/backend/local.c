@@ -297,15 +297,12 @@ static bool wants_cgroups(const struct esb_plan *plan) {
   return plan->local.cgroups && plan->local.memory_bytes;
 }
 
-/* The exec's before_start, on whichever thread starts the child: the file
- * work of readying the cgroup an idle one taken from the pool or a new one. */
-static void ready_cgroups(struct esb_exec *exec, void *userdata) {
-  (void)exec;
+/* On whichever thread starts the child: the file work of readying the
+ * cgroup an idle one taken from the pool or a new one. */
+static void make_cgroups(void *userdata) {
   struct esb_local_run *run = userdata;
   const struct esb_plan *plan = run->plan;
   const struct esb_rlimits *l = &plan->local.limits;
-  if (!wants_cgroups(plan))
-    return;
   if (!run->cgroup_ready) {
     struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes, .max_pids = l->processes,
                                         .cpu_millicores = plan->local.cpu_millicores,
@@ -323,6 +320,27 @@ static void ready_cgroups(struct esb_exec *exec, void *userdata) {
    * a second later, only backs it up, rather than race it per process. */
   if (l->cpu_secs && esb_cgroup_counts_cpu(&run->cgroup))
     run->sandbox.limits.cpu_secs = l->cpu_secs + 1;
+}
+
+/* Before the start: a sandbox with a user namespace takes its cgroups late
+ * (esb_sandbox.make_cgroups), once it builds itself, so that making them
+ * costs a run nothing where a second core is free; one without (isolation
+ * "rlimits") is started in them. */
+static void ready_cgroups(struct esb_exec *exec, void *userdata) {
+  (void)exec;
+  struct esb_local_run *run = userdata;
+  bool late = wants_cgroups(run->plan) && (run->sandbox.namespaces & ESB_NS_USER);
+  run->sandbox.make_cgroups = late ? make_cgroups : NULL;
+  run->sandbox.make_cgroups_arg = late ? run : NULL;
+  if (late) {
+    /* The engine's own place first (once a process): on cgroup v2 an
+     * engine alone in its cgroup moves into a leaf of it, and a child
+     * cloned before that would hold the cgroup where the runs' go. */
+    struct esb_cgroup_host host;
+    esb_cgroup_setup(&host);
+  } else if (wants_cgroups(run->plan)) {
+    make_cgroups(run);
+  }
 }
 
 /* network: true: pasta on the sandbox's network namespace, before it goes on. */

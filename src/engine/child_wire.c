@@ -25,7 +25,7 @@ void esb_child_wire_place(const int from[ESB_WIRE_FD__END], bool close_rest) {
   syscall(SYS_close_range, (unsigned)ESB_WIRE_FD__END, ~0u, close_rest ? 0u : CLOSE_RANGE_CLOEXEC);
 }
 
-#define WIRE_MAGIC 0x45534233u /* "ESB3": bump with any change below */
+#define WIRE_MAGIC 0x45534234u /* "ESB4": bump with any change below */
 
 struct out {
   char *buf;
@@ -124,6 +124,7 @@ int esb_child_wire_write(const struct esb_child_plan *p) {
   put_strv(&o, (char *const *)p->exec_paths);
   put_str(&o, p->dir);
   put_u64(&o, p->started_in_cgroup);
+  put_u64(&o, p->cgroups_late);
   put_u64(&o, p->sync_fd >= 0);
   put_u64(&o, sb != NULL);
   if (sb) {
@@ -338,6 +339,7 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
   p->exec_paths = (const char *const *)take_strv(&in, w->vectors, nslots, &next);
   p->dir = take_str(&in);
   p->started_in_cgroup = take_u64(&in);
+  p->cgroups_late = take_u64(&in);
   for (int i = 0; i < 3; i++)
     p->stdio[i] = i;
   p->report_fd = ESB_WIRE_FD_REPORT;

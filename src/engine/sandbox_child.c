@@ -2,6 +2,8 @@
 
 #include "engine/clone.h"
 #include "engine/collect.h"
+#include "engine/cgroup.h"
+#include "engine/fd_passing.h"
 #include "engine/netrules.h"
 
 #include <errno.h>
@@ -108,9 +110,18 @@ static void set_rlimit(const struct esb_child_plan *p, int resource, uint64_t so
   if (setrlimit(resource, &rl) < 0) fail(p, STEP_RLIMIT);
 }
 
+/* The limits that stand with cgroups the engine made late (join_cgroups):
+ * ours alone, as a clone's memory is (the program's vfork shares it). */
+static struct {
+  bool told;
+  uint64_t address_space, cpu_secs;
+} late_limits;
+
 static void apply_rlimits(const struct esb_child_plan *p, const struct esb_rlimits *l) {
-  if (l->address_space) set_rlimit(p, RLIMIT_AS, l->address_space, l->address_space);
-  if (l->cpu_secs) set_rlimit(p, RLIMIT_CPU, l->cpu_secs, l->cpu_secs + 1);
+  uint64_t address_space = late_limits.told ? late_limits.address_space : l->address_space;
+  uint64_t cpu_secs = late_limits.told ? late_limits.cpu_secs : l->cpu_secs;
+  if (address_space) set_rlimit(p, RLIMIT_AS, address_space, address_space);
+  if (cpu_secs) set_rlimit(p, RLIMIT_CPU, cpu_secs, cpu_secs + 1);
   if (l->file_size) set_rlimit(p, RLIMIT_FSIZE, l->file_size, l->file_size);
   if (l->open_files) set_rlimit(p, RLIMIT_NOFILE, l->open_files, l->open_files);
   if (l->processes) set_rlimit(p, RLIMIT_NPROC, l->processes, l->processes);
@@ -338,6 +349,29 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
   }
 }
 
+/* The cgroups the engine made while we built the sandbox
+ * (esb_sandbox.make_cgroups): their cgroup.procs files and the limits
+ * that stand with them, on the sync socket; then joined as below. */
+static void join_late_cgroups(const struct esb_child_plan *p) {
+  struct esb_late_cgroups said;
+  int fds[ESB_CGROUP__COUNT], n = 0;
+  ssize_t got = esb_fd_recv(p->sync_fd, &said, sizeof said, fds, ESB_CGROUP__COUNT, &n);
+  if (got != (ssize_t)sizeof said || said.magic != ESB_LATE_CGROUPS_MAGIC ||
+      n != __builtin_popcount(said.present)) {
+    errno = got < 0 ? errno : EPROTO;
+    fail(p, STEP_SYNC);
+  }
+  close(p->sync_fd);
+  late_limits.told = true;
+  late_limits.address_space = said.address_space;
+  late_limits.cpu_secs = said.cpu_secs;
+  for (int i = 0; i < n; i++) {
+    if (write(fds[i], "0", 1) != 1)
+      fail(p, STEP_CGROUP);
+    close(fds[i]);
+  }
+}
+
 /* Joins the run's cgroups, when the clone did not start us in one: we write
  * "0", ourselves, so that the kernel moves this one thread (all there is
  * of us) without the global lock of a whole-process move, whose RCU grace
@@ -348,6 +382,10 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
  * the cgroup's work (per-cgroup lists for each new file system). */
 static void join_cgroups(const struct esb_child_plan *p) {
   const struct esb_sandbox *sb = p->sandbox;
+  if (p->cgroups_late) {
+    join_late_cgroups(p);
+    return;
+  }
   for (size_t i = 0; sb && !p->started_in_cgroup && i < sb->n_cgroup_procs; i++)
     if (sb->cgroup_procs[i] >= 0 && write(sb->cgroup_procs[i], "0", 1) != 1)
       fail(p, STEP_CGROUP);
@@ -369,7 +407,8 @@ static void await_release(const struct esb_child_plan *p) {
   ssize_t n;
   do n = read(p->sync_fd, &go, 1); while (n < 0 && errno == EINTR);
   if (n != 1) { errno = n == 0 ? EPIPE : errno; fail(p, STEP_SYNC); }
-  close(p->sync_fd);
+  if (!p->cgroups_late) /* else it brings them (join_late_cgroups) */
+    close(p->sync_fd);
 }
 
 /* The sync socket's half of the id-map handshake: say the namespaces exist,

@@ -5,6 +5,7 @@
 #define ESB_ENGINE_SANDBOX_CHILD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "engine/rootfs.h"
 #include "engine/spawn.h"
@@ -21,8 +22,22 @@ struct esb_child_plan {
   int collect_fd;                 /* where pid 1 writes the collected files; -1: none */
   const struct esb_rootfs *rootfs; /* the root's steps, with ESB_NS_MOUNT */
   bool started_in_cgroup;         /* the clone put us in sandbox->cgroup_dir: nothing to join */
+  bool cgroups_late;              /* the cgroups come over sync_fd once the engine made them
+                                     (esb_sandbox.make_cgroups, struct esb_late_cgroups) */
   const char *rootfs_template;    /* a template of rootfs below our working dir (engine/rootfs.h),
                                      which the fork server that forked us built; NULL: none */
+};
+
+/* The engine's word on sync_fd, after the release byte, to a child with
+ * cgroups_late: the cgroup.procs files of the cgroups it made follow as
+ * SCM_RIGHTS, one for each bit of `present` (ESB_CGROUP__COUNT at most),
+ * with the limits that stand with them (none made: the rlimits of the
+ * plan, unchanged). */
+#define ESB_LATE_CGROUPS_MAGIC 0x4c434731u /* "LCG1" */
+struct esb_late_cgroups {
+  uint32_t magic;
+  uint32_t present;
+  uint64_t address_space, cpu_secs;
 };
 
 _Noreturn void esb_child_main(const struct esb_child_plan *plan);

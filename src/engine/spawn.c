@@ -19,6 +19,7 @@
 #include "engine/clone.h"
 #include "engine/init_program.h"
 #include "engine/exec_path.h"
+#include "engine/fd_passing.h"
 #include "engine/fileio.h"
 #include "engine/sandbox_child.h"
 #include "engine/strv.h"
@@ -207,6 +208,7 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
     pr->sync_r = fds[1];
     pr->sync_w = fds[0];
     plan->sync_fd = fds[1];
+    plan->cgroups_late = sb->make_cgroups != NULL;
   }
   if (sb && (sb->namespaces & ESB_NS_MOUNT)) {
     if (esb_rootfs_plan(sb, &pr->rootfs, why, whylen) < 0)
@@ -268,6 +270,28 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
   close(plan);
   errno = saved;
   return pid;
+}
+
+/* The run's cgroups, made now that the child builds its sandbox, and sent
+ * to it (struct esb_late_cgroups). A child already gone is not our error:
+ * its report says what ended it. */
+static int send_late_cgroups(const struct esb_sandbox *sb, int sock, char *why, size_t whylen) {
+  sb->make_cgroups(sb->make_cgroups_arg);
+  struct esb_late_cgroups said = { .magic = ESB_LATE_CGROUPS_MAGIC,
+                                   .address_space = sb->limits.address_space,
+                                   .cpu_secs = sb->limits.cpu_secs };
+  int fds[ESB_CGROUP__COUNT], n = 0;
+  for (size_t i = 0; i < sb->n_cgroup_procs && i < ESB_CGROUP__COUNT; i++) {
+    if (sb->cgroup_procs[i] >= 0) {
+      said.present |= 1u << i;
+      fds[n++] = sb->cgroup_procs[i];
+    }
+  }
+  if (esb_fd_send(sock, &said, sizeof said, fds, n) < 0 && errno != EPIPE && errno != ECONNRESET) {
+    snprintf(why, whylen, "sending the child its cgroups: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
 }
 
 /* echo-sandbox-init says "u" once its namespaces exist. If it ended
@@ -367,6 +391,8 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
       snprintf(why, whylen, "releasing the child: %s", strerror(errno));
       goto kill;
     }
+    if (pr.plan.cgroups_late && send_late_cgroups(c->sandbox, pr.sync_w, why, whylen) < 0)
+      goto kill;
   }
   prepared_release(&pr);
   return 0;
