@@ -286,10 +286,10 @@ describe("network: true", function()
   -- broadcasts were sent, pasta did not pass them on).
   it("cannot reach the link's multicast, broadcast or private UDP services, whatever interface it chooses", function()
     local pids, logs = {}, {}
+    env.write_file(dir .. "/udp.py", udp_listener)
     for _, l in ipairs { { "host", host, "eh" .. id }, { "peer", peer, "ep" .. id } } do
       local file = dir .. "/udp-" .. l[1]
       logs[l[1]] = file
-      env.write_file(dir .. "/udp.py", udp_listener)
       pids[#pids + 1] = sh(("ip netns exec %s python3 %s/udp.py %s %s >/dev/null 2>&1 & echo $!"):format(
         l[2], dir, file, l[3])):match("%d+")
       assert(wait_for(file .. ".ready"), "the UDP listener of " .. l[1] .. " did not start")
