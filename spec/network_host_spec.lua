@@ -36,6 +36,82 @@ while True:
     c.sendall(b"hello\n"); c.close()
 ]]
 
+-- A UDP listener on the interface argv[2]: port 5353 of 0.0.0.0 and [::],
+-- in the mDNS groups 224.0.0.251 and ff02::fb and SSDP's 239.255.255.250,
+-- and port 53 of 0.0.0.0. It notes every datagram it gets; on "done"
+-- (the run's last, on port 53) it takes what else is queued and writes its
+-- notes into argv[1], one payload a line, then ends.
+local udp_listener = [[
+import os, select, socket, struct, sys
+idx = socket.if_nametoindex(sys.argv[2])
+def udp(family, port):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(("::" if family == socket.AF_INET6 else "", port)); return s
+m4, m6, u = udp(socket.AF_INET, 5353), udp(socket.AF_INET6, 5353), udp(socket.AF_INET, 53)
+for group in ("224.0.0.251", "239.255.255.250"):
+    m4.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                  struct.pack("4s4si", socket.inet_aton(group), bytes(4), idx))
+m6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+              socket.inet_pton(socket.AF_INET6, "ff02::fb") + struct.pack("@I", idx))
+open(sys.argv[1] + ".ready", "w").close()
+got, done = [], False
+while not done:
+    for s in select.select([m4, m6, u], [], [])[0]:
+        got.append(s.recv(2000).decode(errors="replace")); done |= got[-1] == "done"
+for s in (m4, m6, u):
+    s.setblocking(False)
+    try:
+        while True: got.append(s.recv(2000).decode(errors="replace"))
+    except BlockingIOError: pass
+open(sys.argv[1] + ".tmp", "w").write("".join(g + "\n" for g in got))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+]]
+
+-- The run's side: datagrams to the mDNS, SSDP and broadcast addresses and
+-- to private ones, each with the interface chosen as a program can choose
+-- it, one line each ("NAME sent" or "NAME <the error>"); then "done" to
+-- the host's resolver (allowed, port 53) and to the peer, for the
+-- listeners.
+local udp_sender = [[
+import socket, struct
+AF4, AF6, IP, IP6 = socket.AF_INET, socket.AF_INET6, socket.IPPROTO_IP, socket.IPPROTO_IPV6
+IP_PKTINFO, IP_UNICAST_IF, IPV6_UNICAST_IF = 8, 50, 76
+eth = [i for i, name in socket.if_nameindex() if name != "lo"][0]
+def pktinfo4(): return [(IP, IP_PKTINFO, struct.pack("i4s4s", eth, bytes(4), bytes(4)))]
+def pktinfo6(): return [(IP6, socket.IPV6_PKTINFO, bytes(16) + struct.pack("@I", eth))]
+def send(name, family, dest, option=None, value=None, cmsg=None, source=None):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        if option: s.setsockopt(*option, value)
+        if source: s.bind((source, 0))
+        if cmsg: s.sendmsg([name.encode()], cmsg, 0, dest)
+        else: s.sendto(name.encode(), dest)
+        print(name, "sent")
+    except OSError as e: print(name, e.strerror)
+    s.close()
+mreqn = struct.pack("4s4si", bytes(4), bytes(4), eth)
+send("mdns4-multicast-if", AF4, ("224.0.0.251", 5353), (IP, socket.IP_MULTICAST_IF), mreqn)
+send("mdns4-pktinfo", AF4, ("224.0.0.251", 5353), cmsg=pktinfo4())
+send("ssdp-multicast-if", AF4, ("239.255.255.250", 5353), (IP, socket.IP_MULTICAST_IF), mreqn)
+send("ssdp-bound-source", AF4, ("239.255.255.250", 5353), source="203.0.113.1")
+send("broadcast-unicast-if", AF4, ("255.255.255.255", 53), (IP, IP_UNICAST_IF), struct.pack("!I", eth))
+send("broadcast-pktinfo", AF4, ("255.255.255.255", 53), cmsg=pktinfo4())
+send("subnet-broadcast", AF4, ("203.0.113.255", 53))
+send("mdns6", AF6, ("ff02::fb", 5353, 0, eth))
+send("mdns6-multicast-if", AF6, ("ff02::fb", 5353), (IP6, socket.IPV6_MULTICAST_IF), struct.pack("@i", eth))
+send("mdns6-pktinfo", AF6, ("ff02::fb", 5353), cmsg=pktinfo6())
+send("host-unicast-if", AF4, ("10.99.0.1", 53), (IP, IP_UNICAST_IF), struct.pack("!I", eth))
+send("host-pktinfo", AF4, ("10.99.0.1", 53), cmsg=pktinfo4())
+send("neighbour-unicast-if", AF4, ("10.98.0.2", 53), (IP, IP_UNICAST_IF), struct.pack("!I", eth))
+send("neighbour-pktinfo", AF4, ("10.98.0.2", 53), cmsg=pktinfo4())
+send("metadata6-unicast-if", AF6, ("fd00:ec2::254", 53), (IP6, IPV6_UNICAST_IF), struct.pack("@i", eth))
+send("metadata6-pktinfo", AF6, ("fd00:ec2::254", 53), cmsg=pktinfo6())
+for dest in ("10.99.0.53", "203.0.113.2"): socket.socket(AF4, socket.SOCK_DGRAM).sendto(b"done", (dest, 53))
+]]
+
 local function sh(cmd)
   local ok, out = env.sh(cmd)
   assert(ok, cmd .. ": " .. out)
@@ -129,7 +205,7 @@ describe("network: true", function()
       "d=$(mktemp -d) && mknod -m 666 $d/tun c 10 200 && mount --bind $d/tun /dev/net/tun && rm -r $d && ")
   end
 
-  local function run(script_text, policy_body, tun)
+  local function run(script_text, policy_body, tun, program)
     local args = { "run", "--json" }
     local policy
     if policy_body then
@@ -137,7 +213,7 @@ describe("network: true", function()
       args[#args + 1] = "--policy"
       args[#args + 1] = policy
     end
-    local out, err = env.cli_run(args, cjson.encode { program = "bash", args = { "-c", script_text },
+    local out, err = env.cli_run(args, cjson.encode { program = program or "bash", args = { "-c", script_text },
                                                       limits = { network = true } }, in_host(tun))
     if policy then os.remove(policy) end
     local ok, result = pcall(cjson.decode, out)
@@ -199,6 +275,41 @@ describe("network: true", function()
   it("still reaches the host's resolver, on port 53 only", function()
     local r = run(probe { { "10.99.0.53", ports.dns } })
     assert.are.equal("10.99.0.53 hello", said(r, "10.99.0.53"), r.stdout .. r.stderr)
+  end)
+
+  -- Defence: the same rules on the namespace's output hook, for every
+  -- packet whatever its route (engine/netrules.c, apply_filter). Checked:
+  -- without it, the host's listener got mdns4-multicast-if, mdns4-pktinfo,
+  -- ssdp-multicast-if, ssdp-bound-source, mdns6, mdns6-multicast-if,
+  -- mdns6-pktinfo, host-unicast-if and host-pktinfo, the peer's the
+  -- multicast ones and neighbour-unicast-if and neighbour-pktinfo (the
+  -- broadcasts were sent, pasta did not pass them on).
+  it("cannot reach the link's multicast, broadcast or private UDP services, whatever interface it chooses", function()
+    local pids, logs = {}, {}
+    env.write_file(dir .. "/udp.py", udp_listener)
+    for _, l in ipairs { { "host", host, "eh" .. id }, { "peer", peer, "ep" .. id } } do
+      local file = dir .. "/udp-" .. l[1]
+      logs[l[1]] = file
+      pids[#pids + 1] = sh(("ip netns exec %s python3 %s/udp.py %s %s >/dev/null 2>&1 & echo $!"):format(
+        l[2], dir, file, l[3])):match("%d+")
+      assert(wait_for(file .. ".ready"), "the UDP listener of " .. l[1] .. " did not start")
+    end
+    local r = run(udp_sender, nil, nil, "python3")
+    local got = {}
+    for name, file in pairs(logs) do
+      if wait_for(file) then
+        local f = io.open(file)
+        got[name] = f:read("a")
+        f:close()
+      end
+    end
+    for _, pid in ipairs(pids) do
+      os.execute("kill " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
+    end
+    assert.are.equal("done\n", got.host, r.stdout .. r.stderr)
+    assert.are.equal("done\n", got.peer, r.stdout)
+    assert.are.equal(16, select(2, r.stdout:gsub("\n", "")), r.stdout)
+    assert.is_nil(r.stdout:find(" sent\n"), r.stdout)
   end)
 
   -- Checked: without the rules, the count of prohibit rules was 0.

@@ -1,9 +1,12 @@
 /* echo-sandbox doctor: is this machine ready to run sandboxes? */
+#include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -201,9 +204,41 @@ static bool has_cap_sys_admin(void) {
   return has;
 }
 
-/* network: true: what pasta runs as (backend/netstack.h). */
+/* Whether this kernel takes a run's packet filter (engine/netrules.h: an
+ * nf_tables chain with its fib expression), tried in a network namespace
+ * of a child's own. 0, or the errno the kernel answered. */
+static int filter_refused(void) {
+  int fds[2], err = 0;
+  if (pipe(fds) < 0)
+    return errno;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    if (unshare(CLONE_NEWNET) < 0 && unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0)
+      err = 0; /* no namespace here to try: the runs say why they fail */
+    else if (esb_netrules_apply(NULL, 0) < 0)
+      err = errno;
+    _exit(write(fds[1], &err, sizeof err) == sizeof err ? 0 : 1);
+  }
+  close(fds[1]);
+  if (pid < 0 || read(fds[0], &err, sizeof err) != sizeof err)
+    err = pid < 0 ? errno : 0;
+  close(fds[0]);
+  if (pid > 0)
+    waitpid(pid, NULL, 0);
+  return err;
+}
+
+/* network: true: what pasta runs as (backend/netstack.h), and whether the
+ * kernel takes the run's packet filter. */
 static void check_network(const struct esb_plan *plan, struct tally *t) {
   char detail[256];
+  int refused = filter_refused();
+  if (refused) {
+    report(t, "warn", "network", "network: true runs fail: the kernel refuses the packet filter (nf_tables with "
+           "its fib expression, CONFIG_NF_TABLES_INET and CONFIG_NFT_FIB_INET): %s", strerror(refused));
+    return;
+  }
   const struct esb_local_settings *ls = &plan->local;
   /* A run's host ids: the first of the policy's range stands for them all. */
   bool own = geteuid() == 0 && ls->uid_count && esb_uid_slot_usable(ls->uid_first, ls->uid_count);

@@ -235,6 +235,7 @@ static void print_network(const struct esb_local_settings *ls) {
     printf(" %s", range);
   }
   printf("%s\n", ls->n_network_allow ? "" : " none (local_sandbox.network_allow)");
+  printf("            the same on every packet, whatever its route (nf_tables, output hook); broadcast never\n");
 }
 
 /* Words a shell would read back as the same argv. */

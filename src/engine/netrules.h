@@ -21,6 +21,12 @@
  * addresses and its loopback stay its own, and neighbour discovery (ARP,
  * NDP: no route lookup) still finds the gateway.
  *
+ * The same rules, in the same order, are put on the namespace's output
+ * hook too (an nf_tables chain): the kernel routes some datagrams without
+ * a rule lookup, or past a refusal, where the program chose the interface
+ * (multicast, broadcast, IP_UNICAST_IF, IP_PKTINFO; netrules.c says
+ * which), and pasta would send each on from the host.
+ *
  * The sandbox's pid 1 installs them (esb_netrules_apply), holding
  * CAP_NET_ADMIN over its namespace, before the program runs; the program
  * has no CAP_NET_ADMIN and cannot remove them. */
@@ -67,7 +73,8 @@ int esb_netrules_build(const char *resolv_conf, const struct esb_net_range *allo
                        struct esb_net_rule **rules, size_t *count);
 
 /* Adds the rules to the calling process's network namespace, over
- * rtnetlink. System calls only (it runs in the sandbox's child). 0, or -1
+ * rtnetlink, and the same as an nf_tables chain on its output hook, over
+ * nfnetlink. System calls only (it runs in the sandbox's child). 0, or -1
  * with errno (the kernel's answer). */
 int esb_netrules_apply(const struct esb_net_rule *rules, size_t count);
 
