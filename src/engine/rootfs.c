@@ -10,6 +10,7 @@
 #include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -455,6 +456,19 @@ static int overlay(const char *lower, const char *empty, const char *target) {
   return rc;
 }
 
+/* Whether the mount at path has the attributes already: a bind of one of
+ * our overlays (fsmount'ed read-only, nosuid, nodev, with nothing mounted
+ * below it) takes its flags from it, and setting them again costs a
+ * system call per bind. Not for a host path: its flags are the host's. */
+static bool has_attrs(const char *path, uint64_t attrs) {
+  struct statvfs v;
+  if (statvfs(path, &v) < 0)
+    return false;
+  return (!(attrs & MOUNT_ATTR_RDONLY) || (v.f_flag & ST_RDONLY)) &&
+         (!(attrs & MOUNT_ATTR_NOSUID) || (v.f_flag & ST_NOSUID)) &&
+         (!(attrs & MOUNT_ATTR_NODEV) || (v.f_flag & ST_NODEV));
+}
+
 /* One step, its dest below prefix ("" in the new root itself); a source
  * under OLDROOT is found under host_root, where the host's root is ("" for
  * a template's builder, which sees it as its own). */
@@ -484,6 +498,8 @@ static int apply(const struct esb_rootfs_step *s, const char *prefix, const char
       attr.attr_set |= MOUNT_ATTR_RDONLY;
     if (!strncmp(s->dest, "/dev/", 5))
       attr.attr_set &= ~(uint64_t)MOUNT_ATTR_NODEV; /* the device nodes themselves */
+    if (has_attrs(dest, attr.attr_set))
+      return 0;
     return (int)syscall(SYS_mount_setattr, AT_FDCWD, dest, AT_RECURSIVE, &attr, sizeof attr);
   }
   case ESB_ROOTFS_TMPFS:
