@@ -216,3 +216,43 @@ print(json.dumps({'ready': ready, 'done': done, 'a': json.loads(results['a']['st
     end)
   end)
 end
+
+-- Where the kernel refuses a run's overlay, the run binds the host's
+-- directory and shares its inodes with every other run: doctor says so,
+-- as nothing else would. Overlays stack two deep at most, so a read-only
+-- mount below an overlay of an overlay is one the kernel refuses. Checked:
+-- without doctor's overlay probe (check_overlays), no "overlays" line.
+describe("echo-sandbox doctor on a host whose kernel refuses a run's overlay", function()
+  env.check_leaks()
+
+  it("warns that the runs share that directory's inodes, and a run still binds it", function()
+    if env.isolation == "rlimits" then
+      pending("the policy's isolation is rlimits here: no root of the sandbox's own, no overlays")
+      return
+    end
+    local mktemp = assert(io.popen("mktemp -d"))
+    local d = mktemp:read("l")
+    mktemp:close()
+    assert(os.execute("chmod 755 " .. d .. " && mkdir -p " .. d .. "/a/sub " .. d .. "/e1 " .. d .. "/e2 " ..
+                      d .. "/x " .. d .. "/y && echo hello > " .. d .. "/a/sub/f"))
+    local policy = env.policy_file(("policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = " ..
+                                    "{ host = %q, path = '/data' }"):format(d .. "/y/sub"))
+    local cli = env.cli_prefix .. " " .. env.quote(env.cli)
+    local script = ("mount -t overlay o -o lowerdir=%s/a:%s/e1 %s/x && mount -t overlay o -o lowerdir=%s/x:%s/e2 %s/y" ..
+                    " && %s doctor --local-only --policy %s; echo ===; %s run --policy %s -- cat /data/f")
+                   :format(d, d, d, d, d, d, cli, env.quote(policy), cli, env.quote(policy))
+    local ok, out = env.sh("unshare -m --propagation private sh -c " .. env.quote(script))
+    os.remove(policy)
+    os.execute("rm -rf " .. d)
+    local doctor, ran = out:match("^(.*)===\n(.*)$")
+    assert.truthy(doctor, out)
+    if doctor:find("ok    overlays", 1, true) then
+      pending("this kernel stacks overlays three deep: no refusal to show")
+      return
+    end
+    assert.truthy(doctor:find("warn  overlays       the kernel refuses a read-only overlay of " .. d .. "/y (", 1, true),
+                  doctor)
+    assert.are.equal("hello\n", ran, out)
+    assert.is_true(ok, out)
+  end)
+end)

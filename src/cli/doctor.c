@@ -19,6 +19,7 @@
 #include "engine/cgroup.h"
 #include "engine/fileio.h"
 #include "engine/result.h"
+#include "engine/rootfs.h"
 #include "engine/uid_slot.h"
 #include "policy/policy.h"
 #include "backend/k8s.h"
@@ -293,6 +294,32 @@ static void check_host_uids(const struct esb_plan *plan, struct tally *t) {
   }
 }
 
+/* Whether each run reads the policy's read-only mounts through overlays of
+ * its own (engine/rootfs.h): where the kernel refuses one, runs bind the
+ * host's directory and share its inodes, and nothing else would say so. */
+static void check_overlays(const struct esb_plan *plan, struct tally *t) {
+  struct esb_sandbox sb;
+  esb_local_sandbox_for(plan, false, &sb);
+  if (!(sb.namespaces & ESB_NS_MOUNT) || geteuid() != 0)
+    return; /* no root of its own; or not ours to probe (it needs CAP_SYS_ADMIN) */
+  struct esb_rootfs fs = { 0 };
+  char why[ESB_MESSAGE_MAX], refused[4096], detail[ESB_MESSAGE_MAX + 4096];
+  if (esb_rootfs_plan(&sb, &fs, why, sizeof why) < 0) {
+    report(t, "warn", "overlays", "%s", why);
+    return;
+  }
+  int made = esb_rootfs_probe_overlays(&fs, refused, sizeof refused);
+  if (made < 0)
+    snprintf(detail, sizeof detail, "the kernel refuses a read-only overlay of %s (%s): runs bind the host's "
+             "directory instead, and see each other's and the host's file activity there (inotify events, "
+             "locks)", refused, strerror(errno));
+  else
+    snprintf(detail, sizeof detail, "each run reads the policy's read-only mounts through %d overlays of its "
+             "own: its inotify watches and locks there meet no other run's nor the host's", made);
+  report(t, made < 0 ? "warn" : "ok", "overlays", "%s", detail);
+  esb_rootfs_release(&fs);
+}
+
 /* The policy's plan for /bin/true on backend (AUTO: the one the policy picks). */
 static enum esb_error plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
                                 char *err, size_t errlen) {
@@ -317,6 +344,7 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   check_limits(&plan, t);
   check_network(&plan, t);
   check_host_uids(&plan, t);
+  check_overlays(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
     snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",

@@ -469,6 +469,38 @@ static bool has_attrs(const char *path, uint64_t attrs) {
          (!(attrs & MOUNT_ATTR_NODEV) || (v.f_flag & ST_NODEV));
 }
 
+int esb_rootfs_probe_overlays(const struct esb_rootfs *fs, char *refused, size_t n) {
+  char empty[] = "/tmp/echo-sandbox-overlay-probe.XXXXXX";
+  if (!mkdtemp(empty))
+    return -1;
+  int made = 0;
+  size_t skip = strlen(ESB_ROOTFS_OLDROOT);
+  for (size_t i = 0; i < fs->count && made >= 0; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (s->kind != ESB_ROOTFS_OVERLAY)
+      continue;
+    const char *host = strncmp(s->source, ESB_ROOTFS_OLDROOT, skip) ? s->source : s->source + skip;
+    int ctx = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+    bool ok = ctx >= 0 && syscall(SYS_fsconfig, ctx, FSCONFIG_SET_STRING, "lowerdir+", host, 0) == 0 &&
+              syscall(SYS_fsconfig, ctx, FSCONFIG_SET_STRING, "lowerdir+", empty, 0) == 0 &&
+              syscall(SYS_fsconfig, ctx, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0;
+    int saved = errno;
+    if (ctx >= 0)
+      close(ctx);
+    if (ok) {
+      made++;
+    } else {
+      snprintf(refused, n, "%s", host);
+      errno = saved;
+      made = -1;
+    }
+  }
+  int saved = errno;
+  rmdir(empty);
+  errno = saved;
+  return made;
+}
+
 /* One step, its dest below prefix ("" in the new root itself); a source
  * under OLDROOT is found under host_root, where the host's root is ("" for
  * a template's builder, which sees it as its own). */

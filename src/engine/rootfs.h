@@ -140,6 +140,15 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
 
 void esb_rootfs_release(struct esb_rootfs *fs);
 
+/* Whether the kernel makes each read-only overlay of fs's steps as a run
+ * makes it (a kernel before 6.7 refuses their "lowerdir+", and overlays
+ * stack two deep at most): where it refuses one, the run binds the host's
+ * directory instead, whose inodes every run and the host share (inotify
+ * events, locks). Made and dropped, never mounted; needs CAP_SYS_ADMIN.
+ * Returns the number of overlays made, or -1 with errno and the refused
+ * host directory in refused. */
+int esb_rootfs_probe_overlays(const struct esb_rootfs *fs, char *refused, size_t n);
+
 /* The child's side: pivots into a new tmpfs root, applies the steps, detaches
  * the host's root and makes the new root read-only. Async-signal-safe.
  * Returns 0, or -1 with errno set and *failed the index of the step that
