@@ -98,6 +98,21 @@ describe("cgroups", function()
     assert.truthy(err:find("echo%-sandbox: killed after %d+ ms: out of memory"), err)
   end)
 
+  -- Defence: a run whose cgroups cannot be made falls back to rlimits, and
+  -- its result says so (local.c, note_cgroup). Checked: without the
+  -- warning, the result of a run on read-only cgroup mounts said nothing.
+  it("that cannot be made leave the run to rlimits, and its result says so", function()
+    if not host() then return end
+    local script = "findmnt -rn -t cgroup,cgroup2 -o TARGET | while read -r m; do mount -o remount,bind,ro \"$m\"; done" ..
+                   " && " .. env.cli_prefix .. " " .. env.quote(env.cli) .. " run --json -- true"
+    local ok, out = env.sh("unshare -m --propagation private sh -c " .. env.quote(script))
+    assert.is_true(ok, out)
+    local r = cjson.decode(out:match("{.*}"))
+    assert.are.equal("exited", r.status, out)
+    assert.truthy(r.warning and r.warning:find("^no cgroup for the run %(making .*: Read%-only file system%): its " ..
+                  "memory limit was the address space's %(RLIMIT_AS%)"), out)
+  end)
+
   it("count what a program uses, not what it reserves", function()
     if not host() then return end
     -- 1 GiB of address space reserved, 8 MiB touched, under a 64 MiB limit

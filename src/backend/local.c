@@ -188,6 +188,11 @@ static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
     esb_result_cpu_time_exceeded(r);
   if (r->status == ESB_STATUS_ERROR)
     return;
+  if (run->cgroup_refused && !r->warning &&
+      asprintf(&r->warning, "no cgroup for the run (%s): its memory limit was the address space's (RLIMIT_AS)%s%s",
+               run->cgroup_refused, run->plan->local.cpu_millicores ? ", with no CPU rate limit" : "",
+               run->plan->local.limits.cpu_secs ? ", and cpu_time_secs a limit per process (RLIMIT_CPU)" : "") < 0)
+    r->warning = NULL;
   if (run->plan->local.limits.cpu_secs && run->seen.cpu_time_ms < 0 && !r->warning)
     r->warning = strdup("cpu_time_secs was a limit per process (RLIMIT_CPU), not of the whole run: no cgroup "
                         "counted the run's CPU time"); /* NULL on OOM: no warning */
@@ -308,8 +313,11 @@ static void make_cgroups(void *userdata) {
                                         .cpu_millicores = plan->local.cpu_millicores,
                                         .count_cpu = counts_cpu(plan) };
     char why[ESB_MESSAGE_MAX];
-    if (esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why) < 0)
+    if (esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why) < 0) {
+      free(run->cgroup_refused);
+      run->cgroup_refused = strdup(why); /* NULL on OOM: the result says less */
       return;
+    }
     run->cgroup_ready = true;
   }
   run->sandbox.cgroup_procs = run->cgroup.procs;
@@ -420,6 +428,8 @@ static void release_host_side(struct esb_local_run *run) {
     close(run->collect_fd);
   run->collect_fd = -1;
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
+  free(run->cgroup_refused);
+  run->cgroup_refused = NULL;
   if (run->tmpdir) {
     remove_workdir(&run->sandbox, run->tmpdir);
     free(run->tmpdir);
@@ -480,6 +490,8 @@ static void finished(struct esb_exec *exec, void *userdata) {
   }
   esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* read_cgroup settled it */
   run->cgroup_ready = false;
+  free(run->cgroup_refused);
+  run->cgroup_refused = NULL;
   release_host_side(run);
   if (run->on_done)
     run->on_done(run, run->userdata);

@@ -30,6 +30,8 @@ struct esb_local_run {
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
   struct esb_uid_slot uid_slot; /* the run's own host uid, held until its end (root only) */
   bool cgroup_ready;           /* limits set for this run */
+  char *cgroup_refused;        /* why the plan's cgroups could not be made: the run's
+                                  limits were rlimits instead (owned; NULL: none refused) */
   struct {                     /* what the cgroup said when the child was reaped */
     bool oom_killed;
     int64_t cpu_time_ms, memory_peak_bytes; /* -1: unknown */
