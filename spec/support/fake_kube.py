@@ -27,6 +27,10 @@ created, no request but the control endpoints is ever answered),
 exists), --busybox PATH (a pod's /bin/sh is that BusyBox, with only its
 applets on PATH: an Alpine-like image). activeDeadlineSeconds is enforced (DeadlineExceeded).
 
+More options (a block of their own below): --fail-create-code CODE (what
+the failing creates of --fail-create answer: 500, 503 or 429 without
+Retry-After).
+
 Control endpoints for the specs: GET /_fake/pods (pods present now),
 GET /_fake/received (every pod body received), GET /_fake/requests (a log,
 with a line "CREATED NS/NAME" when a create is done),
@@ -197,6 +201,17 @@ class Pod:
         if self.workdir:  # the pod's emptyDir goes with it
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+
+# ---- how a create fails (--fail-create N, --fail-create-code CODE) ----
+# The answers a create that the API server may take later gets: the engine
+# tries each again, and must send the program's stdin whole every time.
+FAILED_CREATE = {
+    500: (500, "InternalError", "Internal error occurred: etcdserver: leader changed"),
+    503: (503, "ServiceUnavailable", "the server is currently unable to handle the request"),
+    429: (429, "TooManyRequests", "the server has received too many requests and has asked us to try again later"),
+}
+# ---- end of how a create fails ----
 
 
 def take_failure(option):
@@ -418,8 +433,7 @@ class Handler(BaseHTTPRequestHandler):
         with state_lock:
             received.append(copy.deepcopy(obj))
         if take_failure("fail_create"):
-            return self.send_json(503, status_obj(503, "ServiceUnavailable",
-                                                  "the server is currently unable to handle the request"))
+            return self.send_json(options.fail_create_code, status_obj(*FAILED_CREATE[options.fail_create_code]))
         if ns in options.forbid:
             msg = 'pods is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create ' \
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
@@ -699,6 +713,9 @@ def main():
     ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first output")
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
     ap.add_argument("--fail-create", type=int, default=0, help="the first N pod creates answer 503")
+    # how a create fails: see FAILED_CREATE
+    ap.add_argument("--fail-create-code", type=int, default=503, choices=sorted(FAILED_CREATE),
+                    help="what the failing creates of --fail-create answer (429: without Retry-After)")
     ap.add_argument("--slow-create", type=float, default=0, help="seconds a create takes")
     ap.add_argument("--hang-after-create", action="store_true", help="answer nothing once a pod exists")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')

@@ -191,8 +191,12 @@ static void stop_watch(struct esb_k8s_run *run) {
   esb_k8s_watch_leave(run);
 }
 
-/* Starts one kubectl child on the loop; -1 with run->exec.result saying why. */
-static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, size_t in_len,
+/* Starts one kubectl child on the loop, its stdin in then in_fd's bytes
+ * (-1: none); -1 with run->exec.result saying why. in_fd is set before the
+ * start, which is where the loop tells a regular file (read at a fixed
+ * offset, by pread or splice: every try sends it whole, and the caller's
+ * offset stays) from a stream (read, and gone). */
+static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, size_t in_len, int in_fd,
                          uint64_t timeout_ms, size_t max_output) {
   esb_strv_free(run->argv);
   run->argv = argv;
@@ -206,6 +210,7 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   e->child.env = (const char *const *)environ;
   e->stdin_data = in;
   e->stdin_len = in_len;
+  e->stdin_fd = in_fd;
   e->timeout_ms = timeout_ms;
   e->kill_grace_ms = 1000;
   e->max_output_bytes = max_output;
@@ -279,10 +284,9 @@ static int start_run_step(struct esb_k8s_run *run) {
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   run->step = STEP_RUN;
   run->create_attempts++;
-  if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, left_ms ? left_ms : 1,
-                    plan->max_output_bytes) < 0)
+  if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, run->stdin_fd,
+                    left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
-  run->exec.stdin_fd = run->stdin_fd; /* read again from its start by every try */
   if (plan->collect.n_patterns) {
     esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
     run->exec.stdout_by_caller = true;
@@ -357,7 +361,7 @@ static int start_get(struct esb_k8s_run *run) {
   snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
   const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
   run->step = STEP_GET;
-  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ms, 4u << 20);
+  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, -1, ms, 4u << 20);
 }
 
 /* One delete attempt, within what is left of the budget. */
@@ -371,7 +375,7 @@ static int start_delete(struct esb_k8s_run *run) {
   const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
   run->step = STEP_DELETE;
   run->delete_attempts++;
-  return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, left_ms, 65536);
+  return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, -1, left_ms, 65536);
 }
 
 static void retry_delete(void *userdata) {
