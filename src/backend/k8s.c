@@ -86,11 +86,16 @@ static void program_stdout(const char *data, size_t len, void *userdata) {
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
   if (stream == 1) {
-    run->pod_seen = run->pod_ran = true;
+    run->pod_seen = true;
     if (exec->stdout_by_caller)
       esb_k8s_frames_feed(&run->frames, data, len, program_stdout, run);
     else if (esb_output_sink_set(&run->output))
       pass_on(run, 1, data, len);
+    /* With the wrapper, the program runs once its start line came: what
+     * its tools said before that is not the program's stderr. */
+    run->pod_ran |= !exec->stdout_by_caller || run->frames.start == ESB_K8S_START_STARTED;
+    if (!run->pod_ran)
+      return;
     if (esb_output_sink_set(&run->output))
       pass_stderr(run, NULL, 0, false); /* what was held, now that the pod ran */
     return;
@@ -287,7 +292,7 @@ static int start_run_step(struct esb_k8s_run *run) {
   if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, run->stdin_fd,
                     left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
-  if (plan->collect.n_patterns) {
+  if (esb_k8s_payload_wanted(plan)) { /* the wrapper's first line, and its frames */
     esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
     run->exec.stdout_by_caller = true;
   }
@@ -556,6 +561,30 @@ static void read_frames(struct esb_k8s_run *run) {
   esb_k8s_frames_release(&run->frames);
 }
 
+/* The wrapper said on its first line that it failed (or wrote something
+ * else there): the program never ran, whatever kubectl's exit. The run ends
+ * as the backend's failure, naming the step and what its tool said on
+ * stderr, which is no output of the program's. */
+static void judge_wrapper(struct esb_k8s_run *run, struct esb_capture *err) {
+  const struct esb_k8s_frames *f = &run->frames;
+  if (f->start != ESB_K8S_START_FAILED && f->start != ESB_K8S_START_GARBLED)
+    return;
+  char *said = capture_text(err);
+  if (said)
+    said[esb_kubectl_strip_own_lines(said, strlen(said))] = '\0';
+  const char *line = said ? said : "";
+  int n = (int)strcspn(line, "\n");
+  if (f->start == ESB_K8S_START_FAILED)
+    verdict(run, "WrapperFailed", "the pod's wrapper failed before the program started, %s%s%.*s", f->step,
+            n ? ": " : "", n, line);
+  else
+    verdict(run, "WrapperFailed", "the pod's wrapper wrote something other than its start line: the program "
+            "never ran%s%.*s", n ? "; stderr: " : "", n, line);
+  free(said);
+  esb_capture_release(err);
+  esb_capture_release(&run->result.out);
+}
+
 static void step_done(struct esb_exec *exec, void *userdata) {
   struct esb_k8s_run *run = userdata;
   struct esb_result *er = &exec->result;
@@ -582,6 +611,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     if (run->plan->collect.n_patterns && run->result.status != ESB_STATUS_ERROR)
       read_frames(run);
     struct esb_capture *err = &run->result.err;
+    if (exec->stdout_by_caller)
+      judge_wrapper(run, err);
     if (err->data)
       judge_attach(run, err->data, err->len); /* a notice the stream did not show whole */
     bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict;
