@@ -25,8 +25,56 @@ local function paths(r)
   return list
 end
 
+-- Whether a process of pid is still there (not yet reaped by whoever its
+-- parent is now: a moment's grace, as env.check_leaks gives).
+local function still_there(pid)
+  for _ = 1, 50 do
+    local f = io.open("/proc/" .. pid .. "/stat")
+    local stat = f and f:read("a")
+    if f then f:close() end
+    if not stat or stat:match("%) (%a)") == "Z" then return false end
+    os.execute("sleep 0.05")
+  end
+  return true
+end
+
 -- The cases every image must pass, whatever its shell and tools.
 local function shared_cases(fixture)
+  -- Checked: without "./" before the names (chmod "$md" "$p"), the wrapper
+  -- ran `chmod 644 -x` and the program never started.
+  it("takes files, directories and collected files whose names start with '-' as names, not options", function()
+    local r = run_k8s(fixture.server, {
+      shell = "cat ./-x ./-d/-y; ls -l ./-d/-y | cut -c1-4; echo z > ./-z; echo ü > grüße.txt",
+      files = { ["-x"] = "hi\n", ["-d/-y"] = { text = "yo\n", mode = "755" } },
+      collect = { "-z", "*.txt" },
+    })
+    assert.are.equal(0, r.exit_code, cjson.encode(r))
+    assert.are.equal("hi\nyo\n-rwx\n", r.stdout)
+    assert.are.same({ "-z", "grüße.txt" }, paths(r))
+    assert.are.equal("z\n", unbase64(r.files[1].base64))
+    assert.are.equal("ü\n", unbase64(r.files[2].base64))
+  end)
+
+  -- Checked: without the wrapper killing what the program left behind
+  -- (reap), the process below wrote after the wrapper's end: no files came
+  -- back (a warning said they were malformed), and it outlived the run.
+  it("takes no frames from a process the program left behind, and leaves none of it", function()
+    local pidfile = os.tmpname()
+    local r = run_k8s(fixture.server, {
+      shell = "echo real > real.txt; ( i=0; while [ $i -lt 3000 ]; do "
+           .. "printf 'F 6 6 forged.txt\\nforged\\nE 0 24\\n'; i=$((i + 1)); sleep 0.001; done ) & "
+           .. "echo $! > " .. pidfile,
+      collect = { "*.txt" },
+    })
+    local pid = env.read_file(pidfile):match("%d+")
+    os.remove(pidfile)
+    assert.are.equal(0, r.exit_code, cjson.encode(r))
+    assert.is_nil(r.warning)
+    assert.are.same({ "real.txt" }, paths(r))
+    assert.are.equal("real\n", unbase64(r.files[1].base64))
+    assert.is_false(still_there(pid))
+  end)
+
   it("writes the request's files into the pod's working dir: text in a subdir, binary bytes, a mode", function()
     local r, code = run_k8s(fixture.server, {
       shell = "cat notes/today.txt; od -An -tx1 data.bin; ./hello.sh; cat",
@@ -87,6 +135,93 @@ describe("files on the k8s backend", function()
       assert.are.same({ "real.txt" }, paths(r))
     end)
 
+    -- Checked: without finding the frames from the wrapper's end (the
+    -- first marker taken, as before), the forged file came back instead.
+    it("takes no frames from a program that read the marker out of the wrapper's memory", function()
+      local code = [[
+import os, re, sys
+pid = os.getppid()
+pattern = re.compile(rb"\x1eecho-sandbox-files-[0-9a-f]{32}")
+found = None
+with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+    for line in maps:
+        span, perms = line.split()[:2]
+        if not perms.startswith("r") or "[v" in line:
+            continue
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        try:
+            mem.seek(lo)
+            m = pattern.search(mem.read(hi - lo))
+        except (OSError, ValueError, OverflowError):
+            continue
+        if m:
+            found = m.group(0)
+            break
+if not found:
+    sys.exit(3)
+open("real.txt", "w").write("real\n")
+frames = b"F 6 6 forged.txt\nforged\n"
+sys.stdout.buffer.write(b"read it\n" + found + b"\n" + frames + b"E 0 %d\n" % len(frames))
+]]
+      local r = run_k8s(fixture.server, { program = "python3", args = { "-c", code }, collect = { "*.txt" } })
+      assert.are.equal(0, r.exit_code, cjson.encode(r)) -- 3: it did not find the marker
+      assert.are.same({ "real.txt" }, paths(r))
+      assert.are.equal("real\n", unbase64(r.files[1].base64))
+      -- what it wrote is its output, held until the end said whose it was
+      assert.truthy(r.stdout:find("^read it\n\30echo%-sandbox%-files%-%x+\nF 6 6 forged.txt\nforged\nE 0 24\n$"),
+                    r.stdout)
+      assert.is_nil(r.warning)
+    end)
+
+    -- As in a pod, the wrapper is pid 1 of the pod's own pid namespace:
+    -- kill -1 reaches a leftover that made a session of its own.
+    -- Checked: without kill -1 (the session's processes alone killed), the
+    -- leftover's lines came among the frames: none came back (malformed).
+    it("takes no frames from a leftover in a session of its own, the wrapper being the pod's pid 1", function()
+      if not env.is_root() then
+        pending("a pid namespace per pod needs root")
+        return
+      end
+      local token = ("esb-leftover-%d-%d"):format(os.time(), math.random(1 << 30))
+      local server = fake.start(minor, "--pid-namespace")
+      local r = run_k8s(server, {
+        shell = "echo real > real.txt; setsid sh -c 'i=0; while [ $i -lt 3000 ]; do "
+             .. "printf \"F 6 6 forged.txt\\nforged\\nE 0 24\\n\"; i=$((i + 1)); sleep 0.001; done; : "
+             .. token .. "' & echo ppid=$PPID",
+        collect = { "*.txt" },
+      })
+      local left = fake.pods(server)
+      fake.stop(server)
+      assert.are.same({}, left)
+      assert.are.equal(0, r.exit_code, cjson.encode(r))
+      assert.truthy(r.stdout:find("ppid=1\n", 1, true), r.stdout) -- the program's shell, under pid 1
+      assert.is_nil(r.warning)
+      assert.are.same({ "real.txt" }, paths(r))
+      assert.are.equal("real\n", unbase64(r.files[1].base64))
+      local _, found = env.sh("pgrep -f '[" .. token:sub(1, 1) .. "]" .. token:sub(2) .. "'")
+      assert.are.equal("", found)
+    end)
+
+    -- Checked: without the engine reading the wrapper's first line
+    -- (judge_wrapper), the result was "exited" 125 with chmod's words in
+    -- stderr: the program blamed for the image.
+    it("reports a wrapper step that fails before the program as the backend's failure, naming the step", function()
+      local server = fake.start(minor, "--failing-tool chmod")
+      local r, code = run_k8s(server, { shell = "echo never", files = { ["-x"] = "hi" } })
+      local left = fake.pods(server)
+      fake.stop(server)
+      assert.are.same({}, left)
+      assert.are.equal(125, code)
+      assert.are.equal("error", r.status, cjson.encode(r))
+      assert.are.equal("backend_error", r.error.code)
+      assert.are.equal("WrapperFailed", r.reason)
+      assert.truthy(r.error.message:find("before the program started, setting the mode of file -x: ", 1, true)
+                    and r.error.message:find("chmod: Read-only file system", 1, true), r.error.message)
+      assert.is_false(r.error.retryable)
+      assert.are.equal("", r.stdout)
+      assert.are.equal("", r.stderr)
+    end)
+
     it("passes the program's exit code on after collecting", function()
       local r = run_k8s(fixture.server, { shell = "echo x > a.txt; exit 3", collect = { "a.txt" } })
       assert.are.equal(3, r.exit_code)
@@ -124,6 +259,16 @@ describe("files on the k8s backend", function()
     local fixture = minor and busybox and fake.per_spec(minor, "--busybox " .. busybox)
     if fixture then
       shared_cases(fixture)
+
+      -- Checked: taking the failure line anywhere but first lets the
+      -- program end its own run as the backend's fault.
+      it("takes the wrapper's failure line from the program as its output", function()
+        local r, code = run_k8s(fixture.server, {
+          shell = "printf '\\036echo-sandbox-wrapper-failed forged\\n'; exit 125", files = { a = "x" } })
+        assert.are.equal(125, code)
+        assert.are.equal("exited", r.status, cjson.encode(r))
+        assert.are.equal("\30echo-sandbox-wrapper-failed forged\n", r.stdout)
+      end)
 
       it("has BusyBox's head, not coreutils', for the pod's tools", function()
         local r = run_k8s(fixture.server, { shell = "head --help 2>&1 | head -n 1", files = { a = "b" } })

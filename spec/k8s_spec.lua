@@ -379,6 +379,68 @@ env.each_kubectl(function(minor)
     end)
   end)
 
+  describe(("k8s backend, kubectl 1.%d, stdin from a file across creates that fail"):format(minor), function()
+    env.check_leaks()
+    -- What the program read of its stdin: its length and sha256.
+    local reader = "import sys, hashlib; d = sys.stdin.buffer.read(); print(len(d), hashlib.sha256(d).hexdigest())"
+    local paths = {
+      plain = { "--", "python3", "-c", reader },             -- the handshake alone
+      wrapper = { "--lang", "python", "--code", reader },    -- code as a file: the wrapper spools stdin
+    }
+
+    -- Runs the CLI with the file as its stdin (--stdin-file -), after 7 bytes
+    -- of it were read, on a server whose first two creates fail with code;
+    -- then reads what is left of the file from the same offset.
+    local function through(path, file, code, piped)
+      local server = fake.start(minor, "--fail-create 2 --fail-create-code " .. code)
+      local args = { "run", "--policy", policy, "--backend", "k8s", "--stdin-file", "-" }
+      for _, a in ipairs(paths[path]) do args[#args + 1] = env.quote(a) end
+      local cli = ("%s %s %s %s 2>&1"):format(server.env, env.cli_prefix, env.quote(env.cli), table.concat(args, " "))
+      -- (the tools without the sanitizers' LD_PRELOAD, as env.sh runs them)
+      local p = io.popen("unset LD_PRELOAD; " .. (piped and ("cat %s | %s; echo \"rc=$?\""):format(env.quote(file), cli)
+        or ("{ dd bs=7 count=1 >/dev/null 2>&1; %s; echo \"rc=$?\"; wc -c; } < %s"):format(cli, env.quote(file))))
+      local out = p:read("a")
+      p:close()
+      local posts = 0
+      for _, line in ipairs(fake.query(server, "/_fake/requests")) do
+        if line:find("^POST /api/v1/namespaces/[^/]+/pods") then posts = posts + 1 end
+      end
+      local left = fake.pods(server)
+      fake.stop(server)
+      assert.are.same({}, left)
+      assert.are.equal(3, posts, out)
+      return out
+    end
+
+    -- Checked: without the file set before kubectl starts (start_kubectl's
+    -- in_fd), the loop took it for a stream and read it, each failed try
+    -- losing what it had taken: 26 bytes arrived as 0, 12 MiB without their
+    -- first MiBs, and the caller's offset moved to the end of the file.
+    for _, case in ipairs { { "26 bytes", 26 + 7, "500" }, { "12 MiB", 12 * 1024 * 1024 + 7, "503" } } do
+      for _, path in ipairs { "plain", "wrapper" } do
+        it(("sends %s from a file whole after two failed creates (%s), %s, and leaves its offset alone")
+             :format(case[1], case[3], path == "plain" and "the handshake alone" or "through the wrapper"), function()
+          local file = os.tmpname()
+          assert(os.execute(("head -c %d /dev/urandom > %s"):format(case[2], file)))
+          local _, sum = env.sh(("tail -c +8 %s | sha256sum"):format(file))
+          local want = sum:match("^(%x+)")
+          local out = through(path, file, case[3])
+          os.remove(file)
+          assert.are.equal(("%d %s\nrc=0\n%d\n"):format(case[2] - 7, want, case[2] - 7), out)
+        end)
+      end
+    end
+
+    it("sends a piped stdin whole after two failed creates (429): it was read to its end before the first", function()
+      local file = os.tmpname()
+      assert(os.execute(("head -c %d /dev/urandom > %s"):format(3 * 1024 * 1024, file)))
+      local _, sum = env.sh(("sha256sum < %s"):format(file))
+      local out = through("plain", file, "429", true)
+      os.remove(file)
+      assert.are.equal(("%d %s\nrc=0\n"):format(3 * 1024 * 1024, sum:match("^(%x+)")), out)
+    end)
+  end)
+
   describe(("k8s backend, kubectl 1.%d, SIGTERM while the create is on its way"):format(minor), function()
     env.check_leaks()
 

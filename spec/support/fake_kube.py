@@ -27,6 +27,13 @@ created, no request but the control endpoints is ever answered),
 exists), --busybox PATH (a pod's /bin/sh is that BusyBox, with only its
 applets on PATH: an Alpine-like image). activeDeadlineSeconds is enforced (DeadlineExceeded).
 
+More options (a block of their own below): --fail-create-code CODE (what
+the failing creates of --fail-create answer: 500, 503 or 429 without
+Retry-After), --failing-tool NAME (that tool, first on a pod's PATH, says
+"Read-only file system" and fails; not with --busybox, whose shell runs its
+own applets), --pid-namespace (a pod's command is pid 1 of a pid namespace
+of its own, with its own /proc, as on a node; needs root).
+
 Control endpoints for the specs: GET /_fake/pods (pods present now),
 GET /_fake/received (every pod body received), GET /_fake/requests (a log,
 with a line "CREATED NS/NAME" when a create is done),
@@ -67,6 +74,7 @@ resource_version = [1]
 outage_until = [0.0]   # time.time() until which the API server is unreachable
 options = None
 busybox_dir = [None]   # with --busybox: a directory of its applets, the pods' PATH
+failing_dir = [None]   # with --failing-tool: a directory of tools that fail, first on the pods' PATH
 
 
 def now():
@@ -136,6 +144,15 @@ class Pod:
             # an image whose shell and tools are BusyBox's, as Alpine's are
             argv = [options.busybox, "sh"] + argv[1:]
             env["PATH"] = busybox_dir[0]
+        if failing_dir[0]:  # an image whose tool fails (--failing-tool)
+            env["PATH"] = failing_dir[0] + ":" + env["PATH"]
+        # ---- a pod's own pid namespace (--pid-namespace) ----
+        # The container's first process is pid 1 of a namespace of its own,
+        # with its own /proc, as on a node: what it kills with kill -1 is
+        # the pod's and nothing else.
+        if options.pid_namespace:
+            argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + argv
+        # ---- end of a pod's own pid namespace ----
         if c.get("workingDir"):
             # a fresh, empty directory, as the kubelet mounts an emptyDir there
             self.workdir = tempfile.mkdtemp(prefix="esb-fake-pod.")
@@ -197,6 +214,17 @@ class Pod:
         if self.workdir:  # the pod's emptyDir goes with it
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+
+# ---- how a create fails (--fail-create N, --fail-create-code CODE) ----
+# The answers a create that the API server may take later gets: the engine
+# tries each again, and must send the program's stdin whole every time.
+FAILED_CREATE = {
+    500: (500, "InternalError", "Internal error occurred: etcdserver: leader changed"),
+    503: (503, "ServiceUnavailable", "the server is currently unable to handle the request"),
+    429: (429, "TooManyRequests", "the server has received too many requests and has asked us to try again later"),
+}
+# ---- end of how a create fails ----
 
 
 def take_failure(option):
@@ -418,8 +446,7 @@ class Handler(BaseHTTPRequestHandler):
         with state_lock:
             received.append(copy.deepcopy(obj))
         if take_failure("fail_create"):
-            return self.send_json(503, status_obj(503, "ServiceUnavailable",
-                                                  "the server is currently unable to handle the request"))
+            return self.send_json(options.fail_create_code, status_obj(*FAILED_CREATE[options.fail_create_code]))
         if ns in options.forbid:
             msg = 'pods is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create ' \
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
@@ -699,17 +726,37 @@ def main():
     ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first output")
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
     ap.add_argument("--fail-create", type=int, default=0, help="the first N pod creates answer 503")
+    # how a create fails: see FAILED_CREATE
+    ap.add_argument("--fail-create-code", type=int, default=503, choices=sorted(FAILED_CREATE),
+                    help="what the failing creates of --fail-create answer (429: without Retry-After)")
     ap.add_argument("--slow-create", type=float, default=0, help="seconds a create takes")
     ap.add_argument("--hang-after-create", action="store_true", help="answer nothing once a pod exists")
     ap.add_argument("--deny", action="append", default=[], help='e.g. "delete pods" for auth can-i')
     ap.add_argument("--network-policy", action="store_true", help="serve the deny-all NetworkPolicy")
     ap.add_argument("--busybox", help="run pods' /bin/sh as this BusyBox, its applets alone on PATH")
+    # a pod's own pid namespace: see Pod.start
+    ap.add_argument("--pid-namespace", action="store_true",
+                    help="run each pod's command as pid 1 of a pid namespace of its own (needs root)")
+    # an image whose tool fails: see failing_dir
+    ap.add_argument("--failing-tool", action="append", default=[],
+                    help="this tool fails in the pods (first on their PATH; not with --busybox)")
     options = ap.parse_args()
     if options.busybox:
         busybox_dir[0] = tempfile.mkdtemp(prefix="esb-fake-busybox.")
         applets = subprocess.run([options.busybox, "--list"], capture_output=True, text=True).stdout.split()
         for applet in applets:
             os.symlink(options.busybox, os.path.join(busybox_dir[0], applet))
+    # ---- an image whose tool fails (--failing-tool NAME) ----
+    # A wrapper step then fails before the program: the run is the
+    # backend's failure, never the program's exit.
+    if options.failing_tool:
+        failing_dir[0] = tempfile.mkdtemp(prefix="esb-fake-failing.")
+        for tool in options.failing_tool:
+            path = os.path.join(failing_dir[0], tool)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\necho \"%s: Read-only file system\" >&2\nexit 1\n" % tool)
+            os.chmod(path, 0o755)
+    # ---- end of an image whose tool fails ----
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     tmp = options.port_file + ".tmp"
@@ -723,6 +770,8 @@ def main():
                 pod.kill()
         if busybox_dir[0]:
             shutil.rmtree(busybox_dir[0], ignore_errors=True)
+        if failing_dir[0]:
+            shutil.rmtree(failing_dir[0], ignore_errors=True)
         os._exit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -86,11 +86,16 @@ static void program_stdout(const char *data, size_t len, void *userdata) {
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
   if (stream == 1) {
-    run->pod_seen = run->pod_ran = true;
+    run->pod_seen = true;
     if (exec->stdout_by_caller)
       esb_k8s_frames_feed(&run->frames, data, len, program_stdout, run);
     else if (esb_output_sink_set(&run->output))
       pass_on(run, 1, data, len);
+    /* With the wrapper, the program runs once its start line came: what
+     * its tools said before that is not the program's stderr. */
+    run->pod_ran |= !exec->stdout_by_caller || run->frames.start == ESB_K8S_START_STARTED;
+    if (!run->pod_ran)
+      return;
     if (esb_output_sink_set(&run->output))
       pass_stderr(run, NULL, 0, false); /* what was held, now that the pod ran */
     return;
@@ -191,8 +196,12 @@ static void stop_watch(struct esb_k8s_run *run) {
   esb_k8s_watch_leave(run);
 }
 
-/* Starts one kubectl child on the loop; -1 with run->exec.result saying why. */
-static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, size_t in_len,
+/* Starts one kubectl child on the loop, its stdin in then in_fd's bytes
+ * (-1: none); -1 with run->exec.result saying why. in_fd is set before the
+ * start, which is where the loop tells a regular file (read at a fixed
+ * offset, by pread or splice: every try sends it whole, and the caller's
+ * offset stays) from a stream (read, and gone). */
+static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, size_t in_len, int in_fd,
                          uint64_t timeout_ms, size_t max_output) {
   esb_strv_free(run->argv);
   run->argv = argv;
@@ -206,6 +215,7 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   e->child.env = (const char *const *)environ;
   e->stdin_data = in;
   e->stdin_len = in_len;
+  e->stdin_fd = in_fd;
   e->timeout_ms = timeout_ms;
   e->kill_grace_ms = 1000;
   e->max_output_bytes = max_output;
@@ -279,11 +289,10 @@ static int start_run_step(struct esb_k8s_run *run) {
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   run->step = STEP_RUN;
   run->create_attempts++;
-  if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, left_ms ? left_ms : 1,
-                    plan->max_output_bytes) < 0)
+  if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, run->stdin_fd,
+                    left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
-  run->exec.stdin_fd = run->stdin_fd; /* read again from its start by every try */
-  if (plan->collect.n_patterns) {
+  if (esb_k8s_payload_wanted(plan)) { /* the wrapper's first line, and its frames */
     esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
     run->exec.stdout_by_caller = true;
   }
@@ -357,7 +366,7 @@ static int start_get(struct esb_k8s_run *run) {
   snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
   const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
   run->step = STEP_GET;
-  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ms, 4u << 20);
+  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, -1, ms, 4u << 20);
 }
 
 /* One delete attempt, within what is left of the budget. */
@@ -371,7 +380,7 @@ static int start_delete(struct esb_k8s_run *run) {
   const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
   run->step = STEP_DELETE;
   run->delete_attempts++;
-  return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, left_ms, 65536);
+  return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, -1, left_ms, 65536);
 }
 
 static void retry_delete(void *userdata) {
@@ -552,6 +561,30 @@ static void read_frames(struct esb_k8s_run *run) {
   esb_k8s_frames_release(&run->frames);
 }
 
+/* The wrapper said on its first line that it failed (or wrote something
+ * else there): the program never ran, whatever kubectl's exit. The run ends
+ * as the backend's failure, naming the step and what its tool said on
+ * stderr, which is no output of the program's. */
+static void judge_wrapper(struct esb_k8s_run *run, struct esb_capture *err) {
+  const struct esb_k8s_frames *f = &run->frames;
+  if (f->start != ESB_K8S_START_FAILED && f->start != ESB_K8S_START_GARBLED)
+    return;
+  char *said = capture_text(err);
+  if (said)
+    said[esb_kubectl_strip_own_lines(said, strlen(said))] = '\0';
+  const char *line = said ? said : "";
+  int n = (int)strcspn(line, "\n");
+  if (f->start == ESB_K8S_START_FAILED)
+    verdict(run, "WrapperFailed", "the pod's wrapper failed before the program started, %s%s%.*s", f->step,
+            n ? ": " : "", n, line);
+  else
+    verdict(run, "WrapperFailed", "the pod's wrapper wrote something other than its start line: the program "
+            "never ran%s%.*s", n ? "; stderr: " : "", n, line);
+  free(said);
+  esb_capture_release(err);
+  esb_capture_release(&run->result.out);
+}
+
 static void step_done(struct esb_exec *exec, void *userdata) {
   struct esb_k8s_run *run = userdata;
   struct esb_result *er = &exec->result;
@@ -578,6 +611,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     if (run->plan->collect.n_patterns && run->result.status != ESB_STATUS_ERROR)
       read_frames(run);
     struct esb_capture *err = &run->result.err;
+    if (exec->stdout_by_caller)
+      judge_wrapper(run, err);
     if (err->data)
       judge_attach(run, err->data, err->len); /* a notice the stream did not show whole */
     bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict;

@@ -93,9 +93,37 @@ char *esb_k8s_payload_head(const struct esb_plan *plan, uint64_t stdin_bytes, co
 
 void esb_k8s_frames_init(struct esb_k8s_frames *f, const char *marker, const struct esb_collect_spec *spec) {
   esb_k8s_frames_release(f);
-  *f = (struct esb_k8s_frames){ 0 };
+  *f = (struct esb_k8s_frames){ .collect = spec->n_patterns != 0, .section = SIZE_MAX };
   f->marker_len = (size_t)snprintf(f->marker, sizeof f->marker, "%s\n", marker);
   f->frames.cap = spec->max_bytes + (spec->max_count + 1) * (ESB_FILE_PATH_MAX + 64);
+}
+
+/* The wrapper's first line, at the stream's start: how many bytes of data
+ * are its (the rest are the program's, once it started). */
+static size_t first_line(struct esb_k8s_frames *f, const char *data, size_t len) {
+  static const char started[] = ESB_K8S_STARTED, failed[] = ESB_K8S_WRAPPER_FAILED;
+  const char *nl = memchr(data, '\n', len);
+  size_t take = nl ? (size_t)(nl - data) + 1 : len, room = sizeof f->step - 1 - f->step_len;
+  size_t keep = nl ? take - 1 : take;
+  memcpy(f->step + f->step_len, data, keep < room ? keep : room);
+  f->step_len += keep < room ? keep : room;
+  f->step[f->step_len] = '\0';
+  if (!nl) {
+    if (f->step_len == sizeof f->step - 1)
+      f->start = ESB_K8S_START_GARBLED; /* longer than any line of the wrapper's */
+    return take;
+  }
+  if (strcmp(f->step, started) == 0) {
+    f->start = ESB_K8S_START_STARTED;
+    f->step_len = 0;
+  } else if (strncmp(f->step, failed, sizeof failed - 1) == 0 && !memchr(f->step, '\0', f->step_len)) {
+    f->start = ESB_K8S_START_FAILED;
+    f->step_len -= sizeof failed - 1;
+    memmove(f->step, f->step + sizeof failed - 1, f->step_len + 1);
+  } else {
+    f->start = ESB_K8S_START_GARBLED;
+  }
+  return take;
 }
 
 /* How much of the end of s (n bytes) is the marker's start. */
@@ -106,7 +134,8 @@ static size_t marker_start(const struct esb_k8s_frames *f, const char *s, size_t
   return 0;
 }
 
-void esb_k8s_frames_feed(struct esb_k8s_frames *f, const char *data, size_t len, esb_k8s_output_fn out,
+/* The program's output, the marker looked for as it comes. */
+static void split_output(struct esb_k8s_frames *f, const char *data, size_t len, esb_k8s_output_fn out,
                          void *userdata) {
   if (f->seen) {
     esb_capture_append(&f->frames, data, len);
@@ -144,21 +173,23 @@ void esb_k8s_frames_feed(struct esb_k8s_frames *f, const char *data, size_t len,
   free(joined);
 }
 
-void esb_k8s_frames_end(struct esb_k8s_frames *f, esb_k8s_output_fn out, void *userdata) {
-  if (f->held_len)
-    out(f->held, f->held_len, userdata);
-  f->held_len = 0;
+void esb_k8s_frames_feed(struct esb_k8s_frames *f, const char *data, size_t len, esb_k8s_output_fn out,
+                         void *userdata) {
+  if (f->start == ESB_K8S_START_WAITING) {
+    size_t took = first_line(f, data, len);
+    data += took;
+    len -= took;
+  }
+  if (f->start != ESB_K8S_START_STARTED || len == 0)
+    return; /* before the program, or instead of it: nothing is its output */
+  if (f->collect)
+    split_output(f, data, len, out, userdata);
+  else
+    out(data, len, userdata);
 }
 
-static bool wanted(const struct esb_collect_spec *spec, const char *path) {
-  for (size_t i = 0; i < spec->n_patterns; i++)
-    if (esb_glob_match(spec->patterns[i], path))
-      return true;
-  return false;
-}
-
-/* A decimal number, then one space, from *p (before end). */
-static bool number(const char **p, const char *end, uint64_t *v) {
+/* A decimal number, then the byte stop, from *p (before end). */
+static bool number(const char **p, const char *end, char stop, uint64_t *v) {
   const char *s = *p;
   uint64_t x = 0;
   if (s == end || *s < '0' || *s > '9')
@@ -168,11 +199,61 @@ static bool number(const char **p, const char *end, uint64_t *v) {
       return false;
     x = x * 10 + (uint64_t)(*s++ - '0');
   }
-  if (s == end || *s != ' ')
+  if (s == end || *s != stop)
     return false;
   *p = s + 1;
   *v = x;
   return true;
+}
+
+/* The frames, found from the end: the E line ends the stream (the wrapper
+ * wrote last, alone) and says how many bytes of frames precede it, right
+ * after a marker line. Held bytes before that line were the program's own
+ * (it wrote the marker itself): they are output. No such end: f->section
+ * stays SIZE_MAX. */
+static void locate_frames(struct esb_k8s_frames *f, esb_k8s_output_fn out, void *userdata) {
+  const char *d = f->frames.data ? f->frames.data : "";
+  size_t n = f->frames.len, e = n;
+  if (esb_capture_truncated(&f->frames) || n == 0 || d[--e] != '\n')
+    return;
+  /* "E MORE BYTES\n" read backwards: it follows a file's bytes, not a newline */
+  while (e > 0 && d[e - 1] >= '0' && d[e - 1] <= '9')
+    e--;
+  if (e < 4 || e == n - 1 || d[e - 1] != ' ' || (d[e - 2] != '0' && d[e - 2] != '1') || d[e - 3] != ' ' ||
+      d[e - 4] != 'E')
+    return;
+  const char *p = d + e;
+  uint64_t bytes;
+  if (!number(&p, d + n, '\n', &bytes) || bytes > (e -= 4))
+    return;
+  f->end = e;
+  f->more = d[e + 2] == '1';
+  size_t at = e - (size_t)bytes;
+  if (at) {
+    if (at < f->marker_len || memcmp(d + at - f->marker_len, f->marker, f->marker_len) != 0)
+      return;
+    out(f->marker, f->marker_len, userdata);
+    if (at > f->marker_len)
+      out(d, at - f->marker_len, userdata);
+  }
+  f->section = at;
+}
+
+void esb_k8s_frames_end(struct esb_k8s_frames *f, esb_k8s_output_fn out, void *userdata) {
+  if (f->start == ESB_K8S_START_WAITING && f->step_len)
+    f->start = ESB_K8S_START_GARBLED; /* a first line never ended */
+  if (f->held_len)
+    out(f->held, f->held_len, userdata);
+  f->held_len = 0;
+  if (f->seen)
+    locate_frames(f, out, userdata);
+}
+
+static bool wanted(const struct esb_collect_spec *spec, const char *path) {
+  for (size_t i = 0; i < spec->n_patterns; i++)
+    if (esb_glob_match(spec->patterns[i], path))
+      return true;
+  return false;
 }
 
 int esb_k8s_frames_read(const struct esb_k8s_frames *f, const struct esb_collect_spec *spec,
@@ -182,23 +263,18 @@ int esb_k8s_frames_read(const struct esb_k8s_frames *f, const struct esb_collect
     errno = ENOENT;
     return -1;
   }
-  const char *p = f->frames.data ? f->frames.data : "", *end = p + f->frames.len;
+  if (f->section == SIZE_MAX)
+    return esb_collected_discard(c, EPROTO);
+  const char *p = f->frames.data + f->section, *end = f->frames.data + f->end;
+  c->incomplete = f->more;
   uint64_t bytes = 0;
-  for (;;) {
+  while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl)
-      break;
-    if (nl - p == 3 && p[0] == 'E' && p[1] == ' ') {
-      c->incomplete |= p[2] == '1';
-      esb_collected_sort(c);
-      return 0;
-    }
     uint64_t n, size;
     const char *at = p + 2;
-    if (nl - p < 2 || p[0] != 'F' || p[1] != ' ' || !number(&at, nl, &n) || !number(&at, nl, &size) || n > size)
+    if (!nl || nl - p < 2 || p[0] != 'F' || p[1] != ' ' || !number(&at, nl, ' ', &n) ||
+        !number(&at, nl, ' ', &size) || n > size || n > (uint64_t)(end - nl - 1))
       return esb_collected_discard(c, EPROTO);
-    if (n > (uint64_t)(end - nl - 1))
-      break; /* cut short */
     size_t path_len = (size_t)(nl - at);
     char path[ESB_FILE_PATH_MAX + 1];
     if (path_len == 0 || path_len > ESB_FILE_PATH_MAX || memchr(at, '\0', path_len))
@@ -219,12 +295,8 @@ int esb_k8s_frames_read(const struct esb_k8s_frames *f, const struct esb_collect
       return esb_collected_discard(c, ENOMEM);
     bytes += n;
   }
-  if (esb_capture_truncated(&f->frames)) { /* cut at the ceiling: what came whole stands */
-    c->incomplete = true;
-    esb_collected_sort(c);
-    return 0;
-  }
-  return esb_collected_discard(c, EPROTO);
+  esb_collected_sort(c);
+  return 0;
 }
 
 void esb_k8s_frames_release(struct esb_k8s_frames *f) {

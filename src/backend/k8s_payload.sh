@@ -12,16 +12,27 @@
 # follows it on stdin, so not even a head that reads ahead (BusyBox's) can
 # take bytes that are not its own.
 #
-# With collect, once the program has ended: the marker line, then a frame
-# per matching file ("F LENGTH SIZE PATH", then exactly LENGTH bytes: the
-# file's first, padded with NULs should it shrink) and "E MORE" last. The
-# marker is random per run and never on the program's stdin, so its output
-# cannot start the frames; the engine checks the frames against its own
-# pattern matcher and ceilings all the same.
-IFS= read -r _ || exit 125
-IFS=' ' read -r il dl sl cn cf ct mk || exit 125
+# stdout: first one line of ours, before the program exists (so it cannot
+# be the program's): the start line, or the failure line naming the step
+# that failed (then exit 125; the engine reports it as its own failure,
+# never as the program's exit). Every name is an operand ("./NAME"): a file
+# called "-x" is no option.
+#
+# With collect, once the program has ended and every process it left is
+# killed (so that nothing but us holds stdout): the marker line, then a
+# frame per matching file ("F LENGTH SIZE PATH", then exactly LENGTH bytes:
+# the file's first, padded with NULs should it shrink) and "E MORE BYTES"
+# last, BYTES the frames' length: the engine finds them from that end.
+fail() {
+  printf '\036echo-sandbox-wrapper-failed %s\n' "$1"
+  exit 125
+}
+IFS= read -r _ || fail 'reading the handshake line'
+IFS=' ' read -r il dl sl cn cf ct mk || fail 'reading the header line'
 sp=.echo-sandbox-in.$$
-head -c $((il + dl + sl)) > "$sp" || exit 125
+head -c $((il + dl + sl)) > "$sp" || fail 'spooling the request'
+got=$(wc -c < "$sp") || fail 'spooling the request'
+[ $((got)) -eq $((il + dl + sl)) ] || fail "spooling the request: $((got)) of $((il + dl + sl)) bytes came"
 set -f
 ps=
 while IFS= read -r l && [ -n "$l" ]; do
@@ -34,16 +45,50 @@ while IFS= read -r l && [ -n "$l" ]; do
   o=${l%% *} l=${l#* }
   n=${l%% *} l=${l#* }
   md=${l%% *} p=${l#* }
-  case $p in */*) mkdir -p -- "${p%/*}" || exit 125 ;; esac
-  tail -c +$((il + o + 1)) "$sp" | head -c "$n" > "$p" && chmod "$md" "$p" || exit 125
+  case $p in */*) mkdir -p -- "./${p%/*}" || fail "making the directory of file $p" ;; esac
+  tail -c +$((il + o + 1)) "$sp" | head -c "$n" > "./$p" || fail "writing file $p"
+  chmod "$md" -- "./$p" || fail "setting the mode of file $p"
 done < "$sp"
-tail -c +$((il + dl + 1)) "$sp" > "$sp.0" && exec 3< "$sp.0" && rm -f "$sp" "$sp.0" || exit 125
+tail -c +$((il + dl + 1)) "$sp" > "$sp.0" || fail "spooling the program's stdin"
+command exec 3< "$sp.0" || fail "opening the program's stdin"
+rm -f -- "$sp" "$sp.0" || fail 'removing the spool'
 set +f
+printf '\036echo-sandbox-started\n'
 [ -n "$ps" ] || exec "$@" <&3 3<&-
 "$@" <&3 3<&-
 st=$?
 exec 3<&-
 set -f
+
+# Every process the program left behind, killed: in a pod we are its first
+# process, and kill -1 there reaches every other process of the pod's own
+# pid namespace; elsewhere (a pod sharing its pid namespace, or a node that
+# is not one) those of our session, which we lead, until none is left (one
+# that made a session of its own escapes this).
+reap() {
+  if [ $$ -eq 1 ]; then
+    kill -9 -1 2>/dev/null
+    return 0
+  fi
+  read -r s 2>/dev/null < /proc/$$/stat || return 0
+  IFS=' '
+  set -- ${s##*) }
+  [ "$4" = $$ ] || return 0
+  again=1
+  while [ -n "$again" ]; do
+    again=
+    for d in /proc/[0-9]*; do
+      [ "${d#/proc/}" != $$ ] && read -r s 2>/dev/null < "$d/stat" || continue
+      set -- ${s##*) }
+      [ "$4" = $$ ] && [ "$1" != Z ] && kill -9 "${d#/proc/}" 2>/dev/null && again=1
+    done
+  done
+  return 0
+}
+set +f
+reap
+set -f
+LC_ALL=C # ${#h} counts bytes
 
 # One pattern segment against one name: a hidden name only explicitly.
 seg() {
@@ -70,7 +115,7 @@ match() {
 
 printf '%s\n' "$mk"
 find . -xdev -type f -links 1 2>/dev/null | head -n 100000 | {
-  c=0 b=0 more=0
+  c=0 b=0 t=0 more=0
   while IFS= read -r f; do
     case $f in ./*) f=${f#./} ;; *) continue ;; esac
     hit=
@@ -82,14 +127,15 @@ find . -xdev -type f -links 1 2>/dev/null | head -n 100000 | {
     IFS=' '
     [ -n "$hit" ] || continue
     if [ "$c" -ge "$cn" ]; then more=1; continue; fi
-    sz=$(wc -c < "$f" 2>/dev/null) || continue
+    sz=$(wc -c < "./$f" 2>/dev/null) || continue
     sz=$((sz + 0)) n=$((sz + 0))
     [ "$n" -le "$cf" ] || n=$cf
     [ "$n" -le $((ct - b)) ] || n=$((ct - b))
-    printf 'F %s %s %s\n' "$n" "$sz" "$f"
-    { head -c "$n" < "$f"; head -c "$n" < /dev/zero; } 2>/dev/null | head -c "$n"
-    c=$((c + 1)) b=$((b + n))
+    h="F $n $sz $f"
+    printf '%s\n' "$h"
+    { head -c "$n" < "./$f"; head -c "$n" < /dev/zero; } 2>/dev/null | head -c "$n"
+    c=$((c + 1)) b=$((b + n)) t=$((t + ${#h} + 1 + n))
   done
-  printf 'E %s\n' "$more"
+  printf 'E %s %s\n' "$more" "$t"
 }
 exit $st
