@@ -80,6 +80,25 @@ describe("echo-sandbox run", function()
     assert.is_false(r.stderr_truncated)
   end)
 
+  -- Checked: with the flag form's sink left as our own fds whatever
+  -- --max-output says (as before), all 5 MB reach our stdout and nothing is
+  -- said of a cut.
+  it("cuts what passes through to our stdout and stderr at --max-output, each once, the code the program's", function()
+    local out, err, code = env.cli_run { "run", "--max-output", "1k", "--shell",
+      "head -c 5000000 /dev/zero | tr '\\0' x; printf 'to stderr\\n' >&2; head -c 3000 /dev/zero | tr '\\0' y >&2; exit 3" }
+    assert.are.equal(3, code)
+    assert.are.equal(("x"):rep(1000), out)
+    assert.are.equal("to stderr\n" .. ("y"):rep(990) .. "\n"
+      .. "echo-sandbox: stderr cut at 1000 bytes (--max-output)\n", err:gsub("echo%-sandbox: stdout cut[^\n]*\n", ""))
+    local _, cuts = err:gsub("echo%-sandbox: stdout cut at 1000 bytes %(%-%-max%-output%)\n", "")
+    assert.are.equal(1, cuts)
+    -- under the cap, nothing is cut or said
+    out, err, code = env.cli_run { "run", "--max-output", "1k", "--shell", "echo small; echo small >&2" }
+    assert.are.equal(0, code, err)
+    assert.are.equal("small\n", out)
+    assert.are.equal("small\n", err)
+  end)
+
   it("returns output that is not UTF-8 as base64", function()
     local r = run_json { shell = "printf '\\377\\376\\000A'" }
     assert.is_nil(r.stdout)
