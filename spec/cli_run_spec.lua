@@ -172,6 +172,24 @@ describe("echo-sandbox run", function()
     end
   end)
 
+  -- Checked: with the value described by its type alone (as before), each
+  -- message said "(got string)" or "(got number)" instead.
+  it("quotes the value it refuses: escaped, and only its first bytes", function()
+    for request, says in pairs {
+      ['{"shell": 5}'] = "'shell' must be a string (got 5)",
+      ['{"shell": "true", "timeout_ms": "5s"}'] = [['timeout_ms' must be a positive integer (got "5s")]],
+      ['{"shell": "true", "timeout_ms": -1.5}'] = "(got -1.5)",
+      ['{"shell": "true", "limits": {"network": "yes"}}'] = [['limits.network' must be a boolean (got "yes")]],
+      ['{"shell": "true", "timeout_ms": "a\\u001b[2J\\"\\\\\\n"}'] = [[(got "a\x1b[2J\"\\\n")]],
+      ['{"shell": "true", "timeout_ms": "' .. ("x"):rep(5000) .. '"}'] = '(got "' .. ("x"):rep(40) .. '"... (5000 bytes))',
+    } do
+      local out, err, code = env.cli_run({ "run", "--json" }, request)
+      assert.are.equal(125, code)
+      assert.truthy(err:find(says, 1, true), says .. " -> " .. err)
+      assert.truthy(cjson.decode(out).error.message:find(says, 1, true))
+    end
+  end)
+
   -- The leak check after each spec fails if the program, its sandbox, its
   -- cgroups or (without namespaces) its working dir is left.
   for _, case in ipairs { { "TERM", 143 }, { "INT", 130 } } do
