@@ -1,36 +1,82 @@
 -- The installation: `cmake --install --prefix P` for a P other than the
 -- configured prefix, used with the source copy and the build removed, so
--- that nothing can come from either; its man pages and bash completion.
+-- that nothing can come from either; its man pages and bash completion; and
+-- its uninstall. All of it from a tree that is no git checkout, on a machine
+-- without git (a tarball's user has neither).
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
 
 local sh = env.sh
 
+-- Every path below dir, relative to it, sorted, one a line.
+local function tree(dir)
+  local _, out = sh(("cd %s && find . -mindepth 1 | sort"):format(env.quote(dir)))
+  return out
+end
+
 describe("an installation", function()
   env.check_leaks()
-  local root, prefix
+  local root, prefix, uninstalled = nil, nil, {}
 
   -- One installation for the specs below: configured for root/configured,
-  -- installed to root/installed, its source and build removed.
+  -- installed to root/installed, its source and build removed. Before that,
+  -- the same build installed and uninstalled twice: to a prefix that was
+  -- not there, and to one where a directory was already, with a file of
+  -- someone else's put in a directory the install made.
   setup(function()
     root = os.tmpname()
     os.remove(root)
-    assert(os.execute("mkdir -p " .. root .. "/src"))
-    -- the tree as a clean clone has it, with what is not committed yet
-    local ok, out = sh(("git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C %s/src"):format(root))
+    assert(os.execute("mkdir -p " .. root .. "/src " .. root .. "/nogit"))
+    -- A git that is not there: nothing below may need one (a tarball's
+    -- user has none; Debian's minbase has none). Checked: with the tree
+    -- copied by `git ls-files` (as before), the setup fails here.
+    env.write_file(root .. "/nogit/git", "#!/bin/sh\necho 'git: command not found' >&2\nexit 127\n")
+    assert(os.execute("chmod +x " .. root .. "/nogit/git"))
+    local path = ("PATH=%s/nogit:$PATH "):format(root)
+    -- The tree as a clean clone or a tarball has it, with what is not
+    -- committed yet: everything but what .gitignore names (builds,
+    -- node_modules) and .git itself.
+    local excludes = {}
+    for line in env.read_file(".gitignore"):gmatch("[^\n]+") do
+      if not line:match("^#") then excludes[#excludes + 1] = "--exclude=" .. env.quote(line:gsub("/$", "")) end
+    end
+    local ok, out = sh(("%s tar -cf - --exclude-vcs %s . | tar -xf - -C %s/src")
+                       :format(path, table.concat(excludes, " "), root))
     assert(ok, out)
-    ok, out = sh(("cmake -S %s/src -B %s/build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=%s/configured "
-                  .. "&& cmake --build %s/build -j2 --target echo-sandbox echo-sandbox-serve echo-sandbox-init echo_sandbox "
-                  .. "&& cmake --install %s/build --prefix %s/installed")
-                  :format(root, root, root, root, root, root))
+    ok, out = sh(("%s cmake -S %s/src -B %s/build -DCMAKE_BUILD_TYPE=RelWithDebInfo "
+                  .. "-DCMAKE_INSTALL_PREFIX=%s/configured "
+                  .. "&& cmake --build %s/build -j2 --target echo-sandbox echo-sandbox-serve echo-sandbox-init echo_sandbox")
+                  :format(path, root, root, root, root))
     assert(ok, out)
-    assert(os.execute(("rm -rf %s/src %s/build"):format(root, root)))
+    local function install_and_uninstall(to, before, after)
+      local ok2, out2 = sh(("%s %s cmake --install %s/build --prefix %s"):format(before, path, root, to))
+      assert(ok2, out2)
+      ok2, out2 = sh(("%s %s cmake --build %s/build --target uninstall"):format(after, path, root))
+      assert(ok2, out2)
+    end
+    install_and_uninstall(root .. "/fresh", "", "")
+    uninstalled.fresh = os.execute("test -e " .. root .. "/fresh") == true
+    install_and_uninstall(root .. "/shared", ("mkdir -p %s/shared/share/man &&"):format(root),
+                          ("echo mine > %s/shared/share/echo-sandbox/policies/mine.lua &&"):format(root))
+    uninstalled.shared = tree(root .. "/shared")
+    ok, out = sh(("%s cmake --install %s/build --prefix %s/installed"):format(path, root, root))
+    assert(ok, out)
+    assert(os.execute(("rm -rf %s/src %s/build %s/fresh %s/shared"):format(root, root, root, root)))
     prefix = root .. "/installed"
   end)
 
   teardown(function()
     if root then os.execute("rm -rf " .. root) end
+  end)
+
+  -- Checked: without the uninstall target, the build has none; with the
+  -- manifest's files removed but not the directories noted at install
+  -- time, the fresh prefix was left with its empty directories.
+  it("uninstalls: every file and every directory it made, nothing else", function()
+    assert.is_false(uninstalled.fresh, "the fresh prefix is left")
+    assert.are.equal("./share\n./share/echo-sandbox\n./share/echo-sandbox/policies\n"
+                     .. "./share/echo-sandbox/policies/mine.lua\n./share/man\n", uninstalled.shared)
   end)
 
   it("runs from the prefix it was installed to, not the one it was configured with", function()
