@@ -139,8 +139,10 @@ describe("an installation", function()
       local words = { "echo-sandbox", ... }
       local quoted = {}
       for i, w in ipairs(words) do quoted[i] = env.quote(w) end
-      local ok, out = sh(("bash -c %s"):format(env.quote(("source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _echo_sandbox; "
-        .. "echo \"${COMPREPLY[*]}\""):format(script, table.concat(quoted, " "), #words - 1))))
+      -- the completion reads the options from the installed program's --help
+      local body = ("source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _echo_sandbox; echo \"${COMPREPLY[*]}\"")
+        :format(script, table.concat(quoted, " "), #words - 1)
+      local ok, out = sh(("PATH=%s/bin:$PATH bash -c %s"):format(prefix, env.quote(body)))
       assert(ok, out)
       return out
     end
@@ -148,5 +150,6 @@ describe("an installation", function()
     assert.are.equal("--public-probes\n", complete("serve", "--pub"))
     assert.are.equal("explain check languages\n", complete("policy", ""))
     assert.are.equal("auto local k8s\n", complete("run", "--backend", ""))
+    assert.are.equal("\n", complete("serve", "--listen", ""))
   end)
 end)

@@ -40,7 +40,8 @@ static const char batch_usage[] =
   "                   \"data\" (or \"data_base64\" where the bytes are not UTF-8)}, and\n"
   "                   {\"event\": \"truncated\", \"max_stream_bytes\"} at the policy's ceiling\n"
   "  -j, --jobs N     runs in flight at once (default: twice the cores)\n"
-  "  --policy FILE    load this policy instead of the default search\n";
+  "  --policy FILE    load this policy instead of the default search\n"
+  "  -h, --help       show this help\n";
 
 struct batch;
 
