@@ -98,7 +98,7 @@ describe("files on the k8s backend", function()
         local r, code = run_k8s(fixture.server, { shell = "true", files = { [path] = "x" } })
         assert.are.equal(125, code)
         assert.are.equal("invalid_request", r.error.code)
-        assert.truthy(r.error.message:find("'files." .. path .. "'", 1, true), r.error.message)
+        assert.truthy(r.error.message:find("'files' has the path \"" .. path .. "\"", 1, true), r.error.message)
         r = run_k8s(fixture.server, { shell = "true", collect = { path } })
         assert.truthy(r.error.message:find("'collect[1]' (\"" .. path .. "\")", 1, true), r.error.message)
       end
