@@ -21,9 +21,9 @@ describe("an installation", function()
 
   -- One installation for the specs below: configured for root/configured,
   -- installed to root/installed, its source and build removed. Before that,
-  -- the same build installed and uninstalled twice: to a prefix that was
-  -- not there, and to one where a directory was already, with a file of
-  -- someone else's put in a directory the install made.
+  -- the same build installed and uninstalled three times: to a prefix that
+  -- was not there; to one where a directory was already, with a file of
+  -- someone else's put in a directory the install made; with a DESTDIR.
   setup(function()
     root = os.tmpname()
     os.remove(root)
@@ -60,9 +60,13 @@ describe("an installation", function()
     install_and_uninstall(root .. "/shared", ("mkdir -p %s/shared/share/man &&"):format(root),
                           ("echo mine > %s/shared/share/echo-sandbox/policies/mine.lua &&"):format(root))
     uninstalled.shared = tree(root .. "/shared")
+    -- as a package build stages it: DESTDIR at install, not at uninstall
+    -- (the prefix in root too, should the uninstall look there instead)
+    install_and_uninstall(root .. "/prefix", ("DESTDIR=%s/staged"):format(root), "")
+    uninstalled.staged = os.execute("test -e " .. root .. "/staged") == true
     ok, out = sh(("%s cmake --install %s/build --prefix %s/installed"):format(path, root, root))
     assert(ok, out)
-    assert(os.execute(("rm -rf %s/src %s/build %s/fresh %s/shared"):format(root, root, root, root)))
+    assert(os.execute(("rm -rf %s/src %s/build %s/fresh %s/shared %s/staged"):format(root, root, root, root, root)))
     prefix = root .. "/installed"
   end)
 
@@ -72,9 +76,11 @@ describe("an installation", function()
 
   -- Checked: without the uninstall target, the build has none; with the
   -- manifest's files removed but not the directories noted at install
-  -- time, the fresh prefix was left with its empty directories.
+  -- time, the fresh prefix was left with its empty directories; without
+  -- the install's DESTDIR put back, the staged files were left.
   it("uninstalls: every file and every directory it made, nothing else", function()
     assert.is_false(uninstalled.fresh, "the fresh prefix is left")
+    assert.is_false(uninstalled.staged, "the DESTDIR is left")
     assert.are.equal("./share\n./share/echo-sandbox\n./share/echo-sandbox/policies\n"
                      .. "./share/echo-sandbox/policies/mine.lua\n./share/man\n", uninstalled.shared)
   end)
