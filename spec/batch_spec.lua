@@ -91,4 +91,37 @@ describe("echo-sandbox batch", function()
     assert.are.equal(125, code)
     assert.truthy(err:find("-j 0", 1, true))
   end)
+  -- Checked: with the FILE argument ignored (stdin read instead, as before),
+  -- the file's requests do not run and a missing file exits 0.
+  it("reads the requests from FILE, '-' being stdin", function()
+    local dir = assert(io.popen("mktemp -d")):read("l")
+    local path = dir .. "/requests.ndjson"
+    env.write_file(path, cjson.encode { id = "from-file", shell = "echo file" } .. "\n")
+    local stdin = cjson.encode { id = "from-stdin", shell = "echo stdin" } .. "\n"
+    local out, err, code = env.cli_run({ "batch", path }, stdin)
+    assert.are.equal(0, code, err)
+    local r = cjson.decode(out)
+    assert.are.equal("from-file", r.id)
+    assert.are.equal("file\n", r.stdout)
+    out, err, code = env.cli_run({ "batch", "-" }, stdin)
+    assert.are.equal(0, code, err)
+    assert.are.equal("from-stdin", cjson.decode(out).id)
+    os.execute("rm -rf " .. env.quote(dir))
+  end)
+
+  it("names a FILE it cannot read, reads no stdin instead, runs nothing", function()
+    local dir = assert(io.popen("mktemp -d")):read("l")
+    local stdin = cjson.encode { id = "from-stdin", shell = "echo stdin" } .. "\n"
+    for _, path in ipairs { dir .. "/missing.ndjson", dir } do
+      local out, err, code = env.cli_run({ "batch", path }, stdin)
+      assert.are.equal(125, code)
+      assert.are.equal("", out)
+      assert.truthy(err:find("echo-sandbox batch: " .. path .. ": ", 1, true), err)
+    end
+    local out, err, code = env.cli_run({ "batch", dir .. "/a", dir .. "/b" }, stdin)
+    assert.are.equal(125, code)
+    assert.are.equal("", out)
+    assert.truthy(err:find("at most one FILE", 1, true), err)
+    os.execute("rm -rf " .. env.quote(dir))
+  end)
 end)

@@ -80,6 +80,25 @@ describe("echo-sandbox run", function()
     assert.is_false(r.stderr_truncated)
   end)
 
+  -- Checked: with the flag form's sink left as our own fds whatever
+  -- --max-output says (as before), all 5 MB reach our stdout and nothing is
+  -- said of a cut.
+  it("cuts what passes through to our stdout and stderr at --max-output, each once, the code the program's", function()
+    local out, err, code = env.cli_run { "run", "--max-output", "1k", "--shell",
+      "head -c 5000000 /dev/zero | tr '\\0' x; printf 'to stderr\\n' >&2; head -c 3000 /dev/zero | tr '\\0' y >&2; exit 3" }
+    assert.are.equal(3, code)
+    assert.are.equal(("x"):rep(1000), out)
+    assert.are.equal("to stderr\n" .. ("y"):rep(990) .. "\n"
+      .. "echo-sandbox: stderr cut at 1000 bytes (--max-output)\n", err:gsub("echo%-sandbox: stdout cut[^\n]*\n", ""))
+    local _, cuts = err:gsub("echo%-sandbox: stdout cut at 1000 bytes %(%-%-max%-output%)\n", "")
+    assert.are.equal(1, cuts)
+    -- under the cap, nothing is cut or said
+    out, err, code = env.cli_run { "run", "--max-output", "1k", "--shell", "echo small; echo small >&2" }
+    assert.are.equal(0, code, err)
+    assert.are.equal("small\n", out)
+    assert.are.equal("small\n", err)
+  end)
+
   it("returns output that is not UTF-8 as base64", function()
     local r = run_json { shell = "printf '\\377\\376\\000A'" }
     assert.is_nil(r.stdout)
@@ -150,6 +169,24 @@ describe("echo-sandbox run", function()
       assert.are.equal(125, code)
       assert.truthy(err:find(field, 1, true), request .. " -> " .. err)
       assert.are.equal("invalid_request", cjson.decode(out).error.code)
+    end
+  end)
+
+  -- Checked: with the value described by its type alone (as before), each
+  -- message said "(got string)" or "(got number)" instead.
+  it("quotes the value it refuses: escaped, and only its first bytes", function()
+    for request, says in pairs {
+      ['{"shell": 5}'] = "'shell' must be a string (got 5)",
+      ['{"shell": "true", "timeout_ms": "5s"}'] = [['timeout_ms' must be a positive integer (got "5s")]],
+      ['{"shell": "true", "timeout_ms": -1.5}'] = "(got -1.5)",
+      ['{"shell": "true", "limits": {"network": "yes"}}'] = [['limits.network' must be a boolean (got "yes")]],
+      ['{"shell": "true", "timeout_ms": "a\\u001b[2J\\"\\\\\\n"}'] = [[(got "a\x1b[2J\"\\\n")]],
+      ['{"shell": "true", "timeout_ms": "' .. ("x"):rep(5000) .. '"}'] = '(got "' .. ("x"):rep(40) .. '"... (5000 bytes))',
+    } do
+      local out, err, code = env.cli_run({ "run", "--json" }, request)
+      assert.are.equal(125, code)
+      assert.truthy(err:find(says, 1, true), says .. " -> " .. err)
+      assert.truthy(cjson.decode(out).error.message:find(says, 1, true))
     end
   end)
 

@@ -36,12 +36,15 @@ describe("a request's files", function()
     assert.truthy(r.stdout:find("^on the host\n/.*echo%-sandbox%-"), r.stdout)
   end)
 
+  -- Checked: with the path's message built as a field's (as before), it
+  -- named 'files.PATH' as a field and said "(got string)", not the path.
   it("are refused, naming the path, when it is no clean path below the working dir", function()
     for _, path in ipairs { "/etc/passwd", "../x", "a/../../x", "./a", "a//b", "a/", "", "a/./b" } do
       local r, code = run_json { shell = "true", files = { [path] = "x" } }
       assert.are.equal(125, code)
       assert.are.equal("invalid_request", r.error.code)
-      assert.truthy(r.error.message:find("'files." .. path .. "'", 1, true), r.error.message)
+      assert.truthy(r.error.message:find("'files' has the path \"" .. path .. "\": a path must be relative", 1, true),
+                    r.error.message)
     end
   end)
 

@@ -1,36 +1,88 @@
 -- The installation: `cmake --install --prefix P` for a P other than the
 -- configured prefix, used with the source copy and the build removed, so
--- that nothing can come from either; its man pages and bash completion.
+-- that nothing can come from either; its man pages and bash completion; and
+-- its uninstall. All of it from a tree that is no git checkout, on a machine
+-- without git (a tarball's user has neither).
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
 
 local sh = env.sh
 
+-- Every path below dir, relative to it, sorted, one a line.
+local function tree(dir)
+  local _, out = sh(("cd %s && find . -mindepth 1 | sort"):format(env.quote(dir)))
+  return out
+end
+
 describe("an installation", function()
   env.check_leaks()
-  local root, prefix
+  local root, prefix, uninstalled = nil, nil, {}
 
   -- One installation for the specs below: configured for root/configured,
-  -- installed to root/installed, its source and build removed.
+  -- installed to root/installed, its source and build removed. Before that,
+  -- the same build installed and uninstalled three times: to a prefix that
+  -- was not there; to one where a directory was already, with a file of
+  -- someone else's put in a directory the install made; with a DESTDIR.
   setup(function()
     root = os.tmpname()
     os.remove(root)
-    assert(os.execute("mkdir -p " .. root .. "/src"))
-    -- the tree as a clean clone has it, with what is not committed yet
-    local ok, out = sh(("git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C %s/src"):format(root))
+    assert(os.execute("mkdir -p " .. root .. "/src " .. root .. "/nogit"))
+    -- A git that is not there: nothing below may need one (a tarball's
+    -- user has none; Debian's minbase has none). Checked: with the tree
+    -- copied by `git ls-files` (as before), the setup fails here.
+    env.write_file(root .. "/nogit/git", "#!/bin/sh\necho 'git: command not found' >&2\nexit 127\n")
+    assert(os.execute("chmod +x " .. root .. "/nogit/git"))
+    local path = ("PATH=%s/nogit:$PATH "):format(root)
+    -- The tree as a clean clone or a tarball has it, with what is not
+    -- committed yet: everything but what .gitignore names (builds,
+    -- node_modules) and .git itself.
+    local excludes = {}
+    for line in env.read_file(".gitignore"):gmatch("[^\n]+") do
+      if not line:match("^#") then excludes[#excludes + 1] = "--exclude=" .. env.quote(line:gsub("/$", "")) end
+    end
+    local ok, out = sh(("%s tar -cf - --exclude-vcs %s . | tar -xf - -C %s/src")
+                       :format(path, table.concat(excludes, " "), root))
     assert(ok, out)
-    ok, out = sh(("cmake -S %s/src -B %s/build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=%s/configured "
-                  .. "&& cmake --build %s/build -j2 --target echo-sandbox echo-sandbox-serve echo-sandbox-init echo_sandbox "
-                  .. "&& cmake --install %s/build --prefix %s/installed")
-                  :format(root, root, root, root, root, root))
+    ok, out = sh(("%s cmake -S %s/src -B %s/build -DCMAKE_BUILD_TYPE=RelWithDebInfo "
+                  .. "-DCMAKE_INSTALL_PREFIX=%s/configured "
+                  .. "&& cmake --build %s/build -j2 --target echo-sandbox echo-sandbox-serve echo-sandbox-init echo_sandbox")
+                  :format(path, root, root, root, root))
     assert(ok, out)
-    assert(os.execute(("rm -rf %s/src %s/build"):format(root, root)))
+    local function install_and_uninstall(to, before, after)
+      local ok2, out2 = sh(("%s %s cmake --install %s/build --prefix %s"):format(before, path, root, to))
+      assert(ok2, out2)
+      ok2, out2 = sh(("%s %s cmake --build %s/build --target uninstall"):format(after, path, root))
+      assert(ok2, out2)
+    end
+    install_and_uninstall(root .. "/fresh", "", "")
+    uninstalled.fresh = os.execute("test -e " .. root .. "/fresh") == true
+    install_and_uninstall(root .. "/shared", ("mkdir -p %s/shared/share/man &&"):format(root),
+                          ("echo mine > %s/shared/share/echo-sandbox/policies/mine.lua &&"):format(root))
+    uninstalled.shared = tree(root .. "/shared")
+    -- as a package build stages it: DESTDIR at install, not at uninstall
+    -- (the prefix in root too, should the uninstall look there instead)
+    install_and_uninstall(root .. "/prefix", ("DESTDIR=%s/staged"):format(root), "")
+    uninstalled.staged = os.execute("test -e " .. root .. "/staged") == true
+    ok, out = sh(("%s cmake --install %s/build --prefix %s/installed"):format(path, root, root))
+    assert(ok, out)
+    assert(os.execute(("rm -rf %s/src %s/build %s/fresh %s/shared %s/staged"):format(root, root, root, root, root)))
     prefix = root .. "/installed"
   end)
 
   teardown(function()
     if root then os.execute("rm -rf " .. root) end
+  end)
+
+  -- Checked: without the uninstall target, the build has none; with the
+  -- manifest's files removed but not the directories noted at install
+  -- time, the fresh prefix was left with its empty directories; without
+  -- the install's DESTDIR put back, the staged files were left.
+  it("uninstalls: every file and every directory it made, nothing else", function()
+    assert.is_false(uninstalled.fresh, "the fresh prefix is left")
+    assert.is_false(uninstalled.staged, "the DESTDIR is left")
+    assert.are.equal("./share\n./share/echo-sandbox\n./share/echo-sandbox/policies\n"
+                     .. "./share/echo-sandbox/policies/mine.lua\n./share/man\n", uninstalled.shared)
   end)
 
   it("runs from the prefix it was installed to, not the one it was configured with", function()
@@ -93,8 +145,10 @@ describe("an installation", function()
       local words = { "echo-sandbox", ... }
       local quoted = {}
       for i, w in ipairs(words) do quoted[i] = env.quote(w) end
-      local ok, out = sh(("bash -c %s"):format(env.quote(("source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _echo_sandbox; "
-        .. "echo \"${COMPREPLY[*]}\""):format(script, table.concat(quoted, " "), #words - 1))))
+      -- the completion reads the options from the installed program's --help
+      local body = ("source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _echo_sandbox; echo \"${COMPREPLY[*]}\"")
+        :format(script, table.concat(quoted, " "), #words - 1)
+      local ok, out = sh(("PATH=%s/bin:$PATH bash -c %s"):format(prefix, env.quote(body)))
       assert(ok, out)
       return out
     end
@@ -102,5 +156,6 @@ describe("an installation", function()
     assert.are.equal("--public-probes\n", complete("serve", "--pub"))
     assert.are.equal("explain check languages\n", complete("policy", ""))
     assert.are.equal("auto local k8s\n", complete("run", "--backend", ""))
+    assert.are.equal("\n", complete("serve", "--listen", ""))
   end)
 end)

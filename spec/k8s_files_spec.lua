@@ -233,7 +233,7 @@ sys.stdout.buffer.write(b"read it\n" + found + b"\n" + frames + b"E 0 %d\n" % le
         local r, code = run_k8s(fixture.server, { shell = "true", files = { [path] = "x" } })
         assert.are.equal(125, code)
         assert.are.equal("invalid_request", r.error.code)
-        assert.truthy(r.error.message:find("'files." .. path .. "'", 1, true), r.error.message)
+        assert.truthy(r.error.message:find("'files' has the path \"" .. path .. "\"", 1, true), r.error.message)
         r = run_k8s(fixture.server, { shell = "true", collect = { path } })
         assert.truthy(r.error.message:find("'collect[1]' (\"" .. path .. "\")", 1, true), r.error.message)
       end

@@ -99,7 +99,7 @@ describe("policy explain", function()
                                      "ECHO_SANDBOX_KUBECTL=/nonexistent/kubectl")
     os.remove(path)
     assert.are_not.equal(0, code)
-    assert.truthy(err:find("policy hook 'cluster' returned a bad field 'namespace': expected a string, got number",
+    assert.truthy(err:find("policy hook 'cluster' returned a bad field 'namespace': expected a string, got 42",
                            1, true), err)
     path = env.policy_file("policy.cluster = nil")
     _, err, code = env.cli_run({ "cleanup", "--dry-run", "--policy", path }, nil,

@@ -25,11 +25,12 @@
 #include "luaglue/json.h"
 
 static const char batch_usage[] =
-  "usage: echo-sandbox batch [-j N] [--events] [--policy FILE] < requests.ndjson\n"
+  "usage: echo-sandbox batch [-j N] [--events] [--policy FILE] [FILE | -]\n"
   "\n"
-  "Reads one request object per line and prints one result object per line,\n"
-  "in the order the runs end, each with the request's \"id\" (null when it had\n"
-  "none) and its \"line\" number. At most N run at once, all in one event loop,\n"
+  "Reads one request object per line of FILE (stdin when there is none, or\n"
+  "for '-') and prints one result object per line, in the order the runs\n"
+  "end, each with the request's \"id\" (null when it had none) and its\n"
+  "\"line\" number. At most N run at once, all in one event loop,\n"
   "on either backend. A line that is not a valid request gets an error result;\n"
   "the others go on. SIGINT/SIGTERM kill every run (and delete its pod).\n"
   "\n"
@@ -39,7 +40,8 @@ static const char batch_usage[] =
   "                   \"data\" (or \"data_base64\" where the bytes are not UTF-8)}, and\n"
   "                   {\"event\": \"truncated\", \"max_stream_bytes\"} at the policy's ceiling\n"
   "  -j, --jobs N     runs in flight at once (default: twice the cores)\n"
-  "  --policy FILE    load this policy instead of the default search\n";
+  "  --policy FILE    load this policy instead of the default search\n"
+  "  -h, --help       show this help\n";
 
 struct batch;
 
@@ -304,6 +306,14 @@ int esb_cli_batch(int argc, char **argv) {
       return 125;
     }
   }
+  /* The requests' file: a name that cannot be read is an error, never a
+   * silent read of stdin instead. */
+  if (argc - optind > 1) {
+    fprintf(stderr, "echo-sandbox batch: expected at most one FILE, got '%s' and '%s'\n%s", argv[optind],
+            argv[optind + 1], batch_usage);
+    return 125;
+  }
+  const char *input_path = optind < argc ? argv[optind] : "-";
   char err[ESB_MESSAGE_MAX];
   struct batch b = { .events = events, .queue = { .wake_fd = -1 } };
   int rc = 125;
@@ -319,8 +329,9 @@ int esb_cli_batch(int argc, char **argv) {
     fprintf(stderr, "echo-sandbox batch: %s\n", b.L && b.planner_L ? err : "out of memory");
     goto out;
   }
-  if (!(input = esb_read_file("-", &len))) {
-    fprintf(stderr, "echo-sandbox batch: reading stdin: %s\n", strerror(errno));
+  if (!(input = esb_read_file(input_path, &len))) {
+    fprintf(stderr, "echo-sandbox batch: %s: %s\n", strcmp(input_path, "-") == 0 ? "reading stdin" : input_path,
+            strerror(errno));
     goto out;
   }
   b.next = input;

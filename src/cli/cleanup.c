@@ -29,7 +29,8 @@ static const char cleanup_usage[] =
   "  --all            delete every managed pod, expired or not\n"
   "  --dry-run        only list what would be deleted and what is kept\n"
   "  --namespace NS   look in NS instead of the policy's namespace\n"
-  "  --policy FILE    load this policy instead of the default search\n";
+  "  --policy FILE    load this policy instead of the default search\n"
+  "  -h, --help       show this help\n";
 
 /* Runs protected: decodes the PodList (1) and pushes kube.pods of it, an
  * array of {name, expires-at or ""}. */

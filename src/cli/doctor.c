@@ -38,7 +38,12 @@ static const char doctor_usage[] =
   "does), and which isolation the local sandbox achieves. Exits 1 when a check\n"
   "fails. A Kubernetes check that does not pass fails only when the policy\n"
   "sends requests that name no backend to k8s; else it is a warning (only\n"
-  "requests that ask for k8s need the cluster). --local-only skips them.\n";
+  "requests that ask for k8s need the cluster). --local-only skips them.\n"
+  "\n"
+  "options:\n"
+  "  --local-only     only the local checks: no kubectl, no cluster\n"
+  "  --policy FILE    load this policy instead of the default search\n"
+  "  -h, --help       show this help\n";
 
 struct tally {
   int failed, warned;

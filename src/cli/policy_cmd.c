@@ -1,5 +1,6 @@
 /* echo-sandbox policy explain | check: what a policy makes of requests,
  * without running anything. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,18 @@ static const char policy_usage[] =
   "backends; it exits 0, or 1 after listing the problems.\n"
   "\n"
   "languages prints the languages the policy knows as JSON, as the daemon's\n"
-  "GET /v1/languages does: {\"languages\": [{\"name\", \"image\", \"file\"}, ...]}.\n"
+  "GET /v1/languages does: {\"languages\": [{\"name\", \"image\", \"file\"}, ...]}.\n";
+
+/* Each subcommand's --help: the usage above and its own options (the
+ * lines the bash completion reads them from). */
+static const char explain_options[] =
   "\n"
   "options:\n"
   "  --json               print the explanation as a JSON object\n";
+static const char languages_options[] =
+  "\n"
+  "options:\n"
+  "  --policy FILE        load this policy instead of the default search\n";
 
 static const char *const namespace_names[] = {"user", "mount", "pid", "net", "ipc", "uts"};
 
@@ -393,7 +402,7 @@ out:
 
 static int explain(int argc, char **argv) {
   char usage[4096], err[4096];
-  snprintf(usage, sizeof usage, "%s%s", policy_usage, esb_cli_request_flags_help);
+  snprintf(usage, sizeof usage, "%s%s%s", policy_usage, explain_options, esb_cli_request_flags_help);
   struct esb_cli_options o = { 0 };
   struct esb_policy *policy = NULL;
   lua_State *L = NULL;
@@ -505,11 +514,25 @@ static int check(int argc, char **argv) {
 
 /* policy languages [--policy FILE] */
 static int languages(int argc, char **argv) {
+  static const struct option longopts[] = {
+    {"policy", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *path = NULL;
-  if (argc == 3 && !strcmp(argv[1], "--policy"))
-    path = argv[2];
-  else if (argc != 1) {
-    fprintf(stderr, "echo-sandbox policy languages: expected at most --policy FILE\n%s", policy_usage);
+  optind = 1;
+  opterr = 0;
+  for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
+    if (c == 'p') {
+      path = optarg;
+    } else if (c == 'h') {
+      printf("%s%s", policy_usage, languages_options);
+      return 0;
+    } else {
+      fprintf(stderr, "echo-sandbox policy languages: unknown or incomplete option '%s'\n%s%s", argv[optind - 1],
+              policy_usage, languages_options);
+      return 125;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "echo-sandbox policy languages: expected no operand, got '%s'\n", argv[optind]);
     return 125;
   }
   char err[ESB_MESSAGE_MAX];
@@ -546,6 +569,6 @@ int esb_cli_policy(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "check"))
     return check(argc - 1, argv + 1);
   bool help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
-  fputs(policy_usage, help ? stdout : stderr);
+  fprintf(help ? stdout : stderr, "%s%s", policy_usage, explain_options);
   return help ? 0 : 125;
 }

@@ -36,9 +36,10 @@ const char esb_cli_request_flags_help[] =
   "  --cpu-time SECONDS   CPU-time limit\n"
   "  --cpu CORES          CPU rate limit in cores: 0.5, 2 or 500m (a cgroup's)\n"
   "  --max-processes N    process limit inside the sandbox\n"
-  "  --max-output BYTES   keep at most BYTES of stdout and of stderr\n"
+  "  --max-output BYTES   keep at most BYTES of stdout and of stderr (the flag forms:\n"
+  "                       pass at most that through to ours, and say where it cut)\n"
   "  --network            allow network access (default: loopback only, isolated)\n"
-  "  --backend NAME       auto, local or k8s\n"
+  "  --backend auto|local|k8s  where it runs (auto: where the policy sends it)\n"
   "  --policy FILE        load this policy instead of the default search\n"
   "  -h, --help           show this help\n";
 

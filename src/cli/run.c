@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,35 @@ static void print_plain(const struct esb_result *r) {
   if (r->cleanup_error)
     fprintf(stderr, "echo-sandbox: %s; the pod may be left: `echo-sandbox cleanup` deletes it once its "
             "deadline has passed\n", r->cleanup_error);
+}
+
+/* --max-output in the flag forms: what passes through to our stdout and
+ * stderr, each stream cut at `max` bytes and said once on stderr; the
+ * program runs on, its result and exit code unchanged. Through a callback,
+ * so the bytes pass through us (neither handed over nor spliced). */
+struct capped_output {
+  uint64_t max;
+  uint64_t passed[2];
+  bool cut[2];
+  bool err_mid_line;  /* the stderr passed ends inside a line */
+};
+
+static void pass_capped(int stream, const char *data, size_t len, void *userdata) {
+  struct capped_output *c = userdata;
+  int i = stream - 1;
+  uint64_t room = c->max - c->passed[i];
+  size_t n = len < room ? len : (size_t)room;
+  if (n) {
+    esb_write_all(stream, data, n); /* a reader gone: the rest is lost anyway */
+    c->passed[i] += n;
+    if (i == 1)
+      c->err_mid_line = data[n - 1] != '\n';
+  }
+  if (n < len && !c->cut[i]) {
+    c->cut[i] = true;
+    fprintf(stderr, "%secho-sandbox: %s cut at %llu bytes (--max-output)\n", c->err_mid_line ? "\n" : "",
+            i == 0 ? "stdout" : "stderr", (unsigned long long)c->max);
+  }
 }
 
 /* Prints an engine error before a request could run, as the output mode wants. */
@@ -120,6 +150,9 @@ int esb_cli_run(int argc, char **argv) {
   /* The flag form streams the program's output to ours; --json keeps the
    * capped capture for the result. */
   struct esb_output_sink ours = { .fds = { 1, 2 } };
+  struct capped_output capped = { .max = req.limits.max_output_bytes };
+  if (o.max_output)
+    ours = (struct esb_output_sink){ .fn = pass_capped, .userdata = &capped, .fds = { -1, -1 } };
   esb_execute(policy, &req, &result, sigfd, stderr, o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
     fprintf(stderr, "echo-sandbox: %s\n", result.error_message ? result.error_message : esb_strerror(result.error));

@@ -157,10 +157,10 @@ static void read_files(struct esb_fields *f, int t, struct esb_request *req) {
       f->failed = true;
       snprintf(f->err, f->errlen, "invalid request: 'files' must be an object of paths to contents, not an array");
     } else if (!path || !esb_file_path_ok(path)) {
-      lua_pushvalue(L, -2);
-      esb_fields_bad_value(f, -1, name, "a path relative to the working dir, without '.' or '..' components "
-                                        "(the field's name)");
-      lua_pop(L, 1);
+      char quoted[256];
+      f->failed = true;
+      snprintf(f->err, f->errlen, "invalid request: 'files' has the path %s: a path must be relative to the "
+               "working dir, without '.' or '..' components", esb_fields_describe(L, -2, quoted, sizeof quoted));
     } else if (!(file->path = strdup(path))) {
       esb_fields_nomem(f, name);
     } else {

@@ -28,11 +28,60 @@ bool esb_fields_push(struct esb_fields *f, int t, const char *key) {
   return true;
 }
 
+/* The bytes of a string as a quoted, escaped literal, its first
+ * DESCRIBE_MAX bytes only: a message quotes what the caller sent, never
+ * sending a terminal's control bytes back or growing with the input. */
+#define DESCRIBE_MAX 40
+
+static void quote_string(const char *s, size_t len, char *buf, size_t buflen) {
+  size_t n = 0, shown = len < DESCRIBE_MAX ? len : DESCRIBE_MAX;
+  buf[n++] = '"';
+  for (size_t i = 0; i < shown && n + 8 < buflen; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\')
+      n += (size_t)snprintf(buf + n, buflen - n, "\\%c", c);
+    else if (c == '\n')
+      n += (size_t)snprintf(buf + n, buflen - n, "\\n");
+    else if (c < 0x20 || c >= 0x7f)
+      n += (size_t)snprintf(buf + n, buflen - n, "\\x%02x", c);
+    else
+      buf[n++] = (char)c;
+  }
+  if (shown < len)
+    snprintf(buf + n, buflen - n, "\"... (%zu bytes)", len);
+  else
+    snprintf(buf + n, buflen - n, "\"");
+}
+
+const char *esb_fields_describe(lua_State *L, int idx, char *buf, size_t buflen) {
+  size_t len;
+  const char *s;
+  if (absent(L, idx))
+    return "nothing";
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING:
+    s = lua_tolstring(L, idx, &len);
+    quote_string(s, len, buf, buflen);
+    return buf;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx))
+      snprintf(buf, buflen, "%lld", (long long)lua_tointeger(L, idx));
+    else
+      snprintf(buf, buflen, "%.17g", (double)lua_tonumber(L, idx));
+    return buf;
+  case LUA_TBOOLEAN:
+    return lua_toboolean(L, idx) ? "true" : "false";
+  default:
+    return luaL_typename(L, idx);
+  }
+}
+
 void esb_fields_bad_value(struct esb_fields *f, int idx, const char *name, const char *expected) {
   if (f->failed)
     return;
   f->failed = true;
-  const char *got = absent(f->L, idx) ? "nothing" : luaL_typename(f->L, idx);
+  char buf[4 * DESCRIBE_MAX + 32];
+  const char *got = esb_fields_describe(f->L, idx, buf, sizeof buf);
   if (f->hook)
     snprintf(f->err, f->errlen, "policy hook '%s' returned a bad field '%s%s': expected %s, got %s", f->hook,
              f->path, name, expected, got);

@@ -54,6 +54,11 @@ void esb_fields_bad(struct esb_fields *f, int t, const char *key, const char *ex
  * current path. */
 void esb_fields_bad_value(struct esb_fields *f, int idx, const char *name, const char *expected);
 
+/* What the value at idx is, for a message: a string quoted and escaped
+ * (its first bytes only), a number or boolean as it is, else its type
+ * ("nothing" for nil and cjson.null). Into buf where it needs one. */
+const char *esb_fields_describe(lua_State *L, int idx, char *buf, size_t buflen);
+
 /* Records an allocation failure while reading t[key]. */
 void esb_fields_nomem(struct esb_fields *f, const char *key);
 
