@@ -37,12 +37,15 @@ describe("the MCP server", function()
     node_test("ECHO_SANDBOX_BIN=/nonexistent ECHO_SANDBOX_URL=http://127.0.0.1:" .. port)
   end)
 
-  -- The Inspector's CLI: one call, its JSON answer decoded.
+  -- The Inspector's CLI: one call, its JSON answer decoded (what comes
+  -- before it is the Inspector's notices on stderr).
   local function inspector(args)
     local ok, out = env.sh("clients/mcp/node_modules/.bin/mcp-inspector --cli -e ECHO_SANDBOX_BIN="
       .. env.quote(env.cli) .. " node clients/mcp/server.js " .. args)
     assert(ok, out)
-    return cjson.decode(out)
+    local answer = out:match("^{.*") or out:match("\n({.*)")
+    assert(answer, out)
+    return cjson.decode(answer)
   end
 
   it("is listed by the MCP Inspector's CLI, its tools with input and output schemas", function()
