@@ -37,7 +37,8 @@ static const char serve_usage[] =
   "  --public-probes      with a token: /healthz, /readyz and /metrics need none\n"
   "  --max-body BYTES     largest request body (default 16Mi; 413 beyond)\n"
   "  --max-running N      runs in flight at once (default 256)\n"
-  "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond)\n"
+  "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond; 0: no\n"
+  "                       queue, a request that finds every slot busy is answered 429)\n"
   "  --grace SECONDS      on SIGTERM, how long runs may finish (default 10)\n"
   "  --header-timeout SECONDS  close a connection idle that long without a complete\n"
   "                       request (default 30)\n"
@@ -93,9 +94,11 @@ int main(int argc, char **argv) {
       break;
     }
     case 'b': case 'r': case 'q':
-      /* sizes and counts: a whole quantity (engine/quantity.h) */
-      if (esb_quantity_whole(optarg, 1, SIZE_MAX, &v) < 0) {
-        fprintf(stderr, "echo-sandbox serve: %s %s: expected a positive whole %s\n", argv[optind - 2], optarg,
+      /* sizes and counts: a whole quantity (engine/quantity.h); a queue
+       * may be none */
+      if (esb_quantity_whole(optarg, c == 'q' ? 0 : 1, SIZE_MAX, &v) < 0) {
+        fprintf(stderr, "echo-sandbox serve: %s %s: expected a %s whole %s\n", argv[optind - 2], optarg,
+                c == 'q' ? "non-negative" : "positive",
                 c == 'b' ? "number of bytes or a quantity like 16Mi" : "number");
         return 125;
       }

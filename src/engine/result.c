@@ -19,6 +19,7 @@ static const struct { const char *name, *message; } error_table[ESB_E__COUNT] = 
   [ESB_E_SYSTEM] = {"system_error", "a system call of the engine failed"},
   [ESB_E_INTERRUPTED] = {"interrupted", "the executor was interrupted"},
   [ESB_E_BACKEND] = {"backend_error", "the backend could not run the program"},
+  [ESB_E_UNAUTHORIZED] = {"unauthorized", "the request carries no valid token"},
 };
 
 const char *esb_strerror(enum esb_error code) {

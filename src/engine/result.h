@@ -51,6 +51,7 @@ enum esb_error {
   ESB_E_SYSTEM,           /* a system call of the engine failed */
   ESB_E_INTERRUPTED,      /* the executor got a signal and killed the program */
   ESB_E_BACKEND,          /* the backend could not run the program (k8s: the pod never ran) */
+  ESB_E_UNAUTHORIZED,     /* the daemon's token is missing or wrong (HTTP 401) */
   ESB_E__COUNT
 };
 
