@@ -450,4 +450,20 @@ describe("echo-sandbox serve", function()
       -- the fixture checks that the fake API server holds no pod
     end)
   end)
+
+  -- Checked: with the silent switch to local (as before), the daemon
+  -- answered 200 with the canary's output from its own machine.
+  it("never runs a request of the shipped in-cluster policy locally when the cluster does not answer", function()
+    local minor = env.newest_kubectl()
+    if not minor then return end
+    local d = daemon.start("--policy deploy/policy.lua", nil, fake.kubectl_env(minor, "/nonexistent/kubeconfig"))
+    local _, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "echo ran-here", timeout_ms = 5000 })
+    local log = daemon.log(d)
+    daemon.stop(d)
+    assert.are.equal("error", r.status, cjson.encode(r))
+    assert.are.equal("k8s", r.sandbox_type)
+    assert.are.equal("", r.stdout)
+    assert.is_nil(r.fallback)
+    assert.is_nil(log:find("ran locally", 1, true), log)
+  end)
 end)

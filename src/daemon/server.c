@@ -384,6 +384,8 @@ static void job_done(struct esb_job *job, void *userdata) {
   struct conn *st = userdata;
   struct server *s = st->s;
   esb_metrics_record(&s->m, &job->result);
+  if (job->result.fallback) /* the operator should know the cluster is away */
+    fprintf(stderr, "echo-sandbox serve: a run for k8s ran locally: %s\n", job->result.fallback);
   if (st->streaming) {
     stream_result(st, &job->result);
     esb_result_release(&job->result);

@@ -51,6 +51,7 @@ void esb_result_release(struct esb_result *r) {
   free(r->error_message);
   free(r->cleanup_error);
   free(r->warning);
+  free(r->fallback);
   esb_collected_release(&r->files);
   *r = (struct esb_result)ESB_RESULT_INIT;
 }

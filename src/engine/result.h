@@ -72,6 +72,8 @@ struct esb_result {
                              result's "pod"), "" where it has none (local) */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
   char *warning;          /* owned: what the result could not be sure of, or NULL */
+  char *fallback;         /* owned: why a run the policy sent to k8s ran on the local
+                             backend instead (the policy allowed it), or NULL */
   bool retryable;         /* with status ERROR: whether the same request may succeed later */
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
