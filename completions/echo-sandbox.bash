@@ -26,7 +26,7 @@ _echo_sandbox() {
                --cpu-time --cpu --max-processes --max-output --network --backend --policy --help" ;;
     batch) opts="-j --jobs --events --policy --help" ;;
     serve) opts="--listen --policy --token-file --public-probes --max-body --max-running --max-queue --grace
-                 --header-timeout --port-file --socket-mode --help" ;;
+                 --header-timeout --port-file --socket-mode --socket-group --help" ;;
     policy)
       if [[ $COMP_CWORD -eq $((i + 1)) ]]; then
         COMPREPLY=($(compgen -W "explain check languages" -- "$cur")); return

@@ -414,6 +414,21 @@ describe("echo-sandbox serve", function()
     assert.are.equal("600", socket_mode)
   end)
 
+  -- Checked: without the chown (as before), the socket's group was root's.
+  it("gives its unix socket --socket-group, by name or number, and refuses a group that is not there", function()
+    for _, group in ipairs { "www-data", "33" } do
+      local d = daemon.start("--socket-group " .. group, "unix")
+      local p = io.popen("stat -c '%G %a' " .. env.quote((d.addr:gsub("^unix:", ""))))
+      local said = p:read("l")
+      p:close()
+      daemon.stop(d)
+      assert.are.equal("www-data 660", said)
+    end
+    local _, err, code = env.cli_run { "serve", "--socket-group", "no-such-group", "--listen", "unix:/nonexistent/x" }
+    assert.are.equal(125, code)
+    assert.truthy(err:find("--socket-group no-such-group: no such group", 1, true), err)
+  end)
+
   -- Three seconds, so that starting 200 sandboxes on two cores (each builds
   -- its own root) fits inside the sleep even under the sanitizers.
   it("runs 200 three-second sleeps side by side, on a unix socket", function()

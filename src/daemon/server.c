@@ -696,7 +696,7 @@ int esb_serve(const struct esb_server_options *o) {
   check_ready(&s);
   if (!s.ready)
     fprintf(stderr, "echo-sandbox serve: not ready (GET /readyz answers 503): %s\n", s.ready_reason);
-  if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, &s.unix_path, where, sizeof where)) < 0)
+  if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, o->socket_gid, &s.unix_path, where, sizeof where)) < 0)
     goto out;
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                            on_request, &s,
