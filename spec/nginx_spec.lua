@@ -20,6 +20,32 @@ local function get(port, path)
   return status, body
 end
 
+-- Starts nginx with dir/nginx.conf; in an `it`, stops it and the daemon d
+-- when the spec ends. Returns nginx's pid.
+local function start_nginx(dir, d)
+  local p = io.popen(("nginx -p %s -c %s/nginx.conf -e %s/error.log >%s/out.log 2>&1 & echo $!")
+    :format(dir, dir, dir, dir))
+  local nginx_pid = p:read("l")
+  p:close()
+  finally(function()
+    os.execute("kill -QUIT " .. nginx_pid .. " 2>/dev/null; while kill -0 " .. nginx_pid ..
+               " 2>/dev/null; do sleep 0.01; done")
+    daemon.stop(d)
+  end)
+  return nginx_pid
+end
+
+-- The first answer to GET path once nginx listens: status and body.
+local function first_answer(port, path)
+  local status, body
+  for _ = 1, 500 do
+    status, body = get(port, path)
+    if status then break end
+    os.execute("sleep 0.02")
+  end
+  return status, body
+end
+
 describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
   env.check_leaks()
 
@@ -35,21 +61,8 @@ describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
       :gsub("@DIR@", dir):gsub("@PORT@", tostring(port)):gsub("@ROOT@", root):gsub("@USER@", user)
       :gsub("@SOCKET@", (d.addr:gsub("^unix:", "")))
     env.write_file(dir .. "/nginx.conf", conf)
-    local p = io.popen(("nginx -p %s -c %s/nginx.conf -e %s/error.log >%s/out.log 2>&1 & echo $!")
-      :format(dir, dir, dir, dir))
-    local nginx_pid = p:read("l")
-    p:close()
-    finally(function()
-      os.execute("kill -QUIT " .. nginx_pid .. " 2>/dev/null; while kill -0 " .. nginx_pid ..
-                 " 2>/dev/null; do sleep 0.01; done")
-      daemon.stop(d)
-    end)
-    local status, body
-    for _ = 1, 500 do
-      status, body = get(port, "/run")
-      if status then break end
-      os.execute("sleep 0.02")
-    end
+    local nginx_pid = start_nginx(dir, d)
+    local status, body = first_answer(port, "/run")
     assert.are.equal(200, status, body .. (env.read_file(dir .. "/error.log") or ""))
     local r = cjson.decode(body)
     assert.are.equal("42\n", r.stdout)
@@ -73,5 +86,73 @@ describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
     assert.are.equal("one\nthree\n", seen[#seen].result.stdout)
     status, body = get(port, "/invalid-stream")
     assert.truthy(body:find("HTTP 400", 1, true), body)
+  end)
+end)
+
+-- The README's nginx section, as written: the daemon's command line (as
+-- root, --socket-group www-data) and its nginx block, in an nginx whose
+-- workers run as www-data, as Debian's do. Only where things are changes:
+-- the socket's path (the spec's own), where the resty module is installed
+-- (a copy in the spec's dir, as `cmake --install` would put it), and the
+-- port nginx listens on.
+describe("the README's nginx set-up", function()
+  env.check_leaks()
+
+  local function readme_section()
+    local readme = env.read_file("README.md")
+    local section = readme:match("\n### nginx / OpenResty\n(.-)\n### ")
+    local command = section:match("```sh\n(.-)\n```")
+    local block = section:match("```nginx\n(.-)\n```")
+    return command, block
+  end
+
+  -- Checked: with the README's earlier command (no --socket-group), the
+  -- worker got "Permission denied" on the socket and answered 502; with
+  -- its earlier ngx.var.arg_code (not decoded), Python got the code still
+  -- URL-encoded and failed with a SyntaxError.
+  it("runs URL-encoded code through nginx workers running as www-data", function()
+    if not env.is_root() then
+      pending("as root only: nginx's workers become www-data")
+      return
+    end
+    local command, block = readme_section()
+    local socket = "/run/echo-sandbox/echo-sandbox.sock"
+    local flags = command:match("^echo%-sandbox serve %-%-listen unix:" .. socket:gsub("%p", "%%%0") .. " (.-) &$")
+    assert.truthy(flags, command)
+    -- the systemd unit gives its socket the same group and mode
+    local unit = env.read_file("deploy/echo-sandbox.service")
+    assert.truthy(unit:find("ExecStart=[^\n]*" .. flags:gsub("%p", "%%%0")), flags)
+    local d = daemon.start(flags, "unix")
+    local dir = d.dir .. "/nginx"
+    assert(os.execute(("mkdir -p %s/lua && cp -r lua/resty %s/lua/ && chmod -R a+rX %s"):format(dir, dir, d.dir)))
+    local port = free_port()
+    local server = block:gsub(socket:gsub("%p", "%%%0"), (d.addr:gsub("^unix:", "")))
+      :gsub('lua_package_path "[^"]*"', ('lua_package_path "%s/lua/?.lua;;"'):format(dir))
+      :gsub("server {\n", ("server {\n  listen 127.0.0.1:%d;\n"):format(port), 1)
+    env.write_file(dir .. "/nginx.conf", table.concat({
+      "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
+      "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+      "daemon off;", "user www-data;", "master_process on;", "worker_processes 1;",
+      ("pid %s/nginx.pid;"):format(dir), ("error_log %s/error.log info;"):format(dir),
+      "events { worker_connections 64; }",
+      ("http {\naccess_log off;\nclient_body_temp_path %s/body;\nproxy_temp_path %s/proxy;\n" ..
+       "fastcgi_temp_path %s/fastcgi;\nuwsgi_temp_path %s/uwsgi;\nscgi_temp_path %s/scgi;\n")
+        :format(dir, dir, dir, dir, dir),
+      server, "}" }, "\n"))
+    local nginx_pid = start_nginx(dir, d)
+    -- print('a b', 6*7), URL-encoded as a browser sends it
+    local path = "/run-python?code=print%28%27a%20b%27%2C%206%2A7%29"
+    local status, body = first_answer(port, path)
+    local log = env.read_file(dir .. "/error.log") or ""
+    -- who the workers are, from /proc (procps' ps hangs under the ASan run's LD_PRELOAD)
+    local ps = io.popen(("for w in $(cat /proc/%s/task/%s/children); do stat -c %%U /proc/$w; done")
+      :format(nginx_pid, nginx_pid))
+    local workers = ps:read("a")
+    ps:close()
+    assert.are.equal("www-data\n", workers)
+    assert.are.equal(200, status, body .. log)
+    local r = cjson.decode(body)
+    assert.are.equal("a b 42\n", r.stdout, body)
+    assert.are.equal(0, r.exit_code)
   end)
 end)

@@ -477,3 +477,78 @@ describe("a failing policy", function()
     assert.are.equal(65534, spec.containers[2].securityContext.runAsUser)
   end)
 end)
+
+-- A policy that routes a request to k8s runs it there or not at all: the
+-- local sandbox on the executor's own machine is another security boundary,
+-- taken only where the policy says so for the request (fallback = "local"),
+-- and then the result says so.
+describe("backend fallback", function()
+  env.check_leaks()
+  local fake = require "spec.support.fake_kube"
+  local minor = env.newest_kubectl()
+  if not minor then return end
+  -- a cluster that does not answer: kubectl finds no kubeconfig
+  local unreachable = fake.kubectl_env(minor, "/nonexistent/kubeconfig")
+  -- The canary runs only where the sandbox runs it: its output on stdout
+  -- proves a run, whatever the result's other fields say.
+  local function run_with(policy_args, extra)
+    local args = { "run", "--json", "--timeout", "5" }
+    for _, list in ipairs { policy_args, extra or {}, { "--shell", "echo ran-here" } } do
+      for _, a in ipairs(list) do args[#args + 1] = a end
+    end
+    local out, err, code = env.cli_run(args, nil, unreachable)
+    return cjson.decode(out), err, code
+  end
+
+  -- Checked: with the probe's silent switch to local (as before), the
+  -- shipped in-cluster policy ran the canary on this machine: sandbox_type
+  -- local, stdout "ran-here", exit 0.
+  it("never runs locally under the shipped in-cluster policy when the cluster does not answer", function()
+    local r, err, code = run_with { "--policy", "deploy/policy.lua" }
+    assert.are_not.equal(0, code, err)
+    assert.are.equal("error", r.status, cjson.encode(r))
+    assert.are.equal("k8s", r.sandbox_type)
+    assert.are.equal("", r.stdout)
+    assert.is_nil(r.fallback)
+    assert.is_nil(err:find("using local", 1, true), err)
+  end)
+
+  -- Checked: without the result's fallback (as before), the run was local
+  -- and nothing in the result said why.
+  it("runs locally where the policy allows it, and the result says why", function()
+    local path = env.policy_file("policy.backend = 'k8s'\npolicy.fallback = 'local'")
+    local r, err, code = run_with { "--policy", path }
+    os.remove(path)
+    assert.are.equal(0, code, err)
+    assert.are.equal("local", r.sandbox_type)
+    assert.are.equal("ran-here\n", r.stdout)
+    assert.truthy(r.fallback and r.fallback:find("the cluster did not answer", 1, true), cjson.encode(r))
+    assert.truthy(err:find("the cluster does not answer; the policy allows local: using local", 1, true), err)
+  end)
+
+  it("does not fall back for a request that asked for k8s, nor where the policy's plan says not", function()
+    local path = env.policy_file("policy.backend = 'k8s'\npolicy.fallback = 'local'")
+    local r = run_with({ "--policy", path }, { "--backend", "k8s" })
+    os.remove(path)
+    assert.are.equal("k8s", r.sandbox_type, cjson.encode(r))
+    assert.are.equal("", r.stdout)
+    -- per request: the plan decides, here for python only
+    path = env.policy_file("policy.backend = 'k8s'\npolicy.fallback = 'local'\n" ..
+      "local fallback_for = policy.fallback_for\n" ..
+      "function policy:fallback_for(req, backend)\n" ..
+      "  if req.language == 'python' then return fallback_for(self, req, backend) end\nend")
+    r = run_with { "--policy", path }
+    os.remove(path)
+    assert.are.equal("k8s", r.sandbox_type, cjson.encode(r))
+    assert.are.equal("", r.stdout)
+  end)
+
+  it("refuses a fallback that is not \"local\", naming it", function()
+    local path = env.policy_file("policy.backend = 'k8s'\npolicy.fallback = 'elsewhere'")
+    local r, _, code = run_with { "--policy", path }
+    os.remove(path)
+    assert.are.equal(125, code)
+    assert.are.equal("policy_error", r.error.code)
+    assert.truthy(r.error.message:find("fallback", 1, true), r.error.message)
+  end)
+end)

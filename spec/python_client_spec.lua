@@ -11,7 +11,10 @@ describe("the Python client", function()
     assert(ok, out)
     assert.truthy(out:find("\nOK\n", 1, true) or out:find("\nOK$"), out)
     local ran = tonumber(out:match("Ran (%d+) tests"))
-    assert.is_true(ran >= 10, out)
+    -- test_client.py and test_surface.py (exceptions, retries, with, the
+    -- typed result and events, AsyncClient); checked: the surface's tests
+    -- fail on the client before them (no Unavailable, Busy, AsyncClient)
+    assert.is_true(ran >= 26, out)
   end)
 
   it("installs with pip into a venv, offline, and imports from there", function()
@@ -24,7 +27,7 @@ describe("the Python client", function()
     ok, out = env.sh(("cd / && %s/bin/python -c 'import echo_sandbox; print(echo_sandbox.__version__, "
                       .. "echo_sandbox.__file__)'"):format(dir))
     assert(ok, out)
-    assert.truthy(out:find("^0%.1%.0 " .. dir:gsub("%p", "%%%0") .. "/lib/python3[.%d]*/site%-packages/echo_sandbox/"),
+    assert.truthy(out:find("^0%.2%.0 " .. dir:gsub("%p", "%%%0") .. "/lib/python3[.%d]*/site%-packages/echo_sandbox/"),
                   out)
   end)
 end)

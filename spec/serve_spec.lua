@@ -4,7 +4,8 @@ local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
 
 -- Sends request to the daemon, stops it (SIGTERM) once `running` says the
--- run is in flight, and returns the HTTP status and the decoded result.
+-- run is in flight, and returns the HTTP status, the decoded result and the
+-- answer's headers.
 local function stop_during(d, request, running)
   local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
     :format(env.quote(d.addr), env.quote(cjson.encode(request))))
@@ -15,7 +16,30 @@ local function stop_during(d, request, running)
   daemon.stop(d)
   local r = cjson.decode(p:read("a"))
   p:close()
-  return r.status, cjson.decode(r.body)
+  return r.status, cjson.decode(r.body), r.headers
+end
+
+-- Sends request to the daemon in the background; returns a function that
+-- waits for its answer (status, decoded result, headers).
+local function send_later(d, request)
+  local p = io.popen(("python3 spec/support/http_client.py request %s POST /v1/run %s")
+    :format(env.quote(d.addr), env.quote(cjson.encode(request))))
+  return function()
+    local r = cjson.decode(p:read("a"))
+    p:close()
+    return r.status, cjson.decode(r.body), r.headers
+  end
+end
+
+-- A poll of /metrics until it shows what: the interlock that proves a run
+-- in flight (or a request waiting) before the next step.
+local function until_metrics(d, what)
+  for _ = 1, 2000 do
+    local _, m = daemon.request(d, "GET", "/metrics")
+    if m:find(what, 1, true) then return end
+    os.execute("sleep 0.01")
+  end
+  error("the daemon never showed " .. what)
 end
 
 describe("echo-sandbox serve", function()
@@ -181,31 +205,104 @@ describe("echo-sandbox serve", function()
     assert.are.equal(200, status)
   end)
 
-  it("answers 429 under a flood beyond its queue of 1", function()
+  -- Checked: without Retry-After and retryable on a busy answer (as
+  -- before), the 429s had no retry-after header and retryable false.
+  it("answers 429 under a flood beyond its queue of 1, retryable, with Retry-After", function()
     local d = daemon.start("--max-running 1 --max-queue 1")
-    local statuses = daemon.flood(d, 6, { shell = "sleep 0.5" })
+    local statuses, bodies, headers = daemon.flood(d, 6, { shell = "sleep 0.5" })
     local _, metrics = daemon.request(d, "GET", "/metrics")
     daemon.stop(d)
     local count = {}
-    for _, s in ipairs(statuses) do count[s] = (count[s] or 0) + 1 end
+    for i, s in ipairs(statuses) do
+      count[s] = (count[s] or 0) + 1
+      if s == 429 then
+        local r = cjson.decode(bodies[i])
+        assert.are.equal("backend_unavailable", r.error.code)
+        assert.is_true(r.error.retryable, bodies[i])
+        assert.are.equal("1", headers[i]["retry-after"], cjson.encode(headers[i]))
+      end
+    end
     assert.are.equal(2, count[200])
     assert.are.equal(4, count[429])
     assert.truthy(metrics:find('echo_sandbox_rejected_total{reason="busy"} 4', 1, true), metrics)
+  end)
+
+  -- Checked: with the queue's least back at 1 (as before), the daemon did
+  -- not start ("--max-queue 0: expected a positive whole number").
+  it("with --max-queue 0 has no queue: a request that finds every slot busy is answered 429 at once", function()
+    local d = daemon.start("--max-running 1 --max-queue 0 --grace 0.1")
+    local first = send_later(d, { shell = "sleep 30" })
+    until_metrics(d, "echo_sandbox_in_flight 1")
+    local status, r, headers = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "echo second" })
+    local _, metrics = daemon.request(d, "GET", "/metrics")
+    daemon.stop(d)
+    local first_status, first_r = first()
+    assert.are.equal(429, status, cjson.encode(r))
+    assert.is_true(r.error.retryable)
+    assert.truthy(r.error.message:find("1 runs in flight and 0 waiting", 1, true), r.error.message)
+    assert.are.equal("1", headers["retry-after"])
+    assert.truthy(metrics:find("echo_sandbox_queued 0", 1, true), metrics)
+    assert.are.equal(200, first_status)
+    assert.are.equal("timed_out", first_r.status)
+  end)
+
+  -- Checked: without Retry-After on the shutdown's 503 (as before), the
+  -- header was missing and retryable false.
+  it("answers 503, retryable, with Retry-After, to a request still waiting when the grace ends", function()
+    local d = daemon.start("--max-running 1 --max-queue 1 --grace 0.5")
+    local first = send_later(d, { shell = "sleep 30" })
+    until_metrics(d, "echo_sandbox_in_flight 1")
+    local second = send_later(d, { shell = "echo never" })
+    until_metrics(d, "echo_sandbox_queued 1")
+    daemon.stop(d)
+    local status, r, headers = second()
+    first()
+    assert.are.equal(503, status, cjson.encode(r))
+    assert.are.equal("backend_unavailable", r.error.code)
+    assert.is_true(r.error.retryable)
+    assert.are.equal("1", headers["retry-after"])
+  end)
+
+  it("refuses a --max-queue that is not a whole number, naming it", function()
+    local _, err, code = env.cli_run { "serve", "--max-queue", "-1", "--listen", "127.0.0.1:0" }
+    assert.are.equal(125, code)
+    assert.truthy(err:find("--max-queue -1: expected a non-negative whole number", 1, true), err)
   end)
 
   it("refuses requests without the token and accepts them with it", function()
     local tokenfile = os.tmpname()
     env.write_file(tokenfile, "s3cret\n")
     local d = daemon.start("--token-file " .. tokenfile)
-    local denied = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true" })
-    local wrong = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true" }, "guess")
+    local denied, denied_r, denied_h = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true" })
+    local wrong, wrong_r, wrong_h = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true" }, "guess")
     local status, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "echo in" }, "s3cret")
     daemon.stop(d)
     os.remove(tokenfile)
     assert.are.equal(401, denied)
     assert.are.equal(401, wrong)
+    -- RFC 6750 3: the challenge, and invalid_token for a token that is not the one.
+    -- Checked: as before (invalid_request, no challenge), these failed.
+    assert.are.equal("unauthorized", denied_r.error.code)
+    assert.are.equal("unauthorized", wrong_r.error.code)
+    assert.is_false(denied_r.error.retryable)
+    assert.are.equal('Bearer realm="echo-sandbox"', denied_h["www-authenticate"])
+    assert.are.equal('Bearer realm="echo-sandbox", error="invalid_token"', wrong_h["www-authenticate"])
     assert.are.equal(200, status)
     assert.are.equal("in\n", r.stdout)
+  end)
+
+  -- Checked: without the Allow header (as before), both were nil.
+  it("answers 405 with Allow naming the endpoint's method", function()
+    local d = daemon.start()
+    local status, r, headers = daemon.request(d, "GET", "/v1/run")
+    local health_status, _, health_headers = daemon.request(d, "POST", "/healthz", "{}")
+    daemon.stop(d)
+    assert.are.equal(405, status)
+    assert.are.equal("invalid_request", r.error.code)
+    assert.truthy(r.error.message:find("POST /v1/run", 1, true), r.error.message)
+    assert.are.equal("POST", headers["allow"])
+    assert.are.equal(405, health_status)
+    assert.are.equal("GET", health_headers["allow"])
   end)
 
   it("leaves the probes open with --public-probes, and only them", function()
@@ -317,6 +414,21 @@ describe("echo-sandbox serve", function()
     assert.are.equal("600", socket_mode)
   end)
 
+  -- Checked: without the chown (as before), the socket's group was root's.
+  it("gives its unix socket --socket-group, by name or number, and refuses a group that is not there", function()
+    for _, group in ipairs { "www-data", "33" } do
+      local d = daemon.start("--socket-group " .. group, "unix")
+      local p = io.popen("stat -c '%G %a' " .. env.quote((d.addr:gsub("^unix:", ""))))
+      local said = p:read("l")
+      p:close()
+      daemon.stop(d)
+      assert.are.equal("www-data 660", said)
+    end
+    local _, err, code = env.cli_run { "serve", "--socket-group", "no-such-group", "--listen", "unix:/nonexistent/x" }
+    assert.are.equal(125, code)
+    assert.truthy(err:find("--socket-group no-such-group: no such group", 1, true), err)
+  end)
+
   -- Three seconds, so that starting 200 sandboxes on two cores (each builds
   -- its own root) fits inside the sleep even under the sanitizers.
   it("runs 200 three-second sleeps side by side, on a unix socket", function()
@@ -352,5 +464,21 @@ describe("echo-sandbox serve", function()
       assert.is_nil(result.cleanup_error)
       -- the fixture checks that the fake API server holds no pod
     end)
+  end)
+
+  -- Checked: with the silent switch to local (as before), the daemon
+  -- answered 200 with the canary's output from its own machine.
+  it("never runs a request of the shipped in-cluster policy locally when the cluster does not answer", function()
+    local minor = env.newest_kubectl()
+    if not minor then return end
+    local d = daemon.start("--policy deploy/policy.lua", nil, fake.kubectl_env(minor, "/nonexistent/kubeconfig"))
+    local _, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "echo ran-here", timeout_ms = 5000 })
+    local log = daemon.log(d)
+    daemon.stop(d)
+    assert.are.equal("error", r.status, cjson.encode(r))
+    assert.are.equal("k8s", r.sandbox_type)
+    assert.are.equal("", r.stdout)
+    assert.is_nil(r.fallback)
+    assert.is_nil(log:find("ran locally", 1, true), log)
   end)
 end)

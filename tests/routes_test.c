@@ -22,6 +22,11 @@ int main(void) {
   is_int(esb_route("GET", "/v1/run/", NULL), ESB_ENDPOINT_NONE, "paths match exactly");
   is_int(esb_route("GET", "/", NULL), ESB_ENDPOINT_NONE, "no endpoint at /");
   is_int(esb_route("post", "/v1/run", NULL), ESB_ENDPOINT_WRONG_METHOD, "methods are case-sensitive (RFC 9110)");
+  char methods[32];
+  esb_route_methods("/v1/run", methods, sizeof methods);
+  is_str(methods, "POST", "the Allow of /v1/run");
+  esb_route_methods("/nowhere", methods, sizeof methods);
+  is_str(methods, "", "no Allow where no endpoint is");
   char list[160];
   esb_routes_list(list, sizeof list);
   is_str(list, "POST /v1/run, GET /v1/languages, GET /healthz, GET /readyz, GET /metrics or GET /openapi.json",

@@ -58,7 +58,8 @@ end
 
 -- One exchange; opts (all optional): body, token, body_file, chunked,
 -- pad_header (bytes of one more header), deadline (seconds for the whole
--- exchange: status 0 past it). Returns the status and the decoded answer.
+-- exchange: status 0 past it). Returns the status, the decoded answer and
+-- the answer's headers (names in lower case).
 function M.send(d, method, path, opts)
   local flags = {}
   for _, f in ipairs { "token", "body_file", "pad_header", "deadline" } do
@@ -77,7 +78,7 @@ function M.send(d, method, path, opts)
       table.concat(r.schema_errors, "\n  "), r.status, r.body), 2)
   end
   local ok, decoded = pcall(cjson.decode, r.body)
-  return r.status, ok and decoded or r.body
+  return r.status, ok and decoded or r.body, r.headers
 end
 
 function M.request(d, method, path, body, token)
@@ -116,7 +117,7 @@ function M.flood(d, n, request)
   local p = io.popen(("python3 %s flood %s %d %s"):format(client, env.quote(d.addr), n, env.quote(cjson.encode(request))))
   local out = cjson.decode(p:read("a"))
   p:close()
-  return out.statuses, out.bodies
+  return out.statuses, out.bodies, out.headers
 end
 
 return M

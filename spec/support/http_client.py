@@ -3,14 +3,15 @@
 
   http_client.py request ADDR METHOD PATH [BODY] [--token T] [--body-file FILE]
                  [--chunked] [--pad-header BYTES] [--deadline SECONDS]
-      prints {"status": N, "body": "..."} for one request; the body may come
+      prints {"status": N, "body": "...", "headers": {name: value}} (names
+      in lower case) for one request; the body may come
       from FILE, be sent in chunks (Transfer-Encoding: chunked), and the
       request carry a header of BYTES more; with a deadline, status 0 and
       body "no answer within ..." when the whole exchange took longer
       (--token "" sends "Authorization: Bearer " and nothing after it)
   http_client.py flood ADDR N BODY
       sends N POST /v1/run at once, each on its own connection; prints
-      {"statuses": [...], "bodies": [...]}
+      {"statuses": [...], "bodies": [...], "headers": [...]}
   http_client.py headers-only ADDR LENGTH [--token T]
       sends the headers of a POST /v1/run with Content-Length LENGTH and no
       byte of the body, then waits (20 s at most) for an answer; prints
@@ -86,7 +87,7 @@ def request(addr, method, path, body=None, token=None, chunked=False, pad_header
     except UnicodeDecodeError:
         request.utf8, data = False, raw.decode("utf-8", "replace")
     request.content_type = (r.getheader("Content-Type") or "").split(";")[0]
-    return r.status, data
+    return r.status, data, {k.lower(): v for k, v in r.getheaders()}
 
 
 OPENAPI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "doc", "openapi.json")
@@ -196,34 +197,34 @@ def main():
             signal.signal(signal.SIGALRM, on_deadline)
             signal.alarm(int(deadline))
         try:
-            status, body = request(args[1], args[2], args[3], sent, token, chunked, pad_header)
+            status, body, headers = request(args[1], args[2], args[3], sent, token, chunked, pad_header)
             signal.alarm(0)
         except TimeoutError:
             status, body = 0, "no answer within %s s" % deadline
-            request.content_type = ""
+            request.content_type, headers = "", {}
         errors = [] if status == 0 else schema_errors(args[2], args[3], sent, status, request.content_type, body)
         if status != 0 and not request.utf8:
             errors.insert(0, "the answer is not UTF-8, so no JSON a strict client reads")
-        print(json.dumps({"status": status, "body": body, "schema_errors": errors}))
+        print(json.dumps({"status": status, "body": body, "headers": headers, "schema_errors": errors}))
     elif args[0] == "headers-only":
         print(json.dumps({"status": headers_only(args[1], int(args[2]), token)}))
     elif args[0] == "idle":
         print(json.dumps({"closed": idle(args[1])}))
     elif args[0] == "flood":
         n, body = int(args[2]), args[3]
-        statuses, bodies = [None] * n, [None] * n
+        statuses, bodies, headers = [None] * n, [None] * n, [None] * n
 
         def one(i):
             try:
-                statuses[i], bodies[i] = request(args[1], "POST", "/v1/run", body, token)
+                statuses[i], bodies[i], headers[i] = request(args[1], "POST", "/v1/run", body, token)
             except Exception as e:  # reported, not raised: the spec decides
-                statuses[i], bodies[i] = 0, str(e)
+                statuses[i], bodies[i], headers[i] = 0, str(e), {}
         threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        print(json.dumps({"statuses": statuses, "bodies": bodies}))
+        print(json.dumps({"statuses": statuses, "bodies": bodies, "headers": headers}))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,9 @@ struct esb_plan {
                                 live output events carry */
   char **clamped;            /* NULL-terminated notes of what of the request the policy
                                 lowered to its ceilings; NULL when nothing was */
+  bool fallback_local;       /* backend k8s: when the cluster does not answer, the
+                                policy allows the local backend instead (its
+                                plan's fallback = "local"); else never */
   struct esb_local_settings local;
   struct esb_k8s_settings k8s;
 };

@@ -31,7 +31,8 @@ static int make_parents(const char *path) {
   return 0;
 }
 
-int esb_daemon_listen(const char *spec, unsigned socket_mode, char **unix_path, char *where, size_t wlen) {
+int esb_daemon_listen(const char *spec, unsigned socket_mode, gid_t socket_gid, char **unix_path, char *where,
+                      size_t wlen) {
   int fd;
   if (!strncmp(spec, "unix:", 5)) {
     const char *path = spec + 5;
@@ -52,6 +53,13 @@ int esb_daemon_listen(const char *spec, unsigned socket_mode, char **unix_path, 
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 512) < 0) {
       fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
       if (fd >= 0) close(fd);
+      return -1;
+    }
+    /* The group first: until the mode is set, the socket is the umask's. */
+    if (socket_gid != (gid_t)-1 && chown(path, (uid_t)-1, socket_gid) < 0) {
+      fprintf(stderr, "echo-sandbox serve: --socket-group: chown %s: %s\n", path, strerror(errno));
+      close(fd);
+      unlink(path);
       return -1;
     }
     if (chmod(path, socket_mode) < 0) {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -37,12 +38,32 @@ static const char serve_usage[] =
   "  --public-probes      with a token: /healthz, /readyz and /metrics need none\n"
   "  --max-body BYTES     largest request body (default 16Mi; 413 beyond)\n"
   "  --max-running N      runs in flight at once (default 256)\n"
-  "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond)\n"
+  "  --max-queue N        requests waiting for a slot (default 1024; 429 beyond; 0: no\n"
+  "                       queue, a request that finds every slot busy is answered 429)\n"
   "  --grace SECONDS      on SIGTERM, how long runs may finish (default 10)\n"
   "  --header-timeout SECONDS  close a connection idle that long without a complete\n"
   "                       request (default 30)\n"
   "  --port-file FILE     write the bound port (or socket path) there once listening\n"
-  "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n";
+  "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n"
+  "  --socket-group GROUP the unix socket's group, a name or a number (default: the\n"
+  "                       daemon's): the web server's, e.g. www-data, so that its workers\n"
+  "                       may connect to a daemon started as root\n";
+
+/* --socket-group: a group name, or a number as chown(1) takes one. */
+static int parse_group(const char *arg, gid_t *gid) {
+  struct group *g = getgrnam(arg);
+  if (g) {
+    *gid = g->gr_gid;
+    return 0;
+  }
+  char *end;
+  errno = 0;
+  unsigned long n = strtoul(arg, &end, 10);
+  if (errno || *end || end == arg || *arg == '-' || n >= (gid_t)-1)
+    return -1;
+  *gid = (gid_t)n;
+  return 0;
+}
 
 int main(int argc, char **argv) {
   /* A client that goes away mid-answer must not kill the daemon. */
@@ -55,11 +76,12 @@ int main(int argc, char **argv) {
     {"token-file", required_argument, 0, 't'}, {"max-body", required_argument, 0, 'b'},
     {"max-running", required_argument, 0, 'r'}, {"max-queue", required_argument, 0, 'q'},
     {"grace", required_argument, 0, 'g'}, {"port-file", required_argument, 0, 'f'},
-    {"socket-mode", required_argument, 0, 'm'}, {"header-timeout", required_argument, 0, 'H'},
+    {"socket-mode", required_argument, 0, 'm'}, {"socket-group", required_argument, 0, 'G'},
+    {"header-timeout", required_argument, 0, 'H'},
     {"public-probes", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   struct esb_server_options o = {
     .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000,
-    .socket_mode = 0660, .header_timeout_s = 30};
+    .socket_mode = 0660, .socket_gid = (gid_t)-1, .header_timeout_s = 30};
   const char *token_file = NULL;
   optind = 1;
   opterr = 0;
@@ -81,6 +103,13 @@ int main(int argc, char **argv) {
       o.socket_mode = (unsigned)mode;
       break;
     }
+    case 'G':
+      if (parse_group(optarg, &o.socket_gid) < 0) {
+        fprintf(stderr, "echo-sandbox serve: --socket-group %s: no such group (expected a group name or "
+                "number)\n", optarg);
+        return 125;
+      }
+      break;
     case 'H': {
       char *end;
       errno = 0;
@@ -93,9 +122,11 @@ int main(int argc, char **argv) {
       break;
     }
     case 'b': case 'r': case 'q':
-      /* sizes and counts: a whole quantity (engine/quantity.h) */
-      if (esb_quantity_whole(optarg, 1, SIZE_MAX, &v) < 0) {
-        fprintf(stderr, "echo-sandbox serve: %s %s: expected a positive whole %s\n", argv[optind - 2], optarg,
+      /* sizes and counts: a whole quantity (engine/quantity.h); a queue
+       * may be none */
+      if (esb_quantity_whole(optarg, c == 'q' ? 0 : 1, SIZE_MAX, &v) < 0) {
+        fprintf(stderr, "echo-sandbox serve: %s %s: expected a %s whole %s\n", argv[optind - 2], optarg,
+                c == 'q' ? "non-negative" : "positive",
                 c == 'b' ? "number of bytes or a quantity like 16Mi" : "number");
         return 125;
       }

@@ -39,6 +39,17 @@ bool esb_route_is_probe(const char *path) {
   return false;
 }
 
+void esb_route_methods(const char *path, char *buf, size_t n) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < N_ROUTES && used < n; i++) {
+    if (strcmp(path, routes[i].path) != 0)
+      continue;
+    int w = snprintf(buf + used, n - used, "%s%s", used ? ", " : "", routes[i].method);
+    used += w > 0 ? (size_t)w : 0;
+  }
+}
+
 void esb_routes_list(char *buf, size_t n) {
   size_t used = 0;
   buf[0] = '\0';

@@ -21,6 +21,10 @@ enum esb_endpoint {
  * (when not NULL) is "POST /v1/run" or the like. */
 enum esb_endpoint esb_route(const char *method, const char *path, const char **allowed);
 
+/* The methods PATH answers, as an Allow header lists them ("POST", "GET"),
+ * into buf; "" when no endpoint has PATH. */
+void esb_route_methods(const char *path, char *buf, size_t n);
+
 /* "POST /v1/run, GET /v1/languages, ... or GET /metrics" into buf. */
 void esb_routes_list(char *buf, size_t n);
 

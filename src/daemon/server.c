@@ -70,6 +70,9 @@ struct conn {
   char *response;
   size_t response_len;
   const char *content_type;
+  const char *header;       /* one more header of the answer (Retry-After, Allow,
+                               WWW-Authenticate), or NULL */
+  char header_value[96];
   struct esb_request req;
   struct esb_job job;
   bool running;
@@ -120,6 +123,32 @@ static void respond_error(struct conn *st, unsigned code, enum esb_error err, co
   struct esb_result r = ESB_RESULT_INIT;
   esb_result_fail(&r, err, "%s", msg);
   respond_result(st, code, &r);
+  esb_result_release(&r);
+}
+
+static void add_header(struct conn *st, const char *name, const char *value) {
+  st->header = name;
+  snprintf(st->header_value, sizeof st->header_value, "%s", value);
+}
+
+/* How long a refused client should wait before it asks again. A run slot
+ * frees when a run ends, which the daemon cannot foresee; a second is what
+ * a short run takes, and a stopping daemon's successor (systemd's restart,
+ * another replica behind the service) takes about as long to answer. */
+#define RETRY_AFTER_S "1"
+
+/* 429 (busy) and 503 (stopping): the same request may succeed later, and
+ * Retry-After says when to ask (RFC 9110 10.2.3). */
+static void respond_retry_later(struct conn *st, unsigned code, struct esb_result *r) {
+  r->retryable = true;
+  respond_result(st, code, r);
+  add_header(st, "Retry-After", RETRY_AFTER_S);
+}
+
+static void respond_busy(struct conn *st, unsigned code, const char *msg) {
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_fail(&r, ESB_E_BACKEND_UNAVAILABLE, "%s", msg);
+  respond_retry_later(st, code, &r);
   esb_result_release(&r);
 }
 
@@ -228,6 +257,8 @@ static enum MHD_Result send_response(struct conn *st) {
   if (!resp)
     return MHD_NO;
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, st->content_type);
+  if (st->header)
+    MHD_add_response_header(resp, st->header, st->header_value);
   enum MHD_Result ok = MHD_queue_response(st->c, st->code, resp);
   MHD_destroy_response(resp);
   return ok;
@@ -353,6 +384,8 @@ static void job_done(struct esb_job *job, void *userdata) {
   struct conn *st = userdata;
   struct server *s = st->s;
   esb_metrics_record(&s->m, &job->result);
+  if (job->result.fallback) /* the operator should know the cluster is away */
+    fprintf(stderr, "echo-sandbox serve: a run for k8s ran locally: %s\n", job->result.fallback);
   if (st->streaming) {
     stream_result(st, &job->result);
     esb_result_release(&job->result);
@@ -429,7 +462,7 @@ static enum MHD_Result handle_run(struct conn *st) {
     return send_response(st);
   }
   if (s->stopping) {
-    respond_error(st, 503, ESB_E_BACKEND_UNAVAILABLE, "the daemon is shutting down");
+    respond_busy(st, 503, "the daemon is shutting down");
     return send_response(st);
   }
   lua_State *L = s->L;
@@ -456,7 +489,7 @@ static enum MHD_Result handle_run(struct conn *st) {
     s->m.rejected_busy++;
     snprintf(err, sizeof err, "busy: %zu runs in flight and %zu waiting", s->admission.in_flight,
              s->admission.queued);
-    respond_error(st, 429, ESB_E_BACKEND_UNAVAILABLE, err);
+    respond_busy(st, 429, err);
     return send_response(st);
   }
   if (st->streaming) { /* the answer begins now; its reader waits for the lines */
@@ -472,6 +505,15 @@ static bool authorized(struct server *s, struct MHD_Connection *c) {
     return true;
   const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
   return h && !strncmp(h, "Bearer ", 7) && esb_token_matches(h + 7, s->o->token);
+}
+
+/* 401 as RFC 6750 3 has it: the challenge says the scheme, and, when a
+ * token came and is not the one, error="invalid_token". */
+static void respond_unauthorized(struct conn *st) {
+  bool sent = MHD_lookup_connection_value(st->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
+  respond_error(st, 401, ESB_E_UNAUTHORIZED, "a valid \"Authorization: Bearer TOKEN\" is required");
+  add_header(st, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+             sent ? "Bearer realm=\"echo-sandbox\", error=\"invalid_token\"" : "Bearer realm=\"echo-sandbox\"");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -492,7 +534,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
      * closes the connection instead of reading it). */
     if (!(s->o->public_probes && esb_route_is_probe(url)) && !authorized(s, c)) {
       s->m.rejected_unauthorized++;
-      respond_error(st, 401, ESB_E_INVALID_REQUEST, "a valid \"Authorization: Bearer TOKEN\" is required");
+      respond_unauthorized(st);
       return send_response(st);
     }
     const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -547,9 +589,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     set_response(st, 200, "text/plain; version=0.0.4", buf, len < sizeof buf ? len : sizeof buf - 1);
     break;
   }
-  case ESB_ENDPOINT_WRONG_METHOD:
-    respond_error(st, 405, ESB_E_INVALID_REQUEST, allowed);
+  case ESB_ENDPOINT_WRONG_METHOD: {
+    char methods[64];
+    snprintf(buf, sizeof buf, "use %s", allowed);
+    respond_error(st, 405, ESB_E_INVALID_REQUEST, buf);
+    esb_route_methods(url, methods, sizeof methods);
+    add_header(st, MHD_HTTP_HEADER_ALLOW, methods); /* RFC 9110 15.5.6: a 405 must */
     break;
+  }
   case ESB_ENDPOINT_NONE: {
     char list[256];
     esb_routes_list(list, sizeof list);
@@ -649,7 +696,7 @@ int esb_serve(const struct esb_server_options *o) {
   check_ready(&s);
   if (!s.ready)
     fprintf(stderr, "echo-sandbox serve: not ready (GET /readyz answers 503): %s\n", s.ready_reason);
-  if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, &s.unix_path, where, sizeof where)) < 0)
+  if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, o->socket_gid, &s.unix_path, where, sizeof where)) < 0)
     goto out;
   s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                            on_request, &s,
@@ -701,9 +748,10 @@ int esb_serve(const struct esb_server_options *o) {
         struct esb_result r = ESB_RESULT_INIT;
         esb_result_fail(&r, ESB_E_BACKEND_UNAVAILABLE, "the daemon shut down before this request ran");
         if (st->stream_queued) {
+          r.retryable = true;
           stream_result(st, &r);
         } else {
-          respond_result(st, 503, &r);
+          respond_retry_later(st, 503, &r);
           MHD_resume_connection(st->c);
         }
         esb_result_release(&r);

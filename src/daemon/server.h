@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct esb_server_options {
   const char *listen;       /* "HOST:PORT" (PORT 0: any free port) or "unix:/path" */
@@ -46,6 +47,7 @@ struct esb_server_options {
   bool public_probes;       /* with a token: the probes (healthz, readyz, metrics) need none */
   const char *port_file;    /* NULL, or where to write the bound port (or socket path) */
   unsigned socket_mode;     /* permissions of a unix socket (connecting needs write) */
+  gid_t socket_gid;         /* the unix socket's group; (gid_t)-1: the daemon's */
   size_t max_body;
   size_t max_running;
   size_t max_queue;

@@ -52,9 +52,11 @@ static void remember_answer(const char *cluster, bool answers, uint64_t now) {
   pthread_mutex_unlock(&probe_lock);
 }
 
-/* backend "auto" and a policy that picks k8s: k8s only when the cluster
- * answers (asked at most every PROBE_TTL_NS per cluster). */
-static void choose_auto(struct esb_plan *plan, FILE *notes) {
+/* A plan for k8s that allows the local backend: k8s only when the cluster
+ * answers (asked at most every PROBE_TTL_NS per cluster); else local, and
+ * job->fallback says why. */
+static void choose_fallback(struct esb_job *job, FILE *notes) {
+  struct esb_plan *plan = &job->plan;
   const struct esb_k8s_settings *k = &plan->k8s;
   const char *env_config = getenv("KUBECONFIG");
   char *cluster = NULL;
@@ -73,11 +75,14 @@ static void choose_auto(struct esb_plan *plan, FILE *notes) {
       remember_answer(cluster, answers, now);
   }
   free(cluster);
-  if (!answers)
+  if (!answers) {
     plan->backend = ESB_BACKEND_LOCAL;
+    job->fallback = strdup("the cluster did not answer `kubectl version` (the policy allows local for this "
+                           "request)");
+  }
   if (notes)
-    fprintf(notes, "echo-sandbox: backend auto: %s\n",
-            answers ? "using k8s" : "the cluster does not answer; using local");
+    fprintf(notes, "echo-sandbox: backend k8s: %s\n",
+            answers ? "using k8s" : "the cluster does not answer; the policy allows local: using local");
 }
 
 /* The request's code and files against the policy's ceilings, naming the
@@ -112,9 +117,17 @@ static bool request_too_big(const struct esb_plan *plan, const struct esb_reques
   return false;
 }
 
+/* The result of a local run says why it is not the k8s run the policy
+ * planned, when it is not. */
+static void take_local_result(struct esb_job *job, struct esb_result *r) {
+  esb_result_move(&job->result, r);
+  job->result.fallback = job->fallback;
+  job->fallback = NULL;
+}
+
 static void local_done(struct esb_local_run *run, void *userdata) {
   struct esb_job *job = userdata;
-  esb_result_move(&job->result, &run->exec.result);
+  take_local_result(job, &run->exec.result);
   if (job->on_done)
     job->on_done(job, job->userdata);
 }
@@ -134,11 +147,13 @@ int esb_job_plan(struct esb_job *job, struct esb_policy *policy, const struct es
     esb_result_fail(&job->result, code, "%s", err);
     return -1;
   }
-  if (job->plan.backend == ESB_BACKEND_K8S && req->backend == ESB_BACKEND_AUTO)
-    choose_auto(&job->plan, notes);
+  if (job->plan.backend == ESB_BACKEND_K8S && job->plan.fallback_local)
+    choose_fallback(job, notes);
   if (request_too_big(&job->plan, req, err, sizeof err)) {
     esb_result_fail(&job->result, ESB_E_INVALID_REQUEST, "%s", err);
     esb_plan_release(&job->plan);
+    free(job->fallback);
+    job->fallback = NULL;
     return -1;
   }
   job->planned = true;
@@ -167,7 +182,8 @@ int esb_job_run(struct esb_job *job, struct esb_loop *loop) {
     local->output = job->output;
     if (esb_local_start(local, loop, &job->plan) == 0)
       return 0;
-    failed = &local->exec.result;
+    take_local_result(job, &local->exec.result);
+    return -1;
   }
   esb_result_move(&job->result, failed);
   return -1;
@@ -188,5 +204,7 @@ void esb_job_release(struct esb_job *job) {
   }
   job->running = ESB_BACKEND_AUTO;
   job->planned = false;
+  free(job->fallback);
+  job->fallback = NULL;
   esb_plan_release(&job->plan);
 }

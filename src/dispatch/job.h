@@ -33,6 +33,7 @@ struct esb_job {
   /* private */
   struct esb_plan plan;
   bool planned;             /* plan is the request's (esb_job_plan) */
+  char *fallback;           /* why it runs locally though planned for k8s, or NULL */
   enum esb_backend running; /* which run is in use: LOCAL or K8S; AUTO: none yet */
   union {
     struct esb_local_run local;
@@ -45,10 +46,12 @@ struct esb_job {
 
 /* Plans the request and starts it on the loop. Returns 0, after which
  * on_done runs once with job->result complete; or -1 with job->result saying
- * why (on_done does not run). notes: where to say which backend "auto" chose
- * (NULL: nowhere). "auto" goes to the policy's backend; when that is k8s,
- * only if the cluster answers `kubectl version` within a few seconds; the
- * answer stands for 30 s per cluster (context, kubeconfig, $KUBECONFIG). */
+ * why (on_done does not run). notes: where to say which backend was chosen
+ * (NULL: nowhere). A plan for k8s runs on k8s, whether the cluster answers
+ * or not, unless the plan allows the local backend (fallback = "local"):
+ * then it runs locally when the cluster does not answer `kubectl version`
+ * within a few seconds (the answer stands for 30 s per cluster: context,
+ * kubeconfig, $KUBECONFIG), and the result's fallback says why. */
 int esb_job_start(struct esb_job *job, struct esb_loop *loop, struct esb_policy *policy,
                   const struct esb_request *req, FILE *notes);
 

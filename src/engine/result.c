@@ -19,6 +19,7 @@ static const struct { const char *name, *message; } error_table[ESB_E__COUNT] = 
   [ESB_E_SYSTEM] = {"system_error", "a system call of the engine failed"},
   [ESB_E_INTERRUPTED] = {"interrupted", "the executor was interrupted"},
   [ESB_E_BACKEND] = {"backend_error", "the backend could not run the program"},
+  [ESB_E_UNAUTHORIZED] = {"unauthorized", "the request carries no valid token"},
 };
 
 const char *esb_strerror(enum esb_error code) {
@@ -50,6 +51,7 @@ void esb_result_release(struct esb_result *r) {
   free(r->error_message);
   free(r->cleanup_error);
   free(r->warning);
+  free(r->fallback);
   esb_collected_release(&r->files);
   *r = (struct esb_result)ESB_RESULT_INIT;
 }

@@ -51,6 +51,7 @@ enum esb_error {
   ESB_E_SYSTEM,           /* a system call of the engine failed */
   ESB_E_INTERRUPTED,      /* the executor got a signal and killed the program */
   ESB_E_BACKEND,          /* the backend could not run the program (k8s: the pod never ran) */
+  ESB_E_UNAUTHORIZED,     /* the daemon's token is missing or wrong (HTTP 401) */
   ESB_E__COUNT
 };
 
@@ -71,6 +72,8 @@ struct esb_result {
                              result's "pod"), "" where it has none (local) */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
   char *warning;          /* owned: what the result could not be sure of, or NULL */
+  char *fallback;         /* owned: why a run the policy sent to k8s ran on the local
+                             backend instead (the policy allowed it), or NULL */
   bool retryable;         /* with status ERROR: whether the same request may succeed later */
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */

@@ -400,6 +400,10 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     push_words(L, r->warning);
     lua_setfield(L, -2, "warning");
   }
+  if (r->fallback) {
+    push_words(L, r->fallback);
+    lua_setfield(L, -2, "fallback");
+  }
   push_usage(L, "cpu_time_ms", r->cpu_time_ms, null_idx);
   push_usage(L, "memory_peak_bytes", r->memory_peak_bytes, null_idx);
   if (r->files.wanted)

@@ -177,6 +177,11 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
   if (backend && (esb_backend_parse(backend, &plan->backend) < 0 || plan->backend == ESB_BACKEND_AUTO))
     esb_fields_bad(&f, t, "backend", "\"local\" or \"k8s\"");
   free(backend);
+  char *fallback = esb_fields_string(&f, t, "fallback");
+  if (fallback && strcmp(fallback, "local") != 0)
+    esb_fields_bad(&f, t, "fallback", "\"local\" or nil");
+  plan->fallback_local = fallback != NULL;
+  free(fallback);
   plan->argv = esb_fields_strv(&f, t, "argv", ESB_FIELDS_ARRAY, NULL);
   if (!plan->argv || !plan->argv[0])
     esb_fields_bad(&f, t, "argv", "a non-empty array of strings without NUL bytes");

@@ -9,7 +9,7 @@ import os
 import tarfile
 import zipfile
 
-NAME, VERSION = "echo_sandbox", "0.1.0"
+NAME, VERSION = "echo_sandbox", "0.2.0"
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METADATA = """Metadata-Version: 2.1
 Name: echo-sandbox

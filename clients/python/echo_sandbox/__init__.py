@@ -1,42 +1,137 @@
 """A client for the echo-sandbox daemon (`echo-sandbox serve`).
 
-Standard library only: http.client over TCP, or over a unix socket.
+Standard library only: http.client over TCP or a unix socket, and the same
+surface on asyncio (AsyncClient).
 
-    client = Client(url="http://127.0.0.1:7878", token=None, timeout=60)
-    result = client.run(language="python", code="print(6*7)")
-    result = client.run({"shell": "echo hi", "timeout_ms": 5000})
-    for event in client.stream(shell="echo one; sleep 1; echo two"):
-        ...
+    with Client(url="http://127.0.0.1:7878", token=None, timeout=60) as client:
+        result = client.run(language="python", code="print(6*7)")
+        result = client.run({"shell": "echo hi", "timeout_ms": 5000})
+        for event in client.stream(shell="echo one; sleep 1; echo two"):
+            ...
 
-An error of the engine (the result's status "error": an invalid request, a
-policy error, a backend that is not there) is raised as EchoSandboxError
-with the engine's error code; a program that fails is a Result.
+    async with AsyncClient(url="http://127.0.0.1:7878") as client:
+        result = await client.run(language="python", code="print(6*7)")
+        async for event in client.stream(shell="echo one"):
+            ...
+
+Errors are EchoSandboxError, or one of its kinds: Unavailable (the daemon
+cannot be reached, or is stopping: 503), Busy (429: every run slot is taken;
+retry_after says when to ask again) and Rejected (the daemon refused the
+request: 400, 401, 404, 405, 413). An error of the engine found once the
+request ran (a program not found, a cluster that failed) is an
+EchoSandboxError with the engine's code. A program that fails is a Result.
+
+Errors that say the same request may succeed later (Unavailable before the
+request was sent, Busy, 503, an engine error with retryable true) are
+retried, `retries` times (3), after Retry-After when the daemon gave one,
+else after backoff * 2**n seconds (0.5, 1, 2, ...; at most max_backoff);
+retries=0 turns that off.
 """
+import asyncio
 import base64
+import dataclasses
 import http.client
 import json
 import socket as _socket
+import ssl as _ssl
+import time
+from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
-__all__ = ["Client", "Result", "EchoSandboxError"]
-__version__ = "0.1.0"
+__all__ = ["Client", "AsyncClient", "Result", "CollectedFile", "Event", "EchoSandboxError", "Unavailable",
+           "Busy", "Rejected"]
+__version__ = "0.2.0"
 
+
+# ---- errors ----
 
 class EchoSandboxError(Exception):
-    """The engine could not run the request: code is its error code
-    (invalid_request, policy_error, backend_unavailable, backend_error,
-    exec_not_found, exec_denied, sandbox_setup, system_error, interrupted),
-    http_status the daemon's answer (400, 401, 429, ...; 200 for an error
-    found after the run started), retryable whether the same request may
-    succeed later, result the whole result object when there is one."""
+    """The request did not run to a result: code is the engine's error code
+    (invalid_request, unauthorized, policy_error, backend_unavailable,
+    backend_error, exec_not_found, exec_denied, sandbox_setup, system_error,
+    interrupted), http_status the daemon's answer (400, 401, 429, ...; 200
+    for an error found after the run started; None when there was no
+    answer), retryable whether the same request may succeed later,
+    retry_after the seconds the daemon asked to wait (Retry-After) or None,
+    result the Result the daemon sent with it, or None."""
 
-    def __init__(self, code, message, http_status=None, retryable=False, result=None):
+    def __init__(self, code, message, http_status=None, retryable=False, result=None, retry_after=None):
         super().__init__("%s: %s" % (code, message))
         self.code = code
         self.message = message
         self.http_status = http_status
         self.retryable = retryable
         self.result = result
+        self.retry_after = retry_after
+
+
+class Unavailable(EchoSandboxError):
+    """The daemon cannot be reached (nothing listens, the connection broke)
+    or is stopping (503). retryable: the request was not sent, or the
+    daemon said it did not run it."""
+
+
+class Busy(EchoSandboxError):
+    """429: every run slot of the daemon is taken and its queue is full.
+    retry_after: the seconds it asked to wait."""
+
+
+class Rejected(EchoSandboxError):
+    """The daemon refused the request as it is (400 invalid, 401 no valid
+    token, 404, 405, 413 too large): sending it again will not help."""
+
+
+def _error_for(obj, http_status, headers):
+    """The exception for an answer that is not a result to return."""
+    err = (obj or {}).get("error") or {}
+    code = err.get("code", "system_error")
+    message = err.get("message", "the daemon gave no reason")
+    retryable = bool(err.get("retryable"))
+    result = Result.from_json(obj) if isinstance(obj, dict) and "status" in obj else None
+    return _kind(http_status)(code, message, http_status, retryable, result, _retry_after(headers))
+
+
+def _kind(http_status):
+    """The exception class of an answer's HTTP status."""
+    if http_status == 429:
+        return Busy
+    if http_status == 503:
+        return Unavailable
+    if http_status is not None and 400 <= http_status < 500:
+        return Rejected
+    return EchoSandboxError
+
+
+def _retry_after(headers):
+    value = (headers or {}).get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: not sent by this daemon; backoff then
+
+
+def _unreachable(where, e, sent):
+    """A socket error as Unavailable: retryable when the request was not
+    sent (the daemon cannot have run it)."""
+    if sent:
+        return Unavailable("backend_unavailable", "the connection to %s broke before the answer: %s (the request "
+                           "may have run)" % (where, e), None, False)
+    return Unavailable("backend_unavailable", "cannot reach the daemon at %s: %s" % (where, e), None, True)
+
+
+# ---- results and events ----
+
+class _Fields:
+    """Lets a typed value be read as the dict it was (result["exit_code"])."""
+
+    def __getitem__(self, name):
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def get(self, name, default=None):
+        return getattr(self, name, default)
 
 
 def _field_bytes(obj, name):
@@ -47,58 +142,164 @@ def _field_bytes(obj, name):
     return obj.get(name, "").encode("utf-8")
 
 
-def _collected_file(f):
-    path_raw = _field_bytes(f, "path")
-    f = {k: v for k, v in f.items() if k != "path_base64"}
-    return dict(f, path=path_raw.decode("utf-8", "replace"), path_raw=path_raw, data=base64.b64decode(f["base64"]))
+@dataclasses.dataclass(frozen=True)
+class CollectedFile(_Fields):
+    """A file the request's collect patterns brought back: path (text;
+    bytes that are not UTF-8 replaced), path_raw (its bytes), size (the
+    whole file's), truncated, data (the bytes that came)."""
+    path: str
+    path_raw: bytes
+    size: int
+    truncated: bool
+    data: bytes
+
+    @classmethod
+    def from_json(cls, f):
+        path_raw = _field_bytes(f, "path")
+        return cls(path_raw.decode("utf-8", "replace"), path_raw, f.get("size", 0), f.get("truncated", False),
+                   base64.b64decode(f.get("base64", "")))
 
 
-class Result:
-    """One run's result. stdout and stderr are text (bytes that are not
-    UTF-8 decoded with replacement characters); stdout_raw and stderr_raw
-    are the bytes. files: the collected files, each a dict with path (text,
-    as stdout), path_raw (its bytes), size, truncated and data (bytes). raw:
-    the result object as the daemon sent it."""
+@dataclasses.dataclass(frozen=True)
+class Result(_Fields):
+    """One run's result, as the result object of the daemon's API says.
+    stdout and stderr are text (bytes that are not UTF-8 decoded with
+    replacement characters); stdout_raw and stderr_raw are the bytes.
+    fallback: why a run the policy sent to k8s ran locally (else None).
+    raw: the result object as the daemon sent it."""
+    status: str
+    exit_code: Optional[int]
+    reason: Optional[str] = None
+    signal: Optional[int] = None
+    killed_by_us: bool = False
+    timed_out: bool = False
+    duration_ms: Optional[float] = None
+    sandbox_type: Optional[str] = None
+    isolation: Optional[str] = None
+    pod: Optional[str] = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_raw: bytes = b""
+    stderr_raw: bytes = b""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    stdout_bytes: Optional[int] = None
+    stderr_bytes: Optional[int] = None
+    cpu_time_ms: Optional[int] = None
+    memory_peak_bytes: Optional[int] = None
+    warning: Optional[str] = None
+    cleanup_error: Optional[str] = None
+    fallback: Optional[str] = None
+    files: List[CollectedFile] = dataclasses.field(default_factory=list)
+    files_truncated: bool = False
+    error: Optional[Dict[str, Any]] = None
+    raw: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
-    def __init__(self, obj):
-        self.raw = obj
-        self.exit_code = obj.get("exit_code")
-        self.status = obj.get("status")
-        self.reason = obj.get("reason")
-        self.signal = obj.get("signal")
-        self.timed_out = obj.get("timed_out", False)
-        self.duration_ms = obj.get("duration_ms")
-        self.sandbox_type = obj.get("sandbox_type")
-        self.isolation = obj.get("isolation")
-        self.pod = obj.get("pod")
-        self.warning = obj.get("warning")
-        self.cpu_time_ms = obj.get("cpu_time_ms")
-        self.memory_peak_bytes = obj.get("memory_peak_bytes")
-        self.stdout_raw = _field_bytes(obj, "stdout")
-        self.stderr_raw = _field_bytes(obj, "stderr")
-        self.stdout = self.stdout_raw.decode("utf-8", "replace")
-        self.stderr = self.stderr_raw.decode("utf-8", "replace")
-        self.stdout_truncated = obj.get("stdout_truncated", False)
-        self.stderr_truncated = obj.get("stderr_truncated", False)
-        self.files = [_collected_file(f) for f in obj.get("files", [])]
-        self.files_truncated = obj.get("files_truncated", False)
-        self.error = obj.get("error")
+    @classmethod
+    def from_json(cls, obj):
+        stdout_raw, stderr_raw = _field_bytes(obj, "stdout"), _field_bytes(obj, "stderr")
+        plain = {f.name: obj[f.name] for f in dataclasses.fields(cls)
+                 if f.name in obj and f.name not in ("stdout", "stderr", "files")}
+        return cls(**plain, stdout=stdout_raw.decode("utf-8", "replace"),
+                   stderr=stderr_raw.decode("utf-8", "replace"), stdout_raw=stdout_raw, stderr_raw=stderr_raw,
+                   files=[CollectedFile.from_json(f) for f in obj.get("files", [])], raw=obj)
 
     @property
     def ok(self):
         """The program ran and exited 0."""
         return self.status == "exited" and self.exit_code == 0
 
-    def __repr__(self):
-        return "Result(status=%r, exit_code=%r, stdout=%r, stderr=%r)" % (
-            self.status, self.exit_code, self.stdout[:60], self.stderr[:60])
+
+_Bytes = bytes  # Event has a field named bytes
 
 
-def _raise_for(obj, http_status):
-    err = obj.get("error") or {}
-    raise EchoSandboxError(err.get("code", "system_error"), err.get("message", "the daemon gave no reason"),
-                           http_status, bool(err.get("retryable")), obj)
+@dataclasses.dataclass(frozen=True)
+class Event(_Fields):
+    """One line of a streamed run. event "output": stream ("stdout" or
+    "stderr"), data (text) and bytes; "truncated": max_stream_bytes, the
+    ceiling of live output that was reached (the result keeps its own);
+    "result": result, the Result, always the last."""
+    event: str
+    stream: Optional[str] = None
+    data: Optional[str] = None
+    bytes: Optional[_Bytes] = None
+    max_stream_bytes: Optional[int] = None
+    result: Optional[Result] = None
 
+    @classmethod
+    def from_json(cls, obj):
+        kind = obj.get("event")
+        if kind == "output":
+            raw = _field_bytes(obj, "data")
+            return cls(kind, stream=obj.get("stream"), data=raw.decode("utf-8", "replace"), bytes=raw)
+        if kind == "result":
+            return cls(kind, result=Result.from_json(obj["result"]))
+        return cls(kind, max_stream_bytes=obj.get("max_stream_bytes"))
+
+
+# ---- what both clients share ----
+
+class _Base:
+    def __init__(self, url=None, socket=None, token=None, timeout=None, retries=3, backoff=0.5, max_backoff=30.0):
+        if (url is None) == (socket is None):
+            raise ValueError("give one of url and socket")
+        if retries < 0 or backoff < 0:
+            raise ValueError("retries and backoff must not be negative")
+        self.url, self.socket, self.token, self.timeout = url, socket, token, timeout
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("url must be http://HOST:PORT or https://HOST:PORT, not %r" % url)
+            self._parts = parts
+        self._where = url if url is not None else "unix:" + socket
+
+    def _headers(self, body):
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        return headers
+
+    @staticmethod
+    def _body(request, fields):
+        if request is not None and fields:
+            raise ValueError("give a request dict or keyword fields, not both")
+        return json.dumps(request if request is not None else fields).encode("utf-8")
+
+    def _delay(self, error, attempt):
+        """Seconds before try attempt+1 of a request that failed with error,
+        or None when it is not to be tried again."""
+        if not error.retryable or attempt >= self.retries:
+            return None
+        if error.retry_after is not None:
+            return min(error.retry_after, self.max_backoff)
+        return min(self.backoff * (2 ** attempt), self.max_backoff)
+
+    @staticmethod
+    def _decode(status, text, headers):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise _kind(status)("system_error", "the daemon answered %d with no JSON: %r" % (status, text[:200]),
+                                status, status in (429, 503), None, _retry_after(headers)) from None
+
+    @staticmethod
+    def _result(status, obj, headers):
+        if status != 200 or obj.get("status") == "error":
+            raise _error_for(obj, status, headers)
+        return Result.from_json(obj)
+
+    @staticmethod
+    def _event(line, status):
+        event = Event.from_json(json.loads(line))
+        if event.event == "result" and event.result.status == "error":
+            raise _error_for(event.result.raw, status, None)
+        return event
+
+
+# ---- blocking ----
 
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout):
@@ -109,25 +310,61 @@ class _UnixConnection(http.client.HTTPConnection):
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         if self.timeout is not None:
             sock.settimeout(self.timeout)
-        sock.connect(self._path)
+        try:
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
         self.sock = sock
 
 
-class Client:
+class Events:
+    """The events of one streamed run, as an iterator (Event values, the
+    last one event "result"); close() ends it early (the run goes on in the
+    daemon to its end). Also a context manager."""
+
+    def __init__(self, gen, conn):
+        self._gen, self._conn = gen, conn
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._gen)
+
+    def close(self):
+        self._gen.close()
+        self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Client(_Base):
     """url: "http://HOST:PORT" (https too), or socket: the unix socket's path
     (one of the two). token: sent as "Authorization: Bearer TOKEN". timeout:
     seconds for each socket operation (None: no limit); a run's own limit is
-    its request's timeout_ms."""
+    its request's timeout_ms. retries, backoff, max_backoff: see the
+    module's documentation. A context manager: close() ends the streams it
+    has open (it holds no other connection between calls)."""
 
-    def __init__(self, url=None, socket=None, token=None, timeout=None):
-        if (url is None) == (socket is None):
-            raise ValueError("give one of url and socket")
-        self.url, self.socket, self.token, self.timeout = url, socket, token, timeout
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("url must be http://HOST:PORT or https://HOST:PORT, not %r" % url)
-            self._parts = parts
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._open = set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for events in list(self._open):
+            events.close()
+        self._open.clear()
 
     def _connection(self):
         if self.socket is not None:
@@ -136,91 +373,260 @@ class Client:
         cls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
         return cls(p.hostname, p.port, timeout=self.timeout)
 
-    def _request(self, method, path, body=None):
+    def _send(self, method, path, body):
+        """One exchange, up to the answer's headers: (conn, response)."""
         conn = self._connection()
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
+        try:
+            conn.connect()
+        except OSError as e:  # refused, no socket file, no route, timed out
+            conn.close()
+            raise _unreachable(self._where, e, sent=False) from e
         try:
             try:
-                conn.request(method, path, body=body, headers=headers)
+                conn.request(method, path, body=body, headers=self._headers(body))
             except (BrokenPipeError, ConnectionResetError):
                 # The daemon answers some refusals (401, 413) from the
                 # headers and closes without reading the body: its answer
                 # is there to read all the same.
                 pass
             return conn, conn.getresponse()
+        except OSError as e:
+            conn.close()
+            raise _unreachable(self._where, e, sent=True) from e
         except BaseException:
             conn.close()
             raise
 
+    def _with_retries(self, once):
+        for attempt in range(self.retries + 1):
+            try:
+                return once()
+            except EchoSandboxError as e:
+                delay = self._delay(e, attempt)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+
     def _call(self, method, path, body=None):
-        """One exchange whose answer is a JSON object: (HTTP status, object)."""
-        conn, resp = self._request(method, path, body)
+        """One exchange whose answer is a JSON object: (status, object, headers)."""
+        conn, resp = self._send(method, path, body)
         try:
             text = resp.read()
+        except OSError as e:
+            raise _unreachable(self._where, e, sent=True) from e
         finally:
             conn.close()
-        try:
-            return resp.status, json.loads(text)
-        except ValueError:
-            raise EchoSandboxError("system_error", "the daemon answered %d with no JSON: %r"
-                                   % (resp.status, text[:200]), resp.status)
-
-    @staticmethod
-    def _body(request, fields):
-        if request is not None and fields:
-            raise ValueError("give a request dict or keyword fields, not both")
-        return json.dumps(request if request is not None else fields).encode("utf-8")
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        return resp.status, self._decode(resp.status, text, headers), headers
 
     def run(self, request=None, **fields):
         """Runs one request (a dict, or its fields as keywords: shell=...,
         program=... with args=[...], language=... with code=..., stdin,
         env, files, collect, limits, timeout_ms, backend, ...) and returns
-        its Result; raises EchoSandboxError when the engine could not run it."""
-        status, obj = self._call("POST", "/v1/run", self._body(request, fields))
-        if status != 200 or obj.get("status") == "error":
-            _raise_for(obj, status)
-        return Result(obj)
+        its Result; raises EchoSandboxError (or a kind of it) when it could
+        not run, once the retries are spent."""
+        body = self._body(request, fields)
+        return self._with_retries(lambda: self._result(*self._call("POST", "/v1/run", body)))
 
     def stream(self, request=None, **fields):
-        """Runs one request and yields its events as they come: dicts
-        {"event": "output", "stream": "stdout" | "stderr", "data": text}
-        (data_base64 instead where the bytes are not UTF-8; "bytes" holds
-        them decoded either way), then {"event": "result", "result": Result}.
-        A request refused from the start raises EchoSandboxError at once; an
-        engine error found later raises it after the events."""
-        conn, resp = self._request("POST", "/v1/run?stream=1", self._body(request, fields))
+        """Runs one request and returns its events as they come (Events: an
+        iterator of Event). A request refused from the start raises at once
+        (after the retries); an engine error found later raises after the
+        events that came before it."""
+        body = self._body(request, fields)
+        conn, resp = self._with_retries(lambda: self._open_stream(body))
+        events = Events(self._events(conn, resp), conn)
+        self._open.add(events)
+        return events
+
+    def _open_stream(self, body):
+        conn, resp = self._send("POST", "/v1/run?stream=1", body)
+        if resp.status == 200:
+            return conn, resp
         try:
-            if resp.status != 200:
-                _raise_for(json.loads(resp.read()), resp.status)
-            for line in resp:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("event") == "result":
-                    obj = event["result"]
-                    if obj.get("status") == "error":
-                        _raise_for(obj, resp.status)
-                    event["result"] = Result(obj)
-                elif event.get("event") == "output":
-                    event["bytes"] = _field_bytes(event, "data")
-                yield event
+            text = resp.read()
         finally:
             conn.close()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        raise _error_for(self._decode(resp.status, text, headers), resp.status, headers)
 
+    def _events(self, conn, resp):
+        try:
+            for line in resp:
+                if line.strip():
+                    yield self._event(line, resp.status)
+        except OSError as e:
+            raise _unreachable(self._where, e, sent=True) from e
+        finally:
+            conn.close()
+            self._open = {e for e in self._open if e._conn is not conn}
 
     def languages(self):
         """The languages the daemon's policy knows: dicts with name, image
         (k8s) and file (where the code goes)."""
-        status, obj = self._call("GET", "/v1/languages")
-        if status != 200:
-            _raise_for(obj, status)
-        return obj["languages"]
+        def once():
+            status, obj, headers = self._call("GET", "/v1/languages")
+            if status != 200:
+                raise _error_for(obj, status, headers)
+            return obj["languages"]
+        return self._with_retries(once)
 
     def ready(self):
         """Whether the daemon is ready (GET /readyz), and what it says."""
-        status, obj = self._call("GET", "/readyz")
+        status, obj, _ = self._call("GET", "/readyz")
+        return status == 200, obj
+
+
+# ---- asyncio ----
+
+async def _read_head(reader):
+    """An HTTP/1.1 answer's status and headers (names in lower case)."""
+    line = await reader.readline()
+    parts = line.decode("latin-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise ConnectionResetError("no HTTP answer (%r)" % line[:80])
+    headers = {}
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
+
+
+async def _body_chunks(reader, headers):
+    """The body's bytes as they come: chunked, by Content-Length, or to EOF."""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                await reader.readline()
+                return
+            data = await reader.readexactly(size)
+            await reader.readexactly(2)
+            yield data
+    elif "content-length" in headers:
+        yield await reader.readexactly(int(headers["content-length"]))
+    else:
+        yield await reader.read()
+
+
+class AsyncClient(_Base):
+    """Client's surface on asyncio (standard library only): the same
+    arguments and errors; run, languages and ready are coroutines, stream
+    an async iterator of Event. An async context manager."""
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    async def close(self):
+        """Holds no connection between calls: nothing to close."""
+
+    async def _connect(self):
+        try:
+            if self.socket is not None:
+                return await asyncio.wait_for(asyncio.open_unix_connection(self.socket), self.timeout)
+            p = self._parts
+            context = _ssl.create_default_context() if p.scheme == "https" else None
+            port = p.port or (443 if p.scheme == "https" else 80)
+            return await asyncio.wait_for(asyncio.open_connection(p.hostname, port, ssl=context), self.timeout)
+        except (OSError, asyncio.TimeoutError) as e:
+            raise _unreachable(self._where, e, sent=False) from e
+
+    async def _send(self, method, path, body):
+        """One exchange, up to the answer's headers: (reader, writer, status, headers)."""
+        reader, writer = await self._connect()
+        host = self._parts.netloc if self.socket is None else "localhost"
+        head = ["%s %s HTTP/1.1" % (method, path), "Host: " + host, "Connection: close"]
+        head += ["%s: %s" % kv for kv in self._headers(body).items()]
+        if body is not None:
+            head.append("Content-Length: %d" % len(body))
+        try:
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+            try:
+                await writer.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused from the headers (401, 413): the answer is there
+            status, headers = await asyncio.wait_for(_read_head(reader), self.timeout)
+            return reader, writer, status, headers
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+            writer.close()
+            raise _unreachable(self._where, e, sent=True) from e
+        except BaseException:
+            writer.close()
+            raise
+
+    async def _call(self, method, path, body=None):
+        reader, writer, status, headers = await self._send(method, path, body)
+        try:
+            text = b"".join([chunk async for chunk in _body_chunks(reader, headers)])
+        except (OSError, asyncio.IncompleteReadError, ValueError) as e:
+            raise _unreachable(self._where, e, sent=True) from e
+        finally:
+            writer.close()
+        return status, self._decode(status, text, headers), headers
+
+    async def _with_retries(self, once):
+        for attempt in range(self.retries + 1):
+            try:
+                return await once()
+            except EchoSandboxError as e:
+                delay = self._delay(e, attempt)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def run(self, request=None, **fields):
+        """As Client.run."""
+        body = self._body(request, fields)
+
+        async def once():
+            return self._result(*await self._call("POST", "/v1/run", body))
+        return await self._with_retries(once)
+
+    async def stream(self, request=None, **fields):
+        """As Client.stream, as an async iterator: async for event in ..."""
+        body = self._body(request, fields)
+        reader, writer, status, headers = await self._with_retries(lambda: self._open_stream(body))
+        try:
+            pending = b""
+            async for chunk in _body_chunks(reader, headers):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield self._event(line, status)
+            if pending.strip():
+                yield self._event(pending, status)
+        except (OSError, asyncio.IncompleteReadError) as e:
+            raise _unreachable(self._where, e, sent=True) from e
+        finally:
+            writer.close()
+
+    async def _open_stream(self, body):
+        reader, writer, status, headers = await self._send("POST", "/v1/run?stream=1", body)
+        if status == 200:
+            return reader, writer, status, headers
+        try:
+            text = b"".join([chunk async for chunk in _body_chunks(reader, headers)])
+        finally:
+            writer.close()
+        raise _error_for(self._decode(status, text, headers), status, headers)
+
+    async def languages(self):
+        """As Client.languages."""
+        async def once():
+            status, obj, headers = await self._call("GET", "/v1/languages")
+            if status != 200:
+                raise _error_for(obj, status, headers)
+            return obj["languages"]
+        return await self._with_retries(once)
+
+    async def ready(self):
+        """As Client.ready."""
+        status, obj, _ = await self._call("GET", "/readyz")
         return status == 200, obj

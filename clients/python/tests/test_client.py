@@ -120,15 +120,21 @@ class OverTcp(unittest.TestCase):
             self.client.run({"shell": "true"}, shell="true")
 
 
+def locked_daemon(tmp):
+    """A daemon on a unix socket under tmp that wants the token s3cret:
+    (daemon, the socket's path)."""
+    token_file = os.path.join(tmp, "token")
+    with open(token_file, "w") as f:
+        f.write("s3cret\n")
+    socket_path = os.path.join(tmp, "run", "echo-sandbox.sock")
+    return Daemon("--listen", "unix:" + socket_path, "--token-file", token_file), socket_path
+
+
 class OverUnixSocketWithToken(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="esb-py-token-")
-        token_file = os.path.join(cls.tmp, "token")
-        with open(token_file, "w") as f:
-            f.write("s3cret\n")
-        cls.socket_path = os.path.join(cls.tmp, "run", "echo-sandbox.sock")
-        cls.daemon = Daemon("--listen", "unix:" + cls.socket_path, "--token-file", token_file)
+        cls.daemon, cls.socket_path = locked_daemon(cls.tmp)
 
     @classmethod
     def tearDownClass(cls):

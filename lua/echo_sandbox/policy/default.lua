@@ -9,7 +9,7 @@
 -- methods (policy:plan(req)). The engine calls plan for each request, and
 -- cluster (below) for the operator commands (doctor, cleanup); the
 -- default plan is made of the hooks image_for, argv_for, env_for, limits_for,
--- local_for, k8s_for (made of resources_for, namespace_for and pod_for),
+-- local_for, fallback_for, k8s_for (made of resources_for, namespace_for and pod_for),
 -- there to be replaced one by one, and of the data tables below them.
 --
 -- req, the request as the hooks see it: shell | program + args | language +
@@ -21,6 +21,10 @@
 -- plan(req) returns a table, or nil and a message that rejects the request
 -- as invalid_request:
 --   backend        "local" or "k8s"
+--   fallback       "local" or nil, with backend "k8s": when the cluster does
+--                  not answer, run on the local backend instead (the result's
+--                  fallback says why); nil: never, the run fails as the
+--                  cluster does
 --   argv           array of strings: the program and its arguments
 --   env            map NAME -> value: the program's whole environment (the
 --                  local backend adds HOME = the working dir unless set)
@@ -288,6 +292,11 @@ policy.k8s = {
 -- "auto" requests go to this backend.
 policy.backend = "local"
 
+-- With backend "k8s": nil, requests run on the cluster or fail with it;
+-- "local", requests that name no backend run on this machine's sandbox
+-- when the cluster does not answer (the result's `fallback` says so).
+policy.fallback = nil
+
 local function known(t)
   local names = {}
   for name in pairs(t) do names[#names + 1] = name end
@@ -327,6 +336,13 @@ function policy:code_file_for(req, backend)
   if lang and lang.file and lang.run and (backend == "local" or backend == "k8s" and self.k8s.handshake) then
     return lang.file
   end
+end
+
+-- Whether a request planned for backend may run locally instead, when the
+-- cluster does not answer: policy.fallback for a request that named no
+-- backend; never for one that asked for k8s.
+function policy:fallback_for(req, backend)
+  if backend == "k8s" and req.backend ~= "k8s" then return self.fallback end
 end
 
 -- code_file: where code_file_for put the code (the argv runs it), or nil.
@@ -516,6 +532,7 @@ function policy:plan(req)
   local to_k8s = backend == "k8s" or req.backend == "k8s"
   return {
     backend = backend,
+    fallback = self:fallback_for(req, backend),
     argv = argv,
     env = self:env_for(req),
     working_dir = req.working_dir,
