@@ -54,7 +54,7 @@ local commands = {
 local sample = {
   FILE = "/dev/null", DIR = "/tmp", N = "1", SECONDS = "1", BYTES = "1", QUANTITY = "1", CORES = "1",
   MODE = "0600", ADDR = "127.0.0.1:0", ["NAME=VALUE"] = "A=b", LANGUAGE = "python", CMD = "true", CODE = "true",
-  NS = "x",
+  NS = "x", GROUP = "0",
 }
 
 describe("the bash completion", function()

@@ -45,9 +45,9 @@ static const char serve_usage[] =
   "                       request (default 30)\n"
   "  --port-file FILE     write the bound port (or socket path) there once listening\n"
   "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n"
-  "  --socket-group GROUP the unix socket's group, a name or a number (default: the\n"
-  "                       daemon's): the web server's, e.g. www-data, so that its workers\n"
-  "                       may connect to a daemon started as root\n";
+  "  --socket-group GROUP  the unix socket's group, a name or a number (default:\n"
+  "                       the daemon's): the web server's, e.g. www-data, so that its\n"
+  "                       workers may connect to a daemon started as root\n";
 
 /* --socket-group: a group name, or a number as chown(1) takes one. */
 static int parse_group(const char *arg, gid_t *gid) {
