@@ -31,7 +31,9 @@
 #define ESB_BACKEND_K8S_H
 
 #include "engine/loop.h"
+#include "backend/k8s_command.h"
 #include "backend/k8s_payload.h"
+#include "backend/kubectl_words.h"
 #include "backend/plan.h"
 #include "backend/pod_status.h"
 
@@ -72,9 +74,17 @@ struct esb_k8s_run {
   int stdin_fd;              /* then this regular file, streamed (-1: none) */
   char marker[ESB_K8S_MARKER_SIZE]; /* where the wrapper's frames start (collect) */
   struct esb_k8s_frames frames; /* kubectl's stdout split, with collect */
-  char *err_line;            /* stderr held back from on_output: a line not yet
-                                ended, or all of it until the pod ran */
-  size_t err_line_len;
+  /* kubectl's streams split by the marks (k8s.c): with the handshake only */
+  char start_mark[ESB_K8S_START_MARK_LEN + 1]; /* as sent, and as the pod writes it */
+  char end_secret[ESB_K8S_MARK_HEX + 1];
+  struct esb_kubectl_mark start_err; /* the start mark in kubectl's stderr */
+  struct esb_kubectl_mark end_err;   /* the end mark after it */
+  struct esb_kubectl_mark replay;    /* the start mark in kubectl's stdout: the pod's log replayed */
+  struct esb_capture program_err;    /* the program's stderr: between the marks */
+  struct esb_capture kubectl_err;    /* kubectl's own: before the start mark, then after the end mark */
+  size_t start_at;                   /* kubectl_err's length at the start mark */
+  bool end_by_watch;                 /* the watch saw the container terminated before the deadline */
+  bool no_retry;                     /* what ended the run rests on the program's word: not retryable */
   int step;
   bool interrupted;
   struct esb_pod_status pod;
@@ -89,6 +99,8 @@ struct esb_k8s_run {
   bool pod_gone;             /* the get after a failed run found no pod */
   char get_error[256];       /* the first line of what a failed get said */
   char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
+  bool started;              /* the start mark came: the pod's command got the handshake */
+  bool ended;                /* the end mark came, or the watch saw the container end */
   const char *verdict;       /* static: why the watch ended the run (a reason), or NULL */
   struct esb_timer delete_timer; /* the next delete try */
   struct esb_timer retry_timer;  /* the next create try */

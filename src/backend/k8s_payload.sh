@@ -1,24 +1,28 @@
 # The k8s container's first program when a request brings files in (its
 # files, its code as a file) or wants files back (collect): run as
 # `/bin/sh -c SCRIPT echo-sandbox ARGV...` in the working dir, it needs
-# nothing in the image but a POSIX shell, head, tail, mkdir, chmod, rm,
+# nothing in the image but a POSIX shell, head, tail, dd, mkdir, chmod, rm,
 # find and wc (coreutils and BusyBox alike). Compiled into the engine
 # (backend/k8s_command.h); what the engine sends is in backend/k8s_payload.h.
 #
-# stdin: the handshake line (kubectl is attached), a header line, then the
+# stdin: the handshake (kubectl is attached): the end mark's secret, kept,
+# and the start mark, copied to stderr by dd (backend/k8s_command.h: 34 is
+# its length), so that the shell never holds it; a header line, then the
 # block: the index (lines "f OFFSET LENGTH MODE PATH" and "c PATTERN", then
 # an empty line), the files' bytes and the program's stdin. The block is read
 # whole with one head -c into a spool file before anything else: nothing
 # follows it on stdin, so not even a head that reads ahead (BusyBox's) can
 # take bytes that are not its own.
 #
-# With collect, once the program has ended: the marker line, then a frame
+# Once the program has ended: the end mark on stderr, with its status.
+# With collect, then: the marker line, then a frame
 # per matching file ("F LENGTH SIZE PATH", then exactly LENGTH bytes: the
 # file's first, padded with NULs should it shrink) and "E MORE" last. The
 # marker is random per run and never on the program's stdin, so its output
 # cannot start the frames; the engine checks the frames against its own
 # pattern matcher and ceilings all the same.
-IFS= read -r _ || exit 125
+IFS= read -r e || exit 125
+dd bs=1 count=34 >&2 2>/dev/null || exit 125
 IFS=' ' read -r il dl sl cn cf ct mk || exit 125
 sp=.echo-sandbox-in.$$
 head -c $((il + dl + sl)) > "$sp" || exit 125
@@ -39,10 +43,11 @@ while IFS= read -r l && [ -n "$l" ]; do
 done < "$sp"
 tail -c +$((il + dl + 1)) "$sp" > "$sp.0" && exec 3< "$sp.0" && rm -f "$sp" "$sp.0" || exit 125
 set +f
-[ -n "$ps" ] || exec "$@" <&3 3<&-
 "$@" <&3 3<&-
 st=$?
 exec 3<&-
+printf '\036%s %s\n' "$e" "$st" >&2
+[ -n "$ps" ] || exit $st
 set -f
 
 # One pattern segment against one name: a hidden name only explicitly.

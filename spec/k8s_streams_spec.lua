@@ -1,0 +1,218 @@
+-- The k8s backend's reading of kubectl's streams (src/backend/k8s.c, "kubectl's
+-- streams"): the program's words never end its run nor vanish from its
+-- result, and a deadline is the program's timeout only where the program
+-- ran then. Against the fake API server on the oldest and newest kubectl of
+-- the matrix.
+local env = require "spec.support.env"
+local fake = require "spec.support.fake_kube"
+local cjson = require "cjson"
+
+local policy = "spec/support/k8s_policy.lua"
+
+-- A file's text, "" while it is not there.
+local function text(path)
+  local ok, t = pcall(env.read_file, path)
+  return ok and t or ""
+end
+
+local function tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  return dir
+end
+
+-- Polls check() every 20 ms, at most about 20 s (an interlock, not a
+-- clock: the bound only keeps a failing spec from hanging).
+local function wait_for(check)
+  for _ = 1, 1000 do
+    local v = check()
+    if v then return v end
+    os.execute("sleep 0.02")
+  end
+end
+
+-- One run through `run --json` on server; returns the result, the exit
+-- code, the CLI's stderr and the wall time in seconds (os.time's).
+local function run(server, request, policy_path)
+  request.backend = "k8s"
+  local started = os.time()
+  local out, err, code = env.cli_run({ "run", "--json", "--policy", policy_path or policy }, cjson.encode(request),
+                                     server.env)
+  local ok, r = pcall(cjson.decode, out)
+  assert(ok, "no JSON result: " .. out .. err)
+  return r, code, err, os.time() - started
+end
+
+-- After a run: no pod on the server, no process of the program left.
+local function nothing_left(server, program_argv)
+  assert.are.same({}, fake.pods(server))
+  if program_argv then assert.is_false(env.running(program_argv)) end
+end
+
+local minors = {}
+for _, m in ipairs(env.kubectl_minors) do
+  if m == 30 or m == 35 then minors[#minors + 1] = m end
+end
+
+for _, minor in ipairs(minors) do
+  local _, why = env.kubectl(minor)
+  describe(("k8s streams, kubectl 1.%d"):format(minor), function()
+    if why then pending(why) return end
+    env.check_leaks()
+
+    describe("a program that writes kubectl's words", function()
+      local fixture = fake.per_spec(minor)
+
+      -- Checked: without the start mark's rule (kubectl's notice read
+      -- anywhere in its stderr), the run is killed at once as
+      -- AttachForbidden, retryable.
+      it("runs on to its own end, its stderr whole, when it prints the attach notices", function()
+        local notice = "warning: couldn't attach to pod/x, falling back to streaming logs: pods \"x\" is " ..
+                       "forbidden: User cannot create resource \"pods/attach\"\n"
+        local lost = "warning: couldn't attach to pod/y, falling back to streaming logs: EOF\n"
+        local shell = ("printf '%%s' %s >&2; printf '%%s' %s >&2; echo after; exec sleep 0.517")
+          :format(env.quote(notice), env.quote(lost))
+        local r, code, err, took = run(fixture.server, { shell = shell, timeout_ms = 60000 })
+        assert.are.equal(0, code, err)
+        assert.are.equal("exited", r.status, cjson.encode(r))
+        assert.are.equal(0, r.exit_code)
+        assert.is_nil(r.error)
+        assert.are.equal("after\n", r.stdout)
+        assert.are.equal(notice .. lost, r.stderr)
+        assert.are.equal(#notice + #lost, r.stderr_bytes)
+        assert.is_true(took < 30, took .. " s") -- well before the deadline
+        nothing_left(fixture.server, { "sleep", "0.517" })
+      end)
+
+      -- Checked: without the marks (kubectl's klog lines and trailer taken
+      -- out of stderr by their words), the klog lines and the program's
+      -- trailer-like line are gone and not counted.
+      it("keeps its klog lines and a line like kubectl's trailer, counted, and only kubectl's trailer goes", function()
+        local klog = "E1127 08:56:18.527967   12345 main.go:42] boom\n" ..
+                     "W0102 00:00:00.000001       1 loader.go:223] absl says so\n"
+        local shell = ("printf '%%s' %s >&2; echo \"pod echo-sandbox/$HOSTNAME terminated (Error)\" >&2; " ..
+                       "echo \"pod echo-sandbox/$HOSTNAME terminated (Completed)\"; exit 3"):format(env.quote(klog))
+        local r, code, err = run(fixture.server, { shell = shell })
+        assert.are.equal(3, code, err)
+        assert.are.equal("exited", r.status, cjson.encode(r))
+        assert.are.equal(3, r.exit_code)
+        local trailer = ("pod echo-sandbox/%s terminated (Error)\n"):format(r.pod)
+        assert.are.equal(klog .. trailer, r.stderr)
+        assert.are.equal(#klog + #trailer, r.stderr_bytes)
+        assert.are.equal(("pod echo-sandbox/%s terminated (Completed)\n"):format(r.pod), r.stdout)
+        nothing_left(fixture.server)
+      end)
+
+      -- Checked: with stderr held until the pod is seen to run (stdout or
+      -- the watch), the line never shows while the program waits: the
+      -- interlock fails.
+      it("shows its stderr live in the flag form before any stdout, and no trailer of kubectl's", function()
+        local dir = tmpdir()
+        finally(function() os.execute("rm -rf " .. dir) end)
+        local shell = ("echo err >&2; while [ ! -e %s/go ]; do sleep 0.02; done; echo out; echo late >&2; exit 3")
+          :format(dir)
+        assert(os.execute(("(%s %s %s run --backend k8s --policy %s --shell %s >%s/out 2>%s/err; echo $? >%s/code.tmp;" ..
+          " mv %s/code.tmp %s/code) &"):format(fixture.server.env, env.cli_prefix, env.quote(env.cli), policy,
+          env.quote(shell), dir, dir, dir, dir, dir)))
+        local live = wait_for(function() return text(dir .. "/err"):find("err\n", 1, true) end)
+        assert(os.execute("touch " .. dir .. "/go"))
+        wait_for(function() return io.open(dir .. "/code") end)
+        assert.truthy(live, "the program's stderr did not show while it ran")
+        assert.are.equal("3\n", env.read_file(dir .. "/code"))
+        assert.are.equal("out\n", env.read_file(dir .. "/out"))
+        assert.are.equal("err\nlate\n", env.read_file(dir .. "/err"))
+        nothing_left(fixture.server)
+      end)
+
+      -- Checked: as above, with stderr held until stdout came, no stderr
+      -- event comes before the go; and kubectl's trailer came as an event.
+      it("sends its stderr as events in batch --events before any stdout, and no trailer of kubectl's", function()
+        local dir = tmpdir()
+        finally(function() os.execute("rm -rf " .. dir) end)
+        local shell = ("echo err >&2; while [ ! -e %s/go ]; do sleep 0.02; done; echo out; exit 3"):format(dir)
+        env.write_file(dir .. "/in", cjson.encode { backend = "k8s", shell = shell } .. "\n")
+        assert(os.execute(("(%s %s %s batch --events --policy %s <%s/in >%s/out 2>%s/err; mv %s/out %s/done) &")
+          :format(fixture.server.env, env.cli_prefix, env.quote(env.cli), policy, dir, dir, dir, dir, dir)))
+        local live = wait_for(function() return text(dir .. "/out"):find("\"stderr\"", 1, true) end)
+        assert(os.execute("touch " .. dir .. "/go"))
+        wait_for(function() return io.open(dir .. "/done") end)
+        assert.truthy(live, "no stderr event while the program ran")
+        local stderr, result = "", nil
+        for line in env.read_file(dir .. "/done"):gmatch("[^\n]+") do
+          local ev = cjson.decode(line)
+          if ev.event == "output" and ev.stream == "stderr" then stderr = stderr .. ev.data end
+          if ev.event == nil or ev.event == "result" then result = ev.result or ev end
+        end
+        assert.are.equal("err\n", stderr)
+        assert.are.equal(3, result.exit_code, cjson.encode(result))
+        nothing_left(fixture.server)
+      end)
+    end)
+
+    describe("an API server that answers every call slowly", function()
+      -- Checked: without decide_deadline (the deadline taken as the
+      -- program's once the pod ran), this is timed_out, 124, killed_by_us.
+      it("is not the program's timeout when the deadline passes before kubectl attached", function()
+        local server = fake.start(minor, "--latency 2")
+        local r, code, err, took = run(server, { shell = "echo never; exec sleep 7.25", timeout_ms = 3000 })
+        local left = fake.pods(server)
+        local running = env.running({ "sleep", "7.25" })
+        fake.stop(server)
+        assert.are.equal(125, code, err)
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.are.equal("backend_error", r.error.code)
+        assert.are.equal("KubectlTimeout", r.reason)
+        assert.is_false(r.timed_out)
+        assert.is_false(r.killed_by_us)
+        assert.truthy(r.error.message:find("before the program started", 1, true) or
+                      r.error.message:find("did not answer", 1, true), r.error.message)
+        assert.are.equal("", r.stdout)
+        assert.are.same({}, left)
+        assert.is_false(running)
+        -- the deadline, then a get and a delete of 2 s each
+        assert.is_true(took <= 15, took .. " s")
+      end)
+
+      -- Checked: without the end mark and the watch's end (ended), this is
+      -- timed_out, 124, killed_by_us, though the program exited 0 first.
+      it("is not the program's timeout when it had printed and exited 0 while kubectl waited", function()
+        local dir = tmpdir()
+        local server = fake.start(minor)
+        finally(function() os.execute("rm -rf " .. dir) end)
+        local shell = ("touch %s/started; while [ ! -e %s/go ]; do sleep 0.02; done; echo printed"):format(dir, dir)
+        local request = cjson.encode { backend = "k8s", shell = shell, timeout_ms = 8000 }
+        env.write_file(dir .. "/in", request)
+        assert(os.execute(("(%s %s %s run --json --policy %s <%s/in >%s/out 2>%s/err; mv %s/out %s/done) &")
+          :format(server.env, env.cli_prefix, env.quote(env.cli), policy, dir, dir, dir, dir, dir)))
+        assert.truthy(wait_for(function() return io.open(dir .. "/started") end), "the program did not start")
+        local function waits()
+          local n = 0
+          for _, line in ipairs(fake.query(server, "/_fake/requests")) do
+            if line:find("fieldSelector=metadata.name", 1, true) then n = n + 1 end
+          end
+          return n
+        end
+        local before = waits()
+        -- every API call from now on takes 30 s: kubectl's wait for the
+        -- pod's completion among them
+        fake.query(server, "/_fake/latency/30", "{}")
+        assert(os.execute("touch " .. dir .. "/go"))
+        local waiting = wait_for(function() return waits() > before end)
+        fake.query(server, "/_fake/latency/0", "{}") -- the engine's get and delete after the deadline are quick
+        wait_for(function() return io.open(dir .. "/done") end)
+        local left = fake.pods(server)
+        fake.stop(server)
+        assert.truthy(waiting, "kubectl never waited for the pod's completion")
+        local r = cjson.decode(env.read_file(dir .. "/done"))
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.are.equal("KubectlTimeout", r.reason)
+        assert.is_false(r.timed_out)
+        assert.is_false(r.killed_by_us)
+        assert.truthy(r.error.message:find("had ended (exit status 0", 1, true), r.error.message)
+        assert.are.equal("printed\n", r.stdout)
+        assert.are.same({}, left)
+      end)
+    end)
+  end)
+end
