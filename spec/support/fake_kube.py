@@ -37,7 +37,8 @@ API server is unreachable that long: attach connections are cut, and every
 request but the control endpoints gets its connection closed unanswered).
 
 Per-request latency (a slow API server): --latency SECONDS delays every API
-request (not the control endpoints) that long before it is answered;
+request (not the control endpoints) that long before it is answered
+(--latency-after-create SECONDS: once a pod exists, the create quick);
 POST /_fake/latency/SECONDS sets it while the server runs, for the requests
 that arrive from then on (one already waiting keeps its own delay).
 
@@ -293,6 +294,8 @@ class Handler(BaseHTTPRequestHandler):
             down = time.time() < outage_until[0] and not url.path.startswith("/_fake/")
             # ---- per-request latency (--latency, POST /_fake/latency/SECONDS) ----
             delay = latency[0] if not url.path.startswith("/_fake/") else 0
+            if options.latency_after_create and pods and not url.path.startswith("/_fake/"):
+                delay = options.latency_after_create
         if delay:
             time.sleep(delay)
         while hang:  # until the client gives up and the server is killed
@@ -724,6 +727,8 @@ def main():
     ap.add_argument("--busybox", help="run pods' /bin/sh as this BusyBox, its applets alone on PATH")
     # ---- per-request latency
     ap.add_argument("--latency", type=float, default=0, help="seconds before each API request is answered")
+    ap.add_argument("--latency-after-create", type=float, default=0,
+                    help="as --latency, once a pod exists (the create itself is quick)")
     options = ap.parse_args()
     latency[0] = options.latency
     if options.busybox:
