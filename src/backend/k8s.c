@@ -25,7 +25,6 @@ static void finish(struct esb_k8s_run *run);
 static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 
-
 /* The program's output to the run's sink. */
 static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_t len) {
   if (run->output.fn)

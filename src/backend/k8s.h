@@ -2,7 +2,8 @@
  * kubectl children on the engine's loop:
  *
  *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
- *            the handshake line, then the request's stdin; a create the
+ *            the handshake, then the request's stdin; the pod's marks around
+ *            the program tell its stderr from kubectl's (k8s.c); a create the
  *            API server refused for now (5xx, 429, unreachable) is tried
  *            again with backoff within the request's deadline
  *   watch    beside run, from ESB_K8S_WATCH_AFTER_MS on: the pod's events
