@@ -50,6 +50,21 @@ local function nothing_left(server, program_argv)
   if program_argv then assert.is_false(env.running(program_argv)) end
 end
 
+-- One run on a server of its own, started with options, whose program runs
+-- as program_argv: the result, the exit code, the CLI's stderr, the wall
+-- time, and what was left after it: { pods = ..., running = bool,
+-- created = the pod bodies the server received }.
+local function run_alone(minor, options, request, program_argv)
+  local server = fake.start(minor, options)
+  local r, code, err, took = run(server, request)
+  local left = { pods = fake.pods(server), running = env.running(program_argv),
+                 created = #fake.query(server, "/_fake/received") }
+  fake.stop(server)
+  assert.are.same({}, left.pods)
+  assert.is_false(left.running)
+  return r, code, err, took, left
+end
+
 local minors = {}
 for _, m in ipairs(env.kubectl_minors) do
   if m == 30 or m == 35 then minors[#minors + 1] = m end
@@ -152,18 +167,32 @@ for _, minor in ipairs(minors) do
       end)
     end)
 
+    describe("an attach that breaks while the program runs", function()
+      -- Checked: without the replay rule (the start mark on kubectl's
+      -- stdout), kubectl copies the pod's log and waits for the program's
+      -- end: the run lasts its 30 s and ends as exited 0, its output
+      -- repeated.
+      it("ends at once as AttachLost, retryable, when kubectl falls back to the pod's log", function()
+        local r, code, err, took = run_alone(minor, "--drop-attach",
+          { shell = "echo one; echo two >&2; exec sleep 30.25", timeout_ms = 60000 }, { "sleep", "30.25" })
+        assert.are.equal(125, code, err)
+        assert.are.equal("AttachLost", r.reason, cjson.encode(r))
+        assert.is_true(r.error.retryable)
+        assert.truthy(r.error.message:find("incomplete", 1, true), r.error.message)
+        assert.are.equal("one\n", r.stdout) -- the log's copy is not output again
+        assert.is_nil(r.stderr:find("couldn't attach", 1, true), r.stderr)
+        assert.is_true(took < 20, took .. " s") -- not the program's 30 s
+      end)
+    end)
+
     describe("an API server that answers every call slowly", function()
       -- Checked: without decide_deadline (the deadline taken as the
       -- program's once the pod ran), this is timed_out, 124, killed_by_us.
       it("is not the program's timeout when the deadline passes before kubectl attached", function()
         -- the create is quick, every call after it takes 2 s: kubectl's wait
         -- for the pod to run and its attach among them
-        local server = fake.start(minor, "--latency-after-create 2")
-        local r, code, err, took = run(server, { shell = "echo never; exec sleep 7.25", timeout_ms = 3000 })
-        local left = fake.pods(server)
-        local created = #fake.query(server, "/_fake/received")
-        local running = env.running({ "sleep", "7.25" })
-        fake.stop(server)
+        local r, code, err, took, left = run_alone(minor, "--latency-after-create 2",
+          { shell = "echo never; exec sleep 7.25", timeout_ms = 3000 }, { "sleep", "7.25" })
         assert.are.equal(125, code, err)
         assert.are.equal("error", r.status, cjson.encode(r))
         assert.are.equal("backend_error", r.error.code)
@@ -173,12 +202,10 @@ for _, minor in ipairs(minors) do
         assert.truthy(r.error.message:find("before the program started", 1, true), r.error.message)
         assert.is_true(r.error.retryable)
         assert.are.equal("", r.stdout)
-        assert.are.same({}, left)
-        assert.is_false(running)
         -- the deadline, then a get and a delete of 2 s each: the fault is
         -- known only at the deadline
         assert.is_true(took <= 15, took .. " s")
-        assert.are.equal(1, created) -- a pod that ran, unattached
+        assert.are.equal(1, left.created) -- a pod that ran, unattached
       end)
 
       -- Checked: without the end mark and the watch's end (ended always
