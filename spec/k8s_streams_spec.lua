@@ -119,6 +119,19 @@ for _, minor in ipairs(minors) do
         nothing_left(fixture.server)
       end)
 
+      -- Checked: without the trailer's rule for a run without an end mark
+      -- (kubectl reported the container's own exit code), stderr ends with
+      -- kubectl's "pod NS/NAME terminated (Error)".
+      it("keeps only its own stderr when it kills the pod's shell, and kubectl's trailer goes", function()
+        local r, code, err = run(fixture.server, { shell = "echo a >&2; kill -9 $PPID" })
+        assert.are.equal(137, code, err)
+        assert.are.equal("signaled", r.status, cjson.encode(r))
+        assert.are.equal(9, r.signal)
+        assert.are.equal("a\n", r.stderr)
+        assert.are.equal(2, r.stderr_bytes)
+        nothing_left(fixture.server)
+      end)
+
       -- Checked: with stderr passed on live only once stdout came (as it
       -- was held until the pod was seen to run), the line never shows while
       -- the program waits: the interlock fails. With kubectl's words after

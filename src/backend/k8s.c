@@ -691,6 +691,12 @@ static void decide(struct esb_k8s_run *run) {
       esb_capture_release(&r->err);
       return;
     }
+    /* The pod's shell ended with the program (killed: no end mark), and
+     * kubectl reported the container's own exit code: its trailer is the
+     * last thing on its stderr, after the attach ended. */
+    if (run->plan->k8s.handshake && !run->end_err.seen && r->status == ESB_STATUS_EXITED && r->exit_code != 0 &&
+        r->exit_code == pod->exit_code)
+      drop_kubectl_trailer(run, &r->err);
     if (strcmp(pod->reason, "OOMKilled") == 0)
       esb_result_oom_killed(r);
     else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0)
