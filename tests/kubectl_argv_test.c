@@ -1,6 +1,8 @@
 #include "backend/k8s_command.h"
+#include "backend/k8s_payload.h"
 #include "engine/strv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "tap.h"
@@ -59,6 +61,10 @@ int main(void) {
   ok(dashes > 0 && find(v, "--command") == dashes - 1, "--command -- before the program");
   is_str(v[dashes + 1], "/bin/sh", "the handshake's shell first");
   is_str(v[dashes + 3], esb_k8s_handshake_script, "with its script");
+  char dd[64];
+  snprintf(dd, sizeof dd, "dd bs=1 count=%d ", ESB_K8S_START_MARK_LEN);
+  ok(strstr(esb_k8s_handshake_script, dd) && strstr(esb_k8s_payload_script, dd),
+     "the plain script and the wrapper copy the whole start mark, no more");
   is_str(v[dashes + 5], "python3", "then the program");
   is_str(v[dashes + 7], "print(1)", "and its arguments, as they are");
   ok(v[dashes + 8] == NULL, "and nothing after");

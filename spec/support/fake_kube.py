@@ -18,7 +18,7 @@ What a pod does is chosen by its image name:
 and by options: --forbid NS (403 on creating pods in NS), --hang-delete
 (DELETE never answers), --fail-delete N (the first N DELETEs answer 500),
 --fail-get (a GET of one pod answers 500), --drop-attach (the attach
-connection is cut, without a close frame, after the first output),
+connection is cut, without a close frame, after the first stdout output),
 --deny-attach (403 on pods/attach), --fail-create N (the first N pod
 creates answer 503), --slow-create SECONDS (a create takes that long), --hang-after-create (once a pod is
 created, no request but the control endpoints is ever answered),
@@ -42,6 +42,13 @@ killed, the pod Failed with reason Evicted), POST /_fake/delete/NAME (a
 delete from outside, as a node drain does), POST /_fake/outage/SECONDS (the
 API server is unreachable that long: attach connections are cut, and every
 request but the control endpoints gets its connection closed unanswered).
+
+Per-request latency (a slow API server): --latency SECONDS delays every API
+request (not the control endpoints) that long before it is answered
+(--latency-after-create SECONDS: once a pod exists, the create quick);
+POST /_fake/latency/SECONDS sets it while the server runs, for the requests
+that arrive from then on (one already waiting keeps its own delay).
+
 The server writes its port to --port-file and runs until killed.
 `fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
 of BODY) to a running server.
@@ -75,6 +82,7 @@ outage_until = [0.0]   # time.time() until which the API server is unreachable
 options = None
 busybox_dir = [None]   # with --busybox: a directory of its applets, the pods' PATH
 failing_dir = [None]   # with --failing-tool: a directory of tools that fail, first on the pods' PATH
+latency = [0.0]        # ---- per-request latency: seconds before each API request is answered
 
 
 def now():
@@ -140,6 +148,7 @@ class Pod:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         for e in c.get("env", []):
             env[e["name"]] = e.get("value", "")
+        env.setdefault("HOSTNAME", self.obj["metadata"]["name"])  # as the kubelet sets it: the pod's name
         if options.busybox and argv[:1] == ["/bin/sh"]:
             # an image whose shell and tools are BusyBox's, as Alpine's are
             argv = [options.busybox, "sh"] + argv[1:]
@@ -311,6 +320,12 @@ class Handler(BaseHTTPRequestHandler):
             requests_log.append("%s %s" % (method, self.path))
             hang = options.hang_after_create and pods and not url.path.startswith("/_fake/")
             down = time.time() < outage_until[0] and not url.path.startswith("/_fake/")
+            # ---- per-request latency (--latency, POST /_fake/latency/SECONDS) ----
+            delay = latency[0] if not url.path.startswith("/_fake/") else 0
+            if options.latency_after_create and pods and not url.path.startswith("/_fake/"):
+                delay = options.latency_after_create
+        if delay:
+            time.sleep(delay)
         while hang:  # until the client gives up and the server is killed
             time.sleep(1)
         if down:  # unreachable: the connection ends unanswered
@@ -397,6 +412,12 @@ class Handler(BaseHTTPRequestHandler):
                         except OSError:
                             pass
             return self.send_json(200, {"until": outage_until[0]})
+        # ---- per-request latency, set while the server runs
+        if self.command == "POST" and what == "latency" and len(parts) == 3:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with state_lock:
+                latency[0] = float(parts[2])
+            return self.send_json(200, {"latency": latency[0]})
         if self.command == "POST" and what in ("evict", "delete") and len(parts) == 3:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with state_lock:
@@ -646,7 +667,7 @@ class Handler(BaseHTTPRequestHandler):
 
         def sender(channel, data):
             send_frame(0x2, bytes([channel]) + data)
-            if options.drop_attach:
+            if options.drop_attach and channel == 1:
                 with state_lock:
                     pod.attached = None
                 try:
@@ -723,7 +744,7 @@ def main():
     ap.add_argument("--hang-delete", action="store_true")
     ap.add_argument("--fail-delete", type=int, default=0, help="the first N DELETEs answer 500")
     ap.add_argument("--fail-get", action="store_true", help="a GET of one pod answers 500")
-    ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first output")
+    ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first stdout output")
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
     ap.add_argument("--fail-create", type=int, default=0, help="the first N pod creates answer 503")
     # how a create fails: see FAILED_CREATE
@@ -740,7 +761,12 @@ def main():
     # an image whose tool fails: see failing_dir
     ap.add_argument("--failing-tool", action="append", default=[],
                     help="this tool fails in the pods (first on their PATH; not with --busybox)")
+    # ---- per-request latency
+    ap.add_argument("--latency", type=float, default=0, help="seconds before each API request is answered")
+    ap.add_argument("--latency-after-create", type=float, default=0,
+                    help="as --latency, once a pod exists (the create itself is quick)")
     options = ap.parse_args()
+    latency[0] = options.latency
     if options.busybox:
         busybox_dir[0] = tempfile.mkdtemp(prefix="esb-fake-busybox.")
         applets = subprocess.run([options.busybox, "--list"], capture_output=True, text=True).stdout.split()

@@ -25,8 +25,6 @@ static void finish(struct esb_k8s_run *run);
 static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 
-static void judge_attach(struct esb_k8s_run *run, const char *text, size_t n);
-
 /* The program's output to the run's sink. */
 static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_t len) {
   if (run->output.fn)
@@ -35,47 +33,109 @@ static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_
     esb_write_all(run->output.fds[stream - 1], data, len);
 }
 
-/* The program's stderr, passed on live a whole line at a time without
- * kubectl's own lines. Until the pod is known to have run, it is held:
- * what kubectl says of a create that fails is no output of the program, and
- * the result says it. finish: the run is over; pass on what is held if the
- * pod ran, else drop it. */
-static void pass_stderr(struct esb_k8s_run *run, const char *data, size_t len, bool finish) {
-  if (len) {
-    char *p = realloc(run->err_line, run->err_line_len + len);
-    if (!p)
-      return; /* out of memory: the live copy loses it, the result keeps it */
-    memcpy(p + run->err_line_len, data, len);
-    run->err_line = p;
-    run->err_line_len += len;
-  }
-  if (!run->pod_ran) {
-    if (finish)
-      run->err_line_len = 0;
-    return;
-  }
-  char *line = run->err_line;
-  size_t left = run->err_line_len;
-  while (left) {
-    char *nl = memchr(line, '\n', left);
-    if (!nl && !finish)
-      break;
-    size_t n = nl ? (size_t)(nl - line) + 1 : left;
-    if (!esb_kubectl_own_line(line, nl ? n - 1 : n))
-      pass_on(run, 2, line, n);
-    line += n;
-    left -= n;
-  }
-  if (left)
-    memmove(run->err_line, line, left);
-  run->err_line_len = left;
+/* ---- kubectl's streams ---------------------------------------------------
+ *
+ * kubectl run --attach writes the program's stdout on its stdout and the
+ * program's stderr on its stderr, where its own words go too: klog lines,
+ * the notice that the attach broke, the "pod NS/NAME terminated (REASON)"
+ * trailer, its errors. Nothing in the bytes tells the two apart, and the
+ * program may print any of kubectl's words. What the program cannot forge
+ * is the order of the pod's stderr and a secret it never sees:
+ *
+ * - The start mark. The pod's command waits for the handshake (kubectl is
+ *   attached), then copies the start mark from it to its stderr with dd:
+ *   the shell never reads it, and no process of the pod holds it once dd
+ *   is done, before the program exists. Every byte of the program's stderr
+ *   comes after it on the pod's stderr, which kubectl relays in order.
+ *   Before it, kubectl's stderr is kubectl's alone: what a create or an
+ *   attach that failed said. So the notice that the attach broke (or was
+ *   refused) is read there, and only there.
+ * - The end mark. The shell runs the program as a child and writes the end
+ *   mark, with the program's exit status, once it has ended; after it,
+ *   kubectl's stderr is kubectl's again (the trailer). Its secret stays in
+ *   the shell's memory while the program runs, where a program of the same
+ *   uid may read it (/proc/PPID/mem): the end mark only ever makes the
+ *   engine say less of the program, never a retryable error by itself
+ *   (decide_deadline).
+ * - The replay. When the attach breaks, kubectl prints its notice and
+ *   copies the pod's log to its stdout from its first byte, which is the
+ *   start mark. The start mark on kubectl's stdout is that replay and
+ *   nothing else: the attach broke (AttachLost), and what follows repeats.
+ *   kubectl ending while the program has not says the same (decide()).
+ * - The wrapper's first line. The files wrapper (k8s_payload.sh) sets up
+ *   between the start mark and the program, and says on its first stdout
+ *   line, before the program exists, that the program runs now or which of
+ *   its steps failed (judge_wrapper: WrapperFailed, never the program's
+ *   exit). So with the wrapper the program began at that line, not at the
+ *   start mark: what came between the two (its tools' words) is held until
+ *   it, and dropped on a failure. The replay cannot confuse it: the start
+ *   mark precedes the line in the pod's log, so a replayed line never
+ *   reaches the frames. Its frames come after the end mark, once every
+ *   process the program left is killed.
+ *
+ * Between the marks every byte is the program's: kept, counted and passed
+ * on live as it comes. kubectl's own lines in there (the klog lines of an
+ * attach that broke, just before its notice) are taken out only from a run
+ * that the broken attach ended (cut_attach_notice). Without the handshake
+ * (k8s.handshake = false) there are no marks: the engine cannot tell
+ * kubectl's words from the program's, and reads none of them. */
+
+/* Whether the program has begun: the plain command runs it right after the
+ * start mark; the files wrapper sets up first and says on its first stdout
+ * line that it runs it now (k8s_payload.h). Without the handshake nothing
+ * tells: what comes is taken as the program's. */
+static bool program_began(const struct esb_k8s_run *run) {
+  if (!run->plan->k8s.handshake)
+    return true;
+  if (esb_k8s_payload_wanted(run->plan))
+    return run->frames.start == ESB_K8S_START_STARTED;
+  return run->start_err.seen;
 }
 
-/* The program's output as it comes: stdout shows the pod ran; kubectl's
- * notice on stderr that the attach broke (or was refused) ends the run at
- * once, as nothing it passes on after that can be trusted. */
-/* The program's part of kubectl's stdout, with collect (the frames split
- * off): into the result, and on. */
+/* The stderr held while the wrapper set up, passed on once the program has
+ * begun (what its tools said, should the start line come first on the
+ * other stream; a wrapper that failed drops it: judge_wrapper). */
+static void pass_held_stderr(struct esb_k8s_run *run) {
+  const struct esb_capture *c = &run->program_err;
+  if (esb_output_sink_set(&run->output) && c->len > run->err_passed)
+    pass_on(run, 2, c->data + run->err_passed, c->len - run->err_passed);
+  run->err_passed = c->len;
+}
+
+/* The program's stderr: into the result, and on once the program began. */
+static void program_stderr(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  bool live = program_began(run);
+  if (live) {
+    pass_held_stderr(run);
+    if (esb_output_sink_set(&run->output))
+      pass_on(run, 2, data, len);
+  }
+  esb_capture_append(&run->program_err, data, len);
+  if (live)
+    run->err_passed = run->program_err.len;
+}
+
+/* kubectl's stderr before the start mark. */
+static void kubectl_before(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_capture_append(&run->kubectl_err, data, len);
+  run->start_at = run->kubectl_err.len;
+}
+
+/* kubectl's stderr after the end mark (its first line: the exit status). */
+static void kubectl_after(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_capture_append(&run->kubectl_err, data, len);
+}
+
+static void between_marks(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_kubectl_mark_feed(&run->end_err, data, len, program_stderr, kubectl_after, run);
+}
+
+/* The program's part of kubectl's stdout (the frames split off, with
+ * collect): into the result, and on. */
 static void program_stdout(const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
   esb_capture_append(&run->exec.result.out, data, len);
@@ -83,41 +143,141 @@ static void program_stdout(const char *data, size_t len, void *userdata) {
     pass_on(run, 1, data, len);
 }
 
-static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
+static void stdout_before_replay(const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
-  if (stream == 1) {
-    run->pod_seen = true;
-    if (exec->stdout_by_caller)
-      esb_k8s_frames_feed(&run->frames, data, len, program_stdout, run);
-    else if (esb_output_sink_set(&run->output))
-      pass_on(run, 1, data, len);
-    /* With the wrapper, the program runs once its start line came: what
-     * its tools said before that is not the program's stderr. */
-    run->pod_ran |= !exec->stdout_by_caller || run->frames.start == ESB_K8S_START_STARTED;
-    if (!run->pod_ran)
-      return;
-    if (esb_output_sink_set(&run->output))
-      pass_stderr(run, NULL, 0, false); /* what was held, now that the pod ran */
-    return;
-  }
-  if (esb_output_sink_set(&run->output))
-    pass_stderr(run, data, len, false);
-  const struct esb_capture *err = &exec->result.err;
-  size_t from = err->len > len + 64 ? err->len - len - 64 : 0; /* the notice may straddle two reads */
-  if (err->data)
-    judge_attach(run, err->data + from, err->len - from);
+  if (esb_k8s_payload_wanted(run->plan)) /* the wrapper's first line, and its frames */
+    esb_k8s_frames_feed(&run->frames, data, len, program_stdout, run);
+  else
+    program_stdout(data, len, run);
 }
 
-/* kubectl's notice that the attach broke (or was refused), in text. */
-static void judge_attach(struct esb_k8s_run *run, const char *text, size_t n) {
-  if (!memmem(text, n, ESB_KUBECTL_FELL_BACK, sizeof ESB_KUBECTL_FELL_BACK - 1))
+static void dropped(const char *data, size_t len, void *userdata) {
+  (void)data, (void)len, (void)userdata;
+}
+
+static void attach_lost(struct esb_k8s_run *run) {
+  verdict(run, "AttachLost", "the attach to pod %s broke and kubectl fell back to the pod's logs: the output "
+          "is incomplete (lines may repeat, the rest may be missing)", run->plan->k8s.pod_name);
+}
+
+/* kubectl's notice, before the start mark: the attach broke or was refused
+ * before the program began. */
+static void judge_attach(struct esb_k8s_run *run) {
+  const char *text = run->kubectl_err.data;
+  size_t n = run->kubectl_err.len;
+  if (!text || !memmem(text, n, ESB_KUBECTL_FELL_BACK, sizeof ESB_KUBECTL_FELL_BACK - 1))
     return;
   if (memmem(text, n, "forbidden", 9) || memmem(text, n, "Forbidden", 9))
     verdict(run, "AttachForbidden", "kubectl may not attach to pod %s: its account needs \"create\" on "
             "\"pods/attach\" in namespace %s (deploy/rbac.yaml)", run->plan->k8s.pod_name, run->plan->k8s.namespace_);
   else
-    verdict(run, "AttachLost", "the attach to pod %s broke and kubectl fell back to the pod's logs: the output "
-            "is incomplete (lines may repeat, the rest may be missing)", run->plan->k8s.pod_name);
+    attach_lost(run);
+}
+
+/* The program has begun, as one stream or the other shows it first. */
+static void note_start(struct esb_k8s_run *run) {
+  if (run->started || !program_began(run))
+    return;
+  run->started = true;
+  pass_held_stderr(run);
+}
+
+static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
+  (void)exec;
+  struct esb_k8s_run *run = userdata;
+  bool marks = run->plan->k8s.handshake;
+  if (stream == 1) {
+    run->pod_seen = run->pod_ran = true;
+    if (!marks) {
+      stdout_before_replay(data, len, run);
+      return;
+    }
+    esb_kubectl_mark_feed(&run->replay, data, len, stdout_before_replay, dropped, run);
+    if (run->replay.seen)
+      attach_lost(run);
+    note_start(run);
+    return;
+  }
+  if (!marks) {
+    program_stderr(data, len, run);
+    return;
+  }
+  esb_kubectl_mark_feed(&run->start_err, data, len, kubectl_before, between_marks, run);
+  if (run->start_err.seen)
+    run->pod_seen = run->pod_ran = true;
+  else
+    judge_attach(run);
+  note_start(run);
+  if (run->end_err.seen)
+    run->ended = true;
+}
+
+/* kubectl's stdout and stderr ended: what the scanners held is placed. */
+static void streams_end(struct esb_k8s_run *run) {
+  if (run->plan->k8s.handshake) {
+    esb_kubectl_mark_end(&run->replay, stdout_before_replay, run);
+    if (!run->start_err.seen)
+      esb_kubectl_mark_end(&run->start_err, kubectl_before, run);
+    else
+      esb_kubectl_mark_end(&run->end_err, program_stderr, run);
+  }
+  if (esb_k8s_payload_wanted(run->plan))
+    esb_k8s_frames_end(&run->frames, program_stdout, run);
+}
+
+/* The program's exit status as its end mark gave it; -1 if none came. */
+static int end_mark_status(const struct esb_k8s_run *run) {
+  const struct esb_capture *c = &run->kubectl_err;
+  if (!run->end_err.seen || !c->data || c->len <= run->start_at)
+    return -1;
+  char *end;
+  long v = strtol(c->data + run->start_at, &end, 10);
+  return end > c->data + run->start_at && v >= 0 && v <= 255 ? (int)v : -1;
+}
+
+/* kubectl's own words as text, for messages: before the start mark and
+ * after the end mark's status line, without klog lines. */
+static char *kubectl_words(const struct esb_k8s_run *run) {
+  const struct esb_capture *c = &run->kubectl_err;
+  const char *d = c->data ? c->data : "";
+  size_t pre = run->start_at < c->len ? run->start_at : c->len;
+  const char *post = d + pre, *nl = run->end_err.seen ? memchr(post, '\n', c->len - pre) : NULL;
+  size_t post_len = nl ? c->len - (size_t)(nl + 1 - d) : 0;
+  char *text = malloc(pre + post_len + 1);
+  if (!text)
+    return NULL;
+  memcpy(text, d, pre);
+  if (post_len)
+    memcpy(text + pre, nl + 1, post_len);
+  text[esb_kubectl_strip_own_lines(text, pre + post_len)] = '\0';
+  return text;
+}
+
+/* A run the broken attach ended: kubectl's notice and what followed it
+ * (its last occurrence: the attach was gone after it, so nothing of the
+ * program's follows), and the klog lines just before it (kubectl's report
+ * of the break), are no output of the program's. */
+static void cut_attach_notice(struct esb_k8s_run *run, struct esb_capture *err) {
+  static const char notice[] = "warning: couldn't attach to pod/";
+  if (!run->plan->k8s.handshake || !err->data)
+    return;
+  char *last = NULL;
+  for (char *p = err->data; (p = memmem(p, err->len - (size_t)(p - err->data), notice, sizeof notice - 1)); p++)
+    last = p;
+  if (!last)
+    return;
+  size_t cut = (size_t)(last - err->data);
+  while (cut && err->data[cut - 1] == '\n') {
+    size_t line = cut - 1;
+    while (line && err->data[line - 1] != '\n')
+      line--;
+    if (!esb_kubectl_own_line(err->data + line, cut - 1 - line))
+      break;
+    cut = line;
+  }
+  err->total -= err->len - cut;
+  err->len = cut;
+  err->data[cut] = '\0';
 }
 
 /* ---- the watch ---------------------------------------------------------- */
@@ -158,6 +318,10 @@ static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *e
   run->pod_seen = true;
   run->pod_ran |= strcmp(p.phase, "Running") == 0 || strcmp(p.phase, "Succeeded") == 0 ||
                   strcmp(p.phase, "Failed") == 0;
+  if (p.terminated && esb_now_ns() < run->run_deadline_ns) {
+    run->end_by_watch = run->ended = true;
+    run->pod = p; /* its exit code, should the deadline pass before kubectl reports it */
+  }
   const char *name = run->plan->k8s.pod_name;
   if (strcmp(p.event, "DELETED") == 0) {
     verdict(run, "Deleted", "pod %s was deleted while the program ran (a node drain, or a delete from outside)",
@@ -225,8 +389,24 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   return esb_exec_start(run->loop, e);
 }
 
-/* What kubectl's stdin starts with: the handshake's newline, the request's
- * stdin, and a streamed stdin that is no regular file (a pipe cannot be read
+/* The handshake (k8s_command.h): the end mark's secret and the start mark,
+ * each random per run, into buf (ESB_K8S_HANDSHAKE_LEN bytes). */
+#define ESB_K8S_HANDSHAKE_LEN (ESB_K8S_MARK_HEX + 1 + ESB_K8S_START_MARK_LEN)
+static int handshake(struct esb_k8s_run *run, char *buf) {
+  char a[ESB_K8S_MARKER_SIZE], b[ESB_K8S_MARKER_SIZE];
+  if (esb_k8s_payload_marker(a) < 0 || esb_k8s_payload_marker(b) < 0)
+    return -1;
+  const char *hex_a = a + ESB_K8S_MARKER_SIZE - 1 - ESB_K8S_MARK_HEX, *hex_b = b + ESB_K8S_MARKER_SIZE - 1 - ESB_K8S_MARK_HEX;
+  snprintf(run->end_secret, sizeof run->end_secret, "%s", hex_a);
+  snprintf(run->start_mark, sizeof run->start_mark, "\036%s\n", hex_b);
+  memcpy(buf, run->end_secret, ESB_K8S_MARK_HEX);
+  buf[ESB_K8S_MARK_HEX] = '\n';
+  memcpy(buf + ESB_K8S_MARK_HEX + 1, run->start_mark, ESB_K8S_START_MARK_LEN);
+  return 0;
+}
+
+/* What kubectl's stdin starts with: the handshake, the request's stdin,
+ * and a streamed stdin that is no regular file (a pipe cannot be read
  * again for a second try of the create), read to its end here. A regular
  * file stays a stream (run->stdin_fd): each try reads it from its offset. */
 static int stdin_prefix(struct esb_k8s_run *run) {
@@ -243,7 +423,7 @@ static int stdin_prefix(struct esb_k8s_run *run) {
       return -1;
     }
   }
-  /* With the wrapper, after the newline: its header and block, which hold
+  /* With the wrapper, after the handshake: its header and block, which hold
    * the program's stdin too, so its length is told first. */
   char *head = NULL;
   size_t head_len = 0;
@@ -259,7 +439,7 @@ static int stdin_prefix(struct esb_k8s_run *run) {
       return -1;
     }
   }
-  size_t lead = plan->k8s.handshake ? 1 : 0;
+  size_t lead = plan->k8s.handshake ? ESB_K8S_HANDSHAKE_LEN : 0;
   run->stdin_len = lead + head_len + plan->stdin_len + piped_len;
   if (!(run->stdin_buf = malloc(run->stdin_len ? run->stdin_len : 1))) {
     free(piped);
@@ -267,8 +447,12 @@ static int stdin_prefix(struct esb_k8s_run *run) {
     esb_result_fail(&run->result, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
-  if (lead)
-    run->stdin_buf[0] = '\n';
+  if (lead && handshake(run, run->stdin_buf) < 0) {
+    free(piped);
+    free(head);
+    esb_result_fail(&run->result, ESB_E_SYSTEM, "making the run's marks: %s", strerror(errno));
+    return -1;
+  }
   if (head_len)
     memcpy(run->stdin_buf + lead, head, head_len);
   free(head);
@@ -292,10 +476,19 @@ static int start_run_step(struct esb_k8s_run *run) {
   if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, run->stdin_fd,
                     left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
-  if (esb_k8s_payload_wanted(plan)) { /* the wrapper's first line, and its frames */
+  run->exec.stdout_by_caller = true;
+  if (esb_k8s_payload_wanted(plan))
     esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
-    run->exec.stdout_by_caller = true;
-  }
+  esb_kubectl_mark_init(&run->start_err, run->start_mark);
+  char end_mark[ESB_K8S_MARK_HEX + 3];
+  snprintf(end_mark, sizeof end_mark, "\036%s ", run->end_secret);
+  esb_kubectl_mark_init(&run->end_err, end_mark);
+  esb_kubectl_mark_init(&run->replay, run->start_mark);
+  esb_capture_release(&run->program_err);
+  esb_capture_release(&run->kubectl_err);
+  run->program_err = (struct esb_capture){ .cap = plan->max_output_bytes };
+  run->kubectl_err = (struct esb_capture){ .cap = 64u << 10 };
+  run->start_at = run->err_passed = 0;
   run->watch_timer = (struct esb_timer){ .at_ns = now + ESB_K8S_WATCH_AFTER_MS * 1000000ull,
                                          .fire = start_watch, .userdata = run };
   esb_timer_start(run->loop, &run->watch_timer);
@@ -412,9 +605,10 @@ static bool delete_again(struct esb_k8s_run *run, const struct esb_result *er) {
   return true;
 }
 
-/* kubectl appends "pod NS/NAME terminated (REASON)\n<message>" to the
- * program's stderr after a non-zero exit, even with -q: drop it, keeping
- * REASON (kubectl's own report of how the container ended). */
+/* kubectl appends "pod NS/NAME terminated (REASON)\n<message>" to its
+ * stderr after a non-zero exit, even with -q: after the end mark, where
+ * only kubectl writes. Keeps REASON (kubectl's own report of how the
+ * container ended). */
 static void drop_kubectl_trailer(struct esb_k8s_run *run, struct esb_capture *err) {
   if (!err->data)
     return;
@@ -438,6 +632,46 @@ static char *capture_text(const struct esb_capture *c) {
   return strndup(c->data ? c->data : "", c->len);
 }
 
+/* Our deadline stopped kubectl. It is the program's timeout only where the
+ * program ran then: it had started (the start mark) and not ended (the end
+ * mark, or the watch saw the container end). Otherwise it is the cluster's
+ * (kubectl waited on a slow API server), said as what the engine saw.
+ * Returns whether that decided the result; false leaves it to decide(). */
+static bool decide_deadline(struct esb_k8s_run *run, bool never_ran) {
+  struct esb_result *r = &run->result;
+  const char *name = run->plan->k8s.pod_name;
+  unsigned long long ms = (unsigned long long)run->plan->timeout_ms;
+  if (run->started && !run->ended)
+    return true; /* it ran at the deadline: its timeout */
+  if (run->ended) {
+    int status = run->end_err.seen ? end_mark_status(run) : run->pod.exit_code;
+    esb_result_fail(r, ESB_E_BACKEND, "the program in pod %s had ended (exit status %d, as %s) when the run's "
+                    "deadline (%llu ms) passed, but kubectl had not reported it yet: the API server answers too "
+                    "slowly", name, status, run->end_by_watch ? "the pod's status says" : "the pod's end mark says",
+                    ms);
+    r->reason = "KubectlTimeout";
+    /* The end mark alone is the program's word (k8s.c's streams): another
+     * try is not offered on it. */
+    run->no_retry = !run->end_by_watch;
+    return true;
+  }
+  if ((!run->have_pod && !run->pod_seen) || never_ran)
+    return false; /* said below: no answer at all, or a pod that stayed Pending */
+  if (run->start_err.seen) { /* the wrapper had the handshake, not yet its start line */
+    esb_result_fail(r, ESB_E_BACKEND, "the run's deadline (%llu ms) passed before the program started: the "
+                    "wrapper in pod %s was still receiving or writing the request's files and stdin", ms, name);
+    r->reason = "KubectlTimeout";
+    esb_capture_release(&r->err);
+    return true;
+  }
+  esb_result_fail(r, ESB_E_BACKEND, "the run's deadline (%llu ms) passed before the program started: kubectl had "
+                  "not attached to pod %s%s%s (the API server answers too slowly)", ms, name,
+                  run->have_pod ? ", phase " : "", run->have_pod ? run->pod.phase : "");
+  r->reason = "KubectlTimeout";
+  esb_capture_release(&r->err);
+  return true;
+}
+
 /* The result of the program, from the run step and, when kubectl failed,
  * the pod's status. */
 static void decide(struct esb_k8s_run *run) {
@@ -458,13 +692,18 @@ static void decide(struct esb_k8s_run *run) {
     /* The output so far stays in the result. */
     esb_result_fail(r, ESB_E_BACKEND, "%s", run->verdict_message);
     r->reason = run->verdict;
+    if (strcmp(run->verdict, "AttachLost") == 0)
+      cut_attach_notice(run, &r->err);
     return;
   }
   bool never_ran = run->have_pod && !pod->terminated && strcmp(pod->phase, "Pending") == 0;
+  if (r->status == ESB_STATUS_TIMED_OUT && run->plan->k8s.handshake && decide_deadline(run, never_ran))
+    return;
   /* Our deadline: kubectl was killed. The program's timeout only where it
    * is known to have run; where nothing was heard of the pod at all, it is
    * kubectl (or the API server behind it) that did not answer. */
-  if (r->status == ESB_STATUS_TIMED_OUT && (run->pod_ran || (run->have_pod && !never_ran)))
+  if (r->status == ESB_STATUS_TIMED_OUT && !run->plan->k8s.handshake &&
+      (run->pod_ran || (run->have_pod && !never_ran)))
     return;
   if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen) {
     esb_result_fail(r, ESB_E_BACKEND, "kubectl did not answer within the run's deadline (%llu ms): the API server "
@@ -502,6 +741,21 @@ static void decide(struct esb_k8s_run *run) {
     return;
   }
   if (run->have_pod && pod->terminated) {
+    if (run->plan->k8s.handshake && !run->started) {
+      /* The container ended before the program began: the pod's command
+       * failed, or the handshake never came. */
+      esb_result_fail(r, ESB_E_BACKEND, "pod %s ended (exit code %d, %s) before the program started: %s",
+                      run->plan->k8s.pod_name, pod->exit_code, pod->reason[0] ? pod->reason : "no reason",
+                      run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "kubectl said nothing");
+      esb_capture_release(&r->err);
+      return;
+    }
+    /* The pod's shell ended with the program (killed: no end mark), and
+     * kubectl reported the container's own exit code: its trailer is the
+     * last thing on its stderr, after the attach ended. */
+    if (run->plan->k8s.handshake && !run->end_err.seen && r->status == ESB_STATUS_EXITED && r->exit_code != 0 &&
+        r->exit_code == pod->exit_code)
+      drop_kubectl_trailer(run, &r->err);
     if (strcmp(pod->reason, "OOMKilled") == 0)
       esb_result_oom_killed(r);
     else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0)
@@ -517,6 +771,16 @@ static void decide(struct esb_k8s_run *run) {
   }
   if (run->have_pod && strcmp(run->pod.pod_reason, "DeadlineExceeded") == 0) {
     esb_result_timed_out(r);
+    return;
+  }
+  /* kubectl ended while the program ran on: its attach is gone, and what
+   * the program wrote after that is not here. */
+  if (run->plan->k8s.handshake && run->start_err.seen && !run->ended) {
+    cut_attach_notice(run, &r->err);
+    esb_result_fail(r, ESB_E_BACKEND, "the attach to pod %s ended while the program ran on (kubectl %s): the "
+                    "output is incomplete", run->plan->k8s.pod_name,
+                    run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "ended");
+    r->reason = "AttachLost";
     return;
   }
   /* The pod never ran: everything on stderr was kubectl's. */
@@ -544,8 +808,10 @@ static bool reason_is_transient(const char *reason) {
 static void finish(struct esb_k8s_run *run) {
   run->step = STEP_DONE;
   decide(run);
-  if (run->result.status == ESB_STATUS_ERROR)
-    run->result.retryable = run->retryable || reason_is_transient(run->result.reason);
+  if (run->result.status == ESB_STATUS_ERROR) {
+    run->result.retryable = !run->no_retry && (run->retryable || reason_is_transient(run->result.reason));
+    run->result.killed_by_us = false; /* kubectl was, at the deadline: no word of the program's end */
+  }
   if (run->on_done)
     run->on_done(run, run->userdata);
 }
@@ -564,14 +830,13 @@ static void read_frames(struct esb_k8s_run *run) {
 /* The wrapper said on its first line that it failed (or wrote something
  * else there): the program never ran, whatever kubectl's exit. The run ends
  * as the backend's failure, naming the step and what its tool said on
- * stderr, which is no output of the program's. */
+ * stderr (after the start mark: the pod's, no word of kubectl's), which is
+ * no output of the program's. */
 static void judge_wrapper(struct esb_k8s_run *run, struct esb_capture *err) {
   const struct esb_k8s_frames *f = &run->frames;
   if (f->start != ESB_K8S_START_FAILED && f->start != ESB_K8S_START_GARBLED)
     return;
   char *said = capture_text(err);
-  if (said)
-    said[esb_kubectl_strip_own_lines(said, strlen(said))] = '\0';
   const char *line = said ? said : "";
   int n = (int)strcspn(line, "\n");
   if (f->start == ESB_K8S_START_FAILED)
@@ -591,15 +856,13 @@ static void step_done(struct esb_exec *exec, void *userdata) {
   switch (run->step) {
   case STEP_RUN: {
     stop_watch(run);
-    if (exec->stdout_by_caller)
-      esb_k8s_frames_end(&run->frames, program_stdout, run);
-    if (esb_output_sink_set(&run->output))
-      pass_stderr(run, NULL, 0, true);
+    streams_end(run);
     /* What comes after the run (get, delete and its tries) shares one budget. */
     run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
     run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
     run->late_create_until_ns = esb_now_ns() + ESB_K8S_LATE_CREATE_MS * 1000000ull;
-    /* The run's result is the program's, with kubectl's words taken out. */
+    /* The run's result is the program's: its stderr is what came between
+     * the marks (kubectl's own words are in kubectl_err). */
     char pod_name[sizeof run->result.sandbox_name];
     memcpy(pod_name, run->result.sandbox_name, sizeof pod_name); /* the run's own, not kubectl's exec's */
     esb_result_move(&run->result, er);
@@ -608,26 +871,23 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     run->result.isolation = NULL;
     /* kubectl's own usage, not the program's: unknown here */
     run->result.cpu_time_ms = run->result.memory_peak_bytes = -1;
+    esb_capture_release(&run->result.err);
+    run->result.err = run->program_err;
+    run->program_err = (struct esb_capture){ .cap = run->plan->max_output_bytes };
     if (run->plan->collect.n_patterns && run->result.status != ESB_STATUS_ERROR)
       read_frames(run);
-    struct esb_capture *err = &run->result.err;
-    if (exec->stdout_by_caller)
-      judge_wrapper(run, err);
-    if (err->data)
-      judge_attach(run, err->data, err->len); /* a notice the stream did not show whole */
+    if (esb_k8s_payload_wanted(run->plan))
+      judge_wrapper(run, &run->result.err);
     bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict;
-    if (failed) {
-      run->kubectl_stderr = capture_text(err);
+    if (failed && run->plan->k8s.handshake) {
+      run->kubectl_stderr = kubectl_words(run);
+    } else if (failed) { /* no marks: all of it, for the message of a pod that never ran */
+      run->kubectl_stderr = capture_text(&run->result.err);
       if (run->kubectl_stderr)
         run->kubectl_stderr[esb_kubectl_strip_own_lines(run->kubectl_stderr, strlen(run->kubectl_stderr))] = '\0';
     }
-    drop_kubectl_trailer(run, err);
-    if (err->data) {
-      size_t kept = esb_kubectl_strip_own_lines(err->data, err->len);
-      err->total -= err->len - kept;
-      err->len = kept;
-      err->data[kept] = '\0';
-    }
+    if (run->end_err.seen)
+      drop_kubectl_trailer(run, &run->kubectl_err); /* its reason, from kubectl's words after the end */
     if (run->result.status == ESB_STATUS_ERROR && !run->interrupted) {
       /* kubectl did not start: no pod to look at or delete */
       esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
@@ -760,8 +1020,8 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   free(run->stdin_buf);
   run->stdin_buf = NULL;
   esb_k8s_frames_release(&run->frames);
-  free(run->err_line);
-  run->err_line = NULL;
+  esb_capture_release(&run->program_err);
+  esb_capture_release(&run->kubectl_err);
   free(run->kubectl_stderr);
   run->kubectl_stderr = NULL;
   esb_result_release(&run->exec.result);

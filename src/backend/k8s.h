@@ -2,7 +2,8 @@
  * kubectl children on the engine's loop:
  *
  *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
- *            the handshake line, then the request's stdin; a create the
+ *            the handshake, then the request's stdin; the pod's marks around
+ *            the program tell its stderr from kubectl's (k8s.c); a create the
  *            API server refused for now (5xx, 429, unreachable) is tried
  *            again with backoff within the request's deadline
  *   watch    beside run, from ESB_K8S_WATCH_AFTER_MS on: the pod's events
@@ -31,7 +32,9 @@
 #define ESB_BACKEND_K8S_H
 
 #include "engine/loop.h"
+#include "backend/k8s_command.h"
 #include "backend/k8s_payload.h"
+#include "backend/kubectl_words.h"
 #include "backend/plan.h"
 #include "backend/pod_status.h"
 
@@ -72,9 +75,19 @@ struct esb_k8s_run {
   int stdin_fd;              /* then this regular file, streamed (-1: none) */
   char marker[ESB_K8S_MARKER_SIZE]; /* where the wrapper's frames start (collect) */
   struct esb_k8s_frames frames; /* kubectl's stdout split, with collect */
-  char *err_line;            /* stderr held back from on_output: a line not yet
-                                ended, or all of it until the pod ran */
-  size_t err_line_len;
+  /* kubectl's streams split by the marks (k8s.c): with the handshake only */
+  char start_mark[ESB_K8S_START_MARK_LEN + 1]; /* as sent, and as the pod writes it */
+  char end_secret[ESB_K8S_MARK_HEX + 1];
+  struct esb_kubectl_mark start_err; /* the start mark in kubectl's stderr */
+  struct esb_kubectl_mark end_err;   /* the end mark after it */
+  struct esb_kubectl_mark replay;    /* the start mark in kubectl's stdout: the pod's log replayed */
+  struct esb_capture program_err;    /* the program's stderr: between the marks */
+  struct esb_capture kubectl_err;    /* kubectl's own: before the start mark, then after the end mark */
+  size_t start_at;                   /* kubectl_err's length at the start mark */
+  size_t err_passed;                 /* program_err passed on live; the rest is held
+                                        until the program began */
+  bool end_by_watch;                 /* the watch saw the container terminated before the deadline */
+  bool no_retry;                     /* what ended the run rests on the program's word: not retryable */
   int step;
   bool interrupted;
   struct esb_pod_status pod;
@@ -89,6 +102,9 @@ struct esb_k8s_run {
   bool pod_gone;             /* the get after a failed run found no pod */
   char get_error[256];       /* the first line of what a failed get said */
   char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
+  bool started;              /* the program began: the start mark came (the plain command),
+                                or the wrapper's start line (k8s_payload.h) */
+  bool ended;                /* the end mark came, or the watch saw the container end */
   const char *verdict;       /* static: why the watch ended the run (a reason), or NULL */
   struct esb_timer delete_timer; /* the next delete try */
   struct esb_timer retry_timer;  /* the next create try */

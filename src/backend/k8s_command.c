@@ -6,7 +6,13 @@
 #include "backend/k8s_payload.h"
 #include "engine/strv.h"
 
-const char esb_k8s_handshake_script[] = "IFS= read -r _ || exit 125; exec \"$@\"";
+/* Line 1 (the end mark's secret, which the shell keeps) only once kubectl
+ * is attached; the start mark copied byte by byte by dd, so that no process
+ * the program can read holds it; the program, not exec'd, so that the shell
+ * outlives it to write the end mark with its status. */
+const char esb_k8s_handshake_script[] =
+  "IFS= read -r e || exit 125; dd bs=1 count=" ESB_K8S_START_MARK_LEN_S " >&2 2>/dev/null || exit 125; "
+  "\"$@\"; s=$?; printf '\\036%s %s\\n' \"$e\" \"$s\" >&2; exit \"$s\"";
 
 const char *esb_k8s_kubectl(void) {
   const char *k = getenv("ECHO_SANDBOX_KUBECTL");

@@ -16,8 +16,19 @@
 const char *esb_k8s_kubectl(void);
 
 /* The shell line a container runs first when the plan wants the handshake:
- * it waits for one line on stdin, then execs the program. A plan with files
- * or collect patterns gets the wrapper of backend/k8s_payload.h instead. */
+ * it waits for the handshake on stdin, then runs the program between the
+ * two marks on stderr (backend/k8s.c says why). A plan with files or
+ * collect patterns gets the wrapper of backend/k8s_payload.h instead, which
+ * reads the handshake and writes the marks alike.
+ *
+ * The handshake: a line with the end mark's secret (ESB_K8S_MARK_HEX hex
+ * digits), then the start mark itself, "\036", ESB_K8S_MARK_HEX hex digits
+ * and a newline, which the pod's command copies to its stderr unread. The
+ * end mark, after the program: "\036", the secret, a space, the program's
+ * exit status and a newline. */
+#define ESB_K8S_MARK_HEX 32
+#define ESB_K8S_START_MARK_LEN 34 /* "\036" + ESB_K8S_MARK_HEX + "\n" */
+#define ESB_K8S_START_MARK_LEN_S "34"
 extern const char esb_k8s_handshake_script[];
 
 /* kubectl [--kubeconfig] [--context] [--namespace] TAIL...: the connection

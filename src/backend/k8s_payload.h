@@ -3,7 +3,7 @@
  * first program in place of the plain handshake) on stdin, and how it reads
  * the wrapper's frames back out of kubectl's stdout.
  *
- * stdin: the handshake's newline, then the header line
+ * stdin: the handshake (backend/k8s_command.h), then the header line
  *   "INDEX_BYTES DATA_BYTES STDIN_BYTES MAX_COUNT MAX_FILE_BYTES MAX_BYTES MARKER"
  * then the block: the index ("f OFFSET LENGTH MODE PATH" a file, OFFSET from
  * the start of the data; "c PATTERN" a collect pattern; an empty line last),
@@ -58,7 +58,7 @@ int esb_k8s_payload_check(const struct esb_plan *plan, char *err, size_t errlen)
 int esb_k8s_payload_marker(char marker[ESB_K8S_MARKER_SIZE]); /* 0, or -1 with errno */
 
 /* The header line and the block up to the program's stdin, which is
- * stdin_bytes long and follows it (the handshake's newline is not in it).
+ * stdin_bytes long and follows it (the handshake is not in it).
  * A malloc'd buffer and its length, or NULL (ENOMEM). */
 char *esb_k8s_payload_head(const struct esb_plan *plan, uint64_t stdin_bytes, const char *marker, size_t *len);
 

@@ -1,11 +1,13 @@
 # The k8s container's first program when a request brings files in (its
 # files, its code as a file) or wants files back (collect): run as
 # `/bin/sh -c SCRIPT echo-sandbox ARGV...` in the working dir, it needs
-# nothing in the image but a POSIX shell, head, tail, mkdir, chmod, rm,
+# nothing in the image but a POSIX shell, head, tail, dd, mkdir, chmod, rm,
 # find and wc (coreutils and BusyBox alike). Compiled into the engine
 # (backend/k8s_command.h); what the engine sends is in backend/k8s_payload.h.
 #
-# stdin: the handshake line (kubectl is attached), a header line, then the
+# stdin: the handshake (kubectl is attached): the end mark's secret, kept,
+# and the start mark, copied to stderr by dd (backend/k8s_command.h: 34 is
+# its length), so that the shell never holds it; a header line, then the
 # block: the index (lines "f OFFSET LENGTH MODE PATH" and "c PATTERN", then
 # an empty line), the files' bytes and the program's stdin. The block is read
 # whole with one head -c into a spool file before anything else: nothing
@@ -16,49 +18,21 @@
 # be the program's): the start line, or the failure line naming the step
 # that failed (then exit 125; the engine reports it as its own failure,
 # never as the program's exit). Every name is an operand ("./NAME"): a file
-# called "-x" is no option.
+# called "-x" is no option. The start mark on stderr comes before either,
+# so it is the first byte of the pod's log: what the wrapper's tools say
+# on stderr lies between the marks, and the engine holds it until the
+# start line says a program runs.
 #
-# With collect, once the program has ended and every process it left is
-# killed (so that nothing but us holds stdout): the marker line, then a
-# frame per matching file ("F LENGTH SIZE PATH", then exactly LENGTH bytes:
-# the file's first, padded with NULs should it shrink) and "E MORE BYTES"
-# last, BYTES the frames' length: the engine finds them from that end.
+# Once the program has ended (with collect: and every process it left is
+# killed, so that nothing but us holds stdout and stderr): the end mark on
+# stderr, with its status. With collect, then: the marker line, a frame per
+# matching file ("F LENGTH SIZE PATH", then exactly LENGTH bytes: the
+# file's first, padded with NULs should it shrink) and "E MORE BYTES" last,
+# BYTES the frames' length: the engine finds them from that end.
 fail() {
   printf '\036echo-sandbox-wrapper-failed %s\n' "$1"
   exit 125
 }
-IFS= read -r _ || fail 'reading the handshake line'
-IFS=' ' read -r il dl sl cn cf ct mk || fail 'reading the header line'
-sp=.echo-sandbox-in.$$
-head -c $((il + dl + sl)) > "$sp" || fail 'spooling the request'
-got=$(wc -c < "$sp") || fail 'spooling the request'
-[ $((got)) -eq $((il + dl + sl)) ] || fail "spooling the request: $((got)) of $((il + dl + sl)) bytes came"
-set -f
-ps=
-while IFS= read -r l && [ -n "$l" ]; do
-  k=${l%% *} l=${l#* }
-  if [ "$k" = c ]; then
-    ps="$ps$l
-"
-    continue
-  fi
-  o=${l%% *} l=${l#* }
-  n=${l%% *} l=${l#* }
-  md=${l%% *} p=${l#* }
-  case $p in */*) mkdir -p -- "./${p%/*}" || fail "making the directory of file $p" ;; esac
-  tail -c +$((il + o + 1)) "$sp" | head -c "$n" > "./$p" || fail "writing file $p"
-  chmod "$md" -- "./$p" || fail "setting the mode of file $p"
-done < "$sp"
-tail -c +$((il + dl + 1)) "$sp" > "$sp.0" || fail "spooling the program's stdin"
-command exec 3< "$sp.0" || fail "opening the program's stdin"
-rm -f -- "$sp" "$sp.0" || fail 'removing the spool'
-set +f
-printf '\036echo-sandbox-started\n'
-[ -n "$ps" ] || exec "$@" <&3 3<&-
-"$@" <&3 3<&-
-st=$?
-exec 3<&-
-set -f
 
 # Every process the program left behind, killed: in a pod we are its first
 # process, and kill -1 there reaches every other process of the pod's own
@@ -85,8 +59,41 @@ reap() {
   done
   return 0
 }
+
+IFS= read -r e || fail 'reading the handshake line'
+dd bs=1 count=34 >&2 2>/dev/null || fail 'copying the start mark'
+IFS=' ' read -r il dl sl cn cf ct mk || fail 'reading the header line'
+sp=.echo-sandbox-in.$$
+head -c $((il + dl + sl)) > "$sp" || fail 'spooling the request'
+got=$(wc -c < "$sp") || fail 'spooling the request'
+[ $((got)) -eq $((il + dl + sl)) ] || fail "spooling the request: $((got)) of $((il + dl + sl)) bytes came"
+set -f
+ps=
+while IFS= read -r l && [ -n "$l" ]; do
+  k=${l%% *} l=${l#* }
+  if [ "$k" = c ]; then
+    ps="$ps$l
+"
+    continue
+  fi
+  o=${l%% *} l=${l#* }
+  n=${l%% *} l=${l#* }
+  md=${l%% *} p=${l#* }
+  case $p in */*) mkdir -p -- "./${p%/*}" || fail "making the directory of file $p" ;; esac
+  tail -c +$((il + o + 1)) "$sp" | head -c "$n" > "./$p" || fail "writing file $p"
+  chmod "$md" -- "./$p" || fail "setting the mode of file $p"
+done < "$sp"
+tail -c +$((il + dl + 1)) "$sp" > "$sp.0" || fail "spooling the program's stdin"
+command exec 3< "$sp.0" || fail "opening the program's stdin"
+rm -f -- "$sp" "$sp.0" || fail 'removing the spool'
 set +f
-reap
+printf '\036echo-sandbox-started\n'
+"$@" <&3 3<&-
+st=$?
+exec 3<&-
+[ -z "$ps" ] || reap
+printf '\036%s %s\n' "$e" "$st" >&2
+[ -n "$ps" ] || exit $st
 set -f
 LC_ALL=C # ${#h} counts bytes
 

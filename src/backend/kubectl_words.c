@@ -49,3 +49,82 @@ size_t esb_kubectl_strip_own_lines(char *buf, size_t len) {
   }
   return out;
 }
+
+void esb_kubectl_mark_init(struct esb_kubectl_mark *m, const char *text) {
+  *m = (struct esb_kubectl_mark){ 0 };
+  m->len = strnlen(text, sizeof m->text - 1);
+  memcpy(m->text, text, m->len);
+}
+
+/* How much of the end of s (n bytes) is the mark's start. */
+static size_t mark_start(const struct esb_kubectl_mark *m, const char *s, size_t n) {
+  for (size_t k = n < m->len - 1 ? n : m->len - 1; k > 0; k--)
+    if (memcmp(s + n - k, m->text, k) == 0)
+      return k;
+  return 0;
+}
+
+/* The mark found at s[at]: what precedes it to before(), the rest to after(). */
+static void split_at(struct esb_kubectl_mark *m, const char *s, size_t n, size_t at, esb_kubectl_bytes_fn before,
+                     esb_kubectl_bytes_fn after, void *userdata) {
+  m->seen = true;
+  if (at)
+    before(s, at, userdata);
+  if (n > at + m->len)
+    after(s + at + m->len, n - at - m->len, userdata);
+}
+
+void esb_kubectl_mark_feed(struct esb_kubectl_mark *m, const char *data, size_t len, esb_kubectl_bytes_fn before,
+                           esb_kubectl_bytes_fn after, void *userdata) {
+  if (m->seen) {
+    if (len)
+      after(data, len, userdata);
+    return;
+  }
+  /* A mark that starts in the held tail ends within the chunk's first
+   * bytes: look for it in the two joined (no more than twice the mark). */
+  if (m->held_len) {
+    char joined[2 * ESB_KUBECTL_MARK_MAX];
+    size_t head = len < m->len ? len : m->len;
+    size_t h = m->held_len;
+    memcpy(joined, m->held, h);
+    memcpy(joined + h, data, head);
+    m->held_len = 0;
+    for (size_t at = 0; at < h; at++) {
+      if (h + head - at >= m->len && memcmp(joined + at, m->text, m->len) == 0) {
+        m->seen = true;
+        if (at)
+          before(joined, at, userdata);
+        size_t used = at + m->len - h; /* of the chunk */
+        if (len > used)
+          after(data + used, len - used, userdata);
+        return;
+      }
+    }
+    if (h + len < m->len) { /* the chunk is short: held and chunk may still begin it */
+      size_t keep = mark_start(m, joined, h + len);
+      if (h + len > keep)
+        before(joined, h + len - keep, userdata);
+      memcpy(m->held, joined + h + len - keep, keep);
+      m->held_len = keep;
+      return;
+    }
+    before(joined, h, userdata);
+  }
+  const char *hit = len >= m->len ? memmem(data, len, m->text, m->len) : NULL;
+  if (hit) {
+    split_at(m, data, len, (size_t)(hit - data), before, after, userdata);
+    return;
+  }
+  size_t keep = mark_start(m, data, len);
+  if (len > keep)
+    before(data, len - keep, userdata);
+  memcpy(m->held, data + len - keep, keep);
+  m->held_len = keep;
+}
+
+void esb_kubectl_mark_end(struct esb_kubectl_mark *m, esb_kubectl_bytes_fn before, void *userdata) {
+  if (m->held_len && !m->seen)
+    before(m->held, m->held_len, userdata);
+  m->held_len = 0;
+}

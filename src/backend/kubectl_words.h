@@ -1,7 +1,12 @@
 /* What kubectl writes on its stderr of its own, among the program's stderr
  * (kubectl run --attach passes the program's stderr on as its own): klog
  * lines ("E1127 08:56:18.527967   11982 v2.go:167] ...") and the notice that
- * the attach broke and it fell back to the pod's logs. Pure functions. */
+ * the attach broke and it fell back to the pod's logs; and the marks the
+ * pod's command writes around the program, found in kubectl's streams as
+ * they come (k8s.c says what each mark proves). Pure functions.
+ *
+ * The words alone prove nothing: a program may print any of them. They are
+ * read only where the marks say the program cannot have written them. */
 #ifndef ESB_BACKEND_KUBECTL_WORDS_H
 #define ESB_BACKEND_KUBECTL_WORDS_H
 
@@ -18,5 +23,31 @@ bool esb_kubectl_own_line(const char *line, size_t n);
 /* Removes kubectl's own lines from buf in place; returns the new length.
  * A program line that looks exactly like a klog line goes too. */
 size_t esb_kubectl_strip_own_lines(char *buf, size_t len);
+
+/* A mark looked for in a stream read in chunks: the bytes before it go one
+ * way, those after it another. A tail that may be the mark's start is held
+ * until the next chunk (or the end) shows whether it is. */
+#define ESB_KUBECTL_MARK_MAX 48
+
+typedef void (*esb_kubectl_bytes_fn)(const char *data, size_t len, void *userdata);
+
+struct esb_kubectl_mark {
+  char text[ESB_KUBECTL_MARK_MAX];
+  size_t len;
+  char held[ESB_KUBECTL_MARK_MAX];
+  size_t held_len;
+  bool seen;
+};
+
+/* Readies m to look for text (at most ESB_KUBECTL_MARK_MAX - 1 bytes). */
+void esb_kubectl_mark_init(struct esb_kubectl_mark *m, const char *text);
+
+/* A chunk of the stream: before() gets what precedes the mark, at once but
+ * for a tail that may be its start; after() everything that follows it. */
+void esb_kubectl_mark_feed(struct esb_kubectl_mark *m, const char *data, size_t len, esb_kubectl_bytes_fn before,
+                           esb_kubectl_bytes_fn after, void *userdata);
+
+/* The stream ended: a held tail that never became the mark goes to before(). */
+void esb_kubectl_mark_end(struct esb_kubectl_mark *m, esb_kubectl_bytes_fn before, void *userdata);
 
 #endif
