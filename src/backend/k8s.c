@@ -27,6 +27,8 @@ static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt
 
 static void judge_attach(struct esb_k8s_run *run, const char *text, size_t n);
 
+static void attach_heard(struct esb_k8s_run *run);
+
 /* The program's output to the run's sink. */
 static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_t len) {
   if (run->output.fn)
@@ -85,7 +87,10 @@ static void program_stdout(const char *data, size_t len, void *userdata) {
 
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
+  attach_heard(run);
   if (stream == 1) {
+    if (!run->pod_seen)
+      run->confirmed_ns = esb_now_ns();
     run->pod_seen = run->pod_ran = true;
     if (exec->stdout_by_caller)
       esb_k8s_frames_feed(&run->frames, data, len, program_stdout, run);
@@ -138,6 +143,68 @@ static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt
   esb_exec_stop(&run->exec);
 }
 
+/* A pod deleted by someone else (its deletionTimestamp set, or gone): the
+ * result is the delete's, whatever the container's exit, which the delete's
+ * SIGTERM may have caused. */
+#define DELETED_MESSAGE "pod %s was deleted while the program ran (a node drain, or a delete from outside): how " \
+                        "the program would have ended is unknown"
+
+/* The kubelet's and the node controller's words for a pod that cannot go on,
+ * as the result's reason: the one table of them (a word not here reads as
+ * the fallback the caller gives). */
+static const char *const lost_reasons[] = {
+  "NodeLost", "NodeNotReady", "CrashLoopBackOff", "Restarted", "PodUnknown", "NotReady", NULL,
+};
+
+static const char *lost_reason(const char *word, const char *fallback) {
+  for (const char *const *r = lost_reasons; *r; r++)
+    if (strcmp(word, *r) == 0)
+      return *r;
+  return fallback;
+}
+
+/* The pod is Running, its Ready condition False and the attach silent for
+ * the policy's grace: the node is gone or cut off, its kubelet cannot tell
+ * how the program ends. */
+static void not_ready_for_too_long(void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  verdict(run, lost_reason(run->pod.not_ready_reason, "NotReady"), "pod %s is not ready (%s) and its program "
+          "was silent for %llu ms: its node may be lost, the program's end cannot be known%s%s",
+          run->plan->k8s.pod_name, run->pod.not_ready_reason[0] ? run->pod.not_ready_reason : "Ready=False",
+          (unsigned long long)run->plan->k8s.not_ready_grace_ms, run->pod.message[0] ? ": " : "",
+          run->pod.message);
+}
+
+/* Any output of the attach: not silent. */
+static void attach_heard(struct esb_k8s_run *run) {
+  if (!run->not_ready_timer.started)
+    return;
+  esb_timer_stop(run->loop, &run->not_ready_timer);
+  run->not_ready_timer.at_ns = esb_now_ns() + run->plan->k8s.not_ready_grace_ms * 1000000ull;
+  esb_timer_start(run->loop, &run->not_ready_timer);
+}
+
+/* A pod that will not lead to the program's end: being deleted, on a lost
+ * node, or whose container the kubelet restarted (the program ran twice, its
+ * stdin spent; or it crash-loops under a restartPolicy the engine did not
+ * set). Returns whether it ended the run. */
+static bool pod_cannot_finish(struct esb_k8s_run *run, const struct esb_pod_status *p) {
+  const char *name = run->plan->k8s.pod_name;
+  if (p->deleting || strcmp(p->event, "DELETED") == 0) {
+    verdict(run, "Deleted", DELETED_MESSAGE, name);
+  } else if (strcmp(p->phase, "Unknown") == 0) {
+    verdict(run, lost_reason(p->pod_reason, "PodUnknown"), "pod %s is in phase Unknown (%s): its node is lost, "
+            "the program's end cannot be known", name, p->message[0] ? p->message : "no message");
+  } else if (strcmp(p->waiting_reason, "CrashLoopBackOff") == 0 || p->restart_count > 0) {
+    verdict(run, lost_reason(p->waiting_reason, "Restarted"), "the kubelet restarted the program's container in "
+            "pod %s (restartCount %d%s%s): the program's run was cut", name, p->restart_count,
+            p->message[0] ? ", " : "", p->message);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 static void unschedulable_for_too_long(void *userdata) {
   struct esb_k8s_run *run = userdata;
   verdict(run, "Unschedulable", "pod %s could not be scheduled for %llu ms: %s", run->plan->k8s.pod_name,
@@ -150,15 +217,12 @@ static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *e
   if (run->verdict || run->step != STEP_RUN)
     return;
   struct esb_pod_status p = *ev;
+  if (!run->pod_seen && strcmp(p.event, "DELETED") != 0)
+    run->confirmed_ns = esb_now_ns();
   run->pod_seen = true;
   run->pod_ran |= strcmp(p.phase, "Running") == 0 || strcmp(p.phase, "Succeeded") == 0 ||
                   strcmp(p.phase, "Failed") == 0;
   const char *name = run->plan->k8s.pod_name;
-  if (strcmp(p.event, "DELETED") == 0) {
-    verdict(run, "Deleted", "pod %s was deleted while the program ran (a node drain, or a delete from outside)",
-            name);
-    return;
-  }
   if (strcmp(p.pod_reason, "Evicted") == 0) {
     verdict(run, "Evicted", "pod %s was evicted: %s", name, p.message[0] ? p.message : "no message");
     return;
@@ -169,7 +233,17 @@ static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *e
       return;
     }
   }
+  if (pod_cannot_finish(run, &p))
+    return;
   run->pod = p; /* the latest, for its message */
+  if (p.not_ready && strcmp(p.phase, "Running") == 0) {
+    if (!run->not_ready_timer.started) {
+      run->not_ready_timer.at_ns = esb_now_ns() + run->plan->k8s.not_ready_grace_ms * 1000000ull;
+      esb_timer_start(run->loop, &run->not_ready_timer);
+    }
+  } else {
+    esb_timer_stop(run->loop, &run->not_ready_timer);
+  }
   if (p.unschedulable && !run->unschedulable_timer.started) {
     run->unschedulable_timer.at_ns = esb_now_ns() + run->plan->k8s.unschedulable_grace_ms * 1000000ull;
     esb_timer_start(run->loop, &run->unschedulable_timer);
@@ -188,6 +262,7 @@ static void start_watch(void *userdata) {
 static void stop_watch(struct esb_k8s_run *run) {
   esb_timer_stop(run->loop, &run->watch_timer);
   esb_timer_stop(run->loop, &run->unschedulable_timer);
+  esb_timer_stop(run->loop, &run->not_ready_timer);
   esb_k8s_watch_leave(run);
 }
 
@@ -353,8 +428,12 @@ static int start_get(struct esb_k8s_run *run) {
     ms = ESB_K8S_GET_TIMEOUT_MS;
   if (ms < 100)
     ms = 100;
+  /* kubectl's own limit before ours, so that what it says of a request it
+   * gave up on is heard: a throttled one ends a Retry-After (1 s, commonly)
+   * past it. */
   char request_timeout[64];
-  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
+  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums",
+           (unsigned long long)(ms > 2500 ? ms - 1500 : ms / 2));
   const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
   run->step = STEP_GET;
   return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ms, 4u << 20);
@@ -368,7 +447,13 @@ static int start_delete(struct esb_k8s_run *run) {
     left_ms = 100; /* one try, however late */
   char request_timeout[64];
   snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)left_ms);
-  const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
+  /* The policy's grace, not the pod's: a pod whose override the API server
+   * took differently still gets no more than that. */
+  char grace[64];
+  snprintf(grace, sizeof grace, "--grace-period=%llu",
+           (unsigned long long)esb_k8s_grace_seconds(run->plan->kill_grace_ms));
+  const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", grace, request_timeout,
+                        NULL};
   run->step = STEP_DELETE;
   run->delete_attempts++;
   return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, left_ms, 65536);
@@ -429,6 +514,19 @@ static char *capture_text(const struct esb_capture *c) {
   return strndup(c->data ? c->data : "", c->len);
 }
 
+/* What kubectl says when the API server answered 429: at once (no
+ * Retry-After), or after its own waits outran its deadline. */
+static bool throttled(const char *said) {
+  return strstr(said, "(TooManyRequests)") || strstr(said, "has received too many requests") ||
+         strstr(said, "rate limiter Wait returned an error");
+}
+
+/* A create the API server refused for a reason that passes. */
+static void create_refused(struct esb_result *r, const char *reason, const char *what, const char *said) {
+  esb_result_fail(r, ESB_E_BACKEND, "%s: %s", what, said);
+  r->reason = reason;
+}
+
 /* The result of the program, from the run step and, when kubectl failed,
  * the pod's status. */
 static void decide(struct esb_k8s_run *run) {
@@ -457,6 +555,14 @@ static void decide(struct esb_k8s_run *run) {
    * kubectl (or the API server behind it) that did not answer. */
   if (r->status == ESB_STATUS_TIMED_OUT && (run->pod_ran || (run->have_pod && !never_ran)))
     return;
+  if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen && run->throttled) {
+    esb_result_fail(r, ESB_E_BACKEND, "the API server throttled kubectl's requests (429 Too Many Requests) until the "
+                    "run's deadline (%llu ms): it is overloaded, or this client's share of it is used up; kubectl "
+                    "get: %s", (unsigned long long)run->plan->timeout_ms, run->get_error);
+    r->reason = "Throttled";
+    esb_capture_release(&r->err);
+    return;
+  }
   if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen) {
     esb_result_fail(r, ESB_E_BACKEND, "kubectl did not answer within the run's deadline (%llu ms): the API server "
                     "is unreachable or does not answer%s%s", (unsigned long long)run->plan->timeout_ms,
@@ -474,9 +580,8 @@ static void decide(struct esb_k8s_run *run) {
     r->reason = "Evicted";
     return;
   }
-  if (run->pod_gone) {
-    esb_result_fail(r, ESB_E_BACKEND, "pod %s was deleted while the program ran (a node drain, or a delete "
-                    "from outside)", run->plan->k8s.pod_name);
+  if (run->pod_gone || (run->have_pod && pod->deleting)) {
+    esb_result_fail(r, ESB_E_BACKEND, DELETED_MESSAGE, run->plan->k8s.pod_name);
     r->reason = "Deleted";
     return;
   }
@@ -517,6 +622,11 @@ static void decide(struct esb_k8s_run *run) {
   if (run->have_pod)
     esb_result_fail(r, ESB_E_BACKEND, "pod %s never ran (phase %s%s%s): %s", run->plan->k8s.pod_name,
                     pod->phase, pod->message[0] ? ", " : "", pod->message, said);
+  else if (strstr(said, "exceeded quota"))
+    create_refused(r, "ExceededQuota", "the namespace's resource quota is used up (runs that end free it)", said);
+  else if (throttled(said))
+    create_refused(r, "Throttled", "the API server throttled the create (429 Too Many Requests) until the run's "
+                   "deadline", said);
   else
     esb_result_fail(r, ESB_E_BACKEND, "%s", said);
   esb_capture_release(&r->err);
@@ -525,7 +635,8 @@ static void decide(struct esb_k8s_run *run) {
 /* Failures that another try may not meet: the cluster's passing states. */
 static bool reason_is_transient(const char *reason) {
   static const char *const transient[] = { "KubectlTimeout", "AttachLost", "Evicted", "Deleted", "Unschedulable",
-                                           NULL };
+                                           "NodeLost", "NodeNotReady", "NotReady", "PodUnknown", "Restarted",
+                                           "Throttled", "ExceededQuota", NULL };
   for (const char *const *t = transient; reason && *t; t++)
     if (strcmp(reason, *t) == 0)
       return true;
@@ -619,9 +730,13 @@ static void step_done(struct esb_exec *exec, void *userdata) {
      * is gone now: deleted by someone else. */
     run->pod_gone = !run->have_pod && run->pod_seen && er->err.data &&
                     memmem(er->err.data, er->err.len, "(NotFound)", 10);
-    if (!run->have_pod)
-      snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
-               er->err.data ? er->err.data : "");
+    if (!run->have_pod && er->err.data) {
+      /* all of it kubectl's: its klog headers go, the throttling it met is kept */
+      er->err.len = esb_kubectl_unklog(er->err.data, er->err.len);
+      er->err.data[er->err.len] = '\0';
+      run->throttled = throttled(er->err.data);
+      snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data, "\n"), er->err.data);
+    }
     esb_result_release(er);
     break;
   case STEP_DELETE:
@@ -641,6 +756,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     if (er->status != ESB_STATUS_EXITED || er->exit_code != 0) {
       const char *what = er->status == ESB_STATUS_TIMED_OUT ? "timed out" : "failed";
       char *said = capture_text(&er->err);
+      if (said)
+        said[esb_kubectl_unklog(said, strlen(said))] = '\0';
       if (asprintf(&run->result.cleanup_error, "kubectl delete pod %s %s (%u tries)%s%s", run->plan->k8s.pod_name,
                    what, run->delete_attempts, said && *said ? ": " : "", said ? said : "") < 0)
         run->result.cleanup_error = NULL;
@@ -702,6 +819,7 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
     return -1;
   run->run_deadline_ns = esb_now_ns() + plan->timeout_ms * 1000000ull;
   run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
+  run->not_ready_timer = (struct esb_timer){ .fire = not_ready_for_too_long, .userdata = run };
   if (start_run_step(run) < 0) {
     const char *msg = run->exec.result.error_message;
     esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
@@ -716,6 +834,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   if (run->loop) {
     esb_timer_stop(run->loop, &run->watch_timer);
     esb_timer_stop(run->loop, &run->unschedulable_timer);
+    esb_timer_stop(run->loop, &run->not_ready_timer);
     esb_timer_stop(run->loop, &run->delete_timer);
     esb_timer_stop(run->loop, &run->retry_timer);
   }

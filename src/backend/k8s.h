@@ -84,10 +84,14 @@ struct esb_k8s_run {
   struct esb_k8s_watcher *watcher;      /* joined, or NULL */
   struct esb_timer watch_timer;         /* joins it */
   struct esb_timer unschedulable_timer; /* ends a run whose pod stays unschedulable */
+  struct esb_timer not_ready_timer;     /* ends a run whose pod is not ready and silent */
   bool pod_seen;             /* the pod was there: the watch saw it, or the program wrote */
+  uint64_t confirmed_ns;     /* when pod_seen was first set: a list begun after it that lacks
+                                the pod shows it deleted */
   bool pod_ran;              /* it ran: the watch saw it Running (or after), or the program wrote */
   bool pod_gone;             /* the get after a failed run found no pod */
   char get_error[256];       /* the first line of what a failed get said */
+  bool throttled;            /* the get met 429s (so, likely, did the run) */
   char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
   const char *verdict;       /* static: why the watch ended the run (a reason), or NULL */
   struct esb_timer delete_timer; /* the next delete try */

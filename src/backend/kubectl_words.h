@@ -19,4 +19,9 @@ bool esb_kubectl_own_line(const char *line, size_t n);
  * A program line that looks exactly like a klog line goes too. */
 size_t esb_kubectl_strip_own_lines(char *buf, size_t len);
 
+/* Keeps only the message of each klog line in buf, in place (for what the
+ * engine quotes of kubectl's own commands: get, delete); returns the new
+ * length. */
+size_t esb_kubectl_unklog(char *buf, size_t len);
+
 #endif
