@@ -16,7 +16,7 @@
 
 extern char **environ;
 
-enum { STEP_RUN, STEP_GET, STEP_DELETE, STEP_DONE };
+enum { STEP_RUN, STEP_PROBE, STEP_GET, STEP_DELETE, STEP_DONE };
 
 static void step_done(struct esb_exec *exec, void *userdata);
 
@@ -346,16 +346,27 @@ static int stdin_prefix(struct esb_k8s_run *run) {
   return 0;
 }
 
-/* kubectl run, with what is left of the request's deadline, and its watch
- * a moment later. */
+/* kubectl attach to the run's own pod, for a create whose answer was lost:
+ * the pod waits for the handshake, so nothing of the program is missed. */
+static char **attach_argv(const struct esb_plan *plan) {
+  char container[128], timeout[128];
+  snprintf(container, sizeof container, "--container=%s", plan->k8s.pod_name);
+  snprintf(timeout, sizeof timeout, "--pod-running-timeout=%s", plan->k8s.pod_running_timeout);
+  const char *tail[] = {"attach", plan->k8s.pod_name, container, "-i", "-q", timeout, NULL};
+  return esb_k8s_kubectl_argv(&plan->k8s, tail);
+}
+
+/* kubectl run (or attach, to a pod adopted), with what is left of the
+ * request's deadline, and its watch a moment later. */
 static int start_run_step(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   uint64_t now = esb_now_ns();
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   run->step = STEP_RUN;
-  run->create_attempts++;
-  if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, left_ms ? left_ms : 1,
-                    plan->max_output_bytes) < 0)
+  if (!run->adopted)
+    run->create_attempts++;
+  if (start_kubectl(run, run->adopted ? attach_argv(plan) : esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len,
+                    left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
   run->exec.stdin_fd = run->stdin_fd; /* read again from its start by every try */
   if (plan->collect.n_patterns) {
@@ -383,9 +394,11 @@ static bool create_may_succeed_later(const char *said) {
   return false;
 }
 
+static int start_probe(struct esb_k8s_run *run);
+
 static void retry_run_step(void *userdata) {
   struct esb_k8s_run *run = userdata;
-  if (start_run_step(run) == 0)
+  if ((run->create_unsure ? start_probe(run) : start_run_step(run)) == 0)
     return;
   esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
                   run->exec.result.error_message ? run->exec.result.error_message : "unknown error");
@@ -413,6 +426,70 @@ static bool create_again(struct esb_k8s_run *run) {
   run->retry_timer = (struct esb_timer){ .at_ns = at, .fire = retry_run_step, .userdata = run };
   esb_timer_start(run->loop, &run->retry_timer);
   return true;
+}
+
+/* What kubectl says when the create's request went out and its answer did
+ * not come back whole: the pod may exist. */
+static bool answer_lost(const char *said) {
+  return said && (strstr(said, "unexpected EOF") || strstr(said, "connection reset") ||
+                  strstr(said, "i/o timeout"));
+}
+
+/* The pod of a create whose answer was lost, read by name before the create
+ * is tried again (which would meet the run's own pod, 409). */
+static int start_probe(struct esb_k8s_run *run) {
+  uint64_t now = esb_now_ns();
+  uint64_t ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 100;
+  if (ms > ESB_K8S_GET_TIMEOUT_MS)
+    ms = ESB_K8S_GET_TIMEOUT_MS;
+  if (ms < 100)
+    ms = 100;
+  char request_timeout[64];
+  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
+  const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
+  run->step = STEP_PROBE;
+  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, ms + 1000, 4u << 20);
+}
+
+static int start_delete(struct esb_k8s_run *run);
+
+/* What the probe found: the run's own pod (adopted: attached to), none (the
+ * create is tried again), or a pod of that name that another engine made,
+ * which is neither used nor deleted. */
+static void probe_done(struct esb_k8s_run *run, struct esb_result *er) {
+  struct esb_pod_status pod;
+  bool found = er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod &&
+               run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &pod) == 0;
+  bool missing = !found && er->err.data && memmem(er->err.data, er->err.len, "(NotFound)", 10);
+  char said[256];
+  if (er->err.data)
+    er->err.len = esb_kubectl_unklog(er->err.data, er->err.len);
+  snprintf(said, sizeof said, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
+           er->err.data ? er->err.data : "");
+  esb_result_release(er);
+  run->create_unsure = false;
+  if (found && strcmp(pod.instance, run->plan->k8s.instance) == 0)
+    run->adopted = true;
+  if (missing || run->adopted) {
+    if (start_run_step(run) == 0)
+      return;
+    esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s", esb_k8s_kubectl());
+  } else if (found) {
+    esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and the pod of that name is "
+                    "not this run's (its echo-sandbox.io/instance label is \"%s\", not \"%s\"): it was left alone",
+                    run->plan->k8s.pod_name, pod.instance, run->plan->k8s.instance);
+    run->result.reason = "PodNotOurs";
+    finish(run); /* and no delete: it is not ours */
+    return;
+  } else {
+    esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and reading the pod "
+                    "failed: %s", run->plan->k8s.pod_name, said[0] ? said : "kubectl get failed");
+    run->result.reason = "CreateUnsure";
+    run->retryable = true;
+  }
+  run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
+  if (start_delete(run) < 0)
+    finish(run);
 }
 
 /* Milliseconds left of the budget that the steps after the run share. */
@@ -571,7 +648,7 @@ static void decide(struct esb_k8s_run *run) {
     esb_capture_release(&r->err);
     return;
   }
-  if (r->status == ESB_STATUS_EXITED && r->exit_code == 0)
+  if (r->status == ESB_STATUS_EXITED && r->exit_code == 0 && !run->adopted)
     return; /* kubectl exit 0: the program's result */
   /* What the watch would have said, had kubectl not ended first. */
   if (run->have_pod && strcmp(pod->pod_reason, "Evicted") == 0) {
@@ -667,6 +744,9 @@ static void step_done(struct esb_exec *exec, void *userdata) {
   struct esb_k8s_run *run = userdata;
   struct esb_result *er = &exec->result;
   switch (run->step) {
+  case STEP_PROBE:
+    probe_done(run, er);
+    return;
   case STEP_RUN: {
     stop_watch(run);
     if (exec->stdout_by_caller)
@@ -691,7 +771,10 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     struct esb_capture *err = &run->result.err;
     if (err->data)
       judge_attach(run, err->data, err->len); /* a notice the stream did not show whole */
-    bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict;
+    /* kubectl attach (a pod adopted) does not tell the program's exit: the
+     * pod's status does. */
+    bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict ||
+                  run->adopted;
     if (failed) {
       run->kubectl_stderr = capture_text(err);
       if (run->kubectl_stderr)
@@ -713,6 +796,7 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     }
     if (failed && !run->interrupted && !run->verdict && !run->pod_seen &&
         run->result.status == ESB_STATUS_EXITED && create_may_succeed_later(run->kubectl_stderr)) {
+      run->create_unsure = answer_lost(run->kubectl_stderr);
       if (create_again(run))
         return;
       run->retryable = true; /* out of time, not out of hope */

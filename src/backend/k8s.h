@@ -99,6 +99,8 @@ struct esb_k8s_run {
   uint64_t run_deadline_ns;      /* the request's deadline, over every try */
   unsigned create_attempts;
   bool retryable;                /* the create kept failing in a way that may pass */
+  bool create_unsure;            /* the last create's answer was lost: the pod may exist */
+  bool adopted;                  /* it did, and is this run's: attached to, not created */
   uint64_t delete_deadline_ns;   /* when the delete budget ends */
   unsigned delete_attempts;
   uint64_t late_create_until_ns;

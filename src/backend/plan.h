@@ -55,6 +55,7 @@ struct esb_k8s_settings {
   char *image;
   char *namespace_;
   char *pod_name;            /* echo-sandbox-<32 hex>: a DNS-1123 label */
+  char instance[33];         /* the pod's echo-sandbox.io/instance label: this engine's */
   char *overrides_json;      /* the pod override, invariants applied */
   char *pod_running_timeout;
   char *context;             /* NULL: kubectl's current context */

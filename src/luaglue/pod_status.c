@@ -47,6 +47,7 @@ static int parse(lua_State *L) {
   copy_field(L, "waiting_reason", out->waiting_reason, sizeof out->waiting_reason);
   copy_field(L, "image", out->image, sizeof out->image);
   copy_field(L, "name", out->name, sizeof out->name);
+  copy_field(L, "instance", out->instance, sizeof out->instance);
   copy_field(L, "not_ready", out->not_ready_reason, sizeof out->not_ready_reason);
   lua_getfield(L, -1, "not_ready");
   out->not_ready = lua_isstring(L, -1);

@@ -282,6 +282,7 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   lua_pop(L, 1);                                     /* plan */
   if (f.failed)
     return ESB_E_POLICY;
+  snprintf(k->instance, sizeof k->instance, "%s", p->instance);
   if (!(k->pod_name = strdup(name))) {
     snprintf(err, errlen, "policy: out of memory");
     return ESB_E_SYSTEM;

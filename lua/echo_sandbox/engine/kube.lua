@@ -18,7 +18,8 @@ end
 -- neither, else a table: phase, terminated, exit_code, reason (the
 -- container's), pod_reason, message, event (the watch event's type or ""),
 -- waiting_reason, unschedulable, image (the first container's), name,
--- deleting (a deletionTimestamp is set), restart_count (the first
+-- instance (its echo-sandbox.io/instance label), deleting (a
+-- deletionTimestamp is set), restart_count (the first
 -- container's), not_ready (the reason of a Ready condition that is False,
 -- "" when it has none; nil when Ready is not False).
 function M.pod_status(doc)
@@ -59,6 +60,7 @@ function M.pod_status(doc)
     image = string_or_nil(first.image),
     name = string_or_nil(table_or_empty(pod.metadata).name),
     deleting = table_or_empty(pod.metadata).deletionTimestamp ~= nil,
+    instance = string_or_nil(table_or_empty(table_or_empty(pod.metadata).labels)["echo-sandbox.io/instance"]),
     restart_count = tointeger(cs.restartCount) or 0,
     not_ready = not_ready,
   }
