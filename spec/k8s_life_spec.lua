@@ -164,9 +164,11 @@ for _, minor in ipairs(minors) do
       describe("with the kubelet's grace and finalizers", function()
         local fixture = fake.per_spec(minor, "--kubelet-grace --finalizer")
 
-        -- Checked: without deletionTimestamp read from the watch (kube.lua's
-        -- `deleting`), the program that exits 0 on SIGTERM is reported
-        -- `exited 0`, and the one that ignores it `signaled 9`.
+        -- Checked: without deletionTimestamp read from the watch
+        -- (pod_cannot_finish in k8s.c), the program that exits 0 on SIGTERM
+        -- is reported `exited 0`; the one that ignores it is then still
+        -- caught by the get after kubectl failed (decide), and without that
+        -- too is `signaled 9`.
         for _, program in ipairs { polite, stubborn } do
           it("ends as Deleted, retryable, when its pod is drained while the program runs: " .. program, function()
             local server = fixture.server
