@@ -107,6 +107,20 @@ local function watched(server)
   error("the engine never watched the pod")
 end
 
+-- A server of the spec's own, stopped however the spec ends.
+local function server_of(minor, options)
+  local server = fake.start(minor, options)
+  finally(function()
+    if not server.stopped then fake.stop(server) end
+  end)
+  return server
+end
+
+local function stop(server)
+  fake.stop(server)
+  server.stopped = true
+end
+
 local function no_klog(r)
   for _, text in ipairs { r.error and r.error.message or "", r.warning or "", r.cleanup_error or "" } do
     assert.is_nil(text:find("[IWEF]%d%d%d%d %d%d:%d%d:%d%d%.%d+"), text)
@@ -194,7 +208,8 @@ for _, minor in ipairs(minors) do
         local fixture = fake.per_spec(minor, "--kubelet-grace --drain-at-output")
 
         -- Checked: without the list beside the watch (k8s_watch.c
-        -- start_list), the run waits for its deadline and is `timed_out`.
+        -- start_list), the run waits for its deadline and is `timed_out`
+        -- (and the drain specs above never see it: they wait for that list).
         it("ends as Deleted when its pod went before the watch started", function()
           local server = fixture.server
           local r = start_run(server, { shell = polite, timeout_ms = 60000 })()
@@ -209,7 +224,7 @@ for _, minor in ipairs(minors) do
       describe("with watches that break", function()
         -- Checked: without the list beside the watch, `timed_out` at the deadline.
         it("ends as Deleted when its pod went while the watch was down (410 Expired)", function()
-          local server = fake.start(minor, "--kubelet-grace --watch-expired 1000")
+          local server = server_of(minor, "--kubelet-grace --watch-expired 1000")
           local result = start_run(server, { shell = polite, timeout_ms = 60000 })
           local name = running_pod(server)
           for _ = 1, 1000 do -- once a watch has answered 410
@@ -223,7 +238,7 @@ for _, minor in ipairs(minors) do
           fake.query(server, "/_fake/drain/" .. name, "{}")
           local r = result()
           local pods, procs = settled(server)
-          fake.stop(server)
+          stop(server)
           expect(r, "watch_expired")
           assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms))
           assert.are.same({}, pods)
@@ -288,12 +303,12 @@ end]])
         -- again, meets its own pod (409) and ends as a backend_error that is
         -- not retryable.
         it("adopts its own pod: the program runs once, with its stdin, and its exit code is the result", function()
-          local server = fake.start(minor, "--cut-create 1")
+          local server = server_of(minor, "--cut-create 1")
           local r, code = start_run(server, { shell = "read x; echo got $x; echo err >&2; exit 3",
                                               stdin = "hello\n", timeout_ms = 60000 })()
           local creates = #query_lines(server, "CREATED ")
           local pods, procs = settled(server)
-          fake.stop(server)
+          stop(server)
           expect(r, "adopted")
           assert.are.equal(3, code)
           assert.are.equal("got hello\n", r.stdout)
@@ -306,12 +321,12 @@ end]])
         -- Checked: without the instance label's check in probe_done, the run
         -- attaches to the other pod and deletes it.
         it("leaves a pod of its name that is not its own alone, and says so", function()
-          local server = fake.start(minor, "--cut-create 1 --foreign-pod")
+          local server = server_of(minor, "--cut-create 1 --foreign-pod")
           local r = start_run(server, { shell = "echo hi", timeout_ms = 60000 })()
           local left = fake.pods(server)
           fake.query(server, "/_fake/delete/" .. r.pod, "{}") -- its owner's part
           local pods, procs = settled(server)
-          fake.stop(server)
+          stop(server)
           expect(r, "not_ours")
           assert.truthy(r.error.message:find("not this run's", 1, true), r.error.message)
           assert.are.equal(1, #left) -- not deleted
@@ -332,10 +347,10 @@ end]])
             -- the get after the deadline has half of it: time for kubectl to
             -- say why it gave up
             local path = env.policy_file("policy.k8s.delete_timeout_ms = 6000")
-            local server = fake.start(minor, case[1])
+            local server = server_of(minor, case[1])
             local r = start_run(server, { shell = "echo hi", timeout_ms = 2500 }, path)()
             local pods = fake.pods(server)
-            fake.stop(server)
+            stop(server)
             os.remove(path)
             expect(r, "throttled")
             assert.truthy(r.error.message:find("throttled", 1, true), r.error.message)
@@ -347,10 +362,10 @@ end]])
 
         -- Checked: without the quota case in decide (k8s.c), retryable is false.
         it("says a create refused for the namespace's quota is quota, at once, and retryable", function()
-          local server = fake.start(minor, "--quota")
+          local server = server_of(minor, "--quota")
           local r = start_run(server, { shell = "echo hi", timeout_ms = 60000 })()
           local pods = fake.pods(server)
-          fake.stop(server)
+          stop(server)
           expect(r, "quota")
           assert.truthy(r.error.message:find("quota", 1, true), r.error.message)
           assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms))
