@@ -36,7 +36,17 @@ describe("echo_sandbox.engine.kube", function()
       "metadata":{"name":"p"},"status":{"phase":"Succeeded","containerStatuses":[
       {"state":{"terminated":{"exitCode":3,"reason":"Completed"}}}]}}}]]))
     assert.are.same({ phase = "Succeeded", terminated = true, exit_code = 3, reason = "Completed",
-                      event = "MODIFIED", unschedulable = false, name = "p" }, st)
+                      event = "MODIFIED", unschedulable = false, name = "p", deleting = false,
+                      restart_count = 0 }, st)
+    -- a pod being deleted, restarted, on a node that is not ready
+    st = kube.pod_status(cjson.decode([[{"kind":"Pod","metadata":{"name":"q",
+      "deletionTimestamp":"2026-01-01T00:00:00Z"},"status":{"phase":"Running","conditions":[
+      {"type":"Ready","status":"False","reason":"NodeNotReady"}],"containerStatuses":[{"restartCount":2,
+      "state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}]]))
+    assert.is_true(st.deleting)
+    assert.are.equal(2, st.restart_count)
+    assert.are.equal("NodeNotReady", st.not_ready)
+    assert.are.equal("CrashLoopBackOff", st.waiting_reason)
     assert.is_nil(kube.pod_status(cjson.decode('{"kind":"Node"}')))
     assert.is_nil(kube.pod_status("text"))
     assert.are.equal("", kube.pod_status({ kind = "Pod", status = cjson.null }).phase)

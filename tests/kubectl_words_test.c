@@ -75,5 +75,12 @@ int main(void) {
   char none[] = "a\nb";
   is_int(esb_kubectl_strip_own_lines(none, 3), 3, "nothing to take out");
   marks();
+
+  char quoted[] = "E1206 13:54:45.783326   21077 memcache.go:265] couldn't get the API group list\n"
+                  "Error from server (TooManyRequests): try later\nW0102 00:00:00.000001 1 x.go:1] w";
+  n = esb_kubectl_unklog(quoted, strlen(quoted));
+  quoted[n] = '\0';
+  is_str(quoted, "couldn't get the API group list\nError from server (TooManyRequests): try later\nw",
+         "klog lines keep only their message");
   return tap_done();
 }

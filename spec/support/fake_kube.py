@@ -104,6 +104,8 @@ class Pod:
         self.exited = threading.Event()
         self.deleted = False
         self.workdir = None       # the container's workingDir: an emptyDir of its own
+        self.restarts = 0         # the container's restartCount (life_* below)
+        self.terminating = False  # a graceful delete is under way (life_* below)
 
     @property
     def key(self):
@@ -128,7 +130,7 @@ class Pod:
                 {"type": "Ready", "status": "True" if ready else "False"},
             ],
             "containerStatuses": [{
-                "name": c["name"], "image": c["image"], "ready": ready, "restartCount": 0,
+                "name": c["name"], "image": c["image"], "ready": ready, "restartCount": self.restarts,
                 "state": state, "started": phase == "Running",
             }],
         }
@@ -185,6 +187,7 @@ class Pod:
             with state_lock:
                 self.output.append(data)
                 sender = self.attached
+                life_output(self)
             if sender:
                 sender(channel, data)
 
@@ -192,6 +195,8 @@ class Pod:
         code = self.proc.wait()
         time.sleep(0.05)  # let the pumps hand over the last output
         with state_lock:
+            if life_container_exited(self, code):
+                return
             if self.deleted or self.obj["status"]["phase"] != "Running":
                 self.exited.set()
                 return
@@ -326,6 +331,8 @@ class Handler(BaseHTTPRequestHandler):
                 delay = options.latency_after_create
         if delay:
             time.sleep(delay)
+        if not url.path.startswith("/_fake/") and life_throttled(self):
+            return
         while hang:  # until the client gives up and the server is killed
             time.sleep(1)
         if down:  # unreachable: the connection ends unanswered
@@ -400,6 +407,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def control(self, what):
         parts = [p for p in urlparse(self.path).path.split("/") if p]
+        if self.command == "GET" and what == "procs":
+            return life_procs(self)
+        if self.command == "POST" and len(parts) == 3 and what in LIFE_CONTROLS:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return LIFE_CONTROLS[what](self, parts[2])
         if self.command == "POST" and what == "outage" and len(parts) == 3:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with state_lock:
@@ -468,6 +480,8 @@ class Handler(BaseHTTPRequestHandler):
             received.append(copy.deepcopy(obj))
         if take_failure("fail_create"):
             return self.send_json(options.fail_create_code, status_obj(*FAILED_CREATE[options.fail_create_code]))
+        if life_create_refused(self, ns):
+            return
         if ns in options.forbid:
             msg = 'pods is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create ' \
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
@@ -488,11 +502,13 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 pod.set_status("Pending", {"waiting": {"reason": "ContainerCreating"}})
             created = copy.deepcopy(pod.obj)
+            life_created(pod)
         if "fake-pull-error" in image:
             threading.Timer(0.05, self.pull_fails, args=(pod, image)).start()
         elif "fake-pending" not in image:
             threading.Timer(0.05, pod.start).start()
-        self.send_json(201, created)
+        if not life_cut_answer(self, 201, created):
+            self.send_json(201, created)
 
     @staticmethod
     def pull_fails(pod, image):
@@ -551,7 +567,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if life_watch_expired(self, q):
+            return
         timeout = float(q.get("timeoutSeconds", ["300"])[0])
+        sent = 0
         end = time.time() + timeout
         seen = {}
         since = int(q.get("resourceVersion", ["0"])[0] or 0)
@@ -587,13 +606,18 @@ class Handler(BaseHTTPRequestHandler):
                     data = (json.dumps(ev) + "\n").encode()
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                     self.wfile.flush()
+                    sent += 1
+                if options.watch_cut and sent >= options.watch_cut:
+                    break  # (life_options) the stream ends, cleanly
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
 
     def delete(self, ns, name):
-        self.body()  # DeleteOptions: read it, or it spoils the kept-alive connection
+        delete_options = self.body()  # read it, or it spoils the kept-alive connection
+        if options.kubelet_grace:
+            return life_delete(self, ns, name, delete_options)
         if options.hang_delete:
             while True:  # until the client gives up and the server is killed
                 time.sleep(1)
@@ -722,6 +746,269 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
+# ---- the pod's life: graceful deletes, restarts, lost nodes, throttling ----
+# Faults of a cluster's everyday life, each a switch (options in main(), the
+# control endpoints in LIFE_CONTROLS):
+#   --kubelet-grace     a DELETE is graceful, as the kubelet's: deletionTimestamp
+#                       is set, SIGTERM goes to the container a moment later,
+#                       SIGKILL after the grace (the DeleteOptions', else the
+#                       pod's terminationGracePeriodSeconds, else 30 s); the pod
+#                       goes once its container has exited and it has no
+#                       finalizers. The log says "GRACE NS/NAME SECONDS",
+#                       "SIGKILL NS/NAME" and "GONE NS/NAME".
+#   --finalizer         every pod is created with a finalizer, which
+#                       POST /_fake/finalize/NAME removes
+#   --throttle N        the next N API requests answer 429, with
+#                       Retry-After: --retry-after SECONDS (none when < 0)
+#   --quota             a pod create answers 403 exceeded quota
+#   --cut-create        the 201 answer of a pod create is cut mid-body (the
+#                       pod exists); --foreign-pod: and the pod then carries
+#                       another instance's label
+#   --watch-cut N       a watch stream ends (cleanly) after N events
+#   --watch-expired N   the first N watches from a resourceVersion answer
+#                       410 Expired
+#   --drain-at-output   a pod is drained (a graceful delete from outside, with
+#                       its grace) once its container first writes: well
+#                       before a watch that starts a second into the run
+# Control: GET /_fake/procs (the pods whose container processes are alive,
+# deleted pods' too), POST /_fake/drain/NAME (a graceful delete from outside, with the
+# pod's grace), /_fake/unknown/NAME (the node is lost: phase Unknown),
+# /_fake/notready/NAME (the node is NotReady: Ready=False, the container
+# silent), /_fake/restart/NAME (the kubelet restarts the container), and the
+# image name ...fake-crashloop... exits 1 at once and, where restartPolicy is
+# not Never, the kubelet backs off: CrashLoopBackOff.
+
+def life_log(what, pod):
+    requests_log.append("%s %s/%s" % ((what,) + pod.key))
+
+
+def life_grace(pod, delete_options):
+    grace = (delete_options or {}).get("gracePeriodSeconds")
+    if grace is None:
+        grace = pod.obj["spec"].get("terminationGracePeriodSeconds")
+    return 30 if grace is None else int(grace)
+
+
+def life_signal(pod, sig, what):
+    with state_lock:
+        alive = pod.proc and pod.proc.poll() is None and not pod.deleted
+        if alive and sig == signal.SIGKILL:
+            life_log(what, pod)
+    if alive:
+        try:
+            os.killpg(pod.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def life_remove(pod):
+    """The pod leaves the API server. Call with state_lock held."""
+    if pod.deleted or pods.get(pod.key) is not pod:
+        return
+    if pod.obj["metadata"].get("finalizers"):
+        return  # until /_fake/finalize
+    pods.pop(pod.key)
+    pod.deleted = True
+    life_log("GONE", pod)
+    pod.kill()
+    state_lock.notify_all()
+
+
+def life_terminate(pod, grace):
+    """A graceful delete. Call with state_lock held."""
+    meta = pod.obj["metadata"]
+    if pod.terminating:
+        return
+    pod.terminating = True
+    meta["deletionTimestamp"] = now()
+    meta["deletionGracePeriodSeconds"] = grace
+    meta["resourceVersion"] = next_rv()
+    requests_log.append("GRACE %s/%s %d" % (pod.key + (grace,)))
+    state_lock.notify_all()
+    if not pod.proc or pod.proc.poll() is not None:
+        life_remove(pod)
+        return
+    # the kubelet learns of the delete through its own watch, a moment later
+    threading.Timer(0.1, life_signal, args=(pod, signal.SIGTERM, "SIGTERM")).start()
+    threading.Timer(0.1 + grace, life_signal, args=(pod, signal.SIGKILL, "SIGKILL")).start()
+
+
+def life_container_exited(pod, code):
+    """From Pod.wait, with state_lock held: whether the life_* faults took the exit."""
+    if pod.terminating and not pod.deleted:
+        if pod.obj["status"]["phase"] == "Running":
+            term = {"exitCode": code if code >= 0 else 128 - code,
+                    "reason": "Completed" if code == 0 else "Error", "finishedAt": now()}
+            pod.set_status("Succeeded" if code == 0 else "Failed", {"terminated": term})
+        pod.exited.set()
+        life_remove(pod)
+        return True
+    if pod.deleted or pod.obj["spec"].get("restartPolicy", "Always") == "Never":
+        return False
+    if pod.obj["status"]["phase"] != "Running":
+        return False
+    # restartPolicy Always or OnFailure: the kubelet restarts it, backing off
+    pod.restarts += 1
+    pod.set_status("Running", {"waiting": {"reason": "CrashLoopBackOff", "message":
+                   "back-off 10s restarting failed container=%s pod=%s" % (pod.container()["name"], pod.key[1])}})
+    pod.obj["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {"exitCode": code, "reason": "Error" if code else "Completed", "finishedAt": now()}}
+    pod.exited.set()
+    return True
+
+
+def life_delete(handler, ns, name, delete_options):
+    with state_lock:
+        pod = pods.get((ns, name))
+        if pod:
+            life_terminate(pod, life_grace(pod, delete_options))
+            obj = copy.deepcopy(pod.obj)
+    if not pod:
+        return handler.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+    handler.send_json(200, obj)
+
+
+def life_throttled(handler):
+    if not take_failure("throttle"):
+        return False
+    if handler.command in ("POST", "DELETE", "PUT", "PATCH"):
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    body = json.dumps(status_obj(429, "TooManyRequests", "Too many requests, please try again later.")).encode()
+    handler.send_response(429)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    if options.retry_after >= 0:
+        handler.send_header("Retry-After", str(options.retry_after))
+    handler.end_headers()
+    handler.wfile.write(body)
+    return True
+
+
+def life_create_refused(handler, ns):
+    if not options.quota:
+        return False
+    msg = 'pods "x" is forbidden: exceeded quota: compute-resources, requested: limits.memory=256Mi, ' \
+          'used: limits.memory=1Gi, limited: limits.memory=1Gi'
+    handler.send_json(403, status_obj(403, "Forbidden", msg))
+    return True
+
+
+life_every_pod = []  # every pod created, deleted ones too: their processes
+
+
+def life_procs(handler):
+    """GET /_fake/procs: the pods whose container processes are alive, deleted pods too."""
+    with state_lock:
+        alive = ["%s/%s" % p.key for p in life_every_pod if p.proc and p.proc.poll() is None]
+    handler.send_json(200, alive)
+
+
+def life_output(pod):
+    """The container wrote, with state_lock held."""
+    if options.drain_at_output and not pod.terminating:
+        life_terminate(pod, life_grace(pod, None))
+
+
+def life_created(pod):
+    """A pod just created, with state_lock held."""
+    life_every_pod.append(pod)
+    meta = pod.obj["metadata"]
+    if options.finalizer:
+        meta["finalizers"] = ["fake.example.com/hold"]
+    if options.cut_create and options.foreign_pod:
+        meta.setdefault("labels", {})["echo-sandbox.io/instance"] = "someone-else"
+
+
+def life_cut_answer(handler, code, obj):
+    """The answer's headers and half its body, then the connection ends."""
+    if not take_failure("cut_create"):
+        return False
+    body = json.dumps(obj).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body[:len(body) // 2])
+    handler.wfile.flush()
+    handler.close_connection = True
+    try:
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    return True
+
+
+def life_watch_expired(handler, q):
+    """The first --watch-expired watches from a resourceVersion: 410 Expired."""
+    rv = q.get("resourceVersion", [""])[0]
+    if rv in ("", "0") or q.get("sendInitialEvents", ["false"])[0] == "true" or not take_failure("watch_expired"):
+        return False
+    ev = {"type": "ERROR", "object": status_obj(410, "Expired", "too old resource version: %s (%s)" %
+                                                (rv, resource_version[0]))}
+    data = (json.dumps(ev) + "\n").encode()
+    handler.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+    handler.close_connection = True
+    return True
+
+
+def life_control_pod(name, change):
+    with state_lock:
+        found = [p for p in pods.values() if p.obj["metadata"]["name"] == name]
+        for pod in found:
+            change(pod)
+        state_lock.notify_all()
+    return found
+
+
+def life_unknown(pod):
+    pod.set_status("Unknown", {"running": {"startedAt": now()}}, reason="NodeLost",
+                   message="Node fake-node which was running pod %s is unresponsive" % pod.key[1])
+
+
+def life_notready(pod):
+    pod.set_status("Running", {"running": {"startedAt": now()}})
+    pod.obj["status"]["conditions"][1].update({"reason": "NodeNotReady",
+                                               "message": "the node fake-node is not ready"})
+    pod.attached = None  # what the container writes no longer arrives
+
+
+def life_restart(pod):
+    pod.restarts += 1
+    pod.set_status("Running", {"running": {"startedAt": now()}}, ready=True)
+    pod.obj["status"]["containerStatuses"][0]["lastState"] = {
+        "terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now()}}
+
+
+def life_finalize(pod):
+    pod.obj["metadata"].pop("finalizers", None)
+    pod.obj["metadata"]["resourceVersion"] = next_rv()
+    if pod.terminating and (not pod.proc or pod.proc.poll() is not None):
+        life_remove(pod)
+
+
+LIFE_CONTROLS = {
+    "drain": lambda h, name: h.send_json(200, {"found": len(life_control_pod(
+        name, lambda pod: life_terminate(pod, life_grace(pod, None))))}),
+    "unknown": lambda h, name: h.send_json(200, {"found": len(life_control_pod(name, life_unknown))}),
+    "notready": lambda h, name: h.send_json(200, {"found": len(life_control_pod(name, life_notready))}),
+    "restart": lambda h, name: h.send_json(200, {"found": len(life_control_pod(name, life_restart))}),
+    "finalize": lambda h, name: h.send_json(200, {"found": len(life_control_pod(name, life_finalize))}),
+}
+
+
+def life_options(ap):
+    ap.add_argument("--kubelet-grace", action="store_true", help="deletes are graceful, as the kubelet's")
+    ap.add_argument("--finalizer", action="store_true", help="pods are created with a finalizer")
+    ap.add_argument("--throttle", type=int, default=0, help="the next N API requests answer 429")
+    ap.add_argument("--retry-after", type=int, default=1, help="the 429s' Retry-After (none when < 0)")
+    ap.add_argument("--quota", action="store_true", help="a pod create answers 403 exceeded quota")
+    ap.add_argument("--cut-create", type=int, default=0, help="the first N creates' answers are cut mid-body")
+    ap.add_argument("--foreign-pod", action="store_true", help="a cut create's pod is another instance's")
+    ap.add_argument("--watch-cut", type=int, default=0, help="watch streams end after N events")
+    ap.add_argument("--watch-expired", type=int, default=0, help="the first N watches answer 410 Expired")
+    ap.add_argument("--drain-at-output", action="store_true", help="drain a pod once its container writes")
+
+
 def query(port, path, body=None):
     """For the specs: prints the JSON answer of GET (or POST body to) path."""
     import urllib.request
@@ -765,6 +1052,7 @@ def main():
     ap.add_argument("--latency", type=float, default=0, help="seconds before each API request is answered")
     ap.add_argument("--latency-after-create", type=float, default=0,
                     help="as --latency, once a pod exists (the create itself is quick)")
+    life_options(ap)
     options = ap.parse_args()
     latency[0] = options.latency
     if options.busybox:

@@ -1,7 +1,8 @@
 -- The default policy, with knobs for the k8s specs: labels.image picks the
 -- image (the fake API server plays OOMKilled, Pending or a failed image pull
 -- by image name), labels.namespace the namespace, labels.deadline the pod's
--- activeDeadlineSeconds, labels.unschedulable_grace_ms the k8s setting.
+-- activeDeadlineSeconds, labels.unschedulable_grace_ms and
+-- labels.not_ready_grace_ms the k8s settings.
 local policy = require "echo_sandbox.policy.default"
 
 local image_for = policy.image_for
@@ -26,6 +27,8 @@ function policy:plan(req)
   local p, err = plan(self, req)
   local grace = req.labels and math.tointeger(tonumber(req.labels.unschedulable_grace_ms))
   if p and p.k8s and grace then p.k8s.unschedulable_grace_ms = grace end
+  local not_ready = req.labels and math.tointeger(tonumber(req.labels.not_ready_grace_ms))
+  if p and p.k8s and not_ready then p.k8s.not_ready_grace_ms = not_ready end
   return p, err
 end
 

@@ -16,7 +16,7 @@
 
 extern char **environ;
 
-enum { STEP_RUN, STEP_GET, STEP_DELETE, STEP_DONE };
+enum { STEP_RUN, STEP_PROBE, STEP_GET, STEP_DELETE, STEP_DONE };
 
 static void step_done(struct esb_exec *exec, void *userdata);
 
@@ -24,6 +24,8 @@ static void finish(struct esb_k8s_run *run);
 
 static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
+
+static void attach_heard(struct esb_k8s_run *run);
 
 /* The program's output to the run's sink. */
 static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_t len) {
@@ -182,12 +184,21 @@ static void note_start(struct esb_k8s_run *run) {
   pass_held_stderr(run);
 }
 
+/* The pod ran: its program's bytes came (a list begun after this that lacks
+ * the pod says it was deleted). */
+static void pod_confirmed(struct esb_k8s_run *run) {
+  if (!run->pod_seen)
+    run->confirmed_ns = esb_now_ns();
+  run->pod_seen = run->pod_ran = true;
+}
+
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
   (void)exec;
   struct esb_k8s_run *run = userdata;
   bool marks = run->plan->k8s.handshake;
+  attach_heard(run);
   if (stream == 1) {
-    run->pod_seen = run->pod_ran = true;
+    pod_confirmed(run);
     if (!marks) {
       stdout_before_replay(data, len, run);
       return;
@@ -204,7 +215,7 @@ static void on_run_output(struct esb_exec *exec, int stream, const char *data, s
   }
   esb_kubectl_mark_feed(&run->start_err, data, len, kubectl_before, between_marks, run);
   if (run->start_err.seen)
-    run->pod_seen = run->pod_ran = true;
+    pod_confirmed(run);
   else
     judge_attach(run);
   note_start(run);
@@ -303,6 +314,68 @@ static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt
   esb_exec_stop(&run->exec);
 }
 
+/* A pod deleted by someone else (its deletionTimestamp set, or gone): the
+ * result is the delete's, whatever the container's exit, which the delete's
+ * SIGTERM may have caused. */
+#define DELETED_MESSAGE "pod %s was deleted while the program ran (a node drain, or a delete from outside): how " \
+                        "the program would have ended is unknown"
+
+/* The kubelet's and the node controller's words for a pod that cannot go on,
+ * as the result's reason: the one table of them (a word not here reads as
+ * the fallback the caller gives). */
+static const char *const lost_reasons[] = {
+  "NodeLost", "NodeNotReady", "CrashLoopBackOff", "Restarted", "PodUnknown", "NotReady", NULL,
+};
+
+static const char *lost_reason(const char *word, const char *fallback) {
+  for (const char *const *r = lost_reasons; *r; r++)
+    if (strcmp(word, *r) == 0)
+      return *r;
+  return fallback;
+}
+
+/* The pod is Running, its Ready condition False and the attach silent for
+ * the policy's grace: the node is gone or cut off, its kubelet cannot tell
+ * how the program ends. */
+static void not_ready_for_too_long(void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  verdict(run, lost_reason(run->pod.not_ready_reason, "NotReady"), "pod %s is not ready (%s) and its program "
+          "was silent for %llu ms: its node may be lost, the program's end cannot be known%s%s",
+          run->plan->k8s.pod_name, run->pod.not_ready_reason[0] ? run->pod.not_ready_reason : "Ready=False",
+          (unsigned long long)run->plan->k8s.not_ready_grace_ms, run->pod.message[0] ? ": " : "",
+          run->pod.message);
+}
+
+/* Any output of the attach: not silent. */
+static void attach_heard(struct esb_k8s_run *run) {
+  if (!run->not_ready_timer.started)
+    return;
+  esb_timer_stop(run->loop, &run->not_ready_timer);
+  run->not_ready_timer.at_ns = esb_now_ns() + run->plan->k8s.not_ready_grace_ms * 1000000ull;
+  esb_timer_start(run->loop, &run->not_ready_timer);
+}
+
+/* A pod that will not lead to the program's end: being deleted, on a lost
+ * node, or whose container the kubelet restarted (the program ran twice, its
+ * stdin spent; or it crash-loops under a restartPolicy the engine did not
+ * set). Returns whether it ended the run. */
+static bool pod_cannot_finish(struct esb_k8s_run *run, const struct esb_pod_status *p) {
+  const char *name = run->plan->k8s.pod_name;
+  if (p->deleting || strcmp(p->event, "DELETED") == 0) {
+    verdict(run, "Deleted", DELETED_MESSAGE, name);
+  } else if (strcmp(p->phase, "Unknown") == 0) {
+    verdict(run, lost_reason(p->pod_reason, "PodUnknown"), "pod %s is in phase Unknown (%s): its node is lost, "
+            "the program's end cannot be known", name, p->message[0] ? p->message : "no message");
+  } else if (strcmp(p->waiting_reason, "CrashLoopBackOff") == 0 || p->restart_count > 0) {
+    verdict(run, lost_reason(p->waiting_reason, "Restarted"), "the kubelet restarted the program's container in "
+            "pod %s (restartCount %d%s%s): the program's run was cut", name, p->restart_count,
+            p->message[0] ? ", " : "", p->message);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 static void unschedulable_for_too_long(void *userdata) {
   struct esb_k8s_run *run = userdata;
   verdict(run, "Unschedulable", "pod %s could not be scheduled for %llu ms: %s", run->plan->k8s.pod_name,
@@ -315,6 +388,8 @@ static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *e
   if (run->verdict || run->step != STEP_RUN)
     return;
   struct esb_pod_status p = *ev;
+  if (!run->pod_seen && strcmp(p.event, "DELETED") != 0)
+    run->confirmed_ns = esb_now_ns();
   run->pod_seen = true;
   run->pod_ran |= strcmp(p.phase, "Running") == 0 || strcmp(p.phase, "Succeeded") == 0 ||
                   strcmp(p.phase, "Failed") == 0;
@@ -323,11 +398,6 @@ static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *e
     run->pod = p; /* its exit code, should the deadline pass before kubectl reports it */
   }
   const char *name = run->plan->k8s.pod_name;
-  if (strcmp(p.event, "DELETED") == 0) {
-    verdict(run, "Deleted", "pod %s was deleted while the program ran (a node drain, or a delete from outside)",
-            name);
-    return;
-  }
   if (strcmp(p.pod_reason, "Evicted") == 0) {
     verdict(run, "Evicted", "pod %s was evicted: %s", name, p.message[0] ? p.message : "no message");
     return;
@@ -338,7 +408,17 @@ static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *e
       return;
     }
   }
+  if (pod_cannot_finish(run, &p))
+    return;
   run->pod = p; /* the latest, for its message */
+  if (p.not_ready && strcmp(p.phase, "Running") == 0) {
+    if (!run->not_ready_timer.started) {
+      run->not_ready_timer.at_ns = esb_now_ns() + run->plan->k8s.not_ready_grace_ms * 1000000ull;
+      esb_timer_start(run->loop, &run->not_ready_timer);
+    }
+  } else {
+    esb_timer_stop(run->loop, &run->not_ready_timer);
+  }
   if (p.unschedulable && !run->unschedulable_timer.started) {
     run->unschedulable_timer.at_ns = esb_now_ns() + run->plan->k8s.unschedulable_grace_ms * 1000000ull;
     esb_timer_start(run->loop, &run->unschedulable_timer);
@@ -357,6 +437,7 @@ static void start_watch(void *userdata) {
 static void stop_watch(struct esb_k8s_run *run) {
   esb_timer_stop(run->loop, &run->watch_timer);
   esb_timer_stop(run->loop, &run->unschedulable_timer);
+  esb_timer_stop(run->loop, &run->not_ready_timer);
   esb_k8s_watch_leave(run);
 }
 
@@ -465,16 +546,27 @@ static int stdin_prefix(struct esb_k8s_run *run) {
   return 0;
 }
 
-/* kubectl run, with what is left of the request's deadline, and its watch
- * a moment later. */
+/* kubectl attach to the run's own pod, for a create whose answer was lost:
+ * the pod waits for the handshake, so nothing of the program is missed. */
+static char **attach_argv(const struct esb_plan *plan) {
+  char container[128], timeout[128];
+  snprintf(container, sizeof container, "--container=%s", plan->k8s.pod_name);
+  snprintf(timeout, sizeof timeout, "--pod-running-timeout=%s", plan->k8s.pod_running_timeout);
+  const char *tail[] = {"attach", plan->k8s.pod_name, container, "-i", "-q", timeout, NULL};
+  return esb_k8s_kubectl_argv(&plan->k8s, tail);
+}
+
+/* kubectl run (or attach, to a pod adopted), with what is left of the
+ * request's deadline, and its watch a moment later. */
 static int start_run_step(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   uint64_t now = esb_now_ns();
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   run->step = STEP_RUN;
-  run->create_attempts++;
-  if (start_kubectl(run, esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len, run->stdin_fd,
-                    left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
+  if (!run->adopted)
+    run->create_attempts++;
+  if (start_kubectl(run, run->adopted ? attach_argv(plan) : esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len,
+                    run->stdin_fd, left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
   run->exec.stdout_by_caller = true;
   if (esb_k8s_payload_wanted(plan))
@@ -510,9 +602,11 @@ static bool create_may_succeed_later(const char *said) {
   return false;
 }
 
+static int start_probe(struct esb_k8s_run *run);
+
 static void retry_run_step(void *userdata) {
   struct esb_k8s_run *run = userdata;
-  if (start_run_step(run) == 0)
+  if ((run->create_unsure ? start_probe(run) : start_run_step(run)) == 0)
     return;
   esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
                   run->exec.result.error_message ? run->exec.result.error_message : "unknown error");
@@ -542,6 +636,70 @@ static bool create_again(struct esb_k8s_run *run) {
   return true;
 }
 
+/* What kubectl says when the create's request went out and its answer did
+ * not come back whole: the pod may exist. */
+static bool answer_lost(const char *said) {
+  return said && (strstr(said, "unexpected EOF") || strstr(said, "connection reset") ||
+                  strstr(said, "i/o timeout"));
+}
+
+/* The pod of a create whose answer was lost, read by name before the create
+ * is tried again (which would meet the run's own pod, 409). */
+static int start_probe(struct esb_k8s_run *run) {
+  uint64_t now = esb_now_ns();
+  uint64_t ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 100;
+  if (ms > ESB_K8S_GET_TIMEOUT_MS)
+    ms = ESB_K8S_GET_TIMEOUT_MS;
+  if (ms < 100)
+    ms = 100;
+  char request_timeout[64];
+  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
+  const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
+  run->step = STEP_PROBE;
+  return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, -1, ms + 1000, 4u << 20);
+}
+
+static int start_delete(struct esb_k8s_run *run);
+
+/* What the probe found: the run's own pod (adopted: attached to), none (the
+ * create is tried again), or a pod of that name that another engine made,
+ * which is neither used nor deleted. */
+static void probe_done(struct esb_k8s_run *run, struct esb_result *er) {
+  struct esb_pod_status pod;
+  bool found = er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod &&
+               run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &pod) == 0;
+  bool missing = !found && er->err.data && memmem(er->err.data, er->err.len, "(NotFound)", 10);
+  char said[256];
+  if (er->err.data)
+    er->err.len = esb_kubectl_unklog(er->err.data, er->err.len);
+  snprintf(said, sizeof said, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
+           er->err.data ? er->err.data : "");
+  esb_result_release(er);
+  run->create_unsure = false;
+  if (found && strcmp(pod.instance, run->plan->k8s.instance) == 0)
+    run->adopted = true;
+  if (missing || run->adopted) {
+    if (start_run_step(run) == 0)
+      return;
+    esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s", esb_k8s_kubectl());
+  } else if (found) {
+    esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and the pod of that name is "
+                    "not this run's (its echo-sandbox.io/instance label is \"%s\", not \"%s\"): it was left alone",
+                    run->plan->k8s.pod_name, pod.instance, run->plan->k8s.instance);
+    run->result.reason = "PodNotOurs";
+    finish(run); /* and no delete: it is not ours */
+    return;
+  } else {
+    esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and reading the pod "
+                    "failed: %s", run->plan->k8s.pod_name, said[0] ? said : "kubectl get failed");
+    run->result.reason = "CreateUnsure";
+    run->retryable = true;
+  }
+  run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
+  if (start_delete(run) < 0)
+    finish(run);
+}
+
 /* Milliseconds left of the budget that the steps after the run share. */
 static uint64_t budget_left_ms(const struct esb_k8s_run *run) {
   uint64_t now = esb_now_ns();
@@ -555,8 +713,12 @@ static int start_get(struct esb_k8s_run *run) {
     ms = ESB_K8S_GET_TIMEOUT_MS;
   if (ms < 100)
     ms = 100;
+  /* kubectl's own limit before ours, so that what it says of a request it
+   * gave up on is heard: a throttled one ends a Retry-After (1 s, commonly)
+   * past it. */
   char request_timeout[64];
-  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
+  snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums",
+           (unsigned long long)(ms > 2500 ? ms - 1500 : ms / 2));
   const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
   run->step = STEP_GET;
   return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, -1, ms, 4u << 20);
@@ -570,7 +732,13 @@ static int start_delete(struct esb_k8s_run *run) {
     left_ms = 100; /* one try, however late */
   char request_timeout[64];
   snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)left_ms);
-  const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", request_timeout, NULL};
+  /* The policy's grace, not the pod's: a pod whose override the API server
+   * took differently still gets no more than that. */
+  char grace[64];
+  snprintf(grace, sizeof grace, "--grace-period=%llu",
+           (unsigned long long)esb_k8s_grace_seconds(run->plan->kill_grace_ms));
+  const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", grace, request_timeout,
+                        NULL};
   run->step = STEP_DELETE;
   run->delete_attempts++;
   return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, -1, left_ms, 65536);
@@ -672,6 +840,19 @@ static bool decide_deadline(struct esb_k8s_run *run, bool never_ran) {
   return true;
 }
 
+/* What kubectl says when the API server answered 429: at once (no
+ * Retry-After), or after its own waits outran its deadline. */
+static bool throttled(const char *said) {
+  return strstr(said, "(TooManyRequests)") || strstr(said, "has received too many requests") ||
+         strstr(said, "rate limiter Wait returned an error");
+}
+
+/* A create the API server refused for a reason that passes. */
+static void create_refused(struct esb_result *r, const char *reason, const char *what, const char *said) {
+  esb_result_fail(r, ESB_E_BACKEND, "%s: %s", what, said);
+  r->reason = reason;
+}
+
 /* The result of the program, from the run step and, when kubectl failed,
  * the pod's status. */
 static void decide(struct esb_k8s_run *run) {
@@ -705,6 +886,14 @@ static void decide(struct esb_k8s_run *run) {
   if (r->status == ESB_STATUS_TIMED_OUT && !run->plan->k8s.handshake &&
       (run->pod_ran || (run->have_pod && !never_ran)))
     return;
+  if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen && run->throttled) {
+    esb_result_fail(r, ESB_E_BACKEND, "the API server throttled kubectl's requests (429 Too Many Requests) until the "
+                    "run's deadline (%llu ms): it is overloaded, or this client's share of it is used up; kubectl "
+                    "get: %s", (unsigned long long)run->plan->timeout_ms, run->get_error);
+    r->reason = "Throttled";
+    esb_capture_release(&r->err);
+    return;
+  }
   if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen) {
     esb_result_fail(r, ESB_E_BACKEND, "kubectl did not answer within the run's deadline (%llu ms): the API server "
                     "is unreachable or does not answer%s%s", (unsigned long long)run->plan->timeout_ms,
@@ -713,7 +902,7 @@ static void decide(struct esb_k8s_run *run) {
     esb_capture_release(&r->err);
     return;
   }
-  if (r->status == ESB_STATUS_EXITED && r->exit_code == 0)
+  if (r->status == ESB_STATUS_EXITED && r->exit_code == 0 && !run->adopted)
     return; /* kubectl exit 0: the program's result */
   /* What the watch would have said, had kubectl not ended first. */
   if (run->have_pod && strcmp(pod->pod_reason, "Evicted") == 0) {
@@ -722,9 +911,8 @@ static void decide(struct esb_k8s_run *run) {
     r->reason = "Evicted";
     return;
   }
-  if (run->pod_gone) {
-    esb_result_fail(r, ESB_E_BACKEND, "pod %s was deleted while the program ran (a node drain, or a delete "
-                    "from outside)", run->plan->k8s.pod_name);
+  if (run->pod_gone || (run->have_pod && pod->deleting)) {
+    esb_result_fail(r, ESB_E_BACKEND, DELETED_MESSAGE, run->plan->k8s.pod_name);
     r->reason = "Deleted";
     return;
   }
@@ -790,6 +978,11 @@ static void decide(struct esb_k8s_run *run) {
   if (run->have_pod)
     esb_result_fail(r, ESB_E_BACKEND, "pod %s never ran (phase %s%s%s): %s", run->plan->k8s.pod_name,
                     pod->phase, pod->message[0] ? ", " : "", pod->message, said);
+  else if (strstr(said, "exceeded quota"))
+    create_refused(r, "ExceededQuota", "the namespace's resource quota is used up (runs that end free it)", said);
+  else if (throttled(said))
+    create_refused(r, "Throttled", "the API server throttled the create (429 Too Many Requests) until the run's "
+                   "deadline", said);
   else
     esb_result_fail(r, ESB_E_BACKEND, "%s", said);
   esb_capture_release(&r->err);
@@ -798,7 +991,8 @@ static void decide(struct esb_k8s_run *run) {
 /* Failures that another try may not meet: the cluster's passing states. */
 static bool reason_is_transient(const char *reason) {
   static const char *const transient[] = { "KubectlTimeout", "AttachLost", "Evicted", "Deleted", "Unschedulable",
-                                           NULL };
+                                           "NodeLost", "NodeNotReady", "NotReady", "PodUnknown", "Restarted",
+                                           "Throttled", "ExceededQuota", NULL };
   for (const char *const *t = transient; reason && *t; t++)
     if (strcmp(reason, *t) == 0)
       return true;
@@ -854,6 +1048,9 @@ static void step_done(struct esb_exec *exec, void *userdata) {
   struct esb_k8s_run *run = userdata;
   struct esb_result *er = &exec->result;
   switch (run->step) {
+  case STEP_PROBE:
+    probe_done(run, er);
+    return;
   case STEP_RUN: {
     stop_watch(run);
     streams_end(run);
@@ -878,7 +1075,10 @@ static void step_done(struct esb_exec *exec, void *userdata) {
       read_frames(run);
     if (esb_k8s_payload_wanted(run->plan))
       judge_wrapper(run, &run->result.err);
-    bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict;
+    /* kubectl attach (a pod adopted) does not tell the program's exit: the
+     * pod's status does. */
+    bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict ||
+                  run->adopted;
     if (failed && run->plan->k8s.handshake) {
       run->kubectl_stderr = kubectl_words(run);
     } else if (failed) { /* no marks: all of it, for the message of a pod that never ran */
@@ -897,6 +1097,7 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     }
     if (failed && !run->interrupted && !run->verdict && !run->pod_seen &&
         run->result.status == ESB_STATUS_EXITED && create_may_succeed_later(run->kubectl_stderr)) {
+      run->create_unsure = answer_lost(run->kubectl_stderr);
       if (create_again(run))
         return;
       run->retryable = true; /* out of time, not out of hope */
@@ -914,9 +1115,13 @@ static void step_done(struct esb_exec *exec, void *userdata) {
      * is gone now: deleted by someone else. */
     run->pod_gone = !run->have_pod && run->pod_seen && er->err.data &&
                     memmem(er->err.data, er->err.len, "(NotFound)", 10);
-    if (!run->have_pod)
-      snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
-               er->err.data ? er->err.data : "");
+    if (!run->have_pod && er->err.data) {
+      /* all of it kubectl's: its klog headers go, the throttling it met is kept */
+      er->err.len = esb_kubectl_unklog(er->err.data, er->err.len);
+      er->err.data[er->err.len] = '\0';
+      run->throttled = throttled(er->err.data);
+      snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data, "\n"), er->err.data);
+    }
     esb_result_release(er);
     break;
   case STEP_DELETE:
@@ -936,6 +1141,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     if (er->status != ESB_STATUS_EXITED || er->exit_code != 0) {
       const char *what = er->status == ESB_STATUS_TIMED_OUT ? "timed out" : "failed";
       char *said = capture_text(&er->err);
+      if (said)
+        said[esb_kubectl_unklog(said, strlen(said))] = '\0';
       if (asprintf(&run->result.cleanup_error, "kubectl delete pod %s %s (%u tries)%s%s", run->plan->k8s.pod_name,
                    what, run->delete_attempts, said && *said ? ": " : "", said ? said : "") < 0)
         run->result.cleanup_error = NULL;
@@ -997,6 +1204,7 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
     return -1;
   run->run_deadline_ns = esb_now_ns() + plan->timeout_ms * 1000000ull;
   run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
+  run->not_ready_timer = (struct esb_timer){ .fire = not_ready_for_too_long, .userdata = run };
   if (start_run_step(run) < 0) {
     const char *msg = run->exec.result.error_message;
     esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
@@ -1011,6 +1219,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   if (run->loop) {
     esb_timer_stop(run->loop, &run->watch_timer);
     esb_timer_stop(run->loop, &run->unschedulable_timer);
+    esb_timer_stop(run->loop, &run->not_ready_timer);
     esb_timer_stop(run->loop, &run->delete_timer);
     esb_timer_stop(run->loop, &run->retry_timer);
   }

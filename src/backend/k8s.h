@@ -97,10 +97,14 @@ struct esb_k8s_run {
   struct esb_k8s_watcher *watcher;      /* joined, or NULL */
   struct esb_timer watch_timer;         /* joins it */
   struct esb_timer unschedulable_timer; /* ends a run whose pod stays unschedulable */
+  struct esb_timer not_ready_timer;     /* ends a run whose pod is not ready and silent */
   bool pod_seen;             /* the pod was there: the watch saw it, or the program wrote */
+  uint64_t confirmed_ns;     /* when pod_seen was first set: a list begun after it that lacks
+                                the pod shows it deleted */
   bool pod_ran;              /* it ran: the watch saw it Running (or after), or the program wrote */
   bool pod_gone;             /* the get after a failed run found no pod */
   char get_error[256];       /* the first line of what a failed get said */
+  bool throttled;            /* the get met 429s (so, likely, did the run) */
   char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
   bool started;              /* the program began: the start mark came (the plain command),
                                 or the wrapper's start line (k8s_payload.h) */
@@ -111,6 +115,8 @@ struct esb_k8s_run {
   uint64_t run_deadline_ns;      /* the request's deadline, over every try */
   unsigned create_attempts;
   bool retryable;                /* the create kept failing in a way that may pass */
+  bool create_unsure;            /* the last create's answer was lost: the pod may exist */
+  bool adopted;                  /* it did, and is this run's: attached to, not created */
   uint64_t delete_deadline_ns;   /* when the delete budget ends */
   unsigned delete_attempts;
   uint64_t late_create_until_ns;

@@ -88,9 +88,14 @@ command exec 3< "$sp.0" || fail "opening the program's stdin"
 rm -f -- "$sp" "$sp.0" || fail 'removing the spool'
 set +f
 printf '\036echo-sandbox-started\n'
-"$@" <&3 3<&-
-st=$?
+# In the background, so that the kubelet's SIGTERM (a delete's), which
+# reaches us as the container's first process, is passed on to it; we wait
+# again until it has ended.
+"$@" <&3 3<&- &
+pg=$!
 exec 3<&-
+trap 'kill -TERM "$pg" 2>/dev/null' TERM
+while wait "$pg"; st=$?; [ "$st" -gt 128 ] && kill -0 "$pg" 2>/dev/null; do :; done
 [ -z "$ps" ] || reap
 printf '\036%s %s\n' "$e" "$st" >&2
 [ -n "$ps" ] || exit $st

@@ -1,6 +1,7 @@
 #include "backend/k8s_watch.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,11 @@ struct esb_k8s_watcher {
   char **argv;
   struct esb_json_split split;
   struct esb_timer restart;
+  struct esb_exec list_exec;    /* the names of the pods there now (see start_list) */
+  struct esb_timer list_timer;  /* starts it, once the watch has listed */
+  char **list_argv;
+  uint64_t list_started_ns;
+  bool listing;                 /* list_exec is in flight */
   bool running;                 /* exec is in flight */
   bool stopping;                /* and told to end: its last run left */
   struct esb_k8s_run **runs;    /* joined */
@@ -38,12 +44,15 @@ static bool same(const char *a, const char *b) {
 }
 
 static void free_watcher(struct esb_k8s_watcher *w) {
+  esb_timer_stop(w->loop, &w->list_timer);
   free(w->namespace_);
   free(w->context);
   free(w->kubeconfig);
   esb_strv_free(w->argv);
+  esb_strv_free(w->list_argv);
   esb_json_split_release(&w->split);
   esb_result_release(&w->exec.result);
+  esb_result_release(&w->list_exec.result);
   free(w->runs);
   free(w->latest);
   free(w);
@@ -126,6 +135,10 @@ static void on_done(struct esb_exec *exec, void *userdata) {
   esb_result_release(&exec->result);
   w->running = false;
   esb_json_split_release(&w->split);
+  if (w->nruns == 0 && w->listing) {
+    esb_exec_stop(&w->list_exec); /* its on_done frees the watcher */
+    return;
+  }
   if (w->nruns == 0) {
     unlink_watcher(w);
     esb_timer_stop(w->loop, &w->restart);
@@ -140,6 +153,80 @@ static void on_done(struct esb_exec *exec, void *userdata) {
     return;
   w->restart = (struct esb_timer){ .at_ns = esb_now_ns() + 1000000000ull, .fire = restart, .userdata = w };
   esb_timer_start(w->loop, &w->restart);
+}
+
+/* ---- the list beside the watch ----
+ * A watch tells what changes from the moment it starts; a pod deleted before
+ * that (in a run's first second, or while a cut watch was started again) is
+ * no event at all, and its run would wait for its deadline. So each start of
+ * the watch comes with a list of the pods there: a run whose pod was known to
+ * exist before the list began, and which the list lacks, is told DELETED.
+ * It begins a moment after the watch (ESB_K8S_LIST_AFTER_MS), once the
+ * watch's own list is done: a pod that goes after that is the watch's
+ * DELETED event, one that went before is missing from this list. (A watch
+ * whose list takes longer leaves a window: a pod that goes between the two
+ * lists is seen by neither.) */
+
+static bool listed(const char *names, size_t len, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = names, *end = names + len; p < end;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t line = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    if (line == n + 4 && memcmp(p, "pod/", 4) == 0 && memcmp(p + 4, name, n) == 0)
+      return true;
+    p += line + 1;
+  }
+  return false;
+}
+
+static void on_list_done(struct esb_exec *exec, void *userdata) {
+  struct esb_k8s_watcher *w = userdata;
+  w->listing = false;
+  const struct esb_result *r = &exec->result;
+  if (r->status == ESB_STATUS_EXITED && r->exit_code == 0 && r->out.total == r->out.len) {
+    /* A callback may leave: from the end, each run looked at once. */
+    for (size_t i = w->nruns; i-- > 0;) {
+      struct esb_k8s_run *run = i < w->nruns ? w->runs[i] : NULL;
+      if (!run || !run->pod_seen || run->confirmed_ns >= w->list_started_ns ||
+          listed(r->out.data ? r->out.data : "", r->out.len, run->plan->k8s.pod_name))
+        continue;
+      struct esb_pod_status gone = { .event = "DELETED" };
+      snprintf(gone.name, sizeof gone.name, "%s", run->plan->k8s.pod_name);
+      w->on_event(run, &gone);
+    }
+  }
+  esb_result_release(&w->list_exec.result);
+  if (w->nruns == 0 && !w->running) {
+    unlink_watcher(w);
+    esb_timer_stop(w->loop, &w->restart);
+    free_watcher(w);
+  }
+}
+
+static void start_list(void *userdata) {
+  struct esb_k8s_watcher *w = userdata;
+  if (w->listing || w->nruns == 0)
+    return;
+  if (!w->list_argv) {
+    struct esb_k8s_settings k = { .namespace_ = w->namespace_, .context = w->context, .kubeconfig = w->kubeconfig };
+    const char *tail[] = {"get", "pods", "-l", "app.kubernetes.io/managed-by=echo-sandbox", "-o", "name", NULL};
+    if (!(w->list_argv = esb_k8s_kubectl_argv(&k, tail)))
+      return; /* out of memory: the watch alone */
+  }
+  w->list_exec = (struct esb_exec)ESB_EXEC_INIT;
+  w->list_exec.child.argv = (const char *const *)w->list_argv;
+  w->list_exec.child.env = (const char *const *)environ;
+  w->list_exec.kill_grace_ms = 1000;
+  w->list_exec.timeout_ms = 30000;
+  w->list_exec.max_output_bytes = 16u << 20;
+  w->list_exec.on_done = on_list_done;
+  w->list_exec.userdata = w;
+  w->list_started_ns = esb_now_ns();
+  if (esb_exec_start(w->loop, &w->list_exec) < 0) {
+    esb_result_release(&w->list_exec.result);
+    return;
+  }
+  w->listing = true;
 }
 
 static int start_exec(struct esb_k8s_watcher *w) {
@@ -163,6 +250,10 @@ static int start_exec(struct esb_k8s_watcher *w) {
     return -1;
   }
   w->running = true;
+  esb_timer_stop(w->loop, &w->list_timer);
+  w->list_timer = (struct esb_timer){ .at_ns = esb_now_ns() + ESB_K8S_LIST_AFTER_MS * 1000000ull,
+                                      .fire = start_list, .userdata = w };
+  esb_timer_start(w->loop, &w->list_timer);
   return 0;
 }
 
@@ -238,6 +329,8 @@ void esb_k8s_watch_leave(struct esb_k8s_run *run) {
   if (w->running) {
     w->stopping = true;
     esb_exec_stop(&w->exec); /* on_done frees it, unless a run joins first */
+  } else if (w->listing) {
+    esb_exec_stop(&w->list_exec); /* on_list_done frees it */
   } else {
     esb_timer_stop(w->loop, &w->restart);
     unlink_watcher(w);

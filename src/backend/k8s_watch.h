@@ -14,6 +14,9 @@
 
 #include "backend/pod_status.h"
 
+/* When the list beside a watch (see k8s_watch.c) begins, after the watch. */
+#define ESB_K8S_LIST_AFTER_MS 500
+
 struct esb_k8s_run;
 typedef void (*esb_k8s_event_fn)(struct esb_k8s_run *run, const struct esb_pod_status *pod);
 

@@ -9,12 +9,13 @@ static bool digits(const char *s, size_t n) {
   return true;
 }
 
-/* klog's header: Lmmdd hh:mm:ss.uuuuuu THREADID FILE:LINE] */
-static bool klog_line(const char *s, size_t n) {
+/* klog's header: Lmmdd hh:mm:ss.uuuuuu THREADID FILE:LINE], with the space
+ * after it: its length, or 0 where s does not start with one. */
+static size_t klog_header(const char *s, size_t n) {
   if (n < 23 || !strchr("IWEF", s[0]) || !digits(s + 1, 4) || s[5] != ' ' || !digits(s + 6, 2) ||
       s[8] != ':' || !digits(s + 9, 2) || s[11] != ':' || !digits(s + 12, 2) || s[14] != '.' ||
       !digits(s + 15, 6) || s[21] != ' ')
-    return false;
+    return 0;
   size_t i = 21;
   while (i < n && s[i] == ' ')
     i++;
@@ -22,10 +23,17 @@ static bool klog_line(const char *s, size_t n) {
   while (i < n && s[i] >= '0' && s[i] <= '9')
     i++;
   if (i == start || i >= n || s[i] != ' ')
-    return false;
+    return 0;
   const char *bracket = memchr(s + i, ']', n - i);
   const char *colon = bracket ? memchr(s + i, ':', (size_t)(bracket - (s + i))) : NULL;
-  return colon && colon + 1 < bracket && digits(colon + 1, (size_t)(bracket - colon - 1));
+  if (!colon || colon + 1 >= bracket || !digits(colon + 1, (size_t)(bracket - colon - 1)))
+    return 0;
+  size_t end = (size_t)(bracket - s) + 1;
+  return end < n && s[end] == ' ' ? end + 1 : end;
+}
+
+static bool klog_line(const char *s, size_t n) {
+  return klog_header(s, n) != 0;
 }
 
 bool esb_kubectl_own_line(const char *line, size_t n) {
@@ -35,16 +43,20 @@ bool esb_kubectl_own_line(const char *line, size_t n) {
   return klog_line(line, n);
 }
 
-size_t esb_kubectl_strip_own_lines(char *buf, size_t len) {
+/* Rewrites buf in place, line by line: cut(line, n) says how many bytes
+ * the line loses from its start, more than n to lose it with its newline.
+ * Returns the new length. */
+static size_t cut_lines(char *buf, size_t len, size_t (*cut)(const char *line, size_t n)) {
   size_t out = 0;
   for (size_t at = 0; at < len;) {
     const char *nl = memchr(buf + at, '\n', len - at);
     size_t n = nl ? (size_t)(nl - (buf + at)) : len - at;
     size_t with_nl = n + (nl != NULL);
-    if (!esb_kubectl_own_line(buf + at, n)) {
-      memmove(buf + out, buf + at, with_nl);
-      out += with_nl;
-    }
+    size_t head = cut(buf + at, n);
+    if (head > n)
+      head = with_nl;
+    memmove(buf + out, buf + at + head, with_nl - head);
+    out += with_nl - head;
     at += with_nl;
   }
   return out;
@@ -127,4 +139,16 @@ void esb_kubectl_mark_end(struct esb_kubectl_mark *m, esb_kubectl_bytes_fn befor
   if (m->held_len && !m->seen)
     before(m->held, m->held_len, userdata);
   m->held_len = 0;
+}
+
+static size_t whole_if_own(const char *line, size_t n) {
+  return esb_kubectl_own_line(line, n) ? n + 1 : 0;
+}
+
+size_t esb_kubectl_strip_own_lines(char *buf, size_t len) {
+  return cut_lines(buf, len, whole_if_own);
+}
+
+size_t esb_kubectl_unklog(char *buf, size_t len) {
+  return cut_lines(buf, len, klog_header);
 }

@@ -49,5 +49,9 @@ void esb_kubectl_mark_feed(struct esb_kubectl_mark *m, const char *data, size_t 
 
 /* The stream ended: a held tail that never became the mark goes to before(). */
 void esb_kubectl_mark_end(struct esb_kubectl_mark *m, esb_kubectl_bytes_fn before, void *userdata);
+/* Keeps only the message of each klog line in buf, in place (for what the
+ * engine quotes of kubectl's own commands: get, delete); returns the new
+ * length. */
+size_t esb_kubectl_unklog(char *buf, size_t len);
 
 #endif

@@ -55,12 +55,14 @@ struct esb_k8s_settings {
   char *image;
   char *namespace_;
   char *pod_name;            /* echo-sandbox-<32 hex>: a DNS-1123 label */
+  char instance[33];         /* the pod's echo-sandbox.io/instance label: this engine's */
   char *overrides_json;      /* the pod override, invariants applied */
   char *pod_running_timeout;
   char *context;             /* NULL: kubectl's current context */
   char *kubeconfig;          /* NULL: $KUBECONFIG or kubectl's default */
   uint64_t delete_timeout_ms;
   uint64_t unschedulable_grace_ms; /* how long a pod may stay unschedulable */
+  uint64_t not_ready_grace_ms; /* how long a running pod may be not ready with a silent attach */
   bool handshake;
 };
 
@@ -97,6 +99,14 @@ struct esb_plan {
   struct esb_local_settings local;
   struct esb_k8s_settings k8s;
 };
+
+/* The kubelet's grace for a run's pod (terminationGracePeriodSeconds, and
+ * the engine's delete): the plan's kill_grace_ms rounded up to a second, at
+ * least 1 (kubectl takes 0 only with --force, which skips the kubelet). */
+static inline uint64_t esb_k8s_grace_seconds(uint64_t kill_grace_ms) {
+  uint64_t s = (kill_grace_ms + 999) / 1000;
+  return s ? s : 1;
+}
 
 /* The defaults of what a policy's plan may leave out. */
 #define ESB_PLAN_INIT { .backend = ESB_BACKEND_LOCAL, .kill_grace_ms = 200, .max_output_bytes = 1u << 20, \

@@ -21,6 +21,11 @@ struct esb_pod_status {
   bool unschedulable;      /* the PodScheduled condition is False, reason Unschedulable */
   char image[256];         /* spec.containers[0].image */
   char name[64];           /* metadata.name */
+  char instance[64];       /* its echo-sandbox.io/instance label */
+  bool deleting;           /* metadata.deletionTimestamp is set: a delete (ours, or from outside) */
+  int restart_count;       /* containerStatuses[0].restartCount */
+  bool not_ready;          /* the Ready condition is False */
+  char not_ready_reason[64]; /* its reason: NodeNotReady, ContainersNotReady, ... */
 };
 
 /* Returns 0, or -1 when the text is not a pod. */

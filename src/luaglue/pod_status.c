@@ -47,12 +47,20 @@ static int parse(lua_State *L) {
   copy_field(L, "waiting_reason", out->waiting_reason, sizeof out->waiting_reason);
   copy_field(L, "image", out->image, sizeof out->image);
   copy_field(L, "name", out->name, sizeof out->name);
-  lua_getfield(L, -1, "terminated");
+  copy_field(L, "instance", out->instance, sizeof out->instance);
+  copy_field(L, "not_ready", out->not_ready_reason, sizeof out->not_ready_reason);
+  lua_getfield(L, -1, "not_ready");
+  out->not_ready = lua_isstring(L, -1);
+  lua_getfield(L, -2, "terminated");
   out->terminated = lua_toboolean(L, -1);
-  lua_getfield(L, -2, "unschedulable");
+  lua_getfield(L, -3, "unschedulable");
   out->unschedulable = lua_toboolean(L, -1);
-  lua_getfield(L, -3, "exit_code");
+  lua_getfield(L, -4, "exit_code");
   out->exit_code = (int)lua_tointeger(L, -1);
+  lua_getfield(L, -5, "deleting");
+  out->deleting = lua_toboolean(L, -1);
+  lua_getfield(L, -6, "restart_count");
+  out->restart_count = (int)lua_tointeger(L, -1);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -230,6 +230,7 @@ static void read_k8s(struct esb_fields *f, struct esb_k8s_settings *k) {
   k->kubeconfig = esb_fields_string(f, t, "kubeconfig");
   esb_fields_uint(f, t, "delete_timeout_ms", 1, &k->delete_timeout_ms);
   esb_fields_uint(f, t, "unschedulable_grace_ms", 1, &k->unschedulable_grace_ms);
+  esb_fields_uint(f, t, "not_ready_grace_ms", 1, &k->not_ready_grace_ms);
   k->overrides_json = esb_fields_string(f, t, "overrides_json");
   static const char *const required[] = {"image", "namespace", "pod_running_timeout", "overrides_json"};
   for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
@@ -254,7 +255,7 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref); /* plan, k8s_pod */
   lua_pushliteral(L, "k8s");
   lua_rawget(L, -3);                                 /* plan, k8s_pod, plan.k8s */
-  lua_createtable(L, 0, 5);                          /* plan, k8s_pod, plan.k8s, ctx */
+  lua_createtable(L, 0, 6);                          /* plan, k8s_pod, plan.k8s, ctx */
   lua_pushstring(L, name);
   lua_setfield(L, -2, "pod_name");
   lua_pushstring(L, p->instance);
@@ -263,6 +264,8 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   lua_setfield(L, -2, "expires_at");
   lua_pushinteger(L, (lua_Integer)deadline_s);
   lua_setfield(L, -2, "deadline_seconds");
+  lua_pushinteger(L, (lua_Integer)esb_k8s_grace_seconds(plan->kill_grace_ms));
+  lua_setfield(L, -2, "grace_seconds");
   lua_pushboolean(L, plan->local.network);
   lua_setfield(L, -2, "network");
   if (esb_vm_call(p->vm, 2, 2, "policy", err, errlen) < 0)
@@ -279,6 +282,7 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
   lua_pop(L, 1);                                     /* plan */
   if (f.failed)
     return ESB_E_POLICY;
+  snprintf(k->instance, sizeof k->instance, "%s", p->instance);
   if (!(k->pod_name = strdup(name))) {
     snprintf(err, errlen, "policy: out of memory");
     return ESB_E_SYSTEM;

@@ -121,10 +121,11 @@ local function duration_ms(text)
 end
 
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
--- deadline_seconds, network (boolean). Returns the settings the engine runs
+-- deadline_seconds, grace_seconds (the plan's kill_grace_ms, rounded up to a
+-- second), network (boolean). Returns the settings the engine runs
 -- the pod with (src/policy/policy.c reads them): image, namespace, handshake,
 -- pod_running_timeout (the policy's, lowered to the deadline), context,
--- kubeconfig, delete_timeout_ms, unschedulable_grace_ms and overrides_json;
+-- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, not_ready_grace_ms and overrides_json;
 -- or nil and why a label is one the API server would refuse.
 return function(k8s, ctx)
   if type(k8s) ~= "table" then bad("", "a table", k8s) end
@@ -150,12 +151,13 @@ return function(k8s, ctx)
   end
   -- waiting longer for the pod than the run may take is pointless
   if running_ms > ctx.deadline_seconds * 1000 then running_timeout = ctx.deadline_seconds .. "s" end
-  for _, key in ipairs { "delete_timeout_ms", "unschedulable_grace_ms" } do
+  for _, key in ipairs { "delete_timeout_ms", "unschedulable_grace_ms", "not_ready_grace_ms" } do
     local v = k8s[key]
     if v ~= nil and (not tointeger(v) or v < 1) then bad(key, "a positive integer", v) end
   end
   local delete_timeout_ms = k8s.delete_timeout_ms or 10000
   local unschedulable_grace_ms = k8s.unschedulable_grace_ms or 15000
+  local not_ready_grace_ms = k8s.not_ready_grace_ms or 15000
 
   local pod = k8s.pod
   if pod == nil then pod = {} elseif type(pod) ~= "table" then bad("pod", "a table", pod) end
@@ -197,6 +199,13 @@ return function(k8s, ctx)
   if deadline == nil or deadline > ctx.deadline_seconds then
     spec.activeDeadlineSeconds = ctx.deadline_seconds
   end
+  -- The kubelet's grace between SIGTERM and SIGKILL is the policy's
+  -- kill_grace_ms, as the local backend's is: left at its default (30 s) a
+  -- program that ignores SIGTERM would outlive its result by that long.
+  spec.terminationGracePeriodSeconds = ctx.grace_seconds
+  -- A container the kubelet restarts runs the program again, with a stdin
+  -- already spent and its output split over two lives: never.
+  spec.restartPolicy = "Never"
 
   local ok, json = pcall(encode, pod)
   if not ok then
@@ -206,6 +215,7 @@ return function(k8s, ctx)
   return {
     image = image, namespace = namespace, handshake = handshake, pod_running_timeout = running_timeout,
     context = k8s.context, kubeconfig = k8s.kubeconfig, delete_timeout_ms = tointeger(delete_timeout_ms),
-    unschedulable_grace_ms = tointeger(unschedulable_grace_ms), overrides_json = json,
+    unschedulable_grace_ms = tointeger(unschedulable_grace_ms), not_ready_grace_ms = tointeger(not_ready_grace_ms),
+    overrides_json = json,
   }
 end

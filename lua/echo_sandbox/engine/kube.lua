@@ -17,7 +17,11 @@ end
 -- doc: a Pod, or a watch event { type, object = Pod }. Returns nil when it is
 -- neither, else a table: phase, terminated, exit_code, reason (the
 -- container's), pod_reason, message, event (the watch event's type or ""),
--- waiting_reason, unschedulable, image (the first container's), name.
+-- waiting_reason, unschedulable, image (the first container's), name,
+-- instance (its echo-sandbox.io/instance label), deleting (a
+-- deletionTimestamp is set), restart_count (the first
+-- container's), not_ready (the reason of a Ready condition that is False,
+-- "" when it has none; nil when Ready is not False).
 function M.pod_status(doc)
   local pod, event = doc, ""
   if type(doc) == "table" and type(doc.type) == "string" and type(doc.object) == "table" then
@@ -34,10 +38,11 @@ function M.pod_status(doc)
      and waiting.reason ~= "PodInitializing" then
     message = tostring(waiting.reason) .. (waiting.message and (": " .. tostring(waiting.message)) or "")
   end
-  local unschedulable = false
+  local unschedulable, not_ready = false, nil
   for _, c in ipairs(table_or_empty(status.conditions)) do
     if type(c) == "table" and c.status == "False" then
       unschedulable = unschedulable or (c.type == "PodScheduled" and c.reason == "Unschedulable")
+      if c.type == "Ready" then not_ready = string_or_nil(c.reason) or "" end
       if not message then message = string_or_nil(c.message) end
     end
   end
@@ -54,6 +59,10 @@ function M.pod_status(doc)
     unschedulable = unschedulable,
     image = string_or_nil(first.image),
     name = string_or_nil(table_or_empty(pod.metadata).name),
+    deleting = table_or_empty(pod.metadata).deletionTimestamp ~= nil,
+    instance = string_or_nil(table_or_empty(table_or_empty(pod.metadata).labels)["echo-sandbox.io/instance"]),
+    restart_count = tointeger(cs.restartCount) or 0,
+    not_ready = not_ready,
   }
 end
 

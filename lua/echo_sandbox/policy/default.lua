@@ -77,14 +77,18 @@
 --                  pod_running_timeout (kubectl's, lowered to the deadline),
 --                  delete_timeout_ms (how long deleting the pod may take),
 --                  unschedulable_grace_ms (how long the pod may stay
---                  unschedulable before the run ends), context and kubeconfig
+--                  unschedulable before the run ends), not_ready_grace_ms
+--                  (how long a running pod may be not ready, its program
+--                  silent, before the run ends), context and kubeconfig
 --                  (kubectl's --context/--kubeconfig, when set)
 --
 -- Whatever plan returns, the engine owns: the pod name (also the container's
 -- name), the labels app.kubernetes.io/managed-by, echo-sandbox.io/instance
 -- and echo-sandbox.io/network, the annotation echo-sandbox.io/expires-at, and
 -- activeDeadlineSeconds, which is lowered to the request's deadline when
--- larger. The engine overwrites these; it does not fail the request.
+-- larger, terminationGracePeriodSeconds (kill_grace_ms rounded up to a
+-- second) and restartPolicy (Never). The engine overwrites these; it does
+-- not fail the request.
 --
 -- Hooks run under an instruction budget and a memory cap; the policy VM has
 -- the base, string, table, math and utf8 libraries, cjson and the modules in
@@ -284,6 +288,7 @@ policy.k8s = {
   run_as_user = 65534,
   pod_running_timeout = "2m",  -- kubectl run --pod-running-timeout (lowered to the request's deadline)
   unschedulable_grace_ms = 15000, -- how long a pod may stay unschedulable before the run ends
+  not_ready_grace_ms = 15000,  -- how long a running pod may be not ready (its node lost?) with a silent program
   delete_timeout_ms = 10000,   -- how long deleting the pod may take before the run gives up on it
   context = nil,               -- kubectl --context, when set
   kubeconfig = nil,            -- kubectl --kubeconfig, when set (else $KUBECONFIG)
@@ -514,6 +519,7 @@ function policy:k8s_for(req, limits)
     pod_running_timeout = self.k8s.pod_running_timeout,
     delete_timeout_ms = self.k8s.delete_timeout_ms,
     unschedulable_grace_ms = self.k8s.unschedulable_grace_ms,
+    not_ready_grace_ms = self.k8s.not_ready_grace_ms,
     context = self.k8s.context,
     kubeconfig = self.k8s.kubeconfig,
   }
