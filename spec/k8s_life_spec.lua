@@ -154,7 +154,9 @@ for _, minor in ipairs(minors) do
           it("kills a program that ignores SIGTERM within the policy's grace of its deadline" ..
              (files and ", run by the files wrapper" or ""), function()
             local server = fixture.server
-            local request = { shell = stubborn, timeout_ms = 1500 }
+            -- a deadline the program's first line comes well before, through
+            -- kubectl's create and attach, on a busy machine too
+            local request = { shell = stubborn, timeout_ms = 6000 }
             if files then request.files = { f = "x\n" } end
             local r = start_run(server, request)()
             expect(r, "grace_deadline")

@@ -157,6 +157,8 @@ static bool to_sink(struct esb_exec *e, int *fd, int sink, struct esb_capture *c
   return true;
 }
 
+static void deadline_reached(struct esb_exec *e, uint64_t now);
+
 /* Reads what is there; closes the fd at EOF or error. Bounded per round so
  * that one flooding program cannot starve the others. */
 static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capture *cap) {
@@ -169,6 +171,12 @@ static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capt
     if (n > 0 && sink >= 0) { /* a sink the kernel cannot splice to */
       cap->total += (uint64_t)n;
       if (write_fully(e, sink, buf, (size_t)n) < 0) {
+        /* A reader stalled until the deadline: the deadline ends the run,
+         * its TERM first. Closing the pipe first would let the program die
+         * of the broken pipe before it, and the result blame SIGPIPE. */
+        uint64_t now = esb_now_ns();
+        if (e->deadline_ns && now >= e->deadline_ns)
+          deadline_reached(e, now);
         exec_close(e, fd); /* the reader is gone or stalled, as above */
         return;
       }
@@ -787,6 +795,15 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
   return 0;
 }
 
+/* The deadline came: TERM to the program's group, KILL after the grace. */
+static void deadline_reached(struct esb_exec *e, uint64_t now) {
+  if (e->term_sent || e->child.reaped || e->starting)
+    return;
+  esb_child_kill(&e->child, SIGTERM, true);
+  e->term_sent = true;
+  e->kill_at_ns = now + e->kill_grace_ms * MS;
+}
+
 static void check_deadlines(struct esb_exec *e, uint64_t now) {
   if (e->starting || e->reaping)
     return; /* looked at again once started or reaped */
@@ -799,11 +816,8 @@ static void check_deadlines(struct esb_exec *e, uint64_t now) {
     }
     return;
   }
-  if (e->deadline_ns && !e->term_sent && now >= e->deadline_ns) {
-    esb_child_kill(&e->child, SIGTERM, true);
-    e->term_sent = true;
-    e->kill_at_ns = now + e->kill_grace_ms * MS;
-  }
+  if (e->deadline_ns && now >= e->deadline_ns)
+    deadline_reached(e, now);
   if (e->term_sent && !e->kill_sent && now >= e->kill_at_ns) {
     esb_child_kill(&e->child, SIGKILL, true);
     e->kill_sent = true;
