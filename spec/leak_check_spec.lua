@@ -40,12 +40,23 @@ describe("the suite's leak check", function()
     return
   end
 
+  -- What a sandbox beside the suite could show as: processes, cgroups, temp
+  -- dirs. The fds of the suite's own process are no part of it: a pipe of
+  -- its own that closed in between (a collected popen) failed this once.
+  local function not_fds(snapshot)
+    local lines = {}
+    for _, line in ipairs(snapshot) do
+      if not line:find("^fd ") then lines[#lines + 1] = line end
+    end
+    return lines
+  end
+
   it("does not see a sandbox started beside the suite", function()
     local before, stop = env.leak_snapshot(), {}
     finally(function() if stop.fn then stop.fn() end end)
     start_detached(true, stop)
     local during = env.leak_snapshot()
-    assert.are.same(before, during)
+    assert.are.same(not_fds(before), not_fds(during))
   end)
 
   -- The check above must be able to fail: the same sandbox, reparented and
