@@ -501,7 +501,9 @@ env.each_kubectl(function(minor)
     end)
 
     it("says on stderr in the flag form when the pod could not be deleted, and keeps the program's code", function()
-      local path = env.policy_file("policy.k8s.delete_timeout_ms = 1500")
+      -- every delete answers 500: three tries fail within the budget; on a
+      -- busy machine kubectl may take the budget first, which it says too
+      local path = env.policy_file("policy.k8s.delete_timeout_ms = 5000")
       local out, code, err, left = run_alone(minor, "--fail-delete 1000",
                                              { "run", "--policy", path, "--backend", "k8s", "--shell", "echo done; exit 3" },
                                              nil, fake.pods)
@@ -509,7 +511,8 @@ env.each_kubectl(function(minor)
       assert.are.equal(3, code)
       assert.are.equal("done\n", out)
       assert.are.equal(1, #left)
-      assert.truthy(err:find("kubectl delete pod " .. left[1].metadata.name .. " failed", 1, true), err)
+      local said = "kubectl delete pod " .. left[1].metadata.name
+      assert.truthy(err:find(said .. " failed", 1, true) or err:find(said .. " timed out", 1, true), err)
       assert.truthy(err:find("echo-sandbox cleanup", 1, true), err)
     end)
   end)
