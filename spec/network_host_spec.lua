@@ -59,11 +59,16 @@ open(sys.argv[1] + ".ready", "w").close()
 got, done = [], False
 while not done:
     for s in select.select([m4, m6, u], [], [])[0]:
-        got.append(s.recv(2000).decode(errors="replace")); done |= got[-1] == "done"
+        data, addr = s.recvfrom(2000)
+        got.append(data.decode(errors="replace"))
+        if got[-1] == "done":  # acknowledged: the sender waits for it before it ends
+            s.sendto(b"ack", addr); done = True
 for s in (m4, m6, u):
     s.setblocking(False)
     try:
-        while True: got.append(s.recv(2000).decode(errors="replace"))
+        while True:
+            data = s.recv(2000).decode(errors="replace")
+            if data != "done": got.append(data)  # the sender's "done" again: its ack was late
     except BlockingIOError: pass
 open(sys.argv[1] + ".tmp", "w").write("".join(g + "\n" for g in got))
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
@@ -109,7 +114,16 @@ send("neighbour-unicast-if", AF4, ("10.98.0.2", 53), (IP, IP_UNICAST_IF), struct
 send("neighbour-pktinfo", AF4, ("10.98.0.2", 53), cmsg=pktinfo4())
 send("metadata6-unicast-if", AF6, ("fd00:ec2::254", 53), (IP6, IPV6_UNICAST_IF), struct.pack("@i", eth))
 send("metadata6-pktinfo", AF6, ("fd00:ec2::254", 53), cmsg=pktinfo6())
-for dest in ("10.99.0.53", "203.0.113.2"): socket.socket(AF4, socket.SOCK_DGRAM).sendto(b"done", (dest, 53))
+# "done" until the listener acknowledges it (an interlock): the run must
+# not end, and its pasta with it, before the datagram is through.
+for dest in ("10.99.0.53", "203.0.113.2"):
+    s = socket.socket(AF4, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    for _ in range(40):
+        s.sendto(b"done", (dest, 53))
+        try:
+            if s.recv(16) == b"ack": break
+        except socket.timeout: pass
 ]]
 
 local function sh(cmd)
