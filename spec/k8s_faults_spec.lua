@@ -1,14 +1,15 @@
--- README's table of what each Kubernetes fault ends as is the fault table
--- that spec/k8s_life_spec.lua checks its cases against.
+-- The table of what each Kubernetes fault ends as (doc/kubernetes.md, where
+-- the README's reference moved) is the fault table that
+-- spec/k8s_life_spec.lua checks its cases against.
 local env = require "spec.support.env"
 local faults = require "spec.support.k8s_faults"
 
-describe("README's k8s fault table", function()
-  -- Checked: with a row's reason changed in README, this fails.
+describe("the docs' k8s fault table", function()
+  -- Checked: with a row's reason changed in doc/kubernetes.md, this fails.
   it("is spec/support/k8s_faults.lua's rows", function()
-    local readme = env.read_file("README.md")
-    local block = readme:match("<!%-%- k8s%-faults %-%->\n(.-)<!%-%- /k8s%-faults %-%->")
-    assert.truthy(block, "README has no k8s-faults block")
+    local page = env.read_file("doc/kubernetes.md")
+    local block = page:match("<!%-%- k8s%-faults %-%->\n(.-)<!%-%- /k8s%-faults %-%->")
+    assert.truthy(block, "doc/kubernetes.md has no k8s-faults block")
     assert.are.equal(faults.markdown(), block)
   end)
 

@@ -12,7 +12,7 @@ local faults = require "spec.support.k8s_faults"
 
 local policy = "spec/support/k8s_policy.lua"
 
--- The result is what the fault table (README) says of fault id.
+-- The result is what the fault table (doc/kubernetes.md) says of fault id.
 local function expect(r, id)
   local row = assert(faults.by_id[id], id)
   assert.are.equal(row[3], r.status, cjson.encode(r))

@@ -1,6 +1,6 @@
 -- What each fault of a Kubernetes run ends as: the one place that says it.
 -- spec/k8s_life_spec.lua checks each of its cases' results against the row
--- of its id; spec/k8s_faults_spec.lua checks that README's table (between
+-- of its id; spec/k8s_faults_spec.lua checks that doc/kubernetes.md's table (between
 -- its k8s-faults markers) is M.markdown() of these rows.
 local M = {}
 
@@ -35,7 +35,7 @@ M.rows = {
 M.by_id = {}
 for _, row in ipairs(M.rows) do M.by_id[row[1]] = row end
 
--- The README's table.
+-- The table of doc/kubernetes.md.
 function M.markdown()
   local lines = { "| Fault | status | reason | retryable |", "|---|---|---|---|" }
   for _, row in ipairs(M.rows) do
