@@ -234,11 +234,19 @@ local function picture_and_includes()
   local chart = assert(readme:match("```mermaid\n(.-)```"), "README has no mermaid picture")
   local boxes, arrows = {}, {}
   for id, path in chart:gmatch("\n%s*(%w+)%[\"src/([%w_/%.]+)") do boxes[id] = path end
-  for from, to in chart:gmatch("\n%s*(%w+)%s*%-%->%s*(%w+)") do
-    assert(boxes[from] and boxes[to], ("an arrow %s --> %s between boxes that are not src/"):format(from, to))
-    arrows[from] = arrows[from] or {}
-    arrows[from][to] = true
+  local drawn = 0
+  for line in chart:gmatch("[^\n]+") do
+    local from, to = line:match("^%s*(%w+)%s*%-%->%s*(%w+)%s*$")
+    if from then
+      assert(boxes[from] and boxes[to], ("an arrow %s --> %s between boxes that are not src/"):format(from, to))
+      arrows[from] = arrows[from] or {}
+      arrows[from][to] = true
+      drawn = drawn + 1
+    end
   end
+  -- every call arrow is of that plain form, so that none escapes the check
+  local _, all = chart:gsub("%-%->", "")
+  assert(all == drawn, "an arrow --> that is not `box --> box` on a line of its own")
   -- a file's box: the box of exactly its stem (luaglue/json), else of its dir
   local function box_of(file)
     local stem, dir = file:match("^((%w+)/[%w_]+)%.%w+$")
