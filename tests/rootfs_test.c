@@ -7,7 +7,8 @@
  * esb_file_path_ok, "a/" passes and fails here; with check_workdir's
  * generated list emptied, the /proc, /dev and /etc cases fail; without the
  * /proc and /sys refusal in add_mount, the plan builds a bind of the
- * host's /proc and the refusal cases fail. */
+ * host's /proc and the refusal cases fail; with add_mount not refusing a
+ * path that is not one place, "//proc" is bound from the host's /proc. */
 #include "engine/rootfs.h"
 
 #include <fcntl.h>
@@ -225,6 +226,9 @@ static void plan(const char *dir) {
   is_str(plan_why(&sb), "the working dir (none) is not an absolute path", "no working dir");
   sb.workdir = "work";
   is_str(plan_why(&sb), "the working dir work is not an absolute path", "a relative working dir");
+  sb.workdir = "/work/../proc";
+  is_str(plan_why(&sb), "the working dir /work/../proc has an empty, '.' or '..' component, or is too long",
+         "a working dir through '..'");
   static const char *const hostile[] = {"/proc", "/proc/1/root", "/sys", "/sys/fs/cgroup", NULL};
   for (size_t i = 0; hostile[i]; i++) {
     struct esb_mount m = {hostile[i], "/x", false};
@@ -234,6 +238,20 @@ static void plan(const char *dir) {
     snprintf(what, sizeof what, "the host's %s is refused", hostile[i]);
     is_str(plan_why(&sb), want, what);
   }
+  static const char *const sneaky[] = {"//proc", "/./proc", "/tmp/../proc", "/sys/", "proc", "", NULL};
+  for (size_t i = 0; sneaky[i]; i++) {
+    struct esb_mount m = {sneaky[i], "/x", false};
+    sb = sandbox(&m, 1, "/work");
+    char want[256], what[128];
+    snprintf(want, sizeof want, "mount %s: the host path is not absolute, or has an empty, '.' or '..' component",
+             sneaky[i]);
+    snprintf(what, sizeof what, "a host path that is not one place is refused: \"%s\"", sneaky[i]);
+    is_str(plan_why(&sb), want, what);
+  }
+  struct esb_mount inside = {"/usr", "/usr/../proc", false};
+  sb = sandbox(&inside, 1, "/work");
+  is_str(plan_why(&sb), "mount /usr: its path inside, /usr/../proc, is not absolute, or has an empty, '.' or '..' "
+         "component", "a sandbox path that is not one place is refused");
   /* (In path order, "a" then "a/b", the request reader refuses it first:
    * luaglue/convert.c.) */
   struct esb_file clash[] = {{"a/b", "y", 1, 0644}, {"a", "x", 1, 0644}};
@@ -241,6 +259,11 @@ static void plan(const char *dir) {
   sb.files = clash;
   sb.n_files = 2;
   is_str(plan_why(&sb), "planning the request's files: File exists", "a file that is another's directory");
+  char *deep = long_path(4100, '/');
+  sb = sandbox(NULL, 0, deep);
+  const char *why_long = plan_why(&sb);
+  ok(!strncmp(why_long, "the working dir /aaaa", 21) && strlen(why_long) < 300, "an overlong working dir, cut short");
+  free(deep);
 }
 
 int main(void) {
