@@ -8,7 +8,9 @@
  * Checked: without the esb_file_path_ok call in read_files, the hostile
  * paths are taken; without shape_problem's "exactly one" cases, those
  * requests pass; without the check of a file that is another's directory,
- * that case passes; with esb_lua_set_bytes always setting the text, the
+ * that case passes; without the count of an array's entries in
+ * esb_lua_array_to_strv, args and collect given as objects are taken (and
+ * dropped); with esb_lua_set_bytes always setting the text, the
  * non-UTF-8 cases fail; valgrind (CI) finds a refused request's
  * allocations freed. */
 #include "luaglue/convert.h"
@@ -66,6 +68,10 @@ static const struct { const char *request, *want; } cases[] = {
   {"{shell = 'x', bogus = 1}", IR "unknown field 'bogus'"},
   {"{program = 'p', args = {'a', 1}}", IR "'args' must be an array of strings without NUL bytes (got table)"},
   {"{program = 'p', args = {'a\\0'}}", IR "'args' must be an array of strings without NUL bytes (got table)"},
+  {"{program = 'p', args = {}}", ""},
+  {"{program = 'p', args = {x = 'y'}}", IR "'args' must be an array of strings without NUL bytes (got table)"},
+  {"{program = 'p', args = {'a', x = 'y'}}", IR "'args' must be an array of strings without NUL bytes (got table)"},
+  {"{program = 'p', args = {'a', [3] = 'c'}}", IR "'args' must be an array of strings without NUL bytes (got table)"},
   {"{program = 'p', args = 'a'}", IR "'args' must be an array of strings without NUL bytes (got \"a\")"},
   {"{shell = 'x', env = {A = '1', ['B=C'] = '2'}}",
    IR "'env' must be an object of strings, with names that are non-empty and without '=' (got table)"},
@@ -132,6 +138,7 @@ static const struct { const char *request, *want; } cases[] = {
   {"{shell = 'x', collect = {''}}", IR "'collect[1]' (\"\") " PATTERN_WANT},
   {"{shell = 'x', collect = {'a//b'}}", IR "'collect[1]' (\"a//b\") " PATTERN_WANT},
   {"{shell = 'x', collect = {'a/./b'}}", IR "'collect[1]' (\"a/./b\") " PATTERN_WANT},
+  {"{shell = 'x', collect = {x = '../y'}}", IR "'collect' must be an array of strings without NUL bytes (got table)"},
   {"{shell = 'x', collect = 'x'}", IR "'collect' must be an array of strings without NUL bytes (got \"x\")"},
 };
 
