@@ -46,7 +46,8 @@ static const char *why(lua_State *L, const char *expr) {
 }
 
 #define IR "invalid request: "
-#define FILE_PATH_WANT "a path must be relative to the working dir, without '.' or '..' components"
+#define FILE_PATH_WANT "a path must be relative to the working dir, without empty, '.' or '..' components, at " \
+                       "most 1024 bytes and 255 a component"
 #define PATTERN_WANT "is no pattern relative to the working dir: not empty, not absolute, no empty, '.' or '..' " \
                      "segment, at most 1024 bytes"
 
@@ -106,6 +107,7 @@ static const struct { const char *request, *want; } cases[] = {
   {"{shell = 'x', files = {['.'] = 'x'}}", IR "'files' has the path \".\": " FILE_PATH_WANT},
   {"{shell = 'x', files = {['a/'] = 'x'}}", IR "'files' has the path \"a/\": " FILE_PATH_WANT},
   {"{shell = 'x', files = {[''] = 'x'}}", IR "'files' has the path \"\": " FILE_PATH_WANT},
+  {"{shell = 'x', files = {['a//b'] = 'x'}}", IR "'files' has the path \"a//b\": " FILE_PATH_WANT},
   {"{shell = 'x', files = {['a\\0/../../x'] = 'x'}}", IR "'files' has the path \"a\\x00/../../x\": " FILE_PATH_WANT},
   {"{shell = 'x', files = {['\\255\\254'] = 'x'}}", ""},
   {"{shell = 'x', files = {a = 'x', ['a/b'] = 'y'}}", IR "'files.a' is a file, and the directory of 'a/b'"},
@@ -170,6 +172,9 @@ static void requests(lua_State *L) {
   snprintf(expr, sizeof expr, "{shell = 'x', files = {[(('a'):rep(254) .. '/'):rep(4) .. 'aaaaa'] = 'x'}}");
   is_str(why(L, expr), IR "'files' has the path \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"... (1025 bytes): "
          FILE_PATH_WANT, "a file path of 1025 bytes, cut short in the message");
+  snprintf(expr, sizeof expr, "{shell = 'x', files = {[('a'):rep(256)] = 'x'}}");
+  is_str(why(L, expr), IR "'files' has the path \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"... (256 bytes): "
+         FILE_PATH_WANT, "a component of 256 bytes");
   snprintf(expr, sizeof expr, "{shell = 'x', collect = (function() local t = {} for i = 1, 65 do t[i] = 'x' .. i end "
            "return t end)()}");
   is_str(why(L, expr), IR "'collect' has 65 patterns, more than 64", "65 collect patterns");

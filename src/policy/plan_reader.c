@@ -201,7 +201,8 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
   esb_fields_uint(&f, t, "max_code_bytes", 0, &plan->max_code_bytes);
   plan->code_file = esb_fields_string(&f, t, "code_file");
   if (plan->code_file && !esb_file_path_ok(plan->code_file))
-    esb_fields_bad(&f, t, "code_file", "a path relative to the working dir, without '.' or '..' components");
+    esb_fields_bad(&f, t, "code_file", "a path relative to the working dir, without empty, '.' or '..' components, "
+                   "at most 1024 bytes and 255 a component");
   read_limits(&f, t, plan);
   if (esb_fields_enter(&f, t, "files")) {        /* files */
     esb_fields_uint(&f, -1, "max_count", 0, &plan->max_files);
