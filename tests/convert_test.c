@@ -59,7 +59,8 @@ static const struct { const char *request, *want; } cases[] = {
   {"{}", IR "give exactly one of 'shell', 'program' or 'code' (got none)"},
   {"{shell = null}", IR "give exactly one of 'shell', 'program' or 'code' (got none)"},
   {"{shell = 'a', program = 'b'}", IR "give exactly one of 'shell', 'program' or 'code' (got more than one)"},
-  {"{shell = 'a', code = 'b', language = 'c'}", IR "give exactly one of 'shell', 'program' or 'code' (got more than one)"},
+  {"{shell = 'a', code = 'b', language = 'c'}",
+   IR "give exactly one of 'shell', 'program' or 'code' (got more than one)"},
   {"{code = 'x'}", IR "'code' needs a 'language'"},
   {"{program = 'p', language = 'python'}", IR "'language' goes with 'code'"},
   {"{shell = 'x', args = {'a'}}", IR "'args' goes with 'program' or 'code', not 'shell'"},
@@ -117,8 +118,10 @@ static const struct { const char *request, *want; } cases[] = {
   {"{shell = 'x', files = {a = {text = 'x', base64 = 'eA=='}}}",
    IR "'files.a' must have one of 'text' and 'base64' (got both)"},
   {"{shell = 'x', files = {a = {text = 'x', extra = 1}}}", IR "unknown field 'files.a.extra'"},
-  {"{shell = 'x', files = {a = {base64 = '!!'}}}", IR "'files.a.base64' must be standard base64 with padding (got \"!!\")"},
-  {"{shell = 'x', files = {a = {base64 = 'eA'}}}", IR "'files.a.base64' must be standard base64 with padding (got \"eA\")"},
+  {"{shell = 'x', files = {a = {base64 = '!!'}}}",
+   IR "'files.a.base64' must be standard base64 with padding (got \"!!\")"},
+  {"{shell = 'x', files = {a = {base64 = 'eA'}}}",
+   IR "'files.a.base64' must be standard base64 with padding (got \"eA\")"},
   {"{shell = 'x', files = {a = {base64 = 1}}}", IR "'files.a.base64' must be a string (got 1)"},
   {"{shell = 'x', files = {a = {text = 1}}}", IR "'files.a.text' must be a string (got 1)"},
   {"{shell = 'x', files = {a = {text = 'x', mode = 511}}}", ""},
@@ -260,7 +263,8 @@ static void results(lua_State *L) {
   holds(L, "r.signal == null and r.cpu_time_ms == null and r.memory_peak_bytes == null",
         "unknowns are the null value given");
   holds(L, "#r.files == 1 and r.files[1].path == nil and r.files[1].path_base64 == 'YmFk/w==' and "
-        "r.files[1].base64 == 'eA==' and r.files[1].size == 1 and r.files_truncated == false", "a collected file whose name is not UTF-8: path_base64");
+        "r.files[1].base64 == 'eA==' and r.files[1].size == 1 and r.files_truncated == false",
+        "a collected file whose name is not UTF-8: path_base64");
   esb_result_release(&r);
 
   esb_lua_push_base64(L, "", 0);
