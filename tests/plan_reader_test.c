@@ -5,8 +5,8 @@
  * code_file, the network ranges, the uid range) with hostile values.
  *
  * Checked: without the uid/gid 0 refusal in read_local, the root cases are
- * taken; without esb_rootfs_path_ok on the working dir, its '..',
- * relative and trailing-'/' cases are taken; without
+ * taken; without esb_rootfs_path_ok on the mounts or the working dir,
+ * their '..', relative and trailing-'/' cases are taken; without
  * esb_file_path_ok on code_file, "../x" is taken; without the range end
  * check of read_uid_range, the range past 2^32 - 2 is taken; valgrind
  * (CI) finds a refused plan's allocations freed by esb_plan_release. */
@@ -44,6 +44,7 @@ static const char *why(lua_State *L, const char *extra) {
 }
 
 #define BAD "policy hook 'plan' returned a bad field "
+#define MOUNT_WANT "expected a host path and a sandbox path, each absolute without '.' or '..'"
 #define CODE_FILE_WANT "expected a path relative to the working dir, without empty, '.' or '..' components, at " \
                        "most 1024 bytes and 255 a component"
 #define NET_WANT "expected an array of address ranges such as \"10.1.0.0/16\""
@@ -116,6 +117,20 @@ static const struct { const char *plan, *want; } cases[] = {
    "number of uids that ends the range below 4294967295, got 2"},
   {"{['local'] = {uid_range = {first = 1, count = 1, x = 1}}}",
    "policy hook 'plan' returned an unknown field 'local.uid_range.x'"},
+  /* The mounts: an item's name is its index right after the array's. */
+  {"{['local'] = {mounts = {'usr'}}}", BAD "'local.mounts[1]': " MOUNT_WANT ", got \"usr\""},
+  {"{['local'] = {mounts = {'/usr', '/usr/../proc'}}}", BAD "'local.mounts[2]': " MOUNT_WANT ", got \"/usr/../proc\""},
+  {"{['local'] = {mounts = {'/usr/'}}}", BAD "'local.mounts[1]': " MOUNT_WANT ", got \"/usr/\""},
+  {"{['local'] = {mounts = {'//proc'}}}", BAD "'local.mounts[1]': " MOUNT_WANT ", got \"//proc\""},
+  {"{['local'] = {mounts = {'/a\\0b'}}}", BAD "'local.mounts[1]': " MOUNT_WANT ", got \"/a\\x00b\""},
+  {"{['local'] = {mounts = {{host = '/usr', path = 'usr'}}}}", BAD "'local.mounts[1]': " MOUNT_WANT ", got table"},
+  {"{['local'] = {mounts = {{path = '/a'}}}}", BAD "'local.mounts[1]': " MOUNT_WANT ", got table"},
+  {"{['local'] = {mounts = {{host = 3}}}}", BAD "'local.mounts[1].host': expected a string, got 3"},
+  {"{['local'] = {mounts = {{host = '/usr', writable = 'yes'}}}}",
+   BAD "'local.mounts[1].writable': expected a boolean, got \"yes\""},
+  {"{['local'] = {mounts = {3}}}", BAD "'local.mounts[1]': expected a table, got 3"},
+  {"{['local'] = {mounts = (function() local t = {} for i = 1, 257 do t[i] = '/x' end return t end)()}}",
+   BAD "'local.mounts': expected at most 256 entries, got table"},
 };
 
 static void refusals(lua_State *L) {
