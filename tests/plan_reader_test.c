@@ -8,7 +8,9 @@
  * taken; without esb_rootfs_path_ok on the mounts or the working dir,
  * their '..', relative and trailing-'/' cases are taken; without
  * esb_file_path_ok on code_file, "../x" is taken; without the range end
- * check of read_uid_range, the range past 2^32 - 2 is taken; valgrind
+ * check of read_uid_range, the range past 2^32 - 2 is taken; before
+ * esb_read_net_ranges named a range with a NUL byte, its message was
+ * uninitialised bytes (valgrind reported the read); valgrind
  * (CI) finds a refused plan's allocations freed by esb_plan_release. */
 #include "policy/plan_reader.h"
 
@@ -205,6 +207,10 @@ static void fields(lua_State *L) {
   push(L, "(function() local t = {} for i = 1, 257 do t[i] = '10.0.0.0/8' end return t end)()");
   ok(esb_read_net_ranges(L, -1, &ranges, &n, reason, sizeof reason) < 0 && !ranges && n == 0, "257 ranges refused");
   is_str(reason, "more than 256 entries", "and why");
+  lua_pop(L, 1);
+  push(L, "{'10.0.0.0/8', '10.0.0.0/8\\0junk'}");
+  ok(esb_read_net_ranges(L, -1, &ranges, &n, reason, sizeof reason) < 0 && !ranges, "a range with a NUL refused");
+  is_str(reason, "[2] '10.0.0.0/8': a NUL byte in it", "named by its index, and why");
   lua_pop(L, 1);
 }
 
