@@ -5,7 +5,8 @@
  * documented shapes; a line printed is the JSON and one newline.
  *
  * Checked: without strict_decode (cjson's own decode in its place), the
- * non-UTF-8 document is taken and its case fails; with esb_json_decode's
+ * non-UTF-8 documents are taken and their cases fail; without its NUL
+ * check, '{"a":1}' then a NUL and anything is taken as '{"a":1}'; with esb_json_decode's
  * prefix changed, every refusal's case fails; with esb_json_print's
  * newline dropped (both writes of it), the line case fails. */
 #include "luaglue/json.h"
@@ -48,6 +49,10 @@ static void decode(lua_State *L) {
   is_str(DECODED(L, "{\"a\": \"\xc3\"}"), "invalid request JSON: not UTF-8 at byte 8", "a sequence cut short");
   is_str(DECODED(L, "{\"a\": \"\xed\xa0\x80\"}"), "invalid request JSON: not UTF-8 at byte 8",
          "a surrogate's bytes are no UTF-8");
+  is_str(DECODED(L, "{\"a\":1}\0{}"), "invalid request JSON: a NUL byte at byte 8", "a NUL after the document");
+  is_str(DECODED(L, "{\"a\": \"x\0y\"}"), "invalid request JSON: a NUL byte at byte 9", "a NUL in a string");
+  is_str(DECODED(L, "{\"a\": \"\xff\0\"}"), "invalid request JSON: not UTF-8 at byte 8",
+         "the first thing wrong is named");
   is_str(DECODED(L, ""), "invalid request JSON: Expected value but found T_END at character 1", "nothing");
   is_str(DECODED(L, "{"), "invalid request JSON: Expected object key string but found T_END at character 2",
          "an object cut short");
