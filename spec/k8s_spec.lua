@@ -274,7 +274,7 @@ env.each_kubectl(function(minor)
     env.check_leaks()
 
     it("is an error that keeps the output and says it is incomplete, without kubectl's words", function()
-      local r, code, err = run_alone(minor, "--drop-attach", { "run", "--json", "--policy", policy },
+      local r, code, err = run_alone(minor, "--drop-attach-at one", { "run", "--json", "--policy", policy },
                                      { backend = "k8s", shell = "echo one; sleep 1; echo two >&2; sleep 1; echo three" })
       assert.are.equal(125, code, err)
       assert.are.equal("backend_error", r.error.code, cjson.encode(r))

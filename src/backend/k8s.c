@@ -59,11 +59,19 @@ static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_
  *   uid may read it (/proc/PPID/mem): the end mark only ever makes the
  *   engine say less of the program, never a retryable error by itself
  *   (decide_deadline).
+ * - The stdout mark: the start mark's twin ("\037" first), copied by dd
+ *   to the pod's stdout after it, so it precedes every byte of the
+ *   program's stdout as the start mark precedes its stderr. kubectl relays
+ *   it first on its stdout, where it is taken out.
  * - The replay. When the attach breaks, kubectl prints its notice and
- *   copies the pod's log to its stdout from its first byte, which is the
- *   start mark. The start mark on kubectl's stdout is that replay and
- *   nothing else: the attach broke (AttachLost), and what follows repeats.
- *   kubectl ending while the program has not says the same (decide()).
+ *   copies the pod's log to its stdout from its first byte. The log holds
+ *   both streams, each in its own order but interleaved as the container
+ *   runtime read them (one reader per stream: a program's first stdout
+ *   line may come before the start mark), so the replay begins with one
+ *   of the two marks, before any byte of the program. Either mark on
+ *   kubectl's stdout after the live stdout mark is that replay and nothing
+ *   else: the attach broke (AttachLost), and what follows repeats. kubectl
+ *   ending while the program has not says the same (decide()).
  * - The wrapper's first line. The files wrapper (k8s_payload.sh) sets up
  *   between the start mark and the program, and says on its first stdout
  *   line, before the program exists, that the program runs now or which of
@@ -157,6 +165,35 @@ static void dropped(const char *data, size_t len, void *userdata) {
   (void)data, (void)len, (void)userdata;
 }
 
+/* kubectl's stdout after the live stdout mark: a second one is the replay. */
+static void stdout_after_live_mark(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_kubectl_mark_feed(&run->replay_out, data, len, stdout_before_replay, dropped, run);
+}
+
+/* kubectl's stdout before the live stdout mark: nothing of the program
+ * (it starts after the whole mark), but the wrapper's failure line, or a
+ * piece of the mark itself where the attach broke while dd wrote it byte by
+ * byte, which the replay's whole mark then follows: that piece is dropped,
+ * not taken as the program's. */
+static void stdout_before_live_mark(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  if (len < ESB_K8S_START_MARK_LEN && memcmp(data, run->stdout_mark, len) == 0)
+    return;
+  stdout_before_replay(data, len, run);
+}
+
+/* kubectl's stdout before any start mark (which only a replay puts there):
+ * the live stdout mark is taken out, once. */
+static void stdout_before_start_mark(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_kubectl_mark_feed(&run->live_out, data, len, stdout_before_live_mark, stdout_after_live_mark, run);
+}
+
+static bool replayed(const struct esb_k8s_run *run) {
+  return run->replay.seen || run->replay_out.seen;
+}
+
 static void attach_lost(struct esb_k8s_run *run) {
   verdict(run, "AttachLost", "the attach to pod %s broke and kubectl fell back to the pod's logs: the output "
           "is incomplete (lines may repeat, the rest may be missing)", run->plan->k8s.pod_name);
@@ -203,8 +240,8 @@ static void on_run_output(struct esb_exec *exec, int stream, const char *data, s
       stdout_before_replay(data, len, run);
       return;
     }
-    esb_kubectl_mark_feed(&run->replay, data, len, stdout_before_replay, dropped, run);
-    if (run->replay.seen)
+    esb_kubectl_mark_feed(&run->replay, data, len, stdout_before_start_mark, dropped, run);
+    if (replayed(run))
       attach_lost(run);
     note_start(run);
     return;
@@ -226,7 +263,13 @@ static void on_run_output(struct esb_exec *exec, int stream, const char *data, s
 /* kubectl's stdout and stderr ended: what the scanners held is placed. */
 static void streams_end(struct esb_k8s_run *run) {
   if (run->plan->k8s.handshake) {
-    esb_kubectl_mark_end(&run->replay, stdout_before_replay, run);
+    esb_kubectl_mark_end(&run->replay, stdout_before_start_mark, run);
+    if (!run->replay.seen) {
+      if (!run->live_out.seen)
+        esb_kubectl_mark_end(&run->live_out, stdout_before_live_mark, run);
+      else
+        esb_kubectl_mark_end(&run->replay_out, stdout_before_replay, run);
+    }
     if (!run->start_err.seen)
       esb_kubectl_mark_end(&run->start_err, kubectl_before, run);
     else
@@ -470,9 +513,9 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   return esb_exec_start(run->loop, e);
 }
 
-/* The handshake (k8s_command.h): the end mark's secret and the start mark,
- * each random per run, into buf (ESB_K8S_HANDSHAKE_LEN bytes). */
-#define ESB_K8S_HANDSHAKE_LEN (ESB_K8S_MARK_HEX + 1 + ESB_K8S_START_MARK_LEN)
+/* The handshake (k8s_command.h): the end mark's secret, the start mark and
+ * its stdout twin, random per run, into buf (ESB_K8S_HANDSHAKE_LEN bytes). */
+#define ESB_K8S_HANDSHAKE_LEN (ESB_K8S_MARK_HEX + 1 + 2 * ESB_K8S_START_MARK_LEN)
 static int handshake(struct esb_k8s_run *run, char *buf) {
   char a[ESB_K8S_MARKER_SIZE], b[ESB_K8S_MARKER_SIZE];
   if (esb_k8s_payload_marker(a) < 0 || esb_k8s_payload_marker(b) < 0)
@@ -483,6 +526,8 @@ static int handshake(struct esb_k8s_run *run, char *buf) {
   memcpy(buf, run->end_secret, ESB_K8S_MARK_HEX);
   buf[ESB_K8S_MARK_HEX] = '\n';
   memcpy(buf + ESB_K8S_MARK_HEX + 1, run->start_mark, ESB_K8S_START_MARK_LEN);
+  snprintf(run->stdout_mark, sizeof run->stdout_mark, "\037%s\n", hex_b);
+  memcpy(buf + ESB_K8S_MARK_HEX + 1 + ESB_K8S_START_MARK_LEN, run->stdout_mark, ESB_K8S_START_MARK_LEN);
   return 0;
 }
 
@@ -576,6 +621,8 @@ static int start_run_step(struct esb_k8s_run *run) {
   snprintf(end_mark, sizeof end_mark, "\036%s ", run->end_secret);
   esb_kubectl_mark_init(&run->end_err, end_mark);
   esb_kubectl_mark_init(&run->replay, run->start_mark);
+  esb_kubectl_mark_init(&run->live_out, run->stdout_mark);
+  esb_kubectl_mark_init(&run->replay_out, run->stdout_mark);
   esb_capture_release(&run->program_err);
   esb_capture_release(&run->kubectl_err);
   run->program_err = (struct esb_capture){ .cap = plan->max_output_bytes };

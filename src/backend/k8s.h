@@ -77,10 +77,13 @@ struct esb_k8s_run {
   struct esb_k8s_frames frames; /* kubectl's stdout split, with collect */
   /* kubectl's streams split by the marks (k8s.c): with the handshake only */
   char start_mark[ESB_K8S_START_MARK_LEN + 1]; /* as sent, and as the pod writes it */
+  char stdout_mark[ESB_K8S_START_MARK_LEN + 1]; /* its twin, on the pod's stdout */
   char end_secret[ESB_K8S_MARK_HEX + 1];
   struct esb_kubectl_mark start_err; /* the start mark in kubectl's stderr */
   struct esb_kubectl_mark end_err;   /* the end mark after it */
   struct esb_kubectl_mark replay;    /* the start mark in kubectl's stdout: the pod's log replayed */
+  struct esb_kubectl_mark live_out;  /* the stdout mark, live, in kubectl's stdout */
+  struct esb_kubectl_mark replay_out; /* the stdout mark again: the pod's log replayed */
   struct esb_capture program_err;    /* the program's stderr: between the marks */
   struct esb_capture kubectl_err;    /* kubectl's own: before the start mark, then after the end mark */
   size_t start_at;                   /* kubectl_err's length at the start mark */
