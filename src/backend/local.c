@@ -311,7 +311,8 @@ static void make_cgroups(void *userdata) {
   if (!run->cgroup_ready) {
     struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes, .max_pids = l->processes,
                                         .cpu_millicores = plan->local.cpu_millicores,
-                                        .count_cpu = counts_cpu(plan) };
+                                        .count_cpu = counts_cpu(plan),
+                                        .pids_by_uid = run->uid_slot.fd >= 0 && l->processes };
     char why[ESB_MESSAGE_MAX];
     if (esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why) < 0) {
       free(run->cgroup_refused);

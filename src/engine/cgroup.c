@@ -530,9 +530,12 @@ static int64_t cpu_usec(const struct esb_cgroup *cg) {
 }
 
 /* Whether a v1 cgroup has a directory of its own where one is wanted:
- * the cpu one for a CPU rate, one that counts CPU time for a budget
- * (wherever the host has such hierarchies). */
+ * the pids one unless RLIMIT_NPROC bounds the run alone, the cpu one for a
+ * CPU rate, one that counts CPU time for a budget (wherever the host has
+ * such hierarchies). */
 static bool wanted_v1(int which, const struct esb_cgroup_limits *l) {
+  if (which == ESB_CGROUP_PIDS)
+    return !l->pids_by_uid;
   if (which == ESB_CGROUP_CPU)
     return l->cpu_millicores || (l->count_cpu && setup.cpu_counts);
   if (which == ESB_CGROUP_CPUACCT)
@@ -757,10 +760,11 @@ bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
 
 int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
   if (cg->dirs[0]) {
-    /* A v1 cgroup without the cpu or cpuacct directory the run wants
-     * cannot take its CPU limit or count its CPU time. */
+    /* A v1 cgroup without the pids, cpu or cpuacct directory the run
+     * wants cannot bound its processes, take its CPU limit or count its
+     * CPU time. */
     bool fits = true;
-    for (int i = ESB_CGROUP_CPU; cg->version == ESB_CGROUP_V1 && i <= ESB_CGROUP_CPUACCT; i++)
+    for (int i = ESB_CGROUP_PIDS; cg->version == ESB_CGROUP_V1 && i <= ESB_CGROUP_CPUACCT; i++)
       fits &= cg->dirs[i] || !setup.parents[i] || !wanted_v1(i, limits);
     if (fits && reuse(cg, limits) == 0)
       return 0;

@@ -62,6 +62,10 @@ struct esb_cgroup_limits {
   bool count_cpu;          /* the run's CPU time must be readable while it runs (a
                               CPU-time budget): on v1 a cpu or cpuacct cgroup is
                               made for it even without a CPU rate */
+  bool pids_by_uid;        /* the run's processes are the only ones of their host
+                              uid, so RLIMIT_NPROC (counted per uid) bounds the run
+                              alone: v1 makes no pids cgroup for it (v2's pids.max
+                              is one more write in the same directory, kept) */
 };
 
 struct esb_cgroup {
