@@ -1,5 +1,6 @@
 /* echo-sandbox cleanup: removes the idle cgroups of the engines' shared
  * pool, and deletes the pods a crashed executor left behind. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,12 +39,20 @@ static const char cleanup_usage[] =
   "  --policy FILE    load this policy instead of the default search\n"
   "  -h, --help       show this help\n";
 
-static void say_slot(const char *path, bool idle, void *arg) {
-  bool dry_run = *(bool *)arg;
-  if (idle)
-    printf("%s %s\n", dry_run ? "would remove" : "removed", path);
-  else
+struct slots_said {
+  bool dry_run, failed;
+};
+
+static void say_slot(const char *path, int err, void *arg) {
+  struct slots_said *said = arg;
+  if (!err) {
+    printf("%s %s\n", said->dry_run ? "would remove" : "removed", path);
+  } else if (err == EBUSY) {
     printf("keeping %s (in use)\n", path);
+  } else {
+    fprintf(stderr, "echo-sandbox cleanup: cannot remove %s: %s\n", path, strerror(err));
+    said->failed = true;
+  }
 }
 
 /* Runs protected: decodes the PodList (1) and pushes kube.pods of it, an
@@ -81,9 +90,10 @@ int esb_cli_cleanup(int argc, char **argv) {
       return 125;
     }
   }
-  esb_cgroup_slots_remove(dry_run, say_slot, &dry_run);
+  struct slots_said said = { .dry_run = dry_run };
+  esb_cgroup_slots_remove(dry_run, say_slot, &said);
   if (local_only)
-    return 0;
+    return said.failed;
   char err[ESB_MESSAGE_MAX];
   int rc = 125;
   struct esb_k8s_settings cluster = { 0 };
@@ -140,7 +150,7 @@ int esb_cli_cleanup(int argc, char **argv) {
     }
     lua_pop(L, 3);
   }
-  rc = 0;
+  rc = said.failed;
   if (doomed && !dry_run) {
     esb_strv_push(&tail, "--ignore-not-found");
     esb_strv_push(&tail, "--wait=false");

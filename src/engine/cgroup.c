@@ -869,11 +869,14 @@ int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limi
   return esb_cgroup_create(cg, limits, why, whylen);
 }
 
-int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, bool idle, void *arg), void *arg) {
-  pthread_once(&setup_once, setup_now);
+int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, int err, void *arg), void *arg) {
+  /* Found as doctor finds them: nothing moved or enabled (slots are v1's). */
+  struct setup s;
+  memset(&s, 0, sizeof s);
+  find_parents(&s, false);
   int busy = 0;
-  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
-    DIR *d = setup.parents[i] ? opendir(setup.parents[i]) : NULL;
+  for (int i = 0; s.host.version == ESB_CGROUP_V1 && i < ESB_CGROUP__COUNT; i++) {
+    DIR *d = s.parents[i] ? opendir(s.parents[i]) : NULL;
     struct dirent *e;
     while (d && (e = readdir(d))) {
       unsigned k;
@@ -881,12 +884,12 @@ int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, bool idl
       if (sscanf(e->d_name, SLOT_PREFIX "%u%c", &k, &tail) != 1)
         continue;
       char *path = NULL, shown[4096];
-      snprintf(shown, sizeof shown, "%s/%s", setup.parents[i], e->d_name);
-      int fd = lock_slot_dir(setup.parents[i], k, &path);
-      bool idle = fd >= 0 && (dry_run || rmdir(path) == 0);
-      busy += !idle;
+      snprintf(shown, sizeof shown, "%s/%s", s.parents[i], e->d_name);
+      int fd = lock_slot_dir(s.parents[i], k, &path);
+      int err = fd < 0 ? EBUSY : dry_run || rmdir(path) == 0 ? 0 : errno;
+      busy += err != 0;
       if (say)
-        say(shown, idle, arg);
+        say(shown, err, arg);
       if (fd >= 0)
         close(fd);
       free(path);
@@ -894,6 +897,8 @@ int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, bool idl
     if (d)
       closedir(d);
   }
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    free(s.parents[i]);
   return busy;
 }
 

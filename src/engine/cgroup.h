@@ -184,9 +184,10 @@ int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limi
 
 /* Removes the idle slots of the shared pool below this engine's parents
  * (dry_run: only finds them), each under its lock; a slot in use (locked,
- * or with a process in it) is left. say(path, idle, arg) is called for
- * each one found. Returns how many are in use. */
-int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, bool idle, void *arg), void *arg);
+ * or with a process in it) is left. say(path, err, arg) is called for
+ * each one found: err 0 (removed, or idle with dry_run), EBUSY (in use),
+ * or why rmdir failed. Returns how many are left. */
+int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, int err, void *arg), void *arg);
 
 /* True when the kernel's OOM killer killed a process of the memory cgroup
  * during this run. The count read is kept as the next run's start: an
