@@ -431,6 +431,11 @@ env.each_kubectl(function(minor)
       end
     end
 
+    -- A pipe cannot be read again: it is read to its end before the first
+    -- create, and each try sends what was read.
+    -- Checked: with a pipe streamed as a file is (run->stdin_fd), the first
+    -- failed create took the pipe's first bytes and the program read the
+    -- rest only.
     it("sends a piped stdin whole after two failed creates (429): it was read to its end before the first", function()
       local file = os.tmpname()
       assert(os.execute(("head -c %d /dev/urandom > %s"):format(3 * 1024 * 1024, file)))
@@ -438,6 +443,29 @@ env.each_kubectl(function(minor)
       local out = through("plain", file, "429", true)
       os.remove(file)
       assert.are.equal(("%d %s\nrc=0\n"):format(3 * 1024 * 1024, sum:match("^(%x+)")), out)
+    end)
+  end)
+
+  describe(("k8s backend, kubectl 1.%d, a piped stdin larger than it may be"):format(minor), function()
+    env.check_leaks()
+
+    -- Checked: without the bound (read_stream's max, k8s.c), the 64 MiB
+    -- and a byte were sent and the run ended exited 0.
+    it("is refused before anything is created, naming the bound and what to give instead", function()
+      local server = fake.start(minor)
+      local cli = ("%s %s %s run --json --policy %s --backend k8s --stdin-file - -- wc -c"):format(server.env,
+        env.cli_prefix, env.quote(env.cli), policy)
+      local _, out = env.sh(("head -c %d /dev/zero | %s 2>/dev/null; echo \"rc=$?\""):format(64 * 1024 * 1024 + 1,
+                                                                                         cli))
+      local received = fake.query(server, "/_fake/received")
+      fake.stop(server)
+      local json, rc = out:match("^(.*)\nrc=(%d+)\n$")
+      assert.are.equal("125", rc, out)
+      local r = cjson.decode(json)
+      assert.are.equal("invalid_request", r.error.code, out)
+      assert.truthy(r.error.message:find("more than 64 MiB", 1, true), r.error.message)
+      assert.truthy(r.error.message:find("--stdin-file FILE", 1, true), r.error.message)
+      assert.are.same({}, received)
     end)
   end)
 

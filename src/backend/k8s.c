@@ -486,10 +486,42 @@ static int handshake(struct esb_k8s_run *run, char *buf) {
   return 0;
 }
 
+/* A stream's bytes to its end, at most max of them: NULL with errno
+ * EFBIG where it brings more (what was read of it is gone). */
+static char *read_stream(int fd, size_t max, size_t *lenp) {
+  size_t len = 0, cap = 65536;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (len == cap) {
+      char *p = realloc(buf, cap *= 2);
+      if (!p)
+        break;
+      buf = p;
+    }
+    ssize_t n = read(fd, buf + len, cap - len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0) {
+      *lenp = len;
+      return buf;
+    }
+    if (n < 0 || (len += (size_t)n) > max) {
+      int e = n < 0 ? errno : EFBIG;
+      free(buf);
+      errno = e;
+      return NULL;
+    }
+  }
+  free(buf);
+  errno = ENOMEM;
+  return NULL;
+}
+
 /* What kubectl's stdin starts with: the handshake, the request's stdin,
  * and a streamed stdin that is no regular file (a pipe cannot be read
- * again for a second try of the create), read to its end here. A regular
- * file stays a stream (run->stdin_fd): each try reads it from its offset. */
+ * again for a second try of the create), read to its end here (at most
+ * ESB_K8S_PIPED_STDIN_MAX). A regular file stays a stream (run->stdin_fd):
+ * each try reads it from its offset. */
 static int stdin_prefix(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   struct stat st;
@@ -499,8 +531,14 @@ static int stdin_prefix(struct esb_k8s_run *run) {
   if (plan->stdin_fd >= 0) {
     if (fstat(plan->stdin_fd, &st) == 0 && S_ISREG(st.st_mode)) {
       run->stdin_fd = plan->stdin_fd;
-    } else if (!(piped = esb_read_fd(plan->stdin_fd, &piped_len))) {
-      esb_result_fail(&run->result, ESB_E_SYSTEM, "reading stdin: %s", strerror(errno));
+    } else if (!(piped = read_stream(plan->stdin_fd, ESB_K8S_PIPED_STDIN_MAX, &piped_len))) {
+      if (errno == EFBIG)
+        esb_result_fail(&run->result, ESB_E_INVALID_REQUEST, "stdin is a pipe (or another stream that is no "
+                        "regular file) of more than %u MiB: on Kubernetes such a stdin is read whole before the pod "
+                        "is created, so that a create that is tried again sends it whole; give a regular file "
+                        "(--stdin-file FILE, or < FILE), which is streamed, for more", ESB_K8S_PIPED_STDIN_MAX >> 20);
+      else
+        esb_result_fail(&run->result, ESB_E_SYSTEM, "reading stdin: %s", strerror(errno));
       return -1;
     }
   }

@@ -47,6 +47,12 @@
 /* After an interrupt before the pod was seen: how long deletes that find
  * nothing go on, for a create still on its way (within the delete budget). */
 #define ESB_K8S_LATE_CREATE_MS 3000
+/* The most stdin from a stream that is no regular file (a pipe, a fifo, a
+ * socket, a terminal) may bring: it is read to its end before the first
+ * create, so that a create that is tried again sends it whole (the stream
+ * cannot be read again); more is refused before anything is created,
+ * never cut. A regular file is streamed on every try, whatever its size. */
+#define ESB_K8S_PIPED_STDIN_MAX (64u << 20)
 /* The kernel's MAX_ARG_STRLEN: the most one argument of a command line has. */
 #define ESB_K8S_MAX_ARG_BYTES (32 * 4096)
 
