@@ -119,10 +119,14 @@ struct esb_k8s_run {
   struct esb_timer delete_timer; /* the next delete try */
   struct esb_timer retry_timer;  /* the next create try */
   uint64_t run_deadline_ns;      /* the request's deadline, over every try */
+  uint64_t first_try_ns;         /* when the first try began */
   unsigned create_attempts;
   bool retryable;                /* the create kept failing in a way that may pass */
   bool create_unsure;            /* the last create's answer was lost: the pod may exist */
   bool adopted;                  /* it did, and is this run's: attached to, not created */
+  bool reached;                  /* a try may have reached the API server (kubectl's words
+                                    said no connection was made on none: the pod may exist) */
+  bool unreachable;              /* no try connected: there is no pod to read or delete */
   uint64_t delete_deadline_ns;   /* when the delete budget ends */
   unsigned delete_attempts;
   uint64_t late_create_until_ns;
