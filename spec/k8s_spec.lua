@@ -368,7 +368,7 @@ env.each_kubectl(function(minor)
     -- Checked: without esb_kubectl_unreachable in create_may_succeed_later
     -- (k8s.c), the closed port's create was tried once, not retryable, its
     -- reason backend_error, and a get and 8 deletes followed (the CLI ended
-    -- 8.7 s after the result was known). Without the run's `unreachable`
+    -- 8.9 s after the result was known). Without the run's `unreachable`
     -- (no try connected), both end as backend_error, after a get and the
     -- deletes.
     for _, case in ipairs {
