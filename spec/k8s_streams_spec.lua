@@ -6,6 +6,7 @@
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
+local expect = require("spec.support.k8s_faults").expect
 
 local policy = "spec/support/k8s_policy.lua"
 
@@ -313,7 +314,7 @@ for _, minor in ipairs(minors) do
         assert.are.equal(125, code, err)
         assert.are.equal("error", r.status, cjson.encode(r))
         assert.are.equal("backend_error", r.error.code)
-        assert.are.equal("KubectlTimeout", r.reason)
+        expect(r, "slow_start")
         assert.is_false(r.timed_out)
         assert.is_false(r.killed_by_us)
         assert.truthy(r.error.message:find("before the program started", 1, true), r.error.message)

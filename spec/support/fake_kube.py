@@ -492,6 +492,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(403, status_obj(403, "Forbidden", msg))
         meta = obj.setdefault("metadata", {})
         meta.update({"namespace": ns, "uid": str(uuid.uuid4()), "creationTimestamp": now()})
+        if options.mutate_restart_policy:  # a site's mutating admission webhook
+            obj.setdefault("spec", {})["restartPolicy"] = options.mutate_restart_policy
         with state_lock:
             if (ns, meta["name"]) in pods:
                 return self.send_json(409, status_obj(409, "AlreadyExists",
@@ -784,6 +786,9 @@ class Handler(BaseHTTPRequestHandler):
 #   --drain-at-output   a pod is drained (a graceful delete from outside, with
 #                       its grace) once its container first writes: well
 #                       before a watch that starts a second into the run
+#   --mutate-restart-policy POLICY
+#                       a create's pod gets that restartPolicy, as a site's
+#                       mutating admission webhook may set it
 # Control: GET /_fake/procs (the pods whose container processes are alive,
 # deleted pods' too), POST /_fake/drain/NAME (a graceful delete from outside, with the
 # pod's grace), /_fake/unknown/NAME (the node is lost: phase Unknown),
@@ -1021,6 +1026,7 @@ def life_options(ap):
     ap.add_argument("--watch-cut", type=int, default=0, help="watch streams end after N events")
     ap.add_argument("--watch-expired", type=int, default=0, help="the first N watches answer 410 Expired")
     ap.add_argument("--drain-at-output", action="store_true", help="drain a pod once its container writes")
+    ap.add_argument("--mutate-restart-policy", help="creates get this restartPolicy, as from a mutating webhook")
 
 
 def query(port, path, body=None):

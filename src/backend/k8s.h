@@ -47,6 +47,12 @@
 /* After an interrupt before the pod was seen: how long deletes that find
  * nothing go on, for a create still on its way (within the delete budget). */
 #define ESB_K8S_LATE_CREATE_MS 3000
+/* The most stdin from a stream that is no regular file (a pipe, a fifo, a
+ * socket, a terminal) may bring: it is read to its end before the first
+ * create, so that a create that is tried again sends it whole (the stream
+ * cannot be read again); more is refused before anything is created,
+ * never cut. A regular file is streamed on every try, whatever its size. */
+#define ESB_K8S_PIPED_STDIN_MAX (64u << 20)
 /* The kernel's MAX_ARG_STRLEN: the most one argument of a command line has. */
 #define ESB_K8S_MAX_ARG_BYTES (32 * 4096)
 
@@ -116,10 +122,14 @@ struct esb_k8s_run {
   struct esb_timer delete_timer; /* the next delete try */
   struct esb_timer retry_timer;  /* the next create try */
   uint64_t run_deadline_ns;      /* the request's deadline, over every try */
+  uint64_t first_try_ns;         /* when the first try began */
   unsigned create_attempts;
   bool retryable;                /* the create kept failing in a way that may pass */
   bool create_unsure;            /* the last create's answer was lost: the pod may exist */
   bool adopted;                  /* it did, and is this run's: attached to, not created */
+  bool reached;                  /* a try may have reached the API server (kubectl's words
+                                    said no connection was made on none: the pod may exist) */
+  bool unreachable;              /* no try connected: there is no pod to read or delete */
   uint64_t delete_deadline_ns;   /* when the delete budget ends */
   unsigned delete_attempts;
   uint64_t late_create_until_ns;

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "backend/k8s.h"
+#include "backend/kubectl_words.h"
 #include "cli/cli.h"
 #include "policy/policy.h"
 #include "luaglue/call.h"
@@ -67,6 +68,19 @@ static int pods_of_list(lua_State *L) {
   return 1;
 }
 
+/* What a kubectl that failed said, for the operator: its error text, without
+ * its klog lines (client-go's internal retries and discovery notes, which
+ * repeat the error in a form meant for kubectl's developers). */
+static const char *kubectl_said(struct esb_result *r) {
+  if (!r->err.data)
+    return "";
+  r->err.len = esb_kubectl_strip_own_lines(r->err.data, r->err.len);
+  while (r->err.len && r->err.data[r->err.len - 1] == '\n')
+    r->err.len--; /* the caller ends the line */
+  r->err.data[r->err.len] = '\0';
+  return r->err.data;
+}
+
 int esb_cli_cleanup(int argc, char **argv) {
   static const struct option longopts[] = {
     {"policy", required_argument, 0, 'p'}, {"namespace", required_argument, 0, 'n'},
@@ -114,7 +128,7 @@ int esb_cli_cleanup(int argc, char **argv) {
   esb_k8s_kubectl_run(&cluster, list, 30000, &got);
   if (got.status != ESB_STATUS_EXITED || got.exit_code != 0) {
     fprintf(stderr, "echo-sandbox cleanup: listing pods failed: %s%s\n",
-            got.error_message ? got.error_message : "", got.err.data ? got.err.data : "");
+            got.error_message ? got.error_message : "", kubectl_said(&got));
     goto out;
   }
   if (!(L = esb_json_state()))
@@ -157,7 +171,7 @@ int esb_cli_cleanup(int argc, char **argv) {
     esb_k8s_kubectl_run(&cluster, (const char *const *)tail.v, 60000, &deleted);
     if (deleted.status != ESB_STATUS_EXITED || deleted.exit_code != 0) {
       fprintf(stderr, "echo-sandbox cleanup: deleting failed: %s%s\n",
-              deleted.error_message ? deleted.error_message : "", deleted.err.data ? deleted.err.data : "");
+              deleted.error_message ? deleted.error_message : "", kubectl_said(&deleted));
       rc = 1;
     }
   }
