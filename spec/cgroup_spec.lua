@@ -16,6 +16,12 @@ local function host()
   return h
 end
 
+-- Whether a CLI run takes a slot of the pool engines share (engine/cgroup.h):
+-- on v1; with the reason, for a spec that needs one.
+local function pooled(h)
+  return h.version == 1, "cgroup v2: each run makes a cgroup of its own"
+end
+
 -- The names of the entries of dir that match pattern.
 local function entries(dir, pattern)
   local names = {}
@@ -57,6 +63,34 @@ local function cli_output(args, infile, prefix)
     local text = env.read_file(out)
     os.remove(out)
     return text
+  end
+end
+
+-- h where a CLI run takes a slot of the shared pool; else nil, the spec
+-- pending.
+local function pool_host()
+  local h = host()
+  if not h then return nil end
+  local ok, why = pooled(h)
+  if not ok then
+    pending(why)
+    return nil
+  end
+  return h
+end
+
+-- Starts `run --json` of a sleeper: returns its request, its `where` (the
+-- sleeper's cgroup once it runs; it is killed then) and a function that
+-- waits for the run to end and returns its result.
+local function run_sleeper()
+  local request, where = sleeper()
+  local infile = os.tmpname()
+  env.write_file(infile, cjson.encode(request))
+  local wait = cli_output({ "run", "--json" }, infile)
+  return request, where, function()
+    local out = wait()
+    os.remove(infile)
+    return cjson.decode(out)
   end
 end
 
@@ -129,6 +163,9 @@ describe("cgroups", function()
     assert.are.equal(0, r.exit_code)
   end)
 
+  -- A run of its own host uid (the default policy's uid_range) is bounded
+  -- by RLIMIT_NPROC, which the kernel counts per uid: on v1 it gets no pids
+  -- cgroup. Checked: without RLIMIT_NPROC, 200 started.
   it("bound 200 background processes to max_processes and leave none behind", function()
     if not host() then return end
     -- each child sleeps; the program counts the forks that worked and exits
@@ -252,17 +289,14 @@ print(started)]] }
   it("start the program inside its cgroup, below the parent the engine reports", function()
     local h = host()
     if not h then return end
-    local request, where = sleeper()
-    local infile = os.tmpname()
-    env.write_file(infile, cjson.encode(request))
-    local wait = cli_output({ "run", "--json" }, infile)
+    local _, where, wait = run_sleeper()
     local path = where()
-    local r = cjson.decode(wait())
-    os.remove(infile)
+    local r = wait()
     assert.are.equal("signaled", r.status, r.stderr)
     assert.truthy(path, r.stderr)
     local dir = path:match("([^/]+)$")
-    assert.truthy(dir:match("^echo%-sandbox%-%d+%-%d+$"), path)
+    -- run: a slot of the shared pool, where there is one
+    assert.truthy(dir:match(pooled(h) and "^echo%-sandbox%-pool%-%d+$" or "^echo%-sandbox%-%d+%-%d+$"), path)
     -- /proc/self/cgroup names it from the hierarchy's root
     assert.are.equal(path, (h.parent .. "/" .. dir):sub(-#path))
   end)
@@ -308,6 +342,102 @@ print(started)]] }
     -- the peak is this run's (a shell: a few MiB), not the 100 MiB before it
     assert.is_true(results[3].memory_peak_bytes < 32 * Mi, tostring(results[3].memory_peak_bytes))
     assert.is_true(results[5].memory_peak_bytes < 48 * Mi, tostring(results[5].memory_peak_bytes))
+  end)
+
+  -- A CLI run takes a slot of the pool engines share (engine/cgroup.h),
+  -- which the run before it held: nothing of that run is in it. Each run
+  -- here is a process of its own, one after the other, in the suite's own
+  -- parent: the same slot. Checked: without dropping the last holder's
+  -- charges (drop_charges), the third run's peak was 64 MiB (the file the
+  -- second wrote, in its page cache); without reading the OOM-kill count
+  -- and the CPU time as the run's start, it had used a second of CPU and
+  -- the fifth was oom_killed; with the last holder's limits (none
+  -- written), the memory bombs were not OOM-killed.
+  it("of CLI runs are slots of a shared pool, with nothing of the slot's last holder in them", function()
+    local h = pool_host()
+    if not h then return end
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -m 777 " .. dir))
+    local policy = env.policy_file(([[
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/data", writable = true }]])
+      :format(dir))
+    finally(function()
+      os.execute("rm -rf " .. dir)
+      os.remove(policy)
+    end)
+    -- the OOM killer; then 64 MiB of page cache charged to the slot and
+    -- left there (the file outlives the run), and a second of CPU
+    local a = run_json(hog, { "--policy", policy })
+    assert.are.equal("oom_killed", a.status, a.stderr)
+    a = run_json({ language = "python", limits = { memory_bytes = 512 * Mi }, code = [[
+import os, time
+with open("/data/f", "wb") as f:
+    for _ in range(64):
+        f.write(b"x" * (1 << 20))
+    f.flush()
+    os.fsync(f.fileno())
+while time.process_time() < 1: pass]] }, { "--policy", policy })
+    assert.are.equal("exited", a.status, a.stderr)
+    local slots = entries(h.parent, "^echo%-sandbox%-pool%-%d+$")
+    assert.are_not.same({}, slots)
+    local b = run_json({ shell = "true" }, { "--policy", policy })
+    assert.are.equal("exited", b.status, b.stderr)
+    assert.is_true(b.memory_peak_bytes < 32 * Mi, tostring(b.memory_peak_bytes))
+    assert.is_true(b.cpu_time_ms < 500, tostring(b.cpu_time_ms))
+    -- its limit is its own: 64 MiB, not the 512 MiB nor the 256 MiB before
+    local c = run_json({ language = "python", code = "x = bytearray(128 * 1024 * 1024)\nprint('allocated')",
+                         limits = { memory_bytes = 64 * Mi } }, { "--policy", policy })
+    assert.are.equal("oom_killed", c.status, c.stderr)
+    -- the OOM kill is counted from its run's start: a SIGKILL after it is
+    -- the program's own
+    local d = run_json({ shell = "kill -9 $$" }, { "--policy", policy })
+    assert.are.equal("signaled", d.status, d.stderr)
+    assert.are.equal(9, d.signal)
+    assert.are.same(slots, entries(h.parent, "^echo%-sandbox%-pool%-%d+$"))
+    assert.are.same({}, entries(h.parent, "^echo%-sandbox%-%d+%-%d+$"))
+  end)
+
+  -- Checked: taking a slot without looking for processes in it, the run
+  -- went into the one that held the sleeper.
+  it("are no slot of the shared pool that still holds a process", function()
+    local h = pool_host()
+    if not h then return end
+    local slot = h.parent .. "/echo-sandbox-pool-0"
+    os.execute("mkdir " .. slot .. " 2>/dev/null")
+    local seconds = env.unique_seconds(300)
+    local p = io.popen(("sh -c 'echo $$ > %s/cgroup.procs && exec sleep %s' >/dev/null 2>&1 & echo $!")
+      :format(slot, seconds))
+    local pid = p:read("n")
+    p:close()
+    finally(function()
+      os.execute(("kill -9 %d; while kill -0 %d 2>/dev/null; do sleep 0.01; done"):format(pid, pid))
+      env.cli_run { "cleanup", "--local-only" }
+    end)
+    assert.is_true(env.wait_running { "sleep", seconds })
+    local _, where, wait = run_sleeper()
+    local path = where()
+    wait()
+    assert.truthy(path:match("/echo%-sandbox%-pool%-%d+$"), path)
+    assert.is_nil(path:match("/echo%-sandbox%-pool%-0$"), path)
+  end)
+
+  it("of the shared pool are removed by echo-sandbox cleanup when idle, and kept while a run holds them", function()
+    local h = pool_host()
+    if not h then return end
+    local r = run_json { shell = "true" }
+    assert.are.equal(0, r.exit_code)
+    assert.are_not.same({}, entries(h.parent, "^echo%-sandbox%-pool%-%d+$"))
+    local request, where, wait = run_sleeper()
+    assert.is_true(env.wait_running { "sleep", request.args[1] })
+    local out = env.cli_run { "cleanup", "--local-only" }
+    local kept = out:match("keeping (%S+/echo%-sandbox%-pool%-%d+) %(in use%)")
+    where()
+    wait()
+    assert.truthy(kept and kept:find(h.parent, 1, true), out)
+    out = env.cli_run { "cleanup", "--local-only" }
+    assert.truthy(out:find("removed " .. kept, 1, true), out)
+    assert.are.same({}, entries(h.parent, "^echo%-sandbox%-pool%-%d+$"))
   end)
 
   it("left by an engine that was killed are removed by the next run", function()
@@ -357,10 +487,12 @@ print(started)]] }
   it("take the next name when one of the engine's own pid is left from an engine before it", function()
     local h = host()
     if not h then return end
-    -- the shell makes echo-sandbox-<its pid>-0, then becomes the CLI (same pid)
+    -- the shell makes echo-sandbox-<its pid>-0, then becomes the CLI (same
+    -- pid): batch, which makes its runs' cgroups (run takes a slot of the
+    -- shared pool)
     local pidfile, infile = os.tmpname(), os.tmpname()
-    env.write_file(infile, cjson.encode(hog))
-    local script = ("mkdir %s/echo-sandbox-$$-0 && echo $$ > %s && exec %s %s run --json < %s"):format(
+    env.write_file(infile, cjson.encode(hog) .. "\n")
+    local script = ("mkdir %s/echo-sandbox-$$-0 && echo $$ > %s && exec %s %s batch < %s"):format(
       h.parent, pidfile, env.cli_prefix, env.quote(env.cli), infile)
     local f = io.popen("sh -c " .. env.quote(script))
     local out = f:read("a")
@@ -403,6 +535,7 @@ print(started)]] }
     end
     local r, path = alone()
     local left = entries(service, "^echo%-sandbox%-")
+    local slots = entries(service, "^echo%-sandbox%-pool%-%d+$")
     os.remove(infile)
     -- what systemd does when the service stops: remove its cgroup, leaf and all
     local removed = true
@@ -411,11 +544,12 @@ print(started)]] }
     local rel = service:match("^/sys/fs/cgroup(/.*)$")
     path = path or ""
     assert.are.equal(rel .. "/", path:sub(1, #rel + 1), r.stderr)
-    assert.truthy(path:sub(#rel + 2):match("^echo%-sandbox%-%d+%-0$"), path)
+    assert.truthy(path:sub(#rel + 2):match(pooled(h) and "^echo%-sandbox%-pool%-0$" or "^echo%-sandbox%-%d+%-0$"), path)
     assert.are.equal("signaled", r.status)
     -- the engine's own leaf, which it cannot remove while it is in it; the
-    -- run's cgroup is gone
-    assert.are.equal(1, #left, table.concat(left, " "))
+    -- run's cgroup is gone (or, a slot of the shared pool, idle)
+    assert.are.equal(1 + #slots, #left, table.concat(left, " "))
+    assert.are.equal(pooled(h) and 1 or 0, #slots, table.concat(left, " "))
     assert.truthy(left[1]:match("^echo%-sandbox%-engine%-%d+$"), left[1])
     assert.is_true(removed)
   end)

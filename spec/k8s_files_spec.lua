@@ -5,6 +5,7 @@
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
+local expect = require("spec.support.k8s_faults").expect
 
 local png = "\137PNG\r\n\26\n\0\0\0\rIHDR\0\0\0\1\0\0\0\1\8\6\0\0\0\31\21\196\137\255\254"
 
@@ -214,7 +215,7 @@ sys.stdout.buffer.write(b"read it\n" + found + b"\n" + frames + b"E 0 %d\n" % le
       assert.are.equal(125, code)
       assert.are.equal("error", r.status, cjson.encode(r))
       assert.are.equal("backend_error", r.error.code)
-      assert.are.equal("WrapperFailed", r.reason)
+      expect(r, "wrapper_failed")
       assert.truthy(r.error.message:find("before the program started, setting the mode of file -x: ", 1, true)
                     and r.error.message:find("chmod: Read-only file system", 1, true), r.error.message)
       assert.is_false(r.error.retryable)

@@ -12,17 +12,8 @@ local faults = require "spec.support.k8s_faults"
 
 local policy = "spec/support/k8s_policy.lua"
 
--- The result is what the fault table (doc/kubernetes.md) says of fault id.
-local function expect(r, id)
-  local row = assert(faults.by_id[id], id)
-  assert.are.equal(row[3], r.status, cjson.encode(r))
-  assert.are.equal(row[4], r.reason, cjson.encode(r))
-  if row[5] == nil then
-    assert.is_nil(r.error, cjson.encode(r))
-  else
-    assert.are.equal(row[5], r.error.retryable, cjson.encode(r))
-  end
-end
+-- The result is what the fault table (README) says of fault id.
+local expect = faults.expect
 
 -- A program that ignores SIGTERM: only SIGKILL ends it (the ignoring is
 -- inherited through exec).
@@ -263,9 +254,9 @@ for _, minor in ipairs(minors) do
         -- Checked: without pod_cannot_finish (k8s.c) each waits for the
         -- deadline and is `timed_out`.
         for _, case in ipairs {
-          { "unknown", "phase Unknown", {} },
-          { "notready", "not ready", { not_ready_grace_ms = "300" } },
-          { "restart", "restarted", {} },
+          { "unknown", "phase Unknown", {}, fault = "unknown" },
+          { "notready", "not ready", { not_ready_grace_ms = "300" }, fault = "notready" },
+          { "restart", "restarted", {}, fault = "restart" },
         } do
           it(("ends early as %s, retryable, when the pod is %s"):format(faults.by_id[case[1]][4], case[1]),
              function()
@@ -276,7 +267,7 @@ for _, minor in ipairs(minors) do
             watched(server)
             fake.query(server, "/_fake/" .. case[1] .. "/" .. name, "{}")
             local r = result()
-            expect(r, case[1])
+            expect(r, case.fault)
             assert.truthy(r.error.message:find(case[2], 1, true), r.error.message)
             assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms))
             local pods, procs = settled(server)
@@ -306,6 +297,59 @@ end]])
           local body = fake.query(server, "/_fake/received")[1]
           assert.are.equal("Never", body.spec.restartPolicy)
           assert.are.equal(1, body.spec.terminationGracePeriodSeconds)
+        end)
+      end)
+
+      describe("with an API server that goes away while the program runs", function()
+        -- Checked: with kubectl's klog lines cut to their message
+        -- (esb_kubectl_unklog, as before), the cleanup_error held five
+        -- "couldn't get current server API group list: Get ...: dial tcp
+        -- ...: connect: connection refused" lines before kubectl's error.
+        it("says the get and the delete failed in kubectl's words, without its klog lines", function()
+          local path = env.policy_file("policy.k8s.delete_timeout_ms = 1500")
+          local server = server_of(minor)
+          -- its kubeconfig outlives it (stop removes its own); no discovery
+          -- cache: each kubectl asks the API server what it serves (and logs
+          -- each failure to, a klog line)
+          local kubeconfig = os.tmpname()
+          finally(function() os.remove(kubeconfig) end)
+          env.write_file(kubeconfig, env.read_file(server.kubeconfig))
+          server.env = fake.kubectl_env(minor, kubeconfig) .. " KUBECACHEDIR=/dev/null/none"
+          local result = start_run(server, { shell = "echo started; exec sleep 60", timeout_ms = 60000 }, path)
+          running_pod(server)
+          stop(server) -- its port is closed from now on, its pods' processes killed
+          local r = result()
+          os.remove(path)
+          assert.are.equal("error", r.status, cjson.encode(r))
+          assert.truthy(r.cleanup_error, cjson.encode(r))
+          -- kubectl's error, where its last try was not cut by the budget's end
+          assert.truthy(r.cleanup_error:find("^kubectl delete pod %S+ failed %(%d+ tries%): The connection to the " ..
+                                             "server [%d.:]+ was refused") or
+                        r.cleanup_error:find("^kubectl delete pod %S+ timed out %(%d+ tries%)"), r.cleanup_error)
+          for _, text in ipairs { r.error.message, r.cleanup_error, r.warning or "" } do
+            assert.is_nil(text:find("API group list", 1, true), text)
+          end
+          no_klog(r)
+        end)
+      end)
+
+      describe("with a restartPolicy that a mutating admission webhook sets", function()
+        -- Checked: without CrashLoopBackOff and the restart count in
+        -- pod_cannot_finish (k8s.c), the run waits for its deadline, as
+        -- kubectl waits for a pod that never completes, and is timed_out.
+        it("ends early as CrashLoopBackOff when the kubelet restarts the program that exited", function()
+          local server = server_of(minor, "--mutate-restart-policy Always")
+          local r = start_run(server, { shell = "echo once; exit 1", timeout_ms = 60000 })()
+          local pods, procs = settled(server)
+          local body = fake.query(server, "/_fake/received")[1]
+          stop(server)
+          expect(r, "crashloop")
+          assert.are.equal("Never", body.spec.restartPolicy) -- as the engine sent it
+          assert.truthy(r.error.message:find("restarted", 1, true), r.error.message)
+          assert.are.equal("once\n", r.stdout)
+          assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms))
+          assert.are.same({}, pods)
+          assert.are.same({}, procs)
         end)
       end)
 

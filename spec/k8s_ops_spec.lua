@@ -61,6 +61,23 @@ env.each_kubectl(function(minor)
         assert.are.same({}, pod_names(server))
       end)
 
+      -- The fake API server at an https address: kubectl's discovery
+      -- fails, and it logs each failure as a klog line (memcache.go) before
+      -- its error.
+      -- Checked: without kubectl_said (cleanup.c), five "E1206 ...
+      -- memcache.go:265] couldn't get current server API group list" lines
+      -- came first.
+      it("says why listing the pods failed in kubectl's words, without its klog lines", function()
+        local server = fixture.server
+        local https = server.kubeconfig .. ".https"
+        env.write_file(https, (env.read_file(server.kubeconfig):gsub('server: "http:', 'server: "https:')))
+        local out, err, code = env.cli_run({ "cleanup" }, nil, fake.kubectl_env(minor, https))
+        os.remove(https)
+        assert.are.equal(125, code, out .. err)
+        assert.are.equal("echo-sandbox cleanup: listing pods failed: Unable to connect to the server: tls: first " ..
+                         "record does not look like a TLS handshake\n", err)
+      end)
+
       it("deletes every managed pod with --all", function()
         local server = fixture.server
         orphan(server, "echo-sandbox-a", "2999-01-01T00:00:00Z")

@@ -1,6 +1,7 @@
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
+local expect = require("spec.support.k8s_faults").expect
 
 local policy = "spec/support/k8s_policy.lua"
 
@@ -130,8 +131,8 @@ env.each_kubectl(function(minor)
       it("reports a pod that stays Pending as a backend error with the scheduler's message", function()
         local r, code = run(server, { shell = "true", timeout_ms = 2000, labels = { image = "fake-pending" } })
         assert.are.equal(125, code)
-        assert.are.equal("error", r.status)
         assert.are.equal("backend_error", r.error.code)
+        expect(r, "pending")
         assert.truthy(r.error.message:find("Insufficient cpu", 1, true), r.error.message)
       end)
 
@@ -139,7 +140,7 @@ env.each_kubectl(function(minor)
         local r, code = run(server, { shell = "true", timeout_ms = 60000, labels = { image = "nosuch-fake-pull-error" } })
         assert.are.equal(125, code)
         assert.are.equal("backend_error", r.error.code, r.error.message)
-        assert.truthy(r.reason == "ErrImagePull" or r.reason == "ImagePullBackOff", r.reason)
+        expect(r, "image_pull")
         assert.truthy(r.error.message:find("nosuch-fake-pull-error", 1, true), r.error.message)
         assert.truthy(r.error.message:find("not found", 1, true) or r.error.message:find("Back-off", 1, true),
                       r.error.message)
@@ -150,7 +151,7 @@ env.each_kubectl(function(minor)
         local r = run(server, { shell = "true", timeout_ms = 60000,
                                 labels = { image = "fake-pending", unschedulable_grace_ms = "300" } })
         assert.are.equal("backend_error", r.error.code)
-        assert.are.equal("Unschedulable", r.reason)
+        expect(r, "unschedulable")
         assert.truthy(r.error.message:find("0/1 nodes are available", 1, true), r.error.message)
         assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms))
       end)
@@ -186,8 +187,9 @@ env.each_kubectl(function(minor)
 
       -- What the cluster does to a running pod, and what the result says.
       for _, case in ipairs {
-        { "evict", "Evicted", "low on resource: memory", "reports a pod evicted while the program runs, with the kubelet's message" },
-        { "delete", "Deleted", "was deleted", "ends at once when its pod is deleted from outside" },
+        { "evict", "Evicted", "low on resource: memory", "reports a pod evicted while the program runs, with the kubelet's message",
+          fault = "evicted" },
+        { "delete", "Deleted", "was deleted", "ends at once when its pod is deleted from outside", fault = "deleted" },
       } do
         it(case[4], function()
           local name, result = run_started("echo started; exec sleep 60")
@@ -207,6 +209,7 @@ env.each_kubectl(function(minor)
           assert.truthy(r.error, cjson.encode(r))
           assert.are.equal("backend_error", r.error.code, r.error.message)
           assert.are.equal(case[2], r.reason)
+          expect(r, case.fault)
           assert.truthy(r.error.message:find(case[3], 1, true), r.error.message)
           assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms)) -- well before the deadline
         end)
@@ -218,8 +221,7 @@ env.each_kubectl(function(minor)
         local r = result()
         assert.truthy(r.error, cjson.encode(r))
         assert.are.equal("backend_error", r.error.code, r.error.message)
-        assert.are.equal("AttachLost", r.reason)
-        assert.is_true(r.error.retryable)
+        expect(r, "outage")
         assert.is_nil(r.cleanup_error) -- tried again until the API server was back
         assert.is_nil(r.error.message:find("E%d%d%d%d "), r.error.message)
         assert.is_nil(r.stderr:find("E%d%d%d%d "), r.stderr)
@@ -274,11 +276,11 @@ env.each_kubectl(function(minor)
     env.check_leaks()
 
     it("is an error that keeps the output and says it is incomplete, without kubectl's words", function()
-      local r, code, err = run_alone(minor, "--drop-attach", { "run", "--json", "--policy", policy },
+      local r, code, err = run_alone(minor, "--drop-attach-at one", { "run", "--json", "--policy", policy },
                                      { backend = "k8s", shell = "echo one; sleep 1; echo two >&2; sleep 1; echo three" })
       assert.are.equal(125, code, err)
       assert.are.equal("backend_error", r.error.code, cjson.encode(r))
-      assert.are.equal("AttachLost", r.reason)
+      expect(r, "attach_dropped")
       assert.truthy(r.error.message:find("incomplete", 1, true), r.error.message)
       assert.truthy(r.stdout:find("^one\n"), r.stdout)
       for _, word in ipairs { "Unhandled Error", "falling back", "couldn't attach", "websocket" } do
@@ -296,7 +298,7 @@ env.each_kubectl(function(minor)
                                      { backend = "k8s", shell = "echo never", timeout_ms = 60000 })
       assert.are.equal(125, code, err)
       assert.are.equal("backend_error", r.error.code, cjson.encode(r))
-      assert.are.equal("AttachForbidden", r.reason)
+      expect(r, "attach_forbidden")
       assert.truthy(r.error.message:find("pods/attach", 1, true), r.error.message)
       assert.is_true(r.duration_ms < 30000, tostring(r.duration_ms)) -- not the deadline
     end)
@@ -314,7 +316,7 @@ env.each_kubectl(function(minor)
       os.remove(path)
       assert.are.equal(125, code, err)
       assert.are.equal("backend_error", r.error.code, cjson.encode(r))
-      assert.are.equal("KubectlTimeout", r.reason)
+      expect(r, "hung")
       assert.truthy(r.error.message:find("did not answer", 1, true), r.error.message)
       assert.truthy(r.cleanup_error, cjson.encode(r)) -- the delete could not be sent either
       -- the deadline (3 s), then get and delete in one 2 s budget; os.time's
@@ -350,6 +352,72 @@ env.each_kubectl(function(minor)
     end)
   end)
 
+  describe(("k8s backend, kubectl 1.%d, an API server that cannot be reached"):format(minor), function()
+    env.check_leaks()
+
+    -- A kubectl that writes each command's first two words (past the
+    -- connection flags) to dir/log, then runs the matrix's kubectl.
+    local function logging_kubectl(dir)
+      env.write_file(dir .. "/kubectl", ("#!/bin/sh\nn=0\nfor a; do case $a in --*) continue;; esac; " ..
+        "n=$((n + 1)); printf '%%s ' \"$a\"; [ $n = 2 ] && break; done >> %s/log\necho >> %s/log\nexec %s \"$@\"\n")
+        :format(dir, dir, env.quote(assert(env.kubectl(minor)))))
+      assert(os.execute("chmod +x " .. dir .. "/kubectl"))
+      return dir .. "/kubectl"
+    end
+
+    -- Checked: without esb_kubectl_unreachable in create_may_succeed_later
+    -- (k8s.c), the closed port's create was tried once, not retryable, its
+    -- reason backend_error, and a get and 8 deletes followed (the CLI ended
+    -- 8.9 s after the result was known). Without the run's `unreachable`
+    -- (no try connected), both end as backend_error, after a get and the
+    -- deletes.
+    for _, case in ipairs {
+      { "a closed port", "was refused - did you specify the right host or port?", fault = "unreachable" },
+      { "a plain HTTP server at an https address", "tls: first record does not look like a TLS handshake",
+        fault = "unreachable" },
+    } do
+      it(("tries the create again until the deadline, and reads or deletes no pod that was never made: %s")
+           :format(case[1]), function()
+        local dir = os.tmpname()
+        os.remove(dir)
+        assert(os.execute("mkdir " .. dir))
+        finally(function() os.execute("rm -rf " .. dir) end)
+        local server = fake.start(minor)
+        local kubeconfig = env.read_file(server.kubeconfig)
+        if case[1] == "a closed port" then
+          fake.stop(server) -- its port is closed now
+          server = nil
+        else
+          kubeconfig = kubeconfig:gsub('server: "http:', 'server: "https:')
+        end
+        env.write_file(dir .. "/kubeconfig", kubeconfig)
+        local kubectl = logging_kubectl(dir)
+        local out, err, code = env.cli_run({ "run", "--json", "--policy", policy },
+          cjson.encode { backend = "k8s", shell = "echo never", timeout_ms = 2500 },
+          ("KUBECONFIG=%s ECHO_SANDBOX_KUBECTL=%s"):format(env.quote(dir .. "/kubeconfig"), env.quote(kubectl)))
+        local left = server and fake.pods(server) or {}
+        if server then fake.stop(server) end
+        local ok, r = pcall(cjson.decode, out)
+        assert(ok, out .. err)
+        assert.are.equal(125, code, err)
+        expect(r, case.fault)
+        assert.are.equal("backend_error", r.error.code)
+        assert.truthy(r.error.message:find("API server is unreachable", 1, true), r.error.message)
+        assert.truthy(r.error.message:find(case[2], 1, true), r.error.message)
+        assert.is_nil(r.error.message:find("[IWEF]%d%d%d%d %d%d:%d%d"), r.error.message)
+        assert.is_nil(r.cleanup_error)
+        local runs, others = 0, {}
+        for line in env.read_file(dir .. "/log"):gmatch("[^\n]+") do
+          if line:find("^run ") then runs = runs + 1
+          elseif line ~= "get pods " then others[#others + 1] = line end -- the pod watch's
+        end
+        assert.is_true(runs >= 2, runs .. " creates") -- tried again
+        assert.are.same({}, others) -- no get or delete of a pod never made
+        assert.are.same({}, left)
+      end)
+    end
+  end)
+
   describe(("k8s backend, kubectl 1.%d, creates that fail"):format(minor), function()
     env.check_leaks()
 
@@ -371,11 +439,11 @@ env.each_kubectl(function(minor)
                           { backend = "k8s", shell = "true", timeout_ms = 3000 })
       assert.are.equal("backend_error", r.error.code, cjson.encode(r))
       assert.truthy(r.error.message:find("ServiceUnavailable", 1, true), r.error.message)
-      assert.is_true(r.error.retryable)
+      expect(r, "create_failing")
       r = run_alone(minor, "--forbid forbidden-ns", { "run", "--json", "--policy", policy },
                     { backend = "k8s", shell = "true", labels = { namespace = "forbidden-ns" } })
       assert.are.equal("backend_error", r.error.code, cjson.encode(r))
-      assert.is_false(r.error.retryable)
+      expect(r, "forbidden")
     end)
   end)
 
@@ -431,6 +499,11 @@ env.each_kubectl(function(minor)
       end
     end
 
+    -- A pipe cannot be read again: it is read to its end before the first
+    -- create, and each try sends what was read.
+    -- Checked: with a pipe streamed as a file is (run->stdin_fd), the first
+    -- failed create took the pipe's first bytes and the program read the
+    -- rest only.
     it("sends a piped stdin whole after two failed creates (429): it was read to its end before the first", function()
       local file = os.tmpname()
       assert(os.execute(("head -c %d /dev/urandom > %s"):format(3 * 1024 * 1024, file)))
@@ -438,6 +511,29 @@ env.each_kubectl(function(minor)
       local out = through("plain", file, "429", true)
       os.remove(file)
       assert.are.equal(("%d %s\nrc=0\n"):format(3 * 1024 * 1024, sum:match("^(%x+)")), out)
+    end)
+  end)
+
+  describe(("k8s backend, kubectl 1.%d, a piped stdin larger than it may be"):format(minor), function()
+    env.check_leaks()
+
+    -- Checked: without the bound (read_stream's max, k8s.c), the 64 MiB
+    -- and a byte were sent and the run ended exited 0.
+    it("is refused before anything is created, naming the bound and what to give instead", function()
+      local server = fake.start(minor)
+      local cli = ("%s %s %s run --json --policy %s --backend k8s --stdin-file - -- wc -c"):format(server.env,
+        env.cli_prefix, env.quote(env.cli), policy)
+      local _, out = env.sh(("head -c %d /dev/zero | %s 2>/dev/null; echo \"rc=$?\""):format(64 * 1024 * 1024 + 1,
+                                                                                         cli))
+      local received = fake.query(server, "/_fake/received")
+      fake.stop(server)
+      local json, rc = out:match("^(.*)\nrc=(%d+)\n$")
+      assert.are.equal("125", rc, out)
+      local r = cjson.decode(json)
+      assert.are.equal("invalid_request", r.error.code, out)
+      assert.truthy(r.error.message:find("more than 64 MiB", 1, true), r.error.message)
+      assert.truthy(r.error.message:find("--stdin-file FILE", 1, true), r.error.message)
+      assert.are.same({}, received)
     end)
   end)
 

@@ -65,6 +65,10 @@ int main(void) {
   snprintf(dd, sizeof dd, "dd bs=1 count=%d ", ESB_K8S_START_MARK_LEN);
   ok(strstr(esb_k8s_handshake_script, dd) && strstr(esb_k8s_payload_script, dd),
      "the plain script and the wrapper copy the whole start mark, no more");
+  char dd_out[96];
+  snprintf(dd_out, sizeof dd_out, "dd bs=1 count=%d >&2 2>/dev/null || exit 125; dd bs=1 count=%d 2>/dev/null",
+           ESB_K8S_START_MARK_LEN, ESB_K8S_START_MARK_LEN);
+  ok(strstr(esb_k8s_handshake_script, dd_out) != NULL, "then the stdout mark, as long, to stdout");
   is_str(v[dashes + 5], "python3", "then the program");
   is_str(v[dashes + 7], "print(1)", "and its arguments, as they are");
   ok(v[dashes + 8] == NULL, "and nothing after");

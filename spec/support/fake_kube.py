@@ -18,7 +18,11 @@ What a pod does is chosen by its image name:
 and by options: --forbid NS (403 on creating pods in NS), --hang-delete
 (DELETE never answers), --fail-delete N (the first N DELETEs answer 500),
 --fail-get (a GET of one pod answers 500), --drop-attach (the attach
-connection is cut, without a close frame, after the first stdout output),
+connection is cut, without a close frame, after the first stdout output:
+with the handshake, a piece of the stdout mark), --drop-attach-at TEXT (cut
+so once the stdout relayed holds TEXT), --log-stdout-first (a pod's log
+holds its stdout before its stderr, as a runtime whose stdout reader ran
+ahead writes it),
 --deny-attach (403 on pods/attach), --fail-create N (the first N pod
 creates answer 503), --slow-create SECONDS (a create takes that long), --hang-after-create (once a pod is
 created, no request but the control endpoints is ever answered),
@@ -185,7 +189,7 @@ class Pod:
             if not data:
                 break
             with state_lock:
-                self.output.append(data)
+                self.output.append((channel, data))
                 sender = self.attached
                 life_output(self)
             if sender:
@@ -488,6 +492,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(403, status_obj(403, "Forbidden", msg))
         meta = obj.setdefault("metadata", {})
         meta.update({"namespace": ns, "uid": str(uuid.uuid4()), "creationTimestamp": now()})
+        if options.mutate_restart_policy:  # a site's mutating admission webhook
+            obj.setdefault("spec", {})["restartPolicy"] = options.mutate_restart_policy
         with state_lock:
             if (ns, meta["name"]) in pods:
                 return self.send_json(409, status_obj(409, "AlreadyExists",
@@ -638,7 +644,12 @@ class Handler(BaseHTTPRequestHandler):
     def log(self, ns, name):
         with state_lock:
             pod = pods.get((ns, name))
-            data = b"".join(pod.output) if pod else None
+            # --log-stdout-first: a runtime whose stdout reader ran ahead of
+            # its stderr reader (one reader per stream, as containerd's):
+            # the log holds each stream in order, stdout's first
+            chunks = sorted(pod.output, key=lambda c: c[0]) if pod and options.log_stdout_first \
+                else (pod.output if pod else None)
+            data = b"".join(d for _, d in chunks) if pod else None
         if data is None:
             return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
         self.send_response(200)
@@ -689,9 +700,14 @@ class Handler(BaseHTTPRequestHandler):
                 except OSError:
                     pass
 
+        relayed = bytearray()  # the stdout this attach relayed
+
         def sender(channel, data):
             send_frame(0x2, bytes([channel]) + data)
-            if options.drop_attach and channel == 1:
+            if channel == 1:
+                relayed.extend(data)
+            cut = options.drop_attach or (options.drop_attach_at and options.drop_attach_at.encode() in relayed)
+            if cut and channel == 1:
                 with state_lock:
                     pod.attached = None
                 try:
@@ -770,6 +786,9 @@ class Handler(BaseHTTPRequestHandler):
 #   --drain-at-output   a pod is drained (a graceful delete from outside, with
 #                       its grace) once its container first writes: well
 #                       before a watch that starts a second into the run
+#   --mutate-restart-policy POLICY
+#                       a create's pod gets that restartPolicy, as a site's
+#                       mutating admission webhook may set it
 # Control: GET /_fake/procs (the pods whose container processes are alive,
 # deleted pods' too), POST /_fake/drain/NAME (a graceful delete from outside, with the
 # pod's grace), /_fake/unknown/NAME (the node is lost: phase Unknown),
@@ -1007,6 +1026,7 @@ def life_options(ap):
     ap.add_argument("--watch-cut", type=int, default=0, help="watch streams end after N events")
     ap.add_argument("--watch-expired", type=int, default=0, help="the first N watches answer 410 Expired")
     ap.add_argument("--drain-at-output", action="store_true", help="drain a pod once its container writes")
+    ap.add_argument("--mutate-restart-policy", help="creates get this restartPolicy, as from a mutating webhook")
 
 
 def query(port, path, body=None):
@@ -1033,6 +1053,10 @@ def main():
     ap.add_argument("--fail-get", action="store_true", help="a GET of one pod answers 500")
     ap.add_argument("--drop-attach", action="store_true", help="cut the attach connection after the first stdout output")
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
+    ap.add_argument("--drop-attach-at", metavar="TEXT",
+                    help="cut the attach connection once the stdout it relayed holds TEXT")
+    ap.add_argument("--log-stdout-first", action="store_true",
+                    help="a pod's log has its stdout before its stderr (the runtime's stdout reader ran ahead)")
     ap.add_argument("--fail-create", type=int, default=0, help="the first N pod creates answer 503")
     # how a create fails: see FAILED_CREATE
     ap.add_argument("--fail-create-code", type=int, default=503, choices=sorted(FAILED_CREATE),

@@ -10,7 +10,9 @@
  *                                         processes and cgroups inside the suite's own cgroups
  *                                         ($ESB_SPEC_CGROUPS: sandboxes, whose environment is
  *                                         cleared, are found there), and echo-sandbox-* temp
- *                                         dirs in $TMPDIR (the suite's own temp root)
+ *                                         dirs in $TMPDIR (the suite's own temp root); an idle
+ *                                         slot of the engines' shared cgroup pool (no process,
+ *                                         no engine holding its lock) is the engine's, not a leak
  *   esb-spec-helper cgroup-enter PID NAME make a cgroup NAME below PID's cgroup in each
  *                                         hierarchy the engine may use (v1 memory and pids, or
  *                                         v2), move PID into it, print the directories made.
@@ -19,7 +21,8 @@
  *                                         can give them (PID was alone in it), so the engines the
  *                                         specs start make their runs' cgroups in NAME
  *   esb-spec-helper cgroup-leave PID DIR...  move PID back to each DIR's parent and remove DIR
- *                                         (and DIR/harness); exit 1 when one cannot be removed
+ *                                         (and DIR/harness, and the idle slots of the engines'
+ *                                         cgroup pool in DIR); exit 1 when one cannot be removed
  *                                         (something left in it)
  *
  * The leak check looks only at what the suite started, so the suite passes
@@ -29,12 +32,14 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -151,12 +156,46 @@ static int suite_cgroups(char dirs[][PATH_MAX], int max) {
 
 static int walk_self, walk_shell, walk_procs;
 
+/* An idle slot of the cgroup pool engines share (echo-sandbox-pool-K,
+ * engine/cgroup.h): no process in it and no engine holding its lock. Its
+ * lock is taken while it is looked at: an engine that wants it then takes
+ * the next slot. With remove, it is removed under that lock. */
+static int idle_pool_slot(const char *path, int remove) {
+  const char *base = strrchr(path, '/');
+  unsigned k;
+  char tail;
+  if (!base || sscanf(base + 1, "echo-sandbox-pool-%u%c", &k, &tail) != 1)
+    return 0;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  int idle = 0;
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    char c;
+    int procs = openat(fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    idle = procs >= 0 && read(procs, &c, 1) == 0;
+    if (procs >= 0)
+      close(procs);
+    if (idle && remove)
+      idle = rmdir(path) == 0;
+  }
+  close(fd);
+  return idle;
+}
+
+static int remove_idle_slot(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  if (type == FTW_DP && ftw->level > 0)
+    idle_pool_slot(path, 1);
+  return 0;
+}
+
 /* Every cgroup below the suite's, and every process in any of them. */
 static int print_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw) {
   (void)st;
   if (type != FTW_D)
     return 0;
-  if (ftw->level > 0)
+  if (ftw->level > 0 && !idle_pool_slot(path, 0))
     printf("cgroup %s\n", path);
   if (!walk_procs)
     return 0;
@@ -324,6 +363,7 @@ static int cmd_cgroup_leave(int pid, char **dirs, int n) {
     char harness[PATH_MAX + 16];
     snprintf(harness, sizeof harness, "%s/harness", dirs[i]);
     rmdir(harness); /* v2's leaf, where there is one */
+    nftw(dirs[i], remove_idle_slot, 8, FTW_PHYS | FTW_DEPTH);
     if (rmdir(dirs[i]) < 0 && errno != ENOENT) {
       fprintf(stderr, "esb-spec-helper: cannot remove the suite's cgroup %s: %s; left in it:\n", dirs[i],
               strerror(errno));

@@ -59,11 +59,19 @@ static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_
  *   uid may read it (/proc/PPID/mem): the end mark only ever makes the
  *   engine say less of the program, never a retryable error by itself
  *   (decide_deadline).
+ * - The stdout mark: the start mark's twin ("\037" first), copied by dd
+ *   to the pod's stdout after it, so it precedes every byte of the
+ *   program's stdout as the start mark precedes its stderr. kubectl relays
+ *   it first on its stdout, where it is taken out.
  * - The replay. When the attach breaks, kubectl prints its notice and
- *   copies the pod's log to its stdout from its first byte, which is the
- *   start mark. The start mark on kubectl's stdout is that replay and
- *   nothing else: the attach broke (AttachLost), and what follows repeats.
- *   kubectl ending while the program has not says the same (decide()).
+ *   copies the pod's log to its stdout from its first byte. The log holds
+ *   both streams, each in its own order but interleaved as the container
+ *   runtime read them (one reader per stream: a program's first stdout
+ *   line may come before the start mark), so the replay begins with one
+ *   of the two marks, before any byte of the program. Either mark on
+ *   kubectl's stdout after the live stdout mark is that replay and nothing
+ *   else: the attach broke (AttachLost), and what follows repeats. kubectl
+ *   ending while the program has not says the same (decide()).
  * - The wrapper's first line. The files wrapper (k8s_payload.sh) sets up
  *   between the start mark and the program, and says on its first stdout
  *   line, before the program exists, that the program runs now or which of
@@ -157,6 +165,35 @@ static void dropped(const char *data, size_t len, void *userdata) {
   (void)data, (void)len, (void)userdata;
 }
 
+/* kubectl's stdout after the live stdout mark: a second one is the replay. */
+static void stdout_after_live_mark(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_kubectl_mark_feed(&run->replay_out, data, len, stdout_before_replay, dropped, run);
+}
+
+/* kubectl's stdout before the live stdout mark: nothing of the program
+ * (it starts after the whole mark), but the wrapper's failure line, or a
+ * piece of the mark itself where the attach broke while dd wrote it byte by
+ * byte, which the replay's whole mark then follows: that piece is dropped,
+ * not taken as the program's. */
+static void stdout_before_live_mark(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  if (len < ESB_K8S_START_MARK_LEN && memcmp(data, run->stdout_mark, len) == 0)
+    return;
+  stdout_before_replay(data, len, run);
+}
+
+/* kubectl's stdout before any start mark (which only a replay puts there):
+ * the live stdout mark is taken out, once. */
+static void stdout_before_start_mark(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  esb_kubectl_mark_feed(&run->live_out, data, len, stdout_before_live_mark, stdout_after_live_mark, run);
+}
+
+static bool replayed(const struct esb_k8s_run *run) {
+  return run->replay.seen || run->replay_out.seen;
+}
+
 static void attach_lost(struct esb_k8s_run *run) {
   verdict(run, "AttachLost", "the attach to pod %s broke and kubectl fell back to the pod's logs: the output "
           "is incomplete (lines may repeat, the rest may be missing)", run->plan->k8s.pod_name);
@@ -203,8 +240,8 @@ static void on_run_output(struct esb_exec *exec, int stream, const char *data, s
       stdout_before_replay(data, len, run);
       return;
     }
-    esb_kubectl_mark_feed(&run->replay, data, len, stdout_before_replay, dropped, run);
-    if (run->replay.seen)
+    esb_kubectl_mark_feed(&run->replay, data, len, stdout_before_start_mark, dropped, run);
+    if (replayed(run))
       attach_lost(run);
     note_start(run);
     return;
@@ -226,7 +263,13 @@ static void on_run_output(struct esb_exec *exec, int stream, const char *data, s
 /* kubectl's stdout and stderr ended: what the scanners held is placed. */
 static void streams_end(struct esb_k8s_run *run) {
   if (run->plan->k8s.handshake) {
-    esb_kubectl_mark_end(&run->replay, stdout_before_replay, run);
+    esb_kubectl_mark_end(&run->replay, stdout_before_start_mark, run);
+    if (!run->replay.seen) {
+      if (!run->live_out.seen)
+        esb_kubectl_mark_end(&run->live_out, stdout_before_live_mark, run);
+      else
+        esb_kubectl_mark_end(&run->replay_out, stdout_before_replay, run);
+    }
     if (!run->start_err.seen)
       esb_kubectl_mark_end(&run->start_err, kubectl_before, run);
     else
@@ -470,9 +513,9 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   return esb_exec_start(run->loop, e);
 }
 
-/* The handshake (k8s_command.h): the end mark's secret and the start mark,
- * each random per run, into buf (ESB_K8S_HANDSHAKE_LEN bytes). */
-#define ESB_K8S_HANDSHAKE_LEN (ESB_K8S_MARK_HEX + 1 + ESB_K8S_START_MARK_LEN)
+/* The handshake (k8s_command.h): the end mark's secret, the start mark and
+ * its stdout twin, random per run, into buf (ESB_K8S_HANDSHAKE_LEN bytes). */
+#define ESB_K8S_HANDSHAKE_LEN (ESB_K8S_MARK_HEX + 1 + 2 * ESB_K8S_START_MARK_LEN)
 static int handshake(struct esb_k8s_run *run, char *buf) {
   char a[ESB_K8S_MARKER_SIZE], b[ESB_K8S_MARKER_SIZE];
   if (esb_k8s_payload_marker(a) < 0 || esb_k8s_payload_marker(b) < 0)
@@ -483,13 +526,47 @@ static int handshake(struct esb_k8s_run *run, char *buf) {
   memcpy(buf, run->end_secret, ESB_K8S_MARK_HEX);
   buf[ESB_K8S_MARK_HEX] = '\n';
   memcpy(buf + ESB_K8S_MARK_HEX + 1, run->start_mark, ESB_K8S_START_MARK_LEN);
+  snprintf(run->stdout_mark, sizeof run->stdout_mark, "\037%s\n", hex_b);
+  memcpy(buf + ESB_K8S_MARK_HEX + 1 + ESB_K8S_START_MARK_LEN, run->stdout_mark, ESB_K8S_START_MARK_LEN);
   return 0;
+}
+
+/* A stream's bytes to its end, at most max of them: NULL with errno
+ * EFBIG where it brings more (what was read of it is gone). */
+static char *read_stream(int fd, size_t max, size_t *lenp) {
+  size_t len = 0, cap = 65536;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (len == cap) {
+      char *p = realloc(buf, cap *= 2);
+      if (!p)
+        break;
+      buf = p;
+    }
+    ssize_t n = read(fd, buf + len, cap - len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0) {
+      *lenp = len;
+      return buf;
+    }
+    if (n < 0 || (len += (size_t)n) > max) {
+      int e = n < 0 ? errno : EFBIG;
+      free(buf);
+      errno = e;
+      return NULL;
+    }
+  }
+  free(buf);
+  errno = ENOMEM;
+  return NULL;
 }
 
 /* What kubectl's stdin starts with: the handshake, the request's stdin,
  * and a streamed stdin that is no regular file (a pipe cannot be read
- * again for a second try of the create), read to its end here. A regular
- * file stays a stream (run->stdin_fd): each try reads it from its offset. */
+ * again for a second try of the create), read to its end here (at most
+ * ESB_K8S_PIPED_STDIN_MAX). A regular file stays a stream (run->stdin_fd):
+ * each try reads it from its offset. */
 static int stdin_prefix(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   struct stat st;
@@ -499,8 +576,14 @@ static int stdin_prefix(struct esb_k8s_run *run) {
   if (plan->stdin_fd >= 0) {
     if (fstat(plan->stdin_fd, &st) == 0 && S_ISREG(st.st_mode)) {
       run->stdin_fd = plan->stdin_fd;
-    } else if (!(piped = esb_read_fd(plan->stdin_fd, &piped_len))) {
-      esb_result_fail(&run->result, ESB_E_SYSTEM, "reading stdin: %s", strerror(errno));
+    } else if (!(piped = read_stream(plan->stdin_fd, ESB_K8S_PIPED_STDIN_MAX, &piped_len))) {
+      if (errno == EFBIG)
+        esb_result_fail(&run->result, ESB_E_INVALID_REQUEST, "stdin is a pipe (or another stream that is no "
+                        "regular file) of more than %u MiB: on Kubernetes such a stdin is read whole before the pod "
+                        "is created, so that a create that is tried again sends it whole; give a regular file "
+                        "(--stdin-file FILE, or < FILE), which is streamed, for more", ESB_K8S_PIPED_STDIN_MAX >> 20);
+      else
+        esb_result_fail(&run->result, ESB_E_SYSTEM, "reading stdin: %s", strerror(errno));
       return -1;
     }
   }
@@ -576,6 +659,8 @@ static int start_run_step(struct esb_k8s_run *run) {
   snprintf(end_mark, sizeof end_mark, "\036%s ", run->end_secret);
   esb_kubectl_mark_init(&run->end_err, end_mark);
   esb_kubectl_mark_init(&run->replay, run->start_mark);
+  esb_kubectl_mark_init(&run->live_out, run->stdout_mark);
+  esb_kubectl_mark_init(&run->replay_out, run->stdout_mark);
   esb_capture_release(&run->program_err);
   esb_capture_release(&run->kubectl_err);
   run->program_err = (struct esb_capture){ .cap = plan->max_output_bytes };
@@ -599,7 +684,7 @@ static bool create_may_succeed_later(const char *said) {
   for (const char *const *t = transient; said && *t; t++)
     if (strstr(said, *t))
       return true;
-  return false;
+  return esb_kubectl_unreachable(said);
 }
 
 static int start_probe(struct esb_k8s_run *run);
@@ -671,7 +756,7 @@ static void probe_done(struct esb_k8s_run *run, struct esb_result *er) {
   bool missing = !found && er->err.data && memmem(er->err.data, er->err.len, "(NotFound)", 10);
   char said[256];
   if (er->err.data)
-    er->err.len = esb_kubectl_unklog(er->err.data, er->err.len);
+    er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
   snprintf(said, sizeof said, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
            er->err.data ? er->err.data : "");
   esb_result_release(er);
@@ -844,7 +929,7 @@ static bool decide_deadline(struct esb_k8s_run *run, bool never_ran) {
  * Retry-After), or after its own waits outran its deadline. */
 static bool throttled(const char *said) {
   return strstr(said, "(TooManyRequests)") || strstr(said, "has received too many requests") ||
-         strstr(said, "rate limiter Wait returned an error");
+         (strstr(said, "rate limiter Wait returned an error") && !esb_kubectl_unreachable(said));
 }
 
 /* A create the API server refused for a reason that passes. */
@@ -975,16 +1060,26 @@ static void decide(struct esb_k8s_run *run) {
   const char *said = run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr
                      : r->status == ESB_STATUS_TIMED_OUT ? "the request's deadline passed while it was pending"
                      : "kubectl failed";
-  if (run->have_pod)
+  if (run->have_pod) {
     esb_result_fail(r, ESB_E_BACKEND, "pod %s never ran (phase %s%s%s): %s", run->plan->k8s.pod_name,
                     pod->phase, pod->message[0] ? ", " : "", pod->message, said);
-  else if (strstr(said, "exceeded quota"))
+    if (pod->unschedulable)
+      r->reason = "Unschedulable"; /* as after the policy's grace: no node fits it, for now */
+  } else if (run->unreachable) {
+    esb_result_fail(r, ESB_E_BACKEND, "the Kubernetes API server is unreachable: kubectl made no connection to it "
+                    "in %u tries within the run's deadline (%llu ms), so no pod was created: %.*s",
+                    run->create_attempts, (unsigned long long)run->plan->timeout_ms, (int)strcspn(said, "\n"), said);
+    /* every try, not the last one's kubectl alone */
+    r->duration_ms = (double)(esb_now_ns() - run->first_try_ns) / 1e6;
+    r->reason = "Unreachable";
+  } else if (strstr(said, "exceeded quota")) {
     create_refused(r, "ExceededQuota", "the namespace's resource quota is used up (runs that end free it)", said);
-  else if (throttled(said))
+  } else if (throttled(said)) {
     create_refused(r, "Throttled", "the API server throttled the create (429 Too Many Requests) until the run's "
                    "deadline", said);
-  else
+  } else {
     esb_result_fail(r, ESB_E_BACKEND, "%s", said);
+  }
   esb_capture_release(&r->err);
 }
 
@@ -992,7 +1087,7 @@ static void decide(struct esb_k8s_run *run) {
 static bool reason_is_transient(const char *reason) {
   static const char *const transient[] = { "KubectlTimeout", "AttachLost", "Evicted", "Deleted", "Unschedulable",
                                            "NodeLost", "NodeNotReady", "NotReady", "PodUnknown", "Restarted",
-                                           "Throttled", "ExceededQuota", NULL };
+                                           "Throttled", "ExceededQuota", "Unreachable", NULL };
   for (const char *const *t = transient; reason && *t; t++)
     if (strcmp(reason, *t) == 0)
       return true;
@@ -1042,6 +1137,27 @@ static void judge_wrapper(struct esb_k8s_run *run, struct esb_capture *err) {
   free(said);
   esb_capture_release(err);
   esb_capture_release(&run->result.out);
+}
+
+/* kubectl run failed: a create the API server refused for now is tried
+ * again. Returns whether that (or the run's end) took the step over. */
+static bool create_failed(struct esb_k8s_run *run) {
+  run->reached |= run->verdict || run->pod_seen || run->result.status != ESB_STATUS_EXITED ||
+                  !esb_kubectl_unreachable(run->kubectl_stderr);
+  if (run->interrupted || run->verdict || run->pod_seen || run->result.status != ESB_STATUS_EXITED ||
+      !create_may_succeed_later(run->kubectl_stderr))
+    return false;
+  run->create_unsure = answer_lost(run->kubectl_stderr);
+  if (create_again(run))
+    return true;
+  run->retryable = true; /* out of time, not out of hope */
+  /* No try connected: the cluster never saw this run, there is no pod to
+   * read or delete (each would meet the same closed door, for the whole
+   * delete budget after the result was known). */
+  run->unreachable = !run->reached;
+  if (run->unreachable)
+    finish(run);
+  return run->unreachable;
 }
 
 static void step_done(struct esb_exec *exec, void *userdata) {
@@ -1095,13 +1211,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
       finish(run);
       return;
     }
-    if (failed && !run->interrupted && !run->verdict && !run->pod_seen &&
-        run->result.status == ESB_STATUS_EXITED && create_may_succeed_later(run->kubectl_stderr)) {
-      run->create_unsure = answer_lost(run->kubectl_stderr);
-      if (create_again(run))
-        return;
-      run->retryable = true; /* out of time, not out of hope */
-    }
+    if (failed && create_failed(run))
+      return;
     /* A timeout too: a pod still Pending at the deadline never ran. What
      * the watch saw needs no get. */
     if (failed && !run->interrupted && !run->verdict && start_get(run) == 0)
@@ -1116,10 +1227,11 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     run->pod_gone = !run->have_pod && run->pod_seen && er->err.data &&
                     memmem(er->err.data, er->err.len, "(NotFound)", 10);
     if (!run->have_pod && er->err.data) {
-      /* all of it kubectl's: its klog headers go, the throttling it met is kept */
-      er->err.len = esb_kubectl_unklog(er->err.data, er->err.len);
-      er->err.data[er->err.len] = '\0';
+      /* all of it kubectl's: the throttling it met, in its klog lines too;
+       * then its klog lines go, whole */
       run->throttled = throttled(er->err.data);
+      er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
+      er->err.data[er->err.len] = '\0';
       snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data, "\n"), er->err.data);
     }
     esb_result_release(er);
@@ -1142,7 +1254,7 @@ static void step_done(struct esb_exec *exec, void *userdata) {
       const char *what = er->status == ESB_STATUS_TIMED_OUT ? "timed out" : "failed";
       char *said = capture_text(&er->err);
       if (said)
-        said[esb_kubectl_unklog(said, strlen(said))] = '\0';
+        said[esb_kubectl_strip_own_lines(said, strlen(said))] = '\0';
       if (asprintf(&run->result.cleanup_error, "kubectl delete pod %s %s (%u tries)%s%s", run->plan->k8s.pod_name,
                    what, run->delete_attempts, said && *said ? ": " : "", said ? said : "") < 0)
         run->result.cleanup_error = NULL;
@@ -1202,7 +1314,8 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   }
   if (stdin_prefix(run) < 0)
     return -1;
-  run->run_deadline_ns = esb_now_ns() + plan->timeout_ms * 1000000ull;
+  run->first_try_ns = esb_now_ns();
+  run->run_deadline_ns = run->first_try_ns + plan->timeout_ms * 1000000ull;
   run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
   run->not_ready_timer = (struct esb_timer){ .fire = not_ready_for_too_long, .userdata = run };
   if (start_run_step(run) < 0) {

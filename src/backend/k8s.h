@@ -47,6 +47,12 @@
 /* After an interrupt before the pod was seen: how long deletes that find
  * nothing go on, for a create still on its way (within the delete budget). */
 #define ESB_K8S_LATE_CREATE_MS 3000
+/* The most stdin from a stream that is no regular file (a pipe, a fifo, a
+ * socket, a terminal) may bring: it is read to its end before the first
+ * create, so that a create that is tried again sends it whole (the stream
+ * cannot be read again); more is refused before anything is created,
+ * never cut. A regular file is streamed on every try, whatever its size. */
+#define ESB_K8S_PIPED_STDIN_MAX (64u << 20)
 /* The kernel's MAX_ARG_STRLEN: the most one argument of a command line has. */
 #define ESB_K8S_MAX_ARG_BYTES (32 * 4096)
 
@@ -77,10 +83,13 @@ struct esb_k8s_run {
   struct esb_k8s_frames frames; /* kubectl's stdout split, with collect */
   /* kubectl's streams split by the marks (k8s.c): with the handshake only */
   char start_mark[ESB_K8S_START_MARK_LEN + 1]; /* as sent, and as the pod writes it */
+  char stdout_mark[ESB_K8S_START_MARK_LEN + 1]; /* its twin, on the pod's stdout */
   char end_secret[ESB_K8S_MARK_HEX + 1];
   struct esb_kubectl_mark start_err; /* the start mark in kubectl's stderr */
   struct esb_kubectl_mark end_err;   /* the end mark after it */
   struct esb_kubectl_mark replay;    /* the start mark in kubectl's stdout: the pod's log replayed */
+  struct esb_kubectl_mark live_out;  /* the stdout mark, live, in kubectl's stdout */
+  struct esb_kubectl_mark replay_out; /* the stdout mark again: the pod's log replayed */
   struct esb_capture program_err;    /* the program's stderr: between the marks */
   struct esb_capture kubectl_err;    /* kubectl's own: before the start mark, then after the end mark */
   size_t start_at;                   /* kubectl_err's length at the start mark */
@@ -113,10 +122,14 @@ struct esb_k8s_run {
   struct esb_timer delete_timer; /* the next delete try */
   struct esb_timer retry_timer;  /* the next create try */
   uint64_t run_deadline_ns;      /* the request's deadline, over every try */
+  uint64_t first_try_ns;         /* when the first try began */
   unsigned create_attempts;
   bool retryable;                /* the create kept failing in a way that may pass */
   bool create_unsure;            /* the last create's answer was lost: the pod may exist */
   bool adopted;                  /* it did, and is this run's: attached to, not created */
+  bool reached;                  /* a try may have reached the API server (kubectl's words
+                                    said no connection was made on none: the pod may exist) */
+  bool unreachable;              /* no try connected: there is no pod to read or delete */
   uint64_t delete_deadline_ns;   /* when the delete budget ends */
   unsigned delete_attempts;
   uint64_t late_create_until_ns;

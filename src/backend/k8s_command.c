@@ -7,14 +7,15 @@
 #include "engine/strv.h"
 
 /* Line 1 (the end mark's secret, which the shell keeps) only once kubectl
- * is attached; the start mark copied byte by byte by dd, so that no process
- * the program can read holds it; the program, not exec'd, so that the shell
+ * is attached; the start mark copied byte by byte by dd to stderr, then its
+ * twin to stdout, so that no process the program can read holds them; the program, not exec'd, so that the shell
  * outlives it to write the end mark with its status. The kubelet's SIGTERM
  * (a delete's) goes to the container's first process, the shell: it is
  * passed on to the program, which runs in the background for that (its
  * stdin given back through fd 3; the shell waits again until it ended). */
 const char esb_k8s_handshake_script[] =
   "IFS= read -r e || exit 125; dd bs=1 count=" ESB_K8S_START_MARK_LEN_S " >&2 2>/dev/null || exit 125; "
+  "dd bs=1 count=" ESB_K8S_START_MARK_LEN_S " 2>/dev/null || exit 125; "
   "exec 3<&0; \"$@\" <&3 3<&- & p=$!; exec 3<&-; trap 'kill -TERM \"$p\" 2>/dev/null' TERM; "
   "while wait \"$p\"; s=$?; [ \"$s\" -gt 128 ] && kill -0 \"$p\" 2>/dev/null; do :; done; "
   "printf '\\036%s %s\\n' \"$e\" \"$s\" >&2; exit \"$s\"";

@@ -23,9 +23,10 @@ const char *esb_k8s_kubectl(void);
  *
  * The handshake: a line with the end mark's secret (ESB_K8S_MARK_HEX hex
  * digits), then the start mark itself, "\036", ESB_K8S_MARK_HEX hex digits
- * and a newline, which the pod's command copies to its stderr unread. The
- * end mark, after the program: "\036", the secret, a space, the program's
- * exit status and a newline. */
+ * and a newline, which the pod's command copies to its stderr unread, then
+ * the stdout mark, the same with "\037" first, which it copies to its
+ * stdout. The end mark, after the program: "\036", the secret, a space,
+ * the program's exit status and a newline. */
 #define ESB_K8S_MARK_HEX 32
 #define ESB_K8S_START_MARK_LEN 34 /* "\036" + ESB_K8S_MARK_HEX + "\n" */
 #define ESB_K8S_START_MARK_LEN_S "34"

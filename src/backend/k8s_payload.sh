@@ -7,7 +7,8 @@
 #
 # stdin: the handshake (kubectl is attached): the end mark's secret, kept,
 # and the start mark, copied to stderr by dd (backend/k8s_command.h: 34 is
-# its length), so that the shell never holds it; a header line, then the
+# its length), so that the shell never holds it, and the stdout mark, copied
+# to stdout alike; a header line, then the
 # block: the index (lines "f OFFSET LENGTH MODE PATH" and "c PATTERN", then
 # an empty line), the files' bytes and the program's stdin. The block is read
 # whole with one head -c into a spool file before anything else: nothing
@@ -62,6 +63,7 @@ reap() {
 
 IFS= read -r e || fail 'reading the handshake line'
 dd bs=1 count=34 >&2 2>/dev/null || fail 'copying the start mark'
+dd bs=1 count=34 2>/dev/null || fail 'copying the stdout mark'
 IFS=' ' read -r il dl sl cn cf ct mk || fail 'reading the header line'
 sp=.echo-sandbox-in.$$
 head -c $((il + dl + sl)) > "$sp" || fail 'spooling the request'

@@ -149,6 +149,22 @@ size_t esb_kubectl_strip_own_lines(char *buf, size_t len) {
   return cut_lines(buf, len, whole_if_own);
 }
 
-size_t esb_kubectl_unklog(char *buf, size_t len) {
-  return cut_lines(buf, len, klog_header);
+bool esb_kubectl_unreachable(const char *said) {
+  /* Go's and client-go's words for a connection never made, as kubectl
+   * ends with them: "The connection to the server HOST:PORT was refused -
+   * did you specify the right host or port?", or a dial that failed ("dial
+   * tcp: lookup HOST on ...: no such host", "dial tcp ADDR: connect:
+   * network is unreachable", "dial tcp ADDR: i/o timeout"). A reset, an EOF
+   * or a timeout while awaiting headers ("read tcp ...") may come after the
+   * request went out: not here. Nor a certificate refused (x509): no
+   * request went out either, but no second try will pass. */
+  static const char *const never_connected[] = {
+    "was refused - did you specify the right host or port?", "dial tcp", "net/http: TLS handshake timeout",
+    "server gave HTTP response to HTTPS client", "tls: first record does not look like a TLS handshake",
+    "request canceled while waiting for connection", NULL,
+  };
+  for (const char *const *w = never_connected; said && *w; w++)
+    if (strstr(said, *w))
+      return true;
+  return false;
 }

@@ -49,9 +49,12 @@ void esb_kubectl_mark_feed(struct esb_kubectl_mark *m, const char *data, size_t 
 
 /* The stream ended: a held tail that never became the mark goes to before(). */
 void esb_kubectl_mark_end(struct esb_kubectl_mark *m, esb_kubectl_bytes_fn before, void *userdata);
-/* Keeps only the message of each klog line in buf, in place (for what the
- * engine quotes of kubectl's own commands: get, delete); returns the new
- * length. */
-size_t esb_kubectl_unklog(char *buf, size_t len);
+/* Whether kubectl's own words (its stderr, klog lines left out) say that
+ * no connection to the API server was made: refused, no such host, no
+ * route, a TLS handshake that timed out, a server that is no API server
+ * (plain HTTP on an https address), a request given up while waiting for a
+ * connection. No request went out then: the cluster never saw one. The
+ * wordings are those kubectl 1.30-1.35 print (tests/kubectl_words_test.c). */
+bool esb_kubectl_unreachable(const char *said);
 
 #endif

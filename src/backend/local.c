@@ -311,9 +311,14 @@ static void make_cgroups(void *userdata) {
   if (!run->cgroup_ready) {
     struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes, .max_pids = l->processes,
                                         .cpu_millicores = plan->local.cpu_millicores,
-                                        .count_cpu = counts_cpu(plan) };
+                                        .count_cpu = counts_cpu(plan),
+                                        .pids_by_uid = run->uid_slot.fd >= 0 && l->processes };
     char why[ESB_MESSAGE_MAX];
-    if (esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why) < 0) {
+    /* An engine with no pool of its own (one run: the CLI's run) takes a
+     * slot of the pool engines share (engine/cgroup.h). */
+    int rc = run->cgroup_pool ? esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why)
+                              : esb_cgroup_claim(&run->cgroup, &limits, why, sizeof why);
+    if (rc < 0) {
       free(run->cgroup_refused);
       run->cgroup_refused = strdup(why); /* NULL on OOM: the result says less */
       return;

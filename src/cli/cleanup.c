@@ -1,4 +1,6 @@
-/* echo-sandbox cleanup: deletes the pods a crashed executor left behind. */
+/* echo-sandbox cleanup: removes the idle cgroups of the engines' shared
+ * pool, and deletes the pods a crashed executor left behind. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,27 +12,49 @@
 #include <lua.h>
 
 #include "backend/k8s.h"
+#include "backend/kubectl_words.h"
 #include "cli/cli.h"
 #include "policy/policy.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
 #include "luaglue/json.h"
+#include "engine/cgroup.h"
 #include "engine/strv.h"
 
 static const char cleanup_usage[] =
-  "usage: echo-sandbox cleanup [--policy FILE] [--namespace NS] [--all] [--dry-run]\n"
+  "usage: echo-sandbox cleanup [--policy FILE] [--namespace NS] [--all] [--dry-run] [--local-only]\n"
   "\n"
-  "Deletes the pods echo-sandbox manages (label app.kubernetes.io/managed-by=\n"
-  "echo-sandbox) in the policy's namespace whose echo-sandbox.io/expires-at has\n"
-  "passed: an executor that crashed left them. A pod in flight expires only a\n"
-  "minute after its run's deadline, so it is never touched.\n"
+  "Removes the idle cgroups of the pool that local runs share\n"
+  "(echo-sandbox-pool-N, next to the runs' own cgroups; a cgroup in use is\n"
+  "kept). Then deletes the pods echo-sandbox manages (label\n"
+  "app.kubernetes.io/managed-by=echo-sandbox) in the policy's namespace whose\n"
+  "echo-sandbox.io/expires-at has passed: an executor that crashed left them.\n"
+  "A pod in flight expires only a minute after its run's deadline, so it is\n"
+  "never touched.\n"
   "\n"
   "options:\n"
   "  --all            delete every managed pod, expired or not\n"
   "  --dry-run        only list what would be deleted and what is kept\n"
+  "  --local-only     only the local part: the cgroups, no cluster\n"
   "  --namespace NS   look in NS instead of the policy's namespace\n"
   "  --policy FILE    load this policy instead of the default search\n"
   "  -h, --help       show this help\n";
+
+struct slots_said {
+  bool dry_run, failed;
+};
+
+static void say_slot(const char *path, int err, void *arg) {
+  struct slots_said *said = arg;
+  if (!err) {
+    printf("%s %s\n", said->dry_run ? "would remove" : "removed", path);
+  } else if (err == EBUSY) {
+    printf("keeping %s (in use)\n", path);
+  } else {
+    fprintf(stderr, "echo-sandbox cleanup: cannot remove %s: %s\n", path, strerror(err));
+    said->failed = true;
+  }
+}
 
 /* Runs protected: decodes the PodList (1) and pushes kube.pods of it, an
  * array of {name, expires-at or ""}. */
@@ -44,13 +68,26 @@ static int pods_of_list(lua_State *L) {
   return 1;
 }
 
+/* What a kubectl that failed said, for the operator: its error text, without
+ * its klog lines (client-go's internal retries and discovery notes, which
+ * repeat the error in a form meant for kubectl's developers). */
+static const char *kubectl_said(struct esb_result *r) {
+  if (!r->err.data)
+    return "";
+  r->err.len = esb_kubectl_strip_own_lines(r->err.data, r->err.len);
+  while (r->err.len && r->err.data[r->err.len - 1] == '\n')
+    r->err.len--; /* the caller ends the line */
+  r->err.data[r->err.len] = '\0';
+  return r->err.data;
+}
+
 int esb_cli_cleanup(int argc, char **argv) {
   static const struct option longopts[] = {
     {"policy", required_argument, 0, 'p'}, {"namespace", required_argument, 0, 'n'},
-    {"all", no_argument, 0, 'a'}, {"dry-run", no_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
+    {"all", no_argument, 0, 'a'}, {"dry-run", no_argument, 0, 'd'}, {"local-only", no_argument, 0, 'l'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *policy_path = NULL, *namespace_ = NULL;
-  bool all = false, dry_run = false;
+  bool all = false, dry_run = false, local_only = false;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
@@ -59,6 +96,7 @@ int esb_cli_cleanup(int argc, char **argv) {
     case 'n': namespace_ = optarg; break;
     case 'a': all = true; break;
     case 'd': dry_run = true; break;
+    case 'l': local_only = true; break;
     case 'h': fputs(cleanup_usage, stdout); return 0;
     default:
       fprintf(stderr, "echo-sandbox cleanup: unknown or incomplete option '%s'\n%s", argv[optind - 1],
@@ -66,6 +104,10 @@ int esb_cli_cleanup(int argc, char **argv) {
       return 125;
     }
   }
+  struct slots_said said = { .dry_run = dry_run };
+  esb_cgroup_slots_remove(dry_run, say_slot, &said);
+  if (local_only)
+    return said.failed;
   char err[ESB_MESSAGE_MAX];
   int rc = 125;
   struct esb_k8s_settings cluster = { 0 };
@@ -86,7 +128,7 @@ int esb_cli_cleanup(int argc, char **argv) {
   esb_k8s_kubectl_run(&cluster, list, 30000, &got);
   if (got.status != ESB_STATUS_EXITED || got.exit_code != 0) {
     fprintf(stderr, "echo-sandbox cleanup: listing pods failed: %s%s\n",
-            got.error_message ? got.error_message : "", got.err.data ? got.err.data : "");
+            got.error_message ? got.error_message : "", kubectl_said(&got));
     goto out;
   }
   if (!(L = esb_json_state()))
@@ -122,14 +164,14 @@ int esb_cli_cleanup(int argc, char **argv) {
     }
     lua_pop(L, 3);
   }
-  rc = 0;
+  rc = said.failed;
   if (doomed && !dry_run) {
     esb_strv_push(&tail, "--ignore-not-found");
     esb_strv_push(&tail, "--wait=false");
     esb_k8s_kubectl_run(&cluster, (const char *const *)tail.v, 60000, &deleted);
     if (deleted.status != ESB_STATUS_EXITED || deleted.exit_code != 0) {
       fprintf(stderr, "echo-sandbox cleanup: deleting failed: %s%s\n",
-              deleted.error_message ? deleted.error_message : "", deleted.err.data ? deleted.err.data : "");
+              deleted.error_message ? deleted.error_message : "", kubectl_said(&deleted));
       rc = 1;
     }
   }

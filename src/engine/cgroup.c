@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -530,9 +531,12 @@ static int64_t cpu_usec(const struct esb_cgroup *cg) {
 }
 
 /* Whether a v1 cgroup has a directory of its own where one is wanted:
- * the cpu one for a CPU rate, one that counts CPU time for a budget
- * (wherever the host has such hierarchies). */
+ * the pids one unless RLIMIT_NPROC bounds the run alone, the cpu one for a
+ * CPU rate, one that counts CPU time for a budget (wherever the host has
+ * such hierarchies). */
 static bool wanted_v1(int which, const struct esb_cgroup_limits *l) {
+  if (which == ESB_CGROUP_PIDS)
+    return !l->pids_by_uid;
   if (which == ESB_CGROUP_CPU)
     return l->cpu_millicores || (l->count_cpu && setup.cpu_counts);
   if (which == ESB_CGROUP_CPUACCT)
@@ -710,10 +714,12 @@ void esb_cgroup_destroy(struct esb_cgroup *cg) {
   close_fd(&cg->peak_fd);
   for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
     close_fd(&cg->procs[i]);
-    if (cg->dirs[i]) {
+    /* A slot's directory goes back to the pool when nothing of the run is
+     * left in it; the lock goes with the last fd of its open file. */
+    if (cg->dirs[i] && (cg->slot_fds[i] < 0 || has_members(cg->dirs[i])))
       remove_dir(cg->dirs[i]);
-      free(cg->dirs[i]);
-    }
+    free(cg->dirs[i]);
+    close_fd(&cg->slot_fds[i]);
   }
   *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
 }
@@ -747,6 +753,155 @@ static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) 
   return 0;
 }
 
+/* ---- the pool that engines share ---------------------------------------- */
+
+#define SLOT_PREFIX "echo-sandbox-pool-"
+enum { SLOTS = 32 };
+
+/* Whether the cgroup dirfd is open on is there still and has no process. */
+static bool idle_at(int dirfd) {
+  int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false; /* removed since it was opened */
+  char c;
+  ssize_t n = read(fd, &c, 1);
+  close(fd);
+  return n == 0;
+}
+
+/* parent/echo-sandbox-pool-K, made when there is none, open and locked:
+ * the fd, with its path in *path; -1 when another engine holds it or it
+ * has a process (or was removed meanwhile); -2 when it cannot be made or
+ * opened, as no other slot there could. */
+static int lock_slot_dir(const char *parent, unsigned k, char **path) {
+  int fd = -1, rc = -2;
+  if (asprintf(path, "%s/" SLOT_PREFIX "%u", parent, k) < 0) {
+    *path = NULL;
+    return -2;
+  }
+  if ((mkdir(*path, 0755) == 0 || errno == EEXIST) && (fd = open(*path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && idle_at(fd))
+      return fd;
+    rc = -1;
+  } else if (errno == ENOENT) {
+    rc = -1; /* removed between the two calls (cleanup) */
+  }
+  if (fd >= 0)
+    close(fd);
+  free(*path);
+  *path = NULL;
+  return rc;
+}
+
+/* The charge a slot may keep from its last holder: the kernel charges a
+ * memory cgroup in batches of 64 pages per CPU, and keeps what a batch
+ * has left over for the next charge; 1 MiB more of page cache or kernel
+ * objects the next run may reclaim. More than that is reclaimed first. */
+static int64_t slot_charge_max(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_CONF);
+  return (int64_t)(cpus > 0 ? cpus : 1) * 64 * 4096 + (1 << 20);
+}
+
+/* What the memory cgroup is charged with now; -1 when unreadable. */
+static int64_t charged(const struct esb_cgroup *cg) {
+  return single_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.usage_in_bytes");
+}
+
+/* Empties what the last holder left charged to the slot, where it is
+ * more than slot_charge_max: 0 when the slot is clean now. */
+static int drop_charges(struct esb_cgroup *cg) {
+  int64_t now = charged(cg), most = slot_charge_max();
+  if (now >= 0 && now <= most)
+    return 0;
+  write_file_text(cg->dirs[ESB_CGROUP_MEMORY], "memory.force_empty", "0");
+  now = charged(cg);
+  return now >= 0 && now <= most ? 0 : -1;
+}
+
+/* Readies a locked slot for the run (as reuse does an idle cgroup of the
+ * process's pool): 0; -1 when it stayed charged, and then it is removed
+ * (its charges go to the parent; the next taker makes it anew); -2 when
+ * it cannot be readied, as no other slot could. */
+static int ready_slot(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) {
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    if (cg->slot_fds[i] >= 0 && (cg->procs[i] = openat(cg->slot_fds[i], "tasks", O_WRONLY | O_CLOEXEC)) < 0)
+      return -2;
+  /* The memory limits are written in the order their direction needs. */
+  int64_t limit = single_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.limit_in_bytes");
+  cg->memory_limit = limit >= 0 ? (uint64_t)limit : UINT64_MAX;
+  if (drop_charges(cg) < 0) {
+    rmdir(cg->dirs[ESB_CGROUP_MEMORY]);
+    return -1;
+  }
+  cg->peak_is_this_runs = true;
+  return reuse(cg, limits) == 0 ? 0 : -2;
+}
+
+/* Takes the first free slot: its directory in each hierarchy the run
+ * wants, each locked. -1 when none is free (or usable). */
+static int take_slot(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) {
+  for (unsigned k = 0; k < SLOTS; k++) {
+    *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+    cg->version = ESB_CGROUP_V1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < ESB_CGROUP__COUNT; i++) {
+      bool wanted = setup.parents[i] && wanted_v1(i, limits);
+      if (wanted && k == 0)
+        sweep_stale(setup.parents[i], i); /* as make_dir does */
+      if (wanted)
+        rc = (cg->slot_fds[i] = lock_slot_dir(setup.parents[i], k, &cg->dirs[i])) < 0 ? cg->slot_fds[i] : 0;
+    }
+    if (rc == 0)
+      rc = ready_slot(cg, limits);
+    if (rc == 0)
+      return 0;
+    esb_cgroup_destroy(cg); /* what was idle and empty is given back as it is */
+    if (rc == -2)
+      break; /* no slot can serve here */
+  }
+  return -1;
+}
+
+int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
+  pthread_once(&setup_once, setup_now);
+  if (setup.host.version == ESB_CGROUP_V1 && take_slot(cg, limits) == 0)
+    return 0;
+  return esb_cgroup_create(cg, limits, why, whylen);
+}
+
+int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, int err, void *arg), void *arg) {
+  /* Found as doctor finds them: nothing moved or enabled (slots are v1's). */
+  struct setup s;
+  memset(&s, 0, sizeof s);
+  find_parents(&s, false);
+  int busy = 0;
+  for (int i = 0; s.host.version == ESB_CGROUP_V1 && i < ESB_CGROUP__COUNT; i++) {
+    DIR *d = s.parents[i] ? opendir(s.parents[i]) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      unsigned k;
+      char tail;
+      if (sscanf(e->d_name, SLOT_PREFIX "%u%c", &k, &tail) != 1)
+        continue;
+      char *path = NULL, shown[4096];
+      snprintf(shown, sizeof shown, "%s/%s", s.parents[i], e->d_name);
+      int fd = lock_slot_dir(s.parents[i], k, &path);
+      int err = fd < 0 ? EBUSY : dry_run || rmdir(path) == 0 ? 0 : errno;
+      busy += err != 0;
+      if (say)
+        say(shown, err, arg);
+      if (fd >= 0)
+        close(fd);
+      free(path);
+    }
+    if (d)
+      closedir(d);
+  }
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    free(s.parents[i]);
+  return busy;
+}
+
 bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
   if (!pool || !pool->count)
     return false;
@@ -757,10 +912,11 @@ bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
 
 int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
   if (cg->dirs[0]) {
-    /* A v1 cgroup without the cpu or cpuacct directory the run wants
-     * cannot take its CPU limit or count its CPU time. */
+    /* A v1 cgroup without the pids, cpu or cpuacct directory the run
+     * wants cannot bound its processes, take its CPU limit or count its
+     * CPU time. */
     bool fits = true;
-    for (int i = ESB_CGROUP_CPU; cg->version == ESB_CGROUP_V1 && i <= ESB_CGROUP_CPUACCT; i++)
+    for (int i = ESB_CGROUP_PIDS; cg->version == ESB_CGROUP_V1 && i <= ESB_CGROUP_CPUACCT; i++)
       fits &= cg->dirs[i] || !setup.parents[i] || !wanted_v1(i, limits);
     if (fits && reuse(cg, limits) == 0)
       return 0;

@@ -62,6 +62,10 @@ struct esb_cgroup_limits {
   bool count_cpu;          /* the run's CPU time must be readable while it runs (a
                               CPU-time budget): on v1 a cpu or cpuacct cgroup is
                               made for it even without a CPU rate */
+  bool pids_by_uid;        /* the run's processes are the only ones of their host
+                              uid, so RLIMIT_NPROC (counted per uid) bounds the run
+                              alone: v1 makes no pids cgroup for it (v2's pids.max
+                              is one more write in the same directory, kept) */
 };
 
 struct esb_cgroup {
@@ -82,9 +86,12 @@ struct esb_cgroup {
   bool limits_set;
   bool no_cpu_usage;             /* v1: no cpuacct.usage beside the cpu files (not asked again) */
   bool oom_kills_known;          /* oom_kills_before holds the count at the last run's end */
+  int slot_fds[ESB_CGROUP__COUNT]; /* a slot of the shared pool (esb_cgroup_claim): its
+                                    directories, open and flock'ed; -1 when not one */
 };
 
-#define ESB_CGROUP_INIT { .procs = { -1, -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1 }
+#define ESB_CGROUP_INIT { .procs = { -1, -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1, \
+                          .slot_fds = { -1, -1, -1, -1 } }
 
 /* What a run's cgroup would be made of here, without making one (doctor,
  * policy explain): the hierarchy, the controllers that limits can use, and
@@ -151,6 +158,37 @@ void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
 int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why,
                       size_t whylen);
 
+/* The cgroups of an engine that keeps no pool of its own (one run per
+ * process: the CLI's run, the Lua module): on cgroup v1, a slot of a pool
+ * that every engine of the host shares, cgroups named echo-sandbox-pool-K
+ * below the same parents, which outlive the runs; esb_cgroup_create where
+ * no slot is free, and on v2 (where a slot would need memory.peak's reset,
+ * Linux 6.12, to tell the run's peak). Making and removing a memory cgroup
+ * per run costs more than the rest of the run's cgroup work, most of it
+ * after the rmdir, when the kernel takes the cgroup down on the CPUs the
+ * next run needs.
+ *
+ * A slot is held with flock on each of its directories, so a crashed
+ * engine holds none, and is taken only with no process in it (a crashed
+ * engine's run may still be dying in it: the next slot is taken). Before
+ * the run it is readied as an idle cgroup of a pool is (limits written,
+ * high-water marks and failure counts reset, the OOM-kill count and the
+ * CPU time read as the run's start), and what the last holder left
+ * charged to it (page cache, kernel objects) is reclaimed
+ * (memory.force_empty) where it is more than the kernel's per-CPU charge
+ * batches; a slot that stays charged is removed instead.
+ * esb_cgroup_destroy gives a slot back (one with a process left is
+ * removed, as a cgroup is). `echo-sandbox cleanup` removes the idle slots
+ * (esb_cgroup_slots_remove). */
+int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen);
+
+/* Removes the idle slots of the shared pool below this engine's parents
+ * (dry_run: only finds them), each under its lock; a slot in use (locked,
+ * or with a process in it) is left. say(path, err, arg) is called for
+ * each one found: err 0 (removed, or idle with dry_run), EBUSY (in use),
+ * or why rmdir failed. Returns how many are left. */
+int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, int err, void *arg), void *arg);
+
 /* True when the kernel's OOM killer killed a process of the memory cgroup
  * during this run. The count read is kept as the next run's start: an
  * idle cgroup has no process to kill. */
@@ -171,8 +209,9 @@ bool esb_cgroup_counts_cpu(const struct esb_cgroup *cg);
 /* The CPU rate the cgroup holds its run to, in millicores; 0: none. */
 uint64_t esb_cgroup_cpu_rate(const struct esb_cgroup *cg);
 
-/* SIGKILLs what is left in the cgroups, removes them, frees the struct's
- * memory and leaves it as ESB_CGROUP_INIT. */
+/* SIGKILLs what is left in the cgroups, removes them (a slot of the
+ * shared pool with no process left is given back instead), frees the
+ * struct's memory and leaves it as ESB_CGROUP_INIT. */
 void esb_cgroup_destroy(struct esb_cgroup *cg);
 
 #endif
