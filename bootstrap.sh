@@ -23,11 +23,12 @@ packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev
 # the k8s files spec's: BusyBox, as the shell and tools of Alpine-like images;
 # the deploy spec's: systemd-analyze, for the unit; the Python client's: venv;
 # the install spec's: groff, to render the man pages (none of it needs git);
-# the daemon specs': jsonschema, to check every exchange against doc/openapi.json.
+# the daemon specs': jsonschema, to check every exchange against doc/openapi.json;
+# the docs spec's: curl, which the README's and doc/'s examples talk HTTP with.
 # passt (pasta) is the sandbox's user-mode network stack for network: true.
 if [ "${1:-demo}" = test ]; then
   packages+=(nginx libnginx-mod-http-lua nodejs ruby perl php-cli iproute2 busybox-static systemd
-            python3-venv python3-jsonschema groff-base)
+            python3-venv python3-jsonschema groff-base curl)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -16,7 +16,7 @@ local function k8s_specs()
 end
 
 describe("the docs' k8s fault table", function()
-  -- Checked: with a row's reason changed in README, this fails.
+  -- Checked: with a row's reason changed in the table (then README, now doc/kubernetes.md), this fails.
   it("is spec/support/k8s_faults.lua's rows, in one of the files that may hold it", function()
     local found = {}
     for _, path in ipairs(faults.homes) do

@@ -12,7 +12,7 @@ local faults = require "spec.support.k8s_faults"
 
 local policy = "spec/support/k8s_policy.lua"
 
--- The result is what the fault table (README) says of fault id.
+-- The result is what the fault table (doc/kubernetes.md) says of fault id.
 local expect = faults.expect
 
 -- A program that ignores SIGTERM: only SIGKILL ends it (the ignoring is

@@ -2,12 +2,7 @@ local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
 
-local function free_port()
-  local p = io.popen([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
-  local port = p:read("n")
-  p:close()
-  return port
-end
+local free_port = env.free_port
 
 local function get(port, path)
   local p = io.popen(("python3 -c 'import sys, urllib.request, urllib.error\n" ..
@@ -89,18 +84,18 @@ describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
   end)
 end)
 
--- The README's nginx section, as written: the daemon's command line (as
+-- The nginx section of doc/http-daemon.md, as written: the daemon's command line (as
 -- root, --socket-group www-data) and its nginx block, in an nginx whose
 -- workers run as www-data, as Debian's do. Only where things are changes:
 -- the socket's path (the spec's own), where the resty module is installed
 -- (a copy in the spec's dir, as `cmake --install` would put it), and the
 -- port nginx listens on.
-describe("the README's nginx set-up", function()
+describe("the docs' nginx set-up", function()
   env.check_leaks()
 
-  local function readme_section()
-    local readme = env.read_file("README.md")
-    local section = readme:match("\n### nginx / OpenResty\n(.-)\n### ")
+  local function doc_section()
+    local page = env.read_file("doc/http-daemon.md") .. "\n## "
+    local section = page:match("\n## nginx / OpenResty\n(.-)\n## ")
     local command = section:match("```sh\n(.-)\n```")
     local block = section:match("```nginx\n(.-)\n```")
     return command, block
@@ -115,7 +110,7 @@ describe("the README's nginx set-up", function()
       pending("as root only: nginx's workers become www-data")
       return
     end
-    local command, block = readme_section()
+    local command, block = doc_section()
     local socket = "/run/echo-sandbox/echo-sandbox.sock"
     local flags = command:match("^echo%-sandbox serve %-%-listen unix:" .. socket:gsub("%p", "%%%0") .. " (.-) &$")
     assert.truthy(flags, command)

@@ -296,6 +296,15 @@ function M.cli_background(args, stdin_path)
   return pid, wait
 end
 
+-- A loopback TCP port that was free a moment ago, for a program that must
+-- be given its port up front.
+function M.free_port()
+  local p = io.popen([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
+  local port = p:read("n")
+  p:close()
+  return port
+end
+
 function M.is_root()
   local p = assert(io.popen("id -u"))
   local uid = p:read("n")

@@ -1,5 +1,5 @@
 /* The local backend: runs a plan on this machine in a namespace + rlimit
- * sandbox (see README "Local sandbox"). With namespaces, the program sees a
+ * sandbox (see doc/local-sandbox.md). With namespaces, the program sees a
  * minimal root of its own (engine/rootfs.h) whose working dir is a tmpfs
  * that vanishes with the sandbox: nothing of a run is on the host's disk.
  * With isolation "rlimits" only, a fresh working dir is made under $TMPDIR

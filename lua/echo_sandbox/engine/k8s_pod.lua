@@ -1,7 +1,7 @@
 -- Engine-owned, not policy: the engine loads this before any policy and
 -- keeps the function it returns, so a policy cannot change it. It checks the
 -- k8s part of a plan and builds the pod override JSON, with the engine's
--- invariants laid over whatever the policy put there (README "Policies").
+-- invariants laid over whatever the policy put there (doc/policies.md).
 local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
 local find, format, tointeger = string.find, string.format, math.tointeger
 local encode = require("cjson").encode

@@ -232,7 +232,7 @@ policy.local_sandbox = {
   --   sandbox already, or tools that cannot follow namespaces (valgrind).
   isolation = "namespaces",
   -- true: where the engine may make cgroups (v1 or v2: memory, pids, cpu;
-  --   see the README's table), the memory limit is a cgroup's, which counts
+  --   see doc/local-sandbox.md's table), the memory limit is a cgroup's, which counts
   --   what the program uses, an OOM kill is reported as status oom_killed,
   --   cpu_millicores caps the CPU rate and cpu_time_secs the CPU time of
   --   the whole run (all its processes together: reason CpuTimeExceeded);
