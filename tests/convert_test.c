@@ -13,7 +13,7 @@
  * dropped); with esb_lua_set_bytes always setting the text, the
  * non-UTF-8 cases fail; valgrind (CI) finds a refused request's
  * allocations freed. */
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * check, '{"a":1}' then a NUL and anything is taken as '{"a":1}'; with esb_json_decode's
  * prefix changed, every refusal's case fails; with esb_json_print's
  * newline dropped (both writes of it), the line case fails. */
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

@@ -20,9 +20,9 @@
 #include "engine/cgroup.h"
 #include "engine/signals.h"
 #include "engine/fileio.h"
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 #include "luaglue/call.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 static const char batch_usage[] =
   "usage: echo-sandbox batch [-j N] [--events] [--policy FILE] [FILE | -]\n"

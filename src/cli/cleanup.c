@@ -14,7 +14,7 @@
 #include "policy/policy.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 #include "engine/strv.h"
 
 static const char cleanup_usage[] =

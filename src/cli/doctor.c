@@ -26,7 +26,7 @@
 #include "cli/cli.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 static const char doctor_usage[] =
   "usage: echo-sandbox doctor [--policy FILE] [--local-only]\n"

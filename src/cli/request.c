@@ -16,10 +16,10 @@
 #include "engine/cpu.h"
 #include "engine/fileio.h"
 #include "engine/quantity.h"
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 const char esb_cli_request_flags_help[] =
   "  --shell CMD          run CMD with /bin/sh -c\n"

@@ -18,7 +18,7 @@
 #include "engine/signals.h"
 #include "engine/spawn.h"
 #include "engine/fileio.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 static const char run_usage[] =
   "usage: echo-sandbox run [OPTIONS] --shell CMD\n"

@@ -35,8 +35,8 @@
 #include "backend/k8s_command.h"
 #include "dispatch/execute.h"
 #include "luaglue/call.h"
-#include "luaglue/convert.h"
-#include "luaglue/json.h"
+#include "codec/convert.h"
+#include "codec/json.h"
 
 struct conn;
 

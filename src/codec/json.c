@@ -1,4 +1,4 @@
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 #include "engine/text.h"
 #include "luaglue/call.h"
 #include "luaglue/cjson.h"
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 
 
 /* Registry key of the cjson table. */

@@ -1,4 +1,4 @@
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 
 #include <stdbool.h>
 #include <stdio.h>

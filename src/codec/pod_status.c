@@ -1,4 +1,4 @@
-#include "luaglue/pod_status.h"
+#include "codec/pod_status.h"
 
 #include <stdio.h>
 #include <string.h>
