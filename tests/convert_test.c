@@ -1,4 +1,4 @@
-/* Requests and results as Lua tables (src/luaglue/convert.c), the check
+/* Requests and results as Lua tables (src/codec/convert.c), the check
  * every request of every face goes through: each refusal's message names
  * the field and what is wrong with it, hostile file paths and collect
  * patterns are refused, what passes arrives whole (NUL bytes in stdin,

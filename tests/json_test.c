@@ -1,4 +1,4 @@
-/* The JSON front end the CLI and the daemon share (src/luaglue/json.c):
+/* The JSON front end the CLI and the daemon share (src/codec/json.c):
  * decoding refuses what is not JSON or not UTF-8 with a message that says
  * where, and leaves the stack as it was; encoding refuses what JSON cannot
  * hold; results, output events and the languages' list come out in their

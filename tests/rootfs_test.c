@@ -253,7 +253,7 @@ static void plan(const char *dir) {
   is_str(plan_why(&sb), "mount /usr: its path inside, /usr/../proc, is not absolute, or has an empty, '.' or '..' "
          "component", "a sandbox path that is not one place is refused");
   /* (In path order, "a" then "a/b", the request reader refuses it first:
-   * luaglue/convert.c.) */
+   * codec/convert.c.) */
   struct esb_file clash[] = {{"a/b", "y", 1, 0644}, {"a", "x", 1, 0644}};
   sb = sandbox(NULL, 0, "/work");
   sb.files = clash;

@@ -1,6 +1,6 @@
 /* What `run` and `policy explain` share: the request flags, reading a
  * request (flags or JSON on stdin) into a struct esb_request through the one
- * Lua-table validator (on a luaglue/json.h state). */
+ * Lua-table validator (on a codec/json.h state). */
 #ifndef ESB_CLI_REQUEST_H
 #define ESB_CLI_REQUEST_H
 

@@ -5,8 +5,8 @@
  * fill C allocations; esb_lua_push_result may raise (memory), so what it reads
  * must be owned by something the Lua GC frees, or by a caller that cannot
  * lose it (see src/module for the userdata pattern). */
-#ifndef ESB_LUAGLUE_CONVERT_H
-#define ESB_LUAGLUE_CONVERT_H
+#ifndef ESB_CODEC_CONVERT_H
+#define ESB_CODEC_CONVERT_H
 
 #include <stddef.h>
 

@@ -3,8 +3,8 @@
  * own modules, never a policy's code), and protected encode/decode calls on it so a
  * malformed document or an out-of-memory error becomes a message, not a
  * longjmp past the caller's frees. The caller owns the state (lua_close). */
-#ifndef ESB_LUAGLUE_JSON_H
-#define ESB_LUAGLUE_JSON_H
+#ifndef ESB_CODEC_JSON_H
+#define ESB_CODEC_JSON_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 #include <lua.h>
 
 #include "engine/result.h"
-#include "policy/policy.h"
+#include "engine/language.h"
 
 /* A new front-end state; NULL when out of memory. */
 lua_State *esb_json_state(void);
@@ -52,7 +52,7 @@ int esb_json_push_event(lua_State *L, const struct esb_json_event *ev);
  * protected function that adds to the table. [-0, +1, m] */
 void esb_json_event_table(lua_State *L, const struct esb_json_event *ev);
 
-/* {"languages": [{"name", "image", "file"}, ...]} (policy/policy.h's list,
+/* {"languages": [{"name", "image", "file"}, ...]} (engine/language.h's list,
  * absent fields left out), the answer of GET /v1/languages and `policy
  * languages`: 0; or -1 (out of memory) with nothing pushed. */
 int esb_json_push_languages(lua_State *L, const struct esb_language *list, size_t n);

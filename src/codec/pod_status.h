@@ -1,5 +1,5 @@
-#ifndef ESB_LUAGLUE_POD_STATUS_H
-#define ESB_LUAGLUE_POD_STATUS_H
+#ifndef ESB_CODEC_POD_STATUS_H
+#define ESB_CODEC_POD_STATUS_H
 
 #include "backend/pod_status.h"
 
