@@ -13,7 +13,7 @@
  * checks fail; with a push that ignores awaited, "an awaited quiet push
  * wakes" fails; with take reading the list without the lock,
  * ThreadSanitizer reports the race. */
-#include "engine/handoff.h"
+#include "engine/runtime/handoff.h"
 
 #include <poll.h>
 #include <pthread.h>

@@ -9,15 +9,15 @@
  * /proc and /sys refusal in add_mount, the plan builds a bind of the
  * host's /proc and the refusal cases fail; with add_mount not refusing a
  * path that is not one place, "//proc" is bound from the host's /proc. */
-#include "engine/rootfs.h"
+#include "engine/sandbox/rootfs.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/request.h"
-#include "engine/spawn.h"
+#include "engine/contract/request.h"
+#include "engine/sandbox/spawn.h"
 #include "tap.h"
 
 /* A path of n bytes: "/" then n - 1 'a's split into components of 100. */

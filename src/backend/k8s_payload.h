@@ -38,8 +38,8 @@
 #include <stdint.h>
 
 #include "backend/plan.h"
-#include "engine/capture.h"
-#include "engine/collect.h"
+#include "engine/contract/capture.h"
+#include "engine/contract/collect.h"
 
 /* The wrapper's source (k8s_payload.sh), compiled in. */
 extern const char esb_k8s_payload_script[];

@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/rootfs.h"
-#include "engine/seccomp.h"
+#include "engine/sandbox/rootfs.h"
+#include "engine/sandbox/seccomp.h"
 #include "engine/strv.h"
 
 static const unsigned all_namespaces =

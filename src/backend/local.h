@@ -16,8 +16,8 @@
 #define ESB_BACKEND_LOCAL_H
 
 #include "engine/cgroup.h"
-#include "engine/loop.h"
-#include "engine/uid_slot.h"
+#include "engine/runtime/loop.h"
+#include "engine/runtime/uid_slot.h"
 #include "backend/plan.h"
 #include "backend/netstack.h"
 

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "engine/netrules.h"
+#include "engine/sandbox/netrules.h"
 
 struct esb_netstack {
   int pidfd;                  /* pasta's, -1 when none runs */

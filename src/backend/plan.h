@@ -8,12 +8,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "engine/collect.h"
-#include "engine/netrules.h"
-#include "engine/request.h"
-#include "engine/rootfs.h"
-#include "engine/seccomp.h"
-#include "engine/spawn.h"
+#include "engine/contract/collect.h"
+#include "engine/sandbox/netrules.h"
+#include "engine/contract/request.h"
+#include "engine/sandbox/rootfs.h"
+#include "engine/sandbox/seccomp.h"
+#include "engine/sandbox/spawn.h"
 
 /* How the local backend isolates a program. */
 enum esb_isolation {

@@ -18,7 +18,7 @@
 #include "dispatch/job.h"
 #include "dispatch/output_events.h"
 #include "engine/cgroup.h"
-#include "engine/signals.h"
+#include "engine/runtime/signals.h"
 #include "engine/fileio.h"
 #include "codec/convert.h"
 #include "luaglue/call.h"

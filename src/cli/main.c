@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "engine/spawn.h"
+#include "engine/sandbox/spawn.h"
 
 /* The commands: the table the dispatch and the usage text share. */
 static const struct command {

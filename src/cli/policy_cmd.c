@@ -15,7 +15,7 @@
 #include "luaglue/call.h"
 #include "codec/json.h"
 #include "engine/cgroup.h"
-#include "engine/netrules.h"
+#include "engine/sandbox/netrules.h"
 #include "engine/strv.h"
 #include "codec/convert.h"
 #include "policy/policy.h"

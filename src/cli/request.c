@@ -13,9 +13,9 @@
 
 #include <lauxlib.h>
 
-#include "engine/cpu.h"
+#include "engine/runtime/cpu.h"
 #include "engine/fileio.h"
-#include "engine/quantity.h"
+#include "engine/contract/quantity.h"
 #include "codec/convert.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"

@@ -9,7 +9,7 @@
 
 #include <lua.h>
 
-#include "engine/request.h"
+#include "engine/contract/request.h"
 
 /* Lines for a command's --help. */
 extern const char esb_cli_request_flags_help[];

@@ -14,9 +14,9 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "dispatch/execute.h"
-#include "engine/loop.h"
-#include "engine/signals.h"
-#include "engine/spawn.h"
+#include "engine/runtime/loop.h"
+#include "engine/runtime/signals.h"
+#include "engine/sandbox/spawn.h"
 #include "engine/fileio.h"
 #include "codec/json.h"
 

@@ -7,8 +7,8 @@
 
 #include <lauxlib.h>
 
-#include "engine/collect.h"
-#include "engine/cpu.h"
+#include "engine/contract/collect.h"
+#include "engine/runtime/cpu.h"
 #include "engine/strv.h"
 #include "engine/text.h"
 #include "luaglue/fields.h"

@@ -12,8 +12,8 @@
 
 #include <lua.h>
 
-#include "engine/request.h"
-#include "engine/result.h"
+#include "engine/contract/request.h"
+#include "engine/contract/result.h"
 
 /* Validates the table at idx into req (ESB_REQUEST_INIT on entry). Returns 0,
  * or -1 with a message naming the field; req is then released. */

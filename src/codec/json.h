@@ -12,8 +12,8 @@
 
 #include <lua.h>
 
-#include "engine/result.h"
-#include "engine/language.h"
+#include "engine/contract/result.h"
+#include "engine/contract/language.h"
 
 /* A new front-end state; NULL when out of memory. */
 lua_State *esb_json_state(void);

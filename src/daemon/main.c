@@ -17,8 +17,8 @@
 #include "daemon/server.h"
 #include "daemon/token.h"
 #include "engine/fileio.h"
-#include "engine/quantity.h"
-#include "engine/spawn.h"
+#include "engine/contract/quantity.h"
+#include "engine/sandbox/spawn.h"
 
 static const char serve_usage[] =
   "usage: echo-sandbox serve [--listen HOST:PORT | --listen unix:/path] [OPTIONS]\n"

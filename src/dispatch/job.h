@@ -11,10 +11,10 @@
 
 #include "backend/k8s.h"
 #include "backend/local.h"
-#include "engine/loop.h"
+#include "engine/runtime/loop.h"
 #include "backend/plan.h"
-#include "engine/request.h"
-#include "engine/result.h"
+#include "engine/contract/request.h"
+#include "engine/contract/result.h"
 #include "policy/policy.h"
 
 struct esb_job;

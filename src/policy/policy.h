@@ -13,9 +13,9 @@
 #include <stddef.h>
 
 #include "backend/plan.h"
-#include "engine/language.h"
-#include "engine/request.h"
-#include "engine/result.h"
+#include "engine/contract/language.h"
+#include "engine/contract/request.h"
+#include "engine/contract/result.h"
 
 struct esb_policy;
 
