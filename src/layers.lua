@@ -14,6 +14,12 @@ return {
     holds = "the policy VM: a request and its policy make a plan" },
   { folders = { "luaglue", "backend" },
     holds = "Lua helpers (protected calls, fields, embedded modules); the local and k8s backends" },
+  { folders = { "engine/runtime" },
+    holds = "the parent's side: the loop, spawning, the pools, timers, signals" },
+  { folders = { "engine/sandbox" },
+    holds = "what runs in the child and the init, and the plan it carries out" },
+  { folders = { "engine/contract" },
+    holds = "the contract types: request, result (its output and collected files), quantity" },
   { folders = { "engine" },
-    holds = "the contract types, the loop and the sandbox" },
+    holds = "helpers all the engine uses: text, strv, files, cgroups, install paths" },
 }

@@ -1,4 +1,4 @@
-/* The sandbox root's pure parts (src/engine/rootfs.c, src/engine/request.c):
+/* The sandbox root's pure parts (src/engine/sandbox/rootfs.c, src/engine/contract/request.c):
  * the path checks a policy's mounts, a working dir and a request's files go
  * through, with hostile names, and the plan of steps the child applies.
  *

@@ -50,7 +50,7 @@ static int fail_usage(const char *command, const char *fmt, const char *arg) {
   return 125;
 }
 
-/* Sizes and counts: a whole quantity (engine/quantity.h), 1 or more. */
+/* Sizes and counts: a whole quantity (engine/contract/quantity.h), 1 or more. */
 static int parse_whole(const char *s, long long *out) {
   uint64_t v;
   if (esb_quantity_whole(s, 1, INT64_MAX, &v) < 0)

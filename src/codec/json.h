@@ -52,7 +52,7 @@ int esb_json_push_event(lua_State *L, const struct esb_json_event *ev);
  * protected function that adds to the table. [-0, +1, m] */
 void esb_json_event_table(lua_State *L, const struct esb_json_event *ev);
 
-/* {"languages": [{"name", "image", "file"}, ...]} (engine/language.h's list,
+/* {"languages": [{"name", "image", "file"}, ...]} (engine/contract/language.h's list,
  * absent fields left out), the answer of GET /v1/languages and `policy
  * languages`: 0; or -1 (out of memory) with nothing pushed. */
 int esb_json_push_languages(lua_State *L, const struct esb_language *list, size_t n);

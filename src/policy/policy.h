@@ -43,7 +43,7 @@ enum esb_error esb_policy_plan(struct esb_policy *policy, const struct esb_reque
 enum esb_error esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, char *err,
                                   size_t errlen);
 
-/* The policy's languages (engine/language.h), as its hook
+/* The policy's languages (engine/contract/language.h), as its hook
  * `known_languages` lists them, in its order: *out (esb_languages_free) and *n.
  * Returns ESB_OK, or ESB_E_POLICY with a message. */
 enum esb_error esb_policy_languages(struct esb_policy *policy, struct esb_language **out, size_t *n, char *err,

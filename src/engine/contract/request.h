@@ -45,7 +45,7 @@ struct esb_request {
   char *stdin_data;       /* written to the program's stdin first */
   size_t stdin_len;
   int stdin_fd;           /* -1, or an fd (not owned) whose bytes follow stdin_data,
-                             streamed (engine/loop.h): the CLI's --stdin-file.
+                             streamed (engine/runtime/loop.h): the CLI's --stdin-file.
                              Neither: the program reads EOF at once */
   char **env;             /* NULL-terminated "KEY=VALUE" */
   size_t nenv;
@@ -57,7 +57,7 @@ struct esb_request {
   size_t nlabels;
   struct esb_file *files; /* for the working dir, sorted by path */
   size_t nfiles;
-  char **collect;         /* NULL-terminated glob patterns (engine/collect.h) of the
+  char **collect;         /* NULL-terminated glob patterns (engine/contract/collect.h) of the
                              files the result brings back; NULL: none */
   size_t ncollect;
 };

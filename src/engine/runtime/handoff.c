@@ -5,7 +5,7 @@
 
 void esb_handoff_push(struct esb_handoff *h, struct esb_handoff_node *node, bool wake) {
   uint64_t one = 1;
-  /* Marked, linked and said in one critical section (engine/handoff.h). */
+  /* Marked, linked and said in one critical section (engine/runtime/handoff.h). */
   pthread_mutex_lock(&h->lock);
   node->pushed = true;
   node->next = h->list;

@@ -4,7 +4,7 @@
  * pushed. A push may wake the consumer (a word on an eventfd of the
  * consumer's), or go quietly, for the consumer to find at its next look.
  *
- * A quiet push the consumer comes to wait on (engine/loop.c: a start
+ * A quiet push the consumer comes to wait on (engine/runtime/loop.c: a start
  * whose fds already spoke) is "awaited": esb_handoff_await marks it, and
  * its push then wakes the consumer after all. Whether a node is pushed,
  * whether it is awaited and whether it is on the list change together,

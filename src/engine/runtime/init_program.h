@@ -1,6 +1,6 @@
-/* Starting echo-sandbox-init (engine/init_main.c) for a run: forked by
- * its fork server (engine/fork_server.h) where one runs, else exec'd
- * through a vfork-like clone. Internal to the engine (engine/spawn.c).
+/* Starting echo-sandbox-init (engine/sandbox/init_main.c) for a run: forked by
+ * its fork server (engine/sandbox/fork_server.h) where one runs, else exec'd
+ * through a vfork-like clone. Internal to the engine (engine/runtime/spawn.c).
  *
  * The server is started at the first run that can use it: one started on
  * a thread that lives as long as the process (a pool thread, or the main
@@ -29,8 +29,8 @@
  * template of the run's root (esb_child_wire_template_write) the fork
  * server may give it. clone_flags: the run's CLONE_NEW* flags; the fork
  * server clones the program into those of ESB_FORK_NAMESPACES, and the
- * program makes the rest (engine/fork_server.h). owner ((uid_t)-1: ours): the
- * uid the run's user namespace is made as (engine/clone.h). The caller blocks every signal around the call: the
+ * program makes the rest (engine/sandbox/fork_server.h). owner ((uid_t)-1: ours): the
+ * uid the run's user namespace is made as (engine/sandbox/clone.h). The caller blocks every signal around the call: the
  * program starts with that mask. Returns its pid with *pidfd set; or -1
  * with errno (ENOSYS: no vfork-like clone here, so the caller clones in
  * process). */

@@ -601,7 +601,7 @@ void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w) {
 /* Starts the pool finished without a word on the eventfd (start_on_pool)
  * are taken at every step while any is in flight. Those whose end the loop
  * now waits on, because their fds already spoke or their deadline is past,
- * are awaited: their push says so (engine/handoff.h). */
+ * are awaited: their push says so (engine/runtime/handoff.h). */
 static void await_quiet_starts(struct esb_loop *loop, uint64_t now) {
   for (struct esb_exec *e = loop->active; e; e = e->next)
     if (e->starting && !e->start_awaited && (e->spoke_starting || (e->deadline_ns && now >= e->deadline_ns)))
@@ -658,7 +658,7 @@ static void start_on_pool(struct esb_spawner_job *job) {
     }
   }
   /* Quietly unless it failed: the loop learns of it from the fds, or
-   * awaits it (engine/handoff.h). */
+   * awaits it (engine/runtime/handoff.h). */
   esb_handoff_push(&loop->done, &w->node, failed);
 }
 

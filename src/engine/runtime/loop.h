@@ -8,7 +8,7 @@
  * Its thread only moves bytes: while it has other work in flight, the slow
  * kernel work of an execution (a sandbox's start, its reap, the exec's
  * before_start and after_exit hooks) goes to the process's pool of threads
- * (engine/spawner.h, esb_loop_offload), and comes back through an eventfd.
+ * (engine/runtime/spawner.h, esb_loop_offload), and comes back through an eventfd.
  *
  * Use: esb_loop_init; fill an esb_exec (ESB_EXEC_INIT) and esb_exec_start it;
  * esb_loop_run until idle (or esb_loop_step from a host loop). When an exec is
@@ -29,7 +29,7 @@
 #include "engine/sandbox/spawn.h"
 #include "engine/runtime/spawner.h"
 
-/* Work for a pool thread (engine/spawner.h) whose end the loop sees: `work`
+/* Work for a pool thread (engine/runtime/spawner.h) whose end the loop sees: `work`
  * runs on a pool thread, then `done` on the loop's thread, from
  * esb_loop_step. The struct is the caller's and must stay alive until done
  * runs; until then the loop counts it as in flight. */
@@ -39,7 +39,7 @@ struct esb_loop_work {
   /* private to the loop */
   struct esb_spawner_job job;
   struct esb_loop *loop;
-  struct esb_handoff_node node; /* back to the loop (engine/handoff.h) */
+  struct esb_handoff_node node; /* back to the loop (engine/runtime/handoff.h) */
 };
 
 struct esb_exec;
@@ -155,7 +155,7 @@ struct esb_exec {
   bool starting;            /* its child is being started on a pool thread,
                                which owns `child` until it hands it back */
   bool spoke_starting;      /* its fds had events before its start came back */
-  bool start_awaited;       /* the loop waits on its start's push (engine/handoff.h) */
+  bool start_awaited;       /* the loop waits on its start's push (engine/runtime/handoff.h) */
   bool reaping;             /* its child is being reaped on a pool thread */
   struct esb_loop_work start_work, reap_work;
   struct esb_child_exit exit;
@@ -205,7 +205,7 @@ struct esb_loop {
                                           (engine/cgroup.h); the owner clears it */
   struct esb_timer *timers; /* private: started timers, soonest first */
   /* private: work done on the pool's threads comes back through `done`
-   * (engine/handoff.h), with a word on its fd (an eventfd, open while works
+   * (engine/runtime/handoff.h), with a word on its fd (an eventfd, open while works
    * are in flight) */
   struct esb_handoff done;
   size_t works;
@@ -219,7 +219,7 @@ struct esb_loop {
 #define ESB_LOOP_INIT { .interrupt_fd = -1, .done = ESB_HANDOFF_INIT, .epfd = -1 }
 
 /* Spawns the exec's child and adds it to the loop. A child in namespaces is
- * started on a pool thread (engine/spawner.h) while the loop has other work,
+ * started on a pool thread (engine/runtime/spawner.h) while the loop has other work,
  * so their cost never holds up the loop's thread; if that start fails, the
  * exec completes (on_done runs) with start_error set and the result saying
  * why. A start on the loop's thread that fails returns -1 with errno set and

@@ -113,7 +113,7 @@ static void outer_ids(const struct esb_sandbox *sb, uid_t *uid, gid_t *gid) {
 }
 
 /* The uid a sandbox's user namespace is made as: the run's own host uid
- * (engine/clone.h says why), or -1: ours. */
+ * (engine/sandbox/clone.h says why), or -1: ours. */
 static uid_t ns_owner(const struct esb_sandbox *sb) {
   if (!sb || !sb->switch_ids || !sb->owns_userns || !(sb->namespaces & ESB_NS_USER))
     return (uid_t)-1;
@@ -201,7 +201,7 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
   if (set_nonblock(c->report) < 0)
     goto sys;
   if (sb && (sb->namespaces & ESB_NS_USER)) {
-    /* A socket: echo-sandbox-init talks back on it (engine/child_wire.h). */
+    /* A socket: echo-sandbox-init talks back on it (engine/sandbox/child_wire.h). */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0 ||
         ((fds[0] <= 2 || fds[1] <= 2) && (close(fds[0]), close(fds[1]), errno = EMFILE)))
       goto sys;
@@ -227,7 +227,7 @@ void esb_spawn_use_init(bool on) {
   use_init = on;
 }
 
-/* Starts echo-sandbox-init for the prepared plan (engine/init_program.h).
+/* Starts echo-sandbox-init for the prepared plan (engine/runtime/init_program.h).
  * Returns its pid, or -1 with errno (ENOSYS: no vfork-like clone here; do
  * it in process). */
 static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, int cgroup_fd) {
@@ -246,7 +246,7 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
   const struct esb_sandbox *sb = c->sandbox;
   for (size_t i = 0; i < sb->n_cgroup_procs && i < ESB_CGROUP__COUNT; i++)
     from[ESB_WIRE_FD_CGROUP + i] = sb->cgroup_procs[i];
-  /* The key of the root's template (engine/rootfs.h), made with the ids
+  /* The key of the root's template (engine/sandbox/rootfs.h), made with the ids
    * its files are owned by. Without one the run builds its root itself. */
   char *key = NULL;
   size_t key_len = 0;

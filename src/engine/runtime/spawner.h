@@ -27,7 +27,7 @@ int esb_spawner_post(struct esb_spawner_job *job);
 
 /* Whether the calling thread is one of the pool's, which live as long as
  * the process: a child whose parent-death signal follows the thread that
- * started it (the init fork server's children, engine/init_program.c) is
+ * started it (the init fork server's children, engine/runtime/init_program.c) is
  * safe with one of these as its parent. */
 bool esb_spawner_on_pool(void);
 
