@@ -5,7 +5,7 @@
 #      namespace, seccomp, cgroups): the loop thread's CPU time (utime +
 #      stime of /proc/PID/task/PID/stat, sampled until the batch ends), per
 #      run, median of three batches. The sandboxes are started on the pool's
-#      threads (src/engine/spawner.h) and the lines planned on batch's
+#      threads (src/engine/runtime/spawner.h) and the lines planned on batch's
 #      planner thread (its CPU is shown too), so this is what bounds the
 #      runs one loop can start a second whatever the cores.
 #   2. hyperfine, in one run (in rounds, bench/common.sh): that batch against `xargs -P J unshare` making

@@ -6,7 +6,7 @@
 -- each answer here; cjson alone would take any bytes.
 --
 -- Checked: without esb_lua_set_bytes for a file's path in push_files
--- (src/luaglue/convert.c; the path pushed raw, as before), every case here
+-- (src/codec/convert.c; the path pushed raw, as before), every case here
 -- fails: `run --json` and `batch` print lines that are not UTF-8, serve's
 -- answer is "not UTF-8" in http_client.py's check, on both backends, and
 -- the Lua module's table has the raw path, no path_base64.
@@ -85,7 +85,7 @@ end
 -- kubectl's stderr, quoted where the pod never ran, carries the program's.
 --
 -- Checked: without push_words for error.message in esb_lua_push_result
--- (src/luaglue/convert.c; lua_pushstring, as before), the three faces here
+-- (src/codec/convert.c; lua_pushstring, as before), the three faces here
 -- fail: run --json and batch print lines that are not UTF-8, serve's answer
 -- is "not UTF-8" in http_client.py's check.
 describe("a message that quotes a name that is not UTF-8", function()
@@ -120,7 +120,7 @@ end)
 -- string, and what a request names comes back in its result (batch's id,
 -- a program name in a message). Such a request is refused, naming the byte.
 --
--- Checked: without strict_decode (src/luaglue/json.c; cjson's decode as it
+-- Checked: without strict_decode (src/codec/json.c; cjson's decode as it
 -- is), these fail: batch echoes the id's bytes (a line that is not UTF-8),
 -- run --json and serve run the program and quote its name.
 describe("a request that is not UTF-8", function()

@@ -1,7 +1,7 @@
 -- Files out: a request's `collect` patterns bring the matching files of the
 -- working dir back in the result, on the local backend (the k8s backend's
 -- are in spec/k8s_files_spec.lua). Every defence named in
--- src/engine/collect.h has its case here.
+-- src/engine/contract/collect.h has its case here.
 local env = require "spec.support.env"
 local cjson = require "cjson"
 

@@ -1,7 +1,7 @@
 -- The README and the pages of doc/ as a reader meets them: every command
 -- block runs, every relative link leads somewhere, the README stays a front
--- door, its architecture picture is the code's, and the flags that --help
--- prints are the man page's.
+-- door, and the flags that --help prints are the man page's (the
+-- architecture picture is spec/layers_spec.lua's).
 --
 -- How a page's blocks run: in order, in one bash (`set -e`), in a copy of
 -- the source tree of its own (no build, no node_modules, no .git; `build`
@@ -227,64 +227,6 @@ local function run_page(page, blocks)
   return ok, out
 end
 
--- The include graph of src/ between the picture's boxes, and the picture's
--- arrows: { edges = { [from] = { [to] = true } } }.
-local function picture_and_includes()
-  local readme = env.read_file("README.md")
-  local chart = assert(readme:match("```mermaid\n(.-)```"), "README has no mermaid picture")
-  local boxes, arrows = {}, {}
-  for id, path in chart:gmatch("\n%s*(%w+)%[\"src/([%w_/%.]+)") do boxes[id] = path end
-  local drawn = 0
-  for line in chart:gmatch("[^\n]+") do
-    local from, to = line:match("^%s*(%w+)%s*%-%->%s*(%w+)%s*$")
-    if from then
-      assert(boxes[from] and boxes[to], ("an arrow %s --> %s between boxes that are not src/"):format(from, to))
-      arrows[from] = arrows[from] or {}
-      arrows[from][to] = true
-      drawn = drawn + 1
-    end
-  end
-  -- every call arrow is of that plain form, so that none escapes the check
-  local _, all = chart:gsub("%-%->", "")
-  assert(all == drawn, "an arrow --> that is not `box --> box` on a line of its own")
-  -- a file's box: the box of exactly its stem (luaglue/json), else of its dir
-  local function box_of(file)
-    local stem, dir = file:match("^((%w+)/[%w_]+)%.%w+$")
-    local found
-    for id, path in pairs(boxes) do
-      if path:gsub("%.%w+$", "") == stem then return id end
-      if path == dir then found = id end
-    end
-    return found
-  end
-  local includes = {}
-  local p = io.popen("cd src && ls */*.c */*.h")
-  for file in p:lines() do
-    local from = assert(box_of(file), "src/" .. file .. " is in no box of the picture")
-    for target in env.read_file("src/" .. file):gmatch('#include "([%w_]+/[%w_]+%.h)"') do
-      local to = assert(box_of(target), "src/" .. target .. " is in no box of the picture")
-      if to ~= from then
-        includes[from] = includes[from] or {}
-        includes[from][to] = includes[from][to] or (file .. " includes " .. target)
-      end
-    end
-  end
-  p:close()
-  return boxes, arrows, includes
-end
-
-local function reaches(arrows, from, to, seen)
-  seen = seen or {}
-  for next in pairs(arrows[from] or {}) do
-    if next == to then return true end
-    if not seen[next] then
-      seen[next] = true
-      if reaches(arrows, next, to, seen) then return true end
-    end
-  end
-  return false
-end
-
 -- The long options a help text or a man page names, as a set.
 local function flags_in(text, into, where)
   for flag in text:gmatch("%-%-(%a[%w%-]*)") do
@@ -369,33 +311,6 @@ describe("the docs", function()
     end
     table.sort(missing)
     assert.are.same({}, missing)
-  end)
-
-  -- Checked: with the arrow policy --> backend drawn backend --> policy
-  -- (the old README's way round), this fails: src/backend includes nothing
-  -- of src/policy, and the arrows then go round.
-  it("draws the architecture as src/ is: each arrow an include, each include along the arrows", function()
-    local boxes, arrows, includes = picture_and_includes()
-    local wrong = {}
-    for from, tos in pairs(arrows) do
-      for to in pairs(tos) do
-        if not (includes[from] or {})[to] then
-          wrong[#wrong + 1] = ("the arrow %s --> %s: src/%s includes nothing of src/%s"):format(from, to, boxes[from], boxes[to])
-        end
-      end
-    end
-    for from, tos in pairs(includes) do
-      for to, example in pairs(tos) do
-        if not reaches(arrows, from, to) then
-          wrong[#wrong + 1] = ("src/%s: no arrows lead from %s down to %s"):format(example, from, to)
-        end
-      end
-    end
-    for id in pairs(boxes) do
-      if reaches(arrows, id, id) then wrong[#wrong + 1] = "the arrows go round through " .. id end
-    end
-    table.sort(wrong)
-    assert.are.same({}, wrong)
   end)
 
   for _, page in ipairs(pages()) do

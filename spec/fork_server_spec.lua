@@ -1,8 +1,8 @@
--- echo-sandbox-init's fork server (src/engine/fork_server.h): a daemon's
+-- echo-sandbox-init's fork server (src/engine/sandbox/fork_server.h): a daemon's
 -- sandboxes are forked by one server of the daemon's own instead of an
 -- exec each; a server that is killed is replaced at the next run, and none
 -- outlives the daemon. The server keeps templates of the runs' roots
--- (src/engine/rootfs.h): each run gets a read-only copy and writable
+-- (src/engine/sandbox/rootfs.h): each run gets a read-only copy and writable
 -- mounts of its own, and the policy's mounts are bound by each run, so a
 -- host file replaced is seen by the next.
 local env = require "spec.support.env"

@@ -1,6 +1,6 @@
 -- The local sandbox against a program that watches what others do: the
 -- host's files it sees (the policy's mount list) are inodes of overlays of
--- its own run (engine/rootfs.h), so neither an inotify watch nor a lock on
+-- its own run (engine/sandbox/rootfs.h), so neither an inotify watch nor a lock on
 -- them reaches another run or the host. Order is proven by interlocks: a
 -- run says it is watching (or holds its locks) and waits on its stdin; the
 -- spec acts, then releases it.
@@ -149,7 +149,7 @@ print(json.dumps({'a': a_granted, 'a_second': a_second, 'host': [f is not None f
     end)
 
     -- Runs of one engine (a batch, a daemon) are forked from one template of
-    -- their root (engine/rootfs.h): its /etc/passwd, /etc/hosts and / would be
+    -- their root (engine/sandbox/rootfs.h): its /etc/passwd, /etc/hosts and / would be
     -- every run's inodes. The runs' interlocks are fifos of a writable mount.
     -- Defence: a run's root is an overlay of the template's (rootfs.c,
     -- esb_rootfs_apply_template). Checked: with the template's root bound

@@ -135,7 +135,7 @@ def call(name, nr, *args, fd=False):
     return out
   end
 
-  -- Defence: the seccomp filter (engine/seccomp_rules.c). Checked: with the
+  -- Defence: the seccomp filter (engine/sandbox/seccomp_rules.c). Checked: with the
   -- policy's seccomp = "none", io_uring_setup and keyctl succeeded here and
   -- the others failed only for want of privilege (E2BIG, ENODEV, EINVAL).
   it("refuses io_uring, perf_event_open, keyrings, userfaultfd, bpf, namespaces and mounts", function()
@@ -298,7 +298,7 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
     end
   end)
 
-  -- Defence: the working dir is a tmpfs of the sandbox's own (engine/rootfs.c),
+  -- Defence: the working dir is a tmpfs of the sandbox's own (engine/sandbox/rootfs.c),
   -- bounded by workdir_size_bytes. Checked: with the host dir under $TMPDIR
   -- it was before, 1.9 GB went to the host's disk in 3 s.
   it("fills at most its bounded working dir, which is not on the host's disk", function()
@@ -412,7 +412,7 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
     assert.are.equal(500, left)
   end)
 
-  -- Defence: echo-sandbox-init (engine/init_main.c) builds the same sandbox
+  -- Defence: echo-sandbox-init (engine/sandbox/init_main.c) builds the same sandbox
   -- as the engine's own clone (ECHO_SANDBOX_INIT=none), making the
   -- namespaces itself, and leaves the program no fd of its own. Checked:
   -- with its unshare left out, the facts below differed (the host's uid,

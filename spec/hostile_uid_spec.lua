@@ -1,6 +1,6 @@
 -- Runs against the host's per-user kernel counters and against each other:
--- each live run has a host uid of its own (engine/uid_slot.h), its user
--- namespace is made as that uid (engine/clone.h: esb_owner_enter), and the
+-- each live run has a host uid of its own (engine/runtime/uid_slot.h), its user
+-- namespace is made as that uid (engine/sandbox/clone.h: esb_owner_enter), and the
 -- namespace's own limits hold it below the host's (sandbox_child.c:
 -- limit_namespace). Each spec names the defence it checks; each was seen
 -- to fail with that defence taken out (the comment says how).
@@ -236,7 +236,7 @@ policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(dir, first 
     assert.are.equal(0, again.exit_code, again.stderr) -- given back at the run's end
   end)
 
-  -- Defence: esb_uid_slot_end_processes (engine/uid_slot.h), for a run
+  -- Defence: esb_uid_slot_end_processes (engine/runtime/uid_slot.h), for a run
   -- without a pid namespace. Checked: without it, the process an rlimits
   -- run without cgroups left behind lived on as the uid the next run was
   -- given, and could signal that run or read its environment.
@@ -267,7 +267,7 @@ policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(first + cou
   -- Defence: the engine takes the run's uid on its cloning thread only
   -- and gives it back after the clone, with the securebits, and the
   -- dumpable flag and parent-death signal the kernel reset
-  -- (engine/clone.h: esb_owner_leave). The Lua module clones in the
+  -- (engine/sandbox/clone.h: esb_owner_leave). The Lua module clones in the
   -- process that loaded it (this one). Checked: without esb_owner_leave,
   -- this process's effective uid was the run's after the run.
   it("leaves the process that embeds the engine its own ids and capabilities", function()

@@ -1,7 +1,7 @@
 -- network: true reaches the internet, not the host: pasta makes each of
 -- the program's connections a socket of the host's, so the sandbox's
 -- namespace refuses the host's own addresses and the private, link-local,
--- unique-local and metadata ranges (engine/netrules.h), and pasta is not
+-- unique-local and metadata ranges (engine/sandbox/netrules.h), and pasta is not
 -- root (backend/netstack.h).
 --
 -- Everything happens among network namespaces this spec makes: "host", the
@@ -249,7 +249,7 @@ describe("network: true", function()
   end
 
   -- Defence: the host's own addresses and the private ranges are refused
-  -- by rules in the sandbox's namespace (engine/netrules.c). Checked:
+  -- by rules in the sandbox's namespace (engine/sandbox/netrules.c). Checked:
   -- without the rules (esb_netrules_apply not called), 10.99.0.1 read
   -- "hello" from the host's listener; without the host's addresses
   -- (add_host_addresses), 198.51.100.1 did.
@@ -260,7 +260,7 @@ describe("network: true", function()
     assert.are.equal("10.99.0.53 refused: Permission denied", said(r, "10.99.0.53"), r.stdout)
   end)
 
-  -- Defence: fc00::/7 among the refused ranges (engine/netrules.c).
+  -- Defence: fc00::/7 among the refused ranges (engine/sandbox/netrules.c).
   -- Checked: without it, and without the rules at all, fd00:ec2::254
   -- answered "hello".
   it("cannot reach fd00:ec2::254 (IPv6 instance metadata) nor a private neighbour", function()
@@ -283,7 +283,7 @@ describe("network: true", function()
     assert.are.equal("10.99.0.1 refused: Permission denied", said(r, "10.99.0.1"), r.stdout)
   end)
 
-  -- The host's resolver is allowed on port 53 alone (engine/netrules.c
+  -- The host's resolver is allowed on port 53 alone (engine/sandbox/netrules.c
   -- add_resolvers; the first spec shows another port of it refused).
   -- Checked: without add_resolvers, port 53 was refused too.
   it("still reaches the host's resolver, on port 53 only", function()
@@ -292,7 +292,7 @@ describe("network: true", function()
   end)
 
   -- Defence: the same rules on the namespace's output hook, for every
-  -- packet whatever its route (engine/netrules.c, apply_filter). Checked:
+  -- packet whatever its route (engine/sandbox/netrules.c, apply_filter). Checked:
   -- without it, the host's listener got mdns4-multicast-if, mdns4-pktinfo,
   -- ssdp-multicast-if, ssdp-bound-source, mdns6, mdns6-multicast-if,
   -- mdns6-pktinfo, host-unicast-if and host-pktinfo, the peer's the

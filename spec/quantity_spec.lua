@@ -2,7 +2,7 @@ package.path = "lua/?.lua;" .. package.path
 local quantity = require "echo_sandbox.quantity"
 local merge = require "echo_sandbox.merge"
 
--- The cases the C parser (src/engine/quantity.c) is tested against too.
+-- The cases the C parser (src/engine/contract/quantity.c) is tested against too.
 local function shared_cases()
   local cases = {}
   for line in io.lines("spec/support/quantities.txt") do

@@ -1,4 +1,4 @@
-#include "engine/capture.h"
+#include "engine/contract/capture.h"
 
 #include "tap.h"
 

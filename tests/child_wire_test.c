@@ -1,5 +1,5 @@
 /* The plan echo-sandbox-init reads back is the plan the engine wrote. */
-#include "engine/child_wire.h"
+#include "engine/sandbox/child_wire.h"
 
 #include <errno.h>
 #include <stdlib.h>

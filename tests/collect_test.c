@@ -1,6 +1,6 @@
 /* Files out: the pattern grammar, and a walk of a real directory read back
  * as the engine reads it. */
-#include "engine/collect.h"
+#include "engine/contract/collect.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* Requests and results as Lua tables (src/luaglue/convert.c), the check
+/* Requests and results as Lua tables (src/codec/convert.c), the check
  * every request of every face goes through: each refusal's message names
  * the field and what is wrong with it, hostile file paths and collect
  * patterns are refused, what passes arrives whole (NUL bytes in stdin,
@@ -13,7 +13,7 @@
  * dropped); with esb_lua_set_bytes always setting the text, the
  * non-UTF-8 cases fail; valgrind (CI) finds a refused request's
  * allocations freed. */
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "engine/exec_path.h"
+#include "engine/runtime/exec_path.h"
 #include "engine/strv.h"
 
 #include "tap.h"

@@ -1,4 +1,4 @@
-#include "engine/fd_passing.h"
+#include "engine/sandbox/fd_passing.h"
 
 #include <errno.h>
 #include <fcntl.h>

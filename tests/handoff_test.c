@@ -1,5 +1,5 @@
 /* The hand-off from the pool's threads to the loop's thread
- * (src/engine/handoff.c): nodes come back in the order they were pushed,
+ * (src/engine/runtime/handoff.c): nodes come back in the order they were pushed,
  * a push wakes only when asked or awaited, and, from several threads at
  * once, nothing is lost, duplicated or reordered per producer; a node the
  * consumer saw pushed is on the list. CI also runs it under
@@ -13,7 +13,7 @@
  * checks fail; with a push that ignores awaited, "an awaited quiet push
  * wakes" fails; with take reading the list without the lock,
  * ThreadSanitizer reports the race. */
-#include "engine/handoff.h"
+#include "engine/runtime/handoff.h"
 
 #include <poll.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-/* The JSON front end the CLI and the daemon share (src/luaglue/json.c):
+/* The JSON front end the CLI and the daemon share (src/codec/json.c):
  * decoding refuses what is not JSON or not UTF-8 with a message that says
  * where, and leaves the stack as it was; encoding refuses what JSON cannot
  * hold; results, output events and the languages' list come out in their
@@ -9,7 +9,7 @@
  * check, '{"a":1}' then a NUL and anything is taken as '{"a":1}'; with esb_json_decode's
  * prefix changed, every refusal's case fails; with esb_json_print's
  * newline dropped (both writes of it), the line case fails. */
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 #include <fcntl.h>
 #include <stdlib.h>

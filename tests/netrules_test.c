@@ -1,4 +1,4 @@
-#include "engine/netrules.h"
+#include "engine/sandbox/netrules.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

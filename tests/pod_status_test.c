@@ -1,6 +1,6 @@
 /* What the k8s backend reads out of a Pod or a watch event
- * (src/luaglue/pod_status.c over lua/echo_sandbox/engine/kube.lua). */
-#include "luaglue/pod_status.h"
+ * (src/codec/pod_status.c over lua/echo_sandbox/engine/kube.lua). */
+#include "codec/pod_status.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* The C parser against the table of cases the Lua one is tested against
  * too (spec/quantity_spec.lua): one grammar. */
-#include "engine/quantity.h"
-#include "engine/cpu.h"
+#include "engine/contract/quantity.h"
+#include "engine/runtime/cpu.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "engine/result.h"
+#include "engine/contract/result.h"
 
 #include <stdlib.h>
 

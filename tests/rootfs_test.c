@@ -1,4 +1,4 @@
-/* The sandbox root's pure parts (src/engine/rootfs.c, src/engine/request.c):
+/* The sandbox root's pure parts (src/engine/sandbox/rootfs.c, src/engine/contract/request.c):
  * the path checks a policy's mounts, a working dir and a request's files go
  * through, with hostile names, and the plan of steps the child applies.
  *
@@ -9,15 +9,15 @@
  * /proc and /sys refusal in add_mount, the plan builds a bind of the
  * host's /proc and the refusal cases fail; with add_mount not refusing a
  * path that is not one place, "//proc" is bound from the host's /proc. */
-#include "engine/rootfs.h"
+#include "engine/sandbox/rootfs.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/request.h"
-#include "engine/spawn.h"
+#include "engine/contract/request.h"
+#include "engine/sandbox/spawn.h"
 #include "tap.h"
 
 /* A path of n bytes: "/" then n - 1 'a's split into components of 100. */
@@ -253,7 +253,7 @@ static void plan(const char *dir) {
   is_str(plan_why(&sb), "mount /usr: its path inside, /usr/../proc, is not absolute, or has an empty, '.' or '..' "
          "component", "a sandbox path that is not one place is refused");
   /* (In path order, "a" then "a/b", the request reader refuses it first:
-   * luaglue/convert.c.) */
+   * codec/convert.c.) */
   struct esb_file clash[] = {{"a/b", "y", 1, 0644}, {"a", "x", 1, 0644}};
   sb = sandbox(NULL, 0, "/work");
   sb.files = clash;

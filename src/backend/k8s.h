@@ -31,7 +31,7 @@
 #ifndef ESB_BACKEND_K8S_H
 #define ESB_BACKEND_K8S_H
 
-#include "engine/loop.h"
+#include "engine/runtime/loop.h"
 #include "backend/k8s_command.h"
 #include "backend/k8s_payload.h"
 #include "backend/kubectl_words.h"

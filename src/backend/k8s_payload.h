@@ -28,7 +28,7 @@
  * run, so a program's output does not look like it by chance; one that
  * reads it out of the wrapper's memory can only delay its own output (held
  * from a MARKER on until the end says whose it was). The frames are checked
- * against the engine's own pattern matcher and ceilings (engine/collect.h)
+ * against the engine's own pattern matcher and ceilings (engine/contract/collect.h)
  * all the same. */
 #ifndef ESB_BACKEND_K8S_PAYLOAD_H
 #define ESB_BACKEND_K8S_PAYLOAD_H
@@ -38,8 +38,8 @@
 #include <stdint.h>
 
 #include "backend/plan.h"
-#include "engine/capture.h"
-#include "engine/collect.h"
+#include "engine/contract/capture.h"
+#include "engine/contract/collect.h"
 
 /* The wrapper's source (k8s_payload.sh), compiled in. */
 extern const char esb_k8s_payload_script[];

@@ -111,7 +111,7 @@ seg() {
   return 1
 }
 # A pattern against a path, segment by segment; ** any number of
-# directories, at the end every file below (engine/collect.h).
+# directories, at the end every file below (engine/contract/collect.h).
 match() {
   case $1 in
   '**') case $2 in .* | */.*) return 1 ;; esac; return 0 ;;

@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/rootfs.h"
-#include "engine/seccomp.h"
+#include "engine/sandbox/rootfs.h"
+#include "engine/sandbox/seccomp.h"
 #include "engine/strv.h"
 
 static const unsigned all_namespaces =
@@ -90,7 +90,7 @@ static void read_cgroup(struct esb_exec *exec, void *userdata) {
 
 /* Files out: the frames pid 1 wrote, or, for a run without namespaces,
  * the host working dir walked here first (not followed anywhere by a link
- * the program left: engine/collect.h). On the reaper's thread, with the
+ * the program left: engine/contract/collect.h). On the reaper's thread, with the
  * cgroup's reading. */
 static void read_collected(struct esb_local_run *run) {
   if (run->collect_fd < 0)
@@ -276,7 +276,7 @@ void esb_local_sandbox_for(const struct esb_plan *plan, bool fallback, struct es
 }
 
 /* The run's own host uid, where the policy gives a range and we are root
- * (engine/uid_slot.h): taken once, it holds for the run's sandbox and a
+ * (engine/runtime/uid_slot.h): taken once, it holds for the run's sandbox and a
  * start again without namespaces alike. 0, or -1 with the result saying
  * why. */
 static int own_host_ids(struct esb_local_run *run, const struct esb_plan *plan) {
@@ -368,7 +368,7 @@ static bool namespaces_refused(int err) {
 
 /* The request's files into the fresh host working dir, before the program
  * starts and before the dir is the program's (hand_over_workdir): nothing
- * but us can have written there yet (engine/rootfs.h). */
+ * but us can have written there yet (engine/sandbox/rootfs.h). */
 static int write_host_files(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
   if (!plan->n_files)
     return 0;

@@ -1,11 +1,11 @@
 /* The local backend: runs a plan on this machine in a namespace + rlimit
  * sandbox (see doc/local-sandbox.md). With namespaces, the program sees a
- * minimal root of its own (engine/rootfs.h) whose working dir is a tmpfs
+ * minimal root of its own (engine/sandbox/rootfs.h) whose working dir is a tmpfs
  * that vanishes with the sandbox: nothing of a run is on the host's disk.
  * With isolation "rlimits" only, a fresh working dir is made under $TMPDIR
  * (or /tmp) and removed afterwards as the program's own uid. The files a
  * request's collect patterns match are read once the program has ended
- * (engine/collect.h): by the sandbox's pid 1 with namespaces, by us from
+ * (engine/contract/collect.h): by the sandbox's pid 1 with namespaces, by us from
  * the host working dir without. With
  * plan->local.cgroups, the memory and process limits are a cgroup's where the
  * host lets the engine make one (engine/cgroup.h), else rlimits.
@@ -16,8 +16,8 @@
 #define ESB_BACKEND_LOCAL_H
 
 #include "engine/cgroup.h"
-#include "engine/loop.h"
-#include "engine/uid_slot.h"
+#include "engine/runtime/loop.h"
+#include "engine/runtime/uid_slot.h"
 #include "backend/plan.h"
 #include "backend/netstack.h"
 

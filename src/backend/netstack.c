@@ -13,10 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/clone.h"
+#include "engine/sandbox/clone.h"
 #include "engine/fileio.h"
-#include "engine/result.h"
-#include "engine/spawn.h"
+#include "engine/contract/result.h"
+#include "engine/sandbox/spawn.h"
 
 int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *allow, size_t n_allow, uid_t uid,
                          gid_t gid, bool owner, char *why, size_t whylen) {

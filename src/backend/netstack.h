@@ -5,7 +5,7 @@
  * program reaches neither the host's 127.0.0.1 listeners (a token-less
  * serve, say) nor anything bound to the host's loopback; no port is
  * forwarded in either direction. Since each connection is a host socket,
- * the namespace also gets rules (engine/netrules.h) that refuse the host's
+ * the namespace also gets rules (engine/sandbox/netrules.h) that refuse the host's
  * own addresses and the private, link-local and metadata ranges, but those
  * a policy allows.
  *
@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "engine/netrules.h"
+#include "engine/sandbox/netrules.h"
 
 struct esb_netstack {
   int pidfd;                  /* pasta's, -1 when none runs */
@@ -38,7 +38,7 @@ struct esb_netstack {
   size_t n_rules;
   uid_t uid;                  /* pasta's ids when the engine is root */
   gid_t gid;
-  bool owner;                 /* the sandbox's user namespace is uid's (engine/clone.h) */
+  bool owner;                 /* the sandbox's user namespace is uid's (engine/sandbox/clone.h) */
 };
 
 #define ESB_NETSTACK_INIT { .pidfd = -1 }

@@ -8,12 +8,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "engine/collect.h"
-#include "engine/netrules.h"
-#include "engine/request.h"
-#include "engine/rootfs.h"
-#include "engine/seccomp.h"
-#include "engine/spawn.h"
+#include "engine/contract/collect.h"
+#include "engine/sandbox/netrules.h"
+#include "engine/contract/request.h"
+#include "engine/sandbox/rootfs.h"
+#include "engine/sandbox/seccomp.h"
+#include "engine/sandbox/spawn.h"
 
 /* How the local backend isolates a program. */
 enum esb_isolation {
@@ -32,11 +32,11 @@ struct esb_local_settings {
   uid_t uid;                 /* the ids the program runs as when the engine is root: inside */
   gid_t gid;                 /* its user namespace, or on the host without a uid range */
   uint64_t uid_first;        /* when the engine is root and uid_count > 0: each run's own */
-  uint64_t uid_count;        /* host uid (and gid) of [uid_first, +uid_count) (engine/uid_slot.h) */
+  uint64_t uid_count;        /* host uid (and gid) of [uid_first, +uid_count) (engine/runtime/uid_slot.h) */
   enum esb_isolation isolation;
   bool network;              /* false: a new network namespace with loopback only */
   struct esb_net_range *network_allow; /* with network: ranges reachable though private
-                                (engine/netrules.h); the host's own addresses stay refused */
+                                (engine/sandbox/netrules.h); the host's own addresses stay refused */
   size_t n_network_allow;
   bool cgroups;              /* memory, pids and CPU limits by cgroup where the host allows */
   uint64_t memory_bytes;     /* the memory limit: the cgroup's, else RLIMIT_AS stands in */

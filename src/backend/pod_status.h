@@ -1,7 +1,7 @@
 /* What the k8s backend needs to know of a pod: read from `kubectl get pod -o
  * json` after kubectl failed, or from each event of `kubectl get -w -o json
  * --output-watch-events` while the program runs, by a parser the caller
- * provides (the engine itself has no JSON: src/luaglue/pod_status.c parses
+ * provides (the engine itself has no JSON: src/codec/pod_status.c parses
  * with cjson). */
 #ifndef ESB_BACKEND_POD_STATUS_H
 #define ESB_BACKEND_POD_STATUS_H

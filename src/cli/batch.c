@@ -18,11 +18,11 @@
 #include "dispatch/job.h"
 #include "dispatch/output_events.h"
 #include "engine/cgroup.h"
-#include "engine/signals.h"
+#include "engine/runtime/signals.h"
 #include "engine/fileio.h"
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 #include "luaglue/call.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 static const char batch_usage[] =
   "usage: echo-sandbox batch [-j N] [--events] [--policy FILE] [FILE | -]\n"

@@ -17,7 +17,7 @@
 #include "policy/policy.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 #include "engine/cgroup.h"
 #include "engine/strv.h"
 

@@ -18,15 +18,15 @@
 #include "backend/kubectl_words.h"
 #include "engine/cgroup.h"
 #include "engine/fileio.h"
-#include "engine/result.h"
-#include "engine/rootfs.h"
-#include "engine/uid_slot.h"
+#include "engine/contract/result.h"
+#include "engine/sandbox/rootfs.h"
+#include "engine/runtime/uid_slot.h"
 #include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 static const char doctor_usage[] =
   "usage: echo-sandbox doctor [--policy FILE] [--local-only]\n"
@@ -210,7 +210,7 @@ static bool has_cap_sys_admin(void) {
   return has;
 }
 
-/* Whether this kernel takes a run's packet filter (engine/netrules.h: an
+/* Whether this kernel takes a run's packet filter (engine/sandbox/netrules.h: an
  * nf_tables chain with its fib expression), tried in a network namespace
  * of a child's own. 0, or the errno the kernel answered. */
 static int filter_refused(void) {
@@ -270,7 +270,7 @@ static void check_network(const struct esb_plan *plan, struct tally *t) {
 }
 
 /* Whose per-user kernel counters a run charges, and whom it could signal:
- * a host uid of its own per run (engine/uid_slot.h), or one shared. */
+ * a host uid of its own per run (engine/runtime/uid_slot.h), or one shared. */
 static void check_host_uids(const struct esb_plan *plan, struct tally *t) {
   const struct esb_local_settings *ls = &plan->local;
   char detail[ESB_MESSAGE_MAX + 512];
@@ -300,7 +300,7 @@ static void check_host_uids(const struct esb_plan *plan, struct tally *t) {
 }
 
 /* Whether each run reads the policy's read-only mounts through overlays of
- * its own (engine/rootfs.h): where the kernel refuses one, runs bind the
+ * its own (engine/sandbox/rootfs.h): where the kernel refuses one, runs bind the
  * host's directory and share its inodes, and nothing else would say so. */
 static void check_overlays(const struct esb_plan *plan, struct tally *t) {
   struct esb_sandbox sb;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "engine/spawn.h"
+#include "engine/sandbox/spawn.h"
 
 /* The commands: the table the dispatch and the usage text share. */
 static const struct command {
@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
   /* A reader of our stdout that goes away must not kill us mid-cleanup. */
   signal(SIGPIPE, SIG_IGN);
   /* We reap no child we did not start: sandboxes may start in
-   * echo-sandbox-init (engine/spawn.h, esb_init_program). */
+   * echo-sandbox-init (engine/sandbox/spawn.h, esb_init_program). */
   esb_spawn_use_init(true);
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     print_usage(argc < 2 ? stderr : stdout);

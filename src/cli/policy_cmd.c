@@ -13,11 +13,11 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "luaglue/call.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 #include "engine/cgroup.h"
-#include "engine/netrules.h"
+#include "engine/sandbox/netrules.h"
 #include "engine/strv.h"
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 #include "policy/policy.h"
 
 static const char policy_usage[] =

@@ -13,13 +13,13 @@
 
 #include <lauxlib.h>
 
-#include "engine/cpu.h"
+#include "engine/runtime/cpu.h"
 #include "engine/fileio.h"
-#include "engine/quantity.h"
-#include "luaglue/convert.h"
+#include "engine/contract/quantity.h"
+#include "codec/convert.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 const char esb_cli_request_flags_help[] =
   "  --shell CMD          run CMD with /bin/sh -c\n"
@@ -50,7 +50,7 @@ static int fail_usage(const char *command, const char *fmt, const char *arg) {
   return 125;
 }
 
-/* Sizes and counts: a whole quantity (engine/quantity.h), 1 or more. */
+/* Sizes and counts: a whole quantity (engine/contract/quantity.h), 1 or more. */
 static int parse_whole(const char *s, long long *out) {
   uint64_t v;
   if (esb_quantity_whole(s, 1, INT64_MAX, &v) < 0)

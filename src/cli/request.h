@@ -1,6 +1,6 @@
 /* What `run` and `policy explain` share: the request flags, reading a
  * request (flags or JSON on stdin) into a struct esb_request through the one
- * Lua-table validator (on a luaglue/json.h state). */
+ * Lua-table validator (on a codec/json.h state). */
 #ifndef ESB_CLI_REQUEST_H
 #define ESB_CLI_REQUEST_H
 
@@ -9,7 +9,7 @@
 
 #include <lua.h>
 
-#include "engine/request.h"
+#include "engine/contract/request.h"
 
 /* Lines for a command's --help. */
 extern const char esb_cli_request_flags_help[];

@@ -14,11 +14,11 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "dispatch/execute.h"
-#include "engine/loop.h"
-#include "engine/signals.h"
-#include "engine/spawn.h"
+#include "engine/runtime/loop.h"
+#include "engine/runtime/signals.h"
+#include "engine/sandbox/spawn.h"
 #include "engine/fileio.h"
-#include "luaglue/json.h"
+#include "codec/json.h"
 
 static const char run_usage[] =
   "usage: echo-sandbox run [OPTIONS] --shell CMD\n"
@@ -101,7 +101,7 @@ static int early_error(lua_State *L, bool json, enum esb_error code, const char 
   return rc;
 }
 
-/* One run: its sandbox is cloned from this process (engine/spawn.h). The
+/* One run: its sandbox is cloned from this process (engine/sandbox/spawn.h). The
  * fork server of echo-sandbox-init pays for itself over many runs (batch,
  * serve), where the engine is a large, busy process; for a single one, its
  * exec and the root's template cost more than a copy of this small

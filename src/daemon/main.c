@@ -17,8 +17,8 @@
 #include "daemon/server.h"
 #include "daemon/token.h"
 #include "engine/fileio.h"
-#include "engine/quantity.h"
-#include "engine/spawn.h"
+#include "engine/contract/quantity.h"
+#include "engine/sandbox/spawn.h"
 
 static const char serve_usage[] =
   "usage: echo-sandbox serve [--listen HOST:PORT | --listen unix:/path] [OPTIONS]\n"
@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
   /* A client that goes away mid-answer must not kill the daemon. */
   signal(SIGPIPE, SIG_IGN);
   /* We reap no child we did not start: sandboxes may start in
-   * echo-sandbox-init (engine/spawn.h, esb_init_program). */
+   * echo-sandbox-init (engine/sandbox/spawn.h, esb_init_program). */
   esb_spawn_use_init(true);
   static const struct option longopts[] = {
     {"listen", required_argument, 0, 'l'}, {"policy", required_argument, 0, 'p'},
@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
       break;
     }
     case 'b': case 'r': case 'q':
-      /* sizes and counts: a whole quantity (engine/quantity.h); a queue
+      /* sizes and counts: a whole quantity (engine/contract/quantity.h); a queue
        * may be none */
       if (esb_quantity_whole(optarg, c == 'q' ? 0 : 1, SIZE_MAX, &v) < 0) {
         fprintf(stderr, "echo-sandbox serve: %s %s: expected a %s whole %s\n", argv[optind - 2], optarg,

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/result.h"
+#include "engine/contract/result.h"
 
 #define ESB_METRICS_BUCKETS 10
 

@@ -29,14 +29,14 @@
 #include "dispatch/output_events.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
-#include "engine/exec_path.h"
+#include "engine/runtime/exec_path.h"
 #include "engine/strv.h"
-#include "engine/signals.h"
+#include "engine/runtime/signals.h"
 #include "backend/k8s_command.h"
 #include "dispatch/execute.h"
 #include "luaglue/call.h"
-#include "luaglue/convert.h"
-#include "luaglue/json.h"
+#include "codec/convert.h"
+#include "codec/json.h"
 
 struct conn;
 

@@ -3,7 +3,7 @@
  *
  *   POST /v1/run?stream=1  the same, answered 200 as NDJSON in chunks: the
  *                  output events as they come (dispatch/output_events.h,
- *                  luaglue/json.h), then {"event": "result", "result": ...}
+ *                  codec/json.h), then {"event": "result", "result": ...}
  *   POST /v1/run   request JSON -> result JSON: 200, or 400 for a request
  *                  that is malformed or invalid (the result's error object
  *                  says why); 413 over the body limit; 429 when max_running

@@ -4,9 +4,9 @@
 
 #include <stdio.h>
 
-#include "engine/loop.h"
-#include "engine/request.h"
-#include "engine/result.h"
+#include "engine/runtime/loop.h"
+#include "engine/contract/request.h"
+#include "engine/contract/result.h"
 #include "policy/policy.h"
 
 /* Fills result (ESB_RESULT_INIT on entry); the caller releases it.

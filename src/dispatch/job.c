@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "backend/k8s_payload.h"
-#include "luaglue/pod_status.h"
+#include "codec/pod_status.h"
 
 /* How long what a cluster answered stands. The probe is a kubectl process
  * that blocks the caller's loop for as long as it takes: batch and serve

@@ -11,10 +11,10 @@
 
 #include "backend/k8s.h"
 #include "backend/local.h"
-#include "engine/loop.h"
+#include "engine/runtime/loop.h"
 #include "backend/plan.h"
-#include "engine/request.h"
-#include "engine/result.h"
+#include "engine/contract/request.h"
+#include "engine/contract/result.h"
 #include "policy/policy.h"
 
 struct esb_job;
@@ -25,7 +25,7 @@ struct esb_job {
   esb_job_done_fn on_done;
   void *userdata;
   struct esb_output_sink output; /* optional: the program's output as it
-                                    comes (engine/loop.h), whatever the
+                                    comes (engine/runtime/loop.h), whatever the
                                     backend; a callback leaves the result its
                                     capture, fds leave it the byte counts */
   /* output: the caller releases it (esb_result_release) */

@@ -1,7 +1,7 @@
 /* The engine's own Lua modules (lua/echo_sandbox/...), compiled to bytecode
  * at build time by src/luaglue/precompile.lua. The policy VM preloads them,
  * so `require "echo_sandbox.quantity"` and the like never parse source at run
- * time; the front end's states (luaglue/json.h) load the ones they run. The
+ * time; the front end's states (codec/json.h) load the ones they run. The
  * table ends with an entry whose name is NULL. */
 #ifndef ESB_LUAGLUE_EMBEDDED_H
 #define ESB_LUAGLUE_EMBEDDED_H

@@ -25,7 +25,7 @@
 
 #include "dispatch/execute.h"
 #include "luaglue/call.h"
-#include "luaglue/convert.h"
+#include "codec/convert.h"
 
 #define REQUEST_MT "echo_sandbox.request"
 #define RESULT_MT "echo_sandbox.result"

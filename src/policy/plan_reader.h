@@ -14,7 +14,7 @@
 int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen);
 
 /* The array of address ranges at idx (local.network_allow: "10.1.0.0/16",
- * "fd12::/16", engine/netrules.h) into *ranges (malloc'd, the caller's) and
+ * "fd12::/16", engine/sandbox/netrules.h) into *ranges (malloc'd, the caller's) and
  * *n. Returns 0, or -1 with why naming the entry at fault:
  * "[2] '10.1.2.0/16': bits are set past the prefix length". */
 int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, size_t *n, char *why,

@@ -13,8 +13,9 @@
 #include <stddef.h>
 
 #include "backend/plan.h"
-#include "engine/request.h"
-#include "engine/result.h"
+#include "engine/contract/language.h"
+#include "engine/contract/request.h"
+#include "engine/contract/result.h"
 
 struct esb_policy;
 
@@ -42,13 +43,8 @@ enum esb_error esb_policy_plan(struct esb_policy *policy, const struct esb_reque
 enum esb_error esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, char *err,
                                   size_t errlen);
 
-/* A language a request may name, as the policy's hook `known_languages`
- * lists them: image (k8s) and file (where the code goes) may be NULL. */
-struct esb_language {
-  char *name, *image, *file;
-};
-
-/* The policy's languages, in its order: *out (esb_languages_free) and *n.
+/* The policy's languages (engine/contract/language.h), as its hook
+ * `known_languages` lists them, in its order: *out (esb_languages_free) and *n.
  * Returns ESB_OK, or ESB_E_POLICY with a message. */
 enum esb_error esb_policy_languages(struct esb_policy *policy, struct esb_language **out, size_t *n, char *err,
                                     size_t errlen);

@@ -8,8 +8,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "engine/clock.h"
-#include "engine/result.h"
+#include "engine/runtime/clock.h"
+#include "engine/contract/result.h"
 #include "luaglue/call.h"
 #include "luaglue/cjson.h"
 #include "luaglue/embedded.h"

@@ -57,7 +57,7 @@
 --                  isolation ("namespaces" | "best_effort" | "rlimits"),
 --                  cgroups (boolean: memory, pids and CPU limits by cgroup
 --                  where the host allows), seccomp ("default" | "strict" | "none":
---                  the program's system-call filter, engine/seccomp.h),
+--                  the program's system-call filter, engine/sandbox/seccomp.h),
 --                  tmp_size_bytes (/tmp, /dev/shm), workdir_size_bytes,
 --                  working_dir (the default working dir's path inside),
 --                  mounts (the host paths of the sandbox's root: an array

@@ -1,0 +1,120 @@
+/* The outcome of one execution: what happened, the program's output, and, when
+ * the engine itself failed, an error code from our own small vocabulary.
+ *
+ * THE ERROR CONVENTION of the engine, the backends and the faces:
+ *
+ *  - A function that can fail and has no result to fill returns int: 0 on
+ *    success, -1 on failure with errno set. Where it also takes
+ *    `char *why, size_t whylen`, why says in words what failed (for people;
+ *    a buffer of ESB_MESSAGE_MAX holds any of them). Nothing it made is left
+ *    behind on failure.
+ *  - A function that decides about a request (the policy, the request and
+ *    plan readers) returns enum esb_error: ESB_OK, or the code, with the
+ *    message in `err`.
+ *  - An execution never fails by return value once started: its struct
+ *    esb_result says what happened, an engine failure as status ERROR with
+ *    esb_result_fail's code and message.
+ *  - Misuse of a contract a header states (a NULL it forbids, a struct not
+ *    made with its INIT, a call out of order) is a bug, not an error: it is
+ *    an assert(), as in libuv. */
+#ifndef ESB_ENGINE_RESULT_H
+#define ESB_ENGINE_RESULT_H
+
+/* The size of every message buffer (why, err): messages quote others. */
+#define ESB_MESSAGE_MAX 4096
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "engine/contract/capture.h"
+#include "engine/contract/collect.h"
+
+enum esb_status {
+  ESB_STATUS_EXITED,     /* the program exited by itself: exit_code is its code */
+  ESB_STATUS_SIGNALED,   /* a signal not sent by us ended it: signal is set */
+  ESB_STATUS_TIMED_OUT,  /* we killed it at its deadline */
+  ESB_STATUS_OOM_KILLED, /* the memory limit killed it */
+  ESB_STATUS_ERROR,      /* the engine could not run it: error is set */
+};
+
+/* Error codes of the engine. The names (esb_error_name) are part of the result
+ * contract; the messages (esb_strerror) are for people. */
+enum esb_error {
+  ESB_OK = 0,
+  ESB_E_INVALID_REQUEST,
+  ESB_E_POLICY,
+  ESB_E_BACKEND_UNAVAILABLE,
+  ESB_E_EXEC_NOT_FOUND,   /* the program does not exist: exit code 127 */
+  ESB_E_EXEC_DENIED,      /* it exists but cannot be executed: exit code 126 */
+  ESB_E_SANDBOX_SETUP,    /* building the sandbox failed */
+  ESB_E_SYSTEM,           /* a system call of the engine failed */
+  ESB_E_INTERRUPTED,      /* the executor got a signal and killed the program */
+  ESB_E_BACKEND,          /* the backend could not run the program (k8s: the pod never ran) */
+  ESB_E_UNAUTHORIZED,     /* the daemon's token is missing or wrong (HTTP 401) */
+  ESB_E__COUNT
+};
+
+struct esb_result {
+  enum esb_status status;
+  int exit_code;          /* the program's code; 128+n when signaled; 124 when timed out;
+                             125/126/127 for errors, as the CLI exits */
+  int signal;             /* signal that ended it, 0 if none */
+  bool killed_by_us;      /* we sent the signal (deadline) */
+  double duration_ms;
+  const char *sandbox_type; /* static string: "local" or "k8s" */
+  const char *isolation;    /* static string: what the local sandbox achieved */
+  const char *reason;       /* static string: "Completed", "Error", ... */
+  struct esb_capture out, err;
+  enum esb_error error;
+  char *error_message;    /* owned, NULL unless status is ERROR */
+  char sandbox_name[64];  /* the backend's name for where it ran (k8s: the pod; the
+                             result's "pod"), "" where it has none (local) */
+  char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
+  char *warning;          /* owned: what the result could not be sure of, or NULL */
+  char *fallback;         /* owned: why a run the policy sent to k8s ran on the local
+                             backend instead (the policy allowed it), or NULL */
+  bool retryable;         /* with status ERROR: whether the same request may succeed later */
+  int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
+  int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
+  struct esb_collected files; /* what the request's collect patterns brought back */
+};
+
+#define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \
+                          .out = ESB_CAPTURE_INIT, .err = ESB_CAPTURE_INIT, \
+                          .cpu_time_ms = -1, .memory_peak_bytes = -1 }
+
+/* Frees what the result owns and leaves it as ESB_RESULT_INIT. */
+void esb_result_release(struct esb_result *r);
+
+/* Moves a result (bubblewrap's steal_pointer for a struct): dst releases
+ * what it held and takes everything of src, which is left as
+ * ESB_RESULT_INIT. The one way results change hands. */
+void esb_result_move(struct esb_result *dst, struct esb_result *src);
+
+/* Marks the result as an engine error; message is printf-style and copied. */
+void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+
+/* Never NULL, for any value. */
+const char *esb_strerror(enum esb_error code);
+const char *esb_error_name(enum esb_error code);
+const char *esb_status_name(enum esb_status status);
+
+/* What was observed, as a result: the one place that spells the reasons of
+ * a program's end ("Completed", "Error", "Signaled", "DeadlineExceeded",
+ * "OOMKilled", Kubernetes' words, and "CpuTimeExceeded": the run's CPU
+ * time, all its processes together, reached cpu_time_secs). Each sets
+ * status, exit_code, signal and reason, and leaves the rest of the result
+ * as it is. */
+void esb_result_exited(struct esb_result *r, int code);
+void esb_result_signaled(struct esb_result *r, int sig);
+void esb_result_wait_status(struct esb_result *r, int wstatus); /* exited or signaled */
+void esb_result_timed_out(struct esb_result *r);
+void esb_result_cpu_time_exceeded(struct esb_result *r); /* timed_out, too */
+void esb_result_oom_killed(struct esb_result *r);
+
+/* The exit code a shell would report for this result (see exit_code above). */
+int esb_result_exit_code(const struct esb_result *r);
+
+#endif

@@ -1,0 +1,46 @@
+#include "engine/sandbox/seccomp.h"
+
+#include <linux/filter.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The filters, compiled from the deny list at build time by
+ * esb-seccomp-gen (seccomp_gen.c): esb_seccomp_filters[profile] and
+ * esb_seccomp_lengths[profile], empty for "none". */
+extern const struct sock_filter *const esb_seccomp_filters[ESB_SECCOMP__COUNT];
+extern const unsigned short esb_seccomp_lengths[ESB_SECCOMP__COUNT];
+
+static const char *const profile_names[ESB_SECCOMP__COUNT] = {
+  [ESB_SECCOMP_DEFAULT] = "default", [ESB_SECCOMP_STRICT] = "strict", [ESB_SECCOMP_NONE] = "none",
+};
+
+const char *esb_seccomp_profile_name(enum esb_seccomp_profile profile) {
+  return (unsigned)profile < ESB_SECCOMP__COUNT ? profile_names[profile] : NULL;
+}
+
+int esb_seccomp_profile_parse(const char *name, enum esb_seccomp_profile *profile) {
+  for (int i = 0; i < ESB_SECCOMP__COUNT; i++) {
+    if (!strcmp(name, profile_names[i])) {
+      *profile = (enum esb_seccomp_profile)i;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int esb_seccomp_program(enum esb_seccomp_profile profile, const struct sock_fprog **prog,
+                        char *why, size_t whylen) {
+  static struct sock_fprog programs[ESB_SECCOMP__COUNT];
+  *prog = NULL;
+  if ((unsigned)profile >= ESB_SECCOMP__COUNT) {
+    snprintf(why, whylen, "seccomp: no profile %d", (int)profile);
+    return -1;
+  }
+  if (!esb_seccomp_lengths[profile])
+    return 0;
+  programs[profile].len = esb_seccomp_lengths[profile];
+  programs[profile].filter = (struct sock_filter *)esb_seccomp_filters[profile];
+  *prog = &programs[profile];
+  return 0;
+}
