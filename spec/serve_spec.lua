@@ -351,27 +351,23 @@ describe("echo-sandbox serve", function()
     end
     write_policy("first")
     local d = daemon.start("--policy " .. path)
+    finally(function()
+      daemon.stop(d)
+      os.remove(path)
+    end)
     local request = cjson.encode { shell = "echo $WHICH" }
     local _, r = daemon.request(d, "POST", "/v1/run", request)
     assert.are.equal("first\n", r.stdout)
     write_policy("second")
     daemon.signal(d, "HUP")
-    for _ = 1, 200 do
-      if (daemon.log(d) or ""):find("policy reloaded", 1, true) then break end
-      os.execute("sleep 0.01")
-    end
+    daemon.await_log(d, "policy reloaded")
     _, r = daemon.request(d, "POST", "/v1/run", request)
     assert.are.equal("second\n", r.stdout)
     env.write_file(path, "return {")
     daemon.signal(d, "HUP")
-    for _ = 1, 200 do
-      if (daemon.log(d) or ""):find("reload failed", 1, true) then break end
-      os.execute("sleep 0.01")
-    end
+    daemon.await_log(d, "reload failed")
     _, r = daemon.request(d, "POST", "/v1/run", request)
     local _, metrics = daemon.request(d, "GET", "/metrics")
-    daemon.stop(d)
-    os.remove(path)
     assert.are.equal("second\n", r.stdout)
     assert.truthy(metrics:find("echo_sandbox_policy_reloads_total 2", 1, true), metrics)
     assert.truthy(metrics:find("echo_sandbox_policy_reload_failures_total 1", 1, true), metrics)

@@ -38,6 +38,19 @@ function M.log(d)
   return env.read_file(d.dir .. "/log")
 end
 
+-- Waits until the daemon's log holds text: the interlock after a signal
+-- whose effect the log reports (a reload under ASan on a loaded machine
+-- takes seconds). Fails, naming text, only past the spec file's own
+-- timeout's order of magnitude (5 minutes), where a daemon that never
+-- logs it is broken.
+function M.await_log(d, text)
+  for _ = 1, 30000 do
+    if (M.log(d) or ""):find(text, 1, true) then return end
+    os.execute("sleep 0.01")
+  end
+  error("the daemon never logged " .. text .. ": " .. (M.log(d) or ""))
+end
+
 -- Sends a signal; waits for the daemon to end when wait is set; returns its
 -- exit code then.
 function M.signal(d, sig, wait)
