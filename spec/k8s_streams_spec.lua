@@ -2,7 +2,9 @@
 -- streams"): the program's words never end its run nor vanish from its
 -- result, and a deadline is the program's timeout only where the program
 -- ran then. Against the fake API server on the oldest and newest kubectl of
--- the matrix.
+-- the matrix: the two sides of kubectl's streaming list (1.35), by which
+-- `kubectl run --attach` learns that its pod runs before it attaches.
+-- spec/run: one task per minor, the oldest and the newest of the matrix.
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
