@@ -260,6 +260,15 @@ function M.wait_running(argv)
   return false
 end
 
+-- A shell loop that waits until process pid has ended: until it is gone,
+-- or a zombie. A process whose parent went first (a server a shell started
+-- in the background) is reaped by init, which on these machines reaps in
+-- rounds: waiting for the zombie to go took 1-2 s a server.
+function M.wait_ended_sh(pid)
+  return ("while kill -0 %s 2>/dev/null && [ \"$(sed 's/.*) //; s/ .*//' /proc/%s/stat 2>/dev/null)\" != Z ]; " ..
+          "do sleep 0.01; done"):format(pid, pid)
+end
+
 -- A unique argument for `sleep` (seconds, with a fraction), so that a spec
 -- can find its own sleeping program.
 function M.unique_seconds(whole)
