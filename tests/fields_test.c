@@ -9,19 +9,8 @@
 #include <lualib.h>
 
 #include "engine/strv.h"
+#include "lua_expr.h"
 #include "tap.h"
-
-/* Pushes the value of a Lua expression; `null` stands for cjson.null. */
-static void push(lua_State *L, const char *expr) {
-  char chunk[512];
-  snprintf(chunk, sizeof chunk, "local null = ...; return %s", expr);
-  if (luaL_loadstring(L, chunk) != LUA_OK) {
-    printf("# %s\n", lua_tostring(L, -1));
-    abort();
-  }
-  lua_pushlightuserdata(L, NULL);
-  lua_call(L, 1, 1);
-}
 
 int main(void) {
   lua_State *L = luaL_newstate();

@@ -564,28 +564,10 @@ static int start_done(struct esb_loop *loop, struct esb_exec *e) {
   return -1;
 }
 
-/* Puts a finished work on the loop's list; wake: says so on the eventfd.
- * The work is the loop's again once it is on the list. Called with
- * done_lock held. */
-static void push_done_locked(struct esb_loop *loop, struct esb_loop_work *w, bool wake) {
-  w->next_done = loop->done;
-  loop->done = w;
-  uint64_t one = 1;
-  if (wake && loop->done_fd >= 0 && write(loop->done_fd, &one, sizeof one) < 0) {
-    /* an eventfd does not fail a write of 1 short of 2^64 - 2 */
-  }
-}
-
-static void push_done(struct esb_loop *loop, struct esb_loop_work *w, bool wake) {
-  pthread_mutex_lock(&loop->done_lock);
-  push_done_locked(loop, w, wake);
-  pthread_mutex_unlock(&loop->done_lock);
-}
-
 static void work_on_pool(struct esb_spawner_job *job) {
   struct esb_loop_work *w = (struct esb_loop_work *)((char *)job - offsetof(struct esb_loop_work, job));
   w->work(w);
-  push_done(w->loop, w, true);
+  esb_handoff_push(&w->loop->done, &w->node, true);
 }
 
 /* Counts a work in flight, with the eventfd its end is said on made where
@@ -595,20 +577,21 @@ static bool offload_begin(struct esb_loop *loop, struct esb_loop_work *w, void (
   assert(w->done);
   w->loop = loop;
   w->job = (struct esb_spawner_job){ .run = run };
+  w->node = (struct esb_handoff_node)ESB_HANDOFF_NODE_INIT;
   loop->works++;
-  if (loop->done_fd < 0 && (loop->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0) {
+  if (loop->done.fd < 0 && (loop->done.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0) {
     loop->own_slots[OWN_DONE] = (struct esb_loop_slot){ NULL, OWN_DONE };
-    if (watch_fd(loop, loop->done_fd, EPOLLIN, &loop->own_slots[OWN_DONE]) < 0)
-      close_fd(&loop->done_fd);
+    if (watch_fd(loop, loop->done.fd, EPOLLIN, &loop->own_slots[OWN_DONE]) < 0)
+      close_fd(&loop->done.fd);
   }
-  return loop->done_fd >= 0;
+  return loop->done.fd >= 0;
 }
 
 void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w) {
   assert(w->work);
   if (!offload_begin(loop, w, work_on_pool)) {
     w->work(w);
-    push_done(loop, w, false);
+    esb_handoff_push(&loop->done, &w->node, false);
     return;
   }
   if (esb_spawner_post(&w->job) < 0)
@@ -618,38 +601,32 @@ void esb_loop_offload(struct esb_loop *loop, struct esb_loop_work *w) {
 /* Starts the pool finished without a word on the eventfd (start_on_pool)
  * are taken at every step while any is in flight. Those whose end the loop
  * now waits on, because their fds already spoke or their deadline is past,
- * are marked: their push says so. Called with done_lock held. */
+ * are awaited: their push says so (engine/handoff.h). */
 static void await_quiet_starts(struct esb_loop *loop, uint64_t now) {
   for (struct esb_exec *e = loop->active; e; e = e->next)
-    if (e->starting && !e->start_pushed && (e->spoke_starting || (e->deadline_ns && now >= e->deadline_ns)))
-      e->start_awaited = true;
+    if (e->starting && !e->start_awaited && (e->spoke_starting || (e->deadline_ns && now >= e->deadline_ns)))
+      e->start_awaited = esb_handoff_await(&loop->done, &e->start_work.node);
 }
+
+#define WORK_OF(n) ((struct esb_loop_work *)((char *)(n) - offsetof(struct esb_loop_work, node)))
 
 /* The works the pool has finished since the last look, in the order they
  * were done. woken: the eventfd said so (it is read). */
 static void take_done(struct esb_loop *loop, bool woken, uint64_t now) {
   uint64_t count;
-  if (woken && loop->done_fd >= 0 && read(loop->done_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+  if (woken && loop->done.fd >= 0 && read(loop->done.fd, &count, sizeof count) < 0 && errno != EAGAIN)
     return;
-  pthread_mutex_lock(&loop->done_lock);
   if (loop->quiet_starts)
     await_quiet_starts(loop, now);
-  struct esb_loop_work *list = NULL;
-  while (loop->done) { /* reversed: first done first */
-    struct esb_loop_work *w = loop->done;
-    loop->done = w->next_done;
-    w->next_done = list;
-    list = w;
-  }
-  pthread_mutex_unlock(&loop->done_lock);
-  for (struct esb_loop_work *w = list, *next; w; w = next) {
-    next = w->next_done;
+  for (struct esb_handoff_node *n = esb_handoff_take(&loop->done), *next; n; n = next) {
+    next = n->next;
+    struct esb_loop_work *w = WORK_OF(n);
     loop->works--;
     w->done(w);
   }
-  if (!loop->works && loop->done_fd >= 0) {
-    unwatch_fd(loop, loop->done_fd);
-    close_fd(&loop->done_fd);
+  if (!loop->works && loop->done.fd >= 0) {
+    unwatch_fd(loop, loop->done.fd);
+    close_fd(&loop->done.fd);
   }
 }
 
@@ -680,12 +657,9 @@ static void start_on_pool(struct esb_spawner_job *job) {
       failed = false;
     }
   }
-  /* Marked pushed and put on the list at once: a loop that saw it pushed
-   * finds it there. */
-  pthread_mutex_lock(&loop->done_lock);
-  e->start_pushed = true;
-  push_done_locked(loop, w, failed || e->start_awaited);
-  pthread_mutex_unlock(&loop->done_lock);
+  /* Quietly unless it failed: the loop learns of it from the fds, or
+   * awaits it (engine/handoff.h). */
+  esb_handoff_push(&loop->done, &w->node, failed);
 }
 
 /* Back on the loop: the child is in its poll already, or the start failed
@@ -768,7 +742,7 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
   e->loop = loop;
   if (start_elsewhere(loop, e)) {
     e->starting = true;
-    e->spoke_starting = e->start_pushed = e->start_awaited = false;
+    e->spoke_starting = e->start_awaited = false;
     e->start_work = (struct esb_loop_work){ .done = start_came_back };
     add_active(loop, e);
     loop->quiet_starts++;
@@ -981,8 +955,8 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
   }
   if (loop->timers && (!wake || loop->timers->at_ns < wake))
     wake = loop->timers->at_ns;
-  /* without an eventfd (done_fd -1) the works are done already */
-  int wait_ms = loop->works && loop->done_fd < 0 ? 0 : timeout_ms;
+  /* without an eventfd (done.fd -1) the works are done already */
+  int wait_ms = loop->works && loop->done.fd < 0 ? 0 : timeout_ms;
   if (loop->nwatches && (wait_ms < 0 || wait_ms > 1000))
     wait_ms = 1000;
   if (wake) {
@@ -996,7 +970,7 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms) {
   now = esb_now_ns();
   /* without an eventfd the works are done already; quiet starts are taken
    * at every step (start_on_pool) */
-  bool done_said = false, works_done = loop->works && (loop->done_fd < 0 || loop->quiet_starts);
+  bool done_said = false, works_done = loop->works && (loop->done.fd < 0 || loop->quiet_starts);
   struct esb_loop_watch woken[ESB_LOOP_WATCHES];
   size_t nwoken = 0;
   for (int i = 0; i < ready; i++) {

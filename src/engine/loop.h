@@ -18,13 +18,13 @@
 #ifndef ESB_ENGINE_LOOP_H
 #define ESB_ENGINE_LOOP_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "engine/clock.h"
+#include "engine/handoff.h"
 #include "engine/result.h"
 #include "engine/spawn.h"
 #include "engine/spawner.h"
@@ -39,7 +39,7 @@ struct esb_loop_work {
   /* private to the loop */
   struct esb_spawner_job job;
   struct esb_loop *loop;
-  struct esb_loop_work *next_done;
+  struct esb_handoff_node node; /* back to the loop (engine/handoff.h) */
 };
 
 struct esb_exec;
@@ -155,8 +155,7 @@ struct esb_exec {
   bool starting;            /* its child is being started on a pool thread,
                                which owns `child` until it hands it back */
   bool spoke_starting;      /* its fds had events before its start came back */
-  bool start_pushed, start_awaited; /* under the loop's done_lock: the pool
-                               finished its start; the loop waits on that */
+  bool start_awaited;       /* the loop waits on its start's push (engine/handoff.h) */
   bool reaping;             /* its child is being reaped on a pool thread */
   struct esb_loop_work start_work, reap_work;
   struct esb_child_exit exit;
@@ -205,20 +204,19 @@ struct esb_loop {
   struct esb_cgroup_pool *cgroup_pool; /* optional: idle cgroups local runs reuse
                                           (engine/cgroup.h); the owner clears it */
   struct esb_timer *timers; /* private: started timers, soonest first */
-  /* private: work done on the pool's threads comes back through `done`,
-   * with a word on done_fd (an eventfd, open while works are in flight) */
-  pthread_mutex_t done_lock;
-  struct esb_loop_work *done;
+  /* private: work done on the pool's threads comes back through `done`
+   * (engine/handoff.h), with a word on its fd (an eventfd, open while works
+   * are in flight) */
+  struct esb_handoff done;
   size_t works;
   size_t quiet_starts;       /* private: starts on the pool not yet taken back,
-                                whose end may come without a word on done_fd */
-  int done_fd;
+                                whose end may come without a word on done.fd */
   int epfd;                  /* private: the epoll set, -1 while the loop is idle */
   bool interrupt_watched;
   struct esb_loop_slot own_slots[2 + ESB_LOOP_WATCHES]; /* done_fd, interrupt_fd, watches */
 };
 
-#define ESB_LOOP_INIT { .interrupt_fd = -1, .done_lock = PTHREAD_MUTEX_INITIALIZER, .done_fd = -1, .epfd = -1 }
+#define ESB_LOOP_INIT { .interrupt_fd = -1, .done = ESB_HANDOFF_INIT, .epfd = -1 }
 
 /* Spawns the exec's child and adds it to the loop. A child in namespaces is
  * started on a pool thread (engine/spawner.h) while the loop has other work,

@@ -234,6 +234,20 @@ static int add_overlay(struct esb_rootfs *fs, const char *host, bool is_dir) {
 /* One host path of the mount list: the same symlink, or a bind of the
  * directory or file; nothing when the host has no such path. */
 static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why, size_t whylen) {
+  /* The plan reader refuses such paths already; here too, since the
+   * refusal of /proc and /sys below compares strings ("//proc"). */
+  if (!esb_rootfs_path_ok(m->host)) {
+    snprintf(why, whylen, "mount %.200s: the host path is not absolute, or has an empty, '.' or '..' component",
+             m->host);
+    errno = EINVAL;
+    return -1;
+  }
+  if (!esb_rootfs_path_ok(m->path)) {
+    snprintf(why, whylen, "mount %.200s: its path inside, %.200s, is not absolute, or has an empty, '.' or '..' "
+             "component", m->host, m->path);
+    errno = EINVAL;
+    return -1;
+  }
   if (at_or_below(m->host, "/proc") || at_or_below(m->host, "/sys")) {
     /* The host's processes and devices; /sys is also where the fork
      * server keeps the roots' templates (engine/fork_server.h). */
@@ -333,6 +347,12 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
   *fs = (struct esb_rootfs)ESB_ROOTFS_INIT;
   if (!sb->workdir || sb->workdir[0] != '/') {
     snprintf(why, whylen, "the working dir %s is not an absolute path", sb->workdir ? sb->workdir : "(none)");
+    errno = EINVAL;
+    return -1;
+  }
+  if (!esb_rootfs_path_ok(sb->workdir)) { /* as esb_rootfs_check_workdir has it */
+    snprintf(why, whylen, "the working dir %.200s has an empty, '.' or '..' component, or is too long",
+             sb->workdir);
     errno = EINVAL;
     return -1;
   }

@@ -160,7 +160,8 @@ static void read_files(struct esb_fields *f, int t, struct esb_request *req) {
       char quoted[256];
       f->failed = true;
       snprintf(f->err, f->errlen, "invalid request: 'files' has the path %s: a path must be relative to the "
-               "working dir, without '.' or '..' components", esb_fields_describe(L, -2, quoted, sizeof quoted));
+               "working dir, without empty, '.' or '..' components, at most %d bytes and 255 a component",
+               esb_fields_describe(L, -2, quoted, sizeof quoted), ESB_FILE_PATH_MAX);
     } else if (!(file->path = strdup(path))) {
       esb_fields_nomem(f, name);
     } else {

@@ -76,17 +76,36 @@ const char *esb_fields_describe(lua_State *L, int idx, char *buf, size_t buflen)
   }
 }
 
+/* The name of the field `name` of the table the reader is in, for a
+ * message: "limits.cpu"; an item right after its array, "local.mounts[2]"
+ * (the path holds "local.mounts.[2]."); NULL: the table itself. */
+static bool is_index(const char *s) {
+  return s[0] == '[' && s[1] >= '0' && s[1] <= '9';
+}
+
+static const char *field_name(const struct esb_fields *f, const char *name, char *buf, size_t n) {
+  size_t j = 0;
+  for (const char *p = f->path; *p && j + 1 < n; p++)
+    if (!(*p == '.' && is_index(p + 1)))
+      buf[j++] = *p;
+  if (j && buf[j - 1] == '.' && (!name || is_index(name)))
+    j--;
+  snprintf(buf + j, n - j, "%s", name ? name : "");
+  return buf;
+}
+
 void esb_fields_bad_value(struct esb_fields *f, int idx, const char *name, const char *expected) {
   if (f->failed)
     return;
   f->failed = true;
-  char buf[4 * DESCRIBE_MAX + 32];
+  char buf[4 * DESCRIBE_MAX + 32], field[sizeof f->path + 64];
   const char *got = esb_fields_describe(f->L, idx, buf, sizeof buf);
+  field_name(f, *name ? name : NULL, field, sizeof field);
   if (f->hook)
-    snprintf(f->err, f->errlen, "policy hook '%s' returned a bad field '%s%s': expected %s, got %s", f->hook,
-             f->path, name, expected, got);
+    snprintf(f->err, f->errlen, "policy hook '%s' returned a bad field '%s': expected %s, got %s", f->hook, field,
+             expected, got);
   else
-    snprintf(f->err, f->errlen, "invalid request: '%s%s' must be %s (got %s)", f->path, name, expected, got);
+    snprintf(f->err, f->errlen, "invalid request: '%s' must be %s (got %s)", field, expected, got);
 }
 
 void esb_fields_bad(struct esb_fields *f, int t, const char *key, const char *expected) {
@@ -103,7 +122,9 @@ void esb_fields_nomem(struct esb_fields *f, const char *key) {
   if (f->failed)
     return;
   f->failed = true;
-  snprintf(f->err, f->errlen, "out of memory reading '%s%s'", f->path, key);
+  char field[sizeof f->path + 64];
+  field_name(f, *key ? key : NULL, field, sizeof field);
+  snprintf(f->err, f->errlen, "out of memory reading '%s'", field);
 }
 
 void esb_fields_only(struct esb_fields *f, int t, const char *const *known) {
@@ -119,13 +140,15 @@ void esb_fields_only(struct esb_fields *f, int t, const char *const *known) {
     if (ok)
       continue;
     f->failed = true;
+    char field[sizeof f->path + 64];
     if (f->hook && k)
-      snprintf(f->err, f->errlen, "policy hook '%s' returned an unknown field '%s%s'", f->hook, f->path, k);
+      snprintf(f->err, f->errlen, "policy hook '%s' returned an unknown field '%s'", f->hook,
+               field_name(f, k, field, sizeof field));
     else if (f->hook)
       snprintf(f->err, f->errlen, "policy hook '%s' returned a table with unnamed fields at '%s'", f->hook,
                f->path);
     else if (k)
-      snprintf(f->err, f->errlen, "invalid request: unknown field '%s%s'", f->path, k);
+      snprintf(f->err, f->errlen, "invalid request: unknown field '%s'", field_name(f, k, field, sizeof field));
     else
       snprintf(f->err, f->errlen, "invalid request: %.*s must be an object with named fields, not an array",
                *f->path ? (int)strlen(f->path) - 1 : 11, *f->path ? f->path : "the request");

@@ -21,11 +21,17 @@ static const char cjson_key[] = "esb.cjson";
 /* cjson.decode for text that is UTF-8, as JSON text is (RFC 8259 8.1).
  * cjson takes any bytes in a string, and what a request names comes back
  * in its result (batch's id, a program name in a message): bytes that are
- * not UTF-8 would make that result no JSON. Upvalue 1: cjson's decode. */
+ * not UTF-8 would make that result no JSON. Nor a NUL byte, which JSON
+ * text never holds (in a string it is "\u0000"): cjson ends the document
+ * there, and would take '{"shell": "x"}' and ignore whatever follows.
+ * Upvalue 1: cjson's decode. */
 static int strict_decode(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   size_t valid = esb_utf8_prefix(text, len);
+  const char *nul = memchr(text, '\0', valid);
+  if (nul)
+    return luaL_error(L, "a NUL byte at byte %d", (int)(nul - text) + 1);
   if (valid < len)
     return luaL_error(L, "not UTF-8 at byte %d", (int)valid + 1);
   lua_pushvalue(L, lua_upvalueindex(1));

@@ -22,7 +22,15 @@ enum esb_lua_vec esb_lua_array_to_strv(lua_State *L, int idx, struct esb_strv *s
     if (rc != ESB_LUA_VEC_OK)
       return rc;
   }
-  return ESB_LUA_VEC_OK;
+  /* An object, or names beside the items, is no array: what it holds would
+   * be dropped without a word ("args": {"x": "y"} would run no args). */
+  lua_Unsigned count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    count++;
+  }
+  return count == n ? ESB_LUA_VEC_OK : ESB_LUA_VEC_BAD;
 }
 
 enum esb_lua_vec esb_lua_map_to_strv(lua_State *L, int idx, struct esb_strv *sv) {

@@ -17,7 +17,8 @@ enum esb_lua_vec {
 /* The string at idx if it is a string without NUL bytes, else NULL. */
 const char *esb_lua_plain_string(lua_State *L, int idx);
 
-/* Appends the elements 1..#t of the table at idx. */
+/* Appends the elements 1..#t of the table at idx, which must hold nothing
+ * else (ESB_LUA_VEC_BAD: an object, or names beside the items). */
 enum esb_lua_vec esb_lua_array_to_strv(lua_State *L, int idx, struct esb_strv *sv);
 
 /* Appends "NAME=value" for every pair of the table at idx; names must be

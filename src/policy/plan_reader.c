@@ -89,10 +89,11 @@ int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, si
     char reason[96];
     size_t len = 0;
     const char *text = lua_rawgeti(L, idx, (lua_Integer)i) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    int rc = text && strlen(text) == len ? esb_net_range_parse(text, &(*ranges)[i - 1], reason, sizeof reason) : -1;
+    const char *bad = !text ? "not a string" : strlen(text) != len ? "a NUL byte in it" : NULL;
+    int rc = bad ? -1 : esb_net_range_parse(text, &(*ranges)[i - 1], reason, sizeof reason);
     if (rc < 0)
       snprintf(why, whylen, "[%llu] '%.64s': %s", (unsigned long long)i, text ? text : luaL_typename(L, -1),
-               text ? reason : "not a string");
+               bad ? bad : reason);
     lua_pop(L, 1);
     if (rc < 0) {
       free(*ranges);
@@ -201,7 +202,8 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
   esb_fields_uint(&f, t, "max_code_bytes", 0, &plan->max_code_bytes);
   plan->code_file = esb_fields_string(&f, t, "code_file");
   if (plan->code_file && !esb_file_path_ok(plan->code_file))
-    esb_fields_bad(&f, t, "code_file", "a path relative to the working dir, without '.' or '..' components");
+    esb_fields_bad(&f, t, "code_file", "a path relative to the working dir, without empty, '.' or '..' components, "
+                   "at most 1024 bytes and 255 a component");
   read_limits(&f, t, plan);
   if (esb_fields_enter(&f, t, "files")) {        /* files */
     esb_fields_uint(&f, -1, "max_count", 0, &plan->max_files);
