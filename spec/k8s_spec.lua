@@ -340,8 +340,9 @@ env.each_kubectl(function(minor)
       assert.truthy(r.error.message:find("did not answer", 1, true), r.error.message)
       assert.truthy(r.cleanup_error, cjson.encode(r)) -- the delete could not be sent either
       -- the deadline (3 s), then get and delete in one 2 s budget; os.time's
-      -- whole seconds and a loaded machine get the rest
-      assert.is_true(took <= 10, took .. " s")
+      -- whole seconds and a loaded machine get the rest (under valgrind,
+      -- which runs the CLI many times slower, 30 s: a loaded machine took 16)
+      assert.is_true(took <= (env.wrapped and 30 or 10), took .. " s")
     end)
   end)
 
