@@ -125,8 +125,10 @@ for _, minor in ipairs(minors) do
         local notice = "warning: couldn't attach to pod/x, falling back to streaming logs: pods \"x\" is " ..
                        "forbidden: User cannot create resource \"pods/attach\"\n"
         local lost = "warning: couldn't attach to pod/y, falling back to streaming logs: EOF\n"
-        local shell = ("printf '%%s' %s >&2; printf '%%s' %s >&2; echo after; exec sleep 0.517")
-          :format(env.quote(notice), env.quote(lost))
+        -- (a nap of its own: the other minor's task may run this case at once)
+        local nap = ("0.5%05d"):format(math.random(0, 99999))
+        local shell = ("printf '%%s' %s >&2; printf '%%s' %s >&2; echo after; exec sleep %s")
+          :format(env.quote(notice), env.quote(lost), nap)
         local r, code, err, took = run(fixture.server, { shell = shell, timeout_ms = 60000 })
         assert.are.equal(0, code, err)
         assert.are.equal("exited", r.status, cjson.encode(r))
@@ -136,7 +138,7 @@ for _, minor in ipairs(minors) do
         assert.are.equal(notice .. lost, r.stderr)
         assert.are.equal(#notice + #lost, r.stderr_bytes)
         assert.is_true(took < 30, took .. " s") -- well before the deadline
-        nothing_left(fixture.server, { "sleep", "0.517" })
+        nothing_left(fixture.server, { "sleep", nap })
       end)
 
       -- Checked: with kubectl's klog lines and trailer taken out of the
@@ -284,8 +286,9 @@ for _, minor in ipairs(minors) do
       it("is not the program's timeout when the deadline passes before kubectl attached", function()
         -- the create is quick, every call after it takes 2 s: kubectl's wait
         -- for the pod to run and its attach among them
+        local nap = env.unique_seconds(7)
         local r, code, err, took, left = run_alone(minor, "--latency-after-create 2",
-          { shell = "echo never; exec sleep 7.25", timeout_ms = 3000 }, { "sleep", "7.25" })
+          { shell = "echo never; exec sleep " .. nap, timeout_ms = 3000 }, { "sleep", nap })
         assert.are.equal(125, code, err)
         assert.are.equal("error", r.status, cjson.encode(r))
         assert.are.equal("backend_error", r.error.code)
