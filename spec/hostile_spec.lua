@@ -395,9 +395,15 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
     local path = env.policy_file("policy.local_sandbox.isolation = 'rlimits'\npolicy.local_sandbox.cgroups = false")
     local r = run({ program = "python3", args = { "-c", swapper, decoy, token } }, path)
     os.remove(path)
-    -- the swapper ends by itself; wait for it, then take what it left behind
+    -- The removal was over when the run's result came (its child reaped):
+    -- the swapper, swapping on, is stopped, waited for, and what it left
+    -- behind taken. The token as a pattern that its own grep and shell do
+    -- not match (with the token itself, they always did: the wait ran its
+    -- 3000 rounds, over a minute).
+    local swappers = ("grep -l '[%s]%s' /proc/[0-9]*/cmdline 2>/dev/null"):format(token:sub(1, 1), token:sub(2))
+    os.execute("for f in $(" .. swappers .. "); do f=${f#/proc/}; kill ${f%/cmdline} 2>/dev/null; done")
     for _ = 1, 3000 do
-      local p = io.popen("grep -l " .. env.quote(token) .. " /proc/[0-9]*/cmdline 2>/dev/null")
+      local p = io.popen(swappers)
       local busy = p:read("a")
       p:close()
       if busy == "" then break end

@@ -3,7 +3,9 @@
 -- that says who ended the run and why, from what the engine saw; and nothing
 -- of the run alive long after its result. On the fake API server
 -- (spec/support/fake_kube.py, its "pod's life" switches), kubectl 1.30 and
--- 1.35 (the streaming list).
+-- 1.35: the pod's life reaches the engine through kubectl's list and watch,
+-- which 1.35 makes a streaming list (sendInitialEvents).
+-- spec/run: one task per minor, the oldest and the newest of the matrix.
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"

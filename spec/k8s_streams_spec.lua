@@ -2,7 +2,9 @@
 -- streams"): the program's words never end its run nor vanish from its
 -- result, and a deadline is the program's timeout only where the program
 -- ran then. Against the fake API server on the oldest and newest kubectl of
--- the matrix.
+-- the matrix: the two sides of kubectl's streaming list (1.35), by which
+-- `kubectl run --attach` learns that its pod runs before it attaches.
+-- spec/run: one task per minor, the oldest and the newest of the matrix.
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
@@ -124,8 +126,10 @@ for _, minor in ipairs(minors) do
         local notice = "warning: couldn't attach to pod/x, falling back to streaming logs: pods \"x\" is " ..
                        "forbidden: User cannot create resource \"pods/attach\"\n"
         local lost = "warning: couldn't attach to pod/y, falling back to streaming logs: EOF\n"
-        local shell = ("printf '%%s' %s >&2; printf '%%s' %s >&2; echo after; exec sleep 0.517")
-          :format(env.quote(notice), env.quote(lost))
+        -- (a nap of its own: the other minor's task may run this case at once)
+        local nap = ("0.5%05d"):format(math.random(0, 99999))
+        local shell = ("printf '%%s' %s >&2; printf '%%s' %s >&2; echo after; exec sleep %s")
+          :format(env.quote(notice), env.quote(lost), nap)
         local r, code, err, took = run(fixture.server, { shell = shell, timeout_ms = 60000 })
         assert.are.equal(0, code, err)
         assert.are.equal("exited", r.status, cjson.encode(r))
@@ -135,7 +139,7 @@ for _, minor in ipairs(minors) do
         assert.are.equal(notice .. lost, r.stderr)
         assert.are.equal(#notice + #lost, r.stderr_bytes)
         assert.is_true(took < 30, took .. " s") -- well before the deadline
-        nothing_left(fixture.server, { "sleep", "0.517" })
+        nothing_left(fixture.server, { "sleep", nap })
       end)
 
       -- Checked: with kubectl's klog lines and trailer taken out of the
@@ -210,8 +214,9 @@ for _, minor in ipairs(minors) do
       -- end: the run lasts its 30 s and ends as exited 0, its output
       -- repeated.
       it("ends at once as AttachLost, retryable, when kubectl falls back to the pod's log", function()
+        local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
         local r, code, err, took = run_alone(minor, "--drop-attach-at one",
-          { shell = "echo one; echo two >&2; exec sleep 30.25", timeout_ms = 60000 }, { "sleep", "30.25" })
+          { shell = "echo one; echo two >&2; exec sleep " .. nap, timeout_ms = 60000 }, { "sleep", nap })
         assert.are.equal(125, code, err)
         assert.are.equal("AttachLost", r.reason, cjson.encode(r))
         assert.is_true(r.error.retryable)
@@ -228,8 +233,9 @@ for _, minor in ipairs(minors) do
       -- mark alone), the log's "one" comes before the mark and is output
       -- again: "one\none\n".
       it("outputs nothing twice when the pod's log holds the program's stdout before the start mark", function()
+        local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
         local r, code, err = run_alone(minor, "--drop-attach-at one --log-stdout-first",
-          { shell = "echo one; echo two >&2; exec sleep 30.25", timeout_ms = 60000 }, { "sleep", "30.25" })
+          { shell = "echo one; echo two >&2; exec sleep " .. nap, timeout_ms = 60000 }, { "sleep", nap })
         assert.are.equal(125, code, err)
         assert.are.equal("AttachLost", r.reason, cjson.encode(r))
         assert.are.equal("one\n", r.stdout)
@@ -240,8 +246,9 @@ for _, minor in ipairs(minors) do
       -- Checked: without dropping the cut piece (stdout_before_live_mark
       -- passing it on), stdout begins with the mark's first bytes.
       it("outputs no piece of a mark when it breaks while the mark is written", function()
+        local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
         local r, code, err = run_alone(minor, "--drop-attach --log-stdout-first",
-          { shell = "echo one; echo two >&2; exec sleep 30.25", timeout_ms = 60000 }, { "sleep", "30.25" })
+          { shell = "echo one; echo two >&2; exec sleep " .. nap, timeout_ms = 60000 }, { "sleep", nap })
         assert.are.equal(125, code, err)
         assert.are.equal("AttachLost", r.reason, cjson.encode(r))
         assert.truthy(r.stdout == "" or r.stdout == "one\n", r.stdout)
@@ -291,9 +298,10 @@ for _, minor in ipairs(minors) do
       -- Checked: without the replay rule, the run waits for the program's
       -- 30 s and ends exited 0.
       it("ends at once as AttachLost, with files and collect, when kubectl falls back to the pod's log", function()
+        local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
         local r, code, err, took = run_alone(minor, "--drop-attach",
-          { shell = "echo one; cp in.txt out.txt; exec sleep 30.25", timeout_ms = 60000,
-            files = { ["in.txt"] = "x" }, collect = { "out.txt" } }, { "sleep", "30.25" })
+          { shell = "echo one; cp in.txt out.txt; exec sleep " .. nap, timeout_ms = 60000,
+            files = { ["in.txt"] = "x" }, collect = { "out.txt" } }, { "sleep", nap })
         assert.are.equal(125, code, err)
         assert.are.equal("AttachLost", r.reason, cjson.encode(r))
         assert.is_true(r.error.retryable)
@@ -309,8 +317,9 @@ for _, minor in ipairs(minors) do
       it("is not the program's timeout when the deadline passes before kubectl attached", function()
         -- the create is quick, every call after it takes 2 s: kubectl's wait
         -- for the pod to run and its attach among them
+        local nap = env.unique_seconds(7)
         local r, code, err, took, left = run_alone(minor, "--latency-after-create 2",
-          { shell = "echo never; exec sleep 7.25", timeout_ms = 3000 }, { "sleep", "7.25" })
+          { shell = "echo never; exec sleep " .. nap, timeout_ms = 3000 }, { "sleep", nap })
         assert.are.equal(125, code, err)
         assert.are.equal("error", r.status, cjson.encode(r))
         assert.are.equal("backend_error", r.error.code)

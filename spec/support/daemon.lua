@@ -59,7 +59,7 @@ function M.signal(d, sig, wait)
     return
   end
   -- the daemon is not our child: its exit code comes from a wrapper below
-  local p = io.popen(("kill -%s %s; while kill -0 %s 2>/dev/null; do sleep 0.01; done"):format(sig, d.pid, d.pid))
+  local p = io.popen(("kill -%s %s; %s"):format(sig, d.pid, env.wait_ended_sh(d.pid)))
   p:read("a")
   p:close()
 end

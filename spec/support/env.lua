@@ -74,6 +74,21 @@ function M.each_kubectl(body)
   end
 end
 
+-- Which minor runs the cases of a matrix file that do not depend on
+-- kubectl's version (M.kubectl_once): $ESB_SPEC_ONCE_MINOR (spec/run names
+-- the matrix's newest when it splits the file into one task per minor),
+-- else the newest of the minors above.
+M.kubectl_once_minor = tonumber(os.getenv("ESB_SPEC_ONCE_MINOR") or "") or M.kubectl_minors[#M.kubectl_minors]
+
+-- In the body of env.each_kubectl, in place of describe for a block whose
+-- cases kubectl's version does not change (the requests kubectl makes in
+-- them are the same on every minor): describe for one minor of the matrix,
+-- nothing for the others.
+function M.kubectl_once(minor)
+  if minor == M.kubectl_once_minor then return require("busted").describe end
+  return function() end
+end
+
 -- The newest minor of the matrix whose kubectl is here; else nil, and one
 -- pending spec that says why.
 function M.newest_kubectl()
@@ -243,6 +258,15 @@ function M.wait_running(argv)
     os.execute("sleep 0.01")
   end
   return false
+end
+
+-- A shell loop that waits until process pid has ended: until it is gone,
+-- or a zombie. A process whose parent went first (a server a shell started
+-- in the background) is reaped by init, which on these machines reaps in
+-- rounds: waiting for the zombie to go took 1-2 s a server.
+function M.wait_ended_sh(pid)
+  return ("while kill -0 %s 2>/dev/null && [ \"$(sed 's/.*) //; s/ .*//' /proc/%s/stat 2>/dev/null)\" != Z ]; " ..
+          "do sleep 0.01; done"):format(pid, pid)
 end
 
 -- A unique argument for `sleep` (seconds, with a fraction), so that a spec

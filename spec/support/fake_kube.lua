@@ -64,7 +64,7 @@ function M.pods(server)
 end
 
 function M.stop(server)
-  os.execute("kill " .. server.pid .. "; while kill -0 " .. server.pid .. " 2>/dev/null; do sleep 0.01; done")
+  os.execute("kill " .. server.pid .. "; " .. env.wait_ended_sh(server.pid))
   os.execute("rm -rf " .. server.dir)
 end
 

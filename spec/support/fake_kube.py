@@ -63,6 +63,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -87,6 +88,32 @@ options = None
 busybox_dir = [None]   # with --busybox: a directory of its applets, the pods' PATH
 failing_dir = [None]   # with --failing-tool: a directory of tools that fail, first on the pods' PATH
 latency = [0.0]        # ---- per-request latency: seconds before each API request is answered
+
+
+# ---- what kubectl asks, to compare the minors of the matrix ----
+# With $ESB_FAKE_TRACE set (a file), each server appends a line for itself
+# ("PID MINOR START OPTIONS") and one for each API request ("PID MINOR METHOD
+# PATH HEADERS"; pod names, resource versions and timeouts made alike; the
+# headers that say how kubectl asks). spec/support/kubectl_traces.py
+# compares what each minor asked in each case.
+TRACE_HEADERS = ("Accept", "Content-Type", "Sec-WebSocket-Protocol")
+
+
+def trace(line):
+    path = os.environ.get("ESB_FAKE_TRACE")
+    if path:
+        with open(path, "a") as f:
+            f.write("%d %d %s\n" % (os.getpid(), options.minor, line))
+
+
+def trace_request(handler, method):
+    if not os.environ.get("ESB_FAKE_TRACE") or handler.path.startswith("/_fake/"):
+        return
+    path = re.sub(r"echo-sandbox-[0-9a-f]{6,}", "POD", handler.path)
+    path = re.sub(r"(resourceVersion|timeoutSeconds)=[0-9]+", r"\1=N", path)
+    path = re.sub(r"timeout=[0-9.]+(m[0-9]+)?s", "timeout=T", path)
+    headers = " ".join("%s=%s" % (k, handler.headers[k]) for k in TRACE_HEADERS if handler.headers.get(k))
+    trace("%s %s %s" % (method, path, headers))
 
 
 def now():
@@ -327,6 +354,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         with state_lock:
             requests_log.append("%s %s" % (method, self.path))
+            trace_request(self, method)
             hang = options.hang_after_create and pods and not url.path.startswith("/_fake/")
             down = time.time() < outage_until[0] and not url.path.startswith("/_fake/")
             # ---- per-request latency (--latency, POST /_fake/latency/SECONDS) ----
@@ -1078,6 +1106,7 @@ def main():
                     help="as --latency, once a pod exists (the create itself is quick)")
     life_options(ap)
     options = ap.parse_args()
+    trace("START " + " ".join(a for a in sys.argv[1:] if not a.startswith("/") and a != "--port-file"))
     latency[0] = options.latency
     if options.busybox:
         busybox_dir[0] = tempfile.mkdtemp(prefix="esb-fake-busybox.")
