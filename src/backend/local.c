@@ -502,6 +502,24 @@ static void finished(struct esb_exec *exec, void *userdata) {
     run->on_done(run, run->userdata);
 }
 
+/* The run's network: pasta and the rules of its namespace, attached before
+ * the child is released. 0, or -1 with the result failed. */
+static int prepare_network(struct esb_local_run *run, const struct esb_plan *plan) {
+  char why[ESB_MESSAGE_MAX];
+  const struct esb_local_settings *ls = &plan->local;
+  /* pasta, where it can run unprivileged, runs as the run's own host ids */
+  if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, run->sandbox.uid,
+                           run->sandbox.gid, run->sandbox.owns_userns, why, sizeof why) < 0) {
+    esb_result_fail(&run->exec.result, ESB_E_SYSTEM, "%s", why);
+    return -1;
+  }
+  run->sandbox.net_rules = run->net.rules;
+  run->sandbox.n_net_rules = run->net.n_rules;
+  run->sandbox.before_release = attach_network;
+  run->sandbox.before_release_arg = run;
+  return 0;
+}
+
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   struct esb_exec *e = &run->exec;
   char why[ESB_MESSAGE_MAX];
@@ -537,19 +555,8 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   } else if (use_host_workdir(run, plan) < 0) {
     goto fail;
   }
-  if (run->sandbox.namespaces && plan->local.network) {
-    const struct esb_local_settings *ls = &plan->local;
-    /* pasta, where it can run unprivileged, runs as the run's own host ids */
-    if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, run->sandbox.uid,
-                             run->sandbox.gid, run->sandbox.owns_userns, why, sizeof why) < 0) {
-      esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
-      goto fail;
-    }
-    run->sandbox.net_rules = run->net.rules;
-    run->sandbox.n_net_rules = run->net.n_rules;
-    run->sandbox.before_release = attach_network;
-    run->sandbox.before_release_arg = run;
-  }
+  if (run->sandbox.namespaces && plan->local.network && prepare_network(run, plan) < 0)
+    goto fail;
   if (plan->collect.n_patterns) {
     if ((run->collect_fd = memfd_create("echo-sandbox-collect", MFD_CLOEXEC)) < 0) {
       esb_result_fail(&e->result, ESB_E_SYSTEM, "memfd_create: %s", strerror(errno));

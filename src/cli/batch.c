@@ -278,34 +278,64 @@ static int start_planner(struct batch *b, pthread_t *thread) {
   return -rc;
 }
 
-int esb_cli_batch(int argc, char **argv) {
+struct batch_options {
+  long jobs;
+  const char *policy_path;
+  bool events;
+};
+
+/* Reads the options into o: -1 to go on, or the exit status. */
+static int read_batch_options(int argc, char **argv, struct batch_options *o) {
   static const struct option longopts[] = {
     {"jobs", required_argument, 0, 'j'}, {"policy", required_argument, 0, 'p'}, {"events", no_argument, 0, 'e'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  long jobs = cores > 0 ? 2 * cores : 2;
-  const char *policy_path = NULL;
-  bool events = false;
+  o->jobs = cores > 0 ? 2 * cores : 2;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+hj:", longopts, NULL)) != -1;) {
     char *end;
     switch (c) {
     case 'j':
-      jobs = strtol(optarg, &end, 10);
-      if (*end || jobs < 1) {
+      o->jobs = strtol(optarg, &end, 10);
+      if (*end || o->jobs < 1) {
         fprintf(stderr, "echo-sandbox batch: -j %s: expected a positive whole number\n", optarg);
         return 125;
       }
       break;
-    case 'p': policy_path = optarg; break;
-    case 'e': events = true; break;
+    case 'p': o->policy_path = optarg; break;
+    case 'e': o->events = true; break;
     case 'h': fputs(batch_usage, stdout); return 0;
     default:
       fprintf(stderr, "echo-sandbox batch: unknown or incomplete option '%s'\n%s", argv[optind - 1], batch_usage);
       return 125;
     }
   }
+  return -1;
+}
+
+/* Starts the planned jobs, up to `jobs` at once, until the planner has
+ * finished and every job has ended, or a signal came. */
+static void run_jobs(struct batch *b, struct esb_loop *loop, long jobs) {
+  for (;;) {
+    bool finished = false;
+    struct esb_plan_queue_item *item;
+    while (b->in_flight < jobs && !loop->interrupted && (item = esb_plan_queue_take(&b->queue, &finished)))
+      start_job(b, loop, (struct batch_job *)item);
+    if (loop->interrupted)
+      esb_plan_queue_stop(&b->queue); /* a signal: start nothing more */
+    if (b->in_flight == 0 && (finished || loop->interrupted))
+      break;
+    esb_loop_step(loop, -1);
+  }
+}
+
+int esb_cli_batch(int argc, char **argv) {
+  struct batch_options o = { 0 };
+  int done = read_batch_options(argc, argv, &o);
+  if (done >= 0)
+    return done;
+  long jobs = o.jobs;
   /* The requests' file: a name that cannot be read is an error, never a
    * silent read of stdin instead. */
   if (argc - optind > 1) {
@@ -315,7 +345,7 @@ int esb_cli_batch(int argc, char **argv) {
   }
   const char *input_path = optind < argc ? argv[optind] : "-";
   char err[ESB_MESSAGE_MAX];
-  struct batch b = { .events = events, .queue = { .wake_fd = -1 } };
+  struct batch b = { .events = o.events, .queue = { .wake_fd = -1 } };
   int rc = 125;
   size_t len = 0;
   char *input = NULL;
@@ -325,7 +355,7 @@ int esb_cli_batch(int argc, char **argv) {
   struct esb_cgroup_pool cgroups = ESB_CGROUP_POOL_INIT;
   struct esb_loop loop = ESB_LOOP_INIT;
   if (!(b.L = esb_json_state()) || !(b.planner_L = esb_json_state()) ||
-      !(b.policy = esb_policy_open(policy_path, err, sizeof err))) {
+      !(b.policy = esb_policy_open(o.policy_path, err, sizeof err))) {
     fprintf(stderr, "echo-sandbox batch: %s\n", b.L && b.planner_L ? err : "out of memory");
     goto out;
   }
@@ -350,17 +380,7 @@ int esb_cli_batch(int argc, char **argv) {
     goto out;
   }
   planning = true;
-  for (;;) {
-    bool finished = false;
-    struct esb_plan_queue_item *item;
-    while (b.in_flight < jobs && !loop.interrupted && (item = esb_plan_queue_take(&b.queue, &finished)))
-      start_job(&b, &loop, (struct batch_job *)item);
-    if (loop.interrupted)
-      esb_plan_queue_stop(&b.queue); /* a signal: start nothing more */
-    if (b.in_flight == 0 && (finished || loop.interrupted))
-      break;
-    esb_loop_step(&loop, -1);
-  }
+  run_jobs(&b, &loop, jobs);
   rc = loop.interrupted ? 130 : b.lost ? 1 : 0;
 out:
   if (planning) {

@@ -81,22 +81,26 @@ static const char *kubectl_said(struct esb_result *r) {
   return r->err.data;
 }
 
-int esb_cli_cleanup(int argc, char **argv) {
+struct cleanup_options {
+  const char *policy_path, *namespace_;
+  bool all, dry_run, local_only;
+};
+
+/* Reads the options into o: -1 to go on, or the exit status. */
+static int read_cleanup_options(int argc, char **argv, struct cleanup_options *o) {
   static const struct option longopts[] = {
     {"policy", required_argument, 0, 'p'}, {"namespace", required_argument, 0, 'n'},
     {"all", no_argument, 0, 'a'}, {"dry-run", no_argument, 0, 'd'}, {"local-only", no_argument, 0, 'l'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  const char *policy_path = NULL, *namespace_ = NULL;
-  bool all = false, dry_run = false, local_only = false;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
     switch (c) {
-    case 'p': policy_path = optarg; break;
-    case 'n': namespace_ = optarg; break;
-    case 'a': all = true; break;
-    case 'd': dry_run = true; break;
-    case 'l': local_only = true; break;
+    case 'p': o->policy_path = optarg; break;
+    case 'n': o->namespace_ = optarg; break;
+    case 'a': o->all = true; break;
+    case 'd': o->dry_run = true; break;
+    case 'l': o->local_only = true; break;
     case 'h': fputs(cleanup_usage, stdout); return 0;
     default:
       fprintf(stderr, "echo-sandbox cleanup: unknown or incomplete option '%s'\n%s", argv[optind - 1],
@@ -104,9 +108,47 @@ int esb_cli_cleanup(int argc, char **argv) {
       return 125;
     }
   }
-  struct slots_said said = { .dry_run = dry_run };
-  esb_cgroup_slots_remove(dry_run, say_slot, &said);
-  if (local_only)
+  return -1;
+}
+
+/* Prints what becomes of each pod of the list on top of L ({name, expires}
+ * each) and pushes the names of those to delete onto tail: every one with
+ * --all, else the expired ones. Returns how many. */
+static int pick_pods(lua_State *L, const struct cleanup_options *o, struct esb_strv *tail) {
+  char now[32];
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  int doomed = 0;
+  for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    const char *name = lua_tostring(L, -2), *expires = lua_tostring(L, -1);
+    /* RFC 3339 times in UTC compare as strings. */
+    bool expired = *expires && strcmp(expires, now) < 0;
+    if (name && (o->all || expired)) {
+      printf("%s %s (%s %s)\n", o->dry_run ? "would delete" : "deleting", name,
+             *expires ? (expired ? "expired at" : "expires at") : "no expiry", expires);
+      esb_strv_push(tail, name);
+      doomed++;
+    } else if (name) {
+      printf("keeping %s (%s %s)\n", name, *expires ? "expires at" : "no expiry", expires);
+    }
+    lua_pop(L, 3);
+  }
+  return doomed;
+}
+
+int esb_cli_cleanup(int argc, char **argv) {
+  struct cleanup_options o = { 0 };
+  int done = read_cleanup_options(argc, argv, &o);
+  if (done >= 0)
+    return done;
+  struct slots_said said = { .dry_run = o.dry_run };
+  esb_cgroup_slots_remove(o.dry_run, say_slot, &said);
+  if (o.local_only)
     return said.failed;
   char err[ESB_MESSAGE_MAX];
   int rc = 125;
@@ -114,14 +156,14 @@ int esb_cli_cleanup(int argc, char **argv) {
   struct esb_result got = ESB_RESULT_INIT, deleted = ESB_RESULT_INIT;
   struct esb_strv tail = ESB_STRV_INIT;
   lua_State *L = NULL;
-  struct esb_policy *policy = esb_policy_open(policy_path, err, sizeof err);
+  struct esb_policy *policy = esb_policy_open(o.policy_path, err, sizeof err);
   if (!policy || esb_policy_cluster(policy, &cluster, err, sizeof err) != ESB_OK) {
     fprintf(stderr, "echo-sandbox cleanup: %s\n", err);
     goto out;
   }
-  if (namespace_) {
+  if (o.namespace_) {
     free(cluster.namespace_);
-    cluster.namespace_ = strdup(namespace_);
+    cluster.namespace_ = strdup(o.namespace_);
   }
   const char *list[] = {"get", "pods", "-l", "app.kubernetes.io/managed-by=echo-sandbox", "-o", "json",
                         "--request-timeout=20s", NULL};
@@ -139,33 +181,11 @@ int esb_cli_cleanup(int argc, char **argv) {
     fprintf(stderr, "echo-sandbox cleanup: %s\n", err);
     goto out;
   }
-  char now[32];
-  time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  int doomed = 0;
   esb_strv_push(&tail, "delete");
   esb_strv_push(&tail, "pod");
-  for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
-    lua_rawgeti(L, -1, i);
-    lua_rawgeti(L, -1, 1);
-    lua_rawgeti(L, -2, 2);
-    const char *name = lua_tostring(L, -2), *expires = lua_tostring(L, -1);
-    /* RFC 3339 times in UTC compare as strings. */
-    bool expired = *expires && strcmp(expires, now) < 0;
-    if (name && (all || expired)) {
-      printf("%s %s (%s %s)\n", dry_run ? "would delete" : "deleting", name,
-             *expires ? (expired ? "expired at" : "expires at") : "no expiry", expires);
-      esb_strv_push(&tail, name);
-      doomed++;
-    } else if (name) {
-      printf("keeping %s (%s %s)\n", name, *expires ? "expires at" : "no expiry", expires);
-    }
-    lua_pop(L, 3);
-  }
+  int doomed = pick_pods(L, &o, &tail);
   rc = said.failed;
-  if (doomed && !dry_run) {
+  if (doomed && !o.dry_run) {
     esb_strv_push(&tail, "--ignore-not-found");
     esb_strv_push(&tail, "--wait=false");
     esb_k8s_kubectl_run(&cluster, (const char *const *)tail.v, 60000, &deleted);

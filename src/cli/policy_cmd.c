@@ -85,6 +85,132 @@ static const char *seccomp_rule(enum esb_seccomp_profile profile, size_t *i, cha
   return NULL;
 }
 
+/* The plan's limits as the "limits" field of the table on top. */
+static void set_limits(lua_State *L, const struct esb_plan *p) {
+  lua_newtable(L);
+  set_int(L, "memory_bytes", p->local.memory_bytes);
+  set_int(L, "cpu_time_secs", p->local.limits.cpu_secs);
+  set_int(L, "max_output_bytes", p->max_output_bytes);
+  set_int(L, "max_processes", p->local.limits.processes);
+  set_int(L, "cpu_millicores", p->local.cpu_millicores);
+  lua_pushboolean(L, p->local.network);
+  lua_setfield(L, -2, "network");
+  lua_setfield(L, -2, "limits");
+}
+
+/* The pod and the kubectl command line as the "k8s" field. */
+static void set_k8s(lua_State *L, const struct explanation *x) {
+  const struct esb_k8s_settings *k = &x->plan->k8s;
+  lua_newtable(L);
+  lua_pushstring(L, k->image);
+  lua_setfield(L, -2, "image");
+  lua_pushstring(L, k->namespace_);
+  lua_setfield(L, -2, "namespace");
+  lua_pushstring(L, k->pod_name);
+  lua_setfield(L, -2, "pod_name");
+  lua_pushboolean(L, k->handshake);
+  lua_setfield(L, -2, "handshake");
+  esb_json_field(L, "decode");
+  lua_pushstring(L, k->overrides_json);
+  lua_call(L, 1, 1);
+  lua_setfield(L, -2, "overrides");
+  push_strv(L, x->kubectl);
+  lua_setfield(L, -2, "kubectl");
+  lua_setfield(L, -2, "k8s");
+}
+
+/* The sandbox's namespaces, uid and gid, and mounts, into the table on top. */
+static void set_local_identity(lua_State *L, const struct esb_plan *p, const struct esb_sandbox *sb) {
+  lua_newtable(L);
+  for (int i = 0, n = 0; i < 6; i++) {
+    if (sb->namespaces & (1u << i)) {
+      lua_pushstring(L, namespace_names[i]);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  lua_setfield(L, -2, "namespaces");
+  set_int(L, "uid", p->local.uid);
+  set_int(L, "gid", p->local.gid);
+  if (p->local.uid_count) {
+    lua_createtable(L, 0, 2);
+    set_int(L, "first", p->local.uid_first);
+    set_int(L, "count", p->local.uid_count);
+    lua_setfield(L, -2, "uid_range");
+  }
+  lua_newtable(L);
+  for (size_t i = 0; i < sb->n_mounts; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, sb->mounts[i].host);
+    lua_setfield(L, -2, "host");
+    lua_pushstring(L, sb->mounts[i].path);
+    lua_setfield(L, -2, "path");
+    lua_pushboolean(L, sb->mounts[i].writable);
+    lua_setfield(L, -2, "writable");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "mounts");
+}
+
+/* The cgroups, the network's allowed ranges and the seccomp filter, into
+ * the table on top. */
+static void set_local_confinement(lua_State *L, const struct esb_plan *p) {
+  lua_pushboolean(L, p->local.cgroups);
+  lua_setfield(L, -2, "cgroups");
+  if (p->local.cgroups) {
+    /* What this host would give a run: the hierarchy and its controllers. */
+    struct esb_cgroup_host host;
+    char text[1200];
+    esb_cgroup_probe(&host);
+    esb_cgroup_describe(&host, text, sizeof text);
+    lua_pushstring(L, text);
+    lua_setfield(L, -2, "cgroup");
+  }
+  if (p->local.network) {
+    lua_newtable(L);
+    for (size_t i = 0; i < p->local.n_network_allow; i++) {
+      char range[64];
+      esb_net_range_format(&p->local.network_allow[i], range, sizeof range);
+      lua_pushstring(L, range);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "network_allow");
+  }
+  lua_pushstring(L, esb_seccomp_profile_name(p->local.seccomp));
+  lua_setfield(L, -2, "seccomp");
+  lua_newtable(L);
+  char rule[ESB_MESSAGE_MAX];
+  for (size_t i = 0, n = 1; seccomp_rule(p->local.seccomp, &i, rule, sizeof rule); n++) {
+    lua_pushstring(L, rule);
+    lua_rawseti(L, -2, (lua_Integer)n);
+  }
+  lua_setfield(L, -2, "seccomp_rules");
+}
+
+/* The local sandbox's settings as the "local" field. */
+static void set_local(lua_State *L, const struct explanation *x) {
+  const struct esb_plan *p = x->plan;
+  const struct esb_sandbox *sb = &x->sandbox;
+  lua_newtable(L);
+  lua_pushstring(L, esb_isolation_name(p->local.isolation));
+  lua_setfield(L, -2, "isolation");
+  set_local_identity(L, p, sb);
+  if (sb->workdir) {
+    lua_pushstring(L, sb->workdir);
+    lua_setfield(L, -2, "working_dir");
+  }
+  set_int(L, "workdir_size_bytes", sb->workdir_size_bytes);
+  set_local_confinement(L, p);
+  set_int(L, "tmp_size_bytes", sb->tmp_size_bytes);
+  lua_newtable(L);
+  set_int(L, "address_space", sb->limits.address_space);
+  set_int(L, "cpu_secs", sb->limits.cpu_secs);
+  set_int(L, "file_size", sb->limits.file_size);
+  set_int(L, "open_files", sb->limits.open_files);
+  set_int(L, "processes", sb->limits.processes);
+  lua_setfield(L, -2, "rlimits");
+  lua_setfield(L, -2, "local");
+}
+
 /* The explanation as a Lua table (runs protected). */
 static int push_explanation(lua_State *L) {
   const struct explanation *x = lua_touserdata(L, 1);
@@ -114,115 +240,15 @@ static int push_explanation(lua_State *L) {
   }
   set_int(L, "timeout_ms", p->timeout_ms);
   set_int(L, "kill_grace_ms", p->kill_grace_ms);
-  lua_newtable(L);
-  set_int(L, "memory_bytes", p->local.memory_bytes);
-  set_int(L, "cpu_time_secs", p->local.limits.cpu_secs);
-  set_int(L, "max_output_bytes", p->max_output_bytes);
-  set_int(L, "max_processes", p->local.limits.processes);
-  set_int(L, "cpu_millicores", p->local.cpu_millicores);
-  lua_pushboolean(L, p->local.network);
-  lua_setfield(L, -2, "network");
-  lua_setfield(L, -2, "limits");
+  set_limits(L, p);
   if (p->clamped) {
     push_strv(L, p->clamped);
     lua_setfield(L, -2, "clamped");
   }
-  if (x->kubectl) {
-    const struct esb_k8s_settings *k = &p->k8s;
-    lua_newtable(L);
-    lua_pushstring(L, k->image);
-    lua_setfield(L, -2, "image");
-    lua_pushstring(L, k->namespace_);
-    lua_setfield(L, -2, "namespace");
-    lua_pushstring(L, k->pod_name);
-    lua_setfield(L, -2, "pod_name");
-    lua_pushboolean(L, k->handshake);
-    lua_setfield(L, -2, "handshake");
-    esb_json_field(L, "decode");
-    lua_pushstring(L, k->overrides_json);
-    lua_call(L, 1, 1);
-    lua_setfield(L, -2, "overrides");
-    push_strv(L, x->kubectl);
-    lua_setfield(L, -2, "kubectl");
-    lua_setfield(L, -2, "k8s");
-  } else {
-    const struct esb_sandbox *sb = &x->sandbox;
-    lua_newtable(L);
-    lua_pushstring(L, esb_isolation_name(p->local.isolation));
-    lua_setfield(L, -2, "isolation");
-    lua_newtable(L);
-    for (int i = 0, n = 0; i < 6; i++) {
-      if (sb->namespaces & (1u << i)) {
-        lua_pushstring(L, namespace_names[i]);
-        lua_rawseti(L, -2, ++n);
-      }
-    }
-    lua_setfield(L, -2, "namespaces");
-    set_int(L, "uid", p->local.uid);
-    set_int(L, "gid", p->local.gid);
-    if (p->local.uid_count) {
-      lua_createtable(L, 0, 2);
-      set_int(L, "first", p->local.uid_first);
-      set_int(L, "count", p->local.uid_count);
-      lua_setfield(L, -2, "uid_range");
-    }
-    lua_newtable(L);
-    for (size_t i = 0; i < sb->n_mounts; i++) {
-      lua_createtable(L, 0, 3);
-      lua_pushstring(L, sb->mounts[i].host);
-      lua_setfield(L, -2, "host");
-      lua_pushstring(L, sb->mounts[i].path);
-      lua_setfield(L, -2, "path");
-      lua_pushboolean(L, sb->mounts[i].writable);
-      lua_setfield(L, -2, "writable");
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, -2, "mounts");
-    if (sb->workdir) {
-      lua_pushstring(L, sb->workdir);
-      lua_setfield(L, -2, "working_dir");
-    }
-    set_int(L, "workdir_size_bytes", sb->workdir_size_bytes);
-    lua_pushboolean(L, p->local.cgroups);
-    lua_setfield(L, -2, "cgroups");
-    if (p->local.cgroups) {
-      /* What this host would give a run: the hierarchy and its controllers. */
-      struct esb_cgroup_host host;
-      char text[1200];
-      esb_cgroup_probe(&host);
-      esb_cgroup_describe(&host, text, sizeof text);
-      lua_pushstring(L, text);
-      lua_setfield(L, -2, "cgroup");
-    }
-    if (p->local.network) {
-      lua_newtable(L);
-      for (size_t i = 0; i < p->local.n_network_allow; i++) {
-        char range[64];
-        esb_net_range_format(&p->local.network_allow[i], range, sizeof range);
-        lua_pushstring(L, range);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-      }
-      lua_setfield(L, -2, "network_allow");
-    }
-    lua_pushstring(L, esb_seccomp_profile_name(p->local.seccomp));
-    lua_setfield(L, -2, "seccomp");
-    lua_newtable(L);
-    char rule[ESB_MESSAGE_MAX];
-    for (size_t i = 0, n = 1; seccomp_rule(p->local.seccomp, &i, rule, sizeof rule); n++) {
-      lua_pushstring(L, rule);
-      lua_rawseti(L, -2, (lua_Integer)n);
-    }
-    lua_setfield(L, -2, "seccomp_rules");
-    set_int(L, "tmp_size_bytes", sb->tmp_size_bytes);
-    lua_newtable(L);
-    set_int(L, "address_space", sb->limits.address_space);
-    set_int(L, "cpu_secs", sb->limits.cpu_secs);
-    set_int(L, "file_size", sb->limits.file_size);
-    set_int(L, "open_files", sb->limits.open_files);
-    set_int(L, "processes", sb->limits.processes);
-    lua_setfield(L, -2, "rlimits");
-    lua_setfield(L, -2, "local");
-  }
+  if (x->kubectl)
+    set_k8s(L, x);
+  else
+    set_local(L, x);
   return 1;
 }
 

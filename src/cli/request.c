@@ -59,51 +59,47 @@ static int parse_whole(const char *s, long long *out) {
   return 0;
 }
 
-/* Builds the request table from the options; runs protected. */
-static int push_flag_request(lua_State *L) {
-  struct esb_cli_options *o = lua_touserdata(L, 1);
+/* The program and its arguments ("args"), into the request on top: with
+ * --code or --code-file every word is an argument. */
+static void set_program(lua_State *L, const struct esb_cli_options *o) {
+  if (!o->program || !o->program[0])
+    return;
+  bool is_code = o->code || o->code_data;
+  int i = 0;
+  if (!is_code) {
+    lua_pushstring(L, o->program[0]);
+    lua_setfield(L, -2, "program");
+    i = 1;
+  }
   lua_newtable(L);
-  if (o->shell) { lua_pushstring(L, o->shell); lua_setfield(L, -2, "shell"); }
-  if (o->lang) { lua_pushstring(L, o->lang); lua_setfield(L, -2, "language"); }
-  if (o->code) { lua_pushstring(L, o->code); lua_setfield(L, -2, "code"); }
-  if (o->code_data) { lua_pushlstring(L, o->code_data, o->code_len); lua_setfield(L, -2, "code"); }
-  if (o->working_dir) { lua_pushstring(L, o->working_dir); lua_setfield(L, -2, "working_dir"); }
-  if (o->backend) { lua_pushstring(L, o->backend); lua_setfield(L, -2, "backend"); }
-  if (o->program && o->program[0]) {
-    bool is_code = o->code || o->code_data;
-    int i = 0;
-    if (!is_code) {
-      lua_pushstring(L, o->program[0]);
-      lua_setfield(L, -2, "program");
-      i = 1;
-    }
-    lua_newtable(L);
-    for (int k = 1; o->program[i]; i++, k++) {
-      lua_pushstring(L, o->program[i]);
-      lua_rawseti(L, -2, k);
-    }
-    lua_setfield(L, -2, "args");
+  for (int k = 1; o->program[i]; i++, k++) {
+    lua_pushstring(L, o->program[i]);
+    lua_rawseti(L, -2, k);
   }
-  if (o->nenv) {
-    lua_newtable(L);
-    for (int i = 0; i < o->nenv; i++) {
-      const char *eq = strchr(o->env[i], '=');
-      if (!eq)
-        return luaL_error(L, "--env %s: expected NAME=VALUE", o->env[i]);
-      lua_pushlstring(L, o->env[i], (size_t)(eq - o->env[i]));
-      lua_pushstring(L, eq + 1);
-      lua_rawset(L, -3);
-    }
-    lua_setfield(L, -2, "env");
+  lua_setfield(L, -2, "args");
+}
+
+/* --env NAME=VALUE flags as the "env" table: 0, or raises the error. */
+static int set_env(lua_State *L, const struct esb_cli_options *o) {
+  if (!o->nenv)
+    return 0;
+  lua_newtable(L);
+  for (int i = 0; i < o->nenv; i++) {
+    const char *eq = strchr(o->env[i], '=');
+    if (!eq)
+      return luaL_error(L, "--env %s: expected NAME=VALUE", o->env[i]);
+    lua_pushlstring(L, o->env[i], (size_t)(eq - o->env[i]));
+    lua_pushstring(L, eq + 1);
+    lua_rawset(L, -3);
   }
+  lua_setfield(L, -2, "env");
+  return 0;
+}
+
+/* The limit flags as the "limits" table, each checked as its flag says: 0,
+ * or raises the error. */
+static int set_flag_limits(lua_State *L, const struct esb_cli_options *o) {
   long long v;
-  if (o->timeout) {
-    double secs;
-    if (esb_quantity_number(o->timeout, &secs) < 0 || !(secs > 0) || secs > 1e9)
-      return luaL_error(L, "--timeout %s: expected a positive number of seconds", o->timeout);
-    lua_pushinteger(L, (lua_Integer)ceil(secs * 1000.0));
-    lua_setfield(L, -2, "timeout_ms");
-  }
   lua_newtable(L);
   static const struct {
     size_t option;  /* offset of the flag's value in struct esb_cli_options */
@@ -140,6 +136,29 @@ static int push_flag_request(lua_State *L) {
     lua_setfield(L, -2, "network");
   }
   lua_setfield(L, -2, "limits");
+  return 0;
+}
+
+/* Builds the request table from the options; runs protected. */
+static int push_flag_request(lua_State *L) {
+  struct esb_cli_options *o = lua_touserdata(L, 1);
+  lua_newtable(L);
+  if (o->shell) { lua_pushstring(L, o->shell); lua_setfield(L, -2, "shell"); }
+  if (o->lang) { lua_pushstring(L, o->lang); lua_setfield(L, -2, "language"); }
+  if (o->code) { lua_pushstring(L, o->code); lua_setfield(L, -2, "code"); }
+  if (o->code_data) { lua_pushlstring(L, o->code_data, o->code_len); lua_setfield(L, -2, "code"); }
+  if (o->working_dir) { lua_pushstring(L, o->working_dir); lua_setfield(L, -2, "working_dir"); }
+  if (o->backend) { lua_pushstring(L, o->backend); lua_setfield(L, -2, "backend"); }
+  set_program(L, o);
+  set_env(L, o);
+  if (o->timeout) {
+    double secs;
+    if (esb_quantity_number(o->timeout, &secs) < 0 || !(secs > 0) || secs > 1e9)
+      return luaL_error(L, "--timeout %s: expected a positive number of seconds", o->timeout);
+    lua_pushinteger(L, (lua_Integer)ceil(secs * 1000.0));
+    lua_setfield(L, -2, "timeout_ms");
+  }
+  set_flag_limits(L, o);
   return 1;
 }
 

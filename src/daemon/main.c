@@ -65,12 +65,61 @@ static int parse_group(const char *arg, gid_t *gid) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  /* A client that goes away mid-answer must not kill the daemon. */
-  signal(SIGPIPE, SIG_IGN);
-  /* We reap no child we did not start: sandboxes may start in
-   * echo-sandbox-init (engine/sandbox/spawn.h, esb_init_program). */
-  esb_spawn_use_init(true);
+/* --socket-mode: octal permissions, at most 0777. */
+static int parse_socket_mode(const char *arg, unsigned *mode) {
+  char *end;
+  unsigned long n = strtoul(arg, &end, 8);
+  if (*end || end == arg || n > 0777) {
+    fprintf(stderr, "echo-sandbox serve: --socket-mode %s: expected octal permissions like 0660\n", arg);
+    return -1;
+  }
+  *mode = (unsigned)n;
+  return 0;
+}
+
+/* --header-timeout: whole seconds, 1 to 86400. */
+static int parse_header_timeout(const char *arg, unsigned *secs) {
+  char *end;
+  errno = 0;
+  unsigned long n = strtoul(arg, &end, 10);
+  if (errno || *end || end == arg || n == 0 || n > 86400) {
+    fprintf(stderr, "echo-sandbox serve: --header-timeout %s: expected whole seconds, 1 to 86400\n", arg);
+    return -1;
+  }
+  *secs = (unsigned)n;
+  return 0;
+}
+
+/* --grace: a duration, seconds, decimals allowed, no size suffix. */
+static int parse_grace(const char *arg, uint64_t *ms) {
+  double secs;
+  if (esb_quantity_number(arg, &secs) < 0 || !(secs > 0) || secs > 86400) {
+    fprintf(stderr, "echo-sandbox serve: --grace %s: expected a positive number of seconds, at most 86400 "
+            "(decimals allowed, no suffix)\n", arg);
+    return -1;
+  }
+  *ms = (uint64_t)(secs * 1000.0 + 0.5);
+  return 0;
+}
+
+/* --max-body, --max-running, --max-queue (c: b, r, q): sizes and counts, a
+ * whole quantity (engine/contract/quantity.h); a queue may be none. */
+static int parse_count(int c, const char *option, const char *arg, struct esb_server_options *o) {
+  uint64_t v;
+  if (esb_quantity_whole(arg, c == 'q' ? 0 : 1, SIZE_MAX, &v) < 0) {
+    fprintf(stderr, "echo-sandbox serve: %s %s: expected a %s whole %s\n", option, arg,
+            c == 'q' ? "non-negative" : "positive",
+            c == 'b' ? "number of bytes or a quantity like 16Mi" : "number");
+    return -1;
+  }
+  if (c == 'b') o->max_body = (size_t)v;
+  else if (c == 'r') o->max_running = (size_t)v;
+  else o->max_queue = (size_t)v;
+  return 0;
+}
+
+/* Reads the options into o: -1 to go on, or the exit status. */
+static int read_options(int argc, char **argv, struct esb_server_options *o, const char **token_file) {
   static const struct option longopts[] = {
     {"listen", required_argument, 0, 'l'}, {"policy", required_argument, 0, 'p'},
     {"token-file", required_argument, 0, 't'}, {"max-body", required_argument, 0, 'b'},
@@ -79,96 +128,72 @@ int main(int argc, char **argv) {
     {"socket-mode", required_argument, 0, 'm'}, {"socket-group", required_argument, 0, 'G'},
     {"header-timeout", required_argument, 0, 'H'},
     {"public-probes", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  struct esb_server_options o = {
-    .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000,
-    .socket_mode = 0660, .socket_gid = (gid_t)-1, .header_timeout_s = 30};
-  const char *token_file = NULL;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
-    uint64_t v;
+    int bad = 0;
     switch (c) {
-    case 'l': o.listen = optarg; break;
-    case 'p': o.policy_path = optarg; break;
-    case 'P': o.public_probes = true; break;
-    case 't': token_file = optarg; break;
-    case 'f': o.port_file = optarg; break;
-    case 'm': {
-      char *end;
-      unsigned long mode = strtoul(optarg, &end, 8);
-      if (*end || end == optarg || mode > 0777) {
-        fprintf(stderr, "echo-sandbox serve: --socket-mode %s: expected octal permissions like 0660\n", optarg);
-        return 125;
-      }
-      o.socket_mode = (unsigned)mode;
-      break;
-    }
+    case 'l': o->listen = optarg; break;
+    case 'p': o->policy_path = optarg; break;
+    case 'P': o->public_probes = true; break;
+    case 't': *token_file = optarg; break;
+    case 'f': o->port_file = optarg; break;
+    case 'm': bad = parse_socket_mode(optarg, &o->socket_mode); break;
     case 'G':
-      if (parse_group(optarg, &o.socket_gid) < 0) {
+      if ((bad = parse_group(optarg, &o->socket_gid)) < 0)
         fprintf(stderr, "echo-sandbox serve: --socket-group %s: no such group (expected a group name or "
                 "number)\n", optarg);
-        return 125;
-      }
       break;
-    case 'H': {
-      char *end;
-      errno = 0;
-      unsigned long secs = strtoul(optarg, &end, 10);
-      if (errno || *end || end == optarg || secs == 0 || secs > 86400) {
-        fprintf(stderr, "echo-sandbox serve: --header-timeout %s: expected whole seconds, 1 to 86400\n", optarg);
-        return 125;
-      }
-      o.header_timeout_s = (unsigned)secs;
-      break;
-    }
-    case 'b': case 'r': case 'q':
-      /* sizes and counts: a whole quantity (engine/contract/quantity.h); a queue
-       * may be none */
-      if (esb_quantity_whole(optarg, c == 'q' ? 0 : 1, SIZE_MAX, &v) < 0) {
-        fprintf(stderr, "echo-sandbox serve: %s %s: expected a %s whole %s\n", argv[optind - 2], optarg,
-                c == 'q' ? "non-negative" : "positive",
-                c == 'b' ? "number of bytes or a quantity like 16Mi" : "number");
-        return 125;
-      }
-      if (c == 'b') o.max_body = (size_t)v;
-      else if (c == 'r') o.max_running = (size_t)v;
-      else o.max_queue = (size_t)v;
-      break;
-    case 'g': {
-      /* a duration: seconds, decimals allowed, no size suffix */
-      double secs;
-      if (esb_quantity_number(optarg, &secs) < 0 || !(secs > 0) || secs > 86400) {
-        fprintf(stderr, "echo-sandbox serve: --grace %s: expected a positive number of seconds, at most 86400 "
-                "(decimals allowed, no suffix)\n", optarg);
-        return 125;
-      }
-      o.grace_ms = (uint64_t)(secs * 1000.0 + 0.5);
-      break;
-    }
+    case 'H': bad = parse_header_timeout(optarg, &o->header_timeout_s); break;
+    case 'b': case 'r': case 'q': bad = parse_count(c, argv[optind - 2], optarg, o); break;
+    case 'g': bad = parse_grace(optarg, &o->grace_ms); break;
     case 'h': fputs(serve_usage, stdout); return 0;
     default:
       fprintf(stderr, "echo-sandbox serve: unknown or incomplete option '%s'\n%s", argv[optind - 1], serve_usage);
       return 125;
     }
+    if (bad < 0)
+      return 125;
   }
+  return -1;
+}
+
+/* The token of --token-file, or NULL after saying what is wrong with it. */
+static char *read_token(const char *token_file) {
+  size_t len, token_len;
+  char *token = NULL, *text = esb_read_file(token_file, &len);
+  if (!text) {
+    fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, strerror(errno));
+    return NULL;
+  }
+  /* An empty token would let "Bearer " in: refused, as is one that no
+   * client could send as written. */
+  const char *wrong = esb_token_line(text, len, &token_len);
+  if (!wrong && !(token = strndup(text, token_len)))
+    wrong = strerror(errno);
+  free(text);
+  if (wrong)
+    fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, wrong);
+  return token;
+}
+
+int main(int argc, char **argv) {
+  /* A client that goes away mid-answer must not kill the daemon. */
+  signal(SIGPIPE, SIG_IGN);
+  /* We reap no child we did not start: sandboxes may start in
+   * echo-sandbox-init (engine/sandbox/spawn.h, esb_init_program). */
+  esb_spawn_use_init(true);
+  struct esb_server_options o = {
+    .listen = "127.0.0.1:7878", .max_body = 16u << 20, .max_running = 256, .max_queue = 1024, .grace_ms = 10000,
+    .socket_mode = 0660, .socket_gid = (gid_t)-1, .header_timeout_s = 30};
+  const char *token_file = NULL;
+  int done = read_options(argc, argv, &o, &token_file);
+  if (done >= 0)
+    return done;
   char *token = NULL;
   if (token_file) {
-    size_t len, token_len;
-    char *text = esb_read_file(token_file, &len);
-    if (!text) {
-      fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, strerror(errno));
+    if (!(token = read_token(token_file)))
       return 125;
-    }
-    /* An empty token would let "Bearer " in: refused, as is one that no
-     * client could send as written. */
-    const char *wrong = esb_token_line(text, len, &token_len);
-    if (!wrong && !(token = strndup(text, token_len)))
-      wrong = strerror(errno);
-    free(text);
-    if (wrong) {
-      fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, wrong);
-      return 125;
-    }
     o.token = token;
   }
   /* Hundreds of runs in flight hold a few fds each: take what the host allows. */

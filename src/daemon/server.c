@@ -516,57 +516,56 @@ static void respond_unauthorized(struct conn *st) {
              sent ? "Bearer realm=\"echo-sandbox\", error=\"invalid_token\"" : "Bearer realm=\"echo-sandbox\"");
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
-  (void)version;
-  struct server *s = cls;
-  struct conn *st = *con_cls;
-  if (!st) {
-    if (!(st = calloc(1, sizeof *st)))
+/* The first call for a connection: the headers are in, no byte of the body
+ * is read yet. Refuses here, so that an unauthenticated or oversized body
+ * costs us nothing (MHD then closes the connection instead of reading it). */
+static enum MHD_Result begin_request(struct server *s, struct MHD_Connection *c, const char *url, void **con_cls) {
+  struct conn *st = calloc(1, sizeof *st);
+  if (!st)
+    return MHD_NO;
+  st->s = s;
+  st->c = c;
+  st->req = (struct esb_request)ESB_REQUEST_INIT;
+  *con_cls = st;
+  if (!(s->o->public_probes && esb_route_is_probe(url)) && !authorized(s, c)) {
+    s->m.rejected_unauthorized++;
+    respond_unauthorized(st);
+    return send_response(st);
+  }
+  const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (length && strtoull(length, NULL, 10) > s->o->max_body) {
+    char err[ESB_MESSAGE_MAX];
+    snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
+    respond_error(st, 413, ESB_E_INVALID_REQUEST, err);
+    return send_response(st);
+  }
+  return MHD_YES;
+}
+
+/* A piece of the body: kept up to the limit, read on and dropped past it. */
+static enum MHD_Result read_body(struct conn *st, const char *upload_data, size_t *upload_data_size) {
+  size_t n = *upload_data_size;
+  *upload_data_size = 0;
+  if (st->too_large || st->len + n > st->s->o->max_body) {
+    st->too_large = true; /* read on, keep nothing */
+    return MHD_YES;
+  }
+  if (st->len + n > st->cap) {
+    size_t want = (st->len + n) * 2;
+    char *p = realloc(st->body, want);
+    if (!p)
       return MHD_NO;
-    st->s = s;
-    st->c = c;
-    st->req = (struct esb_request)ESB_REQUEST_INIT;
-    *con_cls = st;
-    /* The headers are in, no byte of the body is read yet: refuse here, so
-     * that an unauthenticated or oversized body costs us nothing (MHD then
-     * closes the connection instead of reading it). */
-    if (!(s->o->public_probes && esb_route_is_probe(url)) && !authorized(s, c)) {
-      s->m.rejected_unauthorized++;
-      respond_unauthorized(st);
-      return send_response(st);
-    }
-    const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length && strtoull(length, NULL, 10) > s->o->max_body) {
-      char err[ESB_MESSAGE_MAX];
-      snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
-      respond_error(st, 413, ESB_E_INVALID_REQUEST, err);
-      return send_response(st);
-    }
-    return MHD_YES;
+    st->body = p;
+    st->cap = want;
   }
-  if (*upload_data_size) {
-    size_t n = *upload_data_size;
-    *upload_data_size = 0;
-    if (st->too_large || st->len + n > s->o->max_body) {
-      st->too_large = true; /* read on, keep nothing */
-      return MHD_YES;
-    }
-    if (st->len + n > st->cap) {
-      size_t want = (st->len + n) * 2;
-      char *p = realloc(st->body, want);
-      if (!p)
-        return MHD_NO;
-      st->body = p;
-      st->cap = want;
-    }
-    memcpy(st->body + st->len, upload_data, n);
-    st->len += n;
-    return MHD_YES;
-  }
-  if (st->response)
-    return send_response(st); /* after a suspended run, or refused above */
+  memcpy(st->body + st->len, upload_data, n);
+  st->len += n;
+  return MHD_YES;
+}
+
+/* The whole request is in: the endpoint's answer. */
+static enum MHD_Result answer(struct conn *st, const char *method, const char *url) {
+  struct server *s = st->s;
   const char *allowed = NULL;
   char buf[8192];
   switch (esb_route(method, url, &allowed)) {
@@ -606,6 +605,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   }
   return send_response(st);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  (void)version;
+  struct conn *st = *con_cls;
+  if (!st)
+    return begin_request(cls, c, url, con_cls);
+  if (*upload_data_size)
+    return read_body(st, upload_data, upload_data_size);
+  if (st->response)
+    return send_response(st); /* after a suspended run, or refused above */
+  return answer(st, method, url);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why) {
@@ -678,6 +691,105 @@ static void on_signal(void *userdata) {
   }
 }
 
+/* The HTTP server on the listening socket, driven by the loop with the
+ * signals that stop it. */
+static bool start_http(struct server *s) {
+  s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                            on_request, s,
+                            MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+                            /* idle that long without a complete request: closed (a
+                               run in flight suspends its connection, which does not
+                               time out) */
+                            MHD_OPTION_CONNECTION_TIMEOUT, s->o->header_timeout_s,
+                            MHD_OPTION_END);
+  if (!s->mhd) {
+    fprintf(stderr, "echo-sandbox serve: cannot start the HTTP server\n");
+    return false;
+  }
+  static const int handled[] = { SIGHUP, SIGTERM, SIGINT };
+  s->sigfd = esb_signal_fd(handled, 3);
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+  esb_loop_watch(&s->loop, info->epoll_fd, drive_http, s);
+  esb_loop_watch(&s->loop, s->sigfd, on_signal, s);
+  s->loop.after_poll = drive_http;
+  s->loop.after_poll_userdata = s;
+  return true;
+}
+
+/* The address listened on, into the file (written whole, then renamed). */
+static void write_port_file(const char *path, const char *where) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (f) {
+    fprintf(f, "%s\n", where);
+    fclose(f);
+    rename(tmp, path);
+  }
+}
+
+/* Grace is over: no more queued starts, kill what runs (pods are deleted). */
+static void end_grace(struct server *s) {
+  for (struct esb_waiter *w; (w = esb_admission_drop(&s->admission));) {
+    struct conn *st = conn_of(w);
+    if (st->gone) {
+      free_conn(st);
+      continue;
+    }
+    struct esb_result r = ESB_RESULT_INIT;
+    esb_result_fail(&r, ESB_E_BACKEND_UNAVAILABLE, "the daemon shut down before this request ran");
+    if (st->stream_queued) {
+      r.retryable = true;
+      stream_result(st, &r);
+    } else {
+      respond_retry_later(st, 503, &r);
+      MHD_resume_connection(st->c);
+    }
+    esb_result_release(&r);
+  }
+  esb_loop_abort(&s->loop);
+}
+
+/* Serves until a signal stops the daemon and what it admitted has ended,
+ * or the grace after the signal is over. */
+static void serve_until_stopped(struct server *s) {
+  for (;;) {
+    esb_loop_step(&s->loop, http_wait_ms(s));
+    if (!s->stopping)
+      continue;
+    if (s->admission.in_flight == 0 && s->admission.queued == 0)
+      break;
+    if (esb_now_ns() >= s->stop_deadline_ns)
+      end_grace(s);
+  }
+  /* Hand out the last answers: a resumed connection needs a few rounds to
+   * queue and write its response; kept-alive idle ones are not waited for. */
+  for (int round = 0; round < 20; round++) {
+    MHD_run(s->mhd);
+    struct timespec pause = { 0, 10 * 1000000L };
+    nanosleep(&pause, NULL);
+  }
+}
+
+static void release_server(struct server *s) {
+  if (s->mhd)
+    MHD_stop_daemon(s->mhd);
+  if (s->listen_fd >= 0)
+    close(s->listen_fd);
+  if (s->sigfd >= 0)
+    close(s->sigfd);
+  if (s->unix_path) {
+    unlink(s->unix_path);
+    free(s->unix_path);
+  }
+  esb_cgroup_pool_clear(&s->cgroups);
+  esb_policy_close(s->policy);
+  if (s->L)
+    lua_close(s->L);
+}
+
 int esb_serve(const struct esb_server_options *o) {
   struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT,
                       .cgroups = ESB_CGROUP_POOL_INIT,
@@ -698,89 +810,15 @@ int esb_serve(const struct esb_server_options *o) {
     fprintf(stderr, "echo-sandbox serve: not ready (GET /readyz answers 503): %s\n", s.ready_reason);
   if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, o->socket_gid, &s.unix_path, where, sizeof where)) < 0)
     goto out;
-  s.mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                           on_request, &s,
-                           MHD_OPTION_LISTEN_SOCKET, s.listen_fd,
-                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
-                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-                           /* idle that long without a complete request: closed (a
-                              run in flight suspends its connection, which does not
-                              time out) */
-                           MHD_OPTION_CONNECTION_TIMEOUT, s.o->header_timeout_s,
-                           MHD_OPTION_END);
-  if (!s.mhd) {
-    fprintf(stderr, "echo-sandbox serve: cannot start the HTTP server\n");
+  if (!start_http(&s))
     goto out;
-  }
-  static const int handled[] = { SIGHUP, SIGTERM, SIGINT };
-  s.sigfd = esb_signal_fd(handled, 3);
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s.mhd, MHD_DAEMON_INFO_EPOLL_FD);
-  esb_loop_watch(&s.loop, info->epoll_fd, drive_http, &s);
-  esb_loop_watch(&s.loop, s.sigfd, on_signal, &s);
-  s.loop.after_poll = drive_http;
-  s.loop.after_poll_userdata = &s;
-  if (o->port_file) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->port_file);
-    FILE *f = fopen(tmp, "w");
-    if (f) {
-      fprintf(f, "%s\n", where);
-      fclose(f);
-      rename(tmp, o->port_file);
-    }
-  }
+  if (o->port_file)
+    write_port_file(o->port_file, where);
   fprintf(stderr, "echo-sandbox serve: listening on %s%s (policy %s)\n",
           s.unix_path ? "unix:" : "port ", where, esb_policy_path(s.policy));
-  for (;;) {
-    esb_loop_step(&s.loop, http_wait_ms(&s));
-    if (!s.stopping)
-      continue;
-    if (s.admission.in_flight == 0 && s.admission.queued == 0)
-      break;
-    if (esb_now_ns() >= s.stop_deadline_ns) {
-      /* Grace is over: no more queued starts, kill what runs (pods are deleted). */
-      for (struct esb_waiter *w; (w = esb_admission_drop(&s.admission));) {
-        struct conn *st = conn_of(w);
-        if (st->gone) {
-          free_conn(st);
-          continue;
-        }
-        struct esb_result r = ESB_RESULT_INIT;
-        esb_result_fail(&r, ESB_E_BACKEND_UNAVAILABLE, "the daemon shut down before this request ran");
-        if (st->stream_queued) {
-          r.retryable = true;
-          stream_result(st, &r);
-        } else {
-          respond_retry_later(st, 503, &r);
-          MHD_resume_connection(st->c);
-        }
-        esb_result_release(&r);
-      }
-      esb_loop_abort(&s.loop);
-    }
-  }
-  /* Hand out the last answers: a resumed connection needs a few rounds to
-   * queue and write its response; kept-alive idle ones are not waited for. */
-  for (int round = 0; round < 20; round++) {
-    MHD_run(s.mhd);
-    struct timespec pause = { 0, 10 * 1000000L };
-    nanosleep(&pause, NULL);
-  }
+  serve_until_stopped(&s);
   rc = 0;
 out:
-  if (s.mhd)
-    MHD_stop_daemon(s.mhd);
-  if (s.listen_fd >= 0)
-    close(s.listen_fd);
-  if (s.sigfd >= 0)
-    close(s.sigfd);
-  if (s.unix_path) {
-    unlink(s.unix_path);
-    free(s.unix_path);
-  }
-  esb_cgroup_pool_clear(&s.cgroups);
-  esb_policy_close(s.policy);
-  if (s.L)
-    lua_close(s.L);
+  release_server(&s);
   return rc;
 }

@@ -320,23 +320,137 @@ bad:
   return -1;
 }
 
+/* The error of a plan that is not one: EPROTO, -1. */
+static int wire_bad(void) {
+  errno = EPROTO;
+  return -1;
+}
+
+/* The string slots of a read: every string is at least 9 bytes of the
+ * plan, which bounds them. */
+struct slots {
+  char **v;
+  size_t n, next;
+};
+
+/* The seccomp filter, if any. 0, or -1 (EPROTO). */
+static int take_seccomp(struct in *in, struct esb_child_wire *w) {
+  uint64_t n = take_u64(in);
+  if (!n)
+    return 0;
+  /* copied: the bytes need not be aligned for sock_filter */
+  void *filter = n <= UINT16_MAX ? take(in, n * sizeof(struct sock_filter)) : NULL;
+  struct sock_filter *copy = filter ? malloc(n * sizeof *copy) : NULL;
+  if (!copy)
+    return wire_bad();
+  memcpy(copy, filter, n * sizeof *copy);
+  w->seccomp = (struct sock_fprog){ .len = (unsigned short)n, .filter = copy };
+  w->sandbox.seccomp = &w->seccomp;
+  return 0;
+}
+
+/* The network namespace's rules, if any, at most one a len bytes of the
+ * plan. 0, or -1 (EPROTO). */
+static int take_net_rules(struct in *in, struct esb_child_wire *w, size_t len) {
+  uint64_t rules = take_u64(in);
+  if (rules > len / sizeof *w->net_rules)
+    return wire_bad();
+  if (rules) { /* copied: the bytes need not be aligned */
+    void *bytes = take(in, (size_t)rules * sizeof *w->net_rules);
+    if (!bytes || !(w->net_rules = malloc((size_t)rules * sizeof *w->net_rules)))
+      return wire_bad();
+    memcpy(w->net_rules, bytes, (size_t)rules * sizeof *w->net_rules);
+    w->sandbox.net_rules = w->net_rules;
+    w->sandbox.n_net_rules = (size_t)rules;
+  }
+  return 0;
+}
+
+/* What to collect after the run, if anything: its patterns take string
+ * slots. 0, or -1 (EPROTO). */
+static int take_collect(struct in *in, struct esb_child_wire *w, struct slots *slots) {
+  w->plan.collect_fd = -1;
+  if (!take_u64(in))
+    return 0;
+  struct esb_collect_spec *c = &w->collect;
+  uint64_t n = take_u64(in);
+  if (in->bad || n > slots->n - slots->next - 1)
+    return wire_bad();
+  char **patterns = slots->v + slots->next;
+  slots->next += (size_t)n + 1;
+  for (uint64_t i = 0; i < n; i++)
+    if (!(patterns[i] = take_str(in)))
+      return wire_bad();
+  *c = (struct esb_collect_spec){ .patterns = (const char *const *)patterns, .n_patterns = (size_t)n };
+  c->max_count = take_u64(in);
+  c->max_file_bytes = take_u64(in);
+  c->max_bytes = take_u64(in);
+  w->sandbox.collect = c;
+  w->plan.collect_fd = ESB_WIRE_FD_COLLECT;
+  return 0;
+}
+
+/* The sandbox of a plan that has one. 0, or -1 (EPROTO). */
+static int take_sandbox(struct in *in, struct esb_child_wire *w, size_t len, struct slots *slots) {
+  struct esb_sandbox *sb = &w->sandbox;
+  sb->namespaces = (unsigned)take_u64(in);
+  sb->switch_ids = take_u64(in);
+  sb->owns_userns = take_u64(in);
+  sb->uid = (uid_t)take_u64(in);
+  sb->gid = (gid_t)take_u64(in);
+  sb->inner_uid = (uid_t)take_u64(in);
+  sb->inner_gid = (gid_t)take_u64(in);
+  sb->hostname = take_str(in);
+  void *limits = take(in, sizeof sb->limits);
+  if (limits)
+    memcpy(&sb->limits, limits, sizeof sb->limits);
+  if (take_seccomp(in, w) < 0)
+    return -1;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    w->cgroup_procs[i] = take_u64(in) ? ESB_WIRE_FD_CGROUP + i : -1;
+  sb->cgroup_procs = w->cgroup_procs;
+  sb->n_cgroup_procs = ESB_CGROUP__COUNT;
+  if (take_net_rules(in, w, len) < 0 || take_collect(in, w, slots) < 0)
+    return -1;
+  sb->workdir = w->plan.dir;
+  w->plan.sandbox = sb;
+  return 0;
+}
+
+/* The root filesystem's steps, if any, at most one a byte of the plan.
+ * 0, or -1 (EPROTO, or ENOMEM). */
+static int take_rootfs(struct in *in, struct esb_child_wire *w, size_t len) {
+  uint64_t steps = take_u64(in);
+  if (steps > len)
+    return wire_bad();
+  if (!steps)
+    return 0;
+  w->rootfs.steps = calloc((size_t)steps, sizeof *w->rootfs.steps);
+  if (!w->rootfs.steps)
+    return -1;
+  w->rootfs.count = w->rootfs.cap = (size_t)steps;
+  for (size_t i = 0; i < steps; i++)
+    if (take_step(in, &w->rootfs.steps[i]) < 0)
+      return wire_bad();
+  w->plan.rootfs = &w->rootfs;
+  return 0;
+}
+
 int esb_child_wire_read(int fd, struct esb_child_wire *w) {
   memset(w, 0, sizeof *w);
   size_t len;
   if (!(w->bytes = read_all(fd, &len)))
     return -1;
   struct in in = { w->bytes, w->bytes + len, false };
-  /* Every string is at least 9 bytes of the plan: that bounds the slots. */
-  size_t nslots = len / 9 + 3, next = 0;
-  w->vectors = calloc(nslots, sizeof *w->vectors);
-  if (!w->vectors)
-    goto fail;
+  struct slots slots = { .n = len / 9 + 3 };
+  if (!(w->vectors = slots.v = calloc(slots.n, sizeof *w->vectors)))
+    return -1;
   struct esb_child_plan *p = &w->plan;
   if (take_u64(&in) != WIRE_MAGIC)
-    goto bad;
-  p->argv = take_strv(&in, w->vectors, nslots, &next);
-  p->envp = take_strv(&in, w->vectors, nslots, &next);
-  p->exec_paths = (const char *const *)take_strv(&in, w->vectors, nslots, &next);
+    return wire_bad();
+  p->argv = take_strv(&in, w->vectors, slots.n, &slots.next);
+  p->envp = take_strv(&in, w->vectors, slots.n, &slots.next);
+  p->exec_paths = (const char *const *)take_strv(&in, w->vectors, slots.n, &slots.next);
   p->dir = take_str(&in);
   p->started_in_cgroup = take_u64(&in);
   p->cgroups_late = take_u64(&in);
@@ -345,84 +459,11 @@ int esb_child_wire_read(int fd, struct esb_child_wire *w) {
   p->report_fd = ESB_WIRE_FD_REPORT;
   p->sync_fd = take_u64(&in) ? ESB_WIRE_FD_SYNC : -1;
   p->collect_fd = -1;
-  if (take_u64(&in)) {
-    struct esb_sandbox *sb = &w->sandbox;
-    sb->namespaces = (unsigned)take_u64(&in);
-    sb->switch_ids = take_u64(&in);
-    sb->owns_userns = take_u64(&in);
-    sb->uid = (uid_t)take_u64(&in);
-    sb->gid = (gid_t)take_u64(&in);
-    sb->inner_uid = (uid_t)take_u64(&in);
-    sb->inner_gid = (gid_t)take_u64(&in);
-    sb->hostname = take_str(&in);
-    void *limits = take(&in, sizeof sb->limits);
-    if (limits)
-      memcpy(&sb->limits, limits, sizeof sb->limits);
-    uint64_t n = take_u64(&in);
-    if (n) {
-      /* copied: the bytes need not be aligned for sock_filter */
-      void *filter = n <= UINT16_MAX ? take(&in, n * sizeof(struct sock_filter)) : NULL;
-      struct sock_filter *copy = filter ? malloc(n * sizeof *copy) : NULL;
-      if (!copy)
-        goto bad;
-      memcpy(copy, filter, n * sizeof *copy);
-      w->seccomp = (struct sock_fprog){ .len = (unsigned short)n, .filter = copy };
-      sb->seccomp = &w->seccomp;
-    }
-    for (int i = 0; i < ESB_CGROUP__COUNT; i++)
-      w->cgroup_procs[i] = take_u64(&in) ? ESB_WIRE_FD_CGROUP + i : -1;
-    sb->cgroup_procs = w->cgroup_procs;
-    sb->n_cgroup_procs = ESB_CGROUP__COUNT;
-    uint64_t rules = take_u64(&in);
-    if (rules > len / sizeof *w->net_rules)
-      goto bad;
-    if (rules) { /* copied: the bytes need not be aligned */
-      void *bytes = take(&in, (size_t)rules * sizeof *w->net_rules);
-      if (!bytes || !(w->net_rules = malloc((size_t)rules * sizeof *w->net_rules)))
-        goto bad;
-      memcpy(w->net_rules, bytes, (size_t)rules * sizeof *w->net_rules);
-      sb->net_rules = w->net_rules;
-      sb->n_net_rules = (size_t)rules;
-    }
-    p->collect_fd = -1;
-    if (take_u64(&in)) {
-      struct esb_collect_spec *c = &w->collect;
-      uint64_t n = take_u64(&in);
-      if (in.bad || n > nslots - next - 1)
-        goto bad;
-      char **patterns = w->vectors + next;
-      next += (size_t)n + 1;
-      for (uint64_t i = 0; i < n; i++)
-        if (!(patterns[i] = take_str(&in)))
-          goto bad;
-      *c = (struct esb_collect_spec){ .patterns = (const char *const *)patterns, .n_patterns = (size_t)n };
-      c->max_count = take_u64(&in);
-      c->max_file_bytes = take_u64(&in);
-      c->max_bytes = take_u64(&in);
-      sb->collect = c;
-      p->collect_fd = ESB_WIRE_FD_COLLECT;
-    }
-    sb->workdir = p->dir;
-    p->sandbox = sb;
-  }
-  uint64_t steps = take_u64(&in);
-  if (steps > len)
-    goto bad;
-  if (steps) {
-    w->rootfs.steps = calloc((size_t)steps, sizeof *w->rootfs.steps);
-    if (!w->rootfs.steps)
-      goto fail;
-    w->rootfs.count = w->rootfs.cap = (size_t)steps;
-    for (size_t i = 0; i < steps; i++)
-      if (take_step(&in, &w->rootfs.steps[i]) < 0)
-        goto bad;
-    p->rootfs = &w->rootfs;
-  }
+  if (take_u64(&in) && take_sandbox(&in, w, len, &slots) < 0)
+    return -1;
+  if (take_rootfs(&in, w, len) < 0)
+    return -1;
   if (take_u64(&in) != WIRE_MAGIC || in.bad || !p->argv || !p->envp || !p->exec_paths)
-    goto bad;
+    return wire_bad();
   return 0;
-bad:
-  errno = EPROTO;
-fail:
-  return -1;
 }
