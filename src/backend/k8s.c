@@ -499,18 +499,20 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
     esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
-  e->child.argv = (const char *const *)argv;
-  e->child.env = (const char *const *)environ;
-  e->stdin_data = in;
-  e->stdin_len = in_len;
-  e->stdin_fd = in_fd;
-  e->timeout_ms = timeout_ms;
-  e->kill_grace_ms = 1000;
-  e->max_output_bytes = max_output;
-  e->on_done = step_done;
-  e->on_output = run->step == STEP_RUN ? on_run_output : NULL;
-  e->userdata = run;
-  return esb_exec_start(run->loop, e);
+  struct esb_exec_options o = ESB_EXEC_OPTIONS_INIT;
+  o.argv = (const char *const *)argv;
+  o.env = (const char *const *)environ;
+  o.stdin_data = in;
+  o.stdin_len = in_len;
+  o.stdin_fd = in_fd;
+  o.timeout_ms = timeout_ms;
+  o.kill_grace_ms = 1000;
+  o.max_output_bytes = max_output;
+  o.on_done = step_done;
+  o.on_output = run->step == STEP_RUN ? on_run_output : NULL;
+  o.stdout_by_caller = run->step == STEP_RUN; /* the frames after the program's output are ours */
+  o.userdata = run;
+  return esb_exec_start(run->loop, e, &o);
 }
 
 /* The handshake (k8s_command.h): the end mark's secret, the start mark and
@@ -651,7 +653,6 @@ static int start_run_step(struct esb_k8s_run *run) {
   if (start_kubectl(run, run->adopted ? attach_argv(plan) : esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len,
                     run->stdin_fd, left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
-  run->exec.stdout_by_caller = true;
   if (esb_k8s_payload_wanted(plan))
     esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
   esb_kubectl_mark_init(&run->start_err, run->start_mark);
@@ -1349,8 +1350,15 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_result_release(&run->exec.result);
 }
 
-static int start_exec(struct esb_loop *loop, void *exec) {
-  return esb_exec_start(loop, exec);
+/* One kubectl command and its options, for esb_loop_run_job. */
+struct kubectl_job {
+  struct esb_exec exec;
+  struct esb_exec_options opts;
+};
+
+static int start_exec(struct esb_loop *loop, void *arg) {
+  struct kubectl_job *job = arg;
+  return esb_exec_start(loop, &job->exec, &job->opts);
 }
 
 void esb_k8s_kubectl_run(const struct esb_k8s_settings *k, const char *const *tail, uint64_t timeout_ms,
@@ -1360,12 +1368,12 @@ void esb_k8s_kubectl_run(const struct esb_k8s_settings *k, const char *const *ta
     esb_result_fail(result, ESB_E_SYSTEM, "out of memory");
     return;
   }
-  struct esb_exec exec = ESB_EXEC_INIT;
-  exec.child.argv = (const char *const *)argv;
-  exec.child.env = (const char *const *)environ;
-  exec.timeout_ms = timeout_ms;
-  exec.max_output_bytes = 64u << 20;
-  esb_loop_run_job(-1, start_exec, &exec);
-  esb_result_move(result, &exec.result);
+  struct kubectl_job job = { .exec = ESB_EXEC_INIT, .opts = ESB_EXEC_OPTIONS_INIT };
+  job.opts.argv = (const char *const *)argv;
+  job.opts.env = (const char *const *)environ;
+  job.opts.timeout_ms = timeout_ms;
+  job.opts.max_output_bytes = 64u << 20;
+  esb_loop_run_job(-1, start_exec, &job);
+  esb_result_move(result, &job.exec.result);
   esb_strv_free(argv);
 }

@@ -214,15 +214,16 @@ static void start_list(void *userdata) {
       return; /* out of memory: the watch alone */
   }
   w->list_exec = (struct esb_exec)ESB_EXEC_INIT;
-  w->list_exec.child.argv = (const char *const *)w->list_argv;
-  w->list_exec.child.env = (const char *const *)environ;
-  w->list_exec.kill_grace_ms = 1000;
-  w->list_exec.timeout_ms = 30000;
-  w->list_exec.max_output_bytes = 16u << 20;
-  w->list_exec.on_done = on_list_done;
-  w->list_exec.userdata = w;
+  struct esb_exec_options o = ESB_EXEC_OPTIONS_INIT;
+  o.argv = (const char *const *)w->list_argv;
+  o.env = (const char *const *)environ;
+  o.kill_grace_ms = 1000;
+  o.timeout_ms = 30000;
+  o.max_output_bytes = 16u << 20;
+  o.on_done = on_list_done;
+  o.userdata = w;
   w->list_started_ns = esb_now_ns();
-  if (esb_exec_start(w->loop, &w->list_exec) < 0) {
+  if (esb_exec_start(w->loop, &w->list_exec, &o) < 0) {
     esb_result_release(&w->list_exec.result);
     return;
   }
@@ -238,14 +239,15 @@ static int start_exec(struct esb_k8s_watcher *w) {
       return -1;
   }
   w->exec = (struct esb_exec)ESB_EXEC_INIT;
-  w->exec.child.argv = (const char *const *)w->argv;
-  w->exec.child.env = (const char *const *)environ;
-  w->exec.kill_grace_ms = 1000;
-  w->exec.max_output_bytes = 4096; /* the events go through on_output */
-  w->exec.on_output = on_output;
-  w->exec.on_done = on_done;
-  w->exec.userdata = w;
-  if (esb_exec_start(w->loop, &w->exec) < 0) {
+  struct esb_exec_options o = ESB_EXEC_OPTIONS_INIT;
+  o.argv = (const char *const *)w->argv;
+  o.env = (const char *const *)environ;
+  o.kill_grace_ms = 1000;
+  o.max_output_bytes = 4096; /* the events go through on_output */
+  o.on_output = on_output;
+  o.on_done = on_done;
+  o.userdata = w;
+  if (esb_exec_start(w->loop, &w->exec, &o) < 0) {
     esb_result_release(&w->exec.result);
     return -1;
   }

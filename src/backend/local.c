@@ -157,8 +157,7 @@ static void watch_cpu(void *userdata) {
     return; /* nothing counts the run: RLIMIT_CPU does, per process */
   if ((uint64_t)used >= budget_usec) {
     run->cpu_exceeded = true;
-    e->kill_grace_ms = 0;
-    esb_exec_stop(e);
+    esb_exec_kill(e);
     return;
   }
   watch_cpu_at(run, budget_usec - (uint64_t)used, esb_cgroup_cpu_rate(&run->cgroup));
@@ -416,8 +415,8 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
     esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
-  e->child.dir = run->tmpdir;
-  e->child.env = (const char *const *)run->env;
+  run->exec_opts.dir = run->tmpdir;
+  run->exec_opts.env = (const char *const *)run->env;
   return 0;
 }
 
@@ -474,7 +473,7 @@ static int start_failed(struct esb_local_run *run) {
   }
   if (use_host_workdir(run, plan) < 0)
     return -1;
-  return esb_exec_start(run->loop, e); /* the result's isolation says "rlimits" */
+  return esb_exec_start(run->loop, e, &run->exec_opts); /* the result's isolation says "rlimits" */
 }
 
 static void pass_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
@@ -520,6 +519,28 @@ static int prepare_network(struct esb_local_run *run, const struct esb_plan *pla
   return 0;
 }
 
+/* The rest of what the exec runs (its dir and env are the working dir's:
+ * use_host_workdir, or the sandbox's own). */
+static void exec_options_for(struct esb_local_run *run, const struct esb_plan *plan) {
+  struct esb_exec_options *o = &run->exec_opts;
+  o->before_start = ready_cgroups;
+  o->after_exit = after_exit;
+  o->argv = (const char *const *)plan->argv;
+  o->sandbox = &run->sandbox;
+  o->stdin_data = plan->stdin_data;
+  o->stdin_len = plan->stdin_len;
+  o->stdin_fd = plan->stdin_fd;
+  o->timeout_ms = plan->timeout_ms;
+  o->kill_grace_ms = plan->kill_grace_ms;
+  o->max_output_bytes = plan->max_output_bytes;
+  o->on_done = finished;
+  o->userdata = run;
+  if (run->output.fn)
+    o->on_output = pass_output;
+  o->sink_fds[0] = run->output.fds[0];
+  o->sink_fds[1] = run->output.fds[1];
+}
+
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   struct esb_exec *e = &run->exec;
   char why[ESB_MESSAGE_MAX];
@@ -545,8 +566,8 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
       esb_result_fail(&e->result, ESB_E_SYSTEM, "out of memory");
       goto fail;
     }
-    e->child.dir = run->sandbox.workdir;
-    e->child.env = (const char *const *)run->env;
+    run->exec_opts.dir = run->sandbox.workdir;
+    run->exec_opts.env = (const char *const *)run->env;
   } else if (plan->working_dir) {
     esb_result_fail(&e->result, ESB_E_INVALID_REQUEST,
                     "working_dir %s: the policy's isolation \"rlimits\" gives the program no filesystem of "
@@ -566,24 +587,9 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   }
   if (wants_cgroups(plan))
     esb_cgroup_pool_take(run->cgroup_pool, &run->cgroup);
-  e->before_start = ready_cgroups;
-  e->after_exit = after_exit;
-  e->child.argv = (const char *const *)plan->argv;
-  e->child.sandbox = &run->sandbox;
-  e->stdin_data = plan->stdin_data;
-  e->stdin_len = plan->stdin_len;
-  e->stdin_fd = plan->stdin_fd;
-  e->timeout_ms = plan->timeout_ms;
-  e->kill_grace_ms = plan->kill_grace_ms;
-  e->max_output_bytes = plan->max_output_bytes;
-  e->on_done = finished;
-  e->userdata = run;
-  if (run->output.fn)
-    e->on_output = pass_output;
-  e->sink_fds[0] = run->output.fds[0];
-  e->sink_fds[1] = run->output.fds[1];
+  exec_options_for(run, plan);
   e->result.isolation = plan->local.isolation == ESB_ISOLATION_RLIMITS ? "rlimits" : "namespaces";
-  if (esb_exec_start(loop, e) == 0 || start_failed(run) == 0) {
+  if (esb_exec_start(loop, e, &run->exec_opts) == 0 || start_failed(run) == 0) {
     start_cpu_watch(run);
     return 0;
   }

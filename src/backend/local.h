@@ -26,6 +26,8 @@ typedef void (*esb_local_done_fn)(struct esb_local_run *run, void *userdata);
 
 struct esb_local_run {
   struct esb_exec exec;        /* exec.result is the result */
+  struct esb_exec_options exec_opts; /* what exec runs, kept for a start again
+                                        without namespaces (start_failed) */
   struct esb_sandbox sandbox;
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
   struct esb_uid_slot uid_slot; /* the run's own host uid, held until its end (root only) */
@@ -51,7 +53,7 @@ struct esb_local_run {
   bool cpu_exceeded;           /* the watch ended the run: its result says CpuTimeExceeded */
 };
 
-#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
+#define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .exec_opts = ESB_EXEC_OPTIONS_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
                              .output = ESB_OUTPUT_SINK_NONE, .collect_fd = -1, \
                              .uid_slot = ESB_UID_SLOT_INIT, \
                              .seen = { .cpu_time_ms = -1, .memory_peak_bytes = -1 } }

@@ -162,7 +162,7 @@ static void deadline_reached(struct esb_exec *e, uint64_t now);
 /* Reads what is there; closes the fd at EOF or error. Bounded per round so
  * that one flooding program cannot starve the others. */
 static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capture *cap) {
-  int sink = e->sink_fds[stream - 1];
+  int sink = e->opts.sink_fds[stream - 1];
   if (sink >= 0 && (e->sink_files & (1u << (stream - 1))) && to_sink(e, fd, sink, cap))
     return;
   char buf[READ_CHUNK];
@@ -183,10 +183,10 @@ static void read_stream(struct esb_exec *e, int stream, int *fd, struct esb_capt
       continue;
     }
     if (n > 0) {
-      if (!(stream == 1 && e->stdout_by_caller))
+      if (!(stream == 1 && e->opts.stdout_by_caller))
         esb_capture_append(cap, buf, (size_t)n);
-      if (e->on_output)
-        e->on_output(e, stream, buf, (size_t)n, e->userdata);
+      if (e->opts.on_output)
+        e->opts.on_output(e, stream, buf, (size_t)n, e->opts.userdata);
       continue;
     }
     if (n < 0 && errno == EINTR)
@@ -229,11 +229,11 @@ static void read_report(struct esb_exec *e) {
  * here, a chunk at a time). Sets *p and returns how many; 0 at the end of
  * both; -1 when the source is a pipe or the like with nothing to read yet. */
 static ssize_t next_stdin(struct esb_exec *e, const char **p) {
-  if (e->stdin_off < e->stdin_len) {
-    *p = e->stdin_data + e->stdin_off;
-    return (ssize_t)(e->stdin_len - e->stdin_off);
+  if (e->stdin_off < e->opts.stdin_len) {
+    *p = e->opts.stdin_data + e->stdin_off;
+    return (ssize_t)(e->opts.stdin_len - e->stdin_off);
   }
-  if (e->stdin_fd < 0)
+  if (e->opts.stdin_fd < 0)
     return 0;
   if (e->source.off == e->source.len) {
     if (!e->source.regular && !e->source.readable)
@@ -242,8 +242,8 @@ static ssize_t next_stdin(struct esb_exec *e, const char **p) {
       return 0; /* no memory: the program sees the end of its input */
     ssize_t n;
     do
-      n = e->source.regular ? pread(e->stdin_fd, e->source.buf, ESB_EXEC_SOURCE_CHUNK, e->source.pos)
-                            : read(e->stdin_fd, e->source.buf, ESB_EXEC_SOURCE_CHUNK);
+      n = e->source.regular ? pread(e->opts.stdin_fd, e->source.buf, ESB_EXEC_SOURCE_CHUNK, e->source.pos)
+                            : read(e->opts.stdin_fd, e->source.buf, ESB_EXEC_SOURCE_CHUNK);
     while (n < 0 && errno == EINTR);
     e->source.readable = false; /* one read per wake-up: the next could block */
     if (n <= 0)
@@ -263,7 +263,7 @@ static ssize_t splice_stdin(struct esb_exec *e) {
   loff_t pos = e->source.pos;
   ssize_t n;
   do
-    n = splice(e->stdin_fd, &pos, e->child.in, NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    n = splice(e->opts.stdin_fd, &pos, e->child.in, NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   while (n < 0 && errno == EINTR);
   if (n > 0)
     e->source.pos = pos;
@@ -271,7 +271,7 @@ static ssize_t splice_stdin(struct esb_exec *e) {
 }
 
 static void consumed_stdin(struct esb_exec *e, size_t n) {
-  if (e->stdin_off < e->stdin_len)
+  if (e->stdin_off < e->opts.stdin_len)
     e->stdin_off += n;
   else
     e->source.off += n;
@@ -284,7 +284,7 @@ static void wait_for_source(struct esb_exec *e) {
   if (e->source.waiting)
     return;
   unwatch_fd(e->loop, e->child.in);
-  if (watch_fd(e->loop, e->stdin_fd, EPOLLIN, &e->slots[ESB_SLOT_SOURCE]) < 0) {
+  if (watch_fd(e->loop, e->opts.stdin_fd, EPOLLIN, &e->slots[ESB_SLOT_SOURCE]) < 0) {
     /* not pollable after all (a regular file would not come here): read it
      * as one that never blocks */
     e->source.regular = false;
@@ -298,7 +298,7 @@ static void wait_for_source(struct esb_exec *e) {
 static void write_stdin(struct esb_exec *e);
 
 static void source_ready(struct esb_exec *e) {
-  unwatch_fd(e->loop, e->stdin_fd);
+  unwatch_fd(e->loop, e->opts.stdin_fd);
   e->source.waiting = false;
   e->source.readable = true;
   if (e->child.in < 0)
@@ -319,7 +319,7 @@ static void consume_sigpipe(void) {
 
 static void write_some_stdin(struct esb_exec *e) {
   for (;;) {
-    if (e->stdin_off == e->stdin_len && e->stdin_fd >= 0 && e->source.regular && !e->source.no_splice &&
+    if (e->stdin_off == e->opts.stdin_len && e->opts.stdin_fd >= 0 && e->source.regular && !e->source.no_splice &&
         e->source.off == e->source.len) {
       ssize_t n = splice_stdin(e);
       if (n > 0)
@@ -387,8 +387,8 @@ static void exited(struct esb_exec *e) {
  * go) the loop's thread need not do. */
 static void reap_on_pool(struct esb_loop_work *w) {
   struct esb_exec *e = EXEC_OF_REAP(w);
-  if (esb_child_wait(e->child.pidfd, false, &e->exit) == 1 && e->after_exit)
-    e->after_exit(e, e->userdata);
+  if (esb_child_wait(e->child.pidfd, false, &e->exit) == 1 && e->opts.after_exit)
+    e->opts.after_exit(e, e->opts.userdata);
 }
 
 static void reap_came_back(struct esb_loop_work *w) {
@@ -416,8 +416,8 @@ static void on_exit_seen(struct esb_loop *loop, struct esb_exec *e, uint64_t now
   if (esb_child_wait(e->child.pidfd, !ending, &e->exit) != 1)
     return;
   unwatch_pidfd(loop, e);
-  if (e->after_exit)
-    e->after_exit(e, e->userdata);
+  if (e->opts.after_exit)
+    e->opts.after_exit(e, e->opts.userdata);
   exited(e);
 }
 
@@ -467,7 +467,7 @@ static void unlink_exec(struct esb_loop *loop, struct esb_exec *e) {
 static void complete(struct esb_loop *loop, struct esb_exec *e) {
   unlink_exec(loop, e);
   if (e->source.waiting)
-    unwatch_fd(loop, e->stdin_fd);
+    unwatch_fd(loop, e->opts.stdin_fd);
   free(e->source.buf);
   e->source.buf = NULL;
   exec_close(e, &e->child.in);
@@ -479,8 +479,8 @@ static void complete(struct esb_loop *loop, struct esb_exec *e) {
   if (e->result.duration_ms == 0)
     e->result.duration_ms = (double)(esb_now_ns() - e->started_ns) / 1e6;
   finish_result(e);
-  if (e->on_done)
-    e->on_done(e, e->userdata);
+  if (e->opts.on_done)
+    e->opts.on_done(e, e->opts.userdata);
 }
 
 static void add_active(struct esb_loop *loop, struct esb_exec *e) {
@@ -503,14 +503,14 @@ static void start_prepare(struct esb_exec *e, struct watch_list *wl) {
   for (int i = 0; i < 3; i++)
     if (e->handed_over & (1u << i))
       *stdio[i] = -1; /* the caller's: neither watched nor closed */
-  if (!e->stdin_data && e->stdin_fd < 0)
+  if (!e->opts.stdin_data && e->opts.stdin_fd < 0)
     c->in = -1;
   /* Streams get larger pipes: fewer round trips; a refusal costs only speed. */
-  else if (e->stdin_fd >= 0 && c->in >= 0)
+  else if (e->opts.stdin_fd >= 0 && c->in >= 0)
     fcntl(c->in, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
-  if (e->sink_fds[0] >= 0 && c->out >= 0)
+  if (e->opts.sink_fds[0] >= 0 && c->out >= 0)
     fcntl(c->out, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
-  if (e->sink_fds[1] >= 0 && c->err >= 0)
+  if (e->opts.sink_fds[1] >= 0 && c->err >= 0)
     fcntl(c->err, F_SETPIPE_SZ, STREAM_PIPE_BYTES);
   *wl = (struct watch_list){
     .fd = { [ESB_SLOT_IN] = c->in, [ESB_SLOT_OUT] = c->out, [ESB_SLOT_ERR] = c->err, [ESB_SLOT_REPORT] = c->report,
@@ -642,8 +642,8 @@ static void start_on_pool(struct esb_spawner_job *job) {
   struct esb_loop_work *w = (struct esb_loop_work *)((char *)job - offsetof(struct esb_loop_work, job));
   struct esb_exec *e = EXEC_OF(w);
   struct esb_loop *loop = w->loop;
-  if (e->before_start)
-    e->before_start(e, e->userdata);
+  if (e->opts.before_start)
+    e->opts.before_start(e, e->opts.userdata);
   bool failed = true;
   if (esb_child_start(&e->child, e->start_why, sizeof e->start_why) < 0) {
     e->start_error = errno ? errno : EIO;
@@ -675,8 +675,8 @@ static void start_came_back(struct esb_loop_work *w) {
     start_unwind(loop, e); /* started, but not all its fds are watched */
   unlink_exec(loop, e);
   esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", e->start_why);
-  if (e->on_done)
-    e->on_done(e, e->userdata);
+  if (e->opts.on_done)
+    e->opts.on_done(e, e->opts.userdata);
 }
 
 /* Off the loop's thread when it pays: namespaces to make (hundreds of
@@ -705,39 +705,51 @@ static bool start_elsewhere(const struct esb_loop *loop, const struct esb_exec *
   return e->child.sandbox && e->child.sandbox->namespaces && esb_loop_busy(loop);
 }
 
-int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
-  assert(loop && e && e->child.argv && !e->starting && !e->next);
+/* The exec's own copy of what to run: a fresh child, without what a former
+ * start left in it. */
+static void take_options(struct esb_exec *e, const struct esb_exec_options *opts) {
+  e->opts = *opts;
+  e->child = (struct esb_child)ESB_CHILD_INIT;
+  e->child.argv = opts->argv;
+  e->child.env = opts->env;
+  e->child.dir = opts->dir;
+  e->child.sandbox = opts->sandbox;
+}
+
+int esb_exec_start(struct esb_loop *loop, struct esb_exec *e, const struct esb_exec_options *opts) {
+  assert(loop && e && opts && opts->argv && !e->starting && !e->next);
   char why[sizeof e->start_why];
-  e->result.out.cap = e->max_output_bytes;
-  e->result.err.cap = e->max_output_bytes;
-  e->child.in = e->stdin_data || e->stdin_fd >= 0 ? ESB_CHILD_PIPE : ESB_CHILD_NULL;
+  take_options(e, opts);
+  e->result.out.cap = e->opts.max_output_bytes;
+  e->result.err.cap = e->opts.max_output_bytes;
+  e->child.in = e->opts.stdin_data || e->opts.stdin_fd >= 0 ? ESB_CHILD_PIPE : ESB_CHILD_NULL;
   e->stdin_off = 0;
   e->source = (struct esb_exec_source){ 0 };
-  if (e->stdin_fd >= 0) {
+  if (e->opts.stdin_fd >= 0) {
     struct stat st;
-    e->source.regular = fstat(e->stdin_fd, &st) == 0 && S_ISREG(st.st_mode);
-    off_t at = e->source.regular ? lseek(e->stdin_fd, 0, SEEK_CUR) : 0;
+    e->source.regular = fstat(e->opts.stdin_fd, &st) == 0 && S_ISREG(st.st_mode);
+    off_t at = e->source.regular ? lseek(e->opts.stdin_fd, 0, SEEK_CUR) : 0;
     e->source.pos = at > 0 ? at : 0;
   }
   e->child.out = ESB_CHILD_PIPE;
   e->child.err = ESB_CHILD_PIPE;
   e->handed_over = 0;
-  if (!e->stdin_data && e->stdin_fd >= 0 && may_hand_over(e->stdin_fd)) {
-    e->child.in = e->stdin_fd;
+  if (!e->opts.stdin_data && e->opts.stdin_fd >= 0 && may_hand_over(e->opts.stdin_fd)) {
+    e->child.in = e->opts.stdin_fd;
     e->handed_over |= 1u << 0;
   }
   e->sink_files = 0;
   for (int i = 0; i < 2; i++) {
     struct stat st;
-    if (e->sink_fds[i] >= 0 && may_hand_over(e->sink_fds[i])) {
-      *(i == 0 ? &e->child.out : &e->child.err) = e->sink_fds[i];
+    if (e->opts.sink_fds[i] >= 0 && may_hand_over(e->opts.sink_fds[i])) {
+      *(i == 0 ? &e->child.out : &e->child.err) = e->opts.sink_fds[i];
       e->handed_over |= 1u << (i + 1);
-    } else if (e->sink_fds[i] >= 0 && fstat(e->sink_fds[i], &st) == 0 && S_ISREG(st.st_mode)) {
+    } else if (e->opts.sink_fds[i] >= 0 && fstat(e->opts.sink_fds[i], &st) == 0 && S_ISREG(st.st_mode)) {
       e->sink_files |= 1u << i;
     }
   }
   e->started_ns = esb_now_ns();
-  e->deadline_ns = e->timeout_ms ? e->started_ns + e->timeout_ms * MS : 0;
+  e->deadline_ns = e->opts.timeout_ms ? e->started_ns + e->opts.timeout_ms * MS : 0;
   e->start_error = 0;
   e->loop = loop;
   if (start_elsewhere(loop, e)) {
@@ -750,8 +762,8 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e) {
       start_on_pool(&e->start_work.job);
     return 0;
   }
-  if (e->before_start)
-    e->before_start(e, e->userdata);
+  if (e->opts.before_start)
+    e->opts.before_start(e, e->opts.userdata);
   int rc = esb_child_start(&e->child, why, sizeof why);
   if (rc == 0 && (rc = start_done(loop, e)) < 0) {
     int saved = errno;
@@ -775,7 +787,7 @@ static void deadline_reached(struct esb_exec *e, uint64_t now) {
     return;
   esb_child_kill(&e->child, SIGTERM, true);
   e->term_sent = true;
-  e->kill_at_ns = now + e->kill_grace_ms * MS;
+  e->kill_at_ns = now + e->opts.kill_grace_ms * MS;
 }
 
 static void check_deadlines(struct esb_exec *e, uint64_t now) {
@@ -847,6 +859,11 @@ void esb_loop_unwatch(struct esb_loop *loop, int fd) {
 void esb_exec_stop(struct esb_exec *e) {
   if (!e->term_sent && (e->starting || !e->child.reaped))
     e->deadline_ns = esb_now_ns();
+}
+
+void esb_exec_kill(struct esb_exec *e) {
+  e->opts.kill_grace_ms = 0;
+  esb_exec_stop(e);
 }
 
 enum esb_exec_phase esb_exec_phase(const struct esb_exec *e) {

@@ -10,7 +10,8 @@
  * before_start and after_exit hooks) goes to the process's pool of threads
  * (engine/runtime/spawner.h, esb_loop_offload), and comes back through an eventfd.
  *
- * Use: esb_loop_init; fill an esb_exec (ESB_EXEC_INIT) and esb_exec_start it;
+ * Use: esb_loop_init; fill an esb_exec_options (ESB_EXEC_OPTIONS_INIT) and
+ * esb_exec_start it with an esb_exec (ESB_EXEC_INIT) as its handle;
  * esb_loop_run until idle (or esb_loop_step from a host loop). When an exec is
  * done its on_done callback runs once, with exec->result complete; the exec's
  * fds are closed and its child reaped by then, and the loop no longer refers
@@ -87,10 +88,16 @@ struct esb_exec_source {
   bool no_splice;           /* the kernel refused to splice from it: copy */
 };
 
-struct esb_exec {
-  /* inputs: child.argv/env/dir/sandbox; the loop sets child.in/out/err */
-  struct esb_child child;
-  const char *stdin_data;   /* not owned, must outlive the exec; written first */
+/* What an exec runs, and how: the caller's inputs to esb_exec_start, which
+ * copies the struct (it may be a temporary, and later changes to it reach no
+ * exec in flight). What it points to is not copied: argv, env, dir, sandbox
+ * and stdin_data must outlive the exec; its fds are not owned. */
+struct esb_exec_options {
+  const char *const *argv;  /* argv[0] without '/' is looked up in env's PATH */
+  const char *const *env;   /* the whole environment, NULL-terminated */
+  const char *dir;          /* working directory; NULL to keep ours */
+  const struct esb_sandbox *sandbox; /* NULL: a plain child */
+  const char *stdin_data;   /* written first */
   size_t stdin_len;
   int stdin_fd;             /* -1, or an fd whose bytes follow stdin_data, moved
                                as the child takes them (constant memory). An
@@ -100,8 +107,8 @@ struct esb_exec {
                                may read it again), never handed over (the child
                                could reopen it for writing through /proc); a
                                named fifo, a socket or a terminal is read as it
-                               becomes readable, never handed over either. Not
-                               owned. Without stdin_data and stdin_fd the child
+                               becomes readable, never handed over either.
+                               Without stdin_data and stdin_fd the child
                                reads EOF at once. */
   uint64_t timeout_ms;      /* 0: none */
   uint64_t kill_grace_ms;   /* between SIGTERM and SIGKILL at the deadline */
@@ -121,8 +128,7 @@ struct esb_exec {
                                copied, and the capture counts them; a reader
                                that stalls past the deadline closes the child's
                                pipe. A file, a
-                               named fifo or a terminal is never handed over.
-                               Not owned. */
+                               named fifo or a terminal is never handed over. */
   /* optional: runs just before the child is started, on whichever thread
    * starts it (a pool thread: see esb_exec_start), to ready what the
    * child's sandbox needs; it may change the sandbox */
@@ -132,14 +138,25 @@ struct esb_exec {
    * file work of reading what the run used. It may not touch the loop, the
    * child or the result. */
   void (*after_exit)(struct esb_exec *exec, void *userdata);
-  void *userdata;
+  void *userdata;           /* passed to the callbacks */
+};
 
-  /* output: owned by the exec's owner (esb_result_release) */
+#define ESB_EXEC_OPTIONS_INIT { .kill_grace_ms = 200, .stdin_fd = -1, .sink_fds = { -1, -1 }, \
+                                .max_output_bytes = 1 << 20 }
+
+/* An execution: the caller's struct, which stays alive (and unmoved) from
+ * esb_exec_start until on_done has run, or until a start that returned -1.
+ * Its result is the caller's to fill in before the start (sandbox_type,
+ * isolation) and to read and release (esb_result_release) after; the rest
+ * is the loop's. */
+struct esb_exec {
   struct esb_result result;
   int start_error;          /* the errno when its child could not be started
                                (the result says why), else 0 */
 
   /* private to the loop */
+  struct esb_exec_options opts; /* esb_exec_start's copy */
+  struct esb_child child;   /* from opts; the loop sets in/out/err */
   struct esb_exec *next;
   uint64_t started_ns, deadline_ns, kill_at_ns, drain_until_ns;
   size_t stdin_off;
@@ -165,8 +182,7 @@ struct esb_exec {
 
 #define ESB_EXEC_SOURCE_CHUNK 65536
 
-#define ESB_EXEC_INIT { .child = ESB_CHILD_INIT, .kill_grace_ms = 200, .stdin_fd = -1, .sink_fds = { -1, -1 }, \
-                        .max_output_bytes = 1 << 20, .result = ESB_RESULT_INIT }
+#define ESB_EXEC_INIT { .result = ESB_RESULT_INIT, .child = ESB_CHILD_INIT }
 
 #define ESB_LOOP_WATCHES 4
 
@@ -218,14 +234,18 @@ struct esb_loop {
 
 #define ESB_LOOP_INIT { .interrupt_fd = -1, .done = ESB_HANDOFF_INIT, .epfd = -1 }
 
-/* Spawns the exec's child and adds it to the loop. A child in namespaces is
- * started on a pool thread (engine/runtime/spawner.h) while the loop has other work,
- * so their cost never holds up the loop's thread; if that start fails, the
- * exec completes (on_done runs) with start_error set and the result saying
- * why. A start on the loop's thread that fails returns -1 with errno set and
- * the result saying why; on_done does not run and nothing is left in the
- * loop. The exec's deadline counts from this call. */
-int esb_exec_start(struct esb_loop *loop, struct esb_exec *exec);
+/* Spawns the child opts describes and adds it to the loop, with exec as its
+ * handle: one from ESB_EXEC_INIT, or one that is done (on_done ran, or its
+ * start returned -1), which starts afresh but for its result (the caller's).
+ * opts is copied (struct esb_exec_options says what must outlive the exec).
+ * Returns 0: on_done runs once, when the exec is done. A child in
+ * namespaces is started on a pool thread (engine/runtime/spawner.h) while the
+ * loop has other work, so their cost never holds up the loop's thread; if
+ * that start fails, the exec completes (on_done runs) with start_error set
+ * and the result saying why. Returns -1 with errno set and the result saying
+ * why when a start on the loop's thread fails; on_done does not run and
+ * nothing is left in the loop. The exec's deadline counts from this call. */
+int esb_exec_start(struct esb_loop *loop, struct esb_exec *exec, const struct esb_exec_options *opts);
 
 /* Runs w->work on a pool thread, then w->done on the loop's (see struct
  * esb_loop_work). Never fails: without a pool thread the work runs here,
@@ -253,6 +273,10 @@ size_t esb_loop_step(struct esb_loop *loop, int timeout_ms);
  * its grace), whatever its deadline; its result says timed_out. Nothing once
  * it was told to stop or its child is gone. */
 void esb_exec_stop(struct esb_exec *exec);
+
+/* As esb_exec_stop, with no grace between TERM and KILL: for an exec that
+ * has no time left to spend in one (its CPU budget spent). */
+void esb_exec_kill(struct esb_exec *exec);
 
 /* Where an exec in flight is: its child still being started, running,
  * or ending (told to stop, exited, or done). A caller's watch of the run
