@@ -3,6 +3,7 @@
 -- spec/support/cgroup_v2_vm.sh (which .ci/run boots). Each spec that needs a
 -- cgroup is pending where the engine can make none (not root).
 local env = require "spec.support.env"
+local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
 
 local Mi = 1024 * 1024
@@ -482,6 +483,40 @@ while time.process_time() < 1: pass]] }, { "--policy", policy })
     assert.are.equal(0, r.exit_code)
     assert.is_falsy(stale_left)
     assert.is_true(alive_left) -- pid 1 is there: not ours to remove
+  end)
+
+  -- A cgroup of a live engine is empty between its making and the run's
+  -- join, and while it waits in the engine's pool; an engine in another pid
+  -- namespace (a suite under unshare --pid, a container on the same
+  -- cgroupfs) finds no process of its pid. The pool's idle cgroup makes
+  -- the order certain: made, swept by that engine, taken by the next run.
+  -- Checked: without the lock the sweep tests (a pid that is no process,
+  -- as before), the daemon's idle cgroups were removed and its second run
+  -- failed: "sandbox setup failed (join the run's cgroups): No such device".
+  it("of an engine in another pid namespace are left alone, idle in its pool too", function()
+    local h = host()
+    if not h then return end
+    local runs = "^echo%-sandbox%-%d+%-%d+$"
+    local d = daemon.start()
+    local request = cjson.encode { shell = "true" }
+    local asked, first_status, first, idle, said, kept, second_status, second = pcall(function()
+      local status, answer = daemon.request(d, "POST", "/v1/run", request)
+      -- answered: the run's cgroup is back in the daemon's pool
+      local listed = entries(h.parent, runs)
+      -- doctor's exit says what else it finds wanting here: not this spec's matter
+      local _, out = env.sh(("unshare --pid --fork %s %s doctor"):format(env.cli_prefix, env.quote(env.cli)))
+      return status, answer, listed, out, entries(h.parent, runs), daemon.request(d, "POST", "/v1/run", request)
+    end)
+    daemon.stop(d)
+    assert(asked, first_status)
+    assert.are.equal(200, first_status)
+    assert.are.equal(0, first.exit_code, cjson.encode(first))
+    assert.are_not.same({}, idle)
+    assert.truthy(said:find("ok%s+limits"), said) -- it made a cgroup: it swept
+    assert.are.equal(200, second_status)
+    assert.are.equal(0, second.exit_code, cjson.encode(second))
+    assert.are.same(idle, kept)
+    assert.are.same({}, entries(h.parent, runs))
   end)
 
   it("take the next name when one of the engine's own pid is left from an engine before it", function()
