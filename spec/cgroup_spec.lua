@@ -3,6 +3,7 @@
 -- spec/support/cgroup_v2_vm.sh (which .ci/run boots). Each spec that needs a
 -- cgroup is pending where the engine can make none (not root).
 local env = require "spec.support.env"
+local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
 
 local Mi = 1024 * 1024
@@ -482,6 +483,80 @@ while time.process_time() < 1: pass]] }, { "--policy", policy })
     assert.are.equal(0, r.exit_code)
     assert.is_falsy(stale_left)
     assert.is_true(alive_left) -- pid 1 is there: not ours to remove
+  end)
+
+  -- A policy whose runs have no CPU rate or budget: their cgroups are all
+  -- below the suite's own (where this host mounts cpu and cpuacct apart,
+  -- their roots are every engine's, an older one's too, whose sweep goes
+  -- by the pid alone). The caller removes the file.
+  local function own_cgroups_policy()
+    return env.policy_file("policy.defaults.limits.cpu_millicores = nil\n" ..
+      "policy.defaults.limits.cpu_time_secs = nil\n")
+  end
+
+  -- A cgroup of a live engine is empty between its making and the run's
+  -- join, and while it waits in the engine's pool; an engine in another pid
+  -- namespace (a suite under unshare --pid, a container on the same
+  -- cgroupfs) finds no process of its pid. The pool's idle cgroup makes
+  -- the order certain: made, swept by that engine, taken by the next run.
+  -- Checked: without the lock the sweep tests (a pid that is no process,
+  -- as before), the daemon's idle cgroups were removed and its second run
+  -- failed: "sandbox setup failed (join the run's cgroups): No such device".
+  it("of an engine in another pid namespace are left alone, idle in its pool too", function()
+    local h = host()
+    if not h then return end
+    local runs = "^echo%-sandbox%-%d+%-%d+$"
+    local policy = own_cgroups_policy()
+    local d = daemon.start("--policy " .. env.quote(policy))
+    local request = cjson.encode { shell = "true" }
+    local asked, first_status, first, idle, said, kept, second_status, second = pcall(function()
+      local status, answer = daemon.request(d, "POST", "/v1/run", request)
+      -- answered: the run's cgroup is back in the daemon's pool
+      local listed = entries(h.parent, runs)
+      -- doctor's exit says what else it finds wanting here: not this spec's matter
+      local _, out = env.sh(("unshare --pid --fork %s %s doctor"):format(env.cli_prefix, env.quote(env.cli)))
+      return status, answer, listed, out, entries(h.parent, runs), daemon.request(d, "POST", "/v1/run", request)
+    end)
+    daemon.stop(d)
+    os.remove(policy)
+    assert(asked, first_status)
+    assert.are.equal(200, first_status)
+    assert.are.equal(0, first.exit_code, cjson.encode(first))
+    assert.are_not.same({}, idle)
+    assert.truthy(said:find("ok%s+limits"), said) -- it made a cgroup: it swept
+    assert.are.equal(200, second_status)
+    assert.are.equal(0, second.exit_code, cjson.encode(second))
+    assert.are.same(idle, kept)
+    assert.are.same({}, entries(h.parent, runs))
+  end)
+
+  -- The engine locks a cgroup it made right after its mkdir; a sweep can
+  -- come between the two. The preloaded library (spec/support/
+  -- sweep_on_lock.c) removes the cgroup at the engine's first lock, as such
+  -- a sweep would. Checked: without the check that the file locked is still
+  -- the one its path names, the run went without a cgroup ("no cgroup for
+  -- the run (setting up .../echo-sandbox-PID-0: No such file or
+  -- directory)").
+  it("removed by a sweep between their making and their lock are made again, under the next name", function()
+    local h = host()
+    if not h then return end
+    local infile = os.tmpname()
+    env.write_file(infile, cjson.encode { id = 1, shell = "true" } .. "\n")
+    -- an ASan build takes a library preloaded before its runtime
+    local script = 'LD_PRELOAD=$1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ' ..
+      'exec "$2" batch --policy "$3"'
+    local policy = own_cgroups_policy()
+    local _, out = env.sh(("%s sh -c %s sh %s %s %s < %s"):format(env.cli_prefix, env.quote(script),
+      env.quote(env.build .. "/esb-spec-sweep-on-lock.so"), env.quote(env.cli), env.quote(policy), infile))
+    os.remove(infile)
+    os.remove(policy)
+    local swept = out:match("sweep_on_lock: removed [^\n]*/(echo%-sandbox%-%d+%-%d+)\n")
+    local line = out:match("{[^\n]*}")
+    assert.truthy(swept and line, out)
+    local r = cjson.decode(line)
+    assert.are.equal(0, r.exit_code, out)
+    assert.is_nil(r.warning, out)
+    assert.are.same({}, entries(h.parent, "^echo%-sandbox%-%d+%-%d+$"))
   end)
 
   it("take the next name when one of the engine's own pid is left from an engine before it", function()

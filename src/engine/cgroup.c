@@ -408,12 +408,23 @@ void esb_cgroup_probe(struct esb_cgroup_host *host) {
     free(s.parents[i]);
 }
 
+/* The file a process joins a run's cgroup by: v1's `tasks` (the sandbox
+ * moves its own single thread, which needs no grace period: cgroup.h), v2's
+ * cgroup.procs. Its open file is also the cgroup's lock: the engine that
+ * made the cgroup holds it (flock) for as long as the cgroup is its own. */
+static const char *join_file(void) {
+  return setup.host.version == ESB_CGROUP_V2 ? "cgroup.procs" : "tasks";
+}
+
 /* Removes the cgroups that engines which are gone left in parent (killed
  * before they could clean up): echo-sandbox-PID-N and echo-sandbox-engine-PID
- * whose PID is no process. Only empty ones: an engine in another pid
- * namespace would look gone from here, and its runs must not be touched (a
- * gone engine's runs died with it: their parent-death signal). Once per
- * process and hierarchy. */
+ * whose PID is no process, which nobody holds the lock of (join_file), and
+ * only empty ones. The PID alone cannot tell: an engine in another pid
+ * namespace (a test suite run under unshare --pid, a container) looks gone
+ * from here, and its cgroups are empty between their making and the run's
+ * join, and while they wait idle in its pool; its lock says it is there (a
+ * gone engine's runs died with it: their parent-death signal, and their
+ * copies of the lock's file with them). Once per process and hierarchy. */
 static void sweep_stale(const char *parent, int which) {
   static bool swept[ESB_CGROUP__COUNT];
   if (__atomic_exchange_n(&swept[which], true, __ATOMIC_RELAXED))
@@ -432,8 +443,14 @@ static void sweep_stale(const char *parent, int which) {
     if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
       continue;
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
-    rmdir(path);
+    snprintf(path, sizeof path, "%s/%s/%s", parent, e->d_name, join_file());
+    int lock = open(path, O_RDONLY | O_CLOEXEC);
+    if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0) {
+      snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+      rmdir(path);
+    }
+    if (lock >= 0)
+      close(lock);
   }
   closedir(d);
 }
@@ -506,6 +523,12 @@ static int set_limits(struct esb_cgroup *cg, const struct esb_cgroup_limits *l) 
   return 0;
 }
 
+static void close_fd(int *fd) {
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
 static int open_in(const char *dir, const char *name, int flags) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -544,11 +567,34 @@ static bool wanted_v1(int which, const struct esb_cgroup_limits *l) {
   return true;
 }
 
+/* Opens dir's join_file and takes its lock: the fd, or -1. A sweep by
+ * another engine (sweep_stale) may have removed dir between its mkdir and
+ * the lock: then the file the path names now is not the one opened (or
+ * none is), errno EEXIST, and the caller takes the next name. */
+static int lock_new_dir(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, join_file());
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  struct stat opened, named;
+  if (flock(fd, LOCK_EX) == 0 && fstat(fd, &opened) == 0) {
+    if (stat(path, &named) == 0 && named.st_ino == opened.st_ino && named.st_dev == opened.st_dev)
+      return fd;
+    errno = EEXIST;
+  }
+  int err = errno;
+  close(fd);
+  errno = err;
+  return -1;
+}
+
 /* A new directory for this run below parent, named after this process so
- * that a sweep can tell whose it is. A name can be taken already by a cgroup
- * that a gone engine with our pid left with processes in it: the next
- * number is free. */
-static char *make_dir(const char *parent, int which, char *why, size_t whylen) {
+ * that a sweep can tell whose it is, with its join_file open and locked in
+ * *fd. A name can be taken already by a cgroup that a gone engine with our
+ * pid left with processes in it, or by an engine of another pid namespace
+ * with our pid: the next number is free. */
+static char *make_dir(const char *parent, int which, int *fd, char *why, size_t whylen) {
   static unsigned long counter;
   sweep_stale(parent, which);
   for (int attempt = 0; attempt < 8; attempt++) {
@@ -558,11 +604,15 @@ static char *make_dir(const char *parent, int which, char *why, size_t whylen) {
       snprintf(why, whylen, "out of memory");
       return NULL;
     }
-    if (mkdir(dir, 0755) == 0)
+    bool made = mkdir(dir, 0755) == 0;
+    if (made && (*fd = lock_new_dir(dir)) >= 0)
       return dir;
-    snprintf(why, whylen, "making %s: %s", dir, strerror(errno));
+    int err = errno;
+    snprintf(why, whylen, "making %s: %s", dir, strerror(err));
+    if (made && err != EEXIST)
+      rmdir(dir); /* made but not opened: nothing of ours is left */
     free(dir);
-    if (errno != EEXIST)
+    if (err != EEXIST)
       return NULL;
   }
   return NULL;
@@ -580,11 +630,10 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
   cg->memory_limit = UINT64_MAX; /* a new memory cgroup starts unlimited */
   cg->peak_is_this_runs = true;
   if (cg->version == ESB_CGROUP_V2) {
-    if (!(cg->dirs[0] = make_dir(setup.parents[0], 0, why, whylen)))
+    if (!(cg->dirs[0] = make_dir(setup.parents[0], 0, &cg->procs[0], why, whylen)))
       goto fail;
     if (set_limits(cg, limits) < 0 ||
-        (cg->dir_fd = open(cg->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-        (cg->procs[0] = open_in(cg->dirs[0], "cgroup.procs", O_WRONLY)) < 0) {
+        (cg->dir_fd = open(cg->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
       snprintf(why, whylen, "setting up %s: %s", cg->dirs[0], strerror(errno));
       goto fail;
     }
@@ -596,19 +645,19 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
       continue;
     char ignored[256];
     bool required = i == ESB_CGROUP_MEMORY;
-    if (!(cg->dirs[i] = make_dir(setup.parents[i], i, required ? why : ignored, required ? whylen : sizeof ignored))) {
+    if (!(cg->dirs[i] = make_dir(setup.parents[i], i, &cg->procs[i], required ? why : ignored,
+                                 required ? whylen : sizeof ignored))) {
       if (required)
         goto fail;
       continue;
     }
-    /* `tasks`, not cgroup.procs: the sandbox moves its own single thread,
-     * which needs no grace period (cgroup.h). */
-    if (set_limit(cg, i, limits) == 0 && (cg->procs[i] = open_in(cg->dirs[i], "tasks", O_WRONLY)) >= 0)
+    if (set_limit(cg, i, limits) == 0)
       continue;
     if (required) {
       snprintf(why, whylen, "setting up %s: %s", cg->dirs[i], strerror(errno));
       goto fail;
     }
+    close_fd(&cg->procs[i]);
     rmdir(cg->dirs[i]);
     free(cg->dirs[i]);
     cg->dirs[i] = NULL;
@@ -701,12 +750,6 @@ static void remove_dir(const char *dir) {
     struct timespec pause = { 0, pause_ns };
     nanosleep(&pause, NULL);
   }
-}
-
-static void close_fd(int *fd) {
-  if (*fd >= 0)
-    close(*fd);
-  *fd = -1;
 }
 
 void esb_cgroup_destroy(struct esb_cgroup *cg) {

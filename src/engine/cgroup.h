@@ -37,8 +37,9 @@
  * The caller owns the struct; esb_cgroup_destroy kills whatever is left in
  * the cgroups (cgroup.kill where the kernel has it) and removes them, and is
  * safe on ESB_CGROUP_INIT. Cgroups are named echo-sandbox-PID-N after the
- * process that made them; the first one a process makes also removes the
- * empty ones of engines that are gone (killed before they could clean up). */
+ * process that made them, which holds a lock on each for as long as it is
+ * its own; the first one a process makes also removes the empty, unlocked
+ * ones of engines that are gone (killed before they could clean up). */
 #ifndef ESB_ENGINE_CGROUP_H
 #define ESB_ENGINE_CGROUP_H
 
