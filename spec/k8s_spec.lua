@@ -108,12 +108,17 @@ env.each_kubectl(function(minor)
         assert.is_true(r.stdout == data)
       end)
 
+      -- The deadline is the program's only where the program ran then
+      -- (a deadline that passes before kubectl attached is KubectlTimeout):
+      -- 8 s leaves kubectl time to attach on a loaded machine, and the
+      -- program says it began.
       it("times out, and the pod is deleted", function()
-        local r, code = run(server, { shell = "sleep 30", timeout_ms = 1500 })
-        assert.are.equal(124, code)
+        local r, code = run(server, { shell = "echo started; sleep 30", timeout_ms = 8000 })
+        assert.are.equal(124, code, cjson.encode(r))
         assert.are.equal("timed_out", r.status)
         assert.is_true(r.timed_out)
-        assert.is_true(r.duration_ms < 10000)
+        assert.are.equal("started\n", r.stdout)
+        assert.is_true(r.duration_ms < 20000) -- well before the program's 30 s
       end)
 
       it("reports OOMKilled", function()
