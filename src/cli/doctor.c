@@ -326,7 +326,7 @@ static void check_overlays(const struct esb_plan *plan, struct tally *t) {
 }
 
 /* The policy's plan for /bin/true on backend (AUTO: the one the policy picks). */
-static enum esb_error plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
+static enum esb_error_code plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
                                 char *err, size_t errlen) {
   char program[] = "/bin/true"; /* borrowed: req is not released */
   struct esb_request req = ESB_REQUEST_INIT;

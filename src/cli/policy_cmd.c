@@ -392,7 +392,7 @@ static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb
     fprintf(stderr, "echo-sandbox: --backend %s: expected auto, local or k8s\n", o->backend);
     goto out;
   }
-  enum esb_error code = esb_policy_plan(policy, &req, &plan, req.backend == ESB_BACKEND_K8S, err, sizeof err);
+  enum esb_error_code code = esb_policy_plan(policy, &req, &plan, req.backend == ESB_BACKEND_K8S, err, sizeof err);
   if (code != ESB_OK) {
     fprintf(stderr, "echo-sandbox: %s%s: %s\n", where, esb_error_name(code), err);
     goto out;
@@ -516,7 +516,7 @@ static int check(int argc, char **argv) {
         continue;
       }
       req.backend = backends[b];
-      enum esb_error code = esb_policy_plan(policy, &req, &plan, true, err, sizeof err);
+      enum esb_error_code code = esb_policy_plan(policy, &req, &plan, true, err, sizeof err);
       checked++;
       if (code == ESB_E_INVALID_REQUEST) {
         printf("rejects  %-5s %s: %s\n", esb_backend_name(backends[b]), samples[i], err);

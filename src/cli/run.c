@@ -90,7 +90,7 @@ static void pass_capped(int stream, const char *data, size_t len, void *userdata
 }
 
 /* Prints an engine error before a request could run, as the output mode wants. */
-static int early_error(lua_State *L, bool json, enum esb_error code, const char *msg) {
+static int early_error(lua_State *L, bool json, enum esb_error_code code, const char *msg) {
   struct esb_result r = ESB_RESULT_INIT;
   esb_result_fail(&r, code, "%s", msg);
   fprintf(stderr, "echo-sandbox: %s\n", msg);

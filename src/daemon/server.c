@@ -119,7 +119,7 @@ static void respond_result(struct conn *st, unsigned code, const struct esb_resu
   lua_pop(L, 1);
 }
 
-static void respond_error(struct conn *st, unsigned code, enum esb_error err, const char *msg) {
+static void respond_error(struct conn *st, unsigned code, enum esb_error_code err, const char *msg) {
   struct esb_result r = ESB_RESULT_INIT;
   esb_result_fail(&r, err, "%s", msg);
   respond_result(st, code, &r);

@@ -142,7 +142,7 @@ static void k8s_done(struct esb_k8s_run *run, void *userdata) {
 int esb_job_plan(struct esb_job *job, struct esb_policy *policy, const struct esb_request *req, FILE *notes) {
   assert(job->running == ESB_BACKEND_AUTO && !job->planned); /* ESB_JOB_INIT, or released */
   char err[ESB_MESSAGE_MAX];
-  enum esb_error code = esb_policy_plan(policy, req, &job->plan, false, err, sizeof err);
+  enum esb_error_code code = esb_policy_plan(policy, req, &job->plan, false, err, sizeof err);
   if (code != ESB_OK) {
     esb_result_fail(&job->result, code, "%s", err);
     return -1;

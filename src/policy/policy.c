@@ -241,7 +241,7 @@ static void read_k8s(struct esb_fields *f, struct esb_k8s_settings *k) {
 }
 
 /* The plan table is on top of the stack. */
-static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, char *err, size_t errlen) {
+static enum esb_error_code finish_k8s(struct esb_policy *p, struct esb_plan *plan, char *err, size_t errlen) {
   lua_State *L = esb_vm_state(p->vm);
   struct esb_k8s_settings *k = &plan->k8s;
   char name[64], expires[32];
@@ -291,7 +291,7 @@ static enum esb_error finish_k8s(struct esb_policy *p, struct esb_plan *plan, ch
 }
 
 /* The request's code as one more file, where the plan says. */
-static enum esb_error add_code_file(struct esb_plan *plan, const struct esb_request *req, char *err, size_t errlen) {
+static enum esb_error_code add_code_file(struct esb_plan *plan, const struct esb_request *req, char *err, size_t errlen) {
   if (!req->code) {
     snprintf(err, errlen, "policy hook 'plan' returned a code_file for a request without code");
     return ESB_E_POLICY;
@@ -321,11 +321,11 @@ static enum esb_error add_code_file(struct esb_plan *plan, const struct esb_requ
   return ESB_OK;
 }
 
-enum esb_error esb_policy_plan(struct esb_policy *p, const struct esb_request *req,
+enum esb_error_code esb_policy_plan(struct esb_policy *p, const struct esb_request *req,
                                struct esb_plan *plan, bool want_k8s, char *err, size_t errlen) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
-  enum esb_error code = ESB_OK;
+  enum esb_error_code code = ESB_OK;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);  /* policy */
   lua_pushcfunction(L, push_request);
   lua_pushlightuserdata(L, (void *)req);
@@ -389,11 +389,11 @@ void esb_languages_free(struct esb_language *languages, size_t n) {
   free(languages);
 }
 
-enum esb_error esb_policy_languages(struct esb_policy *p, struct esb_language **out, size_t *n, char *err,
+enum esb_error_code esb_policy_languages(struct esb_policy *p, struct esb_language **out, size_t *n, char *err,
                                     size_t errlen) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
-  enum esb_error code = ESB_E_POLICY;
+  enum esb_error_code code = ESB_E_POLICY;
   *out = NULL;
   *n = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref); /* policy */
@@ -441,10 +441,10 @@ out:
   return code;
 }
 
-enum esb_error esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, char *err, size_t errlen) {
+enum esb_error_code esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, char *err, size_t errlen) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
-  enum esb_error code = ESB_E_POLICY;
+  enum esb_error_code code = ESB_E_POLICY;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref); /* policy */
   lua_getfield(L, -1, "cluster");                    /* policy, policy.cluster */
   if (!lua_isfunction(L, -1)) {

@@ -33,20 +33,20 @@ const char *esb_policy_path(const struct esb_policy *policy);
  * ESB_OK, or ESB_E_INVALID_REQUEST (the hook refused the request: nil,
  * message) or ESB_E_POLICY (a hook failed, hit a limit, or returned something
  * malformed) with a message; the plan is then left empty. */
-enum esb_error esb_policy_plan(struct esb_policy *policy, const struct esb_request *req,
+enum esb_error_code esb_policy_plan(struct esb_policy *policy, const struct esb_request *req,
                                struct esb_plan *plan, bool want_k8s, char *err, size_t errlen);
 
 /* The cluster the operator commands (doctor, cleanup) use, from the
  * policy's hook `cluster`: k's namespace_, context and kubeconfig (k zeroed
  * on entry; esb_k8s_settings_release frees them). Returns ESB_OK, or
  * ESB_E_POLICY with a message and k left empty. */
-enum esb_error esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, char *err,
+enum esb_error_code esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, char *err,
                                   size_t errlen);
 
 /* The policy's languages (engine/contract/language.h), as its hook
  * `known_languages` lists them, in its order: *out (esb_languages_free) and *n.
  * Returns ESB_OK, or ESB_E_POLICY with a message. */
-enum esb_error esb_policy_languages(struct esb_policy *policy, struct esb_language **out, size_t *n, char *err,
+enum esb_error_code esb_policy_languages(struct esb_policy *policy, struct esb_language **out, size_t *n, char *err,
                                     size_t errlen);
 void esb_languages_free(struct esb_language *languages, size_t n);
 

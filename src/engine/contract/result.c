@@ -8,32 +8,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-static const struct { const char *name, *message; } error_table[ESB_E__COUNT] = {
-  [ESB_OK] = {"ok", "no error"},
-  [ESB_E_INVALID_REQUEST] = {"invalid_request", "the request is not valid"},
-  [ESB_E_POLICY] = {"policy_error", "the policy failed"},
-  [ESB_E_BACKEND_UNAVAILABLE] = {"backend_unavailable", "the backend is not available"},
-  [ESB_E_EXEC_NOT_FOUND] = {"exec_not_found", "the program was not found"},
-  [ESB_E_EXEC_DENIED] = {"exec_denied", "the program cannot be executed"},
-  [ESB_E_SANDBOX_SETUP] = {"sandbox_setup", "the sandbox could not be set up"},
-  [ESB_E_SYSTEM] = {"system_error", "a system call of the engine failed"},
-  [ESB_E_INTERRUPTED] = {"interrupted", "the executor was interrupted"},
-  [ESB_E_BACKEND] = {"backend_error", "the backend could not run the program"},
-  [ESB_E_UNAUTHORIZED] = {"unauthorized", "the request carries no valid token"},
-};
-
-const char *esb_strerror(enum esb_error code) {
-  if ((unsigned)code < ESB_E__COUNT && error_table[code].message)
-    return error_table[code].message;
-  return "unknown error";
-}
-
-const char *esb_error_name(enum esb_error code) {
-  if ((unsigned)code < ESB_E__COUNT && error_table[code].name)
-    return error_table[code].name;
-  return "unknown_error";
-}
-
 const char *esb_status_name(enum esb_status status) {
   switch (status) {
   case ESB_STATUS_EXITED: return "exited";
@@ -63,7 +37,7 @@ void esb_result_move(struct esb_result *dst, struct esb_result *src) {
   *src = (struct esb_result)ESB_RESULT_INIT;
 }
 
-void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt, ...) {
+void esb_result_fail(struct esb_result *r, enum esb_error_code code, const char *fmt, ...) {
   char buf[ESB_MESSAGE_MAX];
   va_list ap;
   va_start(ap, fmt);

@@ -1,27 +1,8 @@
 /* The outcome of one execution: what happened, the program's output, and, when
  * the engine itself failed, an error code from our own small vocabulary.
- *
- * THE ERROR CONVENTION of the engine, the backends and the faces:
- *
- *  - A function that can fail and has no result to fill returns int: 0 on
- *    success, -1 on failure with errno set. Where it also takes
- *    `char *why, size_t whylen`, why says in words what failed (for people;
- *    a buffer of ESB_MESSAGE_MAX holds any of them). Nothing it made is left
- *    behind on failure.
- *  - A function that decides about a request (the policy, the request and
- *    plan readers) returns enum esb_error: ESB_OK, or the code, with the
- *    message in `err`.
- *  - An execution never fails by return value once started: its struct
- *    esb_result says what happened, an engine failure as status ERROR with
- *    esb_result_fail's code and message.
- *  - Misuse of a contract a header states (a NULL it forbids, a struct not
- *    made with its INIT, a call out of order) is a bug, not an error: it is
- *    an assert(), as in libuv. */
+ * Failures follow the one convention of engine/error.h. */
 #ifndef ESB_ENGINE_RESULT_H
 #define ESB_ENGINE_RESULT_H
-
-/* The size of every message buffer (why, err): messages quote others. */
-#define ESB_MESSAGE_MAX 4096
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +10,7 @@
 
 #include "engine/contract/capture.h"
 #include "engine/contract/collect.h"
+#include "engine/error.h"
 
 enum esb_status {
   ESB_STATUS_EXITED,     /* the program exited by itself: exit_code is its code */
@@ -36,23 +18,6 @@ enum esb_status {
   ESB_STATUS_TIMED_OUT,  /* we killed it at its deadline */
   ESB_STATUS_OOM_KILLED, /* the memory limit killed it */
   ESB_STATUS_ERROR,      /* the engine could not run it: error is set */
-};
-
-/* Error codes of the engine. The names (esb_error_name) are part of the result
- * contract; the messages (esb_strerror) are for people. */
-enum esb_error {
-  ESB_OK = 0,
-  ESB_E_INVALID_REQUEST,
-  ESB_E_POLICY,
-  ESB_E_BACKEND_UNAVAILABLE,
-  ESB_E_EXEC_NOT_FOUND,   /* the program does not exist: exit code 127 */
-  ESB_E_EXEC_DENIED,      /* it exists but cannot be executed: exit code 126 */
-  ESB_E_SANDBOX_SETUP,    /* building the sandbox failed */
-  ESB_E_SYSTEM,           /* a system call of the engine failed */
-  ESB_E_INTERRUPTED,      /* the executor got a signal and killed the program */
-  ESB_E_BACKEND,          /* the backend could not run the program (k8s: the pod never ran) */
-  ESB_E_UNAUTHORIZED,     /* the daemon's token is missing or wrong (HTTP 401) */
-  ESB_E__COUNT
 };
 
 struct esb_result {
@@ -66,7 +31,7 @@ struct esb_result {
   const char *isolation;    /* static string: what the local sandbox achieved */
   const char *reason;       /* static string: "Completed", "Error", ... */
   struct esb_capture out, err;
-  enum esb_error error;
+  enum esb_error_code error;
   char *error_message;    /* owned, NULL unless status is ERROR */
   char sandbox_name[64];  /* the backend's name for where it ran (k8s: the pod; the
                              result's "pod"), "" where it has none (local) */
@@ -93,12 +58,10 @@ void esb_result_release(struct esb_result *r);
 void esb_result_move(struct esb_result *dst, struct esb_result *src);
 
 /* Marks the result as an engine error; message is printf-style and copied. */
-void esb_result_fail(struct esb_result *r, enum esb_error code, const char *fmt, ...)
+void esb_result_fail(struct esb_result *r, enum esb_error_code code, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 
 /* Never NULL, for any value. */
-const char *esb_strerror(enum esb_error code);
-const char *esb_error_name(enum esb_error code);
 const char *esb_status_name(enum esb_status status);
 
 /* What was observed, as a result: the one place that spells the reasons of
