@@ -363,59 +363,36 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
 
   -- Defence: without namespaces (isolation rlimits), the engine removes the
   -- host working dir as the program's own uid, in a child of its own. The
-  -- program leaves behind a process that keeps swapping a directory of its
-  -- working dir for a symlink to a root-owned decoy while the engine removes
-  -- it. Checked: with the engine removing as root (nftw by path), 130 to 170
-  -- of the 500 decoy files were deleted in about one run in three (a race:
-  -- this spec cannot fail every time the defence is gone; the namespace
-  -- sandbox, the default, has no host working dir to remove at all).
+  -- program leaves a directory `real` and a symlink `link` to a root-owned
+  -- decoy; a library preloaded into the engine (spec/support/
+  -- swap_on_remove.c) swaps the two at the first removal by path under
+  -- `real`, as the program's own process could at that moment: the race is
+  -- won every time. Checked: with the engine removing as root (remove_tree
+  -- by path in remove_workdir), 500 of the 500 decoy files were deleted.
   it("cannot make the removal of its working dir delete host files through a swapped symlink", function()
     if not env.is_root() then return pending("needs root: the removal runs as the program's uid") end
     local decoy = os.tmpname()
     os.remove(decoy)
     assert(os.execute("mkdir " .. decoy .. " && cd " .. decoy .. " && for i in $(seq 1 500); do : > f$i; done"))
-    local token = ("%d.%d"):format(os.time(), math.random(1000000))
-    local swapper = table.concat({
-      "import os, sys",
-      "os.makedirs('real/sub')",
-      "for i in range(3000): open('real/f%d' % i, 'w').close()",
-      "os.symlink(sys.argv[1], 'link')",
-      "r, w = os.pipe()",
-      "if os.fork() == 0:",
-      "    os.setsid()",
-      "    for i in range(100000):",
-      "        try:",
-      "            os.rename('real', 'tmp'); os.rename('link', 'real')",
-      "            if i == 0: os.write(w, b'x')  # swapping: the run may end",
-      "            os.rename('real', 'link'); os.rename('tmp', 'real')",
-      "        except OSError:  # the removal took a name: plant it again",
-      "            if not os.path.lexists('real') and not os.path.lexists('link'): os.symlink(sys.argv[1], 'link')",
-      "    os._exit(0)",
-      "os.read(r, 1)" }, "\n")
+    local plant = "mkdir real && (cd real && for i in $(seq 0 999); do : > f$i; done) && ln -s \"$0\" link"
     local path = env.policy_file("policy.local_sandbox.isolation = 'rlimits'\npolicy.local_sandbox.cgroups = false")
-    local r = run({ program = "python3", args = { "-c", swapper, decoy, token } }, path)
+    local request = os.tmpname()
+    env.write_file(request, cjson.encode { program = "/bin/sh", args = { "-c", plant, decoy } })
+    -- an ASan build takes a library preloaded before its runtime
+    local script = 'LD_PRELOAD=$1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ' ..
+      'exec "$2" run --json --policy "$3"'
+    local _, out = env.sh(("%s sh -c %s sh %s %s %s < %s"):format(env.cli_prefix, env.quote(script),
+      env.quote(env.build .. "/esb-spec-swap-on-remove.so"), env.quote(env.cli), env.quote(path), request))
+    os.remove(request)
     os.remove(path)
-    -- The removal was over when the run's result came (its child reaped):
-    -- the swapper, swapping on, is stopped, waited for, and what it left
-    -- behind taken. The token as a pattern that its own grep and shell do
-    -- not match (with the token itself, they always did: the wait ran its
-    -- 3000 rounds, over a minute).
-    local swappers = ("grep -l '[%s]%s' /proc/[0-9]*/cmdline 2>/dev/null"):format(token:sub(1, 1), token:sub(2))
-    os.execute("for f in $(" .. swappers .. "); do f=${f#/proc/}; kill ${f%/cmdline} 2>/dev/null; done")
-    for _ = 1, 3000 do
-      local p = io.popen(swappers)
-      local busy = p:read("a")
-      p:close()
-      if busy == "" then break end
-      os.execute("sleep 0.01")
-    end
-    os.execute("rm -rf " .. env.quote(os.getenv("TMPDIR") or "/tmp") .. "/echo-sandbox-*")
     local p = io.popen("ls " .. decoy .. " | wc -l")
     local left = p:read("n")
     p:close()
     os.execute("rm -rf " .. decoy)
-    assert.are.equal(0, r.exit_code, r.stderr)
-    assert.are.equal(500, left)
+    local line = out:match("{[^\n]*}")
+    assert.truthy(line, out)
+    assert.are.equal(0, cjson.decode(line).exit_code, out)
+    assert.are.equal(500, left, out)
   end)
 
   -- Defence: echo-sandbox-init (engine/sandbox/init_main.c) builds the same sandbox
