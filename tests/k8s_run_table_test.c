@@ -3,7 +3,12 @@
  * says why no pod can be left, every event a state may meet handled. Each
  * row is needed: the properties fail on the table without it (checked for
  * every row below). And the table in the header's comment, which a reader
- * takes for the run's life, is the table. */
+ * takes for the run's life, is the table.
+ * Checked: with (RUN, known) sent to DONE by finish, the first check fails
+ * ("ends the run with no delete") and so does the drawing's first line;
+ * without (GET, read), GET has no way to DELETE and meets an event without
+ * a row; with (RUN, unreachable)'s reason dropped, it ends the run with no
+ * delete and says not why. */
 #include "backend/k8s_run_table.h"
 
 #include <stdlib.h>

@@ -1379,8 +1379,10 @@ static int (*const actions[ESB_K8S__ACTIONS])(struct esb_k8s_run *) = {
  * and the state after it, which the run is in while the action runs (so
  * that the kubectl it starts is that state's). An action whose kubectl did
  * not start puts the run back where it was, to take that event there. A
- * pair without a row is a bug in the table or in a reader: abort, whatever
- * the build, rather than leave a pod without its delete. */
+ * pair without a row is a bug in the table or in a reader, and the run
+ * would have no next step: abort, whatever the build (checked: without
+ * the row (GET, read), spec/k8s_spec.lua's runs that read the pod end with
+ * "bug: ... no transition for event read in state GET"). */
 static void dispatch(struct esb_k8s_run *run, enum esb_k8s_event event) {
   for (;;) {
     enum esb_k8s_state from = run->state;
