@@ -1,5 +1,6 @@
 #include "backend/k8s.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "backend/k8s_command.h"
+#include "backend/k8s_run_table.h"
 #include "backend/k8s_watch.h"
 #include "backend/kubectl_words.h"
 #include "engine/fileio.h"
@@ -16,9 +18,9 @@
 
 extern char **environ;
 
-enum { STEP_RUN, STEP_PROBE, STEP_GET, STEP_DELETE, STEP_DONE };
-
 static void step_done(struct esb_exec *exec, void *userdata);
+
+static void dispatch(struct esb_k8s_run *run, enum esb_k8s_event event);
 
 static void finish(struct esb_k8s_run *run);
 
@@ -347,7 +349,7 @@ static const char *const cannot_start[] = {
 /* Ends the run for what the watch saw: the program's kubectl is stopped, and
  * decide() reports reason and message. */
 static void verdict(struct esb_k8s_run *run, const char *reason, const char *fmt, ...) {
-  if (run->verdict || run->step != STEP_RUN)
+  if (run->verdict || run->state != ESB_K8S_RUN)
     return;
   run->verdict = reason;
   va_list ap;
@@ -428,7 +430,7 @@ static void unschedulable_for_too_long(void *userdata) {
 
 /* An event of the run's pod, from the shared watch (k8s_watch.h). */
 static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *ev) {
-  if (run->verdict || run->step != STEP_RUN)
+  if (run->verdict || run->state != ESB_K8S_RUN)
     return;
   struct esb_pod_status p = *ev;
   if (!run->pod_seen && strcmp(p.event, "DELETED") != 0)
@@ -472,7 +474,7 @@ static void on_pod_event(struct esb_k8s_run *run, const struct esb_pod_status *e
 
 static void start_watch(void *userdata) {
   struct esb_k8s_run *run = userdata;
-  if (run->step == STEP_RUN)
+  if (run->state == ESB_K8S_RUN)
     esb_k8s_watch_join(run, on_pod_event); /* on failure: on without a watch */
 }
 
@@ -509,8 +511,8 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   o.kill_grace_ms = 1000;
   o.max_output_bytes = max_output;
   o.on_done = step_done;
-  o.on_output = run->step == STEP_RUN ? on_run_output : NULL;
-  o.stdout_by_caller = run->step == STEP_RUN; /* the frames after the program's output are ours */
+  o.on_output = run->state == ESB_K8S_RUN ? on_run_output : NULL;
+  o.stdout_by_caller = run->state == ESB_K8S_RUN; /* the frames after the program's output are ours */
   o.userdata = run;
   return esb_exec_start(run->loop, e, &o);
 }
@@ -647,7 +649,6 @@ static int start_run_step(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   uint64_t now = esb_now_ns();
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
-  run->step = STEP_RUN;
   if (!run->adopted)
     run->create_attempts++;
   if (start_kubectl(run, run->adopted ? attach_argv(plan) : esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len,
@@ -688,38 +689,14 @@ static bool create_may_succeed_later(const char *said) {
   return esb_kubectl_unreachable(said);
 }
 
-static int start_probe(struct esb_k8s_run *run);
-
-static void retry_run_step(void *userdata) {
-  struct esb_k8s_run *run = userdata;
-  if ((run->create_unsure ? start_probe(run) : start_run_step(run)) == 0)
-    return;
-  esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
-                  run->exec.result.error_message ? run->exec.result.error_message : "unknown error");
-  esb_result_release(&run->exec.result);
-  finish(run);
-}
-
-/* A create the API server refused for now is tried again, with backoff
- * (0.2 s, doubling, at most 2 s), while the request's deadline leaves time.
- * Returns whether it will be; the result of the try that failed is dropped. */
-static bool create_again(struct esb_k8s_run *run) {
+/* When the next create may be tried (0.2 s, doubling, at most 2 s after
+ * the last), or 0 where the request's deadline leaves no time worth a try. */
+static uint64_t create_retry_at(const struct esb_k8s_run *run) {
   uint64_t pause_ms = 200ull << (run->create_attempts > 4 ? 4 : run->create_attempts - 1);
   if (pause_ms > 2000)
     pause_ms = 2000;
   uint64_t at = esb_now_ns() + pause_ms * 1000000ull;
-  if (at + 500 * 1000000ull >= run->run_deadline_ns)
-    return false; /* no time left worth a try */
-  char pod[sizeof run->result.sandbox_name];
-  memcpy(pod, run->result.sandbox_name, sizeof pod);
-  esb_result_release(&run->result);
-  run->result.sandbox_type = "k8s";
-  memcpy(run->result.sandbox_name, pod, sizeof pod);
-  free(run->kubectl_stderr);
-  run->kubectl_stderr = NULL;
-  run->retry_timer = (struct esb_timer){ .at_ns = at, .fire = retry_run_step, .userdata = run };
-  esb_timer_start(run->loop, &run->retry_timer);
-  return true;
+  return at + 500 * 1000000ull >= run->run_deadline_ns ? 0 : at;
 }
 
 /* What kubectl says when the create's request went out and its answer did
@@ -741,49 +718,7 @@ static int start_probe(struct esb_k8s_run *run) {
   char request_timeout[64];
   snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums", (unsigned long long)ms);
   const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
-  run->step = STEP_PROBE;
   return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, -1, ms + 1000, 4u << 20);
-}
-
-static int start_delete(struct esb_k8s_run *run);
-
-/* What the probe found: the run's own pod (adopted: attached to), none (the
- * create is tried again), or a pod of that name that another engine made,
- * which is neither used nor deleted. */
-static void probe_done(struct esb_k8s_run *run, struct esb_result *er) {
-  struct esb_pod_status pod;
-  bool found = er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod &&
-               run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &pod) == 0;
-  bool missing = !found && er->err.data && memmem(er->err.data, er->err.len, "(NotFound)", 10);
-  char said[256];
-  if (er->err.data)
-    er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
-  snprintf(said, sizeof said, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
-           er->err.data ? er->err.data : "");
-  esb_result_release(er);
-  run->create_unsure = false;
-  if (found && strcmp(pod.instance, run->plan->k8s.instance) == 0)
-    run->adopted = true;
-  if (missing || run->adopted) {
-    if (start_run_step(run) == 0)
-      return;
-    esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s", esb_k8s_kubectl());
-  } else if (found) {
-    esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and the pod of that name is "
-                    "not this run's (its echo-sandbox.io/instance label is \"%s\", not \"%s\"): it was left alone",
-                    run->plan->k8s.pod_name, pod.instance, run->plan->k8s.instance);
-    run->result.reason = "PodNotOurs";
-    finish(run); /* and no delete: it is not ours */
-    return;
-  } else {
-    esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and reading the pod "
-                    "failed: %s", run->plan->k8s.pod_name, said[0] ? said : "kubectl get failed");
-    run->result.reason = "CreateUnsure";
-    run->retryable = true;
-  }
-  run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
-  if (start_delete(run) < 0)
-    finish(run);
 }
 
 /* Milliseconds left of the budget that the steps after the run share. */
@@ -806,7 +741,6 @@ static int start_get(struct esb_k8s_run *run) {
   snprintf(request_timeout, sizeof request_timeout, "--request-timeout=%llums",
            (unsigned long long)(ms > 2500 ? ms - 1500 : ms / 2));
   const char *tail[] = {"get", "pod", run->plan->k8s.pod_name, "-o", "json", request_timeout, NULL};
-  run->step = STEP_GET;
   return start_kubectl(run, esb_k8s_kubectl_argv(&run->plan->k8s, tail), NULL, 0, -1, ms, 4u << 20);
 }
 
@@ -825,38 +759,39 @@ static int start_delete(struct esb_k8s_run *run) {
            (unsigned long long)esb_k8s_grace_seconds(run->plan->kill_grace_ms));
   const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", grace, request_timeout,
                         NULL};
-  run->step = STEP_DELETE;
   run->delete_attempts++;
   return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, -1, left_ms, 65536);
 }
 
-static void retry_delete(void *userdata) {
-  struct esb_k8s_run *run = userdata;
-  if (start_delete(run) < 0) {
-    run->result.cleanup_error = run->exec.result.error_message;
-    run->exec.result.error_message = NULL;
-    esb_result_release(&run->exec.result);
-    finish(run);
-  }
+static char *capture_text(const struct esb_capture *c) {
+  return strndup(c->data ? c->data : "", c->len);
 }
 
-/* A failed delete is tried again, with backoff (0.1 s, doubling, at most
- * 2 s between tries), while the budget lasts: an API server that answers
+/* When a failed delete may be tried again (0.1 s, doubling, at most 2 s
+ * between tries) while the budget lasts, or 0: an API server that answers
  * 500 or 429, or is unreachable for a moment, must not leave the pod. What
- * no retry can mend (403, 401) ends the tries. Returns whether it will. */
-static bool delete_again(struct esb_k8s_run *run, const struct esb_result *er) {
+ * no retry can mend (403, 401) ends the tries. */
+static uint64_t delete_retry_at(const struct esb_k8s_run *run, const struct esb_result *er) {
   const char *err = er->err.data ? er->err.data : "";
   if (er->status == ESB_STATUS_TIMED_OUT || strstr(err, "(Forbidden)") || strstr(err, "(Unauthorized)"))
-    return false;
+    return 0;
   uint64_t pause_ms = 100ull << (run->delete_attempts > 5 ? 5 : run->delete_attempts - 1);
   if (pause_ms > 2000)
     pause_ms = 2000;
   uint64_t at = esb_now_ns() + pause_ms * 1000000ull;
-  if (at >= run->delete_deadline_ns)
-    return false;
-  run->delete_timer = (struct esb_timer){ .at_ns = at, .fire = retry_delete, .userdata = run };
-  esb_timer_start(run->loop, &run->delete_timer);
-  return true;
+  return at >= run->delete_deadline_ns ? 0 : at;
+}
+
+/* A delete that failed for good, said in the result's cleanup_error. */
+static void note_delete_failed(struct esb_k8s_run *run, const struct esb_result *er) {
+  const char *what = er->status == ESB_STATUS_TIMED_OUT ? "timed out" : "failed";
+  char *said = capture_text(&er->err);
+  if (said)
+    said[esb_kubectl_strip_own_lines(said, strlen(said))] = '\0';
+  if (asprintf(&run->result.cleanup_error, "kubectl delete pod %s %s (%u tries)%s%s", run->plan->k8s.pod_name,
+               what, run->delete_attempts, said && *said ? ": " : "", said ? said : "") < 0)
+    run->result.cleanup_error = NULL;
+  free(said);
 }
 
 /* kubectl appends "pod NS/NAME terminated (REASON)\n<message>" to its
@@ -880,10 +815,6 @@ static void drop_kubectl_trailer(struct esb_k8s_run *run, struct esb_capture *er
   err->len -= cut;
   err->total -= cut;
   err->data[err->len] = '\0';
-}
-
-static char *capture_text(const struct esb_capture *c) {
-  return strndup(c->data ? c->data : "", c->len);
 }
 
 /* Our deadline stopped kubectl. It is the program's timeout only where the
@@ -939,125 +870,171 @@ static void create_refused(struct esb_result *r, const char *reason, const char 
   r->reason = reason;
 }
 
-/* The result of the program, from the run step and, when kubectl failed,
- * the pod's status. */
-static void decide(struct esb_k8s_run *run) {
+/* The rules that decide the result of the program, from the run step and,
+ * when kubectl failed, the pod's status: each returns whether it decided,
+ * and the first that does wins (decide()). */
+
+/* An interrupt: only a delete that went through is claimed. */
+static bool decide_interrupted(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  if (!run->interrupted)
+    return false;
+  if (r->cleanup_error)
+    esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; deleting the pod failed "
+                    "(cleanup_error)");
+  else
+    esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the pod was deleted");
+  return true;
+}
+
+static bool decided_already(struct esb_k8s_run *run) {
+  return run->result.status == ESB_STATUS_ERROR;
+}
+
+/* What the watch or the streams saw ended the run; the output so far stays
+ * in the result. */
+static bool decide_verdict(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  if (!run->verdict)
+    return false;
+  esb_result_fail(r, ESB_E_BACKEND, "%s", run->verdict_message);
+  r->reason = run->verdict;
+  if (strcmp(run->verdict, "AttachLost") == 0)
+    cut_attach_notice(run, &r->err);
+  return true;
+}
+
+/* Our deadline: kubectl was killed. */
+static bool decide_timed_out(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   const struct esb_pod_status *pod = &run->pod;
-  if (run->interrupted) {
-    /* Only a delete that went through is claimed. */
-    if (r->cleanup_error)
-      esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; deleting the pod failed "
-                      "(cleanup_error)");
-    else
-      esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the pod was deleted");
-    return;
-  }
-  if (r->status == ESB_STATUS_ERROR)
-    return; /* decided already */
-  if (run->verdict) {
-    /* The output so far stays in the result. */
-    esb_result_fail(r, ESB_E_BACKEND, "%s", run->verdict_message);
-    r->reason = run->verdict;
-    if (strcmp(run->verdict, "AttachLost") == 0)
-      cut_attach_notice(run, &r->err);
-    return;
-  }
+  if (r->status != ESB_STATUS_TIMED_OUT)
+    return false;
   bool never_ran = run->have_pod && !pod->terminated && strcmp(pod->phase, "Pending") == 0;
-  if (r->status == ESB_STATUS_TIMED_OUT && run->plan->k8s.handshake && decide_deadline(run, never_ran))
-    return;
-  /* Our deadline: kubectl was killed. The program's timeout only where it
-   * is known to have run; where nothing was heard of the pod at all, it is
-   * kubectl (or the API server behind it) that did not answer. */
-  if (r->status == ESB_STATUS_TIMED_OUT && !run->plan->k8s.handshake &&
-      (run->pod_ran || (run->have_pod && !never_ran)))
-    return;
-  if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen && run->throttled) {
+  if (run->plan->k8s.handshake && decide_deadline(run, never_ran))
+    return true;
+  /* The program's timeout only where it is known to have run; where
+   * nothing was heard of the pod at all, it is kubectl (or the API server
+   * behind it) that did not answer. */
+  if (!run->plan->k8s.handshake && (run->pod_ran || (run->have_pod && !never_ran)))
+    return true;
+  if (run->have_pod || run->pod_seen)
+    return false;
+  if (run->throttled) {
     esb_result_fail(r, ESB_E_BACKEND, "the API server throttled kubectl's requests (429 Too Many Requests) until the "
                     "run's deadline (%llu ms): it is overloaded, or this client's share of it is used up; kubectl "
                     "get: %s", (unsigned long long)run->plan->timeout_ms, run->get_error);
     r->reason = "Throttled";
-    esb_capture_release(&r->err);
-    return;
-  }
-  if (r->status == ESB_STATUS_TIMED_OUT && !run->have_pod && !run->pod_seen) {
+  } else {
     esb_result_fail(r, ESB_E_BACKEND, "kubectl did not answer within the run's deadline (%llu ms): the API server "
                     "is unreachable or does not answer%s%s", (unsigned long long)run->plan->timeout_ms,
                     run->get_error[0] ? "; kubectl get: " : "", run->get_error);
     r->reason = "KubectlTimeout";
-    esb_capture_release(&r->err);
-    return;
   }
-  if (r->status == ESB_STATUS_EXITED && r->exit_code == 0 && !run->adopted)
-    return; /* kubectl exit 0: the program's result */
-  /* What the watch would have said, had kubectl not ended first. */
+  esb_capture_release(&r->err);
+  return true;
+}
+
+/* kubectl exit 0: the program's result (kubectl attach, to a pod adopted,
+ * does not tell the program's exit: the pod's status does). */
+static bool decide_kubectl_exit_0(struct esb_k8s_run *run) {
+  return run->result.status == ESB_STATUS_EXITED && run->result.exit_code == 0 && !run->adopted;
+}
+
+/* What the watch would have said, had kubectl not ended first. */
+static bool decide_pod_lost(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  const struct esb_pod_status *pod = &run->pod;
   if (run->have_pod && strcmp(pod->pod_reason, "Evicted") == 0) {
     esb_result_fail(r, ESB_E_BACKEND, "pod %s was evicted: %s", run->plan->k8s.pod_name,
                     pod->message[0] ? pod->message : "no message");
     r->reason = "Evicted";
-    return;
+    return true;
   }
   if (run->pod_gone || (run->have_pod && pod->deleting)) {
     esb_result_fail(r, ESB_E_BACKEND, DELETED_MESSAGE, run->plan->k8s.pod_name);
     r->reason = "Deleted";
-    return;
+    return true;
   }
-  /* The status could not be read, but kubectl saw the container end and
-   * exits with its code: that is the program's result. */
-  if (!run->have_pod && run->trailer_reason[0] && r->status == ESB_STATUS_EXITED) {
-    if (strcmp(run->trailer_reason, "OOMKilled") == 0)
-      esb_result_oom_killed(r);
-    else
-      esb_result_exited(r, r->exit_code);
-    if (asprintf(&r->warning, "the status of pod %s could not be read (%s); the exit code is kubectl's report "
-                 "of it", run->plan->k8s.pod_name, run->get_error[0] ? run->get_error : "kubectl get failed") < 0)
-      r->warning = NULL;
-    return;
+  return false;
+}
+
+/* The status could not be read, but kubectl saw the container end and
+ * exits with its code: that is the program's result. */
+static bool decide_by_trailer(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  if (run->have_pod || !run->trailer_reason[0] || r->status != ESB_STATUS_EXITED)
+    return false;
+  if (strcmp(run->trailer_reason, "OOMKilled") == 0)
+    esb_result_oom_killed(r);
+  else
+    esb_result_exited(r, r->exit_code);
+  if (asprintf(&r->warning, "the status of pod %s could not be read (%s); the exit code is kubectl's report "
+               "of it", run->plan->k8s.pod_name, run->get_error[0] ? run->get_error : "kubectl get failed") < 0)
+    r->warning = NULL;
+  return true;
+}
+
+/* The pod's container ended: its status tells how. */
+static bool decide_terminated(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  const struct esb_pod_status *pod = &run->pod;
+  if (!run->have_pod || !pod->terminated)
+    return false;
+  if (run->plan->k8s.handshake && !run->started) {
+    /* The container ended before the program began: the pod's command
+     * failed, or the handshake never came. */
+    esb_result_fail(r, ESB_E_BACKEND, "pod %s ended (exit code %d, %s) before the program started: %s",
+                    run->plan->k8s.pod_name, pod->exit_code, pod->reason[0] ? pod->reason : "no reason",
+                    run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "kubectl said nothing");
+    esb_capture_release(&r->err);
+    return true;
   }
-  if (run->have_pod && pod->terminated) {
-    if (run->plan->k8s.handshake && !run->started) {
-      /* The container ended before the program began: the pod's command
-       * failed, or the handshake never came. */
-      esb_result_fail(r, ESB_E_BACKEND, "pod %s ended (exit code %d, %s) before the program started: %s",
-                      run->plan->k8s.pod_name, pod->exit_code, pod->reason[0] ? pod->reason : "no reason",
-                      run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "kubectl said nothing");
-      esb_capture_release(&r->err);
-      return;
-    }
-    /* The pod's shell ended with the program (killed: no end mark), and
-     * kubectl reported the container's own exit code: its trailer is the
-     * last thing on its stderr, after the attach ended. */
-    if (run->plan->k8s.handshake && !run->end_err.seen && r->status == ESB_STATUS_EXITED && r->exit_code != 0 &&
-        r->exit_code == pod->exit_code)
-      drop_kubectl_trailer(run, &r->err);
-    if (strcmp(pod->reason, "OOMKilled") == 0)
-      esb_result_oom_killed(r);
-    else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0)
-      esb_result_timed_out(r);
-    else if (pod->exit_code > 128 && pod->exit_code < 128 + 32)
-      /* The runtime reports a container killed by signal N as 128+N, as a
-       * shell does (a program that exits with such a code itself reads the
-       * same: the pod does not tell them apart). */
-      esb_result_signaled(r, pod->exit_code - 128);
-    else
-      esb_result_exited(r, pod->exit_code);
-    return;
-  }
-  if (run->have_pod && strcmp(run->pod.pod_reason, "DeadlineExceeded") == 0) {
+  /* The pod's shell ended with the program (killed: no end mark), and
+   * kubectl reported the container's own exit code: its trailer is the
+   * last thing on its stderr, after the attach ended. */
+  if (run->plan->k8s.handshake && !run->end_err.seen && r->status == ESB_STATUS_EXITED && r->exit_code != 0 &&
+      r->exit_code == pod->exit_code)
+    drop_kubectl_trailer(run, &r->err);
+  if (strcmp(pod->reason, "OOMKilled") == 0)
+    esb_result_oom_killed(r);
+  else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0)
     esb_result_timed_out(r);
-    return;
-  }
-  /* kubectl ended while the program ran on: its attach is gone, and what
-   * the program wrote after that is not here. */
-  if (run->plan->k8s.handshake && run->start_err.seen && !run->ended) {
-    cut_attach_notice(run, &r->err);
-    esb_result_fail(r, ESB_E_BACKEND, "the attach to pod %s ended while the program ran on (kubectl %s): the "
-                    "output is incomplete", run->plan->k8s.pod_name,
-                    run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "ended");
-    r->reason = "AttachLost";
-    return;
-  }
-  /* The pod never ran: everything on stderr was kubectl's. */
+  else if (pod->exit_code > 128 && pod->exit_code < 128 + 32)
+    /* The runtime reports a container killed by signal N as 128+N, as a
+     * shell does (a program that exits with such a code itself reads the
+     * same: the pod does not tell them apart). */
+    esb_result_signaled(r, pod->exit_code - 128);
+  else
+    esb_result_exited(r, pod->exit_code);
+  return true;
+}
+
+static bool decide_deadline_exceeded(struct esb_k8s_run *run) {
+  if (!run->have_pod || strcmp(run->pod.pod_reason, "DeadlineExceeded") != 0)
+    return false;
+  esb_result_timed_out(&run->result);
+  return true;
+}
+
+/* kubectl ended while the program ran on: its attach is gone, and what
+ * the program wrote after that is not here. */
+static bool decide_attach_ended(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  if (!run->plan->k8s.handshake || !run->start_err.seen || run->ended)
+    return false;
+  cut_attach_notice(run, &r->err);
+  esb_result_fail(r, ESB_E_BACKEND, "the attach to pod %s ended while the program ran on (kubectl %s): the "
+                  "output is incomplete", run->plan->k8s.pod_name,
+                  run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "ended");
+  r->reason = "AttachLost";
+  return true;
+}
+
+/* The pod never ran: everything on stderr was kubectl's. */
+static bool decide_never_ran(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  const struct esb_pod_status *pod = &run->pod;
   const char *said = run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr
                      : r->status == ESB_STATUS_TIMED_OUT ? "the request's deadline passed while it was pending"
                      : "kubectl failed";
@@ -1082,6 +1059,17 @@ static void decide(struct esb_k8s_run *run) {
     esb_result_fail(r, ESB_E_BACKEND, "%s", said);
   }
   esb_capture_release(&r->err);
+  return true;
+}
+
+static void decide(struct esb_k8s_run *run) {
+  static bool (*const rules[])(struct esb_k8s_run *) = {
+    decide_interrupted, decided_already, decide_verdict, decide_timed_out, decide_kubectl_exit_0,
+    decide_pod_lost, decide_by_trailer, decide_terminated, decide_deadline_exceeded, decide_attach_ended,
+    decide_never_ran,
+  };
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0] && !rules[i](run); i++)
+    ;
 }
 
 /* Failures that another try may not meet: the cluster's passing states. */
@@ -1096,7 +1084,6 @@ static bool reason_is_transient(const char *reason) {
 }
 
 static void finish(struct esb_k8s_run *run) {
-  run->step = STEP_DONE;
   decide(run);
   if (run->result.status == ESB_STATUS_ERROR) {
     run->result.retryable = !run->no_retry && (run->retryable || reason_is_transient(run->result.reason));
@@ -1140,138 +1127,292 @@ static void judge_wrapper(struct esb_k8s_run *run, struct esb_capture *err) {
   esb_capture_release(&run->result.out);
 }
 
-/* kubectl run failed: a create the API server refused for now is tried
- * again. Returns whether that (or the run's end) took the step over. */
-static bool create_failed(struct esb_k8s_run *run) {
+/* kubectl run failed: whether it is a create the API server refused for
+ * now, to be tried again (retry, retry_unsure), or refused so that no try
+ * ever connected (unreachable). ESB_K8S_EV_NONE where neither: the run
+ * failed as any other. */
+static enum esb_k8s_event create_refused_for_now(struct esb_k8s_run *run) {
   run->reached |= run->verdict || run->pod_seen || run->result.status != ESB_STATUS_EXITED ||
                   !esb_kubectl_unreachable(run->kubectl_stderr);
   if (run->interrupted || run->verdict || run->pod_seen || run->result.status != ESB_STATUS_EXITED ||
       !create_may_succeed_later(run->kubectl_stderr))
-    return false;
+    return ESB_K8S_EV_NONE;
   run->create_unsure = answer_lost(run->kubectl_stderr);
-  if (create_again(run))
-    return true;
+  if ((run->next_try_ns = create_retry_at(run)))
+    return run->create_unsure ? ESB_K8S_EV_RETRY_UNSURE : ESB_K8S_EV_RETRY;
   run->retryable = true; /* out of time, not out of hope */
   /* No try connected: the cluster never saw this run, there is no pod to
    * read or delete (each would meet the same closed door, for the whole
    * delete budget after the result was known). */
   run->unreachable = !run->reached;
-  if (run->unreachable)
-    finish(run);
-  return run->unreachable;
+  return run->unreachable ? ESB_K8S_EV_UNREACHABLE : ESB_K8S_EV_NONE;
 }
 
+/* The run step's kubectl ended: its result becomes the run's, the
+ * program's output taken from kubectl's streams. Returns whether kubectl
+ * failed (or cannot tell the program's exit). */
+static bool take_run_result(struct esb_k8s_run *run, struct esb_result *er) {
+  stop_watch(run);
+  streams_end(run);
+  /* What comes after the run (get, delete and its tries) shares one budget. */
+  run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
+  run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
+  run->late_create_until_ns = esb_now_ns() + ESB_K8S_LATE_CREATE_MS * 1000000ull;
+  /* The run's result is the program's: its stderr is what came between
+   * the marks (kubectl's own words are in kubectl_err). */
+  char pod_name[sizeof run->result.sandbox_name];
+  memcpy(pod_name, run->result.sandbox_name, sizeof pod_name); /* the run's own, not kubectl's exec's */
+  esb_result_move(&run->result, er);
+  memcpy(run->result.sandbox_name, pod_name, sizeof pod_name);
+  run->result.sandbox_type = "k8s";
+  run->result.isolation = NULL;
+  /* kubectl's own usage, not the program's: unknown here */
+  run->result.cpu_time_ms = run->result.memory_peak_bytes = -1;
+  esb_capture_release(&run->result.err);
+  run->result.err = run->program_err;
+  run->program_err = (struct esb_capture){ .cap = run->plan->max_output_bytes };
+  if (run->plan->collect.n_patterns && run->result.status != ESB_STATUS_ERROR)
+    read_frames(run);
+  if (esb_k8s_payload_wanted(run->plan))
+    judge_wrapper(run, &run->result.err);
+  /* kubectl attach (a pod adopted) does not tell the program's exit: the
+   * pod's status does. */
+  bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict ||
+                run->adopted;
+  if (failed && run->plan->k8s.handshake) {
+    run->kubectl_stderr = kubectl_words(run);
+  } else if (failed) { /* no marks: all of it, for the message of a pod that never ran */
+    run->kubectl_stderr = capture_text(&run->result.err);
+    if (run->kubectl_stderr)
+      run->kubectl_stderr[esb_kubectl_strip_own_lines(run->kubectl_stderr, strlen(run->kubectl_stderr))] = '\0';
+  }
+  if (run->end_err.seen)
+    drop_kubectl_trailer(run, &run->kubectl_err); /* its reason, from kubectl's words after the end */
+  return failed;
+}
+
+/* ---- the events: what the end of each state's kubectl says ------------- */
+
+static enum esb_k8s_event run_read(struct esb_k8s_run *run, struct esb_result *er) {
+  bool failed = take_run_result(run, er);
+  if (run->result.status == ESB_STATUS_ERROR && !run->interrupted)
+    return ESB_K8S_EV_NO_KUBECTL; /* kubectl did not start: no pod to look at or delete */
+  enum esb_k8s_event refused = failed ? create_refused_for_now(run) : ESB_K8S_EV_NONE;
+  if (refused != ESB_K8S_EV_NONE)
+    return refused;
+  /* A timeout too: a pod still Pending at the deadline never ran. What
+   * the watch saw needs no get. */
+  return failed && !run->interrupted && !run->verdict ? ESB_K8S_EV_FAILED : ESB_K8S_EV_KNOWN;
+}
+
+/* What the probe found: the run's own pod (adopted: attached to), none (the
+ * create is tried again), or a pod of that name that another engine made,
+ * which is neither used nor deleted. */
+static enum esb_k8s_event probe_read(struct esb_k8s_run *run, struct esb_result *er) {
+  struct esb_pod_status pod;
+  bool found = er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod &&
+               run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &pod) == 0;
+  bool missing = !found && er->err.data && memmem(er->err.data, er->err.len, "(NotFound)", 10);
+  char said[256];
+  if (er->err.data)
+    er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
+  snprintf(said, sizeof said, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),
+           er->err.data ? er->err.data : "");
+  esb_result_release(er);
+  run->create_unsure = false;
+  /* The budget of the delete, should one come now, as after a run. */
+  run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
+  if (found && strcmp(pod.instance, run->plan->k8s.instance) == 0) {
+    run->adopted = true;
+    return ESB_K8S_EV_OURS;
+  }
+  if (missing)
+    return ESB_K8S_EV_MISSING;
+  if (found) {
+    esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and the pod of that name is "
+                    "not this run's (its echo-sandbox.io/instance label is \"%s\", not \"%s\"): it was left alone",
+                    run->plan->k8s.pod_name, pod.instance, run->plan->k8s.instance);
+    run->result.reason = "PodNotOurs";
+    return ESB_K8S_EV_NOT_OURS; /* and no delete: it is not ours */
+  }
+  esb_result_fail(&run->result, ESB_E_BACKEND, "the create of pod %s lost its answer, and reading the pod "
+                  "failed: %s", run->plan->k8s.pod_name, said[0] ? said : "kubectl get failed");
+  run->result.reason = "CreateUnsure";
+  run->retryable = true;
+  return ESB_K8S_EV_UNREAD;
+}
+
+static enum esb_k8s_event get_read(struct esb_k8s_run *run, struct esb_result *er) {
+  if (er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod)
+    run->have_pod = run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &run->pod) == 0;
+  /* The pod was created (kubectl got as far as running the program) and
+   * is gone now: deleted by someone else. */
+  run->pod_gone = !run->have_pod && run->pod_seen && er->err.data &&
+                  memmem(er->err.data, er->err.len, "(NotFound)", 10);
+  if (!run->have_pod && er->err.data) {
+    /* all of it kubectl's: the throttling it met, in its klog lines too;
+     * then its klog lines go, whole */
+    run->throttled = throttled(er->err.data);
+    er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
+    er->err.data[er->err.len] = '\0';
+    snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data, "\n"), er->err.data);
+  }
+  esb_result_release(er);
+  return ESB_K8S_EV_READ;
+}
+
+static enum esb_k8s_event delete_read(struct esb_k8s_run *run, struct esb_result *er) {
+  bool ok = er->status == ESB_STATUS_EXITED && er->exit_code == 0;
+  enum esb_k8s_event ev = ESB_K8S_EV_DELETED;
+  if (!ok && (run->next_try_ns = delete_retry_at(run, er)))
+    ev = ESB_K8S_EV_RETRY;
+  /* Interrupted before the pod was seen, the create may still be on its
+   * way through the API server: a delete that found nothing is tried
+   * again for a while (ESB_K8S_LATE_CREATE_MS), so that a pod created
+   * after it is not left behind. */
+  else if (run->interrupted && !run->pod_seen && ok && er->out.len == 0 && esb_now_ns() < run->late_create_until_ns &&
+           (run->next_try_ns = delete_retry_at(run, er)))
+    ev = ESB_K8S_EV_RETRY;
+  else if (!ok)
+    note_delete_failed(run, er);
+  esb_result_release(er);
+  return ev;
+}
+
+/* ---- the actions: one for each in k8s_run_table.h -----------------------
+ *
+ * Each returns 0, or -1 where the kubectl it starts did not start (the
+ * dispatcher then gives the run that event, where it was). One that ends
+ * the run calls finish(), after which the run may be gone. */
+
+static int act_create(struct esb_k8s_run *run) {
+  return start_run_step(run);
+}
+
+static int act_probe(struct esb_k8s_run *run) {
+  return start_probe(run);
+}
+
+static int act_get(struct esb_k8s_run *run) {
+  return start_get(run);
+}
+
+static int act_delete(struct esb_k8s_run *run) {
+  return start_delete(run);
+}
+
+/* A wait's timer: the wait is over. */
+static void wait_over(void *userdata) {
+  dispatch(userdata, ESB_K8S_EV_TIMER);
+}
+
+/* The try that failed is dropped; the next comes at run->next_try_ns. */
+static int act_wait_create(struct esb_k8s_run *run) {
+  char pod[sizeof run->result.sandbox_name];
+  memcpy(pod, run->result.sandbox_name, sizeof pod);
+  esb_result_release(&run->result);
+  run->result.sandbox_type = "k8s";
+  memcpy(run->result.sandbox_name, pod, sizeof pod);
+  free(run->kubectl_stderr);
+  run->kubectl_stderr = NULL;
+  run->retry_timer = (struct esb_timer){ .at_ns = run->next_try_ns, .fire = wait_over, .userdata = run };
+  esb_timer_start(run->loop, &run->retry_timer);
+  return 0;
+}
+
+static int act_wait_delete(struct esb_k8s_run *run) {
+  run->delete_timer = (struct esb_timer){ .at_ns = run->next_try_ns, .fire = wait_over, .userdata = run };
+  esb_timer_start(run->loop, &run->delete_timer);
+  return 0;
+}
+
+static int act_finish(struct esb_k8s_run *run) {
+  finish(run);
+  return 0;
+}
+
+/* kubectl did not start (its exec's words; the run step's are the
+ * result's already). */
+static void say_no_kubectl(struct esb_k8s_run *run) {
+  const char *said = run->exec.result.error_message ? run->exec.result.error_message : run->result.error_message;
+  esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
+                  said ? said : "unknown error");
+  esb_result_release(&run->exec.result);
+}
+
+static int act_no_kubectl(struct esb_k8s_run *run) {
+  say_no_kubectl(run);
+  finish(run);
+  return 0;
+}
+
+/* After the probe: the pod may be there, the delete is tried. */
+static int act_no_kubectl_delete(struct esb_k8s_run *run) {
+  say_no_kubectl(run);
+  return start_delete(run);
+}
+
+static int act_delete_not_started(struct esb_k8s_run *run) {
+  run->result.cleanup_error = run->exec.result.error_message;
+  run->exec.result.error_message = NULL;
+  esb_result_release(&run->exec.result);
+  finish(run);
+  return 0;
+}
+
+/* ---- the dispatcher ----------------------------------------------------- */
+
+static int (*const actions[ESB_K8S__ACTIONS])(struct esb_k8s_run *) = {
+  [ESB_K8S_DO_CREATE] = act_create,
+  [ESB_K8S_DO_PROBE] = act_probe,
+  [ESB_K8S_DO_GET] = act_get,
+  [ESB_K8S_DO_DELETE] = act_delete,
+  [ESB_K8S_DO_WAIT_CREATE] = act_wait_create,
+  [ESB_K8S_DO_WAIT_DELETE] = act_wait_delete,
+  [ESB_K8S_DO_FINISH] = act_finish,
+  [ESB_K8S_DO_NO_KUBECTL] = act_no_kubectl,
+  [ESB_K8S_DO_NO_KUBECTL_DELETE] = act_no_kubectl_delete,
+  [ESB_K8S_DO_DELETE_NOT_STARTED] = act_delete_not_started,
+};
+
+/* Moves the run by its table: the row of (state, event) names the action
+ * and the state after it, which the run is in while the action runs (so
+ * that the kubectl it starts is that state's). An action whose kubectl did
+ * not start puts the run back where it was, to take that event there. A
+ * pair without a row is a bug in the table or in a reader, and the run
+ * would have no next step: abort, whatever the build (checked: without
+ * the row (GET, read), spec/k8s_spec.lua's runs that read the pod end with
+ * "bug: ... no transition for event read in state GET"). */
+static void dispatch(struct esb_k8s_run *run, enum esb_k8s_event event) {
+  for (;;) {
+    enum esb_k8s_state from = run->state;
+    const struct esb_k8s_row *row = esb_k8s_transition(from, event);
+    if (!row) {
+      fprintf(stderr, "echo-sandbox: bug: the k8s run of pod %s has no transition for event %s in state %s\n",
+              run->plan->k8s.pod_name, esb_k8s_event_name(event), esb_k8s_state_name(from));
+      abort();
+    }
+    run->state = row->next;
+    if (actions[row->action](run) == 0)
+      return; /* in DONE, on_done has run: the run may be gone */
+    run->state = from;
+    event = esb_k8s_not_started(row->next);
+  }
+}
+
+/* The kubectl of the state in flight ended: what it says is its event. */
 static void step_done(struct esb_exec *exec, void *userdata) {
+  static enum esb_k8s_event (*const readers[ESB_K8S__STATES])(struct esb_k8s_run *, struct esb_result *) = {
+    [ESB_K8S_RUN] = run_read,
+    [ESB_K8S_PROBE] = probe_read,
+    [ESB_K8S_GET] = get_read,
+    [ESB_K8S_DELETE] = delete_read,
+  };
   struct esb_k8s_run *run = userdata;
-  struct esb_result *er = &exec->result;
-  switch (run->step) {
-  case STEP_PROBE:
-    probe_done(run, er);
-    return;
-  case STEP_RUN: {
-    stop_watch(run);
-    streams_end(run);
-    /* What comes after the run (get, delete and its tries) shares one budget. */
-    run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
-    run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
-    run->late_create_until_ns = esb_now_ns() + ESB_K8S_LATE_CREATE_MS * 1000000ull;
-    /* The run's result is the program's: its stderr is what came between
-     * the marks (kubectl's own words are in kubectl_err). */
-    char pod_name[sizeof run->result.sandbox_name];
-    memcpy(pod_name, run->result.sandbox_name, sizeof pod_name); /* the run's own, not kubectl's exec's */
-    esb_result_move(&run->result, er);
-    memcpy(run->result.sandbox_name, pod_name, sizeof pod_name);
-    run->result.sandbox_type = "k8s";
-    run->result.isolation = NULL;
-    /* kubectl's own usage, not the program's: unknown here */
-    run->result.cpu_time_ms = run->result.memory_peak_bytes = -1;
-    esb_capture_release(&run->result.err);
-    run->result.err = run->program_err;
-    run->program_err = (struct esb_capture){ .cap = run->plan->max_output_bytes };
-    if (run->plan->collect.n_patterns && run->result.status != ESB_STATUS_ERROR)
-      read_frames(run);
-    if (esb_k8s_payload_wanted(run->plan))
-      judge_wrapper(run, &run->result.err);
-    /* kubectl attach (a pod adopted) does not tell the program's exit: the
-     * pod's status does. */
-    bool failed = run->result.status != ESB_STATUS_EXITED || run->result.exit_code != 0 || run->verdict ||
-                  run->adopted;
-    if (failed && run->plan->k8s.handshake) {
-      run->kubectl_stderr = kubectl_words(run);
-    } else if (failed) { /* no marks: all of it, for the message of a pod that never ran */
-      run->kubectl_stderr = capture_text(&run->result.err);
-      if (run->kubectl_stderr)
-        run->kubectl_stderr[esb_kubectl_strip_own_lines(run->kubectl_stderr, strlen(run->kubectl_stderr))] = '\0';
-    }
-    if (run->end_err.seen)
-      drop_kubectl_trailer(run, &run->kubectl_err); /* its reason, from kubectl's words after the end */
-    if (run->result.status == ESB_STATUS_ERROR && !run->interrupted) {
-      /* kubectl did not start: no pod to look at or delete */
-      esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
-                      run->result.error_message ? run->result.error_message : "unknown error");
-      finish(run);
-      return;
-    }
-    if (failed && create_failed(run))
-      return;
-    /* A timeout too: a pod still Pending at the deadline never ran. What
-     * the watch saw needs no get. */
-    if (failed && !run->interrupted && !run->verdict && start_get(run) == 0)
-      return;
-    break;
-  }
-  case STEP_GET:
-    if (er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod)
-      run->have_pod = run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &run->pod) == 0;
-    /* The pod was created (kubectl got as far as running the program) and
-     * is gone now: deleted by someone else. */
-    run->pod_gone = !run->have_pod && run->pod_seen && er->err.data &&
-                    memmem(er->err.data, er->err.len, "(NotFound)", 10);
-    if (!run->have_pod && er->err.data) {
-      /* all of it kubectl's: the throttling it met, in its klog lines too;
-       * then its klog lines go, whole */
-      run->throttled = throttled(er->err.data);
-      er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
-      er->err.data[er->err.len] = '\0';
-      snprintf(run->get_error, sizeof run->get_error, "%.*s", (int)strcspn(er->err.data, "\n"), er->err.data);
-    }
-    esb_result_release(er);
-    break;
-  case STEP_DELETE:
-    if ((er->status != ESB_STATUS_EXITED || er->exit_code != 0) && delete_again(run, er)) {
-      esb_result_release(er);
-      return;
-    }
-    /* Interrupted before the pod was seen, the create may still be on its
-     * way through the API server: a delete that found nothing is tried
-     * again for a while (ESB_K8S_LATE_CREATE_MS), so that a pod created
-     * after it is not left behind. */
-    if (run->interrupted && !run->pod_seen && er->status == ESB_STATUS_EXITED && er->exit_code == 0 &&
-        er->out.len == 0 && esb_now_ns() < run->late_create_until_ns && delete_again(run, er)) {
-      esb_result_release(er);
-      return;
-    }
-    if (er->status != ESB_STATUS_EXITED || er->exit_code != 0) {
-      const char *what = er->status == ESB_STATUS_TIMED_OUT ? "timed out" : "failed";
-      char *said = capture_text(&er->err);
-      if (said)
-        said[esb_kubectl_strip_own_lines(said, strlen(said))] = '\0';
-      if (asprintf(&run->result.cleanup_error, "kubectl delete pod %s %s (%u tries)%s%s", run->plan->k8s.pod_name,
-                   what, run->delete_attempts, said && *said ? ": " : "", said ? said : "") < 0)
-        run->result.cleanup_error = NULL;
-      free(said);
-    }
-    esb_result_release(er);
-    finish(run);
-    return;
-  }
-  /* After run or get: always delete. */
-  if (start_delete(run) < 0) {
-    run->result.cleanup_error = run->exec.result.error_message;
-    run->exec.result.error_message = NULL;
-    esb_result_release(&run->exec.result);
-    finish(run);
-  }
+  assert(readers[run->state]);
+  enum esb_k8s_event event = readers[run->state](run, &exec->result);
+  assert(esb_k8s_state_events(run->state) & (1u << event));
+  dispatch(run, event);
 }
 
 /* An environment variable name the API server accepts (a C identifier,
@@ -1289,7 +1430,7 @@ static bool valid_env_name(const char *s, size_t n) {
 int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   run->loop = loop;
   run->plan = plan;
-  run->step = STEP_RUN;
+  run->state = ESB_K8S_RUN;
   run->result.sandbox_type = "k8s";
   snprintf(run->result.sandbox_name, sizeof run->result.sandbox_name, "%s", plan->k8s.pod_name);
   /* Checked before anything is created: the create would fail on it. */

@@ -1,5 +1,6 @@
 /* The k8s backend: one pod per run, driven by kubectl, as a state machine of
- * kubectl children on the engine's loop:
+ * kubectl children on the engine's loop, whose transitions are one table
+ * (k8s_run_table.h: state x event -> action, next state). Its steps:
  *
  *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
  *            the handshake, then the request's stdin; the pod's marks around
@@ -34,6 +35,7 @@
 #include "engine/runtime/loop.h"
 #include "backend/k8s_command.h"
 #include "backend/k8s_payload.h"
+#include "backend/k8s_run_table.h"
 #include "backend/kubectl_words.h"
 #include "backend/plan.h"
 #include "backend/pod_status.h"
@@ -97,7 +99,7 @@ struct esb_k8s_run {
                                         until the program began */
   bool end_by_watch;                 /* the watch saw the container terminated before the deadline */
   bool no_retry;                     /* what ended the run rests on the program's word: not retryable */
-  int step;
+  enum esb_k8s_state state;  /* k8s_run_table.h */
   bool interrupted;
   struct esb_pod_status pod;
   bool have_pod;
@@ -121,6 +123,7 @@ struct esb_k8s_run {
   const char *verdict;       /* static: why the watch ended the run (a reason), or NULL */
   struct esb_timer delete_timer; /* the next delete try */
   struct esb_timer retry_timer;  /* the next create try */
+  uint64_t next_try_ns;          /* when the next create or delete try is due */
   uint64_t run_deadline_ns;      /* the request's deadline, over every try */
   uint64_t first_try_ns;         /* when the first try began */
   unsigned create_attempts;
