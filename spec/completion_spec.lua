@@ -47,28 +47,30 @@ end
 -- Every command, policy's subcommands each on its own.
 local commands = {
   { "run" }, { "batch" }, { "serve" }, { "policy", "explain" }, { "policy", "check" }, { "policy", "languages" },
-  { "cleanup" }, { "doctor" },
+  { "cleanup" }, { "doctor" }, { "session", "create" }, { "session", "run" }, { "session", "ls" },
+  { "session", "show" }, { "session", "rm" },
 }
 
 -- A value each option's metavariable takes, to show the command accepts it.
 local sample = {
   FILE = "/dev/null", DIR = "/tmp", N = "1", SECONDS = "1", BYTES = "1", QUANTITY = "1", CORES = "1",
-  MODE = "0600", ADDR = "127.0.0.1:0", ["NAME=VALUE"] = "A=b", LANGUAGE = "python", CMD = "true", CODE = "true",
+  MODE = "0600", MS = "1000", ADDR = "127.0.0.1:0", ["NAME=VALUE"] = "A=b", LANGUAGE = "python", CMD = "true", CODE = "true",
   NS = "x", GROUP = "0",
 }
 
 describe("the bash completion", function()
   env.check_leaks()
 
-  it("offers the commands of --help, and policy's subcommands", function()
+  it("offers the commands of --help, and policy's and session's subcommands", function()
     local ok, help = sh(env.quote(env.cli) .. " --help")
     assert(ok, help)
     local want = { "--help", "--version" }
     for name in help:gmatch("\n  (%l+)  ") do want[#want + 1] = name end
     table.sort(want)
     assert.are.same(want, complete { "" })
-    assert.are.equal(8, #want)
+    assert.are.equal(9, #want)
     assert.are.same({ "check", "explain", "languages" }, complete { "policy", "" })
+    assert.are.same({ "create", "ls", "rm", "run", "show" }, complete { "session", "" })
   end)
 
   -- Checked: with the lists written out in the script (as before), they

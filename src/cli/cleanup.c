@@ -26,7 +26,8 @@ static const char cleanup_usage[] =
   "\n"
   "Removes the idle cgroups of the pool that local runs share\n"
   "(echo-sandbox-pool-N, next to the runs' own cgroups; a cgroup in use is\n"
-  "kept). Then deletes the pods echo-sandbox manages (label\n"
+  "kept), and the local sessions that ended or whose pid 1 is gone (their\n"
+  "directories and cgroups). Then deletes the pods echo-sandbox manages (label\n"
   "app.kubernetes.io/managed-by=echo-sandbox) in the policy's namespace whose\n"
   "echo-sandbox.io/expires-at has passed: an executor that crashed left them.\n"
   "A pod in flight expires only a minute after its run's deadline, so it is\n"
@@ -35,7 +36,7 @@ static const char cleanup_usage[] =
   "options:\n"
   "  --all            delete every managed pod, expired or not\n"
   "  --dry-run        only list what would be deleted and what is kept\n"
-  "  --local-only     only the local part: the cgroups, no cluster\n"
+  "  --local-only     only the local part: the cgroups and sessions, no cluster\n"
   "  --namespace NS   look in NS instead of the policy's namespace\n"
   "  --policy FILE    load this policy instead of the default search\n"
   "  -h, --help       show this help\n";
@@ -148,6 +149,7 @@ int esb_cli_cleanup(int argc, char **argv) {
     return done;
   struct slots_said said = { .dry_run = o.dry_run };
   esb_cgroup_slots_remove(o.dry_run, say_slot, &said);
+  said.failed |= esb_cli_session_sweep(o.dry_run);
   if (o.local_only)
     return said.failed;
   char err[ESB_MESSAGE_MAX];

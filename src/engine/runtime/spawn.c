@@ -180,6 +180,7 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
   plan->sandbox = sb;
   plan->sync_fd = -1;
   plan->collect_fd = sb && sb->collect && (sb->namespaces & ESB_NS_PID) ? sb->collect_fd : -1;
+  plan->session = sb ? sb->session : NULL;
   if (!c->argv || !c->argv[0] || !c->argv[0][0]) {
     errno = EINVAL;
     snprintf(why, whylen, "no program to run");
@@ -339,7 +340,7 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   pid_t pid = -1;
   bool via_init = false;
   if (c->sandbox && c->sandbox->namespaces) {
-    if (use_init && esb_init_program()) {
+    if (use_init && esb_init_program() && !c->sandbox->session) {
       pr.plan.started_in_cgroup = cgroup_fd >= 0;
       pid = start_init(c, &pr, &pidfd, cgroup_fd);
       via_init = pid >= 0 || errno != ENOSYS;

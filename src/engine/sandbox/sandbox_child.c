@@ -5,6 +5,7 @@
 #include "engine/cgroup.h"
 #include "engine/sandbox/fd_passing.h"
 #include "engine/sandbox/netrules.h"
+#include "engine/sandbox/session_holder.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -282,8 +283,7 @@ static void prepare_sandbox(const struct esb_child_plan *p) {
   }
 }
 
-/* Closes every fd but those of keep (-1 entries aside). */
-static void close_all_but(int *keep, int n) {
+void esb_child_close_all_but(int *keep, int n) {
   for (int i = 0; i < n; i++) /* sorted, for the ranges between */
     for (int j = i + 1; j < n; j++)
       if (keep[j] < keep[i]) { int t = keep[i]; keep[i] = keep[j]; keep[j] = t; }
@@ -334,7 +334,7 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
    * of the engine's loop instead of two. And, to collect files, the working
    * dir and the file they go to. */
   int keep[5] = { p->stdio[1], p->stdio[2], p->report_fd, workdir >= 0 ? p->collect_fd : -1, workdir };
-  close_all_but(keep, 5);
+  esb_child_close_all_but(keep, 5);
   for (;;) {
     int status;
     pid_t w = waitpid(-1, &status, 0);
@@ -431,8 +431,15 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   if (p->sandbox && p->sandbox->namespaces) prepare_sandbox(p);
   join_cgroups(p);
   enter_cgroup_namespace(p);
+  if (p->session) esb_session_hold(p); /* pid 1 of a session: it holds the sandbox */
   if (p->sandbox && (p->sandbox->namespaces & ESB_NS_PID)) run_init(p);
   exec_program(p);
+}
+
+_Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
+  reset_signals();
+  if (setsid() < 0) fail(p, STEP_SETSID);
+  run_init(p);
 }
 
 int esb_child_unshare_step(void) { return STEP_UNSHARE; }

@@ -26,6 +26,8 @@ struct esb_child_plan {
                                      (esb_sandbox.make_cgroups, struct esb_late_cgroups) */
   const char *rootfs_template;    /* a template of rootfs below our working dir (engine/sandbox/rootfs.h),
                                      which the fork server that forked us built; NULL: none */
+  const struct esb_session_hold *session; /* pid 1 holds a session instead of running argv
+                                     (engine/sandbox/session_holder.h); NULL: a run */
 };
 
 /* The engine's word on sync_fd, after the release byte, to a child with
@@ -58,6 +60,14 @@ _Noreturn void esb_child_main_exec(const struct esb_child_plan *plan, uint64_t n
 int esb_child_unshare_step(void);
 /* The step an exec of echo-sandbox-init that failed reports. */
 int esb_child_init_step(void);
+
+/* A run in a session: p's pid 1, forked by the session's holder into a
+ * pid namespace of its own, inside the session's sandbox (built already).
+ * It starts the program and reports as a one-shot run's pid 1 does. */
+_Noreturn void esb_child_run_in_session(const struct esb_child_plan *p);
+
+/* Closes every fd but those of keep (-1 entries aside; keep is sorted). */
+void esb_child_close_all_but(int *keep, int n);
 
 /* Reports that the plan could not be read, on report_fd, and exits. */
 _Noreturn void esb_child_plan_unreadable(int report_fd);

@@ -42,6 +42,7 @@ struct sock_fprog;
 struct esb_mount;
 struct esb_collect_spec;
 struct esb_net_rule;
+struct esb_session_hold;
 
 enum {
   ESB_NS_USER = 1 << 0,
@@ -119,6 +120,10 @@ struct esb_sandbox {
    * NULL: the cgroups, if any, are ready at the start. */
   void (*make_cgroups)(void *arg);
   void *make_cgroups_arg;
+  /* NULL, or pid 1 holds a session (engine/sandbox/session_holder.h) instead
+   * of running argv: only in a sandbox cloned in process (with ESB_NS_PID),
+   * never through echo-sandbox-init. */
+  const struct esb_session_hold *session;
 };
 
 enum { ESB_CHILD_PIPE = -1, ESB_CHILD_NULL = -2 };
@@ -186,7 +191,8 @@ const char *esb_init_program(void);
 void esb_spawn_use_init(bool on);
 
 /* Messages the child sends over the report pipe. */
-enum esb_report_kind { ESB_REPORT_SETUP_FAILED = 1, ESB_REPORT_EXEC_FAILED, ESB_REPORT_STATUS };
+enum esb_report_kind { ESB_REPORT_SETUP_FAILED = 1, ESB_REPORT_EXEC_FAILED, ESB_REPORT_STATUS,
+                       ESB_REPORT_READY /* a session's holder serves: engine/sandbox/session_holder.h */ };
 struct esb_report {
   int32_t kind;   /* enum esb_report_kind */
   int32_t step;   /* SETUP_FAILED: which step (esb_setup_step_name) */

@@ -1,0 +1,416 @@
+/* Local sessions: made, read, listed, removed (backend/local_session.h).
+ * A run in one: backend/local_session_run.c. */
+#include "backend/local_session.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/local.h"
+#include "backend/local_session_files.h"
+#include "engine/cgroup.h"
+#include "engine/fileio.h"
+#include "engine/runtime/uid_slot.h"
+#include "engine/sandbox/fd_passing.h"
+#include "engine/sandbox/seccomp.h"
+#include "engine/sandbox/spawn.h"
+
+/* How long a holder has to build the sandbox and say READY, and to end
+ * once told to: far more than either takes; a bound, not a clock. */
+#define READY_WAIT_MS 30000
+#define END_WAIT_MS 10000
+
+static uint64_t realtime_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* What is made on the way to a session, undone where the create fails. */
+struct making {
+  char id[ESB_SESSION_ID_LEN + 1];
+  char *dir;
+  int control, state;
+  struct esb_cgroup cgroup;
+  bool has_cgroup;
+  struct esb_uid_slot uid_slot;
+  struct esb_sandbox sandbox;
+  struct esb_session_hold hold;
+  struct esb_child child;
+};
+
+static int new_id(char id[ESB_SESSION_ID_LEN + 1], struct esb_error *err) {
+  unsigned char bytes[ESB_SESSION_ID_LEN / 2];
+  if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes)
+    return esb_error_errno(err, ESB_E_SYSTEM, "making a session id");
+  for (size_t i = 0; i < sizeof bytes; i++)
+    snprintf(id + 2 * i, 3, "%02x", bytes[i]);
+  return 0;
+}
+
+/* The session's directory and its listening socket, bound before the
+ * clone: the socket's path is in a directory only our uid may enter, so
+ * only our uid can connect. */
+static int make_dir_and_socket(struct making *m, struct esb_error *err) {
+  const char *base = esb_session_dir();
+  if (esb_session_files_base(base, err) < 0 || new_id(m->id, err) < 0)
+    return -1;
+  if (asprintf(&m->dir, "%s/%s", base, m->id) < 0) {
+    m->dir = NULL;
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  }
+  if (mkdir(m->dir, 0700) < 0) {
+    free(m->dir);
+    m->dir = NULL;
+    return esb_error_errno(err, ESB_E_SYSTEM, "making the session's directory under %s", base);
+  }
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/control", m->dir) >= sizeof addr.sun_path)
+    return esb_error_set(err, ESB_E_SYSTEM, "the session directory's path is too long for a socket: %s", m->dir);
+  m->control = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (m->control < 0 || bind(m->control, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(m->control, 64) < 0)
+    return esb_error_errno(err, ESB_E_SYSTEM, "making the session's control socket %s", addr.sun_path);
+  int dir = open(m->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  m->state = dir < 0 ? -1 : openat(dir, "state", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (dir >= 0)
+    close(dir);
+  if (m->state < 0)
+    return esb_error_errno(err, ESB_E_SYSTEM, "making the session's state file in %s", m->dir);
+  return 0;
+}
+
+/* The session's own cgroups (never a slot of the shared pool: a slot is
+ * for one run), where the plan and the host allow; else its memory limit
+ * is the address space's, per process. */
+static void make_cgroups(struct making *m, const struct esb_plan *plan) {
+  const struct esb_local_settings *ls = &plan->local;
+  if (!ls->cgroups || !ls->memory_bytes)
+    return;
+  struct esb_cgroup_limits limits = { .memory_bytes = ls->memory_bytes, .max_pids = ls->limits.processes,
+                                      .cpu_millicores = ls->cpu_millicores };
+  char why[ESB_MESSAGE_MAX];
+  if (esb_cgroup_create(&m->cgroup, &limits, why, sizeof why) < 0)
+    return; /* rlimits stand in, as for a run */
+  m->has_cgroup = true;
+  m->sandbox.cgroup_procs = m->cgroup.procs;
+  m->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
+  m->sandbox.cgroup_dir = m->cgroup.version == ESB_CGROUP_V2 ? &m->cgroup.dir_fd : NULL;
+  m->sandbox.limits.address_space = 0;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    m->hold.keep_fds[i] = m->cgroup.procs[i]; /* their locks (engine/cgroup.h) */
+}
+
+/* The sandbox as a run's (esb_local_sandbox_for), with its own host uid
+ * where the policy gives a range. */
+static int make_sandbox(struct making *m, const struct esb_plan *plan, struct esb_error *err) {
+  char why[ESB_MESSAGE_MAX];
+  esb_local_sandbox_for(plan, false, &m->sandbox);
+  if (esb_seccomp_program(plan->local.seccomp, &m->sandbox.seccomp, why, sizeof why) < 0)
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "%s", why);
+  if (esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, m->sandbox.workdir, why, sizeof why) < 0)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", why);
+  const struct esb_local_settings *ls = &plan->local;
+  if (m->sandbox.switch_ids && ls->uid_count && esb_uid_slot_usable(ls->uid_first, ls->uid_count)) {
+    if (esb_uid_slot_take(ls->uid_first, ls->uid_count, &m->uid_slot, why, sizeof why) < 0)
+      return esb_error_set(err, errno == ENOSPC ? ESB_E_BACKEND_UNAVAILABLE : ESB_E_SYSTEM, "%s", why);
+    m->sandbox.uid = m->uid_slot.uid;
+    m->sandbox.gid = (gid_t)m->uid_slot.uid;
+    m->sandbox.owns_userns = true;
+    m->hold.keep_fds[ESB_CGROUP__COUNT] = m->uid_slot.fd;
+  }
+  make_cgroups(m, plan);
+  return 0;
+}
+
+/* The holder says READY once its sandbox is built, or why it could not. */
+static int await_ready(struct making *m, struct esb_error *err) {
+  struct pollfd p = { .fd = m->child.report, .events = POLLIN };
+  int rc;
+  do rc = poll(&p, 1, READY_WAIT_MS); while (rc < 0 && errno == EINTR);
+  struct esb_report r = { 0 };
+  if (rc == 1 && read(m->child.report, &r, sizeof r) == (ssize_t)sizeof r) {
+    if (r.kind == ESB_REPORT_READY)
+      return 0;
+    if (r.kind == ESB_REPORT_SETUP_FAILED)
+      return esb_error_set(err, ESB_E_SANDBOX_SETUP, "sandbox setup failed (%s): %s",
+                           esb_setup_step_name(r.step), strerror(r.error));
+  }
+  return esb_error_set(err, ESB_E_SANDBOX_SETUP, rc == 0 ? "the session's pid 1 did not start within %d ms"
+                                                          : "the session's pid 1 ended before it served (%d)",
+                       READY_WAIT_MS);
+}
+
+static int write_info(struct making *m, const struct esb_plan *plan, struct esb_error *err) {
+  struct esb_session_record rec = { .pid = m->child.pid, .start = esb_session_proc_start(m->child.pid),
+                                    .created_ms = realtime_ms(), .ttl_ms = m->hold.ttl_ms,
+                                    .idle_timeout_ms = m->hold.idle_timeout_ms,
+                                    .inner_uid = m->sandbox.inner_uid, .inner_gid = m->sandbox.inner_gid,
+                                    .address_space = m->sandbox.limits.address_space };
+  (void)plan;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    rec.cgroups[i] = m->has_cgroup ? m->cgroup.dirs[i] : NULL;
+  return esb_session_record_write(m->dir, &rec, err);
+}
+
+/* Our copies of what the holder keeps: closed, never destroyed (the
+ * cgroups are the session's now, their locks the holder's). */
+static void let_go(struct making *m) {
+  if (m->control >= 0)
+    close(m->control);
+  if (m->state >= 0)
+    close(m->state);
+  m->control = m->state = -1;
+  esb_session_cgroup_forget(&m->cgroup);
+  if (m->uid_slot.fd >= 0)
+    close(m->uid_slot.fd);
+  m->uid_slot = (struct esb_uid_slot)ESB_UID_SLOT_INIT;
+  if (m->child.pidfd >= 0)
+    close(m->child.pidfd);
+  if (m->child.report >= 0)
+    close(m->child.report);
+  free(m->dir);
+}
+
+static void undo(struct making *m) {
+  esb_child_close(&m->child); /* kills and reaps a holder that was started */
+  if (m->has_cgroup)
+    esb_cgroup_destroy(&m->cgroup);
+  m->has_cgroup = false;
+  esb_uid_slot_release(&m->uid_slot);
+  if (m->dir)
+    esb_session_files_remove(m->dir);
+  let_go(m);
+}
+
+static int check_plan(const struct esb_plan *plan, const struct esb_session_options *o, struct esb_error *err) {
+  if (plan->backend != ESB_BACKEND_LOCAL)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "sessions run on the local backend only, for now");
+  if (plan->local.isolation == ESB_ISOLATION_RLIMITS)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST,
+                         "a session needs namespaces: the policy's isolation is \"rlimits\"");
+  if (plan->local.network)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "network: true is not available in sessions yet");
+  if (o->ttl_ms > ESB_SESSION_TTL_MS_MAX)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "ttl_ms %llu is above the ceiling of %llu",
+                         (unsigned long long)o->ttl_ms, (unsigned long long)ESB_SESSION_TTL_MS_MAX);
+  if (o->idle_timeout_ms > ESB_SESSION_TTL_MS_MAX)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "idle_timeout_ms %llu is above the ceiling of %llu",
+                         (unsigned long long)o->idle_timeout_ms, (unsigned long long)ESB_SESSION_TTL_MS_MAX);
+  return 0;
+}
+
+int esb_session_create(const struct esb_plan *plan, const struct esb_session_options *o,
+                       char id[ESB_SESSION_ID_LEN + 1], struct esb_error *err) {
+  if (check_plan(plan, o, err) < 0)
+    return -1;
+  struct making m = { .control = -1, .state = -1, .cgroup = ESB_CGROUP_INIT, .uid_slot = ESB_UID_SLOT_INIT,
+                      .child = ESB_CHILD_INIT,
+                      .hold = { .keep_fds = { -1, -1, -1, -1, -1 },
+                                .ttl_ms = o->ttl_ms ? o->ttl_ms : ESB_SESSION_TTL_MS_DEFAULT,
+                                .idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms
+                                                                      : ESB_SESSION_IDLE_MS_DEFAULT } };
+  if (make_dir_and_socket(&m, err) < 0 || make_sandbox(&m, plan, err) < 0)
+    goto fail;
+  m.hold.control_fd = m.control;
+  m.hold.state_fd = m.state;
+  m.sandbox.session = &m.hold;
+  m.child.argv = (const char *const *)plan->argv;
+  m.child.env = (const char *const *)plan->env;
+  m.child.sandbox = &m.sandbox;
+  char why[ESB_MESSAGE_MAX];
+  if (esb_child_start(&m.child, why, sizeof why) < 0) {
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "starting the session's pid 1: %s", why);
+    goto fail;
+  }
+  if (await_ready(&m, err) < 0 || write_info(&m, plan, err) < 0)
+    goto fail;
+  memcpy(id, m.id, sizeof m.id);
+  let_go(&m);
+  return 0;
+fail:
+  undo(&m);
+  return -1;
+}
+
+const char *esb_session_dir(void) {
+  static char dir[4096];
+  if (dir[0])
+    return dir;
+  const char *named = getenv("ECHO_SANDBOX_SESSION_DIR");
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  if (named && named[0] == '/')
+    snprintf(dir, sizeof dir, "%s", named);
+  else if (geteuid() == 0)
+    snprintf(dir, sizeof dir, "%s/sessions", ESB_UID_SLOT_DIR);
+  else if (xdg && xdg[0] == '/')
+    snprintf(dir, sizeof dir, "%s/echo-sandbox/sessions", xdg);
+  else
+    snprintf(dir, sizeof dir, "/tmp/echo-sandbox-%u/sessions", (unsigned)geteuid());
+  return dir;
+}
+
+/* A session's directory, for an id already checked. */
+static void dir_of(const char *id, char *buf, size_t n) {
+  snprintf(buf, n, "%s/%s", esb_session_dir(), id);
+}
+
+static void info_from(const char *id, const char *dir, const struct esb_session_record *rec,
+                      struct esb_session_info *info) {
+  *info = (struct esb_session_info){ .pid = rec->pid, .created_ms = rec->created_ms, .ttl_ms = rec->ttl_ms,
+                                     .idle_timeout_ms = rec->idle_timeout_ms,
+                                     .cgroups = rec->cgroups[ESB_CGROUP_MEMORY] != NULL };
+  snprintf(info->id, sizeof info->id, "%s", id);
+  esb_session_state_read(dir, &info->end, &info->runs);
+  /* The holder's word "alive" holds only while it lives: gone without a
+   * word, it died (killed). */
+  if (info->end == ESB_SESSION_ALIVE && !esb_session_holder_alive(rec->pid, rec->start))
+    info->end = ESB_SESSION_END_DIED;
+}
+
+int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err) {
+  if (!esb_session_id_valid(id))
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "no session '%s': a session id is 32 hex digits", id);
+  char dir[4200];
+  dir_of(id, dir, sizeof dir);
+  struct esb_session_record rec;
+  if (esb_session_record_read(dir, &rec) < 0) {
+    esb_session_record_release(&rec);
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "no session '%s' (in %s)", id, esb_session_dir());
+  }
+  info_from(id, dir, &rec, info);
+  esb_session_record_release(&rec);
+  return 0;
+}
+
+int esb_session_list(void (*fn)(const struct esb_session_info *info, void *arg), void *arg,
+                     struct esb_error *err) {
+  DIR *d = opendir(esb_session_dir());
+  if (!d)
+    return errno == ENOENT ? 0 : esb_error_errno(err, ESB_E_SYSTEM, "reading %s", esb_session_dir());
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    struct esb_session_info info;
+    struct esb_error ignored;
+    if (esb_session_id_valid(e->d_name) && esb_session_info(e->d_name, &info, &ignored) == 0)
+      fn(&info, arg);
+  }
+  closedir(d);
+  return 0;
+}
+
+/* Tells a live holder to end, and waits for its end: its pid namespace,
+ * and so every process of the session, is gone by then. SIGKILL where it
+ * does not answer. */
+static void end_holder(const char *dir, const struct esb_session_record *rec) {
+  int pidfd = (int)syscall(SYS_pidfd_open, rec->pid, 0);
+  if (pidfd < 0 || !esb_session_holder_alive(rec->pid, rec->start)) {
+    if (pidfd >= 0)
+      close(pidfd);
+    return;
+  }
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int sock = (size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/control", dir) < sizeof addr.sun_path
+               ? socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0) : -1;
+  struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_DELETE };
+  if (sock >= 0 && connect(sock, (struct sockaddr *)&addr, sizeof addr) == 0)
+    esb_fd_send(sock, &m, sizeof m, NULL, 0);
+  if (sock >= 0)
+    close(sock);
+  struct pollfd p = { .fd = pidfd, .events = POLLIN };
+  if (poll(&p, 1, END_WAIT_MS) != 1) {
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    poll(&p, 1, END_WAIT_MS);
+  }
+  close(pidfd);
+}
+
+/* A cgroup a session's processes just left may be busy a moment longer
+ * (the kernel's exit of the last ones): a bounded number of tries. */
+static void remove_cgroups(const struct esb_session_record *rec) {
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
+    if (!rec->cgroups[i])
+      continue;
+    for (int tries = 0; tries < 200 && rmdir(rec->cgroups[i]) < 0 && errno == EBUSY; tries++)
+      usleep(5000);
+  }
+}
+
+static int remove_dir(const char *id, const char *dir, enum esb_session_end *was, struct esb_error *err) {
+  struct esb_session_record rec;
+  if (esb_session_record_read(dir, &rec) < 0) {
+    esb_session_record_release(&rec);
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "no session '%s' (in %s)", id, esb_session_dir());
+  }
+  struct esb_session_info info;
+  info_from(id, dir, &rec, &info);
+  if (was)
+    *was = info.end;
+  if (info.end == ESB_SESSION_ALIVE)
+    end_holder(dir, &rec);
+  remove_cgroups(&rec);
+  esb_session_record_release(&rec);
+  esb_session_files_remove(dir);
+  return 0;
+}
+
+int esb_session_remove(const char *id, enum esb_session_end *was, struct esb_error *err) {
+  if (!esb_session_id_valid(id))
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "no session '%s': a session id is 32 hex digits", id);
+  char dir[4200];
+  dir_of(id, dir, sizeof dir);
+  return remove_dir(id, dir, was, err);
+}
+
+/* A directory without a record is a session being made, or one whose
+ * engine crashed while it made it: only the latter, old enough, goes. */
+#define UNRECORDED_GRACE_S 120
+
+static bool unrecorded_stale(const char *dir) {
+  struct esb_session_record rec;
+  int rc = esb_session_record_read(dir, &rec);
+  esb_session_record_release(&rec);
+  struct stat st;
+  return rc < 0 && lstat(dir, &st) == 0 && time(NULL) - st.st_mtime > UNRECORDED_GRACE_S;
+}
+
+int esb_session_sweep(bool dry_run, void (*say)(const char *id, const char *why, void *arg), void *arg,
+                      struct esb_error *err) {
+  DIR *d = opendir(esb_session_dir());
+  if (!d)
+    return errno == ENOENT ? 0 : esb_error_errno(err, ESB_E_SYSTEM, "reading %s", esb_session_dir());
+  int found = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!esb_session_id_valid(e->d_name))
+      continue;
+    char dir[4200];
+    dir_of(e->d_name, dir, sizeof dir);
+    struct esb_session_info info;
+    struct esb_error ignored;
+    bool recorded = esb_session_info(e->d_name, &info, &ignored) == 0;
+    if (recorded ? info.end == ESB_SESSION_ALIVE : !unrecorded_stale(dir))
+      continue;
+    found++;
+    say(e->d_name, recorded ? esb_session_end_name(info.end) : "never made", arg);
+    if (dry_run)
+      continue;
+    if (recorded)
+      remove_dir(e->d_name, dir, NULL, &ignored);
+    else
+      esb_session_files_remove(dir);
+  }
+  closedir(d);
+  return found;
+}

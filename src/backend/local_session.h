@@ -1,0 +1,90 @@
+/* Local sessions: a sandbox with an id and a lifetime into which runs go,
+ * one after another or side by side. What persists between runs is the
+ * working dir (its files); processes a run starts end with that run.
+ *
+ * The session's sandbox is held by its own pid 1 (engine/sandbox/session_holder.h),
+ * which the engine starts as it starts a run's sandbox and leaves behind:
+ * the session does not depend on the process that made it. On the host a
+ * session is a directory of its own, STATE_DIR/ID (esb_session_dir), which
+ * only the engine's uid may enter:
+ *   control  the holder's listening socket, bound by the engine before the clone
+ *   state    "<alive|ttl|idle|deleted> <runs>": the holder's word, written
+ *            through an fd the engine opened
+ *   info     the engine's: the holder's pid and start time, the lifetime, the
+ *            cgroups' paths (for `rm` and `cleanup` once the holder is gone)
+ * The session's cgroups are its own (not a pool's slots), locked by the
+ * holder for as long as it lives (engine/cgroup.h), so no other engine's
+ * sweep removes them; once it is gone, `session rm` or `cleanup` does.
+ *
+ * Functions follow engine/error.h: 0, or -1 with err filled. */
+#ifndef ESB_BACKEND_LOCAL_SESSION_H
+#define ESB_BACKEND_LOCAL_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend/plan.h"
+#include "engine/error.h"
+#include "engine/contract/result.h"
+#include "engine/runtime/loop.h"
+#include "engine/sandbox/session_holder.h"
+
+#define ESB_SESSION_ID_LEN 32 /* hex digits */
+#define ESB_SESSION_TTL_MS_DEFAULT (10 * 60 * 1000)
+#define ESB_SESSION_IDLE_MS_DEFAULT (2 * 60 * 1000)
+/* The longest TTL a session gets: the policy's ceiling once the policy has
+ * a session hook; a constant of the engine until then. */
+#define ESB_SESSION_TTL_MS_MAX (24 * 60 * 60 * 1000ull)
+
+struct esb_session_options {
+  uint64_t ttl_ms;          /* 0: the default */
+  uint64_t idle_timeout_ms; /* 0: the default */
+};
+
+/* What `session show` and `ls` say of one. */
+struct esb_session_info {
+  char id[ESB_SESSION_ID_LEN + 1];
+  enum esb_session_end end; /* ESB_SESSION_ALIVE while the holder serves */
+  pid_t pid;                /* the holder's, on the host */
+  uint64_t runs;            /* started so far */
+  uint64_t created_ms, ttl_ms, idle_timeout_ms; /* created_ms: since the epoch */
+  bool cgroups;             /* the session's limits are a cgroup's */
+};
+
+/* Where sessions live: $ECHO_SANDBOX_SESSION_DIR, else as root
+ * /run/echo-sandbox/sessions, else $XDG_RUNTIME_DIR/echo-sandbox/sessions,
+ * else /tmp/echo-sandbox-UID/sessions. */
+const char *esb_session_dir(void);
+
+/* Makes a session for the plan's sandbox and limits (its program is not
+ * run); id gets its id. The session goes on after the caller exits. */
+int esb_session_create(const struct esb_plan *plan, const struct esb_session_options *o,
+                       char id[ESB_SESSION_ID_LEN + 1], struct esb_error *err);
+
+/* Runs the plan in session id, to completion; the result as a run's. A
+ * session that is unknown or ended is ESB_E_INVALID_REQUEST naming it and
+ * why it ended. output: as for esb_execute (NULL: the capture only). */
+void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_result *result,
+                     int interrupt_fd, const struct esb_output_sink *output);
+
+/* Reads what a session's directory says; an unknown id is
+ * ESB_E_INVALID_REQUEST. */
+int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err);
+
+/* Calls fn for each session there is (alive or ended, not yet removed). */
+int esb_session_list(void (*fn)(const struct esb_session_info *info, void *arg), void *arg,
+                     struct esb_error *err);
+
+/* Ends a live session (DELETE to its holder, then waits for its end) and
+ * removes what it left: its cgroups, its directory. An ended session's
+ * remains are removed the same way; *was says how it had ended. */
+int esb_session_remove(const char *id, enum esb_session_end *was, struct esb_error *err);
+
+/* What a crash left: every session whose holder is gone (removed as
+ * esb_session_remove does; dry_run: only said). say(id, why, arg) for each.
+ * Returns how many were found, or -1 with err. */
+int esb_session_sweep(bool dry_run, void (*say)(const char *id, const char *why, void *arg), void *arg,
+                      struct esb_error *err);
+
+#endif

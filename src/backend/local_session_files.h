@@ -1,0 +1,52 @@
+/* A session's files on the host (backend/local_session.h lists them), and
+ * its holder's liveness, for the session code alone. */
+#ifndef ESB_BACKEND_LOCAL_SESSION_FILES_H
+#define ESB_BACKEND_LOCAL_SESSION_FILES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine/cgroup.h"
+#include "engine/error.h"
+#include "engine/sandbox/session_holder.h"
+
+/* The engine's record of a session: its `info` file. */
+struct esb_session_record {
+  pid_t pid;                 /* the holder, on the host */
+  uint64_t start;            /* its start time (/proc/PID/stat), against a reused pid */
+  uint64_t created_ms, ttl_ms, idle_timeout_ms;
+  uid_t inner_uid;           /* the ids runs take inside (the session's id maps) */
+  gid_t inner_gid;
+  uint64_t address_space;    /* RLIMIT_AS of its runs: 0 where a cgroup limits memory */
+  const char *cgroups[ESB_CGROUP__COUNT]; /* the cgroups' paths; NULL: none */
+  char *owned;               /* read back: the strings above point in here */
+};
+
+/* Makes base (and its parents) 0700 where missing. */
+int esb_session_files_base(const char *base, struct esb_error *err);
+
+/* The id is 32 hex digits (a path component of ours, nothing else). */
+bool esb_session_id_valid(const char *id);
+
+int esb_session_record_write(const char *dir, const struct esb_session_record *rec, struct esb_error *err);
+/* 0; -1 where there is no record (yet), with errno. */
+int esb_session_record_read(const char *dir, struct esb_session_record *rec);
+void esb_session_record_release(struct esb_session_record *rec);
+
+/* The holder's word in the state file, and the runs it counted. */
+void esb_session_state_read(const char *dir, enum esb_session_end *end, uint64_t *runs);
+
+/* A process's start time (field 22 of /proc/PID/stat); 0 where it is gone. */
+uint64_t esb_session_proc_start(pid_t pid);
+/* Whether pid is still the holder that started at start (not a zombie). */
+bool esb_session_holder_alive(pid_t pid, uint64_t start);
+
+/* Removes the files of a session's directory, then the directory. */
+void esb_session_files_remove(const char *dir);
+
+/* Closes what our struct holds of cgroups whose lock another process
+ * holds too, and frees it, leaving the cgroups as they are. */
+void esb_session_cgroup_forget(struct esb_cgroup *cg);
+
+#endif

@@ -1,0 +1,409 @@
+/* echo-sandbox session: a sandbox that lives (backend/local_session.h):
+ * create prints its id; run, show and rm take it; ls lists them. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lua.h>
+
+#include "backend/local_session.h"
+#include "cli/cli.h"
+#include "cli/request.h"
+#include "codec/json.h"
+#include "engine/contract/quantity.h"
+#include "engine/runtime/signals.h"
+#include "policy/policy.h"
+
+static const char session_usage[] =
+  "usage: echo-sandbox session create [--ttl MS] [--idle-timeout MS] [LIMITS] [--json]\n"
+  "       echo-sandbox session run ID [OPTIONS] (--shell CMD | -- PROGRAM [ARGS...])\n"
+  "       echo-sandbox session run ID --json < request.json\n"
+  "       echo-sandbox session ls [--json]\n"
+  "       echo-sandbox session show ID [--json]\n"
+  "       echo-sandbox session rm ID\n"
+  "\n"
+  "A session is a sandbox with an id, a lifetime and limits of its own, into\n"
+  "which runs go one after another or side by side. Its working dir (files)\n"
+  "persists from run to run; the processes a run starts end with that run.\n"
+  "It ends by itself at its TTL or once idle for its idle timeout, or on rm.\n"
+  "echo-sandbox session COMMAND --help describes a command.\n";
+
+static const char create_usage[] =
+  "usage: echo-sandbox session create [OPTIONS]\n"
+  "\n"
+  "Makes a session and prints its id (the object with --json). It lives on\n"
+  "after this command exits.\n"
+  "\n"
+  "options:\n"
+  "  --ttl MS             its lifetime (default 600000: 10 minutes)\n"
+  "  --idle-timeout MS    it ends once no run went on for this long (default 120000)\n"
+  "  --memory QUANTITY    memory limit of the whole session (a cgroup's where the\n"
+  "                       engine can make one, else each process's address space)\n"
+  "  --cpu CORES          CPU rate limit of the whole session: 0.5, 2 or 500m\n"
+  "  --max-processes N    process limit inside the session\n"
+  "  --policy FILE        load this policy instead of the default search\n"
+  "  --json               print the session as a JSON object\n"
+  "  -h, --help           show this help\n";
+
+static const char run_usage[] =
+  "usage: echo-sandbox session run ID [OPTIONS] --shell CMD\n"
+  "       echo-sandbox session run ID [OPTIONS] -- PROGRAM [ARGS...]\n"
+  "       echo-sandbox session run ID --json [--policy FILE] < request.json\n"
+  "\n"
+  "Runs one request in session ID, as `run` runs it in a fresh sandbox: the\n"
+  "result is a run's, with \"session\": ID. Not yet in a session: --lang and\n"
+  "--code (the code goes in as a file), --stdin-file, --network.\n"
+  "\n"
+  "options:\n"
+  "  --json               result JSON on stdout; the request JSON on stdin unless\n"
+  "                       request flags are given\n";
+
+static const char show_usage[] =
+  "usage: echo-sandbox session show ID [--json]\n"
+  "       echo-sandbox session ls [--json]\n"
+  "\n"
+  "Says whether a session is alive or ended and why (ttl, idle, deleted, died),\n"
+  "the runs it started, and when its TTL ends.\n"
+  "\n"
+  "options:\n"
+  "  --json               print JSON objects\n"
+  "  -h, --help           show this help\n";
+
+static const char rm_usage[] =
+  "usage: echo-sandbox session rm ID\n"
+  "\n"
+  "Ends a session (every process in it) and removes what it holds: its\n"
+  "directory, its cgroups. An ended session's remains go the same way.\n"
+  "\n"
+  "options:\n"
+  "  -h, --help           show this help\n";
+
+static bool wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+      return true;
+  return false;
+}
+
+static int usage_error(const char *command, const char *what, const char *arg) {
+  fprintf(stderr, "echo-sandbox session %s: %s%s%s\n(echo-sandbox session %s --help lists the options)\n",
+          command, what, arg ? " " : "", arg ? arg : "", command);
+  return 125;
+}
+
+/* An engine error, as the CLI says one: a line, and the exit code of its
+ * code (engine/contract/result.h). */
+static int fail(const struct esb_error *err) {
+  fprintf(stderr, "echo-sandbox: %s\n", err->message);
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_fail(&r, err->code, "%s", err->message);
+  int rc = esb_result_exit_code(&r);
+  esb_result_release(&r);
+  return rc;
+}
+
+/* What create and run share: flags through run's parser (cli/request.h),
+ * a request, the policy's plan of it. */
+struct planned {
+  struct esb_cli_options o;
+  struct esb_request req;
+  struct esb_policy *policy;
+  struct esb_plan plan;
+  lua_State *L;
+  char **args;
+};
+
+static void planned_release(struct planned *p) {
+  esb_plan_release(&p->plan);
+  esb_policy_close(p->policy);
+  esb_request_release(&p->req);
+  if (p->L)
+    lua_close(p->L);
+  esb_cli_options_release(&p->o);
+  free(p->args);
+}
+
+/* Parses args (args[0] the command's name) and plans the request. 0; -1
+ * with the error in err; or the exit code of a usage error (> 0). */
+static int plan_from(struct planned *p, int argc, char **args, const char *usage, bool need_request,
+                     struct esb_error *err) {
+  int rc = esb_cli_parse(argc, args, &p->o, usage);
+  if (rc >= 0)
+    return rc;
+  if (!(p->L = esb_json_state()))
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  if (need_request && !p->o.json && !esb_cli_has_request_flags(&p->o))
+    return esb_error_set(err, ESB_E_INVALID_REQUEST,
+                         "nothing to run: give --shell, -- PROGRAM, or --json with a request on stdin");
+  char why[ESB_MESSAGE_MAX];
+  if (esb_cli_read_request(p->L, &p->o, &p->req, why, sizeof why) < 0)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", why);
+  if (!(p->policy = esb_policy_open(p->o.policy, why, sizeof why)))
+    return esb_error_set(err, ESB_E_POLICY, "%s", why);
+  p->plan = (struct esb_plan)ESB_PLAN_INIT;
+  enum esb_error_code code = esb_policy_plan(p->policy, &p->req, &p->plan, false, why, sizeof why);
+  if (code != ESB_OK)
+    return esb_error_set(err, code, "%s", why);
+  return 0;
+}
+
+/* A whole number of milliseconds, 1 or more. */
+static int parse_ms(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || v == 0 || s[0] == '-')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* create's own flags out of argv, the rest into args for run's parser,
+ * with a program to plan (the session runs none). */
+static int create_args(int argc, char **argv, struct esb_session_options *so, char **args, int *n) {
+  static char name[] = "session create", dashes[] = "--", program[] = "/bin/true";
+  args[(*n)++] = name;
+  for (int i = 1; i < argc; i++) {
+    bool ttl = strcmp(argv[i], "--ttl") == 0, idle = strcmp(argv[i], "--idle-timeout") == 0;
+    if (!ttl && !idle) {
+      args[(*n)++] = argv[i];
+      continue;
+    }
+    if (i + 1 >= argc || parse_ms(argv[i + 1], ttl ? &so->ttl_ms : &so->idle_timeout_ms) < 0)
+      return usage_error("create", ttl ? "--ttl takes a whole number of milliseconds, 1 or more, not"
+                                       : "--idle-timeout takes a whole number of milliseconds, 1 or more, not",
+                         i + 1 < argc ? argv[i + 1] : "nothing");
+    i++;
+  }
+  args[(*n)++] = dashes;
+  args[(*n)++] = program;
+  args[*n] = NULL;
+  return -1;
+}
+
+static void push_session(lua_State *L, const struct esb_session_info *info);
+
+static int session_create(int argc, char **argv) {
+  if (wants_help(argc, argv)) {
+    fputs(create_usage, stdout);
+    return 0;
+  }
+  struct planned p = { .policy = NULL };
+  struct esb_session_options so = { 0 };
+  struct esb_error err = ESB_ERROR_INIT;
+  int n = 0, rc;
+  if (!(p.args = calloc((size_t)argc + 3, sizeof *p.args)))
+    return usage_error("create", "out of memory", NULL);
+  if ((rc = create_args(argc, argv, &so, p.args, &n)) >= 0 ||
+      (rc = plan_from(&p, n, p.args, create_usage, false, &err)) > 0)
+    goto out;
+  char id[ESB_SESSION_ID_LEN + 1];
+  struct esb_session_info info;
+  if (rc < 0 || esb_session_create(&p.plan, &so, id, &err) < 0 || esb_session_info(id, &info, &err) < 0) {
+    rc = fail(&err);
+    goto out;
+  }
+  if (p.o.json) {
+    push_session(p.L, &info);
+    esb_json_print(p.L);
+  } else {
+    puts(id);
+  }
+  rc = 0;
+out:
+  planned_release(&p);
+  return rc;
+}
+
+static void print_result(lua_State *L, const struct esb_result *r, const char *id) {
+  if (esb_json_push_result(L, r) < 0) {
+    fprintf(stderr, "echo-sandbox: cannot encode the result: out of memory\n");
+    return;
+  }
+  lua_pushstring(L, id);
+  lua_setfield(L, -2, "session");
+  esb_json_print(L);
+}
+
+static int session_run(int argc, char **argv) {
+  char usage[4096];
+  snprintf(usage, sizeof usage, "%s%s", run_usage, esb_cli_request_flags_help);
+  if (wants_help(argc, argv)) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (argc < 2 || argv[1][0] == '-')
+    return usage_error("run", "the session's id comes first", NULL);
+  const char *id = argv[1];
+  struct planned p = { .policy = NULL };
+  struct esb_error err = ESB_ERROR_INIT;
+  int rc;
+  if (!(p.args = calloc((size_t)argc + 1, sizeof *p.args)))
+    return usage_error("run", "out of memory", NULL);
+  static char name[] = "session run";
+  p.args[0] = name;
+  for (int i = 2; i < argc; i++)
+    p.args[i - 1] = argv[i];
+  if ((rc = plan_from(&p, argc - 1, p.args, usage, true, &err)) != 0) {
+    if (rc < 0)
+      rc = fail(&err);
+    goto out;
+  }
+  static const int exit_signals[] = { SIGINT, SIGTERM, SIGHUP };
+  int sigfd = esb_signal_fd(exit_signals, 3);
+  struct esb_result result = ESB_RESULT_INIT;
+  struct esb_output_sink ours = { .fds = { 1, 2 } };
+  esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
+  if (result.status == ESB_STATUS_ERROR)
+    fprintf(stderr, "echo-sandbox: %s\n", result.error_message ? result.error_message : esb_strerror(result.error));
+  else if (result.status == ESB_STATUS_TIMED_OUT && !p.o.json)
+    fprintf(stderr, "echo-sandbox: timed out after %.0f ms\n", result.duration_ms);
+  if (p.o.json)
+    print_result(p.L, &result, id);
+  rc = esb_result_exit_code(&result);
+  esb_result_release(&result);
+  if (sigfd >= 0)
+    close(sigfd);
+out:
+  planned_release(&p);
+  return rc;
+}
+
+static void push_session(lua_State *L, const struct esb_session_info *info) {
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, info->id);
+  lua_setfield(L, -2, "id");
+  lua_pushstring(L, info->end == ESB_SESSION_ALIVE ? "alive" : "ended");
+  lua_setfield(L, -2, "state");
+  if (info->end != ESB_SESSION_ALIVE) {
+    lua_pushstring(L, esb_session_end_name(info->end));
+    lua_setfield(L, -2, "ended");
+  }
+  lua_pushinteger(L, (lua_Integer)info->pid);
+  lua_setfield(L, -2, "pid");
+  lua_pushinteger(L, (lua_Integer)info->runs);
+  lua_setfield(L, -2, "runs");
+  lua_pushinteger(L, (lua_Integer)info->created_ms);
+  lua_setfield(L, -2, "created_ms");
+  lua_pushinteger(L, (lua_Integer)(info->created_ms + info->ttl_ms));
+  lua_setfield(L, -2, "expires_ms");
+  lua_pushinteger(L, (lua_Integer)info->ttl_ms);
+  lua_setfield(L, -2, "ttl_ms");
+  lua_pushinteger(L, (lua_Integer)info->idle_timeout_ms);
+  lua_setfield(L, -2, "idle_timeout_ms");
+  lua_pushboolean(L, info->cgroups);
+  lua_setfield(L, -2, "cgroups");
+}
+
+static void print_line(const struct esb_session_info *info) {
+  time_t expires = (time_t)((info->created_ms + info->ttl_ms) / 1000);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&expires));
+  printf("%s  %s%s  runs %" PRIu64 "  expires %s\n", info->id, info->end == ESB_SESSION_ALIVE ? "alive" : "ended: ",
+         info->end == ESB_SESSION_ALIVE ? "" : esb_session_end_name(info->end), info->runs, when);
+}
+
+/* ls: one line a session, or one JSON object a line (NDJSON). */
+static void list_one(const struct esb_session_info *info, void *arg) {
+  lua_State *L = arg;
+  if (!L) {
+    print_line(info);
+    return;
+  }
+  push_session(L, info);
+  esb_json_print(L);
+}
+
+/* show ID and ls: [--json] only. */
+static int session_show(int argc, char **argv, bool one) {
+  if (wants_help(argc, argv)) {
+    fputs(show_usage, stdout);
+    return 0;
+  }
+  bool json = false;
+  const char *id = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = true;
+    else if (one && !id && argv[i][0] != '-')
+      id = argv[i];
+    else
+      return usage_error(one ? "show" : "ls", "unexpected", argv[i]);
+  }
+  if (one && !id)
+    return usage_error("show", "the session's id is missing", NULL);
+  struct esb_error err = ESB_ERROR_INIT;
+  lua_State *L = json ? esb_json_state() : NULL;
+  struct esb_session_info info;
+  int rc = 0;
+  if (json && !L)
+    return usage_error(one ? "show" : "ls", "out of memory", NULL);
+  if (one ? esb_session_info(id, &info, &err) : esb_session_list(list_one, L, &err))
+    rc = fail(&err);
+  else if (one)
+    list_one(&info, L);
+  if (L)
+    lua_close(L);
+  return rc;
+}
+
+static int session_rm(int argc, char **argv) {
+  if (wants_help(argc, argv)) {
+    fputs(rm_usage, stdout);
+    return 0;
+  }
+  if (argc != 2 || argv[1][0] == '-')
+    return usage_error("rm", "takes one session id", NULL);
+  struct esb_error err = ESB_ERROR_INIT;
+  enum esb_session_end was;
+  if (esb_session_remove(argv[1], &was, &err) < 0)
+    return fail(&err);
+  if (was != ESB_SESSION_ALIVE)
+    fprintf(stderr, "echo-sandbox: session %s had ended (%s); what it left is removed\n", argv[1],
+            esb_session_end_name(was));
+  return 0;
+}
+
+static int session_ls(int argc, char **argv) { return session_show(argc, argv, false); }
+static int session_show_one(int argc, char **argv) { return session_show(argc, argv, true); }
+
+static const struct {
+  const char *name;
+  int (*main)(int argc, char **argv);
+} subcommands[] = {
+  {"create", session_create}, {"run", session_run}, {"ls", session_ls},
+  {"show", session_show_one}, {"rm", session_rm},
+};
+
+int esb_cli_session(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(session_usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+    if (strcmp(argv[1], subcommands[i].name) == 0)
+      return subcommands[i].main(argc - 1, argv + 1);
+  fprintf(stderr, "echo-sandbox session: unknown command '%s'\n", argv[1]);
+  fputs(session_usage, stderr);
+  return 2;
+}
+
+static void say_swept(const char *id, const char *why, void *arg) {
+  bool dry_run = *(bool *)arg;
+  printf("%s session %s (%s)\n", dry_run ? "would remove" : "removed", id, why);
+}
+
+bool esb_cli_session_sweep(bool dry_run) {
+  struct esb_error err = ESB_ERROR_INIT;
+  if (esb_session_sweep(dry_run, say_swept, &dry_run, &err) >= 0)
+    return false;
+  fprintf(stderr, "echo-sandbox cleanup: %s\n", err.message);
+  return true;
+}

@@ -1,0 +1,253 @@
+/* The session's pid 1 (engine/sandbox/session_holder.h says what it does).
+ *
+ * Decisions of this first version, beside the header's:
+ *  - The holder is an in-process clone of the engine that made the session
+ *    (not echo-sandbox-init): it reads run plans with the same code
+ *    (engine/sandbox/child_wire.h) and needs no wire of its own for the
+ *    session's fds. It is single-threaded (a clone), so it may allocate.
+ *  - A run's processes see the session's /proc (the run has a pid namespace
+ *    of its own, not a /proc of its own): they cannot signal the holder,
+ *    which is the init of an ancestor namespace with default dispositions
+ *    (the kernel drops such signals from below), nor trace it (it holds
+ *    capabilities they lack).
+ *  - At most MAX_RUNS runs at once; one more is refused (its connection
+ *    closed without a report: the engine says so). */
+#include "engine/sandbox/session_holder.h"
+
+#include <errno.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/sandbox/child_wire.h"
+#include "engine/sandbox/clone.h"
+#include "engine/sandbox/fd_passing.h"
+#include "engine/sandbox/sandbox_child.h"
+
+static const char *const end_names[ESB_SESSION_END__COUNT] = {
+  [ESB_SESSION_ALIVE] = "alive", [ESB_SESSION_END_TTL] = "ttl", [ESB_SESSION_END_IDLE] = "idle",
+  [ESB_SESSION_END_DELETED] = "deleted", [ESB_SESSION_END_DIED] = "died",
+};
+
+const char *esb_session_end_name(enum esb_session_end end) {
+  return end < ESB_SESSION_END__COUNT ? end_names[end] : "unknown";
+}
+
+int esb_session_end_parse(const char *word, enum esb_session_end *end) {
+  for (int i = 0; i < ESB_SESSION_END__COUNT; i++)
+    if (strcmp(word, end_names[i]) == 0) {
+      *end = (enum esb_session_end)i;
+      return 0;
+    }
+  return -1;
+}
+
+#define MAX_RUNS 64
+
+struct holder {
+  const struct esb_session_hold *h;
+  int sigfd, timerfd;
+  uint64_t ttl_at_ns, idle_at_ns; /* CLOCK_MONOTONIC */
+  uint64_t runs;                  /* started so far */
+  struct { pid_t pid; int conn; bool killed; } active[MAX_RUNS];
+  size_t n_active;
+};
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void write_state(const struct holder *hs, enum esb_session_end end) {
+  char line[ESB_SESSION_STATE_MAX];
+  int n = snprintf(line, sizeof line, "%s %llu\n", esb_session_end_name(end), (unsigned long long)hs->runs);
+  if (ftruncate(hs->h->state_fd, 0) == 0 && pwrite(hs->h->state_fd, line, (size_t)n, 0) == n)
+    return;
+  /* Nothing to tell it to: `session show` then says "died". */
+}
+
+/* The session's end: said first, then pid 1 exits, and with it every
+ * process of the session (the kernel's end of a pid namespace). */
+_Noreturn static void end_session(struct holder *hs, enum esb_session_end end) {
+  write_state(hs, end);
+  _exit(0);
+}
+
+/* The one timer: the TTL, or the idle deadline while no run goes on. */
+static void arm_timer(struct holder *hs) {
+  uint64_t at = hs->ttl_at_ns;
+  if (hs->n_active == 0 && hs->idle_at_ns < at)
+    at = hs->idle_at_ns;
+  struct itimerspec its = { .it_value = { .tv_sec = (time_t)(at / 1000000000u),
+                                          .tv_nsec = (long)(at % 1000000000u) } };
+  if (timerfd_settime(hs->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+    end_session(hs, ESB_SESSION_END_DIED); /* a session nothing would end must not stay */
+}
+
+static void close_fds(int *fds, int n) {
+  for (int i = 0; i < n; i++)
+    close(fds[i]);
+}
+
+/* The run's pid 1, in a pid namespace of its own below the session's. */
+_Noreturn static void run_child(struct esb_child_wire *w, const int *fds, int n) {
+  struct esb_child_plan *p = &w->plan;
+  for (int i = 0; i < 3; i++)
+    p->stdio[i] = fds[ESB_SESSION_FD_STDIN + i];
+  p->report_fd = fds[ESB_SESSION_FD_REPORT];
+  p->collect_fd = n > ESB_SESSION_FD_COLLECT ? fds[ESB_SESSION_FD_COLLECT] : -1;
+  p->sync_fd = -1;
+  esb_child_run_in_session(p);
+}
+
+/* A RUN: its plan read, its pid 1 started. Returns the pid, or -1 (the
+ * connection is then closed: no report tells the engine it was refused). */
+static pid_t start_run(struct holder *hs, const int *fds, int n) {
+  if (n < ESB_SESSION_FD_COLLECT || hs->n_active == MAX_RUNS)
+    return -1;
+  struct esb_child_wire *w = calloc(1, sizeof *w);
+  if (!w || esb_child_wire_read(fds[ESB_SESSION_FD_PLAN], w) < 0 || !w->plan.sandbox) {
+    free(w);
+    return -1;
+  }
+  pid_t pid = esb_clone(CLONE_NEWPID, NULL, SIGCHLD, -1, NULL);
+  if (pid == 0)
+    run_child(w, fds, n);
+  free(w->net_rules);
+  free(w->bytes);
+  free(w->vectors);
+  free(w->rootfs.steps);
+  free(w);
+  return pid;
+}
+
+/* A connection's one message. */
+static void serve(struct holder *hs, int conn) {
+  struct esb_session_msg m;
+  int fds[ESB_SESSION_FD__MAX], n = 0;
+  ssize_t got = esb_fd_recv(conn, &m, sizeof m, fds, ESB_SESSION_FD__MAX, &n);
+  if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_DELETE)
+    end_session(hs, ESB_SESSION_END_DELETED);
+  pid_t pid = -1;
+  if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_RUN)
+    pid = start_run(hs, fds, n);
+  close_fds(fds, n);
+  if (pid < 0) {
+    close(conn);
+    return;
+  }
+  hs->active[hs->n_active].pid = pid;
+  hs->active[hs->n_active].conn = conn;
+  hs->active[hs->n_active].killed = false;
+  hs->n_active++;
+  hs->runs++;
+  write_state(hs, ESB_SESSION_ALIVE);
+}
+
+static void accept_one(struct holder *hs) {
+  int conn = accept4(hs->h->control_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (conn >= 0)
+    serve(hs, conn);
+}
+
+/* Runs whose pid 1 ended: their connections closed, the idle clock
+ * started once none is left. */
+static void reap(struct holder *hs) {
+  struct signalfd_siginfo si;
+  while (read(hs->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+    ;
+  pid_t pid;
+  while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
+    for (size_t i = 0; i < hs->n_active; i++) {
+      if (hs->active[i].pid != pid)
+        continue;
+      close(hs->active[i].conn);
+      hs->active[i] = hs->active[--hs->n_active];
+      break;
+    }
+  }
+  if (hs->n_active == 0)
+    hs->idle_at_ns = now_ns() + hs->h->idle_timeout_ms * 1000000u;
+}
+
+/* The engine closed a run's connection (its deadline, or it went away):
+ * the run ends now. Its pid 1 is reaped as any. */
+static void hung_up(struct holder *hs, size_t i) {
+  kill(hs->active[i].pid, SIGKILL);
+  hs->active[i].killed = true; /* not polled again: its end comes as SIGCHLD */
+}
+
+static void timer_fired(struct holder *hs) {
+  uint64_t ticks;
+  if (read(hs->timerfd, &ticks, sizeof ticks) < 0 && errno == EAGAIN)
+    return;
+  uint64_t now = now_ns();
+  if (now >= hs->ttl_at_ns)
+    end_session(hs, ESB_SESSION_END_TTL);
+  if (hs->n_active == 0 && now >= hs->idle_at_ns)
+    end_session(hs, ESB_SESSION_END_IDLE);
+}
+
+_Noreturn static void serve_forever(struct holder *hs) {
+  for (;;) {
+    arm_timer(hs);
+    struct pollfd pfd[3 + MAX_RUNS];
+    pfd[0] = (struct pollfd){ .fd = hs->h->control_fd, .events = POLLIN };
+    pfd[1] = (struct pollfd){ .fd = hs->sigfd, .events = POLLIN };
+    pfd[2] = (struct pollfd){ .fd = hs->timerfd, .events = POLLIN };
+    for (size_t i = 0; i < hs->n_active; i++)
+      pfd[3 + i] = (struct pollfd){ .fd = hs->active[i].killed ? -1 : hs->active[i].conn, .events = POLLIN };
+    size_t n_active = hs->n_active;
+    if (poll(pfd, 3 + n_active, -1) < 0)
+      continue; /* EINTR: nothing handles a signal here, but a stop/continue */
+    for (size_t i = 0; i < n_active; i++)
+      if (pfd[3 + i].revents)
+        hung_up(hs, i); /* a word, EOF or a hangup: the engine is done with it */
+    if (pfd[1].revents)
+      reap(hs);
+    if (pfd[2].revents)
+      timer_fired(hs);
+    if (pfd[0].revents)
+      accept_one(hs);
+  }
+}
+
+_Noreturn void esb_session_hold(const struct esb_child_plan *p) {
+  const struct esb_session_hold *h = p->session;
+  struct holder hs = { .h = h };
+  /* The session outlives whoever made it. */
+  prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  int keep[4 + ESB_CGROUP__COUNT + 1] = { h->control_fd, h->state_fd, p->report_fd };
+  int n_keep = 3;
+  for (int i = 0; i < ESB_CGROUP__COUNT + 1; i++)
+    keep[n_keep++] = h->keep_fds[i];
+  esb_child_close_all_but(keep, n_keep);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  hs.sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  hs.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  uint64_t now = now_ns();
+  hs.ttl_at_ns = now + h->ttl_ms * 1000000u;
+  hs.idle_at_ns = now + h->idle_timeout_ms * 1000000u;
+  write_state(&hs, ESB_SESSION_ALIVE);
+  struct esb_report ready = { .kind = ESB_REPORT_READY };
+  if (hs.sigfd < 0 || hs.timerfd < 0 ||
+      write(p->report_fd, &ready, sizeof ready) != (ssize_t)sizeof ready)
+    _exit(125); /* the engine sees no READY: the create fails */
+  close(p->report_fd);
+  serve_forever(&hs);
+}

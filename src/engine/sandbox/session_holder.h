@@ -1,0 +1,80 @@
+/* A session's pid 1, the "holder": instead of running one program it keeps
+ * the sandbox (its namespaces, root, working dir and cgroups) and starts
+ * runs in it, one per connection to its control socket, until the session
+ * ends.
+ *
+ * The engine makes the sandbox as it makes a run's (engine/sandbox/spawn.h,
+ * in process: the holder is a clone of the engine that made it), with
+ * esb_sandbox.session set; once the sandbox is built, pid 1 calls
+ * esb_session_hold instead of starting the program. The control socket is
+ * a listening AF_UNIX SOCK_SEQPACKET socket the engine bound on the host
+ * (in a directory only its uid may enter) before the clone: nothing of it
+ * is visible inside, its fd is close-on-exec and no run's process holds it.
+ *
+ * The protocol, one message per connection (esb_fd_send):
+ *   RUN with the fds of enum esb_session_fd: a plan written by
+ *     esb_child_wire_write (its stdio and report fds are the ones sent) is
+ *     started in a new pid namespace below the session's, so everything the
+ *     run starts ends with it. The run's pid 1 reports on the report fd as
+ *     a one-shot run's does. The connection stays open while the run goes
+ *     on: the engine closing it (its deadline, its end) makes the holder
+ *     SIGKILL the run's pid 1, and the kernel the rest of the run.
+ *   DELETE: the session ends ("deleted").
+ *
+ * The holder ends the session by itself at its TTL or after idle_timeout_ms
+ * with no run (a timerfd in its poll loop: nobody needs to watch it), and
+ * says why in its state file (an fd the engine opened on the host: no path
+ * the program could change is ever followed). Its end, as pid 1 of the
+ * session's pid namespace, ends every process of the session. It does not
+ * depend on the process that made it: no parent-death signal. */
+#ifndef ESB_ENGINE_SESSION_HOLDER_H
+#define ESB_ENGINE_SESSION_HOLDER_H
+
+#include <stdint.h>
+
+#include "engine/cgroup.h"
+
+struct esb_child_plan;
+
+/* What the holder is given (esb_sandbox.session), besides the sandbox. */
+struct esb_session_hold {
+  int control_fd;       /* the listening socket */
+  int state_fd;         /* the session's state file (esb_session_state_format) */
+  int keep_fds[ESB_CGROUP__COUNT + 1]; /* held open while the session lives: the
+                           cgroups' locks, the host uid's slot; -1: none */
+  uint64_t ttl_ms, idle_timeout_ms;
+};
+
+#define ESB_SESSION_MAGIC 0x45535331u /* "ESS1": bump with any change below */
+
+enum esb_session_kind { ESB_SESSION_RUN = 1, ESB_SESSION_DELETE };
+
+struct esb_session_msg {
+  uint32_t magic;
+  uint32_t kind; /* enum esb_session_kind */
+};
+
+/* The fds of a RUN message, in this order. */
+enum esb_session_fd {
+  ESB_SESSION_FD_PLAN, ESB_SESSION_FD_STDIN, ESB_SESSION_FD_STDOUT, ESB_SESSION_FD_STDERR,
+  ESB_SESSION_FD_REPORT, ESB_SESSION_FD_COLLECT, /* optional: where collected files go */
+  ESB_SESSION_FD__MAX
+};
+
+/* Why a session ended: the words its state file and `session show` use. */
+enum esb_session_end {
+  ESB_SESSION_ALIVE, ESB_SESSION_END_TTL, ESB_SESSION_END_IDLE, ESB_SESSION_END_DELETED,
+  ESB_SESSION_END_DIED, /* the holder is gone without a word (killed: its memory limit, a signal) */
+  ESB_SESSION_END__COUNT
+};
+const char *esb_session_end_name(enum esb_session_end end);
+/* 0, or -1 for a word that is none of them. */
+int esb_session_end_parse(const char *word, enum esb_session_end *end);
+
+/* The state file's one line: "<end word> <runs so far>\n". */
+#define ESB_SESSION_STATE_MAX 64
+
+/* pid 1 of the session: serves p's session until it ends; never returns. */
+_Noreturn void esb_session_hold(const struct esb_child_plan *p);
+
+#endif
