@@ -1,0 +1,245 @@
+-- Local sessions (src/backend/local_session.h): a sandbox with an id and a
+-- lifetime whose pid 1 (the holder, src/engine/sandbox/session_holder.h)
+-- keeps its working dir from run to run, ends each run's processes with
+-- the run, and ends itself at its TTL or idle timeout with nobody watching.
+-- Every case checks that nothing of what it started is left: the holder
+-- (gone, or a zombie that init has yet to reap), the session's directory,
+-- its cgroups (the leak check finds processes and cgroups of the suite's).
+local env = require "spec.support.env"
+local cjson = require "cjson"
+
+-- The suite's own directory of sessions, so that `ls` and `cleanup` here
+-- see only the sessions this file makes.
+local dir
+
+local function cli(args, stdin)
+  return env.cli_run(args, stdin, "ECHO_SANDBOX_SESSION_DIR=" .. env.quote(dir))
+end
+
+local function create(...)
+  local args = { "session", "create", "--json", ... }
+  local out, err, code = cli(args)
+  assert.are.equal(0, code, err)
+  local s = cjson.decode(out)
+  s.pid = math.tointeger(s.pid)
+  return s
+end
+
+local function run(id, shell, extra)
+  local args = { "session", "run", id, "--json" }
+  for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+  args[#args + 1] = "--shell"
+  args[#args + 1] = shell
+  local out, err, code = cli(args)
+  local ok, result = pcall(cjson.decode, out)
+  assert(ok, "stdout is not a JSON result: " .. out .. "\nstderr: " .. err)
+  return result, code, err
+end
+
+local function show(id)
+  local out, err, code = cli { "session", "show", id, "--json" }
+  assert.are.equal(0, code, err)
+  return cjson.decode(out)
+end
+
+local function read(path)
+  local f = io.open(path)
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- Alive: there, and not a zombie (the holder's parent, the CLI that made
+-- it, is gone; init reaps it in its own time).
+local function alive(pid)
+  local stat = read("/proc/" .. pid .. "/stat")
+  return stat ~= nil and stat:match("%) (%a)") ~= "Z"
+end
+
+-- Waits for the holder's end by polling it: an interlock on the process,
+-- with a generous cap (30 s), not a sleep of the expected length.
+local function wait_ended(pid)
+  for _ = 1, 3000 do
+    if not alive(pid) then return true end
+    os.execute("sleep 0.01")
+  end
+  return false
+end
+
+-- The session's cgroups, from the engine's record of it.
+local function cgroups_of(id)
+  local list = {}
+  for path in (read(dir .. "/" .. id .. "/info") or ""):gmatch("cgroup %d ([^\n]+)") do
+    list[#list + 1] = path
+  end
+  return list
+end
+
+local function assert_gone(id, pid, cgroups)
+  assert.is_true(wait_ended(pid), "the holder " .. pid .. " is still there")
+  assert.is_nil(read(dir .. "/" .. id .. "/info"), "the session's directory is left")
+  local f = io.open(dir .. "/" .. id)
+  assert.is_nil(f, "the session's directory is left")
+  for _, path in ipairs(cgroups) do
+    assert.is_nil(io.open(path .. "/tasks") or io.open(path .. "/cgroup.procs"), path .. " is left")
+  end
+end
+
+describe("echo-sandbox session", function()
+  env.check_leaks()
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -m 700 " .. dir))
+  end)
+
+  -- A case that failed may have left its session: removed here, and said.
+  teardown(function()
+    local out = cli { "session", "ls" }
+    for id in out:gmatch("(%x+)  ") do cli { "session", "rm", id } end
+    assert(os.execute("rmdir " .. dir))
+    assert.are.equal("", out, "sessions left: " .. out)
+  end)
+
+  -- Checked: with each run given a fresh working dir (a tmpfs of its own
+  -- mounted over the session's in a mount namespace of the run's), the
+  -- second run's cat found no file.
+  it("keeps the working dir: a file one run writes the next one reads", function()
+    local s = create()
+    assert.are.equal("alive", s.state)
+    local r, code, err = run(s.id, "echo forty-two > kept.txt")
+    assert.are.equal(0, code, err)
+    assert.are.equal(s.id, r.session)
+    r = run(s.id, "cat kept.txt")
+    assert.are.equal("forty-two\n", r.stdout)
+    assert.are.equal("exited", r.status)
+    assert.are.equal(2, show(s.id).runs)
+    local cgroups = cgroups_of(s.id)
+    local _, rm_err, rm_code = cli { "session", "rm", s.id }
+    assert.are.equal(0, rm_code, rm_err)
+    assert_gone(s.id, s.pid, cgroups)
+  end)
+
+  -- Checked: with the holder's clone of a run without CLONE_NEWPID, the
+  -- background sleep lived on after its run (env.running found it).
+  it("ends the processes a run starts with that run", function()
+    local s = create()
+    local sleep = env.unique_seconds(300)
+    local r = run(s.id, "sleep " .. sleep .. " </dev/null >/dev/null 2>&1 & echo started")
+    assert.are.equal("started\n", r.stdout)
+    -- The result comes after the holder reaped the run's pid 1, which the
+    -- kernel lets go only once every process of its pid namespace is gone.
+    assert.is_false(env.running { "sleep", sleep })
+    r = run(s.id, "ps -eo args")
+    assert.is_nil(r.stdout:find(sleep, 1, true), r.stdout)
+    local cgroups = cgroups_of(s.id)
+    cli { "session", "rm", s.id }
+    assert_gone(s.id, s.pid, cgroups)
+  end)
+
+  -- Checked: with the deadline's shutdown of the connection taken out, the
+  -- run went on to its program's own end (a `sleep 2` under --timeout 0.3
+  -- took its 2 s; this case then waits out its sleep's 300 s).
+  it("ends a run at its deadline and keeps the session", function()
+    local s = create()
+    local sleep = env.unique_seconds(300)
+    local r, code = run(s.id, "sleep " .. sleep, { "--timeout", "0.3" })
+    assert.are.equal(124, code)
+    assert.are.equal("timed_out", r.status)
+    assert.is_true(r.killed_by_us)
+    assert.is_false(env.running { "sleep", sleep })
+    r = run(s.id, "echo still here")
+    assert.are.equal("still here\n", r.stdout)
+    local cgroups = cgroups_of(s.id)
+    cli { "session", "rm", s.id }
+    assert_gone(s.id, s.pid, cgroups)
+  end)
+
+  -- Checked: with every run sent to one session's socket (the lowest id),
+  -- the other session's run read the secret.
+  it("keeps two sessions' files apart", function()
+    local a, b = create(), create()
+    run(a.id, "echo secret-of-a > secret.txt")
+    local r = run(b.id, "cat secret.txt; ls -a; ls /proc/*/cwd/ 2>/dev/null")
+    assert.is_nil(r.stdout:find("secret", 1, true), r.stdout)
+    assert.are.equal("secret-of-a\n", run(a.id, "cat secret.txt").stdout)
+    local cga, cgb = cgroups_of(a.id), cgroups_of(b.id)
+    cli { "session", "rm", a.id }
+    cli { "session", "rm", b.id }
+    assert_gone(a.id, a.pid, cga)
+    assert_gone(b.id, b.pid, cgb)
+  end)
+
+  -- Checked: without the holder's prctl(PR_SET_PDEATHSIG, 0) (it keeps the
+  -- sandbox child's SIGKILL on its parent's death), the holder died with
+  -- the create command and the next run said the session had died.
+  it("outlives the command that made it", function()
+    local s = create()
+    -- cli_run returned: the create command has exited.
+    assert.is_true(alive(s.pid))
+    local r, code, err = run(s.id, "echo after")
+    assert.are.equal(0, code, err)
+    assert.are.equal("after\n", r.stdout)
+    local cgroups = cgroups_of(s.id)
+    cli { "session", "rm", s.id }
+    assert_gone(s.id, s.pid, cgroups)
+  end)
+
+  -- Checked: with the holder's timer armed for the TTL only, the holder was
+  -- still there when the 30 s cap ran out.
+  it("ends by itself once idle, with nothing watching it, and says so", function()
+    local s = create("--idle-timeout", "200")
+    local cgroups = cgroups_of(s.id)
+    assert.is_true(wait_ended(s.pid), "the idle session's holder is still there")
+    local now = show(s.id)
+    assert.are.equal("ended", now.state)
+    assert.are.equal("idle", now.ended)
+    local _, err, code = cli { "session", "run", s.id, "--shell", "true" }
+    assert.are.equal(125, code)
+    assert.truthy(err:find(s.id .. " has ended (idle)", 1, true), err)
+    _, err, code = cli { "session", "rm", s.id }
+    assert.are.equal(0, code, err)
+    assert.truthy(err:find("had ended (idle)", 1, true), err)
+    assert_gone(s.id, s.pid, cgroups)
+  end)
+
+  -- Checked: with rm's removal of the cgroups taken out, the memory
+  -- cgroup's directory was still there.
+  it("rm ends the session and leaves no process, cgroup or directory", function()
+    local s = create("--memory", "128Mi")
+    local cgroups = cgroups_of(s.id)
+    if env.cgroups_available() then assert.is_true(#cgroups > 0) end
+    run(s.id, "echo x > f")
+    local _, err, code = cli { "session", "rm", s.id }
+    assert.are.equal(0, code, err)
+    assert_gone(s.id, s.pid, cgroups)
+  end)
+
+  it("names an unknown session id, and one that is no id, with exit code 125", function()
+    local unknown = ("0123456789abcdef"):rep(2)
+    for _, args in ipairs {
+      { "session", "run", unknown, "--shell", "true" }, { "session", "show", unknown }, { "session", "rm", unknown },
+      { "session", "run", "../etc", "--shell", "true" },
+    } do
+      local _, err, code = cli(args)
+      assert.are.equal(125, code, err)
+      assert.truthy(err:find("no session '" .. args[3] .. "'", 1, true), err)
+    end
+  end)
+
+  -- Checked: without cleanup's sweep of sessions, the killed session's
+  -- directory and cgroups were left.
+  it("cleanup removes a session whose holder was killed", function()
+    local s = create()
+    local cgroups = cgroups_of(s.id)
+    assert(os.execute("kill -KILL " .. s.pid))
+    assert.is_true(wait_ended(s.pid))
+    assert.are.equal("died", show(s.id).ended)
+    local out, err, code = cli { "cleanup", "--local-only" }
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("removed session " .. s.id .. " (died)", 1, true), out)
+    assert_gone(s.id, s.pid, cgroups)
+  end)
+end)
