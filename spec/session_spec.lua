@@ -42,12 +42,13 @@ local function show(id)
   return cjson.decode(out)
 end
 
+-- A file's text, or nil where there is none.
 local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
+  local ok, text = pcall(function()
+    local f <close> = assert(io.open(path))
+    return f:read("a")
+  end)
+  return ok and text or nil
 end
 
 -- Alive: there, and not a zombie (the holder's parent, the CLI that made
@@ -86,6 +87,14 @@ local function assert_gone(id, pid, cgroups)
   end
 end
 
+-- rm, and nothing of the session left.
+local function remove(s)
+  local cgroups = cgroups_of(s.id)
+  local _, err, code = cli { "session", "rm", s.id }
+  assert.are.equal(0, code, err)
+  assert_gone(s.id, s.pid, cgroups)
+end
+
 describe("echo-sandbox session", function()
   env.check_leaks()
 
@@ -116,10 +125,7 @@ describe("echo-sandbox session", function()
     assert.are.equal("forty-two\n", r.stdout)
     assert.are.equal("exited", r.status)
     assert.are.equal(2, show(s.id).runs)
-    local cgroups = cgroups_of(s.id)
-    local _, rm_err, rm_code = cli { "session", "rm", s.id }
-    assert.are.equal(0, rm_code, rm_err)
-    assert_gone(s.id, s.pid, cgroups)
+    remove(s)
   end)
 
   -- Checked: with the holder's clone of a run without CLONE_NEWPID, the
@@ -134,9 +140,7 @@ describe("echo-sandbox session", function()
     assert.is_false(env.running { "sleep", sleep })
     r = run(s.id, "ps -eo args")
     assert.is_nil(r.stdout:find(sleep, 1, true), r.stdout)
-    local cgroups = cgroups_of(s.id)
-    cli { "session", "rm", s.id }
-    assert_gone(s.id, s.pid, cgroups)
+    remove(s)
   end)
 
   -- Checked: with the deadline's shutdown of the connection taken out, the
@@ -152,9 +156,7 @@ describe("echo-sandbox session", function()
     assert.is_false(env.running { "sleep", sleep })
     r = run(s.id, "echo still here")
     assert.are.equal("still here\n", r.stdout)
-    local cgroups = cgroups_of(s.id)
-    cli { "session", "rm", s.id }
-    assert_gone(s.id, s.pid, cgroups)
+    remove(s)
   end)
 
   -- Checked: with every run sent to one session's socket (the lowest id),
@@ -165,11 +167,8 @@ describe("echo-sandbox session", function()
     local r = run(b.id, "cat secret.txt; ls -a; ls /proc/*/cwd/ 2>/dev/null")
     assert.is_nil(r.stdout:find("secret", 1, true), r.stdout)
     assert.are.equal("secret-of-a\n", run(a.id, "cat secret.txt").stdout)
-    local cga, cgb = cgroups_of(a.id), cgroups_of(b.id)
-    cli { "session", "rm", a.id }
-    cli { "session", "rm", b.id }
-    assert_gone(a.id, a.pid, cga)
-    assert_gone(b.id, b.pid, cgb)
+    remove(a)
+    remove(b)
   end)
 
   -- Checked: without the holder's prctl(PR_SET_PDEATHSIG, 0) (it keeps the
@@ -182,9 +181,7 @@ describe("echo-sandbox session", function()
     local r, code, err = run(s.id, "echo after")
     assert.are.equal(0, code, err)
     assert.are.equal("after\n", r.stdout)
-    local cgroups = cgroups_of(s.id)
-    cli { "session", "rm", s.id }
-    assert_gone(s.id, s.pid, cgroups)
+    remove(s)
   end)
 
   -- Checked: with the holder's timer armed for the TTL only, the holder was
@@ -212,9 +209,7 @@ describe("echo-sandbox session", function()
     local cgroups = cgroups_of(s.id)
     if env.cgroups_available() then assert.is_true(#cgroups > 0) end
     run(s.id, "echo x > f")
-    local _, err, code = cli { "session", "rm", s.id }
-    assert.are.equal(0, code, err)
-    assert_gone(s.id, s.pid, cgroups)
+    remove(s)
   end)
 
   it("names an unknown session id, and one that is no id, with exit code 125", function()
