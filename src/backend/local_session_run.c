@@ -62,8 +62,9 @@ static void session_gone(const char *id, struct esb_result *r, bool during) {
     return;
   }
   if (info.end == ESB_SESSION_ALIVE)
-    esb_result_fail(r, ESB_E_BACKEND, "session %s refused the run (%s)", id,
-                    during ? "it ended it" : "too many runs at once");
+    esb_result_fail(r, ESB_E_BACKEND, "session %s %s", id,
+                    during ? "let the run go without its status (it refuses a run beyond 64 at once)"
+                           : "did not take the run");
   else
     esb_result_fail(r, during ? ESB_E_BACKEND : ESB_E_INVALID_REQUEST, "session %s %s (%s)", id,
                     during ? "ended during the run" : "has ended", esb_session_end_name(info.end));
