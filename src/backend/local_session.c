@@ -161,6 +161,7 @@ static int write_info(struct making *m, const struct esb_plan *plan, struct esb_
   (void)plan;
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
     rec.cgroups[i] = m->has_cgroup ? m->cgroup.dirs[i] : NULL;
+  rec.cgroup_version = m->has_cgroup ? m->cgroup.version : ESB_CGROUP_NONE;
   return esb_session_record_write(m->dir, &rec, err);
 }
 
@@ -277,6 +278,12 @@ static void info_from(const char *id, const char *dir, const struct esb_session_
    * word, it died (killed). */
   if (info->end == ESB_SESSION_ALIVE && !esb_session_holder_alive(rec->pid, rec->start))
     info->end = ESB_SESSION_END_DIED;
+  /* Gone without a word, from a session whose memory cgroup saw the OOM
+   * killer: its memory limit ended it (the holder is the last process
+   * the OOM killer takes: the smallest, once the runs are gone). */
+  struct esb_cgroup cg;
+  if (info->end == ESB_SESSION_END_DIED && esb_session_cgroup_view(rec, &cg) && esb_cgroup_oom_killed(&cg))
+    info->end = ESB_SESSION_END_MEMORY;
 }
 
 int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err) {

@@ -54,6 +54,7 @@ int esb_session_record_write(const char *dir, const struct esb_session_record *r
           (unsigned long long)rec->created_ms, (unsigned long long)rec->ttl_ms,
           (unsigned long long)rec->idle_timeout_ms, (unsigned)rec->inner_uid, (unsigned)rec->inner_gid,
           (unsigned long long)rec->address_space);
+  fprintf(f, "cgroup_version %d\n", (int)rec->cgroup_version);
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
     if (rec->cgroups[i])
       fprintf(f, "cgroup %d %s\n", i, rec->cgroups[i]);
@@ -74,6 +75,7 @@ static void read_line(struct esb_session_record *rec, char *line) {
   else if (strcmp(line, "ttl_ms") == 0) rec->ttl_ms = v;
   else if (strcmp(line, "idle_timeout_ms") == 0) rec->idle_timeout_ms = v;
   else if (strcmp(line, "address_space") == 0) rec->address_space = v;
+  else if (strcmp(line, "cgroup_version") == 0) rec->cgroup_version = (enum esb_cgroup_version)v;
   else if (strcmp(line, "inner_ids") == 0) {
     unsigned u, g;
     if (sscanf(value, "%u %u", &u, &g) == 2) {
@@ -153,6 +155,15 @@ void esb_session_files_remove(const char *dir) {
     unlink(path);
   }
   rmdir(dir);
+}
+
+bool esb_session_cgroup_view(const struct esb_session_record *rec, struct esb_cgroup *cg) {
+  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+  if (!rec->cgroups[ESB_CGROUP_MEMORY] || rec->cgroup_version == ESB_CGROUP_NONE)
+    return false;
+  cg->version = rec->cgroup_version;
+  cg->dirs[ESB_CGROUP_MEMORY] = (char *)rec->cgroups[ESB_CGROUP_MEMORY];
+  return true;
 }
 
 void esb_session_cgroup_forget(struct esb_cgroup *cg) {

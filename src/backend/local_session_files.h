@@ -20,6 +20,7 @@ struct esb_session_record {
   gid_t inner_gid;
   uint64_t address_space;    /* RLIMIT_AS of its runs: 0 where a cgroup limits memory */
   const char *cgroups[ESB_CGROUP__COUNT]; /* the cgroups' paths; NULL: none */
+  enum esb_cgroup_version cgroup_version;
   char *owned;               /* read back: the strings above point in here */
 };
 
@@ -44,6 +45,10 @@ bool esb_session_holder_alive(pid_t pid, uint64_t start);
 
 /* Removes the files of a session's directory, then the directory. */
 void esb_session_files_remove(const char *dir);
+
+/* The session's memory cgroup as a struct esb_cgroup to read (its OOM
+ * kills), pointing into rec: never to be destroyed. false: it has none. */
+bool esb_session_cgroup_view(const struct esb_session_record *rec, struct esb_cgroup *cg);
 
 /* Closes what our struct holds of cgroups whose lock another process
  * holds too, and frees it, leaving the cgroups as they are. */

@@ -41,6 +41,7 @@ struct session_run {
   struct esb_report rep;
   size_t rep_got;
   bool killed, interrupted;
+  bool lost;                  /* it ended with no word of its pid 1 (its status, its failure) */
   uint64_t deadline_ns;       /* 0: none */
   const struct esb_output_sink *sink;
   struct esb_result *result;
@@ -63,7 +64,8 @@ static void session_gone(const char *id, struct esb_result *r, bool during) {
   }
   if (info.end == ESB_SESSION_ALIVE)
     esb_result_fail(r, ESB_E_BACKEND, "session %s %s", id,
-                    during ? "let the run go without its status (it refuses a run beyond 64 at once)"
+                    during ? "ended the run without its status (more than 64 runs at once, or the "
+                             "run's pid 1 was killed)"
                            : "did not take the run");
   else
     esb_result_fail(r, during ? ESB_E_BACKEND : ESB_E_INVALID_REQUEST, "session %s %s (%s)", id,
@@ -280,8 +282,44 @@ static void finish(struct session_run *s, const char *id, const struct esb_plan 
     r->killed_by_us = true;
   } else if (reported && s->rep.kind == ESB_REPORT_STATUS)
     esb_result_wait_status(r, s->rep.status);
-  else
+  else {
+    s->lost = true;
     session_gone(id, r, true);
+  }
+}
+
+/* The session's memory cgroup saw the OOM killer during the run, and the
+ * program (or the shell around it) died of SIGKILL, or the run's pid 1
+ * did (no word of it came): what a one-shot run reports as OOMKilled
+ * (backend/local.c). Runs side by side in one session share the cgroup:
+ * each that died so then says so. */
+static void note_oom(struct esb_cgroup *cg, bool has_cgroup, bool lost, struct esb_result *r) {
+  bool killed = (r->status == ESB_STATUS_SIGNALED && r->signal == SIGKILL) ||
+                (r->status == ESB_STATUS_EXITED && r->exit_code == 128 + SIGKILL) || lost;
+  if (!has_cgroup || !esb_cgroup_oom_killed(cg) || !killed)
+    return;
+  free(r->error_message); /* the lost run's words: the OOM killer's are better */
+  r->error_message = NULL;
+  r->error = ESB_OK;
+  esb_result_oom_killed(r);
+}
+
+/* Hands the run over and sees it to its end. */
+static void go(struct session_run *s, const char *id, const char *dir, const struct esb_plan *plan,
+               const struct esb_session_record *rec, int plan_fd) {
+  struct esb_cgroup cg;
+  bool has_cgroup = esb_session_cgroup_view(rec, &cg);
+  if (has_cgroup)
+    esb_cgroup_oom_killed(&cg); /* the count before the run */
+  if (hand_over(s, dir, plan_fd, s->result) < 0) {
+    if (s->result->status != ESB_STATUS_ERROR || !s->result->error_message)
+      session_gone(id, s->result, false);
+    return;
+  }
+  feed_stdin(s);
+  move_bytes(s);
+  finish(s, id, plan);
+  note_oom(&cg, has_cgroup, s->lost, s->result);
 }
 
 void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_result *r, int interrupt_fd,
@@ -305,28 +343,19 @@ void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_res
   snprintf(dir, sizeof dir, "%s/%s", esb_session_dir(), id);
   struct esb_session_record rec;
   int plan_fd = -1;
-  if (esb_session_record_read(dir, &rec) < 0 || write_plan(plan, &rec, &plan_fd, r) < 0) {
-    if (r->status != ESB_STATUS_ERROR || !r->error_message)
-      session_gone(id, r, false);
-    esb_session_record_release(&rec);
-    return;
-  }
-  esb_session_record_release(&rec);
   struct session_run s = { .in = -1, .out = -1, .err = -1, .report = -1, .conn = -1,
                            .interrupt_fd = interrupt_fd, .stdin_data = plan->stdin_data,
                            .stdin_len = plan->stdin_len, .sink = output, .result = r };
-  r->out.cap = r->err.cap = plan->max_output_bytes;
-  if (plan->timeout_ms)
-    s.deadline_ns = started + plan->timeout_ms * 1000000u;
-  if (hand_over(&s, dir, plan_fd, r) < 0) {
-    if (r->status != ESB_STATUS_ERROR || !r->error_message)
-      session_gone(id, r, false);
-  } else {
-    feed_stdin(&s);
-    move_bytes(&s);
-    finish(&s, id, plan);
+  if (esb_session_record_read(dir, &rec) < 0)
+    session_gone(id, r, false);
+  else if (write_plan(plan, &rec, &plan_fd, r) == 0) {
+    r->out.cap = r->err.cap = plan->max_output_bytes;
+    if (plan->timeout_ms)
+      s.deadline_ns = started + plan->timeout_ms * 1000000u;
+    go(&s, id, dir, plan, &rec, plan_fd);
+    close(plan_fd);
   }
-  close(plan_fd);
+  esb_session_record_release(&rec);
   int *fds[] = { &s.in, &s.out, &s.err, &s.report, &s.conn };
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
     close_fd(fds[i]);

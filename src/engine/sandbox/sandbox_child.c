@@ -444,6 +444,7 @@ _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
 
 int esb_child_unshare_step(void) { return STEP_UNSHARE; }
 int esb_child_init_step(void) { return STEP_INIT; }
+int esb_child_fork_step(void) { return STEP_FORK; }
 
 _Noreturn void esb_child_plan_unreadable(int report_fd) {
   struct esb_child_plan p = { .report_fd = report_fd };

@@ -60,6 +60,8 @@ _Noreturn void esb_child_main_exec(const struct esb_child_plan *plan, uint64_t n
 int esb_child_unshare_step(void);
 /* The step an exec of echo-sandbox-init that failed reports. */
 int esb_child_init_step(void);
+/* The step a fork of the program (or of a session's run) that failed reports. */
+int esb_child_fork_step(void);
 
 /* A run in a session: p's pid 1, forked by the session's holder into a
  * pid namespace of its own, inside the session's sandbox (built already).

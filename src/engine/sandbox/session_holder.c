@@ -37,7 +37,7 @@
 
 static const char *const end_names[ESB_SESSION_END__COUNT] = {
   [ESB_SESSION_ALIVE] = "alive", [ESB_SESSION_END_TTL] = "ttl", [ESB_SESSION_END_IDLE] = "idle",
-  [ESB_SESSION_END_DELETED] = "deleted", [ESB_SESSION_END_DIED] = "died",
+  [ESB_SESSION_END_DELETED] = "deleted", [ESB_SESSION_END_DIED] = "died", [ESB_SESSION_END_MEMORY] = "memory",
 };
 
 const char *esb_session_end_name(enum esb_session_end end) {
@@ -125,6 +125,13 @@ static pid_t start_run(struct holder *hs, const int *fds, int n) {
   pid_t pid = esb_clone(CLONE_NEWPID, NULL, SIGCHLD, -1, NULL);
   if (pid == 0)
     run_child(w, fds, n);
+  if (pid < 0) {
+    /* Said on the run's report pipe, as its pid 1 would: the session's
+     * memory (its working dir's files count) or process limit, mostly. */
+    struct esb_report r = { .kind = ESB_REPORT_SETUP_FAILED, .step = esb_child_fork_step(), .error = errno };
+    if (write(fds[ESB_SESSION_FD_REPORT], &r, sizeof r) != (ssize_t)sizeof r)
+      pid = -1; /* no one to tell: the engine sees the run go without a word */
+  }
   free(w->net_rules);
   free(w->bytes);
   free(w->vectors);

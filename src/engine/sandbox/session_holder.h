@@ -64,7 +64,8 @@ enum esb_session_fd {
 /* Why a session ended: the words its state file and `session show` use. */
 enum esb_session_end {
   ESB_SESSION_ALIVE, ESB_SESSION_END_TTL, ESB_SESSION_END_IDLE, ESB_SESSION_END_DELETED,
-  ESB_SESSION_END_DIED, /* the holder is gone without a word (killed: its memory limit, a signal) */
+  ESB_SESSION_END_DIED, /* the holder is gone without a word (killed) */
+  ESB_SESSION_END_MEMORY, /* the same, and the session's memory cgroup OOM-killed a process */
   ESB_SESSION_END__COUNT
 };
 const char *esb_session_end_name(enum esb_session_end end);
