@@ -258,7 +258,8 @@ const char *esb_session_dir(void) {
   else if (xdg && xdg[0] == '/')
     snprintf(dir, sizeof dir, "%s/echo-sandbox/sessions", xdg);
   else
-    snprintf(dir, sizeof dir, "/tmp/echo-sandbox-%u/sessions", (unsigned)geteuid());
+    snprintf(dir, sizeof dir, "/tmp/echo-sandbox.sessions.%u", (unsigned)geteuid()); /* one level in
+                                  the sticky /tmp: no one else can move it, and it must be ours, 0700 */
   return dir;
 }
 

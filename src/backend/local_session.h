@@ -54,7 +54,7 @@ struct esb_session_info {
 
 /* Where sessions live: $ECHO_SANDBOX_SESSION_DIR, else as root
  * /run/echo-sandbox/sessions, else $XDG_RUNTIME_DIR/echo-sandbox/sessions,
- * else /tmp/echo-sandbox-UID/sessions. */
+ * else /tmp/echo-sandbox.sessions.UID. */
 const char *esb_session_dir(void);
 
 /* Makes a session for the plan's sandbox and limits (its program is not
