@@ -159,6 +159,27 @@ describe("echo-sandbox session", function()
     remove(s)
   end)
 
+  -- Two runs side by side, interlocked (the first waits for a file the
+  -- second makes): they share the working dir and overlap in time.
+  -- Checked: with the holder's state written by ftruncate and then a write
+  -- (as first), a run that read the file between the two was refused with
+  -- "has ended (died)" (seen with two at once; a race, so not every time).
+  it("takes runs side by side", function()
+    local s = create()
+    local out = os.tmpname()
+    local parts = { "ECHO_SANDBOX_SESSION_DIR=" .. env.quote(dir), env.cli_prefix, env.quote(env.cli), "session",
+                    "run", s.id, "--timeout", "30", "--shell",
+                    env.quote("while [ ! -e second-was-here ]; do sleep 0.01; done; echo first") }
+    local wait = env.in_background(table.concat(parts, " ") .. " >" .. out .. " 2>&1")
+    local r, code, err = run(s.id, "touch second-was-here; echo second")
+    assert.are.equal(0, code, err)
+    assert.are.equal("second\n", r.stdout)
+    assert.are.equal(0, wait())
+    assert.are.equal("first\n", read(out))
+    os.remove(out)
+    remove(s)
+  end)
+
   -- Checked: with every run sent to one session's socket (the lowest id),
   -- the other session's run read the secret.
   it("keeps two sessions' files apart", function()

@@ -114,9 +114,10 @@ void esb_session_state_read(const char *dir, enum esb_session_end *end, uint64_t
   snprintf(path, sizeof path, "%s/state", dir);
   char *text = esb_read_file(path, &len);
   unsigned long long n = 0;
-  *end = ESB_SESSION_END_DIED;
+  /* No word (yet): alive for as long as the holder is (the caller asks). */
+  *end = ESB_SESSION_ALIVE;
   if (text && sscanf(text, "%31s %llu", word, &n) == 2 && esb_session_end_parse(word, end) < 0)
-    *end = ESB_SESSION_END_DIED;
+    *end = ESB_SESSION_ALIVE;
   *runs = n;
   free(text);
 }

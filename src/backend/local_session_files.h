@@ -35,7 +35,8 @@ int esb_session_record_write(const char *dir, const struct esb_session_record *r
 int esb_session_record_read(const char *dir, struct esb_session_record *rec);
 void esb_session_record_release(struct esb_session_record *rec);
 
-/* The holder's word in the state file, and the runs it counted. */
+/* The holder's word in the state file, and the runs it counted; no word
+ * is ESB_SESSION_ALIVE, which holds only while the holder lives. */
 void esb_session_state_read(const char *dir, enum esb_session_end *end, uint64_t *runs);
 
 /* A process's start time (field 22 of /proc/PID/stat); 0 where it is gone. */

@@ -70,10 +70,12 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* One write of one fixed-width line at the file's start, never truncated
+ * first: a reader never finds the file empty or half of two lines. */
 static void write_state(const struct holder *hs, enum esb_session_end end) {
   char line[ESB_SESSION_STATE_MAX];
-  int n = snprintf(line, sizeof line, "%s %llu\n", esb_session_end_name(end), (unsigned long long)hs->runs);
-  if (ftruncate(hs->h->state_fd, 0) == 0 && pwrite(hs->h->state_fd, line, (size_t)n, 0) == n)
+  int n = snprintf(line, sizeof line, "%-8s %20llu\n", esb_session_end_name(end), (unsigned long long)hs->runs);
+  if (pwrite(hs->h->state_fd, line, (size_t)n, 0) == n)
     return;
   /* Nothing to tell it to: `session show` then says "died". */
 }
