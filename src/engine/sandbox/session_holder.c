@@ -129,10 +129,11 @@ static pid_t start_run(struct holder *hs, const int *fds, int n) {
     run_child(w, fds, n);
   if (pid < 0) {
     /* Said on the run's report pipe, as its pid 1 would: the session's
-     * memory (its working dir's files count) or process limit, mostly. */
+     * memory (its working dir's files count) or process limit, mostly.
+     * Where the write fails too, the engine sees the run go without a word. */
     struct esb_report r = { .kind = ESB_REPORT_SETUP_FAILED, .step = esb_child_fork_step(), .error = errno };
-    if (write(fds[ESB_SESSION_FD_REPORT], &r, sizeof r) != (ssize_t)sizeof r)
-      pid = -1; /* no one to tell: the engine sees the run go without a word */
+    ssize_t said = write(fds[ESB_SESSION_FD_REPORT], &r, sizeof r);
+    (void)said;
   }
   free(w->net_rules);
   free(w->bytes);
