@@ -123,7 +123,7 @@ static void after_exit(struct esb_exec *exec, void *userdata) {
  * grace (it has no CPU time left to spend in one). RLIMIT_CPU stays, a
  * second later per process, as the backstop. Without a cgroup that counts
  * (none, or the policy's cgroups = false) the budget is RLIMIT_CPU's, per
- * process, and the result's warning says so. */
+ * process, and a warning of the result says so. */
 #define CPU_WATCH_MIN_NS 10000000ull   /* 10 ms between two reads at most */
 #define CPU_WATCH_MAX_USEC 3600000000ull /* an hour of CPU: a policy's huge budget, read hourly */
 
@@ -175,6 +175,22 @@ static void start_cpu_watch(struct esb_local_run *run) {
   watch_cpu_at(run, run->plan->local.limits.cpu_secs * 1000000, 0);
 }
 
+/* A limit the run was held to less strictly than the plan asked, one
+ * warning each: no failure to set one up is dropped. */
+static void warn_degraded(const struct esb_local_run *run, struct esb_result *r) {
+  const struct esb_local_settings *ls = &run->plan->local;
+  bool refused = run->cgroup_refused.code != ESB_OK;
+  if (refused)
+    esb_result_warn(r, "no cgroup for the run (%s): its memory limit was the address space's (RLIMIT_AS)",
+                    run->cgroup_refused.message);
+  if (ls->cpu_millicores && !run->cpu_rate_held)
+    esb_result_warn(r, "cpu_millicores was not held: %s",
+                    run->cgroup_ready ? "the run's cgroup has no CPU controller" : "no cgroup for the run");
+  if (ls->limits.cpu_secs && run->seen.cpu_time_ms < 0)
+    esb_result_warn(r, "cpu_time_secs was a limit per process (RLIMIT_CPU), not of the whole run: no cgroup "
+                       "counted the run's CPU time");
+}
+
 /* The cgroup's word into the result. The OOM killer ended the program (or
  * the shell around it saw its child die of SIGKILL): what Kubernetes
  * reports as OOMKilled. */
@@ -187,14 +203,7 @@ static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
     esb_result_cpu_time_exceeded(r);
   if (r->status == ESB_STATUS_ERROR)
     return;
-  if (run->cgroup_refused && !r->warning &&
-      asprintf(&r->warning, "no cgroup for the run (%s): its memory limit was the address space's (RLIMIT_AS)%s%s",
-               run->cgroup_refused, run->plan->local.cpu_millicores ? ", with no CPU rate limit" : "",
-               run->plan->local.limits.cpu_secs ? ", and cpu_time_secs a limit per process (RLIMIT_CPU)" : "") < 0)
-    r->warning = NULL;
-  if (run->plan->local.limits.cpu_secs && run->seen.cpu_time_ms < 0 && !r->warning)
-    r->warning = strdup("cpu_time_secs was a limit per process (RLIMIT_CPU), not of the whole run: no cgroup "
-                        "counted the run's CPU time"); /* NULL on OOM: no warning */
+  warn_degraded(run, r);
   if (run->seen.cpu_time_ms >= 0)
     r->cpu_time_ms = run->seen.cpu_time_ms;
   if (run->seen.memory_peak_bytes >= 0)
@@ -312,18 +321,18 @@ static void make_cgroups(void *userdata) {
                                         .cpu_millicores = plan->local.cpu_millicores,
                                         .count_cpu = counts_cpu(plan),
                                         .pids_by_uid = run->uid_slot.fd >= 0 && l->processes };
-    char why[ESB_MESSAGE_MAX];
+    struct esb_error *refused = &run->cgroup_refused;
     /* An engine with no pool of its own (one run: the CLI's run) takes a
      * slot of the pool engines share (engine/cgroup.h). */
-    int rc = run->cgroup_pool ? esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why)
-                              : esb_cgroup_claim(&run->cgroup, &limits, why, sizeof why);
+    int rc = run->cgroup_pool ? esb_cgroup_ready(&run->cgroup, &limits, refused->message, sizeof refused->message)
+                              : esb_cgroup_claim(&run->cgroup, &limits, refused->message, sizeof refused->message);
     if (rc < 0) {
-      free(run->cgroup_refused);
-      run->cgroup_refused = strdup(why); /* NULL on OOM: the result says less */
+      refused->code = ESB_E_SANDBOX_SETUP; /* said in a warning: the run goes on with rlimits */
       return;
     }
     run->cgroup_ready = true;
   }
+  run->cpu_rate_held = esb_cgroup_cpu_rate(&run->cgroup) > 0;
   run->sandbox.cgroup_procs = run->cgroup.procs;
   run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
   run->sandbox.cgroup_dir = run->cgroup.version == ESB_CGROUP_V2 ? &run->cgroup.dir_fd : NULL;
@@ -432,8 +441,8 @@ static void release_host_side(struct esb_local_run *run) {
     close(run->collect_fd);
   run->collect_fd = -1;
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
-  free(run->cgroup_refused);
-  run->cgroup_refused = NULL;
+  run->cgroup_refused = (struct esb_error)ESB_ERROR_INIT;
+  run->cpu_rate_held = false;
   if (run->tmpdir) {
     remove_workdir(&run->sandbox, run->tmpdir);
     free(run->tmpdir);
@@ -494,8 +503,8 @@ static void finished(struct esb_exec *exec, void *userdata) {
   }
   esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* read_cgroup settled it */
   run->cgroup_ready = false;
-  free(run->cgroup_refused);
-  run->cgroup_refused = NULL;
+  run->cgroup_refused = (struct esb_error)ESB_ERROR_INIT;
+  run->cpu_rate_held = false;
   release_host_side(run);
   if (run->on_done)
     run->on_done(run, run->userdata);
