@@ -41,18 +41,18 @@ static void remove_tree(const char *dir) {
 }
 
 /* Removes the host working dir of a run without namespaces (isolation
- * rlimits). As root, the removal runs as the program's own uid, in a child
+ * rlimits); -1 with *err where it is left. As root, the removal runs as the program's own uid, in a child
  * of its own: whatever the program planted there (a symlink swapped in
  * mid-removal), the removal can delete nothing the program could not have
  * deleted itself. Otherwise we are the program's uid already. The
  * directory itself, empty by then, we remove. */
-static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
+static int remove_workdir(const struct esb_sandbox *sb, const char *dir, struct esb_error *err) {
   if (!sb->switch_ids) {
     remove_tree(dir);
-    return;
+    return access(dir, F_OK) == 0 ? esb_error_set(err, ESB_E_SYSTEM, "the working dir %s was left", dir) : 0;
   }
   if (rmdir(dir) == 0)
-    return; /* left empty: nothing to walk, no child needed */
+    return 0; /* left empty: nothing to walk, no child needed */
   struct esb_sandbox as_program = { .switch_ids = true, .uid = sb->uid, .gid = sb->gid };
   const char *argv[] = {"/bin/sh", "-c", "chmod -R u+rwx -- \"$0\" 2>/dev/null; exec rm -rf -- \"$0\"", dir, NULL};
   const char *env[] = {"PATH=/usr/bin:/bin", NULL};
@@ -60,14 +60,17 @@ static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
   c.argv = argv;
   c.env = env;
   c.sandbox = &as_program;
-  char why[ESB_MESSAGE_MAX];
-  int status;
-  if (esb_child_start(&c, why, sizeof why) == 0)
+  int status, rc = esb_child_start(&c, err);
+  if (rc == 0)
     esb_child_reap(&c, &status, false);
   esb_child_close(&c);
   /* Its parent may not be the program's to write in ($TMPDIR): the empty
    * directory itself is ours to remove, and rmdir follows no symlink. */
-  rmdir(dir);
+  if (rmdir(dir) == 0 || errno == ENOENT)
+    return 0;
+  if (rc == 0)
+    esb_error_errno(err, ESB_E_SYSTEM, "removing the working dir %s", dir);
+  return -1;
 }
 
 /* The cgroup's part of after_exit, on whichever thread reaped the child: what the
@@ -188,7 +191,7 @@ static void warn_degraded(const struct esb_local_run *run, struct esb_result *r)
                     run->cgroup_ready ? "the run's cgroup has no CPU controller" : "no cgroup for the run");
   if (ls->limits.cpu_secs && run->seen.cpu_time_ms < 0)
     esb_result_warn(r, "cpu_time_secs was a limit per process (RLIMIT_CPU), not of the whole run: no cgroup "
-                       "counted the run's CPU time");
+                    "counted the run's CPU time");
 }
 
 /* The cgroup's word into the result. The OOM killer ended the program (or
@@ -210,17 +213,17 @@ static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
     r->memory_peak_bytes = run->seen.memory_peak_bytes;
 }
 
-static int make_workdir(struct esb_local_run *run, char *why, size_t n) {
+static int make_workdir(struct esb_local_run *run, struct esb_error *err) {
   const char *base = getenv("TMPDIR");
   if (!base || base[0] != '/')
     base = "/tmp";
   if (asprintf(&run->tmpdir, "%s/echo-sandbox-XXXXXX", base) < 0) {
     run->tmpdir = NULL;
-    snprintf(why, n, "out of memory");
+    esb_error_set(err, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
   if (!mkdtemp(run->tmpdir)) {
-    snprintf(why, n, "creating the working dir under %s: %s", base, strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "creating the working dir under %s", base);
     free(run->tmpdir);
     run->tmpdir = NULL;
     return -1;
@@ -232,9 +235,9 @@ static int make_workdir(struct esb_local_run *run, char *why, size_t n) {
  * are in: until then it is mkdtemp's 0700 of ours, which no other user (a
  * sandbox of another run among them) can enter to swap a directory for a
  * link while we write. */
-static int hand_over_workdir(struct esb_local_run *run, char *why, size_t n) {
+static int hand_over_workdir(struct esb_local_run *run, struct esb_error *err) {
   if (geteuid() == 0 && chown(run->tmpdir, run->sandbox.uid, run->sandbox.gid) < 0) {
-    snprintf(why, n, "handing the working dir to uid %u: %s", (unsigned)run->sandbox.uid, strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "handing the working dir to uid %u", (unsigned)run->sandbox.uid);
     return -1; /* removed with the run's host side */
   }
   return 0;
@@ -291,10 +294,10 @@ static int own_host_ids(struct esb_local_run *run, const struct esb_plan *plan) 
   if (!run->sandbox.switch_ids || !plan->local.uid_count ||
       !esb_uid_slot_usable(plan->local.uid_first, plan->local.uid_count))
     return 0;
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   if (run->uid_slot.fd < 0 &&
-      esb_uid_slot_take(plan->local.uid_first, plan->local.uid_count, &run->uid_slot, why, sizeof why) < 0) {
-    esb_result_fail(&run->exec.result, errno == ENOSPC ? ESB_E_BACKEND_UNAVAILABLE : ESB_E_SYSTEM, "%s", why);
+      esb_uid_slot_take(plan->local.uid_first, plan->local.uid_count, &run->uid_slot, &err) < 0) {
+    esb_result_fail_error(&run->exec.result, &err);
     return -1;
   }
   run->sandbox.uid = run->uid_slot.uid;
@@ -365,9 +368,9 @@ static void ready_cgroups(struct esb_exec *exec, void *userdata) {
 }
 
 /* network: true: pasta on the sandbox's network namespace, before it goes on. */
-static int attach_network(pid_t child, void *arg, char *why, size_t whylen) {
+static int attach_network(pid_t child, void *arg, struct esb_error *err) {
   struct esb_local_run *run = arg;
-  return esb_netstack_attach(&run->net, child, why, whylen);
+  return esb_netstack_attach(&run->net, child, err);
 }
 
 static bool namespaces_refused(int err) {
@@ -377,12 +380,12 @@ static bool namespaces_refused(int err) {
 /* The request's files into the fresh host working dir, before the program
  * starts and before the dir is the program's (hand_over_workdir): nothing
  * but us can have written there yet (engine/sandbox/rootfs.h). */
-static int write_host_files(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
+static int write_host_files(struct esb_local_run *run, const struct esb_plan *plan, struct esb_error *err) {
   if (!plan->n_files)
     return 0;
   int dir = open(run->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dir < 0) {
-    snprintf(why, n, "opening the working dir: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "opening the working dir");
     return -1;
   }
   uid_t uid = geteuid() == 0 ? run->sandbox.uid : (uid_t)-1; /* -1: as is */
@@ -400,7 +403,7 @@ static int write_host_files(struct esb_local_run *run, const struct esb_plan *pl
     if (rc == 0)
       rc = esb_rootfs_write_file_at(dir, path, f->data, f->len, f->mode & 0777, uid, gid);
     if (rc < 0)
-      snprintf(why, n, "writing the request's file '%s': %s", f->path, strerror(errno));
+      esb_error_errno(err, ESB_E_SANDBOX_SETUP, "writing the request's file '%s'", f->path);
   }
   close(dir);
   return rc;
@@ -408,14 +411,10 @@ static int write_host_files(struct esb_local_run *run, const struct esb_plan *pl
 
 /* A host working dir for a run without namespaces, and its environment. */
 static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *plan) {
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   struct esb_exec *e = &run->exec;
-  if (make_workdir(run, why, sizeof why) < 0) {
-    esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
-    return -1;
-  }
-  if (write_host_files(run, plan, why, sizeof why) < 0 || hand_over_workdir(run, why, sizeof why) < 0) {
-    esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
+  if (make_workdir(run, &err) < 0 || write_host_files(run, plan, &err) < 0 || hand_over_workdir(run, &err) < 0) {
+    esb_result_fail_error(&e->result, &err);
     return -1;
   }
   esb_strv_free(run->env);
@@ -444,7 +443,9 @@ static void release_host_side(struct esb_local_run *run) {
   run->cgroup_refused = (struct esb_error)ESB_ERROR_INIT;
   run->cpu_rate_held = false;
   if (run->tmpdir) {
-    remove_workdir(&run->sandbox, run->tmpdir);
+    struct esb_error err = ESB_ERROR_INIT;
+    if (remove_workdir(&run->sandbox, run->tmpdir, &err) < 0) /* said, not dropped */
+      esb_result_warn(&run->exec.result, "%s", err.message);
     free(run->tmpdir);
     run->tmpdir = NULL;
   }
@@ -513,12 +514,12 @@ static void finished(struct esb_exec *exec, void *userdata) {
 /* The run's network: pasta and the rules of its namespace, attached before
  * the child is released. 0, or -1 with the result failed. */
 static int prepare_network(struct esb_local_run *run, const struct esb_plan *plan) {
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   const struct esb_local_settings *ls = &plan->local;
   /* pasta, where it can run unprivileged, runs as the run's own host ids */
   if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, run->sandbox.uid,
-                           run->sandbox.gid, run->sandbox.owns_userns, why, sizeof why) < 0) {
-    esb_result_fail(&run->exec.result, ESB_E_SYSTEM, "%s", why);
+                           run->sandbox.gid, run->sandbox.owns_userns, &err) < 0) {
+    esb_result_fail_error(&run->exec.result, &err);
     return -1;
   }
   run->sandbox.net_rules = run->net.rules;
@@ -552,7 +553,7 @@ static void exec_options_for(struct esb_local_run *run, const struct esb_plan *p
 
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   struct esb_exec *e = &run->exec;
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   e->result.sandbox_type = "local";
   run->loop = loop;
   run->plan = plan;
@@ -560,15 +561,14 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   esb_local_sandbox_for(plan, false, &run->sandbox);
   if (own_host_ids(run, plan) < 0)
     return -1;
-  if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, why, sizeof why) < 0) {
-    esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
+  if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, &err) < 0) {
+    esb_result_fail_error(&e->result, &err);
     return -1;
   }
   if (run->sandbox.namespaces) {
     /* The working dir is a path inside: a tmpfs the sandbox makes there. */
-    if (esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, run->sandbox.workdir, why,
-                                 sizeof why) < 0) {
-      esb_result_fail(&e->result, ESB_E_INVALID_REQUEST, "%s", why);
+    if (esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, run->sandbox.workdir, &err) < 0) {
+      esb_result_fail_error(&e->result, &err);
       return -1;
     }
     if (build_env(run, plan, run->sandbox.workdir) < 0) {

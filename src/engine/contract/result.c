@@ -51,6 +51,10 @@ void esb_result_fail(struct esb_result *r, enum esb_error_code code, const char 
   r->exit_code = esb_result_exit_code(r);
 }
 
+void esb_result_fail_error(struct esb_result *r, const struct esb_error *err) {
+  esb_result_fail(r, err->code, "%s", err->message);
+}
+
 void esb_result_warn(struct esb_result *r, const char *fmt, ...) {
   char buf[ESB_MESSAGE_MAX];
   va_list ap;

@@ -63,6 +63,9 @@ void esb_result_move(struct esb_result *dst, struct esb_result *src);
 void esb_result_fail(struct esb_result *r, enum esb_error_code code, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 
+/* The same, with err's code and message. */
+void esb_result_fail_error(struct esb_result *r, const struct esb_error *err);
+
 /* Adds a warning (printf-style, copied): the run went on, degraded. Out of
  * memory, the one entry is lost and the run's outcome stands. */
 void esb_result_warn(struct esb_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
