@@ -113,10 +113,10 @@ static bool has_network_policy(const char *json, size_t len) {
   lua_State *L = esb_json_state();
   if (!L)
     return false;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   lua_pushcfunction(L, network_policy_in);
   lua_pushlstring(L, json, len);
-  bool found = esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) == 0 && lua_toboolean(L, -1);
+  bool found = esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_BACKEND, NULL, &err) == 0 && lua_toboolean(L, -1);
   lua_close(L);
   return found;
 }
