@@ -96,16 +96,19 @@ static void read_cgroup(struct esb_exec *exec, void *userdata) {
  * the program left: engine/contract/collect.h). On the reaper's thread, with the
  * cgroup's reading. */
 static void read_collected(struct esb_local_run *run) {
+  run->collect_errno = 0;
   if (run->collect_fd < 0)
     return;
   if (!run->sandbox.namespaces && run->tmpdir) {
     int dir = open(run->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dir >= 0) {
-      esb_collect_walk(dir, &run->plan->collect, run->collect_fd);
+    if (dir < 0 || esb_collect_walk(dir, &run->plan->collect, run->collect_fd) < 0)
+      run->collect_errno = errno;
+    if (dir >= 0)
       close(dir);
-    }
   }
-  esb_collect_read(run->collect_fd, &run->plan->collect, &run->collected); /* none where it fails */
+  /* None where it fails; finished() says so in a warning. */
+  if (esb_collect_read(run->collect_fd, &run->plan->collect, &run->collected) < 0 && !run->collect_errno)
+    run->collect_errno = errno;
 }
 
 /* The exec's after_exit, on whichever thread reaped the child. */
@@ -501,6 +504,9 @@ static void finished(struct esb_exec *exec, void *userdata) {
     exec->result.files = run->collected; /* moved */
     run->collected = (struct esb_collected){ 0 };
     exec->result.files.wanted = true;
+    if (run->collect_errno)
+      esb_result_warn(&exec->result, "the run's files (collect) could not be read back (%s): none are listed",
+                      strerror(run->collect_errno));
   }
   esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* read_cgroup settled it */
   run->cgroup_ready = false;

@@ -48,6 +48,7 @@ struct esb_local_run {
   char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */
   int collect_fd;              /* a memfd the collected files are framed into; -1: none */
   struct esb_collected collected; /* read back from it once the child is gone */
+  int collect_errno;           /* why they could not be (0: they were), for a warning */
   esb_local_done_fn on_done;
   void *userdata;
   struct esb_output_sink output; /* optional: the program's output as it comes */
