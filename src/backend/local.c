@@ -376,7 +376,13 @@ static int attach_network(pid_t child, void *arg, struct esb_error *err) {
   return esb_netstack_attach(&run->net, child, err);
 }
 
-static bool namespaces_refused(int err) {
+/* Whether the start failed because the host refuses namespaces: the errno
+ * of a refused clone or unshare. A start the policy or the request failed
+ * (a mount it may not make: EINVAL too) is not the host's refusal. */
+static bool namespaces_refused(const struct esb_exec *e) {
+  int err = e->start_error;
+  if (e->start_err.code == ESB_E_POLICY || e->start_err.code == ESB_E_INVALID_REQUEST)
+    return false;
   return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS || err == EACCES;
 }
 
@@ -462,9 +468,9 @@ static void release_host_side(struct esb_local_run *run) {
 static int start_failed(struct esb_local_run *run) {
   const struct esb_plan *plan = run->plan;
   struct esb_exec *e = &run->exec;
-  int err = e->start_error;
-  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !namespaces_refused(err) || plan->working_dir) {
-    if (namespaces_refused(err))
+  bool refused = namespaces_refused(e);
+  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !refused || plan->working_dir) {
+    if (refused)
       esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
                       "this host refuses the namespaces the sandbox needs (%s) and the policy "
                       "requires them", e->result.error_message ? e->result.error_message : "clone");

@@ -323,21 +323,23 @@ static void check_overlays(const struct esb_plan *plan, struct tally *t) {
 }
 
 /* The policy's plan for /bin/true on backend (AUTO: the one the policy picks). */
-static enum esb_error_code plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
-                                char *err, size_t errlen) {
+/* 0, or -1 with *err. */
+static int plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
+                     struct esb_error *err) {
   char program[] = "/bin/true"; /* borrowed: req is not released */
   struct esb_request req = ESB_REQUEST_INIT;
   req.kind = ESB_REQUEST_PROGRAM;
   req.program = program;
   req.backend = backend;
-  return esb_policy_plan(policy, &req, plan, false, err, errlen);
+  err->code = esb_policy_plan(policy, &req, plan, false, err->message, sizeof err->message);
+  return err->code == ESB_OK ? 0 : -1;
 }
 
 static void check_local(struct esb_policy *policy, struct tally *t) {
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
-  if (plan_true(policy, ESB_BACKEND_LOCAL, &plan, err, sizeof err) != ESB_OK) {
-    report(t, "FAIL", "local", "%s", err);
+  if (plan_true(policy, ESB_BACKEND_LOCAL, &plan, &err) < 0) {
+    report(t, "FAIL", "local", "%s", err.message);
     esb_plan_release(&plan);
     return;
   }
@@ -384,16 +386,16 @@ int esb_cli_doctor(int argc, char **argv) {
     }
   }
   struct tally t = { 0, 0 };
-  char err[ESB_MESSAGE_MAX];
-  struct esb_policy *policy = esb_policy_open(policy_path, err, sizeof err);
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_policy *policy = esb_policy_open(policy_path, err.message, sizeof err.message);
   if (!policy) {
-    report(&t, "FAIL", "policy", "%s", err);
+    report(&t, "FAIL", "policy", "%s", err.message);
     return 1;
   }
   report(&t, "ok", "policy", "%s", esb_policy_path(policy));
   struct esb_plan plan = ESB_PLAN_INIT;
   enum esb_backend backend = ESB_BACKEND_LOCAL;
-  if (plan_true(policy, ESB_BACKEND_AUTO, &plan, err, sizeof err) == ESB_OK)
+  if (plan_true(policy, ESB_BACKEND_AUTO, &plan, &err) == 0)
     backend = plan.backend;
   esb_plan_release(&plan);
   bool k8s = backend == ESB_BACKEND_K8S;
