@@ -410,8 +410,9 @@ static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb
   if (o->json) {
     lua_pushcfunction(L, push_explanation);
     lua_pushlightuserdata(L, &x);
-    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
-      fprintf(stderr, "echo-sandbox: %s\n", err);
+    struct esb_error failed;
+    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &failed) < 0) {
+      fprintf(stderr, "echo-sandbox: %s\n", failed.message);
       goto out;
     }
     esb_json_print(L);

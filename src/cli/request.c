@@ -178,7 +178,9 @@ int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, cha
     lua_createtable(L, 1, 0);
     lua_pushcfunction(L, push_flag_request);
     lua_pushlightuserdata(L, (void *)o);
-    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, errlen) < 0) {
+    struct esb_error e;
+    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, NULL, &e) < 0) {
+      snprintf(err, errlen, "%s", e.message);
       lua_pop(L, 1);
       return -1;
     }
@@ -198,7 +200,11 @@ int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, cha
   lua_pushcfunction(L, decode_requests);
   lua_pushlstring(L, text, len);
   free(text);
-  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "invalid request JSON", err, errlen);
+  struct esb_error e;
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, "invalid request JSON", &e) == 0)
+    return 0;
+  snprintf(err, errlen, "%s", e.message);
+  return -1;
 }
 
 bool esb_cli_has_request_flags(const struct esb_cli_options *o) {

@@ -52,8 +52,8 @@ static void print_plain(const struct esb_result *r) {
   if (r->status == ESB_STATUS_OOM_KILLED)
     fprintf(stderr, "echo-sandbox: killed after %.0f ms: out of memory (the run's memory limit)\n",
             r->duration_ms);
-  if (r->warning)
-    fprintf(stderr, "echo-sandbox: warning: %s\n", r->warning);
+  for (size_t i = 0; i < r->warnings.n; i++)
+    fprintf(stderr, "echo-sandbox: warning: %s\n", r->warnings.v[i]);
   /* The exit code stays the program's; a pod left behind is still said. */
   if (r->cleanup_error)
     fprintf(stderr, "echo-sandbox: %s; the pod may be left: `echo-sandbox cleanup` deletes it once its "

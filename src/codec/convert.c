@@ -397,9 +397,13 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     push_words(L, r->cleanup_error);
     lua_setfield(L, -2, "cleanup_error");
   }
-  if (r->warning) {
-    push_words(L, r->warning);
-    lua_setfield(L, -2, "warning");
+  if (r->warnings.n) { /* present where the run was degraded, as cleanup_error */
+    lua_createtable(L, (int)r->warnings.n, 0);
+    for (size_t i = 0; i < r->warnings.n; i++) {
+      push_words(L, r->warnings.v[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "warnings");
   }
   if (r->fallback) {
     push_words(L, r->fallback);

@@ -86,14 +86,14 @@ int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, si
     return -1;
   }
   for (lua_Unsigned i = 1; i <= count; i++) {
-    char reason[96];
+    struct esb_error reason;
     size_t len = 0;
     const char *text = lua_rawgeti(L, idx, (lua_Integer)i) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
     const char *bad = !text ? "not a string" : strlen(text) != len ? "a NUL byte in it" : NULL;
-    int rc = bad ? -1 : esb_net_range_parse(text, &(*ranges)[i - 1], reason, sizeof reason);
+    int rc = bad ? -1 : esb_net_range_parse(text, &(*ranges)[i - 1], &reason);
     if (rc < 0)
       snprintf(why, whylen, "[%llu] '%.64s': %s", (unsigned long long)i, text ? text : luaL_typename(L, -1),
-               bad ? bad : reason);
+               bad ? bad : reason.message);
     lua_pop(L, 1);
     if (rc < 0) {
       free(*ranges);
