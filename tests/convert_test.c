@@ -15,12 +15,15 @@
  * allocations freed. */
 #include "codec/convert.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "engine/contract/limits.h"
 #include "lua_expr.h"
 #include "tap.h"
 
@@ -217,6 +220,49 @@ static void requests(lua_State *L) {
   }
 }
 
+/* Each limit of the table (engine/contract/limits.def) lands in its own
+ * member of struct esb_limits and no other, and below its minimum is
+ * refused naming it. Checked: with the reader's minimum 0 for every UINT,
+ * each below-its-minimum case fails. */
+static void table_limits(lua_State *L) {
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) {
+    const struct esb_limit_field *d = &esb_limit_fields[i];
+    char expr[200], what[200];
+    const char *value = d->kind == ESB_LIMIT_IS_BOOL ? "true" : "7";
+    snprintf(expr, sizeof expr, "{shell = 'x', limits = {%s = %s}}", d->key, value);
+    struct esb_request req;
+    if (!taken(L, expr, &req)) {
+      ok(0, d->key);
+      continue;
+    }
+    struct esb_request init = ESB_REQUEST_INIT;
+    struct esb_limits want = init.limits;
+    void *member = (char *)&want + d->request_offset;
+    if (d->kind == ESB_LIMIT_IS_BOOL)
+      *(int *)member = 1;
+    else
+      *(uint64_t *)member = d->kind == ESB_LIMIT_IS_CPU ? 7000 : 7;
+    bool same = true; /* member by member: the struct's padding is no one's */
+    for (size_t j = 0; j < ESB_LIMIT__COUNT; j++) {
+      size_t at = esb_limit_fields[j].request_offset;
+      same &= esb_limit_fields[j].kind == ESB_LIMIT_IS_BOOL
+        ? *(int *)((char *)&want + at) == *(int *)((char *)&req.limits + at)
+        : *(uint64_t *)((char *)&want + at) == *(uint64_t *)((char *)&req.limits + at);
+    }
+    snprintf(what, sizeof what, "limits.%s: its member alone", d->key);
+    ok(same, what);
+    esb_request_release(&req);
+    if (d->kind == ESB_LIMIT_IS_UINT && d->minimum > 0) {
+      char want_err[200];
+      snprintf(expr, sizeof expr, "{shell = 'x', limits = {%s = %llu}}", d->key, (unsigned long long)d->minimum - 1);
+      snprintf(want_err, sizeof want_err, IR "'limits.%s' must be a positive integer (got %llu)", d->key,
+               (unsigned long long)d->minimum - 1);
+      snprintf(what, sizeof what, "limits.%s: below its minimum, refused", d->key);
+      is_str(why(L, expr), want_err, what);
+    }
+  }
+}
+
 /* ---- results ---- */
 
 static void results(lua_State *L) {
@@ -278,6 +324,7 @@ int main(void) {
   lua_State *L = luaL_newstate();
   luaL_openlibs(L);
   requests(L);
+  table_limits(L);
   results(L);
   lua_close(L);
   return tap_done();
