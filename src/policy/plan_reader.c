@@ -241,6 +241,11 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
     esb_fields_leave(&f);                         /* -- */
   }
   read_local(&f, t, &plan->local);
+  /* RLIMIT_NOFILE: the run's max_open_files, never above the local
+   * sandbox's open_files (the operator's ceiling there); 0 is neither. */
+  uint64_t *open_files = &plan->local.limits.open_files;
+  if (plan->max_open_files && (!*open_files || plan->max_open_files < *open_files))
+    *open_files = plan->max_open_files;
   plan->local.limits.no_core = true;
   if (!f.failed && !plan->local.working_dir && !(plan->local.working_dir = strdup("/work")))
     esb_fields_nomem(&f, "local.working_dir");

@@ -263,7 +263,7 @@ static enum esb_error_code finish_k8s(struct esb_policy *p, struct esb_plan *pla
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref); /* plan, k8s_pod */
   lua_pushliteral(L, "k8s");
   lua_rawget(L, -3);                                 /* plan, k8s_pod, plan.k8s */
-  lua_createtable(L, 0, 6);                          /* plan, k8s_pod, plan.k8s, ctx */
+  lua_createtable(L, 0, 7);                          /* plan, k8s_pod, plan.k8s, ctx */
   lua_pushstring(L, name);
   lua_setfield(L, -2, "pod_name");
   lua_pushstring(L, p->instance);
@@ -276,6 +276,8 @@ static enum esb_error_code finish_k8s(struct esb_policy *p, struct esb_plan *pla
   lua_setfield(L, -2, "grace_seconds");
   lua_pushboolean(L, plan->local.network);
   lua_setfield(L, -2, "network");
+  lua_pushinteger(L, (lua_Integer)plan->max_open_files); /* the pod's annotation of it */
+  lua_setfield(L, -2, "max_open_files");
   if (esb_vm_call(p->vm, 2, 2, "policy", err, errlen) < 0)
     return ESB_E_POLICY;                             /* plan */
   if (lua_isnil(L, -2)) {                            /* plan, nil, why: a label the API server would refuse */
