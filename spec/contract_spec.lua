@@ -1,10 +1,12 @@
 -- The contract in one place: src/engine/contract/limits.def defines each of
 -- a request's limits once (the C readers, the CLI's flags and `policy
--- explain` are driven from it). Here the rest is checked against it: the
--- default policy, doc/openapi.json, doc/request-and-result.md and the man
--- pages; and end to end, that every limit of the table goes from a flag
--- through the policy into the plan. The spec reads the .def as text (its
--- header says why and what shape it keeps).
+-- explain` are driven from it), request_fields.def and result_fields.def
+-- the request's and the result's top-level fields. Here the rest is checked
+-- against them: the default policy, doc/openapi.json,
+-- doc/request-and-result.md and the man pages; and end to end, that every
+-- limit goes from a flag through the policy into the plan and that the
+-- policy is handed the request's fields the table says. The spec reads the
+-- .def files as text (limits.def's header says why and what shape they keep).
 local env = require "spec.support.env"
 local cjson = require "cjson"
 package.path = "lua/?.lua;" .. package.path
@@ -45,38 +47,38 @@ local function arguments(text)
   return args
 end
 
--- The rows of the X-macro table `macro` in file: arrays of ncolumns
--- arguments, in order.
-local function rows_of(file, macro, ncolumns)
+-- The rows of the X-macro table `macro` in file, each a table of its
+-- arguments under the names of `columns`, in order.
+local function rows_of(file, macro, columns)
   local text = env.read_file(file)
   local rows = {}
   for body in text:gmatch("\n" .. macro .. "(%b())") do
     local a = arguments(body:sub(2, -2))
-    assert(#a == ncolumns, ("a row of %s with %d columns: %s"):format(file, #a, body))
-    rows[#rows + 1] = a
+    assert(#a == #columns, ("a row of %s with %d columns: %s"):format(file, #a, body))
+    local row = {}
+    for i, name in ipairs(columns) do row[name] = a[i] end
+    rows[#rows + 1] = row
   end
   local _, starts = text:gsub("\n" .. macro .. "%(", "")
   assert(#rows == starts and #rows > 0, file .. ": some rows do not parse")
   return rows
 end
 
--- The rows of limits.def: { id, kind, key, plan_key, flag, minimum,
--- default, doc, help }, in order.
+-- The rows of limits.def, of request_fields.def and of result_fields.def.
 local function limits()
-  local rows = {}
-  for i, a in ipairs(rows_of("src/engine/contract/limits.def", "ESB_LIMIT", 11)) do
-    rows[i] = { id = a[1], kind = a[2], key = a[3], plan_key = a[4], flag = a[7],
-                minimum = tonumber(a[8]), default = tonumber(a[9]), doc = a[10], help = a[11] }
-  end
+  local rows = rows_of("src/engine/contract/limits.def", "ESB_LIMIT", { "id", "kind", "key", "plan_key",
+    "request_member", "plan_member", "flag", "minimum", "default", "doc", "help" })
+  for _, row in ipairs(rows) do row.minimum, row.default = tonumber(row.minimum), tonumber(row.default) end
   return rows
 end
 
--- The rows of request_fields.def: { name, policy_name, doc }.
 local function request_fields()
-  local rows = {}
-  for i, a in ipairs(rows_of("src/engine/contract/request_fields.def", "ESB_REQUEST_FIELD", 3)) do
-    rows[i] = { name = a[1], policy_name = a[2], doc = a[3] }
-  end
+  return rows_of("src/engine/contract/request_fields.def", "ESB_REQUEST_FIELD", { "name", "policy_name", "doc" })
+end
+
+local function result_fields()
+  local rows = rows_of("src/engine/contract/result_fields.def", "ESB_RESULT_FIELD", { "name", "always", "doc" })
+  for _, row in ipairs(rows) do row.always = row.always == "1" end
   return rows
 end
 
@@ -288,5 +290,38 @@ end
     end
     table.sort(without)
     assert.are.same(without, seen)
+  end)
+end)
+
+-- What esb_lua_push_result writes is checked against the table by
+-- tests/convert_test.c; here the docs are.
+describe("the contract's result fields (src/engine/contract/result_fields.def)", function()
+  env.check_leaks()
+  local rows = result_fields()
+
+  -- Checked: with killed_by_us dropped from the schema's required list,
+  -- this fails naming it.
+  it("is the Result schema's fields in doc/openapi.json, and its required ones those of every result", function()
+    local schema = cjson.decode(env.read_file("doc/openapi.json")).components.schemas.Result
+    assert.are.same(column(rows, "name"), sorted_keys(schema.properties))
+    local always = {}
+    for _, row in ipairs(rows) do
+      if row.always then always[#always + 1] = row.name end
+    end
+    table.sort(always)
+    local required = { table.unpack(schema.required) }
+    table.sort(required)
+    assert.are.same(always, required)
+  end)
+
+  it("is named in doc/request-and-result.md, each field", function()
+    local text = env.read_file("doc/request-and-result.md")
+    local missing = {}
+    for _, row in ipairs(rows) do
+      if not (text:find("`" .. row.name .. "`", 1, true) or text:find('"' .. row.name .. '"', 1, true)) then
+        missing[#missing + 1] = row.name
+      end
+    end
+    assert.are.same({}, missing)
   end)
 end)
