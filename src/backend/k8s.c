@@ -965,7 +965,7 @@ static bool decide_by_trailer(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   if (run->have_pod || !run->trailer_reason[0] || r->status != ESB_STATUS_EXITED)
     return false;
-  if (strcmp(run->trailer_reason, "OOMKilled") == 0)
+  if (strcmp(run->trailer_reason, ESB_REASON_OOM_KILLED) == 0)
     esb_result_oom_killed(r);
   else
     esb_result_exited(r, r->exit_code);
@@ -995,7 +995,7 @@ static bool decide_terminated(struct esb_k8s_run *run) {
   if (run->plan->k8s.handshake && !run->end_err.seen && r->status == ESB_STATUS_EXITED && r->exit_code != 0 &&
       r->exit_code == pod->exit_code)
     drop_kubectl_trailer(run, &r->err);
-  if (strcmp(pod->reason, "OOMKilled") == 0)
+  if (strcmp(pod->reason, ESB_REASON_OOM_KILLED) == 0)
     esb_result_oom_killed(r);
   else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0)
     esb_result_timed_out(r);

@@ -151,7 +151,7 @@ int esb_cli_run(int argc, char **argv) {
    * capped capture for the result. */
   struct esb_output_sink ours = { .fds = { 1, 2 } };
   struct capped_output capped = { .max = req.limits.max_output_bytes };
-  if (o.max_output)
+  if (o.limits[ESB_LIMIT_MAX_OUTPUT_BYTES])
     ours = (struct esb_output_sink){ .fn = pass_capped, .userdata = &capped, .fds = { -1, -1 } };
   esb_execute(policy, &req, &result, sigfd, stderr, o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)

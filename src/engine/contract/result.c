@@ -97,7 +97,7 @@ void esb_result_cpu_time_exceeded(struct esb_result *r) {
 }
 
 void esb_result_oom_killed(struct esb_result *r) {
-  ended(r, ESB_STATUS_OOM_KILLED, 0, SIGKILL, "OOMKilled");
+  ended(r, ESB_STATUS_OOM_KILLED, 0, SIGKILL, ESB_REASON_OOM_KILLED);
 }
 
 int esb_result_exit_code(const struct esb_result *r) {

@@ -86,6 +86,11 @@ void esb_result_timed_out(struct esb_result *r);
 void esb_result_cpu_time_exceeded(struct esb_result *r); /* timed_out, too */
 void esb_result_oom_killed(struct esb_result *r);
 
+/* Kubernetes' reason for a container the kernel killed for memory: the
+ * word esb_result_oom_killed gives a result, and the one the k8s backend
+ * reads in a pod's status as that end. */
+#define ESB_REASON_OOM_KILLED "OOMKilled"
+
 /* The exit code a shell would report for this result (see exit_code above). */
 int esb_result_exit_code(const struct esb_result *r);
 
