@@ -53,9 +53,11 @@ static const char *next_line(const char *text, char *buf, size_t n) {
 static int find_mount(const char *mountinfo, const char *controller, char **mountpoint, char **root) {
   char line[8192];
   for (const char *p = mountinfo; (p = next_line(p, line, sizeof line));) {
-    /* id parent major:minor root mountpoint options [optional...] - fstype source superoptions */
-    char *dash = strstr(line, " - ");
-    if (!dash)
+    /* id parent major:minor root mountpoint options [optional...] - fstype source superoptions;
+     * a space in a path is "\\040": only a cgroup mount has " - cgroup", and
+     * only one that names the controller is parsed. */
+    char *dash = strstr(line, " - cgroup");
+    if (!dash || (controller && !strstr(dash, controller)))
       continue;
     char fstype[32], source[256], super[512];
     if (sscanf(dash + 3, "%31s %255s %511s", fstype, source, super) != 3)
