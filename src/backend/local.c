@@ -344,14 +344,13 @@ static void ready_cgroups(struct esb_exec *exec, void *userdata) {
   bool late = wants_cgroups(run->plan) && (run->sandbox.namespaces & ESB_NS_USER);
   run->sandbox.make_cgroups = late ? make_cgroups : NULL;
   run->sandbox.make_cgroups_arg = late ? run : NULL;
-  if (late && esb_cgroup_setup_may_move()) {
+  if (late) {
     /* The engine's own place first (once a process): on cgroup v2 an
      * engine alone in its cgroup moves into a leaf of it, and a child
-     * cloned before that would hold the cgroup where the runs' go.
-     * Elsewhere the setup is make_cgroups' work, off the start's path. */
+     * cloned before that would hold the cgroup where the runs' go. */
     struct esb_cgroup_host host;
     esb_cgroup_setup(&host);
-  } else if (!late && wants_cgroups(run->plan)) {
+  } else if (wants_cgroups(run->plan)) {
     make_cgroups(run);
   }
 }

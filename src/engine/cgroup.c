@@ -363,11 +363,9 @@ static void find_parents(struct setup *s, bool act) {
 
 static struct setup setup;
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
-static bool setup_done;
 
 static void setup_now(void) {
   find_parents(&setup, true);
-  __atomic_store_n(&setup_done, true, __ATOMIC_RELEASE);
 }
 
 /* At exit, or when the Lua module that holds us is unloaded (its statics
@@ -382,20 +380,6 @@ __attribute__((destructor)) static void setup_release(void) {
 void esb_cgroup_setup(struct esb_cgroup_host *host) {
   pthread_once(&setup_once, setup_now);
   *host = setup.host;
-}
-
-bool esb_cgroup_setup_may_move(void) {
-  if (__atomic_load_n(&setup_done, __ATOMIC_ACQUIRE))
-    return false;
-  /* A controller is in one hierarchy at a time: one that v1 holds is
-   * never offered to v2's (find_v2 stops there). */
-  size_t len;
-  char *cgroups = esb_read_file("/proc/self/cgroup", &len);
-  char *memory = cgroups ? own_path(cgroups, "memory") : NULL;
-  bool v1 = memory != NULL;
-  free(memory);
-  free(cgroups);
-  return !v1;
 }
 
 void esb_cgroup_describe(const struct esb_cgroup_host *h, char *buf, size_t n) {

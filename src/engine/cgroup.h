@@ -115,13 +115,6 @@ void esb_cgroup_probe(struct esb_cgroup_host *host);
  * runs: what esb_cgroup_create uses. Done once per process. */
 void esb_cgroup_setup(struct esb_cgroup_host *host);
 
-/* Whether esb_cgroup_setup, not done yet, may move this process (cgroup
- * v2: an engine alone in its cgroup moves into a leaf of it), and so must
- * come before the engine starts a child. False where cgroup v1 holds the
- * memory controller, which /proc/self/cgroup alone tells: less than the
- * setup reads (the mounts). */
-bool esb_cgroup_setup_may_move(void);
-
 /* One line for people: "cgroup v2: memory, pids, cpu below ..." or, on
  * ESB_CGROUP_NONE, "no cgroup: WHY". */
 void esb_cgroup_describe(const struct esb_cgroup_host *host, char *buf, size_t n);
