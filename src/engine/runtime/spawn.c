@@ -317,6 +317,68 @@ static int await_namespaces(struct esb_child *c, struct prepared *pr, struct esb
   return -1;
 }
 
+/* Clones the child for the prepared plan, every signal blocked across the
+ * clone: the child must not run a handler of ours before it has reset them
+ * all. Through echo-sandbox-init where it is in use (*via_init), else in
+ * process. Returns its pid, or -1 with errno. */
+static pid_t clone_child(struct esb_child *c, struct prepared *pr, int *pidfd, bool *via_init) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* No exit signal, so no SIGCHLD: see the header. */
+  int cgroup_fd = c->sandbox && c->sandbox->cgroup_dir ? *c->sandbox->cgroup_dir : -1;
+  pid_t pid = -1;
+  *via_init = false;
+  if (c->sandbox && c->sandbox->namespaces) {
+    if (use_init && esb_init_program()) {
+      pr->plan.started_in_cgroup = cgroup_fd >= 0;
+      pid = start_init(c, pr, pidfd, cgroup_fd);
+      *via_init = pid >= 0 || errno != ENOSYS;
+    }
+  }
+  if (!*via_init) {
+    uid_t owner = ns_owner(c->sandbox);
+    bool as_owner = owner != (uid_t)-1;
+    struct esb_owner_saved ids;
+    if (as_owner && esb_owner_enter(owner, &ids) < 0) {
+      pid = -1;
+    } else {
+      pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), pidfd, 0,
+                      cgroup_fd, &pr->plan.started_in_cgroup);
+      if (pid == 0)
+        esb_child_main(&pr->plan);
+      if (as_owner) {
+        int saved = errno;
+        esb_owner_leave(&ids);
+        errno = saved;
+      }
+    }
+  }
+  int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return pid;
+}
+
+/* A child with a user namespace waits on its sync socket: once its
+ * namespaces are there, its id maps are written and before_release run,
+ * then it is released to build its sandbox, and its cgroups are made and
+ * sent to it meanwhile (the late cgroups). */
+static int sync_child(struct esb_child *c, struct prepared *pr, bool via_init, struct esb_error *err) {
+  if (via_init && await_namespaces(c, pr, err) < 0)
+    return -1;
+  if (write_id_maps(c->pid, c->sandbox, err) < 0)
+    return -1;
+  if (c->sandbox->before_release &&
+      c->sandbox->before_release(c->pid, c->sandbox->before_release_arg, err) < 0)
+    return -1;
+  if (write(pr->sync_w, "", 1) != 1)
+    return esb_error_errno(err, ESB_E_SYSTEM, "releasing the child");
+  if (pr->plan.cgroups_late && send_late_cgroups(c->sandbox, pr->sync_w, err) < 0)
+    return -1;
+  return 0;
+}
+
 int esb_child_start(struct esb_child *c, struct esb_error *err) {
   assert(c && c->pidfd < 0 && (c->pid <= 0 || c->reaped)); /* ESB_CHILD_INIT, or closed */
   struct prepared pr = { .child_ends = {-1, -1, -1}, .report_w = -1, .sync_r = -1, .sync_w = -1 };
@@ -327,46 +389,10 @@ int esb_child_start(struct esb_child *c, struct esb_error *err) {
   c->reaped = false;
   if (prepare(c, &pr, err) < 0)
     goto fail;
-
-  /* Block every signal across the clone: the child must not run a handler of
-   * ours before it has reset them all. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  /* No exit signal, so no SIGCHLD: see the header. */
-  int cgroup_fd = c->sandbox && c->sandbox->cgroup_dir ? *c->sandbox->cgroup_dir : -1;
-  pid_t pid = -1;
-  bool via_init = false;
-  if (c->sandbox && c->sandbox->namespaces) {
-    if (use_init && esb_init_program()) {
-      pr.plan.started_in_cgroup = cgroup_fd >= 0;
-      pid = start_init(c, &pr, &pidfd, cgroup_fd);
-      via_init = pid >= 0 || errno != ENOSYS;
-    }
-  }
-  if (!via_init) {
-    uid_t owner = ns_owner(c->sandbox);
-    bool as_owner = owner != (uid_t)-1;
-    struct esb_owner_saved ids;
-    if (as_owner && esb_owner_enter(owner, &ids) < 0) {
-      pid = -1;
-    } else {
-      pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
-                      cgroup_fd, &pr.plan.started_in_cgroup);
-      if (pid == 0)
-        esb_child_main(&pr.plan);
-      if (as_owner) {
-        saved = errno;
-        esb_owner_leave(&ids);
-        errno = saved;
-      }
-    }
-  }
-  saved = errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  bool via_init;
+  pid_t pid = clone_child(c, &pr, &pidfd, &via_init);
   if (pid < 0) {
-    errno = saved;
     esb_error_errno(err, ESB_E_SYSTEM, "clone");
     goto fail;
   }
@@ -378,22 +404,8 @@ int esb_child_start(struct esb_child *c, struct esb_error *err) {
   close_fd(&pr.sync_r);
   /* The child makes its own session (so its group) first thing; until then
    * esb_child_kill reaches it through its pid, and it has started nothing. */
-
-  if (pr.sync_w >= 0) {
-    if (via_init && await_namespaces(c, &pr, err) < 0)
-      goto kill;
-    if (write_id_maps(c->pid, c->sandbox, err) < 0)
-      goto kill;
-    if (c->sandbox->before_release &&
-        c->sandbox->before_release(c->pid, c->sandbox->before_release_arg, err) < 0)
-      goto kill;
-    if (write(pr.sync_w, "", 1) != 1) {
-      esb_error_errno(err, ESB_E_SYSTEM, "releasing the child");
-      goto kill;
-    }
-    if (pr.plan.cgroups_late && send_late_cgroups(c->sandbox, pr.sync_w, err) < 0)
-      goto kill;
-  }
+  if (pr.sync_w >= 0 && sync_child(c, &pr, via_init, err) < 0)
+    goto kill;
   prepared_release(&pr);
   return 0;
 kill:
