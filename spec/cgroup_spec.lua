@@ -134,18 +134,29 @@ describe("cgroups", function()
   end)
 
   -- Defence: a run whose cgroups cannot be made falls back to rlimits, and
-  -- its result says so (local.c, note_cgroup). Checked: without the
-  -- warning, the result of a run on read-only cgroup mounts said nothing.
+  -- its result says so, one warning per limit held less strictly
+  -- (local.c, warn_degraded). Checked: without the warnings, the result of
+  -- a run on read-only cgroup mounts said nothing; with the old single
+  -- warning, the CPU rate limit that was dropped was not said.
   it("that cannot be made leave the run to rlimits, and its result says so", function()
     if not host() then return end
+    local run = " run --json --cpu 1 --cpu-time 5 -- true"
     local script = "findmnt -rn -t cgroup,cgroup2 -o TARGET | while read -r m; do mount -o remount,bind,ro \"$m\"; done" ..
-                   " && " .. env.cli_prefix .. " " .. env.quote(env.cli) .. " run --json -- true"
-    local ok, out = env.sh("unshare -m --propagation private sh -c " .. env.quote(script))
+                   " && " .. env.cli_prefix .. " " .. env.quote(env.cli) .. run .. " && " ..
+                   env.cli_prefix .. " " .. env.quote(env.cli) .. " run --cpu 1 -- true"
+    local ok, out = env.sh("unshare -m --propagation private sh -c " .. env.quote(script) .. " 2>&1")
     assert.is_true(ok, out)
-    local r = cjson.decode(out:match("{.*}"))
+    local r = cjson.decode(out:match("{[^\n]*}"))
     assert.are.equal("exited", r.status, out)
-    assert.truthy(r.warning and r.warning:find("^no cgroup for the run %(making .*: Read%-only file system%): its " ..
-                  "memory limit was the address space's %(RLIMIT_AS%)"), out)
+    local w = r.warnings
+    assert.are.equal(3, w and #w, out)
+    assert.truthy(w[1]:find("^no cgroup for the run %(making .*: Read%-only file system%): its " ..
+                  "memory limit was the address space's %(RLIMIT_AS%)$"), out)
+    assert.truthy(w[2]:find("^cpu_millicores was not held"), out)
+    assert.truthy(w[3]:find("^cpu_time_secs was a limit per process"), out)
+    -- The flag form says each on stderr.
+    assert.truthy(out:find("\necho%-sandbox: warning: no cgroup for the run [^\n]*\necho%-sandbox: warning: " ..
+                           "cpu_millicores was not held[^\n]*\n"), out)
   end)
 
   it("count what a program uses, not what it reserves", function()
@@ -231,7 +242,7 @@ print(started)]] }
     assert.is_true(r.timed_out)
     assert.is_true(r.cpu_time_ms >= 2000, tostring(r.cpu_time_ms))
     assert.is_true(r.cpu_time_ms <= 3000, tostring(r.cpu_time_ms))
-    assert.is_nil(r.warning)
+    assert.is_nil(r.warnings)
   end
 
   it("hold the whole run to cpu_time_secs, six busy processes together, and say it was the CPU", function()
@@ -261,7 +272,7 @@ print(started)]] }
     assert.are.equal("exited", r.status)
     assert.are.equal("Completed", r.reason)
     assert.is_true(r.cpu_time_ms >= 1500 and r.cpu_time_ms < 4000, tostring(r.cpu_time_ms))
-    assert.is_nil(r.warning)
+    assert.is_nil(r.warnings)
   end)
 
   it("without cgroups hold each process to cpu_time_secs, and the result says so", function()
@@ -271,7 +282,11 @@ print(started)]] }
     local r = run_json({ shell = "true", limits = { cpu_time_secs = 2 } }, { "--policy", path })
     os.remove(path)
     assert.are.equal("exited", r.status, cjson.encode(r))
-    assert.truthy(r.warning and r.warning:find("per process", 1, true), cjson.encode(r))
+    -- One warning per limit held less strictly: the CPU rate (the policy's
+    -- default cpu_millicores) and the CPU time.
+    assert.are.equal(2, r.warnings and #r.warnings, cjson.encode(r))
+    assert.truthy(r.warnings[1]:find("^cpu_millicores was not held: no cgroup for the run"), cjson.encode(r))
+    assert.truthy(r.warnings[2]:find("per process", 1, true), cjson.encode(r))
   end)
 
   -- Defence: a cgroup namespace of its own, made once the run is in its
@@ -555,7 +570,7 @@ while time.process_time() < 1: pass]] }, { "--policy", policy })
     assert.truthy(swept and line, out)
     local r = cjson.decode(line)
     assert.are.equal(0, r.exit_code, out)
-    assert.is_nil(r.warning, out)
+    assert.is_nil(r.warnings, out)
     assert.are.same({}, entries(h.parent, "^echo%-sandbox%-%d+%-%d+$"))
   end)
 

@@ -120,6 +120,29 @@ describe("a request's collect", function()
     assert.are.equal("here\n", b64decode(r.files[1].base64))
   end)
 
+  -- Defence: no failure dropped (backend/local.c, read_collected): files
+  -- that cannot be read back are said in a warning. Checked: without it,
+  -- the result of a program that removed its host working dir listed no
+  -- files and said nothing.
+  it("says in a warning when the files cannot be read back: the program removed its host working dir", function()
+    -- A $TMPDIR like /tmp (sticky, anyone's to write in): the working dir,
+    -- once the program's, is the program's to remove.
+    local base = os.tmpname()
+    os.remove(base)
+    assert.is_true(os.execute("mkdir -m 1777 " .. env.quote(base)))
+    finally(function() os.execute("rm -rf " .. env.quote(base)) end)
+    local policy = with_policy('policy.local_sandbox.isolation = "rlimits"')
+    local out, err = env.cli_run({ "run", "--json", policy[1], policy[2] },
+                                 cjson.encode { shell = 'd=$PWD; cd / && rmdir "$d"', collect = { "*.txt" } },
+                                 "TMPDIR=" .. env.quote(base))
+    local r = cjson.decode(out)
+    assert.are.equal(0, r.exit_code, out .. err)
+    assert.is_nil(r.files)
+    local said = r.warnings and r.warnings[#r.warnings] or ""
+    assert.truthy(said:find("^the run's files %(collect%) could not be read back %(No such file or directory%): " ..
+                            "none are listed$"), out)
+  end)
+
   it("says files_truncated false and lists no files when nothing matches; no collect, no such fields", function()
     local r = run_json { shell = "true", collect = { "*.png" } }
     assert.is_nil(r.files)

@@ -70,7 +70,7 @@ local function shared_cases(fixture)
     local pid = env.read_file(pidfile):match("%d+")
     os.remove(pidfile)
     assert.are.equal(0, r.exit_code, cjson.encode(r))
-    assert.is_nil(r.warning)
+    assert.is_nil(r.warnings)
     assert.are.same({ "real.txt" }, paths(r))
     assert.are.equal("real\n", unbase64(r.files[1].base64))
     assert.is_false(still_there(pid))
@@ -171,7 +171,7 @@ sys.stdout.buffer.write(b"read it\n" + found + b"\n" + frames + b"E 0 %d\n" % le
       -- what it wrote is its output, held until the end said whose it was
       assert.truthy(r.stdout:find("^read it\n\30echo%-sandbox%-files%-%x+\nF 6 6 forged.txt\nforged\nE 0 24\n$"),
                     r.stdout)
-      assert.is_nil(r.warning)
+      assert.is_nil(r.warnings)
     end)
 
     -- As in a pod, the wrapper is pid 1 of the pod's own pid namespace:
@@ -196,7 +196,7 @@ sys.stdout.buffer.write(b"read it\n" + found + b"\n" + frames + b"E 0 %d\n" % le
       assert.are.same({}, left)
       assert.are.equal(0, r.exit_code, cjson.encode(r))
       assert.truthy(r.stdout:find("ppid=1\n", 1, true), r.stdout) -- the program's shell, under pid 1
-      assert.is_nil(r.warning)
+      assert.is_nil(r.warnings)
       assert.are.same({ "real.txt" }, paths(r))
       assert.are.equal("real\n", unbase64(r.files[1].base64))
       local _, found = env.sh("pgrep -f '[" .. token:sub(1, 1) .. "]" .. token:sub(2) .. "'")

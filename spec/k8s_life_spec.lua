@@ -115,7 +115,7 @@ local function stop(server)
 end
 
 local function no_klog(r)
-  for _, text in ipairs { r.error and r.error.message or "", r.warning or "", r.cleanup_error or "" } do
+  for _, text in ipairs { r.error and r.error.message or "", table.concat(r.warnings or {}, "\n"), r.cleanup_error or "" } do
     assert.is_nil(text:find("[IWEF]%d%d%d%d %d%d:%d%d:%d%d%.%d+"), text)
   end
 end
@@ -328,7 +328,7 @@ end]])
           assert.truthy(r.cleanup_error:find("^kubectl delete pod %S+ failed %(%d+ tries%): The connection to the " ..
                                              "server [%d.:]+ was refused") or
                         r.cleanup_error:find("^kubectl delete pod %S+ timed out %(%d+ tries%)"), r.cleanup_error)
-          for _, text in ipairs { r.error.message, r.cleanup_error, r.warning or "" } do
+          for _, text in ipairs { r.error.message, r.cleanup_error, table.concat(r.warnings or {}, "\n") } do
             assert.is_nil(text:find("API group list", 1, true), text)
           end
           no_klog(r)

@@ -610,8 +610,9 @@ env.each_kubectl(function(minor)
       assert.are.equal("exited", r.status)
       assert.are.equal(3, r.exit_code)
       assert.are.equal("oops\n", r.stderr)
-      assert.truthy(r.warning and r.warning:find("could not be read", 1, true), cjson.encode(r))
-      assert.truthy(r.warning:find("InternalError", 1, true), r.warning)
+      local w = r.warnings and r.warnings[1]
+      assert.truthy(w and w:find("could not be read", 1, true), cjson.encode(r))
+      assert.truthy(w:find("InternalError", 1, true), w)
     end)
   end)
 

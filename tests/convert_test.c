@@ -15,12 +15,15 @@
  * allocations freed. */
 #include "codec/convert.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "engine/contract/limits.h"
 #include "lua_expr.h"
 #include "tap.h"
 
@@ -217,6 +220,49 @@ static void requests(lua_State *L) {
   }
 }
 
+/* Each limit of the table (engine/contract/limits.def) lands in its own
+ * member of struct esb_limits and no other, and below its minimum is
+ * refused naming it. Checked: with the reader's minimum 0 for every UINT,
+ * each below-its-minimum case fails. */
+static void table_limits(lua_State *L) {
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) {
+    const struct esb_limit_field *d = &esb_limit_fields[i];
+    char expr[200], what[200];
+    const char *value = d->kind == ESB_LIMIT_IS_BOOL ? "true" : "7";
+    snprintf(expr, sizeof expr, "{shell = 'x', limits = {%s = %s}}", d->key, value);
+    struct esb_request req;
+    if (!taken(L, expr, &req)) {
+      ok(0, d->key);
+      continue;
+    }
+    struct esb_request init = ESB_REQUEST_INIT;
+    struct esb_limits want = init.limits;
+    void *member = (char *)&want + d->request_offset;
+    if (d->kind == ESB_LIMIT_IS_BOOL)
+      *(int *)member = 1;
+    else
+      *(uint64_t *)member = d->kind == ESB_LIMIT_IS_CPU ? 7000 : 7;
+    bool same = true; /* member by member: the struct's padding is no one's */
+    for (size_t j = 0; j < ESB_LIMIT__COUNT; j++) {
+      size_t at = esb_limit_fields[j].request_offset;
+      same &= esb_limit_fields[j].kind == ESB_LIMIT_IS_BOOL
+        ? *(int *)((char *)&want + at) == *(int *)((char *)&req.limits + at)
+        : *(uint64_t *)((char *)&want + at) == *(uint64_t *)((char *)&req.limits + at);
+    }
+    snprintf(what, sizeof what, "limits.%s: its member alone", d->key);
+    ok(same, what);
+    esb_request_release(&req);
+    if (d->kind == ESB_LIMIT_IS_UINT && d->minimum > 0) {
+      char want_err[200];
+      snprintf(expr, sizeof expr, "{shell = 'x', limits = {%s = %llu}}", d->key, (unsigned long long)d->minimum - 1);
+      snprintf(want_err, sizeof want_err, IR "'limits.%s' must be a positive integer (got %llu)", d->key,
+               (unsigned long long)d->minimum - 1);
+      snprintf(what, sizeof what, "limits.%s: below its minimum, refused", d->key);
+      is_str(why(L, expr), want_err, what);
+    }
+  }
+}
+
 /* ---- results ---- */
 
 static void results(lua_State *L) {
@@ -274,11 +320,81 @@ static void results(lua_State *L) {
   lua_pop(L, 2);
 }
 
+/* The result's fields (engine/contract/result_fields.def). */
+static const struct { const char *name; bool always; } result_fields[] = {
+#define ESB_RESULT_FIELD(name, always, doc) {name, always},
+#include "engine/contract/result_fields.def"
+#undef ESB_RESULT_FIELD
+};
+#define N_RESULT_FIELDS (sizeof result_fields / sizeof result_fields[0])
+
+/* Pushes r (nulls as a null value) and marks in seen[] each field of the
+ * table it has; fails for a field that is not in the table, or an ALWAYS
+ * one it lacks. */
+static void result_shape(lua_State *L, struct esb_result *r, bool seen[N_RESULT_FIELDS], const char *shape) {
+  char what[200];
+  lua_pushlightuserdata(L, NULL);
+  esb_lua_push_result(L, r, -1);
+  bool here[N_RESULT_FIELDS] = {false};
+  for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+    const char *key = lua_tostring(L, -2);
+    size_t i = 0;
+    while (i < N_RESULT_FIELDS && strcmp(result_fields[i].name, key) != 0)
+      i++;
+    snprintf(what, sizeof what, "%s: its field '%s' is in result_fields.def", shape, key);
+    if (i == N_RESULT_FIELDS)
+      ok(0, what);
+    else
+      here[i] = seen[i] = true;
+  }
+  lua_pop(L, 2);
+  for (size_t i = 0; i < N_RESULT_FIELDS; i++) {
+    snprintf(what, sizeof what, "%s: has '%s', a field of every result", shape, result_fields[i].name);
+    if (result_fields[i].always)
+      ok(here[i], what);
+  }
+  esb_result_release(r);
+}
+
+/* Every field esb_lua_push_result writes is a row of the table, in results
+ * of each shape; each row is written by one of them. Checked: with "pod"
+ * written as "pod_name", this fails for it both ways. */
+static void table_results(lua_State *L) {
+  bool seen[N_RESULT_FIELDS] = {false};
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_exited(&r, 0);
+  r.out.data = strdup("hi");
+  r.out.len = r.out.total = 2;
+  r.err.data = strdup("\xff");
+  r.err.len = r.err.total = 1;
+  r.isolation = "namespaces";
+  snprintf(r.sandbox_name, sizeof r.sandbox_name, "echo-sandbox-x");
+  r.cleanup_error = strdup("x");
+  esb_result_warn(&r, "x");
+  r.fallback = strdup("x");
+  result_shape(L, &r, seen, "an exit with every note");
+  r = (struct esb_result)ESB_RESULT_INIT;
+  esb_result_fail(&r, ESB_E_INVALID_REQUEST, "x");
+  r.out.data = strdup("\xff");
+  r.out.len = r.out.total = 1;
+  r.files.wanted = true;
+  if (esb_collected_push(&r.files, "f", 1, "x", 1, 1) < 0)
+    abort();
+  result_shape(L, &r, seen, "an error with collected files");
+  for (size_t i = 0; i < N_RESULT_FIELDS; i++) {
+    char what[200];
+    snprintf(what, sizeof what, "result field '%s': written", result_fields[i].name);
+    ok(seen[i], what);
+  }
+}
+
 int main(void) {
   lua_State *L = luaL_newstate();
   luaL_openlibs(L);
   requests(L);
+  table_limits(L);
   results(L);
+  table_results(L);
   lua_close(L);
   return tap_done();
 }

@@ -39,8 +39,8 @@ int main(void) {
   plan.collect.n_patterns = 1;
   plan.k8s.handshake = true;
   ok(esb_k8s_payload_wanted(&plan), "files or patterns want the wrapper");
-  char err[256];
-  ok(esb_k8s_payload_check(&plan, err, sizeof err) == 0, "clean paths and patterns go");
+  struct esb_error err = ESB_ERROR_INIT;
+  ok(esb_k8s_payload_check(&plan, &err) == 0, "clean paths and patterns go");
 
   char marker[ESB_K8S_MARKER_SIZE];
   ok(esb_k8s_payload_marker(marker) == 0 && strlen(marker) == ESB_K8S_MARKER_SIZE - 1 && marker[0] == '\036',
@@ -63,10 +63,10 @@ int main(void) {
   none.k8s.handshake = true;
   ok(!esb_k8s_payload_wanted(&none), "a plan without files or patterns keeps the plain handshake");
   files[0].path = "a\nb";
-  ok(esb_k8s_payload_check(&plan, err, sizeof err) < 0 && strstr(err, "newline"), "a path with a newline is refused");
+  ok(esb_k8s_payload_check(&plan, &err) < 0 && strstr(err.message, "newline"), "a path with a newline is refused");
   files[0].path = "notes/a.txt";
   plan.k8s.handshake = false;
-  ok(esb_k8s_payload_check(&plan, err, sizeof err) < 0 && strstr(err, "handshake"),
+  ok(esb_k8s_payload_check(&plan, &err) < 0 && err.code == ESB_E_INVALID_REQUEST && strstr(err.message, "handshake"),
      "without the handshake, no wrapper");
 
   /* The start line, the program's output, the marker, the frames; cut at

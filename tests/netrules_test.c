@@ -18,9 +18,11 @@
 /* The range as esb_net_range_format writes it back, or why it is refused. */
 static const char *round_trip(const char *text) {
   static char out[96];
+  static struct esb_error err;
   struct esb_net_range r;
-  if (esb_net_range_parse(text, &r, out, sizeof out) == 0)
-    esb_net_range_format(&r, out, sizeof out);
+  if (esb_net_range_parse(text, &r, &err) < 0)
+    return err.message;
+  esb_net_range_format(&r, out, sizeof out);
   return out;
 }
 

@@ -14,6 +14,8 @@
  * (CI) finds a refused plan's allocations freed by esb_plan_release. */
 #include "policy/plan_reader.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +145,42 @@ static void refusals(lua_State *L) {
   }
 }
 
+/* Each limit of the table (engine/contract/limits.def) under its policy
+ * name lands where esb_plan_limit_offsets says and nowhere else; one the
+ * plan leaves out keeps the table's default, or the plan's own. Checked:
+ * with the reader writing memory_bytes through cpu_time_secs's offset, its
+ * case fails. */
+static void table_limits(lua_State *L) {
+  char err[512] = "", expr[200], what[200];
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) {
+    const struct esb_limit_field *d = &esb_limit_fields[i];
+    snprintf(expr, sizeof expr, "{limits = {%s = %s}}", d->plan_key, d->kind == ESB_LIMIT_IS_BOOL ? "true" : "7");
+    push_plan(L, expr);
+    struct esb_plan p = ESB_PLAN_INIT, want = ESB_PLAN_INIT;
+    ok(esb_read_plan(L, &p, err, sizeof err) == 0, expr);
+    lua_pop(L, 1);
+    for (size_t j = 0; j < ESB_LIMIT__COUNT; j++) { /* the others: their defaults */
+      void *member = (char *)&want + esb_plan_limit_offsets[j];
+      if (j == i && d->kind == ESB_LIMIT_IS_BOOL)
+        *(bool *)member = true;
+      else if (j == i)
+        *(uint64_t *)member = 7;
+      else if (esb_limit_fields[j].default_value)
+        *(uint64_t *)member = esb_limit_fields[j].default_value;
+    }
+    bool same = p.local.limits.address_space == 0 && p.local.limits.file_size == 0; /* no rlimit of local's */
+    for (size_t j = 0; j < ESB_LIMIT__COUNT; j++) { /* member by member: a struct's padding is no one's */
+      size_t at = esb_plan_limit_offsets[j];
+      same &= esb_limit_fields[j].kind == ESB_LIMIT_IS_BOOL
+        ? *(bool *)((char *)&p + at) == *(bool *)((char *)&want + at)
+        : *(uint64_t *)((char *)&p + at) == *(uint64_t *)((char *)&want + at);
+    }
+    snprintf(what, sizeof what, "limits.%s: its member, the others' defaults", d->plan_key);
+    ok(same, what);
+    esb_plan_release(&p);
+  }
+}
+
 static void fields(lua_State *L) {
   push_plan(L, "{backend = 'k8s', fallback = 'local', argv = {'sh', '-c', 'x'}, env = {B = '2', A = '1'}, "
                "clamped = {}, working_dir = '/w', kill_grace_ms = 50, max_stream_bytes = 7, max_code_bytes = 8, "
@@ -192,6 +230,8 @@ static void fields(lua_State *L) {
      p.local.isolation == ESB_ISOLATION_NAMESPACES && p.local.cgroups, "a minimal plan: the defaults, /work");
   esb_plan_release(&p);
   lua_pop(L, 1);
+
+  table_limits(L);
 
   struct esb_net_range *ranges;
   size_t n;

@@ -63,18 +63,20 @@ int main(void) {
   struct esb_result moved = ESB_RESULT_INIT;
   r.out.cap = 16;
   esb_capture_append(&r.out, "data", 4);
-  r.warning = strdup("careful");
+  esb_result_warn(&r, "careful %d", 1);
+  esb_result_warn(&r, "and %s", "again");
   esb_result_move(&moved, &r);
   is_str(moved.out.data, "data", "move hands the output over");
-  is_str(moved.warning, "careful", "and the owned strings");
-  ok(r.out.data == NULL && r.warning == NULL && r.error_message == NULL, "leaving the source empty");
+  is_str(moved.warnings.v[0], "careful 1", "and the owned strings");
+  is_str(moved.warnings.v[1], "and again", "each warning its own entry, in order");
+  ok(r.out.data == NULL && r.warnings.n == 0 && r.error_message == NULL, "leaving the source empty");
   is_int(r.cpu_time_ms, -1, "as ESB_RESULT_INIT");
   struct esb_result other = ESB_RESULT_INIT;
   other.error_message = strdup("held");
   esb_result_move(&other, &moved); /* what other held is released: valgrind/ASan see no leak */
-  is_str(other.warning, "careful", "move into a result that held something");
+  is_str(other.warnings.v[0], "careful 1", "move into a result that held something");
   esb_result_release(&other);
-  ok(other.warning == NULL && other.status == ESB_STATUS_ERROR, "release leaves ESB_RESULT_INIT");
+  ok(other.warnings.v == NULL && other.status == ESB_STATUS_ERROR, "release leaves ESB_RESULT_INIT");
   esb_result_release(&r);
   return tap_done();
 }

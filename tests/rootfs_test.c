@@ -84,12 +84,12 @@ static void file_path_ok(void) {
  * /opt/tools; "" when it takes it. */
 static const char *workdir_why(const char *workdir) {
   static const struct esb_mount mounts[] = {{"/usr", "/usr", false}, {"/srv/tools", "/opt/tools", true}};
-  static char why[256];
-  why[0] = '\0';
-  int rc = esb_rootfs_check_workdir(mounts, 2, workdir, why, sizeof why);
-  if ((rc == 0) != (why[0] == '\0'))
+  static struct esb_error err;
+  err = (struct esb_error)ESB_ERROR_INIT;
+  int rc = esb_rootfs_check_workdir(mounts, 2, workdir, &err);
+  if ((rc == 0) != (err.code == ESB_OK) || (rc < 0 && err.code != ESB_E_INVALID_REQUEST))
     return "(a return that does not match its reason)";
-  return why;
+  return err.message;
 }
 
 static void check_workdir(void) {
@@ -142,14 +142,14 @@ static struct esb_sandbox sandbox(const struct esb_mount *mounts, size_t n, cons
 /* The reason esb_rootfs_plan gives for sb ("" when it plans), checking that
  * a failed plan holds nothing. */
 static const char *plan_why(const struct esb_sandbox *sb) {
-  static char why[512];
+  static struct esb_error err;
   struct esb_rootfs fs;
-  why[0] = '\0';
-  if (esb_rootfs_plan(sb, &fs, why, sizeof why) == 0) {
+  err = (struct esb_error)ESB_ERROR_INIT;
+  if (esb_rootfs_plan(sb, &fs, &err) == 0) {
     esb_rootfs_release(&fs);
-    return why[0] ? "(a plan made, with a reason)" : "";
+    return err.code != ESB_OK ? "(a plan made, with a reason)" : "";
   }
-  return fs.steps == NULL && fs.count == 0 ? why : "(a failed plan that holds steps)";
+  return fs.steps == NULL && fs.count == 0 ? err.message : "(a failed plan that holds steps)";
 }
 
 static void plan(const char *dir) {
@@ -167,8 +167,8 @@ static void plan(const char *dir) {
   sb.files = files;
   sb.n_files = 2;
   struct esb_rootfs fs;
-  char why[512] = "";
-  ok(esb_rootfs_plan(&sb, &fs, why, sizeof why) == 0 && !why[0], "a plan is made");
+  struct esb_error err = ESB_ERROR_INIT;
+  ok(esb_rootfs_plan(&sb, &fs, &err) == 0 && err.code == ESB_OK, "a plan is made");
   ok(fs.count > 0 && fs.steps[0].kind == ESB_ROOTFS_DIR && !strcmp(fs.steps[0].dest, "/proc"),
      "the first step makes /proc, the overlays' empty layer");
 

@@ -198,7 +198,7 @@ function summary(result) {
   const lines = [`exit code ${result.exit_code} (${result.status}${result.reason ? ", " + result.reason : ""}, ` +
                  `${Math.round(result.duration_ms)} ms)`];
   if (result.timed_out) lines.push("the run was killed at its deadline");
-  if (result.warning) lines.push(`warning: ${result.warning}`);
+  for (const warning of result.warnings || []) lines.push(`warning: ${warning}`);
   if (result.fallback) lines.push(`ran on ${result.fallback.backend} instead: ${result.fallback.reason}`);
   return lines;
 }
@@ -276,7 +276,7 @@ const resultSchema = z.object({
   stderr_bytes: optInt,
   cpu_time_ms: optInt,
   memory_peak_bytes: optInt,
-  warning: z.string().optional(),
+  warnings: z.array(z.string()).optional().describe("what the run was degraded by, one entry each"),
   cleanup_error: z.string().optional(),
   fallback: z.object({ backend: z.string(), reason: z.string() }).passthrough().optional(),
   files: z.array(z.object({

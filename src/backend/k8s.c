@@ -965,13 +965,12 @@ static bool decide_by_trailer(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   if (run->have_pod || !run->trailer_reason[0] || r->status != ESB_STATUS_EXITED)
     return false;
-  if (strcmp(run->trailer_reason, "OOMKilled") == 0)
+  if (strcmp(run->trailer_reason, ESB_REASON_OOM_KILLED) == 0)
     esb_result_oom_killed(r);
   else
     esb_result_exited(r, r->exit_code);
-  if (asprintf(&r->warning, "the status of pod %s could not be read (%s); the exit code is kubectl's report "
-               "of it", run->plan->k8s.pod_name, run->get_error[0] ? run->get_error : "kubectl get failed") < 0)
-    r->warning = NULL;
+  esb_result_warn(r, "the status of pod %s could not be read (%s); the exit code is kubectl's report "
+                  "of it", run->plan->k8s.pod_name, run->get_error[0] ? run->get_error : "kubectl get failed");
   return true;
 }
 
@@ -996,7 +995,7 @@ static bool decide_terminated(struct esb_k8s_run *run) {
   if (run->plan->k8s.handshake && !run->end_err.seen && r->status == ESB_STATUS_EXITED && r->exit_code != 0 &&
       r->exit_code == pod->exit_code)
     drop_kubectl_trailer(run, &r->err);
-  if (strcmp(pod->reason, "OOMKilled") == 0)
+  if (strcmp(pod->reason, ESB_REASON_OOM_KILLED) == 0)
     esb_result_oom_killed(r);
   else if (strcmp(pod->pod_reason, "DeadlineExceeded") == 0)
     esb_result_timed_out(r);
@@ -1095,12 +1094,12 @@ static void finish(struct esb_k8s_run *run) {
 
 /* The files the wrapper sent back. None where the run ended before it
  * could send them (killed at its deadline); frames that do not read are
- * said in the warning. */
+ * said in a warning. */
 static void read_frames(struct esb_k8s_run *run) {
   struct esb_collected *files = &run->result.files;
   files->wanted = true;
-  if (esb_k8s_frames_read(&run->frames, &run->plan->collect, files) < 0 && errno != ENOENT && !run->result.warning)
-    run->result.warning = strdup("the pod's files (collect) came back malformed or cut short: none are listed");
+  if (esb_k8s_frames_read(&run->frames, &run->plan->collect, files) < 0 && errno != ENOENT)
+    esb_result_warn(&run->result, "the pod's files (collect) came back malformed or cut short: none are listed");
   esb_k8s_frames_release(&run->frames);
 }
 

@@ -114,7 +114,7 @@ struct esb_k8s_run {
                                 the pod shows it deleted */
   bool pod_ran;              /* it ran: the watch saw it Running (or after), or the program wrote */
   bool pod_gone;             /* the get after a failed run found no pod */
-  char get_error[256];       /* the first line of what a failed get said */
+  char get_error[ESB_MESSAGE_MAX]; /* the first line of what a failed get said */
   bool throttled;            /* the get met 429s (so, likely, did the run) */
   char trailer_reason[64];   /* kubectl's "pod NS/NAME terminated (REASON)", or "" */
   bool started;              /* the program began: the start mark came (the plain command),

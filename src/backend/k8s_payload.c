@@ -11,26 +11,19 @@ bool esb_k8s_payload_wanted(const struct esb_plan *plan) {
   return plan->n_files || plan->collect.n_patterns;
 }
 
-int esb_k8s_payload_check(const struct esb_plan *plan, char *err, size_t errlen) {
-  if (!plan->k8s.handshake) {
-    snprintf(err, errlen, "invalid request: 'files', code as a file and 'collect' need the handshake on the k8s "
-             "backend (a POSIX shell in the image), which the policy turned off (k8s.handshake = false)");
-    return -1;
-  }
-  for (size_t i = 0; i < plan->n_files; i++) {
-    if (strchr(plan->files[i].path, '\n')) {
-      snprintf(err, errlen, "invalid request: 'files' path %.200s has a newline, which the k8s backend cannot "
-               "pass on", plan->files[i].path);
-      return -1;
-    }
-  }
-  for (size_t i = 0; i < plan->collect.n_patterns; i++) {
-    if (strchr(plan->collect.patterns[i], '\n')) {
-      snprintf(err, errlen, "invalid request: 'collect[%zu]' has a newline, which the k8s backend cannot pass on",
-               i + 1);
-      return -1;
-    }
-  }
+int esb_k8s_payload_check(const struct esb_plan *plan, struct esb_error *err) {
+  if (!plan->k8s.handshake)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: 'files', code as a file and 'collect' need "
+                         "the handshake on the k8s backend (a POSIX shell in the image), which the policy turned "
+                         "off (k8s.handshake = false)");
+  for (size_t i = 0; i < plan->n_files; i++)
+    if (strchr(plan->files[i].path, '\n'))
+      return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: 'files' path %.200s has a newline, which "
+                           "the k8s backend cannot pass on", plan->files[i].path);
+  for (size_t i = 0; i < plan->collect.n_patterns; i++)
+    if (strchr(plan->collect.patterns[i], '\n'))
+      return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: 'collect[%zu]' has a newline, which the "
+                           "k8s backend cannot pass on", i + 1);
   return 0;
 }
 

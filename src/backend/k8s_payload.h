@@ -50,8 +50,9 @@ bool esb_k8s_payload_wanted(const struct esb_plan *plan);
 
 /* Why the plan's files or patterns cannot go to the wrapper, which reads
  * lines (a newline in a path or pattern), or that the policy turned the
- * handshake off (the wrapper is a shell script): -1 with err; else 0. */
-int esb_k8s_payload_check(const struct esb_plan *plan, char *err, size_t errlen);
+ * handshake off (the wrapper is a shell script): -1 with *err (invalid_request);
+ * else 0. */
+int esb_k8s_payload_check(const struct esb_plan *plan, struct esb_error *err);
 
 /* "\036echo-sandbox-files-" and 32 random hex digits. */
 #define ESB_K8S_MARKER_SIZE 53 /* with its NUL */
@@ -79,7 +80,7 @@ enum esb_k8s_start {
 
 struct esb_k8s_frames {
   enum esb_k8s_start start;
-  char step[512];                       /* the first line until whole, then the
+  char step[ESB_MESSAGE_MAX];           /* the first line until whole, then the
                                            failed step (or what came instead) */
   size_t step_len;
   bool collect;                         /* the frames follow the output */

@@ -41,18 +41,18 @@ static void remove_tree(const char *dir) {
 }
 
 /* Removes the host working dir of a run without namespaces (isolation
- * rlimits). As root, the removal runs as the program's own uid, in a child
+ * rlimits); -1 with *err where it is left. As root, the removal runs as the program's own uid, in a child
  * of its own: whatever the program planted there (a symlink swapped in
  * mid-removal), the removal can delete nothing the program could not have
  * deleted itself. Otherwise we are the program's uid already. The
  * directory itself, empty by then, we remove. */
-static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
+static int remove_workdir(const struct esb_sandbox *sb, const char *dir, struct esb_error *err) {
   if (!sb->switch_ids) {
     remove_tree(dir);
-    return;
+    return access(dir, F_OK) == 0 ? esb_error_set(err, ESB_E_SYSTEM, "the working dir %s was left", dir) : 0;
   }
   if (rmdir(dir) == 0)
-    return; /* left empty: nothing to walk, no child needed */
+    return 0; /* left empty: nothing to walk, no child needed */
   struct esb_sandbox as_program = { .switch_ids = true, .uid = sb->uid, .gid = sb->gid };
   const char *argv[] = {"/bin/sh", "-c", "chmod -R u+rwx -- \"$0\" 2>/dev/null; exec rm -rf -- \"$0\"", dir, NULL};
   const char *env[] = {"PATH=/usr/bin:/bin", NULL};
@@ -60,14 +60,17 @@ static void remove_workdir(const struct esb_sandbox *sb, const char *dir) {
   c.argv = argv;
   c.env = env;
   c.sandbox = &as_program;
-  char why[ESB_MESSAGE_MAX];
-  int status;
-  if (esb_child_start(&c, why, sizeof why) == 0)
+  int status, rc = esb_child_start(&c, err);
+  if (rc == 0)
     esb_child_reap(&c, &status, false);
   esb_child_close(&c);
   /* Its parent may not be the program's to write in ($TMPDIR): the empty
    * directory itself is ours to remove, and rmdir follows no symlink. */
-  rmdir(dir);
+  if (rmdir(dir) == 0 || errno == ENOENT)
+    return 0;
+  if (rc == 0)
+    esb_error_errno(err, ESB_E_SYSTEM, "removing the working dir %s", dir);
+  return -1;
 }
 
 /* The cgroup's part of after_exit, on whichever thread reaped the child: what the
@@ -93,16 +96,19 @@ static void read_cgroup(struct esb_exec *exec, void *userdata) {
  * the program left: engine/contract/collect.h). On the reaper's thread, with the
  * cgroup's reading. */
 static void read_collected(struct esb_local_run *run) {
+  run->collect_errno = 0;
   if (run->collect_fd < 0)
     return;
   if (!run->sandbox.namespaces && run->tmpdir) {
     int dir = open(run->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dir >= 0) {
-      esb_collect_walk(dir, &run->plan->collect, run->collect_fd);
+    if (dir < 0 || esb_collect_walk(dir, &run->plan->collect, run->collect_fd) < 0)
+      run->collect_errno = errno;
+    if (dir >= 0)
       close(dir);
-    }
   }
-  esb_collect_read(run->collect_fd, &run->plan->collect, &run->collected); /* none where it fails */
+  /* None where it fails; finished() says so in a warning. */
+  if (esb_collect_read(run->collect_fd, &run->plan->collect, &run->collected) < 0 && !run->collect_errno)
+    run->collect_errno = errno;
 }
 
 /* The exec's after_exit, on whichever thread reaped the child. */
@@ -123,7 +129,7 @@ static void after_exit(struct esb_exec *exec, void *userdata) {
  * grace (it has no CPU time left to spend in one). RLIMIT_CPU stays, a
  * second later per process, as the backstop. Without a cgroup that counts
  * (none, or the policy's cgroups = false) the budget is RLIMIT_CPU's, per
- * process, and the result's warning says so. */
+ * process, and a warning of the result says so. */
 #define CPU_WATCH_MIN_NS 10000000ull   /* 10 ms between two reads at most */
 #define CPU_WATCH_MAX_USEC 3600000000ull /* an hour of CPU: a policy's huge budget, read hourly */
 
@@ -175,6 +181,22 @@ static void start_cpu_watch(struct esb_local_run *run) {
   watch_cpu_at(run, run->plan->local.limits.cpu_secs * 1000000, 0);
 }
 
+/* A limit the run was held to less strictly than the plan asked, one
+ * warning each: no failure to set one up is dropped. */
+static void warn_degraded(const struct esb_local_run *run, struct esb_result *r) {
+  const struct esb_local_settings *ls = &run->plan->local;
+  bool refused = run->cgroup_refused.code != ESB_OK;
+  if (refused)
+    esb_result_warn(r, "no cgroup for the run (%s): its memory limit was the address space's (RLIMIT_AS)",
+                    run->cgroup_refused.message);
+  if (ls->cpu_millicores && !run->cpu_rate_held)
+    esb_result_warn(r, "cpu_millicores was not held: %s",
+                    run->cgroup_ready ? "the run's cgroup has no CPU controller" : "no cgroup for the run");
+  if (ls->limits.cpu_secs && run->seen.cpu_time_ms < 0)
+    esb_result_warn(r, "cpu_time_secs was a limit per process (RLIMIT_CPU), not of the whole run: no cgroup "
+                    "counted the run's CPU time");
+}
+
 /* The cgroup's word into the result. The OOM killer ended the program (or
  * the shell around it saw its child die of SIGKILL): what Kubernetes
  * reports as OOMKilled. */
@@ -187,31 +209,24 @@ static void note_cgroup(struct esb_local_run *run, struct esb_result *r) {
     esb_result_cpu_time_exceeded(r);
   if (r->status == ESB_STATUS_ERROR)
     return;
-  if (run->cgroup_refused && !r->warning &&
-      asprintf(&r->warning, "no cgroup for the run (%s): its memory limit was the address space's (RLIMIT_AS)%s%s",
-               run->cgroup_refused, run->plan->local.cpu_millicores ? ", with no CPU rate limit" : "",
-               run->plan->local.limits.cpu_secs ? ", and cpu_time_secs a limit per process (RLIMIT_CPU)" : "") < 0)
-    r->warning = NULL;
-  if (run->plan->local.limits.cpu_secs && run->seen.cpu_time_ms < 0 && !r->warning)
-    r->warning = strdup("cpu_time_secs was a limit per process (RLIMIT_CPU), not of the whole run: no cgroup "
-                        "counted the run's CPU time"); /* NULL on OOM: no warning */
+  warn_degraded(run, r);
   if (run->seen.cpu_time_ms >= 0)
     r->cpu_time_ms = run->seen.cpu_time_ms;
   if (run->seen.memory_peak_bytes >= 0)
     r->memory_peak_bytes = run->seen.memory_peak_bytes;
 }
 
-static int make_workdir(struct esb_local_run *run, char *why, size_t n) {
+static int make_workdir(struct esb_local_run *run, struct esb_error *err) {
   const char *base = getenv("TMPDIR");
   if (!base || base[0] != '/')
     base = "/tmp";
   if (asprintf(&run->tmpdir, "%s/echo-sandbox-XXXXXX", base) < 0) {
     run->tmpdir = NULL;
-    snprintf(why, n, "out of memory");
+    esb_error_set(err, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
   if (!mkdtemp(run->tmpdir)) {
-    snprintf(why, n, "creating the working dir under %s: %s", base, strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "creating the working dir under %s", base);
     free(run->tmpdir);
     run->tmpdir = NULL;
     return -1;
@@ -223,9 +238,9 @@ static int make_workdir(struct esb_local_run *run, char *why, size_t n) {
  * are in: until then it is mkdtemp's 0700 of ours, which no other user (a
  * sandbox of another run among them) can enter to swap a directory for a
  * link while we write. */
-static int hand_over_workdir(struct esb_local_run *run, char *why, size_t n) {
+static int hand_over_workdir(struct esb_local_run *run, struct esb_error *err) {
   if (geteuid() == 0 && chown(run->tmpdir, run->sandbox.uid, run->sandbox.gid) < 0) {
-    snprintf(why, n, "handing the working dir to uid %u: %s", (unsigned)run->sandbox.uid, strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "handing the working dir to uid %u", (unsigned)run->sandbox.uid);
     return -1; /* removed with the run's host side */
   }
   return 0;
@@ -282,10 +297,10 @@ static int own_host_ids(struct esb_local_run *run, const struct esb_plan *plan) 
   if (!run->sandbox.switch_ids || !plan->local.uid_count ||
       !esb_uid_slot_usable(plan->local.uid_first, plan->local.uid_count))
     return 0;
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   if (run->uid_slot.fd < 0 &&
-      esb_uid_slot_take(plan->local.uid_first, plan->local.uid_count, &run->uid_slot, why, sizeof why) < 0) {
-    esb_result_fail(&run->exec.result, errno == ENOSPC ? ESB_E_BACKEND_UNAVAILABLE : ESB_E_SYSTEM, "%s", why);
+      esb_uid_slot_take(plan->local.uid_first, plan->local.uid_count, &run->uid_slot, &err) < 0) {
+    esb_result_fail_error(&run->exec.result, &err);
     return -1;
   }
   run->sandbox.uid = run->uid_slot.uid;
@@ -312,18 +327,18 @@ static void make_cgroups(void *userdata) {
                                         .cpu_millicores = plan->local.cpu_millicores,
                                         .count_cpu = counts_cpu(plan),
                                         .pids_by_uid = run->uid_slot.fd >= 0 && l->processes };
-    char why[ESB_MESSAGE_MAX];
+    struct esb_error *refused = &run->cgroup_refused;
     /* An engine with no pool of its own (one run: the CLI's run) takes a
      * slot of the pool engines share (engine/cgroup.h). */
-    int rc = run->cgroup_pool ? esb_cgroup_ready(&run->cgroup, &limits, why, sizeof why)
-                              : esb_cgroup_claim(&run->cgroup, &limits, why, sizeof why);
+    int rc = run->cgroup_pool ? esb_cgroup_ready(&run->cgroup, &limits, refused->message, sizeof refused->message)
+                              : esb_cgroup_claim(&run->cgroup, &limits, refused->message, sizeof refused->message);
     if (rc < 0) {
-      free(run->cgroup_refused);
-      run->cgroup_refused = strdup(why); /* NULL on OOM: the result says less */
+      refused->code = ESB_E_SANDBOX_SETUP; /* said in a warning: the run goes on with rlimits */
       return;
     }
     run->cgroup_ready = true;
   }
+  run->cpu_rate_held = esb_cgroup_cpu_rate(&run->cgroup) > 0;
   run->sandbox.cgroup_procs = run->cgroup.procs;
   run->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
   run->sandbox.cgroup_dir = run->cgroup.version == ESB_CGROUP_V2 ? &run->cgroup.dir_fd : NULL;
@@ -356,24 +371,30 @@ static void ready_cgroups(struct esb_exec *exec, void *userdata) {
 }
 
 /* network: true: pasta on the sandbox's network namespace, before it goes on. */
-static int attach_network(pid_t child, void *arg, char *why, size_t whylen) {
+static int attach_network(pid_t child, void *arg, struct esb_error *err) {
   struct esb_local_run *run = arg;
-  return esb_netstack_attach(&run->net, child, why, whylen);
+  return esb_netstack_attach(&run->net, child, err);
 }
 
-static bool namespaces_refused(int err) {
+/* Whether the start failed because the host refuses namespaces: the errno
+ * of a refused clone or unshare. A start the policy or the request failed
+ * (a mount it may not make: EINVAL too) is not the host's refusal. */
+static bool namespaces_refused(const struct esb_exec *e) {
+  int err = e->start_error;
+  if (e->start_err.code == ESB_E_POLICY || e->start_err.code == ESB_E_INVALID_REQUEST)
+    return false;
   return err == EPERM || err == EINVAL || err == ENOSPC || err == EUSERS || err == EACCES;
 }
 
 /* The request's files into the fresh host working dir, before the program
  * starts and before the dir is the program's (hand_over_workdir): nothing
  * but us can have written there yet (engine/sandbox/rootfs.h). */
-static int write_host_files(struct esb_local_run *run, const struct esb_plan *plan, char *why, size_t n) {
+static int write_host_files(struct esb_local_run *run, const struct esb_plan *plan, struct esb_error *err) {
   if (!plan->n_files)
     return 0;
   int dir = open(run->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dir < 0) {
-    snprintf(why, n, "opening the working dir: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "opening the working dir");
     return -1;
   }
   uid_t uid = geteuid() == 0 ? run->sandbox.uid : (uid_t)-1; /* -1: as is */
@@ -391,7 +412,7 @@ static int write_host_files(struct esb_local_run *run, const struct esb_plan *pl
     if (rc == 0)
       rc = esb_rootfs_write_file_at(dir, path, f->data, f->len, f->mode & 0777, uid, gid);
     if (rc < 0)
-      snprintf(why, n, "writing the request's file '%s': %s", f->path, strerror(errno));
+      esb_error_errno(err, ESB_E_SANDBOX_SETUP, "writing the request's file '%s'", f->path);
   }
   close(dir);
   return rc;
@@ -399,14 +420,10 @@ static int write_host_files(struct esb_local_run *run, const struct esb_plan *pl
 
 /* A host working dir for a run without namespaces, and its environment. */
 static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *plan) {
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   struct esb_exec *e = &run->exec;
-  if (make_workdir(run, why, sizeof why) < 0) {
-    esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
-    return -1;
-  }
-  if (write_host_files(run, plan, why, sizeof why) < 0 || hand_over_workdir(run, why, sizeof why) < 0) {
-    esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
+  if (make_workdir(run, &err) < 0 || write_host_files(run, plan, &err) < 0 || hand_over_workdir(run, &err) < 0) {
+    esb_result_fail_error(&e->result, &err);
     return -1;
   }
   esb_strv_free(run->env);
@@ -432,10 +449,12 @@ static void release_host_side(struct esb_local_run *run) {
     close(run->collect_fd);
   run->collect_fd = -1;
   esb_cgroup_release(run->cgroup_pool, &run->cgroup);
-  free(run->cgroup_refused);
-  run->cgroup_refused = NULL;
+  run->cgroup_refused = (struct esb_error)ESB_ERROR_INIT;
+  run->cpu_rate_held = false;
   if (run->tmpdir) {
-    remove_workdir(&run->sandbox, run->tmpdir);
+    struct esb_error err = ESB_ERROR_INIT;
+    if (remove_workdir(&run->sandbox, run->tmpdir, &err) < 0) /* said, not dropped */
+      esb_result_warn(&run->exec.result, "%s", err.message);
     free(run->tmpdir);
     run->tmpdir = NULL;
   }
@@ -449,9 +468,9 @@ static void release_host_side(struct esb_local_run *run) {
 static int start_failed(struct esb_local_run *run) {
   const struct esb_plan *plan = run->plan;
   struct esb_exec *e = &run->exec;
-  int err = e->start_error;
-  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !namespaces_refused(err) || plan->working_dir) {
-    if (namespaces_refused(err))
+  bool refused = namespaces_refused(e);
+  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !refused || plan->working_dir) {
+    if (refused)
       esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
                       "this host refuses the namespaces the sandbox needs (%s) and the policy "
                       "requires them", e->result.error_message ? e->result.error_message : "clone");
@@ -491,11 +510,14 @@ static void finished(struct esb_exec *exec, void *userdata) {
     exec->result.files = run->collected; /* moved */
     run->collected = (struct esb_collected){ 0 };
     exec->result.files.wanted = true;
+    if (run->collect_errno)
+      esb_result_warn(&exec->result, "the run's files (collect) could not be read back (%s): none are listed",
+                      strerror(run->collect_errno));
   }
   esb_cgroup_pool_put(run->cgroup_pool, &run->cgroup); /* read_cgroup settled it */
   run->cgroup_ready = false;
-  free(run->cgroup_refused);
-  run->cgroup_refused = NULL;
+  run->cgroup_refused = (struct esb_error)ESB_ERROR_INIT;
+  run->cpu_rate_held = false;
   release_host_side(run);
   if (run->on_done)
     run->on_done(run, run->userdata);
@@ -504,12 +526,12 @@ static void finished(struct esb_exec *exec, void *userdata) {
 /* The run's network: pasta and the rules of its namespace, attached before
  * the child is released. 0, or -1 with the result failed. */
 static int prepare_network(struct esb_local_run *run, const struct esb_plan *plan) {
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   const struct esb_local_settings *ls = &plan->local;
   /* pasta, where it can run unprivileged, runs as the run's own host ids */
   if (esb_netstack_prepare(&run->net, ls->network_allow, ls->n_network_allow, run->sandbox.uid,
-                           run->sandbox.gid, run->sandbox.owns_userns, why, sizeof why) < 0) {
-    esb_result_fail(&run->exec.result, ESB_E_SYSTEM, "%s", why);
+                           run->sandbox.gid, run->sandbox.owns_userns, &err) < 0) {
+    esb_result_fail_error(&run->exec.result, &err);
     return -1;
   }
   run->sandbox.net_rules = run->net.rules;
@@ -543,7 +565,7 @@ static void exec_options_for(struct esb_local_run *run, const struct esb_plan *p
 
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {
   struct esb_exec *e = &run->exec;
-  char why[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   e->result.sandbox_type = "local";
   run->loop = loop;
   run->plan = plan;
@@ -551,15 +573,14 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   esb_local_sandbox_for(plan, false, &run->sandbox);
   if (own_host_ids(run, plan) < 0)
     return -1;
-  if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, why, sizeof why) < 0) {
-    esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP, "%s", why);
+  if (esb_seccomp_program(plan->local.seccomp, &run->sandbox.seccomp, &err) < 0) {
+    esb_result_fail_error(&e->result, &err);
     return -1;
   }
   if (run->sandbox.namespaces) {
     /* The working dir is a path inside: a tmpfs the sandbox makes there. */
-    if (esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, run->sandbox.workdir, why,
-                                 sizeof why) < 0) {
-      esb_result_fail(&e->result, ESB_E_INVALID_REQUEST, "%s", why);
+    if (esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, run->sandbox.workdir, &err) < 0) {
+      esb_result_fail_error(&e->result, &err);
       return -1;
     }
     if (build_env(run, plan, run->sandbox.workdir) < 0) {

@@ -32,8 +32,10 @@ struct esb_local_run {
   struct esb_cgroup cgroup;    /* the run's cgroups, when the plan and the host allow */
   struct esb_uid_slot uid_slot; /* the run's own host uid, held until its end (root only) */
   bool cgroup_ready;           /* limits set for this run */
-  char *cgroup_refused;        /* why the plan's cgroups could not be made: the run's
-                                  limits were rlimits instead (owned; NULL: none refused) */
+  struct esb_error cgroup_refused; /* why the plan's cgroups could not be made: the run's
+                                      limits were rlimits instead (code ESB_OK: none refused) */
+  bool cpu_rate_held;          /* the run's cgroup holds it to its CPU rate (read when
+                                  made: a cgroup settled at the end is gone) */
   struct {                     /* what the cgroup said when the child was reaped */
     bool oom_killed;
     int64_t cpu_time_ms, memory_peak_bytes; /* -1: unknown */
@@ -46,6 +48,7 @@ struct esb_local_run {
   char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */
   int collect_fd;              /* a memfd the collected files are framed into; -1: none */
   struct esb_collected collected; /* read back from it once the child is gone */
+  int collect_errno;           /* why they could not be (0: they were), for a warning */
   esb_local_done_fn on_done;
   void *userdata;
   struct esb_output_sink output; /* optional: the program's output as it comes */
@@ -56,6 +59,7 @@ struct esb_local_run {
 #define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .exec_opts = ESB_EXEC_OPTIONS_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
                              .output = ESB_OUTPUT_SINK_NONE, .collect_fd = -1, \
                              .uid_slot = ESB_UID_SLOT_INIT, \
+                             .cgroup_refused = ESB_ERROR_INIT, \
                              .seen = { .cpu_time_ms = -1, .memory_peak_bytes = -1 } }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once the

@@ -115,16 +115,14 @@ static void make_cgroups(struct making *m, const struct esb_plan *plan) {
 /* The sandbox as a run's (esb_local_sandbox_for), with its own host uid
  * where the policy gives a range. */
 static int make_sandbox(struct making *m, const struct esb_plan *plan, struct esb_error *err) {
-  char why[ESB_MESSAGE_MAX];
   esb_local_sandbox_for(plan, false, &m->sandbox);
-  if (esb_seccomp_program(plan->local.seccomp, &m->sandbox.seccomp, why, sizeof why) < 0)
-    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "%s", why);
-  if (esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, m->sandbox.workdir, why, sizeof why) < 0)
-    return esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", why);
+  if (esb_seccomp_program(plan->local.seccomp, &m->sandbox.seccomp, err) < 0 ||
+      esb_rootfs_check_workdir(plan->local.mounts, plan->local.n_mounts, m->sandbox.workdir, err) < 0)
+    return -1;
   const struct esb_local_settings *ls = &plan->local;
   if (m->sandbox.switch_ids && ls->uid_count && esb_uid_slot_usable(ls->uid_first, ls->uid_count)) {
-    if (esb_uid_slot_take(ls->uid_first, ls->uid_count, &m->uid_slot, why, sizeof why) < 0)
-      return esb_error_set(err, errno == ENOSPC ? ESB_E_BACKEND_UNAVAILABLE : ESB_E_SYSTEM, "%s", why);
+    if (esb_uid_slot_take(ls->uid_first, ls->uid_count, &m->uid_slot, err) < 0)
+      return -1;
     m->sandbox.uid = m->uid_slot.uid;
     m->sandbox.gid = (gid_t)m->uid_slot.uid;
     m->sandbox.owns_userns = true;
@@ -230,9 +228,8 @@ int esb_session_create(const struct esb_plan *plan, const struct esb_session_opt
   m.child.argv = (const char *const *)plan->argv;
   m.child.env = (const char *const *)plan->env;
   m.child.sandbox = &m.sandbox;
-  char why[ESB_MESSAGE_MAX];
-  if (esb_child_start(&m.child, why, sizeof why) < 0) {
-    esb_error_set(err, ESB_E_SANDBOX_SETUP, "starting the session's pid 1: %s", why);
+  if (esb_child_start(&m.child, err) < 0) {
+    esb_error_prefix(err, "starting the session's pid 1");
     goto fail;
   }
   if (await_ready(&m, err) < 0 || write_info(&m, plan, err) < 0)

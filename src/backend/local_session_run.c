@@ -93,9 +93,9 @@ static int write_plan(const struct esb_plan *plan, const struct esb_session_reco
   sb.inner_uid = rec->inner_uid; /* the session's id maps decide them */
   sb.inner_gid = rec->inner_gid;
   sb.limits.address_space = rec->address_space;
-  char why[ESB_MESSAGE_MAX];
-  if (esb_seccomp_program(plan->local.seccomp, &sb.seccomp, why, sizeof why) < 0) {
-    esb_result_fail(r, ESB_E_SANDBOX_SETUP, "%s", why);
+  struct esb_error err = ESB_ERROR_INIT;
+  if (esb_seccomp_program(plan->local.seccomp, &sb.seccomp, &err) < 0) {
+    esb_result_fail_error(r, &err);
     return -1;
   }
   struct esb_strv env = ESB_STRV_INIT;

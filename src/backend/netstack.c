@@ -19,7 +19,7 @@
 #include "engine/sandbox/spawn.h"
 
 int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *allow, size_t n_allow, uid_t uid,
-                         gid_t gid, bool owner, char *why, size_t whylen) {
+                         gid_t gid, bool owner, struct esb_error *err) {
   ns->uid = uid;
   ns->gid = gid;
   ns->owner = owner;
@@ -27,7 +27,7 @@ int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *al
   ns->rules = NULL;
   ns->n_rules = 0;
   if (esb_netrules_build("/etc/resolv.conf", allow, n_allow, &ns->rules, &ns->n_rules) < 0) {
-    snprintf(why, whylen, "network: the host's addresses: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "network: the host's addresses");
     return -1;
   }
   return 0;
@@ -107,40 +107,41 @@ static void pasta_argv(const struct esb_netstack *ns, bool as_run, const char *p
  * run's uid owns is opened as that uid, which has every capability there,
  * not with CAP_SYS_PTRACE on the host (a unit's bounding set may leave it
  * out). */
-static int open_ns(const struct esb_netstack *ns, pid_t child, const char *kind, char *why, size_t whylen) {
+static int open_ns(const struct esb_netstack *ns, pid_t child, const char *kind, struct esb_error *err) {
   char path[64];
   struct esb_owner_saved ids;
   snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)child, kind);
   if (ns->owner && esb_owner_enter(ns->uid, &ids) < 0) {
-    snprintf(why, whylen, "network: taking the run's host uid %u: %s", (unsigned)ns->uid, strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "network: taking the run's host uid %u", (unsigned)ns->uid);
     return -1;
   }
   int fd = open(path, O_RDONLY | O_CLOEXEC), saved = errno;
   if (ns->owner)
     esb_owner_leave(&ids);
+  errno = saved;
   if (fd < 0)
-    snprintf(why, whylen, "network: the sandbox's %s namespace: %s", kind, strerror(saved));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "network: the sandbox's %s namespace", kind);
   return fd;
 }
 
 /* pasta's pid, from its file, as a pidfd. */
-static int read_pid(struct esb_netstack *ns, const char *pidfile, char *why, size_t whylen) {
+static int read_pid(struct esb_netstack *ns, const char *pidfile, struct esb_error *err) {
   size_t len;
   char *text = esb_read_file(pidfile, &len);
   int pid = text ? atoi(text) : 0;
   free(text);
   if (pid <= 0 || (ns->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0) {
-    snprintf(why, whylen, "network: pasta's pid (%d): %s", pid, strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "network: pasta's pid (%d)", pid);
     return -1;
   }
   return 0;
 }
 
-int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen) {
-  char pidfile[4096], ids[3][32], err[256] = "", cwhy[ESB_MESSAGE_MAX];
+int esb_netstack_attach(struct esb_netstack *ns, pid_t child, struct esb_error *err) {
+  char pidfile[4096], ids[3][32], said[ESB_MESSAGE_MAX] = "";
   bool as_run = esb_netstack_unprivileged(ns->uid, ns->gid);
   if (make_pidfile(ns, as_run, pidfile, sizeof pidfile) < 0) {
-    snprintf(why, whylen, "network: a pid file for pasta: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "network: a pid file for pasta");
     return -1;
   }
   const char *argv[32];
@@ -151,28 +152,28 @@ int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t 
   c.env = env;
   c.err = ESB_CHILD_PIPE;
   int status = 0, rc = -1;
-  if ((c.in = open_ns(ns, child, "user", why, whylen)) < 0 || (c.out = open_ns(ns, child, "net", why, whylen)) < 0)
+  if ((c.in = open_ns(ns, child, "user", err)) < 0 || (c.out = open_ns(ns, child, "net", err)) < 0)
     goto out;
-  if (esb_child_start(&c, cwhy, sizeof cwhy) < 0) {
-    snprintf(why, whylen, "network: starting pasta: %s", cwhy);
+  if (esb_child_start(&c, err) < 0) {
+    esb_error_prefix(err, "network: starting pasta");
     goto out;
   }
   /* pasta forks itself into the background once the namespace is set up */
   if (esb_child_reap(&c, &status, false) != 1) {
-    snprintf(why, whylen, "network: waiting for pasta: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "network: waiting for pasta");
     goto out;
   }
-  ssize_t got = read(c.err, err, sizeof err - 1);
-  err[got > 0 ? got : 0] = '\0';
-  err[strcspn(err, "\n")] = '\0';
+  ssize_t got = read(c.err, said, sizeof said - 1); /* its first line says why it failed */
+  said[got > 0 ? got : 0] = '\0';
+  said[strcspn(said, "\n")] = '\0';
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     struct esb_report r;
     bool not_found = read(c.report, &r, sizeof r) == sizeof r && r.kind == ESB_REPORT_EXEC_FAILED;
-    snprintf(why, whylen, "network: %s", not_found ? "pasta is not installed (Debian's passt package)"
-             : err[0] ? err : "pasta failed");
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "network: %s", not_found ? "pasta is not installed (Debian's passt package)"
+                  : said[0] ? said : "pasta failed");
     goto out;
   }
-  rc = read_pid(ns, pidfile, why, whylen);
+  rc = read_pid(ns, pidfile, err);
 out:
   /* Ours, not the child machinery's: esb_child_close leaves given fds alone. */
   if (c.in >= 0)

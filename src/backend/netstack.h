@@ -45,16 +45,16 @@ struct esb_netstack {
 
 /* The rules of a run that may reach the ranges allow (and the internet),
  * the ids pasta runs as, and whether uid owns the sandbox's user namespace
- * (then its namespaces are opened as that uid). 0, or -1 with a reason. */
+ * (then its namespaces are opened as that uid). 0, or -1 with *err. */
 int esb_netstack_prepare(struct esb_netstack *ns, const struct esb_net_range *allow, size_t n_allow, uid_t uid,
-                         gid_t gid, bool owner, char *why, size_t whylen);
+                         gid_t gid, bool owner, struct esb_error *err);
 
 /* Whether pasta will run as uid/gid (not root) here: the engine is root
  * and /dev/net/tun is open to them. */
 bool esb_netstack_unprivileged(uid_t uid, gid_t gid);
 
-/* Returns 0, or -1 with a reason (pasta missing, or it failed). */
-int esb_netstack_attach(struct esb_netstack *ns, pid_t child, char *why, size_t whylen);
+/* Returns 0, or -1 with *err (pasta missing, or it failed). */
+int esb_netstack_attach(struct esb_netstack *ns, pid_t child, struct esb_error *err);
 
 void esb_netstack_detach(struct esb_netstack *ns);
 

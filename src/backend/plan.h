@@ -89,6 +89,8 @@ struct esb_plan {
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
   uint64_t max_output_bytes;
+  uint64_t max_open_files;   /* the run's open files: local.limits.open_files is the lower of
+                                it and the local sandbox's; on k8s an annotation (policy/policy.c) */
   uint64_t max_stream_bytes; /* the most of a run's output (both streams) that
                                 live output events carry */
   char **clamped;            /* NULL-terminated notes of what of the request the policy

@@ -9,13 +9,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "engine/error.h"
+
 struct esb_pod_status {
   char phase[32];          /* status.phase */
   bool terminated;         /* containerStatuses[0].state.terminated exists */
   int exit_code;           /* its exitCode */
   char reason[64];         /* its reason: Completed, Error, OOMKilled, ... */
   char pod_reason[64];     /* status.reason: DeadlineExceeded, Evicted, ... */
-  char message[512];       /* status.message, a waiting reason's message, or an unmet condition's */
+  char message[ESB_MESSAGE_MAX]; /* status.message, a waiting reason's message, or an unmet condition's */
   char event[16];          /* a watch event's type (ADDED, MODIFIED, DELETED); "" for a pod */
   char waiting_reason[64]; /* containerStatuses[0].state.waiting.reason: ErrImagePull, ... */
   bool unschedulable;      /* the PodScheduled condition is False, reason Unschedulable */

@@ -97,13 +97,13 @@ static int push_line_event(lua_State *L) {
 
 static void print_event(struct batch_job *bj, const struct esb_json_event *ev) {
   lua_State *L = bj->batch->L;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   lua_pushcfunction(L, push_line_event);
   lua_pushlightuserdata(L, (void *)ev);
   lua_pushinteger(L, bj->line);
   lua_pushlightuserdata(L, bj->id);
-  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
-    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", bj->line, err);
+  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err) < 0) {
+    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", bj->line, err.message);
     return;
   }
   esb_json_print(L);
@@ -146,9 +146,9 @@ static void print_result(struct batch_job *bj) {
   lua_pushlightuserdata(L, &bj->job.result);
   lua_pushinteger(L, bj->line);
   lua_pushlightuserdata(L, bj->id);
-  char err[ESB_MESSAGE_MAX];
-  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
-    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", bj->line, err);
+  struct esb_error err;
+  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err) < 0) {
+    fprintf(stderr, "echo-sandbox batch: line %ld: %s\n", bj->line, err.message);
     return;
   }
   esb_json_print(L);
@@ -211,14 +211,14 @@ static int decode_line(lua_State *L) {
 
 /* On the planner's thread: the line decoded and planned, or failed. */
 static void plan_line(struct batch *b, struct batch_job *bj, const char *text, size_t len) {
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   lua_State *L = b->planner_L;
   lua_pushcfunction(L, decode_line);
   lua_pushlstring(L, text, len);
   char what[64];
   snprintf(what, sizeof what, "line %ld: invalid request JSON", bj->line);
-  if (esb_lua_pcall(L, 1, 2, ESB_LUA_MESSAGE, what, err, sizeof err) < 0) {
-    esb_result_fail(&bj->job.result, ESB_E_INVALID_REQUEST, "%s", err);
+  if (esb_lua_pcall(L, 1, 2, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, what, &err) < 0) {
+    esb_result_fail_error(&bj->job.result, &err);
     return;
   }
   if (lua_type(L, -1) == LUA_TSTRING && !(bj->id = strdup(lua_tostring(L, -1)))) {
@@ -226,10 +226,10 @@ static void plan_line(struct batch *b, struct batch_job *bj, const char *text, s
     esb_result_fail(&bj->job.result, ESB_E_SYSTEM, "out of memory");
     return;
   }
-  int bad = esb_lua_to_request(L, lua_absindex(L, -2), &bj->request, err, sizeof err);
+  int bad = esb_lua_to_request(L, lua_absindex(L, -2), &bj->request, err.message, sizeof err.message);
   lua_pop(L, 2);
   if (bad < 0) {
-    esb_result_fail(&bj->job.result, ESB_E_INVALID_REQUEST, "%s", err);
+    esb_result_fail(&bj->job.result, ESB_E_INVALID_REQUEST, "%s", err.message);
     return;
   }
   esb_job_plan(&bj->job, b->policy, &bj->request, stderr);

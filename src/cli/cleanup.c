@@ -152,15 +152,15 @@ int esb_cli_cleanup(int argc, char **argv) {
   said.failed |= esb_cli_session_sweep(o.dry_run);
   if (o.local_only)
     return said.failed;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   int rc = 125;
   struct esb_k8s_settings cluster = { 0 };
   struct esb_result got = ESB_RESULT_INIT, deleted = ESB_RESULT_INIT;
   struct esb_strv tail = ESB_STRV_INIT;
   lua_State *L = NULL;
-  struct esb_policy *policy = esb_policy_open(o.policy_path, err, sizeof err);
-  if (!policy || esb_policy_cluster(policy, &cluster, err, sizeof err) != ESB_OK) {
-    fprintf(stderr, "echo-sandbox cleanup: %s\n", err);
+  struct esb_policy *policy = esb_policy_open(o.policy_path, err.message, sizeof err.message);
+  if (!policy || esb_policy_cluster(policy, &cluster, err.message, sizeof err.message) != ESB_OK) {
+    fprintf(stderr, "echo-sandbox cleanup: %s\n", err.message);
     goto out;
   }
   if (o.namespace_) {
@@ -179,8 +179,8 @@ int esb_cli_cleanup(int argc, char **argv) {
     goto out;
   lua_pushcfunction(L, pods_of_list);
   lua_pushlstring(L, got.out.data ? got.out.data : "", got.out.len);
-  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "kubectl's pod list", err, sizeof err) < 0) {
-    fprintf(stderr, "echo-sandbox cleanup: %s\n", err);
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_BACKEND, "kubectl's pod list", &err) < 0) {
+    fprintf(stderr, "echo-sandbox cleanup: %s\n", err.message);
     goto out;
   }
   esb_strv_push(&tail, "delete");

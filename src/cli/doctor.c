@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,11 +50,16 @@ struct tally {
   int failed, warned;
 };
 
-static void report(struct tally *t, const char *level, const char *what, const char *fmt, const char *detail) {
+static void report(struct tally *t, const char *level, const char *what, const char *fmt, ...)
+  __attribute__((format(printf, 4, 5)));
+static void report(struct tally *t, const char *level, const char *what, const char *fmt, ...) {
   if (!strcmp(level, "FAIL")) t->failed++;
   if (!strcmp(level, "warn")) t->warned++;
   printf("%-5s %-14s ", level, what);
-  printf(fmt, detail ? detail : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
   putchar('\n');
 }
 
@@ -107,10 +113,10 @@ static bool has_network_policy(const char *json, size_t len) {
   lua_State *L = esb_json_state();
   if (!L)
     return false;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   lua_pushcfunction(L, network_policy_in);
   lua_pushlstring(L, json, len);
-  bool found = esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) == 0 && lua_toboolean(L, -1);
+  bool found = esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_BACKEND, NULL, &err) == 0 && lua_toboolean(L, -1);
   lua_close(L);
   return found;
 }
@@ -118,7 +124,7 @@ static bool has_network_policy(const char *json, size_t len) {
 /* fail: the level of a check that does not pass ("FAIL", or "warn" when the
  * policy does not send requests to k8s by itself). */
 static void check_kubernetes(struct esb_policy *policy, struct tally *t, const char *fail) {
-  char err[ESB_MESSAGE_MAX], line[512], detail[1024];
+  char err[ESB_MESSAGE_MAX], line[ESB_MESSAGE_MAX];
   struct esb_k8s_settings cluster = { 0 };
   struct esb_result r = ESB_RESULT_INIT;
   if (esb_policy_cluster(policy, &cluster, err, sizeof err) != ESB_OK) {
@@ -131,8 +137,7 @@ static void check_kubernetes(struct esb_policy *policy, struct tally *t, const c
     report(t, fail, "kubectl", "%s", why_failed(&r, line, sizeof line));
     goto out;
   }
-  snprintf(detail, sizeof detail, "%s: %s", esb_k8s_kubectl(), first_line(&r.out, line, sizeof line));
-  report(t, "ok", "kubectl", "%s", detail);
+  report(t, "ok", "kubectl", "%s: %s", esb_k8s_kubectl(), first_line(&r.out, line, sizeof line));
   const char *context[] = {"config", "current-context", NULL};
   if (k->context)
     report(t, "ok", "context", "%s (from the policy)", k->context);
@@ -153,9 +158,8 @@ static void check_kubernetes(struct esb_policy *policy, struct tally *t, const c
     {"create", "pods"}, {"create", "pods/attach"}, {"get", "pods"}, {"delete", "pods"}};
   for (size_t i = 0; i < sizeof rights / sizeof rights[0]; i++) {
     const char *can[] = {"auth", "can-i", rights[i][0], rights[i][1], NULL};
-    snprintf(detail, sizeof detail, "%s %s", rights[i][0], rights[i][1]);
     bool yes = kubectl_ok(k, can, &r);
-    report(t, yes ? "ok" : fail, "rbac", yes ? "may %s" : "may not %s", detail);
+    report(t, yes ? "ok" : fail, "rbac", "%s %s %s", yes ? "may" : "may not", rights[i][0], rights[i][1]);
   }
   const char *netpol[] = {"get", "networkpolicies", "-o", "json", "--request-timeout=10s", NULL};
   if (!kubectl_ok(k, netpol, &r))
@@ -174,7 +178,7 @@ out:
 /* How the local backend will enforce the memory, process and CPU limits:
  * by making a cgroup as a run would. */
 static void check_limits(const struct esb_plan *plan, struct tally *t) {
-  char why[ESB_MESSAGE_MAX], detail[ESB_MESSAGE_MAX + 512];
+  char why[ESB_MESSAGE_MAX], detail[ESB_MESSAGE_MAX];
   struct esb_cgroup cg = ESB_CGROUP_INIT;
   struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes,
                                       .max_pids = plan->local.limits.processes,
@@ -192,10 +196,9 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
                "(no cpuacct counts the run's)");
     report(t, "ok", "limits", "%s", detail);
   } else {
-    snprintf(detail, sizeof detail, "memory by RLIMIT_AS (address space), processes by RLIMIT_NPROC, no CPU "
-             "rate limit, CPU time per process by RLIMIT_CPU, as no cgroup can be made: %s; runtimes that "
-             "reserve much (node, java) need a larger memory limit", why);
-    report(t, "warn", "limits", "%s", detail);
+    report(t, "warn", "limits", "memory by RLIMIT_AS (address space), processes by RLIMIT_NPROC, no CPU rate "
+           "limit, CPU time per process by RLIMIT_CPU, as no cgroup can be made: %s; runtimes that reserve much "
+           "(node, java) need a larger memory limit", why);
   }
   esb_cgroup_destroy(&cg);
 }
@@ -238,7 +241,7 @@ static int filter_refused(void) {
 /* network: true: what pasta runs as (backend/netstack.h), and whether the
  * kernel takes the run's packet filter. */
 static void check_network(const struct esb_plan *plan, struct tally *t) {
-  char detail[256];
+  char detail[ESB_MESSAGE_MAX];
   int refused = filter_refused();
   if (refused) {
     report(t, "warn", "network", "network: true runs fail: the kernel refuses the packet filter (nf_tables with "
@@ -257,9 +260,8 @@ static void check_network(const struct esb_plan *plan, struct tally *t) {
   else if (own && !has_cap_sys_admin()) {
     /* Root without CAP_SYS_ADMIN (a unit's bounding set) cannot enter the
      * namespaces the run's uid owns: every network: true run would fail. */
-    snprintf(detail, sizeof detail, "network: true runs fail: /dev/net/tun is not open to the run's uid %u (udev "
-             "makes it 0666), and pasta as root needs CAP_SYS_ADMIN, which this engine lacks", (unsigned)uid);
-    report(t, "warn", "network", "%s", detail);
+    report(t, "warn", "network", "network: true runs fail: /dev/net/tun is not open to the run's uid %u (udev "
+           "makes it 0666), and pasta as root needs CAP_SYS_ADMIN, which this engine lacks", (unsigned)uid);
     return;
   } else
     snprintf(detail, sizeof detail, "pasta runs as root: /dev/net/tun is not open to the run's uid %u (udev "
@@ -273,29 +275,24 @@ static void check_network(const struct esb_plan *plan, struct tally *t) {
  * a host uid of its own per run (engine/runtime/uid_slot.h), or one shared. */
 static void check_host_uids(const struct esb_plan *plan, struct tally *t) {
   const struct esb_local_settings *ls = &plan->local;
-  char detail[ESB_MESSAGE_MAX + 512];
   uid_t me = geteuid();
   if (me != 0) {
-    snprintf(detail, sizeof detail, "every run is this user's (uid %u) on the host: the runs share its per-user "
-             "kernel counters (inotify instances, message queues, processes) with each other and with its own "
-             "processes, and can signal each other; a host uid per run needs the engine to run as root "
-             "(echo-sandbox does not use newuidmap and an /etc/subuid range)", (unsigned)me);
-    report(t, "warn", "host uids", "%s", detail);
+    report(t, "warn", "host uids", "every run is this user's (uid %u) on the host: the runs share its per-user "
+           "kernel counters (inotify instances, message queues, processes) with each other and with its own "
+           "processes, and can signal each other; a host uid per run needs the engine to run as root "
+           "(echo-sandbox does not use newuidmap and an /etc/subuid range)", (unsigned)me);
   } else if (!ls->uid_count) {
-    snprintf(detail, sizeof detail, "every run is uid %u on the host (the policy's local.uid_range is false): "
-             "the runs share its per-user kernel counters and can signal each other", (unsigned)ls->uid);
-    report(t, "warn", "host uids", "%s", detail);
+    report(t, "warn", "host uids", "every run is uid %u on the host (the policy's local.uid_range is false): "
+           "the runs share its per-user kernel counters and can signal each other", (unsigned)ls->uid);
   } else if (!esb_uid_slot_usable(ls->uid_first, ls->uid_count)) {
-    snprintf(detail, sizeof detail, "this engine's user namespace does not map the policy's uid_range "
-             "(%llu from %llu): every run is uid %u on the host, sharing its per-user kernel counters",
-             (unsigned long long)ls->uid_count, (unsigned long long)ls->uid_first, (unsigned)ls->uid);
-    report(t, "warn", "host uids", "%s", detail);
+    report(t, "warn", "host uids", "this engine's user namespace does not map the policy's uid_range "
+           "(%llu from %llu): every run is uid %u on the host, sharing its per-user kernel counters",
+           (unsigned long long)ls->uid_count, (unsigned long long)ls->uid_first, (unsigned)ls->uid);
   } else {
-    snprintf(detail, sizeof detail, "each live run has a host uid of its own, %llu..%llu (%llu at once), which "
-             "owns its user namespace: per-user kernel counters are the run's own, and runs cannot signal "
-             "each other", (unsigned long long)ls->uid_first,
-             (unsigned long long)(ls->uid_first + ls->uid_count - 1), (unsigned long long)ls->uid_count);
-    report(t, "ok", "host uids", "%s", detail);
+    report(t, "ok", "host uids", "each live run has a host uid of its own, %llu..%llu (%llu at once), which "
+           "owns its user namespace: per-user kernel counters are the run's own, and runs cannot signal "
+           "each other", (unsigned long long)ls->uid_first,
+           (unsigned long long)(ls->uid_first + ls->uid_count - 1), (unsigned long long)ls->uid_count);
   }
 }
 
@@ -308,39 +305,41 @@ static void check_overlays(const struct esb_plan *plan, struct tally *t) {
   if (!(sb.namespaces & ESB_NS_MOUNT) || geteuid() != 0)
     return; /* no root of its own; or not ours to probe (it needs CAP_SYS_ADMIN) */
   struct esb_rootfs fs = { 0 };
-  char why[ESB_MESSAGE_MAX], refused[4096], detail[ESB_MESSAGE_MAX + 4096];
-  if (esb_rootfs_plan(&sb, &fs, why, sizeof why) < 0) {
-    report(t, "warn", "overlays", "%s", why);
+  struct esb_error err = ESB_ERROR_INIT;
+  char refused[4096];
+  if (esb_rootfs_plan(&sb, &fs, &err) < 0) {
+    report(t, "warn", "overlays", "%s", err.message);
     return;
   }
   int made = esb_rootfs_probe_overlays(&fs, refused, sizeof refused);
   if (made < 0)
-    snprintf(detail, sizeof detail, "the kernel refuses a read-only overlay of %s (%s): runs bind the host's "
-             "directory instead, and see each other's and the host's file activity there (inotify events, "
-             "locks)", refused, strerror(errno));
+    report(t, "warn", "overlays", "the kernel refuses a read-only overlay of %s (%s): runs bind the host's "
+           "directory instead, and see each other's and the host's file activity there (inotify events, "
+           "locks)", refused, strerror(errno));
   else
-    snprintf(detail, sizeof detail, "each run reads the policy's read-only mounts through %d overlays of its "
-             "own: its inotify watches and locks there meet no other run's nor the host's", made);
-  report(t, made < 0 ? "warn" : "ok", "overlays", "%s", detail);
+    report(t, "ok", "overlays", "each run reads the policy's read-only mounts through %d overlays of its "
+           "own: its inotify watches and locks there meet no other run's nor the host's", made);
   esb_rootfs_release(&fs);
 }
 
 /* The policy's plan for /bin/true on backend (AUTO: the one the policy picks). */
-static enum esb_error_code plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
-                                char *err, size_t errlen) {
+/* 0, or -1 with *err. */
+static int plan_true(struct esb_policy *policy, enum esb_backend backend, struct esb_plan *plan,
+                     struct esb_error *err) {
   char program[] = "/bin/true"; /* borrowed: req is not released */
   struct esb_request req = ESB_REQUEST_INIT;
   req.kind = ESB_REQUEST_PROGRAM;
   req.program = program;
   req.backend = backend;
-  return esb_policy_plan(policy, &req, plan, false, err, errlen);
+  err->code = esb_policy_plan(policy, &req, plan, false, err->message, sizeof err->message);
+  return err->code == ESB_OK ? 0 : -1;
 }
 
 static void check_local(struct esb_policy *policy, struct tally *t) {
-  char err[ESB_MESSAGE_MAX], detail[ESB_MESSAGE_MAX + 512];
+  struct esb_error err = ESB_ERROR_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
-  if (plan_true(policy, ESB_BACKEND_LOCAL, &plan, err, sizeof err) != ESB_OK) {
-    report(t, "FAIL", "local", "%s", err);
+  if (plan_true(policy, ESB_BACKEND_LOCAL, &plan, &err) < 0) {
+    report(t, "FAIL", "local", "%s", err.message);
     esb_plan_release(&plan);
     return;
   }
@@ -352,9 +351,9 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   check_overlays(&plan, t);
   esb_local_run_plan(&plan, &r, -1);
   if (r.status == ESB_STATUS_EXITED && r.exit_code == 0) {
-    snprintf(detail, sizeof detail, "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms",
-             r.isolation, esb_seccomp_profile_name(plan.local.seccomp), r.duration_ms);
-    report(t, strcmp(r.isolation, "namespaces") ? "warn" : "ok", "local", "%s", detail);
+    report(t, strcmp(r.isolation, "namespaces") ? "warn" : "ok", "local",
+           "/bin/true ran with isolation \"%s\" and seccomp profile \"%s\" in %.1f ms", r.isolation,
+           esb_seccomp_profile_name(plan.local.seccomp), r.duration_ms);
     const char *init = esb_init_program();
     if (init)
       report(t, "ok", "sandbox init", "%s starts each sandbox of batch and serve", init);
@@ -387,16 +386,16 @@ int esb_cli_doctor(int argc, char **argv) {
     }
   }
   struct tally t = { 0, 0 };
-  char err[ESB_MESSAGE_MAX];
-  struct esb_policy *policy = esb_policy_open(policy_path, err, sizeof err);
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_policy *policy = esb_policy_open(policy_path, err.message, sizeof err.message);
   if (!policy) {
-    report(&t, "FAIL", "policy", "%s", err);
+    report(&t, "FAIL", "policy", "%s", err.message);
     return 1;
   }
   report(&t, "ok", "policy", "%s", esb_policy_path(policy));
   struct esb_plan plan = ESB_PLAN_INIT;
   enum esb_backend backend = ESB_BACKEND_LOCAL;
-  if (plan_true(policy, ESB_BACKEND_AUTO, &plan, err, sizeof err) == ESB_OK)
+  if (plan_true(policy, ESB_BACKEND_AUTO, &plan, &err) == 0)
     backend = plan.backend;
   esb_plan_release(&plan);
   bool k8s = backend == ESB_BACKEND_K8S;

@@ -1,6 +1,8 @@
 /* echo-sandbox policy explain | check: what a policy makes of requests,
  * without running anything. */
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "engine/sandbox/netrules.h"
 #include "engine/strv.h"
 #include "codec/convert.h"
+#include "policy/plan_reader.h"
 #include "policy/policy.h"
 
 static const char policy_usage[] =
@@ -88,13 +91,16 @@ static const char *seccomp_rule(enum esb_seccomp_profile profile, size_t *i, cha
 /* The plan's limits as the "limits" field of the table on top. */
 static void set_limits(lua_State *L, const struct esb_plan *p) {
   lua_newtable(L);
-  set_int(L, "memory_bytes", p->local.memory_bytes);
-  set_int(L, "cpu_time_secs", p->local.limits.cpu_secs);
-  set_int(L, "max_output_bytes", p->max_output_bytes);
-  set_int(L, "max_processes", p->local.limits.processes);
-  set_int(L, "cpu_millicores", p->local.cpu_millicores);
-  lua_pushboolean(L, p->local.network);
-  lua_setfield(L, -2, "network");
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) { /* under their policy names (engine/contract/limits.def) */
+    const struct esb_limit_field *d = &esb_limit_fields[i];
+    const void *member = (const char *)p + esb_plan_limit_offsets[i];
+    if (d->kind == ESB_LIMIT_IS_BOOL) {
+      lua_pushboolean(L, *(const bool *)member);
+      lua_setfield(L, -2, d->plan_key);
+    } else {
+      set_int(L, d->plan_key, *(const uint64_t *)member);
+    }
+  }
   lua_setfield(L, -2, "limits");
 }
 
@@ -410,8 +416,9 @@ static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb
   if (o->json) {
     lua_pushcfunction(L, push_explanation);
     lua_pushlightuserdata(L, &x);
-    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
-      fprintf(stderr, "echo-sandbox: %s\n", err);
+    struct esb_error failed;
+    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &failed) < 0) {
+      fprintf(stderr, "echo-sandbox: %s\n", failed.message);
       goto out;
     }
     esb_json_print(L);

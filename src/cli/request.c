@@ -31,14 +31,9 @@ const char esb_cli_request_flags_help[] =
   "  --env NAME=VALUE     set a variable in the program's environment (repeatable)\n"
   "  --working-dir DIR    run in DIR instead of a fresh temporary dir\n"
   "  --timeout SECONDS    wall-clock limit (decimals allowed)\n"
-  "  --memory QUANTITY    memory limit: bytes or 512k, 256M, 1G, 256Mi, 1Gi (a cgroup's\n"
-  "                       where the engine can make one, else the address space)\n"
-  "  --cpu-time SECONDS   CPU-time limit\n"
-  "  --cpu CORES          CPU rate limit in cores: 0.5, 2 or 500m (a cgroup's)\n"
-  "  --max-processes N    process limit inside the sandbox\n"
-  "  --max-output BYTES   keep at most BYTES of stdout and of stderr (the flag forms:\n"
-  "                       pass at most that through to ours, and say where it cut)\n"
-  "  --network            allow network access (default: loopback only, isolated)\n"
+#define ESB_LIMIT(id, kind, key, plan_key, request_member, plan_member, flag, minimum, default_value, doc, help) help
+#include "engine/contract/limits.def"
+#undef ESB_LIMIT
   "  --backend auto|local|k8s  where it runs (auto: where the policy sends it)\n"
   "  --policy FILE        load this policy instead of the default search\n"
   "  -h, --help           show this help\n";
@@ -96,45 +91,37 @@ static int set_env(lua_State *L, const struct esb_cli_options *o) {
   return 0;
 }
 
-/* The limit flags as the "limits" table, each checked as its flag says: 0,
- * or raises the error. */
-static int set_flag_limits(lua_State *L, const struct esb_cli_options *o) {
+/* One limit flag's value into the "limits" table on top, checked as its
+ * kind says: 0, or raises the error. */
+static int set_flag_limit(lua_State *L, const struct esb_limit_field *d, const char *value) {
   long long v;
-  lua_newtable(L);
-  static const struct {
-    size_t option;  /* offset of the flag's value in struct esb_cli_options */
-    const char *key, *flag, *expected;
-    int (*parse)(const char *, long long *);
-  } limit_flags[] = {
-    {offsetof(struct esb_cli_options, memory), "memory_bytes", "--memory",
-     "bytes or a quantity like 256Mi or 1.5Gi", parse_whole},
-    {offsetof(struct esb_cli_options, cpu_time), "cpu_time_secs", "--cpu-time",
-     "a positive whole number of seconds", parse_whole},
-    {offsetof(struct esb_cli_options, max_processes), "max_processes", "--max-processes",
-     "a positive whole number", parse_whole},
-    {offsetof(struct esb_cli_options, max_output), "max_output_bytes", "--max-output",
-     "a positive number of bytes, or a quantity like 64k", parse_whole},
-  };
-  for (size_t i = 0; i < sizeof limit_flags / sizeof limit_flags[0]; i++) {
-    const char *value = *(const char **)((const char *)o + limit_flags[i].option);
-    if (!value)
-      continue;
-    if (limit_flags[i].parse(value, &v) < 0)
-      return luaL_error(L, "%s %s: expected %s", limit_flags[i].flag, value, limit_flags[i].expected);
+  uint64_t millicores;
+  switch (d->kind) {
+  case ESB_LIMIT_IS_UINT:
+    if (parse_whole(value, &v) < 0)
+      return luaL_error(L, "%s %s: expected a positive whole number or a quantity like 64k or 256Mi (%s)", d->flag,
+                        value, d->doc);
     lua_pushinteger(L, v);
-    lua_setfield(L, -2, limit_flags[i].key);
-  }
-  if (o->cpu) {
-    uint64_t millicores;
-    if (esb_cpu_parse(o->cpu, &millicores) < 0)
-      return luaL_error(L, "--cpu %s: expected a positive number of cores (0.5, 2) or millicores (500m)", o->cpu);
-    lua_pushstring(L, o->cpu);
-    lua_setfield(L, -2, "cpu");
-  }
-  if (o->network) {
+    break;
+  case ESB_LIMIT_IS_CPU:
+    if (esb_cpu_parse(value, &millicores) < 0)
+      return luaL_error(L, "%s %s: expected a positive number of cores (0.5, 2) or millicores (500m)", d->flag, value);
+    lua_pushstring(L, value);
+    break;
+  case ESB_LIMIT_IS_BOOL:
     lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "network");
+    break;
   }
+  lua_setfield(L, -2, d->key);
+  return 0;
+}
+
+/* The limit flags as the "limits" table: 0, or raises the error. */
+static int set_flag_limits(lua_State *L, const struct esb_cli_options *o) {
+  lua_newtable(L);
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++)
+    if (o->limits[i])
+      set_flag_limit(L, &esb_limit_fields[i], o->limits[i]);
   lua_setfield(L, -2, "limits");
   return 0;
 }
@@ -178,7 +165,9 @@ int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, cha
     lua_createtable(L, 1, 0);
     lua_pushcfunction(L, push_flag_request);
     lua_pushlightuserdata(L, (void *)o);
-    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, errlen) < 0) {
+    struct esb_error e;
+    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, NULL, &e) < 0) {
+      snprintf(err, errlen, "%s", e.message);
       lua_pop(L, 1);
       return -1;
     }
@@ -198,7 +187,11 @@ int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, cha
   lua_pushcfunction(L, decode_requests);
   lua_pushlstring(L, text, len);
   free(text);
-  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "invalid request JSON", err, errlen);
+  struct esb_error e;
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, "invalid request JSON", &e) == 0)
+    return 0;
+  snprintf(err, errlen, "%s", e.message);
+  return -1;
 }
 
 bool esb_cli_has_request_flags(const struct esb_cli_options *o) {
@@ -237,17 +230,19 @@ int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct e
 }
 
 int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *usage) {
+  /* each limit's flag is O_LIMIT + its enum esb_limit_id */
   enum { O_SHELL = 256, O_LANG, O_CODE, O_CODE_FILE, O_STDIN_FILE, O_ENV, O_WORKDIR, O_TIMEOUT,
-         O_MEMORY, O_CPU, O_CORES, O_PROCS, O_OUTPUT, O_NETWORK, O_BACKEND, O_POLICY, O_JSON };
+         O_BACKEND, O_POLICY, O_JSON, O_LIMIT };
   static const struct option longopts[] = {
     {"shell", required_argument, 0, O_SHELL}, {"lang", required_argument, 0, O_LANG},
     {"code", required_argument, 0, O_CODE}, {"code-file", required_argument, 0, O_CODE_FILE},
     {"stdin-file", required_argument, 0, O_STDIN_FILE}, {"env", required_argument, 0, O_ENV},
     {"working-dir", required_argument, 0, O_WORKDIR}, {"timeout", required_argument, 0, O_TIMEOUT},
-    {"memory", required_argument, 0, O_MEMORY}, {"cpu-time", required_argument, 0, O_CPU},
-    {"cpu", required_argument, 0, O_CORES},
-    {"max-processes", required_argument, 0, O_PROCS}, {"max-output", required_argument, 0, O_OUTPUT},
-    {"network", no_argument, 0, O_NETWORK}, {"backend", required_argument, 0, O_BACKEND},
+#define ESB_LIMIT(id, kind, key, plan_key, request_member, plan_member, flag, ...) \
+    {&flag[2], ESB_LIMIT_IS_##kind == ESB_LIMIT_IS_BOOL ? no_argument : required_argument, 0, O_LIMIT + ESB_LIMIT_##id},
+#include "engine/contract/limits.def"
+#undef ESB_LIMIT
+    {"backend", required_argument, 0, O_BACKEND},
     {"policy", required_argument, 0, O_POLICY}, {"json", no_argument, 0, O_JSON},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   o->stdin_fd = -1;
@@ -267,17 +262,15 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
     case O_ENV: o->env[o->nenv++] = optarg; break;
     case O_WORKDIR: o->working_dir = optarg; break;
     case O_TIMEOUT: o->timeout = optarg; break;
-    case O_MEMORY: o->memory = optarg; break;
-    case O_CPU: o->cpu_time = optarg; break;
-    case O_CORES: o->cpu = optarg; break;
-    case O_PROCS: o->max_processes = optarg; break;
-    case O_OUTPUT: o->max_output = optarg; break;
-    case O_NETWORK: o->network = true; break;
     case O_BACKEND: o->backend = optarg; break;
     case O_POLICY: o->policy = optarg; break;
     case O_JSON: o->json = true; break;
     case 'h': fputs(usage, stdout); return 0;
     default:
+      if (c >= O_LIMIT && c < O_LIMIT + ESB_LIMIT__COUNT) {
+        o->limits[c - O_LIMIT] = optarg ? optarg : "";
+        break;
+      }
       return fail_usage(argv[0], "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }

@@ -9,6 +9,7 @@
 
 #include <lua.h>
 
+#include "engine/contract/limits.h"
 #include "engine/contract/request.h"
 
 /* Lines for a command's --help. */
@@ -17,10 +18,11 @@ extern const char esb_cli_request_flags_help[];
 struct esb_cli_options {
   /* request flags */
   const char *shell, *lang, *code, *code_file, *stdin_file, *working_dir, *backend;
-  const char *memory, *cpu_time, *cpu, *max_processes, *max_output, *timeout;
+  const char *timeout;
+  const char *limits[ESB_LIMIT__COUNT]; /* each limit flag's value (engine/contract/limits.def);
+                                           a switch's "" when given; NULL: not given */
   char **env;
   int nenv;
-  bool network;
   char **program;  /* argv after the options */
   /* command flags */
   const char *policy;

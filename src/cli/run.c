@@ -52,8 +52,8 @@ static void print_plain(const struct esb_result *r) {
   if (r->status == ESB_STATUS_OOM_KILLED)
     fprintf(stderr, "echo-sandbox: killed after %.0f ms: out of memory (the run's memory limit)\n",
             r->duration_ms);
-  if (r->warning)
-    fprintf(stderr, "echo-sandbox: warning: %s\n", r->warning);
+  for (size_t i = 0; i < r->warnings.n; i++)
+    fprintf(stderr, "echo-sandbox: warning: %s\n", r->warnings.v[i]);
   /* The exit code stays the program's; a pod left behind is still said. */
   if (r->cleanup_error)
     fprintf(stderr, "echo-sandbox: %s; the pod may be left: `echo-sandbox cleanup` deletes it once its "
@@ -151,7 +151,7 @@ int esb_cli_run(int argc, char **argv) {
    * capped capture for the result. */
   struct esb_output_sink ours = { .fds = { 1, 2 } };
   struct capped_output capped = { .max = req.limits.max_output_bytes };
-  if (o.max_output)
+  if (o.limits[ESB_LIMIT_MAX_OUTPUT_BYTES])
     ours = (struct esb_output_sink){ .fn = pass_capped, .userdata = &capped, .fds = { -1, -1 } };
   esb_execute(policy, &req, &result, sigfd, stderr, o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)

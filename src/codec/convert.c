@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "engine/contract/collect.h"
+#include "engine/contract/limits.h"
 #include "engine/runtime/cpu.h"
 #include "engine/strv.h"
 #include "engine/text.h"
@@ -16,8 +17,8 @@
 
 /* limits.cpu: cores as a number (0.5) or a Kubernetes quantity ("500m",
  * "2"), as millicores. */
-static void read_cpu(struct esb_fields *f, int t, uint64_t *millicores) {
-  if (!esb_fields_push(f, t, "cpu"))
+static void read_cpu(struct esb_fields *f, int t, const char *key, uint64_t *millicores) {
+  if (!esb_fields_push(f, t, key))
     return;                                    /* limits.cpu */
   int rc = -1;
   if (lua_type(f->L, -1) == LUA_TNUMBER)
@@ -25,24 +26,33 @@ static void read_cpu(struct esb_fields *f, int t, uint64_t *millicores) {
   else if (lua_type(f->L, -1) == LUA_TSTRING)
     rc = esb_cpu_parse(lua_tostring(f->L, -1), millicores);
   if (rc < 0)
-    esb_fields_bad_value(f, -1, "cpu", "a positive number of cores (0.5) or a quantity like \"500m\" or \"2\"");
+    esb_fields_bad_value(f, -1, key, "a positive number of cores (0.5) or a quantity like \"500m\" or \"2\"");
   lua_pop(f->L, 1);                            /* -- */
 }
 
+/* limits: each as its row of engine/contract/limits.def says. */
 static void read_limits(struct esb_fields *f, int t, struct esb_limits *l) {
-  static const char *const known[] = {"memory_bytes", "cpu_time_secs", "max_output_bytes",
-                                      "max_processes", "cpu", "network", NULL};
+  static const char *const known[] = {
+#define ESB_LIMIT(id, kind, key, ...) key,
+#include "engine/contract/limits.def"
+#undef ESB_LIMIT
+    NULL};
   if (!esb_fields_enter(f, t, "limits"))
     return;                                    /* limits */
   esb_fields_only(f, -1, known);
-  esb_fields_uint(f, -1, "memory_bytes", 1, &l->memory_bytes);
-  esb_fields_uint(f, -1, "cpu_time_secs", 1, &l->cpu_time_secs);
-  esb_fields_uint(f, -1, "max_output_bytes", 1, &l->max_output_bytes);
-  esb_fields_uint(f, -1, "max_processes", 1, &l->max_processes);
-  read_cpu(f, -1, &l->cpu_millicores);
-  bool network;
-  if (esb_fields_bool(f, -1, "network", &network))
-    l->network = network;
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) {
+    const struct esb_limit_field *d = &esb_limit_fields[i];
+    void *member = (char *)l + d->request_offset;
+    bool on;
+    switch (d->kind) {
+    case ESB_LIMIT_IS_UINT: esb_fields_uint(f, -1, d->key, d->minimum, member); break;
+    case ESB_LIMIT_IS_CPU: read_cpu(f, -1, d->key, member); break;
+    case ESB_LIMIT_IS_BOOL:
+      if (esb_fields_bool(f, -1, d->key, &on))
+        *(int *)member = on;
+      break;
+    }
+  }
   esb_fields_leave(f);                         /* -- */
 }
 
@@ -231,9 +241,11 @@ static const char *shape_problem(const struct esb_request *req) {
 }
 
 int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err, size_t errlen) {
-  static const char *const known[] = {"shell", "program", "args", "language", "code", "stdin",
-                                      "env", "working_dir", "timeout_ms", "backend", "limits",
-                                      "labels", "id", "files", "collect", NULL};
+  static const char *const known[] = {
+#define ESB_REQUEST_FIELD(name, policy_name, doc) name,
+#include "engine/contract/request_fields.def"
+#undef ESB_REQUEST_FIELD
+    NULL};
   struct esb_fields f = ESB_FIELDS_INIT(L, NULL, err, errlen);
   int t = lua_absindex(L, idx);
   if (lua_type(L, t) != LUA_TTABLE) {
@@ -397,9 +409,13 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     push_words(L, r->cleanup_error);
     lua_setfield(L, -2, "cleanup_error");
   }
-  if (r->warning) {
-    push_words(L, r->warning);
-    lua_setfield(L, -2, "warning");
+  if (r->warnings.n) { /* present where the run was degraded, as cleanup_error */
+    lua_createtable(L, (int)r->warnings.n, 0);
+    for (size_t i = 0; i < r->warnings.n; i++) {
+      push_words(L, r->warnings.v[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "warnings");
   }
   if (r->fallback) {
     push_words(L, r->fallback);

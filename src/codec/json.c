@@ -56,9 +56,9 @@ lua_State *esb_json_state(void) {
   lua_State *L = luaL_newstate();
   if (!L)
     return NULL;
-  char err[256];
+  struct esb_error err;
   lua_pushcfunction(L, open_state);
-  if (esb_lua_pcall(L, 0, 0, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0) {
+  if (esb_lua_pcall(L, 0, 0, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err) < 0) {
     lua_close(L);
     return NULL;
   }
@@ -73,16 +73,25 @@ void esb_json_field(lua_State *L, const char *name) {
   lua_remove(L, -2);                           /* cjson[name] */
 }
 
+/* esb_lua_pcall of the one function and its argument, its message into err. */
+static int json_call(lua_State *L, enum esb_error_code code, const char *what, char *err, size_t errlen) {
+  struct esb_error e;
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, code, what, &e) == 0)
+    return 0;
+  snprintf(err, errlen, "%s", e.message);
+  return -1;
+}
+
 int esb_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
   esb_json_field(L, "decode");
   lua_pushlstring(L, text, len);
-  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "invalid request JSON", err, errlen);
+  return json_call(L, ESB_E_INVALID_REQUEST, "invalid request JSON", err, errlen);
 }
 
 int esb_json_encode(lua_State *L, char *err, size_t errlen) {
   esb_json_field(L, "encode");
   lua_insert(L, -2);                           /* encode, value */
-  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, "cannot encode JSON", err, errlen);
+  return json_call(L, ESB_E_SYSTEM, "cannot encode JSON", err, errlen);
 }
 
 static int push_result(lua_State *L) {
@@ -95,8 +104,8 @@ static int push_result(lua_State *L) {
 int esb_json_push_result(lua_State *L, const struct esb_result *r) {
   lua_pushcfunction(L, push_result);
   lua_pushlightuserdata(L, (void *)r);
-  char err[256];
-  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
+  struct esb_error err;
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err);
 }
 
 void esb_json_event_table(lua_State *L, const struct esb_json_event *ev) {
@@ -130,8 +139,8 @@ static int push_event(lua_State *L) {
 int esb_json_push_event(lua_State *L, const struct esb_json_event *ev) {
   lua_pushcfunction(L, push_event);
   lua_pushlightuserdata(L, (void *)ev);
-  char err[256];
-  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
+  struct esb_error err;
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err);
 }
 
 struct languages {
@@ -163,8 +172,8 @@ int esb_json_push_languages(lua_State *L, const struct esb_language *list, size_
   struct languages l = { list, n };
   lua_pushcfunction(L, push_languages);
   lua_pushlightuserdata(L, &l);
-  char err[256];
-  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err);
+  struct esb_error err;
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err);
 }
 
 void esb_json_print(lua_State *L) {

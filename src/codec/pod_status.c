@@ -70,11 +70,11 @@ int esb_lua_parse_pod_status(const char *json, size_t len, struct esb_pod_status
   lua_State *L = luaL_newstate();
   if (!L)
     return -1;
-  char err[256];
+  struct esb_error err;
   lua_pushcfunction(L, parse);
   lua_pushlstring(L, json, len);
   lua_pushlightuserdata(L, out);
-  int rc = esb_lua_pcall(L, 2, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) == 0 && lua_toboolean(L, -1) ? 0 : -1;
+  int rc = esb_lua_pcall(L, 2, 1, ESB_LUA_MESSAGE, ESB_E_BACKEND, NULL, &err) == 0 && lua_toboolean(L, -1) ? 0 : -1;
   lua_close(L);
   if (rc < 0)
     memset(out, 0, sizeof *out);

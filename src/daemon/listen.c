@@ -32,13 +32,13 @@ static int make_parents(const char *path) {
 }
 
 int esb_daemon_listen(const char *spec, unsigned socket_mode, gid_t socket_gid, char **unix_path, char *where,
-                      size_t wlen) {
+                      size_t wlen, struct esb_error *err) {
   int fd;
   if (!strncmp(spec, "unix:", 5)) {
     const char *path = spec + 5;
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof a.sun_path) {
-      fprintf(stderr, "echo-sandbox serve: socket path too long: %s\n", path);
+      esb_error_set(err, ESB_E_INVALID_REQUEST, "socket path too long: %s", path);
       return -1;
     }
     strcpy(a.sun_path, path);
@@ -46,24 +46,24 @@ int esb_daemon_listen(const char *spec, unsigned socket_mode, gid_t socket_gid, 
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
       unlink(path); /* a stale socket of an earlier daemon */
     if (make_parents(path) < 0) {
-      fprintf(stderr, "echo-sandbox serve: making the directory of %s: %s\n", path, strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "making the directory of %s", path);
       return -1;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 512) < 0) {
-      fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "listening on %s", spec);
       if (fd >= 0) close(fd);
       return -1;
     }
     /* The group first: until the mode is set, the socket is the umask's. */
     if (socket_gid != (gid_t)-1 && chown(path, (uid_t)-1, socket_gid) < 0) {
-      fprintf(stderr, "echo-sandbox serve: --socket-group: chown %s: %s\n", path, strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "--socket-group: chown %s", path);
       close(fd);
       unlink(path);
       return -1;
     }
     if (chmod(path, socket_mode) < 0) {
-      fprintf(stderr, "echo-sandbox serve: chmod %s: %s\n", path, strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "chmod %s", path);
       close(fd);
       unlink(path);
       return -1;
@@ -75,7 +75,7 @@ int esb_daemon_listen(const char *spec, unsigned socket_mode, gid_t socket_gid, 
   char host[256];
   const char *colon = strrchr(spec, ':');
   if (!colon || (size_t)(colon - spec) >= sizeof host) {
-    fprintf(stderr, "echo-sandbox serve: --listen %s: expected HOST:PORT or unix:/path\n", spec);
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "--listen %s: expected HOST:PORT or unix:/path", spec);
     return -1;
   }
   snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
@@ -86,7 +86,7 @@ int esb_daemon_listen(const char *spec, unsigned socket_mode, gid_t socket_gid, 
   struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
   int rc = getaddrinfo(host, colon + 1, &hints, &ai);
   if (rc) {
-    fprintf(stderr, "echo-sandbox serve: --listen %s: %s\n", spec, gai_strerror(rc));
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "--listen %s: %s", spec, gai_strerror(rc));
     return -1;
   }
   fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -94,7 +94,7 @@ int esb_daemon_listen(const char *spec, unsigned socket_mode, gid_t socket_gid, 
   if (fd >= 0)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 512) < 0) {
-    fprintf(stderr, "echo-sandbox serve: listening on %s: %s\n", spec, strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "listening on %s", spec);
     if (fd >= 0) close(fd);
     freeaddrinfo(ai);
     return -1;

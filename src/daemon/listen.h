@@ -8,10 +8,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "engine/error.h"
+
 /* Returns the listening fd (close-on-exec), with where the bound port or
  * the socket's path, and for a unix socket *unix_path (malloc'd: the caller
- * removes the socket and frees it); or -1, having said why on stderr. */
+ * removes the socket and frees it); or -1 with *err. */
 int esb_daemon_listen(const char *spec, unsigned socket_mode, gid_t socket_gid, char **unix_path, char *where,
-                      size_t wlen);
+                      size_t wlen, struct esb_error *err);
 
 #endif

@@ -158,22 +158,21 @@ static int read_options(int argc, char **argv, struct esb_server_options *o, con
   return -1;
 }
 
-/* The token of --token-file, or NULL after saying what is wrong with it. */
-static char *read_token(const char *token_file) {
+/* The token of --token-file, or NULL with *err saying what is wrong with it. */
+static char *read_token(const char *token_file, struct esb_error *err) {
   size_t len, token_len;
   char *token = NULL, *text = esb_read_file(token_file, &len);
   if (!text) {
-    fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "--token-file %s", token_file);
     return NULL;
   }
   /* An empty token would let "Bearer " in: refused, as is one that no
    * client could send as written. */
-  const char *wrong = esb_token_line(text, len, &token_len);
-  if (!wrong && !(token = strndup(text, token_len)))
-    wrong = strerror(errno);
+  if (esb_token_line(text, len, &token_len, err) == 0 && !(token = strndup(text, token_len)))
+    esb_error_set(err, ESB_E_SYSTEM, "out of memory");
   free(text);
-  if (wrong)
-    fprintf(stderr, "echo-sandbox serve: --token-file %s: %s\n", token_file, wrong);
+  if (!token)
+    esb_error_prefix(err, "--token-file %s", token_file);
   return token;
 }
 
@@ -192,8 +191,11 @@ int main(int argc, char **argv) {
     return done;
   char *token = NULL;
   if (token_file) {
-    if (!(token = read_token(token_file)))
+    struct esb_error err = ESB_ERROR_INIT;
+    if (!(token = read_token(token_file, &err))) {
+      fprintf(stderr, "echo-sandbox serve: %s\n", err.message);
       return 125;
+    }
     o.token = token;
   }
   /* Hundreds of runs in flight hold a few fds each: take what the host allows. */

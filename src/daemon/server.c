@@ -204,11 +204,11 @@ static int push_readiness(lua_State *L) {
 
 static void respond_readiness(struct conn *st) {
   lua_State *L = st->s->L;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   lua_pushcfunction(L, push_readiness);
   lua_pushlightuserdata(L, st->s);
-  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, NULL, err, sizeof err) < 0)
-    respond_error(st, 500, ESB_E_SYSTEM, err);
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err) < 0)
+    respond_error(st, 500, err.code, err.message);
   else
     respond_table(st, st->s->ready ? 200 : 503);
 }
@@ -808,8 +808,13 @@ int esb_serve(const struct esb_server_options *o) {
   check_ready(&s);
   if (!s.ready)
     fprintf(stderr, "echo-sandbox serve: not ready (GET /readyz answers 503): %s\n", s.ready_reason);
-  if ((s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, o->socket_gid, &s.unix_path, where, sizeof where)) < 0)
+  struct esb_error listen_err = ESB_ERROR_INIT;
+  s.listen_fd = esb_daemon_listen(o->listen, o->socket_mode, o->socket_gid, &s.unix_path, where, sizeof where,
+                                  &listen_err);
+  if (s.listen_fd < 0) {
+    fprintf(stderr, "echo-sandbox serve: %s\n", listen_err.message);
     goto out;
+  }
   if (!start_http(&s))
     goto out;
   if (o->port_file)

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 
-const char *esb_token_line(const char *text, size_t len, size_t *token_len) {
+int esb_token_line(const char *text, size_t len, size_t *token_len, struct esb_error *err) {
   size_t n = 0;
   while (n < len && text[n] != '\n')
     n++;
@@ -11,14 +11,14 @@ const char *esb_token_line(const char *text, size_t len, size_t *token_len) {
     n--;
   *token_len = n;
   if (n == 0)
-    return "its first line is empty: the token goes there";
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "its first line is empty: the token goes there");
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)text[i];
     if (c <= ' ' || c >= 0x7f)
-      return "its first line holds a blank, a control or a non-ASCII character: "
-             "a token is visible ASCII characters only";
+      return esb_error_set(err, ESB_E_INVALID_REQUEST, "its first line holds a blank, a control or a non-ASCII "
+                           "character: a token is visible ASCII characters only");
   }
-  return NULL;
+  return 0;
 }
 
 bool esb_token_matches(const char *given, const char *secret) {

@@ -86,35 +86,30 @@ static void choose_fallback(struct esb_job *job, FILE *notes) {
 }
 
 /* The request's code and files against the policy's ceilings, naming the
- * file that goes over one; and what the k8s backend cannot pass on. */
-static bool request_too_big(const struct esb_plan *plan, const struct esb_request *req, char *err,
-                            size_t errlen) {
+ * file that goes over one; and what the k8s backend cannot pass on. 0, or
+ * -1 with *err (invalid_request). */
+static int check_size(const struct esb_plan *plan, const struct esb_request *req, struct esb_error *err) {
   size_t code = req->code ? strlen(req->code) : 0;
-  if (code > plan->max_code_bytes) {
-    snprintf(err, errlen, "invalid request: 'code' is %zu bytes, more than the policy's %llu", code,
-             (unsigned long long)plan->max_code_bytes);
-    return true;
-  }
-  if (plan->backend == ESB_BACKEND_K8S && esb_k8s_payload_wanted(plan) &&
-      esb_k8s_payload_check(plan, err, errlen) < 0)
-    return true;
+  if (code > plan->max_code_bytes)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: 'code' is %zu bytes, more than the "
+                         "policy's %llu", code, (unsigned long long)plan->max_code_bytes);
+  if (plan->backend == ESB_BACKEND_K8S && esb_k8s_payload_wanted(plan) && esb_k8s_payload_check(plan, err) < 0)
+    return -1;
   if (!req->nfiles)
-    return false;
-  if (req->nfiles > plan->max_files) {
-    snprintf(err, errlen, "invalid request: 'files' has %zu files, more than the policy's %llu (at '%s')",
-             req->nfiles, (unsigned long long)plan->max_files, req->files[plan->max_files].path);
-    return true;
-  }
+    return 0;
+  if (req->nfiles > plan->max_files)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: 'files' has %zu files, more than the "
+                         "policy's %llu (at '%s')", req->nfiles, (unsigned long long)plan->max_files,
+                         req->files[plan->max_files].path);
   uint64_t total = 0;
   for (size_t i = 0; i < req->nfiles; i++) {
     total += req->files[i].len;
-    if (total > plan->max_files_bytes) {
-      snprintf(err, errlen, "invalid request: 'files' holds more than the policy's %llu bytes together (at '%s', "
-               "%zu bytes)", (unsigned long long)plan->max_files_bytes, req->files[i].path, req->files[i].len);
-      return true;
-    }
+    if (total > plan->max_files_bytes)
+      return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: 'files' holds more than the policy's "
+                           "%llu bytes together (at '%s', %zu bytes)", (unsigned long long)plan->max_files_bytes,
+                           req->files[i].path, req->files[i].len);
   }
-  return false;
+  return 0;
 }
 
 /* The result of a local run says why it is not the k8s run the policy
@@ -141,16 +136,16 @@ static void k8s_done(struct esb_k8s_run *run, void *userdata) {
 
 int esb_job_plan(struct esb_job *job, struct esb_policy *policy, const struct esb_request *req, FILE *notes) {
   assert(job->running == ESB_BACKEND_AUTO && !job->planned); /* ESB_JOB_INIT, or released */
-  char err[ESB_MESSAGE_MAX];
-  enum esb_error_code code = esb_policy_plan(policy, req, &job->plan, false, err, sizeof err);
-  if (code != ESB_OK) {
-    esb_result_fail(&job->result, code, "%s", err);
+  struct esb_error err = ESB_ERROR_INIT;
+  err.code = esb_policy_plan(policy, req, &job->plan, false, err.message, sizeof err.message);
+  if (err.code != ESB_OK) {
+    esb_result_fail_error(&job->result, &err);
     return -1;
   }
   if (job->plan.backend == ESB_BACKEND_K8S && job->plan.fallback_local)
     choose_fallback(job, notes);
-  if (request_too_big(&job->plan, req, err, sizeof err)) {
-    esb_result_fail(&job->result, ESB_E_INVALID_REQUEST, "%s", err);
+  if (check_size(&job->plan, req, &err) < 0) {
+    esb_result_fail_error(&job->result, &err);
     esb_plan_release(&job->plan);
     free(job->fallback);
     job->fallback = NULL;

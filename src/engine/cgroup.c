@@ -53,9 +53,11 @@ static const char *next_line(const char *text, char *buf, size_t n) {
 static int find_mount(const char *mountinfo, const char *controller, char **mountpoint, char **root) {
   char line[8192];
   for (const char *p = mountinfo; (p = next_line(p, line, sizeof line));) {
-    /* id parent major:minor root mountpoint options [optional...] - fstype source superoptions */
-    char *dash = strstr(line, " - ");
-    if (!dash)
+    /* id parent major:minor root mountpoint options [optional...] - fstype source superoptions;
+     * a space in a path is "\\040": only a cgroup mount has " - cgroup", and
+     * only one that names the controller is parsed. */
+    char *dash = strstr(line, " - cgroup");
+    if (!dash || (controller && !strstr(dash, controller)))
       continue;
     char fstype[32], source[256], super[512];
     if (sscanf(dash + 3, "%31s %255s %511s", fstype, source, super) != 3)
@@ -143,12 +145,6 @@ static int write_file_text(const char *dir, const char *name, const char *text) 
   return esb_write_file(path, text);
 }
 
-static int write_file(const char *dir, const char *name, uint64_t value) {
-  char text[32];
-  snprintf(text, sizeof text, "%" PRIu64, value);
-  return write_file_text(dir, name, text);
-}
-
 /* The first line of dir/name, without its newline; "" when unreadable. */
 static void read_line(const char *dir, const char *name, char *buf, size_t n) {
   char path[4096];
@@ -163,29 +159,28 @@ static void read_line(const char *dir, const char *name, char *buf, size_t n) {
   fclose(f);
 }
 
-/* The value of `key` in a flat keyed file (memory.events, cpu.stat,
- * memory.oom_control); -1 when absent. */
-static int64_t keyed_value(const char *dir, const char *name, const char *key) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "re");
-  if (!f)
+/* What the open control file fd says now, read from its start: its
+ * number, or with key, the value of `key` in a flat keyed file
+ * (memory.events, cpu.stat, memory.oom_control); -1 when absent or
+ * unreadable. A file kept open is read again this way without a walk of
+ * its path. */
+static int64_t value_at(int fd, const char *key) {
+  char text[1024];
+  ssize_t n = fd >= 0 ? pread(fd, text, sizeof text - 1, 0) : -1;
+  if (n <= 0)
     return -1;
-  long long found = -1, value;
-  char k[64];
-  while (fscanf(f, "%63s %lld", k, &value) == 2)
-    if (strcmp(k, key) == 0)
-      found = value;
-  fclose(f);
-  return found;
-}
-
-static int64_t single_value(const char *dir, const char *name) {
-  char line[64];
-  read_line(dir, name, line, sizeof line);
+  text[n] = '\0';
+  size_t klen = key ? strlen(key) : 0;
+  const char *line = text;
+  while (key && line && (strncmp(line, key, klen) != 0 || line[klen] != ' ')) {
+    line = strchr(line, '\n');
+    line = line ? line + 1 : NULL;
+  }
+  if (!line)
+    return -1;
   char *end;
-  long long v = strtoll(line, &end, 10);
-  return end == line ? -1 : v;
+  long long v = strtoll(line + klen, &end, 10);
+  return end == line + klen ? -1 : v;
 }
 
 /* Who is in dir: *any* process, and *others* than this one. Unreadable
@@ -457,17 +452,65 @@ static void sweep_stale(const char *parent, int which) {
 
 /* ---- one run's cgroup ---------------------------------------------------- */
 
+static void close_fd(int *fd) {
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
+static int open_in(const char *dir, const char *name, int flags) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return open(path, flags | O_CLOEXEC);
+}
+
+/* A control file of cg's controller `which` (v2: of its one directory):
+ * through the directory a slot of the shared pool holds open, which
+ * spares the kernel the walk of the path, else by its path. */
+static int cg_open(const struct esb_cgroup *cg, int which, const char *name, int flags) {
+  if (cg->version == ESB_CGROUP_V2)
+    which = 0;
+  if (cg->slot_fds[which] >= 0)
+    return openat(cg->slot_fds[which], name, flags | O_CLOEXEC);
+  return open_in(cg->dirs[which], name, flags);
+}
+
+static int cg_write_text(const struct esb_cgroup *cg, int which, const char *name, const char *text) {
+  int fd = cg_open(cg, which, name, O_WRONLY);
+  if (fd < 0)
+    return -1;
+  int rc = esb_write_all(fd, text, strlen(text));
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
+static int cg_write(const struct esb_cgroup *cg, int which, const char *name, uint64_t value) {
+  char text[32];
+  snprintf(text, sizeof text, "%" PRIu64, value);
+  return cg_write_text(cg, which, name, text);
+}
+
+/* value_at of one of cg's control files, opened for it. */
+static int64_t cg_value(const struct esb_cgroup *cg, int which, const char *name, const char *key) {
+  int fd = cg_open(cg, which, name, O_RDONLY);
+  int64_t v = value_at(fd, key);
+  if (fd >= 0)
+    close(fd);
+  return v;
+}
+
 /* The limit of one controller. Memory: v1 counts swap in memsw, which must
  * never be below the plain limit, so the order of the two writes follows the
  * direction of the change (memsw is absent where swap is not accounted); v2
  * forbids swap outright. */
 static int set_limit(struct esb_cgroup *cg, int which, const struct esb_cgroup_limits *l) {
   bool v2 = cg->version == ESB_CGROUP_V2;
-  const char *dir = cg->dirs[v2 ? 0 : which];
   if (which == ESB_CGROUP_CPUACCT)
     return 0; /* it only counts */
   if (which == ESB_CGROUP_PIDS)
-    return l->max_pids ? write_file(dir, "pids.max", l->max_pids) : write_file_text(dir, "pids.max", "max");
+    return l->max_pids ? cg_write(cg, which, "pids.max", l->max_pids) : cg_write_text(cg, which, "pids.max", "max");
   if (which == ESB_CGROUP_CPU) {
     uint64_t quota = l->cpu_millicores * (CPU_PERIOD_USEC / 1000);
     if (quota && quota < 1000)
@@ -478,27 +521,29 @@ static int set_limit(struct esb_cgroup *cg, int which, const struct esb_cgroup_l
         snprintf(text, sizeof text, "%" PRIu64 " %d", quota, CPU_PERIOD_USEC);
       else
         snprintf(text, sizeof text, "max %d", CPU_PERIOD_USEC);
-      return write_file_text(dir, "cpu.max", text);
+      return cg_write_text(cg, which, "cpu.max", text);
     }
-    if (write_file(dir, "cpu.cfs_period_us", CPU_PERIOD_USEC) < 0)
-      return -1;
-    return quota ? write_file(dir, "cpu.cfs_quota_us", quota) : write_file_text(dir, "cpu.cfs_quota_us", "-1");
+    /* v1's period is the kernel's default in every cgroup made (nothing
+     * here writes another): the quota alone sets the rate. */
+    return quota ? cg_write(cg, which, "cpu.cfs_quota_us", quota) : cg_write_text(cg, which, "cpu.cfs_quota_us", "-1");
   }
   uint64_t limit = l->memory_bytes;
   if (v2) {
-    if (write_file(dir, "memory.max", limit) < 0)
+    if (cg_write(cg, which, "memory.max", limit) < 0)
       return -1;
-    if (write_file_text(dir, "memory.swap.max", "0") < 0 && errno != ENOENT)
+    if (cg_write_text(cg, which, "memory.swap.max", "0") < 0 && errno != ENOENT)
       return -1;
     cg->memory_limit = limit;
     return 0;
   }
+  /* A plain limit that holds the value already (a slot's last holder's)
+   * is not written again; memsw, not read, is. */
   bool raising = limit > cg->memory_limit;
   const char *first = raising ? "memory.memsw.limit_in_bytes" : "memory.limit_in_bytes";
   const char *second = raising ? "memory.limit_in_bytes" : "memory.memsw.limit_in_bytes";
-  if (write_file(dir, first, limit) < 0 && (errno != ENOENT || !raising))
+  if (limit != cg->memory_limit && cg_write(cg, which, first, limit) < 0 && (errno != ENOENT || !raising))
     return -1;
-  if (write_file(dir, second, limit) < 0 && (errno != ENOENT || raising))
+  if (cg_write(cg, which, second, limit) < 0 && (errno != ENOENT || raising))
     return -1;
   cg->memory_limit = limit;
   return 0;
@@ -523,34 +568,55 @@ static int set_limits(struct esb_cgroup *cg, const struct esb_cgroup_limits *l) 
   return 0;
 }
 
-static void close_fd(int *fd) {
-  if (*fd >= 0)
-    close(*fd);
-  *fd = -1;
+/* The files that a run's start and end read: the OOM-kill count's and the
+ * CPU time's (v1's cpuacct: a hierarchy of its own, or sharing the cpu
+ * one; -1: none). */
+static const char *oom_file(const struct esb_cgroup *cg) {
+  return cg->version == ESB_CGROUP_V2 ? "memory.events" : "memory.oom_control";
 }
 
-static int open_in(const char *dir, const char *name, int flags) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  return open(path, flags | O_CLOEXEC);
+static int cpu_usage_dir(const struct esb_cgroup *cg) {
+  if (cg->version == ESB_CGROUP_V2 || cg->dirs[ESB_CGROUP_CPUACCT])
+    return cg->version == ESB_CGROUP_V2 ? 0 : ESB_CGROUP_CPUACCT;
+  return cg->dirs[ESB_CGROUP_CPU] && setup.cpu_counts && !cg->no_cpu_usage ? ESB_CGROUP_CPU : -1;
+}
+
+/* Opens them (and v1's high-water mark, reset through it) for as long as
+ * a run holds the cgroup: the reads when the run is over, on the way to
+ * its result, then walk no path. Where one cannot be opened it is read by
+ * its path. */
+static void keep_files(struct esb_cgroup *cg) {
+  int cpu = cpu_usage_dir(cg);
+  if (cg->oom_fd < 0)
+    cg->oom_fd = cg_open(cg, ESB_CGROUP_MEMORY, oom_file(cg), O_RDONLY);
+  if (cg->cpu_fd < 0 && cpu >= 0)
+    cg->cpu_fd = cg_open(cg, cpu, cg->version == ESB_CGROUP_V2 ? "cpu.stat" : "cpuacct.usage", O_RDONLY);
+  if (cg->peak_fd < 0 && cg->version == ESB_CGROUP_V1)
+    cg->peak_fd = cg_open(cg, ESB_CGROUP_MEMORY, "memory.max_usage_in_bytes", O_RDWR);
+}
+
+/* What a cgroup idle in a pool keeps open: none of them. */
+static void close_kept_files(struct esb_cgroup *cg) {
+  close_fd(&cg->oom_fd);
+  close_fd(&cg->cpu_fd);
+  close_fd(&cg->peak_fd);
 }
 
 static uint64_t oom_kills(const struct esb_cgroup *cg) {
-  int64_t n = cg->version == ESB_CGROUP_V2 ? keyed_value(cg->dirs[0], "memory.events", "oom_kill")
-                                           : keyed_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.oom_control", "oom_kill");
+  int64_t n = cg->oom_fd >= 0 ? value_at(cg->oom_fd, "oom_kill")
+                              : cg_value(cg, ESB_CGROUP_MEMORY, oom_file(cg), "oom_kill");
   return n > 0 ? (uint64_t)n : 0;
 }
 
-/* CPU time in µs: v2's cpu.stat, or v1's cpuacct (a hierarchy of its own,
- * or sharing the cpu one); -1 where none is. */
+/* CPU time in µs; -1 where nothing counts it. */
 static int64_t cpu_usec(const struct esb_cgroup *cg) {
-  if (cg->version == ESB_CGROUP_V2)
-    return keyed_value(cg->dirs[0], "cpu.stat", "usage_usec");
-  const char *dir = cg->dirs[ESB_CGROUP_CPUACCT];
-  if (!dir && !cg->no_cpu_usage)
-    dir = cg->dirs[ESB_CGROUP_CPU];
-  int64_t ns = dir ? single_value(dir, "cpuacct.usage") : -1;
-  return ns < 0 ? -1 : ns / 1000;
+  bool v2 = cg->version == ESB_CGROUP_V2;
+  const char *key = v2 ? "usage_usec" : NULL;
+  int dir = cpu_usage_dir(cg);
+  int64_t n = cg->cpu_fd >= 0 ? value_at(cg->cpu_fd, key)
+              : dir >= 0      ? cg_value(cg, dir, v2 ? "cpu.stat" : "cpuacct.usage", key)
+                              : -1;
+  return n < 0 || v2 ? n : n / 1000;
 }
 
 /* Whether a v1 cgroup has a directory of its own where one is wanted:
@@ -637,6 +703,7 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
       snprintf(why, whylen, "setting up %s: %s", cg->dirs[0], strerror(errno));
       goto fail;
     }
+    keep_files(cg);
     return 0;
   }
   for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
@@ -664,6 +731,7 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
   }
   cg->limits = *limits;
   cg->limits_set = true;
+  keep_files(cg);
   return 0;
 fail:
   esb_cgroup_destroy(cg);
@@ -688,18 +756,11 @@ void esb_cgroup_usage(const struct esb_cgroup *cg, int64_t *cpu_time_ms, int64_t
     *cpu_time_ms = (usec - (int64_t)cg->cpu_usec_before) / 1000;
   if (!cg->peak_is_this_runs)
     return;
-  if (cg->version == ESB_CGROUP_V1) {
-    *memory_peak_bytes = single_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.max_usage_in_bytes");
-  } else if (cg->peak_fd >= 0) {
-    char text[32];
-    ssize_t n = pread(cg->peak_fd, text, sizeof text - 1, 0);
-    if (n > 0) {
-      text[n] = '\0';
-      *memory_peak_bytes = strtoll(text, NULL, 10);
-    }
-  } else {
-    *memory_peak_bytes = single_value(cg->dirs[0], "memory.peak");
-  }
+  if (cg->peak_fd >= 0)
+    *memory_peak_bytes = value_at(cg->peak_fd, NULL);
+  else
+    *memory_peak_bytes = cg_value(cg, ESB_CGROUP_MEMORY,
+                                  cg->version == ESB_CGROUP_V1 ? "memory.max_usage_in_bytes" : "memory.peak", NULL);
 }
 
 int64_t esb_cgroup_cpu_usec(const struct esb_cgroup *cg) {
@@ -752,14 +813,25 @@ static void remove_dir(const char *dir) {
   }
 }
 
+/* Whether the cgroup dirfd is open on is there still and has no process. */
+static bool idle_at(int dirfd) {
+  int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false; /* removed since it was opened */
+  char c;
+  ssize_t n = read(fd, &c, 1);
+  close(fd);
+  return n == 0;
+}
+
 void esb_cgroup_destroy(struct esb_cgroup *cg) {
   close_fd(&cg->dir_fd);
-  close_fd(&cg->peak_fd);
+  close_kept_files(cg);
   for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
     close_fd(&cg->procs[i]);
     /* A slot's directory goes back to the pool when nothing of the run is
      * left in it; the lock goes with the last fd of its open file. */
-    if (cg->dirs[i] && (cg->slot_fds[i] < 0 || has_members(cg->dirs[i])))
+    if (cg->dirs[i] && (cg->slot_fds[i] < 0 || !idle_at(cg->slot_fds[i])))
       remove_dir(cg->dirs[i]);
     free(cg->dirs[i]);
     close_fd(&cg->slot_fds[i]);
@@ -771,18 +843,21 @@ void esb_cgroup_destroy(struct esb_cgroup *cg) {
 static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) {
   if (set_limits(cg, limits) < 0)
     return -1;
+  keep_files(cg);
   if (cg->version == ESB_CGROUP_V1) {
     /* What the last run left readable in its cgroup: its peak and failures. */
-    static const char *const counters[] = { "memory.max_usage_in_bytes", "memory.failcnt",
-                                            "memory.memsw.max_usage_in_bytes", "memory.memsw.failcnt" };
+    static const char *const counters[] = { "memory.failcnt", "memory.memsw.max_usage_in_bytes",
+                                            "memory.memsw.failcnt" };
+    if (cg->peak_fd < 0 || write(cg->peak_fd, "0", 1) != 1)
+      cg_write_text(cg, ESB_CGROUP_MEMORY, "memory.max_usage_in_bytes", "0");
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
-      write_file_text(cg->dirs[ESB_CGROUP_MEMORY], counters[i], "0");
+      cg_write_text(cg, ESB_CGROUP_MEMORY, counters[i], "0");
   } else {
     /* Since Linux 6.12 a write to memory.peak makes it count from now, as
      * read through the same open file; before, the peak is the cgroup's
      * whole life's, not this run's. */
     close_fd(&cg->peak_fd);
-    cg->peak_fd = open_in(cg->dirs[0], "memory.peak", O_RDWR);
+    cg->peak_fd = cg_open(cg, 0, "memory.peak", O_RDWR);
     cg->peak_is_this_runs = cg->peak_fd >= 0 && write(cg->peak_fd, "reset\n", 6) == 6;
     if (!cg->peak_is_this_runs)
       close_fd(&cg->peak_fd);
@@ -801,17 +876,6 @@ static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) 
 #define SLOT_PREFIX "echo-sandbox-pool-"
 enum { SLOTS = 32 };
 
-/* Whether the cgroup dirfd is open on is there still and has no process. */
-static bool idle_at(int dirfd) {
-  int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return false; /* removed since it was opened */
-  char c;
-  ssize_t n = read(fd, &c, 1);
-  close(fd);
-  return n == 0;
-}
-
 /* parent/echo-sandbox-pool-K, made when there is none, open and locked:
  * the fd, with its path in *path; -1 when another engine holds it or it
  * has a process (or was removed meanwhile); -2 when it cannot be made or
@@ -822,7 +886,11 @@ static int lock_slot_dir(const char *parent, unsigned k, char **path) {
     *path = NULL;
     return -2;
   }
-  if ((mkdir(*path, 0755) == 0 || errno == EEXIST) && (fd = open(*path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+  /* Opened first: the slot is there but for the first run of a host. */
+  fd = open(*path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && (mkdir(*path, 0755) == 0 || errno == EEXIST))
+    fd = open(*path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
     if (flock(fd, LOCK_EX | LOCK_NB) == 0 && idle_at(fd))
       return fd;
     rc = -1;
@@ -845,20 +913,24 @@ static int64_t slot_charge_max(void) {
   return (int64_t)(cpus > 0 ? cpus : 1) * 64 * 4096 + (1 << 20);
 }
 
+/* Whether a charge is within it; the CPUs (a file read) are counted only
+ * for a charge above what one CPU's batch allows. */
+static bool charge_kept(int64_t charge) {
+  return charge >= 0 && (charge <= 64 * 4096 + (1 << 20) || charge <= slot_charge_max());
+}
+
 /* What the memory cgroup is charged with now; -1 when unreadable. */
 static int64_t charged(const struct esb_cgroup *cg) {
-  return single_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.usage_in_bytes");
+  return cg_value(cg, ESB_CGROUP_MEMORY, "memory.usage_in_bytes", NULL);
 }
 
 /* Empties what the last holder left charged to the slot, where it is
  * more than slot_charge_max: 0 when the slot is clean now. */
 static int drop_charges(struct esb_cgroup *cg) {
-  int64_t now = charged(cg), most = slot_charge_max();
-  if (now >= 0 && now <= most)
+  if (charge_kept(charged(cg)))
     return 0;
-  write_file_text(cg->dirs[ESB_CGROUP_MEMORY], "memory.force_empty", "0");
-  now = charged(cg);
-  return now >= 0 && now <= most ? 0 : -1;
+  cg_write_text(cg, ESB_CGROUP_MEMORY, "memory.force_empty", "0");
+  return charge_kept(charged(cg)) ? 0 : -1;
 }
 
 /* Readies a locked slot for the run (as reuse does an idle cgroup of the
@@ -870,7 +942,7 @@ static int ready_slot(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
     if (cg->slot_fds[i] >= 0 && (cg->procs[i] = openat(cg->slot_fds[i], "tasks", O_WRONLY | O_CLOEXEC)) < 0)
       return -2;
   /* The memory limits are written in the order their direction needs. */
-  int64_t limit = single_value(cg->dirs[ESB_CGROUP_MEMORY], "memory.limit_in_bytes");
+  int64_t limit = cg_value(cg, ESB_CGROUP_MEMORY, "memory.limit_in_bytes", NULL);
   cg->memory_limit = limit >= 0 ? (uint64_t)limit : UINT64_MAX;
   if (drop_charges(cg) < 0) {
     rmdir(cg->dirs[ESB_CGROUP_MEMORY]);
@@ -984,6 +1056,7 @@ void esb_cgroup_settle(struct esb_cgroup *cg) {
 
 void esb_cgroup_pool_put(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
   if (pool && cg->dirs[0] && pool->count < ESB_CGROUP_POOL_SIZE) {
+    close_kept_files(cg);
     pool->idle[pool->count++] = *cg;
     *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
     return;

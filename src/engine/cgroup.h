@@ -81,7 +81,12 @@ struct esb_cgroup {
   uint64_t cpu_usec_before;      /* v2: cpu.stat usage_usec then */
   bool peak_is_this_runs;        /* the peak file counts this run only (a new cgroup, or
                                     one whose high-water mark could be reset) */
-  int peak_fd;                   /* v2: memory.peak, open when it was reset through it */
+  int peak_fd;                   /* the peak file (v1 memory.max_usage_in_bytes; v2 memory.peak,
+                                    when it was reset through it), open while a run holds
+                                    the cgroup; -1 when not */
+  int oom_fd, cpu_fd;            /* the same of the OOM-kill count's file (v1 memory.oom_control,
+                                    v2 memory.events) and the CPU time's (cpuacct.usage,
+                                    cpu.stat): read at the run's start and end */
   struct esb_cgroup_limits limits; /* what its limit files say, once limits_set: a run
                                     with the same limits rewrites none of them */
   bool limits_set;
@@ -91,8 +96,8 @@ struct esb_cgroup {
                                     directories, open and flock'ed; -1 when not one */
 };
 
-#define ESB_CGROUP_INIT { .procs = { -1, -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1, \
-                          .slot_fds = { -1, -1, -1, -1 } }
+#define ESB_CGROUP_INIT { .procs = { -1, -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1, .oom_fd = -1, \
+                          .cpu_fd = -1, .slot_fds = { -1, -1, -1, -1 } }
 
 /* What a run's cgroup would be made of here, without making one (doctor,
  * policy explain): the hierarchy, the controllers that limits can use, and

@@ -27,19 +27,16 @@ static int message_and_traceback(lua_State *L) {
 }
 
 /* Copies the error text on top into err as "<what>: <text>" and pops it. */
-static void take_error(lua_State *L, const char *what, char *err, size_t errlen) {
+static void take_error(lua_State *L, enum esb_error_code code, const char *what, struct esb_error *err) {
   const char *msg = lua_tostring(L, -1);
   if (!msg)
     msg = "(no message)";
-  if (what)
-    snprintf(err, errlen, "%s: %s", what, msg);
-  else
-    snprintf(err, errlen, "%s", msg);
+  esb_error_set(err, code, "%s%s%s", what ? what : "", what ? ": " : "", msg);
   lua_pop(L, 1);
 }
 
-int esb_lua_pcall(lua_State *L, int nargs, int nresults, enum esb_lua_trace trace, const char *what,
-                  char *err, size_t errlen) {
+int esb_lua_pcall(lua_State *L, int nargs, int nresults, enum esb_lua_trace trace, enum esb_error_code code,
+                  const char *what, struct esb_error *err) {
   int base = lua_gettop(L) - nargs;            /* the function's index */
   lua_pushcfunction(L, trace == ESB_LUA_TRACEBACK ? message_and_traceback : message_only);
   lua_insert(L, base);                         /* handler, function, args */
@@ -47,6 +44,6 @@ int esb_lua_pcall(lua_State *L, int nargs, int nresults, enum esb_lua_trace trac
   lua_remove(L, base);                         /* results, or the error */
   if (status == LUA_OK)
     return 0;
-  take_error(L, what, err, errlen);    /* -- */
+  take_error(L, code, what, err);              /* -- */
   return -1;
 }

@@ -12,6 +12,8 @@
 
 #include <lua.h>
 
+#include "engine/error.h"
+
 enum esb_lua_trace {
   ESB_LUA_MESSAGE,   /* the error message alone */
   ESB_LUA_TRACEBACK, /* the message and a stack traceback */
@@ -19,9 +21,11 @@ enum esb_lua_trace {
 
 /* Calls the function below nargs arguments on top of the stack, like
  * lua_pcall. Returns 0 with nresults pushed; or -1 with the function and its
- * arguments popped, nothing pushed, and "<what>: <message>" in err ("<message>"
- * when what is NULL). */
-int esb_lua_pcall(lua_State *L, int nargs, int nresults, enum esb_lua_trace trace, const char *what,
-                  char *err, size_t errlen);
+ * arguments popped, nothing pushed, and *err filled: code (what a failure
+ * of this call is to the caller: policy_error for a policy's hook,
+ * invalid_request for a request's JSON) and "<what>: <message>"
+ * ("<message>" when what is NULL). */
+int esb_lua_pcall(lua_State *L, int nargs, int nresults, enum esb_lua_trace trace, enum esb_error_code code,
+                  const char *what, struct esb_error *err);
 
 #endif

@@ -77,12 +77,12 @@ static struct esb_policy *get_policy(lua_State *L, const char *path) {
   return box->policy;
 }
 
-/* on_output's call: the function at index fn, errors kept for after the run. */
+/* on_output's call: the function at index fn; its first failure kept for
+ * after the run (code ESB_OK: none), when it is raised. */
 struct output_call {
   lua_State *L;
   int fn;
-  bool failed;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
 };
 
 /* Runs protected: stream (1), the bytes (2, light userdata) and their
@@ -104,7 +104,7 @@ static int push_output_event(lua_State *L) {
 
 static void call_on_output(int stream, const char *data, size_t len, void *userdata) {
   struct output_call *c = userdata;
-  if (c->failed)
+  if (c->err.code != ESB_OK)
     return;
   lua_State *L = c->L;
   lua_pushvalue(L, c->fn);                      /* on_output */
@@ -112,18 +112,17 @@ static void call_on_output(int stream, const char *data, size_t len, void *userd
   lua_pushinteger(L, stream);
   lua_pushlightuserdata(L, (void *)data);
   lua_pushinteger(L, (lua_Integer)len);
-  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, NULL, c->err, sizeof c->err) < 0) {
+  if (esb_lua_pcall(L, 3, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &c->err) < 0) {
     lua_pop(L, 1);                              /* -- */
-    c->failed = true;
     return;
   }                                             /* on_output, event */
-  c->failed = esb_lua_pcall(L, 1, 0, ESB_LUA_TRACEBACK, "on_output", c->err, sizeof c->err) < 0;
+  esb_lua_pcall(L, 1, 0, ESB_LUA_TRACEBACK, ESB_E_INVALID_REQUEST, "on_output", &c->err);
 }
 
 static int sbx_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *policy_path = NULL;
-  struct output_call output = { .L = L };
+  struct output_call output = { .L = L, .err = ESB_ERROR_INIT };
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "policy");
@@ -156,8 +155,8 @@ static int sbx_run(lua_State *L) {
   luaL_setmetatable(L, RESULT_MT);
   struct esb_output_sink sink = { .fn = call_on_output, .userdata = &output, .fds = { -1, -1 } };
   esb_execute(policy, req, result, -1, NULL, output.fn ? &sink : NULL);
-  if (output.failed)
-    return luaL_error(L, "%s", output.err); /* the result's userdata is the GC's to free */
+  if (output.err.code != ESB_OK)
+    return luaL_error(L, "%s", output.err.message); /* the result's userdata is the GC's to free */
   if (result->status == ESB_STATUS_ERROR && result->error == ESB_E_INVALID_REQUEST) {
     lua_pushnil(L);
     lua_pushstring(L, result->error_message ? result->error_message : esb_strerror(result->error));

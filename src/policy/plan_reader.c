@@ -1,6 +1,8 @@
 #include "policy/plan_reader.h"
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,18 +55,40 @@ static int compare_strings(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+const size_t esb_plan_limit_offsets[ESB_LIMIT__COUNT] = {
+#define ESB_LIMIT(id, kind, key, plan_key, request_member, plan_member, ...) \
+  [ESB_LIMIT_##id] = offsetof(struct esb_plan, plan_member),
+#include "engine/contract/limits.def"
+#undef ESB_LIMIT
+};
+
+/* The plan's members are of the types their kinds say: the reader writes
+ * through the offsets above. */
+#define ESB_LIMIT(id, kind, key, plan_key, request_member, plan_member, ...) \
+  _Static_assert(sizeof(((struct esb_plan *)0)->plan_member) == \
+                 (ESB_LIMIT_IS_##kind == ESB_LIMIT_IS_BOOL ? sizeof(bool) : sizeof(uint64_t)), \
+                 "struct esb_plan." #plan_member ": not the type its kind says");
+#include "engine/contract/limits.def"
+#undef ESB_LIMIT
+
+/* limits: each under its policy name (engine/contract/limits.def); one the
+ * plan leaves out keeps the table's default, else the plan's own. */
 static void read_limits(struct esb_fields *f, int t, struct esb_plan *plan) {
-  struct esb_local_settings *ls = &plan->local;
   if (!esb_fields_enter(f, t, "limits")) {
     esb_fields_bad(f, t, "limits", "a table");
     return;
   }                                            /* limits */
-  esb_fields_uint(f, -1, "max_output_bytes", 0, &plan->max_output_bytes);
-  esb_fields_uint(f, -1, "memory_bytes", 0, &ls->memory_bytes);
-  esb_fields_uint(f, -1, "cpu_time_secs", 0, &ls->limits.cpu_secs);
-  esb_fields_uint(f, -1, "max_processes", 0, &ls->limits.processes);
-  esb_fields_uint(f, -1, "cpu_millicores", 0, &ls->cpu_millicores);
-  esb_fields_bool(f, -1, "network", &ls->network);
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) {
+    const struct esb_limit_field *d = &esb_limit_fields[i];
+    void *member = (char *)plan + esb_plan_limit_offsets[i];
+    if (d->kind == ESB_LIMIT_IS_BOOL) {
+      esb_fields_bool(f, -1, d->plan_key, member);
+      continue;
+    }
+    if (d->default_value)
+      *(uint64_t *)member = d->default_value;
+    esb_fields_uint(f, -1, d->plan_key, 0, member);
+  }
   esb_fields_leave(f);                         /* -- */
 }
 
@@ -86,14 +110,14 @@ int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, si
     return -1;
   }
   for (lua_Unsigned i = 1; i <= count; i++) {
-    char reason[96];
+    struct esb_error reason;
     size_t len = 0;
     const char *text = lua_rawgeti(L, idx, (lua_Integer)i) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
     const char *bad = !text ? "not a string" : strlen(text) != len ? "a NUL byte in it" : NULL;
-    int rc = bad ? -1 : esb_net_range_parse(text, &(*ranges)[i - 1], reason, sizeof reason);
+    int rc = bad ? -1 : esb_net_range_parse(text, &(*ranges)[i - 1], &reason);
     if (rc < 0)
       snprintf(why, whylen, "[%llu] '%.64s': %s", (unsigned long long)i, text ? text : luaL_typename(L, -1),
-               bad ? bad : reason);
+               bad ? bad : reason.message);
     lua_pop(L, 1);
     if (rc < 0) {
       free(*ranges);
@@ -217,6 +241,11 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen)
     esb_fields_leave(&f);                         /* -- */
   }
   read_local(&f, t, &plan->local);
+  /* RLIMIT_NOFILE: the run's max_open_files, never above the local
+   * sandbox's open_files (the operator's ceiling there); 0 is neither. */
+  uint64_t *open_files = &plan->local.limits.open_files;
+  if (plan->max_open_files && (!*open_files || plan->max_open_files < *open_files))
+    *open_files = plan->max_open_files;
   plan->local.limits.no_core = true;
   if (!f.failed && !plan->local.working_dir && !(plan->local.working_dir = strdup("/work")))
     esb_fields_nomem(&f, "local.working_dir");

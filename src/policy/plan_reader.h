@@ -1,5 +1,6 @@
 /* Reads the table a policy's plan hook returned into a struct esb_plan.
- * Raw access only: never raises a Lua error. Internal to src/policy. */
+ * Raw access only: never raises a Lua error. Internal to src/policy, but
+ * for where the plan keeps each limit, which `policy explain` prints. */
 #ifndef ESB_POLICY_PLAN_READER_H
 #define ESB_POLICY_PLAN_READER_H
 
@@ -8,10 +9,15 @@
 #include <lua.h>
 
 #include "backend/plan.h"
+#include "engine/contract/limits.h"
 
 /* The table is on top of the stack. Returns 0, or -1 with a message naming
  * the field; the plan then holds partial data for the caller to release. */
 int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen);
+
+/* Where struct esb_plan keeps each limit (engine/contract/limits.def's
+ * PLAN_MEMBER): a uint64_t, a bool for ESB_LIMIT_IS_BOOL. By enum esb_limit_id. */
+extern const size_t esb_plan_limit_offsets[ESB_LIMIT__COUNT];
 
 /* The array of address ranges at idx (local.network_allow: "10.1.0.0/16",
  * "fd12::/16", engine/sandbox/netrules.h) into *ranges (malloc'd, the caller's) and

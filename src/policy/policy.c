@@ -13,6 +13,7 @@
 #include <lua.h>
 #include <uuid.h>
 
+#include "engine/contract/limits.h"
 #include "engine/install_paths.h"
 #include "luaglue/fields.h"
 #include "policy/plan_reader.h"
@@ -180,6 +181,22 @@ static void set_map(lua_State *L, const char *key, char **kv) {
   lua_setfield(L, -2, key);
 }
 
+/* The request's limits under their policy names (engine/contract/limits.def),
+ * each only when the request gave it. */
+static void push_limits(lua_State *L, const struct esb_limits *l) {
+  lua_createtable(L, 0, ESB_LIMIT__COUNT);
+  for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) {
+    const struct esb_limit_field *d = &esb_limit_fields[i];
+    const void *member = (const char *)l + d->request_offset;
+    if (d->kind != ESB_LIMIT_IS_BOOL) {
+      set_integer(L, d->plan_key, *(const uint64_t *)member);
+    } else if (*(const int *)member >= 0) {
+      lua_pushboolean(L, *(const int *)member);
+      lua_setfield(L, -2, d->plan_key);
+    }
+  }
+}
+
 /* Runs protected: pushing may raise memory errors. */
 static int push_request(lua_State *L) {
   const struct esb_request *r = lua_touserdata(L, 1);
@@ -203,16 +220,7 @@ static int push_request(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)n);
     lua_setfield(L, -2, "stdin_bytes");
   }
-  lua_createtable(L, 0, 6);
-  set_integer(L, "memory_bytes", r->limits.memory_bytes);
-  set_integer(L, "cpu_time_secs", r->limits.cpu_time_secs);
-  set_integer(L, "max_output_bytes", r->limits.max_output_bytes);
-  set_integer(L, "max_processes", r->limits.max_processes);
-  set_integer(L, "cpu_millicores", r->limits.cpu_millicores);
-  if (r->limits.network >= 0) {
-    lua_pushboolean(L, r->limits.network);
-    lua_setfield(L, -2, "network");
-  }
+  push_limits(L, &r->limits);
   lua_setfield(L, -2, "limits");
   return 1;
 }
@@ -255,7 +263,7 @@ static enum esb_error_code finish_k8s(struct esb_policy *p, struct esb_plan *pla
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref); /* plan, k8s_pod */
   lua_pushliteral(L, "k8s");
   lua_rawget(L, -3);                                 /* plan, k8s_pod, plan.k8s */
-  lua_createtable(L, 0, 6);                          /* plan, k8s_pod, plan.k8s, ctx */
+  lua_createtable(L, 0, 7);                          /* plan, k8s_pod, plan.k8s, ctx */
   lua_pushstring(L, name);
   lua_setfield(L, -2, "pod_name");
   lua_pushstring(L, p->instance);
@@ -268,6 +276,8 @@ static enum esb_error_code finish_k8s(struct esb_policy *p, struct esb_plan *pla
   lua_setfield(L, -2, "grace_seconds");
   lua_pushboolean(L, plan->local.network);
   lua_setfield(L, -2, "network");
+  lua_pushinteger(L, (lua_Integer)plan->max_open_files); /* the pod's annotation of it */
+  lua_setfield(L, -2, "max_open_files");
   if (esb_vm_call(p->vm, 2, 2, "policy", err, errlen) < 0)
     return ESB_E_POLICY;                             /* plan */
   if (lua_isnil(L, -2)) {                            /* plan, nil, why: a label the API server would refuse */

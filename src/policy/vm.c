@@ -216,8 +216,9 @@ int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, ch
   vm->instructions_left = vm->limits.instructions;
   vm->deadline_ns = esb_now_ns() + vm->limits.wall_ms * 1000000ull;
   lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
-  char where[ESB_MESSAGE_MAX] = "";
-  int rc = esb_lua_pcall(L, nargs, nresults, ESB_LUA_TRACEBACK, NULL, where, sizeof where);
+  struct esb_error failed = ESB_ERROR_INIT;
+  int rc = esb_lua_pcall(L, nargs, nresults, ESB_LUA_TRACEBACK, ESB_E_POLICY, NULL, &failed);
+  const char *where = failed.message;
   lua_sethook(L, NULL, 0, 0);
   if (rc == 0 && !vm->stopped)
     return 0;                                  /* results */

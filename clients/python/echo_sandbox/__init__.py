@@ -166,6 +166,8 @@ class Result(_Fields):
     stdout and stderr are text (bytes that are not UTF-8 decoded with
     replacement characters); stdout_raw and stderr_raw are the bytes.
     fallback: why a run the policy sent to k8s ran locally (else None).
+    warnings: what the run was degraded by, one entry each (a limit held
+    less strictly than asked); empty on a clean run.
     raw: the result object as the daemon sent it."""
     status: str
     exit_code: Optional[int]
@@ -187,7 +189,7 @@ class Result(_Fields):
     stderr_bytes: Optional[int] = None
     cpu_time_ms: Optional[int] = None
     memory_peak_bytes: Optional[int] = None
-    warning: Optional[str] = None
+    warnings: List[str] = dataclasses.field(default_factory=list)
     cleanup_error: Optional[str] = None
     fallback: Optional[str] = None
     files: List[CollectedFile] = dataclasses.field(default_factory=list)

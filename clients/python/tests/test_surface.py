@@ -155,6 +155,9 @@ class AgainstTheDaemon(unittest.TestCase):
         self.assertEqual((r.stdout, r.exit_code, r.sandbox_type), ("hi\n", 0, "local"))
         self.assertEqual(r.files, [CollectedFile("a.txt", b"a.txt", 2, False, b"x\n")])
         self.assertIsNone(r.fallback)
+        self.assertEqual(r.warnings, [], "a clean run has no warnings")
+        degraded = Result.from_json({"status": "exited", "exit_code": 0, "warnings": ["memory", "cpu"]})
+        self.assertEqual(degraded.warnings, ["memory", "cpu"], "one entry per degradation, in order")
 
     def test_an_engine_error_carries_a_typed_result(self):
         with self.assertRaises(EchoSandboxError) as caught:

@@ -122,7 +122,7 @@ end
 
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
 -- deadline_seconds, grace_seconds (the plan's kill_grace_ms, rounded up to a
--- second), network (boolean). Returns the settings the engine runs
+-- second), network (boolean), max_open_files (0: none). Returns the settings the engine runs
 -- the pod with (src/policy/policy.c reads them): image, namespace, handshake,
 -- pod_running_timeout (the policy's, lowered to the deadline), context,
 -- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, not_ready_grace_ms and overrides_json;
@@ -191,6 +191,11 @@ return function(k8s, ctx)
   labels["echo-sandbox.io/instance"] = ctx.instance
   labels["echo-sandbox.io/network"] = (not ctx.network) and "none" or nil
   annotations["echo-sandbox.io/expires-at"] = ctx.expires_at
+  -- Kubernetes has no field for RLIMIT_NOFILE (a container gets its
+  -- runtime's): the run's limit is recorded for what on the node enforces
+  -- it, never claimed as enforced.
+  annotations["echo-sandbox.io/max-open-files"] = (ctx.max_open_files or 0) > 0 and
+    ("%d"):format(ctx.max_open_files) or nil
   container.name = ctx.pod_name
   local deadline = spec.activeDeadlineSeconds
   if deadline ~= nil and (not tointeger(deadline) or deadline < 1) then

@@ -240,7 +240,7 @@ policy.local_sandbox = {
   --   the address space it reserves (V8 and the JVM reserve far more than
   --   they use: node needs --memory 1Gi then), there is no CPU rate limit,
   --   and cpu_time_secs holds each process on its own (RLIMIT_CPU; the
-  --   result's warning says so).
+  --   result's warnings say so).
   cgroups = true,
   -- The system-call filter, installed last before the program starts:
   --   "default": namespaces, the mount API, keyrings, bpf, perf_event_open,

@@ -10,14 +10,16 @@
 enum esb_request_kind { ESB_REQUEST_SHELL, ESB_REQUEST_PROGRAM, ESB_REQUEST_CODE };
 enum esb_backend { ESB_BACKEND_AUTO, ESB_BACKEND_LOCAL, ESB_BACKEND_K8S };
 
-/* 0 means "not given": the policy's default applies. */
+/* The request's limits, one member a row of engine/contract/limits.def
+ * (its header says the types): 0, or -1 for a switch, means "not given":
+ * the policy's default applies. */
+#define ESB_LIMIT_CTYPE_UINT uint64_t
+#define ESB_LIMIT_CTYPE_CPU uint64_t /* millicores: cores x 1000 */
+#define ESB_LIMIT_CTYPE_BOOL int     /* -1 not given, 0 off, 1 on */
 struct esb_limits {
-  uint64_t memory_bytes;
-  uint64_t cpu_time_secs;
-  uint64_t max_output_bytes;
-  uint64_t max_processes;
-  uint64_t cpu_millicores; /* the CPU rate: cores x 1000 */
-  int network; /* -1 not given, 0 off, 1 on */
+#define ESB_LIMIT(id, kind, key, plan_key, request_member, ...) ESB_LIMIT_CTYPE_##kind request_member;
+#include "engine/contract/limits.def"
+#undef ESB_LIMIT
 };
 
 /* A file the request puts into the program's working dir before it starts. */

@@ -24,7 +24,7 @@ void esb_result_release(struct esb_result *r) {
   esb_capture_release(&r->err);
   free(r->error_message);
   free(r->cleanup_error);
-  free(r->warning);
+  esb_strv_clear(&r->warnings);
   free(r->fallback);
   esb_collected_release(&r->files);
   *r = (struct esb_result)ESB_RESULT_INIT;
@@ -49,6 +49,19 @@ void esb_result_fail(struct esb_result *r, enum esb_error_code code, const char 
   r->error = code;
   r->reason = esb_error_name(code);
   r->exit_code = esb_result_exit_code(r);
+}
+
+void esb_result_fail_error(struct esb_result *r, const struct esb_error *err) {
+  esb_result_fail(r, err->code, "%s", err->message);
+}
+
+void esb_result_warn(struct esb_result *r, const char *fmt, ...) {
+  char buf[ESB_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  (void)esb_strv_push(&r->warnings, buf);
 }
 
 static void ended(struct esb_result *r, enum esb_status status, int code, int sig, const char *reason) {
@@ -84,7 +97,7 @@ void esb_result_cpu_time_exceeded(struct esb_result *r) {
 }
 
 void esb_result_oom_killed(struct esb_result *r) {
-  ended(r, ESB_STATUS_OOM_KILLED, 0, SIGKILL, "OOMKilled");
+  ended(r, ESB_STATUS_OOM_KILLED, 0, SIGKILL, ESB_REASON_OOM_KILLED);
 }
 
 int esb_result_exit_code(const struct esb_result *r) {

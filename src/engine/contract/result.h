@@ -11,6 +11,7 @@
 #include "engine/contract/capture.h"
 #include "engine/contract/collect.h"
 #include "engine/error.h"
+#include "engine/strv.h"
 
 enum esb_status {
   ESB_STATUS_EXITED,     /* the program exited by itself: exit_code is its code */
@@ -36,7 +37,8 @@ struct esb_result {
   char sandbox_name[64];  /* the backend's name for where it ran (k8s: the pod; the
                              result's "pod"), "" where it has none (local) */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
-  char *warning;          /* owned: what the result could not be sure of, or NULL */
+  struct esb_strv warnings; /* owned: one entry per degradation (a limit that fell back, a
+                             status that could not be read); empty on a clean run */
   char *fallback;         /* owned: why a run the policy sent to k8s ran on the local
                              backend instead (the policy allowed it), or NULL */
   bool retryable;         /* with status ERROR: whether the same request may succeed later */
@@ -61,6 +63,13 @@ void esb_result_move(struct esb_result *dst, struct esb_result *src);
 void esb_result_fail(struct esb_result *r, enum esb_error_code code, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 
+/* The same, with err's code and message. */
+void esb_result_fail_error(struct esb_result *r, const struct esb_error *err);
+
+/* Adds a warning (printf-style, copied): the run went on, degraded. Out of
+ * memory, the one entry is lost and the run's outcome stands. */
+void esb_result_warn(struct esb_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Never NULL, for any value. */
 const char *esb_status_name(enum esb_status status);
 
@@ -76,6 +85,11 @@ void esb_result_wait_status(struct esb_result *r, int wstatus); /* exited or sig
 void esb_result_timed_out(struct esb_result *r);
 void esb_result_cpu_time_exceeded(struct esb_result *r); /* timed_out, too */
 void esb_result_oom_killed(struct esb_result *r);
+
+/* Kubernetes' reason for a container the kernel killed for memory: the
+ * word esb_result_oom_killed gives a result, and the one the k8s backend
+ * reads in a pod's status as that end. */
+#define ESB_REASON_OOM_KILLED "OOMKilled"
 
 /* The exit code a shell would report for this result (see exit_code above). */
 int esb_result_exit_code(const struct esb_result *r);

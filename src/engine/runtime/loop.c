@@ -645,14 +645,14 @@ static void start_on_pool(struct esb_spawner_job *job) {
   if (e->opts.before_start)
     e->opts.before_start(e, e->opts.userdata);
   bool failed = true;
-  if (esb_child_start(&e->child, e->start_why, sizeof e->start_why) < 0) {
+  if (esb_child_start(&e->child, &e->start_err) < 0) {
     e->start_error = errno ? errno : EIO;
   } else {
     struct watch_list wl;
     start_prepare(e, &wl);
     if (start_watch(loop, &wl, e->slots) < 0) {
       e->start_error = errno;
-      snprintf(e->start_why, sizeof e->start_why, "epoll: %s", strerror(errno));
+      esb_error_errno(&e->start_err, ESB_E_SYSTEM, "epoll");
     } else {
       failed = false;
     }
@@ -674,7 +674,7 @@ static void start_came_back(struct esb_loop_work *w) {
   if (e->child.pid > 0)
     start_unwind(loop, e); /* started, but not all its fds are watched */
   unlink_exec(loop, e);
-  esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", e->start_why);
+  esb_result_fail_error(&e->result, &e->start_err);
   if (e->opts.on_done)
     e->opts.on_done(e, e->opts.userdata);
 }
@@ -718,7 +718,6 @@ static void take_options(struct esb_exec *e, const struct esb_exec_options *opts
 
 int esb_exec_start(struct esb_loop *loop, struct esb_exec *e, const struct esb_exec_options *opts) {
   assert(loop && e && opts && opts->argv && !e->starting && !e->next);
-  char why[sizeof e->start_why];
   take_options(e, opts);
   e->result.out.cap = e->opts.max_output_bytes;
   e->result.err.cap = e->opts.max_output_bytes;
@@ -764,16 +763,13 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e, const struct esb_e
   }
   if (e->opts.before_start)
     e->opts.before_start(e, e->opts.userdata);
-  int rc = esb_child_start(&e->child, why, sizeof why);
-  if (rc == 0 && (rc = start_done(loop, e)) < 0) {
-    int saved = errno;
-    snprintf(why, sizeof why, "epoll: %s", strerror(saved));
-    errno = saved;
-  }
+  int rc = esb_child_start(&e->child, &e->start_err);
+  if (rc == 0 && (rc = start_done(loop, e)) < 0)
+    esb_error_errno(&e->start_err, ESB_E_SYSTEM, "epoll");
   if (rc < 0) {
     int saved = errno;
     e->start_error = saved;
-    esb_result_fail(&e->result, ESB_E_SYSTEM, "%s", why);
+    esb_result_fail_error(&e->result, &e->start_err);
     errno = saved;
     return -1;
   }

@@ -177,7 +177,7 @@ struct esb_exec {
   struct esb_loop_work start_work, reap_work;
   struct esb_child_exit exit;
   uint64_t exited_ns;
-  char start_why[ESB_MESSAGE_MAX];
+  struct esb_error start_err; /* why its start failed, for the result */
 };
 
 #define ESB_EXEC_SOURCE_CHUNK 65536

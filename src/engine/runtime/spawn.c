@@ -122,7 +122,7 @@ static uid_t ns_owner(const struct esb_sandbox *sb) {
 
 /* Maps the sandbox's single uid/gid onto the host ids the program runs as. As
  * root any host id may be mapped; otherwise only our own, without setgroups. */
-static int write_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
+static int write_maps(pid_t pid, const struct esb_sandbox *sb, struct esb_error *err) {
   char path[64], line[64];
   uid_t outer_uid;
   gid_t outer_gid;
@@ -130,20 +130,20 @@ static int write_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t
   snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
   snprintf(line, sizeof line, "%u %u 1\n", (unsigned)sb->inner_uid, (unsigned)outer_uid);
   if (esb_write_file(path, line) < 0) {
-    snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "writing %s", path);
     return -1;
   }
   if (!sb->switch_ids) {
     snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
     if (esb_write_file(path, "deny") < 0) {
-      snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
+      esb_error_errno(err, ESB_E_SANDBOX_SETUP, "writing %s", path);
       return -1;
     }
   }
   snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
   snprintf(line, sizeof line, "%u %u 1\n", (unsigned)sb->inner_gid, (unsigned)outer_gid);
   if (esb_write_file(path, line) < 0) {
-    snprintf(why, whylen, "writing %s: %s", path, strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "writing %s", path);
     return -1;
   }
   return 0;
@@ -154,15 +154,14 @@ static int write_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t
  * owner has without CAP_SYS_ADMIN on the host (a unit's bounding set may
  * leave that out); the map of uid 0 to the owner's own uid needs nothing
  * more, the gid map our CAP_SETGID. */
-static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, size_t whylen) {
+static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, struct esb_error *err) {
   uid_t owner = ns_owner(sb);
   struct esb_owner_saved ids;
   if (owner != (uid_t)-1 && esb_owner_enter(owner, &ids) < 0) {
-    snprintf(why, whylen, "taking the run's host uid %u to write its id maps: %s", (unsigned)owner,
-             strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "taking the run's host uid %u to write its id maps", (unsigned)owner);
     return -1;
   }
-  int rc = write_maps(pid, sb, why, whylen);
+  int rc = write_maps(pid, sb, err);
   if (owner != (uid_t)-1) {
     int saved = errno;
     esb_owner_leave(&ids);
@@ -171,7 +170,7 @@ static int write_id_maps(pid_t pid, const struct esb_sandbox *sb, char *why, siz
   return rc;
 }
 
-static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t whylen) {
+static int prepare(struct esb_child *c, struct prepared *pr, struct esb_error *err) {
   const struct esb_sandbox *sb = c->sandbox;
   struct esb_child_plan *plan = &pr->plan;
   plan->argv = (char *const *)c->argv;
@@ -183,7 +182,7 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
   plan->session = sb ? sb->session : NULL;
   if (!c->argv || !c->argv[0] || !c->argv[0][0]) {
     errno = EINVAL;
-    snprintf(why, whylen, "no program to run");
+    esb_error_set(err, ESB_E_SYSTEM, "no program to run");
     return -1;
   }
   pr->exec_paths = esb_exec_candidates(c->argv[0], esb_env_path(c->env));
@@ -212,13 +211,13 @@ static int prepare(struct esb_child *c, struct prepared *pr, char *why, size_t w
     plan->cgroups_late = sb->make_cgroups != NULL;
   }
   if (sb && (sb->namespaces & ESB_NS_MOUNT)) {
-    if (esb_rootfs_plan(sb, &pr->rootfs, why, whylen) < 0)
+    if (esb_rootfs_plan(sb, &pr->rootfs, err) < 0)
       return -1;
     plan->rootfs = &pr->rootfs;
   }
   return 0;
 sys:
-  snprintf(why, whylen, "preparing the child: %s", strerror(errno));
+  esb_error_errno(err, ESB_E_SYSTEM, "preparing the child");
   return -1;
 }
 
@@ -276,7 +275,7 @@ static pid_t start_init(struct esb_child *c, struct prepared *pr, int *pidfd, in
 /* The run's cgroups, made now that the child builds its sandbox, and sent
  * to it (struct esb_late_cgroups). A child already gone is not our error:
  * its report says what ended it. */
-static int send_late_cgroups(const struct esb_sandbox *sb, int sock, char *why, size_t whylen) {
+static int send_late_cgroups(const struct esb_sandbox *sb, int sock, struct esb_error *err) {
   sb->make_cgroups(sb->make_cgroups_arg);
   struct esb_late_cgroups said = { .magic = ESB_LATE_CGROUPS_MAGIC,
                                    .address_space = sb->limits.address_space,
@@ -289,7 +288,7 @@ static int send_late_cgroups(const struct esb_sandbox *sb, int sock, char *why, 
     }
   }
   if (esb_fd_send(sock, &said, sizeof said, fds, n) < 0 && errno != EPIPE && errno != ECONNRESET) {
-    snprintf(why, whylen, "sending the child its cgroups: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "sending the child its cgroups");
     return -1;
   }
   return 0;
@@ -298,7 +297,7 @@ static int send_late_cgroups(const struct esb_sandbox *sb, int sock, char *why, 
 /* echo-sandbox-init says "u" once its namespaces exist. If it ended
  * instead, its report says why: a refused unshare is what a refused clone
  * was (errno kept, so isolation best_effort can do without namespaces). */
-static int await_namespaces(struct esb_child *c, struct prepared *pr, char *why, size_t whylen) {
+static int await_namespaces(struct esb_child *c, struct prepared *pr, struct esb_error *err) {
   char said = 0;
   ssize_t n;
   do n = read(pr->sync_w, &said, 1); while (n < 0 && errno == EINTR);
@@ -308,17 +307,80 @@ static int await_namespaces(struct esb_child *c, struct prepared *pr, char *why,
   if (read(c->report, &r, sizeof r) == (ssize_t)sizeof r && r.kind == ESB_REPORT_SETUP_FAILED) {
     errno = r.error;
     if (r.step == esb_child_unshare_step())
-      snprintf(why, whylen, "unshare: %s", strerror(r.error));
+      esb_error_set(err, ESB_E_SANDBOX_SETUP, "unshare: %s", strerror(r.error));
     else
-      snprintf(why, whylen, "sandbox setup failed (%s): %s", esb_setup_step_name(r.step), strerror(r.error));
+      esb_error_set(err, ESB_E_SANDBOX_SETUP, "sandbox setup failed (%s): %s", esb_setup_step_name(r.step),
+                    strerror(r.error));
   } else {
     errno = EPROTO;
-    snprintf(why, whylen, "echo-sandbox-init ended before making the namespaces");
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "echo-sandbox-init ended before making the namespaces");
   }
   return -1;
 }
 
-int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
+/* Clones the child for the prepared plan, every signal blocked across the
+ * clone: the child must not run a handler of ours before it has reset them
+ * all. Through echo-sandbox-init where it is in use (*via_init), else in
+ * process. Returns its pid, or -1 with errno. */
+static pid_t clone_child(struct esb_child *c, struct prepared *pr, int *pidfd, bool *via_init) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* No exit signal, so no SIGCHLD: see the header. */
+  int cgroup_fd = c->sandbox && c->sandbox->cgroup_dir ? *c->sandbox->cgroup_dir : -1;
+  pid_t pid = -1;
+  *via_init = false;
+  if (c->sandbox && c->sandbox->namespaces) {
+    if (use_init && esb_init_program() && !c->sandbox->session) {
+      pr->plan.started_in_cgroup = cgroup_fd >= 0;
+      pid = start_init(c, pr, pidfd, cgroup_fd);
+      *via_init = pid >= 0 || errno != ENOSYS;
+    }
+  }
+  if (!*via_init) {
+    uid_t owner = ns_owner(c->sandbox);
+    bool as_owner = owner != (uid_t)-1;
+    struct esb_owner_saved ids;
+    if (as_owner && esb_owner_enter(owner, &ids) < 0) {
+      pid = -1;
+    } else {
+      pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), pidfd, 0,
+                      cgroup_fd, &pr->plan.started_in_cgroup);
+      if (pid == 0)
+        esb_child_main(&pr->plan);
+      if (as_owner) {
+        int saved = errno;
+        esb_owner_leave(&ids);
+        errno = saved;
+      }
+    }
+  }
+  int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return pid;
+}
+
+/* A child with a user namespace waits on its sync socket: once its
+ * namespaces are there, its id maps are written and before_release run,
+ * then it is released to build its sandbox, and its cgroups are made and
+ * sent to it meanwhile (the late cgroups). */
+static int sync_child(struct esb_child *c, struct prepared *pr, bool via_init, struct esb_error *err) {
+  if (via_init && await_namespaces(c, pr, err) < 0)
+    return -1;
+  if (write_id_maps(c->pid, c->sandbox, err) < 0)
+    return -1;
+  if (c->sandbox->before_release &&
+      c->sandbox->before_release(c->pid, c->sandbox->before_release_arg, err) < 0)
+    return -1;
+  if (write(pr->sync_w, "", 1) != 1)
+    return esb_error_errno(err, ESB_E_SYSTEM, "releasing the child");
+  if (pr->plan.cgroups_late && send_late_cgroups(c->sandbox, pr->sync_w, err) < 0)
+    return -1;
+  return 0;
+}
+
+int esb_child_start(struct esb_child *c, struct esb_error *err) {
   assert(c && c->pidfd < 0 && (c->pid <= 0 || c->reaped)); /* ESB_CHILD_INIT, or closed */
   struct prepared pr = { .child_ends = {-1, -1, -1}, .report_w = -1, .sync_r = -1, .sync_w = -1 };
   int saved;
@@ -326,49 +388,13 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   c->pidfd = -1;
   c->report = -1;
   c->reaped = false;
-  if (prepare(c, &pr, why, whylen) < 0)
+  if (prepare(c, &pr, err) < 0)
     goto fail;
-
-  /* Block every signal across the clone: the child must not run a handler of
-   * ours before it has reset them all. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  /* No exit signal, so no SIGCHLD: see the header. */
-  int cgroup_fd = c->sandbox && c->sandbox->cgroup_dir ? *c->sandbox->cgroup_dir : -1;
-  pid_t pid = -1;
-  bool via_init = false;
-  if (c->sandbox && c->sandbox->namespaces) {
-    if (use_init && esb_init_program() && !c->sandbox->session) {
-      pr.plan.started_in_cgroup = cgroup_fd >= 0;
-      pid = start_init(c, &pr, &pidfd, cgroup_fd);
-      via_init = pid >= 0 || errno != ENOSYS;
-    }
-  }
-  if (!via_init) {
-    uid_t owner = ns_owner(c->sandbox);
-    bool as_owner = owner != (uid_t)-1;
-    struct esb_owner_saved ids;
-    if (as_owner && esb_owner_enter(owner, &ids) < 0) {
-      pid = -1;
-    } else {
-      pid = esb_clone(CLONE_PIDFD | (c->sandbox ? esb_namespace_flags(c->sandbox->namespaces) : 0), &pidfd, 0,
-                      cgroup_fd, &pr.plan.started_in_cgroup);
-      if (pid == 0)
-        esb_child_main(&pr.plan);
-      if (as_owner) {
-        saved = errno;
-        esb_owner_leave(&ids);
-        errno = saved;
-      }
-    }
-  }
-  saved = errno;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  bool via_init;
+  pid_t pid = clone_child(c, &pr, &pidfd, &via_init);
   if (pid < 0) {
-    errno = saved;
-    snprintf(why, whylen, "clone: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "clone");
     goto fail;
   }
   c->pid = (pid_t)pid;
@@ -379,22 +405,8 @@ int esb_child_start(struct esb_child *c, char *why, size_t whylen) {
   close_fd(&pr.sync_r);
   /* The child makes its own session (so its group) first thing; until then
    * esb_child_kill reaches it through its pid, and it has started nothing. */
-
-  if (pr.sync_w >= 0) {
-    if (via_init && await_namespaces(c, &pr, why, whylen) < 0)
-      goto kill;
-    if (write_id_maps(c->pid, c->sandbox, why, whylen) < 0)
-      goto kill;
-    if (c->sandbox->before_release &&
-        c->sandbox->before_release(c->pid, c->sandbox->before_release_arg, why, whylen) < 0)
-      goto kill;
-    if (write(pr.sync_w, "", 1) != 1) {
-      snprintf(why, whylen, "releasing the child: %s", strerror(errno));
-      goto kill;
-    }
-    if (pr.plan.cgroups_late && send_late_cgroups(c->sandbox, pr.sync_w, why, whylen) < 0)
-      goto kill;
-  }
+  if (pr.sync_w >= 0 && sync_child(c, &pr, via_init, err) < 0)
+    goto kill;
   prepared_release(&pr);
   return 0;
 kill:

@@ -19,24 +19,24 @@
  * the first engine that needs it. Only a regular file of root's that no one
  * else may write is used: /run is root's, but a stale or planted file
  * elsewhere on the path is refused, not trusted. */
-static int open_lock_file(char *why, size_t whylen) {
+static int open_lock_file(struct esb_error *err) {
   int fd = open(ESB_UID_SLOT_FILE, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
     if (mkdir(ESB_UID_SLOT_DIR, 0700) < 0 && errno != EEXIST) {
-      snprintf(why, whylen, "making %s: %s", ESB_UID_SLOT_DIR, strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "making %s", ESB_UID_SLOT_DIR);
       return -1;
     }
     fd = open(ESB_UID_SLOT_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   }
   struct stat st;
   if (fd < 0 || fstat(fd, &st) < 0) {
-    snprintf(why, whylen, "opening %s: %s", ESB_UID_SLOT_FILE, strerror(errno));
+    esb_error_errno(err, ESB_E_SYSTEM, "opening %s", ESB_UID_SLOT_FILE);
     if (fd >= 0)
       close(fd);
     return -1;
   }
   if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
-    snprintf(why, whylen, "%s is not a regular file of root's that only root may write", ESB_UID_SLOT_FILE);
+    esb_error_set(err, ESB_E_SYSTEM, "%s is not a regular file of root's that only root may write", ESB_UID_SLOT_FILE);
     close(fd);
     errno = EPERM;
     return -1;
@@ -80,14 +80,14 @@ bool esb_uid_slot_usable(uint64_t first, uint64_t count) {
 /* Where this process's next search starts: after the uid it took last. */
 static _Atomic uint64_t cursor;
 
-int esb_uid_slot_take(uint64_t first, uint64_t count, struct esb_uid_slot *slot, char *why, size_t whylen) {
+int esb_uid_slot_take(uint64_t first, uint64_t count, struct esb_uid_slot *slot, struct esb_error *err) {
   if (count == 0 || first == 0 || first + count - 1 >= (uint64_t)(uid_t)-1) {
-    snprintf(why, whylen, "the uid range %llu+%llu is not one of host uids above 0",
-             (unsigned long long)first, (unsigned long long)count);
+    esb_error_set(err, ESB_E_POLICY, "the uid range %llu+%llu is not one of host uids above 0",
+                  (unsigned long long)first, (unsigned long long)count);
     errno = EINVAL;
     return -1;
   }
-  int fd = open_lock_file(why, whylen);
+  int fd = open_lock_file(err);
   if (fd < 0)
     return -1;
   uint64_t start = atomic_load(&cursor);
@@ -103,17 +103,15 @@ int esb_uid_slot_take(uint64_t first, uint64_t count, struct esb_uid_slot *slot,
       return 0;
     }
     if (errno != EAGAIN && errno != EACCES) {
-      snprintf(why, whylen, "locking uid %llu in %s: %s", (unsigned long long)uid, ESB_UID_SLOT_FILE,
-               strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "locking uid %llu in %s", (unsigned long long)uid, ESB_UID_SLOT_FILE);
       close(fd);
       return -1;
     }
   }
   close(fd);
-  snprintf(why, whylen,
-           "every uid of the policy's uid_range (%llu from %llu) is held by a live run: wait for one "
-           "to end, or give local_sandbox.uid_range more",
-           (unsigned long long)count, (unsigned long long)first);
+  esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "every uid of the policy's uid_range (%llu from %llu) is held "
+                "by a live run: wait for one to end, or give local_sandbox.uid_range more",
+                (unsigned long long)count, (unsigned long long)first);
   errno = ENOSPC;
   return -1;
 }

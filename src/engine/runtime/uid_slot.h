@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine/error.h"
+
 #define ESB_UID_SLOT_DIR "/run/echo-sandbox"
 #define ESB_UID_SLOT_FILE ESB_UID_SLOT_DIR "/uid-slots"
 
@@ -41,9 +43,9 @@ struct esb_uid_slot {
 bool esb_uid_slot_usable(uint64_t first, uint64_t count);
 
 /* Takes a free uid of [first, first + count) into *slot (which holds
- * none). Root only (the lock file is root's). Returns 0, or -1 with errno
- * (ENOSPC: every uid of the range is held) and a reason in why. */
-int esb_uid_slot_take(uint64_t first, uint64_t count, struct esb_uid_slot *slot, char *why, size_t whylen);
+ * none). Root only (the lock file is root's). Returns 0, or -1 with *err
+ * (backend_unavailable: every uid of the range is held, and errno ENOSPC). */
+int esb_uid_slot_take(uint64_t first, uint64_t count, struct esb_uid_slot *slot, struct esb_error *err);
 
 /* Ends every process that runs as the slot's uid (SIGKILL from a child of
  * that uid: kill(-1) reaches exactly the processes it may signal, those

@@ -57,20 +57,20 @@ static size_t address_bytes(int family) {
   return family == AF_INET ? 4 : 16;
 }
 
-int esb_net_range_parse(const char *text, struct esb_net_range *r, char *why, size_t whylen) {
+int esb_net_range_parse(const char *text, struct esb_net_range *r, struct esb_error *err) {
   char addr[INET6_ADDRSTRLEN + 1];
   const char *slash = strchr(text, '/');
   size_t len = slash ? (size_t)(slash - text) : strlen(text);
   memset(r, 0, sizeof *r);
   if (len >= sizeof addr) {
-    snprintf(why, whylen, "not an address");
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "not an address");
     return -1;
   }
   memcpy(addr, text, len);
   addr[len] = '\0';
   r->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
   if (inet_pton(r->family, addr, r->addr) != 1) {
-    snprintf(why, whylen, "not an IPv4 or IPv6 address");
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "not an IPv4 or IPv6 address");
     return -1;
   }
   unsigned bits = (unsigned)address_bytes(r->family) * 8, prefix = bits;
@@ -78,7 +78,7 @@ int esb_net_range_parse(const char *text, struct esb_net_range *r, char *why, si
     char *end;
     unsigned long n = strtoul(slash + 1, &end, 10);
     if (slash[1] < '0' || slash[1] > '9' || *end || n > bits) {
-      snprintf(why, whylen, "the prefix length must be 0 to %u", bits);
+      esb_error_set(err, ESB_E_INVALID_REQUEST, "the prefix length must be 0 to %u", bits);
       return -1;
     }
     prefix = (unsigned)n;
@@ -86,7 +86,7 @@ int esb_net_range_parse(const char *text, struct esb_net_range *r, char *why, si
   r->prefix = (uint8_t)prefix;
   for (unsigned b = prefix; b < bits; b++)
     if (r->addr[b / 8] & (0x80 >> (b % 8))) {
-      snprintf(why, whylen, "bits are set past the prefix length");
+      esb_error_set(err, ESB_E_INVALID_REQUEST, "bits are set past the prefix length");
       return -1;
     }
   return 0;
@@ -125,11 +125,12 @@ static int add_resolvers(struct list *l, const char *path) {
   FILE *f = path ? fopen(path, "re") : NULL;
   if (!f)
     return 0;
-  char line[256], addr[INET6_ADDRSTRLEN + 1], why[96];
+  char line[256], addr[INET6_ADDRSTRLEN + 1];
+  struct esb_error ignored; /* a line that is no address is skipped */
   int rc = 0;
   while (rc == 0 && fgets(line, sizeof line, f)) {
     struct esb_net_range r;
-    if (sscanf(line, " nameserver %46[0-9a-fA-F.:]", addr) != 1 || esb_net_range_parse(addr, &r, why, sizeof why) < 0)
+    if (sscanf(line, " nameserver %46[0-9a-fA-F.:]", addr) != 1 || esb_net_range_parse(addr, &r, &ignored) < 0)
       continue; /* a scoped address (fe80::1%eth0) is link-local: left refused */
     for (int i = 0; i < 2 && rc == 0; i++) {
       rc = add(l, &r, ESB_NET_ALLOW, PRIORITY_RESOLVER);

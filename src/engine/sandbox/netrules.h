@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/error.h"
+
 /* An address range: family AF_INET or AF_INET6, the address in network
  * order (4 or 16 bytes used), the prefix length. */
 struct esb_net_range {
@@ -55,9 +57,9 @@ struct esb_net_rule {
 };
 
 /* "10.1.0.0/16", "fd00::/8", or an address alone (/32, /128). 0, or -1 with
- * a reason in why: not an address, a bad prefix, or bits set past the
+ * *err (invalid_request): not an address, a bad prefix, or bits set past the
  * prefix ("10.1.2.0/16": which was meant?). */
-int esb_net_range_parse(const char *text, struct esb_net_range *r, char *why, size_t whylen);
+int esb_net_range_parse(const char *text, struct esb_net_range *r, struct esb_error *err);
 
 /* The range as text, as esb_net_range_parse reads it. */
 void esb_net_range_format(const struct esb_net_range *r, char *out, size_t outlen);

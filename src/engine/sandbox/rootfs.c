@@ -36,23 +36,23 @@ static bool within(const char *path, const char *dir) {
   return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
 }
 
-int esb_rootfs_check_workdir(const struct esb_mount *mounts, size_t n, const char *workdir, char *why,
-                             size_t whylen) {
+int esb_rootfs_check_workdir(const struct esb_mount *mounts, size_t n, const char *workdir,
+                             struct esb_error *err) {
   static const char *const generated[] = {"/proc", "/dev", "/etc"};
   if (!esb_rootfs_path_ok(workdir)) {
-    snprintf(why, whylen, "working_dir %s: expected an absolute path inside the sandbox, without '.' or '..'",
-             workdir);
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "working_dir %s: expected an absolute path inside the sandbox, "
+                  "without '.' or '..'", workdir);
     return -1;
   }
   for (size_t i = 0; i < sizeof generated / sizeof generated[0]; i++) {
     if (within(workdir, generated[i])) {
-      snprintf(why, whylen, "working_dir %s: %s belongs to the sandbox", workdir, generated[i]);
+      esb_error_set(err, ESB_E_INVALID_REQUEST, "working_dir %s: %s belongs to the sandbox", workdir, generated[i]);
       return -1;
     }
   }
   for (size_t i = 0; i < n; i++) {
     if (within(workdir, mounts[i].path)) {
-      snprintf(why, whylen, "working_dir %s: %s is a mount of the policy", workdir, mounts[i].path);
+      esb_error_set(err, ESB_E_INVALID_REQUEST, "working_dir %s: %s is a mount of the policy", workdir, mounts[i].path);
       return -1;
     }
   }
@@ -233,25 +233,25 @@ static int add_overlay(struct esb_rootfs *fs, const char *host, bool is_dir) {
 
 /* One host path of the mount list: the same symlink, or a bind of the
  * directory or file; nothing when the host has no such path. */
-static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why, size_t whylen) {
+static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, struct esb_error *err) {
   /* The plan reader refuses such paths already; here too, since the
    * refusal of /proc and /sys below compares strings ("//proc"). */
   if (!esb_rootfs_path_ok(m->host)) {
-    snprintf(why, whylen, "mount %.200s: the host path is not absolute, or has an empty, '.' or '..' component",
-             m->host);
+    esb_error_set(err, ESB_E_POLICY, "mount %.200s: the host path is not absolute, or has an empty, '.' or '..' "
+                  "component", m->host);
     errno = EINVAL;
     return -1;
   }
   if (!esb_rootfs_path_ok(m->path)) {
-    snprintf(why, whylen, "mount %.200s: its path inside, %.200s, is not absolute, or has an empty, '.' or '..' "
-             "component", m->host, m->path);
+    esb_error_set(err, ESB_E_POLICY, "mount %.200s: its path inside, %.200s, is not absolute, or has an empty, "
+                  "'.' or '..' component", m->host, m->path);
     errno = EINVAL;
     return -1;
   }
   if (at_or_below(m->host, "/proc") || at_or_below(m->host, "/sys")) {
     /* The host's processes and devices; /sys is also where the fork
      * server keeps the roots' templates (engine/sandbox/fork_server.h). */
-    snprintf(why, whylen, "mount %s: the host's /proc and /sys are no part of a sandbox", m->host);
+    esb_error_set(err, ESB_E_POLICY, "mount %s: the host's /proc and /sys are no part of a sandbox", m->host);
     errno = EINVAL;
     return -1;
   }
@@ -259,7 +259,7 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why
   if (lstat(m->host, &st) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return 0;
-    snprintf(why, whylen, "mount %s: %s", m->host, strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "mount %s", m->host);
     return -1;
   }
   char source[4096], target[4096];
@@ -269,7 +269,7 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why
   if (S_ISLNK(st.st_mode)) {
     ssize_t n = readlink(m->host, target, sizeof target - 1);
     if (n < 0) {
-      snprintf(why, whylen, "mount %s: %s", m->host, strerror(errno));
+      esb_error_errno(err, ESB_E_SANDBOX_SETUP, "mount %s", m->host);
       return -1;
     }
     target[n] = '\0';
@@ -290,7 +290,7 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, char *why
   bind->per_run = true;
   return 0;
 oom:
-  snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
+  esb_error_errno(err, ESB_E_SANDBOX_SETUP, "planning the sandbox's root");
   return -1;
 }
 
@@ -342,26 +342,27 @@ static int add_dev(struct esb_rootfs *fs, const char *shm_options) {
          per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/dev/shm", shm_options, false), fs) < 0 ? -1 : 0;
 }
 
-int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *why, size_t whylen) {
+int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, struct esb_error *err) {
   char tmp_options[64], workdir_options[128];
   *fs = (struct esb_rootfs)ESB_ROOTFS_INIT;
   if (!sb->workdir || sb->workdir[0] != '/') {
-    snprintf(why, whylen, "the working dir %s is not an absolute path", sb->workdir ? sb->workdir : "(none)");
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "the working dir %s is not an absolute path",
+                  sb->workdir ? sb->workdir : "(none)");
     errno = EINVAL;
     return -1;
   }
   if (!esb_rootfs_path_ok(sb->workdir)) { /* as esb_rootfs_check_workdir has it */
-    snprintf(why, whylen, "the working dir %.200s has an empty, '.' or '..' component, or is too long",
-             sb->workdir);
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "the working dir %.200s has an empty, '.' or '..' component, or is "
+                  "too long", sb->workdir);
     errno = EINVAL;
     return -1;
   }
   if (push(fs, ESB_ROOTFS_DIR, NULL, EMPTY_LAYER, NULL, false) < 0) {
-    snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "planning the sandbox's root");
     goto fail;
   }
   for (size_t i = 0; i < sb->n_mounts; i++)
-    if (add_mount(fs, &sb->mounts[i], why, whylen) < 0)
+    if (add_mount(fs, &sb->mounts[i], err) < 0)
       goto fail;
   snprintf(tmp_options, sizeof tmp_options, "mode=1777,size=%llu", (unsigned long long)sb->tmp_size_bytes);
   snprintf(workdir_options, sizeof workdir_options, "mode=0755,uid=%u,gid=%u,size=%llu",
@@ -371,11 +372,11 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *w
       make_dirs(fs, "/tmp") < 0 || per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/tmp", tmp_options, false), fs) < 0 ||
       make_dirs(fs, sb->workdir) < 0 ||
       per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, sb->workdir, workdir_options, false), fs) < 0) {
-    snprintf(why, whylen, "planning the sandbox's root: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "planning the sandbox's root");
     goto fail;
   }
   if (add_files(fs, sb) < 0) {
-    snprintf(why, whylen, "planning the request's files: %s", strerror(errno));
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "planning the request's files");
     goto fail;
   }
   mark_below_per_run(fs);

@@ -62,6 +62,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine/error.h"
+
 #define ESB_ROOTFS_OLDROOT "/.oldroot"
 
 /* A host path in the sandbox (the policy's mount list). */
@@ -129,14 +131,15 @@ bool esb_rootfs_path_ok(const char *path);
 
 /* Whether workdir can be a run's working dir in a root with these mounts: a
  * path as above, not /proc, /dev or /etc (or below them), not a mount of the
- * list nor below one. Returns 0, or -1 with a reason. */
-int esb_rootfs_check_workdir(const struct esb_mount *mounts, size_t n, const char *workdir, char *why,
-                             size_t whylen);
+ * list nor below one. Returns 0, or -1 with *err (invalid_request). */
+int esb_rootfs_check_workdir(const struct esb_mount *mounts, size_t n, const char *workdir,
+                             struct esb_error *err);
 
 /* Builds the steps for sb (which must have ESB_NS_MOUNT, mounts and
  * workdir). Reads the host's mount sources with lstat (the policy's paths,
- * never the program's). Returns 0, or -1 with a reason and nothing held. */
-int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, char *why, size_t whylen);
+ * never the program's). Returns 0, or -1 with *err (a mount the policy may not
+ * make: policy_error) and errno, nothing held. */
+int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, struct esb_error *err);
 
 void esb_rootfs_release(struct esb_rootfs *fs);
 

@@ -30,11 +30,11 @@ int esb_seccomp_profile_parse(const char *name, enum esb_seccomp_profile *profil
 }
 
 int esb_seccomp_program(enum esb_seccomp_profile profile, const struct sock_fprog **prog,
-                        char *why, size_t whylen) {
+                        struct esb_error *err) {
   static struct sock_fprog programs[ESB_SECCOMP__COUNT];
   *prog = NULL;
   if ((unsigned)profile >= ESB_SECCOMP__COUNT) {
-    snprintf(why, whylen, "seccomp: no profile %d", (int)profile);
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "seccomp: no profile %d", (int)profile);
     return -1;
   }
   if (!esb_seccomp_lengths[profile])

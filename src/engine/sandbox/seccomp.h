@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/error.h"
+
 struct sock_fprog;
 
 enum esb_seccomp_profile {
@@ -77,8 +79,8 @@ int esb_seccomp_profile_parse(const char *name, enum esb_seccomp_profile *profil
 
 /* The BPF program of a profile: *prog is NULL for ESB_SECCOMP_NONE, else it
  * points to storage that lives as long as the process. Returns 0, or -1
- * with a reason (a profile that does not exist). */
+ * with *err (a profile that does not exist). */
 int esb_seccomp_program(enum esb_seccomp_profile profile, const struct sock_fprog **prog,
-                        char *why, size_t whylen);
+                        struct esb_error *err);
 
 #endif

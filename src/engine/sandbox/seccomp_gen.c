@@ -114,14 +114,14 @@ static int add_rules(scmp_filter_ctx ctx, enum esb_seccomp_profile profile) {
 
 /* Builds the filter and copies its BPF out (through a memfd: libseccomp
  * 2.5 exports to an fd only). */
-static int build(enum esb_seccomp_profile profile, struct sock_fprog *prog, char *why, size_t whylen) {
+static int build(enum esb_seccomp_profile profile, struct sock_fprog *prog, struct esb_error *err) {
   /* The filter is only compiled here, never loaded by libseccomp: name the
    * API level it may use (3: SCMP_ACT_KILL_PROCESS, kernel 4.14) instead of
    * letting it probe the build machine's kernel. */
   seccomp_api_set(3);
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   if (!ctx) {
-    snprintf(why, whylen, "cannot make a filter");
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "cannot make a filter");
     return -1;
   }
   int fd = -1, rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); /* the child sets it itself */
@@ -132,18 +132,18 @@ static int build(enum esb_seccomp_profile profile, struct sock_fprog *prog, char
   if (!rc) rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
   if (!rc) rc = add_rules(ctx, profile);
   if (rc) {
-    snprintf(why, whylen, "building the filter of profile %d: %s", (int)profile, strerror(-rc));
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "building the filter of profile %d: %s", (int)profile, strerror(-rc));
     goto out;
   }
   if ((fd = memfd_create("esb-seccomp", MFD_CLOEXEC)) < 0 || (rc = seccomp_export_bpf(ctx, fd)) < 0) {
-    snprintf(why, whylen, "exporting the filter: %s", strerror(rc < 0 ? -rc : errno));
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "exporting the filter: %s", strerror(rc < 0 ? -rc : errno));
     rc = -1;
     goto out;
   }
   off_t size = lseek(fd, 0, SEEK_END);
   struct sock_filter *code = size > 0 ? malloc((size_t)size) : NULL;
   if (!code || pread(fd, code, (size_t)size, 0) != size) {
-    snprintf(why, whylen, "reading the filter back: %s", strerror(code ? errno : ENOMEM));
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "reading the filter back: %s", strerror(code ? errno : ENOMEM));
     free(code);
     rc = -1;
     goto out;
@@ -166,9 +166,9 @@ int main(int argc, char **argv) {
          "#include <linux/filter.h>\n\n#include \"engine/sandbox/seccomp.h\"\n\n");
   for (int p = 0; p < ESB_SECCOMP__COUNT; p++) {
     struct sock_fprog prog = { 0 };
-    char why[ESB_MESSAGE_MAX];
-    if (p != ESB_SECCOMP_NONE && build((enum esb_seccomp_profile)p, &prog, why, sizeof why) < 0) {
-      fprintf(stderr, "esb-seccomp-gen: %s\n", why);
+    struct esb_error err = ESB_ERROR_INIT;
+    if (p != ESB_SECCOMP_NONE && build((enum esb_seccomp_profile)p, &prog, &err) < 0) {
+      fprintf(stderr, "esb-seccomp-gen: %s\n", err.message);
       return 1;
     }
     printf("static const struct sock_filter filter_%d[] = {\n", p);

@@ -26,7 +26,7 @@
  * so this works from inside the new user namespace, and the attach holds up
  * this run only, not the caller's loop.
  *
- * Errors: esb_child_start returns -1 with errno set and a message in `why`
+ * Errors: esb_child_start returns -1 with errno set and *err filled
  * when the clone or its preparation failed; nothing is left behind (pipes it
  * made are closed and their fields set to -1). Failures
  * after the clone (sandbox setup, exec) arrive as reports (esb_child_read_report). */
@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "engine/error.h"
 
 struct sock_fprog;
 struct esb_mount;
@@ -96,9 +98,9 @@ struct esb_sandbox {
                                before exec (engine/sandbox/seccomp.h) */
   /* With ESB_NS_USER: called once the child's namespaces exist, before it
    * goes on, to attach something to them from outside (the user-mode
-   * network stack of network: true). Returns 0, or -1 with a reason, which
+   * network stack of network: true). Returns 0, or -1 with *err, which
    * fails the start. */
-  int (*before_release)(pid_t child, void *arg, char *why, size_t whylen);
+  int (*before_release)(pid_t child, void *arg, struct esb_error *err);
   void *before_release_arg;
   /* With ESB_NS_NET: routing-policy rules the child adds to its namespace
    * before the program runs (engine/sandbox/netrules.h), once before_release is
@@ -151,7 +153,7 @@ struct esb_child {
 #define ESB_CHILD_INIT { .in = ESB_CHILD_NULL, .out = ESB_CHILD_NULL, \
                          .err = ESB_CHILD_NULL, .pid = -1, .pidfd = -1, .report = -1 }
 
-int esb_child_start(struct esb_child *c, char *why, size_t whylen);
+int esb_child_start(struct esb_child *c, struct esb_error *err);
 
 /* Signals the child's process group (group true) or the child alone. Does
  * nothing once the child has been reaped, so a reused pid is never hit. */
