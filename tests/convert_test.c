@@ -369,6 +369,7 @@ static void table_results(lua_State *L) {
   r.err.len = r.err.total = 1;
   r.isolation = "namespaces";
   snprintf(r.sandbox_name, sizeof r.sandbox_name, "echo-sandbox-x");
+  snprintf(r.session, sizeof r.session, "0123456789abcdef0123456789abcdef");
   r.cleanup_error = strdup("x");
   esb_result_warn(&r, "x");
   r.fallback = strdup("x");

@@ -333,6 +333,7 @@ void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_res
     esb_result_fail(r, err.code, "%s", err.message);
     return;
   }
+  snprintf(r->session, sizeof r->session, "%s", info.id); /* a session's id: 32 hex digits */
   if (info.end != ESB_SESSION_ALIVE) {
     session_gone(id, r, false);
     return;

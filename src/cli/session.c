@@ -222,13 +222,11 @@ out:
   return rc;
 }
 
-static void print_result(lua_State *L, const struct esb_result *r, const char *id) {
+static void print_result(lua_State *L, const struct esb_result *r) {
   if (esb_json_push_result(L, r) < 0) {
     fprintf(stderr, "echo-sandbox: cannot encode the result: out of memory\n");
     return;
   }
-  lua_pushstring(L, id);
-  lua_setfield(L, -2, "session");
   esb_json_print(L);
 }
 
@@ -266,7 +264,7 @@ static int session_run(int argc, char **argv) {
   else if (result.status == ESB_STATUS_TIMED_OUT && !p.o.json)
     fprintf(stderr, "echo-sandbox: timed out after %.0f ms\n", result.duration_ms);
   if (p.o.json)
-    print_result(p.L, &result, id);
+    print_result(p.L, &result);
   rc = esb_result_exit_code(&result);
   esb_result_release(&result);
   if (sigfd >= 0)

@@ -401,6 +401,10 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_pushstring(L, r->isolation);
     lua_setfield(L, -2, "isolation");
   }
+  if (r->session[0]) {
+    lua_pushstring(L, r->session);
+    lua_setfield(L, -2, "session");
+  }
   if (r->sandbox_name[0]) {
     lua_pushstring(L, r->sandbox_name);
     lua_setfield(L, -2, "pod"); /* k8s is the one backend that names it */

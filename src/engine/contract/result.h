@@ -34,6 +34,7 @@ struct esb_result {
   struct esb_capture out, err;
   enum esb_error_code error;
   char *error_message;    /* owned, NULL unless status is ERROR */
+  char session[40];       /* the session the run went into (the result's "session"), "" where none */
   char sandbox_name[64];  /* the backend's name for where it ran (k8s: the pod; the
                              result's "pod"), "" where it has none (local) */
   char *cleanup_error;    /* owned: k8s: why the pod may not have been deleted */
