@@ -232,7 +232,9 @@ int esb_session_create(const struct esb_plan *plan, const struct esb_session_opt
     esb_error_prefix(err, "starting the session's pid 1");
     goto fail;
   }
-  if (await_ready(&m, err) < 0 || write_info(&m, plan, err) < 0)
+  /* The record first: an engine that crashes from here on leaves a
+   * session `cleanup` can tell alive or gone by its holder. */
+  if (write_info(&m, plan, err) < 0 || await_ready(&m, err) < 0)
     goto fail;
   memcpy(id, m.id, sizeof m.id);
   let_go(&m);
