@@ -245,6 +245,23 @@ describe("echo-sandbox session", function()
     end
   end)
 
+  it("refuses a create it cannot honour, naming why, and leaves nothing", function()
+    for _, case in ipairs {
+      { { "--ttl", "0" }, "--ttl takes a whole number of milliseconds" },
+      { { "--idle-timeout", "soon" }, "--idle-timeout takes a whole number of milliseconds" },
+      { { "--ttl", "999999999999" }, "ttl_ms 999999999999 is above the ceiling" },
+      { { "--network" }, "network: true is not available in sessions yet" },
+    } do
+      local args = { "session", "create" }
+      for _, a in ipairs(case[1]) do args[#args + 1] = a end
+      local out, err, code = cli(args)
+      assert.are.equal(125, code, err)
+      assert.are.equal("", out)
+      assert.truthy(err:find(case[2], 1, true), err)
+    end
+    assert.are.equal("", (cli { "session", "ls" }))
+  end)
+
   -- Checked: without cleanup's sweep of sessions, the killed session's
   -- directory and cgroups were left.
   it("cleanup removes a session whose holder was killed", function()
