@@ -320,6 +320,9 @@ static void go(struct session_run *s, const char *id, const char *dir, const str
   move_bytes(s);
   finish(s, id, plan);
   note_oom(&cg, has_cgroup, s->lost, s->result);
+  if (!has_cgroup && plan->local.memory_bytes && s->result->status != ESB_STATUS_ERROR)
+    esb_result_warn(s->result, "the session has no cgroup: its memory limit was each process's address "
+                    "space (RLIMIT_AS), and no OOM kill can be seen");
 }
 
 void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_result *r, int interrupt_fd,

@@ -263,6 +263,11 @@ static int session_run(int argc, char **argv) {
     fprintf(stderr, "echo-sandbox: %s\n", result.error_message ? result.error_message : esb_strerror(result.error));
   else if (result.status == ESB_STATUS_TIMED_OUT && !p.o.json)
     fprintf(stderr, "echo-sandbox: timed out after %.0f ms\n", result.duration_ms);
+  else if (result.status == ESB_STATUS_OOM_KILLED && !p.o.json)
+    fprintf(stderr, "echo-sandbox: killed after %.0f ms: out of memory (the session's memory limit)\n",
+            result.duration_ms);
+  for (size_t i = 0; !p.o.json && i < result.warnings.n; i++)
+    fprintf(stderr, "echo-sandbox: warning: %s\n", result.warnings.v[i]);
   if (p.o.json)
     print_result(p.L, &result);
   rc = esb_result_exit_code(&result);
