@@ -330,8 +330,8 @@ static void make_cgroups(void *userdata) {
     struct esb_error *refused = &run->cgroup_refused;
     /* An engine with no pool of its own (one run: the CLI's run) takes a
      * slot of the pool engines share (engine/cgroup.h). */
-    int rc = run->cgroup_pool ? esb_cgroup_ready(&run->cgroup, &limits, refused->message, sizeof refused->message)
-                              : esb_cgroup_claim(&run->cgroup, &limits, refused->message, sizeof refused->message);
+    int rc = run->cgroup_pool ? esb_cgroup_ready(&run->cgroup, &limits, refused)
+                              : esb_cgroup_claim(&run->cgroup, &limits, refused);
     if (rc < 0) {
       refused->code = ESB_E_SANDBOX_SETUP; /* said in a warning: the run goes on with rlimits */
       return;

@@ -100,9 +100,9 @@ static void make_cgroups(struct making *m, const struct esb_plan *plan) {
     return;
   struct esb_cgroup_limits limits = { .memory_bytes = ls->memory_bytes, .max_pids = ls->limits.processes,
                                       .cpu_millicores = ls->cpu_millicores };
-  char why[ESB_MESSAGE_MAX];
-  if (esb_cgroup_create(&m->cgroup, &limits, why, sizeof why) < 0)
-    return; /* rlimits stand in, as for a run */
+  struct esb_error refused = ESB_ERROR_INIT;
+  if (esb_cgroup_create(&m->cgroup, &limits, &refused) < 0)
+    return; /* rlimits stand in, as for a run; each run's result warns */
   m->has_cgroup = true;
   m->sandbox.cgroup_procs = m->cgroup.procs;
   m->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;

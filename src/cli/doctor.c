@@ -178,7 +178,8 @@ out:
 /* How the local backend will enforce the memory, process and CPU limits:
  * by making a cgroup as a run would. */
 static void check_limits(const struct esb_plan *plan, struct tally *t) {
-  char why[ESB_MESSAGE_MAX], detail[ESB_MESSAGE_MAX];
+  char detail[ESB_MESSAGE_MAX];
+  struct esb_error err = ESB_ERROR_INIT;
   struct esb_cgroup cg = ESB_CGROUP_INIT;
   struct esb_cgroup_limits limits = { .memory_bytes = plan->local.memory_bytes,
                                       .max_pids = plan->local.limits.processes,
@@ -187,7 +188,7 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
   if (!plan->local.cgroups) {
     report(t, "ok", "limits", "%s", "memory by RLIMIT_AS, processes by RLIMIT_NPROC, no CPU rate limit, CPU "
            "time per process by RLIMIT_CPU (the policy turned cgroups off)");
-  } else if (esb_cgroup_create(&cg, &limits, why, sizeof why) == 0) {
+  } else if (esb_cgroup_create(&cg, &limits, &err) == 0) {
     struct esb_cgroup_host host;
     esb_cgroup_setup(&host);
     esb_cgroup_describe(&host, detail, sizeof detail);
@@ -198,7 +199,7 @@ static void check_limits(const struct esb_plan *plan, struct tally *t) {
   } else {
     report(t, "warn", "limits", "memory by RLIMIT_AS (address space), processes by RLIMIT_NPROC, no CPU rate "
            "limit, CPU time per process by RLIMIT_CPU, as no cgroup can be made: %s; runtimes that reserve much "
-           "(node, java) need a larger memory limit", why);
+           "(node, java) need a larger memory limit", err.message);
   }
   esb_cgroup_destroy(&cg);
 }

@@ -660,47 +660,48 @@ static int lock_new_dir(const char *dir) {
  * *fd. A name can be taken already by a cgroup that a gone engine with our
  * pid left with processes in it, or by an engine of another pid namespace
  * with our pid: the next number is free. */
-static char *make_dir(const char *parent, int which, int *fd, char *why, size_t whylen) {
+static char *make_dir(const char *parent, int which, int *fd, struct esb_error *err) {
   static unsigned long counter;
+  enum { TRIES = 8 };
   sweep_stale(parent, which);
-  for (int attempt = 0; attempt < 8; attempt++) {
+  for (int attempt = 0; attempt < TRIES; attempt++) {
     char *dir = NULL;
     unsigned long n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
     if (asprintf(&dir, "%s/echo-sandbox-%ld-%lu", parent, (long)getpid(), n) < 0) {
-      snprintf(why, whylen, "out of memory");
+      esb_error_set(err, ESB_E_SYSTEM, "out of memory");
       return NULL;
     }
     bool made = mkdir(dir, 0755) == 0;
     if (made && (*fd = lock_new_dir(dir)) >= 0)
       return dir;
-    int err = errno;
-    snprintf(why, whylen, "making %s: %s", dir, strerror(err));
-    if (made && err != EEXIST)
+    int failed = errno;
+    if (made && failed != EEXIST)
       rmdir(dir); /* made but not opened: nothing of ours is left */
-    free(dir);
-    if (err != EEXIST)
+    if (failed != EEXIST || attempt == TRIES - 1) { /* err is filled only when we give up */
+      errno = failed;
+      esb_error_errno(err, ESB_E_SYSTEM, "making %s", dir);
+      free(dir);
       return NULL;
+    }
+    free(dir);
   }
   return NULL;
 }
 
-int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why,
-                      size_t whylen) {
+int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err) {
   *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
   pthread_once(&setup_once, setup_now);
-  if (setup.host.version == ESB_CGROUP_NONE) {
-    snprintf(why, whylen, "%s", setup.host.why);
-    return -1;
-  }
+  if (setup.host.version == ESB_CGROUP_NONE)
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "%s", setup.host.why);
   cg->version = setup.host.version;
   cg->memory_limit = UINT64_MAX; /* a new memory cgroup starts unlimited */
   cg->peak_is_this_runs = true;
   if (cg->version == ESB_CGROUP_V2) {
-    if (!(cg->dirs[0] = make_dir(setup.parents[0], 0, &cg->procs[0], why, whylen)))
+    if (!(cg->dirs[0] = make_dir(setup.parents[0], 0, &cg->procs[0], err)))
       goto fail;
     if (set_limits(cg, limits) < 0 ||
         (cg->dir_fd = open(cg->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-      snprintf(why, whylen, "setting up %s: %s", cg->dirs[0], strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "setting up %s", cg->dirs[0]);
       goto fail;
     }
     keep_files(cg);
@@ -710,10 +711,11 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
     /* pids and cpu are a bonus: RLIMIT_NPROC still bounds the processes. */
     if (!setup.parents[i] || !wanted_v1(i, limits))
       continue;
-    char ignored[256];
+    /* Without a pids or cpu cgroup the run goes on; the backend's
+     * warnings say what it was not held to (backend/local.c). */
+    struct esb_error ignored = ESB_ERROR_INIT;
     bool required = i == ESB_CGROUP_MEMORY;
-    if (!(cg->dirs[i] = make_dir(setup.parents[i], i, &cg->procs[i], required ? why : ignored,
-                                 required ? whylen : sizeof ignored))) {
+    if (!(cg->dirs[i] = make_dir(setup.parents[i], i, &cg->procs[i], required ? err : &ignored))) {
       if (required)
         goto fail;
       continue;
@@ -721,7 +723,7 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
     if (set_limit(cg, i, limits) == 0)
       continue;
     if (required) {
-      snprintf(why, whylen, "setting up %s: %s", cg->dirs[i], strerror(errno));
+      esb_error_errno(err, ESB_E_SYSTEM, "setting up %s", cg->dirs[i]);
       goto fail;
     }
     close_fd(&cg->procs[i]);
@@ -977,11 +979,11 @@ static int take_slot(struct esb_cgroup *cg, const struct esb_cgroup_limits *limi
   return -1;
 }
 
-int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
+int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err) {
   pthread_once(&setup_once, setup_now);
   if (setup.host.version == ESB_CGROUP_V1 && take_slot(cg, limits) == 0)
     return 0;
-  return esb_cgroup_create(cg, limits, why, whylen);
+  return esb_cgroup_create(cg, limits, err);
 }
 
 int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, int err, void *arg), void *arg) {
@@ -1025,7 +1027,7 @@ bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
   return true;
 }
 
-int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
+int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err) {
   if (cg->dirs[0]) {
     /* A v1 cgroup without the pids, cpu or cpuacct directory the run
      * wants cannot bound its processes, take its CPU limit or count its
@@ -1037,13 +1039,13 @@ int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limi
       return 0;
     esb_cgroup_destroy(cg);
   }
-  return esb_cgroup_create(cg, limits, why, whylen);
+  return esb_cgroup_create(cg, limits, err);
 }
 
 int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
-                       const struct esb_cgroup_limits *limits, char *why, size_t whylen) {
+                       const struct esb_cgroup_limits *limits, struct esb_error *err) {
   esb_cgroup_pool_take(pool, cg);
-  return esb_cgroup_ready(cg, limits, why, whylen);
+  return esb_cgroup_ready(cg, limits, err);
 }
 
 void esb_cgroup_settle(struct esb_cgroup *cg) {

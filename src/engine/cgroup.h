@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "engine/error.h"
 
 enum esb_cgroup_version { ESB_CGROUP_NONE, ESB_CGROUP_V1, ESB_CGROUP_V2 };
 
@@ -107,7 +108,7 @@ struct esb_cgroup_host {
   enum esb_cgroup_version version;
   bool controllers[ESB_CGROUP__COUNT];
   char where[512];
-  char why[512];
+  char why[ESB_MESSAGE_MAX];
 };
 void esb_cgroup_probe(struct esb_cgroup_host *host);
 
@@ -136,7 +137,7 @@ struct esb_cgroup_pool {
 
 /* esb_cgroup_create, taking an idle cgroup from pool when it has one. */
 int esb_cgroup_acquire(struct esb_cgroup_pool *pool, struct esb_cgroup *cg,
-                       const struct esb_cgroup_limits *limits, char *why, size_t whylen);
+                       const struct esb_cgroup_limits *limits, struct esb_error *err);
 
 /* Gives a cgroup whose run is over back to pool (NULL: destroys it); one
  * that still has processes, or a full pool, gets esb_cgroup_destroy. */
@@ -151,7 +152,7 @@ void esb_cgroup_release(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
  *   settle: destroys a cgroup whose run is over that still has processes;
  *   put: into the pool when it has a cgroup and room, else destroyed. */
 bool esb_cgroup_pool_take(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
-int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen);
+int esb_cgroup_ready(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err);
 void esb_cgroup_settle(struct esb_cgroup *cg);
 void esb_cgroup_pool_put(struct esb_cgroup_pool *pool, struct esb_cgroup *cg);
 
@@ -160,9 +161,8 @@ void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
 
 /* Makes the run's cgroup(s): memory (limit memory_bytes, no swap beyond it)
  * and, where available, pids and cpu. Returns 0 when at least the memory
- * controller is there; -1 with a reason and nothing left behind otherwise. */
-int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why,
-                      size_t whylen);
+ * controller is there; -1 with err filled and nothing left behind otherwise. */
+int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err);
 
 /* The cgroups of an engine that keeps no pool of its own (one run per
  * process: the CLI's run, the Lua module): on cgroup v1, a slot of a pool
@@ -186,7 +186,7 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
  * esb_cgroup_destroy gives a slot back (one with a process left is
  * removed, as a cgroup is). `echo-sandbox cleanup` removes the idle slots
  * (esb_cgroup_slots_remove). */
-int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, char *why, size_t whylen);
+int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err);
 
 /* Removes the idle slots of the shared pool below this engine's parents
  * (dry_run: only finds them), each under its lock; a slot in use (locked,
