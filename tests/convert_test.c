@@ -30,22 +30,24 @@
 /* The message esb_lua_to_request gives for the request expr ("" when it
  * takes it); the stack is left as it was. */
 static const char *why(lua_State *L, const char *expr) {
-  static char err[512];
+  static struct esb_error err;
   int top = lua_gettop(L);
   push(L, expr);
   struct esb_request req = ESB_REQUEST_INIT;
-  err[0] = '\0';
-  int rc = esb_lua_to_request(L, -1, &req, err, sizeof err);
+  err = (struct esb_error)ESB_ERROR_INIT;
+  int rc = esb_lua_to_request(L, -1, &req, &err);
   if (rc == 0)
     esb_request_release(&req);
-  else if (!err[0])
-    snprintf(err, sizeof err, "(refused without a message)");
+  else if (!err.message[0])
+    esb_error_set(&err, ESB_E_SYSTEM, "(refused without a message)");
+  else if (err.code != ESB_E_INVALID_REQUEST)
+    esb_error_set(&err, ESB_E_SYSTEM, "(refused, not as an invalid request)");
   else if (req.shell || req.files || req.args || req.nfiles)
-    snprintf(err, sizeof err, "(a refused request still holds its fields)");
+    esb_error_set(&err, ESB_E_SYSTEM, "(a refused request still holds its fields)");
   lua_pop(L, 1);
   if (lua_gettop(L) != top)
     return "(the stack was not left as it was)";
-  return err;
+  return err.message;
 }
 
 #define IR "invalid request: "
@@ -152,13 +154,13 @@ static const struct { const char *request, *want; } cases[] = {
 
 /* The request expr, which must pass; NULL (and a note) when it does not. */
 static struct esb_request *taken(lua_State *L, const char *expr, struct esb_request *req) {
-  char err[512];
+  struct esb_error err;
   push(L, expr);
   *req = (struct esb_request)ESB_REQUEST_INIT;
-  int rc = esb_lua_to_request(L, -1, req, err, sizeof err);
+  int rc = esb_lua_to_request(L, -1, req, &err);
   lua_pop(L, 1);
   if (rc < 0) {
-    printf("# %s: %s\n", expr, err);
+    printf("# %s: %s\n", expr, err.message);
     return NULL;
   }
   return req;

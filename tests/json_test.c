@@ -24,17 +24,19 @@
 /* The message esb_json_decode gives for text ("" when it decodes it: the
  * value is then set as the global `v`); the stack is left as it was. */
 static const char *decoded(lua_State *L, const char *text, size_t len) {
-  static char err[512];
+  static struct esb_error err;
   int top = lua_gettop(L);
-  err[0] = '\0';
-  if (esb_json_decode(L, text, len, err, sizeof err) == 0) {
-    if (err[0])
+  err = (struct esb_error)ESB_ERROR_INIT;
+  if (esb_json_decode(L, text, len, &err) == 0) {
+    if (err.message[0] || err.code != ESB_OK)
       return "(decoded, with a message)";
     lua_setglobal(L, "v");
-  } else if (!err[0]) {
+  } else if (!err.message[0]) {
     return "(refused without a message)";
+  } else if (err.code != ESB_E_INVALID_REQUEST) {
+    return "(refused, not as an invalid request)";
   }
-  return lua_gettop(L) == top ? err : "(the stack was not left as it was)";
+  return lua_gettop(L) == top ? err.message : "(the stack was not left as it was)";
 }
 
 #define DECODED(L, lit) decoded((L), (lit), sizeof (lit) - 1)
@@ -75,9 +77,10 @@ static void decode(lua_State *L) {
 /* The value on top encoded: its text (static), or the message. */
 static const char *encoded(lua_State *L) {
   static char text[4096];
+  static struct esb_error err;
   int top = lua_gettop(L);
-  if (esb_json_encode(L, text, sizeof text) < 0)
-    return lua_gettop(L) == top - 1 ? text : "(a failed encode left the stack changed)";
+  if (esb_json_encode(L, &err) < 0)
+    return lua_gettop(L) == top - 1 ? err.message : "(a failed encode left the stack changed)";
   snprintf(text, sizeof text, "%s", lua_tostring(L, -1));
   lua_pop(L, 1);
   return text;

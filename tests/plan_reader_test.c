@@ -35,16 +35,18 @@ static void push_plan(lua_State *L, const char *extra) {
 
 /* The message esb_read_plan gives for the plan ("" when it takes it). */
 static const char *why(lua_State *L, const char *extra) {
-  static char err[512];
+  static struct esb_error err;
   int top = lua_gettop(L);
   push_plan(L, extra);
   struct esb_plan plan = ESB_PLAN_INIT;
-  err[0] = '\0';
-  if (esb_read_plan(L, &plan, err, sizeof err) < 0 && !err[0])
-    snprintf(err, sizeof err, "(refused without a message)");
+  err = (struct esb_error)ESB_ERROR_INIT;
+  if (esb_read_plan(L, &plan, &err) < 0 && !err.message[0])
+    esb_error_set(&err, ESB_E_SYSTEM, "(refused without a message)");
+  else if (err.message[0] && err.code != ESB_E_POLICY)
+    esb_error_set(&err, ESB_E_SYSTEM, "(refused, not as the policy's error)");
   esb_plan_release(&plan);
   lua_pop(L, 1);
-  return lua_gettop(L) == top ? err : "(the stack was not left as it was)";
+  return lua_gettop(L) == top ? err.message : "(the stack was not left as it was)";
 }
 
 #define BAD "policy hook 'plan' returned a bad field "
@@ -151,13 +153,14 @@ static void refusals(lua_State *L) {
  * with the reader writing memory_bytes through cpu_time_secs's offset, its
  * case fails. */
 static void table_limits(lua_State *L) {
-  char err[512] = "", expr[200], what[200];
+  struct esb_error err = ESB_ERROR_INIT;
+  char expr[200], what[200];
   for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) {
     const struct esb_limit_field *d = &esb_limit_fields[i];
     snprintf(expr, sizeof expr, "{limits = {%s = %s}}", d->plan_key, d->kind == ESB_LIMIT_IS_BOOL ? "true" : "7");
     push_plan(L, expr);
     struct esb_plan p = ESB_PLAN_INIT, want = ESB_PLAN_INIT;
-    ok(esb_read_plan(L, &p, err, sizeof err) == 0, expr);
+    ok(esb_read_plan(L, &p, &err) == 0, expr);
     lua_pop(L, 1);
     for (size_t j = 0; j < ESB_LIMIT__COUNT; j++) { /* the others: their defaults */
       void *member = (char *)&want + esb_plan_limit_offsets[j];
@@ -193,10 +196,10 @@ static void fields(lua_State *L) {
                "network_allow = {'10.1.0.0/16'}, uid_range = {first = 100000, count = 10}, "
                "file_size_bytes = 16, open_files = 17}}");
   struct esb_plan p = ESB_PLAN_INIT;
-  char err[512] = "";
-  ok(esb_read_plan(L, &p, err, sizeof err) == 0, "a full plan is read");
-  if (err[0])
-    printf("# %s\n", err);
+  struct esb_error err = ESB_ERROR_INIT;
+  ok(esb_read_plan(L, &p, &err) == 0, "a full plan is read");
+  if (err.message[0])
+    printf("# %s\n", err.message);
   ok(p.backend == ESB_BACKEND_K8S && p.fallback_local, "backend and fallback");
   ok(p.argv && !strcmp(p.argv[2], "x") && !p.argv[3], "argv");
   ok(p.env && !strcmp(p.env[0], "A=1") && !strcmp(p.env[1], "B=2") && !p.env[2], "env, sorted");
@@ -226,7 +229,7 @@ static void fields(lua_State *L) {
 
   push_plan(L, "{}");
   p = (struct esb_plan)ESB_PLAN_INIT;
-  ok(esb_read_plan(L, &p, err, sizeof err) == 0 && !strcmp(p.local.working_dir, "/work") && p.local.uid == 65534 &&
+  ok(esb_read_plan(L, &p, &err) == 0 && !strcmp(p.local.working_dir, "/work") && p.local.uid == 65534 &&
      p.local.isolation == ESB_ISOLATION_NAMESPACES && p.local.cgroups, "a minimal plan: the defaults, /work");
   esb_plan_release(&p);
   lua_pop(L, 1);
@@ -235,22 +238,22 @@ static void fields(lua_State *L) {
 
   struct esb_net_range *ranges;
   size_t n;
-  char reason[200];
+  struct esb_error reason;
   push(L, "{'10.0.0.0/8', '::1/128'}");
-  ok(esb_read_net_ranges(L, -1, &ranges, &n, reason, sizeof reason) == 0 && n == 2, "two ranges read");
+  ok(esb_read_net_ranges(L, -1, &ranges, &n, &reason) == 0 && n == 2, "two ranges read");
   free(ranges);
   lua_pop(L, 1);
   push(L, "{}");
-  ok(esb_read_net_ranges(L, -1, &ranges, &n, reason, sizeof reason) == 0 && n == 0, "no ranges");
+  ok(esb_read_net_ranges(L, -1, &ranges, &n, &reason) == 0 && n == 0, "no ranges");
   free(ranges);
   lua_pop(L, 1);
   push(L, "(function() local t = {} for i = 1, 257 do t[i] = '10.0.0.0/8' end return t end)()");
-  ok(esb_read_net_ranges(L, -1, &ranges, &n, reason, sizeof reason) < 0 && !ranges && n == 0, "257 ranges refused");
-  is_str(reason, "more than 256 entries", "and why");
+  ok(esb_read_net_ranges(L, -1, &ranges, &n, &reason) < 0 && !ranges && n == 0, "257 ranges refused");
+  is_str(reason.message, "more than 256 entries", "and why");
   lua_pop(L, 1);
   push(L, "{'10.0.0.0/8', '10.0.0.0/8\\0junk'}");
-  ok(esb_read_net_ranges(L, -1, &ranges, &n, reason, sizeof reason) < 0 && !ranges, "a range with a NUL refused");
-  is_str(reason, "[2] '10.0.0.0/8': a NUL byte in it", "named by its index, and why");
+  ok(esb_read_net_ranges(L, -1, &ranges, &n, &reason) < 0 && !ranges, "a range with a NUL refused");
+  is_str(reason.message, "[2] '10.0.0.0/8': a NUL byte in it", "named by its index, and why");
   lua_pop(L, 1);
 }
 

@@ -1212,7 +1212,7 @@ static enum esb_k8s_event probe_read(struct esb_k8s_run *run, struct esb_result 
   bool found = er->status == ESB_STATUS_EXITED && er->exit_code == 0 && run->parse_pod &&
                run->parse_pod(er->out.data ? er->out.data : "", er->out.len, &pod) == 0;
   bool missing = !found && er->err.data && memmem(er->err.data, er->err.len, "(NotFound)", 10);
-  char said[256];
+  char said[ESB_MESSAGE_MAX]; /* the first line of what the get said, quoted in the message */
   if (er->err.data)
     er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
   snprintf(said, sizeof said, "%.*s", (int)strcspn(er->err.data ? er->err.data : "", "\n"),

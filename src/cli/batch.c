@@ -226,10 +226,10 @@ static void plan_line(struct batch *b, struct batch_job *bj, const char *text, s
     esb_result_fail(&bj->job.result, ESB_E_SYSTEM, "out of memory");
     return;
   }
-  int bad = esb_lua_to_request(L, lua_absindex(L, -2), &bj->request, err.message, sizeof err.message);
+  int bad = esb_lua_to_request(L, lua_absindex(L, -2), &bj->request, &err);
   lua_pop(L, 2);
   if (bad < 0) {
-    esb_result_fail(&bj->job.result, ESB_E_INVALID_REQUEST, "%s", err.message);
+    esb_result_fail_error(&bj->job.result, &err);
     return;
   }
   esb_job_plan(&bj->job, b->policy, &bj->request, stderr);
@@ -344,7 +344,7 @@ int esb_cli_batch(int argc, char **argv) {
     return 125;
   }
   const char *input_path = optind < argc ? argv[optind] : "-";
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   struct batch b = { .events = o.events, .queue = { .wake_fd = -1 } };
   int rc = 125;
   size_t len = 0;
@@ -355,8 +355,8 @@ int esb_cli_batch(int argc, char **argv) {
   struct esb_cgroup_pool cgroups = ESB_CGROUP_POOL_INIT;
   struct esb_loop loop = ESB_LOOP_INIT;
   if (!(b.L = esb_json_state()) || !(b.planner_L = esb_json_state()) ||
-      !(b.policy = esb_policy_open(o.policy_path, err, sizeof err))) {
-    fprintf(stderr, "echo-sandbox batch: %s\n", b.L && b.planner_L ? err : "out of memory");
+      !(b.policy = esb_policy_open(o.policy_path, &err))) {
+    fprintf(stderr, "echo-sandbox batch: %s\n", b.L && b.planner_L ? err.message : "out of memory");
     goto out;
   }
   if (!(input = esb_read_file(input_path, &len))) {

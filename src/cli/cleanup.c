@@ -158,8 +158,8 @@ int esb_cli_cleanup(int argc, char **argv) {
   struct esb_result got = ESB_RESULT_INIT, deleted = ESB_RESULT_INIT;
   struct esb_strv tail = ESB_STRV_INIT;
   lua_State *L = NULL;
-  struct esb_policy *policy = esb_policy_open(o.policy_path, err.message, sizeof err.message);
-  if (!policy || esb_policy_cluster(policy, &cluster, err.message, sizeof err.message) != ESB_OK) {
+  struct esb_policy *policy = esb_policy_open(o.policy_path, &err);
+  if (!policy || esb_policy_cluster(policy, &cluster, &err) < 0) {
     fprintf(stderr, "echo-sandbox cleanup: %s\n", err.message);
     goto out;
   }

@@ -124,11 +124,12 @@ static bool has_network_policy(const char *json, size_t len) {
 /* fail: the level of a check that does not pass ("FAIL", or "warn" when the
  * policy does not send requests to k8s by itself). */
 static void check_kubernetes(struct esb_policy *policy, struct tally *t, const char *fail) {
-  char err[ESB_MESSAGE_MAX], line[ESB_MESSAGE_MAX];
+  struct esb_error err;
+  char line[ESB_MESSAGE_MAX];
   struct esb_k8s_settings cluster = { 0 };
   struct esb_result r = ESB_RESULT_INIT;
-  if (esb_policy_cluster(policy, &cluster, err, sizeof err) != ESB_OK) {
-    report(t, fail, "policy (k8s)", "%s", err);
+  if (esb_policy_cluster(policy, &cluster, &err) < 0) {
+    report(t, fail, "policy (k8s)", "%s", err.message);
     return;
   }
   const struct esb_k8s_settings *k = &cluster;
@@ -332,8 +333,7 @@ static int plan_true(struct esb_policy *policy, enum esb_backend backend, struct
   req.kind = ESB_REQUEST_PROGRAM;
   req.program = program;
   req.backend = backend;
-  err->code = esb_policy_plan(policy, &req, plan, false, err->message, sizeof err->message);
-  return err->code == ESB_OK ? 0 : -1;
+  return esb_policy_plan(policy, &req, plan, false, err);
 }
 
 static void check_local(struct esb_policy *policy, struct tally *t) {
@@ -388,7 +388,7 @@ int esb_cli_doctor(int argc, char **argv) {
   }
   struct tally t = { 0, 0 };
   struct esb_error err = ESB_ERROR_INIT;
-  struct esb_policy *policy = esb_policy_open(policy_path, err.message, sizeof err.message);
+  struct esb_policy *policy = esb_policy_open(policy_path, &err);
   if (!policy) {
     report(&t, "FAIL", "policy", "%s", err.message);
     return 1;

@@ -380,15 +380,15 @@ static void print_text(const struct explanation *x) {
  * ("line N: " or "") starts its error messages. */
 static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb_cli_options *o,
                        const char *where) {
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   struct esb_request req = ESB_REQUEST_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
   struct explanation x = { 0 };
   int rc = 125;
-  int bad = esb_lua_to_request(L, -1, &req, err, sizeof err);
+  int bad = esb_lua_to_request(L, -1, &req, &err);
   lua_pop(L, 1);
   if (bad < 0) {
-    fprintf(stderr, "echo-sandbox: %s%s\n", where, err);
+    fprintf(stderr, "echo-sandbox: %s%s\n", where, err.message);
     return rc;
   }
   req.stdin_fd = o->stdin_fd; /* its size, for the policy's stdin_bytes */
@@ -398,9 +398,8 @@ static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb
     fprintf(stderr, "echo-sandbox: --backend %s: expected auto, local or k8s\n", o->backend);
     goto out;
   }
-  enum esb_error_code code = esb_policy_plan(policy, &req, &plan, req.backend == ESB_BACKEND_K8S, err, sizeof err);
-  if (code != ESB_OK) {
-    fprintf(stderr, "echo-sandbox: %s%s: %s\n", where, esb_error_name(code), err);
+  if (esb_policy_plan(policy, &req, &plan, req.backend == ESB_BACKEND_K8S, &err) < 0) {
+    fprintf(stderr, "echo-sandbox: %s%s: %s\n", where, esb_error_name(err.code), err.message);
     goto out;
   }
   x.policy_path = esb_policy_path(policy);
@@ -434,7 +433,8 @@ out:
 }
 
 static int explain(int argc, char **argv) {
-  char usage[4096], err[4096];
+  char usage[4096];
+  struct esb_error err;
   snprintf(usage, sizeof usage, "%s%s%s", policy_usage, explain_options, esb_cli_request_flags_help);
   struct esb_cli_options o = { 0 };
   struct esb_policy *policy = NULL;
@@ -447,9 +447,8 @@ static int explain(int argc, char **argv) {
     fprintf(stderr, "echo-sandbox: out of memory\n");
     goto out;
   }
-  if (esb_cli_read_request_list(L, &o, err, sizeof err) < 0 ||
-      !(policy = esb_policy_open(o.policy, err, sizeof err))) {
-    fprintf(stderr, "echo-sandbox: %s\n", err);
+  if (esb_cli_read_request_list(L, &o, &err) < 0 || !(policy = esb_policy_open(o.policy, &err))) {
+    fprintf(stderr, "echo-sandbox: %s\n", err.message);
     goto out;
   }
   lua_Unsigned n = lua_rawlen(L, -1);
@@ -499,10 +498,10 @@ static int check(int argc, char **argv) {
     fputs(policy_usage, argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 125;
   }
-  char err[ESB_MESSAGE_MAX];
-  struct esb_policy *policy = esb_policy_open(argv[1], err, sizeof err);
+  struct esb_error err;
+  struct esb_policy *policy = esb_policy_open(argv[1], &err);
   if (!policy) {
-    fprintf(stderr, "problem: %s\n", err);
+    fprintf(stderr, "problem: %s\n", err.message);
     return 1;
   }
   lua_State *L = esb_json_state();
@@ -512,23 +511,23 @@ static int check(int argc, char **argv) {
     for (size_t b = 0; b < 2; b++) {
       struct esb_request req = ESB_REQUEST_INIT;
       struct esb_plan plan = ESB_PLAN_INIT;
-      int bad = esb_json_decode(L, samples[i], strlen(samples[i]), err, sizeof err) < 0;
+      int bad = esb_json_decode(L, samples[i], strlen(samples[i]), &err) < 0;
       if (!bad) {
-        bad = esb_lua_to_request(L, -1, &req, err, sizeof err) < 0;
+        bad = esb_lua_to_request(L, -1, &req, &err) < 0;
         lua_pop(L, 1);
       }
       if (bad) {
-        fprintf(stderr, "problem: sample %s: %s\n", samples[i], err);
+        fprintf(stderr, "problem: sample %s: %s\n", samples[i], err.message);
         problems++;
         continue;
       }
       req.backend = backends[b];
-      enum esb_error_code code = esb_policy_plan(policy, &req, &plan, true, err, sizeof err);
+      int planned = esb_policy_plan(policy, &req, &plan, true, &err);
       checked++;
-      if (code == ESB_E_INVALID_REQUEST) {
-        printf("rejects  %-5s %s: %s\n", esb_backend_name(backends[b]), samples[i], err);
-      } else if (code != ESB_OK) {
-        printf("problem  %-5s %s: %s\n", esb_backend_name(backends[b]), samples[i], err);
+      if (planned < 0 && err.code == ESB_E_INVALID_REQUEST) {
+        printf("rejects  %-5s %s: %s\n", esb_backend_name(backends[b]), samples[i], err.message);
+      } else if (planned < 0) {
+        printf("problem  %-5s %s: %s\n", esb_backend_name(backends[b]), samples[i], err.message);
         problems++;
       } else {
         printf("ok       %-5s %s\n", esb_backend_name(backends[b]), samples[i]);
@@ -568,18 +567,18 @@ static int languages(int argc, char **argv) {
     fprintf(stderr, "echo-sandbox policy languages: expected no operand, got '%s'\n", argv[optind]);
     return 125;
   }
-  char err[ESB_MESSAGE_MAX];
-  struct esb_policy *policy = esb_policy_open(path, err, sizeof err);
+  struct esb_error err;
+  struct esb_policy *policy = esb_policy_open(path, &err);
   lua_State *L = policy ? esb_json_state() : NULL;
   struct esb_language *list = NULL;
   size_t n = 0;
   int rc = 125;
   if (!policy)
-    fprintf(stderr, "echo-sandbox: %s\n", err);
+    fprintf(stderr, "echo-sandbox: %s\n", err.message);
   else if (!L)
     fprintf(stderr, "echo-sandbox: out of memory\n");
-  else if (esb_policy_languages(policy, &list, &n, err, sizeof err) != ESB_OK)
-    fprintf(stderr, "echo-sandbox: %s\n", err);
+  else if (esb_policy_languages(policy, &list, &n, &err) < 0)
+    fprintf(stderr, "echo-sandbox: %s\n", err.message);
   else if (esb_json_push_languages(L, list, n) < 0)
     fprintf(stderr, "echo-sandbox: out of memory\n");
   else {

@@ -160,38 +160,28 @@ static int decode_requests(lua_State *L) {
   return 1;
 }
 
-int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, char *err, size_t errlen) {
+int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, struct esb_error *err) {
   if (esb_cli_has_request_flags(o)) {
     lua_createtable(L, 1, 0);
     lua_pushcfunction(L, push_flag_request);
     lua_pushlightuserdata(L, (void *)o);
-    struct esb_error e;
-    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, NULL, &e) < 0) {
-      snprintf(err, errlen, "%s", e.message);
+    if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, NULL, err) < 0) {
       lua_pop(L, 1);
       return -1;
     }
     lua_rawseti(L, -2, 1);
     return 0;
   }
-  if (o->stdin_file) {
-    snprintf(err, errlen, "a request on stdin carries its own stdin; drop --stdin-file");
-    return -1;
-  }
+  if (o->stdin_file)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "a request on stdin carries its own stdin; drop --stdin-file");
   size_t len;
   char *text = esb_read_file("-", &len);
-  if (!text) {
-    snprintf(err, errlen, "reading requests from stdin: %s", strerror(errno));
-    return -1;
-  }
+  if (!text)
+    return esb_error_errno(err, ESB_E_INVALID_REQUEST, "reading requests from stdin");
   lua_pushcfunction(L, decode_requests);
   lua_pushlstring(L, text, len);
   free(text);
-  struct esb_error e;
-  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, "invalid request JSON", &e) == 0)
-    return 0;
-  snprintf(err, errlen, "%s", e.message);
-  return -1;
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, "invalid request JSON", err);
 }
 
 bool esb_cli_has_request_flags(const struct esb_cli_options *o) {
@@ -207,22 +197,22 @@ void esb_cli_options_release(struct esb_cli_options *o) {
 }
 
 int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct esb_request *req,
-                         char *err, size_t errlen) {
-  if (esb_cli_read_request_list(L, o, err, errlen) < 0)
+                         struct esb_error *err) {
+  if (esb_cli_read_request_list(L, o, err) < 0)
     return -1;
   if (lua_rawlen(L, -1) != 1) {
-    snprintf(err, errlen, "expected one request, got %llu (NDJSON is for batch)",
-             (unsigned long long)lua_rawlen(L, -1));
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "expected one request, got %llu (NDJSON is for batch)",
+                  (unsigned long long)lua_rawlen(L, -1));
     lua_pop(L, 1);
     return -1;
   }
   lua_rawgeti(L, -1, 1);
   if (lua_type(L, -1) == LUA_TSTRING) { /* cannot be: one line is one document */
-    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", lua_tostring(L, -1));
     lua_pop(L, 2);
     return -1;
   }
-  int rc = esb_lua_to_request(L, -1, req, err, errlen);
+  int rc = esb_lua_to_request(L, -1, req, err);
   lua_pop(L, 2);
   if (rc == 0)
     req->stdin_fd = o->stdin_fd;
@@ -277,16 +267,16 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
   o->program = argv + optind;
   if (o->code && o->code_file)
     return fail_usage(argv[0], "%s", "give --code or --code-file, not both");
-  char why[ESB_MESSAGE_MAX + 128];
+  struct esb_error why;
   if (o->code_file && !(o->code_data = esb_read_file(o->code_file, &o->code_len))) {
-    snprintf(why, sizeof why, "--code-file %s: %s", o->code_file, strerror(errno));
-    return fail_usage(argv[0], "%s", why);
+    esb_error_errno(&why, ESB_E_INVALID_REQUEST, "--code-file %s", o->code_file);
+    return fail_usage(argv[0], "%s", why.message);
   }
   if (o->stdin_file) {
     o->stdin_fd = strcmp(o->stdin_file, "-") == 0 ? 0 : open(o->stdin_file, O_RDONLY | O_CLOEXEC);
     if (o->stdin_fd < 0) {
-      snprintf(why, sizeof why, "--stdin-file %s: %s", o->stdin_file, strerror(errno));
-      return fail_usage(argv[0], "%s", why);
+      esb_error_errno(&why, ESB_E_INVALID_REQUEST, "--stdin-file %s", o->stdin_file);
+      return fail_usage(argv[0], "%s", why.message);
     }
   }
   return -1; /* go on */

@@ -11,6 +11,7 @@
 
 #include "engine/contract/limits.h"
 #include "engine/contract/request.h"
+#include "engine/error.h"
 
 /* Lines for a command's --help. */
 extern const char esb_cli_request_flags_help[];
@@ -40,17 +41,17 @@ void esb_cli_options_release(struct esb_cli_options *o);
 bool esb_cli_has_request_flags(const struct esb_cli_options *o);
 
 /* Builds one request from the flags, or from JSON on stdin when no request
- * flag is given. Returns 0, or -1 with a message. --stdin-file becomes the
+ * flag is given. Returns 0, or -1 with err filled. --stdin-file becomes the
  * request's stdin_fd: streamed, never read into memory here. */
 int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct esb_request *req,
-                         char *err, size_t errlen);
+                         struct esb_error *err);
 
 /* Pushes an array of request tables (not yet validated): the one the flags
  * make, or those on stdin, one JSON document or NDJSON (one per line). A line
  * of NDJSON that is not JSON is a string in the array instead: "line N:
  * invalid request JSON: ...", and the array's field "lines" holds the line
- * number of each entry (NDJSON only). Returns 0, or -1 with a message and
+ * number of each entry (NDJSON only). Returns 0, or -1 with err filled and
  * nothing pushed. */
-int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, char *err, size_t errlen);
+int esb_cli_read_request_list(lua_State *L, const struct esb_cli_options *o, struct esb_error *err);
 
 #endif

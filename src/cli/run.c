@@ -119,7 +119,7 @@ int esb_cli_run(int argc, char **argv) {
   struct esb_cli_options o = { 0 };
   struct esb_request req = ESB_REQUEST_INIT;
   struct esb_policy *policy = NULL;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   int rc = esb_cli_parse(argc, argv, &o, usage), sigfd = -1;
   lua_State *L = NULL;
   if (rc >= 0)
@@ -133,12 +133,12 @@ int esb_cli_run(int argc, char **argv) {
                      "nothing to run: give --shell, --lang with --code, -- PROGRAM, or --json with a request on stdin");
     goto out;
   }
-  if (esb_cli_read_request(L, &o, &req, err, sizeof err) < 0) {
-    rc = early_error(L, o.json, ESB_E_INVALID_REQUEST, err);
+  if (esb_cli_read_request(L, &o, &req, &err) < 0) {
+    rc = early_error(L, o.json, err.code, err.message);
     goto out;
   }
-  if (!(policy = esb_policy_open(o.policy, err, sizeof err))) {
-    rc = early_error(L, o.json, ESB_E_POLICY, err);
+  if (!(policy = esb_policy_open(o.policy, &err))) {
+    rc = early_error(L, o.json, err.code, err.message);
     goto out;
   }
   /* SIGINT, SIGTERM and SIGHUP arrive on an fd the loop watches, so the

@@ -112,11 +112,9 @@ static void read_file_value(struct esb_fields *f, const char *name, struct esb_f
       esb_fields_bad_value(f, -1, "base64", "standard base64 with padding");
     lua_pop(L, 1);
   }
-  if (has_text == has_base64 && !f->failed) {
-    f->failed = true;
-    snprintf(f->err, f->errlen, "invalid request: '%.*s' must have one of 'text' and 'base64' (got %s)",
-             (int)strlen(f->path) - 1, f->path, has_text ? "both" : "neither");
-  }
+  if (has_text == has_base64)
+    esb_fields_fail(f, "invalid request: '%.*s' must have one of 'text' and 'base64' (got %s)",
+                    (int)strlen(f->path) - 1, f->path, has_text ? "both" : "neither");
   char *text = has_text ? esb_fields_string(f, -1, "text") : NULL;
   if (text) {
     file->len = strlen(text);
@@ -164,14 +162,12 @@ static void read_files(struct esb_fields *f, int t, struct esb_request *req) {
     snprintf(name, sizeof name, "%s", path ? path : "?");
     struct esb_file *file = &req->files[req->nfiles++];
     if (lua_type(L, -2) != LUA_TSTRING) {
-      f->failed = true;
-      snprintf(f->err, f->errlen, "invalid request: 'files' must be an object of paths to contents, not an array");
+      esb_fields_fail(f, "invalid request: 'files' must be an object of paths to contents, not an array");
     } else if (!path || !esb_file_path_ok(path)) {
-      char quoted[256];
-      f->failed = true;
-      snprintf(f->err, f->errlen, "invalid request: 'files' has the path %s: a path must be relative to the "
-               "working dir, without empty, '.' or '..' components, at most %d bytes and 255 a component",
-               esb_fields_describe(L, -2, quoted, sizeof quoted), ESB_FILE_PATH_MAX);
+      char quoted[ESB_FIELDS_DESCRIBE_SIZE];
+      esb_fields_fail(f, "invalid request: 'files' has the path %s: a path must be relative to the "
+                      "working dir, without empty, '.' or '..' components, at most %d bytes and 255 a component",
+                      esb_fields_describe(L, -2, quoted, sizeof quoted), ESB_FILE_PATH_MAX);
     } else if (!(file->path = strdup(path))) {
       esb_fields_nomem(f, name);
     } else {
@@ -189,9 +185,8 @@ static void read_files(struct esb_fields *f, int t, struct esb_request *req) {
     size_t n = strlen(a);
     for (size_t j = i; j < req->nfiles && !strncmp(req->files[j].path, a, n); j++) {
       if (req->files[j].path[n] == '/') {
-        f->failed = true;
-        snprintf(f->err, f->errlen, "invalid request: 'files.%s' is a file, and the directory of '%s'", a,
-                 req->files[j].path);
+        esb_fields_fail(f, "invalid request: 'files.%s' is a file, and the directory of '%s'", a,
+                        req->files[j].path);
         break;
       }
     }
@@ -207,17 +202,15 @@ static void read_collect(struct esb_fields *f, int t, struct esb_request *req) {
     return;
   req->collect = esb_fields_strv(f, t, "collect", ESB_FIELDS_ARRAY, &req->ncollect);
   if (req->ncollect > ESB_COLLECT_MAX_PATTERNS) {
-    f->failed = true;
-    snprintf(f->err, f->errlen, "invalid request: 'collect' has %zu patterns, more than %d", req->ncollect,
-             ESB_COLLECT_MAX_PATTERNS);
+    esb_fields_fail(f, "invalid request: 'collect' has %zu patterns, more than %d", req->ncollect,
+                    ESB_COLLECT_MAX_PATTERNS);
     return;
   }
   for (size_t i = 0; i < req->ncollect; i++) {
     if (!esb_collect_pattern_ok(req->collect[i])) {
-      f->failed = true;
-      snprintf(f->err, f->errlen, "invalid request: 'collect[%zu]' (\"%.200s\") is no pattern relative to the "
-               "working dir: not empty, not absolute, no empty, '.' or '..' segment, at most %d bytes", i + 1,
-               req->collect[i], ESB_COLLECT_PATTERN_MAX);
+      esb_fields_fail(f, "invalid request: 'collect[%zu]' (\"%.200s\") is no pattern relative to the "
+                      "working dir: not empty, not absolute, no empty, '.' or '..' segment, at most %d bytes", i + 1,
+                      req->collect[i], ESB_COLLECT_PATTERN_MAX);
       return;
     }
   }
@@ -240,18 +233,17 @@ static const char *shape_problem(const struct esb_request *req) {
   return NULL;
 }
 
-int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err, size_t errlen) {
+int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, struct esb_error *err) {
   static const char *const known[] = {
 #define ESB_REQUEST_FIELD(name, policy_name, doc) name,
 #include "engine/contract/request_fields.def"
 #undef ESB_REQUEST_FIELD
     NULL};
-  struct esb_fields f = ESB_FIELDS_INIT(L, NULL, err, errlen);
+  struct esb_fields f = ESB_FIELDS_INIT(L, NULL, err);
   int t = lua_absindex(L, idx);
-  if (lua_type(L, t) != LUA_TTABLE) {
-    snprintf(err, errlen, "invalid request: expected an object, got %s", luaL_typename(L, t));
-    return -1;
-  }
+  if (lua_type(L, t) != LUA_TTABLE)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: expected an object, got %s",
+                         luaL_typename(L, t));
   esb_fields_only(&f, t, known);
   req->shell = esb_fields_string(&f, t, "shell");
   req->program = esb_fields_string(&f, t, "program");
@@ -272,8 +264,8 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err
   read_collect(&f, t, req);
   const char *problem = f.failed ? NULL : shape_problem(req);
   if (problem)
-    snprintf(err, errlen, "invalid request: %s", problem);
-  if (f.failed || problem) {
+    esb_fields_fail(&f, "invalid request: %s", problem);
+  if (f.failed) {
     esb_request_release(req);
     return -1;
   }

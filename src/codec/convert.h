@@ -14,10 +14,12 @@
 
 #include "engine/contract/request.h"
 #include "engine/contract/result.h"
+#include "engine/error.h"
 
 /* Validates the table at idx into req (ESB_REQUEST_INIT on entry). Returns 0,
- * or -1 with a message naming the field; req is then released. */
-int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, char *err, size_t errlen);
+ * or -1 with err (ESB_E_INVALID_REQUEST) naming the field; req is then
+ * released. */
+int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, struct esb_error *err);
 
 /* Pushes the result table. null_idx: a stack index whose value stands for
  * JSON null (cjson.null), or 0 to leave such fields out. */

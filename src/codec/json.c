@@ -73,25 +73,16 @@ void esb_json_field(lua_State *L, const char *name) {
   lua_remove(L, -2);                           /* cjson[name] */
 }
 
-/* esb_lua_pcall of the one function and its argument, its message into err. */
-static int json_call(lua_State *L, enum esb_error_code code, const char *what, char *err, size_t errlen) {
-  struct esb_error e;
-  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, code, what, &e) == 0)
-    return 0;
-  snprintf(err, errlen, "%s", e.message);
-  return -1;
-}
-
-int esb_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen) {
+int esb_json_decode(lua_State *L, const char *text, size_t len, struct esb_error *err) {
   esb_json_field(L, "decode");
   lua_pushlstring(L, text, len);
-  return json_call(L, ESB_E_INVALID_REQUEST, "invalid request JSON", err, errlen);
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_INVALID_REQUEST, "invalid request JSON", err);
 }
 
-int esb_json_encode(lua_State *L, char *err, size_t errlen) {
+int esb_json_encode(lua_State *L, struct esb_error *err) {
   esb_json_field(L, "encode");
   lua_insert(L, -2);                           /* encode, value */
-  return json_call(L, ESB_E_SYSTEM, "cannot encode JSON", err, errlen);
+  return esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, "cannot encode JSON", err);
 }
 
 static int push_result(lua_State *L) {
@@ -177,9 +168,9 @@ int esb_json_push_languages(lua_State *L, const struct esb_language *list, size_
 }
 
 void esb_json_print(lua_State *L) {
-  char err[ESB_MESSAGE_MAX];
-  if (esb_json_encode(L, err, sizeof err) < 0) {
-    fprintf(stderr, "echo-sandbox: %s\n", err);
+  struct esb_error err;
+  if (esb_json_encode(L, &err) < 0) {
+    fprintf(stderr, "echo-sandbox: %s\n", err.message);
     return;
   }
   size_t len;

@@ -14,6 +14,7 @@
 
 #include "engine/contract/result.h"
 #include "engine/contract/language.h"
+#include "engine/error.h"
 
 /* A new front-end state; NULL when out of memory. */
 lua_State *esb_json_state(void);
@@ -22,13 +23,13 @@ lua_State *esb_json_state(void);
  * raises. */
 void esb_json_field(lua_State *L, const char *name);
 
-/* Decodes TEXT and pushes the value: 0; or -1 with "invalid request JSON:
- * ..." in err and nothing pushed. */
-int esb_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
+/* Decodes TEXT and pushes the value: 0; or -1 with err
+ * (ESB_E_INVALID_REQUEST, "invalid request JSON: ...") and nothing pushed. */
+int esb_json_decode(lua_State *L, const char *text, size_t len, struct esb_error *err);
 
 /* Replaces the value on top of the stack by its JSON text: 0; or -1 with the
- * value popped and the reason in err. */
-int esb_json_encode(lua_State *L, char *err, size_t errlen);
+ * value popped and err (ESB_E_SYSTEM) saying why. */
+int esb_json_encode(lua_State *L, struct esb_error *err);
 
 /* Pushes the result as a table, cjson.null where the result model has null:
  * 0; or -1 (out of memory) with nothing pushed. */

@@ -107,8 +107,8 @@ static void set_response(struct conn *st, unsigned code, const char *type, const
 
 static void respond_result(struct conn *st, unsigned code, const struct esb_result *r) {
   lua_State *L = st->s->L;
-  char err[ESB_MESSAGE_MAX];
-  if (esb_json_push_result(L, r) < 0 || esb_json_encode(L, err, sizeof err) < 0) {
+  struct esb_error err;
+  if (esb_json_push_result(L, r) < 0 || esb_json_encode(L, &err) < 0) {
     const char *fallback = "{\"status\":\"error\",\"error\":{\"code\":\"system_error\",\"message\":\"cannot encode the result\"}}";
     set_response(st, 500, "application/json", fallback, strlen(fallback));
     return;
@@ -158,9 +158,9 @@ extern const char esb_openapi_json[];
 /* The table on top of the cjson state as the JSON answer (popped). */
 static void respond_table(struct conn *st, unsigned code) {
   lua_State *L = st->s->L;
-  char err[ESB_MESSAGE_MAX];
-  if (esb_json_encode(L, err, sizeof err) < 0) {
-    respond_error(st, 500, ESB_E_SYSTEM, err);
+  struct esb_error err;
+  if (esb_json_encode(L, &err) < 0) {
+    respond_error(st, 500, err.code, err.message);
     return;
   }
   size_t len;
@@ -170,11 +170,11 @@ static void respond_table(struct conn *st, unsigned code) {
 }
 
 static void respond_languages(struct conn *st) {
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   struct esb_language *list;
   size_t n;
-  if (esb_policy_languages(st->s->policy, &list, &n, err, sizeof err) != ESB_OK) {
-    respond_error(st, 500, ESB_E_POLICY, err);
+  if (esb_policy_languages(st->s->policy, &list, &n, &err) < 0) {
+    respond_error(st, 500, err.code, err.message);
     return;
   }
   if (esb_json_push_languages(st->s->L, list, n) == 0)
@@ -218,7 +218,7 @@ static void respond_readiness(struct conn *st) {
  * health is the cluster's probes' business, and a pod per probe would cost
  * it). */
 static void check_ready(struct server *s) {
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   struct esb_request req = ESB_REQUEST_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
   s->ready = false;
@@ -228,8 +228,8 @@ static void check_ready(struct server *s) {
     snprintf(s->ready_reason, sizeof s->ready_reason, "out of memory");
     return;
   }
-  if (esb_policy_plan(s->policy, &req, &plan, false, err, sizeof err) != ESB_OK) {
-    snprintf(s->ready_reason, sizeof s->ready_reason, "the policy cannot plan a run: %.3900s", err);
+  if (esb_policy_plan(s->policy, &req, &plan, false, &err) < 0) {
+    snprintf(s->ready_reason, sizeof s->ready_reason, "the policy cannot plan a run: %.3900s", err.message);
   } else if ((s->ready_backend = esb_backend_name(plan.backend)), plan.backend == ESB_BACKEND_K8S) {
     const char *k = esb_k8s_kubectl();
     char **candidates = esb_exec_candidates(k, getenv("PATH"));
@@ -274,12 +274,12 @@ static void start_queued(struct server *s);
  * conn's lines, and wakes the content reader if it waits for them. */
 static void append_line(struct conn *st) {
   lua_State *L = st->s->L;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   if (st->gone) {
     lua_pop(L, 1);
     return;
   }
-  if (esb_json_encode(L, err, sizeof err) < 0)
+  if (esb_json_encode(L, &err) < 0)
     return;                                        /* -- */
   size_t len;
   const char *json = lua_tolstring(L, -1, &len);
@@ -454,11 +454,11 @@ static void start_queued(struct server *s) {
 /* POST /v1/run, body complete: answers now, or suspends until the run ends. */
 static enum MHD_Result handle_run(struct conn *st) {
   struct server *s = st->s;
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   if (st->too_large) {
     s->m.rejected_too_large++;
-    snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
-    respond_error(st, 413, ESB_E_INVALID_REQUEST, err);
+    esb_error_set(&err, ESB_E_INVALID_REQUEST, "the request body is larger than %zu bytes", s->o->max_body);
+    respond_error(st, 413, err.code, err.message);
     return send_response(st);
   }
   if (s->stopping) {
@@ -466,14 +466,14 @@ static enum MHD_Result handle_run(struct conn *st) {
     return send_response(st);
   }
   lua_State *L = s->L;
-  int bad = esb_json_decode(L, st->body ? st->body : "", st->len, err, sizeof err) < 0;
+  int bad = esb_json_decode(L, st->body ? st->body : "", st->len, &err) < 0;
   if (!bad) {
-    bad = esb_lua_to_request(L, -1, &st->req, err, sizeof err) < 0;
+    bad = esb_lua_to_request(L, -1, &st->req, &err) < 0;
     lua_pop(L, 1);
   }
   if (bad) {
     s->m.rejected_bad++;
-    respond_error(st, 400, ESB_E_INVALID_REQUEST, err);
+    respond_error(st, 400, err.code, err.message);
     return send_response(st);
   }
   const char *stream = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "stream");
@@ -487,9 +487,9 @@ static enum MHD_Result handle_run(struct conn *st) {
     break;
   case ESB_ADMIT_REFUSE:
     s->m.rejected_busy++;
-    snprintf(err, sizeof err, "busy: %zu runs in flight and %zu waiting", s->admission.in_flight,
-             s->admission.queued);
-    respond_busy(st, 429, err);
+    esb_error_set(&err, ESB_E_BACKEND_UNAVAILABLE, "busy: %zu runs in flight and %zu waiting",
+                  s->admission.in_flight, s->admission.queued);
+    respond_busy(st, 429, err.message);
     return send_response(st);
   }
   if (st->streaming) { /* the answer begins now; its reader waits for the lines */
@@ -534,9 +534,9 @@ static enum MHD_Result begin_request(struct server *s, struct MHD_Connection *c,
   }
   const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (length && strtoull(length, NULL, 10) > s->o->max_body) {
-    char err[ESB_MESSAGE_MAX];
-    snprintf(err, sizeof err, "the request body is larger than %zu bytes", s->o->max_body);
-    respond_error(st, 413, ESB_E_INVALID_REQUEST, err);
+    struct esb_error err;
+    esb_error_set(&err, ESB_E_INVALID_REQUEST, "the request body is larger than %zu bytes", s->o->max_body);
+    respond_error(st, 413, err.code, err.message);
     return send_response(st);
   }
   return MHD_YES;
@@ -657,12 +657,12 @@ static int http_wait_ms(struct server *s) {
 }
 
 static void reload_policy(struct server *s) {
-  char err[ESB_MESSAGE_MAX];
+  struct esb_error err;
   s->m.policy_reloads++;
-  struct esb_policy *fresh = esb_policy_open(s->o->policy_path, err, sizeof err);
+  struct esb_policy *fresh = esb_policy_open(s->o->policy_path, &err);
   if (!fresh) {
     s->m.policy_reload_failures++;
-    fprintf(stderr, "echo-sandbox serve: policy reload failed, keeping the old one: %s\n", err);
+    fprintf(stderr, "echo-sandbox serve: policy reload failed, keeping the old one: %s\n", err.message);
     return;
   }
   /* Plans are made when runs start; a run in flight holds no reference. */
@@ -795,10 +795,11 @@ int esb_serve(const struct esb_server_options *o) {
                       .cgroups = ESB_CGROUP_POOL_INIT,
                       .admission = ESB_ADMISSION_INIT(o->max_running, o->max_queue) };
   s.loop.cgroup_pool = &s.cgroups;
-  char err[ESB_MESSAGE_MAX], where[256];
+  struct esb_error err;
+  char where[256];
   int rc = 125;
-  if (!(s.policy = esb_policy_open(o->policy_path, err, sizeof err))) {
-    fprintf(stderr, "echo-sandbox serve: %s\n", err);
+  if (!(s.policy = esb_policy_open(o->policy_path, &err))) {
+    fprintf(stderr, "echo-sandbox serve: %s\n", err.message);
     goto out;
   }
   if (!(s.L = esb_json_state())) {

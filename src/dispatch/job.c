@@ -137,8 +137,7 @@ static void k8s_done(struct esb_k8s_run *run, void *userdata) {
 int esb_job_plan(struct esb_job *job, struct esb_policy *policy, const struct esb_request *req, FILE *notes) {
   assert(job->running == ESB_BACKEND_AUTO && !job->planned); /* ESB_JOB_INIT, or released */
   struct esb_error err = ESB_ERROR_INIT;
-  err.code = esb_policy_plan(policy, req, &job->plan, false, err.message, sizeof err.message);
-  if (err.code != ESB_OK) {
+  if (esb_policy_plan(policy, req, &job->plan, false, &err) < 0) {
     esb_result_fail_error(&job->result, &err);
     return -1;
   }

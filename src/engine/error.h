@@ -16,7 +16,15 @@
  *    the result's warnings: no failure is dropped.
  *  - Misuse of a contract a header states (a NULL it forbids, a struct not
  *    made with its INIT, a call out of order) is a bug, not an error: it is
- *    an assert(), as in libuv. */
+ *    an assert(), as in libuv.
+ *
+ * The one exception is the Lua boundary, where Lua's own convention holds:
+ * a C function called from Lua (the module's run, a helper run under
+ * esb_lua_pcall) raises a Lua error or returns nil and a message, as lauxlib
+ * and io.open do; Lua code we or a policy wrote does the same. Crossing back
+ * into C, esb_lua_pcall (luaglue/call.h) turns the error into a struct
+ * esb_error, and a face hands a struct esb_error's message to its Lua caller
+ * as that nil, message. */
 #ifndef ESB_ENGINE_ERROR_H
 #define ESB_ENGINE_ERROR_H
 

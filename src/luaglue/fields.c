@@ -1,6 +1,7 @@
 #include "luaglue/fields.h"
 
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,10 @@ bool esb_fields_push(struct esb_fields *f, int t, const char *key) {
 }
 
 /* The bytes of a string as a quoted, escaped literal, its first
- * DESCRIBE_MAX bytes only: a message quotes what the caller sent, never
- * sending a terminal's control bytes back or growing with the input. */
-#define DESCRIBE_MAX 40
-
+ * ESB_FIELDS_DESCRIBE_MAX bytes only: a message quotes what the caller sent,
+ * never sending a terminal's control bytes back or growing with the input. */
 static void quote_string(const char *s, size_t len, char *buf, size_t buflen) {
-  size_t n = 0, shown = len < DESCRIBE_MAX ? len : DESCRIBE_MAX;
+  size_t n = 0, shown = len < ESB_FIELDS_DESCRIBE_MAX ? len : ESB_FIELDS_DESCRIBE_MAX;
   buf[n++] = '"';
   for (size_t i = 0; i < shown && n + 8 < buflen; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -94,18 +93,28 @@ static const char *field_name(const struct esb_fields *f, const char *name, char
   return buf;
 }
 
-void esb_fields_bad_value(struct esb_fields *f, int idx, const char *name, const char *expected) {
+void esb_fields_fail(struct esb_fields *f, const char *fmt, ...) {
   if (f->failed)
     return;
   f->failed = true;
-  char buf[4 * DESCRIBE_MAX + 32], field[sizeof f->path + 64];
+  f->err->code = f->hook ? ESB_E_POLICY : ESB_E_INVALID_REQUEST;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->err->message, sizeof f->err->message, fmt, ap);
+  va_end(ap);
+}
+
+void esb_fields_bad_value(struct esb_fields *f, int idx, const char *name, const char *expected) {
+  if (f->failed)
+    return;
+  char buf[ESB_FIELDS_DESCRIBE_SIZE], field[sizeof f->path + 64];
   const char *got = esb_fields_describe(f->L, idx, buf, sizeof buf);
   field_name(f, *name ? name : NULL, field, sizeof field);
   if (f->hook)
-    snprintf(f->err, f->errlen, "policy hook '%s' returned a bad field '%s': expected %s, got %s", f->hook, field,
-             expected, got);
+    esb_fields_fail(f, "policy hook '%s' returned a bad field '%s': expected %s, got %s", f->hook, field, expected,
+                    got);
   else
-    snprintf(f->err, f->errlen, "invalid request: '%s' must be %s (got %s)", field, expected, got);
+    esb_fields_fail(f, "invalid request: '%s' must be %s (got %s)", field, expected, got);
 }
 
 void esb_fields_bad(struct esb_fields *f, int t, const char *key, const char *expected) {
@@ -121,10 +130,9 @@ void esb_fields_bad(struct esb_fields *f, int t, const char *key, const char *ex
 void esb_fields_nomem(struct esb_fields *f, const char *key) {
   if (f->failed)
     return;
-  f->failed = true;
   char field[sizeof f->path + 64];
   field_name(f, *key ? key : NULL, field, sizeof field);
-  snprintf(f->err, f->errlen, "out of memory reading '%s'", field);
+  esb_fields_fail(f, "out of memory reading '%s'", field);
 }
 
 void esb_fields_only(struct esb_fields *f, int t, const char *const *known) {
@@ -139,19 +147,17 @@ void esb_fields_only(struct esb_fields *f, int t, const char *const *known) {
       ok = strcmp(k, *p) == 0;
     if (ok)
       continue;
-    f->failed = true;
     char field[sizeof f->path + 64];
     if (f->hook && k)
-      snprintf(f->err, f->errlen, "policy hook '%s' returned an unknown field '%s'", f->hook,
-               field_name(f, k, field, sizeof field));
+      esb_fields_fail(f, "policy hook '%s' returned an unknown field '%s'", f->hook,
+                      field_name(f, k, field, sizeof field));
     else if (f->hook)
-      snprintf(f->err, f->errlen, "policy hook '%s' returned a table with unnamed fields at '%s'", f->hook,
-               f->path);
+      esb_fields_fail(f, "policy hook '%s' returned a table with unnamed fields at '%s'", f->hook, f->path);
     else if (k)
-      snprintf(f->err, f->errlen, "invalid request: unknown field '%s'", field_name(f, k, field, sizeof field));
+      esb_fields_fail(f, "invalid request: unknown field '%s'", field_name(f, k, field, sizeof field));
     else
-      snprintf(f->err, f->errlen, "invalid request: %.*s must be an object with named fields, not an array",
-               *f->path ? (int)strlen(f->path) - 1 : 11, *f->path ? f->path : "the request");
+      esb_fields_fail(f, "invalid request: %.*s must be an object with named fields, not an array",
+                      *f->path ? (int)strlen(f->path) - 1 : 11, *f->path ? f->path : "the request");
     lua_pop(L, 1);                             /* -- */
   }
 }

@@ -2,10 +2,11 @@
  * faces), plans and k8s settings (from the policy's hooks) go through.
  *
  * A reader carries the path of the table it is in ("limits.") and the first
- * error. After an error every read is a no-op that reports the field absent,
- * so a caller reads all its fields and checks `failed` once, as lauxlib's
- * luaL_check* would if they did not raise. Absent, nil and cjson.null (a NULL
- * light userdata) are alike.
+ * error, in the caller's struct esb_error (ESB_E_INVALID_REQUEST for a
+ * request, ESB_E_POLICY for a hook's table). After an error every read is a
+ * no-op that reports the field absent, so a caller reads all its fields and
+ * checks `failed` once, as lauxlib's luaL_check* would if they did not raise.
+ * Absent, nil and cjson.null (a NULL light userdata) are alike.
  *
  * Raw access only: nothing here raises a Lua error, so a caller may hold C
  * allocations while it reads. Stack effects: every function leaves the stack
@@ -24,21 +25,22 @@
 
 #include <lua.h>
 
+#include "engine/error.h"
+
 #define ESB_FIELDS_DEPTH 8
 
 struct esb_fields {
   lua_State *L;
   const char *hook;   /* NULL: the table is a request; else the policy hook that returned it */
-  char *err;
-  size_t errlen;
+  struct esb_error *err; /* the first failure, the one recorded */
   bool failed;
   size_t depth;       /* tables entered, at most ESB_FIELDS_DEPTH */
   size_t marks[ESB_FIELDS_DEPTH]; /* where each entered table's part of path starts */
   char path[128];     /* "" at the top, "local.mounts[2]." two tables down */
 };
 
-#define ESB_FIELDS_INIT(L_, hook_, err_, errlen_) \
-  { .L = (L_), .hook = (hook_), .err = (err_), .errlen = (errlen_) }
+#define ESB_FIELDS_INIT(L_, hook_, err_) \
+  { .L = (L_), .hook = (hook_), .err = (err_) }
 
 /* Vector shapes: an array of strings, or an object of strings read as
  * "NAME=value" (names non-empty and without '='). */
@@ -55,9 +57,17 @@ void esb_fields_bad(struct esb_fields *f, int t, const char *key, const char *ex
 void esb_fields_bad_value(struct esb_fields *f, int idx, const char *name, const char *expected);
 
 /* What the value at idx is, for a message: a string quoted and escaped
- * (its first bytes only), a number or boolean as it is, else its type
- * ("nothing" for nil and cjson.null). Into buf where it needs one. */
+ * (its first ESB_FIELDS_DESCRIBE_MAX bytes only), a number or boolean as it
+ * is, else its type ("nothing" for nil and cjson.null). Into buf where it
+ * needs one: ESB_FIELDS_DESCRIBE_SIZE bytes hold any description whole. */
+#define ESB_FIELDS_DESCRIBE_MAX 40
+#define ESB_FIELDS_DESCRIBE_SIZE (4 * ESB_FIELDS_DESCRIBE_MAX + 32)
 const char *esb_fields_describe(lua_State *L, int idx, char *buf, size_t buflen);
+
+/* Records the printf-style message as the reader's failure, with the
+ * reader's code, unless it has failed already: a reader's own check beyond a
+ * field's type ("give one of 'text' and 'base64'"). */
+void esb_fields_fail(struct esb_fields *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Records an allocation failure while reading t[key]. */
 void esb_fields_nomem(struct esb_fields *f, const char *key);

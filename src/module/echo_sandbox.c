@@ -65,12 +65,12 @@ static struct esb_policy *get_policy(lua_State *L, const char *path) {
   box = lua_newuserdatauv(L, sizeof *box, 0);  /* box */
   box->policy = NULL;
   luaL_setmetatable(L, POLICY_MT);
-  char err[ESB_MESSAGE_MAX];
-  box->policy = esb_policy_open(path, err, sizeof err);
+  struct esb_error err;
+  box->policy = esb_policy_open(path, &err);
   if (!box->policy) {
     lua_pop(L, 1);                              /* -- */
     lua_pushnil(L);
-    lua_pushstring(L, err);                     /* nil, message */
+    lua_pushstring(L, err.message);             /* nil, message */
     return NULL;
   }
   lua_setfield(L, lua_upvalueindex(1), key);   /* -- (CACHE[key] = box) */
@@ -140,10 +140,10 @@ static int sbx_run(lua_State *L) {
   struct esb_request *req = lua_newuserdatauv(L, sizeof *req, 0); /* request, options, on_output, REQ */
   *req = (struct esb_request)ESB_REQUEST_INIT;
   luaL_setmetatable(L, REQUEST_MT);
-  char err[ESB_MESSAGE_MAX];
-  if (esb_lua_to_request(L, 1, req, err, sizeof err) < 0) {
+  struct esb_error err;
+  if (esb_lua_to_request(L, 1, req, &err) < 0) {
     lua_pushnil(L);
-    lua_pushstring(L, err);
+    lua_pushstring(L, err.message);
     return 2;
   }
   struct esb_policy *policy = get_policy(L, policy_path);

@@ -92,23 +92,16 @@ static void read_limits(struct esb_fields *f, int t, struct esb_plan *plan) {
   esb_fields_leave(f);                         /* -- */
 }
 
-int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, size_t *n, char *why,
-                        size_t whylen) {
+int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, size_t *n, struct esb_error *err) {
   *ranges = NULL;
   *n = 0;
-  if (!lua_istable(L, idx)) {
-    snprintf(why, whylen, "not an array");
-    return -1;
-  }
+  if (!lua_istable(L, idx))
+    return esb_error_set(err, ESB_E_POLICY, "not an array");
   lua_Unsigned count = lua_rawlen(L, idx);
-  if (count > 256) {
-    snprintf(why, whylen, "more than 256 entries");
-    return -1;
-  }
-  if (!(*ranges = calloc(count ? count : 1, sizeof **ranges))) {
-    snprintf(why, whylen, "out of memory");
-    return -1;
-  }
+  if (count > 256)
+    return esb_error_set(err, ESB_E_POLICY, "more than 256 entries");
+  if (!(*ranges = calloc(count ? count : 1, sizeof **ranges)))
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
   for (lua_Unsigned i = 1; i <= count; i++) {
     struct esb_error reason;
     size_t len = 0;
@@ -116,8 +109,8 @@ int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, si
     const char *bad = !text ? "not a string" : strlen(text) != len ? "a NUL byte in it" : NULL;
     int rc = bad ? -1 : esb_net_range_parse(text, &(*ranges)[i - 1], &reason);
     if (rc < 0)
-      snprintf(why, whylen, "[%llu] '%.64s': %s", (unsigned long long)i, text ? text : luaL_typename(L, -1),
-               bad ? bad : reason.message);
+      esb_error_set(err, ESB_E_POLICY, "[%llu] '%.64s': %s", (unsigned long long)i,
+                    text ? text : luaL_typename(L, -1), bad ? bad : reason.message);
     lua_pop(L, 1);
     if (rc < 0) {
       free(*ranges);
@@ -133,9 +126,10 @@ int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, si
 static void read_network_allow(struct esb_fields *f, int t, struct esb_local_settings *ls) {
   if (!esb_fields_push(f, t, "network_allow"))
     return;                                    /* network_allow */
-  char why[200], expected[300];
-  if (esb_read_net_ranges(f->L, -1, &ls->network_allow, &ls->n_network_allow, why, sizeof why) < 0) {
-    snprintf(expected, sizeof expected, "an array of address ranges such as \"10.1.0.0/16\" (%s)", why);
+  struct esb_error why;
+  char expected[ESB_MESSAGE_MAX];
+  if (esb_read_net_ranges(f->L, -1, &ls->network_allow, &ls->n_network_allow, &why) < 0) {
+    snprintf(expected, sizeof expected, "an array of address ranges such as \"10.1.0.0/16\" (%.3900s)", why.message);
     esb_fields_bad_value(f, -1, "network_allow", expected);
   }
   lua_pop(f->L, 1);                            /* -- */
@@ -195,8 +189,8 @@ static void read_local(struct esb_fields *f, int t, struct esb_local_settings *l
   esb_fields_leave(f);                         /* -- */
 }
 
-int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen) {
-  struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err, errlen);
+int esb_read_plan(lua_State *L, struct esb_plan *plan, struct esb_error *err) {
+  struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err);
   int t = lua_gettop(L);                       /* plan */
   char *backend = esb_fields_string(&f, t, "backend");
   if (backend && (esb_backend_parse(backend, &plan->backend) < 0 || plan->backend == ESB_BACKEND_AUTO))

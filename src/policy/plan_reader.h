@@ -10,10 +10,12 @@
 
 #include "backend/plan.h"
 #include "engine/contract/limits.h"
+#include "engine/error.h"
 
-/* The table is on top of the stack. Returns 0, or -1 with a message naming
- * the field; the plan then holds partial data for the caller to release. */
-int esb_read_plan(lua_State *L, struct esb_plan *plan, char *err, size_t errlen);
+/* The table is on top of the stack. Returns 0, or -1 with err (ESB_E_POLICY)
+ * naming the field; the plan then holds partial data for the caller to
+ * release. */
+int esb_read_plan(lua_State *L, struct esb_plan *plan, struct esb_error *err);
 
 /* Where struct esb_plan keeps each limit (engine/contract/limits.def's
  * PLAN_MEMBER): a uint64_t, a bool for ESB_LIMIT_IS_BOOL. By enum esb_limit_id. */
@@ -21,9 +23,8 @@ extern const size_t esb_plan_limit_offsets[ESB_LIMIT__COUNT];
 
 /* The array of address ranges at idx (local.network_allow: "10.1.0.0/16",
  * "fd12::/16", engine/sandbox/netrules.h) into *ranges (malloc'd, the caller's) and
- * *n. Returns 0, or -1 with why naming the entry at fault:
- * "[2] '10.1.2.0/16': bits are set past the prefix length". */
-int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, size_t *n, char *why,
-                        size_t whylen);
+ * *n. Returns 0, or -1 with err naming the entry at fault, a phrase for the
+ * caller's message: "[2] '10.1.2.0/16': bits are set past the prefix length". */
+int esb_read_net_ranges(lua_State *L, int idx, struct esb_net_range **ranges, size_t *n, struct esb_error *err);
 
 #endif

@@ -65,17 +65,17 @@ static void hex_uuid(char out[33]) {
 /* local_sandbox.network_allow, checked once at load: a bad range is the
  * operator's to fix now, not a surprise at the first request with network.
  * The policy table is on top of the stack; raw access, nothing raises. */
-static int check_network_allow(lua_State *L, const char *path, char *err, size_t errlen) {
+static int check_network_allow(lua_State *L, const char *path, struct esb_error *err) {
   int rc = 0;
   if (lua_getfield(L, -1, "local_sandbox") == LUA_TTABLE) {  /* policy, local_sandbox */
     lua_pushliteral(L, "network_allow");
     if (lua_rawget(L, -2) != LUA_TNIL) {                     /* policy, local_sandbox, allow */
       struct esb_net_range *ranges;
       size_t n;
-      char why[200];
-      if ((rc = esb_read_net_ranges(L, -1, &ranges, &n, why, sizeof why)) < 0)
-        snprintf(err, errlen, "policy %s: local_sandbox.network_allow: %s (expected address ranges such as "
-                 "\"10.1.0.0/16\" or \"fd12:3456::/32\")", path, why);
+      struct esb_error why;
+      if ((rc = esb_read_net_ranges(L, -1, &ranges, &n, &why)) < 0)
+        esb_error_set(err, why.code, "policy %s: local_sandbox.network_allow: %s (expected address ranges such "
+                      "as \"10.1.0.0/16\" or \"fd12:3456::/32\")", path, why.message);
       free(ranges);
     }
     lua_pop(L, 1);                                           /* policy, local_sandbox */
@@ -84,32 +84,32 @@ static int check_network_allow(lua_State *L, const char *path, char *err, size_t
   return rc;
 }
 
-struct esb_policy *esb_policy_open(const char *explicit_path, char *err, size_t errlen) {
+struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *err) {
   const char *path = find_policy(explicit_path);
   struct esb_policy *p = calloc(1, sizeof *p);
   if (!p || !(p->path = strdup(path))) {
-    snprintf(err, errlen, "policy %s: out of memory", path);
+    esb_error_set(err, ESB_E_SYSTEM, "policy %s: out of memory", path);
     goto fail;
   }
   hex_uuid(p->instance);
-  if (!(p->vm = esb_vm_open(find_lua_dir(), (struct esb_vm_limits)ESB_VM_LIMITS_DEFAULT, err, errlen)))
+  if (!(p->vm = esb_vm_open(find_lua_dir(), (struct esb_vm_limits)ESB_VM_LIMITS_DEFAULT, err)))
     goto fail;
   lua_State *L = esb_vm_state(p->vm);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "echo_sandbox.engine.k8s_pod");   /* require, name */
-  if (esb_vm_call(p->vm, 1, 1, "policy VM", err, errlen) < 0)
+  if (esb_vm_call(p->vm, 1, 1, "policy VM", err) < 0)
     goto fail;                                         /* k8s_pod */
   p->k8s_pod_ref = luaL_ref(L, LUA_REGISTRYINDEX);     /* -- */
   /* Text only: a policy is source, never bytecode. */
   if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-    snprintf(err, errlen, "policy: %s", lua_tostring(L, -1));
+    esb_error_set(err, ESB_E_POLICY, "policy: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
     goto fail;
   }
-  if (esb_vm_call(p->vm, 0, 1, "policy", err, errlen) < 0)
+  if (esb_vm_call(p->vm, 0, 1, "policy", err) < 0)
     goto fail;                                         /* policy */
   if (!lua_istable(L, -1)) {
-    snprintf(err, errlen, "policy %s: must return a table, returned %s", path, luaL_typename(L, -1));
+    esb_error_set(err, ESB_E_POLICY, "policy %s: must return a table, returned %s", path, luaL_typename(L, -1));
     goto fail;
   }
   lua_pushliteral(L, "plan");
@@ -117,10 +117,10 @@ struct esb_policy *esb_policy_open(const char *explicit_path, char *err, size_t 
   bool has_plan = lua_isfunction(L, -1);
   lua_pop(L, 1);                                       /* policy */
   if (!has_plan) {
-    snprintf(err, errlen, "policy %s: the returned table has no function 'plan'", path);
+    esb_error_set(err, ESB_E_POLICY, "policy %s: the returned table has no function 'plan'", path);
     goto fail;
   }
-  if (check_network_allow(L, path, err, errlen) < 0)
+  if (check_network_allow(L, path, err) < 0)
     goto fail;
   p->policy_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* -- */
   return p;
@@ -249,7 +249,7 @@ static void read_k8s(struct esb_fields *f, struct esb_k8s_settings *k) {
 }
 
 /* The plan table is on top of the stack. */
-static enum esb_error_code finish_k8s(struct esb_policy *p, struct esb_plan *plan, char *err, size_t errlen) {
+static int finish_k8s(struct esb_policy *p, struct esb_plan *plan, struct esb_error *err) {
   lua_State *L = esb_vm_state(p->vm);
   struct esb_k8s_settings *k = &plan->k8s;
   char name[64], expires[32];
@@ -278,102 +278,87 @@ static enum esb_error_code finish_k8s(struct esb_policy *p, struct esb_plan *pla
   lua_setfield(L, -2, "network");
   lua_pushinteger(L, (lua_Integer)plan->max_open_files); /* the pod's annotation of it */
   lua_setfield(L, -2, "max_open_files");
-  if (esb_vm_call(p->vm, 2, 2, "policy", err, errlen) < 0)
-    return ESB_E_POLICY;                             /* plan */
+  if (esb_vm_call(p->vm, 2, 2, "policy", err) < 0)
+    return -1;                                       /* plan */
   if (lua_isnil(L, -2)) {                            /* plan, nil, why: a label the API server would refuse */
-    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", lua_tostring(L, -1));
     lua_pop(L, 2);                                   /* plan */
-    return ESB_E_INVALID_REQUEST;
+    return -1;
   }
   lua_pop(L, 1);                                     /* plan, settings */
-  struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err, errlen);
+  struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err);
   snprintf(f.path, sizeof f.path, "k8s.");
   read_k8s(&f, k);
   lua_pop(L, 1);                                     /* plan */
   if (f.failed)
-    return ESB_E_POLICY;
+    return -1;
   snprintf(k->instance, sizeof k->instance, "%s", p->instance);
-  if (!(k->pod_name = strdup(name))) {
-    snprintf(err, errlen, "policy: out of memory");
-    return ESB_E_SYSTEM;
-  }
-  return ESB_OK;
+  if (!(k->pod_name = strdup(name)))
+    return esb_error_set(err, ESB_E_SYSTEM, "policy: out of memory");
+  return 0;
 }
 
 /* The request's code as one more file, where the plan says. */
-static enum esb_error_code add_code_file(struct esb_plan *plan, const struct esb_request *req, char *err, size_t errlen) {
-  if (!req->code) {
-    snprintf(err, errlen, "policy hook 'plan' returned a code_file for a request without code");
-    return ESB_E_POLICY;
-  }
+static int add_code_file(struct esb_plan *plan, const struct esb_request *req, struct esb_error *err) {
+  if (!req->code)
+    return esb_error_set(err, ESB_E_POLICY, "policy hook 'plan' returned a code_file for a request without code");
   size_t n = strlen(plan->code_file);
   for (size_t i = 0; i < req->nfiles; i++) {
     const char *p = req->files[i].path;
     size_t m = strlen(p);
     bool clash = !strcmp(p, plan->code_file) || (m > n && !strncmp(p, plan->code_file, n) && p[n] == '/') ||
                  (n > m && !strncmp(plan->code_file, p, m) && plan->code_file[m] == '/');
-    if (clash) {
-      snprintf(err, errlen, "invalid request: 'files.%s': the policy writes the code to '%s' in the working dir",
-               p, plan->code_file);
-      return ESB_E_INVALID_REQUEST;
-    }
+    if (clash)
+      return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: 'files.%s': the policy writes the code "
+                           "to '%s' in the working dir", p, plan->code_file);
   }
-  if (!(plan->owned_files = calloc(req->nfiles + 1, sizeof *plan->owned_files))) {
-    snprintf(err, errlen, "policy: out of memory");
-    return ESB_E_SYSTEM;
-  }
+  if (!(plan->owned_files = calloc(req->nfiles + 1, sizeof *plan->owned_files)))
+    return esb_error_set(err, ESB_E_SYSTEM, "policy: out of memory");
   if (req->nfiles)
     memcpy(plan->owned_files, req->files, req->nfiles * sizeof *req->files);
   plan->owned_files[req->nfiles] = (struct esb_file){ .path = plan->code_file, .data = req->code,
                                                       .len = strlen(req->code), .mode = 0644 };
   plan->files = plan->owned_files;
   plan->n_files = req->nfiles + 1;
-  return ESB_OK;
+  return 0;
 }
 
-enum esb_error_code esb_policy_plan(struct esb_policy *p, const struct esb_request *req,
-                               struct esb_plan *plan, bool want_k8s, char *err, size_t errlen) {
+int esb_policy_plan(struct esb_policy *p, const struct esb_request *req, struct esb_plan *plan, bool want_k8s,
+                    struct esb_error *err) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
-  enum esb_error_code code = ESB_OK;
+  int rc = -1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);  /* policy */
   lua_pushcfunction(L, push_request);
   lua_pushlightuserdata(L, (void *)req);
-  if (esb_vm_call(p->vm, 1, 1, "policy", err, errlen) < 0) {
-    code = ESB_E_POLICY;
-    goto out;
-  }                                                  /* policy, request */
+  if (esb_vm_call(p->vm, 1, 1, "policy", err) < 0)
+    goto out;                                        /* policy, request */
   lua_pushliteral(L, "plan");
   lua_rawget(L, -3);                                 /* policy, request, plan hook */
   lua_pushvalue(L, -3);                              /* policy, request, hook, policy */
   lua_rotate(L, -3, 2);                              /* policy, hook, policy, request */
-  if (esb_vm_call(p->vm, 2, 2, "policy hook 'plan'", err, errlen) < 0) {
-    code = ESB_E_POLICY;
-    goto out;
-  }                                                  /* policy, plan, message */
+  if (esb_vm_call(p->vm, 2, 2, "policy hook 'plan'", err) < 0)
+    goto out;                                        /* policy, plan, message */
   if (lua_isnil(L, -2)) {
     const char *msg = lua_tostring(L, -1);
-    snprintf(err, errlen, "%s", msg ? msg : "the policy refused the request");
-    code = ESB_E_INVALID_REQUEST;
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", msg ? msg : "the policy refused the request");
     goto out;
   }
   lua_pop(L, 1);                                     /* policy, plan */
   if (!lua_istable(L, -1)) {
-    snprintf(err, errlen, "policy hook 'plan' returned %s, expected a table", luaL_typename(L, -1));
-    code = ESB_E_POLICY;
+    esb_error_set(err, ESB_E_POLICY, "policy hook 'plan' returned %s, expected a table", luaL_typename(L, -1));
     goto out;
   }
-  if (esb_read_plan(L, plan, err, errlen) < 0) {
-    code = ESB_E_POLICY;
+  if (esb_read_plan(L, plan, err) < 0)
     goto out;
-  }
   /* A local plan has a k8s part only where the request asked for k8s (the
    * policy contract); want_k8s finishes it where there is one. */
   lua_pushliteral(L, "k8s");
   bool has_k8s = lua_rawget(L, -2) != LUA_TNIL; /* plan, plan.k8s */
   lua_pop(L, 1);                                 /* plan */
+  rc = 0;
   if (plan->backend == ESB_BACKEND_K8S || (want_k8s && has_k8s))
-    code = finish_k8s(p, plan, err, errlen);
+    rc = finish_k8s(p, plan, err);
   plan->stdin_data = req->stdin_data;
   plan->stdin_len = req->stdin_len;
   plan->stdin_fd = req->stdin_fd;
@@ -381,13 +366,13 @@ enum esb_error_code esb_policy_plan(struct esb_policy *p, const struct esb_reque
   plan->n_files = req->nfiles;
   plan->collect.patterns = (const char *const *)req->collect;
   plan->collect.n_patterns = req->ncollect;
-  if (code == ESB_OK && plan->code_file)
-    code = add_code_file(plan, req, err, errlen);
+  if (rc == 0 && plan->code_file)
+    rc = add_code_file(plan, req, err);
 out:
-  if (code != ESB_OK)
+  if (rc < 0)
     esb_plan_release(plan);
   lua_settop(L, top);
-  return code;
+  return rc;
 }
 
 void esb_languages_free(struct esb_language *languages, size_t n) {
@@ -399,33 +384,34 @@ void esb_languages_free(struct esb_language *languages, size_t n) {
   free(languages);
 }
 
-enum esb_error_code esb_policy_languages(struct esb_policy *p, struct esb_language **out, size_t *n, char *err,
-                                    size_t errlen) {
+int esb_policy_languages(struct esb_policy *p, struct esb_language **out, size_t *n, struct esb_error *err) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
-  enum esb_error_code code = ESB_E_POLICY;
+  int rc = -1;
   *out = NULL;
   *n = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref); /* policy */
   lua_getfield(L, -1, "known_languages");            /* policy, hook */
   if (!lua_isfunction(L, -1)) {
-    snprintf(err, errlen, "the policy has no hook 'known_languages' (the default policy's lists its languages)");
+    esb_error_set(err, ESB_E_POLICY,
+                  "the policy has no hook 'known_languages' (the default policy's lists its languages)");
     goto out;
   }
   lua_insert(L, -2);                                 /* hook, policy */
-  if (esb_vm_call(p->vm, 1, 1, "policy hook 'known_languages'", err, errlen) < 0)
+  if (esb_vm_call(p->vm, 1, 1, "policy hook 'known_languages'", err) < 0)
     goto out;                                        /* list */
   if (!lua_istable(L, -1)) {
-    snprintf(err, errlen, "policy hook 'known_languages' returned %s, expected an array", luaL_typename(L, -1));
+    esb_error_set(err, ESB_E_POLICY, "policy hook 'known_languages' returned %s, expected an array",
+                  luaL_typename(L, -1));
     goto out;
   }
   size_t count = (size_t)lua_rawlen(L, -1);
   struct esb_language *list = calloc(count ? count : 1, sizeof *list);
   if (!list) {
-    snprintf(err, errlen, "out of memory");
+    esb_error_set(err, ESB_E_SYSTEM, "out of memory");
     goto out;
   }
-  struct esb_fields f = ESB_FIELDS_INIT(L, "known_languages", err, errlen);
+  struct esb_fields f = ESB_FIELDS_INIT(L, "known_languages", err);
   for (size_t i = 0; i < count && !f.failed; i++) {
     lua_rawgeti(L, -1, (lua_Integer)i + 1);          /* list, entry */
     if (!lua_istable(L, -1)) {
@@ -445,31 +431,31 @@ enum esb_error_code esb_policy_languages(struct esb_policy *p, struct esb_langua
   }
   *out = list;
   *n = count;
-  code = ESB_OK;
+  rc = 0;
 out:
   lua_settop(L, top);
-  return code;
+  return rc;
 }
 
-enum esb_error_code esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, char *err, size_t errlen) {
+int esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, struct esb_error *err) {
   lua_State *L = esb_vm_state(p->vm);
   int top = lua_gettop(L);
-  enum esb_error_code code = ESB_E_POLICY;
+  int rc = -1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref); /* policy */
   lua_getfield(L, -1, "cluster");                    /* policy, policy.cluster */
   if (!lua_isfunction(L, -1)) {
-    snprintf(err, errlen, "the policy has no hook 'cluster' (the default policy's tells the operator commands "
-             "which cluster to use)");
+    esb_error_set(err, ESB_E_POLICY, "the policy has no hook 'cluster' (the default policy's tells the operator "
+                  "commands which cluster to use)");
     goto out;
   }
   lua_insert(L, -2);                                 /* cluster hook, policy */
-  if (esb_vm_call(p->vm, 1, 1, "policy hook 'cluster'", err, errlen) < 0)
+  if (esb_vm_call(p->vm, 1, 1, "policy hook 'cluster'", err) < 0)
     goto out;
   if (!lua_istable(L, -1)) {
-    snprintf(err, errlen, "policy hook 'cluster' returned %s, expected a table", luaL_typename(L, -1));
+    esb_error_set(err, ESB_E_POLICY, "policy hook 'cluster' returned %s, expected a table", luaL_typename(L, -1));
     goto out;
   }
-  struct esb_fields f = ESB_FIELDS_INIT(L, "cluster", err, errlen);
+  struct esb_fields f = ESB_FIELDS_INIT(L, "cluster", err);
   k->namespace_ = esb_fields_string(&f, -1, "namespace");
   k->context = esb_fields_string(&f, -1, "context");
   k->kubeconfig = esb_fields_string(&f, -1, "kubeconfig");
@@ -483,8 +469,8 @@ enum esb_error_code esb_policy_cluster(struct esb_policy *p, struct esb_k8s_sett
     esb_k8s_settings_release(k);
     goto out;
   }
-  code = ESB_OK;
+  rc = 0;
 out:
   lua_settop(L, top);
-  return code;
+  return rc;
 }

@@ -16,11 +16,13 @@
 #include "engine/contract/language.h"
 #include "engine/contract/request.h"
 #include "engine/contract/result.h"
+#include "engine/error.h"
 
 struct esb_policy;
 
-/* NULL on failure, with a message (file:line and traceback for Lua errors). */
-struct esb_policy *esb_policy_open(const char *explicit_path, char *err, size_t errlen);
+/* NULL on failure, with err filled (ESB_E_POLICY: file:line and traceback
+ * for Lua errors). */
+struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *err);
 void esb_policy_close(struct esb_policy *policy);
 
 /* The file that was loaded. */
@@ -29,25 +31,23 @@ const char *esb_policy_path(const struct esb_policy *policy);
 /* Fills plan (ESB_PLAN_INIT on entry) from the request; plan->k8s too when
  * the plan's backend is k8s, or when want_k8s is set (explain, check) and
  * the plan has a k8s part (the policy gives a local plan one only for a
- * request that asked for k8s). Returns
- * ESB_OK, or ESB_E_INVALID_REQUEST (the hook refused the request: nil,
+ * request that asked for k8s). Returns 0,
+ * or -1 with err: ESB_E_INVALID_REQUEST (the hook refused the request: nil,
  * message) or ESB_E_POLICY (a hook failed, hit a limit, or returned something
- * malformed) with a message; the plan is then left empty. */
-enum esb_error_code esb_policy_plan(struct esb_policy *policy, const struct esb_request *req,
-                               struct esb_plan *plan, bool want_k8s, char *err, size_t errlen);
+ * malformed); the plan is then left empty. */
+int esb_policy_plan(struct esb_policy *policy, const struct esb_request *req, struct esb_plan *plan, bool want_k8s,
+                    struct esb_error *err);
 
 /* The cluster the operator commands (doctor, cleanup) use, from the
  * policy's hook `cluster`: k's namespace_, context and kubeconfig (k zeroed
- * on entry; esb_k8s_settings_release frees them). Returns ESB_OK, or
- * ESB_E_POLICY with a message and k left empty. */
-enum esb_error_code esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, char *err,
-                                  size_t errlen);
+ * on entry; esb_k8s_settings_release frees them). Returns 0, or -1 with err
+ * (ESB_E_POLICY) and k left empty. */
+int esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, struct esb_error *err);
 
 /* The policy's languages (engine/contract/language.h), as its hook
  * `known_languages` lists them, in its order: *out (esb_languages_free) and *n.
- * Returns ESB_OK, or ESB_E_POLICY with a message. */
-enum esb_error_code esb_policy_languages(struct esb_policy *policy, struct esb_language **out, size_t *n, char *err,
-                                    size_t errlen);
+ * Returns 0, or -1 with err (ESB_E_POLICY). */
+int esb_policy_languages(struct esb_policy *policy, struct esb_language **out, size_t *n, struct esb_error *err);
 void esb_languages_free(struct esb_language *languages, size_t n);
 
 #endif

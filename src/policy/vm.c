@@ -173,16 +173,16 @@ static int open_libraries(lua_State *L) {
   return 0;
 }
 
-struct esb_vm *esb_vm_open(const char *lua_dir, struct esb_vm_limits limits, char *err, size_t errlen) {
+struct esb_vm *esb_vm_open(const char *lua_dir, struct esb_vm_limits limits, struct esb_error *err) {
   struct esb_vm *vm = calloc(1, sizeof *vm);
   if (!vm) {
-    snprintf(err, errlen, "policy VM: out of memory");
+    esb_error_set(err, ESB_E_SYSTEM, "policy VM: out of memory");
     return NULL;
   }
   vm->limits = limits;
   lua_State *L = lua_newstate(capped_alloc, vm);
   if (!L) {
-    snprintf(err, errlen, "policy VM: out of memory");
+    esb_error_set(err, ESB_E_SYSTEM, "policy VM: out of memory");
     free(vm);
     return NULL;
   }
@@ -190,7 +190,7 @@ struct esb_vm *esb_vm_open(const char *lua_dir, struct esb_vm_limits limits, cha
   *(struct esb_vm **)lua_getextraspace(L) = vm;
   lua_pushcfunction(L, open_libraries);
   lua_pushstring(L, lua_dir);
-  if (esb_vm_call(vm, 1, 0, "policy VM", err, errlen) < 0) {
+  if (esb_vm_call(vm, 1, 0, "policy VM", err) < 0) {
     esb_vm_close(vm);
     return NULL;
   }
@@ -209,7 +209,7 @@ lua_State *esb_vm_state(struct esb_vm *vm) {
   return vm->L;
 }
 
-int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, char *err, size_t errlen) {
+int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, struct esb_error *err) {
   lua_State *L = vm->L;
   int base = lua_gettop(L) - nargs;            /* the function's index */
   vm->stopped = NULL;
@@ -222,16 +222,14 @@ int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, ch
   lua_sethook(L, NULL, 0, 0);
   if (rc == 0 && !vm->stopped)
     return 0;                                  /* results */
-  if (vm->stopped) {
-    /* Whatever the code made of the error, the stop is what happened. */
-    snprintf(err, errlen, "%s: %s (limits: %llu instructions, %llu ms, %zu MiB)%s%s", what, vm->stopped,
-             (unsigned long long)vm->limits.instructions, (unsigned long long)vm->limits.wall_ms,
-             vm->limits.memory_bytes >> 20, rc ? "\n" : "", where);
-    lua_settop(L, base - 1);                   /* -- */
-    vm->stopped = NULL;
-    lua_gc(L, LUA_GCCOLLECT);
-    return -1;
-  }
-  snprintf(err, errlen, "%s: %s", what, where);
+  if (!vm->stopped)
+    return esb_error_set(err, ESB_E_POLICY, "%s: %s", what, where);
+  /* Whatever the code made of the error, the stop is what happened. */
+  esb_error_set(err, ESB_E_POLICY, "%s: %s (limits: %llu instructions, %llu ms, %zu MiB)%s%s", what, vm->stopped,
+                (unsigned long long)vm->limits.instructions, (unsigned long long)vm->limits.wall_ms,
+                vm->limits.memory_bytes >> 20, rc ? "\n" : "", where);
+  lua_settop(L, base - 1);                     /* -- */
+  vm->stopped = NULL;
+  lua_gc(L, LUA_GCCOLLECT);
   return -1;
 }

@@ -17,6 +17,8 @@
 
 #include <lua.h>
 
+#include "engine/error.h"
+
 struct esb_vm_limits {
   uint64_t instructions;  /* per call */
   uint64_t wall_ms;       /* per call */
@@ -27,15 +29,16 @@ struct esb_vm_limits {
 
 struct esb_vm;
 
-/* NULL with a message on failure. lua_dir: where require finds our modules. */
-struct esb_vm *esb_vm_open(const char *lua_dir, struct esb_vm_limits limits, char *err, size_t errlen);
+/* NULL with err filled on failure. lua_dir: where require finds our modules. */
+struct esb_vm *esb_vm_open(const char *lua_dir, struct esb_vm_limits limits, struct esb_error *err);
 void esb_vm_close(struct esb_vm *vm);
 lua_State *esb_vm_state(struct esb_vm *vm);
 
 /* Calls the function below nargs arguments on the stack through
  * esb_lua_pcall (a traceback: the policy's author reads it) under the
  * limits. On failure returns -1, leaves nothing of the call on the stack and
- * writes "<what>: <message>", the limit that stopped it first. */
-int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, char *err, size_t errlen);
+ * fills err (ESB_E_POLICY) with "<what>: <message>", the limit that stopped
+ * it first. */
+int esb_vm_call(struct esb_vm *vm, int nargs, int nresults, const char *what, struct esb_error *err);
 
 #endif
