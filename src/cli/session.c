@@ -142,16 +142,10 @@ static int plan_from(struct planned *p, int argc, char **args, const char *usage
   if (need_request && !p->o.json && !esb_cli_has_request_flags(&p->o))
     return esb_error_set(err, ESB_E_INVALID_REQUEST,
                          "nothing to run: give --shell, -- PROGRAM, or --json with a request on stdin");
-  char why[ESB_MESSAGE_MAX];
-  if (esb_cli_read_request(p->L, &p->o, &p->req, why, sizeof why) < 0)
-    return esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", why);
-  if (!(p->policy = esb_policy_open(p->o.policy, why, sizeof why)))
-    return esb_error_set(err, ESB_E_POLICY, "%s", why);
+  if (esb_cli_read_request(p->L, &p->o, &p->req, err) < 0 || !(p->policy = esb_policy_open(p->o.policy, err)))
+    return -1;
   p->plan = (struct esb_plan)ESB_PLAN_INIT;
-  enum esb_error_code code = esb_policy_plan(p->policy, &p->req, &p->plan, false, why, sizeof why);
-  if (code != ESB_OK)
-    return esb_error_set(err, code, "%s", why);
-  return 0;
+  return esb_policy_plan(p->policy, &p->req, &p->plan, false, err);
 }
 
 /* A whole number of milliseconds, 1 or more. */
