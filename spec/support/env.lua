@@ -4,7 +4,10 @@ local assert = require "luassert"
 local M = {}
 
 M.build = os.getenv("ESB_BUILD_DIR") or "build"
-M.cli = M.build .. "/echo-sandbox"
+-- $ESB_CLI: another build of the CLI, in that build dir (the CI's valgrind
+-- step takes echo-sandbox-dynamic: valgrind cannot follow a static one's
+-- malloc).
+M.cli = os.getenv("ESB_CLI") or M.build .. "/echo-sandbox"
 M.helper = M.build .. "/esb-spec-helper"
 -- The build's init program: named in ECHO_SANDBOX_INIT, `run` starts its one
 -- sandbox in it too (else the engine clones it itself: src/cli/run.c).
