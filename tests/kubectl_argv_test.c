@@ -42,6 +42,7 @@ int main(void) {
   plan.backend = ESB_BACKEND_K8S;
   plan.argv = argv;
   plan.env = env;
+  plan.max_open_files = 20;
   plan.k8s = (struct esb_k8s_settings){ .image = "python:3.12-slim", .namespace_ = "jobs",
                                         .pod_name = "echo-sandbox-0123", .overrides_json = "{\"spec\":{}}",
                                         .pod_running_timeout = "30s", .handshake = true };
@@ -69,9 +70,16 @@ int main(void) {
   snprintf(dd_out, sizeof dd_out, "dd bs=1 count=%d >&2 2>/dev/null || exit 125; dd bs=1 count=%d 2>/dev/null",
            ESB_K8S_START_MARK_LEN, ESB_K8S_START_MARK_LEN);
   ok(strstr(esb_k8s_handshake_script, dd_out) != NULL, "then the stdout mark, as long, to stdout");
-  is_str(v[dashes + 5], "python3", "then the program");
-  is_str(v[dashes + 7], "print(1)", "and its arguments, as they are");
-  ok(v[dashes + 8] == NULL, "and nothing after");
+  is_str(v[dashes + 4], "echo-sandbox", "the script's $0");
+  is_str(v[dashes + 5], "20", "its $1: the run's max_open_files, before the program's argv");
+  is_str(v[dashes + 6], "python3", "then the program");
+  is_str(v[dashes + 8], "print(1)", "and its arguments, as they are");
+  ok(v[dashes + 9] == NULL, "and nothing after");
+  esb_strv_free(v);
+
+  plan.max_open_files = UINT64_MAX;
+  v = esb_k8s_run_argv(&plan);
+  is_str(v[find(v, "--") + 5], "2147483647", "a limit past any kernel's, as the most a shell's test compares");
   esb_strv_free(v);
 
   plan.k8s.handshake = false;

@@ -36,7 +36,10 @@ the failing creates of --fail-create answer: 500, 503 or 429 without
 Retry-After), --failing-tool NAME (that tool, first on a pod's PATH, says
 "Read-only file system" and fails; not with --busybox, whose shell runs its
 own applets), --pid-namespace (a pod's command is pid 1 of a pid namespace
-of its own, with its own /proc, as on a node; needs root).
+of its own, with its own /proc, as on a node; needs root), --no-setrlimit
+HELPER (a pod's command runs where setting a resource limit fails with
+EPERM, as under a security module that denies it: HELPER is
+esb-spec-helper).
 
 Control endpoints for the specs: GET /_fake/pods (pods present now),
 GET /_fake/received (every pod body received), GET /_fake/requests (a log,
@@ -195,6 +198,10 @@ class Pod:
         if options.pid_namespace:
             argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] + argv
         # ---- end of a pod's own pid namespace ----
+        # ---- a node that denies setting resource limits (--no-setrlimit HELPER) ----
+        if options.no_setrlimit:
+            argv = [os.path.abspath(options.no_setrlimit), "no-setrlimit"] + argv
+        # ---- end of a node that denies setting resource limits ----
         if c.get("workingDir"):
             # a fresh, empty directory, as the kubelet mounts an emptyDir there
             self.workdir = tempfile.mkdtemp(prefix="esb-fake-pod.")
@@ -1100,6 +1107,9 @@ def main():
     # an image whose tool fails: see failing_dir
     ap.add_argument("--failing-tool", action="append", default=[],
                     help="this tool fails in the pods (first on their PATH; not with --busybox)")
+    # a node that denies setting resource limits: see Pod.start
+    ap.add_argument("--no-setrlimit", metavar="HELPER",
+                    help="run pods' commands where setting a resource limit fails (HELPER: esb-spec-helper)")
     # ---- per-request latency
     ap.add_argument("--latency", type=float, default=0, help="seconds before each API request is answered")
     ap.add_argument("--latency-after-create", type=float, default=0,

@@ -24,6 +24,8 @@
  *                                         (and DIR/harness, and the idle slots of the engines'
  *                                         cgroup pool in DIR); exit 1 when one cannot be removed
  *                                         (something left in it)
+ *   esb-spec-helper no-setrlimit CMD...   run CMD where setting a resource limit fails (EPERM; reading
+ *                                         one works), as under a security module that denies it
  *
  * The leak check looks only at what the suite started, so the suite passes
  * beside other users of the machine (a deployed serve, another checkout).
@@ -35,13 +37,18 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int cmd_listen(const char *portfile, const char *addr) {
@@ -420,12 +427,37 @@ static int cmd_leaks(const char *pidarg) {
   return 0;
 }
 
+/* A seccomp filter: setrlimit, and prlimit64 with a new limit (its third
+ * argument, either half of it non-zero), fail with EPERM; all else runs. */
+static int cmd_no_setrlimit(char **argv) {
+  struct sock_filter code[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setrlimit, 6, 0),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_prlimit64, 0, 4),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]) + 4),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+  };
+  struct sock_fprog prog = { .len = sizeof code / sizeof code[0], .filter = code };
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) {
+    perror("no-setrlimit");
+    return 1;
+  }
+  execvp(argv[0], argv);
+  perror(argv[0]);
+  return 127;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "listen")) return cmd_listen(argv[2], argc >= 4 ? argv[3] : NULL);
   if (argc >= 3 && !strcmp(argv[1], "leaks")) return cmd_leaks(argv[2]);
   if (argc == 4 && !strcmp(argv[1], "cgroup-enter")) return cmd_cgroup_enter(atoi(argv[2]), argv[3]);
   if (argc >= 3 && !strcmp(argv[1], "cgroup-leave")) return cmd_cgroup_leave(atoi(argv[2]), argv + 3, argc - 3);
+  if (argc >= 3 && !strcmp(argv[1], "no-setrlimit")) return cmd_no_setrlimit(argv + 2);
   fprintf(stderr, "usage: esb-spec-helper listen PORTFILE | leaks PID | cgroup-enter PID NAME | "
-                  "cgroup-leave PID DIR...\n");
+                  "cgroup-leave PID DIR... | no-setrlimit CMD...\n");
   return 2;
 }

@@ -1,22 +1,37 @@
 #include "backend/k8s_command.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "backend/k8s_payload.h"
 #include "engine/strv.h"
 
-/* Line 1 (the end mark's secret, which the shell keeps) only once kubectl
- * is attached; the start mark copied byte by byte by dd to stderr, then its
- * twin to stdout, so that no process the program can read holds them; the program, not exec'd, so that the shell
- * outlives it to write the end mark with its status. The kubelet's SIGTERM
- * (a delete's) goes to the container's first process, the shell: it is
- * passed on to the program, which runs in the background for that (its
- * stdin given back through fd 3; the shell waits again until it ended). */
+/* $1, the engine's: the run's max_open_files (0: none), taken off before
+ * the program's argv. Line 1 (the end mark's secret, which the shell keeps)
+ * only once kubectl is attached. The open-file limit, never raised (a hard
+ * limit below it already holds), tried in a subshell before the start mark:
+ * one that cannot be set ends the pod with 125 before the program began, as
+ * the pod's failure (k8s.c), never the program's exit. The start mark copied
+ * byte by byte by dd to stderr, then its twin to stdout, so that no process
+ * the program can read holds them; the program in a child of the shell, so
+ * that the shell outlives it to write the end mark with its status; its
+ * limit set in that child before exec, not in the shell, which needs
+ * descriptors after it (its end mark's redirection), as the trial showed it
+ * can be (that exit 125 cannot come). The
+ * kubelet's SIGTERM (a delete's) goes to the container's first process, the
+ * shell: it is passed on to the program, which runs in the background for
+ * that (its stdin given back through fd 3; the shell waits again until it
+ * ended). */
 const char esb_k8s_handshake_script[] =
-  "IFS= read -r e || exit 125; dd bs=1 count=" ESB_K8S_START_MARK_LEN_S " >&2 2>/dev/null || exit 125; "
+  "n=$1; shift; IFS= read -r e || exit 125; h=$(ulimit -Hn) || exit 125; "
+  "[ \"$h\" = unlimited ] || [ \"$n\" -le \"$h\" ] || n=$h; "
+  "[ \"$n\" = 0 ] || (ulimit -n \"$n\") || { echo \"echo-sandbox: lowering the open-file limit to $n failed\" >&2; "
+  "exit 125; }; "
+  "dd bs=1 count=" ESB_K8S_START_MARK_LEN_S " >&2 2>/dev/null || exit 125; "
   "dd bs=1 count=" ESB_K8S_START_MARK_LEN_S " 2>/dev/null || exit 125; "
-  "exec 3<&0; \"$@\" <&3 3<&- & p=$!; exec 3<&-; trap 'kill -TERM \"$p\" 2>/dev/null' TERM; "
+  "exec 3<&0; ( [ \"$n\" = 0 ] || ulimit -n \"$n\" || exit 125; exec \"$@\" ) <&3 3<&- & p=$!; exec 3<&-; "
+  "trap 'kill -TERM \"$p\" 2>/dev/null' TERM; "
   "while wait \"$p\"; s=$?; [ \"$s\" -gt 128 ] && kill -0 \"$p\" 2>/dev/null; do :; done; "
   "printf '\\036%s %s\\n' \"$e\" \"$s\" >&2; exit \"$s\"";
 
@@ -54,6 +69,12 @@ char **esb_k8s_run_argv(const struct esb_plan *plan) {
     rc |= esb_strv_push(&tail, "-c");
     rc |= esb_strv_push(&tail, esb_k8s_payload_wanted(plan) ? esb_k8s_payload_script : esb_k8s_handshake_script);
     rc |= esb_strv_push(&tail, "echo-sandbox");
+    /* the scripts' $1: a number of the engine's, before the program's
+     * argv; no more than INT32_MAX, which no kernel's RLIMIT_NOFILE exceeds
+     * (fs.nr_open), so that the shell's test can compare it */
+    char nofile[24];
+    snprintf(nofile, sizeof nofile, "%" PRIu64, plan->max_open_files < INT32_MAX ? plan->max_open_files : INT32_MAX);
+    rc |= esb_strv_push(&tail, nofile);
   }
   for (char **a = plan->argv; a && *a; a++)
     rc |= esb_strv_push(&tail, *a);

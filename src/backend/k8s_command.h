@@ -21,6 +21,13 @@ const char *esb_k8s_kubectl(void);
  * collect patterns gets the wrapper of backend/k8s_payload.h instead, which
  * reads the handshake and writes the marks alike.
  *
+ * Both run as `/bin/sh -c SCRIPT echo-sandbox NOFILE ARGV...`: NOFILE, the
+ * plan's max_open_files (0: none), becomes the program's RLIMIT_NOFILE,
+ * soft and hard, in its own process before exec (never raised: a lower
+ * hard limit stays); where it cannot be set, the pod ends before the
+ * program began (exit 125), the wrapper's failure and never the program's
+ * exit. Without the handshake no shell runs first, and nothing sets it.
+ *
  * The handshake: a line with the end mark's secret (ESB_K8S_MARK_HEX hex
  * digits), then the start mark itself, "\036", ESB_K8S_MARK_HEX hex digits
  * and a newline, which the pod's command copies to its stderr unread, then

@@ -1,6 +1,6 @@
 # The k8s container's first program when a request brings files in (its
 # files, its code as a file) or wants files back (collect): run as
-# `/bin/sh -c SCRIPT echo-sandbox ARGV...` in the working dir, it needs
+# `/bin/sh -c SCRIPT echo-sandbox NOFILE ARGV...` in the working dir, it needs
 # nothing in the image but a POSIX shell, head, tail, dd, mkdir, chmod, rm,
 # find and wc (coreutils and BusyBox alike). Compiled into the engine
 # (backend/k8s_command.h); what the engine sends is in backend/k8s_payload.h.
@@ -30,6 +30,14 @@
 # matching file ("F LENGTH SIZE PATH", then exactly LENGTH bytes: the
 # file's first, padded with NULs should it shrink) and "E MORE BYTES" last,
 # BYTES the frames' length: the engine finds them from that end.
+#
+# NOFILE, the engine's (the run's max_open_files; 0: none), is the
+# program's RLIMIT_NOFILE, soft and hard: set in the program's own process
+# before exec (so that it and all it starts keep to it, while we, who need
+# descriptors of our own after it, do not), once a trial in a subshell
+# showed before the start line that it can be set.
+nf=$1
+shift
 fail() {
   printf '\036echo-sandbox-wrapper-failed %s\n' "$1"
   exit 125
@@ -89,11 +97,17 @@ tail -c +$((il + dl + 1)) "$sp" > "$sp.0" || fail "spooling the program's stdin"
 command exec 3< "$sp.0" || fail "opening the program's stdin"
 rm -f -- "$sp" "$sp.0" || fail 'removing the spool'
 set +f
+# A limit is only ever lowered: a hard limit below NOFILE (the container
+# runtime's) already holds the program to less, and stays.
+h=$(ulimit -Hn) || fail 'reading the open-file limit'
+[ "$h" = unlimited ] || [ "$nf" -le "$h" ] || nf=$h
+[ "$nf" = 0 ] || (ulimit -n "$nf") || fail "lowering the open-file limit to $nf"
 printf '\036echo-sandbox-started\n'
 # In the background, so that the kubelet's SIGTERM (a delete's), which
 # reaches us as the container's first process, is passed on to it; we wait
-# again until it has ended.
-"$@" <&3 3<&- &
+# again until it has ended. (Its exit 125 cannot come: the trial above set
+# the same limit from the same process.)
+( [ "$nf" = 0 ] || ulimit -n "$nf" || exit 125; exec "$@" ) <&3 3<&- &
 pg=$!
 exec 3<&-
 trap 'kill -TERM "$pg" 2>/dev/null' TERM

@@ -192,8 +192,9 @@ return function(k8s, ctx)
   labels["echo-sandbox.io/network"] = (not ctx.network) and "none" or nil
   annotations["echo-sandbox.io/expires-at"] = ctx.expires_at
   -- Kubernetes has no field for RLIMIT_NOFILE (a container gets its
-  -- runtime's): the run's limit is recorded for what on the node enforces
-  -- it, never claimed as enforced.
+  -- runtime's): the pod's wrapper shell sets it (backend/k8s_command.h);
+  -- the annotation records it on the pod, also where no wrapper runs
+  -- (k8s.handshake = false), for what on the node reads it.
   annotations["echo-sandbox.io/max-open-files"] = (ctx.max_open_files or 0) > 0 and
     ("%d"):format(ctx.max_open_files) or nil
   container.name = ctx.pod_name
