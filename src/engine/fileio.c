@@ -23,7 +23,7 @@ char *esb_read_fd(int fd, size_t *lenp) {
   size_t len = 0, cap = 65536;
   char *buf = malloc(cap);
   while (buf) {
-    if (len == cap) {
+    if (len + 1 >= cap) { /* room for the NUL after the bytes, always */
       char *p = realloc(buf, cap *= 2);
       if (!p) { free(buf); buf = NULL; errno = ENOMEM; break; }
       buf = p;
@@ -34,6 +34,8 @@ char *esb_read_fd(int fd, size_t *lenp) {
     if (n == 0) break;
     len += (size_t)n;
   }
+  if (buf)
+    buf[len] = '\0';
   *lenp = len;
   return buf;
 }

@@ -6,7 +6,8 @@
 #include <stddef.h>
 
 /* Reads all of PATH ('-': stdin) into a malloc'd buffer the caller frees;
- * *lenp gets its length. NULL with errno on failure. */
+ * *lenp gets its length, and a NUL follows the bytes (not counted), so
+ * that text may be parsed as a C string. NULL with errno on failure. */
 char *esb_read_file(const char *path, size_t *lenp);
 
 /* The same for what is left to read of an open fd (not closed). */
