@@ -180,6 +180,46 @@ describe("echo-sandbox session", function()
     remove(s)
   end)
 
+  -- A run waits, holding a secret in its environment, until the other has
+  -- looked (an interlock on a file in the working dir they share). Checked:
+  -- without the run's own mount namespace and /proc (the session's /proc,
+  -- as before), the second run read SECRET=hunter2 from /proc/PID/environ of
+  -- the first and saw its pids.
+  it("gives each run a /proc of its own: no run sees another's processes", function()
+    local s = create()
+    local out = os.tmpname()
+    local parts = { "ECHO_SANDBOX_SESSION_DIR=" .. env.quote(dir), env.cli_prefix, env.quote(env.cli), "session",
+                    "run", s.id, "--timeout", "30", "--env", "SECRET=hunter2", "--shell",
+                    env.quote("touch first-is-up; while [ ! -e second-looked ]; do sleep 0.01; done; echo first") }
+    local wait = env.in_background(table.concat(parts, " ") .. " >" .. out .. " 2>&1")
+    local r, code, err = run(s.id, "while [ ! -e first-is-up ]; do sleep 0.01; done; " ..
+                                   "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c SECRET; " ..
+                                   "ls -d /proc/[0-9]* | wc -l; touch second-looked", { "--timeout", "30" })
+    assert.are.equal(0, wait())
+    assert.are.equal("first\n", read(out))
+    os.remove(out)
+    assert.are.equal(0, code, err)
+    local secrets, pids = r.stdout:match("^(%d+)\n%s*(%d+)\n$")
+    assert.are.equal("0", secrets, r.stdout)
+    -- its shell, cat or ls, tr or wc, grep: the first run's are not there
+    assert.truthy(tonumber(pids) and tonumber(pids) <= 4, r.stdout)
+    remove(s)
+  end)
+
+  -- Checked: without the refusal, the run with --memory 16M was taken and
+  -- held to nothing of its own (by hand: it allocated 100 MB).
+  it("refuses a run's own memory limit or CPU rate: the session's hold its runs", function()
+    local s = create()
+    local r, code = run(s.id, "true", { "--memory", "16M" })
+    assert.are.equal(125, code)
+    assert.are.equal("invalid_request", r.error.code)
+    assert.truthy(r.error.message:find("memory limit", 1, true), r.error.message)
+    r, code = run(s.id, "true", { "--cpu", "0.5" })
+    assert.are.equal(125, code)
+    assert.truthy(r.error.message:find("CPU rate", 1, true), r.error.message)
+    remove(s)
+  end)
+
   -- Checked: with every run sent to one session's socket (the lowest id),
   -- the other session's run read the secret.
   it("keeps two sessions' files apart", function()

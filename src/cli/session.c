@@ -59,7 +59,8 @@ static const char run_usage[] =
   "\n"
   "Runs one request in session ID, as `run` runs it in a fresh sandbox: the\n"
   "result is a run's, with \"session\": ID. Not yet in a session: --lang and\n"
-  "--code (the code goes in as a file), --stdin-file, --network.\n"
+  "--code (the code goes in as a file), --stdin-file, --network. --memory and\n"
+  "--cpu are the whole session's: give them to create.\n"
   "\n"
   "options:\n"
   "  --json               result JSON on stdout; the request JSON on stdin unless\n"
@@ -252,7 +253,14 @@ static int session_run(int argc, char **argv) {
   int sigfd = esb_signal_fd(exit_signals, 3);
   struct esb_result result = ESB_RESULT_INIT;
   struct esb_output_sink ours = { .fds = { 1, 2 } };
-  esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
+  /* A session's memory and CPU rate are the whole session's, its cgroups',
+   * set at create: a run in it has none of its own that could hold it. */
+  if (p.req.limits.memory_bytes || p.req.limits.cpu_millicores)
+    esb_result_fail(&result, ESB_E_INVALID_REQUEST, "a run in a session takes no %s of its own: the "
+                    "session's, given to `session create`, hold all its runs",
+                    p.req.limits.memory_bytes ? "memory limit" : "CPU rate");
+  else
+    esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
     fprintf(stderr, "echo-sandbox: %s\n", result.error_message ? result.error_message : esb_strerror(result.error));
   else if (result.status == ESB_STATUS_TIMED_OUT && !p.o.json)

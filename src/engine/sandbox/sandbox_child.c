@@ -33,7 +33,7 @@ enum step {
   STEP_LOOPBACK, STEP_FORK, STEP_STDIO, STEP_FDS, STEP_GROUPS, STEP_GID, STEP_UID,
   STEP_NO_NEW_PRIVS, STEP_RLIMIT, STEP_PDEATHSIG, STEP_CHDIR, STEP_CGROUP, STEP_NO_USERNS,
   STEP_SECCOMP, STEP_LINK_LOCAL, STEP_UNSHARE, STEP_PLAN, STEP_INIT, STEP_NET_RULES, STEP_CGROUP_NS,
-  STEP_OWNER, STEP__COUNT
+  STEP_OWNER, STEP_SESSION_PROC, STEP__COUNT
 };
 
 static const char *const step_names[STEP__COUNT] = {
@@ -53,6 +53,7 @@ static const char *const step_names[STEP__COUNT] = {
   [STEP_NET_RULES] = "refuse the host's and private addresses",
   [STEP_CGROUP_NS] = "make the cgroup namespace",
   [STEP_OWNER] = "take the run's host uid for its user namespace",
+  [STEP_SESSION_PROC] = "mount the run's own /proc in its session",
 };
 
 const char *esb_setup_step_name(int step) {
@@ -439,6 +440,14 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
 _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
   reset_signals();
   if (setsid() < 0) fail(p, STEP_SETSID);
+  /* A /proc of the run's own pid namespace, in a mount namespace of its
+   * own: the session's /proc shows every run of the session, all of one
+   * uid, and through /proc/PID/mem and environ one run could read and
+   * rewrite another (its output, its exit). The working dir is the same
+   * file system: its files stay the session's. */
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+      mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    fail(p, STEP_SESSION_PROC);
   run_init(p);
 }
 
