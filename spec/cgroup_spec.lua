@@ -562,7 +562,7 @@ while time.process_time() < 1: pass]] }, { "--policy", policy })
       'exec "$2" batch --policy "$3"'
     local policy = own_cgroups_policy()
     local _, out = env.sh(("%s sh -c %s sh %s %s %s < %s"):format(env.cli_prefix, env.quote(script),
-      env.quote(env.build .. "/esb-spec-sweep-on-lock.so"), env.quote(env.cli), env.quote(policy), infile))
+      env.quote(env.build .. "/esb-spec-sweep-on-lock.so"), env.quote(env.cli_dynamic), env.quote(policy), infile))
     os.remove(infile)
     os.remove(policy)
     local swept = out:match("sweep_on_lock: removed [^\n]*/(echo%-sandbox%-%d+%-%d+)\n")

@@ -382,7 +382,7 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
     local script = 'LD_PRELOAD=$1 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" ' ..
       'exec "$2" run --json --policy "$3"'
     local _, out = env.sh(("%s sh -c %s sh %s %s %s < %s"):format(env.cli_prefix, env.quote(script),
-      env.quote(env.build .. "/esb-spec-swap-on-remove.so"), env.quote(env.cli), env.quote(path), request))
+      env.quote(env.build .. "/esb-spec-swap-on-remove.so"), env.quote(env.cli_dynamic), env.quote(path), request))
     os.remove(request)
     os.remove(path)
     local p = io.popen("ls " .. decoy .. " | wc -l")
@@ -391,6 +391,7 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
     os.execute("rm -rf " .. decoy)
     local line = out:match("{[^\n]*}")
     assert.truthy(line, out)
+    assert.truthy(out:find("swap_on_remove: loaded", 1, true), out) -- else this checks nothing
     assert.are.equal(0, cjson.decode(line).exit_code, out)
     assert.are.equal(500, left, out)
   end)

@@ -8,6 +8,13 @@ M.build = os.getenv("ESB_BUILD_DIR") or "build"
 -- step takes echo-sandbox-dynamic: valgrind cannot follow a static one's
 -- malloc).
 M.cli = os.getenv("ESB_CLI") or M.build .. "/echo-sandbox"
+-- The CLI a library can be preloaded into: a static CLI takes none, so its
+-- twin of the same objects linked dynamically, where the build has one.
+M.cli_dynamic = M.build .. "/echo-sandbox-dynamic"
+do
+  local f = io.open(M.cli_dynamic)
+  if f then f:close() else M.cli_dynamic = M.cli end
+end
 M.helper = M.build .. "/esb-spec-helper"
 -- The build's init program: named in ECHO_SANDBOX_INIT, `run` starts its one
 -- sandbox in it too (else the engine clones it itself: src/cli/run.c).
@@ -112,7 +119,9 @@ M.isolation = os.getenv("ESB_SPEC_ISOLATION") or "namespaces"
 -- spec/support/rlimits_policy.lua has it.
 function M.policy_isolation()
   if M.isolation ~= "rlimits" then return "" end
-  return "policy.local_sandbox.isolation = 'rlimits'\npolicy.local_sandbox.open_files = nil\n"
+  return "policy.local_sandbox.isolation = 'rlimits'\npolicy.local_sandbox.open_files = nil\n" ..
+    "do local limits_for = policy.limits_for\n" ..
+    "function policy:limits_for(req) local l, c = limits_for(self, req); l.max_open_files = 0; return l, c end end\n"
 end
 package.cpath = M.build .. "/?.so;" .. package.cpath
 

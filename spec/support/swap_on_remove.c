@@ -14,6 +14,12 @@
 
 static int swapped;
 
+/* Said once, so that the spec knows the library is in the engine (a static
+ * program takes none). */
+__attribute__((constructor)) static void loaded(void) {
+  fprintf(stderr, "swap_on_remove: loaded\n");
+}
+
 /* dir/real/NAME -> swaps dir/real for dir/link; 1 when it did. */
 static int swap(const char *path) {
   const char *at = strstr(path, "/real/");
