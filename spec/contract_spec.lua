@@ -1,8 +1,9 @@
 -- The contract in one place: src/engine/contract/limits.def defines each of
 -- a request's limits once (the C readers, the CLI's flags and `policy
 -- explain` are driven from it), request_fields.def and result_fields.def
--- the request's and the result's top-level fields. Here the rest is checked
--- against them: the default policy, doc/openapi.json,
+-- the request's and the result's top-level fields, and src/policy/
+-- plan_fields.def a plan's (the plan's own, its local's and its k8s's).
+-- Here the rest is checked against them: the default policy, doc/openapi.json,
 -- doc/request-and-result.md and the man pages; and end to end, that every
 -- limit goes from a flag through the policy into the plan and that the
 -- policy is handed the request's fields the table says. The spec reads the
@@ -80,6 +81,10 @@ local function result_fields()
   local rows = rows_of("src/engine/contract/result_fields.def", "ESB_RESULT_FIELD", { "name", "always", "doc" })
   for _, row in ipairs(rows) do row.always = row.always == "1" end
   return rows
+end
+
+local function plan_fields()
+  return rows_of("src/policy/plan_fields.def", "ESB_PLAN_FIELD", { "name", "table", "kind", "doc" })
 end
 
 local function sorted_keys(t)
@@ -206,6 +211,98 @@ describe("the contract's limits (src/engine/contract/limits.def)", function()
     local got = cjson.decode(out).limits
     for key, value in pairs(want) do assert.are.equal(value, got[key], key) end
     assert.are.same(column(rows, "plan_key"), sorted_keys(got))
+  end)
+end)
+
+-- The arguments of a roff request line ('.BR a ", " b'): quoted ones whole.
+local function roff_arguments(text)
+  local args, i = {}, 1
+  while true do
+    i = text:match("^%s*()", i)
+    if i > #text then return args end
+    local word, j = text:match('^"([^"]*)"()', i)
+    if not word then word, j = text:match("^(%S+)()", i) end
+    args[#args + 1], i = word, j
+  end
+end
+
+-- The names a stretch of a man page sets in bold: of its .B lines every
+-- argument, of its .BR lines every other one (they alternate bold and
+-- roman), each a lower-case word (k8s too); not a page's name before its
+-- section ('.BR useradd (8)').
+local function bold_names(text)
+  local found = {}
+  for macro, line in ("\n" .. text):gmatch("\n%.(BR?) ([^\n]*)") do
+    local args = roff_arguments(line)
+    for i = 1, #args, macro == "B" and 1 or 2 do
+      local reference = macro == "BR" and (args[i + 1] or ""):match("^%(%d%)")
+      if args[i]:match("^[%l_][%l%d_]*$") and not reference then found[args[i]] = true end
+    end
+  end
+  return sorted_keys(found)
+end
+
+describe("the contract's plan fields (src/policy/plan_fields.def)", function()
+  env.check_leaks()
+  local rows = plan_fields()
+  local function names(table_name)
+    local list = {}
+    for _, row in ipairs(rows) do
+      if row.table == table_name then list[#list + 1] = row.name end
+    end
+    table.sort(list)
+    return list
+  end
+  local page = env.read_file("doc/echo-sandbox-policy.5")
+  local section = assert(page:match("\n%.SH THE PLAN\n(.-)\n%.SH "), "THE PLAN in echo-sandbox-policy(5)")
+
+  it("parses, and each row is whole", function()
+    local kinds = { STRING = true, UINT = true, BOOL = true, ARRAY = true, MAP = true, TABLE = true }
+    local tables = { [""] = true, ["local"] = true, k8s = true }
+    for _, row in ipairs(rows) do
+      assert.truthy(row.name:match("^[%l_][%l%d_]*$") and tables[row.table] and kinds[row.kind], row.name)
+      assert.truthy(#row.doc > 0 and not row.doc:find("\n"), row.name .. ": its doc is not one line")
+    end
+  end)
+
+  -- Checked: with kill_grace_ms dropped from its item's first line in the
+  -- page, this fails naming it; with a row "timeout" added to the table,
+  -- naming that.
+  it("is the plan's own fields that echo-sandbox-policy(5) has an item of", function()
+    local heads = {}
+    for head in section:gmatch("%.TP\n([^\n]*)") do heads[#heads + 1] = head end
+    assert.are.same(names(""), bold_names(table.concat(heads, "\n")))
+  end)
+
+  -- Checked: with tmp_size_bytes dropped from the local item, this fails
+  -- naming it; with not_ready_grace_ms's row named not_ready_ms, naming
+  -- both spellings.
+  it("is the local and the k8s fields that echo-sandbox-policy(5) lists in their items", function()
+    local in_local = assert(section:match("\n%.TP\n%.B local\n(.-)\n%.TP\n"), "the item of local")
+    local in_k8s = assert(section:match("\n%.TP\n%.B k8s\n(.*)$"), "the item of k8s")
+    -- what the local item names in passing: a value of uid_range, one of
+    -- isolation, and the command that says which uids a run has
+    local passing = { ["false"] = true, rlimits = true, doctor = true }
+    local listed = {}
+    for _, name in ipairs(bold_names(in_local)) do
+      if not passing[name] then listed[#listed + 1] = name end
+    end
+    assert.are.same(names("local"), listed)
+    assert.are.same(names("k8s"), bold_names(in_k8s))
+  end)
+
+  -- Checked: without the plan reader's check of local's names, the
+  -- misspelt field is taken and the run goes on without it.
+  it("is all a plan may have: a field outside it is a policy error naming it and its table", function()
+    for change, name in pairs { ["p.timeout = 1"] = "'timeout'", ["p['local'].isolaton = 'rlimits'"] = "'local.isolaton'",
+                                ["p.k8s = p.k8s or {}; p.k8s.memory = '1Gi'"] = "'k8s.memory'" } do
+      local path = env.policy_file(("local plan = policy.plan\nfunction policy:plan(req) local p = plan(self, req); "
+                                    .. "%s; return p end"):format(change))
+      local _, err, code = env.cli_run({ "policy", "explain", "--json", "--policy", path, "--shell", "true" })
+      os.remove(path)
+      assert.are_not.equal(0, code, change)
+      assert.truthy(err:find("unknown field " .. name, 1, true), err)
+    end
   end)
 end)
 

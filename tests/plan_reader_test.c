@@ -11,7 +11,10 @@
  * check of read_uid_range, the range past 2^32 - 2 is taken; before
  * esb_read_net_ranges named a range with a NUL byte, its message was
  * uninitialised bytes (valgrind reported the read); valgrind
- * (CI) finds a refused plan's allocations freed by esb_plan_release. */
+ * (CI) finds a refused plan's allocations freed by esb_plan_release.
+ * Checked: with "kubeconfig" dropped from policy/plan_fields.def, the full
+ * k8s table is refused naming 'k8s.kubeconfig'; with local's rows given the
+ * table "k8s", every field of local is refused and 'k8s.uid' taken. */
 #include "policy/plan_reader.h"
 
 #include <stdbool.h>
@@ -123,6 +126,16 @@ static const struct { const char *plan, *want; } cases[] = {
    "number of uids that ends the range below 4294967295, got 2"},
   {"{['local'] = {uid_range = {first = 1, count = 1, x = 1}}}",
    "policy hook 'plan' returned an unknown field 'local.uid_range.x'"},
+  /* A name policy/plan_fields.def does not have, in the table it is in:
+   * refused, named with its table. */
+  {"{timeout = 1000}", "policy hook 'plan' returned an unknown field 'timeout'"},
+  {"{['local'] = {uid = 1000, isolaton = 'rlimits'}}", "policy hook 'plan' returned an unknown field 'local.isolaton'"},
+  {"{['local'] = {image = 'x'}}", "policy hook 'plan' returned an unknown field 'local.image'"},
+  {"{k8s = {image = 'x', memory = '1Gi'}}", "policy hook 'plan' returned an unknown field 'k8s.memory'"},
+  {"{k8s = {uid = 1000}}", "policy hook 'plan' returned an unknown field 'k8s.uid'"},
+  {"{k8s = 3}", BAD "'k8s': expected a table, got 3"},
+  {"{k8s = {image = 'x', namespace = 'n', handshake = true, pod = {}, pod_running_timeout = '2m', "
+   "delete_timeout_ms = 1, unschedulable_grace_ms = 1, not_ready_grace_ms = 1, context = 'c', kubeconfig = 'k'}}", ""},
   /* The mounts: an item's name is its index right after the array's. */
   {"{['local'] = {mounts = {'usr'}}}", BAD "'local.mounts[1]': " MOUNT_WANT ", got \"usr\""},
   {"{['local'] = {mounts = {'/usr', '/usr/../proc'}}}", BAD "'local.mounts[2]': " MOUNT_WANT ", got \"/usr/../proc\""},

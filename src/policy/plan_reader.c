@@ -157,9 +157,30 @@ static void read_uid_range(struct esb_fields *f, struct esb_local_settings *ls) 
   esb_fields_leave(f);                         /* -- */
 }
 
+/* The plan's fields, by the table they are in (policy/plan_fields.def). */
+static const struct { const char *table, *name; } plan_fields[] = {
+#define ESB_PLAN_FIELD(name, table, kind, doc) {table, name},
+#include "policy/plan_fields.def"
+#undef ESB_PLAN_FIELD
+};
+
+/* Refuses a name of the table at t that the table `table` of
+ * plan_fields.def ("" the plan's own) does not have: one misspelt would
+ * otherwise be dropped, and the run go without the setting. */
+static void only_plan_fields(struct esb_fields *f, int t, const char *table) {
+  const char *known[sizeof plan_fields / sizeof plan_fields[0] + 1];
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof plan_fields / sizeof plan_fields[0]; i++)
+    if (!strcmp(plan_fields[i].table, table))
+      known[n++] = plan_fields[i].name;
+  known[n] = NULL;
+  esb_fields_only(f, t, known);
+}
+
 static void read_local(struct esb_fields *f, int t, struct esb_local_settings *ls) {
   if (!esb_fields_enter(f, t, "local"))
     return;                                    /* local */
+  only_plan_fields(f, -1, "local");
   uint64_t uid = ls->uid, gid = ls->gid;
   esb_fields_uint(f, -1, "uid", 0, &uid);
   esb_fields_uint(f, -1, "gid", 0, &gid);
@@ -192,6 +213,11 @@ static void read_local(struct esb_fields *f, int t, struct esb_local_settings *l
 int esb_read_plan(lua_State *L, struct esb_plan *plan, struct esb_error *err) {
   struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err);
   int t = lua_gettop(L);                       /* plan */
+  only_plan_fields(&f, t, "");
+  if (esb_fields_enter(&f, t, "k8s")) {          /* k8s: its values are k8s_pod.lua's to check */
+    only_plan_fields(&f, -1, "k8s");
+    esb_fields_leave(&f);                         /* -- */
+  }
   char *backend = esb_fields_string(&f, t, "backend");
   if (backend && (esb_backend_parse(backend, &plan->backend) < 0 || plan->backend == ESB_BACKEND_AUTO))
     esb_fields_bad(&f, t, "backend", "\"local\" or \"k8s\"");

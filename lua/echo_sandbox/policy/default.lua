@@ -19,7 +19,8 @@
 -- stdin_bytes (the size of stdin, when there is one) instead of stdin.
 --
 -- plan(req) returns a table, or nil and a message that rejects the request
--- as invalid_request:
+-- as invalid_request; these fields only (src/policy/plan_fields.def), in it
+-- and in its local and k8s: any other is an error that names it:
 --   backend        "local" or "k8s"
 --   fallback       "local" or nil, with backend "k8s": when the cluster does
 --                  not answer, run on the local backend instead (the result's
