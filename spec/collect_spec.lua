@@ -130,8 +130,13 @@ describe("a request's collect", function()
     local base = os.tmpname()
     os.remove(base)
     assert.is_true(os.execute("mkdir -m 1777 " .. env.quote(base)))
-    finally(function() os.execute("rm -rf " .. env.quote(base)) end)
-    local policy = with_policy('policy.local_sandbox.isolation = "rlimits"')
+    -- one finally a spec (busted keeps the last): the policy's and base's
+    local path = env.policy_file('policy.local_sandbox.isolation = "rlimits"')
+    finally(function()
+      os.remove(path)
+      os.execute("rm -rf " .. env.quote(base))
+    end)
+    local policy = { "--policy", path }
     local out, err = env.cli_run({ "run", "--json", policy[1], policy[2] },
                                  cjson.encode { shell = 'd=$PWD; cd / && rmdir "$d"', collect = { "*.txt" } },
                                  "TMPDIR=" .. env.quote(base))
