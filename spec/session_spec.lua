@@ -51,6 +51,25 @@ local function read(path)
   return ok and text or nil
 end
 
+-- Starts `session run ID [extra] --shell SHELL` in the background (30 s
+-- deadline); returns a function that waits for it and returns its exit
+-- status and its output (stdout and stderr), the file removed.
+local function run_in_background(id, shell, extra)
+  local out = os.tmpname()
+  local parts = { "ECHO_SANDBOX_SESSION_DIR=" .. env.quote(dir), env.cli_prefix, env.quote(env.cli), "session",
+                  "run", id, "--timeout", "30" }
+  for _, a in ipairs(extra or {}) do parts[#parts + 1] = env.quote(a) end
+  parts[#parts + 1] = "--shell"
+  parts[#parts + 1] = env.quote(shell)
+  local wait = env.in_background(table.concat(parts, " ") .. " >" .. out .. " 2>&1")
+  return function()
+    local status = wait()
+    local text = read(out)
+    os.remove(out)
+    return status, text
+  end
+end
+
 -- Alive: there, and not a zombie (the holder's parent, the CLI that made
 -- it, is gone; init reaps it in its own time).
 local function alive(pid)
@@ -166,17 +185,13 @@ describe("echo-sandbox session", function()
   -- "has ended (died)" (seen with two at once; a race, so not every time).
   it("takes runs side by side", function()
     local s = create()
-    local out = os.tmpname()
-    local parts = { "ECHO_SANDBOX_SESSION_DIR=" .. env.quote(dir), env.cli_prefix, env.quote(env.cli), "session",
-                    "run", s.id, "--timeout", "30", "--shell",
-                    env.quote("while [ ! -e second-was-here ]; do sleep 0.01; done; echo first") }
-    local wait = env.in_background(table.concat(parts, " ") .. " >" .. out .. " 2>&1")
+    local wait = run_in_background(s.id, "while [ ! -e second-was-here ]; do sleep 0.01; done; echo first")
     local r, code, err = run(s.id, "touch second-was-here; echo second")
     assert.are.equal(0, code, err)
     assert.are.equal("second\n", r.stdout)
-    assert.are.equal(0, wait())
-    assert.are.equal("first\n", read(out))
-    os.remove(out)
+    local status, out = wait()
+    assert.are.equal(0, status)
+    assert.are.equal("first\n", out)
     remove(s)
   end)
 
@@ -187,17 +202,14 @@ describe("echo-sandbox session", function()
   -- the first and saw its pids.
   it("gives each run a /proc of its own: no run sees another's processes", function()
     local s = create()
-    local out = os.tmpname()
-    local parts = { "ECHO_SANDBOX_SESSION_DIR=" .. env.quote(dir), env.cli_prefix, env.quote(env.cli), "session",
-                    "run", s.id, "--timeout", "30", "--env", "SECRET=hunter2", "--shell",
-                    env.quote("touch first-is-up; while [ ! -e second-looked ]; do sleep 0.01; done; echo first") }
-    local wait = env.in_background(table.concat(parts, " ") .. " >" .. out .. " 2>&1")
+    local wait = run_in_background(s.id, "touch first-is-up; while [ ! -e second-looked ]; do sleep 0.01; done; echo first",
+                                   { "--env", "SECRET=hunter2" })
     local r, code, err = run(s.id, "while [ ! -e first-is-up ]; do sleep 0.01; done; " ..
                                    "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c SECRET; " ..
                                    "ls -d /proc/[0-9]* | wc -l; touch second-looked", { "--timeout", "30" })
-    assert.are.equal(0, wait())
-    assert.are.equal("first\n", read(out))
-    os.remove(out)
+    local status, out = wait()
+    assert.are.equal(0, status)
+    assert.are.equal("first\n", out)
     assert.are.equal(0, code, err)
     local secrets, pids = r.stdout:match("^(%d+)\n%s*(%d+)\n$")
     assert.are.equal("0", secrets, r.stdout)
