@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "codec/json.h"
+#include "dispatch/session.h"
 #include "engine/contract/quantity.h"
 #include "engine/runtime/signals.h"
 #include "policy/policy.h"
@@ -163,7 +164,7 @@ static int parse_ms(const char *s, uint64_t *out) {
 /* create's own flags out of argv, the rest into args for run's parser,
  * with a program to plan (the session runs none). */
 static int create_args(int argc, char **argv, struct esb_session_options *so, char **args, int *n) {
-  static char name[] = "session create", dashes[] = "--", program[] = "/bin/true";
+  static char name[] = "session create", dashes[] = "--", program[] = ESB_SESSION_PROGRAM;
   args[(*n)++] = name;
   for (int i = 1; i < argc; i++) {
     bool ttl = strcmp(argv[i], "--ttl") == 0, idle = strcmp(argv[i], "--idle-timeout") == 0;
@@ -182,8 +183,6 @@ static int create_args(int argc, char **argv, struct esb_session_options *so, ch
   args[*n] = NULL;
   return -1;
 }
-
-static void push_session(lua_State *L, const struct esb_session_info *info);
 
 static int session_create(int argc, char **argv) {
   if (wants_help(argc, argv)) {
@@ -206,7 +205,7 @@ static int session_create(int argc, char **argv) {
     goto out;
   }
   if (p.o.json) {
-    push_session(p.L, &info);
+    esb_session_push_info(p.L, &info);
     esb_json_print(p.L);
   } else {
     puts(id);
@@ -253,12 +252,8 @@ static int session_run(int argc, char **argv) {
   int sigfd = esb_signal_fd(exit_signals, 3);
   struct esb_result result = ESB_RESULT_INIT;
   struct esb_output_sink ours = { .fds = { 1, 2 } };
-  /* A session's memory and CPU rate are the whole session's, its cgroups',
-   * set at create: a run in it has none of its own that could hold it. */
-  if (p.req.limits.memory_bytes || p.req.limits.cpu_millicores)
-    esb_result_fail(&result, ESB_E_INVALID_REQUEST, "a run in a session takes no %s of its own: the "
-                    "session's, given to `session create`, hold all its runs",
-                    p.req.limits.memory_bytes ? "memory limit" : "CPU rate");
+  if (esb_session_check_run(&p.req, &err) < 0)
+    esb_result_fail_error(&result, &err);
   else
     esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
@@ -281,32 +276,6 @@ out:
   return rc;
 }
 
-static void push_session(lua_State *L, const struct esb_session_info *info) {
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, info->id);
-  lua_setfield(L, -2, "id");
-  lua_pushstring(L, info->end == ESB_SESSION_ALIVE ? "alive" : "ended");
-  lua_setfield(L, -2, "state");
-  if (info->end != ESB_SESSION_ALIVE) {
-    lua_pushstring(L, esb_session_end_name(info->end));
-    lua_setfield(L, -2, "ended");
-  }
-  lua_pushinteger(L, (lua_Integer)info->pid);
-  lua_setfield(L, -2, "pid");
-  lua_pushinteger(L, (lua_Integer)info->runs);
-  lua_setfield(L, -2, "runs");
-  lua_pushinteger(L, (lua_Integer)info->created_ms);
-  lua_setfield(L, -2, "created_ms");
-  lua_pushinteger(L, (lua_Integer)(info->created_ms + info->ttl_ms));
-  lua_setfield(L, -2, "expires_ms");
-  lua_pushinteger(L, (lua_Integer)info->ttl_ms);
-  lua_setfield(L, -2, "ttl_ms");
-  lua_pushinteger(L, (lua_Integer)info->idle_timeout_ms);
-  lua_setfield(L, -2, "idle_timeout_ms");
-  lua_pushboolean(L, info->cgroups);
-  lua_setfield(L, -2, "cgroups");
-}
-
 static void print_line(const struct esb_session_info *info) {
   time_t expires = (time_t)((info->created_ms + info->ttl_ms) / 1000);
   char when[32];
@@ -322,7 +291,7 @@ static void list_one(const struct esb_session_info *info, void *arg) {
     print_line(info);
     return;
   }
-  push_session(L, info);
+  esb_session_push_info(L, info);
   esb_json_print(L);
 }
 
