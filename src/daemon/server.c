@@ -579,17 +579,31 @@ static void reap(struct server *s, const char *id, enum esb_session_end end) {
   g->removing = true;
 }
 
+/* How long what an ended session left stays for others to see (`session
+ * show` says why it ended) before a look over the directory removes it;
+ * asking this daemon for it removes it at once. */
+#define REAP_GRACE_S 60
+
+/* Whether the session's holder wrote its state (its end, for an ended one)
+ * less than REAP_GRACE_S ago. */
+static bool ended_lately(const char *id) {
+  char path[4200];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%s/state", esb_session_dir(), id);
+  return stat(path, &st) == 0 && time(NULL) - st.st_mtime < REAP_GRACE_S;
+}
+
 static void sweep_one(const struct esb_session_info *info, void *arg) {
   struct server *s = arg;
   if (info->end == ESB_SESSION_ALIVE)
     s->sessions_alive++;
-  else
+  else if (!ended_lately(info->id))
     reap(s, info->id, info->end);
 }
 
 /* Looks over the directory of sessions: counts the live ones, and removes
- * what the ended ones left (a session ends by itself, at its TTL or idle
- * timeout, with nobody watching). */
+ * what the ended ones left once REAP_GRACE_S is past (a session ends by
+ * itself, at its TTL or idle timeout, with nobody watching). */
 static void sweep(struct server *s) {
   struct esb_error err;
   s->swept_ns = esb_now_ns();

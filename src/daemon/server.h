@@ -25,8 +25,9 @@
  *                  POST /v1/run's, with "session"
  *                  (a session's create, run and remove are done by helper
  *                  processes, dispatch/session_task.h; every second the
- *                  directory of sessions is looked over and what ended
- *                  sessions left is removed)
+ *                  directory of sessions is looked over, and what an ended
+ *                  session left is removed a minute after its end, at once
+ *                  when it is asked for)
  *   GET /metrics   Prometheus text (daemon/metrics.h)
  *   GET /openapi.json  this API as OpenAPI 3.1 (doc/openapi.json)
  *
