@@ -236,6 +236,33 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     assert_gone(s)
   end)
 
+  -- Checked: without the interrupt of the sessions' runs at the grace's
+  -- end, the daemon waited for the run's own deadline (20 s), which then
+  -- answered timed_out.
+  it("ends a session's run at the end of a stopping daemon's grace, and keeps the session", function()
+    local d = start("--grace 1")
+    local s = create(d)
+    local sleep = env.unique_seconds(300)
+    local client = io.popen(("python3 spec/support/http_client.py request %s POST %s %s"):format(env.quote(d.addr),
+      "/v1/sessions/" .. s.id .. "/run", env.quote(cjson.encode { shell = "sleep " .. sleep, timeout_ms = 20000 })))
+    local second
+    finally(function() stop(second or d) end)
+    assert.is_true(env.wait_running { "sleep", sleep })
+    daemon.signal(d, "TERM", true)
+    os.execute("rm -rf " .. d.dir)
+    local answer = cjson.decode(client:read("a"))
+    client:close()
+    local r = cjson.decode(answer.body)
+    assert.are.equal(200, answer.status)
+    assert.are.same({ "error", "interrupted", s.id }, { r.status, r.error.code, r.session })
+    assert.is_false(env.running { "sleep", sleep })
+    second = start()
+    local _, shown = daemon.request(second, "GET", "/v1/sessions/" .. s.id)
+    assert.are.same({ "alive", 1 }, { shown.state, math.tointeger(shown.runs) })
+    assert.are.equal(200, (daemon.request(second, "DELETE", "/v1/sessions/" .. s.id)))
+    assert_gone(s)
+  end)
+
   it("refuses bad bodies with 400 naming the field, and unknown sessions with 404; makes nothing", function()
     local d = start()
     finally(function() stop(d) end)
