@@ -44,7 +44,7 @@ import time
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
-__all__ = ["Client", "AsyncClient", "Session", "Result", "CollectedFile", "Event", "EchoSandboxError",
+__all__ = ["Client", "AsyncClient", "Session", "AsyncSession", "Result", "CollectedFile", "Event", "EchoSandboxError",
            "Unavailable", "Busy", "Rejected", "SessionGone"]
 __version__ = "0.2.0"
 
@@ -684,16 +684,19 @@ class AsyncClient(_Base):
 
     async def run(self, request=None, **fields):
         """As Client.run."""
-        body = self._body(request, fields)
+        return await self._run_at("/v1/run", self._body(request, fields))
 
+    async def _run_at(self, path, body):
         async def once():
-            return self._result(*await self._call("POST", "/v1/run", body))
+            return self._result(*await self._call("POST", path, body))
         return await self._with_retries(once)
 
-    async def stream(self, request=None, **fields):
+    def stream(self, request=None, **fields):
         """As Client.stream, as an async iterator: async for event in ..."""
-        body = self._body(request, fields)
-        reader, writer, status, headers = await self._with_retries(lambda: self._open_stream(body))
+        return self._stream_at("/v1/run", self._body(request, fields))
+
+    async def _stream_at(self, path, body):
+        reader, writer, status, headers = await self._with_retries(lambda: self._open_stream(path, body))
         try:
             pending = b""
             async for chunk in _body_chunks(reader, headers):
@@ -709,8 +712,8 @@ class AsyncClient(_Base):
         finally:
             writer.close()
 
-    async def _open_stream(self, body):
-        reader, writer, status, headers = await self._send("POST", "/v1/run?stream=1", body)
+    async def _open_stream(self, path, body):
+        reader, writer, status, headers = await self._send("POST", path + "?stream=1", body)
         if status == 200:
             return reader, writer, status, headers
         try:
@@ -732,3 +735,71 @@ class AsyncClient(_Base):
         """As Client.ready."""
         status, obj, _ = await self._call("GET", "/readyz")
         return status == 200, obj
+
+    async def _object(self, method, path, body=None, want=200):
+        async def once():
+            status, obj, headers = await self._call(method, path, body)
+            if status != want:
+                raise _error_for(obj, status, headers)
+            return obj
+        return await self._with_retries(once)
+
+    def session(self, **options):
+        """As Client.session: `async with client.session(...) as session:`,
+        or `session = await client.session(...)` (then `await
+        session.delete()`)."""
+        return AsyncSession(self, options)
+
+    async def sessions(self):
+        """As Client.sessions."""
+        return (await self._object("GET", "/v1/sessions"))["sessions"]
+
+
+class AsyncSession:
+    """Session's surface on asyncio: run, info and delete are coroutines,
+    stream an async iterator; made by awaiting it or entering it."""
+
+    def __init__(self, client, options):
+        self._client, self._options = client, options
+        self.id = self.created = None
+        self._deleted = False
+
+    _path = Session._path
+
+    async def _create(self):
+        if self.id is None:
+            self.created = await self._client._object("POST", "/v1/sessions", self._client._body(None, self._options),
+                                                      want=201)
+            self.id = self.created["id"]
+        return self
+
+    def __await__(self):
+        return self._create().__await__()
+
+    async def __aenter__(self):
+        return await self._create()
+
+    async def __aexit__(self, *exc):
+        await self.delete()
+
+    async def run(self, request=None, **fields):
+        """As Session.run."""
+        return await self._client._run_at(self._path("run"), self._client._body(request, fields))
+
+    def stream(self, request=None, **fields):
+        """As Session.stream, as an async iterator."""
+        return self._client._stream_at(self._path("run"), self._client._body(request, fields))
+
+    async def info(self):
+        """As Session.info."""
+        return await self._client._object("GET", self._path())
+
+    async def delete(self):
+        """As Session.delete."""
+        if self._deleted or self.id is None:
+            return None
+        self._deleted = True
+        try:
+            return await self._client._object("DELETE", self._path())
+        except SessionGone:
+            return None

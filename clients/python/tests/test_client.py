@@ -4,6 +4,7 @@ unix socket with a token.
 
     ECHO_SANDBOX_BIN=build/echo-sandbox python3 -m unittest discover clients/python/tests
 """
+import asyncio
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from echo_sandbox import Client, EchoSandboxError, Rejected, Result, Session, SessionGone  # noqa: E402
+from echo_sandbox import AsyncClient, Client, EchoSandboxError, Rejected, Result, Session, SessionGone  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("ECHO_SANDBOX_BIN") or os.path.join(HERE, "..", "..", "..", "build", "echo-sandbox")
@@ -199,6 +200,23 @@ class Sessions(unittest.TestCase):
                 self.client.session(**options)
             self.assertEqual(caught.exception.http_status, 400)
             self.assertIn(field, caught.exception.message)
+
+    def test_the_async_client_has_sessions_too(self):
+        async def go():
+            async with AsyncClient(url=self.client.url, timeout=60) as client:
+                async with client.session(idle_timeout_ms=60000) as s:
+                    await s.run(shell="echo 7 > n")
+                    r = await s.run(shell="cat n")
+                    events = [e async for e in s.stream(shell="cat n")]
+                    ids = [x["id"] for x in await client.sessions()]
+                with self.assertRaises(SessionGone) as caught:
+                    await s.info()
+                return s.id, r, events, ids, caught.exception.ended
+        sid, r, events, ids, ended = asyncio.run(go())
+        self.assertEqual((r.stdout, r.session), ("7\n", sid))
+        self.assertEqual([e.data for e in events[:-1]], ["7\n"])
+        self.assertIn(sid, ids)
+        self.assertEqual(ended, "deleted")
 
     def test_an_unknown_session_is_gone_without_a_reason(self):
         ghost = Session(self.client, {"id": "0123456789abcdef" * 2})
