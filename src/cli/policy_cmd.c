@@ -88,8 +88,7 @@ static const char *seccomp_rule(enum esb_seccomp_profile profile, size_t *i, cha
   return NULL;
 }
 
-/* The plan's limits as the "limits" field of the table on top. */
-static void set_limits(lua_State *L, const struct esb_plan *p) {
+void esb_cli_push_plan_limits(lua_State *L, const struct esb_plan *p) {
   lua_newtable(L);
   for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) { /* under their policy names (engine/contract/limits.def) */
     const struct esb_limit_field *d = &esb_limit_fields[i];
@@ -101,6 +100,11 @@ static void set_limits(lua_State *L, const struct esb_plan *p) {
       set_int(L, d->plan_key, *(const uint64_t *)member);
     }
   }
+}
+
+/* The plan's limits as the "limits" field of the table on top. */
+static void set_limits(lua_State *L, const struct esb_plan *p) {
+  esb_cli_push_plan_limits(L, p);
   lua_setfield(L, -2, "limits");
 }
 
