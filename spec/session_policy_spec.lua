@@ -191,7 +191,9 @@ describe("the policy's session hook", function()
   end)
 
   -- Checked: without the decision reader's esb_fields_only, the misspelt
-  -- 'ttl' was dropped and the session made with the default lifetime.
+  -- 'ttl' was dropped and the session made with the default lifetime;
+  -- without policy check's call of the hook, the check passed the hook
+  -- that raises (exit 0).
   it("refuses a decision with a field it does not know, or a bad one, as policy_error naming it", function()
     for change, named in pairs {
       ["d.ttl = 5000"] = "unknown field 'ttl'",
@@ -213,10 +215,18 @@ describe("the policy's session hook", function()
     end
     local path = env.policy_file "function policy:session() error('no sessions today') end"
     local r, code = create(path)
-    os.remove(path)
     assert.are.equal(125, code)
     assert.are.equal("policy_error", r.error.code)
     assert.truthy(r.error.message:find("no sessions today", 1, true), r.error.message)
+    -- policy check finds it before any session is asked for
+    local out, err
+    out, err, code = cli { "policy", "check", path }
+    os.remove(path)
+    assert.are.equal(1, code, out .. err)
+    assert.truthy(out:find("problem  session", 1, true) and out:find("no sessions today", 1, true), out)
+    out, err, code = cli { "policy", "check", "policies/default.lua" }
+    assert.are.equal(0, code, out .. err)
+    assert.truthy(out:find("ok       session", 1, true), out)
   end)
 
   -- Checked: with the hook's absence taken as a policy error, the create
