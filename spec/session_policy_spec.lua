@@ -92,9 +92,10 @@ describe("the policy's session hook", function()
     remove(out:match("%x+"))
   end)
 
-  -- Checked: with the request's limits left as they were asked (decide's
-  -- copy of the decision's limits into the request taken out), the
-  -- session's memory was the 200Mi asked, over the hook's 64Mi ceiling.
+  -- Checked: with the request's limits left as they were asked
+  -- (esb_session_make's copy of the decision's limits into the request
+  -- taken out), the session's memory was the 200Mi asked, over the hook's
+  -- 64Mi ceiling.
   it("takes a site policy's ceilings and defaults: lifetime and limits", function()
     local path = env.policy_file [[
       policy.sessions.ttl_ms = 4000

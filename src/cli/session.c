@@ -16,6 +16,7 @@
 #include "backend/local_session.h"
 #include "cli/cli.h"
 #include "cli/request.h"
+#include "dispatch/session_create.h"
 #include "codec/json.h"
 #include "engine/contract/quantity.h"
 #include "engine/strv.h"
@@ -123,13 +124,11 @@ struct planned {
   struct esb_request req;
   struct esb_policy *policy;
   struct esb_plan plan;
-  struct esb_session_decision decision; /* create's */
   lua_State *L;
   char **args;
 };
 
 static void planned_release(struct planned *p) {
-  esb_session_decision_release(&p->decision);
   esb_plan_release(&p->plan);
   esb_policy_close(p->policy);
   esb_request_release(&p->req);
@@ -214,42 +213,21 @@ static int create_args(int argc, char **argv, struct esb_session_options *so, st
 
 static void push_session(lua_State *L, const struct esb_session_info *info);
 
-/* The policy's decision of the session (its hook `session`), given what
- * the engine knows of the live sessions; the request's limits become the
- * decided ones, for the plan of the session's sandbox, and so the rest. */
-static int decide(struct planned *p, struct esb_session_options *so, struct esb_error *err) {
-  uint64_t *by_label = calloc(p->req.nlabels + 1, sizeof *by_label);
-  struct esb_session_known known = { .by_label = by_label };
-  struct esb_session_ask ask = { .req = &p->req, .ttl_ms = so->ttl_ms, .idle_timeout_ms = so->idle_timeout_ms };
-  int rc = by_label ? esb_session_census(p->req.labels, &known.live, by_label, err)
-                    : esb_error_set(err, ESB_E_SYSTEM, "out of memory");
-  if (rc == 0)
-    rc = esb_policy_session(p->policy, &ask, &known, &p->decision, err);
-  free(by_label);
-  if (rc < 0)
-    return -1;
-  p->req.limits = p->decision.limits;
-  *so = (struct esb_session_options){ .ttl_ms = p->decision.ttl_ms, .idle_timeout_ms = p->decision.idle_timeout_ms,
-                                      .labels = p->req.labels, .tenant_label = p->decision.tenant_label,
-                                      .max_per_tenant = p->decision.max_per_tenant };
-  return 0;
-}
-
 /* What the policy decided, into the session's object on top: the limits of
  * its plan, its kernels and labels, the notes of what was lowered (the
  * decision's, then the plan's). */
-static void push_decision(lua_State *L, const struct planned *p) {
-  esb_cli_push_plan_limits(L, &p->plan);
+static void push_decision(lua_State *L, const struct esb_session_made *m, char **labels) {
+  esb_cli_push_plan_limits(L, &m->plan);
   lua_setfield(L, -2, "limits");
   lua_newtable(L);
   int n = 0;
-  for (char **v = p->decision.kernels; v && *v; v++) {
+  for (char **v = m->decision.kernels; v && *v; v++) {
     lua_pushstring(L, *v);
     lua_rawseti(L, -2, ++n);
   }
   lua_setfield(L, -2, "kernels");
   lua_newtable(L);
-  for (char **kv = p->req.labels; kv && *kv; kv++) {
+  for (char **kv = labels; kv && *kv; kv++) {
     const char *eq = strchr(*kv, '=');
     lua_pushlstring(L, *kv, (size_t)(eq - *kv));
     lua_pushstring(L, eq + 1);
@@ -258,7 +236,7 @@ static void push_decision(lua_State *L, const struct planned *p) {
   lua_setfield(L, -2, "labels");
   lua_newtable(L);
   n = 0;
-  char **const notes[] = { p->decision.clamped, p->plan.clamped };
+  char **const notes[] = { m->decision.clamped, m->plan.clamped };
   for (size_t i = 0; i < 2; i++)
     for (char **v = notes[i]; v && *v; v++) {
       lua_pushstring(L, *v);
@@ -268,8 +246,8 @@ static void push_decision(lua_State *L, const struct planned *p) {
 }
 
 /* The notes of what the policy lowered, on stderr, where no JSON says them. */
-static void say_clamped(const struct planned *p) {
-  char **const notes[] = { p->decision.clamped, p->plan.clamped };
+static void say_clamped(const struct esb_session_made *m) {
+  char **const notes[] = { m->decision.clamped, m->plan.clamped };
   for (size_t i = 0; i < 2; i++)
     for (char **v = notes[i]; v && *v; v++)
       fprintf(stderr, "echo-sandbox: %s\n", *v);
@@ -296,6 +274,7 @@ static int session_create(int argc, char **argv) {
   struct planned p = { .policy = NULL };
   struct esb_session_options so = { 0 };
   struct esb_strv labels = ESB_STRV_INIT;
+  struct esb_session_made made = ESB_SESSION_MADE_INIT;
   struct esb_error err = ESB_ERROR_INIT;
   int n = 0, rc;
   if (!(p.args = calloc((size_t)argc + 3, sizeof *p.args)))
@@ -306,10 +285,9 @@ static int session_create(int argc, char **argv) {
   p.req.nlabels = labels.n;
   if (rc == 0 && labels.n && !(p.req.labels = esb_strv_detach(&labels)))
     rc = esb_error_set(&err, ESB_E_SYSTEM, "out of memory");
-  char id[ESB_SESSION_ID_LEN + 1];
   struct esb_session_info info;
-  if (rc < 0 || decide(&p, &so, &err) < 0 || plan(&p, &err) < 0 || esb_session_create(&p.plan, &so, id, &err) < 0 ||
-      esb_session_info(id, &info, &err) < 0) {
+  if (rc < 0 || esb_session_make(p.policy, &p.req, so.ttl_ms, so.idle_timeout_ms, &made, &err) < 0 ||
+      esb_session_info(made.id, &info, &err) < 0) {
     if (p.o.json && p.L)
       print_error(p.L, &err);
     rc = fail(&err);
@@ -317,14 +295,15 @@ static int session_create(int argc, char **argv) {
   }
   if (p.o.json) {
     push_session(p.L, &info);
-    push_decision(p.L, &p);
+    push_decision(p.L, &made, p.req.labels);
     esb_json_print(p.L);
   } else {
-    say_clamped(&p);
-    puts(id);
+    say_clamped(&made);
+    puts(made.id);
   }
   rc = 0;
 out:
+  esb_session_made_release(&made);
   esb_strv_clear(&labels);
   planned_release(&p);
   return rc;

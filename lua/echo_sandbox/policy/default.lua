@@ -166,7 +166,8 @@ policy.ceilings = {
 -- idle_timeout_ms, or these defaults, each at most its ceiling (a request
 -- that asks more gets the ceiling, and a note says so); the session's
 -- limits as a run's (defaults, and ceilings.limits: the runs' own unless
--- set apart here). tenant_label: the label whose value names a session's
+-- set apart here; lower only, as the plan of the session's sandbox keeps
+-- to the runs' ceilings as well). tenant_label: the label whose value names a session's
 -- tenant, of whom at most max_per_tenant sessions live at once (sessions
 -- without the label are one tenant together; nil: no such limit; labels
 -- are the requester's word, so this shares a host out fairly among
@@ -553,13 +554,14 @@ end
 --   idle_timeout_ms how long it may go without a run (1 ms ... 24 hours)
 --   limits          the whole session's limits, as a plan's (each nil: the
 --                   plan's default); the plan of the session's sandbox is
---                   made with them as the request's
+--                   made with them as the request's, so the plan's ceilings
+--                   (limits_for) hold them too
 --   clamped         array of strings or nil: what of the request was
 --                   lowered to the policy's ceilings
 --   tenant_label    a label's name, or nil: the sessions that carry the
 --                   same value of it (or all that lack it) are one tenant's
 --   max_per_tenant  with tenant_label: how many of one tenant's sessions
---                   may live at once; the engine counts them and makes the
+--                   may live at once (nil or 0: any number); the engine counts them and makes the
 --                   session under one lock, and refuses one more with the
 --                   error too_many_sessions (CLI exit status 75)
 --   kernels         array of language names: the languages whose cells
