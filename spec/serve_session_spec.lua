@@ -263,6 +263,37 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     assert_gone(s)
   end)
 
+  -- The policy's hook decides a create through the daemon as through the
+  -- CLI (dispatch/session_create.h). Checked: with the helper's notes of
+  -- what the policy lowered not sent back, "clamped" was missing.
+  it("makes a session as the policy decides: lowered with notes, one too many for a tenant is 429", function()
+    local policy = env.policy_file [[
+      policy.sessions.max_per_tenant = 1
+      policy.sessions.ttl_ms = 30000
+      policy.sessions.ceilings = { ttl_ms = 60000, idle_timeout_ms = 600000 }]]
+    local d = start("--policy " .. env.quote(policy))
+    finally(function()
+      stop(d)
+      os.remove(policy)
+    end)
+    local status, a = daemon.request(d, "POST", "/v1/sessions", cjson.encode { ttl_ms = 100000, labels = { tenant = "a" } })
+    assert.are.equal(201, status, cjson.encode(a))
+    assert.are.same({ 60000, { "ttl_ms 100000 lowered to the policy's ceiling 60000" } },
+                    { math.tointeger(a.ttl_ms), a.clamped })
+    local refused, headers
+    status, refused, headers = daemon.send(d, "POST", "/v1/sessions", { body = cjson.encode { labels = { tenant = "a" } } })
+    assert.are.equal(429, status)
+    assert.are.same({ "too_many_sessions", true }, { refused.error.code, refused.error.retryable })
+    assert.truthy(headers["retry-after"])
+    local b
+    status, b = daemon.request(d, "POST", "/v1/sessions", cjson.encode { labels = { tenant = "b" } })
+    assert.are.equal(201, status)
+    assert.is_nil(b.clamped)
+    for _, id in ipairs { a.id, b.id } do
+      assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. id)))
+    end
+  end)
+
   it("refuses bad bodies with 400 naming the field, and unknown sessions with 404; makes nothing", function()
     local d = start()
     finally(function() stop(d) end)

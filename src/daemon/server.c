@@ -667,17 +667,41 @@ static void session_run_done(struct conn *st) {
   esb_result_release(&r);
 }
 
+/* The session as made: its info, and "clamped", the notes of what the
+ * policy lowered, where it lowered something. */
+static void respond_created(struct conn *st, const struct esb_session_info *info) {
+  lua_State *L = st->s->L;
+  const struct esb_strv *notes = &st->task.clamped;
+  esb_session_push_info(L, info);
+  if (notes->n) {
+    lua_createtable(L, (int)notes->n, 0);
+    for (size_t i = 0; i < notes->n; i++) {
+      lua_pushstring(L, notes->v[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "clamped");
+  }
+  respond_table(st, 201);
+}
+
 static void session_created(struct conn *st) {
   struct server *s = st->s;
   struct esb_error err = st->task.error;
   struct esb_session_info info;
   if (err.code == ESB_OK && esb_session_info(st->task.id, &info, &err) == 0) {
     s->m.sessions_created++;
-    respond_info(st, 201, &info);
+    respond_created(st, &info);
+  } else if (err.code == ESB_E_TOO_MANY_SESSIONS) { /* one of the tenant's may end */
+    s->m.rejected_busy++;
+    struct esb_result r = ESB_RESULT_INIT;
+    esb_result_fail_error(&r, &err);
+    respond_retry_later(st, 429, &r);
+    esb_result_release(&r);
   } else {
     respond_error(st, err.code == ESB_E_INVALID_REQUEST ? 400 : 500, err.code, err.message);
   }
   esb_result_release(&st->task.result);
+  esb_strv_clear(&st->task.clamped);
   admitted_ended(st);
 }
 
@@ -714,14 +738,15 @@ static void session_task_done(struct esb_session_task *t, void *userdata) {
 static bool start_session_task(struct conn *st) {
   struct server *s = st->s;
   struct esb_error err = ESB_ERROR_INIT;
-  struct esb_plan plan;
+  struct esb_plan plan = ESB_PLAN_INIT;
   bool create = st->kind == CONN_SESSION_CREATE;
-  int rc = create ? esb_session_plan_create(s->policy, &st->req, &plan, &err)
-                  : esb_session_plan_run(s->policy, &st->req, &plan, &err);
+  int rc = create ? 0 : esb_session_plan_run(s->policy, &st->req, &plan, &err);
   st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
   st->task.op = create ? ESB_SESSION_OP_CREATE : ESB_SESSION_OP_RUN;
   memcpy(st->task.id, st->session, sizeof st->task.id);
   st->task.plan = &plan;
+  st->task.policy = s->policy;
+  st->task.req = &st->req;
   st->task.options = st->session_options;
   st->task.on_done = session_task_done;
   st->task.userdata = st;

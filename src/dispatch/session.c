@@ -75,12 +75,6 @@ int esb_session_create_request(lua_State *L, int idx, struct esb_request *req, s
   return rc;
 }
 
-int esb_session_plan_create(struct esb_policy *policy, const struct esb_request *req, struct esb_plan *plan,
-                            struct esb_error *err) {
-  *plan = (struct esb_plan)ESB_PLAN_INIT;
-  return esb_policy_plan(policy, req, plan, false, err);
-}
-
 int esb_session_check_run(const struct esb_request *req, struct esb_error *err) {
   /* A session's memory and CPU rate are the whole session's, its cgroups',
    * set at create: a run in it has none of its own that could hold it. */

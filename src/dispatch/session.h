@@ -1,8 +1,9 @@
-/* Sessions for every face (backend/local_session.h): what a face is given
- * (flags, a JSON body) made into a request and options, planned through
- * the policy; a session's state as the JSON object every face shows; and
- * the blocking operations (create, a run, remove) carried out off the
- * caller's loop (dispatch/session_task.h).
+/* Sessions for every face (backend/local_session.h): a JSON body made into
+ * a create's request and options (esb_session_make, in
+ * dispatch/session_create.h, makes the session); a run's plan; a
+ * session's state as the JSON object every face shows. The blocking
+ * operations (create, a run, remove) go off the caller's loop in
+ * dispatch/session_task.h.
  *
  * Functions follow engine/error.h: 0, or -1 with err filled. */
 #ifndef ESB_DISPATCH_SESSION_H
@@ -23,14 +24,10 @@
  * milliseconds, 1 or more, at most the ceiling), limits, labels, backend.
  * A run's fields (shell, code, stdin...) and the fields sessions do not
  * take yet (env, files) are refused by name, as is any other. req gets a
- * request of ESB_SESSION_PROGRAM with the limits, labels and backend. */
+ * request of ESB_SESSION_PROGRAM with the limits, labels and backend, for
+ * esb_session_make (dispatch/session_create.h). */
 int esb_session_create_request(lua_State *L, int idx, struct esb_request *req, struct esb_session_options *o,
                                struct esb_error *err);
-
-/* The plan of a session's creation, by the policy, from a request whose
- * program is ESB_SESSION_PROGRAM. */
-int esb_session_plan_create(struct esb_policy *policy, const struct esb_request *req, struct esb_plan *plan,
-                            struct esb_error *err);
 
 /* What a run in a session may not have of its own, refused: its memory
  * and CPU rate are the whole session's. */

@@ -1,8 +1,9 @@
 /* A session's blocking operations in forked helpers (dispatch/session_task.h).
  *
  * The helper's word is frames on a pipe: a header (kind, length), then the
- * bytes. Output comes as it comes ('o' stdout, 'e' stderr); the last frame
- * is the run's result ('R') or a create's or remove's outcome ('D'). */
+ * bytes. Output comes as it comes ('o' stdout, 'e' stderr); a create's
+ * notes of what the policy lowered ('N', one each); the last frame is the
+ * run's result ('R') or a create's or remove's outcome ('D'). */
 #include "dispatch/session_task.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dispatch/session_create.h"
 #include "engine/fileio.h"
 
 struct frame {
@@ -118,6 +120,18 @@ static void helper_fds(int frames, int interrupt) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* The session as the policy decides it; the notes of what it lowered. */
+static void create(struct esb_session_task *t, struct outcome *o) {
+  struct esb_session_made made = ESB_SESSION_MADE_INIT;
+  if (esb_session_make(t->policy, t->req, t->options.ttl_ms, t->options.idle_timeout_ms, &made, &o->error) == 0)
+    memcpy(o->id, made.id, sizeof o->id);
+  char **const notes[] = { made.decision.clamped, made.plan.clamped };
+  for (size_t i = 0; i < 2; i++)
+    for (char **v = notes[i]; v && *v; v++)
+      send_frame('N', *v, strlen(*v));
+  esb_session_made_release(&made);
+}
+
 static _Noreturn void helper(struct esb_session_task *t, int frames, int interrupt) {
   helper_fds(frames, interrupt);
   struct outcome o = { .error = ESB_ERROR_INIT, .was = ESB_SESSION_ALIVE };
@@ -129,7 +143,7 @@ static _Noreturn void helper(struct esb_session_task *t, int frames, int interru
     _exit(0);
   }
   if (t->op == ESB_SESSION_OP_CREATE)
-    esb_session_create(t->plan, &t->options, o.id, &o.error);
+    create(t, &o);
   else
     esb_session_remove(t->id, &o.was, &o.error);
   send_frame('D', &o, sizeof o);
@@ -223,7 +237,11 @@ static void take_frames(struct esb_session_task *t) {
     const char *p = t->buf + off + sizeof h;
     if ((h.kind == 'o' || h.kind == 'e') && t->output.fn)
       t->output.fn(h.kind == 'o' ? 1 : 2, p, h.len, t->output.userdata);
-    else if (h.kind == 'R') {
+    else if (h.kind == 'N') {
+      char *note = strndup(p, h.len);
+      if (note)
+        esb_strv_take(&t->clamped, note);
+    } else if (h.kind == 'R') {
       esb_result_release(&t->result);
       t->got_outcome = take_result(p, h.len, &t->result) == 0;
     } else if (h.kind == 'D' && h.len == sizeof(struct outcome)) {

@@ -27,6 +27,8 @@
 #include "backend/plan.h"
 #include "engine/contract/result.h"
 #include "engine/error.h"
+#include "engine/strv.h"
+#include "policy/policy.h"
 
 struct esb_session_task;
 
@@ -52,8 +54,11 @@ struct esb_session_task {
   /* inputs */
   enum esb_session_op op;
   char id[ESB_SESSION_ID_LEN + 1]; /* run, remove: the session; create: its id, once made */
-  const struct esb_plan *plan;     /* create, run: read by the helper only (not kept) */
-  struct esb_session_options options; /* create */
+  const struct esb_plan *plan;     /* run: read by the helper only (not kept) */
+  struct esb_policy *policy;       /* create: the session as the policy decides it
+                                      (esb_session_make), in the helper */
+  struct esb_request *req;         /* create: its request (the helper's copy is changed) */
+  struct esb_session_options options; /* create: ttl_ms and idle_timeout_ms as asked */
   struct esb_output_sink output;   /* run: the callback gets the output as it comes, on the
                                       caller's loop; none: the result's capture only */
   esb_session_task_done_fn on_done;
@@ -62,6 +67,8 @@ struct esb_session_task {
   struct esb_result result;        /* run: the run's; the caller releases it */
   struct esb_error error;          /* create, remove: ESB_OK, or why it failed */
   enum esb_session_end was;        /* remove: how the session had ended (ALIVE: it was alive) */
+  struct esb_strv clamped;         /* create: the notes of what the policy lowered; the
+                                      caller clears it (esb_strv_clear) */
   /* private */
   struct esb_session_tasks *set;
   struct esb_session_task *next, *prev;
