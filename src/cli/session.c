@@ -18,6 +18,7 @@
 #include "cli/request.h"
 #include "dispatch/session_create.h"
 #include "codec/json.h"
+#include "dispatch/session.h"
 #include "engine/contract/quantity.h"
 #include "engine/strv.h"
 #include "engine/runtime/signals.h"
@@ -211,8 +212,6 @@ static int create_args(int argc, char **argv, struct esb_session_options *so, st
   return -1;
 }
 
-static void push_session(lua_State *L, const struct esb_session_info *info);
-
 /* What the policy decided, into the session's object on top: the limits of
  * its plan, its kernels and labels, the notes of what was lowered (the
  * decision's, then the plan's). */
@@ -294,7 +293,7 @@ static int session_create(int argc, char **argv) {
     goto out;
   }
   if (p.o.json) {
-    push_session(p.L, &info);
+    esb_session_push_info(p.L, &info);
     push_decision(p.L, &made, p.req.labels);
     esb_json_print(p.L);
   } else {
@@ -345,12 +344,8 @@ static int session_run(int argc, char **argv) {
   int sigfd = esb_signal_fd(exit_signals, 3);
   struct esb_result result = ESB_RESULT_INIT;
   struct esb_output_sink ours = { .fds = { 1, 2 } };
-  /* A session's memory and CPU rate are the whole session's, its cgroups',
-   * set at create: a run in it has none of its own that could hold it. */
-  if (p.req.limits.memory_bytes || p.req.limits.cpu_millicores)
-    esb_result_fail(&result, ESB_E_INVALID_REQUEST, "a run in a session takes no %s of its own: the "
-                    "session's, given to `session create`, hold all its runs",
-                    p.req.limits.memory_bytes ? "memory limit" : "CPU rate");
+  if (esb_session_check_run(&p.req, &err) < 0)
+    esb_result_fail_error(&result, &err);
   else
     esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
@@ -373,32 +368,6 @@ out:
   return rc;
 }
 
-static void push_session(lua_State *L, const struct esb_session_info *info) {
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, info->id);
-  lua_setfield(L, -2, "id");
-  lua_pushstring(L, info->end == ESB_SESSION_ALIVE ? "alive" : "ended");
-  lua_setfield(L, -2, "state");
-  if (info->end != ESB_SESSION_ALIVE) {
-    lua_pushstring(L, esb_session_end_name(info->end));
-    lua_setfield(L, -2, "ended");
-  }
-  lua_pushinteger(L, (lua_Integer)info->pid);
-  lua_setfield(L, -2, "pid");
-  lua_pushinteger(L, (lua_Integer)info->runs);
-  lua_setfield(L, -2, "runs");
-  lua_pushinteger(L, (lua_Integer)info->created_ms);
-  lua_setfield(L, -2, "created_ms");
-  lua_pushinteger(L, (lua_Integer)(info->created_ms + info->ttl_ms));
-  lua_setfield(L, -2, "expires_ms");
-  lua_pushinteger(L, (lua_Integer)info->ttl_ms);
-  lua_setfield(L, -2, "ttl_ms");
-  lua_pushinteger(L, (lua_Integer)info->idle_timeout_ms);
-  lua_setfield(L, -2, "idle_timeout_ms");
-  lua_pushboolean(L, info->cgroups);
-  lua_setfield(L, -2, "cgroups");
-}
-
 static void print_line(const struct esb_session_info *info) {
   time_t expires = (time_t)((info->created_ms + info->ttl_ms) / 1000);
   char when[32];
@@ -414,7 +383,7 @@ static void list_one(const struct esb_session_info *info, void *arg) {
     print_line(info);
     return;
   }
-  push_session(L, info);
+  esb_session_push_info(L, info);
   esb_json_print(L);
 }
 
