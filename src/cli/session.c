@@ -13,9 +13,11 @@
 
 #include <lua.h>
 
+#include "backend/k8s_session.h"
 #include "backend/local_session.h"
 #include "cli/cli.h"
 #include "cli/request.h"
+#include "cli/session_k8s.h"
 #include "codec/json.h"
 #include "engine/contract/quantity.h"
 #include "engine/runtime/signals.h"
@@ -110,6 +112,10 @@ static int fail(const struct esb_error *err) {
   return rc;
 }
 
+int esb_cli_session_fail(const struct esb_error *err) {
+  return fail(err);
+}
+
 /* What create and run share: flags through run's parser (cli/request.h),
  * a request, the policy's plan of it. */
 struct planned {
@@ -119,6 +125,7 @@ struct planned {
   struct esb_plan plan;
   lua_State *L;
   char **args;
+  bool k8s; /* a run in a k8s session: planned for k8s, whatever the policy's backend */
 };
 
 static void planned_release(struct planned *p) {
@@ -146,7 +153,9 @@ static int plan_from(struct planned *p, int argc, char **args, const char *usage
   if (esb_cli_read_request(p->L, &p->o, &p->req, err) < 0 || !(p->policy = esb_policy_open(p->o.policy, err)))
     return -1;
   p->plan = (struct esb_plan)ESB_PLAN_INIT;
-  return esb_policy_plan(p->policy, &p->req, &p->plan, false, err);
+  if (p->k8s)
+    p->req.backend = ESB_BACKEND_K8S;
+  return esb_policy_plan(p->policy, &p->req, &p->plan, p->k8s, err);
 }
 
 /* A whole number of milliseconds, 1 or more. */
@@ -199,6 +208,10 @@ static int session_create(int argc, char **argv) {
   if ((rc = create_args(argc, argv, &so, p.args, &n)) >= 0 ||
       (rc = plan_from(&p, n, p.args, create_usage, false, &err)) > 0)
     goto out;
+  if (rc == 0 && p.plan.backend == ESB_BACKEND_K8S) {
+    rc = esb_cli_k8s_session_create(p.policy, &p.req, &p.plan, so.ttl_ms, so.idle_timeout_ms, p.o.json ? p.L : NULL);
+    goto out;
+  }
   char id[ESB_SESSION_ID_LEN + 1];
   struct esb_session_info info;
   if (rc < 0 || esb_session_create(&p.plan, &so, id, &err) < 0 || esb_session_info(id, &info, &err) < 0) {
@@ -235,7 +248,7 @@ static int session_run(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-')
     return usage_error("run", "the session's id comes first", NULL);
   const char *id = argv[1];
-  struct planned p = { .policy = NULL };
+  struct planned p = { .k8s = esb_k8s_session_id(id) };
   struct esb_error err = ESB_ERROR_INIT;
   int rc;
   if (!(p.args = calloc((size_t)argc + 1, sizeof *p.args)))
@@ -259,6 +272,8 @@ static int session_run(int argc, char **argv) {
     esb_result_fail(&result, ESB_E_INVALID_REQUEST, "a run in a session takes no %s of its own: the "
                     "session's, given to `session create`, hold all its runs",
                     p.req.limits.memory_bytes ? "memory limit" : "CPU rate");
+  else if (p.k8s)
+    esb_cli_k8s_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   else
     esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
@@ -392,6 +407,8 @@ int esb_cli_session(int argc, char **argv) {
     fputs(session_usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (esb_cli_k8s_session_command(argc, argv))
+    return esb_cli_k8s_session(argc - 1, argv + 1);
   for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
     if (strcmp(argv[1], subcommands[i].name) == 0)
       return subcommands[i].main(argc - 1, argv + 1);
