@@ -114,8 +114,8 @@ env.each_kubectl(function(minor)
 
       -- Checked: without the timer of the exec'd wrapper (its sleep and
       -- kill), the second run waited for the first's sleep until its own
-      -- timeout; without the reap after a run, the third's wait for the
-      -- left-behind process timed out.
+      -- timeout (15 s); without the reap after a run, the fourth's wait for
+      -- the process the third left timed out.
       it("ends a run's processes at its deadline and when it ends, not the session", function()
         local id = create(server)
         local r, code = run(server, id, { shell = "sleep 300 & echo $! > bg.pid; echo started; sleep 300",
@@ -153,9 +153,9 @@ env.each_kubectl(function(minor)
       local server
       before_each(function() server = fixture.server end)
 
-      -- Checked: with the wait script's loop never ending (c=0 each tick),
-      -- the pod still ran after 20 s; without a run's mark, the session
-      -- ended under the run of 2 s and the run after it failed.
+      -- Checked: with the wait script's count never growing (c=0 each
+      -- tick), the pod still ran after 20 s; without a run's mark, the
+      -- session ended under the run of 2 s (AttachLost).
       it("ends at its idle timeout with nobody watching, but not while a run goes on", function()
         local id = create(server, "--idle-timeout", "1000")
         local r = run(server, id, { shell = "sleep 2; echo done", timeout_ms = 10000 })
@@ -213,6 +213,8 @@ env.each_kubectl(function(minor)
         end)
       end)
 
+      -- Checked: without cut_exec_report, kubectl's klog lines of the break
+      -- were the program's stderr.
       describe("where the exec connection is cut", function()
         local fixture = fake.per_spec(minor, "--drop-exec")
         it("says the output is incomplete, never the program's exit", function()

@@ -15,17 +15,16 @@
 
 /* The session pod's first process: $1 ticks of $2 seconds without a run
  * end it (exit 0: the pod Succeeded, which `session show` reads as idle).
- * A run marks itself .echo-sandbox-run.PID in the working dir while it goes
- * on and .echo-sandbox-ran.PID once it ended (esb_k8s_session_run_script):
- * either starts the count again, the first one for as long as its process
- * lives. As the pod's pid 1 it gets no default action for SIGTERM (a
- * delete's): the trap ends it. */
+ * A run marks itself .echo-sandbox-run.PID in the working dir
+ * (esb_k8s_session_run_script): a mark starts the count again for as long
+ * as its process lives, and once more when it is found gone and removed,
+ * so that a run shorter than a tick counts too. As the pod's pid 1 it gets
+ * no default action for SIGTERM (a delete's): the trap ends it. */
 const char esb_k8s_session_wait_script[] =
   "n=$1 t=$2 c=0; trap 'exit 143' TERM; "
   "while [ \"$c\" -lt \"$n\" ]; do sleep \"$t\" & wait $!; c=$((c + 1)); "
-  "for f in .echo-sandbox-ran.* .echo-sandbox-run.*; do [ -e \"$f\" ] || continue; c=0; "
-  "case $f in .echo-sandbox-ran.*) rm -f -- \"$f\" ;; *) kill -0 \"${f##*.}\" 2>/dev/null || rm -f -- \"$f\" ;; esac; "
-  "done; done; exit 0";
+  "for f in .echo-sandbox-run.*; do [ -e \"$f\" ] || continue; c=0; "
+  "kill -0 \"${f##*.}\" 2>/dev/null || rm -f -- \"$f\"; done; done; exit 0";
 
 /* The exec'd command of a run in a session: $1 the run's deadline in
  * seconds, then the run's env (NAME=VALUE, exported: kubectl exec has no
@@ -36,18 +35,25 @@ const char esb_k8s_session_wait_script[] =
  * kubectl ending closes the run's stdin, nothing more) and once the run has
  * ended, every process of our session but us is killed (one that made a
  * session of its own escapes this; where we lead no session nothing is
- * killed). The marks tell the pod's wait script that a run goes on. */
+ * killed). The processes are found in one read of every /proc/PID/stat
+ * (a shell's read takes a byte a syscall: a few hundred processes would
+ * take 100 ms), and each one found is read again on its own before the
+ * kill, so that a name (comm) with a newline in it cannot make a line that
+ * names another process. The marks tell the pod's wait script that a run
+ * goes on. */
 const char esb_k8s_session_run_script[] =
   "t=$1; shift; while [ \"$1\" != -- ]; do export \"$1\" || exit 125; shift; done; shift; "
   "m=.echo-sandbox-run.$$; : > \"$m\" || exit 125; "
   "reap() { read -r l < /proc/$$/stat || return 0; IFS=' '; set -- ${l##*) }; [ \"$4\" = $$ ] || return 0; "
-  "k=1; while [ -n \"$k\" ]; do k=; for d in /proc/[0-9]*; do p=${d#/proc/}; [ \"$p\" != $$ ] || continue; "
-  "read -r l 2>/dev/null < \"$d/stat\" || continue; set -- ${l##*) }; "
-  "[ \"$4\" = $$ ] && [ \"$1\" != Z ] && kill -9 \"$p\" 2>/dev/null && k=1; done; done; }; "
-  "trap 'reap; mv -f \"$m\" .echo-sandbox-ran.$$; exit 137' TERM; "
+  "k=1; while [ -n \"$k\" ]; do k=; a=$(cat /proc/[0-9]*/stat 2>/dev/null); IFS='\n'; set -f; for l in $a; do "
+  "case $l in *\" $$ \"*) ;; *) continue ;; esac; IFS=' '; set -- ${l##*) }; p=${l%% *}; "
+  "[ \"$4\" = $$ ] && [ \"$p\" != $$ ] && [ \"$1\" != Z ] || continue; "
+  "read -r l 2>/dev/null < \"/proc/$p/stat\" || continue; set -- ${l##*) }; "
+  "[ \"$4\" = $$ ] && kill -9 \"$p\" 2>/dev/null && k=1; done; set +f; done; }; "
+  "trap 'reap; exit 137' TERM; "
   "( sleep \"$t\"; kill -TERM $$ ) </dev/null >/dev/null 2>&1 & "
   "exec 3<&0; \"$@\" <&3 3<&- & c=$!; exec 3<&- </dev/null; "
-  "wait \"$c\"; s=$?; reap; mv -f \"$m\" .echo-sandbox-ran.$$; exit \"$s\"";
+  "wait \"$c\"; s=$?; reap; exit \"$s\"";
 
 bool esb_k8s_session_id(const char *s) {
   size_t n = sizeof ESB_K8S_SESSION_PREFIX - 1;

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Wall time of a run in a k8s session against raw kubectl exec -i of the
+# same command into the same pod, on the loopback fake API server
+# (spec/support/fake_kube.py, reporting 1.${MINOR:-32}), in one hyperfine run:
+#   session run       echo-sandbox session run ID -- /bin/true
+#   kubectl exec -i   kubectl exec -i -q ID -- /bin/true (stdin empty)
+# Writes bench/results/k8s_session.md and prints the ratio.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/common.sh"
+ensure_packages hyperfine python3
+"$here/bootstrap.sh" build
+work=$(mktemp -d)
+python3 "$here/spec/support/fake_kube.py" --port-file "$work/port" --minor "${MINOR:-32}" &
+server=$!
+trap 'kill $server; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+cat > "$work/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$work/port")"}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: echo-sandbox}}]
+current-context: fake
+users: [{name: fake, user: {token: fake}}]
+KC
+export KUBECONFIG=$work/kubeconfig
+id=$("$here/build/echo-sandbox" session create --backend k8s --idle-timeout 600000)
+mkdir -p "$here/bench/results"
+out="$here/bench/results/k8s_session"
+hyperfine --warmup 3 --runs "${RUNS:-30}" --export-json "$out.json" --export-markdown "$out.md" \
+  -n "session run" "$here/build/echo-sandbox session run $id -- /bin/true" \
+  -n "kubectl exec -i" "kubectl --namespace=echo-sandbox exec -i -q $id -- /bin/true < /dev/null"
+with_means "$out.json" '
+print(("session run / kubectl exec -i = %.2f"):format(mean["session run"] / mean["kubectl exec -i"]))'
+"$here/build/echo-sandbox" session rm "$id"
