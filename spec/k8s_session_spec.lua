@@ -174,6 +174,20 @@ env.each_kubectl(function(minor)
         rm(server, id)
       end)
 
+      -- Checked: without the delete after a wait that failed
+      -- (esb_k8s_session_create), the pod stayed.
+      it("refuses a session whose pod does not come to run, naming why, and deletes its pod", function()
+        local pull_error = env.policy_file('policy.default_image = "x-fake-pull-error"\n' ..
+                                           'policy.k8s.pod_running_timeout = "2s"\n')
+        local out, err, code = env.cli_run({ "session", "create", "--backend", "k8s", "--policy", pull_error }, nil,
+                                           server.env)
+        os.remove(pull_error)
+        assert.are.equal(125, code, out .. err)
+        assert.truthy(err:find("did not come to run within 2s", 1, true), err)
+        assert.truthy(err:find("x-fake-pull-error", 1, true), err)
+        assert.are.same({}, fake.pods(server))
+      end)
+
       -- Checked: without the ended sessions in cleanup's pick (kube.pods'
       -- third field), the idle session's pod was kept until its expiry.
       it("`cleanup` removes the pods of sessions that ended, at their TTL or idle, and keeps live ones", function()
