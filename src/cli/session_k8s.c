@@ -26,12 +26,13 @@
 struct k8s_session {
   const char *id, *state; /* state: alive, or why it ended (esb_k8s_session_state) */
   const char *namespace_;
+  const char *phase;      /* its pod's */
   int64_t expires_s;      /* its TTL's end, seconds since the epoch (0: unknown) */
   int64_t idle_timeout_ms;
 };
 
 static void push_session(lua_State *L, const struct k8s_session *s) {
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 8);
   lua_pushstring(L, s->id);
   lua_setfield(L, -2, "id");
   lua_pushliteral(L, "k8s");
@@ -44,6 +45,8 @@ static void push_session(lua_State *L, const struct k8s_session *s) {
   }
   lua_pushstring(L, s->namespace_);
   lua_setfield(L, -2, "namespace");
+  lua_pushstring(L, s->phase);
+  lua_setfield(L, -2, "phase");
   lua_pushinteger(L, (lua_Integer)s->expires_s * 1000);
   lua_setfield(L, -2, "expires_ms");
   lua_pushinteger(L, (lua_Integer)s->idle_timeout_ms);
@@ -85,7 +88,7 @@ int esb_cli_k8s_session_create(struct esb_policy *policy, struct esb_request *re
     puts(id);
     return 0;
   }
-  struct k8s_session s = { .id = id, .state = "alive", .namespace_ = plan->k8s.namespace_,
+  struct k8s_session s = { .id = id, .state = "alive", .namespace_ = plan->k8s.namespace_, .phase = "Running",
                            .expires_s = (int64_t)time(NULL) + (int64_t)(plan->timeout_ms / 1000),
                            .idle_timeout_ms = (int64_t)idle };
   say_session(L, &s);
@@ -208,7 +211,7 @@ static int say_pods(const char *text, size_t len, const char *namespace_, lua_St
     struct esb_pod_status p;
     if (json && esb_lua_parse_pod_status(json, n, &p) == 0) {
       struct k8s_session s = { .id = lua_tostring(L, -4), .state = esb_k8s_session_state(&p),
-                               .namespace_ = namespace_, .expires_s = lua_tointeger(L, -3),
+                               .namespace_ = namespace_, .phase = p.phase, .expires_s = lua_tointeger(L, -3),
                                .idle_timeout_ms = lua_tointeger(L, -2) };
       say_session(out, &s);
     }
