@@ -1140,8 +1140,8 @@ static bool decide_never_ran(struct esb_k8s_run *run) {
 static void decide(struct esb_k8s_run *run) {
   static bool (*const rules[])(struct esb_k8s_run *) = {
     decide_interrupted, decided_already, decide_verdict, decide_timed_out, decide_kubectl_exit_0,
-    decide_in_session, decide_pod_lost, decide_by_trailer, decide_terminated, decide_deadline_exceeded, decide_attach_ended,
-    decide_never_ran,
+    decide_in_session, decide_pod_lost, decide_by_trailer, decide_terminated, decide_deadline_exceeded,
+    decide_attach_ended, decide_never_ran,
   };
   for (size_t i = 0; i < sizeof rules / sizeof rules[0] && !rules[i](run); i++)
     ;

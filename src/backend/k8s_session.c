@@ -120,6 +120,39 @@ static char *renamed(const char *s, const char *from, const char *to) {
   return out;
 }
 
+/* json with the value of its one key that ends in key (the quote after
+ * the name included: cjson writes '/' in a name as "\/") made value: the
+ * override the policy's plan made, whose deadline and expiry were the
+ * create request's, gets the session's. NULL when out of memory. */
+static char *with_value(const char *json, const char *key, const char *value) {
+  const char *at = json ? strstr(json, key) : NULL;
+  if (!json)
+    return NULL;
+  if (!at || at[strlen(key)] != ':')
+    return strdup(json);
+  const char *from = at + strlen(key) + 1, *to = from + strcspn(from, ",}");
+  char *out;
+  return asprintf(&out, "%.*s%s%s", (int)(from - json), json, value, to) < 0 ? NULL : out;
+}
+
+/* The plan's override for the session's pod: its container named as the
+ * pod, its activeDeadlineSeconds the session's TTL, its expiry after it
+ * (as the engine sets a run's: the grace and a minute later). */
+static char *session_overrides(const struct esb_plan *plan, const char *id, uint64_t ttl_s) {
+  char deadline[32], expires[48];
+  snprintf(deadline, sizeof deadline, "%" PRIu64, ttl_s);
+  time_t at = time(NULL) + (time_t)ttl_s + (time_t)esb_k8s_grace_seconds(plan->kill_grace_ms) + 60;
+  struct tm tm;
+  gmtime_r(&at, &tm);
+  strftime(expires, sizeof expires, "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+  char *a = renamed(plan->k8s.overrides_json, plan->k8s.pod_name, id);
+  char *b = with_value(a, "activeDeadlineSeconds\"", deadline);
+  char *c = with_value(b, "expires-at\"", expires);
+  free(a);
+  free(b);
+  return c;
+}
+
 /* The idle timeout as the wait script's ticks: a tenth of it, between
  * 0.1 s and 1 s, so that the session ends within a tick of its idle
  * timeout. */
@@ -132,9 +165,10 @@ static void idle_ticks(uint64_t idle_ms, uint64_t *ticks, uint64_t *tick_ms) {
 /* The words after kubectl of the run of the session's pod (no attach: its command waits). The
  * plan's override names its container as the plan's pod; the session's
  * pod has its own name, and the strategic merge joins containers by name. */
-static char **create_argv(const struct esb_plan *plan, const char *id, uint64_t idle_ms) {
+static char **create_argv(const struct esb_plan *plan, const char *id, uint64_t ttl_ms, uint64_t idle_ms) {
   const struct esb_k8s_settings *k = &plan->k8s;
-  char *overrides = renamed(k->overrides_json, k->pod_name, id);
+  uint64_t ttl_s = (ttl_ms + 999) / 1000;
+  char *overrides = session_overrides(plan, id, ttl_s);
   uint64_t ticks, tick_ms;
   idle_ticks(idle_ms, &ticks, &tick_ms);
   struct esb_strv tail = ESB_STRV_INIT;
@@ -144,7 +178,7 @@ static char **create_argv(const struct esb_plan *plan, const char *id, uint64_t 
   rc |= push_printf(&tail, "--image=%s", k->image);
   rc |= esb_strv_push(&tail, "--restart=Never");
   rc |= push_printf(&tail, "--labels=%s=true,%s-expires=%lld", ESB_K8S_SESSION_LABEL, ESB_K8S_SESSION_LABEL,
-                    (long long)time(NULL) + (long long)((plan->timeout_ms + 999) / 1000));
+                    (long long)time(NULL) + (long long)ttl_s);
   rc |= push_printf(&tail, "--annotations=echo-sandbox.io/idle-timeout-ms=%" PRIu64, idle_ms);
   rc |= esb_strv_push(&tail, "--override-type=strategic");
   rc |= push_printf(&tail, "--overrides=%s", overrides ? overrides : "");
@@ -210,13 +244,13 @@ static void why_not_running(const struct esb_k8s_settings *k, const char *id, es
              p.message[0] ? ": " : "", (int)(size / 2), p.message);
 }
 
-int esb_k8s_session_create(const struct esb_plan *plan, uint64_t idle_timeout_ms, esb_pod_status_parser parse,
-                           char id[ESB_K8S_SESSION_ID_LEN + 1], struct esb_error *err) {
+int esb_k8s_session_create(const struct esb_plan *plan, uint64_t ttl_ms, uint64_t idle_timeout_ms,
+                           esb_pod_status_parser parse, char id[ESB_K8S_SESSION_ID_LEN + 1], struct esb_error *err) {
   const struct esb_k8s_settings *k = &plan->k8s;
   /* the plan's pod name is "echo-sandbox-" and 32 random hex digits */
   snprintf(id, ESB_K8S_SESSION_ID_LEN + 1, "%s%.*s", ESB_K8S_SESSION_PREFIX, ESB_K8S_SESSION_HEX,
            k->pod_name + strlen(k->pod_name) - 32);
-  char **tail = create_argv(plan, id, idle_timeout_ms);
+  char **tail = create_argv(plan, id, ttl_ms, idle_timeout_ms);
   if (!tail)
     return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
   struct esb_result r = ESB_RESULT_INIT;

@@ -8,10 +8,10 @@
  * The session's pod is a run's pod of the policy (its image, namespace, pod
  * override, env and resources) with:
  *   - its name ESB_K8S_SESSION_PREFIX and 24 hex digits (the session's id);
- *   - activeDeadlineSeconds: the session's TTL (the create's plan's
- *     timeout_ms: the policy's ceiling of a timeout holds it), and the
- *     echo-sandbox.io/expires-at annotation after it, so `cleanup` deletes
- *     it once the TTL has passed as it deletes a crashed run's pod;
+ *   - activeDeadlineSeconds: the session's TTL (the policy's session hook
+ *     decides it), and the echo-sandbox.io/expires-at annotation after
+ *     it, so `cleanup` deletes it once the TTL has passed as it deletes a
+ *     crashed run's pod;
  *   - the labels echo-sandbox.io/session=true and
  *     echo-sandbox.io/session-expires=SECONDS (since the epoch), and the
  *     annotation echo-sandbox.io/idle-timeout-ms;
@@ -46,12 +46,12 @@ extern const char esb_k8s_session_run_script[];
 /* Whether s has the form of a k8s session's id. */
 bool esb_k8s_session_id(const char *s);
 
-/* Makes the session's pod for plan (a plan of the k8s backend; its
- * timeout_ms is the session's TTL) and waits until it runs, within the
- * policy's pod_running_timeout; a pod that does not run is deleted, and the
+/* Makes the session's pod for plan (a plan of the k8s backend) that lives
+ * ttl_ms at most and ends idle_timeout_ms after its last run, and waits
+ * until it runs, within the policy's pod_running_timeout; a pod that does not run is deleted, and the
  * error says why (parse reads its status). id gets the session's id. */
-int esb_k8s_session_create(const struct esb_plan *plan, uint64_t idle_timeout_ms, esb_pod_status_parser parse,
-                           char id[ESB_K8S_SESSION_ID_LEN + 1], struct esb_error *err);
+int esb_k8s_session_create(const struct esb_plan *plan, uint64_t ttl_ms, uint64_t idle_timeout_ms,
+                           esb_pod_status_parser parse, char id[ESB_K8S_SESSION_ID_LEN + 1], struct esb_error *err);
 
 /* The kubectl line of a run in session plan->k8s.pod_name: exec -i into
  * it, esb_k8s_session_run_script, the plan's env, then the pod command of

@@ -11,6 +11,9 @@
 #include "engine/error.h"
 #include "engine/sandbox/session_holder.h"
 
+/* The most labels a record keeps (policy/session.h's ESB_SESSION_LABELS_MAX). */
+#define ESB_SESSION_RECORD_LABELS 64
+
 /* The engine's record of a session: its `info` file. */
 struct esb_session_record {
   pid_t pid;                 /* the holder, on the host */
@@ -21,6 +24,8 @@ struct esb_session_record {
   uint64_t address_space;    /* RLIMIT_AS of its runs: 0 where a cgroup limits memory */
   const char *cgroups[ESB_CGROUP__COUNT]; /* the cgroups' paths; NULL: none */
   enum esb_cgroup_version cgroup_version;
+  const char *labels[ESB_SESSION_RECORD_LABELS]; /* "KEY=VALUE", checked when it was made */
+  size_t n_labels;
   char *owned;               /* read back: the strings above point in here */
 };
 

@@ -19,9 +19,6 @@
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
 
-#define TTL_MS_DEFAULT (10 * 60 * 1000)
-#define IDLE_MS_DEFAULT (2 * 60 * 1000)
-
 /* What `show`, `ls` and `create --json` say of one session. */
 struct k8s_session {
   const char *id, *state; /* state: alive, or why it ended (esb_k8s_session_state) */
@@ -67,32 +64,12 @@ static void say_session(lua_State *L, const struct k8s_session *s) {
          strcmp(s->state, "alive") == 0 ? "" : s->state, when);
 }
 
-int esb_cli_k8s_session_create(struct esb_policy *policy, struct esb_request *req, struct esb_plan *plan,
-                               uint64_t ttl_ms, uint64_t idle_timeout_ms, lua_State *L) {
-  struct esb_error err = ESB_ERROR_INIT;
-  /* The pod's activeDeadlineSeconds and expiry are its plan's deadline: the
-   * session's TTL, under the policy's ceiling of a timeout. */
-  req->timeout_ms = ttl_ms ? ttl_ms : TTL_MS_DEFAULT;
-  req->backend = ESB_BACKEND_K8S;
-  esb_plan_release(plan);
-  *plan = (struct esb_plan)ESB_PLAN_INIT;
-  if (esb_policy_plan(policy, req, plan, true, &err) < 0)
-    return esb_cli_session_fail(&err);
-  for (char **note = plan->clamped; note && *note; note++)
-    fprintf(stderr, "echo-sandbox: note: %s (a k8s session's TTL is its pod's deadline)\n", *note);
-  uint64_t idle = idle_timeout_ms ? idle_timeout_ms : IDLE_MS_DEFAULT;
-  char id[ESB_K8S_SESSION_ID_LEN + 1];
-  if (esb_k8s_session_create(plan, idle, esb_lua_parse_pod_status, id, &err) < 0)
-    return esb_cli_session_fail(&err);
-  if (!L) {
-    puts(id);
-    return 0;
-  }
-  struct k8s_session s = { .id = id, .state = "alive", .namespace_ = plan->k8s.namespace_, .phase = "Running",
-                           .expires_s = (int64_t)time(NULL) + (int64_t)(plan->timeout_ms / 1000),
-                           .idle_timeout_ms = (int64_t)idle };
-  say_session(L, &s);
-  return 0;
+void esb_cli_k8s_push_made(lua_State *L, const struct esb_session_made *made) {
+  struct k8s_session s = { .id = made->id, .state = "alive", .namespace_ = made->plan.k8s.namespace_,
+                           .phase = "Running",
+                           .expires_s = (int64_t)time(NULL) + (int64_t)(made->decision.ttl_ms / 1000),
+                           .idle_timeout_ms = (int64_t)made->decision.idle_timeout_ms };
+  push_session(L, &s);
 }
 
 /* The run on a loop of its own (esb_loop_run_job). */

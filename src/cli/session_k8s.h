@@ -1,6 +1,6 @@
 /* echo-sandbox session on the k8s backend (backend/k8s_session.h): what
  * cli/session.c hands over for an id of a k8s session's form, a create the
- * policy sends to k8s, and `session ls --backend k8s`. */
+ * made on k8s (dispatch/session_create.h), and `session ls --backend k8s`. */
 #ifndef ESB_CLI_SESSION_K8S_H
 #define ESB_CLI_SESSION_K8S_H
 
@@ -10,16 +10,15 @@
 #include <lua.h>
 
 #include "backend/plan.h"
+#include "dispatch/session_create.h"
 #include "engine/contract/request.h"
 #include "engine/contract/result.h"
 #include "engine/runtime/loop.h"
 #include "policy/policy.h"
 
-/* Makes a k8s session for req (planned again with backend k8s and its TTL
- * as the timeout, into *plan) and prints its id, or with L its object as
- * JSON. Returns the exit code. */
-int esb_cli_k8s_session_create(struct esb_policy *policy, struct esb_request *req, struct esb_plan *plan,
-                               uint64_t ttl_ms, uint64_t idle_timeout_ms, lua_State *L);
+/* The object of a k8s session just made (its id, "backend": "k8s", its
+ * state, namespace, expiry and idle timeout), pushed for create --json. */
+void esb_cli_k8s_push_made(lua_State *L, const struct esb_session_made *made);
 
 /* Runs plan (planned for k8s) in session id; the result as a run's, with
  * "session". As esb_session_run (backend/local_session.h). */
