@@ -231,12 +231,12 @@ env.each_kubectl(function(minor)
       -- Checked: without cut_exec_report, kubectl's klog lines of the break
       -- were the program's stderr.
       describe("where the exec connection is cut", function()
-        local fixture = fake.per_spec(minor, "--drop-exec")
+        local fixture = fake.per_spec(minor, "--drop-exec-at one")
         it("says the output is incomplete, never the program's exit", function()
           local id = create(fixture.server)
           local r = run(fixture.server, id, { shell = "echo one; sleep 1; echo two" })
           assert.are.equal("error", r.status, cjson.encode(r))
-          assert.are.equal("AttachLost", r.reason)
+          assert.are.equal("AttachLost", r.reason, cjson.encode(r))
           assert.is_true(r.error.retryable)
           -- kubectl's report of the break is no output of the program's
           assert.is_nil(r.stderr:find("websocket", 1, true), r.stderr)

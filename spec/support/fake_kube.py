@@ -1060,12 +1060,14 @@ def life_options(ap):
 # away closes the process's stdin and nothing more: the process runs on.
 # The container's end (its command exits, the pod is deleted or evicted, its
 # deadline passes) kills every exec'd process, as the runtime ends the
-# container's cgroup. --deny-exec: 403 on pods/exec; --drop-exec: the exec
-# connection is cut, without a close frame, after the first stdout output.
+# container's cgroup. --deny-exec: 403 on pods/exec; --drop-exec-at TEXT:
+# the exec connection is cut, without a close frame, once the stdout it
+# relayed holds TEXT.
 
 def exec_options(ap):
     ap.add_argument("--deny-exec", action="store_true", help="403 on pods/exec")
-    ap.add_argument("--drop-exec", action="store_true", help="cut the exec connection after the first stdout output")
+    ap.add_argument("--drop-exec-at", metavar="TEXT",
+                    help="cut the exec connection once the stdout it relayed holds TEXT")
 
 
 def exec_container_ended(pod):
@@ -1161,13 +1163,17 @@ def exec_pod(handler, ns, name, q):
     send_frame = ws_sender(sock)
     proc = exec_start(pod, q.get("command", []))
 
+    relayed = bytearray()  # --drop-exec-at: the stdout relayed
+
     def pump(fd, channel):
         while True:
             data = os.read(fd.fileno(), 65536)
             if not data:
                 break
             send_frame(0x2, bytes([channel]) + data)
-            if options.drop_exec and channel == 1:
+            if channel == 1:
+                relayed.extend(data)
+            if options.drop_exec_at and channel == 1 and options.drop_exec_at.encode() in relayed:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
