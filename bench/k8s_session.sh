@@ -16,9 +16,11 @@ trap 'kill $server; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 id=$("$here/build/echo-sandbox" session create --backend k8s --idle-timeout 600000)
 mkdir -p "$here/bench/results"
 out="$here/bench/results/k8s_session"
-hyperfine --warmup 3 --runs "${RUNS:-30}" --export-json "$out.json" --export-markdown "$out.md" \
+# rounds (bench/common.sh): load drifts on a shared machine
+hyperfine_rounds "$out.json" "$out.md" "${RUNS:-100}" --warmup 5 \
   -n "session run" "$here/build/echo-sandbox session run $id -- /bin/true" \
-  -n "kubectl exec -i" "kubectl --namespace=echo-sandbox exec -i -q $id -- /bin/true < /dev/null"
+  -n "kubectl exec -i" "kubectl --namespace=echo-sandbox exec -i -q $id -- /bin/true"
+cat "$out.md"
 with_means "$out.json" '
-print(("session run / kubectl exec -i = %.2f"):format(mean["session run"] / mean["kubectl exec -i"]))'
+print(("session run / kubectl exec -i = %.2f (means)"):format(mean["session run"] / mean["kubectl exec -i"]))'
 "$here/build/echo-sandbox" session rm "$id"
