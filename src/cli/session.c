@@ -13,9 +13,11 @@
 
 #include <lua.h>
 
+#include "backend/k8s_session.h"
 #include "backend/local_session.h"
 #include "cli/cli.h"
 #include "cli/request.h"
+#include "cli/session_k8s.h"
 #include "dispatch/session_create.h"
 #include "codec/json.h"
 #include "dispatch/session.h"
@@ -118,6 +120,10 @@ static int fail(const struct esb_error *err) {
   return rc;
 }
 
+int esb_cli_session_fail(const struct esb_error *err) {
+  return fail(err);
+}
+
 /* What create and run share: flags through run's parser (cli/request.h),
  * a request, the policy's plan of it. */
 struct planned {
@@ -127,6 +133,7 @@ struct planned {
   struct esb_plan plan;
   lua_State *L;
   char **args;
+  bool k8s; /* a run in a k8s session: planned for k8s, whatever the policy's backend */
 };
 
 static void planned_release(struct planned *p) {
@@ -159,7 +166,9 @@ static int read_from(struct planned *p, int argc, char **args, const char *usage
 
 static int plan(struct planned *p, struct esb_error *err) {
   p->plan = (struct esb_plan)ESB_PLAN_INIT;
-  return esb_policy_plan(p->policy, &p->req, &p->plan, false, err);
+  if (p->k8s)
+    p->req.backend = ESB_BACKEND_K8S;
+  return esb_policy_plan(p->policy, &p->req, &p->plan, p->k8s, err);
 }
 
 /* read_from, then plan. */
@@ -286,14 +295,17 @@ static int session_create(int argc, char **argv) {
     rc = esb_error_set(&err, ESB_E_SYSTEM, "out of memory");
   struct esb_session_info info;
   if (rc < 0 || esb_session_make(p.policy, &p.req, so.ttl_ms, so.idle_timeout_ms, &made, &err) < 0 ||
-      esb_session_info(made.id, &info, &err) < 0) {
+      (!esb_k8s_session_id(made.id) && esb_session_info(made.id, &info, &err) < 0)) {
     if (p.o.json && p.L)
       print_error(p.L, &err);
     rc = fail(&err);
     goto out;
   }
   if (p.o.json) {
-    esb_session_push_info(p.L, &info);
+    if (esb_k8s_session_id(made.id))
+      esb_cli_k8s_push_made(p.L, &made);
+    else
+      esb_session_push_info(p.L, &info);
     push_decision(p.L, &made, p.req.labels);
     esb_json_print(p.L);
   } else {
@@ -326,7 +338,7 @@ static int session_run(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-')
     return usage_error("run", "the session's id comes first", NULL);
   const char *id = argv[1];
-  struct planned p = { .policy = NULL };
+  struct planned p = { .k8s = esb_k8s_session_id(id) };
   struct esb_error err = ESB_ERROR_INIT;
   int rc;
   if (!(p.args = calloc((size_t)argc + 1, sizeof *p.args)))
@@ -346,6 +358,8 @@ static int session_run(int argc, char **argv) {
   struct esb_output_sink ours = { .fds = { 1, 2 } };
   if (esb_session_check_run(&p.req, &err) < 0)
     esb_result_fail_error(&result, &err);
+  else if (p.k8s)
+    esb_cli_k8s_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   else
     esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
@@ -453,6 +467,8 @@ int esb_cli_session(int argc, char **argv) {
     fputs(session_usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (esb_cli_k8s_session_command(argc, argv))
+    return esb_cli_k8s_session(argc - 1, argv + 1);
   for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
     if (strcmp(argv[1], subcommands[i].name) == 0)
       return subcommands[i].main(argc - 1, argv + 1);

@@ -3,6 +3,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "codec/pod_status.h"
+
 /* The policy's decision, given what the engine knows of the live sessions. */
 static int decide(struct esb_policy *policy, const struct esb_request *req, uint64_t ttl_ms,
                   uint64_t idle_timeout_ms, struct esb_session_decision *d, struct esb_error *err) {
@@ -33,6 +35,9 @@ int esb_session_make(struct esb_policy *policy, struct esb_request *req, uint64_
   req->program = program;
   if (rc < 0)
     return -1;
+  if (made->plan.backend == ESB_BACKEND_K8S)
+    return esb_k8s_session_create(&made->plan, d->ttl_ms, d->idle_timeout_ms, esb_lua_parse_pod_status, made->id,
+                                  err);
   struct esb_session_options so = { .ttl_ms = d->ttl_ms, .idle_timeout_ms = d->idle_timeout_ms, .labels = req->labels,
                                     .tenant_label = d->tenant_label, .max_per_tenant = d->max_per_tenant };
   return esb_session_create(&made->plan, &so, made->id, err);

@@ -3,13 +3,16 @@
  * `session` decides it, told how many live sessions carry each of the
  * request's labels (policy/session.h); the request's limits become the
  * decided ones and the policy plans the session's sandbox with them; the
- * backend makes it, counting the tenant's live sessions under its lock
- * (backend/local_session.h). One path, so the faces cannot drift apart. */
+ * backend makes it: the local one counting the tenant's live sessions under
+ * its lock (backend/local_session.h); on k8s (the plan's backend) a pod
+ * whose deadline is the decided TTL (backend/k8s_session.h; the census
+ * counts local sessions only). One path, so the faces cannot drift apart. */
 #ifndef ESB_DISPATCH_SESSION_CREATE_H
 #define ESB_DISPATCH_SESSION_CREATE_H
 
 #include <stdint.h>
 
+#include "backend/k8s_session.h"
 #include "backend/local_session.h"
 #include "backend/plan.h"
 #include "engine/contract/request.h"
@@ -17,7 +20,7 @@
 #include "policy/policy.h"
 
 struct esb_session_made {
-  char id[ESB_SESSION_ID_LEN + 1];
+  char id[ESB_K8S_SESSION_ID_LEN + 1]; /* a local session's, or a k8s session's (the longer) */
   struct esb_session_decision decision; /* the lifetime, the tenant, the kernels, its notes */
   struct esb_plan plan;                 /* of the session's sandbox: its limits, its notes */
 };
