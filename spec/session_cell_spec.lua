@@ -171,8 +171,7 @@ describe("echo-sandbox session cell", function()
 
     -- The cell writes a file, then blocks for ever: only the interrupt
     -- ends it. Checked: with the client's INTERRUPT left out (straight to
-    -- the kill at the deadline), the result said state_lost and the next
-    -- cell raised NameError / ReferenceError.
+    -- the kill at the deadline), the result said state_lost (both kernels).
     it("interrupts a " .. lang .. " cell past its deadline and keeps the kernel's state", function()
       local s = create()
       cell(s.id, lang, k.define)
@@ -216,8 +215,8 @@ describe("echo-sandbox session cell", function()
   end)
 
   -- The cell ignores SIGINT: at its deadline it is interrupted, does not
-  -- answer within the grace, and is killed. Checked: with kill_kernel taken
-  -- out of the grace's end, the CLI waited on for ever (the spec's cap).
+  -- answer within the grace, and is killed. Checked: with the kill at the
+  -- grace's end taken out, the cell's CLI waited on until killed (40 s).
   it("kills a kernel that does not answer the interrupt, and says the state was lost", function()
     local s = create()
     local r, code = cell(s.id, "python", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n" ..
@@ -233,8 +232,8 @@ describe("echo-sandbox session cell", function()
     remove(s)
   end)
 
-  -- Checked: with every cell sent to one session's socket (the first's),
-  -- b's cell saw a's x.
+  -- Checked: with every cell sent to one session's socket (the first in
+  -- the directory's order), b's `x` raised nothing: it saw a's.
   it("keeps two sessions' kernels apart", function()
     local a, b = create(), create()
     cell(a.id, "python", "x = 'secret of a'")
@@ -259,9 +258,8 @@ describe("echo-sandbox session cell", function()
   end)
 
   -- A's cell makes a file and blocks until another appears; B's comes while
-  -- it does. Checked: without the holder's BUSY, B was handed the kernel,
-  -- its request waited behind A's, and B read A's reply pipe: B did not
-  -- say busy.
+  -- it does. Checked: without the holder's BUSY, B was handed the kernel
+  -- while A's cell went on, and did not say busy.
   it("refuses a second cell while one goes on in the kernel: they never interleave", function()
     local s = create()
     local out = os.tmpname()
@@ -294,9 +292,8 @@ describe("echo-sandbox session cell", function()
     remove(s)
   end)
 
-  -- Checked: with the kernel started outside the session's pid namespace
-  -- (by hand: a clone of the engine), it outlived rm. Here: rm ends the
-  -- session, its kernels, their pid 1s.
+  -- The kernels are in the session's pid namespace, below its pid 1: rm
+  -- ends them with it (no defence of their own to take out).
   it("ends the kernels with the session", function()
     local s = create()
     cell(s.id, "python", "x = 1")
