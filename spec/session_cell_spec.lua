@@ -106,11 +106,11 @@ end
 
 local languages = {
   python = { program = "python3", define = "x = 41", use = "x + 1", raise = "def f():\n    return 1 / 0\nf()",
-             raised = "ZeroDivisionError", block = "open('started', 'w').close()\nimport time\nwhile True: time.sleep(0.01)",
+             raised = "ZeroDivisionError", own = "<string>", block = "open('started', 'w').close()\nimport time\nwhile True: time.sleep(0.01)",
              unknown = "NameError", print = "print('out')\nimport sys\nprint('err', file=sys.stderr)\n'v'",
              value = "'v'" },
   node = { program = "node", define = "var x = 41", use = "x + 1", raise = "function f() { return null.g }\nf()",
-           raised = "TypeError", block = "require('fs').writeFileSync('started', ''); while (true) {}",
+           raised = "TypeError", own = "[eval]", block = "require('fs').writeFileSync('started', ''); while (true) {}",
            unknown = "ReferenceError", print = "console.log('out'); console.error('err'); 'v'", value = "'v'" },
 }
 
@@ -160,6 +160,8 @@ describe("echo-sandbox session cell", function()
       assert.are.equal("error", r.status)
       assert.are.equal(k.raised, r.error.name)
       assert.truthy(r.error.traceback:find("<cell 2>", 1, true), r.error.traceback)
+      -- the kernel's own frames (its source is `-c`'s, `-e`'s) are not the cell's
+      assert.falsy(r.error.traceback:find(k.own, 1, true), r.error.traceback)
       assert.is_false(r.state_lost)
       assert.are.equal("42", cell(s.id, lang, k.use).value)
       -- people's output: the traceback on stderr, exit status 1
@@ -280,6 +282,24 @@ describe("echo-sandbox session cell", function()
     assert.are.equal("a-before\na-after\n", a.stdout)
     assert.are.equal("'a'", a.value)
     assert.are.equal("'c'", cell(s.id, "python", "'c'").value)
+    remove(s)
+  end)
+
+  -- A thread of the first cell prints once the cell has ended (an
+  -- interlock on files of the working dir). Checked: without the drain of
+  -- the kernel's pipes before a request, the second cell's stdout held
+  -- the thread's "late" too.
+  it("gives a cell only its own output, not what the kernel wrote between cells", function()
+    local s = create()
+    local r = cell(s.id, "python", "import os, threading, time\n" ..
+                   "def late():\n    while not os.path.exists('go'): time.sleep(0.01)\n" ..
+                   "    print('late', flush=True)\n    open('printed', 'w').close()\n" ..
+                   "threading.Thread(target=late, daemon=True).start()\nprint('first')")
+    assert.are.equal("first\n", r.stdout)
+    run(s.id, "touch go")
+    assert.is_true(wait_file(s.id, "printed"))
+    r = cell(s.id, "python", "print('second')")
+    assert.are.equal("second\n", r.stdout)
     remove(s)
   end)
 
