@@ -189,6 +189,22 @@ describe("echo-sandbox session cell", function()
     end)
   end
 
+  -- What the kernel is, against what a run's program is in the same
+  -- session. Checked: with the plan's seccomp filter dropped in the
+  -- kernel's clone, the kernel said Seccomp 0 where the run said 2.
+  it("runs the kernel as a run's program: its ids, working dir, seccomp, no capabilities", function()
+    local s = create()
+    local fields = { "Uid", "Gid", "NoNewPrivs", "Seccomp", "CapEff", "CapPrm" }
+    local from_run = run(s.id, "pwd; grep -E '^(" .. table.concat(fields, "|") .. "):' /proc/self/status")
+    local r = cell(s.id, "python", "import os\nprint(os.getcwd())\n" ..
+                   "print(''.join(l for l in open('/proc/self/status') if l.split(':')[0] in " ..
+                   cjson.encode(fields):gsub("%[", "("):gsub("%]", ")") .. "), end='')")
+    assert.are.equal(from_run, r.stdout)
+    assert.truthy(from_run:find("Seccomp:%s+2"), from_run)
+    assert.truthy(from_run:find("CapEff:%s+0+\n"), from_run)
+    remove(s)
+  end)
+
   -- Checked: without the holder's note of a kernel that ended (k->lost),
   -- the cell after the kill said state_lost false.
   it("starts a killed kernel anew at the next cell, and says its state was lost", function()

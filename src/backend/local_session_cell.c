@@ -424,9 +424,11 @@ static void unanswered(struct cell *c, bool oom) {
   else if (esb_session_info(c->id, &info, &err) == 0 && info.end != ESB_SESSION_ALIVE)
     say(c->r, ESB_CELL_SESSION_ENDED, ESB_E_BACKEND, "session %s ended during the cell (%s)", c->id,
         esb_session_end_name(info.end));
-  else if (c->report_got == sizeof c->report && c->report.kind == ESB_REPORT_EXEC_FAILED)
+  else if (c->report_got == sizeof c->report && c->report.kind == ESB_REPORT_EXEC_FAILED) {
+    c->r->state_lost = false; /* it never ran */
     say(c->r, ESB_CELL_FAILED, c->report.error == ENOENT ? ESB_E_EXEC_NOT_FOUND : ESB_E_EXEC_DENIED,
-        "the %s kernel %s", c->language, end);
+        "the %s kernel (%s) %s", c->language, kernels[slot_of(c->language)].program, end);
+  }
   else
     say(c->r, ESB_CELL_DIED, ESB_OK, "the %s kernel ended during the cell (%s%s): its state is lost",
         c->language, oom ? "the session's memory limit; " : "", end);
