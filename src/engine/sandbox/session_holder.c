@@ -94,7 +94,7 @@ static bool busy(const struct holder *hs) {
   return hs->n_active > 0 || esb_kernels_busy(&hs->kernels);
 }
 
-/* The one timer: the TTL, or the idle deadline while no run goes on. */
+/* The one timer: the TTL, or the idle deadline while no run or cell goes on. */
 static void arm_timer(struct holder *hs) {
   uint64_t at = hs->ttl_at_ns;
   if (!busy(hs) && hs->idle_at_ns < at)
