@@ -32,6 +32,9 @@ import traceback
 REQUESTS, REPLIES = 3, 4
 
 namespace = {"__name__": "__main__", "__builtins__": builtins}
+# The kernel's own frames, to leave out of a cell's traceback: this file's,
+# or "<string>" where the kernel runs as `python3 -c SOURCE` (a session's).
+KERNEL_FILE = globals().get("__file__", "<string>")
 in_cell = False
 
 
@@ -59,7 +62,7 @@ def remember_source(code, filename):
 def error_of(exc):
     """The exception as the reply's error, without the kernel's own frames."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename == KERNEL_FILE:
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     return {"name": type(exc).__name__, "message": str(exc), "traceback": text}

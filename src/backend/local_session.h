@@ -99,4 +99,72 @@ int esb_session_remove(const char *id, enum esb_session_end *was, struct esb_err
 int esb_session_sweep(bool dry_run, void (*say)(const char *id, const char *why, void *arg), void *arg,
                       struct esb_error *err);
 
+/* Cells: code into the session's kernel of a language (kernels/python.py
+ * says the protocol), whose interpreter state (variables, imports,
+ * definitions) persists from cell to cell, as the working dir's files do.
+ * The kernel is started at the first cell of its language, inside the
+ * session's sandbox as a run is (engine/sandbox/session_kernel.h), and
+ * ends with the session. One cell at a time a kernel: another while one
+ * goes on is refused (busy).
+ *
+ * A cell's status, the one vocabulary (esb_cell_status_name):
+ *   ok             it ran; value: the last expression's, as text
+ *   error          it raised: error_* say what, with the cell's traceback
+ *   timed_out      past its deadline: interrupted (SIGINT; state_lost
+ *                  false), or killed where the kernel did not answer
+ *                  within the grace (state_lost true)
+ *   interrupted    the same, at the caller's signal
+ *   died           the kernel ended during the cell (exit, signal, the
+ *                  session's memory limit): state_lost
+ *   busy           another cell of the kernel is going on: nothing ran
+ *   session_ended  the session has ended: nothing ran
+ *   failed         the engine could not run it: failure, message say why
+ * Every status but ok and error is the engine's word, from what it saw
+ * (its deadline, the kernel's end), never the kernel's. */
+enum esb_cell_status {
+  ESB_CELL_OK, ESB_CELL_ERROR, ESB_CELL_TIMED_OUT, ESB_CELL_INTERRUPTED, ESB_CELL_DIED,
+  ESB_CELL_BUSY, ESB_CELL_SESSION_ENDED, ESB_CELL_FAILED, ESB_CELL__COUNT
+};
+const char *esb_cell_status_name(enum esb_cell_status status);
+
+/* How long a kernel has to answer an interrupt before it is killed. */
+#define ESB_CELL_GRACE_MS 1000
+
+struct esb_cell_result {
+  enum esb_cell_status status;
+  struct esb_capture out, err;    /* the cell's output (the plan's cap) */
+  char *value;                    /* owned; NULL: none */
+  char *error_name, *error_message, *error_traceback; /* owned: what it raised (error) */
+  bool state_lost;                /* the kernel's earlier state is gone: it ran in a new
+                                     kernel, or the kernel ended during it */
+  double duration_ms;
+  char session[ESB_SESSION_ID_LEN + 1];
+  enum esb_error_code failure;    /* failed: the engine's code */
+  char *message;                  /* owned: the engine's word, where it has one */
+};
+
+#define ESB_CELL_RESULT_INIT { .status = ESB_CELL_FAILED }
+
+void esb_cell_result_release(struct esb_cell_result *r);
+/* The CLI's exit code of a cell: 0 ok, 1 error, 124 timed_out, 130
+ * interrupted, 125 otherwise. */
+int esb_cell_exit_code(const struct esb_cell_result *r);
+
+/* The languages with a kernel, ", "-separated (their one list is
+ * local_session_cell.c's). */
+const char *esb_session_kernel_languages(void);
+
+/* The kernel's program for language: argv[0..2] (program, its flag for
+ * code, the kernel's source), to plan as a run's program. 0, or -1 with
+ * ESB_E_INVALID_REQUEST naming the languages that have one. */
+int esb_session_kernel_argv(const char *language, const char *argv[3], struct esb_error *err);
+
+/* Runs code (len bytes) as a cell of language's kernel in session id.
+ * plan: the kernel's (esb_session_kernel_argv's argv, planned by the
+ * policy): its timeout_ms is the cell's deadline, its max_output_bytes
+ * the cap of its output. interrupt_fd: readable when the caller is
+ * interrupted (-1: none). */
+void esb_session_cell(const char *id, const char *language, const char *code, size_t len,
+                      const struct esb_plan *plan, struct esb_cell_result *r, int interrupt_fd);
+
 #endif

@@ -52,6 +52,13 @@ bool esb_session_holder_alive(pid_t pid, uint64_t start);
 /* Removes the files of a session's directory, then the directory. */
 void esb_session_files_remove(const char *dir);
 
+/* A run's plan in the session of rec (its ids, its address-space limit),
+ * as the holder reads it: *fd a memfd. 0, or -1 with r failed. */
+struct esb_plan;
+struct esb_result;
+int esb_session_write_plan(const struct esb_plan *plan, const struct esb_session_record *rec, int *fd,
+                           struct esb_result *r);
+
 /* The session's memory cgroup as a struct esb_cgroup to read (its OOM
  * kills), pointing into rec: never to be destroyed. false: it has none. */
 bool esb_session_cgroup_view(const struct esb_session_record *rec, struct esb_cgroup *cg);

@@ -86,8 +86,8 @@ static int refuse_unsupported(const struct esb_plan *plan, struct esb_result *r)
 
 /* The run's child plan as a one-shot run's (backend/local.c), inside the
  * session's sandbox as it is: no root to build, no cgroup to join. */
-static int write_plan(const struct esb_plan *plan, const struct esb_session_record *rec, int *fd,
-                      struct esb_result *r) {
+int esb_session_write_plan(const struct esb_plan *plan, const struct esb_session_record *rec, int *fd,
+                           struct esb_result *r) {
   struct esb_sandbox sb;
   esb_local_sandbox_for(plan, false, &sb);
   sb.inner_uid = rec->inner_uid; /* the session's id maps decide them */
@@ -352,7 +352,7 @@ void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_res
                            .stdin_len = plan->stdin_len, .sink = output, .result = r };
   if (esb_session_record_read(dir, &rec) < 0)
     session_gone(id, r, false);
-  else if (write_plan(plan, &rec, &plan_fd, r) == 0) {
+  else if (esb_session_write_plan(plan, &rec, &plan_fd, r) == 0) {
     r->out.cap = r->err.cap = plan->max_output_bytes;
     if (plan->timeout_ms)
       s.deadline_ns = started + plan->timeout_ms * 1000000u;

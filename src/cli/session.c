@@ -20,8 +20,10 @@
 #include "cli/session_k8s.h"
 #include "dispatch/session_create.h"
 #include "codec/json.h"
+#include "codec/convert.h"
 #include "dispatch/session.h"
 #include "engine/contract/quantity.h"
+#include "engine/fileio.h"
 #include "engine/strv.h"
 #include "engine/runtime/signals.h"
 #include "policy/policy.h"
@@ -30,6 +32,7 @@ static const char session_usage[] =
   "usage: echo-sandbox session create [--ttl MS] [--idle-timeout MS] [--label KEY=VALUE] [LIMITS] [--json]\n"
   "       echo-sandbox session run ID [OPTIONS] (--shell CMD | -- PROGRAM [ARGS...])\n"
   "       echo-sandbox session run ID --json < request.json\n"
+  "       echo-sandbox session cell ID --lang LANGUAGE [--code CODE | --code-file FILE] [--json]\n"
   "       echo-sandbox session ls [--json]\n"
   "       echo-sandbox session show ID [--json]\n"
   "       echo-sandbox session rm ID\n"
@@ -37,6 +40,8 @@ static const char session_usage[] =
   "A session is a sandbox with an id, a lifetime and limits of its own, into\n"
   "which runs go one after another or side by side. Its working dir (files)\n"
   "persists from run to run; the processes a run starts end with that run.\n"
+  "A cell runs code in the session's kernel of its language, whose variables,\n"
+  "imports and definitions persist from cell to cell.\n"
   "It ends by itself at its TTL or once idle for its idle timeout, or on rm.\n"
   "echo-sandbox session COMMAND --help describes a command.\n";
 
@@ -75,6 +80,33 @@ static const char run_usage[] =
   "options:\n"
   "  --json               result JSON on stdout; the request JSON on stdin unless\n"
   "                       request flags are given\n";
+
+static const char cell_usage[] =
+  "usage: echo-sandbox session cell ID --lang LANG [--code CODE | --code-file FILE] [OPTIONS]\n"
+  "\n"
+  "Runs code (from --code, --code-file, or stdin) as a cell of session ID's\n"
+  "kernel of LANG: its variables, imports and definitions persist from\n"
+  "cell to cell (the kernel starts at the first cell and ends with the\n"
+  "session). Prints the cell's stdout and stderr, then the value of its last\n"
+  "expression. Exit status: 0 ok; 1 the cell raised (its traceback on\n"
+  "stderr); 124 timed out; 130 interrupted; 125 the kernel died, the session\n"
+  "ended, another cell of the kernel is going on, or the cell could not run.\n"
+  "A cell past its deadline is interrupted (SIGINT: KeyboardInterrupt, Node's\n"
+  "interrupt) and the kernel keeps its state; one that does not answer within\n"
+  "1 s is killed, and the result says its state was lost (state_lost).\n"
+  "\n"
+  "options:\n"
+  "  --lang %-14s the kernel's language\n"
+  "  --code CODE          the cell's code\n"
+  "  --code-file FILE     the cell's code from FILE ('-': stdin)\n"
+  "  --timeout SECONDS    the cell's deadline (decimals allowed; default: the\n"
+  "                       policy's timeout)\n"
+  "  --policy FILE        load this policy instead of the default search\n"
+  "  --json               print the result as a JSON object: status (ok, error,\n"
+  "                       timed_out, interrupted, died, busy, session_ended,\n"
+  "                       failed), stdout, stderr, value, error, state_lost,\n"
+  "                       message, code, duration_ms, session, language\n"
+  "  -h, --help           show this help\n";
 
 static const char show_usage[] =
   "usage: echo-sandbox session show ID [--json]\n"
@@ -382,6 +414,171 @@ out:
   return rc;
 }
 
+/* cell's own flags; --timeout and --policy go on to run's parser. */
+struct cell_options {
+  const char *id, *lang, *code, *code_file, *timeout, *policy;
+  bool json;
+};
+
+static int cell_options(int argc, char **argv, struct cell_options *o) {
+  if (argc < 2 || argv[1][0] == '-')
+    return usage_error("cell", "the session's id comes first", NULL);
+  o->id = argv[1];
+  for (int i = 2; i < argc; i++) {
+    static const char *const names[] = { "--lang", "--code", "--code-file", "--timeout", "--policy" };
+    const char **into[] = { &o->lang, &o->code, &o->code_file, &o->timeout, &o->policy };
+    size_t k = 0;
+    while (k < 5 && strcmp(argv[i], names[k]) != 0)
+      k++;
+    if (strcmp(argv[i], "--json") == 0)
+      o->json = true;
+    else if (k == 5)
+      return usage_error("cell", "unexpected", argv[i]);
+    else if (i + 1 >= argc)
+      return usage_error("cell", argv[i], "takes a value");
+    else
+      *into[k] = argv[++i];
+  }
+  if (!o->lang)
+    return usage_error("cell", "--lang is missing: the languages with a kernel are",
+                       esb_session_kernel_languages());
+  if (o->code && o->code_file)
+    return usage_error("cell", "give --code or --code-file, not both", NULL);
+  return -1;
+}
+
+/* The kernel's plan: its program as a run's, through the policy. */
+static int plan_kernel(struct planned *p, const struct cell_options *co, struct esb_error *err) {
+  const char *argv[3];
+  if (esb_session_kernel_argv(co->lang, argv, err) < 0)
+    return -1;
+  static char name[] = "session cell", timeout[] = "--timeout", policy[] = "--policy", dashes[] = "--";
+  int n = 0;
+  if (!(p->args = calloc(10, sizeof *p->args)))
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  p->args[n++] = name;
+  if (co->timeout) {
+    p->args[n++] = timeout;
+    p->args[n++] = (char *)co->timeout;
+  }
+  if (co->policy) {
+    p->args[n++] = policy;
+    p->args[n++] = (char *)co->policy;
+  }
+  p->args[n++] = dashes;
+  for (int i = 0; i < 3; i++)
+    p->args[n++] = (char *)argv[i];
+  int rc = plan_from(p, n, p->args, cell_usage, true, err);
+  return rc > 0 ? esb_error_set(err, ESB_E_INVALID_REQUEST, "bad --timeout or --policy") : rc;
+}
+
+/* Sets field name of the table on top to text, or JSON null where NULL. */
+static void set_text(lua_State *L, const char *name, const char *text) {
+  if (text) {
+    esb_lua_set_bytes(L, name, text, strlen(text));
+    return;
+  }
+  esb_json_field(L, "null");
+  lua_setfield(L, -2, name);
+}
+
+static void push_cell(lua_State *L, const struct esb_cell_result *r, const char *language) {
+  lua_createtable(L, 0, 14);
+  set_text(L, "status", esb_cell_status_name(r->status));
+  esb_lua_set_bytes(L, "stdout", r->out.data ? r->out.data : "", r->out.len);
+  esb_lua_set_bytes(L, "stderr", r->err.data ? r->err.data : "", r->err.len);
+  lua_pushboolean(L, esb_capture_truncated(&r->out));
+  lua_setfield(L, -2, "stdout_truncated");
+  lua_pushboolean(L, esb_capture_truncated(&r->err));
+  lua_setfield(L, -2, "stderr_truncated");
+  set_text(L, "value", r->value);
+  if (r->status == ESB_CELL_ERROR) {
+    lua_createtable(L, 0, 3);
+    set_text(L, "name", r->error_name ? r->error_name : "");
+    set_text(L, "message", r->error_message ? r->error_message : "");
+    set_text(L, "traceback", r->error_traceback ? r->error_traceback : "");
+  } else {
+    esb_json_field(L, "null");
+  }
+  lua_setfield(L, -2, "error");
+  lua_pushboolean(L, r->state_lost);
+  lua_setfield(L, -2, "state_lost");
+  set_text(L, "message", r->message);
+  set_text(L, "code", r->failure != ESB_OK ? esb_error_name(r->failure) : NULL);
+  lua_pushnumber(L, r->duration_ms);
+  lua_setfield(L, -2, "duration_ms");
+  set_text(L, "session", r->session[0] ? r->session : NULL);
+  set_text(L, "language", language);
+}
+
+/* People's output: the cell's own, its value, then the engine's word. */
+static void print_cell(const struct esb_cell_result *r) {
+  esb_write_all(1, r->out.data ? r->out.data : "", r->out.len);
+  esb_write_all(2, r->err.data ? r->err.data : "", r->err.len);
+  if (r->value)
+    printf("%s\n", r->value);
+  if (r->status == ESB_CELL_ERROR && r->error_traceback && r->error_traceback[0])
+    fprintf(stderr, "%s%s", r->error_traceback,
+            r->error_traceback[strlen(r->error_traceback) - 1] == '\n' ? "" : "\n");
+  else if (r->status == ESB_CELL_ERROR)
+    fprintf(stderr, "%s: %s\n", r->error_name ? r->error_name : "error", r->error_message ? r->error_message : "");
+  if (r->message)
+    fprintf(stderr, "echo-sandbox: %s%s\n", r->status == ESB_CELL_OK || r->status == ESB_CELL_ERROR ? "warning: " : "",
+            r->message);
+}
+
+/* What stops a cell before it goes in: a result all the same. */
+static void cell_failed(struct esb_cell_result *r, const struct esb_error *err) {
+  r->status = ESB_CELL_FAILED;
+  r->failure = err->code;
+  r->message = strdup(err->message);
+}
+
+static int session_cell(int argc, char **argv) {
+  if (wants_help(argc, argv)) {
+    char langs[128];
+    snprintf(langs, sizeof langs, "%s", esb_session_kernel_languages());
+    for (char *c = langs; (c = strstr(c, ", ")); )
+      memmove(c, c + 1, strlen(c)), *c = '|'; /* the list as a metavariable: a|b */
+    printf(cell_usage, langs);
+    return 0;
+  }
+  struct cell_options co = { .id = NULL };
+  int rc = cell_options(argc, argv, &co);
+  if (rc >= 0)
+    return rc;
+  struct planned p = { .policy = NULL };
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_cell_result r = ESB_CELL_RESULT_INIT;
+  size_t len = co.code ? strlen(co.code) : 0;
+  char *read = co.code ? NULL : esb_read_file(co.code_file ? co.code_file : "-", &len);
+  static const int exit_signals[] = { SIGINT, SIGTERM, SIGHUP };
+  int sigfd = -1;
+  if (!co.code && !read) {
+    esb_error_errno(&err, ESB_E_INVALID_REQUEST, "reading the cell's code from %s",
+                    co.code_file ? co.code_file : "stdin");
+    cell_failed(&r, &err);
+  } else if (plan_kernel(&p, &co, &err) < 0) {
+    cell_failed(&r, &err);
+  } else {
+    sigfd = esb_signal_fd(exit_signals, 3);
+    esb_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
+  }
+  if (co.json && (p.L || (p.L = esb_json_state()))) {
+    push_cell(p.L, &r, co.lang);
+    esb_json_print(p.L);
+  } else {
+    print_cell(&r);
+  }
+  rc = esb_cell_exit_code(&r);
+  esb_cell_result_release(&r);
+  if (sigfd >= 0)
+    close(sigfd);
+  free(read);
+  planned_release(&p);
+  return rc;
+}
+
 static void print_line(const struct esb_session_info *info) {
   time_t expires = (time_t)((info->created_ms + info->ttl_ms) / 1000);
   char when[32];
@@ -458,7 +655,7 @@ static const struct {
   const char *name;
   int (*main)(int argc, char **argv);
 } subcommands[] = {
-  {"create", session_create}, {"run", session_run}, {"ls", session_ls},
+  {"create", session_create}, {"run", session_run}, {"cell", session_cell}, {"ls", session_ls},
   {"show", session_show_one}, {"rm", session_rm},
 };
 

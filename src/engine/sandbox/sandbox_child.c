@@ -87,7 +87,8 @@ static void reset_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Puts plan->stdio on 0, 1, 2 and closes every other fd but `keep`. */
+/* Puts plan->stdio on 0, 1, 2 and closes every other fd but `keep` and the
+ * inherited ones. */
 static void setup_fds(const struct esb_child_plan *p, int keep) {
   for (int i = 0; i < 3; i++) {
     if (p->stdio[i] == i) {
@@ -98,7 +99,8 @@ static void setup_fds(const struct esb_child_plan *p, int keep) {
   }
   /* The host may hold fds without close-on-exec, and other executions' pipes
    * must not stay open in this tree (a stdin pipe would never see EOF). */
-  if (keep > 3 && syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u) < 0) fail(p, STEP_FDS);
+  unsigned first = 3u + (unsigned)p->n_inherit;
+  if ((unsigned)keep > first && syscall(SYS_close_range, first, (unsigned)keep - 1, 0u) < 0) fail(p, STEP_FDS);
   if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) < 0) fail(p, STEP_FDS);
 }
 

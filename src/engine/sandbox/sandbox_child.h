@@ -28,6 +28,8 @@ struct esb_child_plan {
                                      which the fork server that forked us built; NULL: none */
   const struct esb_session_hold *session; /* pid 1 holds a session instead of running argv
                                      (engine/sandbox/session_holder.h); NULL: a run */
+  int n_inherit;                  /* fds 3 .. 3 + n_inherit - 1 stay open for the program, as
+                                     they are (a session kernel's requests and replies) */
 };
 
 /* The engine's word on sync_fd, after the release byte, to a child with

@@ -34,6 +34,7 @@
 #include "engine/sandbox/clone.h"
 #include "engine/sandbox/fd_passing.h"
 #include "engine/sandbox/sandbox_child.h"
+#include "engine/sandbox/session_kernel.h"
 
 static const char *const end_names[ESB_SESSION_END__COUNT] = {
   [ESB_SESSION_ALIVE] = "alive", [ESB_SESSION_END_TTL] = "ttl", [ESB_SESSION_END_IDLE] = "idle",
@@ -62,6 +63,7 @@ struct holder {
   uint64_t runs;                  /* started so far */
   struct { pid_t pid; int conn; bool killed; } active[MAX_RUNS];
   size_t n_active;
+  struct esb_kernels kernels;
 };
 
 static uint64_t now_ns(void) {
@@ -87,10 +89,15 @@ _Noreturn static void end_session(struct holder *hs, enum esb_session_end end) {
   _exit(0);
 }
 
-/* The one timer: the TTL, or the idle deadline while no run goes on. */
+/* A run or a cell goes on: the session is not idle. */
+static bool busy(const struct holder *hs) {
+  return hs->n_active > 0 || esb_kernels_busy(&hs->kernels);
+}
+
+/* The one timer: the TTL, or the idle deadline while no run or cell goes on. */
 static void arm_timer(struct holder *hs) {
   uint64_t at = hs->ttl_at_ns;
-  if (hs->n_active == 0 && hs->idle_at_ns < at)
+  if (!busy(hs) && hs->idle_at_ns < at)
     at = hs->idle_at_ns;
   struct itimerspec its = { .it_value = { .tv_sec = (time_t)(at / 1000000000u),
                                           .tv_nsec = (long)(at % 1000000000u) } };
@@ -150,6 +157,11 @@ static void serve(struct holder *hs, int conn) {
   ssize_t got = esb_fd_recv(conn, &m, sizeof m, fds, ESB_SESSION_FD__MAX, &n);
   if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_DELETE)
     end_session(hs, ESB_SESSION_END_DELETED);
+  if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_CELL) {
+    esb_kernels_cell(&hs->kernels, conn, &m, fds, n);
+    close_fds(fds, n);
+    return;
+  }
   pid_t pid = -1;
   if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_RUN)
     pid = start_run(hs, fds, n);
@@ -179,7 +191,10 @@ static void reap(struct holder *hs) {
   while (read(hs->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
     ;
   pid_t pid;
-  while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
+  int status;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (esb_kernels_reaped(&hs->kernels, pid, status))
+      continue;
     for (size_t i = 0; i < hs->n_active; i++) {
       if (hs->active[i].pid != pid)
         continue;
@@ -188,7 +203,7 @@ static void reap(struct holder *hs) {
       break;
     }
   }
-  if (hs->n_active == 0)
+  if (!busy(hs))
     hs->idle_at_ns = now_ns() + hs->h->idle_timeout_ms * 1000000u;
 }
 
@@ -206,22 +221,25 @@ static void timer_fired(struct holder *hs) {
   uint64_t now = now_ns();
   if (now >= hs->ttl_at_ns)
     end_session(hs, ESB_SESSION_END_TTL);
-  if (hs->n_active == 0 && now >= hs->idle_at_ns)
+  if (!busy(hs) && now >= hs->idle_at_ns)
     end_session(hs, ESB_SESSION_END_IDLE);
 }
 
 _Noreturn static void serve_forever(struct holder *hs) {
   for (;;) {
     arm_timer(hs);
-    struct pollfd pfd[3 + MAX_RUNS];
+    struct pollfd pfd[3 + MAX_RUNS + ESB_SESSION_KERNELS];
     pfd[0] = (struct pollfd){ .fd = hs->h->control_fd, .events = POLLIN };
     pfd[1] = (struct pollfd){ .fd = hs->sigfd, .events = POLLIN };
     pfd[2] = (struct pollfd){ .fd = hs->timerfd, .events = POLLIN };
     for (size_t i = 0; i < hs->n_active; i++)
       pfd[3 + i] = (struct pollfd){ .fd = hs->active[i].killed ? -1 : hs->active[i].conn, .events = POLLIN };
     size_t n_active = hs->n_active;
-    if (poll(pfd, 3 + n_active, -1) < 0)
+    esb_kernels_poll(&hs->kernels, pfd + 3 + n_active);
+    if (poll(pfd, 3 + n_active + ESB_SESSION_KERNELS, -1) < 0)
       continue; /* EINTR: nothing handles a signal here, but a stop/continue */
+    if (esb_kernels_events(&hs->kernels, pfd + 3 + n_active) && !busy(hs))
+      hs->idle_at_ns = now_ns() + hs->h->idle_timeout_ms * 1000000u; /* a cell is activity */
     for (size_t i = 0; i < n_active; i++)
       if (pfd[3 + i].revents)
         hung_up(hs, i); /* a word, EOF or a hangup: the engine is done with it */
@@ -237,6 +255,7 @@ _Noreturn static void serve_forever(struct holder *hs) {
 _Noreturn void esb_session_hold(const struct esb_child_plan *p) {
   const struct esb_session_hold *h = p->session;
   struct holder hs = { .h = h };
+  esb_kernels_init(&hs.kernels);
   /* The session outlives whoever made it. */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
   int keep[4 + ESB_CGROUP__COUNT + 1] = { h->control_fd, h->state_fd, p->report_fd };

@@ -20,6 +20,8 @@
  *     on: the engine closing it (its deadline, its end) makes the holder
  *     SIGKILL the run's pid 1, and the kernel the rest of the run.
  *   DELETE: the session ends ("deleted").
+ *   CELL with the fd of a kernel's plan: a cell for the session's kernel of
+ *     that slot (engine/sandbox/session_kernel.h says how it goes).
  *
  * The holder ends the session by itself at its TTL or after idle_timeout_ms
  * with no run (a timerfd in its poll loop: nobody needs to watch it), and
@@ -45,13 +47,44 @@ struct esb_session_hold {
   uint64_t ttl_ms, idle_timeout_ms;
 };
 
-#define ESB_SESSION_MAGIC 0x45535331u /* "ESS1": bump with any change below */
+#define ESB_SESSION_MAGIC 0x45535332u /* "ESS2": bump with any change below */
 
-enum esb_session_kind { ESB_SESSION_RUN = 1, ESB_SESSION_DELETE };
+enum esb_session_kind {
+  ESB_SESSION_RUN = 1, ESB_SESSION_DELETE,
+  ESB_SESSION_CELL,           /* a cell: the kernel's fds come back (struct esb_session_cell_answer) */
+  ESB_SESSION_CELL_INTERRUPT, /* on a cell's connection: SIGINT to the kernel */
+  ESB_SESSION_CELL_DONE,      /* on a cell's connection: its reply came, the kernel is free */
+};
 
 struct esb_session_msg {
   uint32_t magic;
-  uint32_t kind; /* enum esb_session_kind */
+  uint32_t kind;   /* enum esb_session_kind */
+  uint32_t kernel; /* CELL: the kernel's slot, below ESB_SESSION_KERNELS; else 0 */
+  uint32_t spare;
+};
+
+/* A session's kernels: one slot a language that has one. */
+#define ESB_SESSION_KERNELS 4
+
+/* The holder's answer to a CELL: GO with the kernel's fds (enum
+ * esb_session_cell_fd), BUSY (a cell of that kernel is going on), or
+ * FAILED (error: an errno; the kernel could not be started). */
+enum esb_session_cell_word { ESB_SESSION_CELL_GO = 1, ESB_SESSION_CELL_BUSY, ESB_SESSION_CELL_FAILED };
+
+struct esb_session_cell_answer {
+  uint32_t magic;
+  uint32_t word;       /* enum esb_session_cell_word */
+  int32_t error;
+  uint32_t state_lost; /* the kernel is a new one and an earlier one had ended */
+  int32_t ended;       /* then: that one's pid 1's wait status; else -1 */
+  uint32_t spare;
+  uint64_t cell;       /* the kernel's count of cells, this one's included: the request's id */
+};
+
+/* The fds of a GO, in this order: the holder's ends of the kernel's pipes. */
+enum esb_session_cell_fd {
+  ESB_SESSION_CELL_FD_REQUESTS, ESB_SESSION_CELL_FD_REPLIES, ESB_SESSION_CELL_FD_STDOUT,
+  ESB_SESSION_CELL_FD_STDERR, ESB_SESSION_CELL_FD_REPORT, ESB_SESSION_CELL_FD__MAX
 };
 
 /* The fds of a RUN message, in this order. */
