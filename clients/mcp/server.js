@@ -217,12 +217,15 @@ const cliSessions = {
 };
 
 // The daemon's /v1/sessions: an unknown or ended session is a 404 that
-// says why; no call went in.
+// names it and says why it ended ("ended", null where unknown); no call
+// went in. (Another 404, a route the daemon lacks, is an error like any.)
 function daemonGone(status, body) {
-  if (status !== 404) return { result: body, ended: null };
   const e = body.error || {};
-  return { result: errorResult(e.code || "not_found", e.message || "the session has ended"),
-           ended: { reason: body.ended || body.reason || e.message || "gone", taken: false } };
+  if (status !== 404 || !("session" in body || "ended" in body)) {
+    return { result: body.exit_code === undefined && e.message ? errorResult(e.code, e.message) : body, ended: null };
+  }
+  return { result: errorResult(e.code || "invalid_request", e.message || "the session has ended"),
+           ended: { reason: body.ended || "gone", taken: false } };
 }
 
 const daemonSessions = {
@@ -240,10 +243,16 @@ const daemonSessions = {
     const { status, body } = await daemonRequest("POST", `/v1/sessions/${id}/run`, request);
     return daemonGone(status, body);
   },
+  // A cell's result, or (any answer but a 200) a cell that did not go in.
   async cell(id, language, code, timeoutMs) {
     const { status, body } = await daemonRequest("POST", `/v1/sessions/${id}/cell`,
                                                  { language, code, timeout_ms: timeoutMs });
-    return daemonGone(status, body);
+    if (status === 200) return { result: body, ended: null };
+    const { result, ended } = daemonGone(status, body);
+    const e = result.error || {};
+    return { result: { status: ended ? "session_ended" : "failed", code: e.code, message: e.message, language,
+                       session: id, stdout: "", stderr: "", value: null, error: null, state_lost: false },
+             ended };
   },
   async remove(id) {
     await daemonRequest("DELETE", `/v1/sessions/${id}`);

@@ -2,7 +2,10 @@
 // SDK's own client over stdio against the CLI ($ECHO_SANDBOX_BIN), with a
 // directory of sessions of its own so that `echo-sandbox session ls` here
 // sees only the sessions these tests' servers make. Every test checks that
-// its connection's close left no session behind.
+// its connection's close left no session behind. With $ECHO_SANDBOX_URL or
+// $ECHO_SANDBOX_SOCKET set, the server goes to that daemon instead, which
+// must keep its sessions in $ECHO_SANDBOX_SESSION_DIR (the directory `ls`
+// reads here).
 //   ECHO_SANDBOX_BIN=build/echo-sandbox node --test clients/mcp/test/session.test.js
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -18,15 +21,18 @@ const server = fileURLToPath(new URL("../server.js", import.meta.url));
 const bin = process.env.ECHO_SANDBOX_BIN || "echo-sandbox";
 let dir;
 
+const daemon = ["ECHO_SANDBOX_URL", "ECHO_SANDBOX_SOCKET", "ECHO_SANDBOX_TOKEN"];
+const ownDir = !process.env.ECHO_SANDBOX_SESSION_DIR;
+
 before(() => {
-  dir = mkdtempSync(join(tmpdir(), "esb-mcp-sessions-"));
+  dir = ownDir ? mkdtempSync(join(tmpdir(), "esb-mcp-sessions-")) : process.env.ECHO_SANDBOX_SESSION_DIR;
 });
 
 // What a failed test left is removed here, and said.
 after(() => {
   const left = sessions();
   for (const s of left) cliSession(["rm", s.id]);
-  rmdirSync(dir);
+  if (ownDir) rmdirSync(dir);
   assert.deepEqual(left, [], "sessions left behind");
 });
 
@@ -45,6 +51,7 @@ const show = (id) => JSON.parse(cliSession(["show", id, "--json"]));
 async function connect(extra = {}) {
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ECHO_SANDBOX_BIN: bin,
                 ECHO_SANDBOX_SESSION_DIR: dir, ...extra };
+  for (const k of daemon) if (process.env[k] !== undefined) env[k] = process.env[k];
   const c = new Client({ name: "echo-sandbox-test", version: "0.1.0" });
   const transport = new StdioClientTransport({ command: process.execPath, args: [server], env });
   await c.connect(transport);
