@@ -1,7 +1,9 @@
-// The server driven by the MCP SDK's own client over stdio, against the
-// CLI ($ECHO_SANDBOX_BIN) or, with $ECHO_SANDBOX_URL or $ECHO_SANDBOX_SOCKET
-// set, a daemon: spec/mcp_spec.lua runs it both ways.
-//   ECHO_SANDBOX_BIN=build/echo-sandbox node --test clients/mcp/test/
+// The server's one-shot calls (ECHO_SANDBOX_MCP_SESSION=none: each call a
+// new sandbox; its sessions are session.test.js's) driven by the MCP SDK's
+// own client over stdio, against the CLI ($ECHO_SANDBOX_BIN) or, with
+// $ECHO_SANDBOX_URL or $ECHO_SANDBOX_SOCKET set, a daemon: spec/mcp_spec.lua
+// runs it both ways.
+//   ECHO_SANDBOX_BIN=build/echo-sandbox node --test clients/mcp/test/server.test.js
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -13,7 +15,7 @@ const passed = ["ECHO_SANDBOX_BIN", "ECHO_SANDBOX_URL", "ECHO_SANDBOX_SOCKET", "
 let client;
 
 async function connect(extra = {}) {
-  const env = { ...extra };
+  const env = { ECHO_SANDBOX_MCP_SESSION: "none", ...extra };
   for (const k of passed) if (process.env[k] !== undefined) env[k] = process.env[k];
   const c = new Client({ name: "echo-sandbox-test", version: "0.1.0" });
   await c.connect(new StdioClientTransport({ command: process.execPath, args: [server], env }));
