@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# What a session saves an agent, on the local backend, in one hyperfine run:
+#   session run    echo-sandbox session run ID -- /bin/true, in a live session
+#   run            echo-sandbox run -- /bin/true, a sandbox of its own
+#   cell           echo-sandbox session cell ID --lang python --code 'x += 1'
+# then, without the CLI's own start: the median round trip of 200 Python
+# cells `x += 1` through one daemon's POST /v1/sessions/ID/cell on one
+# keep-alive connection; and the host memory an idle session holds: the
+# resident set of its processes (the holder; no kernel started), from
+# /proc/PID/status VmRSS and smaps_rollup Pss.
+# Writes bench/results/session.md and prints the ratios.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/common.sh"
+ensure_packages hyperfine python3
+"$here/bootstrap.sh" build
+cli="$here/build/echo-sandbox"
+work=$(mktemp -d)
+export ECHO_SANDBOX_SESSION_DIR=$work/sessions
+ids=()
+daemon=
+cleanup() {
+  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+  for id in "${ids[@]}"; do "$cli" session rm "$id" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+id=$("$cli" session create --ttl 3600000 --idle-timeout 3600000)
+ids+=("$id")
+"$cli" session cell "$id" --lang python --code 'x = 0' >/dev/null
+mkdir -p "$here/bench/results"
+out="$here/bench/results/session"
+hyperfine_rounds "$out.json" "$out.md" "${RUNS:-200}" --warmup 5 \
+  -n "session run" "$cli session run $id -- /bin/true" \
+  -n "cell" "$cli session cell $id --lang python --code 'x += 1'" \
+  -n "run" "$cli run -- /bin/true"
+
+# Cells through a daemon: the engine's part without a CLI's start.
+"$cli" serve --listen "127.0.0.1:0" --port-file "$work/port" >/dev/null 2>&1 &
+daemon=$!
+for _ in $(seq 200); do [ -s "$work/port" ] && break; sleep 0.05; done
+cells=$(python3 - "$(cat "$work/port")" <<'PY'
+import http.client, json, statistics, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+def call(method, path, body=None):
+    c.request(method, path, body=json.dumps(body) if body is not None else None,
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    return r.status, json.loads(r.read() or b"null")
+status, made = call("POST", "/v1/sessions", {"ttl_ms": 600000})
+assert status == 201, (status, made)
+sid = made["id"]
+try:
+    status, first = call("POST", f"/v1/sessions/{sid}/cell", {"language": "python", "code": "x = 0"})
+    assert status == 200 and first["status"] == "ok", (status, first)
+    times = []
+    for _ in range(200):
+        t = time.perf_counter()
+        status, r = call("POST", f"/v1/sessions/{sid}/cell", {"language": "python", "code": "x += 1"})
+        times.append((time.perf_counter() - t) * 1000)
+        assert status == 200 and r["status"] == "ok", r
+    status, last = call("POST", f"/v1/sessions/{sid}/cell", {"language": "python", "code": "x"})
+    assert last["value"] == "200", last
+    print(f"{statistics.median(times):.2f}")
+finally:
+    call("DELETE", f"/v1/sessions/{sid}")
+PY
+)
+
+# An idle session's host memory: its holder's, without a kernel.
+idle=$("$cli" session create --ttl 3600000 --idle-timeout 3600000)
+ids+=("$idle")
+pid=$("$cli" session show "$idle" --json | lua5.4 -e 'print(require("cjson").decode(io.read("a")).pid)')
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
+with_means "$out.json" "
+print(('session run / run = %.2f (target 0.35); cell through the CLI %.2f ms median'):format(
+  mean['session run'] / mean.run, mean.cell * 1000))"
+echo "cell through the daemon: ${cells} ms median of 200 (target 2 ms)"
+echo "idle session: holder RSS ${rss} KiB, PSS ${pss} KiB (target 4 MiB)"
+{
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  echo "| Python cell \`x += 1\` through the daemon, median of 200 | ${cells} ms |"
+  echo "| idle session, holder RSS / PSS | ${rss} / ${pss} KiB |"
+} >> "$out.md"
