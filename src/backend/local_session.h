@@ -68,6 +68,29 @@ int esb_session_create(const struct esb_plan *plan, const struct esb_session_opt
 void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_result *result,
                      int interrupt_fd, const struct esb_output_sink *output);
 
+/* The files of a live session's working dir, as runs in it see them.
+ * Paths are relative to the working dir (esb_file_path_ok); a path that
+ * leads outside (a link a run planted, "..") is refused, never followed.
+ * put: f's bytes and mode at f->path, its directories made where missing;
+ *   a file or a link there is replaced, a directory is not.
+ * get: a regular file's bytes (malloc'd into *data), at most the working
+ *   dir's size limit.
+ * files: fn for each entry of the directory path (NULL: the working dir).
+ * Each 0, or -1 with err: ESB_E_INVALID_REQUEST naming the path and why. */
+struct esb_session_entry {
+  const char *name;
+  char type;     /* 'f' file, 'd' directory, 'l' symlink, 'o' other */
+  uint64_t size;
+  unsigned mode; /* permission bits */
+};
+struct esb_file;
+int esb_session_put(const char *id, const struct esb_file *f, struct esb_error *err);
+int esb_session_get(const char *id, const char *path, char **data, size_t *len, struct esb_error *err);
+int esb_session_files(const char *id, const char *path, void (*fn)(const struct esb_session_entry *e, void *arg),
+                      void *arg, struct esb_error *err);
+/* The most a session's working dir holds (its size limit), in bytes. */
+int esb_session_workdir_size(const char *id, uint64_t *bytes, struct esb_error *err);
+
 /* Reads what a session's directory says; an unknown id is
  * ESB_E_INVALID_REQUEST. */
 int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err);
