@@ -12,32 +12,13 @@ local cjson = require "cjson"
 
 local create, run, run_request, remove = session.create, session.run, session.run_request, session.remove
 
--- A host directory and a file in it, for a run to point links at: anyone
--- may write them (as /tmp and what is in it often are), so that only the
--- engine's refusal to follow a link keeps them as they are.
-local function host_target()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -m 1777 " .. dir))
-  env.write_file(dir .. "/secret", "host-secret\n")
-  assert(os.execute("chmod 666 " .. dir .. "/secret"))
-  return dir, function() assert(os.execute("rm -rf " .. env.quote(dir))) end
-end
-
-local function ls(dir)
-  local p = assert(io.popen("ls -A " .. env.quote(dir)))
-  local text = p:read("a")
-  p:close()
-  return text
-end
-
 describe("a run in a session", function()
   env.check_leaks()
   setup(session.setup)
   teardown(session.teardown)
 
-  -- Checked: with put_files taken out of the run's path, cat found no
-  -- data.txt, and the python run no main file.
+  -- Checked: with put_files taken out of the run's path, cat printed the
+  -- earlier run's "old".
   it("gets the request's files and the code's file, replacing what an earlier run left", function()
     local s = create()
     run(s.id, "echo old > data.txt; mkdir sub")
@@ -63,7 +44,7 @@ describe("a run in a session", function()
   -- it), the host's file said "planted".
   it("never follows a link a run planted when it writes the next request's files", function()
     local s = create()
-    local host, cleanup = host_target()
+    local host, cleanup = session.host_target()
     finally(cleanup)
     run(s.id, ("ln -s %s d; ln -s %s/secret leaf; ln -s /proc/self/root/tmp p; ln -s ../../.. up")
       :format(host, host))
@@ -76,7 +57,7 @@ describe("a run in a session", function()
     end
     local r, code, err = run_request(s.id, { files = { leaf = "planted\n" }, shell = "[ -L leaf ] || cat leaf" })
     assert.are.equal(0, code, err)
-    assert.are.equal("secret\n", ls(host), "the host's directory is as it was")
+    assert.are.equal("secret\n", session.ls(host), "the host's directory is as it was")
     assert.are.equal("host-secret\n", session.read(host .. "/secret"))
     assert.are.equal("planted\n", r.stdout, "the link itself was replaced")
     local _, err2, code2 = session.cli({ "session", "run", s.id, "--json" },

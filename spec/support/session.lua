@@ -125,6 +125,27 @@ function M.cgroups_below(id)
   return list
 end
 
+-- A host directory with a file "secret" in it, for a run to point links
+-- at: anyone may write them (as /tmp and what is in it often are), so that
+-- only the engine's refusal to follow a link keeps them as they are.
+-- Returns the directory and a function that removes it.
+function M.host_target()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -m 1777 " .. dir))
+  env.write_file(dir .. "/secret", "host-secret\n")
+  assert(os.execute("chmod 666 " .. dir .. "/secret"))
+  return dir, function() assert(os.execute("rm -rf " .. env.quote(dir))) end
+end
+
+-- What ls -A says of a directory of ours.
+function M.ls(dir)
+  local p = assert(io.popen("ls -A " .. env.quote(dir)))
+  local text = p:read("a")
+  p:close()
+  return text
+end
+
 -- rm, and nothing of the session left: its holder, directory, cgroups.
 function M.remove(s)
   local cgroups = M.cgroups_of(s.id)
