@@ -14,7 +14,10 @@
  *            cgroups' paths (for `rm` and `cleanup` once the holder is gone)
  * The session's cgroups are its own (not a pool's slots), locked by the
  * holder for as long as it lives (engine/cgroup.h), so no other engine's
- * sweep removes them; once it is gone, `session rm` or `cleanup` does.
+ * sweep removes them; once it is gone, `session rm` or `cleanup` does,
+ * with what is below them: each run's own cgroups (made and removed by the
+ * engine that runs it: backend/local_session_run.c), and on cgroup v2 the
+ * leaf the holder lives in (a cgroup with children has no process).
  *
  * Functions follow engine/error.h: 0, or -1 with err filled. */
 #ifndef ESB_BACKEND_LOCAL_SESSION_H

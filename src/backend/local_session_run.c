@@ -144,7 +144,8 @@ static void make_run_cgroups(struct session_run *s, const struct esb_plan *plan,
 }
 
 /* The run's child plan as a one-shot run's (backend/local.c), inside the
- * session's sandbox as it is: no root to build, no cgroup to join. */
+ * session's sandbox as it is: no root to build; the cgroups it joins are
+ * the run's own, where it has some. */
 static int write_plan(const struct session_run *s, const struct esb_plan *plan,
                       const struct esb_session_record *rec, int *fd, struct esb_result *r) {
   struct esb_sandbox sb;
