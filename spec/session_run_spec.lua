@@ -145,6 +145,42 @@ describe("a run in a session", function()
     remove(s)
   end)
 
+  -- The engine of a run is killed during it: the holder ends the run (its
+  -- connection closed), and the run's cgroups, which that engine would
+  -- have removed, go with the session's at rm. Checked: with rm removing
+  -- only the session's own cgroups (not what is below them), the session's
+  -- memory cgroup was left (busy with the run's below it).
+  it("leaves no cgroup of a run whose engine was killed during it", function()
+    if not env.cgroups_available() then
+      pending("no cgroups here: " .. select(2, env.cgroup_host()))
+      return
+    end
+    local s = create("--memory", "128Mi")
+    local sleep = env.unique_seconds(300)
+    local pidfile, script = os.tmpname(), os.tmpname()
+    finally(function() os.remove(pidfile); os.remove(script) end)
+    env.write_file(script, ("echo $$ > %s\nexec env %s %s %s session run %s --shell %s\n")
+      :format(pidfile, session.env_prefix(), env.cli_prefix, env.quote(env.cli), s.id,
+              env.quote("touch up; sleep " .. sleep)))
+    local wait = env.in_background("sh " .. script .. " >/dev/null 2>&1")
+    local up
+    for _ = 1, 3000 do
+      up = select(3, session.cli { "session", "cp", s.id .. ":up", "-" }) == 0
+      if up then break end
+      os.execute("sleep 0.01")
+    end
+    assert.is_true(up, "the run did not start")
+    assert(os.execute("kill -KILL " .. session.read(pidfile):match("%d+")))
+    assert.are.equal(137, wait())
+    assert.is_true(#session.cgroups_below(s.id) > 0, "the killed engine's run left its cgroups")
+    for _ = 1, 3000 do
+      if not env.running { "sleep", sleep } then break end
+      os.execute("sleep 0.01")
+    end
+    assert.is_false(env.running { "sleep", sleep })
+    remove(s)
+  end)
+
   -- Run a fills its pids budget and waits (no fork left: builtins only);
   -- b, side by side, starts processes of its own all the same.
   -- Checked: with RLIMIT_NPROC left on the runs beside their pids cgroups
