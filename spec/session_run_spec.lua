@@ -12,6 +12,28 @@ local cjson = require "cjson"
 
 local create, run, run_request, remove = session.create, session.run, session.run_request, session.remove
 
+-- Starts `session run ID [args] --shell SHELL` (stdout to out) in the
+-- background, its shell to touch `up` first; once it has, returns the
+-- command's pid and a function that waits for its end (its exit code).
+local function start_until_up(id, shell, args, out)
+  local pidfile, script = os.tmpname(), os.tmpname()
+  env.write_file(script, ("echo $$ > %s\nexec env %s %s %s session run %s %s --shell %s > %s\n")
+    :format(pidfile, session.env_prefix(), env.cli_prefix, env.quote(env.cli), id, args or "",
+            env.quote("touch up; " .. shell), out or "/dev/null"))
+  local wait = env.in_background("sh " .. script .. " 2>/dev/null")
+  local up
+  for _ = 1, 3000 do
+    up = select(3, session.cli { "session", "cp", id .. ":up", "-" }) == 0
+    if up then break end
+    os.execute("sleep 0.01")
+  end
+  local pid = session.read(pidfile):match("%d+")
+  os.remove(pidfile)
+  os.remove(script)
+  assert(up, "the run did not start")
+  return pid, wait
+end
+
 describe("a run in a session", function()
   env.check_leaks()
   setup(session.setup)
@@ -121,6 +143,24 @@ describe("a run in a session", function()
     remove(s)
   end)
 
+  -- SIGINT to the command that runs it: as at the deadline, the program
+  -- gets SIGTERM and its grace (its trap leaves a file), and the result
+  -- says the run was interrupted. Checked: with the interrupt going
+  -- straight to kill_run (as before), the trap never ran: no file.
+  it("gives the program SIGTERM and its grace when the command running it is interrupted", function()
+    local s = create()
+    local out = os.tmpname()
+    finally(function() os.remove(out) end)
+    local pid, wait = start_until_up(s.id, "trap 'echo got-term > termed; exit 3' TERM; sleep 300 & wait",
+                                     "--json", out)
+    assert(os.execute("kill -INT " .. pid))
+    wait()
+    local r = cjson.decode(session.read(out))
+    assert.are.equal("interrupted", r.error.code, cjson.encode(r))
+    assert.are.equal("got-term\n", (session.cli { "session", "cp", s.id .. ":termed", "-" }))
+    remove(s)
+  end)
+
   -- Checked: with make_run_cgroups taken out, memory_peak_bytes was null;
   -- on cgroup v2 (spec/support/cgroup_v2_vm.sh) the same with the holder
   -- left in the session's cgroup (esb_cgroup_v2_nest taken out: a cgroup
@@ -157,20 +197,8 @@ describe("a run in a session", function()
     end
     local s = create("--memory", "128Mi")
     local sleep = env.unique_seconds(300)
-    local pidfile, script = os.tmpname(), os.tmpname()
-    finally(function() os.remove(pidfile); os.remove(script) end)
-    env.write_file(script, ("echo $$ > %s\nexec env %s %s %s session run %s --shell %s\n")
-      :format(pidfile, session.env_prefix(), env.cli_prefix, env.quote(env.cli), s.id,
-              env.quote("touch up; sleep " .. sleep)))
-    local wait = env.in_background("sh " .. script .. " >/dev/null 2>&1")
-    local up
-    for _ = 1, 3000 do
-      up = select(3, session.cli { "session", "cp", s.id .. ":up", "-" }) == 0
-      if up then break end
-      os.execute("sleep 0.01")
-    end
-    assert.is_true(up, "the run did not start")
-    assert(os.execute("kill -KILL " .. session.read(pidfile):match("%d+")))
+    local pid, wait = start_until_up(s.id, "sleep " .. sleep)
+    assert(os.execute("kill -KILL " .. pid))
     assert.are.equal(137, wait())
     assert.is_true(#session.cgroups_below(s.id) > 0, "the killed engine's run left its cgroups")
     for _ = 1, 3000 do

@@ -334,12 +334,13 @@ static void move_bytes(struct session_run *s) {
     int rc = poll(p, 6, poll_timeout(s));
     if (rc < 0 && errno == EINTR)
       continue;
-    if (rc == 0 && !s->term_sent) {
+    if (rc > 0 && p[5].revents && !s->interrupted)
+      s->interrupted = true; /* as a one-shot run's: the deadline now, the grace, then SIGKILL */
+    if ((rc == 0 || s->interrupted) && !s->term_sent) {
       deadline_reached(s);
       continue;
     }
-    if (rc == 0 || (p[5].revents && !s->interrupted)) {
-      s->interrupted |= rc != 0;
+    if (rc == 0) {
       kill_run(s);
       continue;
     }
