@@ -18,6 +18,24 @@ policy_file() {
   { echo 'local p = require "echo_sandbox.policy.default"'; printf '%s\n' "$@"; echo 'return p'; } > "$file"
 }
 
+# Starts the loopback fake API server (spec/support/fake_kube.py) in
+# directory $1, reporting version 1.$2: its pid in $server, its kubeconfig
+# in $1/kubeconfig, exported as KUBECONFIG. The caller stops it.
+start_fake_kube() {
+  python3 "$here/spec/support/fake_kube.py" --port-file "$1/port" --minor "$2" &
+  server=$!
+  for _ in $(seq 100); do [ -s "$1/port" ] && break; sleep 0.05; done
+  cat > "$1/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$1/port")"}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: echo-sandbox}}]
+current-context: fake
+users: [{name: fake, user: {token: fake}}]
+KC
+  export KUBECONFIG=$1/kubeconfig
+}
+
 # Runs the Lua expression $2 with `mean`, a table of each command's mean time
 # in seconds by name, read from hyperfine's --export-json file $1.
 with_means() {

@@ -16,19 +16,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 ensure_packages hyperfine python3
 "$here/bootstrap.sh" build
 work=$(mktemp -d)
-python3 "$here/spec/support/fake_kube.py" --port-file "$work/port" --minor "${MINOR:-32}" &
-server=$!
+start_fake_kube "$work" "${MINOR:-32}"
 trap 'kill $server; wait $server 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-cat > "$work/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$work/port")"}}]
-contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: echo-sandbox}}]
-current-context: fake
-users: [{name: fake, user: {token: fake}}]
-KC
-export KUBECONFIG=$work/kubeconfig
 raw='kubectl run b$RANDOM$RANDOM --image=x --restart=Never --attach -i -q'
 # explain prints the kubectl line shell-quoted; the pod name (also inside the
 # quoted override) becomes a fresh one for each run, by sed before the shell

@@ -1,8 +1,9 @@
 -- The contract in one place: src/engine/contract/limits.def defines each of
 -- a request's limits once (the C readers, the CLI's flags and `policy
 -- explain` are driven from it), request_fields.def and result_fields.def
--- the request's and the result's top-level fields, and src/policy/
--- plan_fields.def a plan's (the plan's own, its local's and its k8s's).
+-- the request's and the result's top-level fields, src/policy/
+-- plan_fields.def a plan's (the plan's own, its local's and its k8s's) and
+-- session_fields.def a session's decision (the policy's hook `session`).
 -- Here the rest is checked against them: the default policy, doc/openapi.json,
 -- doc/request-and-result.md and the man pages; and end to end, that every
 -- limit goes from a flag through the policy into the plan and that the
@@ -85,6 +86,10 @@ end
 
 local function plan_fields()
   return rows_of("src/policy/plan_fields.def", "ESB_PLAN_FIELD", { "name", "table", "kind", "doc" })
+end
+
+local function session_fields()
+  return rows_of("src/policy/session_fields.def", "ESB_SESSION_FIELD", { "name", "kind", "doc" })
 end
 
 local function sorted_keys(t)
@@ -303,6 +308,44 @@ describe("the contract's plan fields (src/policy/plan_fields.def)", function()
       assert.are_not.equal(0, code, change)
       assert.truthy(err:find("unknown field " .. name, 1, true), err)
     end
+  end)
+end)
+
+describe("the contract's session decision (src/policy/session_fields.def)", function()
+  env.check_leaks()
+  local rows = session_fields()
+  local page = env.read_file("doc/echo-sandbox-policy.5")
+  local section = assert(page:match("\n%.SH THE SESSION\n(.-)\n%.SH "), "THE SESSION in echo-sandbox-policy(5)")
+
+  it("parses, and each row is whole", function()
+    local kinds = { STRING = true, UINT = true, ARRAY = true, TABLE = true }
+    for _, row in ipairs(rows) do
+      assert.truthy(row.name:match("^[%l_][%l%d_]*$") and kinds[row.kind], row.name)
+      assert.truthy(#row.doc > 0 and not row.doc:find("\n"), row.name .. ": its doc is not one line")
+    end
+  end)
+
+  -- Checked: with kernels dropped from its item's first line in the page,
+  -- this fails naming it.
+  it("is the decision's fields that echo-sandbox-policy(5) has an item of", function()
+    local heads = {}
+    for head in section:gmatch("%.TP\n([^\n]*)") do heads[#heads + 1] = head end
+    assert.are.same(column(rows, "name"), bold_names(table.concat(heads, "\n")))
+  end)
+
+  -- Checked: with the default hook's tenant_label renamed tenant, this
+  -- fails naming both; with a limit `memory` in its limits, naming it.
+  it("is what the default policy's hook decides, every field of it, limits under their plan names", function()
+    local policy = require "echo_sandbox.policy.default"
+    local d = policy:session({ ttl_ms = 1, limits = { memory_bytes = 1 } }, { live = 0, live_by_label = {} })
+    assert.are.same(column(rows, "name"), sorted_keys(d))
+    -- each limit the table gives no default of, and no other
+    local want = {}
+    for _, row in ipairs(limits()) do
+      if row.default == 0 or d.limits[row.plan_key] ~= nil then want[#want + 1] = row.plan_key end
+    end
+    table.sort(want)
+    assert.are.same(want, sorted_keys(d.limits))
   end)
 end)
 

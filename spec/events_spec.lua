@@ -117,21 +117,6 @@ describe("POST /v1/run?stream=1", function()
   local daemon = require "spec.support.daemon"
   env.check_leaks()
 
-  -- Sends the request, reads the first line of the answer, only then writes
-  -- the go fifo, and reads the rest: prints {status, type, lines}.
-  local interlock = [[
-import http.client, json, sys
-conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
-conn.request("POST", "/v1/run?stream=1", body=sys.argv[3])
-resp = conn.getresponse()
-lines = [json.loads(resp.readline())]
-with open(sys.argv[2], "w") as go:
-    go.write("hello\n")
-for line in resp.read().splitlines():
-    lines.append(json.loads(line))
-print(json.dumps({"status": resp.status, "type": resp.getheader("Content-Type"), "lines": lines}))
-]]
-
   it("answers with the output events as they come, then the result, as NDJSON in chunks", function()
     local dir = interlock_dir()
     local policy = env.policy_file(([[
@@ -144,10 +129,7 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
       os.remove(policy)
     end)
     local request = cjson.encode { shell = "echo first; read x < /interlock/go; echo \"got $x\"" }
-    local p = io.popen(("timeout 60 python3 -c %s %s %s %s"):format(env.quote(interlock), env.quote(d.addr),
-      env.quote(dir .. "/go"), env.quote(request)))
-    local answer = cjson.decode(p:read("a"))
-    p:close()
+    local answer = daemon.stream_interlocked(d, "/v1/run?stream=1", dir .. "/go", request)
     assert.are.equal(200, answer.status)
     assert.are.equal("application/x-ndjson", answer.type)
     local lines = answer.lines

@@ -3,8 +3,10 @@
 -- exec each; a server that is killed is replaced at the next run, and none
 -- outlives the daemon. The server keeps templates of the runs' roots
 -- (src/engine/sandbox/rootfs.h): each run gets a read-only copy and writable
--- mounts of its own, and the policy's mounts are bound by each run, so a
--- host file replaced is seen by the next.
+-- mounts of its own; the policy's small read-only mounts are copied into
+-- the template (src/engine/sandbox/rootfs_copy.h), which the server drops
+-- when the host's tree changes, and the others are bound by each run, so a
+-- host file replaced is seen by the next run either way.
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
@@ -129,10 +131,10 @@ describe("the init's fork server", function()
     end)
   end)
 
-  -- A mount of the policy is no part of a template: each run binds it
-  -- (from an overlay of its own where read-only), so a replaced host file
-  -- needs no new template.
-  it("binds the host files the policy mounts in each run: the next run sees one replaced, from the same template", function()
+  -- A writable mount of the policy is no part of a template: each run
+  -- binds it. A read-only one is copied into the template, which the
+  -- server drops at the replacement and builds anew for the next run.
+  it("sees a host file the policy mounts replaced in the next run, copied or bound", function()
     with_daemon({
       setup = function(dir)
         env.write_file(dir .. "/probe", "one\n")
@@ -151,6 +153,84 @@ mounts[#mounts + 1] = { host = "DIR/rw", path = "/etc/esb-rw", writable = true }
       end
       assert.are.equal("two\ntwo\n", run_shell(d, "cat /etc/esb-probe /etc/esb-rw").stdout)
       assert.are.equal(1, #templates_of(servers_of(d.pid)[1]))
+    end)
+  end)
+
+  -- Where a run's root is copied rather than bound, whether it was shows
+  -- in the run's mount table.
+  local function mounted(d, path)
+    return run_shell(d, "grep -c ' " .. path .. " ' /proc/self/mountinfo; true").stdout ~= "0\n"
+  end
+
+  -- Defence: the server watches a copy's host tree from before the copy
+  -- and drops the template at a change (fork_server.c, drop_changed).
+  -- Checked: without drop_changed, the runs after the append and after the
+  -- new file saw "one" and "f" only.
+  it("copies a small read-only mount into the template, and a change of the host's tree reaches the next run", function()
+    with_daemon({
+      setup = function(dir)
+        assert(os.execute(("mkdir -p %s/tree/sub"):format(dir)))
+        env.write_file(dir .. "/tree/sub/f", "one\n")
+      end,
+      policy = [[
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = "DIR/tree", path = "/etc/esb-tree" }]],
+    }, function(d, dir)
+      assert.are.equal("one\n", run_shell(d, "cat /etc/esb-tree/sub/f").stdout)
+      assert.is_false(mounted(d, "/etc/esb-tree"), "copied, not bound")
+      local f = assert(io.open(dir .. "/tree/sub/f", "a"))
+      f:write("two\n")
+      f:close()
+      assert.are.equal("one\ntwo\n", run_shell(d, "cat /etc/esb-tree/sub/f").stdout)
+      env.write_file(dir .. "/tree/sub/new", "three\n")
+      assert.are.equal("f\nnew\n", run_shell(d, "ls /etc/esb-tree/sub").stdout)
+      assert.are.equal(1, #templates_of(servers_of(d.pid)[1]), "the changed template was dropped")
+    end)
+  end)
+
+  -- A copy is owned by the ids the template is made for: a run's own
+  -- where the policy gives runs no host uid of their own (uid_range =
+  -- false), so the modes of what others may not read must not become the
+  -- owner's (rootfs_copy.c, mode_shown: others' bits for all three, and no
+  -- content). Checked: with mode_shown keeping every mode, the run without
+  -- a uid of its own read secret (empty) and listed private.
+  for _, ids in ipairs { { "a host uid of its own", "" },
+                         { "the policy's uid", "policy.local_sandbox.uid_range = false" } } do
+  it("gives a copy the access the host's files give a run with " .. ids[1] .. ": what others may not read stays unreadable", function()
+    with_daemon({
+      setup = function(dir)
+        assert(os.execute(("mkdir -p %s/tree/private && chmod 0700 %s/tree/private"):format(dir, dir)))
+        env.write_file(dir .. "/tree/open", "open\n")
+        env.write_file(dir .. "/tree/secret", "secret\n")
+        env.write_file(dir .. "/tree/private/key", "key\n")
+        assert(os.execute(("chmod 0600 %s/tree/secret"):format(dir)))
+      end,
+      policy = ids[2] .. [[
+
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = "DIR/tree", path = "/etc/esb-tree" }]],
+    }, function(d)
+      local result = run_shell(d, "cd /etc/esb-tree && cat open; cat secret; ls private; cat private/key; true")
+      assert.are.equal("open\n", result.stdout)
+      assert.are.equal("cat: secret: Permission denied\nls: cannot open directory 'private': Permission denied\n" ..
+        "cat: private/key: Permission denied\n", result.stderr)
+      assert.is_false(mounted(d, "/etc/esb-tree"), "copied, not bound")
+    end)
+  end)
+  end
+
+  it("binds a read-only mount it cannot copy (a fifo in it) in each run", function()
+    with_daemon({
+      setup = function(dir)
+        assert(os.execute(("mkdir -p %s/tree && mkfifo %s/tree/fifo"):format(dir, dir)))
+        env.write_file(dir .. "/tree/f", "one\n")
+      end,
+      policy = [[
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = "DIR/tree", path = "/etc/esb-tree" }]],
+    }, function(d)
+      assert.are.equal("one\n", run_shell(d, "cat /etc/esb-tree/f").stdout)
+      assert.is_true(mounted(d, "/etc/esb-tree"), "bound")
     end)
   end)
 

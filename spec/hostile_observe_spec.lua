@@ -150,7 +150,9 @@ print(json.dumps({'a': a_granted, 'a_second': a_second, 'host': [f is not None f
 
     -- Runs of one engine (a batch, a daemon) are forked from one template of
     -- their root (engine/sandbox/rootfs.h): its /etc/passwd, /etc/hosts and / would be
-    -- every run's inodes. The runs' interlocks are fifos of a writable mount.
+    -- every run's inodes, and so would the copies it holds of the policy's
+    -- small read-only mounts (/etc/nsswitch.conf: engine/sandbox/rootfs_copy.h).
+    -- The runs' interlocks are fifos of a writable mount.
     -- Defence: a run's root is an overlay of the template's (rootfs.c,
     -- esb_rootfs_apply_template). Checked: with the template's root bound
     -- instead, run A saw "/:", "/etc:hosts" and "/etc:passwd" of run B, and
@@ -168,8 +170,9 @@ mounts[#mounts + 1] = { host = %q, path = "/sync", writable = true }]]):format(d
       end)
       local watcher = inotify .. [[
 import fcntl, json
-held = open('/etc/passwd', 'rb')
-fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+held = [open(name, 'rb') for name in ('/etc/passwd', '/etc/nsswitch.conf')]
+for f in held:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 watch(('/', '/etc'))
 open('/sync/ready', 'w').write('watching\n')
 open('/sync/go_a').read()
@@ -182,12 +185,14 @@ import fcntl, json, os
 open('/sync/go_b').read()
 open('/etc/hosts').read()
 os.listdir('/')
-f = open('/etc/passwd', 'rb')
-try:
-    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    granted = True
-except BlockingIOError:
-    granted = False
+granted = []
+for name in ('/etc/passwd', '/etc/nsswitch.conf'):
+    f = open(name, 'rb')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        granted.append(True)
+    except BlockingIOError:
+        granted.append(False)
 open('/sync/b_done', 'w').write('done\n')
 print(json.dumps({'granted': granted}))
 ]]
@@ -212,7 +217,7 @@ print(json.dumps({'ready': ready, 'done': done, 'a': json.loads(results['a']['st
       assert.is_table(got.a, table.concat(got.errors, "\n"))
       assert.are.same({}, got.a.others)
       assert.are.same({ "/etc:hosts" }, got.a.own) -- the watch works: the run's own read is seen
-      assert.is_true(got.b.granted)
+      assert.are.same({ true, true }, got.b.granted)
     end)
   end)
 end

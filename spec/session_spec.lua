@@ -301,7 +301,6 @@ describe("echo-sandbox session", function()
     for _, case in ipairs {
       { { "--ttl", "0" }, "--ttl takes a whole number of milliseconds" },
       { { "--idle-timeout", "soon" }, "--idle-timeout takes a whole number of milliseconds" },
-      { { "--ttl", "999999999999" }, "ttl_ms 999999999999 is above the ceiling" },
       { { "--network" }, "network: true is not available in sessions yet" },
     } do
       local args = { "session", "create" }

@@ -61,8 +61,12 @@ int main(void) {
   m.rejected_unauthorized = 3;
   m.policy_reloads = 4;
   m.policy_reload_failures = 1;
+  m.sessions_created = 5;
+  m.sessions_ended[ESB_SESSION_END_IDLE] = 2;
+  m.sessions_ended[ESB_SESSION_END_DELETED] = 1;
+  m.session_runs = 11;
   char buf[8192];
-  size_t len = esb_metrics_render(&m, 3, 9, buf, sizeof buf);
+  size_t len = esb_metrics_render(&m, 3, 9, 2, buf, sizeof buf);
   is_int(len, strlen(buf), "the length is the text's");
   has(buf, "# TYPE echo_sandbox_runs_total counter");
   has(buf, "echo_sandbox_runs_total{backend=\"local\",status=\"exited\"} 2");
@@ -84,6 +88,13 @@ int main(void) {
   has(buf, "echo_sandbox_rejected_total{reason=\"unauthorized\"} 3");
   has(buf, "echo_sandbox_policy_reloads_total 4");
   has(buf, "echo_sandbox_policy_reload_failures_total 1");
+  has(buf, "echo_sandbox_sessions_alive 2");
+  has(buf, "echo_sandbox_sessions_created_total 5");
+  has(buf, "echo_sandbox_sessions_ended_total{reason=\"idle\"} 2");
+  has(buf, "echo_sandbox_sessions_ended_total{reason=\"deleted\"} 1");
+  has(buf, "echo_sandbox_sessions_ended_total{reason=\"memory\"} 0");
+  has(buf, "echo_sandbox_session_runs_total 11");
+  ok(!strstr(buf, "reason=\"alive\""), "alive is no reason a session ended");
   has(buf, "echo_sandbox_build_info{version=\"" ESB_VERSION "\"} 1");
   ok(len > 0 && buf[len - 1] == '\n', "the text ends with a line's end");
 
@@ -108,16 +119,16 @@ int main(void) {
   /* Too small a buffer: the length it needs, the text cut and ended. */
   char small[64];
   memset(small, 'x', sizeof small);
-  is_int(esb_metrics_render(&m, 3, 9, small, sizeof small), len, "too small: the length it needs");
+  is_int(esb_metrics_render(&m, 3, 9, 2, small, sizeof small), len, "too small: the length it needs");
   ok(memchr(small, '\0', sizeof small) && !strncmp(small, buf, sizeof small - 1), "what fits, NUL-ended");
-  is_int(esb_metrics_render(&m, 3, 9, NULL, 0), len, "no buffer: the length it needs");
+  is_int(esb_metrics_render(&m, 3, 9, 2, NULL, 0), len, "no buffer: the length it needs");
   char *exact = malloc(len + 1);
-  is_int(esb_metrics_render(&m, 3, 9, exact, len + 1), len, "length + 1 bytes hold it");
+  is_int(esb_metrics_render(&m, 3, 9, 2, exact, len + 1), len, "length + 1 bytes hold it");
   is_str(exact, buf, "the same text");
   free(exact);
 
   struct esb_metrics zero = { 0 };
-  len = esb_metrics_render(&zero, 0, 0, buf, sizeof buf);
+  len = esb_metrics_render(&zero, 0, 0, 0, buf, sizeof buf);
   has(buf, "echo_sandbox_run_duration_seconds_sum 0.000000");
   has(buf, "echo_sandbox_runs_total{backend=\"local\",status=\"exited\"} 0");
   return tap_done();

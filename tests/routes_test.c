@@ -22,15 +22,34 @@ int main(void) {
   is_int(esb_route("GET", "/v1/run/", NULL), ESB_ENDPOINT_NONE, "paths match exactly");
   is_int(esb_route("GET", "/", NULL), ESB_ENDPOINT_NONE, "no endpoint at /");
   is_int(esb_route("post", "/v1/run", NULL), ESB_ENDPOINT_WRONG_METHOD, "methods are case-sensitive (RFC 9110)");
+  /* Checked: with "{id}" matched as text, or as any rest of the path, these fail. */
+  is_int(esb_route("POST", "/v1/sessions", NULL), ESB_ENDPOINT_SESSION_CREATE, "POST /v1/sessions creates");
+  is_int(esb_route("GET", "/v1/sessions", NULL), ESB_ENDPOINT_SESSION_LIST, "GET /v1/sessions lists");
+  is_int(esb_route("GET", "/v1/sessions/abc", NULL), ESB_ENDPOINT_SESSION_SHOW, "GET /v1/sessions/ID shows");
+  is_int(esb_route("DELETE", "/v1/sessions/abc", NULL), ESB_ENDPOINT_SESSION_DELETE, "DELETE /v1/sessions/ID");
+  is_int(esb_route("POST", "/v1/sessions/abc/run", NULL), ESB_ENDPOINT_SESSION_RUN, "POST /v1/sessions/ID/run");
+  is_int(esb_route("GET", "/v1/sessions/", NULL), ESB_ENDPOINT_NONE, "an id is not empty");
+  is_int(esb_route("GET", "/v1/sessions/a/b", NULL), ESB_ENDPOINT_NONE, "an id is one segment");
+  is_int(esb_route("POST", "/v1/sessions/a/run/x", NULL), ESB_ENDPOINT_NONE, "and nothing follows run");
+  is_int(esb_route("GET", "/v1/sessions/{id}", NULL), ESB_ENDPOINT_SESSION_SHOW, "{id} in a path is an id too");
+  is_int(esb_route("PUT", "/v1/sessions/abc", &allowed), ESB_ENDPOINT_WRONG_METHOD, "PUT /v1/sessions/ID");
+  char id[40];
+  esb_route_id("/v1/sessions/abc/run", id, sizeof id);
+  is_str(id, "abc", "the id of a session's run");
+  esb_route_id("/v1/run", id, sizeof id);
+  is_str(id, "", "no id outside /v1/sessions/");
   char methods[32];
+  esb_route_methods("/v1/sessions/abc", methods, sizeof methods);
+  is_str(methods, "GET, DELETE", "the Allow of a session");
   esb_route_methods("/v1/run", methods, sizeof methods);
   is_str(methods, "POST", "the Allow of /v1/run");
   esb_route_methods("/nowhere", methods, sizeof methods);
   is_str(methods, "", "no Allow where no endpoint is");
-  char list[160];
+  char list[512];
   esb_routes_list(list, sizeof list);
-  is_str(list, "POST /v1/run, GET /v1/languages, GET /healthz, GET /readyz, GET /metrics or GET /openapi.json",
-         "the list of endpoints for a 404");
+  is_str(list, "POST /v1/run, GET /v1/languages, GET /healthz, GET /readyz, GET /metrics, GET /openapi.json, "
+         "POST /v1/sessions, GET /v1/sessions, GET /v1/sessions/{id}, DELETE /v1/sessions/{id} or "
+         "POST /v1/sessions/{id}/run", "the list of endpoints for a 404");
   char small[8];
   esb_routes_list(small, sizeof small);
   ok(strlen(small) < sizeof small, "a short buffer stays terminated");

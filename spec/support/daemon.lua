@@ -126,6 +126,32 @@ function M.closes_idle(d)
   return out.closed
 end
 
+-- POST path (a streamed run's: ?stream=1) with body; reads the first line
+-- of the answer, only then writes "hello" into the fifo go, and reads the
+-- rest: the interlock that proves an event came before the run's end (a
+-- run that waits on go). A 60 s watchdog turns an answer held back into a
+-- failure, not a hang. Returns {status, type, lines (decoded)}.
+local interlock = [[
+import http.client, json, sys
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
+conn.request("POST", sys.argv[2], body=sys.argv[4])
+resp = conn.getresponse()
+lines = [json.loads(resp.readline())]
+with open(sys.argv[3], "w") as go:
+    go.write("hello\n")
+for line in resp.read().splitlines():
+    lines.append(json.loads(line))
+print(json.dumps({"status": resp.status, "type": resp.getheader("Content-Type"), "lines": lines}))
+]]
+
+function M.stream_interlocked(d, path, go, body)
+  local p = io.popen(("timeout 60 python3 -c %s %s %s %s %s"):format(env.quote(interlock), env.quote(d.addr),
+    env.quote(path), env.quote(go), env.quote(body)))
+  local answer = cjson.decode(p:read("a"))
+  p:close()
+  return answer
+end
+
 function M.flood(d, n, request)
   local p = io.popen(("python3 %s flood %s %d %s"):format(client, env.quote(d.addr), n, env.quote(cjson.encode(request))))
   local out = cjson.decode(p:read("a"))

@@ -4,8 +4,9 @@
 Real kubectl talks to it through a kubeconfig the specs write. It serves
 /version (the minor given), discovery, pods create/get/list/watch (also
 streaming lists: sendInitialEvents, as kubectl 1.35 asks)/delete,
-pod logs, and attach over WebSocket (v5.channel.k8s.io: channel 0 stdin,
-1 stdout, 2 stderr, 3 status, 255 close). A created pod "runs" its
+pod logs, and attach and exec over WebSocket (v5.channel.k8s.io, or v4
+without the close channel: channel 0 stdin, 1 stdout, 2 stderr, 3 status,
+255 close; exec_pod below). A created pod "runs" its
 container's command as a local process (output written before an attach is
 lost, as on a real node), in a fresh directory of its own when the
 container has a workingDir (an emptyDir there, removed with the pod).
@@ -140,6 +141,8 @@ class Pod:
         self.workdir = None       # the container's workingDir: an emptyDir of its own
         self.restarts = 0         # the container's restartCount (life_* below)
         self.terminating = False  # a graceful delete is under way (life_* below)
+        self.env = None           # the container's environment (exec_* below)
+        self.execs = []           # its exec'd processes (exec_* below)
 
     @property
     def key(self):
@@ -205,6 +208,7 @@ class Pod:
         if c.get("workingDir"):
             # a fresh, empty directory, as the kubelet mounts an emptyDir there
             self.workdir = tempfile.mkdtemp(prefix="esb-fake-pod.")
+        self.env = dict(env)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, start_new_session=True,
                                      cwd=self.workdir)
@@ -231,6 +235,7 @@ class Pod:
 
     def wait(self):
         code = self.proc.wait()
+        exec_container_ended(self)
         time.sleep(0.05)  # let the pumps hand over the last output
         with state_lock:
             if life_container_exited(self, code):
@@ -263,6 +268,7 @@ class Pod:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        exec_container_ended(self)
         if self.workdir:  # the pod's emptyDir goes with it
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -301,6 +307,8 @@ DISCOVERY_V1 = {
         {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions",
          "verbs": ["create", "get"]},
         {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+        {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
+         "verbs": ["create", "get"]},
         {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
          "verbs": ["get", "list"], "shortNames": ["ns"]},
         # known, so that `kubectl apply --dry-run=client` of deploy/ maps them
@@ -429,6 +437,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.delete(ns, name)
             if name and sub == "attach":
                 return self.attach(ns, name)
+            if name and sub == "exec":
+                return exec_pod(self, ns, name, q)
             if name and sub == "log" and method == "GET":
                 return self.log(ns, name)
         if method == "GET" and parts[:2] == ["api", "v1"] and parts[2:3] == ["pods"]:
@@ -704,36 +714,10 @@ class Handler(BaseHTTPRequestHandler):
             pod = pods.get((ns, name))
         if not pod or pod.proc is None:
             return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
-        offered = [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        proto = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
-        key = self.headers.get("Sec-WebSocket-Key")
-        if not key or not proto:
-            return self.send_json(400, status_obj(400, "BadRequest", "websocket v4/v5 required"))
-        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        self.send_response(101)
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.send_header("Sec-WebSocket-Protocol", proto)
-        self.end_headers()
-        self.wfile.flush()
+        if not ws_upgrade(self):
+            return
         sock = self.connection
-        send_lock = threading.Lock()
-
-        def send_frame(opcode, payload):
-            header = bytes([0x80 | opcode])
-            n = len(payload)
-            if n < 126:
-                header += bytes([n])
-            elif n < 65536:
-                header += bytes([126]) + struct.pack(">H", n)
-            else:
-                header += bytes([127]) + struct.pack(">Q", n)
-            with send_lock:
-                try:
-                    sock.sendall(header + payload)
-                except OSError:
-                    pass
+        send_frame = ws_sender(sock)
 
         relayed = bytearray()  # the stdout this attach relayed
 
@@ -753,14 +737,14 @@ class Handler(BaseHTTPRequestHandler):
         with state_lock:
             pod.attached = sender
             pod.attach_sock = sock
-        reader = threading.Thread(target=self.read_client, args=(pod, send_frame), daemon=True)
+        reader = threading.Thread(target=self.read_client, args=(pod.proc, send_frame), daemon=True)
         reader.start()
         pod.exited.wait()
         time.sleep(0.05)
         send_frame(0x8, struct.pack(">H", 1000))
         self.close_connection = True
 
-    def read_client(self, pod, send_frame):
+    def read_client(self, proc, send_frame):
         rfile = self.rfile
         try:
             while True:
@@ -784,15 +768,15 @@ class Handler(BaseHTTPRequestHandler):
                     continue
                 channel, payload = data[0], data[1:]
                 if channel == 0 and payload:
-                    pod.proc.stdin.write(payload)
-                    pod.proc.stdin.flush()
+                    proc.stdin.write(payload)
+                    proc.stdin.flush()
                 elif channel == 255 and payload[:1] == b"\0":
-                    pod.proc.stdin.close()
+                    proc.stdin.close()
         except (OSError, ValueError):
             pass
         # stdinOnce: the container's stdin ends with the attach session
         try:
-            pod.proc.stdin.close()
+            proc.stdin.close()
         except (OSError, ValueError):
             pass
 
@@ -953,7 +937,8 @@ life_every_pod = []  # every pod created, deleted ones too: their processes
 def life_procs(handler):
     """GET /_fake/procs: the pods whose container processes are alive, deleted pods too."""
     with state_lock:
-        alive = ["%s/%s" % p.key for p in life_every_pod if p.proc and p.proc.poll() is None]
+        alive = ["%s/%s" % p.key for p in life_every_pod if p.proc and p.proc.poll() is None or
+                 any(e.poll() is None for e in p.execs)]
     handler.send_json(200, alive)
 
 
@@ -1064,6 +1049,149 @@ def life_options(ap):
     ap.add_argument("--mutate-restart-policy", help="creates get this restartPolicy, as from a mutating webhook")
 
 
+# ---- pods/exec over WebSocket ----
+# kubectl 1.30 and later ask for exec over WebSocket first (client-go's
+# KUBECTL_REMOTE_COMMAND_WEBSOCKETS, on by default since 1.30; SPDY only
+# where the upgrade fails, and 1.29 and older use SPDY unless it is set):
+# v5.channel.k8s.io, with v4 as the fallback. The exec'd command runs as a
+# local process in the pod's context: the container's working dir (its
+# emptyDir, so files persist from exec to exec) and environment, in a
+# session of its own (as runc starts it). As on a node, a client that goes
+# away closes the process's stdin and nothing more: the process runs on.
+# The container's end (its command exits, the pod is deleted or evicted, its
+# deadline passes) kills every exec'd process, as the runtime ends the
+# container's cgroup. --deny-exec: 403 on pods/exec; --drop-exec-at TEXT:
+# the exec connection is cut, without a close frame, once the stdout it
+# relayed holds TEXT.
+
+def exec_options(ap):
+    ap.add_argument("--deny-exec", action="store_true", help="403 on pods/exec")
+    ap.add_argument("--drop-exec-at", metavar="TEXT",
+                    help="cut the exec connection once the stdout it relayed holds TEXT")
+
+
+def exec_container_ended(pod):
+    """The container is gone: so are the processes exec'd into it."""
+    for proc in list(pod.execs):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def ws_upgrade(handler):
+    """Answers a WebSocket upgrade (v5 or v4 channel.k8s.io): the protocol, or None once refused."""
+    offered = [p.strip() for p in handler.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    proto = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+    key = handler.headers.get("Sec-WebSocket-Key")
+    if not key or not proto:
+        handler.send_json(400, status_obj(400, "BadRequest", "websocket v4/v5 required"))
+        return None
+    accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    handler.send_response(101)
+    handler.send_header("Upgrade", "websocket")
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Sec-WebSocket-Accept", accept)
+    handler.send_header("Sec-WebSocket-Protocol", proto)
+    handler.end_headers()
+    handler.wfile.flush()
+    return proto
+
+
+def ws_sender(sock):
+    lock = threading.Lock()
+
+    def send_frame(opcode, payload):
+        header = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([n])
+        elif n < 65536:
+            header += bytes([126]) + struct.pack(">H", n)
+        else:
+            header += bytes([127]) + struct.pack(">Q", n)
+        with lock:
+            try:
+                sock.sendall(header + payload)
+            except OSError:
+                pass
+    return send_frame
+
+
+def exec_status(code):
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": "command terminated with non-zero exit code: exit code %d" % code,
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def exec_refused(handler, ns, name, pod):
+    if options.deny_exec:
+        msg = 'pods "%s" is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create resource ' \
+              '"pods/exec" in API group "" in the namespace "%s"' % (name, ns, ns)
+        handler.send_json(403, status_obj(403, "Forbidden", msg))
+    elif not pod:
+        handler.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+    elif pod.proc is None or pod.proc.poll() is not None:
+        handler.send_json(400, status_obj(400, "BadRequest", "container not found (%s)" % name))
+    else:
+        return False
+    return True
+
+
+def exec_start(pod, argv):
+    env = dict(pod.env)
+    if options.busybox and argv[:1] == ["/bin/sh"]:
+        argv = [options.busybox, "sh"] + argv[1:]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=pod.workdir, start_new_session=True)
+    with state_lock:
+        pod.execs.append(proc)
+        if pod.deleted or pod.proc.poll() is not None:  # the container went meanwhile
+            exec_container_ended(pod)
+    return proc
+
+
+def exec_pod(handler, ns, name, q):
+    with state_lock:
+        pod = pods.get((ns, name))
+    if exec_refused(handler, ns, name, pod) or not ws_upgrade(handler):
+        return
+    sock = handler.connection
+    send_frame = ws_sender(sock)
+    proc = exec_start(pod, q.get("command", []))
+
+    relayed = bytearray()  # --drop-exec-at: the stdout relayed
+
+    def pump(fd, channel):
+        while True:
+            data = os.read(fd.fileno(), 65536)
+            if not data:
+                break
+            send_frame(0x2, bytes([channel]) + data)
+            if channel == 1:
+                relayed.extend(data)
+            if options.drop_exec_at and channel == 1 and options.drop_exec_at.encode() in relayed:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+    pumps = [threading.Thread(target=pump, args=(fd, ch), daemon=True)
+             for fd, ch in ((proc.stdout, 1), (proc.stderr, 2))]
+    for t in pumps:
+        t.start()
+    threading.Thread(target=handler.read_client, args=(proc, send_frame), daemon=True).start()
+    code = proc.wait()
+    for t in pumps:
+        t.join()
+    code = code if code >= 0 else 128 - code
+    send_frame(0x2, bytes([3]) + json.dumps(exec_status(code)).encode())
+    send_frame(0x8, struct.pack(">H", 1000))
+    handler.close_connection = True
+
+
 def query(port, path, body=None):
     """For the specs: prints the JSON answer of GET (or POST body to) path."""
     import urllib.request
@@ -1115,6 +1243,7 @@ def main():
     ap.add_argument("--latency-after-create", type=float, default=0,
                     help="as --latency, once a pod exists (the create itself is quick)")
     life_options(ap)
+    exec_options(ap)
     options = ap.parse_args()
     trace("START " + " ".join(a for a in sys.argv[1:] if not a.startswith("/") and a != "--port-file"))
     latency[0] = options.latency

@@ -24,8 +24,9 @@ ADDR is a TCP port on 127.0.0.1 or unix:/path.
 
 Every request and answer of `request` is checked against the daemon's
 OpenAPI description (doc/openapi.json) with python3-jsonschema: the answer
-against what the document says that status answers, and the request body
-of a run the daemon took (200) against the Request schema; an answer that
+against what the document says that status answers (a path's "{id}"
+matching one segment), and the request body the daemon took (200, 201)
+against the schema of the operation's body; an answer that
 is not UTF-8 is no JSON at all. What does not
 match is listed in the output's "schema_errors" (spec/support/daemon.lua
 fails the spec on it).
@@ -33,6 +34,7 @@ fails the spec on it).
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -108,7 +110,10 @@ def schema_errors(method, path, body, status, content_type, answer):
         return ["%s: %s at %s" % (what, e.message, "/".join(map(str, e.absolute_path)) or "the top")
                 for e in validator.iter_errors(value)]
 
-    route = doc["paths"].get(path.split("?")[0], {}).get(method.lower())
+    route = None
+    for template, item in doc["paths"].items():  # "{id}": one segment
+        if re.fullmatch(re.sub(r"\\{[^/]*\\}", "[^/]+", re.escape(template)), path.split("?")[0]):
+            route = item.get(method.lower(), route)
     if route is None:
         return [] if status in (404, 405) else ["%s %s is not in the document" % (method, path)]
     errors = []
@@ -128,8 +133,9 @@ def schema_errors(method, path, body, status, content_type, answer):
         for line in answer.splitlines():
             if line.strip():
                 errors += check(json.loads(line), "#/components/schemas/Event", "an event line")
-    if status == 200 and body is not None and "requestBody" in route:
-        errors += check(json.loads(body), "#/components/schemas/Request", "the request")
+    if status in (200, 201) and body is not None and "requestBody" in route:
+        schema = route["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        errors += check(json.loads(body), schema, "the request")
     return errors
 
 

@@ -11,6 +11,7 @@
 
 #include "backend/k8s_command.h"
 #include "backend/k8s_run_table.h"
+#include "backend/k8s_session.h"
 #include "backend/k8s_watch.h"
 #include "backend/kubectl_words.h"
 #include "engine/fileio.h"
@@ -651,8 +652,10 @@ static int start_run_step(struct esb_k8s_run *run) {
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   if (!run->adopted)
     run->create_attempts++;
-  if (start_kubectl(run, run->adopted ? attach_argv(plan) : esb_k8s_run_argv(plan), run->stdin_buf, run->stdin_len,
-                    run->stdin_fd, left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
+  char **argv = run->in_session ? esb_k8s_session_exec_argv(plan) : run->adopted ? attach_argv(plan)
+                                                                                : esb_k8s_run_argv(plan);
+  if (start_kubectl(run, argv, run->stdin_buf, run->stdin_len, run->stdin_fd, left_ms ? left_ms : 1,
+                    plan->max_output_bytes) < 0)
     return -1;
   if (esb_k8s_payload_wanted(plan))
     esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
@@ -879,7 +882,10 @@ static bool decide_interrupted(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   if (!run->interrupted)
     return false;
-  if (r->cleanup_error)
+  if (run->in_session)
+    esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the run's processes in session "
+                    "%s end at the run's deadline", run->plan->k8s.pod_name);
+  else if (r->cleanup_error)
     esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; deleting the pod failed "
                     "(cleanup_error)");
   else
@@ -939,6 +945,76 @@ static bool decide_timed_out(struct esb_k8s_run *run) {
  * does not tell the program's exit: the pod's status does). */
 static bool decide_kubectl_exit_0(struct esb_k8s_run *run) {
   return run->result.status == ESB_STATUS_EXITED && run->result.exit_code == 0 && !run->adopted;
+}
+
+/* kubectl exec into a session's pod that failed before the program began:
+ * kubectl's words say why (the caller reads the pod for why a session
+ * ended: k8s_session.h). */
+static void session_exec_failed(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  const char *name = run->plan->k8s.pod_name;
+  const char *said = run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "kubectl exec failed";
+  if (strstr(said, "forbidden") || strstr(said, "Forbidden")) {
+    esb_result_fail(r, ESB_E_BACKEND, "kubectl may not exec into session %s: its account needs \"create\" on "
+                    "\"pods/exec\" in namespace %s (deploy/rbac.yaml): %.*s", name, run->plan->k8s.namespace_,
+                    (int)strcspn(said, "\n"), said);
+    r->reason = "ExecForbidden";
+  } else if (strstr(said, "(NotFound)") || strstr(said, "completed pod") || strstr(said, "container not found")) {
+    esb_result_fail(r, ESB_E_INVALID_REQUEST, "session %s has ended: %.*s", name, (int)strcspn(said, "\n"), said);
+    r->reason = "SessionEnded";
+  } else {
+    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into session %s failed: %.*s", name, (int)strcspn(said, "\n"),
+                    said);
+  }
+  esb_capture_release(&r->err);
+}
+
+/* kubectl exec whose connection broke while the program ran: its report
+ * (klog lines, then its "error: ..." line) ends the stderr it passed on,
+ * where no end mark came to tell it from the program's. It goes, and its
+ * last line (kept in said, size n) says what broke. */
+static void cut_exec_report(struct esb_capture *err, char *said, size_t n) {
+  said[0] = '\0';
+  size_t cut = err->len;
+  while (err->data && cut && err->data[cut - 1] == '\n') {
+    size_t line = cut - 1;
+    while (line && err->data[line - 1] != '\n')
+      line--;
+    bool last = cut == err->len, error_line = last && strncmp(err->data + line, "error: ", 7) == 0;
+    if (!error_line && !esb_kubectl_own_line(err->data + line, cut - 1 - line))
+      break;
+    if (error_line)
+      snprintf(said, n, "%.*s", (int)(cut - 1 - line), err->data + line);
+    cut = line;
+  }
+  if (!err->data || cut == err->len)
+    return;
+  err->total -= err->len - cut;
+  err->len = cut;
+  err->data[cut] = '\0';
+}
+
+/* A run in a session: kubectl exec's exit code is the exec'd command's,
+ * the wrapper's, which exits with the program's status once the program
+ * has ended (the end mark); 128+N is signal N, as a shell says it. */
+static bool decide_in_session(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  if (!run->in_session)
+    return false;
+  if (run->plan->k8s.handshake && !run->started) {
+    session_exec_failed(run);
+  } else if (run->plan->k8s.handshake && !run->end_err.seen) {
+    char said[512];
+    cut_exec_report(&r->err, said, sizeof said);
+    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into session %s ended while the program ran on (%s): the "
+                    "output is incomplete", run->plan->k8s.pod_name, said[0] ? said : "kubectl said nothing");
+    r->reason = "AttachLost";
+  } else if (r->exit_code > 128 && r->exit_code < 128 + 32) {
+    esb_result_signaled(r, r->exit_code - 128);
+  } else {
+    esb_result_exited(r, r->exit_code);
+  }
+  return true;
 }
 
 /* What the watch would have said, had kubectl not ended first. */
@@ -1064,8 +1140,8 @@ static bool decide_never_ran(struct esb_k8s_run *run) {
 static void decide(struct esb_k8s_run *run) {
   static bool (*const rules[])(struct esb_k8s_run *) = {
     decide_interrupted, decided_already, decide_verdict, decide_timed_out, decide_kubectl_exit_0,
-    decide_pod_lost, decide_by_trailer, decide_terminated, decide_deadline_exceeded, decide_attach_ended,
-    decide_never_ran,
+    decide_in_session, decide_pod_lost, decide_by_trailer, decide_terminated, decide_deadline_exceeded,
+    decide_attach_ended, decide_never_ran,
   };
   for (size_t i = 0; i < sizeof rules / sizeof rules[0] && !rules[i](run); i++)
     ;
@@ -1084,6 +1160,8 @@ static bool reason_is_transient(const char *reason) {
 
 static void finish(struct esb_k8s_run *run) {
   decide(run);
+  if (run->in_session)
+    snprintf(run->result.session, sizeof run->result.session, "%s", run->plan->k8s.pod_name);
   if (run->result.status == ESB_STATUS_ERROR) {
     run->result.retryable = !run->no_retry && (run->retryable || reason_is_transient(run->result.reason));
     run->result.killed_by_us = false; /* kubectl was, at the deadline: no word of the program's end */
@@ -1196,6 +1274,8 @@ static enum esb_k8s_event run_read(struct esb_k8s_run *run, struct esb_result *e
   bool failed = take_run_result(run, er);
   if (run->result.status == ESB_STATUS_ERROR && !run->interrupted)
     return ESB_K8S_EV_NO_KUBECTL; /* kubectl did not start: no pod to look at or delete */
+  if (run->in_session)
+    return ESB_K8S_EV_IN_SESSION; /* no create to try again, and the pod outlives the run */
   enum esb_k8s_event refused = failed ? create_refused_for_now(run) : ESB_K8S_EV_NONE;
   if (refused != ESB_K8S_EV_NONE)
     return refused;

@@ -65,6 +65,8 @@ typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);
 struct esb_k8s_run {
   /* inputs */
   esb_pod_status_parser parse_pod;
+  bool in_session;           /* the plan's pod is a session's (k8s_session.h): the run is
+                                kubectl exec into it, which it neither creates nor deletes */
   esb_k8s_done_fn on_done;
   void *userdata;
   struct esb_output_sink output; /* optional: the program's output as it

@@ -47,6 +47,25 @@ static int push_flag(struct esb_strv *sv, const char *name, const char *value) {
   return esb_strv_take(sv, s);
 }
 
+int esb_k8s_push_pod_command(struct esb_strv *tail, const struct esb_plan *plan) {
+  int rc = 0;
+  if (plan->k8s.handshake) {
+    rc |= esb_strv_push(tail, "/bin/sh");
+    rc |= esb_strv_push(tail, "-c");
+    rc |= esb_strv_push(tail, esb_k8s_payload_wanted(plan) ? esb_k8s_payload_script : esb_k8s_handshake_script);
+    rc |= esb_strv_push(tail, "echo-sandbox");
+    /* the scripts' $1: a number of the engine's, before the program's
+     * argv; no more than INT32_MAX, which no kernel's RLIMIT_NOFILE exceeds
+     * (fs.nr_open), so that the shell's test can compare it */
+    char nofile[24];
+    snprintf(nofile, sizeof nofile, "%" PRIu64, plan->max_open_files < INT32_MAX ? plan->max_open_files : INT32_MAX);
+    rc |= esb_strv_push(tail, nofile);
+  }
+  for (char **a = plan->argv; a && *a; a++)
+    rc |= esb_strv_push(tail, *a);
+  return rc;
+}
+
 char **esb_k8s_run_argv(const struct esb_plan *plan) {
   const struct esb_k8s_settings *k = &plan->k8s;
   struct esb_strv tail = ESB_STRV_INIT;
@@ -64,20 +83,7 @@ char **esb_k8s_run_argv(const struct esb_plan *plan) {
     rc |= push_flag(&tail, "env", *e);
   rc |= esb_strv_push(&tail, "--command");
   rc |= esb_strv_push(&tail, "--");
-  if (k->handshake) {
-    rc |= esb_strv_push(&tail, "/bin/sh");
-    rc |= esb_strv_push(&tail, "-c");
-    rc |= esb_strv_push(&tail, esb_k8s_payload_wanted(plan) ? esb_k8s_payload_script : esb_k8s_handshake_script);
-    rc |= esb_strv_push(&tail, "echo-sandbox");
-    /* the scripts' $1: a number of the engine's, before the program's
-     * argv; no more than INT32_MAX, which no kernel's RLIMIT_NOFILE exceeds
-     * (fs.nr_open), so that the shell's test can compare it */
-    char nofile[24];
-    snprintf(nofile, sizeof nofile, "%" PRIu64, plan->max_open_files < INT32_MAX ? plan->max_open_files : INT32_MAX);
-    rc |= esb_strv_push(&tail, nofile);
-  }
-  for (char **a = plan->argv; a && *a; a++)
-    rc |= esb_strv_push(&tail, *a);
+  rc |= esb_k8s_push_pod_command(&tail, plan);
   char **argv = rc ? NULL : esb_k8s_kubectl_argv(k, (const char *const *)tail.v);
   esb_strv_clear(&tail);
   return argv;

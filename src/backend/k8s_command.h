@@ -44,6 +44,11 @@ extern const char esb_k8s_handshake_script[];
  * Freed with esb_strv_free; NULL when out of memory. */
 char **esb_k8s_kubectl_argv(const struct esb_k8s_settings *k, const char *const *tail);
 
+/* The pod's command onto tail: the wrapper shell, its script and $1 (with
+ * the handshake), then the program's argv. 0, or -1 when out of memory. */
+struct esb_strv;
+int esb_k8s_push_pod_command(struct esb_strv *tail, const struct esb_plan *plan);
+
 /* argv of `kubectl run` for the plan (plan->k8s filled). NULL-terminated,
  * freed with esb_strv_free; NULL when out of memory. */
 char **esb_k8s_run_argv(const struct esb_plan *plan);

@@ -8,6 +8,7 @@
 #define WHY_UNREACHABLE "no try of the create connected: the cluster never saw the run"
 #define WHY_NO_KUBECTL "kubectl did not run: no create was sent"
 #define WHY_NOT_OURS "the pod of that name is another instance's: it is left alone"
+#define WHY_SESSION "the pod is a session's, which outlives its runs (its TTL, idle timeout and `cleanup` end it)"
 #define WHY_NO_MORE_KUBECTL "kubectl no longer starts, so no delete could: the pod's activeDeadlineSeconds and " \
                         "`cleanup` remove a pod the last try may have made"
 
@@ -21,6 +22,7 @@ const struct esb_k8s_row esb_k8s_rows[] = {
   { S(RUN),         E(NO_KUBECTL),         DO(NO_KUBECTL),         S(DONE),        WHY_NO_KUBECTL },
   { S(RUN),         E(GET_NOT_STARTED),    DO(DELETE),             S(DELETE),      NULL },
   { S(RUN),         E(DELETE_NOT_STARTED), DO(DELETE_NOT_STARTED), S(DONE),        NULL },
+  { S(RUN),         E(IN_SESSION),         DO(FINISH),             S(DONE),        WHY_SESSION },
   { S(CREATE_WAIT), E(TIMER),              DO(CREATE),             S(RUN),         NULL },
   { S(CREATE_WAIT), E(RUN_NOT_STARTED),    DO(NO_KUBECTL),         S(DONE),        WHY_NO_MORE_KUBECTL },
   { S(PROBE_WAIT),  E(TIMER),              DO(PROBE),              S(PROBE),       NULL },
@@ -57,7 +59,8 @@ static const struct {
   enum esb_k8s_event not_started;
 } states[ESB_K8S__STATES] = {
 #define M(x) (1u << E(x))
-  [S(RUN)] = { "RUN", M(KNOWN) | M(FAILED) | M(RETRY) | M(RETRY_UNSURE) | M(UNREACHABLE) | M(NO_KUBECTL),
+  [S(RUN)] = { "RUN", M(KNOWN) | M(FAILED) | M(RETRY) | M(RETRY_UNSURE) | M(UNREACHABLE) | M(NO_KUBECTL) |
+               M(IN_SESSION),
                E(RUN_NOT_STARTED) },
   [S(CREATE_WAIT)] = { "CREATE_WAIT", M(TIMER), E(NONE) },
   [S(PROBE_WAIT)] = { "PROBE_WAIT", M(TIMER), E(NONE) },
@@ -86,7 +89,7 @@ const char *esb_k8s_event_name(enum esb_k8s_event event) {
     [E(KNOWN)] = "known", [E(FAILED)] = "failed", [E(RETRY)] = "retry", [E(RETRY_UNSURE)] = "retry_unsure",
     [E(UNREACHABLE)] = "unreachable", [E(NO_KUBECTL)] = "no_kubectl", [E(OURS)] = "ours",
     [E(MISSING)] = "missing", [E(NOT_OURS)] = "not_ours", [E(UNREAD)] = "unread", [E(READ)] = "read",
-    [E(DELETED)] = "deleted", [E(TIMER)] = "timer", [E(RUN_NOT_STARTED)] = "run_not_started",
+    [E(DELETED)] = "deleted", [E(TIMER)] = "timer", [E(IN_SESSION)] = "in_session", [E(RUN_NOT_STARTED)] = "run_not_started",
     [E(PROBE_NOT_STARTED)] = "probe_not_started", [E(GET_NOT_STARTED)] = "get_not_started",
     [E(DELETE_NOT_STARTED)] = "delete_not_started",
   };

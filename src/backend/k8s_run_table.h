@@ -38,6 +38,7 @@
  *   RUN          no_kubectl         no_kubectl           DONE  x
  *   RUN          get_not_started    delete               DELETE
  *   RUN          delete_not_started delete_not_started   DONE
+ *   RUN          in_session         finish               DONE  x
  *   CREATE_WAIT  timer              create               RUN
  *   CREATE_WAIT  run_not_started    no_kubectl           DONE  x
  *   PROBE_WAIT   timer              probe                PROBE
@@ -56,7 +57,8 @@
  *   DELETE_WAIT  delete_not_started delete_not_started   DONE
  *
  * Events: a state's kubectl ended (RUN: known, failed, retry, retry_unsure,
- * unreachable, no_kubectl; PROBE: ours, missing, not_ours, unread; GET:
+ * unreachable, no_kubectl, in_session: the run was kubectl exec into a
+ * session's pod, which outlives it; PROBE: ours, missing, not_ours, unread; GET:
  * read; DELETE: retry, deleted), a wait's timer fired (timer), or an
  * action's kubectl did not start (X_not_started, X the state it was to
  * enter: the run stays where it was and takes that event there).
@@ -67,7 +69,7 @@
  * does the failed start of every action that starts a kubectl; a row into
  * DONE comes from DELETE's end or a delete that did not start, or says why
  * no pod can be left (the "x" rows: no try connected, kubectl never ran,
- * the pod is another instance's, or kubectl no longer starts, so that no
+ * the pod is another instance's or a session's, or kubectl no longer starts, so that no
  * delete could either: the pod's activeDeadlineSeconds and `cleanup` are
  * the backstops then). */
 #ifndef ESB_BACKEND_K8S_RUN_TABLE_H
@@ -101,6 +103,7 @@ enum esb_k8s_event {
   ESB_K8S_EV_READ,           /* GET: done, whether or not the pod could be read */
   ESB_K8S_EV_DELETED,        /* DELETE: it went through, or failed for good (cleanup_error) */
   ESB_K8S_EV_TIMER,          /* a wait is over */
+  ESB_K8S_EV_IN_SESSION,     /* RUN: kubectl exec into a session's pod ended: its pod is the session's */
   ESB_K8S_EV_RUN_NOT_STARTED,    /* an action's kubectl did not start, */
   ESB_K8S_EV_PROBE_NOT_STARTED,  /* by the state it was to enter */
   ESB_K8S_EV_GET_NOT_STARTED,

@@ -133,8 +133,16 @@ static void after_exit(struct esb_exec *exec, void *userdata) {
 #define CPU_WATCH_MIN_NS 10000000ull   /* 10 ms between two reads at most */
 #define CPU_WATCH_MAX_USEC 3600000000ull /* an hour of CPU: a policy's huge budget, read hourly */
 
+/* Read once: glibc reads /sys for it each time, a path walk a run. */
+static long online_cpus(void) {
+  static _Atomic long online;
+  if (!online)
+    online = sysconf(_SC_NPROCESSORS_ONLN);
+  return online;
+}
+
 static void watch_cpu_at(struct esb_local_run *run, uint64_t cpu_left_usec, uint64_t rate_millicores) {
-  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  long online = online_cpus();
   uint64_t cpus = online > 0 ? (uint64_t)online * 1000 : 1000;
   if (!rate_millicores || rate_millicores > cpus)
     rate_millicores = cpus;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -163,13 +165,15 @@ static int await_ready(struct making *m, struct esb_error *err) {
                        READY_WAIT_MS);
 }
 
-static int write_info(struct making *m, const struct esb_plan *plan, struct esb_error *err) {
+static int write_info(struct making *m, const struct esb_session_options *o, struct esb_error *err) {
   struct esb_session_record rec = { .pid = m->child.pid, .start = esb_session_proc_start(m->child.pid),
                                     .created_ms = realtime_ms(), .ttl_ms = m->hold.ttl_ms,
                                     .idle_timeout_ms = m->hold.idle_timeout_ms,
                                     .inner_uid = m->sandbox.inner_uid, .inner_gid = m->sandbox.inner_gid,
                                     .address_space = m->sandbox.limits.address_space,
-                                    .memory_bytes = m->has_cgroup ? plan->local.memory_bytes : 0 };
+                                    .memory_bytes = m->has_cgroup ? m->cgroup.memory_limit : 0 };
+  for (char *const *l = o->labels; l && *l; l++) /* check_plan counted them */
+    rec.labels[rec.n_labels++] = *l;
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
     rec.cgroups[i] = m->has_cgroup ? m->cgroup.dirs[i] : NULL;
   rec.cgroup_version = m->has_cgroup ? m->cgroup.version : ESB_CGROUP_NONE;
@@ -232,8 +236,45 @@ static int check_plan(const struct esb_plan *plan, const struct esb_session_opti
   if (o->idle_timeout_ms > ESB_SESSION_TTL_MS_MAX)
     return esb_error_set(err, ESB_E_INVALID_REQUEST, "idle_timeout_ms %llu is above the ceiling of %llu",
                          (unsigned long long)o->idle_timeout_ms, (unsigned long long)ESB_SESSION_TTL_MS_MAX);
+  size_t labels = 0;
+  while (o->labels && o->labels[labels])
+    labels++;
+  if (labels > ESB_SESSION_RECORD_LABELS)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "%zu labels: a session carries at most %d", labels,
+                         ESB_SESSION_RECORD_LABELS);
   return 0;
 }
+
+/* Creates go one at a time from the count of the tenant's sessions to the
+ * new one's record (from then on it counts): an flock of the sessions'
+ * directory, which every engine on the host takes. The holder, a clone of
+ * ours, shares the lock's open file description for a moment; LOCK_UN
+ * releases it for both. Returns the fd, or -1 with err. */
+static int lock_creates(struct esb_error *err) {
+  const char *base = esb_session_dir();
+  if (esb_session_files_base(base, err) < 0)
+    return -1;
+  int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  int rc = fd < 0 ? -1 : 0;
+  while (fd >= 0 && (rc = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+    ;
+  if (rc < 0) {
+    esb_error_errno(err, ESB_E_SYSTEM, "locking %s", base);
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static void unlock_creates(int fd) {
+  if (fd < 0)
+    return;
+  flock(fd, LOCK_UN);
+  close(fd);
+}
+
+static int check_room(const struct esb_session_options *o, struct esb_error *err);
 
 int esb_session_create(const struct esb_plan *plan, const struct esb_session_options *o,
                        char id[ESB_SESSION_ID_LEN + 1], struct esb_error *err) {
@@ -246,7 +287,10 @@ int esb_session_create(const struct esb_plan *plan, const struct esb_session_opt
                                 .ttl_ms = o->ttl_ms ? o->ttl_ms : ESB_SESSION_TTL_MS_DEFAULT,
                                 .idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms
                                                                       : ESB_SESSION_IDLE_MS_DEFAULT } };
-  if (make_dir_and_socket(&m, err) < 0 || make_sandbox(&m, plan, err) < 0)
+  int lock = lock_creates(err);
+  if (lock < 0)
+    return -1;
+  if (check_room(o, err) < 0 || make_dir_and_socket(&m, err) < 0 || make_sandbox(&m, plan, err) < 0)
     goto fail;
   m.hold.control_fd = m.control;
   m.hold.state_fd = m.state;
@@ -260,13 +304,18 @@ int esb_session_create(const struct esb_plan *plan, const struct esb_session_opt
   }
   /* The record first: an engine that crashes from here on leaves a
    * session `cleanup` can tell alive or gone by its holder. */
-  if (write_info(&m, plan, err) < 0 || await_ready(&m, err) < 0)
+  if (write_info(&m, o, err) < 0)
+    goto fail;
+  unlock_creates(lock);
+  lock = -1;
+  if (await_ready(&m, err) < 0)
     goto fail;
   memcpy(id, m.id, sizeof m.id);
   let_go(&m);
   return 0;
 fail:
   undo(&m);
+  unlock_creates(lock);
   return -1;
 }
 
@@ -310,6 +359,91 @@ static void info_from(const char *id, const char *dir, const struct esb_session_
   struct esb_cgroup cg;
   if (info->end == ESB_SESSION_END_DIED && esb_session_cgroup_view(rec, &cg) && esb_cgroup_oom_killed(&cg))
     info->end = ESB_SESSION_END_MEMORY;
+}
+
+struct live_walk {
+  void (*fn)(const struct esb_session_record *rec, void *arg);
+  void *arg;
+};
+
+static void live_one(const struct esb_session_info *info, void *arg) {
+  struct live_walk *w = arg;
+  char dir[4200];
+  struct esb_session_record rec;
+  if (info->end != ESB_SESSION_ALIVE)
+    return;
+  dir_of(info->id, dir, sizeof dir);
+  if (esb_session_record_read(dir, &rec) == 0)
+    w->fn(&rec, w->arg);
+  esb_session_record_release(&rec);
+}
+
+/* Calls fn for the record of each live session. */
+static int each_live(void (*fn)(const struct esb_session_record *rec, void *arg), void *arg,
+                     struct esb_error *err) {
+  struct live_walk w = { fn, arg };
+  return esb_session_list(live_one, &w, err);
+}
+
+/* The value of the label key among labels (n of them, or NULL-terminated
+ * where n is SIZE_MAX); NULL where there is none. */
+static const char *label_value(const char *const *labels, size_t n, const char *key) {
+  size_t len = strlen(key);
+  for (size_t i = 0; i < n && labels && labels[i]; i++)
+    if (strncmp(labels[i], key, len) == 0 && labels[i][len] == '=')
+      return labels[i] + len + 1;
+  return NULL;
+}
+
+struct census {
+  char *const *labels;
+  uint64_t live, *by_label;
+  const char *key, *value; /* a tenant's label, and its value (NULL: the label's absence) */
+};
+
+static void census_one(const struct esb_session_record *rec, void *arg) {
+  struct census *c = arg;
+  c->live++;
+  for (size_t i = 0; c->labels && c->labels[i]; i++)
+    for (size_t j = 0; j < rec->n_labels; j++)
+      c->by_label[i] += strcmp(rec->labels[j], c->labels[i]) == 0;
+}
+
+int esb_session_census(char *const *labels, uint64_t *live, uint64_t *by_label, struct esb_error *err) {
+  struct census c = { .labels = labels, .by_label = by_label };
+  for (size_t i = 0; labels && labels[i]; i++)
+    by_label[i] = 0;
+  int rc = each_live(census_one, &c, err);
+  *live = c.live;
+  return rc;
+}
+
+static void tenant_one(const struct esb_session_record *rec, void *arg) {
+  struct census *c = arg;
+  const char *v = label_value(rec->labels, rec->n_labels, c->key);
+  if (v ? c->value && strcmp(v, c->value) == 0 : !c->value)
+    c->live++;
+}
+
+/* Whether the tenant may have one more session: fewer live than
+ * max_per_tenant. Under lock_creates. */
+static int check_room(const struct esb_session_options *o, struct esb_error *err) {
+  if (!o->tenant_label || !o->max_per_tenant)
+    return 0;
+  struct census c = { .key = o->tenant_label,
+                      .value = label_value((const char *const *)o->labels, SIZE_MAX, o->tenant_label) };
+  if (each_live(tenant_one, &c, err) < 0)
+    return -1;
+  if (c.live < o->max_per_tenant)
+    return 0;
+  char who[512];
+  if (c.value)
+    snprintf(who, sizeof who, "tenant '%s' (label %s)", c.value, o->tenant_label);
+  else
+    snprintf(who, sizeof who, "the sessions without the label %s (one tenant together)", o->tenant_label);
+  return esb_error_set(err, ESB_E_TOO_MANY_SESSIONS, "too many sessions: %s: %llu live, the policy's limit "
+                       "is %llu (max_per_tenant); one must end before another is made", who,
+                       (unsigned long long)c.live, (unsigned long long)o->max_per_tenant);
 }
 
 int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err) {

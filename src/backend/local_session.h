@@ -36,13 +36,18 @@
 #define ESB_SESSION_ID_LEN 32 /* hex digits */
 #define ESB_SESSION_TTL_MS_DEFAULT (10 * 60 * 1000)
 #define ESB_SESSION_IDLE_MS_DEFAULT (2 * 60 * 1000)
-/* The longest TTL a session gets: the policy's ceiling once the policy has
- * a session hook; a constant of the engine until then. */
+/* The longest TTL a session gets (the policy's hook `session` decides it,
+ * within this: policy/session.h). */
 #define ESB_SESSION_TTL_MS_MAX (24 * 60 * 60 * 1000ull)
 
 struct esb_session_options {
   uint64_t ttl_ms;          /* 0: the default */
   uint64_t idle_timeout_ms; /* 0: the default */
+  char *const *labels;      /* "KEY=VALUE" (policy/session.h checked them), kept in its
+                               record; NULL: none */
+  const char *tenant_label; /* with max_per_tenant: the label whose value (or its
+                               absence) names the session's tenant */
+  uint64_t max_per_tenant;  /* 0: no limit */
 };
 
 /* What `session show` and `ls` say of one. */
@@ -61,7 +66,10 @@ struct esb_session_info {
 const char *esb_session_dir(void);
 
 /* Makes a session for the plan's sandbox and limits (its program is not
- * run); id gets its id. The session goes on after the caller exits. */
+ * run); id gets its id. The session goes on after the caller exits.
+ * Counting the tenant's live sessions and recording the new one are one
+ * step under a lock on the sessions' directory, for every engine on the
+ * host: one more than max_per_tenant is ESB_E_TOO_MANY_SESSIONS. */
 int esb_session_create(const struct esb_plan *plan, const struct esb_session_options *o,
                        char id[ESB_SESSION_ID_LEN + 1], struct esb_error *err);
 
@@ -70,6 +78,10 @@ int esb_session_create(const struct esb_plan *plan, const struct esb_session_opt
  * why it ended. output: as for esb_execute (NULL: the capture only). */
 void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_result *result,
                      int interrupt_fd, const struct esb_output_sink *output);
+
+/* The live sessions, for the policy's hook `session`: *live all of them,
+ * and by_label[i] those that carry labels[i] ("KEY=VALUE"). */
+int esb_session_census(char *const *labels, uint64_t *live, uint64_t *by_label, struct esb_error *err);
 
 /* The files of a live session's working dir, as runs in it see them.
  * Paths are relative to the working dir (esb_file_path_ok); a path that

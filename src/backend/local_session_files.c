@@ -67,6 +67,8 @@ int esb_session_record_write(const char *dir, const struct esb_session_record *r
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
     if (rec->cgroups[i])
       fprintf(f, "cgroup %d %s\n", i, rec->cgroups[i]);
+  for (size_t i = 0; i < rec->n_labels; i++)
+    fprintf(f, "label %s\n", rec->labels[i]);
   if (fclose(f) != 0)
     return esb_error_errno(err, ESB_E_SYSTEM, "writing %s", path);
   return 0;
@@ -94,6 +96,8 @@ static void read_line(struct esb_session_record *rec, char *line) {
     }
   } else if (strcmp(line, "cgroup") == 0 && v < ESB_CGROUP__COUNT && strchr(value, ' ')) {
     rec->cgroups[v] = strchr(value, ' ') + 1;
+  } else if (strcmp(line, "label") == 0 && rec->n_labels < ESB_SESSION_RECORD_LABELS) {
+    rec->labels[rec->n_labels++] = value;
   }
 }
 

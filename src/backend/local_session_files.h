@@ -13,6 +13,9 @@
 #include "engine/error.h"
 #include "engine/sandbox/session_holder.h"
 
+/* The most labels a record keeps (policy/session.h's ESB_SESSION_LABELS_MAX). */
+#define ESB_SESSION_RECORD_LABELS 64
+
 /* The engine's record of a session: its `info` file. */
 struct esb_session_record {
   pid_t pid;                 /* the holder, on the host */
@@ -24,6 +27,8 @@ struct esb_session_record {
   uint64_t memory_bytes;     /* the session's memory cgroup's limit; 0: none */
   const char *cgroups[ESB_CGROUP__COUNT]; /* the cgroups' paths; NULL: none */
   enum esb_cgroup_version cgroup_version;
+  const char *labels[ESB_SESSION_RECORD_LABELS]; /* "KEY=VALUE", checked when it was made */
+  size_t n_labels;
   char *owned;               /* read back: the strings above point in here */
 };
 

@@ -29,7 +29,8 @@ static const char cleanup_usage[] =
   "kept), and the local sessions that ended or whose pid 1 is gone (their\n"
   "directories and cgroups). Then deletes the pods echo-sandbox manages (label\n"
   "app.kubernetes.io/managed-by=echo-sandbox) in the policy's namespace whose\n"
-  "echo-sandbox.io/expires-at has passed: an executor that crashed left them.\n"
+  "echo-sandbox.io/expires-at has passed: an executor that crashed left them;\n"
+  "and the pods of k8s sessions that ended (their TTL or idle timeout).\n"
   "A pod in flight expires only a minute after its run's deadline, so it is\n"
   "never touched.\n"
   "\n"
@@ -126,18 +127,21 @@ static int pick_pods(lua_State *L, const struct cleanup_options *o, struct esb_s
     lua_rawgeti(L, -1, i);
     lua_rawgeti(L, -1, 1);
     lua_rawgeti(L, -2, 2);
-    const char *name = lua_tostring(L, -2), *expires = lua_tostring(L, -1);
+    lua_rawgeti(L, -3, 3);
+    const char *name = lua_tostring(L, -3), *expires = lua_tostring(L, -2);
+    bool ended = lua_toboolean(L, -1); /* a session that ended (its TTL, its idle timeout) */
     /* RFC 3339 times in UTC compare as strings. */
     bool expired = *expires && strcmp(expires, now) < 0;
-    if (name && (o->all || expired)) {
+    if (name && (o->all || expired || ended)) {
       printf("%s %s (%s %s)\n", o->dry_run ? "would delete" : "deleting", name,
+             ended && !expired ? "a session that ended; expires at" :
              *expires ? (expired ? "expired at" : "expires at") : "no expiry", expires);
       esb_strv_push(tail, name);
       doomed++;
     } else if (name) {
       printf("keeping %s (%s %s)\n", name, *expires ? "expires at" : "no expiry", expires);
     }
-    lua_pop(L, 3);
+    lua_pop(L, 4);
   }
   return doomed;
 }

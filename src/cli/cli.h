@@ -15,4 +15,10 @@ int esb_cli_session(int argc, char **argv);
  * sessions left; true when something could not be removed. */
 bool esb_cli_session_sweep(bool dry_run);
 
+struct lua_State;
+struct esb_plan;
+/* Pushes a table of the plan's limits under their policy names
+ * (engine/contract/limits.def): policy explain, session create --json. */
+void esb_cli_push_plan_limits(struct lua_State *L, const struct esb_plan *plan);
+
 #endif

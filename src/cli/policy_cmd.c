@@ -37,7 +37,8 @@ static const char policy_usage[] =
   "needs no cluster. The pod name differs at every evaluation.\n"
   "\n"
   "check loads FILE and evaluates it for a set of sample requests on both\n"
-  "backends; it exits 0, or 1 after listing the problems.\n"
+  "backends, and its session hook for a sample session; it exits 0, or 1\n"
+  "after listing the problems.\n"
   "\n"
   "languages prints the languages the policy knows as JSON, as the daemon's\n"
   "GET /v1/languages does: {\"languages\": [{\"name\", \"image\", \"file\"}, ...]}.\n";
@@ -88,8 +89,7 @@ static const char *seccomp_rule(enum esb_seccomp_profile profile, size_t *i, cha
   return NULL;
 }
 
-/* The plan's limits as the "limits" field of the table on top. */
-static void set_limits(lua_State *L, const struct esb_plan *p) {
+void esb_cli_push_plan_limits(lua_State *L, const struct esb_plan *p) {
   lua_newtable(L);
   for (size_t i = 0; i < ESB_LIMIT__COUNT; i++) { /* under their policy names (engine/contract/limits.def) */
     const struct esb_limit_field *d = &esb_limit_fields[i];
@@ -101,6 +101,11 @@ static void set_limits(lua_State *L, const struct esb_plan *p) {
       set_int(L, d->plan_key, *(const uint64_t *)member);
     }
   }
+}
+
+/* The plan's limits as the "limits" field of the table on top. */
+static void set_limits(lua_State *L, const struct esb_plan *p) {
+  esb_cli_push_plan_limits(L, p);
   lua_setfield(L, -2, "limits");
 }
 
@@ -493,6 +498,29 @@ static const char *const samples[] = {
   "{\"shell\":\"echo tenant\",\"labels\":{\"tenant\":\"team-a\"}}",
 };
 
+/* The session hook, for a create request with a tenant's label: a fault
+ * of the hook shows here, not at the first session. 1 for a problem. */
+static int check_session(struct esb_policy *policy) {
+  char label[] = "tenant=team-a", *labels[] = { label, NULL };
+  struct esb_request req = ESB_REQUEST_INIT;
+  req.labels = labels;
+  req.nlabels = 1;
+  uint64_t by_label[1] = { 0 };
+  struct esb_session_ask ask = { .req = &req };
+  struct esb_session_known known = { .by_label = by_label };
+  struct esb_session_decision d;
+  struct esb_error err;
+  int rc = esb_policy_session(policy, &ask, &known, &d, &err);
+  esb_session_decision_release(&d);
+  if (rc < 0 && err.code != ESB_E_INVALID_REQUEST) {
+    printf("problem  session {\"labels\":{\"tenant\":\"team-a\"}}: %s\n", err.message);
+    return 1;
+  }
+  printf("%s session {\"labels\":{\"tenant\":\"team-a\"}}%s%s\n", rc < 0 ? "rejects " : "ok      ",
+         rc < 0 ? ": " : "", rc < 0 ? err.message : "");
+  return 0;
+}
+
 static int check(int argc, char **argv) {
   if (argc != 2 || argv[1][0] == '-') {
     fputs(policy_usage, argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
@@ -536,7 +564,8 @@ static int check(int argc, char **argv) {
       esb_request_release(&req);
     }
   }
-  printf("%s: %d sample plans, %d problem%s\n", esb_policy_path(policy), checked, problems,
+  problems += check_session(policy);
+  printf("%s: %d sample plans and a session, %d problem%s\n", esb_policy_path(policy), checked, problems,
          problems == 1 ? "" : "s");
   if (L)
     lua_close(L);

@@ -14,16 +14,21 @@
 
 #include <lua.h>
 
+#include "backend/k8s_session.h"
 #include "backend/local_session.h"
 #include "cli/cli.h"
 #include "cli/request.h"
+#include "cli/session_k8s.h"
+#include "dispatch/session_create.h"
 #include "codec/json.h"
+#include "dispatch/session.h"
 #include "engine/contract/quantity.h"
+#include "engine/strv.h"
 #include "engine/runtime/signals.h"
 #include "policy/policy.h"
 
 static const char session_usage[] =
-  "usage: echo-sandbox session create [--ttl MS] [--idle-timeout MS] [LIMITS] [--json]\n"
+  "usage: echo-sandbox session create [--ttl MS] [--idle-timeout MS] [--label KEY=VALUE] [LIMITS] [--json]\n"
   "       echo-sandbox session run ID [OPTIONS] (--shell CMD | -- PROGRAM [ARGS...])\n"
   "       echo-sandbox session run ID --json < request.json\n"
   "       echo-sandbox session cp SRC DST      (one of them ID:PATH; - is stdin/stdout)\n"
@@ -41,12 +46,17 @@ static const char session_usage[] =
 static const char create_usage[] =
   "usage: echo-sandbox session create [OPTIONS]\n"
   "\n"
-  "Makes a session and prints its id (the object with --json). It lives on\n"
-  "after this command exits.\n"
+  "Makes a session and prints its id (the object with --json: what the policy\n"
+  "decided, its lifetime, limits, kernels and notes of what it lowered). It\n"
+  "lives on after this command exits. More sessions of one tenant than the\n"
+  "policy allows: exit status 75, until one ends.\n"
   "\n"
   "options:\n"
-  "  --ttl MS             its lifetime (default 600000: 10 minutes)\n"
+  "  --ttl MS             its lifetime (default 600000: 10 minutes; at most the\n"
+  "                       policy's ceiling)\n"
   "  --idle-timeout MS    it ends once no run went on for this long (default 120000)\n"
+  "  --label KEY=VALUE    a label of the session (repeatable; Kubernetes label\n"
+  "                       syntax): the policy's tenant label says whose it is\n"
   "  --memory QUANTITY    memory limit of the whole session (a cgroup's where the\n"
   "                       engine can make one, else each process's address space)\n"
   "  --cpu CORES          CPU rate limit of the whole session: 0.5, 2 or 500m\n"
@@ -142,6 +152,10 @@ static int fail(const struct esb_error *err) {
   return rc;
 }
 
+int esb_cli_session_fail(const struct esb_error *err) {
+  return fail(err);
+}
+
 /* What create and run share: flags through run's parser (cli/request.h),
  * a request, the policy's plan of it. */
 struct planned {
@@ -151,6 +165,7 @@ struct planned {
   struct esb_plan plan;
   lua_State *L;
   char **args;
+  bool k8s; /* a run in a k8s session: planned for k8s, whatever the policy's backend */
 };
 
 static void planned_release(struct planned *p) {
@@ -163,9 +178,10 @@ static void planned_release(struct planned *p) {
   free(p->args);
 }
 
-/* Parses args (args[0] the command's name) and plans the request. 0; -1
- * with the error in err; or the exit code of a usage error (> 0). */
-static int plan_from(struct planned *p, int argc, char **args, const char *usage, bool need_request,
+/* Parses args (args[0] the command's name), reads the request and opens
+ * the policy. 0; -1 with the error in err; or the exit code of a usage
+ * error (> 0). */
+static int read_from(struct planned *p, int argc, char **args, const char *usage, bool need_request,
                      struct esb_error *err) {
   int rc = esb_cli_parse(argc, args, &p->o, usage);
   if (rc >= 0)
@@ -177,8 +193,21 @@ static int plan_from(struct planned *p, int argc, char **args, const char *usage
                          "nothing to run: give --shell, -- PROGRAM, or --json with a request on stdin");
   if (esb_cli_read_request(p->L, &p->o, &p->req, err) < 0 || !(p->policy = esb_policy_open(p->o.policy, err)))
     return -1;
+  return 0;
+}
+
+static int plan(struct planned *p, struct esb_error *err) {
   p->plan = (struct esb_plan)ESB_PLAN_INIT;
-  return esb_policy_plan(p->policy, &p->req, &p->plan, false, err);
+  if (p->k8s)
+    p->req.backend = ESB_BACKEND_K8S;
+  return esb_policy_plan(p->policy, &p->req, &p->plan, p->k8s, err);
+}
+
+/* read_from, then plan. */
+static int plan_from(struct planned *p, int argc, char **args, const char *usage, bool need_request,
+                     struct esb_error *err) {
+  int rc = read_from(p, argc, args, usage, need_request, err);
+  return rc != 0 ? rc : plan(p, err);
 }
 
 /* A whole number of milliseconds, 1 or more. */
@@ -192,13 +221,22 @@ static int parse_ms(const char *s, uint64_t *out) {
   return 0;
 }
 
-/* create's own flags out of argv, the rest into args for run's parser,
- * with a program to plan (the session runs none). */
-static int create_args(int argc, char **argv, struct esb_session_options *so, char **args, int *n) {
+/* create's own flags out of argv (--label's values into labels), the rest
+ * into args for run's parser, with a program to plan (the session runs
+ * none). */
+static int create_args(int argc, char **argv, struct esb_session_options *so, struct esb_strv *labels,
+                       char **args, int *n) {
   static char name[] = "session create", dashes[] = "--", program[] = "/bin/true";
   args[(*n)++] = name;
   for (int i = 1; i < argc; i++) {
     bool ttl = strcmp(argv[i], "--ttl") == 0, idle = strcmp(argv[i], "--idle-timeout") == 0;
+    if (strcmp(argv[i], "--label") == 0) {
+      if (i + 1 >= argc || !strchr(argv[i + 1], '='))
+        return usage_error("create", "--label takes KEY=VALUE, not", i + 1 < argc ? argv[i + 1] : "nothing");
+      if (esb_strv_push(labels, argv[++i]) < 0)
+        return usage_error("create", "out of memory", NULL);
+      continue;
+    }
     if (!ttl && !idle) {
       args[(*n)++] = argv[i];
       continue;
@@ -215,7 +253,58 @@ static int create_args(int argc, char **argv, struct esb_session_options *so, ch
   return -1;
 }
 
-static void push_session(lua_State *L, const struct esb_session_info *info);
+/* What the policy decided, into the session's object on top: the limits of
+ * its plan, its kernels and labels, the notes of what was lowered (the
+ * decision's, then the plan's). */
+static void push_decision(lua_State *L, const struct esb_session_made *m, char **labels) {
+  esb_cli_push_plan_limits(L, &m->plan);
+  lua_setfield(L, -2, "limits");
+  lua_newtable(L);
+  int n = 0;
+  for (char **v = m->decision.kernels; v && *v; v++) {
+    lua_pushstring(L, *v);
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_setfield(L, -2, "kernels");
+  lua_newtable(L);
+  for (char **kv = labels; kv && *kv; kv++) {
+    const char *eq = strchr(*kv, '=');
+    lua_pushlstring(L, *kv, (size_t)(eq - *kv));
+    lua_pushstring(L, eq + 1);
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "labels");
+  lua_newtable(L);
+  n = 0;
+  char **const notes[] = { m->decision.clamped, m->plan.clamped };
+  for (size_t i = 0; i < 2; i++)
+    for (char **v = notes[i]; v && *v; v++) {
+      lua_pushstring(L, *v);
+      lua_rawseti(L, -2, ++n);
+    }
+  lua_setfield(L, -2, "clamped");
+}
+
+/* The notes of what the policy lowered, on stderr, where no JSON says them. */
+static void say_clamped(const struct esb_session_made *m) {
+  char **const notes[] = { m->decision.clamped, m->plan.clamped };
+  for (size_t i = 0; i < 2; i++)
+    for (char **v = notes[i]; v && *v; v++)
+      fprintf(stderr, "echo-sandbox: %s\n", *v);
+}
+
+/* A create that failed, with --json: {"error": {"code", "message"}} on
+ * stdout, as a run's result says its error. */
+static void print_error(lua_State *L, const struct esb_error *err) {
+  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, esb_error_name(err->code));
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, err->message);
+  lua_setfield(L, -2, "message");
+  lua_setfield(L, -2, "error");
+  esb_json_print(L);
+}
 
 static int session_create(int argc, char **argv) {
   if (wants_help(argc, argv)) {
@@ -224,27 +313,41 @@ static int session_create(int argc, char **argv) {
   }
   struct planned p = { .policy = NULL };
   struct esb_session_options so = { 0 };
+  struct esb_strv labels = ESB_STRV_INIT;
+  struct esb_session_made made = ESB_SESSION_MADE_INIT;
   struct esb_error err = ESB_ERROR_INIT;
   int n = 0, rc;
   if (!(p.args = calloc((size_t)argc + 3, sizeof *p.args)))
     return usage_error("create", "out of memory", NULL);
-  if ((rc = create_args(argc, argv, &so, p.args, &n)) >= 0 ||
-      (rc = plan_from(&p, n, p.args, create_usage, false, &err)) > 0)
+  if ((rc = create_args(argc, argv, &so, &labels, p.args, &n)) >= 0 ||
+      (rc = read_from(&p, n, p.args, create_usage, false, &err)) > 0)
     goto out;
-  char id[ESB_SESSION_ID_LEN + 1];
+  p.req.nlabels = labels.n;
+  if (rc == 0 && labels.n && !(p.req.labels = esb_strv_detach(&labels)))
+    rc = esb_error_set(&err, ESB_E_SYSTEM, "out of memory");
   struct esb_session_info info;
-  if (rc < 0 || esb_session_create(&p.plan, &so, id, &err) < 0 || esb_session_info(id, &info, &err) < 0) {
+  if (rc < 0 || esb_session_make(p.policy, &p.req, so.ttl_ms, so.idle_timeout_ms, &made, &err) < 0 ||
+      (!esb_k8s_session_id(made.id) && esb_session_info(made.id, &info, &err) < 0)) {
+    if (p.o.json && p.L)
+      print_error(p.L, &err);
     rc = fail(&err);
     goto out;
   }
   if (p.o.json) {
-    push_session(p.L, &info);
+    if (esb_k8s_session_id(made.id))
+      esb_cli_k8s_push_made(p.L, &made);
+    else
+      esb_session_push_info(p.L, &info);
+    push_decision(p.L, &made, p.req.labels);
     esb_json_print(p.L);
   } else {
-    puts(id);
+    say_clamped(&made);
+    puts(made.id);
   }
   rc = 0;
 out:
+  esb_session_made_release(&made);
+  esb_strv_clear(&labels);
   planned_release(&p);
   return rc;
 }
@@ -267,7 +370,7 @@ static int session_run(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-')
     return usage_error("run", "the session's id comes first", NULL);
   const char *id = argv[1];
-  struct planned p = { .policy = NULL };
+  struct planned p = { .k8s = esb_k8s_session_id(id) };
   struct esb_error err = ESB_ERROR_INIT;
   int rc;
   if (!(p.args = calloc((size_t)argc + 1, sizeof *p.args)))
@@ -285,12 +388,10 @@ static int session_run(int argc, char **argv) {
   int sigfd = esb_signal_fd(exit_signals, 3);
   struct esb_result result = ESB_RESULT_INIT;
   struct esb_output_sink ours = { .fds = { 1, 2 } };
-  /* A session's memory and CPU rate are the whole session's, its cgroups',
-   * set at create: a run in it has none of its own that could hold it. */
-  if (p.req.limits.memory_bytes || p.req.limits.cpu_millicores)
-    esb_result_fail(&result, ESB_E_INVALID_REQUEST, "a run in a session takes no %s of its own: the "
-                    "session's, given to `session create`, hold all its runs",
-                    p.req.limits.memory_bytes ? "memory limit" : "CPU rate");
+  if (esb_session_check_run(&p.req, &err) < 0)
+    esb_result_fail_error(&result, &err);
+  else if (p.k8s)
+    esb_cli_k8s_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   else
     esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
@@ -313,32 +414,6 @@ out:
   return rc;
 }
 
-static void push_session(lua_State *L, const struct esb_session_info *info) {
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, info->id);
-  lua_setfield(L, -2, "id");
-  lua_pushstring(L, info->end == ESB_SESSION_ALIVE ? "alive" : "ended");
-  lua_setfield(L, -2, "state");
-  if (info->end != ESB_SESSION_ALIVE) {
-    lua_pushstring(L, esb_session_end_name(info->end));
-    lua_setfield(L, -2, "ended");
-  }
-  lua_pushinteger(L, (lua_Integer)info->pid);
-  lua_setfield(L, -2, "pid");
-  lua_pushinteger(L, (lua_Integer)info->runs);
-  lua_setfield(L, -2, "runs");
-  lua_pushinteger(L, (lua_Integer)info->created_ms);
-  lua_setfield(L, -2, "created_ms");
-  lua_pushinteger(L, (lua_Integer)(info->created_ms + info->ttl_ms));
-  lua_setfield(L, -2, "expires_ms");
-  lua_pushinteger(L, (lua_Integer)info->ttl_ms);
-  lua_setfield(L, -2, "ttl_ms");
-  lua_pushinteger(L, (lua_Integer)info->idle_timeout_ms);
-  lua_setfield(L, -2, "idle_timeout_ms");
-  lua_pushboolean(L, info->cgroups);
-  lua_setfield(L, -2, "cgroups");
-}
-
 static void print_line(const struct esb_session_info *info) {
   time_t expires = (time_t)((info->created_ms + info->ttl_ms) / 1000);
   char when[32];
@@ -354,7 +429,7 @@ static void list_one(const struct esb_session_info *info, void *arg) {
     print_line(info);
     return;
   }
-  push_session(L, info);
+  esb_session_push_info(L, info);
   esb_json_print(L);
 }
 
@@ -573,6 +648,8 @@ int esb_cli_session(int argc, char **argv) {
     fputs(session_usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (esb_cli_k8s_session_command(argc, argv))
+    return esb_cli_k8s_session(argc - 1, argv + 1);
   for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
     if (strcmp(argv[1], subcommands[i].name) == 0)
       return subcommands[i].main(argc - 1, argv + 1);

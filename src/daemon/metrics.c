@@ -33,7 +33,26 @@ static void put(struct out *o, const char *fmt, ...) {
     o->len += (size_t)w;
 }
 
-size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, char *buf, size_t n) {
+static void put_sessions(struct out *o, const struct esb_metrics *m, size_t alive) {
+  put(o, "# HELP echo_sandbox_sessions_alive Sessions alive in the daemon's directory of sessions.\n"
+         "# TYPE echo_sandbox_sessions_alive gauge\n"
+         "echo_sandbox_sessions_alive %zu\n"
+         "# HELP echo_sandbox_sessions_created_total Sessions created through the daemon.\n"
+         "# TYPE echo_sandbox_sessions_created_total counter\n"
+         "echo_sandbox_sessions_created_total %llu\n"
+         "# HELP echo_sandbox_sessions_ended_total Sessions the daemon saw ended, by why.\n"
+         "# TYPE echo_sandbox_sessions_ended_total counter\n",
+      alive, (unsigned long long)m->sessions_created);
+  for (int e = ESB_SESSION_ALIVE + 1; e < ESB_SESSION_END__COUNT; e++)
+    put(o, "echo_sandbox_sessions_ended_total{reason=\"%s\"} %llu\n", esb_session_end_name((enum esb_session_end)e),
+        (unsigned long long)m->sessions_ended[e]);
+  put(o, "# HELP echo_sandbox_session_runs_total Runs that went into a session.\n"
+         "# TYPE echo_sandbox_session_runs_total counter\n"
+         "echo_sandbox_session_runs_total %llu\n", (unsigned long long)m->session_runs);
+}
+
+size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, size_t sessions_alive,
+                          char *buf, size_t n) {
   static const char *const backends[] = {"local", "k8s"};
   struct out o = { buf, n, 0 };
   put(&o, "# HELP echo_sandbox_runs_total Runs finished, by backend and status.\n"
@@ -70,6 +89,7 @@ size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t 
           "# TYPE echo_sandbox_policy_reload_failures_total counter\n"
           "echo_sandbox_policy_reload_failures_total %llu\n",
       (unsigned long long)m->policy_reloads, (unsigned long long)m->policy_reload_failures);
+  put_sessions(&o, m, sessions_alive);
   put(&o, "# HELP echo_sandbox_build_info The running build: its version, always 1.\n"
           "# TYPE echo_sandbox_build_info gauge\n"
           "echo_sandbox_build_info{version=\"%s\"} 1\n", ESB_VERSION);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "engine/contract/result.h"
+#include "engine/sandbox/session_holder.h"
 
 #define ESB_METRICS_BUCKETS 10
 
@@ -16,13 +17,18 @@ struct esb_metrics {
   double duration_sum_s;
   uint64_t rejected_busy, rejected_bad, rejected_too_large, rejected_unauthorized;
   uint64_t policy_reloads, policy_reload_failures;
+  /* sessions: made through the daemon; seen ended, by why (each once: the
+     daemon removes what an ended one left); runs that went into one */
+  uint64_t sessions_created, sessions_ended[ESB_SESSION_END__COUNT], session_runs;
 };
 
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);
 
-/* Writes the text, with the gauges of runs in flight and requests waiting,
- * into buf (NUL-terminated); returns its length, or the length it needs
+/* Writes the text, with the gauges of runs in flight, requests waiting
+ * and sessions alive (in the daemon's directory of sessions, whoever made
+ * them), into buf (NUL-terminated); returns its length, or the length it needs
  * when that is n or more. */
-size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, char *buf, size_t n);
+size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, size_t sessions_alive,
+                          char *buf, size_t n);
 
 #endif

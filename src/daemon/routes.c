@@ -14,14 +14,43 @@ static const struct route {
   { "GET", "/readyz", "GET /readyz", ESB_ENDPOINT_READYZ, true },
   { "GET", "/metrics", "GET /metrics", ESB_ENDPOINT_METRICS, true },
   { "GET", "/openapi.json", "GET /openapi.json", ESB_ENDPOINT_OPENAPI, false },
+  { "POST", "/v1/sessions", "POST /v1/sessions", ESB_ENDPOINT_SESSION_CREATE, false },
+  { "GET", "/v1/sessions", "GET /v1/sessions", ESB_ENDPOINT_SESSION_LIST, false },
+  { "GET", "/v1/sessions/{id}", "GET /v1/sessions/{id}", ESB_ENDPOINT_SESSION_SHOW, false },
+  { "DELETE", "/v1/sessions/{id}", "DELETE /v1/sessions/{id}", ESB_ENDPOINT_SESSION_DELETE, false },
+  { "POST", "/v1/sessions/{id}/run", "POST /v1/sessions/{id}/run", ESB_ENDPOINT_SESSION_RUN, false },
 };
+
+#define SESSIONS "/v1/sessions/"
+
+/* Whether path is pattern's, "{id}" standing for one segment (not empty,
+ * no '/'). */
+static bool matches(const char *pattern, const char *path) {
+  const char *hole = strstr(pattern, "{id}");
+  if (!hole)
+    return strcmp(pattern, path) == 0;
+  size_t head = (size_t)(hole - pattern);
+  if (strncmp(pattern, path, head) != 0)
+    return false;
+  const char *seg = path + head, *end = strchrnul(seg, '/');
+  return end > seg && strcmp(hole + 4, end) == 0;
+}
+
+void esb_route_id(const char *path, char *buf, size_t n) {
+  buf[0] = '\0';
+  if (strncmp(path, SESSIONS, strlen(SESSIONS)) != 0)
+    return;
+  const char *seg = path + strlen(SESSIONS);
+  size_t len = (size_t)(strchrnul(seg, '/') - seg);
+  snprintf(buf, n, "%.*s", (int)len, seg);
+}
 
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
 enum esb_endpoint esb_route(const char *method, const char *path, const char **allowed) {
   enum esb_endpoint found = ESB_ENDPOINT_NONE;
   for (size_t i = 0; i < N_ROUTES; i++) {
-    if (strcmp(path, routes[i].path) != 0)
+    if (!matches(routes[i].path, path))
       continue;
     if (strcmp(method, routes[i].method) == 0)
       return routes[i].endpoint;
@@ -34,7 +63,7 @@ enum esb_endpoint esb_route(const char *method, const char *path, const char **a
 
 bool esb_route_is_probe(const char *path) {
   for (size_t i = 0; i < N_ROUTES; i++)
-    if (routes[i].probe && strcmp(path, routes[i].path) == 0)
+    if (routes[i].probe && matches(routes[i].path, path))
       return true;
   return false;
 }
@@ -43,7 +72,7 @@ void esb_route_methods(const char *path, char *buf, size_t n) {
   size_t used = 0;
   buf[0] = '\0';
   for (size_t i = 0; i < N_ROUTES && used < n; i++) {
-    if (strcmp(path, routes[i].path) != 0)
+    if (!matches(routes[i].path, path))
       continue;
     int w = snprintf(buf + used, n - used, "%s%s", used ? ", " : "", routes[i].method);
     used += w > 0 ? (size_t)w : 0;

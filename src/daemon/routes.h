@@ -13,13 +13,23 @@ enum esb_endpoint {
   ESB_ENDPOINT_READYZ,
   ESB_ENDPOINT_METRICS,
   ESB_ENDPOINT_OPENAPI,
+  ESB_ENDPOINT_SESSION_CREATE,
+  ESB_ENDPOINT_SESSION_LIST,
+  ESB_ENDPOINT_SESSION_SHOW,
+  ESB_ENDPOINT_SESSION_DELETE,
+  ESB_ENDPOINT_SESSION_RUN,
   ESB_ENDPOINT_NONE,          /* no endpoint has this path */
   ESB_ENDPOINT_WRONG_METHOD,  /* one has, for another method */
 };
 
-/* The endpoint of METHOD PATH. For ESB_ENDPOINT_WRONG_METHOD, *allowed
+/* The endpoint of METHOD PATH. A path's "{id}" matches one segment of
+ * PATH (esb_route_id gives it). For ESB_ENDPOINT_WRONG_METHOD, *allowed
  * (when not NULL) is "POST /v1/run" or the like. */
 enum esb_endpoint esb_route(const char *method, const char *path, const char **allowed);
+
+/* The {id} segment of PATH (the one after /v1/sessions/) into buf; ""
+ * when PATH has none. */
+void esb_route_id(const char *path, char *buf, size_t n);
 
 /* The methods PATH answers, as an Allow header lists them ("POST", "GET"),
  * into buf; "" when no endpoint has PATH. */

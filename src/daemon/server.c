@@ -34,11 +34,22 @@
 #include "engine/runtime/signals.h"
 #include "backend/k8s_command.h"
 #include "dispatch/execute.h"
+#include "dispatch/session.h"
+#include "dispatch/session_task.h"
 #include "luaglue/call.h"
 #include "codec/convert.h"
 #include "codec/json.h"
 
 struct conn;
+
+/* A session the daemon saw ended, and why: a 404's words once its
+ * directory is gone. The last GONE_MAX, newest over oldest. */
+#define GONE_MAX 1024
+struct gone {
+  char id[ESB_SESSION_ID_LEN + 1];
+  enum esb_session_end end;
+  bool removing;            /* a remove of what it left is on */
+};
 
 struct server {
   const struct esb_server_options *o;
@@ -57,7 +68,17 @@ struct server {
   bool ready;
   const char *ready_backend;   /* static: "local" or "k8s" */
   char ready_reason[ESB_MESSAGE_MAX];
+  /* sessions (dispatch/session_task.h): their helpers' epoll set, the ones
+     seen ended, and when the directory of sessions was last looked over */
+  struct esb_session_tasks tasks;
+  struct gone gone[GONE_MAX];
+  size_t gone_next;
+  uint64_t swept_ns;
+  size_t sessions_alive;    /* as the last look counted them */
 };
+
+/* What a request that runs something asks for. */
+enum conn_kind { CONN_RUN, CONN_SESSION_CREATE, CONN_SESSION_RUN, CONN_SESSION_DELETE };
 
 /* One HTTP request. */
 struct conn {
@@ -74,7 +95,12 @@ struct conn {
                                WWW-Authenticate), or NULL */
   char header_value[96];
   struct esb_request req;
-  struct esb_job job;
+  enum conn_kind kind;
+  struct esb_job job;       /* CONN_RUN */
+  char session[ESB_SESSION_ID_LEN + 1]; /* the others: the session's id, once known */
+  struct esb_session_options session_options;
+  struct esb_session_task task;
+  struct esb_session_info info; /* DELETE: the session as it was */
   bool running;
   struct esb_waiter waiter; /* while it waits for a slot */
   /* POST /v1/run?stream=1: event lines, then the result line, as they come */
@@ -313,7 +339,7 @@ static void emit_event(int stream, const char *data, size_t len, bool text, void
 static void emit_ceiling(uint64_t sent, void *userdata) {
   struct conn *st = userdata;
   (void)sent;
-  if (esb_json_push_event(st->s->L, &(struct esb_json_event){ .ceiling = st->job.plan.max_stream_bytes }) == 0)
+  if (esb_json_push_event(st->s->L, &(struct esb_json_event){ .ceiling = st->events.max_bytes }) == 0)
     append_line(st);
 }
 
@@ -380,36 +406,48 @@ static void free_conn(struct conn *st) {
   free(st);
 }
 
-static void job_done(struct esb_job *job, void *userdata) {
-  struct conn *st = userdata;
+/* An admitted request's end: its slot back, its connection resumed (a
+ * streamed answer resumes itself), the next waiter started. */
+static void admitted_ended(struct conn *st) {
   struct server *s = st->s;
-  esb_metrics_record(&s->m, &job->result);
-  if (job->result.fallback) /* the operator should know the cluster is away */
-    fprintf(stderr, "echo-sandbox serve: a run for k8s ran locally: %s\n", job->result.fallback);
-  if (st->streaming) {
-    stream_result(st, &job->result);
-    esb_result_release(&job->result);
-    esb_job_release(job);
-    st->running = false;
-    esb_admission_done(&s->admission);
-    if (st->gone)
-      free_conn(st);
-    start_queued(s);
-    return;
-  }
-  respond_result(st, 200, &job->result);
-  esb_result_release(&job->result);
-  esb_job_release(job);
   st->running = false;
   esb_admission_done(&s->admission);
-  MHD_resume_connection(st->c);
+  if (!st->streaming)
+    MHD_resume_connection(st->c);
+  else if (st->gone)
+    free_conn(st);
   start_queued(s);
 }
+
+/* A run's end, a job's or a session's: counted and answered. */
+static void run_ended(struct conn *st, const struct esb_result *r) {
+  esb_metrics_record(&st->s->m, r);
+  if (st->streaming)
+    stream_result(st, r);
+  else
+    respond_result(st, 200, r);
+  admitted_ended(st);
+}
+
+static void job_done(struct esb_job *job, void *userdata) {
+  struct conn *st = userdata;
+  if (job->result.fallback) /* the operator should know the cluster is away */
+    fprintf(stderr, "echo-sandbox serve: a run for k8s ran locally: %s\n", job->result.fallback);
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_move(&r, &job->result);
+  esb_job_release(job);
+  run_ended(st, &r);
+  esb_result_release(&r);
+}
+
+static bool start_session_task(struct conn *st);
 
 /* Starts the conn's request, admitted in flight; false when it ended at
  * once (response set, slot given back). */
 static bool start_run(struct conn *st) {
   struct server *s = st->s;
+  if (st->kind != CONN_RUN)
+    return start_session_task(st);
   st->job = (struct esb_job)ESB_JOB_INIT;
   st->job.on_done = job_done;
   st->job.userdata = st;
@@ -449,9 +487,363 @@ static void start_queued(struct server *s) {
   }
 }
 
+/* ---- sessions ---- */
+
+static bool session_id_valid(const char *id) {
+  size_t n = strspn(id, "0123456789abcdef");
+  return n == ESB_SESSION_ID_LEN && id[n] == '\0';
+}
+
+static struct gone *gone_find(struct server *s, const char *id) {
+  for (size_t i = 0; i < GONE_MAX; i++)
+    if (s->gone[i].id[0] && strcmp(s->gone[i].id, id) == 0)
+      return &s->gone[i];
+  return NULL;
+}
+
+/* Remembers that session id ended, and why; counts each end once. */
+static struct gone *gone_note(struct server *s, const char *id, enum esb_session_end end) {
+  struct gone *g = gone_find(s, id);
+  if (g)
+    return g;
+  g = &s->gone[s->gone_next];
+  s->gone_next = (s->gone_next + 1) % GONE_MAX;
+  *g = (struct gone){ .end = end };
+  snprintf(g->id, sizeof g->id, "%.*s", ESB_SESSION_ID_LEN, id);
+  s->m.sessions_ended[end]++;
+  return g;
+}
+
+/* 404 for a session that is not there: id unknown (end ALIVE), or ended,
+ * and why. The body is an error result's, with the session's id and
+ * "ended" (doc/openapi.json's SessionGone). */
+static void respond_session_gone(struct conn *st, const char *id, enum esb_session_end end) {
+  char message[128];
+  if (!id)
+    snprintf(message, sizeof message, "no such session: a session id is %d hex digits", ESB_SESSION_ID_LEN);
+  else if (end == ESB_SESSION_ALIVE)
+    snprintf(message, sizeof message, "no session %s", id);
+  else
+    snprintf(message, sizeof message, "session %s has ended (%s)", id, esb_session_end_name(end));
+  lua_State *L = st->s->L;
+  lua_createtable(L, 0, 4);
+  set_field(L, "status", "error");
+  lua_createtable(L, 0, 3);
+  set_field(L, "code", esb_error_name(ESB_E_INVALID_REQUEST));
+  set_field(L, "message", message);
+  lua_pushboolean(L, false);
+  lua_setfield(L, -2, "retryable");
+  lua_setfield(L, -2, "error");
+  set_field(L, "session", id);
+  set_field(L, "ended", end == ESB_SESSION_ALIVE ? NULL : esb_session_end_name(end));
+  respond_table(st, 404);
+}
+
+static void respond_info(struct conn *st, unsigned code, const struct esb_session_info *info) {
+  esb_session_push_info(st->s->L, info);
+  respond_table(st, code);
+}
+
+/* What an ended session left (its directory, its cgroups) is removed by a
+ * helper of its own, as `cleanup` would: nobody else may be watching. */
+struct reap {
+  struct esb_session_task task;
+  struct server *s;
+};
+
+static void reap_done(struct esb_session_task *t, void *userdata) {
+  struct reap *r = userdata;
+  struct gone *g = gone_find(r->s, t->id);
+  if (g)
+    g->removing = false;
+  esb_result_release(&t->result);
+  free(r);
+}
+
+static void reap(struct server *s, const char *id, enum esb_session_end end) {
+  struct gone *g = gone_note(s, id, end);
+  struct reap *r = g->removing || s->stopping ? NULL : malloc(sizeof *r);
+  if (!r)
+    return;
+  *r = (struct reap){ .task = ESB_SESSION_TASK_INIT, .s = s };
+  r->task.op = ESB_SESSION_OP_REMOVE;
+  snprintf(r->task.id, sizeof r->task.id, "%.*s", ESB_SESSION_ID_LEN, id);
+  r->task.on_done = reap_done;
+  r->task.userdata = r;
+  struct esb_error err;
+  if (esb_session_task_start(&s->tasks, &r->task, &err) < 0) {
+    fprintf(stderr, "echo-sandbox serve: cannot remove what session %s left: %s\n", id, err.message);
+    free(r);
+    return;
+  }
+  g->removing = true;
+}
+
+/* How long what an ended session left stays for others to see (`session
+ * show` says why it ended) before a look over the directory removes it;
+ * asking this daemon for it removes it at once. */
+#define REAP_GRACE_S 60
+
+/* Whether the session's holder wrote its state (its end, for an ended one)
+ * less than REAP_GRACE_S ago. */
+static bool ended_lately(const char *id) {
+  char path[4200];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%s/state", esb_session_dir(), id);
+  return stat(path, &st) == 0 && time(NULL) - st.st_mtime < REAP_GRACE_S;
+}
+
+static void sweep_one(const struct esb_session_info *info, void *arg) {
+  struct server *s = arg;
+  if (info->end == ESB_SESSION_ALIVE)
+    s->sessions_alive++;
+  else if (!ended_lately(info->id))
+    reap(s, info->id, info->end);
+}
+
+/* Looks over the directory of sessions: counts the live ones, and removes
+ * what the ended ones left once REAP_GRACE_S is past (a session ends by
+ * itself, at its TTL or idle timeout, with nobody watching). */
+static void sweep(struct server *s) {
+  struct esb_error err;
+  s->swept_ns = esb_now_ns();
+  s->sessions_alive = 0;
+  if (esb_session_list(sweep_one, s, &err) < 0)
+    fprintf(stderr, "echo-sandbox serve: %s\n", err.message);
+}
+
+/* The session the path names: 0 with its info while it is alive; else
+ * answered 404 (unknown, or ended and why) and -1. */
+static int alive_session(struct conn *st, const char *url, struct esb_session_info *info) {
+  struct server *s = st->s;
+  char id[128];
+  struct esb_error err;
+  esb_route_id(url, id, sizeof id);
+  if (!session_id_valid(id)) {
+    respond_session_gone(st, NULL, ESB_SESSION_ALIVE);
+    return -1;
+  }
+  memcpy(st->session, id, sizeof st->session);
+  struct gone *g = gone_find(s, id);
+  if (g || esb_session_info(id, info, &err) < 0) {
+    respond_session_gone(st, id, g ? g->end : ESB_SESSION_ALIVE);
+    return -1;
+  }
+  if (info->end != ESB_SESSION_ALIVE) {
+    reap(s, id, info->end);
+    respond_session_gone(st, id, info->end);
+    return -1;
+  }
+  return 0;
+}
+
+static void on_session_output(int stream, const char *data, size_t len, void *userdata) {
+  struct conn *st = userdata;
+  esb_output_events_feed(&st->events, stream, data, len);
+}
+
+static void session_run_done(struct conn *st) {
+  struct server *s = st->s;
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_move(&r, &st->task.result);
+  struct esb_session_info info;
+  struct esb_error err = ESB_ERROR_INIT;
+  /* Refused by the session (what a run in one does not take yet), or it
+   * ended, or was removed, between the look before and the run: answered
+   * as a request is, 400 or 404, unless its answer has begun (streamed). */
+  bool refused = r.status == ESB_STATUS_ERROR && r.error == ESB_E_INVALID_REQUEST && !st->streaming;
+  bool gone = refused && (esb_session_info(st->session, &info, &err) < 0 || info.end != ESB_SESSION_ALIVE);
+  if (gone) {
+    respond_session_gone(st, st->session, err.code == ESB_OK ? info.end : ESB_SESSION_ALIVE);
+    admitted_ended(st);
+  } else if (refused) {
+    s->m.rejected_bad++;
+    respond_result(st, 400, &r);
+    admitted_ended(st);
+  } else {
+    s->m.session_runs++;
+    run_ended(st, &r);
+  }
+  esb_result_release(&r);
+}
+
+/* The session as made: its info, and "clamped", the notes of what the
+ * policy lowered, where it lowered something. */
+static void respond_created(struct conn *st, const struct esb_session_info *info) {
+  lua_State *L = st->s->L;
+  const struct esb_strv *notes = &st->task.clamped;
+  esb_session_push_info(L, info);
+  if (notes->n) {
+    lua_createtable(L, (int)notes->n, 0);
+    for (size_t i = 0; i < notes->n; i++) {
+      lua_pushstring(L, notes->v[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "clamped");
+  }
+  respond_table(st, 201);
+}
+
+static void session_created(struct conn *st) {
+  struct server *s = st->s;
+  struct esb_error err = st->task.error;
+  struct esb_session_info info;
+  if (err.code == ESB_OK && esb_session_info(st->task.id, &info, &err) == 0) {
+    s->m.sessions_created++;
+    respond_created(st, &info);
+  } else if (err.code == ESB_E_TOO_MANY_SESSIONS) { /* one of the tenant's may end */
+    s->m.rejected_busy++;
+    struct esb_result r = ESB_RESULT_INIT;
+    esb_result_fail_error(&r, &err);
+    respond_retry_later(st, 429, &r);
+    esb_result_release(&r);
+  } else {
+    respond_error(st, err.code == ESB_E_INVALID_REQUEST ? 400 : 500, err.code, err.message);
+  }
+  esb_result_release(&st->task.result);
+  esb_strv_clear(&st->task.clamped);
+  admitted_ended(st);
+}
+
+static void session_deleted(struct conn *st) {
+  struct esb_session_task *t = &st->task;
+  if (t->error.code != ESB_OK) { /* removed meanwhile: no session */
+    respond_session_gone(st, st->session, ESB_SESSION_ALIVE);
+  } else if (t->was != ESB_SESSION_ALIVE) {
+    gone_note(st->s, st->session, t->was);
+    respond_session_gone(st, st->session, t->was);
+  } else {
+    gone_note(st->s, st->session, ESB_SESSION_END_DELETED);
+    st->info.end = ESB_SESSION_END_DELETED;
+    respond_info(st, 200, &st->info);
+  }
+  esb_result_release(&t->result);
+  st->running = false;
+  MHD_resume_connection(st->c);
+}
+
+static void session_task_done(struct esb_session_task *t, void *userdata) {
+  struct conn *st = userdata;
+  (void)t;
+  if (st->kind == CONN_SESSION_RUN)
+    session_run_done(st);
+  else if (st->kind == CONN_SESSION_CREATE)
+    session_created(st);
+  else
+    session_deleted(st);
+}
+
+/* A session's create or run, admitted in flight, planned and handed to
+ * its helper; false when it ended at once (response set, slot given back). */
+static bool start_session_task(struct conn *st) {
+  struct server *s = st->s;
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  bool create = st->kind == CONN_SESSION_CREATE;
+  int rc = create ? 0 : esb_session_plan_run(s->policy, &st->req, &plan, &err);
+  st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
+  st->task.op = create ? ESB_SESSION_OP_CREATE : ESB_SESSION_OP_RUN;
+  memcpy(st->task.id, st->session, sizeof st->task.id);
+  st->task.plan = &plan;
+  st->task.policy = s->policy;
+  st->task.req = &st->req;
+  st->task.options = st->session_options;
+  st->task.on_done = session_task_done;
+  st->task.userdata = st;
+  if (st->streaming) {
+    esb_output_events_init(&st->events, emit_event, emit_ceiling, st);
+    st->events.max_bytes = plan.max_stream_bytes;
+    st->task.output = (struct esb_output_sink){ .fn = on_session_output, .userdata = st, .fds = { -1, -1 } };
+  }
+  if (rc == 0)
+    rc = esb_session_task_start(&s->tasks, &st->task, &err);
+  esb_plan_release(&plan);
+  if (rc == 0) {
+    st->running = true;
+    return true;
+  }
+  esb_admission_done(&s->admission);
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_fail_error(&r, &err);
+  snprintf(r.session, sizeof r.session, "%s", st->session);
+  unsigned code = err.code == ESB_E_INVALID_REQUEST ? 400 : create ? 500 : 200;
+  if (code == 400)
+    s->m.rejected_bad++;
+  if (st->stream_queued)
+    stream_result(st, &r);
+  else
+    respond_result(st, code, &r);
+  esb_result_release(&r);
+  return false;
+}
+
+/* DELETE /v1/sessions/ID: ends it and removes what it held, off the loop. */
+static enum MHD_Result handle_delete(struct conn *st, const char *url) {
+  struct server *s = st->s;
+  if (alive_session(st, url, &st->info) < 0)
+    return send_response(st);
+  st->kind = CONN_SESSION_DELETE;
+  st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
+  st->task.op = ESB_SESSION_OP_REMOVE;
+  memcpy(st->task.id, st->session, sizeof st->task.id);
+  st->task.on_done = session_task_done;
+  st->task.userdata = st;
+  struct esb_error err;
+  if (esb_session_task_start(&s->tasks, &st->task, &err) < 0) {
+    respond_error(st, 500, err.code, err.message);
+    return send_response(st);
+  }
+  st->running = true;
+  MHD_suspend_connection(st->c);
+  return MHD_YES;
+}
+
+static void list_alive(const struct esb_session_info *info, void *arg) {
+  lua_State *L = arg;
+  if (info->end != ESB_SESSION_ALIVE)
+    return;
+  esb_session_push_info(L, info);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* GET /v1/sessions: {"sessions": [...]}, the live ones, whoever made them. */
+static void respond_sessions(struct conn *st) {
+  struct server *s = st->s;
+  lua_State *L = s->L;
+  struct esb_error err;
+  sweep(s);
+  lua_createtable(L, 0, 1);
+  lua_createtable(L, (int)s->sessions_alive, 0);
+  if (esb_session_list(list_alive, L, &err) < 0) {
+    lua_pop(L, 2);
+    respond_error(st, 500, err.code, err.message);
+    return;
+  }
+  if (lua_rawlen(L, -1) == 0) { /* cjson would write {} */
+    lua_pop(L, 2);
+    set_response(st, 200, "application/json", "{\"sessions\":[]}", 15);
+    return;
+  }
+  lua_setfield(L, -2, "sessions");
+  respond_table(st, 200);
+}
+
 /* ---- requests ---- */
 
-/* POST /v1/run, body complete: answers now, or suspends until the run ends. */
+/* The body as the conn's kind reads it: a request, or a session's create. */
+static int read_request(struct conn *st, struct esb_error *err) {
+  lua_State *L = st->s->L;
+  if (esb_json_decode(L, st->body ? st->body : "", st->len, err) < 0)
+    return -1;
+  int rc = st->kind == CONN_SESSION_CREATE
+             ? esb_session_create_request(L, -1, &st->req, &st->session_options, err)
+             : esb_lua_to_request(L, -1, &st->req, err);
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* POST /v1/run, POST /v1/sessions and POST /v1/sessions/ID/run, body
+ * complete: answers now, or suspends until it ends. */
 static enum MHD_Result handle_run(struct conn *st) {
   struct server *s = st->s;
   struct esb_error err;
@@ -465,19 +857,13 @@ static enum MHD_Result handle_run(struct conn *st) {
     respond_busy(st, 503, "the daemon is shutting down");
     return send_response(st);
   }
-  lua_State *L = s->L;
-  int bad = esb_json_decode(L, st->body ? st->body : "", st->len, &err) < 0;
-  if (!bad) {
-    bad = esb_lua_to_request(L, -1, &st->req, &err) < 0;
-    lua_pop(L, 1);
-  }
-  if (bad) {
+  if (read_request(st, &err) < 0) {
     s->m.rejected_bad++;
     respond_error(st, 400, err.code, err.message);
     return send_response(st);
   }
   const char *stream = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "stream");
-  st->streaming = stream && (strcmp(stream, "1") == 0 || strcmp(stream, "true") == 0);
+  st->streaming = stream && st->kind != CONN_SESSION_CREATE && (strcmp(stream, "1") == 0 || strcmp(stream, "true") == 0);
   switch (esb_admission_offer(&s->admission, &st->waiter)) {
   case ESB_ADMIT_RUN:
     if (!start_run(st))
@@ -567,10 +953,27 @@ static enum MHD_Result read_body(struct conn *st, const char *upload_data, size_
 static enum MHD_Result answer(struct conn *st, const char *method, const char *url) {
   struct server *s = st->s;
   const char *allowed = NULL;
-  char buf[8192];
+  char buf[16384];
   switch (esb_route(method, url, &allowed)) {
   case ESB_ENDPOINT_RUN:
     return handle_run(st);
+  case ESB_ENDPOINT_SESSION_CREATE:
+    st->kind = CONN_SESSION_CREATE;
+    return handle_run(st);
+  case ESB_ENDPOINT_SESSION_RUN:
+    if (alive_session(st, url, &st->info) < 0)
+      break;
+    st->kind = CONN_SESSION_RUN;
+    return handle_run(st);
+  case ESB_ENDPOINT_SESSION_DELETE:
+    return handle_delete(st, url);
+  case ESB_ENDPOINT_SESSION_SHOW:
+    if (alive_session(st, url, &st->info) == 0)
+      respond_info(st, 200, &st->info);
+    break;
+  case ESB_ENDPOINT_SESSION_LIST:
+    respond_sessions(st);
+    break;
   case ESB_ENDPOINT_LANGUAGES:
     respond_languages(st);
     break;
@@ -584,7 +987,9 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
     respond_readiness(st);
     break;
   case ESB_ENDPOINT_METRICS: {
-    size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, buf, sizeof buf);
+    sweep(s);
+    size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, s->sessions_alive, buf,
+                                    sizeof buf);
     set_response(st, 200, "text/plain; version=0.0.4", buf, len < sizeof buf ? len : sizeof buf - 1);
     break;
   }
@@ -597,7 +1002,7 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
     break;
   }
   case ESB_ENDPOINT_NONE: {
-    char list[256];
+    char list[1024];
     esb_routes_list(list, sizeof list);
     snprintf(buf, sizeof buf, "no such endpoint: use %s", list);
     respond_error(st, 404, ESB_E_INVALID_REQUEST, buf);
@@ -641,6 +1046,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 static void drive_http(void *userdata) {
   struct server *s = userdata;
   MHD_run(s->mhd);
+}
+
+static void drive_sessions(void *userdata) {
+  struct server *s = userdata;
+  esb_session_tasks_step(&s->tasks);
 }
 
 /* How long the loop may sleep before MHD must run again. MHD watches its
@@ -713,6 +1123,7 @@ static bool start_http(struct server *s) {
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
   esb_loop_watch(&s->loop, info->epoll_fd, drive_http, s);
   esb_loop_watch(&s->loop, s->sigfd, on_signal, s);
+  esb_loop_watch(&s->loop, s->tasks.epfd, drive_sessions, s);
   s->loop.after_poll = drive_http;
   s->loop.after_poll_userdata = s;
   return true;
@@ -749,17 +1160,24 @@ static void end_grace(struct server *s) {
     }
     esb_result_release(&r);
   }
+  esb_session_tasks_interrupt(&s->tasks);
   esb_loop_abort(&s->loop);
 }
+
+/* How often the directory of sessions is looked over (the loop wakes at
+ * least once a second while it watches fds). */
+#define SWEEP_NS 1000000000ull
 
 /* Serves until a signal stops the daemon and what it admitted has ended,
  * or the grace after the signal is over. */
 static void serve_until_stopped(struct server *s) {
   for (;;) {
     esb_loop_step(&s->loop, http_wait_ms(s));
+    if (!s->stopping && esb_now_ns() - s->swept_ns >= SWEEP_NS)
+      sweep(s);
     if (!s->stopping)
       continue;
-    if (s->admission.in_flight == 0 && s->admission.queued == 0)
+    if (s->admission.in_flight == 0 && s->admission.queued == 0 && s->tasks.in_flight == 0)
       break;
     if (esb_now_ns() >= s->stop_deadline_ns)
       end_grace(s);
@@ -785,6 +1203,7 @@ static void release_server(struct server *s) {
     free(s->unix_path);
   }
   esb_cgroup_pool_clear(&s->cgroups);
+  esb_session_tasks_close(&s->tasks);
   esb_policy_close(s->policy);
   if (s->L)
     lua_close(s->L);
@@ -792,7 +1211,7 @@ static void release_server(struct server *s) {
 
 int esb_serve(const struct esb_server_options *o) {
   struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT,
-                      .cgroups = ESB_CGROUP_POOL_INIT,
+                      .cgroups = ESB_CGROUP_POOL_INIT, .tasks = ESB_SESSION_TASKS_INIT,
                       .admission = ESB_ADMISSION_INIT(o->max_running, o->max_queue) };
   s.loop.cgroup_pool = &s.cgroups;
   struct esb_error err;
@@ -804,6 +1223,10 @@ int esb_serve(const struct esb_server_options *o) {
   }
   if (!(s.L = esb_json_state())) {
     fprintf(stderr, "echo-sandbox serve: out of memory\n");
+    goto out;
+  }
+  if (esb_session_tasks_init(&s.tasks, &err) < 0) {
+    fprintf(stderr, "echo-sandbox serve: %s\n", err.message);
     goto out;
   }
   check_ready(&s);

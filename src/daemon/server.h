@@ -16,6 +16,18 @@
  *                  "reason": ...}: a policy is loaded and its default backend
  *                  can run (local: a probe run of `true` at start and after
  *                  each reload; k8s: kubectl is there)
+ *   POST /v1/sessions  a session's create (dispatch/session.h) -> 201 and the
+ *                  session; 400 for a body that is not one (named)
+ *   GET /v1/sessions   200 {"sessions": [...]}: the live ones, whoever made them
+ *   GET|DELETE /v1/sessions/ID  the session / ends it and removes what it
+ *                  held (200); unknown or ended: 404 with why it ended
+ *   POST /v1/sessions/ID/run[?stream=1]  a run in the session, answered as
+ *                  POST /v1/run's, with "session"
+ *                  (a session's create, run and remove are done by helper
+ *                  processes, dispatch/session_task.h; every second the
+ *                  directory of sessions is looked over, and what an ended
+ *                  session left is removed a minute after its end, at once
+ *                  when it is asked for)
  *   GET /metrics   Prometheus text (daemon/metrics.h)
  *   GET /openapi.json  this API as OpenAPI 3.1 (doc/openapi.json)
  *

@@ -18,6 +18,7 @@ static const struct { const char *name, *message; } error_table[ESB_E__COUNT] = 
   [ESB_E_INTERRUPTED] = {"interrupted", "the executor was interrupted"},
   [ESB_E_BACKEND] = {"backend_error", "the backend could not run the program"},
   [ESB_E_UNAUTHORIZED] = {"unauthorized", "the request carries no valid token"},
+  [ESB_E_TOO_MANY_SESSIONS] = {"too_many_sessions", "the tenant holds as many sessions as the policy allows"},
 };
 
 const char *esb_strerror(enum esb_error_code code) {

@@ -45,6 +45,9 @@ enum esb_error_code {
   ESB_E_INTERRUPTED,      /* the executor got a signal and killed the program */
   ESB_E_BACKEND,          /* the backend could not run the program (k8s: the pod never ran) */
   ESB_E_UNAUTHORIZED,     /* the daemon's token is missing or wrong (HTTP 401) */
+  ESB_E_TOO_MANY_SESSIONS, /* the tenant holds as many live sessions as the policy allows:
+                              the same request may succeed once one ends (CLI exit 75,
+                              EX_TEMPFAIL) */
   ESB_E__COUNT
 };
 

@@ -225,6 +225,75 @@ static int push_request(lua_State *L) {
   return 1;
 }
 
+/* The create request and what the engine knows, as the session hook sees
+ * them; runs protected. */
+static int push_session_args(lua_State *L) {
+  const struct esb_session_ask *ask = lua_touserdata(L, 1);
+  const struct esb_session_known *known = lua_touserdata(L, 2);
+  const struct esb_request *r = ask->req;
+  lua_createtable(L, 0, 8);
+  set_integer(L, "ttl_ms", ask->ttl_ms);
+  set_integer(L, "idle_timeout_ms", ask->idle_timeout_ms);
+  set_map(L, "env", r->env);
+  set_map(L, "labels", r->labels);
+  set_string(L, "backend", esb_backend_name(r->backend));
+  set_string(L, "working_dir", r->working_dir);
+  push_limits(L, &r->limits);
+  lua_setfield(L, -2, "limits");
+  lua_createtable(L, 0, 2);
+  set_integer(L, "live", known->live);
+  lua_createtable(L, 0, (int)r->nlabels);
+  for (size_t i = 0; known->by_label && r->labels && r->labels[i]; i++) {
+    const char *eq = strchr(r->labels[i], '=');
+    lua_pushlstring(L, r->labels[i], (size_t)(eq - r->labels[i]));
+    lua_pushinteger(L, (lua_Integer)known->by_label[i]);
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "live_by_label");
+  return 2;
+}
+
+int esb_policy_session(struct esb_policy *p, const struct esb_session_ask *ask,
+                       const struct esb_session_known *known, struct esb_session_decision *d,
+                       struct esb_error *err) {
+  lua_State *L = esb_vm_state(p->vm);
+  int top = lua_gettop(L);
+  int rc = -1;
+  *d = (struct esb_session_decision){ .limits = { .network = -1 } };
+  if (esb_session_labels_check(ask->req->labels, err) < 0)
+    return -1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);  /* policy */
+  lua_getfield(L, -1, "session");                    /* policy, hook */
+  if (!lua_isfunction(L, -1)) {
+    lua_settop(L, top);
+    return esb_session_decision_default(ask, d, err);
+  }
+  lua_pushvalue(L, -2);                              /* policy, hook, policy */
+  lua_pushcfunction(L, push_session_args);
+  lua_pushlightuserdata(L, (void *)ask);
+  lua_pushlightuserdata(L, (void *)known);
+  if (esb_vm_call(p->vm, 2, 2, "policy", err) < 0)
+    goto out;                                        /* policy, hook, policy, req, known */
+  if (esb_vm_call(p->vm, 3, 2, "policy hook 'session'", err) < 0)
+    goto out;                                        /* policy, decision, message */
+  if (lua_isnil(L, -2)) {
+    const char *msg = lua_tostring(L, -1);
+    esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", msg ? msg : "the policy refused the session");
+    goto out;
+  }
+  lua_pop(L, 1);                                     /* policy, decision */
+  if (!lua_istable(L, -1)) {
+    esb_error_set(err, ESB_E_POLICY, "policy hook 'session' returned %s, expected a table", luaL_typename(L, -1));
+    goto out;
+  }
+  rc = esb_read_session_decision(L, d, err);
+out:
+  if (rc < 0)
+    esb_session_decision_release(d);
+  lua_settop(L, top);
+  return rc;
+}
+
 /* ---- the k8s part ---- */
 
 /* The settings table k8s_pod.lua returned is on top of the stack. */

@@ -17,6 +17,7 @@
 #include "engine/contract/request.h"
 #include "engine/contract/result.h"
 #include "engine/error.h"
+#include "policy/session.h"
 
 struct esb_policy;
 
@@ -37,6 +38,17 @@ const char *esb_policy_path(const struct esb_policy *policy);
  * malformed); the plan is then left empty. */
 int esb_policy_plan(struct esb_policy *policy, const struct esb_request *req, struct esb_plan *plan, bool want_k8s,
                     struct esb_error *err);
+
+/* Decides a session to be made (policy/session.h) through the policy's hook
+ * `session` (req, known), or the engine's defaults where the policy has no
+ * such hook. The request's labels are checked first
+ * (esb_session_labels_check). d is filled whole (no need to zero it). Returns 0, or -1 with
+ * err: ESB_E_INVALID_REQUEST (a bad label, or the hook refused: nil,
+ * message) or ESB_E_POLICY (the hook failed, hit a limit, or returned
+ * something malformed, named); d is then left empty. */
+int esb_policy_session(struct esb_policy *policy, const struct esb_session_ask *ask,
+                       const struct esb_session_known *known, struct esb_session_decision *d,
+                       struct esb_error *err);
 
 /* The cluster the operator commands (doctor, cleanup) use, from the
  * policy's hook `cluster`: k's namespace_, context and kubeconfig (k zeroed

@@ -9,6 +9,11 @@ surface on asyncio (AsyncClient).
         for event in client.stream(shell="echo one; sleep 1; echo two"):
             ...
 
+    with client.session(ttl_ms=600000, limits={"memory_bytes": 256 << 20}) as session:
+        session.run(shell="echo 42 > answer")     # a sandbox that lives: its
+        session.run(shell="cat answer")           # working dir persists
+    # (deleted on leaving the block)
+
     async with AsyncClient(url="http://127.0.0.1:7878") as client:
         result = await client.run(language="python", code="print(6*7)")
         async for event in client.stream(shell="echo one"):
@@ -17,7 +22,8 @@ surface on asyncio (AsyncClient).
 Errors are EchoSandboxError, or one of its kinds: Unavailable (the daemon
 cannot be reached, or is stopping: 503), Busy (429: every run slot is taken;
 retry_after says when to ask again) and Rejected (the daemon refused the
-request: 400, 401, 404, 405, 413). An error of the engine found once the
+request: 400, 401, 404, 405, 413; SessionGone, a Rejected, for a session
+that is unknown or has ended, with why). An error of the engine found once the
 request ran (a program not found, a cluster that failed) is an
 EchoSandboxError with the engine's code. A program that fails is a Result.
 
@@ -38,8 +44,8 @@ import time
 from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
-__all__ = ["Client", "AsyncClient", "Result", "CollectedFile", "Event", "EchoSandboxError", "Unavailable",
-           "Busy", "Rejected"]
+__all__ = ["Client", "AsyncClient", "Session", "AsyncSession", "Result", "CollectedFile", "Event", "EchoSandboxError",
+           "Unavailable", "Busy", "Rejected", "SessionGone"]
 __version__ = "0.2.0"
 
 
@@ -81,8 +87,23 @@ class Rejected(EchoSandboxError):
     token, 404, 405, 413 too large): sending it again will not help."""
 
 
+class SessionGone(Rejected):
+    """404 for a session: unknown, or ended. session: its id; ended: why it
+    ended (ttl, idle, deleted, died, memory), or None where the daemon does
+    not know it (an unknown id)."""
+
+    def __init__(self, code, message, http_status=404, session=None, ended=None):
+        super().__init__(code, message, http_status)
+        self.session = session
+        self.ended = ended
+
+
 def _error_for(obj, http_status, headers):
     """The exception for an answer that is not a result to return."""
+    if http_status == 404 and isinstance(obj, dict) and ("session" in obj or "ended" in obj):
+        err = obj.get("error") or {}
+        return SessionGone(err.get("code", "invalid_request"), err.get("message", "no such session"), 404,
+                           session=obj.get("session"), ended=obj.get("ended"))
     err = (obj or {}).get("error") or {}
     code = err.get("code", "system_error")
     message = err.get("message", "the daemon gave no reason")
@@ -166,6 +187,7 @@ class Result(_Fields):
     stdout and stderr are text (bytes that are not UTF-8 decoded with
     replacement characters); stdout_raw and stderr_raw are the bytes.
     fallback: why a run the policy sent to k8s ran locally (else None).
+    session: the session's id, for a run in one (else None).
     warnings: what the run was degraded by, one entry each (a limit held
     less strictly than asked); empty on a clean run.
     raw: the result object as the daemon sent it."""
@@ -179,6 +201,7 @@ class Result(_Fields):
     sandbox_type: Optional[str] = None
     isolation: Optional[str] = None
     pod: Optional[str] = None
+    session: Optional[str] = None
     stdout: str = ""
     stderr: str = ""
     stdout_raw: bytes = b""
@@ -427,22 +450,26 @@ class Client(_Base):
         env, files, collect, limits, timeout_ms, backend, ...) and returns
         its Result; raises EchoSandboxError (or a kind of it) when it could
         not run, once the retries are spent."""
-        body = self._body(request, fields)
-        return self._with_retries(lambda: self._result(*self._call("POST", "/v1/run", body)))
+        return self._run_at("/v1/run", self._body(request, fields))
+
+    def _run_at(self, path, body):
+        return self._with_retries(lambda: self._result(*self._call("POST", path, body)))
 
     def stream(self, request=None, **fields):
         """Runs one request and returns its events as they come (Events: an
         iterator of Event). A request refused from the start raises at once
         (after the retries); an engine error found later raises after the
         events that came before it."""
-        body = self._body(request, fields)
-        conn, resp = self._with_retries(lambda: self._open_stream(body))
+        return self._stream_at("/v1/run", self._body(request, fields))
+
+    def _stream_at(self, path, body):
+        conn, resp = self._with_retries(lambda: self._open_stream(path, body))
         events = Events(self._events(conn, resp), conn)
         self._open.add(events)
         return events
 
-    def _open_stream(self, body):
-        conn, resp = self._send("POST", "/v1/run?stream=1", body)
+    def _open_stream(self, path, body):
+        conn, resp = self._send("POST", path + "?stream=1", body)
         if resp.status == 200:
             return conn, resp
         try:
@@ -477,6 +504,79 @@ class Client(_Base):
         """Whether the daemon is ready (GET /readyz), and what it says."""
         status, obj, _ = self._call("GET", "/readyz")
         return status == 200, obj
+
+    def _object(self, method, path, body=None, want=200):
+        """An exchange whose answer is an object (a session's): the object,
+        or the error raised."""
+        def once():
+            status, obj, headers = self._call(method, path, body)
+            if status != want:
+                raise _error_for(obj, status, headers)
+            return obj
+        return self._with_retries(once)
+
+    def session(self, **options):
+        """Creates a session (POST /v1/sessions): a sandbox that lives, whose
+        working dir persists from run to run. options: ttl_ms,
+        idle_timeout_ms, limits (memory_bytes, cpu, max_processes hold all
+        its runs together), labels, backend. Returns a Session, a context
+        manager that deletes it on exit."""
+        return Session(self, self._object("POST", "/v1/sessions", self._body(None, options), want=201))
+
+    def sessions(self):
+        """The live sessions (GET /v1/sessions): dicts as Session.info gives."""
+        return self._object("GET", "/v1/sessions")["sessions"]
+
+
+class Session:
+    """A session of the daemon (Client.session): id, and what its create
+    answered in created. run and stream are Client's, in the session;
+    info() its state now; delete() ends it (every process in it) and removes
+    its working dir. A context manager: delete() on exit. A session that
+    has ended raises SessionGone, with why (ttl, idle, deleted, ...).
+
+    What persists from run to run is the working dir (its files); the
+    processes a run starts end with that run."""
+
+    def __init__(self, client, created):
+        self._client = client
+        self.id = created["id"]
+        self.created = created
+        self._deleted = False
+
+    def _path(self, *rest):
+        return "/".join(("/v1/sessions", self.id) + rest)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.delete()
+
+    def run(self, request=None, **fields):
+        """As Client.run, in the session; the Result's session is its id."""
+        return self._client._run_at(self._path("run"), self._client._body(request, fields))
+
+    def stream(self, request=None, **fields):
+        """As Client.stream, in the session."""
+        return self._client._stream_at(self._path("run"), self._client._body(request, fields))
+
+    def info(self):
+        """The session now: id, state, runs, created_ms, expires_ms, ttl_ms,
+        idle_timeout_ms, pid, cgroups; SessionGone once it has ended."""
+        return self._client._object("GET", self._path())
+
+    def delete(self):
+        """Ends the session and removes what it held. Returns what the daemon
+        said of it (state "ended"), or None when it had ended already (why:
+        SessionGone's ended, from info())."""
+        if self._deleted:
+            return None
+        self._deleted = True
+        try:
+            return self._client._object("DELETE", self._path())
+        except SessionGone:
+            return None
 
 
 # ---- asyncio ----
@@ -584,16 +684,19 @@ class AsyncClient(_Base):
 
     async def run(self, request=None, **fields):
         """As Client.run."""
-        body = self._body(request, fields)
+        return await self._run_at("/v1/run", self._body(request, fields))
 
+    async def _run_at(self, path, body):
         async def once():
-            return self._result(*await self._call("POST", "/v1/run", body))
+            return self._result(*await self._call("POST", path, body))
         return await self._with_retries(once)
 
-    async def stream(self, request=None, **fields):
+    def stream(self, request=None, **fields):
         """As Client.stream, as an async iterator: async for event in ..."""
-        body = self._body(request, fields)
-        reader, writer, status, headers = await self._with_retries(lambda: self._open_stream(body))
+        return self._stream_at("/v1/run", self._body(request, fields))
+
+    async def _stream_at(self, path, body):
+        reader, writer, status, headers = await self._with_retries(lambda: self._open_stream(path, body))
         try:
             pending = b""
             async for chunk in _body_chunks(reader, headers):
@@ -609,8 +712,8 @@ class AsyncClient(_Base):
         finally:
             writer.close()
 
-    async def _open_stream(self, body):
-        reader, writer, status, headers = await self._send("POST", "/v1/run?stream=1", body)
+    async def _open_stream(self, path, body):
+        reader, writer, status, headers = await self._send("POST", path + "?stream=1", body)
         if status == 200:
             return reader, writer, status, headers
         try:
@@ -632,3 +735,71 @@ class AsyncClient(_Base):
         """As Client.ready."""
         status, obj, _ = await self._call("GET", "/readyz")
         return status == 200, obj
+
+    async def _object(self, method, path, body=None, want=200):
+        async def once():
+            status, obj, headers = await self._call(method, path, body)
+            if status != want:
+                raise _error_for(obj, status, headers)
+            return obj
+        return await self._with_retries(once)
+
+    def session(self, **options):
+        """As Client.session: `async with client.session(...) as session:`,
+        or `session = await client.session(...)` (then `await
+        session.delete()`)."""
+        return AsyncSession(self, options)
+
+    async def sessions(self):
+        """As Client.sessions."""
+        return (await self._object("GET", "/v1/sessions"))["sessions"]
+
+
+class AsyncSession:
+    """Session's surface on asyncio: run, info and delete are coroutines,
+    stream an async iterator; made by awaiting it or entering it."""
+
+    def __init__(self, client, options):
+        self._client, self._options = client, options
+        self.id = self.created = None
+        self._deleted = False
+
+    _path = Session._path
+
+    async def _create(self):
+        if self.id is None:
+            self.created = await self._client._object("POST", "/v1/sessions", self._client._body(None, self._options),
+                                                      want=201)
+            self.id = self.created["id"]
+        return self
+
+    def __await__(self):
+        return self._create().__await__()
+
+    async def __aenter__(self):
+        return await self._create()
+
+    async def __aexit__(self, *exc):
+        await self.delete()
+
+    async def run(self, request=None, **fields):
+        """As Session.run."""
+        return await self._client._run_at(self._path("run"), self._client._body(request, fields))
+
+    def stream(self, request=None, **fields):
+        """As Session.stream, as an async iterator."""
+        return self._client._stream_at(self._path("run"), self._client._body(request, fields))
+
+    async def info(self):
+        """As Session.info."""
+        return await self._client._object("GET", self._path())
+
+    async def delete(self):
+        """As Session.delete."""
+        if self._deleted or self.id is None:
+            return None
+        self._deleted = True
+        try:
+            return await self._client._object("DELETE", self._path())
+        except SessionGone:
+            return None

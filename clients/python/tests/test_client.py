@@ -4,6 +4,7 @@ unix socket with a token.
 
     ECHO_SANDBOX_BIN=build/echo-sandbox python3 -m unittest discover clients/python/tests
 """
+import asyncio
 import json
 import os
 import shutil
@@ -15,19 +16,19 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from echo_sandbox import Client, EchoSandboxError, Result  # noqa: E402
+from echo_sandbox import AsyncClient, Client, EchoSandboxError, Rejected, Result, Session, SessionGone  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("ECHO_SANDBOX_BIN") or os.path.join(HERE, "..", "..", "..", "build", "echo-sandbox")
 
 
 class Daemon:
-    def __init__(self, *args):
+    def __init__(self, *args, env=None):
         self.dir = tempfile.mkdtemp(prefix="esb-py-")
         self.port_file = os.path.join(self.dir, "port")
         self.log = open(os.path.join(self.dir, "log"), "w")
         self.proc = subprocess.Popen([BIN, "serve", "--port-file", self.port_file] + list(args),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         for _ in range(1000):
             if os.path.exists(self.port_file):
                 break
@@ -149,6 +150,79 @@ class OverUnixSocketWithToken(unittest.TestCase):
         with self.assertRaises(EchoSandboxError) as caught:
             Client(socket=self.socket_path).run(shell="true")
         self.assertEqual(caught.exception.http_status, 401)
+
+
+class Sessions(unittest.TestCase):
+    """Sessions through the daemon, in a directory of sessions of their own
+    that must be empty at the end: nothing of a session is left."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sessions = tempfile.mkdtemp(prefix="esb-py-sessions-")
+        cls.daemon = Daemon("--listen", "127.0.0.1:0", env=dict(os.environ, ECHO_SANDBOX_SESSION_DIR=cls.sessions))
+        port = cls.daemon.where.rsplit(":", 1)[-1]
+        cls.client = Client(url="http://127.0.0.1:%s" % port, timeout=60)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+        left = os.listdir(cls.sessions)
+        os.rmdir(cls.sessions) if not left else None
+        assert not left, "sessions left: %s" % left
+
+    def test_keeps_files_from_run_to_run_and_deletes_the_session_on_exit(self):
+        with self.client.session(ttl_ms=60000, idle_timeout_ms=60000) as s:
+            self.assertIsInstance(s, Session)
+            self.assertEqual(s.created["state"], "alive")
+            r = s.run(shell="echo 41 > n")
+            self.assertEqual(r.session, s.id)
+            self.assertEqual(s.run({"shell": "cat n"}).stdout, "41\n")
+            self.assertEqual(s.info()["runs"], 2)
+            self.assertIn(s.id, [x["id"] for x in self.client.sessions()])
+        self.assertFalse(os.path.exists(os.path.join(self.sessions, s.id)))
+        with self.assertRaises(SessionGone) as caught:
+            s.info()
+        self.assertEqual((caught.exception.ended, caught.exception.session), ("deleted", s.id))
+        with self.assertRaises(SessionGone):
+            s.run(shell="true")
+        self.assertIsNone(s.delete())
+
+    def test_streams_a_run_in_a_session(self):
+        with self.client.session() as s:
+            events = list(s.stream(shell="echo one; echo two >&2"))
+        self.assertEqual([(e.stream, e.data) for e in events[:-1]], [("stdout", "one\n"), ("stderr", "two\n")])
+        self.assertEqual((events[-1].event, events[-1].result.session), ("result", s.id))
+
+    def test_refuses_a_create_naming_the_field(self):
+        for options, field in (({"shell": "true"}, "'shell'"), ({"ttl_ms": 0}, "'ttl_ms'"),
+                               ({"env": {"A": "1"}}, "'env'")):
+            with self.assertRaises(Rejected) as caught:
+                self.client.session(**options)
+            self.assertEqual(caught.exception.http_status, 400)
+            self.assertIn(field, caught.exception.message)
+
+    def test_the_async_client_has_sessions_too(self):
+        async def go():
+            async with AsyncClient(url=self.client.url, timeout=60) as client:
+                async with client.session(idle_timeout_ms=60000) as s:
+                    await s.run(shell="echo 7 > n")
+                    r = await s.run(shell="cat n")
+                    events = [e async for e in s.stream(shell="cat n")]
+                    ids = [x["id"] for x in await client.sessions()]
+                with self.assertRaises(SessionGone) as caught:
+                    await s.info()
+                return s.id, r, events, ids, caught.exception.ended
+        sid, r, events, ids, ended = asyncio.run(go())
+        self.assertEqual((r.stdout, r.session), ("7\n", sid))
+        self.assertEqual([e.data for e in events[:-1]], ["7\n"])
+        self.assertIn(sid, ids)
+        self.assertEqual(ended, "deleted")
+
+    def test_an_unknown_session_is_gone_without_a_reason(self):
+        ghost = Session(self.client, {"id": "0123456789abcdef" * 2})
+        with self.assertRaises(SessionGone) as caught:
+            ghost.run(shell="true")
+        self.assertEqual((caught.exception.http_status, caught.exception.ended), (404, None))
 
 
 if __name__ == "__main__":

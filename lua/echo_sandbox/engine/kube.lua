@@ -66,16 +66,45 @@ function M.pod_status(doc)
   }
 end
 
--- list: a PodList. Returns an array of { name, expires_at } (expires_at ""
--- where the pod has no echo-sandbox.io/expires-at annotation).
+-- list: a PodList. Returns an array of { name, expires_at, ended } (expires_at ""
+-- where the pod has no echo-sandbox.io/expires-at annotation; ended: the
+-- pod is a session's whose first process has ended, phase Succeeded or
+-- Failed, which nothing can use again).
 function M.pods(list)
   local out = {}
   for _, pod in ipairs(table_or_empty(table_or_empty(list).items)) do
     local metadata = table_or_empty(table_or_empty(pod).metadata)
     local annotations = table_or_empty(metadata.annotations)
     local name = string_or_nil(metadata.name)
+    local phase = table_or_empty(table_or_empty(pod).status).phase
+    local session = table_or_empty(metadata.labels)["echo-sandbox.io/session"] == "true"
     if name then
-      out[#out + 1] = { name, string_or_nil(annotations["echo-sandbox.io/expires-at"]) or "" }
+      out[#out + 1] = { name, string_or_nil(annotations["echo-sandbox.io/expires-at"]) or "",
+                        session and (phase == "Succeeded" or phase == "Failed") }
+    end
+  end
+  return out
+end
+
+-- doc: a PodList or one Pod; encode: cjson's. The pods of k8s sessions
+-- (label echo-sandbox.io/session=true) as an array of { name, expires (the
+-- echo-sandbox.io/session-expires label: seconds since the epoch, 0 where
+-- it has none), idle_timeout_ms (its annotation, 0 where none), pod (the pod
+-- as JSON, for pod_status) }.
+function M.session_pods(doc, encode)
+  local items = type(doc) == "table" and doc.kind == "Pod" and { doc } or table_or_empty(table_or_empty(doc).items)
+  local out = {}
+  for _, pod in ipairs(items) do
+    local metadata = table_or_empty(table_or_empty(pod).metadata)
+    local labels = table_or_empty(metadata.labels)
+    local name = string_or_nil(metadata.name)
+    if name and labels["echo-sandbox.io/session"] == "true" then
+      out[#out + 1] = {
+        name = name,
+        expires = tointeger(tonumber(labels["echo-sandbox.io/session-expires"])) or 0,
+        idle_timeout_ms = tointeger(tonumber(table_or_empty(metadata.annotations)["echo-sandbox.io/idle-timeout-ms"])) or 0,
+        pod = encode(pod),
+      }
     end
   end
   return out

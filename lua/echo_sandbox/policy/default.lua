@@ -6,8 +6,9 @@
 --   return policy
 --
 -- THE CONTRACT. A policy file returns a table; the engine calls its hooks as
--- methods (policy:plan(req)). The engine calls plan for each request, and
--- cluster (below) for the operator commands (doctor, cleanup); the
+-- methods (policy:plan(req)). The engine calls plan for each request,
+-- session (below) for each session it is asked to make, and cluster
+-- (below) for the operator commands (doctor, cleanup); the
 -- default plan is made of the hooks image_for, argv_for, env_for, limits_for,
 -- local_for, fallback_for, k8s_for (made of resources_for, namespace_for and pod_for),
 -- there to be replaced one by one, and of the data tables below them.
@@ -159,6 +160,30 @@ policy.ceilings = {
     max_output_bytes = 64 * Mi,
     max_processes = 1024,
   },
+}
+
+-- Sessions (echo-sandbox session create): a request's ttl_ms and
+-- idle_timeout_ms, or these defaults, each at most its ceiling (a request
+-- that asks more gets the ceiling, and a note says so); the session's
+-- limits as a run's (defaults, and ceilings.limits: the runs' own unless
+-- set apart here; lower only, as the plan of the session's sandbox keeps
+-- to the runs' ceilings as well). tenant_label: the label whose value names a session's
+-- tenant, of whom at most max_per_tenant sessions live at once (sessions
+-- without the label are one tenant together; nil: no such limit; labels
+-- are the requester's word, so this shares a host out fairly among
+-- tenants a front end labels, it is no authentication). kernels: the
+-- languages whose cells have a kernel in a session.
+policy.sessions = {
+  ttl_ms = 10 * 60 * 1000,
+  idle_timeout_ms = 2 * 60 * 1000,
+  ceilings = {
+    ttl_ms = 60 * 60 * 1000,
+    idle_timeout_ms = 60 * 60 * 1000,
+    limits = nil,               -- nil: policy.ceilings.limits
+  },
+  tenant_label = "tenant",
+  max_per_tenant = 8,
+  kernels = { "python", "node" },
 }
 
 -- The request's code: at most this many bytes. On the local backend it is
@@ -390,13 +415,13 @@ local function clamp(name, value, ceiling)
   return value
 end
 
--- The limits: the request's within self.ceilings, else the defaults. Also
--- returns the notes of what was lowered (an array, maybe empty).
-function policy:limits_for(req)
+-- The limits asked within ceilings (a table, or nil), else the defaults;
+-- and the notes of what was lowered (an array, maybe empty), sorted.
+local function bounded_limits(asked, defaults, ceilings)
   local limits, clamped = {}, {}
-  for k, v in pairs(self.defaults.limits) do limits[k] = v end
-  local ceilings = self.ceilings and self.ceilings.limits or {}
-  for k, v in pairs(req.limits or {}) do
+  for k, v in pairs(defaults) do limits[k] = v end
+  ceilings = ceilings or {}
+  for k, v in pairs(asked or {}) do
     local note
     if math.type(v) == "integer" then v, note = clamp(k, v, ceilings[k]) end
     limits[k] = v
@@ -404,6 +429,12 @@ function policy:limits_for(req)
   end
   table.sort(clamped)
   return limits, clamped
+end
+
+-- The limits: the request's within self.ceilings, else the defaults. Also
+-- returns the notes of what was lowered (an array, maybe empty).
+function policy:limits_for(req)
+  return bounded_limits(req.limits, self.defaults.limits, self.ceilings and self.ceilings.limits)
 end
 
 -- self.resources[name] as a number, or an error that names it.
@@ -508,6 +539,55 @@ function policy:known_languages()
   end
   table.sort(list, function(a, b) return a.name < b.name end)
   return list
+end
+
+-- session(req, known): called when a session is to be made (echo-sandbox
+-- session create). req is the create request: ttl_ms, idle_timeout_ms,
+-- limits, labels, env, backend, working_dir, each only when given. known
+-- is what the engine knows of the sessions there are: live (how many are
+-- alive) and live_by_label (a map: for each of req.labels, how many live
+-- sessions carry that label with the same value). Returns the decision,
+-- or nil and a message that refuses the request as invalid_request; these
+-- fields only (src/policy/session_fields.def), any other is an error that
+-- names it:
+--   ttl_ms          the session's lifetime (1 ms ... 24 hours)
+--   idle_timeout_ms how long it may go without a run (1 ms ... 24 hours)
+--   limits          the whole session's limits, as a plan's (each nil: the
+--                   plan's default); the plan of the session's sandbox is
+--                   made with them as the request's, so the plan's ceilings
+--                   (limits_for) hold them too
+--   clamped         array of strings or nil: what of the request was
+--                   lowered to the policy's ceilings
+--   tenant_label    a label's name, or nil: the sessions that carry the
+--                   same value of it (or all that lack it) are one tenant's
+--   max_per_tenant  with tenant_label: how many of one tenant's sessions
+--                   may live at once (nil or 0: any number); the engine counts them and makes the
+--                   session under one lock, and refuses one more with the
+--                   error too_many_sessions (CLI exit status 75)
+--   kernels         array of language names: the languages whose cells
+--                   have a kernel in the session
+-- A policy without this hook gets the engine's defaults: 10 minutes, 2
+-- minutes, the request's limits (the plan's ceilings), no tenant limit,
+-- kernels python and node.
+function policy:session(req, known)
+  local s = self.sessions
+  local ceilings = s.ceilings or {}
+  local limits, clamped = bounded_limits(req.limits, self.defaults.limits,
+                                         ceilings.limits or (self.ceilings and self.ceilings.limits))
+  local ttl_ms, ttl_note = clamp("ttl_ms", req.ttl_ms or s.ttl_ms, ceilings.ttl_ms)
+  local idle_ms, idle_note = clamp("idle_timeout_ms", req.idle_timeout_ms or s.idle_timeout_ms,
+                                   ceilings.idle_timeout_ms)
+  clamped[#clamped + 1] = ttl_note
+  clamped[#clamped + 1] = idle_note
+  return {
+    ttl_ms = ttl_ms,
+    idle_timeout_ms = idle_ms,
+    limits = limits,
+    clamped = clamped,
+    tenant_label = s.tenant_label,
+    max_per_tenant = s.max_per_tenant,
+    kernels = table.move(s.kernels, 1, #s.kernels, 1, {}),
+  }
 end
 
 -- The plan's k8s settings (see the contract above).

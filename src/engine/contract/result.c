@@ -109,6 +109,7 @@ int esb_result_exit_code(const struct esb_result *r) {
   case ESB_STATUS_ERROR:
     if (r->error == ESB_E_EXEC_NOT_FOUND) return 127;
     if (r->error == ESB_E_EXEC_DENIED) return 126;
+    if (r->error == ESB_E_TOO_MANY_SESSIONS) return 75; /* EX_TEMPFAIL: try again later */
     return 125;
   }
   return 125;

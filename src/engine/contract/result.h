@@ -24,7 +24,8 @@ enum esb_status {
 struct esb_result {
   enum esb_status status;
   int exit_code;          /* the program's code; 128+n when signaled; 124 when timed out;
-                             125/126/127 for errors, as the CLI exits */
+                             125/126/127 for errors (75: too_many_sessions), as the
+                             CLI exits */
   int signal;             /* signal that ended it, 0 if none */
   bool killed_by_us;      /* we sent the signal (deadline) */
   double duration_ms;

@@ -91,19 +91,26 @@ static void put_step(struct out *o, const struct esb_rootfs_step *s) {
   put_u64(o, s->source_dev);
   put_u64(o, s->source_ino);
   put_u64(o, s->per_run);
+  put_u64(o, s->copy);
+}
+
+/* A template's steps: those not per run, and the binds it may hold a
+ * copy of instead (engine/sandbox/rootfs_copy.h). */
+static bool in_template(const struct esb_rootfs_step *s) {
+  return !s->per_run || (s->kind == ESB_ROOTFS_BIND && s->copy);
 }
 
 int esb_child_wire_template_write(const struct esb_rootfs *fs, uid_t uid, gid_t gid, char **bytes, size_t *len) {
   struct out o = { 0 };
   size_t count = 0;
   for (size_t i = 0; i < fs->count; i++)
-    count += !fs->steps[i].per_run;
+    count += in_template(&fs->steps[i]);
   put_u64(&o, WIRE_MAGIC);
   put_u64(&o, uid);
   put_u64(&o, gid);
   put_u64(&o, count);
   for (size_t i = 0; i < fs->count; i++)
-    if (!fs->steps[i].per_run)
+    if (in_template(&fs->steps[i]))
       put_step(&o, &fs->steps[i]);
   if (o.failed) {
     free(o.buf);
@@ -290,6 +297,7 @@ static int take_step(struct in *in, struct esb_rootfs_step *s) {
   s->source_dev = take_u64(in);
   s->source_ino = take_u64(in);
   s->per_run = take_u64(in);
+  s->copy = take_u64(in);
   return in->bad || !s->dest ? -1 : 0;
 }
 
@@ -308,7 +316,7 @@ int esb_child_wire_template_read(char *bytes, size_t len, struct esb_rootfs *fs,
     return -1;
   fs->count = fs->cap = (size_t)count;
   for (size_t i = 0; i < count; i++)
-    if (take_step(&in, &fs->steps[i]) < 0 || fs->steps[i].per_run)
+    if (take_step(&in, &fs->steps[i]) < 0 || !in_template(&fs->steps[i]))
       goto bad;
   if (in.p != in.end)
     goto bad;

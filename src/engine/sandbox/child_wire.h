@@ -55,7 +55,7 @@ int esb_child_wire_write(const struct esb_child_plan *plan);
 int esb_child_wire_read(int fd, struct esb_child_wire *w);
 
 /* A root's template (engine/sandbox/rootfs.h): the steps of fs that are not per
- * run and the host ids their files are made with, as bytes, malloc'd into
+ * run, the binds it may copy instead (engine/sandbox/rootfs_copy.h), and the host ids their files are made with, as bytes, malloc'd into
  * *bytes. They are the fork server's key for the template as well as what
  * it builds one from. 0, or -1 with errno. */
 int esb_child_wire_template_write(const struct esb_rootfs *fs, uid_t uid, gid_t gid, char **bytes,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -18,6 +19,7 @@
 #include "engine/sandbox/clone.h"
 #include "engine/sandbox/fd_passing.h"
 #include "engine/sandbox/rootfs.h"
+#include "engine/sandbox/rootfs_copy.h"
 
 enum { MAX_FDS = ESB_WIRE_FD__END + 1 };
 _Static_assert((int)MAX_FDS <= (int)ESB_FD_PASSING_MAX, "a request's fds fit one message");
@@ -63,8 +65,11 @@ static struct template {
   size_t len;
   bool failed;         /* its build failed: runs of this key build their own */
   unsigned long used;  /* when last used, for the eviction */
+  int wds[ESB_ROOTFS_COPY_MAX_WATCHES]; /* the watches on its copies' host trees */
+  size_t n_wds;
 } templates[MAX_TEMPLATES];
 static bool hub_ready;
+static int changes = -1; /* inotify: the copies' host trees (engine/sandbox/rootfs_copy.h) */
 static unsigned long uses, builds;
 
 /* The server's own mount namespace, and the hub on /sys in it (see the
@@ -74,6 +79,16 @@ static void hub_setup(void) {
               mount("tmpfs", ESB_FORK_SERVER_HUB, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                     "mode=0711,size=64k,nr_inodes=64") == 0 &&
               chdir(ESB_FORK_SERVER_HUB) == 0;
+  /* Without it templates hold no copies: their runs bind every mount. */
+  changes = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+}
+
+/* Whether template t watches wd. */
+static bool watches(const struct template *t, int wd) {
+  for (size_t i = 0; i < t->n_wds; i++)
+    if (t->wds[i] == wd)
+      return true;
+  return false;
 }
 
 static void drop(struct template *t) {
@@ -81,8 +96,48 @@ static void drop(struct template *t) {
     umount2(t->name, MNT_DETACH); /* the runs that copied it keep their copies */
     rmdir(t->name);
   }
+  /* A watch is one per directory, whoever added it: kept while another
+   * template has it. */
+  for (size_t i = 0; i < t->n_wds; i++) {
+    bool shared = false;
+    for (const struct template *o = templates; o < templates + MAX_TEMPLATES && !shared; o++)
+      shared = o != t && watches(o, t->wds[i]);
+    if (!shared)
+      inotify_rm_watch(changes, t->wds[i]);
+  }
   free(t->key);
   *t = (struct template){ 0 };
+}
+
+/* Drops each template a host tree of whose copies changed since the last
+ * call (every template with copies when the kernel lost events); the next
+ * run of its key builds it anew. */
+static void drop_changed(void) {
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  ssize_t got;
+  while (changes >= 0 && (got = read(changes, buf, sizeof buf)) > 0) {
+    for (char *p = buf; p < buf + got;) {
+      const struct inotify_event *e = (const struct inotify_event *)p;
+      for (struct template *t = templates; t < templates + MAX_TEMPLATES; t++)
+        if (t->n_wds && ((e->mask & IN_Q_OVERFLOW) || watches(t, e->wd)))
+          drop(t);
+      p += sizeof *e + e->len;
+    }
+  }
+}
+
+/* Which of fs's copy steps the template may copy (copy[k] for the k-th),
+ * their host trees watched from now on (in t's watches): a change from
+ * here drops the template, even one the copy missed. */
+static void choose_copies(struct template *t, const struct esb_rootfs *fs, bool *copy) {
+  struct esb_rootfs_copy_budget budget = ESB_ROOTFS_COPY_BUDGET_INIT;
+  size_t k = 0;
+  for (size_t i = 0; i < fs->count; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (s->kind == ESB_ROOTFS_BIND && s->copy)
+      copy[k++] = changes >= 0 &&
+                  esb_rootfs_copy_watch(s->source + strlen(ESB_ROOTFS_OLDROOT), &budget, changes, t->wds, &t->n_wds);
+  }
 }
 
 /* Builds key's template in t, by a child of ours (which shares our mount
@@ -95,23 +150,26 @@ static void build(struct template *t, const char *key, size_t len) {
   memcpy(t->key, key, len);
   t->len = len;
   snprintf(t->name, sizeof t->name, "t%lu", ++builds);
-  struct esb_rootfs fs;
+  struct esb_rootfs fs = ESB_ROOTFS_INIT;
   uid_t uid;
   gid_t gid;
   int status = -1;
-  if (esb_child_wire_template_read(t->key, len, &fs, &uid, &gid) == 0) {
+  bool *copy = NULL;
+  if (esb_child_wire_template_read(t->key, len, &fs, &uid, &gid) == 0 && (copy = calloc(fs.count + 1, 1))) {
+    choose_copies(t, &fs, copy);
     pid_t builder = fork();
     if (builder == 0) {
       /* The run being asked for has its fds open here (its pipes among
        * them): the builder holds none of them. */
       syscall(SYS_close_range, 0u, ~0u, 0u);
       long failed;
-      _exit(esb_rootfs_build_template(&fs, t->name, uid, gid, &failed) < 0 ? 1 : 0);
+      _exit(esb_rootfs_build_template(&fs, t->name, uid, gid, copy, &failed) < 0 ? 1 : 0);
     }
     while (builder > 0 && waitpid(builder, &status, 0) < 0 && errno == EINTR)
       ;
-    free(fs.steps);
   }
+  free(copy);
+  free(fs.steps);
   if (status != 0) {
     umount2(t->name, MNT_DETACH);
     rmdir(t->name);
@@ -161,6 +219,7 @@ _Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template
       continue;
     }
     const struct esb_fork_request *req = &message.req;
+    drop_changed();
     const char *rootfs_template = template_for(message.bytes + sizeof *req, req->key_len);
     struct clone_args args;
     memset(&args, 0, sizeof args);

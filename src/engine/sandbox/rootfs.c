@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine/contract/request.h"
+#include "engine/sandbox/rootfs_copy.h"
 #include "engine/sandbox/spawn.h"
 
 bool esb_rootfs_path_ok(const char *path) {
@@ -285,6 +286,7 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, struct es
   struct esb_rootfs_step *bind = &fs->steps[fs->count - 1];
   bind->source_dev = st.st_dev;
   bind->source_ino = st.st_ino;
+  bind->copy = !m->writable;
   /* Each run's own, from its overlays (or the host's, writable): a
    * template holds no mount below its root (engine/sandbox/rootfs.h). */
   bind->per_run = true;
@@ -650,8 +652,36 @@ static bool through_link(const char *dir, const struct esb_rootfs_step *s) {
   }
 }
 
+/* The copies a template holds (engine/sandbox/rootfs_copy.h), as the build
+ * made them: in the template's COPIED file, one '1' (copied) or '0'
+ * (bound by each run) for each of the plan's copy steps in order. */
+#define TEMPLATE_COPIED "/copied"
+#define COPIED_MAX 256 /* copy steps past these are bound by each run */
+
+/* The builder's copies of fs's copy steps that copy allows, below root
+ * (dev beside it), said in dir's COPIED file. One that fails is bound by
+ * each run instead. 0, or -1 with errno when the file cannot be written. */
+static int make_copies(const struct esb_rootfs *fs, const char *dir, const char *root, const bool *copy) {
+  char said[COPIED_MAX + 1] = "";
+  size_t k = 0;
+  struct esb_rootfs_copy_budget budget = ESB_ROOTFS_COPY_BUDGET_INIT;
+  for (size_t i = 0; i < fs->count && k < sizeof said - 1; i++) {
+    const struct esb_rootfs_step *s = &fs->steps[i];
+    if (s->kind != ESB_ROOTFS_BIND || !s->copy)
+      continue;
+    char dest[PATH_MAX], stage[PATH_MAX];
+    const char *prefix = prefix_of(s->dest, root, dir);
+    bool made = copy && copy[k] && !through_link(prefix, s) && join(dest, prefix, s->dest) &&
+                snprintf(stage, sizeof stage, "%s.esb-copy", dest) < (int)sizeof stage &&
+                esb_rootfs_copy(s->source + strlen(ESB_ROOTFS_OLDROOT), dest, stage, &budget) == 0;
+    said[k++] = made ? '1' : '0';
+  }
+  char path[PATH_MAX];
+  return join(path, dir, TEMPLATE_COPIED) ? write_file(path, said) : -1;
+}
+
 int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
-                              long *failed) {
+                              const bool *copy, long *failed) {
   *failed = -1;
   char root[PATH_MAX], empty[PATH_MAX], root_dev[PATH_MAX];
   if (!join(root, dir, TEMPLATE_ROOT) || !join(empty, dir, TEMPLATE_EMPTY) || !join(root_dev, root, "/dev") ||
@@ -665,9 +695,10 @@ int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_
     errno = EPERM;
     return -1;
   }
+  /* The root's bounds: the steps' files, and the copies' (rootfs_copy.h). */
   if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16k,nr_inodes=16") < 0 ||
       mkdir(root, 0755) < 0 || mkdir(empty, 0755) < 0 ||
-      mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,nr_inodes=4096") < 0 ||
+      mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=6m,nr_inodes=8192") < 0 ||
       mkdir(root_dev, 0755) < 0)
     return -1;
   for (size_t i = 0; i < fs->count; i++) {
@@ -685,7 +716,44 @@ int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_
       return -1;
     }
   }
+  if (make_copies(fs, dir, root, copy) < 0)
+    return -1;
   return seal_tmpfs(fs, root, dir) < 0 || remount_read_only(root) < 0 ? -1 : remount_read_only(dir);
+}
+
+/* Which of fs's copy steps dir's template holds copies of: copied[k] for
+ * the k-th ('1'), read from its COPIED file ("" when it has none).
+ * Async-signal-safe. */
+static void read_copied(const char *dir, char copied[COPIED_MAX + 1]) {
+  char path[PATH_MAX];
+  copied[0] = '\0';
+  int fd = join(path, dir, TEMPLATE_COPIED) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+  if (fd < 0)
+    return;
+  ssize_t n = read(fd, copied, COPIED_MAX);
+  copied[n > 0 ? n : 0] = '\0';
+  close(fd);
+}
+
+/* Whether a per-run step is done by the template: a copied bind, or an
+ * overlay that no bind left to the run comes from. */
+static bool done_by_template(const struct esb_rootfs *fs, size_t i, const char *copied) {
+  const struct esb_rootfs_step *s = &fs->steps[i];
+  if (s->kind != ESB_ROOTFS_BIND && s->kind != ESB_ROOTFS_OVERLAY)
+    return false;
+  size_t k = 0;
+  for (size_t j = 0; j < fs->count; j++) {
+    const struct esb_rootfs_step *b = &fs->steps[j];
+    if (b->kind != ESB_ROOTFS_BIND)
+      continue;
+    bool is_copied = b->copy && copied[k] == '1';
+    k += b->copy && copied[k];
+    if (s->kind == ESB_ROOTFS_BIND && j == i)
+      return is_copied;
+    if (s->kind == ESB_ROOTFS_OVERLAY && !is_copied && at_or_below(b->source, s->source))
+      return false;
+  }
+  return true;
 }
 
 int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long *failed) {
@@ -703,13 +771,15 @@ int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long
    * cannot be pivoted to itself: a bind of it, ours, can). */
   if (overlay(root, empty, root) < 0 && mount(root, root, NULL, MS_BIND, NULL) < 0)
     return errno == ENOENT ? esb_rootfs_apply(fs, failed) : -1;
+  char copied[COPIED_MAX + 1];
+  read_copied(dir, copied);
   /* The host's directories' overlays, on the host's root while it is ours:
    * their second layer is the template's empty directory, whose (negative)
    * entries stay cached from run to run, where the root's /proc, an
    * overlay's, would be looked up afresh in each. */
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
-    if (s->kind == ESB_ROOTFS_OVERLAY)
+    if (s->kind == ESB_ROOTFS_OVERLAY && !done_by_template(fs, i, copied))
       overlay(s->source + strlen(ESB_ROOTFS_OLDROOT), empty, s->source + strlen(ESB_ROOTFS_OLDROOT));
   }
   /* The host's root goes on /tmp (every root has it) until /proc is
@@ -721,7 +791,7 @@ int esb_rootfs_apply_template(const struct esb_rootfs *fs, const char *dir, long
   bool host_root = true;
   for (size_t i = 0; i < fs->count; i++) {
     const struct esb_rootfs_step *s = &fs->steps[i];
-    if (!s->per_run || s->kind == ESB_ROOTFS_OVERLAY)
+    if (!s->per_run || s->kind == ESB_ROOTFS_OVERLAY || done_by_template(fs, i, copied))
       continue;
     if (host_root && at_or_below(s->dest, "/tmp")) {
       if (umount2("/tmp", MNT_DETACH) < 0)

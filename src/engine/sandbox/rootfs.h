@@ -101,6 +101,8 @@ struct esb_rootfs_step {
   uint64_t source_dev, source_ino; /* BIND: the host path's file when planned (a key of
                           a template that held it; the mount list's are each run's) */
   bool per_run;        /* not part of a template: see above */
+  bool copy;           /* BIND, read-only: a template may hold a copy of source instead,
+                          which its runs do not bind (engine/sandbox/rootfs_copy.h) */
 };
 
 struct esb_rootfs {
@@ -165,10 +167,13 @@ int esb_rootfs_apply(const struct esb_rootfs *fs, long *failed);
  * directory), with the steps' files owned by uid/gid (the host ids the
  * program runs as, as a run makes them), read-only once built. Host paths are the
  * sources' without OLDROOT. A step whose dest goes through a symlink is
- * refused (ELOOP): here it would lead to the host's paths. 0, or -1 with
- * errno and *failed as above. */
+ * refused (ELOOP): here it would lead to the host's paths. fs's copy steps
+ * (BIND with copy) are copied in where copy says so (copy[k] for the k-th
+ * of them; NULL: none), and the template's COPIED file says which were
+ * (esb_rootfs_apply_template binds the others). 0, or -1 with errno and
+ * *failed as above. */
 int esb_rootfs_build_template(const struct esb_rootfs *fs, const char *dir, uid_t uid, gid_t gid,
-                              long *failed);
+                              const bool *copy, long *failed);
 
 /* The child's side with a template (the one built for these same steps,
  * at dir below the working directory, which the child's mount namespace

@@ -1,0 +1,249 @@
+-- Sessions on the k8s backend (src/backend/k8s_session.h), against the fake
+-- API server: a session is a pod whose first process waits, a run in it is
+-- `kubectl exec -i` into that pod, and the fake runs an exec'd command as a
+-- local process in the pod's working dir (spec/support/fake_kube.py).
+--
+-- Which kubectl: every minor of the matrix (env.each_kubectl: 1.30 and
+-- later), each against a fake reporting its minor. All of them ask for
+-- exec over WebSocket first (v5.channel.k8s.io, client-go's
+-- KUBECTL_REMOTE_COMMAND_WEBSOCKETS, on by default since 1.30), which is
+-- what the fake serves; 1.29 and older speak SPDY there unless that
+-- variable is set, and are not in the matrix. The cases whose requests are
+-- the same from every kubectl (the pod's life, cleanup) run on one minor.
+local env = require "spec.support.env"
+local fake = require "spec.support.fake_kube"
+local cjson = require "cjson"
+
+local policy = "spec/support/k8s_policy.lua"
+
+-- The CLI with the server's kubectl, and a session dir of the spec's own:
+-- a k8s session must leave nothing there.
+local function cli(server, args, stdin)
+  local all = { "session" }
+  for _, a in ipairs(args) do all[#all + 1] = a end
+  all[#all + 1] = "--policy"
+  all[#all + 1] = policy
+  return env.cli_run(all, stdin, server.env .. " ECHO_SANDBOX_SESSION_DIR=" .. env.quote(server.dir .. "/sessions"))
+end
+
+local function create(server, ...)
+  local out, err, code = cli(server, { "create", "--backend", "k8s", ... })
+  assert.are.equal(0, code, err)
+  local id = out:match("^(%S+)\n$")
+  assert.truthy(id and id:find("^echo%-sandbox%-s%-%x+$"), out .. err)
+  return id
+end
+
+-- A run in session id: the request JSON in, the result JSON out.
+local function run(server, id, request)
+  local out, err, code = cli(server, { "run", id, "--json" }, cjson.encode(request))
+  local ok, r = pcall(cjson.decode, out)
+  assert(ok, "no JSON result: " .. out .. err)
+  return r, code, err
+end
+
+local function show(server, id)
+  local out, err, code = cli(server, { "show", id, "--json" })
+  local ok, s = pcall(cjson.decode, out)
+  return ok and s or nil, err, code
+end
+
+local function rm(server, id)
+  local _, err, code = cli(server, { "rm", id })
+  assert.are.equal(0, code, err)
+end
+
+local function pod_of(server, id)
+  for _, p in ipairs(fake.pods(server)) do
+    if p.metadata.name == id then return p end
+  end
+end
+
+-- Waits (at most 20 s, polling the fake) until the pod of id is no longer
+-- Running: the order is the pod's own end, not a time.
+local function wait_pod_ended(server, id)
+  for _ = 1, 400 do
+    local p = pod_of(server, id)
+    if not p or p.status.phase ~= "Running" then return p end
+    os.execute("sleep 0.05")
+  end
+  error("the pod of session " .. id .. " still runs")
+end
+
+env.each_kubectl(function(minor)
+  describe(("k8s sessions, kubectl 1.%d"):format(minor), function()
+    env.check_leaks() -- outer: after the server has stopped
+    describe("on a fake API server", function()
+      local server
+      after_each(function() -- before the fixture's, which stops the server
+        -- nothing of a session's runs lives on once its pod is gone, and
+        -- nothing of a k8s session is kept by the engine on this machine
+        assert.are.same({}, fake.query(server, "/_fake/procs"))
+        local p = io.popen("ls -A " .. env.quote(server.dir .. "/sessions") .. " 2>/dev/null")
+        assert.are.equal("", p:read("a"))
+        p:close()
+      end)
+      local fixture = fake.per_spec(minor)
+      before_each(function() server = fixture.server end)
+
+      it("keeps the working dir from run to run, each run a separate CLI process", function()
+        local id = create(server)
+        local pod = pod_of(server, id)
+        assert.are.equal("true", pod.metadata.labels["echo-sandbox.io/session"])
+        assert.truthy(tonumber(pod.metadata.labels["echo-sandbox.io/session-expires"]))
+        assert.are.equal("echo-sandbox", pod.metadata.labels["app.kubernetes.io/managed-by"])
+        assert.are.equal(600, pod.spec.activeDeadlineSeconds) -- the default TTL, 10 minutes
+        assert.are.equal(id, pod.spec.containers[1].name)
+        local r = run(server, id, { shell = "cat in.txt; echo kept > out.txt; echo err >&2; exit 3",
+                                    files = { ["in.txt"] = "given\n" } })
+        assert.are.equal("exited", r.status, cjson.encode(r))
+        assert.are.equal(3, r.exit_code)
+        assert.are.equal("given\n", r.stdout)
+        assert.are.equal("err\n", r.stderr)
+        assert.are.equal(id, r.session)
+        r = run(server, id, { shell = "cat out.txt in.txt; cat", stdin = "from stdin\n", collect = { "*.txt" } })
+        assert.are.equal(0, r.exit_code, cjson.encode(r))
+        assert.are.equal("kept\ngiven\nfrom stdin\n", r.stdout)
+        assert.are.equal(2, #r.files)
+        local s = show(server, id)
+        assert.are.equal("alive", s.state)
+        assert.are.equal("k8s", s.backend)
+        rm(server, id)
+        assert.is_nil(pod_of(server, id))
+      end)
+
+      -- Checked: without the timer of the exec'd wrapper (its sleep and
+      -- kill), the second run waited for the first's sleep until its own
+      -- timeout (15 s); without the reap after a run, the fourth's wait for
+      -- the process the third left timed out.
+      it("ends a run's processes at its deadline and when it ends, not the session", function()
+        local id = create(server)
+        local r, code = run(server, id, { shell = "sleep 300 & echo $! > bg.pid; echo started; sleep 300",
+                                          timeout_ms = 3000 })
+        assert.are.equal(124, code, cjson.encode(r))
+        assert.are.equal("timed_out", r.status)
+        assert.are.equal("started\n", r.stdout)
+        local wait_gone = "while kill -0 $(cat bg.pid) 2>/dev/null; do sleep 0.05; done; echo gone"
+        r = run(server, id, { shell = wait_gone, timeout_ms = 15000 })
+        assert.are.equal("gone\n", r.stdout, cjson.encode(r))
+        r = run(server, id, { shell = "sleep 300 & echo $! > bg.pid; echo left" })
+        assert.are.equal("left\n", r.stdout, cjson.encode(r))
+        r = run(server, id, { shell = wait_gone, timeout_ms = 15000 })
+        assert.are.equal("gone\n", r.stdout, cjson.encode(r))
+        rm(server, id)
+      end)
+
+      it("says a deleted session is gone, and a run in it is an error naming it", function()
+        local id = create(server)
+        rm(server, id)
+        assert.are.same({}, fake.pods(server))
+        local r, code = run(server, id, { shell = "true" })
+        assert.are.equal("error", r.status)
+        assert.are.equal("invalid_request", r.error.code)
+        assert.truthy(r.error.message:find(id, 1, true) and r.error.message:find("does not exist"), r.error.message)
+        assert.are.equal(125, code)
+        local _, err, show_code = show(server, id)
+        assert.are_not.equal(0, show_code)
+        assert.truthy(err:find("does not exist"), err)
+      end)
+    end)
+
+    env.kubectl_once(minor)("the session's own end, on a fake API server", function()
+      local fixture = fake.per_spec(minor)
+      local server
+      before_each(function() server = fixture.server end)
+
+      -- Checked: with the wait script's count never growing (c=0 each
+      -- tick), the pod still ran after 20 s; without a run's mark, the
+      -- session ended under the run of 2 s (AttachLost).
+      it("ends at its idle timeout with nobody watching, but not while a run goes on", function()
+        local id = create(server, "--idle-timeout", "1000")
+        local r = run(server, id, { shell = "sleep 2; echo done", timeout_ms = 10000 })
+        assert.are.equal("done\n", r.stdout, cjson.encode(r))
+        r = run(server, id, { shell = "echo still" })
+        assert.are.equal("still\n", r.stdout, cjson.encode(r))
+        local pod = wait_pod_ended(server, id)
+        assert.are.equal("Succeeded", pod.status.phase)
+        local s = show(server, id)
+        assert.are.equal("ended", s.state)
+        assert.are.equal("idle", s.ended)
+        assert.are.equal("Succeeded", s.phase)
+        r = run(server, id, { shell = "true" })
+        assert.are.equal("error", r.status)
+        assert.are.equal("SessionEnded", r.reason)
+        assert.truthy(r.error.message:find("has ended (idle)", 1, true), r.error.message)
+        rm(server, id)
+      end)
+
+      -- Checked: without the delete after a wait that failed
+      -- (esb_k8s_session_create), the pod stayed.
+      it("refuses a session whose pod does not come to run, naming why, and deletes its pod", function()
+        local pull_error = env.policy_file('policy.default_image = "x-fake-pull-error"\n' ..
+                                           'policy.k8s.pod_running_timeout = "2s"\n')
+        local out, err, code = env.cli_run({ "session", "create", "--backend", "k8s", "--policy", pull_error }, nil,
+                                           server.env)
+        os.remove(pull_error)
+        assert.are.equal(125, code, out .. err)
+        assert.truthy(err:find("did not come to run within 2s", 1, true), err)
+        assert.truthy(err:find("x-fake-pull-error", 1, true), err)
+        assert.are.same({}, fake.pods(server))
+      end)
+
+      -- Checked: without the ended sessions in cleanup's pick (kube.pods'
+      -- third field), the idle session's pod was kept until its expiry.
+      it("`cleanup` removes the pods of sessions that ended, at their TTL or idle, and keeps live ones", function()
+        local ttl = create(server, "--ttl", "1000")
+        local idle = create(server, "--idle-timeout", "500")
+        local live = create(server)
+        assert.are.equal(1, pod_of(server, ttl).spec.activeDeadlineSeconds)
+        assert.are.equal("DeadlineExceeded", wait_pod_ended(server, ttl).status.reason)
+        wait_pod_ended(server, idle)
+        assert.are.equal("ttl", show(server, ttl).ended)
+        local out, err, code = env.cli_run({ "cleanup", "--policy", policy }, nil, server.env)
+        assert.are.equal(0, code, out .. err)
+        assert.is_nil(pod_of(server, ttl))
+        assert.is_nil(pod_of(server, idle))
+        assert.truthy(pod_of(server, live))
+        assert.truthy(out:find("keeping " .. live, 1, true), out)
+        local listed = cli(server, { "ls", "--backend", "k8s" })
+        assert.truthy(listed:find(live .. "  alive", 1, true), listed)
+        rm(server, live)
+      end)
+    end)
+
+    env.kubectl_once(minor)("faults of the exec, on a fake API server", function()
+      -- Checked: without session_exec_failed's words for a refused exec,
+      -- the result said only kubectl's line, not the permission it needs.
+      describe("where pods/exec is denied", function()
+        local fixture = fake.per_spec(minor, "--deny-exec")
+        it("says that the account may not exec, naming the permission", function()
+          local id = create(fixture.server)
+          local r, code = run(fixture.server, id, { shell = "echo never" })
+          assert.are.equal("error", r.status)
+          assert.are.equal("ExecForbidden", r.reason)
+          assert.truthy(r.error.message:find('"create" on "pods/exec"', 1, true), r.error.message)
+          assert.are.equal("", r.stdout)
+          assert.are_not.equal(0, code)
+          rm(fixture.server, id)
+        end)
+      end)
+
+      -- Checked: without cut_exec_report, kubectl's klog lines of the break
+      -- were the program's stderr.
+      describe("where the exec connection is cut", function()
+        local fixture = fake.per_spec(minor, "--drop-exec-at one")
+        it("says the output is incomplete, never the program's exit", function()
+          local id = create(fixture.server)
+          local r = run(fixture.server, id, { shell = "echo one; sleep 1; echo two" })
+          assert.are.equal("error", r.status, cjson.encode(r))
+          assert.are.equal("AttachLost", r.reason, cjson.encode(r))
+          assert.is_true(r.error.retryable)
+          -- kubectl's report of the break is no output of the program's
+          assert.is_nil(r.stderr:find("websocket", 1, true), r.stderr)
+          assert.truthy(r.error.message:find("websocket", 1, true), r.error.message)
+          rm(fixture.server, id)
+        end)
+      end)
+    end)
+  end)
+end)

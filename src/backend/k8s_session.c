@@ -1,0 +1,325 @@
+#include "backend/k8s_session.h"
+
+#include <stdarg.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/k8s.h"
+#include "backend/k8s_command.h"
+#include "backend/kubectl_words.h"
+#include "engine/strv.h"
+
+/* The session pod's first process: $1 ticks of $2 seconds without a run
+ * end it (exit 0: the pod Succeeded, which `session show` reads as idle).
+ * A run marks itself .echo-sandbox-run.PID in the working dir
+ * (esb_k8s_session_run_script): a mark starts the count again for as long
+ * as its process lives, and once more when it is found gone and removed,
+ * so that a run shorter than a tick counts too. As the pod's pid 1 it gets
+ * no default action for SIGTERM (a delete's): the trap ends it. */
+const char esb_k8s_session_wait_script[] =
+  "n=$1 t=$2 c=0; trap 'exit 143' TERM; "
+  "while [ \"$c\" -lt \"$n\" ]; do sleep \"$t\" & wait $!; c=$((c + 1)); "
+  "for f in .echo-sandbox-run.*; do [ -e \"$f\" ] || continue; c=0; "
+  "kill -0 \"${f##*.}\" 2>/dev/null || rm -f -- \"$f\"; done; done; exit 0";
+
+/* The exec'd command of a run in a session: $1 the run's deadline in
+ * seconds, then the run's env (NAME=VALUE, exported: kubectl exec has no
+ * env of its own) up to "--", then the pod command of a run's pod, which it
+ * runs as its child with its stdin. The container runtime starts an exec'd
+ * process as a session leader (runc: setsid), and every process of the run
+ * is in that session: at the deadline (a timer of ours: the engine's
+ * kubectl ending closes the run's stdin, nothing more) and once the run has
+ * ended, every process of our session but us is killed (one that made a
+ * session of its own escapes this; where we lead no session nothing is
+ * killed). The processes are found in one read of every /proc/PID/stat
+ * (a shell's read takes a byte a syscall: a few hundred processes would
+ * take 100 ms), and each one found is read again on its own before the
+ * kill, so that a name (comm) with a newline in it cannot make a line that
+ * names another process. The marks tell the pod's wait script that a run
+ * goes on. */
+const char esb_k8s_session_run_script[] =
+  "t=$1; shift; while [ \"$1\" != -- ]; do export \"$1\" || exit 125; shift; done; shift; "
+  "m=.echo-sandbox-run.$$; : > \"$m\" || exit 125; "
+  "reap() { read -r l < /proc/$$/stat || return 0; IFS=' '; set -- ${l##*) }; [ \"$4\" = $$ ] || return 0; "
+  "k=1; while [ -n \"$k\" ]; do k=; a=$(cat /proc/[0-9]*/stat 2>/dev/null); IFS='\n'; set -f; for l in $a; do "
+  "case $l in *\" $$ \"*) ;; *) continue ;; esac; IFS=' '; set -- ${l##*) }; p=${l%% *}; "
+  "[ \"$4\" = $$ ] && [ \"$p\" != $$ ] && [ \"$1\" != Z ] || continue; "
+  "read -r l 2>/dev/null < \"/proc/$p/stat\" || continue; set -- ${l##*) }; "
+  "[ \"$4\" = $$ ] && kill -9 \"$p\" 2>/dev/null && k=1; done; set +f; done; }; "
+  "trap 'reap; exit 137' TERM; "
+  "( sleep \"$t\"; kill -TERM $$ ) </dev/null >/dev/null 2>&1 & "
+  "exec 3<&0; \"$@\" <&3 3<&- & c=$!; exec 3<&- </dev/null; "
+  "wait \"$c\"; s=$?; reap; exit \"$s\"";
+
+bool esb_k8s_session_id(const char *s) {
+  size_t n = sizeof ESB_K8S_SESSION_PREFIX - 1;
+  if (!s || strncmp(s, ESB_K8S_SESSION_PREFIX, n) != 0 || strlen(s) != ESB_K8S_SESSION_ID_LEN)
+    return false;
+  return strspn(s + n, "0123456789abcdef") == ESB_K8S_SESSION_HEX;
+}
+
+static int push_printf(struct esb_strv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int push_printf(struct esb_strv *sv, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s;
+  int n = vasprintf(&s, fmt, ap);
+  va_end(ap);
+  return n < 0 ? -1 : esb_strv_take(sv, s);
+}
+
+char **esb_k8s_session_exec_argv(const struct esb_plan *plan) {
+  const struct esb_k8s_settings *k = &plan->k8s;
+  struct esb_strv tail = ESB_STRV_INIT;
+  int rc = esb_strv_push(&tail, "exec");
+  rc |= esb_strv_push(&tail, "-i");
+  rc |= esb_strv_push(&tail, "-q");
+  rc |= esb_strv_push(&tail, k->pod_name);
+  rc |= push_printf(&tail, "--container=%s", k->pod_name);
+  rc |= esb_strv_push(&tail, "--");
+  rc |= esb_strv_push(&tail, "/bin/sh");
+  rc |= esb_strv_push(&tail, "-c");
+  rc |= esb_strv_push(&tail, esb_k8s_session_run_script);
+  rc |= esb_strv_push(&tail, "echo-sandbox");
+  rc |= push_printf(&tail, "%" PRIu64 ".%03" PRIu64, plan->timeout_ms / 1000, plan->timeout_ms % 1000);
+  for (char **e = plan->env; e && *e; e++)
+    rc |= esb_strv_push(&tail, *e);
+  rc |= esb_strv_push(&tail, "--");
+  rc |= esb_k8s_push_pod_command(&tail, plan);
+  char **argv = rc ? NULL : esb_k8s_kubectl_argv(k, (const char *const *)tail.v);
+  esb_strv_clear(&tail);
+  return argv;
+}
+
+/* s with every "from" (in quotes: a whole JSON string) made "to". */
+static char *renamed(const char *s, const char *from, const char *to) {
+  char qf[128], qt[128];
+  snprintf(qf, sizeof qf, "\"%s\"", from);
+  snprintf(qt, sizeof qt, "\"%s\"", to);
+  size_t nf = strlen(qf), nt = strlen(qt), count = 0;
+  for (const char *p = s; (p = strstr(p, qf)); p += nf)
+    count++;
+  char *out = malloc(strlen(s) + count * (nt > nf ? nt - nf : 0) + 1), *o = out;
+  if (!out)
+    return NULL;
+  for (const char *p = s, *q; ; p = q + nf) {
+    q = strstr(p, qf);
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    memcpy(o, p, n);
+    o += n;
+    if (!q)
+      break;
+    memcpy(o, qt, nt);
+    o += nt;
+  }
+  *o = '\0';
+  return out;
+}
+
+/* json with the value of its one key that ends in key (the quote after
+ * the name included: cjson writes '/' in a name as "\/") made value: the
+ * override the policy's plan made, whose deadline and expiry were the
+ * create request's, gets the session's. NULL when out of memory. */
+static char *with_value(const char *json, const char *key, const char *value) {
+  const char *at = json ? strstr(json, key) : NULL;
+  if (!json)
+    return NULL;
+  if (!at || at[strlen(key)] != ':')
+    return strdup(json);
+  const char *from = at + strlen(key) + 1, *to = from + strcspn(from, ",}");
+  char *out;
+  return asprintf(&out, "%.*s%s%s", (int)(from - json), json, value, to) < 0 ? NULL : out;
+}
+
+/* The plan's override for the session's pod: its container named as the
+ * pod, its activeDeadlineSeconds the session's TTL, its expiry after it
+ * (as the engine sets a run's: the grace and a minute later). */
+static char *session_overrides(const struct esb_plan *plan, const char *id, uint64_t ttl_s) {
+  char deadline[32], expires[48];
+  snprintf(deadline, sizeof deadline, "%" PRIu64, ttl_s);
+  time_t at = time(NULL) + (time_t)ttl_s + (time_t)esb_k8s_grace_seconds(plan->kill_grace_ms) + 60;
+  struct tm tm;
+  gmtime_r(&at, &tm);
+  strftime(expires, sizeof expires, "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+  char *a = renamed(plan->k8s.overrides_json, plan->k8s.pod_name, id);
+  char *b = with_value(a, "activeDeadlineSeconds\"", deadline);
+  char *c = with_value(b, "expires-at\"", expires);
+  free(a);
+  free(b);
+  return c;
+}
+
+/* The idle timeout as the wait script's ticks: a tenth of it, between
+ * 0.1 s and 1 s, so that the session ends within a tick of its idle
+ * timeout. */
+static void idle_ticks(uint64_t idle_ms, uint64_t *ticks, uint64_t *tick_ms) {
+  uint64_t t = idle_ms / 10;
+  *tick_ms = t < 100 ? 100 : t > 1000 ? 1000 : t;
+  *ticks = (idle_ms + *tick_ms - 1) / *tick_ms;
+}
+
+/* The words after kubectl of the run of the session's pod (no attach: its command waits). The
+ * plan's override names its container as the plan's pod; the session's
+ * pod has its own name, and the strategic merge joins containers by name. */
+static char **create_argv(const struct esb_plan *plan, const char *id, uint64_t ttl_ms, uint64_t idle_ms) {
+  const struct esb_k8s_settings *k = &plan->k8s;
+  uint64_t ttl_s = (ttl_ms + 999) / 1000;
+  char *overrides = session_overrides(plan, id, ttl_s);
+  uint64_t ticks, tick_ms;
+  idle_ticks(idle_ms, &ticks, &tick_ms);
+  struct esb_strv tail = ESB_STRV_INIT;
+  int rc = overrides ? 0 : -1;
+  rc |= esb_strv_push(&tail, "run");
+  rc |= esb_strv_push(&tail, id);
+  rc |= push_printf(&tail, "--image=%s", k->image);
+  rc |= esb_strv_push(&tail, "--restart=Never");
+  rc |= push_printf(&tail, "--labels=%s=true,%s-expires=%lld", ESB_K8S_SESSION_LABEL, ESB_K8S_SESSION_LABEL,
+                    (long long)time(NULL) + (long long)ttl_s);
+  rc |= push_printf(&tail, "--annotations=echo-sandbox.io/idle-timeout-ms=%" PRIu64, idle_ms);
+  rc |= esb_strv_push(&tail, "--override-type=strategic");
+  rc |= push_printf(&tail, "--overrides=%s", overrides ? overrides : "");
+  for (char **e = plan->env; e && *e; e++)
+    rc |= push_printf(&tail, "--env=%s", *e);
+  rc |= esb_strv_push(&tail, "--command");
+  rc |= esb_strv_push(&tail, "--");
+  rc |= esb_strv_push(&tail, "/bin/sh");
+  rc |= esb_strv_push(&tail, "-c");
+  rc |= esb_strv_push(&tail, esb_k8s_session_wait_script);
+  rc |= esb_strv_push(&tail, "echo-sandbox");
+  rc |= push_printf(&tail, "%" PRIu64, ticks);
+  rc |= push_printf(&tail, "%" PRIu64 ".%03" PRIu64, tick_ms / 1000, tick_ms % 1000);
+  free(overrides);
+  if (rc) {
+    esb_strv_clear(&tail);
+    return NULL;
+  }
+  return esb_strv_detach(&tail);
+}
+
+/* What a kubectl that failed said, for a message: its first line without
+ * its klog lines. */
+static const char *said(struct esb_result *r) {
+  if (!r->err.data)
+    return r->error_message ? r->error_message : "kubectl failed";
+  r->err.len = esb_kubectl_strip_own_lines(r->err.data, r->err.len);
+  r->err.data[r->err.len] = '\0';
+  r->err.data[strcspn(r->err.data, "\n")] = '\0';
+  return r->err.data[0] ? r->err.data : "kubectl failed";
+}
+
+static bool kubectl_ok(const struct esb_result *r) {
+  return r->status == ESB_STATUS_EXITED && r->exit_code == 0;
+}
+
+/* Runs tail (NULL-terminated words) through kubectl with k's flags. */
+static void kubectl(const struct esb_k8s_settings *k, uint64_t timeout_ms, struct esb_result *r, const char *first,
+                    ...) {
+  const char *tail[16];
+  size_t n = 0;
+  va_list ap;
+  va_start(ap, first);
+  for (const char *w = first; w && n < 15; w = va_arg(ap, const char *))
+    tail[n++] = w;
+  va_end(ap);
+  tail[n] = NULL;
+  esb_k8s_kubectl_run(k, tail, timeout_ms, r);
+}
+
+/* A pod that did not come to run: why, from its status, for the error. */
+static void why_not_running(const struct esb_k8s_settings *k, const char *id, esb_pod_status_parser parse,
+                            char *why, size_t size) {
+  struct esb_pod_status p;
+  bool found = false;
+  struct esb_error err = ESB_ERROR_INIT;
+  if (esb_k8s_session_read(k, id, parse, &p, &found, &err) < 0)
+    snprintf(why, size, "%s", err.message);
+  else if (!found)
+    snprintf(why, size, "the pod is gone");
+  else
+    snprintf(why, size, "phase %s%s%s%s%.*s", p.phase, p.waiting_reason[0] ? ", " : "", p.waiting_reason,
+             p.message[0] ? ": " : "", (int)(size / 2), p.message);
+}
+
+int esb_k8s_session_create(const struct esb_plan *plan, uint64_t ttl_ms, uint64_t idle_timeout_ms,
+                           esb_pod_status_parser parse, char id[ESB_K8S_SESSION_ID_LEN + 1], struct esb_error *err) {
+  const struct esb_k8s_settings *k = &plan->k8s;
+  /* the plan's pod name is "echo-sandbox-" and 32 random hex digits */
+  snprintf(id, ESB_K8S_SESSION_ID_LEN + 1, "%s%.*s", ESB_K8S_SESSION_PREFIX, ESB_K8S_SESSION_HEX,
+           k->pod_name + strlen(k->pod_name) - 32);
+  char **tail = create_argv(plan, id, ttl_ms, idle_timeout_ms);
+  if (!tail)
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_k8s_kubectl_run(k, (const char *const *)tail, 60000, &r);
+  esb_strv_free(tail);
+  if (!kubectl_ok(&r)) {
+    esb_error_set(err, ESB_E_BACKEND, "creating the session's pod %s failed: %s", id, said(&r));
+    esb_result_release(&r);
+    return -1;
+  }
+  esb_result_release(&r);
+  char pod[128], timeout[64];
+  snprintf(pod, sizeof pod, "pod/%s", id);
+  snprintf(timeout, sizeof timeout, "--timeout=%s", k->pod_running_timeout ? k->pod_running_timeout : "2m");
+  kubectl(k, 10 * 60 * 1000, &r, "wait", pod, "--for=condition=Ready", timeout, NULL);
+  if (kubectl_ok(&r)) {
+    esb_result_release(&r);
+    return 0;
+  }
+  char why[ESB_MESSAGE_MAX / 2];
+  why_not_running(k, id, parse, why, sizeof why);
+  esb_error_set(err, ESB_E_BACKEND, "the session's pod %s did not come to run within %s (%s); it was deleted", id,
+                k->pod_running_timeout ? k->pod_running_timeout : "2m", why);
+  esb_result_release(&r);
+  bool found;
+  struct esb_error ignored = ESB_ERROR_INIT;
+  esb_k8s_session_remove(k, id, plan->kill_grace_ms, k->delete_timeout_ms, &found, &ignored);
+  return -1;
+}
+
+const char *esb_k8s_session_state(const struct esb_pod_status *p) {
+  if (p->deleting)
+    return "deleted";
+  if (strcmp(p->pod_reason, "DeadlineExceeded") == 0)
+    return "ttl";
+  if (strcmp(p->pod_reason, "Evicted") == 0)
+    return "evicted";
+  if (p->terminated && strcmp(p->reason, "OOMKilled") == 0)
+    return "memory";
+  if (strcmp(p->phase, "Succeeded") == 0)
+    return "idle"; /* the wait script's own end, exit 0 */
+  if (strcmp(p->phase, "Failed") == 0 || strcmp(p->phase, "Unknown") == 0 || p->terminated)
+    return "died";
+  return "alive";
+}
+
+int esb_k8s_session_read(const struct esb_k8s_settings *k, const char *id, esb_pod_status_parser parse,
+                         struct esb_pod_status *p, bool *found, struct esb_error *err) {
+  struct esb_result r = ESB_RESULT_INIT;
+  kubectl(k, 30000, &r, "get", "pod", id, "-o", "json", "--request-timeout=20s", NULL);
+  *found = kubectl_ok(&r) && parse(r.out.data ? r.out.data : "", r.out.len, p) == 0;
+  int rc = 0;
+  if (!*found && !(r.err.data && strstr(r.err.data, "(NotFound)")))
+    rc = esb_error_set(err, ESB_E_BACKEND, "reading session %s failed: %s", id, said(&r));
+  esb_result_release(&r);
+  return rc;
+}
+
+int esb_k8s_session_remove(const struct esb_k8s_settings *k, const char *id, uint64_t grace_ms,
+                           uint64_t timeout_ms, bool *found, struct esb_error *err) {
+  char grace[64], timeout[64];
+  snprintf(grace, sizeof grace, "--grace-period=%" PRIu64, esb_k8s_grace_seconds(grace_ms));
+  snprintf(timeout, sizeof timeout, "--timeout=%" PRIu64 "ms", timeout_ms);
+  struct esb_result r = ESB_RESULT_INIT;
+  kubectl(k, timeout_ms + 5000, &r, "delete", "pod", id, "--ignore-not-found", "--wait=true", grace, timeout, NULL);
+  int rc = 0;
+  *found = r.out.len > 0; /* kubectl says what it deleted; nothing where there was none */
+  if (!kubectl_ok(&r))
+    rc = esb_error_set(err, ESB_E_BACKEND, "deleting session %s failed: %s", id, said(&r));
+  esb_result_release(&r);
+  return rc;
+}

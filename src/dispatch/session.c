@@ -1,0 +1,119 @@
+#include "dispatch/session.h"
+
+#include <string.h>
+
+#include "codec/convert.h"
+#include "luaglue/fields.h"
+
+/* What a create's body may carry besides ttl_ms and idle_timeout_ms: what
+ * the policy plans the session's sandbox and limits from. */
+static const char *const create_fields[] = { "ttl_ms", "idle_timeout_ms", "limits", "labels", "backend", NULL };
+
+/* A request's fields a create does not take, and why. */
+static const struct {
+  const char *name, *why;
+} not_at_create[] = {
+  { "env", "is not taken at create yet: give it to each run" },
+  { "files", "are not taken at create yet: a run's files go into the session's working dir" },
+  { "shell", "belongs to a run in the session, not to its create" },
+  { "program", "belongs to a run in the session, not to its create" },
+  { "args", "belongs to a run in the session, not to its create" },
+  { "language", "belongs to a run in the session, not to its create" },
+  { "code", "belongs to a run in the session, not to its create" },
+  { "stdin", "belongs to a run in the session, not to its create" },
+  { "timeout_ms", "belongs to a run in the session (its lifetime is ttl_ms)" },
+  { "collect", "belongs to a run in the session, not to its create" },
+  { "working_dir", "belongs to a run in the session, not to its create" },
+};
+
+/* t[name] into the table on top of the stack, raw (nothing raises but
+ * memory). */
+static void copy_field(lua_State *L, int t, const char *name) {
+  lua_pushstring(L, name);
+  lua_rawget(L, t);
+  lua_setfield(L, -2, name);
+}
+
+static int read_lifetime(lua_State *L, int t, struct esb_session_options *o, struct esb_error *err) {
+  struct esb_fields f = ESB_FIELDS_INIT(L, NULL, err);
+  esb_fields_only(&f, t, create_fields);
+  esb_fields_uint(&f, t, "ttl_ms", 1, &o->ttl_ms);
+  esb_fields_uint(&f, t, "idle_timeout_ms", 1, &o->idle_timeout_ms);
+  if (f.failed)
+    return -1;
+  if (o->ttl_ms > ESB_SESSION_TTL_MS_MAX || o->idle_timeout_ms > ESB_SESSION_TTL_MS_MAX)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: '%s' is above the ceiling of %llu ms",
+                         o->ttl_ms > ESB_SESSION_TTL_MS_MAX ? "ttl_ms" : "idle_timeout_ms",
+                         (unsigned long long)ESB_SESSION_TTL_MS_MAX);
+  return 0;
+}
+
+int esb_session_create_request(lua_State *L, int idx, struct esb_request *req, struct esb_session_options *o,
+                               struct esb_error *err) {
+  int t = lua_absindex(L, idx);
+  if (lua_type(L, t) != LUA_TTABLE)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: expected an object, got %s",
+                         lua_typename(L, lua_type(L, t)));
+  for (size_t i = 0; i < sizeof not_at_create / sizeof not_at_create[0]; i++) {
+    lua_pushstring(L, not_at_create[i].name);
+    bool there = lua_rawget(L, t) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (there)
+      return esb_error_set(err, ESB_E_INVALID_REQUEST, "invalid request: '%s' %s", not_at_create[i].name,
+                           not_at_create[i].why);
+  }
+  if (read_lifetime(L, t, o, err) < 0)
+    return -1;
+  lua_createtable(L, 0, 4);                         /* the request of the session's plan */
+  lua_pushliteral(L, ESB_SESSION_PROGRAM);
+  lua_setfield(L, -2, "program");
+  copy_field(L, t, "limits");
+  copy_field(L, t, "labels");
+  copy_field(L, t, "backend");
+  int rc = esb_lua_to_request(L, -1, req, err);
+  lua_pop(L, 1);
+  return rc;
+}
+
+int esb_session_check_run(const struct esb_request *req, struct esb_error *err) {
+  /* A session's memory and CPU rate are the whole session's, its cgroups',
+   * set at create: a run in it has none of its own that could hold it. */
+  if (req->limits.memory_bytes || req->limits.cpu_millicores)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "a run in a session takes no %s of its own: the "
+                         "session's, given at its create, hold all its runs",
+                         req->limits.memory_bytes ? "memory limit" : "CPU rate");
+  return 0;
+}
+
+int esb_session_plan_run(struct esb_policy *policy, const struct esb_request *req, struct esb_plan *plan,
+                         struct esb_error *err) {
+  *plan = (struct esb_plan)ESB_PLAN_INIT;
+  if (esb_session_check_run(req, err) < 0)
+    return -1;
+  return esb_policy_plan(policy, req, plan, false, err);
+}
+
+static void set_integer(lua_State *L, const char *name, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, name);
+}
+
+void esb_session_push_info(lua_State *L, const struct esb_session_info *info) {
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, info->id);
+  lua_setfield(L, -2, "id");
+  lua_pushstring(L, info->end == ESB_SESSION_ALIVE ? "alive" : "ended");
+  lua_setfield(L, -2, "state");
+  if (info->end != ESB_SESSION_ALIVE) {
+    lua_pushstring(L, esb_session_end_name(info->end));
+    lua_setfield(L, -2, "ended");
+  }
+  set_integer(L, "pid", (uint64_t)info->pid);
+  set_integer(L, "runs", info->runs);
+  set_integer(L, "created_ms", info->created_ms);
+  set_integer(L, "expires_ms", info->created_ms + info->ttl_ms);
+  set_integer(L, "ttl_ms", info->ttl_ms);
+  set_integer(L, "idle_timeout_ms", info->idle_timeout_ms);
+  lua_pushboolean(L, info->cgroups);
+  lua_setfield(L, -2, "cgroups");
+}

@@ -1,0 +1,389 @@
+/* A session's blocking operations in forked helpers (dispatch/session_task.h).
+ *
+ * The helper's word is frames on a pipe: a header (kind, length), then the
+ * bytes. Output comes as it comes ('o' stdout, 'e' stderr); a create's
+ * notes of what the policy lowered ('N', one each); the last frame is the
+ * run's result ('R') or a create's or remove's outcome ('D'). */
+#include "dispatch/session_task.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dispatch/session_create.h"
+#include "engine/fileio.h"
+
+struct frame {
+  uint32_t kind;
+  uint32_t len;
+};
+
+/* What a create or remove says, in a 'D' frame. */
+struct outcome {
+  struct esb_error error;
+  char id[ESB_SESSION_ID_LEN + 1];
+  enum esb_session_end was;
+};
+
+/* The helper's fds once it has put its own in place. */
+enum { FRAMES_FD = 3, INTERRUPT_FD = 4 };
+
+/* ---- the helper's side ---- */
+
+static void send_frame(char kind, const void *p, size_t n) {
+  struct frame h = { (uint32_t)kind, (uint32_t)n };
+  esb_write_all(FRAMES_FD, (const char *)&h, sizeof h);
+  if (n)
+    esb_write_all(FRAMES_FD, p, n);
+}
+
+static void send_output(int stream, const char *data, size_t len, void *userdata) {
+  (void)userdata;
+  while (len) { /* a frame's length is 32 bits */
+    size_t n = len < (1u << 20) ? len : (1u << 20);
+    send_frame(stream == 1 ? 'o' : 'e', data, n);
+    data += n;
+    len -= n;
+  }
+}
+
+/* Bytes and strings with their length first (UINT64_MAX: NULL). */
+static void put_bytes(FILE *m, const void *p, size_t n) {
+  uint64_t len = p ? n : UINT64_MAX;
+  fwrite(&len, sizeof len, 1, m);
+  if (p && n)
+    fwrite(p, 1, n, m);
+}
+
+static void put_string(FILE *m, const char *s) { put_bytes(m, s, s ? strlen(s) : 0); }
+
+/* The result as bytes: the struct, its owned pointers out, then what they
+ * own. Its static strings (sandbox_type, isolation, reason) point into the
+ * program's image, which the parent shares: a fork's copy of it. */
+static void send_result(const struct esb_result *r) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (!m)
+    _exit(125);
+  struct esb_result copy = *r;
+  copy.out.data = copy.err.data = copy.error_message = copy.cleanup_error = copy.fallback = NULL;
+  copy.warnings = (struct esb_strv)ESB_STRV_INIT;
+  copy.files.files = NULL;
+  fwrite(&copy, sizeof copy, 1, m);
+  put_bytes(m, r->out.data, r->out.len);
+  put_bytes(m, r->err.data, r->err.len);
+  put_string(m, r->error_message);
+  put_string(m, r->cleanup_error);
+  put_string(m, r->fallback);
+  uint64_t n = r->warnings.n;
+  fwrite(&n, sizeof n, 1, m);
+  for (size_t i = 0; i < r->warnings.n; i++)
+    put_string(m, r->warnings.v[i]);
+  for (size_t i = 0; i < r->files.count; i++) {
+    const struct esb_collected_file *f = &r->files.files[i];
+    struct esb_collected_file fixed = *f;
+    fixed.path = fixed.data = NULL;
+    fwrite(&fixed, sizeof fixed, 1, m);
+    put_string(m, f->path);
+    put_bytes(m, f->data, f->len);
+  }
+  if (fclose(m) != 0)
+    _exit(125);
+  send_frame('R', buf, len);
+  free(buf);
+}
+
+/* Its pipes at FRAMES_FD and INTERRUPT_FD, every other fd of the parent's
+ * closed (a daemon's connections and listening socket among them), and
+ * signals as a new program has them. */
+static void helper_fds(int frames, int interrupt) {
+  int a = fcntl(frames, F_DUPFD, INTERRUPT_FD + 1);
+  int b = interrupt >= 0 ? fcntl(interrupt, F_DUPFD, INTERRUPT_FD + 1) : -1;
+  if (a < 0 || dup2(a, FRAMES_FD) < 0 || (b >= 0 && dup2(b, INTERRUPT_FD) < 0))
+    _exit(125);
+  if (b < 0)
+    close(INTERRUPT_FD);
+  syscall(SYS_close_range, (unsigned)INTERRUPT_FD + 1, ~0u, 0u);
+  sigset_t none;
+  sigemptyset(&none);
+  signal(SIGPIPE, SIG_DFL); /* its parent gone, the helper goes too */
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* The session as the policy decides it; the notes of what it lowered. */
+static void create(struct esb_session_task *t, struct outcome *o) {
+  struct esb_session_made made = ESB_SESSION_MADE_INIT;
+  if (esb_session_make(t->policy, t->req, t->options.ttl_ms, t->options.idle_timeout_ms, &made, &o->error) == 0)
+    memcpy(o->id, made.id, sizeof o->id);
+  char **const notes[] = { made.decision.clamped, made.plan.clamped };
+  for (size_t i = 0; i < 2; i++)
+    for (char **v = notes[i]; v && *v; v++)
+      send_frame('N', *v, strlen(*v));
+  esb_session_made_release(&made);
+}
+
+static _Noreturn void helper(struct esb_session_task *t, int frames, int interrupt) {
+  helper_fds(frames, interrupt);
+  struct outcome o = { .error = ESB_ERROR_INIT, .was = ESB_SESSION_ALIVE };
+  if (t->op == ESB_SESSION_OP_RUN) {
+    struct esb_result r = ESB_RESULT_INIT;
+    struct esb_output_sink sink = { .fn = send_output, .fds = { -1, -1 } };
+    esb_session_run(t->id, t->plan, &r, INTERRUPT_FD, t->output.fn ? &sink : NULL);
+    send_result(&r);
+    _exit(0);
+  }
+  if (t->op == ESB_SESSION_OP_CREATE)
+    create(t, &o);
+  else
+    esb_session_remove(t->id, &o.was, &o.error);
+  send_frame('D', &o, sizeof o);
+  _exit(0);
+}
+
+/* ---- the parent's side ---- */
+
+struct cursor {
+  const char *p;
+  size_t left;
+  bool bad;
+};
+
+static void take(struct cursor *c, void *out, size_t n) {
+  if (c->bad || c->left < n) {
+    c->bad = true;
+    memset(out, 0, n);
+    return;
+  }
+  memcpy(out, c->p, n);
+  c->p += n;
+  c->left -= n;
+}
+
+/* put_bytes's bytes, NUL-terminated, owned; NULL for NULL (or bad). */
+static char *take_bytes(struct cursor *c, size_t *lenp) {
+  uint64_t len;
+  take(c, &len, sizeof len);
+  if (c->bad || len == UINT64_MAX || len > c->left) {
+    c->bad |= len != UINT64_MAX;
+    return NULL;
+  }
+  char *s = malloc(len + 1);
+  if (!s) {
+    c->bad = true;
+    return NULL;
+  }
+  memcpy(s, c->p, len);
+  s[len] = '\0';
+  c->p += len;
+  c->left -= len;
+  if (lenp)
+    *lenp = len;
+  return s;
+}
+
+static void take_capture(struct cursor *c, struct esb_capture *cap) {
+  size_t len = 0;
+  cap->data = take_bytes(c, &len);
+  cap->len = cap->data ? len : 0;
+  cap->alloc = cap->data ? len + 1 : 0;
+}
+
+static int take_result(const char *p, size_t n, struct esb_result *r) {
+  struct cursor c = { p, n, false };
+  take(&c, r, sizeof *r);
+  take_capture(&c, &r->out);
+  take_capture(&c, &r->err);
+  r->error_message = take_bytes(&c, NULL);
+  r->cleanup_error = take_bytes(&c, NULL);
+  r->fallback = take_bytes(&c, NULL);
+  uint64_t warnings;
+  take(&c, &warnings, sizeof warnings);
+  for (uint64_t i = 0; i < warnings && !c.bad; i++) {
+    char *w = take_bytes(&c, NULL);
+    if (w)
+      esb_strv_take(&r->warnings, w);
+  }
+  size_t count = r->files.count;
+  r->files.count = 0;
+  r->files.files = count && !c.bad ? calloc(count, sizeof *r->files.files) : NULL;
+  for (size_t i = 0; r->files.files && i < count && !c.bad; i++) {
+    struct esb_collected_file *f = &r->files.files[i];
+    take(&c, f, sizeof *f);
+    f->path = take_bytes(&c, NULL);
+    f->data = take_bytes(&c, &f->len);
+    r->files.count = i + 1;
+  }
+  return c.bad ? -1 : 0;
+}
+
+/* The task's complete frames, handed on; the rest kept for later. */
+static void take_frames(struct esb_session_task *t) {
+  size_t off = 0;
+  struct frame h;
+  while (t->len - off >= sizeof h) {
+    memcpy(&h, t->buf + off, sizeof h);
+    if (t->len - off - sizeof h < h.len)
+      break;
+    const char *p = t->buf + off + sizeof h;
+    if ((h.kind == 'o' || h.kind == 'e') && t->output.fn)
+      t->output.fn(h.kind == 'o' ? 1 : 2, p, h.len, t->output.userdata);
+    else if (h.kind == 'N') {
+      char *note = strndup(p, h.len);
+      if (note)
+        esb_strv_take(&t->clamped, note);
+    } else if (h.kind == 'R') {
+      esb_result_release(&t->result);
+      t->got_outcome = take_result(p, h.len, &t->result) == 0;
+    } else if (h.kind == 'D' && h.len == sizeof(struct outcome)) {
+      struct outcome o;
+      memcpy(&o, p, sizeof o);
+      t->error = o.error;
+      t->was = o.was;
+      if (t->op == ESB_SESSION_OP_CREATE)
+        memcpy(t->id, o.id, sizeof t->id);
+      t->got_outcome = true;
+    }
+    off += sizeof h + h.len;
+  }
+  memmove(t->buf, t->buf + off, t->len - off);
+  t->len -= off;
+}
+
+/* The helper closed its pipe: it has ended. Reaped, and on_done. */
+static void finish(struct esb_session_task *t) {
+  epoll_ctl(t->set->epfd, EPOLL_CTL_DEL, t->fd, NULL);
+  close(t->fd);
+  t->fd = -1;
+  if (t->interrupt >= 0)
+    close(t->interrupt);
+  t->interrupt = -1;
+  int status = 0;
+  while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  free(t->buf);
+  t->buf = NULL;
+  t->len = t->cap = 0;
+  if (!t->got_outcome) {
+    esb_error_set(&t->error, ESB_E_SYSTEM, "the session's helper process ended without its outcome "
+                  "(wait status %d)", status);
+    esb_result_release(&t->result);
+    esb_result_fail_error(&t->result, &t->error);
+  }
+  t->set->in_flight--;
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    t->set->head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  if (t->on_done)
+    t->on_done(t, t->userdata);
+}
+
+/* What the helper wrote; false once it has ended (on_done ran). */
+static bool read_task(struct esb_session_task *t) {
+  for (;;) {
+    if (t->cap - t->len < 65536) {
+      char *p = realloc(t->buf, t->cap * 2 + 65536);
+      if (!p)
+        break; /* out of memory: the frames so far, and the helper's end */
+      t->buf = p;
+      t->cap = t->cap * 2 + 65536;
+    }
+    ssize_t n = read(t->fd, t->buf + t->len, t->cap - t->len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN)
+      return true;
+    if (n <= 0)
+      break;
+    t->len += (size_t)n;
+    take_frames(t);
+  }
+  finish(t);
+  return false;
+}
+
+int esb_session_tasks_init(struct esb_session_tasks *set, struct esb_error *err) {
+  set->in_flight = 0;
+  set->head = NULL;
+  set->epfd = epoll_create1(EPOLL_CLOEXEC);
+  return set->epfd < 0 ? esb_error_errno(err, ESB_E_SYSTEM, "making the sessions' epoll set") : 0;
+}
+
+void esb_session_tasks_step(struct esb_session_tasks *set) {
+  struct epoll_event ev[16];
+  int n = epoll_wait(set->epfd, ev, 16, 0);
+  for (int i = 0; i < n; i++)
+    read_task(ev[i].data.ptr);
+}
+
+void esb_session_tasks_close(struct esb_session_tasks *set) {
+  if (set->epfd >= 0)
+    close(set->epfd);
+  set->epfd = -1;
+}
+
+int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_task *t, struct esb_error *err) {
+  int frames[2], interrupt[2] = { -1, -1 };
+  if (pipe2(frames, O_CLOEXEC) < 0)
+    return esb_error_errno(err, ESB_E_SYSTEM, "making a session helper's pipe");
+  if (t->op == ESB_SESSION_OP_RUN && pipe2(interrupt, O_CLOEXEC) < 0) {
+    close(frames[0]);
+    close(frames[1]);
+    return esb_error_errno(err, ESB_E_SYSTEM, "making a session helper's pipe");
+  }
+  t->set = set;
+  t->pid = fork();
+  if (t->pid == 0)
+    helper(t, frames[1], interrupt[0]);
+  int saved = errno;
+  close(frames[1]);
+  if (interrupt[0] >= 0)
+    close(interrupt[0]);
+  t->fd = frames[0];
+  t->interrupt = interrupt[1];
+  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = t };
+  if (t->pid < 0 || fcntl(t->fd, F_SETFL, O_NONBLOCK) < 0 || epoll_ctl(set->epfd, EPOLL_CTL_ADD, t->fd, &ev) < 0) {
+    if (t->pid < 0)
+      errno = saved;
+    esb_error_errno(err, ESB_E_SYSTEM, "starting a session helper");
+    if (t->pid > 0) { /* its pipe is closed below: it ends at its first word */
+      kill(t->pid, SIGKILL);
+      waitpid(t->pid, NULL, 0);
+    }
+    close(t->fd);
+    if (t->interrupt >= 0)
+      close(t->interrupt);
+    t->fd = t->interrupt = -1;
+    return -1;
+  }
+  set->in_flight++;
+  t->prev = NULL;
+  t->next = set->head;
+  if (set->head)
+    set->head->prev = t;
+  set->head = t;
+  return 0;
+}
+
+void esb_session_task_interrupt(struct esb_session_task *t) {
+  if (t->interrupt >= 0)
+    close(t->interrupt);
+  t->interrupt = -1;
+}
+
+void esb_session_tasks_interrupt(struct esb_session_tasks *set) {
+  for (struct esb_session_task *t = set->head; t; t = t->next)
+    esb_session_task_interrupt(t);
+}

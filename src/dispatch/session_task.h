@@ -1,0 +1,93 @@
+/* A session's blocking operations (backend/local_session.h: create, a run,
+ * remove), off the caller's loop: each in a helper process forked for it,
+ * whose word comes back over a pipe. A run in a session may go on for
+ * minutes; a daemon's loop must go on moving every other run's bytes.
+ *
+ * Why a process, not a thread: a session's holder is a clone of the
+ * process that creates it and allocates once cloned, which is safe only
+ * from a process whose other threads hold no lock (the loop's pool
+ * threads may); a forked helper has one thread. It keeps of its parent's
+ * fds only its pipes, so it holds no connection or listening socket of a
+ * daemon open. The run's end of its interrupt pipe makes the helper end
+ * the run (as a signal ends the CLI's): the parent interrupting it, or
+ * dying, ends the run too; the session lives on.
+ *
+ * The tasks of a set share one epoll fd, which the caller's loop watches
+ * (esb_loop_watch), calling esb_session_tasks_step when it is ready. A
+ * task's on_done runs from there, once, with its outcome complete; the
+ * helper is reaped by then. */
+#ifndef ESB_DISPATCH_SESSION_TASK_H
+#define ESB_DISPATCH_SESSION_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "backend/local_session.h"
+#include "backend/plan.h"
+#include "engine/contract/result.h"
+#include "engine/error.h"
+#include "engine/strv.h"
+#include "policy/policy.h"
+
+struct esb_session_task;
+
+struct esb_session_tasks {
+  int epfd;
+  size_t in_flight;
+  struct esb_session_task *head; /* those in flight */
+};
+
+#define ESB_SESSION_TASKS_INIT { .epfd = -1 }
+
+int esb_session_tasks_init(struct esb_session_tasks *set, struct esb_error *err);
+/* Reads what is ready of every task; runs on_done of those that ended. */
+void esb_session_tasks_step(struct esb_session_tasks *set);
+void esb_session_tasks_close(struct esb_session_tasks *set);
+/* esb_session_task_interrupt for every run in flight. */
+void esb_session_tasks_interrupt(struct esb_session_tasks *set);
+
+enum esb_session_op { ESB_SESSION_OP_CREATE, ESB_SESSION_OP_RUN, ESB_SESSION_OP_REMOVE };
+typedef void (*esb_session_task_done_fn)(struct esb_session_task *t, void *userdata);
+
+struct esb_session_task {
+  /* inputs */
+  enum esb_session_op op;
+  char id[ESB_SESSION_ID_LEN + 1]; /* run, remove: the session; create: its id, once made */
+  const struct esb_plan *plan;     /* run: read by the helper only (not kept) */
+  struct esb_policy *policy;       /* create: the session as the policy decides it
+                                      (esb_session_make), in the helper */
+  struct esb_request *req;         /* create: its request (the helper's copy is changed) */
+  struct esb_session_options options; /* create: ttl_ms and idle_timeout_ms as asked */
+  struct esb_output_sink output;   /* run: the callback gets the output as it comes, on the
+                                      caller's loop; none: the result's capture only */
+  esb_session_task_done_fn on_done;
+  void *userdata;
+  /* outputs */
+  struct esb_result result;        /* run: the run's; the caller releases it */
+  struct esb_error error;          /* create, remove: ESB_OK, or why it failed */
+  enum esb_session_end was;        /* remove: how the session had ended (ALIVE: it was alive) */
+  struct esb_strv clamped;         /* create: the notes of what the policy lowered; the
+                                      caller clears it (esb_strv_clear) */
+  /* private */
+  struct esb_session_tasks *set;
+  struct esb_session_task *next, *prev;
+  pid_t pid;
+  int fd, interrupt;
+  char *buf;
+  size_t len, cap;
+  bool got_outcome;
+};
+
+#define ESB_SESSION_TASK_INIT { .result = ESB_RESULT_INIT, .error = ESB_ERROR_INIT, .output = ESB_OUTPUT_SINK_NONE, \
+                                .pid = -1, .fd = -1, .interrupt = -1 }
+
+/* Forks the task's helper. 0, after which on_done runs once; or -1 with
+ * err (nothing started, on_done does not run). The task stays put until
+ * on_done. */
+int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_task *t, struct esb_error *err);
+
+/* A run: ends it now (its result says it was interrupted); on_done follows. */
+void esb_session_task_interrupt(struct esb_session_task *t);
+
+#endif
