@@ -70,7 +70,7 @@ describe("the bash completion", function()
     assert.are.same(want, complete { "" })
     assert.are.equal(9, #want)
     assert.are.same({ "check", "explain", "languages" }, complete { "policy", "" })
-    assert.are.same({ "cell", "create", "ls", "rm", "run", "show" }, complete { "session", "" })
+    assert.are.same({ "cell", "cp", "create", "files", "ls", "rm", "run", "show" }, complete { "session", "" })
   end)
 
   -- Checked: with the lists written out in the script (as before), they

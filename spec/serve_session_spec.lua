@@ -329,7 +329,7 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     for _, case in ipairs {
       { { shell = 5 }, "'shell'" },
       { { shell = "true", limits = { memory_bytes = 1048576 } }, "takes no memory limit of its own" },
-      { { shell = "true", files = { ["a.txt"] = "a" } }, "cannot take files" },
+      { { shell = "true", limits = { network = true } }, "has the session's network" },
     } do
       local answer
       status, answer = run(d, s, case[1])

@@ -47,6 +47,8 @@ struct making {
   int control, state;
   struct esb_cgroup cgroup;
   bool has_cgroup;
+  int holder_procs[ESB_CGROUP__COUNT]; /* where the holder goes: the session's cgroups (v2: its leaf) */
+  int leaf_dir;                        /* v2: the session's leaf, for CLONE_INTO_CGROUP; else -1 */
   struct esb_uid_slot uid_slot;
   struct esb_sandbox sandbox;
   struct esb_session_hold hold;
@@ -96,19 +98,30 @@ static int make_dir_and_socket(struct making *m, struct esb_error *err) {
 /* The session's own cgroups (never a slot of the shared pool: a slot is
  * for one run), where the plan and the host allow; else its memory limit
  * is the address space's, per process. */
+/* Each run gets cgroups of its own below these (backend/local_session_run.c):
+ * they count CPU time (count_cpu: v1 makes a cpu or cpuacct cgroup for the
+ * runs' to go below), and on v2 the holder stays in a leaf of the
+ * session's cgroup, beside its runs' (esb_cgroup_v2_nest). */
 static void make_cgroups(struct making *m, const struct esb_plan *plan) {
   const struct esb_local_settings *ls = &plan->local;
   if (!ls->cgroups || !ls->memory_bytes)
     return;
   struct esb_cgroup_limits limits = { .memory_bytes = ls->memory_bytes, .max_pids = ls->limits.processes,
-                                      .cpu_millicores = ls->cpu_millicores };
+                                      .cpu_millicores = ls->cpu_millicores, .count_cpu = true };
   struct esb_error refused = ESB_ERROR_INIT;
   if (esb_cgroup_create(&m->cgroup, &limits, &refused) < 0)
     return; /* rlimits stand in, as for a run; each run's result warns */
+  int leaf_procs;
+  if (esb_cgroup_v2_nest(&m->cgroup, "holder", &m->leaf_dir, &leaf_procs, &refused) < 0) {
+    esb_cgroup_destroy(&m->cgroup);
+    return;
+  }
   m->has_cgroup = true;
-  m->sandbox.cgroup_procs = m->cgroup.procs;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    m->holder_procs[i] = i == 0 && leaf_procs >= 0 ? leaf_procs : m->cgroup.procs[i];
+  m->sandbox.cgroup_procs = m->holder_procs;
   m->sandbox.n_cgroup_procs = ESB_CGROUP__COUNT;
-  m->sandbox.cgroup_dir = m->cgroup.version == ESB_CGROUP_V2 ? &m->cgroup.dir_fd : NULL;
+  m->sandbox.cgroup_dir = m->leaf_dir >= 0 ? &m->leaf_dir : NULL;
   m->sandbox.limits.address_space = 0;
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
     m->hold.keep_fds[i] = m->cgroup.procs[i]; /* their locks (engine/cgroup.h) */
@@ -157,7 +170,8 @@ static int write_info(struct making *m, const struct esb_session_options *o, str
                                     .created_ms = realtime_ms(), .ttl_ms = m->hold.ttl_ms,
                                     .idle_timeout_ms = m->hold.idle_timeout_ms,
                                     .inner_uid = m->sandbox.inner_uid, .inner_gid = m->sandbox.inner_gid,
-                                    .address_space = m->sandbox.limits.address_space };
+                                    .address_space = m->sandbox.limits.address_space,
+                                    .memory_bytes = m->has_cgroup ? m->cgroup.memory_limit : 0 };
   for (char *const *l = o->labels; l && *l; l++) /* check_plan counted them */
     rec.labels[rec.n_labels++] = *l;
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
@@ -174,6 +188,11 @@ static void let_go(struct making *m) {
   if (m->state >= 0)
     close(m->state);
   m->control = m->state = -1;
+  if (m->leaf_dir >= 0) {
+    close(m->leaf_dir);
+    close(m->holder_procs[0]);
+  }
+  m->leaf_dir = -1;
   esb_session_cgroup_forget(&m->cgroup);
   if (m->uid_slot.fd >= 0)
     close(m->uid_slot.fd);
@@ -185,8 +204,15 @@ static void let_go(struct making *m) {
   free(m->dir);
 }
 
+static void remove_cgroup(const char *dir);
+
 static void undo(struct making *m) {
   esb_child_close(&m->child); /* kills and reaps a holder that was started */
+  if (m->has_cgroup && m->leaf_dir >= 0) {
+    char leaf[4200];
+    snprintf(leaf, sizeof leaf, "%s/holder", m->cgroup.dirs[0]);
+    remove_cgroup(leaf);
+  }
   if (m->has_cgroup)
     esb_cgroup_destroy(&m->cgroup);
   m->has_cgroup = false;
@@ -255,6 +281,7 @@ int esb_session_create(const struct esb_plan *plan, const struct esb_session_opt
   if (check_plan(plan, o, err) < 0)
     return -1;
   struct making m = { .control = -1, .state = -1, .cgroup = ESB_CGROUP_INIT, .uid_slot = ESB_UID_SLOT_INIT,
+                      .leaf_dir = -1,
                       .child = ESB_CHILD_INIT,
                       .hold = { .keep_fds = { -1, -1, -1, -1, -1 },
                                 .ttl_ms = o->ttl_ms ? o->ttl_ms : ESB_SESSION_TTL_MS_DEFAULT,
@@ -434,6 +461,59 @@ int esb_session_info(const char *id, struct esb_session_info *info, struct esb_e
   return 0;
 }
 
+/* A live session's working dir (esb_session_workdir_open), or -1 with err:
+ * an unknown session, or one that ended, and why. */
+static int workdir_of(const char *id, struct esb_error *err) {
+  struct esb_session_info info;
+  if (esb_session_info(id, &info, err) < 0)
+    return -1;
+  if (info.end != ESB_SESSION_ALIVE)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "session %s has ended (%s)", id, esb_session_end_name(info.end));
+  char dir[4200];
+  dir_of(id, dir, sizeof dir);
+  int fd = esb_session_workdir_open(dir);
+  if (fd < 0)
+    return esb_error_errno(err, ESB_E_BACKEND, "session %s did not give its working dir", id);
+  return fd;
+}
+
+int esb_session_put(const char *id, const struct esb_file *f, struct esb_error *err) {
+  int workdir = workdir_of(id, err);
+  if (workdir < 0)
+    return -1;
+  int rc = esb_session_workdir_put(workdir, f, err);
+  close(workdir);
+  return rc;
+}
+
+int esb_session_get(const char *id, const char *path, char **data, size_t *len, struct esb_error *err) {
+  int workdir = workdir_of(id, err);
+  if (workdir < 0)
+    return -1;
+  int rc = esb_session_workdir_get(workdir, path, data, len, err);
+  close(workdir);
+  return rc;
+}
+
+int esb_session_files(const char *id, const char *path, void (*fn)(const struct esb_session_entry *e, void *arg),
+                      void *arg, struct esb_error *err) {
+  int workdir = workdir_of(id, err);
+  if (workdir < 0)
+    return -1;
+  int rc = esb_session_workdir_list(workdir, path, fn, arg, err);
+  close(workdir);
+  return rc;
+}
+
+int esb_session_workdir_size(const char *id, uint64_t *bytes, struct esb_error *err) {
+  int workdir = workdir_of(id, err);
+  if (workdir < 0)
+    return -1;
+  *bytes = esb_session_workdir_limit(workdir);
+  close(workdir);
+  return 0;
+}
+
 int esb_session_list(void (*fn)(const struct esb_session_info *info, void *arg), void *arg,
                      struct esb_error *err) {
   DIR *d = opendir(esb_session_dir());
@@ -460,11 +540,9 @@ static void end_holder(const char *dir, const struct esb_session_record *rec) {
       close(pidfd);
     return;
   }
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  int sock = (size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/control", dir) < sizeof addr.sun_path
-               ? socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0) : -1;
+  int sock = esb_session_connect(dir);
   struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_DELETE };
-  if (sock >= 0 && connect(sock, (struct sockaddr *)&addr, sizeof addr) == 0)
+  if (sock >= 0)
     esb_fd_send(sock, &m, sizeof m, NULL, 0);
   if (sock >= 0)
     close(sock);
@@ -478,12 +556,28 @@ static void end_holder(const char *dir, const struct esb_session_record *rec) {
 
 /* A cgroup a session's processes just left may be busy a moment longer
  * (the kernel's exit of the last ones): a bounded number of tries. */
+static void remove_cgroup(const char *dir) {
+  for (int tries = 0; tries < 200 && rmdir(dir) < 0 && errno == EBUSY; tries++)
+    usleep(5000);
+}
+
+/* The session's cgroups, below them first: v2's leaf of the holder, and
+ * the runs' own that an engine which died during a run left. */
 static void remove_cgroups(const struct esb_session_record *rec) {
   for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
     if (!rec->cgroups[i])
       continue;
-    for (int tries = 0; tries < 200 && rmdir(rec->cgroups[i]) < 0 && errno == EBUSY; tries++)
-      usleep(5000);
+    DIR *d = opendir(rec->cgroups[i]);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      char path[4200];
+      if (e->d_type == DT_DIR && e->d_name[0] != '.' &&
+          (size_t)snprintf(path, sizeof path, "%s/%s", rec->cgroups[i], e->d_name) < sizeof path)
+        remove_cgroup(path);
+    }
+    if (d)
+      closedir(d);
+    remove_cgroup(rec->cgroups[i]);
   }
 }
 

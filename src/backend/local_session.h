@@ -14,7 +14,10 @@
  *            cgroups' paths (for `rm` and `cleanup` once the holder is gone)
  * The session's cgroups are its own (not a pool's slots), locked by the
  * holder for as long as it lives (engine/cgroup.h), so no other engine's
- * sweep removes them; once it is gone, `session rm` or `cleanup` does.
+ * sweep removes them; once it is gone, `session rm` or `cleanup` does,
+ * with what is below them: each run's own cgroups (made and removed by the
+ * engine that runs it: backend/local_session_run.c), and on cgroup v2 the
+ * leaf the holder lives in (a cgroup with children has no process).
  *
  * Functions follow engine/error.h: 0, or -1 with err filled. */
 #ifndef ESB_BACKEND_LOCAL_SESSION_H
@@ -79,6 +82,29 @@ void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_res
 /* The live sessions, for the policy's hook `session`: *live all of them,
  * and by_label[i] those that carry labels[i] ("KEY=VALUE"). */
 int esb_session_census(char *const *labels, uint64_t *live, uint64_t *by_label, struct esb_error *err);
+
+/* The files of a live session's working dir, as runs in it see them.
+ * Paths are relative to the working dir (esb_file_path_ok); a path that
+ * leads outside (a link a run planted, "..") is refused, never followed.
+ * put: f's bytes and mode at f->path, its directories made where missing;
+ *   a file or a link there is replaced, a directory is not.
+ * get: a regular file's bytes (malloc'd into *data), at most the working
+ *   dir's size limit.
+ * files: fn for each entry of the directory path (NULL: the working dir).
+ * Each 0, or -1 with err: ESB_E_INVALID_REQUEST naming the path and why. */
+struct esb_session_entry {
+  const char *name;
+  char type;     /* 'f' file, 'd' directory, 'l' symlink, 'o' other */
+  uint64_t size;
+  unsigned mode; /* permission bits */
+};
+struct esb_file;
+int esb_session_put(const char *id, const struct esb_file *f, struct esb_error *err);
+int esb_session_get(const char *id, const char *path, char **data, size_t *len, struct esb_error *err);
+int esb_session_files(const char *id, const char *path, void (*fn)(const struct esb_session_entry *e, void *arg),
+                      void *arg, struct esb_error *err);
+/* The most a session's working dir holds (its size limit), in bytes. */
+int esb_session_workdir_size(const char *id, uint64_t *bytes, struct esb_error *err);
 
 /* Reads what a session's directory says; an unknown id is
  * ESB_E_INVALID_REQUEST. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,8 @@ static const char session_usage[] =
   "       echo-sandbox session run ID [OPTIONS] (--shell CMD | -- PROGRAM [ARGS...])\n"
   "       echo-sandbox session run ID --json < request.json\n"
   "       echo-sandbox session cell ID --lang LANGUAGE [--code CODE | --code-file FILE] [--json]\n"
+  "       echo-sandbox session cp SRC DST      (one of them ID:PATH; - is stdin/stdout)\n"
+  "       echo-sandbox session files ID [DIR] [--json]\n"
   "       echo-sandbox session ls [--json]\n"
   "       echo-sandbox session show ID [--json]\n"
   "       echo-sandbox session rm ID\n"
@@ -73,9 +76,12 @@ static const char run_usage[] =
   "       echo-sandbox session run ID --json [--policy FILE] < request.json\n"
   "\n"
   "Runs one request in session ID, as `run` runs it in a fresh sandbox: the\n"
-  "result is a run's, with \"session\": ID. Not yet in a session: --lang and\n"
-  "--code (the code goes in as a file), --stdin-file, --network. --memory and\n"
-  "--cpu are the whole session's: give them to create.\n"
+  "result is a run's, with \"session\": ID. Its files (and --code's file) are\n"
+  "written into the session's working dir before it starts, replacing what is\n"
+  "there. --memory, --cpu and --network are the whole session's: give them to\n"
+  "create. --max-processes is the run's own (its pids cgroup below the\n"
+  "session's). At --timeout the run's processes get SIGTERM, then SIGKILL\n"
+  "after the grace.\n"
   "\n"
   "options:\n"
   "  --json               result JSON on stdout; the request JSON on stdin unless\n"
@@ -126,6 +132,32 @@ static const char rm_usage[] =
   "directory, its cgroups. An ended session's remains go the same way.\n"
   "\n"
   "options:\n"
+  "  -h, --help           show this help\n";
+
+static const char cp_usage[] =
+  "usage: echo-sandbox session cp FILE ID:PATH\n"
+  "       echo-sandbox session cp ID:PATH FILE\n"
+  "\n"
+  "Copies a file into a live session's working dir, or out of it. PATH is\n"
+  "relative to the working dir, without '.' or '..' parts; FILE - is stdin\n"
+  "or stdout. Into the session: PATH's directories are made where missing,\n"
+  "a file or a link there is replaced (never followed), a directory is not;\n"
+  "the file keeps FILE's permission bits (0644 from stdin). Out of it: a\n"
+  "regular file only. A path that leads outside the working dir (a link a\n"
+  "run made, to anywhere) is refused. At most the working dir's size.\n"
+  "\n"
+  "options:\n"
+  "  -h, --help           show this help\n";
+
+static const char files_usage[] =
+  "usage: echo-sandbox session files ID [DIR] [--json]\n"
+  "\n"
+  "Lists a directory of a live session's working dir (DIR relative to it;\n"
+  "none: the working dir itself), one entry a line: its type (file, dir,\n"
+  "link, other), permission bits, size in bytes and name.\n"
+  "\n"
+  "options:\n"
+  "  --json               one JSON object a line: name, type, mode, size\n"
   "  -h, --help           show this help\n";
 
 static bool wants_help(int argc, char **argv) {
@@ -648,6 +680,155 @@ static int session_rm(int argc, char **argv) {
   return 0;
 }
 
+/* ID:PATH: the id, into id (the path follows the colon); NULL where arg
+ * is a file of ours. */
+static const char *remote_path(const char *arg, char id[ESB_SESSION_ID_LEN + 1]) {
+  const char *colon = strchr(arg, ':');
+  if (!colon || colon - arg != ESB_SESSION_ID_LEN)
+    return NULL;
+  memcpy(id, arg, ESB_SESSION_ID_LEN);
+  id[ESB_SESSION_ID_LEN] = '\0';
+  return colon + 1;
+}
+
+/* All of f's bytes, at most limit: a buffer, or NULL with err. */
+static char *read_all(FILE *f, const char *name, size_t limit, size_t *len, struct esb_error *err) {
+  size_t cap = 65536, got = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    got += fread(buf + got, 1, cap - got, f);
+    if (got < cap || got > limit)
+      break;
+    char *more = realloc(buf, cap * 2);
+    if (!more)
+      free(buf);
+    buf = more;
+    cap *= 2;
+  }
+  if (!buf) {
+    esb_error_set(err, ESB_E_SYSTEM, "reading %s: out of memory", name);
+  } else if (ferror(f) || got > limit) {
+    if (ferror(f))
+      esb_error_set(err, ESB_E_INVALID_REQUEST, "reading %s: a read error", name);
+    else
+      esb_error_set(err, ESB_E_INVALID_REQUEST, "%s: more than the session's working dir holds (%zu bytes)",
+                    name, limit);
+    free(buf);
+    buf = NULL;
+  }
+  *len = got;
+  return buf;
+}
+
+/* A file of ours (-: stdin), whole, and its permission bits. */
+static char *read_local(const char *name, size_t limit, size_t *len, unsigned *mode, struct esb_error *err) {
+  FILE *f = strcmp(name, "-") == 0 ? stdin : fopen(name, "rbe");
+  struct stat st;
+  *mode = 0644;
+  if (!f) {
+    esb_error_errno(err, ESB_E_INVALID_REQUEST, "%s", name);
+    return NULL;
+  }
+  if (f != stdin && fstat(fileno(f), &st) == 0)
+    *mode = st.st_mode & 0777;
+  char *data = read_all(f, name, limit, len, err);
+  if (f != stdin)
+    fclose(f);
+  return data;
+}
+
+static int write_local(const char *name, const char *data, size_t len, struct esb_error *err) {
+  FILE *f = strcmp(name, "-") == 0 ? stdout : fopen(name, "wbe");
+  if (!f)
+    return esb_error_errno(err, ESB_E_INVALID_REQUEST, "%s", name);
+  bool ok = fwrite(data, 1, len, f) == len;
+  ok = (f == stdout ? fflush(f) : fclose(f)) == 0 && ok;
+  return ok ? 0 : esb_error_errno(err, ESB_E_SYSTEM, "writing %s", name);
+}
+
+static int session_cp(int argc, char **argv) {
+  if (wants_help(argc, argv)) {
+    fputs(cp_usage, stdout);
+    return 0;
+  }
+  if (argc != 3)
+    return usage_error("cp", "takes SRC and DST, one of them ID:PATH", NULL);
+  char id[ESB_SESSION_ID_LEN + 1];
+  const char *from = remote_path(argv[1], id), *to = from ? NULL : remote_path(argv[2], id);
+  if (!from == !to)
+    return usage_error("cp", "one of SRC and DST is ID:PATH (a session's), the other a file or -", NULL);
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_file f = { .path = (char *)(from ? from : to) };
+  uint64_t limit;
+  bool failed;
+  if (from)
+    failed = esb_session_get(id, from, &f.data, &f.len, &err) < 0 || write_local(argv[2], f.data, f.len, &err) < 0;
+  else
+    failed = esb_session_workdir_size(id, &limit, &err) < 0 ||
+             !(f.data = read_local(argv[1], limit ? (size_t)limit : SIZE_MAX, &f.len, &f.mode, &err)) ||
+             esb_session_put(id, &f, &err) < 0;
+  free(f.data);
+  return failed ? fail(&err) : 0;
+}
+
+/* The words of an entry's type (struct esb_session_entry). */
+static const struct { char type; const char *name; } entry_types[] = {
+  { 'f', "file" }, { 'd', "dir" }, { 'l', "link" }, { 'o', "other" },
+};
+
+static const char *entry_type(char type) {
+  for (size_t i = 0; i < sizeof entry_types / sizeof entry_types[0]; i++)
+    if (entry_types[i].type == type)
+      return entry_types[i].name;
+  return "other";
+}
+
+static void print_entry(const struct esb_session_entry *e, void *arg) {
+  lua_State *L = arg;
+  if (!L) {
+    printf("%-5s %04o %10" PRIu64 "  %s\n", entry_type(e->type), e->mode, e->size, e->name);
+    return;
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, e->name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, entry_type(e->type));
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)e->mode);
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)e->size);
+  lua_setfield(L, -2, "size");
+  esb_json_print(L);
+}
+
+static int session_files(int argc, char **argv) {
+  if (wants_help(argc, argv)) {
+    fputs(files_usage, stdout);
+    return 0;
+  }
+  const char *args[2] = { NULL, NULL };
+  int n = 0;
+  bool json = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = true;
+    else if (argv[i][0] != '-' && n < 2)
+      args[n++] = argv[i];
+    else
+      return usage_error("files", "unexpected", argv[i]);
+  }
+  if (!n)
+    return usage_error("files", "the session's id is missing", NULL);
+  struct esb_error err = ESB_ERROR_INIT;
+  lua_State *L = json ? esb_json_state() : NULL;
+  if (json && !L)
+    return usage_error("files", "out of memory", NULL);
+  int rc = esb_session_files(args[0], args[1], print_entry, L, &err) < 0 ? fail(&err) : 0;
+  if (L)
+    lua_close(L);
+  return rc;
+}
+
 static int session_ls(int argc, char **argv) { return session_show(argc, argv, false); }
 static int session_show_one(int argc, char **argv) { return session_show(argc, argv, true); }
 
@@ -656,7 +837,7 @@ static const struct {
   int (*main)(int argc, char **argv);
 } subcommands[] = {
   {"create", session_create}, {"run", session_run}, {"cell", session_cell}, {"ls", session_ls},
-  {"show", session_show_one}, {"rm", session_rm},
+  {"show", session_show_one}, {"rm", session_rm}, {"cp", session_cp}, {"files", session_files},
 };
 
 int esb_cli_session(int argc, char **argv) {

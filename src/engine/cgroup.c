@@ -688,16 +688,14 @@ static char *make_dir(const char *parent, int which, int *fd, struct esb_error *
   return NULL;
 }
 
-int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err) {
-  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
-  pthread_once(&setup_once, setup_now);
-  if (setup.host.version == ESB_CGROUP_NONE)
-    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "%s", setup.host.why);
+/* esb_cgroup_create's work, below parents (v2: parents[0]). */
+static int create_below(struct esb_cgroup *cg, char *const parents[ESB_CGROUP__COUNT],
+                        const struct esb_cgroup_limits *limits, struct esb_error *err) {
   cg->version = setup.host.version;
   cg->memory_limit = UINT64_MAX; /* a new memory cgroup starts unlimited */
   cg->peak_is_this_runs = true;
   if (cg->version == ESB_CGROUP_V2) {
-    if (!(cg->dirs[0] = make_dir(setup.parents[0], 0, &cg->procs[0], err)))
+    if (!(cg->dirs[0] = make_dir(parents[0], 0, &cg->procs[0], err)))
       goto fail;
     if (set_limits(cg, limits) < 0 ||
         (cg->dir_fd = open(cg->dirs[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -709,13 +707,13 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
   }
   for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
     /* pids and cpu are a bonus: RLIMIT_NPROC still bounds the processes. */
-    if (!setup.parents[i] || !wanted_v1(i, limits))
+    if (!parents[i] || !wanted_v1(i, limits))
       continue;
     /* Without a pids or cpu cgroup the run goes on; the backend's
      * warnings say what it was not held to (backend/local.c). */
     struct esb_error ignored = ESB_ERROR_INIT;
     bool required = i == ESB_CGROUP_MEMORY;
-    if (!(cg->dirs[i] = make_dir(setup.parents[i], i, &cg->procs[i], required ? err : &ignored))) {
+    if (!(cg->dirs[i] = make_dir(parents[i], i, &cg->procs[i], required ? err : &ignored))) {
       if (required)
         goto fail;
       continue;
@@ -738,6 +736,42 @@ int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *lim
 fail:
   esb_cgroup_destroy(cg);
   return -1;
+}
+
+int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err) {
+  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+  pthread_once(&setup_once, setup_now);
+  if (setup.host.version == ESB_CGROUP_NONE)
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "%s", setup.host.why);
+  return create_below(cg, setup.parents, limits, err);
+}
+
+int esb_cgroup_create_below(struct esb_cgroup *cg, const struct esb_cgroup *parent,
+                            const struct esb_cgroup_limits *limits, struct esb_error *err) {
+  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+  pthread_once(&setup_once, setup_now);
+  if (setup.host.version == ESB_CGROUP_NONE || parent->version != setup.host.version || !parent->dirs[0])
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "no cgroup to make one below");
+  return create_below(cg, parent->dirs, limits, err);
+}
+
+int esb_cgroup_v2_nest(struct esb_cgroup *cg, const char *leaf, int *leaf_dir, int *leaf_procs,
+                       struct esb_error *err) {
+  *leaf_dir = *leaf_procs = -1;
+  if (cg->version != ESB_CGROUP_V2)
+    return 0;
+  bool enabled[ESB_CGROUP__COUNT];
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", cg->dirs[0], leaf);
+  if (!v2_enable(cg->dirs[0], false, true, enabled) || (mkdir(path, 0755) < 0 && errno != EEXIST) ||
+      (*leaf_dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+      (*leaf_procs = openat(*leaf_dir, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0) {
+    esb_error_errno(err, ESB_E_SANDBOX_SETUP, "making %s a parent of cgroups", cg->dirs[0]);
+    close_fd(leaf_dir);
+    rmdir(path);
+    return -1;
+  }
+  return 0;
 }
 
 bool esb_cgroup_oom_killed(struct esb_cgroup *cg) {

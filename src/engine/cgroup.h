@@ -164,6 +164,22 @@ void esb_cgroup_pool_clear(struct esb_cgroup_pool *pool);
  * controller is there; -1 with err filled and nothing left behind otherwise. */
 int esb_cgroup_create(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err);
 
+/* The same, each cgroup below parent's (a session's: backend/local_session.h)
+ * instead of below the engine's own: a run's own count of its CPU time,
+ * peak memory, OOM kills and processes, inside a limit it shares. On v2
+ * parent must have been made a parent (esb_cgroup_v2_nest). */
+int esb_cgroup_create_below(struct esb_cgroup *cg, const struct esb_cgroup *parent,
+                            const struct esb_cgroup_limits *limits, struct esb_error *err);
+
+/* v2's rule that a cgroup with processes has no child with controllers:
+ * enables memory, pids and cpu in cg's subtree (cg, new, has no process
+ * yet) and makes its leaf child `leaf` for the processes that stay in cg
+ * itself; *leaf_dir (for CLONE_INTO_CGROUP) and *leaf_procs (its
+ * cgroup.procs) are its, for the caller to close. On v1 (no such rule)
+ * nothing is done and both are -1. 0, or -1 with err (nothing left). */
+int esb_cgroup_v2_nest(struct esb_cgroup *cg, const char *leaf, int *leaf_dir, int *leaf_procs,
+                       struct esb_error *err);
+
 /* The cgroups of an engine that keeps no pool of its own (one run per
  * process: the CLI's run, the Lua module): on cgroup v1, a slot of a pool
  * that every engine of the host shares, cgroups named echo-sandbox-pool-K

@@ -450,6 +450,9 @@ _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
   if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     fail(p, STEP_SESSION_PROC);
+  /* The run's own cgroups below the session's (its pids budget, its CPU
+   * time and peak, its OOM kills), joined before the program starts. */
+  join_cgroups(p);
   run_init(p);
 }
 

@@ -15,6 +15,7 @@
 #include "engine/sandbox/session_holder.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -59,6 +60,7 @@ int esb_session_end_parse(const char *word, enum esb_session_end *end) {
 struct holder {
   const struct esb_session_hold *h;
   int sigfd, timerfd;
+  int workdir;                    /* O_PATH: the working dir's tmpfs root (WORKDIR) */
   uint64_t ttl_at_ns, idle_at_ns; /* CLOCK_MONOTONIC */
   uint64_t runs;                  /* started so far */
   struct { pid_t pid; int conn; bool killed; } active[MAX_RUNS];
@@ -110,30 +112,54 @@ static void close_fds(int *fds, int n) {
     close(fds[i]);
 }
 
+/* The run's cgroups (the engine's, below the session's): the plan says
+ * which it has, the message's last fds are theirs, in order. -1 where
+ * the two do not agree. */
+static int take_cgroups(struct esb_child_wire *w, const int *fds, int n) {
+  int next = ESB_SESSION_FD_CGROUP;
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++)
+    if (w->cgroup_procs[i] >= 0)
+      w->cgroup_procs[i] = next < n ? fds[next++] : -1;
+  return next == n ? 0 : -1;
+}
+
 /* The run's pid 1, in a pid namespace of its own below the session's. */
-_Noreturn static void run_child(struct esb_child_wire *w, const int *fds, int n) {
+_Noreturn static void run_child(struct esb_child_wire *w, const int *fds) {
   struct esb_child_plan *p = &w->plan;
   for (int i = 0; i < 3; i++)
     p->stdio[i] = fds[ESB_SESSION_FD_STDIN + i];
   p->report_fd = fds[ESB_SESSION_FD_REPORT];
-  p->collect_fd = n > ESB_SESSION_FD_COLLECT ? fds[ESB_SESSION_FD_COLLECT] : -1;
+  p->collect_fd = p->collect_fd >= 0 ? fds[ESB_SESSION_FD_COLLECT] : -1; /* the plan's word */
   p->sync_fd = -1;
   esb_child_run_in_session(p);
+}
+
+/* What esb_child_wire_read allocated, and w. */
+static void free_wire(struct esb_child_wire *w) {
+  if (!w)
+    return;
+  free(w->net_rules);
+  free(w->bytes);
+  free(w->vectors);
+  free(w->rootfs.steps);
+  free(w->seccomp.filter);
+  free(w);
 }
 
 /* A RUN: its plan read, its pid 1 started. Returns the pid, or -1 (the
  * connection is then closed: no report tells the engine it was refused). */
 static pid_t start_run(struct holder *hs, const int *fds, int n) {
-  if (n < ESB_SESSION_FD_COLLECT || hs->n_active == MAX_RUNS)
+  if (n < ESB_SESSION_FD_CGROUP || hs->n_active == MAX_RUNS)
     return -1;
   struct esb_child_wire *w = calloc(1, sizeof *w);
-  if (!w || esb_child_wire_read(fds[ESB_SESSION_FD_PLAN], w) < 0 || !w->plan.sandbox) {
-    free(w);
+  if (!w || esb_child_wire_read(fds[ESB_SESSION_FD_PLAN], w) < 0 || !w->plan.sandbox ||
+      take_cgroups(w, fds, n) < 0) {
+    free_wire(w);
     return -1;
   }
   pid_t pid = esb_clone(CLONE_NEWPID, NULL, SIGCHLD, -1, NULL);
   if (pid == 0)
-    run_child(w, fds, n);
+    run_child(w, fds);
   if (pid < 0) {
     /* Said on the run's report pipe, as its pid 1 would: the session's
      * memory (its working dir's files count) or process limit, mostly.
@@ -142,11 +168,7 @@ static pid_t start_run(struct holder *hs, const int *fds, int n) {
     ssize_t said = write(fds[ESB_SESSION_FD_REPORT], &r, sizeof r);
     (void)said;
   }
-  free(w->net_rules);
-  free(w->bytes);
-  free(w->vectors);
-  free(w->rootfs.steps);
-  free(w);
+  free_wire(w);
   return pid;
 }
 
@@ -160,6 +182,12 @@ static void serve(struct holder *hs, int conn) {
   if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_CELL) {
     esb_kernels_cell(&hs->kernels, conn, &m, fds, n);
     close_fds(fds, n);
+    return;
+  }
+  if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_WORKDIR) {
+    esb_fd_send(conn, &m, sizeof m, &hs->workdir, 1); /* where it fails, the engine sees EOF */
+    close_fds(fds, n);
+    close(conn);
     return;
   }
   pid_t pid = -1;
@@ -207,9 +235,21 @@ static void reap(struct holder *hs) {
     hs->idle_at_ns = now_ns() + hs->h->idle_timeout_ms * 1000000u;
 }
 
-/* The engine closed a run's connection (its deadline, or it went away):
- * the run ends now. Its pid 1 is reaped as any. */
+/* A word on a run's connection: TERM (the engine's deadline) goes to the
+ * run's process group (the run's pid 1 made it: setsid), where the program
+ * has its grace; pid 1 itself, the init of the run's pid namespace, takes
+ * no SIGTERM from here. Anything else (the engine closed the connection:
+ * the grace is over, or it went away) ends the run now: pid 1 is SIGKILLed
+ * and with it the run's pid namespace, and reaped as any. */
 static void hung_up(struct holder *hs, size_t i) {
+  struct esb_session_msg m;
+  int fds[1], n = 0;
+  ssize_t got = esb_fd_recv(hs->active[i].conn, &m, sizeof m, fds, 1, &n);
+  close_fds(fds, n);
+  if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_TERM) {
+    kill(-hs->active[i].pid, SIGTERM);
+    return;
+  }
   kill(hs->active[i].pid, SIGKILL);
   hs->active[i].killed = true; /* not polled again: its end comes as SIGCHLD */
 }
@@ -258,6 +298,10 @@ _Noreturn void esb_session_hold(const struct esb_child_plan *p) {
   esb_kernels_init(&hs.kernels);
   /* The session outlives whoever made it. */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  /* A second layer under the capabilities a run's processes lack: no
+   * ptrace of the holder, and its /proc files (mem, fd, environ) are
+   * root's of the session's user namespace, not its uid's. */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   int keep[4 + ESB_CGROUP__COUNT + 1] = { h->control_fd, h->state_fd, p->report_fd };
   int n_keep = 3;
   for (int i = 0; i < ESB_CGROUP__COUNT + 1; i++)
@@ -269,12 +313,13 @@ _Noreturn void esb_session_hold(const struct esb_child_plan *p) {
   sigprocmask(SIG_BLOCK, &chld, NULL);
   hs.sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   hs.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  hs.workdir = open(p->sandbox->workdir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   uint64_t now = now_ns();
   hs.ttl_at_ns = now + h->ttl_ms * 1000000u;
   hs.idle_at_ns = now + h->idle_timeout_ms * 1000000u;
   write_state(&hs, ESB_SESSION_ALIVE);
   struct esb_report ready = { .kind = ESB_REPORT_READY };
-  if (hs.sigfd < 0 || hs.timerfd < 0 ||
+  if (hs.sigfd < 0 || hs.timerfd < 0 || hs.workdir < 0 ||
       write(p->report_fd, &ready, sizeof ready) != (ssize_t)sizeof ready)
     _exit(125); /* the engine sees no READY: the create fails */
   close(p->report_fd);

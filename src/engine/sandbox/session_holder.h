@@ -17,8 +17,18 @@
  *     started in a new pid namespace below the session's, so everything the
  *     run starts ends with it. The run's pid 1 reports on the report fd as
  *     a one-shot run's does. The connection stays open while the run goes
- *     on: the engine closing it (its deadline, its end) makes the holder
- *     SIGKILL the run's pid 1, and the kernel the rest of the run.
+ *     on: a TERM message on it (the engine's deadline) makes the holder
+ *     SIGTERM the run's process group (the program's grace); the engine
+ *     closing it (the grace's end, its own end) makes the holder SIGKILL
+ *     the run's pid 1, and the kernel the rest of the run. The run's own
+ *     cgroups (the engine made them below the session's) come as the
+ *     message's last fds, one for each the plan says it has (their
+ *     `tasks` or cgroup.procs files): the run's pid 1 joins them before
+ *     anything of the run starts.
+ *   WORKDIR: the holder answers with an O_PATH fd of the session's working
+ *     dir (the root of its tmpfs), and closes the connection: the engine
+ *     puts and gets files beneath it (openat2 RESOLVE_BENEATH), never by a
+ *     path a run could change.
  *   DELETE: the session ends ("deleted").
  *   CELL with the fd of a kernel's plan: a cell for the session's kernel of
  *     that slot (engine/sandbox/session_kernel.h says how it goes).
@@ -47,13 +57,15 @@ struct esb_session_hold {
   uint64_t ttl_ms, idle_timeout_ms;
 };
 
-#define ESB_SESSION_MAGIC 0x45535332u /* "ESS2": bump with any change below */
+#define ESB_SESSION_MAGIC 0x45535333u /* "ESS3": bump with any change below */
 
 enum esb_session_kind {
   ESB_SESSION_RUN = 1, ESB_SESSION_DELETE,
   ESB_SESSION_CELL,           /* a cell: the kernel's fds come back (struct esb_session_cell_answer) */
   ESB_SESSION_CELL_INTERRUPT, /* on a cell's connection: SIGINT to the kernel */
   ESB_SESSION_CELL_DONE,      /* on a cell's connection: its reply came, the kernel is free */
+  ESB_SESSION_TERM,           /* on a run's connection: SIGTERM to its process group */
+  ESB_SESSION_WORKDIR,        /* an O_PATH fd of the working dir comes back */
 };
 
 struct esb_session_msg {
@@ -87,11 +99,14 @@ enum esb_session_cell_fd {
   ESB_SESSION_CELL_FD_STDERR, ESB_SESSION_CELL_FD_REPORT, ESB_SESSION_CELL_FD__MAX
 };
 
-/* The fds of a RUN message, in this order. */
+/* The fds of a RUN message, in this order; then the run's cgroups' (as
+ * many as the plan says it has, ESB_CGROUP__COUNT at most). */
 enum esb_session_fd {
   ESB_SESSION_FD_PLAN, ESB_SESSION_FD_STDIN, ESB_SESSION_FD_STDOUT, ESB_SESSION_FD_STDERR,
-  ESB_SESSION_FD_REPORT, ESB_SESSION_FD_COLLECT, /* optional: where collected files go */
-  ESB_SESSION_FD__MAX
+  ESB_SESSION_FD_REPORT, ESB_SESSION_FD_COLLECT, /* where collected files go; any fd where the
+                                                    plan collects none */
+  ESB_SESSION_FD_CGROUP,
+  ESB_SESSION_FD__MAX = ESB_SESSION_FD_CGROUP + ESB_CGROUP__COUNT
 };
 
 /* Why a session ended: the words its state file and `session show` use. */

@@ -1,0 +1,286 @@
+-- A run in a local session gets what a one-shot run gets (src/backend/local_session_run.c):
+-- the request's files and code written into the session's working dir, --stdin-file,
+-- collect, the deadline's SIGTERM and grace, its CPU time and peak memory, a pids budget
+-- and OOM kills of its own (cgroups of the run's below the session's). The working dir
+-- is the runs' to change: what one run planted there (a link to the host, to /proc) is
+-- never followed by the engine for the next one. Every case checks that nothing it
+-- started is left: the holder, the session's directory, its cgroups and the runs'
+-- below them.
+local env = require "spec.support.env"
+local session = require "spec.support.session"
+local cjson = require "cjson"
+
+local create, run, run_request, remove = session.create, session.run, session.run_request, session.remove
+
+-- Starts `session run ID [args] --shell SHELL` (stdout to out) in the
+-- background, its shell to touch `up` first; once it has, returns the
+-- command's pid and a function that waits for its end (its exit code).
+local function start_until_up(id, shell, args, out)
+  local pidfile, script = os.tmpname(), os.tmpname()
+  env.write_file(script, ("echo $$ > %s\nexec env %s %s %s session run %s %s --shell %s > %s\n")
+    :format(pidfile, session.env_prefix(), env.cli_prefix, env.quote(env.cli), id, args or "",
+            env.quote("touch up; " .. shell), out or "/dev/null"))
+  local wait = env.in_background("sh " .. script .. " 2>/dev/null")
+  local up
+  for _ = 1, 3000 do
+    up = select(3, session.cli { "session", "cp", id .. ":up", "-" }) == 0
+    if up then break end
+    os.execute("sleep 0.01")
+  end
+  local pid = session.read(pidfile):match("%d+")
+  os.remove(pidfile)
+  os.remove(script)
+  assert(up, "the run did not start")
+  return pid, wait
+end
+
+describe("a run in a session", function()
+  env.check_leaks()
+  setup(session.setup)
+  teardown(session.teardown)
+
+  -- Checked: with put_files taken out of the run's path, cat printed the
+  -- earlier run's "old".
+  it("gets the request's files and the code's file, replacing what an earlier run left", function()
+    local s = create()
+    run(s.id, "echo old > data.txt; mkdir sub")
+    local r, code, err = run_request(s.id, { files = { ["data.txt"] = "new\n", ["sub/deeper/f"] = "x\n" },
+                                             shell = "cat data.txt sub/deeper/f; stat -c %u data.txt; id -u" })
+    assert.are.equal(0, code, err)
+    local data, f, owner, uid = r.stdout:match("^(.-\n)(.-\n)(%d+)\n(%d+)\n$")
+    assert.are.equal("new\n", data, r.stdout)
+    assert.are.equal("x\n", f)
+    assert.are.equal(uid, owner, "the file is the program's")
+    local out, err2, code2 = session.cli { "session", "run", s.id, "--lang", "python", "--code",
+                                           "print(open('data.txt').read().strip() * 2)" }
+    assert.are.equal(0, code2, err2)
+    assert.are.equal("newnew\n", out)
+    remove(s)
+  end)
+
+  -- A run plants links to the host (a directory, a file) and through /proc;
+  -- the next request's files must land beneath the working dir or be refused.
+  -- Checked: with open_beneath's resolve flags taken out (0), the
+  -- request's d/x was taken (exit 0: through the link, on the host); with
+  -- the file opened O_WRONLY|O_TRUNC where it is (no new name renamed over
+  -- it), the host's file said "planted".
+  it("never follows a link a run planted when it writes the next request's files", function()
+    local s = create()
+    local host, cleanup = session.host_target()
+    finally(cleanup)
+    run(s.id, ("ln -s %s d; ln -s %s/secret leaf; ln -s /proc/self/root/tmp p; ln -s ../../.. up")
+      :format(host, host))
+    for _, path in ipairs { "d/x", "p/x", "up/x" } do
+      local r, code = run_request(s.id, { files = { [path] = "planted\n" }, shell = "true" })
+      assert.are.equal(125, code, path)
+      assert.are.equal("invalid_request", r.error.code)
+      assert.truthy(r.error.message:find("'" .. path .. "': it leads outside the session's working dir", 1, true),
+                    r.error.message)
+    end
+    local r, code, err = run_request(s.id, { files = { leaf = "planted\n" }, shell = "[ -L leaf ] || cat leaf" })
+    assert.are.equal(0, code, err)
+    assert.are.equal("secret\n", session.ls(host), "the host's directory is as it was")
+    assert.are.equal("host-secret\n", session.read(host .. "/secret"))
+    assert.are.equal("planted\n", r.stdout, "the link itself was replaced")
+    local _, err2, code2 = session.cli({ "session", "run", s.id, "--json" },
+                                       cjson.encode { files = { ["../x"] = "planted\n" }, shell = "true" })
+    assert.are.equal(125, code2)
+    assert.truthy(err2:find("'..'", 1, true), err2)
+    remove(s)
+  end)
+
+  it("takes stdin from a file (--stdin-file)", function()
+    local s = create()
+    local input = os.tmpname()
+    finally(function() os.remove(input) end)
+    env.write_file(input, "one\ntwo\nthree\n")
+    local r, code, err = run(s.id, "wc -l; cat", { "--stdin-file", input })
+    assert.are.equal(0, code, err)
+    assert.are.equal("3\n", r.stdout)
+    remove(s)
+  end)
+
+  -- The same frames and limits as a one-shot run (its pid 1 walks the
+  -- working dir): a link the program made is not followed.
+  it("collects the files its request names", function()
+    local s = create()
+    run(s.id, "mkdir out; echo earlier > out/0.txt")
+    local r, code, err = run_request(s.id, { collect = { "out/*.txt" },
+                                             shell = "echo one > out/1.txt; echo x > out/2.bin; " ..
+                                                     "ln -s /etc/passwd out/evil.txt" })
+    assert.are.equal(0, code, err)
+    local got = {}
+    for _, f in ipairs(r.files) do got[#got + 1] = f.path .. "=" .. env.unbase64(f.base64) end
+    table.sort(got)
+    assert.are.same({ "out/0.txt=earlier\n", "out/1.txt=one\n" }, got)
+    remove(s)
+  end)
+
+  it("refuses network: a session's network is the session's", function()
+    local s = create()
+    local r, code = run(s.id, "true", { "--network" })
+    assert.are.equal(125, code)
+    assert.are.equal("invalid_request", r.error.code)
+    assert.truthy(r.error.message:find("the session's network", 1, true), r.error.message)
+    remove(s)
+  end)
+
+  -- Checked: with deadline_reached going straight to kill_run (no TERM to
+  -- the holder), the trap never ran: stdout was empty.
+  it("gives the program SIGTERM at its deadline, then SIGKILL after the grace", function()
+    local s = create()
+    local r, code = run(s.id, "trap 'echo got-term; exit 3' TERM; sleep 300 & wait", { "--timeout", "0.3" })
+    assert.are.equal(124, code)
+    assert.are.equal("timed_out", r.status)
+    assert.is_true(r.killed_by_us)
+    assert.are.equal("got-term\n", r.stdout)
+    local sleep = env.unique_seconds(300)
+    r, code = run(s.id, "trap '' TERM; sleep " .. sleep, { "--timeout", "0.3" })
+    assert.are.equal(124, code)
+    assert.are.equal("timed_out", r.status)
+    assert.are.equal(9, r.signal)
+    assert.is_false(env.running { "sleep", sleep })
+    remove(s)
+  end)
+
+  -- SIGINT to the command that runs it: as at the deadline, the program
+  -- gets SIGTERM and its grace (its trap leaves a file), and the result
+  -- says the run was interrupted. Checked: with the interrupt going
+  -- straight to kill_run (as before), the trap never ran: no file.
+  it("gives the program SIGTERM and its grace when the command running it is interrupted", function()
+    local s = create()
+    local out = os.tmpname()
+    finally(function() os.remove(out) end)
+    local pid, wait = start_until_up(s.id, "trap 'echo got-term > termed; exit 3' TERM; sleep 300 & wait",
+                                     "--json", out)
+    assert(os.execute("kill -INT " .. pid))
+    wait()
+    local r = cjson.decode(session.read(out))
+    assert.are.equal("interrupted", r.error.code, cjson.encode(r))
+    assert.are.equal("got-term\n", (session.cli { "session", "cp", s.id .. ":termed", "-" }))
+    remove(s)
+  end)
+
+  -- Checked: with make_run_cgroups taken out, memory_peak_bytes was null;
+  -- on cgroup v2 (spec/support/cgroup_v2_vm.sh) the same with the holder
+  -- left in the session's cgroup (esb_cgroup_v2_nest taken out: a cgroup
+  -- with a process has no child with controllers).
+  it("says its own CPU time and peak memory, and leaves no cgroup of its own", function()
+    if not env.cgroups_available() then
+      pending("no cgroups here: " .. select(2, env.cgroup_host()))
+      return
+    end
+    local s = create("--memory", "256Mi")
+    local r, code, err = run(s.id, "python3 -c 'b = b\"x\" * (48 << 20); print(len(b) >> 20)'")
+    assert.are.equal(0, code, err)
+    assert.are.equal("48\n", r.stdout)
+    assert.truthy(r.memory_peak_bytes >= 48 * 1024 * 1024, r.memory_peak_bytes)
+    assert.is_number(r.cpu_time_ms)
+    assert.truthy(r.cpu_time_ms >= 0)
+    r = run(s.id, "true")
+    assert.truthy(r.memory_peak_bytes < 48 * 1024 * 1024, "the peak is the run's own: " .. r.memory_peak_bytes)
+    for _, below in ipairs(session.cgroups_below(s.id)) do
+      assert.truthy(below:match("/holder$"), below .. " is left") -- v2's leaf of the holder alone
+    end
+    remove(s)
+  end)
+
+  -- The engine of a run is killed during it: the holder ends the run (its
+  -- connection closed), and the run's cgroups, which that engine would
+  -- have removed, go with the session's at rm. Checked: with rm removing
+  -- only the session's own cgroups (not what is below them), the session's
+  -- memory cgroup was left (busy with the run's below it).
+  it("leaves no cgroup of a run whose engine was killed during it", function()
+    if not env.cgroups_available() then
+      pending("no cgroups here: " .. select(2, env.cgroup_host()))
+      return
+    end
+    local s = create("--memory", "128Mi")
+    local sleep = env.unique_seconds(300)
+    local pid, wait = start_until_up(s.id, "sleep " .. sleep)
+    assert(os.execute("kill -KILL " .. pid))
+    assert.are.equal(137, wait())
+    assert.is_true(#session.cgroups_below(s.id) > 0, "the killed engine's run left its cgroups")
+    for _ = 1, 3000 do
+      if not env.running { "sleep", sleep } then break end
+      os.execute("sleep 0.01")
+    end
+    assert.is_false(env.running { "sleep", sleep })
+    remove(s)
+  end)
+
+  -- Run a fills its pids budget and waits (no fork left: builtins only);
+  -- b, side by side, starts processes of its own all the same.
+  -- Checked: with RLIMIT_NPROC left on the runs beside their pids cgroups
+  -- (it counts per uid, so the whole session's), b's shell could not fork
+  -- ("Cannot fork", exit 2).
+  it("has a pids budget of its own: a run that holds all of its processes leaves the next its own", function()
+    local s = create("--memory", "256Mi", "--max-processes", "64")
+    local wait = session.run_in_background(s.id, "sh -c 'while :; do sleep 300 & done' 2>/dev/null; " ..
+                                           ": > a-full; while [ ! -e b-done ]; do :; done; echo a",
+                                           { "--max-processes", "6" })
+    -- b's shell and a pipeline of four at once: 6 of b's own 8, and more
+    -- than the 8 that a's and b's would be together
+    local r, code, err = run(s.id, "while [ ! -e a-full ]; do sleep 0.01; done; " ..
+                                   "for i in 1 2 3; do echo x | cat | cat | cat >/dev/null || exit 1; done; " ..
+                                   "echo b; : > b-done", { "--max-processes", "8", "--timeout", "30" })
+    assert.are.equal(0, code, err .. cjson.encode(r))
+    assert.are.equal("b\n", r.stdout)
+    local status, a = wait()
+    assert.are.equal(0, status)
+    assert.are.equal("a\n", a.stdout)
+    remove(s)
+  end)
+
+  -- Run a is OOM-killed (the session's memory limit); run b, beside it,
+  -- dies of its own SIGKILL once a's allocation is over. Checked: with the
+  -- OOM count read from the session's cgroup (make_run_cgroups taken out),
+  -- b was said oom_killed too.
+  it("says oom_killed of the run the OOM killer took, not of a run beside it", function()
+    if not env.cgroups_available() then
+      pending("no cgroups here: " .. select(2, env.cgroup_host()))
+      return
+    end
+    local s = create("--memory", "96Mi")
+    local wait = session.run_in_background(s.id, "while [ ! -e b-up ]; do sleep 0.01; done; " ..
+                                           "python3 -c 'b = b\"x\" * (400 << 20)'; s=$?; : > a-done; exit $s")
+    local r = run(s.id, ": > b-up; while [ ! -e a-done ]; do sleep 0.01; done; kill -KILL $$",
+                  { "--timeout", "30" })
+    local _, a = wait()
+    assert.are.equal("oom_killed", a.status, cjson.encode(a))
+    assert.are.equal("signaled", r.status, cjson.encode(r))
+    assert.are.equal(9, r.signal)
+    r = run(s.id, "kill -KILL $$")
+    assert.are.equal("signaled", r.status)
+    assert.are.equal("alive", cjson.decode((session.cli { "session", "show", s.id, "--json" })).state)
+    remove(s)
+  end)
+
+  -- The holder's /proc files (mem, environ) are root's, not its uid's,
+  -- whose the runs' processes are too: a second layer (they cannot see it,
+  -- and it holds capabilities they lack). As root with a uid of the
+  -- session's own, the change of ids makes it so already; an engine of
+  -- another uid is where the prctl is the one to: the case runs as nobody.
+  -- Checked: without PR_SET_DUMPABLE 0, /proc/PID/environ was 65534's.
+  it("keeps its holder undumpable", function()
+    if not env.is_root() then
+      pending("needs root, to make a session as nobody")
+      return
+    end
+    local home = os.tmpname()
+    os.remove(home)
+    assert(os.execute("mkdir -m 700 " .. home .. " && chown 65534:65534 " .. home))
+    finally(function() assert(os.execute("rm -rf " .. env.quote(home))) end)
+    local as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups env ECHO_SANDBOX_SESSION_DIR=" ..
+                      env.quote(home .. "/sessions")
+    local out, err, code = env.cli_run({ "session", "create", "--json" }, nil, as_nobody)
+    assert.are.equal(0, code, err)
+    local s = cjson.decode(out)
+    local p = assert(io.popen("stat -c %u /proc/" .. math.tointeger(s.pid) .. "/environ"))
+    local owner = p:read("l")
+    p:close()
+    _, err, code = env.cli_run({ "session", "rm", s.id }, nil, as_nobody)
+    assert.are.equal(0, code, err)
+    assert.are.equal("0", owner)
+  end)
+end)
