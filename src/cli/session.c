@@ -558,7 +558,7 @@ static int session_cell(int argc, char **argv) {
     esb_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
   }
   if (co.json && (p.L || (p.L = esb_json_state()))) {
-    esb_session_push_cell(p.L, &r, co.lang);
+    esb_session_push_cell(p.L, &r, co.lang, true);
     esb_json_print(p.L);
   } else {
     print_cell(&r);

@@ -183,41 +183,45 @@ int esb_session_plan_cell(struct esb_policy *policy, const char *language, uint6
   return rc;
 }
 
-/* Sets field name of the table on top to text, or JSON null where NULL. */
-static void set_text(lua_State *L, const char *name, const char *text) {
+/* Sets field name of the table on top to text; where NULL, to JSON null
+ * (cjson's, with json) or nothing (a field of Lua's is nil). */
+static void set_text(lua_State *L, const char *name, const char *text, bool json) {
   if (text) {
     esb_lua_set_bytes(L, name, text, strlen(text));
     return;
   }
+  if (!json)
+    return;
   esb_json_field(L, "null");
   lua_setfield(L, -2, name);
 }
 
-void esb_session_push_cell(lua_State *L, const struct esb_cell_result *r, const char *language) {
+void esb_session_push_cell(lua_State *L, const struct esb_cell_result *r, const char *language, bool json) {
   lua_createtable(L, 0, 14);
-  set_text(L, "status", esb_cell_status_name(r->status));
+  set_text(L, "status", esb_cell_status_name(r->status), json);
   esb_lua_set_bytes(L, "stdout", r->out.data ? r->out.data : "", r->out.len);
   esb_lua_set_bytes(L, "stderr", r->err.data ? r->err.data : "", r->err.len);
   lua_pushboolean(L, esb_capture_truncated(&r->out));
   lua_setfield(L, -2, "stdout_truncated");
   lua_pushboolean(L, esb_capture_truncated(&r->err));
   lua_setfield(L, -2, "stderr_truncated");
-  set_text(L, "value", r->value);
+  set_text(L, "value", r->value, json);
   if (r->status == ESB_CELL_ERROR) {
     lua_createtable(L, 0, 3);
-    set_text(L, "name", r->error_name ? r->error_name : "");
-    set_text(L, "message", r->error_message ? r->error_message : "");
-    set_text(L, "traceback", r->error_traceback ? r->error_traceback : "");
-  } else {
+    set_text(L, "name", r->error_name ? r->error_name : "", json);
+    set_text(L, "message", r->error_message ? r->error_message : "", json);
+    set_text(L, "traceback", r->error_traceback ? r->error_traceback : "", json);
+    lua_setfield(L, -2, "error");
+  } else if (json) {
     esb_json_field(L, "null");
+    lua_setfield(L, -2, "error");
   }
-  lua_setfield(L, -2, "error");
   lua_pushboolean(L, r->state_lost);
   lua_setfield(L, -2, "state_lost");
-  set_text(L, "message", r->message);
-  set_text(L, "code", r->failure != ESB_OK ? esb_error_name(r->failure) : NULL);
+  set_text(L, "message", r->message, json);
+  set_text(L, "code", r->failure != ESB_OK ? esb_error_name(r->failure) : NULL, json);
   lua_pushnumber(L, r->duration_ms);
   lua_setfield(L, -2, "duration_ms");
-  set_text(L, "session", r->session[0] ? r->session : NULL);
-  set_text(L, "language", language);
+  set_text(L, "session", r->session[0] ? r->session : NULL, json);
+  set_text(L, "language", language, json);
 }

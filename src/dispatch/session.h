@@ -66,7 +66,9 @@ int esb_session_plan_cell(struct esb_policy *policy, const char *language, uint6
 /* A cell's result as the object `session cell --json` and POST
  * /v1/sessions/ID/cell give: status, stdout, stderr, their _truncated,
  * value, error ({name, message, traceback} where it raised, else null),
- * state_lost, message, code, duration_ms, session, language. */
-void esb_session_push_cell(lua_State *L, const struct esb_cell_result *r, const char *language);
+ * state_lost, message, code, duration_ms, session, language. json: what
+ * is none is JSON null (cjson's, of a state of codec/json.h); else absent,
+ * as a Lua table has it (the Lua module's). */
+void esb_session_push_cell(lua_State *L, const struct esb_cell_result *r, const char *language, bool json);
 
 #endif

@@ -145,7 +145,7 @@ static _Noreturn void cell(struct esb_session_task *t) {
   struct esb_error err;
   if (!L)
     _exit(125);
-  esb_session_push_cell(L, &r, t->language);
+  esb_session_push_cell(L, &r, t->language, true);
   if (esb_json_encode(L, &err) < 0)
     _exit(125);
   size_t len;
