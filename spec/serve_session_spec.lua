@@ -345,6 +345,8 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     status, r = cell(d, s, "x")
     assert.are.equal(404, status)
     assert.are.same({ s.id, "deleted" }, { r.session, r.ended })
+    local ok, text = metric(d, "echo_sandbox_session_cells_total 4") -- the busy one did not go in
+    assert.is_true(ok, text)
   end)
 
   -- The host's file and directory the links point at are this case's own.

@@ -916,7 +916,7 @@ static void session_cell_done(struct conn *st) {
     st->s->m.rejected_bad += refused;
     respond_cell_refused(st, refused ? 400 : 409, !refused);
   } else {
-    st->s->m.session_runs++;
+    st->s->m.session_cells++;
     set_response(st, 200, "application/json", t->cell_json, strlen(t->cell_json));
   }
   free(t->cell_json);
