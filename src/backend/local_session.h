@@ -48,6 +48,8 @@ struct esb_session_options {
   const char *tenant_label; /* with max_per_tenant: the label whose value (or its
                                absence) names the session's tenant */
   uint64_t max_per_tenant;  /* 0: no limit */
+  char *const *kernels;     /* the languages whose cells the session takes (the policy's
+                               decision), kept in its record; NULL: none */
 };
 
 /* What `session show` and `ls` say of one. */
