@@ -61,4 +61,12 @@ describe("echo-sandbox session: hostile cells and runs", function()
           "kernel's pipes); that cell's result is 'died ... ended during the cell (exited with status 3)' " ..
           "though its code never ran, where the doc promises a new kernel and state_lost (seen 1 in 3 tries " ..
           "here; with a second between the cells the next cell ran in a new kernel)")
+
+  pending("charges the files the engine writes into a session's working dir (session cp, a run's files and " ..
+          "--code) to the session's memory: they are written by the engine's own process, so their tmpfs " ..
+          "pages are charged to the engine's memory cgroup (the CLI's, the daemon's), not the session's. Seen: " ..
+          "session create --memory 64Mi; session cp of 60 MiB: the session's memory.usage_in_bytes stayed at " ..
+          "323584; a run then allocated 50 MiB and exited 0 (110 MiB in a 64 MiB session); a run request with " ..
+          "a 40 MiB file in files: usage 393216 after it. The working dir's size (the memory limit) bounds it " ..
+          "a session, but a daemon with a memory limit of its own is charged for every tenant's files")
 end)
