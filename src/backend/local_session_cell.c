@@ -132,6 +132,7 @@ struct cell {
   enum { RUNNING, STOPPING, KILLING } phase;
   enum esb_cell_status stop;  /* STOPPING, KILLING: why */
   bool replied, conn_ended;
+  bool left_replies;          /* killed: it closed its fd 4 and did not end within the grace */
   struct esb_kernel_reply reply;
   struct esb_report report;   /* the kernel's pid 1's word at its end */
   size_t report_got;
@@ -321,8 +322,10 @@ static int poll_timeout(const struct cell *c) {
 static void on_timeout(struct cell *c) {
   if (c->phase == RUNNING)
     interrupt(c, ESB_CELL_TIMED_OUT);
-  else if (c->phase == STOPPING)
+  else if (c->phase == STOPPING) {
+    c->left_replies = c->stop == ESB_CELL__COUNT;
     kill_kernel(c);
+  }
   else
     c->conn_ended = true; /* the holder did not answer: a bound, the result says what we know */
 }
@@ -424,6 +427,10 @@ static void unanswered(struct cell *c, bool oom) {
   else if (esb_session_info(c->id, &info, &err) == 0 && info.end != ESB_SESSION_ALIVE)
     say(c->r, ESB_CELL_SESSION_ENDED, ESB_E_BACKEND, "session %s ended during the cell (%s)", c->id,
         esb_session_end_name(info.end));
+  else if (c->left_replies && !oom && c->report_got < sizeof c->report)
+    /* Its pid 1 said nothing of an end: the kill was ours, not the kernel's end. */
+    say(c->r, ESB_CELL_DIED, ESB_OK, "the %s kernel closed its replies (fd 4) during the cell and did not end "
+        "within %d ms: it was killed, its state is lost", c->language, ESB_CELL_GRACE_MS);
   else if (c->report_got == sizeof c->report && c->report.kind == ESB_REPORT_EXEC_FAILED) {
     c->r->state_lost = false; /* it never ran */
     say(c->r, ESB_CELL_FAILED, c->report.error == ENOENT ? ESB_E_EXEC_NOT_FOUND : ESB_E_EXEC_DENIED,
