@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "cli/session_k8s.h"
+#include "dispatch/session_k8s.h"
 #include "dispatch/session_create.h"
 #include "codec/json.h"
 #include "codec/convert.h"
@@ -335,7 +336,7 @@ static int session_create(int argc, char **argv) {
   }
   if (p.o.json) {
     if (esb_k8s_session_id(made.id))
-      esb_cli_k8s_push_made(p.L, &made);
+      esb_k8s_session_push_made(p.L, &made);
     else
       esb_session_push_info(p.L, &info);
     push_decision(p.L, &made, p.req.labels);
@@ -391,7 +392,7 @@ static int session_run(int argc, char **argv) {
   if (esb_session_check_run(&p.req, &err) < 0)
     esb_result_fail_error(&result, &err);
   else if (p.k8s)
-    esb_cli_k8s_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
+    esb_k8s_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   else
     esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
