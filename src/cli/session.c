@@ -548,7 +548,7 @@ static int session_cell(int argc, char **argv) {
   int rc = cell_options(argc, argv, &co);
   if (rc >= 0)
     return rc;
-  struct planned p = { .policy = NULL };
+  struct planned p = { .k8s = esb_k8s_session_id(co.id) };
   struct esb_error err = ESB_ERROR_INIT;
   struct esb_cell_result r = ESB_CELL_RESULT_INIT;
   size_t len = co.code ? strlen(co.code) : 0;
@@ -563,7 +563,10 @@ static int session_cell(int argc, char **argv) {
     cell_failed(&r, &err);
   } else {
     sigfd = esb_signal_fd(exit_signals, 3);
-    esb_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
+    if (p.k8s)
+      esb_k8s_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
+    else
+      esb_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
   }
   if (co.json && (p.L || (p.L = esb_json_state()))) {
     push_cell(p.L, &r, co.lang);

@@ -3,6 +3,7 @@
  * is kept on this machine. */
 #include "dispatch/session_k8s.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,12 @@
 
 #include "backend/k8s.h"
 #include "backend/k8s_session.h"
+#include "backend/kernel_reply.h"
 #include "codec/json.h"
 #include "codec/pod_status.h"
 #include "dispatch/session.h"
 #include "engine/runtime/loop.h"
+#include "engine/strv.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
 
@@ -170,6 +173,176 @@ void esb_k8s_session_run(const char *id, struct esb_plan *plan, struct esb_resul
   esb_result_move(result, &run.result);
   if (result->reason && strcmp(result->reason, "SessionEnded") == 0)
     say_why_ended(id, plan, result);
+}
+
+/* The relay's stdin: the request line, then the kernel's source. */
+static char *cell_input(const char *code, size_t len, const char *source, size_t *n) {
+  size_t cap = len + strlen(source) + 64;
+  char *buf = malloc(cap);
+  if (!buf)
+    return NULL;
+  *n = (size_t)snprintf(buf, cap, "{\"id\": 1, \"code\": \"");
+  if (esb_json_escape_append(&buf, n, &cap, code, len) < 0) {
+    free(buf);
+    return NULL;
+  }
+  size_t more = strlen(source) + 4;
+  char *grown = cap - *n < more ? realloc(buf, *n + more) : buf;
+  if (!grown) {
+    free(buf);
+    return NULL;
+  }
+  memcpy(grown + *n, "\"}\n", 3);
+  memcpy(grown + *n + 3, source, more - 3);
+  *n += more - 1;
+  return grown;
+}
+
+/* The relay's command: the cell script, the language, the deadline and
+ * the grace in seconds, the kernel's program and flag. */
+static int relay_argv(struct esb_plan *plan, const char *language, const char *const kernel[3]) {
+  char t[32], g[32];
+  snprintf(t, sizeof t, "%" PRIu64 ".%03" PRIu64, plan->timeout_ms / 1000, plan->timeout_ms % 1000);
+  snprintf(g, sizeof g, "%d.%03d", ESB_CELL_GRACE_MS / 1000, ESB_CELL_GRACE_MS % 1000);
+  const char *words[] = { "/bin/sh", "-c", esb_k8s_session_cell_script, "echo-sandbox", language, t, g,
+                          kernel[0], kernel[1] };
+  struct esb_strv sv = ESB_STRV_INIT;
+  int rc = 0;
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    rc |= esb_strv_push(&sv, words[i]);
+  if (rc) {
+    esb_strv_clear(&sv);
+    return -1;
+  }
+  esb_strv_free(plan->argv);
+  plan->argv = esb_strv_detach(&sv);
+  return 0;
+}
+
+static void cell_say(struct esb_cell_result *r, enum esb_cell_status status, enum esb_error_code code,
+                     const char *message) {
+  r->status = status;
+  r->failure = code;
+  free(r->message);
+  r->message = message ? strdup(message) : NULL;
+}
+
+static char *take(char **s) {
+  char *v = *s;
+  *s = NULL;
+  return v;
+}
+
+/* The kernel's reply line: its word on the cell (kernels/python.py). */
+static void replied(struct esb_cell_result *r, const char *line, size_t n) {
+  struct esb_kernel_reply k = ESB_KERNEL_REPLY_INIT;
+  if (esb_kernel_reply_parse(line, n, &k) < 0) {
+    cell_say(r, ESB_CELL_FAILED, ESB_E_BACKEND, "the kernel's reply could not be read");
+    return;
+  }
+  r->status = strcmp(k.status, "ok") == 0 ? ESB_CELL_OK : ESB_CELL_ERROR;
+  r->value = take(&k.value);
+  r->error_name = take(&k.name);
+  r->error_message = take(&k.message);
+  r->error_traceback = take(&k.traceback);
+  if (r->status == ESB_CELL_ERROR && !r->error_name) /* "interrupted" by the cell's own raise */
+    r->error_name = strdup(strcmp(k.status, "interrupted") == 0 ? "KeyboardInterrupt" : "KernelError");
+  esb_kernel_reply_release(&k);
+}
+
+static void set_capture(struct esb_capture *c, const char *p, size_t n, uint64_t total) {
+  c->data = malloc(n + 1);
+  c->len = c->data ? n : 0;
+  c->alloc = c->data ? n + 1 : 0;
+  c->total = total;
+  if (c->data) {
+    memcpy(c->data, p, n);
+    c->data[n] = '\0';
+  }
+}
+
+/* What the relay printed: its header (ours), the reply line, the output. */
+static void from_relay(struct esb_cell_result *r, struct esb_result *run, const char *language) {
+  const char *out = run->out.data ? run->out.data : "";
+  const char *nl = memchr(out, '\n', run->out.len);
+  const char *reply = nl ? nl + 1 : NULL;
+  const char *end = reply ? memchr(reply, '\n', run->out.len - (size_t)(reply - out)) : NULL;
+  char status[16] = "";
+  int lost = 0;
+  char message[160];
+  bool said = nl && sscanf(out, "esb-cell %15s %d", status, &lost) == 2;
+  if (said && strcmp(status, "busy") == 0) { /* nothing ran: no reply, no output */
+    snprintf(message, sizeof message, "another cell of the %s kernel is going on: nothing ran", language);
+    cell_say(r, ESB_CELL_BUSY, ESB_OK, message);
+    return;
+  }
+  if (!said || !end) {
+    cell_say(r, ESB_CELL_FAILED, ESB_E_BACKEND, "the cell's relay in the pod said nothing of the cell");
+    return;
+  }
+  size_t used = (size_t)(end + 1 - out);
+  set_capture(&r->out, end + 1, run->out.len - used, run->out.total - used);
+  esb_capture_release(&r->err);
+  r->err = run->err;
+  run->err = (struct esb_capture)ESB_CAPTURE_INIT;
+  r->state_lost = lost == 1;
+  if (strcmp(status, "died") == 0) {
+    snprintf(message, sizeof message, "the %s kernel ended during the cell: its state is lost", language);
+    cell_say(r, ESB_CELL_DIED, ESB_OK, message);
+  } else if (strcmp(status, "timed_out") == 0) {
+    snprintf(message, sizeof message, "the cell was interrupted at its deadline: the %s kernel %s", language,
+             r->state_lost ? "did not answer within the grace and was killed: its state is lost"
+                           : "keeps its state");
+    cell_say(r, ESB_CELL_TIMED_OUT, ESB_OK, message);
+  } else {
+    replied(r, reply, (size_t)(end - reply));
+    if (r->state_lost && r->status != ESB_CELL_FAILED) {
+      snprintf(message, sizeof message, "the %s kernel was started anew: its earlier state is lost", language);
+      cell_say(r, r->status, ESB_OK, message);
+    }
+  }
+}
+
+/* The run of the relay, as a cell's result. */
+static void from_run(struct esb_cell_result *r, struct esb_result *run, const char *language) {
+  r->duration_ms = run->duration_ms;
+  if (run->reason && strcmp(run->reason, "SessionEnded") == 0)
+    cell_say(r, ESB_CELL_SESSION_ENDED, ESB_E_INVALID_REQUEST, run->error_message);
+  else if (run->status == ESB_STATUS_ERROR && run->error == ESB_E_INTERRUPTED)
+    cell_say(r, ESB_CELL_INTERRUPTED, ESB_OK, run->error_message);
+  else if (run->status != ESB_STATUS_EXITED || run->exit_code != 0)
+    cell_say(r, ESB_CELL_FAILED, run->error != ESB_OK ? run->error : ESB_E_BACKEND,
+             run->error_message ? run->error_message : "the cell's relay in the pod failed");
+  else
+    from_relay(r, run, language);
+}
+
+void esb_k8s_session_cell(const char *id, const char *language, const char *code, size_t len,
+                          struct esb_plan *plan, struct esb_cell_result *r, int interrupt_fd) {
+  const char *kernel[3];
+  struct esb_error err = ESB_ERROR_INIT;
+  size_t n = 0;
+  char *input = NULL;
+  snprintf(r->session, sizeof r->session, "%s", id);
+  if (esb_session_kernel_argv(language, kernel, &err) < 0) {
+    cell_say(r, ESB_CELL_FAILED, err.code, err.message);
+    return;
+  }
+  if (!(input = cell_input(code, len, kernel[2], &n)) || relay_argv(plan, language, kernel) < 0) {
+    free(input);
+    cell_say(r, ESB_CELL_FAILED, ESB_E_SYSTEM, "out of memory");
+    return;
+  }
+  plan->stdin_data = input;
+  plan->stdin_len = n;
+  plan->stdin_fd = -1;
+  plan->timeout_ms += ESB_CELL_GRACE_MS + 10000; /* the relay's own deadline comes first */
+  struct esb_result run = ESB_RESULT_INIT;
+  esb_k8s_session_run(id, plan, &run, interrupt_fd, NULL);
+  from_run(r, &run, language);
+  esb_result_release(&run);
+  plan->stdin_data = NULL;
+  free(input);
 }
 
 int esb_k8s_session_remove_one(const struct esb_k8s_settings *k, const char *id, struct esb_error *err) {

@@ -13,6 +13,7 @@
 
 #include <lua.h>
 
+#include "backend/local_session.h"
 #include "backend/plan.h"
 #include "dispatch/session_create.h"
 #include "engine/contract/request.h"
@@ -52,6 +53,15 @@ int esb_k8s_session_plan_run(struct esb_policy *policy, struct esb_request *req,
  * that says why. As esb_session_run (backend/local_session.h). */
 void esb_k8s_session_run(const char *id, struct esb_plan *plan, struct esb_result *result, int interrupt_fd,
                          const struct esb_output_sink *output);
+
+/* Runs code (len bytes) as a cell of language's kernel in k8s session id:
+ * the kernel (the engine's, backend/local_session.h's list) is kept as a
+ * process in the pod from cell to cell, and each cell reaches it through
+ * a run of esb_k8s_session_cell_script (backend/k8s_session.h). plan: the
+ * kernel's, planned for k8s (its timeout_ms the cell's deadline); it is
+ * changed into the relay's. The result as esb_session_cell's. */
+void esb_k8s_session_cell(const char *id, const char *language, const char *code, size_t len,
+                          struct esb_plan *plan, struct esb_cell_result *r, int interrupt_fd);
 
 /* Deletes session id (k's namespace) and waits until it is gone; one with
  * no pod is ESB_E_INVALID_REQUEST, "does not exist". */
