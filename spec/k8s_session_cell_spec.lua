@@ -82,13 +82,18 @@ if minor then
         assert.is_nil(cmdline:find("python3", 1, true), "the kernel " .. pid .. " is left: " .. cmdline)
       end)
 
-      it("keeps a Node kernel's state from cell to cell", function()
+      it("keeps a Node kernel's state from cell to cell; a cell once the session is gone says so", function()
         local id = create()
         local r = cell(id, "node", "var x = 41")
         assert.are.equal("ok", r.status, cjson.encode(r))
         r = cell(id, "node", "x + 1")
         assert.are.same({ "ok", "42" }, { r.status, r.value }, cjson.encode(r))
         rm(id)
+        local status
+        r, status = cell(id, "node", "x")
+        assert.are.equal("session_ended", r.status, cjson.encode(r))
+        assert.truthy(r.message:find("does not exist", 1, true), r.message)
+        assert.are.equal(125, status)
       end)
 
       it("says what a cell raised, with its traceback, and keeps the earlier state", function()
