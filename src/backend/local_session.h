@@ -166,7 +166,7 @@ struct esb_cell_result {
   bool state_lost;                /* the kernel's earlier state is gone: it ran in a new
                                      kernel, or the kernel ended during it */
   double duration_ms;
-  char session[ESB_SESSION_ID_LEN + 1];
+  char session[40];               /* a local session's id, or a k8s session's (the longer) */
   enum esb_error_code failure;    /* failed: the engine's code */
   char *message;                  /* owned: the engine's word, where it has one */
 };
