@@ -52,11 +52,14 @@ describe("echo_sandbox.engine.kube", function()
     assert.are.equal("", kube.pod_status({ kind = "Pod", status = cjson.null }).phase)
   end)
 
-  it("lists pods with their expiry, and skips what has no name", function()
+  it("lists pods with their expiry and whether a session's has ended, and skips what has no name", function()
     local list = cjson.decode([[{"items":[
       {"metadata":{"name":"a","annotations":{"echo-sandbox.io/expires-at":"2026-01-01T00:00:00Z"}}},
-      {"metadata":{"name":"b"}}, {"metadata":{}}, 7]}]])
-    assert.are.same({ { "a", "2026-01-01T00:00:00Z" }, { "b", "" } }, kube.pods(list))
+      {"metadata":{"name":"b"}}, {"metadata":{}}, 7,
+      {"metadata":{"name":"s","labels":{"echo-sandbox.io/session":"true"}},"status":{"phase":"Succeeded"}},
+      {"metadata":{"name":"r"},"status":{"phase":"Succeeded"}}]}]])
+    assert.are.same({ { "a", "2026-01-01T00:00:00Z", false }, { "b", "", false }, { "s", "", true },
+                      { "r", "", false } }, kube.pods(list))
     assert.are.same({}, kube.pods(cjson.decode("{}")))
   end)
 

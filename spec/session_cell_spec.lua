@@ -275,6 +275,22 @@ describe("echo-sandbox session cell", function()
     remove(s)
   end)
 
+  -- The policy's session hook decides which languages have kernels; the
+  -- session's record keeps its answer (backend/local_session_cell.c,
+  -- policy_gave). Checked: without policy_gave, the python cell ran.
+  it("takes cells only in the languages the policy's session hook gave kernels", function()
+    local policy = env.policy_file 'policy.sessions.kernels = { "node" }'
+    finally(function() os.remove(policy) end)
+    local s = create("--policy", policy)
+    local r, code = cell(s.id, "python", "1")
+    assert.are.equal(125, code)
+    assert.are.equal("invalid_request", r.code)
+    assert.truthy(r.message:find("no kernel for language 'python' in this session (the policy's session hook "
+                                 .. "decides): the languages with one are node", 1, true), r.message)
+    assert.are.equal("2", cell(s.id, "node", "1 + 1").value)
+    remove(s)
+  end)
+
   -- A's cell makes a file and blocks until another appears; B's comes while
   -- it does. Checked: without the holder's BUSY, B was handed the kernel
   -- while A's cell went on, and did not say busy.

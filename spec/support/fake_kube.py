@@ -938,7 +938,7 @@ def life_procs(handler):
     """GET /_fake/procs: the pods whose container processes are alive, deleted pods too."""
     with state_lock:
         alive = ["%s/%s" % p.key for p in life_every_pod if p.proc and p.proc.poll() is None or
-                 any(e.poll() is None for e in p.execs)]
+                 any(e.poll() is None for e in p.execs) or p.execs and exec_marked(p)]
     handler.send_json(200, alive)
 
 
@@ -1070,14 +1070,43 @@ def exec_options(ap):
                     help="cut the exec connection once the stdout it relayed holds TEXT")
 
 
+def exec_mark(pod):
+    """What every process exec'd into the pod carries in its environment,
+    and passes on to what it starts: the container's cgroup, which holds a
+    process that left the exec's process group (setsid) too."""
+    return ("ESB_FAKE_CONTAINER=%d/%s/%s/%d" % ((os.getpid(),) + pod.key + (id(pod),))).encode()
+
+
+def exec_marked(pod):
+    """The pids of the live processes that carry the pod's mark."""
+    mark, found = exec_mark(pod) + b"\0", []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                if (b"\0" + f.read()).find(b"\0" + mark) >= 0:
+                    with open("/proc/%s/stat" % entry) as st:
+                        if st.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
 def exec_container_ended(pod):
-    """The container is gone: so are the processes exec'd into it."""
+    """The container is gone: so are the processes exec'd into it, and
+    every process they started, wherever it went (the runtime ends the
+    container's cgroup)."""
     for proc in list(pod.execs):
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    for pid in exec_marked(pod) if pod.execs else ():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def ws_upgrade(handler):
@@ -1143,6 +1172,8 @@ def exec_refused(handler, ns, name, pod):
 
 def exec_start(pod, argv):
     env = dict(pod.env)
+    key, value = exec_mark(pod).decode().split("=", 1)
+    env[key] = value
     if options.busybox and argv[:1] == ["/bin/sh"]:
         argv = [options.busybox, "sh"] + argv[1:]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -94,15 +94,18 @@ static void pass_on(struct esb_k8s_run *run, int stream, const char *data, size_
  * kubectl's words from the program's, and reads none of them. */
 
 /* Whether the program has begun: the plain command runs it right after the
- * start mark; the files wrapper sets up first and says on its first stdout
- * line that it runs it now (k8s_payload.h). Without the handshake nothing
- * tells: what comes is taken as the program's. */
+ * start mark on stderr and its twin on stdout, whichever stream brings its
+ * mark first (the two are not ordered: a connection cut after the program's
+ * first stdout may lose the stderr one); the files wrapper sets up first
+ * and says on its first stdout line that it runs it now (k8s_payload.h).
+ * Without the handshake nothing tells: what comes is taken as the
+ * program's. */
 static bool program_began(const struct esb_k8s_run *run) {
   if (!run->plan->k8s.handshake)
     return true;
   if (esb_k8s_payload_wanted(run->plan))
     return run->frames.start == ESB_K8S_START_STARTED;
-  return run->start_err.seen;
+  return run->start_err.seen || run->live_out.seen;
 }
 
 /* The stderr held while the wrapper set up, passed on once the program has
@@ -994,6 +997,20 @@ static void cut_exec_report(struct esb_capture *err, char *said, size_t n) {
   err->data[cut] = '\0';
 }
 
+/* kubectl's last "error: ..." line among its own words, into said (size
+ * n; "" when it has none). */
+static void last_error_line(const struct esb_k8s_run *run, char *said, size_t n) {
+  said[0] = '\0';
+  char *words = kubectl_words(run);
+  for (char *line = words; line && *line;) {
+    size_t len = strcspn(line, "\n");
+    if (strncmp(line, "error: ", 7) == 0)
+      snprintf(said, n, "%.*s", (int)len, line);
+    line += len + (line[len] == '\n');
+  }
+  free(words);
+}
+
 /* A run in a session: kubectl exec's exit code is the exec'd command's,
  * the wrapper's, which exits with the program's status once the program
  * has ended (the end mark); 128+N is signal N, as a shell says it. */
@@ -1006,6 +1023,8 @@ static bool decide_in_session(struct esb_k8s_run *run) {
   } else if (run->plan->k8s.handshake && !run->end_err.seen) {
     char said[512];
     cut_exec_report(&r->err, said, sizeof said);
+    if (!said[0]) /* the stderr mark was lost with the connection: all of it was kubectl's */
+      last_error_line(run, said, sizeof said);
     esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into session %s ended while the program ran on (%s): the "
                     "output is incomplete", run->plan->k8s.pod_name, said[0] ? said : "kubectl said nothing");
     r->reason = "AttachLost";

@@ -55,6 +55,55 @@ const char esb_k8s_session_run_script[] =
   "exec 3<&0; \"$@\" <&3 3<&- & c=$!; exec 3<&- </dev/null; "
   "wait \"$c\"; s=$?; reap; exit \"$s\"";
 
+/* A cell's command in the pod (a run's program: the run script around it
+ * ends what it leaves in its session). $1 the language, $2 the cell's
+ * deadline and $3 the grace of its interrupt, in seconds, then the
+ * kernel's program and its flag for code; stdin: the request line, then
+ * the kernel's source. The kernel's files are .echo-sandbox-kernel-LANG/
+ * in the working dir (the pod's own: /tmp may be shared where pods are
+ * not containers): pid (the kernel's), req and rep (fifos: its fd 3 and
+ * 4, which it holds open read-write, so that it never reads an end; the
+ * relay opens req before it starts the kernel, so that a request written
+ * before the kernel's own open is not lost), out and err (its output), lock (a
+ * directory: one cell at a time, holding the relay's pid; a dead relay's
+ * lock is taken over, and one without a pid yet is busy).
+ * The kernel is started at the first cell, and again once it has died
+ * (the cell then says its state was lost), by setsid: a session of its
+ * own, so that the end of the run it started in does not end it, and a
+ * process group of its own for the interrupt. A timer of ours interrupts
+ * the cell at its deadline (SIGINT to the kernel's group), and kills the
+ * kernel where it did not reply within the grace; the reply, or the end
+ * of the kernel ends the wait: the relay opens rep before it writes the
+ * request, so that a kernel that ends at once still ends a reader (and
+ * the timer makes a writer come and go for an open that waits on a kernel
+ * gone before it opened rep). What it prints: a header line "esb-cell
+ * STATUS LOST" (replied, timed_out, died or busy; LOST 1 where the
+ * kernel's earlier state is gone), the kernel's reply line, then the
+ * cell's stdout; its stderr is the cell's. The kernel's reply and output
+ * are the program's word; the header is ours, written before any of it
+ * (the cell's code runs in the same pod as this relay, as a run's does
+ * with the run script: the pod is the sandbox). */
+const char esb_k8s_session_cell_script[] =
+  "l=$1 t=$2 g=$3; shift 3; d=.echo-sandbox-kernel-$l; mkdir -p \"$d\" || exit 125; "
+  "alive() { kill -0 \"$1\" 2>/dev/null || return 1; s=; read -r s 2>/dev/null < /proc/$1/stat; "
+  "case ${s##*) } in Z*) return 1 ;; esac; }; "
+  "if ! mkdir \"$d/lock\" 2>/dev/null; then o=; read -r o 2>/dev/null < \"$d/lock/pid\"; "
+  "if [ -z \"$o\" ] || alive \"$o\"; then echo 'esb-cell busy 0'; exit 0; fi; "
+  "rm -rf \"$d/lock\"; mkdir \"$d/lock\" 2>/dev/null || { echo 'esb-cell busy 0'; exit 0; }; fi; "
+  "echo $$ > \"$d/lock/pid\"; trap 'rm -rf \"$d/lock\"' EXIT; "
+  "IFS= read -r q || exit 125; k=; read -r k 2>/dev/null < \"$d/pid\"; lost=0; "
+  "if [ -z \"$k\" ] || ! alive \"$k\"; then [ -z \"$k\" ] || lost=1; cat > \"$d/src\" || exit 125; "
+  "rm -f \"$d/req\" \"$d/rep\"; mkfifo \"$d/req\" \"$d/rep\" && exec 5<> \"$d/req\" || exit 125; "
+  "setsid \"$@\" \"$(cat \"$d/src\")\" 3<&5 5<&- 4<>\"$d/rep\" > \"$d/out\" 2> \"$d/err\" < /dev/null & "
+  "k=$!; echo \"$k\" > \"$d/pid\"; else cat > /dev/null; exec 5<> \"$d/req\" || exit 125; fi; "
+  "rm -f \"$d/late\" \"$d/killed\"; : > \"$d/out\"; : > \"$d/err\"; "
+  "( sleep \"$t\"; : > \"$d/late\"; kill -INT -\"$k\"; sleep \"$g\"; : > \"$d/killed\"; kill -KILL -\"$k\"; "
+  ": 1<> \"$d/rep\" ) < /dev/null > /dev/null 2>&1 & w=$!; "
+  "exec 6< \"$d/rep\" && printf '%s\\n' \"$q\" >&5 || exit 125; "
+  "r=; IFS= read -r r <&6; s=$?; kill \"$w\" 2>/dev/null; st=replied; "
+  "[ \"$s\" = 0 ] || { st=died; lost=1; }; [ -e \"$d/late\" ] && st=timed_out; [ -e \"$d/killed\" ] && lost=1; "
+  "printf 'esb-cell %s %s\\n%s\\n' \"$st\" \"$lost\" \"$r\"; cat \"$d/out\"; cat \"$d/err\" >&2; exit 0";
+
 bool esb_k8s_session_id(const char *s) {
   size_t n = sizeof ESB_K8S_SESSION_PREFIX - 1;
   if (!s || strncmp(s, ESB_K8S_SESSION_PREFIX, n) != 0 || strlen(s) != ESB_K8S_SESSION_ID_LEN)

@@ -42,6 +42,8 @@
 
 extern const char esb_k8s_session_wait_script[];
 extern const char esb_k8s_session_run_script[];
+/* A cell's relay to the kernel kept in the pod (k8s_session.c says how). */
+extern const char esb_k8s_session_cell_script[];
 
 /* Whether s has the form of a k8s session's id. */
 bool esb_k8s_session_id(const char *s);

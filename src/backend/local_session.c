@@ -174,6 +174,8 @@ static int write_info(struct making *m, const struct esb_session_options *o, str
                                     .memory_bytes = m->has_cgroup ? m->cgroup.memory_limit : 0 };
   for (char *const *l = o->labels; l && *l; l++) /* check_plan counted them */
     rec.labels[rec.n_labels++] = *l;
+  for (char *const *k = o->kernels; k && *k && rec.n_kernels < ESB_SESSION_RECORD_KERNELS; k++)
+    rec.kernels[rec.n_kernels++] = *k;
   for (int i = 0; i < ESB_CGROUP__COUNT; i++)
     rec.cgroups[i] = m->has_cgroup ? m->cgroup.dirs[i] : NULL;
   rec.cgroup_version = m->has_cgroup ? m->cgroup.version : ESB_CGROUP_NONE;

@@ -48,6 +48,8 @@ struct esb_session_options {
   const char *tenant_label; /* with max_per_tenant: the label whose value (or its
                                absence) names the session's tenant */
   uint64_t max_per_tenant;  /* 0: no limit */
+  char *const *kernels;     /* the languages whose cells the session takes (the policy's
+                               decision), kept in its record; NULL: none */
 };
 
 /* What `session show` and `ls` say of one. */
@@ -164,7 +166,7 @@ struct esb_cell_result {
   bool state_lost;                /* the kernel's earlier state is gone: it ran in a new
                                      kernel, or the kernel ended during it */
   double duration_ms;
-  char session[ESB_SESSION_ID_LEN + 1];
+  char session[40];               /* a local session's id, or a k8s session's (the longer) */
   enum esb_error_code failure;    /* failed: the engine's code */
   char *message;                  /* owned: the engine's word, where it has one */
 };

@@ -132,6 +132,7 @@ struct cell {
   enum { RUNNING, STOPPING, KILLING } phase;
   enum esb_cell_status stop;  /* STOPPING, KILLING: why */
   bool replied, conn_ended;
+  bool left_replies;          /* killed: it closed its fd 4 and did not end within the grace */
   struct esb_kernel_reply reply;
   struct esb_report report;   /* the kernel's pid 1's word at its end */
   size_t report_got;
@@ -321,8 +322,10 @@ static int poll_timeout(const struct cell *c) {
 static void on_timeout(struct cell *c) {
   if (c->phase == RUNNING)
     interrupt(c, ESB_CELL_TIMED_OUT);
-  else if (c->phase == STOPPING)
+  else if (c->phase == STOPPING) {
+    c->left_replies = c->stop == ESB_CELL__COUNT;
     kill_kernel(c);
+  }
   else
     c->conn_ended = true; /* the holder did not answer: a bound, the result says what we know */
 }
@@ -424,6 +427,10 @@ static void unanswered(struct cell *c, bool oom) {
   else if (esb_session_info(c->id, &info, &err) == 0 && info.end != ESB_SESSION_ALIVE)
     say(c->r, ESB_CELL_SESSION_ENDED, ESB_E_BACKEND, "session %s ended during the cell (%s)", c->id,
         esb_session_end_name(info.end));
+  else if (c->left_replies && !oom && c->report_got < sizeof c->report)
+    /* Its pid 1 said nothing of an end: the kill was ours, not the kernel's end. */
+    say(c->r, ESB_CELL_DIED, ESB_OK, "the %s kernel closed its replies (fd 4) during the cell and did not end "
+        "within %d ms: it was killed, its state is lost", c->language, ESB_CELL_GRACE_MS);
   else if (c->report_got == sizeof c->report && c->report.kind == ESB_REPORT_EXEC_FAILED) {
     c->r->state_lost = false; /* it never ran */
     say(c->r, ESB_CELL_FAILED, c->report.error == ENOENT ? ESB_E_EXEC_NOT_FOUND : ESB_E_EXEC_DENIED,
@@ -524,6 +531,24 @@ static void cell_in(struct cell *c, const char *dir, int slot, const struct esb_
   esb_session_record_release(&rec);
 }
 
+/* Whether the policy gave the session in dir a kernel of language (its
+ * record keeps the session hook's list); allowed gets the languages it
+ * did that the engine has a kernel of, for the refusal. */
+static bool policy_gave(const char *dir, const char *language, char *allowed, size_t n) {
+  struct esb_session_record rec;
+  allowed[0] = '\0';
+  if (esb_session_record_read(dir, &rec) < 0)
+    return true; /* the cell finds the session gone, and says so */
+  bool gave = false;
+  for (size_t i = 0, used = 0; i < rec.n_kernels; i++) {
+    gave |= strcmp(rec.kernels[i], language) == 0;
+    if (slot_of(rec.kernels[i]) >= 0 && used < n)
+      used += (size_t)snprintf(allowed + used, n - used, "%s%s", used ? ", " : "", rec.kernels[i]);
+  }
+  esb_session_record_release(&rec);
+  return gave;
+}
+
 void esb_session_cell(const char *id, const char *language, const char *code, size_t len,
                       const struct esb_plan *plan, struct esb_cell_result *r, int interrupt_fd) {
   uint64_t started = esb_now_ns();
@@ -544,9 +569,13 @@ void esb_session_cell(const char *id, const char *language, const char *code, si
     snprintf(r->session, sizeof r->session, "%s", info.id);
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/%s", esb_session_dir(), info.id);
+    char allowed[256];
     if (info.end != ESB_SESSION_ALIVE)
       say(r, ESB_CELL_SESSION_ENDED, ESB_E_INVALID_REQUEST, "session %s has ended (%s)", id,
           esb_session_end_name(info.end));
+    else if (!policy_gave(dir, language, allowed, sizeof allowed))
+      say(r, ESB_CELL_FAILED, ESB_E_INVALID_REQUEST, "no kernel for language '%s' in this session (the policy's "
+          "session hook decides): the languages with one are %s", language, allowed[0] ? allowed : "none");
     else
       cell_in(&c, dir, slot, plan, code, len);
   }

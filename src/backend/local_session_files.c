@@ -69,6 +69,8 @@ int esb_session_record_write(const char *dir, const struct esb_session_record *r
       fprintf(f, "cgroup %d %s\n", i, rec->cgroups[i]);
   for (size_t i = 0; i < rec->n_labels; i++)
     fprintf(f, "label %s\n", rec->labels[i]);
+  for (size_t i = 0; i < rec->n_kernels; i++)
+    fprintf(f, "kernel %s\n", rec->kernels[i]);
   if (fclose(f) != 0)
     return esb_error_errno(err, ESB_E_SYSTEM, "writing %s", path);
   return 0;
@@ -98,6 +100,8 @@ static void read_line(struct esb_session_record *rec, char *line) {
     rec->cgroups[v] = strchr(value, ' ') + 1;
   } else if (strcmp(line, "label") == 0 && rec->n_labels < ESB_SESSION_RECORD_LABELS) {
     rec->labels[rec->n_labels++] = value;
+  } else if (strcmp(line, "kernel") == 0 && rec->n_kernels < ESB_SESSION_RECORD_KERNELS) {
+    rec->kernels[rec->n_kernels++] = value;
   }
 }
 

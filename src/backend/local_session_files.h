@@ -15,6 +15,7 @@
 
 /* The most labels a record keeps (policy/session.h's ESB_SESSION_LABELS_MAX). */
 #define ESB_SESSION_RECORD_LABELS 64
+#define ESB_SESSION_RECORD_KERNELS 16
 
 /* The engine's record of a session: its `info` file. */
 struct esb_session_record {
@@ -29,6 +30,8 @@ struct esb_session_record {
   enum esb_cgroup_version cgroup_version;
   const char *labels[ESB_SESSION_RECORD_LABELS]; /* "KEY=VALUE", checked when it was made */
   size_t n_labels;
+  const char *kernels[ESB_SESSION_RECORD_KERNELS]; /* the languages the policy gave kernels */
+  size_t n_kernels;
   char *owned;               /* read back: the strings above point in here */
 };
 

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "cli/session_k8s.h"
+#include "dispatch/session_k8s.h"
 #include "dispatch/session_create.h"
 #include "codec/json.h"
 #include "codec/convert.h"
@@ -367,7 +368,7 @@ static int session_create(int argc, char **argv) {
   }
   if (p.o.json) {
     if (esb_k8s_session_id(made.id))
-      esb_cli_k8s_push_made(p.L, &made);
+      esb_k8s_session_push_made(p.L, &made);
     else
       esb_session_push_info(p.L, &info);
     push_decision(p.L, &made, p.req.labels);
@@ -423,7 +424,7 @@ static int session_run(int argc, char **argv) {
   if (esb_session_check_run(&p.req, &err) < 0)
     esb_result_fail_error(&result, &err);
   else if (p.k8s)
-    esb_cli_k8s_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
+    esb_k8s_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   else
     esb_session_run(id, &p.plan, &result, sigfd, p.o.json ? NULL : &ours);
   if (result.status == ESB_STATUS_ERROR)
@@ -540,7 +541,7 @@ static int session_cell(int argc, char **argv) {
   int rc = cell_options(argc, argv, &co);
   if (rc >= 0)
     return rc;
-  struct planned p = { .policy = NULL };
+  struct planned p = { .k8s = esb_k8s_session_id(co.id) };
   struct esb_error err = ESB_ERROR_INIT;
   struct esb_cell_result r = ESB_CELL_RESULT_INIT;
   size_t len = co.code ? strlen(co.code) : 0;
@@ -555,7 +556,10 @@ static int session_cell(int argc, char **argv) {
     cell_failed(&r, &err);
   } else {
     sigfd = esb_signal_fd(exit_signals, 3);
-    esb_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
+    if (p.k8s)
+      esb_k8s_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
+    else
+      esb_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
   }
   if (co.json && (p.L || (p.L = esb_json_state()))) {
     esb_session_push_cell(p.L, &r, co.lang, true);

@@ -79,7 +79,8 @@ struct server {
 };
 
 /* What a request that runs something asks for. */
-enum conn_kind { CONN_RUN, CONN_SESSION_CREATE, CONN_SESSION_RUN, CONN_SESSION_DELETE, CONN_SESSION_CELL };
+enum conn_kind { CONN_RUN, CONN_SESSION_CREATE, CONN_SESSION_RUN, CONN_SESSION_DELETE, CONN_K8S_SESSION_ASK,
+                 CONN_SESSION_CELL };
 
 /* One HTTP request. */
 struct conn {
@@ -98,7 +99,8 @@ struct conn {
   struct esb_request req;
   enum conn_kind kind;
   struct esb_job job;       /* CONN_RUN */
-  char session[ESB_SESSION_ID_LEN + 1]; /* the others: the session's id, once known */
+  char session[ESB_K8S_SESSION_ID_LEN + 1]; /* the others: the session's id, once known (a local
+                                               session's, or a k8s session's: its pod's name) */
   struct esb_session_options session_options;
   struct esb_session_task task;
   struct esb_session_info info; /* DELETE: the session as it was */
@@ -523,14 +525,23 @@ static struct gone *gone_note(struct server *s, const char *id, enum esb_session
 /* 404 for a session that is not there: id unknown (end ALIVE), or ended,
  * and why. The body is an error result's, with the session's id and
  * "ended" (doc/openapi.json's SessionGone). */
+static void respond_gone_said(struct conn *st, const char *id, const char *ended, const char *message);
+
 static void respond_session_gone(struct conn *st, const char *id, enum esb_session_end end) {
   char message[128];
   if (!id)
-    snprintf(message, sizeof message, "no such session: a session id is %d hex digits", ESB_SESSION_ID_LEN);
+    snprintf(message, sizeof message, "no such session: a session id is %d hex digits, or a k8s session's "
+             ESB_K8S_SESSION_PREFIX " and %d", ESB_SESSION_ID_LEN, ESB_K8S_SESSION_HEX);
   else if (end == ESB_SESSION_ALIVE)
     snprintf(message, sizeof message, "no session %s", id);
   else
     snprintf(message, sizeof message, "session %s has ended (%s)", id, esb_session_end_name(end));
+  respond_gone_said(st, id, end == ESB_SESSION_ALIVE ? NULL : esb_session_end_name(end), message);
+}
+
+/* The 404 of a session that is not there, message saying why; ended: how
+ * it ended, where the daemon knows. */
+static void respond_gone_said(struct conn *st, const char *id, const char *ended, const char *message) {
   lua_State *L = st->s->L;
   lua_createtable(L, 0, 4);
   set_field(L, "status", "error");
@@ -541,7 +552,7 @@ static void respond_session_gone(struct conn *st, const char *id, enum esb_sessi
   lua_setfield(L, -2, "retryable");
   lua_setfield(L, -2, "error");
   set_field(L, "session", id);
-  set_field(L, "ended", end == ESB_SESSION_ALIVE ? NULL : esb_session_end_name(end));
+  set_field(L, "ended", ended);
   respond_table(st, 404);
 }
 
@@ -643,6 +654,103 @@ static int alive_session(struct conn *st, const char *url, struct esb_session_in
   return 0;
 }
 
+/* ---- sessions on k8s ----
+ * A k8s session is its pod (backend/k8s_session.h): nothing of it is kept
+ * here, so any daemon on the cluster serves it. Each answer asks the
+ * cluster with kubectl, in a helper (dispatch/session_task.h): the loop
+ * never waits for the cluster. */
+
+/* Whether the path names a k8s session (its pod's name): kept in st. */
+static bool k8s_session_in(struct conn *st, const char *url) {
+  char id[128];
+  esb_route_id(url, id, sizeof id);
+  if (!esb_k8s_session_id(id))
+    return false;
+  memcpy(st->session, id, sizeof st->session);
+  return true;
+}
+
+/* Whether GET /v1/sessions lists the k8s sessions too: where the policy's
+ * default backend is k8s, or ?backend=k8s asks. A daemon of the local
+ * backend does not ask a cluster it may not have. */
+static bool lists_k8s(struct conn *st) {
+  const char *b = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "backend");
+  const char *ours = st->s->ready_backend;
+  return b ? strcmp(b, "k8s") == 0 : ours && strcmp(ours, "k8s") == 0;
+}
+
+/* How a k8s session ended, as its run's error message says it
+ * (dispatch/session_k8s.h); NULL where it says none (it is gone). */
+static const char *k8s_ended_in(const char *message) {
+  static const char *const ends[] = { "ttl", "idle", "deleted", "memory", "evicted", "died" };
+  char said[32];
+  for (size_t i = 0; message && i < sizeof ends / sizeof ends[0]; i++) {
+    snprintf(said, sizeof said, "has ended (%s)", ends[i]);
+    if (strstr(message, said))
+      return ends[i];
+  }
+  return NULL;
+}
+
+static void session_task_done(struct esb_session_task *t, void *userdata);
+static void respond_sessions(struct conn *st, const char *k8s_json);
+
+/* A helper for op on session st->session (none for a list), the
+ * connection suspended until it has answered. -1: answered already (500). */
+static int start_asking(struct conn *st, enum esb_session_op op) {
+  struct server *s = st->s;
+  struct esb_error err;
+  st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
+  st->task.op = op;
+  memcpy(st->task.id, st->session, sizeof st->task.id);
+  st->task.policy = s->policy;
+  st->task.on_done = session_task_done;
+  st->task.userdata = st;
+  if (esb_session_task_start(&s->tasks, &st->task, &err) < 0) {
+    respond_error(st, 500, err.code, err.message);
+    return -1;
+  }
+  st->running = true;
+  MHD_suspend_connection(st->c);
+  return 0;
+}
+
+static int start_k8s_ask(struct conn *st, enum esb_session_op op) {
+  st->kind = CONN_K8S_SESSION_ASK;
+  return start_asking(st, op);
+}
+
+/* What the cluster said of a show, a DELETE or the list. A session shown
+ * or deleted once it had ended is a 404 that says why (its pod deleted
+ * all the same, by a DELETE), as a local one's. */
+static void k8s_ask_done(struct conn *st) {
+  struct esb_session_task *t = &st->task;
+  struct esb_error err;
+  char message[160];
+  bool deleted = t->op == ESB_SESSION_OP_REMOVE && strcmp(t->k8s_ended, "deleted") == 0;
+  if (t->op == ESB_SESSION_OP_K8S_LIST && t->error.code == ESB_OK) {
+    respond_sessions(st, t->k8s_json);
+  } else if (t->error.code == ESB_E_INVALID_REQUEST) { /* it has no pod */
+    respond_gone_said(st, st->session, NULL, t->error.message);
+  } else if (t->error.code != ESB_OK) {
+    respond_error(st, 500, t->error.code, t->error.message);
+  } else if (t->k8s_ended[0] && !deleted) {
+    snprintf(message, sizeof message, "session %s has ended (%s)", st->session, t->k8s_ended);
+    respond_gone_said(st, st->session, t->k8s_ended, message);
+  } else if (t->k8s_json && esb_json_decode(st->s->L, t->k8s_json, strlen(t->k8s_json), &err) == 0) {
+    respond_table(st, 200);
+  } else {
+    respond_error(st, 500, ESB_E_SYSTEM, "the session's helper gave no answer");
+  }
+  if (deleted)
+    st->s->m.sessions_ended[ESB_SESSION_END_DELETED]++;
+  free(t->k8s_json);
+  t->k8s_json = NULL;
+  esb_result_release(&t->result);
+  st->running = false;
+  MHD_resume_connection(st->c);
+}
+
 static void on_session_output(int stream, const char *data, size_t len, void *userdata) {
   struct conn *st = userdata;
   esb_output_events_feed(&st->events, stream, data, len);
@@ -658,8 +766,13 @@ static void session_run_done(struct conn *st) {
    * ended, or was removed, between the look before and the run: answered
    * as a request is, 400 or 404, unless its answer has begun (streamed). */
   bool refused = r.status == ESB_STATUS_ERROR && r.error == ESB_E_INVALID_REQUEST && !st->streaming;
-  bool gone = refused && (esb_session_info(st->session, &info, &err) < 0 || info.end != ESB_SESSION_ALIVE);
-  if (gone) {
+  bool k8s = esb_k8s_session_id(st->session);
+  bool gone = refused && !k8s &&
+              (esb_session_info(st->session, &info, &err) < 0 || info.end != ESB_SESSION_ALIVE);
+  if (refused && k8s && r.reason && strcmp(r.reason, "SessionEnded") == 0) {
+    respond_gone_said(st, st->session, k8s_ended_in(r.error_message), r.error_message);
+    admitted_ended(st);
+  } else if (gone) {
     respond_session_gone(st, st->session, err.code == ESB_OK ? info.end : ESB_SESSION_ALIVE);
     admitted_ended(st);
   } else if (refused) {
@@ -675,10 +788,30 @@ static void session_run_done(struct conn *st) {
 
 /* The session as made: its info, and "clamped", the notes of what the
  * policy lowered, where it lowered something. */
+static void respond_made(struct conn *st);
+
 static void respond_created(struct conn *st, const struct esb_session_info *info) {
+  esb_session_push_info(st->s->L, info);
+  respond_made(st);
+}
+
+/* A k8s session as made: the object its helper made of it (nothing of it
+ * is on this machine to read). */
+static void respond_k8s_created(struct conn *st) {
+  struct esb_error err;
+  const char *json = st->task.k8s_json;
+  if (!json || esb_json_decode(st->s->L, json, strlen(json), &err) < 0) {
+    respond_error(st, 500, ESB_E_SYSTEM, "the session's helper gave no object of the k8s session made");
+    return;
+  }
+  respond_made(st);
+}
+
+/* The object on top of the stack as a create's answer (201), with
+ * "clamped". */
+static void respond_made(struct conn *st) {
   lua_State *L = st->s->L;
   const struct esb_strv *notes = &st->task.clamped;
-  esb_session_push_info(L, info);
   if (notes->n) {
     lua_createtable(L, (int)notes->n, 0);
     for (size_t i = 0; i < notes->n; i++) {
@@ -694,7 +827,10 @@ static void session_created(struct conn *st) {
   struct server *s = st->s;
   struct esb_error err = st->task.error;
   struct esb_session_info info;
-  if (err.code == ESB_OK && esb_session_info(st->task.id, &info, &err) == 0) {
+  if (err.code == ESB_OK && esb_k8s_session_id(st->task.id)) {
+    s->m.sessions_created++;
+    respond_k8s_created(st);
+  } else if (err.code == ESB_OK && esb_session_info(st->task.id, &info, &err) == 0) {
     s->m.sessions_created++;
     respond_created(st, &info);
   } else if (err.code == ESB_E_TOO_MANY_SESSIONS) { /* one of the tenant's may end */
@@ -708,6 +844,7 @@ static void session_created(struct conn *st) {
   }
   esb_result_release(&st->task.result);
   esb_strv_clear(&st->task.clamped);
+  free(st->task.k8s_json);
   admitted_ended(st);
 }
 
@@ -735,6 +872,8 @@ static void session_task_done(struct esb_session_task *t, void *userdata) {
   (void)t;
   if (st->kind == CONN_SESSION_CELL)
     session_cell_done(st);
+  else if (st->kind == CONN_K8S_SESSION_ASK)
+    k8s_ask_done(st);
   else if (st->kind == CONN_SESSION_RUN)
     session_run_done(st);
   else if (st->kind == CONN_SESSION_CREATE)
@@ -750,7 +889,9 @@ static bool start_session_task(struct conn *st) {
   struct esb_error err = ESB_ERROR_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
   bool create = st->kind == CONN_SESSION_CREATE;
-  int rc = create ? 0 : esb_session_plan_run(s->policy, &st->req, &plan, &err);
+  int rc = create                           ? 0
+           : esb_k8s_session_id(st->session) ? esb_k8s_session_plan_run(s->policy, &st->req, &plan, &err)
+                                             : esb_session_plan_run(s->policy, &st->req, &plan, &err);
   st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
   st->task.op = create ? ESB_SESSION_OP_CREATE : ESB_SESSION_OP_RUN;
   memcpy(st->task.id, st->session, sizeof st->task.id);
@@ -789,23 +930,10 @@ static bool start_session_task(struct conn *st) {
 
 /* DELETE /v1/sessions/ID: ends it and removes what it held, off the loop. */
 static enum MHD_Result handle_delete(struct conn *st, const char *url) {
-  struct server *s = st->s;
   if (alive_session(st, url, &st->info) < 0)
     return send_response(st);
   st->kind = CONN_SESSION_DELETE;
-  st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
-  st->task.op = ESB_SESSION_OP_REMOVE;
-  memcpy(st->task.id, st->session, sizeof st->task.id);
-  st->task.on_done = session_task_done;
-  st->task.userdata = st;
-  struct esb_error err;
-  if (esb_session_task_start(&s->tasks, &st->task, &err) < 0) {
-    respond_error(st, 500, err.code, err.message);
-    return send_response(st);
-  }
-  st->running = true;
-  MHD_suspend_connection(st->c);
-  return MHD_YES;
+  return start_asking(st, ESB_SESSION_OP_REMOVE) < 0 ? send_response(st) : MHD_YES;
 }
 
 static void list_alive(const struct esb_session_info *info, void *arg) {
@@ -816,15 +944,31 @@ static void list_alive(const struct esb_session_info *info, void *arg) {
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 }
 
-/* GET /v1/sessions: {"sessions": [...]}, the live ones, whoever made them. */
-static void respond_sessions(struct conn *st) {
+/* The live k8s sessions' objects (JSON text of an array) appended to the
+ * array on top of the stack. */
+static int list_k8s(lua_State *L, const char *k8s_json, struct esb_error *err) {
+  if (!k8s_json)
+    return 0;
+  if (esb_json_decode(L, k8s_json, strlen(k8s_json), err) < 0)
+    return -1;
+  for (lua_Integer i = 1; lua_type(L, -1) == LUA_TTABLE && i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -3, (lua_Integer)lua_rawlen(L, -3) + 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* GET /v1/sessions: {"sessions": [...]}, the live ones, whoever made them;
+ * k8s_json: the live k8s sessions too (JSON text of an array), or NULL. */
+static void respond_sessions(struct conn *st, const char *k8s_json) {
   struct server *s = st->s;
   lua_State *L = s->L;
   struct esb_error err;
   sweep(s);
   lua_createtable(L, 0, 1);
   lua_createtable(L, (int)s->sessions_alive, 0);
-  if (esb_session_list(list_alive, L, &err) < 0) {
+  if (esb_session_list(list_alive, L, &err) < 0 || list_k8s(L, k8s_json, &err) < 0) {
     lua_pop(L, 2);
     respond_error(st, 500, err.code, err.message);
     return;
@@ -1192,11 +1336,13 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
     st->kind = CONN_SESSION_CREATE;
     return handle_run(st);
   case ESB_ENDPOINT_SESSION_RUN:
-    if (alive_session(st, url, &st->info) < 0)
+    if (!k8s_session_in(st, url) && alive_session(st, url, &st->info) < 0)
       break;
     st->kind = CONN_SESSION_RUN;
     return handle_run(st);
   case ESB_ENDPOINT_SESSION_DELETE:
+    if (k8s_session_in(st, url))
+      return start_k8s_ask(st, ESB_SESSION_OP_REMOVE) < 0 ? send_response(st) : MHD_YES;
     return handle_delete(st, url);
   case ESB_ENDPOINT_SESSION_CELL:
     if (k8s_not_served(st, url) || alive_session(st, url, &st->info) < 0)
@@ -1212,11 +1358,16 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
       respond_file(st, esb_route_path(url));
     break;
   case ESB_ENDPOINT_SESSION_SHOW:
+    if (k8s_session_in(st, url))
+      return start_k8s_ask(st, ESB_SESSION_OP_K8S_SHOW) < 0 ? send_response(st) : MHD_YES;
     if (alive_session(st, url, &st->info) == 0)
       respond_info(st, 200, &st->info);
     break;
   case ESB_ENDPOINT_SESSION_LIST:
-    respond_sessions(st);
+    if (!lists_k8s(st))
+      respond_sessions(st, NULL);
+    else if (start_k8s_ask(st, ESB_SESSION_OP_K8S_LIST) == 0)
+      return MHD_YES;
     break;
   case ESB_ENDPOINT_LANGUAGES:
     respond_languages(st);

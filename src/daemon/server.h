@@ -19,10 +19,14 @@
  *   POST /v1/sessions  a session's create (dispatch/session.h) -> 201 and the
  *                  session; 400 for a body that is not one (named)
  *   GET /v1/sessions   200 {"sessions": [...]}: the live ones, whoever made them
+ *                  (the k8s ones of the policy's cluster too where its default
+ *                  backend is k8s, or ?backend=k8s asks)
  *   GET|DELETE /v1/sessions/ID  the session / ends it and removes what it
  *                  held (200); unknown or ended: 404 with why it ended
  *   POST /v1/sessions/ID/run[?stream=1]  a run in the session, answered as
  *                  POST /v1/run's, with "session"
+ *                  (ID a k8s session's, its pod's name: each of these asks the
+ *                  cluster, dispatch/session_k8s.h; the daemon keeps nothing of it)
  *                  (a session's create, run and remove are done by helper
  *                  processes, dispatch/session_task.h; every second the
  *                  directory of sessions is looked over, and what an ended

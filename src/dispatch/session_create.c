@@ -39,7 +39,8 @@ int esb_session_make(struct esb_policy *policy, struct esb_request *req, uint64_
     return esb_k8s_session_create(&made->plan, d->ttl_ms, d->idle_timeout_ms, esb_lua_parse_pod_status, made->id,
                                   err);
   struct esb_session_options so = { .ttl_ms = d->ttl_ms, .idle_timeout_ms = d->idle_timeout_ms, .labels = req->labels,
-                                    .tenant_label = d->tenant_label, .max_per_tenant = d->max_per_tenant };
+                                    .tenant_label = d->tenant_label, .max_per_tenant = d->max_per_tenant,
+                                    .kernels = d->kernels };
   return esb_session_create(&made->plan, &so, made->id, err);
 }
 

@@ -2,10 +2,10 @@
  *
  * The helper's word is frames on a pipe: a header (kind, length), then the
  * bytes. Output comes as it comes ('o' stdout, 'e' stderr); a create's
- * notes of what the policy lowered ('N', one each); the last frame is the
- * run's result ('R'), a cell's ('C': its status and failure, then its
- * JSON), or a
- * create's or remove's outcome ('D'). */
+ * notes of what the policy lowered ('N', one each); a k8s session's object,
+ * or the list of them, as JSON ('J'); the last frame is the run's result
+ * ('R'), a cell's ('C': its status and failure, then its JSON), or another
+ * op's outcome ('D'). */
 #include "dispatch/session_task.h"
 
 #include <errno.h>
@@ -34,8 +34,9 @@ struct frame {
 /* What a create or remove says, in a 'D' frame. */
 struct outcome {
   struct esb_error error;
-  char id[ESB_SESSION_ID_LEN + 1];
+  char id[ESB_K8S_SESSION_ID_LEN + 1];
   enum esb_session_end was;
+  char ended[ESB_K8S_ENDED_MAX]; /* a k8s session's why */
 };
 
 /* The helper's fds once it has put its own in place. */
@@ -124,11 +125,37 @@ static void helper_fds(int frames, int interrupt) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* A k8s session just made, as JSON: nothing of it is on this machine for
+ * the parent to read. */
+static void send_k8s_made(const struct esb_session_made *made) {
+  lua_State *L = esb_json_state();
+  struct esb_error err;
+  if (!L)
+    return;
+  esb_k8s_session_push_made(L, made);
+  if (esb_json_encode(L, &err) == 0)
+    send_frame('J', lua_tostring(L, -1), lua_rawlen(L, -1));
+  lua_close(L);
+}
+
+/* A k8s session's remove or show, or the list: the answer as JSON. */
+static void k8s_answer(struct esb_session_task *t, struct outcome *o) {
+  enum esb_k8s_answer what = t->op == ESB_SESSION_OP_K8S_LIST   ? ESB_K8S_ANSWER_LIST
+                             : t->op == ESB_SESSION_OP_K8S_SHOW ? ESB_K8S_ANSWER_SHOW
+                                                                : ESB_K8S_ANSWER_REMOVE;
+  char *json = NULL;
+  if (esb_k8s_session_answer(t->policy, what, t->id, &json, o->ended, &o->error) == 0)
+    send_frame('J', json, strlen(json));
+  free(json);
+}
+
 /* The session as the policy decides it; the notes of what it lowered. */
 static void create(struct esb_session_task *t, struct outcome *o) {
   struct esb_session_made made = ESB_SESSION_MADE_INIT;
   if (esb_session_make(t->policy, t->req, t->options.ttl_ms, t->options.idle_timeout_ms, &made, &o->error) == 0)
     memcpy(o->id, made.id, sizeof o->id);
+  if (o->error.code == ESB_OK && esb_k8s_session_id(made.id))
+    send_k8s_made(&made);
   char **const notes[] = { made.decision.clamped, made.plan.clamped };
   for (size_t i = 0; i < 2; i++)
     for (char **v = notes[i]; v && *v; v++)
@@ -166,7 +193,10 @@ static _Noreturn void helper(struct esb_session_task *t, int frames, int interru
   if (t->op == ESB_SESSION_OP_RUN) {
     struct esb_result r = ESB_RESULT_INIT;
     struct esb_output_sink sink = { .fn = send_output, .fds = { -1, -1 } };
-    esb_session_run(t->id, t->plan, &r, INTERRUPT_FD, t->output.fn ? &sink : NULL);
+    if (esb_k8s_session_id(t->id)) /* the plan is this process's copy, a fork's */
+      esb_k8s_session_run(t->id, (struct esb_plan *)t->plan, &r, INTERRUPT_FD, t->output.fn ? &sink : NULL);
+    else
+      esb_session_run(t->id, t->plan, &r, INTERRUPT_FD, t->output.fn ? &sink : NULL);
     send_result(&r);
     _exit(0);
   }
@@ -174,6 +204,8 @@ static _Noreturn void helper(struct esb_session_task *t, int frames, int interru
     cell(t);
   if (t->op == ESB_SESSION_OP_CREATE)
     create(t, &o);
+  else if (t->op == ESB_SESSION_OP_K8S_LIST || esb_k8s_session_id(t->id))
+    k8s_answer(t, &o);
   else
     esb_session_remove(t->id, &o.was, &o.error);
   send_frame('D', &o, sizeof o);
@@ -271,6 +303,9 @@ static void take_frames(struct esb_session_task *t) {
       char *note = strndup(p, h.len);
       if (note)
         esb_strv_take(&t->clamped, note);
+    } else if (h.kind == 'J') {
+      free(t->k8s_json);
+      t->k8s_json = strndup(p, h.len);
     } else if (h.kind == 'R') {
       esb_result_release(&t->result);
       t->got_outcome = take_result(p, h.len, &t->result) == 0;
@@ -287,6 +322,7 @@ static void take_frames(struct esb_session_task *t) {
       memcpy(&o, p, sizeof o);
       t->error = o.error;
       t->was = o.was;
+      memcpy(t->k8s_ended, o.ended, sizeof t->k8s_ended);
       if (t->op == ESB_SESSION_OP_CREATE)
         memcpy(t->id, o.id, sizeof t->id);
       t->got_outcome = true;

@@ -23,8 +23,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "backend/k8s_session.h"
 #include "backend/local_session.h"
 #include "backend/plan.h"
+#include "dispatch/session_k8s.h"
 #include "engine/contract/result.h"
 #include "engine/error.h"
 #include "engine/strv.h"
@@ -47,18 +49,25 @@ void esb_session_tasks_close(struct esb_session_tasks *set);
 /* esb_session_task_interrupt for every run in flight. */
 void esb_session_tasks_interrupt(struct esb_session_tasks *set);
 
-enum esb_session_op { ESB_SESSION_OP_CREATE, ESB_SESSION_OP_RUN, ESB_SESSION_OP_REMOVE, ESB_SESSION_OP_CELL };
+/* A k8s session's (its id of esb_k8s_session_id's form) create, run and
+ * remove are these ops too, done on the cluster (dispatch/session_k8s.h);
+ * K8S_SHOW and K8S_LIST ask the cluster for one or for the live ones. CELL:
+ * a cell of a local session's kernel. */
+enum esb_session_op { ESB_SESSION_OP_CREATE, ESB_SESSION_OP_RUN, ESB_SESSION_OP_REMOVE, ESB_SESSION_OP_K8S_SHOW,
+                      ESB_SESSION_OP_K8S_LIST, ESB_SESSION_OP_CELL };
 typedef void (*esb_session_task_done_fn)(struct esb_session_task *t, void *userdata);
 
 struct esb_session_task {
   /* inputs */
   enum esb_session_op op;
-  char id[ESB_SESSION_ID_LEN + 1]; /* run, remove: the session; create: its id, once made */
+  char id[ESB_K8S_SESSION_ID_LEN + 1]; /* run, remove: the session; create: its id, once made
+                                          (a local session's or a k8s session's, the longer) */
   const struct esb_plan *plan;     /* run, cell (the kernel's): read by the helper only (not kept) */
   const char *language, *code;     /* cell: read by the helper only */
   size_t code_len;
   struct esb_policy *policy;       /* create: the session as the policy decides it
-                                      (esb_session_make), in the helper */
+                                      (esb_session_make), in the helper; a k8s
+                                      session's remove, show, list: its cluster */
   struct esb_request *req;         /* create: its request (the helper's copy is changed) */
   struct esb_session_options options; /* create: ttl_ms and idle_timeout_ms as asked */
   struct esb_output_sink output;   /* run: the callback gets the output as it comes, on the
@@ -76,6 +85,10 @@ struct esb_session_task {
   enum esb_error_code cell_failure; /* cell: the engine's code, where FAILED */
   struct esb_strv clamped;         /* create: the notes of what the policy lowered; the
                                       caller clears it (esb_strv_clear) */
+  char *k8s_json;                  /* a k8s session's create, remove, show: its object;
+                                      list: an array of the live ones (JSON text; the
+                                      caller frees it) */
+  char k8s_ended[ESB_K8S_ENDED_MAX]; /* a k8s session's remove, show: why it ended ("" alive) */
   /* private */
   struct esb_session_tasks *set;
   struct esb_session_task *next, *prev;

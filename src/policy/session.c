@@ -18,6 +18,8 @@ void esb_session_decision_release(struct esb_session_decision *d) {
 
 /* The languages with a kernel where the policy says nothing of them. */
 static const char *const default_kernels[] = { "python", "node" };
+/* A language's name as the session's record keeps it: one word. */
+#define LANGUAGE_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-"
 
 static char **strv_of(const char *const *v, size_t n) {
   struct esb_strv sv = ESB_STRV_INIT;
@@ -187,8 +189,8 @@ int esb_read_session_decision(lua_State *L, struct esb_session_decision *d, stru
   size_t n = 0;
   d->kernels = esb_fields_strv(&f, t, "kernels", ESB_FIELDS_ARRAY, &n);
   for (size_t i = 0; d->kernels && i < n && !f.failed; i++)
-    if (!d->kernels[i][0])
-      esb_fields_bad(&f, t, "kernels", "an array of language names");
+    if (!d->kernels[i][0] || strspn(d->kernels[i], LANGUAGE_NAME_CHARS) != strlen(d->kernels[i]))
+      esb_fields_bad(&f, t, "kernels", "an array of language names (letters, digits, '.', '_', '+', '-')");
   if (!f.failed && !d->kernels && !(d->kernels = strv_of(NULL, 0)))
     esb_fields_nomem(&f, "kernels");
   return f.failed ? -1 : 0;
