@@ -1203,6 +1203,14 @@ static void respond_file(struct conn *st, const char *path) {
   free(data);
 }
 
+/* A session's file put or got, or a directory of its working dir listed. */
+static void answer_files(struct conn *st, enum esb_endpoint endpoint, const char *url) {
+  if (endpoint == ESB_ENDPOINT_SESSION_PUT)
+    handle_put(st, url);
+  else if (!k8s_not_served(st, url) && alive_session(st, url, &st->info) == 0)
+    respond_file(st, esb_route_path(url));
+}
+
 /* ---- requests ---- */
 
 /* The body as the conn's kind reads it: a request, or a session's create. */
@@ -1329,7 +1337,8 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
   struct server *s = st->s;
   const char *allowed = NULL;
   char buf[16384];
-  switch (esb_route(method, url, &allowed)) {
+  enum esb_endpoint endpoint = esb_route(method, url, &allowed);
+  switch (endpoint) {
   case ESB_ENDPOINT_RUN:
     return handle_run(st);
   case ESB_ENDPOINT_SESSION_CREATE:
@@ -1350,12 +1359,9 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
     st->kind = CONN_SESSION_CELL;
     return handle_run(st);
   case ESB_ENDPOINT_SESSION_PUT:
-    handle_put(st, url);
-    break;
   case ESB_ENDPOINT_SESSION_GET:
   case ESB_ENDPOINT_SESSION_FILES:
-    if (!k8s_not_served(st, url) && alive_session(st, url, &st->info) == 0)
-      respond_file(st, esb_route_path(url));
+    answer_files(st, endpoint, url);
     break;
   case ESB_ENDPOINT_SESSION_SHOW:
     if (k8s_session_in(st, url))
