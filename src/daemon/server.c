@@ -984,15 +984,15 @@ static void respond_sessions(struct conn *st, const char *k8s_json) {
 
 /* ---- a session's cells and files ---- */
 
-/* Cells and files of a k8s session (its id a pod's name) are not served
- * here yet: answered 501, saying what is (true). */
+/* The files of a k8s session (its id a pod's name) are not served here
+ * yet: answered 501, saying what is (true). */
 static bool k8s_not_served(struct conn *st, const char *url) {
   char id[128];
   esb_route_id(url, id, sizeof id);
   if (!esb_k8s_session_id(id))
     return false;
-  respond_error(st, 501, ESB_E_INVALID_REQUEST, "cells and files of a k8s session are not served by the daemon "
-                "yet: a k8s session takes runs (POST /v1/sessions/{id}/run)");
+  respond_error(st, 501, ESB_E_INVALID_REQUEST, "the files of a k8s session are not served by the daemon yet: "
+                "its runs and cells are (POST /v1/sessions/{id}/run, /cell)");
   return true;
 }
 
@@ -1002,7 +1002,7 @@ static bool start_session_cell(struct conn *st) {
   struct server *s = st->s;
   struct esb_error err = ESB_ERROR_INIT;
   struct esb_plan plan = ESB_PLAN_INIT;
-  int rc = esb_session_plan_cell(s->policy, st->cell.language, st->cell.timeout_ms, &plan, &err);
+  int rc = esb_session_plan_cell(s->policy, st->session, st->cell.language, st->cell.timeout_ms, &plan, &err);
   st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
   st->task.op = ESB_SESSION_OP_CELL;
   memcpy(st->task.id, st->session, sizeof st->task.id);
@@ -1026,17 +1026,22 @@ static bool start_session_cell(struct conn *st) {
 /* A cell that did not go in, as an error result: busy (409: another cell
  * of the kernel goes on; it may go in later, so retryable), or refused
  * (400). The words are the cell result's message. */
-static void respond_cell_refused(struct conn *st, unsigned http, bool busy) {
+/* The engine's word in the cell's result ("message"), into buf. */
+static void cell_message(struct conn *st, char *buf, size_t n) {
   lua_State *L = st->s->L;
   struct esb_error err;
-  struct esb_result r = ESB_RESULT_INIT;
-  const char *message = "the cell did not go in";
   int top = lua_gettop(L);
   bool decoded = esb_json_decode(L, st->task.cell_json, strlen(st->task.cell_json), &err) == 0;
-  if (decoded && lua_getfield(L, -1, "message") == LUA_TSTRING)
-    message = lua_tostring(L, -1);
-  esb_result_fail(&r, busy ? ESB_E_BACKEND_UNAVAILABLE : st->task.cell_failure, "%s", message);
+  snprintf(buf, n, "%s", decoded && lua_getfield(L, -1, "message") == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                                  : "the cell did not go in");
   lua_settop(L, top);
+}
+
+static void respond_cell_refused(struct conn *st, unsigned http, bool busy) {
+  struct esb_result r = ESB_RESULT_INIT;
+  char message[1024];
+  cell_message(st, message, sizeof message);
+  esb_result_fail(&r, busy ? ESB_E_BACKEND_UNAVAILABLE : st->task.cell_failure, "%s", message);
   r.retryable = busy;
   snprintf(r.session, sizeof r.session, "%s", st->session);
   respond_result(st, http, &r);
@@ -1050,9 +1055,14 @@ static void session_cell_done(struct conn *st) {
   struct esb_session_info info;
   struct esb_error err = ESB_ERROR_INIT;
   bool failed = t->cell_status == ESB_CELL_SESSION_ENDED || t->cell_status == ESB_CELL_FAILED;
-  bool gone = failed && (esb_session_info(st->session, &info, &err) < 0 || info.end != ESB_SESSION_ALIVE);
+  bool k8s = esb_k8s_session_id(st->session); /* its pod's word: nothing of it is here */
+  bool gone = failed && !k8s && (esb_session_info(st->session, &info, &err) < 0 || info.end != ESB_SESSION_ALIVE);
   bool refused = t->cell_json && t->cell_status == ESB_CELL_FAILED && t->cell_failure == ESB_E_INVALID_REQUEST;
-  if (gone) {
+  char message[1024];
+  if (k8s && t->cell_json && t->cell_status == ESB_CELL_SESSION_ENDED) {
+    cell_message(st, message, sizeof message);
+    respond_gone_said(st, st->session, k8s_ended_in(message), message);
+  } else if (gone) {
     respond_session_gone(st, st->session, err.code == ESB_OK ? info.end : ESB_SESSION_ALIVE);
   } else if (!t->cell_json) {
     respond_error(st, 500, t->error.code, t->error.message);
@@ -1354,7 +1364,7 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
       return start_k8s_ask(st, ESB_SESSION_OP_REMOVE) < 0 ? send_response(st) : MHD_YES;
     return handle_delete(st, url);
   case ESB_ENDPOINT_SESSION_CELL:
-    if (k8s_not_served(st, url) || alive_session(st, url, &st->info) < 0)
+    if (!k8s_session_in(st, url) && alive_session(st, url, &st->info) < 0)
       break;
     st->kind = CONN_SESSION_CELL;
     return handle_run(st);

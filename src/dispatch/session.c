@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "codec/convert.h"
+#include "backend/k8s_session.h"
 #include "codec/json.h"
+#include "dispatch/session_k8s.h"
 #include "luaglue/fields.h"
 
 /* What a create's body may carry besides ttl_ms and idle_timeout_ms: what
@@ -160,7 +162,7 @@ void esb_session_cell_body_release(struct esb_session_cell_body *c) {
   *c = (struct esb_session_cell_body){ .language = NULL };
 }
 
-int esb_session_plan_cell(struct esb_policy *policy, const char *language, uint64_t timeout_ms,
+int esb_session_plan_cell(struct esb_policy *policy, const char *id, const char *language, uint64_t timeout_ms,
                           struct esb_plan *plan, struct esb_error *err) {
   const char *argv[3];
   *plan = (struct esb_plan)ESB_PLAN_INIT;
@@ -178,7 +180,8 @@ int esb_session_plan_cell(struct esb_policy *policy, const char *language, uint6
   }
   int rc = !req.program || !req.args || !req.args[0] || !req.args[1]
              ? esb_error_set(err, ESB_E_SYSTEM, "out of memory")
-             : esb_session_plan_run(policy, &req, plan, err);
+           : esb_k8s_session_id(id) ? esb_k8s_session_plan_run(policy, &req, plan, err)
+                                    : esb_session_plan_run(policy, &req, plan, err);
   esb_request_release(&req);
   return rc;
 }

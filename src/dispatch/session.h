@@ -56,11 +56,11 @@ struct esb_session_cell_body {
 int esb_session_cell_read(lua_State *L, int idx, struct esb_session_cell_body *c, struct esb_error *err);
 void esb_session_cell_body_release(struct esb_session_cell_body *c);
 
-/* The plan of language's kernel in a session, as a run in it is planned
- * (esb_session_plan_run): its timeout_ms is the cell's deadline. A
- * language without a kernel is ESB_E_INVALID_REQUEST naming those that
- * have one. */
-int esb_session_plan_cell(struct esb_policy *policy, const char *language, uint64_t timeout_ms,
+/* The plan of language's kernel in session id, as a run in it is planned
+ * (esb_session_plan_run; for a k8s session's id, esb_k8s_session_plan_run):
+ * its timeout_ms is the cell's deadline. A language without a kernel is
+ * ESB_E_INVALID_REQUEST naming those that have one. */
+int esb_session_plan_cell(struct esb_policy *policy, const char *id, const char *language, uint64_t timeout_ms,
                           struct esb_plan *plan, struct esb_error *err);
 
 /* A cell's result as the object `session cell --json` and POST

@@ -167,7 +167,10 @@ static void create(struct esb_session_task *t, struct outcome *o) {
  * result's owned strings need no framing of their own. */
 static _Noreturn void cell(struct esb_session_task *t) {
   struct esb_cell_result r = ESB_CELL_RESULT_INIT;
-  esb_session_cell(t->id, t->language, t->code, t->code_len, t->plan, &r, INTERRUPT_FD);
+  if (esb_k8s_session_id(t->id)) /* the plan is this process's copy, a fork's */
+    esb_k8s_session_cell(t->id, t->language, t->code, t->code_len, (struct esb_plan *)t->plan, &r, INTERRUPT_FD);
+  else
+    esb_session_cell(t->id, t->language, t->code, t->code_len, t->plan, &r, INTERRUPT_FD);
   lua_State *L = esb_json_state();
   struct esb_error err;
   if (!L)

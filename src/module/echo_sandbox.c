@@ -295,7 +295,7 @@ static int sbx_session_cell(lua_State *L) {
   *plan = (struct esb_plan)ESB_PLAN_INIT;
   struct esb_error err;
   if (esb_session_cell_read(L, 2, &box->body, &err) < 0 ||
-      esb_session_plan_cell(policy, box->body.language, box->body.timeout_ms, plan, &err) < 0)
+      esb_session_plan_cell(policy, id, box->body.language, box->body.timeout_ms, plan, &err) < 0)
     return fail(L, err.message);
   struct esb_cell_result *r = &box->result;
   esb_session_cell(id, box->body.language, box->body.code, box->body.len, plan, r, -1);
