@@ -38,6 +38,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "backend/k8s_session.h"
 #include "dispatch/execute.h"
 #include "dispatch/session.h"
 #include "dispatch/session_create.h"
@@ -235,6 +236,11 @@ static int fail(lua_State *L, const char *message) {
   return 2;
 }
 
+/* The module's sessions are local ones: a k8s session (its id a pod's
+ * name) goes through the CLI or the daemon. */
+static const char no_k8s[] = "the Lua module's sessions are local: a k8s session's go through `echo-sandbox "
+                             "session` or the daemon";
+
 /* session_create(body [, options]): the new session's id. */
 static int sbx_session_create(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -248,6 +254,8 @@ static int sbx_session_create(lua_State *L) {
   struct esb_error err;
   if (esb_session_create_request(L, 1, req, &o, &err) < 0)
     return fail(L, err.message);
+  if (req->backend == ESB_BACKEND_K8S)
+    return fail(L, no_k8s);
   int rc = esb_session_make(policy, req, o.ttl_ms, o.idle_timeout_ms, &made, &err);
   char id[sizeof made.id];
   memcpy(id, made.id, sizeof id);
@@ -265,6 +273,8 @@ static int sbx_session_run(lua_State *L) {
   struct esb_policy *policy = options_policy(L, 3);
   if (!policy)
     return 2;
+  if (esb_k8s_session_id(id))
+    return fail(L, no_k8s);
   struct esb_request *req = boxed(L, sizeof *req, REQUEST_MT);
   struct esb_plan *plan = boxed(L, sizeof *plan, PLAN_MT);
   struct esb_result *result = boxed(L, sizeof *result, RESULT_MT);
@@ -289,6 +299,8 @@ static int sbx_session_cell(lua_State *L) {
   struct esb_policy *policy = options_policy(L, 3);
   if (!policy)
     return 2;
+  if (esb_k8s_session_id(id))
+    return fail(L, no_k8s);
   struct cell_box *box = boxed(L, sizeof *box, CELL_MT);
   struct esb_plan *plan = boxed(L, sizeof *plan, PLAN_MT);
   *box = (struct cell_box){ .result = ESB_CELL_RESULT_INIT };
@@ -311,6 +323,8 @@ static int sbx_session_cell(lua_State *L) {
 static int sbx_session_delete(lua_State *L) {
   const char *id = luaL_checkstring(L, 1);
   enum esb_session_end was;
+  if (esb_k8s_session_id(id))
+    return fail(L, no_k8s);
   struct esb_error err;
   if (esb_session_remove(id, &was, &err) < 0)
     return fail(L, err.message);
