@@ -128,6 +128,33 @@ if minor then
         assert.are.equal(404, status)
       end)
 
+      -- The kernel is a process in the pod: a cell through one daemon, the
+      -- next through a second, the state kept.
+      -- Checked: with the cell's plan made for the local backend (no k8s
+      -- branch in esb_session_plan_cell), the first cell failed; with the
+      -- route's 501 for a k8s id kept, it answered 501.
+      it("runs cells of a k8s session through two daemons, the kernel's state kept", function()
+        local one, two = start(), start()
+        local s = create(one, { backend = "k8s" })
+        local function cell(d, code)
+          return daemon.request(d, "POST", "/v1/sessions/" .. s.id .. "/cell",
+                                cjson.encode { language = "python", code = code })
+        end
+        local status, r = cell(one, "x = 41")
+        assert.are.equal(200, status, cjson.encode(r))
+        assert.are.same({ "ok", s.id }, { r.status, r.session })
+        status, r = cell(two, "x + 1")
+        assert.are.equal(200, status, cjson.encode(r))
+        assert.are.equal("42", r.value)
+        status, r = daemon.request(one, "POST", "/v1/sessions/" .. s.id .. "/cell",
+                                   cjson.encode { language = "cobol", code = "1" })
+        assert.are.equal(400, status, cjson.encode(r))
+        assert.are.equal(200, (daemon.request(two, "DELETE", "/v1/sessions/" .. s.id)))
+        status, r = cell(one, "x")
+        assert.are.equal(404, status, cjson.encode(r))
+        assert.are.equal(s.id, r.session)
+      end)
+
       -- The run waits on a fifo that the client writes only once it has
       -- read the first event; meanwhile the same daemon answers a show of
       -- the session, which asks the cluster too.

@@ -1,7 +1,7 @@
 -- The MCP server (clients/mcp), driven by the MCP SDK's own client over
 -- stdio (clients/mcp/test/*.test.js, node --test): its one-shot calls
 -- (server.test.js) through the CLI and through a daemon of this build, its
--- session per connection (session.test.js) through the CLI; then by a
+-- session per connection (session.test.js) through both; then by a
 -- client of another make, the MCP Inspector's CLI (a devDependency pinned
 -- in clients/mcp/package-lock.json).
 local env = require "spec.support.env"
@@ -38,6 +38,22 @@ describe("the MCP server", function()
     local port = d.addr:match("(%d+)$")
     node_test("ECHO_SANDBOX_BIN=/nonexistent ECHO_SANDBOX_URL=http://127.0.0.1:" .. port,
               "clients/mcp/test/server.test.js", 10)
+  end)
+
+  -- The session per connection through a daemon whose directory of
+  -- sessions the tests read (`session ls`): run_code's cells go to POST
+  -- /v1/sessions/{id}/cell. Checked: against a daemon without the cell
+  -- route, the first run_code was a tool error (no such endpoint).
+  it("keeps a session per connection through a daemon: run_code twice sees the first's variable", function()
+    local dir = assert(io.popen("mktemp -d")):read("l")
+    local d = daemon.start(nil, nil, "ECHO_SANDBOX_SESSION_DIR=" .. dir)
+    finally(function()
+      daemon.stop(d)
+      os.execute("rm -rf " .. env.quote(dir))
+    end)
+    local port = d.addr:match("(%d+)$")
+    node_test("ECHO_SANDBOX_BIN=" .. env.quote(env.cli) .. " ECHO_SANDBOX_URL=http://127.0.0.1:" .. port ..
+              " ECHO_SANDBOX_SESSION_DIR=" .. dir, "clients/mcp/test/session.test.js", 11)
   end)
 
   -- The Inspector's CLI: one call, its JSON answer decoded (what comes

@@ -16,8 +16,9 @@ local function get(port, path)
 end
 
 -- Starts nginx with dir/nginx.conf; in an `it`, stops it and the daemon d
--- when the spec ends. Returns nginx's pid.
-local function start_nginx(dir, d)
+-- when the spec ends, then calls after (when given: busted keeps one
+-- finally an `it`). Returns nginx's pid.
+local function start_nginx(dir, d, after)
   local p = io.popen(("nginx -p %s -c %s/nginx.conf -e %s/error.log >%s/out.log 2>&1 & echo $!")
     :format(dir, dir, dir, dir))
   local nginx_pid = p:read("l")
@@ -26,6 +27,7 @@ local function start_nginx(dir, d)
     os.execute("kill -QUIT " .. nginx_pid .. " 2>/dev/null; while kill -0 " .. nginx_pid ..
                " 2>/dev/null; do sleep 0.01; done")
     daemon.stop(d)
+    if after then after() end
   end)
   return nginx_pid
 end
@@ -44,8 +46,14 @@ end
 describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
   env.check_leaks()
 
-  it("runs code through the daemon on a unix socket", function()
-    local d = daemon.start(nil, "unix")
+  it("runs code through the daemon on a unix socket, in a session too", function()
+    local sessions = assert(io.popen("mktemp -d")):read("l")
+    local function no_session_left()
+      local left = assert(io.popen("ls -A " .. sessions)):read("a")
+      os.execute("rm -rf " .. env.quote(sessions))
+      assert.are.equal("", left, "sessions left")
+    end
+    local d = daemon.start(nil, "unix", "ECHO_SANDBOX_SESSION_DIR=" .. sessions)
     local dir = d.dir .. "/nginx"
     assert(os.execute("mkdir " .. dir))
     local port = free_port()
@@ -56,7 +64,7 @@ describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
       :gsub("@DIR@", dir):gsub("@PORT@", tostring(port)):gsub("@ROOT@", root):gsub("@USER@", user)
       :gsub("@SOCKET@", (d.addr:gsub("^unix:", "")))
     env.write_file(dir .. "/nginx.conf", conf)
-    local nginx_pid = start_nginx(dir, d)
+    local nginx_pid = start_nginx(dir, d, no_session_left)
     local status, body = first_answer(port, "/run")
     assert.are.equal(200, status, body .. (env.read_file(dir .. "/error.log") or ""))
     local r = cjson.decode(body)
@@ -81,6 +89,17 @@ describe("nginx with lua-nginx-module and resty.echo_sandbox", function()
     assert.are.equal("one\nthree\n", seen[#seen].result.stdout)
     status, body = get(port, "/invalid-stream")
     assert.truthy(body:find("HTTP 400", 1, true), body)
+    -- sessions: create, run, cell, delete
+    status, body = get(port, "/session")
+    assert.are.equal(200, status, body)
+    seen = cjson.decode(body)
+    local id = seen[1].id
+    assert.truthy(id, body)
+    assert.are.same({ id, "kept\n" }, { seen[2].session, seen[3].stdout })
+    assert.are.same({ "ok", "42" }, { seen[4].status, seen[5].value })
+    assert.truthy(seen[6]:find("HTTP 400: no kernel for language 'cobol'", 1, true), seen[6])
+    assert.are.same({ "ended", "deleted" }, { seen[7].state, seen[7].ended })
+    assert.truthy(seen[8]:find("HTTP 404: session " .. id .. " has ended (deleted)", 1, true), seen[8])
   end)
 end)
 

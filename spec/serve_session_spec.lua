@@ -294,6 +294,136 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     end
   end)
 
+  local function cell(d, s, code, extra)
+    local body = { language = "python", code = code }
+    for k, v in pairs(extra or {}) do body[k] = v end
+    return daemon.request(d, "POST", "/v1/sessions/" .. s.id .. "/cell", cjson.encode(body))
+  end
+
+  -- A's cell blocks on a fifo of the working dir (made by a run) that a
+  -- run writes once B's cell has been answered: B's answer, 409, came while
+  -- A went on, so A's cell is off the daemon's loop.
+  -- Checked: with the BUSY status answered as any cell (200), B's answer
+  -- was 200 with status busy; with the cell's helper waited for on the
+  -- daemon's loop (in start_session_cell), nothing else was answered until
+  -- A's cell reached its deadline, and B then ran (200).
+  it("keeps a kernel's state from cell to cell, and refuses a second cell while one goes on (409)", function()
+    local d = start()
+    finally(function() stop(d) end)
+    local s = create(d)
+    local status, r = cell(d, s, "x = 41")
+    assert.are.equal(200, status, cjson.encode(r))
+    assert.are.same({ "ok", s.id, "python" }, { r.status, r.session, r.language })
+    status, r = cell(d, s, "x + 1")
+    assert.are.equal(200, status)
+    assert.are.equal("42", r.value)
+    status, r = cell(d, s, "raise ValueError('no')")
+    assert.are.equal(200, status)
+    assert.are.same({ "error", "ValueError", "no" }, { r.status, r.error.name, r.error.message })
+    assert.truthy(r.error.traceback:find("ValueError", 1, true))
+    assert.are.equal(200, (run(d, s, { shell = "mkfifo go" })))
+    local a = io.popen(("python3 spec/support/http_client.py request %s POST %s %s"):format(env.quote(d.addr),
+      "/v1/sessions/" .. s.id .. "/cell", env.quote(cjson.encode { language = "python", timeout_ms = 60000,
+        code = "open('a-started', 'w').close()\nprint(open('go').read(), end='')\nx + 2" })))
+    assert.is_true(until_true(function()
+      return (daemon.request(d, "GET", "/v1/sessions/" .. s.id .. "/files/a-started")) == 200
+    end), "A's cell did not start")
+    local b
+    status, b = daemon.send(d, "POST", "/v1/sessions/" .. s.id .. "/cell",
+                            { body = cjson.encode { language = "python", code = "'b'" }, deadline = 30 })
+    assert.are.equal(409, status, cjson.encode(b))
+    assert.are.same({ "error", "backend_unavailable", true, s.id },
+                    { b.status, b.error.code, b.error.retryable, b.session })
+    assert.are.equal(200, (run(d, s, { shell = "echo released > go" })))
+    local answer = cjson.decode(a:read("a"))
+    a:close()
+    assert.are.equal(200, answer.status, answer.body)
+    r = cjson.decode(answer.body)
+    assert.are.same({ "ok", "released\n", "43" }, { r.status, r.stdout, r.value })
+    assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. s.id)))
+    assert_gone(s)
+    status, r = cell(d, s, "x")
+    assert.are.equal(404, status)
+    assert.are.same({ s.id, "deleted" }, { r.session, r.ended })
+    local ok, text = metric(d, "echo_sandbox_session_cells_total 4") -- the busy one did not go in
+    assert.is_true(ok, text)
+  end)
+
+  -- The host's file and directory the links point at are this case's own.
+  -- Checked: with the working dir's paths resolved without RESOLVE_BENEATH
+  -- and the rest (backend/local_session_files.c), the GET through the
+  -- planted link answered the host file's bytes.
+  it("puts files a run reads and gets files a run wrote, never through a link a run planted", function()
+    local outside = os.tmpname()
+    os.remove(outside)
+    assert(os.execute("mkdir -m 777 " .. outside .. " && echo host-secret > " .. outside .. "/secret"))
+    local d = start("--max-body 4096")
+    finally(function()
+      stop(d)
+      os.execute("rm -rf " .. env.quote(outside))
+    end)
+    local s = create(d)
+    local files = "/v1/sessions/" .. s.id .. "/files/"
+    local status, put = daemon.request(d, "PUT", files .. "in/hello.txt", "from the client\n")
+    assert.are.equal(200, status, cjson.encode(put))
+    assert.are.same({ "in/hello.txt", 16 }, { put.path, math.tointeger(put.size) })
+    local _, r = run(d, s, { shell = "cat in/hello.txt; echo made-by-a-run > out.txt; " ..
+                                     "ln -s " .. outside .. "/secret planted; ln -s " .. outside .. " dir" })
+    assert.are.equal("from the client\n", r.stdout)
+    local got, headers
+    status, got, headers = daemon.send(d, "GET", files .. "out.txt", {})
+    assert.are.same({ 200, "made-by-a-run\n", "application/octet-stream" }, { status, got, headers["content-type"] })
+    local list
+    status, list = daemon.request(d, "GET", "/v1/sessions/" .. s.id .. "/files")
+    assert.are.equal(200, status)
+    local names = {}
+    for _, e in ipairs(list.entries) do names[e.name] = e.type end
+    assert.are.same({ ["in"] = "dir", ["out.txt"] = "file", planted = "link", dir = "link" }, names)
+    status, list = daemon.request(d, "GET", files .. "in")
+    assert.are.same({ 200, "in", "hello.txt" }, { status, list.path, list.entries[1].name })
+    local refused
+    status, refused = daemon.request(d, "GET", files .. "planted")
+    assert.are.equal(400, status, cjson.encode(refused))
+    assert.truthy(refused.error.message:find("leads outside", 1, true), refused.error.message)
+    status, refused = daemon.request(d, "PUT", files .. "dir/new", "from the client")
+    assert.are.equal(400, status, cjson.encode(refused))
+    assert.truthy(refused.error.message:find("leads outside", 1, true), refused.error.message)
+    assert.is_nil(io.open(outside .. "/new"))
+    status, refused = daemon.request(d, "PUT", files .. "big", ("x"):rep(5000))
+    assert.are.equal(413, status)
+    status, refused = daemon.request(d, "GET", files .. "missing")
+    assert.are.equal(400, status)
+    assert.truthy(refused.error.message:find("no such file", 1, true), refused.error.message)
+    assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. s.id)))
+    assert_gone(s)
+    status, refused = daemon.request(d, "GET", files .. "out.txt")
+    assert.are.same({ 404, "deleted" }, { status, refused.ended })
+    status, refused = daemon.request(d, "PUT", files .. "x", "x")
+    assert.are.same({ 404, "deleted" }, { status, refused.ended })
+  end)
+
+  it("refuses a bad cell with 400 (a language without a kernel named), a k8s session's files with 501", function()
+    local d = start()
+    finally(function() stop(d) end)
+    local s = create(d)
+    for _, case in ipairs {
+      { { language = "ruby", code = "1" }, "the languages with one are python" },
+      { { language = "python" }, "'code' must be a string" },
+      { { language = "python", code = "1", timeout_ms = 0 }, "'timeout_ms'" },
+      { { language = "python", code = "1", shell = "true" }, "unknown field 'shell'" },
+    } do
+      local status, body = daemon.request(d, "POST", "/v1/sessions/" .. s.id .. "/cell", cjson.encode(case[1]))
+      assert.are.equal(400, status, cjson.encode(case[1]))
+      assert.truthy(body.error.message:find(case[2], 1, true), body.error.message)
+    end
+    local k8s = "echo-sandbox-s-" .. ("0123456789ab"):rep(2)
+    local status, body = daemon.request(d, "GET", "/v1/sessions/" .. k8s .. "/files/a")
+    assert.are.equal(501, status)
+    assert.truthy(body.error.message:find("k8s session", 1, true), body.error.message)
+    assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. s.id)))
+    assert_gone(s)
+  end)
+
   it("refuses bad bodies with 400 naming the field, and unknown sessions with 404; makes nothing", function()
     local d = start()
     finally(function() stop(d) end)

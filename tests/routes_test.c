@@ -33,6 +33,16 @@ int main(void) {
   is_int(esb_route("POST", "/v1/sessions/a/run/x", NULL), ESB_ENDPOINT_NONE, "and nothing follows run");
   is_int(esb_route("GET", "/v1/sessions/{id}", NULL), ESB_ENDPOINT_SESSION_SHOW, "{id} in a path is an id too");
   is_int(esb_route("PUT", "/v1/sessions/abc", &allowed), ESB_ENDPOINT_WRONG_METHOD, "PUT /v1/sessions/ID");
+  is_int(esb_route("POST", "/v1/sessions/abc/cell", NULL), ESB_ENDPOINT_SESSION_CELL, "POST /v1/sessions/ID/cell");
+  /* Checked: with "{path}" matched as one segment, the nested path fails. */
+  is_int(esb_route("PUT", "/v1/sessions/abc/files/a/b.txt", NULL), ESB_ENDPOINT_SESSION_PUT,
+         "PUT /v1/sessions/ID/files/PATH, its slashes and all");
+  is_int(esb_route("GET", "/v1/sessions/abc/files/a", NULL), ESB_ENDPOINT_SESSION_GET, "GET one");
+  is_int(esb_route("GET", "/v1/sessions/abc/files", NULL), ESB_ENDPOINT_SESSION_FILES, "GET the working dir's");
+  is_int(esb_route("GET", "/v1/sessions/abc/files/", NULL), ESB_ENDPOINT_NONE, "a path is not empty");
+  is_int(esb_route("GET", "/v1/sessions/abc/filesx/a", NULL), ESB_ENDPOINT_NONE, "files is a whole segment");
+  is_str(esb_route_path("/v1/sessions/abc/files/a/b.txt"), "a/b.txt", "the path of a session's file");
+  ok(esb_route_path("/v1/sessions/abc/run") == NULL, "none outside files/");
   char id[40];
   esb_route_id("/v1/sessions/abc/run", id, sizeof id);
   is_str(id, "abc", "the id of a session's run");
@@ -45,11 +55,13 @@ int main(void) {
   is_str(methods, "POST", "the Allow of /v1/run");
   esb_route_methods("/nowhere", methods, sizeof methods);
   is_str(methods, "", "no Allow where no endpoint is");
-  char list[512];
+  char list[1024];
   esb_routes_list(list, sizeof list);
   is_str(list, "POST /v1/run, GET /v1/languages, GET /healthz, GET /readyz, GET /metrics, GET /openapi.json, "
-         "POST /v1/sessions, GET /v1/sessions, GET /v1/sessions/{id}, DELETE /v1/sessions/{id} or "
-         "POST /v1/sessions/{id}/run", "the list of endpoints for a 404");
+         "POST /v1/sessions, GET /v1/sessions, GET /v1/sessions/{id}, DELETE /v1/sessions/{id}, "
+         "POST /v1/sessions/{id}/run, POST /v1/sessions/{id}/cell, GET /v1/sessions/{id}/files, "
+         "PUT /v1/sessions/{id}/files/{path} or GET /v1/sessions/{id}/files/{path}",
+         "the list of endpoints for a 404");
   char small[8];
   esb_routes_list(small, sizeof small);
   ok(strlen(small) < sizeof small, "a short buffer stays terminated");

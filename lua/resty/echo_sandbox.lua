@@ -13,6 +13,19 @@
 -- "stderr", data | data_base64}, or {event = "truncated", ...}) as it comes,
 -- before it returns the result. Connections go back to the cosocket pool
 -- (keep-alive).
+--
+-- Sessions (the daemon's /v1/sessions): a sandbox that lives, whose working
+-- dir (files) and kernels (a language's variables, imports, definitions)
+-- persist from call to call; the processes a run starts end with that run.
+--
+--   local s, err = client:session_create{ ttl_ms = 600000 }      -- s.id
+--   local res, err = client:session_run(s.id, { shell = "echo 42 > answer" })
+--   local cell, err = client:session_cell(s.id, { language = "python", code = "x = 41" })
+--   local gone, err = client:session_delete(s.id)
+--
+-- Each returns the daemon's object, or nil and a message (an unknown or
+-- ended session: the daemon's 404 says why; another cell of the kernel
+-- going on: 409).
 local cjson = require "cjson"
 
 local _M = { _VERSION = "0.1.0" }
@@ -92,11 +105,15 @@ local function read_chunked_lines(sock, on_line)
   end
 end
 
--- Connects and sends POST path with the request; returns the socket.
-local function send(self, path, request)
-  if type(request) ~= "table" then return nil, "the request must be a table" end
-  local ok, body = pcall(cjson.encode, request)
-  if not ok then return nil, "cannot encode the request: " .. tostring(body) end
+-- Connects and sends METHOD path with the request (nil: no body); returns
+-- the socket.
+local function send(self, path, request, method)
+  local ok, body = true, ""
+  if request ~= nil or method == nil then
+    if type(request) ~= "table" then return nil, "the request must be a table" end
+    ok, body = pcall(cjson.encode, request)
+    if not ok then return nil, "cannot encode the request: " .. tostring(body) end
+  end
   local sock = ngx.socket.tcp()
   sock:settimeout(self.timeout)
   local connected, err
@@ -107,7 +124,7 @@ local function send(self, path, request)
   end
   if not connected then return nil, "connecting to echo-sandbox: " .. err end
   local head = {
-    "POST ", path, " HTTP/1.1\r\n",
+    method or "POST", " ", path, " HTTP/1.1\r\n",
     "Host: echo-sandbox\r\n",
     "Content-Type: application/json\r\n",
     "Content-Length: ", #body, "\r\n",
@@ -133,21 +150,23 @@ local function release(self, sock, headers)
   end
 end
 
--- The result of an answer that is no stream: nil and a message unless 200.
-local function result_of(status, text)
+-- The result of an answer that is no stream: nil and a message unless 200
+-- (or want).
+local function result_of(status, text, want)
   local decoded_ok, result = pcall(cjson.decode, text)
   if not decoded_ok or type(result) ~= "table" then
     return nil, ("echo-sandbox answered HTTP %d: %s"):format(status, text)
   end
-  if status ~= 200 then
+  if status ~= (want or 200) then
     local message = type(result.error) == "table" and result.error.message or text
     return nil, ("echo-sandbox answered HTTP %d: %s"):format(status, tostring(message))
   end
   return result
 end
 
-function _M:run(request)
-  local sock, err = send(self, "/v1/run", request)
+-- One exchange whose answer is an object: it, or nil and a message.
+local function call(self, path, request, method, want)
+  local sock, err = send(self, path, request, method)
   if not sock then return nil, err end
   local status, headers = read_head(sock)
   local text
@@ -157,7 +176,39 @@ function _M:run(request)
     return nil, status and err or headers
   end
   release(self, sock, headers)
-  return result_of(status, text)
+  return result_of(status, text, want)
+end
+
+function _M:run(request)
+  return call(self, "/v1/run", request)
+end
+
+function _M:session_create(options)
+  return call(self, "/v1/sessions", options or {}, "POST", 201)
+end
+
+-- A session's path; nil where id is no string.
+local function session_path(id, rest)
+  if type(id) ~= "string" then return nil end
+  return "/v1/sessions/" .. id .. (rest or "")
+end
+
+function _M:session_run(id, request)
+  local path = session_path(id, "/run")
+  if not path then return nil, "the session's id must be a string" end
+  return call(self, path, request)
+end
+
+function _M:session_cell(id, cell)
+  local path = session_path(id, "/cell")
+  if not path then return nil, "the session's id must be a string" end
+  return call(self, path, cell)
+end
+
+function _M:session_delete(id)
+  local path = session_path(id)
+  if not path then return nil, "the session's id must be a string" end
+  return call(self, path, nil, "DELETE")
 end
 
 function _M:stream(request, on_event)

@@ -111,8 +111,9 @@ def schema_errors(method, path, body, status, content_type, answer):
                 for e in validator.iter_errors(value)]
 
     route = None
-    for template, item in doc["paths"].items():  # "{id}": one segment
-        if re.fullmatch(re.sub(r"\\{[^/]*\\}", "[^/]+", re.escape(template)), path.split("?")[0]):
+    for template, item in doc["paths"].items():  # "{id}": one segment; "{path}": the rest
+        pattern = re.sub(r"\\{[^/]*\\}", "[^/]+", re.escape(template).replace(r"\{path\}", ".+"))
+        if re.fullmatch(pattern, path.split("?")[0]):
             route = item.get(method.lower(), route)
     if route is None:
         return [] if status in (404, 405) else ["%s %s is not in the document" % (method, path)]
@@ -133,7 +134,8 @@ def schema_errors(method, path, body, status, content_type, answer):
         for line in answer.splitlines():
             if line.strip():
                 errors += check(json.loads(line), "#/components/schemas/Event", "an event line")
-    if status in (200, 201) and body is not None and "requestBody" in route:
+    json_body = "application/json" in route.get("requestBody", {}).get("content", {})
+    if status in (200, 201) and body is not None and json_body:
         schema = route["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         errors += check(json.loads(body), schema, "the request")
     return errors

@@ -505,45 +505,6 @@ static int plan_kernel(struct planned *p, const struct cell_options *co, struct 
   return rc > 0 ? esb_error_set(err, ESB_E_INVALID_REQUEST, "bad --timeout or --policy") : rc;
 }
 
-/* Sets field name of the table on top to text, or JSON null where NULL. */
-static void set_text(lua_State *L, const char *name, const char *text) {
-  if (text) {
-    esb_lua_set_bytes(L, name, text, strlen(text));
-    return;
-  }
-  esb_json_field(L, "null");
-  lua_setfield(L, -2, name);
-}
-
-static void push_cell(lua_State *L, const struct esb_cell_result *r, const char *language) {
-  lua_createtable(L, 0, 14);
-  set_text(L, "status", esb_cell_status_name(r->status));
-  esb_lua_set_bytes(L, "stdout", r->out.data ? r->out.data : "", r->out.len);
-  esb_lua_set_bytes(L, "stderr", r->err.data ? r->err.data : "", r->err.len);
-  lua_pushboolean(L, esb_capture_truncated(&r->out));
-  lua_setfield(L, -2, "stdout_truncated");
-  lua_pushboolean(L, esb_capture_truncated(&r->err));
-  lua_setfield(L, -2, "stderr_truncated");
-  set_text(L, "value", r->value);
-  if (r->status == ESB_CELL_ERROR) {
-    lua_createtable(L, 0, 3);
-    set_text(L, "name", r->error_name ? r->error_name : "");
-    set_text(L, "message", r->error_message ? r->error_message : "");
-    set_text(L, "traceback", r->error_traceback ? r->error_traceback : "");
-  } else {
-    esb_json_field(L, "null");
-  }
-  lua_setfield(L, -2, "error");
-  lua_pushboolean(L, r->state_lost);
-  lua_setfield(L, -2, "state_lost");
-  set_text(L, "message", r->message);
-  set_text(L, "code", r->failure != ESB_OK ? esb_error_name(r->failure) : NULL);
-  lua_pushnumber(L, r->duration_ms);
-  lua_setfield(L, -2, "duration_ms");
-  set_text(L, "session", r->session[0] ? r->session : NULL);
-  set_text(L, "language", language);
-}
-
 /* People's output: the cell's own, its value, then the engine's word. */
 static void print_cell(const struct esb_cell_result *r) {
   esb_write_all(1, r->out.data ? r->out.data : "", r->out.len);
@@ -601,7 +562,7 @@ static int session_cell(int argc, char **argv) {
       esb_session_cell(co.id, co.lang, co.code ? co.code : read, len, &p.plan, &r, sigfd);
   }
   if (co.json && (p.L || (p.L = esb_json_state()))) {
-    push_cell(p.L, &r, co.lang);
+    esb_session_push_cell(p.L, &r, co.lang, true);
     esb_json_print(p.L);
   } else {
     print_cell(&r);

@@ -49,6 +49,9 @@ static void put_sessions(struct out *o, const struct esb_metrics *m, size_t aliv
   put(o, "# HELP echo_sandbox_session_runs_total Runs that went into a session.\n"
          "# TYPE echo_sandbox_session_runs_total counter\n"
          "echo_sandbox_session_runs_total %llu\n", (unsigned long long)m->session_runs);
+  put(o, "# HELP echo_sandbox_session_cells_total Cells that went into a session's kernel.\n"
+         "# TYPE echo_sandbox_session_cells_total counter\n"
+         "echo_sandbox_session_cells_total %llu\n", (unsigned long long)m->session_cells);
 }
 
 size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, size_t sessions_alive,

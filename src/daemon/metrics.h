@@ -19,7 +19,7 @@ struct esb_metrics {
   uint64_t policy_reloads, policy_reload_failures;
   /* sessions: made through the daemon; seen ended, by why (each once: the
      daemon removes what an ended one left); runs that went into one */
-  uint64_t sessions_created, sessions_ended[ESB_SESSION_END__COUNT], session_runs;
+  uint64_t sessions_created, sessions_ended[ESB_SESSION_END__COUNT], session_runs, session_cells;
 };
 
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);

@@ -19,12 +19,20 @@ static const struct route {
   { "GET", "/v1/sessions/{id}", "GET /v1/sessions/{id}", ESB_ENDPOINT_SESSION_SHOW, false },
   { "DELETE", "/v1/sessions/{id}", "DELETE /v1/sessions/{id}", ESB_ENDPOINT_SESSION_DELETE, false },
   { "POST", "/v1/sessions/{id}/run", "POST /v1/sessions/{id}/run", ESB_ENDPOINT_SESSION_RUN, false },
+  { "POST", "/v1/sessions/{id}/cell", "POST /v1/sessions/{id}/cell", ESB_ENDPOINT_SESSION_CELL, false },
+  { "GET", "/v1/sessions/{id}/files", "GET /v1/sessions/{id}/files", ESB_ENDPOINT_SESSION_FILES, false },
+  { "PUT", "/v1/sessions/{id}/files/{path}", "PUT /v1/sessions/{id}/files/{path}", ESB_ENDPOINT_SESSION_PUT,
+    false },
+  { "GET", "/v1/sessions/{id}/files/{path}", "GET /v1/sessions/{id}/files/{path}", ESB_ENDPOINT_SESSION_GET,
+    false },
 };
 
 #define SESSIONS "/v1/sessions/"
 
+#define TAIL "{path}"
+
 /* Whether path is pattern's, "{id}" standing for one segment (not empty,
- * no '/'). */
+ * no '/'), a last "{path}" for the rest of it (not empty). */
 static bool matches(const char *pattern, const char *path) {
   const char *hole = strstr(pattern, "{id}");
   if (!hole)
@@ -33,7 +41,21 @@ static bool matches(const char *pattern, const char *path) {
   if (strncmp(pattern, path, head) != 0)
     return false;
   const char *seg = path + head, *end = strchrnul(seg, '/');
-  return end > seg && strcmp(hole + 4, end) == 0;
+  const char *tail = strstr(hole, TAIL);
+  if (end == seg)
+    return false;
+  if (!tail)
+    return strcmp(hole + 4, end) == 0;
+  size_t between = (size_t)(tail - (hole + 4));
+  return strncmp(hole + 4, end, between) == 0 && end[between] != '\0';
+}
+
+const char *esb_route_path(const char *path) {
+  static const char files[] = "/files/";
+  if (strncmp(path, SESSIONS, strlen(SESSIONS)) != 0)
+    return NULL;
+  const char *end = strchrnul(path + strlen(SESSIONS), '/');
+  return strncmp(end, files, strlen(files)) == 0 ? end + strlen(files) : NULL;
 }
 
 void esb_route_id(const char *path, char *buf, size_t n) {

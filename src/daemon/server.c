@@ -33,6 +33,7 @@
 #include "engine/strv.h"
 #include "engine/runtime/signals.h"
 #include "backend/k8s_command.h"
+#include "backend/k8s_session.h"
 #include "dispatch/execute.h"
 #include "dispatch/session.h"
 #include "dispatch/session_task.h"
@@ -78,7 +79,8 @@ struct server {
 };
 
 /* What a request that runs something asks for. */
-enum conn_kind { CONN_RUN, CONN_SESSION_CREATE, CONN_SESSION_RUN, CONN_SESSION_DELETE, CONN_K8S_SESSION_ASK };
+enum conn_kind { CONN_RUN, CONN_SESSION_CREATE, CONN_SESSION_RUN, CONN_SESSION_DELETE, CONN_K8S_SESSION_ASK,
+                 CONN_SESSION_CELL };
 
 /* One HTTP request. */
 struct conn {
@@ -102,6 +104,7 @@ struct conn {
   struct esb_session_options session_options;
   struct esb_session_task task;
   struct esb_session_info info; /* DELETE: the session as it was */
+  struct esb_session_cell_body cell; /* CELL: its body */
   bool running;
   struct esb_waiter waiter; /* while it waits for a slot */
   /* POST /v1/run?stream=1: event lines, then the result line, as they come */
@@ -404,6 +407,7 @@ static void free_conn(struct conn *st) {
   free(st->response);
   free(st->lines);
   esb_request_release(&st->req);
+  esb_session_cell_body_release(&st->cell);
   free(st);
 }
 
@@ -442,11 +446,14 @@ static void job_done(struct esb_job *job, void *userdata) {
 }
 
 static bool start_session_task(struct conn *st);
+static bool start_session_cell(struct conn *st);
 
 /* Starts the conn's request, admitted in flight; false when it ended at
  * once (response set, slot given back). */
 static bool start_run(struct conn *st) {
   struct server *s = st->s;
+  if (st->kind == CONN_SESSION_CELL)
+    return start_session_cell(st);
   if (st->kind != CONN_RUN)
     return start_session_task(st);
   st->job = (struct esb_job)ESB_JOB_INIT;
@@ -858,10 +865,14 @@ static void session_deleted(struct conn *st) {
   MHD_resume_connection(st->c);
 }
 
+static void session_cell_done(struct conn *st);
+
 static void session_task_done(struct esb_session_task *t, void *userdata) {
   struct conn *st = userdata;
   (void)t;
-  if (st->kind == CONN_K8S_SESSION_ASK)
+  if (st->kind == CONN_SESSION_CELL)
+    session_cell_done(st);
+  else if (st->kind == CONN_K8S_SESSION_ASK)
     k8s_ask_done(st);
   else if (st->kind == CONN_SESSION_RUN)
     session_run_done(st);
@@ -971,6 +982,245 @@ static void respond_sessions(struct conn *st, const char *k8s_json) {
   respond_table(st, 200);
 }
 
+/* ---- a session's cells and files ---- */
+
+/* The files of a k8s session (its id a pod's name) are not served here
+ * yet: answered 501, saying what is (true). */
+static bool k8s_not_served(struct conn *st, const char *url) {
+  char id[128];
+  esb_route_id(url, id, sizeof id);
+  if (!esb_k8s_session_id(id))
+    return false;
+  respond_error(st, 501, ESB_E_INVALID_REQUEST, "the files of a k8s session are not served by the daemon yet: "
+                "its runs and cells are (POST /v1/sessions/{id}/run, /cell)");
+  return true;
+}
+
+/* A cell's kernel planned, and the cell handed to its helper; false when
+ * it ended at once (response set, slot given back). */
+static bool start_session_cell(struct conn *st) {
+  struct server *s = st->s;
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  int rc = esb_session_plan_cell(s->policy, st->session, st->cell.language, st->cell.timeout_ms, &plan, &err);
+  st->task = (struct esb_session_task)ESB_SESSION_TASK_INIT;
+  st->task.op = ESB_SESSION_OP_CELL;
+  memcpy(st->task.id, st->session, sizeof st->task.id);
+  st->task.plan = &plan;
+  st->task.language = st->cell.language;
+  st->task.code = st->cell.code;
+  st->task.code_len = st->cell.len;
+  st->task.on_done = session_task_done;
+  st->task.userdata = st;
+  st->running = rc == 0 && esb_session_task_start(&s->tasks, &st->task, &err) == 0;
+  esb_plan_release(&plan);
+  if (st->running)
+    return true;
+  esb_admission_done(&s->admission);
+  if (err.code == ESB_E_INVALID_REQUEST)
+    s->m.rejected_bad++;
+  respond_error(st, err.code == ESB_E_INVALID_REQUEST ? 400 : 500, err.code, err.message);
+  return false;
+}
+
+/* A cell that did not go in, as an error result: busy (409: another cell
+ * of the kernel goes on; it may go in later, so retryable), or refused
+ * (400). The words are the cell result's message. */
+/* The engine's word in the cell's result ("message"), into buf. */
+static void cell_message(struct conn *st, char *buf, size_t n) {
+  lua_State *L = st->s->L;
+  struct esb_error err;
+  int top = lua_gettop(L);
+  bool decoded = esb_json_decode(L, st->task.cell_json, strlen(st->task.cell_json), &err) == 0;
+  snprintf(buf, n, "%s", decoded && lua_getfield(L, -1, "message") == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                                  : "the cell did not go in");
+  lua_settop(L, top);
+}
+
+static void respond_cell_refused(struct conn *st, unsigned http, bool busy) {
+  struct esb_result r = ESB_RESULT_INIT;
+  char message[1024];
+  cell_message(st, message, sizeof message);
+  esb_result_fail(&r, busy ? ESB_E_BACKEND_UNAVAILABLE : st->task.cell_failure, "%s", message);
+  r.retryable = busy;
+  snprintf(r.session, sizeof r.session, "%s", st->session);
+  respond_result(st, http, &r);
+  esb_result_release(&r);
+}
+
+/* The cell's end: its result (200); or busy 409, refused 400, the session
+ * gone 404 (unknown, or ended, and why). */
+static void session_cell_done(struct conn *st) {
+  struct esb_session_task *t = &st->task;
+  struct esb_session_info info;
+  struct esb_error err = ESB_ERROR_INIT;
+  bool failed = t->cell_status == ESB_CELL_SESSION_ENDED || t->cell_status == ESB_CELL_FAILED;
+  bool k8s = esb_k8s_session_id(st->session); /* its pod's word: nothing of it is here */
+  bool gone = failed && !k8s && (esb_session_info(st->session, &info, &err) < 0 || info.end != ESB_SESSION_ALIVE);
+  bool refused = t->cell_json && t->cell_status == ESB_CELL_FAILED && t->cell_failure == ESB_E_INVALID_REQUEST;
+  char message[1024];
+  if (k8s && t->cell_json && t->cell_status == ESB_CELL_SESSION_ENDED) {
+    cell_message(st, message, sizeof message);
+    respond_gone_said(st, st->session, k8s_ended_in(message), message);
+  } else if (gone) {
+    respond_session_gone(st, st->session, err.code == ESB_OK ? info.end : ESB_SESSION_ALIVE);
+  } else if (!t->cell_json) {
+    respond_error(st, 500, t->error.code, t->error.message);
+  } else if (t->cell_status == ESB_CELL_BUSY || refused) {
+    st->s->m.rejected_bad += refused;
+    respond_cell_refused(st, refused ? 400 : 409, !refused);
+  } else {
+    st->s->m.session_cells++;
+    set_response(st, 200, "application/json", t->cell_json, strlen(t->cell_json));
+  }
+  free(t->cell_json);
+  t->cell_json = NULL;
+  admitted_ended(st);
+}
+
+/* A refusal of esb_session_put/get/files: the session gone meanwhile
+ * (404), the path refused (400: outside the working dir, a link a run
+ * planted, no such file), or the engine's failure (500). */
+static void respond_files_failed(struct conn *st, const struct esb_error *err) {
+  struct esb_session_info info;
+  struct esb_error e = ESB_ERROR_INIT;
+  if (esb_session_info(st->session, &info, &e) < 0 || info.end != ESB_SESSION_ALIVE)
+    respond_session_gone(st, st->session, e.code == ESB_OK ? info.end : ESB_SESSION_ALIVE);
+  else
+    respond_error(st, err->code == ESB_E_INVALID_REQUEST ? 400 : 500, err->code, err->message);
+}
+
+/* A put's ?mode=OCTAL (permission bits), 0644 where absent; -1 when bad. */
+static int put_mode(struct conn *st) {
+  const char *v = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "mode");
+  char *end;
+  unsigned long mode = v ? strtoul(v, &end, 8) : 0644;
+  return v && (!*v || *end || mode > 07777) ? -1 : (int)mode;
+}
+
+static void respond_too_large(struct conn *st, const char *what, uint64_t limit) {
+  char message[160];
+  snprintf(message, sizeof message, "%s is larger than %llu bytes", what, (unsigned long long)limit);
+  st->s->m.rejected_too_large++;
+  respond_error(st, 413, ESB_E_INVALID_REQUEST, message);
+}
+
+/* PUT /v1/sessions/ID/files/PATH: the body is the file's bytes, written as
+ * `session cp` writes them (esb_session_put: nothing outside the working
+ * dir, through no link a run planted). Small and bounded by the working
+ * dir's size: done on the loop. */
+static void handle_put(struct conn *st, const char *url) {
+  struct esb_error err = ESB_ERROR_INIT;
+  uint64_t limit = 0;
+  int mode = put_mode(st);
+  if (st->too_large) {
+    respond_too_large(st, "the request body", st->s->o->max_body);
+    return;
+  }
+  if (k8s_not_served(st, url) || alive_session(st, url, &st->info) < 0)
+    return;
+  struct esb_file f = { .path = (char *)esb_route_path(url), .data = st->body ? st->body : (char *)"",
+                        .len = st->len, .mode = (unsigned)mode };
+  if (mode < 0)
+    respond_error(st, 400, ESB_E_INVALID_REQUEST, "invalid request: 'mode' is permission bits in octal (0644)");
+  else if (esb_session_workdir_size(st->session, &limit, &err) < 0)
+    respond_files_failed(st, &err);
+  else if (limit && f.len > limit)
+    respond_too_large(st, "the file (the session's working dir holds no more)", limit);
+  else if (esb_session_put(st->session, &f, &err) < 0)
+    respond_files_failed(st, &err);
+  else {
+    lua_State *L = st->s->L;
+    lua_createtable(L, 0, 2);
+    set_field(L, "path", f.path);
+    lua_pushinteger(L, (lua_Integer)f.len);
+    lua_setfield(L, -2, "size");
+    respond_table(st, 200);
+  }
+}
+
+/* The words of an entry's type (struct esb_session_entry), as `session
+ * files --json` says them. */
+static const struct { char type; const char *name; } entry_types[] = {
+  { 'f', "file" }, { 'd', "dir" }, { 'l', "link" }, { 'o', "other" },
+};
+
+static void push_entry(const struct esb_session_entry *e, void *arg) {
+  lua_State *L = arg;
+  const char *type = "other";
+  for (size_t i = 0; i < sizeof entry_types / sizeof entry_types[0]; i++)
+    if (entry_types[i].type == e->type)
+      type = entry_types[i].name;
+  lua_createtable(L, 0, 4);
+  set_field(L, "name", e->name);
+  set_field(L, "type", type);
+  lua_pushinteger(L, (lua_Integer)e->mode);
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)e->size);
+  lua_setfield(L, -2, "size");
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* A directory's listing, {"path": P, "entries": [...]}: 0, or -1 with err
+ * (not a directory among them) and nothing answered. */
+static int respond_listing(struct conn *st, const char *path, struct esb_error *err) {
+  lua_State *L = st->s->L;
+  lua_createtable(L, 0, 2);
+  set_field(L, "path", path ? path : "");
+  lua_createtable(L, 8, 0);
+  if (esb_session_files(st->session, path, push_entry, L, err) < 0) {
+    lua_pop(L, 2);
+    return -1;
+  }
+  if (lua_rawlen(L, -1) > 0) {
+    lua_setfield(L, -2, "entries");
+    respond_table(st, 200);
+    return 0;
+  }
+  lua_pop(L, 1); /* cjson writes an empty table as {} */
+  struct esb_error e;
+  if (esb_json_encode(L, &e) < 0) {
+    respond_error(st, 500, e.code, e.message);
+    return 0;
+  }
+  const char *json = lua_tostring(L, -1); /* {"path":...} */
+  size_t n = strlen(json) + 16;
+  char *body = malloc(n);
+  if (body) {
+    snprintf(body, n, "{\"entries\":[],%s", json + 1);
+    set_response(st, 200, "application/json", body, strlen(body));
+  } else {
+    respond_error(st, 500, ESB_E_SYSTEM, "out of memory");
+  }
+  free(body);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* GET /v1/sessions/ID/files[/PATH]: a directory's listing (JSON), or a
+ * file's bytes (application/octet-stream), read as `session cp` reads
+ * them (esb_session_get). */
+static void respond_file(struct conn *st, const char *path) {
+  struct esb_error err = ESB_ERROR_INIT;
+  if (respond_listing(st, path, &err) == 0)
+    return;
+  char *data = NULL;
+  size_t len = 0;
+  if (!path || esb_session_get(st->session, path, &data, &len, &err) < 0)
+    respond_files_failed(st, &err);
+  else
+    set_response(st, 200, "application/octet-stream", data, len);
+  free(data);
+}
+
+/* A session's file put or got, or a directory of its working dir listed. */
+static void answer_files(struct conn *st, enum esb_endpoint endpoint, const char *url) {
+  if (endpoint == ESB_ENDPOINT_SESSION_PUT)
+    handle_put(st, url);
+  else if (!k8s_not_served(st, url) && alive_session(st, url, &st->info) == 0)
+    respond_file(st, esb_route_path(url));
+}
+
 /* ---- requests ---- */
 
 /* The body as the conn's kind reads it: a request, or a session's create. */
@@ -978,9 +1228,9 @@ static int read_request(struct conn *st, struct esb_error *err) {
   lua_State *L = st->s->L;
   if (esb_json_decode(L, st->body ? st->body : "", st->len, err) < 0)
     return -1;
-  int rc = st->kind == CONN_SESSION_CREATE
-             ? esb_session_create_request(L, -1, &st->req, &st->session_options, err)
-             : esb_lua_to_request(L, -1, &st->req, err);
+  int rc = st->kind == CONN_SESSION_CREATE ? esb_session_create_request(L, -1, &st->req, &st->session_options, err)
+           : st->kind == CONN_SESSION_CELL   ? esb_session_cell_read(L, -1, &st->cell, err)
+                                             : esb_lua_to_request(L, -1, &st->req, err);
   lua_pop(L, 1);
   return rc;
 }
@@ -1006,7 +1256,7 @@ static enum MHD_Result handle_run(struct conn *st) {
     return send_response(st);
   }
   const char *stream = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "stream");
-  st->streaming = stream && st->kind != CONN_SESSION_CREATE && (strcmp(stream, "1") == 0 || strcmp(stream, "true") == 0);
+  st->streaming = stream && st->kind != CONN_SESSION_CREATE && st->kind != CONN_SESSION_CELL && (strcmp(stream, "1") == 0 || strcmp(stream, "true") == 0);
   switch (esb_admission_offer(&s->admission, &st->waiter)) {
   case ESB_ADMIT_RUN:
     if (!start_run(st))
@@ -1097,7 +1347,8 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
   struct server *s = st->s;
   const char *allowed = NULL;
   char buf[16384];
-  switch (esb_route(method, url, &allowed)) {
+  enum esb_endpoint endpoint = esb_route(method, url, &allowed);
+  switch (endpoint) {
   case ESB_ENDPOINT_RUN:
     return handle_run(st);
   case ESB_ENDPOINT_SESSION_CREATE:
@@ -1112,6 +1363,16 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
     if (k8s_session_in(st, url))
       return start_k8s_ask(st, ESB_SESSION_OP_REMOVE) < 0 ? send_response(st) : MHD_YES;
     return handle_delete(st, url);
+  case ESB_ENDPOINT_SESSION_CELL:
+    if (!k8s_session_in(st, url) && alive_session(st, url, &st->info) < 0)
+      break;
+    st->kind = CONN_SESSION_CELL;
+    return handle_run(st);
+  case ESB_ENDPOINT_SESSION_PUT:
+  case ESB_ENDPOINT_SESSION_GET:
+  case ESB_ENDPOINT_SESSION_FILES:
+    answer_files(st, endpoint, url);
+    break;
   case ESB_ENDPOINT_SESSION_SHOW:
     if (k8s_session_in(st, url))
       return start_k8s_ask(st, ESB_SESSION_OP_K8S_SHOW) < 0 ? send_response(st) : MHD_YES;

@@ -43,4 +43,32 @@ int esb_session_plan_run(struct esb_policy *policy, const struct esb_request *re
  * runs, created_ms, expires_ms, ttl_ms, idle_timeout_ms, cgroups. */
 void esb_session_push_info(lua_State *L, const struct esb_session_info *info);
 
+/* A cell's body, as POST /v1/sessions/ID/cell takes it: language, code
+ * (any bytes), timeout_ms (0: the policy's). Owned (esb_session_cell_body_release). */
+struct esb_session_cell_body {
+  char *language, *code;
+  size_t len;
+  uint64_t timeout_ms;
+};
+
+/* The object at idx as a cell's body: those three fields only, language
+ * and code strings, timeout_ms a whole number of milliseconds, 1 or more. */
+int esb_session_cell_read(lua_State *L, int idx, struct esb_session_cell_body *c, struct esb_error *err);
+void esb_session_cell_body_release(struct esb_session_cell_body *c);
+
+/* The plan of language's kernel in session id, as a run in it is planned
+ * (esb_session_plan_run; for a k8s session's id, esb_k8s_session_plan_run):
+ * its timeout_ms is the cell's deadline. A language without a kernel is
+ * ESB_E_INVALID_REQUEST naming those that have one. */
+int esb_session_plan_cell(struct esb_policy *policy, const char *id, const char *language, uint64_t timeout_ms,
+                          struct esb_plan *plan, struct esb_error *err);
+
+/* A cell's result as the object `session cell --json` and POST
+ * /v1/sessions/ID/cell give: status, stdout, stderr, their _truncated,
+ * value, error ({name, message, traceback} where it raised, else null),
+ * state_lost, message, code, duration_ms, session, language. json: what
+ * is none is JSON null (cjson's, of a state of codec/json.h); else absent,
+ * as a Lua table has it (the Lua module's). */
+void esb_session_push_cell(lua_State *L, const struct esb_cell_result *r, const char *language, bool json);
+
 #endif

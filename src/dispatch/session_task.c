@@ -4,7 +4,8 @@
  * bytes. Output comes as it comes ('o' stdout, 'e' stderr); a create's
  * notes of what the policy lowered ('N', one each); a k8s session's object,
  * or the list of them, as JSON ('J'); the last frame is the run's result
- * ('R') or another op's outcome ('D'). */
+ * ('R'), a cell's ('C': its status and failure, then its JSON), or another
+ * op's outcome ('D'). */
 #include "dispatch/session_task.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "codec/json.h"
+#include "dispatch/session.h"
 #include "dispatch/session_create.h"
 #include "engine/fileio.h"
 
@@ -161,6 +163,33 @@ static void create(struct esb_session_task *t, struct outcome *o) {
   esb_session_made_release(&made);
 }
 
+/* A cell in the session's kernel; its result as JSON, made here: the
+ * result's owned strings need no framing of their own. */
+static _Noreturn void cell(struct esb_session_task *t) {
+  struct esb_cell_result r = ESB_CELL_RESULT_INIT;
+  if (esb_k8s_session_id(t->id)) /* the plan is this process's copy, a fork's */
+    esb_k8s_session_cell(t->id, t->language, t->code, t->code_len, (struct esb_plan *)t->plan, &r, INTERRUPT_FD);
+  else
+    esb_session_cell(t->id, t->language, t->code, t->code_len, t->plan, &r, INTERRUPT_FD);
+  lua_State *L = esb_json_state();
+  struct esb_error err;
+  if (!L)
+    _exit(125);
+  esb_session_push_cell(L, &r, t->language, true);
+  if (esb_json_encode(L, &err) < 0)
+    _exit(125);
+  size_t len;
+  const char *json = lua_tolstring(L, -1, &len);
+  uint32_t head[2] = { (uint32_t)r.status, (uint32_t)r.failure };
+  char *frame = malloc(sizeof head + len);
+  if (!frame)
+    _exit(125);
+  memcpy(frame, head, sizeof head);
+  memcpy(frame + sizeof head, json, len);
+  send_frame('C', frame, sizeof head + len);
+  _exit(0);
+}
+
 static _Noreturn void helper(struct esb_session_task *t, int frames, int interrupt) {
   helper_fds(frames, interrupt);
   struct outcome o = { .error = ESB_ERROR_INIT, .was = ESB_SESSION_ALIVE };
@@ -174,6 +203,8 @@ static _Noreturn void helper(struct esb_session_task *t, int frames, int interru
     send_result(&r);
     _exit(0);
   }
+  if (t->op == ESB_SESSION_OP_CELL)
+    cell(t);
   if (t->op == ESB_SESSION_OP_CREATE)
     create(t, &o);
   else if (t->op == ESB_SESSION_OP_K8S_LIST || esb_k8s_session_id(t->id))
@@ -281,6 +312,14 @@ static void take_frames(struct esb_session_task *t) {
     } else if (h.kind == 'R') {
       esb_result_release(&t->result);
       t->got_outcome = take_result(p, h.len, &t->result) == 0;
+    } else if (h.kind == 'C' && h.len >= 2 * sizeof(uint32_t)) {
+      uint32_t head[2];
+      memcpy(head, p, sizeof head);
+      free(t->cell_json);
+      t->cell_json = strndup(p + sizeof head, h.len - sizeof head);
+      t->cell_status = head[0] < ESB_CELL__COUNT ? (enum esb_cell_status)head[0] : ESB_CELL_FAILED;
+      t->cell_failure = head[1] < ESB_E__COUNT ? (enum esb_error_code)head[1] : ESB_E_SYSTEM;
+      t->got_outcome = t->cell_json != NULL;
     } else if (h.kind == 'D' && h.len == sizeof(struct outcome)) {
       struct outcome o;
       memcpy(&o, p, sizeof o);
@@ -376,7 +415,8 @@ int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_tas
   int frames[2], interrupt[2] = { -1, -1 };
   if (pipe2(frames, O_CLOEXEC) < 0)
     return esb_error_errno(err, ESB_E_SYSTEM, "making a session helper's pipe");
-  if (t->op == ESB_SESSION_OP_RUN && pipe2(interrupt, O_CLOEXEC) < 0) {
+  bool interruptible = t->op == ESB_SESSION_OP_RUN || t->op == ESB_SESSION_OP_CELL;
+  if (interruptible && pipe2(interrupt, O_CLOEXEC) < 0) {
     close(frames[0]);
     close(frames[1]);
     return esb_error_errno(err, ESB_E_SYSTEM, "making a session helper's pipe");

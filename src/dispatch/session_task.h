@@ -51,9 +51,10 @@ void esb_session_tasks_interrupt(struct esb_session_tasks *set);
 
 /* A k8s session's (its id of esb_k8s_session_id's form) create, run and
  * remove are these ops too, done on the cluster (dispatch/session_k8s.h);
- * K8S_SHOW and K8S_LIST ask the cluster for one or for the live ones. */
+ * K8S_SHOW and K8S_LIST ask the cluster for one or for the live ones. CELL:
+ * a cell of a local session's kernel. */
 enum esb_session_op { ESB_SESSION_OP_CREATE, ESB_SESSION_OP_RUN, ESB_SESSION_OP_REMOVE, ESB_SESSION_OP_K8S_SHOW,
-                      ESB_SESSION_OP_K8S_LIST };
+                      ESB_SESSION_OP_K8S_LIST, ESB_SESSION_OP_CELL };
 typedef void (*esb_session_task_done_fn)(struct esb_session_task *t, void *userdata);
 
 struct esb_session_task {
@@ -61,7 +62,9 @@ struct esb_session_task {
   enum esb_session_op op;
   char id[ESB_K8S_SESSION_ID_LEN + 1]; /* run, remove: the session; create: its id, once made
                                           (a local session's or a k8s session's, the longer) */
-  const struct esb_plan *plan;     /* run: read by the helper only (not kept) */
+  const struct esb_plan *plan;     /* run, cell (the kernel's): read by the helper only (not kept) */
+  const char *language, *code;     /* cell: read by the helper only */
+  size_t code_len;
   struct esb_policy *policy;       /* create: the session as the policy decides it
                                       (esb_session_make), in the helper; a k8s
                                       session's remove, show, list: its cluster */
@@ -75,6 +78,11 @@ struct esb_session_task {
   struct esb_result result;        /* run: the run's; the caller releases it */
   struct esb_error error;          /* create, remove: ESB_OK, or why it failed */
   enum esb_session_end was;        /* remove: how the session had ended (ALIVE: it was alive) */
+  char *cell_json;                 /* cell: its result as JSON (dispatch/session.h's
+                                      esb_session_push_cell), NUL-terminated, owned:
+                                      the caller frees it; NULL where the helper gave none */
+  enum esb_cell_status cell_status; /* cell: its status (FAILED where no result came) */
+  enum esb_error_code cell_failure; /* cell: the engine's code, where FAILED */
   struct esb_strv clamped;         /* create: the notes of what the policy lowered; the
                                       caller clears it (esb_strv_clear) */
   char *k8s_json;                  /* a k8s session's create, remove, show: its object;
@@ -91,7 +99,7 @@ struct esb_session_task {
   bool got_outcome;
 };
 
-#define ESB_SESSION_TASK_INIT { .result = ESB_RESULT_INIT, .error = ESB_ERROR_INIT, .output = ESB_OUTPUT_SINK_NONE, \
+#define ESB_SESSION_TASK_INIT { .result = ESB_RESULT_INIT, .error = ESB_ERROR_INIT, .cell_status = ESB_CELL_FAILED, .output = ESB_OUTPUT_SINK_NONE, \
                                 .pid = -1, .fd = -1, .interrupt = -1 }
 
 /* Forks the task's helper. 0, after which on_done runs once; or -1 with
@@ -99,7 +107,7 @@ struct esb_session_task {
  * on_done. */
 int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_task *t, struct esb_error *err);
 
-/* A run: ends it now (its result says it was interrupted); on_done follows. */
+/* A run or a cell: ends it now (its result says it was interrupted); on_done follows. */
 void esb_session_task_interrupt(struct esb_session_task *t);
 
 #endif

@@ -14,6 +14,21 @@
  * returns; an error it raises stops further calls and is raised by run once
  * the run is over and cleaned up.
  *
+ * Sessions (backend/local_session.h): a sandbox that lives, whose working
+ * dir (files) and kernels (a language's variables, imports, definitions)
+ * persist from call to call; the processes a run starts end with it.
+ *
+ *   local id, err = sbx.session_create{ ttl_ms = 600000, limits = {...} }
+ *   local result, err = sbx.session_run(id, { shell = "echo 42 > answer" })
+ *   local cell, err = sbx.session_cell(id, { language = "python", code = "x = 41" })
+ *   local ok, err = sbx.session_delete(id)
+ *
+ * Each takes the options table (policy) last. create's table is
+ * POST /v1/sessions's body, run's a request, cell's POST
+ * /v1/sessions/ID/cell's; cell returns the cell's result table (`session
+ * cell --json`'s, none for what is null); an unknown or ended session, a
+ * refused request or a language without a kernel is nil and the message.
+ *
  * Everything C holds while Lua code could raise an error (the request, the
  * result, the loaded policies) lives in a userdata with __gc, so an error
  * longjmps past nothing that leaks. Built without liblua: the host provides
@@ -23,13 +38,18 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "backend/k8s_session.h"
 #include "dispatch/execute.h"
+#include "dispatch/session.h"
+#include "dispatch/session_create.h"
 #include "luaglue/call.h"
 #include "codec/convert.h"
 
 #define REQUEST_MT "echo_sandbox.request"
 #define RESULT_MT "echo_sandbox.result"
 #define POLICY_MT "echo_sandbox.policy"
+#define PLAN_MT "echo_sandbox.plan"
+#define CELL_MT "echo_sandbox.cell"
 
 struct policy_box {
   struct esb_policy *policy;
@@ -42,6 +62,24 @@ static int request_gc(lua_State *L) {
 
 static int result_gc(lua_State *L) {
   esb_result_release(luaL_checkudata(L, 1, RESULT_MT));
+  return 0;
+}
+
+static int plan_gc(lua_State *L) {
+  esb_plan_release(luaL_checkudata(L, 1, PLAN_MT));
+  return 0;
+}
+
+/* A cell's body and result, freed together. */
+struct cell_box {
+  struct esb_session_cell_body body;
+  struct esb_cell_result result;
+};
+
+static int cell_gc(lua_State *L) {
+  struct cell_box *box = luaL_checkudata(L, 1, CELL_MT);
+  esb_session_cell_body_release(&box->body);
+  esb_cell_result_release(&box->result);
   return 0;
 }
 
@@ -166,9 +204,138 @@ static int sbx_run(lua_State *L) {
   return 1;
 }
 
+/* ---- sessions ---- */
+
+/* The options table at idx (nil or none: the defaults): its policy. NULL
+ * with nil, message pushed where it cannot be loaded. */
+static struct esb_policy *options_policy(lua_State *L, int idx) {
+  const char *path = NULL;
+  if (!lua_isnoneornil(L, idx)) {
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "policy");
+    path = lua_tostring(L, -1); /* the options table keeps it alive */
+    if (!path && !lua_isnil(L, -1))
+      luaL_argerror(L, idx, "'policy' must be a path");
+    lua_pop(L, 1);
+  }
+  return get_policy(L, path);
+}
+
+/* A new userdata of size bytes, zeroed, with metatable mt (its __gc frees
+ * what it comes to own). */
+static void *boxed(lua_State *L, size_t size, const char *mt) {
+  void *p = lua_newuserdatauv(L, size, 0);
+  memset(p, 0, size);
+  luaL_setmetatable(L, mt);
+  return p;
+}
+
+static int fail(lua_State *L, const char *message) {
+  lua_pushnil(L);
+  lua_pushstring(L, message);
+  return 2;
+}
+
+/* The module's sessions are local ones: a k8s session (its id a pod's
+ * name) goes through the CLI or the daemon. */
+static const char no_k8s[] = "the Lua module's sessions are local: a k8s session's go through `echo-sandbox "
+                             "session` or the daemon";
+
+/* session_create(body [, options]): the new session's id. */
+static int sbx_session_create(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  struct esb_policy *policy = options_policy(L, 2);
+  if (!policy)
+    return 2;
+  struct esb_request *req = boxed(L, sizeof *req, REQUEST_MT);
+  *req = (struct esb_request)ESB_REQUEST_INIT;
+  struct esb_session_options o = { .ttl_ms = 0 };
+  struct esb_session_made made = ESB_SESSION_MADE_INIT;
+  struct esb_error err;
+  if (esb_session_create_request(L, 1, req, &o, &err) < 0)
+    return fail(L, err.message);
+  if (req->backend == ESB_BACKEND_K8S)
+    return fail(L, no_k8s);
+  int rc = esb_session_make(policy, req, o.ttl_ms, o.idle_timeout_ms, &made, &err);
+  char id[sizeof made.id];
+  memcpy(id, made.id, sizeof id);
+  esb_session_made_release(&made);
+  if (rc < 0)
+    return fail(L, err.message);
+  lua_pushstring(L, id);
+  return 1;
+}
+
+/* session_run(id, request [, options]): the run's result, as run's. */
+static int sbx_session_run(lua_State *L) {
+  const char *id = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  struct esb_policy *policy = options_policy(L, 3);
+  if (!policy)
+    return 2;
+  if (esb_k8s_session_id(id))
+    return fail(L, no_k8s);
+  struct esb_request *req = boxed(L, sizeof *req, REQUEST_MT);
+  struct esb_plan *plan = boxed(L, sizeof *plan, PLAN_MT);
+  struct esb_result *result = boxed(L, sizeof *result, RESULT_MT);
+  *req = (struct esb_request)ESB_REQUEST_INIT;
+  *plan = (struct esb_plan)ESB_PLAN_INIT;
+  *result = (struct esb_result)ESB_RESULT_INIT;
+  struct esb_error err;
+  if (esb_lua_to_request(L, 2, req, &err) < 0 || esb_session_plan_run(policy, req, plan, &err) < 0)
+    return fail(L, err.message);
+  esb_session_run(id, plan, result, -1, NULL);
+  if (result->status == ESB_STATUS_ERROR && result->error == ESB_E_INVALID_REQUEST)
+    return fail(L, result->error_message ? result->error_message : esb_strerror(result->error));
+  esb_lua_push_result(L, result, 0);
+  return 1;
+}
+
+/* session_cell(id, { language, code, timeout_ms } [, options]): the
+ * cell's result; nil and why where it did not go in (busy among them). */
+static int sbx_session_cell(lua_State *L) {
+  const char *id = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  struct esb_policy *policy = options_policy(L, 3);
+  if (!policy)
+    return 2;
+  if (esb_k8s_session_id(id))
+    return fail(L, no_k8s);
+  struct cell_box *box = boxed(L, sizeof *box, CELL_MT);
+  struct esb_plan *plan = boxed(L, sizeof *plan, PLAN_MT);
+  *box = (struct cell_box){ .result = ESB_CELL_RESULT_INIT };
+  *plan = (struct esb_plan)ESB_PLAN_INIT;
+  struct esb_error err;
+  if (esb_session_cell_read(L, 2, &box->body, &err) < 0 ||
+      esb_session_plan_cell(policy, id, box->body.language, box->body.timeout_ms, plan, &err) < 0)
+    return fail(L, err.message);
+  struct esb_cell_result *r = &box->result;
+  esb_session_cell(id, box->body.language, box->body.code, box->body.len, plan, r, -1);
+  bool went_in = r->status != ESB_CELL_BUSY && r->status != ESB_CELL_SESSION_ENDED && r->status != ESB_CELL_FAILED;
+  if (!went_in)
+    return fail(L, r->message ? r->message : esb_cell_status_name(r->status));
+  esb_session_push_cell(L, r, box->body.language, false);
+  return 1;
+}
+
+/* session_delete(id): true; nil and why where there is no such session.
+ * An ended session's remains are removed all the same. */
+static int sbx_session_delete(lua_State *L) {
+  const char *id = luaL_checkstring(L, 1);
+  enum esb_session_end was;
+  if (esb_k8s_session_id(id))
+    return fail(L, no_k8s);
+  struct esb_error err;
+  if (esb_session_remove(id, &was, &err) < 0)
+    return fail(L, err.message);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int luaopen_echo_sandbox(lua_State *L) {
   static const struct { const char *name; lua_CFunction gc; } types[] = {
-    {REQUEST_MT, request_gc}, {RESULT_MT, result_gc}, {POLICY_MT, policy_gc}};
+    {REQUEST_MT, request_gc}, {RESULT_MT, result_gc}, {POLICY_MT, policy_gc}, {PLAN_MT, plan_gc},
+    {CELL_MT, cell_gc}};
   for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
     luaL_newmetatable(L, types[i].name);
     lua_pushcfunction(L, types[i].gc);
@@ -177,8 +344,15 @@ int luaopen_echo_sandbox(lua_State *L) {
   }
   lua_newtable(L);                              /* M */
   lua_newtable(L);                              /* M, CACHE: the loaded policies, by path */
-  lua_pushcclosure(L, sbx_run, 1);              /* M, run */
-  lua_setfield(L, -2, "run");                   /* M */
+  static const struct { const char *name; lua_CFunction fn; } functions[] = {
+    {"run", sbx_run}, {"session_create", sbx_session_create}, {"session_run", sbx_session_run},
+    {"session_cell", sbx_session_cell}, {"session_delete", sbx_session_delete}};
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    lua_pushvalue(L, -1);                       /* M, CACHE, CACHE */
+    lua_pushcclosure(L, functions[i].fn, 1);    /* M, CACHE, fn */
+    lua_setfield(L, -3, functions[i].name);     /* M, CACHE */
+  }
+  lua_pop(L, 1);                                /* M */
   lua_pushliteral(L, ESB_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

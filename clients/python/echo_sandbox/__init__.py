@@ -12,6 +12,10 @@ surface on asyncio (AsyncClient).
     with client.session(ttl_ms=600000, limits={"memory_bytes": 256 << 20}) as session:
         session.run(shell="echo 42 > answer")     # a sandbox that lives: its
         session.run(shell="cat answer")           # working dir persists
+        session.cell("x = 41")                    # and its kernels' state:
+        session.cell("x + 1").value               # "42"
+        session.upload("in/data.csv", b"a,b\n")   # files in and out
+        session.download("answer")                # b"42\n"
     # (deleted on leaving the block)
 
     async with AsyncClient(url="http://127.0.0.1:7878") as client:
@@ -42,10 +46,10 @@ import socket as _socket
 import ssl as _ssl
 import time
 from typing import Any, Dict, List, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-__all__ = ["Client", "AsyncClient", "Session", "AsyncSession", "Result", "CollectedFile", "Event", "EchoSandboxError",
-           "Unavailable", "Busy", "Rejected", "SessionGone"]
+__all__ = ["Client", "AsyncClient", "Session", "AsyncSession", "Result", "CellResult", "CollectedFile", "Event",
+           "EchoSandboxError", "Unavailable", "Busy", "Rejected", "SessionGone"]
 __version__ = "0.2.0"
 
 
@@ -78,8 +82,9 @@ class Unavailable(EchoSandboxError):
 
 
 class Busy(EchoSandboxError):
-    """429: every run slot of the daemon is taken and its queue is full.
-    retry_after: the seconds it asked to wait."""
+    """429: every run slot of the daemon is taken and its queue is full
+    (retry_after: the seconds it asked to wait); or 409: another cell of
+    the session's kernel is going on (nothing of this one ran)."""
 
 
 class Rejected(EchoSandboxError):
@@ -114,7 +119,7 @@ def _error_for(obj, http_status, headers):
 
 def _kind(http_status):
     """The exception class of an answer's HTTP status."""
-    if http_status == 429:
+    if http_status in (409, 429):
         return Busy
     if http_status == 503:
         return Unavailable
@@ -235,6 +240,41 @@ class Result(_Fields):
         return self.status == "exited" and self.exit_code == 0
 
 
+@dataclasses.dataclass(frozen=True)
+class CellResult(_Fields):
+    """A cell's result (Session.cell), as `echo-sandbox session cell --json`
+    prints it. status: ok (value: the last expression's, as text, or
+    None), error (error: {name, message, traceback}, what the code
+    raised), timed_out or interrupted (the cell, not the kernel; state
+    kept unless state_lost), died (the kernel ended: state_lost).
+    state_lost: the kernel's earlier state is gone. raw: the object as
+    the daemon sent it."""
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    value: Optional[str] = None
+    error: Optional[Dict[str, str]] = None
+    state_lost: bool = False
+    message: Optional[str] = None
+    code: Optional[str] = None
+    duration_ms: Optional[float] = None
+    session: Optional[str] = None
+    language: Optional[str] = None
+    raw: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, obj):
+        plain = {f.name: obj[f.name] for f in dataclasses.fields(cls) if f.name in obj and f.name != "raw"}
+        return cls(**plain, raw=obj)
+
+    @property
+    def ok(self):
+        """The cell ran and raised nothing."""
+        return self.status == "ok"
+
+
 _Bytes = bytes  # Event has a field named bytes
 
 
@@ -279,10 +319,10 @@ class _Base:
             self._parts = parts
         self._where = url if url is not None else "unix:" + socket
 
-    def _headers(self, body):
+    def _headers(self, body, content_type="application/json"):
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
         return headers
@@ -315,6 +355,27 @@ class _Base:
         if status != 200 or obj.get("status") == "error":
             raise _error_for(obj, status, headers)
         return Result.from_json(obj)
+
+    @staticmethod
+    def _cell(status, obj, headers):
+        """A cell's answer: its CellResult, or the error raised (failed: the
+        engine could not run it)."""
+        if status != 200:
+            raise _error_for(obj, status, headers)
+        if obj.get("status") == "failed":
+            raise EchoSandboxError(obj.get("code") or "system_error", obj.get("message") or "the cell did not run",
+                                   200)
+        return CellResult.from_json(obj)
+
+    @staticmethod
+    def _download(path, status, data, headers):
+        """A file's bytes, from a GET of it; a directory or a refusal raised."""
+        json_answer = headers.get("content-type", "").startswith("application/json")
+        if status == 200 and not json_answer:
+            return data
+        if status == 200:
+            raise Rejected("invalid_request", "'%s' is a directory: Session.files lists it" % path, 200)
+        raise _error_for(_Base._decode(status, data, headers), status, headers)
 
     @staticmethod
     def _event(line, status):
@@ -398,7 +459,7 @@ class Client(_Base):
         cls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
         return cls(p.hostname, p.port, timeout=self.timeout)
 
-    def _send(self, method, path, body):
+    def _send(self, method, path, body, content_type="application/json"):
         """One exchange, up to the answer's headers: (conn, response)."""
         conn = self._connection()
         try:
@@ -408,7 +469,7 @@ class Client(_Base):
             raise _unreachable(self._where, e, sent=False) from e
         try:
             try:
-                conn.request(method, path, body=body, headers=self._headers(body))
+                conn.request(method, path, body=body, headers=self._headers(body, content_type))
             except (BrokenPipeError, ConnectionResetError):
                 # The daemon answers some refusals (401, 413) from the
                 # headers and closes without reading the body: its answer
@@ -432,17 +493,21 @@ class Client(_Base):
                     raise
                 time.sleep(delay)
 
-    def _call(self, method, path, body=None):
-        """One exchange whose answer is a JSON object: (status, object, headers)."""
-        conn, resp = self._send(method, path, body)
+    def _exchange(self, method, path, body=None, content_type="application/json"):
+        """One exchange: (status, the answer's bytes, headers)."""
+        conn, resp = self._send(method, path, body, content_type)
         try:
             text = resp.read()
         except OSError as e:
             raise _unreachable(self._where, e, sent=True) from e
         finally:
             conn.close()
-        headers = {k.lower(): v for k, v in resp.getheaders()}
-        return resp.status, self._decode(resp.status, text, headers), headers
+        return resp.status, text, {k.lower(): v for k, v in resp.getheaders()}
+
+    def _call(self, method, path, body=None):
+        """One exchange whose answer is a JSON object: (status, object, headers)."""
+        status, text, headers = self._exchange(method, path, body)
+        return status, self._decode(status, text, headers), headers
 
     def run(self, request=None, **fields):
         """Runs one request (a dict, or its fields as keywords: shell=...,
@@ -561,6 +626,56 @@ class Session:
         """As Client.stream, in the session."""
         return self._client._stream_at(self._path("run"), self._client._body(request, fields))
 
+    def _cell_body(self, code, language, timeout_ms):
+        body = {"language": language, "code": code}
+        if timeout_ms is not None:
+            body["timeout_ms"] = timeout_ms
+        return json.dumps(body).encode("utf-8")
+
+    def _file(self, path):
+        return self._path("files", quote(path.lstrip("/") if path else "", safe="/"))
+
+    def cell(self, code, language="python", timeout_ms=None):
+        """Runs code in the session's kernel of language (python, node):
+        its variables, imports and definitions persist from cell to cell.
+        Returns a CellResult (a cell that raised is one: status "error");
+        raises Busy (409) while another cell of the kernel goes on, Rejected
+        for a language without a kernel, SessionGone once it has ended.
+        timeout_ms: the cell's deadline (the policy's where None)."""
+        body = self._cell_body(code, language, timeout_ms)
+        c = self._client
+        return c._with_retries(lambda: c._cell(*c._call("POST", self._path("cell"), body)))
+
+    def upload(self, path, data, mode=None):
+        """Writes data (bytes or str) as the file path of the working dir,
+        its directories made where missing; mode: its permission bits
+        (0o644 where None). Refused (Rejected) outside the working dir or
+        through a link a run planted; too large (413) a Rejected too."""
+        query = "" if mode is None else "?mode=%o" % mode
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        c = self._client
+        return c._with_retries(lambda: self._written(*c._exchange("PUT", self._file(path) + query, data,
+                                                                   "application/octet-stream")))
+
+    def _written(self, status, text, headers):
+        obj = self._client._decode(status, text, headers)
+        if status != 200:
+            raise _error_for(obj, status, headers)
+        return obj
+
+    def download(self, path):
+        """The bytes of the file path of the working dir. Refused (Rejected)
+        for a directory (files() lists it), outside the working dir, or
+        through a link a run planted."""
+        c = self._client
+        return c._with_retries(lambda: c._download(path, *c._exchange("GET", self._file(path))))
+
+    def files(self, path=""):
+        """The entries of a directory of the working dir ("": the working
+        dir itself): dicts with name, type (file, dir, link, other), mode
+        and size."""
+        return self._client._object("GET", self._file(path) if path else self._path("files"))["entries"]
+
     def info(self):
         """The session now: id, state, runs, created_ms, expires_ms, ttl_ms,
         idle_timeout_ms, pid, cgroups; SessionGone once it has ended."""
@@ -639,12 +754,12 @@ class AsyncClient(_Base):
         except (OSError, asyncio.TimeoutError) as e:
             raise _unreachable(self._where, e, sent=False) from e
 
-    async def _send(self, method, path, body):
+    async def _send(self, method, path, body, content_type="application/json"):
         """One exchange, up to the answer's headers: (reader, writer, status, headers)."""
         reader, writer = await self._connect()
         host = self._parts.netloc if self.socket is None else "localhost"
         head = ["%s %s HTTP/1.1" % (method, path), "Host: " + host, "Connection: close"]
-        head += ["%s: %s" % kv for kv in self._headers(body).items()]
+        head += ["%s: %s" % kv for kv in self._headers(body, content_type).items()]
         if body is not None:
             head.append("Content-Length: %d" % len(body))
         try:
@@ -662,14 +777,18 @@ class AsyncClient(_Base):
             writer.close()
             raise
 
-    async def _call(self, method, path, body=None):
-        reader, writer, status, headers = await self._send(method, path, body)
+    async def _exchange(self, method, path, body=None, content_type="application/json"):
+        reader, writer, status, headers = await self._send(method, path, body, content_type)
         try:
             text = b"".join([chunk async for chunk in _body_chunks(reader, headers)])
         except (OSError, asyncio.IncompleteReadError, ValueError) as e:
             raise _unreachable(self._where, e, sent=True) from e
         finally:
             writer.close()
+        return status, text, headers
+
+    async def _call(self, method, path, body=None):
+        status, text, headers = await self._exchange(method, path, body)
         return status, self._decode(status, text, headers), headers
 
     async def _with_retries(self, once):
@@ -789,6 +908,38 @@ class AsyncSession:
     def stream(self, request=None, **fields):
         """As Session.stream, as an async iterator."""
         return self._client._stream_at(self._path("run"), self._client._body(request, fields))
+
+    _cell_body = Session._cell_body
+    _file = Session._file
+    _written = Session._written
+
+    async def cell(self, code, language="python", timeout_ms=None):
+        """As Session.cell."""
+        body, c = self._cell_body(code, language, timeout_ms), self._client
+
+        async def once():
+            return c._cell(*await c._call("POST", self._path("cell"), body))
+        return await c._with_retries(once)
+
+    async def upload(self, path, data, mode=None):
+        """As Session.upload."""
+        query = "" if mode is None else "?mode=%o" % mode
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+        async def once():
+            return self._written(*await self._client._exchange("PUT", self._file(path) + query, data,
+                                                                "application/octet-stream"))
+        return await self._client._with_retries(once)
+
+    async def download(self, path):
+        """As Session.download."""
+        async def once():
+            return self._client._download(path, *await self._client._exchange("GET", self._file(path)))
+        return await self._client._with_retries(once)
+
+    async def files(self, path=""):
+        """As Session.files."""
+        return (await self._client._object("GET", self._file(path) if path else self._path("files")))["entries"]
 
     async def info(self):
         """As Session.info."""

@@ -12,11 +12,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from echo_sandbox import AsyncClient, Client, EchoSandboxError, Rejected, Result, Session, SessionGone  # noqa: E402
+from echo_sandbox import (AsyncClient, Busy, CellResult, Client, EchoSandboxError, Rejected, Result,  # noqa: E402
+                          Session, SessionGone)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("ECHO_SANDBOX_BIN") or os.path.join(HERE, "..", "..", "..", "build", "echo-sandbox")
@@ -217,6 +219,82 @@ class Sessions(unittest.TestCase):
         self.assertEqual([e.data for e in events[:-1]], ["7\n"])
         self.assertIn(sid, ids)
         self.assertEqual(ended, "deleted")
+
+    def test_cells_keep_the_kernels_state(self):
+        with self.client.session() as s:
+            self.assertIsInstance(s.cell("x = 41"), CellResult)
+            r = s.cell("x + 1", language="python", timeout_ms=10000)
+            self.assertEqual((r.status, r.value, r.session, r.language), ("ok", "42", s.id, "python"))
+            self.assertTrue(r.ok)
+            r = s.cell("raise KeyError('k')")
+            self.assertEqual((r.status, r.error["name"]), ("error", "KeyError"))
+            self.assertIn("KeyError", r.error["traceback"])
+            self.assertEqual(s.cell("print(x)").stdout, "41\n")
+            with self.assertRaises(Rejected) as caught:
+                s.cell("1", language="cobol")
+            self.assertEqual(caught.exception.http_status, 400)
+            self.assertIn("python", caught.exception.message)
+        with self.assertRaises(SessionGone) as caught:
+            s.cell("x")
+        self.assertEqual(caught.exception.ended, "deleted")
+
+    # A's cell blocks on a fifo of the working dir until a run writes it,
+    # once B's cell has been refused: no sleep decides the order.
+    def test_a_second_cell_while_one_goes_on_is_busy(self):
+        once = Client(url=self.client.url, timeout=60, retries=0)
+        with self.client.session() as s:
+            s.run(shell="mkfifo go")
+            answers = []
+            a = threading.Thread(target=lambda: answers.append(
+                s.cell("open('a-started', 'w').close()\nopen('go').read()", timeout_ms=60000)))
+            a.start()
+            try:
+                while "a-started" not in [e["name"] for e in s.files()]:
+                    time.sleep(0.01)
+                with self.assertRaises(Busy) as caught:
+                    Session(once, {"id": s.id}).cell("'b'")
+                self.assertEqual((caught.exception.http_status, caught.exception.retryable), (409, True))
+            finally:
+                s.run(shell="echo done > go")
+                a.join()
+            self.assertEqual((answers[0].status, answers[0].value), ("ok", "'done\\n'"))
+
+    def test_uploads_files_a_run_reads_and_downloads_files_a_run_wrote(self):
+        outside = tempfile.mkdtemp(prefix="esb-py-outside-")
+        try:
+            with open(os.path.join(outside, "secret"), "w") as f:
+                f.write("host\n")
+            os.chmod(outside, 0o777)
+            with self.client.session() as s:
+                written = s.upload("in/data.bin", b"\xff\x00raw", mode=0o600)
+                self.assertEqual(written, {"path": "in/data.bin", "size": 5})
+                r = s.run(shell="od -An -c in/data.bin | tr -s ' '; stat -c %%a in/data.bin; echo made > out.txt; "
+                                "ln -s %s/secret planted; ln -s %s dir" % (outside, outside))
+                self.assertEqual(r.stdout, " 377 \\0 r a w\n600\n")
+                self.assertEqual(s.download("out.txt"), b"made\n")
+                self.assertEqual(s.download("in/data.bin"), b"\xff\x00raw")
+                names = {e["name"]: e["type"] for e in s.files()}
+                self.assertEqual(names, {"in": "dir", "out.txt": "file", "planted": "link", "dir": "link"})
+                self.assertEqual([e["name"] for e in s.files("in")], ["data.bin"])
+                for refused in (lambda: s.download("planted"), lambda: s.upload("dir/new", "x"),
+                                lambda: s.download("in"), lambda: s.download("../etc/passwd")):
+                    with self.assertRaises(Rejected):
+                        refused()
+                self.assertFalse(os.path.exists(os.path.join(outside, "new")))
+        finally:
+            shutil.rmtree(outside)
+
+    def test_the_async_session_has_cells_and_files(self):
+        async def go():
+            async with AsyncClient(url=self.client.url, timeout=60) as client:
+                async with client.session() as s:
+                    await s.cell("x = 41")
+                    r = await s.cell("x + 1")
+                    await s.upload("note", "from async")
+                    await s.run(shell="cat note > copy")
+                    return r.value, await s.download("copy"), [e["name"] for e in await s.files()]
+        value, copy, names = asyncio.run(go())
+        self.assertEqual((value, copy, sorted(names)), ("42", b"from async", ["copy", "note"]))
 
     def test_an_unknown_session_is_gone_without_a_reason(self):
         ghost = Session(self.client, {"id": "0123456789abcdef" * 2})
