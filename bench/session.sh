@@ -70,7 +70,7 @@ PY
 # An idle session's host memory: its holder's, without a kernel.
 idle=$("$cli" session create --ttl 3600000 --idle-timeout 3600000)
 ids+=("$idle")
-pid=$("$cli" session show "$idle" --json | lua5.4 -e 'print(require("cjson").decode(io.read("a")).pid)')
+pid=$("$cli" session show "$idle" --json | lua5.4 -e 'print(math.tointeger(require("cjson").decode(io.read("a")).pid))')
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup")
 with_means "$out.json" "
