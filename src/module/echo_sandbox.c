@@ -266,15 +266,24 @@ static int sbx_session_create(lua_State *L) {
   return 1;
 }
 
+/* The arguments of session_run and session_cell: (id, table [, options]).
+ * 0, or the count of values pushed for the caller to return (nil and why:
+ * no policy, a Kubernetes session). */
+static int session_args(lua_State *L, const char **id, struct esb_policy **policy) {
+  *id = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!(*policy = options_policy(L, 3)))
+    return 2;
+  return esb_k8s_session_id(*id) ? fail(L, no_k8s) : 0;
+}
+
 /* session_run(id, request [, options]): the run's result, as run's. */
 static int sbx_session_run(lua_State *L) {
-  const char *id = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  struct esb_policy *policy = options_policy(L, 3);
-  if (!policy)
-    return 2;
-  if (esb_k8s_session_id(id))
-    return fail(L, no_k8s);
+  const char *id;
+  struct esb_policy *policy;
+  int pushed = session_args(L, &id, &policy);
+  if (pushed)
+    return pushed;
   struct esb_request *req = boxed(L, sizeof *req, REQUEST_MT);
   struct esb_plan *plan = boxed(L, sizeof *plan, PLAN_MT);
   struct esb_result *result = boxed(L, sizeof *result, RESULT_MT);
@@ -294,13 +303,11 @@ static int sbx_session_run(lua_State *L) {
 /* session_cell(id, { language, code, timeout_ms } [, options]): the
  * cell's result; nil and why where it did not go in (busy among them). */
 static int sbx_session_cell(lua_State *L) {
-  const char *id = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  struct esb_policy *policy = options_policy(L, 3);
-  if (!policy)
-    return 2;
-  if (esb_k8s_session_id(id))
-    return fail(L, no_k8s);
+  const char *id;
+  struct esb_policy *policy;
+  int pushed = session_args(L, &id, &policy);
+  if (pushed)
+    return pushed;
   struct cell_box *box = boxed(L, sizeof *box, CELL_MT);
   struct esb_plan *plan = boxed(L, sizeof *plan, PLAN_MT);
   *box = (struct cell_box){ .result = ESB_CELL_RESULT_INIT };
