@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/sandbox/child_wire.h"
@@ -138,9 +139,27 @@ static void answer(int conn, const struct esb_session_cell_answer *a, const int 
     return; /* the client is gone: its connection's end says so */
 }
 
+/* Whether the slot's kernel has ended though its SIGCHLD is not read yet:
+ * its pid 1 writes its report only as it ends (or closes the pipe by
+ * ending), and nobody reads the pipe between cells. Such a kernel is
+ * reaped here (its pid 1 _exits right after the report, so the wait is
+ * short), so that a cell never goes to a kernel that has ended. */
+static void reap_if_ended(struct esb_kernels *ks, struct esb_kernel *k) {
+  struct pollfd p = { .fd = k->fds[ESB_SESSION_CELL_FD_REPORT], .events = POLLIN };
+  if (!k->pid || k->conn >= 0 || k->killing || poll(&p, 1, 0) != 1)
+    return;
+  int status;
+  pid_t pid;
+  do pid = waitpid(k->pid, &status, 0); while (pid < 0 && errno == EINTR);
+  if (pid == k->pid)
+    esb_kernels_reaped(ks, pid, status);
+}
+
 void esb_kernels_cell(struct esb_kernels *ks, int conn, const struct esb_session_msg *m, const int *fds, int n) {
   struct esb_session_cell_answer a = { .magic = ESB_SESSION_MAGIC, .ended = -1 };
   struct esb_kernel *k = m->kernel < ESB_SESSION_KERNELS ? &ks->k[m->kernel] : NULL;
+  if (k)
+    reap_if_ended(ks, k);
   if (!k || n < 1) {
     a.word = ESB_SESSION_CELL_FAILED;
     a.error = EPROTO;
