@@ -128,6 +128,42 @@ if minor then
         assert.are.equal(404, status)
       end)
 
+      -- A k8s session's files through the daemon: each op a run in the pod
+      -- (dispatch/session_k8s_files.h), off the loop as a run is.
+      -- Checked: with the route's 501 for a k8s id kept, the put answered 501.
+      it("puts, gets and lists a k8s session's files through the daemon", function()
+        local d = start()
+        local s = create(d, { backend = "k8s" })
+        local files = "/v1/sessions/" .. s.id .. "/files/"
+        local status, put = daemon.request(d, "PUT", files .. "in/hello.txt?mode=0640", "from the client\n")
+        assert.are.equal(200, status, cjson.encode(put))
+        assert.are.same({ "in/hello.txt", 16 }, { put.path, math.tointeger(put.size) })
+        local r
+        status, r = run(d, s.id, { shell = "cat in/hello.txt; echo made-by-a-run > out.txt" })
+        assert.are.same({ 200, "from the client\n" }, { status, r.stdout })
+        local got, headers
+        status, got, headers = daemon.send(d, "GET", files .. "out.txt", {})
+        assert.are.same({ 200, "made-by-a-run\n", "application/octet-stream" },
+                        { status, got, headers["content-type"] })
+        local list
+        status, list = daemon.request(d, "GET", "/v1/sessions/" .. s.id .. "/files")
+        assert.are.equal(200, status, cjson.encode(list))
+        local names = {}
+        for _, e in ipairs(list.entries) do names[e.name] = e.type end
+        assert.are.same({ ["in"] = "dir", ["out.txt"] = "file" }, names)
+        status, list = daemon.request(d, "GET", files .. "in")
+        assert.are.same({ 200, "in", "hello.txt", tonumber("640", 8) },
+                        { status, list.path, list.entries[1].name, math.tointeger(list.entries[1].mode) })
+        local refused
+        status, refused = daemon.request(d, "GET", files .. "missing")
+        assert.are.equal(400, status, cjson.encode(refused))
+        assert.truthy(refused.error.message:find("no such regular file", 1, true), refused.error.message)
+        assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. s.id)))
+        status, refused = daemon.request(d, "GET", files .. "out.txt")
+        assert.are.equal(404, status, cjson.encode(refused))
+        assert.are.equal(s.id, refused.session)
+      end)
+
       -- The kernel is a process in the pod: a cell through one daemon, the
       -- next through a second, the state kept.
       -- Checked: with the cell's plan made for the local backend (no k8s

@@ -133,6 +133,60 @@ env.each_kubectl(function(minor)
         rm(server, id)
       end)
 
+      -- session cp and session files of a k8s session: each a run in its
+      -- pod (dispatch/session_k8s_files.h). The bytes come back as they went
+      -- in (a NUL, no newline at the end), and a name with a newline in it is
+      -- one entry of the listing, not two.
+      it("puts, gets and lists a session's files through runs in its pod", function()
+        local id = create(server)
+        local src, back = os.tmpname(), os.tmpname()
+        local bytes = "a\0b\nc\255"
+        local f = assert(io.open(src, "wb"))
+        f:write(bytes)
+        f:close()
+        assert(os.execute("chmod 750 " .. env.quote(src)))
+        local _, err, code = cli(server, { "cp", src, id .. ":sub/dir/a.bin" })
+        assert.are.equal(0, code, err)
+        _, err, code = cli(server, { "cp", id .. ":sub/dir/a.bin", back })
+        assert.are.equal(0, code, err)
+        f = assert(io.open(back, "rb"))
+        assert.are.equal(bytes, f:read("a"))
+        f:close()
+        os.remove(src)
+        os.remove(back)
+        local r = run(server, id, { shell = "mkdir d && ln -s sub/dir/a.bin link && printf x > 'new\nline'" })
+        assert.are.equal(0, r.exit_code, cjson.encode(r))
+        local out
+        out, err, code = cli(server, { "files", id, "--json" })
+        assert.are.equal(0, code, err)
+        local entries, names = {}, {} -- one JSON object a line: the lines as an array
+        for _, e in ipairs(cjson.decode("[" .. out:gsub("\n(.)", ",%1") .. "]")) do
+          entries[e.name] = e
+          names[#names + 1] = e.name
+        end
+        table.sort(names)
+        assert.are.same({ "d", "link", "new\nline", "sub" }, names) -- no run's mark among them
+        assert.are.equal("dir", entries.d.type)
+        assert.are.equal("link", entries.link.type)
+        assert.are.equal("dir", entries.sub.type)
+        assert.are.equal("file", entries["new\nline"].type)
+        assert.are.equal(1, entries["new\nline"].size)
+        out, err, code = cli(server, { "files", id, "sub/dir", "--json" })
+        assert.are.equal(0, code, err)
+        local e = cjson.decode(out)
+        assert.are.same({ name = "a.bin", type = "file", mode = tonumber("750", 8), size = #bytes }, e)
+        _, err, code = cli(server, { "cp", id .. ":nothing", "-" })
+        assert.are.equal(125, code)
+        assert.truthy(err:find("no such regular file", 1, true), err)
+        _, err, code = cli(server, { "cp", id .. ":a*", "-" })
+        assert.are.equal(125, code)
+        assert.truthy(err:find("cannot be", 1, true), err)
+        _, err, code = cli(server, { "files", id, "nowhere" })
+        assert.are.equal(125, code)
+        assert.truthy(err:find("no such directory", 1, true), err)
+        rm(server, id)
+      end)
+
       it("says a deleted session is gone, and a run in it is an error naming it", function()
         local id = create(server)
         rm(server, id)

@@ -23,7 +23,7 @@
 const char esb_k8s_session_wait_script[] =
   "n=$1 t=$2 c=0; trap 'exit 143' TERM; "
   "while [ \"$c\" -lt \"$n\" ]; do sleep \"$t\" & wait $!; c=$((c + 1)); "
-  "for f in .echo-sandbox-run.*; do [ -e \"$f\" ] || continue; c=0; "
+  "for f in " ESB_K8S_SESSION_RUN_MARK "*; do [ -e \"$f\" ] || continue; c=0; "
   "kill -0 \"${f##*.}\" 2>/dev/null || rm -f -- \"$f\"; done; done; exit 0";
 
 /* The exec'd command of a run in a session: $1 the run's deadline in
@@ -43,7 +43,7 @@ const char esb_k8s_session_wait_script[] =
  * goes on. */
 const char esb_k8s_session_run_script[] =
   "t=$1; shift; while [ \"$1\" != -- ]; do export \"$1\" || exit 125; shift; done; shift; "
-  "m=.echo-sandbox-run.$$; : > \"$m\" || exit 125; "
+  "m=" ESB_K8S_SESSION_RUN_MARK "$$; : > \"$m\" || exit 125; "
   "reap() { read -r l < /proc/$$/stat || return 0; IFS=' '; set -- ${l##*) }; [ \"$4\" = $$ ] || return 0; "
   "k=1; while [ -n \"$k\" ]; do k=; a=$(cat /proc/[0-9]*/stat 2>/dev/null); IFS='\n'; set -f; for l in $a; do "
   "case $l in *\" $$ \"*) ;; *) continue ;; esac; IFS=' '; set -- ${l##*) }; p=${l%% *}; "

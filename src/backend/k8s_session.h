@@ -36,6 +36,9 @@
 #include "engine/error.h"
 
 #define ESB_K8S_SESSION_PREFIX "echo-sandbox-s-"
+/* A run in a session marks itself NAME.PID in the working dir while it
+ * goes on (esb_k8s_session_run_script): the engine's, never a listing's. */
+#define ESB_K8S_SESSION_RUN_MARK ".echo-sandbox-run."
 #define ESB_K8S_SESSION_HEX 24
 #define ESB_K8S_SESSION_ID_LEN (sizeof ESB_K8S_SESSION_PREFIX - 1 + ESB_K8S_SESSION_HEX)
 #define ESB_K8S_SESSION_LABEL "echo-sandbox.io/session"

@@ -20,6 +20,7 @@
 #include "cli/request.h"
 #include "cli/session_k8s.h"
 #include "dispatch/session_k8s.h"
+#include "dispatch/session_k8s_files.h"
 #include "dispatch/session_create.h"
 #include "codec/json.h"
 #include "codec/convert.h"
@@ -146,8 +147,11 @@ static const char cp_usage[] =
   "the file keeps FILE's permission bits (0644 from stdin). Out of it: a\n"
   "regular file only. A path that leads outside the working dir (a link a\n"
   "run made, to anywhere) is refused. At most the working dir's size.\n"
+  "A k8s session's file goes in or out through a run in its pod (its\n"
+  "policy's: --policy), out as `collect` takes files, within its ceilings.\n"
   "\n"
   "options:\n"
+  "  --policy FILE        the policy (a k8s session's: its cluster)\n"
   "  -h, --help           show this help\n";
 
 static const char files_usage[] =
@@ -159,6 +163,7 @@ static const char files_usage[] =
   "\n"
   "options:\n"
   "  --json               one JSON object a line: name, type, mode, size\n"
+  "  --policy FILE        the policy (a k8s session's: its cluster)\n"
   "  -h, --help           show this help\n";
 
 static bool wants_help(int argc, char **argv) {
@@ -647,13 +652,32 @@ static int session_rm(int argc, char **argv) {
 
 /* ID:PATH: the id, into id (the path follows the colon); NULL where arg
  * is a file of ours. */
-static const char *remote_path(const char *arg, char id[ESB_SESSION_ID_LEN + 1]) {
+static const char *remote_path(const char *arg, char id[ESB_K8S_SESSION_ID_LEN + 1]) {
   const char *colon = strchr(arg, ':');
-  if (!colon || colon - arg != ESB_SESSION_ID_LEN)
+  size_t n = colon ? (size_t)(colon - arg) : 0;
+  if (n != ESB_SESSION_ID_LEN && n != ESB_K8S_SESSION_ID_LEN)
     return NULL;
-  memcpy(id, arg, ESB_SESSION_ID_LEN);
-  id[ESB_SESSION_ID_LEN] = '\0';
-  return colon + 1;
+  memcpy(id, arg, n);
+  id[n] = '\0';
+  return n == ESB_SESSION_ID_LEN || esb_k8s_session_id(id) ? colon + 1 : NULL;
+}
+
+/* --policy FILE out of argv (argc shrinks): the policy a k8s session's
+ * files go through (its cluster, the run's plan); a local session's need
+ * none. -1: --policy without its FILE. */
+static int take_policy(int *argc, char **argv, const char **policy) {
+  int kept = 1;
+  for (int i = 1; i < *argc; i++) {
+    if (strcmp(argv[i], "--policy") != 0) {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    if (++i == *argc)
+      return -1;
+    *policy = argv[i];
+  }
+  *argc = kept;
+  return 0;
 }
 
 /* All of f's bytes, at most limit: a buffer, or NULL with err. */
@@ -716,23 +740,32 @@ static int session_cp(int argc, char **argv) {
     fputs(cp_usage, stdout);
     return 0;
   }
+  const char *policy_path = NULL;
+  if (take_policy(&argc, argv, &policy_path) < 0)
+    return usage_error("cp", "--policy takes a FILE", NULL);
   if (argc != 3)
     return usage_error("cp", "takes SRC and DST, one of them ID:PATH", NULL);
-  char id[ESB_SESSION_ID_LEN + 1];
+  char id[ESB_K8S_SESSION_ID_LEN + 1];
   const char *from = remote_path(argv[1], id), *to = from ? NULL : remote_path(argv[2], id);
   if (!from == !to)
     return usage_error("cp", "one of SRC and DST is ID:PATH (a session's), the other a file or -", NULL);
   struct esb_error err = ESB_ERROR_INIT;
   struct esb_file f = { .path = (char *)(from ? from : to) };
-  uint64_t limit;
-  bool failed;
-  if (from)
-    failed = esb_session_get(id, from, &f.data, &f.len, &err) < 0 || write_local(argv[2], f.data, f.len, &err) < 0;
+  uint64_t limit = 0;
+  bool k8s = esb_k8s_session_id(id), failed;
+  struct esb_policy *policy = k8s ? esb_policy_open(policy_path, &err) : NULL;
+  if (k8s && !policy)
+    failed = true;
+  else if (from)
+    failed = (k8s ? esb_k8s_session_get(policy, id, from, &f.data, &f.len, &err)
+                  : esb_session_get(id, from, &f.data, &f.len, &err)) < 0 ||
+             write_local(argv[2], f.data, f.len, &err) < 0;
   else
-    failed = esb_session_workdir_size(id, &limit, &err) < 0 ||
+    failed = (!k8s && esb_session_workdir_size(id, &limit, &err) < 0) ||
              !(f.data = read_local(argv[1], limit ? (size_t)limit : SIZE_MAX, &f.len, &f.mode, &err)) ||
-             esb_session_put(id, &f, &err) < 0;
+             (k8s ? esb_k8s_session_put(policy, id, &f, &err) : esb_session_put(id, &f, &err)) < 0;
   free(f.data);
+  esb_policy_close(policy);
   return failed ? fail(&err) : 0;
 }
 
@@ -771,9 +804,11 @@ static int session_files(int argc, char **argv) {
     fputs(files_usage, stdout);
     return 0;
   }
-  const char *args[2] = { NULL, NULL };
+  const char *args[2] = { NULL, NULL }, *policy_path = NULL;
   int n = 0;
   bool json = false;
+  if (take_policy(&argc, argv, &policy_path) < 0)
+    return usage_error("files", "--policy takes a FILE", NULL);
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0)
       json = true;
@@ -788,7 +823,15 @@ static int session_files(int argc, char **argv) {
   lua_State *L = json ? esb_json_state() : NULL;
   if (json && !L)
     return usage_error("files", "out of memory", NULL);
-  int rc = esb_session_files(args[0], args[1], print_entry, L, &err) < 0 ? fail(&err) : 0;
+  struct esb_policy *policy = NULL;
+  int rc;
+  if (!esb_k8s_session_id(args[0]))
+    rc = esb_session_files(args[0], args[1], print_entry, L, &err);
+  else
+    rc = (policy = esb_policy_open(policy_path, &err)) ? esb_k8s_session_files(policy, args[0], args[1], print_entry, L, &err)
+                                                  : -1;
+  rc = rc < 0 ? fail(&err) : 0;
+  esb_policy_close(policy);
   if (L)
     lua_close(L);
   return rc;

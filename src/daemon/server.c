@@ -36,6 +36,7 @@
 #include "backend/k8s_session.h"
 #include "dispatch/execute.h"
 #include "dispatch/session.h"
+#include "dispatch/session_k8s_files.h"
 #include "dispatch/session_task.h"
 #include "luaglue/call.h"
 #include "codec/convert.h"
@@ -80,7 +81,7 @@ struct server {
 
 /* What a request that runs something asks for. */
 enum conn_kind { CONN_RUN, CONN_SESSION_CREATE, CONN_SESSION_RUN, CONN_SESSION_DELETE, CONN_K8S_SESSION_ASK,
-                 CONN_SESSION_CELL };
+                 CONN_SESSION_CELL, CONN_K8S_FILES };
 
 /* One HTTP request. */
 struct conn {
@@ -105,6 +106,8 @@ struct conn {
   struct esb_session_task task;
   struct esb_session_info info; /* DELETE: the session as it was */
   struct esb_session_cell_body cell; /* CELL: its body */
+  enum esb_k8s_files_op files_op;    /* K8S_FILES: what its run does (dispatch/session_k8s_files.h) */
+  char files_path[ESB_FILE_PATH_MAX + 1]; /* K8S_FILES: its path, "" for the working dir */
   bool running;
   struct esb_waiter waiter; /* while it waits for a slot */
   /* POST /v1/run?stream=1: event lines, then the result line, as they come */
@@ -866,6 +869,7 @@ static void session_deleted(struct conn *st) {
 }
 
 static void session_cell_done(struct conn *st);
+static void k8s_files_done(struct conn *st);
 
 static void session_task_done(struct esb_session_task *t, void *userdata) {
   struct conn *st = userdata;
@@ -874,6 +878,8 @@ static void session_task_done(struct esb_session_task *t, void *userdata) {
     session_cell_done(st);
   else if (st->kind == CONN_K8S_SESSION_ASK)
     k8s_ask_done(st);
+  else if (st->kind == CONN_K8S_FILES)
+    k8s_files_done(st);
   else if (st->kind == CONN_SESSION_RUN)
     session_run_done(st);
   else if (st->kind == CONN_SESSION_CREATE)
@@ -922,6 +928,8 @@ static bool start_session_task(struct conn *st) {
     s->m.rejected_bad++;
   if (st->stream_queued)
     stream_result(st, &r);
+  else if (st->kind == CONN_K8S_FILES) /* answered as a files op's refusal, not as a run's */
+    respond_error(st, code == 200 ? 500 : code, err.code, err.message);
   else
     respond_result(st, code, &r);
   esb_result_release(&r);
@@ -983,18 +991,6 @@ static void respond_sessions(struct conn *st, const char *k8s_json) {
 }
 
 /* ---- a session's cells and files ---- */
-
-/* The files of a k8s session (its id a pod's name) are not served here
- * yet: answered 501, saying what is (true). */
-static bool k8s_not_served(struct conn *st, const char *url) {
-  char id[128];
-  esb_route_id(url, id, sizeof id);
-  if (!esb_k8s_session_id(id))
-    return false;
-  respond_error(st, 501, ESB_E_INVALID_REQUEST, "the files of a k8s session are not served by the daemon yet: "
-                "its runs and cells are (POST /v1/sessions/{id}/run, /cell)");
-  return true;
-}
 
 /* A cell's kernel planned, and the cell handed to its helper; false when
  * it ended at once (response set, slot given back). */
@@ -1105,6 +1101,16 @@ static void respond_too_large(struct conn *st, const char *what, uint64_t limit)
   respond_error(st, 413, ESB_E_INVALID_REQUEST, message);
 }
 
+/* A put's answer: {"path": P, "size": N}. */
+static void respond_put(struct conn *st, const char *path, size_t size) {
+  lua_State *L = st->s->L;
+  lua_createtable(L, 0, 2);
+  set_field(L, "path", path);
+  lua_pushinteger(L, (lua_Integer)size);
+  lua_setfield(L, -2, "size");
+  respond_table(st, 200);
+}
+
 /* PUT /v1/sessions/ID/files/PATH: the body is the file's bytes, written as
  * `session cp` writes them (esb_session_put: nothing outside the working
  * dir, through no link a run planted). Small and bounded by the working
@@ -1117,7 +1123,7 @@ static void handle_put(struct conn *st, const char *url) {
     respond_too_large(st, "the request body", st->s->o->max_body);
     return;
   }
-  if (k8s_not_served(st, url) || alive_session(st, url, &st->info) < 0)
+  if (alive_session(st, url, &st->info) < 0)
     return;
   struct esb_file f = { .path = (char *)esb_route_path(url), .data = st->body ? st->body : (char *)"",
                         .len = st->len, .mode = (unsigned)mode };
@@ -1129,14 +1135,8 @@ static void handle_put(struct conn *st, const char *url) {
     respond_too_large(st, "the file (the session's working dir holds no more)", limit);
   else if (esb_session_put(st->session, &f, &err) < 0)
     respond_files_failed(st, &err);
-  else {
-    lua_State *L = st->s->L;
-    lua_createtable(L, 0, 2);
-    set_field(L, "path", f.path);
-    lua_pushinteger(L, (lua_Integer)f.len);
-    lua_setfield(L, -2, "size");
-    respond_table(st, 200);
-  }
+  else
+    respond_put(st, f.path, f.len);
 }
 
 /* The words of an entry's type (struct esb_session_entry), as `session
@@ -1161,27 +1161,26 @@ static void push_entry(const struct esb_session_entry *e, void *arg) {
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 }
 
-/* A directory's listing, {"path": P, "entries": [...]}: 0, or -1 with err
- * (not a directory among them) and nothing answered. */
-static int respond_listing(struct conn *st, const char *path, struct esb_error *err) {
-  lua_State *L = st->s->L;
+/* A directory's listing, {"path": P, "entries": [...]}, begun: push_entry
+ * adds to it; respond_entries answers with it. */
+static void begin_entries(lua_State *L, const char *path) {
   lua_createtable(L, 0, 2);
   set_field(L, "path", path ? path : "");
   lua_createtable(L, 8, 0);
-  if (esb_session_files(st->session, path, push_entry, L, err) < 0) {
-    lua_pop(L, 2);
-    return -1;
-  }
+}
+
+static void respond_entries(struct conn *st) {
+  lua_State *L = st->s->L;
   if (lua_rawlen(L, -1) > 0) {
     lua_setfield(L, -2, "entries");
     respond_table(st, 200);
-    return 0;
+    return;
   }
   lua_pop(L, 1); /* cjson writes an empty table as {} */
   struct esb_error e;
   if (esb_json_encode(L, &e) < 0) {
     respond_error(st, 500, e.code, e.message);
-    return 0;
+    return;
   }
   const char *json = lua_tostring(L, -1); /* {"path":...} */
   size_t n = strlen(json) + 16;
@@ -1194,6 +1193,17 @@ static int respond_listing(struct conn *st, const char *path, struct esb_error *
   }
   free(body);
   lua_pop(L, 1);
+}
+
+/* A local session's directory's listing: 0, or -1 with err (not a
+ * directory among them) and nothing answered. */
+static int respond_listing(struct conn *st, const char *path, struct esb_error *err) {
+  begin_entries(st->s->L, path);
+  if (esb_session_files(st->session, path, push_entry, st->s->L, err) < 0) {
+    lua_pop(st->s->L, 2);
+    return -1;
+  }
+  respond_entries(st);
   return 0;
 }
 
@@ -1217,8 +1227,75 @@ static void respond_file(struct conn *st, const char *path) {
 static void answer_files(struct conn *st, enum esb_endpoint endpoint, const char *url) {
   if (endpoint == ESB_ENDPOINT_SESSION_PUT)
     handle_put(st, url);
-  else if (!k8s_not_served(st, url) && alive_session(st, url, &st->info) == 0)
+  else if (alive_session(st, url, &st->info) == 0)
     respond_file(st, esb_route_path(url));
+}
+
+/* ---- a k8s session's files: each a run in its pod, off the loop ---- */
+
+static enum MHD_Result handle_run(struct conn *st);
+
+/* The request of a k8s session's files op, then on as a run in it. */
+static enum MHD_Result handle_k8s_files(struct conn *st, enum esb_endpoint endpoint, const char *url) {
+  const char *path = esb_route_path(url);
+  int mode = endpoint == ESB_ENDPOINT_SESSION_PUT ? put_mode(st) : 0644;
+  struct esb_error err = ESB_ERROR_INIT;
+  st->files_op = endpoint == ESB_ENDPOINT_SESSION_PUT ? ESB_K8S_FILES_PUT : ESB_K8S_FILES_SHOW;
+  snprintf(st->files_path, sizeof st->files_path, "%s", path ? path : "");
+  struct esb_file f = { .path = (char *)(path ? path : ""), .data = st->body ? st->body : (char *)"",
+                        .len = st->len, .mode = (unsigned)mode };
+  if (mode < 0)
+    esb_error_set(&err, ESB_E_INVALID_REQUEST, "invalid request: 'mode' is permission bits in octal (0644)");
+  else if (!st->too_large)
+    esb_k8s_files_request(st->files_op, path, &f, &st->req, &err);
+  if (err.code != ESB_OK) {
+    st->s->m.rejected_bad++;
+    respond_error(st, 400, err.code, err.message);
+    return send_response(st);
+  }
+  st->kind = CONN_K8S_FILES;
+  return handle_run(st);
+}
+
+/* What the run of a k8s session's files op did, answered: a put's
+ * object, a listing, or a file's bytes. */
+static void answer_k8s_files(struct conn *st, struct esb_result *r) {
+  lua_State *L = st->s->L;
+  const char *path = st->files_path[0] ? st->files_path : NULL;
+  struct esb_error err = ESB_ERROR_INIT;
+  char *data = NULL;
+  size_t len = 0;
+  if (st->files_op == ESB_K8S_FILES_PUT) {
+    if (esb_k8s_files_done(st->files_op, st->session, path, r, NULL, NULL, NULL, NULL, &err) < 0)
+      respond_error(st, err.code == ESB_E_INVALID_REQUEST ? 400 : 500, err.code, err.message);
+    else
+      respond_put(st, st->files_path, st->len);
+    return;
+  }
+  begin_entries(L, path);
+  if (esb_k8s_files_done(st->files_op, st->session, path, r, &data, &len, push_entry, L, &err) < 0 || data) {
+    lua_pop(L, 2);
+    if (data)
+      set_response(st, 200, "application/octet-stream", data, len);
+    else
+      respond_error(st, err.code == ESB_E_INVALID_REQUEST ? 400 : 500, err.code, err.message);
+  } else {
+    respond_entries(st);
+  }
+  free(data);
+}
+
+/* The run of a k8s session's files op has ended; a session that had
+ * ended is gone (404), as for a run in it. */
+static void k8s_files_done(struct conn *st) {
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_result_move(&r, &st->task.result);
+  if (r.status == ESB_STATUS_ERROR && r.reason && strcmp(r.reason, "SessionEnded") == 0)
+    respond_gone_said(st, st->session, k8s_ended_in(r.error_message), r.error_message);
+  else
+    answer_k8s_files(st, &r);
+  esb_result_release(&r);
+  admitted_ended(st);
 }
 
 /* ---- requests ---- */
@@ -1250,13 +1327,14 @@ static enum MHD_Result handle_run(struct conn *st) {
     respond_busy(st, 503, "the daemon is shutting down");
     return send_response(st);
   }
-  if (read_request(st, &err) < 0) {
+  if (st->kind != CONN_K8S_FILES && read_request(st, &err) < 0) {
     s->m.rejected_bad++;
     respond_error(st, 400, err.code, err.message);
     return send_response(st);
   }
   const char *stream = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "stream");
-  st->streaming = stream && st->kind != CONN_SESSION_CREATE && st->kind != CONN_SESSION_CELL && (strcmp(stream, "1") == 0 || strcmp(stream, "true") == 0);
+  st->streaming = stream && (st->kind == CONN_RUN || st->kind == CONN_SESSION_RUN) &&
+                 (strcmp(stream, "1") == 0 || strcmp(stream, "true") == 0);
   switch (esb_admission_offer(&s->admission, &st->waiter)) {
   case ESB_ADMIT_RUN:
     if (!start_run(st))
@@ -1371,6 +1449,8 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
   case ESB_ENDPOINT_SESSION_PUT:
   case ESB_ENDPOINT_SESSION_GET:
   case ESB_ENDPOINT_SESSION_FILES:
+    if (k8s_session_in(st, url))
+      return handle_k8s_files(st, endpoint, url);
     answer_files(st, endpoint, url);
     break;
   case ESB_ENDPOINT_SESSION_SHOW:
