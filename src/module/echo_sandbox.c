@@ -42,6 +42,7 @@
 #include "dispatch/execute.h"
 #include "dispatch/session.h"
 #include "dispatch/session_create.h"
+#include "dispatch/session_k8s.h"
 #include "luaglue/call.h"
 #include "codec/convert.h"
 
@@ -236,11 +237,6 @@ static int fail(lua_State *L, const char *message) {
   return 2;
 }
 
-/* The module's sessions are local ones: a k8s session (its id a pod's
- * name) goes through the CLI or the daemon. */
-static const char no_k8s[] = "the Lua module's sessions are local: a k8s session's go through `echo-sandbox "
-                             "session` or the daemon";
-
 /* session_create(body [, options]): the new session's id. */
 static int sbx_session_create(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -254,8 +250,6 @@ static int sbx_session_create(lua_State *L) {
   struct esb_error err;
   if (esb_session_create_request(L, 1, req, &o, &err) < 0)
     return fail(L, err.message);
-  if (req->backend == ESB_BACKEND_K8S)
-    return fail(L, no_k8s);
   int rc = esb_session_make(policy, req, o.ttl_ms, o.idle_timeout_ms, &made, &err);
   char id[sizeof made.id];
   memcpy(id, made.id, sizeof id);
@@ -268,13 +262,13 @@ static int sbx_session_create(lua_State *L) {
 
 /* The arguments of session_run and session_cell: (id, table [, options]).
  * 0, or the count of values pushed for the caller to return (nil and why:
- * no policy, a Kubernetes session). */
+ * no policy). A k8s session's id (its pod's name) goes to the cluster the
+ * policy names, as the CLI's `session` does (dispatch/session_k8s.h): each
+ * call waits for kubectl, as the module's run on that backend does. */
 static int session_args(lua_State *L, const char **id, struct esb_policy **policy) {
   *id = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (!(*policy = options_policy(L, 3)))
-    return 2;
-  return esb_k8s_session_id(*id) ? fail(L, no_k8s) : 0;
+  return (*policy = options_policy(L, 3)) ? 0 : 2;
 }
 
 /* session_run(id, request [, options]): the run's result, as run's. */
@@ -291,9 +285,14 @@ static int sbx_session_run(lua_State *L) {
   *plan = (struct esb_plan)ESB_PLAN_INIT;
   *result = (struct esb_result)ESB_RESULT_INIT;
   struct esb_error err;
-  if (esb_lua_to_request(L, 2, req, &err) < 0 || esb_session_plan_run(policy, req, plan, &err) < 0)
+  bool k8s = esb_k8s_session_id(id);
+  if (esb_lua_to_request(L, 2, req, &err) < 0 ||
+      (k8s ? esb_k8s_session_plan_run(policy, req, plan, &err) : esb_session_plan_run(policy, req, plan, &err)) < 0)
     return fail(L, err.message);
-  esb_session_run(id, plan, result, -1, NULL);
+  if (k8s)
+    esb_k8s_session_run(id, plan, result, -1, NULL);
+  else
+    esb_session_run(id, plan, result, -1, NULL);
   if (result->status == ESB_STATUS_ERROR && result->error == ESB_E_INVALID_REQUEST)
     return fail(L, result->error_message ? result->error_message : esb_strerror(result->error));
   esb_lua_push_result(L, result, 0);
@@ -317,7 +316,10 @@ static int sbx_session_cell(lua_State *L) {
       esb_session_plan_cell(policy, id, box->body.language, box->body.timeout_ms, plan, &err) < 0)
     return fail(L, err.message);
   struct esb_cell_result *r = &box->result;
-  esb_session_cell(id, box->body.language, box->body.code, box->body.len, plan, r, -1);
+  if (esb_k8s_session_id(id))
+    esb_k8s_session_cell(id, box->body.language, box->body.code, box->body.len, plan, r, -1);
+  else
+    esb_session_cell(id, box->body.language, box->body.code, box->body.len, plan, r, -1);
   bool went_in = r->status != ESB_CELL_BUSY && r->status != ESB_CELL_SESSION_ENDED && r->status != ESB_CELL_FAILED;
   if (!went_in)
     return fail(L, r->message ? r->message : esb_cell_status_name(r->status));
@@ -325,15 +327,24 @@ static int sbx_session_cell(lua_State *L) {
   return 1;
 }
 
-/* session_delete(id): true; nil and why where there is no such session.
- * An ended session's remains are removed all the same. */
+/* A k8s session's delete: its pod, on the policy's cluster. */
+static int k8s_session_delete(const char *id, struct esb_policy *policy, struct esb_error *err) {
+  struct esb_k8s_settings k = { 0 };
+  int rc = esb_policy_cluster(policy, &k, err) < 0 ? -1 : esb_k8s_session_remove_one(&k, id, err);
+  esb_k8s_settings_release(&k);
+  return rc;
+}
+
+/* session_delete(id [, options]): true; nil and why where there is no such
+ * session. An ended session's remains are removed all the same. */
 static int sbx_session_delete(lua_State *L) {
   const char *id = luaL_checkstring(L, 1);
   enum esb_session_end was;
-  if (esb_k8s_session_id(id))
-    return fail(L, no_k8s);
   struct esb_error err;
-  if (esb_session_remove(id, &was, &err) < 0)
+  struct esb_policy *policy = NULL;
+  if (esb_k8s_session_id(id) && !(policy = options_policy(L, 2)))
+    return 2;
+  if ((policy ? k8s_session_delete(id, policy, &err) : esb_session_remove(id, &was, &err)) < 0)
     return fail(L, err.message);
   lua_pushboolean(L, 1);
   return 1;
