@@ -739,6 +739,9 @@ class Handler(BaseHTTPRequestHandler):
     def log(self, ns, name):
         with state_lock:
             pod = pods.get((ns, name))
+        if warm_start_refused(self, pod, log=True):
+            return
+        with state_lock:
             # --log-stdout-first: a runtime whose stdout reader ran ahead of
             # its stderr reader (one reader per stream, as containerd's):
             # the log holds each stream in order, stdout's first
@@ -1113,7 +1116,8 @@ def life_options(ap):
 #                       until its container starts, Running and Ready. Exec
 #                       and attach meanwhile answer 400, as the API server
 #                       ("pod NAME does not have a host assigned") and the
-#                       kubelet ('container not found ("C")') answer them.
+#                       kubelet ('container not found ("C")') answer them;
+#                       its log is empty, then 400 "is waiting to start".
 #                       POST /_fake/start-delay/SECONDS: for the pods created
 #                       from then on; POST /_fake/schedule/NAME, and
 #                       /_fake/start/NAME: that step now, whatever the delay
@@ -1227,18 +1231,27 @@ def warm_container_starts(pod):
         pod.start()
 
 
-def warm_start_refused(handler, pod):
-    """Exec or attach into a pod whose container has not started: refused as
-    a cluster refuses it. Whether it was."""
+def warm_start_refused(handler, pod, log=False):
+    """Exec, attach (or log) of a pod whose container has not started:
+    answered as a cluster answers it. Whether it was."""
     with state_lock:
         starting = pod is not None and pod.starting
         node = pod and pod.obj["spec"].get("nodeName")
     if not starting:
         return False
-    if not node:
+    container = pod.container()["name"]
+    if log and not node:  # the API server has no node to ask: an empty log
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+        return True
+    if log:
+        msg = 'container "%s" in pod "%s" is waiting to start: ContainerCreating' % (container, pod.key[1])
+    elif not node:
         msg = "pod %s does not have a host assigned" % pod.key[1]
     else:
-        msg = 'container not found ("%s")' % pod.container()["name"]
+        msg = 'container not found ("%s")' % container
     handler.send_json(400, status_obj(400, "BadRequest", msg))
     return True
 
