@@ -291,6 +291,25 @@ env.oldest_and_newest_kubectl(function(minor)
         assert.are.same({}, fake.pods(server))
       end)
 
+      -- Checked: without warm_named's generateName, the create is refused.
+      it("names a pod created with a generateName alone; refuses one with neither (422)", function()
+        local server = server_of(minor)
+        local file = os.tmpname()
+        later(function() os.remove(file) end)
+        local body = { apiVersion = "v1", kind = "Pod",
+                       metadata = { generateName = "warm-a-", labels = { pool = "a" } },
+                       spec = { containers = { { name = "c", image = "busybox", command = { "sleep", "300" } } } } }
+        env.write_file(file, json(body))
+        local out = must(server, "create --validate=false -f " .. file)
+        local name = out:match("^pod/(warm%-a%-" .. ("[bcdfghjklmnpqrstvwxz2456789]"):rep(5) .. ") created\n$")
+        assert.truthy(name, out)
+        assert.are.equal(name, selected(server, "pool=a"))
+        body.metadata.generateName = nil
+        local code, answer = fake.request(server, "POST", "/api/v1/namespaces/echo-sandbox/pods", json(body))
+        assert.are.equal(422, code)
+        assert.truthy(answer.message:find("name or generateName is required", 1, true), answer.message)
+      end)
+
       it("evicts a running pod as the kubelet does: Failed, Evicted, its container gone", function()
         local server = server_of(minor)
         assert(create(server, "p"))

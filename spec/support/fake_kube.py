@@ -577,9 +577,10 @@ class Handler(BaseHTTPRequestHandler):
             msg = 'pods is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create ' \
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
             return self.send_json(403, status_obj(403, "Forbidden", msg))
-        if warm_quota_refused(self, ns, (obj.get("metadata") or {}).get("name", "")):
-            return
         meta = obj.setdefault("metadata", {})
+        if warm_quota_refused(self, ns, meta.get("name") or meta.get("generateName", "")) or \
+                not warm_named(self, meta):
+            return
         meta.update({"namespace": ns, "uid": str(uuid.uuid4()), "creationTimestamp": now()})
         if options.mutate_restart_policy:  # a site's mutating admission webhook
             obj.setdefault("spec", {})["restartPolicy"] = options.mutate_restart_policy
@@ -1145,6 +1146,8 @@ def life_options(ap):
 #                       beside the port file. POST /_fake/mark/TEXT adds
 #                       {"seq", "t", "mark"}: a spec's own point in the order.
 #                       The control endpoints are not logged.
+#   generateName        a create without a name takes generateName and five
+#                       letters, as the API server's name generator does.
 #   --quota-pods N      ($ESB_FAKE_QUOTA_PODS) a namespace holds at most N
 #                       pods that have not ended (a ResourceQuota's "pods"):
 #                       a create past it answers 403 exceeded quota, and
@@ -1515,6 +1518,22 @@ def parse_field_selector(text):
 
 def field_selected(obj, selector):
     return all((get(obj) == value) == equal for get, equal, value in selector)
+
+
+# -- a pod's name: given, or made of its generateName (a pool's pods) --
+
+NAME_LETTERS = "bcdfghjklmnpqrstvwxz2456789"  # as the API server's names.SimpleNameGenerator
+
+
+def warm_named(handler, meta):
+    """Whether the pod has a name now; else answered 422."""
+    if meta.get("name"):
+        return True
+    if meta.get("generateName"):
+        meta["name"] = meta["generateName"] + "".join(NAME_LETTERS[b % len(NAME_LETTERS)] for b in os.urandom(5))
+        return True
+    handler.send_json(422, invalid("", "metadata.name", "Required value: name or generateName is required"))
+    return False
 
 
 # -- a quota of pods --
