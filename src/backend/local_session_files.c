@@ -145,17 +145,18 @@ void esb_session_state_read(const char *dir, enum esb_session_end *end, uint64_t
   free(text);
 }
 
-/* Field 3 (the state) and field 22 (the start time) of /proc/PID/stat,
- * read after the command's closing parenthesis (a command may hold any). */
-static uint64_t proc_stat(pid_t pid, char *state) {
+/* Field 3 (the state), field 9 (the kernel's flags) and field 22 (the
+ * start time) of /proc/PID/stat, read after the command's closing
+ * parenthesis (a command may hold any). */
+static uint64_t proc_stat(pid_t pid, char *state, unsigned *flags) {
   char path[64];
   size_t len;
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
   char *text = esb_read_file(path, &len);
   char *p = text ? strrchr(text, ')') : NULL;
   unsigned long long start = 0;
-  if (p && sscanf(p + 2, "%c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
-                  state, &start) != 2)
+  if (p && sscanf(p + 2, "%c %*s %*s %*s %*s %*s %u %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+                  state, flags, &start) != 3)
     start = 0;
   free(text);
   return start;
@@ -163,12 +164,22 @@ static uint64_t proc_stat(pid_t pid, char *state) {
 
 uint64_t esb_session_proc_start(pid_t pid) {
   char state;
-  return proc_stat(pid, &state);
+  unsigned flags;
+  return proc_stat(pid, &state, &flags);
 }
+
+/* The kernel's PF_EXITING (include/linux/sched.h), in field 9: set when
+ * a process begins to exit, before its fds are closed. */
+#define PF_EXITING 0x4u
 
 bool esb_session_holder_alive(pid_t pid, uint64_t start) {
   char state = 0;
-  return pid > 0 && start && proc_stat(pid, &state) == start && state != 'Z' && state != 'X';
+  unsigned flags = 0;
+  /* One that is exiting is not: a run learns of the holder's end when its
+   * connection closes, while the holder, killed, is still on its way to a
+   * zombie. */
+  return pid > 0 && start && proc_stat(pid, &state, &flags) == start && state != 'Z' && state != 'X' &&
+         !(flags & PF_EXITING);
 }
 
 void esb_session_files_remove(const char *dir) {
