@@ -312,6 +312,24 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
                    cjson.encode(r))
   end)
 
+  -- Defence: each tmpfs a run writes to has an inode bound of one per 4 KiB
+  -- of its size (engine/sandbox/rootfs.h): empty files meet ENOSPC there,
+  -- not the memory limit with their inodes' kernel memory. Checked: without
+  -- the bound, each had the kernel's default, 3085473 inodes on this host
+  -- (half its RAM's pages), and the session spec's run was OOM-killed.
+  it("has as many inodes in each of its tmpfs as pages of its size", function()
+    local code = "import os\nfor p in ('.', '/tmp', '/dev/shm'):\n" ..
+                 "    v = os.statvfs(p)\n    print(p, v.f_files, max(v.f_blocks * v.f_frsize // 4096, 1024))"
+    local r = run { language = "python", code = code }
+    assert.are.equal("exited", r.status, cjson.encode(r))
+    local seen = 0
+    for path, inodes, pages in r.stdout:gmatch("(%S+) (%d+) (%d+)\n") do
+      assert.are.equal(pages, inodes, path)
+      seen = seen + 1
+    end
+    assert.are.equal(3, seen, r.stdout)
+  end)
+
   -- Defence: working_dir is a path inside the sandbox, a tmpfs made there.
   -- Checked: before, a request naming the host's /tmp wrote there, and two
   -- runs naming the same dir read each other's files.

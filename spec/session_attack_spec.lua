@@ -77,19 +77,83 @@ describe("echo-sandbox session: hostile cells and runs", function()
     session.remove(s)
   end)
 
-  pending("charges the files the engine writes into a session's working dir (session cp, a run's files and " ..
-          "--code) to the session's memory: they are written by the engine's own process, so their tmpfs " ..
-          "pages are charged to the engine's memory cgroup (the CLI's, the daemon's), not the session's. Seen: " ..
-          "session create --memory 64Mi; session cp of 60 MiB: the session's memory.usage_in_bytes stayed at " ..
-          "323584; a run then allocated 50 MiB and exited 0 (110 MiB in a 64 MiB session); a run request with " ..
-          "a 40 MiB file in files: usage 393216 after it. The working dir's size (the memory limit) bounds it " ..
-          "a session, but a daemon with a memory limit of its own is charged for every tenant's files")
+  -- The files the engine writes into a session's working dir (session cp,
+  -- a run's files, and its code, which goes as one of them) are written by
+  -- a clone of the engine in the session's memory cgroup
+  -- (backend/local_session_files.c): their pages count against the
+  -- session's memory, a run that would go past it beside them is
+  -- OOM-killed, and a file that does not fit is an error of the write that
+  -- names the limit, the session and its other files left as they were.
+  -- Checked: with the writes made in the engine's own process, the run
+  -- allocating 80 MiB beside the 60 MiB file exited 0 (and the session's
+  -- memory.usage_in_bytes stayed at 0.3 MB after the cp).
+  it("charges the files it writes into a session's working dir to the session's memory", function()
+    local s = session.create("--memory", "128Mi")
+    local big = os.tmpname()
+    finally(function() os.remove(big) end)
+    assert(os.execute("head -c 60M /dev/zero > " .. big))
+    local _, err, code = session.cli { "session", "cp", big, s.id .. ":big" }
+    assert.are.equal(0, code, err)
+    -- Allocations large enough that the run's process is the largest of
+    -- the session when the limit is met (not the holder, of some 11 MB in a
+    -- build with AddressSanitizer), and so the OOM killer's choice.
+    local grow = "python3 -c 'print(len(bytearray(%d << 20)))'"
+    local r = session.run(s.id, grow:format(80))
+    assert.are.equal("oom_killed", r.status, cjson.encode(r))
+    -- A kernel holds 40 MiB: 40 MiB more of files do not fit beside it.
+    local c = cell(s.id, "x = bytearray(40 << 20)")
+    assert.are.equal("ok", c.status, cjson.encode(c))
+    _, err, code = session.cli({ "session", "cp", "-", s.id .. ":d/more" }, ("x"):rep(40 * 1024 * 1024))
+    assert.are.equal(125, code, err)
+    assert.truthy(err:find("writing 'd/more': its 41943040 bytes do not fit in the session's memory limit " ..
+                           "(134217728 bytes)", 1, true), err)
+    c = cell(s.id, "len(x)")
+    assert.are.equal("41943040", c.value, cjson.encode(c))
+    assert.is_falsy(c.state_lost)
+    r = session.run(s.id, "ls -A . d && rm big")
+    assert.are.equal("exited", r.status, cjson.encode(r))
+    assert.are.equal(".:\nbig\nd\n\nd:\n", r.stdout)
+    c = cell(s.id, "del x")
+    assert.are.equal("ok", c.status, cjson.encode(c))
+    r = session.run_request(s.id, { files = { data = ("x"):rep(60 * 1024 * 1024) }, shell = grow:format(60) })
+    assert.are.equal("oom_killed", r.status, r.stdout .. r.stderr)
+    r = session.run(s.id, "rm data && " .. grow:format(60))
+    assert.are.equal("62914560\n", r.stdout, cjson.encode(r))
+    session.remove(s)
+  end)
 
-  pending("keeps a session usable after a run filled its memory with inodes: a run that makes 216650 empty " ..
-          "files (200-byte names) in the working dir is OOM-killed at the session's 256 MiB, and the kernel " ..
-          "memory of their inodes and dentries stays charged to the session (memory.kmem.usage_in_bytes " ..
-          "265261056 of a 268435456 limit): every later run, `rm -rf` of them included, is killed at its " ..
-          "start (\"out of memory (the session's memory limit)\") and no cell can start its kernel, while the " ..
-          "session stays alive until its idle end or TTL. The working dir's, /tmp's and /dev/shm's tmpfs have " ..
-          "no nr_inodes bound (the root's has 4096); one in proportion to their size would keep a run from it")
+  -- A run that makes empty files in the working dir meets its tmpfs's inode
+  -- bound (one per 4 KiB of its size: engine/sandbox/rootfs.h) while their
+  -- kernel memory (1 to 1.5 KiB each, which no reclaim frees) is 24 MiB at
+  -- most: ENOSPC in the program, and the session goes on.
+  -- Checked: without the nr_inodes bound, the run was OOM-killed after
+  -- some 45000 files (their inodes held the session's 64 MiB), and the next
+  -- run was killed at its start ("out of memory (the session's memory
+  -- limit)"), `rm -rf` of them too.
+  it("keeps a session usable after a run filled its working dir with empty files", function()
+    local s = session.create("--memory", "64Mi")
+    local fill = "python3 -c '\n" ..
+                 "import errno, os\n" ..
+                 "os.mkdir(\"d\")\n" ..
+                 "n = 0\n" ..
+                 "try:\n" ..
+                 "    while True:\n" ..
+                 "        open(\"d/%06d%s\" % (n, \"x\" * 194), \"w\").close()\n" ..
+                 "        n += 1\n" ..
+                 "except OSError as e:\n" ..
+                 "    print(n, errno.errorcode[e.errno])\n" ..
+                 "'"
+    local r, code = session.run(s.id, fill)
+    assert.are.equal(0, code, cjson.encode(r))
+    local n, why = r.stdout:match("^(%d+) (%u+)\n$")
+    assert.are.equal("ENOSPC", why, r.stdout)
+    -- the 64 MiB working dir's 16384 inodes, less its root's and d's
+    assert.are.equal(64 * 1024 * 1024 // 4096 - 2, tonumber(n))
+    r, code = session.run(s.id, "ls d | wc -l && rm -rf d && ls -A && echo removed")
+    assert.are.equal(0, code, cjson.encode(r))
+    assert.are.equal(n .. "\nremoved\n", r.stdout)
+    local c = cell(s.id, "6 * 7")
+    assert.are.equal("42", c.value, cjson.encode(c))
+    session.remove(s)
+  end)
 end)

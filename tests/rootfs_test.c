@@ -201,10 +201,13 @@ static void plan(const char *dir) {
   ok(find(&fs, "/proc", ESB_ROOTFS_PROC) && find(&fs, "/proc", ESB_ROOTFS_PROC)->per_run, "the sandbox's own /proc");
   ok(!find(&fs, "/sys", -1), "no /sys");
   const struct esb_rootfs_step *tmp = find(&fs, "/tmp", ESB_ROOTFS_TMPFS);
-  ok(tmp && !strcmp(tmp->data, "mode=1777,size=2097152") && tmp->per_run, "/tmp, a tmpfs of its size");
+  ok(tmp && !strcmp(tmp->data, "mode=1777,size=2097152,nr_inodes=1024") && tmp->per_run,
+     "/tmp, a tmpfs of its size, with the least inode bound");
   const struct esb_rootfs_step *work = find(&fs, "/home/w", ESB_ROOTFS_TMPFS);
-  ok(work && !strcmp(work->data, "mode=0755,uid=1000,gid=1001,size=1048576") && work->per_run,
+  ok(work && !strcmp(work->data, "mode=0755,uid=1000,gid=1001,size=1048576,nr_inodes=1024") && work->per_run,
      "the working dir, a tmpfs the program owns");
+  is_int(esb_rootfs_tmpfs_inodes(64u << 20), 16384, "a tmpfs's inodes: one per 4 KiB of its size");
+  is_int(esb_rootfs_tmpfs_inodes(0), 1024, "and 1024 at least");
   const struct esb_rootfs_step *a = find(&fs, "/home/w/a", ESB_ROOTFS_OWN_DIR);
   const struct esb_rootfs_step *c = find(&fs, "/home/w/a/b/c.txt", ESB_ROOTFS_DATA);
   ok(a && a->uid == 1000 && a->gid == 1001 && a->per_run && index_of(&fs, a) > index_of(&fs, work),

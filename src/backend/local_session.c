@@ -483,7 +483,13 @@ int esb_session_put(const char *id, const struct esb_file *f, struct esb_error *
   int workdir = workdir_of(id, err);
   if (workdir < 0)
     return -1;
-  int rc = esb_session_workdir_put(workdir, f, err);
+  char dir[4200];
+  dir_of(id, dir, sizeof dir);
+  struct esb_session_record rec; /* its memory cgroup, which the file is charged to */
+  int rc = esb_session_record_read(dir, &rec) < 0
+             ? esb_error_errno(err, ESB_E_BACKEND, "session %s: reading its record in %s", id, dir)
+             : esb_session_workdir_put(workdir, &rec, f, err);
+  esb_session_record_release(&rec);
   close(workdir);
   return rc;
 }

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <linux/sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +17,13 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/fileio.h"
+#include "engine/sandbox/clone.h"
 #include "engine/sandbox/fd_passing.h"
+#include "engine/sandbox/spawn.h"
 
 int esb_session_files_base(const char *base, struct esb_error *err) {
   char path[4096];
@@ -140,17 +145,18 @@ void esb_session_state_read(const char *dir, enum esb_session_end *end, uint64_t
   free(text);
 }
 
-/* Field 3 (the state) and field 22 (the start time) of /proc/PID/stat,
- * read after the command's closing parenthesis (a command may hold any). */
-static uint64_t proc_stat(pid_t pid, char *state) {
+/* Field 3 (the state), field 9 (the kernel's flags) and field 22 (the
+ * start time) of /proc/PID/stat, read after the command's closing
+ * parenthesis (a command may hold any). */
+static uint64_t proc_stat(pid_t pid, char *state, unsigned *flags) {
   char path[64];
   size_t len;
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
   char *text = esb_read_file(path, &len);
   char *p = text ? strrchr(text, ')') : NULL;
   unsigned long long start = 0;
-  if (p && sscanf(p + 2, "%c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
-                  state, &start) != 2)
+  if (p && sscanf(p + 2, "%c %*s %*s %*s %*s %*s %u %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+                  state, flags, &start) != 3)
     start = 0;
   free(text);
   return start;
@@ -158,12 +164,22 @@ static uint64_t proc_stat(pid_t pid, char *state) {
 
 uint64_t esb_session_proc_start(pid_t pid) {
   char state;
-  return proc_stat(pid, &state);
+  unsigned flags;
+  return proc_stat(pid, &state, &flags);
 }
+
+/* The kernel's PF_EXITING (include/linux/sched.h), in field 9: set when
+ * a process begins to exit, before its fds are closed. */
+#define PF_EXITING 0x4u
 
 bool esb_session_holder_alive(pid_t pid, uint64_t start) {
   char state = 0;
-  return pid > 0 && start && proc_stat(pid, &state) == start && state != 'Z' && state != 'X';
+  unsigned flags = 0;
+  /* One that is exiting is not: a run learns of the holder's end when its
+   * connection closes, while the holder, killed, is still on its way to a
+   * zombie. */
+  return pid > 0 && start && proc_stat(pid, &state, &flags) == start && state != 'Z' && state != 'X' &&
+         !(flags & PF_EXITING);
 }
 
 void esb_session_files_remove(const char *dir) {
@@ -327,10 +343,13 @@ uint64_t esb_session_workdir_limit(int workdir) {
 }
 
 /* The directory above path's last part, made where missing (0755): an
- * O_PATH fd, or -1 with errno. */
+ * O_PATH fd, or -1 with errno. Done in a clone of a threaded process
+ * (below): system calls only. */
 static int parent_of(int workdir, const char *path) {
   char buf[ESB_FILE_PATH_MAX + 1];
-  snprintf(buf, sizeof buf, "%s", path);
+  size_t len = strnlen(path, ESB_FILE_PATH_MAX); /* check_path bounds it */
+  memcpy(buf, path, len);
+  buf[len] = '\0';
   int cur = fcntl(workdir, F_DUPFD_CLOEXEC, 0);
   for (char *part = buf, *slash; cur >= 0 && (slash = strchr(part, '/')); part = slash + 1) {
     *slash = '\0';
@@ -344,13 +363,20 @@ static int parent_of(int workdir, const char *path) {
   return cur;
 }
 
-/* len bytes into a new file of dir, named anew, fsync'd not: a name the
- * caller renames. 0, or -1 with errno (the file removed). */
-static int write_new(int dir, char *name, size_t size, const struct esb_file *f) {
+/* The name a put's bytes go to first, anew each time: a name the put
+ * renames over the file's. 0, or -1 with errno. */
+#define NEW_NAME_MAX 64
+static int new_name(char name[NEW_NAME_MAX]) {
   unsigned char r[6];
   if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
     return -1;
-  snprintf(name, size, ".echo-sandbox-put-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
+  snprintf(name, NEW_NAME_MAX, ".echo-sandbox-put-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
+  return 0;
+}
+
+/* f's bytes into the new file name of dir, fsync'd not. 0, or -1 with
+ * errno (the file removed). */
+static int write_new(int dir, const char *name, const struct esb_file *f) {
   int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return -1;
@@ -367,17 +393,16 @@ static int write_new(int dir, char *name, size_t size, const struct esb_file *f)
   return rc;
 }
 
-/* put, with the owner's ids. */
-static int put_as_owner(int workdir, const struct esb_file *f, struct esb_error *err) {
-  const char *what = "writing";
+/* put, with the owner's ids, its bytes first under name. 0, or -1 with
+ * errno (EISDIR: a directory is where the file goes). System calls only. */
+static int put_as_owner(int workdir, const struct esb_file *f, const char *name) {
   int dir = parent_of(workdir, f->path);
   if (dir < 0)
-    return path_error(err, what, f->path, errno);
+    return -1;
   const char *leaf = strrchr(f->path, '/') ? strrchr(f->path, '/') + 1 : f->path;
-  char name[64];
   /* renameat replaces a file or a link (never followed) and refuses a
    * directory: the old name is never opened. */
-  int rc = write_new(dir, name, sizeof name, f);
+  int rc = write_new(dir, name, f);
   if (rc == 0 && (rc = renameat(dir, name, dir, leaf)) < 0) {
     int saved = errno;
     unlinkat(dir, name, 0);
@@ -385,24 +410,177 @@ static int put_as_owner(int workdir, const struct esb_file *f, struct esb_error 
   }
   int saved = errno;
   close(dir);
-  if (rc < 0)
-    return path_error(err, what, f->path, saved == ENOTEMPTY || saved == EEXIST ? EISDIR : saved);
-  return 0;
+  errno = saved == ENOTEMPTY || saved == EEXIST ? EISDIR : saved;
+  return rc;
 }
 
-int esb_session_workdir_put(int workdir, const struct esb_file *f, struct esb_error *err) {
+/* ---- writes charged to the session ---------------------------------------
+ *
+ * A tmpfs page is charged to the memory cgroup of the process whose write
+ * allocates it (v1 and v2 alike: its mm's owner's), and stays charged there
+ * while the file holds it. Written by the engine's own process, a
+ * session's files would count against the engine's memory (the CLI's, the
+ * daemon's: every tenant's files, in one daemon's limit) and not against
+ * the session's, which they would then exceed. So where the session has a
+ * memory cgroup, a put is made by a short-lived clone of ours that joins it
+ * first (v2: it starts in the holder's leaf, CLONE_INTO_CGROUP; v1: it
+ * writes "0" to the memory cgroup's tasks) and makes itself the OOM
+ * killer's first choice there (oom_score_adj 1000): a file the session's
+ * memory cannot hold ends the clone, not the session's kernels or runs,
+ * and is an error of the put that names the session's memory limit; the
+ * bytes it wrote are removed. The clone (of a threaded process, with our
+ * memory copied) makes system calls only, with every signal blocked, and
+ * says how it ended on a pipe. */
+enum put_step { PUT_DONE, PUT_JOIN, PUT_WRITE };
+
+struct put_said {
+  int step;   /* enum put_step: the one that failed, or PUT_DONE */
+  int error;  /* its errno */
+};
+
+/* The clone's side: never returns. */
+static void put_in_clone(int workdir, int procs, const struct esb_file *f, const char *name, int said_fd) {
+  struct put_said said = { .step = PUT_JOIN };
+  if (procs < 0 || write(procs, "0", 1) == 1) {
+    int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (adj >= 0) {
+      (void)!write(adj, "1000", 4);
+      close(adj);
+    }
+    struct fsids was;
+    said.step = as_owner(workdir, &was) < 0 || put_as_owner(workdir, f, name) < 0 ? PUT_WRITE : PUT_DONE;
+  }
+  said.error = said.step == PUT_DONE ? 0 : errno;
+  (void)!write(said_fd, &said, sizeof said);
+  _exit(0);
+}
+
+/* The session's memory cgroup, for the clone: v2 the holder's leaf (its
+ * cgroup has children with controllers, so no process of its own;
+ * local_session.c names it), as a directory (*leaf) and its cgroup.procs;
+ * v1 the memory cgroup's tasks. 0, or -1 with errno and *where the path. */
+static int open_charge(const struct esb_session_record *rec, int *leaf, int *procs, char *where, size_t n) {
+  bool v2 = rec->cgroup_version == ESB_CGROUP_V2;
+  *leaf = *procs = -1;
+  if ((size_t)snprintf(where, n, "%s%s", rec->cgroups[ESB_CGROUP_MEMORY], v2 ? "/holder" : "") >= n) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  int dir = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  *procs = dir < 0 ? -1 : openat(dir, v2 ? "cgroup.procs" : "tasks", O_WRONLY | O_CLOEXEC);
+  int saved = errno;
+  if (*procs >= 0 && v2)
+    *leaf = dir;
+  else if (dir >= 0)
+    close(dir);
+  errno = saved;
+  return *procs >= 0 ? 0 : -1;
+}
+
+/* The bytes of a clone that did not end its put (killed): removed. */
+static void remove_new(int workdir, const struct esb_file *f, const char *name) {
+  char dir_path[ESB_FILE_PATH_MAX + 1];
+  const char *slash = strrchr(f->path, '/');
+  snprintf(dir_path, sizeof dir_path, "%.*s", slash ? (int)(slash - f->path) : 1, slash ? f->path : ".");
+  int dir = open_as_owner(workdir, dir_path, O_PATH | O_DIRECTORY);
+  struct fsids was;
+  if (dir >= 0 && as_owner(workdir, &was) == 0) {
+    unlinkat(dir, name, 0);
+    back_from_owner(&was);
+  }
+  if (dir >= 0)
+    close(dir);
+}
+
+/* How the clone ended, as the put's result: 0, or -1 with err. */
+static int put_outcome(int workdir, const struct esb_session_record *rec, const struct esb_file *f,
+                       const char *name, const struct esb_child_exit *ex, const struct put_said *said,
+                       bool said_whole, const char *where, struct esb_error *err) {
+  bool killed = !said_whole && WIFSIGNALED(ex->wstatus);
+  if (killed)
+    remove_new(workdir, f, name);
+  if ((killed && WTERMSIG(ex->wstatus) == SIGKILL) || (said_whole && said->step == PUT_WRITE && said->error == ENOMEM))
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "writing '%s': its %zu bytes do not fit in the session's "
+                         "memory limit (%llu bytes), which holds the working dir's files beside its runs and "
+                         "kernels", f->path, f->len, (unsigned long long)rec->memory_bytes);
+  if (!said_whole)
+    return esb_error_set(err, ESB_E_SYSTEM, "writing '%s': the session's writer ended without a word (%s %d)",
+                         f->path, killed ? "signal" : "status",
+                         killed ? WTERMSIG(ex->wstatus) : WEXITSTATUS(ex->wstatus));
+  if (said->step == PUT_JOIN)
+    return esb_error_set(err, ESB_E_SYSTEM, "writing '%s': joining the session's memory cgroup %s: %s", f->path,
+                         where, strerror(said->error));
+  return said->step == PUT_DONE ? 0 : path_error(err, "writing", f->path, said->error);
+}
+
+/* put by a clone in the session's memory cgroup (above). 0, or -1 with err. */
+static int put_charged(int workdir, const struct esb_session_record *rec, const struct esb_file *f,
+                       const char *name, struct esb_error *err) {
+  char where[4200];
+  int leaf, procs, said_pipe[2];
+  if (open_charge(rec, &leaf, &procs, where, sizeof where) < 0)
+    return esb_error_errno(err, ESB_E_SYSTEM, "writing '%s': opening the session's memory cgroup %s", f->path,
+                           where);
+  if (pipe2(said_pipe, O_CLOEXEC) < 0) {
+    int saved = errno;
+    close(procs);
+    if (leaf >= 0)
+      close(leaf);
+    errno = saved;
+    return esb_error_errno(err, ESB_E_SYSTEM, "writing '%s': a pipe", f->path);
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  bool into = false;
+  pid_t pid = esb_clone(CLONE_PIDFD, &pidfd, 0, leaf, &into);
+  if (pid == 0)
+    put_in_clone(workdir, into ? -1 : procs, f, name, said_pipe[1]);
+  int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  close(said_pipe[1]);
+  close(procs);
+  if (leaf >= 0)
+    close(leaf);
+  struct esb_child_exit ex = { 0 };
+  struct put_said said = { 0 };
+  ssize_t got = -1;
+  if (pid > 0 && esb_child_wait(pidfd, false, &ex) == 1)
+    got = read(said_pipe[0], &said, sizeof said);
+  else if (pid > 0)
+    saved = errno;
+  close(said_pipe[0]);
+  if (pidfd >= 0)
+    close(pidfd);
+  if (got < 0 && pid <= 0) {
+    errno = saved;
+    return esb_error_errno(err, ESB_E_SYSTEM, "writing '%s': starting the session's writer", f->path);
+  }
+  return put_outcome(workdir, rec, f, name, &ex, &said, got == (ssize_t)sizeof said, where, err);
+}
+
+int esb_session_workdir_put(int workdir, const struct esb_session_record *rec, const struct esb_file *f,
+                            struct esb_error *err) {
   if (check_path(f->path, "writing", err) < 0)
     return -1;
   uint64_t limit = esb_session_workdir_limit(workdir);
   if (limit && f->len > limit)
     return esb_error_set(err, ESB_E_INVALID_REQUEST, "writing '%s': %zu bytes are more than the session's "
                          "working dir holds (%llu)", f->path, f->len, (unsigned long long)limit);
+  char name[NEW_NAME_MAX];
+  if (new_name(name) < 0)
+    return esb_error_errno(err, ESB_E_SYSTEM, "writing '%s': naming its new file", f->path);
+  if (rec->cgroups[ESB_CGROUP_MEMORY] && rec->cgroup_version != ESB_CGROUP_NONE)
+    return put_charged(workdir, rec, f, name, err);
+  /* No memory cgroup: each process's address space is the session's limit,
+   * and the working dir's size bounds its files. */
   struct fsids was;
   if (as_owner(workdir, &was) < 0)
     return esb_error_errno(err, ESB_E_SYSTEM, "taking the working dir owner's ids");
-  int rc = put_as_owner(workdir, f, err);
+  int rc = put_as_owner(workdir, f, name);
   back_from_owner(&was);
-  return rc;
+  return rc < 0 ? path_error(err, "writing", f->path, errno) : 0;
 }
 
 int esb_session_workdir_get(int workdir, const char *path, char **data, size_t *len, struct esb_error *err) {

@@ -87,9 +87,12 @@ uint64_t esb_session_workdir_limit(int workdir);
 
 /* Files beneath the working dir's fd, never by a path a run could change
  * into a way out (local_session_files.c says how). f->path, path: as
- * esb_file_path_ok; put replaces a file or a link, never a directory;
- * get reads a regular file only. Each 0, or -1 with err. */
-int esb_session_workdir_put(int workdir, const struct esb_file *f, struct esb_error *err);
+ * esb_file_path_ok; put replaces a file or a link, never a directory, and
+ * is charged to the memory cgroup of the session of rec (a file its memory
+ * cannot hold is an error naming its limit); get reads a regular file
+ * only. Each 0, or -1 with err. */
+int esb_session_workdir_put(int workdir, const struct esb_session_record *rec, const struct esb_file *f,
+                            struct esb_error *err);
 int esb_session_workdir_get(int workdir, const char *path, char **data, size_t *len, struct esb_error *err);
 /* path NULL or "": the working dir itself. */
 int esb_session_workdir_list(int workdir, const char *path, void (*fn)(const struct esb_session_entry *e, void *arg),

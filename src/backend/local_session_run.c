@@ -106,7 +106,8 @@ static int refuse_network(const struct esb_plan *plan, struct esb_result *r) {
 }
 
 /* The request's files into the session's working dir, before the run. */
-static int put_files(const char *dir, const struct esb_plan *plan, struct esb_result *r) {
+static int put_files(const char *dir, const struct esb_session_record *rec, const struct esb_plan *plan,
+                     struct esb_result *r) {
   if (!plan->n_files)
     return 0;
   struct esb_error err = ESB_ERROR_INIT;
@@ -117,7 +118,7 @@ static int put_files(const char *dir, const struct esb_plan *plan, struct esb_re
   }
   int rc = 0;
   for (size_t i = 0; i < plan->n_files && rc == 0; i++)
-    if ((rc = esb_session_workdir_put(workdir, &plan->files[i], &err)) < 0) {
+    if ((rc = esb_session_workdir_put(workdir, rec, &plan->files[i], &err)) < 0) {
       esb_error_prefix(&err, "the request's files");
       esb_result_fail_error(r, &err);
     }
@@ -462,7 +463,7 @@ static void go(struct session_run *s, const char *id, const char *dir, const str
 static int prepare(struct session_run *s, const char *dir, const struct esb_plan *plan,
                    const struct esb_session_record *rec, int *plan_fd) {
   struct esb_result *r = s->result;
-  if (refuse_network(plan, r) < 0 || put_files(dir, plan, r) < 0)
+  if (refuse_network(plan, r) < 0 || put_files(dir, rec, plan, r) < 0)
     return -1;
   if (plan->stdin_fd >= 0 && (s->stdin_fd = fcntl(plan->stdin_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
     esb_result_fail(r, ESB_E_SYSTEM, "stdin: %s", strerror(errno));

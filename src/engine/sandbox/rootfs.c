@@ -344,8 +344,13 @@ static int add_dev(struct esb_rootfs *fs, const char *shm_options) {
          per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/dev/shm", shm_options, false), fs) < 0 ? -1 : 0;
 }
 
+unsigned long long esb_rootfs_tmpfs_inodes(uint64_t size_bytes) {
+  uint64_t pages = size_bytes / ESB_ROOTFS_BYTES_PER_INODE;
+  return pages > ESB_ROOTFS_MIN_INODES ? (unsigned long long)pages : ESB_ROOTFS_MIN_INODES;
+}
+
 int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, struct esb_error *err) {
-  char tmp_options[64], workdir_options[128];
+  char tmp_options[96], workdir_options[160];
   *fs = (struct esb_rootfs)ESB_ROOTFS_INIT;
   if (!sb->workdir || sb->workdir[0] != '/') {
     esb_error_set(err, ESB_E_SANDBOX_SETUP, "the working dir %s is not an absolute path",
@@ -366,9 +371,11 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, struct 
   for (size_t i = 0; i < sb->n_mounts; i++)
     if (add_mount(fs, &sb->mounts[i], err) < 0)
       goto fail;
-  snprintf(tmp_options, sizeof tmp_options, "mode=1777,size=%llu", (unsigned long long)sb->tmp_size_bytes);
-  snprintf(workdir_options, sizeof workdir_options, "mode=0755,uid=%u,gid=%u,size=%llu",
-           (unsigned)sb->inner_uid, (unsigned)sb->inner_gid, (unsigned long long)sb->workdir_size_bytes);
+  snprintf(tmp_options, sizeof tmp_options, "mode=1777,size=%llu,nr_inodes=%llu",
+           (unsigned long long)sb->tmp_size_bytes, esb_rootfs_tmpfs_inodes(sb->tmp_size_bytes));
+  snprintf(workdir_options, sizeof workdir_options, "mode=0755,uid=%u,gid=%u,size=%llu,nr_inodes=%llu",
+           (unsigned)sb->inner_uid, (unsigned)sb->inner_gid, (unsigned long long)sb->workdir_size_bytes,
+           esb_rootfs_tmpfs_inodes(sb->workdir_size_bytes));
   if (add_etc(fs, sb) < 0 || add_dev(fs, tmp_options) < 0 ||
       per_run(push(fs, ESB_ROOTFS_PROC, NULL, "/proc", NULL, false), fs) < 0 ||
       make_dirs(fs, "/tmp") < 0 || per_run(push(fs, ESB_ROOTFS_TMPFS, NULL, "/tmp", tmp_options, false), fs) < 0 ||

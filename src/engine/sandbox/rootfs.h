@@ -16,6 +16,19 @@
  *     bounded size, owned by the program's uid.
  * Nothing else of the host is there.
  *
+ * Each tmpfs a run writes to (/tmp, /dev/shm, the working dir) has as many
+ * inodes as pages of its size (one per 4 KiB, the kernel's own ratio for a
+ * tmpfs of its default size; at least 1024): a file with any byte in it
+ * takes a page at least, so only empty files, directories, links and
+ * names of hard links run out of inodes before the space is used up. An
+ * inode and its name cost the kernel 1 to 1.5 KiB (measured: 970 bytes
+ * with a 26-byte name, 1480 with a 246-byte one), which the cgroup's
+ * memory limit counts and no reclaim frees: without the bound, a program
+ * making empty files filled the limit with them (216650 files in 256 MiB),
+ * and every later process of a session was killed at its start; with it,
+ * the program gets ENOSPC once its inodes hold at most about 40% of the
+ * tmpfs's size in kernel memory.
+ *
  * A read-only host path is seen through an overlay of the run's own: an
  * overlay (two lower layers, no upper one, so read-only) of the host
  * directory above it (of the path itself, for one right below "/"),
@@ -136,6 +149,13 @@ bool esb_rootfs_path_ok(const char *path);
  * list nor below one. Returns 0, or -1 with *err (invalid_request). */
 int esb_rootfs_check_workdir(const struct esb_mount *mounts, size_t n, const char *workdir,
                              struct esb_error *err);
+
+/* The inode bound (nr_inodes) of a tmpfs of this size that a run writes
+ * to (above): one per ESB_ROOTFS_BYTES_PER_INODE, at least
+ * ESB_ROOTFS_MIN_INODES. */
+#define ESB_ROOTFS_BYTES_PER_INODE 4096
+#define ESB_ROOTFS_MIN_INODES 1024
+unsigned long long esb_rootfs_tmpfs_inodes(uint64_t size_bytes);
 
 /* Builds the steps for sb (which must have ESB_NS_MOUNT, mounts and
  * workdir). Reads the host's mount sources with lstat (the policy's paths,
