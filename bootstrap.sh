@@ -16,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${ESB_BUILD_DIR:-$here/build}
 
 packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev libmicrohttpd-dev
+          libhttp-parser-dev libssl-dev
           libseccomp-dev passt lua-busted python3 bash coreutils)
 # The nginx spec's: nginx with lua-nginx-module (LuaJIT), for the resty client;
 # the language spec's: the interpreters the default policy names; the network

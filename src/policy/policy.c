@@ -221,6 +221,11 @@ static int push_request(lua_State *L) {
     lua_setfield(L, -2, "stdin_bytes");
   }
   push_limits(L, &r->limits);
+  if (r->egress_allow) { /* limits.network = { allow = {...} }, as the request has it */
+    lua_createtable(L, 0, 1);
+    set_array(L, "allow", r->egress_allow);
+    lua_setfield(L, -2, "network");
+  }
   lua_setfield(L, -2, "limits");
   return 1;
 }
