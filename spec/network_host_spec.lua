@@ -14,6 +14,7 @@
 -- address, [::] with IPv4 too. No packet goes anywhere else.
 local env = require "spec.support.env"
 local cjson = require "cjson"
+local netns = require "spec.support.netns"
 
 -- A TCP listener on [::] and 0.0.0.0 at the port of argv[2] (0: any, told
 -- in the file argv[1]); it answers "hello\n". With argv[3], a directory: it
@@ -126,20 +127,7 @@ for dest in ("10.99.0.53", "203.0.113.2"):
         except socket.timeout: pass
 ]]
 
-local function sh(cmd)
-  local ok, out = env.sh(cmd)
-  assert(ok, cmd .. ": " .. out)
-  return out
-end
-
-local function wait_for(path)
-  for _ = 1, 1000 do
-    local f = io.open(path)
-    if f then f:close() return true end
-    os.execute("sleep 0.01")
-  end
-  return false
-end
+local sh, wait_for = netns.sh, netns.wait_for
 
 describe("network: true", function()
   if not env.is_root() then
@@ -200,15 +188,8 @@ describe("network: true", function()
   end)
 
   teardown(function()
-    for _, pid in ipairs(listeners) do
-      os.execute("kill " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
-    end
-    os.execute("ip netns del " .. host .. " 2>/dev/null; ip netns del " .. peer .. " 2>/dev/null")
-    os.execute("rm -rf " .. dir .. " /etc/netns/" .. host)
-    -- what this spec made is gone
-    local _, names = env.sh("ip netns list")
-    assert.is_nil(names:find(id, 1, true), names)
-    assert.is_false(os.execute("test -e /etc/netns/" .. host) == true)
+    for _, pid in ipairs(listeners) do netns.stop(pid) end
+    netns.remove(id, { host, peer }, host, dir) -- and checks that what this spec made is gone
   end)
 
   -- The CLI in the host namespace, in a mount namespace of its own where
@@ -317,9 +298,7 @@ describe("network: true", function()
         f:close()
       end
     end
-    for _, pid in ipairs(pids) do
-      os.execute("kill " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
-    end
+    for _, pid in ipairs(pids) do netns.stop(pid) end
     assert.are.equal("done\n", got.host, r.stdout .. r.stderr)
     assert.are.equal("done\n", got.peer, r.stdout)
     assert.are.equal(16, select(2, r.stdout:gsub("\n", "")), r.stdout)
