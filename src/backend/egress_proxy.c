@@ -86,10 +86,14 @@ static void add_bytes(struct esb_egress_conn *c, uint64_t out, uint64_t in) {
 
 /* ---- sockets ---- */
 
+/* All of it, blocking or not (the upstream socket is non-blocking: a
+ * ClientHello may be more than its first send buffer), each wait at most
+ * WAIT_MS. */
 static bool send_all(int fd, const char *data, size_t len) {
   while (len) {
     ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    if (n < 0 && (errno == EINTR || (errno == EAGAIN && poll(&pfd, 1, WAIT_MS) == 1)))
       continue;
     if (n <= 0)
       return false;
