@@ -70,8 +70,7 @@ describe("network by name (local)", function()
   end
   env.check_leaks()
 
-  local id = ("%d"):format(os.time() % 10000 * 10 + math.random(0, 9))
-  local host, peer = "esb-eh-" .. id, "esb-ep-" .. id
+  local id, host, peer = netns.names("e")
   local dir = os.tmpname()
   local server_pid
   local ca
@@ -96,16 +95,7 @@ describe("network by name (local)", function()
       "169.254.169.254 metadata.esb.test",
     }, "\n") .. "\n")
     env.write_file("/etc/netns/" .. host .. "/resolv.conf", "nameserver 127.0.0.1\n")
-    local H, P = "ip -n " .. host .. " ", "ip -n " .. peer .. " "
-    sh(table.concat({
-      "ip netns add " .. host, "ip netns add " .. peer,
-      H .. "link set lo up", P .. "link set lo up",
-      H .. "link add eh" .. id .. " type veth peer name ep" .. id .. " netns " .. peer,
-      H .. "addr add 203.0.113.1/24 dev eh" .. id, H .. "link set eh" .. id .. " up",
-      P .. "addr add 203.0.113.2/24 dev ep" .. id, P .. "link set ep" .. id .. " up",
-      P .. "addr add 10.98.0.2/32 dev lo", P .. "addr add 169.254.169.254/32 dev lo",
-      H .. "route add default via 203.0.113.2",
-    }, " && "))
+    netns.make_pair(id, host, peer, { peer = { "addr add 10.98.0.2/32 dev lo", "addr add 169.254.169.254/32 dev lo" } })
     env.write_file(dir .. "/server.py", server)
     server_pid = sh(("ip netns exec %s python3 %s/server.py %s %s/ready >/dev/null 2>&1 & echo $!"):format(
       peer, dir, dir, dir)):match("%d+")

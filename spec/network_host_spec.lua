@@ -136,8 +136,7 @@ describe("network: true", function()
   end
   env.check_leaks()
 
-  local id = ("%d"):format(os.time() % 10000 * 10 + math.random(0, 9))
-  local host, peer = "esb-nh-" .. id, "esb-np-" .. id
+  local id, host, peer = netns.names("n")
   local dir, script = os.tmpname(), nil
   local listeners = {}  -- pid -> true
   local ports = {}      -- host, peer, peer_hold, dns
@@ -163,23 +162,18 @@ describe("network: true", function()
     -- ip netns exec mounts this over /etc/resolv.conf in the host namespace:
     -- the engine, and the sandbox, take 10.99.0.53 for their resolver.
     sh("mkdir -p /etc/netns/" .. host .. " && echo 'nameserver 10.99.0.53' > /etc/netns/" .. host .. "/resolv.conf")
-    local H, P = "ip -n " .. host .. " ", "ip -n " .. peer .. " "
-    sh(table.concat({
-      "ip netns add " .. host, "ip netns add " .. peer,
-      H .. "link set lo up", P .. "link set lo up",
-      H .. "link add eh" .. id .. " type veth peer name ep" .. id .. " netns " .. peer,
-      H .. "addr add 203.0.113.1/24 dev eh" .. id, H .. "addr add 2001:db8:1::1/64 dev eh" .. id .. " nodad",
-      H .. "link set eh" .. id .. " up",
-      P .. "addr add 203.0.113.2/24 dev ep" .. id, P .. "addr add 2001:db8:1::2/64 dev ep" .. id .. " nodad",
-      P .. "addr add 10.98.0.2/32 dev lo", P .. "link set ep" .. id .. " up",
-      H .. "route add default via 203.0.113.2", H .. "-6 route add default via 2001:db8:1::2",
-      H .. "route add 10.98.0.0/24 via 203.0.113.2",
-      -- the host's second interface (no dummy module here: a veth pair)
-      H .. "link add ea" .. id .. " type veth peer name eb" .. id,
-      H .. "link set ea" .. id .. " up", H .. "link set eb" .. id .. " up",
-      H .. "addr add 10.99.0.1/24 dev ea" .. id, H .. "addr add 10.99.0.53/24 dev ea" .. id,
-      H .. "addr add 198.51.100.1/24 dev ea" .. id, H .. "addr add fd00:ec2::254/64 dev ea" .. id .. " nodad",
-    }, " && "))
+    netns.make_pair(id, host, peer, {
+      peer = { "addr add 2001:db8:1::2/64 dev ep" .. id .. " nodad", "addr add 10.98.0.2/32 dev lo" },
+      host = {
+        "addr add 2001:db8:1::1/64 dev eh" .. id .. " nodad", "-6 route add default via 2001:db8:1::2",
+        "route add 10.98.0.0/24 via 203.0.113.2",
+        -- the host's second interface (no dummy module here: a veth pair)
+        "link add ea" .. id .. " type veth peer name eb" .. id,
+        "link set ea" .. id .. " up", "link set eb" .. id .. " up",
+        "addr add 10.99.0.1/24 dev ea" .. id, "addr add 10.99.0.53/24 dev ea" .. id,
+        "addr add 198.51.100.1/24 dev ea" .. id, "addr add fd00:ec2::254/64 dev ea" .. id .. " nodad",
+      },
+    })
     ports.host = listen("host", host)
     ports.dns = listen("dns", host, 53)
     ports.peer = listen("peer", peer)
