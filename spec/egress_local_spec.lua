@@ -61,6 +61,27 @@ except (OSError, ssl.SSLError) as e:
     print("failed")
 ]]
 
+-- In the sandbox: one raw request to the proxy a line of stdin (Python
+-- string escapes), each on a connection of its own; prints the first line
+-- of each answer, or "closed".
+local raw = [[
+import socket, sys
+for line in sys.stdin:
+    s = socket.create_connection(("127.0.0.1", 3128))
+    try:
+        s.sendall(line.rstrip("\n").encode().decode("unicode_escape").encode("latin-1"))
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            b = s.recv(4096)
+            if not b: break
+            got += b
+        print(got.decode(errors="replace").split("\r\n")[0] or "closed")
+    except OSError as e:
+        print("closed")
+    s.close()
+]]
+
 local sh, wait_for = netns.sh, netns.wait_for
 
 describe("network by name (local)", function()
@@ -117,7 +138,7 @@ describe("network by name (local)", function()
       args[#args + 1] = "--policy"
       args[#args + 1] = policy
     end
-    local request = { program = "bash", args = { "-c", script }, files = { ["ca.pem"] = ca, ["tunnel.py"] = tunnel },
+    local request = { program = "bash", args = { "-c", script }, files = { ["ca.pem"] = ca, ["tunnel.py"] = tunnel, ["raw.py"] = raw },
                       limits = { network = { allow = allow } } }
     local out, err = env.cli_run(args, cjson.encode(request), "ip netns exec " .. host .. " ")
     if policy then os.remove(policy) end
@@ -226,6 +247,32 @@ describe("network by name (local)", function()
     local r = run(curl .. "-H 'Host: other.esb.test' http://allowed.esb.test/", { "allowed.esb.test" })
     assert.are.equal("echo-sandbox egress proxy: allowed.esb.test:80: host_mismatch\n", r.stdout, why(r))
     assert.are.equal("allowed.esb.test:80 host_mismatch (refused)", ledger(r))
+  end)
+
+  -- What a hostile program may send the proxy: each answered (or closed)
+  -- and in the ledger, and the proxy serves the next as before.
+  it("answers malformed and tricky requests without letting them through", function()
+    local requests = {
+      "garbage\\r\\n\\r\\n",
+      "GET http://allowed.esb.test/ HTTP/1.1\\r\\nX: " .. ("a"):rep(20000) .. "\\r\\n\\r\\n",
+      "GET http://allowed.esb.test/ HTTP/1.1\\r\\nHost: allowed.esb.test\\r\\nHost: other.esb.test\\r\\n\\r\\n",
+      "CONNECT 203.0.113.2:443 HTTP/1.1\\r\\n\\r\\n",
+      "CONNECT [::1]:443 HTTP/1.1\\r\\n\\r\\n",
+      "GET https://allowed.esb.test/ HTTP/1.1\\r\\nHost: allowed.esb.test\\r\\n\\r\\n",
+      "GET http://allowed.esb.test.evil.example/ HTTP/1.1\\r\\n\\r\\n",
+      "GET /origin HTTP/1.1\\r\\nHost: allowed.esb.test\\r\\nConnection: close\\r\\n\\r\\n",
+    }
+    local r = run("python3 raw.py <<'EOF'\n" .. table.concat(requests, "\n") .. "\nEOF", { "allowed.esb.test" })
+    -- the head past 16 KiB: its answer, or a reset where the proxy closed on
+    -- bytes it did not read
+    local stdout = r.stdout:gsub("^(HTTP/1.1 400 Bad Request\n)closed\n", "%1HTTP/1.1 400 Bad Request\n")
+    assert.are.equal("HTTP/1.1 400 Bad Request\nHTTP/1.1 400 Bad Request\nHTTP/1.1 400 Bad Request\n" ..
+                     "HTTP/1.1 403 Forbidden\nHTTP/1.1 403 Forbidden\nHTTP/1.1 400 Bad Request\n" ..
+                     "HTTP/1.1 403 Forbidden\nHTTP/1.0 200 OK\n", stdout, why(r))
+    assert.are.equal(":0 bad_request (refused)\n:0 bad_request (refused)\n:0 bad_request (refused)\n" ..
+                     "203.0.113.2:443 not_listed (refused)\n::1:443 not_listed (refused)\n" ..
+                     ":0 bad_request (refused)\n" ..
+                     "allowed.esb.test.evil.example:80 not_listed (refused)\nallowed.esb.test:80 allowed", ledger(r))
   end)
 
   -- The policy's lists: a port on an entry, the deny list.
