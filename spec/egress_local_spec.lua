@@ -314,6 +314,28 @@ describe("network by name: the request and the policy", function()
     end
   end)
 
+  -- Refused, not dropped: a run there would have no network at all.
+  -- Checked: without the refusal in esb_policy_session, the session was made.
+  it("is refused on k8s and in a session, for now", function()
+    local _, err = explain({ shell = "true", backend = "k8s", limits = { network = { allow = { "pypi.org" } } } })
+    assert.truthy(err:find("the network by name runs on the local backend only, for now", 1, true), err)
+    -- through the Lua module, in a directory of sessions of its own; a
+    -- session made all the same is deleted at once
+    local dir = assert(io.popen("mktemp -d")):read("l")
+    local script = os.tmpname()
+    env.write_file(script, ("package.cpath = %q\n"):format(package.cpath) .. [[
+local sbx = require "echo_sandbox"
+local id, err = sbx.session_create { limits = { network = { allow = { "pypi.org" } } } }
+if id then sbx.session_delete(id) end
+print(id, err)
+]])
+    local ok, out = env.sh(("ECHO_SANDBOX_SESSION_DIR=%s lua5.4 %s"):format(dir, script))
+    os.remove(script)
+    assert(os.execute("rmdir " .. dir))
+    assert.truthy(ok, out)
+    assert.truthy(out:find("^nil\t.*a session has no network by name yet"), out)
+  end)
+
   it("refuses an entry that is no host name, naming it", function()
     local _, err = explain(asking { "pypi.org", "169.254.169.254" })
     assert.truthy(err:find([['limits.network.allow[2]' ("169.254.169.254") must be a host name]], 1, true), err)

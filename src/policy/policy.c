@@ -267,6 +267,9 @@ int esb_policy_session(struct esb_policy *p, const struct esb_session_ask *ask,
   *d = (struct esb_session_decision){ .limits = { .network = -1 } };
   if (esb_session_labels_check(ask->req->labels, err) < 0)
     return -1;
+  if (ask->req->egress_allow) /* refused, not dropped: the session would have no network at all */
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "limits.network: a session has no network by name yet "
+                         "({\"allow\": [...]} runs outside sessions)");
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);  /* policy */
   lua_getfield(L, -1, "session");                    /* policy, hook */
   if (!lua_isfunction(L, -1)) {
