@@ -211,8 +211,9 @@ static int read_head(int fd, char *buf, size_t *len, struct head *h) {
 
 /* Where the request goes: CONNECT's host:port, a plain request's absolute
  * URL (whose Host header, if any, must name the same host), or an
- * origin-form request's Host header. path: an absolute URL's path and
- * query, which the request goes on with (NULL: as it came). */
+ * origin-form request's Host header. rewrite: an absolute URL's request
+ * goes on in origin form, its path and query (path_off, path_len) in place
+ * of the URL (which ends at url_end); otherwise it goes on as it came. */
 struct target {
   char host[ESB_EGRESS_HOST_MAX + 1];
   unsigned port;
