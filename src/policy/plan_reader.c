@@ -225,6 +225,11 @@ static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
   esb_fields_leave(f);                         /* -- */
   if (plan->local.network && !f->failed)
     esb_fields_fail(f, "policy: the plan has both limits.network = true and egress: one network or the other");
+  /* The k8s backend has no proxy yet: its pod would run with no network
+   * and no ledger, whatever a policy plans. */
+  if (plan->backend == ESB_BACKEND_K8S && !f->failed)
+    esb_fields_fail(f, "policy: the plan has egress and backend k8s: the network by name runs on the local "
+                    "backend only, for now");
 }
 
 int esb_read_plan(lua_State *L, struct esb_plan *plan, struct esb_error *err) {
