@@ -314,6 +314,18 @@ describe("network by name: the request and the policy", function()
     end
   end)
 
+  it("is the CLI's --allow-host, repeatable, not with --network", function()
+    local out, err = env.cli_run { "policy", "explain", "--json", "--allow-host", "pypi.org", "--allow-host",
+                                   "*.pythonhosted.org:443", "--", "true" }
+    local ok, x = pcall(cjson.decode, out)
+    assert.truthy(ok, out .. err)
+    assert.are.same({ "pypi.org", "*.pythonhosted.org:443" }, x.egress.allow)
+    local _, err2, code = env.cli_run { "run", "--allow-host", "pypi.org", "--network", "--", "true" }
+    assert.are.equal(125, code)
+    assert.truthy(err2:find("give --network (the whole network) or --allow-host (these hosts), not both", 1, true),
+                  err2)
+  end)
+
   -- Refused, not dropped: a run there would have no network at all.
   -- Checked: without the refusal in esb_policy_session, the session was
   -- made; without plan_reader's, the k8s plan was explained.
