@@ -138,7 +138,8 @@ describe("network by name (local)", function()
       args[#args + 1] = "--policy"
       args[#args + 1] = policy
     end
-    local request = { program = "bash", args = { "-c", script }, files = { ["ca.pem"] = ca, ["tunnel.py"] = tunnel, ["raw.py"] = raw },
+    local request = { program = "bash", args = { "-c", script },
+                      files = { ["ca.pem"] = ca, ["tunnel.py"] = tunnel, ["raw.py"] = raw },
                       limits = { network = { allow = allow } } }
     local out, err = env.cli_run(args, cjson.encode(request), "ip netns exec " .. host .. " ")
     if policy then os.remove(policy) end
@@ -200,7 +201,8 @@ describe("network by name (local)", function()
                   curl .. "https://private.esb.test/", { "*.esb.test" })
     assert.are.equal("echo-sandbox egress proxy: private.esb.test:80: blocked_address\n" ..
                      "echo-sandbox egress proxy: metadata.esb.test:80: blocked_address\n", r.stdout, why(r))
-    assert.are.equal("private.esb.test:80 blocked_address (refused)\nmetadata.esb.test:80 blocked_address (refused)\n" ..
+    assert.are.equal("private.esb.test:80 blocked_address (refused)\n" ..
+                     "metadata.esb.test:80 blocked_address (refused)\n" ..
                      "private.esb.test:443 blocked_address (refused)", ledger(r))
   end)
 
@@ -309,8 +311,8 @@ describe("network by name: the request and the policy", function()
     for _, wider in ipairs { "pypi.org", "pythonhosted.org", "other.example.org" } do
       x, err = explain(asking { "pypi.org:443", wider }, body)
       assert.is_nil(x, wider)
-      assert.truthy(err:find(('limits.network.allow[2] ("%s") is not within the policy\'s list'):format(wider), 1, true),
-                    err)
+      local want = ('limits.network.allow[2] ("%s") is not within the policy\'s list'):format(wider)
+      assert.truthy(err:find(want, 1, true), err)
     end
   end)
 

@@ -665,7 +665,8 @@ static void *listen_in_namespace(void *arg) {
   if (setns(j->ns_fd, CLONE_NEWNET) < 0 || (ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
       ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags |= IFF_UP, ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0) ||
       (j->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-      setsockopt(j->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 || bind(j->fd, (struct sockaddr *)&at, sizeof at) < 0 || listen(j->fd, 128) < 0)
+      setsockopt(j->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      bind(j->fd, (struct sockaddr *)&at, sizeof at) < 0 || listen(j->fd, 128) < 0)
     j->err = errno;
   if (ctl >= 0)
     close(ctl);
