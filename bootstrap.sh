@@ -16,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${ESB_BUILD_DIR:-$here/build}
 
 packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev uuid-dev libmicrohttpd-dev
+          libhttp-parser-dev libssl-dev
           libseccomp-dev passt lua-busted python3 bash coreutils)
 # The nginx spec's: nginx with lua-nginx-module (LuaJIT), for the resty client;
 # the language spec's: the interpreters the default policy names; the network
@@ -24,11 +25,13 @@ packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev
 # the deploy spec's: systemd-analyze, for the unit; the Python client's: venv;
 # the install spec's: groff, to render the man pages (none of it needs git);
 # the daemon specs': jsonschema, to check every exchange against doc/openapi.json;
-# the docs spec's: curl, which the README's and doc/'s examples talk HTTP with.
-# passt (pasta) is the sandbox's user-mode network stack for network: true.
+# the docs spec's: curl, which the README's and doc/'s examples talk HTTP with;
+# the egress spec's: openssl, for its test CA and the test host's certificate.
+# passt (pasta) is the sandbox's user-mode network stack for network: true;
+# http-parser and OpenSSL read the egress proxy's requests and ClientHellos.
 if [ "${1:-demo}" = test ]; then
   packages+=(nginx libnginx-mod-http-lua nodejs ruby perl php-cli iproute2 busybox-static systemd
-            python3-venv python3-jsonschema groff-base curl)
+            python3-venv python3-jsonschema groff-base curl openssl)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -179,7 +179,7 @@ describe("echo-sandbox run", function()
       ['{"shell": 5}'] = "'shell' must be a string (got 5)",
       ['{"shell": "true", "timeout_ms": "5s"}'] = [['timeout_ms' must be a positive integer (got "5s")]],
       ['{"shell": "true", "timeout_ms": -1.5}'] = "(got -1.5)",
-      ['{"shell": "true", "limits": {"network": "yes"}}'] = [['limits.network' must be a boolean (got "yes")]],
+      ['{"shell": "true", "limits": {"network": "yes"}}'] = [['limits.network' must be true, false or {"allow": [host names]} (got "yes")]],
       ['{"shell": "true", "timeout_ms": "a\\u001b[2J\\"\\\\\\n"}'] = [[(got "a\x1b[2J\"\\\n")]],
       ['{"shell": "true", "timeout_ms": "' .. ("x"):rep(5000) .. '"}'] = '(got "' .. ("x"):rep(40) .. '"... (5000 bytes))',
     } do

@@ -14,6 +14,7 @@
 -- address, [::] with IPv4 too. No packet goes anywhere else.
 local env = require "spec.support.env"
 local cjson = require "cjson"
+local netns = require "spec.support.netns"
 
 -- A TCP listener on [::] and 0.0.0.0 at the port of argv[2] (0: any, told
 -- in the file argv[1]); it answers "hello\n". With argv[3], a directory: it
@@ -126,20 +127,7 @@ for dest in ("10.99.0.53", "203.0.113.2"):
         except socket.timeout: pass
 ]]
 
-local function sh(cmd)
-  local ok, out = env.sh(cmd)
-  assert(ok, cmd .. ": " .. out)
-  return out
-end
-
-local function wait_for(path)
-  for _ = 1, 1000 do
-    local f = io.open(path)
-    if f then f:close() return true end
-    os.execute("sleep 0.01")
-  end
-  return false
-end
+local sh, wait_for = netns.sh, netns.wait_for
 
 describe("network: true", function()
   if not env.is_root() then
@@ -148,8 +136,7 @@ describe("network: true", function()
   end
   env.check_leaks()
 
-  local id = ("%d"):format(os.time() % 10000 * 10 + math.random(0, 9))
-  local host, peer = "esb-nh-" .. id, "esb-np-" .. id
+  local id, host, peer = netns.names("n")
   local dir, script = os.tmpname(), nil
   local listeners = {}  -- pid -> true
   local ports = {}      -- host, peer, peer_hold, dns
@@ -175,23 +162,18 @@ describe("network: true", function()
     -- ip netns exec mounts this over /etc/resolv.conf in the host namespace:
     -- the engine, and the sandbox, take 10.99.0.53 for their resolver.
     sh("mkdir -p /etc/netns/" .. host .. " && echo 'nameserver 10.99.0.53' > /etc/netns/" .. host .. "/resolv.conf")
-    local H, P = "ip -n " .. host .. " ", "ip -n " .. peer .. " "
-    sh(table.concat({
-      "ip netns add " .. host, "ip netns add " .. peer,
-      H .. "link set lo up", P .. "link set lo up",
-      H .. "link add eh" .. id .. " type veth peer name ep" .. id .. " netns " .. peer,
-      H .. "addr add 203.0.113.1/24 dev eh" .. id, H .. "addr add 2001:db8:1::1/64 dev eh" .. id .. " nodad",
-      H .. "link set eh" .. id .. " up",
-      P .. "addr add 203.0.113.2/24 dev ep" .. id, P .. "addr add 2001:db8:1::2/64 dev ep" .. id .. " nodad",
-      P .. "addr add 10.98.0.2/32 dev lo", P .. "link set ep" .. id .. " up",
-      H .. "route add default via 203.0.113.2", H .. "-6 route add default via 2001:db8:1::2",
-      H .. "route add 10.98.0.0/24 via 203.0.113.2",
-      -- the host's second interface (no dummy module here: a veth pair)
-      H .. "link add ea" .. id .. " type veth peer name eb" .. id,
-      H .. "link set ea" .. id .. " up", H .. "link set eb" .. id .. " up",
-      H .. "addr add 10.99.0.1/24 dev ea" .. id, H .. "addr add 10.99.0.53/24 dev ea" .. id,
-      H .. "addr add 198.51.100.1/24 dev ea" .. id, H .. "addr add fd00:ec2::254/64 dev ea" .. id .. " nodad",
-    }, " && "))
+    netns.make_pair(id, host, peer, {
+      peer = { "addr add 2001:db8:1::2/64 dev ep" .. id .. " nodad", "addr add 10.98.0.2/32 dev lo" },
+      host = {
+        "addr add 2001:db8:1::1/64 dev eh" .. id .. " nodad", "-6 route add default via 2001:db8:1::2",
+        "route add 10.98.0.0/24 via 203.0.113.2",
+        -- the host's second interface (no dummy module here: a veth pair)
+        "link add ea" .. id .. " type veth peer name eb" .. id,
+        "link set ea" .. id .. " up", "link set eb" .. id .. " up",
+        "addr add 10.99.0.1/24 dev ea" .. id, "addr add 10.99.0.53/24 dev ea" .. id,
+        "addr add 198.51.100.1/24 dev ea" .. id, "addr add fd00:ec2::254/64 dev ea" .. id .. " nodad",
+      },
+    })
     ports.host = listen("host", host)
     ports.dns = listen("dns", host, 53)
     ports.peer = listen("peer", peer)
@@ -200,15 +182,8 @@ describe("network: true", function()
   end)
 
   teardown(function()
-    for _, pid in ipairs(listeners) do
-      os.execute("kill " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
-    end
-    os.execute("ip netns del " .. host .. " 2>/dev/null; ip netns del " .. peer .. " 2>/dev/null")
-    os.execute("rm -rf " .. dir .. " /etc/netns/" .. host)
-    -- what this spec made is gone
-    local _, names = env.sh("ip netns list")
-    assert.is_nil(names:find(id, 1, true), names)
-    assert.is_false(os.execute("test -e /etc/netns/" .. host) == true)
+    for _, pid in ipairs(listeners) do netns.stop(pid) end
+    netns.remove(id, { host, peer }, host, dir) -- and checks that what this spec made is gone
   end)
 
   -- The CLI in the host namespace, in a mount namespace of its own where
@@ -317,9 +292,7 @@ describe("network: true", function()
         f:close()
       end
     end
-    for _, pid in ipairs(pids) do
-      os.execute("kill " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
-    end
+    for _, pid in ipairs(pids) do netns.stop(pid) end
     assert.are.equal("done\n", got.host, r.stdout .. r.stderr)
     assert.are.equal("done\n", got.peer, r.stdout)
     assert.are.equal(16, select(2, r.stdout:gsub("\n", "")), r.stdout)

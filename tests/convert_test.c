@@ -51,6 +51,7 @@ static const char *why(lua_State *L, const char *expr) {
 }
 
 #define IR "invalid request: "
+#define ALLOW_WANT "must be a host name, \"*.\" and a host name, or either with \":PORT\""
 #define FILE_PATH_WANT "a path must be relative to the working dir, without empty, '.' or '..' components, at " \
                        "most 1024 bytes and 255 a component"
 #define PATTERN_WANT "is no pattern relative to the working dir: not empty, not absolute, no empty, '.' or '..' " \
@@ -97,7 +98,24 @@ static const struct { const char *request, *want; } cases[] = {
   {"{shell = 'x', limits = {nope = 1}}", IR "unknown field 'limits.nope'"},
   {"{shell = 'x', limits = {memory_bytes = 0}}", IR "'limits.memory_bytes' must be a positive integer (got 0)"},
   {"{shell = 'x', limits = {max_processes = -1}}", IR "'limits.max_processes' must be a positive integer (got -1)"},
-  {"{shell = 'x', limits = {network = 'yes'}}", IR "'limits.network' must be a boolean (got \"yes\")"},
+  {"{shell = 'x', limits = {network = 'yes'}}",
+   IR "'limits.network' must be true, false or {\"allow\": [host names]} (got \"yes\")"},
+  {"{shell = 'x', limits = {network = {allow = {'pypi.org', '*.pythonhosted.org', 'api.github.com:443'}}}}", ""},
+  {"{shell = 'x', limits = {network = {allow = {}}}}", ""},
+  {"{shell = 'x', limits = {network = {allow = {'pypi.org', '10.0.0.1'}}}}",
+   IR "'limits.network.allow[2]' (\"10.0.0.1\") " ALLOW_WANT " (an address, not a host name)"},
+  {"{shell = 'x', limits = {network = {allow = {'localhost'}}}}",
+   IR "'limits.network.allow[1]' (\"localhost\") " ALLOW_WANT " (a single label, not a host name with its domain)"},
+  {"{shell = 'x', limits = {network = {allow = {'a.*.org'}}}}",
+   IR "'limits.network.allow[1]' (\"a.*.org\") " ALLOW_WANT " ('*' only as a whole first label (\"*.example.com\"))"},
+  {"{shell = 'x', limits = {network = {allow = {'pypi.org:0'}}}}",
+   IR "'limits.network.allow[1]' (\"pypi.org:0\") " ALLOW_WANT " (a port must be 1 to 65535)"},
+  {"{shell = 'x', limits = {network = {allow = {'10.0.0.0/8'}}}}",
+   IR "'limits.network.allow[1]' (\"10.0.0.0/8\") " ALLOW_WANT " (an address or a range, not a host name)"},
+  {"{shell = 'x', limits = {network = {allow = {'bad_.-x.org'}}}}",
+   IR "'limits.network.allow[1]' (\"bad_.-x.org\") " ALLOW_WANT
+   " (not a host name (labels of letters, digits and '-', separated by '.'))"},
+  {"{shell = 'x', limits = {network = {deny = {'x.org'}}}}", IR "unknown field 'limits.network.deny'"},
   {"{shell = 'x', limits = {cpu = 'lots'}}",
    IR "'limits.cpu' must be a positive number of cores (0.5) or a quantity like \"500m\" or \"2\" (got \"lots\")"},
   {"{shell = 'x', limits = {cpu = 0}}",
@@ -375,6 +393,9 @@ static void table_results(lua_State *L) {
   r.cleanup_error = strdup("x");
   esb_result_warn(&r, "x");
   r.fallback = strdup("x");
+  r.egress.wanted = true;
+  if (esb_egress_ledger_add(&r.egress, "pypi.org", 443) < 0)
+    abort();
   result_shape(L, &r, seen, "an exit with every note");
   r = (struct esb_result)ESB_RESULT_INIT;
   esb_result_fail(&r, ESB_E_INVALID_REQUEST, "x");

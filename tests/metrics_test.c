@@ -65,6 +65,20 @@ int main(void) {
   m.sessions_ended[ESB_SESSION_END_IDLE] = 2;
   m.sessions_ended[ESB_SESSION_END_DELETED] = 1;
   m.session_runs = 11;
+  struct esb_result egress = run("local", ESB_STATUS_EXITED, 1);
+  for (int i = 0; i < 3; i++)
+    esb_egress_ledger_add(&egress.egress, "pypi.org", 443);
+  egress.egress.v[0].reason = egress.egress.v[1].reason = ESB_EGRESS_ALLOWED;
+  egress.egress.v[2].reason = ESB_EGRESS_SNI_MISMATCH;
+  egress.egress.left_off = 4;
+  struct esb_metrics e = { 0 }; /* apart: m's run counts stay as checked above */
+  esb_metrics_record(&e, &egress);
+  esb_result_release(&egress);
+  is_int(e.egress[ESB_EGRESS_ALLOWED], 2, "a run's allowed attempts are counted");
+  is_int(e.egress[ESB_EGRESS_SNI_MISMATCH], 1, "and its refused ones by why");
+  is_int(e.egress_left_off, 4, "and those its ledger left off");
+  memcpy(m.egress, e.egress, sizeof m.egress);
+  m.egress_left_off = e.egress_left_off;
   char buf[8192];
   size_t len = esb_metrics_render(&m, 3, 9, 2, buf, sizeof buf);
   is_int(len, strlen(buf), "the length is the text's");
@@ -94,6 +108,10 @@ int main(void) {
   has(buf, "echo_sandbox_sessions_ended_total{reason=\"deleted\"} 1");
   has(buf, "echo_sandbox_sessions_ended_total{reason=\"memory\"} 0");
   has(buf, "echo_sandbox_session_runs_total 11");
+  has(buf, "echo_sandbox_egress_total{reason=\"allowed\"} 2");
+  has(buf, "echo_sandbox_egress_total{reason=\"sni_mismatch\"} 1");
+  has(buf, "echo_sandbox_egress_total{reason=\"not_listed\"} 0");
+  has(buf, "echo_sandbox_egress_total{reason=\"left_off\"} 4");
   ok(!strstr(buf, "reason=\"alive\""), "alive is no reason a session ended");
   has(buf, "echo_sandbox_build_info{version=\"" ESB_VERSION "\"} 1");
   ok(len > 0 && buf[len - 1] == '\n', "the text ends with a line's end");

@@ -588,6 +588,11 @@ const resultSchema = z.object({
     base64: z.string(), truncated: z.boolean(),
   }).passthrough()).optional().describe("the files collect matched, their bytes in base64"),
   files_truncated: z.boolean().optional(),
+  egress: z.array(z.object({
+    host: z.string(), port: z.number().int(), allowed: z.boolean(), reason: z.string(),
+    bytes_out: z.number().int(), bytes_in: z.number().int(),
+  }).passthrough()).optional().describe("with a network allow list: the connections the program tried, each with its verdict"),
+  egress_left_off: z.number().int().optional(),
   error: z.object({ code: z.string().optional(), message: z.string(), retryable: z.boolean().optional(),
                     name: z.string().optional(), traceback: z.string().optional() }).passthrough().nullable().optional()
     .describe("a run's engine error {code, message}; what a cell raised {name, message, traceback}"),

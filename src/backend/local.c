@@ -267,6 +267,15 @@ static int build_env(struct esb_local_run *run, const struct esb_plan *plan, con
     if (asprintf(&home, "HOME=%s", dir) < 0 || esb_strv_take(&env, home) < 0)
       goto oom;
   }
+  /* The network by name: every client that follows these finds the proxy
+   * (backend/egress_proxy.h); one that does not reaches nothing. */
+  static const char *const proxy_vars[] = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                           "http_proxy", "https_proxy", "all_proxy"};
+  for (size_t i = 0; plan->egress_allow && i < sizeof proxy_vars / sizeof proxy_vars[0]; i++) {
+    char *var;
+    if (asprintf(&var, "%s=%s", proxy_vars[i], ESB_EGRESS_PROXY_URL) < 0 || esb_strv_take(&env, var) < 0)
+      goto oom;
+  }
   if (!(run->env = esb_strv_detach(&env)))
     return -1;
   return 0;
@@ -384,6 +393,13 @@ static int attach_network(pid_t child, void *arg, struct esb_error *err) {
   return esb_netstack_attach(&run->net, child, err);
 }
 
+/* The network by name: the proxy listens in the sandbox's namespace
+ * before it goes on. */
+static int attach_egress(pid_t child, void *arg, struct esb_error *err) {
+  struct esb_local_run *run = arg;
+  return esb_egress_proxy_start(&run->egress, child, err);
+}
+
 /* Whether the start failed because the host refuses namespaces: the errno
  * of a refused clone or unshare. A start the policy or the request failed
  * (a mount it may not make: EINVAL too) is not the host's refusal. */
@@ -450,6 +466,7 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
 static void release_host_side(struct esb_local_run *run) {
   esb_timer_stop(run->loop, &run->cpu_watch);
   esb_netstack_detach(&run->net);
+  esb_egress_proxy_release(&run->egress, NULL);
   /* Without a pid namespace what the run left behind lives on as its uid */
   if (!(run->sandbox.namespaces & ESB_NS_PID))
     esb_uid_slot_end_processes(&run->uid_slot);
@@ -477,7 +494,9 @@ static int start_failed(struct esb_local_run *run) {
   const struct esb_plan *plan = run->plan;
   struct esb_exec *e = &run->exec;
   bool refused = namespaces_refused(e);
-  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !refused || plan->working_dir) {
+  /* Without a network namespace the program would have the host's network:
+   * the network by name never runs so. */
+  if (plan->local.isolation != ESB_ISOLATION_BEST_EFFORT || !refused || plan->working_dir || plan->egress_allow) {
     if (refused)
       esb_result_fail(&e->result, ESB_E_SANDBOX_SETUP,
                       "this host refuses the namespaces the sandbox needs (%s) and the policy "
@@ -514,6 +533,8 @@ static void finished(struct esb_exec *exec, void *userdata) {
   if (exec->start_error && start_failed(run) == 0)
     return; /* started again without namespaces: this runs again at its end */
   note_cgroup(run, &exec->result);
+  if (run->egress.prepared) /* every connection ended first: the ledger is whole */
+    esb_egress_proxy_release(&run->egress, &exec->result.egress);
   if (run->collect_fd >= 0 && exec->result.status != ESB_STATUS_ERROR) {
     exec->result.files = run->collected; /* moved */
     run->collected = (struct esb_collected){ 0 };
@@ -545,6 +566,24 @@ static int prepare_network(struct esb_local_run *run, const struct esb_plan *pla
   run->sandbox.net_rules = run->net.rules;
   run->sandbox.n_net_rules = run->net.n_rules;
   run->sandbox.before_release = attach_network;
+  run->sandbox.before_release_arg = run;
+  return 0;
+}
+
+/* The network by name: the proxy readied now, listening once the sandbox's
+ * namespace is there. 0, or -1 with the result failed. */
+static int prepare_egress(struct esb_local_run *run, const struct esb_plan *plan) {
+  struct esb_error err = ESB_ERROR_INIT;
+  if (!(run->sandbox.namespaces & ESB_NS_NET)) {
+    esb_result_fail(&run->exec.result, ESB_E_POLICY, "limits.network.allow: the policy's isolation \"rlimits\" "
+                    "leaves the program the host's network, so no allow list can hold it");
+    return -1;
+  }
+  if (esb_egress_proxy_prepare(&run->egress, plan, &err) < 0) {
+    esb_result_fail_error(&run->exec.result, &err);
+    return -1;
+  }
+  run->sandbox.before_release = attach_egress;
   run->sandbox.before_release_arg = run;
   return 0;
 }
@@ -606,6 +645,8 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
     goto fail;
   }
   if (run->sandbox.namespaces && plan->local.network && prepare_network(run, plan) < 0)
+    goto fail;
+  if (plan->egress_allow && prepare_egress(run, plan) < 0)
     goto fail;
   if (plan->collect.n_patterns) {
     if ((run->collect_fd = memfd_create("echo-sandbox-collect", MFD_CLOEXEC)) < 0) {

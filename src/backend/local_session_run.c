@@ -98,10 +98,11 @@ static void session_gone(const char *id, struct esb_result *r, bool during) {
 /* The session's network is decided at its create (none, for now): a run
  * cannot ask for another. */
 static int refuse_network(const struct esb_plan *plan, struct esb_result *r) {
-  if (!plan->local.network)
+  if (!plan->local.network && !plan->egress_allow)
     return 0;
   esb_result_fail(r, ESB_E_INVALID_REQUEST, "network: a run in a session has the session's network, decided "
-                  "when it was made (this one has none): a run cannot ask for network: true");
+                  "when it was made (this one has none): a run cannot ask for network: %s",
+                  plan->egress_allow ? "{\"allow\": [...]}" : "true");
   return -1;
 }
 

@@ -95,6 +95,10 @@ struct esb_plan {
                                 live output events carry */
   char **clamped;            /* NULL-terminated notes of what of the request the policy
                                 lowered to its ceilings; NULL when nothing was */
+  char **egress_allow;       /* NULL-terminated: the network by name (engine/contract/egress.h),
+                                the hosts the local backend's egress proxy lets the program
+                                reach (local.network is then false); NULL: no proxy */
+  char **egress_deny;        /* NULL-terminated or NULL: hosts refused whatever allow says */
   bool fallback_local;       /* backend k8s: when the cluster does not answer, the
                                 policy allows the local backend instead (its
                                 plan's fallback = "local"); else never */

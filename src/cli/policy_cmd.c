@@ -11,6 +11,7 @@
 #include <lua.h>
 
 #include "backend/k8s_command.h"
+#include "backend/egress_proxy.h"
 #include "backend/local.h"
 #include "cli/cli.h"
 #include "cli/request.h"
@@ -59,6 +60,7 @@ static const char *const namespace_names[] = {"user", "mount", "pid", "net", "ip
 struct explanation {
   const char *policy_path;
   const struct esb_plan *plan;
+  char **asked_egress; /* the request's limits.network.allow, or NULL */
   char **kubectl; /* NULL for local */
   struct esb_sandbox sandbox;
 };
@@ -256,6 +258,16 @@ static int push_explanation(lua_State *L) {
     push_strv(L, p->clamped);
     lua_setfield(L, -2, "clamped");
   }
+  if (p->egress_allow) { /* the list the run gets, and what the request asked */
+    lua_newtable(L);
+    push_strv(L, p->egress_allow);
+    lua_setfield(L, -2, "allow");
+    push_strv(L, p->egress_deny ? p->egress_deny : (char *[]){NULL});
+    lua_setfield(L, -2, "deny");
+    push_strv(L, x->asked_egress ? x->asked_egress : (char *[]){NULL});
+    lua_setfield(L, -2, "asked");
+    lua_setfield(L, -2, "egress");
+  }
   if (x->kubectl)
     set_k8s(L, x);
   else
@@ -282,6 +294,26 @@ static void print_network(const struct esb_local_settings *ls) {
   }
   printf("%s\n", ls->n_network_allow ? "" : " none (local_sandbox.network_allow)");
   printf("            the same on every packet, whatever its route (nf_tables, output hook); broadcast never\n");
+}
+
+/* One line of names, or "none". */
+static void print_names(const char *label, char **names) {
+  printf("\n            %s", label);
+  for (char **e = names; e && *e; e++)
+    printf(" %s", *e);
+  printf("%s", names && *names ? "" : " none");
+}
+
+/* The network by name (backend/egress_proxy.h): the list the run gets,
+ * and what the request asked of it. */
+static void print_egress(const struct explanation *x) {
+  printf("egress      loopback only; the engine's proxy at %s (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) resolves\n"
+         "            and connects: these names only, at public addresses only (as network: true refuses)",
+         ESB_EGRESS_PROXY_URL);
+  print_names("allowed:", x->plan->egress_allow);
+  print_names("denied: ", x->plan->egress_deny);
+  print_names("asked:  ", x->asked_egress);
+  printf("\n");
 }
 
 /* Words a shell would read back as the same argv. */
@@ -369,6 +401,8 @@ static void print_text(const struct explanation *x) {
   }
   if (p->local.network && (sb->namespaces & ESB_NS_NET))
     print_network(&p->local);
+  if (p->egress_allow)
+    print_egress(x);
   printf("seccomp     %s%s%s\n", esb_seccomp_profile_name(p->local.seccomp),
          p->local.seccomp == ESB_SECCOMP_NONE ? " (no system-call filter)" : "",
          sb->namespaces & ESB_NS_USER ? "; no nested user namespaces" : "");
@@ -409,6 +443,7 @@ static int explain_one(lua_State *L, struct esb_policy *policy, const struct esb
   }
   x.policy_path = esb_policy_path(policy);
   x.plan = &plan;
+  x.asked_egress = req.egress_allow;
   if (plan.backend == ESB_BACKEND_K8S) {
     if (!(x.kubectl = esb_k8s_run_argv(&plan))) {
       fprintf(stderr, "echo-sandbox: out of memory\n");

@@ -34,6 +34,9 @@ const char esb_cli_request_flags_help[] =
 #define ESB_LIMIT(id, kind, key, plan_key, request_member, plan_member, flag, minimum, default_value, doc, help) help
 #include "engine/contract/limits.def"
 #undef ESB_LIMIT
+  "  --allow-host HOST    let the program reach HOST (pypi.org, *.pythonhosted.org,\n"
+  "                       either with :PORT), by name, through the egress proxy;\n"
+  "                       nothing else (repeatable; not with --network)\n"
   "  --backend auto|local|k8s  where it runs (auto: where the policy sends it)\n"
   "  --policy FILE        load this policy instead of the default search\n"
   "  -h, --help           show this help\n";
@@ -116,12 +119,25 @@ static int set_flag_limit(lua_State *L, const struct esb_limit_field *d, const c
   return 0;
 }
 
-/* The limit flags as the "limits" table: 0, or raises the error. */
+/* The limit flags as the "limits" table, --allow-host as its network =
+ * { allow = {...} }: 0, or raises the error. */
 static int set_flag_limits(lua_State *L, const struct esb_cli_options *o) {
   lua_newtable(L);
   for (size_t i = 0; i < ESB_LIMIT__COUNT; i++)
     if (o->limits[i])
       set_flag_limit(L, &esb_limit_fields[i], o->limits[i]);
+  if (o->nallow && o->limits[ESB_LIMIT_NETWORK])
+    return luaL_error(L, "give --network (the whole network) or --allow-host (these hosts), not both");
+  if (o->nallow) {
+    lua_createtable(L, 0, 1);
+    lua_createtable(L, o->nallow, 0);
+    for (int i = 0; i < o->nallow; i++) {
+      lua_pushstring(L, o->allow[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "allow");
+    lua_setfield(L, -2, "network");
+  }
   lua_setfield(L, -2, "limits");
   return 0;
 }
@@ -190,6 +206,7 @@ bool esb_cli_has_request_flags(const struct esb_cli_options *o) {
 
 void esb_cli_options_release(struct esb_cli_options *o) {
   free(o->env);
+  free(o->allow);
   free(o->code_data);
   if (o->stdin_fd > 0)
     close(o->stdin_fd);
@@ -221,12 +238,13 @@ int esb_cli_read_request(lua_State *L, const struct esb_cli_options *o, struct e
 
 int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *usage) {
   /* each limit's flag is O_LIMIT + its enum esb_limit_id */
-  enum { O_SHELL = 256, O_LANG, O_CODE, O_CODE_FILE, O_STDIN_FILE, O_ENV, O_WORKDIR, O_TIMEOUT,
+  enum { O_SHELL = 256, O_LANG, O_CODE, O_CODE_FILE, O_STDIN_FILE, O_ENV, O_ALLOW, O_WORKDIR, O_TIMEOUT,
          O_BACKEND, O_POLICY, O_JSON, O_LIMIT };
   static const struct option longopts[] = {
     {"shell", required_argument, 0, O_SHELL}, {"lang", required_argument, 0, O_LANG},
     {"code", required_argument, 0, O_CODE}, {"code-file", required_argument, 0, O_CODE_FILE},
     {"stdin-file", required_argument, 0, O_STDIN_FILE}, {"env", required_argument, 0, O_ENV},
+    {"allow-host", required_argument, 0, O_ALLOW},
     {"working-dir", required_argument, 0, O_WORKDIR}, {"timeout", required_argument, 0, O_TIMEOUT},
 #define ESB_LIMIT(id, kind, key, plan_key, request_member, plan_member, flag, ...) \
     {&flag[2], ESB_LIMIT_IS_##kind == ESB_LIMIT_IS_BOOL ? no_argument : required_argument, 0, O_LIMIT + ESB_LIMIT_##id},
@@ -237,7 +255,8 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   o->stdin_fd = -1;
   o->env = calloc((size_t)argc + 1, sizeof *o->env);
-  if (!o->env)
+  o->allow = calloc((size_t)argc + 1, sizeof *o->allow);
+  if (!o->env || !o->allow)
     return fail_usage(argv[0], "%s", "out of memory");
   optind = 1;
   opterr = 0;
@@ -250,6 +269,7 @@ int esb_cli_parse(int argc, char **argv, struct esb_cli_options *o, const char *
     case O_CODE_FILE: o->code_file = optarg; break;
     case O_STDIN_FILE: o->stdin_file = optarg; break;
     case O_ENV: o->env[o->nenv++] = optarg; break;
+    case O_ALLOW: o->allow[o->nallow++] = optarg; break;
     case O_WORKDIR: o->working_dir = optarg; break;
     case O_TIMEOUT: o->timeout = optarg; break;
     case O_BACKEND: o->backend = optarg; break;

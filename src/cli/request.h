@@ -24,6 +24,8 @@ struct esb_cli_options {
                                            a switch's "" when given; NULL: not given */
   char **env;
   int nenv;
+  char **allow;    /* --allow-host's, in order */
+  int nallow;
   char **program;  /* argv after the options */
   /* command flags */
   const char *policy;

@@ -30,8 +30,35 @@ static void read_cpu(struct esb_fields *f, int t, const char *key, uint64_t *mil
   lua_pop(f->L, 1);                            /* -- */
 }
 
-/* limits: each as its row of engine/contract/limits.def says. */
-static void read_limits(struct esb_fields *f, int t, struct esb_limits *l) {
+/* limits.network as an object: {"allow": [entries]}, the hosts the
+ * program may reach through the egress proxy (engine/contract/egress.h).
+ * Whether it was one (then read, or failed). */
+static bool read_network_allow(struct esb_fields *f, int t, struct esb_request *req) {
+  static const char *const known[] = {"allow", NULL};
+  if (!esb_fields_push(f, t, "network"))
+    return false;
+  int type = lua_type(f->L, -1);
+  lua_pop(f->L, 1);
+  if (type == LUA_TBOOLEAN)
+    return false;
+  if (type != LUA_TTABLE) {
+    esb_fields_bad(f, t, "network", "true, false or {\"allow\": [host names]}");
+    return true;
+  }
+  if (!esb_fields_enter(f, t, "network"))
+    return true;                               /* limits.network */
+  esb_fields_only(f, -1, known);
+  req->egress_allow = esb_fields_egress_list(f, -1, "allow", &req->negress_allow);
+  if (!req->egress_allow && !f->failed)
+    esb_fields_bad(f, -1, "allow", "an array of host names");
+  esb_fields_leave(f);                         /* -- */
+  return true;
+}
+
+/* limits: each as its row of engine/contract/limits.def says; network may
+ * also be an allow list. */
+static void read_limits(struct esb_fields *f, int t, struct esb_request *req) {
+  struct esb_limits *l = &req->limits;
   static const char *const known[] = {
 #define ESB_LIMIT(id, kind, key, ...) key,
 #include "engine/contract/limits.def"
@@ -48,6 +75,8 @@ static void read_limits(struct esb_fields *f, int t, struct esb_limits *l) {
     case ESB_LIMIT_IS_UINT: esb_fields_uint(f, -1, d->key, d->minimum, member); break;
     case ESB_LIMIT_IS_CPU: read_cpu(f, -1, d->key, member); break;
     case ESB_LIMIT_IS_BOOL:
+      if (i == ESB_LIMIT_NETWORK && read_network_allow(f, -1, req))
+        break;
       if (esb_fields_bool(f, -1, d->key, &on))
         *(int *)member = on;
       break;
@@ -258,7 +287,7 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, struct es
   if (backend && esb_backend_parse(backend, &req->backend) < 0)
     esb_fields_bad(&f, t, "backend", "\"auto\", \"local\" or \"k8s\"");
   free(backend);
-  read_limits(&f, t, &req->limits);
+  read_limits(&f, t, req);
   read_stdin(&f, t, req);
   read_files(&f, t, req);
   read_collect(&f, t, req);
@@ -360,6 +389,35 @@ static void push_files(lua_State *L, const struct esb_collected *c) {
   lua_setfield(L, -2, "files_truncated");
 }
 
+/* The network by name's ledger: egress = [{host, port, allowed, reason,
+ * bytes_out, bytes_in}] in the order tried (left out when empty, as
+ * files), and egress_left_off, how many more there were. */
+static void push_egress(lua_State *L, const struct esb_egress_ledger *l) {
+  if (l->n) {
+    lua_createtable(L, (int)l->n, 0);                   /* result, egress */
+    for (size_t i = 0; i < l->n; i++) {
+      const struct esb_egress_attempt *a = &l->v[i];
+      lua_createtable(L, 0, 6);                         /* result, egress, attempt */
+      push_words(L, a->host); /* the program's words: scrubbed to UTF-8 */
+      lua_setfield(L, -2, "host");
+      lua_pushinteger(L, (lua_Integer)a->port);
+      lua_setfield(L, -2, "port");
+      lua_pushboolean(L, a->allowed);
+      lua_setfield(L, -2, "allowed");
+      lua_pushstring(L, esb_egress_reason_name(a->reason));
+      lua_setfield(L, -2, "reason");
+      lua_pushinteger(L, (lua_Integer)a->bytes_out);
+      lua_setfield(L, -2, "bytes_out");
+      lua_pushinteger(L, (lua_Integer)a->bytes_in);
+      lua_setfield(L, -2, "bytes_in");
+      lua_rawseti(L, -2, (lua_Integer)i + 1);           /* result, egress */
+    }
+    lua_setfield(L, -2, "egress");                      /* result */
+  }
+  lua_pushinteger(L, (lua_Integer)l->left_off);
+  lua_setfield(L, -2, "egress_left_off");
+}
+
 void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx) {
   if (null_idx)
     null_idx = lua_absindex(L, null_idx);
@@ -421,6 +479,8 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
   push_usage(L, "memory_peak_bytes", r->memory_peak_bytes, null_idx);
   if (r->files.wanted)
     push_files(L, &r->files);
+  if (r->egress.wanted)
+    push_egress(L, &r->egress);
   if (r->status == ESB_STATUS_ERROR) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, esb_error_name(r->error));

@@ -16,6 +16,9 @@ void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r) {
       m->duration_buckets[i]++;
   m->duration_count++;
   m->duration_sum_s += s;
+  for (size_t i = 0; i < r->egress.n; i++)
+    m->egress[r->egress.v[i].reason]++;
+  m->egress_left_off += r->egress.left_off;
 }
 
 struct out {
@@ -52,6 +55,17 @@ static void put_sessions(struct out *o, const struct esb_metrics *m, size_t aliv
   put(o, "# HELP echo_sandbox_session_cells_total Cells that went into a session's kernel.\n"
          "# TYPE echo_sandbox_session_cells_total counter\n"
          "echo_sandbox_session_cells_total %llu\n", (unsigned long long)m->session_cells);
+}
+
+/* The network by name's attempts, by verdict. */
+static void put_egress(struct out *o, const struct esb_metrics *m) {
+  put(o, "# HELP echo_sandbox_egress_total Connections the runs' programs tried through the egress proxy, by "
+         "verdict (allowed, or why not; left_off: past a ledger's bound).\n"
+         "# TYPE echo_sandbox_egress_total counter\n");
+  for (int r = 0; r < ESB_EGRESS_REASON__COUNT; r++)
+    put(o, "echo_sandbox_egress_total{reason=\"%s\"} %llu\n", esb_egress_reason_name((enum esb_egress_reason)r),
+        (unsigned long long)m->egress[r]);
+  put(o, "echo_sandbox_egress_total{reason=\"left_off\"} %llu\n", (unsigned long long)m->egress_left_off);
 }
 
 size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, size_t sessions_alive,
@@ -93,6 +107,7 @@ size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t 
           "echo_sandbox_policy_reload_failures_total %llu\n",
       (unsigned long long)m->policy_reloads, (unsigned long long)m->policy_reload_failures);
   put_sessions(&o, m, sessions_alive);
+  put_egress(&o, m);
   put(&o, "# HELP echo_sandbox_build_info The running build: its version, always 1.\n"
           "# TYPE echo_sandbox_build_info gauge\n"
           "echo_sandbox_build_info{version=\"%s\"} 1\n", ESB_VERSION);

@@ -20,6 +20,9 @@ struct esb_metrics {
   /* sessions: made through the daemon; seen ended, by why (each once: the
      daemon removes what an ended one left); runs that went into one */
   uint64_t sessions_created, sessions_ended[ESB_SESSION_END__COUNT], session_runs, session_cells;
+  /* the network by name: the attempts of finished runs, by their verdict
+     (engine/contract/egress.h), and those their ledgers left off */
+  uint64_t egress[ESB_EGRESS_REASON__COUNT], egress_left_off;
 };
 
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);

@@ -8,6 +8,7 @@
 
 #include <lauxlib.h>
 
+#include "engine/contract/egress.h"
 #include "engine/strv.h"
 #include "luaglue/tables.h"
 
@@ -223,6 +224,24 @@ char **esb_fields_strv(struct esb_fields *f, int t, const char *key, enum esb_fi
   if (n)
     *n = sv.n;
   return esb_strv_detach(&sv);
+}
+
+char **esb_fields_egress_list(struct esb_fields *f, int t, const char *key, size_t *n) {
+  size_t count = 0;
+  char **list = esb_fields_strv(f, t, key, ESB_FIELDS_ARRAY, &count);
+  for (size_t i = 0; list && i < count; i++) {
+    const char *problem = esb_egress_entry_problem(list[i]);
+    if (!problem)
+      continue;
+    esb_fields_fail(f, "%s '%s%s[%zu]' (\"%.64s\") must be a host name, \"*.\" and a host name, or either "
+                    "with \":PORT\" (%s)", f->hook ? "policy:" : "invalid request:", f->path, key, i + 1, list[i],
+                    problem);
+    esb_strv_free(list);
+    return NULL;
+  }
+  if (n)
+    *n = count;
+  return list;
 }
 
 /* Pushes the value already on top as the table entered under `name`. */

@@ -91,6 +91,11 @@ bool esb_fields_bool(struct esb_fields *f, int t, const char *key, bool *v);
  * n is not NULL; NULL when absent or bad. */
 char **esb_fields_strv(struct esb_fields *f, int t, const char *key, enum esb_fields_shape shape, size_t *n);
 
+/* esb_fields_strv of an array whose entries are egress allow-list entries
+ * (engine/contract/egress.h), each checked: a bad one fails the reader,
+ * naming it and why. */
+char **esb_fields_egress_list(struct esb_fields *f, int t, const char *key, size_t *n);
+
 /* Enters the table t[key]: pushes it and adds it to the path. Returns false,
  * pushing nothing, when it is absent or, with an error, not a table. */
 bool esb_fields_enter(struct esb_fields *f, int t, const char *key);

@@ -210,6 +210,28 @@ static void read_local(struct esb_fields *f, int t, struct esb_local_settings *l
   esb_fields_leave(f);                         /* -- */
 }
 
+/* egress: { allow = {...}, deny = {...} }, the network by name; each entry
+ * checked as a request's are. With it the run's network is the proxy's,
+ * never network: true as well. */
+static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
+  static const char *const known[] = {"allow", "deny", NULL};
+  if (!esb_fields_enter(f, t, "egress"))
+    return;                                    /* egress */
+  esb_fields_only(f, -1, known);
+  plan->egress_allow = esb_fields_egress_list(f, -1, "allow", NULL);
+  if (!plan->egress_allow && !f->failed)
+    esb_fields_bad(f, -1, "allow", "an array of host names");
+  plan->egress_deny = esb_fields_egress_list(f, -1, "deny", NULL);
+  esb_fields_leave(f);                         /* -- */
+  if (plan->local.network && !f->failed)
+    esb_fields_fail(f, "policy: the plan has both limits.network = true and egress: one network or the other");
+  /* The k8s backend has no proxy yet: its pod would run with no network
+   * and no ledger, whatever a policy plans. */
+  if (plan->backend == ESB_BACKEND_K8S && !f->failed)
+    esb_fields_fail(f, "policy: the plan has egress and backend k8s: the network by name runs on the local "
+                    "backend only, for now");
+}
+
 int esb_read_plan(lua_State *L, struct esb_plan *plan, struct esb_error *err) {
   struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err);
   int t = lua_gettop(L);                       /* plan */
@@ -261,6 +283,7 @@ int esb_read_plan(lua_State *L, struct esb_plan *plan, struct esb_error *err) {
     esb_fields_leave(&f);                         /* -- */
   }
   read_local(&f, t, &plan->local);
+  read_egress(&f, t, plan);
   /* RLIMIT_NOFILE: the run's max_open_files, never above the local
    * sandbox's open_files (the operator's ceiling there); 0 is neither. */
   uint64_t *open_files = &plan->local.limits.open_files;

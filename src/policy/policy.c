@@ -221,6 +221,11 @@ static int push_request(lua_State *L) {
     lua_setfield(L, -2, "stdin_bytes");
   }
   push_limits(L, &r->limits);
+  if (r->egress_allow) { /* limits.network = { allow = {...} }, as the request has it */
+    lua_createtable(L, 0, 1);
+    set_array(L, "allow", r->egress_allow);
+    lua_setfield(L, -2, "network");
+  }
   lua_setfield(L, -2, "limits");
   return 1;
 }
@@ -262,6 +267,9 @@ int esb_policy_session(struct esb_policy *p, const struct esb_session_ask *ask,
   *d = (struct esb_session_decision){ .limits = { .network = -1 } };
   if (esb_session_labels_check(ask->req->labels, err) < 0)
     return -1;
+  if (ask->req->egress_allow) /* refused, not dropped: the session would have no network at all */
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "limits.network: a session has no network by name yet "
+                         "({\"allow\": [...]} runs outside sessions)");
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);  /* policy */
   lua_getfield(L, -1, "session");                    /* policy, hook */
   if (!lua_isfunction(L, -1)) {

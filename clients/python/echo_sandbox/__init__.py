@@ -195,6 +195,9 @@ class Result(_Fields):
     session: the session's id, for a run in one (else None).
     warnings: what the run was degraded by, one entry each (a limit held
     less strictly than asked); empty on a clean run.
+    egress: with a network allow list, the connections the program tried,
+    each {host, port, allowed, reason, bytes_out, bytes_in};
+    egress_left_off how many more there were.
     raw: the result object as the daemon sent it."""
     status: str
     exit_code: Optional[int]
@@ -222,6 +225,8 @@ class Result(_Fields):
     fallback: Optional[str] = None
     files: List[CollectedFile] = dataclasses.field(default_factory=list)
     files_truncated: bool = False
+    egress: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    egress_left_off: int = 0
     error: Optional[Dict[str, Any]] = None
     raw: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 

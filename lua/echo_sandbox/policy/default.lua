@@ -162,6 +162,24 @@ policy.ceilings = {
   },
 }
 
+-- The network by name: a request's limits.network = { allow = { "pypi.org",
+-- "*.pythonhosted.org", "api.github.com:443" } } gives the program a network
+-- of loopback only, where the engine's egress proxy (HTTP_PROXY and
+-- HTTPS_PROXY point there) lets it reach those hosts, by name, at public
+-- addresses only (local_sandbox.network_allow names private ranges it may
+-- reach all the same); the result's egress lists every attempt.
+--   may_ask  what a request's list may name: each of its entries must be
+--            within one of these ("*.example.com" holds "a.example.com" and
+--            "*.a.example.com"; without a port, any port); nil: any host
+--   always   entries added to every run's list (nil: none)
+--   deny     hosts refused whatever the lists say (nil: none)
+-- policy explain shows the list a request gets. Local backend only, for now.
+policy.egress = {
+  may_ask = nil,
+  always = nil,
+  deny = nil,
+}
+
 -- Sessions (echo-sandbox session create): a request's ttl_ms and
 -- idle_timeout_ms, or these defaults, each at most its ceiling (a request
 -- that asks more gets the ceiling, and a note says so); the session's
@@ -523,6 +541,45 @@ function policy:local_for(req, limits)
   return settings
 end
 
+-- An allow-list entry's host (lower case) and port (nil: any).
+local function split_entry(entry)
+  local host, port = entry:match("^(.-):(%d+)$")
+  return (host or entry):lower(), tonumber(port)
+end
+
+-- Whether the entry inner names only hosts (and ports) that outer names.
+local function entry_within(inner, outer)
+  local ih, ip = split_entry(inner)
+  local oh, op = split_entry(outer)
+  if op and ip ~= op then return false end
+  if oh:sub(1, 2) == "*." then
+    local suffix = oh:sub(2) -- ".example.com": below it, "*." entries too
+    return #ih > #suffix and ih:sub(-#suffix) == suffix
+  end
+  return ih == oh
+end
+
+-- The plan's egress for a request with limits.network = { allow = ... }:
+-- the request's entries, each within self.egress.may_ask (a request
+-- narrows the policy's list, never widens it: an entry outside it rejects
+-- the request, naming it), then self.egress.always; deny as the policy
+-- has it.
+function policy:egress_for(req)
+  local e = self.egress or {}
+  local allow = {}
+  for i, entry in ipairs(req.limits.network.allow) do
+    local within = e.may_ask == nil
+    for _, outer in ipairs(e.may_ask or {}) do within = within or entry_within(entry, outer) end
+    if not within then
+      return nil, ("limits.network.allow[%d] (%q) is not within the policy's list (%s)"):format(
+        i, entry, table.concat(e.may_ask, ", "))
+    end
+    allow[#allow + 1] = entry
+  end
+  for _, entry in ipairs(e.always or {}) do allow[#allow + 1] = entry end
+  return { allow = allow, deny = e.deny or {} }
+end
+
 -- The cluster the operator commands (doctor, cleanup) talk to, for no
 -- request in particular: kubectl's namespace (a DNS-1123 label), context and
 -- kubeconfig (each a string or nil).
@@ -617,6 +674,13 @@ function policy:plan(req)
                                  self.ceilings and self.ceilings.timeout_ms)
   if clamped then clamped[#clamped + 1] = note end
   local to_k8s = backend == "k8s" or req.backend == "k8s"
+  local egress
+  if type(limits.network) == "table" then
+    if to_k8s then return nil, "limits.network.allow: the network by name runs on the local backend only, for now" end
+    egress, err = self:egress_for(req)
+    if not egress then return nil, err end
+    limits.network = false -- loopback only: the proxy is the way out
+  end
   return {
     backend = backend,
     fallback = self:fallback_for(req, backend),
@@ -631,6 +695,7 @@ function policy:plan(req)
     code_file = code_file,
     max_code_bytes = self.code and self.code.max_bytes,
     limits = limits,
+    egress = egress,
     clamped = clamped,
     ["local"] = self:local_for(req, limits),
     k8s = to_k8s and self:k8s_for(req, limits) or nil,

@@ -36,6 +36,7 @@ void esb_request_release(struct esb_request *req) {
   free(req->working_dir);
   esb_strv_free(req->labels);
   esb_strv_free(req->collect);
+  esb_strv_free(req->egress_allow);
   *req = (struct esb_request)ESB_REQUEST_INIT;
 }
 

@@ -62,6 +62,10 @@ struct esb_request {
   char **collect;         /* NULL-terminated glob patterns (engine/contract/collect.h) of the
                              files the result brings back; NULL: none */
   size_t ncollect;
+  char **egress_allow;    /* NULL-terminated: limits.network = {"allow": [...]}, the hosts
+                             the program may reach through the egress proxy
+                             (engine/contract/egress.h); NULL: not asked */
+  size_t negress_allow;
 };
 
 #define ESB_REQUEST_INIT { .stdin_fd = -1, .limits = { .network = -1 } }

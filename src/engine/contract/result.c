@@ -27,6 +27,7 @@ void esb_result_release(struct esb_result *r) {
   esb_strv_clear(&r->warnings);
   free(r->fallback);
   esb_collected_release(&r->files);
+  esb_egress_ledger_release(&r->egress);
   *r = (struct esb_result)ESB_RESULT_INIT;
 }
 

@@ -10,6 +10,7 @@
 
 #include "engine/contract/capture.h"
 #include "engine/contract/collect.h"
+#include "engine/contract/egress.h"
 #include "engine/error.h"
 #include "engine/strv.h"
 
@@ -47,6 +48,7 @@ struct esb_result {
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
   struct esb_collected files; /* what the request's collect patterns brought back */
+  struct esb_egress_ledger egress; /* with a network allow list: the connections tried */
 };
 
 #define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \

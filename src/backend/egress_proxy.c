@@ -1,0 +1,746 @@
+#include "backend/egress_proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+enum {
+  HEAD_MAX = 16384,        /* a request's head, CONNECT's or a plain one's */
+  HELLO_MAX = 32768,       /* a ClientHello, however many records */
+  MAX_CONNS = 256,         /* live connections of a run; more wait in the backlog */
+  WAIT_MS = 10000,         /* for a head, a ClientHello, a connect */
+  RELAY_BYTES = 65536,
+};
+
+struct esb_egress_conn {
+  struct esb_egress_proxy *proxy;
+  pthread_t thread;
+  int client, upstream;   /* -1 once closed; set and closed under the proxy's lock */
+  bool done;              /* its thread has returned: join it */
+  long entry;             /* its ledger entry, -1 where left off */
+  struct esb_egress_conn *next;
+};
+
+/* ---- addresses ---- */
+
+static bool in_range(const struct esb_net_range *r, int family, const uint8_t *addr) {
+  if (r->family != family)
+    return false;
+  unsigned full = r->prefix / 8, rest = r->prefix % 8;
+  if (memcmp(r->addr, addr, full) != 0)
+    return false;
+  uint8_t mask = (uint8_t)(0xff << (8 - rest));
+  return !rest || (r->addr[full] & mask) == (addr[full] & mask);
+}
+
+/* Whether the proxy may connect there: the first rule whose range holds
+ * the address decides (the host's own first, then the policy's allowed
+ * ranges, then the blocked ones); an address in none is public. */
+static bool address_public(const struct esb_egress_proxy *p, const struct sockaddr *sa) {
+  const uint8_t *addr = sa->sa_family == AF_INET ? (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr
+                                                 : (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+  for (size_t i = 0; i < p->n_rules; i++)
+    if (in_range(&p->rules[i].range, sa->sa_family, addr))
+      return p->rules[i].action == ESB_NET_ALLOW;
+  return true;
+}
+
+/* ---- the ledger, under the lock ---- */
+
+static void set_verdict(struct esb_egress_conn *c, enum esb_egress_reason reason) {
+  struct esb_egress_proxy *p = c->proxy;
+  pthread_mutex_lock(&p->lock);
+  if (c->entry >= 0) {
+    p->ledger.v[c->entry].reason = reason;
+    p->ledger.v[c->entry].allowed = reason == ESB_EGRESS_ALLOWED;
+  }
+  pthread_mutex_unlock(&p->lock);
+}
+
+static void add_bytes(struct esb_egress_conn *c, uint64_t out, uint64_t in) {
+  struct esb_egress_proxy *p = c->proxy;
+  pthread_mutex_lock(&p->lock);
+  if (c->entry >= 0) {
+    p->ledger.v[c->entry].bytes_out += out;
+    p->ledger.v[c->entry].bytes_in += in;
+  }
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- sockets ---- */
+
+/* All of it, blocking or not (the upstream socket is non-blocking: a
+ * ClientHello may be more than its first send buffer), each wait at most
+ * WAIT_MS. */
+static bool send_all(int fd, const char *data, size_t len) {
+  while (len) {
+    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    if (n < 0 && (errno == EINTR || (errno == EAGAIN && poll(&pfd, 1, WAIT_MS) == 1)))
+      continue;
+    if (n <= 0)
+      return false;
+    data += n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
+/* Up to cap bytes more into buf at *len, waiting at most WAIT_MS: the
+ * count read, 0 at EOF or on a timeout, -1 on an error. */
+static ssize_t recv_more(int fd, char *buf, size_t *len, size_t cap) {
+  struct pollfd pfd = { .fd = fd, .events = POLLIN };
+  if (*len >= cap || poll(&pfd, 1, WAIT_MS) <= 0)
+    return 0;
+  ssize_t n = recv(fd, buf + *len, cap - *len, 0);
+  if (n > 0)
+    *len += (size_t)n;
+  return n;
+}
+
+static void refuse(struct esb_egress_conn *c, enum esb_egress_reason reason, const char *host, unsigned port) {
+  static const char *const status[] = { "403 Forbidden", "502 Bad Gateway", "400 Bad Request" };
+  int which = reason == ESB_EGRESS_UNRESOLVED || reason == ESB_EGRESS_CONNECT_FAILED ? 1
+            : reason == ESB_EGRESS_BAD_REQUEST ? 2 : 0;
+  char body[512], msg[1024];
+  int n = snprintf(body, sizeof body, "echo-sandbox egress proxy: %s:%u: %s\n", host, port,
+                   esb_egress_reason_name(reason));
+  int m = snprintf(msg, sizeof msg, "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                   "Connection: close\r\n\r\n%s", status[which], n, body);
+  set_verdict(c, reason);
+  send_all(c->client, msg, (size_t)m);
+}
+
+/* ---- the request's head (http-parser) ---- */
+
+struct head {
+  http_parser parser;
+  const char *buf;
+  size_t url_off, url_len;
+  size_t field_off, field_len, value_off, value_len;
+  size_t host_off, host_len; /* the Host header's value */
+  int hosts;                 /* how many Host headers */
+  bool in_value, complete;
+};
+
+static void end_header(struct head *h) {
+  if (h->in_value && h->field_len == 4 && !strncasecmp(h->buf + h->field_off, "host", 4)) {
+    h->host_off = h->value_off;
+    h->host_len = h->value_len;
+    h->hosts++;
+  }
+  h->in_value = false;
+}
+
+static int on_url(http_parser *hp, const char *at, size_t len) {
+  struct head *h = hp->data;
+  if (!h->url_len)
+    h->url_off = (size_t)(at - h->buf);
+  h->url_len += len; /* pieces of one buffer: contiguous */
+  return 0;
+}
+
+static int on_field(http_parser *hp, const char *at, size_t len) {
+  struct head *h = hp->data;
+  if (h->in_value || !h->field_len) {
+    end_header(h);
+    h->field_off = (size_t)(at - h->buf);
+    h->field_len = 0;
+  }
+  h->field_len += len;
+  return 0;
+}
+
+static int on_value(http_parser *hp, const char *at, size_t len) {
+  struct head *h = hp->data;
+  if (!h->in_value) {
+    h->in_value = true;
+    h->value_off = (size_t)(at - h->buf);
+    h->value_len = 0;
+  }
+  h->value_len += len;
+  return 0;
+}
+
+static int on_headers_complete(http_parser *hp) {
+  struct head *h = hp->data;
+  end_header(h);
+  h->complete = true;
+  http_parser_pause(hp, 1); /* the body, if any, is the server's to read */
+  return 0;
+}
+
+static const http_parser_settings head_settings = {
+  .on_url = on_url, .on_header_field = on_field, .on_header_value = on_value,
+  .on_headers_complete = on_headers_complete,
+};
+
+/* Reads the head of the client's request into buf (*len bytes read, maybe
+ * more than the head): 0, or -1 where it is none. */
+static int read_head(int fd, char *buf, size_t *len, struct head *h) {
+  *h = (struct head){ .buf = buf };
+  http_parser_init(&h->parser, HTTP_REQUEST);
+  h->parser.data = h;
+  size_t parsed = 0;
+  while (!h->complete) {
+    if (parsed == *len && recv_more(fd, buf, len, HEAD_MAX) <= 0)
+      return -1;
+    parsed += http_parser_execute(&h->parser, &head_settings, buf + parsed, *len - parsed);
+    if (!h->complete && HTTP_PARSER_ERRNO(&h->parser) != HPE_OK)
+      return -1;
+  }
+  return h->hosts <= 1 ? 0 : -1; /* two Hosts: which would the server take? */
+}
+
+/* Where the request goes: CONNECT's host:port, a plain request's absolute
+ * URL (whose Host header, if any, must name the same host), or an
+ * origin-form request's Host header. rewrite: an absolute URL's request
+ * goes on in origin form, its path and query (path_off, path_len) in place
+ * of the URL (which ends at url_end); otherwise it goes on as it came. */
+struct target {
+  char host[ESB_EGRESS_HOST_MAX + 1];
+  unsigned port;
+  bool tunnel;
+  size_t path_off, path_len, url_end;
+  bool rewrite;
+};
+
+static bool copy_host(struct target *t, const char *s, size_t len) {
+  if (len == 0 || len > ESB_EGRESS_HOST_MAX)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    t->host[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] - 'A' + 'a' : s[i]);
+  t->host[len] = '\0';
+  if (t->host[len - 1] == '.')
+    t->host[len - 1] = '\0';
+  return t->host[0] != '\0';
+}
+
+/* The Host header's "name[:port]": its name into a target (port 80
+ * unless given). Whether it is one. */
+static bool host_header_target(const struct head *h, struct target *t) {
+  const char *s = h->buf + h->host_off;
+  size_t n = h->host_len;
+  const char *colon = memrchr(s, ':', n);
+  t->port = 80;
+  if (colon) {
+    size_t digits = n - (size_t)(colon + 1 - s);
+    char port[6] = "";
+    if (!digits || digits > 5)
+      return false;
+    memcpy(port, colon + 1, digits);
+    t->port = (unsigned)atoi(port);
+    if (strspn(port, "0123456789") != digits || !t->port || t->port > 65535)
+      return false;
+    n = (size_t)(colon - s);
+  }
+  return copy_host(t, s, n);
+}
+
+static enum esb_egress_reason find_target(const struct head *h, struct target *t) {
+  struct http_parser_url u;
+  const char *url = h->buf + h->url_off;
+  http_parser_url_init(&u);
+  t->tunnel = h->parser.method == HTTP_CONNECT;
+  t->url_end = h->url_off + h->url_len;
+  if (t->tunnel || url[0] != '/') {
+    if (http_parser_parse_url(url, h->url_len, t->tunnel, &u) != 0 || !(u.field_set & (1 << UF_HOST)))
+      return ESB_EGRESS_BAD_REQUEST;
+    if (!t->tunnel && (u.field_data[UF_SCHEMA].len != 4 || strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4)))
+      return ESB_EGRESS_BAD_REQUEST; /* https:// goes by CONNECT */
+    if (!copy_host(t, url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len))
+      return ESB_EGRESS_BAD_REQUEST;
+    t->port = u.field_set & (1 << UF_PORT) ? u.port : 80;
+    t->rewrite = !t->tunnel;
+    t->path_off = u.field_set & (1 << UF_PATH) ? h->url_off + u.field_data[UF_PATH].off : t->url_end;
+    t->path_len = t->url_end - t->path_off;
+    struct target named;
+    if (!t->tunnel && h->hosts && (!host_header_target(h, &named) || strcmp(named.host, t->host) != 0))
+      return ESB_EGRESS_HOST_MISMATCH;
+    return ESB_EGRESS_ALLOWED;
+  }
+  /* origin form: the Host header is all there is */
+  return h->hosts && host_header_target(h, t) ? ESB_EGRESS_ALLOWED : ESB_EGRESS_BAD_REQUEST;
+}
+
+/* ---- the ClientHello's server name (OpenSSL) ---- */
+
+struct hello_seen {
+  bool called;
+  char name[ESB_EGRESS_HOST_MAX + 2];
+};
+
+/* OpenSSL has parsed the ClientHello's extensions: note the name it
+ * carries and end the handshake there (nothing is ever answered). */
+static int on_servername(SSL *ssl, int *alert, void *arg) {
+  (void)alert;
+  (void)arg;
+  struct hello_seen *seen = SSL_get_app_data(ssl);
+  const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  seen->called = true;
+  snprintf(seen->name, sizeof seen->name, "%s", name ? name : "");
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* Reads the client's first bytes (into buf, *len of them) until OpenSSL
+ * has the ClientHello's server name: ALLOWED where it is host, else why
+ * not. */
+static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char *host, char *buf, size_t *len) {
+  struct hello_seen seen = { 0 };
+  SSL *ssl = SSL_new(c->proxy->tls);
+  BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+  if (!ssl || !in || !out) {
+    BIO_free(in);
+    BIO_free(out);
+    SSL_free(ssl);
+    return ESB_EGRESS_NOT_TLS;
+  }
+  SSL_set_bio(ssl, in, out);
+  SSL_set_accept_state(ssl);
+  SSL_set_app_data(ssl, &seen);
+  for (size_t fed = 0;;) {
+    if (fed == *len && recv_more(c->client, buf, len, HELLO_MAX) <= 0)
+      break;
+    BIO_write(in, buf + fed, (int)(*len - fed));
+    fed = *len;
+    int rc = SSL_do_handshake(ssl);
+    if (seen.called || rc > 0 || SSL_get_error(ssl, rc) != SSL_ERROR_WANT_READ)
+      break;
+  }
+  SSL_free(ssl);
+  ERR_clear_error(); /* the refusal we asked for, on this thread's queue */
+  size_t n = strlen(seen.name);
+  if (n && seen.name[n - 1] == '.')
+    seen.name[--n] = '\0';
+  if (!seen.called || !n)
+    return ESB_EGRESS_NOT_TLS;
+  return strcasecmp(seen.name, host) == 0 ? ESB_EGRESS_ALLOWED : ESB_EGRESS_SNI_MISMATCH;
+}
+
+/* ---- resolving and connecting ---- */
+
+/* The name's public addresses (the others dropped), or why there are none. */
+static enum esb_egress_reason resolve(const struct esb_egress_proxy *p, const struct target *t,
+                                      struct addrinfo **list) {
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+  char port[8];
+  snprintf(port, sizeof port, "%u", t->port);
+  *list = NULL;
+  if (getaddrinfo(t->host, port, &hints, list) != 0 || !*list)
+    return ESB_EGRESS_UNRESOLVED;
+  struct addrinfo **link = list;
+  while (*link) {
+    struct addrinfo *a = *link;
+    if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) && address_public(p, a->ai_addr)) {
+      link = &a->ai_next;
+      continue;
+    }
+    *link = a->ai_next; /* unlinked, then freed alone */
+    a->ai_next = NULL;
+    freeaddrinfo(a);
+  }
+  return *list ? ESB_EGRESS_ALLOWED : ESB_EGRESS_BLOCKED_ADDRESS;
+}
+
+/* Connects to one address, within WAIT_MS; the socket is the connection's
+ * while it does, so that a stop shuts it down. 0, or -1. */
+static int connect_one(struct esb_egress_conn *c, const struct addrinfo *a) {
+  struct esb_egress_proxy *p = c->proxy;
+  int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -1;
+  pthread_mutex_lock(&p->lock);
+  bool stopping = p->stopping;
+  if (!stopping)
+    c->upstream = fd;
+  pthread_mutex_unlock(&p->lock);
+  if (stopping) {
+    close(fd);
+    return -1;
+  }
+  int soerr = 0;
+  socklen_t slen = sizeof soerr;
+  struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+  int on = 1; /* a proxy passes on what it has at once: no Nagle between two hops */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 ||
+      (errno == EINPROGRESS && poll(&pfd, 1, WAIT_MS) == 1 &&
+       getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) == 0 && soerr == 0))
+    return 0;
+  pthread_mutex_lock(&p->lock);
+  c->upstream = -1;
+  pthread_mutex_unlock(&p->lock);
+  close(fd);
+  return -1;
+}
+
+static enum esb_egress_reason connect_any(struct esb_egress_conn *c, const struct addrinfo *list) {
+  for (const struct addrinfo *a = list; a; a = a->ai_next)
+    if (connect_one(c, a) == 0)
+      return ESB_EGRESS_ALLOWED;
+  return ESB_EGRESS_CONNECT_FAILED;
+}
+
+/* ---- relaying ---- */
+
+struct direction {
+  int from, to;
+  char *buf;
+  size_t len, off;
+  bool eof;
+  uint64_t moved;
+};
+
+/* One step of a direction: reads when its buffer is empty, writes what it
+ * holds. -1 when the connection is over (an error). */
+static int step(struct direction *d, short revents_from, short revents_to) {
+  if (!d->len && !d->eof && (revents_from & (POLLIN | POLLHUP | POLLERR))) {
+    ssize_t n = recv(d->from, d->buf, RELAY_BYTES, 0);
+    if (n == 0) {
+      d->eof = true;
+      shutdown(d->to, SHUT_WR);
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      return -1;
+    } else if (n > 0) {
+      d->len = (size_t)n;
+      d->off = 0;
+      revents_to |= POLLOUT; /* try at once: most writes go through */
+    }
+  }
+  if (d->len && (revents_to & (POLLOUT | POLLERR))) {
+    ssize_t n = send(d->to, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+      return -1;
+    if (n > 0) {
+      d->off += (size_t)n;
+      d->moved += (uint64_t)n;
+      if (d->off == d->len)
+        d->len = d->off = 0;
+    }
+  }
+  return 0;
+}
+
+static short wants(const struct direction *d, bool as_from) {
+  return as_from ? (!d->len && !d->eof ? POLLIN : 0) : (d->len ? POLLOUT : 0);
+}
+
+/* Both ways until both have ended; the bytes into the ledger. */
+static void relay(struct esb_egress_conn *c, int client, int upstream) {
+  char *bufs = malloc(2 * RELAY_BYTES);
+  struct direction out = { .from = client, .to = upstream, .buf = bufs };
+  struct direction in = { .from = upstream, .to = client, .buf = bufs ? bufs + RELAY_BYTES : NULL };
+  fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK);
+  while (bufs && !(out.eof && in.eof && !out.len && !in.len)) {
+    struct pollfd pfd[2] = { { .fd = client, .events = (short)(wants(&out, true) | wants(&in, false)) },
+                             { .fd = upstream, .events = (short)(wants(&in, true) | wants(&out, false)) } };
+    if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+      break;
+    if ((pfd[0].revents | pfd[1].revents) & POLLNVAL)
+      break;
+    if (step(&out, pfd[0].revents, pfd[1].revents) < 0 || step(&in, pfd[1].revents, pfd[0].revents) < 0)
+      break;
+    if (((pfd[0].revents | pfd[1].revents) & (POLLHUP | POLLERR)) && !out.len && !in.len &&
+        !(pfd[0].revents & POLLIN) && !(pfd[1].revents & POLLIN))
+      break; /* a side is gone and nothing is left to move */
+  }
+  free(bufs);
+  add_bytes(c, out.moved, in.moved);
+}
+
+/* ---- one connection ---- */
+
+/* The verdict on the name alone: the lists. */
+static enum esb_egress_reason judge_name(const struct esb_egress_proxy *p, const struct target *t) {
+  if (esb_egress_host_problem(t->host) || !esb_egress_list_matches(p->allow, t->host, t->port))
+    return ESB_EGRESS_NOT_LISTED;
+  return esb_egress_list_matches(p->deny, t->host, t->port) ? ESB_EGRESS_DENIED : ESB_EGRESS_ALLOWED;
+}
+
+static long add_entry(struct esb_egress_proxy *p, const char *host, unsigned port) {
+  pthread_mutex_lock(&p->lock);
+  long entry = esb_egress_ledger_add(&p->ledger, host, port);
+  pthread_mutex_unlock(&p->lock);
+  return entry;
+}
+
+/* CONNECT, once the name and its addresses passed: 200, then the
+ * ClientHello must name the host before anything goes on to it. */
+static enum esb_egress_reason open_tunnel(struct esb_egress_conn *c, const struct target *t,
+                                          const struct addrinfo *list, char *buf, size_t *len) {
+  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  const char *end = memmem(buf, *len, "\r\n\r\n", 4); /* what came after the head is the tunnel's */
+  size_t head = end ? (size_t)(end + 4 - buf) : *len;
+  memmove(buf, buf + head, *len - head);
+  *len -= head;
+  if (!send_all(c->client, established, sizeof established - 1))
+    return ESB_EGRESS_NOT_TLS;
+  enum esb_egress_reason r = check_hello(c, t->host, buf, len);
+  if (r == ESB_EGRESS_ALLOWED)
+    r = connect_any(c, list);
+  if (r == ESB_EGRESS_ALLOWED && !send_all(c->upstream, buf, *len))
+    r = ESB_EGRESS_CONNECT_FAILED;
+  if (r == ESB_EGRESS_ALLOWED)
+    add_bytes(c, *len, 0); /* the ClientHello, held back until it passed */
+  return r;
+}
+
+/* A plain request: on to the host in origin form (its absolute URL's path
+ * and query), the rest of the head and what followed it as they came. */
+static enum esb_egress_reason open_plain(struct esb_egress_conn *c, const struct target *t,
+                                         const struct addrinfo *list, const char *buf, size_t len,
+                                         const struct head *h) {
+  enum esb_egress_reason r = connect_any(c, list);
+  if (r != ESB_EGRESS_ALLOWED)
+    return r;
+  /* The request line with the origin form, joined to the rest in one write
+   * (three small ones would wait on each other's ACKs). */
+  char *line = t->rewrite ? malloc(len + 1) : NULL;
+  size_t n = 0;
+  if (line) {
+    memcpy(line, buf, h->url_off);
+    n = h->url_off;
+    memcpy(line + n, t->path_len ? buf + t->path_off : "/", t->path_len ? t->path_len : 1);
+    n += t->path_len ? t->path_len : 1;
+    memcpy(line + n, buf + t->url_end, len - t->url_end);
+    n += len - t->url_end;
+  }
+  bool sent = t->rewrite ? line && send_all(c->upstream, line, n) : send_all(c->upstream, buf, len);
+  free(line);
+  if (sent) /* the head as the host got it */
+    add_bytes(c, t->rewrite ? n : len, 0);
+  return sent ? ESB_EGRESS_ALLOWED : ESB_EGRESS_CONNECT_FAILED;
+}
+
+static void serve_request(struct esb_egress_conn *c, char *buf) {
+  struct esb_egress_proxy *p = c->proxy;
+  struct head h;
+  struct target t = { .host = "" };
+  size_t len = 0;
+  enum esb_egress_reason r = read_head(c->client, buf, &len, &h) < 0 ? ESB_EGRESS_BAD_REQUEST : find_target(&h, &t);
+  c->entry = add_entry(p, t.host, t.port);
+  if (r == ESB_EGRESS_ALLOWED)
+    r = judge_name(p, &t);
+  struct addrinfo *list = NULL;
+  if (r == ESB_EGRESS_ALLOWED)
+    r = resolve(p, &t, &list);
+  if (r != ESB_EGRESS_ALLOWED) {
+    refuse(c, r, t.host, t.port);
+  } else {
+    r = t.tunnel ? open_tunnel(c, &t, list, buf, &len) : open_plain(c, &t, list, buf, len, &h);
+    set_verdict(c, r);
+    if (r == ESB_EGRESS_ALLOWED)
+      relay(c, c->client, c->upstream);
+    else if (!t.tunnel)
+      refuse(c, r, t.host, t.port);
+  }
+  if (list)
+    freeaddrinfo(list);
+}
+
+static void *serve(void *arg) {
+  struct esb_egress_conn *c = arg;
+  char *buf = malloc(HELLO_MAX > HEAD_MAX ? HELLO_MAX : HEAD_MAX);
+  if (buf)
+    serve_request(c, buf);
+  free(buf);
+  pthread_mutex_lock(&c->proxy->lock);
+  close(c->client);
+  if (c->upstream >= 0)
+    close(c->upstream);
+  c->client = c->upstream = -1;
+  c->done = true;
+  pthread_mutex_unlock(&c->proxy->lock);
+  return NULL;
+}
+
+/* ---- accepting, starting, stopping ---- */
+
+/* Joins and frees the connections whose threads have returned; the lock
+ * held. */
+static void reap_done(struct esb_egress_proxy *p) {
+  for (struct esb_egress_conn **link = &p->conns; *link;) {
+    struct esb_egress_conn *c = *link;
+    if (!c->done) {
+      link = &c->next;
+      continue;
+    }
+    *link = c->next;
+    pthread_join(c->thread, NULL); /* it has returned: no wait */
+    free(c);
+    p->n_conns--;
+  }
+}
+
+/* A connection's thread, from the accepting one; the lock held. Where it
+ * cannot have one, the connection is closed (and counted as left off). */
+static void add_conn(struct esb_egress_proxy *p, int fd) {
+  struct esb_egress_conn *c = p->n_conns < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+  pthread_attr_t attr;
+  bool started = false;
+  if (c && pthread_attr_init(&attr) == 0) {
+    *c = (struct esb_egress_conn){ .proxy = p, .client = fd, .upstream = -1, .entry = -1, .next = p->conns };
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    started = pthread_create(&c->thread, &attr, serve, c) == 0;
+    pthread_attr_destroy(&attr);
+  }
+  if (!started) {
+    free(c);
+    close(fd);
+    p->ledger.left_off++;
+    return;
+  }
+  p->conns = c;
+  p->n_conns++;
+}
+
+static void *accept_loop(void *arg) {
+  struct esb_egress_proxy *p = arg;
+  for (;;) {
+    int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC), on = 1;
+    if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+      continue;
+    if (fd >= 0)
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    pthread_mutex_lock(&p->lock);
+    bool stop = fd < 0 || p->stopping; /* stop shuts the socket down: accept fails */
+    if (!stop) {
+      reap_done(p);
+      add_conn(p, fd);
+    } else if (fd >= 0) {
+      close(fd);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (stop)
+      return NULL;
+  }
+}
+
+int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *plan, struct esb_error *err) {
+  p->allow = plan->egress_allow;
+  p->deny = plan->egress_deny;
+  p->ledger.wanted = true;
+  if (esb_netrules_build(NULL, plan->local.network_allow, plan->local.n_network_allow, &p->rules, &p->n_rules) < 0)
+    return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: the host's addresses");
+  SSL_CTX *tls = SSL_CTX_new(TLS_server_method());
+  if (!tls)
+    return esb_error_set(err, ESB_E_SYSTEM, "egress proxy: OpenSSL's context");
+  SSL_CTX_set_tlsext_servername_callback(tls, on_servername);
+  p->tls = tls;
+  pthread_mutex_init(&p->lock, NULL);
+  p->prepared = true;
+  return 0;
+}
+
+struct listen_job {
+  int ns_fd, fd, err;
+};
+
+/* On a thread of its own, which ends in the run's network namespace: there
+ * loopback up and the socket made. The thread's namespace goes with it;
+ * the socket stays the run's namespace's. */
+static void *listen_in_namespace(void *arg) {
+  struct listen_job *j = arg;
+  struct ifreq ifr = { .ifr_name = "lo" };
+  struct sockaddr_in at = { .sin_family = AF_INET, .sin_port = htons(ESB_EGRESS_PROXY_PORT),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  int ctl = -1, on = 1;
+  if (setns(j->ns_fd, CLONE_NEWNET) < 0 || (ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+      ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags |= IFF_UP, ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0) ||
+      (j->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+      setsockopt(j->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      bind(j->fd, (struct sockaddr *)&at, sizeof at) < 0 || listen(j->fd, 128) < 0)
+    j->err = errno;
+  if (ctl >= 0)
+    close(ctl);
+  return NULL;
+}
+
+int esb_egress_proxy_start(struct esb_egress_proxy *p, pid_t child, struct esb_error *err) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)child);
+  struct listen_job j = { .ns_fd = open(path, O_RDONLY | O_CLOEXEC), .fd = -1 };
+  pthread_t t;
+  if (j.ns_fd < 0)
+    return esb_error_errno(err, ESB_E_SANDBOX_SETUP, "egress proxy: the sandbox's network namespace");
+  int rc = pthread_create(&t, NULL, listen_in_namespace, &j);
+  if (rc == 0)
+    pthread_join(t, NULL);
+  close(j.ns_fd);
+  if (rc != 0 || j.err) {
+    if (j.fd >= 0)
+      close(j.fd);
+    errno = rc ? rc : j.err;
+    return esb_error_errno(err, ESB_E_SANDBOX_SETUP, "egress proxy: listening in the sandbox's network "
+                           "namespace (the engine needs to be root)");
+  }
+  p->listen_fd = j.fd;
+  if ((rc = pthread_create(&p->acceptor, NULL, accept_loop, p)) != 0) {
+    errno = rc;
+    return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: its thread");
+  }
+  p->accepting = true;
+  return 0;
+}
+
+void esb_egress_proxy_stop(struct esb_egress_proxy *p) {
+  if (!p->prepared)
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->stopping = true;
+  if (p->listen_fd >= 0)
+    shutdown(p->listen_fd, SHUT_RDWR);
+  for (struct esb_egress_conn *c = p->conns; c; c = c->next) {
+    if (c->client >= 0)
+      shutdown(c->client, SHUT_RDWR);
+    if (c->upstream >= 0)
+      shutdown(c->upstream, SHUT_RDWR);
+  }
+  pthread_mutex_unlock(&p->lock);
+  if (p->accepting)
+    pthread_join(p->acceptor, NULL);
+  p->accepting = false;
+  /* No thread adds a connection now: join each, the lock let go meanwhile. */
+  while (p->conns) {
+    struct esb_egress_conn *c = p->conns;
+    pthread_join(c->thread, NULL);
+    p->conns = c->next;
+    free(c);
+    p->n_conns--;
+  }
+  if (p->listen_fd >= 0)
+    close(p->listen_fd);
+  p->listen_fd = -1;
+}
+
+void esb_egress_proxy_release(struct esb_egress_proxy *p, struct esb_egress_ledger *out) {
+  esb_egress_proxy_stop(p);
+  if (out) {
+    esb_egress_ledger_release(out);
+    *out = p->ledger;
+  } else {
+    esb_egress_ledger_release(&p->ledger);
+  }
+  if (p->prepared)
+    pthread_mutex_destroy(&p->lock);
+  SSL_CTX_free(p->tls);
+  free(p->rules);
+  *p = (struct esb_egress_proxy)ESB_EGRESS_PROXY_INIT;
+}

@@ -1,0 +1,85 @@
+/* The network by name for the local sandbox: an HTTP proxy the engine
+ * serves from outside the sandbox, on a socket made inside it.
+ *
+ * A run with a plan's egress list has a network namespace of loopback only
+ * (no route out, no resolver). Before the sandbox's child goes on, the
+ * engine enters that namespace on a thread of its own, brings loopback up
+ * and listens on 127.0.0.1:ESB_EGRESS_PROXY_PORT there; the socket is then
+ * served from the host's namespace, so the proxy's own connections are the
+ * host's while the program reaches nothing but the socket. The program's
+ * HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (and their lower-case forms) say
+ * where it is.
+ *
+ * Each connection is one request: CONNECT host:port (TLS: matched on the
+ * name asked, then the ClientHello's server name must be that name, read
+ * by OpenSSL before anything is sent on), or a plain HTTP request matched
+ * on its URL's host and its Host header, which must agree (parsed by
+ * http-parser). The name must be on the plan's allow list and on no entry
+ * of its deny list. The proxy resolves it (the program cannot: it has no
+ * resolver, so nothing leaves by DNS either) and connects only to an
+ * address that is not the host's own, private, loopback, link-local,
+ * metadata or otherwise reserved (engine/sandbox/netrules.h's ranges, less
+ * local_sandbox.network_allow's), whatever the name points to; the address
+ * checked is the one connected to (no second lookup to rebind). Every
+ * attempt, let through or not, is one entry of the run's ledger, with the
+ * bytes relayed each way.
+ *
+ * Threads: one accepts, one serves each connection (its lookup blocks it
+ * alone). esb_egress_proxy_stop shuts every socket down and joins them;
+ * a connection in the middle of a lookup ends when the lookup does.
+ *
+ * What it does not do: look inside TLS (a client may send another Host
+ * inside a tunnel to an allowed name, as domain fronting does), or follow
+ * a plain connection's later requests (they go to the host the first one
+ * was let through to, on the same connection). */
+#ifndef ESB_BACKEND_EGRESS_PROXY_H
+#define ESB_BACKEND_EGRESS_PROXY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "backend/plan.h"
+#include "engine/contract/egress.h"
+#include "engine/error.h"
+
+#define ESB_EGRESS_PROXY_PORT 3128
+#define ESB_EGRESS_PROXY_URL "http://127.0.0.1:3128"
+
+struct esb_egress_conn;
+
+struct esb_egress_proxy {
+  int listen_fd;                /* in the run's namespace; -1: none */
+  char *const *allow, *const *deny; /* the plan's, borrowed */
+  struct esb_net_rule *rules;   /* which addresses are refused, first match decides */
+  size_t n_rules;
+  void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
+  pthread_mutex_t lock;         /* the fields below */
+  bool prepared, accepting;
+  pthread_t acceptor;
+  struct esb_egress_conn *conns; /* each served by a thread of its own */
+  size_t n_conns;
+  bool stopping;
+  struct esb_egress_ledger ledger;
+};
+
+#define ESB_EGRESS_PROXY_INIT { .listen_fd = -1 }
+
+/* Readies the proxy for the plan (its egress lists, and local.network_allow):
+ * the refused ranges, with the host's own addresses as they are now. 0, or
+ * -1 with *err. */
+int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *plan, struct esb_error *err);
+
+/* Listens in the network namespace of child (a pid) and starts serving.
+ * Needs CAP_SYS_ADMIN over that namespace (the engine as root). 0, or -1
+ * with *err. */
+int esb_egress_proxy_start(struct esb_egress_proxy *p, pid_t child, struct esb_error *err);
+
+/* Stops serving: no new connection, every live one shut down, every
+ * thread joined. The ledger stays. Idempotent. */
+void esb_egress_proxy_stop(struct esb_egress_proxy *p);
+
+/* Stops, and frees all but the ledger, which moves to *out (NULL: freed). */
+void esb_egress_proxy_release(struct esb_egress_proxy *p, struct esb_egress_ledger *out);
+
+#endif

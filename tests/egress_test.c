@@ -1,0 +1,77 @@
+/* The network by name's pure pieces (engine/contract/egress.h): the
+ * grammar of an allow-list entry, matching a connection's host and port,
+ * and the ledger's bound. */
+#include "engine/contract/egress.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tap.h"
+
+static void grammar(void) {
+  static const struct { const char *entry; bool good; } cases[] = {
+    {"pypi.org", true}, {"*.pythonhosted.org", true}, {"api.github.com:443", true}, {"*.a.b:8080", true},
+    {"PyPI.Org", true}, {"x_y.example.com", true},
+    {"", false}, {"org", false}, {"*.org", false}, {"*", false}, {"a.*.org", false}, {"**.a.org", false},
+    {"pypi.org.", false}, {".pypi.org", false}, {"-a.org", false}, {"a-.org", false},
+    {"10.0.0.1", false}, {"1.2.3.4:80", false}, {"[::1]:443", false}, {"::1", false}, {"10.0.0.0/8", false},
+    {"pypi.org:", false}, {"pypi.org:0", false}, {"pypi.org:65536", false}, {"pypi.org:443:1", false},
+    {"pypi.org:4a", false}, {"a b.org", false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char what[128];
+    snprintf(what, sizeof what, "'%s' is %s", cases[i].entry, cases[i].good ? "an entry" : "refused");
+    ok((esb_egress_entry_problem(cases[i].entry) == NULL) == cases[i].good, what);
+  }
+  char long_label[80], long_name[300];
+  snprintf(long_label, sizeof long_label, "%s.org", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  ok(esb_egress_entry_problem(long_label) != NULL, "a label of 64 bytes is refused");
+  for (size_t i = 0; i < 127; i++)
+    snprintf(long_name + 2 * i, 3, "a.");
+  snprintf(long_name + 254, 4, "org");
+  ok(esb_egress_entry_problem(long_name) != NULL, "a name of 257 bytes is refused");
+}
+
+static void matching(void) {
+  static const struct { const char *entry, *host; unsigned port; bool match; } cases[] = {
+    {"pypi.org", "pypi.org", 443, true}, {"pypi.org", "PYPI.ORG", 80, true}, {"pypi.org", "pypi.org.", 443, true},
+    {"pypi.org", "www.pypi.org", 443, false}, {"pypi.org", "evilpypi.org", 443, false},
+    {"pypi.org", "pypi.org.evil.com", 443, false},
+    {"*.pythonhosted.org", "files.pythonhosted.org", 443, true},
+    {"*.pythonhosted.org", "a.b.pythonhosted.org", 443, true},
+    {"*.pythonhosted.org", "pythonhosted.org", 443, false},
+    {"*.pythonhosted.org", "evilpythonhosted.org", 443, false},
+    {"api.github.com:443", "api.github.com", 443, true}, {"api.github.com:443", "api.github.com", 80, false},
+    {"*.a.org:8080", "x.a.org", 8080, true}, {"*.a.org:8080", "x.a.org", 80, false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char what[160];
+    snprintf(what, sizeof what, "'%s' %s %s:%u", cases[i].entry, cases[i].match ? "names" : "does not name",
+             cases[i].host, cases[i].port);
+    ok(esb_egress_entry_matches(cases[i].entry, cases[i].host, cases[i].port) == cases[i].match, what);
+  }
+  char *list[] = {"a.org", "*.b.org:443", NULL};
+  ok(esb_egress_list_matches(list, "x.b.org", 443) && !esb_egress_list_matches(list, "x.b.org", 80),
+     "a list matches by any entry");
+  ok(!esb_egress_list_matches(NULL, "a.org", 80), "no list matches nothing");
+}
+
+static void ledger(void) {
+  struct esb_egress_ledger l = { 0 };
+  for (int i = 0; i < ESB_EGRESS_LEDGER_MAX + 5; i++)
+    esb_egress_ledger_add(&l, "A.Example.org", 443);
+  is_int(l.n, ESB_EGRESS_LEDGER_MAX, "the ledger keeps its bound");
+  is_int(l.left_off, 5, "and counts what it left off");
+  is_str(l.v[0].host, "a.example.org", "hosts in lower case");
+  ok(!l.v[0].allowed && l.v[0].reason == ESB_EGRESS_BAD_REQUEST, "an attempt is refused until a verdict says");
+  esb_egress_ledger_release(&l);
+  for (int r = 0; r < ESB_EGRESS_REASON__COUNT; r++)
+    ok(esb_egress_reason_name((enum esb_egress_reason)r) != NULL, "every reason has its word");
+}
+
+int main(void) {
+  grammar();
+  matching();
+  ledger();
+  return tap_done();
+}
