@@ -25,12 +25,13 @@
 #include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
+#include "dispatch/prove.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
 #include "codec/json.h"
 
 static const char doctor_usage[] =
-  "usage: echo-sandbox doctor [--policy FILE] [--local-only]\n"
+  "usage: echo-sandbox doctor [--policy FILE] [--local-only] [--prove [--quick] [--json]]\n"
   "\n"
   "Checks, and prints each check: the policy file, kubectl and its version, that\n"
   "the cluster answers, the current context and the policy's namespace, that\n"
@@ -41,9 +42,17 @@ static const char doctor_usage[] =
   "sends requests that name no backend to k8s; else it is a warning (only\n"
   "requests that ask for k8s need the cluster). --local-only skips them.\n"
   "\n"
+  "--prove runs the attacks of the security model instead, each a request the\n"
+  "policy plans and the local sandbox runs, and prints for each defence: held,\n"
+  "failed (what got through), not_applicable (why) or unproven (the attack\n"
+  "could not be made). Exits 1 when one failed or is unproven.\n"
+  "\n"
   "options:\n"
   "  --local-only     only the local checks: no kubectl, no cluster\n"
   "  --policy FILE    load this policy instead of the default search\n"
+  "  --prove          run the attacks against the policy and the local sandbox\n"
+  "  --quick          with --prove: only the checks that take milliseconds\n"
+  "  --json           with --prove: one JSON object instead of lines\n"
   "  -h, --help       show this help\n";
 
 struct tally {
@@ -368,27 +377,61 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   esb_plan_release(&plan);
 }
 
+/* doctor --prove: the checks' lines (or JSON); 1 when one failed. */
+static int prove(struct esb_policy *policy, bool quick, bool json) {
+  struct esb_prove_outcome out[ESB_PROVE__COUNT];
+  esb_prove_local(policy, quick, out);
+  bool failed = esb_prove_any_failed(out);
+  if (json) {
+    size_t n = esb_prove_json(out, NULL, 0) + 1;
+    char *buf = malloc(n);
+    if (!buf)
+      return 1;
+    esb_prove_json(out, buf, n);
+    puts(buf);
+    free(buf);
+    return failed;
+  }
+  for (int i = 0; i < ESB_PROVE__COUNT; i++)
+    if (out[i].verdict != ESB_PROVE_NOT_RUN)
+      printf("%-14s %-15s %s\n", esb_prove_verdict_name(out[i].verdict), esb_prove_checks[i].name, out[i].detail);
+  return failed;
+}
+
 int esb_cli_doctor(int argc, char **argv) {
   static const struct option longopts[] = {
     {"policy", required_argument, 0, 'p'}, {"local-only", no_argument, 0, 'l'},
+    {"prove", no_argument, 0, 'P'}, {"quick", no_argument, 0, 'q'}, {"json", no_argument, 0, 'j'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *policy_path = NULL;
-  bool local_only = false;
+  bool local_only = false, proving = false, quick = false, json = false;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
     switch (c) {
     case 'p': policy_path = optarg; break;
     case 'l': local_only = true; break;
+    case 'P': proving = true; break;
+    case 'q': quick = true; break;
+    case 'j': json = true; break;
     case 'h': fputs(doctor_usage, stdout); return 0;
     default:
       fprintf(stderr, "echo-sandbox doctor: unknown or incomplete option '%s'\n%s", argv[optind - 1], doctor_usage);
       return 125;
     }
   }
+  if ((quick || json) && !proving) {
+    fprintf(stderr, "echo-sandbox doctor: --quick and --json go with --prove\n%s", doctor_usage);
+    return 125;
+  }
   struct tally t = { 0, 0 };
   struct esb_error err = ESB_ERROR_INIT;
   struct esb_policy *policy = esb_policy_open(policy_path, &err);
+  if (policy && proving) {
+    int failed = prove(policy, quick, json);
+    esb_policy_close(policy);
+    return failed;
+  }
   if (!policy) {
     report(&t, "FAIL", "policy", "%s", err.message);
     return 1;

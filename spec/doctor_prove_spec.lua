@@ -1,0 +1,156 @@
+-- `echo-sandbox doctor --prove`: the attacks of the security model against
+-- the live configuration (src/dispatch/prove.h; the checks' table is
+-- src/dispatch/prove_checks.def). On this machine every local defence
+-- holds; each check is then shown to say "failed", and the doctor to exit
+-- 1, under a test policy that turns its defence off:
+--   syscall_filter   seccomp = "none"
+--   host_files, no_network, network_blocks, workdir_size
+--                    isolation = "rlimits" (no root, network namespace or
+--                    tmpfs working dir of the run's own)
+--   user_namespace, mount
+--                    isolation = "rlimits" with seccomp = "none": inside the
+--                    namespaces, user.max_user_namespaces = 0 refuses a
+--                    nested user namespace (and with it a mount) even
+--                    without the filter, and no policy turns that off
+--   deadline         isolation = "rlimits" with uid_range = false: a run's
+--                    own uid is what lets the engine end what the run left
+--                    outside its process group
+--   per_run_uid      uid_range = false
+--   memory_limit, process_limit, cpu_time_limit
+--                    a limits_for that gives the run no limit (0)
+-- tiocsti cannot be turned off by a policy: every sandbox starts a new
+-- session (no controlling terminal) and has no /dev/tty, whatever the
+-- isolation; the filter's TIOCSTI row is shown by syscall_filter.
+local env = require "spec.support.env"
+local cjson = require "cjson"
+
+-- Runs doctor --prove --json with the policy body (nil: the default
+-- policy, as the suite's isolation has it); returns the checks by name and
+-- the exit code.
+local function prove(body, quick)
+  local path = body and env.policy_file(body)
+  local args = { "doctor", "--prove", "--json", "--policy", path or env.policy_file("") }
+  if quick then table.insert(args, 3, "--quick") end
+  local out, err, code = env.cli_run(args)
+  os.remove(args[#args])
+  local ok, report = pcall(cjson.decode, out)
+  assert(ok, "no JSON: " .. out .. err)
+  local by_name = {}
+  for _, check in ipairs(report.checks) do by_name[check.name] = check end
+  return by_name, code, report
+end
+
+local function verdicts(checks, names)
+  local seen = {}
+  for _, name in ipairs(names) do
+    seen[name] = checks[name] and checks[name].verdict .. ": " .. checks[name].detail
+  end
+  return seen
+end
+
+-- Asserts that exactly the named checks failed, each with what got through.
+local function only_failed(checks, code, names)
+  local want, failed = {}, {}
+  for _, name in ipairs(names) do want[name] = true end
+  for name, check in pairs(checks) do
+    if check.verdict == "failed" then failed[name] = true end
+    if not want[name] then
+      assert.is_true(check.verdict == "held" or check.verdict == "not_applicable", name .. ": " .. check.detail)
+    end
+  end
+  assert.are.same(want, failed, cjson.encode(verdicts(checks, names)))
+  assert.are.equal(1, code)
+end
+
+describe("doctor --prove", function()
+  env.check_leaks()
+
+  if env.isolation == "rlimits" or not env.is_root() then
+    it("needs root and the namespace sandbox to prove it", function()
+      pending("isolation " .. env.isolation .. (env.is_root() and "" or ", not root"))
+    end)
+    return
+  end
+
+  it("holds every local defence on this machine, and says what each attack saw", function()
+    local checks, code, report = prove(nil)
+    assert.are.equal(13, #report.checks)
+    for name, check in pairs(checks) do
+      assert.are.equal("held", check.verdict, name .. ": " .. check.detail)
+      assert.truthy(check.attack ~= "" and check.held_when ~= "", name)
+    end
+    assert.are.equal(0, code, cjson.encode(report))
+    assert.are.equal(0, report.failed)
+    assert.truthy(checks.syscall_filter.detail:find("x32 getpid: killed (SIGSYS)", 1, true))
+    assert.truthy(checks.memory_limit.detail:find("killed for memory", 1, true), checks.memory_limit.detail)
+    assert.truthy(checks.cpu_time_limit.detail:find("CpuTimeExceeded", 1, true), checks.cpu_time_limit.detail)
+  end)
+
+  it("prints a line per check, and with --quick leaves out those that take seconds", function()
+    local out, _, code = env.cli_run { "doctor", "--prove", "--quick" }
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("\nheld +per_run_uid +two runs at once were host uids %d+ and %d+\n"), out)
+    assert.is_nil(out:find("deadline", 1, true), out)
+    assert.is_nil(out:find("cpu_time_limit", 1, true), out)
+    local _, err, bad = env.cli_run { "doctor", "--json" }
+    assert.are.equal(125, bad)
+    assert.truthy(err:find("--quick and --json go with --prove", 1, true), err)
+  end)
+
+  it("says the syscall filter failed under seccomp = \"none\", each class reaching the kernel", function()
+    local checks, code = prove("policy.local_sandbox.seccomp = 'none'", true)
+    only_failed(checks, code, { "syscall_filter" })
+    local detail = checks.syscall_filter.detail
+    assert.truthy(detail:find('seccomp is "none"', 1, true), detail)
+    assert.truthy(detail:find("chroot (the mount API): reached the kernel", 1, true), detail)
+    assert.truthy(detail:find("x32 getpid: reached the kernel", 1, true), detail)
+    -- beneath the filter, the sandbox's user namespace allows no other
+    assert.truthy(checks.user_namespace.detail:find("No space left on device", 1, true))
+  end)
+
+  it("says the host's files, the network and the working dir's size failed with isolation rlimits", function()
+    local checks, code = prove("policy.local_sandbox.isolation = 'rlimits'", true)
+    only_failed(checks, code, { "host_files", "no_network", "network_blocks", "workdir_size" })
+    assert.truthy(checks.host_files.detail:find("the run read and changed the host's ", 1, true))
+    assert.truthy(checks.no_network.detail:find("took a connection from the run", 1, true))
+    assert.truthy(checks.workdir_size.detail:find("got through: wrote 72 MiB", 1, true))
+  end)
+
+  it("says a user namespace and a mount got through with isolation rlimits and no filter", function()
+    local checks, code = prove("policy.local_sandbox.isolation = 'rlimits'\n" ..
+                               "policy.local_sandbox.seccomp = 'none'", true)
+    only_failed(checks, code, { "host_files", "no_network", "network_blocks", "workdir_size", "syscall_filter",
+                                "user_namespace", "mount" })
+    assert.truthy(checks.mount.detail:find("in a user namespace of its own: mounted", 1, true))
+  end)
+
+  it("says runs share a uid, and a process outlived the deadline, without a uid range", function()
+    local checks, code = prove("policy.local_sandbox.uid_range = false", true)
+    only_failed(checks, code, { "per_run_uid" })
+    assert.truthy(checks.per_run_uid.detail:find("both host uid 65534", 1, true))
+    checks, code = prove("policy.local_sandbox.isolation = 'rlimits'\npolicy.local_sandbox.uid_range = false")
+    only_failed(checks, code, { "host_files", "no_network", "network_blocks", "workdir_size", "per_run_uid",
+                                "deadline" })
+    assert.truthy(checks.deadline.detail:find("outlived its deadline; the doctor killed", 1, true))
+  end)
+
+  it("says the memory, process and CPU-time limits failed where the policy gives none", function()
+    local checks, code = prove(table.concat({
+      "local limits_for = policy.limits_for",
+      "function policy:limits_for(req)",
+      "  local limits, clamped = limits_for(self, req)",
+      "  limits.memory_bytes, limits.max_processes, limits.cpu_time_secs = 0, 0, 0",
+      "  return limits, clamped",
+      "end" }, "\n"))
+    only_failed(checks, code, { "memory_limit", "process_limit", "cpu_time_limit", "workdir_size" })
+    assert.truthy(checks.memory_limit.detail:find("got through: touched 96 MiB (no memory limit)", 1, true))
+    assert.truthy(checks.process_limit.detail:find("got through: 24 processes at once", 1, true))
+  end)
+
+  it("says unproven, and exits 1, where the policy will not plan the probe", function()
+    local checks, code = prove("function policy:plan(req) return nil, 'no probes here' end", true)
+    assert.are.equal(1, code)
+    assert.are.equal("unproven", checks.mount.verdict)
+    assert.truthy(checks.mount.detail:find("no probes here", 1, true), checks.mount.detail)
+  end)
+end)

@@ -1,0 +1,74 @@
+/* `doctor --prove`: the attacks of the security model, run against the live
+ * configuration through the path a request takes: each check is a request
+ * (a program, echo-sandbox-probe, carried in its files) that the loaded
+ * policy plans and the local backend runs, as it would any other. The
+ * checks and what decides each are one table (dispatch/prove_checks.def),
+ * which every face prints from: the CLI's lines and JSON, the daemon's
+ * GET /readyz?prove=1 and /metrics.
+ *
+ * A check says held, failed (with what got through), not applicable (why),
+ * or unproven: the attack could not be made (no probe, a run the engine
+ * could not start), which proves nothing either way. Nothing of the host is
+ * harmed when a defence fails: every bomb is bounded, the file check uses a
+ * marker of its own, and a process left behind is killed. */
+#ifndef ESB_DISPATCH_PROVE_H
+#define ESB_DISPATCH_PROVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/policy.h"
+
+enum esb_prove_id {
+#define ESB_PROVE_CHECK(id, ...) ESB_PROVE_##id,
+#include "dispatch/prove_checks.def"
+#undef ESB_PROVE_CHECK
+  ESB_PROVE__COUNT
+};
+
+struct esb_prove_check {
+  const char *name;    /* "host_files" */
+  bool quick;          /* in the quick subset (GET /readyz?prove=1) */
+  const char *attack;  /* what the probe does */
+  const char *held;    /* what decides that the defence held */
+};
+
+extern const struct esb_prove_check esb_prove_checks[ESB_PROVE__COUNT];
+
+enum esb_prove_verdict {
+  ESB_PROVE_NOT_RUN,        /* not asked for (the quick subset leaves it out) */
+  ESB_PROVE_HELD,
+  ESB_PROVE_FAILED,
+  ESB_PROVE_NOT_APPLICABLE,
+  ESB_PROVE_UNPROVEN,
+  ESB_PROVE_VERDICT__COUNT
+};
+
+/* "not_run", "held", "failed", "not_applicable", "unproven". */
+const char *esb_prove_verdict_name(enum esb_prove_verdict v);
+
+#define ESB_PROVE_DETAIL_MAX 1024
+
+struct esb_prove_outcome {
+  enum esb_prove_verdict verdict;
+  char detail[ESB_PROVE_DETAIL_MAX]; /* what the attack saw, or why not applicable */
+  double duration_ms;
+};
+
+/* Runs the local checks (the quick ones only, with quick) one after another
+ * and fills out[ESB_PROVE__COUNT] (the others NOT_RUN). Each goes to the
+ * local backend whatever the policy's backend. Blocks; not thread-safe with
+ * other users of the policy. */
+void esb_prove_local(struct esb_policy *policy, bool quick, struct esb_prove_outcome *out);
+
+/* Whether a check failed or could not be proven: the doctor then exits 1,
+ * and GET /readyz?prove=1 answers 503. */
+bool esb_prove_any_failed(const struct esb_prove_outcome *out);
+
+/* {"checks": [{"name", "verdict", "detail", "attack", "held_when",
+ * "duration_ms"}, ...], "failed": N} into buf, NUL-terminated; the checks
+ * not run are left out. Returns the length, or the length it needs when
+ * that is n or more. */
+size_t esb_prove_json(const struct esb_prove_outcome *out, char *buf, size_t n);
+
+#endif
