@@ -22,6 +22,7 @@
 -- session (no controlling terminal) and has no /dev/tty, whatever the
 -- isolation; the filter's TIOCSTI row is shown by syscall_filter.
 local env = require "spec.support.env"
+local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
 
 -- Runs doctor --prove --json with the policy body (nil: the default
@@ -152,5 +153,55 @@ describe("doctor --prove", function()
     assert.are.equal(1, code)
     assert.are.equal("unproven", checks.mount.verdict)
     assert.truthy(checks.mount.detail:find("no probes here", 1, true), checks.mount.detail)
+  end)
+
+  -- GET /readyz?prove=1: the quick checks, through the daemon's own policy.
+  it("is proved ready by the daemon's GET /readyz?prove=1, whose verdicts /metrics keeps", function()
+    local d = daemon.start()
+    local _, before = daemon.request(d, "GET", "/metrics")
+    local status, body = daemon.request(d, "GET", "/readyz?prove=1")
+    local _, plain = daemon.request(d, "GET", "/readyz")
+    local _, metrics = daemon.request(d, "GET", "/metrics")
+    daemon.stop(d)
+    assert.is_nil(before:find("echo_sandbox_defence{", 1, true), before)
+    assert.are.equal(200, status, cjson.encode(body))
+    assert.are.equal("ready", body.status)
+    assert.are.equal(0, body.prove.failed)
+    local names = {}
+    for _, check in ipairs(body.prove.checks) do
+      names[#names + 1] = check.name
+      assert.are.equal("held", check.verdict, check.name .. ": " .. check.detail)
+      assert.truthy(metrics:find(('echo_sandbox_defence{defence="%s",verdict="held"} 1\n'):format(check.name),
+                                 1, true), metrics)
+    end
+    assert.are.equal(11, #names) -- all but deadline and cpu_time_limit, which take seconds
+    assert.is_nil(plain.prove)
+    assert.is_nil(metrics:find('defence="deadline"', 1, true), metrics)
+    local promtool = env.promtool()
+    if promtool then
+      local file = os.tmpname()
+      env.write_file(file, metrics)
+      local ok, said = env.sh(env.quote(promtool) .. " check metrics < " .. file)
+      os.remove(file)
+      assert.is_true(ok, said)
+    end
+  end)
+
+  it("answers GET /readyz?prove=1 with 503, naming the defence that failed, and /metrics says so", function()
+    local path = env.policy_file("policy.local_sandbox.seccomp = 'none'")
+    local d = daemon.start("--policy " .. path)
+    local ready = daemon.request(d, "GET", "/readyz")
+    local status, body = daemon.request(d, "GET", "/readyz?prove=1")
+    local _, metrics = daemon.request(d, "GET", "/metrics")
+    daemon.stop(d)
+    os.remove(path)
+    assert.are.equal(200, ready)
+    assert.are.equal(503, status)
+    assert.are.equal("not_ready", body.status)
+    assert.are.equal("a defence failed: syscall_filter failed", body.reason)
+    assert.are.equal(1, body.prove.failed)
+    assert.truthy(metrics:find('echo_sandbox_defence{defence="syscall_filter",verdict="failed"} 1\n', 1, true))
+    assert.truthy(metrics:find('echo_sandbox_defence{defence="syscall_filter",verdict="held"} 0\n', 1, true))
+    assert.truthy(metrics:find('echo_sandbox_defence{defence="mount",verdict="held"} 1\n', 1, true))
   end)
 end)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dispatch/prove_checks.h"
 #include "engine/contract/result.h"
 #include "engine/sandbox/session_holder.h"
 
@@ -20,6 +21,9 @@ struct esb_metrics {
   /* sessions: made through the daemon; seen ended, by why (each once: the
      daemon removes what an ended one left); runs that went into one */
   uint64_t sessions_created, sessions_ended[ESB_SESSION_END__COUNT], session_runs, session_cells;
+  /* the verdict of each defence at the last GET /readyz?prove=1 that ran
+     its check (enum esb_prove_verdict; ESB_PROVE_NOT_RUN: never yet) */
+  unsigned char defences[ESB_PROVE__COUNT];
 };
 
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);

@@ -21,21 +21,6 @@
 #include "engine/fileio.h"
 #include "engine/install_paths.h"
 
-const struct esb_prove_check esb_prove_checks[ESB_PROVE__COUNT] = {
-#define ESB_PROVE_CHECK(id, name, quick, attack, held) [ESB_PROVE_##id] = { name, quick, attack, held },
-#include "dispatch/prove_checks.def"
-#undef ESB_PROVE_CHECK
-};
-
-static const char *const verdict_names[ESB_PROVE_VERDICT__COUNT] = {
-  [ESB_PROVE_NOT_RUN] = "not_run", [ESB_PROVE_HELD] = "held", [ESB_PROVE_FAILED] = "failed",
-  [ESB_PROVE_NOT_APPLICABLE] = "not_applicable", [ESB_PROVE_UNPROVEN] = "unproven",
-};
-
-const char *esb_prove_verdict_name(enum esb_prove_verdict v) {
-  return (unsigned)v < ESB_PROVE_VERDICT__COUNT ? verdict_names[v] : "unknown";
-}
-
 #define MiB (1024 * 1024)
 /* The most memory, processes or working dir a bomb is sized to: a policy
  * that gives a run more is not the doctor's to fill. */
