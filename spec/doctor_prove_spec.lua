@@ -18,21 +18,29 @@
 --   per_run_uid      uid_range = false
 --   memory_limit, process_limit, cpu_time_limit
 --                    a limits_for that gives the run no limit (0)
+-- k8s_network_policy, k8s_pod_security, k8s_rbac
+--                    the fake API server (spec/support/fake_kube.py), whose
+--                    pods are processes on this host, as root, on its
+--                    network: as a cluster whose CNI ignores NetworkPolicy
+--                    and whose pods run privileged; --deny "get secrets"
+--                    is an account RBAC keeps from secrets
 -- tiocsti cannot be turned off by a policy: every sandbox starts a new
 -- session (no controlling terminal) and has no /dev/tty, whatever the
 -- isolation; the filter's TIOCSTI row is shown by syscall_filter.
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
+local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
 
 -- Runs doctor --prove --json with the policy body (nil: the default
 -- policy, as the suite's isolation has it); returns the checks by name and
 -- the exit code.
-local function prove(body, quick)
+local function prove(body, quick, extra, env_prefix)
   local path = body and env.policy_file(body)
   local args = { "doctor", "--prove", "--json", "--policy", path or env.policy_file("") }
   if quick then table.insert(args, 3, "--quick") end
-  local out, err, code = env.cli_run(args)
+  for i, arg in ipairs(extra or {}) do table.insert(args, 2 + i, arg) end
+  local out, err, code = env.cli_run(args, nil, env_prefix)
   os.remove(args[#args])
   local ok, report = pcall(cjson.decode, out)
   assert(ok, "no JSON: " .. out .. err)
@@ -75,9 +83,11 @@ describe("doctor --prove", function()
 
   it("holds every local defence on this machine, and says what each attack saw", function()
     local checks, code, report = prove(nil)
-    assert.are.equal(13, #report.checks)
+    assert.are.equal(16, #report.checks)
     for name, check in pairs(checks) do
-      assert.are.equal("held", check.verdict, name .. ": " .. check.detail)
+      -- the probe pods: not for a policy that runs requests locally (below)
+      local want = check.backend == "k8s" and "not_applicable" or "held"
+      assert.are.equal(want, check.verdict, name .. ": " .. check.detail)
       assert.truthy(check.attack ~= "" and check.held_when ~= "", name)
     end
     assert.are.equal(0, code, cjson.encode(report))
@@ -95,7 +105,7 @@ describe("doctor --prove", function()
     assert.is_nil(out:find("cpu_time_limit", 1, true), out)
     local _, err, bad = env.cli_run { "doctor", "--json" }
     assert.are.equal(125, bad)
-    assert.truthy(err:find("--quick and --json go with --prove", 1, true), err)
+    assert.truthy(err:find("--quick, --json, --k8s and --prove-target go with --prove", 1, true), err)
   end)
 
   it("says the syscall filter failed under seccomp = \"none\", each class reaching the kernel", function()
@@ -203,5 +213,54 @@ describe("doctor --prove", function()
     assert.truthy(metrics:find('echo_sandbox_defence{defence="syscall_filter",verdict="failed"} 1\n', 1, true))
     assert.truthy(metrics:find('echo_sandbox_defence{defence="syscall_filter",verdict="held"} 0\n', 1, true))
     assert.truthy(metrics:find('echo_sandbox_defence{defence="mount",verdict="held"} 1\n', 1, true))
+  end)
+
+  describe("with probe pods, against the fake API server", function()
+    local minor = env.kubectl_once_minor
+
+    describe("(a cluster that enforces nothing)", function()
+      local hooks = fake.per_spec(minor)
+
+      it("says NetworkPolicy not enforced, the pod privileged, and secrets readable", function()
+        local checks, code = prove(nil, false, { "--k8s", "--prove-target", "127.0.0.1:1" }, hooks.server.env)
+        only_failed(checks, code, { "k8s_network_policy", "k8s_pod_security", "k8s_rbac" })
+        local net = checks.k8s_network_policy.detail
+        assert.truthy(net:find("NetworkPolicy not enforced: a pod with network: false reached the doctor's " ..
+                               "listener on 127.0.0.1", 1, true), net)
+        assert.truthy(net:find("connect 127.0.0.1 port 1: Connection refused", 1, true), net)
+        local pod = checks.k8s_pod_security.detail
+        assert.truthy(pod:find("uid 0 (root)", 1, true), pod)
+        assert.truthy(pod:find("seccomp 0 (no filter)", 1, true), pod)
+        assert.truthy(checks.k8s_rbac.detail:find("may get secrets in namespace echo-sandbox", 1, true))
+        -- the probe pods were labelled as runs without the network are
+        local labelled = 0
+        for _, body in ipairs(fake.query(hooks.server, "/_fake/received")) do
+          local labels = body.metadata and body.metadata.labels or {}
+          if labels["echo-sandbox.io/network"] == "none" then labelled = labelled + 1 end
+        end
+        assert.is_true(labelled >= 1)
+      end)
+
+      it("leaves the probe pods out for a local policy, saying how to ask for them", function()
+        local checks, code = prove(nil, true, nil, hooks.server.env)
+        assert.are.equal(0, code)
+        assert.is_nil(checks.k8s_rbac) -- not quick
+        checks, code = prove(nil, false, nil, hooks.server.env)
+        assert.are.equal(0, code)
+        assert.are.equal("not_applicable", checks.k8s_rbac.verdict)
+        assert.truthy(checks.k8s_rbac.detail:find("--k8s proves the cluster too", 1, true))
+        assert.are.same({}, fake.pods(hooks.server))
+      end)
+    end)
+
+    describe("(an account RBAC keeps from secrets)", function()
+      local hooks = fake.per_spec(minor, "--deny 'get secrets'")
+
+      it("says the account may not get secrets", function()
+        local checks = prove("policy.backend = 'k8s'", false, nil, hooks.server.env)
+        assert.are.equal("held", checks.k8s_rbac.verdict, checks.k8s_rbac.detail)
+        assert.are.equal("failed", checks.k8s_network_policy.verdict)
+      end)
+    end)
   end)
 end)

@@ -20,6 +20,7 @@
 #include "dispatch/job.h"
 #include "engine/fileio.h"
 #include "engine/install_paths.h"
+#include "backend/k8s_command.h"
 
 #define MiB (1024 * 1024)
 /* The most memory, processes or working dir a bomb is sized to: a policy
@@ -27,13 +28,17 @@
 #define BOMB_MAX_MIB 1024
 #define BOMB_MAX_PROCESSES 1024
 #define PROBE_NAME "echo-sandbox-probe"
-#define MAX_ARGS 24
+#define MAX_ARGS 32
+/* A probe pod's deadline: its image pulled, scheduled and run. */
+#define K8S_PROBE_MS 120000
 
 /* What every check shares: the policy and the probe's bytes. */
 struct prover {
   struct esb_policy *policy;
+  const struct esb_prove_options *options;
   char *probe;
   size_t probe_len;
+  char target_host[64], target_port[8]; /* options->target, split ("" where none) */
 };
 
 /* One request for the probe: program ./echo-sandbox-probe with ARGS, the
@@ -299,9 +304,14 @@ static int listeners_close(struct listeners *l, char *buf, size_t n) {
 
 /* The probe's words: connect to each listener, the metadata address and a
  * private one. */
-static void network_args(const struct listeners *l, const char **args, char ports[][8]) {
+static void network_args(const struct prover *p, const struct listeners *l, const char **args, char ports[][8],
+                         bool with_target) {
   size_t n = 0;
   args[n++] = "connect";
+  if (with_target && p->target_host[0]) {
+    args[n++] = p->target_host;
+    args[n++] = p->target_port;
+  }
   for (size_t i = 0; i < l->n; i++) {
     snprintf(ports[i], 8, "%d", l->port[i]);
     args[n++] = l->address[i];
@@ -330,7 +340,7 @@ static void check_network(const struct prover *p, bool network, struct esb_prove
   const char *args[MAX_ARGS + 1];
   char ports[8][8], reached[600], line[ESB_PROVE_DETAIL_MAX - 700];
   listeners_open(&l);
-  network_args(&l, args, ports);
+  network_args(p, &l, args, ports, !network);
   attempt_init(&a, p, args);
   a.req.limits.network = network;
   struct esb_result r = ESB_RESULT_INIT;
@@ -578,6 +588,66 @@ static void check_per_run_uid(const struct prover *p, struct esb_prove_outcome *
   free(u);
 }
 
+/* A pod without the network: only a NetworkPolicy that the CNI enforces
+ * keeps it from the addresses it tries. */
+static void check_k8s_network_policy(const struct prover *p, struct esb_prove_outcome *o) {
+  struct listeners l;
+  const char *args[MAX_ARGS + 1];
+  char ports[8][8], reached[600], line[ESB_PROVE_DETAIL_MAX - 700];
+  struct attempt a;
+  listeners_open(&l);
+  network_args(p, &l, args, ports, true);
+  attempt_init(&a, p, args);
+  a.req.backend = ESB_BACKEND_K8S;
+  a.req.limits.network = 0;
+  a.req.timeout_ms = K8S_PROBE_MS;
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
+  if (listeners_close(&l, reached, sizeof reached))
+    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false reached the doctor's "
+            "listener on %s: %s", reached, said(&r, line, sizeof line));
+  else if (r.status == ESB_STATUS_EXITED && r.exit_code == 0)
+    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false connected: %s",
+            said(&r, line, sizeof line));
+  else
+    by_exit(&r, o);
+  esb_result_release(&r);
+}
+
+static void check_k8s_pod_security(const struct prover *p, struct esb_prove_outcome *o) {
+  struct attempt a;
+  struct esb_result r = ESB_RESULT_INIT;
+  attempt_init(&a, p, (const char *const[]){ "podsec", NULL });
+  a.req.backend = ESB_BACKEND_K8S;
+  a.req.timeout_ms = K8S_PROBE_MS;
+  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
+  by_exit(&r, o);
+  esb_result_release(&r);
+}
+
+/* The executor's account may not read the namespace's secrets. */
+static void check_k8s_rbac(const struct prover *p, struct esb_prove_outcome *o) {
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_k8s_settings k = { 0 };
+  struct esb_result r = ESB_RESULT_INIT;
+  if (esb_policy_cluster(p->policy, &k, &err) < 0)
+    return outcome(o, ESB_PROVE_UNPROVEN, "%s", err.message);
+  const char *can[] = { "auth", "can-i", "get", "secrets", NULL };
+  esb_k8s_kubectl_run(&k, can, K8S_PROBE_MS, &r);
+  char answer[64];
+  snprintf(answer, sizeof answer, "%.*s", (int)r.out.len, r.out.data ? r.out.data : "");
+  answer[strcspn(answer, "\n")] = '\0';
+  if (r.status == ESB_STATUS_EXITED && r.exit_code == 0)
+    outcome(o, ESB_PROVE_FAILED, "the account may get secrets in namespace %s (kubectl auth can-i: %s)",
+            k.namespace_, answer);
+  else if (r.status == ESB_STATUS_EXITED && !strcmp(answer, "no"))
+    outcome(o, ESB_PROVE_HELD, "the account may not get secrets in namespace %s", k.namespace_);
+  else
+    ended_oddly(&r, o);
+  esb_result_release(&r);
+  esb_k8s_settings_release(&k);
+}
+
 static void (*const checks[ESB_PROVE__COUNT])(const struct prover *p, struct esb_prove_outcome *o) = {
   [ESB_PROVE_HOST_FILES] = check_host_files, [ESB_PROVE_USER_NAMESPACE] = check_user_namespace,
   [ESB_PROVE_MOUNT] = check_mount, [ESB_PROVE_SYSCALL_FILTER] = check_syscall_filter,
@@ -585,7 +655,8 @@ static void (*const checks[ESB_PROVE__COUNT])(const struct prover *p, struct esb
   [ESB_PROVE_NETWORK_BLOCKS] = check_network_blocks, [ESB_PROVE_MEMORY_LIMIT] = check_memory_limit,
   [ESB_PROVE_PROCESS_LIMIT] = check_process_limit, [ESB_PROVE_CPU_TIME_LIMIT] = check_cpu_time_limit,
   [ESB_PROVE_DEADLINE] = check_deadline, [ESB_PROVE_WORKDIR_SIZE] = check_workdir_size,
-  [ESB_PROVE_PER_RUN_UID] = check_per_run_uid,
+  [ESB_PROVE_PER_RUN_UID] = check_per_run_uid, [ESB_PROVE_K8S_NETWORK_POLICY] = check_k8s_network_policy,
+  [ESB_PROVE_K8S_POD_SECURITY] = check_k8s_pod_security, [ESB_PROVE_K8S_RBAC] = check_k8s_rbac,
 };
 
 static double now_ms(void) {
@@ -594,24 +665,53 @@ static double now_ms(void) {
   return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-void esb_prove_local(struct esb_policy *policy, bool quick, struct esb_prove_outcome *out) {
+/* options->target, "HOST:PORT" or "[V6]:PORT", into p: 0, or -1. */
+static int split_target(struct prover *p, const char *target) {
+  const char *colon = target ? strrchr(target, ':') : NULL;
+  if (!target)
+    return 0;
+  if (!colon || colon == target || !colon[1] || strlen(colon + 1) >= sizeof p->target_port)
+    return -1;
+  bool v6 = target[0] == '[' && colon[-1] == ']';
+  snprintf(p->target_host, sizeof p->target_host, "%.*s", (int)(colon - target) - 2 * v6, target + v6);
+  snprintf(p->target_port, sizeof p->target_port, "%s", colon + 1);
+  return 0;
+}
+
+/* Why a check is not run or not applicable here (*v says which): NULL
+ * when it runs. */
+static const char *skipped(const struct esb_prove_options *opts, int i, enum esb_prove_verdict *v) {
+  *v = ESB_PROVE_NOT_RUN;
+  if (opts->quick && !esb_prove_checks[i].quick)
+    return "";
+  *v = ESB_PROVE_NOT_APPLICABLE;
+  if (esb_prove_checks[i].k8s && opts->k8s_skipped)
+    return opts->k8s_skipped;
+  return NULL;
+}
+
+void esb_prove(struct esb_policy *policy, const struct esb_prove_options *opts, struct esb_prove_outcome *out) {
   char path[4096];
   const char *libexec = esb_install_dir(ESB_DIR_LIBEXEC);
   snprintf(path, sizeof path, "%s/%s", libexec ? libexec : ".", PROBE_NAME);
-  struct prover p = { .policy = policy };
+  struct prover p = { .policy = policy, .options = opts };
   p.probe = esb_read_file(path, &p.probe_len);
   int missing = errno;
+  bool bad_target = split_target(&p, opts->target) < 0;
   for (int i = 0; i < ESB_PROVE__COUNT; i++) {
     struct esb_prove_outcome *o = &out[i];
     *o = (struct esb_prove_outcome){ .verdict = ESB_PROVE_NOT_RUN };
-    if (quick && !esb_prove_checks[i].quick)
-      continue;
+    const char *why = skipped(opts, i, &o->verdict);
     double start = now_ms();
-    if (!p.probe)
+    if (why)
+      snprintf(o->detail, sizeof o->detail, "%s", why);
+    else if (!p.probe)
       outcome(o, ESB_PROVE_UNPROVEN, "no probe to run: %s: %s", path, strerror(missing));
+    else if (bad_target && esb_prove_checks[i].k8s)
+      outcome(o, ESB_PROVE_UNPROVEN, "the probe target %s is not HOST:PORT", opts->target);
     else
       checks[i](&p, o);
-    o->duration_ms = now_ms() - start;
+    o->duration_ms = why ? 0 : now_ms() - start;
   }
   free(p.probe);
 }
@@ -648,8 +748,8 @@ size_t esb_prove_json(const struct esb_prove_outcome *out, char *buf, size_t n) 
     if (out[i].verdict == ESB_PROVE_NOT_RUN)
       continue;
     failed += out[i].verdict == ESB_PROVE_FAILED || out[i].verdict == ESB_PROVE_UNPROVEN;
-    PUT("%s{\"name\": \"%s\", \"verdict\": \"%s\", \"detail\": ", first ? "" : ", ", esb_prove_checks[i].name,
-        esb_prove_verdict_name(out[i].verdict));
+    PUT("%s{\"name\": \"%s\", \"backend\": \"%s\", \"verdict\": \"%s\", \"detail\": ", first ? "" : ", ",
+        esb_prove_checks[i].name, esb_prove_checks[i].k8s ? "k8s" : "local", esb_prove_verdict_name(out[i].verdict));
     json_string(buf, n, &at, out[i].detail);
     PUT(", \"attack\": ");
     json_string(buf, n, &at, esb_prove_checks[i].attack);

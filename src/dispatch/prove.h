@@ -28,11 +28,20 @@ struct esb_prove_outcome {
   double duration_ms;
 };
 
-/* Runs the local checks (the quick ones only, with quick) one after another
- * and fills out[ESB_PROVE__COUNT] (the others NOT_RUN). Each goes to the
- * local backend whatever the policy's backend. Blocks; not thread-safe with
- * other users of the policy. */
-void esb_prove_local(struct esb_policy *policy, bool quick, struct esb_prove_outcome *out);
+struct esb_prove_options {
+  bool quick;              /* only the quick checks (the others NOT_RUN) */
+  const char *k8s_skipped; /* NULL: the probe pods run too; else why not: the
+                              k8s checks are NOT_APPLICABLE with this detail */
+  const char *target;      /* "HOST:PORT" (or "[V6]:PORT") that a pod without the
+                              network tries as well (a public address shows a CNI
+                              that ignores NetworkPolicy); NULL: none */
+};
+
+/* Runs the checks one after another and fills out[ESB_PROVE__COUNT]. The
+ * local ones go to the local backend whatever the policy's backend, the
+ * k8s ones to the policy's cluster. Blocks; not thread-safe with other
+ * users of the policy. */
+void esb_prove(struct esb_policy *policy, const struct esb_prove_options *opts, struct esb_prove_outcome *out);
 
 /* Whether a check failed or could not be proven: the doctor then exits 1,
  * and GET /readyz?prove=1 answers 503. */

@@ -1,7 +1,12 @@
 #include "dispatch/prove_checks.h"
 
+#include <stdbool.h>
+
 const struct esb_prove_check esb_prove_checks[ESB_PROVE__COUNT] = {
-#define ESB_PROVE_CHECK(id, name, quick, attack, held) [ESB_PROVE_##id] = { name, quick, attack, held },
+#define ON_K8S_local false
+#define ON_K8S_k8s true
+#define ESB_PROVE_CHECK(id, name, backend, quick, attack, held) \
+  [ESB_PROVE_##id] = { name, ON_K8S_##backend, quick, attack, held },
 #include "dispatch/prove_checks.def"
 #undef ESB_PROVE_CHECK
 };

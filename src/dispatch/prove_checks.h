@@ -15,6 +15,7 @@ enum esb_prove_id {
 
 struct esb_prove_check {
   const char *name;    /* "host_files" */
+  bool k8s;            /* a probe pod's (else this host's local sandbox) */
   bool quick;          /* in the quick subset (GET /readyz?prove=1) */
   const char *attack;  /* what the probe does */
   const char *held;    /* what decides that the defence held */
