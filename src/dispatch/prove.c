@@ -20,6 +20,7 @@
 #include "dispatch/job.h"
 #include "engine/fileio.h"
 #include "engine/install_paths.h"
+#include "engine/text.h"
 #include "backend/k8s_command.h"
 
 #define MiB (1024 * 1024)
@@ -750,7 +751,9 @@ size_t esb_prove_json(const struct esb_prove_outcome *out, char *buf, size_t n) 
     failed += out[i].verdict == ESB_PROVE_FAILED || out[i].verdict == ESB_PROVE_UNPROVEN;
     PUT("%s{\"name\": \"%s\", \"backend\": \"%s\", \"verdict\": \"%s\", \"detail\": ", first ? "" : ", ",
         esb_prove_checks[i].name, esb_prove_checks[i].k8s ? "k8s" : "local", esb_prove_verdict_name(out[i].verdict));
-    json_string(buf, n, &at, out[i].detail);
+    char clean[3 * ESB_PROVE_DETAIL_MAX + 1]; /* the probe's bytes, which a program could make any */
+    clean[esb_utf8_scrub(out[i].detail, strlen(out[i].detail), clean)] = '\0';
+    json_string(buf, n, &at, clean);
     PUT(", \"attack\": ");
     json_string(buf, n, &at, esb_prove_checks[i].attack);
     PUT(", \"held_when\": ");
