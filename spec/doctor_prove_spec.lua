@@ -18,11 +18,11 @@
 --   per_run_uid      uid_range = false
 --   memory_limit, process_limit, cpu_time_limit
 --                    a limits_for that gives the run no limit (0)
--- k8s_network_policy, k8s_pod_security, k8s_rbac
+-- k8s_network_policy, k8s_pod_security, k8s_memory_limit, k8s_rbac
 --                    the fake API server (spec/support/fake_kube.py), whose
 --                    pods are processes on this host, as root, on its
---                    network: as a cluster whose CNI ignores NetworkPolicy
---                    and whose pods run privileged; --deny "get secrets"
+--                    network, without limits: as a cluster whose CNI
+--                    ignores NetworkPolicy and whose pods run privileged; --deny "get secrets"
 --                    is an account RBAC keeps from secrets
 -- tiocsti cannot be turned off by a policy: every sandbox starts a new
 -- session (no controlling terminal) and has no /dev/tty, whatever the
@@ -83,7 +83,7 @@ describe("doctor --prove", function()
 
   it("holds every local defence on this machine, and says what each attack saw", function()
     local checks, code, report = prove(nil)
-    assert.are.equal(16, #report.checks)
+    assert.are.equal(17, #report.checks)
     for name, check in pairs(checks) do
       -- the probe pods: not for a policy that runs requests locally (below)
       local want = check.backend == "k8s" and "not_applicable" or "held"
@@ -221,9 +221,9 @@ describe("doctor --prove", function()
     describe("(a cluster that enforces nothing)", function()
       local hooks = fake.per_spec(minor)
 
-      it("says NetworkPolicy not enforced, the pod privileged, and secrets readable", function()
+      it("says NetworkPolicy not enforced, the pod privileged and unlimited, and secrets readable", function()
         local checks, code = prove(nil, false, { "--k8s", "--prove-target", "127.0.0.1:1" }, hooks.server.env)
-        only_failed(checks, code, { "k8s_network_policy", "k8s_pod_security", "k8s_rbac" })
+        only_failed(checks, code, { "k8s_network_policy", "k8s_pod_security", "k8s_memory_limit", "k8s_rbac" })
         local net = checks.k8s_network_policy.detail
         assert.truthy(net:find("NetworkPolicy not enforced: a pod with network: false reached the doctor's " ..
                                "listener on 127.0.0.1", 1, true), net)
@@ -232,6 +232,8 @@ describe("doctor --prove", function()
         assert.truthy(pod:find("uid 0 (root)", 1, true), pod)
         assert.truthy(pod:find("seccomp 0 (no filter)", 1, true), pod)
         assert.truthy(checks.k8s_rbac.detail:find("may get secrets in namespace echo-sandbox", 1, true))
+        local memory = checks.k8s_memory_limit.detail
+        assert.truthy(memory:find("got through: touched 96 MiB (memory limit 64 MiB)", 1, true), memory)
         -- the probe pods were labelled as runs without the network are
         local labelled = 0
         for _, body in ipairs(fake.query(hooks.server, "/_fake/received")) do

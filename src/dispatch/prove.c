@@ -372,6 +372,7 @@ struct bomb {
   struct esb_limits limits;
   uint64_t (*limit)(const struct esb_plan *plan);
   uint64_t asked, more, most;
+  bool k8s;                    /* in a probe pod (else the local sandbox) */
 };
 
 static uint64_t memory_mib(const struct esb_plan *plan) { return plan->local.memory_bytes / MiB; }
@@ -379,11 +380,13 @@ static uint64_t processes(const struct esb_plan *plan) { return plan->local.limi
 static uint64_t workdir_mib(const struct esb_plan *plan) { return plan->local.workdir_size_bytes / MiB; }
 
 static const struct bomb memory_bomb = { "memory", "memory limit", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB };
+  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, false };
 static const struct bomb process_bomb = { "fork", "process limit", "",
-  { .max_processes = 16, .network = -1 }, processes, 16, 8, BOMB_MAX_PROCESSES };
+  { .max_processes = 16, .network = -1 }, processes, 16, 8, BOMB_MAX_PROCESSES, false };
 static const struct bomb workdir_bomb = { "workdir", "working dir size", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, workdir_mib, 64, 8, BOMB_MAX_MIB };
+  { .memory_bytes = 64 * MiB, .network = -1 }, workdir_mib, 64, 8, BOMB_MAX_MIB, false };
+static const struct bomb pod_memory_bomb = { "memory", "memory limit", " MiB",
+  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, true };
 
 /* The bomb's size for the plan, and its limit in words into unit; 0 when
  * the limit is more than the doctor fills. */
@@ -406,6 +409,7 @@ static void check_bomb(const struct prover *p, const struct bomb *b, struct esb_
   char amount[32], unit[128];
   attempt_init(&a, p, (const char *const[]){ b->verb, "0", NULL });
   a.req.limits = b->limits;
+  a.req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
   if (plan_of(p, &a, &plan, o) < 0)
     return;
   uint64_t n = bomb_size(b, &plan, unit, sizeof unit);
@@ -415,6 +419,8 @@ static void check_bomb(const struct prover *p, const struct bomb *b, struct esb_
   snprintf(amount, sizeof amount, "%llu", (unsigned long long)n);
   attempt_init(&a, p, (const char *const[]){ b->verb, amount, NULL });
   a.req.limits = b->limits;
+  a.req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
+  a.req.timeout_ms = b->k8s ? K8S_PROBE_MS : a.req.timeout_ms;
   struct esb_result r = ESB_RESULT_INIT;
   esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
   if (r.status == ESB_STATUS_OOM_KILLED)
@@ -437,6 +443,10 @@ static void check_process_limit(const struct prover *p, struct esb_prove_outcome
 
 static void check_workdir_size(const struct prover *p, struct esb_prove_outcome *o) {
   check_bomb(p, &workdir_bomb, o);
+}
+
+static void check_k8s_memory_limit(const struct prover *p, struct esb_prove_outcome *o) {
+  check_bomb(p, &pod_memory_bomb, o);
 }
 
 /* 3 s of CPU under a limit of 1 s: the engine's word decides. */
@@ -657,7 +667,8 @@ static void (*const checks[ESB_PROVE__COUNT])(const struct prover *p, struct esb
   [ESB_PROVE_PROCESS_LIMIT] = check_process_limit, [ESB_PROVE_CPU_TIME_LIMIT] = check_cpu_time_limit,
   [ESB_PROVE_DEADLINE] = check_deadline, [ESB_PROVE_WORKDIR_SIZE] = check_workdir_size,
   [ESB_PROVE_PER_RUN_UID] = check_per_run_uid, [ESB_PROVE_K8S_NETWORK_POLICY] = check_k8s_network_policy,
-  [ESB_PROVE_K8S_POD_SECURITY] = check_k8s_pod_security, [ESB_PROVE_K8S_RBAC] = check_k8s_rbac,
+  [ESB_PROVE_K8S_POD_SECURITY] = check_k8s_pod_security, [ESB_PROVE_K8S_MEMORY_LIMIT] = check_k8s_memory_limit,
+  [ESB_PROVE_K8S_RBAC] = check_k8s_rbac,
 };
 
 static double now_ms(void) {
