@@ -4,7 +4,8 @@
  *
  * Checked: with record's "<=" made "<", the bucket-bound cases fail; with
  * the backend taken as local whatever sandbox_type says, the k8s counts
- * fail; with render returning what it wrote instead of what it needs, the
+ * fail; with every defence's state set written (never proved ones too),
+ * the defence cases fail; with render returning what it wrote instead of what it needs, the
  * small-buffer cases fail. */
 #include "daemon/metrics.h"
 
@@ -79,7 +80,9 @@ int main(void) {
   is_int(e.egress_left_off, 4, "and those its ledger left off");
   memcpy(m.egress, e.egress, sizeof m.egress);
   m.egress_left_off = e.egress_left_off;
-  char buf[8192];
+  m.defences[ESB_PROVE_MOUNT] = ESB_PROVE_FAILED;
+  m.defences[ESB_PROVE_HOST_FILES] = ESB_PROVE_HELD;
+  char buf[16384];
   size_t len = esb_metrics_render(&m, 3, 9, 2, buf, sizeof buf);
   is_int(len, strlen(buf), "the length is the text's");
   has(buf, "# TYPE echo_sandbox_runs_total counter");
@@ -113,6 +116,12 @@ int main(void) {
   has(buf, "echo_sandbox_egress_total{reason=\"not_listed\"} 0");
   has(buf, "echo_sandbox_egress_total{reason=\"left_off\"} 4");
   ok(!strstr(buf, "reason=\"alive\""), "alive is no reason a session ended");
+  has(buf, "echo_sandbox_defence{defence=\"mount\",verdict=\"failed\"} 1");
+  has(buf, "echo_sandbox_defence{defence=\"mount\",verdict=\"held\"} 0");
+  has(buf, "echo_sandbox_defence{defence=\"mount\",verdict=\"unproven\"} 0");
+  has(buf, "echo_sandbox_defence{defence=\"host_files\",verdict=\"held\"} 1");
+  ok(!strstr(buf, "defence=\"deadline\""), "a defence never proved has no series");
+  ok(!strstr(buf, "verdict=\"not_run\""), "not_run is no verdict a defence had");
   has(buf, "echo_sandbox_build_info{version=\"" ESB_VERSION "\"} 1");
   ok(len > 0 && buf[len - 1] == '\n', "the text ends with a line's end");
 

@@ -25,12 +25,14 @@
 #include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
+#include "dispatch/prove.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
 #include "codec/json.h"
 
 static const char doctor_usage[] =
   "usage: echo-sandbox doctor [--policy FILE] [--local-only]\n"
+  "                           [--prove [--quick] [--json] [--k8s] [--prove-target HOST:PORT]]\n"
   "\n"
   "Checks, and prints each check: the policy file, kubectl and its version, that\n"
   "the cluster answers, the current context and the policy's namespace, that\n"
@@ -41,9 +43,22 @@ static const char doctor_usage[] =
   "sends requests that name no backend to k8s; else it is a warning (only\n"
   "requests that ask for k8s need the cluster). --local-only skips them.\n"
   "\n"
+  "--prove runs the attacks of the security model instead, each a request the\n"
+  "policy plans and the local sandbox runs, and prints for each defence: held,\n"
+  "failed (what got through), not_applicable (why) or unproven (the attack\n"
+  "could not be made). Exits 1 when one failed or is unproven. The Kubernetes\n"
+  "checks (a probe pod each) run where the policy sends requests that name no\n"
+  "backend to k8s, or with --k8s, unless --local-only.\n"
+  "\n"
   "options:\n"
   "  --local-only     only the local checks: no kubectl, no cluster\n"
   "  --policy FILE    load this policy instead of the default search\n"
+  "  --prove          run the attacks against the policy and the local sandbox\n"
+  "  --quick          with --prove: only the checks that take milliseconds\n"
+  "  --json           with --prove: one JSON object instead of lines\n"
+  "  --k8s            with --prove: the probe pods too, whatever the policy's backend\n"
+  "  --prove-target HOST:PORT  with --prove: an address (a public one) that a pod\n"
+  "                   without the network must not reach either\n"
   "  -h, --help       show this help\n";
 
 struct tally {
@@ -368,27 +383,89 @@ static void check_local(struct esb_policy *policy, struct tally *t) {
   esb_plan_release(&plan);
 }
 
-int esb_cli_doctor(int argc, char **argv) {
+struct doctor_args {
+  const char *policy_path, *target;
+  bool local_only, proving, quick, json, k8s;
+};
+
+/* Fills a: 0; 1 after --help; 125 after a message on stderr. */
+static int parse_args(int argc, char **argv, struct doctor_args *a) {
   static const struct option longopts[] = {
     {"policy", required_argument, 0, 'p'}, {"local-only", no_argument, 0, 'l'},
+    {"prove", no_argument, 0, 'P'}, {"quick", no_argument, 0, 'q'}, {"json", no_argument, 0, 'j'},
+    {"k8s", no_argument, 0, 'k'}, {"prove-target", required_argument, 0, 't'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  const char *policy_path = NULL;
-  bool local_only = false;
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
     switch (c) {
-    case 'p': policy_path = optarg; break;
-    case 'l': local_only = true; break;
-    case 'h': fputs(doctor_usage, stdout); return 0;
+    case 'p': a->policy_path = optarg; break;
+    case 'l': a->local_only = true; break;
+    case 'P': a->proving = true; break;
+    case 'q': a->quick = true; break;
+    case 'j': a->json = true; break;
+    case 'k': a->k8s = true; break;
+    case 't': a->target = optarg; break;
+    case 'h': fputs(doctor_usage, stdout); return 1;
     default:
       fprintf(stderr, "echo-sandbox doctor: unknown or incomplete option '%s'\n%s", argv[optind - 1], doctor_usage);
       return 125;
     }
   }
+  if ((a->quick || a->json || a->k8s || a->target) && !a->proving) {
+    fprintf(stderr, "echo-sandbox doctor: --quick, --json, --k8s and --prove-target go with --prove\n%s",
+            doctor_usage);
+    return 125;
+  }
+  return 0;
+}
+
+/* Why the Kubernetes checks do not run, or NULL when they do. */
+static const char *k8s_skipped(struct esb_policy *policy, const struct doctor_args *a) {
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  bool k8s = a->k8s || (plan_true(policy, ESB_BACKEND_AUTO, &plan, &err) == 0 && plan.backend == ESB_BACKEND_K8S);
+  esb_plan_release(&plan);
+  if (a->local_only)
+    return "--local-only";
+  return k8s ? NULL : "the policy runs requests that name no backend locally (--k8s proves the cluster too)";
+}
+
+/* doctor --prove: the checks' lines (or JSON); 1 when one failed. */
+static int prove(struct esb_policy *policy, const struct doctor_args *a) {
+  struct esb_prove_outcome out[ESB_PROVE__COUNT];
+  struct esb_prove_options opts = { .quick = a->quick, .k8s_skipped = k8s_skipped(policy, a), .target = a->target };
+  esb_prove(policy, &opts, out);
+  bool failed = esb_prove_any_failed(out);
+  if (a->json) {
+    size_t n = esb_prove_json(out, NULL, 0) + 1;
+    char *buf = malloc(n);
+    if (!buf)
+      return 1;
+    esb_prove_json(out, buf, n);
+    puts(buf);
+    free(buf);
+    return failed;
+  }
+  for (int i = 0; i < ESB_PROVE__COUNT; i++)
+    if (out[i].verdict != ESB_PROVE_NOT_RUN)
+      printf("%-14s %-18s %s\n", esb_prove_verdict_name(out[i].verdict), esb_prove_checks[i].name, out[i].detail);
+  return failed;
+}
+
+int esb_cli_doctor(int argc, char **argv) {
+  struct doctor_args a = { 0 };
+  int parsed = parse_args(argc, argv, &a);
+  if (parsed)
+    return parsed == 1 ? 0 : parsed;
   struct tally t = { 0, 0 };
   struct esb_error err = ESB_ERROR_INIT;
-  struct esb_policy *policy = esb_policy_open(policy_path, &err);
+  struct esb_policy *policy = esb_policy_open(a.policy_path, &err);
+  if (policy && a.proving) {
+    int failed = prove(policy, &a);
+    esb_policy_close(policy);
+    return failed;
+  }
   if (!policy) {
     report(&t, "FAIL", "policy", "%s", err.message);
     return 1;
@@ -402,7 +479,7 @@ int esb_cli_doctor(int argc, char **argv) {
   bool k8s = backend == ESB_BACKEND_K8S;
   report(&t, "ok", "backend", "%s", k8s ? "k8s for requests that name no backend (the cluster is needed)"
          : "local for requests that name no backend (Kubernetes checks that do not pass are warnings)");
-  if (!local_only)
+  if (!a.local_only)
     check_kubernetes(policy, &t, k8s ? "FAIL" : "warn");
   check_local(policy, &t);
   esb_policy_close(policy);

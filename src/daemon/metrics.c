@@ -68,6 +68,18 @@ static void put_egress(struct out *o, const struct esb_metrics *m) {
   put(o, "echo_sandbox_egress_total{reason=\"left_off\"} %llu\n", (unsigned long long)m->egress_left_off);
 }
 
+/* A state set per defence proved (GET /readyz?prove=1): 1 for its last
+ * verdict, 0 for the others; none for a defence never proved. */
+static void put_defences(struct out *o, const struct esb_metrics *m) {
+  put(o, "# HELP echo_sandbox_defence The last verdict of each defence that GET /readyz?prove=1 proved "
+         "(doctor --prove's checks): 1 for the verdict it had.\n"
+         "# TYPE echo_sandbox_defence gauge\n");
+  for (int i = 0; i < ESB_PROVE__COUNT; i++)
+    for (int v = ESB_PROVE_HELD; m->defences[i] != ESB_PROVE_NOT_RUN && v < ESB_PROVE_VERDICT__COUNT; v++)
+      put(o, "echo_sandbox_defence{defence=\"%s\",verdict=\"%s\"} %d\n", esb_prove_checks[i].name,
+          esb_prove_verdict_name((enum esb_prove_verdict)v), m->defences[i] == v);
+}
+
 size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, size_t sessions_alive,
                           char *buf, size_t n) {
   static const char *const backends[] = {"local", "k8s"};
@@ -108,6 +120,7 @@ size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t 
       (unsigned long long)m->policy_reloads, (unsigned long long)m->policy_reload_failures);
   put_sessions(&o, m, sessions_alive);
   put_egress(&o, m);
+  put_defences(&o, m);
   put(&o, "# HELP echo_sandbox_build_info The running build: its version, always 1.\n"
           "# TYPE echo_sandbox_build_info gauge\n"
           "echo_sandbox_build_info{version=\"%s\"} 1\n", ESB_VERSION);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dispatch/prove_checks.h"
 #include "engine/contract/result.h"
 #include "engine/sandbox/session_holder.h"
 
@@ -23,6 +24,9 @@ struct esb_metrics {
   /* the network by name: the attempts of finished runs, by their verdict
      (engine/contract/egress.h), and those their ledgers left off */
   uint64_t egress[ESB_EGRESS_REASON__COUNT], egress_left_off;
+  /* the verdict of each defence at the last GET /readyz?prove=1 that ran
+     its check (enum esb_prove_verdict; ESB_PROVE_NOT_RUN: never yet) */
+  unsigned char defences[ESB_PROVE__COUNT];
 };
 
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);

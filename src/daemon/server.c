@@ -27,6 +27,7 @@
 #include "daemon/routes.h"
 #include "daemon/token.h"
 #include "dispatch/output_events.h"
+#include "dispatch/prove.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
 #include "engine/runtime/exec_path.h"
@@ -224,26 +225,77 @@ static void set_field(lua_State *L, const char *key, const char *value) {
   lua_setfield(L, -2, key);
 }
 
+/* What GET /readyz answers: the server's readiness, and with ?prove=1 the
+ * quick checks' JSON (dispatch/prove.h) and the names of those that failed
+ * ("" where none did). */
+struct readiness {
+  const struct server *s;
+  const char *proof;
+  char failed[512];
+};
+
 static int push_readiness(lua_State *L) {
-  const struct server *s = lua_touserdata(L, 1);
-  lua_createtable(L, 0, 4);                            /* answer */
-  set_field(L, "status", s->ready ? "ready" : "not_ready");
+  const struct readiness *r = lua_touserdata(L, 1);
+  const struct server *s = r->s;
+  bool ready = s->ready && !r->failed[0];
+  lua_createtable(L, 0, 5);                            /* answer */
+  set_field(L, "status", ready ? "ready" : "not_ready");
   set_field(L, "backend", s->ready_backend);
   set_field(L, "policy", s->policy ? esb_policy_path(s->policy) : NULL);
   if (!s->ready)
     set_field(L, "reason", s->ready_reason);
+  else if (r->failed[0])
+    set_field(L, "reason", r->failed);
+  if (r->proof) {
+    esb_json_field(L, "decode");
+    lua_pushstring(L, r->proof);
+    lua_call(L, 1, 1);
+    lua_setfield(L, -2, "prove");
+  }
   return 1;
+}
+
+/* ?prove=1: the quick checks, now, on the daemon's thread (the runs in
+ * flight wait the half second they take, as for the readiness check at
+ * start); their verdicts go to /metrics. Returns the JSON (malloc'd), or
+ * NULL out of memory. */
+static char *prove_now(struct server *s, struct readiness *r) {
+  struct esb_prove_outcome *out = calloc(ESB_PROVE__COUNT, sizeof *out);
+  if (!out)
+    return NULL;
+  esb_prove(s->policy, &(struct esb_prove_options){ .quick = true }, out);
+  for (int i = 0; i < ESB_PROVE__COUNT; i++) {
+    if (out[i].verdict == ESB_PROVE_NOT_RUN)
+      continue;
+    s->m.defences[i] = (unsigned char)out[i].verdict;
+    if (out[i].verdict == ESB_PROVE_FAILED || out[i].verdict == ESB_PROVE_UNPROVEN) {
+      size_t len = strlen(r->failed);
+      snprintf(r->failed + len, sizeof r->failed - len, "%s%s %s", len ? ", " : "a defence failed: ",
+               esb_prove_checks[i].name, esb_prove_verdict_name(out[i].verdict));
+    }
+  }
+  size_t n = esb_prove_json(out, NULL, 0) + 1;
+  char *text = malloc(n);
+  if (text)
+    esb_prove_json(out, text, n);
+  free(out);
+  return text;
 }
 
 static void respond_readiness(struct conn *st) {
   lua_State *L = st->s->L;
   struct esb_error err;
+  struct readiness r = { .s = st->s };
+  const char *prove = MHD_lookup_connection_value(st->c, MHD_GET_ARGUMENT_KIND, "prove");
+  char *proof = prove && !strcmp(prove, "1") && st->s->ready ? prove_now(st->s, &r) : NULL;
+  r.proof = proof;
   lua_pushcfunction(L, push_readiness);
-  lua_pushlightuserdata(L, st->s);
+  lua_pushlightuserdata(L, &r);
   if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_SYSTEM, NULL, &err) < 0)
     respond_error(st, 500, err.code, err.message);
   else
-    respond_table(st, st->s->ready ? 200 : 503);
+    respond_table(st, st->s->ready && !r.failed[0] ? 200 : 503);
+  free(proof);
 }
 
 /* Whether the policy's default backend can run something: local, a run of
