@@ -1275,14 +1275,6 @@ static void respond_file(struct conn *st, const char *path) {
   free(data);
 }
 
-/* A session's file put or got, or a directory of its working dir listed. */
-static void answer_files(struct conn *st, enum esb_endpoint endpoint, const char *url) {
-  if (endpoint == ESB_ENDPOINT_SESSION_PUT)
-    handle_put(st, url);
-  else if (alive_session(st, url, &st->info) == 0)
-    respond_file(st, esb_route_path(url));
-}
-
 /* ---- a k8s session's files: each a run in its pod, off the loop ---- */
 
 static enum MHD_Result handle_run(struct conn *st);
@@ -1307,6 +1299,18 @@ static enum MHD_Result handle_k8s_files(struct conn *st, enum esb_endpoint endpo
   }
   st->kind = CONN_K8S_FILES;
   return handle_run(st);
+}
+
+/* A session's file put or got, or a directory of its working dir listed:
+ * a local session's on the loop, a k8s session's through a run in its pod. */
+static enum MHD_Result answer_files(struct conn *st, enum esb_endpoint endpoint, const char *url) {
+  if (k8s_session_in(st, url))
+    return handle_k8s_files(st, endpoint, url);
+  if (endpoint == ESB_ENDPOINT_SESSION_PUT)
+    handle_put(st, url);
+  else if (alive_session(st, url, &st->info) == 0)
+    respond_file(st, esb_route_path(url));
+  return send_response(st);
 }
 
 /* What the run of a k8s session's files op did, answered: a put's
@@ -1501,10 +1505,7 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
   case ESB_ENDPOINT_SESSION_PUT:
   case ESB_ENDPOINT_SESSION_GET:
   case ESB_ENDPOINT_SESSION_FILES:
-    if (k8s_session_in(st, url))
-      return handle_k8s_files(st, endpoint, url);
-    answer_files(st, endpoint, url);
-    break;
+    return answer_files(st, endpoint, url);
   case ESB_ENDPOINT_SESSION_SHOW:
     if (k8s_session_in(st, url))
       return start_k8s_ask(st, ESB_SESSION_OP_K8S_SHOW) < 0 ? send_response(st) : MHD_YES;
