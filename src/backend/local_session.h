@@ -112,6 +112,12 @@ int esb_session_workdir_size(const char *id, uint64_t *bytes, struct esb_error *
  * ESB_E_INVALID_REQUEST. */
 int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err);
 
+/* The same, with the session's record (its `info` file, read once) in
+ * *rec, for the caller to release (esb_session_record_release); *rec is
+ * empty where it fails. */
+struct esb_session_record;
+int esb_session_read(const char *id, struct esb_session_record *rec, struct esb_session_info *info,
+                     struct esb_error *err);
 /* Calls fn for each session there is (alive or ended, not yet removed). */
 int esb_session_list(void (*fn)(const struct esb_session_info *info, void *arg), void *arg,
                      struct esb_error *err);

@@ -63,7 +63,13 @@ struct holder {
   int workdir;                    /* O_PATH: the working dir's tmpfs root (WORKDIR) */
   uint64_t ttl_at_ns, idle_at_ns; /* CLOCK_MONOTONIC */
   uint64_t runs;                  /* started so far */
-  struct { pid_t pid; int conn; bool killed; } active[MAX_RUNS];
+  struct run {
+    pid_t pid;
+    int conn;
+    bool killed;
+    int cgroups[ESB_CGROUP__COUNT]; /* the run's cgroups' files: their slot's lock (engine/cgroup.h) */
+    int n_cgroups;
+  } active[MAX_RUNS];
   size_t n_active;
   struct esb_kernels kernels;
 };
@@ -193,15 +199,19 @@ static void serve(struct holder *hs, int conn) {
   pid_t pid = -1;
   if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_RUN)
     pid = start_run(hs, fds, n);
-  close_fds(fds, n);
   if (pid < 0) {
+    close_fds(fds, n);
     close(conn);
     return;
   }
-  hs->active[hs->n_active].pid = pid;
-  hs->active[hs->n_active].conn = conn;
-  hs->active[hs->n_active].killed = false;
-  hs->n_active++;
+  /* The run's cgroups' files stay open until its pid 1 is reaped: their
+   * lock keeps the slot from another run while any process of this one
+   * lives, though the engine that took it be gone. */
+  int kept = n > ESB_SESSION_FD_CGROUP ? n - ESB_SESSION_FD_CGROUP : 0;
+  close_fds(fds, n - kept);
+  struct run *run = &hs->active[hs->n_active++];
+  *run = (struct run){ .pid = pid, .conn = conn, .n_cgroups = kept };
+  memcpy(run->cgroups, fds + ESB_SESSION_FD_CGROUP, (size_t)kept * sizeof *fds);
   hs->runs++;
   write_state(hs, ESB_SESSION_ALIVE);
 }
@@ -226,6 +236,9 @@ static void reap(struct holder *hs) {
     for (size_t i = 0; i < hs->n_active; i++) {
       if (hs->active[i].pid != pid)
         continue;
+      /* The slot's lock first: the engine, woken by the connection's
+       * end, may hand the slot to the session's next run at once. */
+      close_fds(hs->active[i].cgroups, hs->active[i].n_cgroups);
       close(hs->active[i].conn);
       hs->active[i] = hs->active[--hs->n_active];
       break;
