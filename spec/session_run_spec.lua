@@ -293,6 +293,37 @@ describe("a run in a session", function()
     remove(s)
   end)
 
+  -- The holder makes the next run's pid 1 ahead (its pid namespace, its
+  -- mount namespace and /proc) once a run has taken the last; it waits
+  -- with nothing of the holder's open but its socket: not the control
+  -- socket, the state file, a run's connection or its slot's lock (which
+  -- would keep that run's engine waiting, or its slot taken, for as long as
+  -- it waits). Checked: without esb_child_close_all_but in warm_child, the
+  -- first run's engine never saw its end (the pid 1 made while it ran kept
+  -- its connection open): this case hung.
+  it("is started by a pid 1 made ahead, which holds nothing of the holder's but its socket", function()
+    local s = create()
+    local _, code, err = run(s.id, "true")
+    assert.are.equal(0, code, err)
+    local children = {}
+    for pid in (session.read(("/proc/%d/task/%d/children"):format(s.pid, s.pid)) or ""):gmatch("%d+") do
+      children[#children + 1] = pid
+    end
+    assert.are.equal(1, #children, "the holder's children: " .. table.concat(children, " "))
+    local warm = children[1]
+    local status = session.read("/proc/" .. warm .. "/status")
+    assert.truthy(status:match("\nNSpid:[^\n]*\t1\n"), "pid 1 of a namespace of its own: " .. status)
+    local ns = io.popen("readlink /proc/" .. s.pid .. "/ns/mnt /proc/" .. warm .. "/ns/mnt")
+    local holder_mnt, warm_mnt = ns:read("l"), ns:read("l")
+    ns:close()
+    assert.are_not.equal(holder_mnt, warm_mnt, "a mount namespace of its own")
+    local p = io.popen("for f in /proc/" .. warm .. "/fd/*; do readlink \"$f\"; done")
+    local fds = p:read("a")
+    p:close()
+    assert.truthy(fds:match("^socket:%[%d+%]\n$"), "its fds: " .. fds)
+    remove(s)
+  end)
+
   -- The engine of a run is killed during it: the holder ends the run (its
   -- connection closed), and the run's cgroups, which that engine would
   -- have removed, go with the session's at rm. Checked: with rm removing
