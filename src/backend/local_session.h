@@ -15,7 +15,9 @@
  * The session's cgroups are its own (not a pool's slots), locked by the
  * holder for as long as it lives (engine/cgroup.h), so no other engine's
  * sweep removes them; once it is gone, `session rm` or `cleanup` does,
- * with what is below them: each run's own cgroups (made and removed by the
+ * with what is below them: the runs' own cgroups (on cgroup v1 slots,
+ * run-K, that the session's runs take one after another and that stay
+ * while it lives, esb_cgroup_claim_below; on v2 made and removed by the
  * engine that runs it: backend/local_session_run.c), and on cgroup v2 the
  * leaf the holder lives in (a cgroup with children has no process).
  *

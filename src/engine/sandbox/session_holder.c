@@ -173,7 +173,10 @@ static struct esb_child_wire *read_run(const int *fds, int n) {
  * What no request decides of a run's pid 1 (its pid namespace, its mount
  * namespace with a /proc of its own: most of the holder's work for a run)
  * is done before the run comes: the holder keeps one such pid 1 waiting,
- * made at its start and again once a run took the last. It holds nothing
+ * made while no run or cell goes on (at its start, and once the run that
+ * took the last has ended), so that it never takes a process of the
+ * session's budget (max_processes) from a run that goes on: a run uses
+ * what it used before, the waiting pid 1 becoming its own. It holds nothing
  * of the holder's but its socket: no run's connection or slot lock, so
  * its wait keeps nothing of another run open. The run's message comes to
  * it as the engine sent it, and all that the plan decides is done then,
@@ -376,7 +379,8 @@ static void timer_fired(struct holder *hs) {
 
 _Noreturn static void serve_forever(struct holder *hs) {
   for (;;) {
-    warm_up(hs);
+    if (!busy(hs))
+      warm_up(hs);
     arm_timer(hs);
     struct pollfd pfd[3 + MAX_RUNS + ESB_SESSION_KERNELS];
     pfd[0] = (struct pollfd){ .fd = hs->h->control_fd, .events = POLLIN };
