@@ -211,7 +211,9 @@ describe("a run in a session", function()
 
   -- Two runs side by side take two slots: each its own counts and pids
   -- budget. Checked: with the slot's lock (flock of its tasks files) taken
-  -- out, both runs were in run-0.
+  -- out, the second run, taking its slot before the first's pid 1 had
+  -- joined run-0, took run-0 too, and its end killed the first run (one
+  -- time of two: the case below shows the lock alone).
   it("takes a cgroup of its own beside another run of the session", function()
     if not env.cgroups_available() then
       pending("no cgroups here: " .. select(2, env.cgroup_host()))
@@ -262,6 +264,32 @@ describe("a run in a session", function()
       os.execute("sleep 0.01")
     end
     assert.is_true(free)
+    remove(s)
+  end)
+
+  -- A slot another engine holds (its lock taken, its run's pid 1 not in
+  -- it yet) is not taken, though nothing is in it. Checked: without the
+  -- flock in lock_run_slot, the run took run-0.
+  it("takes no slot another engine holds, though no process is in it yet", function()
+    local s, memory = slot_session()
+    if not s then return end
+    local where = "grep -E '^[0-9]+:memory:' /proc/self/cgroup"
+    assert.truthy(run(s.id, where).stdout:match(":/run%-0\n$"))
+    local held, release = os.tmpname(), os.tmpname()
+    os.remove(release)
+    os.remove(held)
+    local wait = env.in_background("flock -x " .. env.quote(memory .. "/run-0/tasks") .. " sh -c ': > " .. held ..
+                                   "; while [ ! -e " .. release .. " ]; do sleep 0.01; done'")
+    for _ = 1, 3000 do
+      if session.read(held) then break end
+      os.execute("sleep 0.01")
+    end
+    local r = run(s.id, where)
+    env.write_file(release, "")
+    assert.are.equal(0, wait())
+    os.remove(held)
+    os.remove(release)
+    assert.truthy(r.stdout:match(":/run%-1\n$"), r.stdout)
     remove(s)
   end)
 
@@ -319,9 +347,14 @@ describe("a run in a session", function()
     local warm = children[1]
     local status = session.read("/proc/" .. warm .. "/status")
     assert.truthy(status:match("\nNSpid:[^\n]*\t1\n"), "pid 1 of a namespace of its own: " .. status)
-    local ns = io.popen("readlink /proc/" .. s.pid .. "/ns/mnt /proc/" .. warm .. "/ns/mnt")
-    local holder_mnt, warm_mnt = ns:read("l"), ns:read("l")
-    ns:close()
+    local holder_mnt, warm_mnt -- its own once it made it (after it closed the holder's fds): polled
+    for _ = 1, 3000 do
+      local ns = io.popen("readlink /proc/" .. s.pid .. "/ns/mnt /proc/" .. warm .. "/ns/mnt")
+      holder_mnt, warm_mnt = ns:read("l"), ns:read("l")
+      ns:close()
+      if holder_mnt ~= warm_mnt then break end
+      os.execute("sleep 0.01")
+    end
     assert.are_not.equal(holder_mnt, warm_mnt, "a mount namespace of its own")
     local p = io.popen("for f in /proc/" .. warm .. "/fd/*; do readlink \"$f\"; done")
     local fds = p:read("a")
