@@ -34,6 +34,17 @@ local function start_until_up(id, shell, args, out)
   return pid, wait
 end
 
+-- A session whose runs take slots of its cgroups (cgroup v1's), and its
+-- memory cgroup's directory; nil, the case pending, where there are none.
+local function slot_session()
+  if not env.cgroups_available() or env.cgroup_host().version ~= 1 then
+    pending("slots are cgroup v1's: " .. (select(2, env.cgroup_host()) or "v2 here"))
+    return nil
+  end
+  local s = create("--memory", "128Mi")
+  return s, session.cgroups_of(s.id)[1]
+end
+
 describe("a run in a session", function()
   env.check_leaks()
   setup(session.setup)
@@ -161,26 +172,208 @@ describe("a run in a session", function()
     remove(s)
   end)
 
+  -- On cgroup v1 a run's cgroups are a slot of the session's (run-K below
+  -- its cgroups), which the next run takes again, readied for it.
   -- Checked: with make_run_cgroups taken out, memory_peak_bytes was null;
   -- on cgroup v2 (spec/support/cgroup_v2_vm.sh) the same with the holder
   -- left in the session's cgroup (esb_cgroup_v2_nest taken out: a cgroup
-  -- with a process has no child with controllers).
-  it("says its own CPU time and peak memory, and leaves no cgroup of its own", function()
+  -- with a process has no child with controllers); with the slot's
+  -- high-water mark not reset (reuse's write to memory.max_usage_in_bytes
+  -- taken out), the second run's peak was the first's 48 MiB and more.
+  it("says its own CPU time and peak memory, in a slot of the session's that the next run takes again", function()
+    if not env.cgroups_available() then
+      pending("no cgroups here: " .. select(2, env.cgroup_host()))
+      return
+    end
+    local v1 = env.cgroup_host().version == 1
+    local s = create("--memory", "256Mi")
+    local where = "; grep -E '^[0-9]+:memory:' /proc/self/cgroup || true"
+    local r, code, err = run(s.id, "python3 -c 'b = b\"x\" * (48 << 20); print(len(b) >> 20)'" .. where)
+    assert.are.equal(0, code, err)
+    local first_slot = r.stdout:match("^48\n(.*)$")
+    assert.truthy(first_slot, r.stdout)
+    assert.truthy(r.memory_peak_bytes >= 48 * 1024 * 1024, r.memory_peak_bytes)
+    assert.is_number(r.cpu_time_ms)
+    assert.truthy(r.cpu_time_ms >= 0)
+    r = run(s.id, "true" .. where)
+    if v1 then
+      assert.truthy(first_slot:match(":/run%-%d+\n$"), first_slot)
+      assert.are.equal(first_slot, r.stdout, "the second run takes the first one's slot again")
+    end
+    assert.truthy(r.memory_peak_bytes < 48 * 1024 * 1024, "the peak is the run's own: " .. r.memory_peak_bytes)
+    for _, below in ipairs(session.cgroups_below(s.id)) do
+      -- v2's leaf of the holder, v1's idle slots: no process left in them
+      assert.truthy(below:match("/holder$") or (v1 and below:match("/run%-%d+$")), below .. " is left")
+      assert.truthy(below:match("/holder$") or session.read(below .. "/cgroup.procs") == "", below .. " has a process")
+    end
+    remove(s)
+  end)
+
+  -- Two runs side by side take two slots: each its own counts and pids
+  -- budget. Checked: with the slot's lock (flock of its tasks files) taken
+  -- out, the second run, taking its slot before the first's pid 1 had
+  -- joined run-0, took run-0 too, and its end killed the first run (one
+  -- time of two: the case below shows the lock alone).
+  it("takes a cgroup of its own beside another run of the session", function()
     if not env.cgroups_available() then
       pending("no cgroups here: " .. select(2, env.cgroup_host()))
       return
     end
     local s = create("--memory", "256Mi")
-    local r, code, err = run(s.id, "python3 -c 'b = b\"x\" * (48 << 20); print(len(b) >> 20)'")
+    local where = env.cgroup_host().version == 1 and "grep -E '^[0-9]+:(memory|pids):' /proc/self/cgroup"
+                  or "grep '^0::' /proc/self/cgroup"
+    local wait = session.run_in_background(s.id, where .. " > a-cgroup; : > a-up; " ..
+                                           "while [ ! -e b-done ]; do sleep 0.01; done")
+    local r, code, err = run(s.id, "while [ ! -e a-up ]; do sleep 0.01; done; " .. where .. "; : > b-done",
+                             { "--timeout", "30" })
     assert.are.equal(0, code, err)
-    assert.are.equal("48\n", r.stdout)
-    assert.truthy(r.memory_peak_bytes >= 48 * 1024 * 1024, r.memory_peak_bytes)
-    assert.is_number(r.cpu_time_ms)
-    assert.truthy(r.cpu_time_ms >= 0)
-    r = run(s.id, "true")
-    assert.truthy(r.memory_peak_bytes < 48 * 1024 * 1024, "the peak is the run's own: " .. r.memory_peak_bytes)
-    for _, below in ipairs(session.cgroups_below(s.id)) do
-      assert.truthy(below:match("/holder$"), below .. " is left") -- v2's leaf of the holder alone
+    assert.are.equal(0, (wait()))
+    local a = session.cli { "session", "cp", s.id .. ":a-cgroup", "-" }
+    assert.truthy(a:match("memory:/.") or a:match("^0::/."), a)
+    for line in r.stdout:gmatch("[^\n]+") do
+      assert.is_nil(a:find(line, 1, true), "both runs in " .. line)
+    end
+    remove(s)
+  end)
+
+  -- The engine that took a slot is killed while the holder cannot end its
+  -- run yet (stopped): the slot stays locked, by the holder's copy of its
+  -- files, until the run's pid 1 is reaped. Checked: with the holder
+  -- closing the run's cgroup fds once the run started (as it did before
+  -- slots), `flock -n` took the slot while the run's sleep lived.
+  it("keeps its slot from other runs while it lives, though its engine was killed", function()
+    local s, memory = slot_session()
+    if not s then return end
+    local sleep = env.unique_seconds(300)
+    local pid, wait = start_until_up(s.id, "sleep " .. sleep)
+    local tasks = memory .. "/run-0/tasks"
+    assert.truthy(session.read(memory .. "/run-0/cgroup.procs") ~= "", "the run is in run-0")
+    assert(os.execute("kill -STOP " .. s.pid))
+    local stopped = true
+    finally(function() if stopped then os.execute("kill -CONT " .. s.pid) end end)
+    assert(os.execute("kill -KILL " .. pid))
+    assert.are.equal(137, wait())
+    assert.is_true(env.running { "sleep", sleep })
+    assert.are_not.equal(true, os.execute("flock -n " .. env.quote(tasks) .. " true"), "the slot was free")
+    assert(os.execute("kill -CONT " .. s.pid))
+    stopped = false
+    local free = false -- the holder ends the run (its engine is gone), then lets the slot go
+    for _ = 1, 3000 do
+      free = not env.running { "sleep", sleep } and os.execute("flock -n " .. env.quote(tasks) .. " true") == true
+      if free then break end
+      os.execute("sleep 0.01")
+    end
+    assert.is_true(free)
+    remove(s)
+  end)
+
+  -- A slot another engine holds (its lock taken, its run's pid 1 not in
+  -- it yet) is not taken, though nothing is in it. Checked: without the
+  -- flock in lock_run_slot, the run took run-0.
+  it("takes no slot another engine holds, though no process is in it yet", function()
+    local s, memory = slot_session()
+    if not s then return end
+    local where = "grep -E '^[0-9]+:memory:' /proc/self/cgroup"
+    assert.truthy(run(s.id, where).stdout:match(":/run%-0\n$"))
+    local held, release = os.tmpname(), os.tmpname()
+    os.remove(release)
+    os.remove(held)
+    local wait = env.in_background("flock -x " .. env.quote(memory .. "/run-0/tasks") .. " sh -c ': > " .. held ..
+                                   "; while [ ! -e " .. release .. " ]; do sleep 0.01; done'")
+    for _ = 1, 3000 do
+      if session.read(held) then break end
+      os.execute("sleep 0.01")
+    end
+    local r = run(s.id, where)
+    env.write_file(release, "")
+    assert.are.equal(0, wait())
+    os.remove(held)
+    os.remove(release)
+    assert.truthy(r.stdout:match(":/run%-1\n$"), r.stdout)
+    remove(s)
+  end)
+
+  -- A process in a slot (one put there from outside the session) keeps
+  -- the slot from runs: the run takes the next. Checked: without the
+  -- check of the slot's cgroup.procs (idle_at) in lock_run_slot, the run
+  -- took run-0, and its end killed the process found there.
+  it("takes no slot that holds a process", function()
+    local s, memory = slot_session()
+    if not s then return end
+    local where = "grep -E '^[0-9]+:memory:' /proc/self/cgroup"
+    assert.truthy(run(s.id, where).stdout:match(":/run%-0\n$"))
+    local sleep, pidfile = env.unique_seconds(300), os.tmpname()
+    local wait = env.in_background("sh -c 'echo $$ > " .. env.quote(memory .. "/run-0/cgroup.procs") ..
+                                   " && echo $$ > " .. pidfile .. " && exec sleep " .. sleep .. "'")
+    local pid
+    for _ = 1, 3000 do
+      pid = env.running { "sleep", sleep } and (session.read(pidfile) or ""):match("%d+")
+      if pid then break end
+      os.execute("sleep 0.01")
+    end
+    os.remove(pidfile)
+    local r = run(s.id, where)
+    local stranger = session.read(memory .. "/run-0/cgroup.procs")
+    assert(os.execute("kill -KILL " .. pid))
+    wait()
+    assert.truthy(r.stdout:match(":/run%-1\n$"), r.stdout)
+    assert.truthy(stranger ~= "", "the process stayed in run-0")
+    remove(s)
+  end)
+
+  -- The holder makes the next run's pid 1 ahead (its pid namespace, its
+  -- mount namespace and /proc) once the run that took the last has ended; it waits
+  -- with nothing of the holder's open but its socket: not the control
+  -- socket, the state file, a run's connection or its slot's lock (which
+  -- would keep that run's engine waiting, or its slot taken, for as long as
+  -- it waits). Checked: without esb_child_close_all_but in warm_child, it
+  -- held 12 fds: the control socket, the state file, the session's cgroups'
+  -- and uid slot's locks, the signalfd; and made while a run went on, that
+  -- run's connection too: its engine never saw its end (the case hung).
+  it("is started by a pid 1 made ahead, which holds nothing of the holder's but its socket", function()
+    local s = create()
+    local _, code, err = run(s.id, "true")
+    assert.are.equal(0, code, err)
+    local children -- made once the run has ended: polled (an interlock on the process, capped at 30 s)
+    for _ = 1, 3000 do
+      children = {}
+      for pid in (session.read(("/proc/%d/task/%d/children"):format(s.pid, s.pid)) or ""):gmatch("%d+") do
+        children[#children + 1] = pid
+      end
+      if #children > 0 then break end
+      os.execute("sleep 0.01")
+    end
+    assert.are.equal(1, #children, "the holder's children: " .. table.concat(children, " "))
+    local warm = children[1]
+    local status = session.read("/proc/" .. warm .. "/status")
+    assert.truthy(status:match("\nNSpid:[^\n]*\t1\n"), "pid 1 of a namespace of its own: " .. status)
+    local holder_mnt, warm_mnt -- its own once it made it (after it closed the holder's fds): polled
+    for _ = 1, 3000 do
+      local ns = io.popen("readlink /proc/" .. s.pid .. "/ns/mnt /proc/" .. warm .. "/ns/mnt")
+      holder_mnt, warm_mnt = ns:read("l"), ns:read("l")
+      ns:close()
+      if holder_mnt ~= warm_mnt then break end
+      os.execute("sleep 0.01")
+    end
+    assert.are_not.equal(holder_mnt, warm_mnt, "a mount namespace of its own")
+    local p = io.popen("for f in /proc/" .. warm .. "/fd/*; do readlink \"$f\"; done")
+    local fds = p:read("a")
+    p:close()
+    assert.truthy(fds:match("^socket:%[%d+%]\n$"), "its fds: " .. fds)
+    remove(s)
+  end)
+
+  -- The pid 1 made ahead is a process of the session's budget: it is made
+  -- only while nothing goes on, so a run has all it had before (the holder,
+  -- its pid 1, then the program's: four here). Checked: with the next one
+  -- made as soon as a run took the last (while the run goes on), the shell
+  -- could not fork ("Cannot fork"), each of three times.
+  it("has the session's process budget as before, the pid 1 made ahead its own", function()
+    local s = create("--memory", "128Mi", "--max-processes", "4")
+    for _ = 1, 3 do
+      local r, code, err = run(s.id, "true & wait; echo ok")
+      assert.are.equal(0, code, err .. cjson.encode(r))
+      assert.are.equal("ok\n", r.stdout)
     end
     remove(s)
   end)

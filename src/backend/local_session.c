@@ -448,19 +448,26 @@ static int check_room(const struct esb_session_options *o, struct esb_error *err
                        (unsigned long long)c.live, (unsigned long long)o->max_per_tenant);
 }
 
-int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err) {
+int esb_session_read(const char *id, struct esb_session_record *rec, struct esb_session_info *info,
+                     struct esb_error *err) {
+  *rec = (struct esb_session_record){ 0 };
   if (!esb_session_id_valid(id))
     return esb_error_set(err, ESB_E_INVALID_REQUEST, "no session '%s': a session id is 32 hex digits", id);
   char dir[4200];
   dir_of(id, dir, sizeof dir);
-  struct esb_session_record rec;
-  if (esb_session_record_read(dir, &rec) < 0) {
-    esb_session_record_release(&rec);
+  if (esb_session_record_read(dir, rec) < 0) {
+    esb_session_record_release(rec);
     return esb_error_set(err, ESB_E_INVALID_REQUEST, "no session '%s' (in %s)", id, esb_session_dir());
   }
-  info_from(id, dir, &rec, info);
-  esb_session_record_release(&rec);
+  info_from(id, dir, rec, info);
   return 0;
+}
+
+int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err) {
+  struct esb_session_record rec;
+  int rc = esb_session_read(id, &rec, info, err);
+  esb_session_record_release(&rec);
+  return rc;
 }
 
 /* A live session's working dir (esb_session_workdir_open), or -1 with err:

@@ -15,7 +15,9 @@
  * The session's cgroups are its own (not a pool's slots), locked by the
  * holder for as long as it lives (engine/cgroup.h), so no other engine's
  * sweep removes them; once it is gone, `session rm` or `cleanup` does,
- * with what is below them: each run's own cgroups (made and removed by the
+ * with what is below them: the runs' own cgroups (on cgroup v1 slots,
+ * run-K, that the session's runs take one after another and that stay
+ * while it lives, esb_cgroup_claim_below; on v2 made and removed by the
  * engine that runs it: backend/local_session_run.c), and on cgroup v2 the
  * leaf the holder lives in (a cgroup with children has no process).
  *
@@ -112,6 +114,12 @@ int esb_session_workdir_size(const char *id, uint64_t *bytes, struct esb_error *
  * ESB_E_INVALID_REQUEST. */
 int esb_session_info(const char *id, struct esb_session_info *info, struct esb_error *err);
 
+/* The same, with the session's record (its `info` file, read once) in
+ * *rec, for the caller to release (esb_session_record_release); *rec is
+ * empty where it fails. */
+struct esb_session_record;
+int esb_session_read(const char *id, struct esb_session_record *rec, struct esb_session_info *info,
+                     struct esb_error *err);
 /* Calls fn for each session there is (alive or ended, not yet removed). */
 int esb_session_list(void (*fn)(const struct esb_session_info *info, void *arg), void *arg,
                      struct esb_error *err);

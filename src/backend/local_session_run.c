@@ -78,21 +78,24 @@ static void close_fd(int *fd) {
 
 /* What the session's state makes of a run that cannot go in, or that
  * lost its session. */
-static void session_gone(const char *id, struct esb_result *r, bool during) {
-  struct esb_session_info info;
-  struct esb_error err;
-  if (esb_session_info(id, &info, &err) < 0) {
-    esb_result_fail(r, err.code, "%s", err.message);
-    return;
-  }
-  if (info.end == ESB_SESSION_ALIVE)
+static void gone_as(const char *id, const struct esb_session_info *info, struct esb_result *r, bool during) {
+  if (info->end == ESB_SESSION_ALIVE)
     esb_result_fail(r, ESB_E_BACKEND, "session %s %s", id,
                     during ? "ended the run without its status (more than 64 runs at once, or the "
                              "run's pid 1 was killed)"
                            : "did not take the run");
   else
     esb_result_fail(r, during ? ESB_E_BACKEND : ESB_E_INVALID_REQUEST, "session %s %s (%s)", id,
-                    during ? "ended during the run" : "has ended", esb_session_end_name(info.end));
+                    during ? "ended during the run" : "has ended", esb_session_end_name(info->end));
+}
+
+static void session_gone(const char *id, struct esb_result *r, bool during) {
+  struct esb_session_info info;
+  struct esb_error err;
+  if (esb_session_info(id, &info, &err) < 0)
+    esb_result_fail(r, err.code, "%s", err.message);
+  else
+    gone_as(id, &info, r, during);
 }
 
 /* The session's network is decided at its create (none, for now): a run
@@ -128,8 +131,11 @@ static int put_files(const char *dir, const struct esb_session_record *rec, cons
 }
 
 /* The run's own cgroups below the session's, where it has some: its pids
- * budget (the run's max_processes), and its counts. Where they cannot be
- * made the run goes on in the session's, and a warning says what it lost. */
+ * budget (the run's max_processes), and its counts; a slot of the
+ * session's that an earlier run left, where one is free (engine/cgroup.h:
+ * the holder keeps the slot's lock until the run's last process is gone).
+ * Where they cannot be had the run goes on in the session's, and a
+ * warning says what it lost. */
 static void make_run_cgroups(struct session_run *s, const struct esb_plan *plan,
                              const struct esb_session_record *rec) {
   struct esb_cgroup session;
@@ -138,7 +144,7 @@ static void make_run_cgroups(struct session_run *s, const struct esb_plan *plan,
   struct esb_cgroup_limits limits = { .memory_bytes = rec->memory_bytes ? rec->memory_bytes : UINT64_MAX,
                                       .max_pids = plan->local.limits.processes, .count_cpu = true };
   struct esb_error err = ESB_ERROR_INIT;
-  if (esb_cgroup_create_below(&s->cg, &session, &limits, &err) == 0)
+  if (esb_cgroup_claim_below(&s->cg, &session, &limits, &err) == 0)
     s->has_cg = true;
   else
     esb_result_warn(s->result, "no cgroup of the run's own (%s): its processes count against the session's, "
@@ -484,27 +490,26 @@ void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_res
   r->sandbox_type = "local";
   r->isolation = "namespaces";
   struct esb_session_info info;
+  struct esb_session_record rec;
   struct esb_error err;
-  if (esb_session_info(id, &info, &err) < 0) {
+  if (esb_session_read(id, &rec, &info, &err) < 0) {
     esb_result_fail(r, err.code, "%s", err.message);
     return;
   }
   snprintf(r->session, sizeof r->session, "%s", info.id); /* a session's id: 32 hex digits */
   if (info.end != ESB_SESSION_ALIVE) {
-    session_gone(id, r, false);
+    esb_session_record_release(&rec);
+    gone_as(id, &info, r, false);
     return;
   }
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/%s", esb_session_dir(), id);
-  struct esb_session_record rec;
   int plan_fd = -1;
   struct session_run s = { .in = -1, .out = -1, .err = -1, .report = -1, .conn = -1, .stdin_fd = -1,
                            .collect = -1, .cg = ESB_CGROUP_INIT, .grace_ms = plan->kill_grace_ms,
                            .interrupt_fd = interrupt_fd, .stdin_data = plan->stdin_data,
                            .stdin_len = plan->stdin_len, .sink = output, .result = r };
-  if (esb_session_record_read(dir, &rec) < 0)
-    session_gone(id, r, false);
-  else if (prepare(&s, dir, plan, &rec, &plan_fd) == 0) {
+  if (prepare(&s, dir, plan, &rec, &plan_fd) == 0) {
     r->out.cap = r->err.cap = plan->max_output_bytes;
     if (plan->timeout_ms)
       s.deadline_ns = started + plan->timeout_ms * 1000000u;
@@ -513,7 +518,7 @@ void esb_session_run(const char *id, const struct esb_plan *plan, struct esb_res
   if (plan_fd >= 0)
     close(plan_fd);
   if (s.has_cg)
-    esb_cgroup_destroy(&s.cg); /* every path: it is the run's alone */
+    esb_cgroup_destroy(&s.cg); /* every path: a slot back to the session, or removed */
   esb_session_record_release(&rec);
   int *fds[] = { &s.in, &s.out, &s.err, &s.report, &s.conn, &s.stdin_fd, &s.collect };
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)

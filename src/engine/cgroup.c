@@ -578,7 +578,8 @@ static const char *oom_file(const struct esb_cgroup *cg) {
 static int cpu_usage_dir(const struct esb_cgroup *cg) {
   if (cg->version == ESB_CGROUP_V2 || cg->dirs[ESB_CGROUP_CPUACCT])
     return cg->version == ESB_CGROUP_V2 ? 0 : ESB_CGROUP_CPUACCT;
-  return cg->dirs[ESB_CGROUP_CPU] && setup.cpu_counts && !cg->no_cpu_usage ? ESB_CGROUP_CPU : -1;
+  bool counts = setup.cpu_counts || cg->cpu_dir_counts;
+  return cg->dirs[ESB_CGROUP_CPU] && counts && !cg->no_cpu_usage ? ESB_CGROUP_CPU : -1;
 }
 
 /* Opens them (and v1's high-water mark, reset through it) for as long as
@@ -797,6 +798,9 @@ void esb_cgroup_usage(const struct esb_cgroup *cg, int64_t *cpu_time_ms, int64_t
   else
     *memory_peak_bytes = cg_value(cg, ESB_CGROUP_MEMORY,
                                   cg->version == ESB_CGROUP_V1 ? "memory.max_usage_in_bytes" : "memory.peak", NULL);
+  uint64_t base = cg->peak_base;
+  if (*memory_peak_bytes > 0)
+    *memory_peak_bytes = (uint64_t)*memory_peak_bytes > base ? *memory_peak_bytes - (int64_t)base : 0;
 }
 
 int64_t esb_cgroup_cpu_usec(const struct esb_cgroup *cg) {
@@ -809,7 +813,7 @@ int64_t esb_cgroup_cpu_usec(const struct esb_cgroup *cg) {
 bool esb_cgroup_counts_cpu(const struct esb_cgroup *cg) {
   if (cg->version == ESB_CGROUP_V2)
     return cg->dirs[0] != NULL;
-  return cg->dirs[ESB_CGROUP_CPUACCT] || (cg->dirs[ESB_CGROUP_CPU] && setup.cpu_counts && !cg->no_cpu_usage);
+  return cpu_usage_dir(cg) >= 0;
 }
 
 uint64_t esb_cgroup_cpu_rate(const struct esb_cgroup *cg) {
@@ -1018,6 +1022,99 @@ int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limi
   if (setup.host.version == ESB_CGROUP_V1 && take_slot(cg, limits) == 0)
     return 0;
   return esb_cgroup_create(cg, limits, err);
+}
+
+/* ---- the slots of a session's runs --------------------------------------- */
+
+#define RUN_SLOT_PREFIX "run-"
+enum { RUN_SLOTS = 64 }; /* as many as a session's holder runs at once */
+
+/* Whether a session's run slot has a directory in hierarchy `which`. */
+static bool run_slot_wanted(const struct esb_cgroup *parent, int which, const struct esb_cgroup_limits *l) {
+  if (!parent->dirs[which])
+    return false;
+  if (which == ESB_CGROUP_CPU)
+    return l->cpu_millicores || !parent->dirs[ESB_CGROUP_CPUACCT];
+  return true;
+}
+
+/* What an attempt at a slot holds, closed and freed: nothing removed (a
+ * slot another run holds is left as it is). */
+static void let_slot_go(struct esb_cgroup *cg) {
+  close_kept_files(cg);
+  for (int i = 0; i < ESB_CGROUP__COUNT; i++) {
+    close_fd(&cg->procs[i]);
+    close_fd(&cg->slot_fds[i]);
+    free(cg->dirs[i]);
+  }
+  *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+}
+
+/* parent/run-K of hierarchy `which`, made where missing, its tasks file
+ * open and locked in cg: 0; -1 when another holds it or it has a process
+ * (or it was removed meanwhile); -2 when it cannot be made or opened, as
+ * no other slot there could. */
+static int lock_run_slot(struct esb_cgroup *cg, const char *parent, int which, unsigned k) {
+  if (asprintf(&cg->dirs[which], "%s/" RUN_SLOT_PREFIX "%u", parent, k) < 0) {
+    cg->dirs[which] = NULL;
+    return -2;
+  }
+  int dir = open(cg->dirs[which], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0 && errno == ENOENT && (mkdir(cg->dirs[which], 0755) == 0 || errno == EEXIST))
+    dir = open(cg->dirs[which], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if ((cg->slot_fds[which] = dir) < 0)
+    return -2;
+  if ((cg->procs[which] = openat(dir, "tasks", O_WRONLY | O_CLOEXEC)) < 0)
+    return errno == ENOENT || errno == ENODEV ? -1 : -2;
+  return flock(cg->procs[which], LOCK_EX | LOCK_NB) == 0 && idle_at(dir) ? 0 : -1;
+}
+
+/* Readies a locked run slot (as ready_slot does a slot of the shared
+ * pool), but what earlier runs left charged to it stays: their files in
+ * the session's working dir and the page cache they read in, which count
+ * against the session's limit wherever they are charged, and which no
+ * reclaim could take without swap (the files) or without the cost of a
+ * new cgroup (the cache). The run's peak counts from that charge
+ * (peak_base): the pages earlier runs brought in are not its own, as a
+ * one-shot run does not pay for what others cached. 0, or -2: no slot
+ * can serve. */
+static int ready_run_slot(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) {
+  cg->cpu_dir_counts = cg->dirs[ESB_CGROUP_CPU] && !cg->dirs[ESB_CGROUP_CPUACCT];
+  int64_t limit = cg_value(cg, ESB_CGROUP_MEMORY, "memory.limit_in_bytes", NULL);
+  cg->memory_limit = limit >= 0 ? (uint64_t)limit : UINT64_MAX;
+  cg->peak_is_this_runs = true;
+  if (reuse(cg, limits) < 0)
+    return -2;
+  int64_t base = charged(cg); /* after the reset: the high-water mark starts at least there */
+  cg->peak_base = base > 0 ? (uint64_t)base : 0;
+  return 0;
+}
+
+static int take_run_slot(struct esb_cgroup *cg, const struct esb_cgroup *parent,
+                         const struct esb_cgroup_limits *limits) {
+  for (unsigned k = 0; k < RUN_SLOTS; k++) {
+    *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
+    cg->version = ESB_CGROUP_V1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < ESB_CGROUP__COUNT; i++)
+      if (run_slot_wanted(parent, i, limits))
+        rc = lock_run_slot(cg, parent->dirs[i], i, k);
+    if (rc == 0)
+      rc = ready_run_slot(cg, limits);
+    if (rc == 0)
+      return 0;
+    let_slot_go(cg);
+    if (rc == -2)
+      break;
+  }
+  return -1;
+}
+
+int esb_cgroup_claim_below(struct esb_cgroup *cg, const struct esb_cgroup *parent,
+                           const struct esb_cgroup_limits *limits, struct esb_error *err) {
+  if (parent->version == ESB_CGROUP_V1 && parent->dirs[ESB_CGROUP_MEMORY] && take_run_slot(cg, parent, limits) == 0)
+    return 0;
+  return esb_cgroup_create_below(cg, parent, limits, err);
 }
 
 int esb_cgroup_slots_remove(bool dry_run, void (*say)(const char *path, int err, void *arg), void *arg) {

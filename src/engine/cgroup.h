@@ -82,6 +82,8 @@ struct esb_cgroup {
   uint64_t cpu_usec_before;      /* v2: cpu.stat usage_usec then */
   bool peak_is_this_runs;        /* the peak file counts this run only (a new cgroup, or
                                     one whose high-water mark could be reset) */
+  uint64_t peak_base;            /* what the memory cgroup was charged with when the run got
+                                    it, not the run's (a session's run slot): taken from its peak */
   int peak_fd;                   /* the peak file (v1 memory.max_usage_in_bytes; v2 memory.peak,
                                     when it was reset through it), open while a run holds
                                     the cgroup; -1 when not */
@@ -92,6 +94,9 @@ struct esb_cgroup {
                                     with the same limits rewrites none of them */
   bool limits_set;
   bool no_cpu_usage;             /* v1: no cpuacct.usage beside the cpu files (not asked again) */
+  bool cpu_dir_counts;           /* v1: its cpu directory counts CPU time (cpu and cpuacct
+                                    mounted as one), said by a session's run slot, which
+                                    is readied without the engine's own setup */
   bool oom_kills_known;          /* oom_kills_before holds the count at the last run's end */
   int slot_fds[ESB_CGROUP__COUNT]; /* a slot of the shared pool (esb_cgroup_claim): its
                                     directories, open and flock'ed; -1 when not one */
@@ -203,6 +208,31 @@ int esb_cgroup_v2_nest(struct esb_cgroup *cg, const char *leaf, int *leaf_dir, i
  * removed, as a cgroup is). `echo-sandbox cleanup` removes the idle slots
  * (esb_cgroup_slots_remove). */
 int esb_cgroup_claim(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits, struct esb_error *err);
+
+/* A run's cgroups below a session's (parent, as for esb_cgroup_create_below),
+ * from slots that outlive the runs: PARENT/run-K in each hierarchy the
+ * parent has (its cpu one only where no cpuacct one counts the run's CPU
+ * time: a run has no rate of its own), so that a run in a session costs
+ * no mkdir and rmdir of cgroups (most of a session run's cgroup work). On
+ * v2 (no reset of the peak before Linux 6.12), esb_cgroup_create_below.
+ *
+ * A slot is held with flock on its `tasks` files, the fds the run's pid 1
+ * joins by (cg->procs): whoever holds a copy of them holds the slot. The
+ * session's holder keeps its copies until it reaped the run's pid 1, the
+ * last process of the run, so a slot is never taken while its run lives,
+ * even where the engine that took it was killed. A slot is taken only
+ * unlocked and with no process in it, and readied as a slot of the shared
+ * pool is (limits written, the peak and failure counts reset, the OOM-kill
+ * count and the CPU time read as the run's start), but what earlier runs
+ * left charged to it (their files in the session's working dir, the page
+ * cache they read) stays, counted against the session's limit as it would
+ * be in the session's cgroup, and the run's peak counts from it
+ * (peak_base). esb_cgroup_destroy gives it back; the session's removal
+ * removes the slots with the session's cgroups. The engine's own setup
+ * (its /proc/self/mountinfo and cgroup) is not read: the paths are the
+ * parent's. */
+int esb_cgroup_claim_below(struct esb_cgroup *cg, const struct esb_cgroup *parent,
+                           const struct esb_cgroup_limits *limits, struct esb_error *err);
 
 /* Removes the idle slots of the shared pool below this engine's parents
  * (dry_run: only finds them), each under its lock; a slot in use (locked,

@@ -439,9 +439,9 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   exec_program(p);
 }
 
-_Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
+int esb_child_session_prepare(void) {
   reset_signals();
-  if (setsid() < 0) fail(p, STEP_SETSID);
+  if (setsid() < 0) return STEP_SETSID;
   /* A /proc of the run's own pid namespace, in a mount namespace of its
    * own: the session's /proc shows every run of the session, all of one
    * uid, and through /proc/PID/mem and environ one run could read and
@@ -449,11 +449,22 @@ _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
    * file system: its files stay the session's. */
   if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-    fail(p, STEP_SESSION_PROC);
+    return STEP_SESSION_PROC;
+  return 0;
+}
+
+_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p) {
   /* The run's own cgroups below the session's (its pids budget, its CPU
    * time and peak, its OOM kills), joined before the program starts. */
   join_cgroups(p);
   run_init(p);
+}
+
+_Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
+  int step = esb_child_session_prepare();
+  if (step)
+    fail(p, step);
+  esb_child_run_prepared(p);
 }
 
 int esb_child_unshare_step(void) { return STEP_UNSHARE; }

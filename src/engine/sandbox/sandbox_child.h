@@ -70,6 +70,14 @@ int esb_child_fork_step(void);
  * It starts the program and reports as a one-shot run's pid 1 does. */
 _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p);
 
+/* The same in two halves, for a pid 1 made before its plan is known (the
+ * holder's next run's): prepare does what no plan decides (signals reset,
+ * a session of its own, its mount namespace and /proc), 0 or the setup
+ * step that failed, with errno; run_prepared the rest, all that the plan
+ * decides (the run's cgroups, ids, limits, seccomp, env, working dir). */
+int esb_child_session_prepare(void);
+_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p);
+
 /* Closes every fd but those of keep (-1 entries aside; keep is sorted). */
 void esb_child_close_all_but(int *keep, int n);
 

@@ -63,8 +63,17 @@ struct holder {
   int workdir;                    /* O_PATH: the working dir's tmpfs root (WORKDIR) */
   uint64_t ttl_at_ns, idle_at_ns; /* CLOCK_MONOTONIC */
   uint64_t runs;                  /* started so far */
-  struct { pid_t pid; int conn; bool killed; } active[MAX_RUNS];
+  struct run {
+    pid_t pid;
+    int conn;
+    bool killed;
+    int cgroups[ESB_CGROUP__COUNT]; /* the run's cgroups' files: their slot's lock (engine/cgroup.h) */
+    int n_cgroups;
+  } active[MAX_RUNS];
   size_t n_active;
+  pid_t warm;                     /* the next run's pid 1, made ahead; 0: none */
+  int warm_sock;                  /* ours of its socket; -1: none */
+  bool warm_failed;               /* one could not be made, or ended without a run: no more */
   struct esb_kernels kernels;
 };
 
@@ -123,14 +132,18 @@ static int take_cgroups(struct esb_child_wire *w, const int *fds, int n) {
   return next == n ? 0 : -1;
 }
 
-/* The run's pid 1, in a pid namespace of its own below the session's. */
-_Noreturn static void run_child(struct esb_child_wire *w, const int *fds) {
+/* The run's pid 1, in a pid namespace of its own below the session's;
+ * prepared: made ahead (warm_child), its mount namespace and /proc are
+ * there already. */
+_Noreturn static void run_child(struct esb_child_wire *w, const int *fds, bool prepared) {
   struct esb_child_plan *p = &w->plan;
   for (int i = 0; i < 3; i++)
     p->stdio[i] = fds[ESB_SESSION_FD_STDIN + i];
   p->report_fd = fds[ESB_SESSION_FD_REPORT];
   p->collect_fd = p->collect_fd >= 0 ? fds[ESB_SESSION_FD_COLLECT] : -1; /* the plan's word */
   p->sync_fd = -1;
+  if (prepared)
+    esb_child_run_prepared(p);
   esb_child_run_in_session(p);
 }
 
@@ -146,20 +159,107 @@ static void free_wire(struct esb_child_wire *w) {
   free(w);
 }
 
-/* A RUN: its plan read, its pid 1 started. Returns the pid, or -1 (the
- * connection is then closed: no report tells the engine it was refused). */
-static pid_t start_run(struct holder *hs, const int *fds, int n) {
-  if (n < ESB_SESSION_FD_CGROUP || hs->n_active == MAX_RUNS)
-    return -1;
+/* A RUN message's plan, its cgroups' fds in it; NULL where it is not one. */
+static struct esb_child_wire *read_run(const int *fds, int n) {
   struct esb_child_wire *w = calloc(1, sizeof *w);
-  if (!w || esb_child_wire_read(fds[ESB_SESSION_FD_PLAN], w) < 0 || !w->plan.sandbox ||
-      take_cgroups(w, fds, n) < 0) {
-    free_wire(w);
-    return -1;
-  }
+  if (w && esb_child_wire_read(fds[ESB_SESSION_FD_PLAN], w) == 0 && w->plan.sandbox && take_cgroups(w, fds, n) == 0)
+    return w;
+  free_wire(w);
+  return NULL;
+}
+
+/* ---- the next run's pid 1, made ahead ------------------------------------
+ *
+ * What no request decides of a run's pid 1 (its pid namespace, its mount
+ * namespace with a /proc of its own: most of the holder's work for a run)
+ * is done before the run comes: the holder keeps one such pid 1 waiting,
+ * made while no run or cell goes on (at its start, and once the run that
+ * took the last has ended), so that it never takes a process of the
+ * session's budget (max_processes) from a run that goes on: a run uses
+ * what it used before, the waiting pid 1 becoming its own. It holds nothing
+ * of the holder's but its socket: no run's connection or slot lock, so
+ * its wait keeps nothing of another run open. The run's message comes to
+ * it as the engine sent it, and all that the plan decides is done then,
+ * as for a pid 1 made for the run (esb_child_run_prepared). It is a
+ * process of the session's (its cgroups', its pid namespace's): it ends
+ * with the session. Where one ends without a run (killed, or it could not
+ * make its namespaces), the session's runs go on without one. */
+
+_Noreturn static void warm_child(int sock) {
+  esb_child_close_all_but(&sock, 1);
+  if (esb_child_session_prepare() != 0)
+    _exit(125);
+  struct esb_session_msg m;
+  int fds[ESB_SESSION_FD__MAX], n = 0;
+  ssize_t got;
+  do got = esb_fd_recv(sock, &m, sizeof m, fds, ESB_SESSION_FD__MAX, &n); while (got < 0 && errno == EINTR);
+  if (got != (ssize_t)sizeof m || n < ESB_SESSION_FD_CGROUP)
+    _exit(125); /* the holder let it go: no run comes */
+  close(sock);
+  struct esb_child_wire *w = read_run(fds, n);
+  if (!w)
+    esb_child_plan_unreadable(fds[ESB_SESSION_FD_REPORT]);
+  run_child(w, fds, true);
+}
+
+/* Makes the next run's pid 1 where there is none. */
+static void warm_up(struct holder *hs) {
+  if (hs->warm > 0 || hs->warm_failed)
+    return;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return;
   pid_t pid = esb_clone(CLONE_NEWPID, NULL, SIGCHLD, -1, NULL);
   if (pid == 0)
-    run_child(w, fds);
+    warm_child(sv[1]);
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    hs->warm_failed = true; /* the session's process or memory limit: runs need them more */
+    return;
+  }
+  hs->warm = pid;
+  hs->warm_sock = sv[0];
+}
+
+/* The waiting pid 1 is gone (handed a run, or it ended). */
+static void let_warm_go(struct holder *hs) {
+  if (hs->warm_sock >= 0)
+    close(hs->warm_sock);
+  hs->warm = 0;
+  hs->warm_sock = -1;
+}
+
+/* Hands the run's message to the waiting pid 1: its pid, or -1 where there
+ * is none (or it is gone: it is reaped as any). */
+static pid_t start_warm(struct holder *hs, const struct esb_session_msg *m, const int *fds, int n) {
+  pid_t pid = hs->warm;
+  if (pid <= 0)
+    return -1;
+  int rc = esb_fd_send(hs->warm_sock, m, sizeof *m, fds, n);
+  let_warm_go(hs);
+  if (rc < 0) {
+    kill(pid, SIGKILL);
+    return -1;
+  }
+  return pid;
+}
+
+/* A RUN: its pid 1 started, the waiting one or a new one (its plan read
+ * first). Returns the pid, or -1 (the connection is then closed: no
+ * report tells the engine it was refused). */
+static pid_t start_run(struct holder *hs, const struct esb_session_msg *m, const int *fds, int n) {
+  if (n < ESB_SESSION_FD_CGROUP || hs->n_active == MAX_RUNS)
+    return -1;
+  pid_t warm = start_warm(hs, m, fds, n);
+  if (warm > 0)
+    return warm;
+  struct esb_child_wire *w = read_run(fds, n);
+  if (!w)
+    return -1;
+  pid_t pid = esb_clone(CLONE_NEWPID, NULL, SIGCHLD, -1, NULL);
+  if (pid == 0)
+    run_child(w, fds, false);
   if (pid < 0) {
     /* Said on the run's report pipe, as its pid 1 would: the session's
      * memory (its working dir's files count) or process limit, mostly.
@@ -192,16 +292,20 @@ static void serve(struct holder *hs, int conn) {
   }
   pid_t pid = -1;
   if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_RUN)
-    pid = start_run(hs, fds, n);
-  close_fds(fds, n);
+    pid = start_run(hs, &m, fds, n);
   if (pid < 0) {
+    close_fds(fds, n);
     close(conn);
     return;
   }
-  hs->active[hs->n_active].pid = pid;
-  hs->active[hs->n_active].conn = conn;
-  hs->active[hs->n_active].killed = false;
-  hs->n_active++;
+  /* The run's cgroups' files stay open until its pid 1 is reaped: their
+   * lock keeps the slot from another run while any process of this one
+   * lives, though the engine that took it be gone. */
+  int kept = n > ESB_SESSION_FD_CGROUP ? n - ESB_SESSION_FD_CGROUP : 0;
+  close_fds(fds, n - kept);
+  struct run *run = &hs->active[hs->n_active++];
+  *run = (struct run){ .pid = pid, .conn = conn, .n_cgroups = kept };
+  memcpy(run->cgroups, fds + ESB_SESSION_FD_CGROUP, (size_t)kept * sizeof *fds);
   hs->runs++;
   write_state(hs, ESB_SESSION_ALIVE);
 }
@@ -223,9 +327,17 @@ static void reap(struct holder *hs) {
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     if (esb_kernels_reaped(&hs->kernels, pid, status))
       continue;
+    if (pid == hs->warm) {
+      let_warm_go(hs);
+      hs->warm_failed = true;
+      continue;
+    }
     for (size_t i = 0; i < hs->n_active; i++) {
       if (hs->active[i].pid != pid)
         continue;
+      /* The slot's lock first: the engine, woken by the connection's
+       * end, may hand the slot to the session's next run at once. */
+      close_fds(hs->active[i].cgroups, hs->active[i].n_cgroups);
       close(hs->active[i].conn);
       hs->active[i] = hs->active[--hs->n_active];
       break;
@@ -267,6 +379,8 @@ static void timer_fired(struct holder *hs) {
 
 _Noreturn static void serve_forever(struct holder *hs) {
   for (;;) {
+    if (!busy(hs))
+      warm_up(hs);
     arm_timer(hs);
     struct pollfd pfd[3 + MAX_RUNS + ESB_SESSION_KERNELS];
     pfd[0] = (struct pollfd){ .fd = hs->h->control_fd, .events = POLLIN };
@@ -294,7 +408,7 @@ _Noreturn static void serve_forever(struct holder *hs) {
 
 _Noreturn void esb_session_hold(const struct esb_child_plan *p) {
   const struct esb_session_hold *h = p->session;
-  struct holder hs = { .h = h };
+  struct holder hs = { .h = h, .warm_sock = -1 };
   esb_kernels_init(&hs.kernels);
   /* The session outlives whoever made it. */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);

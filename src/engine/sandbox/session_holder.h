@@ -21,10 +21,14 @@
  *     SIGTERM the run's process group (the program's grace); the engine
  *     closing it (the grace's end, its own end) makes the holder SIGKILL
  *     the run's pid 1, and the kernel the rest of the run. The run's own
- *     cgroups (the engine made them below the session's) come as the
- *     message's last fds, one for each the plan says it has (their
+ *     cgroups (the engine made or took them below the session's) come as
+ *     the message's last fds, one for each the plan says it has (their
  *     `tasks` or cgroup.procs files): the run's pid 1 joins them before
- *     anything of the run starts.
+ *     anything of the run starts; the holder keeps them open until it
+ *     reaped the run's pid 1 (their lock holds a slot: engine/cgroup.h).
+ *     The run's pid 1 is made ahead where the holder has one waiting
+ *     (its pid and mount namespaces, its /proc: nothing the plan decides),
+ *     and handed the message as it came.
  *   WORKDIR: the holder answers with an O_PATH fd of the session's working
  *     dir (the root of its tmpfs), and closes the connection: the engine
  *     puts and gets files beneath it (openat2 RESOLVE_BENEATH), never by a
