@@ -375,6 +375,7 @@ static void table_results(lua_State *L) {
   r.cleanup_error = strdup("x");
   esb_result_warn(&r, "x");
   r.fallback = strdup("x");
+  r.warm = 1;
   result_shape(L, &r, seen, "an exit with every note");
   r = (struct esb_result)ESB_RESULT_INIT;
   esb_result_fail(&r, ESB_E_INVALID_REQUEST, "x");
