@@ -72,9 +72,9 @@ end
 
 -- In a describe block: body(minor) for each minor of the matrix whose kubectl
 -- is here; for each that is not, one pending spec that says why.
-function M.each_kubectl(body)
+local function each_minor(minors, body)
   local busted = require "busted"
-  for _, minor in ipairs(M.kubectl_minors) do
+  for _, minor in ipairs(minors) do
     local _, why = M.kubectl(minor)
     if why then
       busted.describe(("kubectl 1.%d"):format(minor), function() busted.pending(why) end)
@@ -82,6 +82,18 @@ function M.each_kubectl(body)
       body(minor)
     end
   end
+end
+
+function M.each_kubectl(body)
+  each_minor(M.kubectl_minors, body)
+end
+
+-- The same for the oldest and the newest minor of the matrix alone (1.30
+-- and 1.35; $ESB_SPEC_MINORS narrows it), in a file that says so for
+-- spec/run ("-- spec/run: one task per minor, the oldest and the newest").
+function M.oldest_and_newest_kubectl(body)
+  local all = M.kubectl_minors
+  each_minor({ all[1], all[#all] ~= all[1] and all[#all] or nil }, body)
 end
 
 -- Which minor runs the cases of a matrix file that do not depend on

@@ -59,6 +59,54 @@ function M.query(server, path, body)
   return require("cjson").decode(text)
 end
 
+-- Any request in plain HTTP, where kubectl cannot make it (a DELETE's
+-- preconditions, a body kubectl would not send): the answer's code and its
+-- body, decoded where it is JSON.
+function M.request(server, method, path, body, content_type)
+  local p = io.popen(("python3 %s request %d %s %s %s %s"):format(M.script, server.port, method, env.quote(path),
+    env.quote(body or ""), env.quote(content_type or "application/json")))
+  local code, text = tonumber(p:read("l")), p:read("a")
+  p:close()
+  local ok, obj = pcall(require("cjson").decode, text)
+  return code, ok and obj or text
+end
+
+-- A mark in the request log (a server started with --request-log): the
+-- spec's own point in the order of the requests.
+function M.mark(server, text)
+  return M.query(server, "/_fake/mark/" .. text, "{}")
+end
+
+-- The request log of a server started with --request-log (no path): its
+-- requests in the order they arrived ({seq, t, method, path, query, code},
+-- code nil while unanswered) and its marks ({seq, t, mark}).
+function M.request_log(server)
+  local cjson = require "cjson"
+  local entries, by_seq = {}, {}
+  local f = io.open(server.dir .. "/requests.jsonl")
+  for line in f and f:lines() or function() end do
+    local ok, e = pcall(cjson.decode, line) -- the last line may be half written
+    if ok and e.method == nil and e.mark == nil then
+      if by_seq[e.seq] then by_seq[e.seq].code = e.code end
+    elseif ok then
+      entries[#entries + 1], by_seq[e.seq] = e, e
+    end
+  end
+  if f then f:close() end
+  return entries
+end
+
+-- The requests of the log between its marks first and last.
+function M.between(log, first, last)
+  local out, inside = {}, false
+  for _, e in ipairs(log) do
+    if e.mark == first then inside = true
+    elseif e.mark == last then break
+    elseif inside and e.method then out[#out + 1] = e end
+  end
+  return out
+end
+
 function M.pods(server)
   return M.query(server, "/_fake/pods")
 end

@@ -57,9 +57,17 @@ request (not the control endpoints) that long before it is answered
 POST /_fake/latency/SECONDS sets it while the server runs, for the requests
 that arrive from then on (one already waiting keeps its own delay).
 
+Warm pools (a block of their own below, warm_*): --start-delay SECONDS
+(a created pod stays Pending that long), PATCH and PUT of pods with
+resourceVersion preconditions (409 Conflict on a stale one), label selectors
+(=, !=, !key, in, notin), --request-log [PATH] (each API request and its
+answer as a JSON line), --quota-pods N (403 exceeded quota past N pods);
+POST /_fake/start-delay/SECONDS, /_fake/quota-pods/N, /_fake/mark/TEXT.
+
 The server writes its port to --port-file and runs until killed.
 `fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
-of BODY) to a running server.
+of BODY) to a running server; `fake_kube.py request PORT METHOD PATH [BODY
+[CONTENT-TYPE]]` the code and the body of any request.
 """
 import argparse
 import base64
@@ -143,6 +151,8 @@ class Pod:
         self.terminating = False  # a graceful delete is under way (life_* below)
         self.env = None           # the container's environment (exec_* below)
         self.execs = []           # its exec'd processes (exec_* below)
+        self.starting = False     # Pending for --start-delay (warm_* below)
+        self.started_at = None    # when its container started: the deadline counts from it
 
     @property
     def key(self):
@@ -182,6 +192,9 @@ class Pod:
         state_lock.notify_all()
 
     def start(self):
+        with state_lock:
+            if self.deleted or self.obj["status"]["phase"] != "Pending":
+                return  # deleted or evicted before its container started
         c = self.container()
         argv = list(c.get("command", [])) + list(c.get("args", []))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -213,13 +226,20 @@ class Pod:
                                      stderr=subprocess.PIPE, env=env, start_new_session=True,
                                      cwd=self.workdir)
         with state_lock:
-            self.set_status("Running", {"running": {"startedAt": now()}}, ready=True)
+            gone = self.deleted
+            if not gone:
+                self.started_at = time.time()
+                self.set_status("Running", {"running": {"startedAt": now()}}, ready=True)
+        if gone:  # deleted while its process started: it goes with the pod
+            self.kill()
+            self.proc.wait()
+            return
         for fd, channel in ((self.proc.stdout, 1), (self.proc.stderr, 2)):
             threading.Thread(target=self.pump, args=(fd, channel), daemon=True).start()
         threading.Thread(target=self.wait, daemon=True).start()
         deadline = self.obj["spec"].get("activeDeadlineSeconds")
         if deadline:
-            threading.Timer(float(deadline), self.deadline_exceeded).start()
+            threading.Timer(float(deadline), self.deadline_exceeded, args=(deadline,)).start()
 
     def pump(self, fd, channel):
         while True:
@@ -253,10 +273,11 @@ class Pod:
                 self.set_status("Succeeded" if code == 0 else "Failed", {"terminated": term})
         self.exited.set()
 
-    def deadline_exceeded(self):
+    def deadline_exceeded(self, armed):
         with state_lock:
-            if self.deleted or self.obj["status"]["phase"] != "Running":
-                return
+            if self.deleted or self.obj["status"]["phase"] != "Running" or \
+                    self.obj["spec"].get("activeDeadlineSeconds") != armed:
+                return  # or armed anew, lowered by an update (warm_apply)
             self.kill()
             term = {"exitCode": 137, "reason": "Error", "finishedAt": now()}
             self.set_status("Failed", {"terminated": term}, reason="DeadlineExceeded",
@@ -309,6 +330,8 @@ DISCOVERY_V1 = {
         {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
         {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
          "verbs": ["create", "get"]},
+        {"name": "resourcequotas", "singularName": "resourcequota", "namespaced": True, "kind": "ResourceQuota",
+         "verbs": ["get", "list"], "shortNames": ["quota"]},
         {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
          "verbs": ["get", "list"], "shortNames": ["ns"]},
         # known, so that `kubectl apply --dry-run=client` of deploy/ maps them
@@ -351,6 +374,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
+    def send_response(self, code, message=None):
+        super().send_response(code, message)
+        warm_log_answer(self, code)
+
     def send_json(self, code, obj):
         body = json.dumps(obj).encode()
         self.send_response(code)
@@ -369,6 +396,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         with state_lock:
             requests_log.append("%s %s" % (method, self.path))
+            warm_log_request(self, method, url)
             trace_request(self, method)
             hang = options.hang_after_create and pods and not url.path.startswith("/_fake/")
             down = time.time() < outage_until[0] and not url.path.startswith("/_fake/")
@@ -435,6 +463,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.get(ns, name)
             if name and sub is None and method == "DELETE":
                 return self.delete(ns, name)
+            if name and sub is None and method in ("PATCH", "PUT"):
+                return warm_update(self, ns, name, q)
             if name and sub == "attach":
                 return self.attach(ns, name)
             if name and sub == "exec":
@@ -443,6 +473,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.log(ns, name)
         if method == "GET" and parts[:2] == ["api", "v1"] and parts[2:3] == ["pods"]:
             return self.list(None, q)
+        if method == "GET" and len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and \
+                parts[4] == "resourcequotas":
+            return warm_quotas(self, parts[3])
         self.send_json(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
 
     def do_GET(self):
@@ -454,6 +487,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.route("DELETE")
 
+    def do_PATCH(self):
+        self.route("PATCH")
+
+    def do_PUT(self):
+        self.route("PUT")
+
     def control(self, what):
         parts = [p for p in urlparse(self.path).path.split("/") if p]
         if self.command == "GET" and what == "procs":
@@ -461,6 +500,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "POST" and len(parts) == 3 and what in LIFE_CONTROLS:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             return LIFE_CONTROLS[what](self, parts[2])
+        if self.command == "POST" and len(parts) == 3 and what in WARM_CONTROLS:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return WARM_CONTROLS[what](self, parts[2])
         if self.command == "POST" and what == "outage" and len(parts) == 3:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with state_lock:
@@ -536,6 +578,9 @@ class Handler(BaseHTTPRequestHandler):
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
             return self.send_json(403, status_obj(403, "Forbidden", msg))
         meta = obj.setdefault("metadata", {})
+        if warm_quota_refused(self, ns, meta.get("name") or meta.get("generateName", "")) or \
+                not warm_named(self, meta):
+            return
         meta.update({"namespace": ns, "uid": str(uuid.uuid4()), "creationTimestamp": now()})
         if options.mutate_restart_policy:  # a site's mutating admission webhook
             obj.setdefault("spec", {})["restartPolicy"] = options.mutate_restart_policy
@@ -552,12 +597,12 @@ class Handler(BaseHTTPRequestHandler):
                                message="0/1 nodes are available: 1 Insufficient cpu.")
             else:
                 pod.set_status("Pending", {"waiting": {"reason": "ContainerCreating"}})
+            if "fake-pull-error" not in image and "fake-pending" not in image:
+                warm_start(pod)
             created = copy.deepcopy(pod.obj)
             life_created(pod)
         if "fake-pull-error" in image:
             threading.Timer(0.05, self.pull_fails, args=(pod, image)).start()
-        elif "fake-pending" not in image:
-            threading.Timer(0.05, pod.start).start()
         if not life_cut_answer(self, 201, created):
             self.send_json(201, created)
 
@@ -584,36 +629,36 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
         self.send_json(200, obj)
 
-    def matching(self, ns, q):
-        field = q.get("fieldSelector", [""])[0]
-        label = q.get("labelSelector", [""])[0]
-        out = []
-        for pod in pods.values():
-            m = pod.obj["metadata"]
-            if ns and m["namespace"] != ns:
-                continue
-            fields = dict(term.split("=", 1) for term in field.split(",") if "=" in term)
-            if "metadata.name" in fields and m["name"] != fields["metadata.name"]:
-                continue
-            if "metadata.namespace" in fields and m["namespace"] != fields["metadata.namespace"]:
-                continue
-            ok = True
-            for term in filter(None, label.split(",")):
-                k, _, v = term.partition("=")
-                if m.get("labels", {}).get(k) != v:
-                    ok = False
-            if ok:
-                out.append(pod)
-        return out
+    def selectors(self, q):
+        """The list's or watch's label and field selectors (warm_* below), or None once answered 400."""
+        try:
+            return (parse_label_selector(q.get("labelSelector", [""])[0]),
+                    parse_field_selector(q.get("fieldSelector", [""])[0]))
+        except ValueError as e:
+            self.send_json(400, status_obj(400, "BadRequest", str(e)))
+            return None
+
+    @staticmethod
+    def matching(ns, selectors):
+        labels, fields = selectors
+        return [pod for pod in pods.values()
+                if (not ns or pod.key[0] == ns) and field_selected(pod.obj, fields) and
+                label_selected(pod.obj["metadata"].get("labels") or {}, labels)]
 
     def list(self, ns, q):
+        selectors = self.selectors(q)
+        if selectors is None:
+            return
         with state_lock:
-            items = [copy.deepcopy(p.obj) for p in self.matching(ns, q)]
+            items = [copy.deepcopy(p.obj) for p in self.matching(ns, selectors)]
             rv = str(resource_version[0])
         self.send_json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv},
                              "items": items})
 
     def watch(self, ns, q):
+        selectors = self.selectors(q)
+        if selectors is None:
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -634,7 +679,7 @@ class Handler(BaseHTTPRequestHandler):
             while time.time() < end:
                 events = []
                 with state_lock:
-                    current = {p.key: p for p in self.matching(ns, q)}
+                    current = {p.key: p for p in self.matching(ns, selectors)}
                     for key, pod in current.items():
                         rv = pod.obj["metadata"]["resourceVersion"]
                         if seen.get(key) != rv and int(rv) > since:
@@ -642,9 +687,10 @@ class Handler(BaseHTTPRequestHandler):
                                            "object": copy.deepcopy(pod.obj)})
                         seen[key] = rv
                     for key in [k for k in seen if k not in current]:
-                        events.append({"type": "DELETED", "object": {"kind": "Pod", "apiVersion": "v1",
-                                       "metadata": {"name": key[1], "namespace": key[0],
-                                                    "resourceVersion": next_rv()}}})
+                        left = pods.get(key)  # there still, no longer selected: as it is now
+                        events.append({"type": "DELETED", "object": copy.deepcopy(left.obj) if left else {
+                            "kind": "Pod", "apiVersion": "v1",
+                            "metadata": {"name": key[1], "namespace": key[0], "resourceVersion": next_rv()}}})
                         del seen[key]
                     if initial:
                         events.append({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {
@@ -667,6 +713,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def delete(self, ns, name):
         delete_options = self.body()  # read it, or it spoils the kept-alive connection
+        with state_lock:
+            pod = pods.get((ns, name))
+            refused = pod and warm_delete_refused(pod, delete_options)
+        if refused:
+            return self.send_json(*refused)
         if options.kubelet_grace:
             return life_delete(self, ns, name, delete_options)
         if options.hang_delete:
@@ -689,6 +740,9 @@ class Handler(BaseHTTPRequestHandler):
     def log(self, ns, name):
         with state_lock:
             pod = pods.get((ns, name))
+        if warm_start_refused(self, pod, log=True):
+            return
+        with state_lock:
             # --log-stdout-first: a runtime whose stdout reader ran ahead of
             # its stderr reader (one reader per stream, as containerd's):
             # the log holds each stream in order, stdout's first
@@ -712,6 +766,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(403, status_obj(403, "Forbidden", msg))
         with state_lock:
             pod = pods.get((ns, name))
+        if warm_start_refused(self, pod):
+            return
         if not pod or pod.proc is None:
             return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
         if not ws_upgrade(self):
@@ -1049,6 +1105,503 @@ def life_options(ap):
     ap.add_argument("--mutate-restart-policy", help="creates get this restartPolicy, as from a mutating webhook")
 
 
+# ---- warm pools: pods that take time to start, changes under a
+# resourceVersion, label selectors, a request log, a quota of pods ----
+# What a pool of pods kept warm meets on a cluster (options in warm_options;
+# each also read from its environment variable, for a server a script
+# starts; the control endpoints in WARM_CONTROLS):
+#   --start-delay SECONDS ($ESB_FAKE_START_DELAY; default 0, as before)
+#                       a created pod stays Pending that long: unscheduled
+#                       (no conditions, no nodeName) for the first half, then
+#                       scheduled (nodeName fake-node, ContainerCreating)
+#                       until its container starts, Running and Ready. Exec
+#                       and attach meanwhile answer 400, as the API server
+#                       ("pod NAME does not have a host assigned") and the
+#                       kubelet ('container not found ("C")') answer them;
+#                       its log is empty, then 400 "is waiting to start".
+#                       POST /_fake/start-delay/SECONDS: for the pods created
+#                       from then on; POST /_fake/schedule/NAME, and
+#                       /_fake/start/NAME: that step now, whatever the delay
+#                       (never for a pod deleted, evicted or started).
+#   PATCH and PUT of a pod (merge and strategic merge patches, JSON patches;
+#                       kubectl label, annotate, patch, replace): labels,
+#                       annotations, finalizers and activeDeadlineSeconds (set,
+#                       or lowered: the deadline is armed anew) change; any
+#                       other change of the spec answers 422 Invalid. A body
+#                       whose metadata.resourceVersion is not the pod's
+#                       current one answers 409 Conflict (a PUT must carry
+#                       one: 422 without), as does a DELETE whose
+#                       preconditions (uid, resourceVersion) do not hold.
+#                       ?dryRun answers without changing the pod. Every change
+#                       of a pod gives it a new resourceVersion.
+#   selectors           labels: k=v, k==v, k!=v, k, !k, k in (a,b),
+#                       k notin (a,b); fields: metadata.name,
+#                       metadata.namespace, status.phase, spec.nodeName with
+#                       =, ==, !=; anything else answers 400. A watch whose
+#                       selector a pod leaves (a label changed) gets DELETED.
+#   --request-log [PATH] ($ESB_FAKE_REQUEST_LOG) a JSON line for each API
+#                       request as it arrives ({"seq", "t", "method", "path",
+#                       "query"}) and one as it is answered ({"seq", "t",
+#                       "code"}, the same seq); without PATH, requests.jsonl
+#                       beside the port file. POST /_fake/mark/TEXT adds
+#                       {"seq", "t", "mark"}: a spec's own point in the order.
+#                       The control endpoints are not logged.
+#   generateName        a create without a name takes generateName and five
+#                       letters, as the API server's name generator does.
+#   --quota-pods N      ($ESB_FAKE_QUOTA_PODS) a namespace holds at most N
+#                       pods that have not ended (a ResourceQuota's "pods"):
+#                       a create past it answers 403 exceeded quota, and
+#                       GET resourcequotas lists the quota with its use.
+#                       POST /_fake/quota-pods/N sets it (-1: no quota).
+
+def warm_options(ap):
+    env = os.environ.get
+    ap.add_argument("--start-delay", type=float, default=float(env("ESB_FAKE_START_DELAY") or 0),
+                    help="seconds a created pod stays Pending before its container runs")
+    ap.add_argument("--request-log", nargs="?", const="", default=env("ESB_FAKE_REQUEST_LOG"),
+                    help="append each API request and its answer as JSON lines (default: beside the port file)")
+    ap.add_argument("--quota-pods", type=int, default=int(env("ESB_FAKE_QUOTA_PODS") or -1),
+                    help="at most N pods that have not ended in a namespace (403 exceeded quota)")
+
+
+warm_log = [None, 0]   # the request log's file, its last seq
+
+
+def warm_open_log():
+    if options.request_log is None:
+        return
+    path = options.request_log or os.path.join(os.path.dirname(os.path.abspath(options.port_file)),
+                                               "requests.jsonl")
+    warm_log[0] = open(path, "a", buffering=1)
+
+
+def warm_log_line(entry):
+    """Appends entry with the next seq; returns that seq. Call with state_lock held."""
+    if not warm_log[0]:
+        return None
+    warm_log[1] += 1
+    entry = dict(seq=warm_log[1], t=time.time(), **entry)
+    warm_log[0].write(json.dumps(entry) + "\n")
+    return warm_log[1]
+
+
+def warm_log_request(handler, method, url):
+    """An API request arrives (state_lock held): its seq, for its answer's line."""
+    handler.log_seq = None
+    if not url.path.startswith("/_fake/"):
+        handler.log_seq = warm_log_line({"method": method, "path": url.path, "query": url.query})
+
+
+def warm_log_answer(handler, code):
+    seq = getattr(handler, "log_seq", None)
+    if seq is not None:
+        handler.log_seq = None
+        with state_lock:
+            warm_log[0].write(json.dumps({"seq": seq, "t": time.time(), "code": code}) + "\n")
+
+
+# -- a pod's start takes time (--start-delay) --
+
+def warm_start(pod):
+    """The pod just created (state_lock held): its container starts after the delay."""
+    delay = options.start_delay
+    if delay <= 0:
+        threading.Timer(0.05, pod.start).start()
+        return
+    pod.starting = True
+    pod.obj["status"] = {"phase": "Pending"}  # as created: the scheduler has not seen it
+    threading.Timer(delay / 2, warm_scheduled, args=(pod,)).start()
+    threading.Timer(delay, warm_container_starts, args=(pod,)).start()
+
+
+def warm_pending(pod):
+    """Whether the pod still waits for its start (state_lock held)."""
+    return not pod.deleted and pods.get(pod.key) is pod and pod.obj["status"]["phase"] == "Pending"
+
+
+def warm_scheduled(pod):
+    with state_lock:
+        if warm_pending(pod) and pod.starting and not pod.obj["spec"].get("nodeName"):
+            pod.obj["spec"]["nodeName"] = "fake-node"
+            pod.set_status("Pending", {"waiting": {"reason": "ContainerCreating"}})
+
+
+def warm_container_starts(pod):
+    with state_lock:
+        go = warm_pending(pod) and pod.starting
+        pod.starting = False
+    if go:
+        pod.start()
+
+
+def warm_start_refused(handler, pod, log=False):
+    """Exec, attach (or log) of a pod whose container has not started:
+    answered as a cluster answers it. Whether it was."""
+    with state_lock:
+        starting = pod is not None and pod.starting
+        node = pod and pod.obj["spec"].get("nodeName")
+    if not starting:
+        return False
+    container = pod.container()["name"]
+    if log and not node:  # the API server has no node to ask: an empty log
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+        return True
+    if log:
+        msg = 'container "%s" in pod "%s" is waiting to start: ContainerCreating' % (container, pod.key[1])
+    elif not node:
+        msg = "pod %s does not have a host assigned" % pod.key[1]
+    else:
+        msg = 'container not found ("%s")' % container
+    handler.send_json(400, status_obj(400, "BadRequest", msg))
+    return True
+
+
+# -- changes under a resourceVersion: PATCH, PUT, DELETE preconditions --
+
+def conflict(name, detail="the object has been modified; please apply your changes to the latest version "
+                          "and try again"):
+    obj = status_obj(409, "Conflict", 'Operation cannot be fulfilled on pods "%s": %s' % (name, detail))
+    obj["details"] = {"name": name, "kind": "pods"}
+    return obj
+
+
+def invalid(name, field, why):
+    obj = status_obj(422, "Invalid", 'Pod "%s" is invalid: %s: %s' % (name, field, why))
+    obj["details"] = {"name": name, "kind": "Pod", "causes": [{"reason": "FieldValueInvalid",
+                                                               "message": why, "field": field}]}
+    return obj
+
+
+def merge_patch(target, patch, strategic):
+    """RFC 7386; strategic: lists of objects with a name merge by name, keys
+    that start with $ (kubectl apply's directives) are left out."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if strategic and key.startswith("$"):
+            continue
+        if value is None:
+            out.pop(key, None)
+        elif strategic and isinstance(value, list) and isinstance(out.get(key), list) and \
+                all(isinstance(v, dict) and "name" in v for v in value + out[key]):
+            merged = {v["name"]: v for v in out[key]}
+            for v in value:
+                merged[v["name"]] = merge_patch(merged.get(v["name"], {}), v, True)
+            out[key] = list(merged.values())
+        else:
+            out[key] = merge_patch(out.get(key), value, strategic)
+    return out
+
+
+def json_pointer(doc, path):
+    """The container and the last key of an RFC 6901 path in doc."""
+    keys = [k.replace("~1", "/").replace("~0", "~") for k in path.split("/")[1:]]
+    if not keys:
+        raise ValueError("the root cannot be patched")
+    for k in keys[:-1]:
+        doc = doc[int(k)] if isinstance(doc, list) else doc[k]
+    last = keys[-1]
+    if isinstance(doc, list):
+        last = len(doc) if last == "-" else int(last)
+    return doc, last
+
+
+def json_patch(doc, ops):
+    """RFC 6902 on doc (changed in place); ValueError names the op that failed."""
+    for op in ops:
+        try:
+            kind = op["op"]
+            parent, key = json_pointer(doc, op["path"])
+            if kind == "test":
+                if parent[key] != op["value"]:
+                    raise ValueError("testing value %s failed" % op["path"])
+            elif kind == "remove":
+                del parent[key]
+            elif kind in ("add", "replace"):
+                if kind == "replace":
+                    parent[key]  # must be there
+                if isinstance(parent, list) and kind == "add":
+                    parent.insert(key, copy.deepcopy(op["value"]))
+                else:
+                    parent[key] = copy.deepcopy(op["value"])
+            elif kind in ("move", "copy"):
+                src, skey = json_pointer(doc, op["from"])
+                value = src[skey] if kind == "copy" else src.pop(skey)
+                parent, key = json_pointer(doc, op["path"])
+                if isinstance(parent, list):
+                    parent.insert(key, copy.deepcopy(value))
+                else:
+                    parent[key] = copy.deepcopy(value)
+            else:
+                raise ValueError("unexpected kind: %s" % kind)
+        except (KeyError, IndexError, TypeError) as e:
+            raise ValueError("%s operation does not apply: doc is missing path: %s (%s)" %
+                             (op.get("op"), op.get("path"), e))
+    return doc
+
+
+PATCH_TYPES = {"application/merge-patch+json": False, "application/strategic-merge-patch+json": True}
+
+
+def warm_patched(handler, pod, body):
+    """The pod as the PATCH or PUT would leave it, or (code, Status)."""
+    ctype = handler.headers.get("Content-Type", "").split(";")[0].strip()
+    name = pod.key[1]
+    if not isinstance(body, list if ctype == "application/json-patch+json" else dict):
+        return 400, status_obj(400, "BadRequest", "the body of a %s of a pod is not a JSON %s" %
+                               (ctype or handler.command, "array" if isinstance(body, dict) else "object"))
+    if handler.command == "PUT":
+        if not (body.get("metadata") or {}).get("resourceVersion"):
+            return 422, invalid(name, "metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")
+        return body
+    if ctype in PATCH_TYPES:
+        return merge_patch(copy.deepcopy(pod.obj), body, PATCH_TYPES[ctype])
+    if ctype == "application/json-patch+json":
+        try:
+            return json_patch(copy.deepcopy(pod.obj), body)
+        except ValueError as e:
+            return 422, status_obj(422, "Invalid", str(e))
+    return 415, status_obj(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: application/json-patch+json, "
+                           "application/merge-patch+json, application/strategic-merge-patch+json")
+
+
+def warm_update_refused(pod, new):
+    """Why a pod may not become new (code, Status), or None."""
+    name = pod.key[1]
+    meta = new.get("metadata") or {}
+    if meta.get("name", name) != name:
+        return 400, status_obj(400, "BadRequest", "the name of the object (%s) does not match the name on "
+                               "the URL (%s)" % (meta.get("name"), name))
+    if str(meta.get("resourceVersion")) != pod.obj["metadata"]["resourceVersion"]:
+        return 409, conflict(name)
+    old_spec, new_spec = dict(pod.obj["spec"]), dict(new.get("spec") or {})
+    old_ads, new_ads = old_spec.pop("activeDeadlineSeconds", None), new_spec.pop("activeDeadlineSeconds", None)
+    if old_spec != new_spec:
+        return 422, invalid(name, "spec", "Forbidden: pod updates may not change fields other than "
+                            "`spec.containers[*].image`, `spec.activeDeadlineSeconds` and `spec.tolerations`")
+    if old_ads is not None and (new_ads is None or new_ads > old_ads):
+        return 422, invalid(name, "spec.activeDeadlineSeconds", "Invalid value: %s: must be less than or equal "
+                            "to the previous value %s" % (new_ads, old_ads))
+    return None
+
+
+def warm_update(handler, ns, name, q):
+    """PATCH or PUT of a pod."""
+    raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as e:
+        return handler.send_json(400, status_obj(400, "BadRequest", "the body is not JSON: %s" % e))
+    with state_lock:
+        pod = pods.get((ns, name))
+        if not pod:
+            return handler.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+        new = warm_patched(handler, pod, body)
+        refused = new if isinstance(new, tuple) else warm_update_refused(pod, new)
+        if refused:
+            return handler.send_json(*refused)
+        if q.get("dryRun"):
+            return handler.send_json(200, new)
+        warm_apply(pod, new)
+        obj = copy.deepcopy(pod.obj)
+    handler.send_json(200, obj)
+
+
+def warm_apply(pod, new):
+    """What of new a pod takes (state_lock held; warm_update_refused said yes)."""
+    meta, new_meta = pod.obj["metadata"], new.get("metadata") or {}
+    for key in ("labels", "annotations", "finalizers"):
+        if new_meta.get(key):
+            meta[key] = new_meta[key]
+        else:
+            meta.pop(key, None)
+    ads = (new.get("spec") or {}).get("activeDeadlineSeconds")
+    armed = ads is not None and ads != pod.obj["spec"].get("activeDeadlineSeconds")
+    if ads is not None:
+        pod.obj["spec"]["activeDeadlineSeconds"] = ads
+    meta["resourceVersion"] = next_rv()
+    if armed and pod.started_at is not None:
+        left = max(pod.started_at + float(ads) - time.time(), 0)
+        threading.Timer(left, pod.deadline_exceeded, args=(ads,)).start()
+    if pod.terminating and not meta.get("finalizers") and (not pod.proc or pod.proc.poll() is not None):
+        life_remove(pod)
+    state_lock.notify_all()
+
+
+def warm_delete_refused(pod, delete_options):
+    """A DELETE's preconditions that do not hold: (code, Status), or None (state_lock held)."""
+    pre = (delete_options or {}).get("preconditions") or {}
+    meta = pod.obj["metadata"]
+    if pre.get("uid") and pre["uid"] != meta["uid"]:
+        return 409, conflict(pod.key[1], "Precondition failed: UID in precondition: %s, UID in object meta: %s"
+                             % (pre["uid"], meta["uid"]))
+    if pre.get("resourceVersion") and pre["resourceVersion"] != meta["resourceVersion"]:
+        return 409, conflict(pod.key[1], "the ResourceVersion in the precondition (%s) does not match the "
+                             "ResourceVersion in record (%s). The object might have been modified"
+                             % (pre["resourceVersion"], meta["resourceVersion"]))
+    return None
+
+
+# -- selectors --
+
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+def selector_terms(text):
+    """The comma-separated terms of a selector, the commas of (a,b) kept."""
+    terms, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            terms.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    terms.append(cur)
+    return [t.strip() for t in terms if t.strip()]
+
+
+def parse_label_selector(text):
+    """[(key, op, values)], op one of = != in notin exists !; ValueError says what is wrong."""
+    out = []
+    for term in selector_terms(text):
+        m = re.match(r"^(\S+)\s+(in|notin)\s*\(([^()]*)\)$", term)
+        if m:
+            key, op, values = m.group(1), m.group(2), [v.strip() for v in m.group(3).split(",")]
+        elif term.startswith("!"):
+            key, op, values = term[1:].strip(), "!", []
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            key, op, values = key.strip(), "!=", [value.strip()]
+        elif "=" in term:
+            key, value = re.split(r"==?", term, maxsplit=1)
+            key, op, values = key.strip(), "=", [value.strip()]
+        else:
+            key, op, values = term, "exists", []
+        if not LABEL_KEY.match(key) or not all(LABEL_VALUE.match(v) for v in values):
+            raise ValueError("unable to parse requirement: invalid label selector term %r" % term)
+        out.append((key, op, values))
+    return out
+
+
+def label_selected(labels, selector):
+    for key, op, values in selector:
+        have = labels.get(key)
+        if op == "=" and have != values[0] or op == "!=" and have == values[0] or \
+                op == "in" and have not in values or op == "notin" and have in values or \
+                op == "exists" and have is None or op == "!" and have is not None:
+            return False
+    return True
+
+
+FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
+          "metadata.namespace": lambda o: o["metadata"]["namespace"],
+          "status.phase": lambda o: o.get("status", {}).get("phase", ""),
+          "spec.nodeName": lambda o: o["spec"].get("nodeName", "")}
+
+
+def parse_field_selector(text):
+    out = []
+    for term in selector_terms(text):
+        m = re.match(r"^([^!=]+)(!=|==|=)(.*)$", term)
+        if not m or m.group(1).strip() not in FIELDS:
+            raise ValueError('field label not supported: %s' % (m.group(1).strip() if m else term))
+        out.append((FIELDS[m.group(1).strip()], m.group(2) != "!=", m.group(3).strip()))
+    return out
+
+
+def field_selected(obj, selector):
+    return all((get(obj) == value) == equal for get, equal, value in selector)
+
+
+# -- a pod's name: given, or made of its generateName (a pool's pods) --
+
+NAME_LETTERS = "bcdfghjklmnpqrstvwxz2456789"  # as the API server's names.SimpleNameGenerator
+
+
+def warm_named(handler, meta):
+    """Whether the pod has a name now; else answered 422."""
+    if meta.get("name"):
+        return True
+    if meta.get("generateName"):
+        meta["name"] = meta["generateName"] + "".join(NAME_LETTERS[b % len(NAME_LETTERS)] for b in os.urandom(5))
+        return True
+    handler.send_json(422, invalid("", "metadata.name", "Required value: name or generateName is required"))
+    return False
+
+
+# -- a quota of pods --
+
+def warm_quota_used(ns):
+    return sum(1 for p in pods.values()
+               if p.key[0] == ns and p.obj["status"]["phase"] not in ("Succeeded", "Failed"))
+
+
+def warm_quota_refused(handler, ns, name):
+    """A create past --quota-pods: answered 403, as a ResourceQuota refuses it."""
+    with state_lock:
+        limit, used = options.quota_pods, warm_quota_used(ns)
+    if limit < 0 or used < limit:
+        return False
+    msg = 'pods "%s" is forbidden: exceeded quota: echo-sandbox-pods, requested: pods=1, used: pods=%d, ' \
+          'limited: pods=%d' % (name, used, limit)
+    handler.send_json(403, status_obj(403, "Forbidden", msg))
+    return True
+
+
+def warm_quotas(handler, ns):
+    """GET of a namespace's resourcequotas."""
+    items = []
+    with state_lock:
+        if options.quota_pods >= 0:
+            hard = {"pods": str(options.quota_pods)}
+            items.append({"apiVersion": "v1", "kind": "ResourceQuota",
+                          "metadata": {"name": "echo-sandbox-pods", "namespace": ns, "resourceVersion": "1"},
+                          "spec": {"hard": hard},
+                          "status": {"hard": hard, "used": {"pods": str(warm_quota_used(ns))}}})
+    handler.send_json(200, {"kind": "ResourceQuotaList", "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(resource_version[0])}, "items": items})
+
+
+def warm_set(what, value):
+    with state_lock:
+        setattr(options, what, value)
+    return {what: value}
+
+
+def warm_mark(handler, text):
+    with state_lock:
+        seq = warm_log_line({"mark": text})
+    handler.send_json(200 if seq else 404, {"seq": seq})
+
+
+def warm_now(handler, name, step):
+    """POST /_fake/schedule/NAME, /_fake/start/NAME: that step of a pod's
+    start, now (a spec's interlock, whatever the delay)."""
+    with state_lock:
+        found = [p for p in pods.values() if p.obj["metadata"]["name"] == name]
+    for pod in found:
+        warm_scheduled(pod)
+        if step == "start":
+            warm_container_starts(pod)
+    handler.send_json(200 if found else 404, {"found": len(found)})
+
+
+WARM_CONTROLS = {
+    "schedule": lambda h, name: warm_now(h, name, "schedule"),
+    "start": lambda h, name: warm_now(h, name, "start"),
+    "start-delay": lambda h, v: h.send_json(200, warm_set("start_delay", float(v))),
+    "quota-pods": lambda h, v: h.send_json(200, warm_set("quota_pods", int(v))),
+    "mark": warm_mark,
+}
+
+
 # ---- pods/exec over WebSocket ----
 # kubectl 1.30 and later ask for exec over WebSocket first (client-go's
 # KUBECTL_REMOTE_COMMAND_WEBSOCKETS, on by default since 1.30; SPDY only
@@ -1163,6 +1716,8 @@ def exec_refused(handler, ns, name, pod):
         handler.send_json(403, status_obj(403, "Forbidden", msg))
     elif not pod:
         handler.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
+    elif warm_start_refused(handler, pod):
+        pass
     elif pod.proc is None or pod.proc.poll() is not None:
         handler.send_json(400, status_obj(400, "BadRequest", "container not found (%s)" % name))
     else:
@@ -1233,11 +1788,24 @@ def query(port, path, body=None):
         print(r.read().decode())
 
 
+def request(port, method, path, body=None, content_type="application/json"):
+    """For the specs, where kubectl cannot (a DELETE's preconditions, a body
+    kubectl would not send): prints the answer's code, a newline, its body."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=10)
+    conn.request(method, path, body=body.encode() if body else None, headers={"Content-Type": content_type})
+    r = conn.getresponse()
+    print(r.status)
+    print(r.read().decode())
+
+
 def main():
     global options
     import sys
     if len(sys.argv) >= 4 and sys.argv[1] == "query":
         return query(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
+    if len(sys.argv) >= 5 and sys.argv[1] == "request":
+        return request(*sys.argv[2:7])
     ap = argparse.ArgumentParser()
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--minor", type=int, default=30)
@@ -1275,7 +1843,9 @@ def main():
                     help="as --latency, once a pod exists (the create itself is quick)")
     life_options(ap)
     exec_options(ap)
+    warm_options(ap)
     options = ap.parse_args()
+    warm_open_log()
     trace("START " + " ".join(a for a in sys.argv[1:] if not a.startswith("/") and a != "--port-file"))
     latency[0] = options.latency
     if options.busybox:
