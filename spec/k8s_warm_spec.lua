@@ -206,6 +206,33 @@ env.each_oldest_newest_kubectl(function(minor)
         assert.are.same({ "200", "409" }, codes)
       end)
 
+      -- Each run lists the 20 and claims from a random one, past those the
+      -- others took (409): every run gets a pod of its own. Checked: with a
+      -- lost claim going cold instead of on to the next pod listed, runs
+      -- made pods while the pool still had ready ones, and this failed.
+      it("gives each of 20 runs at once a pod of a pool of 20: no pod is made on their way", function()
+        local policy = write_policy(server, "p", shell_pool(20))
+        fill(server, policy, "shell", 20)
+        local lines = {}
+        for i = 1, 20 do lines[i] = cjson.encode { shell = "echo " .. i, backend = "k8s" } end
+        fake.mark(server, "batch")
+        local out, err, code = cli(server, { "batch", "-j", "20", "--policy", policy }, table.concat(lines, "\n") .. "\n")
+        fake.mark(server, "done")
+        assert.are.equal(0, code, err)
+        local pods, seen = {}, 0
+        for line in out:gmatch("[^\n]+") do
+          local r = cjson.decode(line)
+          assert.is_true(r.warm, line)
+          assert.is_nil(pods[r.pod], "two runs in pod " .. r.pod)
+          pods[r.pod] = true
+          seen = seen + 1
+        end
+        assert.are.equal(20, seen)
+        for _, e in ipairs(fake.between(fake.request_log(server), "batch", "done")) do
+          assert.is_false(e.method == "POST" and e.path:find("/pods$") ~= nil, "a pod was made: " .. e.path)
+        end
+      end)
+
       -- Checked: with the claim's --resource-version left out, the label
       -- went through on the evicted pod, the run was exec'd into it and
       -- failed (WarmPodLost) instead of making its own; a pod deleted
