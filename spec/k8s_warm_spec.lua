@@ -6,6 +6,7 @@
 -- spec/run: one task per minor, the oldest and the newest of the matrix.
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
+local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
 
 -- A policy of the spec's own with pools (Lua of policy:warm_pool entries),
@@ -335,6 +336,26 @@ describe("k8s.warm_pools in a policy", function()
       assert.are_not.equal(0, code, out)
       assert.truthy(err:find("k8s.warm_pools", 1, true) and err:find(c[2]), c[1] .. ": " .. err)
     end
+  end)
+
+  -- Checked: with the pools not made pods at load, the reload went
+  -- through and the daemon never said it failed.
+  it("is checked at a daemon's reload, which keeps the old policy where a pool cannot be made a pod", function()
+    local path = dir .. "/serve.lua"
+    local function write(which, image)
+      env.write_policy(path, ("policy.env.WHICH = '%s'\npolicy.k8s.warm_pools = { { name = 'pool', image = '%s', "
+                              .. "size = 1, max_age_s = 60 } }\n"):format(which, image))
+    end
+    write("first", "x")
+    local d = daemon.start("--policy " .. path)
+    finally(function() daemon.stop(d) end)
+    local request = cjson.encode { shell = "echo $WHICH", backend = "local" }
+    write("second", "not an image")
+    daemon.signal(d, "HUP")
+    daemon.await_log(d, "reload failed")
+    assert.truthy(daemon.log(d):find("pool 'pool' cannot be made a pod", 1, true), daemon.log(d))
+    local _, r = daemon.request(d, "POST", "/v1/run", request)
+    assert.are.equal("first\n", r.stdout)
   end)
 
   it("has the fields doc/warm-pods.md lists, each of src/policy/warm_pool_fields.def", function()

@@ -702,15 +702,26 @@ static int start_claim_list(struct esb_k8s_run *run) {
  * be claimed by no run. */
 static int start_claim(struct esb_k8s_run *run) {
   const struct esb_warm_pod *p = &run->candidates[run->next_candidate++];
+  run->taking = esb_warm_take(p->name) ? p->name : NULL;
   return start_kubectl(run, esb_warm_claim_argv(&run->plan->k8s, p), NULL, 0, -1, 15000, 64u << 10);
+}
+
+/* The pod the run was taking goes back to the process's other runs. */
+static void let_go(struct esb_k8s_run *run) {
+  if (run->taking)
+    esb_warm_let_go(run->taking);
+  run->taking = NULL;
 }
 
 static bool exec_interrupted(const struct esb_result *er) {
   return er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
 }
 
-/* The next pod to claim, or none (the grace is over, or none is left). */
+/* The next pod to claim, or none (the grace is over, or none is left);
+ * those another run of this process is taking are passed by. */
 static enum esb_k8s_event next_candidate(struct esb_k8s_run *run) {
+  while (run->next_candidate < run->n_candidates && esb_warm_taken(run->candidates[run->next_candidate].name))
+    run->next_candidate++;
   bool in_grace = esb_now_ns() < run->claim_until_ns;
   return in_grace && run->next_candidate < run->n_candidates ? ESB_K8S_EV_CANDIDATE : ESB_K8S_EV_COLD;
 }
@@ -774,6 +785,7 @@ static enum esb_k8s_event claim_read(struct esb_k8s_run *run, struct esb_result 
     claimed(run);
     return ESB_K8S_EV_CLAIMED;
   }
+  let_go(run);
   if (esb_warm_claim_lost(said))
     return next_candidate(run);
   snprintf(run->claim_failed, sizeof run->claim_failed, "%s", said[0] ? said : "kubectl label failed");
@@ -1712,6 +1724,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_capture_release(&run->kubectl_err);
   free(run->kubectl_stderr);
   run->kubectl_stderr = NULL;
+  let_go(run);
   free(run->candidates);
   run->candidates = NULL;
   esb_result_release(&run->exec.result);

@@ -155,6 +155,8 @@ struct esb_k8s_run {
   size_t n_candidates, next_candidate;
   uint64_t claim_until_ns;   /* the pool's claim grace ends: no claim begins after it */
   bool claim_cut;            /* interrupted while it listed or claimed: no pod was made */
+  const char *taking;        /* the pod of candidates it claims or holds, taken for the
+                                process (esb_warm_take); NULL: none */
   char claim_failed[256];    /* why a claim failed other than by losing: the result's warning */
 };
 

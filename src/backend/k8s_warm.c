@@ -1,6 +1,7 @@
 #include "backend/k8s_warm.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,46 @@ char **esb_warm_claim_argv(const struct esb_k8s_settings *k, const struct esb_wa
   const char *tail[] = {"label", "pod", p->name, ESB_WARM_STATE_LABEL "=claimed", "--overwrite", rv,
                         "--request-timeout=10s", NULL};
   return esb_k8s_kubectl_argv(k, tail);
+}
+
+/* The set of esb_warm_take: the pods of claims in flight and of runs, a few
+ * hundred at most in one process. */
+#define TAKEN_MAX 512
+static char taken[TAKEN_MAX][64];
+static pthread_mutex_t taken_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int taken_at(const char *name) {
+  for (int i = 0; i < TAKEN_MAX; i++)
+    if (taken[i][0] && strcmp(taken[i], name) == 0)
+      return i;
+  return -1;
+}
+
+bool esb_warm_taken(const char *name) {
+  pthread_mutex_lock(&taken_lock);
+  bool yes = taken_at(name) >= 0;
+  pthread_mutex_unlock(&taken_lock);
+  return yes;
+}
+
+bool esb_warm_take(const char *name) {
+  pthread_mutex_lock(&taken_lock);
+  bool ok = taken_at(name) < 0;
+  for (int i = 0; ok && i < TAKEN_MAX; i++)
+    if (!taken[i][0]) {
+      snprintf(taken[i], sizeof taken[i], "%s", name);
+      break;
+    }
+  pthread_mutex_unlock(&taken_lock);
+  return ok;
+}
+
+void esb_warm_let_go(const char *name) {
+  pthread_mutex_lock(&taken_lock);
+  int i = taken_at(name);
+  if (i >= 0)
+    taken[i][0] = '\0';
+  pthread_mutex_unlock(&taken_lock);
 }
 
 bool esb_warm_claim_lost(const char *said) {

@@ -102,6 +102,16 @@ bool esb_warm_claimable(const struct esb_warm_pod *p, int64_t not_after);
  * claimed, under its resourceVersion. NULL when out of memory. */
 char **esb_warm_claim_argv(const struct esb_k8s_settings *k, const struct esb_warm_pod *p);
 
+/* The pods that runs of this process are claiming or hold, so that its
+ * other runs pass them by: a claim of one would lose (409) and cost a
+ * kubectl. Only tries are saved here: which run gets a pod is the
+ * resourceVersion's to decide, between processes as within one. Safe from
+ * any thread. esb_warm_take returns false where name is taken already (or
+ * the set is full: the claim then goes ahead, and may lose). */
+bool esb_warm_taken(const char *name);
+bool esb_warm_take(const char *name);
+void esb_warm_let_go(const char *name);
+
 /* Whether kubectl's words say that the claim lost: the pod changed or is
  * gone since the list (409 Conflict, NotFound). */
 bool esb_warm_claim_lost(const char *said);
