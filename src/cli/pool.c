@@ -46,6 +46,13 @@ static const char pool_usage[] =
   "  status   each pool's pods: ready, pending, claimed (by a run), stale\n"
   "           (to be replaced), ended\n"
   "\n"
+  "options:\n"
+  "  --policy FILE      load this policy instead of the default search\n"
+  "  --once             run: one pass, then exit\n"
+  "  --interval-ms N    run: the pause between passes (default 1000)\n"
+  "  --json             status: an array of JSON objects, one a pool\n"
+  "  -h, --help         show this help\n"
+  "\n"
   "Exit status: 0; 1 a pass met an API error (with --once), or status could\n"
   "not list a pool; 125 bad usage or policy.\n";
 
