@@ -267,6 +267,20 @@ env.each_oldest_newest_kubectl(function(minor)
         cli(server, { "cleanup", "--all", "--policy", policy })
       end)
 
+      it("says in doctor whether the account may claim (patch pods), with pools only", function()
+        local policy = write_policy(server, "p", shell_pool(1))
+        local out = cli(server, { "doctor", "--policy", policy })
+        assert.truthy(out:find("ok    rbac           may patch pods (the claims of the policy's 1 warm pool)", 1, true),
+                      out)
+        local denied = fake.start(minor, "--deny 'patch pods'")
+        out = env.cli_run({ "doctor", "--policy", policy }, nil, denied.env)
+        fake.stop(denied)
+        assert.truthy(out:find("warn  rbac           may not patch pods (the claims of the policy's 1 warm pool: "
+                               .. "every run makes its own pod)", 1, true), out)
+        out = cli(server, { "doctor", "--policy", write_policy(server, "none", "") })
+        assert.is_nil(out:find("patch", 1, true), out)
+      end)
+
       it("refills the pool after use, and says what it holds", function()
         local policy = write_policy(server, "p", shell_pool(2))
         local first = fill(server, policy, "shell", 2)

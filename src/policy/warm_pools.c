@@ -37,7 +37,9 @@ static void read_kinds(struct esb_fields *f, int t, struct esb_warm_pool *pool) 
     esb_fields_bad(f, t, "size", "how many ready pods to keep (0 or more)");
   if (!f->failed && pool->size > 1000)
     esb_fields_bad(f, t, "size", "at most 1000 pods");
-  if (!esb_fields_uint(f, t, "max_age_s", 60, &pool->max_age_s) && !f->failed)
+  /* a minute at least: a pod is claimed only where its age leaves the
+   * run's deadline and a margin (ESB_WARM_MARGIN_S) */
+  if ((!esb_fields_uint(f, t, "max_age_s", 1, &pool->max_age_s) || pool->max_age_s < 60) && !f->failed)
     esb_fields_bad(f, t, "max_age_s", "the pods' most age in seconds, 60 or more");
   pool->claim_grace_ms = ESB_WARM_CLAIM_GRACE_MS;
   esb_fields_uint(f, t, "claim_grace_ms", 0, &pool->claim_grace_ms);
