@@ -297,6 +297,31 @@ env.each_oldest_newest_kubectl(function(minor)
         assert.is_nil(out:find("patch", 1, true), out)
       end)
 
+      it("keeps a pool full until SIGTERM; a maintainer killed leaves nothing cleanup cannot remove", function()
+        local policy = write_policy(server, "p", shell_pool(2))
+        for _, sig in ipairs { "TERM", "KILL" } do
+          local pidfile = server.dir .. "/pool.pid"
+          local wait = env.in_background(("%s %s %s pool run --interval-ms 100 --policy %s >/dev/null 2>&1 & "
+            .. "echo $! > %s; wait $!"):format(server.env, env.cli_prefix, env.quote(env.cli), env.quote(policy),
+            env.quote(pidfile)))
+          local pods = wait_ready(server, "shell", 2)
+          -- a pod used is made again by the running maintainer
+          fake.query(server, "/_fake/delete/" .. pods[1].metadata.name, "{}")
+          wait_gone(server, pods[1].metadata.name)
+          wait_ready(server, "shell", 2)
+          local pid = env.read_file(pidfile):match("%d+")
+          os.execute("kill -" .. sig .. " " .. pid)
+          local code = wait()
+          assert.are.equal(sig == "TERM" and 0 or 137, code)
+        end
+        -- what it made are pods of the project: cleanup finds them all
+        local out = cli(server, { "cleanup", "--all", "--policy", policy })
+        for _, p in ipairs(fake.pods(server)) do
+          assert.truthy(out:find("deleting " .. p.metadata.name, 1, true), out)
+        end
+        for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
+      end)
+
       it("refills the pool after use, and says what it holds", function()
         local policy = write_policy(server, "p", shell_pool(2))
         local first = fill(server, policy, "shell", 2)
