@@ -48,7 +48,7 @@ _echo_sandbox() {
     [[ $word == -* ]] && continue
     if [[ -z $cmd ]]; then
       cmd=$word
-    elif [[ ($cmd == policy || $cmd == session) && -z $sub ]]; then
+    elif [[ ($cmd == policy || $cmd == session || $cmd == pool) && -z $sub ]]; then
       sub=$word
     fi
   done
@@ -56,7 +56,7 @@ _echo_sandbox() {
     COMPREPLY=($(compgen -W "$(_echo_sandbox_commands "$prog") --help --version" -- "$cur"))
     return
   fi
-  if [[ ($cmd == policy || $cmd == session) && -z $sub ]]; then
+  if [[ ($cmd == policy || $cmd == session || $cmd == pool) && -z $sub ]]; then
     COMPREPLY=($(compgen -W "$(_echo_sandbox_commands "$prog" "$cmd")" -- "$cur"))
     return
   fi

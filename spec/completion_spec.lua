@@ -48,7 +48,7 @@ end
 local commands = {
   { "run" }, { "batch" }, { "serve" }, { "policy", "explain" }, { "policy", "check" }, { "policy", "languages" },
   { "cleanup" }, { "doctor" }, { "session", "create" }, { "session", "run" }, { "session", "ls" },
-  { "session", "show" }, { "session", "rm" },
+  { "session", "show" }, { "session", "rm" }, { "pool", "run" }, { "pool", "status" },
 }
 
 -- A value each option's metavariable takes, to show the command accepts it.
@@ -68,9 +68,10 @@ describe("the bash completion", function()
     for name in help:gmatch("\n  (%l+)  ") do want[#want + 1] = name end
     table.sort(want)
     assert.are.same(want, complete { "" })
-    assert.are.equal(9, #want)
+    assert.are.equal(10, #want)
     assert.are.same({ "check", "explain", "languages" }, complete { "policy", "" })
     assert.are.same({ "cell", "cp", "create", "files", "ls", "rm", "run", "show" }, complete { "session", "" })
+    assert.are.same({ "run", "status" }, complete { "pool", "" })
   end)
 
   -- Checked: with the lists written out in the script (as before), they

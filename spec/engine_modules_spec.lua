@@ -52,14 +52,18 @@ describe("echo_sandbox.engine.kube", function()
     assert.are.equal("", kube.pod_status({ kind = "Pod", status = cjson.null }).phase)
   end)
 
-  it("lists pods with their expiry and whether a session's has ended, and skips what has no name", function()
+  it("lists pods with their expiry, whether a session's has ended and a ready warm pod's pool, and skips what has "
+     .. "no name", function()
     local list = cjson.decode([[{"items":[
       {"metadata":{"name":"a","annotations":{"echo-sandbox.io/expires-at":"2026-01-01T00:00:00Z"}}},
       {"metadata":{"name":"b"}}, {"metadata":{}}, 7,
       {"metadata":{"name":"s","labels":{"echo-sandbox.io/session":"true"}},"status":{"phase":"Succeeded"}},
-      {"metadata":{"name":"r"},"status":{"phase":"Succeeded"}}]}]])
-    assert.are.same({ { "a", "2026-01-01T00:00:00Z", false }, { "b", "", false }, { "s", "", true },
-                      { "r", "", false } }, kube.pods(list))
+      {"metadata":{"name":"r"},"status":{"phase":"Succeeded"}},
+      {"metadata":{"name":"w","labels":{"echo-sandbox.io/warm-pool":"p","echo-sandbox.io/warm-state":"ready"}}},
+      {"metadata":{"name":"c","labels":{"echo-sandbox.io/warm-pool":"p","echo-sandbox.io/warm-state":"claimed"}}}
+    ]}]])
+    assert.are.same({ { "a", "2026-01-01T00:00:00Z", false, "" }, { "b", "", false, "" }, { "s", "", true, "" },
+                      { "r", "", false, "" }, { "w", "", false, "p" }, { "c", "", false, "" } }, kube.pods(list))
     assert.are.same({}, kube.pods(cjson.decode("{}")))
   end)
 

@@ -77,16 +77,19 @@ static int row_faults(const struct table *t, bool quiet) {
   return faults;
 }
 
-/* Each state: reachable from RUN, with a way to the delete and to DONE,
+/* Each state: reachable from a state a run begins in, with a way to the delete and to DONE,
  * and a row for each event its kubectl or timer may bring and for each
  * failed start of an action it takes. */
 static int state_faults(const struct table *t, bool quiet) {
   int faults = 0;
-  unsigned from_run = reach(t, ESB_K8S_RUN);
+  unsigned from_run = 0;
+  for (int s = 0; s < ESB_K8S__STATES; s++)
+    if (esb_k8s_start_state(s))
+      from_run |= reach(t, s);
   for (int s = 0; s < ESB_K8S__STATES; s++) {
     const char *name = esb_k8s_state_name(s);
     if (!(from_run & (1u << s)))
-      faults += broken(quiet, "%s%s cannot be reached from RUN", name, "");
+      faults += broken(quiet, "%s%s cannot be reached from RUN or CLAIM_LIST", name, "");
     if (s != ESB_K8S_DONE && !(reach(t, s) & (1u << ESB_K8S_DELETE)))
       faults += broken(quiet, "%s%s has no way to DELETE", name, "");
     if (s != ESB_K8S_DONE && !(reach(t, s) & (1u << ESB_K8S_DONE)))

@@ -111,6 +111,21 @@ function M.kubectl_once(minor)
   return function() end
 end
 
+-- In a describe block: body(minor) for the oldest and the newest minor of
+-- the matrix (1.30 and 1.35; $ESB_SPEC_MINORS narrows it) whose kubectl is
+-- here; for one that is not, a pending spec that says why.
+function M.each_oldest_newest_kubectl(body)
+  local all = M.kubectl_minors
+  for _, minor in ipairs { all[1], all[#all] ~= all[1] and all[#all] or nil } do
+    local _, why = M.kubectl(minor)
+    if why then
+      require("busted").describe(("kubectl 1.%d"):format(minor), function() require("busted").pending(why) end)
+    else
+      body(minor)
+    end
+  end
+end
+
 -- The newest minor of the matrix whose kubectl is here; else nil, and one
 -- pending spec that says why.
 function M.newest_kubectl()

@@ -556,7 +556,8 @@ class Handler(BaseHTTPRequestHandler):
             words = set(raw.replace(b"\x00", b" ").split())
             words = {w.strip(b"\x01\x02\x03\x04\x05\x06\x07\x08\x0a\x12\x1a\x22\x2a\x32\x3a").decode("latin-1")
                      for w in words}
-            verb = next((v for v in ("create", "get", "list", "delete", "watch") if any(v in w for w in words)), None)
+            verb = next((v for v in ("create", "get", "list", "delete", "watch", "patch") if any(v in w for w in words)),
+                        None)
             resource = next((r for r in ("pods", "secrets") if any(r in w for w in words)), None)
             sub = "attach" if any("attach" in w for w in words) else None
         what = "%s %s%s" % (verb, resource, "/" + sub if sub else "")

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/k8s_command.h"
@@ -655,8 +656,9 @@ static int start_run_step(struct esb_k8s_run *run) {
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   if (!run->adopted)
     run->create_attempts++;
-  char **argv = run->in_session ? esb_k8s_session_exec_argv(plan) : run->adopted ? attach_argv(plan)
-                                                                                : esb_k8s_run_argv(plan);
+  char **argv = run->in_session || run->warm ? esb_k8s_session_exec_argv(plan)
+                 : run->adopted                ? attach_argv(plan)
+                                               : esb_k8s_run_argv(plan);
   if (start_kubectl(run, argv, run->stdin_buf, run->stdin_len, run->stdin_fd, left_ms ? left_ms : 1,
                     plan->max_output_bytes) < 0)
     return -1;
@@ -678,6 +680,116 @@ static int start_run_step(struct esb_k8s_run *run) {
                                          .fire = start_watch, .userdata = run };
   esb_timer_start(run->loop, &run->watch_timer);
   return 0;
+}
+
+/* ---- the claim of a warm pod (k8s_warm.h) ------------------------------ */
+
+/* kubectl get of the pool's ready pods of the plan's shape, within the
+ * pool's claim grace (a list that takes longer: the run goes cold). */
+static int start_claim_list(struct esb_k8s_run *run) {
+  const struct esb_k8s_settings *k = &run->plan->k8s;
+  char selector[ESB_WARM_SELECTOR_MAX];
+  const char *tail[8];
+  char **argv = NULL;
+  if (esb_warm_list_tail(k->warm_pool, k->warm_hash, "ready", selector, tail) == 0)
+    argv = esb_k8s_kubectl_argv(k, tail);
+  uint64_t grace = k->warm_claim_grace_ms;
+  return start_kubectl(run, argv, NULL, 0, -1, grace ? grace : 1, 1u << 20);
+}
+
+/* kubectl label of the next pod listed. It is given the time to answer
+ * past the grace: a claim cut short might have gone through, and the pod
+ * be claimed by no run. */
+static int start_claim(struct esb_k8s_run *run) {
+  const struct esb_warm_pod *p = &run->candidates[run->next_candidate++];
+  run->taking = esb_warm_take(p->name) ? p->name : NULL;
+  return start_kubectl(run, esb_warm_claim_argv(&run->plan->k8s, p), NULL, 0, -1, 15000, 64u << 10);
+}
+
+/* The pod the run was taking goes back to the process's other runs. */
+static void let_go(struct esb_k8s_run *run) {
+  if (run->taking)
+    esb_warm_let_go(run->taking);
+  run->taking = NULL;
+}
+
+static bool exec_interrupted(const struct esb_result *er) {
+  return er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
+}
+
+/* The next pod to claim, or none (the grace is over, or none is left);
+ * those another run of this process is taking are passed by. */
+static enum esb_k8s_event next_candidate(struct esb_k8s_run *run) {
+  while (run->next_candidate < run->n_candidates && esb_warm_taken(run->candidates[run->next_candidate].name))
+    run->next_candidate++;
+  bool in_grace = esb_now_ns() < run->claim_until_ns;
+  return in_grace && run->next_candidate < run->n_candidates ? ESB_K8S_EV_CANDIDATE : ESB_K8S_EV_COLD;
+}
+
+/* The pods the list gave that the run may claim, begun at a random one: two
+ * engines that list at once seldom try the same pod first. */
+static enum esb_k8s_event claim_list_read(struct esb_k8s_run *run, struct esb_result *er) {
+  if ((run->interrupted = run->claim_cut = exec_interrupted(er))) {
+    esb_result_release(er);
+    return ESB_K8S_EV_INTERRUPTED;
+  }
+  struct esb_warm_pod *pods = NULL;
+  size_t n = 0, kept = 0;
+  bool listed = er->status == ESB_STATUS_EXITED && er->exit_code == 0 &&
+                esb_warm_parse(er->out.data ? er->out.data : "", er->out.len, &pods, &n) == 0;
+  int64_t not_after = (int64_t)time(NULL) + (int64_t)(run->plan->timeout_ms / 1000) + ESB_WARM_MARGIN_S;
+  for (size_t i = 0; listed && i < n; i++)
+    if (esb_warm_claimable(&pods[i], not_after))
+      pods[kept++] = pods[i];
+  size_t start = kept ? (size_t)(esb_now_ns() / 1000) % kept : 0;
+  for (size_t i = 0; i < start; i++) { /* rotate left by start */
+    struct esb_warm_pod first = pods[0];
+    memmove(pods, pods + 1, (kept - 1) * sizeof *pods);
+    pods[kept - 1] = first;
+  }
+  esb_result_release(er);
+  run->candidates = pods;
+  run->n_candidates = kept;
+  run->next_candidate = 0;
+  return next_candidate(run);
+}
+
+/* The claim went through: the pod is the run's, and the run's plan names it. */
+static void claimed(struct esb_k8s_run *run) {
+  const struct esb_warm_pod *p = &run->candidates[run->next_candidate - 1];
+  snprintf(run->warm_name, sizeof run->warm_name, "%s", p->name);
+  run->warm_plan = *run->plan;
+  run->warm_plan.k8s.pod_name = run->warm_name;
+  run->plan = &run->warm_plan;
+  run->warm = true;
+  snprintf(run->result.sandbox_name, sizeof run->result.sandbox_name, "%s", run->warm_name);
+}
+
+/* What the claim's label said: the pod is the run's, or it changed or went
+ * since the list (another engine's claim, an eviction, a delete: the next
+ * is tried), or the label failed otherwise (the run goes cold and says
+ * why: a cluster that refuses every claim costs each run its grace). */
+static enum esb_k8s_event claim_read(struct esb_k8s_run *run, struct esb_result *er) {
+  if ((run->interrupted = run->claim_cut = exec_interrupted(er))) {
+    esb_result_release(er);
+    return ESB_K8S_EV_INTERRUPTED;
+  }
+  bool ok = er->status == ESB_STATUS_EXITED && er->exit_code == 0;
+  char said[256] = "";
+  if (!ok && er->err.data) {
+    er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
+    snprintf(said, sizeof said, "%.*s", (int)strcspn(er->err.data, "\n"), er->err.data);
+  }
+  esb_result_release(er);
+  if (ok) {
+    claimed(run);
+    return ESB_K8S_EV_CLAIMED;
+  }
+  let_go(run);
+  if (esb_warm_claim_lost(said))
+    return next_candidate(run);
+  snprintf(run->claim_failed, sizeof run->claim_failed, "%s", said[0] ? said : "kubectl label failed");
+  return ESB_K8S_EV_COLD;
 }
 
 /* What kubectl says when the API server did not take the create but may
@@ -888,6 +1000,9 @@ static bool decide_interrupted(struct esb_k8s_run *run) {
   if (run->in_session)
     esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; the run's processes in session "
                     "%s end at the run's deadline", run->plan->k8s.pod_name);
+  else if (run->claim_cut)
+    esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal while it claimed a warm pod: "
+                    "no pod was made");
   else if (r->cleanup_error)
     esb_result_fail(r, ESB_E_INTERRUPTED, "the executor was interrupted by a signal; deleting the pod failed "
                     "(cleanup_error)");
@@ -957,7 +1072,11 @@ static void session_exec_failed(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   const char *name = run->plan->k8s.pod_name;
   const char *said = run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "kubectl exec failed";
-  if (strstr(said, "forbidden") || strstr(said, "Forbidden")) {
+  if (run->warm) { /* a pod of the pool, not the request's: the same request may take another */
+    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into warm pod %s failed before the program began: %.*s", name,
+                    (int)strcspn(said, "\n"), said);
+    r->reason = "WarmPodLost";
+  } else if (strstr(said, "forbidden") || strstr(said, "Forbidden")) {
     esb_result_fail(r, ESB_E_BACKEND, "kubectl may not exec into session %s: its account needs \"create\" on "
                     "\"pods/exec\" in namespace %s (deploy/rbac.yaml): %.*s", name, run->plan->k8s.namespace_,
                     (int)strcspn(said, "\n"), said);
@@ -1016,7 +1135,7 @@ static void last_error_line(const struct esb_k8s_run *run, char *said, size_t n)
  * has ended (the end mark); 128+N is signal N, as a shell says it. */
 static bool decide_in_session(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
-  if (!run->in_session)
+  if (!run->in_session && !run->warm)
     return false;
   if (run->plan->k8s.handshake && !run->started) {
     session_exec_failed(run);
@@ -1025,8 +1144,9 @@ static bool decide_in_session(struct esb_k8s_run *run) {
     cut_exec_report(&r->err, said, sizeof said);
     if (!said[0]) /* the stderr mark was lost with the connection: all of it was kubectl's */
       last_error_line(run, said, sizeof said);
-    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into session %s ended while the program ran on (%s): the "
-                    "output is incomplete", run->plan->k8s.pod_name, said[0] ? said : "kubectl said nothing");
+    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into %s %s ended while the program ran on (%s): the "
+                    "output is incomplete", run->warm ? "warm pod" : "session", run->plan->k8s.pod_name,
+                    said[0] ? said : "kubectl said nothing");
     r->reason = "AttachLost";
   } else if (r->exit_code > 128 && r->exit_code < 128 + 32) {
     esb_result_signaled(r, r->exit_code - 128);
@@ -1169,7 +1289,7 @@ static void decide(struct esb_k8s_run *run) {
 /* Failures that another try may not meet: the cluster's passing states. */
 static bool reason_is_transient(const char *reason) {
   static const char *const transient[] = { "KubectlTimeout", "AttachLost", "Evicted", "Deleted", "Unschedulable",
-                                           "NodeLost", "NodeNotReady", "NotReady", "PodUnknown", "Restarted",
+                                           "NodeLost", "NodeNotReady", "NotReady", "PodUnknown", "Restarted", "WarmPodLost",
                                            "Throttled", "ExceededQuota", "Unreachable", NULL };
   for (const char *const *t = transient; reason && *t; t++)
     if (strcmp(reason, *t) == 0)
@@ -1181,6 +1301,11 @@ static void finish(struct esb_k8s_run *run) {
   decide(run);
   if (run->in_session)
     snprintf(run->result.session, sizeof run->result.session, "%s", run->plan->k8s.pod_name);
+  else
+    run->result.warm = run->warm;
+  if (run->claim_failed[0])
+    esb_result_warn(&run->result, "claiming a warm pod of pool %s failed (%s): a pod was made for the run",
+                    run->plan->k8s.warm_pool, run->claim_failed);
   if (run->result.status == ESB_STATUS_ERROR) {
     run->result.retryable = !run->no_retry && (run->retryable || reason_is_transient(run->result.reason));
     run->result.killed_by_us = false; /* kubectl was, at the deadline: no word of the program's end */
@@ -1291,6 +1416,8 @@ static bool take_run_result(struct esb_k8s_run *run, struct esb_result *er) {
 
 static enum esb_k8s_event run_read(struct esb_k8s_run *run, struct esb_result *er) {
   bool failed = take_run_result(run, er);
+  if (run->warm)
+    return ESB_K8S_EV_KNOWN; /* kubectl exec tells the program's end; the pod is deleted whatever it said */
   if (run->result.status == ESB_STATUS_ERROR && !run->interrupted)
     return ESB_K8S_EV_NO_KUBECTL; /* kubectl did not start: no pod to look at or delete */
   if (run->in_session)
@@ -1383,6 +1510,10 @@ static enum esb_k8s_event delete_read(struct esb_k8s_run *run, struct esb_result
  * dispatcher then gives the run that event, where it was). One that ends
  * the run calls finish(), after which the run may be gone. */
 
+static int act_claim(struct esb_k8s_run *run) {
+  return start_claim(run);
+}
+
 static int act_create(struct esb_k8s_run *run) {
   return start_run_step(run);
 }
@@ -1461,6 +1592,7 @@ static int act_delete_not_started(struct esb_k8s_run *run) {
 /* ---- the dispatcher ----------------------------------------------------- */
 
 static int (*const actions[ESB_K8S__ACTIONS])(struct esb_k8s_run *) = {
+  [ESB_K8S_DO_CLAIM] = act_claim,
   [ESB_K8S_DO_CREATE] = act_create,
   [ESB_K8S_DO_PROBE] = act_probe,
   [ESB_K8S_DO_GET] = act_get,
@@ -1501,6 +1633,8 @@ static void dispatch(struct esb_k8s_run *run, enum esb_k8s_event event) {
 /* The kubectl of the state in flight ended: what it says is its event. */
 static void step_done(struct esb_exec *exec, void *userdata) {
   static enum esb_k8s_event (*const readers[ESB_K8S__STATES])(struct esb_k8s_run *, struct esb_result *) = {
+    [ESB_K8S_CLAIM_LIST] = claim_list_read,
+    [ESB_K8S_CLAIM] = claim_read,
     [ESB_K8S_RUN] = run_read,
     [ESB_K8S_PROBE] = probe_read,
     [ESB_K8S_GET] = get_read,
@@ -1558,7 +1692,11 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   run->run_deadline_ns = run->first_try_ns + plan->timeout_ms * 1000000ull;
   run->unschedulable_timer = (struct esb_timer){ .fire = unschedulable_for_too_long, .userdata = run };
   run->not_ready_timer = (struct esb_timer){ .fire = not_ready_for_too_long, .userdata = run };
-  if (start_run_step(run) < 0) {
+  if (plan->k8s.warm_pool && !run->in_session) {
+    run->state = ESB_K8S_CLAIM_LIST;
+    run->claim_until_ns = run->first_try_ns + plan->k8s.warm_claim_grace_ms * 1000000ull;
+  }
+  if ((run->state == ESB_K8S_RUN ? start_run_step(run) : start_claim_list(run)) < 0) {
     const char *msg = run->exec.result.error_message;
     esb_result_fail(&run->result, ESB_E_BACKEND_UNAVAILABLE, "cannot run %s: %s", esb_k8s_kubectl(),
                     msg ? msg : "unknown error");
@@ -1586,6 +1724,9 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_capture_release(&run->kubectl_err);
   free(run->kubectl_stderr);
   run->kubectl_stderr = NULL;
+  let_go(run);
+  free(run->candidates);
+  run->candidates = NULL;
   esb_result_release(&run->exec.result);
 }
 

@@ -2,6 +2,12 @@
  * kubectl children on the engine's loop, whose transitions are one table
  * (k8s_run_table.h: state x event -> action, next state). Its steps:
  *
+ *   claim    only where the plan's pod has the shape of a warm pool
+ *            (k8s_warm.h): kubectl get of the pool's ready pods, then
+ *            kubectl label of one to claimed under its resourceVersion; the
+ *            pod claimed is the run's, and run is kubectl exec -i into it
+ *            (as into a session's pod, k8s_session.h); none within the
+ *            pool's claim grace: run makes a pod, as without a pool
  *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
  *            the handshake, then the request's stdin; the pod's marks around
  *            the program tell its stderr from kubectl's (k8s.c); a create the
@@ -34,6 +40,7 @@
 
 #include "engine/runtime/loop.h"
 #include "backend/k8s_command.h"
+#include "backend/k8s_warm.h"
 #include "backend/k8s_payload.h"
 #include "backend/k8s_run_table.h"
 #include "backend/kubectl_words.h"
@@ -139,6 +146,18 @@ struct esb_k8s_run {
   unsigned delete_attempts;
   uint64_t late_create_until_ns;
   char verdict_message[768];
+  /* the claim of a warm pod (k8s_warm.h) */
+  bool warm;                 /* a warm pod was claimed: run is kubectl exec into it, delete deletes it */
+  struct esb_plan warm_plan; /* the plan, but for the pod's name, the warm pod's (run->plan
+                                once claimed; its pointers are the caller's plan's) */
+  char warm_name[64];
+  struct esb_warm_pod *candidates; /* the pool's pods listed, to be claimed in turn */
+  size_t n_candidates, next_candidate;
+  uint64_t claim_until_ns;   /* the pool's claim grace ends: no claim begins after it */
+  bool claim_cut;            /* interrupted while it listed or claimed: no pod was made */
+  const char *taking;        /* the pod of candidates it claims or holds, taken for the
+                                process (esb_warm_take); NULL: none */
+  char claim_failed[256];    /* why a claim failed other than by losing: the result's warning */
 };
 
 #define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .stdin_fd = -1, \

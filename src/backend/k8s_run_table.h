@@ -7,6 +7,14 @@
  *
  * States (what is in flight):
  *
+ *   CLAIM_LIST   kubectl get of the ready warm pods of the plan's pool
+ *                (k8s_warm.h): the plan's pod shape is one of the policy's
+ *                warm pools'
+ *   CLAIM        kubectl label of one of them to claimed, under the
+ *                resourceVersion listed: the pod is the run's (RUN is then
+ *                kubectl exec into it, and DELETE deletes it), or another
+ *                engine's (409) or gone, and the next is tried; none
+ *                within the pool's claim grace: RUN makes a pod (cold)
  *   RUN          kubectl run --attach (or kubectl attach, to a pod adopted)
  *                streams the program; the pod watch beside it. Inside RUN
  *                the watch and the streams may reach a verdict (the pod
@@ -23,13 +31,26 @@
  *   DELETE_WAIT  a pause (0.1 s doubling to 2 s) before the next delete
  *   DONE         the result is decided and on_done has run (final)
  *
- * esb_k8s_start enters RUN (a kubectl that does not start there is the
- * caller's: -1, no on_done). Then, with "x" where DONE comes with no
+ * esb_k8s_start enters CLAIM_LIST where the plan names a warm pool, else
+ * RUN (a kubectl that does not start there is the caller's: -1, no
+ * on_done). Then, with "x" where DONE comes with no
  * delete (create attaches to a pod adopted; the test holds the rows below
  * to the table in k8s_run_table.c, line by line):
  *
  *   state        event              action               next
  *   -----------  -----------------  -------------------  -----------
+ *   CLAIM_LIST   candidate          claim                CLAIM
+ *   CLAIM_LIST   cold               create               RUN
+ *   CLAIM_LIST   interrupted        finish               DONE  x
+ *   CLAIM_LIST   claim_not_started  no_kubectl           DONE  x
+ *   CLAIM_LIST   run_not_started    no_kubectl           DONE  x
+ *   CLAIM        claimed            create               RUN
+ *   CLAIM        candidate          claim                CLAIM
+ *   CLAIM        cold               create               RUN
+ *   CLAIM        interrupted        finish               DONE  x
+ *   CLAIM        claim_not_started  no_kubectl           DONE  x
+ *   CLAIM        run_not_started    no_kubectl_delete    DELETE
+ *   CLAIM        delete_not_started delete_not_started   DONE
  *   RUN          known              delete               DELETE
  *   RUN          failed             get                  GET
  *   RUN          retry              wait_create          CREATE_WAIT
@@ -56,28 +77,35 @@
  *   DELETE_WAIT  timer              delete               DELETE
  *   DELETE_WAIT  delete_not_started delete_not_started   DONE
  *
- * Events: a state's kubectl ended (RUN: known, failed, retry, retry_unsure,
+ * Events: a state's kubectl ended (CLAIM_LIST: candidate, a ready pod to
+ * claim; cold, none (or the list failed, or the grace is over);
+ * interrupted; CLAIM: claimed, the label went through; candidate, it did
+ * not and another is left; cold, none is; interrupted; RUN: known, failed, retry, retry_unsure,
  * unreachable, no_kubectl, in_session: the run was kubectl exec into a
  * session's pod, which outlives it; PROBE: ours, missing, not_ours, unread; GET:
  * read; DELETE: retry, deleted), a wait's timer fired (timer), or an
  * action's kubectl did not start (X_not_started, X the state it was to
  * enter: the run stays where it was and takes that event there).
  *
- * Properties (the test checks them): every state is reachable from RUN;
+ * Properties (the test checks them): every state is reachable from RUN or
+ * CLAIM_LIST;
  * DONE has no row and every other state a way to DELETE and to DONE;
  * every event a state's kubectl or timer may bring has a row there, as
  * does the failed start of every action that starts a kubectl; a row into
  * DONE comes from DELETE's end or a delete that did not start, or says why
  * no pod can be left (the "x" rows: no try connected, kubectl never ran,
- * the pod is another instance's or a session's, or kubectl no longer starts, so that no
+ * the pod is another instance's or a session's, a claim was cut short, or kubectl no longer starts, so that no
  * delete could either: the pod's activeDeadlineSeconds and `cleanup` are
  * the backstops then). */
 #ifndef ESB_BACKEND_K8S_RUN_TABLE_H
 #define ESB_BACKEND_K8S_RUN_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum esb_k8s_state {
+  ESB_K8S_CLAIM_LIST,
+  ESB_K8S_CLAIM,
   ESB_K8S_RUN,
   ESB_K8S_CREATE_WAIT,
   ESB_K8S_PROBE_WAIT,
@@ -104,8 +132,13 @@ enum esb_k8s_event {
   ESB_K8S_EV_DELETED,        /* DELETE: it went through, or failed for good (cleanup_error) */
   ESB_K8S_EV_TIMER,          /* a wait is over */
   ESB_K8S_EV_IN_SESSION,     /* RUN: kubectl exec into a session's pod ended: its pod is the session's */
-  ESB_K8S_EV_RUN_NOT_STARTED,    /* an action's kubectl did not start, */
-  ESB_K8S_EV_PROBE_NOT_STARTED,  /* by the state it was to enter */
+  ESB_K8S_EV_CANDIDATE,      /* CLAIM_LIST, CLAIM: a ready warm pod is left to claim */
+  ESB_K8S_EV_COLD,           /* CLAIM_LIST, CLAIM: none is (or the grace is over): a pod is made */
+  ESB_K8S_EV_CLAIMED,        /* CLAIM: the label went through: the warm pod is the run's */
+  ESB_K8S_EV_INTERRUPTED,    /* CLAIM_LIST, CLAIM: the executor was interrupted */
+  ESB_K8S_EV_CLAIM_NOT_STARTED,  /* an action's kubectl did not start, */
+  ESB_K8S_EV_RUN_NOT_STARTED,    /* by the state it was to enter */
+  ESB_K8S_EV_PROBE_NOT_STARTED,
   ESB_K8S_EV_GET_NOT_STARTED,
   ESB_K8S_EV_DELETE_NOT_STARTED,
   ESB_K8S__EVENTS,
@@ -113,7 +146,9 @@ enum esb_k8s_event {
 };
 
 enum esb_k8s_action {
-  ESB_K8S_DO_CREATE,             /* start kubectl run (attach, to a pod adopted) */
+  ESB_K8S_DO_CLAIM,              /* start kubectl label of the next warm pod listed */
+  ESB_K8S_DO_CREATE,             /* start kubectl run (attach, to a pod adopted; exec, into
+                                    the warm pod claimed) */
   ESB_K8S_DO_PROBE,              /* start kubectl get of a pod whose create lost its answer */
   ESB_K8S_DO_GET,                /* start kubectl get pod -o json */
   ESB_K8S_DO_DELETE,             /* start kubectl delete pod */
@@ -144,6 +179,9 @@ const struct esb_k8s_row *esb_k8s_transition(enum esb_k8s_state state, enum esb_
 /* The event of an action whose kubectl did not start, by the state it was
  * to enter; ESB_K8S_EV_NONE for a state that starts no kubectl. */
 enum esb_k8s_event esb_k8s_not_started(enum esb_k8s_state next);
+
+/* Whether the run may begin in state (RUN, or CLAIM_LIST for a warm pool). */
+bool esb_k8s_start_state(enum esb_k8s_state state);
 
 /* The events the end of a state's kubectl, or its timer, may bring, as a
  * mask of (1u << event): each must have a row in that state. */

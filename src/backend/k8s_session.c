@@ -111,16 +111,6 @@ bool esb_k8s_session_id(const char *s) {
   return strspn(s + n, "0123456789abcdef") == ESB_K8S_SESSION_HEX;
 }
 
-static int push_printf(struct esb_strv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int push_printf(struct esb_strv *sv, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s;
-  int n = vasprintf(&s, fmt, ap);
-  va_end(ap);
-  return n < 0 ? -1 : esb_strv_take(sv, s);
-}
-
 char **esb_k8s_session_exec_argv(const struct esb_plan *plan) {
   const struct esb_k8s_settings *k = &plan->k8s;
   struct esb_strv tail = ESB_STRV_INIT;
@@ -128,13 +118,13 @@ char **esb_k8s_session_exec_argv(const struct esb_plan *plan) {
   rc |= esb_strv_push(&tail, "-i");
   rc |= esb_strv_push(&tail, "-q");
   rc |= esb_strv_push(&tail, k->pod_name);
-  rc |= push_printf(&tail, "--container=%s", k->pod_name);
+  rc |= esb_strv_pushf(&tail, "--container=%s", k->pod_name);
   rc |= esb_strv_push(&tail, "--");
   rc |= esb_strv_push(&tail, "/bin/sh");
   rc |= esb_strv_push(&tail, "-c");
   rc |= esb_strv_push(&tail, esb_k8s_session_run_script);
   rc |= esb_strv_push(&tail, "echo-sandbox");
-  rc |= push_printf(&tail, "%" PRIu64 ".%03" PRIu64, plan->timeout_ms / 1000, plan->timeout_ms % 1000);
+  rc |= esb_strv_pushf(&tail, "%" PRIu64 ".%03" PRIu64, plan->timeout_ms / 1000, plan->timeout_ms % 1000);
   for (char **e = plan->env; e && *e; e++)
     rc |= esb_strv_push(&tail, *e);
   rc |= esb_strv_push(&tail, "--");
@@ -211,6 +201,18 @@ static void idle_ticks(uint64_t idle_ms, uint64_t *ticks, uint64_t *tick_ms) {
   *ticks = (idle_ms + *tick_ms - 1) / *tick_ms;
 }
 
+int esb_k8s_session_push_wait(struct esb_strv *tail, uint64_t ticks, uint64_t tick_ms) {
+  int rc = esb_strv_push(tail, "--command");
+  rc |= esb_strv_push(tail, "--");
+  rc |= esb_strv_push(tail, "/bin/sh");
+  rc |= esb_strv_push(tail, "-c");
+  rc |= esb_strv_push(tail, esb_k8s_session_wait_script);
+  rc |= esb_strv_push(tail, "echo-sandbox");
+  rc |= esb_strv_pushf(tail, "%" PRIu64, ticks);
+  rc |= esb_strv_pushf(tail, "%" PRIu64 ".%03" PRIu64, tick_ms / 1000, tick_ms % 1000);
+  return rc;
+}
+
 /* The words after kubectl of the run of the session's pod (no attach: its command waits). The
  * plan's override names its container as the plan's pod; the session's
  * pod has its own name, and the strategic merge joins containers by name. */
@@ -224,23 +226,16 @@ static char **create_argv(const struct esb_plan *plan, const char *id, uint64_t 
   int rc = overrides ? 0 : -1;
   rc |= esb_strv_push(&tail, "run");
   rc |= esb_strv_push(&tail, id);
-  rc |= push_printf(&tail, "--image=%s", k->image);
+  rc |= esb_strv_pushf(&tail, "--image=%s", k->image);
   rc |= esb_strv_push(&tail, "--restart=Never");
-  rc |= push_printf(&tail, "--labels=%s=true,%s-expires=%lld", ESB_K8S_SESSION_LABEL, ESB_K8S_SESSION_LABEL,
+  rc |= esb_strv_pushf(&tail, "--labels=%s=true,%s-expires=%lld", ESB_K8S_SESSION_LABEL, ESB_K8S_SESSION_LABEL,
                     (long long)time(NULL) + (long long)ttl_s);
-  rc |= push_printf(&tail, "--annotations=echo-sandbox.io/idle-timeout-ms=%" PRIu64, idle_ms);
+  rc |= esb_strv_pushf(&tail, "--annotations=echo-sandbox.io/idle-timeout-ms=%" PRIu64, idle_ms);
   rc |= esb_strv_push(&tail, "--override-type=strategic");
-  rc |= push_printf(&tail, "--overrides=%s", overrides ? overrides : "");
+  rc |= esb_strv_pushf(&tail, "--overrides=%s", overrides ? overrides : "");
   for (char **e = plan->env; e && *e; e++)
-    rc |= push_printf(&tail, "--env=%s", *e);
-  rc |= esb_strv_push(&tail, "--command");
-  rc |= esb_strv_push(&tail, "--");
-  rc |= esb_strv_push(&tail, "/bin/sh");
-  rc |= esb_strv_push(&tail, "-c");
-  rc |= esb_strv_push(&tail, esb_k8s_session_wait_script);
-  rc |= esb_strv_push(&tail, "echo-sandbox");
-  rc |= push_printf(&tail, "%" PRIu64, ticks);
-  rc |= push_printf(&tail, "%" PRIu64 ".%03" PRIu64, tick_ms / 1000, tick_ms % 1000);
+    rc |= esb_strv_pushf(&tail, "--env=%s", *e);
+  rc |= esb_k8s_session_push_wait(&tail, ticks, tick_ms);
   free(overrides);
   if (rc) {
     esb_strv_clear(&tail);
@@ -249,9 +244,7 @@ static char **create_argv(const struct esb_plan *plan, const char *id, uint64_t 
   return esb_strv_detach(&tail);
 }
 
-/* What a kubectl that failed said, for a message: its first line without
- * its klog lines. */
-static const char *said(struct esb_result *r) {
+const char *esb_k8s_kubectl_said(struct esb_result *r) {
   if (!r->err.data)
     return r->error_message ? r->error_message : "kubectl failed";
   r->err.len = esb_kubectl_strip_own_lines(r->err.data, r->err.len);
@@ -306,7 +299,7 @@ int esb_k8s_session_create(const struct esb_plan *plan, uint64_t ttl_ms, uint64_
   esb_k8s_kubectl_run(k, (const char *const *)tail, 60000, &r);
   esb_strv_free(tail);
   if (!kubectl_ok(&r)) {
-    esb_error_set(err, ESB_E_BACKEND, "creating the session's pod %s failed: %s", id, said(&r));
+    esb_error_set(err, ESB_E_BACKEND, "creating the session's pod %s failed: %s", id, esb_k8s_kubectl_said(&r));
     esb_result_release(&r);
     return -1;
   }
@@ -353,7 +346,7 @@ int esb_k8s_session_read(const struct esb_k8s_settings *k, const char *id, esb_p
   *found = kubectl_ok(&r) && parse(r.out.data ? r.out.data : "", r.out.len, p) == 0;
   int rc = 0;
   if (!*found && !(r.err.data && strstr(r.err.data, "(NotFound)")))
-    rc = esb_error_set(err, ESB_E_BACKEND, "reading session %s failed: %s", id, said(&r));
+    rc = esb_error_set(err, ESB_E_BACKEND, "reading session %s failed: %s", id, esb_k8s_kubectl_said(&r));
   esb_result_release(&r);
   return rc;
 }
@@ -368,7 +361,7 @@ int esb_k8s_session_remove(const struct esb_k8s_settings *k, const char *id, uin
   int rc = 0;
   *found = r.out.len > 0; /* kubectl says what it deleted; nothing where there was none */
   if (!kubectl_ok(&r))
-    rc = esb_error_set(err, ESB_E_BACKEND, "deleting session %s failed: %s", id, said(&r));
+    rc = esb_error_set(err, ESB_E_BACKEND, "deleting session %s failed: %s", id, esb_k8s_kubectl_said(&r));
   esb_result_release(&r);
   return rc;
 }

@@ -48,6 +48,17 @@ extern const char esb_k8s_session_run_script[];
 /* A cell's relay to the kernel kept in the pod (k8s_session.c says how). */
 extern const char esb_k8s_session_cell_script[];
 
+/* What a kubectl that failed said, for a message: its first line without
+ * its klog lines (r's stderr is cut to it). */
+struct esb_result;
+const char *esb_k8s_kubectl_said(struct esb_result *r);
+
+/* The command of a pod whose first process waits (esb_k8s_session_wait_script
+ * for ticks of tick_ms) onto tail, from kubectl run's "--command" on: 0, or
+ * -1 out of memory. */
+struct esb_strv;
+int esb_k8s_session_push_wait(struct esb_strv *tail, uint64_t ticks, uint64_t tick_ms);
+
 /* Whether s has the form of a k8s session's id. */
 bool esb_k8s_session_id(const char *s);
 

@@ -53,5 +53,6 @@ void esb_k8s_settings_release(struct esb_k8s_settings *k) {
   free(k->pod_running_timeout);
   free(k->context);
   free(k->kubeconfig);
+  free(k->warm_pool);
   *k = (struct esb_k8s_settings){ 0 };
 }

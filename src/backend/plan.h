@@ -64,6 +64,10 @@ struct esb_k8s_settings {
   uint64_t unschedulable_grace_ms; /* how long a pod may stay unschedulable */
   uint64_t not_ready_grace_ms; /* how long a running pod may be not ready with a silent attach */
   bool handshake;
+  char *warm_pool;           /* the policy's warm pool whose shape the pod has (k8s_warm.h):
+                                the run may take a pod of it; NULL: none */
+  char warm_hash[17];        /* with warm_pool: its shape's hash, the pods' label */
+  uint64_t warm_claim_grace_ms; /* with warm_pool: how long the claim may take */
 };
 
 struct esb_plan {

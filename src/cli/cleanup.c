@@ -30,7 +30,8 @@ static const char cleanup_usage[] =
   "directories and cgroups). Then deletes the pods echo-sandbox manages (label\n"
   "app.kubernetes.io/managed-by=echo-sandbox) in the policy's namespace whose\n"
   "echo-sandbox.io/expires-at has passed: an executor that crashed left them;\n"
-  "and the pods of k8s sessions that ended (their TTL or idle timeout).\n"
+  "and the pods of k8s sessions that ended (their TTL or idle timeout), and\n"
+  "the ready warm pods of pools the policy no longer has.\n"
   "A pod in flight expires only a minute after its run's deadline, so it is\n"
   "never touched.\n"
   "\n"
@@ -113,10 +114,23 @@ static int read_cleanup_options(int argc, char **argv, struct cleanup_options *o
   return -1;
 }
 
-/* Prints what becomes of each pod of the list on top of L ({name, expires}
- * each) and pushes the names of those to delete onto tail: every one with
- * --all, else the expired ones. Returns how many. */
-static int pick_pods(lua_State *L, const struct cleanup_options *o, struct esb_strv *tail) {
+/* Whether pool is none of the policy's: its ready pods can serve no run. */
+static bool pool_gone(struct esb_policy *policy, const char *pool) {
+  const struct esb_warm_pool *pools;
+  size_t n = esb_policy_warm_pools(policy, &pools);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(pools[i].name, pool) == 0)
+      return false;
+  return true;
+}
+
+/* Prints what becomes of each pod of the list on top of L ({name, expires,
+ * ended, warm_pool} each) and pushes the names of those to delete onto
+ * tail: every one with --all, else the expired ones, the sessions' that
+ * ended and the ready warm pods of pools the policy no longer has.
+ * Returns how many. */
+static int pick_pods(lua_State *L, struct esb_policy *policy, const struct cleanup_options *o,
+                     struct esb_strv *tail) {
   char now[32];
   time_t t = time(NULL);
   struct tm tm;
@@ -128,12 +142,15 @@ static int pick_pods(lua_State *L, const struct cleanup_options *o, struct esb_s
     lua_rawgeti(L, -1, 1);
     lua_rawgeti(L, -2, 2);
     lua_rawgeti(L, -3, 3);
-    const char *name = lua_tostring(L, -3), *expires = lua_tostring(L, -2);
-    bool ended = lua_toboolean(L, -1); /* a session that ended (its TTL, its idle timeout) */
+    lua_rawgeti(L, -4, 4);
+    const char *name = lua_tostring(L, -4), *expires = lua_tostring(L, -3), *pool = lua_tostring(L, -1);
+    bool ended = lua_toboolean(L, -2); /* a session that ended (its TTL, its idle timeout) */
     /* RFC 3339 times in UTC compare as strings. */
     bool expired = *expires && strcmp(expires, now) < 0;
-    if (name && (o->all || expired || ended)) {
+    bool orphan = pool && *pool && pool_gone(policy, pool);
+    if (name && (o->all || expired || ended || orphan)) {
       printf("%s %s (%s %s)\n", o->dry_run ? "would delete" : "deleting", name,
+             orphan && !expired ? "a warm pod of a pool the policy no longer has; expires at" :
              ended && !expired ? "a session that ended; expires at" :
              *expires ? (expired ? "expired at" : "expires at") : "no expiry", expires);
       esb_strv_push(tail, name);
@@ -141,7 +158,7 @@ static int pick_pods(lua_State *L, const struct cleanup_options *o, struct esb_s
     } else if (name) {
       printf("keeping %s (%s %s)\n", name, *expires ? "expires at" : "no expiry", expires);
     }
-    lua_pop(L, 4);
+    lua_pop(L, 5);
   }
   return doomed;
 }
@@ -189,7 +206,7 @@ int esb_cli_cleanup(int argc, char **argv) {
   }
   esb_strv_push(&tail, "delete");
   esb_strv_push(&tail, "pod");
-  int doomed = pick_pods(L, &o, &tail);
+  int doomed = pick_pods(L, policy, &o, &tail);
   rc = said.failed;
   if (doomed && !o.dry_run) {
     esb_strv_push(&tail, "--ignore-not-found");

@@ -136,6 +136,20 @@ static bool has_network_policy(const char *json, size_t len) {
   return found;
 }
 
+/* With warm pools, the claim of a pod is a patch of it (doc/warm-pods.md):
+ * an account without it makes every run's pod, and says so in a warning. */
+static void check_warm_pools(struct esb_policy *policy, const struct esb_k8s_settings *k, struct tally *t,
+                             struct esb_result *r) {
+  const struct esb_warm_pool *pools;
+  size_t n = esb_policy_warm_pools(policy, &pools);
+  if (n == 0)
+    return;
+  const char *can[] = {"auth", "can-i", "patch", "pods", NULL};
+  bool yes = kubectl_ok(k, can, r);
+  report(t, yes ? "ok" : "warn", "rbac", "%s patch pods (the claims of the policy's %zu warm pool%s%s)",
+         yes ? "may" : "may not", n, n == 1 ? "" : "s", yes ? "" : ": every run makes its own pod");
+}
+
 /* fail: the level of a check that does not pass ("FAIL", or "warn" when the
  * policy does not send requests to k8s by itself). */
 static void check_kubernetes(struct esb_policy *policy, struct tally *t, const char *fail) {
@@ -177,6 +191,7 @@ static void check_kubernetes(struct esb_policy *policy, struct tally *t, const c
     bool yes = kubectl_ok(k, can, &r);
     report(t, yes ? "ok" : fail, "rbac", "%s %s %s", yes ? "may" : "may not", rights[i][0], rights[i][1]);
   }
+  check_warm_pools(policy, k, t, &r);
   const char *netpol[] = {"get", "networkpolicies", "-o", "json", "--request-timeout=10s", NULL};
   if (!kubectl_ok(k, netpol, &r))
     report(t, "warn", "networkpolicy", "cannot list NetworkPolicies: %s", why_failed(&r, line, sizeof line));

@@ -16,6 +16,7 @@ static const struct command {
   {"serve", esb_cli_serve, "an HTTP daemon: POST /v1/run, GET /v1/languages, /healthz, /readyz, /metrics"},
   {"session", esb_cli_session, "a sandbox that lives: create, run in it, ls, show, rm"},
   {"policy", esb_cli_policy, "explain what the policy makes of a request; check a policy file"},
+  {"pool", esb_cli_pool, "keep the policy's warm pods on Kubernetes (pool run), show them (pool status)"},
   {"cleanup", esb_cli_cleanup, "delete the expired pods an executor left on Kubernetes"},
   {"doctor", esb_cli_doctor, "check kubectl, the cluster, RBAC, the NetworkPolicy and local isolation"},
 };

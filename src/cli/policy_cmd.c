@@ -123,6 +123,16 @@ static void set_k8s(lua_State *L, const struct explanation *x) {
   lua_setfield(L, -2, "pod_name");
   lua_pushboolean(L, k->handshake);
   lua_setfield(L, -2, "handshake");
+  if (k->warm_pool) { /* the pool whose pod the run may take (absent: a pod is made for it) */
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, k->warm_pool);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, k->warm_hash);
+    lua_setfield(L, -2, "hash");
+    lua_pushinteger(L, (lua_Integer)k->warm_claim_grace_ms);
+    lua_setfield(L, -2, "claim_grace_ms");
+    lua_setfield(L, -2, "warm_pool");
+  }
   esb_json_field(L, "decode");
   lua_pushstring(L, k->overrides_json);
   lua_call(L, 1, 1);
@@ -335,6 +345,20 @@ static void print_quoted(char **argv) {
   putchar('\n');
 }
 
+/* The pod, the warm pool it may take a pod of, and kubectl's line. */
+static void print_k8s(const struct explanation *x) {
+  const struct esb_k8s_settings *k = &x->plan->k8s;
+  printf("image       %s\nnamespace   %s\npod         %s\nhandshake   %s\n", k->image, k->namespace_,
+         k->pod_name, k->handshake ? "yes" : "no");
+  if (k->warm_pool)
+    printf("warm pool   %s (hash %s): a ready pod of it is claimed within %llu ms, else the pod below is made\n",
+           k->warm_pool, k->warm_hash, (unsigned long long)k->warm_claim_grace_ms);
+  else
+    printf("warm pool   none of the policy's pools has this pod's shape: the pod below is made\n");
+  printf("overrides   %s\nkubectl     ", k->overrides_json);
+  print_quoted(x->kubectl);
+}
+
 static void print_text(const struct explanation *x) {
   const struct esb_plan *p = x->plan;
   printf("policy      %s\nbackend     %s\nargv        ", x->policy_path, esb_backend_name(p->backend));
@@ -355,10 +379,7 @@ static void print_text(const struct explanation *x) {
   for (char **note = p->clamped; note && *note; note++)
     printf("clamped     %s\n", *note);
   if (x->kubectl) {
-    const struct esb_k8s_settings *k = &p->k8s;
-    printf("image       %s\nnamespace   %s\npod         %s\nhandshake   %s\noverrides   %s\nkubectl     ",
-           k->image, k->namespace_, k->pod_name, k->handshake ? "yes" : "no", k->overrides_json);
-    print_quoted(x->kubectl);
+    print_k8s(x);
     return;
   }
   const struct esb_sandbox *sb = &x->sandbox;

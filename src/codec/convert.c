@@ -455,6 +455,10 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_pushstring(L, r->session);
     lua_setfield(L, -2, "session");
   }
+  if (r->warm >= 0) {
+    lua_pushboolean(L, r->warm);
+    lua_setfield(L, -2, "warm");
+  }
   if (r->sandbox_name[0]) {
     lua_pushstring(L, r->sandbox_name);
     lua_setfield(L, -2, "pod"); /* k8s is the one backend that names it */

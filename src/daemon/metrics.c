@@ -10,6 +10,8 @@ static const double bucket_le[ESB_METRICS_BUCKETS] = {0.005, 0.01, 0.05, 0.1, 0.
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r) {
   int backend = r->sandbox_type && !strcmp(r->sandbox_type, "k8s");
   m->runs[backend][r->status]++;
+  if (r->warm >= 0)
+    m->k8s_warm[r->warm > 0]++;
   double s = r->duration_ms / 1000.0;
   for (int i = 0; i < ESB_METRICS_BUCKETS; i++)
     if (s <= bucket_le[i])
@@ -90,6 +92,11 @@ size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t 
     for (int st = 0; st <= ESB_STATUS_ERROR; st++)
       put(&o, "echo_sandbox_runs_total{backend=\"%s\",status=\"%s\"} %llu\n", backends[b],
           esb_status_name((enum esb_status)st), (unsigned long long)m->runs[b][st]);
+  put(&o, "# HELP echo_sandbox_k8s_runs_warm_total k8s runs outside a session, by whether a warm pod ran them.\n"
+          "# TYPE echo_sandbox_k8s_runs_warm_total counter\n"
+          "echo_sandbox_k8s_runs_warm_total{warm=\"true\"} %llu\n"
+          "echo_sandbox_k8s_runs_warm_total{warm=\"false\"} %llu\n",
+      (unsigned long long)m->k8s_warm[1], (unsigned long long)m->k8s_warm[0]);
   put(&o, "# HELP echo_sandbox_run_duration_seconds Wall time of finished runs.\n"
           "# TYPE echo_sandbox_run_duration_seconds histogram\n");
   for (int i = 0; i < ESB_METRICS_BUCKETS; i++)

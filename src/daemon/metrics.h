@@ -13,6 +13,7 @@
 
 struct esb_metrics {
   uint64_t runs[2][ESB_STATUS_ERROR + 1];      /* [local, k8s][status] */
+  uint64_t k8s_warm[2];      /* k8s runs outside a session: [made a pod, took a warm pod] */
   uint64_t duration_buckets[ESB_METRICS_BUCKETS]; /* cumulative at render time */
   uint64_t duration_count;
   double duration_sum_s;

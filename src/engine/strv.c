@@ -1,5 +1,7 @@
 #include "engine/strv.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,4 +53,13 @@ size_t esb_strv_length(char *const *v) {
   while (v && v[n])
     n++;
   return n;
+}
+
+int esb_strv_pushf(struct esb_strv *sv, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s;
+  int n = vasprintf(&s, fmt, ap);
+  va_end(ap);
+  return n < 0 ? -1 : esb_strv_take(sv, s);
 }

@@ -15,6 +15,8 @@ struct esb_strv {
  * out of memory). -1 on ENOMEM, the vector unchanged (a taken s is freed). */
 int esb_strv_push(struct esb_strv *sv, const char *s);
 int esb_strv_take(struct esb_strv *sv, char *s);
+/* Appends the printf-style string, as take does. */
+int esb_strv_pushf(struct esb_strv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the vector over (an empty one becomes {NULL}); NULL on ENOMEM. */
 char **esb_strv_detach(struct esb_strv *sv);
 void esb_strv_clear(struct esb_strv *sv);

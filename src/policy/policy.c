@@ -18,6 +18,7 @@
 #include "luaglue/fields.h"
 #include "policy/plan_reader.h"
 #include "policy/vm.h"
+#include "policy/warm_pools.h"
 
 /* After the deadline, how long the expiry annotation gives an orphaned pod
  * before `cleanup` may remove it. */
@@ -28,8 +29,15 @@ struct esb_policy {
   char *path;
   int policy_ref;   /* the table the policy file returned */
   int k8s_pod_ref;  /* the engine's k8s finisher, loaded before the policy */
+  int warm_pool_ref; /* the engine's pool renderer (lua/echo_sandbox/engine/warm_pool.lua) */
   char instance[33];
+  struct esb_warm_pool *pools; /* k8s.warm_pools, read and rendered once at load */
+  int *pool_refs;   /* each pool's entry, for its pods' renders */
+  size_t n_pools;
+  char *cluster_namespace; /* the policy's cluster's: a pool's that names none */
 };
+
+static int load_warm_pools(struct esb_policy *p, struct esb_error *err);
 
 static bool readable(const char *path) {
   return access(path, R_OK) == 0;
@@ -100,6 +108,11 @@ struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *
   if (esb_vm_call(p->vm, 1, 1, "policy VM", err) < 0)
     goto fail;                                         /* k8s_pod */
   p->k8s_pod_ref = luaL_ref(L, LUA_REGISTRYINDEX);     /* -- */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "echo_sandbox.engine.warm_pool");
+  if (esb_vm_call(p->vm, 1, 1, "policy VM", err) < 0)
+    goto fail;                                         /* warm_pool */
+  p->warm_pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* -- */
   /* Text only: a policy is source, never bytecode. */
   if (luaL_loadfilex(L, path, "t") != LUA_OK) {
     esb_error_set(err, ESB_E_POLICY, "policy: %s", lua_tostring(L, -1));
@@ -123,6 +136,8 @@ struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *
   if (check_network_allow(L, path, err) < 0)
     goto fail;
   p->policy_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* -- */
+  if (load_warm_pools(p, err) < 0)
+    goto fail;
   return p;
 fail:
   esb_policy_close(p);
@@ -133,6 +148,11 @@ void esb_policy_close(struct esb_policy *p) {
   if (!p)
     return;
   esb_vm_close(p->vm);
+  for (size_t i = 0; i < p->n_pools; i++)
+    esb_warm_pool_release(&p->pools[i]);
+  free(p->pools);
+  free(p->pool_refs);
+  free(p->cluster_namespace);
   free(p->path);
   free(p);
 }
@@ -325,54 +345,226 @@ static void read_k8s(struct esb_fields *f, struct esb_k8s_settings *k) {
       lua_pop(f->L, 1);
 }
 
-/* The plan table is on top of the stack. */
-static int finish_k8s(struct esb_policy *p, struct esb_plan *plan, struct esb_error *err) {
-  lua_State *L = esb_vm_state(p->vm);
-  struct esb_k8s_settings *k = &plan->k8s;
-  char name[64], expires[32];
-  hex_uuid(name + snprintf(name, sizeof name, "echo-sandbox-"));
-  uint64_t deadline_s = (plan->timeout_ms + 999) / 1000;
-  time_t at = time(NULL) + (time_t)deadline_s + (time_t)((plan->kill_grace_ms + 999) / 1000) + EXPIRY_MARGIN_SECS;
-  struct tm tm;
-  gmtime_r(&at, &tm);
-  strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
+/* What k8s_pod.lua is told of the pod besides the plan's k8s table. */
+struct pod_ctx {
+  const char *pod_name, *instance;
+  time_t expires;           /* when `cleanup` may remove the pod */
+  uint64_t deadline_s, grace_s, max_open_files;
+  bool network;
+};
 
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref); /* plan, k8s_pod */
-  lua_pushliteral(L, "k8s");
-  lua_rawget(L, -3);                                 /* plan, k8s_pod, plan.k8s */
-  lua_createtable(L, 0, 7);                          /* plan, k8s_pod, plan.k8s, ctx */
-  lua_pushstring(L, name);
+static void push_pod_ctx(lua_State *L, const struct pod_ctx *c) {
+  char expires[32];
+  struct tm tm;
+  gmtime_r(&c->expires, &tm);
+  strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  lua_createtable(L, 0, 7);
+  lua_pushstring(L, c->pod_name);
   lua_setfield(L, -2, "pod_name");
-  lua_pushstring(L, p->instance);
+  lua_pushstring(L, c->instance);
   lua_setfield(L, -2, "instance");
   lua_pushstring(L, expires);
   lua_setfield(L, -2, "expires_at");
-  lua_pushinteger(L, (lua_Integer)deadline_s);
+  lua_pushinteger(L, (lua_Integer)c->deadline_s);
   lua_setfield(L, -2, "deadline_seconds");
-  lua_pushinteger(L, (lua_Integer)esb_k8s_grace_seconds(plan->kill_grace_ms));
+  lua_pushinteger(L, (lua_Integer)c->grace_s);
   lua_setfield(L, -2, "grace_seconds");
-  lua_pushboolean(L, plan->local.network);
+  lua_pushboolean(L, c->network);
   lua_setfield(L, -2, "network");
-  lua_pushinteger(L, (lua_Integer)plan->max_open_files); /* the pod's annotation of it */
+  lua_pushinteger(L, (lua_Integer)c->max_open_files); /* the pod's annotation of it */
   lua_setfield(L, -2, "max_open_files");
+}
+
+/* k8s_pod.lua's settings (the function and the k8s table are on top of
+ * the stack, which they leave) into k, and the pod's shape into *shape
+ * (malloc'd). Returns 0, or -1 with err. */
+static int finish_pod(struct esb_policy *p, const struct pod_ctx *c, struct esb_k8s_settings *k, char **shape,
+                      struct esb_error *err) {
+  lua_State *L = esb_vm_state(p->vm);
+  push_pod_ctx(L, c);                                /* k8s_pod, k8s, ctx */
   if (esb_vm_call(p->vm, 2, 2, "policy", err) < 0)
-    return -1;                                       /* plan */
-  if (lua_isnil(L, -2)) {                            /* plan, nil, why: a label the API server would refuse */
+    return -1;                                       /* -- */
+  if (lua_isnil(L, -2)) {                            /* nil, why: a label the API server would refuse */
     esb_error_set(err, ESB_E_INVALID_REQUEST, "%s", lua_tostring(L, -1));
-    lua_pop(L, 2);                                   /* plan */
+    lua_pop(L, 2);
     return -1;
   }
-  lua_pop(L, 1);                                     /* plan, settings */
+  lua_pop(L, 1);                                     /* settings */
   struct esb_fields f = ESB_FIELDS_INIT(L, "plan", err);
   snprintf(f.path, sizeof f.path, "k8s.");
   read_k8s(&f, k);
-  lua_pop(L, 1);                                     /* plan */
-  if (f.failed)
+  *shape = esb_fields_string(&f, -1, "shape");
+  lua_pop(L, 1);                                     /* -- */
+  if (!f.failed && !*shape)
+    esb_error_set(err, ESB_E_SYSTEM, "policy: out of memory");
+  if (f.failed || !*shape)
     return -1;
   snprintf(k->instance, sizeof k->instance, "%s", p->instance);
-  if (!(k->pod_name = strdup(name)))
+  if (!(k->pod_name = strdup(c->pod_name)))
     return esb_error_set(err, ESB_E_SYSTEM, "policy: out of memory");
   return 0;
+}
+
+/* The pool whose shape the plan's pod has: the plan may take a pod of it
+ * (k->warm_pool). A plan without the handshake never does: the run in a
+ * warm pod is the handshake's exec. */
+static int match_pool(const struct esb_policy *p, const char *shape, struct esb_k8s_settings *k,
+                      struct esb_error *err) {
+  for (size_t i = 0; i < p->n_pools && k->handshake; i++) {
+    const struct esb_warm_pool *pool = &p->pools[i];
+    if (strcmp(pool->shape, shape) != 0)
+      continue;
+    if (!(k->warm_pool = strdup(pool->name)))
+      return esb_error_set(err, ESB_E_SYSTEM, "policy: out of memory");
+    memcpy(k->warm_hash, pool->hash, sizeof k->warm_hash);
+    k->warm_claim_grace_ms = pool->claim_grace_ms;
+    return 0;
+  }
+  return 0;
+}
+
+/* The plan table is on top of the stack. */
+static int finish_k8s(struct esb_policy *p, struct esb_plan *plan, struct esb_error *err) {
+  lua_State *L = esb_vm_state(p->vm);
+  char name[64];
+  hex_uuid(name + snprintf(name, sizeof name, "echo-sandbox-"));
+  uint64_t deadline_s = (plan->timeout_ms + 999) / 1000;
+  struct pod_ctx c = {
+    .pod_name = name, .instance = p->instance,
+    .expires = time(NULL) + (time_t)deadline_s + (time_t)((plan->kill_grace_ms + 999) / 1000) + EXPIRY_MARGIN_SECS,
+    .deadline_s = deadline_s, .grace_s = esb_k8s_grace_seconds(plan->kill_grace_ms),
+    .max_open_files = plan->max_open_files, .network = plan->local.network,
+  };
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref); /* plan, k8s_pod */
+  lua_pushliteral(L, "k8s");
+  lua_rawget(L, -3);                                 /* plan, k8s_pod, plan.k8s */
+  char *shape = NULL;
+  int rc = finish_pod(p, &c, &plan->k8s, &shape, err); /* plan */
+  if (rc == 0)
+    rc = match_pool(p, shape, &plan->k8s, err);
+  free(shape);
+  return rc;
+}
+
+/* ---- warm pools ---- */
+
+/* err's message after what: the failure said where it happened. */
+static int say_where(struct esb_error *err, const char *what) {
+  char why[ESB_MESSAGE_MAX];
+  snprintf(why, sizeof why, "%s", err->message);
+  return esb_error_set(err, err->code, "%s: %.3900s", what, why);
+}
+
+/* Renders pool i's pod named pod_name into k (zeroed on entry; the
+ * caller's to release) and its shape into *shape. */
+static int render_pool(struct esb_policy *p, size_t i, const char *pod_name, time_t now, struct esb_k8s_settings *k,
+                       char **shape, struct esb_error *err) {
+  lua_State *L = esb_vm_state(p->vm);
+  const struct esb_warm_pool *pool = &p->pools[i];
+  int top = lua_gettop(L);
+  struct pod_ctx c = { .pod_name = pod_name, .instance = p->instance,
+                       .expires = now + (time_t)pool->max_age_s + EXPIRY_MARGIN_SECS,
+                       .deadline_s = pool->max_age_s, .grace_s = 1, .network = pool->network };
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref);   /* k8s_pod */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->warm_pool_ref); /* k8s_pod, warm_pool */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->pool_refs[i]);
+  lua_pushstring(L, p->cluster_namespace);             /* k8s_pod, warm_pool, entry, namespace */
+  int rc = esb_vm_call(p->vm, 2, 1, "policy", err);    /* k8s_pod, k8s */
+  if (rc == 0)
+    rc = finish_pod(p, &c, k, shape, err);             /* -- */
+  lua_settop(L, top);
+  if (rc < 0) {
+    char what[128];
+    snprintf(what, sizeof what, "k8s.warm_pools: pool '%s' cannot be made a pod", pool->name);
+    say_where(err, what);
+  }
+  return rc;
+}
+
+/* The pool at the top of the stack, the idx'th: read, then rendered once
+ * for its shape, which every request's pod is matched against. */
+static int load_pool(struct esb_policy *p, size_t idx, struct esb_error *err) {
+  lua_State *L = esb_vm_state(p->vm);
+  struct esb_warm_pool *pool = &p->pools[p->n_pools];
+  *pool = (struct esb_warm_pool){ 0 };
+  int rc = esb_read_warm_pool(L, idx, pool, err);
+  for (size_t i = 0; rc == 0 && i < p->n_pools; i++)
+    if (strcmp(p->pools[i].name, pool->name) == 0)
+      rc = esb_error_set(err, ESB_E_POLICY, "k8s.warm_pools: two pools are named '%s'", pool->name);
+  if (rc == 0 && !pool->namespace_ && !(pool->namespace_ = strdup(p->cluster_namespace)))
+    rc = esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  if (rc < 0) {
+    esb_warm_pool_release(pool);
+    lua_pop(L, 1);
+    return -1;
+  }
+  p->pool_refs[p->n_pools++] = luaL_ref(L, LUA_REGISTRYINDEX); /* -- */
+  struct esb_k8s_settings k = { 0 };
+  rc = render_pool(p, p->n_pools - 1, ESB_WARM_PREFIX "shape", time(NULL), &k, &pool->shape, err);
+  esb_k8s_settings_release(&k);
+  if (rc == 0)
+    esb_warm_hash(pool->shape, pool->hash);
+  return rc;
+}
+
+/* policy.k8s.warm_pools, each entry read and made a pod once: a pool the
+ * engine cannot turn into a pod fails the load (and a reload keeps the
+ * policy it had). */
+static int load_warm_pools(struct esb_policy *p, struct esb_error *err) {
+  lua_State *L = esb_vm_state(p->vm);
+  int top = lua_gettop(L), rc = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);            /* policy */
+  if (lua_getfield(L, -1, "k8s") != LUA_TTABLE || lua_getfield(L, -1, "warm_pools") == LUA_TNIL) {
+    lua_settop(L, top);
+    return 0;
+  }                                                            /* policy, k8s, pools */
+  lua_Unsigned n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
+  struct esb_k8s_settings cluster = { 0 };
+  if (!lua_istable(L, -1))
+    rc = esb_error_set(err, ESB_E_POLICY, "k8s.warm_pools: expected an array of pools, got %s", luaL_typename(L, -1));
+  else if (n > 64)
+    rc = esb_error_set(err, ESB_E_POLICY, "k8s.warm_pools: at most 64 pools");
+  else if (!(p->pools = calloc(n + 1, sizeof *p->pools)) || !(p->pool_refs = calloc(n + 1, sizeof *p->pool_refs)))
+    rc = esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  else if ((rc = esb_policy_cluster(p, &cluster, err)) == 0)
+    p->cluster_namespace = cluster.namespace_, cluster.namespace_ = NULL;
+  esb_k8s_settings_release(&cluster);
+  for (lua_Unsigned i = 1; rc == 0 && i <= n; i++) {
+    if (lua_rawgeti(L, -1, (lua_Integer)i) != LUA_TTABLE) {    /* policy, k8s, pools, entry */
+      rc = esb_error_set(err, ESB_E_POLICY, "k8s.warm_pools[%llu]: expected a table, got %s",
+                         (unsigned long long)i, luaL_typename(L, -1));
+      break;
+    }
+    rc = load_pool(p, (size_t)i, err);                         /* policy, k8s, pools */
+  }
+  lua_settop(L, top);
+  if (rc < 0) {
+    char what[ESB_MESSAGE_MAX / 2];
+    snprintf(what, sizeof what, "policy %s", p->path);
+    say_where(err, what);
+  }
+  return rc;
+}
+
+size_t esb_policy_warm_pools(const struct esb_policy *p, const struct esb_warm_pool **pools) {
+  *pools = p->pools;
+  return p->n_pools;
+}
+
+int esb_policy_warm_pod(struct esb_policy *p, size_t i, const char *pod_name, struct esb_k8s_settings *k,
+                        struct esb_error *err) {
+  char *shape = NULL;
+  *k = (struct esb_k8s_settings){ 0 };
+  int rc = render_pool(p, i, pod_name, time(NULL), k, &shape, err);
+  /* The policy VM renders as it did at load: a pool whose pods would now
+   * differ from its shape (a policy with state of its own) is refused. */
+  if (rc == 0 && strcmp(shape, p->pools[i].shape) != 0)
+    rc = esb_error_set(err, ESB_E_POLICY, "k8s.warm_pools: pool '%s' renders another pod than at load",
+                       p->pools[i].name);
+  free(shape);
+  if (rc < 0)
+    esb_k8s_settings_release(k);
+  return rc;
 }
 
 /* The request's code as one more file, where the plan says. */

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "backend/k8s_warm.h"
 #include "backend/plan.h"
 #include "engine/contract/language.h"
 #include "engine/contract/request.h"
@@ -55,6 +56,18 @@ int esb_policy_session(struct esb_policy *policy, const struct esb_session_ask *
  * on entry; esb_k8s_settings_release frees them). Returns 0, or -1 with err
  * (ESB_E_POLICY) and k left empty. */
 int esb_policy_cluster(struct esb_policy *policy, struct esb_k8s_settings *k, struct esb_error *err);
+
+/* The policy's warm pools (k8s.warm_pools, backend/k8s_warm.h), as read
+ * and checked at load: *pools (the policy's, for its life) and how many. */
+size_t esb_policy_warm_pools(const struct esb_policy *policy, const struct esb_warm_pool **pools);
+
+/* The settings of a new pod of pool i named pod_name (an
+ * ESB_WARM_PREFIX name): image, namespace and overrides_json, the pool's
+ * shape rendered for it (k zeroed on entry; esb_k8s_settings_release
+ * frees it; the connection flags are the caller's to add). Returns 0, or
+ * -1 with err (ESB_E_POLICY). */
+int esb_policy_warm_pod(struct esb_policy *policy, size_t i, const char *pod_name, struct esb_k8s_settings *k,
+                        struct esb_error *err);
 
 /* The policy's languages (engine/contract/language.h), as its hook
  * `known_languages` lists them, in its order: *out (esb_languages_free) and *n.

@@ -193,6 +193,7 @@ class Result(_Fields):
     replacement characters); stdout_raw and stderr_raw are the bytes.
     fallback: why a run the policy sent to k8s ran locally (else None).
     session: the session's id, for a run in one (else None).
+    warm: a k8s run outside a session: whether a warm pod ran it (else None).
     warnings: what the run was degraded by, one entry each (a limit held
     less strictly than asked); empty on a clean run.
     egress: with a network allow list, the connections the program tried,
@@ -210,6 +211,7 @@ class Result(_Fields):
     isolation: Optional[str] = None
     pod: Optional[str] = None
     session: Optional[str] = None
+    warm: Optional[bool] = None
     stdout: str = ""
     stderr: str = ""
     stdout_raw: bytes = b""

@@ -120,12 +120,68 @@ local function duration_ms(text)
   return total
 end
 
+-- JSON with every object's keys in order: the same pod is the same text,
+-- whatever order its tables were filled in (a shape is compared as text).
+local sort, concat = table.sort, table.concat
+local function canonical(v)
+  if type(v) ~= "table" then return encode(v) end
+  local n = #v
+  local keys, count = {}, 0
+  for k in pairs(v) do
+    count = count + 1
+    keys[count] = k
+  end
+  if count == 0 then return "{}" end
+  local parts = {}
+  if count == n then
+    for i = 1, n do parts[i] = canonical(v[i]) end
+    return "[" .. concat(parts, ",") .. "]"
+  end
+  local names = {}
+  for i, k in ipairs(keys) do
+    names[i] = tostring(k)
+    parts[names[i]] = k
+  end
+  sort(names)
+  for i, name in ipairs(names) do names[i] = encode(name) .. ":" .. canonical(v[parts[name]]) end
+  parts = names
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- The pod's shape: everything of it that a warm pod made ahead of the run
+-- has as well (doc/warm-pods.md), as canonical JSON. Left out: what is the
+-- run's own and reaches a warm pod through the run's exec instead (its
+-- name, its engine's instance, the expiry, the deadline, which the run's
+-- exec keeps, the kubelet's grace, the open-files annotation, which the
+-- wrapper sets), and nothing else: a request matches a pool only where its
+-- pod would be the pool's.
+local function shape(image, namespace, handshake, pod, metadata, spec, container)
+  local saved = {
+    instance = metadata.labels["echo-sandbox.io/instance"],
+    expires = metadata.annotations["echo-sandbox.io/expires-at"],
+    nofile = metadata.annotations["echo-sandbox.io/max-open-files"],
+    name = container.name, deadline = spec.activeDeadlineSeconds, grace = spec.terminationGracePeriodSeconds,
+  }
+  metadata.labels["echo-sandbox.io/instance"] = nil
+  metadata.annotations["echo-sandbox.io/expires-at"] = nil
+  metadata.annotations["echo-sandbox.io/max-open-files"] = nil
+  container.name, spec.activeDeadlineSeconds, spec.terminationGracePeriodSeconds = nil, nil, nil
+  local text = canonical { image = image, namespace = namespace, handshake = handshake, pod = pod }
+  metadata.labels["echo-sandbox.io/instance"] = saved.instance
+  metadata.annotations["echo-sandbox.io/expires-at"] = saved.expires
+  metadata.annotations["echo-sandbox.io/max-open-files"] = saved.nofile
+  container.name, spec.activeDeadlineSeconds, spec.terminationGracePeriodSeconds =
+    saved.name, saved.deadline, saved.grace
+  return text
+end
+
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
 -- deadline_seconds, grace_seconds (the plan's kill_grace_ms, rounded up to a
 -- second), network (boolean), max_open_files (0: none). Returns the settings the engine runs
 -- the pod with (src/policy/policy.c reads them): image, namespace, handshake,
 -- pod_running_timeout (the policy's, lowered to the deadline), context,
--- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, not_ready_grace_ms and overrides_json;
+-- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, not_ready_grace_ms, overrides_json and
+-- shape (the pod's shape, which warm pools are matched by);
 -- or nil and why a label is one the API server would refuse.
 return function(k8s, ctx)
   if type(k8s) ~= "table" then bad("", "a table", k8s) end
@@ -217,11 +273,12 @@ return function(k8s, ctx)
   if not ok then
     error("policy hook 'plan' returned a pod override that is not JSON: " .. tostring(json), 0)
   end
+  local pod_shape = shape(image, namespace, handshake, pod, metadata, spec, container)
   if label_error then return nil, label_error end
   return {
     image = image, namespace = namespace, handshake = handshake, pod_running_timeout = running_timeout,
     context = k8s.context, kubeconfig = k8s.kubeconfig, delete_timeout_ms = tointeger(delete_timeout_ms),
     unschedulable_grace_ms = tointeger(unschedulable_grace_ms), not_ready_grace_ms = tointeger(not_ready_grace_ms),
-    overrides_json = json,
+    overrides_json = json, shape = pod_shape,
   }
 end

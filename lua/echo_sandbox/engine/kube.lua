@@ -66,10 +66,12 @@ function M.pod_status(doc)
   }
 end
 
--- list: a PodList. Returns an array of { name, expires_at, ended } (expires_at ""
--- where the pod has no echo-sandbox.io/expires-at annotation; ended: the
--- pod is a session's whose first process has ended, phase Succeeded or
--- Failed, which nothing can use again).
+-- list: a PodList. Returns an array of { name, expires_at, ended, warm_pool }
+-- (expires_at "" where the pod has no echo-sandbox.io/expires-at annotation;
+-- ended: the pod is a session's whose first process has ended, phase
+-- Succeeded or Failed, which nothing can use again; warm_pool: a ready warm
+-- pod's pool, its echo-sandbox.io/warm-pool label, else "": a claimed one is
+-- its run's).
 function M.pods(list)
   local out = {}
   for _, pod in ipairs(table_or_empty(table_or_empty(list).items)) do
@@ -77,10 +79,13 @@ function M.pods(list)
     local annotations = table_or_empty(metadata.annotations)
     local name = string_or_nil(metadata.name)
     local phase = table_or_empty(table_or_empty(pod).status).phase
-    local session = table_or_empty(metadata.labels)["echo-sandbox.io/session"] == "true"
+    local labels = table_or_empty(metadata.labels)
+    local session = labels["echo-sandbox.io/session"] == "true"
+    local ready = labels["echo-sandbox.io/warm-state"] == "ready"
     if name then
       out[#out + 1] = { name, string_or_nil(annotations["echo-sandbox.io/expires-at"]) or "",
-                        session and (phase == "Succeeded" or phase == "Failed") }
+                        session and (phase == "Succeeded" or phase == "Failed"),
+                        ready and string_or_nil(labels["echo-sandbox.io/warm-pool"]) or "" }
     end
   end
   return out

@@ -663,6 +663,30 @@ function policy:k8s_for(req, limits)
   }
 end
 
+-- An entry of k8s.warm_pools (doc/warm-pods.md) whose pods are those this
+-- policy makes for a request like `pool.like` (a request table: language,
+-- shell, program or language, and limits, labels, working_dir, each as a
+-- request gives it; nil: a shell line of the default image with no limits
+-- of its own), so that such requests take them:
+--   policy.k8s.warm_pools = {
+--     policy:warm_pool { name = "python", like = { language = "python" }, size = 4, max_age_s = 900 },
+--   }
+-- name, size, max_age_s and claim_grace_ms are the pool's own. Call it
+-- once the policy is as its requests will find it: the pool's shape is
+-- taken then.
+function policy:warm_pool(pool)
+  local like = pool.like or { shell = ":" }
+  if like.language and not like.code then -- its code is the run's: the shape has none of it
+    like = setmetatable({ code = "" }, { __index = like })
+  end
+  local limits = self:limits_for(like)
+  local k = self:k8s_for(like, limits)
+  return {
+    name = pool.name, size = pool.size, max_age_s = pool.max_age_s, claim_grace_ms = pool.claim_grace_ms,
+    image = k.image, namespace = k.namespace, pod = k.pod, network = limits.network == true,
+  }
+end
+
 function policy:plan(req)
   local backend = req.backend
   if backend == nil or backend == "auto" then backend = self.backend end

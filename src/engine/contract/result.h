@@ -44,6 +44,8 @@ struct esb_result {
                              status that could not be read); empty on a clean run */
   char *fallback;         /* owned: why a run the policy sent to k8s ran on the local
                              backend instead (the policy allowed it), or NULL */
+  signed char warm;       /* a k8s run outside a session: 1 a warm pod ran it, 0 a pod made
+                             for it; -1 where neither applies (the result has no "warm") */
   bool retryable;         /* with status ERROR: whether the same request may succeed later */
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
@@ -53,7 +55,7 @@ struct esb_result {
 
 #define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \
                           .out = ESB_CAPTURE_INIT, .err = ESB_CAPTURE_INIT, \
-                          .cpu_time_ms = -1, .memory_peak_bytes = -1 }
+                          .cpu_time_ms = -1, .memory_peak_bytes = -1, .warm = -1 }
 
 /* Frees what the result owns and leaves it as ESB_RESULT_INIT. */
 void esb_result_release(struct esb_result *r);

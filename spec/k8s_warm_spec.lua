@@ -1,0 +1,436 @@
+-- Warm pods (doc/warm-pods.md, src/backend/k8s_warm.h) against the fake API
+-- server: `pool run` makes the pods of the policy's k8s.warm_pools, a run
+-- whose pod has a pool's shape claims one by a label change under its
+-- resourceVersion and runs in it through kubectl exec, and the pod is
+-- deleted after; no pod to claim, and the run makes its own (cold).
+-- spec/run: one task per minor, the oldest and the newest of the matrix.
+local env = require "spec.support.env"
+local fake = require "spec.support.fake_kube"
+local daemon = require "spec.support.daemon"
+local cjson = require "cjson"
+
+-- A policy of the spec's own with pools (Lua of policy:warm_pool entries),
+-- written in the server's dir; its path. The claim grace is long: a claim
+-- that goes cold here does so because no pod is claimable, never by time.
+local function write_policy(server, name, pools, before)
+  local path = ("%s/%s.lua"):format(server.dir, name)
+  env.write_policy(path, (before or "") .. "\npolicy.k8s.warm_pools = {" .. pools .. "}\n")
+  return path
+end
+
+local function shell_pool(size)
+  return ("policy:warm_pool { name = 'shell', size = %d, max_age_s = 600, claim_grace_ms = 60000 },"):format(size)
+end
+
+local function python_pool(size)
+  return ("policy:warm_pool { name = 'python', like = { language = 'python' }, size = %d, max_age_s = 600, "
+          .. "claim_grace_ms = 60000 },"):format(size)
+end
+
+local function cli(server, args, stdin, prefix)
+  return env.cli_run(args, stdin, server.env .. (prefix or ""))
+end
+
+-- One run, its request JSON in, its result out.
+local function run(server, policy, request, prefix)
+  request.backend = "k8s"
+  local out, err = cli(server, { "run", "--json", "--policy", policy }, cjson.encode(request), prefix)
+  local ok, r = pcall(cjson.decode, out)
+  assert(ok, "no JSON result: " .. out .. err)
+  return r
+end
+
+local function warm_pods(server, pool)
+  local out = {}
+  for _, p in ipairs(fake.pods(server)) do
+    if p.metadata.labels["echo-sandbox.io/warm-pool"] == pool then out[#out + 1] = p end
+  end
+  return out
+end
+
+-- Waits (an interlock on the fake's state, bounded for a failing engine)
+-- until pool has n pods, all Running and ready; returns them.
+local function wait_ready(server, pool, n)
+  local pods
+  for _ = 1, 400 do
+    pods = warm_pods(server, pool)
+    local ready = 0
+    for _, p in ipairs(pods) do
+      if p.status.phase == "Running" and p.metadata.labels["echo-sandbox.io/warm-state"] == "ready" then
+        ready = ready + 1
+      end
+    end
+    if ready == n and #pods == n then return pods end
+    os.execute("sleep 0.05")
+  end
+  error(("pool %s: %d pods, not %d ready"):format(pool, #pods, n))
+end
+
+-- `pool run --once`, then its pods up.
+local function fill(server, policy, pool, n)
+  local out, err, code = cli(server, { "pool", "run", "--once", "--policy", policy })
+  assert.are.equal(0, code, out .. err)
+  return wait_ready(server, pool, n)
+end
+
+-- Waits until no pod named name is left (the run's delete does not wait).
+local function wait_gone(server, name)
+  for _ = 1, 400 do
+    local left = false
+    for _, p in ipairs(fake.pods(server)) do left = left or p.metadata.name == name end
+    if not left then return end
+    os.execute("sleep 0.05")
+  end
+  error("pod " .. name .. " is still there")
+end
+
+-- The fake's requests whose path has what in it, as "METHOD path code".
+local function requests(server, what)
+  local out = {}
+  for _, e in ipairs(fake.request_log(server)) do
+    if e.method and e.path:find(what, 1, true) then
+      out[#out + 1] = ("%s %s %s"):format(e.method, e.path, e.code and ("%d"):format(e.code) or "-")
+    end
+  end
+  return out
+end
+
+-- A kubectl for the engine that runs the shell line hook before each
+-- claim (kubectl label), then the matrix's kubectl: the spec's own point
+-- between the engine's list and its claim. The prefix that makes the
+-- engine use it.
+local function kubectl_with_hook(server, hook)
+  local path = server.dir .. "/kubectl-hook"
+  env.write_file(path, ("#!/bin/sh\ncase \" $* \" in *' label pod '*) %s ;; esac\nexec %s \"$@\"\n")
+    :format(hook, env.quote(assert(env.kubectl(server.minor)))))
+  assert(os.execute("chmod +x " .. env.quote(path)))
+  return " ECHO_SANDBOX_KUBECTL=" .. env.quote(path)
+end
+
+-- What of a result must be the same warm or cold: the pod's own name
+-- (HOSTNAME) and the fake's working dir of the pod (PWD) differ, and the
+-- fake marks an exec'd process (ESB_FAKE_*).
+local function comparable(r)
+  local out = r.stdout:gsub("HOSTNAME=[^\n]*\n", ""):gsub("PWD=[^\n]*\n", ""):gsub("ESB_FAKE_[^\n]*\n", "")
+    :gsub("/[^\n]*/esb%-fake%-pod%.[%w_]+", "WORKDIR")
+  return { exit_code = r.exit_code, status = r.status, stdout = out, stderr = r.stderr, files = r.files }
+end
+
+env.each_oldest_newest_kubectl(function(minor)
+  describe(("k8s warm pods, kubectl 1.%d"):format(minor), function()
+    env.check_leaks() -- outer: after the server has stopped
+    describe("on a fake API server", function()
+      local fixture = fake.per_spec(minor, "--request-log")
+      local server
+      before_each(function() server = fixture.server end)
+
+      it("takes a warm pod of the request's shape and deletes it after the run; with none, makes a pod", function()
+        local policy = write_policy(server, "p", shell_pool(1))
+        local pod = fill(server, policy, "shell", 1)[1].metadata.name
+        local r = run(server, policy, { shell = "echo hi" })
+        assert.are.equal(0, r.exit_code, cjson.encode(r))
+        assert.are.equal("hi\n", r.stdout)
+        assert.is_true(r.warm)
+        assert.are.equal(pod, r.pod)
+        wait_gone(server, pod)
+        -- claimed under the resourceVersion the list gave, then exec, then deleted
+        assert.are.equal(1, #requests(server, "/pods/" .. pod .. "/exec"))
+        local patched = {}
+        for _, line in ipairs(requests(server, "/pods/" .. pod)) do
+          patched[#patched + 1] = line:match("^PATCH .* (%d+)$")
+        end
+        assert.are.same({ "200" }, patched)
+        r = run(server, policy, { shell = "echo hi" })
+        assert.are.equal("hi\n", r.stdout, cjson.encode(r))
+        assert.is_false(r.warm)
+        assert.are_not.equal(pod, r.pod)
+      end)
+
+      -- Checked: without the request's env in the exec's wrapper (the
+      -- warm pod was made before the request and has none of it), the
+      -- warm run's env lacked X, LANG and TMPDIR, and these differed.
+      it("gives the program env, files, code and stdin in a warm pod exactly as in a cold one", function()
+        local policy = write_policy(server, "p", shell_pool(1) .. python_pool(1))
+        local requests_ = {
+          { shell = "env | sort; pwd; cat; cat in/f.txt; echo out > o.txt; exit 3", env = { X = "x y" },
+            stdin = "from stdin\n", files = { ["in/f.txt"] = "a file\n" }, collect = { "*.txt" } },
+          { language = "python", env = { X = "x" }, stdin = "s", files = { ["f.txt"] = "f" },
+            code = "import os, sys; print(os.environ['X'], sys.stdin.read(), open('f.txt').read()); "
+                   .. "sys.stderr.write('e\\n')" },
+        }
+        for i, req in ipairs(requests_) do
+          fill(server, policy, i == 1 and "shell" or "python", 1)
+          local warm = run(server, policy, req)
+          assert.is_true(warm.warm, cjson.encode(warm))
+          wait_gone(server, warm.pod)
+          local cold = run(server, policy, req)
+          assert.is_false(cold.warm, cjson.encode(cold))
+          assert.are.same(comparable(cold), comparable(warm))
+        end
+        cli(server, { "cleanup", "--all", "--policy", policy }) -- the pools' pods: pool run fills both
+      end)
+
+      -- Checked: with the claim's --resource-version left out, both
+      -- engines' labels went through, both ran in the one pod, and this
+      -- failed on two warm results.
+      it("gives a pool's one pod to one of two engines claiming at once; the other makes its own", function()
+        local policy = write_policy(server, "p", shell_pool(1))
+        local pod = fill(server, policy, "shell", 1)[1].metadata.name
+        -- each engine's claim waits until both have listed the pool and come to their claim
+        local hook = kubectl_with_hook(server, (": > %s/arrived.$$; n=0; while [ $(ls %s/arrived.* | wc -l) -lt 2 ] "
+          .. "&& [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.02; done"):format(server.dir, server.dir))
+        local waits, outs = {}, {}
+        for i = 1, 2 do
+          outs[i] = ("%s/result.%d"):format(server.dir, i)
+          env.write_file(outs[i] .. ".in", cjson.encode { shell = "echo ran", backend = "k8s" })
+          waits[i] = env.in_background(("%s %s %s run --json --policy %s <%s >%s 2>&1"):format(server.env .. hook,
+            env.cli_prefix, env.quote(env.cli), env.quote(policy), env.quote(outs[i] .. ".in"), env.quote(outs[i])))
+        end
+        local warm = 0
+        for i = 1, 2 do
+          waits[i]()
+          local r = cjson.decode(env.read_file(outs[i]))
+          assert.are.equal("ran\n", r.stdout, cjson.encode(r))
+          if r.warm then
+            warm = warm + 1
+            assert.are.equal(pod, r.pod)
+          else
+            assert.are_not.equal(pod, r.pod)
+          end
+        end
+        assert.are.equal(1, warm)
+        local codes = {}
+        for _, line in ipairs(requests(server, "/pods/" .. pod)) do
+          if line:find("^PATCH") then codes[#codes + 1] = line:match("(%d+)$") end
+        end
+        table.sort(codes)
+        assert.are.same({ "200", "409" }, codes)
+      end)
+
+      -- Each run lists the 20 and claims from a random one, past those the
+      -- others took (409): every run gets a pod of its own. Checked: with a
+      -- lost claim going cold instead of on to the next pod listed, runs
+      -- made pods while the pool still had ready ones, and this failed.
+      it("gives each of 20 runs at once a pod of a pool of 20: no pod is made on their way", function()
+        local policy = write_policy(server, "p", shell_pool(20))
+        fill(server, policy, "shell", 20)
+        local lines = {}
+        for i = 1, 20 do lines[i] = cjson.encode { shell = "echo " .. i, backend = "k8s" } end
+        fake.mark(server, "batch")
+        local out, err, code = cli(server, { "batch", "-j", "20", "--policy", policy }, table.concat(lines, "\n") .. "\n")
+        fake.mark(server, "done")
+        assert.are.equal(0, code, err)
+        local pods, seen = {}, 0
+        for line in out:gmatch("[^\n]+") do
+          local r = cjson.decode(line)
+          assert.is_true(r.warm, line)
+          assert.is_nil(pods[r.pod], "two runs in pod " .. r.pod)
+          pods[r.pod] = true
+          seen = seen + 1
+        end
+        assert.are.equal(20, seen)
+        for _, e in ipairs(fake.between(fake.request_log(server), "batch", "done")) do
+          assert.is_false(e.method == "POST" and e.path:find("/pods$") ~= nil, "a pod was made: " .. e.path)
+        end
+      end)
+
+      -- Checked: with the claim's --resource-version left out, the label
+      -- went through on the evicted pod, the run was exec'd into it and
+      -- failed (WarmPodLost) instead of making its own; a pod deleted
+      -- meanwhile is no longer there to label (NotFound) either way.
+      for _, what in ipairs { "evict", "delete" } do
+        it(("never uses a warm pod %s between the list and the claim"):format(what == "evict" and "evicted"
+                                                                                or "deleted"), function()
+          local policy = write_policy(server, "p", shell_pool(1))
+          local pod = fill(server, policy, "shell", 1)[1].metadata.name
+          local hook = kubectl_with_hook(server, ("python3 %s query %d /_fake/%s/%s '{}' >/dev/null")
+            :format(fake.script, server.port, what, pod))
+          local r = run(server, policy, { shell = "echo ran" }, hook)
+          assert.are.equal("ran\n", r.stdout, cjson.encode(r))
+          assert.is_false(r.warm)
+          assert.are.same({}, requests(server, "/pods/" .. pod .. "/exec"))
+          cli(server, { "cleanup", "--all", "--policy", policy }) -- the evicted pod, which the pool's next pass deletes
+        end)
+      end
+
+      it("never claims a pod evicted before the run, and the pool replaces it", function()
+        local policy = write_policy(server, "p", shell_pool(1))
+        local pod = fill(server, policy, "shell", 1)[1].metadata.name
+        fake.query(server, "/_fake/evict/" .. pod, "{}")
+        local r = run(server, policy, { shell = "echo ran" })
+        assert.is_false(r.warm, cjson.encode(r))
+        assert.are.same({}, requests(server, "/pods/" .. pod .. "/exec"))
+        local out = cli(server, { "pool", "run", "--once", "--policy", policy })
+        assert.truthy(out:find("deleting " .. pod .. " (ended)", 1, true), out)
+        wait_gone(server, pod)
+        wait_ready(server, "shell", 1)
+        cli(server, { "cleanup", "--all", "--policy", policy })
+      end)
+
+      it("takes warm pods through the daemon too, and counts them in /metrics", function()
+        local policy = write_policy(server, "p", shell_pool(1))
+        fill(server, policy, "shell", 1)
+        local d = daemon.start("--policy " .. policy, nil, server.env)
+        finally(function() daemon.stop(d) end)
+        local request = cjson.encode { shell = "echo hi", backend = "k8s" }
+        local _, warm = daemon.request(d, "POST", "/v1/run", request)
+        local _, cold = daemon.request(d, "POST", "/v1/run", request)
+        assert.are.same({ "hi\n", true, "hi\n", false }, { warm.stdout, warm.warm, cold.stdout, cold.warm })
+        local _, metrics = daemon.request(d, "GET", "/metrics")
+        assert.truthy(metrics:find('echo_sandbox_k8s_runs_warm_total{warm="true"} 1\n', 1, true), metrics)
+        assert.truthy(metrics:find('echo_sandbox_k8s_runs_warm_total{warm="false"} 1\n', 1, true), metrics)
+        wait_gone(server, warm.pod)
+        wait_gone(server, cold.pod)
+      end)
+
+      it("says in doctor whether the account may claim (patch pods), with pools only", function()
+        local policy = write_policy(server, "p", shell_pool(1))
+        local out = cli(server, { "doctor", "--policy", policy })
+        assert.truthy(out:find("ok    rbac           may patch pods (the claims of the policy's 1 warm pool)", 1, true),
+                      out)
+        local denied = fake.start(minor, "--deny 'patch pods'")
+        out = env.cli_run({ "doctor", "--policy", policy }, nil, denied.env)
+        fake.stop(denied)
+        assert.truthy(out:find("warn  rbac           may not patch pods (the claims of the policy's 1 warm pool: "
+                               .. "every run makes its own pod)", 1, true), out)
+        out = cli(server, { "doctor", "--policy", write_policy(server, "none", "") })
+        assert.is_nil(out:find("patch", 1, true), out)
+      end)
+
+      it("keeps a pool full until SIGTERM; a maintainer killed leaves nothing cleanup cannot remove", function()
+        local policy = write_policy(server, "p", shell_pool(2))
+        for _, sig in ipairs { "TERM", "KILL" } do
+          local pidfile = server.dir .. "/pool.pid"
+          local wait = env.in_background(("%s %s %s pool run --interval-ms 100 --policy %s >/dev/null 2>&1 & "
+            .. "echo $! > %s; wait $!"):format(server.env, env.cli_prefix, env.quote(env.cli), env.quote(policy),
+            env.quote(pidfile)))
+          local pods = wait_ready(server, "shell", 2)
+          -- a pod used is made again by the running maintainer
+          fake.query(server, "/_fake/delete/" .. pods[1].metadata.name, "{}")
+          wait_gone(server, pods[1].metadata.name)
+          wait_ready(server, "shell", 2)
+          local pid = env.read_file(pidfile):match("%d+")
+          os.execute("kill -" .. sig .. " " .. pid)
+          local code = wait()
+          assert.are.equal(sig == "TERM" and 0 or 137, code)
+        end
+        -- what it made are pods of the project: cleanup finds them all
+        local out = cli(server, { "cleanup", "--all", "--policy", policy })
+        for _, p in ipairs(fake.pods(server)) do
+          assert.truthy(out:find("deleting " .. p.metadata.name, 1, true), out)
+        end
+        for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
+      end)
+
+      it("refills the pool after use, and says what it holds", function()
+        local policy = write_policy(server, "p", shell_pool(2))
+        local first = fill(server, policy, "shell", 2)
+        local r = run(server, policy, { shell = "true" })
+        assert.is_true(r.warm, cjson.encode(r))
+        wait_gone(server, r.pod)
+        local out = cli(server, { "pool", "status", "--json", "--policy", policy })
+        local s = cjson.decode(out)[1]
+        assert.are.equal("shell", s.name)
+        assert.are.same({ 2, 1, 0, 0 }, { s.size, s.ready, s.claimed, s.stale })
+        local now = fill(server, policy, "shell", 2)
+        local names = {}
+        for _, p in ipairs(now) do names[p.metadata.name] = true end
+        assert.is_nil(names[r.pod])
+        assert.is_true(names[first[1].metadata.name == r.pod and first[2].metadata.name or first[1].metadata.name])
+        cli(server, { "cleanup", "--all", "--policy", policy })
+      end)
+
+      -- Checked: without the hash in the claim's selector, the run under the
+      -- new policy took the old pod (warm true).
+      it("drains the pods of a shape the policy no longer has; cleanup those of a pool it no longer has", function()
+        local old = write_policy(server, "old", shell_pool(1))
+        local stale = fill(server, old, "shell", 1)[1].metadata.name
+        local new = write_policy(server, "new", shell_pool(1), "policy.resources.memory_limit = '128Mi'")
+        local r = run(server, new, { shell = "true" })
+        assert.is_false(r.warm, cjson.encode(r))
+        local out = cli(server, { "pool", "run", "--once", "--policy", new })
+        assert.truthy(out:find("deleting " .. stale .. " (stale)", 1, true), out)
+        wait_gone(server, stale)
+        local fresh = wait_ready(server, "shell", 1)[1]
+        assert.are_not.equal(fresh.metadata.labels["echo-sandbox.io/warm-hash"], "")
+        local none = write_policy(server, "none", "")
+        out = cli(server, { "cleanup", "--policy", none })
+        assert.truthy(out:find("deleting " .. fresh.metadata.name .. " (a warm pod of a pool the policy no longer "
+                               .. "has", 1, true), out)
+        wait_gone(server, fresh.metadata.name)
+      end)
+    end)
+  end)
+end)
+
+describe("k8s.warm_pools in a policy", function()
+  env.check_leaks()
+  local dir
+  before_each(function() dir = os.tmpname(); os.remove(dir); assert(os.execute("mkdir " .. dir)) end)
+  after_each(function() os.execute("rm -rf " .. env.quote(dir)) end)
+
+  local function explain(pools)
+    local path = dir .. "/p.lua"
+    env.write_policy(path, "policy.k8s.warm_pools = {" .. pools .. "}\n")
+    return env.cli_run { "policy", "explain", "--policy", path, "--backend", "k8s", "--json", "--", "true" }
+  end
+
+  it("is an error naming the pool where the engine cannot make it a pod", function()
+    local cases = {
+      { "{ name = 'a', image = 'x y', size = 1, max_age_s = 60 }", "pool 'a'.*image" },
+      { "{ name = 'b', image = 'x', size = 1, max_age_s = 60, resources = { limits = { cpu = 'lots' } } }",
+        "pool 'b'.*resources.limits.cpu" },
+      { "{ name = 'c', image = 'x', size = 1, max_age_s = 60, max_age = 5 }", "c%.max_age" },
+      { "{ name = 'Bad', image = 'x', size = 1, max_age_s = 60 }", "name" },
+      { "{ name = 'd', image = 'x', size = 1, max_age_s = 5 }", "d%.max_age_s" },
+      { "{ name = 'e', image = 'x', size = 1, max_age_s = 60 }, { name = 'e', image = 'y', size = 1, max_age_s = 60 }",
+        "two pools are named 'e'" },
+    }
+    for _, c in ipairs(cases) do
+      local out, err, code = explain(c[1])
+      assert.are_not.equal(0, code, out)
+      assert.truthy(err:find("k8s.warm_pools", 1, true) and err:find(c[2]), c[1] .. ": " .. err)
+    end
+  end)
+
+  -- Checked: with the pools not made pods at load, the reload went
+  -- through and the daemon never said it failed.
+  it("is checked at a daemon's reload, which keeps the old policy where a pool cannot be made a pod", function()
+    local path = dir .. "/serve.lua"
+    local function write(which, image)
+      env.write_policy(path, ("policy.env.WHICH = '%s'\npolicy.k8s.warm_pools = { { name = 'pool', image = '%s', "
+                              .. "size = 1, max_age_s = 60 } }\n"):format(which, image))
+    end
+    write("first", "x")
+    local d = daemon.start("--policy " .. path)
+    finally(function() daemon.stop(d) end)
+    local request = cjson.encode { shell = "echo $WHICH", backend = "local" }
+    write("second", "not an image")
+    daemon.signal(d, "HUP")
+    daemon.await_log(d, "reload failed")
+    assert.truthy(daemon.log(d):find("pool 'pool' cannot be made a pod", 1, true), daemon.log(d))
+    local _, r = daemon.request(d, "POST", "/v1/run", request)
+    assert.are.equal("first\n", r.stdout)
+  end)
+
+  it("has the fields doc/warm-pods.md lists, each of src/policy/warm_pool_fields.def", function()
+    local doc = env.read_file("doc/warm-pods.md")
+    local n = 0
+    for name in env.read_file("src/policy/warm_pool_fields.def"):gmatch('\nESB_WARM_POOL_FIELD%("([%w_]+)"') do
+      assert.truthy(doc:find("| `" .. name .. "` |", 1, true), name)
+      n = n + 1
+    end
+    assert.are.equal(10, n)
+  end)
+
+  it("shows the pool a request would take a pod of, by its pod's shape", function()
+    local out, err = explain("policy:warm_pool { name = 'shell', size = 1, max_age_s = 600 }")
+    local x = cjson.decode(out)
+    assert.are.equal("shell", x.k8s.warm_pool.name, err)
+    assert.are.equal(200, x.k8s.warm_pool.claim_grace_ms)
+    -- another shape (more memory): no pool
+    out = env.cli_run { "policy", "explain", "--policy", dir .. "/p.lua", "--backend", "k8s", "--json",
+                        "--memory", "128Mi", "--", "true" }
+    assert.is_nil(cjson.decode(out).k8s.warm_pool)
+  end)
+end)
