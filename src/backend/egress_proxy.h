@@ -2,8 +2,10 @@
  * serves from outside the sandbox, on a socket made inside it.
  *
  * A run with a plan's egress list has a network namespace of loopback only
- * (no route out, no resolver). Before the sandbox's child goes on, the
- * engine enters that namespace on a thread of its own, brings loopback up
+ * (no route out, no resolver). This runs in echo-sandbox-egress, a process
+ * of its own (backend/egress_helper.h says why and how the engine talks
+ * with it). Before the sandbox's child goes on, the proxy enters that
+ * namespace on a thread of its own, brings loopback up
  * and listens on 127.0.0.1:ESB_EGRESS_PROXY_PORT there; the socket is then
  * served from the host's namespace, so the proxy's own connections are the
  * host's while the program reaches nothing but the socket. The program's
@@ -39,12 +41,11 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "backend/egress_helper.h" /* ESB_EGRESS_PROXY_PORT */
 #include "backend/plan.h"
 #include "engine/contract/egress.h"
 #include "engine/error.h"
 
-#define ESB_EGRESS_PROXY_PORT 3128
-#define ESB_EGRESS_PROXY_URL "http://127.0.0.1:3128"
 
 struct esb_egress_conn;
 
