@@ -132,7 +132,7 @@ describe("an installation", function()
       commands = commands + 1
       assert.truthy(page:find("\n.SS " .. command .. "\n", 1, true), command)
     end
-    assert.are.equal(7, commands)
+    assert.are.equal(8, commands)
     local policy = env.read_file(prefix .. "/share/man/man5/echo-sandbox-policy.5")
     for _, hook in ipairs { "plan(", "cluster()", "known_languages()" } do
       assert.truthy(policy:find(hook, 1, true), hook)
@@ -152,7 +152,7 @@ describe("an installation", function()
       assert(ok, out)
       return out
     end
-    assert.are.equal("run batch serve session policy cleanup doctor --help --version\n", complete(""))
+    assert.are.equal("run batch serve session policy pool cleanup doctor --help --version\n", complete(""))
     assert.are.equal("--public-probes\n", complete("serve", "--pub"))
     assert.are.equal("explain check languages\n", complete("policy", ""))
     assert.are.equal("auto local k8s\n", complete("run", "--backend", ""))
