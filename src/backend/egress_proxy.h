@@ -28,10 +28,18 @@
  * alone). esb_egress_proxy_stop shuts every socket down and joins them;
  * a connection in the middle of a lookup ends when the lookup does.
  *
- * What it does not do: look inside TLS (a client may send another Host
- * inside a tunnel to an allowed name, as domain fronting does), or follow
- * a plain connection's later requests (they go to the host the first one
- * was let through to, on the same connection). */
+ * A host the plan's egress.inject names gets a header with a secret's
+ * value on each request (backend/egress_inject.h): a plain request's head
+ * is rewritten; a CONNECT is terminated with a certificate of the run's CA
+ * and re-originated to the host with its certificate verified, and the
+ * head inside rewritten. The program's own header of that name is
+ * dropped, and Connection: close added, so that each request is a
+ * connection's first (a later one on it would go on without the header).
+ *
+ * What it does not do: look inside TLS to other hosts (a client may send
+ * another Host inside a tunnel to an allowed name, as domain fronting
+ * does), or follow a plain connection's later requests (they go to the
+ * host the first one was let through to, on the same connection). */
 #ifndef ESB_BACKEND_EGRESS_PROXY_H
 #define ESB_BACKEND_EGRESS_PROXY_H
 
@@ -39,6 +47,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "backend/egress_inject.h"
 #include "backend/plan.h"
 #include "engine/contract/egress.h"
 #include "engine/error.h"
@@ -54,6 +63,9 @@ struct esb_egress_proxy {
   struct esb_net_rule *rules;   /* which addresses are refused, first match decides */
   size_t n_rules;
   void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
+  bool injecting;               /* the plan's egress.inject names hosts: inject is ready */
+  struct esb_egress_injector inject; /* their headers, the run's CA (backend/egress_inject.h) */
+  struct esb_file *files;       /* the sandbox's files: the request's and the CA's */
   pthread_mutex_t lock;         /* the fields below */
   bool prepared, accepting;
   pthread_t acceptor;
@@ -69,6 +81,13 @@ struct esb_egress_proxy {
  * the refused ranges, with the host's own addresses as they are now. 0, or
  * -1 with *err. */
 int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *plan, struct esb_error *err);
+
+/* The files the sandbox's working dir gets: the n request's files, and,
+ * where the plan injects credentials, the run's CA certificate alone and
+ * in a bundle with the host's trust store (read-only: mode 0444). *out
+ * borrows the proxy's memory until its release. 0, or -1 (no memory). */
+int esb_egress_proxy_sandbox_files(struct esb_egress_proxy *p, const struct esb_file *files, size_t n,
+                                   const struct esb_file **out, size_t *n_out);
 
 /* Listens in the network namespace of child (a pid) and starts serving.
  * Needs CAP_SYS_ADMIN over that namespace (the engine as root). 0, or -1

@@ -103,11 +103,26 @@ struct esb_plan {
                                 the hosts the local backend's egress proxy lets the program
                                 reach (local.network is then false); NULL: no proxy */
   char **egress_deny;        /* NULL-terminated or NULL: hosts refused whatever allow says */
+  struct esb_egress_inject *egress_inject; /* credentials the proxy adds outside the
+                                sandbox (backend/egress_inject.h), n_egress_inject of them */
+  size_t n_egress_inject;
+  char **egress_secrets;     /* NULL-terminated "name=file": where each secret's value is,
+                                read by the engine when the run starts, never by the policy */
+  char *egress_upstream_ca;  /* PEM file the proxy verifies injected hosts against;
+                                NULL: the host's trust store */
   bool fallback_local;       /* backend k8s: when the cluster does not answer, the
                                 policy allows the local backend instead (its
                                 plan's fallback = "local"); else never */
   struct esb_local_settings local;
   struct esb_k8s_settings k8s;
+};
+
+/* A host whose requests get a header with a secret's value (the policy's
+ * egress.inject["api.github.com"] = { header = ..., secret = ... }). */
+struct esb_egress_inject {
+  char *host;    /* a host name: no "*.", no port */
+  char *header;  /* the header's name, an HTTP token */
+  char *secret;  /* a name of egress_secrets */
 };
 
 /* The kubelet's grace for a run's pod (terminationGracePeriodSeconds, and
