@@ -129,9 +129,10 @@ policy.egress.upstream_ca = %s
     assert.is_nil(err:find(secret, 1, true), "the engine's stderr carries the secret")
   end)
 
-  -- Defence: the secret is the proxy's memory only. Checked: with the
-  -- value added to the program's environment in build_env, "env: 1" and
-  -- the result carried it.
+  -- Defence: the secret is the proxy's memory only; the sandbox gets the
+  -- CA's certificate, never more. Checked: with the secret's value written
+  -- in place of the bundle (esb_egress_proxy_sandbox_files), this read
+  -- "files: /work/.echo-sandbox-egress-bundle.pem".
   it("keeps the secret out of the sandbox's files and environment, the result, the log and the metrics", function()
     local policy = env.policy_file(policy_body())
     local d = daemon.start("--policy " .. env.quote(policy), "unix", "ip netns exec " .. host .. " ")
@@ -153,9 +154,9 @@ policy.egress.upstream_ca = %s
 
   -- Defence: only the hosts inject names are terminated
   -- (esb_egress_injector_rule); the others stay a blind tunnel. Checked:
-  -- with every host taken for the first rule's, other.esb.test's
-  -- certificate was the run's CA's and curl with the test CA alone
-  -- refused it.
+  -- with every host taken for the first rule's, other.esb.test showed a
+  -- certificate of the run's CA, which curl with the test CA alone refused
+  -- ("refused 60" first).
   it("leaves a host inject does not name a blind tunnel: the program sees the host's own certificate", function()
     -- curl's 60: the peer's certificate is not one the CA file vouches for
     local r = run(curl .. "--cacert ca.pem https://other.esb.test/g; " ..
