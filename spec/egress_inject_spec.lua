@@ -20,7 +20,7 @@ local daemon = require "spec.support.daemon"
 local netns = require "spec.support.netns"
 
 
-local sh, wait_for = netns.sh, netns.wait_for
+local sh, wait_for, ledger = netns.sh, netns.wait_for, netns.ledger
 
 describe("network by name: credentials injected outside the sandbox (local)", function()
   if not env.is_root() then
@@ -44,14 +44,7 @@ describe("network by name: credentials injected outside the sandbox (local)", fu
   setup(function()
     os.remove(dir)
     sh("mkdir -m 0700 " .. dir)
-    sh(("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=esb-test-ca" ..
-        " 2>/dev/null && openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.pem -subj /CN=allowed.esb.test" ..
-        " 2>/dev/null && printf 'subjectAltName=DNS:allowed.esb.test,DNS:other.esb.test\\n' > san && " ..
-        "openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2" ..
-        " -extfile san 2>/dev/null"):format(dir))
-    local f = io.open(dir .. "/ca.pem")
-    ca = f:read("a")
-    f:close()
+    ca = netns.test_ca(dir, { "allowed.esb.test", "other.esb.test" })
     env.write_file(dir .. "/secret", secret .. "\n")
     sh("chmod 0600 " .. dir .. "/secret")
     sh("mkdir -p /etc/netns/" .. host)
@@ -96,14 +89,6 @@ policy.egress.upstream_ca = %s
     local ok, result = pcall(cjson.decode, out)
     assert(ok, "no JSON result: " .. out .. err)
     return result, err, out
-  end
-
-  local function ledger(r)
-    local lines = {}
-    for _, e in ipairs(r.egress or {}) do
-      lines[#lines + 1] = ("%s:%d %s%s"):format(e.host, e.port, e.reason, e.allowed and "" or " (refused)")
-    end
-    return table.concat(lines, "\n")
   end
 
   local function why(r) return r.stderr .. (r.error and r.error.message or "") end
@@ -179,6 +164,18 @@ policy.egress.upstream_ca = %s
     r = run(curl .. "https://wrong.esb.test/k")
     assert.are.equal("echo-sandbox egress proxy: wrong.esb.test:443: upstream_unverified\n", r.stdout, why(r))
     assert.are.equal("wrong.esb.test:443 upstream_unverified (refused)", ledger(r))
+  end)
+
+  it("is in policy explain: each host, its header and the secret's name, never the value", function()
+    local policy = env.policy_file(policy_body())
+    local out, err = env.cli_run({ "policy", "explain", "--json", "--policy", policy }, cjson.encode(request("true")))
+    local text = env.cli_run({ "policy", "explain", "--policy", policy }, cjson.encode(request("true")))
+    os.remove(policy)
+    local ok, x = pcall(cjson.decode, out)
+    assert(ok, out .. err)
+    assert.are.same({ header = "Authorization", secret = "token" }, x.egress.inject["allowed.esb.test"])
+    assert.truthy(text:find("injected: allowed.esb.test gets Authorization from secret token", 1, true), text)
+    assert.is_nil((out .. text):find(secret, 1, true), "explain shows the secret")
   end)
 
   it("refuses a policy whose inject is not well formed, naming what is wrong, and never shows the value", function()

@@ -60,7 +60,7 @@ for line in sys.stdin:
     s.close()
 ]]
 
-local sh, wait_for = netns.sh, netns.wait_for
+local sh, wait_for, ledger = netns.sh, netns.wait_for, netns.ledger
 
 describe("network by name (local)", function()
   if not env.is_root() then
@@ -77,15 +77,7 @@ describe("network by name (local)", function()
   setup(function()
     os.remove(dir)
     sh("mkdir " .. dir)
-    -- A CA of this spec's, and the test host's certificate for its names.
-    sh(("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=esb-test-ca" ..
-        " 2>/dev/null && openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.pem -subj /CN=allowed.esb.test" ..
-        " 2>/dev/null && printf 'subjectAltName=DNS:allowed.esb.test,DNS:other.esb.test,DNS:private.esb.test\\n' >" ..
-        " san && openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2" ..
-        " -extfile san 2>/dev/null"):format(dir))
-    local f = io.open(dir .. "/ca.pem")
-    ca = f:read("a")
-    f:close()
+    ca = netns.test_ca(dir, { "allowed.esb.test", "other.esb.test", "private.esb.test" })
     sh("mkdir -p /etc/netns/" .. host)
     env.write_file("/etc/netns/" .. host .. "/hosts", table.concat({
       "127.0.0.1 localhost",
@@ -123,15 +115,6 @@ describe("network by name (local)", function()
     local ok, result = pcall(cjson.decode, out)
     assert(ok, "no JSON result: " .. out .. err)
     return result
-  end
-
-  -- The ledger's entries as "host:port reason" lines, in order.
-  local function ledger(r)
-    local lines = {}
-    for _, e in ipairs(r.egress or {}) do
-      lines[#lines + 1] = ("%s:%d %s%s"):format(e.host, e.port, e.reason, e.allowed and "" or " (refused)")
-    end
-    return table.concat(lines, "\n")
   end
 
   -- What a failed run said: its stderr, its error.
