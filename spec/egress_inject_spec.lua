@@ -166,6 +166,21 @@ policy.egress.upstream_ca = %s
     assert.are.equal("wrong.esb.test:443 upstream_unverified (refused)", ledger(r))
   end)
 
+  -- Defence: the terminated TLS answers only the name CONNECT asked
+  -- (on_servername): a ClientHello naming another host, or none, gets no
+  -- certificate and no header. Checked: with any name taken, the first
+  -- two handshakes completed ("handshake" three times).
+  it("terminates TLS only for the name CONNECT asked", function()
+    local s_client = "openssl s_client -proxy 127.0.0.1:3128 -connect allowed.esb.test:443 -CAfile " ..
+                     ".echo-sandbox-egress-ca.pem -verify_return_error </dev/null >/dev/null 2>&1 "
+    local r = run(s_client .. "-servername other.esb.test && echo handshake || echo refused; " ..
+                  s_client .. "-noservername && echo handshake || echo refused; " ..
+                  s_client .. "-servername allowed.esb.test && echo handshake || echo refused")
+    assert.are.equal("refused\nrefused\nhandshake\n", r.stdout, why(r))
+    assert.are.equal("allowed.esb.test:443 sni_mismatch (refused)\nallowed.esb.test:443 not_tls (refused)\n" ..
+                     "allowed.esb.test:443 bad_request (refused)", ledger(r))
+  end)
+
   it("is in policy explain: each host, its header and the secret's name, never the value", function()
     local policy = env.policy_file(policy_body())
     local out, err = env.cli_run({ "policy", "explain", "--json", "--policy", policy }, cjson.encode(request("true")))
