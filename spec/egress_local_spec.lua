@@ -126,6 +126,25 @@ describe("network by name (local)", function()
 
   -- The positive control: both ways out through the proxy, each in the
   -- ledger with the bytes it moved.
+  -- The proxy parses the program's bytes in a process of its own: neither
+  -- the CLI nor the daemon links OpenSSL or http-parser (a flaw there
+  -- reaches the proxy's process, and no run pays for them at its start).
+  -- Checked: against the build where the proxy ran on the engine's threads,
+  -- both binaries defined SSL_CTX_new and http_parser_execute.
+  it("is a program of its own: the CLI and the daemon link neither OpenSSL nor http-parser", function()
+    local function defines(binary, symbol)
+      local p = io.popen(("nm %s 2>/dev/null | grep -c ' [TtWw] %s$'"):format(env.quote(binary), symbol))
+      local n = tonumber(p:read("a"))
+      p:close()
+      return (n or 0) > 0
+    end
+    for _, binary in ipairs { "echo-sandbox", "echo-sandbox-serve" } do
+      assert.is_false(defines(env.build .. "/" .. binary, "SSL_CTX_new"), binary)
+      assert.is_false(defines(env.build .. "/" .. binary, "http_parser_execute"), binary)
+    end
+    assert.is_true(defines(env.build .. "/echo-sandbox-egress", "SSL_CTX_new"))
+  end)
+
   it("reaches a host on the list over HTTP and HTTPS (CONNECT), through the proxy the environment names", function()
     local r = run("echo $HTTPS_PROXY $http_proxy; " .. curl .. "http://allowed.esb.test/a; " ..
                   curl .. "https://allowed.esb.test/b", { "allowed.esb.test" })

@@ -229,6 +229,38 @@ env.each_kubectl(function(minor)
         rm(server, id)
       end)
 
+      -- A session whose idle end comes before its create's wait saw the pod
+      -- Ready (an idle timeout shorter than the create's own round trips):
+      -- made, and ended idle. The engine's kubectl is a wrapper whose `wait`
+      -- answers only once the pod has ended (an interlock on the pod's own
+      -- end), as a wait that timed out does.
+      -- Checked: without ran_and_ended (backend/k8s_session.c), the create
+      -- failed, saying the pod "did not come to run".
+      it("makes a session that ended idle before its create saw it Ready, and says so", function()
+        local wrapper = os.tmpname()
+        env.write_file(wrapper, ([[#!/bin/sh
+for a in "$@"; do
+  if [ "$a" = wait ]; then
+    for w in "$@"; do case $w in pod/*) pod=$w ;; esac; done
+    while [ "$(%s get "$pod" -o 'jsonpath={.status.phase}')" != Succeeded ]; do sleep 0.05; done
+    echo "error: timed out waiting for the condition on pods/${pod#pod/}" >&2
+    exit 1
+  fi
+done
+exec %s "$@"
+]]):format(env.quote(env.kubectl(minor)), env.quote(env.kubectl(minor))))
+        finally(function() os.remove(wrapper) end)
+        assert(os.execute("chmod +x " .. wrapper))
+        local out, err, code = env.cli_run({ "session", "create", "--backend", "k8s", "--idle-timeout", "300",
+                                             "--policy", policy },
+                                           nil, server.env .. " ECHO_SANDBOX_KUBECTL=" .. env.quote(wrapper))
+        assert.are.equal(0, code, err)
+        local id = out:match("^(%S+)\n$")
+        local s = show(server, id)
+        assert.are.same({ "ended", "idle" }, { s.state, s.ended })
+        rm(server, id)
+      end)
+
       -- Checked: without the delete after a wait that failed
       -- (esb_k8s_session_create), the pod stayed.
       it("refuses a session whose pod does not come to run, naming why, and deletes its pod", function()

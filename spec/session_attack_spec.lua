@@ -56,18 +56,23 @@ describe("echo-sandbox session: hostile cells and runs", function()
   end)
 
   -- The cell writes its own reply on fd 4 and ends its kernel: the next
-  -- cell, sent at once, must not go to the ended kernel (its pid 1 reports
-  -- the end, then ends; the holder's SIGCHLD may come after the ask).
+  -- cell, sent at once, must not be lost to the ending kernel. Twice: once
+  -- the kernel exits at once (its pid 1 reports the end, then ends; the
+  -- holder's SIGCHLD may come after the ask: reap_if_ended), once it stays
+  -- a while without reading (the next cell goes to it, and it ends with
+  -- the request unread in its pipe: the engine asks again, and a new
+  -- kernel takes the cell, whose code had never run).
   -- Checked: with a 300 ms sleep after the pid 1's report and without the
-  -- holder's reap_if_ended, the second cell said died, though its code
-  -- never ran (without the sleep it was seen 1 in 3 tries).
+  -- holder's reap_if_ended, the second cell said died (without the sleep:
+  -- 1 in 3 tries); without request_untaken (local_session_cell.c), the
+  -- cell after the kernel that stayed said died.
   it("starts anew, at the next cell, a kernel that ended right after its reply", function()
     local s = session.create()
     cell(s.id, "x = 1")
-    for _ = 1, 3 do
-      local r = cell(s.id, "import os, sys\nn = int(sys._getframe().f_code.co_filename[6:-1])\n" ..
+    for _, stay in ipairs { false, true, false, true } do
+      local r = cell(s.id, "import os, sys, time\nn = int(sys._getframe().f_code.co_filename[6:-1])\n" ..
                            "os.write(4, ('{\"id\": %d, \"status\": \"ok\", \"value\": \"7\"}\\n' % n).encode())\n" ..
-                           "os._exit(3)")
+                           (stay and "time.sleep(0.5)\n" or "") .. "os._exit(3)")
       assert.are.equal("7", r.value)
       r = cell(s.id, "'x' in globals()")
       assert.are.equal("ok", r.status, r.message)

@@ -19,10 +19,6 @@ enum {
   CERT_DAYS = 2,           /* a run's CA and its leaves: the run ends first */
 };
 
-/* The host's trust store, which the sandbox's bundle carries beside the
- * run's CA (so SSL_CERT_FILE still trusts what it trusted). */
-static const char system_bundle[] = "/etc/ssl/certs/ca-certificates.crt";
-
 /* ---- secrets ---- */
 
 /* The value of the secret named name: its file's content less one final
@@ -129,9 +125,8 @@ static X509 *make_leaf(const struct esb_egress_injector *in, const char *host) {
   return NULL;
 }
 
-/* The CA's certificate in PEM, and the bundle: it, then the host's trust
- * store where there is one. */
-static int write_pems(struct esb_egress_injector *in) {
+/* The CA's certificate in PEM, for the engine to give the sandbox. */
+static int write_pem(struct esb_egress_injector *in) {
   BIO *mem = BIO_new(BIO_s_mem());
   char *data;
   if (!mem || !PEM_write_bio_X509(mem, in->ca)) {
@@ -139,21 +134,12 @@ static int write_pems(struct esb_egress_injector *in) {
     return -1;
   }
   long len = BIO_get_mem_data(mem, &data);
-  size_t sys_len = 0;
-  char *sys = esb_read_file(system_bundle, &sys_len);
-  in->ca_pem = malloc((size_t)len + 1);
-  in->bundle = malloc((size_t)len + sys_len + 1);
-  if (in->ca_pem && in->bundle) {
+  if ((in->ca_pem = malloc((size_t)len + 1))) {
     memcpy(in->ca_pem, data, (size_t)len);
-    memcpy(in->bundle, data, (size_t)len);
-    if (sys)
-      memcpy(in->bundle + len, sys, sys_len);
     in->ca_len = (size_t)len;
-    in->bundle_len = (size_t)len + (sys ? sys_len : 0);
   }
-  free(sys);
   BIO_free(mem);
-  return in->ca_pem && in->bundle ? 0 : -1;
+  return in->ca_pem ? 0 : -1;
 }
 
 /* ---- TLS ---- */
@@ -202,7 +188,7 @@ int esb_egress_injector_init(struct esb_egress_injector *in, const struct esb_pl
     if (read_secret(plan, e->secret, r, err) < 0)
       return -1;
   }
-  if (make_ca(in) < 0 || !(in->leaf_key = EVP_EC_gen("P-256")) || write_pems(in) < 0)
+  if (make_ca(in) < 0 || !(in->leaf_key = EVP_EC_gen("P-256")) || write_pem(in) < 0)
     return esb_error_set(err, ESB_E_SYSTEM, "egress proxy: making the run's CA (OpenSSL)");
   if (make_contexts(in, plan) < 0)
     return esb_error_set(err, ESB_E_POLICY, "egress proxy: the TLS contexts (egress.upstream_ca %s: not a PEM "
@@ -254,6 +240,5 @@ void esb_egress_injector_release(struct esb_egress_injector *in) {
   SSL_CTX_free(in->server);
   SSL_CTX_free(in->client);
   free(in->ca_pem);
-  free(in->bundle);
   *in = (struct esb_egress_injector){ 0 };
 }

@@ -4,8 +4,9 @@
  * uses the credential without ever holding it.
  *
  * Where the values come from: each secret is a file the policy names
- * (egress.secrets), read here by the engine when the run starts; its
- * whole content, less one final newline, is the header's value. The value
+ * (egress.secrets), read here, in the proxy's process (echo-sandbox-egress,
+ * root, outside the sandbox), when the run starts: the engine never holds
+ * it. Its whole content, less one final newline, is the header's value; it
  * lives in this struct only: the policy's Lua sees the file's path, the
  * sandbox, the result, the logs and the metrics never see the value.
  *
@@ -15,8 +16,9 @@
  * host on each connection, and opens a TLS connection of its own to the
  * real host that verifies its chain and name against upstream_ca, or the
  * host's trust store. The CA's certificate (never its key) is the
- * sandbox's: ca_pem, and bundle (it and the host's trust store), which
- * SSL_CERT_FILE and the like name (backend/local.c). */
+ * sandbox's: ca_pem goes to the engine, which writes it, alone and with
+ * the host's trust store, in the files backend/egress_helper.h names (and
+ * SSL_CERT_FILE and the like name them: backend/local.c). */
 #ifndef ESB_BACKEND_EGRESS_INJECT_H
 #define ESB_BACKEND_EGRESS_INJECT_H
 
@@ -27,10 +29,6 @@
 
 #include "backend/plan.h"
 #include "engine/error.h"
-
-/* The files the sandbox gets, in its working dir, read-only. */
-#define ESB_EGRESS_CA_FILE ".echo-sandbox-egress-ca.pem"
-#define ESB_EGRESS_BUNDLE_FILE ".echo-sandbox-egress-bundle.pem"
 
 struct esb_egress_rule {
   char *host;      /* lower case */
@@ -45,8 +43,8 @@ struct esb_egress_injector {
   EVP_PKEY *ca_key, *leaf_key; /* the leaves share one key: the CA is the run's alone */
   X509 *ca;
   SSL_CTX *server, *client;   /* toward the program; toward the real host (verifying) */
-  char *ca_pem, *bundle;
-  size_t ca_len, bundle_len;
+  char *ca_pem;                /* its certificate, PEM: the sandbox's (never the key) */
+  size_t ca_len;
 };
 
 /* Reads the plan's secrets and makes the run's CA. 0, or -1 with *err

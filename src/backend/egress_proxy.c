@@ -887,26 +887,6 @@ int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *
   return 0;
 }
 
-int esb_egress_proxy_sandbox_files(struct esb_egress_proxy *p, const struct esb_file *files, size_t n,
-                                   const struct esb_file **out, size_t *n_out) {
-  *out = files;
-  *n_out = n;
-  if (!p->injecting)
-    return 0;
-  free(p->files);
-  if (!(p->files = calloc(n + 2, sizeof *p->files)))
-    return -1;
-  if (n)
-    memcpy(p->files, files, n * sizeof *files);
-  p->files[n] = (struct esb_file){ .path = (char *)ESB_EGRESS_CA_FILE, .data = p->inject.ca_pem,
-                                   .len = p->inject.ca_len, .mode = 0444 };
-  p->files[n + 1] = (struct esb_file){ .path = (char *)ESB_EGRESS_BUNDLE_FILE, .data = p->inject.bundle,
-                                       .len = p->inject.bundle_len, .mode = 0444 };
-  *out = p->files;
-  *n_out = n + 2;
-  return 0;
-}
-
 struct listen_job {
   int ns_fd, fd, err;
 };
@@ -1001,7 +981,6 @@ void esb_egress_proxy_release(struct esb_egress_proxy *p, struct esb_egress_ledg
   SSL_CTX_free(p->tls);
   if (p->injecting)
     esb_egress_injector_release(&p->inject);
-  free(p->files);
   free(p->rules);
   *p = (struct esb_egress_proxy)ESB_EGRESS_PROXY_INIT;
 }

@@ -2,8 +2,10 @@
  * serves from outside the sandbox, on a socket made inside it.
  *
  * A run with a plan's egress list has a network namespace of loopback only
- * (no route out, no resolver). Before the sandbox's child goes on, the
- * engine enters that namespace on a thread of its own, brings loopback up
+ * (no route out, no resolver). This runs in echo-sandbox-egress, a process
+ * of its own (backend/egress_helper.h says why and how the engine talks
+ * with it). Before the sandbox's child goes on, the proxy enters that
+ * namespace on a thread of its own, brings loopback up
  * and listens on 127.0.0.1:ESB_EGRESS_PROXY_PORT there; the socket is then
  * served from the host's namespace, so the proxy's own connections are the
  * host's while the program reaches nothing but the socket. The program's
@@ -47,13 +49,12 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "backend/egress_helper.h" /* ESB_EGRESS_PROXY_PORT */
 #include "backend/egress_inject.h"
 #include "backend/plan.h"
 #include "engine/contract/egress.h"
 #include "engine/error.h"
 
-#define ESB_EGRESS_PROXY_PORT 3128
-#define ESB_EGRESS_PROXY_URL "http://127.0.0.1:3128"
 
 struct esb_egress_conn;
 
@@ -65,7 +66,6 @@ struct esb_egress_proxy {
   void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
   bool injecting;               /* the plan's egress.inject names hosts: inject is ready */
   struct esb_egress_injector inject; /* their headers, the run's CA (backend/egress_inject.h) */
-  struct esb_file *files;       /* the sandbox's files: the request's and the CA's */
   pthread_mutex_t lock;         /* the fields below */
   bool prepared, accepting;
   pthread_t acceptor;
@@ -81,13 +81,6 @@ struct esb_egress_proxy {
  * the refused ranges, with the host's own addresses as they are now. 0, or
  * -1 with *err. */
 int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *plan, struct esb_error *err);
-
-/* The files the sandbox's working dir gets: the n request's files, and,
- * where the plan injects credentials, the run's CA certificate alone and
- * in a bundle with the host's trust store (read-only: mode 0444). *out
- * borrows the proxy's memory until its release. 0, or -1 (no memory). */
-int esb_egress_proxy_sandbox_files(struct esb_egress_proxy *p, const struct esb_file *files, size_t n,
-                                   const struct esb_file **out, size_t *n_out);
 
 /* Listens in the network namespace of child (a pid) and starts serving.
  * Needs CAP_SYS_ADMIN over that namespace (the engine as root). 0, or -1

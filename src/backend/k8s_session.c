@@ -271,9 +271,12 @@ static void kubectl(const struct esb_k8s_settings *k, uint64_t timeout_ms, struc
   esb_k8s_kubectl_run(k, tail, timeout_ms, r);
 }
 
-/* A pod that did not come to run: why, from its status, for the error. */
-static void why_not_running(const struct esb_k8s_settings *k, const char *id, esb_pod_status_parser parse,
-                            char *why, size_t size) {
+/* A pod that was not seen Ready: why, from its status, for the error; or
+ * true where it did run, and ended by itself (Succeeded: its wait script's
+ * idle end) before the wait saw it Ready, as a session whose idle timeout
+ * is shorter than the create's own round trips does. */
+static bool ran_and_ended(const struct esb_k8s_settings *k, const char *id, esb_pod_status_parser parse, char *why,
+                          size_t size) {
   struct esb_pod_status p;
   bool found = false;
   struct esb_error err = ESB_ERROR_INIT;
@@ -281,9 +284,12 @@ static void why_not_running(const struct esb_k8s_settings *k, const char *id, es
     snprintf(why, size, "%s", err.message);
   else if (!found)
     snprintf(why, size, "the pod is gone");
+  else if (strcmp(p.phase, "Succeeded") == 0 && !p.deleting)
+    return true;
   else
     snprintf(why, size, "phase %s%s%s%s%.*s", p.phase, p.waiting_reason[0] ? ", " : "", p.waiting_reason,
              p.message[0] ? ": " : "", (int)(size / 2), p.message);
+  return false;
 }
 
 int esb_k8s_session_create(const struct esb_plan *plan, uint64_t ttl_ms, uint64_t idle_timeout_ms,
@@ -313,7 +319,10 @@ int esb_k8s_session_create(const struct esb_plan *plan, uint64_t ttl_ms, uint64_
     return 0;
   }
   char why[ESB_MESSAGE_MAX / 2];
-  why_not_running(k, id, parse, why, sizeof why);
+  if (ran_and_ended(k, id, parse, why, sizeof why)) { /* made: `show` says how it ended */
+    esb_result_release(&r);
+    return 0;
+  }
   esb_error_set(err, ESB_E_BACKEND, "the session's pod %s did not come to run within %s (%s); it was deleted", id,
                 k->pod_running_timeout ? k->pod_running_timeout : "2m", why);
   esb_result_release(&r);

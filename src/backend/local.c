@@ -407,7 +407,7 @@ static int attach_network(pid_t child, void *arg, struct esb_error *err) {
  * before it goes on. */
 static int attach_egress(pid_t child, void *arg, struct esb_error *err) {
   struct esb_local_run *run = arg;
-  return esb_egress_proxy_start(&run->egress, child, err);
+  return esb_egress_helper_start(&run->egress, child, err);
 }
 
 /* Whether the start failed because the host refuses namespaces: the errno
@@ -476,7 +476,7 @@ static int use_host_workdir(struct esb_local_run *run, const struct esb_plan *pl
 static void release_host_side(struct esb_local_run *run) {
   esb_timer_stop(run->loop, &run->cpu_watch);
   esb_netstack_detach(&run->net);
-  esb_egress_proxy_release(&run->egress, NULL);
+  esb_egress_helper_finish(&run->egress, NULL);
   /* Without a pid namespace what the run left behind lives on as its uid */
   if (!(run->sandbox.namespaces & ESB_NS_PID))
     esb_uid_slot_end_processes(&run->uid_slot);
@@ -543,8 +543,12 @@ static void finished(struct esb_exec *exec, void *userdata) {
   if (exec->start_error && start_failed(run) == 0)
     return; /* started again without namespaces: this runs again at its end */
   note_cgroup(run, &exec->result);
-  if (run->egress.prepared) /* every connection ended first: the ledger is whole */
-    esb_egress_proxy_release(&run->egress, &exec->result.egress);
+  if (run->plan->egress_allow) { /* every connection ended first: the ledger is whole */
+    exec->result.egress.wanted = true;
+    if (esb_egress_helper_finish(&run->egress, &exec->result.egress) < 0)
+      esb_result_warn(&exec->result, "the egress proxy's ledger could not be read whole: left_off counts what it "
+                      "did not say");
+  }
   if (run->collect_fd >= 0 && exec->result.status != ESB_STATUS_ERROR) {
     exec->result.files = run->collected; /* moved */
     run->collected = (struct esb_collected){ 0 };
@@ -580,21 +584,27 @@ static int prepare_network(struct esb_local_run *run, const struct esb_plan *pla
   return 0;
 }
 
-/* The network by name: the proxy readied now, listening once the sandbox's
- * namespace is there. 0, or -1 with the result failed. */
-static int prepare_egress(struct esb_local_run *run, const struct esb_plan *plan) {
-  struct esb_error err = ESB_ERROR_INIT;
+/* The network by name: the proxy's program (backend/egress_helper.h)
+ * started and listening once the sandbox's namespace is there. 0, or -1
+ * with the result failed. */
+static int prepare_egress(struct esb_local_run *run) {
   if (!(run->sandbox.namespaces & ESB_NS_NET)) {
     esb_result_fail(&run->exec.result, ESB_E_POLICY, "limits.network.allow: the policy's isolation \"rlimits\" "
                     "leaves the program the host's network, so no allow list can hold it");
     return -1;
   }
-  if (esb_egress_proxy_prepare(&run->egress, plan, &err) < 0) {
+  if (!esb_egress_program()) {
+    esb_result_fail(&run->exec.result, ESB_E_SANDBOX_SETUP, "limits.network.allow: echo-sandbox-egress, the "
+                    "proxy's program, is not installed beside the engine");
+    return -1;
+  }
+  struct esb_error err = ESB_ERROR_INIT;
+  if (esb_egress_helper_prepare(&run->egress, run->plan, &err) < 0) {
     esb_result_fail_error(&run->exec.result, &err);
     return -1;
   }
-  if (esb_egress_proxy_sandbox_files(&run->egress, run->sandbox.files, run->sandbox.n_files, &run->sandbox.files,
-                                     &run->sandbox.n_files) < 0) {
+  if (esb_egress_helper_sandbox_files(&run->egress, run->sandbox.files, run->sandbox.n_files, &run->sandbox.files,
+                                      &run->sandbox.n_files) < 0) {
     esb_result_fail(&run->exec.result, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
@@ -661,7 +671,7 @@ int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const stru
   }
   if (run->sandbox.namespaces && plan->local.network && prepare_network(run, plan) < 0)
     goto fail;
-  if (plan->egress_allow && prepare_egress(run, plan) < 0)
+  if (plan->egress_allow && prepare_egress(run) < 0)
     goto fail;
   if (plan->collect.n_patterns) {
     if ((run->collect_fd = memfd_create("echo-sandbox-collect", MFD_CLOEXEC)) < 0) {

@@ -20,7 +20,7 @@
 #include "engine/runtime/uid_slot.h"
 #include "backend/plan.h"
 #include "backend/netstack.h"
-#include "backend/egress_proxy.h"
+#include "backend/egress_helper.h"
 
 struct esb_local_run;
 typedef void (*esb_local_done_fn)(struct esb_local_run *run, void *userdata);
@@ -45,7 +45,7 @@ struct esb_local_run {
   struct esb_loop *loop;       /* where it runs */
   const struct esb_plan *plan; /* what it runs */
   struct esb_netstack net;     /* pasta, for network: true */
-  struct esb_egress_proxy egress; /* the proxy, for the network by name (plan->egress_allow) */
+  struct esb_egress_helper egress; /* the proxy's process, for the network by name (plan->egress_allow) */
   char **env;                  /* plan env + HOME */
   char *tmpdir;                /* the host working dir (isolation rlimits), ours to remove */
   int collect_fd;              /* a memfd the collected files are framed into; -1: none */
@@ -59,7 +59,7 @@ struct esb_local_run {
 };
 
 #define ESB_LOCAL_RUN_INIT { .exec = ESB_EXEC_INIT, .exec_opts = ESB_EXEC_OPTIONS_INIT, .cgroup = ESB_CGROUP_INIT, .net = ESB_NETSTACK_INIT, \
-                             .egress = ESB_EGRESS_PROXY_INIT, \
+                             .egress = ESB_EGRESS_HELPER_INIT, \
                              .output = ESB_OUTPUT_SINK_NONE, .collect_fd = -1, \
                              .uid_slot = ESB_UID_SLOT_INIT, \
                              .cgroup_refused = ESB_ERROR_INIT, \

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -132,6 +133,8 @@ struct cell {
   enum { RUNNING, STOPPING, KILLING } phase;
   enum esb_cell_status stop;  /* STOPPING, KILLING: why */
   bool replied, conn_ended;
+  bool write_refused;         /* the request's write met no reader (EPIPE): the kernel was gone */
+  bool untaken;               /* the kernel ended before it read a byte of the request */
   bool left_replies;          /* killed: it closed its fd 4 and did not end within the grace */
   struct esb_kernel_reply reply;
   struct esb_report report;   /* the kernel's pid 1's word at its end */
@@ -215,6 +218,7 @@ static void write_request(struct cell *c) {
       return;
     if (n <= 0) {
       c->req_off = c->req_len; /* EPIPE: the kernel is gone; its reply pipe says so */
+      c->write_refused = true;
       return;
     }
     c->req_off += (size_t)n;
@@ -463,6 +467,19 @@ static void let_go(struct cell *c) {
 }
 
 /* The cell, on the kernel's fds the holder answered with. */
+/* Whether the kernel, which ended without a reply, never read a byte of
+ * the request: all of it is still in the pipe (FIONREAD counts a pipe's
+ * bytes from either end), or none could be written. Such a kernel had
+ * ended, or was ending, before the cell came: the cell's code never ran,
+ * and a new kernel can take it. */
+static bool request_untaken(const struct cell *c) {
+  int unread = -1;
+  if (c->write_refused)
+    return true;
+  return ioctl(c->fds[ESB_SESSION_CELL_FD_REQUESTS], FIONREAD, &unread) == 0 && unread >= 0 &&
+         (size_t)unread == c->req_off;
+}
+
 static void go(struct cell *c, const struct esb_session_record *rec, const char *code, size_t len,
                const struct esb_plan *plan) {
   struct esb_cgroup cg;
@@ -481,7 +498,10 @@ static void go(struct cell *c, const struct esb_session_record *rec, const char 
     c->deadline_ns = esb_now_ns() + plan->timeout_ms * 1000000u;
   write_request(c);
   converse(c);
+  c->untaken = !c->replied && c->stop == ESB_CELL__COUNT && request_untaken(c);
   let_go(c);
+  if (c->untaken)
+    return; /* cell_in asks again: a new kernel takes it */
   for (int i = ESB_SESSION_CELL_FD_STDOUT; i <= ESB_SESSION_CELL_FD_STDERR; i++)
     if (c->fds[i] >= 0)
       read_output(c, i); /* written before the reply: in the pipe already */
@@ -507,6 +527,51 @@ static void note_lost(struct cell *c, const struct esb_session_cell_answer *a) {
     r->message = NULL;
 }
 
+/* The cell made ready to be asked again, of a new kernel: what the ended
+ * one's connection and pipes gave is dropped. 0, or -1 (the plan's file
+ * cannot be read again: the cell says the kernel ended). */
+static int again(struct cell *c, int plan_fd) {
+  close_fd(&c->conn);
+  for (int i = 0; i < ESB_SESSION_CELL_FD__MAX; i++)
+    close_fd(&c->fds[i]);
+  free(c->req);
+  free(c->rep);
+  esb_kernel_reply_release(&c->reply);
+  struct cell fresh = { .conn = -1, .fds = { -1, -1, -1, -1, -1 }, .interrupt_fd = c->interrupt_fd,
+                        .language = c->language, .id = c->id, .stop = ESB_CELL__COUNT, .r = c->r };
+  *c = fresh;
+  struct esb_capture *outputs[2] = { &c->r->out, &c->r->err };
+  for (int i = 0; i < 2; i++) {
+    outputs[i]->len = 0;
+    outputs[i]->total = 0;
+    if (outputs[i]->data)
+      outputs[i]->data[0] = '\0';
+  }
+  return lseek(plan_fd, 0, SEEK_SET) == 0 ? 0 : -1;
+}
+
+/* The kernel ended before it took the cell: asked again, once, the holder
+ * (which reaped the ended kernel before it let go of the connection)
+ * starts a new one, and the cell goes to it. A new kernel that ends before
+ * it takes the cell too is the kernel's failure, said as died. */
+static void take_again(struct cell *c, const char *dir, int slot, int plan_fd, struct esb_session_cell_answer *a,
+                       const struct esb_session_record *rec, const char *code, size_t len,
+                       const struct esb_plan *plan) {
+  if (again(c, plan_fd) < 0) {
+    say(c->r, ESB_CELL_DIED, ESB_OK, "the %s kernel had ended before it took the cell, and the cell could not be "
+        "asked again (%s)", c->language, strerror(errno));
+    return;
+  }
+  if (ask(c, dir, slot, plan_fd, a) < 0 && !c->r->message)
+    say(c->r, ESB_CELL_SESSION_ENDED, ESB_E_INVALID_REQUEST, "session %s did not take the cell: it has ended",
+        c->id);
+  if (c->r->message)
+    return;
+  go(c, rec, code, len, plan);
+  if (c->untaken)
+    unanswered(c, false);
+}
+
 static void cell_in(struct cell *c, const char *dir, int slot, const struct esb_plan *plan, const char *code,
                     size_t len) {
   struct esb_session_record rec;
@@ -522,6 +587,8 @@ static void cell_in(struct cell *c, const char *dir, int slot, const struct esb_
         c->id);
   else if (!c->r->message) {
     go(c, &rec, code, len, plan);
+    if (c->untaken)
+      take_again(c, dir, slot, plan_fd, &a, &rec, code, len, plan);
     if (a.state_lost)
       note_lost(c, &a);
   }

@@ -267,10 +267,12 @@ static void read_inject_entry(struct esb_fields *f, struct esb_plan *plan, struc
 static void read_inject(struct esb_fields *f, struct esb_plan *plan) {
   plan->egress_secrets = esb_fields_strv(f, -1, "secrets", ESB_FIELDS_MAP, NULL);
   for (char **s = plan->egress_secrets; s && *s && !f->failed; s++)
-    if (strchr(*s, '=')[1] != '/')
-      esb_fields_fail(f, "policy: '%ssecrets' (\"%.64s\") must name a secret's absolute file path", f->path, *s);
+    if (strchr(*s, '=')[1] != '/' || strchr(*s, '\n'))
+      esb_fields_fail(f, "policy: '%ssecrets' (\"%.64s\") must name a secret's absolute file path (one line)",
+                      f->path, *s);
   plan->egress_upstream_ca = esb_fields_string(f, -1, "upstream_ca");
-  if (plan->egress_upstream_ca && plan->egress_upstream_ca[0] != '/')
+  const char *ca = plan->egress_upstream_ca;
+  if (ca && (ca[0] != '/' || strchr(ca, '\n')))
     esb_fields_bad(f, -1, "upstream_ca", "an absolute path of a PEM file");
   if (f->failed || !esb_fields_enter(f, -1, "inject"))
     return;                                    /* egress, inject */
