@@ -26,7 +26,7 @@ end
 -- A spec's own id and the names of its two namespaces: "esb-<tag>h-ID",
 -- the engine's, and "esb-<tag>p-ID", the test host's.
 function M.names(tag)
-  local id = ("%d"):format(os.time() % 10000 * 10 + math.random(0, 9))
+  local id = ("%d"):format(os.time() % 10000 * 1000 + math.random(0, 999)) -- specs beside it differ
   return id, "esb-" .. tag .. "h-" .. id, "esb-" .. tag .. "p-" .. id
 end
 
@@ -85,7 +85,9 @@ function M.remove(id, names, host, dir)
   for _, name in ipairs(names) do os.execute("ip netns del " .. name .. " 2>/dev/null") end
   os.execute("rm -rf " .. dir .. " /etc/netns/" .. host)
   local _, list = env.sh("ip netns list")
-  assert(not list:find(id, 1, true), "left behind: " .. list)
+  for _, name in ipairs(names) do -- its own: another spec's may share the id
+    assert(not (" " .. list .. " "):find("%s" .. name:gsub("%-", "%%-") .. "%s"), "left behind: " .. list)
+  end
   assert(os.execute("test -e /etc/netns/" .. host) ~= true, "left behind: /etc/netns/" .. host)
 end
 

@@ -120,6 +120,20 @@ static int say_prepared(const struct esb_egress_proxy *p, long *pid, struct esb_
   return 0;
 }
 
+static void release_lists(struct esb_plan *plan) {
+  esb_strv_free(plan->egress_allow);
+  esb_strv_free(plan->egress_deny);
+  for (size_t i = 0; i < plan->n_egress_inject; i++) {
+    free(plan->egress_inject[i].host);
+    free(plan->egress_inject[i].header);
+    free(plan->egress_inject[i].secret);
+  }
+  free(plan->egress_inject);
+  esb_strv_free(plan->egress_secrets);
+  free(plan->egress_upstream_ca);
+  free(plan->local.network_allow);
+}
+
 int main(int argc, char **argv) {
   /* A relay's write to a connection its program closed is an error of that
    * connection, not our end. */
@@ -133,33 +147,27 @@ int main(int argc, char **argv) {
   struct esb_egress_proxy proxy = ESB_EGRESS_PROXY_INIT;
   struct esb_error err = ESB_ERROR_INIT;
   long pid = 0;
+  int rc = 0;
   if (read_lists(stdin, &plan, &err) < 0 || esb_egress_proxy_prepare(&proxy, &plan, &err) < 0 ||
       say_prepared(&proxy, &pid, &err) < 0 || esb_egress_proxy_start(&proxy, (pid_t)pid, &err) < 0) {
     char message[sizeof err.message];
     snprintf(message, sizeof message, "%s", err.message);
     message[strcspn(message, "\n")] = '\0';
     printf("error %d %s\n", (int)err.code, message);
-    return 1;
+    esb_egress_proxy_release(&proxy, NULL);
+    rc = 1;
+  } else {
+    puts("ready");
+    fflush(stdout);
+    char buf[64];
+    while (fread(buf, 1, sizeof buf, stdin) > 0 || (ferror(stdin) && errno == EINTR && (clearerr(stdin), 1)))
+      ; /* until the engine's stop: our stdin's end */
+    struct esb_egress_ledger ledger = { 0 };
+    esb_egress_proxy_release(&proxy, &ledger);
+    write_ledger(&ledger);
+    esb_egress_ledger_release(&ledger);
   }
-  puts("ready");
-  fflush(stdout);
-  char buf[64];
-  while (fread(buf, 1, sizeof buf, stdin) > 0 || (ferror(stdin) && errno == EINTR && (clearerr(stdin), 1)))
-    ; /* until the engine's stop: our stdin's end */
-  struct esb_egress_ledger ledger = { 0 };
-  esb_egress_proxy_release(&proxy, &ledger);
-  write_ledger(&ledger);
-  esb_egress_ledger_release(&ledger);
-  esb_strv_free(plan.egress_allow);
-  esb_strv_free(plan.egress_deny);
-  for (size_t i = 0; i < plan.n_egress_inject; i++) {
-    free(plan.egress_inject[i].host);
-    free(plan.egress_inject[i].header);
-    free(plan.egress_inject[i].secret);
-  }
-  free(plan.egress_inject);
-  esb_strv_free(plan.egress_secrets);
-  free(plan.egress_upstream_ca);
-  free(plan.local.network_allow);
-  return 0;
+  fflush(stdout); /* before a sanitizer's exit, which would drop the buffer */
+  release_lists(&plan);
+  return rc;
 }
