@@ -114,10 +114,11 @@ policy.egress.upstream_ca = %s
     assert.is_nil(err:find(secret, 1, true), "the engine's stderr carries the secret")
   end)
 
-  -- Defence: the secret is the proxy's memory only; the sandbox gets the
-  -- CA's certificate, never more. Checked: with the secret's value written
-  -- in place of the bundle (esb_egress_proxy_sandbox_files), this read
-  -- "files: /work/.echo-sandbox-egress-bundle.pem".
+  -- Defence: the secret is the proxy's process's memory only; the engine
+  -- and the sandbox get the CA's certificate, never more. Checked: with
+  -- echo-sandbox-egress sending the secret's value in place of the
+  -- certificate (say_prepared), this read "files:
+  -- /work/.echo-sandbox-egress-bundle.pem /work/.echo-sandbox-egress-ca.pem".
   it("keeps the secret out of the sandbox's files and environment, the result, the log and the metrics", function()
     local policy = env.policy_file(policy_body())
     local d = daemon.start("--policy " .. env.quote(policy), "unix", "ip netns exec " .. host .. " ")

@@ -120,20 +120,6 @@ static int say_prepared(const struct esb_egress_proxy *p, long *pid, struct esb_
   return 0;
 }
 
-static void release_lists(struct esb_plan *plan) {
-  esb_strv_free(plan->egress_allow);
-  esb_strv_free(plan->egress_deny);
-  for (size_t i = 0; i < plan->n_egress_inject; i++) {
-    free(plan->egress_inject[i].host);
-    free(plan->egress_inject[i].header);
-    free(plan->egress_inject[i].secret);
-  }
-  free(plan->egress_inject);
-  esb_strv_free(plan->egress_secrets);
-  free(plan->egress_upstream_ca);
-  free(plan->local.network_allow);
-}
-
 int main(int argc, char **argv) {
   /* A relay's write to a connection its program closed is an error of that
    * connection, not our end. */
@@ -168,6 +154,7 @@ int main(int argc, char **argv) {
     esb_egress_ledger_release(&ledger);
   }
   fflush(stdout); /* before a sanitizer's exit, which would drop the buffer */
-  release_lists(&plan);
+  esb_plan_release_egress(&plan);
+  free(plan.local.network_allow);
   return rc;
 }

@@ -39,16 +39,7 @@ void esb_plan_release(struct esb_plan *plan) {
   }
   free(plan->local.mounts);
   free(plan->local.network_allow);
-  esb_strv_free(plan->egress_allow);
-  esb_strv_free(plan->egress_deny);
-  for (size_t i = 0; i < plan->n_egress_inject; i++) {
-    free(plan->egress_inject[i].host);
-    free(plan->egress_inject[i].header);
-    free(plan->egress_inject[i].secret);
-  }
-  free(plan->egress_inject);
-  esb_strv_free(plan->egress_secrets);
-  free(plan->egress_upstream_ca);
+  esb_plan_release_egress(plan);
   esb_k8s_settings_release(&plan->k8s);
   *plan = (struct esb_plan)ESB_PLAN_INIT;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include "engine/contract/collect.h"
@@ -14,6 +15,7 @@
 #include "engine/sandbox/rootfs.h"
 #include "engine/sandbox/seccomp.h"
 #include "engine/sandbox/spawn.h"
+#include "engine/strv.h"
 
 /* How the local backend isolates a program. */
 enum esb_isolation {
@@ -144,6 +146,22 @@ static inline uint64_t esb_k8s_grace_seconds(uint64_t kill_grace_ms) {
                                    .workdir_size_bytes = 256u << 20 } }
 
 void esb_plan_release(struct esb_plan *plan);
+
+/* Frees the plan's egress fields (lists, injections, secrets' files):
+ * esb_plan_release's part that echo-sandbox-egress, which reads only
+ * those, shares. Inline: that program links no plan.c. */
+static inline void esb_plan_release_egress(struct esb_plan *plan) {
+  esb_strv_free(plan->egress_allow);
+  esb_strv_free(plan->egress_deny);
+  for (size_t i = 0; i < plan->n_egress_inject; i++) {
+    free(plan->egress_inject[i].host);
+    free(plan->egress_inject[i].header);
+    free(plan->egress_inject[i].secret);
+  }
+  free(plan->egress_inject);
+  esb_strv_free(plan->egress_secrets);
+  free(plan->egress_upstream_ca);
+}
 
 /* Frees the strings of k8s settings and zeroes them. */
 void esb_k8s_settings_release(struct esb_k8s_settings *k);
