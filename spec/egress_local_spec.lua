@@ -9,7 +9,8 @@
 -- (TEST-NET-3, a public address here), 10.98.0.2 (private) and
 -- 169.254.169.254 (the metadata address) on its loopback, routed from the
 -- host. The peer serves HTTP on port 80 and HTTPS on 443 (a certificate of
--- a CA this spec makes) on all of them, answering "<scheme> <Host> <path>".
+-- a CA this spec makes; spec/support/egress_server.py) on all of them,
+-- answering "<scheme> <Host> <path>".
 -- Names resolve in the host namespace from its own /etc/hosts (ip netns
 -- exec mounts /etc/netns/HOST/hosts there); its resolver is 127.0.0.1,
 -- where nothing answers. No packet goes anywhere else.
@@ -17,29 +18,6 @@ local env = require "spec.support.env"
 local cjson = require "cjson"
 local netns = require "spec.support.netns"
 
--- The test host's servers: HTTP on 80 and HTTPS on 443 (argv[1]: a
--- directory with cert.pem and key.pem; argv[2]: the file made once both
--- listen).
-local server = [[
-import http.server, os, socketserver, ssl, sys, threading
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("%s %s %s\n" % (self.server.scheme, self.headers.get("Host"), self.path)).encode()
-        if self.path == "/big": body = b"x" * (1 << 20)
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True; allow_reuse_address = True
-plain, tls = S(("0.0.0.0", 80), H), S(("0.0.0.0", 443), H)
-plain.scheme, tls.scheme = "http", "https"
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(os.path.join(sys.argv[1], "cert.pem"), os.path.join(sys.argv[1], "key.pem"))
-tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
-threading.Thread(target=tls.serve_forever, daemon=True).start()
-open(sys.argv[2], "w").close()
-plain.serve_forever()
-]]
 
 -- In the sandbox: CONNECT to the proxy for argv[1]:443, then a TLS
 -- handshake that names argv[2] (SNI), or, with argv[2] "-", plain bytes.
@@ -82,7 +60,7 @@ for line in sys.stdin:
     s.close()
 ]]
 
-local sh, wait_for = netns.sh, netns.wait_for
+local sh, wait_for, ledger = netns.sh, netns.wait_for, netns.ledger
 
 describe("network by name (local)", function()
   if not env.is_root() then
@@ -99,15 +77,7 @@ describe("network by name (local)", function()
   setup(function()
     os.remove(dir)
     sh("mkdir " .. dir)
-    -- A CA of this spec's, and the test host's certificate for its names.
-    sh(("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=esb-test-ca" ..
-        " 2>/dev/null && openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.pem -subj /CN=allowed.esb.test" ..
-        " 2>/dev/null && printf 'subjectAltName=DNS:allowed.esb.test,DNS:other.esb.test,DNS:private.esb.test\\n' >" ..
-        " san && openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2" ..
-        " -extfile san 2>/dev/null"):format(dir))
-    local f = io.open(dir .. "/ca.pem")
-    ca = f:read("a")
-    f:close()
+    ca = netns.test_ca(dir, { "allowed.esb.test", "other.esb.test", "private.esb.test" })
     sh("mkdir -p /etc/netns/" .. host)
     env.write_file("/etc/netns/" .. host .. "/hosts", table.concat({
       "127.0.0.1 localhost",
@@ -117,9 +87,8 @@ describe("network by name (local)", function()
     }, "\n") .. "\n")
     env.write_file("/etc/netns/" .. host .. "/resolv.conf", "nameserver 127.0.0.1\n")
     netns.make_pair(id, host, peer, { peer = { "addr add 10.98.0.2/32 dev lo", "addr add 169.254.169.254/32 dev lo" } })
-    env.write_file(dir .. "/server.py", server)
-    server_pid = sh(("ip netns exec %s python3 %s/server.py %s %s/ready >/dev/null 2>&1 & echo $!"):format(
-      peer, dir, dir, dir)):match("%d+")
+    server_pid = sh(("ip netns exec %s python3 spec/support/egress_server.py %s %s/ready >/dev/null 2>&1 & echo $!")
+      :format(peer, dir, dir)):match("%d+")
     assert(wait_for(dir .. "/ready"), "the test host's servers did not start")
   end)
 
@@ -146,15 +115,6 @@ describe("network by name (local)", function()
     local ok, result = pcall(cjson.decode, out)
     assert(ok, "no JSON result: " .. out .. err)
     return result
-  end
-
-  -- The ledger's entries as "host:port reason" lines, in order.
-  local function ledger(r)
-    local lines = {}
-    for _, e in ipairs(r.egress or {}) do
-      lines[#lines + 1] = ("%s:%d %s%s"):format(e.host, e.port, e.reason, e.allowed and "" or " (refused)")
-    end
-    return table.concat(lines, "\n")
   end
 
   -- What a failed run said: its stderr, its error.

@@ -26,7 +26,7 @@ end
 -- A spec's own id and the names of its two namespaces: "esb-<tag>h-ID",
 -- the engine's, and "esb-<tag>p-ID", the test host's.
 function M.names(tag)
-  local id = ("%d"):format(os.time() % 10000 * 10 + math.random(0, 9))
+  local id = ("%d"):format(os.time() % 10000 * 1000 + math.random(0, 999)) -- specs beside it differ
   return id, "esb-" .. tag .. "h-" .. id, "esb-" .. tag .. "p-" .. id
 end
 
@@ -50,6 +50,30 @@ function M.make_pair(id, host, peer, extra)
   M.sh(table.concat(cmds, " && "))
 end
 
+-- Makes a CA of the spec's own in dir (ca.pem, ca.key) and the test host's
+-- certificate (cert.pem, key.pem) for names (an array, the first its CN);
+-- returns the CA's certificate, PEM.
+function M.test_ca(dir, names)
+  local san = "DNS:" .. table.concat(names, ",DNS:")
+  M.sh(("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=esb-test-ca" ..
+        " 2>/dev/null && openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.pem -subj /CN=%s" ..
+        " 2>/dev/null && printf 'subjectAltName=%s\\n' > san && openssl x509 -req -in req.pem -CA ca.pem" ..
+        " -CAkey ca.key -CAcreateserial -out cert.pem -days 2 -extfile san 2>/dev/null"):format(dir, names[1], san))
+  local f = assert(io.open(dir .. "/ca.pem"))
+  local pem = f:read("a")
+  f:close()
+  return pem
+end
+
+-- A result's egress ledger as "host:port reason" lines, in order.
+function M.ledger(r)
+  local lines = {}
+  for _, e in ipairs(r.egress or {}) do
+    lines[#lines + 1] = ("%s:%d %s%s"):format(e.host, e.port, e.reason, e.allowed and "" or " (refused)")
+  end
+  return table.concat(lines, "\n")
+end
+
 -- Ends a process this spec started, and waits until it is gone.
 function M.stop(pid)
   os.execute("kill " .. pid .. " 2>/dev/null; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
@@ -61,7 +85,9 @@ function M.remove(id, names, host, dir)
   for _, name in ipairs(names) do os.execute("ip netns del " .. name .. " 2>/dev/null") end
   os.execute("rm -rf " .. dir .. " /etc/netns/" .. host)
   local _, list = env.sh("ip netns list")
-  assert(not list:find(id, 1, true), "left behind: " .. list)
+  for _, name in ipairs(names) do -- its own: another spec's may share the id
+    assert(not (" " .. list .. " "):find("%s" .. name:gsub("%-", "%%-") .. "%s"), "left behind: " .. list)
+  end
   assert(os.execute("test -e /etc/netns/" .. host) ~= true, "left behind: /etc/netns/" .. host)
 end
 

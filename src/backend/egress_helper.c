@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/fileio.h"
 #include "engine/install_paths.h"
 #include "engine/sandbox/netrules.h"
 
@@ -39,6 +40,15 @@ static int say_lists(FILE *f, const struct esb_plan *plan) {
     fprintf(f, "allow %s\n", *e);
   for (char **e = plan->egress_deny; e && *e; e++)
     fprintf(f, "deny %s\n", *e);
+  for (size_t i = 0; i < plan->n_egress_inject; i++) { /* the secret's file: its value is never ours */
+    const struct esb_egress_inject *e = &plan->egress_inject[i];
+    size_t len = strlen(e->secret);
+    for (char **s = plan->egress_secrets; s && *s; s++)
+      if (!strncmp(*s, e->secret, len) && (*s)[len] == '=')
+        fprintf(f, "inject %s %s %s %s\n", e->host, e->header, e->secret, *s + len + 1);
+  }
+  if (plan->egress_upstream_ca)
+    fprintf(f, "upstream_ca %s\n", plan->egress_upstream_ca);
   for (size_t i = 0; i < plan->local.n_network_allow; i++) {
     char range[64];
     esb_net_range_format(&plan->local.network_allow[i], range, sizeof range);
@@ -65,15 +75,62 @@ static bool read_line(int fd, char *line, size_t n) {
   return true;
 }
 
-int esb_egress_helper_start(struct esb_egress_helper *h, const struct esb_plan *plan, pid_t child,
-                            struct esb_error *err) {
+static int said_error(const char *line, struct esb_error *err);
+
+/* The helper's answer: 0 at want, or -1 with err (its error's words). */
+static int expect(struct esb_egress_helper *h, const char *want, struct esb_error *err) {
+  char line[ESB_MESSAGE_MAX];
+  if (!read_line(h->child.out, line, sizeof line))
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress ended before it listened");
+  return strcmp(line, want) == 0 ? 0 : said_error(line, err);
+}
+
+/* A line of the helper's that is not what was wanted: its "error CODE
+ * MESSAGE" into err, or the line itself. -1. */
+static int said_error(const char *line, struct esb_error *err) {
+  int code = ESB_E_SANDBOX_SETUP, used = 0;
+  if (sscanf(line, "error %d %n", &code, &used) < 1 || code <= ESB_OK || code >= ESB_E__COUNT)
+    code = ESB_E_SANDBOX_SETUP;
+  return esb_error_set(err, (enum esb_error_code)code, "%s", used ? line + used : line);
+}
+
+/* "ca LENGTH" and the certificate's bytes, then the host's trust store
+ * after them in the bundle (read here: the bundle is public). */
+static int read_ca(struct esb_egress_helper *h, struct esb_error *err) {
+  char line[ESB_MESSAGE_MAX];
+  size_t len = 0, got = 0, sys_len = 0;
+  if (!read_line(h->child.out, line, sizeof line))
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress sent no CA certificate");
+  if (sscanf(line, "ca %zu", &len) != 1 || !len || len > 65536)
+    return said_error(line, err);
+  if (!(h->ca_pem = malloc(len)))
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  while (got < len) {
+    ssize_t r = read(h->child.out, h->ca_pem + got, len - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress's CA certificate ended early");
+    got += (size_t)r;
+  }
+  h->ca_len = len;
+  char *sys = esb_read_file("/etc/ssl/certs/ca-certificates.crt", &sys_len);
+  if ((h->bundle = malloc(len + (sys ? sys_len : 0) + 1))) {
+    memcpy(h->bundle, h->ca_pem, len);
+    if (sys)
+      memcpy(h->bundle + len, sys, sys_len);
+    h->bundle_len = len + (sys ? sys_len : 0);
+  }
+  free(sys);
+  return h->bundle ? 0 : esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+}
+
+int esb_egress_helper_prepare(struct esb_egress_helper *h, const struct esb_plan *plan, struct esb_error *err) {
   const char *program = esb_egress_program();
   if (!program)
     return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress is not installed beside "
                          "the engine (or $ECHO_SANDBOX_EGRESS names no program)");
-  char pid[24];
-  snprintf(pid, sizeof pid, "%d", (int)child);
-  const char *argv[] = { program, pid, NULL };
+  const char *argv[] = { program, NULL };
   const char *env[] = { NULL };
   h->child = (struct esb_child)ESB_CHILD_INIT;
   h->child.argv = argv;
@@ -91,19 +148,46 @@ int esb_egress_helper_start(struct esb_egress_helper *h, const struct esb_plan *
   int rc = to ? say_lists(to, plan) : -1;
   if (to)
     fclose(to);
-  char line[ESB_MESSAGE_MAX];
-  if (rc < 0 || !read_line(h->child.out, line, sizeof line)) {
+  if (rc < 0)
+    esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress ended before it listened");
+  else if ((plan->n_egress_inject && read_ca(h, err) < 0) || expect(h, "prepared", err) < 0)
+    rc = -1;
+  if (rc < 0)
     esb_egress_helper_finish(h, NULL);
-    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress ended before it listened");
-  }
-  if (strcmp(line, "ready") == 0)
+  return rc;
+}
+
+int esb_egress_helper_sandbox_files(struct esb_egress_helper *h, const struct esb_file *files, size_t n,
+                                    const struct esb_file **out, size_t *n_out) {
+  *out = files;
+  *n_out = n;
+  if (!h->ca_pem)
     return 0;
-  int code = ESB_E_SANDBOX_SETUP, used = 0;
-  if (sscanf(line, "error %d %n", &code, &used) < 1 || code <= ESB_OK || code >= ESB_E__COUNT)
-    code = ESB_E_SANDBOX_SETUP;
-  esb_error_set(err, (enum esb_error_code)code, "%s", used ? line + used : line);
-  esb_egress_helper_finish(h, NULL);
-  return -1;
+  free(h->files);
+  if (!(h->files = calloc(n + 2, sizeof *h->files)))
+    return -1;
+  if (n)
+    memcpy(h->files, files, n * sizeof *files);
+  h->files[n] = (struct esb_file){ .path = (char *)ESB_EGRESS_CA_FILE, .data = h->ca_pem, .len = h->ca_len,
+                                   .mode = 0444 };
+  h->files[n + 1] = (struct esb_file){ .path = (char *)ESB_EGRESS_BUNDLE_FILE, .data = h->bundle,
+                                       .len = h->bundle_len, .mode = 0444 };
+  *out = h->files;
+  *n_out = n + 2;
+  return 0;
+}
+
+int esb_egress_helper_start(struct esb_egress_helper *h, pid_t child, struct esb_error *err) {
+  if (!h->started)
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress was not prepared");
+  if (dprintf(h->child.in, "listen %d\n", (int)child) < 0 || expect(h, "ready", err) < 0) {
+    if (err->code == ESB_OK)
+      esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress ended before it listened");
+    esb_egress_helper_finish(h, NULL);
+    return -1;
+  }
+  h->listening = true;
+  return 0;
 }
 
 /* One attempt's record after its line: its host's bytes and a newline. */
@@ -155,12 +239,19 @@ static int read_ledger(int fd, struct esb_egress_ledger *out) {
 }
 
 int esb_egress_helper_finish(struct esb_egress_helper *h, struct esb_egress_ledger *out) {
+  free(h->ca_pem);
+  free(h->bundle);
+  free(h->files);
+  h->ca_pem = h->bundle = NULL;
+  h->files = NULL;
   if (!h->started)
     return 0;
   h->started = false;
   close(h->child.in); /* its word to stop */
   h->child.in = -1;
-  int rc = read_ledger(h->child.out, out);
+  /* one that never listened has no ledger: nothing went through it */
+  int rc = h->listening ? read_ledger(h->child.out, out) : 0;
+  h->listening = false;
   if (rc < 0 && out)
     out->left_off++; /* what it could not say is not claimed absent */
   int status;

@@ -10,8 +10,15 @@
  * 0.3 ms longer: its relocations and its CPU probe).
  *
  * The conversation, on the helper's stdin and stdout (pipes):
- *   engine -> helper  "allow ENTRY", "deny ENTRY", "net_allow RANGE" lines,
- *                     then "end"; later, EOF: stop
+ *   engine -> helper  "allow ENTRY", "deny ENTRY", "net_allow RANGE",
+ *                     "inject HOST HEADER SECRET FILE", "upstream_ca PATH"
+ *                     lines, then "end"
+ *   helper -> engine  where the plan injects, "ca LENGTH" and the run's CA
+ *                     certificate (PEM, LENGTH bytes; made there, with the
+ *                     secrets read there: backend/egress_inject.h); then
+ *                     "prepared", or "error CODE MESSAGE" (then it exits)
+ *   engine -> helper  "listen PID" once the sandbox's namespace is there;
+ *                     later, EOF: stop
  *   helper -> engine  "ready", or "error CODE MESSAGE" (then it exits);
  *                     after the stop, the ledger: "left_off N", then for each
  *                     attempt "attempt REASON PORT OUT IN LENGTH" and LENGTH
@@ -37,9 +44,19 @@
 #define ESB_EGRESS_PROXY_PORT 3128
 #define ESB_EGRESS_PROXY_URL "http://127.0.0.1:3128"
 
+/* Where the plan injects credentials (backend/egress_inject.h): the run's
+ * CA certificate, alone and with the host's trust store, in the sandbox's
+ * working dir (mode 0444). */
+#define ESB_EGRESS_CA_FILE ".echo-sandbox-egress-ca.pem"
+#define ESB_EGRESS_BUNDLE_FILE ".echo-sandbox-egress-bundle.pem"
+
 struct esb_egress_helper {
   struct esb_child child;
-  bool started;
+  bool started, listening;
+  char *ca_pem, *bundle;     /* where the plan injects: the run's CA certificate, and it with
+                                the host's trust store, for the sandbox */
+  size_t ca_len, bundle_len;
+  struct esb_file *files;    /* the sandbox's files: the request's and those two */
 };
 
 #define ESB_EGRESS_HELPER_INIT { .child = ESB_CHILD_INIT }
@@ -48,10 +65,21 @@ struct esb_egress_helper {
  * first); NULL where there is none. */
 const char *esb_egress_program(void);
 
-/* Starts the helper for plan's lists and has it listen in the network
- * namespace of child (a pid): returns once it listens, or failed. */
-int esb_egress_helper_start(struct esb_egress_helper *h, const struct esb_plan *plan, pid_t child,
-                            struct esb_error *err);
+/* Starts the helper for plan's lists (and credentials): returns once it
+ * is ready to listen, the run's CA certificate read where the plan
+ * injects, or failed. */
+int esb_egress_helper_prepare(struct esb_egress_helper *h, const struct esb_plan *plan, struct esb_error *err);
+
+/* The files the sandbox's working dir gets: the n request's files, and,
+ * where the plan injects credentials, the run's CA certificate alone and
+ * with the host's trust store (mode 0444; backend/egress_inject.h names
+ * them). *out borrows h's memory until its finish. 0, or -1 (no memory). */
+int esb_egress_helper_sandbox_files(struct esb_egress_helper *h, const struct esb_file *files, size_t n,
+                                    const struct esb_file **out, size_t *n_out);
+
+/* Has the prepared helper listen in the network namespace of child (a
+ * pid): returns once it listens, or failed. */
+int esb_egress_helper_start(struct esb_egress_helper *h, pid_t child, struct esb_error *err);
 
 /* Stops the helper (every connection ends), reads its ledger into *out
  * (NULL: dropped) and reaps it. Idempotent; a helper never started is

@@ -1,9 +1,11 @@
-/* echo-sandbox-egress PID: the egress proxy (backend/egress_proxy.h) of the
- * run whose sandbox's pid 1 is PID, in a process of its own; the engine
- * starts one per run with an allow list and talks with it on its stdin and
- * stdout (backend/egress_helper.h has the words). It listens in the run's
- * network namespace, says "ready", serves until its stdin ends, then writes
- * the run's ledger and exits. */
+/* echo-sandbox-egress: the egress proxy (backend/egress_proxy.h) of one
+ * run, in a process of its own; the engine starts one per run with an
+ * allow list and talks with it on its stdin and stdout
+ * (backend/egress_helper.h has the words). It reads the lists (and the
+ * secrets' files, where the plan injects credentials: their values stay
+ * here), says "prepared" (after the run's CA certificate, if any), listens
+ * in the network namespace of the pid "listen" names, says "ready", serves
+ * until its stdin ends, then writes the run's ledger and exits. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +18,36 @@
 #include "engine/strv.h"
 
 #define LINE_MAX_BYTES 512
+
+/* "inject HOST HEADER SECRET FILE" or "upstream_ca PATH", into plan's
+ * fields. 0, or -1. */
+static int read_inject(const char *word, char *value, struct esb_plan *plan) {
+  if (strcmp(word, "upstream_ca") == 0) {
+    free(plan->egress_upstream_ca);
+    return (plan->egress_upstream_ca = strdup(value)) ? 0 : -1;
+  }
+  char *header = strchr(value, ' '), *name = header ? strchr(header + 1, ' ') : NULL;
+  char *file = name ? strchr(name + 1, ' ') : NULL;
+  if (!file)
+    return -1;
+  *header++ = '\0';
+  *name++ = '\0';
+  *file++ = '\0';
+  struct esb_egress_inject *grown = realloc(plan->egress_inject, (plan->n_egress_inject + 1) * sizeof *grown);
+  if (!grown)
+    return -1;
+  plan->egress_inject = grown;
+  struct esb_egress_inject *e = &grown[plan->n_egress_inject++];
+  *e = (struct esb_egress_inject){ .host = strdup(value), .header = strdup(header), .secret = strdup(name) };
+  size_t n = esb_strv_length(plan->egress_secrets);
+  char **secrets = realloc(plan->egress_secrets, (n + 2) * sizeof *secrets);
+  if (secrets)
+    plan->egress_secrets = secrets;
+  if (!secrets || !e->host || !e->header || !e->secret || asprintf(&secrets[n], "%s=%s", name, file) < 0)
+    return -1;
+  secrets[n + 1] = NULL;
+  return 0;
+}
 
 /* The lists the engine says, into plan's fields (allocated). 0, or -1 with
  * err. */
@@ -35,6 +67,9 @@ static int read_lists(FILE *in, struct esb_plan *plan, struct esb_error *err) {
     *value++ = '\0';
     if (strcmp(line, "allow") == 0 || strcmp(line, "deny") == 0) {
       if (esb_strv_push(strcmp(line, "allow") == 0 ? &allow : &deny, value) < 0)
+        break;
+    } else if (strcmp(line, "inject") == 0 || strcmp(line, "upstream_ca") == 0) {
+      if (read_inject(line, value, plan) < 0)
         break;
     } else if (strcmp(line, "net_allow") == 0) {
       struct esb_net_range *r = realloc(plan->local.network_allow,
@@ -68,38 +103,58 @@ static void write_ledger(const struct esb_egress_ledger *l) {
   fflush(stdout);
 }
 
+/* The run's CA certificate ("ca LENGTH" and its bytes), where the plan
+ * injects credentials, then "prepared"; then the engine's "listen PID"
+ * (the sandbox's pid 1, whose namespace is there now) into *pid. */
+static int say_prepared(const struct esb_egress_proxy *p, long *pid, struct esb_error *err) {
+  if (p->injecting) {
+    printf("ca %zu\n", p->inject.ca_len);
+    fwrite(p->inject.ca_pem, 1, p->inject.ca_len, stdout);
+  }
+  puts("prepared");
+  fflush(stdout);
+  char line[LINE_MAX_BYTES], *end;
+  if (!fgets(line, sizeof line, stdin) || strncmp(line, "listen ", 7) != 0 ||
+      (*pid = strtol(line + 7, &end, 10)) <= 0 || *end != '\n')
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: the engine named no sandbox to listen in");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   /* A relay's write to a connection its program closed is an error of that
    * connection, not our end. */
   signal(SIGPIPE, SIG_IGN);
-  char *end;
-  long pid = argc == 2 ? strtol(argv[1], &end, 10) : 0;
-  if (argc != 2 || *end || pid <= 0) {
-    fprintf(stderr, "usage: echo-sandbox-egress PID (the engine starts it: backend/egress_helper.h)\n");
+  (void)argv;
+  if (argc != 1) {
+    fprintf(stderr, "usage: echo-sandbox-egress (the engine starts it: backend/egress_helper.h)\n");
     return 2;
   }
   struct esb_plan plan = ESB_PLAN_INIT;
   struct esb_egress_proxy proxy = ESB_EGRESS_PROXY_INIT;
   struct esb_error err = ESB_ERROR_INIT;
+  long pid = 0;
+  int rc = 0;
   if (read_lists(stdin, &plan, &err) < 0 || esb_egress_proxy_prepare(&proxy, &plan, &err) < 0 ||
-      esb_egress_proxy_start(&proxy, (pid_t)pid, &err) < 0) {
+      say_prepared(&proxy, &pid, &err) < 0 || esb_egress_proxy_start(&proxy, (pid_t)pid, &err) < 0) {
     char message[sizeof err.message];
     snprintf(message, sizeof message, "%s", err.message);
     message[strcspn(message, "\n")] = '\0';
     printf("error %d %s\n", (int)err.code, message);
-    return 1;
+    esb_egress_proxy_release(&proxy, NULL);
+    rc = 1;
+  } else {
+    puts("ready");
+    fflush(stdout);
+    char buf[64];
+    while (fread(buf, 1, sizeof buf, stdin) > 0 || (ferror(stdin) && errno == EINTR && (clearerr(stdin), 1)))
+      ; /* until the engine's stop: our stdin's end */
+    struct esb_egress_ledger ledger = { 0 };
+    esb_egress_proxy_release(&proxy, &ledger);
+    write_ledger(&ledger);
+    esb_egress_ledger_release(&ledger);
   }
-  puts("ready");
-  fflush(stdout);
-  char buf[64];
-  while (fread(buf, 1, sizeof buf, stdin) > 0 || (ferror(stdin) && errno == EINTR && (clearerr(stdin), 1)))
-    ; /* until the engine's stop: our stdin's end */
-  struct esb_egress_ledger ledger = { 0 };
-  esb_egress_proxy_release(&proxy, &ledger);
-  write_ledger(&ledger);
-  esb_egress_ledger_release(&ledger);
-  esb_strv_free(plan.egress_allow);
-  esb_strv_free(plan.egress_deny);
+  fflush(stdout); /* before a sanitizer's exit, which would drop the buffer */
+  esb_plan_release_egress(&plan);
   free(plan.local.network_allow);
-  return 0;
+  return rc;
 }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -9,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@ enum {
   MAX_CONNS = 256,         /* live connections of a run; more wait in the backlog */
   WAIT_MS = 10000,         /* for a head, a ClientHello, a connect */
   RELAY_BYTES = 65536,
+  HEADERS_MAX = 128,       /* a head's headers, where the proxy rewrites it */
 };
 
 struct esb_egress_conn {
@@ -36,6 +39,13 @@ struct esb_egress_conn {
   bool done;              /* its thread has returned: join it */
   long entry;             /* its ledger entry, -1 where left off */
   struct esb_egress_conn *next;
+};
+
+/* One side of a connection: its socket, and the TLS over it where the
+ * proxy terminated or originated TLS (an injected host's). */
+struct end {
+  int fd;
+  SSL *ssl;
 };
 
 /* ---- addresses ---- */
@@ -86,13 +96,55 @@ static void add_bytes(struct esb_egress_conn *c, uint64_t out, uint64_t in) {
 
 /* ---- sockets ---- */
 
+/* SSL_read's or SSL_write's n as recv's: 0 at the end, -1 with errno
+ * (EAGAIN: not yet). */
+static ssize_t ssl_result(SSL *ssl, int n) {
+  switch (SSL_get_error(ssl, n)) {
+  case SSL_ERROR_ZERO_RETURN:
+    return 0;
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_WRITE:
+    errno = EAGAIN;
+    return -1;
+  default:
+    errno = EIO;
+    return -1;
+  }
+}
+
+static ssize_t end_recv(const struct end *e, char *buf, size_t cap) {
+  if (!e->ssl)
+    return recv(e->fd, buf, cap, 0);
+  ERR_clear_error(); /* SSL_get_error reads the thread's queue */
+  int n = SSL_read(e->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+  return n > 0 ? n : ssl_result(e->ssl, n);
+}
+
+static ssize_t end_send(const struct end *e, const char *buf, size_t len) {
+  if (!e->ssl)
+    return send(e->fd, buf, len, MSG_NOSIGNAL);
+  ERR_clear_error();
+  int n = SSL_write(e->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+  if (n > 0)
+    return n;
+  if (ssl_result(e->ssl, n) == 0)
+    errno = EPIPE;
+  return -1;
+}
+
+/* Whether TLS holds bytes already read off the socket: poll would not
+ * say so. */
+static bool end_pending(const struct end *e) {
+  return e->ssl && SSL_pending(e->ssl) > 0;
+}
+
 /* All of it, blocking or not (the upstream socket is non-blocking: a
  * ClientHello may be more than its first send buffer), each wait at most
  * WAIT_MS. */
-static bool send_all(int fd, const char *data, size_t len) {
+static bool end_send_all(const struct end *e, const char *data, size_t len) {
   while (len) {
-    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    ssize_t n = end_send(e, data, len);
+    struct pollfd pfd = { .fd = e->fd, .events = POLLOUT };
     if (n < 0 && (errno == EINTR || (errno == EAGAIN && poll(&pfd, 1, WAIT_MS) == 1)))
       continue;
     if (n <= 0)
@@ -103,21 +155,27 @@ static bool send_all(int fd, const char *data, size_t len) {
   return true;
 }
 
+static bool send_all(int fd, const char *data, size_t len) {
+  return end_send_all(&(struct end){ .fd = fd }, data, len);
+}
+
 /* Up to cap bytes more into buf at *len, waiting at most WAIT_MS: the
  * count read, 0 at EOF or on a timeout, -1 on an error. */
-static ssize_t recv_more(int fd, char *buf, size_t *len, size_t cap) {
-  struct pollfd pfd = { .fd = fd, .events = POLLIN };
-  if (*len >= cap || poll(&pfd, 1, WAIT_MS) <= 0)
+static ssize_t recv_more(const struct end *e, char *buf, size_t *len, size_t cap) {
+  struct pollfd pfd = { .fd = e->fd, .events = POLLIN };
+  if (*len >= cap || (!end_pending(e) && poll(&pfd, 1, WAIT_MS) <= 0))
     return 0;
-  ssize_t n = recv(fd, buf + *len, cap - *len, 0);
+  ssize_t n = end_recv(e, buf + *len, cap - *len);
   if (n > 0)
     *len += (size_t)n;
   return n;
 }
 
-static void refuse(struct esb_egress_conn *c, enum esb_egress_reason reason, const char *host, unsigned port) {
+static void refuse_on(struct esb_egress_conn *c, const struct end *e, enum esb_egress_reason reason,
+                      const char *host, unsigned port) {
   static const char *const status[] = { "403 Forbidden", "502 Bad Gateway", "400 Bad Request" };
-  int which = reason == ESB_EGRESS_UNRESOLVED || reason == ESB_EGRESS_CONNECT_FAILED ? 1
+  int which = reason == ESB_EGRESS_UNRESOLVED || reason == ESB_EGRESS_CONNECT_FAILED ||
+              reason == ESB_EGRESS_UNVERIFIED ? 1
             : reason == ESB_EGRESS_BAD_REQUEST ? 2 : 0;
   char body[512], msg[1024];
   int n = snprintf(body, sizeof body, "echo-sandbox egress proxy: %s:%u: %s\n", host, port,
@@ -125,7 +183,11 @@ static void refuse(struct esb_egress_conn *c, enum esb_egress_reason reason, con
   int m = snprintf(msg, sizeof msg, "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
                    "Connection: close\r\n\r\n%s", status[which], n, body);
   set_verdict(c, reason);
-  send_all(c->client, msg, (size_t)m);
+  end_send_all(e, msg, (size_t)m);
+}
+
+static void refuse(struct esb_egress_conn *c, enum esb_egress_reason reason, const char *host, unsigned port) {
+  refuse_on(c, &(struct end){ .fd = c->client }, reason, host, port);
 }
 
 /* ---- the request's head (http-parser) ---- */
@@ -138,6 +200,8 @@ struct head {
   size_t host_off, host_len; /* the Host header's value */
   int hosts;                 /* how many Host headers */
   bool in_value, complete;
+  size_t fields[HEADERS_MAX]; /* where each header's name starts, in order */
+  int n_fields;              /* HEADERS_MAX + 1: more than that */
 };
 
 static void end_header(struct head *h) {
@@ -163,6 +227,10 @@ static int on_field(http_parser *hp, const char *at, size_t len) {
     end_header(h);
     h->field_off = (size_t)(at - h->buf);
     h->field_len = 0;
+    if (h->n_fields < HEADERS_MAX)
+      h->fields[h->n_fields] = h->field_off;
+    if (h->n_fields <= HEADERS_MAX)
+      h->n_fields++;
   }
   h->field_len += len;
   return 0;
@@ -194,13 +262,13 @@ static const http_parser_settings head_settings = {
 
 /* Reads the head of the client's request into buf (*len bytes read, maybe
  * more than the head): 0, or -1 where it is none. */
-static int read_head(int fd, char *buf, size_t *len, struct head *h) {
+static int read_head(const struct end *e, char *buf, size_t *len, struct head *h) {
   *h = (struct head){ .buf = buf };
   http_parser_init(&h->parser, HTTP_REQUEST);
   h->parser.data = h;
   size_t parsed = 0;
   while (!h->complete) {
-    if (parsed == *len && recv_more(fd, buf, len, HEAD_MAX) <= 0)
+    if (parsed == *len && recv_more(e, buf, len, HEAD_MAX) <= 0)
       return -1;
     parsed += http_parser_execute(&h->parser, &head_settings, buf + parsed, *len - parsed);
     if (!h->complete && HTTP_PARSER_ERRNO(&h->parser) != HPE_OK)
@@ -316,7 +384,7 @@ static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char 
   SSL_set_accept_state(ssl);
   SSL_set_app_data(ssl, &seen);
   for (size_t fed = 0;;) {
-    if (fed == *len && recv_more(c->client, buf, len, HELLO_MAX) <= 0)
+    if (fed == *len && recv_more(&(struct end){ .fd = c->client }, buf, len, HELLO_MAX) <= 0)
       break;
     BIO_write(in, buf + fed, (int)(*len - fed));
     fed = *len;
@@ -401,7 +469,7 @@ static enum esb_egress_reason connect_any(struct esb_egress_conn *c, const struc
 /* ---- relaying ---- */
 
 struct direction {
-  int from, to;
+  const struct end *from, *to;
   char *buf;
   size_t len, off;
   bool eof;
@@ -411,11 +479,13 @@ struct direction {
 /* One step of a direction: reads when its buffer is empty, writes what it
  * holds. -1 when the connection is over (an error). */
 static int step(struct direction *d, short revents_from, short revents_to) {
-  if (!d->len && !d->eof && (revents_from & (POLLIN | POLLHUP | POLLERR))) {
-    ssize_t n = recv(d->from, d->buf, RELAY_BYTES, 0);
+  if (!d->len && !d->eof && ((revents_from & (POLLIN | POLLHUP | POLLERR)) || end_pending(d->from))) {
+    ssize_t n = end_recv(d->from, d->buf, RELAY_BYTES);
     if (n == 0) {
       d->eof = true;
-      shutdown(d->to, SHUT_WR);
+      if (d->to->ssl) /* close_notify, then the socket's end */
+        SSL_shutdown(d->to->ssl);
+      shutdown(d->to->fd, SHUT_WR);
     } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
       return -1;
     } else if (n > 0) {
@@ -425,7 +495,7 @@ static int step(struct direction *d, short revents_from, short revents_to) {
     }
   }
   if (d->len && (revents_to & (POLLOUT | POLLERR))) {
-    ssize_t n = send(d->to, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
+    ssize_t n = end_send(d->to, d->buf + d->off, d->len - d->off);
     if (n < 0 && errno != EAGAIN && errno != EINTR)
       return -1;
     if (n > 0) {
@@ -443,15 +513,18 @@ static short wants(const struct direction *d, bool as_from) {
 }
 
 /* Both ways until both have ended; the bytes into the ledger. */
-static void relay(struct esb_egress_conn *c, int client, int upstream) {
+static void relay(struct esb_egress_conn *c, const struct end *client, const struct end *upstream) {
   char *bufs = malloc(2 * RELAY_BYTES);
   struct direction out = { .from = client, .to = upstream, .buf = bufs };
   struct direction in = { .from = upstream, .to = client, .buf = bufs ? bufs + RELAY_BYTES : NULL };
-  fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK);
+  fcntl(client->fd, F_SETFL, fcntl(client->fd, F_GETFL) | O_NONBLOCK);
+  fcntl(upstream->fd, F_SETFL, fcntl(upstream->fd, F_GETFL) | O_NONBLOCK);
   while (bufs && !(out.eof && in.eof && !out.len && !in.len)) {
-    struct pollfd pfd[2] = { { .fd = client, .events = (short)(wants(&out, true) | wants(&in, false)) },
-                             { .fd = upstream, .events = (short)(wants(&in, true) | wants(&out, false)) } };
-    if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+    struct pollfd pfd[2] = { { .fd = client->fd, .events = (short)(wants(&out, true) | wants(&in, false)) },
+                             { .fd = upstream->fd, .events = (short)(wants(&in, true) | wants(&out, false)) } };
+    /* bytes TLS has read already: no waiting for the socket */
+    bool ready = (wants(&out, true) && end_pending(client)) || (wants(&in, true) && end_pending(upstream));
+    if (poll(pfd, 2, ready ? 0 : -1) < 0 && errno != EINTR)
       break;
     if ((pfd[0].revents | pfd[1].revents) & POLLNVAL)
       break;
@@ -463,6 +536,147 @@ static void relay(struct esb_egress_conn *c, int client, int upstream) {
   }
   free(bufs);
   add_bytes(c, out.moved, in.moved);
+}
+
+/* ---- credentials added (backend/egress_inject.h) ---- */
+
+static bool named(const char *name, size_t len, const char *want) {
+  return len == strlen(want) && !strncasecmp(name, want, len);
+}
+
+/* The head of buf (head_len bytes, through its empty line), with every
+ * header named r->header or Connection dropped (a header is the bytes from
+ * its name, as http-parser found it, to the next one's: folded lines go
+ * with it), then r's header and "Connection: close" last, so that a later
+ * request is a new connection's and gets the header too. malloc'd,
+ * *out_len bytes; NULL: no memory, or a head this cannot rewrite. */
+static char *inject_head(const struct head *h, const char *buf, size_t head_len,
+                         const struct esb_egress_rule *r, size_t *out_len) {
+  static const char tail[] = "\r\nConnection: close\r\n\r\n";
+  size_t end = head_len - 2, header_len = strlen(r->header), n;
+  if (h->n_fields > HEADERS_MAX || (h->n_fields && h->fields[h->n_fields - 1] >= end))
+    return NULL;
+  char *out = malloc(head_len + header_len + r->value_len + sizeof tail + 2);
+  if (!out)
+    return NULL;
+  memcpy(out, buf, n = h->n_fields ? h->fields[0] : end); /* the request line */
+  for (int i = 0; i < h->n_fields; i++) {
+    size_t from = h->fields[i], to = i + 1 < h->n_fields ? h->fields[i + 1] : end;
+    const char *colon = memchr(buf + from, ':', to - from);
+    size_t name_len = colon ? (size_t)(colon - buf - from) : to - from;
+    if (named(buf + from, name_len, r->header) || named(buf + from, name_len, "connection"))
+      continue;
+    memcpy(out + n, buf + from, to - from);
+    n += to - from;
+  }
+  memcpy(out + n, r->header, header_len);
+  memcpy(out + n + header_len, ": ", 2);
+  memcpy(out + n + header_len + 2, r->value, r->value_len);
+  n += header_len + 2 + r->value_len;
+  memcpy(out + n, tail, sizeof tail - 1);
+  *out_len = n + sizeof tail - 1;
+  return out;
+}
+
+/* The request of buf (len bytes read, its head h) with r's header: its
+ * head rewritten, what followed it as it came, in *buf (the old one
+ * freed where *owned). 0, or -1 where the head cannot be rewritten. */
+static int inject_request(const struct head *h, char **buf, size_t *len, bool *owned,
+                          const struct esb_egress_rule *r) {
+  const char *end = memmem(*buf, *len, "\r\n\r\n", 4);
+  size_t head_len = end ? (size_t)(end + 4 - *buf) : 0, n;
+  char *head = end ? inject_head(h, *buf, head_len, r, &n) : NULL;
+  char *joined = head ? realloc(head, n + *len - head_len) : NULL;
+  if (!joined) {
+    free(head);
+    return -1;
+  }
+  memcpy(joined + n, *buf + head_len, *len - head_len);
+  if (*owned)
+    free(*buf);
+  *buf = joined;
+  *len = n + *len - head_len;
+  *owned = true;
+  return 0;
+}
+
+/* A socket's waits during a handshake, blocking: WAIT_MS each. */
+static void blocking_with_timeouts(int fd) {
+  struct timeval tv = { .tv_sec = WAIT_MS / 1000, .tv_usec = WAIT_MS % 1000 * 1000 };
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* TLS to the real host, its chain and name verified: ALLOWED, or why not. */
+static enum esb_egress_reason originate(struct esb_egress_conn *c, const struct target *t,
+                                        const struct addrinfo *list, struct end *up) {
+  enum esb_egress_reason r = connect_any(c, list);
+  if (r != ESB_EGRESS_ALLOWED)
+    return r;
+  *up = (struct end){ .fd = c->upstream, .ssl = esb_egress_injector_connect(&c->proxy->inject, t->host) };
+  blocking_with_timeouts(up->fd);
+  ERR_clear_error();
+  if (up->ssl && SSL_set_fd(up->ssl, up->fd) == 1 && SSL_connect(up->ssl) == 1)
+    return ESB_EGRESS_ALLOWED;
+  return up->ssl && SSL_get_verify_result(up->ssl) != X509_V_OK ? ESB_EGRESS_UNVERIFIED : ESB_EGRESS_CONNECT_FAILED;
+}
+
+/* The program's first request inside the terminated TLS, with r's header,
+ * on to the host. */
+static enum esb_egress_reason pass_first(struct esb_egress_conn *c, const struct end *client, const struct end *up,
+                                         const struct esb_egress_rule *r, char *buf) {
+  struct head h;
+  size_t len = 0;
+  bool owned = false;
+  if (read_head(client, buf, &len, &h) < 0 || h.parser.method == HTTP_CONNECT ||
+      inject_request(&h, &buf, &len, &owned, r) < 0)
+    return ESB_EGRESS_BAD_REQUEST;
+  bool sent = end_send_all(up, buf, len);
+  if (sent)
+    add_bytes(c, len, 0);
+  if (owned)
+    free(buf);
+  return sent ? ESB_EGRESS_ALLOWED : ESB_EGRESS_CONNECT_FAILED;
+}
+
+/* CONNECT to a host with a credential to add: 200, then TLS with the
+ * program under a certificate of the run's CA for the name asked (which
+ * the ClientHello must name), TLS of the proxy's own to the host, and the
+ * requests between them with the header added. */
+static void serve_terminated(struct esb_egress_conn *c, const struct target *t, const struct addrinfo *list,
+                             const struct esb_egress_rule *r, char *buf, size_t len) {
+  static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  const char *end = memmem(buf, len, "\r\n\r\n", 4);
+  if (!end || end + 4 != buf + len) { /* a ClientHello sent before the 200 would be lost */
+    refuse(c, ESB_EGRESS_BAD_REQUEST, t->host, t->port);
+    return;
+  }
+  struct esb_egress_sni sni = { .host = t->host };
+  struct end client = { .fd = c->client, .ssl = NULL }, up = { .fd = -1, .ssl = NULL };
+  enum esb_egress_reason why = ESB_EGRESS_NOT_TLS;
+  bool secured = false;
+  if (send_all(c->client, established, sizeof established - 1) &&
+      (client.ssl = esb_egress_injector_accept(&c->proxy->inject, &sni))) {
+    blocking_with_timeouts(c->client);
+    ERR_clear_error();
+    secured = SSL_set_fd(client.ssl, c->client) == 1 && SSL_accept(client.ssl) == 1;
+    why = secured ? ESB_EGRESS_ALLOWED : sni.mismatch ? ESB_EGRESS_SNI_MISMATCH : ESB_EGRESS_NOT_TLS;
+  }
+  if (why == ESB_EGRESS_ALLOWED)
+    why = originate(c, t, list, &up);
+  if (why == ESB_EGRESS_ALLOWED)
+    why = pass_first(c, &client, &up, r, buf);
+  if (why == ESB_EGRESS_ALLOWED) {
+    set_verdict(c, why);
+    relay(c, &client, &up);
+  } else if (secured) {
+    refuse_on(c, &client, why, t->host, t->port); /* the program reads why, in its TLS */
+  } else {
+    set_verdict(c, why);
+  }
+  SSL_free(client.ssl);
+  SSL_free(up.ssl);
 }
 
 /* ---- one connection ---- */
@@ -505,11 +719,17 @@ static enum esb_egress_reason open_tunnel(struct esb_egress_conn *c, const struc
 /* A plain request: on to the host in origin form (its absolute URL's path
  * and query), the rest of the head and what followed it as they came. */
 static enum esb_egress_reason open_plain(struct esb_egress_conn *c, const struct target *t,
-                                         const struct addrinfo *list, const char *buf, size_t len,
-                                         const struct head *h) {
+                                         const struct addrinfo *list, char *buf, size_t len,
+                                         const struct head *h, const struct esb_egress_rule *rule) {
+  bool owned = false; /* the request line stays where it was: t's offsets hold */
+  if (rule && inject_request(h, &buf, &len, &owned, rule) < 0)
+    return ESB_EGRESS_BAD_REQUEST;
   enum esb_egress_reason r = connect_any(c, list);
-  if (r != ESB_EGRESS_ALLOWED)
+  if (r != ESB_EGRESS_ALLOWED) {
+    if (owned)
+      free(buf);
     return r;
+  }
   /* The request line with the origin form, joined to the rest in one write
    * (three small ones would wait on each other's ACKs). */
   char *line = t->rewrite ? malloc(len + 1) : NULL;
@@ -526,6 +746,8 @@ static enum esb_egress_reason open_plain(struct esb_egress_conn *c, const struct
   free(line);
   if (sent) /* the head as the host got it */
     add_bytes(c, t->rewrite ? n : len, 0);
+  if (owned)
+    free(buf);
   return sent ? ESB_EGRESS_ALLOWED : ESB_EGRESS_CONNECT_FAILED;
 }
 
@@ -534,20 +756,24 @@ static void serve_request(struct esb_egress_conn *c, char *buf) {
   struct head h;
   struct target t = { .host = "" };
   size_t len = 0;
-  enum esb_egress_reason r = read_head(c->client, buf, &len, &h) < 0 ? ESB_EGRESS_BAD_REQUEST : find_target(&h, &t);
+  enum esb_egress_reason r = read_head(&(struct end){ .fd = c->client }, buf, &len, &h) < 0 ? ESB_EGRESS_BAD_REQUEST
+                                                                                            : find_target(&h, &t);
   c->entry = add_entry(p, t.host, t.port);
   if (r == ESB_EGRESS_ALLOWED)
     r = judge_name(p, &t);
   struct addrinfo *list = NULL;
   if (r == ESB_EGRESS_ALLOWED)
     r = resolve(p, &t, &list);
+  const struct esb_egress_rule *rule = p->injecting ? esb_egress_injector_rule(&p->inject, t.host) : NULL;
   if (r != ESB_EGRESS_ALLOWED) {
     refuse(c, r, t.host, t.port);
+  } else if (rule && t.tunnel) {
+    serve_terminated(c, &t, list, rule, buf, len);
   } else {
-    r = t.tunnel ? open_tunnel(c, &t, list, buf, &len) : open_plain(c, &t, list, buf, len, &h);
+    r = t.tunnel ? open_tunnel(c, &t, list, buf, &len) : open_plain(c, &t, list, buf, len, &h, rule);
     set_verdict(c, r);
     if (r == ESB_EGRESS_ALLOWED)
-      relay(c, c->client, c->upstream);
+      relay(c, &(struct end){ .fd = c->client }, &(struct end){ .fd = c->upstream });
     else if (!t.tunnel)
       refuse(c, r, t.host, t.port);
   }
@@ -557,6 +783,10 @@ static void serve_request(struct esb_egress_conn *c, char *buf) {
 
 static void *serve(void *arg) {
   struct esb_egress_conn *c = arg;
+  sigset_t pipe_set; /* OpenSSL writes with write(2): a gone peer is EPIPE, never the engine's end */
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
   char *buf = malloc(HELLO_MAX > HEAD_MAX ? HELLO_MAX : HEAD_MAX);
   if (buf)
     serve_request(c, buf);
@@ -644,6 +874,14 @@ int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *
     return esb_error_set(err, ESB_E_SYSTEM, "egress proxy: OpenSSL's context");
   SSL_CTX_set_tlsext_servername_callback(tls, on_servername);
   p->tls = tls;
+  if (plan->n_egress_inject) {
+    p->injecting = true; /* released with the proxy, whatever init left */
+    if (esb_egress_injector_init(&p->inject, plan, err) < 0) {
+      pthread_mutex_init(&p->lock, NULL);
+      p->prepared = true;
+      return -1;
+    }
+  }
   pthread_mutex_init(&p->lock, NULL);
   p->prepared = true;
   return 0;
@@ -741,6 +979,8 @@ void esb_egress_proxy_release(struct esb_egress_proxy *p, struct esb_egress_ledg
   if (p->prepared)
     pthread_mutex_destroy(&p->lock);
   SSL_CTX_free(p->tls);
+  if (p->injecting)
+    esb_egress_injector_release(&p->inject);
   free(p->rules);
   *p = (struct esb_egress_proxy)ESB_EGRESS_PROXY_INIT;
 }

@@ -30,10 +30,18 @@
  * alone). esb_egress_proxy_stop shuts every socket down and joins them;
  * a connection in the middle of a lookup ends when the lookup does.
  *
- * What it does not do: look inside TLS (a client may send another Host
- * inside a tunnel to an allowed name, as domain fronting does), or follow
- * a plain connection's later requests (they go to the host the first one
- * was let through to, on the same connection). */
+ * A host the plan's egress.inject names gets a header with a secret's
+ * value on each request (backend/egress_inject.h): a plain request's head
+ * is rewritten; a CONNECT is terminated with a certificate of the run's CA
+ * and re-originated to the host with its certificate verified, and the
+ * head inside rewritten. The program's own header of that name is
+ * dropped, and Connection: close added, so that each request is a
+ * connection's first (a later one on it would go on without the header).
+ *
+ * What it does not do: look inside TLS to other hosts (a client may send
+ * another Host inside a tunnel to an allowed name, as domain fronting
+ * does), or follow a plain connection's later requests (they go to the
+ * host the first one was let through to, on the same connection). */
 #ifndef ESB_BACKEND_EGRESS_PROXY_H
 #define ESB_BACKEND_EGRESS_PROXY_H
 
@@ -42,6 +50,7 @@
 #include <sys/types.h>
 
 #include "backend/egress_helper.h" /* ESB_EGRESS_PROXY_PORT */
+#include "backend/egress_inject.h"
 #include "backend/plan.h"
 #include "engine/contract/egress.h"
 #include "engine/error.h"
@@ -55,6 +64,8 @@ struct esb_egress_proxy {
   struct esb_net_rule *rules;   /* which addresses are refused, first match decides */
   size_t n_rules;
   void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
+  bool injecting;               /* the plan's egress.inject names hosts: inject is ready */
+  struct esb_egress_injector inject; /* their headers, the run's CA (backend/egress_inject.h) */
   pthread_mutex_t lock;         /* the fields below */
   bool prepared, accepting;
   pthread_t acceptor;

@@ -276,6 +276,16 @@ static int build_env(struct esb_local_run *run, const struct esb_plan *plan, con
     if (asprintf(&var, "%s=%s", proxy_vars[i], ESB_EGRESS_PROXY_URL) < 0 || esb_strv_take(&env, var) < 0)
       goto oom;
   }
+  /* Credentials added outside: the run's CA is the program's to trust
+   * (backend/egress_inject.h), with the host's store in the bundle. */
+  const struct { const char *var, *file; } ca_vars[] = {
+    {"SSL_CERT_FILE", ESB_EGRESS_BUNDLE_FILE}, {"REQUESTS_CA_BUNDLE", ESB_EGRESS_BUNDLE_FILE},
+    {"CURL_CA_BUNDLE", ESB_EGRESS_BUNDLE_FILE}, {"NODE_EXTRA_CA_CERTS", ESB_EGRESS_CA_FILE}};
+  for (size_t i = 0; plan->n_egress_inject && i < sizeof ca_vars / sizeof ca_vars[0]; i++) {
+    char *var;
+    if (asprintf(&var, "%s=%s/%s", ca_vars[i].var, dir, ca_vars[i].file) < 0 || esb_strv_take(&env, var) < 0)
+      goto oom;
+  }
   if (!(run->env = esb_strv_detach(&env)))
     return -1;
   return 0;
@@ -397,7 +407,7 @@ static int attach_network(pid_t child, void *arg, struct esb_error *err) {
  * before it goes on. */
 static int attach_egress(pid_t child, void *arg, struct esb_error *err) {
   struct esb_local_run *run = arg;
-  return esb_egress_helper_start(&run->egress, run->plan, child, err);
+  return esb_egress_helper_start(&run->egress, child, err);
 }
 
 /* Whether the start failed because the host refuses namespaces: the errno
@@ -586,6 +596,16 @@ static int prepare_egress(struct esb_local_run *run) {
   if (!esb_egress_program()) {
     esb_result_fail(&run->exec.result, ESB_E_SANDBOX_SETUP, "limits.network.allow: echo-sandbox-egress, the "
                     "proxy's program, is not installed beside the engine");
+    return -1;
+  }
+  struct esb_error err = ESB_ERROR_INIT;
+  if (esb_egress_helper_prepare(&run->egress, run->plan, &err) < 0) {
+    esb_result_fail_error(&run->exec.result, &err);
+    return -1;
+  }
+  if (esb_egress_helper_sandbox_files(&run->egress, run->sandbox.files, run->sandbox.n_files, &run->sandbox.files,
+                                      &run->sandbox.n_files) < 0) {
+    esb_result_fail(&run->exec.result, ESB_E_SYSTEM, "out of memory");
     return -1;
   }
   run->sandbox.before_release = attach_egress;

@@ -39,8 +39,7 @@ void esb_plan_release(struct esb_plan *plan) {
   }
   free(plan->local.mounts);
   free(plan->local.network_allow);
-  esb_strv_free(plan->egress_allow);
-  esb_strv_free(plan->egress_deny);
+  esb_plan_release_egress(plan);
   esb_k8s_settings_release(&plan->k8s);
   *plan = (struct esb_plan)ESB_PLAN_INIT;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include "engine/contract/collect.h"
@@ -14,6 +15,7 @@
 #include "engine/sandbox/rootfs.h"
 #include "engine/sandbox/seccomp.h"
 #include "engine/sandbox/spawn.h"
+#include "engine/strv.h"
 
 /* How the local backend isolates a program. */
 enum esb_isolation {
@@ -103,11 +105,26 @@ struct esb_plan {
                                 the hosts the local backend's egress proxy lets the program
                                 reach (local.network is then false); NULL: no proxy */
   char **egress_deny;        /* NULL-terminated or NULL: hosts refused whatever allow says */
+  struct esb_egress_inject *egress_inject; /* credentials the proxy adds outside the
+                                sandbox (backend/egress_inject.h), n_egress_inject of them */
+  size_t n_egress_inject;
+  char **egress_secrets;     /* NULL-terminated "name=file": where each secret's value is,
+                                read by the engine when the run starts, never by the policy */
+  char *egress_upstream_ca;  /* PEM file the proxy verifies injected hosts against;
+                                NULL: the host's trust store */
   bool fallback_local;       /* backend k8s: when the cluster does not answer, the
                                 policy allows the local backend instead (its
                                 plan's fallback = "local"); else never */
   struct esb_local_settings local;
   struct esb_k8s_settings k8s;
+};
+
+/* A host whose requests get a header with a secret's value (the policy's
+ * egress.inject["api.github.com"] = { header = ..., secret = ... }). */
+struct esb_egress_inject {
+  char *host;    /* a host name: no "*.", no port */
+  char *header;  /* the header's name, an HTTP token */
+  char *secret;  /* a name of egress_secrets */
 };
 
 /* The kubelet's grace for a run's pod (terminationGracePeriodSeconds, and
@@ -129,6 +146,22 @@ static inline uint64_t esb_k8s_grace_seconds(uint64_t kill_grace_ms) {
                                    .workdir_size_bytes = 256u << 20 } }
 
 void esb_plan_release(struct esb_plan *plan);
+
+/* Frees the plan's egress fields (lists, injections, secrets' files):
+ * esb_plan_release's part that echo-sandbox-egress, which reads only
+ * those, shares. Inline: that program links no plan.c. */
+static inline void esb_plan_release_egress(struct esb_plan *plan) {
+  esb_strv_free(plan->egress_allow);
+  esb_strv_free(plan->egress_deny);
+  for (size_t i = 0; i < plan->n_egress_inject; i++) {
+    free(plan->egress_inject[i].host);
+    free(plan->egress_inject[i].header);
+    free(plan->egress_inject[i].secret);
+  }
+  free(plan->egress_inject);
+  esb_strv_free(plan->egress_secrets);
+  free(plan->egress_upstream_ca);
+}
 
 /* Frees the strings of k8s settings and zeroes them. */
 void esb_k8s_settings_release(struct esb_k8s_settings *k);

@@ -276,6 +276,16 @@ static int push_explanation(lua_State *L) {
     lua_setfield(L, -2, "deny");
     push_strv(L, x->asked_egress ? x->asked_egress : (char *[]){NULL});
     lua_setfield(L, -2, "asked");
+    lua_newtable(L); /* credentials added outside: by host, the header and the secret's name, never its value */
+    for (size_t i = 0; i < p->n_egress_inject; i++) {
+      lua_newtable(L);
+      lua_pushstring(L, p->egress_inject[i].header);
+      lua_setfield(L, -2, "header");
+      lua_pushstring(L, p->egress_inject[i].secret);
+      lua_setfield(L, -2, "secret");
+      lua_setfield(L, -2, p->egress_inject[i].host);
+    }
+    lua_setfield(L, -2, "inject");
     lua_setfield(L, -2, "egress");
   }
   if (x->kubectl)
@@ -323,6 +333,9 @@ static void print_egress(const struct explanation *x) {
   print_names("allowed:", x->plan->egress_allow);
   print_names("denied: ", x->plan->egress_deny);
   print_names("asked:  ", x->asked_egress);
+  for (size_t i = 0; i < x->plan->n_egress_inject; i++)
+    printf("\n            injected: %s gets %s from secret %s (TLS terminated with the run's CA)",
+           x->plan->egress_inject[i].host, x->plan->egress_inject[i].header, x->plan->egress_inject[i].secret);
   printf("\n");
 }
 

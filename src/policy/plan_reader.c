@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 
+#include "engine/contract/egress.h"
 #include "engine/strv.h"
 #include "luaglue/fields.h"
 #include "luaglue/tables.h"
@@ -210,11 +212,96 @@ static void read_local(struct esb_fields *f, int t, struct esb_local_settings *l
   esb_fields_leave(f);                         /* -- */
 }
 
-/* egress: { allow = {...}, deny = {...} }, the network by name; each entry
- * checked as a request's are. With it the run's network is the proxy's,
- * never network: true as well. */
+/* Whether name is an HTTP token (RFC 9110's tchar) a proxy may set: not
+ * one that frames the message or names its host, which the program's
+ * request keeps. */
+static bool header_name_ok(const char *name) {
+  static const char *const kept[] = {"host", "content-length", "transfer-encoding", "connection", NULL};
+  size_t len = strlen(name);
+  if (!len || len > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                      "!#$%&'*+-.^_`|~") != len)
+    return false;
+  for (size_t i = 0; kept[i]; i++)
+    if (!strcasecmp(name, kept[i]))
+      return false;
+  return true;
+}
+
+/* One entry of egress.inject, the table on top under the host name key
+ * (at -2): its host, header and secret, the secret one egress.secrets
+ * names. */
+static void read_inject_entry(struct esb_fields *f, struct esb_plan *plan, struct esb_egress_inject *e) {
+  static const char *const known[] = {"header", "secret", NULL};
+  const char *host = lua_type(f->L, -2) == LUA_TSTRING ? lua_tostring(f->L, -2) : "";
+  char name[300];
+  snprintf(name, sizeof name, "[\"%.260s\"]", host);
+  if (esb_egress_host_problem(host)) {
+    int at = (int)strlen(f->path) - 1; /* "egress.inject." less its dot */
+    esb_fields_fail(f, "policy: '%.*s%s' must be keyed by a host name (no \"*.\", no port): %s", at, f->path,
+                    name, esb_egress_host_problem(host));
+    lua_pop(f->L, 1);                          /* inject, key */
+    return;
+  }
+  if (!esb_fields_enter_value(f, name))
+    return;                                    /* inject, key, entry */
+  esb_fields_only(f, -1, known);
+  e->host = strdup(host);
+  e->header = esb_fields_string(f, -1, "header");
+  e->secret = esb_fields_string(f, -1, "secret");
+  if (!e->host)
+    esb_fields_nomem(f, name);
+  if (!e->header || !header_name_ok(e->header))
+    esb_fields_bad(f, -1, "header", "a header's name (an HTTP token; not Host, Connection, Content-Length "
+                   "or Transfer-Encoding)");
+  size_t len = e->secret ? strlen(e->secret) : 0;
+  bool named = false;
+  for (char **s = plan->egress_secrets; len && s && *s; s++)
+    named |= !strncmp(*s, e->secret, len) && (*s)[len] == '=';
+  if (!named && !f->failed)
+    esb_fields_bad(f, -1, "secret", "the name of one of egress.secrets");
+  esb_fields_leave(f);                         /* inject, key */
+}
+
+/* egress.inject: { ["host"] = { header = ..., secret = ... } }, and the
+ * secrets' files (the values stay the engine's: the plan names files). */
+static void read_inject(struct esb_fields *f, struct esb_plan *plan) {
+  plan->egress_secrets = esb_fields_strv(f, -1, "secrets", ESB_FIELDS_MAP, NULL);
+  for (char **s = plan->egress_secrets; s && *s && !f->failed; s++)
+    if (strchr(*s, '=')[1] != '/' || strchr(*s, '\n'))
+      esb_fields_fail(f, "policy: '%ssecrets' (\"%.64s\") must name a secret's absolute file path (one line)",
+                      f->path, *s);
+  plan->egress_upstream_ca = esb_fields_string(f, -1, "upstream_ca");
+  const char *ca = plan->egress_upstream_ca;
+  if (ca && (ca[0] != '/' || strchr(ca, '\n')))
+    esb_fields_bad(f, -1, "upstream_ca", "an absolute path of a PEM file");
+  if (f->failed || !esb_fields_enter(f, -1, "inject"))
+    return;                                    /* egress, inject */
+  size_t cap = 0;
+  lua_pushnil(f->L);
+  while (!f->failed && lua_next(f->L, -2)) {   /* inject, key, entry */
+    if (plan->n_egress_inject == cap) {
+      struct esb_egress_inject *grown = realloc(plan->egress_inject, (cap = cap ? 2 * cap : 4) * sizeof *grown);
+      if (!grown) {
+        esb_fields_nomem(f, "inject");
+        lua_pop(f->L, 2);
+        break;
+      }
+      plan->egress_inject = grown;
+    }
+    struct esb_egress_inject *e = &plan->egress_inject[plan->n_egress_inject++];
+    *e = (struct esb_egress_inject){ 0 };
+    read_inject_entry(f, plan, e);             /* inject, key */
+    if (f->failed)
+      lua_pop(f->L, 1);                        /* inject */
+  }
+  esb_fields_leave(f);                         /* egress */
+}
+
+/* egress: { allow = {...}, deny = {...}, inject, secrets, upstream_ca },
+ * the network by name; each entry checked as a request's are. With it the
+ * run's network is the proxy's, never network: true as well. */
 static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
-  static const char *const known[] = {"allow", "deny", NULL};
+  static const char *const known[] = {"allow", "deny", "inject", "secrets", "upstream_ca", NULL};
   if (!esb_fields_enter(f, t, "egress"))
     return;                                    /* egress */
   esb_fields_only(f, -1, known);
@@ -222,6 +309,7 @@ static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
   if (!plan->egress_allow && !f->failed)
     esb_fields_bad(f, -1, "allow", "an array of host names");
   plan->egress_deny = esb_fields_egress_list(f, -1, "deny", NULL);
+  read_inject(f, plan);
   esb_fields_leave(f);                         /* -- */
   if (plan->local.network && !f->failed)
     esb_fields_fail(f, "policy: the plan has both limits.network = true and egress: one network or the other");

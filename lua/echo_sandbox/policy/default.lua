@@ -173,11 +173,23 @@ policy.ceilings = {
 --            "*.a.example.com"; without a port, any port); nil: any host
 --   always   entries added to every run's list (nil: none)
 --   deny     hosts refused whatever the lists say (nil: none)
+--   inject   credentials the proxy adds outside the sandbox, by host:
+--            { ["api.github.com"] = { header = "Authorization",
+--            secret = "github" } } (doc/network.md); nil: none
+--   secrets  where each secret's value is: { github = "/etc/echo-sandbox/
+--            secrets/github" }, a file the engine reads when a run starts
+--            (its whole content, less a final newline, is the header's
+--            value); the policy never sees the value
+--   upstream_ca  the PEM file the proxy verifies an injected host's
+--            certificate against (nil: the host's trust store)
 -- policy explain shows the list a request gets. Local backend only, for now.
 policy.egress = {
   may_ask = nil,
   always = nil,
   deny = nil,
+  inject = nil,
+  secrets = nil,
+  upstream_ca = nil,
 }
 
 -- Sessions (echo-sandbox session create): a request's ttl_ms and
@@ -577,7 +589,7 @@ function policy:egress_for(req)
     allow[#allow + 1] = entry
   end
   for _, entry in ipairs(e.always or {}) do allow[#allow + 1] = entry end
-  return { allow = allow, deny = e.deny or {} }
+  return { allow = allow, deny = e.deny or {}, inject = e.inject, secrets = e.secrets, upstream_ca = e.upstream_ca }
 end
 
 -- The cluster the operator commands (doctor, cleanup) talk to, for no

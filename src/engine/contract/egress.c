@@ -15,6 +15,7 @@ static const char *const reason_names[ESB_EGRESS_REASON__COUNT] = {
   [ESB_EGRESS_NOT_TLS] = "not_tls",
   [ESB_EGRESS_HOST_MISMATCH] = "host_mismatch",
   [ESB_EGRESS_BAD_REQUEST] = "bad_request",
+  [ESB_EGRESS_UNVERIFIED] = "upstream_unverified",
 };
 
 const char *esb_egress_reason_name(enum esb_egress_reason reason) {

@@ -50,6 +50,8 @@ enum esb_egress_reason {
   ESB_EGRESS_NOT_TLS,         /* CONNECT's first bytes were no TLS ClientHello with a name */
   ESB_EGRESS_HOST_MISMATCH,   /* a plain request's Host is not its URL's host */
   ESB_EGRESS_BAD_REQUEST,     /* no HTTP request a proxy serves */
+  ESB_EGRESS_UNVERIFIED,      /* a host the proxy injects a credential to showed a
+                                 certificate its trust store does not accept */
   ESB_EGRESS_REASON__COUNT
 };
 
