@@ -341,9 +341,12 @@ describe("echo-sandbox session cell", function()
 
   -- Checked: with the idle clock left to runs alone (busy() without the
   -- kernels), the session ended during the cell (session_ended, idle).
+  -- The idle timeout is longer than the create-to-cell gap may be on a
+  -- loaded machine (the sanitizers' build, the CI's parallel steps: 200 ms
+  -- ended the session before its first cell), the cell twice as long.
   it("counts a cell as activity: the session does not go idle during one", function()
-    local s = create("--idle-timeout", "200")
-    local r = cell(s.id, "python", "import time\ntime.sleep(1)\n'done'")
+    local s = create("--idle-timeout", "1500")
+    local r = cell(s.id, "python", "import time\ntime.sleep(3)\n'done'")
     assert.are.equal("'done'", r.value, cjson.encode(r))
     remove(s)
   end)
