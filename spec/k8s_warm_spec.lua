@@ -270,7 +270,7 @@ env.each_oldest_newest_kubectl(function(minor)
       it("takes warm pods through the daemon too, and counts them in /metrics", function()
         local policy = write_policy(server, "p", shell_pool(1))
         fill(server, policy, "shell", 1)
-        local d = daemon.start("--policy " .. policy, nil, server.env)
+        local d = daemon.start("--no-warm-pools --policy " .. policy, nil, server.env)
         finally(function() daemon.stop(d) end)
         local request = cjson.encode { shell = "echo hi", backend = "k8s" }
         local _, warm = daemon.request(d, "POST", "/v1/run", request)
@@ -338,6 +338,35 @@ env.each_oldest_newest_kubectl(function(minor)
         assert.is_nil(names[r.pod])
         assert.is_true(names[first[1].metadata.name == r.pod and first[2].metadata.name or first[1].metadata.name])
         cli(server, { "cleanup", "--all", "--policy", policy })
+      end)
+
+      -- Checked: with no keeper started by the daemon, no pod was made
+      -- (wait_ready failed); with the reload not passed on to it, the old
+      -- shape's pods stayed (wait_gone failed).
+      it("keeps the pools full while the daemon runs, drains stale pods at a reload, and stops the keeper with it",
+        function()
+        local policy = write_policy(server, "p", shell_pool(2))
+        local d = daemon.start("--policy " .. policy, nil, server.env)
+        local stopped = false
+        finally(function() if not stopped then daemon.stop(d) end end)
+        local old = wait_ready(server, "shell", 2)
+        local _, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true", backend = "k8s" })
+        assert.is_true(r.warm, cjson.encode(r))
+        wait_gone(server, r.pod)
+        wait_ready(server, "shell", 2) -- made again by the daemon's keeper
+        write_policy(server, "p", shell_pool(2), "policy.resources.memory_limit = '128Mi'")
+        daemon.signal(d, "HUP")
+        for _, p in ipairs(old) do wait_gone(server, p.metadata.name) end
+        for _, p in ipairs(wait_ready(server, "shell", 2)) do
+          assert.are_not.equal(old[1].metadata.labels["echo-sandbox.io/warm-hash"],
+                               p.metadata.labels["echo-sandbox.io/warm-hash"])
+        end
+        local keeper = assert(daemon.log(d):match("pool run, pid (%d+)"), daemon.log(d))
+        daemon.stop(d)
+        stopped = true
+        assert.is_not_true(os.execute("kill -0 " .. keeper .. " 2>/dev/null"), "the keeper outlived the daemon")
+        cli(server, { "cleanup", "--all", "--policy", policy })
+        for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
       end)
 
       -- Checked: without the hash in the claim's selector, the run under the

@@ -6,7 +6,8 @@
  * pool holds. Nothing is kept between passes: each starts from the list,
  * so that any number of maintainers may run (each pass of each may make
  * the pods the list showed missing: they overshoot by one pass at most,
- * which the next deletes). */
+ * which the next deletes). The daemon runs `pool run` as a helper of its own
+ * (daemon/pool_keeper.h), and sends it SIGHUP when it reloads its policy. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid.h>
@@ -42,7 +44,8 @@ static const char pool_usage[] =
   "           that ended, were evicted, are too old to take a run or have a\n"
   "           shape the policy no longer has, and those past the size; one\n"
   "           pass every --interval-ms (default 1000; longer after an API\n"
-  "           error, up to 30 s) until SIGINT or SIGTERM, or one with --once\n"
+  "           error, up to 30 s) until SIGINT or SIGTERM, or one with --once;\n"
+  "           SIGHUP reloads the policy (a broken one is said, the old one stays)\n"
   "  status   each pool's pods: ready, pending, claimed (by a run), stale\n"
   "           (to be replaced), ended\n"
   "\n"
@@ -213,27 +216,40 @@ static void pick(const struct esb_warm_pool *pool, const struct esb_warm_pod *po
       }
 }
 
+/* Whether a signal waits on sigfd (-1: none can): a pass stops between
+ * steps, so that SIGTERM ends it soon and SIGHUP's policy takes over. */
+static bool signalled(int sigfd) {
+  struct pollfd pfd = { .fd = sigfd, .events = POLLIN };
+  return sigfd >= 0 && poll(&pfd, 1, 0) > 0;
+}
+
 /* One pass over pool i: 0, or -1 where the API failed. */
-static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_settings *cluster) {
+static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_settings *cluster, int sigfd) {
   const struct esb_warm_pool *pools;
   esb_policy_warm_pools(policy, &pools);
   const struct esb_warm_pool *pool = &pools[i];
   struct esb_k8s_settings k;
   pool_cluster(cluster, pool, &k);
-  struct esb_warm_pod *pods;
-  size_t n;
-  if (list_pool(&k, pool, &pods, &n) < 0)
-    return -1;
-  struct tally t = { 0 };
-  struct esb_strv doomed = ESB_STRV_INIT;
-  esb_strv_push(&doomed, "delete");
-  esb_strv_push(&doomed, "pod");
-  pick(pool, pods, n, &t, &doomed);
-  free(pods);
-  int rc = delete_pods(&k, &doomed);
-  esb_strv_clear(&doomed);
-  for (uint64_t have = t.ready + t.pending; have < pool->size && rc == 0; have++)
-    rc = make_pod(policy, i, cluster);
+  int rc = 0;
+  for (uint64_t step = 0; step <= pool->size && rc == 0 && !signalled(sigfd); step++) {
+    struct esb_warm_pod *pods;
+    size_t n;
+    if (list_pool(&k, pool, &pods, &n) < 0)
+      return -1;
+    struct tally t = { 0 };
+    struct esb_strv doomed = ESB_STRV_INIT;
+    esb_strv_push(&doomed, "delete");
+    esb_strv_push(&doomed, "pod");
+    pick(pool, pods, n, &t, &doomed);
+    free(pods);
+    rc = delete_pods(&k, &doomed);
+    esb_strv_clear(&doomed);
+    if (rc < 0 || t.ready + t.pending >= pool->size || step == pool->size)
+      break;
+    for (uint64_t have = t.ready + t.pending; have < pool->size && rc == 0; have++)
+      rc = make_pod(policy, i, cluster);
+    break;
+  }
   fflush(stdout);
   return rc;
 }
@@ -274,29 +290,60 @@ static int read_options(int argc, char **argv, struct pool_options *o) {
   return -1;
 }
 
-/* pool run: passes until a signal (or one, --once). */
-static int maintain(struct esb_policy *policy, const struct esb_k8s_settings *cluster, const struct pool_options *o) {
-  static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
-  int sigfd = o->once ? -1 : esb_signal_fd(stop_signals, 3);
+/* SIGHUP: the policy again from its file, as the daemon reloads its own;
+ * one that does not load is said, and the old one stays. */
+static void reload(struct esb_policy **policy, struct esb_k8s_settings *cluster, const char *path) {
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_k8s_settings fresh_cluster = { 0 };
+  struct esb_policy *fresh = esb_policy_open(path, &err);
+  if (!fresh || esb_policy_cluster(fresh, &fresh_cluster, &err) < 0) {
+    fprintf(stderr, "echo-sandbox pool: policy reload failed, keeping the old one: %s\n", err.message);
+    esb_policy_close(fresh);
+    return;
+  }
+  esb_k8s_settings_release(cluster);
+  esb_policy_close(*policy);
+  *policy = fresh;
+  *cluster = fresh_cluster;
+  printf("pool: policy reloaded from %s\n", esb_policy_path(fresh));
+}
+
+/* The signal that ended the pause: SIGHUP reloads; true where it stops. */
+static bool stop_or_reload(int sigfd, struct esb_policy **policy, struct esb_k8s_settings *cluster,
+                           const char *path) {
+  struct signalfd_siginfo si;
+  bool stop = false;
+  while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+    if (si.ssi_signo == SIGHUP)
+      reload(policy, cluster, path);
+    else
+      stop = true;
+  return stop;
+}
+
+/* pool run: passes until SIGINT or SIGTERM (or one, --once). */
+static int maintain(struct esb_policy **policy, struct esb_k8s_settings *cluster, const struct pool_options *o) {
+  static const int signals[] = { SIGINT, SIGTERM, SIGHUP };
+  int sigfd = o->once ? -1 : esb_signal_fd(signals, 3);
   if (!o->once && sigfd < 0) {
     fprintf(stderr, "echo-sandbox pool: signalfd: %s\n", strerror(errno));
     return 125;
   }
-  const struct esb_warm_pool *pools;
-  size_t n = esb_policy_warm_pools(policy, &pools);
   uint64_t pause = o->interval_ms;
   int failed = 0;
   for (;;) {
+    const struct esb_warm_pool *pools;
+    size_t n = esb_policy_warm_pools(*policy, &pools);
     failed = 0;
     for (size_t i = 0; i < n; i++)
-      failed |= keep_pool(policy, i, cluster) < 0;
+      failed |= keep_pool(*policy, i, cluster, sigfd) < 0;
     if (o->once)
       break;
     /* an API error: wait longer each time (the cluster is overloaded, or
      * the quota is spent), back to the interval once a pass went through */
     pause = failed ? (pause * 2 > 30000 ? 30000 : pause * 2) : o->interval_ms;
     struct pollfd pfd = { .fd = sigfd, .events = POLLIN };
-    if (poll(&pfd, 1, (int)pause) > 0)
+    if (poll(&pfd, 1, (int)pause) > 0 && stop_or_reload(sigfd, policy, cluster, o->policy_path))
       break;
   }
   if (sigfd >= 0)
@@ -379,7 +426,7 @@ int esb_cli_pool(int argc, char **argv) {
   if (!policy || esb_policy_cluster(policy, &cluster, &err) < 0)
     fprintf(stderr, "echo-sandbox pool: %s\n", err.message);
   else if (!strcmp(argv[1], "run"))
-    rc = maintain(policy, &cluster, &o);
+    rc = maintain(&policy, &cluster, &o);
   else
     rc = status(policy, &cluster, o.json);
   esb_k8s_settings_release(&cluster);
