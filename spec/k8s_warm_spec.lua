@@ -369,6 +369,79 @@ env.each_oldest_newest_kubectl(function(minor)
         for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
       end)
 
+      local function log_lines(server)
+        local n = 0
+        for _ in io.lines(server.dir .. "/requests.jsonl") do n = n + 1 end
+        return n
+      end
+
+      -- The most warm pods there were at once, from the fake's request log
+      -- past its line `from` (where no pod was): a create counts from its
+      -- answer, a delete from its answer.
+      local function most_pods_at_once(server, from)
+        local events, asked, n = {}, {}, 0
+        for line in io.lines(server.dir .. "/requests.jsonl") do
+          n = n + 1
+          local ok, e = pcall(cjson.decode, line)
+          local q = ok and n > from and e.code and asked[e.seq]
+          if ok and n > from and e.method then
+            asked[e.seq] = e
+          elseif q and q.method == "POST" and q.path:match("/pods$") and e.code == 201 then
+            events[#events + 1] = { t = e.t, d = 1 }
+          elseif q and q.method == "DELETE" and q.path:match("/pods/echo%-sandbox%-w%-") and e.code == 200 then
+            events[#events + 1] = { t = e.t, d = -1 }
+          end
+        end
+        table.sort(events, function(a, b) return a.t < b.t end)
+        local now, most = 0, 0
+        for _, e in ipairs(events) do
+          now = now + e.d
+          most = math.max(most, now)
+        end
+        return most
+      end
+
+      -- Checked: with a pass making every missing pod from one list, the
+      -- three made 9 pods of a pool of 3.
+      it("overshoots a pool's size by one pod a maintainer at most: two pool runs and a daemon", function()
+        local policy = write_policy(server, "p", shell_pool(3))
+        local from = log_lines(server)
+        -- each maintainer's first create waits until all three have listed
+        -- the pool (an empty one): the race where each saw every pod missing
+        local seen = server.dir .. "/listed"
+        assert(os.execute("mkdir " .. seen))
+        local hook = kubectl_with_hook(server, "true")
+        env.write_file(server.dir .. "/kubectl-hook", ("#!/bin/sh\ncase \" $* \" in\n"
+          .. "  *' get pods -l echo-sandbox.io/warm-pool='*) touch %s/$PPID ;;\n"
+          .. "  *' run echo-sandbox-w-'*) i=0; while [ $(ls %s | wc -l) -lt 3 ] && [ $i -lt 2000 ]; do "
+          .. "sleep 0.01; i=$((i+1)); done ;;\nesac\nexec %s \"$@\"\n")
+          :format(env.quote(seen), env.quote(seen), env.quote(assert(env.kubectl(server.minor)))))
+        local pidfile, waits = server.dir .. "/pool.pid", {}
+        for i = 1, 2 do
+          waits[i] = env.in_background(("%s %s %s pool run --interval-ms 50 --policy %s >/dev/null 2>&1 & "
+            .. "echo $! > %s%d; wait $!"):format(server.env .. hook, env.cli_prefix, env.quote(env.cli),
+            env.quote(policy), env.quote(pidfile), i))
+        end
+        local d = daemon.start("--policy " .. policy, nil, server.env .. hook)
+        local stopped = false
+        finally(function()
+          if not stopped then daemon.stop(d) end
+          for i = 1, 2 do os.execute(("kill -TERM $(cat %s%d) 2>/dev/null"):format(env.quote(pidfile), i)) end
+          cli(server, { "cleanup", "--all", "--policy", policy })
+          for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
+          os.execute("rm -rf " .. env.quote(seen))
+        end)
+        wait_ready(server, "shell", 3)
+        daemon.stop(d)
+        stopped = true
+        for i = 1, 2 do
+          os.execute("kill -TERM " .. env.read_file(pidfile .. i):match("%d+"))
+          assert.are.equal(0, waits[i]())
+        end
+        local most = most_pods_at_once(server, from)
+        assert.is_true(most <= 3 + 3, ("%d pods at once"):format(most))
+      end)
+
       -- Checked: without the hash in the claim's selector, the run under the
       -- new policy took the old pod (warm true).
       it("drains the pods of a shape the policy no longer has; cleanup those of a pool it no longer has", function()

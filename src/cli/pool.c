@@ -4,9 +4,9 @@
  * take a run, or of a shape the policy no longer has) and those past the
  * size, and waits longer after an API error. `pool status` says what each
  * pool holds. Nothing is kept between passes: each starts from the list,
- * so that any number of maintainers may run (each pass of each may make
- * the pods the list showed missing: they overshoot by one pass at most,
- * which the next deletes). The daemon runs `pool run` as a helper of its own
+ * so that any number of maintainers may run (each makes one pod a list:
+ * M maintainers overshoot the size by M pods at most, which the next pass
+ * deletes). The daemon runs `pool run` as a helper of its own
  * (daemon/pool_keeper.h), and sends it SIGHUP when it reloads its policy. */
 #include <errno.h>
 #include <getopt.h>
@@ -223,7 +223,12 @@ static bool signalled(int sigfd) {
   return sigfd >= 0 && poll(&pfd, 1, 0) > 0;
 }
 
-/* One pass over pool i: 0, or -1 where the API failed. */
+/* One pass over pool i: 0, or -1 where the API failed. Each step lists the
+ * pool afresh and makes at most one pod: a maintainer's pod made from a
+ * list that another maintainer's pods have since outdated is one at most,
+ * so that M maintainers overshoot the size by M pods at most (a pass that
+ * made every missing pod at once overshot by the size, each). A pass makes
+ * size pods at most, whatever the lists say. */
 static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_settings *cluster, int sigfd) {
   const struct esb_warm_pool *pools;
   esb_policy_warm_pools(policy, &pools);
@@ -246,9 +251,7 @@ static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_s
     esb_strv_clear(&doomed);
     if (rc < 0 || t.ready + t.pending >= pool->size || step == pool->size)
       break;
-    for (uint64_t have = t.ready + t.pending; have < pool->size && rc == 0; have++)
-      rc = make_pod(policy, i, cluster);
-    break;
+    rc = make_pod(policy, i, cluster);
   }
   fflush(stdout);
   return rc;
