@@ -279,6 +279,13 @@ env.each_oldest_newest_kubectl(function(minor)
         local _, metrics = daemon.request(d, "GET", "/metrics")
         assert.truthy(metrics:find('echo_sandbox_k8s_runs_warm_total{warm="true"} 1\n', 1, true), metrics)
         assert.truthy(metrics:find('echo_sandbox_k8s_runs_warm_total{warm="false"} 1\n', 1, true), metrics)
+        -- by pool: the result names it, hit or miss, with the claim's time.
+        -- Checked: with no warm_pool in the result, neither was counted.
+        assert.are.same({ "shell", "shell" }, { warm.warm_pool, cold.warm_pool })
+        assert.are.same({ "number", "number" }, { type(warm.claim_ms), type(cold.claim_ms) })
+        assert.truthy(metrics:find('echo_sandbox_warm_claims_total{pool="shell",result="hit"} 1\n', 1, true), metrics)
+        assert.truthy(metrics:find('echo_sandbox_warm_claims_total{pool="shell",result="miss"} 1\n', 1, true), metrics)
+        assert.truthy(metrics:find('echo_sandbox_warm_claim_seconds_count 2\n', 1, true), metrics)
         wait_gone(server, warm.pod)
         wait_gone(server, cold.pod)
       end)
@@ -348,7 +355,11 @@ env.each_oldest_newest_kubectl(function(minor)
         local policy = write_policy(server, "p", shell_pool(2))
         local d = daemon.start("--policy " .. policy, nil, server.env)
         local stopped = false
-        finally(function() if not stopped then daemon.stop(d) end end)
+        finally(function()
+          if not stopped then daemon.stop(d) end
+          cli(server, { "cleanup", "--all", "--policy", policy })
+          for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
+        end)
         local old = wait_ready(server, "shell", 2)
         local _, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true", backend = "k8s" })
         assert.is_true(r.warm, cjson.encode(r))
@@ -365,8 +376,6 @@ env.each_oldest_newest_kubectl(function(minor)
         daemon.stop(d)
         stopped = true
         assert.is_not_true(os.execute("kill -0 " .. keeper .. " 2>/dev/null"), "the keeper outlived the daemon")
-        cli(server, { "cleanup", "--all", "--policy", policy })
-        for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
       end)
 
       local function log_lines(server)
