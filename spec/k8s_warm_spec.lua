@@ -339,7 +339,18 @@ env.each_oldest_newest_kubectl(function(minor)
         local s = cjson.decode(out)[1]
         assert.are.equal("shell", s.name)
         assert.are.same({ 2, 1, 0, 0 }, { s.size, s.ready, s.claimed, s.stale })
-        local now = fill(server, policy, "shell", 2)
+        assert.is_nil(s.created_last_minute) -- no maintainer's status file: not known
+        -- the maintainer's status file: what it made in the last minute
+        local file = server.dir .. "/pool-status"
+        cli(server, { "pool", "run", "--once", "--status-file", file, "--policy", policy })
+        local now = wait_ready(server, "shell", 2)
+        s = cjson.decode((cli(server, { "pool", "status", "--json", "--status-file", file, "--policy", policy })))[1]
+        assert.are.same({ 2, 1, 0 }, { s.ready, s.created_last_minute, s.failed_last_minute })
+        -- its last look: the pod it made, ready or not yet
+        local said = env.read_file(file)
+        assert.truthy(said:find("^shell ready 1 pending 1 claimed 0 stale 0 ended 0 created 1 failed 0\n")
+                      or said:find("^shell ready 2 pending 0 claimed 0 stale 0 ended 0 created 1 failed 0\n"), said)
+        os.remove(file)
         local names = {}
         for _, p in ipairs(now) do names[p.metadata.name] = true end
         assert.is_nil(names[r.pod])
@@ -365,6 +376,17 @@ env.each_oldest_newest_kubectl(function(minor)
         assert.is_true(r.warm, cjson.encode(r))
         wait_gone(server, r.pod)
         wait_ready(server, "shell", 2) -- made again by the daemon's keeper
+        -- /metrics: the pool's pods by state from the keeper's last look
+        -- (an interlock: its next pass sees the pod made ready)
+        local metrics
+        for _ = 1, 600 do
+          _, metrics = daemon.request(d, "GET", "/metrics")
+          if metrics:find('echo_sandbox_warm_pool_pods{pool="shell",state="ready"} 2\n', 1, true) then break end
+          os.execute("sleep 0.05")
+        end
+        assert.truthy(metrics:find('echo_sandbox_warm_pool_pods{pool="shell",state="ready"} 2\n', 1, true), metrics)
+        assert.truthy(metrics:find('echo_sandbox_warm_pool_made_last_minute{pool="shell",result="created"} 3\n', 1,
+                                   true), metrics)
         write_policy(server, "p", shell_pool(2), "policy.resources.memory_limit = '128Mi'")
         daemon.signal(d, "HUP")
         for _, p in ipairs(old) do wait_gone(server, p.metadata.name) end

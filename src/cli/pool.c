@@ -34,8 +34,8 @@
 #include "policy/policy.h"
 
 static const char pool_usage[] =
-  "usage: echo-sandbox pool run [--policy FILE] [--once] [--interval-ms N]\n"
-  "       echo-sandbox pool status [--policy FILE] [--json]\n"
+  "usage: echo-sandbox pool run [--policy FILE] [--once] [--interval-ms N] [--status-file FILE]\n"
+  "       echo-sandbox pool status [--policy FILE] [--json] [--status-file FILE]\n"
   "\n"
   "The policy's warm pools (its k8s.warm_pools): pods made ahead of demand,\n"
   "each taken by one run of its shape and deleted after it (doc/warm-pods.md).\n"
@@ -54,6 +54,10 @@ static const char pool_usage[] =
   "  --once             run: one pass, then exit\n"
   "  --interval-ms N    run: the pause between passes (default 1000)\n"
   "  --json             status: an array of JSON objects, one a pool\n"
+  "  --status-file FILE run: after each pass, write there what it saw of each\n"
+  "                     pool and the pods it made and failed to make in the\n"
+  "                     last minute; status: add those (created, failed) from\n"
+  "                     such a file (a daemon's keeper's: its /metrics has them)\n"
   "  -h, --help         show this help\n"
   "\n"
   "Exit status: 0; 1 a pass met an API error (with --once), or status could\n"
@@ -134,6 +138,33 @@ static void pool_cluster(const struct esb_k8s_settings *cluster, const struct es
   k->namespace_ = pool->namespace_;
 }
 
+/* The pods this maintainer made or failed to make lately, by pool: what
+ * its status file says of the last minute. A ring: older ones are
+ * written over (a minute holds fewer than MADE_MAX creates). */
+#define MADE_MAX 1024
+static struct made {
+  int64_t at;
+  char pool[48];
+  bool failed;
+} made[MADE_MAX];
+static size_t made_next;
+
+static void note_made(const char *pool, bool failed) {
+  struct made *m = &made[made_next++ % MADE_MAX];
+  m->at = (int64_t)time(NULL);
+  m->failed = failed;
+  snprintf(m->pool, sizeof m->pool, "%s", pool);
+}
+
+/* Those of pool in the last minute, failed or not. */
+static unsigned made_lately(const char *pool, bool failed) {
+  int64_t since = (int64_t)time(NULL) - 60;
+  unsigned n = 0;
+  for (size_t i = 0; i < MADE_MAX; i++)
+    n += made[i].at > since && made[i].failed == failed && !strcmp(made[i].pool, pool);
+  return n;
+}
+
 /* Makes pool i's pod: 0, or -1 said on stderr. */
 static int make_pod(struct esb_policy *policy, size_t i, const struct esb_k8s_settings *cluster) {
   const struct esb_warm_pool *pools;
@@ -159,6 +190,7 @@ static int make_pod(struct esb_policy *policy, size_t i, const struct esb_k8s_se
   else
     esb_result_fail(&r, ESB_E_SYSTEM, "out of memory");
   int rc = kubectl_ok(&r) ? 0 : -1;
+  note_made(pools[i].name, rc < 0);
   if (rc == 0)
     printf("pool %s: made %s\n", pools[i].name, name);
   else
@@ -229,7 +261,8 @@ static bool signalled(int sigfd) {
  * so that M maintainers overshoot the size by M pods at most (a pass that
  * made every missing pod at once overshot by the size, each). A pass makes
  * size pods at most, whatever the lists say. */
-static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_settings *cluster, int sigfd) {
+static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_settings *cluster, int sigfd,
+                     struct tally *last) {
   const struct esb_warm_pool *pools;
   esb_policy_warm_pools(policy, &pools);
   const struct esb_warm_pool *pool = &pools[i];
@@ -247,6 +280,7 @@ static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_s
     esb_strv_push(&doomed, "pod");
     pick(pool, pods, n, &t, &doomed);
     free(pods);
+    *last = t;
     rc = delete_pods(&k, &doomed);
     esb_strv_clear(&doomed);
     if (rc < 0 || t.ready + t.pending >= pool->size || step == pool->size)
@@ -260,13 +294,15 @@ static int keep_pool(struct esb_policy *policy, size_t i, const struct esb_k8s_s
 struct pool_options {
   const char *policy_path;
   bool once, json;
+  const char *status_file;
   uint64_t interval_ms;
 };
 
 static int read_options(int argc, char **argv, struct pool_options *o) {
   static const struct option longopts[] = {
     {"policy", required_argument, 0, 'p'}, {"once", no_argument, 0, 'o'}, {"json", no_argument, 0, 'j'},
-    {"interval-ms", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"interval-ms", required_argument, 0, 'i'}, {"status-file", required_argument, 0, 's'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
   o->interval_ms = 1000;
@@ -275,6 +311,7 @@ static int read_options(int argc, char **argv, struct pool_options *o) {
     switch (c) {
     case 'p': o->policy_path = optarg; break;
     case 'o': o->once = true; break;
+    case 's': o->status_file = optarg; break;
     case 'j': o->json = true; break;
     case 'i':
       errno = 0;
@@ -291,6 +328,27 @@ static int read_options(int argc, char **argv, struct pool_options *o) {
     }
   }
   return -1;
+}
+
+/* The maintainer's last look at each pool and what it made lately, into
+ * path (written whole, then renamed: a reader never sees half a pass): a
+ * line a pool, "NAME ready R pending P claimed C stale S ended E created
+ * N failed F" (the last two: the last minute's). The daemon's /metrics
+ * reads its keeper's; `pool status --status-file` reads any. */
+static void write_status(const char *path, const struct esb_warm_pool *pools, const struct tally *t, size_t n) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    fprintf(stderr, "echo-sandbox pool: %s: %s\n", tmp, strerror(errno));
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    fprintf(f, "%s ready %u pending %u claimed %u stale %u ended %u created %u failed %u\n", pools[i].name,
+            t[i].ready, t[i].pending, t[i].claimed, t[i].stale, t[i].ended, made_lately(pools[i].name, false),
+            made_lately(pools[i].name, true));
+  if (fclose(f) != 0 || rename(tmp, path) != 0)
+    fprintf(stderr, "echo-sandbox pool: %s: %s\n", path, strerror(errno));
 }
 
 /* SIGHUP: the policy again from its file, as the daemon reloads its own;
@@ -338,8 +396,12 @@ static int maintain(struct esb_policy **policy, struct esb_k8s_settings *cluster
     const struct esb_warm_pool *pools;
     size_t n = esb_policy_warm_pools(*policy, &pools);
     failed = 0;
+    struct tally t[n ? n : 1];
+    memset(t, 0, sizeof t);
     for (size_t i = 0; i < n; i++)
-      failed |= keep_pool(*policy, i, cluster, sigfd) < 0;
+      failed |= keep_pool(*policy, i, cluster, sigfd, &t[i]) < 0;
+    if (o->status_file)
+      write_status(o->status_file, pools, t, n);
     if (o->once)
       break;
     /* an API error: wait longer each time (the cluster is overloaded, or
@@ -354,11 +416,47 @@ static int maintain(struct esb_policy **policy, struct esb_k8s_settings *cluster
   return o->once && failed ? 1 : 0;
 }
 
-/* pool status: each pool's tally, as text or JSON. */
-static int status(struct esb_policy *policy, const struct esb_k8s_settings *cluster, bool json) {
+/* What a maintainer's status file (write_status) says pool made lately:
+ * true with *created and *failed where it has the pool. */
+static bool made_of(const char *status_file, const char *pool, unsigned *created, unsigned *failed) {
+  FILE *f = status_file ? fopen(status_file, "r") : NULL;
+  char line[256], name[64];
+  bool found = false;
+  while (f && !found && fgets(line, sizeof line, f))
+    found = sscanf(line, "%63s ready %*u pending %*u claimed %*u stale %*u ended %*u created %u failed %u", name,
+                   created, failed) == 3 && !strcmp(name, pool);
+  if (f)
+    fclose(f);
+  return found;
+}
+
+/* One pool's status as a JSON object on L's stack. */
+static void push_status(lua_State *L, const struct esb_warm_pool *pool, const struct tally *t, bool made,
+                        unsigned created, unsigned failed) {
+  lua_createtable(L, 0, 12);
+  const struct { const char *key, *v; } words[] = {
+    {"name", pool->name}, {"namespace", pool->namespace_}, {"hash", pool->hash}};
+  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+    lua_pushstring(L, words[w].v);
+    lua_setfield(L, -2, words[w].key);
+  }
+  const struct { const char *key; uint64_t v; } counts[] = {
+    {"size", pool->size}, {"max_age_s", pool->max_age_s}, {"ready", t->ready}, {"pending", t->pending},
+    {"claimed", t->claimed}, {"stale", t->stale}, {"ended", t->ended}, {"created_last_minute", created},
+    {"failed_last_minute", failed}};
+  size_t shown = sizeof counts / sizeof counts[0] - (made ? 0 : 2);
+  for (size_t c = 0; c < shown; c++) {
+    lua_pushinteger(L, (lua_Integer)counts[c].v);
+    lua_setfield(L, -2, counts[c].key);
+  }
+}
+
+/* pool status: each pool's tally, as text or JSON; with a maintainer's
+ * status file, what it made and failed to make in the last minute. */
+static int status(struct esb_policy *policy, const struct esb_k8s_settings *cluster, const struct pool_options *o) {
   const struct esb_warm_pool *pools;
   size_t n = esb_policy_warm_pools(policy, &pools);
-  lua_State *L = json ? esb_json_state() : NULL;
+  lua_State *L = o->json ? esb_json_state() : NULL;
   int rc = 0;
   if (L)
     lua_createtable(L, (int)n, 0);
@@ -378,27 +476,17 @@ static int status(struct esb_policy *policy, const struct esb_k8s_settings *clus
       count(&t, classify(&pools[i], &pods[j], now, &doom));
     }
     free(pods);
-    if (!L) {
-      printf("%-20s size %-4" PRIu64 " ready %-4u pending %-4u claimed %-4u stale %-4u ended %-4u namespace %s "
-             "hash %s\n", pools[i].name, pools[i].size, t.ready, t.pending, t.claimed, t.stale, t.ended,
-             pools[i].namespace_, pools[i].hash);
+    unsigned created = 0, failed = 0;
+    bool made = made_of(o->status_file, pools[i].name, &created, &failed);
+    if (L) {
+      push_status(L, &pools[i], &t, made, created, failed);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
       continue;
     }
-    lua_createtable(L, 0, 10);
-    lua_pushstring(L, pools[i].name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, pools[i].namespace_);
-    lua_setfield(L, -2, "namespace");
-    lua_pushstring(L, pools[i].hash);
-    lua_setfield(L, -2, "hash");
-    const struct { const char *key; uint64_t v; } counts[] = {
-      {"size", pools[i].size}, {"max_age_s", pools[i].max_age_s}, {"ready", t.ready}, {"pending", t.pending},
-      {"claimed", t.claimed}, {"stale", t.stale}, {"ended", t.ended}};
-    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
-      lua_pushinteger(L, (lua_Integer)counts[c].v);
-      lua_setfield(L, -2, counts[c].key);
-    }
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    printf("%-20s size %-4" PRIu64 " ready %-4u pending %-4u claimed %-4u stale %-4u ended %-4u namespace %s "
+           "hash %s", pools[i].name, pools[i].size, t.ready, t.pending, t.claimed, t.stale, t.ended,
+           pools[i].namespace_, pools[i].hash);
+    printf(made ? " created %u failed %u (last minute)\n" : "\n", created, failed);
   }
   struct esb_error err = ESB_ERROR_INIT;
   if (L && n == 0)
@@ -431,7 +519,7 @@ int esb_cli_pool(int argc, char **argv) {
   else if (!strcmp(argv[1], "run"))
     rc = maintain(&policy, &cluster, &o);
   else
-    rc = status(policy, &cluster, o.json);
+    rc = status(policy, &cluster, &o);
   esb_k8s_settings_release(&cluster);
   esb_policy_close(policy);
   return rc;

@@ -132,7 +132,8 @@ static int read_options(int argc, char **argv, struct esb_server_options *o, con
     {"grace", required_argument, 0, 'g'}, {"port-file", required_argument, 0, 'f'},
     {"socket-mode", required_argument, 0, 'm'}, {"socket-group", required_argument, 0, 'G'},
     {"header-timeout", required_argument, 0, 'H'},
-    {"public-probes", no_argument, 0, 'P'}, {"no-warm-pools", no_argument, 0, 'W'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"public-probes", no_argument, 0, 'P'}, {"no-warm-pools", no_argument, 0, 'W'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {

@@ -121,6 +121,37 @@ static void put_warm(struct out *o, const struct esb_metrics *m) {
       (unsigned long long)m->claim_count, m->claim_sum_s, (unsigned long long)m->claim_count);
 }
 
+/* The status file's (`pool run --status-file`) numbers from..to of each
+ * pool, as samples of family with label key: a line a pool, "NAME ready
+ * R pending P claimed C stale S ended E created N failed F". */
+static void put_pool_lines(struct out *o, FILE *f, int from, int to, const char *family, const char *key) {
+  static const char *const names[] = {"ready", "pending", "claimed", "stale", "ended", "created", "failed"};
+  unsigned v[7];
+  char name[48], line[256];
+  rewind(f);
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "%47[a-z0-9-] ready %u pending %u claimed %u stale %u ended %u created %u failed %u", name,
+               &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 8)
+      for (int i = from; i <= to; i++)
+        put(o, "%s{pool=\"%s\",%s=\"%s\"} %u\n", family, name, key, names[i], v[i]);
+}
+
+/* The warm pools' pods by state and what the keeper made lately, as its
+ * status file has them from its last pass (none where there is none). */
+static void put_pools(struct out *o, const char *path) {
+  FILE *f = path ? fopen(path, "r") : NULL;
+  put(o, "# HELP echo_sandbox_warm_pool_pods The warm pools' pods by state, as the daemon's keeper last saw "
+         "them.\n# TYPE echo_sandbox_warm_pool_pods gauge\n");
+  if (f)
+    put_pool_lines(o, f, 0, 4, "echo_sandbox_warm_pool_pods", "state");
+  put(o, "# HELP echo_sandbox_warm_pool_made_last_minute Warm pods the daemon's keeper made (created) or failed "
+         "to make (failed) in the last minute, by pool.\n# TYPE echo_sandbox_warm_pool_made_last_minute gauge\n");
+  if (f) {
+    put_pool_lines(o, f, 5, 6, "echo_sandbox_warm_pool_made_last_minute", "result");
+    fclose(f);
+  }
+}
+
 /* A state set per defence proved (GET /readyz?prove=1): 1 for its last
  * verdict, 0 for the others; none for a defence never proved. */
 static void put_defences(struct out *o, const struct esb_metrics *m) {
@@ -134,7 +165,7 @@ static void put_defences(struct out *o, const struct esb_metrics *m) {
 }
 
 size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, size_t sessions_alive,
-                          char *buf, size_t n) {
+                          const char *pools_status, char *buf, size_t n) {
   static const char *const backends[] = {"local", "k8s"};
   struct out o = { buf, n, 0 };
   put(&o, "# HELP echo_sandbox_runs_total Runs finished, by backend and status.\n"
@@ -177,6 +208,7 @@ size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t 
           "echo_sandbox_policy_reload_failures_total %llu\n",
       (unsigned long long)m->policy_reloads, (unsigned long long)m->policy_reload_failures);
   put_warm(&o, m);
+  put_pools(&o, pools_status);
   put_sessions(&o, m, sessions_alive);
   put_egress(&o, m);
   put_defences(&o, m);

@@ -47,11 +47,12 @@ struct esb_metrics {
 
 void esb_metrics_record(struct esb_metrics *m, const struct esb_result *r);
 
-/* Writes the text, with the gauges of runs in flight, requests waiting
- * and sessions alive (in the daemon's directory of sessions, whoever made
- * them), into buf (NUL-terminated); returns its length, or the length it needs
- * when that is n or more. */
+/* Writes the text, with the gauges of runs in flight, requests waiting,
+ * sessions alive (in the daemon's directory of sessions, whoever made
+ * them) and the warm pools' pods (pools_status: the keeper's status file,
+ * NULL where none), into buf (NUL-terminated); returns its length, or the
+ * length it needs when that is n or more. */
 size_t esb_metrics_render(const struct esb_metrics *m, size_t in_flight, size_t queued, size_t sessions_alive,
-                          char *buf, size_t n);
+                          const char *pools_status, char *buf, size_t n);
 
 #endif

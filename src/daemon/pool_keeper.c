@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -28,6 +29,21 @@ static void exec_keeper(const char *path, char *const argv[], pid_t daemon) {
   _exit(127);
 }
 
+/* The directory of the status file, made once: under $TMPDIR (else /tmp). */
+static bool make_dir(struct esb_pool_keeper *k) {
+  if (k->dir[0])
+    return true;
+  const char *tmp = getenv("TMPDIR");
+  snprintf(k->dir, sizeof k->dir, "%s/echo-sandbox-serve-pools.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(k->dir)) {
+    fprintf(stderr, "echo-sandbox serve: %s: %s\n", k->dir, strerror(errno));
+    k->dir[0] = '\0';
+    return false;
+  }
+  snprintf(k->status, sizeof k->status, "%s/pools", k->dir);
+  return true;
+}
+
 static void start(struct esb_pool_keeper *k) {
   const char *bin = esb_install_dir(ESB_DIR_BIN);
   char path[PATH_MAX];
@@ -35,7 +51,10 @@ static void start(struct esb_pool_keeper *k) {
     fprintf(stderr, "echo-sandbox serve: cannot tell where echo-sandbox is: the warm pools are not kept\n");
     return;
   }
-  char *argv[] = { path, "pool", "run", k->policy_path ? "--policy" : NULL, (char *)k->policy_path, NULL };
+  if (!make_dir(k))
+    return;
+  char *argv[] = { path, "pool", "run", "--status-file", k->status,
+                   k->policy_path ? "--policy" : NULL, (char *)k->policy_path, NULL };
   pid_t daemon = getpid();
   pid_t pid = fork();
   if (pid == 0)
@@ -73,7 +92,12 @@ void esb_pool_keeper_reload(struct esb_pool_keeper *k) {
     kill(k->pid, SIGHUP);
 }
 
-void esb_pool_keeper_stop(struct esb_pool_keeper *k, unsigned grace_ms) {
+const char *esb_pool_keeper_status(const struct esb_pool_keeper *k) {
+  return k->dir[0] ? k->status : NULL;
+}
+
+/* Ends the helper: SIGTERM, then SIGKILL past grace_ms. */
+static void end_helper(struct esb_pool_keeper *k, unsigned grace_ms) {
   if (!k->pid)
     return;
   kill(k->pid, SIGTERM);
@@ -84,4 +108,16 @@ void esb_pool_keeper_stop(struct esb_pool_keeper *k, unsigned grace_ms) {
   }
   kill(k->pid, SIGKILL);
   ended(k, true);
+}
+
+void esb_pool_keeper_stop(struct esb_pool_keeper *k, unsigned grace_ms) {
+  end_helper(k, grace_ms);
+  if (!k->dir[0])
+    return;
+  char tmp[PATH_MAX + 16];
+  snprintf(tmp, sizeof tmp, "%s.tmp", k->status);
+  unlink(tmp);
+  unlink(k->status);
+  rmdir(k->dir);
+  k->dir[0] = '\0';
 }

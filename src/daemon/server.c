@@ -1536,8 +1536,8 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
     break;
   case ESB_ENDPOINT_METRICS: {
     sweep(s);
-    size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, s->sessions_alive, buf,
-                                    sizeof buf);
+    size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, s->sessions_alive,
+                                    esb_pool_keeper_status(&s->keeper), buf, sizeof buf);
     set_response(st, 200, "text/plain; version=0.0.4", buf, len < sizeof buf ? len : sizeof buf - 1);
     break;
   }
