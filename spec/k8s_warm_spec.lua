@@ -304,6 +304,17 @@ env.each_oldest_newest_kubectl(function(minor)
         assert.is_nil(out:find("patch", 1, true), out)
       end)
 
+      -- Checked: without check_pool_quotas, doctor said nothing of the quota.
+      it("warns in doctor where the pools' sizes pass the namespace's ResourceQuota on pods", function()
+        fake.query(server, "/_fake/quota-pods/2", "{}")
+        finally(function() fake.query(server, "/_fake/quota-pods/-1", "{}") end)
+        local out = cli(server, { "doctor", "--policy", write_policy(server, "big", shell_pool(2) .. python_pool(1)) })
+        assert.truthy(out:find("warn  warm pools     their sizes in namespace [%w-]+ come to 3 pods, past its "
+                               .. "ResourceQuota of 2 pods: the pools never fill"), out)
+        out = cli(server, { "doctor", "--policy", write_policy(server, "small", shell_pool(2)) })
+        assert.is_nil(out:find("warm pools", 1, true), out)
+      end)
+
       it("keeps a pool full until SIGTERM; a maintainer killed leaves nothing cleanup cannot remove", function()
         local policy = write_policy(server, "p", shell_pool(2))
         for _, sig in ipairs { "TERM", "KILL" } do
