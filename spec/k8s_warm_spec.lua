@@ -270,7 +270,7 @@ env.each_oldest_newest_kubectl(function(minor)
       it("takes warm pods through the daemon too, and counts them in /metrics", function()
         local policy = write_policy(server, "p", shell_pool(1))
         fill(server, policy, "shell", 1)
-        local d = daemon.start("--policy " .. policy, nil, server.env)
+        local d = daemon.start("--no-warm-pools --policy " .. policy, nil, server.env)
         finally(function() daemon.stop(d) end)
         local request = cjson.encode { shell = "echo hi", backend = "k8s" }
         local _, warm = daemon.request(d, "POST", "/v1/run", request)
@@ -279,6 +279,13 @@ env.each_oldest_newest_kubectl(function(minor)
         local _, metrics = daemon.request(d, "GET", "/metrics")
         assert.truthy(metrics:find('echo_sandbox_k8s_runs_warm_total{warm="true"} 1\n', 1, true), metrics)
         assert.truthy(metrics:find('echo_sandbox_k8s_runs_warm_total{warm="false"} 1\n', 1, true), metrics)
+        -- by pool: the result names it, hit or miss, with the claim's time.
+        -- Checked: with no warm_pool in the result, neither was counted.
+        assert.are.same({ "shell", "shell" }, { warm.warm_pool, cold.warm_pool })
+        assert.are.same({ "number", "number" }, { type(warm.claim_ms), type(cold.claim_ms) })
+        assert.truthy(metrics:find('echo_sandbox_warm_claims_total{pool="shell",result="hit"} 1\n', 1, true), metrics)
+        assert.truthy(metrics:find('echo_sandbox_warm_claims_total{pool="shell",result="miss"} 1\n', 1, true), metrics)
+        assert.truthy(metrics:find('echo_sandbox_warm_claim_seconds_count 2\n', 1, true), metrics)
         wait_gone(server, warm.pod)
         wait_gone(server, cold.pod)
       end)
@@ -295,6 +302,17 @@ env.each_oldest_newest_kubectl(function(minor)
                                .. "every run makes its own pod)", 1, true), out)
         out = cli(server, { "doctor", "--policy", write_policy(server, "none", "") })
         assert.is_nil(out:find("patch", 1, true), out)
+      end)
+
+      -- Checked: without check_pool_quotas, doctor said nothing of the quota.
+      it("warns in doctor where the pools' sizes pass the namespace's ResourceQuota on pods", function()
+        fake.query(server, "/_fake/quota-pods/2", "{}")
+        finally(function() fake.query(server, "/_fake/quota-pods/-1", "{}") end)
+        local out = cli(server, { "doctor", "--policy", write_policy(server, "big", shell_pool(2) .. python_pool(1)) })
+        assert.truthy(out:find("warn  warm pools     their sizes in namespace [%w-]+ come to 3 pods, past its "
+                               .. "ResourceQuota of 2 pods: the pools never fill"), out)
+        out = cli(server, { "doctor", "--policy", write_policy(server, "small", shell_pool(2)) })
+        assert.is_nil(out:find("warm pools", 1, true), out)
       end)
 
       it("keeps a pool full until SIGTERM; a maintainer killed leaves nothing cleanup cannot remove", function()
@@ -332,12 +350,138 @@ env.each_oldest_newest_kubectl(function(minor)
         local s = cjson.decode(out)[1]
         assert.are.equal("shell", s.name)
         assert.are.same({ 2, 1, 0, 0 }, { s.size, s.ready, s.claimed, s.stale })
-        local now = fill(server, policy, "shell", 2)
+        assert.is_nil(s.created_last_minute) -- no maintainer's status file: not known
+        -- the maintainer's status file: what it made in the last minute
+        local file = server.dir .. "/pool-status"
+        cli(server, { "pool", "run", "--once", "--status-file", file, "--policy", policy })
+        local now = wait_ready(server, "shell", 2)
+        s = cjson.decode((cli(server, { "pool", "status", "--json", "--status-file", file, "--policy", policy })))[1]
+        assert.are.same({ 2, 1, 0 }, { s.ready, s.created_last_minute, s.failed_last_minute })
+        -- its last look: the pod it made, ready or not yet
+        local said = env.read_file(file)
+        assert.truthy(said:find("^shell ready 1 pending 1 claimed 0 stale 0 ended 0 created 1 failed 0\n")
+                      or said:find("^shell ready 2 pending 0 claimed 0 stale 0 ended 0 created 1 failed 0\n"), said)
+        os.remove(file)
         local names = {}
         for _, p in ipairs(now) do names[p.metadata.name] = true end
         assert.is_nil(names[r.pod])
         assert.is_true(names[first[1].metadata.name == r.pod and first[2].metadata.name or first[1].metadata.name])
         cli(server, { "cleanup", "--all", "--policy", policy })
+      end)
+
+      -- Checked: with no keeper started by the daemon, no pod was made
+      -- (wait_ready failed); with the reload not passed on to it, the old
+      -- shape's pods stayed (wait_gone failed).
+      it("keeps the pools full while the daemon runs, drains stale pods at a reload, and stops the keeper with it",
+        function()
+        local policy = write_policy(server, "p", shell_pool(2))
+        local d = daemon.start("--policy " .. policy, nil, server.env)
+        local stopped = false
+        finally(function()
+          if not stopped then daemon.stop(d) end
+          cli(server, { "cleanup", "--all", "--policy", policy })
+          for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
+        end)
+        local old = wait_ready(server, "shell", 2)
+        local _, r = daemon.request(d, "POST", "/v1/run", cjson.encode { shell = "true", backend = "k8s" })
+        assert.is_true(r.warm, cjson.encode(r))
+        wait_gone(server, r.pod)
+        wait_ready(server, "shell", 2) -- made again by the daemon's keeper
+        -- /metrics: the pool's pods by state from the keeper's last look
+        -- (an interlock: its next pass sees the pod made ready)
+        local metrics
+        for _ = 1, 600 do
+          _, metrics = daemon.request(d, "GET", "/metrics")
+          if metrics:find('echo_sandbox_warm_pool_pods{pool="shell",state="ready"} 2\n', 1, true) then break end
+          os.execute("sleep 0.05")
+        end
+        assert.truthy(metrics:find('echo_sandbox_warm_pool_pods{pool="shell",state="ready"} 2\n', 1, true), metrics)
+        assert.truthy(metrics:find('echo_sandbox_warm_pool_made_last_minute{pool="shell",result="created"} 3\n', 1,
+                                   true), metrics)
+        write_policy(server, "p", shell_pool(2), "policy.resources.memory_limit = '128Mi'")
+        daemon.signal(d, "HUP")
+        for _, p in ipairs(old) do wait_gone(server, p.metadata.name) end
+        for _, p in ipairs(wait_ready(server, "shell", 2)) do
+          assert.are_not.equal(old[1].metadata.labels["echo-sandbox.io/warm-hash"],
+                               p.metadata.labels["echo-sandbox.io/warm-hash"])
+        end
+        local keeper = assert(daemon.log(d):match("pool run, pid (%d+)"), daemon.log(d))
+        daemon.stop(d)
+        stopped = true
+        assert.is_not_true(os.execute("kill -0 " .. keeper .. " 2>/dev/null"), "the keeper outlived the daemon")
+      end)
+
+      local function log_lines(server)
+        local n = 0
+        for _ in io.lines(server.dir .. "/requests.jsonl") do n = n + 1 end
+        return n
+      end
+
+      -- The most warm pods there were at once, from the fake's request log
+      -- past its line `from` (where no pod was): a create counts from its
+      -- answer, a delete from its answer.
+      local function most_pods_at_once(server, from)
+        local events, asked, n = {}, {}, 0
+        for line in io.lines(server.dir .. "/requests.jsonl") do
+          n = n + 1
+          local ok, e = pcall(cjson.decode, line)
+          local q = ok and n > from and e.code and asked[e.seq]
+          if ok and n > from and e.method then
+            asked[e.seq] = e
+          elseif q and q.method == "POST" and q.path:match("/pods$") and e.code == 201 then
+            events[#events + 1] = { t = e.t, d = 1 }
+          elseif q and q.method == "DELETE" and q.path:match("/pods/echo%-sandbox%-w%-") and e.code == 200 then
+            events[#events + 1] = { t = e.t, d = -1 }
+          end
+        end
+        table.sort(events, function(a, b) return a.t < b.t end)
+        local now, most = 0, 0
+        for _, e in ipairs(events) do
+          now = now + e.d
+          most = math.max(most, now)
+        end
+        return most
+      end
+
+      -- Checked: with a pass making every missing pod from one list, the
+      -- three made 9 pods of a pool of 3.
+      it("overshoots a pool's size by one pod a maintainer at most: two pool runs and a daemon", function()
+        local policy = write_policy(server, "p", shell_pool(3))
+        local from = log_lines(server)
+        -- each maintainer's first create waits until all three have listed
+        -- the pool (an empty one): the race where each saw every pod missing
+        local seen = server.dir .. "/listed"
+        assert(os.execute("mkdir " .. seen))
+        local hook = kubectl_with_hook(server, "true")
+        env.write_file(server.dir .. "/kubectl-hook", ("#!/bin/sh\ncase \" $* \" in\n"
+          .. "  *' get pods -l echo-sandbox.io/warm-pool='*) touch %s/$PPID ;;\n"
+          .. "  *' run echo-sandbox-w-'*) i=0; while [ $(ls %s | wc -l) -lt 3 ] && [ $i -lt 2000 ]; do "
+          .. "sleep 0.01; i=$((i+1)); done ;;\nesac\nexec %s \"$@\"\n")
+          :format(env.quote(seen), env.quote(seen), env.quote(assert(env.kubectl(server.minor)))))
+        local pidfile, waits = server.dir .. "/pool.pid", {}
+        for i = 1, 2 do
+          waits[i] = env.in_background(("%s %s %s pool run --interval-ms 50 --policy %s >/dev/null 2>&1 & "
+            .. "echo $! > %s%d; wait $!"):format(server.env .. hook, env.cli_prefix, env.quote(env.cli),
+            env.quote(policy), env.quote(pidfile), i))
+        end
+        local d = daemon.start("--policy " .. policy, nil, server.env .. hook)
+        local stopped = false
+        finally(function()
+          if not stopped then daemon.stop(d) end
+          for i = 1, 2 do os.execute(("kill -TERM $(cat %s%d) 2>/dev/null"):format(env.quote(pidfile), i)) end
+          cli(server, { "cleanup", "--all", "--policy", policy })
+          for _, p in ipairs(fake.pods(server)) do wait_gone(server, p.metadata.name) end
+          os.execute("rm -rf " .. env.quote(seen))
+        end)
+        wait_ready(server, "shell", 3)
+        daemon.stop(d)
+        stopped = true
+        for i = 1, 2 do
+          os.execute("kill -TERM " .. env.read_file(pidfile .. i):match("%d+"))
+          assert.are.equal(0, waits[i]())
+        end
+        local most = most_pods_at_once(server, from)
+        assert.is_true(most <= 3 + 3, ("%d pods at once"):format(most))
       end)
 
       -- Checked: without the hash in the claim's selector, the run under the

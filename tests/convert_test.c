@@ -397,6 +397,8 @@ static void table_results(lua_State *L) {
   if (esb_egress_ledger_add(&r.egress, "pypi.org", 443) < 0)
     abort();
   r.warm = 1;
+  snprintf(r.warm_pool, sizeof r.warm_pool, "shell");
+  r.claim_ms = 12.5;
   result_shape(L, &r, seen, "an exit with every note");
   r = (struct esb_result)ESB_RESULT_INIT;
   esb_result_fail(&r, ESB_E_INVALID_REQUEST, "x");

@@ -9,8 +9,10 @@
  * small-buffer cases fail. */
 #include "daemon/metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tap.h"
 
@@ -83,7 +85,7 @@ int main(void) {
   m.defences[ESB_PROVE_MOUNT] = ESB_PROVE_FAILED;
   m.defences[ESB_PROVE_HOST_FILES] = ESB_PROVE_HELD;
   char buf[16384];
-  size_t len = esb_metrics_render(&m, 3, 9, 2, buf, sizeof buf);
+  size_t len = esb_metrics_render(&m, 3, 9, 2, NULL, buf, sizeof buf);
   is_int(len, strlen(buf), "the length is the text's");
   has(buf, "# TYPE echo_sandbox_runs_total counter");
   has(buf, "echo_sandbox_runs_total{backend=\"local\",status=\"exited\"} 2");
@@ -146,17 +148,31 @@ int main(void) {
   /* Too small a buffer: the length it needs, the text cut and ended. */
   char small[64];
   memset(small, 'x', sizeof small);
-  is_int(esb_metrics_render(&m, 3, 9, 2, small, sizeof small), len, "too small: the length it needs");
+  is_int(esb_metrics_render(&m, 3, 9, 2, NULL, small, sizeof small), len, "too small: the length it needs");
   ok(memchr(small, '\0', sizeof small) && !strncmp(small, buf, sizeof small - 1), "what fits, NUL-ended");
-  is_int(esb_metrics_render(&m, 3, 9, 2, NULL, 0), len, "no buffer: the length it needs");
+  is_int(esb_metrics_render(&m, 3, 9, 2, NULL, NULL, 0), len, "no buffer: the length it needs");
   char *exact = malloc(len + 1);
-  is_int(esb_metrics_render(&m, 3, 9, 2, exact, len + 1), len, "length + 1 bytes hold it");
+  is_int(esb_metrics_render(&m, 3, 9, 2, NULL, exact, len + 1), len, "length + 1 bytes hold it");
   is_str(exact, buf, "the same text");
   free(exact);
 
   struct esb_metrics zero = { 0 };
-  len = esb_metrics_render(&zero, 0, 0, 0, buf, sizeof buf);
+  len = esb_metrics_render(&zero, 0, 0, 0, NULL, buf, sizeof buf);
   has(buf, "echo_sandbox_run_duration_seconds_sum 0.000000");
   has(buf, "echo_sandbox_runs_total{backend=\"local\",status=\"exited\"} 0");
+
+  /* the keeper's status file: a pool's pods by state, what it made; a line
+     that does not read is left out */
+  char path[] = "/tmp/esb-metrics-test.XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fdopen(fd, "w");
+  fputs("shell ready 2 pending 1 claimed 3 stale 0 ended 4 created 5 failed 6\nBad\"} 1\n", f);
+  fclose(f);
+  len = esb_metrics_render(&zero, 0, 0, 0, path, buf, sizeof buf);
+  unlink(path);
+  has(buf, "echo_sandbox_warm_pool_pods{pool=\"shell\",state=\"ready\"} 2");
+  has(buf, "echo_sandbox_warm_pool_pods{pool=\"shell\",state=\"claimed\"} 3");
+  has(buf, "echo_sandbox_warm_pool_made_last_minute{pool=\"shell\",result=\"failed\"} 6");
+  ok(!strstr(buf, "Bad"), "a line that does not read is left out");
   return tap_done();
 }

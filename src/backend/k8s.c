@@ -726,6 +726,13 @@ static enum esb_k8s_event next_candidate(struct esb_k8s_run *run) {
   return in_grace && run->next_candidate < run->n_candidates ? ESB_K8S_EV_CANDIDATE : ESB_K8S_EV_COLD;
 }
 
+/* The claim is over where ev says so: its time, for the result. */
+static enum esb_k8s_event claim_over(struct esb_k8s_run *run, enum esb_k8s_event ev) {
+  if (ev == ESB_K8S_EV_CLAIMED || ev == ESB_K8S_EV_COLD)
+    run->claim_ns = esb_now_ns() - run->first_try_ns;
+  return ev;
+}
+
 /* The pods the list gave that the run may claim, begun at a random one: two
  * engines that list at once seldom try the same pod first. */
 static enum esb_k8s_event claim_list_read(struct esb_k8s_run *run, struct esb_result *er) {
@@ -751,7 +758,7 @@ static enum esb_k8s_event claim_list_read(struct esb_k8s_run *run, struct esb_re
   run->candidates = pods;
   run->n_candidates = kept;
   run->next_candidate = 0;
-  return next_candidate(run);
+  return claim_over(run, next_candidate(run));
 }
 
 /* The claim went through: the pod is the run's, and the run's plan names it. */
@@ -783,13 +790,13 @@ static enum esb_k8s_event claim_read(struct esb_k8s_run *run, struct esb_result 
   esb_result_release(er);
   if (ok) {
     claimed(run);
-    return ESB_K8S_EV_CLAIMED;
+    return claim_over(run, ESB_K8S_EV_CLAIMED);
   }
   let_go(run);
   if (esb_warm_claim_lost(said))
-    return next_candidate(run);
+    return claim_over(run, next_candidate(run));
   snprintf(run->claim_failed, sizeof run->claim_failed, "%s", said[0] ? said : "kubectl label failed");
-  return ESB_K8S_EV_COLD;
+  return claim_over(run, ESB_K8S_EV_COLD);
 }
 
 /* What kubectl says when the API server did not take the create but may
@@ -1303,6 +1310,10 @@ static void finish(struct esb_k8s_run *run) {
     snprintf(run->result.session, sizeof run->result.session, "%s", run->plan->k8s.pod_name);
   else
     run->result.warm = run->warm;
+  if (run->plan->k8s.warm_pool && !run->in_session) {
+    snprintf(run->result.warm_pool, sizeof run->result.warm_pool, "%s", run->plan->k8s.warm_pool);
+    run->result.claim_ms = run->claim_ns ? (double)run->claim_ns / 1e6 : -1;
+  }
   if (run->claim_failed[0])
     esb_result_warn(&run->result, "claiming a warm pod of pool %s failed (%s): a pod was made for the run",
                     run->plan->k8s.warm_pool, run->claim_failed);

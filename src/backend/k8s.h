@@ -158,6 +158,7 @@ struct esb_k8s_run {
   const char *taking;        /* the pod of candidates it claims or holds, taken for the
                                 process (esb_warm_take); NULL: none */
   char claim_failed[256];    /* why a claim failed other than by losing: the result's warning */
+  uint64_t claim_ns;         /* how long the claim took, once it is over (the result's claim_ms) */
 };
 
 #define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .stdin_fd = -1, \

@@ -1,6 +1,7 @@
 /* echo-sandbox doctor: is this machine ready to run sandboxes? */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -136,6 +137,45 @@ static bool has_network_policy(const char *json, size_t len) {
   return found;
 }
 
+/* The smallest ResourceQuota on pods of the namespace, or -1 where none
+ * says one (or the quotas cannot be read: nothing to tell). */
+static long pods_quota(const struct esb_k8s_settings *cluster, char *ns, struct esb_result *r) {
+  struct esb_k8s_settings k = *cluster;
+  k.namespace_ = ns;
+  const char *get[] = {"get", "resourcequotas", "-o", "jsonpath={range .items[*]}{.spec.hard.pods}{\"\\n\"}{end}",
+                       "--request-timeout=10s", NULL};
+  long least = -1;
+  if (!kubectl_ok(&k, get, r) || !r->out.data)
+    return -1;
+  for (const char *at = r->out.data; at < r->out.data + r->out.len; at += strcspn(at, "\n") + 1) {
+    char *end;
+    long pods = strtol(at, &end, 10);
+    if (end != at && (*end == '\n' || !*end) && pods >= 0 && (least < 0 || pods < least))
+      least = pods;
+  }
+  return least;
+}
+
+/* Pools larger, together, than their namespace's quota on pods: the
+ * maintainer's creates past it fail, and so do the cold runs' own pods. */
+static void check_pool_quotas(const struct esb_warm_pool *pools, size_t n, const struct esb_k8s_settings *k,
+                              struct tally *t, struct esb_result *r) {
+  for (size_t i = 0; i < n; i++) {
+    bool first = true;
+    uint64_t sum = 0;
+    for (size_t j = 0; j < n; j++) {
+      first &= j >= i || strcmp(pools[j].namespace_, pools[i].namespace_) != 0;
+      if (!strcmp(pools[j].namespace_, pools[i].namespace_))
+        sum += pools[j].size;
+    }
+    long quota = first ? pods_quota(k, pools[i].namespace_, r) : -1;
+    if (quota >= 0 && sum > (uint64_t)quota)
+      report(t, "warn", "warm pools", "their sizes in namespace %s come to %" PRIu64 " pods, past its "
+             "ResourceQuota of %ld pods: the pools never fill, and runs' own pods are refused", pools[i].namespace_,
+             sum, quota);
+  }
+}
+
 /* With warm pools, the claim of a pod is a patch of it (doc/warm-pods.md):
  * an account without it makes every run's pod, and says so in a warning. */
 static void check_warm_pools(struct esb_policy *policy, const struct esb_k8s_settings *k, struct tally *t,
@@ -148,6 +188,7 @@ static void check_warm_pools(struct esb_policy *policy, const struct esb_k8s_set
   bool yes = kubectl_ok(k, can, r);
   report(t, yes ? "ok" : "warn", "rbac", "%s patch pods (the claims of the policy's %zu warm pool%s%s)",
          yes ? "may" : "may not", n, n == 1 ? "" : "s", yes ? "" : ": every run makes its own pod");
+  check_pool_quotas(pools, n, k, t, r);
 }
 
 /* fail: the level of a check that does not pass ("FAIL", or "warn" when the

@@ -459,6 +459,14 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_pushboolean(L, r->warm);
     lua_setfield(L, -2, "warm");
   }
+  if (r->warm_pool[0]) {
+    lua_pushstring(L, r->warm_pool);
+    lua_setfield(L, -2, "warm_pool");
+  }
+  if (r->claim_ms >= 0) {
+    lua_pushnumber(L, r->claim_ms);
+    lua_setfield(L, -2, "claim_ms");
+  }
   if (r->sandbox_name[0]) {
     lua_pushstring(L, r->sandbox_name);
     lua_setfield(L, -2, "pod"); /* k8s is the one backend that names it */

@@ -26,6 +26,8 @@ static const char serve_usage[] =
   "An HTTP/1.1 daemon: POST /v1/run (request JSON -> result JSON), GET /v1/languages,\n"
   "GET /healthz, GET /readyz, GET /metrics (Prometheus). Listens on loopback unless\n"
   "told otherwise.\n"
+  "It keeps the policy's warm pools full (doc/warm-pods.md) with a helper\n"
+  "process, `echo-sandbox pool run`, which a reload reloads too.\n"
   "SIGHUP reloads the policy (a broken one is reported and the old one stays);\n"
   "SIGTERM stops accepting, lets runs in flight finish within the grace period,\n"
   "then kills them and deletes their pods.\n"
@@ -47,7 +49,10 @@ static const char serve_usage[] =
   "  --socket-mode MODE   permissions of a unix socket, octal (default 0660: owner and group)\n"
   "  --socket-group GROUP  the unix socket's group, a name or a number (default:\n"
   "                       the daemon's): the web server's, e.g. www-data, so that its\n"
-  "                       workers may connect to a daemon started as root\n";
+  "                       workers may connect to a daemon started as root\n"
+  "  --no-warm-pools      do not keep the policy's warm pools full (runs still take\n"
+  "                       their pods): where `echo-sandbox pool run` or another\n"
+  "                       daemon keeps them\n";
 
 /* --socket-group: a group name, or a number as chown(1) takes one. */
 static int parse_group(const char *arg, gid_t *gid) {
@@ -127,7 +132,8 @@ static int read_options(int argc, char **argv, struct esb_server_options *o, con
     {"grace", required_argument, 0, 'g'}, {"port-file", required_argument, 0, 'f'},
     {"socket-mode", required_argument, 0, 'm'}, {"socket-group", required_argument, 0, 'G'},
     {"header-timeout", required_argument, 0, 'H'},
-    {"public-probes", no_argument, 0, 'P'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"public-probes", no_argument, 0, 'P'}, {"no-warm-pools", no_argument, 0, 'W'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
   for (int c; (c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1;) {
@@ -136,6 +142,7 @@ static int read_options(int argc, char **argv, struct esb_server_options *o, con
     case 'l': o->listen = optarg; break;
     case 'p': o->policy_path = optarg; break;
     case 'P': o->public_probes = true; break;
+    case 'W': o->no_warm_pools = true; break;
     case 't': *token_file = optarg; break;
     case 'f': o->port_file = optarg; break;
     case 'm': bad = parse_socket_mode(optarg, &o->socket_mode); break;

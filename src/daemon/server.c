@@ -24,6 +24,7 @@
 #include "daemon/admission.h"
 #include "daemon/listen.h"
 #include "daemon/metrics.h"
+#include "daemon/pool_keeper.h"
 #include "daemon/routes.h"
 #include "daemon/token.h"
 #include "dispatch/output_events.h"
@@ -78,6 +79,7 @@ struct server {
   size_t gone_next;
   uint64_t swept_ns;
   size_t sessions_alive;    /* as the last look counted them */
+  struct esb_pool_keeper keeper; /* the warm pools' maintainer, a helper process */
 };
 
 /* What a request that runs something asks for. */
@@ -682,6 +684,8 @@ static void sweep(struct server *s) {
   s->sessions_alive = 0;
   if (esb_session_list(sweep_one, s, &err) < 0)
     fprintf(stderr, "echo-sandbox serve: %s\n", err.message);
+  const struct esb_warm_pool *pools;
+  esb_pool_keeper_look(&s->keeper, !s->o->no_warm_pools && esb_policy_warm_pools(s->policy, &pools) > 0);
 }
 
 /* The session the path names: 0 with its info while it is alive; else
@@ -1532,8 +1536,8 @@ static enum MHD_Result answer(struct conn *st, const char *method, const char *u
     break;
   case ESB_ENDPOINT_METRICS: {
     sweep(s);
-    size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, s->sessions_alive, buf,
-                                    sizeof buf);
+    size_t len = esb_metrics_render(&s->m, s->admission.in_flight, s->admission.queued, s->sessions_alive,
+                                    esb_pool_keeper_status(&s->keeper), buf, sizeof buf);
     set_response(st, 200, "text/plain; version=0.0.4", buf, len < sizeof buf ? len : sizeof buf - 1);
     break;
   }
@@ -1623,6 +1627,7 @@ static void reload_policy(struct server *s) {
   esb_policy_close(s->policy);
   s->policy = fresh;
   fprintf(stderr, "echo-sandbox serve: policy reloaded from %s\n", esb_policy_path(fresh));
+  esb_pool_keeper_reload(&s->keeper);
   check_ready(s);
 }
 
@@ -1735,7 +1740,12 @@ static void serve_until_stopped(struct server *s) {
   }
 }
 
+/* How long the warm pools' keeper may take to end its pass when the daemon
+ * stops, before it is killed (a killed one leaves pods cleanup removes). */
+#define KEEPER_GRACE_MS 10000
+
 static void release_server(struct server *s) {
+  esb_pool_keeper_stop(&s->keeper, KEEPER_GRACE_MS);
   if (s->mhd)
     MHD_stop_daemon(s->mhd);
   if (s->listen_fd >= 0)
@@ -1756,7 +1766,8 @@ static void release_server(struct server *s) {
 int esb_serve(const struct esb_server_options *o) {
   struct server s = { .o = o, .listen_fd = -1, .sigfd = -1, .loop = ESB_LOOP_INIT,
                       .cgroups = ESB_CGROUP_POOL_INIT, .tasks = ESB_SESSION_TASKS_INIT,
-                      .admission = ESB_ADMISSION_INIT(o->max_running, o->max_queue) };
+                      .admission = ESB_ADMISSION_INIT(o->max_running, o->max_queue),
+                      .keeper = { .policy_path = o->policy_path } };
   s.loop.cgroup_pool = &s.cgroups;
   struct esb_error err;
   char where[256];

@@ -69,6 +69,7 @@ struct esb_server_options {
   size_t max_queue;
   uint64_t grace_ms;
   unsigned header_timeout_s;
+  bool no_warm_pools;       /* keep no warm pools (daemon/pool_keeper.h) */
 };
 
 /* Runs until SIGTERM or SIGINT; returns the exit code. */

@@ -22,12 +22,14 @@ static const char *const from_prefix[ESB_DIR__COUNT] = {
   [ESB_DIR_LIBEXEC] = ESB_REL_LIBEXEC,
   [ESB_DIR_POLICIES] = ESB_REL_DATA "/policies",
   [ESB_DIR_LUA] = ESB_REL_LUA,
+  [ESB_DIR_BIN] = ESB_REL_BIN,
 };
 
 static const char *const in_build_tree[ESB_DIR__COUNT] = {
   [ESB_DIR_LIBEXEC] = ESB_BUILD_DIR,
   [ESB_DIR_POLICIES] = ESB_SOURCE_DIR "/policies",
   [ESB_DIR_LUA] = ESB_SOURCE_DIR "/lua",
+  [ESB_DIR_BIN] = ESB_BUILD_DIR,
 };
 
 static char dirs[ESB_DIR__COUNT][PATH_MAX];

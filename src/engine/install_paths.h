@@ -13,6 +13,7 @@ enum esb_install_dir {
   ESB_DIR_LIBEXEC,  /* echo-sandbox-serve, echo-sandbox-init */
   ESB_DIR_POLICIES, /* default.lua and the other shipped policies */
   ESB_DIR_LUA,      /* the echo_sandbox Lua modules (a policy's require) */
+  ESB_DIR_BIN,      /* echo-sandbox (the daemon's pool keeper runs it) */
   ESB_DIR__COUNT
 };
 

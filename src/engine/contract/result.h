@@ -46,6 +46,10 @@ struct esb_result {
                              backend instead (the policy allowed it), or NULL */
   signed char warm;       /* a k8s run outside a session: 1 a warm pod ran it, 0 a pod made
                              for it; -1 where neither applies (the result has no "warm") */
+  char warm_pool[48];     /* a k8s run outside a session whose pod has a pool's shape: the
+                             pool (the result's "warm_pool"), hit or miss; "" where none */
+  double claim_ms;        /* with warm_pool: how long the claim took, from the run's start to
+                             the pod claimed or the run gone cold; -1 where none */
   bool retryable;         /* with status ERROR: whether the same request may succeed later */
   int64_t cpu_time_ms;    /* the run's CPU time, user + system; -1: unknown */
   int64_t memory_peak_bytes; /* its memory high-water mark; -1: unknown */
@@ -55,7 +59,8 @@ struct esb_result {
 
 #define ESB_RESULT_INIT { .status = ESB_STATUS_ERROR, .sandbox_type = "local", \
                           .out = ESB_CAPTURE_INIT, .err = ESB_CAPTURE_INIT, \
-                          .cpu_time_ms = -1, .memory_peak_bytes = -1, .warm = -1 }
+                          .cpu_time_ms = -1, .memory_peak_bytes = -1, .warm = -1, \
+                          .claim_ms = -1 }
 
 /* Frees what the result owns and leaves it as ESB_RESULT_INIT. */
 void esb_result_release(struct esb_result *r);
