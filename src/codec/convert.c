@@ -418,6 +418,31 @@ static void push_egress(lua_State *L, const struct esb_egress_ledger *l) {
   lua_setfield(L, -2, "egress_left_off");
 }
 
+/* What a k8s run says of its pod, into the result on top: whether it was
+ * warm (and its pool, the claim's time), the pod, a delete that failed. */
+static void push_k8s_notes(lua_State *L, const struct esb_result *r) {
+  if (r->warm >= 0) {
+    lua_pushboolean(L, r->warm);
+    lua_setfield(L, -2, "warm");
+  }
+  if (r->warm_pool[0]) {
+    lua_pushstring(L, r->warm_pool);
+    lua_setfield(L, -2, "warm_pool");
+  }
+  if (r->claim_ms >= 0) {
+    lua_pushnumber(L, r->claim_ms);
+    lua_setfield(L, -2, "claim_ms");
+  }
+  if (r->sandbox_name[0]) {
+    lua_pushstring(L, r->sandbox_name);
+    lua_setfield(L, -2, "pod"); /* k8s is the one backend that names it */
+  }
+  if (r->cleanup_error) {
+    push_words(L, r->cleanup_error);
+    lua_setfield(L, -2, "cleanup_error");
+  }
+}
+
 void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx) {
   if (null_idx)
     null_idx = lua_absindex(L, null_idx);
@@ -455,26 +480,7 @@ void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx)
     lua_pushstring(L, r->session);
     lua_setfield(L, -2, "session");
   }
-  if (r->warm >= 0) {
-    lua_pushboolean(L, r->warm);
-    lua_setfield(L, -2, "warm");
-  }
-  if (r->warm_pool[0]) {
-    lua_pushstring(L, r->warm_pool);
-    lua_setfield(L, -2, "warm_pool");
-  }
-  if (r->claim_ms >= 0) {
-    lua_pushnumber(L, r->claim_ms);
-    lua_setfield(L, -2, "claim_ms");
-  }
-  if (r->sandbox_name[0]) {
-    lua_pushstring(L, r->sandbox_name);
-    lua_setfield(L, -2, "pod"); /* k8s is the one backend that names it */
-  }
-  if (r->cleanup_error) {
-    push_words(L, r->cleanup_error);
-    lua_setfield(L, -2, "cleanup_error");
-  }
+  push_k8s_notes(L, r);
   if (r->warnings.n) { /* present where the run was degraded, as cleanup_error */
     lua_createtable(L, (int)r->warnings.n, 0);
     for (size_t i = 0; i < r->warnings.n; i++) {
