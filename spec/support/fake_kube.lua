@@ -16,9 +16,9 @@ M.external = os.getenv("ESB_TEST_KUBECONFIG")
 if M.external == "" then M.external = nil end
 
 -- The options of the fake that change nothing for the cases that do not
--- use them: a namespace it refuses (a case that runs there says so with
--- M.needs).
-local harmless = { ["--forbid"] = true }
+-- use them, and how many words each is: a namespace it refuses (a case
+-- that runs there says so with M.needs).
+local harmless = { ["--forbid"] = 2 }
 
 -- The options of extra that a server the specs did not start cannot have.
 local function switches(extra)
@@ -26,7 +26,7 @@ local function switches(extra)
   for w in (extra or ""):gmatch("%S+") do words[#words + 1] = w end
   local i = 1
   while i <= #words do
-    if harmless[words[i]] then i = i + 2
+    if harmless[words[i]] then i = i + harmless[words[i]]
     else needed[#needed + 1] = words[i]; i = i + 1 end
   end
   return table.concat(needed, " ")
@@ -47,7 +47,7 @@ function M.skip(why)
       -- busted.safe(descriptor, run, element) runs each block and hook
       if name == "descriptor" and type(value) == "string" and value:find("_each$") then return false end
       if name == "element" and type(value) == "table" and value.descriptor == "it" and value.env then
-        value.env.pending(why)
+        value.env.pending(("%s: %s"):format(value.name, why)) -- TAP's SKIP line has no name of its own
       end
     end
   end
@@ -74,11 +74,15 @@ local function external_server(minor, needed)
   end
   local kubectl = assert(env.kubectl(minor))
   local wrapper = (os.getenv("PWD") or ".") .. "/spec/support/run-namespace"
+  -- a dir of its own, as a fake's (specs keep their files there), removed by M.stop
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
   local server = { external = true, minor = minor, kubeconfig = M.external, namespace = os.getenv("ESB_TEST_NAMESPACE"),
-                   kubectl = kubectl }
+                   kubectl = kubectl, dir = dir }
   server.env = ("KUBECONFIG=%s ESB_TEST_REAL_KUBECTL=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\""):format(
     env.quote(M.external), env.quote(kubectl), env.quote(wrapper .. "/kubectl"), env.quote(wrapper))
-  -- what only the fake has: its port, its dir, its process
+  -- what only the fake has: its port, its process
   return setmetatable(server, { __index = function(_, key) M.skip("needs the fake API server's " .. key) end })
 end
 
@@ -170,6 +174,7 @@ end
 -- requests in the order they arrived ({seq, t, method, path, query, code},
 -- code nil while unanswered) and its marks ({seq, t, mark}).
 function M.request_log(server)
+  if not_started(server) then M.skip("needs the fake API server's request log") end
   local cjson = require "cjson"
   local entries, by_seq = {}, {}
   local f = io.open(server.dir .. "/requests.jsonl")
@@ -227,6 +232,7 @@ local function left_external(server)
 end
 
 function M.stop(server)
+  if rawget(server, "external") then os.execute("rm -rf " .. server.dir) end
   if not_started(server) then return end
   os.execute("kill " .. server.pid .. "; " .. env.wait_ended_sh(server.pid))
   os.execute("rm -rf " .. server.dir)
@@ -242,7 +248,9 @@ function M.per_spec(minor, extra)
   busted.before_each(function() hooks.server = M.start(minor, extra) end)
   busted.after_each(function()
     if M.external then
-      assert.are.same({}, left_external(hooks.server))
+      local left = left_external(hooks.server)
+      M.stop(hooks.server)
+      assert.are.same({}, left)
       return
     end
     local left = M.pods(hooks.server)
