@@ -262,6 +262,7 @@ for _, minor in ipairs(minors) do
         } do
           it(("ends early as %s, retryable, when the pod is %s"):format(faults.by_id[case[1]][4], case[1]),
              function()
+            fake.needs("/_fake/" .. case[1] .. " (the node " .. case[2] .. ")")
             local server = fixture.server
             local result = start_run(server, { shell = "echo started; exec sleep 60", timeout_ms = 60000,
                                                labels = case[3] })
@@ -308,6 +309,7 @@ end]])
         -- "couldn't get current server API group list: Get ...: dial tcp
         -- ...: connect: connection refused" lines before kubectl's error.
         it("says the get and the delete failed in kubectl's words, without its klog lines", function()
+          fake.needs("process, to stop while the program runs")
           local path = env.policy_file("policy.k8s.delete_timeout_ms = 1500")
           local server = server_of(minor)
           -- its kubeconfig outlives it (stop removes its own); no discovery

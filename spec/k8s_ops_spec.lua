@@ -75,6 +75,7 @@ describe("echo-sandbox cleanup", function()
       -- memcache.go:265] couldn't get current server API group list" lines
       -- came first.
       it("says why listing the pods failed in kubectl's words, without its klog lines", function()
+        fake.needs("plain HTTP, to dial with TLS")
         local server = fixture.server
         local https = server.kubeconfig .. ".https"
         env.write_file(https, (env.read_file(server.kubeconfig):gsub('server: "http:', 'server: "https:')))

@@ -207,6 +207,7 @@ env.each_kubectl(function(minor)
         { "delete", "Deleted", "was deleted", "ends at once when its pod is deleted from outside", fault = "deleted" },
       } do
         it(case[4], function()
+          fake.needs("/_fake/" .. case[1] .. " (the pod " .. case[2]:lower() .. " from outside)")
           local name, result = run_started("echo started; exec sleep 60")
           -- once the engine watches its pods, its list done (the API server's
           -- request log says so: the watch of the managed-by label)
@@ -231,6 +232,7 @@ env.each_kubectl(function(minor)
       end
 
       it("survives an API server that is unreachable for a while mid-run: a clear error, and the delete gets through", function()
+        fake.needs("/_fake/outage (unreachable for a while)")
         local name, result = run_started("echo started; exec sleep 60")
         fake.query(server, "/_fake/outage/2", "{}")
         local r = result()
@@ -290,6 +292,7 @@ env.each_kubectl(function(minor)
       end)
 
       it("reports a forbidden create as a backend error with the API server's message", function()
+        fake.needs("--forbid (a namespace it refuses)")
         local r, code = run(server, { shell = "true", labels = { namespace = "forbidden-ns" } })
         assert.are.equal(125, code)
         assert.are.equal("backend_error", r.error.code)
@@ -406,6 +409,7 @@ env.each_kubectl(function(minor)
     } do
       it(("tries the create again until the deadline, and reads or deletes no pod that was never made: %s")
            :format(case[1]), function()
+        fake.needs("port, to close or to dial with TLS")
         local dir = os.tmpname()
         os.remove(dir)
         assert(os.execute("mkdir " .. dir))

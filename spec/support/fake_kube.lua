@@ -5,6 +5,87 @@ local env = require "spec.support.env"
 local M = {}
 M.script = "spec/support/fake_kube.py"
 
+-- The API server of `spec/run --kubeconfig FILE` ($ESB_TEST_KUBECONFIG):
+-- one the specs did not start (a real cluster, or a fake run apart). Then
+-- no fake is started: M.start and M.per_spec hand out a server object for
+-- it, whose env points the CLI and kubectl at that server and at the
+-- namespace spec/run made for its run ($ESB_TEST_NAMESPACE), and what needs
+-- the fake's switches (its options, its /_fake/ endpoints, its request log)
+-- makes the case calling it skip, naming what it needed.
+M.external = os.getenv("ESB_TEST_KUBECONFIG")
+if M.external == "" then M.external = nil end
+
+-- The options of the fake that change nothing for the cases that do not
+-- use them, and how many words each is: a namespace it refuses (a case
+-- that runs there says so with M.needs).
+local harmless = { ["--forbid"] = 2 }
+
+-- The options of extra that a server the specs did not start cannot have.
+local function switches(extra)
+  local words, needed = {}, {}
+  for w in (extra or ""):gmatch("%S+") do words[#words + 1] = w end
+  local i = 1
+  while i <= #words do
+    if harmless[words[i]] then i = i + harmless[words[i]]
+    else needed[#needed + 1] = words[i]; i = i + 1 end
+  end
+  return table.concat(needed, " ")
+end
+
+-- Ends the running case as skipped (busted's pending, as the case's own
+-- `pending` does), saying why: the case is the busted element "it" whose
+-- run is on the stack. In a hook (an after_each's check of what the fake
+-- holds), nothing: false. Outside a case (in a describe block, a spec
+-- file's top), a pending spec that says why, and true.
+function M.skip(why)
+  why = why .. " (spec/run --kubeconfig: an API server the specs did not start)"
+  for level = 2, 60 do
+    if not debug.getinfo(level, "f") then break end
+    for i = 1, 60 do
+      local name, value = debug.getlocal(level, i)
+      if not name then break end
+      -- busted.safe(descriptor, run, element) runs each block and hook
+      if name == "descriptor" and type(value) == "string" and value:find("_each$") then return false end
+      if name == "element" and type(value) == "table" and value.descriptor == "it" and value.env then
+        value.env.pending(("%s: %s"):format(value.name, why)) -- TAP's SKIP line has no name of its own
+      end
+    end
+  end
+  require("busted").pending(why)
+  return true
+end
+
+-- At the top of a case that needs the fake API server (what) beyond a
+-- server's usual answers: skipped against an API server the specs did not
+-- start, nothing otherwise. At the top of a spec file (`if fake.needs(what)
+-- then return end`): the file is one pending spec then.
+function M.needs(what)
+  return M.external and M.skip("needs the fake API server's " .. what) or false
+end
+
+-- A server object for the external server; where needed is not empty (the
+-- fake's options a spec asked for), one on which any use skips the case.
+local function external_server(minor, needed)
+  if needed ~= "" then
+    -- in a case, skipped now; in a hook (M.per_spec's), at the first use
+    M.skip("needs the fake API server started with " .. needed)
+    return setmetatable({}, { __index = function() M.skip("needs the fake API server started with " .. needed) end,
+                              skip = true })
+  end
+  local kubectl = assert(env.kubectl(minor))
+  local wrapper = (os.getenv("PWD") or ".") .. "/spec/support/run-namespace"
+  -- a dir of its own, as a fake's (specs keep their files there), removed by M.stop
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local server = { external = true, minor = minor, kubeconfig = M.external, namespace = os.getenv("ESB_TEST_NAMESPACE"),
+                   kubectl = kubectl, dir = dir }
+  server.env = ("KUBECONFIG=%s ESB_TEST_REAL_KUBECTL=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\""):format(
+    env.quote(M.external), env.quote(kubectl), env.quote(wrapper .. "/kubectl"), env.quote(wrapper))
+  -- what only the fake has: its port, its process
+  return setmetatable(server, { __index = function(_, key) M.skip("needs the fake API server's " .. key) end })
+end
+
 -- What to put before a command so that it (the CLI, or a kubectl found on
 -- PATH) runs the matrix's kubectl of minor with kubeconfig.
 function M.kubectl_env(minor, kubeconfig)
@@ -16,6 +97,7 @@ end
 -- Starts a server reporting version 1.<minor>; extra: more options. Its env
 -- makes the CLI (and a kubectl on PATH) use the matrix's kubectl of that minor.
 function M.start(minor, extra)
+  if M.external then return external_server(minor, switches(extra)) end
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir " .. dir))
@@ -51,7 +133,17 @@ users:
   return server
 end
 
+-- Whether server is one the specs did not start (or stands for one).
+local function not_started(server)
+  local mt = getmetatable(server)
+  return rawget(server, "external") or (mt and mt.skip)
+end
+
 function M.query(server, path, body)
+  if not_started(server) then
+    M.skip("needs the fake API server's " .. path)
+    return {} -- in a hook: what the fake holds cannot be known, the run's namespace is checked instead
+  end
   local p = io.popen(("python3 %s query %d %s %s"):format(M.script, server.port, env.quote(path),
                                                            body and env.quote(body) or ""))
   local text = p:read("a")
@@ -63,6 +155,7 @@ end
 -- preconditions, a body kubectl would not send): the answer's code and its
 -- body, decoded where it is JSON.
 function M.request(server, method, path, body, content_type)
+  if not_started(server) then M.skip("needs the fake API server's answer to " .. method .. " " .. path) end
   local p = io.popen(("python3 %s request %d %s %s %s %s"):format(M.script, server.port, method, env.quote(path),
     env.quote(body or ""), env.quote(content_type or "application/json")))
   local code, text = tonumber(p:read("l")), p:read("a")
@@ -81,6 +174,7 @@ end
 -- requests in the order they arrived ({seq, t, method, path, query, code},
 -- code nil while unanswered) and its marks ({seq, t, mark}).
 function M.request_log(server)
+  if not_started(server) then M.skip("needs the fake API server's request log") end
   local cjson = require "cjson"
   local entries, by_seq = {}, {}
   local f = io.open(server.dir .. "/requests.jsonl")
@@ -107,11 +201,39 @@ function M.between(log, first, last)
   return out
 end
 
+-- The pods the server holds now (an external server: those of the run's
+-- namespace, through kubectl; none for one that stands for a fake's switch).
 function M.pods(server)
+  if rawget(server, "external") then
+    local p = io.popen(("%s --kubeconfig=%s --namespace=%s get pods -o json 2>&1"):format(env.quote(server.kubectl),
+      env.quote(server.kubeconfig), env.quote(server.namespace)))
+    local text = p:read("a")
+    local ok = p:close()
+    assert(ok, "kubectl get pods: " .. text)
+    return require("cjson").decode(text).items
+  end
+  if not_started(server) then return {} end
   return M.query(server, "/_fake/pods")
 end
 
+-- The pods left in the run's namespace once those being deleted are gone
+-- (a real kubelet takes a while to stop a container): its pods when none is
+-- being deleted, or after about a minute.
+local function left_external(server)
+  local pods
+  for _ = 1, 300 do
+    pods = M.pods(server)
+    local deleting = false
+    for _, pod in ipairs(pods) do deleting = deleting or pod.metadata.deletionTimestamp ~= nil end
+    if not deleting then break end
+    os.execute("sleep 0.2")
+  end
+  return pods
+end
+
 function M.stop(server)
+  if rawget(server, "external") then os.execute("rm -rf " .. server.dir) end
+  if not_started(server) then return end
   os.execute("kill " .. server.pid .. "; " .. env.wait_ended_sh(server.pid))
   os.execute("rm -rf " .. server.dir)
 end
@@ -125,6 +247,12 @@ function M.per_spec(minor, extra)
   local hooks = {}
   busted.before_each(function() hooks.server = M.start(minor, extra) end)
   busted.after_each(function()
+    if M.external then
+      local left = left_external(hooks.server)
+      M.stop(hooks.server)
+      assert.are.same({}, left)
+      return
+    end
     local left = M.pods(hooks.server)
     M.stop(hooks.server)
     assert.are.same({}, left)

@@ -476,6 +476,8 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and \
                 parts[4] == "resourcequotas":
             return warm_quotas(self, parts[3])
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+            return namespace_route(self, method, parts[3] if len(parts) == 4 else None)
         self.send_json(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
 
     def do_GET(self):
@@ -1777,6 +1779,48 @@ def exec_pod(handler, ns, name, q):
     send_frame(0x2, bytes([3]) + json.dumps(exec_status(code)).encode())
     send_frame(0x8, struct.pack(">H", 1000))
     handler.close_connection = True
+
+
+# ---- namespaces: what `spec/run --kubeconfig` makes for its run and
+# deletes after it (kubectl create namespace, kubectl delete namespace). The
+# pods of any namespace are served whether it was made or not; a namespace
+# made is listed and got, and its delete deletes its pods. ----
+namespaces = {}     # name -> Namespace
+
+
+def namespace_route(handler, method, name):
+    if method == "POST" and name is None:
+        meta = handler.body().get("metadata") or {}
+        name = meta.get("name")
+        with state_lock:
+            if name in namespaces:
+                return handler.send_json(409, status_obj(409, "AlreadyExists",
+                                                         'namespaces "%s" already exists' % name))
+            namespaces[name] = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
+                                "metadata": {"name": name, "uid": str(uuid.uuid4()), "creationTimestamp": now(),
+                                             "resourceVersion": next_rv()}}
+            return handler.send_json(201, namespaces[name])
+    if method == "GET" and name is None:
+        with state_lock:
+            items = list(namespaces.values())
+        return handler.send_json(200, {"apiVersion": "v1", "kind": "NamespaceList",
+                                       "metadata": {"resourceVersion": next_rv()}, "items": items})
+    with state_lock:
+        ns = namespaces.get(name)
+        if ns and method == "DELETE":
+            del namespaces[name]
+            for key in [k for k in pods if k[0] == name]:
+                pod = pods.pop(key)
+                pod.deleted = True
+                pod.kill()
+            state_lock.notify_all()
+            ns = dict(ns, status={"phase": "Terminating"})
+    if method == "DELETE":
+        handler.body()
+    if not ns or method not in ("GET", "DELETE"):
+        return handler.send_json(404, status_obj(404, "NotFound", 'namespaces "%s" not found' % name))
+    return handler.send_json(200, ns)
+# ---- end of namespaces ----
 
 
 def query(port, path, body=None):
