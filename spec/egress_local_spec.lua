@@ -195,6 +195,26 @@ describe("network by name (local)", function()
                      "echo-sandbox egress proxy: metadata.esb.test:80: blocked_address\n", r.stdout, why(r))
   end)
 
+  -- An address or a range on the list names the connections the program
+  -- asks by address, never a name; a private address on it stays refused
+  -- (address_public), and TLS to an address needs no server name.
+  -- Checked: with judge_name refusing every host that is no name (as
+  -- before addresses), the first two were not_listed; without
+  -- check_hello's way for an address, the second was not_tls.
+  it("reaches an address within a range on the list, and never a private one or a name", function()
+    local r = run(curl .. "http://203.0.113.2/a; " .. curl .. "-k https://203.0.113.2/b; " ..
+                  curl .. "http://10.98.0.2/; " .. curl .. "http://allowed.esb.test/; " ..
+                  curl .. "http://[::ffff:203.0.113.2]/",
+                  { "203.0.113.0/24", "10.98.0.0/24" }, "policy.egress.addresses = true")
+    assert.are.equal("http 203.0.113.2 /a\nhttps 203.0.113.2 /b\n" ..
+                     "echo-sandbox egress proxy: 10.98.0.2:80: blocked_address\n" ..
+                     "echo-sandbox egress proxy: allowed.esb.test:80: not_listed\n" ..
+                     "echo-sandbox egress proxy: ::ffff:203.0.113.2:80: blocked_address\n", r.stdout, why(r))
+    assert.are.equal("203.0.113.2:80 allowed\n203.0.113.2:443 allowed\n10.98.0.2:80 blocked_address (refused)\n" ..
+                     "allowed.esb.test:80 not_listed (refused)\n::ffff:203.0.113.2:80 blocked_address (refused)",
+                     ledger(r))
+  end)
+
   -- Defence: the sandbox's network namespace has loopback only; the proxy's
   -- socket is the one way out. Checked: with the sandbox left in the
   -- engine's network namespace, 203.0.113.2, 10.98.0.2 and 169.254.169.254
@@ -341,13 +361,26 @@ print(id, err)
     assert.truthy(out:find("^nil\t.*a session has no network by name yet"), out)
   end)
 
-  it("refuses an entry that is no host name, naming it", function()
-    local _, err = explain(asking { "pypi.org", "169.254.169.254" })
-    assert.truthy(err:find([['limits.network.allow[2]' ("169.254.169.254") must be a host name]], 1, true), err)
-    local policy = env.policy_file('policy.egress.always = { "10.0.0.0/8" }')
+  it("refuses an entry that is no host name, address or range, naming it", function()
+    local _, err = explain(asking { "pypi.org", "pypi..org" })
+    assert.truthy(err:find([['limits.network.allow[2]' ("pypi..org") must be a host name]], 1, true), err)
+    _, err = explain(asking { "pypi.org", "::1" })
+    assert.truthy(err:find([[("::1") must be a host name, "*." and a host name, an address or a range, any of ]] ..
+                           [[them with ":PORT" (an IPv6 address goes in '[...]')]], 1, true), err)
+    local policy = env.policy_file('policy.egress.always = { "10.0.0.0/33" }')
     local out, err2 = env.cli_run({ "run", "--json", "--policy", policy }, cjson.encode(asking { "pypi.org" }))
     os.remove(policy)
-    assert.truthy(cjson.decode(out).error.message:find([['egress.allow[2]' ("10.0.0.0/8") must be a host name]], 1,
+    assert.truthy(cjson.decode(out).error.message:find([['egress.allow[2]' ("10.0.0.0/33") must be a host name]], 1,
                                                         true), out .. err2)
   end)
+
+  -- Defence: a request names an address or a range only where the policy
+  -- says so (egress_for, egress.addresses). Checked: without that check,
+  -- the default policy planned the run.
+  it("refuses an address or a range in a request unless the policy lets requests name them", function()
+    local _, err = explain(asking { "pypi.org", "203.0.113.0/24" })
+    assert.truthy(err:find([[limits.network.allow[2] ("203.0.113.0/24") is an address or a range, which this ]] ..
+                           [[policy does not let a request name (egress.addresses)]], 1, true), err)
+  end)
+
 end)

@@ -306,7 +306,8 @@ static bool copy_host(struct target *t, const char *s, size_t len) {
 static bool host_header_target(const struct head *h, struct target *t) {
   const char *s = h->buf + h->host_off;
   size_t n = h->host_len;
-  const char *colon = memrchr(s, ':', n);
+  const char *close = n && s[0] == '[' ? memchr(s, ']', n) : NULL; /* an IPv6 address's colons are its own */
+  const char *colon = close ? memchr(close, ':', n - (size_t)(close - s)) : memrchr(s, ':', n);
   t->port = 80;
   if (colon) {
     size_t digits = n - (size_t)(colon + 1 - s);
@@ -319,6 +320,8 @@ static bool host_header_target(const struct head *h, struct target *t) {
       return false;
     n = (size_t)(colon - s);
   }
+  if (close) /* as http-parser gives a URL's: without the brackets */
+    return n >= 3 && s[n - 1] == ']' && copy_host(t, s + 1, n - 2);
   return copy_host(t, s, n);
 }
 
@@ -369,7 +372,9 @@ static int on_servername(SSL *ssl, int *alert, void *arg) {
 
 /* Reads the client's first bytes (into buf, *len of them) until OpenSSL
  * has the ClientHello's server name: ALLOWED where it is host, else why
- * not. */
+ * not. A host asked by address is what the list let through: a
+ * ClientHello is all it takes, with whatever name or none (clients send
+ * none for an address). */
 static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char *host, char *buf, size_t *len) {
   struct hello_seen seen = { 0 };
   SSL *ssl = SSL_new(c->proxy->tls);
@@ -397,6 +402,8 @@ static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char 
   size_t n = strlen(seen.name);
   if (n && seen.name[n - 1] == '.')
     seen.name[--n] = '\0';
+  if (seen.called && esb_egress_host_is_address(host))
+    return ESB_EGRESS_ALLOWED;
   if (!seen.called || !n)
     return ESB_EGRESS_NOT_TLS;
   return strcasecmp(seen.name, host) == 0 ? ESB_EGRESS_ALLOWED : ESB_EGRESS_SNI_MISMATCH;
@@ -407,7 +414,9 @@ static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char 
 /* The name's public addresses (the others dropped), or why there are none. */
 static enum esb_egress_reason resolve(const struct esb_egress_proxy *p, const struct target *t,
                                       struct addrinfo **list) {
-  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+  /* an address asked is that address: no lookup */
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                            .ai_flags = esb_egress_host_is_address(t->host) ? AI_NUMERICHOST : 0 };
   char port[8];
   snprintf(port, sizeof port, "%u", t->port);
   *list = NULL;
@@ -683,7 +692,8 @@ static void serve_terminated(struct esb_egress_conn *c, const struct target *t, 
 
 /* The verdict on the name alone: the lists. */
 static enum esb_egress_reason judge_name(const struct esb_egress_proxy *p, const struct target *t) {
-  if (esb_egress_host_problem(t->host) || !esb_egress_list_matches(p->allow, t->host, t->port))
+  bool address = esb_egress_host_is_address(t->host);
+  if ((!address && esb_egress_host_problem(t->host)) || !esb_egress_list_matches(p->allow, t->host, t->port))
     return ESB_EGRESS_NOT_LISTED;
   return esb_egress_list_matches(p->deny, t->host, t->port) ? ESB_EGRESS_DENIED : ESB_EGRESS_ALLOWED;
 }
