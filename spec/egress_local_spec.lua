@@ -17,6 +17,7 @@
 local env = require "spec.support.env"
 local cjson = require "cjson"
 local netns = require "spec.support.netns"
+local daemon = require "spec.support.daemon"
 
 
 -- In the sandbox: CONNECT to the proxy for argv[1]:443, then a TLS
@@ -213,6 +214,73 @@ describe("network by name (local)", function()
     assert.are.equal("203.0.113.2:80 allowed\n203.0.113.2:443 allowed\n10.98.0.2:80 blocked_address (refused)\n" ..
                      "allowed.esb.test:80 not_listed (refused)\n::ffff:203.0.113.2:80 blocked_address (refused)",
                      ledger(r))
+  end)
+
+  -- batch --events tells each attempt as the proxy decides it, while the
+  -- run goes on, as the program's output is told: the program connects,
+  -- then waits on a fifo the spec writes only once it read that attempt's
+  -- event. Checked: with the proxy's verdicts read only at the run's end
+  -- (no watch of its stdout), the spec read no event before the watchdog
+  -- ended the batch.
+  it("tells each attempt as an event while the run goes on (batch --events)", function()
+    local gate = os.tmpname()
+    os.remove(gate)
+    sh(("mkdir -m 755 %s && mkfifo -m 666 %s/go %s/out"):format(gate, gate, gate))
+    local policy = env.policy_file(([[
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/gate", writable = true }]])
+      :format(gate))
+    finally(function()
+      os.execute("rm -rf " .. gate)
+      os.remove(policy)
+    end)
+    env.write_file(gate .. "/requests", cjson.encode {
+      id = "e1", program = "bash", files = { ["ca.pem"] = ca },
+      args = { "-c", curl .. "-o /dev/null http://allowed.esb.test/a; read x < /gate/go; " .. curl ..
+                     "-o /dev/null http://other.esb.test/b; echo \"got $x\"" },
+      limits = { network = { allow = { "allowed.esb.test" } } } } .. "\n")
+    local wait = env.in_background(("ip netns exec %s timeout 60 %s %s batch --events --policy %s < %s/requests " ..
+      "> %s/out 2>%s/err"):format(host, env.cli_prefix, env.quote(env.cli), policy, gate, gate, gate))
+    local out = assert(io.open(gate .. "/out", "r"))
+    local first = cjson.decode((assert(out:read("l"), "no event before the program went on")))
+    assert.are.same({ id = "e1", line = 1, event = "egress", host = "allowed.esb.test", port = 80, allowed = true,
+                      reason = "allowed" }, first)
+    -- A writer waits for a reader: the program, still at its read.
+    assert(os.execute(("timeout 20 sh -c 'echo on > %s/go'"):format(gate)), "the program was gone by then")
+    local egress, result = {}, nil
+    for line in out:lines() do
+      local doc = cjson.decode(line)
+      if doc.event == "egress" then egress[#egress + 1] = ("%s:%d %s"):format(doc.host, doc.port, doc.reason) end
+      if not doc.event then result = doc end
+    end
+    out:close()
+    assert.are.equal(0, wait(), env.read_file(gate .. "/err"))
+    assert.are.same({ "other.esb.test:80 not_listed" }, egress)
+    assert.truthy(result, "a result line after the events")
+    assert.are.equal("got on\n", result.stdout, why(result))
+    assert.are.equal("allowed.esb.test:80 allowed\nother.esb.test:80 not_listed (refused)", ledger(result))
+  end)
+
+  -- The daemon's ?stream=1 carries the same events, each line checked
+  -- against doc/openapi.json's Event (spec/support/http_client.py).
+  it("tells each attempt as an event in the daemon's stream, before the result line", function()
+    local d = daemon.start(nil, nil, "ip netns exec " .. host)
+    finally(function() daemon.stop(d) end)
+    local body = cjson.encode { program = "bash", files = { ["ca.pem"] = ca },
+      args = { "-c", curl .. "-o /dev/null http://allowed.esb.test/a; " .. curl .. "-o /dev/null https://other.esb.test/" },
+      limits = { network = { allow = { "allowed.esb.test" } } } }
+    local p = io.popen(("ip netns exec %s python3 spec/support/http_client.py request %s POST /v1/run?stream=1 %s")
+      :format(host, env.quote(d.addr), env.quote(body)))
+    local r = cjson.decode(p:read("a"))
+    p:close()
+    assert.are.same({}, r.schema_errors, r.body)
+    local lines = {}
+    for line in r.body:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.event ~= "output" then -- curl's word on the refusal
+        lines[#lines + 1] = e.event == "egress" and ("%s:%d %s"):format(e.host, e.port, e.reason) or e.event
+      end
+    end
+    assert.are.same({ "allowed.esb.test:80 allowed", "other.esb.test:443 not_listed", "result" }, lines)
   end)
 
   -- Defence: the sandbox's network namespace has loopback only; the proxy's

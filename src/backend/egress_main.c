@@ -8,6 +8,7 @@
  * until its stdin ends, then writes the run's ledger and exits. */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,13 +50,17 @@ static int read_inject(const char *word, char *value, struct esb_plan *plan) {
   return 0;
 }
 
-/* The lists the engine says, into plan's fields (allocated). 0, or -1 with
- * err. */
-static int read_lists(FILE *in, struct esb_plan *plan, struct esb_error *err) {
+/* The lists the engine says, into plan's fields (allocated), and whether
+ * it wants each verdict as it is given ("events"). 0, or -1 with err. */
+static int read_lists(FILE *in, struct esb_plan *plan, bool *events, struct esb_error *err) {
   struct esb_strv allow = ESB_STRV_INIT, deny = ESB_STRV_INIT;
   char line[LINE_MAX_BYTES];
   while (fgets(line, sizeof line, in)) {
     line[strcspn(line, "\n")] = '\0';
+    if (strcmp(line, "events") == 0) {
+      *events = true;
+      continue;
+    }
     if (strcmp(line, "end") == 0) {
       plan->egress_allow = esb_strv_detach(&allow);
       plan->egress_deny = esb_strv_detach(&deny);
@@ -89,16 +94,29 @@ static int read_lists(FILE *in, struct esb_plan *plan, struct esb_error *err) {
   return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: the engine's lists ended early or were not ours");
 }
 
+/* One attempt's record: its line, then its host and a newline. */
+static void write_attempt(const char *word, const struct esb_egress_attempt *a) {
+  size_t len = strlen(a->host);
+  printf("%s %u %u %llu %llu %zu\n", word, (unsigned)a->reason, a->port, (unsigned long long)a->bytes_out,
+         (unsigned long long)a->bytes_in, len);
+  fwrite(a->host, 1, len, stdout);
+  putchar('\n');
+}
+
+/* The proxy's verdict on an attempt, as it is given ("events"): a record
+ * the engine reads while the run goes on. Threads take turns on stdout. */
+static void tell_verdict(const struct esb_egress_attempt *a, void *userdata) {
+  (void)userdata;
+  flockfile(stdout);
+  write_attempt("seen", a);
+  fflush(stdout);
+  funlockfile(stdout);
+}
+
 static void write_ledger(const struct esb_egress_ledger *l) {
   printf("left_off %llu\n", (unsigned long long)l->left_off);
-  for (size_t i = 0; i < l->n; i++) {
-    const struct esb_egress_attempt *a = &l->v[i];
-    size_t len = strlen(a->host);
-    printf("attempt %u %u %llu %llu %zu\n", (unsigned)a->reason, a->port, (unsigned long long)a->bytes_out,
-           (unsigned long long)a->bytes_in, len);
-    fwrite(a->host, 1, len, stdout);
-    putchar('\n');
-  }
+  for (size_t i = 0; i < l->n; i++)
+    write_attempt("attempt", &l->v[i]);
   puts("end");
   fflush(stdout);
 }
@@ -134,7 +152,11 @@ int main(int argc, char **argv) {
   struct esb_error err = ESB_ERROR_INIT;
   long pid = 0;
   int rc = 0;
-  if (read_lists(stdin, &plan, &err) < 0 || esb_egress_proxy_prepare(&proxy, &plan, &err) < 0 ||
+  bool events = false;
+  int listed = read_lists(stdin, &plan, &events, &err);
+  if (events)
+    proxy.on_verdict = tell_verdict;
+  if (listed < 0 || esb_egress_proxy_prepare(&proxy, &plan, &err) < 0 ||
       say_prepared(&proxy, &pid, &err) < 0 || esb_egress_proxy_start(&proxy, (pid_t)pid, &err) < 0) {
     char message[sizeof err.message];
     snprintf(message, sizeof message, "%s", err.message);

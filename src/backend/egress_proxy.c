@@ -38,6 +38,7 @@ struct esb_egress_conn {
   int client, upstream;   /* -1 once closed; set and closed under the proxy's lock */
   bool done;              /* its thread has returned: join it */
   long entry;             /* its ledger entry, -1 where left off */
+  bool judged;            /* its verdict was given (on_verdict told) */
   struct esb_egress_conn *next;
 };
 
@@ -76,12 +77,18 @@ static bool address_public(const struct esb_egress_proxy *p, const struct sockad
 
 static void set_verdict(struct esb_egress_conn *c, enum esb_egress_reason reason) {
   struct esb_egress_proxy *p = c->proxy;
+  struct esb_egress_attempt seen = { 0 };
   pthread_mutex_lock(&p->lock);
+  bool tell = c->entry >= 0 && !c->judged && p->on_verdict;
   if (c->entry >= 0) {
     p->ledger.v[c->entry].reason = reason;
     p->ledger.v[c->entry].allowed = reason == ESB_EGRESS_ALLOWED;
+    seen = p->ledger.v[c->entry]; /* its host stays until the ledger's release */
+    c->judged = true;
   }
   pthread_mutex_unlock(&p->lock);
+  if (tell) /* outside the lock: a slow reader holds up this connection alone */
+    p->on_verdict(&seen, p->verdict_userdata);
 }
 
 static void add_bytes(struct esb_egress_conn *c, uint64_t out, uint64_t in) {

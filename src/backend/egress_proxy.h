@@ -65,6 +65,10 @@ struct esb_egress_proxy {
   size_t n_rules;
   void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
   bool injecting;               /* the plan's egress.inject names hosts: inject is ready */
+  /* optional: each attempt's verdict as it is given, once an attempt (its
+   * bytes not counted yet), on its connection's thread, outside the lock */
+  void (*on_verdict)(const struct esb_egress_attempt *attempt, void *userdata);
+  void *verdict_userdata;
   struct esb_egress_injector inject; /* their headers, the run's CA (backend/egress_inject.h) */
   pthread_mutex_t lock;         /* the fields below */
   bool prepared, accepting;
