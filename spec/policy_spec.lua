@@ -403,6 +403,30 @@ describe("a failing policy", function()
       end]], stopped)
   end)
 
+  -- $ECHO_SANDBOX_POLICY_WALL_MS moves the wall clock's limit (a slow
+  -- host's: CI's valgrind step), and a value that is not one is refused,
+  -- naming it. Some 15 M instructions never fit in 5 ms.
+  it("with a call past the wall-clock limit $ECHO_SANDBOX_POLICY_WALL_MS sets", function()
+    local policy = env.policy_file([[
+local plan = policy.plan
+function policy:plan(req)
+  local n = 0
+  for i = 1, 3000000 do n = n + i % 7 end
+  return plan(self, req)
+end]])
+    finally(function() os.remove(policy) end)
+    local args = { "policy", "explain", "--policy", policy, "--", "true" }
+    local _, err, code = env.cli_run(args, nil, "ECHO_SANDBOX_POLICY_WALL_MS=5")
+    assert.are.equal(125, code, err)
+    assert.truthy(err:find("time limit exceeded (limits: 50000000 instructions, 5 ms, 64 MiB)", 1, true), err)
+    _, err, code = env.cli_run(args, nil, "ECHO_SANDBOX_POLICY_WALL_MS=60000")
+    assert.are.equal(0, code, err)
+    _, err, code = env.cli_run(args, nil, "ECHO_SANDBOX_POLICY_WALL_MS=5s")
+    assert.are.equal(125, code, err)
+    assert.truthy(err:find("ECHO_SANDBOX_POLICY_WALL_MS=5s: not a whole number of milliseconds from 1 to 600000",
+                           1, true), err)
+  end)
+
   it("with a memory bomb, even inside its own pcall", function()
     assert_policy_error("function policy:argv_for(req) return { string.rep('x', 1 << 30) } end",
                         "memory cap exceeded")

@@ -1,5 +1,6 @@
 #include "policy/policy.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -92,6 +93,24 @@ static int check_network_allow(lua_State *L, const char *path, struct esb_error 
   return rc;
 }
 
+/* $ECHO_SANDBOX_POLICY_WALL_MS, where set, for the wall-clock limit of a
+ * policy call: a host many times slower than the policy's author's (a
+ * valgrind run, a loaded machine) may need more than the default second.
+ * The instruction budget stays what stops a policy that loops. */
+static int wall_limit(struct esb_vm_limits *limits, struct esb_error *err) {
+  const char *text = getenv("ECHO_SANDBOX_POLICY_WALL_MS");
+  if (!text || !*text)
+    return 0;
+  char *end;
+  errno = 0;
+  unsigned long long ms = strtoull(text, &end, 10);
+  if (errno || *end || text[0] == '-' || ms < 1 || ms > 600000)
+    return esb_error_set(err, ESB_E_POLICY, "ECHO_SANDBOX_POLICY_WALL_MS=%.32s: not a whole number of "
+                         "milliseconds from 1 to 600000", text);
+  limits->wall_ms = ms;
+  return 0;
+}
+
 struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *err) {
   const char *path = find_policy(explicit_path);
   struct esb_policy *p = calloc(1, sizeof *p);
@@ -100,7 +119,8 @@ struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *
     goto fail;
   }
   hex_uuid(p->instance);
-  if (!(p->vm = esb_vm_open(find_lua_dir(), (struct esb_vm_limits)ESB_VM_LIMITS_DEFAULT, err)))
+  struct esb_vm_limits limits = ESB_VM_LIMITS_DEFAULT;
+  if (wall_limit(&limits, err) < 0 || !(p->vm = esb_vm_open(find_lua_dir(), limits, err)))
     goto fail;
   lua_State *L = esb_vm_state(p->vm);
   lua_getglobal(L, "require");
