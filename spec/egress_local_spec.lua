@@ -311,16 +311,17 @@ describe("network by name: the request and the policy", function()
   -- Refused, not dropped: a run there would have no network at all.
   -- Checked: without the refusal in esb_policy_session, the session was
   -- made; without plan_reader's, the k8s plan was explained.
-  it("is refused on k8s and in a session, for now", function()
+  -- (On k8s with the policy's egress.k8s: spec/egress_k8s_spec.lua.)
+  it("is refused on k8s without egress.k8s, and in a session, for now", function()
     local _, err = explain({ shell = "true", backend = "k8s", limits = { network = { allow = { "pypi.org" } } } })
-    assert.truthy(err:find("the network by name runs on the local backend only, for now", 1, true), err)
+    assert.truthy(err:find("on the k8s backend the network by name needs the policy's egress.k8s", 1, true), err)
     -- and whatever a policy plans (the engine's check: plan_reader.c)
     _, err = explain({ shell = "true", limits = { network = { allow = { "pypi.org" } } } },
                      'policy.backend = "k8s"\nfunction policy:egress_for() return { allow = { "pypi.org" } } end\n' ..
                      'local plan = policy.plan\nfunction policy:plan(req)\n' ..
                      '  local p, e = plan(self, { shell = req.shell, backend = "k8s" })\n' ..
                      '  if p then p.egress = { allow = { "pypi.org" } } end\n  return p, e\nend')
-    assert.truthy(err:find("the plan has egress and backend k8s", 1, true), err)
+    assert.truthy(err:find("the plan has egress and backend k8s but no egress.k8s", 1, true), err)
     -- through the Lua module, in a directory of sessions of its own; a
     -- session made all the same is deleted at once
     local dir = assert(io.popen("mktemp -d")):read("l")

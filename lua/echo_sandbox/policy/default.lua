@@ -182,7 +182,14 @@ policy.ceilings = {
 --            value); the policy never sees the value
 --   upstream_ca  the PEM file the proxy verifies an injected host's
 --            certificate against (nil: the host's trust store)
--- policy explain shows the list a request gets. Local backend only, for now.
+--   k8s      the k8s backend's shared egress proxy (deploy/egress.yaml;
+--            nil: a k8s run with a list is refused): { proxy =
+--            "http://echo-sandbox-egress.echo-sandbox.svc:3128", key_file =
+--            the tokens' key (the Secret both share), ca_file = the proxy's
+--            CA certificate (with inject), grace_s = how long a run's token
+--            outlives its deadline (60) }. There the proxy holds the
+--            secrets (its --secret NAME=FILE): a run's token names them.
+-- policy explain shows the list a request gets.
 policy.egress = {
   may_ask = nil,
   always = nil,
@@ -190,6 +197,7 @@ policy.egress = {
   inject = nil,
   secrets = nil,
   upstream_ca = nil,
+  k8s = nil,
 }
 
 -- Sessions (echo-sandbox session create): a request's ttl_ms and
@@ -589,7 +597,8 @@ function policy:egress_for(req)
     allow[#allow + 1] = entry
   end
   for _, entry in ipairs(e.always or {}) do allow[#allow + 1] = entry end
-  return { allow = allow, deny = e.deny or {}, inject = e.inject, secrets = e.secrets, upstream_ca = e.upstream_ca }
+  return { allow = allow, deny = e.deny or {}, inject = e.inject, secrets = e.secrets, upstream_ca = e.upstream_ca,
+           k8s = e.k8s }
 end
 
 -- The cluster the operator commands (doctor, cleanup) talk to, for no
@@ -712,7 +721,10 @@ function policy:plan(req)
   local to_k8s = backend == "k8s" or req.backend == "k8s"
   local egress
   if type(limits.network) == "table" then
-    if to_k8s then return nil, "limits.network.allow: the network by name runs on the local backend only, for now" end
+    if to_k8s and not (self.egress and self.egress.k8s) then
+      return nil, "limits.network.allow: on the k8s backend the network by name needs the policy's egress.k8s " ..
+        "(the shared egress proxy, doc/network.md)"
+    end
     egress, err = self:egress_for(req)
     if not egress then return nil, err end
     limits.network = false -- loopback only: the proxy is the way out
