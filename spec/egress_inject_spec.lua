@@ -34,12 +34,7 @@ describe("network by name: credentials injected outside the sandbox (local)", fu
   local server_pid, ca
   -- the secret's value: letters only, so that the sandbox can look for it
   -- by its ROT13 form without carrying it
-  local secret = "Bearer esbsecret" .. ("%08d"):format(math.random(0, 99999999)):gsub("%d", function(d)
-    return string.char(97 + tonumber(d)) end)
-  local rot13 = secret:gsub("%a", function(c)
-    local base = c:match("%l") and 97 or 65
-    return string.char((c:byte() - base + 13) % 26 + base)
-  end)
+  local secret, rot13 = netns.secret("esbsecret")
 
   setup(function()
     os.remove(dir)

@@ -65,6 +65,19 @@ function M.test_ca(dir, names)
   return pem
 end
 
+-- A secret's value for the injection specs ("Bearer " and prefix and eight
+-- random letters: letters only, so that a sandbox can look for it by its
+-- ROT13 form without carrying it), and that form.
+function M.secret(prefix)
+  local secret = "Bearer " .. prefix .. ("%08d"):format(math.random(0, 99999999)):gsub("%d", function(d)
+    return string.char(97 + tonumber(d)) end)
+  local rot13 = secret:gsub("%a", function(c)
+    local base = c:match("%l") and 97 or 65
+    return string.char((c:byte() - base + 13) % 26 + base)
+  end)
+  return secret, rot13
+end
+
 -- A result's egress ledger as "host:port reason" lines, in order.
 function M.ledger(r)
   local lines = {}
