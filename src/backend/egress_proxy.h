@@ -1,5 +1,7 @@
 /* The network by name for the local sandbox: an HTTP proxy the engine
- * serves from outside the sandbox, on a socket made inside it.
+ * serves from outside the sandbox, on a socket made inside it. (On
+ * Kubernetes the same proxy serves every run of a cluster: the shared
+ * proxy, below.)
  *
  * A run with a plan's egress list has a network namespace of loopback only
  * (no route out, no resolver). This runs in echo-sandbox-egress, a process
@@ -97,7 +99,15 @@ int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *
  * with *err. */
 int esb_egress_proxy_start(struct esb_egress_proxy *p, pid_t child, struct esb_error *err);
 
-/* The shared proxy's files (echo-sandbox-egress serve): the tokens' key;
+/* The shared proxy (echo-sandbox-egress serve, deploy/egress.yaml): listens
+ * on a TCP address of its own namespace; each connection's lists are its
+ * token's (backend/egress_token.h: its Proxy-Authorization, checked before
+ * anything else: 407 bad_token or token_expired), its attempt goes to its
+ * run's ledger and to the log (stderr, a JSON object a line), and the
+ * secrets and the CA are the proxy's, read at its start. Otherwise each
+ * connection is served as above.
+ *
+ * The shared proxy's files: the tokens' key;
  * where runs get credentials injected, the CA (certificate and key). */
 struct esb_egress_shared {
   const char *key_file, *ca_cert, *ca_key;
