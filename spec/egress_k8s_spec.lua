@@ -13,7 +13,8 @@
 -- the test host (203.0.113.2, a public address here, and 10.98.0.2, a
 -- private one), serving HTTP and HTTPS (spec/support/egress_server.py:
 -- "<scheme> <Host> <path> auth=[...]", "secret" for the secret's value).
--- Names resolve from host's /etc/hosts. No packet goes anywhere else.
+-- Names resolve from the spec's hosts file (the proxy's --hosts-file:
+-- netns.hosts). No packet goes anywhere else.
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
@@ -65,17 +66,16 @@ return policy
         "-addext keyUsage=critical,keyCertSign 2>/dev/null"):format(dir))
     sh(("head -c 32 /dev/urandom > %s/key && head -c 32 /dev/urandom > %s/other-key"):format(dir, dir))
     env.write_file(dir .. "/secret", secret .. "\n")
-    sh("mkdir -p /etc/netns/" .. host)
-    env.write_file("/etc/netns/" .. host .. "/hosts", "127.0.0.1 localhost\n" ..
-                   "203.0.113.2 allowed.esb.test inject.esb.test other.esb.test\n10.98.0.2 private.esb.test\n")
-    env.write_file("/etc/netns/" .. host .. "/resolv.conf", "nameserver 127.0.0.1\n")
+    netns.hosts(host, dir, { "127.0.0.1 localhost", "203.0.113.2 allowed.esb.test inject.esb.test other.esb.test",
+                             "10.98.0.2 private.esb.test" })
     netns.make_pair(id, host, peer, { peer = { "addr add 10.98.0.2/32 dev lo" } })
     server_pid = sh(("ip netns exec %s python3 spec/support/egress_server.py %s %s/ready %s/secret >/dev/null 2>&1 " ..
                      "& echo $!"):format(peer, dir, dir, dir)):match("%d+")
     assert(wait_for(dir .. "/ready"), "the test host's servers did not start")
     proxy_pid = sh(("ip netns exec %s %s serve --listen %s --key-file %s/key --ca-cert %s/proxy/ca.pem --ca-key " ..
-                    "%s/proxy/ca.key --secret token=%s/secret --upstream-ca %s/ca.pem >/dev/null 2>%s/proxy.log & echo $!")
-                   :format(host, env.quote(egress), proxy, dir, dir, dir, dir, dir, dir)):match("%d+")
+                    "%s/proxy/ca.key --secret token=%s/secret --upstream-ca %s/ca.pem --hosts-file %s/hosts " ..
+                    ">/dev/null 2>%s/proxy.log & echo $!")
+                   :format(host, env.quote(egress), proxy, dir, dir, dir, dir, dir, dir, dir)):match("%d+")
     for _ = 1, 1000 do
       if (env.read_file(dir .. "/proxy.log") or ""):find("listening", 1, true) then break end
       os.execute("sleep 0.01")

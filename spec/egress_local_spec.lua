@@ -11,9 +11,9 @@
 -- host. The peer serves HTTP on port 80 and HTTPS on 443 (a certificate of
 -- a CA this spec makes; spec/support/egress_server.py) on all of them,
 -- answering "<scheme> <Host> <path>".
--- Names resolve in the host namespace from its own /etc/hosts (ip netns
--- exec mounts /etc/netns/HOST/hosts there); its resolver is 127.0.0.1,
--- where nothing answers. No packet goes anywhere else.
+-- Names resolve from the spec's hosts file, which the proxy reads itself
+-- (egress.hosts_file: netns.hosts); the host namespace's resolver is
+-- 127.0.0.1, where nothing answers. No packet goes anywhere else.
 local env = require "spec.support.env"
 local cjson = require "cjson"
 local netns = require "spec.support.netns"
@@ -72,20 +72,18 @@ describe("network by name (local)", function()
   local id, host, peer = netns.names("e")
   local dir = os.tmpname()
   local server_pid
-  local ca
+  local ca, hosts_line
 
   setup(function()
     os.remove(dir)
     sh("mkdir " .. dir)
     ca = netns.test_ca(dir, { "allowed.esb.test", "other.esb.test", "private.esb.test" })
-    sh("mkdir -p /etc/netns/" .. host)
-    env.write_file("/etc/netns/" .. host .. "/hosts", table.concat({
+    hosts_line = netns.hosts(host, dir, {
       "127.0.0.1 localhost",
       "203.0.113.2 allowed.esb.test other.esb.test",
       "10.98.0.2 private.esb.test",
       "169.254.169.254 metadata.esb.test",
-    }, "\n") .. "\n")
-    env.write_file("/etc/netns/" .. host .. "/resolv.conf", "nameserver 127.0.0.1\n")
+    })
     netns.make_pair(id, host, peer, { peer = { "addr add 10.98.0.2/32 dev lo", "addr add 169.254.169.254/32 dev lo" } })
     server_pid = sh(("ip netns exec %s python3 spec/support/egress_server.py %s %s/ready >/dev/null 2>&1 & echo $!")
       :format(peer, dir, dir)):match("%d+")
@@ -100,13 +98,8 @@ describe("network by name (local)", function()
   -- The script in bash in the sandbox, with ca.pem and tunnel.py in its
   -- working dir, run by the CLI in the host namespace.
   local function run(script, allow, policy_body)
-    local args = { "run", "--json" }
-    local policy
-    if policy_body then
-      policy = env.policy_file(policy_body)
-      args[#args + 1] = "--policy"
-      args[#args + 1] = policy
-    end
+    local policy = env.policy_file(hosts_line .. (policy_body or ""))
+    local args = { "run", "--json", "--policy", policy }
     local request = { program = "bash", args = { "-c", script },
                       files = { ["ca.pem"] = ca, ["tunnel.py"] = tunnel, ["raw.py"] = raw },
                       limits = { network = { allow = allow } } }
@@ -146,6 +139,11 @@ describe("network by name (local)", function()
     assert.is_true(links(env.build .. "/echo-sandbox-egress", "SSL_CTX_new"))
   end)
 
+  -- The names come from the spec's hosts file, read by the proxy itself
+  -- (egress.hosts_file), whatever the machine's /etc/hosts and
+  -- /etc/nsswitch.conf (a minimal root has neither): this file passes in a
+  -- mount namespace where both are gone. Checked: with resolve skipping
+  -- the file (getaddrinfo alone), every name was unresolved.
   it("reaches a host on the list over HTTP and HTTPS (CONNECT), through the proxy the environment names", function()
     local r = run("echo $HTTPS_PROXY $http_proxy; " .. curl .. "http://allowed.esb.test/a; " ..
                   curl .. "https://allowed.esb.test/b", { "allowed.esb.test" })

@@ -55,6 +55,8 @@ static int say_lists(FILE *f, const struct esb_plan *plan) {
   }
   if (plan->egress_upstream_ca)
     fprintf(f, "upstream_ca %s\n", plan->egress_upstream_ca);
+  if (plan->egress_hosts_file)
+    fprintf(f, "hosts %s\n", plan->egress_hosts_file);
   for (size_t i = 0; i < plan->local.n_network_allow; i++) {
     char range[64];
     esb_net_range_format(&plan->local.network_allow[i], range, sizeof range);

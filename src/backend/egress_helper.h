@@ -11,8 +11,8 @@
  *
  * The conversation, on the helper's stdin and stdout (pipes):
  *   engine -> helper  "allow ENTRY", "deny ENTRY", "net_allow RANGE",
- *                     "inject HOST HEADER SECRET FILE", "upstream_ca PATH"
- *                     lines, then "end"
+ *                     "inject HOST HEADER SECRET FILE", "upstream_ca PATH",
+ *                     "hosts PATH" lines, then "end"
  *   helper -> engine  where the plan injects, "ca LENGTH" and the run's CA
  *                     certificate (PEM, LENGTH bytes; made there, with the
  *                     secrets read there: backend/egress_inject.h); then

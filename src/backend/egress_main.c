@@ -82,6 +82,10 @@ static int read_lists(FILE *in, struct esb_plan *plan, struct esb_error *err) {
     } else if (strcmp(line, "inject") == 0 || strcmp(line, "upstream_ca") == 0) {
       if (read_inject(line, value, plan) < 0)
         break;
+    } else if (strcmp(line, "hosts") == 0) {
+      free(plan->egress_hosts_file);
+      if (!(plan->egress_hosts_file = strdup(value)))
+        break;
     } else if (strcmp(line, "net_allow") == 0) {
       struct esb_net_range *r = realloc(plan->local.network_allow,
                                         (plan->local.n_network_allow + 1) * sizeof *r);
@@ -122,7 +126,7 @@ static const char usage[] =
   "usage: echo-sandbox-egress                  (one run's: the engine starts it)\n"
   "       echo-sandbox-egress serve --listen ADDRESS:PORT --key-file FILE\n"
   "                 [--ca-cert FILE --ca-key FILE] [--secret NAME=FILE]... [--upstream-ca FILE]\n"
-  "                 [--net-allow RANGE]...   (the shared proxy of a cluster's runs)\n"
+  "                 [--net-allow RANGE]... [--hosts-file FILE]   (the shared proxy of a cluster's runs)\n"
   "       echo-sandbox-egress sign KEY_FILE    (a grant on stdin: its token)\n"
   "       echo-sandbox-egress ledger URL       (a token on stdin: its run's ledger)\n";
 

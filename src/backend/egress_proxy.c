@@ -1,6 +1,7 @@
 #include "backend/egress_proxy.h"
 
 #include "backend/egress_token.h"
+#include "engine/fileio.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -439,14 +440,79 @@ static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char 
 
 /* ---- resolving and connecting ---- */
 
+/* A name and an address of the plan's hosts file (egress.hosts_file). */
+struct esb_egress_pin {
+  char *name;                    /* lower case, no trailing dot */
+  char addr[INET6_ADDRSTRLEN];   /* numeric */
+};
+
+/* One line of a hosts(5) file: its names, each with the line's address,
+ * appended to the proxy's pins. 0, or -1 (no memory). */
+static int pin_line(struct esb_egress_proxy *p, char *line) {
+  char *save = NULL, *addr = strtok_r(line, " \t\r", &save), *name;
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (!addr || (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1))
+    return 0; /* no address: not a line of hosts */
+  while ((name = strtok_r(NULL, " \t\r", &save))) {
+    struct esb_egress_pin *grown = realloc(p->pins, (p->n_pins + 1) * sizeof *grown);
+    if (!grown)
+      return -1;
+    p->pins = grown;
+    struct esb_egress_pin *pin = &grown[p->n_pins];
+    size_t n = strlen(name);
+    if (n > 1 && name[n - 1] == '.')
+      name[--n] = '\0';
+    for (char *c = name; *c; c++)
+      *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    if (!(pin->name = strdup(name)))
+      return -1;
+    snprintf(pin->addr, sizeof pin->addr, "%s", addr);
+    p->n_pins++;
+  }
+  return 0;
+}
+
+/* The plan's hosts file, read here, not through NSS: its names resolve
+ * whatever /etc/nsswitch.conf and /etc/hosts say (or lack). 0, or -1 with
+ * err naming the file. */
+static int load_pins(struct esb_egress_proxy *p, const char *path, struct esb_error *err) {
+  size_t len = 0;
+  char *text = esb_read_file(path, &len), *save = NULL;
+  if (!text)
+    return esb_error_errno(err, ESB_E_POLICY, "egress proxy: the hosts file %s", path);
+  int rc = 0;
+  for (char *line = strtok_r(text, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save)) {
+    line[strcspn(line, "#")] = '\0';
+    rc = pin_line(p, line);
+  }
+  free(text);
+  return rc == 0 ? 0 : esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+}
+
+/* The pinned addresses of t's host, as getaddrinfo gives them (numeric:
+ * no lookup); NULL where the hosts file names none. */
+static struct addrinfo *pinned(const struct esb_egress_proxy *p, const char *host, const char *port) {
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+  struct addrinfo *list = NULL, **tail = &list;
+  for (size_t i = 0; i < p->n_pins; i++) {
+    struct addrinfo *one = NULL;
+    if (strcmp(p->pins[i].name, host) != 0 || getaddrinfo(p->pins[i].addr, port, &hints, &one) != 0)
+      continue;
+    *tail = one; /* each node is freed alone (freeaddrinfo walks the chain) */
+    while (*tail)
+      tail = &(*tail)->ai_next;
+  }
+  return list;
+}
+
 /* The name's public addresses (the others dropped), or why there are none. */
 static enum esb_egress_reason resolve(const struct esb_egress_proxy *p, const struct target *t,
                                       struct addrinfo **list) {
   struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
   char port[8];
   snprintf(port, sizeof port, "%u", t->port);
-  *list = NULL;
-  if (getaddrinfo(t->host, port, &hints, list) != 0 || !*list)
+  *list = pinned(p, t->host, port);
+  if (!*list && (getaddrinfo(t->host, port, &hints, list) != 0 || !*list))
     return ESB_EGRESS_UNRESOLVED;
   struct addrinfo **link = list;
   while (*link) {
@@ -1125,7 +1191,8 @@ void esb_egress_ledger_write(const struct esb_egress_ledger *l, FILE *f) {
 int esb_egress_proxy_prepare_shared(struct esb_egress_proxy *p, const struct esb_plan *plan,
                                     const struct esb_egress_shared *cfg, struct esb_error *err) {
   p->shared = true;
-  if (esb_egress_key_read(cfg->key_file, &p->key, &p->key_len, err) < 0)
+  if (esb_egress_key_read(cfg->key_file, &p->key, &p->key_len, err) < 0 ||
+      (plan->egress_hosts_file && load_pins(p, plan->egress_hosts_file, err) < 0))
     return -1;
   if (esb_netrules_build(NULL, plan->local.network_allow, plan->local.n_network_allow, &p->rules, &p->n_rules) < 0)
     return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: the host's addresses");
@@ -1181,6 +1248,8 @@ int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *
   p->allow = plan->egress_allow;
   p->deny = plan->egress_deny;
   p->ledger.wanted = true;
+  if (plan->egress_hosts_file && load_pins(p, plan->egress_hosts_file, err) < 0)
+    return -1;
   if (esb_netrules_build(NULL, plan->local.network_allow, plan->local.n_network_allow, &p->rules, &p->n_rules) < 0)
     return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: the host's addresses");
   SSL_CTX *tls = SSL_CTX_new(TLS_server_method());
@@ -1335,5 +1404,8 @@ void esb_egress_proxy_release(struct esb_egress_proxy *p, struct esb_egress_ledg
   if (p->injecting)
     esb_egress_injector_release(&p->inject);
   free(p->rules);
+  for (size_t i = 0; i < p->n_pins; i++)
+    free(p->pins[i].name);
+  free(p->pins);
   *p = (struct esb_egress_proxy)ESB_EGRESS_PROXY_INIT;
 }

@@ -61,12 +61,15 @@
 
 struct esb_egress_conn;
 struct esb_egress_run;
+struct esb_egress_pin;
 
 struct esb_egress_proxy {
   int listen_fd;                /* in the run's namespace; -1: none */
   char *const *allow, *const *deny; /* the plan's, borrowed */
   struct esb_net_rule *rules;   /* which addresses are refused, first match decides */
   size_t n_rules;
+  struct esb_egress_pin *pins;  /* the plan's hosts_file: names resolved there first */
+  size_t n_pins;
   void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
   bool injecting;               /* the plan's egress.inject names hosts: inject is ready */
   struct esb_egress_injector inject; /* their headers, the run's CA (backend/egress_inject.h) */

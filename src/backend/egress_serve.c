@@ -44,7 +44,8 @@ static int read_options(int argc, char **argv, struct esb_egress_shared *cfg, co
     {"listen", required_argument, NULL, 'l'}, {"key-file", required_argument, NULL, 'k'},
     {"ca-cert", required_argument, NULL, 'c'}, {"ca-key", required_argument, NULL, 'K'},
     {"secret", required_argument, NULL, 's'}, {"upstream-ca", required_argument, NULL, 'u'},
-    {"net-allow", required_argument, NULL, 'n'}, {NULL, 0, NULL, 0},
+    {"net-allow", required_argument, NULL, 'n'}, {"hosts-file", required_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
   };
   struct esb_strv secrets = ESB_STRV_INIT;
   int opt, rc = 0;
@@ -57,6 +58,7 @@ static int read_options(int argc, char **argv, struct esb_egress_shared *cfg, co
     case 'c': cfg->ca_cert = optarg; break;
     case 'K': cfg->ca_key = optarg; break;
     case 'u': free(plan->egress_upstream_ca); plan->egress_upstream_ca = strdup(optarg); break;
+    case 'h': free(plan->egress_hosts_file); plan->egress_hosts_file = strdup(optarg); break;
     case 'n': rc = add_range(plan, optarg, err); break;
     case 's':
       rc = !eq || eq == optarg || eq[1] != '/'

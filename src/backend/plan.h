@@ -128,6 +128,8 @@ struct esb_plan {
   char *egress_upstream_ca;  /* PEM file the proxy verifies injected hosts against;
                                 NULL: the host's trust store */
   struct esb_egress_k8s egress_k8s; /* backend k8s: the shared proxy (its proxy NULL: none) */
+  char *egress_hosts_file;   /* a hosts(5) file the proxy resolves names from first, read
+                                itself (no NSS, no /etc/hosts); NULL: none */
   bool fallback_local;       /* backend k8s: when the cluster does not answer, the
                                 policy allows the local backend instead (its
                                 plan's fallback = "local"); else never */
@@ -182,6 +184,7 @@ static inline void esb_plan_release_egress(struct esb_plan *plan) {
   esb_egress_inject_free(plan->egress_inject, plan->n_egress_inject);
   esb_strv_free(plan->egress_secrets);
   free(plan->egress_upstream_ca);
+  free(plan->egress_hosts_file);
   struct esb_egress_k8s *k = &plan->egress_k8s;
   free(k->proxy);
   free(k->key_file);

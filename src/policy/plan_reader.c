@@ -322,7 +322,8 @@ static void read_egress_k8s(struct esb_fields *f, struct esb_plan *plan) {
  * the network by name; each entry checked as a request's are. With it the
  * run's network is the proxy's, never network: true as well. */
 static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
-  static const char *const known[] = {"allow", "deny", "inject", "secrets", "upstream_ca", "k8s", NULL};
+  static const char *const known[] = {"allow", "deny", "inject", "secrets", "upstream_ca", "k8s", "hosts_file",
+                                      NULL};
   if (!esb_fields_enter(f, t, "egress"))
     return;                                    /* egress */
   esb_fields_only(f, -1, known);
@@ -331,6 +332,10 @@ static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
     esb_fields_bad(f, -1, "allow", "an array of host names");
   plan->egress_deny = esb_fields_egress_list(f, -1, "deny", NULL);
   read_inject(f, plan);
+  plan->egress_hosts_file = esb_fields_string(f, -1, "hosts_file");
+  const char *hosts = plan->egress_hosts_file;
+  if (hosts && (hosts[0] != '/' || strchr(hosts, '\n')))
+    esb_fields_bad(f, -1, "hosts_file", "an absolute path of a hosts(5) file");
   if (!f->failed)
     read_egress_k8s(f, plan);
   esb_fields_leave(f);                         /* -- */

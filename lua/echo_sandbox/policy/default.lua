@@ -182,6 +182,10 @@ policy.ceilings = {
 --            value); the policy never sees the value
 --   upstream_ca  the PEM file the proxy verifies an injected host's
 --            certificate against (nil: the host's trust store)
+--   hosts_file  a hosts(5) file whose names the local proxy resolves from
+--            first, reading it itself (no NSS: /etc/nsswitch.conf and
+--            /etc/hosts play no part); nil: none (on k8s, the proxy's
+--            --hosts-file)
 --   k8s      the k8s backend's shared egress proxy (deploy/egress.yaml;
 --            nil: a k8s run with a list is refused): { proxy =
 --            "http://echo-sandbox-egress.echo-sandbox.svc:3128", key_file =
@@ -197,6 +201,7 @@ policy.egress = {
   inject = nil,
   secrets = nil,
   upstream_ca = nil,
+  hosts_file = nil,
   k8s = nil,
 }
 
@@ -598,7 +603,7 @@ function policy:egress_for(req)
   end
   for _, entry in ipairs(e.always or {}) do allow[#allow + 1] = entry end
   return { allow = allow, deny = e.deny or {}, inject = e.inject, secrets = e.secrets, upstream_ca = e.upstream_ca,
-           k8s = e.k8s }
+           hosts_file = e.hosts_file, k8s = e.k8s }
 end
 
 -- The cluster the operator commands (doctor, cleanup) talk to, for no
