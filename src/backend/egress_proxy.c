@@ -1102,13 +1102,13 @@ static void *serve(void *arg) {
   pthread_mutex_lock(&c->proxy->lock);
   if (c->proxy->shared)
     leave_run(c);
+  esb_egress_grant_release(&c->grant); /* before done: then the accepting thread may free c */
   close(c->client);
   if (c->upstream >= 0)
     close(c->upstream);
   c->client = c->upstream = -1;
   c->done = true;
   pthread_mutex_unlock(&c->proxy->lock);
-  esb_egress_grant_release(&c->grant);
   return NULL;
 }
 
