@@ -18,6 +18,7 @@
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
+local daemon = require "spec.support.daemon"
 local netns = require "spec.support.netns"
 
 local sh, wait_for, ledger = netns.sh, netns.wait_for, netns.ledger
@@ -101,12 +102,14 @@ return policy
 
   -- The script in bash in a pod, ca.pem (the test host's CA) in its
   -- working dir; the CLI in host. The result, and the CLI's stderr.
-  local function run(script, allow, timeout_ms)
-    local request = { backend = "k8s", program = "bash", args = { "-c", script }, files = { ["ca.pem"] = ca },
-                      limits = { network = { allow = allow or { "allowed.esb.test", "private.esb.test",
-                                                                "inject.esb.test" } } },
-                      timeout_ms = timeout_ms }
-    local out, err = env.cli_run({ "run", "--json", "--policy", policy }, cjson.encode(request),
+  local function request(script, timeout_ms)
+    return { backend = "k8s", program = "bash", args = { "-c", script }, files = { ["ca.pem"] = ca },
+             limits = { network = { allow = { "allowed.esb.test", "private.esb.test", "inject.esb.test" } } },
+             timeout_ms = timeout_ms }
+  end
+
+  local function run(script, timeout_ms)
+    local out, err = env.cli_run({ "run", "--json", "--policy", policy }, cjson.encode(request(script, timeout_ms)),
                                  server.env .. " ip netns exec " .. host .. " ")
     local ok, result = pcall(cjson.decode, out)
     assert(ok, "no JSON result: " .. out .. err)
@@ -178,19 +181,27 @@ return policy
     assert.are.equal("http allowed.esb.test /p auth=[]\n", r.stdout, why(r))
   end)
 
+  -- Through the daemon, for its log and metrics (which count the ledger's
+  -- verdicts of a k8s run too).
   -- Checked: with token_rule returning NULL, auth=[] came back; with the
   -- secret's value in the log line of an attempt, the grep found it.
   it("adds the injected header at the proxy, and the secret is nowhere the run or the engine can read", function()
     local script = curl .. "https://inject.esb.test/i; echo; " .. curl .. "http://inject.esb.test/j; echo; " ..
       "want=$(echo '" .. rot13 .. "' | tr 'A-Za-z' 'N-ZA-Mn-za-m'); " ..
       "env | grep -c \"$want\"; grep -rlF \"$want\" . 2>/dev/null | wc -l; printf '%s' \"$CURL_CA_BUNDLE\""
-    local r, err = run(script)
+    local d = daemon.start("--policy " .. env.quote(policy), "unix", server.env .. " ip netns exec " .. host .. " ")
+    local status, r = daemon.request(d, "POST", "/v1/run", cjson.encode(request(script)))
+    local _, metrics = daemon.request(d, "GET", "/metrics")
+    local log = daemon.log(d)
+    daemon.stop(d)
+    assert.are.equal(200, status, cjson.encode(r))
     assert.are.equal("https inject.esb.test /i auth=[secret]\n\nhttp inject.esb.test /j auth=[secret]\n\n0\n0\n" ..
                      ".echo-sandbox-egress-bundle.pem", r.stdout, why(r))
     assert.are.equal("inject.esb.test:443 allowed\ninject.esb.test:80 allowed", ledger(r))
-    -- the result, the CLI's words, the pod the API server got, the fake's
-    -- log, the proxy's log
-    local texts = { cjson.encode(r), err, cjson.encode(fake.query(server, "/_fake/received")),
+    assert.truthy(metrics:find('echo_sandbox_egress_total{reason="allowed"} 2', 1, true), metrics)
+    -- the result, the daemon's log and metrics, the pod the API server got,
+    -- the fake's log, the proxy's log
+    local texts = { cjson.encode(r), log, metrics, cjson.encode(fake.query(server, "/_fake/received")),
                     env.read_file(server.dir .. "/log") or "", env.read_file(dir .. "/proxy.log") or "" }
     for i, text in ipairs(texts) do
       assert.is_nil(text:find(secret, 1, true), "the secret in text " .. i)
@@ -233,7 +244,7 @@ return policy
     write_policy("1")
     finally(function() write_policy() end)
     local before = os.time()
-    local r = run("printf '%s' \"$HTTPS_PROXY\"", nil, 1000)
+    local r = run("printf '%s' \"$HTTPS_PROXY\"", 1000)
     local after = os.time()
     local token = r.stdout:match("^http://([^@]+)@")
     assert.truthy(token, why(r))
