@@ -264,6 +264,18 @@ return policy
             "NetworkPolicy of deploy/egress.yaml holds it (spec/deploy_k8s_spec.lua checks what it selects)")
   end)
 
+  it("is in policy explain: the proxy, the list, the label", function()
+    local out, err = env.cli_run { "policy", "explain", "--policy", policy, "--backend", "k8s", "--allow-host",
+                                   "allowed.esb.test", "--", "true" }
+    assert.truthy(out:find("the pod reaches the shared egress proxy http://" .. proxy .. " alone", 1, true), out .. err)
+    assert.truthy(out:find("allowed: allowed.esb.test", 1, true), out)
+    out = env.cli_run { "policy", "explain", "--json", "--policy", policy, "--backend", "k8s", "--allow-host",
+                        "allowed.esb.test", "--", "true" }
+    local x = cjson.decode(out)
+    assert.are.equal("http://" .. proxy, x.egress.proxy)
+    assert.are.equal("egress", x.k8s.overrides.metadata.labels["echo-sandbox.io/network"])
+  end)
+
   -- Checked: without check_egress_k8s at load, the policy loaded and the
   -- error came at the first run.
   it("refuses a policy whose egress.k8s is not well formed at load, naming what is wrong", function()
