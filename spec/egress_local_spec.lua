@@ -17,6 +17,7 @@
 local env = require "spec.support.env"
 local cjson = require "cjson"
 local netns = require "spec.support.netns"
+local daemon = require "spec.support.daemon"
 
 
 -- In the sandbox: CONNECT to the proxy for argv[1]:443, then a TLS
@@ -193,6 +194,97 @@ describe("network by name (local)", function()
                      "echo-sandbox egress proxy: metadata.esb.test:80: blocked_address\n", r.stdout, why(r))
   end)
 
+  -- An address or a range on the list names the connections the program
+  -- asks by address, never a name; a private address on it stays refused
+  -- (address_public), and TLS to an address needs no server name.
+  -- Checked: with judge_name refusing every host that is no name (as
+  -- before addresses), the first two were not_listed; without
+  -- check_hello's way for an address, the second was not_tls.
+  it("reaches an address within a range on the list, and never a private one or a name", function()
+    local r = run(curl .. "http://203.0.113.2/a; " .. curl .. "-k https://203.0.113.2/b; " ..
+                  curl .. "http://10.98.0.2/; " .. curl .. "http://allowed.esb.test/; " ..
+                  curl .. "http://[::ffff:203.0.113.2]/",
+                  { "203.0.113.0/24", "10.98.0.0/24" }, "policy.egress.addresses = true")
+    assert.are.equal("http 203.0.113.2 /a\nhttps 203.0.113.2 /b\n" ..
+                     "echo-sandbox egress proxy: 10.98.0.2:80: blocked_address\n" ..
+                     "echo-sandbox egress proxy: allowed.esb.test:80: not_listed\n" ..
+                     "echo-sandbox egress proxy: ::ffff:203.0.113.2:80: blocked_address\n", r.stdout, why(r))
+    assert.are.equal("203.0.113.2:80 allowed\n203.0.113.2:443 allowed\n10.98.0.2:80 blocked_address (refused)\n" ..
+                     "allowed.esb.test:80 not_listed (refused)\n::ffff:203.0.113.2:80 blocked_address (refused)",
+                     ledger(r))
+  end)
+
+  -- batch --events tells each attempt as the proxy decides it, while the
+  -- run goes on, as the program's output is told: the program connects,
+  -- then waits on a fifo the spec writes only once it read that attempt's
+  -- event. Checked: with the proxy's verdicts read only at the run's end
+  -- (no watch of its stdout), the spec read no event before the watchdog
+  -- ended the batch.
+  it("tells each attempt as an event while the run goes on (batch --events)", function()
+    local gate = os.tmpname()
+    os.remove(gate)
+    sh(("mkdir -m 755 %s && mkfifo -m 666 %s/go %s/out"):format(gate, gate, gate))
+    local policy = env.policy_file(hosts_line .. ([[
+policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/gate", writable = true }]])
+      :format(gate))
+    finally(function()
+      os.execute("rm -rf " .. gate)
+      os.remove(policy)
+    end)
+    env.write_file(gate .. "/requests", cjson.encode {
+      id = "e1", program = "bash", files = { ["ca.pem"] = ca },
+      args = { "-c", curl .. "-o /dev/null http://allowed.esb.test/a; read x < /gate/go; " .. curl ..
+                     "-o /dev/null http://other.esb.test/b; echo \"got $x\"" },
+      limits = { network = { allow = { "allowed.esb.test" } } } } .. "\n")
+    local wait = env.in_background(("ip netns exec %s timeout 60 %s %s batch --events --policy %s < %s/requests " ..
+      "> %s/out 2>%s/err"):format(host, env.cli_prefix, env.quote(env.cli), policy, gate, gate, gate))
+    local out = assert(io.open(gate .. "/out", "r"))
+    local first = cjson.decode((assert(out:read("l"), "no event before the program went on")))
+    assert.are.same({ id = "e1", line = 1, event = "egress", host = "allowed.esb.test", port = 80, allowed = true,
+                      reason = "allowed" }, first)
+    -- A writer waits for a reader: the program, still at its read.
+    assert(os.execute(("timeout 20 sh -c 'echo on > %s/go'"):format(gate)), "the program was gone by then")
+    local egress, result = {}, nil
+    for line in out:lines() do
+      local doc = cjson.decode(line)
+      if doc.event == "egress" then egress[#egress + 1] = ("%s:%d %s"):format(doc.host, doc.port, doc.reason) end
+      if not doc.event then result = doc end
+    end
+    out:close()
+    assert.are.equal(0, wait(), env.read_file(gate .. "/err"))
+    assert.are.same({ "other.esb.test:80 not_listed" }, egress)
+    assert.truthy(result, "a result line after the events")
+    assert.are.equal("got on\n", result.stdout, why(result))
+    assert.are.equal("allowed.esb.test:80 allowed\nother.esb.test:80 not_listed (refused)", ledger(result))
+  end)
+
+  -- The daemon's ?stream=1 carries the same events, each line checked
+  -- against doc/openapi.json's Event (spec/support/http_client.py).
+  it("tells each attempt as an event in the daemon's stream, before the result line", function()
+    local policy = env.policy_file(hosts_line)
+    local d = daemon.start("--policy " .. env.quote(policy), nil, "ip netns exec " .. host)
+    finally(function()
+      daemon.stop(d)
+      os.remove(policy)
+    end)
+    local body = cjson.encode { program = "bash", files = { ["ca.pem"] = ca },
+      args = { "-c", curl .. "-o /dev/null http://allowed.esb.test/a; " .. curl .. "-o /dev/null https://other.esb.test/" },
+      limits = { network = { allow = { "allowed.esb.test" } } } }
+    local p = io.popen(("ip netns exec %s python3 spec/support/http_client.py request %s POST /v1/run?stream=1 %s")
+      :format(host, env.quote(d.addr), env.quote(body)))
+    local r = cjson.decode(p:read("a"))
+    p:close()
+    assert.are.same({}, r.schema_errors, r.body)
+    local lines = {}
+    for line in r.body:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.event ~= "output" then -- curl's word on the refusal
+        lines[#lines + 1] = e.event == "egress" and ("%s:%d %s"):format(e.host, e.port, e.reason) or e.event
+      end
+    end
+    assert.are.same({ "allowed.esb.test:80 allowed", "other.esb.test:443 not_listed", "result" }, lines)
+  end)
+
   -- Defence: the sandbox's network namespace has loopback only; the proxy's
   -- socket is the one way out. Checked: with the sandbox left in the
   -- engine's network namespace, 203.0.113.2, 10.98.0.2 and 169.254.169.254
@@ -340,13 +432,26 @@ print(id, err)
     assert.truthy(out:find("^nil\t.*a session has no network by name yet"), out)
   end)
 
-  it("refuses an entry that is no host name, naming it", function()
-    local _, err = explain(asking { "pypi.org", "169.254.169.254" })
-    assert.truthy(err:find([['limits.network.allow[2]' ("169.254.169.254") must be a host name]], 1, true), err)
-    local policy = env.policy_file('policy.egress.always = { "10.0.0.0/8" }')
+  it("refuses an entry that is no host name, address or range, naming it", function()
+    local _, err = explain(asking { "pypi.org", "pypi..org" })
+    assert.truthy(err:find([['limits.network.allow[2]' ("pypi..org") must be a host name]], 1, true), err)
+    _, err = explain(asking { "pypi.org", "::1" })
+    assert.truthy(err:find([[("::1") must be a host name, "*." and a host name, an address or a range, any of ]] ..
+                           [[them with ":PORT" (an IPv6 address goes in '[...]')]], 1, true), err)
+    local policy = env.policy_file('policy.egress.always = { "10.0.0.0/33" }')
     local out, err2 = env.cli_run({ "run", "--json", "--policy", policy }, cjson.encode(asking { "pypi.org" }))
     os.remove(policy)
-    assert.truthy(cjson.decode(out).error.message:find([['egress.allow[2]' ("10.0.0.0/8") must be a host name]], 1,
+    assert.truthy(cjson.decode(out).error.message:find([['egress.allow[2]' ("10.0.0.0/33") must be a host name]], 1,
                                                         true), out .. err2)
   end)
+
+  -- Defence: a request names an address or a range only where the policy
+  -- says so (egress_for, egress.addresses). Checked: without that check,
+  -- the default policy planned the run.
+  it("refuses an address or a range in a request unless the policy lets requests name them", function()
+    local _, err = explain(asking { "pypi.org", "203.0.113.0/24" })
+    assert.truthy(err:find([[limits.network.allow[2] ("203.0.113.0/24") is an address or a range, which this ]] ..
+                           [[policy does not let a request name (egress.addresses)]], 1, true), err)
+  end)
+
 end)

@@ -51,7 +51,7 @@ static const char *why(lua_State *L, const char *expr) {
 }
 
 #define IR "invalid request: "
-#define ALLOW_WANT "must be a host name, \"*.\" and a host name, or either with \":PORT\""
+#define ALLOW_WANT "must be a host name, \"*.\" and a host name, an address or a range, any of them with \":PORT\""
 #define FILE_PATH_WANT "a path must be relative to the working dir, without empty, '.' or '..' components, at " \
                        "most 1024 bytes and 255 a component"
 #define PATTERN_WANT "is no pattern relative to the working dir: not empty, not absolute, no empty, '.' or '..' " \
@@ -101,17 +101,18 @@ static const struct { const char *request, *want; } cases[] = {
   {"{shell = 'x', limits = {network = 'yes'}}",
    IR "'limits.network' must be true, false or {\"allow\": [host names]} (got \"yes\")"},
   {"{shell = 'x', limits = {network = {allow = {'pypi.org', '*.pythonhosted.org', 'api.github.com:443'}}}}", ""},
+  {"{shell = 'x', limits = {network = {allow = {'203.0.113.0/24', '[2001:db8::1]:443'}}}}", ""},
   {"{shell = 'x', limits = {network = {allow = {}}}}", ""},
-  {"{shell = 'x', limits = {network = {allow = {'pypi.org', '10.0.0.1'}}}}",
-   IR "'limits.network.allow[2]' (\"10.0.0.1\") " ALLOW_WANT " (an address, not a host name)"},
+  {"{shell = 'x', limits = {network = {allow = {'pypi.org', '10.0.0.256'}}}}",
+   IR "'limits.network.allow[2]' (\"10.0.0.256\") " ALLOW_WANT " (not an IPv4 address (an IPv6 one goes in '[...]'))"},
   {"{shell = 'x', limits = {network = {allow = {'localhost'}}}}",
    IR "'limits.network.allow[1]' (\"localhost\") " ALLOW_WANT " (a single label, not a host name with its domain)"},
   {"{shell = 'x', limits = {network = {allow = {'a.*.org'}}}}",
    IR "'limits.network.allow[1]' (\"a.*.org\") " ALLOW_WANT " ('*' only as a whole first label (\"*.example.com\"))"},
   {"{shell = 'x', limits = {network = {allow = {'pypi.org:0'}}}}",
    IR "'limits.network.allow[1]' (\"pypi.org:0\") " ALLOW_WANT " (a port must be 1 to 65535)"},
-  {"{shell = 'x', limits = {network = {allow = {'10.0.0.0/8'}}}}",
-   IR "'limits.network.allow[1]' (\"10.0.0.0/8\") " ALLOW_WANT " (an address or a range, not a host name)"},
+  {"{shell = 'x', limits = {network = {allow = {'10.0.0.1/8'}}}}",
+   IR "'limits.network.allow[1]' (\"10.0.0.1/8\") " ALLOW_WANT " (a range's address has bits set past its prefix length)"},
   {"{shell = 'x', limits = {network = {allow = {'bad_.-x.org'}}}}",
    IR "'limits.network.allow[1]' (\"bad_.-x.org\") " ALLOW_WANT
    " (not a host name (labels of letters, digits and '-', separated by '.'))"},

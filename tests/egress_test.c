@@ -18,9 +18,16 @@ static void grammar(void) {
     {"PyPI.Org", true}, {"x_y.example.com", true},
     {"", false}, {"org", false}, {"*.org", false}, {"*", false}, {"a.*.org", false}, {"**.a.org", false},
     {"pypi.org.", false}, {".pypi.org", false}, {"-a.org", false}, {"a-.org", false},
-    {"10.0.0.1", false}, {"1.2.3.4:80", false}, {"[::1]:443", false}, {"::1", false}, {"10.0.0.0/8", false},
     {"pypi.org:", false}, {"pypi.org:0", false}, {"pypi.org:65536", false}, {"pypi.org:443:1", false},
-    {"pypi.org:4a", false}, {"a b.org", false},
+    {"pypi.org:4a", false}, {"a b.org", false}, {"1.2.3", false}, {"a.123", false}, {"1password.com", true},
+    /* addresses and ranges */
+    {"10.0.0.1", true}, {"1.2.3.4:80", true}, {"10.0.0.0/8", true}, {"203.0.113.0/24:443", true},
+    {"0.0.0.0/0", true}, {"[::1]", true}, {"[::1]:443", true}, {"[2001:db8::]/32", true},
+    {"[2001:db8::]/32:443", true}, {"[::ffff:203.0.113.5]", true},
+    {"::1", false}, {"2001:db8::1", false}, {"[::1", false}, {"[::1]x", false}, {"[1.2.3.4]", false},
+    {"1.2.3.256", false}, {"1.2.3.4/33", false}, {"1.2.3.4/24", false}, {"1.2.3.0/", false},
+    {"1.2.3.0/2a", false}, {"[2001:db8::]/129", false}, {"[2001:db8::1]/32", false}, {"1.2.3.4:0", false},
+    {"[::1]:", false}, {"[::1]:65536", false}, {"1.2.3.4/24/8", false}, {"[zz::1]", false},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char what[128];
@@ -47,6 +54,18 @@ static void matching(void) {
     {"*.pythonhosted.org", "evilpythonhosted.org", 443, false},
     {"api.github.com:443", "api.github.com", 443, true}, {"api.github.com:443", "api.github.com", 80, false},
     {"*.a.org:8080", "x.a.org", 8080, true}, {"*.a.org:8080", "x.a.org", 80, false},
+    /* addresses and ranges match the addresses asked, never a name */
+    {"203.0.113.5", "203.0.113.5", 443, true}, {"203.0.113.5", "203.0.113.6", 443, false},
+    {"203.0.113.5:443", "203.0.113.5", 80, false}, {"203.0.113.0/24", "203.0.113.77", 80, true},
+    {"203.0.113.0/24", "203.0.114.1", 80, false}, {"203.0.113.128/25", "203.0.113.127", 80, false},
+    {"203.0.113.128/25", "203.0.113.128", 80, true}, {"0.0.0.0/0", "198.51.100.1", 80, true},
+    {"0.0.0.0/0", "example.org", 80, false}, {"203.0.113.5", "example.org", 80, false},
+    {"example.org", "203.0.113.5", 80, false},
+    {"[2001:db8::1]", "2001:db8::1", 443, true}, {"[2001:db8::1]", "[2001:db8::1]", 443, true},
+    {"[2001:db8::1]", "2001:DB8:0:0:0:0:0:1", 443, true}, {"[2001:db8::]/32", "2001:db8:ffff::1", 443, true},
+    {"[2001:db8::]/32", "2001:db9::1", 443, false}, {"[2001:db8::]/33", "2001:db8:8000::1", 443, false},
+    {"203.0.113.5", "::ffff:203.0.113.5", 80, true}, {"[::ffff:203.0.113.5]", "203.0.113.5", 80, true},
+    {"[2001:db8::1]", "203.0.113.5", 80, false}, {"203.0.113.5", "2001:db8::1", 80, false},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char what[160];
@@ -58,6 +77,12 @@ static void matching(void) {
   ok(esb_egress_list_matches(list, "x.b.org", 443) && !esb_egress_list_matches(list, "x.b.org", 80),
      "a list matches by any entry");
   ok(!esb_egress_list_matches(NULL, "a.org", 80), "no list matches nothing");
+  ok(esb_egress_entry_is_address("10.0.0.0/8:443") && esb_egress_entry_is_address("[::1]") &&
+     !esb_egress_entry_is_address("pypi.org") && !esb_egress_entry_is_address("1password.com"),
+     "an address entry is told from a name");
+  ok(esb_egress_host_is_address("203.0.113.5") && esb_egress_host_is_address("2001:db8::1") &&
+     esb_egress_host_is_address("[2001:db8::1]") && !esb_egress_host_is_address("pypi.org") &&
+     !esb_egress_host_is_address("1.2.3"), "a host asked by address is told from a name");
 }
 
 static void ledger(void) {
@@ -94,7 +119,7 @@ static void grants(void) {
     "echo-sandbox-egress 1\nexpires 1\nallow a.org\n",               /* no run */
     "echo-sandbox-egress 1\nrun r\nallow a.org\n",                   /* no expiry */
     "echo-sandbox-egress 1\nrun r\nexpires 1\n",                     /* no list */
-    "echo-sandbox-egress 1\nrun r\nexpires 1\nallow 10.0.0.1\n",    /* not a name */
+    "echo-sandbox-egress 1\nrun r\nexpires 1\nallow *.org\n",       /* no entry */
     "echo-sandbox-egress 1\nrun r\nexpires -5\nallow a.org\n",      /* an expiry out of range */
     "echo-sandbox-egress 1\nrun r\nrun s\nexpires 1\nallow a.org\n", /* two runs */
     "echo-sandbox-egress 1\nrun r\nexpires 1\nallow a.org",          /* a line without its end */

@@ -41,7 +41,7 @@ const char *esb_egress_program(void) {
 /* Our ends of its pipes: blocking, for the short conversation. */
 static void blocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); }
 
-static int say_lists(FILE *f, const struct esb_plan *plan) {
+static int say_lists(FILE *f, const struct esb_plan *plan, bool events) {
   for (char **e = plan->egress_allow; e && *e; e++)
     fprintf(f, "allow %s\n", *e);
   for (char **e = plan->egress_deny; e && *e; e++)
@@ -57,6 +57,8 @@ static int say_lists(FILE *f, const struct esb_plan *plan) {
     fprintf(f, "upstream_ca %s\n", plan->egress_upstream_ca);
   if (plan->egress_hosts_file)
     fprintf(f, "hosts %s\n", plan->egress_hosts_file);
+  if (events)
+    fputs("events\n", f);
   for (size_t i = 0; i < plan->local.n_network_allow; i++) {
     char range[64];
     esb_net_range_format(&plan->local.network_allow[i], range, sizeof range);
@@ -66,14 +68,28 @@ static int say_lists(FILE *f, const struct esb_plan *plan) {
   return fflush(f) == 0 ? 0 : -1;
 }
 
+/* At most n of the helper's bytes: first those esb_egress_helper_poll read
+ * ahead, then its stdout's (blocking). > 0, or 0 at its end, -1. */
+static ssize_t take(struct esb_egress_helper *h, char *dst, size_t n) {
+  if (h->ahead_len) {
+    size_t k = n < h->ahead_len ? n : h->ahead_len;
+    memcpy(dst, h->ahead, k);
+    memmove(h->ahead, h->ahead + k, h->ahead_len - k);
+    h->ahead_len -= k;
+    return (ssize_t)k;
+  }
+  ssize_t r;
+  do
+    r = read(h->child.out, dst, n);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
 /* One line of the helper's (without its newline), at most n - 1 bytes. */
-static bool read_line(int fd, char *line, size_t n) {
+static bool read_line(struct esb_egress_helper *h, char *line, size_t n) {
   size_t got = 0;
   while (got + 1 < n) {
-    ssize_t r = read(fd, line + got, 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
+    if (take(h, line + got, 1) <= 0)
       return false;
     if (line[got] == '\n')
       break;
@@ -88,7 +104,7 @@ static int said_error(const char *line, struct esb_error *err);
 /* The helper's answer: 0 at want, or -1 with err (its error's words). */
 static int expect(struct esb_egress_helper *h, const char *want, struct esb_error *err) {
   char line[ESB_MESSAGE_MAX];
-  if (!read_line(h->child.out, line, sizeof line))
+  if (!read_line(h, line, sizeof line))
     return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress ended before it listened");
   return strcmp(line, want) == 0 ? 0 : said_error(line, err);
 }
@@ -123,16 +139,14 @@ static char *make_bundle(const char *ca, size_t len, size_t *out_len) {
 static int read_ca(struct esb_egress_helper *h, struct esb_error *err) {
   char line[ESB_MESSAGE_MAX];
   size_t len = 0, got = 0;
-  if (!read_line(h->child.out, line, sizeof line))
+  if (!read_line(h, line, sizeof line))
     return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress sent no CA certificate");
   if (sscanf(line, "ca %zu", &len) != 1 || !len || len > 65536)
     return said_error(line, err);
   if (!(h->ca_pem = malloc(len)))
     return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
   while (got < len) {
-    ssize_t r = read(h->child.out, h->ca_pem + got, len - got);
-    if (r < 0 && errno == EINTR)
-      continue;
+    ssize_t r = take(h, h->ca_pem + got, len - got);
     if (r <= 0)
       return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress's CA certificate ended early");
     got += (size_t)r;
@@ -150,6 +164,7 @@ int esb_egress_helper_prepare(struct esb_egress_helper *h, const struct esb_plan
   const char *argv[] = { program, NULL };
   const char *env[] = { NULL };
   h->child = (struct esb_child)ESB_CHILD_INIT;
+  h->ahead_len = 0;
   h->child.argv = argv;
   h->child.env = env;
   h->child.in = ESB_CHILD_PIPE;
@@ -162,7 +177,7 @@ int esb_egress_helper_prepare(struct esb_egress_helper *h, const struct esb_plan
   blocking(h->child.in);
   blocking(h->child.out);
   FILE *to = fdopen(dup(h->child.in), "w");
-  int rc = to ? say_lists(to, plan) : -1;
+  int rc = to ? say_lists(to, plan, h->on_seen != NULL) : -1;
   if (to)
     fclose(to);
   if (rc < 0)
@@ -207,20 +222,19 @@ int esb_egress_helper_start(struct esb_egress_helper *h, pid_t child, struct esb
   return 0;
 }
 
-/* One attempt's record after its line: its host's bytes and a newline. */
-static int read_attempt(int fd, const char *line, struct esb_egress_ledger *out) {
+/* One attempt's record after its line ("attempt" or "seen", then REASON
+ * PORT OUT IN LENGTH): its host's bytes and a newline, into *a (its host
+ * in host[]). 0, or -1 where it is out of bounds. */
+static int read_attempt(struct esb_egress_helper *h, const char *line, struct esb_egress_attempt *a,
+                        char host[ESB_EGRESS_HOST_MAX + 2]) {
   unsigned reason, port;
   unsigned long long bytes_out, bytes_in;
-  size_t len;
-  char host[ESB_EGRESS_HOST_MAX + 2];
-  if (sscanf(line, "attempt %u %u %llu %llu %zu", &reason, &port, &bytes_out, &bytes_in, &len) != 5 ||
+  size_t len, got = 0;
+  if (sscanf(line, "%*s %u %u %llu %llu %zu", &reason, &port, &bytes_out, &bytes_in, &len) != 5 ||
       reason >= ESB_EGRESS_REASON__COUNT || port > 65535 || len > ESB_EGRESS_HOST_MAX)
     return -1;
-  size_t got = 0;
   while (got < len + 1) {
-    ssize_t r = read(fd, host + got, len + 1 - got);
-    if (r < 0 && errno == EINTR)
-      continue;
+    ssize_t r = take(h, host + got, len + 1 - got);
     if (r <= 0)
       return -1;
     got += (size_t)r;
@@ -228,31 +242,90 @@ static int read_attempt(int fd, const char *line, struct esb_egress_ledger *out)
   if (host[len] != '\n' || memchr(host, '\0', len))
     return -1;
   host[len] = '\0';
-  long i = out ? esb_egress_ledger_add(out, host, port) : -1;
-  if (i >= 0) {
-    struct esb_egress_attempt *a = &out->v[i];
-    a->reason = (enum esb_egress_reason)reason;
-    a->allowed = a->reason == ESB_EGRESS_ALLOWED;
-    a->bytes_out = bytes_out;
-    a->bytes_in = bytes_in;
-  }
+  *a = (struct esb_egress_attempt){ .host = host, .port = port, .reason = (enum esb_egress_reason)reason,
+                                    .allowed = reason == ESB_EGRESS_ALLOWED, .bytes_out = bytes_out,
+                                    .bytes_in = bytes_in };
   return 0;
 }
 
-static int read_ledger(int fd, struct esb_egress_ledger *out) {
-  char line[128];
+static void add_attempt(struct esb_egress_ledger *out, const struct esb_egress_attempt *a) {
+  long i = out ? esb_egress_ledger_add(out, a->host, a->port) : -1;
+  if (i >= 0) {
+    struct esb_egress_attempt *into = &out->v[i];
+    into->reason = a->reason;
+    into->allowed = a->allowed;
+    into->bytes_out = a->bytes_out;
+    into->bytes_in = a->bytes_in;
+  }
+}
+
+/* A verdict as it was given ("seen"): to the caller's on_seen. */
+static int read_seen(struct esb_egress_helper *h, const char *line) {
+  struct esb_egress_attempt a;
+  char host[ESB_EGRESS_HOST_MAX + 2];
+  if (read_attempt(h, line, &a, host) < 0)
+    return -1;
+  if (h->on_seen)
+    h->on_seen(&a, h->seen_userdata);
+  return 0;
+}
+
+static int read_ledger(struct esb_egress_helper *h, struct esb_egress_ledger *out) {
+  char line[128], host[ESB_EGRESS_HOST_MAX + 2];
   unsigned long long left_off;
-  if (!read_line(fd, line, sizeof line) || sscanf(line, "left_off %llu", &left_off) != 1)
+  struct esb_egress_attempt a;
+  while (read_line(h, line, sizeof line) && !strncmp(line, "seen ", 5)) /* the verdicts not yet told */
+    if (read_seen(h, line) < 0)
+      return -1;
+  if (sscanf(line, "left_off %llu", &left_off) != 1)
     return -1;
   if (out)
     out->left_off += left_off;
-  while (read_line(fd, line, sizeof line)) {
+  while (read_line(h, line, sizeof line)) {
     if (strcmp(line, "end") == 0)
       return 0;
-    if (read_attempt(fd, line, out) < 0)
+    if (strncmp(line, "attempt ", 8) != 0 || read_attempt(h, line, &a, host) < 0)
       return -1;
+    add_attempt(out, &a);
   }
   return -1;
+}
+
+/* The whole "seen" records at the front of what was read ahead: each to
+ * on_seen, and out of the buffer. */
+static void tell_ahead(struct esb_egress_helper *h) {
+  for (;;) {
+    char *nl = memchr(h->ahead, '\n', h->ahead_len);
+    size_t len;
+    char line[128];
+    if (!nl || (size_t)(nl - h->ahead) >= sizeof line || strncmp(h->ahead, "seen ", 5) != 0)
+      return;
+    memcpy(line, h->ahead, (size_t)(nl - h->ahead));
+    line[nl - h->ahead] = '\0';
+    if (sscanf(line, "%*s %*u %*u %*u %*u %zu", &len) != 1 || len > ESB_EGRESS_HOST_MAX)
+      return; /* finish finds it wrong */
+    size_t head = (size_t)(nl - h->ahead) + 1;
+    if (head + len + 1 > h->ahead_len)
+      return; /* the rest is on its way */
+    memmove(h->ahead, h->ahead + head, h->ahead_len - head); /* take() now starts at the host */
+    h->ahead_len -= head;
+    if (read_seen(h, line) < 0)
+      return;
+  }
+}
+
+bool esb_egress_helper_poll(struct esb_egress_helper *h) {
+  if (!h->listening)
+    return false;
+  ssize_t r;
+  do /* readable: this read does not wait */
+    r = read(h->child.out, h->ahead + h->ahead_len, sizeof h->ahead - h->ahead_len);
+  while (r < 0 && errno == EINTR);
+  if (r > 0)
+    h->ahead_len += (size_t)r;
+  tell_ahead(h);
+  /* its end, a failure, or a buffer full of what is no verdict: finish reads the rest */
+  return r > 0 && h->ahead_len < sizeof h->ahead;
 }
 
 int esb_egress_helper_finish(struct esb_egress_helper *h, struct esb_egress_ledger *out) {
@@ -267,8 +340,9 @@ int esb_egress_helper_finish(struct esb_egress_helper *h, struct esb_egress_ledg
   close(h->child.in); /* its word to stop */
   h->child.in = -1;
   /* one that never listened has no ledger: nothing went through it */
-  int rc = h->listening ? read_ledger(h->child.out, out) : 0;
+  int rc = h->listening ? read_ledger(h, out) : 0;
   h->listening = false;
+  h->ahead_len = 0;
   if (rc < 0 && out)
     out->left_off++; /* what it could not say is not claimed absent */
   int status;
@@ -301,10 +375,12 @@ int esb_egress_k8s_check(const char *proxy, const char *key_file, const char *ca
   return 0;
 }
 
-/* echo-sandbox-egress with args, in on its stdin (then closed), its stdout
- * and stderr pipes of ours (blocking). 0, or -1 with err. */
-static int start_tool(struct esb_child *c, const char *const *args, const char *in, size_t len,
+/* echo-sandbox-egress with args as t's child (t read as a helper's
+ * stdout), in on its stdin (then closed), its stdout and stderr pipes of
+ * ours (blocking). 0, or -1 with err. */
+static int start_tool(struct esb_egress_helper *t, const char *const *args, const char *in, size_t len,
                       struct esb_error *err) {
+  struct esb_child *c = &t->child;
   const char *program = esb_egress_program();
   if (!program)
     return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress: echo-sandbox-egress is not installed beside the engine "
@@ -328,12 +404,18 @@ static int start_tool(struct esb_child *c, const char *const *args, const char *
   return 0;
 }
 
-/* Reaps the tool: 0 where it exited 0, else -1 with err its stderr's line. */
-static int end_tool(struct esb_child *c, const char *what, struct esb_error *err) {
+/* Reaps the tool: 0 where it exited 0, else -1 with err its stderr's line
+ * (one write of a few words: one read has it). */
+static int end_tool(struct esb_egress_helper *t, const char *what, struct esb_error *err) {
+  struct esb_child *c = &t->child;
   char said[ESB_MESSAGE_MAX] = "";
   int status = 0;
-  if (!read_line(c->err, said, sizeof said))
-    said[0] = '\0';
+  ssize_t n;
+  do
+    n = read(c->err, said, sizeof said - 1);
+  while (n < 0 && errno == EINTR);
+  said[n > 0 ? n : 0] = '\0';
+  said[strcspn(said, "\n")] = '\0';
   esb_child_reap(c, &status, false);
   esb_child_close(c);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -344,12 +426,12 @@ static int end_tool(struct esb_child *c, const char *what, struct esb_error *err
 
 /* The run's token: echo-sandbox-egress sign with the key file. */
 static int sign(const char *key_file, const char *grant, char **token, struct esb_error *err) {
-  struct esb_child c;
+  struct esb_egress_helper t = ESB_EGRESS_HELPER_INIT;
   char line[ESB_EGRESS_TOKEN_MAX + 2];
-  if (start_tool(&c, (const char *const[]){ "sign", key_file }, grant, strlen(grant), err) < 0)
+  if (start_tool(&t, (const char *const[]){ "sign", key_file }, grant, strlen(grant), err) < 0)
     return -1;
-  bool got = read_line(c.out, line, sizeof line) && line[0];
-  if (end_tool(&c, "signing the run's token", err) < 0)
+  bool got = read_line(&t, line, sizeof line) && line[0];
+  if (end_tool(&t, "signing the run's token", err) < 0)
     return -1;
   if (!got || !(*token = strdup(line)))
     return esb_error_set(err, ESB_E_SYSTEM, "egress: signing the run's token: no token came back");
@@ -453,19 +535,19 @@ int esb_egress_k8s_prepare(struct esb_plan *plan, struct esb_error *err) {
 
 int esb_egress_k8s_ledger(const struct esb_plan *plan, struct esb_egress_ledger *out, struct esb_error *err) {
   const struct esb_egress_k8s *k = &plan->egress_k8s;
-  struct esb_child c;
+  struct esb_egress_helper t = ESB_EGRESS_HELPER_INIT;
   char *line = NULL;
   int n = asprintf(&line, "%s\n", k->token);
   if (n < 0)
     return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
-  int rc = start_tool(&c, (const char *const[]){ "ledger", k->proxy }, line, (size_t)n, err);
+  int rc = start_tool(&t, (const char *const[]){ "ledger", k->proxy }, line, (size_t)n, err);
   free(line);
   if (rc < 0) {
     out->left_off++;
     return -1;
   }
-  rc = read_ledger(c.out, out);
-  if (end_tool(&c, "the run's ledger from the shared proxy", err) < 0 || rc < 0) {
+  rc = read_ledger(&t, out);
+  if (end_tool(&t, "the run's ledger from the shared proxy", err) < 0 || rc < 0) {
     if (err->code == ESB_OK)
       esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "egress: the shared proxy's ledger of the run did not read");
     out->left_off++;

@@ -12,7 +12,8 @@
  * The conversation, on the helper's stdin and stdout (pipes):
  *   engine -> helper  "allow ENTRY", "deny ENTRY", "net_allow RANGE",
  *                     "inject HOST HEADER SECRET FILE", "upstream_ca PATH",
- *                     "hosts PATH" lines, then "end"
+ *                     "hosts PATH", "events" (tell each verdict as it is
+ *                     given) lines, then "end"
  *   helper -> engine  where the plan injects, "ca LENGTH" and the run's CA
  *                     certificate (PEM, LENGTH bytes; made there, with the
  *                     secrets read there: backend/egress_inject.h); then
@@ -20,6 +21,9 @@
  *   engine -> helper  "listen PID" once the sandbox's namespace is there;
  *                     later, EOF: stop
  *   helper -> engine  "ready", or "error CODE MESSAGE" (then it exits);
+ *                     with "events", while the run goes on, each verdict as
+ *                     it is given: "seen REASON PORT 0 0 LENGTH" and LENGTH
+ *                     bytes of its host and a newline;
  *                     after the stop, the ledger: "left_off N", then for each
  *                     attempt "attempt REASON PORT OUT IN LENGTH" and LENGTH
  *                     bytes of its host and a newline; "end" last.
@@ -57,6 +61,13 @@ struct esb_egress_helper {
                                 the host's trust store, for the sandbox */
   size_t ca_len, bundle_len;
   struct esb_file *files;    /* the sandbox's files: the request's and those two */
+  /* optional, set before prepare: each verdict as the proxy gives it (its
+   * bytes not counted yet; host borrowed for the call), from
+   * esb_egress_helper_poll and, for those not yet told, from finish */
+  void (*on_seen)(const struct esb_egress_attempt *attempt, void *userdata);
+  void *seen_userdata;
+  char ahead[4096];          /* what poll read that finish has not */
+  size_t ahead_len;
 };
 
 #define ESB_EGRESS_HELPER_INIT { .child = ESB_CHILD_INIT }
@@ -80,6 +91,11 @@ int esb_egress_helper_sandbox_files(struct esb_egress_helper *h, const struct es
 /* Has the prepared helper listen in the network namespace of child (a
  * pid): returns once it listens, or failed. */
 int esb_egress_helper_start(struct esb_egress_helper *h, pid_t child, struct esb_error *err);
+
+/* Its stdout is readable (the loop says so, while the run goes on): tells
+ * on_seen of the verdicts it has said. Whether to go on watching it (false
+ * at its end, or where what it said is no verdict: finish reads that). */
+bool esb_egress_helper_poll(struct esb_egress_helper *h);
 
 /* Stops the helper (every connection ends), reads its ledger into *out
  * (NULL: dropped) and reaps it. Idempotent; a helper never started is

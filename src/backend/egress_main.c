@@ -16,6 +16,7 @@
  * from the shared proxy at URL on stdout. */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,13 +61,17 @@ static int read_inject(const char *word, char *value, struct esb_plan *plan) {
   return 0;
 }
 
-/* The lists the engine says, into plan's fields (allocated). 0, or -1 with
- * err. */
-static int read_lists(FILE *in, struct esb_plan *plan, struct esb_error *err) {
+/* The lists the engine says, into plan's fields (allocated), and whether
+ * it wants each verdict as it is given ("events"). 0, or -1 with err. */
+static int read_lists(FILE *in, struct esb_plan *plan, bool *events, struct esb_error *err) {
   struct esb_strv allow = ESB_STRV_INIT, deny = ESB_STRV_INIT;
   char line[LINE_MAX_BYTES];
   while (fgets(line, sizeof line, in)) {
     line[strcspn(line, "\n")] = '\0';
+    if (strcmp(line, "events") == 0) {
+      *events = true;
+      continue;
+    }
     if (strcmp(line, "end") == 0) {
       plan->egress_allow = esb_strv_detach(&allow);
       plan->egress_deny = esb_strv_detach(&deny);
@@ -104,6 +109,15 @@ static int read_lists(FILE *in, struct esb_plan *plan, struct esb_error *err) {
   return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: the engine's lists ended early or were not ours");
 }
 
+/* The proxy's verdict on an attempt, as it is given ("events"): a record
+ * the engine reads while the run goes on. Threads take turns on stdout. */
+static void tell_verdict(const struct esb_egress_attempt *a, void *userdata) {
+  (void)userdata;
+  flockfile(stdout);
+  esb_egress_attempt_write("seen", a, stdout);
+  fflush(stdout);
+  funlockfile(stdout);
+}
 
 /* The run's CA certificate ("ca LENGTH" and its bytes), where the plan
  * injects credentials, then "prepared"; then the engine's "listen PID"
@@ -190,7 +204,11 @@ int main(int argc, char **argv) {
   struct esb_error err = ESB_ERROR_INIT;
   long pid = 0;
   int rc = 0;
-  if (read_lists(stdin, &plan, &err) < 0 || esb_egress_proxy_prepare(&proxy, &plan, &err) < 0 ||
+  bool events = false;
+  int listed = read_lists(stdin, &plan, &events, &err);
+  if (events)
+    proxy.on_verdict = tell_verdict;
+  if (listed < 0 || esb_egress_proxy_prepare(&proxy, &plan, &err) < 0 ||
       say_prepared(&proxy, &pid, &err) < 0 || esb_egress_proxy_start(&proxy, (pid_t)pid, &err) < 0) {
     char message[sizeof err.message];
     snprintf(message, sizeof message, "%s", err.message);

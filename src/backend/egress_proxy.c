@@ -54,6 +54,7 @@ struct esb_egress_conn {
   struct esb_egress_run *run;       /* the shared proxy's: its token's run (live counted) */
   struct esb_egress_rule rule;      /* the shared proxy's: the header its token names for
                                        the host, with the secret's value (borrowed) */
+  bool judged;            /* its verdict was given (on_verdict told) */
   struct esb_egress_conn *next;
 };
 
@@ -102,12 +103,18 @@ static bool address_public(const struct esb_egress_proxy *p, const struct sockad
 
 static void set_verdict(struct esb_egress_conn *c, enum esb_egress_reason reason) {
   struct esb_egress_proxy *p = c->proxy;
+  struct esb_egress_attempt seen = { 0 };
   pthread_mutex_lock(&p->lock);
+  bool tell = c->entry >= 0 && !c->judged && p->on_verdict;
   if (c->entry >= 0) {
     c->ledger->v[c->entry].reason = reason;
     c->ledger->v[c->entry].allowed = reason == ESB_EGRESS_ALLOWED;
+    seen = c->ledger->v[c->entry]; /* its host stays until the ledger's release */
+    c->judged = true;
   }
   pthread_mutex_unlock(&p->lock);
+  if (tell) /* outside the lock: a slow reader holds up this connection alone */
+    p->on_verdict(&seen, p->verdict_userdata);
 }
 
 static void add_bytes(struct esb_egress_conn *c, uint64_t out, uint64_t in) {
@@ -342,7 +349,8 @@ static bool copy_host(struct target *t, const char *s, size_t len) {
 static bool host_header_target(const struct head *h, struct target *t) {
   const char *s = h->buf + h->host_off;
   size_t n = h->host_len;
-  const char *colon = memrchr(s, ':', n);
+  const char *close = n && s[0] == '[' ? memchr(s, ']', n) : NULL; /* an IPv6 address's colons are its own */
+  const char *colon = close ? memchr(close, ':', n - (size_t)(close - s)) : memrchr(s, ':', n);
   t->port = 80;
   if (colon) {
     size_t digits = n - (size_t)(colon + 1 - s);
@@ -355,6 +363,8 @@ static bool host_header_target(const struct head *h, struct target *t) {
       return false;
     n = (size_t)(colon - s);
   }
+  if (close) /* as http-parser gives a URL's: without the brackets */
+    return n >= 3 && s[n - 1] == ']' && copy_host(t, s + 1, n - 2);
   return copy_host(t, s, n);
 }
 
@@ -405,7 +415,9 @@ static int on_servername(SSL *ssl, int *alert, void *arg) {
 
 /* Reads the client's first bytes (into buf, *len of them) until OpenSSL
  * has the ClientHello's server name: ALLOWED where it is host, else why
- * not. */
+ * not. A host asked by address is what the list let through: a
+ * ClientHello is all it takes, with whatever name or none (clients send
+ * none for an address). */
 static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char *host, char *buf, size_t *len) {
   struct hello_seen seen = { 0 };
   SSL *ssl = SSL_new(c->proxy->tls);
@@ -433,6 +445,8 @@ static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char 
   size_t n = strlen(seen.name);
   if (n && seen.name[n - 1] == '.')
     seen.name[--n] = '\0';
+  if (seen.called && esb_egress_host_is_address(host))
+    return ESB_EGRESS_ALLOWED;
   if (!seen.called || !n)
     return ESB_EGRESS_NOT_TLS;
   return strcasecmp(seen.name, host) == 0 ? ESB_EGRESS_ALLOWED : ESB_EGRESS_SNI_MISMATCH;
@@ -508,7 +522,9 @@ static struct addrinfo *pinned(const struct esb_egress_proxy *p, const char *hos
 /* The name's public addresses (the others dropped), or why there are none. */
 static enum esb_egress_reason resolve(const struct esb_egress_proxy *p, const struct target *t,
                                       struct addrinfo **list) {
-  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+  /* an address asked is that address: no lookup */
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                            .ai_flags = esb_egress_host_is_address(t->host) ? AI_NUMERICHOST : 0 };
   char port[8];
   snprintf(port, sizeof port, "%u", t->port);
   *list = pinned(p, t->host, port);
@@ -785,7 +801,8 @@ static void serve_terminated(struct esb_egress_conn *c, const struct target *t, 
 
 /* The verdict on the name alone: the lists. */
 static enum esb_egress_reason judge_name(const struct esb_egress_conn *c, const struct target *t) {
-  if (esb_egress_host_problem(t->host) || !esb_egress_list_matches(c->allow, t->host, t->port))
+  bool address = esb_egress_host_is_address(t->host);
+  if ((!address && esb_egress_host_problem(t->host)) || !esb_egress_list_matches(c->allow, t->host, t->port))
     return ESB_EGRESS_NOT_LISTED;
   return esb_egress_list_matches(c->deny, t->host, t->port) ? ESB_EGRESS_DENIED : ESB_EGRESS_ALLOWED;
 }
@@ -1175,16 +1192,18 @@ static void *accept_loop(void *arg) {
   }
 }
 
+void esb_egress_attempt_write(const char *word, const struct esb_egress_attempt *a, FILE *f) {
+  size_t len = strlen(a->host);
+  fprintf(f, "%s %u %u %llu %llu %zu\n", word, (unsigned)a->reason, a->port, (unsigned long long)a->bytes_out,
+          (unsigned long long)a->bytes_in, len);
+  fwrite(a->host, 1, len, f);
+  fputc('\n', f);
+}
+
 void esb_egress_ledger_write(const struct esb_egress_ledger *l, FILE *f) {
   fprintf(f, "left_off %llu\n", (unsigned long long)l->left_off);
-  for (size_t i = 0; i < l->n; i++) {
-    const struct esb_egress_attempt *a = &l->v[i];
-    size_t len = strlen(a->host);
-    fprintf(f, "attempt %u %u %llu %llu %zu\n", (unsigned)a->reason, a->port, (unsigned long long)a->bytes_out,
-            (unsigned long long)a->bytes_in, len);
-    fwrite(a->host, 1, len, f);
-    fputc('\n', f);
-  }
+  for (size_t i = 0; i < l->n; i++)
+    esb_egress_attempt_write("attempt", &l->v[i], f);
   fputs("end\n", f);
 }
 

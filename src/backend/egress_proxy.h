@@ -72,6 +72,10 @@ struct esb_egress_proxy {
   size_t n_pins;
   void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
   bool injecting;               /* the plan's egress.inject names hosts: inject is ready */
+  /* optional: each attempt's verdict as it is given, once an attempt (its
+   * bytes not counted yet), on its connection's thread, outside the lock */
+  void (*on_verdict)(const struct esb_egress_attempt *attempt, void *userdata);
+  void *verdict_userdata;
   struct esb_egress_injector inject; /* their headers, the run's CA (backend/egress_inject.h) */
   pthread_mutex_t lock;         /* the fields below */
   bool prepared, accepting;
@@ -130,6 +134,10 @@ int esb_egress_proxy_prepare_shared(struct esb_egress_proxy *p, const struct esb
 /* Listens on spec ("ADDRESS:PORT") in the proxy's own namespace and starts
  * serving. 0, or -1 with *err. */
 int esb_egress_proxy_listen(struct esb_egress_proxy *p, const char *spec, struct esb_error *err);
+
+/* One attempt's record in backend/egress_helper.h's words: "WORD REASON
+ * PORT OUT IN LENGTH", then its host and a newline, to f. */
+void esb_egress_attempt_write(const char *word, const struct esb_egress_attempt *a, FILE *f);
 
 /* A ledger in backend/egress_helper.h's words ("left_off N", "attempt
  * ...", "end"), to f. */

@@ -599,6 +599,8 @@ static int prepare_egress(struct esb_local_run *run) {
     return -1;
   }
   struct esb_error err = ESB_ERROR_INIT;
+  run->egress.on_seen = run->output.on_egress;
+  run->egress.seen_userdata = run->output.userdata;
   if (esb_egress_helper_prepare(&run->egress, run->plan, &err) < 0) {
     esb_result_fail_error(&run->exec.result, &err);
     return -1;
@@ -611,6 +613,13 @@ static int prepare_egress(struct esb_local_run *run) {
   run->sandbox.before_release = attach_egress;
   run->sandbox.before_release_arg = run;
   return 0;
+}
+
+/* The proxy said something while the run goes on: its verdicts, told. */
+static bool poll_egress(struct esb_exec *exec, void *userdata) {
+  (void)exec;
+  struct esb_local_run *run = userdata;
+  return esb_egress_helper_poll(&run->egress);
 }
 
 /* The rest of what the exec runs (its dir and env are the working dir's:
@@ -633,6 +642,10 @@ static void exec_options_for(struct esb_local_run *run, const struct esb_plan *p
     o->on_output = pass_output;
   o->sink_fds[0] = run->output.fds[0];
   o->sink_fds[1] = run->output.fds[1];
+  if (run->egress.started && run->egress.on_seen) {
+    o->aux_fd = run->egress.child.out;
+    o->on_aux = poll_egress;
+  }
 }
 
 int esb_local_start(struct esb_local_run *run, struct esb_loop *loop, const struct esb_plan *plan) {

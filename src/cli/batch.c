@@ -114,6 +114,11 @@ static void emit_output(int stream, const char *data, size_t len, bool text, voi
   print_event(bj, &(struct esb_json_event){ .stream = stream, .data = data, .len = len, .text = text });
 }
 
+/* An attempt of the network by name as the proxy decided it. */
+static void on_egress(const struct esb_egress_attempt *attempt, void *userdata) {
+  print_event(userdata, &(struct esb_json_event){ .egress = attempt });
+}
+
 static void emit_ceiling(uint64_t sent, void *userdata) {
   struct batch_job *bj = userdata;
   (void)sent;
@@ -180,7 +185,8 @@ static void start_job(struct batch *b, struct esb_loop *loop, struct batch_job *
     bj->job.userdata = bj;
     if (b->events) {
       esb_output_events_init(&bj->events, emit_output, emit_ceiling, bj);
-      bj->job.output = (struct esb_output_sink){ .fn = on_output, .userdata = bj, .fds = { -1, -1 } };
+      bj->job.output = (struct esb_output_sink){ .fn = on_output, .userdata = bj, .fds = { -1, -1 },
+                                                 .on_egress = on_egress };
     }
     if (esb_job_run(&bj->job, loop) == 0) {
       b->in_flight++;

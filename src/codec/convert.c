@@ -392,24 +392,29 @@ static void push_files(lua_State *L, const struct esb_collected *c) {
 /* The network by name's ledger: egress = [{host, port, allowed, reason,
  * bytes_out, bytes_in}] in the order tried (left out when empty, as
  * files), and egress_left_off, how many more there were. */
+void esb_lua_push_egress_attempt(lua_State *L, const struct esb_egress_attempt *a, bool bytes) {
+  lua_createtable(L, 0, 6);                             /* attempt */
+  push_words(L, a->host); /* the program's words: scrubbed to UTF-8 */
+  lua_setfield(L, -2, "host");
+  lua_pushinteger(L, (lua_Integer)a->port);
+  lua_setfield(L, -2, "port");
+  lua_pushboolean(L, a->allowed);
+  lua_setfield(L, -2, "allowed");
+  lua_pushstring(L, esb_egress_reason_name(a->reason));
+  lua_setfield(L, -2, "reason");
+  if (!bytes)
+    return;
+  lua_pushinteger(L, (lua_Integer)a->bytes_out);
+  lua_setfield(L, -2, "bytes_out");
+  lua_pushinteger(L, (lua_Integer)a->bytes_in);
+  lua_setfield(L, -2, "bytes_in");
+}
+
 static void push_egress(lua_State *L, const struct esb_egress_ledger *l) {
   if (l->n) {
     lua_createtable(L, (int)l->n, 0);                   /* result, egress */
     for (size_t i = 0; i < l->n; i++) {
-      const struct esb_egress_attempt *a = &l->v[i];
-      lua_createtable(L, 0, 6);                         /* result, egress, attempt */
-      push_words(L, a->host); /* the program's words: scrubbed to UTF-8 */
-      lua_setfield(L, -2, "host");
-      lua_pushinteger(L, (lua_Integer)a->port);
-      lua_setfield(L, -2, "port");
-      lua_pushboolean(L, a->allowed);
-      lua_setfield(L, -2, "allowed");
-      lua_pushstring(L, esb_egress_reason_name(a->reason));
-      lua_setfield(L, -2, "reason");
-      lua_pushinteger(L, (lua_Integer)a->bytes_out);
-      lua_setfield(L, -2, "bytes_out");
-      lua_pushinteger(L, (lua_Integer)a->bytes_in);
-      lua_setfield(L, -2, "bytes_in");
+      esb_lua_push_egress_attempt(L, &l->v[i], true);   /* result, egress, attempt */
       lua_rawseti(L, -2, (lua_Integer)i + 1);           /* result, egress */
     }
     lua_setfield(L, -2, "egress");                      /* result */

@@ -8,6 +8,7 @@
 #ifndef ESB_CODEC_CONVERT_H
 #define ESB_CODEC_CONVERT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <lua.h>
@@ -24,6 +25,11 @@ int esb_lua_to_request(lua_State *L, int idx, struct esb_request *req, struct es
 /* Pushes the result table. null_idx: a stack index whose value stands for
  * JSON null (cjson.null), or 0 to leave such fields out. */
 void esb_lua_push_result(lua_State *L, const struct esb_result *r, int null_idx);
+
+/* Pushes one attempt of the network by name: {host, port, allowed, reason},
+ * and with bytes, bytes_out and bytes_in (the ledger's shape in a result,
+ * and an egress event's without them). */
+void esb_lua_push_egress_attempt(lua_State *L, const struct esb_egress_attempt *a, bool bytes);
 
 /* Pushes the standard base64 of data[0..len). [-0, +1, m] */
 void esb_lua_push_base64(lua_State *L, const char *data, size_t len);

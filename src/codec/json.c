@@ -100,6 +100,12 @@ int esb_json_push_result(lua_State *L, const struct esb_result *r) {
 }
 
 void esb_json_event_table(lua_State *L, const struct esb_json_event *ev) {
+  if (ev->egress) {
+    esb_lua_push_egress_attempt(L, ev->egress, false); /* event */
+    lua_pushliteral(L, "egress");
+    lua_setfield(L, -2, "event");
+    return;
+  }
   lua_createtable(L, 0, 4);                         /* event */
   if (ev->stream == 0) {
     lua_pushliteral(L, "truncated");

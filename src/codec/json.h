@@ -46,6 +46,8 @@ struct esb_json_event {
   size_t len;
   bool text;
   uint64_t ceiling;
+  const struct esb_egress_attempt *egress; /* set: {"event": "egress", host, port,
+                                              allowed, reason}, as the proxy decided */
 };
 int esb_json_push_event(lua_State *L, const struct esb_json_event *ev);
 

@@ -404,6 +404,13 @@ static void emit_ceiling(uint64_t sent, void *userdata) {
     append_line(st);
 }
 
+/* An attempt of the network by name as the proxy decided it. */
+static void on_egress(const struct esb_egress_attempt *attempt, void *userdata) {
+  struct conn *st = userdata;
+  if (esb_json_push_event(st->s->L, &(struct esb_json_event){ .egress = attempt }) == 0)
+    append_line(st);
+}
+
 static void on_output(int stream, const char *data, size_t len, void *userdata) {
   struct conn *st = userdata;
   st->events.max_bytes = st->job.plan.max_stream_bytes; /* planned by the time output comes */
@@ -518,7 +525,8 @@ static bool start_run(struct conn *st) {
   st->job.userdata = st;
   if (st->streaming) {
     esb_output_events_init(&st->events, emit_event, emit_ceiling, st);
-    st->job.output = (struct esb_output_sink){ .fn = on_output, .userdata = st, .fds = { -1, -1 } };
+    st->job.output = (struct esb_output_sink){ .fn = on_output, .userdata = st, .fds = { -1, -1 },
+                                               .on_egress = on_egress };
   }
   if (esb_job_start(&st->job, &s->loop, s->policy, &st->req, NULL) == 0) {
     st->running = true;

@@ -233,9 +233,9 @@ char **esb_fields_egress_list(struct esb_fields *f, int t, const char *key, size
     const char *problem = esb_egress_entry_problem(list[i]);
     if (!problem)
       continue;
-    esb_fields_fail(f, "%s '%s%s[%zu]' (\"%.64s\") must be a host name, \"*.\" and a host name, or either "
-                    "with \":PORT\" (%s)", f->hook ? "policy:" : "invalid request:", f->path, key, i + 1, list[i],
-                    problem);
+    esb_fields_fail(f, "%s '%s%s[%zu]' (\"%.64s\") must be a host name, \"*.\" and a host name, an address or a "
+                    "range, any of them with \":PORT\" (%s)", f->hook ? "policy:" : "invalid request:", f->path, key,
+                    i + 1, list[i], problem);
     esb_strv_free(list);
     return NULL;
   }

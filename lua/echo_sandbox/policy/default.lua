@@ -182,6 +182,12 @@ policy.ceilings = {
 --            value); the policy never sees the value
 --   upstream_ca  the PEM file the proxy verifies an injected host's
 --            certificate against (nil: the host's trust store)
+--   addresses  whether a request's list may name addresses and ranges
+--            ("203.0.113.5", "203.0.113.0/24", "[2001:db8::]/32", any with
+--            ":PORT"): they let the program connect by address, without a
+--            name (private, loopback, link-local and metadata addresses stay
+--            refused); false: names only. may_ask and always may hold them
+--            either way, as the operator writes them
 --   hosts_file  a hosts(5) file whose names the local proxy resolves from
 --            first, reading it itself (no NSS: /etc/nsswitch.conf and
 --            /etc/hosts play no part); nil: none (on k8s, the proxy's
@@ -195,6 +201,7 @@ policy.ceilings = {
 --            secrets (its --secret NAME=FILE): a run's token names them.
 -- policy explain shows the list a request gets.
 policy.egress = {
+  addresses = false,
   may_ask = nil,
   always = nil,
   deny = nil,
@@ -569,7 +576,51 @@ end
 -- An allow-list entry's host (lower case) and port (nil: any).
 local function split_entry(entry)
   local host, port = entry:match("^(.-):(%d+)$")
+  if host and host:find("^%[") and not host:find("%]") then host = nil end -- "[::1]": no port
   return (host or entry):lower(), tonumber(port)
+end
+
+-- An address entry's host ("203.0.113.0/24", "[2001:db8::]/32") as the
+-- bits an address within it starts with ("0" and "1", after "4" or "6"
+-- for its family); nil for a name. The engine checked the grammar
+-- (engine/contract/egress.h); an IPv4 address mapped into IPv6 is the
+-- IPv4 one there, and here.
+local function address_bits(host)
+  local v6, rest = host:match("^%[([^%]]*)%](.*)$")
+  local text = v6 or host:match("^([%d%.]+)") or ""
+  rest = rest or host:sub(#text + 1)
+  if not v6 and not host:match("^[%d%./]+$") then return nil end
+  local bytes = {}
+  if v6 then
+    local head, tail = text:match("^(.-)::(.*)$")
+    local function groups(s, into)
+      for g in s:gmatch("[^:]+") do
+        if g:find("%.") then
+          for b in g:gmatch("%d+") do into[#into + 1] = tonumber(b) end
+        else
+          local n = tonumber(g, 16) or 0
+          into[#into + 1], into[#into + 2] = n // 256, n % 256
+        end
+      end
+      return into
+    end
+    local front, back = groups(head or text, {}), groups(tail or "", {})
+    for i = 1, 16 - #front - #back do front[#front + 1] = 0 end
+    table.move(back, 1, #back, #front + 1, front)
+    bytes = front
+  else
+    for b in text:gmatch("%d+") do bytes[#bytes + 1] = tonumber(b) end
+  end
+  local bits = {}
+  for _, b in ipairs(bytes) do
+    for k = 7, 0, -1 do bits[#bits + 1] = (b >> k) & 1 end
+  end
+  local prefix = tonumber(rest:match("^/(%d+)$")) or #bits
+  local s = table.concat(bits, "", 1, prefix)
+  if #bits == 128 and prefix >= 96 and s:sub(1, 96) == ("0"):rep(80) .. ("1"):rep(16) then
+    return "4" .. s:sub(97)
+  end
+  return (#bits == 32 and "4" or "6") .. s
 end
 
 -- Whether the entry inner names only hosts (and ports) that outer names.
@@ -577,6 +628,10 @@ local function entry_within(inner, outer)
   local ih, ip = split_entry(inner)
   local oh, op = split_entry(outer)
   if op and ip ~= op then return false end
+  local ia, oa = address_bits(ih), address_bits(oh)
+  if ia or oa then -- an address or a range within a range: its first bits are the range's
+    return ia ~= nil and oa ~= nil and ia:sub(1, #oa) == oa
+  end
   if oh:sub(1, 2) == "*." then
     local suffix = oh:sub(2) -- ".example.com": below it, "*." entries too
     return #ih > #suffix and ih:sub(-#suffix) == suffix
@@ -593,6 +648,10 @@ function policy:egress_for(req)
   local e = self.egress or {}
   local allow = {}
   for i, entry in ipairs(req.limits.network.allow) do
+    if not e.addresses and address_bits(split_entry(entry)) then
+      return nil, ("limits.network.allow[%d] (%q) is an address or a range, which this policy does not let a "
+        .. "request name (egress.addresses)"):format(i, entry)
+    end
     local within = e.may_ask == nil
     for _, outer in ipairs(e.may_ask or {}) do within = within or entry_within(entry, outer) end
     if not within then

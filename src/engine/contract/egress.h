@@ -6,9 +6,19 @@
  * The grammar is checked wherever a list enters: the request's
  * limits.network.allow (codec/convert.c, invalid_request naming the entry)
  * and the policy's plan (policy/plan_reader.c, policy_error). Names are
- * compared in lower case, without a trailing dot; an IP literal is no host
- * name (a name whose last label is all digits is refused), so a list
- * names hosts only. */
+ * compared in lower case, without a trailing dot; a name whose last label
+ * is all digits is refused (it is an address, or a name no resolver
+ * answers).
+ *
+ * An entry may also be an address or a range: "203.0.113.5",
+ * "203.0.113.0/24", "[2001:db8::1]", "[2001:db8::]/32", each with ":PORT"
+ * or not. It names the connections the program asks by address (CONNECT
+ * 203.0.113.5:443, http://[2001:db8::1]/), never a name that resolves
+ * there; an IPv4 address mapped into IPv6 is matched as the IPv4 one. A
+ * request may give such entries only where the policy's egress.addresses
+ * says so (the policy decides, lua/echo_sandbox/policy/default.lua), and
+ * the proxy refuses private, loopback, link-local and metadata addresses
+ * whatever the list says, as it does for names. */
 #ifndef ESB_ENGINE_CONTRACT_EGRESS_H
 #define ESB_ENGINE_CONTRACT_EGRESS_H
 
@@ -20,17 +30,26 @@
 #define ESB_EGRESS_ENTRY_MAX 270    /* "*." + a name + ":65535" */
 #define ESB_EGRESS_LEDGER_MAX 256   /* the most attempts a result lists */
 
-/* NULL when entry is a host name, "*." and a host name, or either with
- * ":PORT" (1-65535); else why not, in a few words (static). */
+/* NULL when entry is a host name, "*." and a host name, an address or a
+ * range, any of them with ":PORT" (1-65535); else why not, in a few words
+ * (static). */
 const char *esb_egress_entry_problem(const char *entry);
+
+/* Whether entry is written as an address or a range (checked or not). */
+bool esb_egress_entry_is_address(const char *entry);
+
+/* Whether host, as a connection asks it, is an address (IPv6 with or
+ * without its "[...]"). */
+bool esb_egress_host_is_address(const char *host);
 
 /* NULL when host is a host name as an entry has it (no "*.", no port); else
  * why not. */
 const char *esb_egress_host_problem(const char *host);
 
 /* Whether host:port is one entry names: "a.b" names a.b alone, "*.a.b"
- * the names below a.b (not a.b itself); without a port, every port.
- * Case-insensitive; host without its trailing dot. entry is checked. */
+ * the names below a.b (not a.b itself), an address or a range the
+ * addresses within it; without a port, every port. Case-insensitive; host
+ * without its trailing dot. entry is checked. */
 bool esb_egress_entry_matches(const char *entry, const char *host, unsigned port);
 
 /* Whether some entry of the NULL-terminated list (NULL: none) matches. */

@@ -120,6 +120,17 @@ static bool in_pid_namespace(const struct esb_exec *e) {
 
 /* The pidfd is watched only outside a pid namespace (start_done): a
  * removal of what was never added would be a system call for nothing. */
+/* The caller's aux fd, while the loop watches it (start_prepare). */
+static bool aux_watched(const struct esb_exec *e) {
+  return e->opts.on_aux && e->opts.aux_fd >= 0 && !e->aux_ended;
+}
+
+static void unwatch_aux(struct esb_loop *loop, struct esb_exec *e) {
+  if (aux_watched(e))
+    unwatch_fd(loop, e->opts.aux_fd);
+  e->aux_ended = true;
+}
+
 static void unwatch_pidfd(struct esb_loop *loop, struct esb_exec *e) {
   if (!in_pid_namespace(e))
     unwatch_fd(loop, e->child.pidfd);
@@ -474,6 +485,7 @@ static void complete(struct esb_loop *loop, struct esb_exec *e) {
   exec_close(e, &e->child.out);
   exec_close(e, &e->child.err);
   exec_close(e, &e->child.report);
+  unwatch_aux(loop, e);
   unwatch_pidfd(loop, e);
   esb_child_close(&e->child);
   if (e->result.duration_ms == 0)
@@ -517,9 +529,10 @@ static void start_prepare(struct esb_exec *e, struct watch_list *wl) {
             /* In a pid namespace, the end of the report pipe is the child's
              * end: one fd less to watch and one wake-up less. */
             [ESB_SLOT_PIDFD] = in_pid_namespace(e) ? -1 : c->pidfd,
-            [ESB_SLOT_SOURCE] = -1 /* watched only while the child waits on it */ },
+            [ESB_SLOT_SOURCE] = -1 /* watched only while the child waits on it */,
+            [ESB_SLOT_AUX] = aux_watched(e) ? e->opts.aux_fd : -1 },
     .events = { [ESB_SLOT_IN] = EPOLLOUT, [ESB_SLOT_OUT] = EPOLLIN, [ESB_SLOT_ERR] = EPOLLIN,
-                [ESB_SLOT_REPORT] = EPOLLIN, [ESB_SLOT_PIDFD] = EPOLLIN },
+                [ESB_SLOT_REPORT] = EPOLLIN, [ESB_SLOT_PIDFD] = EPOLLIN, [ESB_SLOT_AUX] = EPOLLIN },
   };
   for (int k = 0; k < ESB_SLOT__EXEC; k++)
     e->slots[k] = (struct esb_loop_slot){ e, k };
@@ -546,6 +559,7 @@ static void start_unwind(struct esb_loop *loop, struct esb_exec *e) {
   exec_close(e, &c->out);
   exec_close(e, &c->err);
   exec_close(e, &c->report);
+  unwatch_aux(loop, e);
   unwatch_pidfd(loop, e);
   esb_child_close(c);
 }
@@ -750,6 +764,7 @@ int esb_exec_start(struct esb_loop *loop, struct esb_exec *e, const struct esb_e
   e->started_ns = esb_now_ns();
   e->deadline_ns = e->opts.timeout_ms ? e->started_ns + e->opts.timeout_ms * MS : 0;
   e->start_error = 0;
+  e->aux_ended = false;
   e->loop = loop;
   if (start_elsewhere(loop, e)) {
     e->starting = true;
@@ -932,6 +947,10 @@ static void exec_event(struct esb_loop *loop, struct esb_exec *e, int kind, uint
     break;
   case ESB_SLOT_SOURCE:
     if (e->source.waiting) source_ready(e);
+    break;
+  case ESB_SLOT_AUX:
+    if (aux_watched(e) && !e->opts.on_aux(e, e->opts.userdata))
+      unwatch_aux(loop, e);
     break;
   }
 }

@@ -27,6 +27,7 @@
 #include "engine/runtime/clock.h"
 #include "engine/runtime/handoff.h"
 #include "engine/contract/result.h"
+#include "engine/contract/egress.h"
 #include "engine/sandbox/spawn.h"
 #include "engine/runtime/spawner.h"
 
@@ -51,7 +52,7 @@ struct esb_loop_slot {
   struct esb_exec *exec;  /* NULL: one of the loop's own */
   int kind;
 };
-enum { ESB_SLOT_IN, ESB_SLOT_OUT, ESB_SLOT_ERR, ESB_SLOT_REPORT, ESB_SLOT_PIDFD, ESB_SLOT_SOURCE,
+enum { ESB_SLOT_IN, ESB_SLOT_OUT, ESB_SLOT_ERR, ESB_SLOT_AUX, ESB_SLOT_REPORT, ESB_SLOT_PIDFD, ESB_SLOT_SOURCE,
        ESB_SLOT__EXEC };
 
 typedef void (*esb_exec_done_fn)(struct esb_exec *exec, void *userdata);
@@ -67,6 +68,10 @@ struct esb_output_sink {
   esb_output_fn fn;
   void *userdata;
   int fds[2];
+  /* optional: each attempt of the network by name as the egress proxy
+   * decides it (its bytes not counted yet; the host borrowed for the
+   * call), with the same userdata; the result's egress has them all */
+  void (*on_egress)(const struct esb_egress_attempt *attempt, void *userdata);
 };
 
 #define ESB_OUTPUT_SINK_NONE { .fds = { -1, -1 } }
@@ -129,6 +134,12 @@ struct esb_exec_options {
                                that stalls past the deadline closes the child's
                                pipe. A file, a
                                named fifo or a terminal is never handed over. */
+  /* optional: an fd of the caller's (not owned; -1: none), polled with the
+   * child's from its start: on_aux runs on the loop's thread whenever it is
+   * readable, until on_aux returns false or the exec completes. For what a
+   * helper of the run says while it runs (the egress proxy's verdicts). */
+  int aux_fd;
+  bool (*on_aux)(struct esb_exec *exec, void *userdata);
   /* optional: runs just before the child is started, on whichever thread
    * starts it (a pool thread: see esb_exec_start), to ready what the
    * child's sandbox needs; it may change the sandbox */
@@ -142,7 +153,7 @@ struct esb_exec_options {
 };
 
 #define ESB_EXEC_OPTIONS_INIT { .kill_grace_ms = 200, .stdin_fd = -1, .sink_fds = { -1, -1 }, \
-                                .max_output_bytes = 1 << 20 }
+                                .max_output_bytes = 1 << 20, .aux_fd = -1 }
 
 /* An execution: the caller's struct, which stays alive (and unmoved) from
  * esb_exec_start until on_done has run, or until a start that returned -1.
@@ -165,6 +176,7 @@ struct esb_exec {
   struct esb_report report;
   size_t report_got;
   bool report_status, term_sent, kill_sent, interrupted;
+  bool aux_ended;           /* on_aux said false: its fd is no longer watched */
   struct esb_loop *loop;
   struct esb_loop_slot slots[ESB_SLOT__EXEC];
   unsigned handed_over;     /* bit i: the child's stdio fd i is the caller's own */
