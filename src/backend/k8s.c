@@ -1313,6 +1313,10 @@ static void take_ledger(struct esb_k8s_run *run) {
   if (esb_egress_k8s_ledger(run->plan, &run->result.egress, &err) < 0)
     esb_result_warn(&run->result, "the egress proxy's ledger could not be read whole (left_off counts what it could "
                     "not say): %s", err.message);
+  /* the verdicts as output events: here at the run's end, the first the
+   * engine hears of them */
+  for (size_t i = 0; run->output.on_egress && i < run->result.egress.n; i++)
+    run->output.on_egress(&run->result.egress.v[i], run->output.userdata);
 }
 
 static void finish(struct esb_k8s_run *run) {
