@@ -174,6 +174,23 @@ return policy
     end
   end)
 
+  -- Streams tell the verdicts too, at the run's end (the engine hears of
+  -- them from the proxy's ledger, no sooner), before the result line.
+  -- Checked: without take_ledger's loop, no egress event came.
+  it("tells the ledger's verdicts as events before the result (batch --events)", function()
+    local line = cjson.encode(request(curl .. "-o /dev/null http://allowed.esb.test/a; " .. curl ..
+                                      "-o /dev/null http://other.esb.test/b"))
+    local out, err = env.cli_run({ "batch", "--events", "--policy", policy }, line .. "\n",
+                                 server.env .. " ip netns exec " .. host .. " ")
+    local seen = {}
+    for l in out:gmatch("[^\n]+") do
+      local doc = cjson.decode(l)
+      if doc.event == "egress" then seen[#seen + 1] = ("%s:%d %s"):format(doc.host, doc.port, doc.reason)
+      elseif not doc.event then seen[#seen + 1] = "result" end
+    end
+    assert.are.same({ "allowed.esb.test:80 allowed", "other.esb.test:80 not_listed", "result" }, seen, out .. err)
+  end)
+
   -- The token is the proxy's to read: a plain request goes on without it.
   -- Checked: without drop_credentials, the test host saw Proxy-Authorization.
   it("never passes the token on to a host", function()
