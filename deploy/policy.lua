@@ -4,4 +4,8 @@
 -- none runs in the server's own container.
 local policy = require "echo_sandbox.policy.default"
 policy.backend = "k8s"
+-- The network by name (limits.network = { allow = ... }) through the shared
+-- egress proxy of egress.yaml, once its Secret is made:
+-- policy.egress.k8s = { proxy = "http://echo-sandbox-egress.echo-sandbox.svc:3128",
+--                       key_file = "/var/run/secrets/echo-sandbox-egress/key" }
 return policy

@@ -14,6 +14,48 @@ local function find(objects, kind, name)
   end
 end
 
+-- The network by name: the pods of a run with an allow list carry the
+-- label the plan sets, which one NetworkPolicy selects to let them reach
+-- the egress proxy's pods on its port and nothing else (no DNS); the
+-- proxy's Deployment has the labels that policy names.
+-- Checked: with k8s_pod.lua labelling such pods "none", the labels
+-- differed; with a DNS rule added to egress.yaml's policy, the rule count
+-- and the port check failed.
+local function check_egress(objects)
+  local key = os.tmpname()
+  local file = env.policy_file(('policy.egress.k8s = { proxy = "http://10.96.0.10:3128", key_file = %q }')
+                               :format(key))
+  local ok, out = env.sh(("%s policy explain --json --policy %s --backend k8s --allow-host pypi.org -- true")
+                         :format(env.quote(env.cli), file))
+  os.remove(file)
+  os.remove(key)
+  assert(ok, out)
+  local label = cjson.decode(out).k8s.overrides.metadata.labels["echo-sandbox.io/network"]
+  assert.are.equal("egress", label)
+  local only = find(objects, "NetworkPolicy", "echo-sandbox-egress-only-proxy")
+  assert.are.equal(label, only.spec.podSelector.matchLabels["echo-sandbox.io/network"])
+  assert.are.same({ "Egress" }, only.spec.policyTypes)
+  assert.are.equal(1, #only.spec.egress)
+  local rule = only.spec.egress[1]
+  assert.are.same({ { protocol = "TCP", port = 3128 } }, rule.ports)
+  assert.are.equal(1, #rule.to)
+  assert.is_nil(rule.to[1].ipBlock)
+  assert.is_nil(rule.to[1].namespaceSelector)
+  local proxy = find(objects, "Deployment", "echo-sandbox-egress")
+  local labels = proxy.spec.template.metadata.labels
+  for k, v in pairs(rule.to[1].podSelector.matchLabels) do assert.are.equal(v, labels[k], k) end
+  local c = proxy.spec.template.spec.containers[1]
+  assert.are.same({ "echo-sandbox-egress", "serve", "--listen", "0.0.0.0:3128" }, { table.unpack(c.args, 1, 4) })
+  assert.are.equal(3128, c.ports[1].containerPort)
+  local svc = find(objects, "Service", "echo-sandbox-egress")
+  assert.are.same(proxy.spec.selector.matchLabels, svc.spec.selector)
+  -- the default deny keeps their ingress shut: it selects them too
+  local deny = find(objects, "NetworkPolicy", "echo-sandbox-default-deny")
+  for k, v in pairs(deny.spec.podSelector.matchLabels) do
+    assert.are.equal(v, only.spec.podSelector.matchLabels[k], k)
+  end
+end
+
 describe("the Kubernetes base", function()
   env.check_leaks() -- in this outer block, so it runs after the server is stopped
 
@@ -32,7 +74,7 @@ describe("the Kubernetes base", function()
                        :format(fixture.server.env, env.quote(kubectl), dir))
       assert(ok, out)
       local created = select(2, out:gsub("created %(dry run%)", ""))
-      assert.are.equal(10, created, out)
+      assert.are.equal(14, created, out)
       ok, out = env.sh(("%s %s apply --dry-run=client --validate=false -o json -f %s/base.yaml")
                        :format(fixture.server.env, env.quote(kubectl), dir))
       assert(ok, out)
@@ -72,6 +114,7 @@ describe("the Kubernetes base", function()
         if o.kind == "ConfigMap" and o.metadata.name:find("^echo%-sandbox%-policy") then policy = o end
       end
       assert.truthy(policy and policy.data["policy.lua"]:find('policy.backend = "k8s"', 1, true))
+      check_egress(objects)
     end)
   end)
 

@@ -31,15 +31,10 @@ describe("network by name: credentials injected outside the sandbox (local)", fu
 
   local id, host, peer = netns.names("i")
   local dir = os.tmpname()
-  local server_pid, ca
+  local server_pid, ca, hosts_line
   -- the secret's value: letters only, so that the sandbox can look for it
   -- by its ROT13 form without carrying it
-  local secret = "Bearer esbsecret" .. ("%08d"):format(math.random(0, 99999999)):gsub("%d", function(d)
-    return string.char(97 + tonumber(d)) end)
-  local rot13 = secret:gsub("%a", function(c)
-    local base = c:match("%l") and 97 or 65
-    return string.char((c:byte() - base + 13) % 26 + base)
-  end)
+  local secret, rot13 = netns.secret("esbsecret")
 
   setup(function()
     os.remove(dir)
@@ -47,10 +42,8 @@ describe("network by name: credentials injected outside the sandbox (local)", fu
     ca = netns.test_ca(dir, { "allowed.esb.test", "other.esb.test" })
     env.write_file(dir .. "/secret", secret .. "\n")
     sh("chmod 0600 " .. dir .. "/secret")
-    sh("mkdir -p /etc/netns/" .. host)
-    env.write_file("/etc/netns/" .. host .. "/hosts", "127.0.0.1 localhost\n" ..
-                   "203.0.113.2 allowed.esb.test other.esb.test wrong.esb.test\n")
-    env.write_file("/etc/netns/" .. host .. "/resolv.conf", "nameserver 127.0.0.1\n")
+    hosts_line = netns.hosts(host, dir, { "127.0.0.1 localhost",
+                                          "203.0.113.2 allowed.esb.test other.esb.test wrong.esb.test" })
     netns.make_pair(id, host, peer)
     server_pid = sh(("ip netns exec %s python3 spec/support/egress_server.py %s %s/ready %s/secret >/dev/null 2>&1 " ..
                      "& echo $!"):format(peer, dir, dir, dir)):match("%d+")
@@ -66,7 +59,7 @@ describe("network by name: credentials injected outside the sandbox (local)", fu
   -- upstream trust store is this spec's CA unless upstream is given ("":
   -- the host's own store).
   local function policy_body(upstream, extra)
-    return ([[
+    return hosts_line .. ([[
 policy.egress.inject = { ["allowed.esb.test"] = { header = "Authorization", secret = "token" },
                          ["wrong.esb.test"] = { header = "Authorization", secret = "token" } }
 policy.egress.secrets = { token = %q }

@@ -1,10 +1,14 @@
 /* The network by name's pure pieces (engine/contract/egress.h): the
  * grammar of an allow-list entry, matching a connection's host and port,
- * and the ledger's bound. */
+ * the ledger's bound, and a k8s run's grant (backend/egress_token.h) as
+ * text, both ways. */
 #include "engine/contract/egress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "backend/egress_token.h"
 
 #include "tap.h"
 
@@ -94,9 +98,52 @@ static void ledger(void) {
     ok(esb_egress_reason_name((enum esb_egress_reason)r) != NULL, "every reason has its word");
 }
 
+/* A grant's text read back is the grant; text out of the grammar is none. */
+static void grants(void) {
+  char *allow[] = {"pypi.org", "*.pythonhosted.org:443", NULL}, *deny[] = {"evil.pypi.org", NULL};
+  struct esb_egress_inject inject = { .host = "api.github.com", .header = "Authorization", .secret = "github" };
+  struct esb_plan plan = { .egress_allow = allow, .egress_deny = deny, .egress_inject = &inject, .n_egress_inject = 1 };
+  char *text = esb_egress_grant_text(&plan, "echo-sandbox-0123", 1765000000);
+  struct esb_egress_grant g;
+  ok(text && esb_egress_grant_parse(text, strlen(text), &g) == 0, "a grant's text reads back");
+  ok(!strcmp(g.run, "echo-sandbox-0123") && g.expires == 1765000000, "its run and expiry");
+  ok(g.allow && !strcmp(g.allow[1], "*.pythonhosted.org:443") && !g.allow[2] && g.deny && !strcmp(g.deny[0], deny[0]),
+     "its lists");
+  ok(g.n_inject == 1 && !strcmp(g.inject[0].header, "Authorization") && !strcmp(g.inject[0].secret, "github"),
+     "its injection");
+  esb_egress_grant_release(&g);
+  free(text);
+  static const char *const bad[] = {
+    "run r\nexpires 1\nallow a.org\n",                               /* no form */
+    "echo-sandbox-egress 2\nrun r\nexpires 1\nallow a.org\n",       /* another form */
+    "echo-sandbox-egress 1\nexpires 1\nallow a.org\n",               /* no run */
+    "echo-sandbox-egress 1\nrun r\nallow a.org\n",                   /* no expiry */
+    "echo-sandbox-egress 1\nrun r\nexpires 1\n",                     /* no list */
+    "echo-sandbox-egress 1\nrun r\nexpires 1\nallow *.org\n",       /* no entry */
+    "echo-sandbox-egress 1\nrun r\nexpires -5\nallow a.org\n",      /* an expiry out of range */
+    "echo-sandbox-egress 1\nrun r\nrun s\nexpires 1\nallow a.org\n", /* two runs */
+    "echo-sandbox-egress 1\nrun r\nexpires 1\nallow a.org",          /* a line without its end */
+    "echo-sandbox-egress 1\nrun r\nexpires 1\nallow a.org\nwiden *\n", /* a word not known */
+    "echo-sandbox-egress 1\nrun r\nexpires 1\nallow a.org\ninject a.org H\n", /* an injection short */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char what[64];
+    snprintf(what, sizeof what, "grant %zu out of the grammar is refused", i);
+    ok(esb_egress_grant_parse(bad[i], strlen(bad[i]), &g) < 0, what);
+    esb_egress_grant_release(&g);
+  }
+  ok(esb_egress_grant_parse("echo-sandbox-egress 1\nrun r\0\nexpires 1\nallow a.org\n", 42, &g) < 0,
+     "a NUL byte is refused");
+  esb_egress_grant_release(&g);
+  char *spaced[] = {"a.org b.org", NULL};
+  plan.egress_allow = spaced;
+  ok(!esb_egress_grant_text(&plan, "r", 1), "an entry with a space makes no grant");
+}
+
 int main(void) {
   grammar();
   matching();
   ledger();
+  grants();
   return tap_done();
 }

@@ -15,6 +15,8 @@ class H(http.server.BaseHTTPRequestHandler):
         if secret is not None:
             seen = ["secret" if v == secret else v for v in self.headers.get_all("Authorization") or []]
             line += " auth=[%s]" % ",".join(seen)
+        if self.headers.get("Proxy-Authorization") is not None:  # a proxy's credentials: never a host's to see
+            line += " proxy-authorization!"
         body = (line + "\n").encode()
         if self.path == "/big":
             body = b"x" * (1 << 20)

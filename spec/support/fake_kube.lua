@@ -96,16 +96,19 @@ end
 
 -- Starts a server reporting version 1.<minor>; extra: more options. Its env
 -- makes the CLI (and a kubectl on PATH) use the matrix's kubectl of that minor.
-function M.start(minor, extra)
+-- prefix: put before its command ("ip netns exec NS ": it, and the pods it
+-- runs, in a network namespace a spec made; the same command must be the
+-- process the stop ends, as ip netns exec's is).
+function M.start(minor, extra, prefix)
   if M.external then return external_server(minor, switches(extra)) end
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir " .. dir))
   local portfile = dir .. "/port"
-  local cmd = ("python3 %s --port-file %s --minor %d %s >%s/log 2>&1 & echo $!")
-    :format(M.script, portfile, minor, extra or "", dir)
+  local cmd = ("%spython3 %s --port-file %s --minor %d %s >%s/log 2>&1 & echo $!")
+    :format(prefix or "", M.script, portfile, minor, extra or "", dir)
   local p = io.popen(cmd)
-  local server = { dir = dir, pid = p:read("l"), minor = minor }
+  local server = { dir = dir, pid = p:read("l"), minor = minor, prefix = prefix }
   p:close()
   for _ = 1, 500 do
     local f = io.open(portfile)
@@ -144,7 +147,7 @@ function M.query(server, path, body)
     M.skip("needs the fake API server's " .. path)
     return {} -- in a hook: what the fake holds cannot be known, the run's namespace is checked instead
   end
-  local p = io.popen(("python3 %s query %d %s %s"):format(M.script, server.port, env.quote(path),
+  local p = io.popen(("%spython3 %s query %d %s %s"):format(server.prefix or "", M.script, server.port, env.quote(path),
                                                            body and env.quote(body) or ""))
   local text = p:read("a")
   p:close()
@@ -156,8 +159,8 @@ end
 -- body, decoded where it is JSON.
 function M.request(server, method, path, body, content_type)
   if not_started(server) then M.skip("needs the fake API server's answer to " .. method .. " " .. path) end
-  local p = io.popen(("python3 %s request %d %s %s %s %s"):format(M.script, server.port, method, env.quote(path),
-    env.quote(body or ""), env.quote(content_type or "application/json")))
+  local p = io.popen(("%spython3 %s request %d %s %s %s %s"):format(server.prefix or "", M.script, server.port, method,
+    env.quote(path), env.quote(body or ""), env.quote(content_type or "application/json")))
   local code, text = tonumber(p:read("l")), p:read("a")
   p:close()
   local ok, obj = pcall(require("cjson").decode, text)

@@ -50,6 +50,20 @@ function M.make_pair(id, host, peer, extra)
   M.sh(table.concat(cmds, " && "))
 end
 
+-- The test hosts' names (lines of a hosts(5) file) in dir/hosts, which the
+-- proxy reads itself (the policy's egress.hosts_file, serve's --hosts-file):
+-- not through NSS, so that they resolve where /etc/hosts or
+-- /etc/nsswitch.conf is missing (a minimal root filesystem has neither,
+-- and `ip netns exec` binds /etc/netns/HOST/hosts only over an /etc/hosts
+-- that exists). The host namespace's resolver is 127.0.0.1, where nothing
+-- answers: a name not in the file goes nowhere. Returns the policy's line.
+function M.hosts(host, dir, lines)
+  M.sh("mkdir -p /etc/netns/" .. host)
+  env.write_file("/etc/netns/" .. host .. "/resolv.conf", "nameserver 127.0.0.1\n")
+  env.write_file(dir .. "/hosts", table.concat(lines, "\n") .. "\n")
+  return ("policy.egress.hosts_file = %q\n"):format(dir .. "/hosts")
+end
+
 -- Makes a CA of the spec's own in dir (ca.pem, ca.key) and the test host's
 -- certificate (cert.pem, key.pem) for names (an array, the first its CN);
 -- returns the CA's certificate, PEM.
@@ -63,6 +77,19 @@ function M.test_ca(dir, names)
   local pem = f:read("a")
   f:close()
   return pem
+end
+
+-- A secret's value for the injection specs ("Bearer " and prefix and eight
+-- random letters: letters only, so that a sandbox can look for it by its
+-- ROT13 form without carrying it), and that form.
+function M.secret(prefix)
+  local secret = "Bearer " .. prefix .. ("%08d"):format(math.random(0, 99999999)):gsub("%d", function(d)
+    return string.char(97 + tonumber(d)) end)
+  local rot13 = secret:gsub("%a", function(c)
+    local base = c:match("%l") and 97 or 65
+    return string.char((c:byte() - base + 13) % 26 + base)
+  end)
+  return secret, rot13
 end
 
 -- A result's egress ledger as "host:port reason" lines, in order.

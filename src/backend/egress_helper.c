@@ -7,8 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "backend/egress_token.h"
 #include "engine/fileio.h"
 #include "engine/install_paths.h"
 #include "engine/sandbox/netrules.h"
@@ -49,6 +55,8 @@ static int say_lists(FILE *f, const struct esb_plan *plan, bool events) {
   }
   if (plan->egress_upstream_ca)
     fprintf(f, "upstream_ca %s\n", plan->egress_upstream_ca);
+  if (plan->egress_hosts_file)
+    fprintf(f, "hosts %s\n", plan->egress_hosts_file);
   if (events)
     fputs("events\n", f);
   for (size_t i = 0; i < plan->local.n_network_allow; i++) {
@@ -110,11 +118,27 @@ static int said_error(const char *line, struct esb_error *err) {
   return esb_error_set(err, (enum esb_error_code)code, "%s", used ? line + used : line);
 }
 
-/* "ca LENGTH" and the certificate's bytes, then the host's trust store
- * after them in the bundle (read here: the bundle is public). */
+/* The CA's certificate (len bytes), then the host's trust store after it
+ * (read here: the bundle is public): malloc'd, *out_len bytes; NULL: no
+ * memory. */
+static char *make_bundle(const char *ca, size_t len, size_t *out_len) {
+  size_t sys_len = 0;
+  char *sys = esb_read_file("/etc/ssl/certs/ca-certificates.crt", &sys_len);
+  char *bundle = malloc(len + (sys ? sys_len : 0) + 1);
+  if (bundle) {
+    memcpy(bundle, ca, len);
+    if (sys)
+      memcpy(bundle + len, sys, sys_len);
+    *out_len = len + (sys ? sys_len : 0);
+  }
+  free(sys);
+  return bundle;
+}
+
+/* "ca LENGTH" and the certificate's bytes, and the bundle of it. */
 static int read_ca(struct esb_egress_helper *h, struct esb_error *err) {
   char line[ESB_MESSAGE_MAX];
-  size_t len = 0, got = 0, sys_len = 0;
+  size_t len = 0, got = 0;
   if (!read_line(h, line, sizeof line))
     return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress sent no CA certificate");
   if (sscanf(line, "ca %zu", &len) != 1 || !len || len > 65536)
@@ -128,15 +152,8 @@ static int read_ca(struct esb_egress_helper *h, struct esb_error *err) {
     got += (size_t)r;
   }
   h->ca_len = len;
-  char *sys = esb_read_file("/etc/ssl/certs/ca-certificates.crt", &sys_len);
-  if ((h->bundle = malloc(len + (sys ? sys_len : 0) + 1))) {
-    memcpy(h->bundle, h->ca_pem, len);
-    if (sys)
-      memcpy(h->bundle + len, sys, sys_len);
-    h->bundle_len = len + (sys ? sys_len : 0);
-  }
-  free(sys);
-  return h->bundle ? 0 : esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  return (h->bundle = make_bundle(h->ca_pem, len, &h->bundle_len)) ? 0 : esb_error_set(err, ESB_E_SYSTEM,
+                                                                                        "out of memory");
 }
 
 int esb_egress_helper_prepare(struct esb_egress_helper *h, const struct esb_plan *plan, struct esb_error *err) {
@@ -332,4 +349,209 @@ int esb_egress_helper_finish(struct esb_egress_helper *h, struct esb_egress_ledg
   esb_child_reap(&h->child, &status, false);
   esb_child_close(&h->child);
   return rc;
+}
+
+/* ---- Kubernetes: the shared proxy (backend/egress_token.h) ---- */
+
+int esb_egress_k8s_check(const char *proxy, const char *key_file, const char *ca_file, struct esb_error *err) {
+  const char *host = proxy && !strncmp(proxy, "http://", 7) ? proxy + 7 : NULL;
+  size_t n = host ? strcspn(host, ":/@") : 0;
+  char *end = NULL;
+  long port = host && host[n] == ':' ? strtol(host + n + 1, &end, 10) : 0;
+  if (!n || port < 1 || port > 65535 || (*end && strcmp(end, "/") != 0))
+    return esb_error_set(err, ESB_E_POLICY, "egress.k8s.proxy (%.200s): expected \"http://HOST:PORT\" (the "
+                         "shared egress proxy's Service, e.g. http://echo-sandbox-egress.echo-sandbox.svc:3128; "
+                         "no credentials, no path)", proxy ? proxy : "nil");
+  const struct { const char *name, *path; } files[] = { {"key_file", key_file}, {"ca_file", ca_file} };
+  for (size_t i = 0; i < 2; i++) {
+    if (!files[i].path && i == 1)
+      continue;
+    if (!files[i].path || files[i].path[0] != '/' || strchr(files[i].path, '\n'))
+      return esb_error_set(err, ESB_E_POLICY, "egress.k8s.%s (%.200s): expected an absolute file path",
+                           files[i].name, files[i].path ? files[i].path : "nil");
+    if (access(files[i].path, R_OK) < 0)
+      return esb_error_errno(err, ESB_E_POLICY, "egress.k8s.%s: %s", files[i].name, files[i].path);
+  }
+  return 0;
+}
+
+/* echo-sandbox-egress with args as t's child (t read as a helper's
+ * stdout), in on its stdin (then closed), its stdout and stderr pipes of
+ * ours (blocking). 0, or -1 with err. */
+static int start_tool(struct esb_egress_helper *t, const char *const *args, const char *in, size_t len,
+                      struct esb_error *err) {
+  struct esb_child *c = &t->child;
+  const char *program = esb_egress_program();
+  if (!program)
+    return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress: echo-sandbox-egress is not installed beside the engine "
+                         "(or $ECHO_SANDBOX_EGRESS names no program)");
+  const char *argv[] = { program, args[0], args[1], NULL };
+  const char *env[] = { NULL };
+  *c = (struct esb_child)ESB_CHILD_INIT;
+  c->argv = argv;
+  c->env = env;
+  c->in = c->out = c->err = ESB_CHILD_PIPE;
+  if (esb_child_start(c, err) < 0) {
+    esb_error_prefix(err, "egress: starting echo-sandbox-egress");
+    return -1;
+  }
+  blocking(c->in);
+  blocking(c->out);
+  blocking(c->err);
+  esb_write_all(c->in, in, len); /* a short write: it says why, on stderr */
+  close(c->in);
+  c->in = -1;
+  return 0;
+}
+
+/* Reaps the tool: 0 where it exited 0, else -1 with err its stderr's line
+ * (one write of a few words: one read has it). */
+static int end_tool(struct esb_egress_helper *t, const char *what, struct esb_error *err) {
+  struct esb_child *c = &t->child;
+  char said[ESB_MESSAGE_MAX] = "";
+  int status = 0;
+  ssize_t n;
+  do
+    n = read(c->err, said, sizeof said - 1);
+  while (n < 0 && errno == EINTR);
+  said[n > 0 ? n : 0] = '\0';
+  said[strcspn(said, "\n")] = '\0';
+  esb_child_reap(c, &status, false);
+  esb_child_close(c);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return 0;
+  return esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "egress: %s: %s", what,
+                       said[0] ? said : "echo-sandbox-egress ended without a word");
+}
+
+/* The run's token: echo-sandbox-egress sign with the key file. */
+static int sign(const char *key_file, const char *grant, char **token, struct esb_error *err) {
+  struct esb_egress_helper t = ESB_EGRESS_HELPER_INIT;
+  char line[ESB_EGRESS_TOKEN_MAX + 2];
+  if (start_tool(&t, (const char *const[]){ "sign", key_file }, grant, strlen(grant), err) < 0)
+    return -1;
+  bool got = read_line(&t, line, sizeof line) && line[0];
+  if (end_tool(&t, "signing the run's token", err) < 0)
+    return -1;
+  if (!got || !(*token = strdup(line)))
+    return esb_error_set(err, ESB_E_SYSTEM, "egress: signing the run's token: no token came back");
+  return 0;
+}
+
+/* The proxy's "ADDRESS:PORT" ([ADDRESS] for IPv6), its host name resolved
+ * here: the pods have no DNS (their NetworkPolicy lets them reach the
+ * proxy alone). 0, or -1 with err. */
+static int proxy_address(const char *proxy, char *out, size_t n, struct esb_error *err) {
+  const char *host = proxy + 7; /* checked: http://HOST:PORT */
+  size_t len = strcspn(host, ":");
+  char name[256], port[8];
+  snprintf(name, sizeof name, "%.*s", (int)len, host);
+  snprintf(port, sizeof port, "%.*s", (int)strcspn(host + len + 1, "/"), host + len + 1);
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *list = NULL;
+  int gai = getaddrinfo(name, port, &hints, &list);
+  char addr[INET6_ADDRSTRLEN] = "";
+  if (gai == 0 && list->ai_family == AF_INET)
+    inet_ntop(AF_INET, &((struct sockaddr_in *)list->ai_addr)->sin_addr, addr, sizeof addr);
+  else if (gai == 0 && list->ai_family == AF_INET6)
+    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)list->ai_addr)->sin6_addr, addr, sizeof addr);
+  bool v6 = gai == 0 && list->ai_family == AF_INET6;
+  if (gai == 0)
+    freeaddrinfo(list);
+  if (!addr[0])
+    return esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "egress.k8s.proxy: %s does not resolve (%s)", name,
+                         gai ? gai_strerror(gai) : "no address");
+  snprintf(out, n, v6 ? "[%s]:%s" : "%s:%s", addr, port);
+  return 0;
+}
+
+/* plan's env with the proxy's variables (the token in their URL, the
+ * proxy at address) and, where the plan injects, the CA's. 0, or -1 (no
+ * memory). */
+static int add_k8s_env(struct esb_plan *plan, const char *address) {
+  static const char *const proxy_vars[] = {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                           "http_proxy", "https_proxy", "all_proxy"};
+  const struct { const char *var, *file; } ca_vars[] = {
+    {"SSL_CERT_FILE", ESB_EGRESS_BUNDLE_FILE}, {"REQUESTS_CA_BUNDLE", ESB_EGRESS_BUNDLE_FILE},
+    {"CURL_CA_BUNDLE", ESB_EGRESS_BUNDLE_FILE}, {"NODE_EXTRA_CA_CERTS", ESB_EGRESS_CA_FILE}};
+  const struct esb_egress_k8s *k = &plan->egress_k8s;
+  const char *dir = plan->working_dir; /* none: the files' names, from the pod's working dir */
+  struct esb_strv env = ESB_STRV_INIT;
+  int rc = 0;
+  for (char **e = plan->env; e && *e; e++)
+    rc |= esb_strv_push(&env, *e);
+  for (size_t i = 0; i < sizeof proxy_vars / sizeof *proxy_vars; i++)
+    rc |= esb_strv_pushf(&env, "%s=http://%s@%s", proxy_vars[i], k->token, address);
+  for (size_t i = 0; plan->n_egress_inject && i < sizeof ca_vars / sizeof *ca_vars; i++)
+    rc |= esb_strv_pushf(&env, "%s=%s%s%s", ca_vars[i].var, dir ? dir : "", dir ? "/" : "", ca_vars[i].file);
+  char **v = rc ? NULL : esb_strv_detach(&env);
+  esb_strv_clear(&env);
+  if (!v)
+    return -1;
+  esb_strv_free(plan->env);
+  plan->env = v;
+  return 0;
+}
+
+/* The proxy's CA certificate and its bundle, among plan's files. 0, or -1
+ * with err. */
+static int add_k8s_files(struct esb_plan *plan, struct esb_error *err) {
+  struct esb_egress_k8s *k = &plan->egress_k8s;
+  if (!(k->ca_pem = esb_read_file(k->ca_file, &k->ca_len)))
+    return esb_error_errno(err, ESB_E_POLICY, "egress.k8s.ca_file: %s", k->ca_file);
+  struct esb_file *files = calloc(plan->n_files + 2, sizeof *files);
+  if (!files || !(k->bundle = make_bundle(k->ca_pem, k->ca_len, &k->bundle_len))) {
+    free(files);
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  }
+  if (plan->n_files)
+    memcpy(files, plan->files, plan->n_files * sizeof *files);
+  files[plan->n_files] = (struct esb_file){ .path = (char *)ESB_EGRESS_CA_FILE, .data = k->ca_pem,
+                                            .len = k->ca_len, .mode = 0444 };
+  files[plan->n_files + 1] = (struct esb_file){ .path = (char *)ESB_EGRESS_BUNDLE_FILE, .data = k->bundle,
+                                                .len = k->bundle_len, .mode = 0444 };
+  free(plan->owned_files); /* its entries borrow the request's bytes, as the copies do */
+  plan->files = plan->owned_files = files;
+  plan->n_files += 2;
+  return 0;
+}
+
+int esb_egress_k8s_prepare(struct esb_plan *plan, struct esb_error *err) {
+  struct esb_egress_k8s *k = &plan->egress_k8s;
+  char address[INET6_ADDRSTRLEN + 16];
+  if (proxy_address(k->proxy, address, sizeof address, err) < 0)
+    return -1;
+  int64_t expires = (int64_t)time(NULL) + (int64_t)((plan->timeout_ms + 999) / 1000) + (int64_t)k->grace_s;
+  char *grant = esb_egress_grant_text(plan, plan->k8s.pod_name, expires);
+  if (!grant)
+    return esb_error_set(err, ESB_E_SYSTEM, "egress: the run's grant (out of memory)");
+  int rc = sign(k->key_file, grant, &k->token, err);
+  free(grant);
+  if (rc == 0 && plan->n_egress_inject)
+    rc = add_k8s_files(plan, err);
+  if (rc == 0 && add_k8s_env(plan, address) < 0)
+    rc = esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  return rc;
+}
+
+int esb_egress_k8s_ledger(const struct esb_plan *plan, struct esb_egress_ledger *out, struct esb_error *err) {
+  const struct esb_egress_k8s *k = &plan->egress_k8s;
+  struct esb_egress_helper t = ESB_EGRESS_HELPER_INIT;
+  char *line = NULL;
+  int n = asprintf(&line, "%s\n", k->token);
+  if (n < 0)
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  int rc = start_tool(&t, (const char *const[]){ "ledger", k->proxy }, line, (size_t)n, err);
+  free(line);
+  if (rc < 0) {
+    out->left_off++;
+    return -1;
+  }
+  rc = read_ledger(&t, out);
+  if (end_tool(&t, "the run's ledger from the shared proxy", err) < 0 || rc < 0) {
+    if (err->code == ESB_OK)
+      esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "egress: the shared proxy's ledger of the run did not read");
+    out->left_off++;
+    return -1;
+  }
+  return 0;
 }

@@ -12,8 +12,8 @@
  * The conversation, on the helper's stdin and stdout (pipes):
  *   engine -> helper  "allow ENTRY", "deny ENTRY", "net_allow RANGE",
  *                     "inject HOST HEADER SECRET FILE", "upstream_ca PATH",
- *                     "events" (tell each verdict as it is given) lines,
- *                     then "end"
+ *                     "hosts PATH", "events" (tell each verdict as it is
+ *                     given) lines, then "end"
  *   helper -> engine  where the plan injects, "ca LENGTH" and the run's CA
  *                     certificate (PEM, LENGTH bytes; made there, with the
  *                     secrets read there: backend/egress_inject.h); then
@@ -102,5 +102,30 @@ bool esb_egress_helper_poll(struct esb_egress_helper *h);
  * nothing to stop. 0, or -1 where the ledger could not be read whole
  * (what was read stays in *out, left_off counting one more). */
 int esb_egress_helper_finish(struct esb_egress_helper *h, struct esb_egress_ledger *out);
+
+/* ---- Kubernetes: the shared proxy (backend/egress_token.h) ---- */
+
+#define ESB_EGRESS_K8S_GRACE_S 60 /* a token outlives its run's deadline by this, unless egress.k8s.grace_s */
+
+/* egress.k8s's values: proxy "http://HOST:PORT" (no credentials, no path),
+ * key_file (needed) and ca_file (NULL: none) absolute paths the engine can
+ * read. 0, or -1 with *err naming the field ("egress.k8s.proxy: ..."). */
+int esb_egress_k8s_check(const char *proxy, const char *key_file, const char *ca_file, struct esb_error *err);
+
+/* Readies a k8s plan with an allow list: signs its token (echo-sandbox-egress
+ * sign, with egress.k8s.key_file; its run the pod's name, its expiry the
+ * run's deadline and egress.k8s.grace_s), adds HTTP_PROXY, HTTPS_PROXY,
+ * ALL_PROXY (and lower case) with it to plan->env, and where the plan
+ * injects, the proxy's CA certificate (alone and with the host's trust
+ * store) to its files and SSL_CERT_FILE and the like naming them. 0, or -1
+ * with *err. */
+int esb_egress_k8s_prepare(struct esb_plan *plan, struct esb_error *err);
+
+/* The run's ledger from the shared proxy (echo-sandbox-egress ledger), into
+ * *out. Blocks until the proxy answers: it waits up to 2 s for the run's
+ * connections to end, and the query is bounded by 10 s waits. 0, or -1
+ * with *err (out then counts one left off: what it could not say is not
+ * claimed absent). */
+int esb_egress_k8s_ledger(const struct esb_plan *plan, struct esb_egress_ledger *out, struct esb_error *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "engine/fileio.h"
+#include "engine/strv.h"
 
 enum {
   SECRET_MAX = 8192,       /* a header's value */
@@ -196,9 +197,56 @@ int esb_egress_injector_init(struct esb_egress_injector *in, const struct esb_pl
   return 0;
 }
 
+/* The operator's CA: its certificate and key, PEM files. 0, or -1. */
+static int load_ca(struct esb_egress_injector *in, const char *ca_cert, const char *ca_key) {
+  FILE *f = fopen(ca_cert, "re");
+  in->ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+  if (f)
+    fclose(f);
+  f = in->ca ? fopen(ca_key, "re") : NULL;
+  in->ca_key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+  if (f)
+    fclose(f);
+  return in->ca && in->ca_key && X509_check_private_key(in->ca, in->ca_key) == 1 ? 0 : -1;
+}
+
+int esb_egress_injector_init_shared(struct esb_egress_injector *in, const struct esb_plan *plan,
+                                    const char *ca_cert, const char *ca_key, struct esb_error *err) {
+  *in = (struct esb_egress_injector){ 0 };
+  size_t n = esb_strv_length(plan->egress_secrets);
+  if (!(in->rules = calloc(n ? n : 1, sizeof *in->rules)))
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    struct esb_egress_rule *r = &in->rules[in->n_rules++];
+    const char *s = plan->egress_secrets[i];
+    if (!(r->secret = strndup(s, strcspn(s, "="))))
+      return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+    if (read_secret(plan, r->secret, r, err) < 0)
+      return -1;
+  }
+  if (load_ca(in, ca_cert, ca_key) < 0) {
+    ERR_clear_error();
+    return esb_error_set(err, ESB_E_POLICY, "egress proxy: the CA (--ca-cert %s, --ca-key %s): not a PEM "
+                         "certificate and its private key", ca_cert, ca_key);
+  }
+  if (!(in->leaf_key = EVP_EC_gen("P-256")) || write_pem(in) < 0)
+    return esb_error_set(err, ESB_E_SYSTEM, "egress proxy: the leaves' key (OpenSSL)");
+  if (make_contexts(in, plan) < 0)
+    return esb_error_set(err, ESB_E_POLICY, "egress proxy: the TLS contexts (--upstream-ca %s: not a PEM "
+                         "file of certificates?)", plan->egress_upstream_ca ? plan->egress_upstream_ca : "unset");
+  return 0;
+}
+
+const struct esb_egress_rule *esb_egress_injector_secret(const struct esb_egress_injector *in, const char *name) {
+  for (size_t i = 0; in && i < in->n_rules; i++)
+    if (in->rules[i].secret && !strcmp(in->rules[i].secret, name))
+      return &in->rules[i];
+  return NULL;
+}
+
 const struct esb_egress_rule *esb_egress_injector_rule(const struct esb_egress_injector *in, const char *host) {
   for (size_t i = 0; in && i < in->n_rules; i++)
-    if (!strcmp(in->rules[i].host, host))
+    if (in->rules[i].host && !strcmp(in->rules[i].host, host))
       return &in->rules[i];
   return NULL;
 }
@@ -228,6 +276,7 @@ SSL *esb_egress_injector_connect(const struct esb_egress_injector *in, const cha
 void esb_egress_injector_release(struct esb_egress_injector *in) {
   for (size_t i = 0; i < in->n_rules; i++) {
     free(in->rules[i].host);
+    free(in->rules[i].secret);
     free(in->rules[i].header);
     if (in->rules[i].value)
       OPENSSL_cleanse(in->rules[i].value, in->rules[i].value_len);

@@ -31,7 +31,8 @@
 #include "engine/error.h"
 
 struct esb_egress_rule {
-  char *host;      /* lower case */
+  char *host;      /* lower case; the shared proxy's: NULL (the token names the host) */
+  char *secret;    /* the shared proxy's: the secret's name (egress.secrets), else NULL */
   char *header;
   char *value;     /* the secret's: cleansed when released */
   size_t value_len;
@@ -50,6 +51,17 @@ struct esb_egress_injector {
 /* Reads the plan's secrets and makes the run's CA. 0, or -1 with *err
  * naming the secret or file at fault (never a value). */
 int esb_egress_injector_init(struct esb_egress_injector *in, const struct esb_plan *plan, struct esb_error *err);
+
+/* The shared proxy's (echo-sandbox-egress serve, backend/egress_token.h):
+ * every secret of plan's egress.secrets read, by name (rules without a
+ * host: each run's token says which host gets which, with which header),
+ * and the CA from the operator's files (cert and key, PEM): the engines
+ * give its certificate to the pods. 0, or -1 with *err naming the file. */
+int esb_egress_injector_init_shared(struct esb_egress_injector *in, const struct esb_plan *plan,
+                                    const char *ca_cert, const char *ca_key, struct esb_error *err);
+
+/* The shared proxy's secret of that name (its rule), or NULL. */
+const struct esb_egress_rule *esb_egress_injector_secret(const struct esb_egress_injector *in, const char *name);
 
 /* The rule for host (lower case), or NULL: a host not named is never
  * terminated. */

@@ -1,11 +1,19 @@
-/* echo-sandbox-egress: the egress proxy (backend/egress_proxy.h) of one
- * run, in a process of its own; the engine starts one per run with an
- * allow list and talks with it on its stdin and stdout
+/* echo-sandbox-egress: the egress proxy (backend/egress_proxy.h).
+ *
+ * Without arguments, one run's, in a process of its own; the engine starts
+ * one per run with an allow list and talks with it on its stdin and stdout
  * (backend/egress_helper.h has the words). It reads the lists (and the
  * secrets' files, where the plan injects credentials: their values stay
  * here), says "prepared" (after the run's CA certificate, if any), listens
  * in the network namespace of the pid "listen" names, says "ready", serves
- * until its stdin ends, then writes the run's ledger and exits. */
+ * until its stdin ends, then writes the run's ledger and exits.
+ *
+ * "serve --listen ADDRESS:PORT --key-file FILE ...": the shared proxy of a
+ * cluster's runs (the Deployment of deploy/egress.yaml), each connection
+ * with its run's token (backend/egress_token.h), until SIGTERM.
+ * "sign KEY_FILE": the engine's: a grant on stdin, its token on stdout.
+ * "ledger URL": the engine's: a run's token on stdin, the run's ledger
+ * from the shared proxy at URL on stdout. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -14,7 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "backend/egress_proxy.h"
+#include "backend/egress_token.h"
 #include "engine/sandbox/netrules.h"
 #include "engine/strv.h"
 
@@ -76,6 +87,10 @@ static int read_lists(FILE *in, struct esb_plan *plan, bool *events, struct esb_
     } else if (strcmp(line, "inject") == 0 || strcmp(line, "upstream_ca") == 0) {
       if (read_inject(line, value, plan) < 0)
         break;
+    } else if (strcmp(line, "hosts") == 0) {
+      free(plan->egress_hosts_file);
+      if (!(plan->egress_hosts_file = strdup(value)))
+        break;
     } else if (strcmp(line, "net_allow") == 0) {
       struct esb_net_range *r = realloc(plan->local.network_allow,
                                         (plan->local.n_network_allow + 1) * sizeof *r);
@@ -94,31 +109,14 @@ static int read_lists(FILE *in, struct esb_plan *plan, bool *events, struct esb_
   return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: the engine's lists ended early or were not ours");
 }
 
-/* One attempt's record: its line, then its host and a newline. */
-static void write_attempt(const char *word, const struct esb_egress_attempt *a) {
-  size_t len = strlen(a->host);
-  printf("%s %u %u %llu %llu %zu\n", word, (unsigned)a->reason, a->port, (unsigned long long)a->bytes_out,
-         (unsigned long long)a->bytes_in, len);
-  fwrite(a->host, 1, len, stdout);
-  putchar('\n');
-}
-
 /* The proxy's verdict on an attempt, as it is given ("events"): a record
  * the engine reads while the run goes on. Threads take turns on stdout. */
 static void tell_verdict(const struct esb_egress_attempt *a, void *userdata) {
   (void)userdata;
   flockfile(stdout);
-  write_attempt("seen", a);
+  esb_egress_attempt_write("seen", a, stdout);
   fflush(stdout);
   funlockfile(stdout);
-}
-
-static void write_ledger(const struct esb_egress_ledger *l) {
-  printf("left_off %llu\n", (unsigned long long)l->left_off);
-  for (size_t i = 0; i < l->n; i++)
-    write_attempt("attempt", &l->v[i]);
-  puts("end");
-  fflush(stdout);
 }
 
 /* The run's CA certificate ("ca LENGTH" and its bytes), where the plan
@@ -138,13 +136,67 @@ static int say_prepared(const struct esb_egress_proxy *p, long *pid, struct esb_
   return 0;
 }
 
+static const char usage[] =
+  "usage: echo-sandbox-egress                  (one run's: the engine starts it)\n"
+  "       echo-sandbox-egress serve --listen ADDRESS:PORT --key-file FILE\n"
+  "                 [--ca-cert FILE --ca-key FILE] [--secret NAME=FILE]... [--upstream-ca FILE]\n"
+  "                 [--net-allow RANGE]... [--hosts-file FILE]   (the shared proxy of a cluster's runs)\n"
+  "       echo-sandbox-egress sign KEY_FILE    (a grant on stdin: its token)\n"
+  "       echo-sandbox-egress ledger URL       (a token on stdin: its run's ledger)\n";
+
+/* A failure's words, one line, to stderr: the exit status says the rest. */
+static int fail(const struct esb_error *err) {
+  fprintf(stderr, "echo-sandbox-egress: %.*s\n", (int)strcspn(err->message, "\n"), err->message);
+  return 1;
+}
+
+/* All of stdin, at most max bytes, NUL-terminated: malloc'd, or NULL. */
+static char *read_stdin(size_t max, size_t *len) {
+  char *buf = malloc(max + 1);
+  *len = buf ? fread(buf, 1, max + 1, stdin) : 0;
+  if (!buf || *len > max || ferror(stdin)) {
+    free(buf);
+    return NULL;
+  }
+  buf[*len] = '\0';
+  return buf;
+}
+
+static int sign_main(const char *key_file) {
+  struct esb_error err = ESB_ERROR_INIT;
+  struct esb_egress_grant g;
+  unsigned char *key = NULL;
+  size_t key_len = 0, len = 0;
+  char *grant = read_stdin(ESB_EGRESS_TOKEN_MAX, &len), *token = NULL;
+  int rc = !grant || esb_egress_grant_parse(grant, len, &g) < 0
+             ? esb_error_set(&err, ESB_E_INVALID_REQUEST, "sign: stdin holds no grant (backend/egress_token.h)")
+             : esb_egress_key_read(key_file, &key, &key_len, &err);
+  if (grant)
+    esb_egress_grant_release(&g);
+  if (rc == 0 && !(token = esb_egress_token_sign(key, key_len, grant)))
+    rc = esb_error_set(&err, ESB_E_SYSTEM, "sign: OpenSSL's HMAC failed");
+  if (token)
+    printf("%s\n", token);
+  if (key)
+    OPENSSL_cleanse(key, key_len);
+  free(key);
+  free(grant);
+  free(token);
+  return rc < 0 ? fail(&err) : fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   /* A relay's write to a connection its program closed is an error of that
    * connection, not our end. */
   signal(SIGPIPE, SIG_IGN);
-  (void)argv;
+  if (argc >= 2 && !strcmp(argv[1], "serve"))
+    return esb_egress_serve_main(argc - 1, argv + 1, usage);
+  if (argc == 3 && !strcmp(argv[1], "sign"))
+    return sign_main(argv[2]);
+  if (argc == 3 && !strcmp(argv[1], "ledger"))
+    return esb_egress_ledger_main(argv[2]);
   if (argc != 1) {
-    fprintf(stderr, "usage: echo-sandbox-egress (the engine starts it: backend/egress_helper.h)\n");
+    fputs(usage, stderr);
     return 2;
   }
   struct esb_plan plan = ESB_PLAN_INIT;
@@ -172,7 +224,7 @@ int main(int argc, char **argv) {
       ; /* until the engine's stop: our stdin's end */
     struct esb_egress_ledger ledger = { 0 };
     esb_egress_proxy_release(&proxy, &ledger);
-    write_ledger(&ledger);
+    esb_egress_ledger_write(&ledger, stdout);
     esb_egress_ledger_release(&ledger);
   }
   fflush(stdout); /* before a sanitizer's exit, which would drop the buffer */

@@ -1,5 +1,8 @@
 #include "backend/egress_proxy.h"
 
+#include "backend/egress_token.h"
+#include "engine/fileio.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -19,7 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <http_parser.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -27,6 +33,10 @@ enum {
   HEAD_MAX = 16384,        /* a request's head, CONNECT's or a plain one's */
   HELLO_MAX = 32768,       /* a ClientHello, however many records */
   MAX_CONNS = 256,         /* live connections of a run; more wait in the backlog */
+  SHARED_MAX_CONNS = 4096, /* the shared proxy's, of all runs */
+  RUNS_MAX = 4096,         /* the shared proxy's ledgers kept */
+  RUN_KEEP_S = 600,        /* how long past its token's expiry a run's ledger is kept */
+  LEDGER_WAIT_MS = 2000,   /* a ledger query waits that long for the run's connections to end */
   WAIT_MS = 10000,         /* for a head, a ClientHello, a connect */
   RELAY_BYTES = 65536,
   HEADERS_MAX = 128,       /* a head's headers, where the proxy rewrites it */
@@ -38,8 +48,24 @@ struct esb_egress_conn {
   int client, upstream;   /* -1 once closed; set and closed under the proxy's lock */
   bool done;              /* its thread has returned: join it */
   long entry;             /* its ledger entry, -1 where left off */
+  struct esb_egress_ledger *ledger; /* where its entry is: the proxy's, its run's, or NULL */
+  char *const *allow, *const *deny; /* its lists: the proxy's, or its token's */
+  struct esb_egress_grant grant;    /* the shared proxy's: its token's */
+  struct esb_egress_run *run;       /* the shared proxy's: its token's run (live counted) */
+  struct esb_egress_rule rule;      /* the shared proxy's: the header its token names for
+                                       the host, with the secret's value (borrowed) */
   bool judged;            /* its verdict was given (on_verdict told) */
   struct esb_egress_conn *next;
+};
+
+/* The shared proxy's ledger of one run, kept for the engine's query after
+ * the run (RUN_KEEP_S past the token's expiry, then dropped). */
+struct esb_egress_run {
+  char id[ESB_EGRESS_RUN_MAX + 1];
+  int64_t expires;
+  unsigned live;          /* its connections being served */
+  struct esb_egress_ledger ledger;
+  struct esb_egress_run *next;
 };
 
 /* One side of a connection: its socket, and the TLS over it where the
@@ -81,9 +107,9 @@ static void set_verdict(struct esb_egress_conn *c, enum esb_egress_reason reason
   pthread_mutex_lock(&p->lock);
   bool tell = c->entry >= 0 && !c->judged && p->on_verdict;
   if (c->entry >= 0) {
-    p->ledger.v[c->entry].reason = reason;
-    p->ledger.v[c->entry].allowed = reason == ESB_EGRESS_ALLOWED;
-    seen = p->ledger.v[c->entry]; /* its host stays until the ledger's release */
+    c->ledger->v[c->entry].reason = reason;
+    c->ledger->v[c->entry].allowed = reason == ESB_EGRESS_ALLOWED;
+    seen = c->ledger->v[c->entry]; /* its host stays until the ledger's release */
     c->judged = true;
   }
   pthread_mutex_unlock(&p->lock);
@@ -95,8 +121,8 @@ static void add_bytes(struct esb_egress_conn *c, uint64_t out, uint64_t in) {
   struct esb_egress_proxy *p = c->proxy;
   pthread_mutex_lock(&p->lock);
   if (c->entry >= 0) {
-    p->ledger.v[c->entry].bytes_out += out;
-    p->ledger.v[c->entry].bytes_in += in;
+    c->ledger->v[c->entry].bytes_out += out;
+    c->ledger->v[c->entry].bytes_in += in;
   }
   pthread_mutex_unlock(&p->lock);
 }
@@ -180,10 +206,13 @@ static ssize_t recv_more(const struct end *e, char *buf, size_t *len, size_t cap
 
 static void refuse_on(struct esb_egress_conn *c, const struct end *e, enum esb_egress_reason reason,
                       const char *host, unsigned port) {
-  static const char *const status[] = { "403 Forbidden", "502 Bad Gateway", "400 Bad Request" };
+  static const char *const status[] = { "403 Forbidden", "502 Bad Gateway", "400 Bad Request",
+                                        "407 Proxy Authentication Required\r\nProxy-Authenticate: Basic "
+                                        "realm=\"echo-sandbox-egress\"" };
   int which = reason == ESB_EGRESS_UNRESOLVED || reason == ESB_EGRESS_CONNECT_FAILED ||
               reason == ESB_EGRESS_UNVERIFIED ? 1
-            : reason == ESB_EGRESS_BAD_REQUEST ? 2 : 0;
+            : reason == ESB_EGRESS_BAD_REQUEST ? 2
+            : reason == ESB_EGRESS_BAD_TOKEN || reason == ESB_EGRESS_TOKEN_EXPIRED ? 3 : 0;
   char body[512], msg[1024];
   int n = snprintf(body, sizeof body, "echo-sandbox egress proxy: %s:%u: %s\n", host, port,
                    esb_egress_reason_name(reason));
@@ -206,6 +235,8 @@ struct head {
   size_t field_off, field_len, value_off, value_len;
   size_t host_off, host_len; /* the Host header's value */
   int hosts;                 /* how many Host headers */
+  size_t auth_off, auth_len; /* the Proxy-Authorization header's value (the shared proxy's token) */
+  int auths;                 /* how many of those */
   bool in_value, complete;
   size_t fields[HEADERS_MAX]; /* where each header's name starts, in order */
   int n_fields;              /* HEADERS_MAX + 1: more than that */
@@ -216,6 +247,11 @@ static void end_header(struct head *h) {
     h->host_off = h->value_off;
     h->host_len = h->value_len;
     h->hosts++;
+  }
+  if (h->in_value && h->field_len == 19 && !strncasecmp(h->buf + h->field_off, "proxy-authorization", 19)) {
+    h->auth_off = h->value_off;
+    h->auth_len = h->value_len;
+    h->auths++;
   }
   h->in_value = false;
 }
@@ -418,6 +454,71 @@ static enum esb_egress_reason check_hello(struct esb_egress_conn *c, const char 
 
 /* ---- resolving and connecting ---- */
 
+/* A name and an address of the plan's hosts file (egress.hosts_file). */
+struct esb_egress_pin {
+  char *name;                    /* lower case, no trailing dot */
+  char addr[INET6_ADDRSTRLEN];   /* numeric */
+};
+
+/* One line of a hosts(5) file: its names, each with the line's address,
+ * appended to the proxy's pins. 0, or -1 (no memory). */
+static int pin_line(struct esb_egress_proxy *p, char *line) {
+  char *save = NULL, *addr = strtok_r(line, " \t\r", &save), *name;
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (!addr || (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1))
+    return 0; /* no address: not a line of hosts */
+  while ((name = strtok_r(NULL, " \t\r", &save))) {
+    struct esb_egress_pin *grown = realloc(p->pins, (p->n_pins + 1) * sizeof *grown);
+    if (!grown)
+      return -1;
+    p->pins = grown;
+    struct esb_egress_pin *pin = &grown[p->n_pins];
+    size_t n = strlen(name);
+    if (n > 1 && name[n - 1] == '.')
+      name[--n] = '\0';
+    for (char *c = name; *c; c++)
+      *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    if (!(pin->name = strdup(name)))
+      return -1;
+    snprintf(pin->addr, sizeof pin->addr, "%s", addr);
+    p->n_pins++;
+  }
+  return 0;
+}
+
+/* The plan's hosts file, read here, not through NSS: its names resolve
+ * whatever /etc/nsswitch.conf and /etc/hosts say (or lack). 0, or -1 with
+ * err naming the file. */
+static int load_pins(struct esb_egress_proxy *p, const char *path, struct esb_error *err) {
+  size_t len = 0;
+  char *text = esb_read_file(path, &len), *save = NULL;
+  if (!text)
+    return esb_error_errno(err, ESB_E_POLICY, "egress proxy: the hosts file %s", path);
+  int rc = 0;
+  for (char *line = strtok_r(text, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save)) {
+    line[strcspn(line, "#")] = '\0';
+    rc = pin_line(p, line);
+  }
+  free(text);
+  return rc == 0 ? 0 : esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+}
+
+/* The pinned addresses of t's host, as getaddrinfo gives them (numeric:
+ * no lookup); NULL where the hosts file names none. */
+static struct addrinfo *pinned(const struct esb_egress_proxy *p, const char *host, const char *port) {
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+  struct addrinfo *list = NULL, **tail = &list;
+  for (size_t i = 0; i < p->n_pins; i++) {
+    struct addrinfo *one = NULL;
+    if (strcmp(p->pins[i].name, host) != 0 || getaddrinfo(p->pins[i].addr, port, &hints, &one) != 0)
+      continue;
+    *tail = one; /* each node is freed alone (freeaddrinfo walks the chain) */
+    while (*tail)
+      tail = &(*tail)->ai_next;
+  }
+  return list;
+}
+
 /* The name's public addresses (the others dropped), or why there are none. */
 static enum esb_egress_reason resolve(const struct esb_egress_proxy *p, const struct target *t,
                                       struct addrinfo **list) {
@@ -426,8 +527,8 @@ static enum esb_egress_reason resolve(const struct esb_egress_proxy *p, const st
                             .ai_flags = esb_egress_host_is_address(t->host) ? AI_NUMERICHOST : 0 };
   char port[8];
   snprintf(port, sizeof port, "%u", t->port);
-  *list = NULL;
-  if (getaddrinfo(t->host, port, &hints, list) != 0 || !*list)
+  *list = pinned(p, t->host, port);
+  if (!*list && (getaddrinfo(t->host, port, &hints, list) != 0 || !*list))
     return ESB_EGRESS_UNRESOLVED;
   struct addrinfo **link = list;
   while (*link) {
@@ -580,7 +681,8 @@ static char *inject_head(const struct head *h, const char *buf, size_t head_len,
     size_t from = h->fields[i], to = i + 1 < h->n_fields ? h->fields[i + 1] : end;
     const char *colon = memchr(buf + from, ':', to - from);
     size_t name_len = colon ? (size_t)(colon - buf - from) : to - from;
-    if (named(buf + from, name_len, r->header) || named(buf + from, name_len, "connection"))
+    if (named(buf + from, name_len, r->header) || named(buf + from, name_len, "connection") ||
+        named(buf + from, name_len, "proxy-authorization"))
       continue;
     memcpy(out + n, buf + from, to - from);
     n += to - from;
@@ -698,17 +800,17 @@ static void serve_terminated(struct esb_egress_conn *c, const struct target *t, 
 /* ---- one connection ---- */
 
 /* The verdict on the name alone: the lists. */
-static enum esb_egress_reason judge_name(const struct esb_egress_proxy *p, const struct target *t) {
+static enum esb_egress_reason judge_name(const struct esb_egress_conn *c, const struct target *t) {
   bool address = esb_egress_host_is_address(t->host);
-  if ((!address && esb_egress_host_problem(t->host)) || !esb_egress_list_matches(p->allow, t->host, t->port))
+  if ((!address && esb_egress_host_problem(t->host)) || !esb_egress_list_matches(c->allow, t->host, t->port))
     return ESB_EGRESS_NOT_LISTED;
-  return esb_egress_list_matches(p->deny, t->host, t->port) ? ESB_EGRESS_DENIED : ESB_EGRESS_ALLOWED;
+  return esb_egress_list_matches(c->deny, t->host, t->port) ? ESB_EGRESS_DENIED : ESB_EGRESS_ALLOWED;
 }
 
-static long add_entry(struct esb_egress_proxy *p, const char *host, unsigned port) {
-  pthread_mutex_lock(&p->lock);
-  long entry = esb_egress_ledger_add(&p->ledger, host, port);
-  pthread_mutex_unlock(&p->lock);
+static long add_entry(struct esb_egress_conn *c, const char *host, unsigned port) {
+  pthread_mutex_lock(&c->proxy->lock);
+  long entry = c->ledger ? esb_egress_ledger_add(c->ledger, host, port) : -1;
+  pthread_mutex_unlock(&c->proxy->lock);
   return entry;
 }
 
@@ -733,13 +835,34 @@ static enum esb_egress_reason open_tunnel(struct esb_egress_conn *c, const struc
   return r;
 }
 
+/* buf (*len bytes, its head h) without its Proxy-Authorization headers:
+ * the shared proxy's token is the proxy's to read, never a host's. 0, or
+ * -1 where the head has more headers than h could place. */
+static int drop_credentials(const struct head *h, char *buf, size_t *len) {
+  const char *end = h->auths ? memmem(buf, *len, "\r\n\r\n", 4) : NULL;
+  if (!h->auths)
+    return 0;
+  if (!end || h->n_fields > HEADERS_MAX)
+    return -1;
+  size_t head_end = (size_t)(end - buf) + 2; /* through the last header's line end */
+  for (int i = h->n_fields - 1; i >= 0; i--) { /* from the last: the earlier offsets hold */
+    size_t from = h->fields[i], to = i + 1 < h->n_fields ? h->fields[i + 1] : head_end;
+    const char *colon = memchr(buf + from, ':', to - from);
+    if (colon && named(buf + from, (size_t)(colon - buf - from), "proxy-authorization")) {
+      memmove(buf + from, buf + to, *len - to);
+      *len -= to - from;
+    }
+  }
+  return 0;
+}
+
 /* A plain request: on to the host in origin form (its absolute URL's path
  * and query), the rest of the head and what followed it as they came. */
 static enum esb_egress_reason open_plain(struct esb_egress_conn *c, const struct target *t,
                                          const struct addrinfo *list, char *buf, size_t len,
                                          const struct head *h, const struct esb_egress_rule *rule) {
   bool owned = false; /* the request line stays where it was: t's offsets hold */
-  if (rule && inject_request(h, &buf, &len, &owned, rule) < 0)
+  if (rule ? inject_request(h, &buf, &len, &owned, rule) < 0 : drop_credentials(h, buf, &len) < 0)
     return ESB_EGRESS_BAD_REQUEST;
   enum esb_egress_reason r = connect_any(c, list);
   if (r != ESB_EGRESS_ALLOWED) {
@@ -768,20 +891,193 @@ static enum esb_egress_reason open_plain(struct esb_egress_conn *c, const struct
   return sent ? ESB_EGRESS_ALLOWED : ESB_EGRESS_CONNECT_FAILED;
 }
 
+/* ---- the shared proxy: tokens, runs' ledgers, its log ---- */
+
+/* A JSON string of s (bytes a program chose: escaped, never raw), to f. */
+static void log_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+      fprintf(f, "\\u%04x", ch);
+    else
+      fputc(ch, f);
+  }
+  fputc('"', f);
+}
+
+/* One line of the shared proxy's log (its stderr): an attempt's verdict,
+ * or a token refused and why; the lock held. */
+static void log_attempt(const struct esb_egress_conn *c, const struct esb_egress_attempt *a, const char *why) {
+  FILE *f = stderr;
+  fputs("{\"run\":", f);
+  if (c->run)
+    log_string(f, c->run->id);
+  else
+    fputs("null", f);
+  if (a) {
+    fputs(",\"host\":", f);
+    log_string(f, a->host);
+    fprintf(f, ",\"port\":%u,\"allowed\":%s,\"reason\":\"%s\",\"bytes_out\":%llu,\"bytes_in\":%llu", a->port,
+            a->allowed ? "true" : "false", esb_egress_reason_name(a->reason), (unsigned long long)a->bytes_out,
+            (unsigned long long)a->bytes_in);
+  }
+  if (why) {
+    fputs(",\"token\":", f);
+    log_string(f, why);
+  }
+  fputs("}\n", f);
+  fflush(f);
+}
+
+/* The run of that id, its live count one more; added where it is new
+ * (ledgers of runs long past their expiry dropped first). NULL: RUNS_MAX
+ * runs are kept, or no memory. The lock held. */
+static struct esb_egress_run *enter_run(struct esb_egress_proxy *p, const char *id, int64_t expires) {
+  int64_t now = (int64_t)time(NULL);
+  for (struct esb_egress_run **link = &p->runs; *link;) {
+    struct esb_egress_run *r = *link;
+    if (!strcmp(r->id, id)) {
+      r->live++;
+      return r;
+    }
+    if (!r->live && r->expires + RUN_KEEP_S < now) {
+      *link = r->next;
+      esb_egress_ledger_release(&r->ledger);
+      free(r);
+      p->n_runs--;
+      continue;
+    }
+    link = &r->next;
+  }
+  struct esb_egress_run *r = p->n_runs < RUNS_MAX ? calloc(1, sizeof *r) : NULL;
+  if (!r)
+    return NULL;
+  snprintf(r->id, sizeof r->id, "%s", id);
+  r->expires = expires;
+  r->live = 1;
+  r->ledger.wanted = true;
+  r->next = p->runs;
+  p->runs = r;
+  p->n_runs++;
+  return r;
+}
+
+/* The connection's token (its Proxy-Authorization), opened: its grant's
+ * lists become the connection's and its run's ledger the one its attempt
+ * goes to. ALLOWED, or why it is refused (BAD_TOKEN: the log says why;
+ * TOKEN_EXPIRED: its run's ledger says so too). expiry_matters: false for
+ * the engine's ledger query, which comes after the run. */
+static enum esb_egress_reason admit(struct esb_egress_conn *c, const struct head *h, bool expiry_matters) {
+  struct esb_egress_proxy *p = c->proxy;
+  char *token = h && h->auths == 1 ? esb_egress_token_from_basic(h->buf + h->auth_off, h->auth_len) : NULL;
+  const char *why = !token ? "none (Proxy-Authorization: Basic with the token as its user)"
+                           : esb_egress_token_open(p->key, p->key_len, token, strlen(token), &c->grant);
+  free(token);
+  bool expired = !why && c->grant.expires < (int64_t)time(NULL);
+  pthread_mutex_lock(&p->lock);
+  if (!why && (c->run = enter_run(p, c->grant.run, c->grant.expires)))
+    c->ledger = &c->run->ledger;
+  else if (!why)
+    why = "its run's ledger cannot be kept (too many runs)";
+  if (why || (expired && expiry_matters))
+    log_attempt(c, NULL, why ? why : "past its expiry");
+  pthread_mutex_unlock(&p->lock);
+  if (why)
+    return ESB_EGRESS_BAD_TOKEN;
+  c->allow = c->grant.allow;
+  c->deny = c->grant.deny;
+  return expired && expiry_matters ? ESB_EGRESS_TOKEN_EXPIRED : ESB_EGRESS_ALLOWED;
+}
+
+/* The connection's run's ledger, once its other connections have ended
+ * (LEDGER_WAIT_MS at most), in backend/egress_helper.h's words, as a plain
+ * HTTP answer: the engine's query after the run (GET ESB_EGRESS_LEDGER_PATH
+ * with the run's token). The query is no attempt of the run's. */
+static void answer_ledger(struct esb_egress_conn *c, const struct head *h) {
+  struct esb_egress_proxy *p = c->proxy;
+  if (admit(c, h, false) != ESB_EGRESS_ALLOWED) {
+    refuse(c, ESB_EGRESS_BAD_TOKEN, "ledger", 0);
+    return;
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += LEDGER_WAIT_MS / 1000;
+  char *body = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&body, &len);
+  pthread_mutex_lock(&p->lock);
+  c->run->live--; /* the query's own */
+  while (c->run->live && !p->stopping && pthread_cond_timedwait(&p->ended, &p->lock, &until) == 0)
+    ;
+  if (f)
+    esb_egress_ledger_write(&c->run->ledger, f);
+  c->run->live++;
+  pthread_mutex_unlock(&p->lock);
+  if (!f || fclose(f) != 0) {
+    free(body);
+    return;
+  }
+  char head[160];
+  int n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\n\r\n", len);
+  if (send_all(c->client, head, (size_t)n))
+    send_all(c->client, body, len);
+  free(body);
+}
+
+static bool ledger_query(const struct head *h) {
+  static const char path[] = ESB_EGRESS_LEDGER_PATH;
+  return h->parser.method == HTTP_GET && h->url_len == sizeof path - 1 && !memcmp(h->buf + h->url_off, path, h->url_len);
+}
+
+/* The injection the connection's token names for host, with the proxy's
+ * secret of that name; NULL: none (or a secret this proxy lacks: then the
+ * log says so, and the connection is a blind tunnel, as without). */
+static const struct esb_egress_rule *token_rule(struct esb_egress_conn *c, const char *host) {
+  for (size_t i = 0; i < c->grant.n_inject; i++) {
+    const struct esb_egress_inject *e = &c->grant.inject[i];
+    if (strcasecmp(e->host, host) != 0)
+      continue;
+    const struct esb_egress_rule *secret = esb_egress_injector_secret(&c->proxy->inject, e->secret);
+    if (!secret) {
+      pthread_mutex_lock(&c->proxy->lock);
+      log_attempt(c, NULL, "names a secret this proxy does not hold: no header added");
+      pthread_mutex_unlock(&c->proxy->lock);
+      return NULL;
+    }
+    c->rule = (struct esb_egress_rule){ .host = e->host, .header = e->header, .value = secret->value,
+                                        .value_len = secret->value_len };
+    return &c->rule;
+  }
+  return NULL;
+}
+
+/* ---- one connection, its verdict ---- */
+
 static void serve_request(struct esb_egress_conn *c, char *buf) {
   struct esb_egress_proxy *p = c->proxy;
   struct head h;
   struct target t = { .host = "" };
   size_t len = 0;
-  enum esb_egress_reason r = read_head(&(struct end){ .fd = c->client }, buf, &len, &h) < 0 ? ESB_EGRESS_BAD_REQUEST
-                                                                                            : find_target(&h, &t);
-  c->entry = add_entry(p, t.host, t.port);
+  bool head_read = read_head(&(struct end){ .fd = c->client }, buf, &len, &h) == 0;
+  enum esb_egress_reason r = head_read ? find_target(&h, &t) : ESB_EGRESS_BAD_REQUEST;
+  if (p->shared && head_read && ledger_query(&h)) {
+    answer_ledger(c, &h);
+    return;
+  }
+  enum esb_egress_reason token = p->shared ? admit(c, head_read ? &h : NULL, true) : ESB_EGRESS_ALLOWED;
+  c->entry = add_entry(c, t.host, t.port);
+  if (token != ESB_EGRESS_ALLOWED)
+    r = token;
   if (r == ESB_EGRESS_ALLOWED)
-    r = judge_name(p, &t);
+    r = judge_name(c, &t);
   struct addrinfo *list = NULL;
   if (r == ESB_EGRESS_ALLOWED)
     r = resolve(p, &t, &list);
-  const struct esb_egress_rule *rule = p->injecting ? esb_egress_injector_rule(&p->inject, t.host) : NULL;
+  const struct esb_egress_rule *rule = !p->injecting ? NULL
+                                       : p->shared   ? token_rule(c, t.host)
+                                                     : esb_egress_injector_rule(&p->inject, t.host);
   if (r != ESB_EGRESS_ALLOWED) {
     refuse(c, r, t.host, t.port);
   } else if (rule && t.tunnel) {
@@ -798,6 +1094,18 @@ static void serve_request(struct esb_egress_conn *c, char *buf) {
     freeaddrinfo(list);
 }
 
+/* The shared proxy's end of a connection: its attempt in the log, its
+ * run's live count one less (a ledger query waits on it). The lock held. */
+static void leave_run(struct esb_egress_conn *c) {
+  if (c->entry >= 0)
+    log_attempt(c, &c->ledger->v[c->entry], NULL);
+  if (c->run) {
+    c->run->live--;
+    pthread_cond_broadcast(&c->proxy->ended);
+  }
+  c->run = NULL;
+}
+
 static void *serve(void *arg) {
   struct esb_egress_conn *c = arg;
   sigset_t pipe_set; /* OpenSSL writes with write(2): a gone peer is EPIPE, never the engine's end */
@@ -809,6 +1117,9 @@ static void *serve(void *arg) {
     serve_request(c, buf);
   free(buf);
   pthread_mutex_lock(&c->proxy->lock);
+  if (c->proxy->shared)
+    leave_run(c);
+  esb_egress_grant_release(&c->grant); /* before done: then the accepting thread may free c */
   close(c->client);
   if (c->upstream >= 0)
     close(c->upstream);
@@ -839,11 +1150,12 @@ static void reap_done(struct esb_egress_proxy *p) {
 /* A connection's thread, from the accepting one; the lock held. Where it
  * cannot have one, the connection is closed (and counted as left off). */
 static void add_conn(struct esb_egress_proxy *p, int fd) {
-  struct esb_egress_conn *c = p->n_conns < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+  struct esb_egress_conn *c = p->n_conns < (p->shared ? SHARED_MAX_CONNS : MAX_CONNS) ? calloc(1, sizeof *c) : NULL;
   pthread_attr_t attr;
   bool started = false;
   if (c && pthread_attr_init(&attr) == 0) {
-    *c = (struct esb_egress_conn){ .proxy = p, .client = fd, .upstream = -1, .entry = -1, .next = p->conns };
+    *c = (struct esb_egress_conn){ .proxy = p, .client = fd, .upstream = -1, .entry = -1, .next = p->conns,
+                                   .ledger = p->shared ? NULL : &p->ledger, .allow = p->allow, .deny = p->deny };
     pthread_attr_setstacksize(&attr, 256 * 1024);
     started = pthread_create(&c->thread, &attr, serve, c) == 0;
     pthread_attr_destroy(&attr);
@@ -851,7 +1163,7 @@ static void add_conn(struct esb_egress_proxy *p, int fd) {
   if (!started) {
     free(c);
     close(fd);
-    p->ledger.left_off++;
+    p->ledger.left_off++; /* the shared proxy's: which run's is unknown (it has no ledger of its own) */
     return;
   }
   p->conns = c;
@@ -880,10 +1192,83 @@ static void *accept_loop(void *arg) {
   }
 }
 
+void esb_egress_attempt_write(const char *word, const struct esb_egress_attempt *a, FILE *f) {
+  size_t len = strlen(a->host);
+  fprintf(f, "%s %u %u %llu %llu %zu\n", word, (unsigned)a->reason, a->port, (unsigned long long)a->bytes_out,
+          (unsigned long long)a->bytes_in, len);
+  fwrite(a->host, 1, len, f);
+  fputc('\n', f);
+}
+
+void esb_egress_ledger_write(const struct esb_egress_ledger *l, FILE *f) {
+  fprintf(f, "left_off %llu\n", (unsigned long long)l->left_off);
+  for (size_t i = 0; i < l->n; i++)
+    esb_egress_attempt_write("attempt", &l->v[i], f);
+  fputs("end\n", f);
+}
+
+int esb_egress_proxy_prepare_shared(struct esb_egress_proxy *p, const struct esb_plan *plan,
+                                    const struct esb_egress_shared *cfg, struct esb_error *err) {
+  p->shared = true;
+  if (esb_egress_key_read(cfg->key_file, &p->key, &p->key_len, err) < 0 ||
+      (plan->egress_hosts_file && load_pins(p, plan->egress_hosts_file, err) < 0))
+    return -1;
+  if (esb_netrules_build(NULL, plan->local.network_allow, plan->local.n_network_allow, &p->rules, &p->n_rules) < 0)
+    return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: the host's addresses");
+  if (!(p->tls = SSL_CTX_new(TLS_server_method())))
+    return esb_error_set(err, ESB_E_SYSTEM, "egress proxy: OpenSSL's context");
+  SSL_CTX_set_tlsext_servername_callback(p->tls, on_servername);
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->ended, NULL);
+  p->prepared = true;
+  if (cfg->ca_cert || cfg->ca_key || plan->egress_secrets) {
+    if (!cfg->ca_cert || !cfg->ca_key)
+      return esb_error_set(err, ESB_E_POLICY, "egress proxy: injecting credentials (--secret) needs the CA: "
+                           "--ca-cert and --ca-key, both");
+    p->injecting = true; /* released with the proxy, whatever init left */
+    if (esb_egress_injector_init_shared(&p->inject, plan, cfg->ca_cert, cfg->ca_key, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* "HOST:PORT" (HOST an IPv4 or IPv6 address, [IPv6] too) into *at. 0, or -1. */
+static int parse_listen(const char *spec, struct sockaddr_storage *at, socklen_t *len) {
+  char host[64];
+  const char *colon = strrchr(spec, ':');
+  char *end;
+  long port = colon ? strtol(colon + 1, &end, 10) : 0;
+  size_t n = colon ? (size_t)(colon - spec) : 0;
+  if (!colon || *end || port < 1 || port > 65535 || n >= sizeof host)
+    return -1;
+  if (n >= 2 && spec[0] == '[' && spec[n - 1] == ']')
+    spec++, n -= 2;
+  memcpy(host, spec, n);
+  host[n] = '\0';
+  struct sockaddr_in *v4 = (struct sockaddr_in *)at;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)at;
+  memset(at, 0, sizeof *at);
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *len = sizeof *v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *v6;
+    return 0;
+  }
+  return -1;
+}
+
 int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *plan, struct esb_error *err) {
   p->allow = plan->egress_allow;
   p->deny = plan->egress_deny;
   p->ledger.wanted = true;
+  if (plan->egress_hosts_file && load_pins(p, plan->egress_hosts_file, err) < 0)
+    return -1;
   if (esb_netrules_build(NULL, plan->local.network_allow, plan->local.n_network_allow, &p->rules, &p->n_rules) < 0)
     return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: the host's addresses");
   SSL_CTX *tls = SSL_CTX_new(TLS_server_method());
@@ -895,12 +1280,26 @@ int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *
     p->injecting = true; /* released with the proxy, whatever init left */
     if (esb_egress_injector_init(&p->inject, plan, err) < 0) {
       pthread_mutex_init(&p->lock, NULL);
+      pthread_cond_init(&p->ended, NULL);
       p->prepared = true;
       return -1;
     }
   }
   pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->ended, NULL);
   p->prepared = true;
+  return 0;
+}
+
+/* Serves the listening socket fd (the proxy's now) on a thread of its own. */
+static int start_accepting(struct esb_egress_proxy *p, int fd, struct esb_error *err) {
+  p->listen_fd = fd;
+  int rc = pthread_create(&p->acceptor, NULL, accept_loop, p);
+  if (rc != 0) {
+    errno = rc;
+    return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: its thread");
+  }
+  p->accepting = true;
   return 0;
 }
 
@@ -946,13 +1345,26 @@ int esb_egress_proxy_start(struct esb_egress_proxy *p, pid_t child, struct esb_e
     return esb_error_errno(err, ESB_E_SANDBOX_SETUP, "egress proxy: listening in the sandbox's network "
                            "namespace (the engine needs to be root)");
   }
-  p->listen_fd = j.fd;
-  if ((rc = pthread_create(&p->acceptor, NULL, accept_loop, p)) != 0) {
-    errno = rc;
-    return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: its thread");
+  return start_accepting(p, j.fd, err);
+}
+
+int esb_egress_proxy_listen(struct esb_egress_proxy *p, const char *spec, struct esb_error *err) {
+  struct sockaddr_storage at;
+  socklen_t len;
+  int on = 1;
+  if (parse_listen(spec, &at, &len) < 0)
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "egress proxy: --listen %s: expected ADDRESS:PORT "
+                         "(0.0.0.0:3128, [::]:3128)", spec);
+  int fd = socket(at.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      bind(fd, (struct sockaddr *)&at, len) < 0 || listen(fd, 1024) < 0) {
+    int saved = errno;
+    if (fd >= 0)
+      close(fd);
+    errno = saved;
+    return esb_error_errno(err, ESB_E_SYSTEM, "egress proxy: listening on %s", spec);
   }
-  p->accepting = true;
-  return 0;
+  return start_accepting(p, fd, err);
 }
 
 void esb_egress_proxy_stop(struct esb_egress_proxy *p) {
@@ -960,6 +1372,7 @@ void esb_egress_proxy_stop(struct esb_egress_proxy *p) {
     return;
   pthread_mutex_lock(&p->lock);
   p->stopping = true;
+  pthread_cond_broadcast(&p->ended); /* a ledger query waits no more */
   if (p->listen_fd >= 0)
     shutdown(p->listen_fd, SHUT_RDWR);
   for (struct esb_egress_conn *c = p->conns; c; c = c->next) {
@@ -993,11 +1406,25 @@ void esb_egress_proxy_release(struct esb_egress_proxy *p, struct esb_egress_ledg
   } else {
     esb_egress_ledger_release(&p->ledger);
   }
-  if (p->prepared)
+  if (p->prepared) {
     pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->ended);
+  }
+  while (p->runs) {
+    struct esb_egress_run *r = p->runs;
+    p->runs = r->next;
+    esb_egress_ledger_release(&r->ledger);
+    free(r);
+  }
+  if (p->key)
+    OPENSSL_cleanse(p->key, p->key_len);
+  free(p->key);
   SSL_CTX_free(p->tls);
   if (p->injecting)
     esb_egress_injector_release(&p->inject);
   free(p->rules);
+  for (size_t i = 0; i < p->n_pins; i++)
+    free(p->pins[i].name);
+  free(p->pins);
   *p = (struct esb_egress_proxy)ESB_EGRESS_PROXY_INIT;
 }

@@ -1,5 +1,7 @@
 /* The network by name for the local sandbox: an HTTP proxy the engine
- * serves from outside the sandbox, on a socket made inside it.
+ * serves from outside the sandbox, on a socket made inside it. (On
+ * Kubernetes the same proxy serves every run of a cluster: the shared
+ * proxy, below.)
  *
  * A run with a plan's egress list has a network namespace of loopback only
  * (no route out, no resolver). This runs in echo-sandbox-egress, a process
@@ -47,6 +49,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "backend/egress_helper.h" /* ESB_EGRESS_PROXY_PORT */
@@ -57,12 +60,16 @@
 
 
 struct esb_egress_conn;
+struct esb_egress_run;
+struct esb_egress_pin;
 
 struct esb_egress_proxy {
   int listen_fd;                /* in the run's namespace; -1: none */
   char *const *allow, *const *deny; /* the plan's, borrowed */
   struct esb_net_rule *rules;   /* which addresses are refused, first match decides */
   size_t n_rules;
+  struct esb_egress_pin *pins;  /* the plan's hosts_file: names resolved there first */
+  size_t n_pins;
   void *tls;                    /* SSL_CTX: reads a ClientHello's server name, never answers it */
   bool injecting;               /* the plan's egress.inject names hosts: inject is ready */
   /* optional: each attempt's verdict as it is given, once an attempt (its
@@ -76,7 +83,15 @@ struct esb_egress_proxy {
   struct esb_egress_conn *conns; /* each served by a thread of its own */
   size_t n_conns;
   bool stopping;
-  struct esb_egress_ledger ledger;
+  struct esb_egress_ledger ledger; /* the run's; the shared proxy's runs have their own */
+  /* the shared proxy's (echo-sandbox-egress serve): many runs, each
+     connection with its token (backend/egress_token.h) */
+  bool shared;
+  unsigned char *key;           /* the tokens' HMAC key (cleansed when released) */
+  size_t key_len;
+  struct esb_egress_run *runs;  /* their ledgers, kept for the engines' queries */
+  size_t n_runs;
+  pthread_cond_t ended;         /* a connection of a run ended (under lock) */
 };
 
 #define ESB_EGRESS_PROXY_INIT { .listen_fd = -1 }
@@ -90,6 +105,50 @@ int esb_egress_proxy_prepare(struct esb_egress_proxy *p, const struct esb_plan *
  * Needs CAP_SYS_ADMIN over that namespace (the engine as root). 0, or -1
  * with *err. */
 int esb_egress_proxy_start(struct esb_egress_proxy *p, pid_t child, struct esb_error *err);
+
+/* The shared proxy (echo-sandbox-egress serve, deploy/egress.yaml): listens
+ * on a TCP address of its own namespace; each connection's lists are its
+ * token's (backend/egress_token.h: its Proxy-Authorization, checked before
+ * anything else: 407 bad_token or token_expired), its attempt goes to its
+ * run's ledger and to the log (stderr, a JSON object a line), and the
+ * secrets and the CA are the proxy's, read at its start. Otherwise each
+ * connection is served as above.
+ *
+ * The shared proxy's files: the tokens' key;
+ * where runs get credentials injected, the CA (certificate and key). */
+struct esb_egress_shared {
+  const char *key_file, *ca_cert, *ca_key;
+};
+
+/* Where the engine asks the shared proxy for a run's ledger: a plain GET
+ * of this path, with the run's token, answered in backend/egress_helper.h's
+ * words once the run's connections have ended. */
+#define ESB_EGRESS_LEDGER_PATH "/echo-sandbox/ledger"
+
+/* Readies the shared proxy: plan holds the secrets' files
+ * (egress_secrets), upstream_ca and local.network_allow (each run's lists
+ * are its token's). 0, or -1 with *err. */
+int esb_egress_proxy_prepare_shared(struct esb_egress_proxy *p, const struct esb_plan *plan,
+                                    const struct esb_egress_shared *cfg, struct esb_error *err);
+
+/* Listens on spec ("ADDRESS:PORT") in the proxy's own namespace and starts
+ * serving. 0, or -1 with *err. */
+int esb_egress_proxy_listen(struct esb_egress_proxy *p, const char *spec, struct esb_error *err);
+
+/* One attempt's record in backend/egress_helper.h's words: "WORD REASON
+ * PORT OUT IN LENGTH", then its host and a newline, to f. */
+void esb_egress_attempt_write(const char *word, const struct esb_egress_attempt *a, FILE *f);
+
+/* A ledger in backend/egress_helper.h's words ("left_off N", "attempt
+ * ...", "end"), to f. */
+void esb_egress_ledger_write(const struct esb_egress_ledger *l, FILE *f);
+
+/* echo-sandbox-egress's modes for Kubernetes (egress_serve.c): "serve
+ * OPTIONS" (argv[0] "serve"), the shared proxy until SIGTERM or SIGINT;
+ * "ledger URL", a run's ledger from the shared proxy at URL (the run's
+ * token on stdin) to stdout. Each returns the exit status. */
+int esb_egress_serve_main(int argc, char **argv, const char *usage);
+int esb_egress_ledger_main(const char *url);
 
 /* Stops serving: no new connection, every live one shut down, every
  * thread joined. The ledger stays. Idempotent. */

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/egress_helper.h"
 #include "backend/k8s_command.h"
 #include "backend/k8s_run_table.h"
 #include "backend/k8s_session.h"
@@ -1304,8 +1305,24 @@ static bool reason_is_transient(const char *reason) {
   return false;
 }
 
+/* The network by name: the run's ledger, from the shared proxy, which saw
+ * its connections (the engine saw none of them). */
+static void take_ledger(struct esb_k8s_run *run) {
+  struct esb_error err = ESB_ERROR_INIT;
+  run->result.egress.wanted = true;
+  if (esb_egress_k8s_ledger(run->plan, &run->result.egress, &err) < 0)
+    esb_result_warn(&run->result, "the egress proxy's ledger could not be read whole (left_off counts what it could "
+                    "not say): %s", err.message);
+  /* the verdicts as output events: here at the run's end, the first the
+   * engine hears of them */
+  for (size_t i = 0; run->output.on_egress && i < run->result.egress.n; i++)
+    run->output.on_egress(&run->result.egress.v[i], run->output.userdata);
+}
+
 static void finish(struct esb_k8s_run *run) {
   decide(run);
+  if (run->plan->egress_k8s.token && !run->in_session)
+    take_ledger(run);
   if (run->in_session)
     snprintf(run->result.session, sizeof run->result.session, "%s", run->plan->k8s.pod_name);
   else

@@ -72,6 +72,21 @@ struct esb_k8s_settings {
   uint64_t warm_claim_grace_ms; /* with warm_pool: how long the claim may take */
 };
 
+/* The network by name on Kubernetes (backend/egress_token.h): the
+ * policy's egress.k8s, then what the engine made of it for the run
+ * (backend/egress_helper.h: esb_egress_k8s_prepare). */
+struct esb_egress_k8s {
+  char *proxy;               /* the shared proxy's URL, http://HOST:PORT */
+  char *key_file;            /* the tokens' key, as the engine reads it (the Secret's copy) */
+  char *ca_file;             /* the proxy's CA certificate (PEM): the pods' to trust, where
+                                the plan injects credentials */
+  uint64_t grace_s;          /* how long a token outlives its run's deadline */
+  char *token;               /* the run's, once signed */
+  char *ca_pem, *bundle;     /* the CA certificate, and it with the engine host's trust
+                                store: files of the pod */
+  size_t ca_len, bundle_len;
+};
+
 struct esb_plan {
   enum esb_backend backend;
   char **argv;               /* NULL-terminated */
@@ -112,6 +127,9 @@ struct esb_plan {
                                 read by the engine when the run starts, never by the policy */
   char *egress_upstream_ca;  /* PEM file the proxy verifies injected hosts against;
                                 NULL: the host's trust store */
+  struct esb_egress_k8s egress_k8s; /* backend k8s: the shared proxy (its proxy NULL: none) */
+  char *egress_hosts_file;   /* a hosts(5) file the proxy resolves names from first, read
+                                itself (no NSS, no /etc/hosts); NULL: none */
   bool fallback_local;       /* backend k8s: when the cluster does not answer, the
                                 policy allows the local backend instead (its
                                 plan's fallback = "local"); else never */
@@ -147,20 +165,33 @@ static inline uint64_t esb_k8s_grace_seconds(uint64_t kill_grace_ms) {
 
 void esb_plan_release(struct esb_plan *plan);
 
+/* Frees n injections and their array (a plan's, a token's grant's). */
+static inline void esb_egress_inject_free(struct esb_egress_inject *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(v[i].host);
+    free(v[i].header);
+    free(v[i].secret);
+  }
+  free(v);
+}
+
 /* Frees the plan's egress fields (lists, injections, secrets' files):
  * esb_plan_release's part that echo-sandbox-egress, which reads only
  * those, shares. Inline: that program links no plan.c. */
 static inline void esb_plan_release_egress(struct esb_plan *plan) {
   esb_strv_free(plan->egress_allow);
   esb_strv_free(plan->egress_deny);
-  for (size_t i = 0; i < plan->n_egress_inject; i++) {
-    free(plan->egress_inject[i].host);
-    free(plan->egress_inject[i].header);
-    free(plan->egress_inject[i].secret);
-  }
-  free(plan->egress_inject);
+  esb_egress_inject_free(plan->egress_inject, plan->n_egress_inject);
   esb_strv_free(plan->egress_secrets);
   free(plan->egress_upstream_ca);
+  free(plan->egress_hosts_file);
+  struct esb_egress_k8s *k = &plan->egress_k8s;
+  free(k->proxy);
+  free(k->key_file);
+  free(k->ca_file);
+  free(k->token);
+  free(k->ca_pem);
+  free(k->bundle);
 }
 
 /* Frees the strings of k8s settings and zeroes them. */

@@ -286,6 +286,10 @@ static int push_explanation(lua_State *L) {
       lua_setfield(L, -2, p->egress_inject[i].host);
     }
     lua_setfield(L, -2, "inject");
+    if (p->egress_k8s.proxy) { /* the k8s backend's shared proxy */
+      lua_pushstring(L, p->egress_k8s.proxy);
+      lua_setfield(L, -2, "proxy");
+    }
     lua_setfield(L, -2, "egress");
   }
   if (x->kubectl)
@@ -327,9 +331,14 @@ static void print_names(const char *label, char **names) {
 /* The network by name (backend/egress_proxy.h): the list the run gets,
  * and what the request asked of it. */
 static void print_egress(const struct explanation *x) {
-  printf("egress      loopback only; the engine's proxy at %s (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) resolves\n"
-         "            and connects: these names only, at public addresses only (as network: true refuses)",
-         ESB_EGRESS_PROXY_URL);
+  if (x->plan->backend == ESB_BACKEND_K8S) /* backend/egress_token.h */
+    printf("egress      the pod reaches the shared egress proxy %s alone (label echo-sandbox.io/network=egress),\n"
+           "            with a token signed for the run (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY); the proxy resolves\n"
+           "            and connects: these names only, at public addresses only", x->plan->egress_k8s.proxy);
+  else
+    printf("egress      loopback only; the engine's proxy at %s (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) resolves\n"
+           "            and connects: these names only, at public addresses only (as network: true refuses)",
+           ESB_EGRESS_PROXY_URL);
   print_names("allowed:", x->plan->egress_allow);
   print_names("denied: ", x->plan->egress_deny);
   print_names("asked:  ", x->asked_egress);
@@ -392,6 +401,8 @@ static void print_text(const struct explanation *x) {
   for (char **note = p->clamped; note && *note; note++)
     printf("clamped     %s\n", *note);
   if (x->kubectl) {
+    if (p->egress_allow)
+      print_egress(x);
     print_k8s(x);
     return;
   }

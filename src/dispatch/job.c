@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/egress_helper.h"
 #include "backend/k8s_payload.h"
 #include "codec/pod_status.h"
 
@@ -165,7 +166,11 @@ int esb_job_run(struct esb_job *job, struct esb_loop *loop) {
     k8s->on_done = k8s_done;
     k8s->userdata = job;
     k8s->output = job->output;
-    if (esb_k8s_start(k8s, loop, &job->plan) == 0)
+    struct esb_error err = ESB_ERROR_INIT;
+    /* the network by name: the run's token for the shared proxy, in its env */
+    if (job->plan.egress_allow && esb_egress_k8s_prepare(&job->plan, &err) < 0)
+      esb_result_fail_error(&k8s->result, &err);
+    else if (esb_k8s_start(k8s, loop, &job->plan) == 0)
       return 0;
     failed = &k8s->result;
   } else {

@@ -10,6 +10,7 @@
 
 #include <lauxlib.h>
 
+#include "backend/egress_helper.h"
 #include "engine/contract/egress.h"
 #include "engine/strv.h"
 #include "luaglue/fields.h"
@@ -297,11 +298,32 @@ static void read_inject(struct esb_fields *f, struct esb_plan *plan) {
   esb_fields_leave(f);                         /* egress */
 }
 
+/* egress.k8s: { proxy = "http://HOST:PORT", key_file = "/...", ca_file =
+ * "/...", grace_s = N }, the shared proxy of the k8s backend
+ * (backend/egress_token.h). */
+static void read_egress_k8s(struct esb_fields *f, struct esb_plan *plan) {
+  static const char *const known[] = {"proxy", "key_file", "ca_file", "grace_s", NULL};
+  struct esb_egress_k8s *k = &plan->egress_k8s;
+  if (!esb_fields_enter(f, -1, "k8s"))
+    return;                                    /* egress, k8s */
+  esb_fields_only(f, -1, known);
+  k->proxy = esb_fields_string(f, -1, "proxy");
+  k->key_file = esb_fields_string(f, -1, "key_file");
+  k->ca_file = esb_fields_string(f, -1, "ca_file");
+  k->grace_s = ESB_EGRESS_K8S_GRACE_S;
+  esb_fields_uint(f, -1, "grace_s", 1, &k->grace_s);
+  struct esb_error why = ESB_ERROR_INIT;
+  if (!f->failed && esb_egress_k8s_check(k->proxy, k->key_file, k->ca_file, &why) < 0)
+    esb_fields_fail(f, "policy: %s", why.message);
+  esb_fields_leave(f);                         /* egress */
+}
+
 /* egress: { allow = {...}, deny = {...}, inject, secrets, upstream_ca },
  * the network by name; each entry checked as a request's are. With it the
  * run's network is the proxy's, never network: true as well. */
 static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
-  static const char *const known[] = {"allow", "deny", "inject", "secrets", "upstream_ca", NULL};
+  static const char *const known[] = {"allow", "deny", "inject", "secrets", "upstream_ca", "k8s", "hosts_file",
+                                      NULL};
   if (!esb_fields_enter(f, t, "egress"))
     return;                                    /* egress */
   esb_fields_only(f, -1, known);
@@ -310,14 +332,23 @@ static void read_egress(struct esb_fields *f, int t, struct esb_plan *plan) {
     esb_fields_bad(f, -1, "allow", "an array of host names");
   plan->egress_deny = esb_fields_egress_list(f, -1, "deny", NULL);
   read_inject(f, plan);
+  plan->egress_hosts_file = esb_fields_string(f, -1, "hosts_file");
+  const char *hosts = plan->egress_hosts_file;
+  if (hosts && (hosts[0] != '/' || strchr(hosts, '\n')))
+    esb_fields_bad(f, -1, "hosts_file", "an absolute path of a hosts(5) file");
+  if (!f->failed)
+    read_egress_k8s(f, plan);
   esb_fields_leave(f);                         /* -- */
   if (plan->local.network && !f->failed)
     esb_fields_fail(f, "policy: the plan has both limits.network = true and egress: one network or the other");
-  /* The k8s backend has no proxy yet: its pod would run with no network
-   * and no ledger, whatever a policy plans. */
-  if (plan->backend == ESB_BACKEND_K8S && !f->failed)
-    esb_fields_fail(f, "policy: the plan has egress and backend k8s: the network by name runs on the local "
-                    "backend only, for now");
+  /* Without the shared proxy a pod would run with no way out and no
+   * ledger, whatever a policy plans. */
+  if (plan->backend == ESB_BACKEND_K8S && !plan->egress_k8s.proxy && !f->failed)
+    esb_fields_fail(f, "policy: the plan has egress and backend k8s but no egress.k8s (proxy = "
+                    "\"http://HOST:PORT\", key_file = ...: the shared egress proxy, doc/network.md)");
+  if (plan->backend == ESB_BACKEND_K8S && plan->n_egress_inject && !plan->egress_k8s.ca_file && !f->failed)
+    esb_fields_fail(f, "policy: the plan injects credentials (egress.inject) on backend k8s but egress.k8s has "
+                    "no ca_file (the shared proxy's CA certificate, which the pods trust)");
 }
 
 int esb_read_plan(lua_State *L, struct esb_plan *plan, struct esb_error *err) {

@@ -14,6 +14,7 @@
 #include <lua.h>
 #include <uuid.h>
 
+#include "backend/egress_helper.h"
 #include "engine/contract/limits.h"
 #include "engine/install_paths.h"
 #include "luaglue/fields.h"
@@ -111,6 +112,34 @@ static int wall_limit(struct esb_vm_limits *limits, struct esb_error *err) {
   return 0;
 }
 
+/* The string at key of the table on top, or NULL (raw: nothing raises). */
+static const char *raw_string(lua_State *L, const char *key) {
+  lua_pushstring(L, key);
+  lua_rawget(L, -2);
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1); /* the table holds it */
+  return s;
+}
+
+/* egress.k8s (the shared egress proxy: its URL, the key and CA files the
+ * engine reads), checked once at load: a missing key file is the
+ * operator's to fix now. The policy table is on top of the stack. */
+static int check_egress_k8s(lua_State *L, const char *path, struct esb_error *err) {
+  int rc = 0;
+  if (lua_getfield(L, -1, "egress") == LUA_TTABLE) {        /* policy, egress */
+    lua_pushliteral(L, "k8s");
+    if (lua_rawget(L, -2) == LUA_TTABLE) {                   /* policy, egress, k8s */
+      struct esb_error why = ESB_ERROR_INIT;
+      if ((rc = esb_egress_k8s_check(raw_string(L, "proxy"), raw_string(L, "key_file"), raw_string(L, "ca_file"),
+                                     &why)) < 0)
+        esb_error_set(err, ESB_E_POLICY, "policy %s: %s", path, why.message);
+    }
+    lua_pop(L, 1);                                           /* policy, egress */
+  }
+  lua_pop(L, 1);                                             /* policy */
+  return rc;
+}
+
 struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *err) {
   const char *path = find_policy(explicit_path);
   struct esb_policy *p = calloc(1, sizeof *p);
@@ -153,7 +182,7 @@ struct esb_policy *esb_policy_open(const char *explicit_path, struct esb_error *
     esb_error_set(err, ESB_E_POLICY, "policy %s: the returned table has no function 'plan'", path);
     goto fail;
   }
-  if (check_network_allow(L, path, err) < 0)
+  if (check_network_allow(L, path, err) < 0 || check_egress_k8s(L, path, err) < 0)
     goto fail;
   p->policy_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* -- */
   if (load_warm_pools(p, err) < 0)
@@ -371,6 +400,7 @@ struct pod_ctx {
   time_t expires;           /* when `cleanup` may remove the pod */
   uint64_t deadline_s, grace_s, max_open_files;
   bool network;
+  bool egress;              /* the network by name: the shared egress proxy only */
 };
 
 static void push_pod_ctx(lua_State *L, const struct pod_ctx *c) {
@@ -391,6 +421,8 @@ static void push_pod_ctx(lua_State *L, const struct pod_ctx *c) {
   lua_setfield(L, -2, "grace_seconds");
   lua_pushboolean(L, c->network);
   lua_setfield(L, -2, "network");
+  lua_pushboolean(L, c->egress);
+  lua_setfield(L, -2, "egress");
   lua_pushinteger(L, (lua_Integer)c->max_open_files); /* the pod's annotation of it */
   lua_setfield(L, -2, "max_open_files");
 }
@@ -454,6 +486,7 @@ static int finish_k8s(struct esb_policy *p, struct esb_plan *plan, struct esb_er
     .expires = time(NULL) + (time_t)deadline_s + (time_t)((plan->kill_grace_ms + 999) / 1000) + EXPIRY_MARGIN_SECS,
     .deadline_s = deadline_s, .grace_s = esb_k8s_grace_seconds(plan->kill_grace_ms),
     .max_open_files = plan->max_open_files, .network = plan->local.network,
+    .egress = plan->egress_allow != NULL,
   };
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->k8s_pod_ref); /* plan, k8s_pod */
   lua_pushliteral(L, "k8s");

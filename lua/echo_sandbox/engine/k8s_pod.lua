@@ -177,7 +177,8 @@ end
 
 -- k8s: the plan's k8s table. ctx: pod_name, instance, expires_at (RFC 3339),
 -- deadline_seconds, grace_seconds (the plan's kill_grace_ms, rounded up to a
--- second), network (boolean), max_open_files (0: none). Returns the settings the engine runs
+-- second), network (boolean), egress (boolean: the network by name, through the
+-- shared egress proxy), max_open_files (0: none). Returns the settings the engine runs
 -- the pod with (src/policy/policy.c reads them): image, namespace, handshake,
 -- pod_running_timeout (the policy's, lowered to the deadline), context,
 -- kubeconfig, delete_timeout_ms, unschedulable_grace_ms, not_ready_grace_ms, overrides_json and
@@ -245,7 +246,9 @@ return function(k8s, ctx)
   metadata.namespace = nil
   labels["app.kubernetes.io/managed-by"] = "echo-sandbox"
   labels["echo-sandbox.io/instance"] = ctx.instance
-  labels["echo-sandbox.io/network"] = (not ctx.network) and "none" or nil
+  -- egress: the NetworkPolicy of deploy/egress.yaml lets these pods reach
+  -- the egress proxy and nothing else (no DNS either).
+  labels["echo-sandbox.io/network"] = ctx.egress and "egress" or (not ctx.network) and "none" or nil
   annotations["echo-sandbox.io/expires-at"] = ctx.expires_at
   -- Kubernetes has no field for RLIMIT_NOFILE (a container gets its
   -- runtime's): the pod's wrapper shell sets it (backend/k8s_command.h);

@@ -188,7 +188,18 @@ policy.ceilings = {
 --            name (private, loopback, link-local and metadata addresses stay
 --            refused); false: names only. may_ask and always may hold them
 --            either way, as the operator writes them
--- policy explain shows the list a request gets. Local backend only, for now.
+--   hosts_file  a hosts(5) file whose names the local proxy resolves from
+--            first, reading it itself (no NSS: /etc/nsswitch.conf and
+--            /etc/hosts play no part); nil: none (on k8s, the proxy's
+--            --hosts-file)
+--   k8s      the k8s backend's shared egress proxy (deploy/egress.yaml;
+--            nil: a k8s run with a list is refused): { proxy =
+--            "http://echo-sandbox-egress.echo-sandbox.svc:3128", key_file =
+--            the tokens' key (the Secret both share), ca_file = the proxy's
+--            CA certificate (with inject), grace_s = how long a run's token
+--            outlives its deadline (60) }. There the proxy holds the
+--            secrets (its --secret NAME=FILE): a run's token names them.
+-- policy explain shows the list a request gets.
 policy.egress = {
   addresses = false,
   may_ask = nil,
@@ -197,6 +208,8 @@ policy.egress = {
   inject = nil,
   secrets = nil,
   upstream_ca = nil,
+  hosts_file = nil,
+  k8s = nil,
 }
 
 -- Sessions (echo-sandbox session create): a request's ttl_ms and
@@ -648,7 +661,8 @@ function policy:egress_for(req)
     allow[#allow + 1] = entry
   end
   for _, entry in ipairs(e.always or {}) do allow[#allow + 1] = entry end
-  return { allow = allow, deny = e.deny or {}, inject = e.inject, secrets = e.secrets, upstream_ca = e.upstream_ca }
+  return { allow = allow, deny = e.deny or {}, inject = e.inject, secrets = e.secrets, upstream_ca = e.upstream_ca,
+           hosts_file = e.hosts_file, k8s = e.k8s }
 end
 
 -- The cluster the operator commands (doctor, cleanup) talk to, for no
@@ -771,7 +785,10 @@ function policy:plan(req)
   local to_k8s = backend == "k8s" or req.backend == "k8s"
   local egress
   if type(limits.network) == "table" then
-    if to_k8s then return nil, "limits.network.allow: the network by name runs on the local backend only, for now" end
+    if to_k8s and not (self.egress and self.egress.k8s) then
+      return nil, "limits.network.allow: on the k8s backend the network by name needs the policy's egress.k8s " ..
+        "(the shared egress proxy, doc/network.md)"
+    end
     egress, err = self:egress_for(req)
     if not egress then return nil, err end
     limits.network = false -- loopback only: the proxy is the way out

@@ -18,6 +18,8 @@ static const char *const reason_names[ESB_EGRESS_REASON__COUNT] = {
   [ESB_EGRESS_HOST_MISMATCH] = "host_mismatch",
   [ESB_EGRESS_BAD_REQUEST] = "bad_request",
   [ESB_EGRESS_UNVERIFIED] = "upstream_unverified",
+  [ESB_EGRESS_TOKEN_EXPIRED] = "token_expired",
+  [ESB_EGRESS_BAD_TOKEN] = "bad_token",
 };
 
 const char *esb_egress_reason_name(enum esb_egress_reason reason) {

@@ -71,6 +71,10 @@ enum esb_egress_reason {
   ESB_EGRESS_BAD_REQUEST,     /* no HTTP request a proxy serves */
   ESB_EGRESS_UNVERIFIED,      /* a host the proxy injects a credential to showed a
                                  certificate its trust store does not accept */
+  ESB_EGRESS_TOKEN_EXPIRED,   /* the shared proxy (Kubernetes): the run's capability is
+                                 past its expiry (its run's deadline) */
+  ESB_EGRESS_BAD_TOKEN,       /* the shared proxy: no capability, or one whose signature
+                                 does not hold (edited, or signed with another key) */
   ESB_EGRESS_REASON__COUNT
 };
 
