@@ -18,12 +18,18 @@
 --   per_run_uid      uid_range = false
 --   memory_limit, process_limit, cpu_time_limit
 --                    a limits_for that gives the run no limit (0)
--- k8s_network_policy, k8s_pod_security, k8s_memory_limit, k8s_rbac
+-- k8s_network_policy, k8s_pod_security, k8s_memory_limit, k8s_rbac,
+-- k8s_pod_security_admission, k8s_ephemeral_storage
 --                    the fake API server (spec/support/fake_kube.py), whose
 --                    pods are processes on this host, as root, on its
---                    network, without limits: as a cluster whose CNI
---                    ignores NetworkPolicy and whose pods run privileged; --deny "get secrets"
---                    is an account RBAC keeps from secrets
+--                    network, without limits, in namespaces without a Pod
+--                    Security label, on a kubelet that evicts nothing: as a
+--                    cluster whose CNI ignores NetworkPolicy and whose pods
+--                    run privileged; --deny "get secrets" is an account RBAC
+--                    keeps from secrets, --namespace-label
+--                    pod-security.kubernetes.io/enforce=restricted a namespace
+--                    with Pod Security admission, --evict-storage a kubelet
+--                    that evicts for ephemeral storage
 -- tiocsti cannot be turned off by a policy: every sandbox starts a new
 -- session (no controlling terminal) and has no /dev/tty, whatever the
 -- isolation; the filter's TIOCSTI row is shown by syscall_filter.
@@ -83,7 +89,7 @@ describe("doctor --prove", function()
 
   it("holds every local defence on this machine, and says what each attack saw", function()
     local checks, code, report = prove(nil)
-    assert.are.equal(17, #report.checks)
+    assert.are.equal(19, #report.checks)
     for name, check in pairs(checks) do
       -- the probe pods: not for a policy that runs requests locally (below)
       local want = check.backend == "k8s" and "not_applicable" or "held"
@@ -217,13 +223,19 @@ describe("doctor --prove", function()
 
   describe("with probe pods, against the fake API server", function()
     local minor = env.kubectl_once_minor
+    -- pods whose ephemeral storage the doctor fills in a moment, and a
+    -- deadline a pod that kept it waits for in seconds
+    local small_pods = "policy.resources.ephemeral_storage_limit = '16Mi'\n" ..
+                       "policy.resources.ephemeral_storage_request = '16Mi'\n" ..
+                       "policy.defaults.timeout_ms = 8000\npolicy.ceilings.timeout_ms = 8000"
 
     describe("(a cluster that enforces nothing)", function()
       local hooks = fake.per_spec(minor)
 
       it("says NetworkPolicy not enforced, the pod privileged and unlimited, and secrets readable", function()
-        local checks, code = prove(nil, false, { "--k8s", "--prove-target", "127.0.0.1:1" }, hooks.server.env)
-        only_failed(checks, code, { "k8s_network_policy", "k8s_pod_security", "k8s_memory_limit", "k8s_rbac" })
+        local checks, code = prove(small_pods, false, { "--k8s", "--prove-target", "127.0.0.1:1" }, hooks.server.env)
+        only_failed(checks, code, { "k8s_network_policy", "k8s_pod_security", "k8s_memory_limit", "k8s_rbac",
+                                    "k8s_pod_security_admission", "k8s_ephemeral_storage" })
         local net = checks.k8s_network_policy.detail
         assert.truthy(net:find("NetworkPolicy not enforced: a pod with network: false reached the doctor's " ..
                                "listener on 127.0.0.1", 1, true), net)
@@ -234,6 +246,13 @@ describe("doctor --prove", function()
         assert.truthy(checks.k8s_rbac.detail:find("may get secrets in namespace echo-sandbox", 1, true))
         local memory = checks.k8s_memory_limit.detail
         assert.truthy(memory:find("got through: touched 96 MiB (memory limit 64 MiB)", 1, true), memory)
+        local admission = checks.k8s_pod_security_admission.detail
+        assert.truthy(admission:find("Pod Security not enforced: namespace " .. (hooks.server.namespace or
+          "echo-sandbox") .. " has no pod-security.kubernetes.io/enforce label", 1, true), admission)
+        -- Checked: a kubelet that evicts (--evict-storage, below) makes it held
+        local storage = checks.k8s_ephemeral_storage.detail
+        assert.truthy(storage:find("got through: the pod kept what it wrote until its deadline: wrote 24 MiB " ..
+                                   "(ephemeral-storage limit 16 MiB)", 1, true), storage)
         -- the probe pods were labelled as runs without the network are
         local labelled = 0
         for _, body in ipairs(fake.query(hooks.server, "/_fake/received")) do
@@ -252,6 +271,33 @@ describe("doctor --prove", function()
         assert.are.equal("not_applicable", checks.k8s_rbac.verdict)
         assert.truthy(checks.k8s_rbac.detail:find("--k8s proves the cluster too", 1, true))
         assert.are.same({}, fake.pods(hooks.server))
+      end)
+    end)
+
+    describe("(a namespace with Pod Security \"restricted\", a kubelet that evicts for ephemeral storage)", function()
+      local hooks = fake.per_spec(minor, "--namespace-label pod-security.kubernetes.io/enforce=restricted " ..
+                                         "--evict-storage")
+
+      it("says Pod Security admission enforced and the pod evicted past its ephemeral-storage limit", function()
+        local checks = prove(small_pods .. "\npolicy.backend = 'k8s'", false, nil, hooks.server.env)
+        local admission, storage = checks.k8s_pod_security_admission, checks.k8s_ephemeral_storage
+        assert.are.equal("held", admission.verdict, admission.detail)
+        assert.are.equal('namespace echo-sandbox enforces the Pod Security level "restricted"', admission.detail)
+        assert.are.equal("held", storage.verdict, storage.detail)
+        -- the working dir's emptyDir (64 MiB) is above the pod's limit: the pod's is the one that evicts
+        assert.truthy(storage.detail:find("was evicted: Pod ephemeral local storage usage exceeds the total limit " ..
+                                          "of containers 16Mi. (ephemeral-storage limit 16 MiB)", 1, true), storage.detail)
+      end)
+    end)
+
+    describe("(a namespace with Pod Security \"baseline\")", function()
+      local hooks = fake.per_spec(minor, "--namespace-label pod-security.kubernetes.io/enforce=baseline")
+
+      it("says baseline is not enough: it admits root, capabilities and no seccomp profile", function()
+        local checks = prove(small_pods .. "\npolicy.backend = 'k8s'", false, nil, hooks.server.env)
+        local admission = checks.k8s_pod_security_admission
+        assert.are.equal("failed", admission.verdict, admission.detail)
+        assert.truthy(admission.detail:find('enforces only the Pod Security level "baseline"', 1, true))
       end)
     end)
 

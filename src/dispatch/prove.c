@@ -18,6 +18,8 @@
 
 #include "dispatch/execute.h"
 #include "dispatch/job.h"
+#include "codec/json.h"
+#include "engine/contract/quantity.h"
 #include "engine/fileio.h"
 #include "engine/install_paths.h"
 #include "engine/text.h"
@@ -373,20 +375,51 @@ struct bomb {
   uint64_t (*limit)(const struct esb_plan *plan);
   uint64_t asked, more, most;
   bool k8s;                    /* in a probe pod (else the local sandbox) */
+  const char *then;            /* the probe's word after the amount, or NULL */
 };
 
 static uint64_t memory_mib(const struct esb_plan *plan) { return plan->local.memory_bytes / MiB; }
 static uint64_t processes(const struct esb_plan *plan) { return plan->local.limits.processes; }
 static uint64_t workdir_mib(const struct esb_plan *plan) { return plan->local.workdir_size_bytes / MiB; }
 
+/* The pod's ephemeral-storage limit in MiB, from its override
+ * (spec.containers[0].resources.limits): 0 where it has none. */
+static uint64_t pod_storage_mib(const struct esb_plan *plan) {
+  static const char *const path[] = { "spec", "containers", NULL, "resources", "limits", "ephemeral-storage" };
+  lua_State *L = plan->k8s.overrides_json ? esb_json_state() : NULL;
+  struct esb_error err = ESB_ERROR_INIT;
+  double bytes = 0;
+  if (!L)
+    return 0;
+  if (esb_json_decode(L, plan->k8s.overrides_json, strlen(plan->k8s.overrides_json), &err) == 0) {
+    for (size_t i = 0; i < sizeof path / sizeof path[0] && lua_istable(L, -1); i++) {
+      if (path[i])
+        lua_pushstring(L, path[i]);
+      else
+        lua_pushinteger(L, 1);
+      lua_rawget(L, -2);
+    }
+    if (lua_type(L, -1) != LUA_TSTRING || esb_quantity_parse(lua_tostring(L, -1), &bytes) < 0)
+      bytes = 0;
+  }
+  lua_close(L);
+  return bytes > 0 ? ((uint64_t)bytes + MiB - 1) / MiB : 0;
+}
+
 static const struct bomb memory_bomb = { "memory", "memory limit", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, false };
+  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, false, NULL };
 static const struct bomb process_bomb = { "fork", "process limit", "",
-  { .max_processes = 16, .network = -1 }, processes, 16, 8, BOMB_MAX_PROCESSES, false };
+  { .max_processes = 16, .network = -1 }, processes, 16, 8, BOMB_MAX_PROCESSES, false, NULL };
 static const struct bomb workdir_bomb = { "workdir", "working dir size", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, workdir_mib, 64, 8, BOMB_MAX_MIB, false };
+  { .memory_bytes = 64 * MiB, .network = -1 }, workdir_mib, 64, 8, BOMB_MAX_MIB, false, NULL };
 static const struct bomb pod_memory_bomb = { "memory", "memory limit", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, true };
+  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, true, NULL };
+
+/* Into the working dir: the writable place of a pod whose root is
+ * read-only. It then waits for its deadline, which is the kubelet's time to
+ * see the usage and evict the pod (its eviction manager looks every 10 s). */
+static const struct bomb pod_storage_bomb = { "workdir", "ephemeral-storage limit", " MiB",
+  { .memory_bytes = 64 * MiB, .network = -1 }, pod_storage_mib, 64, 8, BOMB_MAX_MIB, true, "hold" };
 
 /* The bomb's size for the plan, and its limit in words into unit; 0 when
  * the limit is more than the doctor fills. */
@@ -401,26 +434,38 @@ static uint64_t bomb_size(const struct bomb *b, const struct esb_plan *plan, cha
   return limit > b->most ? 0 : (limit ? limit : b->asked) + b->more;
 }
 
+/* The bomb's request, sized for the plan the policy makes of it: 0, or -1
+ * with o decided (not applicable above the most it fills, unproven). */
+static int bomb_attempt(const struct prover *p, const struct bomb *b, struct attempt *a, char *unit, size_t un,
+                        struct esb_prove_outcome *o) {
+  struct esb_plan plan = ESB_PLAN_INIT;
+  char amount[32];
+  attempt_init(a, p, (const char *const[]){ b->verb, "0", NULL });
+  a->req.limits = b->limits;
+  a->req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
+  if (plan_of(p, a, &plan, o) < 0)
+    return -1;
+  uint64_t n = bomb_size(b, &plan, unit, un);
+  esb_plan_release(&plan);
+  if (!n) {
+    outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", unit);
+    return -1;
+  }
+  snprintf(amount, sizeof amount, "%llu", (unsigned long long)n);
+  attempt_init(a, p, (const char *const[]){ b->verb, amount, b->then, NULL });
+  a->req.limits = b->limits;
+  a->req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
+  a->req.timeout_ms = b->k8s ? K8S_PROBE_MS : a->req.timeout_ms;
+  return 0;
+}
+
 /* The bomb against the plan of its request: the engine's OOM kill decides
  * where it saw one, the probe's exit status elsewhere. */
 static void check_bomb(const struct prover *p, const struct bomb *b, struct esb_prove_outcome *o) {
   struct attempt a;
-  struct esb_plan plan = ESB_PLAN_INIT;
-  char amount[32], unit[128];
-  attempt_init(&a, p, (const char *const[]){ b->verb, "0", NULL });
-  a.req.limits = b->limits;
-  a.req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
-  if (plan_of(p, &a, &plan, o) < 0)
+  char unit[128];
+  if (bomb_attempt(p, b, &a, unit, sizeof unit, o) < 0)
     return;
-  uint64_t n = bomb_size(b, &plan, unit, sizeof unit);
-  esb_plan_release(&plan);
-  if (!n)
-    return outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", unit);
-  snprintf(amount, sizeof amount, "%llu", (unsigned long long)n);
-  attempt_init(&a, p, (const char *const[]){ b->verb, amount, NULL });
-  a.req.limits = b->limits;
-  a.req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
-  a.req.timeout_ms = b->k8s ? K8S_PROBE_MS : a.req.timeout_ms;
   struct esb_result r = ESB_RESULT_INIT;
   esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
   if (r.status == ESB_STATUS_OOM_KILLED)
@@ -443,6 +488,29 @@ static void check_process_limit(const struct prover *p, struct esb_prove_outcome
 
 static void check_workdir_size(const struct prover *p, struct esb_prove_outcome *o) {
   check_bomb(p, &workdir_bomb, o);
+}
+
+/* The kubelet's eviction decides; a probe that wrote it all and was still
+ * there at its deadline got through. */
+static void check_k8s_ephemeral_storage(const struct prover *p, struct esb_prove_outcome *o) {
+  struct attempt a;
+  char unit[128], line[ESB_PROVE_DETAIL_MAX - 256];
+  if (bomb_attempt(p, &pod_storage_bomb, &a, unit, sizeof unit, o) < 0)
+    return;
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
+  bool wrote = r.out.data && memmem(r.out.data, r.out.len, "wrote ", 6);
+  if (r.reason && !strcmp(r.reason, "Evicted"))
+    outcome(o, ESB_PROVE_HELD, "%s (%s)", r.error_message ? r.error_message : "the pod was evicted", unit);
+  else if (r.status == ESB_STATUS_TIMED_OUT && wrote)
+    outcome(o, ESB_PROVE_FAILED, "got through: the pod kept what it wrote until its deadline: %s (%s)",
+            said(&r, line, sizeof line), unit);
+  else {
+    by_exit(&r, o);
+    size_t len = strlen(o->detail);
+    snprintf(o->detail + len, sizeof o->detail - len, " (%s)", unit);
+  }
+  esb_result_release(&r);
 }
 
 static void check_k8s_memory_limit(const struct prover *p, struct esb_prove_outcome *o) {
@@ -636,6 +704,62 @@ static void check_k8s_pod_security(const struct prover *p, struct esb_prove_outc
   esb_result_release(&r);
 }
 
+/* Where the probe pods go: the namespace, context and kubeconfig of a
+ * probe pod's plan (the policy may pick them per request), moved into k:
+ * 0, or -1 with o unproven. */
+static int probe_cluster(const struct prover *p, struct esb_k8s_settings *k, struct esb_prove_outcome *o) {
+  struct attempt a;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  attempt_init(&a, p, (const char *const[]){ "podsec", NULL });
+  a.req.backend = ESB_BACKEND_K8S;
+  if (plan_of(p, &a, &plan, o) < 0)
+    return -1;
+  *k = (struct esb_k8s_settings){ .namespace_ = plan.k8s.namespace_, .context = plan.k8s.context,
+                                  .kubeconfig = plan.k8s.kubeconfig };
+  plan.k8s.namespace_ = plan.k8s.context = plan.k8s.kubeconfig = NULL;
+  esb_plan_release(&plan);
+  return 0;
+}
+
+/* kubectl's first line of stdout (or of stderr where it failed) into buf. */
+static const char *first_line(const struct esb_result *r, char *buf, size_t n) {
+  const struct esb_capture *b = r->status == ESB_STATUS_EXITED && r->exit_code == 0 ? &r->out : &r->err;
+  snprintf(buf, n, "%.*s", (int)b->len, b->data ? b->data : "");
+  buf[strcspn(buf, "\n")] = '\0';
+  return buf;
+}
+
+/* The namespace's Pod Security admission: only "restricted" refuses a pod
+ * that runs as root, keeps a capability or has no seccomp profile, whatever
+ * the policy's pod_for made of the pod (deploy/namespace.yaml labels it so). */
+static void check_k8s_pod_security_admission(const struct prover *p, struct esb_prove_outcome *o) {
+  struct esb_k8s_settings k;
+  struct esb_result r = ESB_RESULT_INIT;
+  char level[256];
+  if (probe_cluster(p, &k, o) < 0)
+    return;
+  const char *get[] = { "get", "namespace", k.namespace_, "-o",
+                        "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}", NULL };
+  esb_k8s_kubectl_run(&k, get, K8S_PROBE_MS, &r);
+  first_line(&r, level, sizeof level);
+  if (r.status != ESB_STATUS_EXITED || r.exit_code != 0)
+    outcome(o, ESB_PROVE_UNPROVEN, "kubectl get namespace %s: %s", k.namespace_,
+            level[0] ? level : r.error_message ? r.error_message : esb_status_name(r.status));
+  else if (!strcmp(level, "restricted"))
+    outcome(o, ESB_PROVE_HELD, "namespace %s enforces the Pod Security level \"restricted\"", k.namespace_);
+  else if (!strcmp(level, "baseline"))
+    outcome(o, ESB_PROVE_FAILED, "namespace %s enforces only the Pod Security level \"baseline\": it admits "
+            "pods that run as root, keep capabilities or have no seccomp profile", k.namespace_);
+  else if (level[0])
+    outcome(o, ESB_PROVE_FAILED, "Pod Security not enforced: namespace %s enforces the level \"%s\"",
+            k.namespace_, level);
+  else
+    outcome(o, ESB_PROVE_FAILED, "Pod Security not enforced: namespace %s has no "
+            "pod-security.kubernetes.io/enforce label", k.namespace_);
+  esb_result_release(&r);
+  esb_k8s_settings_release(&k);
+}
+
 /* The executor's account may not read the namespace's secrets. */
 static void check_k8s_rbac(const struct prover *p, struct esb_prove_outcome *o) {
   struct esb_error err = ESB_ERROR_INIT;
@@ -668,6 +792,8 @@ static void (*const checks[ESB_PROVE__COUNT])(const struct prover *p, struct esb
   [ESB_PROVE_DEADLINE] = check_deadline, [ESB_PROVE_WORKDIR_SIZE] = check_workdir_size,
   [ESB_PROVE_PER_RUN_UID] = check_per_run_uid, [ESB_PROVE_K8S_NETWORK_POLICY] = check_k8s_network_policy,
   [ESB_PROVE_K8S_POD_SECURITY] = check_k8s_pod_security, [ESB_PROVE_K8S_MEMORY_LIMIT] = check_k8s_memory_limit,
+  [ESB_PROVE_K8S_POD_SECURITY_ADMISSION] = check_k8s_pod_security_admission,
+  [ESB_PROVE_K8S_EPHEMERAL_STORAGE] = check_k8s_ephemeral_storage,
   [ESB_PROVE_K8S_RBAC] = check_k8s_rbac,
 };
 

@@ -329,7 +329,9 @@ static int probe_outlive(char **argv) {
   return GOT_THROUGH;
 }
 
-/* workdir MIB: writes MIB MiB into files of 1 MiB in the working dir. */
+/* workdir MIB [hold]: writes MIB MiB into files of 1 MiB in the working
+ * dir; with hold, keeps them there until the run's deadline (what a kubelet
+ * that evicts for ephemeral storage needs the time to see). */
 static int probe_workdir(char **argv) {
   static char block[1 << 20];
   long mib = atol(argv[0]);
@@ -348,6 +350,9 @@ static int probe_workdir(char **argv) {
     }
   }
   printf("wrote %ld MiB\n", mib);
+  if (argv[1] && !strcmp(argv[1], "hold")) /* for its deadline, which ends it */
+    for (;;)
+      pause();
   return GOT_THROUGH;
 }
 
