@@ -240,6 +240,10 @@ describe("doctor --prove", function()
         assert.truthy(net:find("NetworkPolicy not enforced: a pod with network: false reached the doctor's " ..
                                "listener on 127.0.0.1", 1, true), net)
         assert.truthy(net:find("connect 127.0.0.1 port 1: Connection refused", 1, true), net)
+        -- the API server's Service (the fake's own port on loopback) and a pod of the probe's own
+        assert.truthy(net:find(("the API server's Service kubernetes.default (127.0.0.1 port %d)")
+                               :format(hooks.server.port), 1, true), net)
+        assert.truthy(net:find(", a pod of its own, echo%-sandbox%-%x+ %(127%.0%.0%.1 port %d+%)"), net)
         local pod = checks.k8s_pod_security.detail
         assert.truthy(pod:find("uid 0 (root)", 1, true), pod)
         assert.truthy(pod:find("seccomp 0 (no filter)", 1, true), pod)

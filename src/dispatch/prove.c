@@ -667,32 +667,6 @@ static void check_per_run_uid(const struct prover *p, struct esb_prove_outcome *
   free(u);
 }
 
-/* A pod without the network: only a NetworkPolicy that the CNI enforces
- * keeps it from the addresses it tries. */
-static void check_k8s_network_policy(const struct prover *p, struct esb_prove_outcome *o) {
-  struct listeners l;
-  const char *args[MAX_ARGS + 1];
-  char ports[8][8], reached[600], line[ESB_PROVE_DETAIL_MAX - 700];
-  struct attempt a;
-  listeners_open(&l);
-  network_args(p, &l, args, ports, true);
-  attempt_init(&a, p, args);
-  a.req.backend = ESB_BACKEND_K8S;
-  a.req.limits.network = 0;
-  a.req.timeout_ms = K8S_PROBE_MS;
-  struct esb_result r = ESB_RESULT_INIT;
-  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
-  if (listeners_close(&l, reached, sizeof reached))
-    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false reached the doctor's "
-            "listener on %s: %s", reached, said(&r, line, sizeof line));
-  else if (r.status == ESB_STATUS_EXITED && r.exit_code == 0)
-    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false connected: %s",
-            said(&r, line, sizeof line));
-  else
-    by_exit(&r, o);
-  esb_result_release(&r);
-}
-
 static void check_k8s_pod_security(const struct prover *p, struct esb_prove_outcome *o) {
   struct attempt a;
   struct esb_result r = ESB_RESULT_INIT;
@@ -757,6 +731,219 @@ static void check_k8s_pod_security_admission(const struct prover *p, struct esb_
     outcome(o, ESB_PROVE_FAILED, "Pod Security not enforced: namespace %s has no "
             "pod-security.kubernetes.io/enforce label", k.namespace_);
   esb_result_release(&r);
+  esb_k8s_settings_release(&k);
+}
+
+/* The API server's Service (kubernetes in default), asked of the API
+ * server: its clusterIP and port into ip and port; where the account may
+ * not read it, the words that make the probe read them from its
+ * environment, where the kubelet puts them. */
+static void api_service(const struct esb_k8s_settings *k, char *ip, size_t in, char *port, size_t pn) {
+  struct esb_k8s_settings d = { .namespace_ = (char *)"default", .context = k->context, .kubeconfig = k->kubeconfig };
+  const char *get[] = { "get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}",
+                        NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  char line[160], a[64] = "", b[8] = "";
+  esb_k8s_kubectl_run(&d, get, K8S_PROBE_MS, &r);
+  bool ok = r.status == ESB_STATUS_EXITED && r.exit_code == 0 &&
+            sscanf(first_line(&r, line, sizeof line), "%63[0-9a-fA-F.:] %7[0-9]", a, b) == 2;
+  snprintf(ip, in, "%s", ok ? a : "$KUBERNETES_SERVICE_HOST");
+  snprintf(port, pn, "%s", ok ? b : "$KUBERNETES_SERVICE_PORT");
+  esb_result_release(&r);
+}
+
+/* The network check's pods, on one loop: first a listener, the pod of the
+ * probe's own that the prober tries; the prober once the listener said its
+ * port and pod (whose address the API server then tells), or once the
+ * listener ended without; the listener's pod deleted once the prober
+ * ended (it waits for a connection otherwise). */
+struct pod_pair {
+  const struct prover *p;
+  const struct esb_k8s_settings *k;
+  struct esb_loop *loop;
+  const char **args;              /* the prober's words, NULL-terminated, with room for two more */
+  struct attempt listener, prober;
+  struct esb_job a, b;
+  char heard[160];                /* the listener's first line, as it comes */
+  size_t heard_len;
+  char pod[64], ip[64], port[16]; /* the listener's pod, address and port, "" until known */
+  char why[192];                  /* why the prober tries no pod of its own */
+  bool started, listener_done;
+};
+
+static void prober_done(struct esb_job *job, void *userdata) {
+  struct pod_pair *u = userdata;
+  (void)job;
+  if (u->listener_done || !u->pod[0])
+    return;
+  const char *del[] = { "delete", "pod", u->pod, "--wait=false", "--ignore-not-found", NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_k8s_kubectl_run(u->k, del, K8S_PROBE_MS, &r);
+  esb_result_release(&r);
+}
+
+static void start_prober(struct pod_pair *u) {
+  size_t n = 0;
+  u->started = true;
+  while (u->args[n])
+    n++;
+  if (u->ip[0])
+    u->args[n++] = u->ip, u->args[n++] = u->port, u->args[n] = NULL;
+  attempt_init(&u->prober, u->p, u->args);
+  u->prober.req.backend = ESB_BACKEND_K8S;
+  u->prober.req.limits.network = 0;
+  u->prober.req.timeout_ms = K8S_PROBE_MS;
+  u->b.on_done = prober_done;
+  u->b.userdata = u;
+  if (esb_job_start(&u->b, u->loop, u->p->policy, &u->prober.req, NULL) < 0)
+    prober_done(&u->b, u);
+}
+
+/* The listener's pod's address, asked of the API server. */
+static void listener_address(struct pod_pair *u) {
+  const char *get[] = { "get", "pod", u->pod, "-o", "jsonpath={.status.podIP}", NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  char line[160], ip[64] = "";
+  esb_k8s_kubectl_run(u->k, get, K8S_PROBE_MS, &r);
+  first_line(&r, line, sizeof line);
+  if (r.status == ESB_STATUS_EXITED && r.exit_code == 0 && sscanf(line, "%63[0-9a-fA-F.:]", ip) == 1)
+    snprintf(u->ip, sizeof u->ip, "%s", ip);
+  else
+    snprintf(u->why, sizeof u->why, "the address of pod %s: %.100s", u->pod, line[0] ? line : "none");
+  esb_result_release(&r);
+}
+
+/* The listener's first line: "listening on port P in pod NAME". */
+static void listener_said(int stream, const char *data, size_t len, void *userdata) {
+  struct pod_pair *u = userdata;
+  int port = 0;
+  if (stream != 1 || u->started)
+    return;
+  len = len < sizeof u->heard - 1 - u->heard_len ? len : sizeof u->heard - 1 - u->heard_len;
+  memcpy(u->heard + u->heard_len, data, len);
+  u->heard[u->heard_len += len] = '\0';
+  if (!strchr(u->heard, '\n') && u->heard_len < sizeof u->heard - 1)
+    return;
+  u->heard[strcspn(u->heard, "\n")] = '\0';
+  if (sscanf(u->heard, "listening on port %d in pod %63[a-z0-9.-]", &port, u->pod) == 2 && port > 0) {
+    snprintf(u->port, sizeof u->port, "%d", port);
+    listener_address(u);
+  } else {
+    snprintf(u->why, sizeof u->why, "the pod of its own said: %s", u->heard);
+  }
+  start_prober(u);
+}
+
+static void listener_done(struct esb_job *job, void *userdata) {
+  struct pod_pair *u = userdata;
+  u->listener_done = true;
+  if (u->started)
+    return;
+  char line[128];
+  snprintf(u->why, sizeof u->why, "the pod of its own ended before it listened: %s",
+           job->result.error_message ? job->result.error_message : said(&job->result, line, sizeof line));
+  start_prober(u);
+}
+
+static int start_listener(struct esb_loop *loop, void *arg) {
+  struct pod_pair *u = arg;
+  u->loop = loop;
+  u->a.output = (struct esb_output_sink){ .fn = listener_said, .userdata = u, .fds = { -1, -1 } };
+  u->a.on_done = listener_done;
+  u->a.userdata = u;
+  return esb_job_start(&u->a, loop, u->p->policy, &u->listener.req, NULL);
+}
+
+/* Where the listener could not start: the prober alone. */
+static int start_prober_alone(struct esb_loop *loop, void *arg) {
+  struct pod_pair *u = arg;
+  u->loop = loop;
+  snprintf(u->why, sizeof u->why, "the pod of its own did not start: %s",
+           u->a.result.error_message ? u->a.result.error_message : "an error");
+  start_prober(u);
+  return 0;
+}
+
+/* Whether ADDR PORT is one of the doctor's listeners (named apart). */
+static bool is_listener(const struct listeners *l, const char *addr, const char *port) {
+  for (size_t i = 0; i < l->n; i++)
+    if (!strcmp(l->address[i], addr) && l->port[i] == atoi(port))
+      return true;
+  return false;
+}
+
+/* What the prober's lines say got through, each named, joined into buf. */
+static void named_through(const struct esb_result *r, const struct pod_pair *u, const struct listeners *l,
+                          const char *svc_ip, const char *svc_port, char *buf, size_t n) {
+  char text[4096], *save = NULL;
+  snprintf(text, sizeof text, "%.*s", (int)r->out.len, r->out.data ? r->out.data : "");
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char addr[64], port[8], what[192];
+    size_t len = strlen(line);
+    if (sscanf(line, "connect %63s port %7[0-9]", addr, port) != 2 || len < 11 ||
+        strcmp(line + len - 11, ": connected") || is_listener(l, addr, port))
+      continue;
+    if (strstr(line, "($KUBERNETES_SERVICE_HOST)") || (!strcmp(addr, svc_ip) && !strcmp(port, svc_port)))
+      snprintf(what, sizeof what, "the API server's Service kubernetes.default (%s port %s)", addr, port);
+    else if (!strcmp(addr, u->ip) && !strcmp(port, u->port))
+      snprintf(what, sizeof what, "a pod of its own, %s (%s port %s)", u->pod, addr, port);
+    else if (!strcmp(addr, "169.254.169.254") || !strcmp(addr, "fd00:ec2::254"))
+      snprintf(what, sizeof what, "the metadata address %s", addr);
+    else
+      snprintf(what, sizeof what, "%s port %s", addr, port);
+    snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? ", " : "", what);
+  }
+}
+
+/* A pod without the network: only a NetworkPolicy that the CNI enforces
+ * keeps it from the addresses it tries: the doctor's listeners, the API
+ * server's Service, a pod of its own, the metadata address and
+ * --prove-target. */
+static void check_k8s_network_policy(const struct prover *p, struct esb_prove_outcome *o) {
+  struct esb_k8s_settings k;
+  if (probe_cluster(p, &k, o) < 0)
+    return;
+  struct listeners l;
+  const char *args[MAX_ARGS + 1];
+  char ports[8][8], svc_ip[64], svc_port[32], reached[300], through[600] = "", line[ESB_PROVE_DETAIL_MAX - 700];
+  struct pod_pair *u = calloc(1, sizeof *u);
+  if (!u)
+    return outcome(o, ESB_PROVE_UNPROVEN, "%s", strerror(errno)), esb_k8s_settings_release(&k);
+  api_service(&k, svc_ip, sizeof svc_ip, svc_port, sizeof svc_port);
+  listeners_open(&l);
+  network_args(p, &l, args, ports, true);
+  size_t n = 0;
+  while (args[n])
+    n++;
+  args[n++] = svc_ip, args[n++] = svc_port, args[n] = NULL;
+  *u = (struct pod_pair){ .p = p, .k = &k, .args = args, .a = ESB_JOB_INIT, .b = ESB_JOB_INIT };
+  char seconds[16];
+  snprintf(seconds, sizeof seconds, "%d", 2 * K8S_PROBE_MS / 1000);
+  attempt_init(&u->listener, p, (const char *const[]){ "listen", seconds, NULL });
+  u->listener.req.backend = ESB_BACKEND_K8S;
+  u->listener.req.limits.network = 0;
+  u->listener.req.timeout_ms = 2 * K8S_PROBE_MS;
+  esb_loop_run_job(-1, start_listener, u);
+  if (!u->started)
+    esb_loop_run_job(-1, start_prober_alone, u);
+  int got = listeners_close(&l, reached, sizeof reached);
+  const struct esb_result *r = &u->b.result;
+  if (got)
+    snprintf(through, sizeof through, "the doctor's listener on %s", reached);
+  named_through(r, u, &l, svc_ip, svc_port, through, sizeof through);
+  if (through[0])
+    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false reached %s: %s", through,
+            said(r, line, sizeof line));
+  else
+    by_exit(r, o);
+  size_t len = strlen(o->detail);
+  if (u->why[0])
+    snprintf(o->detail + len, sizeof o->detail - len, " (no pod of its own tried: %s)", u->why);
+  esb_result_release(&u->a.result);
+  esb_result_release(&u->b.result);
+  esb_job_release(&u->a);
+  esb_job_release(&u->b);
+  free(u);
   esb_k8s_settings_release(&k);
 }
 
