@@ -18,6 +18,8 @@
 --   per_run_uid      uid_range = false
 --   memory_limit, process_limit, cpu_time_limit
 --                    a limits_for that gives the run no limit (0)
+--   cpu_rate         a limits_for that gives the run no CPU rate
+--                    (cpu_millicores 0): the verdicts compared, never times
 -- k8s_network_policy, k8s_pod_security, k8s_memory_limit, k8s_rbac,
 -- k8s_pod_security_admission, k8s_ephemeral_storage
 --                    the fake API server (spec/support/fake_kube.py), whose
@@ -89,7 +91,7 @@ describe("doctor --prove", function()
 
   it("holds every local defence on this machine, and says what each attack saw", function()
     local checks, code, report = prove(nil)
-    assert.are.equal(19, #report.checks)
+    assert.are.equal(20, #report.checks)
     for name, check in pairs(checks) do
       -- the probe pods: not for a policy that runs requests locally (below)
       local want = check.backend == "k8s" and "not_applicable" or "held"
@@ -101,6 +103,8 @@ describe("doctor --prove", function()
     assert.truthy(checks.syscall_filter.detail:find("x32 getpid: killed (SIGSYS)", 1, true))
     assert.truthy(checks.memory_limit.detail:find("killed for memory", 1, true), checks.memory_limit.detail)
     assert.truthy(checks.cpu_time_limit.detail:find("CpuTimeExceeded", 1, true), checks.cpu_time_limit.detail)
+    assert.truthy(checks.cpu_rate.detail:find("under a CPU rate of 0.20 CPUs: spun 400 ms of CPU time in", 1, true),
+                  checks.cpu_rate.detail)
   end)
 
   it("prints a line per check, and with --quick leaves out those that take seconds", function()
@@ -162,6 +166,24 @@ describe("doctor --prove", function()
     only_failed(checks, code, { "memory_limit", "process_limit", "cpu_time_limit", "workdir_size" })
     assert.truthy(checks.memory_limit.detail:find("got through: touched 96 MiB (no memory limit)", 1, true))
     assert.truthy(checks.process_limit.detail:find("got through: 24 processes at once", 1, true))
+  end)
+
+  -- Checked: the same check held under the default policy (above); without
+  -- the rate it says failed. The verdicts are compared, never the times.
+  it("says the CPU rate failed where the policy gives none, and not applicable without cgroups", function()
+    local checks, code = prove(table.concat({
+      "local limits_for = policy.limits_for",
+      "function policy:limits_for(req)",
+      "  local limits, clamped = limits_for(self, req)",
+      "  limits.cpu_millicores = 0",
+      "  return limits, clamped",
+      "end" }, "\n"))
+    only_failed(checks, code, { "cpu_rate" })
+    assert.truthy(checks.cpu_rate.detail:find("^got through: the run got [%d.]+ CPUs %(%d+ ms of CPU time in %d+ ms%) " ..
+                                              "under no CPU rate, asked 0.20 CPUs"), checks.cpu_rate.detail)
+    checks = prove("policy.local_sandbox.cgroups = false")
+    assert.are.equal("not_applicable", checks.cpu_rate.verdict, checks.cpu_rate.detail)
+    assert.truthy(checks.cpu_rate.detail:find("no cgroup", 1, true), checks.cpu_rate.detail)
   end)
 
   it("says unproven, and exits 1, where the policy will not plan the probe", function()

@@ -537,6 +537,54 @@ static void check_cpu_time_limit(const struct prover *p, struct esb_prove_outcom
   esb_result_release(&r);
 }
 
+/* The CPU rate the check asks (millicores), the CPU time it spins (ms),
+ * and the margin of the rate it may show over the plan's: CFS lets a
+ * period's quota run ahead, and a run's start and end count as wall time;
+ * a loaded host only lowers what the run gets. */
+#define CPU_RATE_ASKED 200
+#define CPU_RATE_WORK_MS 400
+#define CPU_RATE_MARGIN(cores) ((cores) * 1.5 + 0.1)
+
+/* The CPU rate the plan gives the run, 0 where none: the engine's count of
+ * the run's CPU time over its wall time decides. */
+static void check_cpu_rate(const struct prover *p, struct esb_prove_outcome *o) {
+  struct attempt a;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  char procs[8], work[16], line[ESB_PROVE_DETAIL_MAX - 256];
+  attempt_init(&a, p, (const char *const[]){ "spin", "1", "1", NULL });
+  a.req.limits.cpu_millicores = CPU_RATE_ASKED;
+  if (plan_of(p, &a, &plan, o) < 0)
+    return;
+  bool cgroup = plan.local.cgroups && plan.local.memory_bytes;
+  double cores = (plan.local.cpu_millicores ? plan.local.cpu_millicores : CPU_RATE_ASKED) / 1000.0;
+  bool none = !plan.local.cpu_millicores;
+  esb_plan_release(&plan);
+  if (!cgroup)
+    return outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", "the policy's runs have no cgroup (cgroups off, or no memory "
+                   "limit): nothing holds a CPU rate");
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  snprintf(procs, sizeof procs, "%ld", cpus < 1 ? 2 : cpus > 4 ? 8 : 2 * cpus);
+  snprintf(work, sizeof work, "%d", CPU_RATE_WORK_MS);
+  attempt_init(&a, p, (const char *const[]){ "spin", procs, work, NULL });
+  a.req.limits.cpu_millicores = CPU_RATE_ASKED;
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
+  double got = r.duration_ms > 0 ? (double)r.cpu_time_ms / r.duration_ms : 0;
+  said(&r, line, sizeof line);
+  /* its deadline, where the rate is far below the plan's, ends a run measured too */
+  bool measured = (r.status == ESB_STATUS_EXITED && r.exit_code == 0) || r.status == ESB_STATUS_TIMED_OUT;
+  if (measured && r.cpu_time_ms < 0)
+    outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", "no cgroup counted the run's CPU time (this host gave the run none)");
+  else if (!measured)
+    ended_oddly(&r, o);
+  else
+    outcome(o, got <= CPU_RATE_MARGIN(cores) ? ESB_PROVE_HELD : ESB_PROVE_FAILED,
+            "%sthe run got %.2f CPUs (%lld ms of CPU time in %.0f ms) under %s%.2f CPUs: %s",
+            got <= CPU_RATE_MARGIN(cores) ? "" : "got through: ", got, (long long)r.cpu_time_ms, r.duration_ms,
+            none ? "no CPU rate, asked " : "a CPU rate of ", cores, line);
+  esb_result_release(&r);
+}
+
 /* Kills each process of the host named NAME (the probe's, a name no other
  * has); returns how many, the first's pid in *first. */
 static int kill_named(const char *name, long *first) {
@@ -976,7 +1024,7 @@ static void (*const checks[ESB_PROVE__COUNT])(const struct prover *p, struct esb
   [ESB_PROVE_TIOCSTI] = check_tiocsti, [ESB_PROVE_NO_NETWORK] = check_no_network,
   [ESB_PROVE_NETWORK_BLOCKS] = check_network_blocks, [ESB_PROVE_MEMORY_LIMIT] = check_memory_limit,
   [ESB_PROVE_PROCESS_LIMIT] = check_process_limit, [ESB_PROVE_CPU_TIME_LIMIT] = check_cpu_time_limit,
-  [ESB_PROVE_DEADLINE] = check_deadline, [ESB_PROVE_WORKDIR_SIZE] = check_workdir_size,
+  [ESB_PROVE_CPU_RATE] = check_cpu_rate, [ESB_PROVE_DEADLINE] = check_deadline, [ESB_PROVE_WORKDIR_SIZE] = check_workdir_size,
   [ESB_PROVE_PER_RUN_UID] = check_per_run_uid, [ESB_PROVE_K8S_NETWORK_POLICY] = check_k8s_network_policy,
   [ESB_PROVE_K8S_POD_SECURITY] = check_k8s_pod_security, [ESB_PROVE_K8S_MEMORY_LIMIT] = check_k8s_memory_limit,
   [ESB_PROVE_K8S_POD_SECURITY_ADMISSION] = check_k8s_pod_security_admission,

@@ -338,15 +338,44 @@ static int probe_fork(char **argv) {
   return refused_or_through(made == n);
 }
 
-/* cpu SECONDS: spins until it has used SECONDS of CPU time. */
-static int probe_cpu(char **argv) {
-  double want = atof(argv[0]);
+/* Spins until this process has used SECONDS of CPU time. */
+static void spin_until(double seconds) {
   struct timespec t;
   do {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  } while (t.tv_sec + t.tv_nsec / 1e9 < want);
+  } while (t.tv_sec + t.tv_nsec / 1e9 < seconds);
+}
+
+/* cpu SECONDS: spins until it has used SECONDS of CPU time. */
+static int probe_cpu(char **argv) {
+  double want = atof(argv[0]);
+  spin_until(want);
   printf("spun %.1f s of CPU time\n", want);
   return GOT_THROUGH;
+}
+
+/* spin N MS: N processes at once, each spinning MS/N ms of CPU time: a
+ * fixed amount of work, whose CPU time per wall time the engine measures
+ * (the run's cgroup's count, not ours). */
+static int probe_spin(char **argv) {
+  long n = atol(argv[0]), ms = atol(argv[1]), made = 0;
+  if (n < 1 || n > 64 || ms < 1)
+    return printf("spin: N from 1 to 64, MS at least 1\n"), CANNOT;
+  for (; made < n; made++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      spin_until(ms / 1000.0 / (double)n);
+      _exit(0);
+    }
+    if (pid < 0) {
+      printf("fork: %s\n", strerror(errno));
+      break;
+    }
+  }
+  while (wait(NULL) > 0) {}
+  printf("spun %ld ms of CPU time in %ld processes\n", ms * made / n, made);
+  return made == n ? GOT_THROUGH : CANNOT;
 }
 
 /* outlive NAME SECONDS: a child in a session of its own named NAME, deaf to
@@ -465,7 +494,7 @@ static const struct {
 } verbs[] = {
   { "files", 2, probe_files }, { "userns", 0, probe_userns }, { "mount", 0, probe_mount },
   { "syscalls", 1, probe_syscalls }, { "tiocsti", 0, probe_tiocsti }, { "connect", 2, probe_connect },
-  { "memory", 1, probe_memory }, { "fork", 1, probe_fork }, { "cpu", 1, probe_cpu },
+  { "memory", 1, probe_memory }, { "fork", 1, probe_fork }, { "cpu", 1, probe_cpu }, { "spin", 2, probe_spin },
   { "outlive", 2, probe_outlive }, { "workdir", 1, probe_workdir }, { "uid", 0, probe_uid },
   { "podsec", 0, probe_podsec }, { "listen", 1, probe_listen },
 };
