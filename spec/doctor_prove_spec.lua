@@ -308,6 +308,9 @@ describe("doctor --prove", function()
       local hooks = fake.per_spec(minor, "--namespace-label pod-security.kubernetes.io/enforce=restricted " ..
                                          "--evict-storage")
 
+      -- Checked: without the doctor's reading of "restricted", Pod Security
+      -- says failed; without its reading of the kubelet's eviction (the run's
+      -- reason Evicted), the storage check says unproven ("the probe did not run").
       it("says Pod Security admission enforced and the pod evicted past its ephemeral-storage limit", function()
         local checks = prove_k8s(hooks)
         local admission, storage = checks.k8s_pod_security_admission, checks.k8s_ephemeral_storage
