@@ -323,6 +323,26 @@ describe("doctor --prove", function()
       end)
     end)
 
+    describe("(an account that may not read namespaces, echo-sandbox's Pod Security \"restricted\")", function()
+      local hooks = fake.per_spec(minor, "--forbid-namespaces " ..
+                                         "--namespace-label echo-sandbox:pod-security.kubernetes.io/enforce=restricted")
+
+      -- Checked: the same dry run in a namespace without the label is admitted, and the check says failed.
+      it("tries a pod that runs as root as a server-side dry run, which restricted refuses", function()
+        local admission = prove_k8s(hooks).k8s_pod_security_admission
+        assert.are.equal("held", admission.verdict, admission.detail)
+        assert.truthy(admission.detail:find('^namespace echo%-sandbox refused a pod that runs as root .*: Error from ' ..
+                                            'server %(Forbidden%): pods "echo%-sandbox%-prove%-admission" is ' ..
+                                            'forbidden: violates PodSecurity "restricted:latest"'), admission.detail)
+        local open = prove(small_pods .. "\npolicy.backend = 'k8s'\npolicy.k8s.namespace = 'open'", false, nil,
+                           hooks.server.env).k8s_pod_security_admission
+        assert.are.equal("failed", open.verdict, open.detail)
+        assert.truthy(open.detail:find("Pod Security not enforced: namespace open admitted a pod that runs as root",
+                                       1, true), open.detail)
+        assert.are.same({}, fake.pods(hooks.server)) -- the dry runs made none
+      end)
+    end)
+
     describe("(an account RBAC keeps from secrets, a namespace with Pod Security \"baseline\")", function()
       local baseline = "pod-security.kubernetes.io/enforce=baseline"
       local hooks = fake.per_spec(minor, "--deny 'get secrets' --namespace-label " .. baseline)

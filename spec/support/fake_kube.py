@@ -43,7 +43,10 @@ EPERM, as under a security module that denies it: HELPER is
 esb-spec-helper).
 
 For doctor --prove --k8s (blocks of their own below): a namespace's GET
-answers any name, with the labels of --namespace-label KEY=VALUE; the
+answers any name, with the labels of --namespace-label [NS:]KEY=VALUE (403
+with --forbid-namespaces), and one labelled
+pod-security.kubernetes.io/enforce=restricted refuses the pods that level
+refuses; a create with dryRun is answered and makes nothing; the
 Service kubernetes in default (clusterIP 127.0.0.1, the fake's port); a
 pod's status.podIP (127.0.0.1) once it runs; --evict-storage (the kubelet
 evicts a pod whose working dir outgrows its ephemeral storage).
@@ -488,6 +491,9 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and parts[:3] == ["api", "v1", "namespaces"] and len(parts) in (5, 6) and \
                 parts[4] == "services":
             return service_route(self, parts[3], parts[5] if len(parts) == 6 else None)
+        if options.forbid_namespaces and method == "GET" and parts[:3] == ["api", "v1", "namespaces"] and \
+                len(parts) == 4:
+            return namespace_forbidden(self, parts[3])
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
             return namespace_route(self, method, parts[3] if len(parts) == 4 else None)
         self.send_json(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
@@ -593,6 +599,8 @@ class Handler(BaseHTTPRequestHandler):
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
             return self.send_json(403, status_obj(403, "Forbidden", msg))
         meta = obj.setdefault("metadata", {})
+        if admission_refused(self, ns, obj):
+            return
         if warm_quota_refused(self, ns, meta.get("name") or meta.get("generateName", "")) or \
                 not warm_named(self, meta):
             return
@@ -1802,9 +1810,13 @@ namespaces = {}     # name -> Namespace
 
 def namespace_labels(name, labels=None):
     """A namespace's labels: its own (those it was made with), the name label
-    the API server adds, and --namespace-label's."""
+    the API server adds, and --namespace-label's ([NS:]KEY=VALUE: of NS alone)."""
     out = dict(labels or {}, **{"kubernetes.io/metadata.name": name})
-    out.update(label.split("=", 1) for label in options.namespace_label)
+    for label in options.namespace_label:
+        key, _, value = label.partition("=")
+        only, _, key = key.rpartition(":")
+        if only in ("", name):
+            out[key] = value
     return out
 
 
@@ -1873,6 +1885,58 @@ def pod_ip(status):
     if status["phase"] != "Pending":
         status.update({"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "hostIP": "127.0.0.1"})
 # ---- end of Services and pod IPs ----
+
+
+# ---- Pod Security admission: a namespace labelled
+# pod-security.kubernetes.io/enforce=restricted (--namespace-label) refuses
+# a pod that is not run as non-root, without privilege escalation, with
+# every capability dropped and a seccomp profile, as the API server does; a
+# create with dryRun (kubectl --dry-run=server) is judged so, answered, and
+# makes nothing. --forbid-namespaces: the account may not get namespaces. ----
+def restricted_violations(obj):
+    spec = obj.get("spec", {})
+    pod_sc = spec.get("securityContext") or {}
+    out = []
+    for c in spec.get("containers", []):
+        sc = c.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append('allowPrivilegeEscalation != false (container "%s" must set '
+                       'securityContext.allowPrivilegeEscalation=false)' % c.get("name"))
+        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            out.append('unrestricted capabilities (container "%s" must set securityContext.capabilities.drop=["ALL"])'
+                       % c.get("name"))
+        if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))):
+            out.append('runAsNonRoot != true (pod or container "%s" must set securityContext.runAsNonRoot=true)'
+                       % c.get("name"))
+        if not (sc.get("seccompProfile") or pod_sc.get("seccompProfile")):
+            out.append('seccompProfile (pod or container "%s" must set securityContext.seccompProfile.type to '
+                       '"RuntimeDefault" or "Localhost")' % c.get("name"))
+    return out
+
+
+def admission_refused(handler, ns, obj):
+    """Answers a create that admission refuses, or a dry run: True; else False."""
+    with state_lock:
+        made = namespaces.get(ns)
+    labels = namespace_labels(ns, made and made["metadata"].get("labels"))
+    violations = restricted_violations(obj) if labels.get("pod-security.kubernetes.io/enforce") == "restricted" else []
+    name = obj["metadata"].get("name", "")
+    if violations:
+        handler.send_json(403, status_obj(403, "Forbidden", 'pods "%s" is forbidden: violates PodSecurity '
+                                                            '"restricted:latest": %s' % (name, ", ".join(violations))))
+        return True
+    if "dryRun" in parse_qs(urlparse(handler.path).query):
+        obj["metadata"].update({"namespace": ns, "creationTimestamp": now()})
+        handler.send_json(201, obj)
+        return True
+    return False
+
+
+def namespace_forbidden(handler, name):
+    handler.send_json(403, status_obj(403, "Forbidden", 'namespaces "%s" is forbidden: User '
+                                      '"system:serviceaccount:echo-sandbox:echo-sandbox-executor" cannot get resource '
+                                      '"namespaces" in API group "" at the cluster scope' % name))
+# ---- end of Pod Security admission ----
 
 
 # ---- the kubelet's eviction for ephemeral storage (--evict-storage): while
@@ -1988,8 +2052,9 @@ def main():
     ap.add_argument("--no-setrlimit", metavar="HELPER",
                     help="run pods' commands where setting a resource limit fails (HELPER: esb-spec-helper)")
     # ---- doctor --prove --k8s: see namespace_labels and storage_watch
-    ap.add_argument("--namespace-label", action="append", default=[], metavar="KEY=VALUE",
-                    help="a label of every namespace served (pod-security.kubernetes.io/enforce=restricted)")
+    ap.add_argument("--namespace-label", action="append", default=[], metavar="[NS:]KEY=VALUE",
+                    help="a label of every namespace served, or of NS (pod-security.kubernetes.io/enforce=restricted)")
+    ap.add_argument("--forbid-namespaces", action="store_true", help="403 on a GET of a namespace")
     ap.add_argument("--evict-storage", action="store_true",
                     help="evict a pod whose working dir outgrows its ephemeral-storage limit or volume sizeLimit")
     # ---- per-request latency

@@ -726,8 +726,8 @@ static void check_k8s_pod_security(const struct prover *p, struct esb_prove_outc
   esb_result_release(&r);
 }
 
-/* Where the probe pods go: the namespace, context and kubeconfig of a
- * probe pod's plan (the policy may pick them per request), moved into k:
+/* Where the probe pods go: the namespace, context, kubeconfig and image of
+ * a probe pod's plan (the policy may pick them per request), moved into k:
  * 0, or -1 with o unproven. */
 static int probe_cluster(const struct prover *p, struct esb_k8s_settings *k, struct esb_prove_outcome *o) {
   struct attempt a;
@@ -737,8 +737,8 @@ static int probe_cluster(const struct prover *p, struct esb_k8s_settings *k, str
   if (plan_of(p, &a, &plan, o) < 0)
     return -1;
   *k = (struct esb_k8s_settings){ .namespace_ = plan.k8s.namespace_, .context = plan.k8s.context,
-                                  .kubeconfig = plan.k8s.kubeconfig };
-  plan.k8s.namespace_ = plan.k8s.context = plan.k8s.kubeconfig = NULL;
+                                  .kubeconfig = plan.k8s.kubeconfig, .image = plan.k8s.image };
+  plan.k8s.namespace_ = plan.k8s.context = plan.k8s.kubeconfig = plan.k8s.image = NULL;
   esb_plan_release(&plan);
   return 0;
 }
@@ -749,6 +749,33 @@ static const char *first_line(const struct esb_result *r, char *buf, size_t n) {
   snprintf(buf, n, "%.*s", (int)b->len, b->data ? b->data : "");
   buf[strcspn(buf, "\n")] = '\0';
   return buf;
+}
+
+/* Where the account may not read the namespace: the attack itself, a pod
+ * that runs as root, keeps its capabilities and has no seccomp profile
+ * (what "baseline" admits and "restricted" refuses), created as a
+ * server-side dry run, which admission judges and nothing makes. */
+static void admission_dry_run(const struct esb_k8s_settings *k, struct esb_prove_outcome *o) {
+  char image[300], said_[256];
+  snprintf(image, sizeof image, "--image=%s", k->image ? k->image : "debian:12-slim");
+  const char *create[] = { "run", "echo-sandbox-prove-admission", image, "--restart=Never", "--dry-run=server",
+                           "-o", "name", NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_k8s_kubectl_run(k, create, K8S_PROBE_MS, &r);
+  first_line(&r, said_, sizeof said_);
+  bool admitted = r.status == ESB_STATUS_EXITED && r.exit_code == 0;
+  bool refused = r.err.data && memmem(r.err.data, r.err.len, "violates PodSecurity", 20);
+  if (admitted)
+    outcome(o, ESB_PROVE_FAILED, "Pod Security not enforced: namespace %s admitted a pod that runs as root with its "
+            "capabilities and no seccomp profile (a server-side dry run: the account may not read the namespace)",
+            k->namespace_);
+  else if (refused)
+    outcome(o, ESB_PROVE_HELD, "namespace %s refused a pod that runs as root with its capabilities and no seccomp "
+            "profile (a server-side dry run: the account may not read the namespace): %s", k->namespace_, said_);
+  else
+    outcome(o, ESB_PROVE_UNPROVEN, "the account may not read namespace %s, and a server-side dry run of a pod "
+            "said: %s", k->namespace_, said_[0] ? said_ : esb_status_name(r.status));
+  esb_result_release(&r);
 }
 
 /* The namespace's Pod Security admission: only "restricted" refuses a pod
@@ -764,7 +791,9 @@ static void check_k8s_pod_security_admission(const struct prover *p, struct esb_
                         "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}", NULL };
   esb_k8s_kubectl_run(&k, get, K8S_PROBE_MS, &r);
   first_line(&r, level, sizeof level);
-  if (r.status != ESB_STATUS_EXITED || r.exit_code != 0)
+  if (r.status == ESB_STATUS_EXITED && r.exit_code != 0 && strstr(level, "is forbidden"))
+    admission_dry_run(&k, o);
+  else if (r.status != ESB_STATUS_EXITED || r.exit_code != 0)
     outcome(o, ESB_PROVE_UNPROVEN, "kubectl get namespace %s: %s", k.namespace_,
             level[0] ? level : r.error_message ? r.error_message : esb_status_name(r.status));
   else if (!strcmp(level, "restricted"))
