@@ -103,7 +103,7 @@ describe("doctor --prove", function()
     assert.truthy(checks.syscall_filter.detail:find("x32 getpid: killed (SIGSYS)", 1, true))
     assert.truthy(checks.memory_limit.detail:find("killed for memory", 1, true), checks.memory_limit.detail)
     assert.truthy(checks.cpu_time_limit.detail:find("CpuTimeExceeded", 1, true), checks.cpu_time_limit.detail)
-    assert.truthy(checks.cpu_rate.detail:find("under a CPU rate of 0.20 CPUs: spun 400 ms of CPU time in", 1, true),
+    assert.truthy(checks.cpu_rate.detail:find("under a CPU rate of 0.05 CPUs: spun 300 ms of CPU time in", 1, true),
                   checks.cpu_rate.detail)
   end)
 
@@ -180,7 +180,7 @@ describe("doctor --prove", function()
       "end" }, "\n"))
     only_failed(checks, code, { "cpu_rate" })
     assert.truthy(checks.cpu_rate.detail:find("^got through: the run got [%d.]+ CPUs %(%d+ ms of CPU time in %d+ ms%) " ..
-                                              "under no CPU rate, asked 0.20 CPUs"), checks.cpu_rate.detail)
+                                              "under no CPU rate, asked 0.05 CPUs"), checks.cpu_rate.detail)
     checks = prove("policy.local_sandbox.cgroups = false")
     assert.are.equal("not_applicable", checks.cpu_rate.verdict, checks.cpu_rate.detail)
     assert.truthy(checks.cpu_rate.detail:find("no cgroup", 1, true), checks.cpu_rate.detail)

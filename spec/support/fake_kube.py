@@ -43,7 +43,7 @@ EPERM, as under a security module that denies it: HELPER is
 esb-spec-helper).
 
 For doctor --prove --k8s (blocks of their own below): a namespace's GET
-answers any name, with the labels of --namespace-label [NS:]KEY=VALUE (403
+answers one made or one a pod was created in, with the labels of --namespace-label [NS:]KEY=VALUE (403
 with --forbid-namespaces), and one labelled
 pod-security.kubernetes.io/enforce=restricted refuses the pods that level
 refuses; a create with dryRun is answered and makes nothing; the
@@ -1806,6 +1806,7 @@ def exec_pod(handler, ns, name, q):
 # pods of any namespace are served whether it was made or not; a namespace
 # made is listed and got, and its delete deletes its pods. ----
 namespaces = {}     # name -> Namespace
+used_namespaces = set()  # the namespaces pods were created in, made or not (admission_refused)
 
 
 def namespace_labels(name, labels=None):
@@ -1850,8 +1851,8 @@ def namespace_route(handler, method, name):
             ns = dict(ns, status={"phase": "Terminating"})
     if method == "DELETE":
         handler.body()
-    if not ns and method == "GET" and name:
-        # one never made: served as the pods of any namespace are, with the labels of --namespace-label
+    if not ns and method == "GET" and name in used_namespaces:
+        # one never made that pods were created in (the fake serves the pods of any namespace): it exists
         ns = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
               "metadata": {"name": name, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
                            "creationTimestamp": now(), "resourceVersion": "1", "labels": namespace_labels(name)}}
@@ -1918,6 +1919,7 @@ def admission_refused(handler, ns, obj):
     """Answers a create that admission refuses, or a dry run: True; else False."""
     with state_lock:
         made = namespaces.get(ns)
+        used_namespaces.add(ns)
     labels = namespace_labels(ns, made and made["metadata"].get("labels"))
     violations = restricted_violations(obj) if labels.get("pod-security.kubernetes.io/enforce") == "restricted" else []
     name = obj["metadata"].get("name", "")
