@@ -18,12 +18,20 @@
 --   per_run_uid      uid_range = false
 --   memory_limit, process_limit, cpu_time_limit
 --                    a limits_for that gives the run no limit (0)
--- k8s_network_policy, k8s_pod_security, k8s_memory_limit, k8s_rbac
+--   cpu_rate         a limits_for that gives the run no CPU rate
+--                    (cpu_millicores 0): the verdicts compared, never times
+-- k8s_network_policy, k8s_pod_security, k8s_memory_limit, k8s_rbac,
+-- k8s_pod_security_admission, k8s_ephemeral_storage
 --                    the fake API server (spec/support/fake_kube.py), whose
 --                    pods are processes on this host, as root, on its
---                    network, without limits: as a cluster whose CNI
---                    ignores NetworkPolicy and whose pods run privileged; --deny "get secrets"
---                    is an account RBAC keeps from secrets
+--                    network, without limits, in namespaces without a Pod
+--                    Security label, on a kubelet that evicts nothing: as a
+--                    cluster whose CNI ignores NetworkPolicy and whose pods
+--                    run privileged; --deny "get secrets" is an account RBAC
+--                    keeps from secrets, --namespace-label
+--                    pod-security.kubernetes.io/enforce=restricted a namespace
+--                    with Pod Security admission, --evict-storage a kubelet
+--                    that evicts for ephemeral storage
 -- tiocsti cannot be turned off by a policy: every sandbox starts a new
 -- session (no controlling terminal) and has no /dev/tty, whatever the
 -- isolation; the filter's TIOCSTI row is shown by syscall_filter.
@@ -83,7 +91,7 @@ describe("doctor --prove", function()
 
   it("holds every local defence on this machine, and says what each attack saw", function()
     local checks, code, report = prove(nil)
-    assert.are.equal(17, #report.checks)
+    assert.are.equal(20, #report.checks)
     for name, check in pairs(checks) do
       -- the probe pods: not for a policy that runs requests locally (below)
       local want = check.backend == "k8s" and "not_applicable" or "held"
@@ -95,6 +103,8 @@ describe("doctor --prove", function()
     assert.truthy(checks.syscall_filter.detail:find("x32 getpid: killed (SIGSYS)", 1, true))
     assert.truthy(checks.memory_limit.detail:find("killed for memory", 1, true), checks.memory_limit.detail)
     assert.truthy(checks.cpu_time_limit.detail:find("CpuTimeExceeded", 1, true), checks.cpu_time_limit.detail)
+    assert.truthy(checks.cpu_rate.detail:find("under a CPU rate of 0.05 CPUs: spun 300 ms of CPU time in", 1, true),
+                  checks.cpu_rate.detail)
   end)
 
   it("prints a line per check, and with --quick leaves out those that take seconds", function()
@@ -158,6 +168,24 @@ describe("doctor --prove", function()
     assert.truthy(checks.process_limit.detail:find("got through: 24 processes at once", 1, true))
   end)
 
+  -- Checked: the same check held under the default policy (above); without
+  -- the rate it says failed. The verdicts are compared, never the times.
+  it("says the CPU rate failed where the policy gives none, and not applicable without cgroups", function()
+    local checks, code = prove(table.concat({
+      "local limits_for = policy.limits_for",
+      "function policy:limits_for(req)",
+      "  local limits, clamped = limits_for(self, req)",
+      "  limits.cpu_millicores = 0",
+      "  return limits, clamped",
+      "end" }, "\n"))
+    only_failed(checks, code, { "cpu_rate" })
+    assert.truthy(checks.cpu_rate.detail:find("^got through: the run got [%d.]+ CPUs %(%d+ ms of CPU time in %d+ ms%) " ..
+                                              "under no CPU rate, asked 0.05 CPUs"), checks.cpu_rate.detail)
+    checks = prove("policy.local_sandbox.cgroups = false")
+    assert.are.equal("not_applicable", checks.cpu_rate.verdict, checks.cpu_rate.detail)
+    assert.truthy(checks.cpu_rate.detail:find("no cgroup", 1, true), checks.cpu_rate.detail)
+  end)
+
   it("says unproven, and exits 1, where the policy will not plan the probe", function()
     local checks, code = prove("function policy:plan(req) return nil, 'no probes here' end", true)
     assert.are.equal(1, code)
@@ -217,23 +245,44 @@ describe("doctor --prove", function()
 
   describe("with probe pods, against the fake API server", function()
     local minor = env.kubectl_once_minor
+    -- pods whose ephemeral storage the doctor fills in a moment, and a
+    -- deadline a pod that kept it waits for in seconds
+    local small_pods = "policy.resources.ephemeral_storage_limit = '16Mi'\n" ..
+                       "policy.resources.ephemeral_storage_request = '16Mi'\n" ..
+                       "policy.defaults.timeout_ms = 8000\npolicy.ceilings.timeout_ms = 8000"
+    -- the checks of a policy whose backend is k8s (the probe pods run without --k8s)
+    local function prove_k8s(hooks)
+      return prove(small_pods .. "\npolicy.backend = 'k8s'", false, nil, hooks.server.env)
+    end
 
     describe("(a cluster that enforces nothing)", function()
       local hooks = fake.per_spec(minor)
 
       it("says NetworkPolicy not enforced, the pod privileged and unlimited, and secrets readable", function()
-        local checks, code = prove(nil, false, { "--k8s", "--prove-target", "127.0.0.1:1" }, hooks.server.env)
-        only_failed(checks, code, { "k8s_network_policy", "k8s_pod_security", "k8s_memory_limit", "k8s_rbac" })
+        local checks, code = prove(small_pods, false, { "--k8s", "--prove-target", "127.0.0.1:1" }, hooks.server.env)
+        only_failed(checks, code, { "k8s_network_policy", "k8s_pod_security", "k8s_memory_limit", "k8s_rbac",
+                                    "k8s_pod_security_admission", "k8s_ephemeral_storage" })
         local net = checks.k8s_network_policy.detail
         assert.truthy(net:find("NetworkPolicy not enforced: a pod with network: false reached the doctor's " ..
                                "listener on 127.0.0.1", 1, true), net)
         assert.truthy(net:find("connect 127.0.0.1 port 1: Connection refused", 1, true), net)
+        -- the API server's Service (the fake's own port on loopback) and a pod of the probe's own
+        assert.truthy(net:find("the API server's Service kubernetes.default %(127%.0%.0%.1 port %d+%)"), net)
+        assert.truthy(net:find(", a pod of its own, echo%-sandbox%-%x+ %(127%.0%.0%.1 port %d+%)"), net)
         local pod = checks.k8s_pod_security.detail
         assert.truthy(pod:find("uid 0 (root)", 1, true), pod)
         assert.truthy(pod:find("seccomp 0 (no filter)", 1, true), pod)
-        assert.truthy(checks.k8s_rbac.detail:find("may get secrets in namespace echo-sandbox", 1, true))
+        assert.truthy(checks.k8s_rbac.detail:find("may get secrets in namespace " ..
+                                                  (hooks.server.namespace or "echo-sandbox"), 1, true))
         local memory = checks.k8s_memory_limit.detail
         assert.truthy(memory:find("got through: touched 96 MiB (memory limit 64 MiB)", 1, true), memory)
+        local admission = checks.k8s_pod_security_admission.detail
+        assert.truthy(admission:find("Pod Security not enforced: namespace " .. (hooks.server.namespace or
+          "echo-sandbox") .. " has no pod-security.kubernetes.io/enforce label", 1, true), admission)
+        -- Checked: a kubelet that evicts (--evict-storage, below) makes it held
+        local storage = checks.k8s_ephemeral_storage.detail
+        assert.truthy(storage:find("got through: the pod kept what it wrote until its deadline: wrote 24 MiB " ..
+                                   "(ephemeral-storage limit 16 MiB)", 1, true), storage)
         -- the probe pods were labelled as runs without the network are
         local labelled = 0
         for _, body in ipairs(fake.query(hooks.server, "/_fake/received")) do
@@ -255,13 +304,57 @@ describe("doctor --prove", function()
       end)
     end)
 
-    describe("(an account RBAC keeps from secrets)", function()
-      local hooks = fake.per_spec(minor, "--deny 'get secrets'")
+    describe("(a namespace with Pod Security \"restricted\", a kubelet that evicts for ephemeral storage)", function()
+      local hooks = fake.per_spec(minor, "--namespace-label pod-security.kubernetes.io/enforce=restricted " ..
+                                         "--evict-storage")
 
-      it("says the account may not get secrets", function()
-        local checks = prove("policy.backend = 'k8s'", false, nil, hooks.server.env)
-        assert.are.equal("held", checks.k8s_rbac.verdict, checks.k8s_rbac.detail)
-        assert.are.equal("failed", checks.k8s_network_policy.verdict)
+      -- Checked: without the doctor's reading of "restricted", Pod Security
+      -- says failed; without its reading of the kubelet's eviction (the run's
+      -- reason Evicted), the storage check says unproven ("the probe did not run").
+      it("says Pod Security admission enforced and the pod evicted past its ephemeral-storage limit", function()
+        local checks = prove_k8s(hooks)
+        local admission, storage = checks.k8s_pod_security_admission, checks.k8s_ephemeral_storage
+        assert.are.equal("held", admission.verdict, admission.detail)
+        assert.are.equal('namespace echo-sandbox enforces the Pod Security level "restricted"', admission.detail)
+        assert.are.equal("held", storage.verdict, storage.detail)
+        -- the working dir's emptyDir (64 MiB) is above the pod's limit: the pod's is the one that evicts
+        assert.truthy(storage.detail:find("was evicted: Pod ephemeral local storage usage exceeds the total limit " ..
+                                          "of containers 16Mi. (ephemeral-storage limit 16 MiB)", 1, true), storage.detail)
+      end)
+    end)
+
+    describe("(an account that may not read namespaces, echo-sandbox's Pod Security \"restricted\")", function()
+      local hooks = fake.per_spec(minor, "--forbid-namespaces " ..
+                                         "--namespace-label echo-sandbox:pod-security.kubernetes.io/enforce=restricted")
+
+      -- Checked: the same dry run in a namespace without the label is admitted, and the check says failed.
+      it("tries a pod that runs as root as a server-side dry run, which restricted refuses", function()
+        local admission = prove_k8s(hooks).k8s_pod_security_admission
+        assert.are.equal("held", admission.verdict, admission.detail)
+        assert.truthy(admission.detail:find('^namespace echo%-sandbox refused a pod that runs as root .*: Error from ' ..
+                                            'server %(Forbidden%): pods "echo%-sandbox%-prove%-admission" is ' ..
+                                            'forbidden: violates PodSecurity "restricted:latest"'), admission.detail)
+        local open = prove(small_pods .. "\npolicy.backend = 'k8s'\npolicy.k8s.namespace = 'open'", false, nil,
+                           hooks.server.env).k8s_pod_security_admission
+        assert.are.equal("failed", open.verdict, open.detail)
+        assert.truthy(open.detail:find("Pod Security not enforced: namespace open admitted a pod that runs as root",
+                                       1, true), open.detail)
+        assert.are.same({}, fake.pods(hooks.server)) -- the dry runs made none
+      end)
+    end)
+
+    describe("(an account RBAC keeps from secrets, a namespace with Pod Security \"baseline\")", function()
+      local baseline = "pod-security.kubernetes.io/enforce=baseline"
+      local hooks = fake.per_spec(minor, "--deny 'get secrets' --namespace-label " .. baseline)
+
+      it("says the account may not get secrets, and baseline is not enough", function()
+        local checks = prove_k8s(hooks)
+        -- baseline admits what the pod's own settings alone keep out: root, capabilities, no seccomp profile
+        local admission = checks.k8s_pod_security_admission.detail
+        assert.truthy(admission:find('enforces only the Pod Security level "baseline"', 1, true), admission)
+        assert.are.same({ rbac = "held", network = "failed", admission = "failed" },
+                        { rbac = checks.k8s_rbac.verdict, network = checks.k8s_network_policy.verdict,
+                          admission = checks.k8s_pod_security_admission.verdict })
       end)
     end)
   end)

@@ -135,6 +135,23 @@ describe("policy explain", function()
     end
   end)
 
+  -- Checked: without the pin (policy.c pin_namespace), the plan keeps the
+  -- policy's echo-sandbox and no bad value is refused.
+  it("pins every kubectl call's namespace with ECHO_SANDBOX_K8S_NAMESPACE, whatever the policy names", function()
+    local request = cjson.encode { backend = "k8s", shell = "true" }
+    local full = { "policy", "explain", "--json", "--policy", "policies/tenant-namespaces.lua" }
+    local tenant = cjson.encode { backend = "k8s", shell = "true", labels = { tenant = "acme" } }
+    local out, err, code = env.cli_run(full, tenant, "ECHO_SANDBOX_K8S_NAMESPACE=esb-spec-pinned")
+    assert.are.equal(0, code, err)
+    local k = cjson.decode(out).k8s
+    assert.are.equal("esb-spec-pinned", k.namespace)
+    assert.truthy(table.concat(k.kubectl, " "):find("--namespace=esb-spec-pinned", 1, true))
+    out, err, code = env.cli_run(full, request, "ECHO_SANDBOX_K8S_NAMESPACE=Not_A_Label")
+    assert.are.equal(125, code, out)
+    assert.truthy(err:find("ECHO_SANDBOX_K8S_NAMESPACE: 'Not_A_Label' is not a DNS-1123 label", 1, true), err)
+    assert.are.equal("sandbox-acme", explain({ "--policy", "policies/tenant-namespaces.lua" }, tenant).k8s.namespace)
+  end)
+
   it("shows the k8s plan of the default policy, with the engine's invariants", function()
     local x = explain({ "--policy", "policies/default.lua" },
       cjson.encode { backend = "k8s", language = "python", code = "print(6*7)", timeout_ms = 5000 })

@@ -73,15 +73,15 @@ local function external_server(minor, needed)
                               skip = true })
   end
   local kubectl = assert(env.kubectl(minor))
-  local wrapper = (os.getenv("PWD") or ".") .. "/spec/support/run-namespace"
   -- a dir of its own, as a fake's (specs keep their files there), removed by M.stop
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir " .. dir))
   local server = { external = true, minor = minor, kubeconfig = M.external, namespace = os.getenv("ESB_TEST_NAMESPACE"),
                    kubectl = kubectl, dir = dir }
-  server.env = ("KUBECONFIG=%s ESB_TEST_REAL_KUBECTL=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\""):format(
-    env.quote(M.external), env.quote(kubectl), env.quote(wrapper .. "/kubectl"), env.quote(wrapper))
+  -- the engine's every kubectl call in the run's namespace, whatever the policy names (a policy cannot
+  -- read the environment: the engine pins it, ECHO_SANDBOX_K8S_NAMESPACE)
+  server.env = M.kubectl_env(minor, M.external) .. " ECHO_SANDBOX_K8S_NAMESPACE=" .. env.quote(server.namespace)
   -- what only the fake has: its port, its process
   return setmetatable(server, { __index = function(_, key) M.skip("needs the fake API server's " .. key) end })
 end

@@ -42,6 +42,15 @@ HELPER (a pod's command runs where setting a resource limit fails with
 EPERM, as under a security module that denies it: HELPER is
 esb-spec-helper).
 
+For doctor --prove --k8s (blocks of their own below): a namespace's GET
+answers one made or one a pod was created in, with the labels of --namespace-label [NS:]KEY=VALUE (403
+with --forbid-namespaces), and one labelled
+pod-security.kubernetes.io/enforce=restricted refuses the pods that level
+refuses; a create with dryRun is answered and makes nothing; the
+Service kubernetes in default (clusterIP 127.0.0.1, the fake's port); a
+pod's status.podIP (127.0.0.1) once it runs; --evict-storage (the kubelet
+evicts a pod whose working dir outgrows its ephemeral storage).
+
 Control endpoints for the specs: GET /_fake/pods (pods present now),
 GET /_fake/received (every pod body received), GET /_fake/requests (a log,
 with a line "CREATED NS/NAME" when a create is done),
@@ -187,6 +196,7 @@ class Pod:
         elif reason:
             status["reason"] = reason
             status["message"] = message
+        pod_ip(status)
         self.obj["status"] = status
         self.obj["metadata"]["resourceVersion"] = next_rv()
         state_lock.notify_all()
@@ -237,6 +247,8 @@ class Pod:
         for fd, channel in ((self.proc.stdout, 1), (self.proc.stderr, 2)):
             threading.Thread(target=self.pump, args=(fd, channel), daemon=True).start()
         threading.Thread(target=self.wait, daemon=True).start()
+        if options.evict_storage:
+            threading.Thread(target=storage_watch, args=(self,), daemon=True).start()
         deadline = self.obj["spec"].get("activeDeadlineSeconds")
         if deadline:
             threading.Timer(float(deadline), self.deadline_exceeded, args=(deadline,)).start()
@@ -476,6 +488,12 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and \
                 parts[4] == "resourcequotas":
             return warm_quotas(self, parts[3])
+        if method == "GET" and parts[:3] == ["api", "v1", "namespaces"] and len(parts) in (5, 6) and \
+                parts[4] == "services":
+            return service_route(self, parts[3], parts[5] if len(parts) == 6 else None)
+        if options.forbid_namespaces and method == "GET" and parts[:3] == ["api", "v1", "namespaces"] and \
+                len(parts) == 4:
+            return namespace_forbidden(self, parts[3])
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
             return namespace_route(self, method, parts[3] if len(parts) == 4 else None)
         self.send_json(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
@@ -581,6 +599,8 @@ class Handler(BaseHTTPRequestHandler):
                   'resource "pods" in API group "" in the namespace "%s"' % (ns, ns)
             return self.send_json(403, status_obj(403, "Forbidden", msg))
         meta = obj.setdefault("metadata", {})
+        if admission_refused(self, ns, obj):
+            return
         if warm_quota_refused(self, ns, meta.get("name") or meta.get("generateName", "")) or \
                 not warm_named(self, meta):
             return
@@ -1786,6 +1806,19 @@ def exec_pod(handler, ns, name, q):
 # pods of any namespace are served whether it was made or not; a namespace
 # made is listed and got, and its delete deletes its pods. ----
 namespaces = {}     # name -> Namespace
+used_namespaces = set()  # the namespaces pods were created in, made or not (admission_refused)
+
+
+def namespace_labels(name, labels=None):
+    """A namespace's labels: its own (those it was made with), the name label
+    the API server adds, and --namespace-label's ([NS:]KEY=VALUE: of NS alone)."""
+    out = dict(labels or {}, **{"kubernetes.io/metadata.name": name})
+    for label in options.namespace_label:
+        key, _, value = label.partition("=")
+        only, _, key = key.rpartition(":")
+        if only in ("", name):
+            out[key] = value
+    return out
 
 
 def namespace_route(handler, method, name):
@@ -1798,7 +1831,8 @@ def namespace_route(handler, method, name):
                                                          'namespaces "%s" already exists' % name))
             namespaces[name] = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
                                 "metadata": {"name": name, "uid": str(uuid.uuid4()), "creationTimestamp": now(),
-                                             "resourceVersion": next_rv()}}
+                                             "resourceVersion": next_rv(),
+                                             "labels": namespace_labels(name, meta.get("labels"))}}
             return handler.send_json(201, namespaces[name])
     if method == "GET" and name is None:
         with state_lock:
@@ -1817,10 +1851,147 @@ def namespace_route(handler, method, name):
             ns = dict(ns, status={"phase": "Terminating"})
     if method == "DELETE":
         handler.body()
+    if not ns and method == "GET" and name in used_namespaces:
+        # one never made that pods were created in (the fake serves the pods of any namespace): it exists
+        ns = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
+              "metadata": {"name": name, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+                           "creationTimestamp": now(), "resourceVersion": "1", "labels": namespace_labels(name)}}
     if not ns or method not in ("GET", "DELETE"):
         return handler.send_json(404, status_obj(404, "NotFound", 'namespaces "%s" not found' % name))
     return handler.send_json(200, ns)
 # ---- end of namespaces ----
+
+
+# ---- Services and pod IPs: the probe pods of `doctor --prove --k8s` try
+# the API server's Service (kubernetes in default: a clusterIP on loopback,
+# its port the fake's own, as the fake's pods run on the host's network) and
+# a pod of their own (its status.podIP, loopback too, once it runs). ----
+def service_route(handler, ns, name):
+    port = handler.server.server_address[1]
+    services = {("default", "kubernetes"): {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver"}},
+        "spec": {"type": "ClusterIP", "clusterIP": "127.0.0.1", "clusterIPs": ["127.0.0.1"],
+                 "ports": [{"name": "https", "port": port, "protocol": "TCP", "targetPort": port}]}}}
+    if name is None:
+        return handler.send_json(200, {"apiVersion": "v1", "kind": "ServiceList", "metadata": {"resourceVersion": "1"},
+                                       "items": [v for k, v in services.items() if k[0] == ns]})
+    if (ns, name) not in services:
+        return handler.send_json(404, status_obj(404, "NotFound", 'services "%s" not found' % name))
+    return handler.send_json(200, services[(ns, name)])
+
+
+def pod_ip(status):
+    """A pod that ran has its address: the host's loopback, whose network it is on."""
+    if status["phase"] != "Pending":
+        status.update({"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "hostIP": "127.0.0.1"})
+# ---- end of Services and pod IPs ----
+
+
+# ---- Pod Security admission: a namespace labelled
+# pod-security.kubernetes.io/enforce=restricted (--namespace-label) refuses
+# a pod that is not run as non-root, without privilege escalation, with
+# every capability dropped and a seccomp profile, as the API server does; a
+# create with dryRun (kubectl --dry-run=server) is judged so, answered, and
+# makes nothing. --forbid-namespaces: the account may not get namespaces. ----
+def restricted_violations(obj):
+    spec = obj.get("spec", {})
+    pod_sc = spec.get("securityContext") or {}
+    out = []
+    for c in spec.get("containers", []):
+        sc = c.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append('allowPrivilegeEscalation != false (container "%s" must set '
+                       'securityContext.allowPrivilegeEscalation=false)' % c.get("name"))
+        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            out.append('unrestricted capabilities (container "%s" must set securityContext.capabilities.drop=["ALL"])'
+                       % c.get("name"))
+        if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))):
+            out.append('runAsNonRoot != true (pod or container "%s" must set securityContext.runAsNonRoot=true)'
+                       % c.get("name"))
+        if not (sc.get("seccompProfile") or pod_sc.get("seccompProfile")):
+            out.append('seccompProfile (pod or container "%s" must set securityContext.seccompProfile.type to '
+                       '"RuntimeDefault" or "Localhost")' % c.get("name"))
+    return out
+
+
+def admission_refused(handler, ns, obj):
+    """Answers a create that admission refuses, or a dry run: True; else False."""
+    with state_lock:
+        made = namespaces.get(ns)
+        used_namespaces.add(ns)
+    labels = namespace_labels(ns, made and made["metadata"].get("labels"))
+    violations = restricted_violations(obj) if labels.get("pod-security.kubernetes.io/enforce") == "restricted" else []
+    name = obj["metadata"].get("name", "")
+    if violations:
+        handler.send_json(403, status_obj(403, "Forbidden", 'pods "%s" is forbidden: violates PodSecurity '
+                                                            '"restricted:latest": %s' % (name, ", ".join(violations))))
+        return True
+    if "dryRun" in parse_qs(urlparse(handler.path).query):
+        obj["metadata"].update({"namespace": ns, "creationTimestamp": now()})
+        handler.send_json(201, obj)
+        return True
+    return False
+
+
+def namespace_forbidden(handler, name):
+    handler.send_json(403, status_obj(403, "Forbidden", 'namespaces "%s" is forbidden: User '
+                                      '"system:serviceaccount:echo-sandbox:echo-sandbox-executor" cannot get resource '
+                                      '"namespaces" in API group "" at the cluster scope' % name))
+# ---- end of Pod Security admission ----
+
+
+# ---- the kubelet's eviction for ephemeral storage (--evict-storage): while
+# a pod runs, the size of its working dir (its emptyDir) against the lower
+# of its container's ephemeral-storage limit and that volume's sizeLimit;
+# past it, the pod is evicted with the kubelet's message. ----
+def storage_bytes(text):
+    m = re.match(r"^([0-9.]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$", text or "")
+    if not m:
+        return None
+    unit = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 10**3, "M": 10**6, "G": 10**9,
+            "T": 10**12}.get(m.group(2), 1)
+    return float(m.group(1)) * unit
+
+
+def storage_limits(pod):
+    c = pod.container()
+    limits = []
+    q = c.get("resources", {}).get("limits", {}).get("ephemeral-storage")
+    if storage_bytes(q):
+        limits.append((storage_bytes(q), "Pod ephemeral local storage usage exceeds the total limit of containers "
+                                         "%s." % q))
+    mount = next((m for m in c.get("volumeMounts", []) if m.get("mountPath") == c.get("workingDir")), {})
+    for v in pod.obj["spec"].get("volumes", []):
+        size = v.get("name") == mount.get("name") and (v.get("emptyDir") or {}).get("sizeLimit")
+        if size and storage_bytes(size):
+            limits.append((storage_bytes(size), 'Usage of EmptyDir volume "%s" exceeds the limit "%s".' % (v["name"], size)))
+    return sorted(limits)
+
+
+def storage_used(path):
+    used = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                used += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return used
+
+
+def storage_watch(pod):
+    limits = storage_limits(pod)
+    while limits and pod.workdir and not pod.exited.wait(0.05):
+        if storage_used(pod.workdir) > limits[0][0]:
+            with state_lock:
+                if pod.deleted or pod.obj["status"]["phase"] != "Running":
+                    return
+                pod.kill()
+                term = {"exitCode": 137, "reason": "Error", "finishedAt": now()}
+                pod.set_status("Failed", {"terminated": term}, reason="Evicted", message=limits[0][1])
+            return
+# ---- end of the kubelet's eviction for ephemeral storage ----
 
 
 def query(port, path, body=None):
@@ -1882,6 +2053,12 @@ def main():
     # a node that denies setting resource limits: see Pod.start
     ap.add_argument("--no-setrlimit", metavar="HELPER",
                     help="run pods' commands where setting a resource limit fails (HELPER: esb-spec-helper)")
+    # ---- doctor --prove --k8s: see namespace_labels and storage_watch
+    ap.add_argument("--namespace-label", action="append", default=[], metavar="[NS:]KEY=VALUE",
+                    help="a label of every namespace served, or of NS (pod-security.kubernetes.io/enforce=restricted)")
+    ap.add_argument("--forbid-namespaces", action="store_true", help="403 on a GET of a namespace")
+    ap.add_argument("--evict-storage", action="store_true",
+                    help="evict a pod whose working dir outgrows its ephemeral-storage limit or volume sizeLimit")
     # ---- per-request latency
     ap.add_argument("--latency", type=float, default=0, help="seconds before each API request is answered")
     ap.add_argument("--latency-after-create", type=float, default=0,

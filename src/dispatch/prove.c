@@ -18,6 +18,8 @@
 
 #include "dispatch/execute.h"
 #include "dispatch/job.h"
+#include "codec/json.h"
+#include "engine/contract/quantity.h"
 #include "engine/fileio.h"
 #include "engine/install_paths.h"
 #include "engine/text.h"
@@ -373,20 +375,51 @@ struct bomb {
   uint64_t (*limit)(const struct esb_plan *plan);
   uint64_t asked, more, most;
   bool k8s;                    /* in a probe pod (else the local sandbox) */
+  const char *then;            /* the probe's word after the amount, or NULL */
 };
 
 static uint64_t memory_mib(const struct esb_plan *plan) { return plan->local.memory_bytes / MiB; }
 static uint64_t processes(const struct esb_plan *plan) { return plan->local.limits.processes; }
 static uint64_t workdir_mib(const struct esb_plan *plan) { return plan->local.workdir_size_bytes / MiB; }
 
+/* The pod's ephemeral-storage limit in MiB, from its override
+ * (spec.containers[0].resources.limits): 0 where it has none. */
+static uint64_t pod_storage_mib(const struct esb_plan *plan) {
+  static const char *const path[] = { "spec", "containers", NULL, "resources", "limits", "ephemeral-storage" };
+  lua_State *L = plan->k8s.overrides_json ? esb_json_state() : NULL;
+  struct esb_error err = ESB_ERROR_INIT;
+  double bytes = 0;
+  if (!L)
+    return 0;
+  if (esb_json_decode(L, plan->k8s.overrides_json, strlen(plan->k8s.overrides_json), &err) == 0) {
+    for (size_t i = 0; i < sizeof path / sizeof path[0] && lua_istable(L, -1); i++) {
+      if (path[i])
+        lua_pushstring(L, path[i]);
+      else
+        lua_pushinteger(L, 1);
+      lua_rawget(L, -2);
+    }
+    if (lua_type(L, -1) != LUA_TSTRING || esb_quantity_parse(lua_tostring(L, -1), &bytes) < 0)
+      bytes = 0;
+  }
+  lua_close(L);
+  return bytes > 0 ? ((uint64_t)bytes + MiB - 1) / MiB : 0;
+}
+
 static const struct bomb memory_bomb = { "memory", "memory limit", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, false };
+  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, false, NULL };
 static const struct bomb process_bomb = { "fork", "process limit", "",
-  { .max_processes = 16, .network = -1 }, processes, 16, 8, BOMB_MAX_PROCESSES, false };
+  { .max_processes = 16, .network = -1 }, processes, 16, 8, BOMB_MAX_PROCESSES, false, NULL };
 static const struct bomb workdir_bomb = { "workdir", "working dir size", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, workdir_mib, 64, 8, BOMB_MAX_MIB, false };
+  { .memory_bytes = 64 * MiB, .network = -1 }, workdir_mib, 64, 8, BOMB_MAX_MIB, false, NULL };
 static const struct bomb pod_memory_bomb = { "memory", "memory limit", " MiB",
-  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, true };
+  { .memory_bytes = 64 * MiB, .network = -1 }, memory_mib, 64, 32, BOMB_MAX_MIB, true, NULL };
+
+/* Into the working dir: the writable place of a pod whose root is
+ * read-only. It then waits for its deadline, which is the kubelet's time to
+ * see the usage and evict the pod (its eviction manager looks every 10 s). */
+static const struct bomb pod_storage_bomb = { "workdir", "ephemeral-storage limit", " MiB",
+  { .memory_bytes = 64 * MiB, .network = -1 }, pod_storage_mib, 64, 8, BOMB_MAX_MIB, true, "hold" };
 
 /* The bomb's size for the plan, and its limit in words into unit; 0 when
  * the limit is more than the doctor fills. */
@@ -401,26 +434,38 @@ static uint64_t bomb_size(const struct bomb *b, const struct esb_plan *plan, cha
   return limit > b->most ? 0 : (limit ? limit : b->asked) + b->more;
 }
 
+/* The bomb's request, sized for the plan the policy makes of it: 0, or -1
+ * with o decided (not applicable above the most it fills, unproven). */
+static int bomb_attempt(const struct prover *p, const struct bomb *b, struct attempt *a, char *unit, size_t un,
+                        struct esb_prove_outcome *o) {
+  struct esb_plan plan = ESB_PLAN_INIT;
+  char amount[32];
+  attempt_init(a, p, (const char *const[]){ b->verb, "0", NULL });
+  a->req.limits = b->limits;
+  a->req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
+  if (plan_of(p, a, &plan, o) < 0)
+    return -1;
+  uint64_t n = bomb_size(b, &plan, unit, un);
+  esb_plan_release(&plan);
+  if (!n) {
+    outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", unit);
+    return -1;
+  }
+  snprintf(amount, sizeof amount, "%llu", (unsigned long long)n);
+  attempt_init(a, p, (const char *const[]){ b->verb, amount, b->then, NULL });
+  a->req.limits = b->limits;
+  a->req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
+  a->req.timeout_ms = b->k8s ? K8S_PROBE_MS : a->req.timeout_ms;
+  return 0;
+}
+
 /* The bomb against the plan of its request: the engine's OOM kill decides
  * where it saw one, the probe's exit status elsewhere. */
 static void check_bomb(const struct prover *p, const struct bomb *b, struct esb_prove_outcome *o) {
   struct attempt a;
-  struct esb_plan plan = ESB_PLAN_INIT;
-  char amount[32], unit[128];
-  attempt_init(&a, p, (const char *const[]){ b->verb, "0", NULL });
-  a.req.limits = b->limits;
-  a.req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
-  if (plan_of(p, &a, &plan, o) < 0)
+  char unit[128];
+  if (bomb_attempt(p, b, &a, unit, sizeof unit, o) < 0)
     return;
-  uint64_t n = bomb_size(b, &plan, unit, sizeof unit);
-  esb_plan_release(&plan);
-  if (!n)
-    return outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", unit);
-  snprintf(amount, sizeof amount, "%llu", (unsigned long long)n);
-  attempt_init(&a, p, (const char *const[]){ b->verb, amount, NULL });
-  a.req.limits = b->limits;
-  a.req.backend = b->k8s ? ESB_BACKEND_K8S : ESB_BACKEND_LOCAL;
-  a.req.timeout_ms = b->k8s ? K8S_PROBE_MS : a.req.timeout_ms;
   struct esb_result r = ESB_RESULT_INIT;
   esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
   if (r.status == ESB_STATUS_OOM_KILLED)
@@ -445,6 +490,29 @@ static void check_workdir_size(const struct prover *p, struct esb_prove_outcome 
   check_bomb(p, &workdir_bomb, o);
 }
 
+/* The kubelet's eviction decides; a probe that wrote it all and was still
+ * there at its deadline got through. */
+static void check_k8s_ephemeral_storage(const struct prover *p, struct esb_prove_outcome *o) {
+  struct attempt a;
+  char unit[128], line[ESB_PROVE_DETAIL_MAX - 256];
+  if (bomb_attempt(p, &pod_storage_bomb, &a, unit, sizeof unit, o) < 0)
+    return;
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
+  bool wrote = r.out.data && memmem(r.out.data, r.out.len, "wrote ", 6);
+  if (r.reason && !strcmp(r.reason, "Evicted"))
+    outcome(o, ESB_PROVE_HELD, "%s (%s)", r.error_message ? r.error_message : "the pod was evicted", unit);
+  else if (r.status == ESB_STATUS_TIMED_OUT && wrote)
+    outcome(o, ESB_PROVE_FAILED, "got through: the pod kept what it wrote until its deadline: %s (%s)",
+            said(&r, line, sizeof line), unit);
+  else {
+    by_exit(&r, o);
+    size_t len = strlen(o->detail);
+    snprintf(o->detail + len, sizeof o->detail - len, " (%s)", unit);
+  }
+  esb_result_release(&r);
+}
+
 static void check_k8s_memory_limit(const struct prover *p, struct esb_prove_outcome *o) {
   check_bomb(p, &pod_memory_bomb, o);
 }
@@ -466,6 +534,57 @@ static void check_cpu_time_limit(const struct prover *p, struct esb_prove_outcom
     outcome(o, ESB_PROVE_FAILED, "got through: %s", said(&r, line, sizeof line));
   else
     ended_oddly(&r, o);
+  esb_result_release(&r);
+}
+
+/* The CPU rate the check asks (millicores), the CPU time it spins (ms),
+ * and the margin of the rate it may show over the plan's: CFS lets a
+ * period's quota run ahead, and a run's start and end count as wall time.
+ * A loaded host only lowers what the run gets, with the rate or without:
+ * the rate asked is low, so that a run without it still gets well above
+ * the margin on a busy host (0.28 to 0.36 CPUs at a load of 16 to 18 on
+ * 2 cores, where a run held to 0.05 got 0.05). */
+#define CPU_RATE_ASKED 50
+#define CPU_RATE_WORK_MS 300
+#define CPU_RATE_MARGIN(cores) ((cores) * 1.5 + 0.05)
+
+/* The CPU rate the plan gives the run, 0 where none: the engine's count of
+ * the run's CPU time over its wall time decides. */
+static void check_cpu_rate(const struct prover *p, struct esb_prove_outcome *o) {
+  struct attempt a;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  char procs[8], work[16], line[ESB_PROVE_DETAIL_MAX - 256];
+  attempt_init(&a, p, (const char *const[]){ "spin", "1", "1", NULL });
+  a.req.limits.cpu_millicores = CPU_RATE_ASKED;
+  if (plan_of(p, &a, &plan, o) < 0)
+    return;
+  bool cgroup = plan.local.cgroups && plan.local.memory_bytes;
+  double cores = (plan.local.cpu_millicores ? plan.local.cpu_millicores : CPU_RATE_ASKED) / 1000.0;
+  bool none = !plan.local.cpu_millicores;
+  esb_plan_release(&plan);
+  if (!cgroup)
+    return outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", "the policy's runs have no cgroup (cgroups off, or no memory "
+                   "limit): nothing holds a CPU rate");
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  snprintf(procs, sizeof procs, "%ld", cpus < 1 ? 2 : cpus > 4 ? 8 : 2 * cpus);
+  snprintf(work, sizeof work, "%d", CPU_RATE_WORK_MS);
+  attempt_init(&a, p, (const char *const[]){ "spin", procs, work, NULL });
+  a.req.limits.cpu_millicores = CPU_RATE_ASKED;
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
+  double got = r.duration_ms > 0 ? (double)r.cpu_time_ms / r.duration_ms : 0;
+  said(&r, line, sizeof line);
+  /* its deadline, where the rate is far below the plan's, ends a run measured too */
+  bool measured = (r.status == ESB_STATUS_EXITED && r.exit_code == 0) || r.status == ESB_STATUS_TIMED_OUT;
+  if (measured && r.cpu_time_ms < 0)
+    outcome(o, ESB_PROVE_NOT_APPLICABLE, "%s", "no cgroup counted the run's CPU time (this host gave the run none)");
+  else if (!measured)
+    ended_oddly(&r, o);
+  else
+    outcome(o, got <= CPU_RATE_MARGIN(cores) ? ESB_PROVE_HELD : ESB_PROVE_FAILED,
+            "%sthe run got %.2f CPUs (%lld ms of CPU time in %.0f ms) under %s%.2f CPUs: %s",
+            got <= CPU_RATE_MARGIN(cores) ? "" : "got through: ", got, (long long)r.cpu_time_ms, r.duration_ms,
+            none ? "no CPU rate, asked " : "a CPU rate of ", cores, line);
   esb_result_release(&r);
 }
 
@@ -599,32 +718,6 @@ static void check_per_run_uid(const struct prover *p, struct esb_prove_outcome *
   free(u);
 }
 
-/* A pod without the network: only a NetworkPolicy that the CNI enforces
- * keeps it from the addresses it tries. */
-static void check_k8s_network_policy(const struct prover *p, struct esb_prove_outcome *o) {
-  struct listeners l;
-  const char *args[MAX_ARGS + 1];
-  char ports[8][8], reached[600], line[ESB_PROVE_DETAIL_MAX - 700];
-  struct attempt a;
-  listeners_open(&l);
-  network_args(p, &l, args, ports, true);
-  attempt_init(&a, p, args);
-  a.req.backend = ESB_BACKEND_K8S;
-  a.req.limits.network = 0;
-  a.req.timeout_ms = K8S_PROBE_MS;
-  struct esb_result r = ESB_RESULT_INIT;
-  esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
-  if (listeners_close(&l, reached, sizeof reached))
-    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false reached the doctor's "
-            "listener on %s: %s", reached, said(&r, line, sizeof line));
-  else if (r.status == ESB_STATUS_EXITED && r.exit_code == 0)
-    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false connected: %s",
-            said(&r, line, sizeof line));
-  else
-    by_exit(&r, o);
-  esb_result_release(&r);
-}
-
 static void check_k8s_pod_security(const struct prover *p, struct esb_prove_outcome *o) {
   struct attempt a;
   struct esb_result r = ESB_RESULT_INIT;
@@ -634,6 +727,304 @@ static void check_k8s_pod_security(const struct prover *p, struct esb_prove_outc
   esb_execute(p->policy, &a.req, &r, -1, NULL, NULL);
   by_exit(&r, o);
   esb_result_release(&r);
+}
+
+/* Where the probe pods go: the namespace, context, kubeconfig and image of
+ * a probe pod's plan (the policy may pick them per request), moved into k:
+ * 0, or -1 with o unproven. */
+static int probe_cluster(const struct prover *p, struct esb_k8s_settings *k, struct esb_prove_outcome *o) {
+  struct attempt a;
+  struct esb_plan plan = ESB_PLAN_INIT;
+  attempt_init(&a, p, (const char *const[]){ "podsec", NULL });
+  a.req.backend = ESB_BACKEND_K8S;
+  if (plan_of(p, &a, &plan, o) < 0)
+    return -1;
+  *k = (struct esb_k8s_settings){ .namespace_ = plan.k8s.namespace_, .context = plan.k8s.context,
+                                  .kubeconfig = plan.k8s.kubeconfig, .image = plan.k8s.image };
+  plan.k8s.namespace_ = plan.k8s.context = plan.k8s.kubeconfig = plan.k8s.image = NULL;
+  esb_plan_release(&plan);
+  return 0;
+}
+
+/* kubectl's first line of stdout (or of stderr where it failed) into buf. */
+static const char *first_line(const struct esb_result *r, char *buf, size_t n) {
+  const struct esb_capture *b = r->status == ESB_STATUS_EXITED && r->exit_code == 0 ? &r->out : &r->err;
+  snprintf(buf, n, "%.*s", (int)b->len, b->data ? b->data : "");
+  buf[strcspn(buf, "\n")] = '\0';
+  return buf;
+}
+
+/* Where the account may not read the namespace: the attack itself, a pod
+ * that runs as root, keeps its capabilities and has no seccomp profile
+ * (what "baseline" admits and "restricted" refuses), created as a
+ * server-side dry run, which admission judges and nothing makes. */
+static void admission_dry_run(const struct esb_k8s_settings *k, struct esb_prove_outcome *o) {
+  char image[300], said_[256];
+  snprintf(image, sizeof image, "--image=%s", k->image ? k->image : "debian:12-slim");
+  const char *create[] = { "run", "echo-sandbox-prove-admission", image, "--restart=Never", "--dry-run=server",
+                           "-o", "name", NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_k8s_kubectl_run(k, create, K8S_PROBE_MS, &r);
+  first_line(&r, said_, sizeof said_);
+  bool admitted = r.status == ESB_STATUS_EXITED && r.exit_code == 0;
+  bool refused = r.err.data && memmem(r.err.data, r.err.len, "violates PodSecurity", 20);
+  if (admitted)
+    outcome(o, ESB_PROVE_FAILED, "Pod Security not enforced: namespace %s admitted a pod that runs as root with its "
+            "capabilities and no seccomp profile (a server-side dry run: the account may not read the namespace)",
+            k->namespace_);
+  else if (refused)
+    outcome(o, ESB_PROVE_HELD, "namespace %s refused a pod that runs as root with its capabilities and no seccomp "
+            "profile (a server-side dry run: the account may not read the namespace): %s", k->namespace_, said_);
+  else
+    outcome(o, ESB_PROVE_UNPROVEN, "the account may not read namespace %s, and a server-side dry run of a pod "
+            "said: %s", k->namespace_, said_[0] ? said_ : esb_status_name(r.status));
+  esb_result_release(&r);
+}
+
+/* The namespace's Pod Security admission: only "restricted" refuses a pod
+ * that runs as root, keeps a capability or has no seccomp profile, whatever
+ * the policy's pod_for made of the pod (deploy/namespace.yaml labels it so). */
+static void check_k8s_pod_security_admission(const struct prover *p, struct esb_prove_outcome *o) {
+  struct esb_k8s_settings k;
+  struct esb_result r = ESB_RESULT_INIT;
+  char level[256];
+  if (probe_cluster(p, &k, o) < 0)
+    return;
+  const char *get[] = { "get", "namespace", k.namespace_, "-o",
+                        "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}", NULL };
+  esb_k8s_kubectl_run(&k, get, K8S_PROBE_MS, &r);
+  first_line(&r, level, sizeof level);
+  if (r.status == ESB_STATUS_EXITED && r.exit_code != 0 && strstr(level, "is forbidden"))
+    admission_dry_run(&k, o);
+  else if (r.status != ESB_STATUS_EXITED || r.exit_code != 0)
+    outcome(o, ESB_PROVE_UNPROVEN, "kubectl get namespace %s: %s", k.namespace_,
+            level[0] ? level : r.error_message ? r.error_message : esb_status_name(r.status));
+  else if (!strcmp(level, "restricted"))
+    outcome(o, ESB_PROVE_HELD, "namespace %s enforces the Pod Security level \"restricted\"", k.namespace_);
+  else if (!strcmp(level, "baseline"))
+    outcome(o, ESB_PROVE_FAILED, "namespace %s enforces only the Pod Security level \"baseline\": it admits "
+            "pods that run as root, keep capabilities or have no seccomp profile", k.namespace_);
+  else if (level[0])
+    outcome(o, ESB_PROVE_FAILED, "Pod Security not enforced: namespace %s enforces the level \"%s\"",
+            k.namespace_, level);
+  else
+    outcome(o, ESB_PROVE_FAILED, "Pod Security not enforced: namespace %s has no "
+            "pod-security.kubernetes.io/enforce label", k.namespace_);
+  esb_result_release(&r);
+  esb_k8s_settings_release(&k);
+}
+
+/* The API server's Service (kubernetes in default), asked of the API
+ * server: its clusterIP and port into ip and port; where the account may
+ * not read it, the words that make the probe read them from its
+ * environment, where the kubelet puts them. */
+static void api_service(const struct esb_k8s_settings *k, char *ip, size_t in, char *port, size_t pn) {
+  struct esb_k8s_settings d = { .namespace_ = (char *)"default", .context = k->context, .kubeconfig = k->kubeconfig };
+  const char *get[] = { "get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}",
+                        NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  char line[160], a[64] = "", b[8] = "";
+  esb_k8s_kubectl_run(&d, get, K8S_PROBE_MS, &r);
+  bool ok = r.status == ESB_STATUS_EXITED && r.exit_code == 0 &&
+            sscanf(first_line(&r, line, sizeof line), "%63[0-9a-fA-F.:] %7[0-9]", a, b) == 2;
+  snprintf(ip, in, "%s", ok ? a : "$KUBERNETES_SERVICE_HOST");
+  snprintf(port, pn, "%s", ok ? b : "$KUBERNETES_SERVICE_PORT");
+  esb_result_release(&r);
+}
+
+/* The network check's pods, on one loop: first a listener, the pod of the
+ * probe's own that the prober tries; the prober once the listener said its
+ * port and pod (whose address the API server then tells), or once the
+ * listener ended without; the listener's pod deleted once the prober
+ * ended (it waits for a connection otherwise). */
+struct pod_pair {
+  const struct prover *p;
+  const struct esb_k8s_settings *k;
+  struct esb_loop *loop;
+  const char **args;              /* the prober's words, NULL-terminated, with room for two more */
+  struct attempt listener, prober;
+  struct esb_job a, b;
+  char heard[160];                /* the listener's first line, as it comes */
+  size_t heard_len;
+  char pod[64], ip[64], port[16]; /* the listener's pod, address and port, "" until known */
+  char why[192];                  /* why the prober tries no pod of its own */
+  bool started, listener_done;
+};
+
+static void prober_done(struct esb_job *job, void *userdata) {
+  struct pod_pair *u = userdata;
+  (void)job;
+  if (u->listener_done || !u->pod[0])
+    return;
+  const char *del[] = { "delete", "pod", u->pod, "--wait=false", "--ignore-not-found", NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  esb_k8s_kubectl_run(u->k, del, K8S_PROBE_MS, &r);
+  esb_result_release(&r);
+}
+
+static void start_prober(struct pod_pair *u) {
+  size_t n = 0;
+  u->started = true;
+  while (u->args[n])
+    n++;
+  if (u->ip[0])
+    u->args[n++] = u->ip, u->args[n++] = u->port, u->args[n] = NULL;
+  attempt_init(&u->prober, u->p, u->args);
+  u->prober.req.backend = ESB_BACKEND_K8S;
+  u->prober.req.limits.network = 0;
+  u->prober.req.timeout_ms = K8S_PROBE_MS;
+  u->b.on_done = prober_done;
+  u->b.userdata = u;
+  if (esb_job_start(&u->b, u->loop, u->p->policy, &u->prober.req, NULL) < 0)
+    prober_done(&u->b, u);
+}
+
+/* The listener's pod's address, asked of the API server. */
+static void listener_address(struct pod_pair *u) {
+  const char *get[] = { "get", "pod", u->pod, "-o", "jsonpath={.status.podIP}", NULL };
+  struct esb_result r = ESB_RESULT_INIT;
+  char line[160], ip[64] = "";
+  esb_k8s_kubectl_run(u->k, get, K8S_PROBE_MS, &r);
+  first_line(&r, line, sizeof line);
+  if (r.status == ESB_STATUS_EXITED && r.exit_code == 0 && sscanf(line, "%63[0-9a-fA-F.:]", ip) == 1)
+    snprintf(u->ip, sizeof u->ip, "%s", ip);
+  else
+    snprintf(u->why, sizeof u->why, "the address of pod %s: %.100s", u->pod, line[0] ? line : "none");
+  esb_result_release(&r);
+}
+
+/* The listener's first line: "listening on port P in pod NAME". */
+static void listener_said(int stream, const char *data, size_t len, void *userdata) {
+  struct pod_pair *u = userdata;
+  int port = 0;
+  if (stream != 1 || u->started)
+    return;
+  len = len < sizeof u->heard - 1 - u->heard_len ? len : sizeof u->heard - 1 - u->heard_len;
+  memcpy(u->heard + u->heard_len, data, len);
+  u->heard[u->heard_len += len] = '\0';
+  if (!strchr(u->heard, '\n') && u->heard_len < sizeof u->heard - 1)
+    return;
+  u->heard[strcspn(u->heard, "\n")] = '\0';
+  if (sscanf(u->heard, "listening on port %d in pod %63[a-z0-9.-]", &port, u->pod) == 2 && port > 0) {
+    snprintf(u->port, sizeof u->port, "%d", port);
+    listener_address(u);
+  } else {
+    snprintf(u->why, sizeof u->why, "the pod of its own said: %s", u->heard);
+  }
+  start_prober(u);
+}
+
+static void listener_done(struct esb_job *job, void *userdata) {
+  struct pod_pair *u = userdata;
+  u->listener_done = true;
+  if (u->started)
+    return;
+  char line[128];
+  snprintf(u->why, sizeof u->why, "the pod of its own ended before it listened: %s",
+           job->result.error_message ? job->result.error_message : said(&job->result, line, sizeof line));
+  start_prober(u);
+}
+
+static int start_listener(struct esb_loop *loop, void *arg) {
+  struct pod_pair *u = arg;
+  u->loop = loop;
+  u->a.output = (struct esb_output_sink){ .fn = listener_said, .userdata = u, .fds = { -1, -1 } };
+  u->a.on_done = listener_done;
+  u->a.userdata = u;
+  return esb_job_start(&u->a, loop, u->p->policy, &u->listener.req, NULL);
+}
+
+/* Where the listener could not start: the prober alone. */
+static int start_prober_alone(struct esb_loop *loop, void *arg) {
+  struct pod_pair *u = arg;
+  u->loop = loop;
+  snprintf(u->why, sizeof u->why, "the pod of its own did not start: %s",
+           u->a.result.error_message ? u->a.result.error_message : "an error");
+  start_prober(u);
+  return 0;
+}
+
+/* Whether ADDR PORT is one of the doctor's listeners (named apart). */
+static bool is_listener(const struct listeners *l, const char *addr, const char *port) {
+  for (size_t i = 0; i < l->n; i++)
+    if (!strcmp(l->address[i], addr) && l->port[i] == atoi(port))
+      return true;
+  return false;
+}
+
+/* What the prober's lines say got through, each named, joined into buf. */
+static void named_through(const struct esb_result *r, const struct pod_pair *u, const struct listeners *l,
+                          const char *svc_ip, const char *svc_port, char *buf, size_t n) {
+  char text[4096], *save = NULL;
+  snprintf(text, sizeof text, "%.*s", (int)r->out.len, r->out.data ? r->out.data : "");
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char addr[64], port[8], what[192];
+    size_t len = strlen(line);
+    if (sscanf(line, "connect %63s port %7[0-9]", addr, port) != 2 || len < 11 ||
+        strcmp(line + len - 11, ": connected") || is_listener(l, addr, port))
+      continue;
+    if (strstr(line, "($KUBERNETES_SERVICE_HOST)") || (!strcmp(addr, svc_ip) && !strcmp(port, svc_port)))
+      snprintf(what, sizeof what, "the API server's Service kubernetes.default (%s port %s)", addr, port);
+    else if (!strcmp(addr, u->ip) && !strcmp(port, u->port))
+      snprintf(what, sizeof what, "a pod of its own, %s (%s port %s)", u->pod, addr, port);
+    else if (!strcmp(addr, "169.254.169.254") || !strcmp(addr, "fd00:ec2::254"))
+      snprintf(what, sizeof what, "the metadata address %s", addr);
+    else
+      snprintf(what, sizeof what, "%s port %s", addr, port);
+    snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? ", " : "", what);
+  }
+}
+
+/* A pod without the network: only a NetworkPolicy that the CNI enforces
+ * keeps it from the addresses it tries: the doctor's listeners, the API
+ * server's Service, a pod of its own, the metadata address and
+ * --prove-target. */
+static void check_k8s_network_policy(const struct prover *p, struct esb_prove_outcome *o) {
+  struct esb_k8s_settings k;
+  if (probe_cluster(p, &k, o) < 0)
+    return;
+  struct listeners l;
+  const char *args[MAX_ARGS + 1];
+  char ports[8][8], svc_ip[64], svc_port[32], reached[300], through[600] = "", line[ESB_PROVE_DETAIL_MAX - 700];
+  struct pod_pair *u = calloc(1, sizeof *u);
+  if (!u)
+    return outcome(o, ESB_PROVE_UNPROVEN, "%s", strerror(errno)), esb_k8s_settings_release(&k);
+  api_service(&k, svc_ip, sizeof svc_ip, svc_port, sizeof svc_port);
+  listeners_open(&l);
+  network_args(p, &l, args, ports, true);
+  size_t n = 0;
+  while (args[n])
+    n++;
+  args[n++] = svc_ip, args[n++] = svc_port, args[n] = NULL;
+  *u = (struct pod_pair){ .p = p, .k = &k, .args = args, .a = ESB_JOB_INIT, .b = ESB_JOB_INIT };
+  char seconds[16];
+  snprintf(seconds, sizeof seconds, "%d", 2 * K8S_PROBE_MS / 1000);
+  attempt_init(&u->listener, p, (const char *const[]){ "listen", seconds, NULL });
+  u->listener.req.backend = ESB_BACKEND_K8S;
+  u->listener.req.limits.network = 0;
+  u->listener.req.timeout_ms = 2 * K8S_PROBE_MS;
+  esb_loop_run_job(-1, start_listener, u);
+  if (!u->started)
+    esb_loop_run_job(-1, start_prober_alone, u);
+  int got = listeners_close(&l, reached, sizeof reached);
+  const struct esb_result *r = &u->b.result;
+  if (got)
+    snprintf(through, sizeof through, "the doctor's listener on %s", reached);
+  named_through(r, u, &l, svc_ip, svc_port, through, sizeof through);
+  if (through[0])
+    outcome(o, ESB_PROVE_FAILED, "NetworkPolicy not enforced: a pod with network: false reached %s: %s", through,
+            said(r, line, sizeof line));
+  else
+    by_exit(r, o);
+  size_t len = strlen(o->detail);
+  if (u->why[0])
+    snprintf(o->detail + len, sizeof o->detail - len, " (no pod of its own tried: %s)", u->why);
+  esb_result_release(&u->a.result);
+  esb_result_release(&u->b.result);
+  esb_job_release(&u->a);
+  esb_job_release(&u->b);
+  free(u);
+  esb_k8s_settings_release(&k);
 }
 
 /* The executor's account may not read the namespace's secrets. */
@@ -665,9 +1056,11 @@ static void (*const checks[ESB_PROVE__COUNT])(const struct prover *p, struct esb
   [ESB_PROVE_TIOCSTI] = check_tiocsti, [ESB_PROVE_NO_NETWORK] = check_no_network,
   [ESB_PROVE_NETWORK_BLOCKS] = check_network_blocks, [ESB_PROVE_MEMORY_LIMIT] = check_memory_limit,
   [ESB_PROVE_PROCESS_LIMIT] = check_process_limit, [ESB_PROVE_CPU_TIME_LIMIT] = check_cpu_time_limit,
-  [ESB_PROVE_DEADLINE] = check_deadline, [ESB_PROVE_WORKDIR_SIZE] = check_workdir_size,
+  [ESB_PROVE_CPU_RATE] = check_cpu_rate, [ESB_PROVE_DEADLINE] = check_deadline, [ESB_PROVE_WORKDIR_SIZE] = check_workdir_size,
   [ESB_PROVE_PER_RUN_UID] = check_per_run_uid, [ESB_PROVE_K8S_NETWORK_POLICY] = check_k8s_network_policy,
   [ESB_PROVE_K8S_POD_SECURITY] = check_k8s_pod_security, [ESB_PROVE_K8S_MEMORY_LIMIT] = check_k8s_memory_limit,
+  [ESB_PROVE_K8S_POD_SECURITY_ADMISSION] = check_k8s_pod_security_admission,
+  [ESB_PROVE_K8S_EPHEMERAL_STORAGE] = check_k8s_ephemeral_storage,
   [ESB_PROVE_K8S_RBAC] = check_k8s_rbac,
 };
 

@@ -234,15 +234,69 @@ static int connect_once(const char *address, const char *port) {
   return err;
 }
 
-/* connect ADDRESS PORT ...: each in turn. */
+/* connect ADDRESS PORT ...: each in turn. An ADDRESS and PORT of $NAME
+ * are our environment's (the API server's Service, which the kubelet puts
+ * in every container's: KUBERNETES_SERVICE_HOST and _PORT). */
 static int probe_connect(char **argv) {
   bool through = false;
   for (; argv[0] && argv[1]; argv += 2) {
-    int err = connect_once(argv[0], argv[1]);
-    printf("connect %s port %s: %s\n", argv[0], argv[1], err ? strerror(err) : "connected");
+    const char *address = argv[0][0] == '$' ? getenv(argv[0] + 1) : argv[0];
+    const char *port = argv[1][0] == '$' ? getenv(argv[1] + 1) : argv[1];
+    if (!address || !port) {
+      printf("connect %s port %s: not in the environment\n", argv[0], argv[1]);
+      continue;
+    }
+    int err = connect_once(address, port);
+    printf("connect %s port %s%s%s%s: %s\n", address, port, argv[0][0] == '$' ? " (" : "",
+           argv[0][0] == '$' ? argv[0] : "", argv[0][0] == '$' ? ")" : "", err ? strerror(err) : "connected");
     through |= err == 0;
   }
   return refused_or_through(through);
+}
+
+/* A listening socket on every address, port chosen by the kernel: IPv6
+ * taking IPv4 too, or IPv4 alone where the host has no IPv6. */
+static int listen_any(int *port) {
+  struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+  struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+  int off = 0, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool v6 = fd >= 0 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) == 0 &&
+            bind(fd, (struct sockaddr *)&in6, sizeof in6) == 0;
+  if (!v6) {
+    if (fd >= 0)
+      close(fd);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&in4, sizeof in4) < 0)
+      return fd >= 0 ? (close(fd), -1) : -1;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (listen(fd, 8) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    return close(fd), -1;
+  *port = ntohs(((struct sockaddr_in *)&ss)->sin_port); /* the same place in both families */
+  return fd;
+}
+
+/* listen SECONDS: the pod another probe tries to reach. Says its port and
+ * its pod's name (the kubelet's HOSTNAME), then waits for a connection, at
+ * most SECONDS: 0 when one came. */
+static int probe_listen(char **argv) {
+  int port = 0, fd = listen_any(&port);
+  char host[256] = "";
+  const char *pod = getenv("HOSTNAME");
+  if (!pod || !*pod)
+    pod = gethostname(host, sizeof host - 1) == 0 ? host : "";
+  if (fd < 0)
+    return printf("listen: %s\n", strerror(errno)), CANNOT;
+  printf("listening on port %d in pod %s\n", port, pod);
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int ready = poll(&p, 1, atoi(argv[0]) * 1000);
+  int c = ready == 1 ? accept(fd, NULL, NULL) : -1;
+  printf("%s\n", c >= 0 ? "accepted a connection" : "no connection came");
+  if (c >= 0)
+    close(c);
+  close(fd);
+  return refused_or_through(c >= 0);
 }
 
 /* memory MIB: touches MIB MiB, a MiB at a time. */
@@ -284,15 +338,44 @@ static int probe_fork(char **argv) {
   return refused_or_through(made == n);
 }
 
-/* cpu SECONDS: spins until it has used SECONDS of CPU time. */
-static int probe_cpu(char **argv) {
-  double want = atof(argv[0]);
+/* Spins until this process has used SECONDS of CPU time. */
+static void spin_until(double seconds) {
   struct timespec t;
   do {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  } while (t.tv_sec + t.tv_nsec / 1e9 < want);
+  } while (t.tv_sec + t.tv_nsec / 1e9 < seconds);
+}
+
+/* cpu SECONDS: spins until it has used SECONDS of CPU time. */
+static int probe_cpu(char **argv) {
+  double want = atof(argv[0]);
+  spin_until(want);
   printf("spun %.1f s of CPU time\n", want);
   return GOT_THROUGH;
+}
+
+/* spin N MS: N processes at once, each spinning MS/N ms of CPU time: a
+ * fixed amount of work, whose CPU time per wall time the engine measures
+ * (the run's cgroup's count, not ours). */
+static int probe_spin(char **argv) {
+  long n = atol(argv[0]), ms = atol(argv[1]), made = 0;
+  if (n < 1 || n > 64 || ms < 1)
+    return printf("spin: N from 1 to 64, MS at least 1\n"), CANNOT;
+  for (; made < n; made++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      spin_until(ms / 1000.0 / (double)n);
+      _exit(0);
+    }
+    if (pid < 0) {
+      printf("fork: %s\n", strerror(errno));
+      break;
+    }
+  }
+  while (wait(NULL) > 0) {}
+  printf("spun %ld ms of CPU time in %ld processes\n", ms * made / n, made);
+  return made == n ? GOT_THROUGH : CANNOT;
 }
 
 /* outlive NAME SECONDS: a child in a session of its own named NAME, deaf to
@@ -329,7 +412,9 @@ static int probe_outlive(char **argv) {
   return GOT_THROUGH;
 }
 
-/* workdir MIB: writes MIB MiB into files of 1 MiB in the working dir. */
+/* workdir MIB [hold]: writes MIB MiB into files of 1 MiB in the working
+ * dir; with hold, keeps them there until the run's deadline (what a kubelet
+ * that evicts for ephemeral storage needs the time to see). */
 static int probe_workdir(char **argv) {
   static char block[1 << 20];
   long mib = atol(argv[0]);
@@ -348,6 +433,9 @@ static int probe_workdir(char **argv) {
     }
   }
   printf("wrote %ld MiB\n", mib);
+  if (argv[1] && !strcmp(argv[1], "hold")) /* for its deadline, which ends it */
+    for (;;)
+      pause();
   return GOT_THROUGH;
 }
 
@@ -406,9 +494,9 @@ static const struct {
 } verbs[] = {
   { "files", 2, probe_files }, { "userns", 0, probe_userns }, { "mount", 0, probe_mount },
   { "syscalls", 1, probe_syscalls }, { "tiocsti", 0, probe_tiocsti }, { "connect", 2, probe_connect },
-  { "memory", 1, probe_memory }, { "fork", 1, probe_fork }, { "cpu", 1, probe_cpu },
+  { "memory", 1, probe_memory }, { "fork", 1, probe_fork }, { "cpu", 1, probe_cpu }, { "spin", 2, probe_spin },
   { "outlive", 2, probe_outlive }, { "workdir", 1, probe_workdir }, { "uid", 0, probe_uid },
-  { "podsec", 0, probe_podsec },
+  { "podsec", 0, probe_podsec }, { "listen", 1, probe_listen },
 };
 
 int main(int argc, char **argv) {

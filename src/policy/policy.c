@@ -373,11 +373,37 @@ out:
 
 /* ---- the k8s part ---- */
 
+/* $ECHO_SANDBOX_K8S_NAMESPACE: the namespace of every kubectl call the
+ * engine makes, in place of whatever the policy names (a run's, the
+ * cluster's, a warm pool's): one namespace of a shared cluster given to an
+ * engine (spec/run --kubeconfig's, made for its run), which a policy could
+ * not be told, its VM reading no environment. Into *ns (owned) where set:
+ * 0, or -1 with err where it is no DNS-1123 label (or out of memory). */
+static int pin_namespace(char **ns, struct esb_error *err) {
+  const char *pinned = getenv("ECHO_SANDBOX_K8S_NAMESPACE");
+  if (!pinned || !*pinned)
+    return 0;
+  size_t len = strlen(pinned);
+  bool label = len <= 63 && strspn(pinned, "abcdefghijklmnopqrstuvwxyz0123456789-") == len && pinned[0] != '-' &&
+               pinned[len - 1] != '-';
+  if (!label)
+    return esb_error_set(err, ESB_E_POLICY, "ECHO_SANDBOX_K8S_NAMESPACE: '%s' is not a DNS-1123 label (lower-case "
+                         "letters, digits and '-', at most 63)", pinned);
+  char *copy = strdup(pinned);
+  if (!copy)
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  free(*ns);
+  *ns = copy;
+  return 0;
+}
+
 /* The settings table k8s_pod.lua returned is on top of the stack. */
 static void read_k8s(struct esb_fields *f, struct esb_k8s_settings *k) {
   int t = lua_gettop(f->L);
   k->image = esb_fields_string(f, t, "image");
   k->namespace_ = esb_fields_string(f, t, "namespace");
+  if (!f->failed && k->namespace_ && pin_namespace(&k->namespace_, f->err) < 0)
+    f->failed = true;
   esb_fields_bool(f, t, "handshake", &k->handshake);
   k->pod_running_timeout = esb_fields_string(f, t, "pod_running_timeout");
   k->context = esb_fields_string(f, t, "context");
@@ -546,6 +572,8 @@ static int load_pool(struct esb_policy *p, size_t idx, struct esb_error *err) {
       rc = esb_error_set(err, ESB_E_POLICY, "k8s.warm_pools: two pools are named '%s'", pool->name);
   if (rc == 0 && !pool->namespace_ && !(pool->namespace_ = strdup(p->cluster_namespace)))
     rc = esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  if (rc == 0)
+    rc = pin_namespace(&pool->namespace_, err);
   if (rc < 0) {
     esb_warm_pool_release(pool);
     lua_pop(L, 1);
@@ -783,6 +811,8 @@ int esb_policy_cluster(struct esb_policy *p, struct esb_k8s_settings *k, struct 
   k->kubeconfig = esb_fields_string(&f, -1, "kubeconfig");
   if (!k->namespace_ || !*k->namespace_)
     esb_fields_bad(&f, -1, "namespace", "a non-empty string");
+  else if (!f.failed && pin_namespace(&k->namespace_, err) < 0)
+    f.failed = true;
   if (k->context && !*k->context)
     esb_fields_bad(&f, -1, "context", "a non-empty string");
   if (k->kubeconfig && !*k->kubeconfig)
