@@ -80,8 +80,10 @@ local function external_server(minor, needed)
   assert(os.execute("mkdir " .. dir))
   local server = { external = true, minor = minor, kubeconfig = M.external, namespace = os.getenv("ESB_TEST_NAMESPACE"),
                    kubectl = kubectl, dir = dir }
-  server.env = ("KUBECONFIG=%s ESB_TEST_REAL_KUBECTL=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\""):format(
-    env.quote(M.external), env.quote(kubectl), env.quote(wrapper .. "/kubectl"), env.quote(wrapper))
+  -- kubectl for every request: the namespace is put in on kubectl's way
+  -- (ESB_K8S_API=kubectl: no warm run's request goes around it)
+  server.env = ("KUBECONFIG=%s ESB_TEST_REAL_KUBECTL=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\" ESB_K8S_API=kubectl")
+    :format(env.quote(M.external), env.quote(kubectl), env.quote(wrapper .. "/kubectl"), env.quote(wrapper))
   -- what only the fake has: its port, its process
   return setmetatable(server, { __index = function(_, key) M.skip("needs the fake API server's " .. key) end })
 end
@@ -128,8 +130,10 @@ users:
 - name: fake
   user: {token: fake}
 ]]):format(server.port))
-  -- what to put before a command so that its kubectl finds this server
-  server.env = M.kubectl_env(minor, server.kubeconfig)
+  -- what to put before a command so that its kubectl finds this server;
+  -- the engine's API client keeps what kubectl said of the kubeconfig in
+  -- the server's dir (src/backend/kube_api.c), gone with it
+  server.env = M.kubectl_env(minor, server.kubeconfig) .. " XDG_RUNTIME_DIR=" .. env.quote(dir)
   return server
 end
 

@@ -1148,7 +1148,10 @@ def life_options(ap):
 #                       "code"}, the same seq); without PATH, requests.jsonl
 #                       beside the port file. POST /_fake/mark/TEXT adds
 #                       {"seq", "t", "mark"}: a spec's own point in the order.
-#                       The control endpoints are not logged.
+#                       The control endpoints are not logged. Each request's
+#                       line has its "agent" too (its User-Agent).
+#   POST /_fake/hold-patches/1, /0: PATCH and PUT of pods arrive (and are
+#                       logged) but wait until it is 0 again (30 s at most).
 #   generateName        a create without a name takes generateName and five
 #                       letters, as the API server's name generator does.
 #   --quota-pods N      ($ESB_FAKE_QUOTA_PODS) a namespace holds at most N
@@ -1192,7 +1195,8 @@ def warm_log_request(handler, method, url):
     """An API request arrives (state_lock held): its seq, for its answer's line."""
     handler.log_seq = None
     if not url.path.startswith("/_fake/"):
-        handler.log_seq = warm_log_line({"method": method, "path": url.path, "query": url.query})
+        handler.log_seq = warm_log_line({"method": method, "path": url.path, "query": url.query,
+                                         "agent": handler.headers.get("User-Agent") or ""})
 
 
 def warm_log_answer(handler, code):
@@ -1401,6 +1405,8 @@ def warm_update(handler, ns, name, q):
     except ValueError as e:
         return handler.send_json(400, status_obj(400, "BadRequest", "the body is not JSON: %s" % e))
     with state_lock:
+        if getattr(options, "hold_patches", False):
+            state_lock.wait_for(lambda: not options.hold_patches, timeout=30)
         pod = pods.get((ns, name))
         if not pod:
             return handler.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
@@ -1596,7 +1602,18 @@ def warm_now(handler, name, step):
     handler.send_json(200 if found else 404, {"found": len(found)})
 
 
+def warm_hold_patches(handler, value):
+    """POST /_fake/hold-patches/1: a PATCH or PUT of a pod that arrives (and
+    is logged) waits, 30 s at most, until POST /_fake/hold-patches/0: a
+    spec's own point between a claim's request and its answer."""
+    with state_lock:
+        options.hold_patches = value == "1"
+        state_lock.notify_all()
+    handler.send_json(200, {"hold_patches": value == "1"})
+
+
 WARM_CONTROLS = {
+    "hold-patches": warm_hold_patches,
     "schedule": lambda h, name: warm_now(h, name, "schedule"),
     "start": lambda h, name: warm_now(h, name, "start"),
     "start-delay": lambda h, v: h.send_json(200, warm_set("start_delay", float(v))),
