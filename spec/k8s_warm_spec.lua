@@ -155,9 +155,91 @@ local function comparable(r)
   return { exit_code = r.exit_code, status = r.status, stdout = out, stderr = r.stderr, files = r.files }
 end
 
+-- A CA of the spec's own in dir (ca.crt), and what it signed: the fake's
+-- certificate for 127.0.0.1 (server.crt, server.key) and a client's
+-- (client.crt, client.key).
+local function make_certs(dir)
+  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  local sh = ("set -e; cd %s; "
+    .. "openssl req -x509 %s -keyout ca.key -out ca.crt -days 1 -subj /CN=esb-spec-ca; "
+    .. "for who in server client; do openssl req %s -keyout $who.key -out $who.csr -subj /CN=esb-spec-$who; done; "
+    .. "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext; "
+    .. "printf 'extendedKeyUsage=clientAuth\\n' > client.ext; "
+    .. "for who in server client; do openssl x509 -req -in $who.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+    .. "-out $who.crt -days 1 -extfile $who.ext; done) >/dev/null 2>&1"):format(env.quote(dir), ec, ec)
+  assert(os.execute("(" .. sh), "openssl could not make the spec's certificates")
+end
+
+-- The fake's kubeconfig made one for its HTTPS port: its CA, the client's
+-- certificate and key, all as data; tls_server_name where given.
+local function tls_kubeconfig(server, certs, tls_server_name)
+  local port = env.read_file(server.dir .. "/port.tls"):match("%d+")
+  local function data(name) return env.base64(env.read_file(certs .. "/" .. name)) end
+  local text, clusters = env.read_file(server.kubeconfig):gsub('cluster: {server: "http://127.0.0.1:%d+"}',
+    ('cluster: {server: "https://127.0.0.1:%s", certificate-authority-data: %s%s}'):format(port, data("ca.crt"),
+      tls_server_name and (", tls-server-name: " .. tls_server_name) or ""))
+  local users
+  text, users = text:gsub("user: {token: fake}", ("user: {client-certificate-data: %s, client-key-data: %s}")
+    :format(data("client.crt"), data("client.key")))
+  assert(clusters == 1 and users == 1, "the fake's kubeconfig is not as this spec knows it")
+  env.write_file(server.kubeconfig, text)
+end
+
 env.each_oldest_newest_kubectl(function(minor)
   describe(("k8s warm pods, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- outer: after the server has stopped
+    -- The API client over TLS: the fake serves HTTPS too, with a
+    -- certificate of the spec's CA, and requires a client certificate of
+    -- it (kubectl's pool run and exec meet it as the client's requests do).
+    -- Checked: with the client's CA taken from the system's roots instead
+    -- of the kubeconfig, the list failed its handshake, the run went cold,
+    -- and the first failed on warm; with the host name not verified, the
+    -- second's list went through, and no warning named the certificate.
+    describe("on a fake API server over TLS", function()
+      local server, certs
+      before_each(function()
+        certs = os.tmpname()
+        os.remove(certs)
+        assert(os.execute("mkdir " .. certs))
+        make_certs(certs)
+        server = fake.start(minor, ("--request-log --tls %s %s --tls-client-ca %s"):format(env.quote(certs .. "/server.crt"),
+          env.quote(certs .. "/server.key"), env.quote(certs .. "/ca.crt")))
+      end)
+      after_each(function()
+        local left = fake.pods(server)
+        fake.stop(server)
+        os.execute("rm -rf " .. env.quote(certs))
+        assert.are.same({}, left)
+      end)
+
+      it("claims and deletes a warm pod with the client's own requests, the server's certificate verified", function()
+        tls_kubeconfig(server, certs)
+        local policy = write_policy(server, "p", shell_pool(1))
+        local pod = fill(server, policy, "shell", 1)[1].metadata.name
+        fake.mark(server, "run")
+        local r = run(server, policy, { shell = "echo hi" })
+        assert.is_true(r.warm, cjson.encode(r))
+        assert.are.equal("hi\n", r.stdout)
+        wait_gone(server, pod)
+        local agents = {}
+        for _, e in ipairs(requests_since(server, "run")) do
+          if e.method ~= "GET" or not e.path:find("/exec$") then agents[e.agent:match("^[%w-]+")] = true end
+        end
+        assert.is_true(agents["echo-sandbox"], cjson.encode(agents))
+      end)
+
+      it("refuses a server whose certificate is not for the kubeconfig's tls-server-name", function()
+        tls_kubeconfig(server, certs, "elsewhere.example")
+        local policy = write_policy(server, "p", shell_pool(1))
+        fake.mark(server, "run")
+        local r = run(server, policy, { shell = "echo hi" })
+        assert.is_false(r.warm, cjson.encode(r))
+        assert.matches("the list failed: Unable to connect to the server: the TLS handshake with the API server: "
+                       .. "certificate verify failed", table.concat(r.warnings or {}, "\n"), 1, true)
+        assert.are.same({}, requests_since(server, "run")) -- neither the client nor kubectl sent a request
+      end)
+    end)
+
     describe("on a fake API server", function()
       local fixture = fake.per_spec(minor, "--request-log")
       local server
@@ -598,6 +680,24 @@ describe("k8s.warm_pools in a policy", function()
       assert.are_not.equal(0, code, out)
       assert.truthy(err:find("k8s.warm_pools", 1, true) and err:find(c[2]), c[1] .. ": " .. err)
     end
+  end)
+
+  -- Checked: with the pools' plans made for the local backend (no pod,
+  -- so no pool), every pool was warned of, the shell and python ones too.
+  it("is a warning in policy check where no request of the default shapes gets a pool's pod", function()
+    local path = dir .. "/p.lua"
+    env.write_policy(path, "policy.k8s.warm_pools = {\n"
+      .. "  policy:warm_pool { name = 'python', like = { language = 'python' }, size = 1, max_age_s = 60 },\n"
+      .. "  policy:warm_pool { name = 'shell', size = 1, max_age_s = 60 },\n"
+      .. "  { name = 'big', image = 'debian:12', size = 1, max_age_s = 60, resources = { limits = { memory = '8Gi' } } },\n"
+      .. "}\n")
+    local out, err, code = env.cli_run { "policy", "check", path }
+    assert.are.equal(0, code, out .. err) -- a warning, no problem
+    local warned = {}
+    for pool in out:gmatch("\nwarn +warm pool ([%w-]+): none of %d+ requests of the default shapes") do
+      warned[#warned + 1] = pool
+    end
+    assert.are.same({ "big" }, warned, out)
   end)
 
   -- Checked: with the pools not made pods at load, the reload went

@@ -64,6 +64,10 @@ resourceVersion preconditions (409 Conflict on a stale one), label selectors
 answer as a JSON line), --quota-pods N (403 exceeded quota past N pods);
 POST /_fake/start-delay/SECONDS, /_fake/quota-pods/N, /_fake/mark/TEXT.
 
+--tls CERT KEY: the API over HTTPS too, on a port of its own written to
+PORT_FILE.tls (--tls-client-ca CA: a client certificate of CA is required
+there).
+
 The server writes its port to --port-file and runs until killed.
 `fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
 of BODY) to a running server; `fake_kube.py request PORT METHOD PATH [BODY
@@ -1903,6 +1907,8 @@ def main():
     ap.add_argument("--latency", type=float, default=0, help="seconds before each API request is answered")
     ap.add_argument("--latency-after-create", type=float, default=0,
                     help="as --latency, once a pod exists (the create itself is quick)")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve the API over HTTPS too (its port in PORT_FILE.tls)")
+    ap.add_argument("--tls-client-ca", metavar="CA", help="with --tls: a client certificate of this CA is required")
     life_options(ap)
     exec_options(ap)
     warm_options(ap)
@@ -1928,6 +1934,24 @@ def main():
     # ---- end of an image whose tool fails ----
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if options.tls:
+        # HTTPS beside HTTP: a second listener, the same API (the specs'
+        # control requests stay on the plain one), its port in
+        # PORT_FILE.tls; the certificate and key given (the spec's own CA
+        # signed them); a client certificate of --tls-client-ca required
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(options.tls[0], options.tls[1])
+        if options.tls_client_ca:
+            ctx.load_verify_locations(options.tls_client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        tls_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        tls_server.daemon_threads = True
+        tls_server.socket = ctx.wrap_socket(tls_server.socket, server_side=True)
+        with open(options.port_file + ".tls.tmp", "w") as f:
+            f.write("%d\n" % tls_server.server_address[1])
+        os.rename(options.port_file + ".tls.tmp", options.port_file + ".tls")
+        threading.Thread(target=tls_server.serve_forever, daemon=True).start()
     tmp = options.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d\n" % server.server_address[1])

@@ -845,6 +845,11 @@ static enum esb_k8s_event claim_list_read(struct esb_k8s_run *run, struct esb_re
   size_t n = 0, kept = 0;
   bool listed = er->status == ESB_STATUS_EXITED && er->exit_code == 0 &&
                 esb_warm_parse(er->out.data ? er->out.data : "", er->out.len, &pods, &n) == 0;
+  if (!listed && er->status == ESB_STATUS_EXITED && er->err.data) { /* the result's warning says why */
+    er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
+    snprintf(run->claim_failed, sizeof run->claim_failed, "the list failed: %.*s",
+             (int)strcspn(er->err.data, "\n"), er->err.data);
+  }
   int64_t not_after = (int64_t)time(NULL) + (int64_t)(run->plan->timeout_ms / 1000) + ESB_WARM_MARGIN_S;
   for (size_t i = 0; listed && i < n; i++)
     if (esb_warm_claimable(&pods[i], not_after))
