@@ -57,8 +57,8 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat "$out.md" "${out}_batch.md"
 echo "warm results in the last warm batch: $(grep -c '"warm":true' "$work/warm.out") of $n"
 with_means "$out.json" '
-print(("warm / cold = %.2f (target <= 0.25), warm / kubectl exec -i = %.2f (target <= 1.2) (medians: %.0f, %.0f, %.0f ms)")
-  :format(median.warm / median.cold, median.warm / median["kubectl exec -i"], median.warm * 1e3, median.cold * 1e3,
+print(("warm / cold = %.2f (target <= 0.25), warm / kubectl exec -i = %.2f (target <= 1.2) "
+  .. "(medians: %.0f, %.0f, %.0f ms)"):format(median.warm / median.cold, median.warm / median["kubectl exec -i"], median.warm * 1e3, median.cold * 1e3,
           median["kubectl exec -i"] * 1e3))'
 with_means "${out}_batch.json" '
 print(("batch of '"$n"': cold / warm = %.2f (throughput of warm over cold; target >= 5) (medians: %.2f s, %.2f s)")

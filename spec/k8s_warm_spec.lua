@@ -98,11 +98,11 @@ end
 
 -- Who makes a warm run's list, claim and delete: the engine's own API
 -- client (src/backend/kube_api.h; its requests' User-Agent is
--- echo-sandbox), or kubectl (ESB_K8S_API=kubectl, as where the kubeconfig
--- is one the client leaves to kubectl).
+-- echo-sandbox), or kubectl (ECHO_SANDBOX_K8S_API=kubectl, as where the
+-- kubeconfig is one the client leaves to kubectl).
 local clients = {
   { name = "the engine's API client", prefix = "", agent = "^echo%-sandbox" },
-  { name = "kubectl", prefix = " ESB_K8S_API=kubectl", agent = "^kubectl/" },
+  { name = "kubectl", prefix = " ECHO_SANDBOX_K8S_API=kubectl", agent = "^kubectl/" },
 }
 
 -- The fake's requests after the mark named mark.
@@ -202,8 +202,8 @@ env.each_oldest_newest_kubectl(function(minor)
         os.remove(certs)
         assert(os.execute("mkdir " .. certs))
         make_certs(certs)
-        server = fake.start(minor, ("--request-log --tls %s %s --tls-client-ca %s"):format(env.quote(certs .. "/server.crt"),
-          env.quote(certs .. "/server.key"), env.quote(certs .. "/ca.crt")))
+        server = fake.start(minor, ("--request-log --tls %s %s --tls-client-ca %s")
+          :format(env.quote(certs .. "/server.crt"), env.quote(certs .. "/server.key"), env.quote(certs .. "/ca.crt")))
       end)
       after_each(function()
         local left = fake.pods(server)
@@ -232,7 +232,8 @@ env.each_oldest_newest_kubectl(function(minor)
         tls_kubeconfig(server, certs, "elsewhere.example")
         local policy = write_policy(server, "p", shell_pool(1))
         fake.mark(server, "run")
-        local r = run(server, policy, { shell = "echo hi" })
+        -- kubectl's cold create meets the same name, and tries again until the deadline
+        local r = run(server, policy, { shell = "echo hi", timeout_ms = 4000 })
         assert.is_false(r.warm, cjson.encode(r))
         assert.matches("the list failed: Unable to connect to the server: the TLS handshake with the API server: "
                        .. "certificate verify failed", table.concat(r.warnings or {}, "\n"), 1, true)
@@ -689,7 +690,8 @@ describe("k8s.warm_pools in a policy", function()
     env.write_policy(path, "policy.k8s.warm_pools = {\n"
       .. "  policy:warm_pool { name = 'python', like = { language = 'python' }, size = 1, max_age_s = 60 },\n"
       .. "  policy:warm_pool { name = 'shell', size = 1, max_age_s = 60 },\n"
-      .. "  { name = 'big', image = 'debian:12', size = 1, max_age_s = 60, resources = { limits = { memory = '8Gi' } } },\n"
+      .. "  { name = 'big', image = 'debian:12', size = 1, max_age_s = 60,\n"
+      .. "    resources = { limits = { memory = '8Gi' } } },\n"
       .. "}\n")
     local out, err, code = env.cli_run { "policy", "check", path }
     assert.are.equal(0, code, out .. err) -- a warning, no problem

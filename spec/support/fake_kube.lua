@@ -81,9 +81,9 @@ local function external_server(minor, needed)
   local server = { external = true, minor = minor, kubeconfig = M.external, namespace = os.getenv("ESB_TEST_NAMESPACE"),
                    kubectl = kubectl, dir = dir }
   -- kubectl for every request: the namespace is put in on kubectl's way
-  -- (ESB_K8S_API=kubectl: no warm run's request goes around it)
-  server.env = ("KUBECONFIG=%s ESB_TEST_REAL_KUBECTL=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\" ESB_K8S_API=kubectl")
-    :format(env.quote(M.external), env.quote(kubectl), env.quote(wrapper .. "/kubectl"), env.quote(wrapper))
+  -- (ECHO_SANDBOX_K8S_API=kubectl: no warm run's request goes around it)
+  server.env = ("KUBECONFIG=%s ESB_TEST_REAL_KUBECTL=%s ECHO_SANDBOX_KUBECTL=%s PATH=%s:\"$PATH\" "
+    .. "ECHO_SANDBOX_K8S_API=kubectl"):format(env.quote(M.external), env.quote(kubectl), env.quote(wrapper .. "/kubectl"), env.quote(wrapper))
   -- what only the fake has: its port, its process
   return setmetatable(server, { __index = function(_, key) M.skip("needs the fake API server's " .. key) end })
 end

@@ -310,9 +310,9 @@ static void cache_write(const char *key, size_t named, const char *line, size_t 
 }
 
 static void resolve(const struct esb_k8s_settings *k, struct client *c) {
-  const char *off = getenv("ESB_K8S_API");
+  const char *off = getenv("ECHO_SANDBOX_K8S_API");
   if (off && strcmp(off, "kubectl") == 0) {
-    snprintf(c->why, sizeof c->why, "ESB_K8S_API=kubectl");
+    snprintf(c->why, sizeof c->why, "ECHO_SANDBOX_K8S_API=kubectl");
     return;
   }
   char key[8192];
