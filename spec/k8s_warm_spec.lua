@@ -146,6 +146,19 @@ local function run_in_background(server, policy, request, prefix, name)
   end
 end
 
+-- A pool of one, filled, and a run that takes its pod (asserted), the pod
+-- gone after; the fake's requests from the run on.
+local function one_warm_run(server)
+  local policy = write_policy(server, "p", shell_pool(1))
+  local pod = fill(server, policy, "shell", 1)[1].metadata.name
+  fake.mark(server, "run")
+  local r = run(server, policy, { shell = "echo hi" })
+  assert.is_true(r.warm, cjson.encode(r))
+  assert.are.equal("hi\n", r.stdout)
+  wait_gone(server, pod)
+  return requests_since(server, "run")
+end
+
 -- What of a result must be the same warm or cold: the pod's own name
 -- (HOSTNAME) and the fake's working dir of the pod (PWD) differ, and the
 -- fake marks an exec'd process (ESB_FAKE_*).
@@ -188,6 +201,21 @@ end
 env.each_oldest_newest_kubectl(function(minor)
   describe(("k8s warm pods, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- outer: after the server has stopped
+    -- Checked: with a 401 taken as any failure (no kubectl after it), the
+    -- list failed, the run went cold, and this failed on warm.
+    describe("on a fake API server that refuses the client's credentials", function()
+      local fixture = fake.per_spec(minor, "--request-log --unauthorized-agent echo-sandbox")
+      it("goes back to kubectl at a 401, the request made again by it", function()
+        local made = {}
+        for _, e in ipairs(one_warm_run(fixture.server)) do
+          if not e.path:find("/exec$") and not (e.method == "GET" and e.path:find("/pods/")) then
+            made[#made + 1] = ("%s %s %d"):format(e.method, e.agent:match("^[%w-]+"), e.code)
+          end
+        end
+        assert.are.same({ "GET echo-sandbox 401", "GET kubectl 200", "PATCH kubectl 200", "DELETE kubectl 200" }, made)
+      end)
+    end)
+
     -- The API client over TLS: the fake serves HTTPS too, with a
     -- certificate of the spec's CA, and requires a client certificate of
     -- it (kubectl's pool run and exec meet it as the client's requests do).
@@ -214,15 +242,8 @@ env.each_oldest_newest_kubectl(function(minor)
 
       it("claims and deletes a warm pod with the client's own requests, the server's certificate verified", function()
         tls_kubeconfig(server, certs)
-        local policy = write_policy(server, "p", shell_pool(1))
-        local pod = fill(server, policy, "shell", 1)[1].metadata.name
-        fake.mark(server, "run")
-        local r = run(server, policy, { shell = "echo hi" })
-        assert.is_true(r.warm, cjson.encode(r))
-        assert.are.equal("hi\n", r.stdout)
-        wait_gone(server, pod)
         local agents = {}
-        for _, e in ipairs(requests_since(server, "run")) do
+        for _, e in ipairs(one_warm_run(server)) do
           if e.method ~= "GET" or not e.path:find("/exec$") then agents[e.agent:match("^[%w-]+")] = true end
         end
         assert.is_true(agents["echo-sandbox"], cjson.encode(agents))

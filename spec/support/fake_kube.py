@@ -412,6 +412,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         if not url.path.startswith("/_fake/") and life_throttled(self):
             return
+        if not url.path.startswith("/_fake/") and warm_refused_agent(self):
+            return
         while hang:  # until the client gives up and the server is killed
             time.sleep(1)
         if down:  # unreachable: the connection ends unanswered
@@ -1154,6 +1156,9 @@ def life_options(ap):
 #                       {"seq", "t", "mark"}: a spec's own point in the order.
 #                       The control endpoints are not logged. Each request's
 #                       line has its "agent" too (its User-Agent).
+#   --unauthorized-agent PREFIX  401 Unauthorized to the API requests whose
+#                       User-Agent starts with PREFIX (a client whose token
+#                       expired, beside kubectl, whose has not).
 #   POST /_fake/hold-patches/1, /0: PATCH and PUT of pods arrive (and are
 #                       logged) but wait until it is 0 again (30 s at most).
 #   generateName        a create without a name takes generateName and five
@@ -1172,6 +1177,19 @@ def warm_options(ap):
                     help="append each API request and its answer as JSON lines (default: beside the port file)")
     ap.add_argument("--quota-pods", type=int, default=int(env("ESB_FAKE_QUOTA_PODS") or -1),
                     help="at most N pods that have not ended in a namespace (403 exceeded quota)")
+    ap.add_argument("--unauthorized-agent", metavar="PREFIX",
+                    help="401 Unauthorized to API requests whose User-Agent starts with PREFIX")
+
+
+def warm_refused_agent(handler):
+    """--unauthorized-agent: the credentials of one client refused (401),
+    as a token expired; True where it answered so."""
+    agent = handler.headers.get("User-Agent") or ""
+    if not options.unauthorized_agent or not agent.startswith(options.unauthorized_agent):
+        return False
+    handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    handler.send_json(401, status_obj(401, "Unauthorized", "Unauthorized"))
+    return True
 
 
 warm_log = [None, 0]   # the request log's file, its last seq
