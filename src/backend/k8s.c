@@ -720,6 +720,9 @@ static void api_result(struct esb_k8s_run *run, struct esb_result *er) {
   size_t n = 0;
   char *lines = ok && run->state == ESB_K8S_CLAIM_LIST ? run->parse_warm_list(r->body ? r->body : "", r->len, &n)
                                                         : NULL;
+  /* Interrupted: as a kubectl cut short (a claim that went through leaves
+   * its pod claimed, which its activeDeadlineSeconds ends: no program runs
+   * after the interrupt). */
   if (run->state != ESB_K8S_DELETE && run->loop->interrupted) {
     esb_result_fail(er, ESB_E_INTERRUPTED, "interrupted");
   } else if (ok && (lines || run->state != ESB_K8S_CLAIM_LIST)) {
@@ -778,6 +781,7 @@ static int start_claim_list(struct esb_k8s_run *run) {
   char **argv = NULL, query[3 * ESB_WARM_SELECTOR_MAX];
   uint64_t grace = k->warm_claim_grace_ms;
   bool listed = esb_warm_list_tail(k->warm_pool, k->warm_hash, "ready", selector, tail) == 0;
+  run->api_body[0] = '\0';
   if (listed && (run->api = api_for(run)) && esb_kube_api_escape(selector, query, sizeof query) == 0) {
     snprintf(run->api_path, sizeof run->api_path, "/api/v1/namespaces/%s/pods?labelSelector=%s",
              api_namespace(run), query);
@@ -1827,7 +1831,10 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   run->not_ready_timer = (struct esb_timer){ .fire = not_ready_for_too_long, .userdata = run };
   if (plan->k8s.warm_pool && !run->in_session) {
     run->state = ESB_K8S_CLAIM_LIST;
-    run->claim_until_ns = run->first_try_ns + plan->k8s.warm_claim_grace_ms * 1000000ull;
+    /* the API client resolved first (a kubectl, once a process): its time
+     * is not the claim's grace, which would leave a first run none */
+    api_for(run);
+    run->claim_until_ns = esb_now_ns() + plan->k8s.warm_claim_grace_ms * 1000000ull;
   }
   if ((run->state == ESB_K8S_RUN ? start_run_step(run) : start_claim_list(run)) < 0) {
     const char *msg = run->exec.result.error_message;
