@@ -25,6 +25,8 @@ export ESB_FAKE_START_DELAY=${START_DELAY:-2}
 start_fake_kube "$work" "${MINOR:-35}"
 trap 'kill $server; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 cli=$here/build/echo-sandbox
+# the API client's kept kubeconfig line (src/backend/kube_api.c) goes with $work
+export XDG_RUNTIME_DIR=$work
 n=${BATCH:-20}
 policy_file "$work/warm.lua" "p.k8s.warm_pools = { p:warm_pool { name = 'bench', size = 1, max_age_s = 3600 } }"
 policy_file "$work/warm-batch.lua" \
