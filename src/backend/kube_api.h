@@ -16,8 +16,10 @@
  * One request is one connection (HTTP/1.1, Connection: close), TLS where
  * the server is https (OpenSSL, the cluster's CA, the host name verified,
  * a client certificate or a bearer token; a tokenFile is read for each
- * request, as kubectl reads it), the answer read by http-parser. A request
- * blocks its thread: the k8s run makes it on the loop's pool
+ * request, as kubectl reads it), the answer read by http-parser: in
+ * echo-sandbox-kube, a process of its own for each request
+ * (backend/kube_transport.h), so that the engine links neither library. A
+ * request blocks its thread: the k8s run makes it on the loop's pool
  * (esb_loop_offload). */
 #ifndef ESB_BACKEND_KUBE_API_H
 #define ESB_BACKEND_KUBE_API_H
