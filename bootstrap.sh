@@ -26,9 +26,11 @@ packages=(gcc make cmake pkg-config lua5.4 liblua5.4-dev lua-cjson lua-cjson-dev
 # the install spec's: groff, to render the man pages (none of it needs git);
 # the daemon specs': jsonschema, to check every exchange against doc/openapi.json;
 # the docs spec's: curl, which the README's and doc/'s examples talk HTTP with;
-# the egress spec's: openssl, for its test CA and the test host's certificate.
+# the egress spec's: openssl, for its test CA and the test host's certificate
+# (and the warm pods spec's, for the fake API server's over TLS).
 # passt (pasta) is the sandbox's user-mode network stack for network: true;
-# http-parser and OpenSSL read the egress proxy's requests and ClientHellos.
+# http-parser and OpenSSL read the egress proxy's requests and ClientHellos,
+# and are the warm pods' client of the API server (src/backend/kube_api.h).
 if [ "${1:-demo}" = test ]; then
   packages+=(nginx libnginx-mod-http-lua nodejs ruby perl php-cli iproute2 busybox-static systemd
             python3-venv python3-jsonschema groff-base curl openssl)

@@ -36,17 +36,19 @@ KC
   export KUBECONFIG=$1/kubeconfig
 }
 
-# Runs the Lua expression $2 with `mean`, a table of each command's mean time
-# in seconds by name, read from hyperfine's --export-json file $1.
+# Runs the Lua expression $2 with `mean` and `median`, tables of each
+# command's mean and median time in seconds by name, read from hyperfine's
+# --export-json file $1 (median: where the file has one, as
+# hyperfine_rounds writes it).
 with_means() {
   lua5.4 - "$1" "$2" <<'LUA'
 local cjson = require "cjson"
 local f = assert(io.open(arg[1]))
 local report = cjson.decode(f:read("a"))
 f:close()
-local mean = {}
-for _, r in ipairs(report.results) do mean[r.command] = r.mean end
-assert(load(arg[2], "=expression", "t", setmetatable({ mean = mean }, { __index = _G })))()
+local mean, median = {}, {}
+for _, r in ipairs(report.results) do mean[r.command], median[r.command] = r.mean, r.median end
+assert(load(arg[2], "=expression", "t", setmetatable({ mean = mean, median = median }, { __index = _G })))()
 LUA
 }
 

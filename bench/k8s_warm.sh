@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Warm pods (doc/warm-pods.md) against cold ones, on the loopback fake API
 # server (spec/support/fake_kube.py, reporting 1.${MINOR:-35}) with a pod
-# start delay of ${START_DELAY:-2} s (scheduling and container start), in
-# one hyperfine run:
+# start delay of ${START_DELAY:-2} s (scheduling and container start): the
+# issue's three ratios in one run, each pair interleaved (hyperfine_rounds:
+# ROUNDS rounds, each with every command, so that a shared machine's load
+# drifts over both sides alike), as medians:
 #   warm              echo-sandbox run --backend k8s -- true, a ready pod of
 #                     its pool waiting (hyperfine's --prepare: pool run
 #                     --once, until the pod is ready)
 #   cold              the same run under the same policy without the pool
 #   kubectl exec -i   kubectl exec -i -q into a running pod -- true
-# then one batch of ${BATCH:-20} such runs at once (batch -j ${BATCH:-20}),
-# a pool of ${BATCH:-20} ready against none.
-# Writes bench/results/k8s_warm.md and k8s_warm_batch.md and prints the ratios.
+# then batch -j ${BATCH:-20} of ${BATCH:-20} such runs, a pool of
+# ${BATCH:-20} ready against none, and ${BATCH:-20} raw kubectl exec -i at
+# once (the floor of a warm batch, each of whose runs is one). The machine's load is printed before and
+# after. Writes bench/results/k8s_warm.md and k8s_warm_batch.md and prints
+# the ratios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/common.sh"
@@ -21,6 +25,8 @@ export ESB_FAKE_START_DELAY=${START_DELAY:-2}
 start_fake_kube "$work" "${MINOR:-35}"
 trap 'kill $server; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 cli=$here/build/echo-sandbox
+# the API client's kept kubeconfig line (src/backend/kube_api.c) goes with $work
+export XDG_RUNTIME_DIR=$work
 n=${BATCH:-20}
 policy_file "$work/warm.lua" "p.k8s.warm_pools = { p:warm_pool { name = 'bench', size = 1, max_age_s = 3600 } }"
 policy_file "$work/warm-batch.lua" \
@@ -34,21 +40,30 @@ SH
 id=$("$cli" session create --backend k8s --idle-timeout 3600000)
 mkdir -p "$here/bench/results"
 out="$here/bench/results/k8s_warm"
-hyperfine --runs "${RUNS:-20}" --export-json "$out.json" --export-markdown "$out.md" \
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+# no shell between hyperfine and the commands (-N): the exec's stdin is
+# hyperfine's /dev/null
+hyperfine_rounds "$out.json" "$out.md" "${RUNS:-30}" \
   -n warm --prepare "bash $work/fill.sh $work/warm.lua 1" "$cli run --backend k8s --policy $work/warm.lua -- true" \
   -n cold "$cli run --backend k8s --policy $work/cold.lua -- true" \
-  -n "kubectl exec -i" "kubectl --namespace=echo-sandbox exec -i -q $id -- true </dev/null"
+  -n "kubectl exec -i" "kubectl --namespace=echo-sandbox exec -i -q $id -- true"
 for i in $(seq "$n"); do echo '{"program": "true", "backend": "k8s"}'; done > "$work/batch.ndjson"
-hyperfine --runs "${BATCH_RUNS:-3}" --export-json "${out}_batch.json" --export-markdown "${out}_batch.md" \
+ROUNDS=${BATCH_RUNS:-3} hyperfine_rounds "${out}_batch.json" "${out}_batch.md" "${BATCH_RUNS:-3}" \
   -n "warm batch" --prepare "bash $work/fill.sh $work/warm-batch.lua $n" \
-  "$cli batch -j $n --policy $work/warm-batch.lua < $work/batch.ndjson > $work/warm.out" \
-  -n "cold batch" "$cli batch -j $n --policy $work/cold.lua < $work/batch.ndjson > $work/cold.out"
+  "bash -c '$cli batch -j $n --policy $work/warm-batch.lua < $work/batch.ndjson > $work/warm.out'" \
+  -n "cold batch" "bash -c '$cli batch -j $n --policy $work/cold.lua < $work/batch.ndjson > $work/cold.out'" \
+  -n "$n kubectl exec -i at once" \
+  "bash -c 'for i in \$(seq $n); do kubectl --namespace=echo-sandbox exec -i -q $id -- true </dev/null & done; wait'"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$cli" session rm "$id"
 cat "$out.md" "${out}_batch.md"
 echo "warm results in the last warm batch: $(grep -c '"warm":true' "$work/warm.out") of $n"
 with_means "$out.json" '
-print(("warm / cold = %.2f, warm / kubectl exec -i = %.2f (means)"):format(
-  mean.warm / mean.cold, mean.warm / mean["kubectl exec -i"]))'
+print(("warm / cold = %.2f (target <= 0.25), warm / kubectl exec -i = %.2f (target <= 1.2) "
+  .. "(medians: %.0f, %.0f, %.0f ms)"):format(median.warm / median.cold, median.warm / median["kubectl exec -i"], median.warm * 1e3, median.cold * 1e3,
+          median["kubectl exec -i"] * 1e3))'
 with_means "${out}_batch.json" '
-print(("batch of '"$n"': cold / warm = %.2f (throughput of warm over cold)"):format(
-  mean["cold batch"] / mean["warm batch"]))'
+print(("batch of '"$n"': cold / warm = %.2f (throughput of warm over cold; target >= 5) (medians: %.2f s, %.2f s)")
+  :format(median["cold batch"] / median["warm batch"], median["warm batch"], median["cold batch"]))
+print(("batch of '"$n"': warm / '"$n"' raw kubectl exec -i at once = %.2f (the floor while each run is a kubectl exec)")
+  :format(median["warm batch"] / median["'"$n"' kubectl exec -i at once"]))'

@@ -67,6 +67,22 @@ describe("echo_sandbox.engine.kube", function()
     assert.are.same({}, kube.pods(cjson.decode("{}")))
   end)
 
+  -- the lines of the warm list's jsonpath (src/backend/k8s_warm.c), from
+  -- the API client's own list
+  it("gives a warm pod list's pods as the lines the list's jsonpath prints", function()
+    local list = cjson.decode([[{"items":[
+      {"metadata":{"name":"w","resourceVersion":"42","creationTimestamp":"2026-12-07T01:02:03Z",
+        "deletionTimestamp":"2026-12-07T01:02:04Z","labels":{"echo-sandbox.io/warm-state":"ready",
+        "echo-sandbox.io/warm-pool":"p","echo-sandbox.io/warm-hash":"abc","echo-sandbox.io/warm-expires":"99"}},
+       "status":{"phase":"Running","reason":"R","conditions":[{"type":"Initialized","status":"True"},
+         {"type":"Ready","status":"False"}]}},
+      {"metadata":{"name":"tab\there"}}, 7
+    ]}]])
+    assert.are.equal("w\t42\tRunning\tR\tFalse\t2026-12-07T01:02:04Z\tready\tp\tabc\t99\t2026-12-07T01:02:03Z\n"
+                     .. "tab here\t\t\t\t\t\t\t\t\t\t\n" .. ("\t"):rep(10) .. "\n", kube.warm_pod_lines(list))
+    assert.are.equal("", kube.warm_pod_lines(cjson.decode("{}")))
+  end)
+
   it("finds a NetworkPolicy for pods without network", function()
     local with = cjson.decode([[{"items":[{"spec":{"podSelector":{}}},
       {"spec":{"podSelector":{"matchLabels":{"echo-sandbox.io/network":"none"}}}}]}]])

@@ -1,7 +1,8 @@
 -- Warm pods (doc/warm-pods.md, src/backend/k8s_warm.h) against the fake API
 -- server: `pool run` makes the pods of the policy's k8s.warm_pools, a run
 -- whose pod has a pool's shape claims one by a label change under its
--- resourceVersion and runs in it through kubectl exec, and the pod is
+-- resourceVersion (the engine's own API request, or kubectl's) and runs in
+-- it through kubectl exec, and the pod is
 -- deleted after; no pod to claim, and the run makes its own (cold).
 -- spec/run: one task per minor, the oldest and the newest of the matrix.
 local env = require "spec.support.env"
@@ -95,16 +96,67 @@ local function requests(server, what)
   return out
 end
 
--- A kubectl for the engine that runs the shell line hook before each
--- claim (kubectl label), then the matrix's kubectl: the spec's own point
--- between the engine's list and its claim. The prefix that makes the
--- engine use it.
-local function kubectl_with_hook(server, hook)
-  local path = server.dir .. "/kubectl-hook"
-  env.write_file(path, ("#!/bin/sh\ncase \" $* \" in *' label pod '*) %s ;; esac\nexec %s \"$@\"\n")
-    :format(hook, env.quote(assert(env.kubectl(server.minor)))))
-  assert(os.execute("chmod +x " .. env.quote(path)))
-  return " ECHO_SANDBOX_KUBECTL=" .. env.quote(path)
+-- Who makes a warm run's list, claim and delete: the engine's own API
+-- client (src/backend/kube_api.h; its requests' User-Agent is
+-- echo-sandbox), or kubectl (ECHO_SANDBOX_K8S_API=kubectl, as where the
+-- kubeconfig is one the client leaves to kubectl).
+local clients = {
+  { name = "the engine's API client", prefix = "", agent = "^echo%-sandbox" },
+  { name = "kubectl", prefix = " ECHO_SANDBOX_K8S_API=kubectl", agent = "^kubectl/" },
+}
+
+-- The fake's requests after the mark named mark.
+local function requests_since(server, mark)
+  local out, after = {}, false
+  for _, e in ipairs(fake.request_log(server)) do
+    if e.mark == mark then after = true elseif after and e.method then out[#out + 1] = e end
+  end
+  return out
+end
+
+-- Waits (an interlock on the fake's log, bounded for a failing engine)
+-- until n claims (PATCH of a pod) have arrived after the mark since.
+local function wait_claims(server, since, n)
+  local seen = 0
+  for _ = 1, 600 do
+    seen = 0
+    for _, e in ipairs(requests_since(server, since)) do
+      if e.method == "PATCH" then seen = seen + 1 end
+    end
+    if seen >= n then return end
+    os.execute("sleep 0.05")
+  end
+  error(("%d claims came, not %d"):format(seen, n))
+end
+
+-- A run in the background, its request JSON in; a function that waits for
+-- it and returns its result.
+local function run_in_background(server, policy, request, prefix, name)
+  request.backend = "k8s"
+  local out = ("%s/result.%s"):format(server.dir, name)
+  env.write_file(out .. ".in", cjson.encode(request))
+  local wait = env.in_background(("%s %s %s run --json --policy %s <%s >%s 2>&1"):format(server.env .. prefix,
+    env.cli_prefix, env.quote(env.cli), env.quote(policy), env.quote(out .. ".in"), env.quote(out)))
+  return function()
+    wait()
+    local text = env.read_file(out)
+    local ok, r = pcall(cjson.decode, text)
+    assert(ok, "no JSON result: " .. text)
+    return r
+  end
+end
+
+-- A pool of one, filled, and a run that takes its pod (asserted), the pod
+-- gone after; the fake's requests from the run on.
+local function one_warm_run(server)
+  local policy = write_policy(server, "p", shell_pool(1))
+  local pod = fill(server, policy, "shell", 1)[1].metadata.name
+  fake.mark(server, "run")
+  local r = run(server, policy, { shell = "echo hi" })
+  assert.is_true(r.warm, cjson.encode(r))
+  assert.are.equal("hi\n", r.stdout)
+  wait_gone(server, pod)
+  return requests_since(server, "run")
 end
 
 -- What of a result must be the same warm or cold: the pod's own name
@@ -116,18 +168,114 @@ local function comparable(r)
   return { exit_code = r.exit_code, status = r.status, stdout = out, stderr = r.stderr, files = r.files }
 end
 
+-- A CA of the spec's own in dir (ca.crt), and what it signed: the fake's
+-- certificate for 127.0.0.1 (server.crt, server.key) and a client's
+-- (client.crt, client.key).
+local function make_certs(dir)
+  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  local sh = ("set -e; cd %s; "
+    .. "openssl req -x509 %s -keyout ca.key -out ca.crt -days 1 -subj /CN=esb-spec-ca; "
+    .. "for who in server client; do openssl req %s -keyout $who.key -out $who.csr -subj /CN=esb-spec-$who; done; "
+    .. "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext; "
+    .. "printf 'extendedKeyUsage=clientAuth\\n' > client.ext; "
+    .. "for who in server client; do openssl x509 -req -in $who.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+    .. "-out $who.crt -days 1 -extfile $who.ext; done) >/dev/null 2>&1"):format(env.quote(dir), ec, ec)
+  assert(os.execute("(" .. sh), "openssl could not make the spec's certificates")
+end
+
+-- The fake's kubeconfig made one for its HTTPS port: its CA, the client's
+-- certificate and key, all as data; tls_server_name where given.
+local function tls_kubeconfig(server, certs, tls_server_name)
+  local port = env.read_file(server.dir .. "/port.tls"):match("%d+")
+  local function data(name) return env.base64(env.read_file(certs .. "/" .. name)) end
+  local text, clusters = env.read_file(server.kubeconfig):gsub('cluster: {server: "http://127.0.0.1:%d+"}',
+    ('cluster: {server: "https://127.0.0.1:%s", certificate-authority-data: %s%s}'):format(port, data("ca.crt"),
+      tls_server_name and (", tls-server-name: " .. tls_server_name) or ""))
+  local users
+  text, users = text:gsub("user: {token: fake}", ("user: {client-certificate-data: %s, client-key-data: %s}")
+    :format(data("client.crt"), data("client.key")))
+  assert(clusters == 1 and users == 1, "the fake's kubeconfig is not as this spec knows it")
+  env.write_file(server.kubeconfig, text)
+end
+
 env.each_oldest_newest_kubectl(function(minor)
   describe(("k8s warm pods, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- outer: after the server has stopped
+    -- Checked: with a 401 taken as any failure (no kubectl after it), the
+    -- list failed, the run went cold, and this failed on warm.
+    describe("on a fake API server that refuses the client's credentials", function()
+      local fixture = fake.per_spec(minor, "--request-log --unauthorized-agent echo-sandbox")
+      it("goes back to kubectl at a 401, the request made again by it", function()
+        local made = {}
+        for _, e in ipairs(one_warm_run(fixture.server)) do
+          if not e.path:find("/exec$") and not (e.method == "GET" and e.path:find("/pods/")) then
+            made[#made + 1] = ("%s %s %d"):format(e.method, e.agent:match("^[%w-]+"), e.code)
+          end
+        end
+        assert.are.same({ "GET echo-sandbox 401", "GET kubectl 200", "PATCH kubectl 200", "DELETE kubectl 200" }, made)
+      end)
+    end)
+
+    -- The API client over TLS: the fake serves HTTPS too, with a
+    -- certificate of the spec's CA, and requires a client certificate of
+    -- it (kubectl's pool run and exec meet it as the client's requests do).
+    -- Checked: with the client's CA taken from the system's roots instead
+    -- of the kubeconfig, the list failed its handshake, the run went cold,
+    -- and the first failed on warm; with the host name not verified, the
+    -- second's list went through, and no warning named the certificate.
+    describe("on a fake API server over TLS", function()
+      local server, certs
+      before_each(function()
+        certs = os.tmpname()
+        os.remove(certs)
+        assert(os.execute("mkdir " .. certs))
+        make_certs(certs)
+        server = fake.start(minor, ("--request-log --tls %s %s --tls-client-ca %s")
+          :format(env.quote(certs .. "/server.crt"), env.quote(certs .. "/server.key"), env.quote(certs .. "/ca.crt")))
+      end)
+      after_each(function()
+        local left = fake.pods(server)
+        fake.stop(server)
+        os.execute("rm -rf " .. env.quote(certs))
+        assert.are.same({}, left)
+      end)
+
+      it("claims and deletes a warm pod with the client's own requests, the server's certificate verified", function()
+        tls_kubeconfig(server, certs)
+        local agents = {}
+        for _, e in ipairs(one_warm_run(server)) do
+          if e.method ~= "GET" or not e.path:find("/exec$") then agents[e.agent:match("^[%w-]+")] = true end
+        end
+        assert.is_true(agents["echo-sandbox"], cjson.encode(agents))
+      end)
+
+      it("refuses a server whose certificate is not for the kubeconfig's tls-server-name", function()
+        tls_kubeconfig(server, certs, "elsewhere.example")
+        local policy = write_policy(server, "p", shell_pool(1))
+        fake.mark(server, "run")
+        -- kubectl's cold create meets the same name, and tries again until the deadline
+        local r = run(server, policy, { shell = "echo hi", timeout_ms = 4000 })
+        assert.is_false(r.warm, cjson.encode(r))
+        assert.matches("the list failed: Unable to connect to the server: the TLS handshake with the API server: "
+                       .. "certificate verify failed", table.concat(r.warnings or {}, "\n"), 1, true)
+        assert.are.same({}, requests_since(server, "run")) -- neither the client nor kubectl sent a request
+      end)
+    end)
+
     describe("on a fake API server", function()
       local fixture = fake.per_spec(minor, "--request-log")
       local server
       before_each(function() server = fixture.server end)
 
-      it("takes a warm pod of the request's shape and deletes it after the run; with none, makes a pod", function()
+      -- The list, the claim and the delete are told apart from kubectl's by
+      -- their User-Agent, which the fake logs.
+      for _, client in ipairs(clients) do
+      it("takes a warm pod of the request's shape and deletes it after the run; with none, makes a pod ("
+         .. client.name .. ")", function()
         local policy = write_policy(server, "p", shell_pool(1))
         local pod = fill(server, policy, "shell", 1)[1].metadata.name
-        local r = run(server, policy, { shell = "echo hi" })
+        fake.mark(server, "run")
+        local r = run(server, policy, { shell = "echo hi" }, client.prefix)
         assert.are.equal(0, r.exit_code, cjson.encode(r))
         assert.are.equal("hi\n", r.stdout)
         assert.is_true(r.warm)
@@ -140,11 +288,23 @@ env.each_oldest_newest_kubectl(function(minor)
           patched[#patched + 1] = line:match("^PATCH .* (%d+)$")
         end
         assert.are.same({ "200" }, patched)
-        r = run(server, policy, { shell = "echo hi" })
+        -- the list, the claim and the delete: the client's; the exec: kubectl's
+        local made = {}
+        for _, e in ipairs(requests_since(server, "run")) do
+          local what = e.path:find("/exec$") and "exec" or e.method == "GET" and e.path:find("/pods$") and "list"
+                       or e.method == "PATCH" and "claim" or e.method == "DELETE" and "delete" or nil
+          if what then
+            made[#made + 1] = what
+            assert.matches(what == "exec" and "^kubectl/" or client.agent, e.agent, 1, false, what)
+          end
+        end
+        assert.are.same({ "list", "claim", "exec", "delete" }, made)
+        r = run(server, policy, { shell = "echo hi" }, client.prefix)
         assert.are.equal("hi\n", r.stdout, cjson.encode(r))
         assert.is_false(r.warm)
         assert.are_not.equal(pod, r.pod)
       end)
+      end
 
       -- Checked: without the request's env in the exec's wrapper (the
       -- warm pod was made before the request and has none of it), the
@@ -170,26 +330,24 @@ env.each_oldest_newest_kubectl(function(minor)
         cli(server, { "cleanup", "--all", "--policy", policy }) -- the pools' pods: pool run fills both
       end)
 
-      -- Checked: with the claim's --resource-version left out, both
-      -- engines' labels went through, both ran in the one pod, and this
-      -- failed on two warm results.
-      it("gives a pool's one pod to one of two engines claiming at once; the other makes its own", function()
+      -- Checked: with the resourceVersion left out of the claim's patch,
+      -- both engines' claims went through, both ran in the one pod, and this
+      -- failed on two warm results (each client).
+      for _, client in ipairs(clients) do
+      it("gives a pool's one pod to one of two engines claiming at once; the other makes its own ("
+         .. client.name .. ")", function()
         local policy = write_policy(server, "p", shell_pool(1))
         local pod = fill(server, policy, "shell", 1)[1].metadata.name
-        -- each engine's claim waits until both have listed the pool and come to their claim
-        local hook = kubectl_with_hook(server, (": > %s/arrived.$$; n=0; while [ $(ls %s/arrived.* | wc -l) -lt 2 ] "
-          .. "&& [ $n -lt 1000 ]; do n=$((n + 1)); sleep 0.02; done"):format(server.dir, server.dir))
-        local waits, outs = {}, {}
-        for i = 1, 2 do
-          outs[i] = ("%s/result.%d"):format(server.dir, i)
-          env.write_file(outs[i] .. ".in", cjson.encode { shell = "echo ran", backend = "k8s" })
-          waits[i] = env.in_background(("%s %s %s run --json --policy %s <%s >%s 2>&1"):format(server.env .. hook,
-            env.cli_prefix, env.quote(env.cli), env.quote(policy), env.quote(outs[i] .. ".in"), env.quote(outs[i])))
-        end
+        -- both claims are held at the API server until both have come
+        fake.mark(server, "claims")
+        fake.query(server, "/_fake/hold-patches/1", "{}")
+        local waits = {}
+        for i = 1, 2 do waits[i] = run_in_background(server, policy, { shell = "echo ran" }, client.prefix, i) end
+        wait_claims(server, "claims", 2)
+        fake.query(server, "/_fake/hold-patches/0", "{}")
         local warm = 0
         for i = 1, 2 do
-          waits[i]()
-          local r = cjson.decode(env.read_file(outs[i]))
+          local r = waits[i]()
           assert.are.equal("ran\n", r.stdout, cjson.encode(r))
           if r.warm then
             warm = warm + 1
@@ -206,6 +364,7 @@ env.each_oldest_newest_kubectl(function(minor)
         table.sort(codes)
         assert.are.same({ "200", "409" }, codes)
       end)
+      end
 
       -- Each run lists the 20 and claims from a random one, past those the
       -- others took (409): every run gets a pod of its own. Checked: with a
@@ -234,23 +393,30 @@ env.each_oldest_newest_kubectl(function(minor)
         end
       end)
 
-      -- Checked: with the claim's --resource-version left out, the label
-      -- went through on the evicted pod, the run was exec'd into it and
-      -- failed (WarmPodLost) instead of making its own; a pod deleted
-      -- meanwhile is no longer there to label (NotFound) either way.
+      -- Checked: with the resourceVersion left out of the claim's patch,
+      -- the claim went through on the evicted pod, the run was exec'd into
+      -- it and failed (WarmPodLost) instead of making its own; a pod
+      -- deleted meanwhile is no longer there to patch (NotFound) either way.
+      for _, client in ipairs(clients) do
       for _, what in ipairs { "evict", "delete" } do
-        it(("never uses a warm pod %s between the list and the claim"):format(what == "evict" and "evicted"
-                                                                                or "deleted"), function()
+        it(("never uses a warm pod %s between the list and the claim (%s)"):format(what == "evict" and "evicted"
+                                                                                or "deleted", client.name), function()
           local policy = write_policy(server, "p", shell_pool(1))
           local pod = fill(server, policy, "shell", 1)[1].metadata.name
-          local hook = kubectl_with_hook(server, ("python3 %s query %d /_fake/%s/%s '{}' >/dev/null")
-            :format(fake.script, server.port, what, pod))
-          local r = run(server, policy, { shell = "echo ran" }, hook)
+          -- the claim is held at the API server while the pod goes
+          fake.mark(server, "claim")
+          fake.query(server, "/_fake/hold-patches/1", "{}")
+          local wait = run_in_background(server, policy, { shell = "echo ran" }, client.prefix, "r")
+          wait_claims(server, "claim", 1)
+          fake.query(server, ("/_fake/%s/%s"):format(what, pod), "{}")
+          fake.query(server, "/_fake/hold-patches/0", "{}")
+          local r = wait()
           assert.are.equal("ran\n", r.stdout, cjson.encode(r))
           assert.is_false(r.warm)
           assert.are.same({}, requests(server, "/pods/" .. pod .. "/exec"))
           cli(server, { "cleanup", "--all", "--policy", policy }) -- the evicted pod, which the pool's next pass deletes
         end)
+      end
       end
 
       it("never claims a pod evicted before the run, and the pool replaces it", function()
@@ -452,12 +618,13 @@ env.each_oldest_newest_kubectl(function(minor)
         -- the pool (an empty one): the race where each saw every pod missing
         local seen = server.dir .. "/listed"
         assert(os.execute("mkdir " .. seen))
-        local hook = kubectl_with_hook(server, "true")
+        local hook = " ECHO_SANDBOX_KUBECTL=" .. env.quote(server.dir .. "/kubectl-hook")
         env.write_file(server.dir .. "/kubectl-hook", ("#!/bin/sh\ncase \" $* \" in\n"
           .. "  *' get pods -l echo-sandbox.io/warm-pool='*) touch %s/$PPID ;;\n"
           .. "  *' run echo-sandbox-w-'*) i=0; while [ $(ls %s | wc -l) -lt 3 ] && [ $i -lt 2000 ]; do "
           .. "sleep 0.01; i=$((i+1)); done ;;\nesac\nexec %s \"$@\"\n")
           :format(env.quote(seen), env.quote(seen), env.quote(assert(env.kubectl(server.minor)))))
+        assert(os.execute("chmod +x " .. env.quote(server.dir .. "/kubectl-hook")))
         local pidfile, waits = server.dir .. "/pool.pid", {}
         for i = 1, 2 do
           waits[i] = env.in_background(("%s %s %s pool run --interval-ms 50 --policy %s >/dev/null 2>&1 & "
@@ -535,6 +702,25 @@ describe("k8s.warm_pools in a policy", function()
       assert.are_not.equal(0, code, out)
       assert.truthy(err:find("k8s.warm_pools", 1, true) and err:find(c[2]), c[1] .. ": " .. err)
     end
+  end)
+
+  -- Checked: with the pools' plans made for the local backend (no pod,
+  -- so no pool), every pool was warned of, the shell and python ones too.
+  it("is a warning in policy check where no request of the default shapes gets a pool's pod", function()
+    local path = dir .. "/p.lua"
+    env.write_policy(path, "policy.k8s.warm_pools = {\n"
+      .. "  policy:warm_pool { name = 'python', like = { language = 'python' }, size = 1, max_age_s = 60 },\n"
+      .. "  policy:warm_pool { name = 'shell', size = 1, max_age_s = 60 },\n"
+      .. "  { name = 'big', image = 'debian:12', size = 1, max_age_s = 60,\n"
+      .. "    resources = { limits = { memory = '8Gi' } } },\n"
+      .. "}\n")
+    local out, err, code = env.cli_run { "policy", "check", path }
+    assert.are.equal(0, code, out .. err) -- a warning, no problem
+    local warned = {}
+    for pool in out:gmatch("\nwarn +warm pool ([%w-]+): none of %d+ requests of the default shapes") do
+      warned[#warned + 1] = pool
+    end
+    assert.are.same({ "big" }, warned, out)
   end)
 
   -- Checked: with the pools not made pods at load, the reload went

@@ -80,8 +80,10 @@ local function external_server(minor, needed)
   local server = { external = true, minor = minor, kubeconfig = M.external, namespace = os.getenv("ESB_TEST_NAMESPACE"),
                    kubectl = kubectl, dir = dir }
   -- the engine's every kubectl call in the run's namespace, whatever the policy names (a policy cannot
-  -- read the environment: the engine pins it, ECHO_SANDBOX_K8S_NAMESPACE)
-  server.env = M.kubectl_env(minor, M.external) .. " ECHO_SANDBOX_K8S_NAMESPACE=" .. env.quote(server.namespace)
+  -- read the environment: the engine pins it, ECHO_SANDBOX_K8S_NAMESPACE); kubectl for every request
+  -- (ECHO_SANDBOX_K8S_API=kubectl: a real cluster's credentials are kubectl's to use)
+  server.env = M.kubectl_env(minor, M.external) .. " ECHO_SANDBOX_K8S_NAMESPACE=" .. env.quote(server.namespace) ..
+               " ECHO_SANDBOX_K8S_API=kubectl"
   -- what only the fake has: its port, its process
   return setmetatable(server, { __index = function(_, key) M.skip("needs the fake API server's " .. key) end })
 end
@@ -131,8 +133,10 @@ users:
 - name: fake
   user: {token: fake}
 ]]):format(server.port))
-  -- what to put before a command so that its kubectl finds this server
-  server.env = M.kubectl_env(minor, server.kubeconfig)
+  -- what to put before a command so that its kubectl finds this server;
+  -- the engine's API client keeps what kubectl said of the kubeconfig in
+  -- the server's dir (src/backend/kube_api.c), gone with it
+  server.env = M.kubectl_env(minor, server.kubeconfig) .. " XDG_RUNTIME_DIR=" .. env.quote(dir)
   return server
 end
 

@@ -73,6 +73,10 @@ resourceVersion preconditions (409 Conflict on a stale one), label selectors
 answer as a JSON line), --quota-pods N (403 exceeded quota past N pods);
 POST /_fake/start-delay/SECONDS, /_fake/quota-pods/N, /_fake/mark/TEXT.
 
+--tls CERT KEY: the API over HTTPS too, on a port of its own written to
+PORT_FILE.tls (--tls-client-ca CA: a client certificate of CA is required
+there).
+
 The server writes its port to --port-file and runs until killed.
 `fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
 of BODY) to a running server; `fake_kube.py request PORT METHOD PATH [BODY
@@ -419,6 +423,8 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         if not url.path.startswith("/_fake/") and life_throttled(self):
+            return
+        if not url.path.startswith("/_fake/") and warm_refused_agent(self):
             return
         while hang:  # until the client gives up and the server is killed
             time.sleep(1)
@@ -1168,7 +1174,13 @@ def life_options(ap):
 #                       "code"}, the same seq); without PATH, requests.jsonl
 #                       beside the port file. POST /_fake/mark/TEXT adds
 #                       {"seq", "t", "mark"}: a spec's own point in the order.
-#                       The control endpoints are not logged.
+#                       The control endpoints are not logged. Each request's
+#                       line has its "agent" too (its User-Agent).
+#   --unauthorized-agent PREFIX  401 Unauthorized to the API requests whose
+#                       User-Agent starts with PREFIX (a client whose token
+#                       expired, beside kubectl, whose has not).
+#   POST /_fake/hold-patches/1, /0: PATCH and PUT of pods arrive (and are
+#                       logged) but wait until it is 0 again (30 s at most).
 #   generateName        a create without a name takes generateName and five
 #                       letters, as the API server's name generator does.
 #   --quota-pods N      ($ESB_FAKE_QUOTA_PODS) a namespace holds at most N
@@ -1185,6 +1197,19 @@ def warm_options(ap):
                     help="append each API request and its answer as JSON lines (default: beside the port file)")
     ap.add_argument("--quota-pods", type=int, default=int(env("ESB_FAKE_QUOTA_PODS") or -1),
                     help="at most N pods that have not ended in a namespace (403 exceeded quota)")
+    ap.add_argument("--unauthorized-agent", metavar="PREFIX",
+                    help="401 Unauthorized to API requests whose User-Agent starts with PREFIX")
+
+
+def warm_refused_agent(handler):
+    """--unauthorized-agent: the credentials of one client refused (401),
+    as a token expired; True where it answered so."""
+    agent = handler.headers.get("User-Agent") or ""
+    if not options.unauthorized_agent or not agent.startswith(options.unauthorized_agent):
+        return False
+    handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    handler.send_json(401, status_obj(401, "Unauthorized", "Unauthorized"))
+    return True
 
 
 warm_log = [None, 0]   # the request log's file, its last seq
@@ -1212,7 +1237,8 @@ def warm_log_request(handler, method, url):
     """An API request arrives (state_lock held): its seq, for its answer's line."""
     handler.log_seq = None
     if not url.path.startswith("/_fake/"):
-        handler.log_seq = warm_log_line({"method": method, "path": url.path, "query": url.query})
+        handler.log_seq = warm_log_line({"method": method, "path": url.path, "query": url.query,
+                                         "agent": handler.headers.get("User-Agent") or ""})
 
 
 def warm_log_answer(handler, code):
@@ -1421,6 +1447,8 @@ def warm_update(handler, ns, name, q):
     except ValueError as e:
         return handler.send_json(400, status_obj(400, "BadRequest", "the body is not JSON: %s" % e))
     with state_lock:
+        if getattr(options, "hold_patches", False):
+            state_lock.wait_for(lambda: not options.hold_patches, timeout=30)
         pod = pods.get((ns, name))
         if not pod:
             return handler.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
@@ -1616,7 +1644,18 @@ def warm_now(handler, name, step):
     handler.send_json(200 if found else 404, {"found": len(found)})
 
 
+def warm_hold_patches(handler, value):
+    """POST /_fake/hold-patches/1: a PATCH or PUT of a pod that arrives (and
+    is logged) waits, 30 s at most, until POST /_fake/hold-patches/0: a
+    spec's own point between a claim's request and its answer."""
+    with state_lock:
+        options.hold_patches = value == "1"
+        state_lock.notify_all()
+    handler.send_json(200, {"hold_patches": value == "1"})
+
+
 WARM_CONTROLS = {
+    "hold-patches": warm_hold_patches,
     "schedule": lambda h, name: warm_now(h, name, "schedule"),
     "start": lambda h, name: warm_now(h, name, "start"),
     "start-delay": lambda h, v: h.send_json(200, warm_set("start_delay", float(v))),
@@ -2063,6 +2102,8 @@ def main():
     ap.add_argument("--latency", type=float, default=0, help="seconds before each API request is answered")
     ap.add_argument("--latency-after-create", type=float, default=0,
                     help="as --latency, once a pod exists (the create itself is quick)")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve the API over HTTPS too (its port in PORT_FILE.tls)")
+    ap.add_argument("--tls-client-ca", metavar="CA", help="with --tls: a client certificate of this CA is required")
     life_options(ap)
     exec_options(ap)
     warm_options(ap)
@@ -2088,6 +2129,24 @@ def main():
     # ---- end of an image whose tool fails ----
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if options.tls:
+        # HTTPS beside HTTP: a second listener, the same API (the specs'
+        # control requests stay on the plain one), its port in
+        # PORT_FILE.tls; the certificate and key given (the spec's own CA
+        # signed them); a client certificate of --tls-client-ca required
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(options.tls[0], options.tls[1])
+        if options.tls_client_ca:
+            ctx.load_verify_locations(options.tls_client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        tls_server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        tls_server.daemon_threads = True
+        tls_server.socket = ctx.wrap_socket(tls_server.socket, server_side=True)
+        with open(options.port_file + ".tls.tmp", "w") as f:
+            f.write("%d\n" % tls_server.server_address[1])
+        os.rename(options.port_file + ".tls.tmp", options.port_file + ".tls")
+        threading.Thread(target=tls_server.serve_forever, daemon=True).start()
     tmp = options.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d\n" % server.server_address[1])

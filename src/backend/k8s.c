@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -683,6 +684,93 @@ static int start_run_step(struct esb_k8s_run *run) {
   return 0;
 }
 
+/* ---- the API client's steps (kube_api.h) -------------------------------
+ *
+ * A warm pod's list, claim and delete go to the API server directly, on the
+ * loop's pool, where the run can read the list's answer (parse_warm_list)
+ * and the client takes kubectl's kubeconfig; else, and after a 401, they
+ * are kubectl's, as every other step. The answer is made the result kubectl
+ * would have given (exit 0, or 1 and its words), and the state's reader
+ * reads it as it reads kubectl's. */
+
+static const struct esb_kube_api *api_for(const struct esb_k8s_run *run) {
+  return run->parse_warm_list ? esb_kube_api_get(&run->plan->k8s, NULL) : NULL;
+}
+
+static const char *api_namespace(const struct esb_k8s_run *run) {
+  return run->plan->k8s.namespace_ ? run->plan->k8s.namespace_ : run->api->namespace_;
+}
+
+static struct esb_k8s_run *run_of_work(struct esb_loop_work *w) {
+  return (struct esb_k8s_run *)((char *)w - offsetof(struct esb_k8s_run, api_work));
+}
+
+static void api_work(struct esb_loop_work *w) {
+  struct esb_k8s_run *run = run_of_work(w);
+  run->api_rc = esb_kube_api_request(run->api, run->api_method, run->api_path, run->api_type,
+                                     run->api_body[0] ? run->api_body : NULL, run->api_timeout_ms, &run->api_reply);
+}
+
+/* The answer as kubectl's result: the list's lines on stdout, a failure's
+ * words on stderr. */
+static void api_result(struct esb_k8s_run *run, struct esb_result *er) {
+  struct esb_kube_reply *r = &run->api_reply;
+  char said[640];
+  bool ok = run->api_rc == 0 && ((r->code >= 200 && r->code < 300) ||
+                                 (run->state == ESB_K8S_DELETE && r->code == 404)); /* --ignore-not-found */
+  size_t n = 0;
+  char *lines = ok && run->state == ESB_K8S_CLAIM_LIST ? run->parse_warm_list(r->body ? r->body : "", r->len, &n)
+                                                        : NULL;
+  /* Interrupted: as a kubectl cut short (a claim that went through leaves
+   * its pod claimed, which its activeDeadlineSeconds ends: no program runs
+   * after the interrupt). */
+  if (run->state != ESB_K8S_DELETE && run->loop->interrupted) {
+    esb_result_fail(er, ESB_E_INTERRUPTED, "interrupted");
+  } else if (ok && (lines || run->state != ESB_K8S_CLAIM_LIST)) {
+    esb_result_exited(er, 0);
+    esb_capture_append(&er->out, lines ? lines : "", n);
+  } else {
+    if (run->api_rc < 0)
+      snprintf(said, sizeof said, "Unable to connect to the server: %s", r->err);
+    else if (ok)
+      snprintf(said, sizeof said, "error: the API server's list of pods did not read");
+    else
+      esb_kube_api_said(r, said, sizeof said);
+    esb_result_exited(er, 1);
+    esb_capture_append(&er->err, said, strlen(said));
+  }
+  free(lines);
+  esb_kube_reply_release(r);
+}
+
+static int restart_with_kubectl(struct esb_k8s_run *run);
+
+static void api_done(struct esb_loop_work *w) {
+  struct esb_k8s_run *run = run_of_work(w);
+  run->exec = (struct esb_exec)ESB_EXEC_INIT;
+  if (run->api_rc == 0 && run->api_reply.code == 401) {
+    esb_kube_api_drop(run->api); /* refused: kubectl, which may renew them, from now on */
+    esb_kube_reply_release(&run->api_reply);
+    if (restart_with_kubectl(run) == 0)
+      return;
+  } else {
+    run->exec.result.out.cap = run->exec.result.err.cap = 1u << 20;
+    api_result(run, &run->exec.result);
+  }
+  step_done(&run->exec, run);
+}
+
+/* The request of the state's step, on the pool. */
+static int api_start(struct esb_k8s_run *run, const char *method, const char *type, uint64_t timeout_ms) {
+  run->api_method = method;
+  run->api_type = type;
+  run->api_timeout_ms = timeout_ms;
+  run->api_rc = -1;
+  run->api_work = (struct esb_loop_work){ .work = api_work, .done = api_done };
+  esb_loop_offload(run->loop, &run->api_work);
+  return 0;
+}
+
 /* ---- the claim of a warm pod (k8s_warm.h) ------------------------------ */
 
 /* kubectl get of the pool's ready pods of the plan's shape, within the
@@ -691,20 +779,37 @@ static int start_claim_list(struct esb_k8s_run *run) {
   const struct esb_k8s_settings *k = &run->plan->k8s;
   char selector[ESB_WARM_SELECTOR_MAX];
   const char *tail[8];
-  char **argv = NULL;
-  if (esb_warm_list_tail(k->warm_pool, k->warm_hash, "ready", selector, tail) == 0)
-    argv = esb_k8s_kubectl_argv(k, tail);
+  char **argv = NULL, query[3 * ESB_WARM_SELECTOR_MAX];
   uint64_t grace = k->warm_claim_grace_ms;
+  bool listed = esb_warm_list_tail(k->warm_pool, k->warm_hash, "ready", selector, tail) == 0;
+  run->api_body[0] = '\0';
+  if (listed && (run->api = api_for(run)) && esb_kube_api_escape(selector, query, sizeof query) == 0) {
+    snprintf(run->api_path, sizeof run->api_path, "/api/v1/namespaces/%s/pods?labelSelector=%s",
+             api_namespace(run), query);
+    return api_start(run, "GET", NULL, grace ? grace : 1);
+  }
+  if (listed)
+    argv = esb_k8s_kubectl_argv(k, tail);
   return start_kubectl(run, argv, NULL, 0, -1, grace ? grace : 1, 1u << 20);
 }
 
-/* kubectl label of the next pod listed. It is given the time to answer
+/* The claim of the next pod listed (its patch, by the API client or
+ * kubectl). It is given the time to answer
  * past the grace: a claim cut short might have gone through, and the pod
  * be claimed by no run. */
+static int start_claim_of(struct esb_k8s_run *run, const struct esb_warm_pod *p) {
+  if ((run->api = api_for(run)) && esb_warm_claim_patch(p, run->api_body, sizeof run->api_body) == 0) {
+    snprintf(run->api_path, sizeof run->api_path, "/api/v1/namespaces/%s/pods/%s?fieldManager=echo-sandbox",
+             api_namespace(run), p->name);
+    return api_start(run, "PATCH", "application/merge-patch+json", 15000);
+  }
+  return start_kubectl(run, esb_warm_claim_argv(&run->plan->k8s, p), NULL, 0, -1, 15000, 64u << 10);
+}
+
 static int start_claim(struct esb_k8s_run *run) {
   const struct esb_warm_pod *p = &run->candidates[run->next_candidate++];
   run->taking = esb_warm_take(p->name) ? p->name : NULL;
-  return start_kubectl(run, esb_warm_claim_argv(&run->plan->k8s, p), NULL, 0, -1, 15000, 64u << 10);
+  return start_claim_of(run, p);
 }
 
 /* The pod the run was taking goes back to the process's other runs. */
@@ -745,6 +850,11 @@ static enum esb_k8s_event claim_list_read(struct esb_k8s_run *run, struct esb_re
   size_t n = 0, kept = 0;
   bool listed = er->status == ESB_STATUS_EXITED && er->exit_code == 0 &&
                 esb_warm_parse(er->out.data ? er->out.data : "", er->out.len, &pods, &n) == 0;
+  if (!listed && er->status == ESB_STATUS_EXITED && er->err.data) { /* the result's warning says why */
+    er->err.len = esb_kubectl_strip_own_lines(er->err.data, er->err.len);
+    snprintf(run->claim_failed, sizeof run->claim_failed, "the list failed: %.*s",
+             (int)strcspn(er->err.data, "\n"), er->err.data);
+  }
   int64_t not_after = (int64_t)time(NULL) + (int64_t)(run->plan->timeout_ms / 1000) + ESB_WARM_MARGIN_S;
   for (size_t i = 0; listed && i < n; i++)
     if (esb_warm_claimable(&pods[i], not_after))
@@ -796,7 +906,7 @@ static enum esb_k8s_event claim_read(struct esb_k8s_run *run, struct esb_result 
   let_go(run);
   if (esb_warm_claim_lost(said))
     return claim_over(run, next_candidate(run));
-  snprintf(run->claim_failed, sizeof run->claim_failed, "%s", said[0] ? said : "kubectl label failed");
+  snprintf(run->claim_failed, sizeof run->claim_failed, "%s", said[0] ? said : "the claim failed");
   return claim_over(run, ESB_K8S_EV_COLD);
 }
 
@@ -886,7 +996,23 @@ static int start_delete(struct esb_k8s_run *run) {
   const char *tail[] = {"delete", "pod", k->pod_name, "--ignore-not-found", "--wait=false", grace, request_timeout,
                         NULL};
   run->delete_attempts++;
+  run->api_body[0] = '\0';
+  if (run->warm && (run->api = api_for(run))) {
+    snprintf(run->api_path, sizeof run->api_path, "/api/v1/namespaces/%s/pods/%s?gracePeriodSeconds=%llu",
+             api_namespace(run), k->pod_name, (unsigned long long)esb_k8s_grace_seconds(run->plan->kill_grace_ms));
+    return api_start(run, "DELETE", NULL, left_ms);
+  }
   return start_kubectl(run, esb_k8s_kubectl_argv(k, tail), NULL, 0, -1, left_ms, 65536);
+}
+
+/* The step again by kubectl, the API client's credentials refused. */
+static int restart_with_kubectl(struct esb_k8s_run *run) {
+  if (run->state == ESB_K8S_CLAIM_LIST)
+    return start_claim_list(run);
+  if (run->state == ESB_K8S_CLAIM)
+    return start_claim_of(run, &run->candidates[run->next_candidate - 1]);
+  run->delete_attempts--; /* the same try */
+  return start_delete(run);
 }
 
 static char *capture_text(const struct esb_capture *c) {
@@ -1722,7 +1848,10 @@ int esb_k8s_start(struct esb_k8s_run *run, struct esb_loop *loop, const struct e
   run->not_ready_timer = (struct esb_timer){ .fire = not_ready_for_too_long, .userdata = run };
   if (plan->k8s.warm_pool && !run->in_session) {
     run->state = ESB_K8S_CLAIM_LIST;
-    run->claim_until_ns = run->first_try_ns + plan->k8s.warm_claim_grace_ms * 1000000ull;
+    /* the API client resolved first (a kubectl, once a process): its time
+     * is not the claim's grace, which would leave a first run none */
+    api_for(run);
+    run->claim_until_ns = esb_now_ns() + plan->k8s.warm_claim_grace_ms * 1000000ull;
   }
   if ((run->state == ESB_K8S_RUN ? start_run_step(run) : start_claim_list(run)) < 0) {
     const char *msg = run->exec.result.error_message;

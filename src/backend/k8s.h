@@ -3,8 +3,9 @@
  * (k8s_run_table.h: state x event -> action, next state). Its steps:
  *
  *   claim    only where the plan's pod has the shape of a warm pool
- *            (k8s_warm.h): kubectl get of the pool's ready pods, then
- *            kubectl label of one to claimed under its resourceVersion; the
+ *            (k8s_warm.h): the list of the pool's ready pods, then the
+ *            patch of one to claimed under its resourceVersion (requests
+ *            of the API client, kube_api.h, else kubectl's); the
  *            pod claimed is the run's, and run is kubectl exec -i into it
  *            (as into a session's pod, k8s_session.h); none within the
  *            pool's claim grace: run makes a pod, as without a pool
@@ -41,6 +42,7 @@
 #include "engine/runtime/loop.h"
 #include "backend/k8s_command.h"
 #include "backend/k8s_warm.h"
+#include "backend/kube_api.h"
 #include "backend/k8s_payload.h"
 #include "backend/k8s_run_table.h"
 #include "backend/kubectl_words.h"
@@ -72,6 +74,8 @@ typedef void (*esb_k8s_done_fn)(struct esb_k8s_run *run, void *userdata);
 struct esb_k8s_run {
   /* inputs */
   esb_pod_status_parser parse_pod;
+  esb_warm_list_parser parse_warm_list; /* optional: with it, a warm pod's list, claim and
+                                           delete go to the API server directly (kube_api.h) */
   bool in_session;           /* the plan's pod is a session's (k8s_session.h): the run is
                                 kubectl exec into it, which it neither creates nor deletes */
   esb_k8s_done_fn on_done;
@@ -159,6 +163,16 @@ struct esb_k8s_run {
                                 process (esb_warm_take); NULL: none */
   char claim_failed[256];    /* why a claim failed other than by losing: the result's warning */
   uint64_t claim_ns;         /* how long the claim took, once it is over (the result's claim_ms) */
+  /* a step of the claim or a warm pod's delete made by the API client
+   * (kube_api.h) on the loop's pool, in place of its kubectl */
+  struct esb_loop_work api_work;
+  const struct esb_kube_api *api;
+  const char *api_method, *api_type;
+  char api_path[1024];
+  char api_body[256];
+  uint64_t api_timeout_ms;
+  struct esb_kube_reply api_reply;
+  int api_rc;
 };
 
 #define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .stdin_fd = -1, \

@@ -7,11 +7,12 @@
  *
  * States (what is in flight):
  *
- *   CLAIM_LIST   kubectl get of the ready warm pods of the plan's pool
+ *   CLAIM_LIST   the list of the ready warm pods of the plan's pool
  *                (k8s_warm.h): the plan's pod shape is one of the policy's
- *                warm pools'
- *   CLAIM        kubectl label of one of them to claimed, under the
- *                resourceVersion listed: the pod is the run's (RUN is then
+ *                warm pools' (kubectl get, or the API client's own request
+ *                on the loop's pool, kube_api.h)
+ *   CLAIM        the patch of one of them to claimed, under the
+ *                resourceVersion listed (the same two ways): the pod is the run's (RUN is then
  *                kubectl exec into it, and DELETE deletes it), or another
  *                engine's (409) or gone, and the next is tried; none
  *                within the pool's claim grace: RUN makes a pod (cold)
@@ -27,7 +28,8 @@
  *   PROBE        kubectl get of that pod: the run's own (adopted: attached
  *                to), none (created again), or another instance's (left)
  *   GET          kubectl get pod -o json after kubectl failed: why
- *   DELETE       kubectl delete pod --ignore-not-found --wait=false
+ *   DELETE       kubectl delete pod --ignore-not-found --wait=false (a warm
+ *                pod's: the API client's DELETE, where it has one)
  *   DELETE_WAIT  a pause (0.1 s doubling to 2 s) before the next delete
  *   DONE         the result is decided and on_done has run (final)
  *
@@ -146,7 +148,7 @@ enum esb_k8s_event {
 };
 
 enum esb_k8s_action {
-  ESB_K8S_DO_CLAIM,              /* start kubectl label of the next warm pod listed */
+  ESB_K8S_DO_CLAIM,              /* start the claim of the next warm pod listed */
   ESB_K8S_DO_CREATE,             /* start kubectl run (attach, to a pod adopted; exec, into
                                     the warm pod claimed) */
   ESB_K8S_DO_PROBE,              /* start kubectl get of a pod whose create lost its answer */

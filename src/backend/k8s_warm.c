@@ -119,11 +119,20 @@ bool esb_warm_claimable(const struct esb_warm_pod *p, int64_t not_after) {
          p->expires > not_after;
 }
 
+int esb_warm_claim_patch(const struct esb_warm_pod *p, char *out, size_t n) {
+  const char *rv = p->resource_version;
+  if (!rv[0] || strspn(rv, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(rv))
+    return -1; /* it goes into JSON as it is */
+  int len = snprintf(out, n, "{\"metadata\":{\"resourceVersion\":\"%s\",\"labels\":{\"" ESB_WARM_STATE_LABEL
+                     "\":\"claimed\"}}}", rv);
+  return len < 0 || (size_t)len >= n ? -1 : 0;
+}
+
 char **esb_warm_claim_argv(const struct esb_k8s_settings *k, const struct esb_warm_pod *p) {
-  char rv[64];
-  snprintf(rv, sizeof rv, "--resource-version=%s", p->resource_version);
-  const char *tail[] = {"label", "pod", p->name, ESB_WARM_STATE_LABEL "=claimed", "--overwrite", rv,
-                        "--request-timeout=10s", NULL};
+  char patch[128];
+  if (esb_warm_claim_patch(p, patch, sizeof patch) < 0)
+    return NULL;
+  const char *tail[] = {"patch", "pod", p->name, "--type=merge", "-p", patch, "--request-timeout=10s", NULL};
   return esb_k8s_kubectl_argv(k, tail);
 }
 

@@ -18,9 +18,9 @@
  *   echo-sandbox.io/warm-expires  when its activeDeadlineSeconds (the pool's
  *                                 max age) ends it, seconds since the epoch
  *
- * The claim: list the pool's pods of the hash in state ready, then label
- * one claimed under the resourceVersion the list gave (kubectl label
- * --resource-version): the API server takes the change only where the pod
+ * The claim: list the pool's pods of the hash in state ready, then patch
+ * one's state label to claimed with the resourceVersion the list gave in
+ * the patch's metadata (a precondition): the API server takes the change only where the pod
  * is still as listed, so two engines never take the same pod (the loser
  * gets 409 Conflict and tries the next), and a pod that was evicted,
  * deleted or changed after the list is never taken. Nothing of a claim is
@@ -81,6 +81,11 @@ struct esb_warm_pod {
   int64_t created;          /* creationTimestamp, seconds since the epoch (0: unknown) */
 };
 
+/* The lines of esb_warm_parse from a PodList's JSON (the API's answer to
+ * a list); malloc'd, NULL where it is not one. Made outside the backend
+ * (codec/pod_status.h), as the pod status parser is. */
+typedef char *(*esb_warm_list_parser)(const char *json, size_t len, size_t *out_len);
+
 /* The kubectl words after kubectl (NULL-terminated, static but for the
  * selector, which the caller's buffer holds) of a list of the warm pods:
  * of pool (NULL: of every pool), of hash and state where given. */
@@ -98,8 +103,15 @@ int esb_warm_parse(const char *text, size_t len, struct esb_warm_pod **pods, siz
  * max age ending after not_after. */
 bool esb_warm_claimable(const struct esb_warm_pod *p, int64_t not_after);
 
-/* argv of the claim of p (with k's connection flags): its state label
- * claimed, under its resourceVersion. NULL when out of memory. */
+/* The claim of p: a merge patch of its state label to claimed that carries
+ * the resourceVersion listed, which the API server takes as a precondition
+ * (409 Conflict where the pod changed since). Into out (n bytes): 0, or -1
+ * where it does not fit or the resourceVersion is not a plain token. */
+int esb_warm_claim_patch(const struct esb_warm_pod *p, char *out, size_t n);
+
+/* argv of the claim of p by kubectl patch (with k's connection flags): one
+ * request, where kubectl label would GET the pod first. NULL when out of
+ * memory or the patch cannot be made. */
 char **esb_warm_claim_argv(const struct esb_k8s_settings *k, const struct esb_warm_pod *p);
 
 /* The pods that runs of this process are claiming or hold, so that its

@@ -26,6 +26,7 @@
 #include "policy/policy.h"
 #include "backend/k8s.h"
 #include "cli/cli.h"
+#include "cli/warm_check.h"
 #include "dispatch/prove.h"
 #include "luaglue/call.h"
 #include "luaglue/embedded.h"
@@ -176,6 +177,12 @@ static void check_pool_quotas(const struct esb_warm_pool *pools, size_t n, const
   }
 }
 
+static void warn_unreached(const char *pool, size_t tried, void *userdata) {
+  char words[512];
+  esb_cli_unreached_words(pool, tried, words, sizeof words);
+  report(userdata, "warn", "warm pools", "%s", words);
+}
+
 /* With warm pools, the claim of a pod is a patch of it (doc/warm-pods.md):
  * an account without it makes every run's pod, and says so in a warning. */
 static void check_warm_pools(struct esb_policy *policy, const struct esb_k8s_settings *k, struct tally *t,
@@ -189,6 +196,9 @@ static void check_warm_pools(struct esb_policy *policy, const struct esb_k8s_set
   report(t, yes ? "ok" : "warn", "rbac", "%s patch pods (the claims of the policy's %zu warm pool%s%s)",
          yes ? "may" : "may not", n, n == 1 ? "" : "s", yes ? "" : ": every run makes its own pod");
   check_pool_quotas(pools, n, k, t, r);
+  struct esb_error err;
+  if (esb_cli_unreached_pools(policy, warn_unreached, t, &err) < 0)
+    report(t, "warn", "warm pools", "%s", err.message);
 }
 
 /* fail: the level of a check that does not pass ("FAIL", or "warn" when the

@@ -13,6 +13,7 @@
 #include "backend/k8s_command.h"
 #include "backend/egress_proxy.h"
 #include "backend/local.h"
+#include "cli/warm_check.h"
 #include "cli/cli.h"
 #include "cli/request.h"
 #include "luaglue/call.h"
@@ -601,6 +602,13 @@ static int check_session(struct esb_policy *policy) {
   return 0;
 }
 
+static void warn_unreached(const char *pool, size_t tried, void *userdata) {
+  (void)userdata;
+  char words[512];
+  esb_cli_unreached_words(pool, tried, words, sizeof words);
+  printf("warn     %s\n", words);
+}
+
 static int check(int argc, char **argv) {
   if (argc != 2 || argv[1][0] == '-') {
     fputs(policy_usage, argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
@@ -645,6 +653,10 @@ static int check(int argc, char **argv) {
     }
   }
   problems += check_session(policy);
+  if (esb_cli_unreached_pools(policy, warn_unreached, NULL, &err) < 0) {
+    printf("problem  warm pools: %s\n", err.message);
+    problems++;
+  }
   printf("%s: %d sample plans and a session, %d problem%s\n", esb_policy_path(policy), checked, problems,
          problems == 1 ? "" : "s");
   if (L)

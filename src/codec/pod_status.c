@@ -1,6 +1,7 @@
 #include "codec/pod_status.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -79,4 +80,42 @@ int esb_lua_parse_pod_status(const char *json, size_t len, struct esb_pod_status
   if (rc < 0)
     memset(out, 0, sizeof *out);
   return rc;
+}
+
+/* Runs protected: decodes the PodList (1) and leaves its warm pods' lines. */
+static int warm_lines(lua_State *L) {
+  size_t len;
+  const char *json = lua_tolstring(L, 1, &len);
+  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+  luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+  luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+  luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+  luaL_requiref(L, "cjson", luaopen_cjson, 0);
+  lua_replace(L, 2);
+  lua_settop(L, 2);                            /* json, cjson */
+  esb_lua_embedded_require(L, "echo_sandbox.engine.kube");
+  lua_getfield(L, -1, "warm_pod_lines");       /* json, cjson, kube, warm_pod_lines */
+  lua_getfield(L, 2, "decode");
+  lua_pushlstring(L, json, len);
+  lua_call(L, 1, 1);                           /* ..., warm_pod_lines, list */
+  lua_call(L, 1, 1);                           /* ..., lines */
+  return 1;
+}
+
+char *esb_lua_warm_pod_lines(const char *json, size_t len, size_t *out_len) {
+  lua_State *L = luaL_newstate();
+  if (!L)
+    return NULL;
+  struct esb_error err;
+  char *out = NULL;
+  lua_pushcfunction(L, warm_lines);
+  lua_pushlstring(L, json, len);
+  if (esb_lua_pcall(L, 1, 1, ESB_LUA_MESSAGE, ESB_E_BACKEND, NULL, &err) == 0 && lua_isstring(L, -1)) {
+    const char *lines = lua_tolstring(L, -1, out_len);
+    out = malloc(*out_len + 1);
+    if (out)
+      memcpy(out, lines, *out_len + 1);
+  }
+  lua_close(L);
+  return out;
 }

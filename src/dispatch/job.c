@@ -163,6 +163,7 @@ int esb_job_run(struct esb_job *job, struct esb_loop *loop) {
     struct esb_k8s_run *k8s = &job->run.k8s;
     *k8s = (struct esb_k8s_run)ESB_K8S_RUN_INIT;
     k8s->parse_pod = esb_lua_parse_pod_status;
+    k8s->parse_warm_list = esb_lua_warm_pod_lines;
     k8s->on_done = k8s_done;
     k8s->userdata = job;
     k8s->output = job->output;

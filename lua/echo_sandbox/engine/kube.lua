@@ -125,4 +125,30 @@ function M.has_network_policy(list)
   return false
 end
 
+-- list: a PodList of warm pods. Their lines as the warm list's jsonpath
+-- prints them (src/backend/k8s_warm.c), for a list the engine asked the API
+-- server for itself (src/backend/kube_api.h): name, resourceVersion, phase,
+-- reason, the Ready condition's status, deletionTimestamp, the labels
+-- warm-state, warm-pool, warm-hash and warm-expires, creationTimestamp;
+-- apart by tabs, a tab or newline in a value made a space.
+function M.warm_pod_lines(list)
+  local out = {}
+  local function field(v) return ((type(v) == "string" and v or ""):gsub("[\t\n]", " ")) end
+  for _, pod in ipairs(table_or_empty(table_or_empty(list).items)) do
+    local metadata = table_or_empty(table_or_empty(pod).metadata)
+    local status = table_or_empty(table_or_empty(pod).status)
+    local labels = table_or_empty(metadata.labels)
+    local ready = ""
+    for _, c in ipairs(table_or_empty(status.conditions)) do
+      if table_or_empty(c).type == "Ready" then ready = c.status end
+    end
+    out[#out + 1] = table.concat({ field(metadata.name), field(metadata.resourceVersion), field(status.phase),
+      field(status.reason), field(ready), field(metadata.deletionTimestamp),
+      field(labels["echo-sandbox.io/warm-state"]), field(labels["echo-sandbox.io/warm-pool"]),
+      field(labels["echo-sandbox.io/warm-hash"]), field(labels["echo-sandbox.io/warm-expires"]),
+      field(metadata.creationTimestamp) }, "\t") .. "\n"
+  end
+  return table.concat(out)
+end
+
 return M
