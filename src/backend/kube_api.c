@@ -488,7 +488,7 @@ int esb_kube_api_request(const struct esb_kube_api *api, const char *method, con
   child.in = ESB_CHILD_PIPE;
   child.out = ESB_CHILD_PIPE;
   if (esb_child_start(&child, &err) < 0) {
-    snprintf(r->err, sizeof r->err, "starting echo-sandbox-kube: %s", err.message);
+    snprintf(r->err, sizeof r->err, "starting echo-sandbox-kube: %.200s", err.message);
     return -1;
   }
   for (int *fd = &child.in; fd <= &child.out; fd++) /* ours, blocking: the helper's time is its timeout */
