@@ -19,25 +19,6 @@
 #include "engine/install_paths.h"
 #include "engine/sandbox/netrules.h"
 
-static char program_path[4096];
-static bool program_found;
-static pthread_once_t program_once = PTHREAD_ONCE_INIT;
-
-static void find_program(void) {
-  const char *env = getenv("ECHO_SANDBOX_EGRESS");
-  const char *libexec = esb_install_dir(ESB_DIR_LIBEXEC);
-  if (env && *env)
-    snprintf(program_path, sizeof program_path, "%s", env);
-  else if (libexec)
-    snprintf(program_path, sizeof program_path, "%s/echo-sandbox-egress", libexec);
-  program_found = program_path[0] && access(program_path, X_OK) == 0;
-}
-
-const char *esb_egress_program(void) {
-  pthread_once(&program_once, find_program);
-  return program_found ? program_path : NULL;
-}
-
 /* Our ends of its pipes: blocking, for the short conversation. */
 static void blocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); }
 
@@ -157,7 +138,7 @@ static int read_ca(struct esb_egress_helper *h, struct esb_error *err) {
 }
 
 int esb_egress_helper_prepare(struct esb_egress_helper *h, const struct esb_plan *plan, struct esb_error *err) {
-  const char *program = esb_egress_program();
+  const char *program = esb_install_program(ESB_PROGRAM_EGRESS);
   if (!program)
     return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress proxy: echo-sandbox-egress is not installed beside "
                          "the engine (or $ECHO_SANDBOX_EGRESS names no program)");
@@ -381,7 +362,7 @@ int esb_egress_k8s_check(const char *proxy, const char *key_file, const char *ca
 static int start_tool(struct esb_egress_helper *t, const char *const *args, const char *in, size_t len,
                       struct esb_error *err) {
   struct esb_child *c = &t->child;
-  const char *program = esb_egress_program();
+  const char *program = esb_install_program(ESB_PROGRAM_EGRESS);
   if (!program)
     return esb_error_set(err, ESB_E_SANDBOX_SETUP, "egress: echo-sandbox-egress is not installed beside the engine "
                          "(or $ECHO_SANDBOX_EGRESS names no program)");

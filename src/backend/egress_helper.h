@@ -72,10 +72,6 @@ struct esb_egress_helper {
 
 #define ESB_EGRESS_HELPER_INIT { .child = ESB_CHILD_INIT }
 
-/* echo-sandbox-egress, as the installation has it ($ECHO_SANDBOX_EGRESS
- * first); NULL where there is none. */
-const char *esb_egress_program(void);
-
 /* Starts the helper for plan's lists (and credentials): returns once it
  * is ready to listen, the run's CA certificate read where the plan
  * injects, or failed. */

@@ -303,15 +303,13 @@ static void cache_write(const char *key, size_t named, const char *line, size_t 
     unlink(tmp);
 }
 
-static const char *kube_program(void);
-
 static void resolve(const struct esb_k8s_settings *k, struct client *c) {
   const char *off = getenv("ECHO_SANDBOX_K8S_API");
   if (off && strcmp(off, "kubectl") == 0) {
     snprintf(c->why, sizeof c->why, "ECHO_SANDBOX_K8S_API=kubectl");
     return;
   }
-  if (!kube_program()) {
+  if (!esb_install_program(ESB_PROGRAM_KUBE)) {
     snprintf(c->why, sizeof c->why, "echo-sandbox-kube is not installed beside the engine");
     return;
   }
@@ -374,27 +372,6 @@ void esb_kube_reply_release(struct esb_kube_reply *r) {
   free(r->body);
   r->body = NULL;
   r->len = 0;
-}
-
-/* echo-sandbox-kube, as the installation has it ($ECHO_SANDBOX_KUBE first);
- * NULL where there is none (kubectl then: esb_kube_api_get). */
-static char kube_program_path[4096];
-static bool kube_program_found;
-static pthread_once_t kube_program_once = PTHREAD_ONCE_INIT;
-
-static void find_kube_program(void) {
-  const char *env = getenv("ECHO_SANDBOX_KUBE");
-  const char *libexec = esb_install_dir(ESB_DIR_LIBEXEC);
-  if (env && *env)
-    snprintf(kube_program_path, sizeof kube_program_path, "%s", env);
-  else if (libexec)
-    snprintf(kube_program_path, sizeof kube_program_path, "%s/echo-sandbox-kube", libexec);
-  kube_program_found = kube_program_path[0] && access(kube_program_path, X_OK) == 0;
-}
-
-static const char *kube_program(void) {
-  pthread_once(&kube_program_once, find_kube_program);
-  return kube_program_found ? kube_program_path : NULL;
 }
 
 /* One field of the request for echo-sandbox-kube (none where value is NULL). */
@@ -474,7 +451,7 @@ static int read_reply(int fd, struct esb_kube_reply *r) {
 int esb_kube_api_request(const struct esb_kube_api *api, const char *method, const char *path,
                          const char *content_type, const char *body, uint64_t timeout_ms, struct esb_kube_reply *r) {
   *r = (struct esb_kube_reply){ 0 };
-  const char *program = kube_program();
+  const char *program = esb_install_program(ESB_PROGRAM_KUBE);
   if (!program) {
     snprintf(r->err, sizeof r->err, "echo-sandbox-kube is not installed beside the engine");
     return -1;

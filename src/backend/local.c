@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/install_paths.h"
 #include "engine/sandbox/rootfs.h"
 #include "engine/sandbox/seccomp.h"
 #include "engine/strv.h"
@@ -593,7 +594,7 @@ static int prepare_egress(struct esb_local_run *run) {
                     "leaves the program the host's network, so no allow list can hold it");
     return -1;
   }
-  if (!esb_egress_program()) {
+  if (!esb_install_program(ESB_PROGRAM_EGRESS)) {
     esb_result_fail(&run->exec.result, ESB_E_SANDBOX_SETUP, "limits.network.allow: echo-sandbox-egress, the "
                     "proxy's program, is not installed beside the engine");
     return -1;

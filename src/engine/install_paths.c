@@ -1,5 +1,6 @@
 #include "engine/install_paths.h"
 
+#include <assert.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Each binary's way to the prefix, and the parts' ways from it (CMake
  * works them out from the install layout: CMakeLists.txt). */
@@ -77,4 +79,33 @@ static void work_out(void) {
 const char *esb_install_dir(enum esb_install_dir which) {
   pthread_once(&once, work_out);
   return known && (unsigned)which < ESB_DIR__COUNT ? dirs[which] : NULL;
+}
+
+static const struct {
+  const char *name, *variable;
+} programs[ESB_PROGRAM__COUNT] = {
+  [ESB_PROGRAM_INIT] = { "echo-sandbox-init", "ECHO_SANDBOX_INIT" },
+  [ESB_PROGRAM_EGRESS] = { "echo-sandbox-egress", "ECHO_SANDBOX_EGRESS" },
+  [ESB_PROGRAM_KUBE] = { "echo-sandbox-kube", "ECHO_SANDBOX_KUBE" },
+};
+
+static char program_paths[ESB_PROGRAM__COUNT][PATH_MAX];
+static bool program_found[ESB_PROGRAM__COUNT];
+static pthread_once_t programs_once = PTHREAD_ONCE_INIT;
+
+static void find_programs(void) {
+  const char *libexec = esb_install_dir(ESB_DIR_LIBEXEC);
+  for (int i = 0; i < ESB_PROGRAM__COUNT; i++) {
+    const char *named = getenv(programs[i].variable);
+    int n = named && *named ? snprintf(program_paths[i], PATH_MAX, "%s", named)
+          : libexec         ? snprintf(program_paths[i], PATH_MAX, "%s/%s", libexec, programs[i].name)
+                            : -1;
+    program_found[i] = n > 0 && n < PATH_MAX && access(program_paths[i], X_OK) == 0;
+  }
+}
+
+const char *esb_install_program(enum esb_install_program which) {
+  assert((unsigned)which < ESB_PROGRAM__COUNT);
+  pthread_once(&programs_once, find_programs);
+  return program_found[which] ? program_paths[which] : NULL;
 }

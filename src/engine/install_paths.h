@@ -21,4 +21,19 @@ enum esb_install_dir {
  * cannot be read. Worked out once, thread-safe; static storage. */
 const char *esb_install_dir(enum esb_install_dir which);
 
+/* The programs of the installation the engine starts, each named by a
+ * variable of its own or found in ESB_DIR_LIBEXEC. */
+enum esb_install_program {
+  ESB_PROGRAM_INIT,   /* echo-sandbox-init, $ECHO_SANDBOX_INIT */
+  ESB_PROGRAM_EGRESS, /* echo-sandbox-egress, $ECHO_SANDBOX_EGRESS */
+  ESB_PROGRAM_KUBE,   /* echo-sandbox-kube, $ECHO_SANDBOX_KUBE */
+  ESB_PROGRAM__COUNT
+};
+
+/* The program's path: the one its variable names where that is set and
+ * not empty (only that one: a name that is wrong is not passed over for
+ * the installed program), else the installation's; NULL where it is not
+ * an executable file. Worked out once, thread-safe; static storage. */
+const char *esb_install_program(enum esb_install_program which);
+
 #endif

@@ -19,34 +19,14 @@
 #include "engine/sandbox/spawn.h"
 #include "engine/runtime/spawner.h"
 
-/* echo-sandbox-init, found once: $ECHO_SANDBOX_INIT ("none": do without),
- * else the installation's (engine/install_paths.h: the build's in a build
- * tree). It is opened for each exec: the engine keeps no fd of its own
- * open but the fork server's (a host such as nginx, which does not use the
+/* echo-sandbox-init: $ECHO_SANDBOX_INIT ("none": do without), else the
+ * installation's (engine/install_paths.h: the build's in a build tree).
+ * It is opened for each exec: the engine keeps no fd of its own open but
+ * the fork server's (a host such as nginx, which does not use the
  * program, sees every fd it did not open as a leak). */
-static bool init_program_found;
-static char init_program_path[4096];
-static pthread_once_t init_program_once = PTHREAD_ONCE_INIT;
-
-static void find_init_program(void) {
-  const char *env = getenv("ECHO_SANDBOX_INIT");
-  if (env && strcmp(env, "none") == 0)
-    return;
-  const char *libexec = esb_install_dir(ESB_DIR_LIBEXEC);
-  char installed[sizeof init_program_path];
-  snprintf(installed, sizeof installed, "%s/echo-sandbox-init", libexec ? libexec : "");
-  const char *candidates[] = { env && *env ? env : NULL, libexec ? installed : NULL };
-  for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && !init_program_found; i++) {
-    if (candidates[i] && access(candidates[i], X_OK) == 0) {
-      snprintf(init_program_path, sizeof init_program_path, "%s", candidates[i]);
-      init_program_found = true;
-    }
-  }
-}
-
 const char *esb_init_program(void) {
-  pthread_once(&init_program_once, find_init_program);
-  return init_program_found ? init_program_path : NULL;
+  const char *named = getenv("ECHO_SANDBOX_INIT");
+  return named && strcmp(named, "none") == 0 ? NULL : esb_install_program(ESB_PROGRAM_INIT);
 }
 
 /* What the vfork-like child needs: all prepared, as it may not allocate. */
@@ -77,7 +57,8 @@ static int exec_init(void *arg) {
  * errno (ENOSYS: no vfork-like clone here). */
 static pid_t exec_program(const int from[ESB_WIRE_FD__END], char *const *argv, bool report,
                           int cgroup_fd, int *pidfd) {
-  int program = open(init_program_path, O_PATH | O_CLOEXEC);
+  const char *path = esb_init_program();
+  int program = path ? open(path, O_PATH | O_CLOEXEC) : (errno = ENOENT, -1);
   if (program < 0)
     return -1;
   static char *const envp[] = { NULL };
