@@ -588,8 +588,32 @@ static void check_cpu_rate(const struct prover *p, struct esb_prove_outcome *o) 
   esb_result_release(&r);
 }
 
+/* Whether process pid is still alive and no kill is on its way to it: not
+ * a zombie (ended, its parent yet to reap it) nor dying, and no SIGKILL
+ * pending (the engine's, sent a moment ago). Only such a process outlived
+ * its run. */
+static bool living(long pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%ld/status", pid);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return false;
+  bool alive = true;
+  while (alive && fgets(line, sizeof line, f)) {
+    unsigned long long mask;
+    char state;
+    if (sscanf(line, "State: %c", &state) == 1)
+      alive = state != 'Z' && state != 'X' && state != 'x';
+    else if (sscanf(line, "SigPnd: %llx", &mask) == 1 || sscanf(line, "ShdPnd: %llx", &mask) == 1)
+      alive = !(mask & (1ull << (SIGKILL - 1)));
+  }
+  fclose(f);
+  return alive;
+}
+
 /* Kills each process of the host named NAME (the probe's, a name no other
- * has); returns how many, the first's pid in *first. */
+ * has); returns how many of them were living (above), the first's pid in
+ * *first. */
 static int kill_named(const char *name, long *first) {
   DIR *d = opendir("/proc");
   int found = 0;
@@ -602,7 +626,8 @@ static int kill_named(const char *name, long *first) {
     FILE *f = fopen(path, "r");
     if (!f)
       continue;
-    if (fgets(comm, sizeof comm, f) && !strncmp(comm, name, strlen(name)) && comm[strlen(name)] == '\n') {
+    if (fgets(comm, sizeof comm, f) && !strncmp(comm, name, strlen(name)) && comm[strlen(name)] == '\n' &&
+        living(pid)) {
       if (!found++)
         *first = pid;
       kill((pid_t)pid, SIGKILL);
