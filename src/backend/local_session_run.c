@@ -58,6 +58,7 @@ struct session_run {
   struct esb_cgroup cg;       /* the run's own, below the session's */
   bool has_cg;
   bool term_sent;             /* the deadline came: TERM went to the holder */
+  uint32_t seccomp;           /* the plan's filter, as the RUN message says it (esb_session_filter_print) */
   uint64_t grace_ms, kill_at_ns;
   const char *stdin_data;
   size_t stdin_len, stdin_off;
@@ -154,7 +155,7 @@ static void make_run_cgroups(struct session_run *s, const struct esb_plan *plan,
 /* The run's child plan as a one-shot run's (backend/local.c), inside the
  * session's sandbox as it is: no root to build; the cgroups it joins are
  * the run's own, where it has some. */
-static int write_plan(const struct session_run *s, const struct esb_plan *plan,
+static int write_plan(struct session_run *s, const struct esb_plan *plan,
                       const struct esb_session_record *rec, int *fd, struct esb_result *r) {
   struct esb_sandbox sb;
   esb_local_sandbox_for(plan, false, &sb);
@@ -172,6 +173,7 @@ static int write_plan(const struct session_run *s, const struct esb_plan *plan,
     esb_result_fail_error(r, &err);
     return -1;
   }
+  s->seccomp = esb_session_filter_print(sb.seccomp);
   struct esb_strv env = ESB_STRV_INIT;
   bool home = false;
   for (char **e = plan->env; e && *e; e++) {
@@ -249,7 +251,7 @@ static int hand_over(struct session_run *s, const char *dir, int plan_fd, struct
       fds[n++] = s->cg.procs[i];
   if (s->stdin_fd >= 0)
     close_fd(&s->in); /* the program reads the request's fd itself */
-  struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_RUN };
+  struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_RUN, .seccomp = s->seccomp };
   s->conn = esb_session_connect(dir);
   int rc = s->conn < 0 || esb_fd_send(s->conn, &m, sizeof m, fds, n) < 0 ? -1 : 0;
   int saved = errno;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
@@ -132,6 +133,10 @@ static void apply_rlimits(const struct esb_child_plan *p, const struct esb_rlimi
   if (l->no_core) set_rlimit(p, RLIMIT_CORE, 0, 0);
 }
 
+/* The plan's filter, installed by a session's pid 1 made ahead before its
+ * plan came (esb_child_run_prepared): none is installed again. */
+static bool seccomp_ahead;
+
 /* The last steps before the program: ids, limits, directory, exec. */
 _Noreturn static void exec_program(const struct esb_child_plan *p) {
   const struct esb_sandbox *sb = p->sandbox;
@@ -154,8 +159,10 @@ _Noreturn static void exec_program(const struct esb_child_plan *p) {
   /* Changing ids clears the parent-death signal, so it is set afterwards. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
   if (p->dir && chdir(p->dir) < 0) fail(p, STEP_CHDIR);
-  /* Last, so that nothing above needs a call the filter denies. */
-  if (sb && sb->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, sb->seccomp, 0, 0) < 0)
+  /* Last, so that nothing above needs a call the filter denies; unless a
+   * session's pid 1 made ahead installed it already (esb_child_session_prepare:
+   * the deny lists refuse nothing that it and this do). */
+  if (sb && sb->seccomp && !seccomp_ahead && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, sb->seccomp, 0, 0) < 0)
     fail(p, STEP_SECCOMP);
 
   /* Like execvp, prepared: ENOENT/ENOTDIR try the next candidate, EACCES is
@@ -439,7 +446,7 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   exec_program(p);
 }
 
-int esb_child_session_prepare(void) {
+int esb_child_session_prepare(const struct sock_fprog *ahead) {
   reset_signals();
   if (setsid() < 0) return STEP_SETSID;
   /* A /proc of the run's own pid namespace, in a mount namespace of its
@@ -450,10 +457,30 @@ int esb_child_session_prepare(void) {
   if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     return STEP_SESSION_PROC;
+  /* The filter's install (the kernel checks and compiles it, and works out
+   * which calls it always allows) is a tenth of a run of /bin/true: done
+   * while no run waits. We are root of the session's user namespace: no
+   * no_new_privs needed, which the program's ids change sets anyway. */
+  if (ahead && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ahead, 0, 0) < 0)
+    return STEP_SECCOMP;
   return 0;
 }
 
-_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p) {
+/* Whether two filters are the same program. */
+static bool same_filter(const struct sock_fprog *a, const struct sock_fprog *b) {
+  return a && b && a->len == b->len && memcmp(a->filter, b->filter, a->len * sizeof *a->filter) == 0;
+}
+
+_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p, const struct sock_fprog *ahead) {
+  if (ahead) {
+    /* No filter comes off: a plan that wants another one (or none) is the
+     * holder's mistake, refused rather than run under the wrong one. */
+    if (!same_filter(ahead, p->sandbox ? p->sandbox->seccomp : NULL)) {
+      errno = EPROTO;
+      fail(p, STEP_SECCOMP);
+    }
+    seccomp_ahead = true;
+  }
   /* The run's own cgroups below the session's (its pids budget, its CPU
    * time and peak, its OOM kills), joined before the program starts. */
   join_cgroups(p);
@@ -461,10 +488,10 @@ _Noreturn void esb_child_run_prepared(const struct esb_child_plan *p) {
 }
 
 _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
-  int step = esb_child_session_prepare();
+  int step = esb_child_session_prepare(NULL);
   if (step)
     fail(p, step);
-  esb_child_run_prepared(p);
+  esb_child_run_prepared(p, NULL);
 }
 
 int esb_child_unshare_step(void) { return STEP_UNSHARE; }
