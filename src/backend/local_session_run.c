@@ -66,6 +66,7 @@ struct session_run {
   size_t rep_got;
   bool killed, interrupted;
   bool lost;                  /* it ended with no word of its pid 1 (its status, its failure) */
+  bool done_sent;             /* its pid 1 ended it alone: DONE went to the holder */
   uint64_t deadline_ns;       /* 0: none */
   const struct esb_output_sink *sink;
   struct esb_result *result;
@@ -336,12 +337,31 @@ static int poll_timeout(const struct session_run *s) {
   return now >= at ? 0 : (int)((at - now) / 1000000 + 1);
 }
 
+/* Its pid 1's status came, said once every other process of the run was
+ * gone (ESB_REPORT_ALONE), and the output and the report have ended (its
+ * pid 1 closed them): DONE, so that the holder closes the connection (and
+ * the run's cgroups' files, their slot's lock) now, not once it reaped
+ * that pid 1 (its end, the run's namespaces' too, is 0.2 ms and more). */
+static void say_done(struct session_run *s) {
+  struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_DONE };
+  bool alone = s->rep_got == sizeof s->rep && s->rep.kind == ESB_REPORT_STATUS && s->rep.step == ESB_REPORT_ALONE;
+  if (s->done_sent || !alone || s->out >= 0 || s->err >= 0 || s->report >= 0 || s->conn < 0)
+    return;
+  s->done_sent = true;
+  if (esb_fd_send(s->conn, &m, sizeof m, NULL, 0) < 0)
+    close_fd(&s->conn); /* the holder is gone: nothing of the run is left */
+}
+
 /* Until the run's output, its report and its connection have ended: the
- * holder closes the connection only once it reaped the run's pid 1, which
- * the kernel lets go only after every other process of the run's pid
- * namespace: the result comes after the last process of the run. */
+ * holder closes the connection once it reaped the run's pid 1, which the
+ * kernel lets go only after every other process of the run's pid
+ * namespace, or once DONE came (say_done): the result comes after the
+ * last process of the run. */
 static void move_bytes(struct session_run *s) {
-  while (s->out >= 0 || s->err >= 0 || s->report >= 0 || s->conn >= 0) {
+  for (;;) {
+    say_done(s);
+    if (s->out < 0 && s->err < 0 && s->report < 0 && s->conn < 0)
+      break;
     struct pollfd p[6] = {
       { .fd = s->in, .events = POLLOUT }, { .fd = s->out, .events = POLLIN },
       { .fd = s->err, .events = POLLIN }, { .fd = s->report, .events = POLLIN },

@@ -137,9 +137,17 @@ static void apply_rlimits(const struct esb_child_plan *p, const struct esb_rlimi
  * plan came (esb_child_run_prepared): none is installed again. */
 static bool seccomp_ahead;
 
+/* A run's pid 1 in a session (esb_child_run_prepared): it ends its run
+ * alone (run_init), and the program, not it, joins the run's cgroups. */
+static bool in_session;
+
+static void join_cgroups(const struct esb_child_plan *p);
+
 /* The last steps before the program: ids, limits, directory, exec. */
 _Noreturn static void exec_program(const struct esb_child_plan *p) {
   const struct esb_sandbox *sb = p->sandbox;
+  if (in_session)
+    join_cgroups(p); /* this one thread, the program to be: its pid 1 stays out */
   setup_fds(p, p->report_fd);
   if (sb && sb->switch_ids) {
     uid_t uid = (sb->namespaces & ESB_NS_USER) ? sb->inner_uid : sb->uid;
@@ -311,12 +319,16 @@ void esb_child_close_all_but(int *keep, int n) {
  * outlives its status anyway), then the working dir is walked as the
  * program's own ids (our filesystem ids are its). A failure to collect is
  * no failure of the run: what was written before it is read back. */
-static void collect_files(const struct esb_child_plan *p, int workdir) {
+static void end_the_rest(void) {
   kill(-1, SIGKILL); /* all of our pid namespace but us */
   for (;;) {
     pid_t w = waitpid(-1, NULL, 0);
     if (w < 0 && errno != EINTR) break;
   }
+}
+
+static void collect_files(const struct esb_child_plan *p, int workdir) {
+  end_the_rest();
   esb_collect_walk(workdir, p->sandbox->collect, p->collect_fd);
 }
 
@@ -353,7 +365,16 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
     if (w == program) {
       if (workdir >= 0)
         collect_files(p, workdir);
-      report(p, ESB_REPORT_STATUS, 0, 0, status);
+      else if (in_session)
+        end_the_rest();
+      /* In a session, the run is over here: the status says so
+       * (ESB_REPORT_ALONE), and our fds go now, so that the engine sees
+       * the output's end before our exit takes the run's namespaces
+       * down (a mount namespace's end waits for an RCU grace period),
+       * which it need not wait for. */
+      report(p, ESB_REPORT_STATUS, in_session ? ESB_REPORT_ALONE : 0, 0, status);
+      if (in_session)
+        syscall(SYS_close_range, 0u, ~0u, 0u);
       _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
   }
@@ -482,8 +503,11 @@ _Noreturn void esb_child_run_prepared(const struct esb_child_plan *p, const stru
     seccomp_ahead = true;
   }
   /* The run's own cgroups below the session's (its pids budget, its CPU
-   * time and peak, its OOM kills), joined before the program starts. */
-  join_cgroups(p);
+   * time and peak, its OOM kills) are joined by the program before it
+   * starts (exec_program), and so hold only the run's processes, none
+   * once its pid 1 has said its status: the engine may give their slot
+   * back before this process has ended. */
+  in_session = true;
   run_init(p);
 }
 

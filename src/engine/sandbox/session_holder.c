@@ -66,7 +66,7 @@ struct holder {
   uint64_t runs;                  /* started so far */
   struct run {
     pid_t pid;
-    int conn;
+    int conn;                     /* -1 once DONE came (poll skips it) */
     bool killed;
     int cgroups[ESB_CGROUP__COUNT]; /* the run's cgroups' files: their slot's lock (engine/cgroup.h) */
     int n_cgroups;
@@ -368,7 +368,8 @@ static void reap(struct holder *hs) {
       /* The slot's lock first: the engine, woken by the connection's
        * end, may hand the slot to the session's next run at once. */
       close_fds(hs->active[i].cgroups, hs->active[i].n_cgroups);
-      close(hs->active[i].conn);
+      if (hs->active[i].conn >= 0)
+        close(hs->active[i].conn);
       hs->active[i] = hs->active[--hs->n_active];
       break;
     }
@@ -380,16 +381,27 @@ static void reap(struct holder *hs) {
 /* A word on a run's connection: TERM (the engine's deadline) goes to the
  * run's process group (the run's pid 1 made it: setsid), where the program
  * has its grace; pid 1 itself, the init of the run's pid namespace, takes
- * no SIGTERM from here. Anything else (the engine closed the connection:
- * the grace is over, or it went away) ends the run now: pid 1 is SIGKILLed
- * and with it the run's pid namespace, and reaped as any. */
+ * no SIGTERM from here. DONE (its pid 1 said it ended alone): the run's
+ * cgroups' files and the connection are closed now, pid 1 left to end.
+ * Anything else (the engine closed the connection: the grace is over, or
+ * it went away) ends the run now: pid 1 is SIGKILLed and with it the run's
+ * pid namespace, and reaped as any. */
 static void hung_up(struct holder *hs, size_t i) {
   struct esb_session_msg m;
   int fds[1], n = 0;
-  ssize_t got = esb_fd_recv(hs->active[i].conn, &m, sizeof m, fds, 1, &n);
+  struct run *run = &hs->active[i];
+  ssize_t got = esb_fd_recv(run->conn, &m, sizeof m, fds, 1, &n);
   close_fds(fds, n);
-  if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_TERM) {
-    kill(-hs->active[i].pid, SIGTERM);
+  bool word = got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC;
+  if (word && m.kind == ESB_SESSION_TERM) {
+    kill(-run->pid, SIGTERM);
+    return;
+  }
+  if (word && m.kind == ESB_SESSION_DONE) {
+    close_fds(run->cgroups, run->n_cgroups);
+    run->n_cgroups = 0;
+    close(run->conn);
+    run->conn = -1; /* not polled again; its pid 1 is reaped as any */
     return;
   }
   kill(hs->active[i].pid, SIGKILL);

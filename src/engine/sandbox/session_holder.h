@@ -26,6 +26,12 @@
  *     `tasks` or cgroup.procs files): the run's pid 1 joins them before
  *     anything of the run starts; the holder keeps them open until it
  *     reaped the run's pid 1 (their lock holds a slot: engine/cgroup.h).
+ *     A session's run's pid 1 says its status once every other process of
+ *     the run is gone (ESB_REPORT_ALONE: engine/sandbox/spawn.h), before
+ *     its own end, and stays out of the run's cgroups (the program joins
+ *     them): the engine, having read that status and the output's end,
+ *     sends DONE, and the holder closes the cgroups' files and the
+ *     connection at once, the run's pid 1 reaped as any when it ends.
  *     The run's pid 1 is made ahead where the holder has one waiting
  *     (its pid and mount namespaces, its /proc: nothing the plan decides,
  *     and its seccomp filter: the session's, or the last run's that had
@@ -75,6 +81,7 @@ enum esb_session_kind {
   ESB_SESSION_CELL_DONE,      /* on a cell's connection: its reply came, the kernel is free */
   ESB_SESSION_TERM,           /* on a run's connection: SIGTERM to its process group */
   ESB_SESSION_WORKDIR,        /* an O_PATH fd of the working dir comes back */
+  ESB_SESSION_DONE,           /* on a run's connection: its pid 1 said it ended alone */
 };
 
 struct esb_session_msg {
