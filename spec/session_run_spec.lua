@@ -172,6 +172,29 @@ describe("a run in a session", function()
     remove(s)
   end)
 
+  -- The holder makes each run's pid 1 ahead with a seccomp filter
+  -- installed already, the one the session's runs had last (at first the
+  -- session's own); a run whose plan has another gets a pid 1 of its own,
+  -- with the plan's. Checked: with start_warm handing every run to the
+  -- waiting pid 1 whatever its filter, the strict runs failed in their
+  -- setup (that pid 1 refused the plan's other filter: EPROTO); with that
+  -- check taken out too (esb_child_run_prepared's same_filter), the first
+  -- strict run's ptrace(PTRACE_TRACEME) was let through (0); with the
+  -- filter not installed ahead (esb_child_session_prepare's prctl taken
+  -- out), the third run, strict, was let through too.
+  it("runs each run under its own plan's seccomp filter, the one made ahead or another", function()
+    local strict = env.policy_file 'policy.local_sandbox.seccomp = "strict"'
+    local s = create()
+    local traceme = "python3 -c 'import ctypes; print(ctypes.CDLL(None).ptrace(0, 0, 0, 0))'"
+    for i, policy in ipairs { false, strict, strict, false, false } do
+      local r, code, err = run(s.id, traceme, policy and { "--policy", policy } or nil)
+      assert.are.equal(0, code, err)
+      assert.are.equal(policy and "-1\n" or "0\n", r.stdout, ("run %d, %s"):format(i, policy and "strict" or "default"))
+    end
+    remove(s)
+    os.remove(strict)
+  end)
+
   -- On cgroup v1 a run's cgroups are a slot of the session's (run-K below
   -- its cgroups), which the next run takes again, readied for it.
   -- Checked: with make_run_cgroups taken out, memory_peak_bytes was null;

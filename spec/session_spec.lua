@@ -161,14 +161,21 @@ describe("echo-sandbox session", function()
   end)
 
   -- Checked: with the holder's clone of a run without CLONE_NEWPID, the
-  -- background sleep lived on after its run (env.running found it).
+  -- background sleep lived on after its run (env.running found it); with
+  -- the run's pid 1 saying its status without ending the rest first
+  -- (run_init's end_the_rest taken out, a 300 ms pause before its exit),
+  -- under a policy without cgroups (local_sandbox.cgroups = false), the
+  -- same; with cgroups, the engine's removal of the run's slot (a process
+  -- was left in it) killed the sleep.
   it("ends the processes a run starts with that run", function()
     local s = create()
     local sleep = env.unique_seconds(300)
     local r = run(s.id, "sleep " .. sleep .. " </dev/null >/dev/null 2>&1 & echo started")
     assert.are.equal("started\n", r.stdout)
-    -- The result comes after the holder reaped the run's pid 1, which the
-    -- kernel lets go only once every process of its pid namespace is gone.
+    -- The result comes after the run's pid 1 killed and reaped every other
+    -- process of its pid namespace, and said so with its status; else
+    -- after the holder reaped that pid 1, which the kernel lets go only
+    -- once every process of its pid namespace is gone.
     assert.is_false(env.running { "sleep", sleep })
     r = run(s.id, "ps -eo args")
     assert.is_nil(r.stdout:find(sleep, 1, true), r.stdout)

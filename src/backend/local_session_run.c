@@ -58,6 +58,7 @@ struct session_run {
   struct esb_cgroup cg;       /* the run's own, below the session's */
   bool has_cg;
   bool term_sent;             /* the deadline came: TERM went to the holder */
+  uint32_t seccomp;           /* the plan's filter, as the RUN message says it (esb_session_filter_print) */
   uint64_t grace_ms, kill_at_ns;
   const char *stdin_data;
   size_t stdin_len, stdin_off;
@@ -65,6 +66,7 @@ struct session_run {
   size_t rep_got;
   bool killed, interrupted;
   bool lost;                  /* it ended with no word of its pid 1 (its status, its failure) */
+  bool done_sent;             /* its pid 1 ended it alone: DONE went to the holder */
   uint64_t deadline_ns;       /* 0: none */
   const struct esb_output_sink *sink;
   struct esb_result *result;
@@ -154,7 +156,7 @@ static void make_run_cgroups(struct session_run *s, const struct esb_plan *plan,
 /* The run's child plan as a one-shot run's (backend/local.c), inside the
  * session's sandbox as it is: no root to build; the cgroups it joins are
  * the run's own, where it has some. */
-static int write_plan(const struct session_run *s, const struct esb_plan *plan,
+static int write_plan(struct session_run *s, const struct esb_plan *plan,
                       const struct esb_session_record *rec, int *fd, struct esb_result *r) {
   struct esb_sandbox sb;
   esb_local_sandbox_for(plan, false, &sb);
@@ -172,6 +174,7 @@ static int write_plan(const struct session_run *s, const struct esb_plan *plan,
     esb_result_fail_error(r, &err);
     return -1;
   }
+  s->seccomp = esb_session_filter_print(sb.seccomp);
   struct esb_strv env = ESB_STRV_INIT;
   bool home = false;
   for (char **e = plan->env; e && *e; e++) {
@@ -249,7 +252,7 @@ static int hand_over(struct session_run *s, const char *dir, int plan_fd, struct
       fds[n++] = s->cg.procs[i];
   if (s->stdin_fd >= 0)
     close_fd(&s->in); /* the program reads the request's fd itself */
-  struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_RUN };
+  struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_RUN, .seccomp = s->seccomp };
   s->conn = esb_session_connect(dir);
   int rc = s->conn < 0 || esb_fd_send(s->conn, &m, sizeof m, fds, n) < 0 ? -1 : 0;
   int saved = errno;
@@ -334,12 +337,31 @@ static int poll_timeout(const struct session_run *s) {
   return now >= at ? 0 : (int)((at - now) / 1000000 + 1);
 }
 
+/* Its pid 1's status came, said once every other process of the run was
+ * gone (ESB_REPORT_ALONE), and the output and the report have ended (its
+ * pid 1 closed them): DONE, so that the holder closes the connection (and
+ * the run's cgroups' files, their slot's lock) now, not once it reaped
+ * that pid 1 (its end, the run's namespaces' too, is 0.2 ms and more). */
+static void say_done(struct session_run *s) {
+  struct esb_session_msg m = { .magic = ESB_SESSION_MAGIC, .kind = ESB_SESSION_DONE };
+  bool alone = s->rep_got == sizeof s->rep && s->rep.kind == ESB_REPORT_STATUS && s->rep.step == ESB_REPORT_ALONE;
+  if (s->done_sent || !alone || s->out >= 0 || s->err >= 0 || s->report >= 0 || s->conn < 0)
+    return;
+  s->done_sent = true;
+  if (esb_fd_send(s->conn, &m, sizeof m, NULL, 0) < 0)
+    close_fd(&s->conn); /* the holder is gone: nothing of the run is left */
+}
+
 /* Until the run's output, its report and its connection have ended: the
- * holder closes the connection only once it reaped the run's pid 1, which
- * the kernel lets go only after every other process of the run's pid
- * namespace: the result comes after the last process of the run. */
+ * holder closes the connection once it reaped the run's pid 1, which the
+ * kernel lets go only after every other process of the run's pid
+ * namespace, or once DONE came (say_done): the result comes after the
+ * last process of the run. */
 static void move_bytes(struct session_run *s) {
-  while (s->out >= 0 || s->err >= 0 || s->report >= 0 || s->conn >= 0) {
+  for (;;) {
+    say_done(s);
+    if (s->out < 0 && s->err < 0 && s->report < 0 && s->conn < 0)
+      break;
     struct pollfd p[6] = {
       { .fd = s->in, .events = POLLOUT }, { .fd = s->out, .events = POLLIN },
       { .fd = s->err, .events = POLLIN }, { .fd = s->report, .events = POLLIN },

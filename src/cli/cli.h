@@ -22,4 +22,10 @@ struct esb_plan;
  * (engine/contract/limits.def): policy explain, session create --json. */
 void esb_cli_push_plan_limits(struct lua_State *L, const struct esb_plan *plan);
 
+struct esb_policy;
+/* Keeps a policy and a Lua state (either may be NULL) reachable until the
+ * process exits, which frees them at once: for a command that has printed
+ * its result and ends (cli/run.c). */
+void esb_cli_leave_to_the_exit(struct esb_policy *policy, struct lua_State *L);
+
 #endif

@@ -113,12 +113,17 @@ static void one_sandbox_in_process(void) {
     esb_spawn_use_init(false);
 }
 
-/* What `run` holds when it has printed its result: its process ends right
- * after, and the exit frees all of it at once, where closing the policy's
- * Lua state piece by piece is 0.1 ms of a 5 ms run of /bin/true. Kept
- * reachable here, so that a leak checker does not count it (git's UNLEAK;
- * volatile, or the compiler drops stores that nothing reads). */
+/* What a command holds when it has printed its result: its process ends
+ * right after, and the exit frees all of it at once, where closing the
+ * policy's Lua state piece by piece is 0.1 ms of a 5 ms run of /bin/true.
+ * Kept reachable here, so that a leak checker does not count it (git's
+ * UNLEAK; volatile, or the compiler drops stores that nothing reads). */
 static struct { struct esb_policy *volatile policy; lua_State *volatile L; } left_to_the_exit;
+
+void esb_cli_leave_to_the_exit(struct esb_policy *policy, lua_State *L) {
+  left_to_the_exit.policy = policy;
+  left_to_the_exit.L = L;
+}
 
 int esb_cli_run(int argc, char **argv) {
   char usage[4096];
@@ -173,8 +178,7 @@ int esb_cli_run(int argc, char **argv) {
     rc = read(sigfd, &si, sizeof si) == sizeof si ? 128 + (int)si.ssi_signo : 130;
   }
   esb_result_release(&result);
-  left_to_the_exit.policy = policy;
-  left_to_the_exit.L = L;
+  esb_cli_leave_to_the_exit(policy, L);
   policy = NULL;
   L = NULL;
 out:

@@ -447,6 +447,9 @@ static int session_run(int argc, char **argv) {
   esb_result_release(&result);
   if (sigfd >= 0)
     close(sigfd);
+  esb_cli_leave_to_the_exit(p.policy, p.L); /* as run's: the exit frees them at once */
+  p.policy = NULL;
+  p.L = NULL;
 out:
   planned_release(&p);
   return rc;

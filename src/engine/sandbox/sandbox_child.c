@@ -15,6 +15,7 @@
 #include <string.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
@@ -132,9 +133,21 @@ static void apply_rlimits(const struct esb_child_plan *p, const struct esb_rlimi
   if (l->no_core) set_rlimit(p, RLIMIT_CORE, 0, 0);
 }
 
+/* The plan's filter, installed by a session's pid 1 made ahead before its
+ * plan came (esb_child_run_prepared): none is installed again. */
+static bool seccomp_ahead;
+
+/* A run's pid 1 in a session (esb_child_run_prepared): it ends its run
+ * alone (run_init), and the program, not it, joins the run's cgroups. */
+static bool in_session;
+
+static void join_cgroups(const struct esb_child_plan *p);
+
 /* The last steps before the program: ids, limits, directory, exec. */
 _Noreturn static void exec_program(const struct esb_child_plan *p) {
   const struct esb_sandbox *sb = p->sandbox;
+  if (in_session)
+    join_cgroups(p); /* this one thread, the program to be: its pid 1 stays out */
   setup_fds(p, p->report_fd);
   if (sb && sb->switch_ids) {
     uid_t uid = (sb->namespaces & ESB_NS_USER) ? sb->inner_uid : sb->uid;
@@ -154,8 +167,10 @@ _Noreturn static void exec_program(const struct esb_child_plan *p) {
   /* Changing ids clears the parent-death signal, so it is set afterwards. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(p, STEP_PDEATHSIG);
   if (p->dir && chdir(p->dir) < 0) fail(p, STEP_CHDIR);
-  /* Last, so that nothing above needs a call the filter denies. */
-  if (sb && sb->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, sb->seccomp, 0, 0) < 0)
+  /* Last, so that nothing above needs a call the filter denies; unless a
+   * session's pid 1 made ahead installed it already (esb_child_session_prepare:
+   * the deny lists refuse nothing that it and this do). */
+  if (sb && sb->seccomp && !seccomp_ahead && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, sb->seccomp, 0, 0) < 0)
     fail(p, STEP_SECCOMP);
 
   /* Like execvp, prepared: ENOENT/ENOTDIR try the next candidate, EACCES is
@@ -304,12 +319,16 @@ void esb_child_close_all_but(int *keep, int n) {
  * outlives its status anyway), then the working dir is walked as the
  * program's own ids (our filesystem ids are its). A failure to collect is
  * no failure of the run: what was written before it is read back. */
-static void collect_files(const struct esb_child_plan *p, int workdir) {
+static void end_the_rest(void) {
   kill(-1, SIGKILL); /* all of our pid namespace but us */
   for (;;) {
     pid_t w = waitpid(-1, NULL, 0);
     if (w < 0 && errno != EINTR) break;
   }
+}
+
+static void collect_files(const struct esb_child_plan *p, int workdir) {
+  end_the_rest();
   esb_collect_walk(workdir, p->sandbox->collect, p->collect_fd);
 }
 
@@ -346,7 +365,16 @@ _Noreturn static void run_init(const struct esb_child_plan *p) {
     if (w == program) {
       if (workdir >= 0)
         collect_files(p, workdir);
-      report(p, ESB_REPORT_STATUS, 0, 0, status);
+      else if (in_session)
+        end_the_rest();
+      /* In a session, the run is over here: the status says so
+       * (ESB_REPORT_ALONE), and our fds go now, so that the engine sees
+       * the output's end before our exit takes the run's namespaces
+       * down (a mount namespace's end waits for an RCU grace period),
+       * which it need not wait for. */
+      report(p, ESB_REPORT_STATUS, in_session ? ESB_REPORT_ALONE : 0, 0, status);
+      if (in_session)
+        syscall(SYS_close_range, 0u, ~0u, 0u);
       _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
   }
@@ -439,7 +467,7 @@ _Noreturn void esb_child_main(const struct esb_child_plan *p) {
   exec_program(p);
 }
 
-int esb_child_session_prepare(void) {
+int esb_child_session_prepare(const struct sock_fprog *ahead) {
   reset_signals();
   if (setsid() < 0) return STEP_SETSID;
   /* A /proc of the run's own pid namespace, in a mount namespace of its
@@ -450,21 +478,44 @@ int esb_child_session_prepare(void) {
   if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     return STEP_SESSION_PROC;
+  /* The filter's install (the kernel checks and compiles it, and works out
+   * which calls it always allows) is a tenth of a run of /bin/true: done
+   * while no run waits. We are root of the session's user namespace: no
+   * no_new_privs needed, which the program's ids change sets anyway. */
+  if (ahead && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ahead, 0, 0) < 0)
+    return STEP_SECCOMP;
   return 0;
 }
 
-_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p) {
+/* Whether two filters are the same program. */
+static bool same_filter(const struct sock_fprog *a, const struct sock_fprog *b) {
+  return a && b && a->len == b->len && memcmp(a->filter, b->filter, a->len * sizeof *a->filter) == 0;
+}
+
+_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p, const struct sock_fprog *ahead) {
+  if (ahead) {
+    /* No filter comes off: a plan that wants another one (or none) is the
+     * holder's mistake, refused rather than run under the wrong one. */
+    if (!same_filter(ahead, p->sandbox ? p->sandbox->seccomp : NULL)) {
+      errno = EPROTO;
+      fail(p, STEP_SECCOMP);
+    }
+    seccomp_ahead = true;
+  }
   /* The run's own cgroups below the session's (its pids budget, its CPU
-   * time and peak, its OOM kills), joined before the program starts. */
-  join_cgroups(p);
+   * time and peak, its OOM kills) are joined by the program before it
+   * starts (exec_program), and so hold only the run's processes, none
+   * once its pid 1 has said its status: the engine may give their slot
+   * back before this process has ended. */
+  in_session = true;
   run_init(p);
 }
 
 _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p) {
-  int step = esb_child_session_prepare();
+  int step = esb_child_session_prepare(NULL);
   if (step)
     fail(p, step);
-  esb_child_run_prepared(p);
+  esb_child_run_prepared(p, NULL);
 }
 
 int esb_child_unshare_step(void) { return STEP_UNSHARE; }

@@ -72,11 +72,15 @@ _Noreturn void esb_child_run_in_session(const struct esb_child_plan *p);
 
 /* The same in two halves, for a pid 1 made before its plan is known (the
  * holder's next run's): prepare does what no plan decides (signals reset,
- * a session of its own, its mount namespace and /proc), 0 or the setup
- * step that failed, with errno; run_prepared the rest, all that the plan
- * decides (the run's cgroups, ids, limits, seccomp, env, working dir). */
-int esb_child_session_prepare(void);
-_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p);
+ * a session of its own, its mount namespace and /proc) and installs
+ * `ahead`, the seccomp filter the holder expects the run's plan to give
+ * (NULL: none), 0 or the setup step that failed, with errno; run_prepared
+ * the rest, all that the plan decides (the run's cgroups, ids, limits,
+ * env, working dir; its seccomp filter unless it is `ahead`'s, installed
+ * already: a plan with another filter is refused, as a setup failure of
+ * the filter's step, EPROTO). */
+int esb_child_session_prepare(const struct sock_fprog *ahead);
+_Noreturn void esb_child_run_prepared(const struct esb_child_plan *p, const struct sock_fprog *ahead);
 
 /* Closes every fd but those of keep (-1 entries aside; keep is sorted). */
 void esb_child_close_all_but(int *keep, int n);

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,7 +66,7 @@ struct holder {
   uint64_t runs;                  /* started so far */
   struct run {
     pid_t pid;
-    int conn;
+    int conn;                     /* -1 once DONE came (poll skips it) */
     bool killed;
     int cgroups[ESB_CGROUP__COUNT]; /* the run's cgroups' files: their slot's lock (engine/cgroup.h) */
     int n_cgroups;
@@ -74,6 +75,9 @@ struct holder {
   pid_t warm;                     /* the next run's pid 1, made ahead; 0: none */
   int warm_sock;                  /* ours of its socket; -1: none */
   bool warm_failed;               /* one could not be made, or ended without a run: no more */
+  uint32_t warm_print;            /* esb_session_filter_print of the filter it installed */
+  struct sock_fprog ahead;        /* the filter the next is made with (its own copy; none: len 0):
+                                     the session's, then that of the last run whose pid 1 had another */
   struct esb_kernels kernels;
 };
 
@@ -134,8 +138,9 @@ static int take_cgroups(struct esb_child_wire *w, const int *fds, int n) {
 
 /* The run's pid 1, in a pid namespace of its own below the session's;
  * prepared: made ahead (warm_child), its mount namespace and /proc are
- * there already. */
-_Noreturn static void run_child(struct esb_child_wire *w, const int *fds, bool prepared) {
+ * there already, and the filter `ahead`. */
+_Noreturn static void run_child(struct esb_child_wire *w, const int *fds, bool prepared,
+                                const struct sock_fprog *ahead) {
   struct esb_child_plan *p = &w->plan;
   for (int i = 0; i < 3; i++)
     p->stdio[i] = fds[ESB_SESSION_FD_STDIN + i];
@@ -143,7 +148,7 @@ _Noreturn static void run_child(struct esb_child_wire *w, const int *fds, bool p
   p->collect_fd = p->collect_fd >= 0 ? fds[ESB_SESSION_FD_COLLECT] : -1; /* the plan's word */
   p->sync_fd = -1;
   if (prepared)
-    esb_child_run_prepared(p);
+    esb_child_run_prepared(p, ahead);
   esb_child_run_in_session(p);
 }
 
@@ -157,6 +162,20 @@ static void free_wire(struct esb_child_wire *w) {
   free(w->rootfs.steps);
   free(w->seccomp.filter);
   free(w);
+}
+
+/* Makes `filter` (NULL: none) the one the next run's pid 1 is made with.
+ * Where there is no memory for it, the one before stays: a run that wants
+ * another lets that pid 1 go, as now. */
+static void filter_ahead(struct holder *hs, const struct sock_fprog *filter) {
+  size_t size = filter ? filter->len * sizeof *filter->filter : 0;
+  struct sock_filter *copy = size ? malloc(size) : NULL;
+  if (size && !copy)
+    return;
+  if (size)
+    memcpy(copy, filter->filter, size);
+  free(hs->ahead.filter);
+  hs->ahead = (struct sock_fprog){ .len = size ? filter->len : 0, .filter = copy };
 }
 
 /* A RUN message's plan, its cgroups' fds in it; NULL where it is not one. */
@@ -185,9 +204,9 @@ static struct esb_child_wire *read_run(const int *fds, int n) {
  * with the session. Where one ends without a run (killed, or it could not
  * make its namespaces), the session's runs go on without one. */
 
-_Noreturn static void warm_child(int sock) {
+_Noreturn static void warm_child(int sock, const struct sock_fprog *ahead) {
   esb_child_close_all_but(&sock, 1);
-  if (esb_child_session_prepare() != 0)
+  if (esb_child_session_prepare(ahead) != 0)
     _exit(125);
   struct esb_session_msg m;
   int fds[ESB_SESSION_FD__MAX], n = 0;
@@ -199,7 +218,7 @@ _Noreturn static void warm_child(int sock) {
   struct esb_child_wire *w = read_run(fds, n);
   if (!w)
     esb_child_plan_unreadable(fds[ESB_SESSION_FD_REPORT]);
-  run_child(w, fds, true);
+  run_child(w, fds, true, ahead);
 }
 
 /* Makes the next run's pid 1 where there is none. */
@@ -209,9 +228,10 @@ static void warm_up(struct holder *hs) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     return;
+  const struct sock_fprog *ahead = hs->ahead.len ? &hs->ahead : NULL;
   pid_t pid = esb_clone(CLONE_NEWPID, NULL, SIGCHLD, -1, NULL);
   if (pid == 0)
-    warm_child(sv[1]);
+    warm_child(sv[1], ahead);
   close(sv[1]);
   if (pid < 0) {
     close(sv[0]);
@@ -220,6 +240,7 @@ static void warm_up(struct holder *hs) {
   }
   hs->warm = pid;
   hs->warm_sock = sv[0];
+  hs->warm_print = esb_session_filter_print(ahead);
 }
 
 /* The waiting pid 1 is gone (handed a run, or it ended). */
@@ -231,11 +252,18 @@ static void let_warm_go(struct holder *hs) {
 }
 
 /* Hands the run's message to the waiting pid 1: its pid, or -1 where there
- * is none (or it is gone: it is reaped as any). */
+ * is none (or it is gone: it is reaped as any). One whose filter is not
+ * the one the message says the plan has is let go (killed, and reaped as
+ * any): start_run makes the next with the run's. */
 static pid_t start_warm(struct holder *hs, const struct esb_session_msg *m, const int *fds, int n) {
   pid_t pid = hs->warm;
   if (pid <= 0)
     return -1;
+  if (m->seccomp != hs->warm_print) {
+    let_warm_go(hs);
+    kill(pid, SIGKILL);
+    return -1;
+  }
   int rc = esb_fd_send(hs->warm_sock, m, sizeof *m, fds, n);
   let_warm_go(hs);
   if (rc < 0) {
@@ -257,9 +285,11 @@ static pid_t start_run(struct holder *hs, const struct esb_session_msg *m, const
   struct esb_child_wire *w = read_run(fds, n);
   if (!w)
     return -1;
+  if (esb_session_filter_print(w->plan.sandbox->seccomp) != esb_session_filter_print(hs->ahead.len ? &hs->ahead : NULL))
+    filter_ahead(hs, w->plan.sandbox->seccomp); /* the session's runs have another than the last */
   pid_t pid = esb_clone(CLONE_NEWPID, NULL, SIGCHLD, -1, NULL);
   if (pid == 0)
-    run_child(w, fds, false);
+    run_child(w, fds, false, NULL);
   if (pid < 0) {
     /* Said on the run's report pipe, as its pid 1 would: the session's
      * memory (its working dir's files count) or process limit, mostly.
@@ -338,7 +368,8 @@ static void reap(struct holder *hs) {
       /* The slot's lock first: the engine, woken by the connection's
        * end, may hand the slot to the session's next run at once. */
       close_fds(hs->active[i].cgroups, hs->active[i].n_cgroups);
-      close(hs->active[i].conn);
+      if (hs->active[i].conn >= 0)
+        close(hs->active[i].conn);
       hs->active[i] = hs->active[--hs->n_active];
       break;
     }
@@ -350,16 +381,27 @@ static void reap(struct holder *hs) {
 /* A word on a run's connection: TERM (the engine's deadline) goes to the
  * run's process group (the run's pid 1 made it: setsid), where the program
  * has its grace; pid 1 itself, the init of the run's pid namespace, takes
- * no SIGTERM from here. Anything else (the engine closed the connection:
- * the grace is over, or it went away) ends the run now: pid 1 is SIGKILLed
- * and with it the run's pid namespace, and reaped as any. */
+ * no SIGTERM from here. DONE (its pid 1 said it ended alone): the run's
+ * cgroups' files and the connection are closed now, pid 1 left to end.
+ * Anything else (the engine closed the connection: the grace is over, or
+ * it went away) ends the run now: pid 1 is SIGKILLed and with it the run's
+ * pid namespace, and reaped as any. */
 static void hung_up(struct holder *hs, size_t i) {
   struct esb_session_msg m;
   int fds[1], n = 0;
-  ssize_t got = esb_fd_recv(hs->active[i].conn, &m, sizeof m, fds, 1, &n);
+  struct run *run = &hs->active[i];
+  ssize_t got = esb_fd_recv(run->conn, &m, sizeof m, fds, 1, &n);
   close_fds(fds, n);
-  if (got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC && m.kind == ESB_SESSION_TERM) {
-    kill(-hs->active[i].pid, SIGTERM);
+  bool word = got == (ssize_t)sizeof m && m.magic == ESB_SESSION_MAGIC;
+  if (word && m.kind == ESB_SESSION_TERM) {
+    kill(-run->pid, SIGTERM);
+    return;
+  }
+  if (word && m.kind == ESB_SESSION_DONE) {
+    close_fds(run->cgroups, run->n_cgroups);
+    run->n_cgroups = 0;
+    close(run->conn);
+    run->conn = -1; /* not polled again; its pid 1 is reaped as any */
     return;
   }
   kill(hs->active[i].pid, SIGKILL);
@@ -409,6 +451,7 @@ _Noreturn static void serve_forever(struct holder *hs) {
 _Noreturn void esb_session_hold(const struct esb_child_plan *p) {
   const struct esb_session_hold *h = p->session;
   struct holder hs = { .h = h, .warm_sock = -1 };
+  filter_ahead(&hs, p->sandbox->seccomp);
   esb_kernels_init(&hs.kernels);
   /* The session outlives whoever made it. */
   prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);

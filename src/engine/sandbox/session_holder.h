@@ -26,9 +26,18 @@
  *     `tasks` or cgroup.procs files): the run's pid 1 joins them before
  *     anything of the run starts; the holder keeps them open until it
  *     reaped the run's pid 1 (their lock holds a slot: engine/cgroup.h).
+ *     A session's run's pid 1 says its status once every other process of
+ *     the run is gone (ESB_REPORT_ALONE: engine/sandbox/spawn.h), before
+ *     its own end, and stays out of the run's cgroups (the program joins
+ *     them): the engine, having read that status and the output's end,
+ *     sends DONE, and the holder closes the cgroups' files and the
+ *     connection at once, the run's pid 1 reaped as any when it ends.
  *     The run's pid 1 is made ahead where the holder has one waiting
- *     (its pid and mount namespaces, its /proc: nothing the plan decides),
- *     and handed the message as it came.
+ *     (its pid and mount namespaces, its /proc: nothing the plan decides,
+ *     and its seccomp filter: the session's, or the last run's that had
+ *     another), and handed the message as it came where the message says
+ *     (esb_session_filter_print) the plan has that filter; one made with
+ *     another is let go.
  *   WORKDIR: the holder answers with an O_PATH fd of the session's working
  *     dir (the root of its tmpfs), and closes the connection: the engine
  *     puts and gets files beneath it (openat2 RESOLVE_BENEATH), never by a
@@ -46,6 +55,8 @@
 #ifndef ESB_ENGINE_SESSION_HOLDER_H
 #define ESB_ENGINE_SESSION_HOLDER_H
 
+#include <linux/filter.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/cgroup.h"
@@ -61,7 +72,7 @@ struct esb_session_hold {
   uint64_t ttl_ms, idle_timeout_ms;
 };
 
-#define ESB_SESSION_MAGIC 0x45535333u /* "ESS3": bump with any change below */
+#define ESB_SESSION_MAGIC 0x45535334u /* "ESS4": bump with any change below */
 
 enum esb_session_kind {
   ESB_SESSION_RUN = 1, ESB_SESSION_DELETE,
@@ -70,14 +81,29 @@ enum esb_session_kind {
   ESB_SESSION_CELL_DONE,      /* on a cell's connection: its reply came, the kernel is free */
   ESB_SESSION_TERM,           /* on a run's connection: SIGTERM to its process group */
   ESB_SESSION_WORKDIR,        /* an O_PATH fd of the working dir comes back */
+  ESB_SESSION_DONE,           /* on a run's connection: its pid 1 said it ended alone */
 };
 
 struct esb_session_msg {
   uint32_t magic;
   uint32_t kind;   /* enum esb_session_kind */
   uint32_t kernel; /* CELL: the kernel's slot, below ESB_SESSION_KERNELS; else 0 */
-  uint32_t spare;
+  uint32_t seccomp; /* RUN: esb_session_filter_print of the plan's seccomp filter */
 };
+
+/* A print of a seccomp filter (FNV-1a of its program; 0 for none): a RUN
+ * message says by it which filter its plan has, so that a run's pid 1
+ * made ahead with another is not handed the run (which it would refuse:
+ * it compares the programs). */
+static inline uint32_t esb_session_filter_print(const struct sock_fprog *filter) {
+  if (!filter || !filter->len)
+    return 0;
+  uint32_t h = 2166136261u;
+  const unsigned char *b = (const unsigned char *)filter->filter;
+  for (size_t i = 0; i < filter->len * sizeof *filter->filter; i++)
+    h = (h ^ b[i]) * 16777619u;
+  return h ? h : 1;
+}
 
 /* A session's kernels: one slot a language that has one. */
 #define ESB_SESSION_KERNELS 4

@@ -197,10 +197,15 @@ enum esb_report_kind { ESB_REPORT_SETUP_FAILED = 1, ESB_REPORT_EXEC_FAILED, ESB_
                        ESB_REPORT_READY /* a session's holder serves: engine/sandbox/session_holder.h */ };
 struct esb_report {
   int32_t kind;   /* enum esb_report_kind */
-  int32_t step;   /* SETUP_FAILED: which step (esb_setup_step_name) */
+  int32_t step;   /* SETUP_FAILED: which step (esb_setup_step_name); STATUS of a run's
+                     pid 1 in a session: ESB_REPORT_ALONE */
   int32_t error;  /* errno of the failure */
   int32_t status; /* STATUS: the program's wait status */
 };
+/* A STATUS's step from a session's run's pid 1: every other process of the
+ * run (of its pid namespace) was killed and reaped before it, and the
+ * run's cgroups hold none (engine/sandbox/session_holder.h). */
+#define ESB_REPORT_ALONE 1
 const char *esb_setup_step_name(int step);
 
 #endif
