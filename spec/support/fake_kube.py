@@ -271,7 +271,8 @@ class Pod:
 
     def wait(self):
         code = self.proc.wait()
-        exec_container_ended(self)
+        if not self.deleted:  # a delete's kill() ends the exec'd processes itself
+            exec_container_ended(self)
         time.sleep(0.05)  # let the pumps hand over the last output
         with state_lock:
             if life_container_exited(self, code):
@@ -759,8 +760,9 @@ class Handler(BaseHTTPRequestHandler):
             pod = pods.pop((ns, name), None)
             if pod:
                 pod.deleted = True
-                pod.kill()
                 state_lock.notify_all()
+        if pod:  # its processes and its dir: outside the lock, which every request takes
+            pod.kill()
         if not pod:
             return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
         self.send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
