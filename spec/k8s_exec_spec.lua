@@ -158,6 +158,26 @@ env.each_oldest_newest_kubectl(function(minor)
       end)
     end)
 
+    -- A server that upgrades to no protocol (it ignored the one offered)
+    -- may have started the command: kubectl would start it again (here the
+    -- first start found no handshake on its stdin and never ran the
+    -- program; a command without the handshake would have). Checked: with
+    -- such an upgrade handed to kubectl, the run was exec'd a second time,
+    -- by kubectl, and this failed on its status (exited).
+    describe("on a fake API server that upgrades the client's exec to no protocol", function()
+      local fixture = fake.per_spec(minor, "--request-log --ignore-protocol-agent echo-sandbox")
+      it("fails the run, and never runs the exec again by kubectl", function()
+        local server = fixture.server
+        local id = create(server)
+        fake.mark(server, "run")
+        local r = run(server, id, { shell = "echo once >> ran.txt; cat ran.txt" })
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.matches("not the v5.channel.k8s.io offered", r.error.message, 1, true)
+        assert.are.same({ "echo-sandbox 101" }, execs_since(server, "run"))
+        rm(server, id)
+      end)
+    end)
+
     -- Checked: with the refusals taken as the exec's failure (no kubectl
     -- after them), each run failed before the program began.
     for _, case in ipairs {

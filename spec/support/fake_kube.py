@@ -1688,7 +1688,9 @@ WARM_CONTROLS = {
 # alone is refused as x/net/websocket refuses it: a plain 403; kubectl would
 # fall back to SPDY there, which the fake does not speak, so its requests
 # are served v5 still); --unauthorized-exec-agent PREFIX: 401 to pods/exec requests whose
-# User-Agent starts with PREFIX (credentials that expired between requests).
+# User-Agent starts with PREFIX (credentials that expired between requests);
+# --ignore-protocol-agent PREFIX: the upgrade of such a request names no
+# protocol (a server that ignores the offer) and the command runs.
 
 def exec_options(ap):
     ap.add_argument("--deny-exec", action="store_true", help="403 on pods/exec")
@@ -1700,6 +1702,8 @@ def exec_options(ap):
                     help="cut the exec connection where its status would go")
     ap.add_argument("--no-v5-agent", metavar="PREFIX",
                     help="WebSocket without v5 to requests whose User-Agent starts with PREFIX")
+    ap.add_argument("--ignore-protocol-agent", metavar="PREFIX",
+                    help="upgrade to no protocol the exec of requests whose User-Agent starts with PREFIX")
     ap.add_argument("--unauthorized-exec-agent", metavar="PREFIX",
                     help="401 to pods/exec requests whose User-Agent starts with PREFIX")
 
@@ -1772,11 +1776,14 @@ def ws_upgrade(handler):
         handler.send_json(400, status_obj(400, "BadRequest", "websocket v4/v5 required"))
         return None
     accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    ignoring = options.ignore_protocol_agent
+    ignoring = ignoring and (handler.headers.get("User-Agent") or "").startswith(ignoring)
     handler.send_response(101)
     handler.send_header("Upgrade", "websocket")
     handler.send_header("Connection", "Upgrade")
     handler.send_header("Sec-WebSocket-Accept", accept)
-    handler.send_header("Sec-WebSocket-Protocol", proto)
+    if not ignoring:
+        handler.send_header("Sec-WebSocket-Protocol", proto)
     handler.end_headers()
     handler.wfile.flush()
     return proto

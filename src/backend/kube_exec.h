@@ -21,8 +21,10 @@
  *                   say why as kubectl words it ("Error from server
  *                   (NotFound): ..." for a refusal, "error: ..." else)
  *     kubectl       nothing ran: the server does not take this exec (it
- *                   refused v5.channel.k8s.io, where kubectl falls back to
- *                   SPDY): kubectl is to run it
+ *                   refused the upgrade to v5.channel.k8s.io, where kubectl
+ *                   falls back to SPDY): kubectl is to run it. A server
+ *                   that upgrades to another protocol than the one offered
+ *                   may have started the command: an error, never kubectl
  *     unauthorized  nothing ran: the credentials were refused (401):
  *                   kubectl, which may renew them, from now on
  *

@@ -132,10 +132,13 @@ static void refused(const struct head *h, int code, struct esb_kube_exec_word *w
   if (code == 401) {
     w->end = ESB_KUBE_EXEC_UNAUTHORIZED;
     snprintf(w->said, sizeof w->said, "the API server refused the credentials (401)");
-  } else if (code == 101) { /* switched, but not to v5 (an older server's v4) */
-    w->end = ESB_KUBE_EXEC_KUBECTL;
-    snprintf(w->said, sizeof w->said, "the API server upgraded the exec to \"%s\", not " ESB_KUBE_EXEC_PROTOCOL,
-             h->protocol);
+  } else if (code == 101) {
+    /* switched, but not to the one protocol offered: a server that
+     * ignores the offer may have started the command, which kubectl would
+     * then start again */
+    w->end = ESB_KUBE_EXEC_ERROR;
+    snprintf(w->said, sizeof w->said, "error: the API server upgraded the exec to \"%s\", not the "
+             ESB_KUBE_EXEC_PROTOCOL " offered (the command may have started)", h->protocol);
   } else if (!r->body || !strstr(r->body, "\"Status\"")) {
     /* no answer of the API's (a server that does not take WebSocket or
      * v5: x/net/websocket's plain 403, a proxy's page): kubectl, as
