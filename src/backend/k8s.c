@@ -1308,14 +1308,14 @@ static bool decide_kubectl_exit_0(struct esb_k8s_run *run) {
   return run->result.status == ESB_STATUS_EXITED && run->result.exit_code == 0 && !run->adopted;
 }
 
-/* kubectl exec into a session's pod that failed before the program began:
- * kubectl's words say why (the caller reads the pod for why a session
- * ended: k8s_session.h). */
 /* Who made the exec: kubectl, or the API client's helper (kube_exec.h). */
 static const char *exec_tool(const struct esb_k8s_run *run) {
   return run->exec_api ? "the exec (echo-sandbox-kube)" : "kubectl exec";
 }
 
+/* The exec into a session's pod or a warm pod failed before the program
+ * began: kubectl's words (or the helper's word) say why (the caller reads
+ * the pod for why a session ended: k8s_session.h). */
 static void session_exec_failed(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   const char *name = run->plan->k8s.pod_name;
@@ -1378,9 +1378,6 @@ static void last_error_line(const struct esb_k8s_run *run, char *said, size_t n)
   free(words);
 }
 
-/* A run in a session: kubectl exec's exit code is the exec'd command's,
- * the wrapper's, which exits with the program's status once the program
- * has ended (the end mark); 128+N is signal N, as a shell says it. */
 /* The exec ended, and not as the program did: its connection broke (or
  * the pod's command was killed) while the program ran on, or, with the
  * helper, after the program's end mark but before the API server's status
@@ -1412,6 +1409,10 @@ static void exec_lost(struct esb_k8s_run *run) {
   r->reason = "AttachLost";
 }
 
+/* A run in a session or a warm pod: the exec's exit code (kubectl's, or
+ * the status's as the helper's word gives it) is the exec'd command's, the
+ * wrapper's, which exits with the program's status once the program has
+ * ended (the end mark); 128+N is signal N, as a shell says it. */
 static bool decide_in_session(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   if (!run->in_session && !run->warm)
@@ -1716,7 +1717,7 @@ static bool take_run_result(struct esb_k8s_run *run, struct esb_result *er) {
 static enum esb_k8s_event run_read(struct esb_k8s_run *run, struct esb_result *er) {
   bool failed = take_run_result(run, er);
   if (run->warm)
-    return ESB_K8S_EV_KNOWN; /* kubectl exec tells the program's end; the pod is deleted whatever it said */
+    return ESB_K8S_EV_KNOWN; /* the exec tells the program's end; the pod is deleted whatever it said */
   if (run->result.status == ESB_STATUS_ERROR && !run->interrupted)
     return ESB_K8S_EV_NO_KUBECTL; /* kubectl did not start: no pod to look at or delete */
   if (run->in_session)
