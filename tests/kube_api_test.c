@@ -1,4 +1,5 @@
 #include "backend/kube_api.h"
+#include "backend/kube_exec.h"
 
 #include <stdlib.h>
 
@@ -109,10 +110,48 @@ static void escape(void) {
   is_int(esb_kube_api_escape("abcdefghijklmnopqrstuvwxyz/abcdefghijklmnopqrstuvwxyz", out, 40), -1, "too long");
 }
 
+/* The exec's status (channel 3) and echo-sandbox-kube's word on it
+ * (backend/kube_exec.h): an exit only where the status says one. */
+static void exec_words(void) {
+  struct esb_kube_exec_word w;
+  const char *ok = "{\"metadata\":{},\"status\":\"Success\"}";
+  esb_kube_exec_status_read(ok, strlen(ok), &w);
+  is_int(w.end == ESB_KUBE_EXEC_EXIT && w.exit_code == 0, 1, "Success: exit 0");
+  const char *three = "{\"metadata\": {}, \"status\": \"Failure\", \"reason\": \"NonZeroExitCode\", \"message\": "
+                      "\"command terminated with non-zero exit code: exit code 3\", \"details\": {\"causes\": "
+                      "[{\"message\": \"3\", \"reason\": \"ExitCode\"}]}}";
+  esb_kube_exec_status_read(three, strlen(three), &w);
+  is_int(w.end == ESB_KUBE_EXEC_EXIT && w.exit_code == 3, 1, "NonZeroExitCode: its ExitCode cause");
+  const char *lost = "{\"status\":\"Failure\",\"reason\":\"InternalError\",\"message\":\"container not found\"}";
+  esb_kube_exec_status_read(lost, strlen(lost), &w);
+  is_int(w.end, ESB_KUBE_EXEC_ERROR, "another failure: the exec's, not the command's");
+  is_str(w.said, "error: container not found", "its message");
+  const char *no_code = "{\"status\":\"Failure\",\"reason\":\"NonZeroExitCode\",\"details\":{\"causes\":"
+                        "[{\"reason\":\"ExitCode\",\"message\":\"999\"}]}}";
+  esb_kube_exec_status_read(no_code, strlen(no_code), &w);
+  is_int(w.end, ESB_KUBE_EXEC_ERROR, "an exit code out of 0-255 is no exit");
+  char line[600];
+  w = (struct esb_kube_exec_word){ .end = ESB_KUBE_EXEC_EXIT, .exit_code = 255 };
+  esb_kube_exec_word_format(&w, line, sizeof line);
+  is_str(line, " exit 255\n", "an exit's word");
+  is_int(esb_kube_exec_word_parse(line, strlen(line), &w) == 0 && w.exit_code == 255, 1, "read back");
+  w = (struct esb_kube_exec_word){ .end = ESB_KUBE_EXEC_ERROR };
+  snprintf(w.said, sizeof w.said, "error: two\nlines");
+  esb_kube_exec_word_format(&w, line, sizeof line);
+  is_str(line, " error error: two lines\n", "a failure's word: one line");
+  is_int(esb_kube_exec_word_parse(line, strlen(line), &w) == 0 && w.end == ESB_KUBE_EXEC_ERROR, 1, "read back");
+  is_str(w.said, "error: two lines", "its words");
+  is_int(esb_kube_exec_word_parse(" exit 3", 7, &w), -1, "cut short");
+  is_int(esb_kube_exec_word_parse(" exit 256\n", 10, &w), -1, "no exit code");
+  is_int(esb_kube_exec_word_parse(" exit\n", 6, &w), -1, "an exit without its code");
+  is_int(esb_kube_exec_word_parse(" quit 3\n", 8, &w), -1, "no word of ours");
+}
+
 int main(void) {
   servers();
   credentials();
   said();
   escape();
+  exec_words();
   return tap_done();
 }

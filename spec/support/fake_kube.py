@@ -271,7 +271,8 @@ class Pod:
 
     def wait(self):
         code = self.proc.wait()
-        exec_container_ended(self)
+        if not self.deleted:  # a delete's kill() ends the exec'd processes itself
+            exec_container_ended(self)
         time.sleep(0.05)  # let the pumps hand over the last output
         with state_lock:
             if life_container_exited(self, code):
@@ -759,8 +760,9 @@ class Handler(BaseHTTPRequestHandler):
             pod = pods.pop((ns, name), None)
             if pod:
                 pod.deleted = True
-                pod.kill()
                 state_lock.notify_all()
+        if pod:  # its processes and its dir: outside the lock, which every request takes
+            pod.kill()
         if not pod:
             return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
         self.send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
@@ -1677,12 +1679,43 @@ WARM_CONTROLS = {
 # deadline passes) kills every exec'd process, as the runtime ends the
 # container's cgroup. --deny-exec: 403 on pods/exec; --drop-exec-at TEXT:
 # the exec connection is cut, without a close frame, once the stdout it
-# relayed holds TEXT.
+# relayed holds TEXT; --delete-at-exec-output TEXT: the pod is deleted from
+# outside (as POST /_fake/delete/NAME) once an exec's stdout holds TEXT;
+# --drop-exec-status: the exec connection is cut where the status of an
+# exec'd command that ended would go (its output all relayed);
+# --no-v5-agent PREFIX: an older server's WebSocket, which has no v5, to
+# requests whose User-Agent starts with PREFIX (a client that offers v5
+# alone is refused as x/net/websocket refuses it: a plain 403; kubectl would
+# fall back to SPDY there, which the fake does not speak, so its requests
+# are served v5 still); --unauthorized-exec-agent PREFIX: 401 to pods/exec requests whose
+# User-Agent starts with PREFIX (credentials that expired between requests);
+# --ignore-protocol-agent PREFIX: the upgrade of such a request names no
+# protocol (a server that ignores the offer) and the command runs.
 
 def exec_options(ap):
     ap.add_argument("--deny-exec", action="store_true", help="403 on pods/exec")
     ap.add_argument("--drop-exec-at", metavar="TEXT",
                     help="cut the exec connection once the stdout it relayed holds TEXT")
+    ap.add_argument("--delete-at-exec-output", metavar="TEXT",
+                    help="delete the pod from outside once an exec's stdout holds TEXT")
+    ap.add_argument("--drop-exec-status", action="store_true",
+                    help="cut the exec connection where its status would go")
+    ap.add_argument("--no-v5-agent", metavar="PREFIX",
+                    help="WebSocket without v5 to requests whose User-Agent starts with PREFIX")
+    ap.add_argument("--ignore-protocol-agent", metavar="PREFIX",
+                    help="upgrade to no protocol the exec of requests whose User-Agent starts with PREFIX")
+    ap.add_argument("--unauthorized-exec-agent", metavar="PREFIX",
+                    help="401 to pods/exec requests whose User-Agent starts with PREFIX")
+
+
+def exec_delete_pod(pod):
+    """--delete-at-exec-output: the pod deleted from outside, its container killed."""
+    with state_lock:
+        if pods.get(pod.key) is pod:
+            pod.kill()
+            pod.deleted = True
+            del pods[pod.key]
+        state_lock.notify_all()
 
 
 def exec_mark(pod):
@@ -1727,17 +1760,30 @@ def exec_container_ended(pod):
 def ws_upgrade(handler):
     """Answers a WebSocket upgrade (v5 or v4 channel.k8s.io): the protocol, or None once refused."""
     offered = [p.strip() for p in handler.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-    proto = next((p for p in ("v5.channel.k8s.io", "v4.channel.k8s.io") if p in offered), None)
+    old = options.no_v5_agent and (handler.headers.get("User-Agent") or "").startswith(options.no_v5_agent)
+    served = ("v4.channel.k8s.io",) if old else ("v5.channel.k8s.io", "v4.channel.k8s.io")
+    proto = next((p for p in served if p in offered), None)
     key = handler.headers.get("Sec-WebSocket-Key")
+    if key and not proto and old:
+        text = ("requested protocol(s) are not supported: %s; supports %s" % (offered, list(served))).encode()
+        handler.send_response(403)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Content-Length", str(len(text)))
+        handler.end_headers()
+        handler.wfile.write(text)
+        return None
     if not key or not proto:
         handler.send_json(400, status_obj(400, "BadRequest", "websocket v4/v5 required"))
         return None
     accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    ignoring = options.ignore_protocol_agent
+    ignoring = ignoring and (handler.headers.get("User-Agent") or "").startswith(ignoring)
     handler.send_response(101)
     handler.send_header("Upgrade", "websocket")
     handler.send_header("Connection", "Upgrade")
     handler.send_header("Sec-WebSocket-Accept", accept)
-    handler.send_header("Sec-WebSocket-Protocol", proto)
+    if not ignoring:
+        handler.send_header("Sec-WebSocket-Protocol", proto)
     handler.end_headers()
     handler.wfile.flush()
     return proto
@@ -1772,7 +1818,10 @@ def exec_status(code):
 
 
 def exec_refused(handler, ns, name, pod):
-    if options.deny_exec:
+    agent = handler.headers.get("User-Agent") or ""
+    if options.unauthorized_exec_agent and agent.startswith(options.unauthorized_exec_agent):
+        handler.send_json(401, status_obj(401, "Unauthorized", "Unauthorized"))
+    elif options.deny_exec:
         msg = 'pods "%s" is forbidden: User "system:serviceaccount:%s:echo-sandbox" cannot create resource ' \
               '"pods/exec" in API group "" in the namespace "%s"' % (name, ns, ns)
         handler.send_json(403, status_obj(403, "Forbidden", msg))
@@ -1826,6 +1875,9 @@ def exec_pod(handler, ns, name, q):
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            deleting = options.delete_at_exec_output
+            if deleting and channel == 1 and deleting.encode() in relayed and not pod.deleted:
+                exec_delete_pod(pod)
     pumps = [threading.Thread(target=pump, args=(fd, ch), daemon=True)
              for fd, ch in ((proc.stdout, 1), (proc.stderr, 2))]
     for t in pumps:
@@ -1835,6 +1887,13 @@ def exec_pod(handler, ns, name, q):
     for t in pumps:
         t.join()
     code = code if code >= 0 else 128 - code
+    if options.drop_exec_status:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        handler.close_connection = True
+        return
     send_frame(0x2, bytes([3]) + json.dumps(exec_status(code)).encode())
     send_frame(0x8, struct.pack(">H", 1000))
     handler.close_connection = True

@@ -238,23 +238,50 @@ static void pod_confirmed(struct esb_k8s_run *run) {
   run->pod_seen = run->pod_ran = true;
 }
 
+static void run_stderr(const char *data, size_t len, void *userdata);
+static void run_stdout(const char *data, size_t len, void *userdata);
+
+/* echo-sandbox-kube's word after its mark (kube_exec.h): the last of its
+ * stderr, none of the program's. */
+static void exec_word_bytes(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  size_t room = sizeof run->exec_said - run->exec_said_len;
+  if (len > room)
+    len = room; /* longer than any word: it will not read */
+  memcpy(run->exec_said + run->exec_said_len, data, len);
+  run->exec_said_len += len;
+}
+
 static void on_run_output(struct esb_exec *exec, int stream, const char *data, size_t len, void *userdata) {
   (void)exec;
   struct esb_k8s_run *run = userdata;
-  bool marks = run->plan->k8s.handshake;
   attach_heard(run);
-  if (stream == 1) {
-    pod_confirmed(run);
-    if (!marks) {
-      stdout_before_replay(data, len, run);
-      return;
-    }
-    esb_kubectl_mark_feed(&run->replay, data, len, stdout_before_start_mark, dropped, run);
-    if (replayed(run))
-      attach_lost(run);
-    note_start(run);
+  if (stream == 2 && run->exec_api)
+    esb_kubectl_mark_feed(&run->exec_mark, data, len, run_stderr, exec_word_bytes, run);
+  else if (stream == 2)
+    run_stderr(data, len, run);
+  else
+    run_stdout(data, len, run);
+}
+
+/* kubectl's stdout (or the helper's). */
+static void run_stdout(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  pod_confirmed(run);
+  if (!run->plan->k8s.handshake) {
+    stdout_before_replay(data, len, run);
     return;
   }
+  esb_kubectl_mark_feed(&run->replay, data, len, stdout_before_start_mark, dropped, run);
+  if (replayed(run))
+    attach_lost(run);
+  note_start(run);
+}
+
+/* kubectl's stderr (or the helper's, but its word). */
+static void run_stderr(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  bool marks = run->plan->k8s.handshake;
   if (!marks) {
     program_stderr(data, len, run);
     return;
@@ -271,6 +298,8 @@ static void on_run_output(struct esb_exec *exec, int stream, const char *data, s
 
 /* kubectl's stdout and stderr ended: what the scanners held is placed. */
 static void streams_end(struct esb_k8s_run *run) {
+  if (run->exec_api)
+    esb_kubectl_mark_end(&run->exec_mark, run_stderr, run);
   if (run->plan->k8s.handshake) {
     esb_kubectl_mark_end(&run->replay, stdout_before_start_mark, run);
     if (!run->replay.seen) {
@@ -650,19 +679,99 @@ static char **attach_argv(const struct esb_plan *plan) {
   return esb_k8s_kubectl_argv(&plan->k8s, tail);
 }
 
-/* kubectl run (or attach, to a pod adopted), with what is left of the
- * request's deadline, and its watch a moment later. */
+/* ---- the exec by echo-sandbox-kube (kube_exec.h) ----------------------- */
+
+static void wipe_exec_in(struct esb_k8s_run *run) {
+  if (run->exec_in)
+    explicit_bzero(run->exec_in, run->exec_in_len); /* the credentials */
+  free(run->exec_in);
+  run->exec_in = NULL;
+  run->exec_in_len = 0;
+}
+
+/* The exec into a warm pod or a session's: echo-sandbox-kube's where the
+ * API client is in use and was not refused it in this run (its stdin
+ * run->exec_in: the request, then the run's), else kubectl exec -i. */
+static char **exec_argv(struct esb_k8s_run *run, uint64_t timeout_ms) {
+  const struct esb_plan *plan = run->plan;
+  char marker[ESB_K8S_MARKER_SIZE], **argv = NULL;
+  wipe_exec_in(run);
+  run->exec_api = run->exec_by_kubectl ? NULL : esb_kube_api_get(&plan->k8s, NULL);
+  if (run->exec_api && esb_k8s_payload_marker(marker) == 0) {
+    const char *secret = marker + ESB_K8S_MARKER_SIZE - 1 - ESB_K8S_MARK_HEX;
+    argv = esb_k8s_session_api_exec_argv(plan, run->exec_api, run->stdin_buf, run->stdin_len, timeout_ms, secret,
+                                         &run->exec_in, &run->exec_in_len);
+    char mark[ESB_KUBECTL_MARK_MAX];
+    snprintf(mark, sizeof mark, ESB_KUBE_EXEC_MARK "%s", secret);
+    esb_kubectl_mark_init(&run->exec_mark, mark);
+    run->exec_said_len = 0;
+  }
+  if (argv)
+    return argv;
+  run->exec_api = NULL;
+  return esb_k8s_session_exec_argv(plan);
+}
+
+/* How the helper's exec ended: its word (kube_exec.h), never what the
+ * program wrote. One that ended without its word (killed, crashed) failed;
+ * our deadline and an interrupt are said as kubectl's are. A failure is
+ * made kubectl's exit 1, its words in run->exec_word. */
+static void read_exec_word(struct esb_k8s_run *run, struct esb_result *er) {
+  struct esb_kube_exec_word *w = &run->exec_word;
+  bool said = run->exec_mark.seen && esb_kube_exec_word_parse(run->exec_said, run->exec_said_len, w) == 0;
+  if (er->status == ESB_STATUS_TIMED_OUT || er->status == ESB_STATUS_ERROR)
+    return;
+  bool exited = er->status == ESB_STATUS_EXITED;
+  if (!said) {
+    *w = (struct esb_kube_exec_word){ .end = ESB_KUBE_EXEC_ERROR };
+    snprintf(w->said, sizeof w->said, "echo-sandbox-kube ended without its word on the exec (%s %d)",
+             exited ? "exit status" : "signal", exited ? er->exit_code : er->signal);
+  } else if (w->end == ESB_KUBE_EXEC_EXIT && !(exited && er->exit_code == w->exit_code)) {
+    w->end = ESB_KUBE_EXEC_ERROR;
+    snprintf(w->said, sizeof w->said, "echo-sandbox-kube's exit is not its word's (exit %d)", w->exit_code);
+  }
+  if (w->end != ESB_KUBE_EXEC_EXIT)
+    esb_result_exited(er, 1);
+}
+
+static bool exec_word_failed(const struct esb_k8s_run *run) {
+  return run->exec_api && run->exec_word.end != ESB_KUBE_EXEC_EXIT;
+}
+
+/* The helper's exec was refused before anything ran (a 401, a server
+ * without v5): the run step again, by kubectl exec (after a 401, for the
+ * process: esb_kube_api_drop). Returns whether it was started again. */
+static int start_run_step(struct esb_k8s_run *run);
+static bool exec_again_by_kubectl(struct esb_k8s_run *run, struct esb_result *er) {
+  struct esb_kube_exec_word w;
+  if (run->state != ESB_K8S_RUN || !run->exec_api || er->status != ESB_STATUS_EXITED || !run->exec_mark.seen ||
+      run->pod_seen || run->kubectl_err.len || run->program_err.len ||
+      esb_kube_exec_word_parse(run->exec_said, run->exec_said_len, &w) < 0 ||
+      (w.end != ESB_KUBE_EXEC_KUBECTL && w.end != ESB_KUBE_EXEC_UNAUTHORIZED))
+    return false;
+  if (w.end == ESB_KUBE_EXEC_UNAUTHORIZED)
+    esb_kube_api_drop(run->exec_api);
+  run->exec_by_kubectl = true;
+  stop_watch(run);
+  esb_result_release(er);
+  return start_run_step(run) == 0;
+}
+
+/* kubectl run (or attach, to a pod adopted; or the exec into a warm or a
+ * session's pod), with what is left of the request's deadline, and its
+ * watch a moment later. */
 static int start_run_step(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   uint64_t now = esb_now_ns();
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   if (!run->adopted)
     run->create_attempts++;
-  char **argv = run->in_session || run->warm ? esb_k8s_session_exec_argv(plan)
+  char **argv = run->in_session || run->warm ? exec_argv(run, left_ms ? left_ms : 1)
                  : run->adopted                ? attach_argv(plan)
                                                : esb_k8s_run_argv(plan);
-  if (start_kubectl(run, argv, run->stdin_buf, run->stdin_len, run->stdin_fd, left_ms ? left_ms : 1,
-                    plan->max_output_bytes) < 0)
+  bool helper = (run->in_session || run->warm) && run->exec_api;
+  if (start_kubectl(run, argv, helper ? run->exec_in : run->stdin_buf, helper ? run->exec_in_len : run->stdin_len,
+                    run->stdin_fd, left_ms ? left_ms : 1, plan->max_output_bytes) < 0)
     return -1;
   if (esb_k8s_payload_wanted(plan))
     esb_k8s_frames_init(&run->frames, run->marker, &plan->collect);
@@ -1199,16 +1308,21 @@ static bool decide_kubectl_exit_0(struct esb_k8s_run *run) {
   return run->result.status == ESB_STATUS_EXITED && run->result.exit_code == 0 && !run->adopted;
 }
 
-/* kubectl exec into a session's pod that failed before the program began:
- * kubectl's words say why (the caller reads the pod for why a session
- * ended: k8s_session.h). */
+/* Who made the exec: kubectl, or the API client's helper (kube_exec.h). */
+static const char *exec_tool(const struct esb_k8s_run *run) {
+  return run->exec_api ? "the exec (echo-sandbox-kube)" : "kubectl exec";
+}
+
+/* The exec into a session's pod or a warm pod failed before the program
+ * began: kubectl's words (or the helper's word) say why (the caller reads
+ * the pod for why a session ended: k8s_session.h). */
 static void session_exec_failed(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   const char *name = run->plan->k8s.pod_name;
   const char *said = run->kubectl_stderr && *run->kubectl_stderr ? run->kubectl_stderr : "kubectl exec failed";
   if (run->warm) { /* a pod of the pool, not the request's: the same request may take another */
-    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into warm pod %s failed before the program began: %.*s", name,
-                    (int)strcspn(said, "\n"), said);
+    esb_result_fail(r, ESB_E_BACKEND, "%s into warm pod %s failed before the program began: %.*s", exec_tool(run),
+                    name, (int)strcspn(said, "\n"), said);
     r->reason = "WarmPodLost";
   } else if (strstr(said, "forbidden") || strstr(said, "Forbidden")) {
     esb_result_fail(r, ESB_E_BACKEND, "kubectl may not exec into session %s: its account needs \"create\" on "
@@ -1219,8 +1333,8 @@ static void session_exec_failed(struct esb_k8s_run *run) {
     esb_result_fail(r, ESB_E_INVALID_REQUEST, "session %s has ended: %.*s", name, (int)strcspn(said, "\n"), said);
     r->reason = "SessionEnded";
   } else {
-    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into session %s failed: %.*s", name, (int)strcspn(said, "\n"),
-                    said);
+    esb_result_fail(r, ESB_E_BACKEND, "%s into session %s failed: %.*s", exec_tool(run), name,
+                    (int)strcspn(said, "\n"), said);
   }
   esb_capture_release(&r->err);
 }
@@ -1264,24 +1378,49 @@ static void last_error_line(const struct esb_k8s_run *run, char *said, size_t n)
   free(words);
 }
 
-/* A run in a session: kubectl exec's exit code is the exec'd command's,
- * the wrapper's, which exits with the program's status once the program
- * has ended (the end mark); 128+N is signal N, as a shell says it. */
+/* The exec ended, and not as the program did: its connection broke (or
+ * the pod's command was killed) while the program ran on, or, with the
+ * helper, after the program's end mark but before the API server's status
+ * came, whose exit the end mark alone then says (the program's word, not
+ * the engine's: no retry is offered on it). */
+static void exec_lost(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  const char *what = run->warm ? "warm pod" : "session", *name = run->plan->k8s.pod_name;
+  char said[600];
+  if (exec_word_failed(run)) {
+    snprintf(said, sizeof said, "%s", run->exec_word.said);
+  } else if (run->exec_api) { /* the status came: the pod's command ended (killed) without the end mark */
+    snprintf(said, sizeof said, "the API server's status: the exec'd command ended with exit code %d",
+             run->exec_word.exit_code);
+  } else {
+    cut_exec_report(&r->err, said, sizeof said);
+    if (!said[0]) /* the stderr mark was lost with the connection: all of it was kubectl's */
+      last_error_line(run, said, sizeof said);
+  }
+  if (run->end_err.seen) {
+    esb_result_fail(r, ESB_E_BACKEND, "%s into %s %s ended after the program did (exit status %d, as its end mark "
+                    "says) but before the API server's status came (%s)", exec_tool(run), what, name,
+                    end_mark_status(run), said);
+    run->no_retry = true;
+  } else {
+    esb_result_fail(r, ESB_E_BACKEND, "%s into %s %s ended while the program ran on (%s): the output is incomplete",
+                    exec_tool(run), what, name, said[0] ? said : "kubectl said nothing");
+  }
+  r->reason = "AttachLost";
+}
+
+/* A run in a session or a warm pod: the exec's exit code (kubectl's, or
+ * the status's as the helper's word gives it) is the exec'd command's, the
+ * wrapper's, which exits with the program's status once the program has
+ * ended (the end mark); 128+N is signal N, as a shell says it. */
 static bool decide_in_session(struct esb_k8s_run *run) {
   struct esb_result *r = &run->result;
   if (!run->in_session && !run->warm)
     return false;
   if (run->plan->k8s.handshake && !run->started) {
     session_exec_failed(run);
-  } else if (run->plan->k8s.handshake && !run->end_err.seen) {
-    char said[512];
-    cut_exec_report(&r->err, said, sizeof said);
-    if (!said[0]) /* the stderr mark was lost with the connection: all of it was kubectl's */
-      last_error_line(run, said, sizeof said);
-    esb_result_fail(r, ESB_E_BACKEND, "kubectl exec into %s %s ended while the program ran on (%s): the "
-                    "output is incomplete", run->warm ? "warm pod" : "session", run->plan->k8s.pod_name,
-                    said[0] ? said : "kubectl said nothing");
-    r->reason = "AttachLost";
+  } else if (exec_word_failed(run) || (run->plan->k8s.handshake && !run->end_err.seen)) {
+    exec_lost(run);
   } else if (r->exit_code > 128 && r->exit_code < 128 + 32) {
     esb_result_signaled(r, r->exit_code - 128);
   } else {
@@ -1529,6 +1668,9 @@ static enum esb_k8s_event create_refused_for_now(struct esb_k8s_run *run) {
 static bool take_run_result(struct esb_k8s_run *run, struct esb_result *er) {
   stop_watch(run);
   streams_end(run);
+  wipe_exec_in(run);
+  if (run->exec_api)
+    read_exec_word(run, er);
   /* What comes after the run (get, delete and its tries) shares one budget. */
   run->delete_deadline_ns = esb_now_ns() + run->plan->k8s.delete_timeout_ms * 1000000ull;
   run->interrupted = er->status == ESB_STATUS_ERROR && er->error == ESB_E_INTERRUPTED;
@@ -1563,6 +1705,10 @@ static bool take_run_result(struct esb_k8s_run *run, struct esb_result *er) {
   }
   if (run->end_err.seen)
     drop_kubectl_trailer(run, &run->kubectl_err); /* its reason, from kubectl's words after the end */
+  if (exec_word_failed(run)) { /* the helper's words are its word's, none on its stderr */
+    free(run->kubectl_stderr);
+    run->kubectl_stderr = strdup(run->exec_word.said);
+  }
   return failed;
 }
 
@@ -1571,7 +1717,7 @@ static bool take_run_result(struct esb_k8s_run *run, struct esb_result *er) {
 static enum esb_k8s_event run_read(struct esb_k8s_run *run, struct esb_result *er) {
   bool failed = take_run_result(run, er);
   if (run->warm)
-    return ESB_K8S_EV_KNOWN; /* kubectl exec tells the program's end; the pod is deleted whatever it said */
+    return ESB_K8S_EV_KNOWN; /* the exec tells the program's end; the pod is deleted whatever it said */
   if (run->result.status == ESB_STATUS_ERROR && !run->interrupted)
     return ESB_K8S_EV_NO_KUBECTL; /* kubectl did not start: no pod to look at or delete */
   if (run->in_session)
@@ -1795,6 +1941,8 @@ static void step_done(struct esb_exec *exec, void *userdata) {
     [ESB_K8S_DELETE] = delete_read,
   };
   struct esb_k8s_run *run = userdata;
+  if (exec_again_by_kubectl(run, &exec->result))
+    return;
   assert(readers[run->state]);
   enum esb_k8s_event event = readers[run->state](run, &exec->result);
   assert(esb_k8s_state_events(run->state) & (1u << event));
@@ -1876,6 +2024,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   esb_k8s_watch_leave(run);
   free(run->stdin_buf);
   run->stdin_buf = NULL;
+  wipe_exec_in(run);
   esb_k8s_frames_release(&run->frames);
   esb_capture_release(&run->program_err);
   esb_capture_release(&run->kubectl_err);

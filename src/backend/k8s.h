@@ -6,8 +6,10 @@
  *            (k8s_warm.h): the list of the pool's ready pods, then the
  *            patch of one to claimed under its resourceVersion (requests
  *            of the API client, kube_api.h, else kubectl's); the
- *            pod claimed is the run's, and run is kubectl exec -i into it
- *            (as into a session's pod, k8s_session.h); none within the
+ *            pod claimed is the run's, and run is an exec into it (as
+ *            into a session's pod, k8s_session.h: echo-sandbox-kube's
+ *            over WebSocket where the API client is in use, kube_exec.h,
+ *            else kubectl exec -i); none within the
  *            pool's claim grace: run makes a pod, as without a pool
  *   run      kubectl run --attach -i -q ... (k8s_command.h); stdin carries
  *            the handshake, then the request's stdin; the pod's marks around
@@ -43,6 +45,7 @@
 #include "backend/k8s_command.h"
 #include "backend/k8s_warm.h"
 #include "backend/kube_api.h"
+#include "backend/kube_exec.h"
 #include "backend/k8s_payload.h"
 #include "backend/k8s_run_table.h"
 #include "backend/kubectl_words.h"
@@ -173,6 +176,17 @@ struct esb_k8s_run {
   uint64_t api_timeout_ms;
   struct esb_kube_reply api_reply;
   int api_rc;
+  /* the exec into a warm pod or a session's by echo-sandbox-kube
+   * (kube_exec.h), in place of kubectl exec -i, where the API client is in
+   * use */
+  const struct esb_kube_api *exec_api; /* this try's client; NULL: kubectl exec */
+  bool exec_by_kubectl;      /* the client's exec was refused (401, no v5): kubectl's */
+  char *exec_in;             /* the helper's stdin: its request, then the run's */
+  size_t exec_in_len;
+  struct esb_kubectl_mark exec_mark; /* ESB_KUBE_EXEC_MARK and the secret, on its stderr */
+  char exec_said[640];       /* what followed the mark: its word */
+  size_t exec_said_len;
+  struct esb_kube_exec_word exec_word; /* how the exec ended, once it has */
 };
 
 #define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .stdin_fd = -1, \

@@ -13,7 +13,7 @@
  *                on the loop's pool, kube_api.h)
  *   CLAIM        the patch of one of them to claimed, under the
  *                resourceVersion listed (the same two ways): the pod is the run's (RUN is then
- *                kubectl exec into it, and DELETE deletes it), or another
+ *                an exec into it, and DELETE deletes it), or another
  *                engine's (409) or gone, and the next is tried; none
  *                within the pool's claim grace: RUN makes a pod (cold)
  *   RUN          kubectl run --attach (or kubectl attach, to a pod adopted)
@@ -83,7 +83,7 @@
  * claim; cold, none (or the list failed, or the grace is over);
  * interrupted; CLAIM: claimed, the label went through; candidate, it did
  * not and another is left; cold, none is; interrupted; RUN: known, failed, retry, retry_unsure,
- * unreachable, no_kubectl, in_session: the run was kubectl exec into a
+ * unreachable, no_kubectl, in_session: the run was an exec into a
  * session's pod, which outlives it; PROBE: ours, missing, not_ours, unread; GET:
  * read; DELETE: retry, deleted), a wait's timer fired (timer), or an
  * action's kubectl did not start (X_not_started, X the state it was to

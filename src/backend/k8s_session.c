@@ -10,7 +10,9 @@
 
 #include "backend/k8s.h"
 #include "backend/k8s_command.h"
+#include "backend/kube_api.h"
 #include "backend/kubectl_words.h"
+#include "engine/install_paths.h"
 #include "engine/strv.h"
 
 /* The session pod's first process: $1 ticks of $2 seconds without a run
@@ -111,6 +113,21 @@ bool esb_k8s_session_id(const char *s) {
   return strspn(s + n, "0123456789abcdef") == ESB_K8S_SESSION_HEX;
 }
 
+/* The exec'd command: the run script, the run's deadline and env, then the
+ * pod command of a run's pod. */
+static int push_exec_command(struct esb_strv *tail, const struct esb_plan *plan) {
+  int rc = esb_strv_push(tail, "/bin/sh");
+  rc |= esb_strv_push(tail, "-c");
+  rc |= esb_strv_push(tail, esb_k8s_session_run_script);
+  rc |= esb_strv_push(tail, "echo-sandbox");
+  rc |= esb_strv_pushf(tail, "%" PRIu64 ".%03" PRIu64, plan->timeout_ms / 1000, plan->timeout_ms % 1000);
+  for (char **e = plan->env; e && *e; e++)
+    rc |= esb_strv_push(tail, *e);
+  rc |= esb_strv_push(tail, "--");
+  rc |= esb_k8s_push_pod_command(tail, plan);
+  return rc;
+}
+
 char **esb_k8s_session_exec_argv(const struct esb_plan *plan) {
   const struct esb_k8s_settings *k = &plan->k8s;
   struct esb_strv tail = ESB_STRV_INIT;
@@ -120,17 +137,36 @@ char **esb_k8s_session_exec_argv(const struct esb_plan *plan) {
   rc |= esb_strv_push(&tail, k->pod_name);
   rc |= esb_strv_pushf(&tail, "--container=%s", k->pod_name);
   rc |= esb_strv_push(&tail, "--");
-  rc |= esb_strv_push(&tail, "/bin/sh");
-  rc |= esb_strv_push(&tail, "-c");
-  rc |= esb_strv_push(&tail, esb_k8s_session_run_script);
-  rc |= esb_strv_push(&tail, "echo-sandbox");
-  rc |= esb_strv_pushf(&tail, "%" PRIu64 ".%03" PRIu64, plan->timeout_ms / 1000, plan->timeout_ms % 1000);
-  for (char **e = plan->env; e && *e; e++)
-    rc |= esb_strv_push(&tail, *e);
-  rc |= esb_strv_push(&tail, "--");
-  rc |= esb_k8s_push_pod_command(&tail, plan);
+  rc |= push_exec_command(&tail, plan);
   char **argv = rc ? NULL : esb_k8s_kubectl_argv(k, (const char *const *)tail.v);
   esb_strv_clear(&tail);
+  return argv;
+}
+
+char **esb_k8s_session_exec_command(const struct esb_plan *plan) {
+  struct esb_strv command = ESB_STRV_INIT;
+  if (push_exec_command(&command, plan)) {
+    esb_strv_clear(&command);
+    return NULL;
+  }
+  return esb_strv_detach(&command);
+}
+
+char **esb_k8s_session_api_exec_argv(const struct esb_plan *plan, const struct esb_kube_api *api, const char *in,
+                                     size_t in_len, uint64_t timeout_ms, const char *secret, char **request,
+                                     size_t *request_len) {
+  const char *program = esb_install_program(ESB_PROGRAM_KUBE);
+  char **command = esb_k8s_session_exec_command(plan), **argv = NULL;
+  char *path = command ? esb_kube_api_exec_path(api, plan->k8s.namespace_, plan->k8s.pod_name,
+                                                (const char *const *)command) : NULL;
+  struct esb_strv v = ESB_STRV_INIT;
+  *request = path && program && esb_strv_push(&v, program) == 0
+               ? esb_kube_api_exec_request(api, path, timeout_ms, secret, in, in_len, request_len) : NULL;
+  if (*request)
+    argv = esb_strv_detach(&v);
+  esb_strv_clear(&v);
+  esb_strv_free(command);
+  free(path);
   return argv;
 }
 

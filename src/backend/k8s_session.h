@@ -1,7 +1,9 @@
 /* Sessions on the k8s backend: a session is a pod whose first process
- * waits instead of running a program, and a run in it is `kubectl exec -i`
- * into that pod with the handshake, files, collect and stdin of a run's pod
- * (backend/k8s.h runs it, its run->in_session set). The session's id is the
+ * waits instead of running a program, and a run in it is an exec into
+ * that pod (`kubectl exec -i`, or echo-sandbox-kube's where the engine's
+ * API client is in use: kube_exec.h) with the handshake, files, collect
+ * and stdin of a run's pod (backend/k8s.h runs it, its run->in_session
+ * set). The session's id is the
  * pod's name, so nothing of a session lives in the engine: any CLI process
  * or daemon replica that reaches the cluster serves any session.
  *
@@ -74,6 +76,21 @@ int esb_k8s_session_create(const struct esb_plan *plan, uint64_t ttl_ms, uint64_
  * a run's pod (k8s_command.h). Freed with esb_strv_free; NULL when out of
  * memory. */
 char **esb_k8s_session_exec_argv(const struct esb_plan *plan);
+
+/* The same run's exec'd command alone (what follows kubectl exec's "--"),
+ * for the API client's exec (kube_exec.h). Freed with esb_strv_free; NULL
+ * when out of memory. */
+char **esb_k8s_session_exec_command(const struct esb_plan *plan);
+
+/* The exec of the same command by echo-sandbox-kube with api's cluster and
+ * credentials (kube_exec.h): its argv (freed with esb_strv_free), and in
+ * *request (*request_len bytes) its stdin: the request, secret the word's,
+ * then in (the run's stdin, in_len bytes). NULL (and no request) when out
+ * of memory or the helper is not installed. */
+struct esb_kube_api;
+char **esb_k8s_session_api_exec_argv(const struct esb_plan *plan, const struct esb_kube_api *api, const char *in,
+                                     size_t in_len, uint64_t timeout_ms, const char *secret, char **request,
+                                     size_t *request_len);
 
 /* How a session whose pod is p stands: "alive", or why it ended: "ttl"
  * (its activeDeadlineSeconds), "idle" (its wait script ended it),

@@ -380,6 +380,24 @@ static void say_field(FILE *f, const char *name, const char *value) {
     fprintf(f, "%s %zu\n%s\n", name, strlen(value), value);
 }
 
+/* The request's fields, as echo-sandbox-kube reads them (kube_main.c). */
+static void put_fields(FILE *f, const struct esb_kube_api *api, const char *method, const char *path,
+                       const char *content_type, const char *body, uint64_t timeout_ms, const char *exec_secret) {
+  char timeout[32];
+  snprintf(timeout, sizeof timeout, "%llu", (unsigned long long)timeout_ms);
+  const char *fields[][2] = {
+    { "tls", api->tls ? "1" : "0" }, { "host", api->host }, { "port", api->port }, { "base_path", api->base_path },
+    { "ca_file", api->ca_file }, { "ca_pem", api->ca_pem }, { "cert_file", api->cert_file },
+    { "cert_pem", api->cert_pem }, { "key_file", api->key_file }, { "key_pem", api->key_pem },
+    { "token", api->token }, { "token_file", api->token_file }, { "server_name", api->server_name },
+    { "method", method }, { "path", path }, { "content_type", content_type }, { "body", body },
+    { "timeout_ms", timeout }, { "exec_secret", exec_secret },
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    say_field(f, fields[i][0], fields[i][1]);
+  fputs("end\n", f);
+}
+
 /* The request, on the helper's stdin (a pipe it reads whole before it
  * answers). SIGPIPE, where the helper is gone, is this thread's only and
  * taken back: a write error then. 0, or -1. */
@@ -395,25 +413,56 @@ static int say_request(int fd, const struct esb_kube_api *api, const char *metho
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return -1;
   }
-  char timeout[32];
-  snprintf(timeout, sizeof timeout, "%llu", (unsigned long long)timeout_ms);
-  const char *fields[][2] = {
-    { "tls", api->tls ? "1" : "0" }, { "host", api->host }, { "port", api->port }, { "base_path", api->base_path },
-    { "ca_file", api->ca_file }, { "ca_pem", api->ca_pem }, { "cert_file", api->cert_file },
-    { "cert_pem", api->cert_pem }, { "key_file", api->key_file }, { "key_pem", api->key_pem },
-    { "token", api->token }, { "token_file", api->token_file }, { "server_name", api->server_name },
-    { "method", method }, { "path", path }, { "content_type", content_type }, { "body", body },
-    { "timeout_ms", timeout },
-  };
-  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-    say_field(f, fields[i][0], fields[i][1]);
-  fputs("end\n", f);
+  put_fields(f, api, method, path, content_type, body, timeout_ms, NULL);
   int rc = fclose(f) == 0 ? 0 : -1;
   struct timespec none = { 0, 0 };
   while (sigtimedwait(&pipe_set, NULL, &none) > 0) /* one a write raised, taken back */
     ;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
+}
+
+char *esb_kube_api_exec_request(const struct esb_kube_api *api, const char *path, uint64_t timeout_ms,
+                                const char *secret, const char *in, size_t in_len, size_t *len) {
+  char *text = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&text, &n);
+  if (!f)
+    return NULL;
+  put_fields(f, api, NULL, path, NULL, NULL, timeout_ms, secret);
+  if (in_len)
+    fwrite(in, 1, in_len, f);
+  if (fclose(f) != 0 || n < in_len) {
+    free(text);
+    return NULL;
+  }
+  *len = n;
+  return text;
+}
+
+char *esb_kube_api_exec_path(const struct esb_kube_api *api, const char *namespace_, const char *pod,
+                             const char *const *command) {
+  char *path = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&path, &n);
+  if (!f)
+    return NULL;
+  int rc = 0;
+  fprintf(f, "/api/v1/namespaces/%s/pods/%s/exec?container=%s&stdin=true&stdout=true&stderr=true",
+          namespace_ ? namespace_ : api->namespace_, pod, pod);
+  for (const char *const *w = command; *w && rc == 0; w++) {
+    size_t size = 3 * strlen(*w) + 1;
+    char *escaped = malloc(size);
+    rc = escaped && esb_kube_api_escape(*w, escaped, size) == 0 ? 0 : -1;
+    if (rc == 0)
+      fprintf(f, "&command=%s", escaped);
+    free(escaped);
+  }
+  if (fclose(f) != 0 || rc < 0) {
+    free(path);
+    return NULL;
+  }
+  return path;
 }
 
 /* The helper's answer: "reply CODE LENGTH" and the body, or "error
@@ -483,55 +532,4 @@ int esb_kube_api_request(const struct esb_kube_api *api, const char *method, con
   esb_child_reap(&child, &status, false);
   esb_child_close(&child);
   return rc;
-}
-/* ---- what kubectl would have said --------------------------------------- */
-
-static const struct { int code; const char *reason; } reasons[] = {
-  { 400, "BadRequest" }, { 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "NotFound" },
-  { 405, "MethodNotAllowed" }, { 409, "Conflict" }, { 410, "Expired" }, { 422, "Invalid" },
-  { 429, "TooManyRequests" }, { 500, "InternalError" }, { 503, "ServiceUnavailable" }, { 504, "Timeout" },
-};
-
-/* The JSON string value of "key" in body, its escapes left as they are. */
-static int string_field(const char *body, const char *key, char *out, size_t n) {
-  char k[32];
-  snprintf(k, sizeof k, "\"%s\":", key);
-  const char *at = body ? strstr(body, k) : NULL;
-  if (!at)
-    return -1;
-  at += strlen(k);
-  at += strspn(at, " ");
-  if (*at++ != '"')
-    return -1;
-  size_t len = 0;
-  while (at[len] && at[len] != '"')
-    len += at[len] == '\\' && at[len + 1] ? 2 : 1;
-  snprintf(out, n, "%.*s", (int)len, at);
-  return 0;
-}
-
-void esb_kube_api_said(const struct esb_kube_reply *r, char *out, size_t n) {
-  char reason[64] = "", message[512] = "";
-  if (string_field(r->body, "reason", reason, sizeof reason) < 0 || !reason[0])
-    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
-      if (reasons[i].code == r->code)
-        snprintf(reason, sizeof reason, "%s", reasons[i].reason);
-  if (string_field(r->body, "message", message, sizeof message) < 0)
-    snprintf(message, sizeof message, "the server answered %d", r->code);
-  snprintf(out, n, "Error from server (%s): %s", reason[0] ? reason : "Unknown", message);
-}
-
-int esb_kube_api_escape(const char *s, char *out, size_t n) {
-  static const char keep[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~";
-  size_t o = 0;
-  for (; *s; s++) {
-    if (o + 4 > n)
-      return -1;
-    if (strchr(keep, *s))
-      out[o++] = *s;
-    else
-      o += (size_t)snprintf(out + o, n - o, "%%%02X", (unsigned char)*s);
-  }
-  out[o] = '\0';
-  return 0;
 }

@@ -1,7 +1,8 @@
 /* A small client of the Kubernetes API server, for the few requests of a
  * warm run that would each cost a kubectl process (~50 ms of CPU, more than
  * the request): the list of a pool's ready pods, the claim's PATCH, the
- * delete. Everything else stays kubectl's.
+ * delete, and the exec into a warm pod or a session's (kube_exec.h).
+ * Everything else stays kubectl's.
  *
  * The cluster and the credentials are kubectl's own, read once a process
  * (for each --kubeconfig and --context) by `kubectl config view --raw
@@ -80,6 +81,22 @@ void esb_kube_reply_release(struct esb_kube_reply *r);
  * otherwise (r->err). */
 int esb_kube_api_request(const struct esb_kube_api *api, const char *method, const char *path,
                          const char *content_type, const char *body, uint64_t timeout_ms, struct esb_kube_reply *r);
+
+/* The exec into a pod in place of kubectl exec -i (kube_exec.h): the
+ * path of pods/exec in namespace_ (NULL: the context's) for pod, its
+ * container of the pod's name, and command's words; malloc'd, NULL out of
+ * memory. */
+char *esb_kube_api_exec_path(const struct esb_kube_api *api, const char *namespace_, const char *pod,
+                             const char *const *command);
+
+/* What echo-sandbox-kube's stdin is for the exec of path: the request
+ * (the credentials among it: the caller wipes it once written), then in
+ * (in_len bytes: the command's stdin, or its start). malloc'd (*len
+ * bytes), NULL out of memory. The helper connects and upgrades within
+ * timeout_ms; its stderr's last line, after ESB_KUBE_EXEC_MARK and secret,
+ * says how the exec ended. */
+char *esb_kube_api_exec_request(const struct esb_kube_api *api, const char *path, uint64_t timeout_ms,
+                                const char *secret, const char *in, size_t in_len, size_t *len);
 
 /* What kubectl would have printed of an answer that is not 2xx, as its
  * first line ("Error from server (Conflict): MESSAGE"): the k8s run reads

@@ -22,15 +22,7 @@
 #include "engine/fileio.h"
 #include "engine/runtime/clock.h"
 
-struct conn {
-  int fd;
-  SSL_CTX *ctx;
-  SSL *ssl;
-  uint64_t deadline_ns;
-  struct esb_kube_reply *r;
-};
-
-static int fail(struct conn *c, const char *what) {
+int esb_kube_conn_fail(struct esb_kube_conn *c, const char *what) {
   unsigned long e = ERR_get_error();
   if (e)
     snprintf(c->r->err, sizeof c->r->err, "%s: %s", what, ERR_reason_error_string(e));
@@ -41,7 +33,7 @@ static int fail(struct conn *c, const char *what) {
 }
 
 /* Waits for fd to be ready for events before the deadline. */
-static int wait_fd(struct conn *c, short events) {
+int esb_kube_conn_wait(struct esb_kube_conn *c, short events) {
   uint64_t now = esb_now_ns();
   if (now >= c->deadline_ns) {
     errno = ETIMEDOUT;
@@ -54,7 +46,7 @@ static int wait_fd(struct conn *c, short events) {
   return n > 0 ? 0 : -1;
 }
 
-static int connect_to(struct conn *c, const struct esb_kube_api *api) {
+static int connect_to(struct esb_kube_conn *c, const struct esb_kube_api *api) {
   struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
   int rc = getaddrinfo(api->host, api->port, &hints, &res);
   if (rc) {
@@ -68,14 +60,14 @@ static int connect_to(struct conn *c, const struct esb_kube_api *api) {
       continue;
     int err = 0;
     socklen_t el = sizeof err;
-    if ((connect(c->fd, a->ai_addr, a->ai_addrlen) < 0 && (errno != EINPROGRESS || wait_fd(c, POLLOUT) < 0)) ||
+    if ((connect(c->fd, a->ai_addr, a->ai_addrlen) < 0 && (errno != EINPROGRESS || esb_kube_conn_wait(c, POLLOUT) < 0)) ||
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || (err && (errno = err))) {
       close(c->fd);
       c->fd = -1;
     }
   }
   freeaddrinfo(res);
-  return c->fd < 0 ? fail(c, "connecting to the API server") : 0;
+  return c->fd < 0 ? esb_kube_conn_fail(c, "connecting to the API server") : 0;
 }
 
 /* The client certificate and key, from files or from the kubeconfig's data. */
@@ -121,43 +113,43 @@ static int load_ca(SSL_CTX *ctx, const struct esb_kube_api *api) {
   return added ? 0 : -1;
 }
 
-static int handshake_tls(struct conn *c, const struct esb_kube_api *api) {
+static int handshake_tls(struct esb_kube_conn *c, const struct esb_kube_api *api) {
   const char *name = api->server_name ? api->server_name : api->host;
   unsigned char ip[16];
   bool is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
   if (!(c->ctx = SSL_CTX_new(TLS_client_method())) || SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION) != 1)
-    return fail(c, "TLS");
+    return esb_kube_conn_fail(c, "TLS");
   SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
   if (load_ca(c->ctx, api) < 0)
-    return fail(c, "loading the cluster's CA");
+    return esb_kube_conn_fail(c, "loading the cluster's CA");
   if (load_identity(c->ctx, api) < 0)
-    return fail(c, "loading the client certificate");
+    return esb_kube_conn_fail(c, "loading the client certificate");
   if (!(c->ssl = SSL_new(c->ctx)) || SSL_set_fd(c->ssl, c->fd) != 1 ||
       (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name) != 1
              : SSL_set1_host(c->ssl, name) != 1 || SSL_set_tlsext_host_name(c->ssl, name) != 1))
-    return fail(c, "TLS");
+    return esb_kube_conn_fail(c, "TLS");
   for (int rc; (rc = SSL_connect(c->ssl)) != 1;) {
     int e = SSL_get_error(c->ssl, rc);
     if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
-        wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0)
-      return fail(c, "the TLS handshake with the API server");
+        esb_kube_conn_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0)
+      return esb_kube_conn_fail(c, "the TLS handshake with the API server");
   }
   return 0;
 }
 
-static int send_all(struct conn *c, const char *data, size_t len) {
+int esb_kube_conn_send(struct esb_kube_conn *c, const char *data, size_t len) {
   while (len) {
     ssize_t n;
     if (c->ssl) {
       size_t w = 0;
       int rc = SSL_write_ex(c->ssl, data, len, &w), e = rc == 1 ? 0 : SSL_get_error(c->ssl, rc);
       if (e && ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
-                wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0))
-        return fail(c, "sending the request");
+                esb_kube_conn_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0))
+        return esb_kube_conn_fail(c, "sending the request");
       n = (ssize_t)w;
     } else if ((n = send(c->fd, data, len, MSG_NOSIGNAL)) < 0) {
-      if (errno != EAGAIN || wait_fd(c, POLLOUT) < 0)
-        return fail(c, "sending the request");
+      if (errno != EAGAIN || esb_kube_conn_wait(c, POLLOUT) < 0)
+        return esb_kube_conn_fail(c, "sending the request");
       n = 0;
     }
     data += n;
@@ -167,7 +159,7 @@ static int send_all(struct conn *c, const char *data, size_t len) {
 }
 
 /* Up to n bytes of the answer: their count, 0 at its end, -1 on an error. */
-static ssize_t receive(struct conn *c, char *buf, size_t n) {
+ssize_t esb_kube_conn_receive(struct esb_kube_conn *c, char *buf, size_t n) {
   for (;;) {
     if (c->ssl) {
       size_t got = 0;
@@ -177,15 +169,15 @@ static ssize_t receive(struct conn *c, char *buf, size_t n) {
       if (e == SSL_ERROR_ZERO_RETURN)
         return 0;
       if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
-          wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0)
-        return fail(c, "reading the answer");
+          esb_kube_conn_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0)
+        return esb_kube_conn_fail(c, "reading the answer");
       continue;
     }
     ssize_t got = recv(c->fd, buf, n, 0);
     if (got >= 0)
       return got;
-    if (errno != EAGAIN || wait_fd(c, POLLIN) < 0)
-      return fail(c, "reading the answer");
+    if (errno != EAGAIN || esb_kube_conn_wait(c, POLLIN) < 0)
+      return esb_kube_conn_fail(c, "reading the answer");
   }
 }
 
@@ -196,13 +188,7 @@ struct reading {
   bool complete, too_big;
 };
 
-static int on_body(http_parser *p, const char *at, size_t len) {
-  struct reading *rd = p->data;
-  struct esb_kube_reply *r = rd->r;
-  if (r->len + len > REPLY_MAX) {
-    rd->too_big = true;
-    return -1;
-  }
+int esb_kube_reply_append(struct esb_kube_reply *r, const char *at, size_t len) {
   char *grown = realloc(r->body, r->len + len + 1);
   if (!grown)
     return -1;
@@ -213,12 +199,22 @@ static int on_body(http_parser *p, const char *at, size_t len) {
   return 0;
 }
 
+static int on_body(http_parser *p, const char *at, size_t len) {
+  struct reading *rd = p->data;
+  struct esb_kube_reply *r = rd->r;
+  if (r->len + len > REPLY_MAX) {
+    rd->too_big = true;
+    return -1;
+  }
+  return esb_kube_reply_append(r, at, len);
+}
+
 static int on_complete(http_parser *p) {
   ((struct reading *)p->data)->complete = true;
   return 0;
 }
 
-static int read_answer(struct conn *c) {
+static int read_answer(struct esb_kube_conn *c) {
   static const http_parser_settings settings = { .on_body = on_body, .on_message_complete = on_complete };
   struct reading rd = { .r = c->r };
   http_parser p;
@@ -226,7 +222,7 @@ static int read_answer(struct conn *c) {
   p.data = &rd;
   char buf[16384];
   while (!rd.complete) {
-    ssize_t n = receive(c, buf, sizeof buf);
+    ssize_t n = esb_kube_conn_receive(c, buf, sizeof buf);
     if (n < 0)
       return -1;
     size_t used = http_parser_execute(&p, &settings, buf, (size_t)n);
@@ -247,7 +243,7 @@ static int read_answer(struct conn *c) {
 
 /* The bearer token: the kubeconfig's, or its file's (read each time, as
  * kubectl does, for a token that is rotated). */
-static char *bearer(const struct esb_kube_api *api) {
+char *esb_kube_bearer(const struct esb_kube_api *api) {
   if (api->token)
     return strdup(api->token);
   if (!api->token_file)
@@ -259,11 +255,26 @@ static char *bearer(const struct esb_kube_api *api) {
   return t;
 }
 
+int esb_kube_conn_open(struct esb_kube_conn *c, const struct esb_kube_api *api) {
+  return connect_to(c, api) == 0 && (!api->tls || handshake_tls(c, api) == 0) ? 0 : -1;
+}
+
+void esb_kube_conn_close(struct esb_kube_conn *c) {
+  if (c->ssl)
+    SSL_free(c->ssl);
+  SSL_CTX_free(c->ctx);
+  if (c->fd >= 0)
+    close(c->fd);
+  c->ssl = NULL;
+  c->ctx = NULL;
+  c->fd = -1;
+}
+
 int esb_kube_transport_request(const struct esb_kube_api *api, const char *method, const char *path,
                          const char *content_type, const char *body, uint64_t timeout_ms, struct esb_kube_reply *r) {
   *r = (struct esb_kube_reply){ 0 };
-  struct conn c = { .fd = -1, .deadline_ns = esb_now_ns() + timeout_ms * 1000000ull, .r = r };
-  char *token = bearer(api), *req = NULL;
+  struct esb_kube_conn c = { .fd = -1, .deadline_ns = esb_now_ns() + timeout_ms * 1000000ull, .r = r };
+  char *token = esb_kube_bearer(api), *req = NULL;
   bool v6 = strchr(api->host, ':') != NULL;
   int n = asprintf(&req, "%s %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: echo-sandbox\r\n"
                    "Accept: application/json\r\nConnection: close\r\n%s%s%s%s%s%s%s%zu%s\r\n%s",
@@ -278,17 +289,12 @@ int esb_kube_transport_request(const struct esb_kube_api *api, const char *metho
   int rc = -1;
   if (n < 0)
     snprintf(r->err, sizeof r->err, "out of memory");
-  else if (connect_to(&c, api) == 0 && (!api->tls || handshake_tls(&c, api) == 0) &&
-           send_all(&c, req, (size_t)n) == 0 && read_answer(&c) == 0)
+  else if (esb_kube_conn_open(&c, api) == 0 && esb_kube_conn_send(&c, req, (size_t)n) == 0 && read_answer(&c) == 0)
     rc = 0;
   if (n >= 0)
     OPENSSL_cleanse(req, (size_t)n);
   free(req);
-  if (c.ssl)
-    SSL_free(c.ssl);
-  SSL_CTX_free(c.ctx);
-  if (c.fd >= 0)
-    close(c.fd);
+  esb_kube_conn_close(&c);
   if (rc < 0) {
     free(r->body);
     r->body = NULL;
@@ -296,4 +302,3 @@ int esb_kube_transport_request(const struct esb_kube_api *api, const char *metho
   }
   return rc;
 }
-

@@ -1,0 +1,205 @@
+-- The exec into a session's pod or a warm pod where the engine's API client
+-- is in use (src/backend/kube_exec.h): echo-sandbox-kube speaks pods/exec
+-- over WebSocket (v5.channel.k8s.io) in place of `kubectl exec -i`, and
+-- says how the exec ended in a word after a secret mark, so that the
+-- result tells the program's exit from the exec's failure by what the
+-- engine saw, never by bytes the program wrote. kubectl stays the exec
+-- where the client is not used (ECHO_SANDBOX_K8S_API=kubectl, a kubeconfig
+-- it leaves to kubectl), where the exec's credentials are refused (401) and
+-- where the server has no v5. The fake tells the two apart by the
+-- User-Agent it logs for each request (echo-sandbox, kubectl/1.x).
+-- spec/run: one task per minor, the oldest and the newest of the matrix.
+local env = require "spec.support.env"
+local fake = require "spec.support.fake_kube"
+local cjson = require "cjson"
+
+local policy = "spec/support/k8s_policy.lua"
+
+-- `session VERB ID --policy POLICY ARGS...` with the server's kubectl.
+local function session(server, args, stdin, prefix)
+  local all = { "session", args[1], args[2], "--policy", policy }
+  for i = 3, #args do all[#all + 1] = args[i] end
+  return env.cli_run(all, stdin, server.env .. " ECHO_SANDBOX_SESSION_DIR=" .. env.quote(server.dir .. "/sessions")
+                     .. (prefix or ""))
+end
+
+local function create(server)
+  local out, err, code = env.cli_run({ "session", "create", "--backend", "k8s", "--policy", policy }, nil,
+                                     server.env .. " ECHO_SANDBOX_SESSION_DIR=" .. env.quote(server.dir .. "/sessions"))
+  assert.are.equal(0, code, err)
+  local id = out:match("^(%S+)\n$")
+  assert.truthy(id, out .. err)
+  return id
+end
+
+-- A run in session id: the request JSON in, the result JSON out.
+local function run(server, id, request, prefix)
+  local out, err = session(server, { "run", id, "--json" }, cjson.encode(request), prefix)
+  local ok, r = pcall(cjson.decode, out)
+  assert(ok, "no JSON result: " .. out .. err)
+  return r
+end
+
+local function rm(server, id)
+  local _, err, code = session(server, { "rm", id })
+  assert.are.equal(0, code, err)
+end
+
+-- The pods/exec requests after the mark: "AGENT CODE" each (AGENT the
+-- User-Agent's first word).
+local function execs_since(server, mark)
+  local out, after = {}, false
+  for _, e in ipairs(fake.request_log(server)) do
+    if e.mark == mark then
+      after = true
+    elseif after and e.method and e.path:find("/exec$") then
+      out[#out + 1] = ("%s %s"):format(e.agent:match("^[%w-]+"), e.code and ("%d"):format(e.code) or "-")
+    end
+  end
+  return out
+end
+
+local function random_bytes(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local data = f:read(n)
+  f:close()
+  return data
+end
+
+env.each_oldest_newest_kubectl(function(minor)
+  describe(("k8s exec by the API client, kubectl 1.%d"):format(minor), function()
+    env.check_leaks() -- outer: after the server has stopped
+
+    describe("on a fake API server", function()
+      local server
+      after_each(function() -- before the fixture's, which stops the server
+        assert.are.same({}, fake.query(server, "/_fake/procs"))
+      end)
+      local fixture = fake.per_spec(minor, "--request-log --drop-exec-at CUT-HERE")
+      before_each(function() server = fixture.server end)
+
+      -- Checked: with the exec left to kubectl (exec_argv never taking the
+      -- client), the first three agents were kubectl's.
+      it("gives the program's exit code (0, 3, 255) by the client's exec, with no kubectl; kubectl's where the "
+         .. "client is not used", function()
+        local id = create(server)
+        for _, client in ipairs { { prefix = "", agent = "echo-sandbox" },
+                                  { prefix = " ECHO_SANDBOX_K8S_API=kubectl", agent = "kubectl" } } do
+          fake.mark(server, "runs-" .. client.agent)
+          for _, code in ipairs { 0, 3, 255 } do
+            local r = run(server, id, { shell = ("echo out; echo err >&2; exit %d"):format(code) }, client.prefix)
+            assert.are.equal("exited", r.status, cjson.encode(r))
+            assert.are.equal(code, r.exit_code)
+            assert.are.equal("out\n", r.stdout)
+            assert.are.equal("err\n", r.stderr)
+          end
+          local agents = {}
+          for _, e in ipairs(execs_since(server, "runs-" .. client.agent)) do agents[#agents + 1] = e:match("^%S+") end
+          assert.are.same({ client.agent, client.agent, client.agent }, agents)
+        end
+        rm(server, id)
+      end)
+
+      -- More than a frame, a pipe and the server's relay hold, both ways at
+      -- once: a client that stopped reading while it sent would wait for
+      -- ever (the run's deadline ends it). Checked: with stdin's end not
+      -- sent (no close of channel 0), tee never ended and the run timed out
+      -- (124).
+      it("passes more than 1 MiB of binary stdout and stderr exactly, with more than 1 MiB of stdin to its end",
+         function()
+        local id = create(server)
+        local data = random_bytes(1536 * 1024 + 7)
+        local file = server.dir .. "/stdin.bin"
+        env.write_file(file, data)
+        local out, err, code = session(server, { "run", id, "--max-output", "8000000", "--stdin-file", file,
+                                                 "--timeout", "60", "--", "sh", "-c", "tee /dev/stderr; echo EOF-SEEN" })
+        assert.are.equal(0, code, ("stderr: %d bytes"):format(#err))
+        assert.is_true(out == data .. "EOF-SEEN\n", ("stdout: %d bytes, not %d"):format(#out, #data + 9))
+        assert.is_true(err == data, ("stderr: %d bytes, not %d"):format(#err, #data))
+        rm(server, id)
+      end)
+
+      -- Checked: with the helper's word not read and a missing end mark not
+      -- taken for a broken exec (decide_in_session), this was exited (1,
+      -- the helper's own exit code).
+      it("says the exec broke, not that the program exited, when its connection is cut while it runs", function()
+        local id = create(server)
+        fake.mark(server, "cut")
+        local r = run(server, id, { shell = "echo CUT-HERE; sleep 5; exit 0" })
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.are.equal("AttachLost", r.reason)
+        assert.matches("the exec %(echo%-sandbox%-kube%) into session " .. id:gsub("%-", "%%-")
+                       .. " ended while the program ran on %(error: the exec's connection ended before the API "
+                       .. "server's status came", r.error.message)
+        assert.are.same({ "echo-sandbox 101" }, execs_since(server, "cut"))
+        rm(server, id) -- the exec'd process runs on after its client went (as on a node): the pod's end ends it
+      end)
+    end)
+
+    -- The program ended (the end mark came), and the connection was cut
+    -- before the API server's status: the helper says so in its word, and
+    -- the exit stays unknown to the engine: an error, not the exit 1 that
+    -- kubectl's exit code (or the helper's) would read as. Checked: with
+    -- the helper's word not read (its exit code taken), this was exited 1,
+    -- as it is through kubectl exec (the exec left to kubectl).
+    describe("on a fake API server that cuts the exec where its status would go", function()
+      local fixture = fake.per_spec(minor, "--drop-exec-status")
+      it("says the exec broke after the program ended, never the helper's exit code", function()
+        local server = fixture.server
+        local id = create(server)
+        local r = run(server, id, { shell = "echo done" })
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.are.equal("AttachLost", r.reason)
+        assert.is_false(r.error.retryable)
+        assert.matches("ended after the program did %(exit status 0, as its end mark says%) but before the API "
+                       .. "server's status came", r.error.message)
+        assert.are.equal("done\n", r.stdout)
+        rm(server, id)
+      end)
+    end)
+
+    -- A server that upgrades to no protocol (it ignored the one offered)
+    -- may have started the command: kubectl would start it again (here the
+    -- first start found no handshake on its stdin and never ran the
+    -- program; a command without the handshake would have). Checked: with
+    -- such an upgrade handed to kubectl, the run was exec'd a second time,
+    -- by kubectl, and this failed on its status (exited).
+    describe("on a fake API server that upgrades the client's exec to no protocol", function()
+      local fixture = fake.per_spec(minor, "--request-log --ignore-protocol-agent echo-sandbox")
+      it("fails the run, and never runs the exec again by kubectl", function()
+        local server = fixture.server
+        local id = create(server)
+        fake.mark(server, "run")
+        local r = run(server, id, { shell = "echo once >> ran.txt; cat ran.txt" })
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.matches("not the v5.channel.k8s.io offered", r.error.message, 1, true)
+        assert.are.same({ "echo-sandbox 101" }, execs_since(server, "run"))
+        rm(server, id)
+      end)
+    end)
+
+    -- Checked: with the refusals taken as the exec's failure (no kubectl
+    -- after them), each run failed before the program began.
+    for _, case in ipairs {
+      { name = "a server without v5 (an older API server's WebSocket)", options = "--no-v5-agent echo-sandbox",
+        code = "403" },
+      { name = "a server that refuses the client's credentials at the exec", code = "401",
+        options = "--unauthorized-exec-agent echo-sandbox" },
+    } do
+      describe("on " .. case.name, function()
+        local fixture = fake.per_spec(minor, "--request-log " .. case.options)
+        it("runs the exec by kubectl instead, the program run once", function()
+          local server = fixture.server
+          local id = create(server)
+          fake.mark(server, "run")
+          local r = run(server, id, { shell = "echo once >> ran.txt; cat ran.txt; exit 3" })
+          assert.are.equal("exited", r.status, cjson.encode(r))
+          assert.are.equal(3, r.exit_code)
+          assert.are.equal("once\n", r.stdout)
+          assert.are.same({ "echo-sandbox " .. case.code, "kubectl 101" }, execs_since(server, "run"))
+          rm(server, id)
+        end)
+      end)
+    end
+  end)
+end)
