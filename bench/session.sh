@@ -5,7 +5,9 @@
 #   cell           echo-sandbox session cell ID --lang python --code 'x += 1'
 # then, without the CLI's own start: the median round trip of 200 Python
 # cells `x += 1` through one daemon's POST /v1/sessions/ID/cell on one
-# keep-alive connection; and the host memory an idle session holds: the
+# keep-alive connection, and of 200 runs of /bin/true in that session
+# (POST /v1/sessions/ID/run) by turns with 200 in sandboxes of their own
+# (POST /v1/run) on the same connection; and the host memory an idle session holds: the
 # resident set of its processes (the holder and the next run's pid 1 it
 # keeps made ahead; no kernel started), from /proc/PID/status VmRSS and
 # smaps_rollup Pss, summed.
@@ -62,7 +64,15 @@ try:
         assert status == 200 and r["status"] == "ok", r
     status, last = call("POST", f"/v1/sessions/{sid}/cell", {"language": "python", "code": "x"})
     assert last["value"] == "200", last
-    print(f"{statistics.median(times):.2f}")
+    # /bin/true in the session and in a sandbox of its own, by turns
+    runs = {"session": [], "own": []}
+    for _ in range(200):
+        for kind, path in (("session", f"/v1/sessions/{sid}/run"), ("own", "/v1/run")):
+            t = time.perf_counter()
+            status, r = call("POST", path, {"program": "/bin/true"})
+            runs[kind].append((time.perf_counter() - t) * 1000)
+            assert status == 200 and r["status"] == "exited" and r["exit_code"] == 0, r
+    print(f"{statistics.median(times):.2f} {statistics.median(runs['session']):.2f} {statistics.median(runs['own']):.2f}")
 finally:
     call("DELETE", f"/v1/sessions/{sid}")
 PY
@@ -84,12 +94,18 @@ nprocs=$(echo $procs | wc -w)
 with_means "$out.json" "
 print(('session run / run = %.2f (target 0.35); cell through the CLI %.2f ms median'):format(
   mean['session run'] / mean.run, mean.cell * 1000))"
+read -r cells daemon_session_run daemon_run <<< "$cells"
 echo "cell through the daemon: ${cells} ms median of 200 (target 2 ms)"
+with_means "$out.json" "
+print(('through the daemon, one keep-alive connection, medians of 200 by turns: /bin/true in the session %.2f ms, ' ..
+       'in a sandbox of its own %.2f ms (%.2f of it); the session run through the daemon / run through the CLI = %.2f')
+  :format($daemon_session_run, $daemon_run, $daemon_session_run / $daemon_run, $daemon_session_run / (mean.run * 1000)))"
 echo "idle session: its ${nprocs} processes' RSS ${rss} KiB, PSS ${pss} KiB (target 4 MiB)"
 {
   echo
   echo "| measure | value |"
   echo "|---|---|"
   echo "| Python cell \`x += 1\` through the daemon, median of 200 | ${cells} ms |"
+  echo "| /bin/true through the daemon (keep-alive), in the session / in a sandbox of its own, medians of 200 by turns | ${daemon_session_run} / ${daemon_run} ms |"
   echo "| idle session, its ${nprocs} processes' RSS / PSS (the holder, the next run's pid 1) | ${rss} / ${pss} KiB |"
 } >> "$out.md"
