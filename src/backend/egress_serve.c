@@ -1,10 +1,12 @@
-/* echo-sandbox-egress on Kubernetes: the shared proxy ("serve"), and the
- * engine's query of a run's ledger ("ledger"); backend/egress_proxy.h. */
+/* echo-sandbox-egress on Kubernetes: the shared proxy ("serve"), the
+ * engine's query of a run's ledger ("ledger") and its follow of the run's
+ * verdicts while it goes on ("follow"); backend/egress_proxy.h. */
 #include "backend/egress_proxy.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,4 +191,75 @@ int esb_egress_ledger_main(const char *url) {
   free(request);
   free(answer);
   return err.code != ESB_OK ? say_error(&err) : fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* ---- the engine's follow of a run's verdicts ---- */
+
+/* The answer's head (at most sizeof head bytes) from fd: whether it says
+ * 200, the body's bytes that came with it into body (*n). */
+static bool read_follow_head(int fd, char *body, size_t cap, size_t *n, struct esb_error *err) {
+  char head[4096];
+  size_t len = 0;
+  const char *end = NULL;
+  while (!end && len < sizeof head - 1) {
+    ssize_t r = read(fd, head + len, sizeof head - 1 - len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+    head[len] = '\0';
+    end = strstr(head, "\r\n\r\n");
+  }
+  if (!end || strncmp(head, "HTTP/1.1 200 ", 13) != 0) {
+    head[len] = '\0';
+    esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "follow: the proxy answered %.*s", (int)strcspn(head, "\r\n"),
+                  len ? head : "nothing");
+    return false;
+  }
+  *n = len - (size_t)(end + 4 - head);
+  if (*n > cap)
+    *n = cap;
+  memcpy(body, end + 4, *n);
+  return true;
+}
+
+int esb_egress_follow_main(const char *url) {
+  struct esb_error err = ESB_ERROR_INIT;
+  char token[ESB_EGRESS_TOKEN_MAX + 2], buf[4096];
+  /* the token's line alone: the rest of stdin is its end, read below from fd 0 unbuffered */
+  ssize_t got = 0, r = 0;
+  while (got < (ssize_t)sizeof token - 1 && (got == 0 || token[got - 1] != '\n') &&
+         ((r = read(STDIN_FILENO, token + got, 1)) > 0 || (r < 0 && errno == EINTR)))
+    got += r > 0 ? r : 0;
+  if (got == 0 || token[got - 1] != '\n') {
+    esb_error_set(&err, ESB_E_INVALID_REQUEST, "follow: stdin holds no token line");
+    return say_error(&err);
+  }
+  token[got - 1] = '\0';
+  char *auth = esb_egress_token_basic(token), *request = NULL;
+  int fd = auth ? dial(url, &err) : esb_error_set(&err, ESB_E_SYSTEM, "out of memory");
+  int len = fd >= 0 ? asprintf(&request, "GET %s HTTP/1.1\r\nHost: echo-sandbox-egress\r\nProxy-Authorization: "
+                               "%s\r\nConnection: close\r\n\r\n", ESB_EGRESS_FOLLOW_PATH, auth) : -1;
+  size_t n = 0;
+  bool on = len > 0 && esb_write_all(fd, request, (size_t)len) == 0 && read_follow_head(fd, buf, sizeof buf, &n, &err);
+  if (len > 0 && !on && err.code == ESB_OK)
+    esb_error_errno(&err, ESB_E_BACKEND_UNAVAILABLE, "follow: %s", url);
+  /* the body as it comes, until the proxy ends it or the engine ends our stdin */
+  while (on && (n == 0 || esb_write_all(STDOUT_FILENO, buf, n) == 0)) {
+    struct pollfd fds[2] = { { .fd = fd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
+    if (poll(fds, 2, -1) < 0 && errno != EINTR)
+      break;
+    n = 0;
+    if (fds[1].revents)
+      break;
+    if (fds[0].revents && (r = read(fd, buf, sizeof buf)) <= 0 && !(r < 0 && errno == EINTR))
+      break;
+    n = fds[0].revents && r > 0 ? (size_t)r : 0;
+  }
+  if (fd >= 0)
+    close(fd);
+  free(auth);
+  free(request);
+  return err.code != ESB_OK ? say_error(&err) : 0;
 }
