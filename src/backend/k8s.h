@@ -40,6 +40,7 @@
 #define ESB_BACKEND_K8S_H
 
 #include "engine/runtime/loop.h"
+#include "backend/egress_helper.h"
 #include "backend/k8s_command.h"
 #include "backend/k8s_warm.h"
 #include "backend/kube_api.h"
@@ -173,10 +174,13 @@ struct esb_k8s_run {
   uint64_t api_timeout_ms;
   struct esb_kube_reply api_reply;
   int api_rc;
+  /* the network by name: the shared proxy's verdicts while the run goes
+   * on, for output.on_egress (egress_helper.h's follow) */
+  struct esb_egress_helper follow;
 };
 
 #define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .stdin_fd = -1, \
-                           .output = ESB_OUTPUT_SINK_NONE }
+                           .output = ESB_OUTPUT_SINK_NONE, .follow = ESB_EGRESS_HELPER_INIT }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once with
  * the result complete and the pod deleted (or the failure to delete it in
