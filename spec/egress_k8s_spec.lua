@@ -320,7 +320,7 @@ return policy
   end)
 
   -- The follow ends with the run whatever ends it: its deadline, its pod
-  -- failing (drained once the program writes), the engine interrupted
+  -- failing (evicted while the program waits), the engine interrupted
   -- (SIGTERM: every run ends), the engine killed (SIGKILL: no run ends).
   -- Checked: with esb_egress_k8s_follow_stop doing nothing, e1's follow
   -- outlived its run at the deadline and with its pod failed (e2 saw two).
@@ -331,7 +331,7 @@ return policy
   it("ends the run's follow with the run: at its deadline, its pod failed, interrupted", function()
     local cases = {
       { name = "deadline", timeout_ms = 4000, status = "timed_out", next = true },
-      { name = "pod failed", extra = "--drain-at-output", status = "error", write = true, next = true },
+      { name = "pod failed", evict = true, status = "error", next = true },
       { name = "interrupted", signal = "TERM", status = "error" },
       { name = "engine killed", signal = "KILL" },
     }
@@ -362,8 +362,10 @@ return policy
           return
         end
         if c.signal then os.execute("kill -" .. c.signal .. " " .. pid) end
-        if c.write then -- the program goes on and writes: the fake drains its pod
-          assert(os.execute(("timeout 20 sh -c 'echo on > %s/go'"):format(gate)), c.name)
+        if c.evict then -- as the kubelet does: its container killed, the pod Failed (Evicted)
+          local pods = fake.pods(srv)
+          assert.are.equal(1, #pods, c.name)
+          fake.query(srv, "/_fake/evict/" .. pods[1].metadata.name, "{}")
         end
         local _, result = rest_of_e1(out)
         assert.truthy(result, c.name .. ": " .. (env.read_file(gate .. "/err") or ""))
