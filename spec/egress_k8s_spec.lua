@@ -319,6 +319,52 @@ return policy
     end)
   end)
 
+  -- The daemon's ?stream=1 carries the same events as they happen, and the
+  -- follow ends with the run while the daemon lives on. The interlock is
+  -- the batch's: the program waits on a fifo the spec writes only once it
+  -- read the event from the stream.
+  -- Checked: with the follow not started, the stream's first line came
+  -- only at the run's deadline (no follow was there); with
+  -- esb_egress_k8s_follow_stop doing nothing, the follow outlived the run.
+  it("tells each attempt as an event in the daemon's stream while the run goes on", function()
+    local gate = os.tmpname()
+    os.remove(gate)
+    sh(("mkdir -m 755 %s && mkfifo -m 666 %s/go %s/out"):format(gate, gate, gate))
+    local d = daemon.start("--policy " .. env.quote(policy), "unix", server.env .. " ip netns exec " .. host .. " ")
+    local body = cjson.encode { backend = "k8s", program = "bash", timeout_ms = 30000,
+      args = { "-c", curl .. "-o /dev/null http://allowed.esb.test/a; read x < " .. gate .. "/go; " .. curl ..
+                     "-o /dev/null http://other.esb.test/b; echo \"got $x\"" },
+      limits = { network = { allow = { "allowed.esb.test" } } } }
+    env.write_file(gate .. "/body", body)
+    local wait = env.in_background(("curl -sSN --unix-socket %s -X POST -H 'Content-Type: application/json' " ..
+      "--data-binary @%s/body 'http://localhost/v1/run?stream=1' > %s/out 2>%s/err")
+      :format(env.quote(d.addr:gsub("^unix:", "")), gate, gate, gate))
+    local released = false
+    finally(function()
+      if not released then -- a program still at its read
+        os.execute(("timeout 5 sh -c 'echo off > %s/go' 2>/dev/null"):format(gate))
+      end
+      wait()
+      daemon.stop(d)
+      os.execute("rm -rf " .. gate)
+    end)
+    local out = assert(io.open(gate .. "/out", "r"))
+    local first = cjson.decode((assert(out:read("l"), "no event before the program went on")))
+    assert.are.same({ event = "egress", host = "allowed.esb.test", port = 80, allowed = true, reason = "allowed" },
+                    first)
+    assert.are.equal(1, #followers(), "the run's follow, while it goes on")
+    released = os.execute(("timeout 20 sh -c 'echo on > %s/go'"):format(gate))
+    assert(released, "the program was gone by then")
+    local lines = {}
+    for line in out:lines() do
+      local e = cjson.decode(line)
+      lines[#lines + 1] = e.event == "egress" and ("%s:%d %s"):format(e.host, e.port, e.reason) or e.event
+    end
+    out:close()
+    assert.are.same({ "other.esb.test:80 not_listed", "output", "result" }, lines)
+    assert.are.same({}, followers(), "the daemon lives on; the run's follow does not")
+  end)
+
   -- The follow ends with the run whatever ends it: its deadline, its pod
   -- failing (evicted while the program waits), the engine interrupted
   -- (SIGTERM: every run ends), the engine killed (SIGKILL: no run ends).

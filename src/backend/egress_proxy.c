@@ -110,7 +110,7 @@ static void set_verdict(struct esb_egress_conn *c, enum esb_egress_reason reason
   struct esb_egress_attempt seen = { 0 };
   pthread_mutex_lock(&p->lock);
   bool first = c->entry >= 0 && !c->judged, tell = first && p->on_verdict;
-  if (first && c->run) { /* the shared proxy's: for its run's follows */
+  if (first && c->run && c->run->n_judged < ESB_EGRESS_LEDGER_MAX) { /* the shared proxy's: for its run's follows */
     c->run->judged[c->run->n_judged++] = (uint16_t)c->entry;
     pthread_cond_broadcast(&p->ended);
   }
