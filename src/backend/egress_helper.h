@@ -155,10 +155,11 @@ int esb_egress_k8s_prepare(struct esb_plan *plan, struct esb_error *err);
  * records with the entry's index in the run's ledger after them. The
  * caller watches that fd and calls esb_egress_helper_poll when it is
  * readable, which tells h->on_seen (set first) of each entry once. The
- * process ends when its stdin does (ours: esb_egress_k8s_follow_stop, or
- * our own end, whatever kills us), when the proxy ends the answer (the
- * token's expiry), or killed by the stop. 0, or -1 with *err (nothing
- * started: the verdicts are all told from the ledger at the run's end). */
+ * process ends killed by esb_egress_k8s_follow_stop (the run's end), when
+ * the proxy ends the answer (the token's expiry), or at our own end,
+ * whatever kills us: by the parent-death signal every child of ours has,
+ * and by its stdin's end (our pipe). 0, or -1 with *err (nothing started:
+ * the verdicts are all told from the ledger at the run's end). */
 int esb_egress_k8s_follow(struct esb_egress_helper *h, const struct esb_plan *plan, struct esb_error *err);
 
 /* Ends the follow (killed: what it relayed is in its pipe, read here and
