@@ -174,14 +174,21 @@ return policy
     end
   end)
 
-  -- Streams tell the verdicts too, at the run's end (the engine hears of
-  -- them from the proxy's ledger, no sooner), before the result line.
-  -- Checked: without take_ledger's loop, no egress event came.
-  it("tells the ledger's verdicts as events before the result (batch --events)", function()
+  -- Streams tell each verdict once, before the result line, whether the
+  -- follow told it while the run went on or the ledger at its end: here
+  -- the ledger tells them all, the follow refused (echo-sandbox-egress
+  -- through a wrapper whose "follow" fails at once, as against a proxy
+  -- that has none), and the run goes on without it.
+  -- Checked: with the ledger's untold entries not told (read_ledger
+  -- without its follow), no egress event came; with every ledger entry
+  -- told, the live test below got each twice.
+  it("tells the ledger's verdicts as events before the result where no follow told them, each once", function()
+    env.write_file(dir .. "/no-follow", ('#!/bin/sh\n[ "$1" = follow ] && exit 1\nexec %s "$@"\n'):format(env.quote(egress)))
+    sh("chmod 0700 " .. dir .. "/no-follow")
     local line = cjson.encode(request(curl .. "-o /dev/null http://allowed.esb.test/a; " .. curl ..
                                       "-o /dev/null http://other.esb.test/b"))
-    local out, err = env.cli_run({ "batch", "--events", "--policy", policy }, line .. "\n",
-                                 server.env .. " ip netns exec " .. host .. " ")
+    local out, err = env.cli_run({ "batch", "--events", "--policy", policy }, line .. "\n", server.env ..
+                                 " ECHO_SANDBOX_EGRESS=" .. dir .. "/no-follow ip netns exec " .. host .. " ")
     local seen = {}
     for l in out:gmatch("[^\n]+") do
       local doc = cjson.decode(l)
@@ -189,6 +196,239 @@ return policy
       elseif not doc.event then seen[#seen + 1] = "result" end
     end
     assert.are.same({ "allowed.esb.test:80 allowed", "other.esb.test:80 not_listed", "result" }, seen, out .. err)
+  end)
+
+  -- The follow processes of this spec's runs (echo-sandbox-egress follow
+  -- http://PROXY: the port is this spec's alone), by pid.
+  local function followers()
+    local found, p = {}, io.popen("ls /proc")
+    for pid in p:lines() do
+      local f = pid:match("^%d+$") and io.open("/proc/" .. pid .. "/cmdline") -- gone meanwhile: nil
+      local cmd = f and f:read("a") or ""
+      if f then f:close() end
+      if cmd:find("\0follow\0http://" .. proxy .. "\0", 1, true) then found[#found + 1] = pid end
+    end
+    p:close()
+    return found
+  end
+
+  -- A batch --events -j 1 in the background, against srv: e1's program
+  -- connects to allowed.esb.test, then waits on a fifo the spec writes only
+  -- once it read that attempt's event (gate/go), then tries other.esb.test;
+  -- e2's, which starts once e1 has ended, connects and waits on gate/go2.
+  -- The CLI's output lines as it writes them, e1's first event, a wait for
+  -- the CLI's exit code, the pid of the timeout(1) it runs under (which
+  -- passes a signal on to it), and a stop for a spec that fails before the
+  -- batch's end.
+  local function gated_batch(srv, gate, timeout_ms)
+    sh(("mkdir -m 755 %s && mkfifo -m 666 %s/go %s/go2 %s/out"):format(gate, gate, gate, gate))
+    local function line(id, script, ms)
+      return cjson.encode { id = id, backend = "k8s", program = "bash", args = { "-c", script },
+                            timeout_ms = ms, limits = { network = { allow = { "allowed.esb.test" } } } } .. "\n"
+    end
+    env.write_file(gate .. "/requests",
+      line("e1", curl .. "-o /dev/null http://allowed.esb.test/a; read x < " .. gate .. "/go; " .. curl ..
+                 "-o /dev/null http://other.esb.test/b; echo \"got $x\"", timeout_ms) ..
+      line("e2", curl .. "-o /dev/null http://allowed.esb.test/c; read y < " .. gate .. "/go2"))
+    local wait = env.in_background(("%s ip netns exec %s timeout 60 %s %s batch -j 1 --events --policy %s < " ..
+      "%s/requests > %s/out 2>%s/err & echo $! > %s/pid; wait $!"):format(srv.env, host, env.cli_prefix,
+      env.quote(env.cli), policy, gate, gate, gate, gate))
+    local out = assert(io.open(gate .. "/out", "r")) -- once the CLI's shell opened it
+    local pid
+    for _ = 1, 500 do -- the shell writes it after its fork: a moment later
+      local f = io.open(gate .. "/pid")
+      pid = f and f:read("a"):match("^%d+\n")
+      if f then f:close() end
+      if pid then break end
+      os.execute("sleep 0.01")
+    end
+    pid = assert(pid, "the CLI's pid"):match("%d+")
+    local function stop()
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      wait()
+    end
+    local first = cjson.decode((assert(out:read("l"), "no event before the program went on")))
+    return out, first, wait, pid, stop
+  end
+
+  -- e1's lines up to its result: its egress events ("HOST:PORT REASON"),
+  -- its result (nil: none came).
+  local function rest_of_e1(out)
+    local egress = {}
+    for l in out:lines() do
+      local doc = cjson.decode(l)
+      assert.are.equal("e1", doc.id, l)
+      if not doc.event then return egress, doc end
+      if doc.event == "egress" then egress[#egress + 1] = ("%s:%d %s"):format(doc.host, doc.port, doc.reason) end
+    end
+    return egress, nil
+  end
+
+  -- Once e1 has ended: e2's first event, live (its program waits on
+  -- gate/go2), then the follows alive are e2's alone, not e1's (the CLI
+  -- lives on, so e1's would too, had its end not ended it); then e2 ends.
+  local function e1_follow_gone(out, gate, e1_follows)
+    local e2 = cjson.decode((assert(out:read("l"), "no event of e2's")))
+    assert.are.same({ "e2", "allowed.esb.test" }, { e2.id, e2.host })
+    local now = followers()
+    assert.are.equal(1, #now, "e2's follow alone")
+    assert.are_not.equal(e1_follows[1], now[1])
+    assert(os.execute(("timeout 20 sh -c 'echo on > %s/go2'"):format(gate)), "e2 was gone by then")
+    for l in out:lines() do assert.are.equal("e2", cjson.decode(l).id) end
+  end
+
+  -- The verdicts are live on this backend too: the engine follows the
+  -- proxy's verdicts for the run (echo-sandbox-egress follow, a long GET
+  -- of the proxy's /echo-sandbox/follow) while kubectl attaches, and tells
+  -- each as it comes; the interlock is egress_local_spec.lua's (the fake's
+  -- pods are processes of the host: the fifo is theirs too). The follow
+  -- ends with the run, before the next run of the same CLI.
+  -- Checked: with the follow not started (take_ledger the only teller),
+  -- the first event came only once the run's deadline had ended the
+  -- program, and no follow was there; with esb_egress_k8s_follow_stop
+  -- doing nothing, e1's follow was still there while e2 ran.
+  env.each_oldest_newest_kubectl(function(m)
+    it(("tells each attempt as an event while the run goes on (batch --events, kubectl 1.%d)"):format(m), function()
+      local srv = fake.start(m, nil, "ip netns exec " .. host .. " ")
+      local gate, stop = os.tmpname(), nil
+      os.remove(gate)
+      finally(function()
+        if stop then stop() end
+        os.execute("rm -rf " .. gate)
+        fake.stop(srv)
+      end)
+      local out, first, wait
+      out, first, wait, _, stop = gated_batch(srv, gate)
+      assert.are.same({ id = "e1", line = 1, event = "egress", host = "allowed.esb.test", port = 80, allowed = true,
+                        reason = "allowed" }, first)
+      local e1_follows = followers()
+      assert.are.equal(1, #e1_follows, "the run's follow, while it goes on")
+      -- A writer waits for a reader: the program, still at its read.
+      assert(os.execute(("timeout 20 sh -c 'echo on > %s/go'"):format(gate)), "the program was gone by then")
+      local egress, result = rest_of_e1(out)
+      assert.are.same({ "other.esb.test:80 not_listed" }, egress, "each verdict told once")
+      assert.truthy(result, "a result line after the events")
+      assert.are.equal("got on\n", result.stdout, why(result))
+      assert.are.equal("allowed.esb.test:80 allowed\nother.esb.test:80 not_listed (refused)", ledger(result))
+      e1_follow_gone(out, gate, e1_follows)
+      out:close()
+      stop = nil
+      assert.are.equal(0, wait(), env.read_file(gate .. "/err"))
+      assert.are.same({}, followers())
+      assert.are.same({}, fake.pods(srv))
+    end)
+  end)
+
+  -- The daemon's ?stream=1 carries the same events as they happen, and the
+  -- follow ends with the run while the daemon lives on. The interlock is
+  -- the batch's: the program waits on a fifo the spec writes only once it
+  -- read the event from the stream.
+  -- Checked: with the follow not started, the stream's first line came
+  -- only at the run's deadline (no follow was there); with
+  -- esb_egress_k8s_follow_stop doing nothing, the follow outlived the run.
+  it("tells each attempt as an event in the daemon's stream while the run goes on", function()
+    local gate = os.tmpname()
+    os.remove(gate)
+    sh(("mkdir -m 755 %s && mkfifo -m 666 %s/go %s/out"):format(gate, gate, gate))
+    local d = daemon.start("--policy " .. env.quote(policy), "unix", server.env .. " ip netns exec " .. host .. " ")
+    local body = cjson.encode { backend = "k8s", program = "bash", timeout_ms = 30000,
+      args = { "-c", curl .. "-o /dev/null http://allowed.esb.test/a; read x < " .. gate .. "/go; " .. curl ..
+                     "-o /dev/null http://other.esb.test/b; echo \"got $x\"" },
+      limits = { network = { allow = { "allowed.esb.test" } } } }
+    env.write_file(gate .. "/body", body)
+    -- (without the sanitizers the ASan specs preload: curl hangs under them, as env.sh says)
+    local wait = env.in_background(("env -u LD_PRELOAD curl -sSN --unix-socket %s -X POST -H 'Content-Type: application/json' " ..
+      "--data-binary @%s/body 'http://localhost/v1/run?stream=1' > %s/out 2>%s/err")
+      :format(env.quote(d.addr:gsub("^unix:", "")), gate, gate, gate))
+    local released = false
+    finally(function()
+      if not released then -- a program still at its read
+        os.execute(("timeout 5 sh -c 'echo off > %s/go' 2>/dev/null"):format(gate))
+      end
+      wait()
+      daemon.stop(d)
+      os.execute("rm -rf " .. gate)
+    end)
+    local out = assert(io.open(gate .. "/out", "r"))
+    local first = cjson.decode((assert(out:read("l"), "no event before the program went on")))
+    assert.are.same({ event = "egress", host = "allowed.esb.test", port = 80, allowed = true, reason = "allowed" },
+                    first)
+    assert.are.equal(1, #followers(), "the run's follow, while it goes on")
+    released = os.execute(("timeout 20 sh -c 'echo on > %s/go'"):format(gate))
+    assert(released, "the program was gone by then")
+    local lines = {}
+    for line in out:lines() do
+      local e = cjson.decode(line)
+      lines[#lines + 1] = e.event == "egress" and ("%s:%d %s"):format(e.host, e.port, e.reason) or e.event
+    end
+    out:close()
+    assert.are.same({ "other.esb.test:80 not_listed", "output", "result" }, lines)
+    assert.are.same({}, followers(), "the daemon lives on; the run's follow does not")
+  end)
+
+  -- The follow ends with the run whatever ends it: its deadline, its pod
+  -- failing (evicted while the program waits), the engine interrupted
+  -- (SIGTERM: every run ends), the engine killed (SIGKILL: no run ends).
+  -- Checked: with esb_egress_k8s_follow_stop doing nothing, e1's follow
+  -- outlived its run at the deadline and with its pod failed (e2 saw two).
+  -- The engine killed: two things end the follow, the parent-death signal
+  -- the engine gives each child it starts and the end of the follow's
+  -- stdin (ours); with the latter taken out the former still ended it, so
+  -- this case shows the two together, not each.
+  it("ends the run's follow with the run: at its deadline, its pod failed, interrupted", function()
+    local cases = {
+      { name = "deadline", timeout_ms = 4000, status = "timed_out", next = true },
+      { name = "pod failed", evict = true, status = "error", next = true },
+      { name = "interrupted", signal = "TERM", status = "error" },
+      { name = "engine killed", signal = "KILL" },
+    }
+    for _, c in ipairs(cases) do
+      local srv = fake.start(minor, c.extra, "ip netns exec " .. host .. " ")
+      local gate, stop = os.tmpname(), nil
+      os.remove(gate)
+      local ok, failure = pcall(function()
+        local out, first, wait, pid
+        out, first, wait, pid, stop = gated_batch(srv, gate, c.timeout_ms)
+        assert.are.equal("allowed.esb.test", first.host, c.name)
+        local e1_follows = followers()
+        assert.are.equal(1, #e1_follows, c.name .. ": the run's follow, while it goes on")
+        if c.signal == "KILL" then -- the CLI itself, not timeout(1): its follow sees its stdin end
+          local _, cli = env.sh("pgrep -P " .. pid)
+          os.execute("kill -KILL " .. assert(cli:match("%d+"), "the CLI under timeout(1)"))
+          wait()
+          stop = nil
+          out:close()
+          for _ = 1, 200 do -- until it has read its stdin's end: the wait is bounded, not timed
+            if #followers() == 0 then break end
+            os.execute("sleep 0.05")
+          end
+          assert.are.same({}, followers(), c.name)
+          -- then the pod's program ends (its kubectl, cut off from the CLI, with it); not
+          -- before: its next verdict would end the follow by its write to the CLI's pipe
+          assert(os.execute(("timeout 20 sh -c 'echo on > %s/go'"):format(gate)), c.name)
+          return
+        end
+        if c.signal then os.execute("kill -" .. c.signal .. " " .. pid) end
+        if c.evict then -- as the kubelet does: its container killed, the pod Failed (Evicted)
+          local pods = fake.pods(srv)
+          assert.are.equal(1, #pods, c.name)
+          fake.query(srv, "/_fake/evict/" .. pods[1].metadata.name, "{}")
+        end
+        local _, result = rest_of_e1(out)
+        assert.truthy(result, c.name .. ": " .. (env.read_file(gate .. "/err") or ""))
+        assert.are.equal(c.status, result.status, c.name .. ": " .. cjson.encode(result))
+        if c.next then e1_follow_gone(out, gate, e1_follows) end
+        out:close()
+        wait()
+        stop = nil
+        assert.are.same({}, followers(), c.name)
+        assert.are.same({}, fake.pods(srv), c.name)
+      end)
+      if stop then stop() end
+      os.execute("rm -rf " .. gate)
+      fake.stop(srv)
+      assert(ok, failure)
+    end
   end)
 
   -- The token is the proxy's to read: a plain request goes on without it.

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,21 +241,40 @@ static void add_attempt(struct esb_egress_ledger *out, const struct esb_egress_a
   }
 }
 
-/* A verdict as it was given ("seen"): to the caller's on_seen. */
+/* Whether entry i of the run's ledger is told now, where h follows it
+ * (marked told); an entry out of the ledger's bounds is never told. */
+static bool tell_once(struct esb_egress_helper *h, unsigned long i) {
+  if (!h->following)
+    return true;
+  if (i >= ESB_EGRESS_LEDGER_MAX || (h->told[i / 8] & (1u << (i % 8))))
+    return false;
+  h->told[i / 8] |= (unsigned char)(1u << (i % 8));
+  return true;
+}
+
+/* A verdict as it was given ("seen", a follow's with its entry's index
+ * after the record's fields): to the caller's on_seen. */
 static int read_seen(struct esb_egress_helper *h, const char *line) {
   struct esb_egress_attempt a;
   char host[ESB_EGRESS_HOST_MAX + 2];
-  if (read_attempt(h, line, &a, host) < 0)
+  unsigned long index = ESB_EGRESS_LEDGER_MAX;
+  if (read_attempt(h, line, &a, host) < 0 ||
+      (h->following && sscanf(line, "%*s %*u %*u %*u %*u %*u %lu", &index) != 1))
     return -1;
-  if (h->on_seen)
+  if (h->on_seen && tell_once(h, index))
     h->on_seen(&a, h->seen_userdata);
   return 0;
 }
 
-static int read_ledger(struct esb_egress_helper *h, struct esb_egress_ledger *out) {
+/* The ledger's records into out; where untold follows the run, its
+ * on_seen is told of each entry it was not told of (the records' order is
+ * the entries'). */
+static int read_ledger(struct esb_egress_helper *h, struct esb_egress_ledger *out,
+                       struct esb_egress_helper *untold) {
   char line[128], host[ESB_EGRESS_HOST_MAX + 2];
   unsigned long long left_off;
   struct esb_egress_attempt a;
+  unsigned long index = 0;
   while (read_line(h, line, sizeof line) && !strncmp(line, "seen ", 5)) /* the verdicts not yet told */
     if (read_seen(h, line) < 0)
       return -1;
@@ -268,6 +288,9 @@ static int read_ledger(struct esb_egress_helper *h, struct esb_egress_ledger *ou
     if (strncmp(line, "attempt ", 8) != 0 || read_attempt(h, line, &a, host) < 0)
       return -1;
     add_attempt(out, &a);
+    if (untold && untold->on_seen && tell_once(untold, index))
+      untold->on_seen(&a, untold->seen_userdata);
+    index++;
   }
   return -1;
 }
@@ -321,7 +344,7 @@ int esb_egress_helper_finish(struct esb_egress_helper *h, struct esb_egress_ledg
   close(h->child.in); /* its word to stop */
   h->child.in = -1;
   /* one that never listened has no ledger: nothing went through it */
-  int rc = h->listening ? read_ledger(h, out) : 0;
+  int rc = h->listening ? read_ledger(h, out, NULL) : 0;
   h->listening = false;
   h->ahead_len = 0;
   if (rc < 0 && out)
@@ -357,10 +380,10 @@ int esb_egress_k8s_check(const char *proxy, const char *key_file, const char *ca
 }
 
 /* echo-sandbox-egress with args as t's child (t read as a helper's
- * stdout), in on its stdin (then closed), its stdout and stderr pipes of
- * ours (blocking). 0, or -1 with err. */
+ * stdout), in on its stdin (then closed, unless keep_in), its stdout and
+ * stderr pipes of ours (blocking). 0, or -1 with err. */
 static int start_tool(struct esb_egress_helper *t, const char *const *args, const char *in, size_t len,
-                      struct esb_error *err) {
+                      bool keep_in, struct esb_error *err) {
   struct esb_child *c = &t->child;
   const char *program = esb_install_program(ESB_PROGRAM_EGRESS);
   if (!program)
@@ -380,8 +403,10 @@ static int start_tool(struct esb_egress_helper *t, const char *const *args, cons
   blocking(c->out);
   blocking(c->err);
   esb_write_all(c->in, in, len); /* a short write: it says why, on stderr */
-  close(c->in);
-  c->in = -1;
+  if (!keep_in) {
+    close(c->in);
+    c->in = -1;
+  }
   return 0;
 }
 
@@ -409,7 +434,7 @@ static int end_tool(struct esb_egress_helper *t, const char *what, struct esb_er
 static int sign(const char *key_file, const char *grant, char **token, struct esb_error *err) {
   struct esb_egress_helper t = ESB_EGRESS_HELPER_INIT;
   char line[ESB_EGRESS_TOKEN_MAX + 2];
-  if (start_tool(&t, (const char *const[]){ "sign", key_file }, grant, strlen(grant), err) < 0)
+  if (start_tool(&t, (const char *const[]){ "sign", key_file }, grant, strlen(grant), false, err) < 0)
     return -1;
   bool got = read_line(&t, line, sizeof line) && line[0];
   if (end_tool(&t, "signing the run's token", err) < 0)
@@ -514,20 +539,55 @@ int esb_egress_k8s_prepare(struct esb_plan *plan, struct esb_error *err) {
   return rc;
 }
 
-int esb_egress_k8s_ledger(const struct esb_plan *plan, struct esb_egress_ledger *out, struct esb_error *err) {
+int esb_egress_k8s_follow(struct esb_egress_helper *h, const struct esb_plan *plan, struct esb_error *err) {
+  const struct esb_egress_k8s *k = &plan->egress_k8s;
+  char *line = NULL;
+  int n = asprintf(&line, "%s\n", k->token);
+  if (n < 0)
+    return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  int rc = start_tool(h, (const char *const[]){ "follow", k->proxy }, line, (size_t)n, true, err);
+  free(line);
+  if (rc < 0)
+    return -1;
+  fcntl(h->child.out, F_SETFL, fcntl(h->child.out, F_GETFL) | O_NONBLOCK); /* read as the loop says it is readable */
+  h->ahead_len = 0;
+  h->started = h->listening = h->following = true;
+  memset(h->told, 0, sizeof h->told);
+  return 0;
+}
+
+void esb_egress_k8s_follow_stop(struct esb_egress_helper *h) {
+  if (!h->started)
+    return;
+  h->started = h->listening = false;
+  /* Killed, not asked: it may be in the middle of a connect or a write
+   * that would hold the run's end up; what it relayed is in the pipe. */
+  esb_child_kill(&h->child, SIGKILL, false);
+  blocking(h->child.out);
+  char line[128];
+  while (read_line(h, line, sizeof line) && !strncmp(line, "seen ", 5) && read_seen(h, line) == 0)
+    ;
+  int status;
+  esb_child_reap(&h->child, &status, false);
+  esb_child_close(&h->child);
+  h->ahead_len = 0;
+}
+
+int esb_egress_k8s_ledger(const struct esb_plan *plan, struct esb_egress_helper *follow,
+                          struct esb_egress_ledger *out, struct esb_error *err) {
   const struct esb_egress_k8s *k = &plan->egress_k8s;
   struct esb_egress_helper t = ESB_EGRESS_HELPER_INIT;
   char *line = NULL;
   int n = asprintf(&line, "%s\n", k->token);
   if (n < 0)
     return esb_error_set(err, ESB_E_SYSTEM, "out of memory");
-  int rc = start_tool(&t, (const char *const[]){ "ledger", k->proxy }, line, (size_t)n, err);
+  int rc = start_tool(&t, (const char *const[]){ "ledger", k->proxy }, line, (size_t)n, false, err);
   free(line);
   if (rc < 0) {
     out->left_off++;
     return -1;
   }
-  rc = read_ledger(&t, out);
+  rc = read_ledger(&t, out, follow);
   if (end_tool(&t, "the run's ledger from the shared proxy", err) < 0 || rc < 0) {
     if (err->code == ESB_OK)
       esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "egress: the shared proxy's ledger of the run did not read");

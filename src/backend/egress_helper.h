@@ -68,6 +68,10 @@ struct esb_egress_helper {
   void *seen_userdata;
   char ahead[4096];          /* what poll read that finish has not */
   size_t ahead_len;
+  /* a follow's (esb_egress_k8s_follow): the run's ledger entries on_seen
+   * was told of, by their index in it, bit i of told[i / 8] */
+  bool following;
+  unsigned char told[ESB_EGRESS_LEDGER_MAX / 8];
 };
 
 #define ESB_EGRESS_HELPER_INIT { .child = ESB_CHILD_INIT }
@@ -99,7 +103,34 @@ bool esb_egress_helper_poll(struct esb_egress_helper *h);
  * (what was read stays in *out, left_off counting one more). */
 int esb_egress_helper_finish(struct esb_egress_helper *h, struct esb_egress_ledger *out);
 
-/* ---- Kubernetes: the shared proxy (backend/egress_token.h) ---- */
+/* ---- Kubernetes: the shared proxy (backend/egress_token.h) ----
+ *
+ * The engine sees none of a k8s run's connections: the shared proxy does.
+ * Its verdicts reach the engine two ways, both asked with the run's token
+ * (so only the run's engine, or its program, can read them):
+ * - while the run goes on, for output events, a follow: one long GET of
+ *   ESB_EGRESS_FOLLOW_PATH (backend/egress_proxy.h) by a process beside
+ *   kubectl (echo-sandbox-egress follow), which the proxy answers with each
+ *   verdict of the run as it gives it, each with the entry's index in the
+ *   run's ledger; the engine watches the process's stdout as the exec's
+ *   aux fd, as it watches the local proxy's;
+ * - at the run's end, the ledger (esb_egress_k8s_ledger): complete, with
+ *   the bytes, once the run's connections have ended.
+ * The result's egress is the ledger's alone; the follow only tells. An
+ * entry the follow did not tell (it lagged, broke, or the proxy has no
+ * follow) is told from the ledger, by its index, so each verdict is one
+ * event, never two, never none. Why a follow the engine opens: the proxy
+ * needs no way to reach an engine (engines are CLIs and daemons anywhere,
+ * the proxy a Service), holds nothing per run beyond the ledger it keeps
+ * already, and the token bounds the follow (it ends at the token's
+ * expiry). Why a process: the engine links no socket client for it, and a
+ * follow that hangs (a connect, a write) holds up nothing of the loop: the
+ * run's end kills it.
+ *
+ * The proxy keeps each run's ledger in its memory: with more than one
+ * replica a run's connections could reach several, and the ledger and the
+ * follow one replica's part of it. deploy/egress.yaml runs one replica
+ * (doc/network.md says what that costs). */
 
 #define ESB_EGRESS_K8S_GRACE_S 60 /* a token outlives its run's deadline by this, unless egress.k8s.grace_s */
 
@@ -117,11 +148,33 @@ int esb_egress_k8s_check(const char *proxy, const char *key_file, const char *ca
  * with *err. */
 int esb_egress_k8s_prepare(struct esb_plan *plan, struct esb_error *err);
 
+/* The run's verdicts while it goes on, for output events: starts
+ * echo-sandbox-egress follow, which holds a long GET of the shared proxy's
+ * ESB_EGRESS_FOLLOW_PATH with the run's token and writes each verdict the
+ * proxy gives on its stdout (h->child.out), as the local helper's "seen"
+ * records with the entry's index in the run's ledger after them. The
+ * caller watches that fd and calls esb_egress_helper_poll when it is
+ * readable, which tells h->on_seen (set first) of each entry once. The
+ * process ends killed by esb_egress_k8s_follow_stop (the run's end), when
+ * the proxy ends the answer (the token's expiry), or at our own end,
+ * whatever kills us: by the parent-death signal every child of ours has,
+ * and by its stdin's end (our pipe). 0, or -1 with *err (nothing started:
+ * the verdicts are all told from the ledger at the run's end). */
+int esb_egress_k8s_follow(struct esb_egress_helper *h, const struct esb_plan *plan, struct esb_error *err);
+
+/* Ends the follow (killed: what it relayed is in its pipe, read here and
+ * told; what it had not relayed the ledger tells) and reaps it. told stays
+ * for esb_egress_k8s_ledger. Idempotent. */
+void esb_egress_k8s_follow_stop(struct esb_egress_helper *h);
+
 /* The run's ledger from the shared proxy (echo-sandbox-egress ledger), into
- * *out. Blocks until the proxy answers: it waits up to 2 s for the run's
- * connections to end, and the query is bounded by 10 s waits. 0, or -1
- * with *err (out then counts one left off: what it could not say is not
- * claimed absent). */
-int esb_egress_k8s_ledger(const struct esb_plan *plan, struct esb_egress_ledger *out, struct esb_error *err);
+ * *out; where follow is not NULL, its on_seen is told of each of the
+ * ledger's entries the follow did not tell (by index: each entry is told
+ * once, by one or the other). Blocks until the proxy answers: it waits up
+ * to 2 s for the run's connections to end, and the query is bounded by
+ * 10 s waits. 0, or -1 with *err (out then counts one left off: what it
+ * could not say is not claimed absent). */
+int esb_egress_k8s_ledger(const struct esb_plan *plan, struct esb_egress_helper *follow,
+                          struct esb_egress_ledger *out, struct esb_error *err);
 
 #endif

@@ -13,7 +13,10 @@
  * with its run's token (backend/egress_token.h), until SIGTERM.
  * "sign KEY_FILE": the engine's: a grant on stdin, its token on stdout.
  * "ledger URL": the engine's: a run's token on stdin, the run's ledger
- * from the shared proxy at URL on stdout. */
+ * from the shared proxy at URL on stdout.
+ * "follow URL": the engine's, while a run goes on: a run's token on stdin,
+ * the run's verdicts as the shared proxy at URL gives them on stdout,
+ * until the proxy ends the answer (the token's expiry) or stdin ends. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -142,7 +145,8 @@ static const char usage[] =
   "                 [--ca-cert FILE --ca-key FILE] [--secret NAME=FILE]... [--upstream-ca FILE]\n"
   "                 [--net-allow RANGE]... [--hosts-file FILE]   (the shared proxy of a cluster's runs)\n"
   "       echo-sandbox-egress sign KEY_FILE    (a grant on stdin: its token)\n"
-  "       echo-sandbox-egress ledger URL       (a token on stdin: its run's ledger)\n";
+  "       echo-sandbox-egress ledger URL       (a token on stdin: its run's ledger)\n"
+  "       echo-sandbox-egress follow URL       (a token on stdin: its run's verdicts as given, until stdin ends)\n";
 
 /* A failure's words, one line, to stderr: the exit status says the rest. */
 static int fail(const struct esb_error *err) {
@@ -195,6 +199,8 @@ int main(int argc, char **argv) {
     return sign_main(argv[2]);
   if (argc == 3 && !strcmp(argv[1], "ledger"))
     return esb_egress_ledger_main(argv[2]);
+  if (argc == 3 && !strcmp(argv[1], "follow"))
+    return esb_egress_follow_main(argv[2]);
   if (argc != 1) {
     fputs(usage, stderr);
     return 2;

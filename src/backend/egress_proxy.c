@@ -37,6 +37,7 @@ enum {
   RUNS_MAX = 4096,         /* the shared proxy's ledgers kept */
   RUN_KEEP_S = 600,        /* how long past its token's expiry a run's ledger is kept */
   LEDGER_WAIT_MS = 2000,   /* a ledger query waits that long for the run's connections to end */
+  FOLLOW_TICK_S = 1,       /* a follow looks whether the engine closed it that often */
   WAIT_MS = 10000,         /* for a head, a ClientHello, a connect */
   RELAY_BYTES = 65536,
   HEADERS_MAX = 128,       /* a head's headers, where the proxy rewrites it */
@@ -63,8 +64,11 @@ struct esb_egress_conn {
 struct esb_egress_run {
   char id[ESB_EGRESS_RUN_MAX + 1];
   int64_t expires;
-  unsigned live;          /* its connections being served */
+  unsigned live;          /* its connections being served, follows among them */
+  unsigned following;     /* its follows (GET ESB_EGRESS_FOLLOW_PATH): no attempts */
   struct esb_egress_ledger ledger;
+  uint16_t judged[ESB_EGRESS_LEDGER_MAX]; /* its entries in the order of their verdicts */
+  size_t n_judged;
   struct esb_egress_run *next;
 };
 
@@ -105,7 +109,11 @@ static void set_verdict(struct esb_egress_conn *c, enum esb_egress_reason reason
   struct esb_egress_proxy *p = c->proxy;
   struct esb_egress_attempt seen = { 0 };
   pthread_mutex_lock(&p->lock);
-  bool tell = c->entry >= 0 && !c->judged && p->on_verdict;
+  bool first = c->entry >= 0 && !c->judged, tell = first && p->on_verdict;
+  if (first && c->run && c->run->n_judged < ESB_EGRESS_LEDGER_MAX) { /* the shared proxy's: for its run's follows */
+    c->run->judged[c->run->n_judged++] = (uint16_t)c->entry;
+    pthread_cond_broadcast(&p->ended);
+  }
   if (c->entry >= 0) {
     c->ledger->v[c->entry].reason = reason;
     c->ledger->v[c->entry].allowed = reason == ESB_EGRESS_ALLOWED;
@@ -1008,7 +1016,7 @@ static void answer_ledger(struct esb_egress_conn *c, const struct head *h) {
   FILE *f = open_memstream(&body, &len);
   pthread_mutex_lock(&p->lock);
   c->run->live--; /* the query's own */
-  while (c->run->live && !p->stopping && pthread_cond_timedwait(&p->ended, &p->lock, &until) == 0)
+  while (c->run->live > c->run->following && !p->stopping && pthread_cond_timedwait(&p->ended, &p->lock, &until) == 0)
     ;
   if (f)
     esb_egress_ledger_write(&c->run->ledger, f);
@@ -1026,9 +1034,58 @@ static void answer_ledger(struct esb_egress_conn *c, const struct head *h) {
   free(body);
 }
 
-static bool ledger_query(const struct head *h) {
-  static const char path[] = ESB_EGRESS_LEDGER_PATH;
-  return h->parser.method == HTTP_GET && h->url_len == sizeof path - 1 && !memcmp(h->buf + h->url_off, path, h->url_len);
+/* The run's verdicts from the first on (for each, "seen REASON PORT OUT
+ * IN LENGTH INDEX", its host and a newline: backend/egress_helper.h's
+ * record and the entry's index in the run's ledger), then each as it is
+ * given, as a plain HTTP answer without a length: the engine's follow while
+ * the run goes on (GET ESB_EGRESS_FOLLOW_PATH with the run's token). It
+ * ends at the token's expiry, when the engine closes it, or at our stop;
+ * the entries' indexes let the engine tell from the ledger, once the run
+ * has ended, those the follow did not bring, and no other. The follow is
+ * no attempt, and a ledger query does not wait for it. */
+static void follow_ledger(struct esb_egress_conn *c, const struct head *h) {
+  static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n";
+  struct esb_egress_proxy *p = c->proxy;
+  if (admit(c, h, false) != ESB_EGRESS_ALLOWED) {
+    refuse(c, ESB_EGRESS_BAD_TOKEN, "follow", 0);
+    return;
+  }
+  bool on = send_all(c->client, head, sizeof head - 1);
+  size_t next = 0;
+  pthread_mutex_lock(&p->lock);
+  c->run->following++;
+  while (on && !p->stopping && (int64_t)time(NULL) < c->grant.expires) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = next < c->run->n_judged ? open_memstream(&text, &len) : NULL;
+    for (; f && next < c->run->n_judged; next++) {
+      const struct esb_egress_attempt *a = &c->run->ledger.v[c->run->judged[next]];
+      fprintf(f, "seen %u %u 0 0 %zu %u\n%s\n", (unsigned)a->reason, a->port, strlen(a->host),
+              (unsigned)c->run->judged[next], a->host);
+    }
+    pthread_mutex_unlock(&p->lock); /* a slow engine holds up its follow alone */
+    if (f && fclose(f) != 0)
+      on = false;
+    else if (len)
+      on = send_all(c->client, text, len);
+    free(text);
+    struct pollfd gone = { .fd = c->client, .events = POLLIN | POLLRDHUP }; /* the engine says nothing more */
+    on = on && poll(&gone, 1, 0) == 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += FOLLOW_TICK_S;
+    pthread_mutex_lock(&p->lock);
+    if (on && next == c->run->n_judged && !p->stopping)
+      pthread_cond_timedwait(&p->ended, &p->lock, &until);
+  }
+  c->run->following--;
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* A GET of path, the shared proxy's own (no attempt of a run's). */
+static bool asks(const struct head *h, const char *path) {
+  size_t len = strlen(path);
+  return h->parser.method == HTTP_GET && h->url_len == len && !memcmp(h->buf + h->url_off, path, len);
 }
 
 /* The injection the connection's token names for host, with the proxy's
@@ -1062,8 +1119,8 @@ static void serve_request(struct esb_egress_conn *c, char *buf) {
   size_t len = 0;
   bool head_read = read_head(&(struct end){ .fd = c->client }, buf, &len, &h) == 0;
   enum esb_egress_reason r = head_read ? find_target(&h, &t) : ESB_EGRESS_BAD_REQUEST;
-  if (p->shared && head_read && ledger_query(&h)) {
-    answer_ledger(c, &h);
+  if (p->shared && head_read && (asks(&h, ESB_EGRESS_LEDGER_PATH) || asks(&h, ESB_EGRESS_FOLLOW_PATH))) {
+    (asks(&h, ESB_EGRESS_LEDGER_PATH) ? answer_ledger : follow_ledger)(c, &h);
     return;
   }
   enum esb_egress_reason token = p->shared ? admit(c, head_read ? &h : NULL, true) : ESB_EGRESS_ALLOWED;
@@ -1372,7 +1429,7 @@ void esb_egress_proxy_stop(struct esb_egress_proxy *p) {
     return;
   pthread_mutex_lock(&p->lock);
   p->stopping = true;
-  pthread_cond_broadcast(&p->ended); /* a ledger query waits no more */
+  pthread_cond_broadcast(&p->ended); /* a ledger query, a follow waits no more */
   if (p->listen_fd >= 0)
     shutdown(p->listen_fd, SHUT_RDWR);
   for (struct esb_egress_conn *c = p->conns; c; c = c->next) {

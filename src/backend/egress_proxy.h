@@ -91,7 +91,7 @@ struct esb_egress_proxy {
   size_t key_len;
   struct esb_egress_run *runs;  /* their ledgers, kept for the engines' queries */
   size_t n_runs;
-  pthread_cond_t ended;         /* a connection of a run ended (under lock) */
+  pthread_cond_t ended;         /* a connection of a run ended, or a verdict was given (under lock) */
 };
 
 #define ESB_EGRESS_PROXY_INIT { .listen_fd = -1 }
@@ -125,6 +125,12 @@ struct esb_egress_shared {
  * words once the run's connections have ended. */
 #define ESB_EGRESS_LEDGER_PATH "/echo-sandbox/ledger"
 
+/* Where the engine follows a run's verdicts while it goes on: a GET of
+ * this path, with the run's token, answered with each verdict as it is
+ * given, until the token's expiry or the engine's close (egress_proxy.c's
+ * follow_ledger has the words). */
+#define ESB_EGRESS_FOLLOW_PATH "/echo-sandbox/follow"
+
 /* Readies the shared proxy: plan holds the secrets' files
  * (egress_secrets), upstream_ca and local.network_allow (each run's lists
  * are its token's). 0, or -1 with *err. */
@@ -146,9 +152,12 @@ void esb_egress_ledger_write(const struct esb_egress_ledger *l, FILE *f);
 /* echo-sandbox-egress's modes for Kubernetes (egress_serve.c): "serve
  * OPTIONS" (argv[0] "serve"), the shared proxy until SIGTERM or SIGINT;
  * "ledger URL", a run's ledger from the shared proxy at URL (the run's
- * token on stdin) to stdout. Each returns the exit status. */
+ * token on stdin) to stdout; "follow URL", the run's verdicts as they are
+ * given (the token on stdin, whose end stops it) to stdout. Each returns
+ * the exit status. */
 int esb_egress_serve_main(int argc, char **argv, const char *usage);
 int esb_egress_ledger_main(const char *url);
+int esb_egress_follow_main(const char *url);
 
 /* Stops serving: no new connection, every live one shut down, every
  * thread joined. The ledger stays. Idempotent. */

@@ -1,10 +1,12 @@
-/* echo-sandbox-egress on Kubernetes: the shared proxy ("serve"), and the
- * engine's query of a run's ledger ("ledger"); backend/egress_proxy.h. */
+/* echo-sandbox-egress on Kubernetes: the shared proxy ("serve"), the
+ * engine's query of a run's ledger ("ledger") and its follow of the run's
+ * verdicts while it goes on ("follow"); backend/egress_proxy.h. */
 #include "backend/egress_proxy.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,8 +112,9 @@ int esb_egress_serve_main(int argc, char **argv, const char *usage) {
 /* ---- the engine's query of a run's ledger ---- */
 
 /* A connection to URL's ("http://HOST:PORT", a path after it ignored)
- * host, its waits bounded by QUERY_WAIT_S. The socket, or -1 with err. */
-static int dial(const char *url, struct esb_error *err) {
+ * host, its waits bounded by QUERY_WAIT_S, for what (the mode, in err's
+ * words). The socket, or -1 with err. */
+static int dial(const char *url, const char *what, struct esb_error *err) {
   char host[256], port[8] = "80";
   const char *h = strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
   const char *at = h ? strchr(h, '@') : NULL;
@@ -119,7 +122,7 @@ static int dial(const char *url, struct esb_error *err) {
     h = at + 1; /* credentials in the URL are no part of the address */
   size_t n = h ? strcspn(h, ":/") : 0;
   if (!h || !n || n >= sizeof host)
-    return esb_error_set(err, ESB_E_INVALID_REQUEST, "ledger: %s is no http://HOST:PORT", url);
+    return esb_error_set(err, ESB_E_INVALID_REQUEST, "%s: %s is no http://HOST:PORT", what, url);
   memcpy(host, h, n);
   host[n] = '\0';
   if (h[n] == ':')
@@ -127,7 +130,7 @@ static int dial(const char *url, struct esb_error *err) {
   struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *list = NULL;
   int fd = -1, gai = getaddrinfo(host, port, &hints, &list);
   if (gai != 0)
-    return esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "ledger: %s: %s", host, gai_strerror(gai));
+    return esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "%s: %s: %s", what, host, gai_strerror(gai));
   struct timeval tv = { .tv_sec = QUERY_WAIT_S };
   for (struct addrinfo *a = list; a && fd < 0; a = a->ai_next) {
     fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -139,7 +142,7 @@ static int dial(const char *url, struct esb_error *err) {
     }
   }
   freeaddrinfo(list);
-  return fd >= 0 ? fd : esb_error_errno(err, ESB_E_BACKEND_UNAVAILABLE, "ledger: connecting to %s", url);
+  return fd >= 0 ? fd : esb_error_errno(err, ESB_E_BACKEND_UNAVAILABLE, "%s: connecting to %s", what, url);
 }
 
 /* The whole answer (until the proxy closes), at most ANSWER_MAX bytes. */
@@ -162,6 +165,23 @@ static char *read_answer(int fd, size_t *len) {
   return buf;
 }
 
+/* A GET of path with the run's token, sent to URL's host, for what (the
+ * mode, in err's words). The socket, its answer to come, or -1 with err. */
+static int ask(const char *url, const char *what, const char *path, const char *token, struct esb_error *err) {
+  char *auth = esb_egress_token_basic(token), *request = NULL;
+  int fd = auth ? dial(url, what, err) : esb_error_set(err, ESB_E_SYSTEM, "out of memory");
+  int len = fd >= 0 ? asprintf(&request, "GET %s HTTP/1.1\r\nHost: echo-sandbox-egress\r\nProxy-Authorization: "
+                               "%s\r\nConnection: close\r\n\r\n", path, auth) : -1;
+  if (fd >= 0 && (len < 0 || esb_write_all(fd, request, (size_t)len) < 0)) {
+    esb_error_errno(err, ESB_E_BACKEND_UNAVAILABLE, "%s: asking %s", what, url);
+    close(fd);
+    fd = -1;
+  }
+  free(auth);
+  free(request);
+  return fd;
+}
+
 int esb_egress_ledger_main(const char *url) {
   struct esb_error err = ESB_ERROR_INIT;
   char token[ESB_EGRESS_TOKEN_MAX + 2];
@@ -170,12 +190,10 @@ int esb_egress_ledger_main(const char *url) {
     return say_error(&err);
   }
   token[strcspn(token, "\n")] = '\0';
-  char *auth = esb_egress_token_basic(token), *request = NULL, *answer = NULL;
-  int fd = auth ? dial(url, &err) : esb_error_set(&err, ESB_E_SYSTEM, "out of memory");
-  int len = fd >= 0 ? asprintf(&request, "GET %s HTTP/1.1\r\nHost: echo-sandbox-egress\r\nProxy-Authorization: "
-                               "%s\r\nConnection: close\r\n\r\n", ESB_EGRESS_LEDGER_PATH, auth) : -1;
+  char *answer = NULL;
+  int fd = ask(url, "ledger", ESB_EGRESS_LEDGER_PATH, token, &err);
   size_t got = 0;
-  if (len > 0 && (esb_write_all(fd, request, (size_t)len) < 0 || !(answer = read_answer(fd, &got))))
+  if (fd >= 0 && !(answer = read_answer(fd, &got)))
     esb_error_errno(&err, ESB_E_BACKEND_UNAVAILABLE, "ledger: %s did not answer whole", url);
   const char *body = answer ? strstr(answer, "\r\n\r\n") : NULL;
   if (answer && (strncmp(answer, "HTTP/1.1 200 ", 13) != 0 || !body))
@@ -185,8 +203,70 @@ int esb_egress_ledger_main(const char *url) {
     fwrite(body + 4, 1, got - (size_t)(body + 4 - answer), stdout);
   if (fd >= 0)
     close(fd);
-  free(auth);
-  free(request);
   free(answer);
   return err.code != ESB_OK ? say_error(&err) : fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* ---- the engine's follow of a run's verdicts ---- */
+
+/* The answer's head (at most sizeof head bytes) from fd: whether it says
+ * 200, the body's bytes that came with it into body (*n). */
+static bool read_follow_head(int fd, char *body, size_t cap, size_t *n, struct esb_error *err) {
+  char head[4096];
+  size_t len = 0;
+  const char *end = NULL;
+  while (!end && len < sizeof head - 1) {
+    ssize_t r = read(fd, head + len, sizeof head - 1 - len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    len += (size_t)r;
+    head[len] = '\0';
+    end = strstr(head, "\r\n\r\n");
+  }
+  if (!end || strncmp(head, "HTTP/1.1 200 ", 13) != 0) {
+    head[len] = '\0';
+    esb_error_set(err, ESB_E_BACKEND_UNAVAILABLE, "follow: the proxy answered %.*s", (int)strcspn(head, "\r\n"),
+                  len ? head : "nothing");
+    return false;
+  }
+  *n = len - (size_t)(end + 4 - head);
+  if (*n > cap)
+    *n = cap;
+  memcpy(body, end + 4, *n);
+  return true;
+}
+
+int esb_egress_follow_main(const char *url) {
+  struct esb_error err = ESB_ERROR_INIT;
+  char token[ESB_EGRESS_TOKEN_MAX + 2], buf[4096];
+  /* the token's line alone: the rest of stdin is its end, read below from fd 0 unbuffered */
+  ssize_t got = 0, r = 0;
+  while (got < (ssize_t)sizeof token - 1 && (got == 0 || token[got - 1] != '\n') &&
+         ((r = read(STDIN_FILENO, token + got, 1)) > 0 || (r < 0 && errno == EINTR)))
+    got += r > 0 ? r : 0;
+  if (got == 0 || token[got - 1] != '\n') {
+    esb_error_set(&err, ESB_E_INVALID_REQUEST, "follow: stdin holds no token line");
+    return say_error(&err);
+  }
+  token[got - 1] = '\0';
+  int fd = ask(url, "follow", ESB_EGRESS_FOLLOW_PATH, token, &err);
+  size_t n = 0;
+  bool on = fd >= 0 && read_follow_head(fd, buf, sizeof buf, &n, &err);
+  /* the body as it comes, until the proxy ends it or the engine ends our stdin */
+  while (on && (n == 0 || esb_write_all(STDOUT_FILENO, buf, n) == 0)) {
+    struct pollfd fds[2] = { { .fd = fd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
+    if (poll(fds, 2, -1) < 0 && errno != EINTR)
+      break;
+    n = 0;
+    if (fds[1].revents)
+      break;
+    if (fds[0].revents && (r = read(fd, buf, sizeof buf)) <= 0 && !(r < 0 && errno == EINTR))
+      break;
+    n = fds[0].revents && r > 0 ? (size_t)r : 0;
+  }
+  if (fd >= 0)
+    close(fd);
+  return err.code != ESB_OK ? say_error(&err) : 0;
 }

@@ -522,6 +522,12 @@ static void stop_watch(struct esb_k8s_run *run) {
   esb_k8s_watch_leave(run);
 }
 
+static bool poll_follow(struct esb_exec *exec, void *userdata) {
+  (void)exec;
+  struct esb_k8s_run *run = userdata;
+  return esb_egress_helper_poll(&run->follow);
+}
+
 /* Starts one kubectl child on the loop, its stdin in then in_fd's bytes
  * (-1: none); -1 with run->exec.result saying why. in_fd is set before the
  * start, which is where the loop tells a regular file (read at a fixed
@@ -549,6 +555,10 @@ static int start_kubectl(struct esb_k8s_run *run, char **argv, const char *in, s
   o.on_done = step_done;
   o.on_output = run->state == ESB_K8S_RUN ? on_run_output : NULL;
   o.stdout_by_caller = run->state == ESB_K8S_RUN; /* the frames after the program's output are ours */
+  if (run->state == ESB_K8S_RUN && run->follow.listening) { /* the proxy's verdicts, as they are given */
+    o.aux_fd = run->follow.child.out;
+    o.on_aux = poll_follow;
+  }
   o.userdata = run;
   return esb_exec_start(run->loop, e, &o);
 }
@@ -766,6 +776,12 @@ static int start_run_step(struct esb_k8s_run *run) {
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
   if (!run->adopted)
     run->create_attempts++;
+  if (plan->egress_k8s.token && !run->in_session && run->output.on_egress && !run->follow.started) {
+    struct esb_error err = ESB_ERROR_INIT; /* without it, the verdicts are told at the run's end */
+    run->follow.on_seen = run->output.on_egress;
+    run->follow.seen_userdata = run->output.userdata;
+    esb_egress_k8s_follow(&run->follow, plan, &err);
+  }
   char **argv = run->in_session || run->warm ? exec_argv(run, left_ms ? left_ms : 1)
                  : run->adopted                ? attach_argv(plan)
                                                : esb_k8s_run_argv(plan);
@@ -1574,14 +1590,15 @@ static bool reason_is_transient(const char *reason) {
  * its connections (the engine saw none of them). */
 static void take_ledger(struct esb_k8s_run *run) {
   struct esb_error err = ESB_ERROR_INIT;
+  /* the verdicts as output events: the follow's while the run went on,
+   * then the ledger's that it did not tell */
+  esb_egress_k8s_follow_stop(&run->follow);
+  run->follow.on_seen = run->output.on_egress;
+  run->follow.seen_userdata = run->output.userdata;
   run->result.egress.wanted = true;
-  if (esb_egress_k8s_ledger(run->plan, &run->result.egress, &err) < 0)
+  if (esb_egress_k8s_ledger(run->plan, &run->follow, &run->result.egress, &err) < 0)
     esb_result_warn(&run->result, "the egress proxy's ledger could not be read whole (left_off counts what it could "
                     "not say): %s", err.message);
-  /* the verdicts as output events: here at the run's end, the first the
-   * engine hears of them */
-  for (size_t i = 0; run->output.on_egress && i < run->result.egress.n; i++)
-    run->output.on_egress(&run->result.egress.v[i], run->output.userdata);
 }
 
 static void finish(struct esb_k8s_run *run) {
@@ -2021,6 +2038,7 @@ void esb_k8s_release(struct esb_k8s_run *run) {
   }
   esb_strv_free(run->argv);
   run->argv = NULL;
+  esb_egress_k8s_follow_stop(&run->follow);
   esb_k8s_watch_leave(run);
   free(run->stdin_buf);
   run->stdin_buf = NULL;

@@ -42,6 +42,7 @@
 #define ESB_BACKEND_K8S_H
 
 #include "engine/runtime/loop.h"
+#include "backend/egress_helper.h"
 #include "backend/k8s_command.h"
 #include "backend/k8s_warm.h"
 #include "backend/kube_api.h"
@@ -187,10 +188,13 @@ struct esb_k8s_run {
   char exec_said[640];       /* what followed the mark: its word */
   size_t exec_said_len;
   struct esb_kube_exec_word exec_word; /* how the exec ended, once it has */
+  /* the network by name: the shared proxy's verdicts while the run goes
+   * on, for output.on_egress (egress_helper.h's follow) */
+  struct esb_egress_helper follow;
 };
 
 #define ESB_K8S_RUN_INIT { .result = ESB_RESULT_INIT, .exec = ESB_EXEC_INIT, .stdin_fd = -1, \
-                           .output = ESB_OUTPUT_SINK_NONE }
+                           .output = ESB_OUTPUT_SINK_NONE, .follow = ESB_EGRESS_HELPER_INIT }
 
 /* Starts the run on the loop. Returns 0, after which on_done runs once with
  * the result complete and the pod deleted (or the failure to delete it in
