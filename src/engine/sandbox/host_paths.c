@@ -32,6 +32,7 @@ static struct kept {
 static size_t n_kept;
 static int changes = -1; /* inotify: the watched directories */
 static int mounts = -1;  /* /proc/self/mountinfo: POLLPRI when a mount came or went */
+static bool keeping;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void drop_all(void) {
@@ -46,6 +47,14 @@ static void drop_all(void) {
   if (mounts >= 0)
     close(mounts);
   changes = mounts = -1;
+}
+
+void esb_host_paths_keep(bool on) {
+  pthread_mutex_lock(&lock);
+  keeping = on;
+  if (!on)
+    drop_all();
+  pthread_mutex_unlock(&lock);
 }
 
 void esb_host_paths_begin(void) {
@@ -162,7 +171,7 @@ int esb_host_paths_lstat(const char *path, struct stat *st, char *target, size_t
       return answer(&kept[i], st, target, n);
   }
   /* Watched before the lookup: a change after the watch is told. */
-  bool keepable = n_kept < MAX_KEPT && listening() && watch_ancestors(path);
+  bool keepable = keeping && n_kept < MAX_KEPT && listening() && watch_ancestors(path);
   int rc = look_up(path, st, target, n);
   int saved = errno;
   if (keepable && (rc == 0 || errno == ENOENT || errno == ENOTDIR))

@@ -29,14 +29,20 @@
  * in the next plan, as one between a fresh lstat and the run's bind did.
  *
  * The answers are the process's, for every policy: a path is its own key,
- * so a policy loaded anew asks for its paths as any plan does. Thread-safe
- * (the pool's threads plan runs at once). */
+ * so a policy loaded anew asks for its paths as any plan does. Kept only
+ * once a long-lived caller (batch, serve) asks for it: the two fds it holds
+ * are no business of a process that embeds the engine for a run or two.
+ * Thread-safe (the pool's threads plan runs at once). */
 #ifndef ESB_ENGINE_HOST_PATHS_H
 #define ESB_ENGINE_HOST_PATHS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
+
+/* Whether answers are kept from now on (off: every lookup is the host's,
+ * and what was kept is dropped, its fds closed). Off at the start. */
+void esb_host_paths_keep(bool on);
 
 /* Begins a plan's lookups: drops the kept answers if the host told of a
  * change since the last plan, and holds the lock until
