@@ -356,6 +356,26 @@ mounts[#mounts + 1] = { host = "DIR/m/f", path = "/etc/esb-m", writable = true }
     end)
   end)
 
+  -- An ignored signal stays ignored across exec: the server, exec'd by an
+  -- engine that ignores some (the CLI ignores SIGPIPE), sets them all to
+  -- SIG_DFL once at its start, and each run it forks leaves them so
+  -- (sandbox_child.c, esb_child_reset_dispositions_once). Checked: with the
+  -- server only saying it had (no reset), the program's SigIgn had HUP, INT
+  -- and PIPE. (glibc's own signals, 32 and 33, are not ours to reset.)
+  it("starts each run's program with none of the engine's ignored signals ignored", function()
+    local request = cjson.encode { program = "/bin/grep", args = { "^SigIgn", "/proc/self/status" } }
+    local out, err, code = env.cli_run({ "batch", "-j", "1" }, request .. "\n" .. request .. "\n",
+                                       "trap '' HUP INT PIPE;")
+    assert.are.equal(0, code, err)
+    local n = 0
+    for line in out:gmatch("[^\n]+") do
+      local ignored = assert(tonumber(cjson.decode(line).stdout:match("^SigIgn:%s*(%x+)\n$"), 16), line)
+      assert.are.equal(0, ignored & 0xffffffff & ~(3 << 31), line) -- 1 to 31 (HUP 0x1, INT 0x2, PIPE 0x1000)
+      n = n + 1
+    end
+    assert.are.equal(2, n, out)
+  end)
+
   it("is not started with ECHO_SANDBOX_FORK_SERVER=0: every run execs the init program", function()
     with_daemon({ prefix = "ECHO_SANDBOX_FORK_SERVER=0" }, function(d)
       run_true(d)
