@@ -592,8 +592,8 @@ _Static_assert(sizeof reset_files / sizeof reset_files[0] ==
 /* Opens them (and v1's high-water mark and counters, reset through them)
  * for as long as a run holds the cgroup, and while it is idle in a pool
  * (esb_cgroup_pool_put): the reads when the run is over, on the way to its
- * result, and the resets of the next run then walk no path (six opens of
- * cgroup files a run, some 40 µs of a run's 1.7 ms). Where one cannot be
+ * result, and the resets of the next run then walk no path (six opens and
+ * releases of kernfs files a run saved). Where one cannot be
  * opened it is read or written by its path. An fd names the file of the
  * directory it was opened in, which the cgroup keeps for its life. */
 static void keep_files(struct esb_cgroup *cg) {
