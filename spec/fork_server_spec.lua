@@ -80,6 +80,7 @@ end
 local function with_daemon(o, body)
   local dir = os.tmpname()
   os.remove(dir)
+  if o.dir_in then dir = o.dir_in .. "/" .. dir:match("[^/]+$") end
   assert(os.execute("mkdir " .. dir))
   if o.setup then o.setup(dir) end
   local policy = o.policy and env.policy_file(o.policy:gsub("DIR", dir))
@@ -289,6 +290,90 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
         result.error and result.error.message, out)
     end
     os.remove(program)
+  end)
+
+  -- A setup: dir/secret/f, which no policy mounts, and dir/NAME/f ("one").
+  local function secret_beside(name)
+    return function(dir)
+      assert(os.execute(("mkdir -p %s/secret %s/%s"):format(dir, dir, name)))
+      env.write_file(dir .. "/secret/f", "the secret\n")
+      env.write_file(dir .. "/" .. name .. "/f", "one\n")
+    end
+  end
+
+  -- The engine keeps what lstat says of the policy's host paths from one
+  -- plan to the next (src/engine/sandbox/host_paths.h), and drops it when
+  -- the host tells of a change. A kept "directory" or "file" for what is a
+  -- symlink now would bind the symlink's target (a bind follows it): here
+  -- a secret outside the policy's paths. Checked: with esb_host_paths_begin
+  -- never dropping what it kept, the second run read "the secret", and the
+  -- path made since was not there.
+  it("sees a host path of the policy turned into a symlink in the next run as that symlink, not its target", function()
+    with_daemon({
+      dir_in = "/var/tmp", -- where no other process's files drop what was kept
+      setup = secret_beside("probe"),
+      policy = [[
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = "DIR/probe", path = "/etc/esb-probe", writable = true }
+mounts[#mounts + 1] = { host = "DIR/later", path = "/etc/esb-later" }]],
+    }, function(d, dir)
+      local script = "readlink /etc/esb-probe; cat /etc/esb-probe/f /etc/esb-later 2>/dev/null; true"
+      assert.are.equal("one\n", run_shell(d, script).stdout)
+      assert(os.rename(dir .. "/probe", dir .. "/probe.old"))
+      -- relative: under the host's root the bind would find the target
+      assert(os.execute(("ln -s secret %s/probe"):format(dir)))
+      env.write_file(dir .. "/later", "later\n")
+      assert.are.equal("secret\nlater\n", run_shell(d, script).stdout)
+    end)
+  end)
+
+  -- A mount on a path's directory changes what the path is without a
+  -- word to inotify: the mount table's change drops what was kept. (In
+  -- /var/tmp, as above: what others make in /tmp, a watched directory
+  -- above, would drop it anyway.) Checked: without the poll of
+  -- /proc/self/mountinfo, the second run read "one" (the file under the
+  -- mount, as the fork server's namespace sees it here; where it sees the
+  -- mount, a bind of the symlink follows it).
+  it("sees a host path below a directory mounted over since the last run as what the mount holds", function()
+    local mounted_at
+    with_daemon({
+      dir_in = "/var/tmp",
+      setup = secret_beside("m"),
+      policy = [[
+local mounts = policy.local_sandbox.mounts
+mounts[#mounts + 1] = { host = "DIR/m/f", path = "/etc/esb-m", writable = true }]],
+    }, function(d, dir)
+      local script = "readlink /etc/esb-m; cat /etc/esb-m 2>/dev/null; true"
+      assert.are.equal("one\n", run_shell(d, script).stdout)
+      assert(os.execute(("mount -t tmpfs -o size=64k esb-spec %s/m"):format(dir)))
+      mounted_at = dir .. "/m"
+      local ok, err = pcall(function()
+        assert(os.execute(("ln -s ../secret/f %s/m/f"):format(dir)))
+        assert.are.equal("../secret/f\n", run_shell(d, script).stdout)
+      end)
+      assert(os.execute("umount " .. mounted_at))
+      assert(ok, err)
+    end)
+  end)
+
+  -- An ignored signal stays ignored across exec: the server, exec'd by an
+  -- engine that ignores some (the CLI ignores SIGPIPE), sets them all to
+  -- SIG_DFL once at its start, and each run it forks leaves them so
+  -- (sandbox_child.c, esb_child_reset_dispositions_once). Checked: with the
+  -- server only saying it had (no reset), the program's SigIgn had HUP, INT
+  -- and PIPE. (glibc's own signals, 32 and 33, are not ours to reset.)
+  it("starts each run's program with none of the engine's ignored signals ignored", function()
+    local request = cjson.encode { program = "/bin/grep", args = { "^SigIgn", "/proc/self/status" } }
+    local out, err, code = env.cli_run({ "batch", "-j", "1" }, request .. "\n" .. request .. "\n",
+                                       "trap '' HUP INT PIPE;")
+    assert.are.equal(0, code, err)
+    local n = 0
+    for line in out:gmatch("[^\n]+") do
+      local ignored = assert(tonumber(cjson.decode(line).stdout:match("^SigIgn:%s*(%x+)\n$"), 16), line)
+      assert.are.equal(0, ignored & 0xffffffff & ~(3 << 31), line) -- 1 to 31 (HUP 0x1, INT 0x2, PIPE 0x1000)
+      n = n + 1
+    end
+    assert.are.equal(2, n, out)
   end)
 
   it("is not started with ECHO_SANDBOX_FORK_SERVER=0: every run execs the init program", function()

@@ -18,6 +18,7 @@
 #include "dispatch/job.h"
 #include "dispatch/output_events.h"
 #include "engine/cgroup.h"
+#include "engine/sandbox/host_paths.h"
 #include "engine/runtime/signals.h"
 #include "engine/fileio.h"
 #include "codec/convert.h"
@@ -376,6 +377,7 @@ int esb_cli_batch(int argc, char **argv) {
   sigfd = esb_signal_fd(exit_signals, 2);
   loop.interrupt_fd = sigfd;
   loop.cgroup_pool = &cgroups;
+  esb_host_paths_keep(true); /* the policy's host paths, as each plan finds them */
   /* The planner keeps up to `jobs` ahead (at most 64: a plan holds its
    * request's code and files). */
   int made = esb_plan_queue_init(&b.queue, jobs < 64 ? (size_t)jobs : 64);
@@ -400,6 +402,7 @@ out:
   if (queue_made)
     esb_plan_queue_destroy(&b.queue);
   esb_cgroup_pool_clear(&cgroups);
+  esb_host_paths_keep(false);
   if (sigfd >= 0)
     close(sigfd);
   free(input);

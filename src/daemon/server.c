@@ -31,6 +31,7 @@
 #include "dispatch/prove.h"
 #include "dispatch/job.h"
 #include "engine/cgroup.h"
+#include "engine/sandbox/host_paths.h"
 #include "engine/runtime/exec_path.h"
 #include "engine/strv.h"
 #include "engine/runtime/signals.h"
@@ -1765,6 +1766,7 @@ static void release_server(struct server *s) {
     free(s->unix_path);
   }
   esb_cgroup_pool_clear(&s->cgroups);
+  esb_host_paths_keep(false);
   esb_session_tasks_close(&s->tasks);
   esb_policy_close(s->policy);
   if (s->L)
@@ -1777,6 +1779,7 @@ int esb_serve(const struct esb_server_options *o) {
                       .admission = ESB_ADMISSION_INIT(o->max_running, o->max_queue),
                       .keeper = { .policy_path = o->policy_path } };
   s.loop.cgroup_pool = &s.cgroups;
+  esb_host_paths_keep(true); /* the policy's host paths, as each plan finds them */
   struct esb_error err;
   char where[256];
   int rc = 125;

@@ -582,25 +582,41 @@ static int cpu_usage_dir(const struct esb_cgroup *cg) {
   return cg->dirs[ESB_CGROUP_CPU] && counts && !cg->no_cpu_usage ? ESB_CGROUP_CPU : -1;
 }
 
-/* Opens them (and v1's high-water mark, reset through it) for as long as
- * a run holds the cgroup: the reads when the run is over, on the way to
- * its result, then walk no path. Where one cannot be opened it is read by
- * its path. */
+/* v1's counters that a reuse zeroes besides the peak (reuse): what the
+ * last run left readable in its cgroup. */
+static const char *const reset_files[] = { "memory.failcnt", "memory.memsw.max_usage_in_bytes",
+                                           "memory.memsw.failcnt" };
+_Static_assert(sizeof reset_files / sizeof reset_files[0] ==
+               sizeof ((struct esb_cgroup *)0)->reset_fds / sizeof(int), "a kept fd for each");
+
+/* Opens them (and v1's high-water mark and counters, reset through them)
+ * for as long as a run holds the cgroup, and while it is idle in a pool
+ * (esb_cgroup_pool_put): the reads when the run is over, on the way to its
+ * result, and the resets of the next run then walk no path (six opens and
+ * releases of kernfs files a run saved). Where one cannot be
+ * opened it is read or written by its path. An fd names the file of the
+ * directory it was opened in, which the cgroup keeps for its life. */
 static void keep_files(struct esb_cgroup *cg) {
   int cpu = cpu_usage_dir(cg);
   if (cg->oom_fd < 0)
     cg->oom_fd = cg_open(cg, ESB_CGROUP_MEMORY, oom_file(cg), O_RDONLY);
   if (cg->cpu_fd < 0 && cpu >= 0)
     cg->cpu_fd = cg_open(cg, cpu, cg->version == ESB_CGROUP_V2 ? "cpu.stat" : "cpuacct.usage", O_RDONLY);
-  if (cg->peak_fd < 0 && cg->version == ESB_CGROUP_V1)
+  if (cg->version != ESB_CGROUP_V1)
+    return;
+  if (cg->peak_fd < 0)
     cg->peak_fd = cg_open(cg, ESB_CGROUP_MEMORY, "memory.max_usage_in_bytes", O_RDWR);
+  for (size_t i = 0; i < sizeof reset_files / sizeof reset_files[0]; i++)
+    if (cg->reset_fds[i] < 0)
+      cg->reset_fds[i] = cg_open(cg, ESB_CGROUP_MEMORY, reset_files[i], O_WRONLY);
 }
 
-/* What a cgroup idle in a pool keeps open: none of them. */
 static void close_kept_files(struct esb_cgroup *cg) {
   close_fd(&cg->oom_fd);
   close_fd(&cg->cpu_fd);
   close_fd(&cg->peak_fd);
+  for (size_t i = 0; i < sizeof cg->reset_fds / sizeof cg->reset_fds[0]; i++)
+    close_fd(&cg->reset_fds[i]);
 }
 
 static uint64_t oom_kills(const struct esb_cgroup *cg) {
@@ -886,12 +902,11 @@ static int reuse(struct esb_cgroup *cg, const struct esb_cgroup_limits *limits) 
   keep_files(cg);
   if (cg->version == ESB_CGROUP_V1) {
     /* What the last run left readable in its cgroup: its peak and failures. */
-    static const char *const counters[] = { "memory.failcnt", "memory.memsw.max_usage_in_bytes",
-                                            "memory.memsw.failcnt" };
     if (cg->peak_fd < 0 || write(cg->peak_fd, "0", 1) != 1)
       cg_write_text(cg, ESB_CGROUP_MEMORY, "memory.max_usage_in_bytes", "0");
-    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
-      cg_write_text(cg, ESB_CGROUP_MEMORY, counters[i], "0");
+    for (size_t i = 0; i < sizeof reset_files / sizeof reset_files[0]; i++)
+      if (cg->reset_fds[i] < 0 || write(cg->reset_fds[i], "0", 1) != 1)
+        cg_write_text(cg, ESB_CGROUP_MEMORY, reset_files[i], "0");
   } else {
     /* Since Linux 6.12 a write to memory.peak makes it count from now, as
      * read through the same open file; before, the peak is the cgroup's
@@ -1189,7 +1204,10 @@ void esb_cgroup_settle(struct esb_cgroup *cg) {
 
 void esb_cgroup_pool_put(struct esb_cgroup_pool *pool, struct esb_cgroup *cg) {
   if (pool && cg->dirs[0] && pool->count < ESB_CGROUP_POOL_SIZE) {
-    close_kept_files(cg);
+    /* The first few idle ones keep their files open for the next run
+     * (keep_files); more would be fds a burst of runs leaves held. */
+    if (pool->count >= ESB_CGROUP_POOL_KEEP_FILES)
+      close_kept_files(cg);
     pool->idle[pool->count++] = *cg;
     *cg = (struct esb_cgroup)ESB_CGROUP_INIT;
     return;

@@ -100,10 +100,12 @@ struct esb_cgroup {
   bool oom_kills_known;          /* oom_kills_before holds the count at the last run's end */
   int slot_fds[ESB_CGROUP__COUNT]; /* a slot of the shared pool (esb_cgroup_claim): its
                                     directories, open and flock'ed; -1 when not one */
+  int reset_fds[3];              /* v1: the failure counts and memsw peak a reuse zeroes,
+                                    kept open with the files above; -1 when not */
 };
 
 #define ESB_CGROUP_INIT { .procs = { -1, -1, -1, -1 }, .dir_fd = -1, .peak_fd = -1, .oom_fd = -1, \
-                          .cpu_fd = -1, .slot_fds = { -1, -1, -1, -1 } }
+                          .cpu_fd = -1, .slot_fds = { -1, -1, -1, -1 }, .reset_fds = { -1, -1, -1 } }
 
 /* What a run's cgroup would be made of here, without making one (doctor,
  * policy explain): the hierarchy, the controllers that limits can use, and
@@ -133,6 +135,7 @@ void esb_cgroup_describe(const struct esb_cgroup_host *host, char *buf, size_t n
  * CPU time cannot be: their values at hand-out are kept instead). The owner
  * empties the pool with esb_cgroup_pool_clear before it exits. */
 #define ESB_CGROUP_POOL_SIZE 64
+#define ESB_CGROUP_POOL_KEEP_FILES 16 /* those that keep their files open (six fds each, v1) */
 struct esb_cgroup_pool {
   struct esb_cgroup idle[ESB_CGROUP_POOL_SIZE];
   size_t count;

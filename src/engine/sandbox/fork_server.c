@@ -20,6 +20,7 @@
 #include "engine/sandbox/fd_passing.h"
 #include "engine/sandbox/rootfs.h"
 #include "engine/sandbox/rootfs_copy.h"
+#include "engine/sandbox/sandbox_child.h"
 
 enum { MAX_FDS = ESB_WIRE_FD__END + 1 };
 _Static_assert((int)MAX_FDS <= (int)ESB_FD_PASSING_MAX, "a request's fds fit one message");
@@ -207,6 +208,8 @@ _Noreturn void esb_fork_server_main(void (*run_init)(const char *rootfs_template
    * it is gone, and so does this signal should it die first. */
   fcntl(ESB_FORK_SERVER_FD, F_SETFD, FD_CLOEXEC);
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  /* What the engine ignores stays ignored across its exec of us. */
+  esb_child_reset_dispositions_once();
   hub_setup();
   answer(0, 0, -1);
   for (;;) {

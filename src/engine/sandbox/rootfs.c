@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine/contract/request.h"
+#include "engine/sandbox/host_paths.h"
 #include "engine/sandbox/rootfs_copy.h"
 #include "engine/sandbox/spawn.h"
 
@@ -257,23 +258,17 @@ static int add_mount(struct esb_rootfs *fs, const struct esb_mount *m, struct es
     return -1;
   }
   struct stat st;
-  if (lstat(m->host, &st) < 0) {
+  char source[4096], target[4096];
+  if (esb_host_paths_lstat(m->host, &st, target, sizeof target) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return 0;
     esb_error_errno(err, ESB_E_SANDBOX_SETUP, "mount %s", m->host);
     return -1;
   }
-  char source[4096], target[4096];
   snprintf(source, sizeof source, "%s%s", ESB_ROOTFS_OLDROOT, m->host);
   if (make_parent_dirs(fs, m->path) < 0)
     goto oom;
   if (S_ISLNK(st.st_mode)) {
-    ssize_t n = readlink(m->host, target, sizeof target - 1);
-    if (n < 0) {
-      esb_error_errno(err, ESB_E_SANDBOX_SETUP, "mount %s", m->host);
-      return -1;
-    }
-    target[n] = '\0';
     if (push(fs, ESB_ROOTFS_SYMLINK, NULL, m->path, target, false) < 0)
       goto oom;
     return 0;
@@ -368,9 +363,15 @@ int esb_rootfs_plan(const struct esb_sandbox *sb, struct esb_rootfs *fs, struct 
     esb_error_errno(err, ESB_E_SANDBOX_SETUP, "planning the sandbox's root");
     goto fail;
   }
-  for (size_t i = 0; i < sb->n_mounts; i++)
-    if (add_mount(fs, &sb->mounts[i], err) < 0)
-      goto fail;
+  /* The host's paths as kept from the plans before, unless the host told
+   * of a change since (engine/sandbox/host_paths.h). */
+  esb_host_paths_begin();
+  int added = 0;
+  for (size_t i = 0; i < sb->n_mounts && added == 0; i++)
+    added = add_mount(fs, &sb->mounts[i], err);
+  esb_host_paths_end();
+  if (added < 0)
+    goto fail;
   snprintf(tmp_options, sizeof tmp_options, "mode=1777,size=%llu,nr_inodes=%llu",
            (unsigned long long)sb->tmp_size_bytes, esb_rootfs_tmpfs_inodes(sb->tmp_size_bytes));
   snprintf(workdir_options, sizeof workdir_options, "mode=0755,uid=%u,gid=%u,size=%llu,nr_inodes=%llu",

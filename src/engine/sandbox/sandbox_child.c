@@ -74,15 +74,33 @@ _Noreturn static void fail(const struct esb_child_plan *p, int step) {
   _exit(125);
 }
 
-/* Default dispositions and an empty mask: the parent blocked every signal
- * around the clone so none of its handlers can run here. */
-static void reset_signals(void) {
+/* Whether this process's dispositions are all SIG_DFL already: set by
+ * the fork server once it reset its own (which it never changes after),
+ * so that each run it forks makes none of its 64 sigaction calls again;
+ * read once, by that run (esb_child_main_exec), and cleared there. */
+static bool dispositions_default;
+
+static void reset_dispositions(void) {
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP)
       sigaction(sig, &dfl, NULL); /* fails harmlessly for the reserved ones */
+}
+
+void esb_child_reset_dispositions_once(void) {
+  reset_dispositions();
+  dispositions_default = true;
+}
+
+/* Default dispositions (an ignored signal stays ignored across exec) and
+ * an empty mask: the parent blocked every signal around the clone so none
+ * of its handlers can run here. */
+static void reset_signals(void) {
+  if (!dispositions_default)
+    reset_dispositions();
+  dispositions_default = false; /* what a process below us changes is its own */
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -256,21 +274,26 @@ static void build_root(const struct esb_child_plan *p) {
  * fanotify is bounded by the run's own host uid's limits (each write costs
  * some 5 µs). A limit this kernel lacks (its file is not there) is left:
  * only the first must hold. */
-static const struct { const char *path, *value; } namespace_limits[] = {
-  { "/proc/sys/user/max_user_namespaces", "0" },
-  { "/proc/sys/user/max_inotify_instances", "64" },
-  { "/proc/sys/user/max_inotify_watches", "16384" },
+static const struct { const char *name, *value; } namespace_limits[] = {
+  { "max_user_namespaces", "0" },
+  { "max_inotify_instances", "64" },
+  { "max_inotify_watches", "16384" },
 };
 
 static void limit_namespace(const struct esb_child_plan *p) {
+  /* The directory looked up once: each lookup in a /proc just mounted
+   * makes its dentries anew. */
+  int dir = open("/proc/sys/user", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) fail(p, STEP_NO_USERNS);
   for (size_t i = 0; i < sizeof namespace_limits / sizeof namespace_limits[0]; i++) {
-    int fd = open(namespace_limits[i].path, O_WRONLY | O_CLOEXEC);
+    int fd = openat(dir, namespace_limits[i].name, O_WRONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && i > 0)
       continue;
     size_t len = strlen(namespace_limits[i].value);
     if (fd < 0 || write(fd, namespace_limits[i].value, len) != (ssize_t)len) fail(p, STEP_NO_USERNS);
     close(fd);
   }
+  close(dir);
 }
 
 /* Namespaces are in place: finish the sandbox around this process. */

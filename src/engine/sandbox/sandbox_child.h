@@ -88,4 +88,8 @@ void esb_child_close_all_but(int *keep, int n);
 /* Reports that the plan could not be read, on report_fd, and exits. */
 _Noreturn void esb_child_plan_unreadable(int report_fd);
 
+/* The fork server's, once at its start: every disposition to SIG_DFL, as
+ * each run's init would set them; the runs it forks then leave them. */
+void esb_child_reset_dispositions_once(void);
+
 #endif
