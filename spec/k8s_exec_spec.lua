@@ -178,6 +178,26 @@ env.each_oldest_newest_kubectl(function(minor)
       end)
     end)
 
+    -- A server may split a message into frames anywhere, put a ping or a
+    -- pong between them (RFC 6455 5.4) and give a short frame's length in
+    -- 8 bytes. Checked: with a control frame taken for the end of the
+    -- message it came within, the continuation after the ping was no frame
+    -- of a server's, and the run failed (AttachLost).
+    describe("on a fake API server that fragments the exec's messages, control frames between their frames",
+             function()
+      local fixture = fake.per_spec(minor, "--fragment-exec-frames")
+      it("passes stdout and stderr exactly, and the program's exit code", function()
+        local server = fixture.server
+        local id = create(server)
+        local r = run(server, id, { shell = "printf 'out\\035put'; printf 'err\\000or' >&2; exit 7" })
+        assert.are.equal("exited", r.status, cjson.encode(r))
+        assert.are.equal(7, r.exit_code)
+        assert.are.equal("out\029put", r.stdout)
+        assert.are.equal("err\0or", r.stderr)
+        rm(server, id)
+      end)
+    end)
+
     -- Checked: with the refusals taken as the exec's failure (no kubectl
     -- after them), each run failed before the program began.
     for _, case in ipairs {

@@ -213,7 +213,9 @@ struct stream {
   unsigned char head[14];
   size_t head_have, head_need;
   uint64_t left;            /* its payload's bytes yet to come */
-  int opcode;               /* its opcode (a data message's, through its continuations) */
+  int opcode;               /* its opcode */
+  bool open;                /* a data message's final frame is yet to come: a control
+                               frame may come between its frames (RFC 6455 5.4) */
   int channel;              /* the data message's channel; -1 before its first byte */
   char control[125];
   size_t control_len;
@@ -302,14 +304,21 @@ static int frame_begins(struct stream *s) {
   else if (len == 127)
     for (int i = 0; i < 8; i++)
       len = len << 8 | h[2 + i];
-  if (opcode >= 0x8 && (len > 125 || !(h[0] & 0x80)))
-    return -1;
-  if (opcode == 0x1 || opcode == 0x2)
+  bool fin = h[0] & 0x80;
+  if (opcode >= 0x8) {
+    if (len > 125 || !fin)
+      return -1;
+  } else if (opcode == 0x1 || opcode == 0x2) {
+    if (s->open)
+      return -1; /* a message within another */
     s->channel = -1; /* a message: its first byte is its channel */
-  else if (opcode == 0x0 && s->opcode >= 0x8)
-    return -1;
-  if (opcode != 0x0)
-    s->opcode = opcode;
+    s->open = !fin;
+  } else if (opcode == 0x0 && s->open) {
+    s->open = !fin; /* the message's channel goes on */
+  } else {
+    return -1; /* a continuation of no message, or a reserved opcode */
+  }
+  s->opcode = opcode;
   s->left = len;
   s->control_len = 0;
   return 0;
@@ -463,7 +472,7 @@ void esb_kube_transport_exec(const struct esb_kube_api *api, const char *path, u
                              const char *pending, size_t pending_len, struct esb_kube_exec_word *w) {
   struct esb_kube_reply r = { 0 };
   struct esb_kube_conn c = { .fd = -1, .deadline_ns = esb_now_ns() + timeout_ms * 1000000ull, .r = &r };
-  struct stream s = { .c = &c, .head_need = 2, .opcode = 0x2, .stdin_open = true };
+  struct stream s = { .c = &c, .head_need = 2, .channel = -1, .stdin_open = true };
   char *buf = malloc(CHUNK + 64);
   size_t rest_at = 0, rest_len = 0;
   *w = (struct esb_kube_exec_word){ .end = ESB_KUBE_EXEC_ERROR };
