@@ -1695,7 +1695,12 @@ WARM_CONTROLS = {
 # --ignore-protocol-agent PREFIX: the upgrade of such a request names no
 # protocol (a server that ignores the offer) and the command runs;
 # --fragment-exec-frames: stdout and stderr in fragmented messages, with
-# control frames between their frames (ws_fragments).
+# control frames between their frames (ws_fragments); --exec-ping-flood N:
+# N pings, then one more ("last"), before the exec starts, the client's
+# frames unread meanwhile; then its pongs are read up to the last's, and
+# how many came before it is written to pongs.txt beside the port file;
+# --exec-close-before-status: a close frame comes before the status (which
+# a client must not take: nothing follows a close).
 
 def exec_options(ap):
     ap.add_argument("--deny-exec", action="store_true", help="403 on pods/exec")
@@ -1709,6 +1714,10 @@ def exec_options(ap):
                     help="WebSocket without v5 to requests whose User-Agent starts with PREFIX")
     ap.add_argument("--ignore-protocol-agent", metavar="PREFIX",
                     help="upgrade to no protocol the exec of requests whose User-Agent starts with PREFIX")
+    ap.add_argument("--exec-ping-flood", metavar="N", type=int,
+                    help="N pings and a last one before the exec's output, unread until the last's pong")
+    ap.add_argument("--exec-close-before-status", action="store_true",
+                    help="a close frame before the status of an exec'd command that ended")
     ap.add_argument("--fragment-exec-frames", action="store_true",
                     help="stdout and stderr in fragmented messages, control frames between their frames")
     ap.add_argument("--unauthorized-exec-agent", metavar="PREFIX",
@@ -1884,7 +1893,14 @@ def exec_pod(handler, ns, name, q):
         return
     sock = handler.connection
     send_frame = ws_sender(sock)
+    held = exec_ping_flood(handler, send_frame, options.exec_ping_flood) if options.exec_ping_flood else []
     proc = exec_start(pod, q.get("command", []))
+    for data in held:  # the stdin that came among the pongs
+        if data[:1] == b"\0":
+            proc.stdin.write(data[1:])
+            proc.stdin.flush()
+        elif data == b"\xff\0":
+            proc.stdin.close()
 
     relayed = bytearray()  # --drop-exec-at: the stdout relayed
 
@@ -1923,9 +1939,42 @@ def exec_pod(handler, ns, name, q):
             pass
         handler.close_connection = True
         return
+    if options.exec_close_before_status:
+        send_frame(0x8, struct.pack(">H", 1000))
     send_frame(0x2, bytes([3]) + json.dumps(exec_status(code)).encode())
     send_frame(0x8, struct.pack(">H", 1000))
     handler.close_connection = True
+
+
+def exec_ping_flood(handler, send_frame, n):
+    """--exec-ping-flood: n pings unread, a last one, the pongs up to its;
+    the data frames that came among them, returned."""
+    batch = ws_frame(0x9, b"p" * 125) * 1000
+    for _ in range(n // 1000):
+        send_frame.raw(batch)
+    send_frame(0x9, b"last")
+    pongs, held = 0, []
+    while True:
+        head = handler.rfile.read(2)
+        if len(head) < 2:
+            break
+        size = head[1] & 0x7F
+        if size == 126:
+            size = struct.unpack(">H", handler.rfile.read(2))[0]
+        elif size == 127:
+            size = struct.unpack(">Q", handler.rfile.read(8))[0]
+        mask = handler.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+        data = handler.rfile.read(size)
+        if head[0] & 0x0F == 0xA and size != 4:
+            pongs += 1  # a "p" ping's: left masked
+            continue
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        if head[0] & 0x0F == 0xA:
+            break
+        held.append(data)
+    with open(os.path.join(os.path.dirname(os.path.abspath(options.port_file)), "pongs.txt"), "w") as f:
+        f.write("%d\n" % pongs)
+    return held
 
 
 # ---- namespaces: what `spec/run --kubeconfig` makes for its run and

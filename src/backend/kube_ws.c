@@ -128,7 +128,8 @@ static bool accepted(const char *key, const char *accept) {
 
 /* What a refusal of the upgrade means: the command did not run. */
 static void refused(const struct head *h, int code, struct esb_kube_exec_word *w) {
-  const struct esb_kube_reply *r = h->r;
+  struct esb_kube_reply *r = h->r;
+  r->code = code; /* a Status without its reason is named by it (esb_kube_api_said) */
   if (code == 401) {
     w->end = ESB_KUBE_EXEC_UNAUTHORIZED;
     snprintf(w->said, sizeof w->said, "the API server refused the credentials (401)");
@@ -219,6 +220,9 @@ struct stream {
   int channel;              /* the data message's channel; -1 before its first byte */
   char control[125];
   size_t control_len;
+  char pong[125];           /* the last ping's payload, its pong yet to be queued */
+  size_t pong_len;
+  bool pong_due;
   char *status;             /* channel 3 */
   size_t status_len;
   bool status_seen, closed, broken;
@@ -324,13 +328,16 @@ static int frame_begins(struct stream *s) {
   return 0;
 }
 
-/* A frame was read whole: a control frame is answered. */
-static int frame_ends(struct stream *s) {
-  if (s->opcode == 0x8)
+/* A frame was read whole: a close ends the exec's streams, a ping is
+ * answered (answer_ping). */
+static void frame_ends(struct stream *s) {
+  if (s->opcode == 0x8) {
     s->closed = true;
-  else if (s->opcode == 0x9)
-    return queue_frame(s, 0xA, 0, false, s->control, s->control_len);
-  return 0;
+  } else if (s->opcode == 0x9) {
+    memcpy(s->pong, s->control, s->control_len);
+    s->pong_len = s->control_len;
+    s->pong_due = true;
+  }
 }
 
 /* Header length of a frame from its first two bytes. */
@@ -341,7 +348,7 @@ static size_t head_length(const unsigned char *h) {
 
 /* The bytes read from the server, split into frames anywhere. */
 static int feed(struct stream *s, const char *data, size_t len) {
-  while (len) {
+  while (len && !s->closed) { /* nothing comes after a close (RFC 6455 5.5.1) */
     if (s->left == 0 && s->head_have < s->head_need) {
       s->head[s->head_have++] = (unsigned char)*data++;
       len--;
@@ -351,8 +358,8 @@ static int feed(struct stream *s, const char *data, size_t len) {
         continue;
       if (frame_begins(s) < 0)
         return -1;
-      if (s->left == 0 && frame_ends(s) < 0)
-        return -1;
+      if (s->left == 0)
+        frame_ends(s);
       s->head_have = 0;
       s->head_need = 2;
       continue;
@@ -363,8 +370,8 @@ static int feed(struct stream *s, const char *data, size_t len) {
     data += n;
     len -= n;
     s->left -= n;
-    if (s->left == 0 && frame_ends(s) < 0)
-      return -1;
+    if (s->left == 0)
+      frame_ends(s);
   }
   return 0;
 }
@@ -450,8 +457,21 @@ static int read_stdin(struct stream *s, char *buf) {
   return queue_frame(s, 0x2, 255, true, close_stdin, 1);
 }
 
+/* The last ping's pong, once what was queued before it has gone: a server
+ * that pings and never reads holds one pong here, not one for each ping
+ * (RFC 6455 5.5.3 lets the last ping alone be answered). */
+static int answer_ping(struct stream *s) {
+  if (!s->pong_due || s->out_off < s->out_len)
+    return 0;
+  s->pong_due = false;
+  return queue_frame(s, 0xA, 0, false, s->pong, s->pong_len);
+}
+
 static int pump(struct stream *s, char *buf, size_t size) {
   while (!s->closed) {
+    if (answer_ping(s) < 0)
+      return -1;
+    write_socket(s);
     bool pending = s->out_off < s->out_len;
     struct pollfd p[2] = { { .fd = s->c->fd, .events = POLLIN | (pending ? POLLOUT : 0) | s->want },
                            { .fd = s->stdin_open && !pending ? 0 : -1, .events = POLLIN } };
@@ -463,7 +483,6 @@ static int pump(struct stream *s, char *buf, size_t size) {
       return -1;
     if (p[1].revents && read_stdin(s, buf) < 0)
       return -1;
-    write_socket(s);
   }
   return 0;
 }
