@@ -138,8 +138,12 @@ static void refused(const struct head *h, int code, struct esb_kube_exec_word *w
      * ignores the offer may have started the command, which kubectl would
      * then start again */
     w->end = ESB_KUBE_EXEC_ERROR;
-    snprintf(w->said, sizeof w->said, "error: the API server upgraded the exec to \"%s\", not the "
-             ESB_KUBE_EXEC_PROTOCOL " offered (the command may have started)", h->protocol);
+    if (strcmp(h->protocol, ESB_KUBE_EXEC_PROTOCOL) == 0) /* http_parser: no Upgrade, Connection: upgrade */
+      snprintf(w->said, sizeof w->said, "error: the API server switched the exec's protocol without the "
+               "headers of a WebSocket upgrade (the command may have started)");
+    else
+      snprintf(w->said, sizeof w->said, "error: the API server upgraded the exec to \"%s\", not the "
+               ESB_KUBE_EXEC_PROTOCOL " offered (the command may have started)", h->protocol);
   } else if (!r->body || !strstr(r->body, "\"Status\"")) {
     /* no answer of the API's (a server that does not take WebSocket or
      * v5: x/net/websocket's plain 403, a proxy's page): kubectl, as
