@@ -178,6 +178,66 @@ env.each_oldest_newest_kubectl(function(minor)
       end)
     end)
 
+    -- A server may split a message into frames anywhere, put a ping or a
+    -- pong between them (RFC 6455 5.4) and give a short frame's length in
+    -- 8 bytes. Checked: with a control frame taken for the end of the
+    -- message it came within, the continuation after the ping was no frame
+    -- of a server's, and the run failed (AttachLost).
+    describe("on a fake API server that fragments the exec's messages, control frames between their frames",
+             function()
+      local fixture = fake.per_spec(minor, "--fragment-exec-frames")
+      it("passes stdout and stderr exactly, and the program's exit code", function()
+        local server = fixture.server
+        local id = create(server)
+        -- stderr ends with the first byte of the helper's mark, its word's
+        -- mark right after it
+        local r = run(server, id, { shell = "printf 'out\\035put'; printf 'err\\000or\\035' >&2; exit 7" })
+        assert.are.equal("exited", r.status, cjson.encode(r))
+        assert.are.equal(7, r.exit_code)
+        assert.are.equal("out\029put", r.stdout)
+        assert.are.equal("err\0or\029", r.stderr)
+        rm(server, id)
+      end)
+    end)
+
+    -- Nothing follows a close frame (RFC 6455 5.5.1): a status after it is
+    -- no word of the server's on the exec. Checked: with the frames after a
+    -- close read on, this was exited 0.
+    describe("on a fake API server that closes the exec before its status", function()
+      local fixture = fake.per_spec(minor, "--exec-close-before-status")
+      it("says the exec broke after the program ended, never the status after the close", function()
+        local server = fixture.server
+        local id = create(server)
+        local r = run(server, id, { shell = "echo done" })
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.are.equal("AttachLost", r.reason)
+        assert.matches("before the API server's status came", r.error.message, 1, true)
+        assert.are.equal("done\n", r.stdout)
+        rm(server, id)
+      end)
+    end)
+
+    -- A server that pings and does not read: the client answers the last
+    -- ping once what it queued before has gone (RFC 6455 5.5.3), not every
+    -- ping, which it would hold in memory until the server reads (52 MiB
+    -- for 400000 pings). Checked: with a pong queued for each ping, all
+    -- 400000 came before the last's.
+    describe("on a fake API server that floods the exec with pings and reads none", function()
+      local pings = 400000
+      local fixture = fake.per_spec(minor, "--exec-ping-flood " .. pings)
+      it("holds no pong for each ping, and the run goes on", function()
+        local server = fixture.server
+        local id = create(server)
+        local r = run(server, id, { shell = "echo done; exit 4" })
+        assert.are.equal("exited", r.status, cjson.encode(r))
+        assert.are.equal(4, r.exit_code)
+        assert.are.equal("done\n", r.stdout)
+        local pongs = tonumber(env.read_file(server.dir .. "/pongs.txt"))
+        assert.is_true(pongs < pings, ("%d pongs for %d pings"):format(pongs, pings))
+        rm(server, id)
+      end)
+    end)
+
     -- Checked: with the refusals taken as the exec's failure (no kubectl
     -- after them), each run failed before the program began.
     for _, case in ipairs {

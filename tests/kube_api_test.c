@@ -130,6 +130,8 @@ static void exec_words(void) {
                         "[{\"reason\":\"ExitCode\",\"message\":\"999\"}]}}";
   esb_kube_exec_status_read(no_code, strlen(no_code), &w);
   is_int(w.end, ESB_KUBE_EXEC_ERROR, "an exit code out of 0-255 is no exit");
+  esb_kube_exec_status_read("{\"status\":\"Failure\"}", 20, &w);
+  is_str(w.said, "error: the exec's status failed", "a failure without its message: said whole");
   char line[600];
   w = (struct esb_kube_exec_word){ .end = ESB_KUBE_EXEC_EXIT, .exit_code = 255 };
   esb_kube_exec_word_format(&w, line, sizeof line);

@@ -809,7 +809,10 @@ class Handler(BaseHTTPRequestHandler):
         relayed = bytearray()  # the stdout this attach relayed
 
         def sender(channel, data):
-            send_frame(0x2, bytes([channel]) + data)
+            if options.fragment_exec_frames:
+                send_frame.raw(ws_fragments(channel, data))
+            else:
+                send_frame(0x2, bytes([channel]) + data)
             if channel == 1:
                 relayed.extend(data)
             cut = options.drop_attach or (options.drop_attach_at and options.drop_attach_at.encode() in relayed)
@@ -851,7 +854,7 @@ class Handler(BaseHTTPRequestHandler):
                 if opcode == 0x9:
                     send_frame(0xA, data)
                     continue
-                if not data:
+                if opcode == 0xA or not data:
                     continue
                 channel, payload = data[0], data[1:]
                 if channel == 0 and payload:
@@ -1690,7 +1693,14 @@ WARM_CONTROLS = {
 # are served v5 still); --unauthorized-exec-agent PREFIX: 401 to pods/exec requests whose
 # User-Agent starts with PREFIX (credentials that expired between requests);
 # --ignore-protocol-agent PREFIX: the upgrade of such a request names no
-# protocol (a server that ignores the offer) and the command runs.
+# protocol (a server that ignores the offer) and the command runs;
+# --fragment-exec-frames: stdout and stderr in fragmented messages, with
+# control frames between their frames (ws_fragments); --exec-ping-flood N:
+# N pings, then one more ("last"), before the exec starts, the client's
+# frames unread meanwhile; then its pongs are read up to the last's, and
+# how many came before it is written to pongs.txt beside the port file;
+# --exec-close-before-status: a close frame comes before the status (which
+# a client must not take: nothing follows a close).
 
 def exec_options(ap):
     ap.add_argument("--deny-exec", action="store_true", help="403 on pods/exec")
@@ -1704,6 +1714,12 @@ def exec_options(ap):
                     help="WebSocket without v5 to requests whose User-Agent starts with PREFIX")
     ap.add_argument("--ignore-protocol-agent", metavar="PREFIX",
                     help="upgrade to no protocol the exec of requests whose User-Agent starts with PREFIX")
+    ap.add_argument("--exec-ping-flood", metavar="N", type=int,
+                    help="N pings and a last one before the exec's output, unread until the last's pong")
+    ap.add_argument("--exec-close-before-status", action="store_true",
+                    help="a close frame before the status of an exec'd command that ended")
+    ap.add_argument("--fragment-exec-frames", action="store_true",
+                    help="stdout and stderr in fragmented messages, control frames between their frames")
     ap.add_argument("--unauthorized-exec-agent", metavar="PREFIX",
                     help="401 to pods/exec requests whose User-Agent starts with PREFIX")
 
@@ -1789,23 +1805,42 @@ def ws_upgrade(handler):
     return proto
 
 
+def ws_frame(opcode, payload, fin=True, wide=False):
+    """A server's frame; wide: its length in 8 bytes whatever it is."""
+    header = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126 and not wide:
+        header += bytes([n])
+    elif n < 65536 and not wide:
+        header += bytes([126]) + struct.pack(">H", n)
+    else:
+        header += bytes([127]) + struct.pack(">Q", n)
+    return header + payload
+
+
+def ws_fragments(channel, data):
+    """--fragment-exec-frames: a message of channel's data as a server may
+    send it (RFC 6455 5.4): its channel byte alone in a first frame, a ping
+    and a pong between its frames, its lengths in 8 bytes, an empty frame."""
+    half = len(data) // 2
+    return (ws_frame(0x2, bytes([channel]), fin=False) + ws_frame(0x9, b"ping") +
+            ws_frame(0x0, data[:half], fin=False, wide=True) + ws_frame(0xA, b"") +
+            ws_frame(0x0, b"", fin=False) + ws_frame(0x0, data[half:], wide=True))
+
+
 def ws_sender(sock):
     lock = threading.Lock()
 
     def send_frame(opcode, payload):
-        header = bytes([0x80 | opcode])
-        n = len(payload)
-        if n < 126:
-            header += bytes([n])
-        elif n < 65536:
-            header += bytes([126]) + struct.pack(">H", n)
-        else:
-            header += bytes([127]) + struct.pack(">Q", n)
+        send_raw(ws_frame(opcode, payload))
+
+    def send_raw(data):
         with lock:
             try:
-                sock.sendall(header + payload)
+                sock.sendall(data)
             except OSError:
                 pass
+    send_frame.raw = send_raw
     return send_frame
 
 
@@ -1858,7 +1893,14 @@ def exec_pod(handler, ns, name, q):
         return
     sock = handler.connection
     send_frame = ws_sender(sock)
+    held = exec_ping_flood(handler, send_frame, options.exec_ping_flood) if options.exec_ping_flood else []
     proc = exec_start(pod, q.get("command", []))
+    for data in held:  # the stdin that came among the pongs
+        if data[:1] == b"\0":
+            proc.stdin.write(data[1:])
+            proc.stdin.flush()
+        elif data == b"\xff\0":
+            proc.stdin.close()
 
     relayed = bytearray()  # --drop-exec-at: the stdout relayed
 
@@ -1867,7 +1909,10 @@ def exec_pod(handler, ns, name, q):
             data = os.read(fd.fileno(), 65536)
             if not data:
                 break
-            send_frame(0x2, bytes([channel]) + data)
+            if options.fragment_exec_frames:
+                send_frame.raw(ws_fragments(channel, data))
+            else:
+                send_frame(0x2, bytes([channel]) + data)
             if channel == 1:
                 relayed.extend(data)
             if options.drop_exec_at and channel == 1 and options.drop_exec_at.encode() in relayed:
@@ -1894,9 +1939,42 @@ def exec_pod(handler, ns, name, q):
             pass
         handler.close_connection = True
         return
+    if options.exec_close_before_status:
+        send_frame(0x8, struct.pack(">H", 1000))
     send_frame(0x2, bytes([3]) + json.dumps(exec_status(code)).encode())
     send_frame(0x8, struct.pack(">H", 1000))
     handler.close_connection = True
+
+
+def exec_ping_flood(handler, send_frame, n):
+    """--exec-ping-flood: n pings unread, a last one, the pongs up to its;
+    the data frames that came among them, returned."""
+    batch = ws_frame(0x9, b"p" * 125) * 1000
+    for _ in range(n // 1000):
+        send_frame.raw(batch)
+    send_frame(0x9, b"last")
+    pongs, held = 0, []
+    while True:
+        head = handler.rfile.read(2)
+        if len(head) < 2:
+            break
+        size = head[1] & 0x7F
+        if size == 126:
+            size = struct.unpack(">H", handler.rfile.read(2))[0]
+        elif size == 127:
+            size = struct.unpack(">Q", handler.rfile.read(8))[0]
+        mask = handler.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+        data = handler.rfile.read(size)
+        if head[0] & 0x0F == 0xA and size != 4:
+            pongs += 1  # a "p" ping's: left masked
+            continue
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        if head[0] & 0x0F == 0xA:
+            break
+        held.append(data)
+    with open(os.path.join(os.path.dirname(os.path.abspath(options.port_file)), "pongs.txt"), "w") as f:
+        f.write("%d\n" % pongs)
+    return held
 
 
 # ---- namespaces: what `spec/run --kubeconfig` makes for its run and

@@ -166,6 +166,8 @@ void esb_kube_exec_status_read(const char *json, size_t len, struct esb_kube_exe
     w->exit_code = code;
     return;
   }
-  snprintf(w->said, sizeof w->said, "error: %.*s", message ? (int)mn : 22,
-           message ? message : "the exec's status failed");
+  if (message)
+    snprintf(w->said, sizeof w->said, "error: %.*s", (int)mn, message);
+  else
+    snprintf(w->said, sizeof w->said, "error: the exec's status failed");
 }

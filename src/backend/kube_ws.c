@@ -128,7 +128,8 @@ static bool accepted(const char *key, const char *accept) {
 
 /* What a refusal of the upgrade means: the command did not run. */
 static void refused(const struct head *h, int code, struct esb_kube_exec_word *w) {
-  const struct esb_kube_reply *r = h->r;
+  struct esb_kube_reply *r = h->r;
+  r->code = code; /* a Status without its reason is named by it (esb_kube_api_said) */
   if (code == 401) {
     w->end = ESB_KUBE_EXEC_UNAUTHORIZED;
     snprintf(w->said, sizeof w->said, "the API server refused the credentials (401)");
@@ -137,8 +138,12 @@ static void refused(const struct head *h, int code, struct esb_kube_exec_word *w
      * ignores the offer may have started the command, which kubectl would
      * then start again */
     w->end = ESB_KUBE_EXEC_ERROR;
-    snprintf(w->said, sizeof w->said, "error: the API server upgraded the exec to \"%s\", not the "
-             ESB_KUBE_EXEC_PROTOCOL " offered (the command may have started)", h->protocol);
+    if (strcmp(h->protocol, ESB_KUBE_EXEC_PROTOCOL) == 0) /* http_parser: no Upgrade, Connection: upgrade */
+      snprintf(w->said, sizeof w->said, "error: the API server switched the exec's protocol without the "
+               "headers of a WebSocket upgrade (the command may have started)");
+    else
+      snprintf(w->said, sizeof w->said, "error: the API server upgraded the exec to \"%s\", not the "
+               ESB_KUBE_EXEC_PROTOCOL " offered (the command may have started)", h->protocol);
   } else if (!r->body || !strstr(r->body, "\"Status\"")) {
     /* no answer of the API's (a server that does not take WebSocket or
      * v5: x/net/websocket's plain 403, a proxy's page): kubectl, as
@@ -213,10 +218,15 @@ struct stream {
   unsigned char head[14];
   size_t head_have, head_need;
   uint64_t left;            /* its payload's bytes yet to come */
-  int opcode;               /* its opcode (a data message's, through its continuations) */
+  int opcode;               /* its opcode */
+  bool open;                /* a data message's final frame is yet to come: a control
+                               frame may come between its frames (RFC 6455 5.4) */
   int channel;              /* the data message's channel; -1 before its first byte */
   char control[125];
   size_t control_len;
+  char pong[125];           /* the last ping's payload, its pong yet to be queued */
+  size_t pong_len;
+  bool pong_due;
   char *status;             /* channel 3 */
   size_t status_len;
   bool status_seen, closed, broken;
@@ -302,26 +312,36 @@ static int frame_begins(struct stream *s) {
   else if (len == 127)
     for (int i = 0; i < 8; i++)
       len = len << 8 | h[2 + i];
-  if (opcode >= 0x8 && (len > 125 || !(h[0] & 0x80)))
-    return -1;
-  if (opcode == 0x1 || opcode == 0x2)
+  bool fin = h[0] & 0x80;
+  if (opcode >= 0x8) {
+    if (len > 125 || !fin)
+      return -1;
+  } else if (opcode == 0x1 || opcode == 0x2) {
+    if (s->open)
+      return -1; /* a message within another */
     s->channel = -1; /* a message: its first byte is its channel */
-  else if (opcode == 0x0 && s->opcode >= 0x8)
-    return -1;
-  if (opcode != 0x0)
-    s->opcode = opcode;
+    s->open = !fin;
+  } else if (opcode == 0x0 && s->open) {
+    s->open = !fin; /* the message's channel goes on */
+  } else {
+    return -1; /* a continuation of no message, or a reserved opcode */
+  }
+  s->opcode = opcode;
   s->left = len;
   s->control_len = 0;
   return 0;
 }
 
-/* A frame was read whole: a control frame is answered. */
-static int frame_ends(struct stream *s) {
-  if (s->opcode == 0x8)
+/* A frame was read whole: a close ends the exec's streams, a ping is
+ * answered (answer_ping). */
+static void frame_ends(struct stream *s) {
+  if (s->opcode == 0x8) {
     s->closed = true;
-  else if (s->opcode == 0x9)
-    return queue_frame(s, 0xA, 0, false, s->control, s->control_len);
-  return 0;
+  } else if (s->opcode == 0x9) {
+    memcpy(s->pong, s->control, s->control_len);
+    s->pong_len = s->control_len;
+    s->pong_due = true;
+  }
 }
 
 /* Header length of a frame from its first two bytes. */
@@ -332,7 +352,7 @@ static size_t head_length(const unsigned char *h) {
 
 /* The bytes read from the server, split into frames anywhere. */
 static int feed(struct stream *s, const char *data, size_t len) {
-  while (len) {
+  while (len && !s->closed) { /* nothing comes after a close (RFC 6455 5.5.1) */
     if (s->left == 0 && s->head_have < s->head_need) {
       s->head[s->head_have++] = (unsigned char)*data++;
       len--;
@@ -342,8 +362,8 @@ static int feed(struct stream *s, const char *data, size_t len) {
         continue;
       if (frame_begins(s) < 0)
         return -1;
-      if (s->left == 0 && frame_ends(s) < 0)
-        return -1;
+      if (s->left == 0)
+        frame_ends(s);
       s->head_have = 0;
       s->head_need = 2;
       continue;
@@ -354,8 +374,8 @@ static int feed(struct stream *s, const char *data, size_t len) {
     data += n;
     len -= n;
     s->left -= n;
-    if (s->left == 0 && frame_ends(s) < 0)
-      return -1;
+    if (s->left == 0)
+      frame_ends(s);
   }
   return 0;
 }
@@ -441,8 +461,21 @@ static int read_stdin(struct stream *s, char *buf) {
   return queue_frame(s, 0x2, 255, true, close_stdin, 1);
 }
 
+/* The last ping's pong, once what was queued before it has gone: a server
+ * that pings and never reads holds one pong here, not one for each ping
+ * (RFC 6455 5.5.3 lets the last ping alone be answered). */
+static int answer_ping(struct stream *s) {
+  if (!s->pong_due || s->out_off < s->out_len)
+    return 0;
+  s->pong_due = false;
+  return queue_frame(s, 0xA, 0, false, s->pong, s->pong_len);
+}
+
 static int pump(struct stream *s, char *buf, size_t size) {
   while (!s->closed) {
+    if (answer_ping(s) < 0)
+      return -1;
+    write_socket(s);
     bool pending = s->out_off < s->out_len;
     struct pollfd p[2] = { { .fd = s->c->fd, .events = POLLIN | (pending ? POLLOUT : 0) | s->want },
                            { .fd = s->stdin_open && !pending ? 0 : -1, .events = POLLIN } };
@@ -454,7 +487,6 @@ static int pump(struct stream *s, char *buf, size_t size) {
       return -1;
     if (p[1].revents && read_stdin(s, buf) < 0)
       return -1;
-    write_socket(s);
   }
   return 0;
 }
@@ -463,7 +495,7 @@ void esb_kube_transport_exec(const struct esb_kube_api *api, const char *path, u
                              const char *pending, size_t pending_len, struct esb_kube_exec_word *w) {
   struct esb_kube_reply r = { 0 };
   struct esb_kube_conn c = { .fd = -1, .deadline_ns = esb_now_ns() + timeout_ms * 1000000ull, .r = &r };
-  struct stream s = { .c = &c, .head_need = 2, .opcode = 0x2, .stdin_open = true };
+  struct stream s = { .c = &c, .head_need = 2, .channel = -1, .stdin_open = true };
   char *buf = malloc(CHUNK + 64);
   size_t rest_at = 0, rest_len = 0;
   *w = (struct esb_kube_exec_word){ .end = ESB_KUBE_EXEC_ERROR };
