@@ -357,13 +357,22 @@ describe("a run in a session", function()
     local s = create()
     local _, code, err = run(s.id, "true")
     assert.are.equal(0, code, err)
-    local children -- made once the run has ended: polled (an interlock on the process, capped at 30 s)
+    -- Made once the run has ended, and the run's own pid 1, which ends
+    -- after its word (its fds closed first), reaped: polled until the one
+    -- child left holds an fd (an interlock on the processes, capped at 30 s).
+    local children
+    local function fds_of(pid)
+      local p = io.popen("for f in /proc/" .. pid .. "/fd/*; do readlink \"$f\"; done 2>/dev/null")
+      local fds = p:read("a")
+      p:close()
+      return fds
+    end
     for _ = 1, 3000 do
       children = {}
       for pid in (session.read(("/proc/%d/task/%d/children"):format(s.pid, s.pid)) or ""):gmatch("%d+") do
         children[#children + 1] = pid
       end
-      if #children > 0 then break end
+      if #children == 1 and fds_of(children[1]) ~= "" then break end
       os.execute("sleep 0.01")
     end
     assert.are.equal(1, #children, "the holder's children: " .. table.concat(children, " "))
@@ -379,9 +388,7 @@ describe("a run in a session", function()
       os.execute("sleep 0.01")
     end
     assert.are_not.equal(holder_mnt, warm_mnt, "a mount namespace of its own")
-    local p = io.popen("for f in /proc/" .. warm .. "/fd/*; do readlink \"$f\"; done")
-    local fds = p:read("a")
-    p:close()
+    local fds = fds_of(warm)
     assert.truthy(fds:match("^socket:%[%d+%]\n$"), "its fds: " .. fds)
     remove(s)
   end)
