@@ -179,6 +179,23 @@ describe("doctor --prove", function()
     assert.truthy(checks.process_limit.detail:find("got through: 24 processes at once", 1, true))
   end)
 
+  -- A run held to 0.05 CPUs spins about 1.5 s of CPU time in the check's
+  -- 30 s: past the limit of 1 s that the policy does not give, but not
+  -- the 3 s the probe asks, so its deadline ends it (as a busy host can).
+  it("says the CPU-time limit failed where the run spun past it until its deadline", function()
+    local checks = prove(table.concat({
+      "local limits_for = policy.limits_for",
+      "function policy:limits_for(req)",
+      "  local limits, clamped = limits_for(self, req)",
+      "  limits.cpu_time_secs, limits.cpu_millicores = 0, 50",
+      "  return limits, clamped",
+      "end" }, "\n"))
+    local check = checks.cpu_time_limit
+    assert.are.equal("failed", check.verdict, check.detail)
+    assert.truthy(check.detail:find("^got through: the run spun %d+ ms of CPU time, past its limit of 1 s, until its " ..
+                                    "deadline$"), check.detail)
+  end)
+
   -- Checked: the same check held under the default policy (above); without
   -- the rate it says failed. The verdicts are compared, never the times.
   it("says the CPU rate failed where the policy gives none, and not applicable without cgroups", function()
