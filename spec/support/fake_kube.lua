@@ -151,11 +151,13 @@ function M.query(server, path, body)
     M.skip("needs the fake API server's " .. path)
     return {} -- in a hook: what the fake holds cannot be known, the run's namespace is checked instead
   end
-  local p = io.popen(("%spython3 %s query %d %s %s"):format(server.prefix or "", M.script, server.port, env.quote(path),
-                                                           body and env.quote(body) or ""))
+  local p = io.popen(("%spython3 %s query %d %s %s 2>&1"):format(server.prefix or "", M.script, server.port,
+                                                                env.quote(path), body and env.quote(body) or ""))
   local text = p:read("a")
   p:close()
-  return require("cjson").decode(text)
+  local ok, answer = pcall(require("cjson").decode, text)
+  assert(ok, ("the fake API server's answer to %s is no JSON: %s"):format(path, text))
+  return answer
 end
 
 -- Any request in plain HTTP, where kubectl cannot make it (a DELETE's
