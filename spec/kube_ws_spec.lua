@@ -31,6 +31,15 @@ local expected = {
                             .. "of a WebSocket upgrade (the command may have started)\n" },
   other_protocol = { 1, "", " error error: the API server upgraded the exec to \"v4.channel.k8s.io\", not the "
                      .. "v5.channel.k8s.io offered (the command may have started)\n" },
+  -- a refusal that is not the API's: kubectl for a 4xx (nothing went
+  -- further), an error for a proxy's 5xx, which may come after the exec
+  -- was passed on. Checked: before, proxy_502 was " kubectl ..." too (the
+  -- engine ran the command again through kubectl).
+  plain_403 = { 1, "", " kubectl the API server refused the WebSocket upgrade (HTTP 403)\n" },
+  proxy_502 = { 1, "", " error error: the exec's upgrade was answered HTTP 502, not by the API server (the command "
+                .. "may have started)\n" },
+  proxy_504 = { 1, "", " error error: the exec's upgrade was answered HTTP 504, not by the API server (the command "
+                .. "may have started)\n" },
 }
 
 describe("echo-sandbox-kube's exec on a hostile API server", function()

@@ -53,6 +53,12 @@ def upgraded(key, accept=True, protocol="v5.channel.k8s.io", connection="Connect
     return (head + "\r\n").encode()
 
 
+def answered(code, reason, body):
+    """An answer that is no upgrade and not the API's Status."""
+    return b"HTTP/1.1 %d %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (
+        code, reason.encode(), len(body), body)
+
+
 CASES = {
     "plain": lambda k: upgraded(k) + frame(2, b"\1out") + frame(2, b"\2err") + status(3) + frame(8, b"\3\xe8"),
     "masked": lambda k: upgraded(k) + frame(2, b"\1abc", masked=True) + status(0),
@@ -73,6 +79,9 @@ CASES = {
     "wrong_accept": lambda k: upgraded(k, accept=False) + status(0),
     "no_connection_upgrade": lambda k: upgraded(k, connection="") + status(0),
     "other_protocol": lambda k: upgraded(k, protocol="v4.channel.k8s.io") + status(0),
+    "plain_403": lambda k: answered(403, "Forbidden", b""),
+    "proxy_502": lambda k: answered(502, "Bad Gateway", b"<html><body>502 Bad Gateway</body></html>"),
+    "proxy_504": lambda k: answered(504, "Gateway Timeout", b"<html><body>504 Gateway Time-out</body></html>"),
 }
 
 

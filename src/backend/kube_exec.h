@@ -21,10 +21,12 @@
  *                   say why as kubectl words it ("Error from server
  *                   (NotFound): ..." for a refusal, "error: ..." else)
  *     kubectl       nothing ran: the server does not take this exec (it
- *                   refused the upgrade to v5.channel.k8s.io, where kubectl
- *                   falls back to SPDY): kubectl is to run it. A server
- *                   that upgrades to another protocol than the one offered
- *                   may have started the command: an error, never kubectl
+ *                   refused the upgrade to v5.channel.k8s.io with a 4xx,
+ *                   where kubectl falls back to SPDY): kubectl is to run
+ *                   it. A server that upgrades to another protocol than
+ *                   the one offered, or answers anything else that is not
+ *                   the API's Status (a proxy's 502), may have started the
+ *                   command: an error, never kubectl
  *     unauthorized  nothing ran: the credentials were refused (401):
  *                   kubectl, which may renew them, from now on
  *

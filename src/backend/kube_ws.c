@@ -144,12 +144,20 @@ static void refused(const struct head *h, int code, struct esb_kube_exec_word *w
     else
       snprintf(w->said, sizeof w->said, "error: the API server upgraded the exec to \"%s\", not the "
                ESB_KUBE_EXEC_PROTOCOL " offered (the command may have started)", h->protocol);
-  } else if (!r->body || !strstr(r->body, "\"Status\"")) {
-    /* no answer of the API's (a server that does not take WebSocket or
-     * v5: x/net/websocket's plain 403, a proxy's page): kubectl, as
-     * client-go falls back to SPDY at any failed upgrade */
+  } else if ((!r->body || !strstr(r->body, "\"Status\"")) && code >= 400 && code < 500) {
+    /* a refusal that is not the API's (a server that does not take
+     * WebSocket or v5: x/net/websocket's plain 403; a proxy's 4xx, which
+     * says the request went no further): kubectl, as client-go falls back
+     * to SPDY at a failed upgrade */
     w->end = ESB_KUBE_EXEC_KUBECTL;
     snprintf(w->said, sizeof w->said, "the API server refused the WebSocket upgrade (HTTP %d)", code);
+  } else if (!r->body || !strstr(r->body, "\"Status\"")) {
+    /* any other answer that is not the API's (a proxy's 502 or 504 once
+     * it gave up waiting on an exec it had passed on): the command may have
+     * started, and kubectl would start it again */
+    w->end = ESB_KUBE_EXEC_ERROR;
+    snprintf(w->said, sizeof w->said, "error: the exec's upgrade was answered HTTP %d, not by the API server "
+             "(the command may have started)", code);
   } else {
     w->end = ESB_KUBE_EXEC_ERROR;
     esb_kube_api_said(r, w->said, sizeof w->said);
