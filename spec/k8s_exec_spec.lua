@@ -13,37 +13,8 @@ local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
 
-local policy = "spec/support/k8s_policy.lua"
-
--- `session VERB ID --policy POLICY ARGS...` with the server's kubectl.
-local function session(server, args, stdin, prefix)
-  local all = { "session", args[1], args[2], "--policy", policy }
-  for i = 3, #args do all[#all + 1] = args[i] end
-  return env.cli_run(all, stdin, server.env .. " ECHO_SANDBOX_SESSION_DIR=" .. env.quote(server.dir .. "/sessions")
-                     .. (prefix or ""))
-end
-
-local function create(server)
-  local out, err, code = env.cli_run({ "session", "create", "--backend", "k8s", "--policy", policy }, nil,
-                                     server.env .. " ECHO_SANDBOX_SESSION_DIR=" .. env.quote(server.dir .. "/sessions"))
-  assert.are.equal(0, code, err)
-  local id = out:match("^(%S+)\n$")
-  assert.truthy(id, out .. err)
-  return id
-end
-
--- A run in session id: the request JSON in, the result JSON out.
-local function run(server, id, request, prefix)
-  local out, err = session(server, { "run", id, "--json" }, cjson.encode(request), prefix)
-  local ok, r = pcall(cjson.decode, out)
-  assert(ok, "no JSON result: " .. out .. err)
-  return r
-end
-
-local function rm(server, id)
-  local _, err, code = session(server, { "rm", id })
-  assert.are.equal(0, code, err)
-end
+local sessions = require "spec.support.k8s_session"
+local create, run, rm = sessions.create, sessions.run, sessions.rm
 
 -- The pods/exec requests after the mark: "AGENT CODE" each (AGENT the
 -- User-Agent's first word).
@@ -111,8 +82,8 @@ env.each_oldest_newest_kubectl(function(minor)
         local data = random_bytes(1536 * 1024 + 7)
         local file = server.dir .. "/stdin.bin"
         env.write_file(file, data)
-        local out, err, code = session(server, { "run", id, "--max-output", "8000000", "--stdin-file", file,
-                                                 "--timeout", "60", "--", "sh", "-c", "tee /dev/stderr; echo EOF-SEEN" })
+        local out, err, code = sessions.cli(server, { "run", id, "--max-output", "8000000", "--stdin-file", file,
+                                                      "--timeout", "60", "--", "sh", "-c", "tee /dev/stderr; echo EOF-SEEN" })
         assert.are.equal(0, code, ("stderr: %d bytes"):format(#err))
         assert.is_true(out == data .. "EOF-SEEN\n", ("stdout: %d bytes, not %d"):format(#out, #data + 9))
         assert.is_true(err == data, ("stderr: %d bytes, not %d"):format(#err, #data))

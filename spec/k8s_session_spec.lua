@@ -14,45 +14,9 @@ local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local cjson = require "cjson"
 
-local policy = "spec/support/k8s_policy.lua"
-
--- The CLI with the server's kubectl, and a session dir of the spec's own:
--- a k8s session must leave nothing there.
-local function cli(server, args, stdin, prefix)
-  local all = { "session" }
-  for _, a in ipairs(args) do all[#all + 1] = a end
-  all[#all + 1] = "--policy"
-  all[#all + 1] = policy
-  return env.cli_run(all, stdin, server.env .. " ECHO_SANDBOX_SESSION_DIR=" .. env.quote(server.dir .. "/sessions")
-                     .. (prefix or ""))
-end
-
-local function create(server, ...)
-  local out, err, code = cli(server, { "create", "--backend", "k8s", ... })
-  assert.are.equal(0, code, err)
-  local id = out:match("^(%S+)\n$")
-  assert.truthy(id and id:find("^echo%-sandbox%-s%-%x+$"), out .. err)
-  return id
-end
-
--- A run in session id: the request JSON in, the result JSON out.
-local function run(server, id, request, prefix)
-  local out, err, code = cli(server, { "run", id, "--json" }, cjson.encode(request), prefix)
-  local ok, r = pcall(cjson.decode, out)
-  assert(ok, "no JSON result: " .. out .. err)
-  return r, code, err
-end
-
-local function show(server, id)
-  local out, err, code = cli(server, { "show", id, "--json" })
-  local ok, s = pcall(cjson.decode, out)
-  return ok and s or nil, err, code
-end
-
-local function rm(server, id)
-  local _, err, code = cli(server, { "rm", id })
-  assert.are.equal(0, code, err)
-end
+local sessions = require "spec.support.k8s_session"
+local cli, create, run, show, rm = sessions.cli, sessions.create, sessions.run, sessions.show, sessions.rm
+local policy = sessions.policy
 
 local function pod_of(server, id)
   for _, p in ipairs(fake.pods(server)) do
