@@ -3,7 +3,8 @@
 -- src/backend/k8s_session.c), against the fake API server, which runs an
 -- exec'd command as a local process in the pod's working dir: the kernel
 -- (kernels/python.py, kernels/node.js) is kept as a process in the pod from
--- cell to cell, and each cell reaches it through `kubectl exec -i`. Every
+-- cell to cell, and each cell reaches it through an exec (the engine's API
+-- client's, as a run's in the session). Every
 -- case ends with the pod deleted and checks that no process of it is left
 -- on this machine (the fake's /_fake/procs: the exec'd processes and every
 -- process they started, wherever it went; the leak check: every process of

@@ -1,7 +1,9 @@
 -- Sessions on the k8s backend (src/backend/k8s_session.h), against the fake
 -- API server: a session is a pod whose first process waits, a run in it is
--- `kubectl exec -i` into that pod, and the fake runs an exec'd command as a
--- local process in the pod's working dir (spec/support/fake_kube.py).
+-- an exec into that pod (the engine's API client's, or `kubectl exec -i`:
+-- spec/k8s_exec_spec.lua tells the two apart), and the fake runs an exec'd
+-- command as a local process in the pod's working dir
+-- (spec/support/fake_kube.py).
 --
 -- Which kubectl: every minor of the matrix (env.each_kubectl: 1.30, 1.33
 -- and 1.35), each against a fake reporting its minor. All of them ask for
