@@ -374,12 +374,7 @@ print(started)]] }
   it("of CLI runs are slots of a shared pool, with nothing of the slot's last holder in them", function()
     local h = pool_host()
     if not h then return end
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -m 777 " .. dir))
-    local policy = env.policy_file(([[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/data", writable = true }]])
-      :format(dir))
+    local dir, policy = env.shared_dir_policy("/data", "777")
     finally(function()
       os.execute("rm -rf " .. dir)
       os.remove(policy)

@@ -431,12 +431,7 @@ describe("echo-sandbox serve", function()
   -- once would leave them all waiting to their deadline). Checked: with
   -- the count at 201, every run timed out.
   it("runs 200 requests side by side, each waiting on all the others, on a unix socket", function()
-    local gate = os.tmpname()
-    os.remove(gate)
-    assert(os.execute(("mkdir -m 1777 %s"):format(gate)))
-    local policy = env.policy_file(([[
-policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, path = "/gate", writable = true }]])
-      :format(gate))
+    local gate, policy = env.shared_dir_policy("/gate", "1777")
     finally(function()
       os.execute("rm -rf " .. gate)
       os.remove(policy)

@@ -234,6 +234,18 @@ function M.policy_file(body)
   return path
 end
 
+-- A directory of the host that every sandbox shares (an interlock, what a
+-- run leaves): made with mode, and a policy file that mounts it writable
+-- at path, after body. The caller removes both (busted keeps one finally
+-- a case).
+function M.shared_dir_policy(path, mode, body)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute(("mkdir -m %s %s"):format(mode, M.quote(dir))))
+  return dir, M.policy_file(("%s\npolicy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = " ..
+                             "{ host = %q, path = %q, writable = true }\n"):format(body or "", dir, path))
+end
+
 -- Runs a shell command line: whether it succeeded, and its output (stderr
 -- with stdout). Without $LD_PRELOAD: the sanitizer step preloads ASan for
 -- lua5.4, and other people's programs (troff, node) do not pass under it.
