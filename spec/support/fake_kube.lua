@@ -151,12 +151,15 @@ function M.query(server, path, body)
     M.skip("needs the fake API server's " .. path)
     return {} -- in a hook: what the fake holds cannot be known, the run's namespace is checked instead
   end
-  local p = io.popen(("%spython3 %s query %d %s %s 2>&1"):format(server.prefix or "", M.script, server.port,
-                                                                env.quote(path), body and env.quote(body) or ""))
+  -- curl, not a Python of the fake's: a spec asks hundreds of times, and
+  -- Python's start is ten times curl's
+  local p = io.popen(("%senv LD_PRELOAD= curl -sS --fail-with-body --max-time 10 -H 'Content-Type: application/json' " ..
+                      "%s %s 2>&1"):format(server.prefix or "", body and "--data-binary " .. env.quote(body) or "",
+                                           env.quote(("http://127.0.0.1:%d%s"):format(server.port, path))))
   local text = p:read("a")
-  p:close()
+  local answered = p:close()
   local ok, answer = pcall(require("cjson").decode, text)
-  assert(ok, ("the fake API server's answer to %s is no JSON: %s"):format(path, text))
+  assert(answered and ok, ("the fake API server's answer to %s: %s"):format(path, text))
   return answer
 end
 

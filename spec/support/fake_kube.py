@@ -78,9 +78,8 @@ PORT_FILE.tls (--tls-client-ca CA: a client certificate of CA is required
 there).
 
 The server writes its port to --port-file and runs until killed.
-`fake_kube.py query PORT PATH [BODY]` prints the answer to a GET (or a POST
-of BODY) to a running server; `fake_kube.py request PORT METHOD PATH [BODY
-[CONTENT-TYPE]]` the code and the body of any request.
+`fake_kube.py request PORT METHOD PATH [BODY [CONTENT-TYPE]]` prints the
+code and the body of any request to a running server.
 """
 import argparse
 import base64
@@ -2170,16 +2169,6 @@ def storage_watch(pod):
 # ---- end of the kubelet's eviction for ephemeral storage ----
 
 
-def query(port, path, body=None):
-    """For the specs: prints the JSON answer of GET (or POST body to) path."""
-    import urllib.request
-    req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path),
-                                 data=body.encode() if body else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        print(r.read().decode())
-
-
 def request(port, method, path, body=None, content_type="application/json"):
     """For the specs, where kubectl cannot (a DELETE's preconditions, a body
     kubectl would not send): prints the answer's code, a newline, its body."""
@@ -2194,8 +2183,6 @@ def request(port, method, path, body=None, content_type="application/json"):
 def main():
     global options
     import sys
-    if len(sys.argv) >= 4 and sys.argv[1] == "query":
-        return query(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     if len(sys.argv) >= 5 and sys.argv[1] == "request":
         return request(*sys.argv[2:7])
     ap = argparse.ArgumentParser()
