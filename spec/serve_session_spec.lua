@@ -1,7 +1,7 @@
 -- Sessions through the daemon (POST /v1/sessions and the rest,
--- src/daemon/server.c; the blocking work in forked helpers,
--- src/dispatch/session_task.h). The daemons here keep their sessions in a
--- directory of this file's own (ECHO_SANDBOX_SESSION_DIR), which must be
+-- src/daemon/server.c; the blocking work in forked helpers, a local
+-- session's runs on threads, src/dispatch/session_task.h). The daemons
+-- here keep their sessions in a directory of this file's own (ECHO_SANDBOX_SESSION_DIR), which must be
 -- empty at the end; each case checks that its session's holder, directory
 -- and cgroups are gone (the leak check finds processes of the suite's).
 local env = require "spec.support.env"
@@ -168,6 +168,41 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     assert.are.equal("result", lines[3].event)
     assert.are.equal(s.id, lines[3].result.session)
     assert.are.equal("first\ngot hello\n", lines[3].result.stdout)
+    assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. s.id)))
+    assert_gone(s)
+  end)
+
+  -- A run in a local session goes on a thread of the daemon
+  -- (dispatch/session_task.c), which keeps its plan, and the request's
+  -- bytes that the plan borrows, until it ends. The first run waits in the
+  -- session's working dir for the file the second makes: both go on at
+  -- once, each answered with its own request's stdin, files and collected
+  -- files. Checked: with a new run queued for a busy thread (none started
+  -- while one is busy), the first run waited out its 20 s and timed out;
+  -- with the plan not moved into the task (the caller's released once the
+  -- run started, as a helper's is), the runs were not answered as asked.
+  it("runs in a session at once, each with its request's stdin, files and collected files", function()
+    local d = start()
+    finally(function() stop(d) end)
+    local s = create(d)
+    local sleep = env.unique_seconds(300)
+    local first = io.popen(("python3 spec/support/http_client.py request %s POST %s %s"):format(env.quote(d.addr),
+      "/v1/sessions/" .. s.id .. "/run", env.quote(cjson.encode {
+        shell = "sleep " .. sleep .. " & while [ ! -e go ]; do sleep 0.01; done; kill $!; cat - a.txt; " ..
+                "mkdir -p out; cp a.txt out/a.txt",
+        stdin = "from-stdin\n", files = { ["a.txt"] = "from-files\n" }, collect = { "out/*.txt" },
+        timeout_ms = 20000 })))
+    assert.is_true(env.wait_running { "sleep", sleep })
+    local status, r = run(d, s, { shell = "touch go; cat b.txt", stdin = "", files = { ["b.txt"] = "second\n" } })
+    assert.are.equal(200, status)
+    assert.are.same({ "exited", 0, "second\n" }, { r.status, math.tointeger(r.exit_code), r.stdout })
+    local answer = cjson.decode(first:read("a"))
+    first:close()
+    r = cjson.decode(answer.body)
+    assert.are.equal(200, answer.status)
+    assert.are.same({ "exited", 0 }, { r.status, math.tointeger(r.exit_code) }, answer.body)
+    assert.are.equal("from-stdin\nfrom-files\n", r.stdout)
+    assert.are.same({ { "out/a.txt", "from-files\n" } }, { { r.files[1].path, env.unbase64(r.files[1].base64) } })
     assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. s.id)))
     assert_gone(s)
   end)
