@@ -1,6 +1,6 @@
 /* A session's blocking operations off the caller's loop
- * (dispatch/session_task.h): a local session's run on a thread, the rest in
- * forked helpers.
+ * (dispatch/session_task.h): a local session's run or cell on a thread, the
+ * rest in forked helpers.
  *
  * The helper's word is frames on a pipe (a run's thread's too: its output
  * frames, then the pipe's end): a header (kind, length), then the
@@ -225,10 +225,12 @@ static _Noreturn void helper(struct esb_session_task *t, int frames, int interru
   _exit(0);
 }
 
-/* ---- a local session's run: a thread's ---- */
+/* ---- a local session's run or cell: a thread's ---- */
 
-/* The run, as the helper's, on a thread of the caller's process: it clones
- * nothing (the session's holder starts the run), and a fork of a daemon
+/* The run or cell, as the helper's, on a thread of the caller's process: it
+ * clones nothing (the session's holder starts the run, or the kernel; a
+ * put of the request's files is a clone made for a threaded process,
+ * local_session_files.c), and a fork of a daemon
  * costs more than the run (its page tables copied, then the copy-on-write
  * faults of both, each with its TLB shootdown to the daemon's other
  * threads, and the helper's exit). Its output goes on the pipe as the
@@ -251,9 +253,31 @@ static struct {
   size_t idle, queued;
 } runners = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0 };
 
+/* A cell, as the helper's (cell above): its result as JSON, into the task. */
+static void cell_on_thread(struct esb_session_task *t) {
+  struct esb_cell_result r = ESB_CELL_RESULT_INIT;
+  esb_session_cell(t->id, t->language, t->code, t->code_len, &t->held, &r, t->thread_interrupt);
+  lua_State *L = esb_json_state();
+  struct esb_error err;
+  if (L) {
+    esb_session_push_cell(L, &r, t->language, true);
+    if (esb_json_encode(L, &err) == 0)
+      t->cell_json = strdup(lua_tostring(L, -1));
+    lua_close(L);
+  }
+  if (t->cell_json) { /* else FAILED, as where a helper gave none */
+    t->cell_status = r.status;
+    t->cell_failure = r.failure;
+  }
+  esb_cell_result_release(&r);
+}
+
 static void run_one(struct esb_session_task *t) {
   struct esb_output_sink sink = { .fn = send_output, .userdata = &t->thread_frames, .fds = { -1, -1 } };
-  esb_session_run(t->id, &t->held, &t->result, t->thread_interrupt, t->output.fn ? &sink : NULL);
+  if (t->op == ESB_SESSION_OP_CELL)
+    cell_on_thread(t);
+  else
+    esb_session_run(t->id, &t->held, &t->result, t->thread_interrupt, t->output.fn ? &sink : NULL);
   int frames = t->thread_frames;
   atomic_store_explicit(&t->ran, true, memory_order_release);
   close(frames); /* the loop's EOF: the result is complete */
@@ -327,7 +351,7 @@ static void thread_done(struct esb_session_task *t) {
   while (!atomic_load_explicit(&t->ran, memory_order_acquire))
     sched_yield(); /* set before the pipe's end: never waited for */
   t->threaded = false;
-  t->got_outcome = true;
+  t->got_outcome = t->op != ESB_SESSION_OP_CELL || t->cell_json;
   close(t->thread_interrupt);
   t->thread_interrupt = -1;
   esb_plan_release(&t->held);
@@ -532,10 +556,10 @@ void esb_session_tasks_close(struct esb_session_tasks *set) {
   set->epfd = -1;
 }
 
-/* The helper forked, or a local run's thread started, with its ends of
+/* The helper forked, or a local run's or cell's thread started, with its ends of
  * the pipes (which the task keeps for the thread). 0, or -1 with errno. */
 static int start_helper(struct esb_session_task *t, int frames, int interrupt) {
-  if (t->op == ESB_SESSION_OP_RUN && !esb_k8s_session_id(t->id)) {
+  if ((t->op == ESB_SESSION_OP_RUN || t->op == ESB_SESSION_OP_CELL) && !esb_k8s_session_id(t->id)) {
     int rc = start_thread(t, frames, interrupt);
     if (rc == 0)
       return 0;

@@ -1,6 +1,6 @@
 /* A session's blocking operations (backend/local_session.h: create, a run,
- * remove), off the caller's loop: a local session's run on a thread of its
- * own, the rest each in a helper process forked for it; their word comes
+ * remove), off the caller's loop: a local session's run or cell on a thread,
+ * the rest each in a helper process forked for it; their word comes
  * back over a pipe. A run in a session may go on for minutes; a daemon's
  * loop must go on moving every other run's bytes.
  *
@@ -9,11 +9,11 @@
  * is safe only from a process whose other threads hold no lock (the
  * loop's pool threads may); a forked helper has one thread. It keeps of
  * its parent's fds only its pipes, so it holds no connection or listening
- * socket of a daemon open. A local session's run clones nothing (the
- * holder starts it; a put of the request's files is a clone made for a
- * threaded process, local_session_files.c), and a fork of a daemon costs
- * more than the run: it runs on a thread, its fds close-on-exec, every
- * signal blocked.
+ * socket of a daemon open. A local session's run or cell clones nothing
+ * (the holder starts the run, or the kernel; a put of the request's files
+ * is a clone made for a threaded process, local_session_files.c), and a
+ * fork of a daemon costs more than the run: it runs on a thread, its fds
+ * close-on-exec, every signal blocked.
  *
  * The run's end of its interrupt pipe makes the helper, or the thread,
  * end the run (as a signal ends the CLI's): the parent interrupting it
@@ -73,10 +73,10 @@ struct esb_session_task {
   char id[ESB_K8S_SESSION_ID_LEN + 1]; /* run, remove: the session; create: its id, once made
                                           (a local session's or a k8s session's, the longer) */
   struct esb_plan *plan;           /* run, cell (the kernel's): read by the helper only (not
-                                      kept); a local session's run takes it (moved: the
-                                      caller's is left empty, its release a no-op), and
+                                      kept); a local session's run or cell takes it (moved:
+                                      the caller's is left empty, its release a no-op), and
                                       what it borrows of the request must outlive the task */
-  const char *language, *code;     /* cell: read by the helper only */
+  const char *language, *code;     /* cell: read by the helper, or the thread, only */
   size_t code_len;
   struct esb_policy *policy;       /* create: the session as the policy decides it
                                       (esb_session_make), in the helper; a k8s
@@ -107,7 +107,7 @@ struct esb_session_task {
   struct esb_session_task *next, *prev;
   pid_t pid;
   int fd, interrupt;
-  bool threaded;                   /* a local run, on a thread (session_task.c) */
+  bool threaded;                   /* a local run or cell, on a thread (session_task.c) */
   atomic_bool ran;                 /* its thread is done with the task but the pipe's end */
   struct esb_session_task *queued_next;
   struct esb_plan held;            /* the thread's plan */
