@@ -1,9 +1,10 @@
 -- Sessions through the daemon (POST /v1/sessions and the rest,
 -- src/daemon/server.c; the blocking work in forked helpers, a local
--- session's runs on threads, src/dispatch/session_task.h). The daemons
--- here keep their sessions in a directory of this file's own (ECHO_SANDBOX_SESSION_DIR), which must be
--- empty at the end; each case checks that its session's holder, directory
--- and cgroups are gone (the leak check finds processes of the suite's).
+-- session's runs and cells on threads, src/dispatch/session_task.h). The
+-- daemons here keep their sessions in a directory of this file's own
+-- (ECHO_SANDBOX_SESSION_DIR), which must be empty at the end; each case
+-- checks that its session's holder, directory and cgroups are gone (the
+-- leak check finds processes of the suite's).
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
