@@ -556,8 +556,9 @@ void esb_session_tasks_close(struct esb_session_tasks *set) {
   set->epfd = -1;
 }
 
-/* The helper forked, or a local run's or cell's thread started, with its ends of
- * the pipes (which the task keeps for the thread). 0, or -1 with errno. */
+/* The helper forked, or a local run's or cell's thread started, with its
+ * ends of the pipes (which the task keeps for the thread). 0, or -1 with
+ * errno. */
 static int start_helper(struct esb_session_task *t, int frames, int interrupt) {
   if ((t->op == ESB_SESSION_OP_RUN || t->op == ESB_SESSION_OP_CELL) && !esb_k8s_session_id(t->id)) {
     int rc = start_thread(t, frames, interrupt);

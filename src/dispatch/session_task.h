@@ -121,9 +121,9 @@ struct esb_session_task {
                                 .pid = -1, .fd = -1, .interrupt = -1, .held = ESB_PLAN_INIT, \
                                 .thread_frames = -1, .thread_interrupt = -1 }
 
-/* Forks the task's helper, or starts a local run's thread. 0, after
- * which on_done runs once; or -1 with err (nothing started, on_done does
- * not run). The task stays put until on_done. */
+/* Forks the task's helper, or gives a local run or cell to a thread. 0,
+ * after which on_done runs once; or -1 with err (nothing started, on_done
+ * does not run). The task stays put until on_done. */
 int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_task *t, struct esb_error *err);
 
 /* A run or a cell: ends it now (its result says it was interrupted); on_done follows. */
