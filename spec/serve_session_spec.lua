@@ -1,9 +1,10 @@
 -- Sessions through the daemon (POST /v1/sessions and the rest,
--- src/daemon/server.c; the blocking work in forked helpers,
--- src/dispatch/session_task.h). The daemons here keep their sessions in a
--- directory of this file's own (ECHO_SANDBOX_SESSION_DIR), which must be
--- empty at the end; each case checks that its session's holder, directory
--- and cgroups are gone (the leak check finds processes of the suite's).
+-- src/daemon/server.c; the blocking work in forked helpers, a local
+-- session's runs and cells on threads, src/dispatch/session_task.h). The
+-- daemons here keep their sessions in a directory of this file's own
+-- (ECHO_SANDBOX_SESSION_DIR), which must be empty at the end; each case
+-- checks that its session's holder, directory and cgroups are gone (the
+-- leak check finds processes of the suite's).
 local env = require "spec.support.env"
 local daemon = require "spec.support.daemon"
 local cjson = require "cjson"
@@ -172,6 +173,41 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     assert_gone(s)
   end)
 
+  -- A run in a local session goes on a thread of the daemon
+  -- (dispatch/session_task.c), which keeps its plan, and the request's
+  -- bytes that the plan borrows, until it ends. The first run waits in the
+  -- session's working dir for the file the second makes: both go on at
+  -- once, each answered with its own request's stdin, files and collected
+  -- files. Checked: with a new run queued for a busy thread (none started
+  -- while one is busy), the first run waited out its 20 s and timed out;
+  -- with the plan not moved into the task (the caller's released once the
+  -- run started, as a helper's is), the runs were not answered as asked.
+  it("runs in a session at once, each with its request's stdin, files and collected files", function()
+    local d = start()
+    finally(function() stop(d) end)
+    local s = create(d)
+    local sleep = env.unique_seconds(300)
+    local first = io.popen(("python3 spec/support/http_client.py request %s POST %s %s"):format(env.quote(d.addr),
+      "/v1/sessions/" .. s.id .. "/run", env.quote(cjson.encode {
+        shell = "sleep " .. sleep .. " & while [ ! -e go ]; do sleep 0.01; done; kill $!; cat - a.txt; " ..
+                "mkdir -p out; cp a.txt out/a.txt",
+        stdin = "from-stdin\n", files = { ["a.txt"] = "from-files\n" }, collect = { "out/*.txt" },
+        timeout_ms = 20000 })))
+    assert.is_true(env.wait_running { "sleep", sleep })
+    local status, r = run(d, s, { shell = "touch go; cat b.txt", stdin = "", files = { ["b.txt"] = "second\n" } })
+    assert.are.equal(200, status)
+    assert.are.same({ "exited", 0, "second\n" }, { r.status, math.tointeger(r.exit_code), r.stdout })
+    local answer = cjson.decode(first:read("a"))
+    first:close()
+    r = cjson.decode(answer.body)
+    assert.are.equal(200, answer.status)
+    assert.are.same({ "exited", 0 }, { r.status, math.tointeger(r.exit_code) }, answer.body)
+    assert.are.equal("from-stdin\nfrom-files\n", r.stdout)
+    assert.are.same({ { "out/a.txt", "from-files\n" } }, { { r.files[1].path, env.unbase64(r.files[1].base64) } })
+    assert.are.equal(200, (daemon.request(d, "DELETE", "/v1/sessions/" .. s.id)))
+    assert_gone(s)
+  end)
+
   -- Checked: without the removal of what an ended session left when it is
   -- asked for (no reap), its directory and cgroups were left; without the
   -- note of why it ended, the GET once they were gone said nothing of idle.
@@ -300,6 +336,19 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     return daemon.request(d, "POST", "/v1/sessions/" .. s.id .. "/cell", cjson.encode(body))
   end
 
+  -- A cell sent by a client in the background, once it has begun: its code
+  -- makes the file `started` of the working dir first. Returns the
+  -- client's pipe (its answer, as http_client.py prints it).
+  local function cell_begun(d, s, code, timeout_ms)
+    local client = io.popen(("python3 spec/support/http_client.py request %s POST %s %s"):format(env.quote(d.addr),
+      "/v1/sessions/" .. s.id .. "/cell", env.quote(cjson.encode { language = "python", timeout_ms = timeout_ms,
+        code = "open('started', 'w').close()\n" .. code })))
+    assert.is_true(until_true(function()
+      return (daemon.request(d, "GET", "/v1/sessions/" .. s.id .. "/files/started")) == 200
+    end), "the cell did not begin")
+    return client
+  end
+
   -- A's cell blocks on a fifo of the working dir (made by a run) that a
   -- run writes once B's cell has been answered: B's answer, 409, came while
   -- A went on, so A's cell is off the daemon's loop.
@@ -322,12 +371,7 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     assert.are.same({ "error", "ValueError", "no" }, { r.status, r.error.name, r.error.message })
     assert.truthy(r.error.traceback:find("ValueError", 1, true))
     assert.are.equal(200, (run(d, s, { shell = "mkfifo go" })))
-    local a = io.popen(("python3 spec/support/http_client.py request %s POST %s %s"):format(env.quote(d.addr),
-      "/v1/sessions/" .. s.id .. "/cell", env.quote(cjson.encode { language = "python", timeout_ms = 60000,
-        code = "open('a-started', 'w').close()\nprint(open('go').read(), end='')\nx + 2" })))
-    assert.is_true(until_true(function()
-      return (daemon.request(d, "GET", "/v1/sessions/" .. s.id .. "/files/a-started")) == 200
-    end), "A's cell did not start")
+    local a = cell_begun(d, s, "print(open('go').read(), end='')\nx + 2", 60000)
     local b
     status, b = daemon.send(d, "POST", "/v1/sessions/" .. s.id .. "/cell",
                             { body = cjson.encode { language = "python", code = "'b'" }, deadline = 30 })
@@ -347,6 +391,33 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
     assert.are.same({ s.id, "deleted" }, { r.session, r.ended })
     local ok, text = metric(d, "echo_sandbox_session_cells_total 4") -- the busy one did not go in
     assert.is_true(ok, text)
+  end)
+
+  -- A cell in a local session goes on a thread of the daemon, as a run
+  -- does; the daemon's stop interrupts it at the grace's end as it does a
+  -- run. The cell waits on a fifo nobody writes. Checked: with the cell's
+  -- thread given no interrupt fd, the daemon waited for the cell's own
+  -- deadline (20 s), which it answered timed_out.
+  it("interrupts a session's cell at the end of a stopping daemon's grace, and keeps the kernel's state", function()
+    local d = start("--grace 1")
+    local second
+    finally(function() stop(second or d) end)
+    local s = create(d)
+    assert.are.equal(200, (cell(d, s, "x = 7")))
+    assert.are.equal(200, (run(d, s, { shell = "mkfifo go" })))
+    local client = cell_begun(d, s, "open('go').read()", 20000)
+    daemon.signal(d, "TERM", true)
+    os.execute("rm -rf " .. d.dir)
+    local answer = cjson.decode(client:read("a"))
+    client:close()
+    assert.are.equal(200, answer.status, answer.body)
+    assert.are.same({ "interrupted", s.id }, { cjson.decode(answer.body).status, cjson.decode(answer.body).session })
+    second = start()
+    local status, r = cell(second, s, "x")
+    assert.are.equal(200, status, cjson.encode(r))
+    assert.are.same({ "ok", "7" }, { r.status, r.value })
+    assert.are.equal(200, (daemon.request(second, "DELETE", "/v1/sessions/" .. s.id)))
+    assert_gone(s)
   end)
 
   -- The host's file and directory the links point at are this case's own.

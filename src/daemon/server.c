@@ -954,7 +954,8 @@ static void session_task_done(struct esb_session_task *t, void *userdata) {
 }
 
 /* A session's create or run, admitted in flight, planned and handed to
- * its helper; false when it ended at once (response set, slot given back). */
+ * its helper (a local run: to a thread, which takes the plan); false when
+ * it ended at once (response set, slot given back). */
 static bool start_session_task(struct conn *st) {
   struct server *s = st->s;
   struct esb_error err = ESB_ERROR_INIT;

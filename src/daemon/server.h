@@ -27,8 +27,9 @@
  *                  POST /v1/run's, with "session"
  *                  (ID a k8s session's, its pod's name: each of these asks the
  *                  cluster, dispatch/session_k8s.h; the daemon keeps nothing of it)
- *                  (a session's create, run and remove are done by helper
- *                  processes, dispatch/session_task.h; every second the
+ *                  (a session's create and remove are done by helper
+ *                  processes, a local session's run or cell on a thread,
+ *                  dispatch/session_task.h; every second the
  *                  directory of sessions is looked over, and what an ended
  *                  session left is removed a minute after its end, at once
  *                  when it is asked for)

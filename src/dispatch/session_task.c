@@ -1,6 +1,9 @@
-/* A session's blocking operations in forked helpers (dispatch/session_task.h).
+/* A session's blocking operations off the caller's loop
+ * (dispatch/session_task.h): a local session's run or cell on a thread, the
+ * rest in forked helpers.
  *
- * The helper's word is frames on a pipe: a header (kind, length), then the
+ * The helper's word is frames on a pipe (a run's thread's too: its output
+ * frames, then the pipe's end): a header (kind, length), then the
  * bytes. Output comes as it comes ('o' stdout, 'e' stderr); a create's
  * notes of what the policy lowered ('N', one each); a k8s session's object,
  * or the list of them, as JSON ('J'); the last frame is the run's result
@@ -11,7 +14,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,18 +50,21 @@ enum { FRAMES_FD = 3, INTERRUPT_FD = 4 };
 
 /* ---- the helper's side ---- */
 
-static void send_frame(char kind, const void *p, size_t n) {
+static void send_frame_to(int fd, char kind, const void *p, size_t n) {
   struct frame h = { (uint32_t)kind, (uint32_t)n };
-  esb_write_all(FRAMES_FD, (const char *)&h, sizeof h);
+  esb_write_all(fd, (const char *)&h, sizeof h);
   if (n)
-    esb_write_all(FRAMES_FD, p, n);
+    esb_write_all(fd, p, n);
 }
 
+static void send_frame(char kind, const void *p, size_t n) { send_frame_to(FRAMES_FD, kind, p, n); }
+
+/* userdata: the frames' fd (an int). */
 static void send_output(int stream, const char *data, size_t len, void *userdata) {
-  (void)userdata;
+  int fd = *(const int *)userdata;
   while (len) { /* a frame's length is 32 bits */
     size_t n = len < (1u << 20) ? len : (1u << 20);
-    send_frame(stream == 1 ? 'o' : 'e', data, n);
+    send_frame_to(fd, stream == 1 ? 'o' : 'e', data, n);
     data += n;
     len -= n;
   }
@@ -195,7 +204,8 @@ static _Noreturn void helper(struct esb_session_task *t, int frames, int interru
   struct outcome o = { .error = ESB_ERROR_INIT, .was = ESB_SESSION_ALIVE };
   if (t->op == ESB_SESSION_OP_RUN) {
     struct esb_result r = ESB_RESULT_INIT;
-    struct esb_output_sink sink = { .fn = send_output, .fds = { -1, -1 } };
+    int fd = FRAMES_FD;
+    struct esb_output_sink sink = { .fn = send_output, .userdata = &fd, .fds = { -1, -1 } };
     if (esb_k8s_session_id(t->id)) /* the plan is this process's copy, a fork's */
       esb_k8s_session_run(t->id, (struct esb_plan *)t->plan, &r, INTERRUPT_FD, t->output.fn ? &sink : NULL);
     else
@@ -213,6 +223,138 @@ static _Noreturn void helper(struct esb_session_task *t, int frames, int interru
     esb_session_remove(t->id, &o.was, &o.error);
   send_frame('D', &o, sizeof o);
   _exit(0);
+}
+
+/* ---- a local session's run or cell: a thread's ---- */
+
+/* The run or cell, as the helper's, on a thread of the caller's process: it
+ * clones nothing (the session's holder starts the run, or the kernel; a
+ * put of the request's files is a clone made for a threaded process,
+ * local_session_files.c), and a fork of a daemon
+ * costs more than the run (its page tables copied, then the copy-on-write
+ * faults of both, each with its TLB shootdown to the daemon's other
+ * threads, and the helper's exit). Its output goes on the pipe as the
+ * helper's does; the result is written in place, and `ran` set, before the
+ * pipe ends; the loop reads the result once it has seen both.
+ *
+ * The threads stay for the next run (a thread's start and end cost a
+ * clone and, at its end, a madvise of its stack with its own TLB
+ * shootdown): a run goes to an idle one, or to a new one where none is
+ * idle; one finding more than IDLE_MAX others idle ends. Each has every
+ * signal blocked (the daemon's come on its signalfd; SIGPIPE is the
+ * process's, which a daemon ignores), and touches its task no more once
+ * the pipe has ended: the loop may free it then. */
+enum { IDLE_MAX = 4 };
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t more;
+  struct esb_session_task *head, *tail; /* the runs no thread took yet */
+  size_t idle, queued;
+} runners = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0 };
+
+/* A cell, as the helper's (cell above): its result as JSON, into the task. */
+static void cell_on_thread(struct esb_session_task *t) {
+  struct esb_cell_result r = ESB_CELL_RESULT_INIT;
+  esb_session_cell(t->id, t->language, t->code, t->code_len, &t->held, &r, t->thread_interrupt);
+  lua_State *L = esb_json_state();
+  struct esb_error err;
+  if (L) {
+    esb_session_push_cell(L, &r, t->language, true);
+    if (esb_json_encode(L, &err) == 0)
+      t->cell_json = strdup(lua_tostring(L, -1));
+    lua_close(L);
+  }
+  if (t->cell_json) { /* else FAILED, as where a helper gave none */
+    t->cell_status = r.status;
+    t->cell_failure = r.failure;
+  }
+  esb_cell_result_release(&r);
+}
+
+static void run_one(struct esb_session_task *t) {
+  struct esb_output_sink sink = { .fn = send_output, .userdata = &t->thread_frames, .fds = { -1, -1 } };
+  if (t->op == ESB_SESSION_OP_CELL)
+    cell_on_thread(t);
+  else
+    esb_session_run(t->id, &t->held, &t->result, t->thread_interrupt, t->output.fn ? &sink : NULL);
+  int frames = t->thread_frames;
+  atomic_store_explicit(&t->ran, true, memory_order_release);
+  close(frames); /* the loop's EOF: the result is complete */
+}
+
+static void *runner(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&runners.lock);
+  for (;;) {
+    while (!runners.head) {
+      if (runners.idle >= IDLE_MAX) {
+        pthread_mutex_unlock(&runners.lock);
+        return NULL;
+      }
+      runners.idle++;
+      pthread_cond_wait(&runners.more, &runners.lock);
+      runners.idle--;
+    }
+    struct esb_session_task *t = runners.head;
+    runners.head = t->queued_next;
+    if (!runners.head)
+      runners.tail = NULL;
+    runners.queued--;
+    pthread_mutex_unlock(&runners.lock);
+    run_one(t);
+    pthread_mutex_lock(&runners.lock);
+  }
+}
+
+/* The plan moved into the task (the caller's is left empty), and the run
+ * queued for a thread: an idle one, or one started for it. 0, or errno. */
+static int start_thread(struct esb_session_task *t, int frames, int interrupt) {
+  t->held = *t->plan;
+  *t->plan = (struct esb_plan)ESB_PLAN_INIT;
+  t->plan = &t->held;
+  t->thread_frames = frames;
+  t->thread_interrupt = interrupt;
+  atomic_init(&t->ran, false);
+  (void)esb_session_dir(); /* its first call fills a static: on the loop's thread */
+  int rc = 0;
+  pthread_mutex_lock(&runners.lock);
+  if (runners.idle <= runners.queued) {
+    pthread_attr_t attr;
+    pthread_t thread;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&thread, &attr, runner, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+  }
+  if (rc == 0) {
+    t->queued_next = NULL;
+    if (runners.tail)
+      runners.tail->queued_next = t;
+    else
+      runners.head = t;
+    runners.tail = t;
+    runners.queued++;
+    pthread_cond_signal(&runners.more);
+    t->threaded = true;
+  }
+  pthread_mutex_unlock(&runners.lock);
+  return rc;
+}
+
+/* The thread has closed its end of the pipe: what it held let go. */
+static void thread_done(struct esb_session_task *t) {
+  while (!atomic_load_explicit(&t->ran, memory_order_acquire))
+    sched_yield(); /* set before the pipe's end: never waited for */
+  t->threaded = false;
+  t->got_outcome = t->op != ESB_SESSION_OP_CELL || t->cell_json;
+  close(t->thread_interrupt);
+  t->thread_interrupt = -1;
+  esb_plan_release(&t->held);
 }
 
 /* ---- the parent's side ---- */
@@ -345,8 +487,11 @@ static void finish(struct esb_session_task *t) {
     close(t->interrupt);
   t->interrupt = -1;
   int status = 0;
-  while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
-    ;
+  if (t->threaded)
+    thread_done(t);
+  else
+    while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR)
+      ;
   free(t->buf);
   t->buf = NULL;
   t->len = t->cap = 0;
@@ -411,6 +556,27 @@ void esb_session_tasks_close(struct esb_session_tasks *set) {
   set->epfd = -1;
 }
 
+/* The helper forked, or a local run's or cell's thread started, with its
+ * ends of the pipes (which the task keeps for the thread). 0, or -1 with
+ * errno. */
+static int start_helper(struct esb_session_task *t, int frames, int interrupt) {
+  if ((t->op == ESB_SESSION_OP_RUN || t->op == ESB_SESSION_OP_CELL) && !esb_k8s_session_id(t->id)) {
+    int rc = start_thread(t, frames, interrupt);
+    if (rc == 0)
+      return 0;
+    esb_plan_release(&t->held);
+    errno = rc;
+  } else if ((t->pid = fork()) == 0) {
+    helper(t, frames, interrupt);
+  }
+  int saved = errno;
+  close(frames);
+  if (interrupt >= 0)
+    close(interrupt);
+  errno = saved;
+  return t->pid < 0 ? -1 : 0;
+}
+
 int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_task *t, struct esb_error *err) {
   int frames[2], interrupt[2] = { -1, -1 };
   if (pipe2(frames, O_CLOEXEC) < 0)
@@ -422,23 +588,18 @@ int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_tas
     return esb_error_errno(err, ESB_E_SYSTEM, "making a session helper's pipe");
   }
   t->set = set;
-  t->pid = fork();
-  if (t->pid == 0)
-    helper(t, frames[1], interrupt[0]);
-  int saved = errno;
-  close(frames[1]);
-  if (interrupt[0] >= 0)
-    close(interrupt[0]);
   t->fd = frames[0];
   t->interrupt = interrupt[1];
   struct epoll_event ev = { .events = EPOLLIN, .data.ptr = t };
-  if (t->pid < 0 || fcntl(t->fd, F_SETFL, O_NONBLOCK) < 0 || epoll_ctl(set->epfd, EPOLL_CTL_ADD, t->fd, &ev) < 0) {
-    if (t->pid < 0)
-      errno = saved;
+  bool watched = fcntl(t->fd, F_SETFL, O_NONBLOCK) == 0 && epoll_ctl(set->epfd, EPOLL_CTL_ADD, t->fd, &ev) == 0;
+  if (!watched || start_helper(t, frames[1], interrupt[0]) < 0) {
     esb_error_errno(err, ESB_E_SYSTEM, "starting a session helper");
-    if (t->pid > 0) { /* its pipe is closed below: it ends at its first word */
-      kill(t->pid, SIGKILL);
-      waitpid(t->pid, NULL, 0);
+    if (!watched) {
+      close(frames[1]);
+      if (interrupt[0] >= 0)
+        close(interrupt[0]);
+    } else {
+      epoll_ctl(set->epfd, EPOLL_CTL_DEL, t->fd, NULL);
     }
     close(t->fd);
     if (t->interrupt >= 0)

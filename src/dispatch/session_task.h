@@ -1,24 +1,34 @@
 /* A session's blocking operations (backend/local_session.h: create, a run,
- * remove), off the caller's loop: each in a helper process forked for it,
- * whose word comes back over a pipe. A run in a session may go on for
- * minutes; a daemon's loop must go on moving every other run's bytes.
+ * remove), off the caller's loop: a local session's run or cell on a thread,
+ * the rest each in a helper process forked for it; their word comes
+ * back over a pipe. A run in a session may go on for minutes; a daemon's
+ * loop must go on moving every other run's bytes.
  *
- * Why a process, not a thread: a session's holder is a clone of the
- * process that creates it and allocates once cloned, which is safe only
- * from a process whose other threads hold no lock (the loop's pool
- * threads may); a forked helper has one thread. It keeps of its parent's
- * fds only its pipes, so it holds no connection or listening socket of a
- * daemon open. The run's end of its interrupt pipe makes the helper end
- * the run (as a signal ends the CLI's): the parent interrupting it, or
- * dying, ends the run too; the session lives on.
+ * Why a process, not a thread, for the rest: a session's holder is a
+ * clone of the process that creates it and allocates once cloned, which
+ * is safe only from a process whose other threads hold no lock (the
+ * loop's pool threads may); a forked helper has one thread. It keeps of
+ * its parent's fds only its pipes, so it holds no connection or listening
+ * socket of a daemon open. A local session's run or cell clones nothing
+ * (the holder starts the run, or the kernel; a put of the request's files
+ * is a clone made for a threaded process, local_session_files.c), and a
+ * fork of a daemon costs more than the run: it runs on a thread, its fds
+ * close-on-exec, every signal blocked.
+ *
+ * The run's end of its interrupt pipe makes the helper, or the thread,
+ * end the run (as a signal ends the CLI's): the parent interrupting it
+ * ends the run too, and the session lives on. The parent dying ends it
+ * too: a helper sees its pipe end; a thread dies with the process, whose
+ * connection to the holder then closes, and the holder kills the run.
  *
  * The tasks of a set share one epoll fd, which the caller's loop watches
  * (esb_loop_watch), calling esb_session_tasks_step when it is ready. A
  * task's on_done runs from there, once, with its outcome complete; the
- * helper is reaped by then. */
+ * helper is reaped, or the thread joined, by then. */
 #ifndef ESB_DISPATCH_SESSION_TASK_H
 #define ESB_DISPATCH_SESSION_TASK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -62,8 +72,11 @@ struct esb_session_task {
   enum esb_session_op op;
   char id[ESB_K8S_SESSION_ID_LEN + 1]; /* run, remove: the session; create: its id, once made
                                           (a local session's or a k8s session's, the longer) */
-  const struct esb_plan *plan;     /* run, cell (the kernel's): read by the helper only (not kept) */
-  const char *language, *code;     /* cell: read by the helper only */
+  struct esb_plan *plan;           /* run, cell (the kernel's): read by the helper only (not
+                                      kept); a local session's run or cell takes it (moved:
+                                      the caller's is left empty, its release a no-op), and
+                                      what it borrows of the request must outlive the task */
+  const char *language, *code;     /* cell: read by the helper, or the thread, only */
   size_t code_len;
   struct esb_policy *policy;       /* create: the session as the policy decides it
                                       (esb_session_make), in the helper; a k8s
@@ -94,17 +107,23 @@ struct esb_session_task {
   struct esb_session_task *next, *prev;
   pid_t pid;
   int fd, interrupt;
+  bool threaded;                   /* a local run or cell, on a thread (session_task.c) */
+  atomic_bool ran;                 /* its thread is done with the task but the pipe's end */
+  struct esb_session_task *queued_next;
+  struct esb_plan held;            /* the thread's plan */
+  int thread_frames, thread_interrupt; /* the thread's ends of the pipes */
   char *buf;
   size_t len, cap;
   bool got_outcome;
 };
 
 #define ESB_SESSION_TASK_INIT { .result = ESB_RESULT_INIT, .error = ESB_ERROR_INIT, .cell_status = ESB_CELL_FAILED, .output = ESB_OUTPUT_SINK_NONE, \
-                                .pid = -1, .fd = -1, .interrupt = -1 }
+                                .pid = -1, .fd = -1, .interrupt = -1, .held = ESB_PLAN_INIT, \
+                                .thread_frames = -1, .thread_interrupt = -1 }
 
-/* Forks the task's helper. 0, after which on_done runs once; or -1 with
- * err (nothing started, on_done does not run). The task stays put until
- * on_done. */
+/* Forks the task's helper, or gives a local run or cell to a thread. 0,
+ * after which on_done runs once; or -1 with err (nothing started, on_done
+ * does not run). The task stays put until on_done. */
 int esb_session_task_start(struct esb_session_tasks *set, struct esb_session_task *t, struct esb_error *err);
 
 /* A run or a cell: ends it now (its result says it was interrupted); on_done follows. */

@@ -1,6 +1,7 @@
 #include "engine/sandbox/seccomp.h"
 
 #include <linux/filter.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,9 +30,20 @@ int esb_seccomp_profile_parse(const char *name, enum esb_seccomp_profile *profil
   return -1;
 }
 
+/* The programs, filled once: a daemon's threads ask for them at once (its
+ * loop's one-shot runs, its session runs' threads). */
+static struct sock_fprog programs[ESB_SECCOMP__COUNT];
+static pthread_once_t programs_once = PTHREAD_ONCE_INIT;
+
+static void fill_programs(void) {
+  for (int i = 0; i < ESB_SECCOMP__COUNT; i++) {
+    programs[i].len = esb_seccomp_lengths[i];
+    programs[i].filter = (struct sock_filter *)esb_seccomp_filters[i];
+  }
+}
+
 int esb_seccomp_program(enum esb_seccomp_profile profile, const struct sock_fprog **prog,
                         struct esb_error *err) {
-  static struct sock_fprog programs[ESB_SECCOMP__COUNT];
   *prog = NULL;
   if ((unsigned)profile >= ESB_SECCOMP__COUNT) {
     esb_error_set(err, ESB_E_SANDBOX_SETUP, "seccomp: no profile %d", (int)profile);
@@ -39,8 +51,7 @@ int esb_seccomp_program(enum esb_seccomp_profile profile, const struct sock_fpro
   }
   if (!esb_seccomp_lengths[profile])
     return 0;
-  programs[profile].len = esb_seccomp_lengths[profile];
-  programs[profile].filter = (struct sock_filter *)esb_seccomp_filters[profile];
+  pthread_once(&programs_once, fill_programs);
   *prog = &programs[profile];
   return 0;
 }
