@@ -174,22 +174,42 @@ env.each_kubectl(function(minor)
       local server
       before_each(function() server = fixture.server end)
 
+      -- A session of idle timeout T and in it a run of 2T, then a second
+      -- run; where the session had ended before a run came (its create, or
+      -- the first run's answer, took longer than T on a loaded machine),
+      -- again with 2T. Returns its id.
+      local function idle_session_runs()
+        for _, idle in ipairs { 1, 2, 4, 8 } do
+          local id = create(server, "--idle-timeout", tostring(idle * 1000))
+          local r = run(server, id, { shell = ("sleep %d; echo done"):format(2 * idle),
+                                      timeout_ms = (4 * idle + 10) * 1000 })
+          local ended = r.reason == "SessionEnded"
+          if not ended then
+            assert.are.equal("done\n", r.stdout, cjson.encode(r))
+            r = run(server, id, { shell = "echo still" })
+            ended = r.reason == "SessionEnded"
+            if not ended then
+              assert.are.equal("still\n", r.stdout, cjson.encode(r))
+              return id
+            end
+          end
+          rm(server, id)
+        end
+        error("every session ended before its runs came: the machine is too busy for this case")
+      end
+
       -- Checked: with the wait script's count never growing (c=0 each
       -- tick), the pod still ran after 20 s; without a run's mark, the
       -- session ended under the run of 2 s (AttachLost).
       it("ends at its idle timeout with nobody watching, but not while a run goes on", function()
-        local id = create(server, "--idle-timeout", "1000")
-        local r = run(server, id, { shell = "sleep 2; echo done", timeout_ms = 10000 })
-        assert.are.equal("done\n", r.stdout, cjson.encode(r))
-        r = run(server, id, { shell = "echo still" })
-        assert.are.equal("still\n", r.stdout, cjson.encode(r))
+        local id = idle_session_runs()
         local pod = wait_pod_ended(server, id)
         assert.are.equal("Succeeded", pod.status.phase)
         local s = show(server, id)
         assert.are.equal("ended", s.state)
         assert.are.equal("idle", s.ended)
         assert.are.equal("Succeeded", s.phase)
-        r = run(server, id, { shell = "true" })
+        local r = run(server, id, { shell = "true" })
         assert.are.equal("error", r.status)
         assert.are.equal("SessionEnded", r.reason)
         assert.truthy(r.error.message:find("has ended (idle)", 1, true), r.error.message)
