@@ -35,9 +35,10 @@ describe("echo-sandbox cleanup", function()
       -- a run in flight, held by its program until we are done
         local script = table.concat({
           "%s %s %s run --backend k8s --shell 'sleep 30' >/dev/null 2>&1 & pid=$!",
-          "for i in $(seq 1000); do python3 %s query %d /_fake/pods | grep -q Running && break; sleep 0.02; done",
+          "for i in $(seq 1000); do %s | grep -q Running && break; sleep 0.02; done",
           "echo $pid" }, "\n")
-        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), fake.script, server.port))
+        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli),
+                                         fake.query_sh(server, "/_fake/pods")))
         local run_pid = p:read("l")
         p:close()
         local function stop_run()

@@ -251,11 +251,11 @@ env.each_kubectl(function(minor)
       it("deletes its pod when it gets SIGTERM, before it exits with 143", function()
         local script = table.concat({
           "%s %s %s run --backend k8s --policy %s --shell 'echo started; exec sleep 30' >/dev/null 2>&1 & pid=$!",
-          "for i in $(seq 1000); do python3 %s query %d /_fake/pods | grep -q Running && break; sleep 0.02; done",
+          "for i in $(seq 1000); do %s | grep -q Running && break; sleep 0.02; done",
           "kill -TERM $pid; wait $pid; echo $?",
-          "python3 %s query %d /_fake/pods" }, "\n")
-        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), policy,
-                                         fake.script, server.port, fake.script, server.port))
+          "%s" }, "\n")
+        local pods = fake.query_sh(server, "/_fake/pods")
+        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), policy, pods, pods))
         local code = p:read("n")
         local pods_after = cjson.decode(p:read("a"))
         p:close()
@@ -592,13 +592,13 @@ env.each_kubectl(function(minor)
         local script = table.concat({
           "%s %s %s run --backend k8s --policy %s --shell 'exec sleep 30' >/dev/null 2>&1 & pid=$!",
           -- once the create has reached the API server, and before it is done
-          "for i in $(seq 1000); do python3 %s query %d /_fake/requests | grep -q 'POST /api/v1' && break; sleep 0.02; done",
+          "for i in $(seq 1000); do %s | grep -q 'POST /api/v1' && break; sleep 0.02; done",
           "kill -TERM $pid; wait $pid; echo $?",
           -- then the create is done on the server's side
-          "for i in $(seq 1000); do python3 %s query %d /_fake/requests | grep -q CREATED && break; sleep 0.02; done" },
+          "for i in $(seq 1000); do %s | grep -q CREATED && break; sleep 0.02; done" },
           "\n")
-        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), policy, fake.script,
-                                         server.port, fake.script, server.port))
+        local requests = fake.query_sh(server, "/_fake/requests")
+        local p = io.popen(script:format(server.env, env.cli_prefix, env.quote(env.cli), policy, requests, requests))
         code = p:read("n")
         p:close()
         left = fake.pods(server)

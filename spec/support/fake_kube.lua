@@ -146,16 +146,22 @@ local function not_started(server)
   return rawget(server, "external") or (mt and mt.skip)
 end
 
+-- The shell words that print the fake's answer to a GET of path (a POST of
+-- body), failing where it is not 2xx: curl, not a Python of the fake's (a
+-- spec asks hundreds of times, some in a loop, and Python's start is ten
+-- times curl's).
+function M.query_sh(server, path, body)
+  return ("%senv LD_PRELOAD= curl -sS --fail-with-body --max-time 10 -H 'Content-Type: application/json' %s %s")
+    :format(server.prefix or "", body and "--data-binary " .. env.quote(body) or "",
+            env.quote(("http://127.0.0.1:%d%s"):format(server.port, path)))
+end
+
 function M.query(server, path, body)
   if not_started(server) then
     M.skip("needs the fake API server's " .. path)
     return {} -- in a hook: what the fake holds cannot be known, the run's namespace is checked instead
   end
-  -- curl, not a Python of the fake's: a spec asks hundreds of times, and
-  -- Python's start is ten times curl's
-  local p = io.popen(("%senv LD_PRELOAD= curl -sS --fail-with-body --max-time 10 -H 'Content-Type: application/json' " ..
-                      "%s %s 2>&1"):format(server.prefix or "", body and "--data-binary " .. env.quote(body) or "",
-                                           env.quote(("http://127.0.0.1:%d%s"):format(server.port, path))))
+  local p = io.popen(M.query_sh(server, path, body) .. " 2>&1")
   local text = p:read("a")
   local answered = p:close()
   local ok, answer = pcall(require("cjson").decode, text)
