@@ -476,7 +476,7 @@ while time.process_time() < 1: pass]] }, { "--policy", policy })
     -- next engine's first cgroup sweeps the empty ones away
     for _ = 1, 100 do
       if not env.running { "sleep", seconds } then break end
-      os.execute("sleep 0.05")
+      env.sleep(0.05)
     end
     local r = run_json { shell = "true" }
     assert.are.equal(0, r.exit_code)

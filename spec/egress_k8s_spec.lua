@@ -79,7 +79,7 @@ return policy
                    :format(host, env.quote(egress), proxy, dir, dir, dir, dir, dir, dir, dir)):match("%d+")
     for _ = 1, 1000 do
       if (env.read_file(dir .. "/proxy.log") or ""):find("listening", 1, true) then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     assert((env.read_file(dir .. "/proxy.log") or ""):find("listening", 1, true), env.read_file(dir .. "/proxy.log"))
     server = fake.start(minor, nil, "ip netns exec " .. host .. " ")
@@ -240,7 +240,7 @@ return policy
       pid = f and f:read("a"):match("^%d+\n")
       if f then f:close() end
       if pid then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     pid = assert(pid, "the CLI's pid"):match("%d+")
     local function stop()
@@ -400,7 +400,7 @@ return policy
           out:close()
           for _ = 1, 200 do -- until it has read its stdin's end: the wait is bounded, not timed
             if #followers() == 0 then break end
-            os.execute("sleep 0.05")
+            env.sleep(0.05)
           end
           assert.are.same({}, followers(), c.name)
           -- then the pod's program ends (its kubectl, cut off from the CLI, with it); not
@@ -511,7 +511,7 @@ return policy
     assert.truthy(text:find("\nrun " .. r.pod .. "\n", 1, true), text)
     local expires = tonumber(text:match("\nexpires (%d+)\n"))
     assert.truthy(expires >= before + 2 and expires <= after + 2, text)
-    while os.time() <= expires do os.execute("sleep 0.2") end -- past it, by the proxy's clock (this one)
+    while os.time() <= expires do env.sleep(0.2) end -- past it, by the proxy's clock (this one)
     local out = curl_with(token, "http://allowed.esb.test/late")
     assert.truthy(out:find("token_expired\n 407", 1, true), out)
   end)

@@ -368,7 +368,7 @@ env.oldest_and_newest_kubectl(function(minor)
         local function seen(line)
           for _ = 1, 1000 do
             if env.read_file(file):find(line, 1, true) then return true end
-            os.execute("sleep 0.02")
+            env.sleep(0.02)
           end
           return env.read_file(file)
         end

@@ -43,7 +43,7 @@ local function gone(pid)
   for _ = 1, 1000 do
     local stat = proc_file("/proc/" .. pid .. "/stat")
     if not stat or stat:match("^%d+ %(.*%) Z") then return true end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   return false
 end

@@ -361,7 +361,7 @@ call("mount", 165, addr(b"none"), addr(b"/tmp"), addr(b"tmpfs"), 0, 0)
     end)
     for _ = 1, 500 do
       if os.execute("test -S " .. sock) then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     local r = run { language = "python", code = table.concat({
       "import os, socket",

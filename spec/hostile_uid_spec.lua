@@ -72,7 +72,7 @@ local function find(token)
       end
     end
     p:close()
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   error("no process of " .. token)
 end
@@ -141,7 +141,7 @@ policy.local_sandbox.mounts[#policy.local_sandbox.mounts + 1] = { host = %q, pat
         f:close()
         return text
       end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     error("the run never held what it took")
   end
@@ -259,7 +259,7 @@ policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(first + cou
       found = p:read("a")
       p:close()
       if found == "" then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     assert.are.equal("", found)
   end)

@@ -27,7 +27,7 @@ describe("the local sandbox", function()
       for _ = 1, 250 do
         local f = io.open(file)
         if f then got = f:read("n"); f:close(); break end
-        os.execute("sleep 0.02")
+        env.sleep(0.02)
       end
       os.remove(file)
       assert.is_number(got)

@@ -34,7 +34,7 @@ local function still_there(pid)
     local stat = f and f:read("a")
     if f then f:close() end
     if not stat or stat:match("%) (%a)") == "Z" then return false end
-    os.execute("sleep 0.05")
+    env.sleep(0.05)
   end
   return true
 end

@@ -38,7 +38,7 @@ local function settled(server)
   for _ = 1, 400 do
     pods, procs = fake.pods(server), fake.query(server, "/_fake/procs")
     if #pods == 0 and #procs == 0 then break end
-    os.execute("sleep 0.05")
+    env.sleep(0.05)
   end
   return pods, procs
 end
@@ -60,10 +60,10 @@ local function start_run(server, request, policy_path)
     pid = f and f:read("l")
     if f then f:close() end
     if pid and pid ~= "" then break end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   return function()
-    while not io.open(dir .. "/code") do os.execute("sleep 0.02") end
+    while not io.open(dir .. "/code") do env.sleep(0.02) end
     local out, err = env.read_file(dir .. "/out"), env.read_file(dir .. "/err")
     local code = tonumber(env.read_file(dir .. "/code"))
     os.execute("rm -rf " .. dir)
@@ -79,7 +79,7 @@ local function running_pod(server)
     for _, pod in ipairs(fake.pods(server)) do
       if pod.status.phase == "Running" then return pod.metadata.name end
     end
-    os.execute("sleep 0.02")
+    env.sleep(0.02)
   end
   error("the pod did not run")
 end
@@ -95,7 +95,7 @@ local function watched(server)
       streaming = streaming or line:find("sendInitialEvents=true", 1, true) ~= nil
     end
     if lists >= (streaming and 1 or 2) then return end
-    os.execute("sleep 0.02")
+    env.sleep(0.02)
   end
   error("the engine never watched the pod")
 end
@@ -237,7 +237,7 @@ for _, minor in ipairs(minors) do
               if line:find("managed-by", 1, true) then n = n + 1 end
             end
             if n >= 2 then break end
-            os.execute("sleep 0.02")
+            env.sleep(0.02)
           end
           fake.query(server, "/_fake/drain/" .. name, "{}")
           local r = result()

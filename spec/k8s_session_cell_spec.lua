@@ -153,7 +153,7 @@ if minor then
           server.env .. " " .. env.cli_prefix, env.quote(env.cli), id, env.quote(code), policy, env.quote(first)))
         for _ = 1, 3000 do
           if io.open(dir .. "/started") then break end
-          os.execute("sleep 0.01")
+          env.sleep(0.01)
         end
         local r, status = cell(id, "python", "second = True")
         assert.are.equal("busy", r.status, cjson.encode(r))
@@ -161,7 +161,7 @@ if minor then
         assert(os.execute("echo go > " .. dir .. "/go"))
         for _ = 1, 3000 do
           if (env.read_file(first) or ""):find("}%s*$") then break end
-          os.execute("sleep 0.01")
+          env.sleep(0.01)
         end
         r = cjson.decode(env.read_file(first))
         assert.are.same({ "ok", "'first'" }, { r.status, r.value })

@@ -28,7 +28,7 @@ end
 local function until_true(done)
   for _ = 1, 3000 do
     if done() then return true end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   return false
 end

@@ -32,7 +32,7 @@ local function wait_pod_ended(server, id)
   for _ = 1, 400 do
     local p = pod_of(server, id)
     if not p or p.status.phase ~= "Running" then return p end
-    os.execute("sleep 0.05")
+    env.sleep(0.05)
   end
   error("the pod of session " .. id .. " still runs")
 end

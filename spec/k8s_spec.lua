@@ -189,11 +189,11 @@ env.each_kubectl(function(minor)
             if pod.status.phase == "Running" then name = pod.metadata.name end
           end
           if name then break end
-          os.execute("sleep 0.02")
+          env.sleep(0.02)
         end
         assert.truthy(name, "the pod did not run")
         return name, function()
-          while not io.open(dir .. "/code") do os.execute("sleep 0.02") end
+          while not io.open(dir .. "/code") do env.sleep(0.02) end
           local out, err = env.read_file(dir .. "/out"), env.read_file(dir .. "/err")
           os.execute("rm -rf " .. dir)
           local ok, r = pcall(cjson.decode, out)
@@ -219,7 +219,7 @@ env.each_kubectl(function(minor)
               watched = watched or (line:find("watch=", 1, true) and line:find("managed-by", 1, true))
             end
             if watched then break end
-            os.execute("sleep 0.02")
+            env.sleep(0.02)
           end
           assert.truthy(watched, "the engine never watched the pod")
           fake.query(server, "/_fake/" .. case[1] .. "/" .. name, "{}")

@@ -31,7 +31,7 @@ local function wait_for(check)
   for _ = 1, 1000 do
     local v = check()
     if v then return v end
-    os.execute("sleep 0.02")
+    env.sleep(0.02)
   end
 end
 

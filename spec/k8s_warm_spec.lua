@@ -62,7 +62,7 @@ local function wait_ready(server, pool, n)
       end
     end
     if ready == n and #pods == n then return pods end
-    os.execute("sleep 0.05")
+    env.sleep(0.05)
   end
   error(("pool %s: %d pods, not %d ready"):format(pool, #pods, n))
 end
@@ -80,7 +80,7 @@ local function wait_gone(server, name)
     local left = false
     for _, p in ipairs(fake.pods(server)) do left = left or p.metadata.name == name end
     if not left then return end
-    os.execute("sleep 0.05")
+    env.sleep(0.05)
   end
   error("pod " .. name .. " is still there")
 end
@@ -124,7 +124,7 @@ local function wait_claims(server, since, n)
       if e.method == "PATCH" then seen = seen + 1 end
     end
     if seen >= n then return end
-    os.execute("sleep 0.05")
+    env.sleep(0.05)
   end
   error(("%d claims came, not %d"):format(seen, n))
 end
@@ -584,7 +584,7 @@ env.each_oldest_newest_kubectl(function(minor)
         for _ = 1, 600 do
           _, metrics = daemon.request(d, "GET", "/metrics")
           if metrics:find('echo_sandbox_warm_pool_pods{pool="shell",state="ready"} 2\n', 1, true) then break end
-          os.execute("sleep 0.05")
+          env.sleep(0.05)
         end
         assert.truthy(metrics:find('echo_sandbox_warm_pool_pods{pool="shell",state="ready"} 2\n', 1, true), metrics)
         assert.truthy(metrics:find('echo_sandbox_warm_pool_made_last_minute{pool="shell",result="created"} 3\n', 1,

@@ -38,7 +38,7 @@ local function first_answer(port, path)
   for _ = 1, 500 do
     status, body = get(port, path)
     if status then break end
-    os.execute("sleep 0.02")
+    env.sleep(0.02)
   end
   return status, body
 end

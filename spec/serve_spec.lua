@@ -11,7 +11,7 @@ local function stop_during(d, request, running)
     :format(env.quote(d.addr), env.quote(cjson.encode(request))))
   for _ = 1, 1000 do
     if running() then break end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   daemon.stop(d)
   local r = cjson.decode(p:read("a"))
@@ -37,7 +37,7 @@ local function until_metrics(d, what)
   for _ = 1, 2000 do
     local _, m = daemon.request(d, "GET", "/metrics")
     if m:find(what, 1, true) then return end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   error("the daemon never showed " .. what)
 end

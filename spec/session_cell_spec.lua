@@ -81,7 +81,7 @@ end
 local function wait_file(id, name)
   for _ = 1, 3000 do
     if run(id, "test -e " .. name .. " && echo yes || true") == "yes\n" then return true end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   return false
 end

@@ -25,7 +25,7 @@ local function start_until_up(id, shell, args, out)
   for _ = 1, 3000 do
     up = select(3, session.cli { "session", "cp", id .. ":up", "-" }) == 0
     if up then break end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   local pid = session.read(pidfile):match("%d+")
   os.remove(pidfile)
@@ -284,7 +284,7 @@ describe("a run in a session", function()
     for _ = 1, 3000 do
       free = not env.running { "sleep", sleep } and os.execute("flock -n " .. env.quote(tasks) .. " true") == true
       if free then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     assert.is_true(free)
     remove(s)
@@ -305,7 +305,7 @@ describe("a run in a session", function()
                                    "; while [ ! -e " .. release .. " ]; do sleep 0.01; done'")
     for _ = 1, 3000 do
       if session.read(held) then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     local r = run(s.id, where)
     env.write_file(release, "")
@@ -332,7 +332,7 @@ describe("a run in a session", function()
     for _ = 1, 3000 do
       pid = env.running { "sleep", sleep } and (session.read(pidfile) or ""):match("%d+")
       if pid then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     os.remove(pidfile)
     local r = run(s.id, where)
@@ -373,7 +373,7 @@ describe("a run in a session", function()
         children[#children + 1] = pid
       end
       if #children == 1 and fds_of(children[1]) ~= "" then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     assert.are.equal(1, #children, "the holder's children: " .. table.concat(children, " "))
     local warm = children[1]
@@ -385,7 +385,7 @@ describe("a run in a session", function()
       holder_mnt, warm_mnt = ns:read("l"), ns:read("l")
       ns:close()
       if holder_mnt ~= warm_mnt then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     assert.are_not.equal(holder_mnt, warm_mnt, "a mount namespace of its own")
     local fds = fds_of(warm)
@@ -426,7 +426,7 @@ describe("a run in a session", function()
     assert.is_true(#session.cgroups_below(s.id) > 0, "the killed engine's run left its cgroups")
     for _ = 1, 3000 do
       if not env.running { "sleep", sleep } then break end
-      os.execute("sleep 0.01")
+      env.sleep(0.01)
     end
     assert.is_false(env.running { "sleep", sleep })
     remove(s)

@@ -28,7 +28,7 @@ function M.start(options, listen, prefix)
       d.addr = listen == "unix" and ("unix:" .. where) or where
       break
     end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   assert(d.addr, "the daemon did not start: " .. (env.read_file(dir .. "/log") or ""))
   return d
@@ -46,7 +46,7 @@ end
 function M.await_log(d, text)
   for _ = 1, 30000 do
     if (M.log(d) or ""):find(text, 1, true) then return end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   error("the daemon never logged " .. text .. ": " .. (M.log(d) or ""))
 end

@@ -46,6 +46,11 @@ function M.promtool()
   if os.execute("test -x " .. M.quote(path)) then return path end
 end
 
+-- Sleeps that long (seconds) in this process: the specs' waits poll, and
+-- an os.execute("sleep ...") was a shell and a sleep each time (a quarter
+-- of CI's CPU). lua-system comes with busted.
+M.sleep = require("system").sleep
+
 -- The minors of the matrix: $ESB_SPEC_MINORS, else the builds file's lines
 -- marked for it (one minor of each way kubectl waits for a pod).
 M.kubectl_minors = {}
@@ -307,7 +312,7 @@ end
 function M.wait_running(argv)
   for _ = 1, 1000 do
     if M.running(argv) then return true end
-    os.execute("sleep 0.01")
+    M.sleep(0.01)
   end
   return false
 end
@@ -334,7 +339,7 @@ local function wait_code(dir)
   while not code do
     local f = io.open(dir .. "/code")
     code = f and f:read("n")
-    if f then f:close() else os.execute("sleep 0.01") end
+    if f then f:close() else M.sleep(0.01) end
   end
   os.execute("rm -rf " .. dir)
   return code
@@ -366,7 +371,7 @@ function M.cli_background(args, stdin_path)
     pid = f and f:read("n")
     if f then f:close() end
     if pid then break end
-    os.execute("sleep 0.01")
+    M.sleep(0.01)
   end
   os.remove(pidfile)
   return pid, wait
@@ -440,7 +445,7 @@ function M.check_leaks()
     -- processes that are exiting may take a moment to be reaped by init
     for _ = 1, 50 do
       if #leaked == 0 then break end
-      os.execute("sleep 0.05")
+      M.sleep(0.05)
       leaked = added(before, M.leak_snapshot())
     end
     assert.are.same({}, leaked)

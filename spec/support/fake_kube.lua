@@ -115,7 +115,7 @@ function M.start(minor, extra, prefix)
   for _ = 1, 500 do
     local f = io.open(portfile)
     if f then server.port = f:read("n"); f:close(); break end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   assert(server.port, "the fake API server did not start: " .. (env.read_file(dir .. "/log") or ""))
   server.kubeconfig = dir .. "/kubeconfig"
@@ -244,7 +244,7 @@ local function left_external(server)
     local deleting = false
     for _, pod in ipairs(pods) do deleting = deleting or pod.metadata.deletionTimestamp ~= nil end
     if not deleting then break end
-    os.execute("sleep 0.2")
+    env.sleep(0.2)
   end
   return pods
 end

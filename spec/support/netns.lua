@@ -18,7 +18,7 @@ function M.wait_for(path)
   for _ = 1, 1000 do
     local f = io.open(path)
     if f then f:close() return true end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   return false
 end

@@ -98,7 +98,7 @@ end
 local function wait_ended(pid)
   for _ = 1, 3000 do
     if not alive(pid) then return true end
-    os.execute("sleep 0.01")
+    env.sleep(0.01)
   end
   return false
 end
