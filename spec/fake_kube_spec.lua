@@ -364,7 +364,10 @@ env.oldest_and_newest_kubectl(function(minor)
           :format(env.quote(server.kubeconfig), env.quote(env.kubectl(minor)), file))
         local pid = p:read("l")
         p:close()
-        later(function() os.execute("kill " .. pid .. " 2>/dev/null; " .. env.wait_ended_sh(pid)) end)
+        later(function()
+          os.execute("kill " .. pid .. " 2>/dev/null")
+          env.wait_ended(pid)
+        end)
         local function seen(line)
           for _ = 1, 1000 do
             if env.read_file(file):find(line, 1, true) then return true end

@@ -72,10 +72,6 @@ local function kernels(s, program)
   return found
 end
 
--- Waits for a process's end (gone, or a zombie init has yet to reap).
-local function wait_ended(pid)
-  return os.execute(env.wait_ended_sh(pid)) == true
-end
 
 -- Polls for a file of the session's working dir, through a run (30 s cap).
 local function wait_file(id, name)
@@ -96,8 +92,8 @@ local function remove(s)
   local below = descendants(s.pid)
   local _, err, code = cli { "session", "rm", s.id }
   assert.are.equal(0, code, err)
-  assert.is_true(wait_ended(s.pid), "the holder is still there")
-  for _, pid in ipairs(below) do assert.is_true(wait_ended(pid), "process " .. pid .. " is left") end
+  assert.is_true(env.wait_ended(s.pid), "the holder is still there")
+  for _, pid in ipairs(below) do assert.is_true(env.wait_ended(pid), "process " .. pid .. " is left") end
   assert.is_nil(io.open(dir .. "/" .. s.id), "the session's directory is left")
   for _, path in ipairs(cgroups) do
     assert.is_nil(io.open(path .. "/tasks") or io.open(path .. "/cgroup.procs"), path .. " is left")
@@ -217,7 +213,7 @@ describe("echo-sandbox session cell", function()
     -- pid 1's report and the holder's reap_if_ended taken out, this cell
     -- went to the ended kernel and said died (125).
     assert(os.execute("kill -KILL " .. pids[1]))
-    assert.is_true(wait_ended(pids[1]))
+    assert.is_true(env.wait_ended(pids[1]))
     local r, code = cell(s.id, "python", "x")
     assert.are.equal(1, code)
     assert.is_true(r.state_lost)

@@ -59,9 +59,8 @@ function M.signal(d, sig, wait)
     return
   end
   -- the daemon is not our child: its exit code comes from a wrapper below
-  local p = io.popen(("kill -%s %s; %s"):format(sig, d.pid, env.wait_ended_sh(d.pid)))
-  p:read("a")
-  p:close()
+  os.execute(("kill -%s %s"):format(sig, d.pid))
+  env.wait_ended(d.pid)
 end
 
 function M.stop(d)

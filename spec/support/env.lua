@@ -317,13 +317,22 @@ function M.wait_running(argv)
   return false
 end
 
--- A shell loop that waits until process pid has ended: until it is gone,
--- or a zombie. A process whose parent went first (a server a shell started
--- in the background) is reaped by init, which on these machines reaps in
--- rounds: waiting for the zombie to go took 1-2 s a server.
-function M.wait_ended_sh(pid)
-  return ("while kill -0 %s 2>/dev/null && [ \"$(sed 's/.*) //; s/ .*//' /proc/%s/stat 2>/dev/null)\" != Z ]; " ..
-          "do sleep 0.01; done"):format(pid, pid)
+-- Waits until process pid has ended: until it is gone, or a zombie. A
+-- process whose parent went first (a server a shell started in the
+-- background) is reaped by init, which on these machines reaps in rounds:
+-- waiting for the zombie to go took 1-2 s a server. Reads /proc in this
+-- process: a poll of a shell loop was three processes. True once it has
+-- ended; false where it still runs after about a minute.
+function M.wait_ended(pid)
+  for _ = 1, 6000 do
+    local f = io.open(("/proc/%s/stat"):format(pid))
+    if not f then return true end
+    local state = (f:read("a") or ""):match("%) (%S)")
+    f:close()
+    if not state or state == "Z" then return true end
+    M.sleep(0.01)
+  end
+  return false
 end
 
 -- A unique argument for `sleep` (seconds, with a fraction), so that a spec

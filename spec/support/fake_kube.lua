@@ -252,7 +252,8 @@ end
 function M.stop(server)
   if rawget(server, "external") then os.execute("rm -rf " .. server.dir) end
   if not_started(server) then return end
-  os.execute("kill " .. server.pid .. "; " .. env.wait_ended_sh(server.pid))
+  os.execute("kill " .. server.pid)
+  env.wait_ended(server.pid)
   os.execute("rm -rf " .. server.dir)
 end
 
