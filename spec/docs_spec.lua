@@ -114,7 +114,7 @@ local function block_shell(b, subst)
     return ("cat > %s <<'ESB_DOCS_EOF'\n%sESB_DOCS_EOF\n"):format(env.quote(b.marks.file), text)
   end
   local runner = b.marks.run
-    or (b.lang == "lua" and 'env LD_PRELOAD="$ESB_DOCS_LUA_PRELOAD" lua5.4 -')
+    or (b.lang == "lua" and env.module_lua .. ' -')
     or (b.lang == "python" and "python3 -")
   if runner then return ("%s <<'ESB_DOCS_EOF'\n%sESB_DOCS_EOF\n"):format(runner, text) end
   if b.lang ~= "sh" then return nil end
@@ -218,10 +218,9 @@ local function run_page(page, blocks)
   end
   script[#script + 1] = "esb_docs_end\n"
   env.write_file(dir .. "/page.sh", table.concat(script))
-  -- the sanitizer step's LD_PRELOAD is for lua5.4 alone (env.sh drops it)
-  local ok, out = env.sh(("cd %s && env ESB_DOCS_LUA_PRELOAD=%s PATH=%s:\"$PATH\" DESTDIR=%s/destdir "
+  local ok, out = env.sh(("cd %s && env PATH=%s:\"$PATH\" DESTDIR=%s/destdir "
     .. "ESB_BUILD_DIR=%s ESB_CMAKE_FLAGS=%s LUA_CPATH=%s bash %s/page.sh")
-    :format(tree, env.quote(os.getenv("LD_PRELOAD") or ""), env.quote(build), dir, env.quote(build),
+    :format(tree, env.quote(build), dir, env.quote(build),
       env.quote(cmake_flags()), env.quote(build .. "/?.so;;"), dir))
   os.execute("rm -rf " .. env.quote(dir))
   return ok, out

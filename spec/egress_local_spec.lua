@@ -422,8 +422,7 @@ local id, err = sbx.session_create { limits = { network = { allow = { "pypi.org"
 if id then sbx.session_delete(id) end
 print(id, err)
 ]])
-    -- popen, not env.sh: the module runs in this lua5.4 with the sanitizers' $LD_PRELOAD, where a run has one
-    local p = io.popen(("ECHO_SANDBOX_SESSION_DIR=%s lua5.4 %s 2>&1"):format(dir, script))
+    local p = io.popen(("ECHO_SANDBOX_SESSION_DIR=%s %s %s 2>&1"):format(dir, env.module_lua, script))
     local out = p:read("a")
     local ok = p:close()
     os.remove(script)

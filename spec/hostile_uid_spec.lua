@@ -59,7 +59,7 @@ end
 -- its pid and its real uid there.
 local function find(token)
   for _ = 1, 1000 do
-    local p = io.popen("unset LD_PRELOAD; grep -l -a -- " .. env.quote(token) .. " /proc/[0-9]*/cmdline 2>/dev/null")
+    local p = io.popen("grep -l -a -- " .. env.quote(token) .. " /proc/[0-9]*/cmdline 2>/dev/null")
     for path in p:lines() do
       local pid = path:match("^/proc/(%d+)/")
       local f = pid and io.open("/proc/" .. pid .. "/status")
@@ -254,7 +254,7 @@ policy.local_sandbox.uid_range = { first = %d, count = 1 }]]):format(first + cou
     local found
     for _ = 1, 500 do -- SIGKILL was sent before the CLI ended; its death may take a moment
       -- "[e]sb-left": the pattern does not match the shell that runs grep
-      local p = io.popen("unset LD_PRELOAD; grep -l -a -e " .. env.quote("[e]" .. token:sub(2)) ..
+      local p = io.popen("grep -l -a -e " .. env.quote("[e]" .. token:sub(2)) ..
                          " /proc/[0-9]*/cmdline 2>/dev/null")
       found = p:read("a")
       p:close()

@@ -505,8 +505,7 @@ env.each_kubectl(function(minor)
       local args = { "run", "--policy", policy, "--backend", "k8s", "--stdin-file", "-" }
       for _, a in ipairs(paths[path]) do args[#args + 1] = env.quote(a) end
       local cli = ("%s %s %s %s 2>&1"):format(server.env, env.cli_prefix, env.quote(env.cli), table.concat(args, " "))
-      -- (the tools without the sanitizers' LD_PRELOAD, as env.sh runs them)
-      local p = io.popen("unset LD_PRELOAD; " .. (piped and ("cat %s | %s; echo \"rc=$?\""):format(env.quote(file), cli)
+      local p = io.popen((piped and ("cat %s | %s; echo \"rc=$?\""):format(env.quote(file), cli)
         or ("{ dd bs=7 count=1 >/dev/null 2>&1; %s; echo \"rc=$?\"; wc -c; } < %s"):format(cli, env.quote(file))))
       local out = p:read("a")
       p:close()

@@ -158,7 +158,7 @@ describe("the docs' nginx set-up", function()
     local path = "/run-python?code=print%28%27a%20b%27%2C%206%2A7%29"
     local status, body = first_answer(port, path)
     local log = env.read_file(dir .. "/error.log") or ""
-    -- who the workers are, from /proc (procps' ps hangs under the ASan run's LD_PRELOAD)
+    -- who the workers are, from /proc
     local ps = io.popen(("for w in $(cat /proc/%s/task/%s/children); do stat -c %%U /proc/$w; done")
       :format(nginx_pid, nginx_pid))
     local workers = ps:read("a")
