@@ -79,7 +79,7 @@ static int cmd_listen(const char *portfile, const char *addr) {
   }
 }
 
-static int read_stat(int pid, int *ppid, unsigned *uid, char *cmd, size_t cmdlen) {
+static int parent_stat(int pid, int *ppid) {
   char path[64], buf[4096];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
   FILE *f = fopen(path, "r");
@@ -88,7 +88,13 @@ static int read_stat(int pid, int *ppid, unsigned *uid, char *cmd, size_t cmdlen
   fclose(f);
   buf[n] = 0;
   char *close_paren = strrchr(buf, ')');
-  if (!close_paren || sscanf(close_paren + 2, "%*c %d", ppid) != 1) return -1;
+  return close_paren && sscanf(close_paren + 2, "%*c %d", ppid) == 1 ? 0 : -1;
+}
+static int read_stat(int pid, int *ppid, unsigned *uid, char *cmd, size_t cmdlen) {
+  char path[64], buf[4096];
+  FILE *f;
+  size_t n;
+  if (parent_stat(pid, ppid) < 0) return -1;
   snprintf(path, sizeof path, "/proc/%d/status", pid);
   *uid = (unsigned)-1;
   if ((f = fopen(path, "r"))) {
@@ -108,18 +114,42 @@ static int read_stat(int pid, int *ppid, unsigned *uid, char *cmd, size_t cmdlen
 }
 
 /* Descendants of root, found by walking parents up from every process. */
-static int is_descendant(int pid, int root) {
-  for (int depth = 0; pid > 1 && depth < 64; depth++) {
+/* Every process's parent, read once a snapshot: the ancestry checks below
+ * walk this table, not /proc (a walk there read three files a level, for
+ * every process on the machine, twice a spec case). */
+struct parent_link {
+  int pid, ppid;
+};
+static struct parent_link *links;
+static size_t nlinks;
+
+static int by_pid(const void *a, const void *b) {
+  int x = ((const struct parent_link *)a)->pid, y = ((const struct parent_link *)b)->pid;
+  return (x > y) - (x < y);
+}
+static void read_parent_links(void) {
+  size_t cap = 0;
+  DIR *proc = opendir("/proc");
+  struct dirent *e;
+  while (proc && (e = readdir(proc))) {
     int ppid;
-    unsigned uid;
-    char cmd[8];
-    if (read_stat(pid, &ppid, &uid, cmd, sizeof cmd) < 0) return 0;
-    if (ppid == root) return 1;
-    pid = ppid;
+    if (!isdigit((unsigned char)e->d_name[0]) || parent_stat(atoi(e->d_name), &ppid) < 0) continue;
+    if (nlinks == cap && !(links = realloc(links, (cap = cap ? 2 * cap : 512) * sizeof *links))) abort();
+    links[nlinks++] = (struct parent_link){ atoi(e->d_name), ppid };
   }
+  if (proc) closedir(proc);
+  qsort(links, nlinks, sizeof *links, by_pid);
+}
+/* pid's parent in the table; 0 where pid is not there */
+static int parent_of(int pid) {
+  struct parent_link key = { pid, 0 }, *l = bsearch(&key, links, nlinks, sizeof *links, by_pid);
+  return l ? l->ppid : 0;
+}
+static int is_descendant(int pid, int root) {
+  for (int depth = 0; pid > 1 && depth < 64; depth++)
+    if ((pid = parent_of(pid)) == root) return 1;
   return 0;
 }
-
 static int has_mark(int pid, const char *mark) {
   char path[64], buf[65536];
   snprintf(path, sizeof path, "/proc/%d/environ", pid);
@@ -135,14 +165,8 @@ static int has_mark(int pid, const char *mark) {
 
 /* root and the processes above it (they carry the mark too). */
 static int is_ancestor_or_self(int pid, int root) {
-  for (int depth = 0; root > 1 && depth < 64; depth++) {
+  for (int depth = 0; root > 1 && depth < 64; depth++, root = parent_of(root))
     if (pid == root) return 1;
-    int ppid;
-    unsigned uid;
-    char cmd[8];
-    if (read_stat(root, &ppid, &uid, cmd, sizeof cmd) < 0) return 0;
-    root = ppid;
-  }
   return 0;
 }
 
@@ -401,17 +425,18 @@ static int cmd_leaks(const char *pidarg) {
   char mark[256] = "";
   const char *m = getenv("ESB_SPEC_MARK");
   if (m && *m) snprintf(mark, sizeof mark, "ESB_SPEC_MARK=%s", m);
-  DIR *proc = opendir("/proc");
-  while (proc && (e = readdir(proc))) {
-    if (!isdigit((unsigned char)e->d_name[0])) continue;
-    int pid = atoi(e->d_name), ppid;
+  read_parent_links();
+  for (size_t i = 0; i < nlinks; i++) {
+    int pid = links[i].pid, ppid;
     unsigned uid;
-    if (pid == self || pid == shell || read_stat(pid, &ppid, &uid, cmd, sizeof cmd) < 0) continue;
-    if (is_descendant(pid, root)) printf("child %d: %s\n", pid, cmd);
-    else if (*mark && has_mark(pid, mark) && !is_ancestor_or_self(pid, root))
-      printf("proc %d started by the specs: %s\n", pid, cmd);
+    if (pid == self || pid == shell) continue;
+    int child = is_descendant(pid, root);
+    if (!child && !(*mark && has_mark(pid, mark) && !is_ancestor_or_self(pid, root))) continue;
+    if (read_stat(pid, &ppid, &uid, cmd, sizeof cmd) < 0) continue;
+    if (child) printf("child %d: %s\n", pid, cmd);
+    else printf("proc %d started by the specs: %s\n", pid, cmd);
   }
-  if (proc) closedir(proc);
+  free(links);
   const char *tmp = getenv("TMPDIR");
   DIR *t = opendir(tmp && *tmp ? tmp : "/tmp");
   while (t && (e = readdir(t)))
