@@ -144,6 +144,14 @@ function M.newest_kubectl()
   require("busted").pending(#whys > 0 and table.concat(whys, "; ") or "no kubectl minor in ESB_SPEC_MINORS")
 end
 
+-- body(minor) with the newest minor of the matrix whose kubectl is here:
+-- for a file whose requests are the same from every kubectl of the
+-- matrix (it says so). Where none is here, one pending spec says why.
+function M.with_newest_kubectl(body)
+  local minor = M.newest_kubectl()
+  if minor then body(minor) end
+end
+
 -- Policies that specs write use this isolation (the valgrind step: "rlimits").
 M.isolation = os.getenv("ESB_SPEC_ISOLATION") or "namespaces"
 
