@@ -4,13 +4,8 @@
 -- resourceVersion (the engine's own API request, or kubectl's) and runs in
 -- it through kubectl exec, and the pod is
 -- deleted after; no pod to claim, and the run makes its own (cold).
---
--- With the newest kubectl of the matrix alone: a warm run's requests are
--- the engine's own client's, and those kubectl makes in place of it (the
--- pool's list, the claim's patch, the delete, exec -i) are the same from
--- every kubectl 1.30 to 1.35; what differs between them is how a cold
--- run's `kubectl run --attach` waits for its pod, which spec/k8s_spec.lua
--- runs on one minor of each way.
+-- Shown on both ends of the kubectl matrix, the oldest and the newest.
+-- spec/run: one task per minor, the oldest and the newest of the matrix.
 local env = require "spec.support.env"
 local fake = require "spec.support.fake_kube"
 local daemon = require "spec.support.daemon"
@@ -204,7 +199,7 @@ local function tls_kubeconfig(server, certs, tls_server_name)
   env.write_file(server.kubeconfig, text)
 end
 
-env.with_newest_kubectl(function(minor)
+env.each_oldest_newest_kubectl(function(minor)
   describe(("k8s warm pods, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- outer: after the server has stopped
     -- Checked: with a 401 taken as any failure (no kubectl after it), the
