@@ -415,12 +415,33 @@ env.each_kubectl(function(minor)
         local dir = os.tmpname()
         os.remove(dir)
         assert(os.execute("mkdir " .. dir))
-        finally(function() os.execute("rm -rf " .. dir) end)
+        local holder -- of the closed port
+        finally(function()
+          if holder then
+            os.execute("kill " .. holder)
+            env.wait_ended(holder)
+          end
+          os.execute("rm -rf " .. dir)
+        end)
         local server = fake.start(minor)
         local kubeconfig = env.read_file(server.kubeconfig)
         if case[1] == "a closed port" then
-          fake.stop(server) -- its port is closed now
+          fake.stop(server)
           server = nil
+          -- not the fake's port once closed: another task's next server could take it (a kubectl of
+          -- this run once got that one's NotFound); a port held bound, never listening, refuses all
+          local p = io.popen(("%s closed-port %s/port >/dev/null 2>&1 & echo $!"):format(env.quote(env.helper), dir))
+          holder = p:read("n")
+          p:close()
+          local port
+          for _ = 1, 500 do
+            local f = io.open(dir .. "/port")
+            port = f and f:read("n")
+            if f then f:close() end
+            if port then break end
+            env.sleep(0.01)
+          end
+          kubeconfig = kubeconfig:gsub("127%.0%.0%.1:%d+", "127.0.0.1:" .. assert(port, "no closed port"))
         else
           kubeconfig = kubeconfig:gsub('server: "http:', 'server: "https:')
         end

@@ -3,6 +3,8 @@
  *
  *   esb-spec-helper listen PORTFILE [ADDR] accept TCP connections on 127.0.0.1 or ADDR (free port
  *                                         written to PORTFILE), answer "hello\n", forever
+ *   esb-spec-helper closed-port PORTFILE  hold a 127.0.0.1 port bound, never listening (written
+ *                                         to PORTFILE), until killed: it refuses connections
  *   esb-spec-helper leaks PID             print what could leak from process PID: its open
  *                                         fds, its descendants (but this helper and its shell),
  *                                         processes that carry PID's $ESB_SPEC_MARK in their
@@ -51,6 +53,32 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* The port number, to portfile whole or not at all. */
+static int write_port(const char *portfile, const struct sockaddr_in *a) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", portfile);
+  FILE *f = fopen(tmp, "w");
+  if (!f) { perror(tmp); return -1; }
+  fprintf(f, "%d\n", ntohs(a->sin_port));
+  fclose(f);
+  return rename(tmp, portfile);
+}
+
+/* A loopback port that refuses every connection, and that no other socket
+ * takes while this runs (a port closed by its server may be the next
+ * one's): bound, never listening. Its number goes to portfile. */
+static int cmd_closed_port(const char *portfile) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  socklen_t len = sizeof a;
+  if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(s, (struct sockaddr *)&a, &len) < 0) {
+    perror("closed-port");
+    return 1;
+  }
+  if (write_port(portfile, &a) < 0) return 1;
+  for (;;) pause();
+}
+
 static int cmd_listen(const char *portfile, const char *addr) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -64,13 +92,7 @@ static int cmd_listen(const char *portfile, const char *addr) {
     perror("listen");
     return 1;
   }
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp", portfile);
-  FILE *f = fopen(tmp, "w");
-  if (!f) { perror(tmp); return 1; }
-  fprintf(f, "%d\n", ntohs(a.sin_port));
-  fclose(f);
-  rename(tmp, portfile);
+  if (write_port(portfile, &a) < 0) return 1;
   for (;;) {
     int c = accept(s, NULL, NULL);
     if (c < 0) continue;
@@ -478,11 +500,12 @@ static int cmd_no_setrlimit(char **argv) {
 
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "listen")) return cmd_listen(argv[2], argc >= 4 ? argv[3] : NULL);
+  if (argc == 3 && !strcmp(argv[1], "closed-port")) return cmd_closed_port(argv[2]);
   if (argc >= 3 && !strcmp(argv[1], "leaks")) return cmd_leaks(argv[2]);
   if (argc == 4 && !strcmp(argv[1], "cgroup-enter")) return cmd_cgroup_enter(atoi(argv[2]), argv[3]);
   if (argc >= 3 && !strcmp(argv[1], "cgroup-leave")) return cmd_cgroup_leave(atoi(argv[2]), argv + 3, argc - 3);
   if (argc >= 3 && !strcmp(argv[1], "no-setrlimit")) return cmd_no_setrlimit(argv + 2);
-  fprintf(stderr, "usage: esb-spec-helper listen PORTFILE | leaks PID | cgroup-enter PID NAME | "
+  fprintf(stderr, "usage: esb-spec-helper listen PORTFILE | closed-port PORTFILE | leaks PID | cgroup-enter PID NAME | "
                   "cgroup-leave PID DIR... | no-setrlimit CMD...\n");
   return 2;
 }
