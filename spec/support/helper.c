@@ -135,7 +135,6 @@ static int read_stat(int pid, int *ppid, unsigned *uid, char *cmd, size_t cmdlen
   return 0;
 }
 
-/* Descendants of root, found by walking parents up from every process. */
 /* Every process's parent, read once a snapshot: the ancestry checks below
  * walk this table, not /proc (a walk there read three files a level, for
  * every process on the machine, twice a spec case). */
@@ -167,11 +166,13 @@ static int parent_of(int pid) {
   struct parent_link key = { pid, 0 }, *l = bsearch(&key, links, nlinks, sizeof *links, by_pid);
   return l ? l->ppid : 0;
 }
+/* Descendants of root, found by walking parents up from every process. */
 static int is_descendant(int pid, int root) {
   for (int depth = 0; pid > 1 && depth < 64; depth++)
     if ((pid = parent_of(pid)) == root) return 1;
   return 0;
 }
+
 static int has_mark(int pid, const char *mark) {
   char path[64], buf[65536];
   snprintf(path, sizeof path, "/proc/%d/environ", pid);
