@@ -17,25 +17,12 @@ describe("the local sandbox", function()
     -- Starts the helper's listener (in the network namespace ns, when given)
     -- on addr; returns its pid and port.
     local function listen(addr, ns)
-      local file = os.tmpname()
-      os.remove(file)
-      local p = io.popen(("%s %s listen %s %s >/dev/null 2>&1 & echo $!"):format(
-        ns and ("ip netns exec " .. ns) or "", env.quote(env.helper), env.quote(file), addr or ""))
-      local pid = p:read("l")
-      p:close()
-      local got
-      for _ = 1, 250 do
-        local f = io.open(file)
-        if f then got = f:read("n"); f:close(); break end
-        env.sleep(0.02)
-      end
-      os.remove(file)
-      assert.is_number(got)
-      return pid, got
+      return env.helper_port("listen", addr, ns and ("ip netns exec " .. ns))
     end
 
     local function stop(pid)
-      os.execute("kill " .. pid .. "; while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.01; done")
+      os.execute("kill " .. pid)
+      env.wait_ended(pid)
     end
 
     before_each(function() listener_pid, port = listen() end)

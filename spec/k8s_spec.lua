@@ -430,18 +430,9 @@ env.each_kubectl(function(minor)
           server = nil
           -- not the fake's port once closed: another task's next server could take it (a kubectl of
           -- this run once got that one's NotFound); a port held bound, never listening, refuses all
-          local p = io.popen(("%s closed-port %s/port >/dev/null 2>&1 & echo $!"):format(env.quote(env.helper), dir))
-          holder = p:read("n")
-          p:close()
           local port
-          for _ = 1, 500 do
-            local f = io.open(dir .. "/port")
-            port = f and f:read("n")
-            if f then f:close() end
-            if port then break end
-            env.sleep(0.01)
-          end
-          kubeconfig = kubeconfig:gsub("127%.0%.0%.1:%d+", "127.0.0.1:" .. assert(port, "no closed port"))
+          holder, port = env.helper_port("closed-port")
+          kubeconfig = kubeconfig:gsub("127%.0%.0%.1:%d+", "127.0.0.1:" .. port)
         else
           kubeconfig = kubeconfig:gsub('server: "http:', 'server: "https:')
         end

@@ -348,6 +348,34 @@ function M.unique_seconds(whole)
   return ("%d.%06d"):format(whole, math.random(0, 999999))
 end
 
+-- The number in the file path once it holds one (a pid, a port its
+-- writer put there whole); nil after some 5 s without.
+function M.await_number(path)
+  for _ = 1, 500 do
+    local f = io.open(path)
+    local n = f and f:read("n")
+    if f then f:close() end
+    if n then return n end
+    M.sleep(0.01)
+  end
+end
+
+-- Starts esb-spec-helper's `listen` or `closed-port` in the background
+-- (args after its port file; prefix before the command, "ip netns exec
+-- NS "); returns its pid and the port it holds.
+function M.helper_port(what, args, prefix)
+  local file = os.tmpname()
+  os.remove(file)
+  local p = io.popen(("%s %s %s %s %s >/dev/null 2>&1 & echo $!"):format(prefix or "", M.quote(M.helper), what,
+    M.quote(file), args or ""))
+  local pid = p:read("n")
+  p:close()
+  local port = M.await_number(file)
+  os.remove(file)
+  assert(port, "esb-spec-helper " .. what .. " did not start")
+  return pid, port
+end
+
 -- The command of a lua5.4 that loads the build's module. In CI's ASan step
 -- the sanitizers' runtimes must come first there, and only there:
 -- $ESB_SANITIZER_PRELOAD names them (spec/support/preload_here.c).
@@ -386,14 +414,7 @@ function M.cli_background(args, stdin_path)
   local pidfile = os.tmpname()
   local wait = M.in_background(("%s <%s >/dev/null 2>&1 & echo $! > %s; wait $!"):format(table.concat(parts, " "),
     M.quote(stdin_path or "/dev/null"), pidfile))
-  local pid
-  for _ = 1, 500 do
-    local f = io.open(pidfile)
-    pid = f and f:read("n")
-    if f then f:close() end
-    if pid then break end
-    M.sleep(0.01)
-  end
+  local pid = M.await_number(pidfile)
   os.remove(pidfile)
   return pid, wait
 end

@@ -112,11 +112,7 @@ function M.start(minor, extra, prefix)
   local p = io.popen(cmd)
   local server = { dir = dir, pid = p:read("l"), minor = minor, prefix = prefix }
   p:close()
-  for _ = 1, 500 do
-    local f = io.open(portfile)
-    if f then server.port = f:read("n"); f:close(); break end
-    env.sleep(0.01)
-  end
+  server.port = env.await_number(portfile)
   assert(server.port, "the fake API server did not start: " .. (env.read_file(dir .. "/log") or ""))
   server.kubeconfig = dir .. "/kubeconfig"
   env.write_file(server.kubeconfig, ([[
