@@ -27,6 +27,31 @@ local function run_alone(minor, options, args, request, inspect)
   return ok and r or out, code, err, seen
 end
 
+-- A kubectl of the matrix's minor in dir/kubectl that writes each
+-- command's first two words (past the connection flags) to dir/log, then
+-- runs the matrix's kubectl; from create try hang_from on (where given), it
+-- sleeps instead, a try whose answer never comes, until the run's deadline
+-- kills it.
+local function logging_kubectl(minor, dir, hang_from)
+  env.write_file(dir .. "/kubectl", ("#!/bin/sh\nn=0\nfor a; do case $a in --*) continue;; esac; " ..
+    "n=$((n + 1)); [ $n = 1 ] && verb=$a; printf '%%s ' \"$a\"; [ $n = 2 ] && break; done >> %s/log\n" ..
+    "echo >> %s/log\n[ \"$verb\" = run ] && [ \"$(grep -c '^run ' %s/log)\" -ge %d ] && exec sleep 600\n" ..
+    "exec %s \"$@\"\n"):format(dir, dir, dir, hang_from or 1000000, env.quote(assert(env.kubectl(minor)))))
+  assert(os.execute("chmod +x " .. dir .. "/kubectl"))
+  return dir .. "/kubectl"
+end
+
+-- The commands dir/log holds (logging_kubectl), by their first word: how
+-- many creates ("run"), and the others in order, but for the pod watch's.
+local function logged(dir)
+  local runs, others = 0, {}
+  for line in env.read_file(dir .. "/log"):gmatch("[^\n]+") do
+    if line:find("^run ") then runs = runs + 1
+    elseif line ~= "get pods " then others[#others + 1] = line:match("^%S+") end
+  end
+  return runs, others
+end
+
 -- The kubectl matrix (env.each_kubectl: 1.30, 1.33 and 1.35, each against
 -- a fake API server reporting its minor): a run is `kubectl run --attach`,
 -- and kubectl's version changes what it does there. It waits for the pod by
@@ -388,33 +413,32 @@ env.each_kubectl(function(minor)
   describe(("k8s backend, kubectl 1.%d, an API server that cannot be reached"):format(minor), function()
     env.check_leaks()
 
-    -- A kubectl that writes each command's first two words (past the
-    -- connection flags) to dir/log, then runs the matrix's kubectl.
-    local function logging_kubectl(dir)
-      env.write_file(dir .. "/kubectl", ("#!/bin/sh\nn=0\nfor a; do case $a in --*) continue;; esac; " ..
-        "n=$((n + 1)); printf '%%s ' \"$a\"; [ $n = 2 ] && break; done >> %s/log\necho >> %s/log\nexec %s \"$@\"\n")
-        :format(dir, dir, env.quote(assert(env.kubectl(minor)))))
-      assert(os.execute("chmod +x " .. dir .. "/kubectl"))
-      return dir .. "/kubectl"
-    end
+    -- A policy whose delete gives up after 1 s (at a closed door).
+    local quick_delete
+    setup(function() quick_delete = env.policy_file("policy.k8s.delete_timeout_ms = 1000") end)
+    teardown(function() os.remove(quick_delete) end)
 
     -- Checked: without esb_kubectl_unreachable in create_may_succeed_later
     -- (k8s.c), the closed port's create was tried once, not retryable, its
     -- reason backend_error, and a get and 8 deletes followed (the CLI ended
     -- 8.9 s after the result was known). Without the run's `unreachable`
     -- (no try connected), both end as backend_error, after a get and the
-    -- deletes.
+    -- deletes. Without decide_refused_then_cut (k8s.c), a try the deadline
+    -- cut short made the result KubectlTimeout, "kubectl did not answer"
+    -- (the last case: its second try never answers; on a loaded machine, a
+    -- try of the others may be cut too, and the result says so).
     for _, case in ipairs {
       { "a closed port", "was refused - did you specify the right host or port?", fault = "unreachable" },
       { "a plain HTTP server at an https address", "tls: first record does not look like a TLS handshake",
         fault = "unreachable" },
+      { "a closed port, the deadline cutting the second try short (the pod it may have made read and deleted)",
+        "was refused - did you specify the right "
+        .. "host or port?", fault = "unreachable", cut = 2 },
     } do
       it(("tries the create again until the deadline, and reads or deletes no pod that was never made: %s")
            :format(case[1]), function()
         fake.needs("port, to close or to dial with TLS")
-        local dir = os.tmpname()
-        os.remove(dir)
-        assert(os.execute("mkdir " .. dir))
+        local dir = env.temp_dir()
         local holder -- of the closed port
         finally(function()
           if holder then
@@ -425,7 +449,7 @@ env.each_kubectl(function(minor)
         end)
         local server = fake.start(minor)
         local kubeconfig = env.read_file(server.kubeconfig)
-        if case[1] == "a closed port" then
+        if case[1]:find("^a closed port") then
           fake.stop(server)
           server = nil
           -- not the fake's port once closed: another task's next server could take it (a kubectl of
@@ -437,9 +461,9 @@ env.each_kubectl(function(minor)
           kubeconfig = kubeconfig:gsub('server: "http:', 'server: "https:')
         end
         env.write_file(dir .. "/kubeconfig", kubeconfig)
-        local kubectl = logging_kubectl(dir)
-        local out, err, code = env.cli_run({ "run", "--json", "--policy", policy },
-          cjson.encode { backend = "k8s", shell = "echo never", timeout_ms = 2500 },
+        local kubectl = logging_kubectl(minor, dir, case.cut)
+        local out, err, code = env.cli_run({ "run", "--json", "--policy", quick_delete },
+          cjson.encode { backend = "k8s", shell = "echo never", timeout_ms = case.cut and 8000 or 2500 },
           ("KUBECONFIG=%s ECHO_SANDBOX_KUBECTL=%s"):format(env.quote(dir .. "/kubeconfig"), env.quote(kubectl)))
         local left = server and fake.pods(server) or {}
         if server then fake.stop(server) end
@@ -451,14 +475,19 @@ env.each_kubectl(function(minor)
         assert.truthy(r.error.message:find("API server is unreachable", 1, true), r.error.message)
         assert.truthy(r.error.message:find(case[2], 1, true), r.error.message)
         assert.is_nil(r.error.message:find("[IWEF]%d%d%d%d %d%d:%d%d"), r.error.message)
-        assert.is_nil(r.cleanup_error)
-        local runs, others = 0, {}
-        for line in env.read_file(dir .. "/log"):gmatch("[^\n]+") do
-          if line:find("^run ") then runs = runs + 1
-          elseif line ~= "get pods " then others[#others + 1] = line end -- the pod watch's
+        local runs, others = logged(dir)
+        local cut = tonumber(r.error.message:match("cut try (%d+) short"))
+        assert.are.equal(case.cut, case.cut and cut, r.error.message)
+        if cut then
+          -- that try may have connected: its pod looked for, its delete tried, at a closed door
+          assert.are.equal(cut, runs)
+          assert.are.same({ "get", "delete" }, { others[1], others[#others] })
+          assert.truthy(r.cleanup_error, cjson.encode(r))
+        else
+          assert.is_true(runs >= 2, runs .. " creates") -- tried again
+          assert.are.same({}, others) -- no get or delete of a pod never made
+          assert.is_nil(r.cleanup_error)
         end
-        assert.is_true(runs >= 2, runs .. " creates") -- tried again
-        assert.are.same({}, others) -- no get or delete of a pod never made
         assert.are.same({}, left)
       end)
     end
@@ -497,6 +526,34 @@ env.each_kubectl(function(minor)
                     { backend = "k8s", shell = "true", labels = { namespace = "forbidden-ns" } })
       assert.are.equal("backend_error", r.error.code, cjson.encode(r))
       expect(r, "forbidden")
+    end)
+
+    -- The deadline cuts a create short (its second try never answers)
+    -- after the API server refused the first for now. Checked: without
+    -- decide_refused_then_cut (k8s.c), the result was KubectlTimeout,
+    -- "kubectl did not answer within the run's deadline", though the API
+    -- server had answered at once.
+    it("says the refusal when the deadline cuts the next try short, and looks for and deletes the pod that try "
+       .. "may have made", function()
+      local dir = env.temp_dir()
+      finally(function() os.execute("rm -rf " .. dir) end)
+      local server = fake.start(minor, "--fail-create 1000")
+      local out, err, code = env.cli_run({ "run", "--json", "--policy", policy },
+        cjson.encode { backend = "k8s", shell = "true", timeout_ms = 8000 },
+        ("%s ECHO_SANDBOX_KUBECTL=%s"):format(server.env, env.quote(logging_kubectl(minor, dir, 2))))
+      local left = fake.pods(server)
+      fake.stop(server)
+      local ok, r = pcall(cjson.decode, out)
+      assert(ok, out .. err)
+      assert.are.equal(125, code, err)
+      expect(r, "create_cut")
+      assert.truthy(r.error.message:find("^Error from server %(ServiceUnavailable%)"), r.error.message)
+      assert.truthy(r.error.message:find("cut try 2 short before its answer came", 1, true), r.error.message)
+      local runs, others = logged(dir)
+      assert.are.equal(2, runs)
+      assert.are.same({ "get", "delete" }, others)
+      assert.is_nil(r.cleanup_error)
+      assert.are.same({}, left)
     end)
   end)
 

@@ -18,13 +18,6 @@ local function text(path)
   return ok and t or ""
 end
 
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir " .. dir))
-  return dir
-end
-
 -- Polls check() every 20 ms, at most about 20 s (an interlock, not a
 -- clock: the bound only keeps a failing spec from hanging).
 local function wait_for(check)
@@ -71,7 +64,7 @@ end
 -- spec's go before its stdout, through `batch --events` on server: whether
 -- a stderr event came while it waited, the events' stderr, the result.
 local function stderr_events_before_go(server, first, files)
-  local dir = tmpdir()
+  local dir = env.temp_dir()
   finally(function() os.execute("rm -rf " .. dir) end)
   local shell = ("%s; while [ ! -e %s/go ]; do sleep 0.02; done; echo out; exit 3"):format(first, dir)
   local done = batch_events(server, { shell = shell, files = files }, dir)
@@ -182,7 +175,7 @@ for _, minor in ipairs(minors) do
       -- the end mark passed on live, its "pod NS/NAME terminated (Error)"
       -- trailer shows on the CLI's stderr.
       it("shows its stderr live in the flag form before any stdout, and no trailer of kubectl's", function()
-        local dir = tmpdir()
+        local dir = env.temp_dir()
         finally(function() os.execute("rm -rf " .. dir) end)
         local shell = ("echo err >&2; while [ ! -e %s/go ]; do sleep 0.02; done; echo out; echo late >&2; exit 3")
           :format(dir)
@@ -280,7 +273,7 @@ for _, minor in ipairs(minors) do
       -- stderr events of the program's, though the run ended as
       -- WrapperFailed.
       it("sends no stderr event of a wrapper step that failed before the program", function()
-        local dir = tmpdir()
+        local dir = env.temp_dir()
         local server = fake.start(minor, "--failing-tool chmod")
         finally(function() os.execute("rm -rf " .. dir) end)
         local stderr, result = batch_events(server, { shell = "echo never", files = { ["a.txt"] = "hi" } }, dir)()
@@ -343,7 +336,7 @@ for _, minor in ipairs(minors) do
       it("is not the program's timeout when it had printed and exited 0 while kubectl waited", function()
         -- skipped before its run starts, which would be left running
         fake.needs("request log and latency (/_fake/requests, /_fake/latency)")
-        local dir = tmpdir()
+        local dir = env.temp_dir()
         local server = fake.start(minor)
         finally(function() os.execute("rm -rf " .. dir) end)
         local shell = ("touch %s/started; while [ ! -e %s/go ]; do sleep 0.02; done; echo printed"):format(dir, dir)

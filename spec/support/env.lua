@@ -233,6 +233,15 @@ function M.expected_cgroup_version()
   return nil
 end
 
+-- A new empty directory in the task's temp dir; returns its path (the
+-- caller removes it).
+function M.temp_dir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. M.quote(dir)))
+  return dir
+end
+
 -- Writes a policy file at path: the default policy as `policy`, the
 -- isolation above, then body (Lua lines that change `policy`).
 function M.write_policy(path, body)

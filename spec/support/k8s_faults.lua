@@ -47,9 +47,12 @@ M.rows = {
     "error", "WrapperFailed", false },
   { "unreachable", "The API server cannot be reached (connection refused, no such host, no route, TLS handshake "
     .. "timeout, no API server at that address): the create is tried again until the deadline; no pod was made, "
-    .. "none is read or deleted", "error", "Unreachable", true },
+    .. "none is read or deleted (but the one a try the deadline cut short may have made)", "error", "Unreachable",
+    true },
   { "create_failing", "Every create answers 503 (ServiceUnavailable) until the deadline",
     "error", "backend_error", true },
+  { "create_cut", "Every create answers 503, and the deadline cuts a try short before its answer came: the 503 "
+    .. "said (not a timeout), the pod that try may have made looked for and deleted", "error", "backend_error", true },
   { "forbidden", "The create is forbidden (403: the account may not create pods there)", "error", "backend_error", false },
   { "throttled", "429 Too Many Requests (with or without Retry-After) until the deadline",
     "error", "Throttled", true },

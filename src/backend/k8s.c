@@ -1,6 +1,7 @@
 #include "backend/k8s.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -774,8 +775,10 @@ static int start_run_step(struct esb_k8s_run *run) {
   const struct esb_plan *plan = run->plan;
   uint64_t now = esb_now_ns();
   uint64_t left_ms = run->run_deadline_ns > now ? (run->run_deadline_ns - now) / 1000000ull : 1;
-  if (!run->adopted)
+  if (!run->adopted) {
     run->create_attempts++;
+    run->try_began_ns = now;
+  }
   if (plan->egress_k8s.token && !run->in_session && run->output.on_egress && !run->follow.started) {
     struct esb_error err = ESB_ERROR_INIT; /* without it, the verdicts are told at the run's end */
     run->follow.on_seen = run->output.on_egress;
@@ -1051,13 +1054,17 @@ static bool create_may_succeed_later(const char *said) {
 }
 
 /* When the next create may be tried (0.2 s, doubling, at most 2 s after
- * the last), or 0 where the request's deadline leaves no time worth a try. */
+ * the last), or 0 where the request's deadline leaves no time worth a try:
+ * less than 0.5 s, or than twice what the last try took. A try the
+ * deadline cuts leaves a pod that may exist, to be looked for and deleted,
+ * and a loaded machine (or API server) makes every try slower. */
 static uint64_t create_retry_at(const struct esb_k8s_run *run) {
   uint64_t pause_ms = 200ull << (run->create_attempts > 4 ? 4 : run->create_attempts - 1);
   if (pause_ms > 2000)
     pause_ms = 2000;
   uint64_t at = esb_now_ns() + pause_ms * 1000000ull;
-  return at + 500 * 1000000ull >= run->run_deadline_ns ? 0 : at;
+  uint64_t room = 2 * run->try_took_ns > 500 * 1000000ull ? 2 * run->try_took_ns : 500 * 1000000ull;
+  return at + room >= run->run_deadline_ns ? 0 : at;
 }
 
 /* What kubectl says when the create's request went out and its answer did
@@ -1241,10 +1248,48 @@ static bool throttled(const char *said) {
          (strstr(said, "rate limiter Wait returned an error") && !esb_kubectl_unreachable(said));
 }
 
-/* A create the API server refused for a reason that passes. */
-static void create_refused(struct esb_result *r, const char *reason, const char *what, const char *said) {
-  esb_result_fail(r, ESB_E_BACKEND, "%s: %s", what, said);
-  r->reason = reason;
+/* A create the API server refused for now, as the run's failure: what
+ * kubectl said, the reason of its kind (a quota used up, throttling, or
+ * none: a 5xx), and after it what more there is to say. */
+static void say_refused(struct esb_result *r, const char *said, const char *after) {
+  if (strstr(said, "exceeded quota")) {
+    esb_result_fail(r, ESB_E_BACKEND, "the namespace's resource quota is used up (runs that end free it): %s%s",
+                    said, after);
+    r->reason = "ExceededQuota";
+  } else if (throttled(said)) {
+    esb_result_fail(r, ESB_E_BACKEND, "the API server throttled the create (429 Too Many Requests) until the run's "
+                    "deadline: %s%s", said, after);
+    r->reason = "Throttled";
+  } else {
+    esb_result_fail(r, ESB_E_BACKEND, "%s%s", said, after);
+  }
+}
+
+/* The deadline cut a create tried again after the API server had refused
+ * it for now (or no try had connected): the refusals are the run's
+ * failure, not "kubectl did not answer" (the API server answered each
+ * try; it is the cut try's answer that never came). That try may have
+ * made the pod, so it was looked for and deleted (cleanup_error says
+ * where that failed). */
+static bool decide_refused_then_cut(struct esb_k8s_run *run) {
+  struct esb_result *r = &run->result;
+  unsigned refused = run->create_attempts - 1;
+  char cut[256];
+  snprintf(cut, sizeof cut, "; the run's deadline (%llu ms) cut try %u short before its answer came, so the "
+           "pod it may have made was looked for and its delete tried", (unsigned long long)run->plan->timeout_ms,
+           run->create_attempts);
+  if (run->refused_unreached) {
+    esb_result_fail(r, ESB_E_BACKEND, "the Kubernetes API server is unreachable: kubectl made no connection to it "
+                    "in %u %s: %.*s%s", refused, refused == 1 ? "try" : "tries",
+                    (int)strcspn(run->refused, "\n"), run->refused, cut);
+    r->reason = "Unreachable";
+  } else {
+    say_refused(r, run->refused, cut);
+  }
+  r->duration_ms = (double)(esb_now_ns() - run->first_try_ns) / 1e6; /* every try's */
+  run->retryable = true;
+  esb_capture_release(&r->err);
+  return true;
 }
 
 /* The rules that decide the result of the program, from the run step and,
@@ -1303,6 +1348,8 @@ static bool decide_timed_out(struct esb_k8s_run *run) {
     return true;
   if (run->have_pod || run->pod_seen)
     return false;
+  if (run->refused[0])
+    return decide_refused_then_cut(run);
   if (run->throttled) {
     esb_result_fail(r, ESB_E_BACKEND, "the API server throttled kubectl's requests (429 Too Many Requests) until the "
                     "run's deadline (%llu ms): it is overloaded, or this client's share of it is used up; kubectl "
@@ -1553,13 +1600,8 @@ static bool decide_never_ran(struct esb_k8s_run *run) {
     /* every try, not the last one's kubectl alone */
     r->duration_ms = (double)(esb_now_ns() - run->first_try_ns) / 1e6;
     r->reason = "Unreachable";
-  } else if (strstr(said, "exceeded quota")) {
-    create_refused(r, "ExceededQuota", "the namespace's resource quota is used up (runs that end free it)", said);
-  } else if (throttled(said)) {
-    create_refused(r, "Throttled", "the API server throttled the create (429 Too Many Requests) until the run's "
-                   "deadline", said);
   } else {
-    esb_result_fail(r, ESB_E_BACKEND, "%s", said);
+    say_refused(r, said, "");
   }
   esb_capture_release(&r->err);
   return true;
@@ -1669,6 +1711,7 @@ static enum esb_k8s_event create_refused_for_now(struct esb_k8s_run *run) {
       !create_may_succeed_later(run->kubectl_stderr))
     return ESB_K8S_EV_NONE;
   run->create_unsure = answer_lost(run->kubectl_stderr);
+  run->try_took_ns = esb_now_ns() - run->try_began_ns;
   if ((run->next_try_ns = create_retry_at(run)))
     return run->create_unsure ? ESB_K8S_EV_RETRY_UNSURE : ESB_K8S_EV_RETRY;
   run->retryable = true; /* out of time, not out of hope */
@@ -1859,6 +1902,12 @@ static int act_wait_create(struct esb_k8s_run *run) {
   esb_result_release(&run->result);
   run->result.sandbox_type = "k8s";
   memcpy(run->result.sandbox_name, pod, sizeof pod);
+  const char *said = run->kubectl_stderr ? run->kubectl_stderr : "";
+  size_t n = strlen(said);
+  while (n && isspace((unsigned char)said[n - 1]))
+    n--;
+  snprintf(run->refused, sizeof run->refused, "%.*s", (int)n, said);
+  run->refused_unreached = !run->reached;
   free(run->kubectl_stderr);
   run->kubectl_stderr = NULL;
   run->retry_timer = (struct esb_timer){ .at_ns = run->next_try_ns, .fire = wait_over, .userdata = run };

@@ -144,6 +144,11 @@ struct esb_k8s_run {
   uint64_t run_deadline_ns;      /* the request's deadline, over every try */
   uint64_t first_try_ns;         /* when the first try began */
   unsigned create_attempts;
+  uint64_t try_began_ns;         /* when the last create try began */
+  uint64_t try_took_ns;          /* how long the last create refused for now took */
+  char refused[ESB_MESSAGE_MAX]; /* what the last create refused for now said, kept over its
+                                    pause: the run's failure if the deadline cuts the next */
+  bool refused_unreached;        /* and no try had connected by then */
   bool retryable;                /* the create kept failing in a way that may pass */
   bool create_unsure;            /* the last create's answer was lost: the pod may exist */
   bool adopted;                  /* it did, and is this run's: attached to, not created */
