@@ -3,7 +3,7 @@
 local env = require "spec.support.env"
 
 local M = {}
-M.script = "spec/support/fake_kube.py"
+M.script = "spec/support/fake_kube_start.py" -- fake_kube.py, from its bytecode
 
 -- The API server of `spec/run --kubeconfig FILE` ($ESB_TEST_KUBECONFIG):
 -- one the specs did not start (a real cluster, or a fake run apart). Then
