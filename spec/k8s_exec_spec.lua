@@ -202,7 +202,11 @@ env.each_oldest_newest_kubectl(function(minor)
       local fixture = fake.per_spec(minor, "--exec-ping-flood " .. pings)
       it("holds no pong for each ping, and the run goes on", function()
         local server = fixture.server
-        local id = create(server)
+        -- idle for up to 10 min: the fake starts the exec's process after
+        -- the flood, and the session's pod ends once no run began for its
+        -- idle timeout (2 min); under ASan in CI the flood took longer (the
+        -- pod ended, exit 0, and the exec waited to the deadline)
+        local id = create(server, "--idle-timeout", "600000")
         local r = run(server, id, { shell = "echo done; exit 4", timeout_ms = 300000 })
         assert.are.equal("exited", r.status, cjson.encode(r))
         assert.are.equal(4, r.exit_code)
