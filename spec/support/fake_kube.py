@@ -1947,11 +1947,17 @@ def exec_pod(handler, ns, name, q):
 
 def exec_ping_flood(handler, send_frame, n):
     """--exec-ping-flood: n pings unread, a last one, the pongs up to its;
-    the data frames that came among them, returned."""
+    the data frames that came among them, returned. Its steps go to
+    flood.log beside the port file (as they happen: a spec that fails on a
+    flood that never ends says how far it came)."""
+    log = open(os.path.join(os.path.dirname(os.path.abspath(options.port_file)), "flood.log"), "a", buffering=1)
     batch = ws_frame(0x9, b"p" * 125) * 1000
-    for _ in range(n // 1000):
+    for i in range(n // 1000):
         send_frame.raw(batch)
+        if i % 50 == 49:
+            log.write("%.3f sent %d pings\n" % (time.time(), (i + 1) * 1000))
     send_frame(0x9, b"last")
+    log.write("%.3f sent the last ping; reading the pongs\n" % time.time())
     pongs, held = 0, []
     while True:
         head = handler.rfile.read(2)
@@ -1971,6 +1977,9 @@ def exec_ping_flood(handler, send_frame, n):
         if head[0] & 0x0F == 0xA:
             break
         held.append(data)
+    log.write("%.3f read %d pongs, the last one's%s; %d data frames held\n"
+              % (time.time(), pongs, "" if len(head) == 2 else " not (the connection ended)", len(held)))
+    log.close()
     with open(os.path.join(os.path.dirname(os.path.abspath(options.port_file)), "pongs.txt"), "w") as f:
         f.write("%d\n" % pongs)
     return held
