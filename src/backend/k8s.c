@@ -1059,11 +1059,12 @@ static bool create_may_succeed_later(const char *said) {
  * deadline cuts leaves a pod that may exist, to be looked for and deleted,
  * and a loaded machine (or API server) makes every try slower. */
 static uint64_t create_retry_at(const struct esb_k8s_run *run) {
+  uint64_t now = esb_now_ns(), took_ns = now - run->try_began_ns;
   uint64_t pause_ms = 200ull << (run->create_attempts > 4 ? 4 : run->create_attempts - 1);
   if (pause_ms > 2000)
     pause_ms = 2000;
-  uint64_t at = esb_now_ns() + pause_ms * 1000000ull;
-  uint64_t room = 2 * run->try_took_ns > 500 * 1000000ull ? 2 * run->try_took_ns : 500 * 1000000ull;
+  uint64_t at = now + pause_ms * 1000000ull;
+  uint64_t room = 2 * took_ns > 500 * 1000000ull ? 2 * took_ns : 500 * 1000000ull;
   return at + room >= run->run_deadline_ns ? 0 : at;
 }
 
@@ -1711,7 +1712,6 @@ static enum esb_k8s_event create_refused_for_now(struct esb_k8s_run *run) {
       !create_may_succeed_later(run->kubectl_stderr))
     return ESB_K8S_EV_NONE;
   run->create_unsure = answer_lost(run->kubectl_stderr);
-  run->try_took_ns = esb_now_ns() - run->try_began_ns;
   if ((run->next_try_ns = create_retry_at(run)))
     return run->create_unsure ? ESB_K8S_EV_RETRY_UNSURE : ESB_K8S_EV_RETRY;
   run->retryable = true; /* out of time, not out of hope */

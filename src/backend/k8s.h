@@ -145,7 +145,6 @@ struct esb_k8s_run {
   uint64_t first_try_ns;         /* when the first try began */
   unsigned create_attempts;
   uint64_t try_began_ns;         /* when the last create try began */
-  uint64_t try_took_ns;          /* how long the last create refused for now took */
   char refused[ESB_MESSAGE_MAX]; /* what the last create refused for now said, kept over its
                                     pause: the run's failure if the deadline cuts the next */
   bool refused_unreached;        /* and no try had connected by then */
