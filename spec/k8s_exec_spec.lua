@@ -202,11 +202,11 @@ env.each_oldest_newest_kubectl(function(minor)
       local fixture = fake.per_spec(minor, "--exec-ping-flood " .. pings)
       it("holds no pong for each ping, and the run goes on", function()
         local server = fixture.server
-        -- Open: the fake starts the exec's process after the flood, and the
-        -- session's pod ends once no run began for its idle timeout (2 min),
-        -- which the flood under ASan in CI once outlasted; and now and then,
-        -- with the whole file run, the flood hangs from its start (the
-        -- client reads none of it: flood.log, in the failure, says so).
+        -- It hung now and then (the run's deadline ended it): where the
+        -- last ping came as stdin's end was queued, its pong waited for
+        -- the queue and was never sent (kube_ws_spec's pong_after_stdin
+        -- makes that order certain). flood.log, in a failure, says how far
+        -- the flood came.
         local id = create(server)
         local r = run(server, id, { shell = "echo done; exit 4", timeout_ms = 300000 })
         local ok, flood = pcall(env.read_file, server.dir .. "/flood.log") -- how far the fake's flood came

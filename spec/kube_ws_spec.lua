@@ -26,6 +26,11 @@ local expected = {
   status_exit_256 = { 1, "", " error error: 256\n" },
   status_after_close = { 1, "a", broken },
   unknown_channel = { 5, "", " exit 5\n" },
+  -- a ping read while stdin's frames were queued, the server waiting for
+  -- its pong. Checked: before, the pong waited for a queue that had
+  -- emptied, the client waited for the server, and it was "no pong" (the
+  -- ping flood's hang in k8s_exec_spec, where stdin's end was queued).
+  pong_after_stdin = { 0, "pong last", " exit 0\n" },
   wrong_accept = { 1, "", " error error: the API server's WebSocket upgrade has a wrong Sec-WebSocket-Accept\n" },
   no_connection_upgrade = { 1, "", " error error: the API server switched the exec's protocol without the headers "
                             .. "of a WebSocket upgrade (the command may have started)\n" },

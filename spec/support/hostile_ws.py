@@ -85,7 +85,48 @@ CASES = {
 }
 
 
-def serve(listener, answer):
+def client_frame(conn):
+    """The client's next frame: (opcode, payload unmasked)."""
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            got = conn.recv(n - len(data))
+            if not got:
+                raise EOFError
+            data += got
+        return data
+    head = exactly(2)
+    n = head[1] & 0x7F
+    n = struct.unpack(">H", exactly(2))[0] if n == 126 else struct.unpack(">Q", exactly(8))[0] if n == 127 else n
+    mask = exactly(4) if head[1] & 0x80 else b"\0\0\0\0"
+    return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(exactly(n)))
+
+
+def pong_after_stdin(conn, key):
+    """A ping with the upgrade, read while the client's stdin is still
+    queued (it came with the request), then nothing until the ping's pong:
+    the command's stdout says whether it came. 20 s without it is taken as
+    never (the case's answer, not a hang)."""
+    conn.sendall(upgraded(key) + frame(9, b"last"))
+    conn.settimeout(20)
+    said = b"no pong"
+    try:
+        while True:
+            op, payload = client_frame(conn)
+            if op == 0xA:
+                said = b"pong " + payload
+                break
+    except (OSError, EOFError):
+        pass
+    conn.settimeout(None)
+    return frame(2, b"\1" + said) + status(0) + frame(8, b"\3\xe8")
+
+
+# Cases that converse: (the answer after the talk, the stdin sent with the request).
+CONVERSE = {"pong_after_stdin": (pong_after_stdin, b"queued\n")}
+
+
+def serve(listener, name):
     conn, _ = listener.accept()
     with conn:
         request = b""
@@ -97,7 +138,7 @@ def serve(listener, answer):
         key = next(line.split(b":", 1)[1].strip().decode() for line in request.split(b"\r\n")
                    if line.lower().startswith(b"sec-websocket-key:"))
         try:
-            conn.sendall(answer(key))
+            conn.sendall(CONVERSE[name][0](conn, key) if name in CONVERSE else CASES[name](key))
             conn.shutdown(socket.SHUT_WR)
             while conn.recv(65536):  # the client's frames, to its end: no reset
                 pass
@@ -105,16 +146,17 @@ def serve(listener, answer):
             pass
 
 
-def run(kube, answer):
+def run(kube, name):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
-        server = threading.Thread(target=serve, args=(listener, answer), daemon=True)
+        server = threading.Thread(target=serve, args=(listener, name), daemon=True)
         server.start()
         fields = {"host": "127.0.0.1", "port": str(listener.getsockname()[1]), "tls": "0",
                   "path": "/api/v1/namespaces/ns/pods/p/exec?command=true", "timeout_ms": "10000",
                   "exec_secret": SECRET}
         request = b"".join(b"%s %d\n%s\n" % (k.encode(), len(v), v.encode()) for k, v in fields.items()) + b"end\n"
+        request += CONVERSE[name][1] if name in CONVERSE else b""
         done = subprocess.run([kube], input=request, capture_output=True, timeout=60)
         server.join()
     at = done.stderr.rfind(b"\035" + SECRET.encode())
@@ -125,8 +167,8 @@ def run(kube, answer):
 
 def main():
     kube = sys.argv[1]
-    for name in sys.argv[2:] or CASES:
-        print(json.dumps(dict(run(kube, CASES[name]), name=name)), flush=True)
+    for name in sys.argv[2:] or list(CASES) + list(CONVERSE):
+        print(json.dumps(dict(run(kube, name), name=name)), flush=True)
 
 
 if __name__ == "__main__":

@@ -485,6 +485,8 @@ static int pump(struct stream *s, char *buf, size_t size) {
       return -1;
     write_socket(s);
     bool pending = s->out_off < s->out_len;
+    if (s->pong_due && !pending)
+      continue; /* what the pong waited for has gone: it goes before any wait (a server may wait for it) */
     struct pollfd p[2] = { { .fd = s->c->fd, .events = POLLIN | (pending ? POLLOUT : 0) | s->want },
                            { .fd = s->stdin_open && !pending ? 0 : -1, .events = POLLIN } };
     bool buffered = s->c->ssl && SSL_pending(s->c->ssl) > 0;
