@@ -28,6 +28,10 @@
  *                                         (something left in it)
  *   esb-spec-helper no-setrlimit CMD...   run CMD where setting a resource limit fails (EPERM; reading
  *                                         one works), as under a security module that denies it
+ *   esb-spec-helper fake-start SOCKET LOG ARG...  start a fake API server with ARGs, forked by the
+ *                                         fake_kube_zygote.py listening on SOCKET (waiting up to
+ *                                         30 s for it to listen), in this directory and
+ *                                         environment, its output appended to LOG; print its pid
  *
  * The leak check looks only at what the suite started, so the suite passes
  * beside other users of the machine (a deployed serve, another checkout).
@@ -51,6 +55,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The port number, to portfile whole or not at all. */
@@ -499,6 +505,74 @@ static int cmd_no_setrlimit(char **argv) {
   return 127;
 }
 
+/* A connection to the zygote's socket, which its spec/run starts beside the
+ * specs: it may not be listening yet (it renames its socket there once it
+ * is). */
+static int zygote_connect(const char *path) {
+  struct sockaddr_un a = { .sun_family = AF_UNIX };
+  if (strlen(path) >= sizeof a.sun_path) {
+    fprintf(stderr, "fake-start: the socket path %s is too long\n", path);
+    return -1;
+  }
+  strcpy(a.sun_path, path);
+  for (int tries = 0; tries < 3000; tries++) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      break;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+      return fd;
+    int e = errno;
+    close(fd);
+    if (e != ENOENT && e != ECONNREFUSED) {
+      errno = e;
+      break;
+    }
+    nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+  }
+  fprintf(stderr, "fake-start: no fake_kube_zygote.py on %s: %s\n", path, strerror(errno ? errno : ETIMEDOUT));
+  return -1;
+}
+
+static int send_field(int fd, const char *text) {
+  size_t len = strlen(text) + 1, off = 0; /* with its NUL */
+  while (off < len) {
+    ssize_t n = write(fd, text + off, len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+static int cmd_fake_start(const char *path, const char *log, char **args, int n) {
+  extern char **environ;
+  char cwd[PATH_MAX], count[16], answer[64];
+  int fd = zygote_connect(path);
+  if (fd < 0)
+    return 1;
+  int bad = !getcwd(cwd, sizeof cwd);
+  snprintf(count, sizeof count, "%d", n);
+  bad = bad || send_field(fd, cwd) < 0 || send_field(fd, log) < 0 || send_field(fd, count) < 0;
+  for (int i = 0; !bad && i < n; i++)
+    bad = send_field(fd, args[i]) < 0;
+  for (char **e = environ; !bad && *e; e++)
+    bad = send_field(fd, *e) < 0;
+  ssize_t got = 0, r;
+  if (!bad && shutdown(fd, SHUT_WR) == 0)
+    while (got < (ssize_t)sizeof answer - 1 && (r = read(fd, answer + got, sizeof answer - 1 - got)) > 0)
+      got += r;
+  close(fd);
+  answer[got > 0 ? got : 0] = 0;
+  if (bad || got <= 0 || !isdigit((unsigned char)answer[0])) {
+    fprintf(stderr, "fake-start: %s\n", got > 0 ? answer : "the zygote did not answer");
+    return 1;
+  }
+  fputs(answer, stdout);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "listen")) return cmd_listen(argv[2], argc >= 4 ? argv[3] : NULL);
   if (argc == 3 && !strcmp(argv[1], "closed-port")) return cmd_closed_port(argv[2]);
@@ -506,7 +580,8 @@ int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "cgroup-enter")) return cmd_cgroup_enter(atoi(argv[2]), argv[3]);
   if (argc >= 3 && !strcmp(argv[1], "cgroup-leave")) return cmd_cgroup_leave(atoi(argv[2]), argv + 3, argc - 3);
   if (argc >= 3 && !strcmp(argv[1], "no-setrlimit")) return cmd_no_setrlimit(argv + 2);
+  if (argc >= 4 && !strcmp(argv[1], "fake-start")) return cmd_fake_start(argv[2], argv[3], argv + 4, argc - 4);
   fprintf(stderr, "usage: esb-spec-helper listen PORTFILE | closed-port PORTFILE | leaks PID | cgroup-enter PID NAME | "
-                  "cgroup-leave PID DIR... | no-setrlimit CMD...\n");
+                  "cgroup-leave PID DIR... | no-setrlimit CMD... | fake-start SOCKET LOG ARG...\n");
   return 2;
 }
