@@ -29,7 +29,7 @@ describe("the MCP server", function()
 
   it("lists its tools, runs code, keeps a session per connection, and answers an invalid request with a tool " ..
      "error, through the CLI", function()
-    node_test("ECHO_SANDBOX_BIN=" .. env.quote(env.cli), "clients/mcp/test/", 21)
+    node_test("ECHO_SANDBOX_BIN=" .. env.quote(env.cli), "clients/mcp/test/", 22)
   end)
 
   it("does the same through a daemon", function()
@@ -53,7 +53,7 @@ describe("the MCP server", function()
     end)
     local port = d.addr:match("(%d+)$")
     node_test("ECHO_SANDBOX_BIN=" .. env.quote(env.cli) .. " ECHO_SANDBOX_URL=http://127.0.0.1:" .. port ..
-              " ECHO_SANDBOX_SESSION_DIR=" .. dir, "clients/mcp/test/session.test.js", 11)
+              " ECHO_SANDBOX_SESSION_DIR=" .. dir, "clients/mcp/test/session.test.js", 12)
   end)
 
   -- The Inspector's CLI: one call, its JSON answer decoded (what comes
