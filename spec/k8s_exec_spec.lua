@@ -219,6 +219,31 @@ env.each_oldest_newest_kubectl(function(minor)
       end)
     end)
 
+    -- The deadline passes while the exec is upgraded and its command not
+    -- started (a kubelet that does not answer): the cluster's failure, said
+    -- as the engine saw it. Checked: before, the result said "kubectl had
+    -- not attached to pod ..." (no kubectl ran: the engine's client had the
+    -- exec upgraded), and, where no watch had seen the pod yet (a flood of
+    -- pings in place of the hang), "kubectl did not answer ...: the API
+    -- server is unreachable", with signal 15 (the engine's, to the exec).
+    describe("on a fake API server whose exec never starts the command", function()
+      local fixture = fake.per_spec(minor, "--hang-exec")
+      it("says the deadline passed before the program started, at the exec, with no signal of the program's",
+         function()
+        local server = fixture.server
+        local id = create(server)
+        local r = run(server, id, { shell = "echo ran", timeout_ms = 1500 })
+        assert.are.equal("error", r.status, cjson.encode(r))
+        assert.are.equal("KubectlTimeout", r.reason)
+        assert.truthy(r.error.message:find("the run's deadline (1500 ms) passed before the program started: the exec "
+                                           .. "(echo-sandbox-kube) into pod " .. id .. " had not started it", 1, true),
+                      r.error.message)
+        assert.are.equal(cjson.null, r.signal)
+        assert.are.equal("", r.stdout)
+        rm(server, id)
+      end)
+    end)
+
     -- Checked: with the refusals taken as the exec's failure (no kubectl
     -- after them), each run failed before the program began.
     for _, case in ipairs {

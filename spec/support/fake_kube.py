@@ -1699,7 +1699,9 @@ WARM_CONTROLS = {
 # frames unread meanwhile; then its pongs are read up to the last's, and
 # how many came before it is written to pongs.txt beside the port file;
 # --exec-close-before-status: a close frame comes before the status (which
-# a client must not take: nothing follows a close).
+# a client must not take: nothing follows a close); --hang-exec: the exec is
+# upgraded and its command never started (a kubelet that does not answer),
+# until the client goes.
 
 def exec_options(ap):
     ap.add_argument("--deny-exec", action="store_true", help="403 on pods/exec")
@@ -1715,6 +1717,8 @@ def exec_options(ap):
                     help="upgrade to no protocol the exec of requests whose User-Agent starts with PREFIX")
     ap.add_argument("--exec-ping-flood", metavar="N", type=int,
                     help="N pings and a last one before the exec's output, unread until the last's pong")
+    ap.add_argument("--hang-exec", action="store_true",
+                    help="upgrade an exec and never start its command, until the client goes")
     ap.add_argument("--exec-close-before-status", action="store_true",
                     help="a close frame before the status of an exec'd command that ended")
     ap.add_argument("--fragment-exec-frames", action="store_true",
@@ -1891,6 +1895,11 @@ def exec_pod(handler, ns, name, q):
     if exec_refused(handler, ns, name, pod) or not ws_upgrade(handler):
         return
     sock = handler.connection
+    if options.hang_exec:
+        while handler.rfile.read(65536):  # the client's frames, to its end
+            pass
+        handler.close_connection = True
+        return
     send_frame = ws_sender(sock)
     held = exec_ping_flood(handler, send_frame, options.exec_ping_flood) if options.exec_ping_flood else []
     proc = exec_start(pod, q.get("command", []))

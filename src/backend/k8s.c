@@ -1202,6 +1202,11 @@ static void drop_kubectl_trailer(struct esb_k8s_run *run, struct esb_capture *er
   err->data[err->len] = '\0';
 }
 
+/* The exec into a session's or a warm pod, in a result's words. */
+static const char *exec_tool(const struct esb_k8s_run *run) {
+  return run->exec_api ? "the exec (echo-sandbox-kube)" : "kubectl exec";
+}
+
 /* Our deadline stopped kubectl. It is the program's timeout only where the
  * program ran then: it had started (the start mark) and not ended (the end
  * mark, or the watch saw the container end). Otherwise it is the cluster's
@@ -1225,19 +1230,22 @@ static bool decide_deadline(struct esb_k8s_run *run, bool never_ran) {
     run->no_retry = !run->end_by_watch;
     return true;
   }
-  if ((!run->have_pod && !run->pod_seen) || never_ran)
+  bool exec_into = run->in_session || run->warm; /* into a pod that was up: no watch need have seen it */
+  if ((!exec_into && !run->have_pod && !run->pod_seen) || never_ran)
     return false; /* said below: no answer at all, or a pod that stayed Pending */
-  if (run->start_err.seen) { /* the wrapper had the handshake, not yet its start line */
+  if (run->start_err.seen) /* the wrapper had the handshake, not yet its start line */
     esb_result_fail(r, ESB_E_BACKEND, "the run's deadline (%llu ms) passed before the program started: the "
                     "wrapper in pod %s was still receiving or writing the request's files and stdin", ms, name);
-    r->reason = "KubectlTimeout";
-    esb_capture_release(&r->err);
-    return true;
-  }
-  esb_result_fail(r, ESB_E_BACKEND, "the run's deadline (%llu ms) passed before the program started: kubectl had "
-                  "not attached to pod %s%s%s (the API server answers too slowly)", ms, name,
-                  run->have_pod ? ", phase " : "", run->have_pod ? run->pod.phase : "");
+  else if (exec_into)
+    esb_result_fail(r, ESB_E_BACKEND, "the run's deadline (%llu ms) passed before the program started: %s into pod "
+                    "%s had not started it (the API server or its kubelet answers too slowly)", ms, exec_tool(run),
+                    name);
+  else
+    esb_result_fail(r, ESB_E_BACKEND, "the run's deadline (%llu ms) passed before the program started: kubectl had "
+                    "not attached to pod %s%s%s (the API server answers too slowly)", ms, name,
+                    run->have_pod ? ", phase " : "", run->have_pod ? run->pod.phase : "");
   r->reason = "KubectlTimeout";
+  r->signal = 0; /* ours went to kubectl or the exec, never to the program */
   esb_capture_release(&r->err);
   return true;
 }
@@ -1373,10 +1381,6 @@ static bool decide_kubectl_exit_0(struct esb_k8s_run *run) {
 }
 
 /* Who made the exec: kubectl, or the API client's helper (kube_exec.h). */
-static const char *exec_tool(const struct esb_k8s_run *run) {
-  return run->exec_api ? "the exec (echo-sandbox-kube)" : "kubectl exec";
-}
-
 /* The exec into a session's pod or a warm pod failed before the program
  * began: kubectl's words (or the helper's word) say why (the caller reads
  * the pod for why a session ended: k8s_session.h). */
