@@ -236,6 +236,21 @@ for _, minor in ipairs(minors) do
         assert.are.equal("one\n", r.stdout)
       end)
 
+      -- dd writes the start mark a byte at a time too, and the runtime's
+      -- stderr reader may have read its first byte alone when the stdout
+      -- reader ran ahead with the stdout mark and the program's first line:
+      -- the log holds that piece right before the replayed stdout mark.
+      -- Checked: CI's suite step once had stdout "one\n\036" this way (the
+      -- piece taken as the program's); so did this case before the fix.
+      it("outputs no piece of the start mark that the pod's log holds before the stdout mark", function()
+        local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
+        local r, code, err = run_alone(minor, "--drop-attach-at one --log-stderr-behind",
+          { shell = "echo one; echo two >&2; exec sleep " .. nap, timeout_ms = 60000 }, { "sleep", nap })
+        assert.are.equal(125, code, err)
+        assert.are.equal("AttachLost", r.reason, cjson.encode(r))
+        assert.are.equal("one\n", r.stdout)
+      end)
+
       -- dd writes the stdout mark a byte at a time: the attach may break
       -- in the middle of it, and the replay brings it whole.
       -- Checked: without dropping the cut piece (stdout_before_live_mark

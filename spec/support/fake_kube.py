@@ -23,7 +23,8 @@ connection is cut, without a close frame, after the first stdout output:
 with the handshake, a piece of the stdout mark), --drop-attach-at TEXT (cut
 so once the stdout relayed holds TEXT), --log-stdout-first (a pod's log
 holds its stdout before its stderr, as a runtime whose stdout reader ran
-ahead writes it),
+ahead writes it), --log-stderr-behind (the same after its stderr reader read
+one byte: the log holds that byte, its stdout, then the rest of its stderr),
 --deny-attach (403 on pods/attach), --fail-create N (the first N pod
 creates answer 503), --slow-create SECONDS (a create takes that long), --hang-after-create (once a pod is
 created, no request but the control endpoints is ever answered),
@@ -779,6 +780,13 @@ class Handler(BaseHTTPRequestHandler):
             chunks = sorted(pod.output, key=lambda c: c[0]) if pod and options.log_stdout_first \
                 else (pod.output if pod else None)
             data = b"".join(d for _, d in chunks) if pod else None
+            if pod and options.log_stderr_behind:
+                # --log-stderr-behind: its stderr reader had read the first
+                # byte (of the start mark, which dd writes byte by byte)
+                # when the stdout reader ran ahead with the rest
+                out = b"".join(d for c, d in pod.output if c == 1)
+                err = b"".join(d for c, d in pod.output if c == 2)
+                data = err[:1] + out + err[1:]
         if data is None:
             return self.send_json(404, status_obj(404, "NotFound", 'pods "%s" not found' % name))
         self.send_response(200)
@@ -2214,6 +2222,8 @@ def main():
     ap.add_argument("--deny-attach", action="store_true", help="403 on pods/attach")
     ap.add_argument("--drop-attach-at", metavar="TEXT",
                     help="cut the attach connection once the stdout it relayed holds TEXT")
+    ap.add_argument("--log-stderr-behind", action="store_true",
+                    help="a pod's log has its stderr's first byte, then its stdout, then the rest of its stderr")
     ap.add_argument("--log-stdout-first", action="store_true",
                     help="a pod's log has its stdout before its stderr (the runtime's stdout reader ran ahead)")
     ap.add_argument("--fail-create", type=int, default=0, help="the first N pod creates answer 503")

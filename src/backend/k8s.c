@@ -175,10 +175,47 @@ static void dropped(const char *data, size_t len, void *userdata) {
   (void)data, (void)len, (void)userdata;
 }
 
+/* The length of the longest end of data that begins the start mark. */
+static size_t start_mark_piece(const struct esb_k8s_run *run, const char *data, size_t len) {
+  size_t from = len > ESB_K8S_START_MARK_LEN - 1 ? len - (ESB_K8S_START_MARK_LEN - 1) : 0;
+  for (size_t at = from; at < len; at++)
+    if (memcmp(data + at, run->start_mark, len - at) == 0)
+      return len - at;
+  return 0;
+}
+
+/* The held piece of the start mark was the program's after all: what
+ * followed it was no replay. */
+static void release_start_piece(struct esb_k8s_run *run) {
+  size_t n = run->start_piece_len;
+  run->start_piece_len = 0;
+  if (n)
+    stdout_before_replay(run->start_piece, n, run);
+}
+
+/* kubectl's stdout after the live stdout mark and before a replayed one.
+ * The runtime's stderr reader may have read only a piece of the start mark
+ * (dd writes it a byte at a time) when its stdout reader ran ahead with the
+ * stdout mark: the pod's log then holds that piece right before the stdout
+ * mark. So a piece of the start mark at the end of what came is held until
+ * what follows shows whose it is: dropped where the replayed stdout mark
+ * follows, the program's otherwise. */
+static void stdout_before_replayed_mark(const char *data, size_t len, void *userdata) {
+  struct esb_k8s_run *run = userdata;
+  release_start_piece(run);
+  size_t keep = start_mark_piece(run, data, len);
+  if (len > keep)
+    stdout_before_replay(data, len - keep, run);
+  memcpy(run->start_piece, data + len - keep, keep);
+  run->start_piece_len = keep;
+}
+
 /* kubectl's stdout after the live stdout mark: a second one is the replay. */
 static void stdout_after_live_mark(const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
-  esb_kubectl_mark_feed(&run->replay_out, data, len, stdout_before_replay, dropped, run);
+  esb_kubectl_mark_feed(&run->replay_out, data, len, stdout_before_replayed_mark, dropped, run);
+  if (run->replay_out.seen)
+    run->start_piece_len = 0; /* the replay's */
 }
 
 /* kubectl's stdout before the live stdout mark: nothing of the program
@@ -307,8 +344,12 @@ static void streams_end(struct esb_k8s_run *run) {
       if (!run->live_out.seen)
         esb_kubectl_mark_end(&run->live_out, stdout_before_live_mark, run);
       else
-        esb_kubectl_mark_end(&run->replay_out, stdout_before_replay, run);
+        esb_kubectl_mark_end(&run->replay_out, stdout_before_replayed_mark, run);
     }
+    if (replayed(run))
+      run->start_piece_len = 0;
+    else
+      release_start_piece(run); /* the program's last bytes */
     if (!run->start_err.seen)
       esb_kubectl_mark_end(&run->start_err, kubectl_before, run);
     else

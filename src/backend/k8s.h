@@ -109,6 +109,8 @@ struct esb_k8s_run {
   struct esb_kubectl_mark replay;    /* the start mark in kubectl's stdout: the pod's log replayed */
   struct esb_kubectl_mark live_out;  /* the stdout mark, live, in kubectl's stdout */
   struct esb_kubectl_mark replay_out; /* the stdout mark again: the pod's log replayed */
+  char start_piece[ESB_K8S_START_MARK_LEN]; /* a piece of the start mark before it: the replay's, or the program's */
+  size_t start_piece_len;
   struct esb_capture program_err;    /* the program's stderr: between the marks */
   struct esb_capture kubectl_err;    /* kubectl's own: before the start mark, then after the end mark */
   size_t start_at;                   /* kubectl_err's length at the start mark */
