@@ -222,34 +222,33 @@ for _, minor in ipairs(minors) do
       end)
 
       -- The container runtime reads a pod's stdout and stderr apart (one
-      -- reader each), so its log may hold the program's first stdout line
-      -- before the start mark that preceded it on stderr.
-      -- Checked: without the stdout mark (the replay known by the start
-      -- mark alone), the log's "one" comes before the mark and is output
-      -- again: "one\none\n".
-      it("outputs nothing twice when the pod's log holds the program's stdout before the start mark", function()
-        local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
-        local r, code, err = run_alone(minor, "--drop-attach-at one --log-stdout-first",
-          { shell = "echo one; echo two >&2; exec sleep " .. nap, timeout_ms = 60000 }, { "sleep", nap })
-        assert.are.equal(125, code, err)
-        assert.are.equal("AttachLost", r.reason, cjson.encode(r))
-        assert.are.equal("one\n", r.stdout)
-      end)
-
-      -- dd writes the start mark a byte at a time too, and the runtime's
-      -- stderr reader may have read its first byte alone when the stdout
-      -- reader ran ahead with the stdout mark and the program's first line:
-      -- the log holds that piece right before the replayed stdout mark.
-      -- Checked: CI's suite step once had stdout "one\n\036" this way (the
-      -- piece taken as the program's); so did this case before the fix.
-      it("outputs no piece of the start mark that the pod's log holds before the stdout mark", function()
-        local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
-        local r, code, err = run_alone(minor, "--drop-attach-at one --log-stderr-behind",
-          { shell = "echo one; echo two >&2; exec sleep " .. nap, timeout_ms = 60000 }, { "sleep", nap })
-        assert.are.equal(125, code, err)
-        assert.are.equal("AttachLost", r.reason, cjson.encode(r))
-        assert.are.equal("one\n", r.stdout)
-      end)
+      -- reader each), so the pod's log, which kubectl replays after the
+      -- break, may hold their bytes in another order than they were written.
+      for _, case in ipairs {
+        -- the program's first stdout line before the start mark that
+        -- preceded it on stderr. Checked: without the stdout mark (the
+        -- replay known by the start mark alone), the log's "one" comes
+        -- before the mark and is output again: "one\none\n".
+        { "outputs nothing twice when the pod's log holds the program's stdout before the start mark",
+          "--log-stdout-first" },
+        -- dd writes the start mark a byte at a time too, and the stderr
+        -- reader may have read its first byte alone when the stdout reader
+        -- ran ahead: that piece right before the replayed stdout mark.
+        -- Checked: CI's suite step once had stdout "one\n\036" this way
+        -- (the piece taken as the program's); so did this case before the
+        -- fix (stdout_before_replayed_mark).
+        { "outputs no piece of the start mark that the pod's log holds before the stdout mark",
+          "--log-stderr-behind" },
+      } do
+        it(case[1], function()
+          local nap = env.unique_seconds(30) -- the other minor's task may run this case at once
+          local r, code, err = run_alone(minor, "--drop-attach-at one " .. case[2],
+            { shell = "echo one; echo two >&2; exec sleep " .. nap, timeout_ms = 60000 }, { "sleep", nap })
+          assert.are.equal(125, code, err)
+          assert.are.equal("AttachLost", r.reason, cjson.encode(r))
+          assert.are.equal("one\n", r.stdout)
+        end)
+      end
 
       -- dd writes the stdout mark a byte at a time: the attach may break
       -- in the middle of it, and the replay brings it whole.
