@@ -175,15 +175,6 @@ static void dropped(const char *data, size_t len, void *userdata) {
   (void)data, (void)len, (void)userdata;
 }
 
-/* The length of the longest end of data that begins the start mark. */
-static size_t start_mark_piece(const struct esb_k8s_run *run, const char *data, size_t len) {
-  size_t from = len > ESB_K8S_START_MARK_LEN - 1 ? len - (ESB_K8S_START_MARK_LEN - 1) : 0;
-  for (size_t at = from; at < len; at++)
-    if (memcmp(data + at, run->start_mark, len - at) == 0)
-      return len - at;
-  return 0;
-}
-
 /* The held piece of the start mark was the program's after all: what
  * followed it was no replay. */
 static void release_start_piece(struct esb_k8s_run *run) {
@@ -203,7 +194,7 @@ static void release_start_piece(struct esb_k8s_run *run) {
 static void stdout_before_replayed_mark(const char *data, size_t len, void *userdata) {
   struct esb_k8s_run *run = userdata;
   release_start_piece(run);
-  size_t keep = start_mark_piece(run, data, len);
+  size_t keep = esb_kubectl_mark_piece(&run->replay, data, len); /* replay's mark: the start mark */
   if (len > keep)
     stdout_before_replay(data, len - keep, run);
   memcpy(run->start_piece, data + len - keep, keep);
@@ -1243,7 +1234,7 @@ static void drop_kubectl_trailer(struct esb_k8s_run *run, struct esb_capture *er
   err->data[err->len] = '\0';
 }
 
-/* The exec into a session's or a warm pod, in a result's words. */
+/* Who made the exec: kubectl, or the API client's helper (kube_exec.h). */
 static const char *exec_tool(const struct esb_k8s_run *run) {
   return run->exec_api ? "the exec (echo-sandbox-kube)" : "kubectl exec";
 }
@@ -1421,7 +1412,6 @@ static bool decide_kubectl_exit_0(struct esb_k8s_run *run) {
   return run->result.status == ESB_STATUS_EXITED && run->result.exit_code == 0 && !run->adopted;
 }
 
-/* Who made the exec: kubectl, or the API client's helper (kube_exec.h). */
 /* The exec into a session's pod or a warm pod failed before the program
  * began: kubectl's words (or the helper's word) say why (the caller reads
  * the pod for why a session ended: k8s_session.h). */

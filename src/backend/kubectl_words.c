@@ -69,7 +69,7 @@ void esb_kubectl_mark_init(struct esb_kubectl_mark *m, const char *text) {
 }
 
 /* How much of the end of s (n bytes) is the mark's start. */
-static size_t mark_start(const struct esb_kubectl_mark *m, const char *s, size_t n) {
+size_t esb_kubectl_mark_piece(const struct esb_kubectl_mark *m, const char *s, size_t n) {
   for (size_t k = n < m->len - 1 ? n : m->len - 1; k > 0; k--)
     if (memcmp(s + n - k, m->text, k) == 0)
       return k;
@@ -114,7 +114,7 @@ void esb_kubectl_mark_feed(struct esb_kubectl_mark *m, const char *data, size_t 
       }
     }
     if (h + len < m->len) { /* the chunk is short: held and chunk may still begin it */
-      size_t keep = mark_start(m, joined, h + len);
+      size_t keep = esb_kubectl_mark_piece(m, joined, h + len);
       if (h + len > keep)
         before(joined, h + len - keep, userdata);
       memcpy(m->held, joined + h + len - keep, keep);
@@ -128,7 +128,7 @@ void esb_kubectl_mark_feed(struct esb_kubectl_mark *m, const char *data, size_t 
     split_at(m, data, len, (size_t)(hit - data), before, after, userdata);
     return;
   }
-  size_t keep = mark_start(m, data, len);
+  size_t keep = esb_kubectl_mark_piece(m, data, len);
   if (len > keep)
     before(data, len - keep, userdata);
   memcpy(m->held, data + len - keep, keep);

@@ -49,6 +49,10 @@ void esb_kubectl_mark_feed(struct esb_kubectl_mark *m, const char *data, size_t 
 
 /* The stream ended: a held tail that never became the mark goes to before(). */
 void esb_kubectl_mark_end(struct esb_kubectl_mark *m, esb_kubectl_bytes_fn before, void *userdata);
+
+/* The length of the longest end of s[0..n) that begins m's mark (shorter
+ * than the mark): what a scanner holds back. */
+size_t esb_kubectl_mark_piece(const struct esb_kubectl_mark *m, const char *s, size_t n);
 /* Whether kubectl's own words (its stderr, klog lines left out) say that
  * no connection to the API server was made: refused, no such host, no
  * route, a TLS handshake that timed out, a server that is no API server
