@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine for echo-sandbox and builds it, then:
 #   ./bootstrap.sh demo          runs a Python snippet in the local sandbox
-#   ./bootstrap.sh test          runs the C unit tests and the whole suite through CTest
-#                                (ctest -L unit, ctest -L spec: spec/run), after fetching
-#                                the kubectl builds of the k8s specs with npm (and, with
-#                                npm ci, the MCP server's packages and the OpenAPI linter)
+#   ./bootstrap.sh test          builds again with AddressSanitizer and UndefinedBehaviorSanitizer
+#                                (into $ESB_SANITIZED_BUILD_DIR, default build-asan/), runs the
+#                                C unit tests of both builds and the whole suite against the
+#                                sanitized one through CTest (ctest -L unit, ctest -L spec:
+#                                spec/run), after fetching the kubectl builds of the k8s specs
+#                                with npm (and, with npm ci, the MCP server's packages and the
+#                                OpenAPI linter); `test ARGS...` runs spec/run ARGS there
 #   ./bootstrap.sh run ARGS...   runs echo-sandbox ARGS...
 #   ./bootstrap.sh build         only sets up and builds (into $ESB_BUILD_DIR, default build/)
 # Packages that are missing are installed with apt-get (as root); for `test`,
@@ -66,11 +69,17 @@ fi
 # CMake's recursive Makefiles spent 6 s, and the specs run this script some
 # twenty times a suite. A build dir that Make was configured in is
 # configured anew (CMake refuses another generator there).
-if [ -f "$build/CMakeCache.txt" ] && ! grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$build/CMakeCache.txt"; then
-  rm -rf "$build/CMakeCache.txt" "$build/CMakeFiles"
-fi
-cmake -G Ninja -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${ESB_CMAKE_FLAGS:-} >/dev/null
-cmake --build "$build" -j"$(nproc)" >/dev/null
+build_in() { # dir, cmake flags...
+  local dir=$1
+  shift
+  if [ -f "$dir/CMakeCache.txt" ] && ! grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$dir/CMakeCache.txt"; then
+    rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
+  fi
+  cmake -G Ninja -S "$here" -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)" >/dev/null
+}
+# shellcheck disable=SC2086 # flags, split on spaces
+build_in "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${ESB_CMAKE_FLAGS:-}
 
 case "${1:-demo}" in
   demo) exec "$build/echo-sandbox" run --lang python --code 'print("6 * 7 =", 6 * 7)' ;;
@@ -84,15 +93,28 @@ case "${1:-demo}" in
     # lock files have them.
     (cd "$here/clients/mcp" && npm ci --no-audit --no-fund --prefer-offline >/dev/null)
     (cd "$here/spec/support/openapi-lint" && npm ci --no-audit --no-fund --prefer-offline >/dev/null)
-    if (($#)); then ESB_BUILD_DIR=$build exec "$here/spec/run" "$@"; fi
-    # Through CTest: the C unit tests (label unit), then the suite (label
-    # spec, streamed); the last line sums both up.
+    # The suite runs against a build with AddressSanitizer and
+    # UndefinedBehaviorSanitizer: what they find is in our C code, and
+    # every spec that runs it is theirs then (spec/run preloads their
+    # runtimes where they are needed). The release build above is the
+    # one installed and the one the demo runs; its unit tests run here
+    # too, and CI runs it on a cgroup v2 kernel, under valgrind and
+    # against a cluster's API server apart from the specs (.ci/run).
+    sanitized=${ESB_SANITIZED_BUILD_DIR:-$here/build-asan}
+    build_in "$sanitized" -DECHO_SANDBOX_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    if (($#)); then ESB_BUILD_DIR=$sanitized exec "$here/spec/run" "$@"; fi
+    # Through CTest: the C unit tests of both builds (label unit), then the
+    # suite (label spec, streamed); the last line sums them up.
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
-    ctest --test-dir "$build" -L unit --output-on-failure | tee "$log"
-    unit_total=$(sed -n 's/.* tests failed out of \([0-9]*\).*/\1/p' "$log")
-    unit_failed=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$log")
-    ctest --test-dir "$build" -L spec -V | sed -u 's/^[0-9]*: //' | tee "$log"
+    unit_total=0 unit_failed=0
+    for dir in "$build" "$sanitized"; do
+      ctest --test-dir "$dir" -L unit --output-on-failure | tee "$log"
+      total=$(sed -n 's/.* tests failed out of \([0-9]*\).*/\1/p' "$log")
+      failed=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$log")
+      unit_total=$((unit_total + ${total:-0})) unit_failed=$((unit_failed + ${failed:-1}))
+    done
+    ctest --test-dir "$sanitized" -L spec -V | sed -u 's/^[0-9]*: //' | tee "$log"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     read -r spec_passed _ spec_failed _ spec_skipped _ <<< "${line//,/}"
     echo "unit: $((unit_total - unit_failed)) of ${unit_total:-0} test programs passed"

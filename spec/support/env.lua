@@ -385,9 +385,9 @@ function M.helper_port(what, args, prefix)
   return pid, port
 end
 
--- The command of a lua5.4 that loads the build's module. In CI's ASan step
--- the sanitizers' runtimes must come first there, and only there:
--- $ESB_SANITIZER_PRELOAD names them (spec/support/preload_here.c).
+-- The command of a lua5.4 that loads the build's module. On a sanitized
+-- build the sanitizers' runtimes must come first there, and only there:
+-- $ESB_SANITIZER_PRELOAD names them (spec/run; spec/support/preload_here.c).
 M.module_lua = 'env LD_PRELOAD="${ESB_SANITIZER_PRELOAD:-}" lua5.4'
 
 -- Waits for dir/code (an exit code the background shell wrote), removes

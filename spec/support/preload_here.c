@@ -1,6 +1,7 @@
-/* Preloaded, after the sanitizers' runtimes, into the lua5.4 of CI's ASan
- * step (.ci/run): that process loads the instrumented module, so the
- * runtimes must come first in it, and nowhere else. Every program the
+/* Preloaded, after the sanitizers' runtimes, into busted's lua5.4 on a
+ * sanitized build (spec/run, spec/support/sanitized_lua): that process
+ * loads the instrumented module, so the runtimes must come first in it,
+ * and nowhere else. Every program the
  * specs start (shells, python3's fake API server, curl, mktemp) inherited
  * them: an ASan runtime costs each process some 17 ms of CPU to start, and
  * its allocator slows a long-lived python3 far more. So the variable goes
