@@ -52,19 +52,23 @@ local function logged(dir)
   return runs, others
 end
 
--- The kubectl matrix (env.each_kubectl: 1.30, 1.33 and 1.35, each against
--- a fake API server reporting its minor): a run is `kubectl run --attach`,
--- and kubectl's version changes what it does there. It waits for the pod by
--- a list and a watch, which 1.30-1.31 ask for as JSON, 1.32-1.34 as
--- protobuf first, and 1.35 as a streaming list (sendInitialEvents, a
--- bookmark at its end); the attach, its streams, retries and error words
--- are client-go's of that version. So every case that gets as far as a pod
--- runs on one minor of each way of waiting (spec/support/kubectl-builds.txt
--- marks them; ESB_SPEC_MINORS="31 32 34" runs the others). A case whose
+-- The kubectl matrix (each against a fake API server reporting its minor):
+-- a run is `kubectl run --attach`, and kubectl's version changes what it
+-- does there. It waits for the pod by a list and a watch, which 1.30-1.31
+-- ask for as JSON, 1.32-1.34 as protobuf first, and 1.35 as a streaming
+-- list (sendInitialEvents, a bookmark at its end); the attach, its streams,
+-- retries and error words are client-go's of that version. So every case
+-- that gets as far as a pod runs on the oldest and the newest
+-- (env.each_oldest_newest_kubectl: 1.30 and 1.35), and CI runs the middle
+-- way, 1.33's, in two more steps with the release build (.ci/run: a run's
+-- life under valgrind, and every file with spec/run --kubeconfig);
+-- ESB_SPEC_MINORS=33 runs it here (of the minors named, the first and the
+-- last). A case whose
 -- requests are the same from every kubectl (refused before or at the
 -- create: the fake's request log is the same on all six) runs on one
 -- (env.kubectl_once).
-env.each_kubectl(function(minor)
+-- spec/run: one task per minor, the oldest and the newest of the matrix.
+env.each_oldest_newest_kubectl(function(minor)
   describe(("k8s backend, kubectl 1.%d"):format(minor), function()
     env.check_leaks() -- in this outer block, so it runs after the server is stopped
     describe("on a fake API server", function()

@@ -150,14 +150,13 @@ local function not_started(server)
 end
 
 -- The shell words that print the fake's answer to a GET of path (a POST of
--- body), failing where it is not 2xx: curl, not a Python of the fake's (a
--- spec asks hundreds of times, some in a loop, and Python's start is ten
--- times curl's). 30 s: CI's busiest minutes (three ASan tasks beside the
--- VM and valgrind on two cores) slow the fake's every answer.
+-- body), failing where it is not 2xx: esb-spec-helper's http, not a Python
+-- of the fake's nor curl (a spec asks hundreds of times, some in a loop;
+-- Python's start is ten times curl's, and curl's some 25 ms of CPU). It
+-- waits 30 s: CI's busiest minutes slow the fake's every answer.
 function M.query_sh(server, path, body)
-  return ("%scurl -sS --fail-with-body --max-time 30 -H 'Content-Type: application/json' %s %s")
-    :format(server.prefix or "", body and "--data-binary " .. env.quote(body) or "",
-            env.quote(("http://127.0.0.1:%d%s"):format(server.port, path)))
+  return ("%s%s http %d %s%s"):format(server.prefix or "", env.quote(env.helper), server.port, env.quote(path),
+                                      body and " " .. env.quote(body) or "")
 end
 
 function M.query(server, path, body)
