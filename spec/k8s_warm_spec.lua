@@ -219,7 +219,13 @@ env.with_newest_kubectl(function(minor)
             made[#made + 1] = ("%s %s %d"):format(e.method, e.agent:match("^[%w-]+"), e.code)
           end
         end
-        assert.are.same({ "GET echo-sandbox 401", "GET kubectl 200", "PATCH kubectl 200", "DELETE kubectl 200" }, made)
+        -- The list again by kubectl, its claim and the delete; on a loaded
+        -- machine kubectl once listed the pods twice more on its way (CI),
+        -- so what lies between the claim and the delete is only kubectl's.
+        assert.are.same({ "GET echo-sandbox 401", "GET kubectl 200", "PATCH kubectl 200" },
+                        { made[1], made[2], made[3] }, table.concat(made, "; "))
+        assert.are.equal("DELETE kubectl 200", made[#made], table.concat(made, "; "))
+        for i = 4, #made - 1 do assert.are.equal("GET kubectl 200", made[i], table.concat(made, "; ")) end
       end)
     end)
 
