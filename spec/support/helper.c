@@ -603,6 +603,8 @@ static int cmd_http(const char *port, const char *path, const char *body) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
     fprintf(stderr, "http: 127.0.0.1:%s: %s\n", port, strerror(errno));
+    if (fd >= 0)
+      close(fd);
     return 1;
   }
   size_t body_len = body ? strlen(body) : 0;
@@ -610,21 +612,25 @@ static int cmd_http(const char *port, const char *path, const char *body) {
   int n = asprintf(&request, "%s %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\nContent-Type: application/json\r\n"
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", body ? "POST" : "GET", path, port,
                    body_len, body ? body : "");
-  if (n < 0 || write_all(fd, request, (size_t)n) < 0) {
+  int sent = n >= 0 ? write_all(fd, request, (size_t)n) : -1;
+  if (n >= 0)
+    free(request);
+  if (sent < 0) {
     fprintf(stderr, "http: sending the request: %s\n", strerror(errno));
+    close(fd);
     return 1;
   }
-  free(request);
   char *answer = NULL;
   size_t len = 0, cap = 0;
   for (;;) {
-    if (len == cap && !(answer = realloc(answer, cap = cap ? 2 * cap : 65536)))
-      return 1;
-    ssize_t got = read(fd, answer + len, cap - len);
-    if (got < 0 && errno == EINTR)
+    char *grown = len == cap ? realloc(answer, cap = cap ? 2 * cap : 65536) : answer;
+    ssize_t got = grown ? read(fd, (answer = grown) + len, cap - len) : -1;
+    if (got < 0 && grown && errno == EINTR)
       continue;
     if (got < 0) {
-      fprintf(stderr, "http: reading the answer: %s\n", strerror(errno));
+      fprintf(stderr, "http: reading the answer: %s\n", grown ? strerror(errno) : "out of memory");
+      free(answer);
+      close(fd);
       return 1;
     }
     if (got == 0)
